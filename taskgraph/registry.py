@@ -1,0 +1,60 @@
+"""Name -> implementation registries with lazy imports.
+
+Sharing architectures, loss weightings, samplers, estimators, runners and task readers are each
+looked up by name from a study spec.  Entries are registered as ``"module:attribute"`` strings so
+that importing :mod:`taskgraph` does not import torch, Ray or Optuna; the object is imported on
+first lookup.  An unknown name is an :class:`~taskgraph.errors.UnknownNameError` that lists the
+known ones.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from typing import Generic, TypeVar, cast
+
+from taskgraph.errors import UnknownNameError
+
+__all__ = ["Registry"]
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """A mapping from names to (lazily imported) objects of one kind."""
+
+    def __init__(self, *, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, str | T] = {}
+
+    def register(self, name: str, target: str | T) -> None:
+        """Register ``target`` (an object or a ``"module:attr"`` path) under ``name``."""
+        if name in self._entries:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self._entries[name] = target
+
+    def get(self, name: str) -> T:
+        """Return the object registered under ``name``, importing it on first use."""
+        try:
+            entry = self._entries[name]
+        except KeyError:
+            known = ", ".join(sorted(self._entries)) or "(none)"
+            raise UnknownNameError(
+                f"unknown {self.kind} {name!r}; known: {known}"
+            ) from None
+        if isinstance(entry, str) and ":" in entry:
+            module_name, _, attr = entry.partition(":")
+            obj = getattr(importlib.import_module(module_name), attr)
+            self._entries[name] = obj
+            return cast(T, obj)
+        return cast(T, entry)
+
+    def names(self) -> list[str]:
+        """Return the registered names, sorted."""
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())

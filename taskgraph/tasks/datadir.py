@@ -1,0 +1,42 @@
+"""Where the datasets are: ``--data DIR``, else ``TASKGRAPH_DATA``, else ``../shared/data``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from taskgraph.errors import DataNotFoundError
+
+__all__ = ["DATA_ENV", "resolve_data_dir"]
+
+DATA_ENV = "TASKGRAPH_DATA"
+
+
+def _default_candidates() -> list[Path]:
+    # ../shared/data next to the working directory, and next to the source checkout.
+    checkout = Path(__file__).resolve().parents[2]
+    return [Path.cwd().parent / "shared" / "data", checkout.parent / "shared" / "data"]
+
+
+def resolve_data_dir(option: str | os.PathLike[str] | None = None) -> Path:
+    """Return the data directory: ``option``, else ``$TASKGRAPH_DATA``, else ``../shared/data``.
+
+    Raises :class:`DataNotFoundError` naming the directory (and where it came from) when it
+    does not exist.
+    """
+    if option is not None:
+        source, path = "--data", Path(option)
+    elif os.environ.get(DATA_ENV):
+        source, path = DATA_ENV, Path(os.environ[DATA_ENV])
+    else:
+        for candidate in _default_candidates():
+            if candidate.is_dir():
+                return candidate.resolve()
+        raise DataNotFoundError(
+            "no data directory: pass --data DIR or set TASKGRAPH_DATA "
+            f"(looked for ../shared/data at {', '.join(str(p) for p in _default_candidates())})"
+        )
+    path = path.expanduser()
+    if not path.is_dir():
+        raise DataNotFoundError(f"data directory from {source} does not exist: {path}")
+    return path.resolve()

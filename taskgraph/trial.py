@@ -1,0 +1,246 @@
+"""The two values that cross every seam: :class:`TrialConfig` (what to train) and
+:class:`TrialResult` (what came out).
+
+The search engine asks Optuna for a trial and compiles it into a ``TrialConfig``; a runner
+(local, Ray Tune, tabular) turns it into a ``TrialResult``; storage writes both.  Both are
+plain, JSON-serialisable dataclasses: no torch, Optuna or Ray here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from enum import Enum
+from typing import Any, Literal
+
+__all__ = [
+    "Cost",
+    "LookaheadMatrix",
+    "MixingConfig",
+    "Objective",
+    "TrialConfig",
+    "TrialResult",
+    "TrialStatus",
+    "canonical_json",
+    "config_hash",
+]
+
+TransferMode = Literal["joint", "sequential"]
+
+
+def canonical_json(value: Any) -> str:
+    """Return ``value`` as JSON with sorted keys and no whitespace (stable across runs)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def config_hash(value: Any) -> str:
+    """Return the sha256 hex digest of :func:`canonical_json` of ``value``."""
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What a study optimises: one metric of the target task on one split."""
+
+    metric: str | None = None  # None: the target task's primary metric
+    split: str = "dev"
+    direction: Literal["maximize", "minimize"] = "maximize"
+
+
+@dataclass(frozen=True)
+class MixingConfig:
+    """How batches are drawn from the tasks' datasets (task-level data selection).
+
+    ``scheme``: ``proportional`` (p ~ n), ``temperature`` (p ~ n^(1/T)), ``annealed``
+    (temperature annealed from ``temperature`` to 1 over training, after Stickland and Murray
+    2019) or ``uniform``.  ``weights`` multiply each task's sampling probability before
+    normalisation; ``max_examples`` caps the training examples taken from each task.
+    """
+
+    scheme: Literal["proportional", "temperature", "annealed", "uniform"] = "proportional"
+    temperature: float = 1.0
+    weights: Mapping[str, float] = field(default_factory=dict)
+    max_examples: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """One model configuration M on one task set S: everything a runner needs to train it.
+
+    Tasks are referred to by name; the runner resolves them against the catalog and the
+    study's inline task definitions.
+    """
+
+    target: str
+    auxiliaries: tuple[str, ...] = ()
+    encoder: str = "minilm"  # "minilm", "tiny-bert", or a local Hugging Face model directory
+    encoder_options: Mapping[str, Any] = field(default_factory=dict)
+    sharing: str = "hard"
+    sharing_params: Mapping[str, Any] = field(default_factory=dict)
+    mixing: MixingConfig = field(default_factory=MixingConfig)
+    loss_weighting: str = "equal"
+    transfer_mode: TransferMode = "joint"
+    pretraining: str | None = None  # pretraining scheme (e.g. adaptive masking) or None
+    learning_rate: float = 5e-5
+    epochs: float = 3.0
+    max_steps: int | None = None  # overrides epochs when set
+    batch_size: int = 16
+    max_length: int = 128
+    seed: int = 0
+    objective: Objective = field(default_factory=Objective)
+    eval_splits: tuple[str, ...] = ("dev",)
+    eval_every: int | None = None  # steps between evaluations; None: once per epoch
+    early_stopping_patience: int | None = None
+    lookahead_every: int | None = None  # steps between lookahead-affinity probes
+    hyperparameters: Mapping[str, Any] = field(default_factory=dict)  # warmup, weight decay...
+
+    def __post_init__(self) -> None:
+        if self.target in self.auxiliaries:
+            raise ValueError(f"target {self.target!r} is also listed as an auxiliary task")
+        object.__setattr__(self, "auxiliaries", tuple(sorted(self.auxiliaries)))
+
+    @property
+    def task_set(self) -> tuple[str, ...]:
+        """Return the sorted task names trained together (target included)."""
+        return tuple(sorted((self.target, *self.auxiliaries)))
+
+    @property
+    def task_set_key(self) -> str:
+        """Return the canonical key of the task set: sorted names joined by ``+``."""
+        return "+".join(self.task_set)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (tuples become lists)."""
+        return json.loads(canonical_json(asdict(self)))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrialConfig:
+        """Rebuild a config from :meth:`to_dict` output."""
+        values = dict(data)
+        values["auxiliaries"] = tuple(values.get("auxiliaries", ()))
+        values["eval_splits"] = tuple(values.get("eval_splits", ("dev",)))
+        values["mixing"] = MixingConfig(**values.get("mixing", {}))
+        values["objective"] = Objective(**values.get("objective", {}))
+        return cls(**values)
+
+    def model_config(self) -> dict[str, Any]:
+        """Return the model configuration M: everything except the task set and the seed."""
+        data = self.to_dict()
+        for key in ("target", "auxiliaries", "seed"):
+            data.pop(key)
+        return data
+
+    def model_config_hash(self) -> str:
+        """Return the hash of :meth:`model_config` (records of the same M share it)."""
+        return config_hash(self.model_config())
+
+    def family_key(self) -> str:
+        """Return the model family: what a gain's single-task baseline must share.
+
+        Gains compare ``score(t | S, M)`` with ``score(t | {t}, M')`` where M' is the
+        single-task run of the same family: same encoder, input length and target budget.
+        """
+        target_cap = self.mixing.max_examples.get(self.target)
+        return config_hash(
+            {
+                "encoder": self.encoder,
+                "encoder_options": dict(self.encoder_options),
+                "max_length": self.max_length,
+                "target_max_examples": target_cap,
+            }
+        )[:16]
+
+    def with_seed(self, seed: int) -> TrialConfig:
+        """Return a copy with another seed."""
+        return replace(self, seed=seed)
+
+
+class TrialStatus(str, Enum):
+    """The true state of a trial (Tune reports ASHA-stopped trials as COMPLETE; we do not)."""
+
+    COMPLETE = "complete"
+    PRUNED = "pruned"
+    FAILED = "failed"
+
+
+@dataclass
+class Cost:
+    """What a trial cost."""
+
+    seconds: float = 0.0
+    examples: int = 0
+    tokens: int = 0
+    device: str = "cpu"
+
+
+@dataclass
+class LookaheadMatrix:
+    """Lookahead inter-task affinity (Fifty et al. 2021) from one joint run.
+
+    ``values[i][j]`` is Z(tasks[i] -> tasks[j]) = 1 - L_j(after a step on task i) / L_j(before),
+    averaged over the probes: positive when a step on task i lowers task j's loss.
+    """
+
+    tasks: list[str]
+    values: list[list[float]]
+    n_probes: int = 0
+
+
+@dataclass
+class TrialResult:
+    """What a trial produced: scores per task, split and metric, cost, status.
+
+    ``scores[task][split][metric] = value``.  ``objective`` is the target's objective value
+    (``None`` when the trial failed before an evaluation).  ``intermediate`` holds
+    ``(step, objective)`` pairs reported during training (what pruners saw).
+    """
+
+    status: TrialStatus
+    scores: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    objective: float | None = None
+    cost: Cost = field(default_factory=Cost)
+    lookahead: LookaheadMatrix | None = None
+    failure_reason: str | None = None
+    intermediate: list[tuple[int, float]] = field(default_factory=list)
+
+    @classmethod
+    def failed(cls, reason: str, *, cost: Cost | None = None) -> TrialResult:
+        """Return a FAILED result with ``reason`` (NaN loss, out of memory, exception...)."""
+        return cls(status=TrialStatus.FAILED, failure_reason=reason, cost=cost or Cost())
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (NaN/inf become ``None``)."""
+
+        def clean(value: Any) -> Any:
+            if isinstance(value, float) and not math.isfinite(value):
+                return None
+            if isinstance(value, dict):
+                return {k: clean(v) for k, v in value.items()}
+            if isinstance(value, (list, tuple)):
+                return [clean(v) for v in value]
+            if isinstance(value, Enum):
+                return value.value
+            return value
+
+        return clean(asdict(self))  # type: ignore[no-any-return]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrialResult:
+        """Rebuild a result from :meth:`to_dict` output."""
+        lookahead = data.get("lookahead")
+        return cls(
+            status=TrialStatus(data["status"]),
+            scores={t: {s: dict(m) for s, m in sp.items()} for t, sp in data.get("scores", {}).items()},
+            objective=data.get("objective"),
+            cost=Cost(**data.get("cost", {})),
+            lookahead=LookaheadMatrix(**lookahead) if lookahead else None,
+            failure_reason=data.get("failure_reason"),
+            intermediate=[(int(s), float(v)) for s, v in data.get("intermediate", [])],
+        )
+
+    def score(self, task: str, split: str, metric: str) -> float | None:
+        """Return one score, or ``None`` when it was not measured."""
+        return self.scores.get(task, {}).get(split, {}).get(metric)

@@ -1,0 +1,41 @@
+"""Fixtures shared by the whole suite.
+
+Real datasets come from the data directory (``TASKGRAPH_DATA`` or ``../shared/data``); tests
+never copy them.  Under ``CI=true`` a missing data directory or a service that cannot start is
+a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from taskgraph.tasks.datadir import resolve_data_dir
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def unavailable(reason: str) -> None:
+    """Skip outside CI, fail under ``CI=true``: for data or services CI must provide."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: this must be available in CI)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """Return the real data directory, failing under CI when it is missing."""
+    try:
+        return resolve_data_dir(None)
+    except Exception as error:  # DataNotFoundError
+        unavailable(str(error))
+        raise
+
+
+@pytest.fixture(autouse=True)
+def _offline_hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Nothing is fetched from a model hub at run time, in tests least of all.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
