@@ -1,0 +1,242 @@
+"""Read a study spec from YAML: ``${ENV}`` expansion, validation, one-line errors.
+
+Every error is a :class:`~taskgraph.errors.SpecError` of the form
+``FILE:LINE: FIELD.PATH: what is wrong; allowed: ...`` so the user can go straight to it.
+Relative paths in the spec (inline task files, a tabular table, the data directory) are
+resolved against the spec's folder, so a spec works from any working directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from taskgraph.errors import SpecError
+from taskgraph.spec.models import StudySpec
+
+__all__ = ["expand_env", "load_spec", "spec_from_dict"]
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: Any, *, where: str = "spec") -> Any:
+    """Return ``value`` with ``${VAR}`` / ``${VAR:-default}`` replaced in every string.
+
+    An unset variable without a default is a :class:`SpecError` naming it.
+    """
+    if isinstance(value, str):
+
+        def replace(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in os.environ:
+                return os.environ[name]
+            if default is not None:
+                return default
+            raise SpecError(f"{where}: environment variable {name} is not set (write ${{{name}:-default}} for a default)")
+
+        return _ENV.sub(replace, value)
+    if isinstance(value, Mapping):
+        return {k: expand_env(v, where=where) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v, where=where) for v in value]
+    return value
+
+
+def load_spec(path: str | os.PathLike[str], *, overrides: Mapping[str, Any] | None = None) -> StudySpec:
+    """Return the validated :class:`StudySpec` in the YAML file at ``path``.
+
+    ``overrides`` maps dotted field paths to values applied before validation, for command
+    line options such as ``--trials`` (``{"budget.trials": 3}``).
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise SpecError(f"{file}: spec file not found")
+    text = file.read_text(encoding="utf-8")
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise SpecError(f"{file}{line}: not valid YAML: {problem}") from None
+    if not isinstance(raw, Mapping):
+        raise SpecError(f"{file}: expected a mapping of spec fields at the top level, got {type(raw).__name__}")
+    data = expand_env(dict(raw), where=str(file))
+    for dotted, value in (overrides or {}).items():
+        _set_path(data, dotted.split("."), value)
+    _resolve_paths(data, file.resolve().parent)
+    return spec_from_dict(data, source=str(file), text=text)
+
+
+def spec_from_dict(data: Mapping[str, Any], *, source: str = "spec", text: str | None = None) -> StudySpec:
+    """Return ``data`` validated as a :class:`StudySpec`; errors name ``source`` and the field."""
+    try:
+        return StudySpec.model_validate(dict(data))
+    except ValidationError as error:
+        raise SpecError(_one_line(error, source=source, text=text)) from None
+
+
+def _set_path(data: dict[str, Any], keys: list[str], value: Any) -> None:
+    node = data
+    for key in keys[:-1]:
+        child = node.get(key)
+        if isinstance(child, str) and key in ("runner", "sampler", "pruner", "encoder"):
+            child = {"name": child}  # expand the `runner: local` shorthand before overriding
+        if not isinstance(child, dict):
+            child = {}
+        node[key] = child
+        node = child
+    node[keys[-1]] = value
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> None:
+    # Paths in a spec are relative to the spec file, not to wherever the CLI runs.
+    def absolute(value: Any) -> Any:
+        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            return str((base / value).resolve())
+        return str(Path(value).expanduser()) if isinstance(value, str) else value
+
+    def fix_task(task: Any) -> None:
+        if not isinstance(task, dict):
+            return
+        if isinstance(task.get("files"), dict):
+            task["files"] = {k: absolute(v) for k, v in task["files"].items()}
+        if "path" in task:
+            task["path"] = absolute(task["path"])
+
+    for key in ("candidates", "tasks"):
+        if isinstance(data.get(key), list):
+            for task in data[key]:
+                fix_task(task)
+    runner = data.get("runner")
+    if isinstance(runner, dict) and isinstance(runner.get("table"), str):
+        runner["table"] = absolute(runner["table"])
+    if isinstance(data.get("data_dir"), str):
+        data["data_dir"] = absolute(data["data_dir"])
+
+
+def _one_line(error: ValidationError, *, source: str, text: str | None) -> str:
+    # The deepest error is the informative one when a union (``str | InlineTaskSpec``)
+    # fails on every branch: "not a string" says less than the inline task's bad field.
+    errors = error.errors()
+    first = max(
+        errors, key=lambda e: (len(_user_path(tuple(e["loc"]))[0]), e["type"] != "extra_forbidden")
+    )
+    path, _ = _user_path(tuple(first["loc"]))
+    message = first["msg"].removeprefix("Value error, ")
+    kind = first["type"]
+    ctx = first.get("ctx") or {}
+    if kind == "extra_forbidden":
+        _, model = _user_path(tuple(first["loc"])[:-1])
+        keys = sorted(model.model_fields) if model is not None else []
+        message = f"unknown field {path[-1]!r}" + (f"; allowed: {', '.join(keys)}" if keys else "")
+    elif kind == "missing":
+        message = "required field is missing"
+    elif kind == "literal_error":
+        expected = str(ctx.get("expected", "")).replace("'", "").replace(" or ", ", ")
+        message = f"{first['input']!r} is not allowed; allowed: {expected}"
+    elif kind == "union_tag_invalid":
+        tags = str(ctx.get("expected_tags", "")).replace("'", "")
+        message = f"unknown {path[-1] if path else 'name'} {ctx.get('tag')!r}; allowed: {tags}"
+    elif kind == "union_tag_not_found":
+        message = f"needs a `{ctx.get('discriminator', 'name').strip(chr(39))}` key"
+    line = _line_of(text, path) if text else None
+    where = f"{source}:{line}" if line else source
+    more = len({tuple(_user_path(tuple(e["loc"]))[0]) for e in errors}) - 1
+    suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
+    dotted = "".join(
+        f"[{p}]" if isinstance(p, int) else ("." if i else "") + str(p) for i, p in enumerate(path)
+    )
+    return f"{where}: {dotted or '(top level)'}: {message}{suffix}"
+
+
+def _user_path(loc: tuple[Any, ...]) -> tuple[list[Any], type[BaseModel] | None]:
+    """Return the path the user wrote (pydantic's union labels dropped) and the model reached.
+
+    Pydantic inserts branch labels (``str``, ``function-before[...]``, discriminator tags such
+    as ``ray``) into error locations; walking the model tree tells them from field names.
+    """
+    path: list[Any] = []
+    model: type[BaseModel] | None = StudySpec
+    options: list[type[BaseModel]] = []  # models a union field may hold
+    values: list[type[BaseModel]] = []  # models a mapping field holds as values
+    for item in loc:
+        if isinstance(item, int):
+            path.append(item)
+            continue
+        chosen = [m for m in options + values if item in (_tag(m), m.__name__)]
+        if chosen:
+            model, options = chosen[0], []
+            if chosen[0] in values and chosen[0] not in options:
+                values = []
+            continue
+        if "[" in item or item in _TYPE_LABELS:
+            continue
+        path.append(item)
+        if model is not None and item in model.model_fields:
+            annotation = model.model_fields[item].annotation
+            options, values = _models_in(annotation), _mapping_values(annotation)
+        elif values:
+            options, values = list(values), []
+        else:
+            options = []
+        model = options[0] if len(options) == 1 else None
+    return path, model
+
+
+_TYPE_LABELS = frozenset({"str", "int", "float", "bool", "none", "list", "tuple", "dict"})
+
+
+def _mapping_values(annotation: Any) -> list[type[BaseModel]]:
+    if get_origin(annotation) is dict:
+        return _models_in(get_args(annotation)[1])
+    found: list[type[BaseModel]] = []
+    for arg in get_args(annotation):
+        found.extend(m for m in _mapping_values(arg) if m not in found)
+    return found
+
+
+def _tag(model: type[BaseModel]) -> str | None:
+    field = model.model_fields.get("name")
+    return field.default if field is not None and isinstance(field.default, str) else None
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    if get_origin(annotation) is dict:
+        return []
+    found: list[type[BaseModel]] = []
+    for arg in get_args(annotation):
+        found.extend(m for m in _models_in(arg) if m not in found)
+    return found
+
+
+def _line_of(text: str, path: list[Any]) -> int | None:
+    """Return the 1-based line of the deepest YAML node found along ``path``."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for item in path:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == str(item):
+                    line = key.start_mark.line + 1
+                    node = value
+                    break
+            else:
+                break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(item, int) and item < len(node.value):
+            node = node.value[item]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line

@@ -1,0 +1,417 @@
+"""The study spec: pydantic models that reject unknown keys.
+
+A spec says what to search (target, candidate auxiliary tasks, the search space), how (sampler,
+pruner, runner, budget) and where to keep the results (storage).  Every model forbids extra
+keys, so a typo is an error naming the field path, never a silently ignored setting.  Names
+that live in registries (sharing architectures, loss weightings, samplers) are checked against
+those registries by :func:`taskgraph.spec.loading.check_names` so that new plug-ins need no
+change here.  See docs/search.md for the reference with every field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from taskgraph.spec.domains import Domain
+from taskgraph.trial import config_hash
+
+__all__ = [
+    "AuxiliarySpace",
+    "BudgetSpec",
+    "EncoderSpec",
+    "InlineTaskSpec",
+    "LocalRunnerSpec",
+    "MixingSpace",
+    "ObjectiveSpec",
+    "PrunerSpec",
+    "RayRunnerSpec",
+    "RecoverySpec",
+    "RunnerSpec",
+    "SamplerSpec",
+    "SearchSpaceSpec",
+    "StudySpec",
+    "TabularRunnerSpec",
+    "TrainingSpec",
+    "parse_duration",
+]
+
+TASK_TYPES = (
+    "token_tagging",
+    "dependency_parsing",
+    "extractive_qa",
+    "sentence_classification",
+    "sentence_pair_classification",
+    "masked_lm",
+)
+STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$")
+_UNIT_SECONDS = {None: 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: float | int | str | None) -> float | None:
+    """Return ``value`` in seconds: a number of seconds or a string such as ``"90s"``, ``"10m"``, ``"2h"``."""
+    if value is None or isinstance(value, (int, float)):
+        return None if value is None else float(value)
+    match = _DURATION.match(value)
+    if not match:
+        raise ValueError(f"expected a duration such as 600, '90s', '10m' or '2h', got {value!r}")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _shorthand_name(data: Any) -> Any:
+    # `sampler: tpe` means `sampler: {name: tpe}` (and the same for pruner, runner, encoder).
+    return {"name": data} if isinstance(data, str) else data
+
+
+class ObjectiveSpec(_Strict):
+    """The target's metric to optimise (default: the target task's primary metric on dev)."""
+
+    metric: str | None = None
+    split: str = "dev"
+    direction: Literal["maximize", "minimize"] = "maximize"
+
+
+class InlineTaskSpec(_Strict):
+    """A user-defined task: where its files are and how to read and score them."""
+
+    name: str
+    format: str
+    type: Literal[
+        "token_tagging",
+        "dependency_parsing",
+        "extractive_qa",
+        "sentence_classification",
+        "sentence_pair_classification",
+        "masked_lm",
+    ]
+    label_field: str
+    files: dict[str, str] | None = None  # split name -> file (relative to the spec's folder)
+    path: str | None = None  # a folder holding train/dev/test files
+    metrics: tuple[str, ...] | None = None
+    reader_options: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _has_files(self) -> InlineTaskSpec:
+        if self.files is None and self.path is None:
+            raise ValueError("an inline task needs `files` (split -> file) or `path` (a folder)")
+        return self
+
+
+Candidate = str | InlineTaskSpec
+
+
+class AuxiliarySpace(_Strict):
+    """Constraints on the auxiliary subset S \\ {target}: size bounds, always/never included."""
+
+    min_size: int = Field(default=0, ge=0)
+    max_size: int | None = Field(default=None, ge=0)
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AuxiliarySpace:
+        if self.max_size is not None and self.min_size > self.max_size:
+            raise ValueError(f"min_size ({self.min_size}) must be <= max_size ({self.max_size})")
+        both = sorted(set(self.include) & set(self.exclude))
+        if both:
+            raise ValueError(f"tasks both included and excluded: {', '.join(both)}")
+        if self.max_size is not None and len(self.include) > self.max_size:
+            raise ValueError(
+                f"include lists {len(self.include)} tasks but max_size is {self.max_size}"
+            )
+        return self
+
+
+class MixingSpace(_Strict):
+    """Task-level data selection: sampling scheme, temperature, per-task weights and caps.
+
+    ``weights`` and ``max_examples`` take one domain for every task, or a mapping from task
+    name to domain where the key ``"*"`` stands for every task not named.
+    """
+
+    scheme: Domain = Domain(value="proportional")
+    temperature: Domain = Domain(value=2.0)
+    weights: Domain | dict[str, Domain] = Domain(value=1.0)
+    max_examples: Domain | dict[str, Domain] | None = None
+
+
+def _hard_only() -> dict[str, dict[str, Domain]]:
+    return {"hard": {}}
+
+
+class SearchSpaceSpec(_Strict):
+    """Everything the sampler chooses per trial (each setting fixed, categorical or a range)."""
+
+    auxiliaries: AuxiliarySpace = AuxiliarySpace()
+    # architecture name -> its parameter ranges (overriding the architecture's own defaults)
+    sharing: dict[str, dict[str, Domain]] = Field(default_factory=_hard_only)
+    mixing: MixingSpace = MixingSpace()
+    loss_weighting: Domain = Domain(value="equal")
+    transfer_mode: Domain = Domain(value="joint")
+    pretraining: Domain = Domain(value=None)
+    learning_rate: Domain = Domain(value=5e-5)
+    epochs: Domain = Domain(value=3.0)
+    max_steps: Domain = Domain(value=None)
+    batch_size: Domain = Domain(value=16)
+    hyperparameters: dict[str, Domain] = Field(default_factory=dict)
+
+    @field_validator("sharing", mode="before")
+    @classmethod
+    def _sharing_list(cls, value: Any) -> Any:
+        # `sharing: [hard, soft]` means every listed architecture with its own default ranges.
+        if isinstance(value, str):
+            return {value: {}}
+        if isinstance(value, (list, tuple)):
+            return {str(name): {} for name in value}
+        if isinstance(value, Mapping):
+            return {k: ({} if v is None else v) for k, v in value.items()}
+        return value
+
+    @field_validator("sharing")
+    @classmethod
+    def _sharing_nonempty(cls, value: dict[str, dict[str, Domain]]) -> dict[str, dict[str, Domain]]:
+        if not value:
+            raise ValueError("name at least one sharing architecture")
+        return value
+
+    @field_validator("transfer_mode")
+    @classmethod
+    def _transfer_modes(cls, value: Domain) -> Domain:
+        for mode in value.values():
+            if mode not in ("joint", "sequential"):
+                raise ValueError(f"allowed: joint, sequential; got {mode!r}")
+        return value
+
+
+class EncoderSpec(_Strict):
+    """The shared encoder: ``minilm``, ``tiny-bert`` or a local Hugging Face model directory."""
+
+    name: str = "minilm"
+    options: dict[str, Any] = Field(default_factory=dict)
+    max_length: int = Field(default=128, ge=8)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return _shorthand_name(data)
+
+
+class TrainingSpec(_Strict):
+    """Per-trial settings that are not searched."""
+
+    eval_splits: tuple[str, ...] = ("dev",)
+    eval_every: int | None = Field(default=None, ge=1)
+    early_stopping_patience: int | None = Field(default=None, ge=1)
+    lookahead_every: int | None = Field(default=None, ge=1)
+    device: str | None = None  # None: CUDA when present, else CPU
+
+
+class BudgetSpec(_Strict):
+    """How much to spend: trials (configurations), wall time, tolerated failures."""
+
+    trials: int = Field(default=20, ge=1)
+    wall_time: float | None = None  # seconds per `run`/`resume` invocation; None: unlimited
+    max_failures: int = Field(default=5, ge=0)
+
+    @field_validator("wall_time", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value)
+
+    @field_validator("wall_time")
+    @classmethod
+    def _positive(cls, value: float | None) -> float | None:
+        if value is not None and value <= 0:
+            raise ValueError(f"must be > 0, got {value}")
+        return value
+
+
+class SamplerSpec(_Strict):
+    """The Optuna sampler: ``tpe``, ``gp``, ``random`` or ``graph`` (graph-guided)."""
+
+    name: str = "tpe"
+    seed: int | None = None
+    n_startup_trials: int | None = Field(default=None, ge=0)
+    options: dict[str, Any] = Field(default_factory=dict)  # extra keyword arguments
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return _shorthand_name(data)
+
+
+class PrunerSpec(_Strict):
+    """Early stopping of poor trials: ``asha`` (= ``successive_halving``), ``median`` or ``none``.
+
+    Resources are evaluation steps (the trainer's evaluations, one per epoch by default).
+    """
+
+    name: Literal["asha", "successive_halving", "median", "none"] = "none"
+    min_resource: int = Field(default=1, ge=1)
+    reduction_factor: int = Field(default=3, ge=2)
+    n_startup_trials: int = Field(default=3, ge=0)
+    n_warmup_steps: int = Field(default=0, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return _shorthand_name(data)
+
+
+class LocalRunnerSpec(_Strict):
+    """Train in-process, one trial at a time."""
+
+    name: Literal["local"] = "local"
+
+
+class RayResources(_Strict):
+    """Resources per trial; fractional GPUs pack several trials on one device."""
+
+    cpu: float = Field(default=1.0, gt=0)
+    gpu: float = Field(default=0.0, ge=0)
+
+
+class RayRunnerSpec(_Strict):
+    """Ray Tune trials on a local or remote Ray cluster."""
+
+    name: Literal["ray"] = "ray"
+    address: str | None = None  # None: start a local Ray; "auto" or "ray://host:10001"
+    resources: RayResources = RayResources()
+    max_concurrent_trials: int = Field(default=1, ge=1)
+    num_cpus: int | None = Field(default=None, ge=1)  # local Ray only
+    experiment_dir: str | None = None  # Tune's state; default: ~/.taskgraph/ray/<study>
+
+
+class TabularRunnerSpec(_Strict):
+    """Answer trials from a published results table (benchmark studies)."""
+
+    name: Literal["tabular"] = "tabular"
+    table: str
+    split: str = "val"
+
+
+RunnerSpec = Annotated[
+    LocalRunnerSpec | RayRunnerSpec | TabularRunnerSpec, Field(discriminator="name")
+]
+
+
+class RecoverySpec(_Strict):
+    """Heartbeat settings: a trial silent for ``grace_period`` seconds is failed and retried."""
+
+    heartbeat_interval: int = Field(default=10, ge=1)
+    grace_period: int = Field(default=30, ge=2)
+    max_retry: int = Field(default=3, ge=0)
+
+    @model_validator(mode="after")
+    def _order(self) -> RecoverySpec:
+        if self.grace_period <= self.heartbeat_interval:
+            raise ValueError(
+                f"grace_period ({self.grace_period}) must exceed heartbeat_interval "
+                f"({self.heartbeat_interval})"
+            )
+        return self
+
+
+class StudySpec(_Strict):
+    """A whole study: what to search, how, with what budget, and where to keep the records."""
+
+    name: str
+    description: str = ""
+    target: str
+    objective: ObjectiveSpec = ObjectiveSpec()
+    candidates: tuple[Candidate, ...] = ()
+    tasks: tuple[InlineTaskSpec, ...] = ()  # inline definitions of the target or candidates
+    search: SearchSpaceSpec = SearchSpaceSpec()
+    encoder: EncoderSpec = EncoderSpec()
+    training: TrainingSpec = TrainingSpec()
+    seeds: tuple[int, ...] = (0,)
+    budget: BudgetSpec = BudgetSpec()
+    sampler: SamplerSpec = SamplerSpec()
+    pruner: PrunerSpec = PrunerSpec()
+    runner: RunnerSpec = LocalRunnerSpec()
+    recovery: RecoverySpec = RecoverySpec()
+    storage: str | None = None
+    data_dir: str | None = None
+
+    @field_validator("runner", mode="before")
+    @classmethod
+    def _runner_shorthand(cls, value: Any) -> Any:
+        return _shorthand_name(value)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not STUDY_NAME.match(value):
+            raise ValueError(
+                "use letters, digits, '_', '.' and '-' (at most 100 characters, "
+                f"starting with a letter or digit), got {value!r}"
+            )
+        return value
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seed_count(cls, value: Any) -> Any:
+        # `seeds: 3` means seeds 0, 1, 2; a list names them.
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 1:
+                raise ValueError(f"seeds must be >= 1 (a count) or a list, got {value}")
+            return tuple(range(value))
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value:
+            raise ValueError("name at least one seed")
+        if len(set(value)) != len(value):
+            raise ValueError(f"seeds must be distinct, got {list(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _tasks_consistent(self) -> StudySpec:
+        names = self.candidate_names
+        if self.target in names:
+            raise ValueError(f"target {self.target!r} is also a candidate")
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"candidates listed twice: {', '.join(duplicates)}")
+        aux = self.search.auxiliaries
+        unknown = sorted((set(aux.include) | set(aux.exclude)) - set(names))
+        if unknown:
+            raise ValueError(
+                f"search.auxiliaries names tasks that are not candidates: {', '.join(unknown)}"
+            )
+        usable = len(names) - len(aux.exclude)
+        if aux.min_size > usable:
+            raise ValueError(
+                f"search.auxiliaries.min_size is {aux.min_size} but only {usable} candidates "
+                "can be chosen"
+            )
+        return self
+
+    @property
+    def candidate_names(self) -> list[str]:
+        """Return the candidate auxiliary task names in spec order."""
+        return [c if isinstance(c, str) else c.name for c in self.candidates]
+
+    def inline_tasks(self) -> list[InlineTaskSpec]:
+        """Return every inline task definition (from ``candidates`` and ``tasks``)."""
+        inline = [c for c in self.candidates if isinstance(c, InlineTaskSpec)]
+        return [*inline, *self.tasks]
+
+    def search_hash(self) -> str:
+        """Return a hash of what defines the study's trials (everything but budget and runner).
+
+        Two specs with the same hash describe the same study, so ``study run`` may continue
+        one with the other (for example with a larger budget or another runner).
+        """
+        data = self.model_dump(mode="json", exclude={"budget", "runner", "storage", "description"})
+        return config_hash(data)[:16]
