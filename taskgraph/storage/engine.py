@@ -1,0 +1,89 @@
+"""SQLAlchemy engines for the two backends, configured for several concurrent writers.
+
+SQLite: WAL journal (readers never block the writer), ``busy_timeout`` (a writer waits for
+the lock instead of failing at once), ``foreign_keys=ON``, and write transactions opened with
+``BEGIN IMMEDIATE`` so that two writers never deadlock upgrading a shared lock (SQLite answers
+such a deadlock with an immediate "database is locked" that no timeout can cure).  This follows
+the "Serializable isolation / Savepoints / Transactional DDL" recipe in SQLAlchemy's SQLite
+dialect documentation: pysqlite's own implicit BEGIN is switched off and SQLAlchemy emits it.
+
+PostgreSQL: psycopg 3 with a connect timeout and ``pool_pre_ping`` (a worker survives a server
+restart between trials).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+__all__ = ["WRITE", "create_storage_engine", "describe_error", "is_retryable"]
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+POSTGRES_CONNECT_TIMEOUT_S = 10
+# Execution option that marks a connection as a writer (SQLite: BEGIN IMMEDIATE).
+WRITE = "taskgraph_write"
+
+
+def create_storage_engine(url: URL, **kwargs: Any) -> Engine:
+    """Return an engine for ``url`` (already validated by ``parse_storage_url``)."""
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, **kwargs)
+    connect_args = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+
+
+def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy emit BEGIN itself (see the "begin" listener).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            # NORMAL is durable across application crashes in WAL mode (SQLite docs, "WAL").
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        if connection.get_execution_options().get(WRITE):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+_SQLITE_RETRYABLE = ("database is locked", "database table is locked", "database is busy")
+# PostgreSQL SQLSTATEs worth retrying: serialization failure, deadlock detected.
+_POSTGRES_RETRYABLE = {"40001", "40P01"}
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Return True when ``error`` is a transient lock conflict worth retrying."""
+    if not isinstance(error, DBAPIError):
+        return False
+    if isinstance(error, OperationalError) and any(
+        text in str(error.orig).lower() for text in _SQLITE_RETRYABLE
+    ):
+        return True
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    return sqlstate in _POSTGRES_RETRYABLE
+
+
+def describe_error(error: BaseException, url: URL) -> str:
+    """Return the first line of a driver error, with the URL's password removed."""
+    orig = getattr(error, "orig", None)
+    message = str(orig if orig is not None else error).strip()
+    line = message.splitlines()[0] if message else type(error).__name__
+    if url.password:
+        line = line.replace(str(url.password), "***")
+    return line

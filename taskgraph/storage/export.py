@@ -1,0 +1,175 @@
+"""Export runs as CSV, JSON or Parquet (Parquet needs pyarrow, the ``parquet`` extra).
+
+JSON keeps everything: one object per run, with its full config and nested scores.  CSV and
+Parquet are flat: one row per score record (run columns repeated), so a spreadsheet or pandas
+can pivot them; a run without scores (a failed trial) still gets one row with empty score
+columns, so nothing is lost.  A file is written next to its destination and renamed into
+place: an export that fails leaves no half-written file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from taskgraph.errors import ConfigError, StorageError
+from taskgraph.storage.records import RunRecord
+
+__all__ = ["EXPORT_FORMATS", "FLAT_COLUMNS", "export_runs", "flat_rows"]
+
+EXPORT_FORMATS = ("csv", "json", "parquet")
+
+FLAT_COLUMNS = (
+    "run_id",
+    "study",
+    "trial_number",
+    "target",
+    "task_set",
+    "seed",
+    "status",
+    "failure_reason",
+    "objective",
+    "model_config_hash",
+    "family",
+    "transfer_mode",
+    "encoder",
+    "sharing",
+    "task",
+    "split",
+    "metric",
+    "value",
+    "cost_seconds",
+    "cost_examples",
+    "cost_tokens",
+    "device",
+    "started_at",
+    "finished_at",
+    "code_version",
+    "host",
+)
+
+
+def flat_rows(runs: Sequence[RunRecord]) -> Iterator[dict[str, Any]]:
+    """Yield one flat row per score record (one row for a run without scores)."""
+    for run in runs:
+        base = {
+            "run_id": run.id,
+            "study": run.study,
+            "trial_number": run.trial_number,
+            "target": run.target,
+            "task_set": run.task_set_key,
+            "seed": run.seed,
+            "status": run.status,
+            "failure_reason": run.failure_reason,
+            "objective": run.objective,
+            "model_config_hash": run.model_config_hash,
+            "family": run.family,
+            "transfer_mode": run.transfer_mode,
+            "encoder": run.config.get("encoder"),
+            "sharing": run.config.get("sharing"),
+            "cost_seconds": run.cost_seconds,
+            "cost_examples": run.cost_examples,
+            "cost_tokens": run.cost_tokens,
+            "device": run.device,
+            "started_at": run.started_at.isoformat() if run.started_at else None,
+            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+            "code_version": run.code_version,
+            "host": run.host,
+        }
+        scores = [
+            (task, split, metric, value)
+            for task, splits in run.scores.items()
+            for split, metrics in splits.items()
+            for metric, value in metrics.items()
+        ]
+        if not scores:
+            yield {**base, "task": None, "split": None, "metric": None, "value": None}
+        for task, split, metric, value in scores:
+            yield {**base, "task": task, "split": split, "metric": metric, "value": value}
+
+
+def export_runs(
+    runs: Sequence[RunRecord],
+    path_or_stream: str | os.PathLike[str] | IO[Any],
+    *,
+    format: Literal["csv", "json", "parquet"],
+) -> int:
+    """Write ``runs`` in ``format``; return the number of rows (JSON: runs) written."""
+    if format not in EXPORT_FORMATS:
+        raise ConfigError(f"`format` must be one of {list(EXPORT_FORMATS)}, but got {format!r}")
+    if format == "parquet":
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise ConfigError(
+                "Parquet export needs pyarrow: pip install 'taskgraph[parquet]' "
+                "(or export --format csv / json)"
+            ) from None
+        rows = list(flat_rows(runs))
+        table = (
+            pa.Table.from_pylist(rows, schema=_arrow_schema(pa))
+            if rows
+            else _arrow_schema(pa).empty_table()
+        )
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer)
+        _write(path_or_stream, buffer.getvalue())
+        return len(rows)
+    text = io.StringIO()
+    if format == "json":
+        json.dump([run.to_dict() for run in runs], text, indent=2, ensure_ascii=False)
+        text.write("\n")
+        count = len(runs)
+    else:
+        writer = csv.DictWriter(text, fieldnames=list(FLAT_COLUMNS), lineterminator="\n")
+        writer.writeheader()
+        count = 0
+        for row in flat_rows(runs):
+            writer.writerow(row)
+            count += 1
+    _write(path_or_stream, text.getvalue())
+    return count
+
+
+def _arrow_schema(pa: Any) -> Any:
+    types = {
+        "run_id": pa.int64(),
+        "trial_number": pa.int64(),
+        "seed": pa.int64(),
+        "objective": pa.float64(),
+        "value": pa.float64(),
+        "cost_seconds": pa.float64(),
+        "cost_examples": pa.int64(),
+        "cost_tokens": pa.int64(),
+    }
+    return pa.schema([(name, types.get(name, pa.string())) for name in FLAT_COLUMNS])
+
+
+def _write(destination: str | os.PathLike[str] | IO[Any], payload: str | bytes) -> None:
+    if not isinstance(destination, (str, os.PathLike)):
+        stream = destination
+        if isinstance(payload, bytes) and isinstance(stream, io.TextIOBase):
+            raise ConfigError("Parquet is binary: give a file path or a binary stream")
+        stream.write(payload)
+        return
+    path = Path(destination)
+    if not path.parent.is_dir():
+        raise StorageError(
+            f"cannot export to {str(path)!r}: directory {str(path.parent)!r} does not exist"
+        )
+    data = payload.encode("utf-8") if isinstance(payload, str) else payload
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,219 @@
+"""Schema migrations, run programmatically with Alembic (``taskgraph db upgrade|current|check``).
+
+The migration scripts ship inside the package (``taskgraph/storage/migrations``) so that an
+installed taskgraph can upgrade a database without a source checkout; ``db/alembic.ini`` points
+the ``alembic`` command line at the same scripts.  taskgraph keeps its own version table,
+``tg_alembic_version``, and only ever looks at ``tg_*`` tables, so it shares one database with
+Optuna's storage (and optuna-dashboard) without either touching the other's tables.
+
+Upgrades hold a lock for their whole transaction (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: a
+transaction-scoped advisory lock), so several workers opening a brand-new database at once
+create the schema exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import Engine, inspect, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+
+from taskgraph.errors import SchemaMismatchError, StorageError
+from taskgraph.storage.engine import WRITE, describe_error
+from taskgraph.storage.schema import Base
+from taskgraph.storage.urls import mask_url
+
+__all__ = [
+    "VERSION_TABLE",
+    "SchemaState",
+    "alembic_config",
+    "ensure_schema",
+    "head_revision",
+    "include_name",
+    "include_object",
+    "schema_differences",
+    "schema_state",
+    "upgrade",
+]
+
+VERSION_TABLE = "tg_alembic_version"
+TABLE_PREFIX = "tg_"
+# Arbitrary constant key of the PostgreSQL advisory lock that serialises upgrades.
+_ADVISORY_LOCK_KEY = 0x7467_6D69_6772  # "tgmigr"
+
+T = TypeVar("T")
+
+
+def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+    """Return whether autogenerate looks at a reflected name: only taskgraph's own tables."""
+    if type_ == "table":
+        return name is not None and name.startswith(TABLE_PREFIX) and name != VERSION_TABLE
+    return True
+
+
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """Return whether autogenerate compares an object: only taskgraph's own tables."""
+    if type_ == "table":
+        return name is not None and name.startswith(TABLE_PREFIX) and name != VERSION_TABLE
+    return True
+
+
+def migrations_dir() -> Path:
+    """Return the directory of the migration scripts shipped with the package."""
+    return Path(str(resources.files("taskgraph.storage") / "migrations"))
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """Return an Alembic Config built in code (no ini file needed), bound to ``connection``."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    config.set_main_option("path_separator", "os")
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """Return the newest revision this taskgraph knows."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "taskgraph ships at least one migration"
+    return head
+
+
+def _known_revisions() -> set[str]:
+    script = ScriptDirectory.from_config(alembic_config())
+    return {revision.revision for revision in script.walk_revisions()}
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """Where a database stands: its revision (``None``: no taskgraph schema) and the head."""
+
+    current: str | None
+    head: str
+    has_tables: bool  # tg_* tables exist (with or without a version table)
+
+    @property
+    def at_head(self) -> bool:
+        """Return True when the database is at the newest revision."""
+        return self.current == self.head
+
+    @property
+    def is_empty(self) -> bool:
+        """Return True when the database holds nothing of taskgraph's yet."""
+        return self.current is None and not self.has_tables
+
+
+def schema_state(connection: Connection) -> SchemaState:
+    """Return the schema state of the database behind ``connection``."""
+    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+    current = context.get_current_revision()
+    names = inspect(connection).get_table_names()
+    has_tables = any(include_name(name, "table", None) for name in names)
+    return SchemaState(current=current, head=head_revision(), has_tables=has_tables)
+
+
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
+    """Upgrade the database to ``revision`` under the migration lock; return (before, after)."""
+
+    def run(connection: Connection) -> tuple[str | None, str | None]:
+        before = schema_state(connection).current
+        try:
+            command.upgrade(alembic_config(connection), revision)
+        except CommandError as error:
+            raise StorageError(f"cannot upgrade {mask_url(engine.url)}: {error}") from None
+        return before, schema_state(connection).current
+
+    return _locked(engine, run)
+
+
+def _locked(engine: Engine, work: Callable[[Connection], T]) -> T:
+    masked = mask_url(engine.url)
+    try:
+        with (
+            engine.connect().execution_options(**{WRITE: True}) as connection,
+            connection.begin(),
+        ):
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY}
+                )
+            return work(connection)
+    except SQLAlchemyError as error:
+        raise StorageError(
+            f"migrating {masked} failed: {describe_error(error, engine.url)}"
+        ) from None
+
+
+def schema_differences(connection: Connection) -> list[Any]:
+    """Return the differences between the tables in the database and this taskgraph's models."""
+    context = MigrationContext.configure(
+        connection,
+        opts={
+            "version_table": VERSION_TABLE,
+            "include_name": include_name,
+            "include_object": include_object,
+            "compare_type": True,
+        },
+    )
+    return list(compare_metadata(context, Base.metadata))
+
+
+def ensure_schema(engine: Engine, *, create: bool) -> SchemaState:
+    """Return the schema state after making sure this code can use the database.
+
+    A database without any taskgraph table is created at head when ``create`` is true (under
+    the migration lock, so concurrent openers create it once).  An older schema raises
+    :class:`SchemaMismatchError` naming ``taskgraph db upgrade``; a newer one names the fix too.
+    """
+    masked = mask_url(engine.url)
+    try:
+        with engine.connect() as connection:
+            state = schema_state(connection)
+    except SQLAlchemyError as error:
+        raise StorageError(
+            f"cannot open the records database {masked}: {describe_error(error, engine.url)}"
+        ) from None
+    if state.is_empty:
+        if not create:
+            raise StorageError(
+                f"{masked} holds no taskgraph records yet: run a study, or create the schema "
+                f"with `taskgraph db upgrade --storage {masked}`"
+            )
+        upgrade(engine)
+        with engine.connect() as connection:
+            return schema_state(connection)
+    if state.at_head:
+        return state
+    raise schema_mismatch(state, masked)
+
+
+def schema_mismatch(state: SchemaState, masked: str) -> SchemaMismatchError:
+    """Return the error that says how far a schema is from head and which command fixes it."""
+    if state.current is None:
+        return SchemaMismatchError(
+            f"{masked} has taskgraph tables but no {VERSION_TABLE} table (created without "
+            f"migrations?); recreate it or stamp it with `alembic -c db/alembic.ini stamp`"
+        )
+    if state.current in _known_revisions():
+        return SchemaMismatchError(
+            f"{masked} is at schema revision {state.current}, this taskgraph needs "
+            f"{state.head}: run `taskgraph db upgrade --storage {masked}`"
+        )
+    return SchemaMismatchError(
+        f"{masked} is at schema revision {state.current}, newer than this taskgraph knows "
+        f"(head {state.head}): upgrade taskgraph"
+    )

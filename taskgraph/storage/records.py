@@ -1,0 +1,177 @@
+"""The plain, frozen records the repository returns (no SQLAlchemy objects leak out).
+
+:class:`RunRecord` is one run with its scores; :class:`StudySummary` a study with its counts per
+status; :class:`StoredLookahead` a lookahead matrix with the run it came from;
+:class:`AffinityEdgeRecord` one fitted edge.  Score records for the affinity code are
+:class:`taskgraph.affinity.records.ScoreRecord`.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from taskgraph.trial import Cost, LookaheadMatrix, TrialConfig, TrialResult, TrialStatus
+
+__all__ = [
+    "AffinityEdgeRecord",
+    "RunRecord",
+    "StoredLookahead",
+    "StudySummary",
+    "higher_is_better",
+]
+
+Scores = dict[str, dict[str, dict[str, float | None]]]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One stored run: what was trained (config), on which task set, and what came out."""
+
+    id: int
+    study: str
+    trial_number: int
+    target: str
+    task_set: tuple[str, ...]
+    seed: int
+    status: str
+    failure_reason: str | None
+    objective: float | None
+    cost_seconds: float
+    cost_examples: int
+    cost_tokens: int
+    device: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    created_at: datetime
+    code_version: str | None
+    host: str | None
+    model_config_hash: str
+    family: str
+    transfer_mode: str
+    config: dict[str, Any]
+    scores: Scores = field(default_factory=dict)
+    task_fingerprints: dict[str, str] = field(default_factory=dict)
+    intermediate: list[tuple[int, float]] = field(default_factory=list)
+    lookahead: LookaheadMatrix | None = None
+
+    @property
+    def task_set_key(self) -> str:
+        """Return the canonical task set key (sorted names joined by ``+``)."""
+        return "+".join(self.task_set)
+
+    def trial_config(self) -> TrialConfig:
+        """Return the :class:`TrialConfig` this run trained."""
+        return TrialConfig.from_dict(self.config)
+
+    def trial_result(self) -> TrialResult:
+        """Return the run's outcome as a :class:`TrialResult` (NULL scores left out)."""
+        scores = {
+            task: {
+                split: {m: v for m, v in metrics.items() if v is not None}
+                for split, metrics in splits.items()
+            }
+            for task, splits in self.scores.items()
+        }
+        return TrialResult(
+            status=TrialStatus(self.status),
+            scores=scores,
+            objective=self.objective,
+            cost=Cost(
+                seconds=self.cost_seconds,
+                examples=self.cost_examples,
+                tokens=self.cost_tokens,
+                device=self.device,
+            ),
+            lookahead=self.lookahead,
+            failure_reason=self.failure_reason,
+            intermediate=list(self.intermediate),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict (timestamps as ISO 8601 strings)."""
+        data = asdict(self)
+        data["task_set"] = list(self.task_set)
+        data["task_set_key"] = self.task_set_key
+        for key in ("started_at", "finished_at", "created_at"):
+            value = data[key]
+            data[key] = value.isoformat() if value is not None else None
+        return data
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """A study with how many runs it has in each status."""
+
+    name: str
+    direction: str
+    target: str | None
+    created_at: datetime
+    counts: Mapping[str, int]
+
+    @property
+    def n_runs(self) -> int:
+        """Return the number of runs in every status."""
+        return sum(self.counts.values())
+
+
+@dataclass(frozen=True)
+class StoredLookahead:
+    """A lookahead affinity matrix and the run that measured it."""
+
+    run_id: int
+    study: str
+    task_set: tuple[str, ...]
+    matrix: LookaheadMatrix
+
+
+@dataclass(frozen=True)
+class AffinityEdgeRecord:
+    """One fitted affinity edge ``source -> target`` from one fit of one method."""
+
+    source: str
+    target: str
+    gain: float
+    std: float | None
+    n_evidence: int
+    method: str
+    fitted_at: datetime
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+_LOWER_IS_BETTER = ("loss", "perplexity", "error", "mse", "mae", "rmse", "wer", "cer")
+
+
+def _metric_direction_hook() -> Callable[[str], Any] | None:
+    # The task catalog knows its metrics' directions; it may not be importable (or built yet).
+    try:
+        module = importlib.import_module("taskgraph.tasks")
+    except ImportError:
+        return None
+    hook = getattr(module, "metric_direction", None)
+    return hook if callable(hook) else None
+
+
+@functools.lru_cache(maxsize=4096)
+def higher_is_better(metric: str) -> bool:
+    """Return whether a larger value of ``metric`` is better (loss, perplexity: no).
+
+    Asks ``taskgraph.tasks.metric_direction`` when the catalog provides it, else goes by the
+    metric's name.
+    """
+    hook = _metric_direction_hook()
+    if hook is not None:
+        try:
+            direction = hook(metric)
+        except Exception:  # a metric the catalog does not know: fall back on its name
+            direction = None
+        if isinstance(direction, bool):
+            return direction
+        if direction is not None:
+            return str(getattr(direction, "value", direction)).lower() in {"maximize", "max"}
+    name = metric.lower()
+    return not any(word in name for word in _LOWER_IS_BETTER)

