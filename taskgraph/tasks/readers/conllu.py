@@ -1,0 +1,154 @@
+"""CoNLL-U treebanks (Universal Dependencies) read with the ``conllu`` package.
+
+Lines are first checked one by one (10 tab-separated fields, well-formed IDs and heads) so that
+an error names its line; each sentence block is then parsed by :func:`conllu.parse_token_and_metadata`.
+Multiword-token ranges (``3-4``) and empty nodes (``5.1``) are skipped: the examples are the
+basic tree over syntactic words, whose IDs must run 1..n and whose heads must be in 0..n.
+
+``label_field``: ``upos`` or ``xpos`` for token tagging, ``head+deprel`` for parsing.  The
+``# newdoc`` comment names the document, the unit of carved splits.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import conllu
+from conllu.exceptions import ParseException
+
+from taskgraph.errors import ConfigError, DataFormatError
+from taskgraph.tasks.readers.base import Reader, Record, read_lines, show
+from taskgraph.tasks.types import ParsedSentence, TaggedSentence, TaskType
+
+__all__ = ["ConlluReader"]
+
+_WORD_ID = re.compile(r"[1-9][0-9]*")
+_RANGE_ID = re.compile(r"[1-9][0-9]*-[1-9][0-9]*")
+_EMPTY_ID = re.compile(r"(0|[1-9][0-9]*)\.[1-9][0-9]*")
+_HEAD = re.compile(r"0|[1-9][0-9]*")
+
+
+class ConlluReader(Reader):
+    """Reads CoNLL-U into :class:`ParsedSentence` or :class:`TaggedSentence` records."""
+
+    name = "conllu"
+    task_types = frozenset({TaskType.TOKEN_TAGGING, TaskType.DEPENDENCY_PARSING})
+    option_names = frozenset()
+
+    def check_options(
+        self, task_type: TaskType, label_field: str, options: Mapping[str, Any]
+    ) -> None:
+        allowed = ("head+deprel",) if task_type is TaskType.DEPENDENCY_PARSING else ("upos", "xpos")
+        if label_field not in allowed:
+            raise ConfigError(
+                f"`label_field` for {task_type.value} from CoNLL-U must be one of "
+                f"{', '.join(allowed)}, but got {label_field!r}"
+            )
+
+    def read(
+        self,
+        path: Path,
+        *,
+        task_type: TaskType,
+        label_field: str,
+        options: Mapping[str, Any],
+    ) -> Iterator[Record]:
+        block: list[str] = []
+        start = 0
+        words = 0
+        document = ""
+        for number, line in read_lines(path):
+            if not line.strip():
+                if block:
+                    if words == 0:
+                        raise DataFormatError(path, start, "a sentence with words", "none")
+                    yield self._record(path, start, block, document, task_type, label_field)
+                    block, words = [], 0
+                continue
+            if not block:
+                start = number
+            if line.startswith("#"):
+                if words:
+                    raise DataFormatError(
+                        path, number, "a token line or a blank line", f"comment {show(line)}"
+                    )
+                if line.startswith("# newdoc"):
+                    document = line.partition("=")[2].strip() or f"line{number}"
+                block.append(line)
+                continue
+            words += self._check_line(path, number, line, words)
+            block.append(line)
+        if block:
+            if words == 0:
+                raise DataFormatError(path, start, "a sentence with words", "only comments")
+            yield self._record(path, start, block, document, task_type, label_field)
+
+    @staticmethod
+    def _check_line(path: Path, number: int, line: str, words: int) -> int:
+        """Return 1 for a syntactic word line, 0 for a range/empty node; raise if malformed."""
+        fields = line.split("\t")
+        if len(fields) != 10:
+            raise DataFormatError(
+                path, number, "10 tab-separated CoNLL-U fields", f"{len(fields)} in {show(line)}"
+            )
+        word_id, form, head, deprel = fields[0], fields[1], fields[6], fields[7]
+        if _RANGE_ID.fullmatch(word_id) or _EMPTY_ID.fullmatch(word_id):
+            return 0
+        if not _WORD_ID.fullmatch(word_id):
+            raise DataFormatError(path, number, "an ID like 7, 7-8 or 7.1", show(word_id))
+        if int(word_id) != words + 1:
+            raise DataFormatError(path, number, f"word ID {words + 1}", show(word_id))
+        if not form or form != form.strip():
+            raise DataFormatError(path, number, "a non-empty FORM without outer spaces", show(form))
+        if not _HEAD.fullmatch(head):
+            raise DataFormatError(path, number, "an integer HEAD", show(head))
+        if not deprel or deprel == "_" or deprel != deprel.strip():
+            raise DataFormatError(path, number, "a DEPREL", show(deprel))
+        if not fields[3] or fields[3] == "_" or fields[3] != fields[3].strip():
+            raise DataFormatError(path, number, "a UPOS tag", show(fields[3]))
+        return 1
+
+    @staticmethod
+    def _record(
+        path: Path,
+        start: int,
+        block: list[str],
+        document: str,
+        task_type: TaskType,
+        label_field: str,
+    ) -> Record:
+        try:
+            sentence = conllu.parse_token_and_metadata("\n".join(block))
+        except ParseException as error:
+            raise DataFormatError(path, start, "a CoNLL-U sentence", str(error)) from None
+        words = [token for token in sentence if isinstance(token["id"], int)]
+        forms = tuple(str(token["form"]) for token in words)
+        heads = tuple(int(token["head"]) for token in words)
+        for index, head in enumerate(heads):
+            if head > len(words):
+                raise DataFormatError(
+                    path, start, f"HEAD of word {index + 1} in 0..{len(words)}", str(head)
+                )
+        if task_type is TaskType.DEPENDENCY_PARSING:
+            example: ParsedSentence | TaggedSentence = ParsedSentence(
+                tokens=forms,
+                heads=heads,
+                deprels=tuple(str(token["deprel"]) for token in words),
+                upos=tuple(str(token["upos"]) for token in words),
+            )
+        else:
+            column = "upos" if label_field == "upos" else "xpos"
+            for index, token in enumerate(words):
+                if not token[column]:
+                    raise DataFormatError(
+                        path, start, f"a {column.upper()} tag for word {index + 1}", "_"
+                    )
+            tags = tuple(str(token[column]) for token in words)
+            example = TaggedSentence(tokens=forms, tags=tags)
+        return Record(example=example, line=start, group=document, texts=(" ".join(forms),))
+
+
+CONLLU = ConlluReader()
