@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import IO, Any
 
 import click
+import typer
 from typer.core import TyperGroup
 
 from taskgraph.errors import TaskgraphError
@@ -30,4 +31,8 @@ class TaskgraphGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except TaskgraphError as error:
-            raise UserError(error) from error
+            # Typer >= 0.22 vendors its own click, whose main loop does not catch the
+            # ``click.ClickException`` that UserError derives from: print the line here and
+            # leave through typer.Exit, which every Typer version turns into the exit code.
+            UserError(error).show()
+            raise typer.Exit(code=error.exit_code) from error
