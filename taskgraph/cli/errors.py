@@ -31,7 +31,7 @@ class TaskgraphGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except TaskgraphError as error:
-            # Typer >= 0.22 vendors its own click, whose main loop does not catch the
+            # Typer 0.29 (installed here) vendors its own click, whose main loop does not catch the
             # ``click.ClickException`` that UserError derives from: print the line here and
             # leave through typer.Exit, which every Typer version turns into the exit code.
             UserError(error).show()
