@@ -1,7 +1,121 @@
-"""``taskgraph db``: schema migrations of the records database."""
+"""``taskgraph db``: schema migrations of the records database (upgrade, current, check)."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-app = typer.Typer(help="Upgrade and check the records database schema.", no_args_is_help=True)
+from taskgraph.cli.output import emit_json, stdout_console
+from taskgraph.errors import SchemaMismatchError, StorageError
+from taskgraph.storage import mask_url, resolve_storage_url
+from taskgraph.storage.engine import describe_error
+from taskgraph.storage.migrate import schema_differences, schema_mismatch, schema_state, upgrade
+from taskgraph.storage.repository import open_engine
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="Upgrade and check the records database schema (Alembic revisions shipped with "
+    "taskgraph; version table tg_alembic_version, Optuna's tables untouched).",
+    no_args_is_help=True,
+)
+
+StorageOption = Annotated[
+    str | None,
+    typer.Option(
+        "--storage",
+        metavar="URL",
+        help="Records database URL (sqlite:///file.db or postgresql+psycopg://user:pw@host/db). "
+        "Default: $TASKGRAPH_STORAGE, else sqlite:///taskgraph.db.",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+@app.command("upgrade")
+def upgrade_command(
+    storage: StorageOption = None,
+    revision: Annotated[
+        str, typer.Option("--revision", help="Target revision (default: the newest, 'head').")
+    ] = "head",
+    as_json: JsonOption = False,
+) -> None:
+    """Upgrade the database schema to the newest revision (creates a new database)."""
+    url = resolve_storage_url(storage)
+    engine = open_engine(url, create=True)
+    try:
+        before, after = upgrade(engine, revision)
+    finally:
+        engine.dispose()
+    masked = mask_url(url)
+    if as_json:
+        emit_json({"storage": masked, "before": before, "after": after})
+    elif before == after:
+        stdout_console.print(f"{masked} is already at revision {after}")
+    else:
+        stdout_console.print(f"upgraded {masked} from revision {before or '(empty)'} to {after}")
+
+
+@app.command("current")
+def current_command(storage: StorageOption = None, as_json: JsonOption = False) -> None:
+    """Show the database's schema revision and the newest one this taskgraph knows."""
+    url = resolve_storage_url(storage)
+    engine = open_engine(url, create=False)
+    try:
+        with engine.connect() as connection:
+            state = schema_state(connection)
+    except StorageError:
+        raise
+    except Exception as error:
+        raise StorageError(
+            f"cannot open {mask_url(url)}: {describe_error(error, engine.url)}"
+        ) from None
+    finally:
+        engine.dispose()
+    masked = mask_url(url)
+    if as_json:
+        emit_json(
+            {
+                "storage": masked,
+                "current": state.current,
+                "head": state.head,
+                "at_head": state.at_head,
+            }
+        )
+        return
+    where = "at head" if state.at_head else "behind: run `taskgraph db upgrade`"
+    if state.is_empty:
+        where = "empty: run `taskgraph db upgrade` or a study to create it"
+    stdout_console.print(
+        f"{masked}: revision {state.current or '(none)'}, head {state.head} ({where})"
+    )
+
+
+@app.command("check")
+def check_command(storage: StorageOption = None, as_json: JsonOption = False) -> None:
+    """Exit non-zero unless the database is at head and its tables match this taskgraph's."""
+    url = resolve_storage_url(storage)
+    masked = mask_url(url)
+    engine = open_engine(url, create=False)
+    try:
+        with engine.connect() as connection:
+            state = schema_state(connection)
+            differences = schema_differences(connection) if state.at_head else []
+    except StorageError:
+        raise
+    except Exception as error:
+        raise StorageError(f"cannot open {masked}: {describe_error(error, engine.url)}") from None
+    finally:
+        engine.dispose()
+    if not state.at_head:
+        raise schema_mismatch(state, masked)
+    if differences:
+        raise SchemaMismatchError(
+            f"{masked} is at revision {state.head} but its tables differ from this taskgraph's "
+            f"models ({len(differences)} difference(s), first: {differences[0]})"
+        )
+    if as_json:
+        emit_json({"storage": masked, "current": state.current, "head": state.head, "ok": True})
+    else:
+        stdout_console.print(f"ok: {masked} is at head ({state.head}) and matches the models")

@@ -2,6 +2,212 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
 
+from taskgraph.cli.output import emit_json, emit_rows, stderr_console, stdout_console
+from taskgraph.errors import ConfigError
+from taskgraph.storage import RunRecord, open_repository, resolve_storage_url
+from taskgraph.storage.export import EXPORT_FORMATS
+
+__all__ = ["app"]
+
 app = typer.Typer(help="List, show and export the records database.", no_args_is_help=True)
+
+StorageOption = Annotated[
+    str | None,
+    typer.Option(
+        "--storage",
+        metavar="URL",
+        help="Records database URL (sqlite:///file.db or postgresql+psycopg://user:pw@host/db). "
+        "Default: $TASKGRAPH_STORAGE, else sqlite:///taskgraph.db.",
+    ),
+]
+StudyOption = Annotated[str | None, typer.Option("--study", help="Only runs of this study.")]
+TargetOption = Annotated[
+    str | None, typer.Option("--target", help="Only runs with this target task.")
+]
+TaskSetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--task-set", help="Only runs on exactly this task set, e.g. 'ner+pos' (any order)."
+    ),
+]
+ContainsOption = Annotated[
+    str | None, typer.Option("--contains", help="Only runs whose task set contains this task.")
+]
+StatusOption = Annotated[
+    str | None,
+    typer.Option("--status", help="Only runs with this status: complete, pruned or failed."),
+]
+ModelOption = Annotated[
+    str | None,
+    typer.Option("--model-config", help="Only runs of this model configuration (hash or prefix)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (every field).")]
+CsvOption = Annotated[bool, typer.Option("--csv", help="Print CSV (the table's columns).")]
+
+_STATUSES = ("complete", "pruned", "failed")
+_LIST_COLUMNS = (
+    "id",
+    "study",
+    "trial",
+    "target",
+    "task_set",
+    "seed",
+    "status",
+    "objective",
+    "cost_s",
+    "finished_at",
+)
+
+
+def _check_status(status: str | None) -> None:
+    if status is not None and status not in _STATUSES:
+        raise ConfigError(f"`--status` must be one of {list(_STATUSES)}, but got {status!r}")
+
+
+def _list_row(run: RunRecord) -> dict[str, Any]:
+    row = run.to_dict()
+    row.update(
+        trial=run.trial_number,
+        task_set=run.task_set_key,
+        cost_s=run.cost_seconds,
+        finished_at=run.finished_at.isoformat(timespec="seconds") if run.finished_at else None,
+    )
+    return row
+
+
+@app.command("list")
+def list_command(
+    storage: StorageOption = None,
+    study: StudyOption = None,
+    target: TargetOption = None,
+    task_set: TaskSetOption = None,
+    contains: ContainsOption = None,
+    status: StatusOption = None,
+    model_config: ModelOption = None,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", min=1, help="Show at most this many runs (newest first)."),
+    ] = None,
+    as_json: JsonOption = False,
+    as_csv: CsvOption = False,
+) -> None:
+    """List runs (one line each) matching every filter given."""
+    _check_status(status)
+    with open_repository(resolve_storage_url(storage), create=False) as repo:
+        runs = repo.runs(
+            study=study,
+            target=target,
+            task_set=task_set,
+            contains=contains,
+            status=status,
+            model_config=model_config,
+            limit=limit,
+            newest_first=True,
+        )
+    rows = [_list_row(run) for run in runs]
+    emit_rows(
+        rows, columns=_LIST_COLUMNS, as_json=as_json, as_csv=as_csv, title=f"{len(rows)} runs"
+    )
+
+
+@app.command("show")
+def show_command(
+    run_id: Annotated[int, typer.Argument(help="Id of the run (first column of `records list`).")],
+    storage: StorageOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one run: its configuration, status, cost and every score."""
+    with open_repository(resolve_storage_url(storage), create=False) as repo:
+        run = repo.run(run_id)
+    if as_json:
+        emit_json(run.to_dict())
+        return
+    stdout_console.print(
+        f"run {run.id}: study {run.study!r}, trial {run.trial_number}, seed {run.seed}, "
+        f"target {run.target!r}, task set {run.task_set_key}"
+    )
+    stdout_console.print(
+        f"status {run.status}"
+        + (f" ({run.failure_reason})" if run.failure_reason else "")
+        + f", objective {run.objective}, cost {run.cost_seconds:.1f} s on {run.device}, "
+        f"model config {run.model_config_hash[:12]} (family {run.family})"
+    )
+    scores = [
+        {"task": task, "split": split, "metric": metric, "value": value}
+        for task, splits in sorted(run.scores.items())
+        for split, metrics in sorted(splits.items())
+        for metric, value in sorted(metrics.items())
+    ]
+    emit_rows(scores, columns=("task", "split", "metric", "value"), title="scores")
+
+
+@app.command("studies")
+def studies_command(
+    storage: StorageOption = None, as_json: JsonOption = False, as_csv: CsvOption = False
+) -> None:
+    """List the studies with their number of runs per status."""
+    with open_repository(resolve_storage_url(storage), create=False) as repo:
+        studies = repo.studies()
+    rows = [
+        {
+            "name": study.name,
+            "direction": study.direction,
+            "target": study.target,
+            "runs": study.n_runs,
+            **{status: study.counts.get(status, 0) for status in _STATUSES},
+            "created_at": study.created_at.isoformat(timespec="seconds"),
+        }
+        for study in studies
+    ]
+    columns = ("name", "target", "direction", "runs", *_STATUSES, "created_at")
+    emit_rows(rows, columns=columns, as_json=as_json, as_csv=as_csv, title="studies")
+
+
+@app.command("export")
+def export_command(
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="File to write, or '-' for stdout (csv, json).")
+    ],
+    export_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="csv or parquet: one row per score record; json: one object per run.",
+        ),
+    ] = "csv",
+    storage: StorageOption = None,
+    study: StudyOption = None,
+    target: TargetOption = None,
+    task_set: TaskSetOption = None,
+    contains: ContainsOption = None,
+    status: StatusOption = None,
+    model_config: ModelOption = None,
+) -> None:
+    """Export the matching records as CSV, JSON or Parquet (Parquet needs pyarrow)."""
+    _check_status(status)
+    if export_format not in EXPORT_FORMATS:
+        raise ConfigError(
+            f"`--format` must be one of {list(EXPORT_FORMATS)}, but got {export_format!r}"
+        )
+    if output == "-" and export_format == "parquet":
+        raise ConfigError("`--format parquet` needs a file: pass --output FILE.parquet")
+    with open_repository(resolve_storage_url(storage), create=False) as repo:
+        count = repo.export(
+            sys.stdout if output == "-" else Path(output),
+            format=export_format,  # type: ignore[arg-type]
+            study=study,
+            target=target,
+            task_set=task_set,
+            contains=contains,
+            status=status,
+            model_config=model_config,
+        )
+    unit = "runs" if export_format == "json" else "rows"
+    stderr_console.print(f"wrote {count} {unit} to {'stdout' if output == '-' else output}")

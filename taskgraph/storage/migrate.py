@@ -203,6 +203,10 @@ def ensure_schema(engine: Engine, *, create: bool) -> SchemaState:
 
 def schema_mismatch(state: SchemaState, masked: str) -> SchemaMismatchError:
     """Return the error that says how far a schema is from head and which command fixes it."""
+    if state.is_empty:
+        return SchemaMismatchError(
+            f"{masked} has no taskgraph schema yet: run `taskgraph db upgrade --storage {masked}`"
+        )
     if state.current is None:
         return SchemaMismatchError(
             f"{masked} has taskgraph tables but no {VERSION_TABLE} table (created without "

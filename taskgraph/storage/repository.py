@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from types import TracebackType
 from typing import IO, Any, Literal
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Engine, Select, func, select
 from sqlalchemy.engine import URL
 
 from taskgraph.affinity.records import ScoreRecord
@@ -45,7 +45,7 @@ from taskgraph.storage.urls import mask_url, parse_storage_url, sqlite_path
 from taskgraph.storage.writes import ensure_study_row, insert_run, utcnow
 from taskgraph.trial import LookaheadMatrix, TrialConfig, TrialResult
 
-__all__ = ["Repository", "open_repository", "records_by_task_set"]
+__all__ = ["Repository", "open_engine", "open_repository", "records_by_task_set"]
 
 TaskSetFilter = str | Sequence[str] | None
 
@@ -58,6 +58,18 @@ def open_repository(url: str, *, create: bool = True) -> Repository:
     unreachable server is a :class:`StorageError` with one line and the password masked; a
     database at an older schema is a ``SchemaMismatchError`` naming ``taskgraph db upgrade``.
     """
+    engine = open_engine(url, create=create)
+    try:
+        ensure_schema(engine, create=create)
+    except BaseException:
+        engine.dispose()
+        raise
+    return Repository(factory=SessionFactory(engine=engine))
+
+
+def open_engine(url: str, *, create: bool = True) -> Engine:
+    """Return an engine on ``url`` after validating it; with ``create=False`` a missing SQLite
+    file is a :class:`StorageError` (and is not created)."""
     parsed = parse_storage_url(url)
     path = sqlite_path(parsed) if parsed.get_backend_name() == "sqlite" else None
     if path is not None and not create and not path.exists():
@@ -65,13 +77,7 @@ def open_repository(url: str, *, create: bool = True) -> Repository:
             f"no records database at {str(path)!r} ({mask_url(parsed)}): run a study first, "
             f"or pass --storage / set TASKGRAPH_STORAGE"
         )
-    engine = create_storage_engine(parsed)
-    try:
-        ensure_schema(engine, create=create)
-    except BaseException:
-        engine.dispose()
-        raise
-    return Repository(factory=SessionFactory(engine=engine))
+    return create_storage_engine(parsed)
 
 
 def _task_set_key(task_set: str | Sequence[str]) -> str:

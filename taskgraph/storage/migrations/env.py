@@ -17,6 +17,7 @@ tool ever touches the other's tables.
 from __future__ import annotations
 
 import os
+from logging.config import fileConfig
 
 from alembic import context
 from sqlalchemy.engine import Connection
@@ -27,6 +28,9 @@ from taskgraph.storage.schema import Base
 from taskgraph.storage.urls import STORAGE_ENV, parse_storage_url
 
 config = context.config
+if config.config_file_name is not None and "connection" not in config.attributes:
+    # Run from the alembic command line: use the logging set up in db/alembic.ini.
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 
 def _url() -> str:
