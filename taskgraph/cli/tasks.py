@@ -1,7 +1,172 @@
-"""``taskgraph tasks``: the task catalog."""
+"""``taskgraph tasks``: list and inspect the task catalog on a data directory."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from taskgraph.errors import ConfigError
+from taskgraph.tasks import (
+    TaskDef,
+    TaskType,
+    cached_count,
+    count_examples,
+    describe_split,
+    get_task,
+    label_vocabulary,
+    list_tasks,
+    resolve_data_dir,
+    split_file,
+    task_fingerprint,
+)
+from taskgraph.tasks.fingerprints import file_sha256
+
+from .output import emit_json, emit_rows, stderr_console, stdout_console
 
 app = typer.Typer(help="List and inspect the task catalog.", no_args_is_help=True)
+
+DataOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data",
+        help="Data directory (default: $TASKGRAPH_DATA, else ../shared/data).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _synthetic_tasks() -> list[TaskDef]:
+    from taskgraph.tasks.catalog import _synthetic_module
+
+    module = _synthetic_module()
+    if module is None:
+        return []
+    return [get_task(name) for name in module.synthetic_task_names()]
+
+
+def _counts(tasks: list[TaskDef], data: Path | None) -> dict[str, dict[str, int]]:
+    """Return split sizes per task, counting the uncached ones under a progress bar."""
+    pending = [
+        (task, split)
+        for task in tasks
+        for split in task.splits
+        if task.format != "synthetic" and cached_count(task, split, data_dir=data) is None
+    ]
+    if pending:
+        columns = (
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+        )
+        with Progress(*columns, console=stderr_console, transient=True) as progress:
+            bar = progress.add_task("counting examples", total=len(pending))
+            for task, split in pending:
+                progress.update(bar, description=f"counting {task.name} {split}")
+                count_examples(task, split, data_dir=data)
+                progress.advance(bar)
+    return {
+        task.name: {split: count_examples(task, split, data_dir=data) for split in task.splits}
+        for task in tasks
+    }
+
+
+def _row(task: TaskDef, splits: dict[str, int]) -> dict[str, Any]:
+    return {
+        "name": task.name,
+        "type": task.type.value,
+        "format": task.format,
+        "dataset": task.dataset,
+        "splits": splits,
+        "metrics": list(task.metrics),
+        "label_field": task.label_field,
+    }
+
+
+@app.command("list")
+def list_command(
+    data: DataOption = None,
+    as_json: JsonOption = False,
+    task_type: Annotated[
+        str | None,
+        typer.Option(
+            "--type",
+            help="Only tasks of this type: " + ", ".join(t.value for t in TaskType) + ".",
+            show_default=False,
+        ),
+    ] = None,
+    synthetic: Annotated[
+        bool, typer.Option("--synthetic", help="Also list the synthetic task family.")
+    ] = False,
+) -> None:
+    """List the tasks with their type, dataset, split sizes and primary metric."""
+    wanted: TaskType | None = None
+    if task_type is not None:
+        try:
+            wanted = TaskType(task_type)
+        except ValueError:
+            allowed = ", ".join(t.value for t in TaskType)
+            raise ConfigError(f"--type must be one of {allowed}, but got {task_type!r}") from None
+    directory = resolve_data_dir(data)
+    tasks = list_tasks() + (_synthetic_tasks() if synthetic else [])
+    tasks = [task for task in tasks if wanted is None or task.type is wanted]
+    counts = _counts(tasks, directory)
+    rows = [_row(task, counts[task.name]) for task in tasks]
+    if as_json:
+        emit_json(rows)
+        return
+    for row in rows:
+        row["splits"] = "  ".join(f"{s} {n:,}" for s, n in row["splits"].items())
+        row["metric"] = row["metrics"][0]
+    emit_rows(
+        rows, columns=["name", "type", "dataset", "splits", "metric"],
+        title=f"{len(rows)} tasks in {directory}",
+    )
+
+
+@app.command("show")
+def show_command(
+    name: Annotated[str, typer.Argument(help="Task name, e.g. ud_en_ewt_deps or squad2.")],
+    data: DataOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one task: files, fingerprints, split sizes and how splits are made, label set."""
+    task = get_task(name)
+    directory = None if task.format == "synthetic" else resolve_data_dir(data)
+    with stderr_console.status(f"reading {task.name}"):
+        counts = _counts([task], directory)[task.name]
+        splits: dict[str, dict[str, Any]] = {}
+        for split, source in task.splits.items():
+            entry: dict[str, Any] = {"examples": counts[split], "rule": describe_split(task, split)}
+            if task.format != "synthetic":
+                path = split_file(task, split, data_dir=directory)
+                entry.update(file=source.file, path=str(path), sha256=file_sha256(path))
+            splits[split] = entry
+        info: dict[str, Any] = {
+            **_row(task, {s: e["examples"] for s, e in splits.items()}),
+            "description": task.description,
+            "reader_options": dict(task.reader_options),
+            "fingerprint": task_fingerprint(task, data_dir=directory),
+            "labels": label_vocabulary(task, data_dir=directory),
+        }
+        info["splits"] = splits
+    if as_json:
+        emit_json(info)
+        return
+    out = stdout_console
+    out.print(f"[bold]{task.name}[/bold]  {task.description}")
+    for key in ("type", "format", "dataset", "label_field", "metrics", "fingerprint"):
+        value = info[key]
+        out.print(f"  {key}: {', '.join(value) if isinstance(value, list) else value}")
+    if task.reader_options:
+        out.print(f"  reader_options: {info['reader_options']}")
+    labels = info["labels"]
+    out.print(f"  labels ({len(labels)}): {' '.join(labels) if labels else '(none)'}", soft_wrap=True)
+    table = Table(title="splits")
+    for column in ("split", "examples", "sha256", "made from"):
+        table.add_column(column)
+    for split, entry in splits.items():
+        table.add_row(split, f"{entry['examples']:,}", entry.get("sha256", "")[:12], entry["rule"])
+    out.print(table)

@@ -38,6 +38,7 @@ __all__ = [
     "cached_count",
     "count_examples",
     "dataset_fingerprints",
+    "describe_split",
     "iter_examples",
     "label_vocabulary",
     "load_examples",
@@ -147,6 +148,20 @@ def load_examples(
 ) -> list[Example]:
     """Return the examples of ``split`` as a list (see :func:`iter_examples`)."""
     return list(iter_examples(task, split, data_dir=data_dir, limit=limit))
+
+
+def describe_split(task: TaskDef, split: str) -> str:
+    """Return how ``split`` is made: "whole file ..." or the carve rule in words."""
+    source = _source(task, split)
+    if task.format == SYNTHETIC:
+        return "generated in memory"
+    if source.select is None:
+        return f"whole file {source.file}"
+    unit = get_reader(task.format).group_unit(task.reader_options)
+    return (
+        f"{parse_carve(source.select).describe()} of {source.file}; unit: {unit}; "
+        "examples sharing a text stay together"
+    )
 
 
 def _count_key(task: TaskDef, path: Path, source: SplitSource) -> str:

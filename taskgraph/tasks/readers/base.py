@@ -57,6 +57,10 @@ class Reader(abc.ABC):
         check_known_options(self.name, options, self.option_names)
         self.check_options(task_type, label_field, options)
 
+    def group_unit(self, options: Mapping[str, Any]) -> str:
+        """Return what a ``group`` of this format is, for describing carved splits."""
+        return "example"
+
     @abc.abstractmethod
     def check_options(
         self, task_type: TaskType, label_field: str, options: Mapping[str, Any]

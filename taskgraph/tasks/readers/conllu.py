@@ -38,6 +38,10 @@ class ConlluReader(Reader):
     task_types = frozenset({TaskType.TOKEN_TAGGING, TaskType.DEPENDENCY_PARSING})
     option_names = frozenset()
 
+    def group_unit(self, options: Mapping[str, Any]) -> str:
+        """Return what a group is in this format."""
+        return "document (# newdoc id)"
+
     def check_options(
         self, task_type: TaskType, label_field: str, options: Mapping[str, Any]
     ) -> None:

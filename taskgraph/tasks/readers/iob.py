@@ -48,6 +48,10 @@ class IobReader(Reader):
     task_types = frozenset({TaskType.TOKEN_TAGGING})
     option_names = frozenset({"separator", "token_column", "tag_column", "scheme", "token_prefix"})
 
+    def group_unit(self, options: Mapping[str, Any]) -> str:
+        """Return what a group is in this format."""
+        return "document (-DOCSTART-), else sentence"
+
     def check_options(
         self, task_type: TaskType, label_field: str, options: Mapping[str, Any]
     ) -> None:

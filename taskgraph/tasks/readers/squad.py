@@ -89,6 +89,12 @@ class SquadReader(Reader):
     task_types = frozenset({TaskType.EXTRACTIVE_QA})
     option_names = frozenset({"group_by"})
 
+    def group_unit(self, options: Mapping[str, Any]) -> str:
+        """Return what a group is: an article, or a question id prefix."""
+        if options.get("group_by", "title") == "id_prefix":
+            return "question (id before ':')"
+        return "article (title)"
+
     def check_options(
         self, task_type: TaskType, label_field: str, options: Mapping[str, Any]
     ) -> None:

@@ -43,6 +43,10 @@ class TsvReader(Reader):
         }
     )
 
+    def group_unit(self, options: Mapping[str, Any]) -> str:
+        """Return what a group is in this format."""
+        return "row"
+
     def check_options(
         self, task_type: TaskType, label_field: str, options: Mapping[str, Any]
     ) -> None:
