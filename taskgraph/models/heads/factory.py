@@ -17,7 +17,11 @@ __all__ = ["CLASSIFIER_TASK_TYPES", "build_head"]
 
 #: task types whose head ends in a (replaceable) label classifier: label embedding applies.
 CLASSIFIER_TASK_TYPES = frozenset(
-    {TaskType.TOKEN_TAGGING, TaskType.SENTENCE_CLASSIFICATION, TaskType.SENTENCE_PAIR_CLASSIFICATION}
+    {
+        TaskType.TOKEN_TAGGING,
+        TaskType.SENTENCE_CLASSIFICATION,
+        TaskType.SENTENCE_PAIR_CLASSIFICATION,
+    }
 )
 
 
@@ -36,7 +40,9 @@ def build_head(
     embedding sharing passes one); it is an error for other task types.
     """
     if classifier is not None and spec.type not in CLASSIFIER_TASK_TYPES:
-        raise ConfigError(f"task {spec.task!r}: a {spec.type.value} head has no label classifier to replace")
+        raise ConfigError(
+            f"task {spec.task!r}: a {spec.type.value} head has no label classifier to replace"
+        )
     if spec.type is TaskType.TOKEN_TAGGING:
         return TokenTaggingHead(spec=spec, hidden_size=hidden_size, classifier=classifier)
     if spec.type in (TaskType.SENTENCE_CLASSIFICATION, TaskType.SENTENCE_PAIR_CLASSIFICATION):
@@ -47,6 +53,11 @@ def build_head(
         return SpanQAHead(spec=spec, hidden_size=hidden_size)
     if spec.type is TaskType.MASKED_LM:
         return MaskedLMHead(
-            spec=spec, hidden_size=hidden_size, word_embeddings=word_embeddings, layer_norm_eps=layer_norm_eps
+            spec=spec,
+            hidden_size=hidden_size,
+            word_embeddings=word_embeddings,
+            layer_norm_eps=layer_norm_eps,
         )
-    raise ConfigError(f"task {spec.task!r}: no head for task type {spec.type!r}")  # pragma: no cover
+    raise ConfigError(
+        f"task {spec.task!r}: no head for task type {spec.type!r}"
+    )  # pragma: no cover

@@ -31,7 +31,14 @@ class MaskedLMHead(TaskHead):
     OPTIONS: ClassVar[dict[str, Any]] = {"tie": True}
     LABEL_KEYS = ("labels",)
 
-    def __init__(self, *, spec: HeadSpec, hidden_size: int, word_embeddings: nn.Embedding, layer_norm_eps: float = 1e-12) -> None:
+    def __init__(
+        self,
+        *,
+        spec: HeadSpec,
+        hidden_size: int,
+        word_embeddings: nn.Embedding,
+        layer_norm_eps: float = 1e-12,
+    ) -> None:
         """``word_embeddings``: the encoder's input embeddings (tied unless ``tie`` is False)."""
         super().__init__(spec=spec)
         self.transform = nn.Sequential(
@@ -56,7 +63,11 @@ class MaskedLMHead(TaskHead):
         labels = batch.get("labels")
         if labels is None:
             attention = batch.get("attention_mask")
-            positions = attention.bool() if attention is not None else torch.ones(hidden.shape[:2], dtype=torch.bool, device=hidden.device)
+            positions = (
+                attention.bool()
+                if attention is not None
+                else torch.ones(hidden.shape[:2], dtype=torch.bool, device=hidden.device)
+            )
             logits = self._project(hidden)
             return HeadOutput(loss=None, logits=logits, extra={"positions": positions})
         positions = labels != -100

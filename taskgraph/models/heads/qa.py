@@ -85,7 +85,11 @@ class SpanQAHead(TaskHead):
         """Return the ``top_k`` best spans and the no-answer score of each window."""
         start, end = output.logits
         k = int(top_k if top_k is not None else self.options["top_k"])
-        max_len = int(max_answer_length if max_answer_length is not None else self.options["max_answer_length"])
+        max_len = int(
+            max_answer_length
+            if max_answer_length is not None
+            else self.options["max_answer_length"]
+        )
         start, end = start.detach().float(), end.detach().float()
         length = start.shape[1]
         allowed = context_mask(batch, length=length).to(start.device)

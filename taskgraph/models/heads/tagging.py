@@ -36,12 +36,16 @@ class TokenTaggingHead(TaskHead):
     OPTIONS: ClassVar[dict[str, Any]] = {"crf": False, "dropout": 0.1}
     LABEL_KEYS = ("labels",)
 
-    def __init__(self, *, spec: HeadSpec, hidden_size: int, classifier: nn.Module | None = None) -> None:
+    def __init__(
+        self, *, spec: HeadSpec, hidden_size: int, classifier: nn.Module | None = None
+    ) -> None:
         """``classifier`` maps (..., H) to (..., C); a fresh linear layer when ``None``."""
         super().__init__(spec=spec)
         self.num_labels = int(spec.num_labels)
         self.dropout = nn.Dropout(float(self.options["dropout"]))
-        self.classifier = classifier if classifier is not None else nn.Linear(hidden_size, self.num_labels)
+        self.classifier = (
+            classifier if classifier is not None else nn.Linear(hidden_size, self.num_labels)
+        )
         self.crf = CRF(self.num_labels, batch_first=True) if self.options["crf"] else None
 
     def forward(self, hidden: Tensor, batch: Batch) -> HeadOutput:
@@ -52,7 +56,9 @@ class TokenTaggingHead(TaskHead):
             loss = None
             if labels is not None:
                 loss = F.cross_entropy(
-                    logits.float().reshape(-1, self.num_labels), labels.reshape(-1), ignore_index=-100
+                    logits.float().reshape(-1, self.num_labels),
+                    labels.reshape(-1),
+                    ignore_index=-100,
                 )
             return HeadOutput(loss=loss, logits=logits)
 
@@ -65,7 +71,9 @@ class TokenTaggingHead(TaskHead):
             rows = mask[:, 0]  # torchcrf needs the first step unmasked: skip word-less rows
             with torch.autocast(device_type=emissions.device.type, enabled=False):
                 if bool(rows.any()):
-                    loss = -self.crf(emissions[rows], tags[rows], mask=mask[rows], reduction="token_mean")
+                    loss = -self.crf(
+                        emissions[rows], tags[rows], mask=mask[rows], reduction="token_mean"
+                    )
                 else:
                     loss = emissions.sum() * 0.0
         return HeadOutput(loss=loss, logits=logits, extra=extra)
@@ -118,5 +126,7 @@ def word_positions(batch: Batch, *, task: str = "?") -> tuple[Tensor, Tensor]:
 
 def _gather_words(values: Tensor, starts: Tensor) -> Tensor:
     """Return ``values[b, starts[b, w]]`` as (B, W, ...)."""
-    index = starts.reshape(*starts.shape, *([1] * (values.dim() - 2))).expand(-1, -1, *values.shape[2:])
+    index = starts.reshape(*starts.shape, *([1] * (values.dim() - 2))).expand(
+        -1, -1, *values.shape[2:]
+    )
     return values.gather(1, index)

@@ -26,7 +26,9 @@ __all__ = ["is_well_formed_tree", "maximum_spanning_tree", "tree_score"]
 _NEG = -np.inf
 
 
-def maximum_spanning_tree(scores: NDArray[np.floating], *, single_root: bool = True) -> NDArray[np.int64]:
+def maximum_spanning_tree(
+    scores: NDArray[np.floating], *, single_root: bool = True
+) -> NDArray[np.int64]:
     """Return the heads (``heads[0] = 0``) of the highest-scoring tree over ``scores[d, h]``.
 
     ``scores`` is ``(n + 1, n + 1)``; ``-inf`` marks forbidden arcs.  With ``single_root`` the
@@ -55,7 +57,9 @@ def tree_score(scores: NDArray[np.floating], heads: NDArray[np.integer]) -> floa
     return float(np.asarray(scores, dtype=np.float64)[words, np.asarray(heads)[1:]].sum())
 
 
-def is_well_formed_tree(heads: NDArray[np.integer] | list[int], *, single_root: bool = True) -> bool:
+def is_well_formed_tree(
+    heads: NDArray[np.integer] | list[int], *, single_root: bool = True
+) -> bool:
     """Return whether ``heads`` (``heads[0]`` ignored) is a tree rooted at 0 (with one root child)."""
     heads = np.asarray(heads)
     n = len(heads) - 1
@@ -95,7 +99,9 @@ def _best_single_root_tree(scores: NDArray[np.float64]) -> NDArray[np.int64]:
         if value > best:
             best, best_heads = value, heads
     if best_heads is None:
-        raise ValueError("no single-root spanning tree exists for these scores (too many -inf arcs)")
+        raise ValueError(
+            "no single-root spanning tree exists for these scores (too many -inf arcs)"
+        )
     return best_heads
 
 

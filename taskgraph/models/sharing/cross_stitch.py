@@ -1,0 +1,103 @@
+"""Cross-stitch networks: per-task columns mixed after every layer by learned alpha matrices.
+
+Misra et al. (2016), "Cross-stitch Networks for Multi-task Learning", CVPR; in NLP, sluice
+networks, Ruder et al. (2019), "Latent Multi-task Architecture Learning", AAAI.  Each task has
+its own column (a copy of the top ``top_k_layers`` layers, all by default; embeddings and any
+lower layers are shared, see :mod:`taskgraph.models.sharing.columns`).  After layer l, the
+hidden states of the T columns are mixed by a learned T x T matrix:
+
+    h_t^l  <-  sum_s alpha^l[t, s] * h_s^l
+
+so the network learns how much information flows between the task-specific models; alpha =
+identity gives independent columns, alpha = uniform gives hard sharing.  alpha starts near the
+identity: ``alpha_self`` on the diagonal (default 0.9, Misra et al.'s best initialisation) and
+``(1 - alpha_self) / (T - 1)`` elsewhere.  What is implemented is the layer-level cross-stitch
+unit (sluice networks' alpha without their subspace split and without their beta layer mixing).
+
+Every task's output depends on every column through the alphas, so all encoder parameters and
+the alphas are shared parameters; a forward pass for one task runs all T columns (T times the
+compute of the copied layers: lower ``top_k_layers`` to trade accuracy for speed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from taskgraph.errors import ConfigError
+from taskgraph.models.encoders import EncoderBundle
+from taskgraph.models.heads import Batch, HeadSpec
+from taskgraph.models.sharing.columns import ColumnSharing
+
+__all__ = ["CrossStitchSharing", "initial_alpha"]
+
+
+def initial_alpha(num_tasks: int, alpha_self: float) -> Tensor:
+    """Return the T x T starting mix: ``alpha_self`` on the diagonal, the rest spread evenly."""
+    if num_tasks == 1:
+        return torch.ones(1, 1)
+    off = (1.0 - alpha_self) / (num_tasks - 1)
+    return torch.full((num_tasks, num_tasks), off).fill_diagonal_(alpha_self)
+
+
+class CrossStitchSharing(ColumnSharing):
+    """Per-task columns of the top layers, mixed after each layer by learned alpha matrices."""
+
+    name = "cross_stitch"
+    PARAMS: ClassVar[dict[str, Any]] = {"top_k_layers": None, "alpha_self": 0.9}
+
+    @classmethod
+    def search_space(cls, *, num_layers: int = 6) -> dict[str, dict[str, Any]]:
+        """Return the number of stitched top layers and the initial self weight of alpha."""
+        return {
+            "top_k_layers": {"type": "int", "low": 1, "high": num_layers},
+            "alpha_self": {"type": "float", "low": 0.5, "high": 0.95},
+        }
+
+    @classmethod
+    def resolve_params(
+        cls, params: Mapping[str, Any], *, specs: Sequence[HeadSpec], num_layers: int
+    ) -> dict[str, Any]:
+        """Return the parameters; ``alpha_self`` must lie in (0, 1)."""
+        resolved = super().resolve_params(params, specs=specs, num_layers=num_layers)
+        value = resolved["alpha_self"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
+            raise ConfigError(
+                f"sharing architecture 'cross_stitch': alpha_self must be in (0, 1), but got {value!r}"
+            )
+        resolved["alpha_self"] = float(value)
+        return resolved
+
+    def build_trunk(self, encoder: EncoderBundle) -> None:
+        """Build the columns and one alpha matrix per copied layer."""
+        super().build_trunk(encoder)
+        start = initial_alpha(len(self.specs), float(self.params["alpha_self"]))
+        self.alphas = nn.ParameterList(
+            nn.Parameter(start.clone()) for _ in range(int(self.params["top_k_layers"]))
+        )
+        self.task_index = {task: index for index, task in enumerate(self.specs)}
+
+    def encode(self, task: str, batch: Batch) -> Tensor:
+        """Return ``task``'s column output after the last cross-stitch mix."""
+        hidden, bias = self.encode_shared(batch)
+        columns = [self.column(name) for name in self.specs]
+        states = [hidden] * len(columns)
+        last = len(self.alphas) - 1
+        for depth, alpha in enumerate(self.alphas):
+            outputs = torch.stack(
+                [column[depth](state, bias) for column, state in zip(columns, states, strict=True)]
+            )
+            mix = alpha.to(outputs.dtype)
+            if depth == last:  # only this task's row of the final mix is needed
+                return torch.einsum("s,sblh->blh", mix[self.task_index[task]], outputs)
+            states = list(torch.einsum("ts,sblh->tblh", mix, outputs).unbind(0))
+        raise AssertionError("unreachable: top_k_layers >= 1")  # pragma: no cover
+
+    def trunk_parameters(self, task: str) -> Iterable[nn.Parameter]:
+        """Yield everything in the trunk: every column feeds every task through alpha."""
+        yield from self.shared_trunk_parameters()
+        yield from self.columns.parameters()
+        yield from self.alphas.parameters()
