@@ -1,0 +1,381 @@
+"""The study driver: Optuna study on the records database, ask/tell loop, records, resume.
+
+One URL holds both Optuna's tables and taskgraph's ``tg_`` tables, so optuna-dashboard shows
+every trial and the affinity code sees every record.  The driver (never a worker) finishes each
+trial in this order, which makes interruptions at any point safe:
+
+1. the seeds' runs are stored on the Optuna trial (user attribute ``taskgraph:results``);
+2. the trial is told its true state (COMPLETE with the mean objective, PRUNED, or FAILED with
+   the reason in ``taskgraph:failure``);
+3. each seed's run is written to the records database in one transaction, idempotently on
+   (study, trial, seed).
+
+A crash between 2 and 3 is repaired when the study is opened again (:meth:`StudyEngine.open`
+writes the records of every finished trial that has none).  A crash before 2 leaves the trial
+RUNNING; its heartbeat stops, and on the next open ``fail_stale_trials`` fails it and
+:class:`optuna.storages.RetryHeartbeatStaleTrialCallback` enqueues a copy that runs first.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import optuna
+from optuna.trial import TrialState
+
+from taskgraph import __version__
+from taskgraph.errors import SpecError, TaskgraphError
+from taskgraph.search.heartbeat import Heartbeat, make_optuna_storage, quiet_optuna
+from taskgraph.search.outcome import TrialOutcome, run_seeds
+from taskgraph.search.progress import (
+    BUDGET_ATTR,
+    CONFIG_ATTR,
+    FAILURE_ATTR,
+    INTERRUPTED_ATTR,
+    RESULTS_ATTR,
+    SEARCH_HASH_ATTR,
+    SPEC_ATTR,
+    STATUS_ATTR,
+    StudyProgress,
+    study_progress,
+)
+from taskgraph.search.samplers import build_pruner, build_sampler
+from taskgraph.search.space import ROLE_ATTR, SearchSpace
+from taskgraph.spec.models import StudySpec
+from taskgraph.trial import TrialConfig, TrialStatus
+
+__all__ = ["EngineObserver", "RunSummary", "StopReason", "StudyEngine", "code_version"]
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+StopReason = Literal["budget", "wall_time", "max_failures"]
+
+
+class EngineObserver:
+    """No-op hooks the CLI overrides to show progress."""
+
+    def on_open(self, progress: StudyProgress) -> None:
+        """Called once the study is ready, before the first new trial."""
+
+    def on_wait(self, seconds: float, n_running: int) -> None:
+        """Called before waiting for trials of a stopped run to go stale."""
+
+    def on_trial_start(self, number: int, config: TrialConfig) -> None:
+        """Called when a trial starts training."""
+
+    def on_trial_end(self, number: int, outcome: TrialOutcome, progress: StudyProgress) -> None:
+        """Called after a trial is told and recorded."""
+
+
+class RunSummary:
+    """Why a run stopped, and where the study stands."""
+
+    def __init__(self, *, progress: StudyProgress, reason: StopReason, detail: str = "") -> None:
+        self.progress = progress
+        self.reason = reason
+        self.detail = detail
+
+
+class StudyEngine:
+    """Drives one study: opens it, runs trials until the budget is spent, records everything.
+
+    ``evaluator`` answers trials for the local loop (the ``local`` and ``tabular`` runners);
+    the ``ray`` runner (:mod:`taskgraph.runners.ray`) uses the same engine to open the study
+    and finish trials.  ``sharing_spaces`` and ``task_defs`` replace registry and catalog
+    look-ups (tests, tabular benchmarks).
+    """
+
+    def __init__(
+        self,
+        *,
+        spec: StudySpec,
+        storage_url: str,
+        evaluator: Any = None,
+        sharing_spaces: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+        task_defs: Mapping[str, Any] | None = None,
+        data_dir: str | Path | None = None,
+        observer: EngineObserver | None = None,
+    ) -> None:
+        from taskgraph.storage import open_repository, parse_storage_url
+
+        self.spec = spec
+        self.storage_url = storage_url
+        self.evaluator = evaluator
+        self.observer = observer or EngineObserver()
+        self.data_dir = data_dir
+        self.space = SearchSpace(spec=spec, sharing_spaces=sharing_spaces)
+        self._task_defs = dict(task_defs) if task_defs is not None else None
+        self.repository = open_repository(storage_url)
+        # Optuna needs the URL with its driver and password, normalised as the records side does.
+        url = parse_storage_url(storage_url).render_as_string(hide_password=False)
+        recovery = spec.recovery
+        self.storage = make_optuna_storage(
+            url,
+            heartbeat_interval=recovery.heartbeat_interval,
+            grace_period=recovery.grace_period,
+            max_retry=recovery.max_retry,
+        )
+        self.study: optuna.Study | None = None
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.repository.close()
+        self.storage.remove_session()
+        self.storage.engine.dispose()
+
+    # -- opening -----------------------------------------------------------------------------
+
+    def open(self, *, prior_records: Sequence[Any] | None = None) -> optuna.Study:
+        """Return the study, created or loaded, with stale trials retried and records repaired."""
+        with quiet_optuna():
+            return self._open(prior_records)
+
+    def _open(self, prior_records: Sequence[Any] | None) -> optuna.Study:
+        spec = self.spec
+        if prior_records is None and spec.sampler.name == "graph":
+            prior_records = self.repository.score_records(split=spec.objective.split)
+        try:
+            study_id = self.storage.get_study_id_from_name(spec.name)
+        except KeyError:
+            study_id = None
+        if study_id is not None:
+            stored = self.storage.get_study_user_attrs(study_id).get(SEARCH_HASH_ATTR)
+            if stored is not None and stored != spec.search_hash():
+                raise SpecError(
+                    f"study {spec.name!r} already exists in {self.repository.url} with another "
+                    f"spec; rename the study (field `name`) or continue it with "
+                    f"`taskgraph study resume {spec.name} --storage {self.repository.url}`"
+                )
+        study = optuna.create_study(
+            study_name=spec.name,
+            storage=self.storage,
+            sampler=build_sampler(spec, prior_records=prior_records),
+            pruner=build_pruner(spec.pruner),
+            direction=spec.objective.direction,
+            load_if_exists=True,
+        )
+        if study.direction.name.lower() != spec.objective.direction:
+            raise SpecError(
+                f"study {spec.name!r} exists with direction {study.direction.name.lower()}, "
+                f"the spec says {spec.objective.direction}"
+            )
+        study.set_user_attr(SPEC_ATTR, spec.model_dump(mode="json"))
+        study.set_user_attr(SEARCH_HASH_ATTR, spec.search_hash())
+        study.set_user_attr(BUDGET_ATTR, spec.budget.trials)
+        self.repository.ensure_study(
+            spec.name,
+            spec=spec.model_dump(mode="json"),
+            direction=spec.objective.direction,
+            target=spec.target,
+        )
+        self.study = study
+        self._retry_stale(study)
+        self.reconcile()
+        if not any(ROLE_ATTR in t.user_attrs for t in study.get_trials(deepcopy=False)):
+            study.enqueue_trial(
+                self.space.baseline_params(), user_attrs=self.space.baseline_user_attrs()
+            )
+        return study
+
+    def _retry_stale(self, study: optuna.Study) -> None:
+        optuna.storages.fail_stale_trials(study)
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if not running:
+            return
+        # Trials of a run stopped moments ago still look alive: wait one grace period, then
+        # whatever is still beating belongs to a live driver and is left alone.
+        wait = self.spec.recovery.grace_period + self.spec.recovery.heartbeat_interval
+        self.observer.on_wait(wait, len(running))
+        time.sleep(wait)
+        optuna.storages.fail_stale_trials(study)
+
+    def reconcile(self) -> int:
+        """Write the records of finished trials that have none; return how many were written."""
+        study = self._require_study()
+        stored = self.repository.trial_numbers(self.spec.name)
+        written = 0
+        for trial in study.get_trials(deepcopy=False):
+            if trial.state.is_finished() and trial.number not in stored and RESULTS_ATTR in trial.user_attrs:
+                self.write_records(trial.number, TrialOutcome.from_list(trial.user_attrs[RESULTS_ATTR]))
+                written += 1
+        return written
+
+    def _require_study(self) -> optuna.Study:
+        if self.study is None:
+            raise RuntimeError("call StudyEngine.open() first")
+        return self.study
+
+    def progress(self) -> StudyProgress:
+        """Return where the study stands."""
+        return study_progress(self._require_study(), budget=self.spec.budget.trials)
+
+    # -- finishing trials --------------------------------------------------------------------
+
+    def finish(self, trial: optuna.Trial, outcome: TrialOutcome) -> None:
+        """Store ``outcome`` on ``trial``, tell Optuna its true state, write its records."""
+        study = self._require_study()
+        status = outcome.status
+        trial.set_user_attr(RESULTS_ATTR, outcome.to_list())
+        trial.set_user_attr(STATUS_ATTR, status.value)
+        if status is TrialStatus.FAILED:
+            trial.set_user_attr(FAILURE_ATTR, outcome.failure_reason)
+            study.tell(trial, state=TrialState.FAIL)
+        elif status is TrialStatus.PRUNED:
+            study.tell(trial, state=TrialState.PRUNED)
+        else:
+            study.tell(trial, outcome.value)
+        self.write_records(trial.number, outcome)
+
+    def interrupt(self, trial: optuna.Trial) -> None:
+        """Fail ``trial`` as interrupted (not counted) and enqueue its retry."""
+        study = self._require_study()
+        with quiet_optuna():
+            trial.set_user_attr(INTERRUPTED_ATTR, True)
+            frozen = study.tell(trial, state=TrialState.FAIL)
+            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=self.spec.recovery.max_retry
+            )
+            retry(study, frozen)
+
+    def write_records(self, number: int, outcome: TrialOutcome) -> None:
+        """Write each seed's run of trial ``number`` to the records database."""
+        for run in outcome.runs:
+            fingerprints, types = self._task_metadata(run.config.task_set)
+            self.repository.add_run_result(
+                study=self.spec.name,
+                trial_number=number,
+                config=run.config,
+                result=run.result,
+                started_at=run.started_at,
+                finished_at=run.finished_at,
+                task_fingerprints=fingerprints,
+                task_types=types,
+                host=socket.gethostname(),
+                code_version=code_version(),
+            )
+
+    @functools.cache  # noqa: B019 - one engine per study run; the cache dies with it
+    def _task_metadata(self, task_set: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:
+        from taskgraph.errors import UnknownNameError
+        from taskgraph.tasks import get_task, task_fingerprint
+
+        fingerprints: dict[str, str] = {}
+        types: dict[str, str] = {}
+        for name in task_set:
+            try:
+                task = get_task(name, extra=self._task_defs)
+            except UnknownNameError:
+                continue  # tabular benchmarks name tasks that are not in the catalog
+            types[name] = task.type.value
+            try:
+                fingerprints[name] = task_fingerprint(task, data_dir=self.data_dir)
+            except TaskgraphError:
+                continue  # provenance is best effort; the run itself already happened
+        return fingerprints, types
+
+    # -- the local ask/tell loop -------------------------------------------------------------
+
+    def run(self, *, max_trials: int | None = None) -> RunSummary:
+        """Run trials in this process until the budget, the wall time or the failures run out.
+
+        ``max_trials`` stops after that many new trials (tests; the budget still applies).
+        """
+        if self.evaluator is None:
+            raise RuntimeError("StudyEngine.run needs an evaluator (the local or tabular runner)")
+        with quiet_optuna():
+            return self._run(max_trials)
+
+    def _run(self, max_trials: int | None) -> RunSummary:
+        study = self.study or self.open()
+        self.observer.on_open(self.progress())
+        started = time.monotonic()
+        wall = self.spec.budget.wall_time
+        new = 0
+        with Heartbeat(storage=self.storage, interval=self.spec.recovery.heartbeat_interval) as beat:
+            while True:
+                stop = self._should_stop(started, wall)
+                if stop is not None:
+                    return stop
+                if max_trials is not None and new >= max_trials:
+                    return RunSummary(progress=self.progress(), reason="budget", detail="max_trials")
+                trial = study.ask()
+                beat.add(trial._trial_id)
+                try:
+                    outcome = self._evaluate(trial)
+                    self.finish(trial, outcome)
+                except KeyboardInterrupt:
+                    self.interrupt(trial)
+                    raise
+                finally:
+                    beat.discard(trial._trial_id)
+                new += 1
+                self.observer.on_trial_end(trial.number, outcome, self.progress())
+
+    def _should_stop(self, started: float, wall: float | None) -> RunSummary | None:
+        progress = self.progress()
+        if progress.n_failed > self.spec.budget.max_failures:
+            return RunSummary(
+                progress=progress,
+                reason="max_failures",
+                detail=f"{progress.n_failed} trials failed (budget.max_failures is "
+                f"{self.spec.budget.max_failures})",
+            )
+        if progress.n_done + progress.n_running >= progress.budget:
+            return RunSummary(progress=progress, reason="budget")
+        if wall is not None and time.monotonic() - started >= wall:
+            return RunSummary(progress=progress, reason="wall_time", detail=f"{wall:g} s elapsed")
+        return None
+
+    def _evaluate(self, trial: optuna.Trial) -> TrialOutcome:
+        saved = trial.user_attrs.get(RESULTS_ATTR)
+        if saved:
+            # A retry of a trial that finished training but was not told: reuse its runs.
+            return TrialOutcome.from_list(saved)
+        config = self.space.suggest(trial)
+        trial.set_user_attr(CONFIG_ATTR, config.to_dict())
+        self.observer.on_trial_start(trial.number, config)
+        callbacks: list[Any] = []
+        if self.spec.pruner.name != "none":
+            from taskgraph.search.pruning import OptunaPruningCallback
+
+            callbacks.append(OptunaPruningCallback(trial=trial))
+        # A retried trial keeps the number of the trial it replaces as its checkpoint key.
+        frozen = self.storage.get_trial(trial._trial_id)
+        original = frozen.system_attrs.get("failed_trial", trial.number)
+        evaluator = self.evaluator
+        extra: dict[str, Any] = {}
+        if "checkpoint_key" in inspect.signature(evaluator.evaluate).parameters:
+            extra["checkpoint_key"] = f"trial-{original}"
+
+        def evaluate(config: TrialConfig, callbacks: Sequence[Any]) -> Any:
+            return evaluator.evaluate(config, callbacks=callbacks, **extra)
+
+        return run_seeds(
+            config, seeds=self.spec.seeds, evaluate=evaluate, first_seed_callbacks=callbacks
+        )
+
+
+@functools.cache
+def code_version() -> str:
+    """Return ``taskgraph <version>`` plus the git commit of the checkout when there is one."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"taskgraph {__version__}" + (f" ({commit})" if commit else "")

@@ -1,0 +1,106 @@
+"""Heartbeats for running trials, so a killed driver's trials are found, failed and retried.
+
+Optuna's RDB storage keeps a heartbeat per running trial when it is created with
+``heartbeat_interval``; ``optuna.storages.fail_stale_trials`` fails every RUNNING trial whose
+heartbeat is older than ``grace_period`` and hands it to the storage's
+``heartbeat_stale_trial_callback`` (here :class:`optuna.storages.RetryHeartbeatStaleTrialCallback`,
+which enqueues a copy).  ``study.optimize`` runs such a heartbeat thread itself; the ask/tell
+loop and the Ray driver use :class:`Heartbeat`, one thread beating for every trial it is given.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import TracebackType
+
+import optuna
+
+__all__ = ["Heartbeat", "make_optuna_storage", "quiet_optuna"]
+
+
+@contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Silence Optuna's warnings about what the engine does on purpose.
+
+    Heartbeats with ask/tell (Optuna warns that heartbeats are meant for ``optimize``; the
+    engine runs its own heartbeat thread, :class:`~taskgraph.search.heartbeat.Heartbeat`) and
+    the experimental stale-trial helpers and ``group`` option.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
+        yield
+
+
+
+def make_optuna_storage(
+    url: str, *, heartbeat_interval: int, grace_period: int, max_retry: int
+) -> optuna.storages.RDBStorage:
+    """Return Optuna's RDB storage on ``url`` with heartbeats and retry of stale trials."""
+    engine_kwargs: dict[str, object] = {}
+    if url.startswith("sqlite"):
+        # The records writer shares this file; wait for its lock instead of failing.
+        engine_kwargs["connect_args"] = {"timeout": 60}
+    else:
+        engine_kwargs["pool_pre_ping"] = True
+    with quiet_optuna():
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=max_retry
+            ),
+        )
+
+
+class Heartbeat:
+    """A background thread recording a heartbeat for each trial id in :attr:`trial_ids`."""
+
+    def __init__(self, *, storage: optuna.storages.RDBStorage, interval: float) -> None:
+        self.storage = storage
+        self.interval = interval
+        self._ids: set[int] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, trial_id: int) -> None:
+        """Start beating for ``trial_id`` (one beat is recorded at once)."""
+        self.storage.record_heartbeat(trial_id)
+        with self._lock:
+            self._ids.add(trial_id)
+
+    def discard(self, trial_id: int) -> None:
+        """Stop beating for ``trial_id``."""
+        with self._lock:
+            self._ids.discard(trial_id)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval):
+            with self._lock:
+                ids = list(self._ids)
+            for trial_id in ids:
+                try:
+                    self.storage.record_heartbeat(trial_id)
+                except Exception:  # a finished trial or a database hiccup: the next beat retries
+                    continue
+
+    def __enter__(self) -> Heartbeat:
+        self._thread = threading.Thread(target=self._beat, name="taskgraph-heartbeat", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()

@@ -1,0 +1,155 @@
+"""How far a study is: its trials' true states, counted against the budget.
+
+The Optuna study is the ledger.  A trial *counts* against the budget when it was evaluated:
+COMPLETE, PRUNED, or FAILED with a failure reason written by the driver.  A trial FAILED by the
+heartbeat (its process was killed) or by Ctrl-C carries no such reason: it does not count, and
+its retry (a WAITING copy, see :class:`optuna.storages.RetryHeartbeatStaleTrialCallback`) runs
+in its place.  So after any number of interruptions a study ends with exactly its budget of
+evaluated trials.
+
+Attribute names live here so that the engine, the Ray runner and the CLI agree on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR
+
+__all__ = [
+    "BUDGET_ATTR",
+    "CONFIG_ATTR",
+    "FAILURE_ATTR",
+    "INTERRUPTED_ATTR",
+    "RESULTS_ATTR",
+    "SEARCH_HASH_ATTR",
+    "SPEC_ATTR",
+    "STATUS_ATTR",
+    "EngineState",
+    "StudyProgress",
+    "study_progress",
+    "trial_state",
+]
+
+# study user attributes
+SPEC_ATTR = "taskgraph:spec"  # the validated spec as JSON: `study resume NAME` needs nothing else
+SEARCH_HASH_ATTR = "taskgraph:search_hash"
+BUDGET_ATTR = "taskgraph:budget"  # trials; `--trials` on run/resume updates it
+# trial user attributes
+CONFIG_ATTR = "taskgraph:config"  # the TrialConfig (first seed) as a dict
+STATUS_ATTR = "taskgraph:status"  # the true state: complete / pruned / failed
+FAILURE_ATTR = "taskgraph:failure"  # why an evaluated trial failed
+RESULTS_ATTR = "taskgraph:results"  # every seed's SeedRun: a lost records write can be redone
+INTERRUPTED_ATTR = "taskgraph:interrupted"  # Ctrl-C: failed, not counted, retried
+
+EngineState = Literal["complete", "pruned", "failed", "interrupted", "running", "waiting"]
+
+
+def trial_state(trial: FrozenTrial) -> EngineState:
+    """Return the trial's state in the engine's terms (interrupted = failed without evaluation)."""
+    if trial.state == TrialState.COMPLETE:
+        # Ray Tune reports a trial stopped by its scheduler as COMPLETE; the driver writes the
+        # true state first, so this only guards trials told by something else.
+        return "pruned" if trial.user_attrs.get(STATUS_ATTR) == "pruned" else "complete"
+    if trial.state == TrialState.PRUNED:
+        return "pruned"
+    if trial.state == TrialState.FAIL:
+        return "failed" if FAILURE_ATTR in trial.user_attrs else "interrupted"
+    if trial.state == TrialState.RUNNING:
+        return "running"
+    return "waiting"
+
+
+@dataclass(frozen=True)
+class StudyProgress:
+    """Counts of a study's trials by state, the budget, the baseline and the best value."""
+
+    name: str
+    direction: str
+    budget: int
+    n_complete: int
+    n_pruned: int
+    n_failed: int
+    n_interrupted: int
+    n_running: int
+    n_waiting: int
+    best_value: float | None
+    best_number: int | None
+    baseline_value: float | None
+    baseline_number: int | None
+
+    @property
+    def n_done(self) -> int:
+        """Return the evaluated trials (what counts against the budget)."""
+        return self.n_complete + self.n_pruned + self.n_failed
+
+    @property
+    def remaining(self) -> int:
+        """Return how many more trials the budget allows."""
+        return max(self.budget - self.n_done, 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "name": self.name,
+            "direction": self.direction,
+            "budget": self.budget,
+            "n_done": self.n_done,
+            "n_complete": self.n_complete,
+            "n_pruned": self.n_pruned,
+            "n_failed": self.n_failed,
+            "n_interrupted": self.n_interrupted,
+            "n_running": self.n_running,
+            "n_waiting": self.n_waiting,
+            "best_value": self.best_value,
+            "best_trial": self.best_number,
+            "baseline_value": self.baseline_value,
+            "baseline_trial": self.baseline_number,
+        }
+
+
+def study_progress(study: optuna.Study, *, budget: int | None = None) -> StudyProgress:
+    """Return the progress of ``study`` (budget from its user attributes unless given)."""
+    trials = study.get_trials(deepcopy=False)
+    if budget is None:
+        budget = int(study.user_attrs.get(BUDGET_ATTR, 0))
+    direction = study.direction.name.lower()
+    return progress_of(trials, name=study.study_name, direction=direction, budget=budget)
+
+
+def progress_of(
+    trials: Sequence[FrozenTrial], *, name: str, direction: str, budget: int
+) -> StudyProgress:
+    """Return the progress over ``trials`` (pure: no storage access)."""
+    counts = {state: 0 for state in ("complete", "pruned", "failed", "interrupted", "running", "waiting")}
+    best: tuple[float, int] | None = None
+    baseline: tuple[float | None, int] | None = None
+    sign = 1.0 if direction == "maximize" else -1.0
+    for trial in trials:
+        state = trial_state(trial)
+        counts[state] += 1
+        better = best is None or (trial.value is not None and sign * trial.value > sign * best[0])
+        if state == "complete" and trial.value is not None and better:
+            best = (trial.value, trial.number)
+        if trial.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE and state == "complete":
+            baseline = (trial.value, trial.number)
+    return StudyProgress(
+        name=name,
+        direction=direction,
+        budget=budget,
+        n_complete=counts["complete"],
+        n_pruned=counts["pruned"],
+        n_failed=counts["failed"],
+        n_interrupted=counts["interrupted"],
+        n_running=counts["running"],
+        n_waiting=counts["waiting"],
+        best_value=None if best is None else best[0],
+        best_number=None if best is None else best[1],
+        baseline_value=None if baseline is None else baseline[0],
+        baseline_number=None if baseline is None else baseline[1],
+    )

@@ -1,0 +1,47 @@
+"""The Optuna pruning callback: reports the objective at each evaluation and asks to prune.
+
+It plugs into the trainer as an ordinary :class:`~taskgraph.training.TrainerCallback`, so the
+trainer never imports Optuna (after ``optuna.integration``'s pruning callbacks, which do the same
+for other training loops).  The resource a pruner counts is the *evaluation index* (1, 2, ...),
+not the optimizer step: trials with more tasks or smaller batches take more steps per epoch, and
+ASHA's rungs must compare like with like.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+
+from taskgraph.training.callbacks import TrainerCallback, TrainerControl, TrainerState
+from taskgraph.trial import TrialConfig
+
+__all__ = ["OptunaPruningCallback"]
+
+
+class OptunaPruningCallback(TrainerCallback):
+    """Reports each evaluation's objective to ``trial`` and sets ``control.should_prune``."""
+
+    def __init__(self, *, trial: optuna.Trial) -> None:
+        self.trial = trial
+        self.evaluations = 0
+        self.pruned_at: int | None = None
+
+    def on_evaluate(
+        self,
+        args: TrialConfig,
+        state: TrainerState,
+        control: TrainerControl,
+        metrics: dict[str, dict[str, dict[str, float]]] | None = None,
+        **kwargs: Any,
+    ) -> TrainerControl | None:
+        """Report the objective; ask the trainer to stop as PRUNED when the pruner says so."""
+        objective = kwargs.get("objective")
+        if objective is None:
+            return None
+        self.evaluations += 1
+        self.trial.report(float(objective), step=self.evaluations)
+        if self.trial.should_prune():
+            self.pruned_at = self.evaluations
+            control.should_prune = True
+        return control

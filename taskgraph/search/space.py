@@ -1,0 +1,323 @@
+"""The search space of a study, compiled into Optuna define-by-run suggestions.
+
+:class:`SearchSpace` turns one Optuna trial into one :class:`~taskgraph.trial.TrialConfig`.
+Parameters are conditional: an architecture's own parameters (``soft/lambda``) are suggested
+only when that architecture is chosen, the temperature only for temperature-based mixing, a
+task's weight and example cap only when the task is in the set, and the transfer mode only
+when there is something to transfer from.
+
+**Auxiliary subset encoding.**  Every free candidate ``t`` is one categorical parameter
+``aux/<t>`` with choices ``[False, True]``, always suggested, so TPE and GP learn each task's
+effect on the objective and the graph-guided sampler sees all of them in the relative search
+space.  Constraints are then repaired deterministically:
+
+* ``include`` tasks are always in the set and ``exclude`` tasks never; neither gets a
+  parameter.
+* If the set is larger than ``max_size``, the chosen tasks with the largest rank are
+  dropped; if smaller than ``min_size``, the unchosen tasks with the smallest rank are added.
+  The rank of task ``t`` is ``sha256("<sorted sampled set>|t")``: a pure function of what was
+  sampled, so the same sample always gives the same set, without favouring the tasks listed
+  first in the spec.
+
+The effective subset is stored as the trial's user attribute ``auxiliaries`` (a sorted list).
+The target's single-task baseline is the trial enqueued with user attribute
+``taskgraph:role = "baseline"``: its subset is empty whatever the constraints say, so every
+trial's gain over it is known.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from taskgraph.errors import SpecError
+from taskgraph.spec.domains import Domain, Scalar
+from taskgraph.spec.models import StudySpec
+from taskgraph.trial import MixingConfig, Objective, TrialConfig
+
+__all__ = [
+    "AUX_PARAM_PREFIX",
+    "BASELINE_ROLE",
+    "ROLE_ATTR",
+    "SUBSET_ATTR",
+    "SearchSpace",
+    "SuggestingTrial",
+    "aux_param",
+    "domain_from_plain",
+    "repair_subset",
+]
+
+AUX_PARAM_PREFIX = "aux/"
+SUBSET_ATTR = "auxiliaries"
+ROLE_ATTR = "taskgraph:role"
+BASELINE_ROLE = "baseline"
+_TEMPERATURE_SCHEMES = ("temperature", "annealed")
+
+
+class SuggestingTrial(Protocol):
+    """What :meth:`SearchSpace.suggest` needs from a trial (an ``optuna.Trial`` or Ray's proxy)."""
+
+    @property
+    def user_attrs(self) -> dict[str, Any]: ...
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any: ...
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int: ...
+
+    def suggest_float(
+        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
+    ) -> float: ...
+
+    def set_user_attr(self, key: str, value: Any) -> None: ...
+
+
+def aux_param(task: str) -> str:
+    """Return the Optuna parameter name of candidate ``task``'s inclusion flag."""
+    return f"{AUX_PARAM_PREFIX}{task}"
+
+
+def domain_from_plain(name: str, data: Mapping[str, Any]) -> Domain:
+    """Return the :class:`Domain` of an architecture's plain-data parameter description.
+
+    Accepts ``{"type": "float"|"int", "low", "high", "log"?, "step"?}``,
+    ``{"type": "categorical", "choices": [...]}`` and ``{"value": x}``.
+    """
+    values = dict(data)
+    kind = values.pop("type", None)
+    values.pop("default", None)
+    if kind == "categorical":
+        return Domain(choices=tuple(values["choices"]))
+    if kind in ("int", "float"):
+        return Domain(type=kind, **values)
+    try:
+        return Domain.model_validate(values)
+    except ValueError as error:
+        raise SpecError(f"search space of {name}: cannot read {dict(data)!r}: {error}") from None
+
+
+def repair_subset(
+    chosen: Sequence[str],
+    *,
+    free: Sequence[str],
+    include: Sequence[str] = (),
+    min_size: int = 0,
+    max_size: int | None = None,
+) -> tuple[str, ...]:
+    """Return the auxiliary subset after the deterministic constraint repair (module docstring)."""
+    picked = sorted(set(chosen) & set(free))
+    key = "+".join(picked)
+
+    def rank(task: str) -> str:
+        return hashlib.sha256(f"{key}|{task}".encode()).hexdigest()
+
+    low = max(min_size - len(include), 0)
+    high = None if max_size is None else max(max_size - len(include), 0)
+    if high is not None and len(picked) > high:
+        picked = sorted(sorted(picked, key=rank)[:high])
+    if len(picked) < low:
+        unchosen = sorted((t for t in free if t not in picked), key=rank)
+        picked = sorted(picked + unchosen[: low - len(picked)])
+    return tuple(sorted({*include, *picked}))
+
+
+class SearchSpace:
+    """A study's search space: suggests a :class:`TrialConfig` from an Optuna trial.
+
+    ``sharing_spaces`` maps each architecture to its own searchable parameters as plain data
+    (what ``SHARING_ARCHITECTURES.get(name).search_space()`` returns); when omitted they are
+    read from the registry.  Ranges in the spec override the architecture's.
+    """
+
+    def __init__(
+        self,
+        *,
+        spec: StudySpec,
+        sharing_spaces: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+    ) -> None:
+        self.spec = spec
+        aux = spec.search.auxiliaries
+        self.include = tuple(aux.include)
+        self.free = tuple(
+            t for t in spec.candidate_names if t not in aux.include and t not in aux.exclude
+        )
+        if sharing_spaces is None:
+            sharing_spaces = _registry_spaces(list(spec.search.sharing))
+        self.sharing = self._sharing_domains(sharing_spaces)
+
+    def _sharing_domains(
+        self, spaces: Mapping[str, Mapping[str, Mapping[str, Any]]]
+    ) -> dict[str, dict[str, Domain]]:
+        out: dict[str, dict[str, Domain]] = {}
+        for arch, overrides in self.spec.search.sharing.items():
+            own = {k: domain_from_plain(f"{arch}.{k}", v) for k, v in spaces.get(arch, {}).items()}
+            unknown = sorted(set(overrides) - set(own))
+            if unknown:
+                allowed = ", ".join(sorted(own)) or "(none)"
+                raise SpecError(
+                    f"search.sharing.{arch}: unknown parameter {unknown[0]!r}; allowed: {allowed}"
+                )
+            out[arch] = {**own, **overrides}
+        return out
+
+    # -- suggestions -------------------------------------------------------------------------
+
+    def suggest(self, trial: SuggestingTrial) -> TrialConfig:
+        """Return the configuration for ``trial``, suggesting every (conditional) parameter."""
+        spec = self.spec
+        search = spec.search
+        baseline = trial.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE
+        flags = [t for t in self.free if trial.suggest_categorical(aux_param(t), [False, True])]
+        if baseline:
+            auxiliaries: tuple[str, ...] = ()
+        else:
+            auxiliaries = repair_subset(
+                flags,
+                free=self.free,
+                include=self.include,
+                min_size=search.auxiliaries.min_size,
+                max_size=search.auxiliaries.max_size,
+            )
+        trial.set_user_attr(SUBSET_ATTR, list(auxiliaries))
+
+        architectures = list(self.sharing)
+        sharing = str(_pick(trial, "sharing", Domain(choices=tuple(architectures))))
+        sharing_params = {
+            name: _pick(trial, f"{sharing}/{name}", domain)
+            for name, domain in self.sharing[sharing].items()
+        }
+        tasks = (spec.target, *auxiliaries)
+        mixing = self._mixing(trial, auxiliaries, tasks)
+        transfer = _pick(trial, "transfer_mode", search.transfer_mode) if auxiliaries else "joint"
+        hyper = {k: _pick(trial, f"hp/{k}", d) for k, d in search.hyperparameters.items()}
+        max_steps = _pick(trial, "max_steps", search.max_steps)
+        return TrialConfig(
+            target=spec.target,
+            auxiliaries=auxiliaries,
+            encoder=spec.encoder.name,
+            encoder_options=dict(spec.encoder.options),
+            sharing=sharing,
+            sharing_params=sharing_params,
+            mixing=mixing,
+            loss_weighting=str(_pick(trial, "loss_weighting", search.loss_weighting)),
+            transfer_mode="sequential" if transfer == "sequential" else "joint",
+            pretraining=_optional_str(_pick(trial, "pretraining", search.pretraining)),
+            learning_rate=float(_number(_pick(trial, "learning_rate", search.learning_rate))),
+            epochs=float(_number(_pick(trial, "epochs", search.epochs))),
+            max_steps=None if max_steps is None else int(_number(max_steps)),
+            batch_size=int(_number(_pick(trial, "batch_size", search.batch_size))),
+            max_length=spec.encoder.max_length,
+            seed=spec.seeds[0],
+            objective=Objective(
+                metric=spec.objective.metric,
+                split=spec.objective.split,
+                direction=spec.objective.direction,
+            ),
+            eval_splits=tuple(dict.fromkeys((*spec.training.eval_splits, spec.objective.split))),
+            eval_every=spec.training.eval_every,
+            early_stopping_patience=spec.training.early_stopping_patience,
+            lookahead_every=spec.training.lookahead_every,
+            hyperparameters=hyper,
+        )
+
+    def _mixing(
+        self, trial: SuggestingTrial, auxiliaries: tuple[str, ...], tasks: tuple[str, ...]
+    ) -> MixingConfig:
+        mixing = self.spec.search.mixing
+        scheme = str(_pick(trial, "mixing/scheme", mixing.scheme)) if auxiliaries else "proportional"
+        temperature = 1.0
+        if scheme in _TEMPERATURE_SCHEMES:
+            temperature = float(_number(_pick(trial, "mixing/temperature", mixing.temperature)))
+        weights: dict[str, float] = {}
+        # A single weight domain applies to the auxiliaries (the target stays at 1.0); a
+        # mapping may name the target too, and "*" covers every auxiliary not named.
+        for task in tasks:
+            domain = _per_task(mixing.weights, task, default_all=task != self.spec.target)
+            # An unsearched weight of 1 is the default: leaving it out keeps the model
+            # configuration (and its hash) the same as a study that never mentions weights.
+            if domain is not None and domain.is_fixed and domain.fixed_value() == 1.0:
+                continue
+            if domain is not None and auxiliaries:
+                weights[task] = float(_number(_pick(trial, f"weight/{task}", domain)))
+        caps: dict[str, int] = {}
+        for task in tasks:
+            cap_domain = _per_task(mixing.max_examples, task, default_all=True)
+            if cap_domain is not None:
+                cap = _pick(trial, f"max_examples/{task}", cap_domain)
+                if cap is not None:
+                    caps[task] = int(_number(cap))
+        return MixingConfig(scheme=scheme, temperature=temperature, weights=weights, max_examples=caps)  # type: ignore[arg-type]
+
+    # -- enqueued trials ---------------------------------------------------------------------
+
+    def baseline_params(self) -> dict[str, Any]:
+        """Return the parameters that fix the subset to the target alone (for ``enqueue_trial``)."""
+        return {aux_param(t): False for t in self.free}
+
+    def baseline_user_attrs(self) -> dict[str, Any]:
+        """Return the user attributes that mark the enqueued trial as the baseline."""
+        return {ROLE_ATTR: BASELINE_ROLE}
+
+    def describe(self) -> dict[str, Any]:
+        """Return the compiled space as plain data (parameter name -> domain), for docs and CLI."""
+        out: dict[str, Any] = {aux_param(t): [False, True] for t in self.free}
+        if len(self.sharing) > 1:
+            out["sharing"] = list(self.sharing)
+        for arch, params in self.sharing.items():
+            out.update({f"{arch}/{k}": d.describe() for k, d in params.items() if not d.is_fixed})
+        return out
+
+
+def _pick(trial: SuggestingTrial, name: str, domain: Domain) -> Scalar:
+    """Return ``domain``'s value for ``trial``: fixed values are not suggested at all."""
+    if domain.is_fixed:
+        return domain.fixed_value()
+    kind = domain.kind
+    if kind == "choice":
+        assert domain.choices is not None
+        return trial.suggest_categorical(name, list(domain.choices))
+    assert domain.low is not None and domain.high is not None
+    if kind == "int":
+        step = int(domain.step) if domain.step is not None else 1
+        return trial.suggest_int(name, int(domain.low), int(domain.high), step=step, log=domain.log)
+    return trial.suggest_float(
+        name, float(domain.low), float(domain.high), step=domain.step, log=domain.log
+    )
+
+
+def _per_task(
+    value: Domain | Mapping[str, Domain] | None, task: str, *, default_all: bool
+) -> Domain | None:
+    if value is None:
+        return None
+    if isinstance(value, Domain):
+        return value if default_all else None
+    if task in value:
+        return value[task]
+    return value.get("*") if default_all else None
+
+
+def _number(value: Scalar) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpecError(f"expected a number in the search space, got {value!r}")
+    return value
+
+
+def _optional_str(value: Scalar) -> str | None:
+    return None if value is None else str(value)
+
+
+def _registry_spaces(names: list[str]) -> dict[str, Mapping[str, Mapping[str, Any]]]:
+    # Imported here: the models package imports torch, which `study validate` should not pay
+    # for unless the spec names architectures.
+    from taskgraph.models.sharing import SHARING_ARCHITECTURES
+
+    spaces: dict[str, Mapping[str, Mapping[str, Any]]] = {}
+    for name in names:
+        try:
+            architecture = SHARING_ARCHITECTURES.get(name)
+        except KeyError as error:
+            raise SpecError(f"search.sharing: {error}") from None
+        space = getattr(architecture, "search_space", None)
+        spaces[name] = dict(space()) if callable(space) else {}
+    return spaces

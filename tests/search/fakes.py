@@ -1,0 +1,75 @@
+"""Small local fakes for engine tests: an evaluator whose answers are known in advance."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from taskgraph.training.callbacks import TrainerControl, TrainerState
+from taskgraph.trial import Cost, TrialConfig, TrialResult, TrialStatus
+
+# Architectures' own parameters, in the shape `search_space()` returns them.
+SHARING_SPACES: dict[str, dict[str, dict[str, Any]]] = {
+    "hard": {},
+    "soft": {"lambda": {"type": "float", "low": 1e-4, "high": 1.0, "log": True}},
+}
+
+EFFECTS = {"good": 0.2, "bad": -0.15, "meh": 0.01}
+
+
+def known_objective(config: TrialConfig) -> float:
+    """Return the objective the fake reports: 0.5 plus each auxiliary's known effect."""
+    return 0.5 + sum(EFFECTS.get(t, 0.0) for t in config.auxiliaries) + 0.001 * config.seed
+
+
+class FakeEvaluator:
+    """Evaluates a config by formula, reporting ``n_evals`` evaluations through the callbacks.
+
+    Configs containing a task in ``fail_with`` fail; ``interrupt_on`` raises KeyboardInterrupt
+    on that call number (1-based), as Ctrl-C would.
+    """
+
+    def __init__(
+        self,
+        *,
+        n_evals: int = 3,
+        fail_with: Sequence[str] = (),
+        interrupt_on: int | None = None,
+    ) -> None:
+        self.n_evals = n_evals
+        self.fail_with = set(fail_with)
+        self.interrupt_on = interrupt_on
+        self.calls: list[TrialConfig] = []
+
+    def evaluate(self, config: TrialConfig, *, callbacks: Sequence[Any] = ()) -> TrialResult:
+        self.calls.append(config)
+        if self.interrupt_on is not None and len(self.calls) == self.interrupt_on:
+            raise KeyboardInterrupt
+        if self.fail_with & set(config.auxiliaries):
+            return TrialResult.failed("fake failure: loss is NaN", cost=Cost(seconds=0.01))
+        final = known_objective(config)
+        state, control = TrainerState(), TrainerControl()
+        intermediate: list[tuple[int, float]] = []
+        for step in range(1, self.n_evals + 1):
+            value = final * step / self.n_evals
+            state.global_step = step * 10
+            intermediate.append((state.global_step, value))
+            for callback in callbacks:
+                out = callback.on_evaluate(config, state, control, metrics={}, objective=value)
+                control = out or control
+            if control.should_prune:
+                return TrialResult(
+                    status=TrialStatus.PRUNED,
+                    objective=value,
+                    scores={config.target: {"dev": {"accuracy": value}}},
+                    intermediate=intermediate,
+                    cost=Cost(seconds=0.01),
+                )
+        scores = {t: {"dev": {"accuracy": final}} for t in config.task_set}
+        return TrialResult(
+            status=TrialStatus.COMPLETE,
+            objective=final,
+            scores=scores,
+            intermediate=intermediate,
+            cost=Cost(seconds=0.01, examples=100),
+        )

@@ -1,0 +1,218 @@
+"""The study engine with a fake evaluator: budget, records, true states, failures, resume."""
+
+from __future__ import annotations
+
+from collections import Counter
+from types import ModuleType
+from typing import Any
+
+import optuna
+import pytest
+
+from taskgraph.errors import SpecError
+from taskgraph.search.engine import StudyEngine
+from taskgraph.search.heartbeat import quiet_optuna
+from taskgraph.search.progress import FAILURE_ATTR, INTERRUPTED_ATTR, trial_state
+from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR, SUBSET_ATTR
+from taskgraph.spec import StudySpec, spec_from_dict
+from taskgraph.storage import open_repository
+
+
+def make_spec(**overrides: Any) -> StudySpec:
+    data: dict[str, Any] = {
+        "name": "fake",
+        "target": "tgt",
+        "candidates": ["good", "bad", "meh", "boom"],
+        "search": {"sharing": ["hard", "soft"], "learning_rate": {"low": 1e-5, "high": 1e-3, "log": True}},
+        "sampler": {"name": "tpe", "seed": 0, "n_startup_trials": 3},
+        "budget": {"trials": 8, "max_failures": 10},
+        "seeds": 2,
+        "recovery": {"heartbeat_interval": 1, "grace_period": 2},
+    }
+    data.update(overrides)
+    return spec_from_dict(data)
+
+
+def make_engine(spec: StudySpec, url: str, evaluator: Any, fakes: ModuleType) -> StudyEngine:
+    return StudyEngine(
+        spec=spec, storage_url=url, evaluator=evaluator, sharing_spaces=fakes.SHARING_SPACES
+    )
+
+
+def test_runs_exactly_the_budget_and_records_every_seed(storage_url: str, fakes: ModuleType) -> None:
+    spec = make_spec()
+    engine = make_engine(spec, storage_url, fakes.FakeEvaluator(), fakes)
+    summary = engine.run()
+    engine.close()
+    assert summary.reason == "budget"
+    assert summary.progress.n_done == 8 and summary.progress.n_complete == 8
+
+    study = optuna.load_study(study_name="fake", storage=storage_url)
+    trials = study.get_trials()
+    assert len(trials) == 8
+    baseline = trials[0]
+    assert baseline.user_attrs[ROLE_ATTR] == BASELINE_ROLE
+    assert baseline.user_attrs[SUBSET_ATTR] == []
+    assert baseline.value == pytest.approx(0.5005)  # mean over seeds 0 and 1
+
+    with open_repository(storage_url) as repo:
+        runs = repo.runs(study="fake")
+    assert len(runs) == 16  # two seeds per trial
+    assert Counter((r.trial_number, r.seed) for r in runs).most_common(1)[0][1] == 1
+    by_trial = {t.number: t for t in trials}
+    for run in runs:
+        trial = by_trial[run.trial_number]
+        assert run.status == "complete"
+        assert list(run.task_set) == sorted(["tgt", *trial.user_attrs[SUBSET_ATTR]])
+        assert run.objective == pytest.approx(fakes.known_objective(run.trial_config()))
+
+
+def test_failures_are_recorded_and_the_study_goes_on(storage_url: str, fakes: ModuleType) -> None:
+    spec = make_spec(search={"auxiliaries": {"include": ["boom"]}}, budget={"trials": 3, "max_failures": 5})
+    engine = make_engine(spec, storage_url, fakes.FakeEvaluator(fail_with=["boom"]), fakes)
+    summary = engine.run()
+    engine.close()
+    # The baseline trains the target alone, so it completes; every other trial includes `boom`.
+    assert (summary.progress.n_complete, summary.progress.n_failed) == (1, 2)
+    study = optuna.load_study(study_name="fake", storage=storage_url)
+    failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert all(t.user_attrs[FAILURE_ATTR] == "fake failure: loss is NaN" for t in failed)
+    with open_repository(storage_url) as repo:
+        runs = repo.runs(study="fake", status="failed")
+    # A failed first seed ends the trial: one record per failed trial, with its reason.
+    assert len(runs) == 2 and {r.failure_reason for r in runs} == {"fake failure: loss is NaN"}
+
+
+def test_max_failures_stops_the_study(storage_url: str, fakes: ModuleType) -> None:
+    spec = make_spec(search={"auxiliaries": {"include": ["boom"]}}, budget={"trials": 10, "max_failures": 1})
+    engine = make_engine(spec, storage_url, fakes.FakeEvaluator(fail_with=["boom"]), fakes)
+    summary = engine.run()
+    engine.close()
+    assert summary.reason == "max_failures"
+    assert summary.progress.n_failed == 2 and summary.progress.n_done == 3
+
+
+def test_pruned_trials_keep_their_true_state(storage_url: str, fakes: ModuleType) -> None:
+    spec = make_spec(
+        pruner={"name": "median", "n_startup_trials": 1},
+        seeds=1,
+        budget={"trials": 12},
+        sampler={"name": "random", "seed": 3},
+    )
+    engine = make_engine(spec, storage_url, fakes.FakeEvaluator(n_evals=4), fakes)
+    summary = engine.run()
+    engine.close()
+    assert summary.progress.n_done == 12
+    assert summary.progress.n_pruned >= 1
+    study = optuna.load_study(study_name="fake", storage=storage_url)
+    pruned = {t.number for t in study.trials if t.state == optuna.trial.TrialState.PRUNED}
+    with open_repository(storage_url) as repo:
+        recorded = {r.trial_number for r in repo.runs(study="fake", status="pruned")}
+    assert recorded == pruned
+
+
+def test_ctrl_c_marks_the_trial_interrupted_and_resume_retries_it(
+    storage_url: str, fakes: ModuleType
+) -> None:
+    spec = make_spec(seeds=1, budget={"trials": 5})
+    engine = make_engine(spec, storage_url, fakes.FakeEvaluator(interrupt_on=3), fakes)
+    with pytest.raises(KeyboardInterrupt):
+        engine.run()
+    engine.close()
+    study = optuna.load_study(study_name="fake", storage=storage_url)
+    states = [trial_state(t) for t in study.trials]
+    assert states == ["complete", "complete", "interrupted", "waiting"]
+    interrupted = study.trials[2]
+    assert interrupted.user_attrs[INTERRUPTED_ATTR] is True
+    retry = study.trials[3]
+    assert retry.system_attrs["failed_trial"] == 2
+    assert retry.params == interrupted.params
+
+    engine = make_engine(spec, storage_url, fakes.FakeEvaluator(), fakes)
+    summary = engine.run()
+    engine.close()
+    assert summary.progress.n_done == 5 and summary.progress.n_interrupted == 1
+    with open_repository(storage_url) as repo:
+        runs = repo.runs(study="fake")
+    assert len(runs) == 5
+    assert 2 not in {r.trial_number for r in runs}  # the interrupted trial left no record
+
+
+def test_a_killed_driver_trial_goes_stale_and_is_retried(storage_url: str, fakes: ModuleType) -> None:
+    spec = make_spec(seeds=1, budget={"trials": 3})
+    engine = make_engine(spec, storage_url, fakes.FakeEvaluator(), fakes)
+    engine.run(max_trials=1)
+    # What a killed process leaves behind: a RUNNING trial whose heartbeat stopped.
+    study = engine._require_study()
+    with quiet_optuna():
+        orphan = study.ask()
+    engine.storage.record_heartbeat(orphan._trial_id)
+    engine.close()
+
+    waits: list[float] = []
+
+    class Observer(fakes_observer()):  # type: ignore[misc]
+        def on_wait(self, seconds: float, n_running: int) -> None:
+            waits.append(seconds)
+
+    engine = StudyEngine(
+        spec=spec,
+        storage_url=storage_url,
+        evaluator=fakes.FakeEvaluator(),
+        sharing_spaces=fakes.SHARING_SPACES,
+        observer=Observer(),
+    )
+    summary = engine.run()
+    engine.close()
+    assert waits  # it waited for the orphan to go stale
+    assert summary.progress.n_done == 3 and summary.progress.n_interrupted == 1
+    study = optuna.load_study(study_name="fake", storage=storage_url)
+    retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == orphan.number]
+    assert len(retried) == 1 and retried[0].state == optuna.trial.TrialState.COMPLETE
+
+
+def fakes_observer() -> type:
+    from taskgraph.search.engine import EngineObserver
+
+    return EngineObserver
+
+
+def test_lost_record_writes_are_repaired_on_open(storage_url: str, fakes: ModuleType) -> None:
+    spec = make_spec(seeds=1, budget={"trials": 2})
+    engine = make_engine(spec, storage_url, fakes.FakeEvaluator(), fakes)
+    original = engine.write_records
+    engine.write_records = lambda number, outcome: None  # type: ignore[method-assign]
+    engine.run()
+    engine.write_records = original  # type: ignore[method-assign]
+    with open_repository(storage_url) as repo:
+        assert repo.runs(study="fake") == []
+    assert engine.reconcile() == 2
+    assert engine.reconcile() == 0  # idempotent
+    engine.close()
+    with open_repository(storage_url) as repo:
+        assert sorted(r.trial_number for r in repo.runs(study="fake")) == [0, 1]
+
+
+def test_run_again_continues_and_a_changed_spec_is_refused(storage_url: str, fakes: ModuleType) -> None:
+    spec = make_spec(seeds=1, budget={"trials": 2})
+    engine = make_engine(spec, storage_url, fakes.FakeEvaluator(), fakes)
+    engine.run()
+    engine.close()
+    bigger = make_spec(seeds=1, budget={"trials": 4})
+    engine = make_engine(bigger, storage_url, fakes.FakeEvaluator(), fakes)
+    assert engine.run().progress.n_done == 4
+    engine.close()
+    changed = make_spec(seeds=1, budget={"trials": 4}, target="other")
+    engine = make_engine(changed, storage_url, fakes.FakeEvaluator(), fakes)
+    with pytest.raises(SpecError, match=r"already exists .* `taskgraph study resume fake --storage"):
+        engine.open()
+    engine.close()
+
+
+def test_wall_time_stops_between_trials(storage_url: str, fakes: ModuleType) -> None:
+    spec = make_spec(seeds=1, budget={"trials": 50, "wall_time": 0.001})
+    engine = make_engine(spec, storage_url, fakes.FakeEvaluator(), fakes)
+    summary = engine.run()
+    engine.close()
+    assert summary.reason == "wall_time"
+    assert summary.progress.n_done <= 1

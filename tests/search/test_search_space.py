@@ -1,0 +1,181 @@
+"""Search space -> Optuna define-by-run suggestions: conditional parameters, subset repair."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from taskgraph.errors import SpecError
+from taskgraph.search.space import (
+    BASELINE_ROLE,
+    ROLE_ATTR,
+    SUBSET_ATTR,
+    SearchSpace,
+    aux_param,
+    domain_from_plain,
+    repair_subset,
+)
+from taskgraph.spec import spec_from_dict
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+CANDIDATES = ["a", "b", "c", "d", "e"]
+# What architectures describe about themselves (the shape of `search_space()`).
+SPACES: dict[str, dict[str, dict[str, Any]]] = {
+    "hard": {},
+    "soft": {"lambda": {"type": "float", "low": 1e-4, "high": 1.0, "log": True}},
+    "hierarchical": {"target_layer": {"type": "int", "low": 1, "high": 6}},
+}
+
+
+def make_space(**search: Any) -> SearchSpace:
+    data = {"name": "s", "target": "t", "candidates": CANDIDATES, "search": search}
+    return SearchSpace(spec=spec_from_dict(data), sharing_spaces=SPACES)
+
+
+def sample(space: SearchSpace, n: int, seed: int = 0) -> list[optuna.trial.FrozenTrial]:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    for _ in range(n):
+        trial = study.ask()
+        space.suggest(trial)
+        study.tell(trial, 0.0)
+    return study.trials
+
+
+def test_every_free_candidate_is_a_boolean_always_suggested() -> None:
+    space = make_space(auxiliaries={"include": ["a"], "exclude": ["e"]})
+    for trial in sample(space, 5):
+        assert {k for k in trial.params if k.startswith("aux/")} == {"aux/b", "aux/c", "aux/d"}
+        assert all(isinstance(trial.params[aux_param(t)], bool) for t in "bcd")
+        subset = trial.user_attrs[SUBSET_ATTR]
+        assert "a" in subset and "e" not in subset
+
+
+def test_sharing_parameters_are_conditional_and_overridable() -> None:
+    space = make_space(
+        sharing={"hard": None, "soft": {"lambda": {"low": 0.01, "high": 0.02}}, "hierarchical": None}
+    )
+    seen: set[str] = set()
+    for trial in sample(space, 40):
+        arch = trial.params["sharing"]
+        seen.add(arch)
+        if arch == "soft":
+            assert 0.01 <= trial.params["soft/lambda"] <= 0.02
+        else:
+            assert "soft/lambda" not in trial.params
+        assert ("hierarchical/target_layer" in trial.params) == (arch == "hierarchical")
+    assert seen == {"hard", "soft", "hierarchical"}
+
+
+def test_config_carries_suggested_values() -> None:
+    space = make_space(
+        sharing=["soft"],
+        learning_rate={"low": 1e-5, "high": 1e-3, "log": True},
+        batch_size=[8, 16],
+        epochs=2,
+        mixing={"scheme": ["proportional", "temperature"], "temperature": {"low": 1.5, "high": 3.0},
+                "weights": {"low": 0.5, "high": 2.0}, "max_examples": {"t": 100, "*": [50, 60]}},
+        hyperparameters={"warmup_ratio": {"low": 0.0, "high": 0.2}},
+    )
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    for _ in range(20):
+        trial = study.ask()
+        config = space.suggest(trial)
+        params = trial.params
+        assert config.sharing == "soft"
+        assert config.sharing_params["lambda"] == params["soft/lambda"]
+        assert config.learning_rate == params["learning_rate"]
+        assert config.batch_size == params["batch_size"] and config.epochs == 2.0
+        assert config.auxiliaries == tuple(trial.user_attrs[SUBSET_ATTR])
+        assert config.mixing.max_examples["t"] == 100
+        for aux in config.auxiliaries:
+            assert config.mixing.weights[aux] == params[f"weight/{aux}"]
+            assert config.mixing.max_examples[aux] in (50, 60)
+        assert "t" not in config.mixing.weights  # the target is the reference weight
+        if config.auxiliaries and params["mixing/scheme"] == "temperature":
+            assert config.mixing.temperature == params["mixing/temperature"]
+        else:
+            assert "mixing/temperature" not in params
+        assert config.hyperparameters["warmup_ratio"] == params["hp/warmup_ratio"]
+        study.tell(trial, 0.0)
+
+
+def test_fixed_settings_are_not_parameters() -> None:
+    space = make_space(learning_rate=3e-4, batch_size=[32])
+    trial = sample(space, 1)[0]
+    assert set(trial.params) == {aux_param(t) for t in CANDIDATES}
+
+
+def test_baseline_trial_trains_the_target_alone_whatever_the_constraints() -> None:
+    space = make_space(auxiliaries={"include": ["a"], "min_size": 2})
+    study = optuna.create_study()
+    study.enqueue_trial(space.baseline_params(), user_attrs=space.baseline_user_attrs())
+    trial = study.ask()
+    assert trial.user_attrs[ROLE_ATTR] == BASELINE_ROLE
+    config = space.suggest(trial)
+    assert config.auxiliaries == () and config.task_set == ("t",)
+    assert trial.user_attrs[SUBSET_ATTR] == []
+    # Later trials obey the constraints.
+    study.tell(trial, 0.0)
+    trial = study.ask()
+    config = space.suggest(trial)
+    assert "a" in config.auxiliaries and len(config.auxiliaries) >= 2
+
+
+def test_transfer_mode_only_when_there_is_an_auxiliary() -> None:
+    space = make_space(transfer_mode=["joint", "sequential"])
+    for trial in sample(space, 30):
+        has_aux = bool(trial.user_attrs[SUBSET_ATTR])
+        assert ("transfer_mode" in trial.params) == has_aux
+
+
+def test_unknown_architecture_parameter_lists_the_allowed_ones() -> None:
+    with pytest.raises(SpecError, match=r"search\.sharing\.soft: unknown parameter 'lamda'; allowed: lambda"):
+        make_space(sharing={"soft": {"lamda": 0.1}})
+
+
+def test_domain_from_plain() -> None:
+    assert domain_from_plain("x", {"type": "categorical", "choices": [1, 2]}).choices == (1, 2)
+    assert domain_from_plain("x", {"type": "int", "low": 1, "high": 3}).kind == "int"
+    assert domain_from_plain("x", {"type": "float", "low": 1, "high": 3}).kind == "float"
+
+
+def test_repair_examples() -> None:
+    free = ["b", "c", "d"]
+    assert repair_subset(["b"], free=free) == ("b",)
+    assert repair_subset(["b", "c", "d"], free=free, max_size=1) in {("b",), ("c",), ("d",)}
+    assert repair_subset([], free=free, include=["a"], min_size=2) in {("a", "b"), ("a", "c"), ("a", "d")}
+    # deterministic
+    assert repair_subset(["b", "c", "d"], free=free, max_size=2) == repair_subset(
+        ["d", "c", "b"], free=free, max_size=2
+    )
+
+
+@given(
+    chosen=st.sets(st.sampled_from(CANDIDATES)),
+    include=st.sets(st.sampled_from(["x", "y"])),
+    min_size=st.integers(0, 7),
+    max_size=st.one_of(st.none(), st.integers(0, 7)),
+)
+def test_repair_respects_bounds(
+    chosen: set[str], include: set[str], min_size: int, max_size: int | None
+) -> None:
+    if max_size is not None and (max_size < min_size or max_size < len(include)):
+        return
+    result = repair_subset(sorted(chosen), free=CANDIDATES, include=sorted(include),
+                           min_size=min_size, max_size=max_size)
+    assert set(include) <= set(result)
+    assert len(result) >= min(min_size, len(CANDIDATES) + len(include))
+    if max_size is not None:
+        assert len(result) <= max_size
+    # Tasks kept from the sample: a feasible sample is left alone.
+    feasible = (max_size is None or len(chosen) + len(include) <= max_size) and len(chosen) + len(
+        include
+    ) >= min_size
+    if feasible:
+        assert set(result) == chosen | include
+    assert result == tuple(sorted(result))
