@@ -1,0 +1,298 @@
+"""Each reader on small hand-written files: what it yields and how it reports bad lines."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from taskgraph.errors import ConfigError, DataFormatError, UnknownNameError
+from taskgraph.tasks import get_reader
+from taskgraph.tasks.readers import Record
+from taskgraph.tasks.readers.iob import iob1_to_iob2
+from taskgraph.tasks.types import (
+    Answer,
+    ParsedSentence,
+    QAExample,
+    TaggedSentence,
+    TaskType,
+    TextExample,
+)
+
+TAG = TaskType.TOKEN_TAGGING
+PARSE = TaskType.DEPENDENCY_PARSING
+
+
+def read(
+    path: Path, fmt: str, text: str | bytes, task_type: TaskType = TAG, label_field: str = "ner",
+    **options: Any,
+) -> list[Record]:
+    if isinstance(text, str):
+        path.write_text(text, encoding="utf-8")
+    else:
+        path.write_bytes(text)
+    reader = get_reader(fmt)
+    reader.check(task_type, label_field, options)
+    return list(reader.read(path, task_type=task_type, label_field=label_field, options=options))
+
+
+def fails(path: Path, line: int, *args: Any, **options: Any) -> DataFormatError:
+    with pytest.raises(DataFormatError) as caught:
+        read(path, *args, **options)
+    assert caught.value.line == line, str(caught.value)
+    assert str(caught.value).startswith(f"{path}:{line}: expected ")
+    return caught.value
+
+
+# -- IOB -------------------------------------------------------------------------------------
+
+
+def test_iob_sentences_documents_and_blank_tab_lines(tmp_path: Path) -> None:
+    f = tmp_path / "a.tsv"
+    records = read(
+        f, "iob",
+        "-DOCSTART-\tO\n\nJohn\tB-PER\nlives\tO\n\t\nin\tO\nParis\tB-LOC\n\n\n-DOCSTART-\tO\n\nHi\tO\n",
+    )
+    assert [r.example for r in records] == [
+        TaggedSentence(tokens=("John", "lives"), tags=("B-PER", "O")),
+        TaggedSentence(tokens=("in", "Paris"), tags=("O", "B-LOC")),
+        TaggedSentence(tokens=("Hi",), tags=("O",)),
+    ]
+    assert [r.line for r in records] == [3, 6, 12]
+    assert [r.group for r in records] == ["doc1", "doc1", "doc2"]
+
+
+def test_iob_prefix_whitespace_iob1_and_columns(tmp_path: Path) -> None:
+    f = tmp_path / "w"
+    got = read(f, "iob", "en:R.H.\tB-ORG\nen:Saunders\tI-ORG\n", token_prefix="en:")
+    assert got[0].example.tokens == ("R.H.", "Saunders")  # type: ignore[union-attr]
+    chnec = "Josef _ CZ I-p\nNovák _ CZ I-p\nPetr _ CZ B-p\na _ CZ O\nPraha _ CZ I-g\n"
+    got = read(f, "iob", chnec, separator="whitespace", scheme="iob1")
+    assert got[0].example.tags == ("B-p", "I-p", "B-p", "O", "B-g")  # type: ignore[union-attr]
+    got = read(f, "iob", "Praha\tB-G\tB-gu\n", tag_column=1)
+    assert got[0].example.tags == ("B-G",)  # type: ignore[union-attr]
+    got = read(f, "iob", "Praha\tB-G\tB-gu\n", tag_column=2)
+    assert got[0].example.tags == ("B-gu",)  # type: ignore[union-attr]
+    got = read(f, "iob", "UI\tLS\n-\t:\n''\t''\n", scheme="none", label_field="pos")
+    assert got[0].example.tags == ("LS", ":", "''")  # type: ignore[union-attr]
+
+
+def test_iob1_to_iob2() -> None:
+    assert iob1_to_iob2(["I-A", "I-A", "B-A", "O", "I-B", "I-A"]) == ["B-A", "I-A", "B-A", "O", "B-B", "B-A"]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "options", "expected"),
+    [
+        ("a\tO\nb\tO\tX\n", 2, {}, "2 columns (as on line 1)"),
+        ("a\n", 1, {}, "at least 2 tab-separated columns"),
+        ("a\tO\nb\tI-PER\n", 2, {}, "I-PER to continue a PER entity"),
+        ("a\tB-PER\nb\tI-LOC\n", 2, {}, "I-LOC to continue a LOC entity"),
+        ("a\tO\n\nb\tE-PER\n", 3, {}, "a tag O, B-TYPE or I-TYPE"),
+        ("a\tB-\n", 1, {}, "a tag O, B-TYPE or I-TYPE"),
+        ("a\tO \n", 1, {}, "a tag O, B-TYPE or I-TYPE"),
+        (" \tO\n", 1, {}, "a non-empty token"),
+        ("en:a\tO\nb\tO\n", 2, {"token_prefix": "en:"}, "a token starting with 'en:'"),
+        ("a\t\n", 1, {"scheme": "none"}, "a non-empty tag"),
+    ],
+)
+def test_iob_errors_name_the_line(
+    tmp_path: Path, text: str, line: int, options: Mapping[str, Any], expected: str
+) -> None:
+    error = fails(tmp_path / "bad.tsv", line, "iob", text, **options)
+    assert expected in error.expected
+
+
+def test_undecodable_bytes_name_their_line(tmp_path: Path) -> None:
+    error = fails(tmp_path / "bad.tsv", 2, "iob", b"a\tO\nb\xff\tO\n")
+    assert error.expected == "UTF-8 text"
+
+
+# -- CoNLL-U ---------------------------------------------------------------------------------
+
+CONLLU = (
+    "# newdoc id = d1\n# sent_id = 1\n# text = Don't go.\n"
+    "1-2\tDon't\t_\t_\t_\t_\t_\t_\t_\t_\n"
+    "1\tDo\tdo\tAUX\tVBP\t_\t3\taux\t_\t_\n"
+    "2\tn't\tnot\tPART\tRB\t_\t3\tadvmod\t_\t_\n"
+    "3\tgo\tgo\tVERB\tVB\t_\t0\troot\t_\t_\n"
+    "3.1\tgone\tgo\tVERB\tVB\t_\t_\t_\t3:conj\t_\n"
+    "4\t.\t.\tPUNCT\t.\t_\t3\tpunct\t_\t_\n"
+    "\n"
+    "# sent_id = 2\n"
+    "1\tYes\tyes\tINTJ\tUH\t_\t0\troot\t_\t_\n"
+    "2\t!\t!\tPUNCT\t.\t_\t1\tpunct:x\t_\t_\n"
+    "\n"
+)
+
+
+def test_conllu_skips_ranges_and_empty_nodes(tmp_path: Path) -> None:
+    records = read(tmp_path / "a.conllu", "conllu", CONLLU, PARSE, "head+deprel")
+    assert records[0].example == ParsedSentence(
+        tokens=("Do", "n't", "go", "."), heads=(3, 3, 0, 3),
+        deprels=("aux", "advmod", "root", "punct"), upos=("AUX", "PART", "VERB", "PUNCT"),
+    )
+    assert records[1].example.deprels == ("root", "punct:x")  # type: ignore[union-attr]
+    assert [r.line for r in records] == [1, 11]
+    assert [r.group for r in records] == ["d1", "d1"]
+    tagged = read(tmp_path / "a.conllu", "conllu", CONLLU, TAG, "upos")
+    assert tagged[0].example == TaggedSentence(tokens=("Do", "n't", "go", "."), tags=("AUX", "PART", "VERB", "PUNCT"))
+    xpos = read(tmp_path / "a.conllu", "conllu", CONLLU, TAG, "xpos")
+    assert xpos[1].example.tags == ("UH", ".")  # type: ignore[union-attr]
+
+
+def _word(i: int, head: str = "0", deprel: str = "root", upos: str = "NOUN") -> str:
+    return f"{i}\tw{i}\t_\t{upos}\t_\t_\t{head}\t{deprel}\t_\t_\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "expected"),
+    [
+        (_word(1) + "2\tx\n", 2, "10 tab-separated CoNLL-U fields"),
+        (_word(1, head="x"), 1, "an integer HEAD"),
+        (_word(1, head="-1"), 1, "an integer HEAD"),
+        (_word(1) + _word(3, head="1", deprel="dep"), 2, "word ID 2"),
+        (_word(1) + _word(2, head="5", deprel="dep") + "\n", 1, "HEAD of word 2 in 0..2"),
+        (_word(1, deprel="_"), 1, "a DEPREL"),
+        (_word(1, upos="_"), 1, "a UPOS tag"),
+        ("a\tb\tc\td\te\tf\tg\th\ti\tj\n", 1, "an ID like 7, 7-8 or 7.1"),
+        (_word(1) + "# late comment\n", 2, "a token line or a blank line"),
+        ("# only a comment\n\n", 1, "a sentence with words"),
+    ],
+)
+def test_conllu_errors_name_the_line(tmp_path: Path, text: str, line: int, expected: str) -> None:
+    error = fails(tmp_path / "bad.conllu", line, "conllu", text, PARSE, "head+deprel")
+    assert expected in error.expected
+
+
+def test_conllu_missing_xpos_is_an_error_for_xpos_tagging(tmp_path: Path) -> None:
+    error = fails(tmp_path / "x.conllu", 1, "conllu", _word(1), TAG, "xpos")
+    assert "XPOS" in error.expected
+
+
+# -- SQuAD -----------------------------------------------------------------------------------
+
+
+def _squad(qas: list[dict[str, Any]], context: str = "Paris is in France.") -> str:
+    data = {"version": "v2.0", "data": [{"title": "T", "paragraphs": [{"context": context, "qas": qas}]}]}
+    return json.dumps(data, indent=1)
+
+
+def test_squad_v2_and_v1(tmp_path: Path) -> None:
+    text = _squad([
+        {"id": "q1", "question": "Where?", "answers": [{"text": "France", "answer_start": 12}], "is_impossible": False},
+        {"id": "q2", "question": "Who?", "answers": [], "is_impossible": True,
+         "plausible_answers": [{"text": "Paris", "answer_start": 0}]},
+    ])
+    records = read(tmp_path / "s.json", "squad", text, TaskType.EXTRACTIVE_QA, "answers")
+    assert records[0].example == QAExample(
+        id="q1", question="Where?", context="Paris is in France.",
+        answers=(Answer(text="France", start=12),), is_impossible=False, group="T",
+    )
+    assert records[1].example.is_impossible and not records[1].example.answers  # type: ignore[union-attr]
+    assert records[0].line == 10  # the line where the question's object opens
+    v1 = _squad([{"id": "abc:1", "question": "Where?", "answers": [{"text": "Paris", "answer_start": 0}]}])
+    by_id = read(tmp_path / "s.json", "squad", v1, TaskType.EXTRACTIVE_QA, "answers", group_by="id_prefix")
+    assert by_id[0].group == "abc" and by_id[0].example.group == "abc"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("qas", "expected"),
+    [
+        ([{"id": "q", "question": "W?", "answers": [{"text": "France", "answer_start": 11}]}], "answer 'France' at offset 11"),
+        ([{"id": "q", "question": "W?", "answers": []}], "at least one answer"),
+        ([{"id": "q", "question": "W?", "answers": [{"text": "Paris", "answer_start": 0}], "is_impossible": True}], "no answers"),
+        ([{"id": "q", "question": "W?", "answers": [{"text": "Paris", "answer_start": "0"}]}], "answer_start to be int"),
+        ([{"id": "q", "answers": []}], "key 'question'"),
+        ([{"id": "q", "question": "W?", "answers": [], "is_impossible": "yes"}], "is_impossible to be true or false"),
+        ([{"id": "q", "question": "W?", "answers": [{"text": "Paris", "answer_start": 0}]}] * 2, "a new question id"),
+    ],
+)
+def test_squad_errors(tmp_path: Path, qas: list[dict[str, Any]], expected: str) -> None:
+    with pytest.raises(DataFormatError) as caught:
+        read(tmp_path / "s.json", "squad", _squad(qas), TaskType.EXTRACTIVE_QA, "answers")
+    assert expected in caught.value.expected
+    assert caught.value.line is not None and caught.value.line > 1
+
+
+def test_squad_invalid_json_names_the_line(tmp_path: Path) -> None:
+    error = fails(tmp_path / "s.json", 3, "squad", '{"data": [\n\n  {"title": }]}', TaskType.EXTRACTIVE_QA, "answers")
+    assert error.expected == "valid JSON"
+
+
+# -- TSV -------------------------------------------------------------------------------------
+
+
+def test_tsv_header_names_bom_quotes_and_unlabeled(tmp_path: Path) -> None:
+    text = '\ufeffs1\ts2\tlabel\tidx\nHe said "hi.\tA "quote\t1\t0\nX\tY\t-1\t1\n'
+    records = read(
+        tmp_path / "r.tsv", "tsv", text, TaskType.SENTENCE_PAIR_CLASSIFICATION, "label",
+        header=True, text_column="s1", pair_column="s2", label_column="label",
+        label_names={"0": "entailment", "1": "not_entailment"}, unlabeled_value="-1",
+    )
+    assert [r.example for r in records] == [
+        TextExample(text='He said "hi.', text_pair='A "quote', label="not_entailment"),
+        TextExample(text="X", text_pair="Y", label=None),
+    ]
+    assert [r.line for r in records] == [2, 3]
+
+
+def test_tsv_csv_quoting(tmp_path: Path) -> None:
+    text = 'text\tlabel\n"a\ttab and ""quotes"""\tpos\n'
+    records = read(tmp_path / "q.tsv", "tsv", text, TaskType.SENTENCE_CLASSIFICATION, "label",
+                   header=True, quoting="csv", text_column="text", label_column="label")
+    assert records[0].example == TextExample(text='a\ttab and "quotes"', label="pos")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "expected"),
+    [
+        ("a\t1\nb\t1\textra\n", 2, "2 tab-separated fields (as on line 1)"),
+        ("a\t1\nb\t7\n", 2, "a label among 0, 1"),
+        ("a\t1\n \t0\n", 2, "a non-empty text"),
+        ("a\n", 1, "at least 2 fields (label_column = 1)"),
+    ],
+)
+def test_tsv_errors(tmp_path: Path, text: str, line: int, expected: str) -> None:
+    error = fails(tmp_path / "c.tsv", line, "tsv", text, TaskType.SENTENCE_CLASSIFICATION, "label",
+                  text_column=0, label_column=1, label_names={"0": "neg", "1": "pos"})
+    assert expected in error.expected
+
+
+def test_tsv_header_must_have_the_named_columns(tmp_path: Path) -> None:
+    error = fails(tmp_path / "h.tsv", 1, "tsv", "sentence\tlabel\nx\t1\n",
+                  TaskType.SENTENCE_CLASSIFICATION, "label",
+                  header=True, text_column="text", label_column="label")
+    assert "column 'text'" in error.expected
+
+
+# -- options ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fmt", "task_type", "label_field", "options", "message"),
+    [
+        ("iob", TAG, "ner", {"scheme": "bioes"}, "`reader_options.scheme` must be one of"),
+        ("iob", TAG, "ner", {"colour": 1}, "`reader_options.colour` is not an option"),
+        ("iob", TAG, "ner", {"token_column": True}, "`reader_options.token_column` must be int"),
+        ("iob", PARSE, "ner", {}, "cannot be read from format 'iob'"),
+        ("conllu", PARSE, "upos", {}, "`label_field` for dependency_parsing"),
+        ("tsv", TaskType.SENTENCE_CLASSIFICATION, "label", {"label_column": 1}, "text_column` is required"),
+        ("tsv", TaskType.SENTENCE_CLASSIFICATION, "label", {"text_column": "s", "label_column": 1}, "but `header` is false"),
+        ("tsv", TaskType.SENTENCE_PAIR_CLASSIFICATION, "label", {"text_column": 0, "label_column": 1}, "pair_column"),
+        ("squad", TaskType.EXTRACTIVE_QA, "answers", {"group_by": "x"}, "group_by"),
+    ],
+)
+def test_reader_option_errors(
+    fmt: str, task_type: TaskType, label_field: str, options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        get_reader(fmt).check(task_type, label_field, options)
+
+
+def test_unknown_format_lists_the_known_ones() -> None:
+    with pytest.raises(UnknownNameError, match="known: conllu, iob, squad, tsv"):
+        get_reader("xml")
