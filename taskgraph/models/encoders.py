@@ -83,7 +83,8 @@ def load_encoder(
     """Return the encoder called ``name``: ``"minilm"``, ``"tiny-bert"`` or a local HF directory.
 
     ``options``: for ``"tiny-bert"``, ``seed`` (default 0) and any :class:`BertConfig` field
-    (overriding :data:`TINY_BERT_DEFAULTS`); for the others, keyword arguments passed to
+    (overriding :data:`TINY_BERT_DEFAULTS`) or ``attn_implementation``; for the others,
+    keyword arguments passed to
     ``AutoModel.from_pretrained`` (for example ``{"attn_implementation": "eager"}``).
     Raises :class:`ConfigError` naming the path when it is missing or not a model directory.
     """
@@ -121,7 +122,7 @@ def _tiny_bert(opts: dict[str, Any]) -> EncoderBundle:
     )
     seed = int(opts.pop("seed", 0))
     fields = {**TINY_BERT_DEFAULTS, "vocab_size": tokenizer.vocab_size, **opts}
-    valid = set(BertConfig().to_dict())
+    valid = {*BertConfig().to_dict(), "attn_implementation"}
     unknown = sorted(set(fields) - valid)
     if unknown:
         raise ConfigError(

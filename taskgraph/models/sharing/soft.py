@@ -10,9 +10,9 @@ of them; the embeddings and any lower layers stay shared, see
 
     lambda * sum over copied parameters p of  sum_{i < j} ||p_i - p_j||^2,
 
-computed as ``lambda * T * sum_i ||p_i - mean(p)||^2`` (the same quantity, linear in the number
-of tasks T).  For two tasks it is exactly Duong et al.'s ``lambda * ||W_1 - W_2||^2``.  The
-copies start equal, so the penalty starts at 0.  The trainer adds it to the loss.
+computed in time linear in the number of tasks T (the identity is in the code).  For two tasks
+it is exactly Duong et al.'s ``lambda * ||W_1 - W_2||^2``.  The copies start equal, so the
+penalty starts at exactly 0.  The trainer adds it to the loss.
 """
 
 from __future__ import annotations
@@ -79,9 +79,13 @@ class SoftSharing(ColumnSharing):
         columns = [self.column(task) for task in self.specs]
         if strength == 0.0 or len(columns) < 2:
             return self._zero()
+        count = len(columns)
         total = self._zero()
         # Corresponding parameters share their position in each column's parameter list.
+        # sum_{i<j} ||p_i - p_j||^2 = T sum_i ||d_i||^2 - ||sum_i d_i||^2 with d_i = p_i - p_0:
+        # linear in T, and exactly 0 while the copies are equal.
         for group in zip(*(list(column.parameters()) for column in columns), strict=True):
             stacked = torch.stack([p.float() for p in group])
-            total = total + ((stacked - stacked.mean(dim=0)) ** 2).sum()
-        return strength * len(columns) * total
+            offsets = stacked - stacked[0]
+            total = total + count * (offsets**2).sum() - (offsets.sum(dim=0) ** 2).sum()
+        return strength * total.clamp(min=0.0)

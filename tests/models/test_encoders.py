@@ -1,0 +1,113 @@
+"""Encoders: tiny random BERT, the packaged MiniLM, local directories, layer-by-layer runs."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from taskgraph.errors import ConfigError
+from taskgraph.models import EncoderBundle, load_encoder
+from taskgraph.models.layerwise import attention_bias, embed, run_layers, split_encoder
+
+
+def _inputs(bundle: EncoderBundle) -> dict[str, torch.Tensor]:
+    encoded = bundle.tokenizer(
+        ["Ankara is the capital of Turkey.", "Short one"], padding=True, return_tensors="pt"
+    )
+    return dict(encoded)
+
+
+def test_tiny_bert_is_seeded_small_and_configurable(
+    tiny_encoder: Callable[..., EncoderBundle],
+) -> None:
+    first, again, other = tiny_encoder(), tiny_encoder(), tiny_encoder(seed=1)
+    assert (first.hidden_size, first.num_layers, first.name) == (128, 2, "tiny-bert")
+    assert first.model.config.vocab_size == first.tokenizer.vocab_size and first.tokenizer.is_fast
+    weights = first.model.embeddings.word_embeddings.weight
+    assert torch.equal(weights, again.model.embeddings.word_embeddings.weight)
+    assert not torch.equal(weights, other.model.embeddings.word_embeddings.weight)
+    deeper = tiny_encoder(num_hidden_layers=4, hidden_size=64, num_attention_heads=4)
+    assert (deeper.num_layers, deeper.hidden_size) == (4, 64)
+    with pytest.raises(ConfigError, match=r"unknown option.*hidden_sise"):
+        tiny_encoder(hidden_sise=64)
+    with pytest.raises(ConfigError, match="multiple of num_attention_heads"):
+        tiny_encoder(hidden_size=30, num_attention_heads=4)
+
+
+def test_tiny_bert_does_not_disturb_the_global_rng(
+    tiny_encoder: Callable[..., EncoderBundle],
+) -> None:
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    tiny_encoder()
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_minilm_loads_offline_and_runs() -> None:
+    started = time.perf_counter()
+    bundle = load_encoder("minilm")
+    assert (bundle.hidden_size, bundle.num_layers, bundle.name) == (384, 6, "minilm")
+    assert getattr(bundle.model, "pooler", None) is None  # unused by every head: dropped
+    with torch.no_grad():
+        hidden = bundle.model(**_inputs(bundle)).last_hidden_state
+    assert hidden.shape[0] == 2 and hidden.shape[2] == 384 and torch.isfinite(hidden).all()
+    # Real weights: the two sentences get clearly different mean embeddings.
+    assert float((hidden[0].mean(0) - hidden[1].mean(0)).abs().max()) > 0.05
+    assert time.perf_counter() - started < 60  # sanity bound only; it takes about a second
+
+
+def test_local_directory_round_trip(
+    tiny_encoder: Callable[..., EncoderBundle], tmp_path: Path
+) -> None:
+    bundle = tiny_encoder()
+    bundle.model.save_pretrained(tmp_path)
+    bundle.tokenizer.save_pretrained(tmp_path)
+    loaded = load_encoder(str(tmp_path))
+    assert loaded.name == str(tmp_path)
+    with torch.no_grad():
+        a = bundle.model.eval()(**_inputs(bundle)).last_hidden_state
+        b = loaded.model.eval()(**_inputs(loaded)).last_hidden_state
+    assert torch.equal(a, b)
+
+
+def test_missing_or_invalid_directories_are_config_errors(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    with pytest.raises(ConfigError, match=re.escape(f"no such directory '{missing}'")):
+        load_encoder(str(missing))
+    with pytest.raises(ConfigError, match=r"has no config\.json"):
+        load_encoder(str(tmp_path))
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="cannot load a model from"):
+        load_encoder(str(tmp_path))
+
+
+@pytest.mark.parametrize("implementation", ["eager", "sdpa"])
+def test_layer_by_layer_run_matches_the_model(
+    tiny_encoder: Callable[..., EncoderBundle], implementation: str
+) -> None:
+    bundle = tiny_encoder(num_hidden_layers=3, attn_implementation=implementation)
+    model = bundle.model.eval()
+    assert model.config._attn_implementation == implementation
+    inputs = _inputs(bundle)
+    assert bool((inputs["attention_mask"] == 0).any()), "padding must be present to test the mask"
+    parts = split_encoder(model, architecture="test")
+    with torch.no_grad():
+        expected = model(**inputs).last_hidden_state
+        hidden = embed(parts.embeddings, inputs)
+        got = run_layers(
+            parts.layers, hidden, attention_bias(parts.config, hidden, inputs["attention_mask"])
+        )
+    assert torch.allclose(got, expected, atol=1e-6)
+
+
+def test_split_encoder_rejects_models_without_bert_layout() -> None:
+    with pytest.raises(
+        ConfigError, match="'soft' runs the encoder layer by layer and needs a BERT-like"
+    ):
+        split_encoder(torch.nn.Linear(2, 2), architecture="soft")  # type: ignore[arg-type]

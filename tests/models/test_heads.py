@@ -1,0 +1,253 @@
+"""Head unit tests: CRF Viterbi vs brute force, word positions, QA no-answer, parser, MLM tying."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from taskgraph.errors import ConfigError
+from taskgraph.models import EncoderBundle, HeadSpec, build_head
+from taskgraph.models.heads import HeadOutput, QAPrediction, is_well_formed_tree
+from taskgraph.models.heads.tagging import word_positions
+from taskgraph.tasks.types import TaskType
+
+HIDDEN = 16
+
+
+def _head(spec: HeadSpec, vocab: int = 50) -> nn.Module:
+    torch.manual_seed(0)
+    return build_head(spec, hidden_size=HIDDEN, word_embeddings=nn.Embedding(vocab, HIDDEN)).eval()
+
+
+def _crf_score(head: nn.Module, emissions: torch.Tensor, tags: tuple[int, ...]) -> float:
+    crf = head.crf
+    score = crf.start_transitions[tags[0]] + crf.end_transitions[tags[-1]]
+    score = score + sum(emissions[i, t] for i, t in enumerate(tags))
+    score = score + sum(crf.transitions[a, b] for a, b in itertools.pairwise(tags))
+    return float(score.detach())
+
+
+def test_word_positions_come_from_labels_left_aligned() -> None:
+    labels = torch.tensor(
+        [[-100, 3, -100, 1, -100], [-100, -100, -100, -100, -100], [-100, 0, 2, 4, -100]]
+    )
+    starts, mask = word_positions({"labels": labels})
+    assert starts.tolist() == [[1, 3, 0], [0, 0, 0], [1, 2, 3]]
+    assert mask.tolist() == [[True, True, False], [False, False, False], [True, True, True]]
+    with pytest.raises(ConfigError, match="word_starts"):
+        word_positions({"input_ids": labels})
+
+
+def test_crf_decode_matches_brute_force_over_word_level_emissions() -> None:
+    head = _head(HeadSpec("ner", TaskType.TOKEN_TAGGING, 3, {"crf": True}))
+    with torch.no_grad():  # sharp random transitions so that the CRF actually matters
+        for parameter in head.crf.parameters():
+            parameter.normal_(0, 2.0)
+    torch.manual_seed(1)
+    hidden = torch.randn(3, 7, HIDDEN)
+    # Words start at subwords 1, 2, 4 (row 0), 1..5 (row 1), and at 3 only (row 2).
+    labels = torch.full((3, 7), -100)
+    labels[0, [1, 2, 4]] = 0
+    labels[1, 1:6] = 1
+    labels[2, 3] = 2
+    batch = {"labels": labels, "attention_mask": torch.ones(3, 7, dtype=torch.long)}
+    with torch.no_grad():
+        output = head(hidden, batch)
+        paths = head.decode(output, batch)
+    starts, mask = word_positions(batch)
+    logits = output.logits
+    for row, path in enumerate(paths):
+        n = int(mask[row].sum())
+        emissions = logits[row, starts[row, :n]]
+        best = max(
+            itertools.product(range(3), repeat=n),
+            key=lambda tags: _crf_score(head, emissions, tags),
+        )
+        assert tuple(path) == best
+        assert len(path) == n
+    # The loss is the per-word negative log-likelihood from torchcrf: finite and positive.
+    assert output.loss is not None and 0 < float(output.loss) < 50
+
+
+def test_tagging_without_crf_scores_first_subwords_only() -> None:
+    head = _head(HeadSpec("pos", TaskType.TOKEN_TAGGING, 4))
+    hidden = torch.randn(2, 5, HIDDEN)
+    labels = torch.tensor([[-100, 2, -100, 3, -100], [-100, 1, -100, -100, -100]])
+    output = head(hidden, {"labels": labels})
+    logits = output.logits
+    expected = F.cross_entropy(logits[labels != -100], labels[labels != -100])
+    assert torch.allclose(output.loss, expected)
+    decoded = head.decode(output, {"labels": labels})
+    assert decoded == [
+        [int(logits[0, 1].argmax()), int(logits[0, 3].argmax())],
+        [int(logits[1, 1].argmax())],
+    ]
+    # Without labels the words come from word_starts/word_mask, and there is no loss.
+    batch = {
+        "word_starts": torch.tensor([[1, 3], [1, 0]]),
+        "word_mask": torch.tensor([[True, True], [True, False]]),
+    }
+    unlabelled = head(hidden, batch)
+    assert unlabelled.loss is None and head.decode(unlabelled, batch) == decoded
+
+
+def test_crf_rows_without_words_are_skipped() -> None:
+    head = _head(HeadSpec("ner", TaskType.TOKEN_TAGGING, 3, {"crf": True}))
+    labels = torch.tensor([[-100, 1, 2, -100], [-100, -100, -100, -100]])
+    output = head(torch.randn(2, 4, HIDDEN), {"labels": labels})
+    assert output.loss is not None and torch.isfinite(output.loss)
+    paths = head.decode(output, {"labels": labels})
+    assert len(paths[0]) == 2 and paths[1] == []
+
+
+def test_qa_no_answer_and_span_decoding() -> None:
+    head = _head(HeadSpec("qa", TaskType.EXTRACTIVE_QA, 0, {"top_k": 3, "max_answer_length": 2}))
+    with torch.no_grad():
+        head.qa_outputs.weight.zero_()
+        head.qa_outputs.bias.zero_()
+    # [CLS] q q [SEP] c c c [SEP] pad: context = positions 4..6 (token type 1 before the last SEP).
+    types = torch.tensor([[0, 0, 0, 0, 1, 1, 1, 1, 0]] * 2)
+    attention = torch.tensor([[1, 1, 1, 1, 1, 1, 1, 1, 0]] * 2)
+    batch = {
+        "input_ids": torch.zeros(2, 9, dtype=torch.long),
+        "token_type_ids": types,
+        "attention_mask": attention,
+    }
+    start = torch.tensor([[3.0, 9, 9, 9, 1, 2, 0, 9, 9], [0.0, 0, 0, 0, 0, 0, 0, 0, 0]])
+    end = torch.tensor([[3.0, 9, 9, 9, 0.5, 0, 1, 9, 9], [0.0, 0, 0, 0, 0, 0, 0, 0, 0]])
+    predictions = head.decode(HeadOutput(loss=None, logits=(start, end)), batch)
+    first = predictions[0]
+    assert isinstance(first, QAPrediction)
+    # Question tokens, the final [SEP] and padding never appear; spans are at most 2 tokens long.
+    assert first.spans[0] == (5, 6, 3.0)
+    assert [s[:2] for s in first.spans] == [(5, 6), (5, 5), (4, 4)]
+    assert first.null_score == 6.0 and first.best == (0, 0)
+    assert all(4 <= s <= e <= 6 and e - s < 2 for s, e, _ in first.spans)
+    # An explicit context mask wins over token types.
+    masked = head.decode(
+        HeadOutput(loss=None, logits=(start, end)),
+        {**batch, "context_mask": types.bool() & (torch.arange(9) == 6)},
+    )
+    assert [s[:2] for s in masked[0].spans] == [(6, 6)]
+
+    # Unanswerable gold (0, 0) is learnable: the loss pulls [CLS] up, padding is masked out.
+    hidden = torch.randn(2, 9, HIDDEN)
+    gold = {"start_positions": torch.tensor([0, 5]), "end_positions": torch.tensor([0, 6])}
+    output = head(hidden, {**batch, **gold})
+    assert output.loss is not None and torch.isfinite(output.loss)
+    assert bool((output.logits[0][:, 8] < -1e30).all())
+    optimizer = torch.optim.SGD(head.parameters(), lr=0.5)
+    for _ in range(50):
+        optimizer.zero_grad()
+        head(hidden, {**batch, **gold}).loss.backward()
+        optimizer.step()
+    trained = head.decode(head(hidden, batch), batch)
+    assert trained[0].best == (0, 0)
+    assert trained[1].best == (5, 6)
+
+
+def test_parser_loss_uses_gold_heads_and_decodes_trees() -> None:
+    head = _head(HeadSpec("deps", TaskType.DEPENDENCY_PARSING, 3, {"arc_size": 8, "label_size": 4}))
+    hidden = torch.randn(2, 6, HIDDEN)
+    batch = {
+        "word_starts": torch.tensor([[1, 2, 4], [1, 0, 0]]),
+        "word_mask": torch.tensor([[True, True, True], [True, False, False]]),
+        "heads": torch.tensor([[2, 0, 2], [0, -100, -100]]),
+        "deprels": torch.tensor([[1, 0, 2], [0, -100, -100]]),
+    }
+    output = head(hidden, batch)
+    arcs, labels = output.logits
+    assert arcs.shape == (2, 3, 4) and labels.shape == (2, 3, 3)
+    # Zero-initialised biaffine weights: all allowed heads are equally likely at the start.
+    allowed = (arcs[0, 0] > -1e30).sum()
+    assert int(allowed) == 3  # ROOT and two other words, not itself
+    # Arc loss: 3 words with 3 candidates and 1 word whose only candidate is ROOT (log 1 = 0);
+    # label loss: 4 words with 3 equally likely relations.
+    log3 = float(torch.log(torch.tensor(3.0)))
+    assert float(output.loss.detach()) == pytest.approx(0.75 * log3 + log3, rel=1e-5)
+    optimizer = torch.optim.Adam(head.parameters(), lr=0.05)
+    for _ in range(60):
+        optimizer.zero_grad()
+        head(hidden, batch).loss.backward()
+        optimizer.step()
+    trees = head.decode(head(hidden, {k: batch[k] for k in ("word_starts", "word_mask")}), batch)
+    assert trees[0].heads == [2, 0, 2] and trees[0].deprels == [1, 0, 2]
+    assert trees[1].heads == [0] and trees[1].deprels == [0]
+    assert all(is_well_formed_tree([0, *t.heads]) for t in trees)
+
+
+def test_classification_pooling() -> None:
+    hidden = torch.randn(2, 4, HIDDEN)
+    attention = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
+    mean = _head(HeadSpec("c", TaskType.SENTENCE_CLASSIFICATION, 3))
+    cls = _head(HeadSpec("c", TaskType.SENTENCE_PAIR_CLASSIFICATION, 3, {"pooling": "cls"}))
+    expected_mean = mean.classifier(hidden[0, :2].mean(dim=0))
+    assert torch.allclose(
+        mean(hidden, {"attention_mask": attention}).logits[0], expected_mean, atol=1e-6
+    )
+    assert torch.allclose(
+        cls(hidden, {"attention_mask": attention}).logits, cls.classifier(hidden[:, 0])
+    )
+    output = mean(hidden, {"attention_mask": attention, "labels": torch.tensor([2, 0])})
+    assert torch.allclose(output.loss, F.cross_entropy(output.logits, torch.tensor([2, 0])))
+    assert mean.decode(output, {}) == output.logits.argmax(dim=-1).tolist()
+
+
+def test_masked_lm_is_tied_and_scores_only_masked_positions(
+    tiny_encoder: Callable[..., EncoderBundle],
+) -> None:
+    bundle = tiny_encoder()
+    embeddings = bundle.model.get_input_embeddings()
+    head = build_head(
+        HeadSpec("mlm", TaskType.MASKED_LM, 0),
+        hidden_size=bundle.hidden_size,
+        word_embeddings=embeddings,
+    )
+    assert head.decoder_weight is embeddings.weight
+    untied = build_head(
+        HeadSpec("mlm", TaskType.MASKED_LM, 0, {"tie": False}),
+        hidden_size=bundle.hidden_size,
+        word_embeddings=embeddings,
+    )
+    assert untied.decoder_weight is not embeddings.weight
+
+    hidden = torch.randn(2, 5, bundle.hidden_size)
+    labels = torch.tensor([[-100, 7, -100, 9, -100], [-100, -100, -100, -100, -100]])
+    output = head(hidden, {"labels": labels})
+    assert output.logits.shape == (2, bundle.tokenizer.vocab_size)
+    assert torch.isfinite(output.loss)
+    output.loss.backward()
+    assert embeddings.weight.grad is not None and embeddings.weight.grad.abs().sum() > 0
+    assert [len(p) for p in head.decode(output, {"labels": labels})] == [2, 0]
+    nothing_masked = head(hidden, {"labels": torch.full_like(labels, -100)})
+    assert float(nothing_masked.loss.detach()) == 0.0
+    full = head(hidden, {"attention_mask": torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])})
+    assert full.loss is None and full.logits.shape == (2, 5, bundle.tokenizer.vocab_size)
+    assert [len(p) for p in head.decode(full, {})] == [3, 5]
+
+
+def test_head_specs_and_options_are_validated() -> None:
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown token_tagging head option\(s\) crf_layer; allowed: crf, dropout",
+    ):
+        _head(HeadSpec("ner", TaskType.TOKEN_TAGGING, 3, {"crf_layer": True}))
+    with pytest.raises(ConfigError, match="num_labels must be >= 1"):
+        HeadSpec("ner", TaskType.TOKEN_TAGGING, 0)
+    with pytest.raises(ConfigError, match="unknown task type 'tagging'"):
+        HeadSpec("ner", "tagging", 3)  # type: ignore[arg-type]
+    assert HeadSpec("ner", "token_tagging", 3).type is TaskType.TOKEN_TAGGING  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="pooling must be one of mean, cls"):
+        _head(HeadSpec("c", TaskType.SENTENCE_CLASSIFICATION, 2, {"pooling": "max"}))
+    with pytest.raises(ConfigError, match="no label classifier"):
+        build_head(
+            HeadSpec("d", TaskType.DEPENDENCY_PARSING, 2),
+            hidden_size=HIDDEN,
+            word_embeddings=nn.Embedding(5, HIDDEN),
+            classifier=nn.Linear(HIDDEN, 2),
+        )
