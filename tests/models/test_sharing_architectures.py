@@ -13,6 +13,7 @@ from taskgraph.models.layerwise import run_layers
 from taskgraph.models.sharing.cross_stitch import CrossStitchSharing, initial_alpha
 from taskgraph.models.sharing.hierarchical import HierarchicalSharing
 from taskgraph.models.sharing.label_embedding import LabelEmbeddingClassifier, LabelEmbeddingSharing
+from taskgraph.models.sharing.mmoe import MixtureOfExpertsSharing
 from taskgraph.models.sharing.soft import SoftSharing
 from taskgraph.tasks.types import TaskType
 
@@ -213,3 +214,45 @@ def test_label_embedding_scores_against_one_shared_label_matrix(
         params={"label_dim": 8},
     )
     assert only_parsing.label_space is None
+
+
+def test_mmoe_mixes_shared_experts_with_one_gate_per_task(
+    tiny_encoder: Callable[..., EncoderBundle], three_tasks: list[HeadSpec], batches: Batches
+) -> None:
+    model = build_model(
+        sharing="mmoe",
+        encoder=tiny_encoder(num_hidden_layers=3),
+        heads=three_tasks,
+        params={"num_experts": 3},
+    ).eval()
+    assert isinstance(model, MixtureOfExpertsSharing)
+    assert model.params["top_k_layers"] == 1  # ceil(3 / 3)
+    assert len(model.shared_layers) == 2 and model.column_owners() == [
+        "expert0",
+        "expert1",
+        "expert2",
+    ]
+    batch = batches["topic"]
+    with torch.no_grad():
+        shared, bias = model.encode_shared(batch)
+        expert = run_layers(model.column("expert0"), shared, bias)
+        # Experts start as copies, so any convex mix of them is the expert itself.
+        assert torch.allclose(model.encode("topic", batch), expert, atol=1e-5)
+        for parameter in model.columns.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+        outputs = torch.stack(
+            [run_layers(model.column(o), shared, bias) for o in model.column_owners()], dim=-1
+        )
+        gate = torch.softmax(model.gates["topic"](shared), dim=-1)
+        assert torch.allclose(
+            model.encode("topic", batch), (outputs * gate.unsqueeze(-2)).sum(-1), atol=1e-5
+        )
+        assert not torch.allclose(
+            model.encode("topic", batch), model.encode("ner", batch), atol=1e-4
+        )
+    own = {id(p) for p in model.task_parameters("ner")}
+    assert {id(p) for p in model.gates["ner"].parameters()} <= own
+    with pytest.raises(ConfigError, match="num_experts must be an integer >= 1, but got 0"):
+        build_model(
+            sharing="mmoe", encoder=tiny_encoder(), heads=three_tasks, params={"num_experts": 0}
+        )

@@ -56,7 +56,6 @@ class MultiTaskModel(nn.Module):
         self.encoder_name = encoder.name
         self.hidden_size = encoder.hidden_size
         self.num_layers = encoder.num_layers
-        self.tokenizer = encoder.tokenizer
         self.layer_norm_eps = float(getattr(encoder.model.config, "layer_norm_eps", 1e-12))
         self.params: dict[str, Any] = self.resolve_params(
             params or {}, specs=specs, num_layers=encoder.num_layers

@@ -52,16 +52,20 @@ class ColumnSharing(MultiTaskModel):
         self.shared_layers = nn.ModuleList(parts.layers[:first_copied])
         self.columns = nn.ModuleDict(
             {
-                module_key(task): nn.ModuleList(
+                module_key(owner): nn.ModuleList(
                     copy.deepcopy(layer) for layer in parts.layers[first_copied:]
                 )
-                for task in self.specs
+                for owner in self.column_owners()
             }
         )
 
-    def column(self, task: str) -> nn.ModuleList:
-        """Return ``task``'s own copies of the top layers."""
-        return cast(nn.ModuleList, self.columns[module_key(task)])
+    def column_owners(self) -> list[str]:
+        """Return the names of the columns: one per task (mixture of experts: one per expert)."""
+        return list(self.specs)
+
+    def column(self, owner: str) -> nn.ModuleList:
+        """Return the copies of the top layers that belong to ``owner`` (a task or an expert)."""
+        return cast(nn.ModuleList, self.columns[module_key(owner)])
 
     def encode_shared(self, batch: Batch) -> tuple[Tensor, Tensor | None]:
         """Return the output of the shared lower stack and the attention bias."""

@@ -23,3 +23,4 @@ SHARING_ARCHITECTURES.register(
 SHARING_ARCHITECTURES.register(
     "label_embedding", "taskgraph.models.sharing.label_embedding:LabelEmbeddingSharing"
 )
+SHARING_ARCHITECTURES.register("mmoe", "taskgraph.models.sharing.mmoe:MixtureOfExpertsSharing")
