@@ -25,7 +25,7 @@ from taskgraph.tasks import (
 )
 from taskgraph.tasks.fingerprints import file_sha256
 
-from .output import emit_json, emit_rows, stderr_console, stdout_console
+from .output import emit_json, stderr_console, stdout_console
 
 app = typer.Typer(help="List and inspect the task catalog.", no_args_is_help=True)
 
@@ -117,13 +117,15 @@ def list_command(
     if as_json:
         emit_json(rows)
         return
+    table = Table(title=f"{len(rows)} tasks in {directory}")
+    table.add_column("name", no_wrap=True)
+    table.add_column("type")
+    table.add_column("splits")
+    table.add_column("metric", no_wrap=True)
     for row in rows:
-        row["splits"] = "  ".join(f"{s} {n:,}" for s, n in row["splits"].items())
-        row["metric"] = row["metrics"][0]
-    emit_rows(
-        rows, columns=["name", "type", "dataset", "splits", "metric"],
-        title=f"{len(rows)} tasks in {directory}",
-    )
+        splits = "  ".join(f"{s} {n:,}" for s, n in row["splits"].items())
+        table.add_row(row["name"], row["type"], splits, row["metrics"][0])
+    stdout_console.print(table)
 
 
 @app.command("show")

@@ -1,0 +1,96 @@
+"""``taskgraph tasks list|show``: JSON shape, counts, help texts, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from taskgraph.cli.app import app
+from taskgraph.tasks import count_examples, get_task, task_fingerprint
+from taskgraph.tasks.cache import CACHE_ENV
+
+runner = CliRunner()
+
+
+def test_list_json(data_dir: Path) -> None:
+    result = runner.invoke(app, ["tasks", "list", "--data", str(data_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert len(rows) >= 30
+    for row in rows:
+        assert {"name", "type", "format", "dataset", "splits", "metrics", "label_field"} <= set(row)
+    by_name = {row["name"]: row for row in rows}
+    assert by_name["ud_tr_imst_deps"]["splits"] == {"train": 3435, "dev": 1100, "test": 1100}
+    assert by_name["squad2"]["type"] == "extractive_qa"
+    assert by_name["rte"]["splits"]["test_unlabeled"] == 3000
+    mrpc = get_task("mrpc")
+    assert by_name["mrpc"]["splits"] == {s: count_examples(mrpc, s, data_dir=data_dir) for s in mrpc.splits}
+
+
+def test_list_by_type_cold_cache_and_table(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cold"))
+    result = runner.invoke(app, ["tasks", "list", "--data", str(data_dir), "--type", "extractive_qa", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert {row["name"] for row in rows} == {"squad2", "bioasq_factoid"}
+    assert sum(rows[0]["splits"].values()) in (1809, 6078)
+    assert (tmp_path / "cold" / "tasks-cache.json").is_file()  # counted once, cached
+    table = runner.invoke(app, ["tasks", "list", "--data", str(data_dir), "--type", "extractive_qa"])
+    assert table.exit_code == 0 and "squad2" in table.stdout and "bioasq_factoid" in table.stdout
+
+
+def test_show_json(data_dir: Path) -> None:
+    result = runner.invoke(app, ["tasks", "show", "squad2", "--data", str(data_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    assert info["name"] == "squad2" and info["labels"] == []
+    assert info["fingerprint"] == task_fingerprint(get_task("squad2"), data_dir=data_dir)
+    dev = info["splits"]["dev"]
+    assert dev["file"] == "squad2_dev_half/dev-v2.0.cs224n-half.json" and len(dev["sha256"]) == 64
+    assert "unit: article" in dev["rule"]
+    assert sum(s["examples"] for s in info["splits"].values()) == 6078
+    cola = runner.invoke(app, ["tasks", "show", "cola", "--data", str(data_dir)])
+    assert cola.exit_code == 0 and "dev_ood" in cola.stdout and "acceptable" in cola.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["tasks", "show", "nope"], "error: unknown task 'nope'; known: anatem"),
+        (["tasks", "list", "--data", "/no/such/dir"], "error: data directory from --data does not exist: /no/such/dir"),
+        (["tasks", "show", "cola", "--data", "/no/such/dir"], "error: data directory from --data does not exist"),
+        (["tasks", "list", "--type", "ner"], "error: --type must be one of token_tagging"),
+    ],
+)
+def test_bad_input_is_one_line_and_non_zero(args: list[str], message: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code != 0
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), result.stderr
+
+
+def test_missing_file_names_it(tmp_path: Path) -> None:
+    (tmp_path / "cola").mkdir()
+    result = runner.invoke(app, ["tasks", "show", "cola", "--data", str(tmp_path)])
+    assert result.exit_code != 0
+    assert result.stderr.strip() == (
+        f"error: data file of task 'cola' split 'train' does not exist: {tmp_path}/cola/in_domain_train.tsv"
+    )
+
+
+def test_every_command_and_option_has_help() -> None:
+    group = typer.main.get_command(app)
+    tasks = group.commands["tasks"]  # type: ignore[attr-defined]
+    assert tasks.help
+    for name, command in tasks.commands.items():
+        assert command.help, name
+        for param in command.params:
+            assert getattr(param, "help", None), f"{name} {param.name} has no help"
+        result = runner.invoke(app, ["tasks", name, "--help"])
+        assert result.exit_code == 0 and "--data" in result.stdout
+    assert runner.invoke(app, ["tasks", "--help"]).exit_code == 0

@@ -1,0 +1,172 @@
+"""User-defined tasks (define_task), lookups, loading errors, fingerprints and the count cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from taskgraph.errors import ConfigError, DataNotFoundError, UnknownNameError
+from taskgraph.tasks import (
+    TaggedSentence,
+    TaskType,
+    count_examples,
+    dataset_fingerprints,
+    define_task,
+    get_task,
+    iter_examples,
+    label_vocabulary,
+    list_tasks,
+    load_examples,
+    task_fingerprint,
+)
+
+IOB = "John\tB-PER\nran\tO\n\nMary\tB-PER\n"
+
+
+def _corpus(root: Path, names: dict[str, str]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name, text in names.items():
+        (root / name).write_text(text, encoding="utf-8")
+    return root
+
+
+def test_define_task_from_files_relative_to_base_dir(tmp_path: Path) -> None:
+    _corpus(tmp_path / "corpus", {"a.tsv": IOB, "b.tsv": "x\tO\n"})
+    task = define_task(
+        "my_ner", format="iob", type="token_tagging", label_field="ner",
+        files={"train": "corpus/a.tsv", "dev": str(tmp_path / "corpus" / "b.tsv")},
+        metrics=["f1", "precision", "recall", "f1_PER"], base_dir=tmp_path,
+    )
+    assert task.type is TaskType.TOKEN_TAGGING and task.primary_metric == "f1"
+    assert load_examples(task, "train") == [
+        TaggedSentence(tokens=("John", "ran"), tags=("B-PER", "O")),
+        TaggedSentence(tokens=("Mary",), tags=("B-PER",)),
+    ]
+    assert count_examples(task, "train") == 2 and count_examples(task, "dev") == 1
+    assert label_vocabulary(task) == ["B-PER", "O"]
+    assert get_task("my_ner", extra={"my_ner": task}) is task
+
+
+def test_define_task_from_directory_and_pattern(tmp_path: Path) -> None:
+    root = _corpus(tmp_path / "d", {"train.tsv": IOB, "devel.tsv": IOB, "test.tsv": IOB, "README": "x"})
+    task = define_task("dir_task", format="iob", type="token_tagging", label_field="ner", path=str(root))
+    assert sorted(task.splits) == ["dev", "test", "train"]
+    _corpus(root, {"part-train.iob": IOB, "part-valid.iob": IOB})
+    task = define_task("pat_task", format="iob", type="token_tagging", label_field="ner",
+                       path="d/part-{split}.iob", base_dir=tmp_path)
+    assert sorted(task.splits) == ["dev", "train"]
+    assert len(load_examples(task, "dev")) == 2
+
+
+def test_relative_files_without_base_dir_resolve_in_the_data_dir(tmp_path: Path) -> None:
+    _corpus(tmp_path / "mine", {"t.tsv": IOB})
+    task = define_task("data_rel", format="iob", type="token_tagging", label_field="ner",
+                       files={"train": "mine/t.tsv"})
+    assert count_examples(task, "train", data_dir=tmp_path) == 2
+    with pytest.raises(DataNotFoundError, match=r"data_rel.*train.*does not exist"):
+        # another data directory that exists but lacks mine/t.tsv
+        load_examples(task, "train", data_dir=tmp_path / "mine")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"name": "Bad-Name"}, "`name` must be lowercase snake_case"),
+        ({"name": "bc2gm"}, "taken by a built-in task"),
+        ({"type": "ner"}, "`type` must be one of token_tagging"),
+        ({"format": "xml"}, "unknown task format 'xml'; known: conllu, iob, squad, tsv"),
+        ({"label_field": ""}, "`label_field` must be a non-empty string"),
+        ({"metrics": ["bleu"]}, "`metrics` entry 'bleu' is not available for token_tagging"),
+        ({"metrics": "f1"}, "`metrics` must be a non-empty list"),
+        ({"files": None}, "give exactly one of `files` and `path`"),
+        ({"files": {"Train": "a"}}, "`files` key 'Train'"),
+        ({"reader_options": {"scheme": "x"}}, "`reader_options.scheme` must be one of"),
+        ({"files": None, "path": "nowhere"}, "directory does not exist"),
+    ],
+)
+def test_define_task_errors_name_the_field(tmp_path: Path, kwargs: dict[str, object], message: str) -> None:
+    arguments: dict[str, object] = {
+        "name": "ok_task", "format": "iob", "type": "token_tagging", "label_field": "ner",
+        "files": {"train": "a.tsv"}, "base_dir": tmp_path,
+    }
+    arguments.update(kwargs)
+    with pytest.raises((ConfigError, DataNotFoundError)) as caught:
+        define_task(**arguments)  # type: ignore[arg-type]
+    assert message in str(caught.value)
+
+
+def test_classification_f1_needs_a_positive_label(tmp_path: Path) -> None:
+    options = {"text_column": 0, "label_column": 1}
+    with pytest.raises(ConfigError, match="positive_label"):
+        define_task("cls", format="tsv", type="sentence_classification", label_field="label",
+                    files={"train": "x.tsv"}, metrics=["f1"], reader_options=options)
+    task = define_task("cls", format="tsv", type="sentence_classification", label_field="label",
+                       files={"train": "x.tsv"}, metrics=["macro_f1"], reader_options=options)
+    assert task.metrics == ("macro_f1",)
+
+
+def test_unknown_names_splits_and_files(tmp_path: Path) -> None:
+    with pytest.raises(UnknownNameError, match="unknown task 'nope'; known: anatem, bc2gm"):
+        get_task("nope")
+    task = get_task("cola")
+    with pytest.raises(ConfigError, match="task 'cola' has no split 'test'; its splits: train, dev, dev_ood"):
+        iter_examples(task, "test")
+    with pytest.raises(DataNotFoundError, match=f"does not exist: {tmp_path}/cola/in_domain_train.tsv"):
+        iter_examples(task, "train", data_dir=tmp_path)
+    with pytest.raises(DataNotFoundError, match="data directory from --data does not exist"):
+        iter_examples(task, "train", data_dir=tmp_path / "missing")
+    with pytest.raises(ConfigError, match="`limit` must be >= 0"):
+        iter_examples(task, "train", limit=-1)
+
+
+def test_synthetic_names_resolve_lazily() -> None:
+    synthetic = pytest.importorskip("taskgraph.tasks.synthetic")
+    name = synthetic.synthetic_task_names()[0]
+    task = get_task(name)
+    assert task.format == "synthetic"
+    examples = load_examples(task, "train", limit=3)
+    assert len(examples) == 3 and count_examples(task, "train") >= 3
+    assert label_vocabulary(task)
+    assert task_fingerprint(task) == task_fingerprint(get_task(name))
+
+
+def test_catalog_shape() -> None:
+    tasks = list_tasks()
+    assert len(tasks) >= 30
+    assert [t.name for t in tasks] == sorted(t.name for t in tasks)
+    for task in tasks:
+        assert task.name == task.name.lower() and " " not in task.name
+        assert task.metrics and {"train", "dev"} <= set(task.splits), task.name
+        assert set(task.splits) <= {"train", "dev", "test", "dev_ood", "test_unlabeled"}
+    names = {t.name for t in tasks}
+    for expected in ("ud_tr_imst_upos", "ud_tr_imst_deps", "tr_ner_tur2003", "cs_cnec2_ner",
+                     "cs_chnec_ner", "wikiann_en_ner", "bc2gm", "squad2", "bioasq_factoid",
+                     "bioasq_yesno", "cola", "sst2", "rte", "mrpc", "genia_pos"):
+        assert expected in names
+    assert get_task("squad2").metrics == ("f1", "exact")
+    assert get_task("ud_en_ewt_deps").metrics == ("las", "uas")
+    assert get_task("cola").primary_metric == "mcc" and get_task("mrpc").primary_metric == "f1"
+
+
+def test_builtin_options_pass_their_readers_checks() -> None:
+    from taskgraph.tasks import get_reader
+
+    for task in list_tasks():
+        get_reader(task.format).check(task.type, task.label_field, task.reader_options)
+
+
+def test_fingerprints_follow_file_contents(tmp_path: Path) -> None:
+    _corpus(tmp_path, {"t.tsv": IOB})
+    task = define_task("fp_task", format="iob", type="token_tagging", label_field="ner",
+                       files={"train": "t.tsv"}, base_dir=tmp_path)
+    before = task_fingerprint(task)
+    files = dataset_fingerprints(task)
+    assert list(files) == [str(tmp_path / "t.tsv")] and len(before) == 64
+    assert count_examples(task, "train") == 2
+    (tmp_path / "t.tsv").write_text(IOB + "\nAnn\tB-PER\n", encoding="utf-8")
+    stat = (tmp_path / "t.tsv").stat()
+    os.utime(tmp_path / "t.tsv", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert task_fingerprint(task) != before
+    assert count_examples(task, "train") == 3  # the cached count belonged to the old contents
