@@ -25,9 +25,6 @@ import string
 import warnings
 from collections.abc import Sequence
 
-from seqeval.metrics import classification_report
-from seqeval.scheme import IOB2
-
 from taskgraph.errors import ConfigError
 
 __all__ = [
@@ -53,6 +50,10 @@ def _same_length(what: str, gold: Sequence[object], pred: Sequence[object]) -> N
 
 def entity_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict[str, float]:
     """Return entity-level ``precision``, ``recall``, ``f1`` (micro) and per type ``f1_TYPE`` etc."""
+    # imported here: seqeval pulls in scikit-learn, seconds of start-up for every CLI call
+    from seqeval.metrics import classification_report
+    from seqeval.scheme import IOB2
+
     _same_length("entity tags", gold, pred)
     for index, (g, p) in enumerate(zip(gold, pred, strict=True)):
         _same_length(f"entity tags of sentence {index}", g, p)
