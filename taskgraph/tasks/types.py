@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Union
+from typing import Any
 
 __all__ = [
     "Answer",
@@ -86,7 +86,7 @@ class TextExample:
     label: str | None = None
 
 
-Example = Union[TaggedSentence, ParsedSentence, QAExample, TextExample]
+Example = TaggedSentence | ParsedSentence | QAExample | TextExample
 
 
 @dataclass(frozen=True, slots=True)
