@@ -8,11 +8,16 @@ a failure, never a skip.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from taskgraph.tasks.datadir import resolve_data_dir
+
+if TYPE_CHECKING:
+    from taskgraph.storage.testing import PostgresServer
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -39,3 +44,25 @@ def _offline_hub(monkeypatch: pytest.MonkeyPatch) -> None:
     # Nothing is fetched from a model hub at run time, in tests least of all.
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """Yield a PostgreSQL server started for this test session (127.0.0.1, free port).
+
+    ``server.url`` is an empty ``taskgraph`` database; ``server.create_database(name)``
+    returns the URL of another empty one.  Skipped locally, failed under CI=true, when no
+    server can start.  Stopped (and its directory deleted) at the end of the session.
+    """
+    from taskgraph.errors import StorageError
+    from taskgraph.storage.testing import start_postgres
+
+    try:
+        server = start_postgres()
+    except StorageError as error:
+        unavailable(f"PostgreSQL cannot start: {error}")
+        raise
+    try:
+        yield server
+    finally:
+        server.stop()

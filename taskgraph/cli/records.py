@@ -74,7 +74,6 @@ def _list_row(run: RunRecord) -> dict[str, Any]:
     row = run.to_dict()
     row.update(
         trial=run.trial_number,
-        task_set=run.task_set_key,
         cost_s=run.cost_seconds,
         finished_at=run.finished_at.isoformat(timespec="seconds") if run.finished_at else None,
     )

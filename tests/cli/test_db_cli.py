@@ -1,0 +1,69 @@
+"""``taskgraph db upgrade|current|check``: migrations from the command line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from taskgraph.cli.app import app
+
+runner = CliRunner()
+OLD_SCHEMA = Path(__file__).resolve().parents[1] / "storage" / "data" / "schema_v1.db"
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_upgrade_current_check_on_the_old_schema_file(tmp_path):
+    path = tmp_path / "old.db"
+    shutil.copy(OLD_SCHEMA, path)
+    url = f"sqlite:///{path}"
+    code, out, _ = invoke("db", "current", "--storage", url, "--json")
+    assert code == 0 and json.loads(out) == {
+        "storage": url,
+        "current": "0001",
+        "head": "0002",
+        "at_head": False,
+    }
+    code, _, err = invoke("db", "check", "--storage", url)
+    assert code == 1 and f"run `taskgraph db upgrade --storage {url}`" in err
+    code, _, err = invoke("records", "list", "--storage", url)
+    assert code == 1 and "taskgraph db upgrade" in err
+    code, out, _ = invoke("db", "upgrade", "--storage", url)
+    assert code == 0 and "from revision 0001 to 0002" in out
+    code, out, _ = invoke("db", "upgrade", "--storage", url)
+    assert code == 0 and "already at revision 0002" in out
+    code, out, _ = invoke("db", "check", "--storage", url, "--json")
+    assert code == 0 and json.loads(out)["ok"] is True
+    code, out, _ = invoke("records", "list", "--storage", url, "--json")
+    assert code == 0 and len(json.loads(out)) == 3
+
+
+def test_upgrade_creates_a_new_database_but_current_and_check_do_not(tmp_path):
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    code, _, err = invoke("db", "current", "--storage", url)
+    assert code == 1 and "no records database" in err and not (tmp_path / "new.db").exists()
+    code, out, _ = invoke("db", "upgrade", "--storage", url, "--json")
+    assert code == 0 and json.loads(out) == {"storage": url, "before": None, "after": "0002"}
+    code, out, _ = invoke("db", "current", "--storage", url)
+    assert code == 0 and "(at head)" in out
+
+
+def test_bad_url_is_one_line_and_masked(tmp_path):
+    code, _, err = invoke(
+        "db", "upgrade", "--storage", "postgresql+psycopg://u:pw-secret@127.0.0.1:1/x"
+    )
+    assert code == 1 and "u:***@" in err and "pw-secret" not in err and err.count("\n") == 1
+    code, _, err = invoke("db", "upgrade", "--storage", f"sqlite:///{tmp_path}/no/such/x.db")
+    assert code == 1 and "does not exist" in err
+
+
+def test_db_commands_have_help():
+    for command in ("upgrade", "current", "check"):
+        code, out, _ = invoke("db", command, "--help")
+        assert code == 0 and "--storage" in out

@@ -1,0 +1,158 @@
+"""``taskgraph records``: list/show/studies/export with filters, JSON/CSV, one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from taskgraph.cli.app import app
+from taskgraph.storage import open_repository
+from taskgraph.trial import Cost, TrialConfig, TrialResult, TrialStatus
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def records_url(tmp_path: Path) -> str:
+    """Return a SQLite database with three runs: two complete, one failed."""
+    url = f"sqlite:///{tmp_path / 'records.db'}"
+    with open_repository(url) as repo:
+        for number, (target, aux) in enumerate(
+            [("ner", ()), ("ner", ("pos",)), ("pos", ("chunk",))]
+        ):
+            config = TrialConfig(target=target, auxiliaries=aux, seed=number)
+            result = TrialResult(
+                status=TrialStatus.COMPLETE,
+                scores={t: {"dev": {"f1": 0.5 + number / 10}} for t in config.task_set},
+                objective=0.5 + number / 10,
+                cost=Cost(seconds=60.0),
+            )
+            repo.add_run_result(study="demo", trial_number=number, config=config, result=result)
+        failed = TrialConfig(target="ner", auxiliaries=("chunk",))
+        repo.add_run_result(
+            study="other", trial_number=0, config=failed, result=TrialResult.failed("OOM")
+        )
+    return url
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_list_filters_and_json(records_url):
+    code, out, _ = invoke("records", "list", "--storage", records_url, "--target", "ner", "--json")
+    assert code == 0
+    rows = json.loads(out)
+    assert [(r["study"], r["task_set"], r["status"]) for r in rows] == [
+        ("other", ["chunk", "ner"], "failed"),
+        ("demo", ["ner", "pos"], "complete"),
+        ("demo", ["ner"], "complete"),
+    ]
+    code, out, _ = invoke(
+        "records", "list", "--storage", records_url, "--task-set", "pos+ner", "--json"
+    )
+    assert [r["trial_number"] for r in json.loads(out)] == [1]
+    code, out, _ = invoke(
+        "records", "list", "--storage", records_url, "--study", "demo", "--limit", "1", "--json"
+    )
+    assert [r["trial_number"] for r in json.loads(out)] == [2]
+    code, out, _ = invoke(
+        "records",
+        "list",
+        "--storage",
+        records_url,
+        "--contains",
+        "chunk",
+        "--status",
+        "failed",
+        "--json",
+    )
+    assert [r["study"] for r in json.loads(out)] == ["other"]
+
+
+def test_list_csv_and_table(records_url):
+    code, out, _ = invoke("records", "list", "--storage", records_url, "--csv", "--study", "demo")
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["task_set"] for r in rows] == ["chunk+pos", "ner+pos", "ner"]
+    assert rows[0]["objective"] == "0.7"
+    code, out, _ = invoke("records", "list", "--storage", records_url)
+    assert code == 0 and "4 runs" in out
+
+
+def test_show_and_studies(records_url):
+    code, out, _ = invoke("records", "show", "2", "--storage", records_url, "--json")
+    run = json.loads(out)
+    assert code == 0 and run["scores"] == {"ner": {"dev": {"f1": 0.6}}, "pos": {"dev": {"f1": 0.6}}}
+    code, out, _ = invoke("records", "show", "2", "--storage", records_url)
+    assert code == 0 and "task set ner+pos" in out
+    code, out, _ = invoke("records", "studies", "--storage", records_url, "--json")
+    assert [(s["name"], s["runs"], s["complete"], s["failed"]) for s in json.loads(out)] == [
+        ("demo", 3, 3, 0),
+        ("other", 1, 0, 1),
+    ]
+
+
+def test_export_formats(records_url, tmp_path):
+    target = tmp_path / "out.csv"
+    code, _, err = invoke(
+        "records", "export", "--storage", records_url, "-o", str(target), "--study", "demo"
+    )
+    assert code == 0 and "wrote 5 rows" in err
+    rows = list(csv.DictReader(target.open()))
+    assert {(r["task_set"], r["task"], r["value"]) for r in rows} >= {
+        ("ner", "ner", "0.5"),
+        ("chunk+pos", "chunk", "0.7"),
+    }
+    code, out, _ = invoke(
+        "records", "export", "--storage", records_url, "-o", "-", "-f", "json", "--status", "failed"
+    )
+    assert code == 0 and [r["failure_reason"] for r in json.loads(out)] == ["OOM"]
+    parquet = tmp_path / "out.parquet"
+    code, _, _ = invoke(
+        "records", "export", "--storage", records_url, "-o", str(parquet), "-f", "parquet"
+    )
+    table = pq.read_table(parquet)
+    assert code == 0 and table.num_rows == 6  # 5 score rows + the failed run's row
+    assert table.schema.field("value").type == "double"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("records", "list", "--status", "done"), "`--status` must be one of"),
+        (("records", "export", "-o", "x.csv", "-f", "xlsx"), "`--format` must be one of"),
+        (("records", "export", "-o", "-", "-f", "parquet"), "needs a file"),
+        (("records", "show", "99"), "no run with id 99"),
+    ],
+)
+def test_bad_arguments_are_one_line(records_url, args, message):
+    code, _, err = invoke(*args, "--storage", records_url)
+    assert code != 0 and err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_bad_storage_is_one_masked_line_and_creates_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = invoke("records", "list", "--storage", "sqlite:///missing/dir/x.db")
+    assert code == 1 and "directory" in err and err.count("\n") == 1
+    code, _, err = invoke("records", "list", "--storage", "postgresql://me:hunter2@127.0.0.1:1/db")
+    assert code == 1 and "me:***@" in err and "hunter2" not in err
+    monkeypatch.setenv("TASKGRAPH_STORAGE", f"sqlite:///{tmp_path / 'env.db'}")
+    code, _, err = invoke("records", "list")
+    assert code == 1 and "env.db" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_command_and_option_has_help():
+    for command in ("list", "show", "studies", "export"):
+        code, out, _ = invoke("records", command, "--help")
+        assert code == 0 and "--storage" in out
+    code, out, _ = invoke("records", "--help")
+    assert all(name in out for name in ("list", "show", "studies", "export"))

@@ -1,0 +1,90 @@
+"""Fixtures of the storage tests: one database per test on every backend, trial factories.
+
+``storage_url`` is parametrised over SQLite and PostgreSQL, so every test that takes it is
+part of the backend contract suite and runs against both.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from taskgraph.trial import Cost, LookaheadMatrix, TrialConfig, TrialResult, TrialStatus
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Return the URL of a fresh, empty database on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'records.db'}"
+    server = request.getfixturevalue("postgres_server")
+    return str(server.create_database(f"t_{uuid.uuid4().hex[:16]}"))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """Return the URL of a SQLite file that does not exist yet."""
+    return f"sqlite:///{tmp_path / 'records.db'}"
+
+
+@pytest.fixture
+def schema_v1_db() -> Path:
+    """Return the committed database at schema revision 0001 (read-only: copy it first)."""
+    return DATA / "schema_v1.db"
+
+
+TrialFactory = Callable[..., tuple[TrialConfig, TrialResult]]
+
+
+@pytest.fixture
+def make_trial() -> TrialFactory:
+    """Return a factory of (config, result) pairs whose scores derive from the arguments."""
+
+    def make(
+        target: str = "ner",
+        auxiliaries: tuple[str, ...] = (),
+        *,
+        seed: int = 0,
+        status: TrialStatus = TrialStatus.COMPLETE,
+        value: float = 0.5,
+        lookahead: bool = False,
+        **config: Any,
+    ) -> tuple[TrialConfig, TrialResult]:
+        trial = TrialConfig(target=target, auxiliaries=auxiliaries, seed=seed, **config)
+        if status is TrialStatus.FAILED:
+            return trial, TrialResult.failed("CUDA out of memory", cost=Cost(seconds=1.5))
+        scores = {
+            task: {
+                "dev": {"f1": value + 0.01 * i, "loss": 1.0 - value},
+                "test": {"f1": value - 0.02},
+            }
+            for i, task in enumerate(trial.task_set)
+        }
+        matrix = None
+        if lookahead:
+            n = len(trial.task_set)
+            matrix = LookaheadMatrix(
+                tasks=list(trial.task_set),
+                values=[
+                    [0.0 if i == j else 0.1 * (i + 1) - 0.05 * j for j in range(n)]
+                    for i in range(n)
+                ],
+                n_probes=4,
+            )
+        result = TrialResult(
+            status=status,
+            scores=scores,
+            objective=scores[target]["dev"]["f1"],
+            cost=Cost(seconds=12.5, examples=1000, tokens=64000, device="cuda:0"),
+            lookahead=matrix,
+            intermediate=[(10, value - 0.1), (20, value)],
+        )
+        return trial, result
+
+    return make

@@ -1,0 +1,72 @@
+"""Several writer processes at once: exactly one run per (study, trial, seed), no errors.
+
+4 processes x 250 runs (spawned, so each has its own connections), started together on a
+brand-new database (so they also race to create the schema).  Every worker additionally
+re-writes 25 trials owned by its neighbour while the neighbour writes them: a retried write
+racing the original must not duplicate.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import pytest
+from sqlalchemy import func, select
+
+from taskgraph.storage import VERSION_TABLE, open_repository
+from taskgraph.storage.schema import RunRow, ScoreRow
+from taskgraph.storage.testing import synthetic_trial, write_trials
+
+WORKERS = 4
+RUNS_PER_WORKER = 250
+OVERLAP = 25
+
+
+@pytest.mark.slow
+def test_four_processes_write_1000_runs_exactly_once(storage_url):
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(WORKERS)
+    report = context.Queue()
+    processes = []
+    for worker in range(WORKERS):
+        own = list(range(worker * RUNS_PER_WORKER, (worker + 1) * RUNS_PER_WORKER))
+        neighbour = (worker + 1) % WORKERS * RUNS_PER_WORKER
+        numbers = own + list(range(neighbour, neighbour + OVERLAP))
+        process = context.Process(
+            target=write_trials, args=(storage_url, "race", numbers, barrier, report)
+        )
+        process.start()
+        processes.append(process)
+    outcomes = [report.get(timeout=300) for _ in processes]
+    for process in processes:
+        process.join(timeout=60)
+    assert [kind for kind, _ in outcomes] == ["ok"] * WORKERS, [
+        detail for kind, detail in outcomes if kind != "ok"
+    ]
+    assert all(process.exitcode == 0 for process in processes)
+
+    total = WORKERS * RUNS_PER_WORKER
+    expected_scores = sum(
+        sum(len(m) for splits in synthetic_trial(n)[1].scores.values() for m in splits.values())
+        for n in range(total)
+    )
+    with open_repository(storage_url) as repo:
+        with repo.engine.connect() as connection:
+            assert (
+                connection.execute(select(func.count()).select_from(RunRow)).scalar_one() == total
+            )
+            assert (
+                connection.execute(select(func.count()).select_from(ScoreRow)).scalar_one()
+                == expected_scores
+            )
+            versions = connection.exec_driver_sql(
+                f"SELECT count(*) FROM {VERSION_TABLE}"
+            ).scalar_one()
+            assert versions == 1
+        assert repo.trial_numbers("race") == set(range(total))
+        sample = repo.runs(study="race", task_set=synthetic_trial(777)[0].task_set, limit=1000)
+        assert 777 in {run.trial_number for run in sample}
+        assert (
+            repo.run(next(r.id for r in sample if r.trial_number == 777)).trial_result().scores
+            == synthetic_trial(777)[1].scores
+        )

@@ -1,0 +1,126 @@
+"""Migrations: empty database to head, the committed old-schema file to head, Optuna beside us."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from alembic import command
+from sqlalchemy import create_engine, inspect, text
+
+from taskgraph.errors import SchemaMismatchError, StorageError
+from taskgraph.storage import VERSION_TABLE, head_revision, open_repository
+from taskgraph.storage.migrate import alembic_config, schema_differences, schema_state, upgrade
+from taskgraph.storage.repository import open_engine
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_empty_database_is_created_at_head_and_matches_the_models(storage_url):
+    with open_repository(storage_url) as repo, repo.engine.connect() as connection:
+        state = schema_state(connection)
+        assert state.current == head_revision() == "0002"
+        assert schema_differences(connection) == []
+        tables = set(inspect(connection).get_table_names())
+    assert VERSION_TABLE in tables and "alembic_version" not in tables
+    assert {t for t in tables if not t.startswith("tg_")} == set()
+
+
+def test_migrations_downgrade_to_base_and_upgrade_again(storage_url):
+    engine = open_engine(storage_url)
+    try:
+        assert upgrade(engine) == (None, "0002")
+        with engine.begin() as connection:
+            command.downgrade(alembic_config(connection), "base")
+        with engine.connect() as connection:
+            assert schema_state(connection).is_empty
+        assert upgrade(engine, "0001") == (None, "0001")
+        assert upgrade(engine) == ("0001", "0002")
+    finally:
+        engine.dispose()
+
+
+def test_old_schema_file_names_the_upgrade_command_then_upgrades_with_its_data(
+    schema_v1_db, tmp_path
+):
+    path = tmp_path / "old.db"
+    shutil.copy(schema_v1_db, path)
+    url = f"sqlite:///{path}"
+    with pytest.raises(SchemaMismatchError) as error:
+        open_repository(url)
+    assert str(error.value) == (
+        f"{url} is at schema revision 0001, this taskgraph needs 0002: "
+        f"run `taskgraph db upgrade --storage {url}`"
+    )
+    engine = open_engine(url)
+    try:
+        assert upgrade(engine) == ("0001", "0002")
+    finally:
+        engine.dispose()
+    with open_repository(url) as repo:
+        runs = repo.runs(study="legacy")
+        assert [r.task_set_key for r in runs] == ["ner", "ner+pos", "chunk+ner+pos"]
+        assert len(repo.score_records(target="ner")) == 3
+        assert len(repo.lookahead_matrices()) == 1
+        repo.save_affinity_edges([{"source": "pos", "target": "ner", "gain": 0.05}], method="gain")
+        assert [e.source for e in repo.affinity_edges()] == ["pos"]
+        with repo.engine.connect() as connection:
+            assert schema_differences(connection) == []
+
+
+def test_newer_schema_says_to_upgrade_taskgraph(sqlite_url):
+    open_repository(sqlite_url).close()
+    engine = create_engine(sqlite_url)
+    with engine.begin() as connection:
+        connection.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = '9999'"))
+    engine.dispose()
+    with pytest.raises(SchemaMismatchError, match="revision 9999, newer than this taskgraph knows"):
+        open_repository(sqlite_url)
+
+
+def test_create_false_creates_nothing(tmp_path, storage_url):
+    missing = tmp_path / "absent.db"
+    with pytest.raises(StorageError, match="no records database at"):
+        open_repository(f"sqlite:///{missing}", create=False)
+    assert not missing.exists()
+    engine = open_engine(storage_url)
+    try:
+        with engine.connect():  # an existing but empty database (a new SQLite file)
+            pass
+        with pytest.raises(StorageError, match="holds no taskgraph records yet"):
+            open_repository(storage_url, create=False)
+        with engine.connect() as connection:
+            assert inspect(connection).get_table_names() == []
+    finally:
+        engine.dispose()
+
+
+def test_optuna_and_taskgraph_share_one_database(storage_url):
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="shared", storage=storage_url, direction="maximize")
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+    with open_repository(storage_url) as repo, repo.engine.connect() as connection:
+        assert schema_differences(connection) == []  # Optuna's tables are not ours to diff
+        tables = set(inspect(connection).get_table_names())
+        assert {"alembic_version", VERSION_TABLE, "trials", "tg_runs"} <= tables
+    again = optuna.load_study(study_name="shared", storage=storage_url)
+    assert len(again.trials) == 2
+
+
+def test_alembic_command_line_reaches_the_packaged_scripts(sqlite_url, tmp_path):
+    # A subprocess: the alembic CLI configures logging from the ini file, globally.
+    def alembic(*args: str) -> str:
+        argv = [sys.executable, "-m", "alembic", "-c", str(REPO_ROOT / "db" / "alembic.ini")]
+        done = subprocess.run(
+            [*argv, "-x", f"url={sqlite_url}", *args], capture_output=True, text=True, cwd=tmp_path
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    alembic("upgrade", "head")
+    assert "0002 (head)" in alembic("current")
+    assert "No new upgrade operations detected" in alembic("check")
