@@ -4,22 +4,24 @@ Every task draws sentences from a *lexicon* of real English words (each a single
 all-MiniLM-L6-v2 tokenizer, which the ``tiny-bert`` test encoder shares) and labels them with a
 function of a *latent partition* of that lexicon:
 
-==================  ======================  =========  ======================================
-task                type                    lexicon    labels are a function of
-==================  ======================  =========  ======================================
-synth_target        token tagging           L1         the latent class ``c(w)`` (K classes)
-synth_related       token tagging           L1         ``c(w)`` with the last two classes merged
-synth_conflict      token tagging           L1         the rank ``r(w)`` of ``w`` inside its class
-synth_unrelated     token tagging           L2         a latent class ``e(w)`` of another lexicon
-synth_cls_related   sentence classification L1         majority of ``c(w) < K/2`` over the words
-synth_cls_unrelated sentence classification L2         majority of ``e(w) < K2/2`` over the words
-==================  ======================  =========  ======================================
+===================  =======================  =======  ===========================================
+task                 type                     lexicon  labels are a function of
+===================  =======================  =======  ===========================================
+synth_target         token tagging            L1       the coarse class h(w) = [c(w) >= K/2]
+synth_related        token tagging            L1       the fine class c(w) (refines h)
+synth_conflict       token tagging            L1       pairs {(k, r), (k + K/2, r)} (opposite h)
+synth_unrelated      token tagging            L2       the class e(w) of another lexicon
+synth_cls_related    sentence classification  L1       majority of h(w) over the sentence
+synth_cls_unrelated  sentence classification  L2       majority of [e(w) >= K2/2]
+===================  =======================  =======  ===========================================
 
-L1 holds K x m words: word ``(k, r)`` has class ``k`` and rank ``r``.  The rank partition is a
-*transversal* of the class partition (each rank group holds exactly one word of every class), so
-a representation trained to group words by rank groups together exactly the words the target must
-tell apart: that is the designed conflict.  The target has few training sentences (most of L1's
-words are rare or unseen in them); the auxiliary tasks have many.
+L1 holds K x m words: word ``(k, r)`` has fine class ``k`` and rank ``r``.  The target has few
+training sentences, so about half of L1's words never occur in them; alone, it can only guess
+those.  ``synth_related`` (many sentences) teaches the encoder the fine classes of every word,
+which carry the target's tag: positive transfer.  ``synth_conflict`` (many sentences) teaches the
+encoder to give the two words of each pair the same representation although their target tags
+differ: when the target saw one of the pair, it reads the other with the seen word's (wrong)
+tag: negative transfer.  ``synth_unrelated`` only shares the encoder.
 
 Ground-truth relatedness of two tasks is the normalised phi coefficient between their
 "same latent group" indicators over all pairs of shared words (+1: one partition refines the
@@ -94,7 +96,7 @@ class _Design:
     name: str
     type: TaskType
     lexicon: str  # "L1" or "L2"
-    partition: str  # "class", "merged", "rank", "coarse"
+    partition: str  # "class", "coarse" or "pair"
     train_size: int
     description: str
 
@@ -124,18 +126,18 @@ class SyntheticFamily:
 
 def _designs(target_train: int, aux_train: int) -> list[_Design]:
     return [
-        _Design("synth_target", TaskType.TOKEN_TAGGING, "L1", "class", target_train,
-                "small-data target: tag = latent class c(w)"),
-        _Design("synth_related", TaskType.TOKEN_TAGGING, "L1", "merged", aux_train,
-                "shares most structure with the target: tag = c(w), last two classes merged"),
-        _Design("synth_conflict", TaskType.TOKEN_TAGGING, "L1", "rank", aux_train,
-                "conflicts with the target: tag = rank of w inside its class (a transversal)"),
+        _Design("synth_target", TaskType.TOKEN_TAGGING, "L1", "coarse", target_train,
+                "small-data target: tag = coarse latent class h(w) = [c(w) >= K/2]"),
+        _Design("synth_related", TaskType.TOKEN_TAGGING, "L1", "class", aux_train,
+                "related to the target: tag = fine latent class c(w), which refines h(w)"),
+        _Design("synth_conflict", TaskType.TOKEN_TAGGING, "L1", "pair", aux_train,
+                "conflicts with the target: tag = a pair of words with opposite target tags"),
         _Design("synth_unrelated", TaskType.TOKEN_TAGGING, "L2", "class", aux_train,
                 "shares nothing with the target: another lexicon and its own classes"),
         _Design("synth_cls_related", TaskType.SENTENCE_CLASSIFICATION, "L1", "coarse",
-                aux_train, "sentence label = majority of c(w) < K/2 (coarsens the target)"),
+                aux_train, "sentence label = majority of the target's tag h(w) over the words"),
         _Design("synth_cls_unrelated", TaskType.SENTENCE_CLASSIFICATION, "L2", "coarse",
-                aux_train, "sentence label = majority of e(w) < K2/2 on the other lexicon"),
+                aux_train, "sentence label = majority coarse class on the other lexicon"),
     ]
 
 
@@ -174,13 +176,12 @@ def _group(partition: str, lexicon: str, cls: int, rank: int, options: Mapping[s
     n = int(options["n_classes"] if lexicon == "L1" else options["n_classes2"])
     if partition == "class":
         return cls
-    if partition == "merged":
-        return min(cls, n - 2)
-    if partition == "rank":
-        return rank
     if partition == "coarse":
         return int(cls >= n // 2)
-    raise ConfigError(f"synthetic partition must be class/merged/rank/coarse, got {partition!r}")
+    if partition == "pair":
+        # Word (k, r) pairs with (k + K/2, r): the two always have opposite coarse classes.
+        return (cls % (n // 2)) * int(options["words_per_class"]) + rank
+    raise ConfigError(f"synthetic partition must be class/coarse/pair, got {partition!r}")
 
 
 def _groups(task: TaskDef) -> dict[str, int]:
@@ -193,7 +194,7 @@ def _groups(task: TaskDef) -> dict[str, int]:
 
 
 def _tag_name(partition: str, group: int) -> str:
-    prefix = {"class": "C", "merged": "M", "rank": "R", "coarse": "H"}[partition]
+    prefix = {"class": "C", "pair": "P", "coarse": "H"}[partition]
     return f"{prefix}{group}"
 
 
@@ -263,7 +264,7 @@ def synthetic_family(
     words_per_class: int = 12,
     n_classes2: int = 6,
     words_per_class2: int = 8,
-    target_train: int = 24,
+    target_train: int = 8,
     aux_train: int = 1000,
     eval_size: int = 300,
     min_length: int = 5,
@@ -277,8 +278,11 @@ def synthetic_family(
     }.items():
         if value < 1:
             raise ConfigError(f"`{name}` must be >= 1, but got {value}")
-    if n_classes < 2 or n_classes2 < 2:
-        raise ConfigError("`n_classes` and `n_classes2` must be >= 2")
+    if n_classes < 2 or n_classes2 < 2 or n_classes % 2 or n_classes2 % 2:
+        raise ConfigError(
+            f"`n_classes` and `n_classes2` must be even and >= 2, but got {n_classes} and "
+            f"{n_classes2}"
+        )
     if max_length < min_length or (max_length == min_length and min_length % 2 == 0):
         raise ConfigError(
             f"`max_length` must be >= min_length ({min_length}) and the range must hold an odd "

@@ -1,0 +1,149 @@
+"""Trainer callbacks in the style of transformers' ``TrainerCallback``.
+
+A callback is a set of no-op hooks; it observes :class:`TrainerState` and steers the loop only
+through :class:`TrainerControl` (``should_stop`` ends training normally, ``should_prune`` ends it
+and marks the trial PRUNED).  Optuna pruning and Ray Tune reporting are callbacks written on top
+of these by the search and runner layers, so this package never imports Optuna or Ray.
+
+Hook signature: ``hook(args, state, control, **kwargs)`` where ``args`` is the
+:class:`~taskgraph.trial.TrialConfig`; ``on_evaluate`` also gets ``metrics``
+(``{task: {split: {metric: value}}}``) and ``objective``.  A hook may return a
+:class:`TrainerControl`, as in transformers, or change ``control`` in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from taskgraph.trial import TrialConfig
+
+__all__ = [
+    "CallbackHandler",
+    "TrainerCallback",
+    "TrainerControl",
+    "TrainerState",
+]
+
+
+@dataclass
+class TrainerState:
+    """Where training stands: counters, the objective's history and the best value so far."""
+
+    global_step: int = 0
+    max_steps: int = 0
+    epoch: float = 0.0  # steps / steps per epoch of the current phase
+    phase: str = "joint"  # "joint", or "source" then "target" in sequential transfer
+    examples: int = 0  # training examples consumed (padding excluded)
+    tokens: int = 0  # non-padding training tokens consumed
+    objective_history: list[tuple[int, float]] = field(default_factory=list)
+    best_objective: float | None = None
+    best_step: int | None = None
+    evaluations_without_improvement: int = 0
+    log_history: list[dict[str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready copy (for checkpoints)."""
+        return {
+            "global_step": self.global_step,
+            "max_steps": self.max_steps,
+            "epoch": self.epoch,
+            "phase": self.phase,
+            "examples": self.examples,
+            "tokens": self.tokens,
+            "objective_history": [list(p) for p in self.objective_history],
+            "best_objective": self.best_objective,
+            "best_step": self.best_step,
+            "evaluations_without_improvement": self.evaluations_without_improvement,
+            "log_history": list(self.log_history),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainerState:
+        """Rebuild a state saved by :meth:`to_dict`."""
+        values = dict(data)
+        values["objective_history"] = [(int(s), float(v)) for s, v in data["objective_history"]]
+        return cls(**values)
+
+
+@dataclass
+class TrainerControl:
+    """Flags callbacks set to steer the loop."""
+
+    should_stop: bool = False
+    should_prune: bool = False
+    should_evaluate: bool = False
+    should_save: bool = False
+
+
+class TrainerCallback:
+    """Base class: every hook does nothing.  Subclass and override what you need."""
+
+    def on_train_begin(
+        self, args: TrialConfig, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl | None:
+        """Called once before the first step (also after resuming from a checkpoint)."""
+        return None
+
+    def on_step_end(
+        self, args: TrialConfig, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl | None:
+        """Called after every optimizer step."""
+        return None
+
+    def on_epoch_end(
+        self, args: TrialConfig, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl | None:
+        """Called when ``state.epoch`` passes a whole number."""
+        return None
+
+    def on_evaluate(
+        self,
+        args: TrialConfig,
+        state: TrainerState,
+        control: TrainerControl,
+        metrics: dict[str, dict[str, dict[str, float]]] | None = None,
+        **kwargs: Any,
+    ) -> TrainerControl | None:
+        """Called after each evaluation with ``metrics`` and ``objective``."""
+        return None
+
+    def on_save(
+        self, args: TrialConfig, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl | None:
+        """Called after a checkpoint was written (``checkpoint_dir`` in kwargs)."""
+        return None
+
+    def on_train_end(
+        self, args: TrialConfig, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl | None:
+        """Called once after the last step and the final evaluation."""
+        return None
+
+
+class CallbackHandler:
+    """Calls every callback's hook in order and merges the controls they return."""
+
+    def __init__(self, *, callbacks: Sequence[TrainerCallback] = ()) -> None:
+        for callback in callbacks:
+            if not isinstance(callback, TrainerCallback):
+                raise TypeError(
+                    f"callbacks must be TrainerCallback instances, got {type(callback).__name__}"
+                )
+        self.callbacks = list(callbacks)
+
+    def call(
+        self,
+        event: str,
+        args: TrialConfig,
+        state: TrainerState,
+        control: TrainerControl,
+        **kwargs: Any,
+    ) -> TrainerControl:
+        """Return ``control`` after running hook ``event`` of every callback."""
+        for callback in self.callbacks:
+            result = getattr(callback, event)(args, state, control, **kwargs)
+            if result is not None:
+                control = result
+        return control

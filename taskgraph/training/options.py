@@ -1,0 +1,115 @@
+"""The trainer's settings read from ``TrialConfig.hyperparameters`` (validated, with defaults).
+
+=====================  =========  ===============================================================
+key                    default    meaning
+=====================  =========  ===============================================================
+warmup_ratio           0.1        share of the steps with linearly rising learning rate
+weight_decay           0.01       AdamW decoupled weight decay (not on biases and LayerNorms)
+grad_clip              1.0        max global gradient norm (0 or None: no clipping)
+head_options           {}         ``{task: {option: value}}`` for the heads, e.g. ``{"ner": {"crf": true}}``
+tasks_per_step         auto       batches per step: 1, or one per task for gradient weightings
+lookahead_lr           None       step size of the lookahead probe (None: the current lr)
+log_every              50         steps between loss logs and NaN checks
+checkpoint_every       None       steps between checkpoints (always: after each evaluation)
+max_eval_examples      None       cap on each evaluation split (a fixed random subset)
+eval_batch_size        2 x batch  batch size at evaluation
+doc_stride             128        QA window overlap in tokens (Hugging Face's ``stride``)
+source_epochs          None       sequential transfer: epochs of the source phase (None: epochs)
+source_max_steps       None       sequential transfer: steps of the source phase (None: max_steps)
+=====================  =========  ===============================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from taskgraph.errors import ConfigError
+from taskgraph.training.weighting import LossWeighting
+from taskgraph.trial import TrialConfig
+
+__all__ = ["TrainingOptions"]
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """Validated trainer settings (see the module docstring for each key)."""
+
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    grad_clip: float | None = 1.0
+    head_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    tasks_per_step_override: int | None = None
+    lookahead_lr: float | None = None
+    log_every: int = 50
+    checkpoint_every: int | None = None
+    max_eval_examples: int | None = None
+    eval_batch_size: int = 32
+    doc_stride: int = 128
+    source_epochs: float | None = None
+    source_max_steps: int | None = None
+
+    @classmethod
+    def from_config(cls, config: TrialConfig) -> TrainingOptions:
+        """Return the options of ``config.hyperparameters``; unknown keys are a ConfigError."""
+        values = dict(config.hyperparameters)
+        if "tasks_per_step" in values:
+            values["tasks_per_step_override"] = values.pop("tasks_per_step")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            allowed = sorted((known - {"tasks_per_step_override"}) | {"tasks_per_step"})
+            raise ConfigError(
+                f"unknown hyperparameter(s) {', '.join(unknown)}; known: {', '.join(allowed)}"
+            )
+        values.setdefault("eval_batch_size", 2 * config.batch_size)
+        options = cls(**values)
+        options._validate(config)
+        return options
+
+    def _validate(self, config: TrialConfig) -> None:
+        checks = [
+            ("warmup_ratio", 0.0 <= self.warmup_ratio < 1.0, "in [0, 1)"),
+            ("weight_decay", self.weight_decay >= 0, ">= 0"),
+            ("grad_clip", self.grad_clip is None or self.grad_clip >= 0, ">= 0"),
+            ("log_every", self.log_every >= 1, ">= 1"),
+            ("eval_batch_size", self.eval_batch_size >= 1, ">= 1"),
+            ("doc_stride", self.doc_stride >= 1, ">= 1"),
+            ("tasks_per_step", self.tasks_per_step_override is None
+             or self.tasks_per_step_override >= 1, ">= 1"),
+            ("checkpoint_every", self.checkpoint_every is None or self.checkpoint_every >= 1,
+             ">= 1"),
+            ("max_eval_examples", self.max_eval_examples is None or self.max_eval_examples >= 1,
+             ">= 1"),
+            ("lookahead_lr", self.lookahead_lr is None or self.lookahead_lr > 0, "> 0"),
+        ]
+        for name, ok, expected in checks:
+            if not ok:
+                raise ConfigError(
+                    f"hyperparameter `{name}` must be {expected}, but got {getattr(self, name if name != 'tasks_per_step' else 'tasks_per_step_override')!r}"
+                )
+        for name, value, in_range in [
+            ("learning_rate", config.learning_rate, config.learning_rate > 0),
+            ("batch_size", config.batch_size, config.batch_size >= 1),
+            ("max_length", config.max_length, config.max_length >= 8),
+            ("epochs", config.epochs, config.epochs > 0 or config.max_steps is not None),
+            ("max_steps", config.max_steps, config.max_steps is None or config.max_steps >= 1),
+            ("lookahead_every", config.lookahead_every,
+             config.lookahead_every is None or config.lookahead_every >= 1),
+            ("eval_every", config.eval_every, config.eval_every is None or config.eval_every >= 1),
+        ]:
+            if not in_range:
+                raise ConfigError(f"trial `{name}` is out of range: {value!r}")
+        unknown_heads = sorted(set(self.head_options) - set(config.task_set))
+        if unknown_heads:
+            raise ConfigError(
+                f"hyperparameter `head_options` names tasks not in the task set: "
+                f"{', '.join(unknown_heads)} (task set: {', '.join(config.task_set)})"
+            )
+
+    def tasks_per_step(self, n_tasks: int, weighting: LossWeighting) -> int:
+        """Return how many batches one step draws."""
+        if self.tasks_per_step_override is not None:
+            return int(self.tasks_per_step_override)
+        return n_tasks if weighting.needs_task_gradients else 1

@@ -1,0 +1,256 @@
+"""``train_trial``: one :class:`~taskgraph.trial.TrialConfig` in, one
+:class:`~taskgraph.trial.TrialResult` out, and never an exception for a failing trial.
+
+It resolves the task names (catalog, the caller's inline tasks, ``synth_*``), loads and
+tokenizes each task's data (training examples capped by ``mixing.max_examples`` with a fixed
+random subset, so every seed of a configuration trains on the same examples), builds the encoder,
+heads and sharing architecture, and runs :class:`~taskgraph.training.MultiTaskTrainer`.
+
+Failures become ``TrialResult.failed(reason)`` with a reason that starts with its kind:
+``NaN loss: ...``, ``out of memory (CUDA): ...``, ``out of memory (CPU): ...``,
+``invalid configuration: ...`` (a :class:`~taskgraph.errors.TaskgraphError`, e.g. an unknown
+task or sharing name) or ``exception: TypeName: ...``.  ``KeyboardInterrupt`` still propagates:
+an interrupted run resumes from its checkpoint directory.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from taskgraph.errors import ConfigError, TaskgraphError
+from taskgraph.tasks import get_task, label_vocabulary, load_examples
+from taskgraph.tasks.features import encode_examples
+from taskgraph.tasks.types import TaskDef, TaskType
+from taskgraph.training.batching import TaskTensors
+from taskgraph.training.callbacks import TrainerCallback
+from taskgraph.training.evaluation import EvalSet
+from taskgraph.training.options import TrainingOptions
+from taskgraph.training.runtime import describe_device, resolve_device, seed_everything, stable_seed
+from taskgraph.training.trainer import MultiTaskTrainer, NonFiniteLossError, TaskData
+from taskgraph.training.weighting import build_weighting
+from taskgraph.trial import Cost, TrialConfig, TrialResult
+
+__all__ = ["build_task_data", "build_trainer", "deterministic_subset", "train_trial"]
+
+logger = logging.getLogger(__name__)
+
+_LABELED = (
+    TaskType.TOKEN_TAGGING,
+    TaskType.DEPENDENCY_PARSING,
+    TaskType.SENTENCE_CLASSIFICATION,
+    TaskType.SENTENCE_PAIR_CLASSIFICATION,
+)
+
+
+def deterministic_subset(size: int, cap: int | None, *, key: str) -> np.ndarray:
+    """Return the sorted indices of a fixed random subset of ``cap`` out of ``size`` items."""
+    if cap is None or cap >= size:
+        return np.arange(size)
+    if cap < 1:
+        raise ConfigError(f"`max_examples` for {key!r} must be >= 1, but got {cap}")
+    rng = np.random.default_rng(stable_seed("subset", key))
+    return np.sort(rng.choice(size, size=cap, replace=False))
+
+
+def _mlm_info(tokenizer: Any) -> dict[str, int]:
+    return {"mask_token_id": int(tokenizer.mask_token_id), "vocab_size": len(tokenizer)}
+
+
+def build_task_data(
+    config: TrialConfig,
+    tasks: Mapping[str, TaskDef],
+    tokenizer: Any,
+    *,
+    data_dir: str | os.PathLike[str] | None,
+    options: TrainingOptions,
+) -> dict[str, TaskData]:
+    """Return every task's label vocabulary, training tensors and evaluation sets."""
+    out: dict[str, TaskData] = {}
+    eval_splits = list(dict.fromkeys([*config.eval_splits, config.objective.split]))
+    pad = int(tokenizer.pad_token_id)
+    for name, task in tasks.items():
+        labels = label_vocabulary(task, data_dir=data_dir) if task.type in _LABELED else None
+        if labels is not None and not labels:
+            raise ConfigError(f"task {name!r} has no labels in any split")
+        mlm = _mlm_info(tokenizer) if task.type is TaskType.MASKED_LM else None
+        if "train" not in task.splits:
+            raise ConfigError(
+                f"task {name!r} has no train split (splits: {', '.join(task.splits)})"
+            )
+        examples = load_examples(task, "train", data_dir=data_dir)
+        keep = deterministic_subset(len(examples), config.mixing.max_examples.get(name), key=name)
+        examples = [examples[i] for i in keep]
+        encoded = encode_examples(task, examples, tokenizer, labels=labels,
+                                  max_length=config.max_length, doc_stride=options.doc_stride)
+        truncated = {"train": encoded.truncated_words}
+        data = TaskData(
+            task=task,
+            labels=labels,
+            train=TaskTensors.from_encoded(encoded, pad_token_id=pad, mlm=mlm),
+            truncated_words=truncated,
+        )
+        splits = [s for s in eval_splits if s in task.splits]
+        if name == config.target and config.objective.split not in task.splits:
+            raise ConfigError(
+                f"target task {name!r} has no {config.objective.split!r} split for the objective "
+                f"(splits: {', '.join(task.splits)})"
+            )
+        for split in splits:
+            gold = load_examples(task, split, data_dir=data_dir)
+            keep = deterministic_subset(len(gold), options.max_eval_examples, key=f"{name}/{split}")
+            gold = [gold[i] for i in keep]
+            encoded = encode_examples(task, gold, tokenizer, labels=labels,
+                                      max_length=config.max_length, doc_stride=options.doc_stride)
+            truncated[split] = encoded.truncated_words
+            data.evals[split] = EvalSet(
+                task=task, split=split, examples=gold, encoded=encoded,
+                tensors=TaskTensors.from_encoded(encoded, pad_token_id=pad, mlm=mlm),
+                labels=labels,
+            )
+        if any(truncated.values()):
+            logger.warning("task %s: words cut off by max_length=%d: %s", name,
+                           config.max_length, truncated)
+        out[name] = data
+    return out
+
+
+def build_trainer(
+    config: TrialConfig,
+    *,
+    tasks: Mapping[str, TaskDef] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    callbacks: Sequence[TrainerCallback] = (),
+    device: str | torch.device | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+) -> MultiTaskTrainer:
+    """Return a ready :class:`MultiTaskTrainer` for ``config`` (data loaded, model on device)."""
+    from taskgraph.models import HeadSpec, build_model, load_encoder
+
+    if config.pretraining is not None:
+        raise ConfigError(
+            f"pretraining scheme {config.pretraining!r} is not supported by the trainer "
+            "(known: none)"
+        )
+    options = TrainingOptions.from_config(config)
+    resolved = resolve_device(device)
+    task_defs = {name: get_task(name, extra=tasks) for name in config.task_set}
+    seed_everything(config.seed)
+    encoder_options = dict(config.encoder_options)
+    if config.encoder == "tiny-bert":
+        # A randomly initialised encoder is part of what a seed varies.
+        encoder_options.setdefault("seed", config.seed)
+    encoder = load_encoder(config.encoder, options=encoder_options)
+    data = build_task_data(config, task_defs, encoder.tokenizer, data_dir=data_dir,
+                           options=options)
+    heads = [
+        HeadSpec(
+            task=name,
+            type=task.type,
+            num_labels=len(data[name].labels or ()),
+            options=dict(options.head_options.get(name, {})),
+        )
+        for name, task in task_defs.items()
+    ]
+    seed_everything(config.seed)
+    model = build_model(sharing=config.sharing, encoder=encoder, heads=heads,
+                        params=dict(config.sharing_params))
+    model.to(resolved)
+    weighting = build_weighting(config.loss_weighting, tasks=list(config.task_set),
+                                seed=stable_seed(config.seed, "weighting")).to(resolved)
+    return MultiTaskTrainer(
+        config=config,
+        model=model,
+        weighting=weighting,
+        data=data,
+        options=options,
+        device=resolved,
+        callbacks=callbacks,
+        checkpoint_dir=str(Path(checkpoint_dir)) if checkpoint_dir is not None else None,
+        progress=progress,
+    )
+
+
+def _device_name(device: str | torch.device | None) -> str:
+    try:
+        return describe_device(resolve_device(device))
+    except TaskgraphError:
+        return str(device)
+
+
+def train_trial(
+    config: TrialConfig,
+    *,
+    tasks: Mapping[str, TaskDef] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    callbacks: Sequence[TrainerCallback] = (),
+    device: str | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+) -> TrialResult:
+    """Return the result of training ``config``; a failing trial gives a FAILED result.
+
+    ``tasks`` are inline task definitions (by name) besides the catalog; ``checkpoint_dir``
+    makes the run resumable (rerun with the same directory to continue a killed run).
+    """
+    start = time.perf_counter()
+    trainer: MultiTaskTrainer | None = None
+
+    def cost() -> Cost:
+        state = trainer.state if trainer is not None else None
+        return Cost(
+            seconds=time.perf_counter() - start,
+            examples=state.examples if state else 0,
+            tokens=state.tokens if state else 0,
+            device=_device_name(device),
+        )
+
+    try:
+        trainer = build_trainer(config, tasks=tasks, data_dir=data_dir, callbacks=callbacks,
+                                device=device, checkpoint_dir=checkpoint_dir, progress=progress)
+        outcome = trainer.train()
+        return TrialResult(
+            status=outcome.status,
+            scores=outcome.scores,
+            objective=outcome.objective,
+            cost=Cost(
+                seconds=time.perf_counter() - start + trainer.elapsed_before,
+                examples=outcome.examples,
+                tokens=outcome.tokens,
+                device=describe_device(trainer.device),
+            ),
+            lookahead=outcome.lookahead,
+            intermediate=outcome.intermediate,
+        )
+    except NonFiniteLossError as error:
+        return TrialResult.failed(f"NaN loss: {error}", cost=cost())
+    except torch.OutOfMemoryError as error:
+        return TrialResult.failed(f"out of memory (CUDA): {_first_line(error)}", cost=cost())
+    except MemoryError as error:
+        return TrialResult.failed(f"out of memory (CPU): {_first_line(error)}", cost=cost())
+    except TaskgraphError as error:
+        return TrialResult.failed(f"invalid configuration: {error}", cost=cost())
+    except Exception as error:
+        logger.exception("trial %s failed", config.task_set_key)
+        return TrialResult.failed(
+            f"exception: {type(error).__name__}: {_first_line(error)}", cost=cost()
+        )
+    finally:
+        trainer = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

@@ -1,0 +1,129 @@
+"""Task sampling: which task's dataset the next batch comes from.
+
+Each task keeps its own dataset (no example needs labels for every task).  A scheme turns the
+tasks' training-set sizes ``n`` into unnormalised weights; ``MixingConfig.weights`` multiply them
+(the task-level data-selection weights a study tunes) and the result is normalised:
+
+- ``proportional``: p ~ n (examples are drawn uniformly from the union).
+- ``temperature``: p ~ n^(1/T) (T > 1 flattens towards uniform; Arivazhagan et al. 2019).
+- ``annealed``: the exponent moves linearly from 1/T at the start to 1 at the end of training,
+  as :class:`~taskgraph.trial.MixingConfig` specifies.  Stickland and Murray (2019) anneal the
+  other way (from proportional towards flatter); with T < 1 this scheme starts sharper and ends
+  proportional.
+- ``uniform``: p = 1/|tasks|.
+
+Schemes live in :data:`SAMPLING_SCHEMES`; an unknown name is an error listing the known ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from taskgraph.errors import ConfigError
+from taskgraph.registry import Registry
+from taskgraph.trial import MixingConfig
+
+__all__ = ["SAMPLING_SCHEMES", "SchemeFn", "TaskSampler", "scheme_names"]
+
+# (sizes, temperature, progress in [0, 1]) -> unnormalised weights
+SchemeFn = Callable[[np.ndarray, float, float], np.ndarray]
+
+
+def _proportional(sizes: np.ndarray, temperature: float, progress: float) -> np.ndarray:
+    return sizes.astype(float)
+
+
+def _temperature(sizes: np.ndarray, temperature: float, progress: float) -> np.ndarray:
+    return np.power(sizes.astype(float), 1.0 / temperature)
+
+
+def _annealed(sizes: np.ndarray, temperature: float, progress: float) -> np.ndarray:
+    exponent = 1.0 / temperature + (1.0 - 1.0 / temperature) * min(max(progress, 0.0), 1.0)
+    return np.power(sizes.astype(float), exponent)
+
+
+def _uniform(sizes: np.ndarray, temperature: float, progress: float) -> np.ndarray:
+    return np.ones(len(sizes))
+
+
+SAMPLING_SCHEMES: Registry[SchemeFn] = Registry(kind="sampling scheme")
+SAMPLING_SCHEMES.register("proportional", _proportional)
+SAMPLING_SCHEMES.register("temperature", _temperature)
+SAMPLING_SCHEMES.register("annealed", _annealed)
+SAMPLING_SCHEMES.register("uniform", _uniform)
+
+
+class TaskSampler:
+    """Draws the task of each training step from the mixing distribution (seeded, resumable)."""
+
+    def __init__(
+        self,
+        *,
+        sizes: Mapping[str, int],
+        mixing: MixingConfig,
+        total_steps: int,
+        seed: int,
+    ) -> None:
+        if not sizes:
+            raise ConfigError("no tasks to sample from")
+        self.tasks: list[str] = sorted(sizes)
+        self.scheme = SAMPLING_SCHEMES.get(mixing.scheme)
+        if mixing.temperature <= 0:
+            raise ConfigError(f"`temperature` must be > 0, but got {mixing.temperature}")
+        unknown = sorted(set(mixing.weights) - set(self.tasks))
+        if unknown:
+            raise ConfigError(
+                f"mixing weights name tasks not in the task set: {', '.join(unknown)} "
+                f"(task set: {', '.join(self.tasks)})"
+            )
+        for task, weight in mixing.weights.items():
+            if not weight >= 0:
+                raise ConfigError(f"mixing weight of {task!r} must be >= 0, but got {weight}")
+        for task, size in sizes.items():
+            if size < 1:
+                raise ConfigError(f"task {task!r} has no training examples")
+        self.sizes = np.array([sizes[t] for t in self.tasks], dtype=np.int64)
+        self.weights = np.array([float(mixing.weights.get(t, 1.0)) for t in self.tasks])
+        if not self.weights.sum() > 0:
+            raise ConfigError("mixing weights are all zero: no task would ever be trained")
+        self.temperature = float(mixing.temperature)
+        self.total_steps = max(int(total_steps), 1)
+        self.rng = np.random.default_rng(seed)
+        self._static = mixing.scheme != "annealed"
+        self._cached: np.ndarray | None = None
+
+    def probabilities(self, step: int = 0) -> dict[str, float]:
+        """Return each task's sampling probability at ``step``."""
+        return dict(zip(self.tasks, self._probabilities(step).tolist(), strict=True))
+
+    def _probabilities(self, step: int) -> np.ndarray:
+        if self._static and self._cached is not None:
+            return self._cached
+        raw = self.scheme(self.sizes, self.temperature, step / self.total_steps) * self.weights
+        probabilities = raw / raw.sum()
+        if self._static:
+            self._cached = probabilities
+        return probabilities
+
+    def sample(self, step: int, count: int = 1) -> list[str]:
+        """Return ``count`` task names drawn for ``step``."""
+        if len(self.tasks) == 1:
+            return [self.tasks[0]] * count
+        draws = self.rng.choice(len(self.tasks), size=count, p=self._probabilities(step))
+        return [self.tasks[i] for i in draws]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the RNG state (so a resumed run draws the same tasks)."""
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore the RNG state saved by :meth:`state_dict`."""
+        self.rng.bit_generator.state = state["rng"]
+
+
+def scheme_names() -> Sequence[str]:
+    """Return the registered sampling scheme names."""
+    return SAMPLING_SCHEMES.names()

@@ -1,0 +1,87 @@
+"""Padded task tensors and resumable batch streams."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from taskgraph.tasks.features import EncodedSplit
+from taskgraph.tasks.types import TaskType
+from taskgraph.training.batching import BatchStream, TaskTensors
+
+
+def _parsing_split() -> EncodedSplit:
+    features = [
+        {"input_ids": [101, 5, 6, 102], "word_starts": [1, 2], "heads": [0, 1], "deprels": [3, 4]},
+        {"input_ids": [101, 7, 102], "word_starts": [1], "heads": [0], "deprels": [3]},
+        {"input_ids": [101, 8, 9, 10, 11, 102], "word_starts": [1, 3, 4], "heads": [2, 0, 2],
+         "deprels": [1, 3, 2]},
+    ]
+    return EncodedSplit(task_type=TaskType.DEPENDENCY_PARSING, features=features,
+                        example_index=[0, 1, 2], n_examples=3)
+
+
+def test_padding_masks_and_trimming() -> None:
+    tensors = TaskTensors.from_encoded(_parsing_split(), pad_token_id=0)
+    batch = tensors.batch(np.array([1, 0]))
+    assert batch["input_ids"].tolist() == [[101, 7, 102, 0], [101, 5, 6, 102]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 0], [1, 1, 1, 1]]
+    assert batch["word_starts"].tolist() == [[1, 0], [1, 2]]
+    assert batch["word_mask"].tolist() == [[1, 0], [1, 1]]
+    assert batch["heads"].tolist() == [[0, -100], [0, 1]]
+    assert batch["deprels"].tolist() == [[3, -100], [3, 4]]
+    assert tensors.tokens_in(np.array([1, 0])) == 7
+    full = tensors.batch(np.array([2]))
+    assert full["input_ids"].shape == (1, 6) and full["heads"].shape == (1, 3)
+    assert all(t.dtype == torch.long for t in full.values())
+
+
+def test_scalar_labels_and_unlabeled_rows() -> None:
+    split = EncodedSplit(
+        task_type=TaskType.SENTENCE_CLASSIFICATION,
+        features=[{"input_ids": [101, 5, 102], "labels": 1}, {"input_ids": [101, 102]}],
+        example_index=[0, 1], n_examples=2,
+    )
+    tensors = TaskTensors.from_encoded(split, pad_token_id=0)
+    assert "labels" not in tensors.tensors  # not every row is labeled
+    labeled = TaskTensors.from_encoded(
+        EncodedSplit(task_type=TaskType.SENTENCE_CLASSIFICATION,
+                     features=[{"input_ids": [101, 102], "labels": 2}], example_index=[0],
+                     n_examples=1),
+        pad_token_id=0,
+    )
+    assert labeled.batch(np.array([0]))["labels"].tolist() == [2]
+
+
+def test_eval_batches_cover_each_feature_once() -> None:
+    tensors = TaskTensors.from_encoded(_parsing_split(), pad_token_id=0)
+    batches = tensors.eval_batches(2)
+    assert sorted(np.concatenate(batches).tolist()) == [0, 1, 2]
+    assert [tensors.token_lengths[b].tolist() for b in batches] == [[3, 4], [6]]
+
+
+def test_stream_epochs_and_resume() -> None:
+    tensors = TaskTensors.from_encoded(_parsing_split(), pad_token_id=0)
+    stream = BatchStream(tensors=tensors, batch_size=2, seed=0)
+    first_epoch = np.concatenate([stream.next_indices(), stream.next_indices()])
+    assert sorted(first_epoch.tolist()) == [0, 1, 2] and stream.epoch == 0
+    state = stream.state_dict()
+    ahead = [stream.next_indices().tolist() for _ in range(5)]
+    resumed = BatchStream(tensors=tensors, batch_size=2, seed=123)
+    resumed.load_state_dict(state)
+    assert [resumed.next_indices().tolist() for _ in range(5)] == ahead
+    assert resumed.epoch >= 1
+
+
+def test_masked_lm_batches_are_masked_reproducibly() -> None:
+    features = [{"input_ids": [101, *range(1000, 1100), 102], "special_tokens_mask": [1] + [0] * 100 + [1]}]
+    split = EncodedSplit(task_type=TaskType.MASKED_LM, features=features, example_index=[0],
+                         n_examples=1)
+    tensors = TaskTensors.from_encoded(split, pad_token_id=0,
+                                       mlm={"mask_token_id": 103, "vocab_size": 30522})
+    one = tensors.batch(np.array([0]), rng=np.random.default_rng(1))
+    two = tensors.batch(np.array([0]), rng=np.random.default_rng(1))
+    assert torch.equal(one["input_ids"], two["input_ids"])
+    assert "special_tokens_mask" not in one
+    labels = one["labels"][0]
+    assert labels[0] == -100 and labels[-1] == -100 and (labels != -100).sum() > 0

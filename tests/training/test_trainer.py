@@ -1,0 +1,286 @@
+"""The trainer end to end on the synthetic family with the tiny random BERT (CPU; CUDA too)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from taskgraph.tasks.synthetic import synthetic_family
+from taskgraph.training import (
+    TrainerCallback,
+    TrainerControl,
+    TrainerState,
+    build_trainer,
+    train_trial,
+)
+from taskgraph.trial import MixingConfig, TrialConfig, TrialStatus
+
+DEVICES = [
+    "cpu",
+    pytest.param(
+        "cuda",
+        marks=[
+            pytest.mark.gpu,
+            pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here"),
+        ],
+    ),
+]
+
+FAMILY = synthetic_family(target_train=8, aux_train=120, eval_size=60)
+TASKS = FAMILY.tasks
+SMALL_BERT = {"hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128}
+
+
+def config(**overrides: Any) -> TrialConfig:
+    values: dict[str, Any] = {
+        "target": "synth_target",
+        "encoder": "tiny-bert",
+        "encoder_options": SMALL_BERT,
+        "max_steps": 20,
+        "batch_size": 8,
+        "learning_rate": 1e-3,
+        "eval_every": 10,
+        "max_length": 32,
+    }
+    values.update(overrides)
+    return TrialConfig(**values)
+
+
+def run(cfg: TrialConfig, **kwargs: Any):  # type: ignore[no-untyped-def]
+    result = train_trial(cfg, tasks=TASKS, **kwargs)
+    return result
+
+
+def without_seconds(result) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    data = result.to_dict()
+    data["cost"].pop("seconds")
+    return data  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_joint_trial_scores_every_task_with_cost(device: str) -> None:
+    cfg = config(auxiliaries=("synth_related", "synth_cls_related"), eval_splits=("dev", "test"))
+    result = run(cfg, device=device)
+    assert result.status is TrialStatus.COMPLETE, result.failure_reason
+    assert set(result.scores) == {"synth_target", "synth_related", "synth_cls_related"}
+    for task, splits in result.scores.items():
+        assert set(splits) == {"dev", "test"}, task
+        assert 0.0 <= splits["dev"]["accuracy"] <= 1.0
+    assert "macro_f1" in result.scores["synth_cls_related"]["dev"]
+    assert result.objective == result.scores["synth_target"]["dev"]["accuracy"]
+    assert [step for step, _ in result.intermediate] == [10, 20]
+    assert result.cost.examples > 0 and result.cost.tokens > result.cost.examples
+    assert result.cost.device.startswith(device)
+    assert result.lookahead is None
+
+
+def test_same_seed_gives_the_same_result_on_cpu() -> None:
+    cfg = config(auxiliaries=("synth_related",), max_steps=12, eval_every=6)
+    first, second = run(cfg, device="cpu"), run(cfg, device="cpu")
+    assert without_seconds(first) == without_seconds(second)
+    other = run(cfg.with_seed(1), device="cpu")
+    assert without_seconds(other) != without_seconds(first)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_lookahead_matrix_orientation_and_no_effect_on_training(device: str) -> None:
+    cfg = config(auxiliaries=("synth_related", "synth_conflict"), lookahead_every=5,
+                 max_steps=20)
+    probed = run(cfg, device=device)
+    assert probed.status is TrialStatus.COMPLETE, probed.failure_reason
+    matrix = probed.lookahead
+    assert matrix is not None
+    assert matrix.tasks == list(cfg.task_set) and matrix.n_probes == 4
+    assert len(matrix.values) == 3 and all(len(row) == 3 for row in matrix.values)
+    assert all(math.isfinite(v) for row in matrix.values for v in row)
+    # A step on a task lowers that task's own loss: the diagonal is positive.
+    assert all(matrix.values[i][i] > 0 for i in range(3))
+    if device == "cpu":
+        plain = run(config(auxiliaries=("synth_related", "synth_conflict"), max_steps=20),
+                    device=device)
+        assert plain.scores == probed.scores  # probes observe, they never change training
+
+
+def test_lookahead_needs_two_tasks_and_a_joint_run() -> None:
+    assert run(config(lookahead_every=5, max_steps=10)).lookahead is None
+    sequential = run(config(auxiliaries=("synth_related",), lookahead_every=5, max_steps=10,
+                            transfer_mode="sequential"))
+    assert sequential.lookahead is None
+
+
+def test_sequential_transfer_scores_sources_then_target() -> None:
+    cfg = config(auxiliaries=("synth_related",), transfer_mode="sequential", max_steps=10,
+                 eval_every=5, hyperparameters={"source_max_steps": 15})
+    trainer = build_trainer(cfg, tasks=TASKS, device="cpu")
+    seen: list[tuple[str, int]] = []
+
+    class Phases(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            seen.append((state.phase, state.global_step))
+
+    trainer.handler.callbacks.append(Phases())
+    outcome = trainer.train()
+    assert outcome.status is TrialStatus.COMPLETE
+    assert [s for p, s in seen if p == "source"] == list(range(1, 16))
+    assert [s for p, s in seen if p == "target"] == list(range(1, 11))
+    assert set(outcome.scores) == {"synth_target", "synth_related"}
+    assert [step for step, _ in outcome.intermediate] == [5, 10]  # target phase only
+
+
+@pytest.mark.parametrize(
+    ("weighting", "scheme"),
+    [("uncertainty", "temperature"), ("pcgrad", "annealed"), ("equal", "proportional")],
+)
+def test_weightings_and_sampling_schemes_train(weighting: str, scheme: str) -> None:
+    cfg = config(auxiliaries=("synth_related",), loss_weighting=weighting, max_steps=10,
+                 mixing=MixingConfig(scheme=scheme, temperature=2.0))
+    result = run(cfg)
+    assert result.status is TrialStatus.COMPLETE, result.failure_reason
+    # PCGrad draws one batch per task each step; the others one batch per step.
+    per_step = 2 if weighting == "pcgrad" else 1
+    assert result.cost.examples <= 10 * 8 * per_step
+    assert result.cost.examples > 10 * 4 * per_step
+
+
+class Recorder(TrainerCallback):
+    """Records hook calls; prunes or stops at a given evaluation."""
+
+    def __init__(self, *, prune_at: int | None = None, stop_at: int | None = None) -> None:
+        self.events: list[str] = []
+        self.prune_at, self.stop_at = prune_at, stop_at
+
+    def on_train_begin(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        self.events.append("begin")
+
+    def on_epoch_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        self.events.append("epoch")
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # type: ignore[no-untyped-def]
+        self.events.append(f"evaluate@{state.global_step}")
+        assert isinstance(state, TrainerState) and kwargs["objective"] is not None
+        assert metrics is not None and "synth_target" in metrics
+        if state.global_step == self.prune_at:
+            control.should_prune = True
+        if state.global_step == self.stop_at:
+            return TrainerControl(should_stop=True)
+        return None
+
+    def on_train_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        self.events.append("end")
+
+
+def test_callback_prune_stop_and_hook_order() -> None:
+    recorder = Recorder()
+    run(config(max_steps=20), callbacks=[recorder])
+    assert recorder.events[0] == "begin" and recorder.events[-1] == "end"
+    assert [e for e in recorder.events if e.startswith("evaluate")] == ["evaluate@10", "evaluate@20"]
+    assert "epoch" in recorder.events  # 8 target examples, batch 8: an epoch per step
+
+    pruner = Recorder(prune_at=10)
+    pruned = run(config(max_steps=30), callbacks=[pruner])
+    assert pruned.status is TrialStatus.PRUNED
+    assert pruned.intermediate == [(10, pruned.objective)]
+    assert "synth_target" in pruned.scores
+
+    stopper = Recorder(stop_at=10)
+    stopped = run(config(max_steps=30), callbacks=[stopper])
+    assert stopped.status is TrialStatus.COMPLETE
+    assert [s for s, _ in stopped.intermediate] == [10]
+
+
+def test_early_stopping_on_the_objective() -> None:
+    # With lr = 0 nothing improves after the first evaluation: patience 2 stops at step 15.
+    result = run(config(learning_rate=1e-12, max_steps=50, eval_every=5,
+                        early_stopping_patience=2))
+    assert result.status is TrialStatus.COMPLETE
+    assert [s for s, _ in result.intermediate] == [5, 10, 15]
+
+
+class Poison(TrainerCallback):
+    def on_step_end(self, args, state, control, model=None, **kwargs):  # type: ignore[no-untyped-def]
+        if state.global_step == 3:
+            with torch.no_grad():
+                for parameter in model.parameters():
+                    parameter.fill_(float("nan"))
+
+
+class Boom(TrainerCallback):
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        if state.global_step == 2:
+            raise self.error
+
+
+def test_failures_become_failed_results_naming_the_kind() -> None:
+    nan = run(config(max_steps=8), callbacks=[Poison()])
+    assert nan.status is TrialStatus.FAILED and nan.failure_reason.startswith("NaN loss")
+    assert nan.cost.examples > 0
+    cuda_oom = run(config(max_steps=8), callbacks=[Boom(torch.OutOfMemoryError("CUDA oom"))])
+    assert cuda_oom.failure_reason.startswith("out of memory (CUDA)")
+    cpu_oom = run(config(max_steps=8), callbacks=[Boom(MemoryError("no memory"))])
+    assert cpu_oom.failure_reason.startswith("out of memory (CPU)")
+    crash = run(config(max_steps=8), callbacks=[Boom(RuntimeError("kaboom"))])
+    assert crash.failure_reason == "exception: RuntimeError: kaboom"
+    for bad, message in [
+        (config(target="no_such_task"), "unknown task 'no_such_task'"),
+        (config(sharing="nope"), "nope"),
+        (config(loss_weighting="nope"), "unknown loss weighting 'nope'"),
+        (config(hyperparameters={"warmpu_ratio": 0.1}), "unknown hyperparameter(s) warmpu_ratio"),
+        (config(mixing=MixingConfig(scheme="bogus")), "unknown sampling scheme 'bogus'"),  # type: ignore[arg-type]
+    ]:
+        result = run(bad)
+        assert result.status is TrialStatus.FAILED
+        assert result.failure_reason.startswith("invalid configuration:"), result.failure_reason
+        assert message in result.failure_reason
+    with pytest.raises(KeyboardInterrupt):
+        run(config(max_steps=8), callbacks=[Boom(KeyboardInterrupt())])
+
+
+def test_killed_run_resumes_where_it_stopped(tmp_path: Path) -> None:
+    cfg = config(auxiliaries=("synth_related",), loss_weighting="uncertainty", max_steps=24,
+                 eval_every=8, lookahead_every=4)
+    uninterrupted = run(cfg, checkpoint_dir=tmp_path / "a")
+
+    class Kill(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            if state.global_step == 13:  # after the checkpoint at step 8, before the one at 16
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, checkpoint_dir=tmp_path / "b", callbacks=[Kill()])
+    steps: list[int] = []
+
+    class Steps(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            steps.append(state.global_step)
+
+    resumed = run(cfg, checkpoint_dir=tmp_path / "b", callbacks=[Steps()])
+    assert steps == list(range(9, 25))
+    assert resumed.scores == uninterrupted.scores
+    assert resumed.intermediate == uninterrupted.intermediate
+    assert resumed.lookahead == uninterrupted.lookahead
+    assert resumed.cost.examples == uninterrupted.cost.examples
+    # Another trial may not reuse the directory.
+    other = run(cfg.with_seed(7), checkpoint_dir=tmp_path / "b")
+    assert other.status is TrialStatus.FAILED and "belongs to another trial" in other.failure_reason
+
+
+def test_max_examples_caps_each_tasks_training_data() -> None:
+    cfg = config(auxiliaries=("synth_related",),
+                 mixing=MixingConfig(max_examples={"synth_related": 16}),
+                 hyperparameters={"max_eval_examples": 10})
+    trainer = build_trainer(cfg, tasks=TASKS, device="cpu")
+    assert len(trainer.data["synth_related"].train or ()) == 16
+    assert len(trainer.data["synth_target"].train or ()) == 8
+    assert len(trainer.data["synth_target"].evals["dev"].examples) == 10
+    again = build_trainer(cfg.with_seed(3), tasks=TASKS, device="cpu")
+    first = trainer.data["synth_related"].train
+    second = again.data["synth_related"].train
+    assert first is not None and second is not None
+    assert torch.equal(first.tensors["input_ids"], second.tensors["input_ids"])
