@@ -256,3 +256,42 @@ def test_mmoe_mixes_shared_experts_with_one_gate_per_task(
         build_model(
             sharing="mmoe", encoder=tiny_encoder(), heads=three_tasks, params={"num_experts": 0}
         )
+
+
+@pytest.mark.parametrize("name", ["hard", "soft"])
+def test_qa_and_masked_lm_tasks_in_a_model(
+    name: str, tiny_encoder: Callable[..., EncoderBundle]
+) -> None:
+    bundle = tiny_encoder()
+    specs = [HeadSpec("qa", TaskType.EXTRACTIVE_QA, 0), HeadSpec("mlm", TaskType.MASKED_LM, 0)]
+    model = build_model(sharing=name, encoder=bundle, heads=specs)
+    pair = bundle.tokenizer(
+        ["Where is Ankara?"] * 2,
+        ["Ankara is in Turkey.", "No idea."],
+        padding=True,
+        return_tensors="pt",
+    )
+    inputs = {key: pair[key] for key in ("input_ids", "attention_mask", "token_type_ids")}
+    gold = {"start_positions": torch.tensor([8, 0]), "end_positions": torch.tensor([9, 0])}
+    assert torch.isfinite(model("qa", {**inputs, **gold}).loss)
+    predictions = model.predict("qa", inputs, top_k=2)
+    assert all(len(p.spans) == 2 for p in predictions)
+    context = (inputs["token_type_ids"] == 1) & (inputs["attention_mask"] == 1)
+    for row, prediction in enumerate(predictions):
+        assert all(
+            bool(context[row, s]) and bool(context[row, e]) and s <= e
+            for s, e, _ in prediction.spans
+        )
+    # The masked-LM head is tied to the (shared) input embeddings of the architecture.
+    assert model.head("mlm").decoder_weight is model.word_embeddings().weight
+    labels = torch.full_like(inputs["input_ids"], -100)
+    labels[:, 2] = inputs["input_ids"][:, 2]
+    masked = {
+        **inputs,
+        "input_ids": inputs["input_ids"].masked_fill(
+            labels != -100, bundle.tokenizer.mask_token_id
+        ),
+    }
+    output = model("mlm", {**masked, "labels": labels})
+    assert torch.isfinite(output.loss)
+    assert [len(p) for p in model.predict("mlm", {**masked, "labels": labels})] == [1, 1]

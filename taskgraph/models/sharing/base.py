@@ -133,12 +133,13 @@ class MultiTaskModel(nn.Module):
         head = self.head(task)
         return head(self.encode(task, batch), batch)
 
-    def predict(self, task: str, batch: Batch) -> list[Any]:
+    def predict(self, task: str, batch: Batch, **decode_options: Any) -> list[Any]:
         """Return plain Python predictions for ``batch`` (eval mode, no gradients).
 
         Tagging: a list of tag ids per sentence; parsing: a ``ParsePrediction`` per sentence;
         QA: a ``QAPrediction`` per window; classification: a class id per example; masked LM: a
-        list of token ids per sequence.  The model's train/eval mode is restored afterwards.
+        list of token ids per sequence.  ``decode_options`` go to the head's ``decode`` (QA:
+        ``top_k``, ``max_answer_length``).  The model's train/eval mode is restored afterwards.
         """
         head = self.head(task)
         was_training = self.training
@@ -146,7 +147,7 @@ class MultiTaskModel(nn.Module):
         try:
             with torch.no_grad():
                 output = head(self.encode(task, batch), batch)
-                return head.decode(output, batch)
+                return head.decode(output, batch, **decode_options)
         finally:
             self.train(was_training)
 
