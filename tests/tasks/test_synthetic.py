@@ -72,17 +72,27 @@ def test_tags_are_functions_of_the_word_and_partitions_relate_as_designed() -> N
     target = _word_labels(generate_examples(family.tasks["synth_target"], "dev"))
     related = _word_labels(generate_examples(family.tasks["synth_related"], "dev"))
     conflict = _word_labels(generate_examples(family.tasks["synth_conflict"], "dev"))
-    assert all(len(tags) == 1 for tags in target.values())
-    # related merges two target classes: each target class maps into one related class
-    mapping: dict[str, set[str]] = defaultdict(set)
-    for word in target.keys() & related.keys():
-        mapping[next(iter(target[word]))] |= related[word]
-    assert all(len(v) == 1 for v in mapping.values())
-    # conflict is a transversal: no two words of one target class share a conflict tag
-    seen: dict[tuple[str, str], str] = {}
-    for word in target.keys() & conflict.keys():
-        key = (next(iter(target[word])), next(iter(conflict[word])))
-        assert seen.setdefault(key, word) == word
+    for labels in (target, related, conflict):
+        assert all(len(tags) == 1 for tags in labels.values())
+    tag = {name: {w: next(iter(t)) for w, t in labels.items()}
+           for name, labels in [("target", target), ("related", related), ("conflict", conflict)]}
+    shared = tag["target"].keys() & tag["related"].keys() & tag["conflict"].keys()
+    assert set(tag["target"].values()) == {"H0", "H1"}
+    # related refines the target: each fine class lies inside one target tag
+    inside: dict[str, set[str]] = defaultdict(set)
+    for word in shared:
+        inside[tag["related"][word]].add(tag["target"][word])
+    assert len(inside) == 8 and all(len(v) == 1 for v in inside.values())
+    # conflict pairs words of opposite target tags
+    pairs: dict[str, set[str]] = defaultdict(set)
+    for word in shared:
+        pairs[tag["conflict"][word]].add(word)
+    both = [words for words in pairs.values() if len(words) == 2]
+    assert both and all({tag["target"][w] for w in words} == {"H0", "H1"} for words in both)
+    assert all(len(words) <= 2 for words in pairs.values())
+    # the unrelated task uses other words
+    unrelated = _word_labels(generate_examples(family.tasks["synth_unrelated"], "dev"))
+    assert not unrelated.keys() & target.keys()
 
 
 def test_classification_label_is_the_majority_group() -> None:
@@ -90,13 +100,12 @@ def test_classification_label_is_the_majority_group() -> None:
     tagged = _word_labels(generate_examples(family.tasks["synth_target"], "train"))
     examples = generate_examples(family.tasks["synth_cls_related"], "dev")
     assert all(isinstance(e, TextExample) for e in examples)
-    half = family.tasks["synth_target"].reader_options["n_classes"] // 2
     checked = 0
     for example in examples:
         words = example.text.split()
         if not all(w in tagged for w in words):
             continue
-        high = sum(int(next(iter(tagged[w]))[1:]) >= half for w in words)
+        high = sum(next(iter(tagged[w])) == "H1" for w in words)
         assert example.label == f"H{int(2 * high > len(words))}"
         checked += 1
     assert checked > 0
@@ -111,7 +120,7 @@ def test_relatedness_matrix_signs() -> None:
         assert family.relatedness[i][i] == 1.0
         for j in range(n):
             assert family.relatedness[i][j] == family.relatedness[j][i]
-    assert family.related("synth_target", "synth_related") > 0.5
+    assert family.related("synth_target", "synth_related") == 1.0
     assert family.related("synth_target", "synth_cls_related") > 0.5
     assert family.related("synth_target", "synth_conflict") == -1.0
     assert family.related("synth_target", "synth_unrelated") == 0.0
@@ -125,3 +134,5 @@ def test_bad_family_arguments_are_config_errors() -> None:
         synthetic_family(target_train=0)
     with pytest.raises(ConfigError, match="words"):
         synthetic_family(n_classes=20, words_per_class=20)
+    with pytest.raises(ConfigError, match="even"):
+        synthetic_family(n_classes=5)
