@@ -47,7 +47,7 @@ from taskgraph.search.progress import (
     study_progress,
 )
 from taskgraph.search.samplers import build_pruner, build_sampler
-from taskgraph.search.space import ROLE_ATTR, SearchSpace
+from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR, SearchSpace
 from taskgraph.spec.models import StudySpec
 from taskgraph.trial import TrialConfig, TrialStatus
 
@@ -343,7 +343,8 @@ class StudyEngine:
         trial.set_user_attr(CONFIG_ATTR, config.to_dict())
         self.observer.on_trial_start(trial.number, config)
         callbacks: list[Any] = []
-        if self.spec.pruner.name != "none":
+        # The baseline is never pruned: every other trial's gain is measured against it.
+        if self.spec.pruner.name != "none" and trial.user_attrs.get(ROLE_ATTR) != BASELINE_ROLE:
             from taskgraph.search.pruning import OptunaPruningCallback
 
             callbacks.append(OptunaPruningCallback(trial=trial))

@@ -189,7 +189,13 @@ class SearchSpace:
         tasks = (spec.target, *auxiliaries)
         mixing = self._mixing(trial, auxiliaries, tasks)
         transfer = _pick(trial, "transfer_mode", search.transfer_mode) if auxiliaries else "joint"
-        hyper = {k: _pick(trial, f"hp/{k}", d) for k, d in search.hyperparameters.items()}
+        hyper: dict[str, Any] = dict(spec.training.hyperparameters)
+        hyper.update({k: _pick(trial, f"hp/{k}", d) for k, d in search.hyperparameters.items()})
+        if isinstance(hyper.get("head_options"), Mapping):
+            # Head options are written for every task a study may train; a trial gets its own.
+            hyper["head_options"] = {
+                k: v for k, v in hyper["head_options"].items() if k in (spec.target, *auxiliaries)
+            }
         max_steps = _pick(trial, "max_steps", search.max_steps)
         return TrialConfig(
             target=spec.target,
@@ -259,12 +265,42 @@ class SearchSpace:
         return {ROLE_ATTR: BASELINE_ROLE}
 
     def describe(self) -> dict[str, Any]:
-        """Return the compiled space as plain data (parameter name -> domain), for docs and CLI."""
+        """Return the searched parameters as plain data (name -> domain), for docs and the CLI.
+
+        Per-task parameters are listed with ``<task>`` standing for each task they apply to;
+        conditional ones only appear in trials where their condition holds.
+        """
+        search = self.spec.search
         out: dict[str, Any] = {aux_param(t): [False, True] for t in self.free}
         if len(self.sharing) > 1:
             out["sharing"] = list(self.sharing)
         for arch, params in self.sharing.items():
             out.update({f"{arch}/{k}": d.describe() for k, d in params.items() if not d.is_fixed})
+        mixing = search.mixing
+        named: list[tuple[str, Domain | Mapping[str, Domain] | None]] = [
+            ("mixing/scheme", mixing.scheme),
+            ("mixing/temperature", mixing.temperature),
+            ("weight/<task>", mixing.weights),
+            ("max_examples/<task>", mixing.max_examples),
+            ("transfer_mode", search.transfer_mode),
+            ("loss_weighting", search.loss_weighting),
+            ("pretraining", search.pretraining),
+            ("learning_rate", search.learning_rate),
+            ("epochs", search.epochs),
+            ("max_steps", search.max_steps),
+            ("batch_size", search.batch_size),
+            *((f"hp/{k}", d) for k, d in search.hyperparameters.items()),
+        ]
+        for name, value in named:
+            if isinstance(value, Domain):
+                if not value.is_fixed:
+                    out[name] = value.describe()
+            elif value is not None:
+                searched = {k: d.describe() for k, d in value.items() if not d.is_fixed}
+                if searched:
+                    out[name] = searched
+        if not any(s in mixing.scheme.values() for s in _TEMPERATURE_SCHEMES):
+            out.pop("mixing/temperature", None)
         return out
 
 

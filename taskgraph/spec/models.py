@@ -212,6 +212,9 @@ class TrainingSpec(_Strict):
     early_stopping_patience: int | None = Field(default=None, ge=1)
     lookahead_every: int | None = Field(default=None, ge=1)
     device: str | None = None  # None: CUDA when present, else CPU
+    # Fixed trainer settings (any JSON value, e.g. head_options); searched ones go under
+    # search.hyperparameters and override these.
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
 
 
 class BudgetSpec(_Strict):

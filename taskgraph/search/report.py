@@ -1,0 +1,136 @@
+"""What a study found: baseline, best configuration, and every trial's gain over the baseline.
+
+Read from the Optuna study the engine keeps (true states, configurations and per-seed results
+live in its trials' user attributes), so ``study show`` works the same for the local and the
+Ray runner and while a submitted study is still running.  A *gain* is measured in the
+direction of improvement: ``value - baseline`` when maximising, ``baseline - value`` when
+minimising, so a positive gain always means the auxiliary tasks helped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from taskgraph.errors import StorageError
+from taskgraph.search.heartbeat import quiet_optuna
+from taskgraph.search.progress import (
+    BUDGET_ATTR,
+    CONFIG_ATTR,
+    FAILURE_ATTR,
+    SPEC_ATTR,
+    study_progress,
+    trial_state,
+)
+from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR, SUBSET_ATTR
+
+__all__ = ["load_optuna_study", "study_names", "study_report", "trial_row"]
+
+
+def load_optuna_study(name: str, *, storage: optuna.storages.BaseStorage, where: str) -> optuna.Study:
+    """Return study ``name`` from ``storage``; a missing one is a StorageError listing the known."""
+    with quiet_optuna():
+        try:
+            return optuna.load_study(study_name=name, storage=storage)
+        except KeyError:
+            known = ", ".join(study_names(storage)) or "(none)"
+            raise StorageError(f"no study {name!r} in {where}; known studies: {known}") from None
+
+
+def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
+    """Return the names of every study in ``storage``, sorted."""
+    return sorted(s.study_name for s in storage.get_all_studies())
+
+
+def _gain(value: float | None, baseline: float | None, direction: str) -> float | None:
+    if value is None or baseline is None:
+        return None
+    return value - baseline if direction == "maximize" else baseline - value
+
+
+def trial_row(trial: FrozenTrial, *, baseline: float | None, direction: str) -> dict[str, Any]:
+    """Return one trial as a JSON-ready row: state, task set, value, gain, configuration."""
+    config = trial.user_attrs.get(CONFIG_ATTR) or {}
+    auxiliaries = trial.user_attrs.get(SUBSET_ATTR)
+    target = config.get("target")
+    state = trial_state(trial)
+    value = trial.value if state == "complete" else None
+    return {
+        "trial": trial.number,
+        "state": state,
+        "role": trial.user_attrs.get(ROLE_ATTR, "search"),
+        "target": target,
+        "auxiliaries": auxiliaries,
+        "task_set": sorted([target, *auxiliaries]) if target and auxiliaries is not None else None,
+        "value": value,
+        "gain": _gain(value, baseline, direction),
+        "sharing": config.get("sharing"),
+        "failure_reason": trial.user_attrs.get(FAILURE_ATTR),
+        "retry_of": trial.system_attrs.get("failed_trial"),
+        "params": dict(trial.params),
+        "configuration": config,
+    }
+
+
+def study_report(study: optuna.Study, *, top: int | None = None) -> dict[str, Any]:
+    """Return the study's summary: counts, baseline, best trial, gains (best first)."""
+    progress = study_progress(study)
+    direction = progress.direction
+    trials = study.get_trials(deepcopy=False)
+    baseline_trial = next(
+        (
+            t
+            for t in trials
+            if t.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE and trial_state(t) == "complete"
+        ),
+        None,
+    )
+    baseline_value = baseline_trial.value if baseline_trial is not None else None
+    rows = [trial_row(t, baseline=baseline_value, direction=direction) for t in trials]
+    scored = [r for r in rows if r["value"] is not None]
+    sign = 1.0 if direction == "maximize" else -1.0
+    scored.sort(key=lambda r: -sign * r["value"])
+    best = scored[0] if scored else None
+    spec = study.user_attrs.get(SPEC_ATTR) or {}
+    return {
+        "name": study.study_name,
+        "target": spec.get("target"),
+        "objective": spec.get("objective"),
+        "direction": direction,
+        "budget": study.user_attrs.get(BUDGET_ATTR),
+        "n_trials": len(trials),
+        "n_done": progress.n_done,
+        "n_complete": progress.n_complete,
+        "n_pruned": progress.n_pruned,
+        "n_failed": progress.n_failed,
+        "n_interrupted": progress.n_interrupted,
+        "n_running": progress.n_running,
+        "n_waiting": progress.n_waiting,
+        "baseline": None
+        if baseline_trial is None
+        else {
+            "trial": baseline_trial.number,
+            "task_set": [spec.get("target")],
+            "score": baseline_value,
+            "configuration": baseline_trial.user_attrs.get(CONFIG_ATTR),
+        },
+        "best": None
+        if best is None
+        else {
+            "trial": best["trial"],
+            "task_set": best["task_set"],
+            "auxiliaries": best["auxiliaries"],
+            "score": best["value"],
+            "gain": best["gain"],
+            "configuration": best["configuration"],
+        },
+        "gains": [
+            {k: r[k] for k in ("trial", "auxiliaries", "task_set", "sharing", "value", "gain")}
+            for r in (scored if top is None else scored[:top])
+        ],
+        "failures": [
+            {"trial": r["trial"], "reason": r["failure_reason"]} for r in rows if r["state"] == "failed"
+        ],
+    }

@@ -1,0 +1,72 @@
+"""Run a study with the runner its spec names: the library call behind ``taskgraph study run``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from taskgraph.search.engine import EngineObserver, RunSummary, StudyEngine
+from taskgraph.spec.models import StudySpec
+
+__all__ = ["build_evaluator", "open_engine", "run_study"]
+
+
+def build_evaluator(spec: StudySpec, *, data_dir: str | Path | None = None) -> Any:
+    """Return the evaluator of the spec's runner (``None`` for ``ray``: its workers build theirs)."""
+    runner = spec.runner
+    if runner.name == "tabular":
+        from taskgraph.runners.tabular import TabularEvaluator
+
+        return TabularEvaluator(table=runner.table, split=runner.split)
+    if runner.name == "ray":
+        return None
+    from taskgraph.runners.local import LocalEvaluator
+    from taskgraph.spec.checks import inline_task_defs
+
+    return LocalEvaluator(
+        tasks=inline_task_defs(spec), data_dir=data_dir, device=spec.training.device
+    )
+
+
+def open_engine(
+    spec: StudySpec,
+    *,
+    storage_url: str,
+    data_dir: str | Path | None = None,
+    observer: EngineObserver | None = None,
+) -> StudyEngine:
+    """Return an engine for ``spec`` on ``storage_url`` with the runner's evaluator (not opened)."""
+    data_dir = data_dir if data_dir is not None else spec.data_dir
+    task_defs: dict[str, Any] | None = None
+    if spec.runner.name != "tabular":
+        from taskgraph.spec.checks import inline_task_defs
+
+        task_defs = inline_task_defs(spec)
+    return StudyEngine(
+        spec=spec,
+        storage_url=storage_url,
+        evaluator=build_evaluator(spec, data_dir=data_dir),
+        task_defs=task_defs,
+        data_dir=data_dir,
+        observer=observer,
+    )
+
+
+def run_study(
+    spec: StudySpec,
+    *,
+    storage_url: str,
+    data_dir: str | Path | None = None,
+    observer: EngineObserver | None = None,
+) -> RunSummary:
+    """Open (or continue) the study and run it to its budget with the spec's runner."""
+    engine = open_engine(spec, storage_url=storage_url, data_dir=data_dir, observer=observer)
+    try:
+        engine.open()
+        if spec.runner.name == "ray":
+            from taskgraph.runners.ray import RayTuneRunner
+
+            return RayTuneRunner(engine=engine, data_dir=data_dir).run()
+        return engine.run()
+    finally:
+        engine.close()

@@ -1,0 +1,149 @@
+"""Checks of a parsed spec against the registries and the task catalog.
+
+The pydantic models check a spec's shape; these check its names: tasks in the catalog (or
+defined inline), sharing architectures and their parameters, loss weightings, mixing schemes,
+samplers, encoders, trainer hyperparameters and the objective's metric.  Each failure is a
+:class:`~taskgraph.errors.SpecError` naming the field path and the allowed values.  The
+registries are imported here, not in the models, so a new plug-in needs no change to the spec.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from taskgraph.errors import SpecError, TaskgraphError
+from taskgraph.spec.models import StudySpec
+
+__all__ = ["check_spec", "inline_task_defs"]
+
+
+def inline_task_defs(spec: StudySpec, *, source: str = "spec") -> dict[str, Any]:
+    """Return the spec's inline tasks as validated ``TaskDef`` objects, by name."""
+    from taskgraph.tasks import define_task
+
+    defs: dict[str, Any] = {}
+    for index, task in enumerate(spec.inline_tasks()):
+        where = _inline_path(spec, task.name, index)
+        for split, file in (task.files or {}).items():
+            if not Path(file).is_file():
+                raise SpecError(f"{source}: {where}.files.{split}: file not found: {file}")
+        if task.path is not None and "{split}" not in task.path and not Path(task.path).exists():
+            raise SpecError(f"{source}: {where}.path: not found: {task.path}")
+        try:
+            defs[task.name] = define_task(
+                task.name,
+                format=task.format,
+                type=task.type,
+                label_field=task.label_field,
+                files=task.files,
+                path=task.path,
+                metrics=task.metrics,
+                reader_options=task.reader_options,
+            )
+        except TaskgraphError as error:
+            raise SpecError(f"{source}: {where}: {error}") from None
+    return defs
+
+
+def _inline_path(spec: StudySpec, name: str, index: int) -> str:
+    for position, candidate in enumerate(spec.candidates):
+        if not isinstance(candidate, str) and candidate.name == name:
+            return f"candidates[{position}]"
+    return f"tasks[{index - sum(1 for c in spec.candidates if not isinstance(c, str))}]"
+
+
+def check_spec(spec: StudySpec, *, source: str = "spec") -> None:
+    """Raise :class:`SpecError` for the first name in ``spec`` that nothing knows."""
+    if spec.runner.name != "tabular":
+        # Benchmark tables name their own tasks; everything else must resolve to real tasks.
+        _check_tasks(spec, source)
+        _check_encoder(spec, source)
+        _check_hyperparameters(spec, source)
+    _check_registry(
+        source, "search.loss_weighting", spec.search.loss_weighting.values(), "taskgraph.training", "LOSS_WEIGHTINGS"
+    )
+    _check_registry(
+        source, "search.mixing.scheme", spec.search.mixing.scheme.values(), "taskgraph.training", "SAMPLING_SCHEMES"
+    )
+    _check_registry(source, "sampler.name", [spec.sampler.name], "taskgraph.search.samplers", "SAMPLERS")
+    for name in spec.search.pretraining.values():
+        if name is not None:
+            raise SpecError(
+                f"{source}: search.pretraining: {name!r} is not available; allowed: null "
+                "(no pretraining scheme is implemented yet)"
+            )
+    from taskgraph.search.space import SearchSpace
+
+    try:
+        SearchSpace(spec=spec)  # checks architectures and their parameter names
+    except SpecError as error:
+        raise SpecError(f"{source}: {error}") from None
+
+
+def _check_tasks(spec: StudySpec, source: str) -> None:
+    from taskgraph.tasks import get_task
+
+    extra = inline_task_defs(spec, source=source)
+    targets: list[tuple[str, str]] = [("target", spec.target)]
+    targets += [(f"candidates[{i}]", n) for i, n in enumerate(spec.candidate_names)]
+    for where, name in targets:
+        try:
+            task = get_task(name, extra=extra)
+        except TaskgraphError as error:
+            raise SpecError(f"{source}: {where}: {error}") from None
+        metric = spec.objective.metric
+        if where == "target" and metric is not None and metric not in task.metrics:
+            raise SpecError(
+                f"{source}: objective.metric: {metric!r} is not a metric of "
+                f"{name}; allowed: {', '.join(task.metrics)}"
+            )
+        if where == "target" and spec.objective.split not in task.splits:
+            raise SpecError(
+                f"{source}: objective.split: {name} has no split {spec.objective.split!r}; "
+                f"allowed: {', '.join(task.splits)}"
+            )
+
+
+def _check_encoder(spec: StudySpec, source: str) -> None:
+    from taskgraph.models.encoders import ENCODER_NAMES
+
+    name = spec.encoder.name
+    if name in ENCODER_NAMES or Path(os.path.expanduser(name)).is_dir():
+        return
+    raise SpecError(
+        f"{source}: encoder.name: {name!r} is neither a known encoder nor a directory; "
+        f"allowed: {', '.join(ENCODER_NAMES)}, or the path of a local Hugging Face model"
+    )
+
+
+def _check_hyperparameters(spec: StudySpec, source: str) -> None:
+    from taskgraph.training import TrainingOptions
+
+    known = {f.name for f in fields(TrainingOptions)} - {"tasks_per_step_override"} | {"tasks_per_step"}
+    for where, keys in (
+        ("search.hyperparameters", spec.search.hyperparameters),
+        ("training.hyperparameters", spec.training.hyperparameters),
+    ):
+        unknown = sorted(set(keys) - known)
+        if unknown:
+            raise SpecError(
+                f"{source}: {where}.{unknown[0]}: unknown trainer setting; allowed: "
+                f"{', '.join(sorted(known))}"
+            )
+
+
+def _check_registry(source: str, where: str, names: Iterable[Any], module: str, attr: str) -> None:
+    import importlib
+
+    registry = getattr(importlib.import_module(module), attr)
+    for name in names:
+        if name not in registry:
+            raise SpecError(
+                f"{source}: {where}: unknown {registry.kind} {name!r}; allowed: "
+                f"{', '.join(registry.names())}"
+            )
+
