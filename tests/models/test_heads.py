@@ -224,6 +224,11 @@ def test_masked_lm_is_tied_and_scores_only_masked_positions(
     output.loss.backward()
     assert embeddings.weight.grad is not None and embeddings.weight.grad.abs().sum() > 0
     assert [len(p) for p in head.decode(output, {"labels": labels})] == [2, 0]
+    assert output.extra["count"].tolist() == [2, 0]
+    sums = output.extra["loss_sum"]
+    assert float(sums[1]) == 0.0 and float(sums[0]) == pytest.approx(
+        2 * float(output.loss.detach()), rel=1e-5
+    )
     nothing_masked = head(hidden, {"labels": torch.full_like(labels, -100)})
     assert float(nothing_masked.loss.detach()) == 0.0
     full = head(hidden, {"attention_mask": torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])})

@@ -7,7 +7,9 @@ the transform is freshly initialised.
 
 With labels, the vocabulary projection is computed only at the positions whose label is not
 -100 (the masked ones): ``logits`` is then ``(M, V)`` for those M positions, in row-major
-order, and ``extra["positions"]`` is the (B, L) bool mask saying where they are.  Without
+order, and ``extra["positions"]`` is the (B, L) bool mask saying where they are;
+``extra["loss_sum"]`` (B,) and ``extra["count"]`` (B,) are each sequence's summed token loss
+and number of scored tokens (for perplexity).  Without
 labels ``logits`` is ``(B, L, V)`` and ``extra["positions"]`` marks the attended positions.
 This keeps the (B, L, V) tensor (hundreds of MB at vocabulary 30k) out of training.
 """
@@ -72,11 +74,17 @@ class MaskedLMHead(TaskHead):
             return HeadOutput(loss=None, logits=logits, extra={"positions": positions})
         positions = labels != -100
         logits = self._project(hidden[positions])
+        targets = labels[positions]
+        token_loss = F.cross_entropy(logits.float(), targets, reduction="none")  # (M,)
         if logits.shape[0]:
-            loss = F.cross_entropy(logits.float(), labels[positions])
+            loss = token_loss.mean()
         else:  # nothing masked in this batch: a zero that still depends on the parameters
             loss = logits.float().sum() * 0.0 + hidden.float().sum() * 0.0
-        return HeadOutput(loss=loss, logits=logits, extra={"positions": positions})
+        # Per-sequence sums for perplexity-style evaluation without the (B, L, V) tensor.
+        rows = torch.nonzero(positions)[:, 0]
+        loss_sum = token_loss.new_zeros(labels.shape[0]).index_add_(0, rows, token_loss.detach())
+        extra = {"positions": positions, "loss_sum": loss_sum, "count": positions.sum(dim=1)}
+        return HeadOutput(loss=loss, logits=logits, extra=extra)
 
     def decode(self, output: HeadOutput, batch: Batch) -> list[list[int]]:
         """Return, per sequence, the predicted token id at each scored position."""
