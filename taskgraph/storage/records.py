@@ -13,8 +13,9 @@ import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
+from taskgraph.affinity.records import ScoreRecord
 from taskgraph.trial import Cost, LookaheadMatrix, TrialConfig, TrialResult, TrialStatus
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "RunRecord",
     "StoredLookahead",
     "StudySummary",
+    "TaskSetRecord",
     "higher_is_better",
 ]
 
@@ -101,6 +103,39 @@ class RunRecord:
             value = data[key]
             data[key] = value.isoformat() if value is not None else None
         return data
+
+
+class TaskSetRecord(NamedTuple):
+    """One record of the hot query ``records_containing``: a run's score of one task.
+
+    A named tuple (cheap to build by the ten thousand); the task set is the key it is
+    grouped under.  :meth:`score_record` gives the affinity code's ScoreRecord.
+    """
+
+    run_id: int
+    task: str
+    split: str
+    metric: str
+    value: float
+    family: str
+    seed: int
+    study: str | None
+
+    def score_record(self, task_set: frozenset[str] | str) -> ScoreRecord:
+        """Return this record as a ScoreRecord of ``task_set`` (a key ``a+b`` or names)."""
+        members = frozenset(task_set.split("+")) if isinstance(task_set, str) else task_set
+        return ScoreRecord(
+            task=self.task,
+            task_set=members,
+            value=self.value,
+            higher_is_better=higher_is_better(self.metric),
+            split=self.split,
+            metric=self.metric,
+            family=self.family,
+            seed=self.seed,
+            study=self.study,
+            run_id=self.run_id,
+        )
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,12 @@ import os
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
+from itertools import groupby
+from operator import itemgetter
 from types import TracebackType
 from typing import IO, Any, Literal
 
-from sqlalchemy import Engine, Select, func, select
+from sqlalchemy import Connection, Engine, Select, func, select
 from sqlalchemy.engine import URL
 
 from taskgraph.affinity.records import ScoreRecord
@@ -27,6 +29,7 @@ from taskgraph.storage.records import (
     RunRecord,
     StoredLookahead,
     StudySummary,
+    TaskSetRecord,
     higher_is_better,
 )
 from taskgraph.storage.schema import (
@@ -141,6 +144,8 @@ class Repository:
     def __init__(self, *, factory: SessionFactory) -> None:
         self._factory = factory
         self.engine = factory.engine
+        # Task set ids and keys never change once written: remember them between queries.
+        self._task_set_keys: dict[int, str] = {}
 
     @property
     def url(self) -> str:
@@ -393,9 +398,35 @@ class Repository:
         ``target``: only the records of that task, from every task set that contains it
         (its single-task baselines included): what a gain for ``target`` is computed from.
         """
-        return self._score_records(
-            task=target, study=study, split=split, metric=metric, status=status, containing=None
-        )
+        query = self._records_query(split=split, metric=metric, status=status)
+        if target is not None:
+            query = query.where(ScoreRow.task == target)
+        with self.engine.connect() as connection:
+            if study is not None:
+                study_id = connection.execute(
+                    select(StudyRow.id).where(StudyRow.name == study)
+                ).scalar_one_or_none()
+                if study_id is None:
+                    return []
+                query = query.where(ScoreRow.study_id == study_id)
+            rows = connection.execute(query.order_by(ScoreRow.run_id, ScoreRow.id)).all()
+            keys, names = self._lookups(connection, {row[0] for row in rows})
+        task_sets = {key: frozenset(key.split("+")) for key in set(keys.values())}
+        return [
+            ScoreRecord(
+                task=task,
+                task_set=task_sets[keys[task_set_id]],
+                value=value,
+                higher_is_better=higher_is_better(metric_),
+                split=split_,
+                metric=metric_,
+                family=family,
+                seed=seed,
+                study=names.get(study_id),
+                run_id=run_id,
+            )
+            for task_set_id, run_id, task, split_, metric_, value, family, seed, study_id in rows
+        ]
 
     def records_containing(
         self,
@@ -405,92 +436,116 @@ class Repository:
         metric: str | None = None,
         status: str | None = "complete",
         include_auxiliaries: bool = False,
-    ) -> dict[str, list[ScoreRecord]]:
+    ) -> dict[str, list[TaskSetRecord]]:
         """Return every record whose task set contains ``target``, grouped by task set key.
 
-        By default the records are ``target``'s own scores; ``include_auxiliaries`` adds the
-        other tasks' scores from the same runs (found through the task-set membership index).
+        The hot query of the affinity code.  By default the records are ``target``'s own
+        scores: one range of the covering index ``ix_tg_scores_hot``, already in task-set
+        order.  ``include_auxiliaries`` adds the other tasks' scores from the same runs
+        (through the task-set membership index).  Within a group records are ordered by run.
+        Records are light named tuples; ``record.score_record(key)`` gives a ScoreRecord.
         """
-        if include_auxiliaries:
-            records = self._score_records(
-                task=None, study=None, split=split, metric=metric, status=status, containing=target
+        # Select only what varies: fewer Python objects per row is most of the latency.
+        varying = [
+            column
+            for column, fixed in (
+                (ScoreRow.task, not include_auxiliaries),
+                (ScoreRow.split, split is not None),
+                (ScoreRow.metric, metric is not None),
             )
-        else:
-            records = self._score_records(
-                task=target, study=None, split=split, metric=metric, status=status, containing=None
-            )
-        return records_by_task_set(records)
-
-    def _score_records(
-        self,
-        *,
-        task: str | None,
-        study: str | None,
-        split: str | None,
-        metric: str | None,
-        status: str | None,
-        containing: str | None,
-    ) -> list[ScoreRecord]:
+            if not fixed
+        ]
         query = (
             select(
-                ScoreRow.task,
-                TaskSetRow.key,
+                ScoreRow.task_set_id,
+                ScoreRow.run_id,
+                *varying,
                 ScoreRow.value,
-                ScoreRow.split,
-                ScoreRow.metric,
                 ScoreRow.family,
-                RunRow.seed,
-                RunRow.study_id,
-                RunRow.id,
+                ScoreRow.seed,
+                ScoreRow.study_id,
             )
-            .select_from(ScoreRow)
-            .join(RunRow, RunRow.id == ScoreRow.run_id)
-            .join(TaskSetRow, TaskSetRow.id == RunRow.task_set_id)
             .where(ScoreRow.value.is_not(None))
+            .order_by(ScoreRow.task_set_id, ScoreRow.run_id, *varying)
         )
-        if task is not None:
-            query = query.where(ScoreRow.task == task)
-        if containing is not None:
-            members = select(TaskSetMemberRow.task_set_id).where(
-                TaskSetMemberRow.task == containing
-            )
-            query = query.where(RunRow.task_set_id.in_(members))
         if split is not None:
             query = query.where(ScoreRow.split == split)
         if metric is not None:
             query = query.where(ScoreRow.metric == metric)
         if status is not None:
-            query = query.where(RunRow.status == status)
-        if study is not None:
-            query = query.where(
-                RunRow.study_id.in_(select(StudyRow.id).where(StudyRow.name == study))
-            )
-        task_sets: dict[str, frozenset[str]] = {}
+            query = query.where(ScoreRow.status == status)
+        if include_auxiliaries:
+            members = select(TaskSetMemberRow.task_set_id).where(TaskSetMemberRow.task == target)
+            runs = select(RunRow.id).where(RunRow.task_set_id.in_(members))
+            query = query.where(ScoreRow.run_id.in_(runs))
+        else:
+            query = query.where(ScoreRow.task == target)
         with self.engine.connect() as connection:
-            names = dict(connection.execute(select(StudyRow.id, StudyRow.name)).all())
-            rows = connection.execute(query.order_by(RunRow.id, ScoreRow.id)).all()
-        records = []
-        for name, key, value, split_, metric_, family, seed, study_id, run_id in rows:
-            if value is None:  # excluded by the query; keeps the type checker informed
-                continue
-            task_set = task_sets.get(key)
-            if task_set is None:
-                task_set = task_sets[key] = frozenset(key.split("+"))
-            records.append(
-                ScoreRecord(
-                    task=name,
-                    task_set=task_set,
-                    value=value,
-                    higher_is_better=higher_is_better(metric_),
-                    split=split_,
-                    metric=metric_,
-                    family=family,
-                    seed=seed,
-                    study=names.get(study_id),
-                    run_id=run_id,
+            rows: list[Any] = list(connection.execute(query).all())
+            keys, names = self._lookups(connection, {row[0] for row in rows})
+        grouped: dict[str, list[TaskSetRecord]] = {}
+        if split is not None and metric is not None and not include_auxiliaries:  # hot path
+            for task_set_id, group in groupby(rows, key=itemgetter(0)):
+                grouped[keys[task_set_id]] = [
+                    TaskSetRecord(
+                        run_id, target, split, metric, value, family, seed, names.get(study_id)
+                    )
+                    for _, run_id, value, family, seed, study_id in group
+                ]
+            return grouped
+        position = {column.key: 2 + i for i, column in enumerate(varying)}
+        task_at, split_at, metric_at = (position.get(name) for name in ("task", "split", "metric"))
+        for task_set_id, group in groupby(rows, key=itemgetter(0)):
+            grouped[keys[task_set_id]] = [
+                TaskSetRecord(
+                    row[1],
+                    target if task_at is None else row[task_at],
+                    split if split_at is None else row[split_at],  # type: ignore[arg-type]
+                    metric if metric_at is None else row[metric_at],  # type: ignore[arg-type]
+                    row[-4],
+                    row[-3],
+                    row[-2],
+                    names.get(row[-1]),
                 )
+                for row in group
+            ]
+        return grouped
+
+    @staticmethod
+    def _records_query(*, split: str | None, metric: str | None, status: str | None) -> Any:
+        # Only tg_scores columns: the covering index answers the query without the table.
+        query = select(
+            ScoreRow.task_set_id,
+            ScoreRow.run_id,
+            ScoreRow.task,
+            ScoreRow.split,
+            ScoreRow.metric,
+            ScoreRow.value,
+            ScoreRow.family,
+            ScoreRow.seed,
+            ScoreRow.study_id,
+        ).where(ScoreRow.value.is_not(None))
+        if split is not None:
+            query = query.where(ScoreRow.split == split)
+        if metric is not None:
+            query = query.where(ScoreRow.metric == metric)
+        if status is not None:
+            query = query.where(ScoreRow.status == status)
+        return query
+
+    def _lookups(
+        self, connection: Connection, task_set_ids: set[int]
+    ) -> tuple[dict[int, str], dict[int, str]]:
+        """Return (task set id -> key, study id -> name), caching what never changes."""
+        missing = [i for i in task_set_ids if i not in self._task_set_keys]
+        for start in range(0, len(missing), 1000):
+            chunk = missing[start : start + 1000]
+            found = connection.execute(
+                select(TaskSetRow.id, TaskSetRow.key).where(TaskSetRow.id.in_(chunk))
             )
-        return records
+            self._task_set_keys.update({int(i): key for i, key in found})
+        names = {int(i): name for i, name in connection.execute(select(StudyRow.id, StudyRow.name))}
+        return self._task_set_keys, names
 
     def lookahead_matrices(self, *, study: str | None = None) -> list[StoredLookahead]:
         """Return every stored lookahead matrix with its run (of ``study`` when given)."""

@@ -8,7 +8,7 @@
         │
         └──< tg_runs >── tg_model_configs (canonical JSON, hash, encoder, sharing)
                │
-               ├──< tg_scores (run, task, split, metric, value)  ◄ index on (task, split, metric)
+               ├──< tg_scores (run, task, split, metric, value)  ◄ covering index on task
                └─── tg_lookahead_matrices (one per run)
 
     tg_affinity_fits ──< tg_affinity_edges (source, target, gain, std, n_evidence)
@@ -182,13 +182,31 @@ class RunRow(Base):
 
 
 class ScoreRow(Base):
-    """One score record: (run, task, split, metric, value), with the task's model family."""
+    """One score record: (run, task, split, metric, value), with the task's model family.
+
+    ``study_id``, ``task_set_id``, ``seed`` and ``status`` repeat the run's (revision 0003):
+    runs are written once and never change, and with them the hot query "every record of T,
+    grouped by task set" is one range scan of one covering index, without touching tg_runs.
+    """
 
     __tablename__ = "tg_scores"
     __table_args__ = (
         UniqueConstraint("run_id", "task", "split", "metric", name="uq_tg_scores_run_task"),
-        # The hot query: every record of task T (all task sets containing T).
-        Index("ix_tg_scores_task", "task", "split", "metric", "run_id"),
+        # The hot query, answered from the index alone (SQLite "covering index", PostgreSQL
+        # index-only scan): equality columns first, then everything the query returns.
+        Index(
+            "ix_tg_scores_hot",
+            "task",
+            "split",
+            "metric",
+            "status",
+            "task_set_id",
+            "run_id",
+            "seed",
+            "study_id",
+            "value",
+            "family",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -198,6 +216,10 @@ class ScoreRow(Base):
     metric: Mapped[str] = mapped_column(String(128))
     value: Mapped[float | None] = mapped_column(Float)  # NULL: NaN / not finite
     family: Mapped[str] = mapped_column(String(32))
+    study_id: Mapped[int] = mapped_column(ForeignKey("tg_studies.id", ondelete="CASCADE"))
+    task_set_id: Mapped[int] = mapped_column(ForeignKey("tg_task_sets.id"))
+    seed: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
 
 
 class LookaheadRow(Base):

@@ -232,6 +232,10 @@ def insert_run(
             "metric": metric,
             "value": _finite(value),
             "family": families[task],
+            "study_id": study_id,
+            "task_set_id": values["task_set_id"],
+            "seed": config.seed,
+            "status": values["status"],
         }
         for task, splits in result.scores.items()
         for split, metrics in splits.items()

@@ -16,6 +16,7 @@ from taskgraph.errors import SchemaMismatchError, StorageError
 from taskgraph.storage import VERSION_TABLE, head_revision, open_repository
 from taskgraph.storage.migrate import alembic_config, schema_differences, schema_state, upgrade
 from taskgraph.storage.repository import open_engine
+from taskgraph.trial import TrialStatus
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,7 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 def test_empty_database_is_created_at_head_and_matches_the_models(storage_url):
     with open_repository(storage_url) as repo, repo.engine.connect() as connection:
         state = schema_state(connection)
-        assert state.current == head_revision() == "0002"
+        assert state.current == head_revision() == "0003"
         assert schema_differences(connection) == []
         tables = set(inspect(connection).get_table_names())
     assert VERSION_TABLE in tables and "alembic_version" not in tables
@@ -33,15 +34,41 @@ def test_empty_database_is_created_at_head_and_matches_the_models(storage_url):
 def test_migrations_downgrade_to_base_and_upgrade_again(storage_url):
     engine = open_engine(storage_url)
     try:
-        assert upgrade(engine) == (None, "0002")
+        assert upgrade(engine) == (None, "0003")
         with engine.begin() as connection:
             command.downgrade(alembic_config(connection), "base")
         with engine.connect() as connection:
             assert schema_state(connection).is_empty
         assert upgrade(engine, "0001") == (None, "0001")
-        assert upgrade(engine) == ("0001", "0002")
+        assert upgrade(engine) == ("0001", "0003")
     finally:
         engine.dispose()
+
+
+def test_scores_keep_every_record_through_a_downgrade_and_the_backfilling_upgrade(
+    storage_url, make_trial
+):
+    with open_repository(storage_url) as repo:
+        for number, aux in enumerate([(), ("pos",), ("pos", "chunk")]):
+            config, result = make_trial("ner", aux, seed=number, value=0.4 + number / 10)
+            repo.add_run_result(study="s", trial_number=number, config=config, result=result)
+        config, result = make_trial("pos", status=TrialStatus.PRUNED)
+        repo.add_run_result(study="t", trial_number=0, config=config, result=result)
+        before = repo.score_records(status=None)
+        grouped = repo.records_containing("ner", split="dev", metric="f1")
+        with repo.engine.begin() as connection:
+            command.downgrade(alembic_config(connection), "0002")
+    engine = open_engine(storage_url)
+    try:
+        assert upgrade(engine) == ("0002", "0003")  # backfills study, task set, seed, status
+    finally:
+        engine.dispose()
+    with open_repository(storage_url) as repo:
+        assert repo.score_records(status=None) == before
+        assert repo.records_containing("ner", split="dev", metric="f1") == grouped
+        assert {r.study for r in repo.score_records(status="pruned")} == {"t"}
+        with repo.engine.connect() as connection:
+            assert schema_differences(connection) == []
 
 
 def test_old_schema_file_names_the_upgrade_command_then_upgrades_with_its_data(
@@ -53,18 +80,28 @@ def test_old_schema_file_names_the_upgrade_command_then_upgrades_with_its_data(
     with pytest.raises(SchemaMismatchError) as error:
         open_repository(url)
     assert str(error.value) == (
-        f"{url} is at schema revision 0001, this taskgraph needs 0002: "
+        f"{url} is at schema revision 0001, this taskgraph needs 0003: "
         f"run `taskgraph db upgrade --storage {url}`"
     )
     engine = open_engine(url)
     try:
-        assert upgrade(engine) == ("0001", "0002")
+        assert upgrade(engine) == ("0001", "0003")
     finally:
         engine.dispose()
     with open_repository(url) as repo:
         runs = repo.runs(study="legacy")
         assert [r.task_set_key for r in runs] == ["ner", "ner+pos", "chunk+ner+pos"]
-        assert len(repo.score_records(target="ner")) == 3
+        records = repo.score_records(target="ner")
+        assert [(r.value, r.seed, r.study) for r in records] == [
+            (pytest.approx(0.6), 0, "legacy"),
+            (pytest.approx(0.65), 1, "legacy"),
+            (pytest.approx(0.7), 2, "legacy"),
+        ]
+        grouped = repo.records_containing("pos", include_auxiliaries=True)
+        assert {key: len(rows) for key, rows in grouped.items()} == {
+            "ner+pos": 2,
+            "chunk+ner+pos": 3,
+        }
         assert len(repo.lookahead_matrices()) == 1
         repo.save_affinity_edges([{"source": "pos", "target": "ner", "gain": 0.05}], method="gain")
         assert [e.source for e in repo.affinity_edges()] == ["pos"]
@@ -122,5 +159,5 @@ def test_alembic_command_line_reaches_the_packaged_scripts(sqlite_url, tmp_path)
         return done.stdout
 
     alembic("upgrade", "head")
-    assert "0002 (head)" in alembic("current")
+    assert "0003 (head)" in alembic("current")
     assert "No new upgrade operations detected" in alembic("check")

@@ -106,6 +106,17 @@ def test_score_records_of_a_target_come_from_every_task_set_that_contains_it(
         grouped = repo.records_containing("ner", split="dev", metric="f1")
         assert set(grouped) == {"ner", "ner+pos", "chunk+ner+pos", "chunk+ner"}
         assert [r.value for r in grouped["ner"]] == [pytest.approx(0.5)]
+        as_score_records = sorted(
+            (r.score_record(key) for key, rows in grouped.items() for r in rows),
+            key=lambda r: r.run_id or 0,
+        )
+        assert as_score_records == records
+        every_metric = repo.records_containing("ner")
+        assert sorted((r.split, r.metric) for r in every_metric["ner+pos"]) == [
+            ("dev", "f1"),
+            ("dev", "loss"),
+            ("test", "f1"),
+        ]
         with_aux = repo.records_containing(
             "pos", split="dev", metric="f1", include_auxiliaries=True
         )
