@@ -1,8 +1,67 @@
-"""``taskgraph dashboard``: serve optuna-dashboard on the records database."""
+"""``taskgraph dashboard``: serve optuna-dashboard on the records database.
+
+The engine keeps its Optuna study in the same database as the records, so optuna-dashboard
+shows every study, trial, parameter, intermediate curve and the ``taskgraph:*`` user
+attributes (configuration, true state, failure reason).  It binds 127.0.0.1 by default:
+the dashboard can edit studies, so reach it from elsewhere through an SSH tunnel.
+"""
 
 from __future__ import annotations
 
+from typing import Annotated
 
-def dashboard() -> None:
+import typer
+
+__all__ = ["dashboard"]
+
+
+
+def dashboard(
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            help="Records database URL; overrides TASKGRAPH_STORAGE, then sqlite:///taskgraph.db.",
+            show_default=False,
+        ),
+    ] = None,
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port to listen on (0: any free port).")
+    ] = 8080,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to bind; keep 127.0.0.1 unless you know why.")
+    ] = "127.0.0.1",
+) -> None:
     """Start optuna-dashboard on 127.0.0.1 for the study database and print its address."""
-    raise NotImplementedError("taskgraph dashboard arrives with the search issue (#5)")
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    import optuna
+    import optuna_dashboard
+
+    from taskgraph.errors import ConfigError
+    from taskgraph.storage import mask_url, open_repository, parse_storage_url, resolve_storage_url
+
+    url = resolve_storage_url(storage)
+    # The storage layer's checks first: a missing file or an unreachable server is one line.
+    open_repository(url, create=False).close()
+    optuna_storage = optuna.storages.RDBStorage(
+        parse_storage_url(url).render_as_string(hide_password=False)
+    )
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            return  # one line per request would bury the address
+
+    try:
+        server = make_server(host, port, optuna_dashboard.wsgi(optuna_storage), handler_class=QuietHandler)
+    except OSError as error:
+        raise ConfigError(f"--port {port}: cannot listen on {host}:{port} ({error.strerror})") from None
+    address = f"http://{host}:{server.server_port}/dashboard"
+    # Plain echo, not rich: the address must stay on one line for scripts that read it.
+    typer.echo(f"optuna-dashboard for {mask_url(url)} at {address} (Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        typer.echo("dashboard stopped")
+    finally:
+        server.server_close()

@@ -22,7 +22,7 @@ from rich.progress import (
 )
 
 from taskgraph.cli.output import emit_json, emit_rows, stderr_console, stdout_console
-from taskgraph.errors import StorageError
+from taskgraph.errors import ConfigError, StorageError
 
 app = typer.Typer(help="Validate, run, submit, resume and inspect studies.", no_args_is_help=True)
 
@@ -51,6 +51,14 @@ DataOption = Annotated[
     Path | None,
     typer.Option("--data", help="Data directory (overrides the spec's data_dir and TASKGRAPH_DATA)."),
 ]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Override a spec field: dotted.path=value (value read as YAML), repeatable; e.g. "
+        "--set search.max_steps=20 --set encoder.name=tiny-bert.",
+    ),
+]
 WallOption = Annotated[
     str | None,
     typer.Option("--wall-time", help="Wall-time budget of this invocation, e.g. 600, 10m, 2h."),
@@ -70,6 +78,21 @@ def _overrides(
         out["runner"]["address"] = address
     if wall_time is not None:
         out["budget.wall_time"] = wall_time
+    return out
+
+
+def _parse_sets(values: list[str] | None) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in values or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects dotted.path=value, got {item!r}")
+        try:
+            out[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML") from None
     return out
 
 
@@ -113,12 +136,13 @@ def _resume_command(name: str, url: str) -> str:
 @app.command("validate")
 def validate(
     spec: Annotated[Path, typer.Argument(help="Study spec (YAML).")],
+    sets: SetOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Check a study spec: its shape, its names, and the search space it compiles to."""
     from taskgraph.search.space import SearchSpace
 
-    checked = _load_checked(spec, {})
+    checked = _load_checked(spec, _parse_sets(sets))
     space = SearchSpace(spec=checked)
     summary = {
         "valid": True,
@@ -244,13 +268,14 @@ def run(
     address: AddressOption = None,
     data: DataOption = None,
     wall_time: WallOption = None,
+    sets: SetOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the final progress as JSON.")] = False,
 ) -> None:
     """Run a study in the foreground until its budget is spent (Ctrl-C: resume later)."""
-    checked = _load_checked(
-        spec, _overrides(trials=trials, runner=runner, address=address, wall_time=wall_time)
-    )
+    overrides = _parse_sets(sets)
+    overrides.update(_overrides(trials=trials, runner=runner, address=address, wall_time=wall_time))
+    checked = _load_checked(spec, overrides)
     _run(checked, url=_storage(storage, checked), data=data, quiet=quiet, as_json=as_json)
 
 
@@ -396,6 +421,7 @@ def submit(
     ],
     storage: StorageOption = None,
     trials: TrialsOption = None,
+    sets: SetOption = None,
     cluster_address: Annotated[
         str, typer.Option("--cluster-address", help="Ray address the job's driver connects to.")
     ] = "auto",
@@ -403,7 +429,9 @@ def submit(
     """Send a study to a running Ray cluster and return at once; follow it with `study status`."""
     from taskgraph.runners.submit import submit_study
 
-    checked = _load_checked(spec, _overrides(trials=trials, runner="ray", address=None, wall_time=None))
+    overrides = _parse_sets(sets)
+    overrides.update(_overrides(trials=trials, runner="ray", address=None, wall_time=None))
+    checked = _load_checked(spec, overrides)
     url = _storage(storage, checked)
     if url.startswith("sqlite"):
         stderr_console.print(

@@ -1,0 +1,188 @@
+"""``taskgraph study ...``: validate, errors, status/list/show on a study made by the engine."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from taskgraph.cli.app import app
+from taskgraph.search.engine import StudyEngine
+from taskgraph.spec import spec_from_dict
+
+runner = CliRunner()
+REPO = Path(__file__).resolve().parents[2]
+STUDY_COMMANDS = ["validate", "run", "resume", "submit", "status", "list", "show"]
+
+
+def load_fakes() -> ModuleType:
+    name = "taskgraph_test_fakes"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "search" / "fakes.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def fake_study(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Return the URL of a database holding study `fake` (6 trials, one failure, by a fake)."""
+    fakes = load_fakes()
+    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'fake.db'}"
+    spec = spec_from_dict(
+        {
+            "name": "fake",
+            "target": "tgt",
+            "candidates": ["good", "bad", "meh", "boom"],
+            "search": {"sharing": ["hard", "soft"]},
+            "sampler": {"name": "random", "seed": 1},
+            "budget": {"trials": 6},
+        }
+    )
+    engine = StudyEngine(
+        spec=spec,
+        storage_url=url,
+        evaluator=fakes.FakeEvaluator(fail_with=["boom"]),
+        sharing_spaces=fakes.SHARING_SPACES,
+    )
+    engine.run()
+    engine.close()
+    return url
+
+
+def test_every_study_command_has_help() -> None:
+    code, out, _ = invoke("study", "--help")
+    assert code == 0
+    for command in STUDY_COMMANDS:
+        assert command in out
+        code, text, _ = invoke("study", command, "--help")
+        assert code == 0 and len(text.strip().splitlines()) > 3, command
+        assert "--storage" in text or command == "validate", command
+    code, text, _ = invoke("dashboard", "--help")
+    assert code == 0 and "--storage" in text and "--port" in text
+
+
+def test_validate_every_shipped_spec() -> None:
+    specs = sorted((REPO / "searchspaces").glob("*.yaml"))
+    assert {p.name for p in specs} >= {"demo.yaml", "tr_ner_aux.yaml", "bioner_aux.yaml", "cs_ner_dep.yaml"}
+    for path in specs:
+        code, out, err = invoke("study", "validate", str(path), "--json")
+        assert code == 0, (path, err)
+        data = json.loads(out)
+        assert data["valid"] is True and data["parameters"], path
+
+
+def test_tr_ner_aux_searches_every_sharing_architecture() -> None:
+    from taskgraph.models.sharing import SHARING_ARCHITECTURES
+
+    code, out, _ = invoke("study", "validate", str(REPO / "searchspaces" / "tr_ner_aux.yaml"), "--json")
+    data = json.loads(out)
+    assert set(data["sharing"]) >= {"hard", "hierarchical", "soft", "cross_stitch", "label_embedding"}
+    assert set(data["sharing"]) <= set(SHARING_ARCHITECTURES.names())
+
+
+def test_validate_reports_one_line_with_file_and_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ntarget: synth_target\ncandidates: [synth_related]\nsampler: cmaes\n")
+    code, _, err = invoke("study", "validate", str(bad))
+    assert code == 2
+    assert err.strip().count("\n") == 0
+    assert err.startswith(f"error: {bad}: sampler.name: unknown sampler 'cmaes'; allowed: gp, graph, random, tpe")
+    bad.write_text("name: x\ntarget: synth_target\ncandidates: [synth_nope]\n")
+    code, _, err = invoke("study", "validate", str(bad))
+    assert code == 2 and "candidates[0]: unknown" in err and "synth_nope" in err
+
+
+def test_run_refuses_a_bad_spec_and_writes_nothing(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ntarget: synth_target\ncandidates: [synth_related]\nbudget: {trials: 0}\n")
+    db = tmp_path / "t.db"
+    code, _, err = invoke("study", "run", str(bad), "--storage", f"sqlite:///{db}")
+    assert code == 2 and "budget.trials" in err
+    assert not db.exists()
+
+
+def test_show_json_has_the_promised_fields(fake_study: str) -> None:
+    code, out, err = invoke("study", "show", "fake", "--storage", fake_study, "--json")
+    assert code == 0, err
+    report: dict[str, Any] = json.loads(out)
+    for key in ("name", "n_complete", "n_failed", "n_pruned", "baseline", "best", "gains"):
+        assert key in report
+    assert report["name"] == "fake" and report["n_done"] == 6
+    assert report["n_complete"] + report["n_failed"] + report["n_pruned"] == 6
+    assert report["baseline"]["task_set"] == ["tgt"]
+    assert report["baseline"]["score"] == pytest.approx(0.5)
+    best = report["best"]
+    assert set(best) >= {"task_set", "configuration", "score", "gain"}
+    assert best["score"] == max(g["value"] for g in report["gains"])
+    assert best["gain"] == pytest.approx(best["score"] - 0.5)
+    assert "tgt" in best["task_set"] and best["configuration"]["target"] == "tgt"
+    assert all(f["reason"] == "fake failure: loss is NaN" for f in report["failures"])
+
+
+def test_status_list_and_table_output(fake_study: str) -> None:
+    code, out, _ = invoke("study", "status", "fake", "--storage", fake_study, "--json")
+    assert code == 0 and json.loads(out)["n_done"] == 6 and json.loads(out)["budget"] == 6
+    code, out, _ = invoke("study", "list", "--storage", fake_study, "--json")
+    rows = json.loads(out)
+    assert [r["name"] for r in rows] == ["fake"] and rows[0]["target"] == "tgt"
+    code, out, _ = invoke("study", "show", "fake", "--storage", fake_study)
+    assert code == 0 and "baseline (target alone" in out and "best (trial" in out
+
+
+def test_unknown_study_and_missing_database(fake_study: str, tmp_path: Path) -> None:
+    code, _, err = invoke("study", "show", "nope", "--storage", fake_study)
+    assert code == 1 and "no study 'nope'" in err and "known studies: fake" in err
+    code, _, err = invoke("study", "status", "x", "--storage", f"sqlite:///{tmp_path / 'none.db'}")
+    assert code == 1 and "no records database" in err
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_storage_precedence_option_over_env(fake_study: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TASKGRAPH_STORAGE", fake_study)
+    code, out, _ = invoke("study", "status", "fake", "--json")
+    assert code == 0 and json.loads(out)["name"] == "fake"
+    code, _, err = invoke("study", "status", "fake", "--storage", f"sqlite:///{tmp_path / 'other.db'}")
+    assert code == 1 and "other.db" in err
+
+
+def test_resume_of_a_finished_study_does_nothing(fake_study: str) -> None:
+    code, out, err = invoke("study", "resume", "fake", "--storage", fake_study, "--json")
+    # The fake's tasks are not in the catalog, so the study cannot be trained again here:
+    # resume checks the stored spec like `run` does and says which task is unknown.
+    assert code == 2 and "unknown task" in err
+
+
+def test_submit_creates_the_study_and_sends_the_driver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from taskgraph.runners import ray as ray_runner
+
+    sent: dict[str, Any] = {}
+
+    class Client:
+        def submit_job(self, **kwargs: Any) -> str:
+            sent.update(kwargs)
+            return "job-1"
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    spec = spec_from_dict({"name": "sub", "target": "synth_target", "candidates": ["synth_related"],
+                           "encoder": "tiny-bert", "runner": {"name": "ray", "address": "auto"}})
+    job = ray_runner.submit_study(spec, storage_url=url, address="http://head:8265", client=Client())
+    assert job == "job-1"
+    assert sent["entrypoint"] == "taskgraph study resume sub --runner ray --address auto --quiet"
+    assert sent["runtime_env"]["env_vars"]["TASKGRAPH_STORAGE"] == url
+    code, out, _ = invoke("study", "status", "sub", "--storage", url, "--json")
+    status = json.loads(out)
+    assert code == 0 and status["n_waiting"] == 1 and status["n_done"] == 0  # the baseline, queued
