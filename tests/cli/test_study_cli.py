@@ -89,6 +89,7 @@ def test_tr_ner_aux_searches_every_sharing_architecture() -> None:
     from taskgraph.models.sharing import SHARING_ARCHITECTURES
 
     code, out, _ = invoke("study", "validate", str(REPO / "searchspaces" / "tr_ner_aux.yaml"), "--json")
+    assert code == 0
     data = json.loads(out)
     assert set(data["sharing"]) >= {"hard", "hierarchical", "soft", "cross_stitch", "label_embedding"}
     assert set(data["sharing"]) <= set(SHARING_ARCHITECTURES.names())
@@ -159,8 +160,8 @@ def test_storage_precedence_option_over_env(fake_study: str, monkeypatch: pytest
     assert code == 1 and "other.db" in err
 
 
-def test_resume_of_a_finished_study_does_nothing(fake_study: str) -> None:
-    code, out, err = invoke("study", "resume", "fake", "--storage", fake_study, "--json")
+def test_resume_checks_the_stored_spec(fake_study: str) -> None:
+    code, _, err = invoke("study", "resume", "fake", "--storage", fake_study, "--json")
     # The fake's tasks are not in the catalog, so the study cannot be trained again here:
     # resume checks the stored spec like `run` does and says which task is unknown.
     assert code == 2 and "unknown task" in err
