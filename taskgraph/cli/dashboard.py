@@ -33,6 +33,7 @@ def dashboard(
     ] = "127.0.0.1",
 ) -> None:
     """Start optuna-dashboard on 127.0.0.1 for the study database and print its address."""
+    import signal
     from wsgiref.simple_server import WSGIRequestHandler, make_server
 
     import optuna
@@ -56,6 +57,10 @@ def dashboard(
         server = make_server(host, port, optuna_dashboard.wsgi(optuna_storage), handler_class=QuietHandler)
     except OSError as error:
         raise ConfigError(f"--port {port}: cannot listen on {host}:{port} ({error.strerror})") from None
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # `kill PID` (SIGTERM) stops it as cleanly as Ctrl-C
+
+    signal.signal(signal.SIGTERM, stop)
     address = f"http://{host}:{server.server_port}/dashboard"
     # Plain echo, not rich: the address must stay on one line for scripts that read it.
     typer.echo(f"optuna-dashboard for {mask_url(url)} at {address} (Ctrl-C to stop)")

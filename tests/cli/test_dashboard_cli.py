@@ -1,0 +1,125 @@
+"""``taskgraph dashboard``: optuna-dashboard on the records database, found through its HTTP API."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from taskgraph.cli.app import app
+from taskgraph.search.engine import StudyEngine
+from taskgraph.spec import spec_from_dict
+
+REPO = Path(__file__).resolve().parents[2]
+TASKGRAPH = Path(sys.executable).with_name("taskgraph")
+
+
+def load_fakes() -> Any:
+    name = "taskgraph_test_fakes"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "search" / "fakes.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.loads(response.read())
+
+
+class Dashboard:
+    """A `taskgraph dashboard` subprocess on a free port; stopped by its own pid."""
+
+    def __init__(self, storage: str) -> None:
+        self.process = subprocess.Popen(
+            [str(TASKGRAPH), "dashboard", "--storage", storage, "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            # As from a terminal: a background parent may have SIGINT ignored, which children inherit.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()  # the address, printed before serving
+        assert "http://127.0.0.1:" in line, line
+        self.address = line.split(" at ")[1].split()[0]
+        self.base = self.address.removesuffix("/dashboard")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGINT)  # what Ctrl-C sends
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        return self.process.returncode
+
+
+def study_trials(base: str, name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Return the study summary and its trials as optuna-dashboard's API reports them."""
+    summaries = get_json(f"{base}/api/studies")["study_summaries"]
+    summary = next(s for s in summaries if s["study_name"] == name)
+    detail = get_json(f"{base}/api/studies/{summary['study_id']}")
+    return summary, detail["trials"]
+
+
+@pytest.fixture
+def fake_db(tmp_path: Path) -> str:
+    fakes = load_fakes()
+    url = f"sqlite:///{tmp_path / 'fake.db'}"
+    spec = spec_from_dict({"name": "fake", "target": "tgt", "candidates": ["good", "bad"],
+                           "budget": {"trials": 3}, "sampler": {"name": "random", "seed": 0}})
+    engine = StudyEngine(spec=spec, storage_url=url, evaluator=fakes.FakeEvaluator(),
+                         sharing_spaces=fakes.SHARING_SPACES)
+    engine.run()
+    engine.close()
+    return url
+
+
+@pytest.fixture
+def dashboard(fake_db: str) -> Iterator[Dashboard]:
+    server = Dashboard(fake_db)
+    yield server
+    server.stop()
+
+
+def test_dashboard_serves_the_study_and_its_trials(dashboard: Dashboard) -> None:
+    summary, trials = study_trials(dashboard.base, "fake")
+    assert summary["directions"] == ["maximize"]
+    assert len(trials) == 3
+    assert {t["state"] for t in trials} == {"Complete"}
+    attrs = {a["key"] for a in trials[0]["user_attrs"]}
+    assert {"taskgraph:config", "taskgraph:status", "auxiliaries"} <= attrs
+    assert dashboard.address.startswith("http://127.0.0.1:")
+
+
+def test_ctrl_c_stops_the_dashboard(fake_db: str) -> None:
+    server = Dashboard(fake_db)
+    get_json(f"{server.base}/api/studies")
+    started = time.monotonic()
+    assert server.stop() == 0
+    assert time.monotonic() - started < 20
+
+
+def test_dashboard_errors_are_one_line(tmp_path: Path, fake_db: str) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["dashboard", "--storage", f"sqlite:///{tmp_path / 'none.db'}"])
+    assert result.exit_code == 1 and "no records database" in result.stderr
+    assert not (tmp_path / "none.db").exists()
+    result = runner.invoke(app, ["dashboard", "--storage", fake_db, "--port", "70000"])
+    assert result.exit_code == 2 and "--port" in result.stderr
