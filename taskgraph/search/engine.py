@@ -343,11 +343,13 @@ class StudyEngine:
         trial.set_user_attr(CONFIG_ATTR, config.to_dict())
         self.observer.on_trial_start(trial.number, config)
         callbacks: list[Any] = []
-        # The baseline is never pruned: every other trial's gain is measured against it.
-        if self.spec.pruner.name != "none" and trial.user_attrs.get(ROLE_ATTR) != BASELINE_ROLE:
-            from taskgraph.search.pruning import OptunaPruningCallback
+        # Every trial reports its curve (the pruner's evidence, the dashboard's plots); the
+        # baseline is never pruned: every other trial's gain is measured against it.
+        from taskgraph.search.pruning import OptunaPruningCallback
 
-            callbacks.append(OptunaPruningCallback(trial=trial))
+        baseline = trial.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE
+        may_prune = self.spec.pruner.name != "none" and not baseline
+        callbacks.append(OptunaPruningCallback(trial=trial, may_prune=may_prune))
         # A retried trial keeps the number of the trial it replaces as its checkpoint key.
         frozen = self.storage.get_trial(trial._trial_id)
         original = frozen.system_attrs.get("failed_trial", trial.number)

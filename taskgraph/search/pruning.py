@@ -22,8 +22,9 @@ __all__ = ["OptunaPruningCallback"]
 class OptunaPruningCallback(TrainerCallback):
     """Reports each evaluation's objective to ``trial`` and sets ``control.should_prune``."""
 
-    def __init__(self, *, trial: optuna.Trial) -> None:
+    def __init__(self, *, trial: optuna.Trial, may_prune: bool = True) -> None:
         self.trial = trial
+        self.may_prune = may_prune  # False: report only (the baseline is never pruned)
         self.evaluations = 0
         self.pruned_at: int | None = None
 
@@ -41,7 +42,7 @@ class OptunaPruningCallback(TrainerCallback):
             return None
         self.evaluations += 1
         self.trial.report(float(objective), step=self.evaluations)
-        if self.trial.should_prune():
+        if self.may_prune and self.trial.should_prune():
             self.pruned_at = self.evaluations
             control.should_prune = True
         return control
