@@ -3,7 +3,6 @@ optuna-dashboard on the same database shows the study and its trials."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import ModuleType
 
 import pytest
