@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -24,6 +24,7 @@ __all__ = [
     "StoredLookahead",
     "StudySummary",
     "TaskSetRecord",
+    "TaskSetRecords",
     "higher_is_better",
 ]
 
@@ -106,11 +107,7 @@ class RunRecord:
 
 
 class TaskSetRecord(NamedTuple):
-    """One record of the hot query ``records_containing``: a run's score of one task.
-
-    A named tuple (cheap to build by the ten thousand); the task set is the key it is
-    grouped under.  :meth:`score_record` gives the affinity code's ScoreRecord.
-    """
+    """One record of the hot query ``records_containing``: a run's score of one task."""
 
     run_id: int
     task: str
@@ -136,6 +133,50 @@ class TaskSetRecord(NamedTuple):
             study=self.study,
             run_id=self.run_id,
         )
+
+
+@dataclass(slots=True)  # not frozen: frozen __init__ costs a microsecond per group here
+class TaskSetRecords:
+    """Every record of one task set, stored by column (one tuple per field, run order).
+
+    Columns are what the hot query hands over without building an object per record (and
+    what numpy wants: ``np.asarray(group.values)``).  Iterating yields :class:`TaskSetRecord`.
+    """
+
+    task_set: str  # canonical key, e.g. "ner+pos"
+    run_ids: tuple[int, ...]
+    tasks: tuple[str, ...]
+    splits: tuple[str, ...]
+    metrics: tuple[str, ...]
+    values: tuple[float, ...]
+    families: tuple[str, ...]
+    seeds: tuple[int, ...]
+    studies: tuple[str | None, ...]
+
+    def __len__(self) -> int:
+        return len(self.run_ids)
+
+    def __iter__(self) -> Iterator[TaskSetRecord]:
+        columns = (self.run_ids, self.tasks, self.splits, self.metrics, self.values)
+        rest = (self.families, self.seeds, self.studies)
+        return map(TaskSetRecord._make, zip(*columns, *rest, strict=True))
+
+    def __getitem__(self, index: int) -> TaskSetRecord:
+        return TaskSetRecord(
+            self.run_ids[index],
+            self.tasks[index],
+            self.splits[index],
+            self.metrics[index],
+            self.values[index],
+            self.families[index],
+            self.seeds[index],
+            self.studies[index],
+        )
+
+    def score_records(self) -> list[ScoreRecord]:
+        """Return the records as the affinity code's ScoreRecords."""
+        members = frozenset(self.task_set.split("+"))
+        return [record.score_record(members) for record in self]
 
 
 @dataclass(frozen=True)
