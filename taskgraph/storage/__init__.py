@@ -12,6 +12,8 @@ from taskgraph.storage.records import (
     RunRecord,
     StoredLookahead,
     StudySummary,
+    TaskSetRecord,
+    TaskSetRecords,
     higher_is_better,
 )
 from taskgraph.storage.repository import Repository, open_repository, records_by_task_set
@@ -33,6 +35,8 @@ __all__ = [
     "SchemaState",
     "StoredLookahead",
     "StudySummary",
+    "TaskSetRecord",
+    "TaskSetRecords",
     "head_revision",
     "higher_is_better",
     "mask_url",

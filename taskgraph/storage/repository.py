@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from itertools import accumulate, groupby
 from types import TracebackType
@@ -18,10 +19,11 @@ from typing import IO, Any, Literal
 
 from sqlalchemy import Connection, Engine, Select, func, select
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import SQLAlchemyError
 
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.errors import StorageError
-from taskgraph.storage.engine import create_storage_engine
+from taskgraph.storage.engine import create_storage_engine, describe_error
 from taskgraph.storage.migrate import ensure_schema
 from taskgraph.storage.records import (
     AffinityEdgeRecord,
@@ -420,7 +422,7 @@ class Repository:
         query = self._records_query(split=split, metric=metric, status=status)
         if target is not None:
             query = query.where(ScoreRow.task == target)
-        with self.engine.connect() as connection:
+        with self._reading() as connection:
             if study is not None:
                 study_id = connection.execute(
                     select(StudyRow.id).where(StudyRow.name == study)
@@ -500,7 +502,7 @@ class Repository:
             query = query.where(ScoreRow.run_id.in_(runs))
         else:
             query = query.where(ScoreRow.task == target)
-        with self._read_connection() as connection:
+        with self._reading() as connection:
             rows = _fetch_tuples(connection, query)
             # One transposition in C, then slices per task set: no object per record, which
             # is most of the latency at ~10^4 records.  Rows arrive in task-set order.
@@ -532,16 +534,23 @@ class Repository:
             )
         return grouped
 
-    def _read_connection(self) -> Connection:
-        """Return a connection for a read of single statements.
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        """Yield a connection for reads; driver errors become a masked StorageError.
 
-        On PostgreSQL it runs in autocommit: no BEGIN and ROLLBACK round trips around a
-        query whose rows (immutable once written) need no snapshot spanning statements.
+        On PostgreSQL it runs in autocommit: no BEGIN and ROLLBACK round trips around
+        queries whose rows (immutable once written) need no snapshot spanning statements.
         """
-        connection = self.engine.connect()
-        if self.engine.dialect.name == "postgresql":
-            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-        return connection
+        dbapi_error = self.engine.dialect.loaded_dbapi.Error
+        try:
+            with self.engine.connect() as connection:
+                if self.engine.dialect.name == "postgresql":
+                    connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+                yield connection
+        except (SQLAlchemyError, dbapi_error) as error:
+            raise StorageError(
+                f"reading {self.url} failed: {describe_error(error, self.engine.url)}"
+            ) from error
 
     @staticmethod
     def _records_query(*, split: str | None, metric: str | None, status: str | None) -> Any:

@@ -216,3 +216,19 @@ def test_lookahead_matrices_and_affinity_edges(storage_url, make_trial):
         assert {e.method for e in repo.affinity_edges()} == {"gain", "lookahead"}
         with pytest.raises(StorageError, match="lacks"):
             repo.save_affinity_edges([{"source": "a"}], method="gain")
+
+
+def test_reads_that_fail_are_masked_storage_errors(storage_url, make_trial):
+    config, result = make_trial("ner")
+    with open_repository(storage_url) as repo:
+        repo.add_run_result(study="s", trial_number=0, config=config, result=result)
+        with repo.engine.begin() as connection:  # the database loses a table under us
+            connection.exec_driver_sql("DROP TABLE tg_lookahead_matrices")
+            connection.exec_driver_sql("DROP TABLE tg_scores")
+        for read in (
+            lambda: repo.records_containing("ner", split="dev", metric="f1"),
+            lambda: repo.score_records(),
+            lambda: repo.runs(),
+        ):
+            with pytest.raises(StorageError, match="tg_scores"):
+                read()
