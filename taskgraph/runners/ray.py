@@ -55,6 +55,9 @@ QUIET_RAY_ENV = {
     "RAY_AIR_NEW_OUTPUT": "0",
     "RAY_DEDUP_LOGS": "0",
     "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    # Ctrl-C raises KeyboardInterrupt in the driver instead of Tune's "resume with
+    # Tuner.restore" path: the study is resumed with `taskgraph study resume`.
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",
 }
 METRIC = "objective"
 _PAYLOAD = "taskgraph"
@@ -144,12 +147,14 @@ class _Book:
         self.results: dict[str, list[dict[str, Any]]] = {}
         self.started: dict[str, Any] = {}
         self.finished: set[str] = set()
+        self.stopped_by_scheduler: set[str] = set()
 
 
 class _Callback(tune.Callback):
-    def __init__(self, *, book: _Book, heartbeat: Heartbeat) -> None:
+    def __init__(self, *, book: _Book, heartbeat: Heartbeat, engine: StudyEngine) -> None:
         self.book = book
         self.heartbeat = heartbeat
+        self.engine = engine
 
     def __getstate__(self) -> dict[str, Any]:
         return {}  # Tune pickles its run config; a restored callback has nothing to track
@@ -157,19 +162,29 @@ class _Callback(tune.Callback):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.book = _Book()
         self.heartbeat = None  # type: ignore[assignment]
+        self.engine = None  # type: ignore[assignment]
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         with self.book.lock:
             self.book.trials[trial.trial_id] = trial
             self.book.started[trial.trial_id] = utcnow()
             self.book.results.setdefault(trial.trial_id, [])
-        self.heartbeat.add(int(trial.config[_PAYLOAD]["trial_id"]))
+        payload = trial.config[_PAYLOAD]
+        self.heartbeat.add(int(payload["trial_id"]))
+        if payload.get("config"):
+            self.engine.observer.on_trial_start(
+                int(payload["number"]), TrialConfig.from_dict(payload["config"])
+            )
 
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
     ) -> None:
         with self.book.lock:
             self.book.results.setdefault(trial.trial_id, []).append(dict(result))
+            # Tune marks the result on which its scheduler stops a trial as done; a trial that
+            # is stopped because the experiment ends (time budget) gets no such result.
+            if result.get("done") and not result.get("taskgraph_final"):
+                self.book.stopped_by_scheduler.add(trial.trial_id)
 
 
 class _TruthfulOptunaSearch(OptunaSearch):
@@ -207,6 +222,17 @@ class _TruthfulOptunaSearch(OptunaSearch):
             return
         self._completed_trials.add(trial_id)
         ot_trial = self._ot_trials[trial_id]
+        with self.book.lock:
+            pruned = trial_id in self.book.stopped_by_scheduler
+        final = bool(result and result.get("taskgraph_outcome"))
+        if not (final or error or pruned):
+            # Stopped by the end of the experiment (wall time), not judged: failed as
+            # interrupted and enqueued again, as after Ctrl-C.
+            self.heartbeat.discard(ot_trial._trial_id)
+            self.engine.interrupt(optuna.Trial(self.engine._require_study(), ot_trial._trial_id))
+            with self.book.lock:
+                self.book.finished.add(trial_id)
+            return
         outcome = self._outcome(trial_id, result, error)
         self.heartbeat.discard(ot_trial._trial_id)
         if outcome.status is TrialStatus.PRUNED:
@@ -224,6 +250,7 @@ class _TruthfulOptunaSearch(OptunaSearch):
             self.engine.finish(optuna.Trial(self.engine._require_study(), ot_trial._trial_id), outcome)
         with self.book.lock:
             self.book.finished.add(trial_id)
+        self.engine.observer.on_trial_end(ot_trial.number, outcome, self.engine.progress())
 
     def _outcome(self, trial_id: str, result: dict[str, Any] | None, error: bool) -> TrialOutcome:
         ot_trial = self._ot_trials[trial_id]
@@ -341,11 +368,12 @@ class RayTuneRunner:
             )
         return None
 
-    def _init_ray(self) -> None:
+    def _init_ray(self) -> bool:
+        """Connect to (or start) Ray; return whether this call started it."""
         for key, value in QUIET_RAY_ENV.items():
             os.environ.setdefault(key, value)
         if ray.is_initialized():
-            return
+            return False  # the caller's Ray: use it, and leave it running
         if self.runner.address:
             ray.init(address=self.runner.address, log_to_driver=False, logging_level=logging.WARNING)
         else:
@@ -355,6 +383,7 @@ class RayTuneRunner:
                 log_to_driver=False,
                 logging_level=logging.WARNING,
             )
+        return True
 
     def run(self) -> RunSummary:
         """Run Tune until the budget (or the wall time) is spent; return why it stopped."""
@@ -364,6 +393,7 @@ class RayTuneRunner:
         spec = engine.spec
         study = engine._require_study()
         progress = engine.progress()
+        engine.observer.on_open(progress)
         remaining = progress.budget - progress.n_done
         if remaining <= 0:
             return RunSummary(progress=progress, reason="budget")
@@ -374,7 +404,7 @@ class RayTuneRunner:
             self.runner.experiment_dir or Path.home() / ".taskgraph" / "ray" / spec.name
         ).expanduser().resolve()
         experiment_dir.mkdir(parents=True, exist_ok=True)
-        self._init_ray()
+        started = self._init_ray()
         # OptunaSearch warns when its own tell finds the trial already told (by us, truthfully);
         # the result loggers are off, so Tune's end-of-run analysis has no files to read.
         logging.getLogger("ray.tune.search.optuna.optuna_search").setLevel(logging.ERROR)
@@ -416,7 +446,7 @@ class RayTuneRunner:
                     run_config=tune.RunConfig(
                         name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}",
                         storage_path=str(experiment_dir),
-                        callbacks=[_Callback(book=book, heartbeat=heartbeat)],
+                        callbacks=[_Callback(book=book, heartbeat=heartbeat, engine=engine)],
                         verbose=0,
                         failure_config=tune.FailureConfig(max_failures=0),
                     ),
@@ -424,7 +454,8 @@ class RayTuneRunner:
                 tuner.fit()
         finally:
             self._interrupt_unfinished(book, searcher if "searcher" in locals() else None, study)
-            ray.shutdown()
+            if started:
+                ray.shutdown()
         progress = engine.progress()
         if progress.n_failed > spec.budget.max_failures:
             return RunSummary(progress=progress, reason="max_failures", detail=f"{progress.n_failed} trials failed")

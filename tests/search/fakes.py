@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,7 +36,9 @@ class FakeEvaluator:
         n_evals: int = 3,
         fail_with: Sequence[str] = (),
         interrupt_on: int | None = None,
+        seconds_per_eval: float = 0.0,
     ) -> None:
+        self.seconds_per_eval = seconds_per_eval
         self.n_evals = n_evals
         self.fail_with = set(fail_with)
         self.interrupt_on = interrupt_on
@@ -51,6 +54,7 @@ class FakeEvaluator:
         state, control = TrainerState(), TrainerControl()
         intermediate: list[tuple[int, float]] = []
         for step in range(1, self.n_evals + 1):
+            time.sleep(self.seconds_per_eval)
             value = final * step / self.n_evals
             state.global_step = step * 10
             intermediate.append((state.global_step, value))
