@@ -425,6 +425,14 @@ def submit(
     cluster_address: Annotated[
         str, typer.Option("--cluster-address", help="Ray address the job's driver connects to.")
     ] = "auto",
+    cluster_storage: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster-storage",
+            help="Database URL as the cluster sees it (default: the --storage URL), e.g. "
+            "postgresql+psycopg://user:pw@postgres:5432/taskgraph inside docker compose.",
+        ),
+    ] = None,
 ) -> None:
     """Send a study to a running Ray cluster and return at once; follow it with `study status`."""
     from taskgraph.runners.submit import submit_study
@@ -433,12 +441,18 @@ def submit(
     overrides.update(_overrides(trials=trials, runner="ray", address=None, wall_time=None))
     checked = _load_checked(spec, overrides)
     url = _storage(storage, checked)
-    if url.startswith("sqlite"):
+    if (cluster_storage or url).startswith("sqlite"):
         stderr_console.print(
             "warning: a SQLite database must be on a file system the cluster shares; use "
             "PostgreSQL (--storage postgresql+psycopg://...) for a real cluster"
         )
-    job_id = submit_study(checked, storage_url=url, address=address, cluster_address=cluster_address)
+    job_id = submit_study(
+        checked,
+        storage_url=url,
+        address=address,
+        cluster_address=cluster_address,
+        cluster_storage_url=cluster_storage,
+    )
     stdout_console.print(
         f"submitted study {checked.name!r} as Ray job {job_id}; follow it with "
         f"`taskgraph study status {checked.name} --storage {_masked(url)}`"

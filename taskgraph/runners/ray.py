@@ -483,6 +483,7 @@ def submit_study(
     storage_url: str,
     address: str,
     cluster_address: str = "auto",
+    cluster_storage_url: str | None = None,
     client: Any = None,
 ) -> str:
     """Create the study in the database and submit its driver as a Ray job; return the job id.
@@ -490,6 +491,8 @@ def submit_study(
     The job runs ``taskgraph study resume NAME --runner ray --address CLUSTER`` on the cluster
     with ``TASKGRAPH_STORAGE`` in its environment (so the password is not on a command line),
     and returns at once; progress is read from the database with ``taskgraph study status``.
+    ``cluster_storage_url`` is the same database as the cluster reaches it (inside docker
+    compose, ``postgres:5432`` rather than ``127.0.0.1:5432``).
     """
     import shlex
 
@@ -506,7 +509,7 @@ def submit_study(
         f"taskgraph study resume {shlex.quote(spec.name)} --runner ray "
         f"--address {shlex.quote(cluster_address)} --quiet"
     )
-    env: Mapping[str, str] = {"TASKGRAPH_STORAGE": storage_url, **QUIET_RAY_ENV}
+    env: Mapping[str, str] = {"TASKGRAPH_STORAGE": cluster_storage_url or storage_url, **QUIET_RAY_ENV}
     job_id: str = client.submit_job(
         entrypoint=entrypoint,
         submission_id=f"taskgraph-{spec.name}-{uuid.uuid4().hex[:8]}",

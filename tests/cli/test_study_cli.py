@@ -180,10 +180,16 @@ def test_submit_creates_the_study_and_sends_the_driver(tmp_path: Path, monkeypat
     url = f"sqlite:///{tmp_path / 's.db'}"
     spec = spec_from_dict({"name": "sub", "target": "synth_target", "candidates": ["synth_related"],
                            "encoder": "tiny-bert", "runner": {"name": "ray", "address": "auto"}})
-    job = ray_runner.submit_study(spec, storage_url=url, address="http://head:8265", client=Client())
+    inside = "postgresql+psycopg://u:secret@postgres:5432/tg"
+    job = ray_runner.submit_study(spec, storage_url=url, address="http://head:8265",
+                                  cluster_storage_url=inside, client=Client())
     assert job == "job-1"
     assert sent["entrypoint"] == "taskgraph study resume sub --runner ray --address auto --quiet"
-    assert sent["runtime_env"]["env_vars"]["TASKGRAPH_STORAGE"] == url
+    assert "secret" not in sent["entrypoint"]  # the password travels in the job's environment
+    assert sent["runtime_env"]["env_vars"]["TASKGRAPH_STORAGE"] == inside
+    # The entrypoint is a valid command of this CLI.
+    code, _, err = invoke(*sent["entrypoint"].split()[1:], "--help")
+    assert code == 0, err
     code, out, _ = invoke("study", "status", "sub", "--storage", url, "--json")
     status = json.loads(out)
     assert code == 0 and status["n_waiting"] == 1 and status["n_done"] == 0  # the baseline, queued
