@@ -1,1 +1,48 @@
-"""affinity"""
+"""Task affinity: records in, gains, estimators, graphs, recommendations and groupings out.
+
+Pure numpy/scipy/networkx: no SQL, torch, Optuna or Ray here (storage converts rows into
+:class:`ScoreRecord`; the CLI computes task embeddings).
+"""
+
+from __future__ import annotations
+
+from taskgraph.affinity.estimators import (
+    ESTIMATORS,
+    AffinityEstimator,
+    HigherOrderEstimator,
+    LookaheadEstimator,
+    NotFittedError,
+    PairwiseEstimator,
+    SetFunctionEstimator,
+    TextEmbEstimator,
+    make_estimator,
+)
+from taskgraph.affinity.gains import Gain, GainKind, GainTable, compute_gains, pair_gains
+from taskgraph.affinity.grouping import Grouping, predicted_network_scores, select_networks
+from taskgraph.affinity.longtable import LongRow, LongTable, read_long_csv, write_long_csv
+from taskgraph.affinity.records import ScoreRecord
+
+__all__ = [
+    "ESTIMATORS",
+    "AffinityEstimator",
+    "Gain",
+    "GainKind",
+    "GainTable",
+    "Grouping",
+    "HigherOrderEstimator",
+    "LongRow",
+    "LongTable",
+    "LookaheadEstimator",
+    "NotFittedError",
+    "PairwiseEstimator",
+    "ScoreRecord",
+    "SetFunctionEstimator",
+    "TextEmbEstimator",
+    "compute_gains",
+    "make_estimator",
+    "pair_gains",
+    "predicted_network_scores",
+    "read_long_csv",
+    "select_networks",
+    "write_long_csv",
+]

@@ -1,7 +1,283 @@
-"""``taskgraph affinity``: fit the task-affinity graph, recommend auxiliaries, group tasks."""
+"""``taskgraph affinity``: fit the task-affinity graph, recommend auxiliaries, group tasks.
+
+Records come from the records database (``--storage URL``, default ``$TASKGRAPH_STORAGE`` or
+the local SQLite file) or, with ``--table FILE``, from a results table in the long CSV format
+(no database needed).  ``--text-embeddings`` adds TextEmb task embeddings (Vu et al. 2020:
+the mean MiniLM embedding of a task's training text) for tasks in the catalog, which gives
+targets without records a prediction from similar tasks.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
 import typer
 
+from taskgraph.affinity.estimators.base import ESTIMATORS, AffinityEstimator, make_estimator
+from taskgraph.affinity.graph import GRAPH_FORMATS, affinity_graph, graph_edges, write_graph
+from taskgraph.affinity.grouping import (
+    candidate_task_sets,
+    predicted_network_scores,
+    select_networks,
+)
+from taskgraph.affinity.longtable import read_long_csv
+from taskgraph.affinity.recommend import recommend_auxiliaries
+from taskgraph.affinity.records import ScoreRecord
+from taskgraph.cli.output import emit_json, emit_rows, stderr_console
+from taskgraph.errors import ConfigError
+
+__all__ = ["app", "load_records", "task_text_embeddings"]
+
 app = typer.Typer(help="Fit the task-affinity graph; recommend auxiliary tasks and groupings.", no_args_is_help=True)
+
+StorageOption = Annotated[str | None, typer.Option("--storage", help="Records database URL (default: $TASKGRAPH_STORAGE or the local SQLite file).")]
+TableOption = Annotated[Path | None, typer.Option("--table", help="Read records from a long-format CSV table instead of the database.")]
+SplitOption = Annotated[str | None, typer.Option("--split", help="Split whose scores are used (default: the table's 'val'; all splits in the database).")]
+MetricOption = Annotated[str | None, typer.Option("--metric", help="Metric whose scores are used (default: all).")]
+MethodOption = Annotated[str, typer.Option("--method", help=f"Affinity estimator: {', '.join(ESTIMATORS.names())}.")]
+EmbedOption = Annotated[bool, typer.Option("--text-embeddings/--no-text-embeddings", help="Add MiniLM TextEmb embeddings of catalog tasks (cold start for unseen targets).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def load_records(
+    *, storage: str | None, table: Path | None, split: str | None, metric: str | None
+) -> list[ScoreRecord]:
+    """Return the score records from ``table`` (long CSV) or else from the records database."""
+    if table is not None:
+        data = read_long_csv(table)
+        chosen = split or ("val" if "val" in data.splits else data.splits[0])
+        return data.to_records(split=chosen)
+    from taskgraph.storage import open_repository, resolve_storage_url
+
+    repository = open_repository(resolve_storage_url(storage), create=False)
+    try:
+        return repository.score_records(split=split, metric=metric)
+    finally:
+        repository.close()
+
+
+def _lookahead(storage: str | None, table: Path | None) -> list[Any]:
+    if table is not None:
+        return []
+    from taskgraph.storage import open_repository, resolve_storage_url
+
+    repository = open_repository(resolve_storage_url(storage), create=False)
+    try:
+        return [stored.matrix for stored in repository.lookahead_matrices()]
+    finally:
+        repository.close()
+
+
+def task_text_embeddings(
+    tasks: Sequence[str], *, data_dir: str | None = None, limit: int = 256, batch_size: int = 32
+) -> dict[str, np.ndarray]:
+    """Return TextEmb vectors: the mean MiniLM sentence embedding of up to ``limit`` training texts per catalog task.
+
+    Tasks that are not in the catalog or whose data is missing are left out.
+    """
+    import torch
+
+    from taskgraph.errors import TaskgraphError
+    from taskgraph.models import load_encoder
+    from taskgraph.tasks import get_task, load_examples
+
+    texts: dict[str, list[str]] = {}
+    for name in tasks:
+        try:
+            examples = load_examples(get_task(name), "train", data_dir=data_dir, limit=limit)
+        except TaskgraphError:
+            continue
+        texts[name] = [t for t in (_example_text(e) for e in examples) if t]
+    texts = {k: v for k, v in texts.items() if v}
+    if not texts:
+        return {}
+    bundle = load_encoder("minilm")
+    bundle.model.eval()
+    result: dict[str, np.ndarray] = {}
+    with torch.inference_mode():
+        for name, lines in texts.items():
+            vectors = []
+            for start in range(0, len(lines), batch_size):
+                batch = bundle.tokenizer(lines[start : start + batch_size], padding=True, truncation=True,
+                                         max_length=128, return_tensors="pt")  # fmt: skip
+                hidden = bundle.model(**batch).last_hidden_state
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                vectors.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)).numpy())
+            result[name] = np.concatenate(vectors).mean(axis=0)
+    return result
+
+
+def _example_text(example: Any) -> str:
+    if hasattr(example, "tokens"):
+        return " ".join(example.tokens)
+    if hasattr(example, "question"):
+        return f"{example.question} {example.context}"
+    if hasattr(example, "text"):
+        return example.text if example.text_pair is None else f"{example.text} {example.text_pair}"
+    return ""
+
+
+def _fit(
+    method: str, records: list[ScoreRecord], *, lookahead: list[Any], embeddings: Mapping[str, np.ndarray]
+) -> AffinityEstimator:
+    if not records:
+        raise ConfigError("no score records to fit on (run a study, or pass --table FILE)")
+    options: dict[str, Any] = {}
+    if method in ("setfn", "lookahead") and lookahead:
+        options["lookahead"] = lookahead
+    if method in ("setfn", "textemb") and embeddings:
+        options["task_embeddings"] = embeddings
+    estimator = make_estimator(method, **options)
+    with stderr_console.status(f"fitting {method} on {len(records)} records"):
+        estimator.fit(records)
+    if not estimator.table.gains and method != "textemb":
+        raise ConfigError(
+            f"none of the {len(records)} records has a single-task baseline of its family to compare with; "
+            "run the targets' single-task baselines"
+        )
+    return estimator
+
+
+def _prepare(
+    *, method: str, storage: str | None, table: Path | None, split: str | None, metric: str | None, embed: bool
+) -> tuple[AffinityEstimator, list[ScoreRecord]]:
+    ESTIMATORS.get(method)  # unknown name: one line listing the known ones, before any work
+    records = load_records(storage=storage, table=table, split=split, metric=metric)
+    lookahead = _lookahead(storage, table) if method in ("setfn", "lookahead") else []
+    names = sorted({t for r in records for t in r.task_set})
+    embeddings = task_text_embeddings(names) if embed else {}
+    return _fit(method, records, lookahead=lookahead, embeddings=embeddings), records
+
+
+@app.command("fit")
+def fit(
+    method: MethodOption = "setfn",
+    storage: StorageOption = None,
+    table: TableOption = None,
+    split: SplitOption = None,
+    metric: MetricOption = None,
+    text_embeddings: EmbedOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Fit an estimator on all records and save its edges (source -> target gains) to the database."""
+    estimator, records = _prepare(method=method, storage=storage, table=table, split=split, metric=metric, embed=text_embeddings)
+    edges = graph_edges(affinity_graph(estimator))
+    saved = False
+    if table is None:
+        from taskgraph.storage import open_repository, resolve_storage_url
+
+        repository = open_repository(resolve_storage_url(storage), create=False)
+        try:
+            repository.save_affinity_edges([{k: v for k, v in e.items() if k != "method"} for e in edges], method=method)
+            saved = True
+        finally:
+            repository.close()
+    summary = {**estimator.describe(), "records": len(records), "edges": len(edges), "saved": saved}
+    if as_json:
+        emit_json(summary)
+        return
+    for key, value in summary.items():
+        typer.echo(f"{key}: {value}")
+
+
+@app.command("top")
+def top(
+    target: Annotated[str, typer.Option("--target", help="Task to recommend auxiliary tasks for.")],
+    k: Annotated[int, typer.Option("-k", "--k", help="Number of auxiliary sets to list.")] = 5,
+    max_size: Annotated[int | None, typer.Option("--max-size", help="Largest auxiliary set to consider.")] = None,
+    method: MethodOption = "setfn",
+    storage: StorageOption = None,
+    table: TableOption = None,
+    split: SplitOption = None,
+    metric: MetricOption = None,
+    text_embeddings: EmbedOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """List the auxiliary sets with the highest predicted gain for a target."""
+    estimator, _ = _prepare(method=method, storage=storage, table=table, split=split, metric=metric, embed=text_embeddings)
+    if target not in estimator.tasks:
+        raise ConfigError(f"`--target` {target!r} has no records; known tasks: {', '.join(estimator.tasks)}")
+    recommendations = recommend_auxiliaries(estimator, target, k, max_size=max_size)
+    rows = [r.to_dict() for r in recommendations]
+    emit_rows(rows, columns=["auxiliaries", "predicted_gain", "std", "n_evidence"], as_json=as_json,
+              title=f"auxiliary sets for {target} ({method})")  # fmt: skip
+
+
+@app.command("groups")
+def groups(
+    budget: Annotated[float, typer.Option("--budget", help="Inference budget: how many networks may be trained (each costs 1).")],
+    tasks: Annotated[str | None, typer.Option("--tasks", help="Comma-separated tasks to group (default: every target with records).")] = None,
+    max_size: Annotated[int | None, typer.Option("--max-size", help="Largest network to consider (default: all sizes up to 10 tasks, else 3).")] = None,
+    method: MethodOption = "setfn",
+    storage: StorageOption = None,
+    table: TableOption = None,
+    split: SplitOption = None,
+    metric: MetricOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Choose which tasks to train together under an inference budget (measured scores where known)."""
+    estimator, records = _prepare(method=method, storage=storage, table=table, split=split, metric=metric, embed=False)
+    chosen = sorted({t.strip() for t in tasks.split(",") if t.strip()}) if tasks else estimator.targets
+    unknown = [t for t in chosen if t not in estimator.targets]
+    if unknown:
+        raise ConfigError(f"`--tasks` has no baseline records for {unknown}; known targets: {', '.join(estimator.targets)}")
+    baselines, higher, measured = _measured(records, chosen)
+    size = max_size if max_size is not None else (len(chosen) if len(chosen) <= 10 else 3)
+    networks = candidate_task_sets(chosen, max_size=size)
+    scores = predicted_network_scores(estimator, baselines, networks=networks, higher_is_better=higher, measured=measured)
+    grouping = select_networks(scores, budget=budget, tasks=chosen, higher_is_better=all(higher.values()))
+    if as_json:
+        emit_json({**grouping.to_dict(), "scores": {t: scores[grouping.assignment[t]][t] for t in chosen}})
+        return
+    rows = [
+        {"network": sorted(n), "serves": sorted(t for t, a in grouping.assignment.items() if a == n),
+         "measured": n in measured}
+        for n in grouping.networks
+    ]  # fmt: skip
+    emit_rows(rows, columns=["network", "serves", "measured"],
+              title=f"budget {budget:g}: total score {grouping.total:.5g} ({grouping.method})")  # fmt: skip
+
+
+def _measured(
+    records: list[ScoreRecord], tasks: Sequence[str]
+) -> tuple[dict[str, float], dict[str, bool], dict[frozenset[str], dict[str, float]]]:
+    """Return baselines, directions and measured per-task scores of the task sets within ``tasks``."""
+    values: dict[frozenset[str], dict[str, list[float]]] = {}
+    higher: dict[str, bool] = {}
+    for record in records:
+        if record.task_set <= set(tasks) and math.isfinite(record.value):
+            values.setdefault(record.task_set, {}).setdefault(record.task, []).append(record.value)
+            higher[record.task] = record.higher_is_better
+    measured = {
+        n: {t: float(np.mean(v)) for t, v in per.items()} for n, per in values.items() if set(per) == set(n)
+    }
+    baselines = {t: measured[frozenset({t})][t] for t in tasks if frozenset({t}) in measured}
+    missing = [t for t in tasks if t not in baselines]
+    if missing:
+        raise ConfigError(f"no single-task score for {missing}: groupings compare every task with its baseline")
+    return baselines, higher, measured
+
+
+@app.command("graph")
+def graph(
+    fmt: Annotated[str, typer.Option("--format", help=f"Output format: {', '.join(GRAPH_FORMATS)}.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="File to write.")],
+    min_evidence: Annotated[int, typer.Option("--min-evidence", help="Leave out edges backed by fewer records.")] = 0,
+    method: MethodOption = "setfn",
+    storage: StorageOption = None,
+    table: TableOption = None,
+    split: SplitOption = None,
+    metric: MetricOption = None,
+) -> None:
+    """Export the affinity graph (edge s -> t: gain of t from s) as GraphML, JSON, DOT or PNG."""
+    if fmt not in GRAPH_FORMATS:
+        raise ConfigError(f"`--format` must be one of {list(GRAPH_FORMATS)}, but got {fmt!r}")
+    if not output.parent.is_dir():
+        raise ConfigError(f"`--output` directory does not exist: {output.parent}")
+    estimator, _ = _prepare(method=method, storage=storage, table=table, split=split, metric=metric, embed=False)
+    written = write_graph(affinity_graph(estimator, min_evidence=min_evidence), output, fmt=fmt)
+    typer.echo(f"wrote {written}")

@@ -1,0 +1,302 @@
+"""Benchmark protocols on published tables: what ``taskgraph bench`` and ``benchmarks/`` measure.
+
+Validation numbers are used for fitting and choosing; test numbers only for scoring (tables
+with a single split are scored on it, and the result says so).
+
+* :func:`evaluate_gain_prediction`: fit on every single and pair plus a seeded fraction of
+  the larger groups; Spearman between predicted and true per-task gains on the other groups
+  of size >= 3, pooled over targets (MTG-Net's protocol).
+* :func:`evaluate_source_ranking`: for each target, all other targets' rows plus 3 random
+  entries of its own row are known; rank its remaining sources (Spearman, NDCG, Regret@3),
+  beside the popular-source prior (a source's mean gain over the other targets).
+* :func:`evaluate_grouping`: choose a grouping under an inference budget with at most
+  ``max_evaluations`` measured task sets; total test score of the chosen grouping.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy.stats import spearmanr
+
+from taskgraph.affinity.estimators.base import AffinityEstimator, make_estimator
+from taskgraph.affinity.gains import compute_gains
+from taskgraph.affinity.grouping import (
+    candidate_task_sets,
+    predicted_network_scores,
+    select_networks,
+)
+from taskgraph.affinity.longtable import LongTable
+from taskgraph.affinity.records import ScoreRecord
+from taskgraph.errors import ConfigError
+
+__all__ = [
+    "evaluate_gain_prediction",
+    "evaluate_grouping",
+    "evaluate_source_ranking",
+    "ndcg",
+    "regret_at_k",
+    "spearman",
+]
+
+
+def spearman(predicted: ArrayLike, truth: ArrayLike) -> float:
+    """Return Spearman's rank correlation (NaN when either side is constant or too short)."""
+    a, b = np.asarray(predicted, dtype=float), np.asarray(truth, dtype=float)
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return math.nan
+    return float(spearmanr(a, b).statistic)
+
+
+def ndcg(predicted: ArrayLike, truth: ArrayLike) -> float:
+    """Return NDCG of the ranking by ``predicted``, relevance = true gain minus the smallest one."""
+    a, b = np.asarray(predicted, dtype=float), np.asarray(truth, dtype=float)
+    relevance = b - b.min()
+    discounts = 1.0 / np.log2(np.arange(2, len(b) + 2))
+    ideal = float(np.sort(relevance)[::-1] @ discounts)
+    if ideal == 0:
+        return math.nan
+    return float(relevance[np.argsort(-a, kind="stable")] @ discounts) / ideal
+
+
+def regret_at_k(predicted: ArrayLike, truth: ArrayLike, k: int = 3) -> float:
+    """Return the best true gain minus the best true gain among the top ``k`` predicted."""
+    a, b = np.asarray(predicted, dtype=float), np.asarray(truth, dtype=float)
+    top = np.argsort(-a, kind="stable")[:k]
+    return float(b.max() - b[top].max())
+
+
+def _score_split(table: LongTable) -> str:
+    return "test" if "test" in table.splits else table.splits[0]
+
+
+def _gain_lookup(table: LongTable, split: str) -> dict[tuple[str, frozenset[str]], float]:
+    gains = compute_gains(table.to_records(split=split), kind="relative")
+    return {(g.target, g.auxiliaries): g.mean for g in gains.gains}
+
+
+def _build(method: str, options: Mapping[str, Any] | None) -> AffinityEstimator:
+    return make_estimator(method, **dict(options or {}))
+
+
+def evaluate_gain_prediction(
+    table: LongTable,
+    methods: Sequence[str],
+    *,
+    fit_fraction: float = 0.1,
+    seed: int = 0,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Return pooled Spearman of each method on held-out groups of size >= 3 (val truth and scored split)."""
+    if not 0.0 <= fit_fraction <= 1.0:
+        raise ConfigError(f"`fit_fraction` must be in [0, 1], but got {fit_fraction}")
+    if "val" not in table.splits:
+        raise ConfigError(f"table {table.source!r} has no 'val' rows to fit on")
+    val_records = table.to_records(split="val")
+    large = sorted({r.task_set for r in val_records if len(r.task_set) >= 3}, key=lambda s: sorted(s))
+    if not large:
+        raise ConfigError(f"table {table.source!r} has no groups of size >= 3 to score on")
+    rng = np.random.default_rng(seed)
+    n_fit = round(fit_fraction * len(large))
+    fit_sets = {large[i] for i in rng.choice(len(large), size=n_fit, replace=False)} if n_fit else set()
+    fit_records = [r for r in val_records if len(r.task_set) <= 2 or r.task_set in fit_sets]
+    score_split = _score_split(table)
+    val_truth = _gain_lookup(table, "val")
+    score_truth = _gain_lookup(table, score_split)
+    queries = [
+        key for key in val_truth if len(key[1]) >= 2 and (key[1] | {key[0]}) not in fit_sets and key in score_truth
+    ]
+    by_target: dict[str, list[int]] = defaultdict(list)
+    for i, (target, _) in enumerate(queries):
+        by_target[target].append(i)
+    result: dict[str, Any] = {
+        "scored_on": score_split,
+        "n_queries": len(queries),
+        "n_fit_groups": len(fit_sets),
+        "n_large_groups": len(large),
+    }
+    for method in methods:
+        estimator = _build(method, (options or {}).get(method)).fit(fit_records)
+        predicted = np.zeros(len(queries))
+        for target, rows in by_target.items():
+            predicted[rows] = estimator.predict_many(target, [queries[i][1] for i in rows])[0]
+        result[method] = {
+            "spearman_val": spearman(predicted, [val_truth[q] for q in queries]),
+            "spearman": spearman(predicted, [score_truth[q] for q in queries]),
+        }
+    return result
+
+
+def _popular_prior(records: Sequence[ScoreRecord], target: str, sources: Sequence[str]) -> np.ndarray:
+    gains = compute_gains(records, kind="relative")
+    per_source: dict[str, list[float]] = defaultdict(list)
+    for gain in gains.gains:
+        if gain.target != target and len(gain.auxiliaries) == 1:
+            per_source[next(iter(gain.auxiliaries))].append(gain.mean)
+    return np.array([np.mean(per_source[s]) if per_source[s] else 0.0 for s in sources])
+
+
+def evaluate_source_ranking(
+    table: LongTable,
+    methods: Sequence[str],
+    *,
+    n_observed: int = 3,
+    seeds: Sequence[int] = tuple(range(5)),
+    k: int = 3,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Return mean per-target Spearman, NDCG and Regret@k of each method and of the popular-source prior."""
+    split = "val" if "val" in table.splits else table.splits[0]
+    records = table.to_records(split=split)
+    truth = _gain_lookup(table, split)
+    pair_rows: dict[str, list[str]] = defaultdict(list)
+    for target, aux in truth:
+        if len(aux) == 1:
+            pair_rows[target].append(next(iter(aux)))
+    names = ["prior", *methods]
+    scores: dict[str, dict[str, list[float]]] = {m: defaultdict(list) for m in names}
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        for target in sorted(pair_rows):
+            sources = sorted(pair_rows[target])
+            if len(sources) <= n_observed + 1:
+                continue
+            observed = set(rng.choice(sources, size=n_observed, replace=False).tolist())
+            hidden = [s for s in sources if s not in observed]
+            fit = [
+                r for r in records
+                if r.task != target or len(r.task_set) == 1 or (r.auxiliaries & observed)
+            ]  # fmt: skip
+            true = np.array([truth[(target, frozenset({s}))] for s in hidden])
+            predictions = {"prior": _popular_prior(fit, target, hidden)}
+            for method in methods:
+                estimator = _build(method, (options or {}).get(method)).fit(fit)
+                predictions[method] = estimator.predict_many(target, [{s} for s in hidden])[0]
+            for name, predicted in predictions.items():
+                scores[name]["spearman"].append(spearman(predicted, true))
+                scores[name]["ndcg"].append(ndcg(predicted, true))
+                scores[name][f"regret@{k}"].append(regret_at_k(predicted, true, k))
+    return {
+        "split": split,
+        "n_targets": len(pair_rows),
+        **{name: {metric: float(np.nanmean(v)) for metric, v in per.items()} for name, per in scores.items()},
+    }
+
+
+def _network_table(table: LongTable, split: str) -> dict[frozenset[str], dict[str, float]]:
+    result: dict[frozenset[str], dict[str, float]] = defaultdict(dict)
+    for row in table:
+        if row.split == split:
+            result[row.task_set][row.target] = row.value
+    return dict(result)
+
+
+def evaluate_grouping(
+    table: LongTable,
+    method: str,
+    *,
+    budgets: Sequence[float] = (1, 2, 3, 4, 5),
+    max_evaluations: int = 15,
+    strategy: str = "pairs",
+    seed: int = 0,
+    options: Mapping[str, Any] | None = None,
+) -> dict[float, dict[str, Any]]:
+    """Return, per budget, the scored-split total of the grouping chosen with at most ``max_evaluations`` measured sets.
+
+    ``strategy``: ``pairs`` measures every single and then pairs (Standley's HOA protocol);
+    ``adaptive`` measures the singles and the all-task set, then repeatedly measures an
+    unmeasured network of the grouping chosen under a posterior draw (Thompson sampling).
+    ``optimum`` measures everything (the reference, ignoring ``max_evaluations``).
+    """
+    val = _network_table(table, "val")
+    scored = _network_table(table, _score_split(table))
+    tasks = table.tasks
+    hib = {r.target: r.higher_is_better for r in table}
+    higher = all(hib.values())
+    networks = candidate_task_sets(tasks)
+    missing = [n for n in networks if n not in val]
+    if missing:
+        raise ConfigError(f"table {table.source!r} lacks validation rows for {len(missing)} task sets")
+    results: dict[float, dict[str, Any]] = {}
+    for budget in budgets:
+        rng = np.random.default_rng(seed)
+        if strategy == "optimum":
+            measured = set(networks)
+        elif strategy == "pairs":
+            ordered = sorted(networks, key=lambda n: (len(n), sorted(n)))
+            measured = set(ordered[:max_evaluations])
+        elif strategy == "adaptive":
+            measured = _adaptive_measurements(val, tasks, hib, method, budget, max_evaluations, rng, options)
+        else:
+            raise ConfigError(f"`strategy` must be pairs, adaptive or optimum, but got {strategy!r}")
+        chosen_scores = _predicted(val, measured, tasks, hib, method, options)
+        grouping = select_networks(chosen_scores, budget=budget, tasks=tasks, higher_is_better=higher)
+        total = float(sum(scored[grouping.assignment[t]][t] for t in tasks))
+        results[budget] = {"total": total, "networks": [sorted(n) for n in grouping.networks], "n_measured": len(measured)}
+    return results
+
+
+def _records(val: Mapping[frozenset[str], Mapping[str, float]], measured: set[frozenset[str]], hib: Mapping[str, bool]) -> list[ScoreRecord]:
+    return [
+        ScoreRecord(task=t, task_set=n, value=v, higher_is_better=hib[t], split="val")
+        for n in measured for t, v in val[n].items()
+    ]  # fmt: skip
+
+
+def _predicted(
+    val: Mapping[frozenset[str], Mapping[str, float]],
+    measured: set[frozenset[str]],
+    tasks: Sequence[str],
+    hib: Mapping[str, bool],
+    method: str,
+    options: Mapping[str, Any] | None,
+    estimator: AffinityEstimator | None = None,
+) -> dict[frozenset[str], dict[str, float]]:
+    if estimator is None:
+        estimator = _build(method, options).fit(_records(val, measured, hib))
+    baselines = {t: val[frozenset({t})][t] for t in tasks}
+    return predicted_network_scores(
+        estimator, baselines, networks=candidate_task_sets(tasks), higher_is_better=hib,
+        measured={n: val[n] for n in measured},
+    )  # fmt: skip
+
+
+def _adaptive_measurements(
+    val: Mapping[frozenset[str], Mapping[str, float]],
+    tasks: Sequence[str],
+    hib: Mapping[str, bool],
+    method: str,
+    budget: float,
+    max_evaluations: int,
+    rng: np.random.Generator,
+    options: Mapping[str, Any] | None,
+) -> set[frozenset[str]]:
+    measured = {frozenset({t}) for t in tasks} | {frozenset(tasks)}
+    networks = candidate_task_sets(tasks)
+    higher = all(hib.values())
+    baselines = {t: val[frozenset({t})][t] for t in tasks}
+    while len(measured) < min(max_evaluations, len(networks)):
+        estimator = _build(method, options).fit(_records(val, measured, hib))
+        open_sets = [n for n in networks if n not in measured]
+        queries = [(t, n) for n in open_sets for t in sorted(n)]
+        pick: frozenset[str] | None = None
+        for draw in estimator.sample_gains(queries, rng, n_samples=8):
+            sampled = {n: dict(val[n]) for n in measured}
+            for (t, n), gain in zip(queries, draw, strict=True):
+                sign = 1.0 if hib[t] else -1.0
+                sampled.setdefault(n, {})[t] = baselines[t] + sign * gain * abs(baselines[t])
+            grouping = select_networks(sampled, budget=budget, tasks=tasks, higher_is_better=higher)
+            fresh = [n for n in grouping.networks if n not in measured]
+            if fresh:
+                pick = max(fresh, key=len)
+                break
+        if pick is None:  # every draw already measured its grouping: widen the evidence
+            stds = [estimator.predict(t, n)[1] for t, n in queries]
+            pick = queries[int(np.argmax(stds))][1]
+        measured.add(pick)
+    return measured

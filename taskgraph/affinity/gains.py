@@ -1,0 +1,186 @@
+"""Gains: how much a task set helps a target over its single-task baseline.
+
+The gain of target ``t`` from task set ``S`` is measured against the single-task records of
+``t`` in the same model family (``ScoreRecord.family``) on the same split and metric, and
+averaged over seeds.  Its sign is normalised by ``higher_is_better``: a positive gain is an
+improvement whether the metric is an accuracy or a loss.
+
+Two kinds (``kind``):
+
+* ``relative`` (default): ``sign * (mean(S) - mean(baseline)) / |mean(baseline)|``.  A loss
+  that falls from 0.10 to 0.09 and an F1 that rises from 0.50 to 0.55 are both +10 %.  This
+  is what the published tables report (MTG-Net, TaskWeb, Bingel and Søgaard), and it makes
+  gains of different tasks and metrics comparable, which the learned estimator needs because
+  it shares strength across targets.
+* ``absolute``: ``sign * (mean(S) - mean(baseline))`` in the metric's own units; use it when a
+  baseline can be zero (a Matthews correlation of a degenerate classifier).
+
+Standard errors combine the seed spread of both sides (unpaired; delta method for the
+ratio).  When one side has a single record its variance is taken from the other side (seed
+noise of one task is assumed similar across task sets); with one record on each side the
+standard error is unknown (NaN) and the estimators use their fitted noise level instead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from taskgraph.affinity.records import ScoreRecord
+from taskgraph.errors import ConfigError
+
+__all__ = ["Gain", "GainKind", "GainTable", "compute_gains", "pair_gains"]
+
+GainKind = Literal["relative", "absolute"]
+GAIN_KINDS: tuple[GainKind, ...] = ("relative", "absolute")
+
+
+@dataclass(frozen=True, slots=True)
+class Gain:
+    """The seed-averaged gain of ``target`` from ``auxiliaries`` in one family."""
+
+    target: str
+    auxiliaries: frozenset[str]
+    mean: float
+    stderr: float  # NaN when unknown (a single record on each side)
+    n_records: int  # records of the task set (seeds)
+    family: str = ""
+    split: str = ""
+    metric: str = ""
+
+    @property
+    def size(self) -> int:
+        """Return the number of auxiliary tasks."""
+        return len(self.auxiliaries)
+
+
+@dataclass
+class GainTable:
+    """Gains computed from records, the baselines they used and what had to be left out."""
+
+    gains: list[Gain]
+    kind: GainKind = "relative"
+    #: (family, task, split, metric) -> (mean, standard error, count) of the single-task records
+    baselines: dict[tuple[str, str, str, str], tuple[float, float, int]] = field(default_factory=dict)
+    #: records of task sets whose target has no single-task baseline in their family
+    n_without_baseline: int = 0
+
+    @property
+    def targets(self) -> list[str]:
+        """Return the targets with at least one gain or baseline, sorted."""
+        return sorted({g.target for g in self.gains} | {key[1] for key in self.baselines})
+
+    @property
+    def tasks(self) -> list[str]:
+        """Return every task named as a target or an auxiliary, sorted."""
+        names = {g.target for g in self.gains} | {key[1] for key in self.baselines}
+        for gain in self.gains:
+            names |= gain.auxiliaries
+        return sorted(names)
+
+    def baseline_value(self, target: str) -> float | None:
+        """Return the mean single-task value of ``target`` over families (None when absent)."""
+        values = [mean for (_, task, _, _), (mean, _, _) in self.baselines.items() if task == target]
+        return float(np.mean(values)) if values else None
+
+
+def _mean_var(values: Sequence[float]) -> tuple[float, float | None]:
+    array = np.asarray(values, dtype=float)
+    mean = float(array.mean())
+    var = float(array.var(ddof=1)) if len(array) > 1 else None
+    return mean, var
+
+
+def compute_gains(
+    records: Iterable[ScoreRecord],
+    *,
+    kind: GainKind = "relative",
+    split: str | None = None,
+    metric: str | None = None,
+) -> GainTable:
+    """Return the gains of every (family, target, task set) with a baseline in ``records``."""
+    if kind not in GAIN_KINDS:
+        raise ConfigError(f"`kind` must be one of {list(GAIN_KINDS)}, but got {kind!r}")
+    groups: dict[tuple[str, str, str, str], dict[frozenset[str], list[float]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    direction: dict[tuple[str, str, str, str], bool] = {}
+    for record in records:
+        if (split is not None and record.split != split) or (metric is not None and record.metric != metric):
+            continue
+        if not math.isfinite(record.value):
+            continue
+        key = (record.family, record.task, record.split, record.metric)
+        groups[key][record.task_set].append(record.value)
+        direction[key] = record.higher_is_better
+    table = GainTable(gains=[], kind=kind)
+    for key, by_set in groups.items():
+        family, task, split_name, metric_name = key
+        baseline = by_set.get(frozenset({task}))
+        if baseline is None:
+            table.n_without_baseline += sum(len(v) for v in by_set.values())
+            continue
+        b_mean, b_var = _mean_var(baseline)
+        b_se = math.sqrt(b_var / len(baseline)) if b_var is not None else math.nan
+        table.baselines[key] = (b_mean, b_se, len(baseline))
+        sign = 1.0 if direction[key] else -1.0
+        if kind == "relative" and abs(b_mean) < 1e-12:
+            raise ConfigError(
+                f"relative gain of {task!r} ({family or 'no family'}, {split_name}) needs a non-zero "
+                f"baseline, but its single-task score is {b_mean}; use gain kind 'absolute'"
+            )
+        for task_set, values in by_set.items():
+            if len(task_set) == 1:
+                continue
+            s_mean, s_var = _mean_var(values)
+            # One side with a single record borrows the other side's seed variance.
+            var_s = s_var if s_var is not None else b_var
+            var_b = b_var if b_var is not None else s_var
+            if var_s is None or var_b is None:
+                se = math.nan
+            elif kind == "absolute":
+                se = math.sqrt(var_s / len(values) + var_b / len(baseline))
+            else:
+                ratio = s_mean / b_mean
+                se = math.sqrt(var_s / len(values) + ratio**2 * var_b / len(baseline)) / abs(b_mean)
+            diff = s_mean - b_mean
+            mean = sign * (diff if kind == "absolute" else diff / abs(b_mean))
+            table.gains.append(
+                Gain(
+                    target=task,
+                    auxiliaries=task_set - {task},
+                    mean=mean,
+                    stderr=se,
+                    n_records=len(values),
+                    family=family,
+                    split=split_name,
+                    metric=metric_name,
+                )
+            )
+    table.gains.sort(key=lambda g: (g.target, len(g.auxiliaries), sorted(g.auxiliaries), g.family))
+    return table
+
+
+def pair_gains(gains: Iterable[Gain]) -> Mapping[tuple[str, str], tuple[float, float, int]]:
+    """Return ``(target, auxiliary) -> (mean, stderr, n_observations)`` over single-auxiliary gains.
+
+    Observations of the same pair from several families are averaged with equal weight; the
+    standard error is the spread of those means when there are several, else the gain's own.
+    """
+    collected: dict[tuple[str, str], list[Gain]] = defaultdict(list)
+    for gain in gains:
+        if len(gain.auxiliaries) == 1:
+            (source,) = gain.auxiliaries
+            collected[(gain.target, source)].append(gain)
+    result: dict[tuple[str, str], tuple[float, float, int]] = {}
+    for pair, items in collected.items():
+        means = np.array([g.mean for g in items])
+        many = len(items) > 1
+        se = float(means.std(ddof=1) / math.sqrt(len(items))) if many else items[0].stderr
+        result[pair] = (float(means.mean()), se, len(items))
+    return result

@@ -1,0 +1,229 @@
+"""Task groupings under an inference budget: Standley et al. 2020's network-selection problem.
+
+Given a score for every task in every candidate network (a task set trained together), choose
+networks whose total cost fits the budget so that every task is served by one chosen network
+that contains it, and the sum of the tasks' scores is best (Standley et al. 2020, ICML,
+section 3.3).  Each task is served by the best chosen network for it.
+
+* **Exact** (up to :data:`EXACT_MAX_CANDIDATES` candidate networks): a mixed-integer program
+  solved by HiGHS through :func:`scipy.optimize.milp`: binary ``x_S`` (train network S),
+  ``y_{t,S}`` (task t served by S), ``sum_S y_{t,S} = 1``, ``y_{t,S} <= x_S``,
+  ``sum_S cost_S x_S <= budget``.  For fixed ``x`` the best ``y`` is an assignment, so ``y``
+  may stay continuous.
+* **Heuristic** beyond that: the candidates are cut to the singles plus the
+  :data:`HEURISTIC_POOL` networks with the best average per-task improvement over the
+  singles, and the same program is solved exactly on that pool.  The result is exact for the
+  pool, not for the full set of networks.
+
+Scores come from measurements or from an estimator (:func:`predicted_network_scores`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.sparse import lil_matrix
+
+from taskgraph.affinity.estimators.base import AffinityEstimator
+from taskgraph.errors import ConfigError
+
+__all__ = [
+    "EXACT_MAX_CANDIDATES",
+    "HEURISTIC_POOL",
+    "Grouping",
+    "brute_force_networks",
+    "candidate_task_sets",
+    "predicted_network_scores",
+    "select_networks",
+]
+
+EXACT_MAX_CANDIDATES = 1023  # every subset of 10 tasks
+HEURISTIC_POOL = 400
+
+NetworkScores = Mapping[frozenset[str], Mapping[str, float]]
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """Chosen networks, which network serves each task, and the total score."""
+
+    networks: tuple[frozenset[str], ...]
+    assignment: Mapping[str, frozenset[str]]
+    total: float
+    cost: float
+    exact: bool
+    method: str
+
+    def to_dict(self) -> dict[str, object]:
+        """Return a JSON-ready dict (sets as sorted lists)."""
+        return {
+            "networks": [sorted(n) for n in self.networks],
+            "assignment": {t: sorted(n) for t, n in sorted(self.assignment.items())},
+            "total": self.total,
+            "cost": self.cost,
+            "exact": self.exact,
+            "method": self.method,
+        }
+
+
+def _validate(scores: NetworkScores, tasks: Sequence[str], budget: float) -> None:
+    if budget <= 0:
+        raise ConfigError(f"`budget` must be > 0, but got {budget}")
+    for network, per_task in scores.items():
+        missing = set(network) - set(per_task)
+        if missing:
+            raise ConfigError(f"network {'+'.join(sorted(network))} has no score for {sorted(missing)}")
+    uncovered = set(tasks) - {t for network in scores for t in network}
+    if uncovered:
+        raise ConfigError(f"no candidate network contains {sorted(uncovered)}")
+
+
+def select_networks(
+    scores: NetworkScores,
+    *,
+    budget: float,
+    tasks: Sequence[str] | None = None,
+    costs: Mapping[frozenset[str], float] | None = None,
+    higher_is_better: bool = False,
+) -> Grouping:
+    """Return the best grouping of ``tasks`` under ``budget`` (module docstring); cost 1 per network by default."""
+    task_list = sorted(tasks) if tasks is not None else sorted({t for n in scores for t in n})
+    candidates = {n: s for n, s in scores.items() if set(n) & set(task_list)}
+    _validate(candidates, task_list, budget)
+    exact = len(candidates) <= EXACT_MAX_CANDIDATES
+    if not exact:
+        candidates = _heuristic_pool(candidates, task_list, higher_is_better)
+    networks = list(candidates)
+    cost = np.array([float((costs or {}).get(n, 1.0)) for n in networks])
+    sign = -1.0 if higher_is_better else 1.0
+    pairs = [(j, t) for j, n in enumerate(networks) for t in sorted(n) if t in task_list]
+    n_x, n_y = len(networks), len(pairs)
+    objective = np.concatenate([np.zeros(n_x), [sign * float(candidates[networks[j]][t]) for j, t in pairs]])
+    matrix = lil_matrix((len(task_list) + n_y + 1, n_x + n_y))
+    row_of_task = {t: i for i, t in enumerate(task_list)}
+    for k, (j, t) in enumerate(pairs):
+        matrix[row_of_task[t], n_x + k] = 1.0
+        matrix[len(task_list) + k, n_x + k] = 1.0
+        matrix[len(task_list) + k, j] = -1.0
+    matrix[len(task_list) + n_y, :n_x] = cost
+    lower = np.concatenate([np.ones(len(task_list)), np.full(n_y, -np.inf), [-np.inf]])
+    upper = np.concatenate([np.ones(len(task_list)), np.zeros(n_y), [budget + 1e-9]])
+    result = milp(
+        objective,
+        constraints=LinearConstraint(matrix.tocsr(), lower, upper),
+        integrality=np.concatenate([np.ones(n_x), np.zeros(n_y)]),
+        bounds=Bounds(0, 1),
+    )
+    if result.x is None:
+        raise ConfigError(
+            f"no grouping of {len(task_list)} tasks fits budget {budget}: {result.message}"
+        )
+    chosen = [networks[j] for j in range(n_x) if result.x[j] > 0.5]
+
+    def cost_of(network: frozenset[str]) -> float:
+        return float((costs or {}).get(network, 1.0))
+
+    return _grouping(candidates, chosen, task_list, cost_of=cost_of,
+                     higher_is_better=higher_is_better, exact=exact,
+                     method="milp" if exact else f"milp-on-top-{HEURISTIC_POOL}")  # fmt: skip
+
+
+def _grouping(
+    scores: NetworkScores,
+    chosen: Iterable[frozenset[str]],
+    tasks: Sequence[str],
+    *,
+    cost_of: Callable[[frozenset[str]], float],
+    higher_is_better: bool,
+    exact: bool,
+    method: str,
+) -> Grouping:
+    chosen = list(chosen)
+    sign = 1.0 if higher_is_better else -1.0
+    assignment: dict[str, frozenset[str]] = {}
+    for task in tasks:
+        serving = [n for n in chosen if task in n]
+        assignment[task] = max(serving, key=lambda n, task=task: sign * scores[n][task])  # type: ignore[misc]
+    # Networks that serve no task are dropped (they cost without helping).
+    used = tuple(sorted({n for n in assignment.values()}, key=lambda n: (len(n), sorted(n))))
+    total = float(sum(scores[assignment[t]][t] for t in tasks))
+    cost = float(sum(cost_of(n) for n in used))
+    return Grouping(networks=used, assignment=assignment, total=total, cost=cost, exact=exact, method=method)
+
+
+def _heuristic_pool(scores: NetworkScores, tasks: Sequence[str], higher_is_better: bool) -> dict[frozenset[str], Mapping[str, float]]:
+    sign = 1.0 if higher_is_better else -1.0
+    singles = {frozenset({t}): scores[frozenset({t})] for t in tasks if frozenset({t}) in scores}
+
+    def improvement(network: frozenset[str]) -> float:
+        gains = [sign * (scores[network][t] - singles[frozenset({t})][t]) for t in network if frozenset({t}) in singles]
+        return float(np.mean(gains)) if gains else -math.inf
+
+    others = sorted((n for n in scores if len(n) > 1), key=improvement, reverse=True)[:HEURISTIC_POOL]
+    pool = dict(singles)
+    pool.update({n: scores[n] for n in others})
+    return pool
+
+
+def brute_force_networks(
+    scores: NetworkScores, *, budget: float, tasks: Sequence[str] | None = None, higher_is_better: bool = False
+) -> Grouping:
+    """Return the best grouping by enumerating every combination of networks (tests; tiny inputs)."""
+    task_list = sorted(tasks) if tasks is not None else sorted({t for n in scores for t in n})
+    networks = list(scores)
+    best: tuple[float, tuple[frozenset[str], ...]] | None = None
+    sign = -1.0 if higher_is_better else 1.0
+    for size in range(1, math.floor(budget + 1e-9) + 1):
+        for combo in itertools.combinations(networks, size):
+            if set(task_list) - {t for n in combo for t in n}:
+                continue
+            total = sum(
+                min(sign * scores[n][t] for n in combo if t in n) for t in task_list
+            )
+            if best is None or total < best[0] - 1e-12:
+                best = (total, combo)
+    if best is None:
+        raise ConfigError(f"no grouping fits budget {budget}")
+    return _grouping(scores, best[1], task_list, cost_of=lambda n: 1.0, higher_is_better=higher_is_better,
+                     exact=True, method="brute-force")  # fmt: skip
+
+
+def candidate_task_sets(tasks: Sequence[str], *, max_size: int | None = None) -> list[frozenset[str]]:
+    """Return every non-empty subset of ``tasks`` up to ``max_size`` members."""
+    top = len(tasks) if max_size is None else min(max_size, len(tasks))
+    return [frozenset(c) for size in range(1, top + 1) for c in itertools.combinations(sorted(tasks), size)]
+
+
+def predicted_network_scores(
+    estimator: AffinityEstimator,
+    baselines: Mapping[str, float],
+    *,
+    networks: Iterable[frozenset[str]],
+    higher_is_better: Mapping[str, bool],
+    measured: NetworkScores | None = None,
+) -> dict[frozenset[str], dict[str, float]]:
+    """Return per-task scores of ``networks``: measured where given, else baseline turned by the predicted gain.
+
+    A relative gain ``g`` turns baseline ``b`` into ``b + sign * g * |b|`` (``sign`` = +1 when
+    higher is better), an absolute gain into ``b + sign * g``.
+    """
+    measured = measured or {}
+    result: dict[frozenset[str], dict[str, float]] = {}
+    relative = estimator.gain_kind == "relative"
+    for network in networks:
+        if network in measured and set(network) <= set(measured[network]):
+            result[network] = {t: float(measured[network][t]) for t in network}
+            continue
+        per_task: dict[str, float] = {}
+        for task in network:
+            base = baselines[task]
+            gain = estimator.predict(task, network)[0] if len(network) > 1 else 0.0
+            sign = 1.0 if higher_is_better[task] else -1.0
+            per_task[task] = base + sign * gain * (abs(base) if relative else 1.0)
+        result[network] = per_task
+    return result

@@ -1,0 +1,190 @@
+"""The long CSV format of published task-combination results, and its reader and writer.
+
+One row per (target, task set, split)::
+
+    target,task_set,split,value,higher_is_better
+    depth,depth,val,0.1739,0
+    depth,depth+normal,val,0.1695,0
+
+``task_set`` lists the tasks trained together joined by ``+``, the target included; the row
+whose task set is the target alone is its single-task baseline.  ``split`` is ``val`` or
+``test``; ``higher_is_better`` is ``1`` or ``0``.  A :class:`LongTable` turns into
+:class:`~taskgraph.affinity.records.ScoreRecord` values, so everything that learns from the
+records database learns from a published table the same way.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from taskgraph.affinity.records import ScoreRecord
+from taskgraph.errors import DataFormatError, DataNotFoundError
+
+__all__ = ["LONG_HEADER", "SPLITS", "LongRow", "LongTable", "read_long_csv", "write_long_csv"]
+
+LONG_HEADER = ("target", "task_set", "split", "value", "higher_is_better")
+SPLITS = ("val", "test")
+
+
+@dataclass(frozen=True, slots=True)
+class LongRow:
+    """One published number: the score of ``target`` trained with ``task_set`` on ``split``."""
+
+    target: str
+    task_set: frozenset[str]
+    split: str
+    value: float
+    higher_is_better: bool
+
+    @property
+    def auxiliaries(self) -> frozenset[str]:
+        """Return the task set without the target."""
+        return self.task_set - {self.target}
+
+    @property
+    def task_set_key(self) -> str:
+        """Return the task set as written in the file: sorted names joined by ``+``."""
+        return "+".join(sorted(self.task_set))
+
+
+@dataclass
+class LongTable:
+    """Published results in the long format, indexed by (target, task set, split)."""
+
+    rows: list[LongRow]
+    source: str = ""
+    _index: dict[tuple[str, frozenset[str], str], LongRow] = field(
+        default_factory=dict, init=False, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        for row in self.rows:
+            self._index[(row.target, row.task_set, row.split)] = row
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[LongRow]:
+        return iter(self.rows)
+
+    def get(self, target: str, task_set: Iterable[str], split: str) -> LongRow | None:
+        """Return the row of ``target`` with ``task_set`` (target added if missing) on ``split``."""
+        key = (target, frozenset(task_set) | {target}, split)
+        return self._index.get(key)
+
+    @property
+    def targets(self) -> list[str]:
+        """Return the tasks that have rows as targets, sorted."""
+        return sorted({row.target for row in self.rows})
+
+    @property
+    def tasks(self) -> list[str]:
+        """Return every task named anywhere in the table, sorted."""
+        return sorted({task for row in self.rows for task in row.task_set})
+
+    @property
+    def splits(self) -> list[str]:
+        """Return the splits present, in the order val, test."""
+        present = {row.split for row in self.rows}
+        return [split for split in SPLITS if split in present]
+
+    def task_sets(self, target: str, *, split: str) -> list[frozenset[str]]:
+        """Return the task sets with a row for ``target`` on ``split`` (file order)."""
+        return [r.task_set for r in self.rows if r.target == target and r.split == split]
+
+    def to_records(self, *, split: str | None = None, family: str = "") -> list[ScoreRecord]:
+        """Return the rows (of ``split`` only when given) as score records of one family."""
+        return [
+            ScoreRecord(
+                task=row.target,
+                task_set=row.task_set,
+                value=row.value,
+                higher_is_better=row.higher_is_better,
+                split=row.split,
+                family=family or self.source,
+                study=self.source or None,
+            )
+            for row in self.rows
+            if split is None or row.split == split
+        ]
+
+
+def read_long_csv(path: str | os.PathLike[str]) -> LongTable:
+    """Return the table in ``path``; a malformed row raises ``DataFormatError`` with file:line."""
+    file = Path(path)
+    if not file.is_file():
+        raise DataNotFoundError(f"table file does not exist: {file}")
+    rows: list[LongRow] = []
+    seen: dict[tuple[str, frozenset[str], str], int] = {}
+    with file.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None or tuple(h.strip() for h in header) != LONG_HEADER:
+            raise DataFormatError(file, 1, f"header {','.join(LONG_HEADER)!r}", repr(",".join(header or [])))
+        for cells in reader:
+            line = reader.line_num
+            if not cells or all(not c.strip() for c in cells):
+                continue
+            row = _parse_row(cells, file=file, line=line)
+            key = (row.target, row.task_set, row.split)
+            if key in seen:
+                raise DataFormatError(
+                    file, line, "one row per (target, task_set, split)",
+                    f"a repeat of line {seen[key]}",
+                )
+            seen[key] = line
+            rows.append(row)
+    if not rows:
+        raise DataFormatError(file, None, "at least one data row", "none")
+    return LongTable(rows=rows, source=file.stem)
+
+
+def _parse_row(cells: Sequence[str], *, file: Path, line: int) -> LongRow:
+    if len(cells) != len(LONG_HEADER):
+        raise DataFormatError(file, line, f"{len(LONG_HEADER)} fields", f"{len(cells)}: {','.join(cells)!r}")
+    target, task_set_text, split, value_text, hib_text = (c.strip() for c in cells)
+    if not target:
+        raise DataFormatError(file, line, "a target name", "an empty field")
+    tasks = [t.strip() for t in task_set_text.split("+")]
+    if not task_set_text or any(not t for t in tasks):
+        raise DataFormatError(file, line, "task_set as names joined by '+'", repr(task_set_text))
+    if target not in tasks:
+        raise DataFormatError(file, line, f"task_set containing the target {target!r}", repr(task_set_text))
+    if split not in SPLITS:
+        raise DataFormatError(file, line, f"split in {list(SPLITS)}", repr(split))
+    try:
+        value = float(value_text)
+    except ValueError:
+        raise DataFormatError(file, line, "a number in 'value'", repr(value_text)) from None
+    if not math.isfinite(value):
+        raise DataFormatError(file, line, "a finite number in 'value'", repr(value_text))
+    if hib_text not in ("0", "1"):
+        raise DataFormatError(file, line, "higher_is_better 1 or 0", repr(hib_text))
+    return LongRow(
+        target=target,
+        task_set=frozenset(tasks),
+        split=split,
+        value=value,
+        higher_is_better=hib_text == "1",
+    )
+
+
+def write_long_csv(table: LongTable | Iterable[LongRow], path: str | os.PathLike[str]) -> int:
+    """Write ``table`` to ``path`` in the long format (atomically); return the row count."""
+    file = Path(path)
+    rows = list(table)
+    tmp = file.with_name(file.name + ".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(LONG_HEADER)
+        for row in rows:
+            writer.writerow(
+                [row.target, row.task_set_key, row.split, repr(float(row.value)), int(row.higher_is_better)]
+            )
+    tmp.replace(file)
+    return len(rows)

@@ -1,0 +1,137 @@
+"""Recommendations: the best auxiliary sets for a target, with predicted gain and evidence.
+
+``recommend_auxiliaries`` scores candidate sets with a fitted estimator, or with a graph
+(then a set's gain is the mean of its edges into the target, as in Standley et al.'s
+higher-order approximation, its standard deviation the edges' combined one).  Up to
+:data:`EXHAUSTIVE_LIMIT` candidate sets are enumerated; beyond that a beam search grows sets
+one auxiliary at a time, keeping the :data:`BEAM_WIDTH` best by predicted gain.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+
+import networkx as nx
+import numpy as np
+
+from taskgraph.affinity.estimators.base import AffinityEstimator
+from taskgraph.errors import ConfigError
+
+__all__ = ["BEAM_WIDTH", "EXHAUSTIVE_LIMIT", "Recommendation", "recommend_auxiliaries"]
+
+EXHAUSTIVE_LIMIT = 8192
+BEAM_WIDTH = 64
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """An auxiliary set for a target with its predicted gain, uncertainty and evidence count."""
+
+    auxiliaries: tuple[str, ...]
+    predicted_gain: float
+    std: float
+    n_evidence: int
+
+    def to_dict(self) -> dict[str, object]:
+        """Return a JSON-ready dict (``auxiliaries`` as a list)."""
+        data = asdict(self)
+        data["auxiliaries"] = list(self.auxiliaries)
+        return data
+
+
+class _GraphModel:
+    """Scores sets from a graph's edges (mean gain of the edges into the target)."""
+
+    def __init__(self, graph: nx.DiGraph) -> None:
+        self.graph = graph
+
+    def candidates_for(self, target: str) -> list[str]:
+        return sorted(self.graph.predecessors(target)) if target in self.graph else []
+
+    def score(self, target: str, sets: Sequence[frozenset[str]]) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        means, stds, evidence = [], [], []
+        for aux in sets:
+            edges = [self.graph.edges[s, target] for s in aux if self.graph.has_edge(s, target)]
+            if not edges:
+                means.append(0.0)
+                stds.append(math.inf)
+                evidence.append(0)
+                continue
+            means.append(float(np.mean([e["gain"] for e in edges])))
+            variance = sum((e.get("std") or 0.0) ** 2 for e in edges if math.isfinite(e.get("std") or 0.0))
+            stds.append(math.sqrt(variance) / len(edges))
+            evidence.append(int(sum(e.get("n_evidence", 0) for e in edges)))
+        return np.asarray(means), np.asarray(stds), evidence
+
+
+def _enumerate(candidates: Sequence[str], max_size: int) -> Iterable[frozenset[str]]:
+    for size in range(1, max_size + 1):
+        for combo in itertools.combinations(candidates, size):
+            yield frozenset(combo)
+
+
+def recommend_auxiliaries(
+    model_or_graph: AffinityEstimator | nx.DiGraph,
+    target: str,
+    k: int = 5,
+    *,
+    candidates: Sequence[str] | None = None,
+    max_size: int | None = None,
+) -> list[Recommendation]:
+    """Return the ``k`` auxiliary sets with the highest predicted gain for ``target``, best first."""
+    if k < 1:
+        raise ConfigError(f"`k` must be >= 1, but got {k}")
+    if isinstance(model_or_graph, nx.DiGraph):
+        graph_model = _GraphModel(model_or_graph)
+        pool = sorted(set(candidates if candidates is not None else graph_model.candidates_for(target)) - {target})
+
+        def score(sets: Sequence[frozenset[str]]) -> tuple[np.ndarray, np.ndarray, list[int]]:
+            return graph_model.score(target, sets)
+    else:
+        estimator = model_or_graph
+        pool = sorted(set(candidates if candidates is not None else estimator.tasks) - {target})
+
+        def score(sets: Sequence[frozenset[str]]) -> tuple[np.ndarray, np.ndarray, list[int]]:
+            means, stds = estimator.predict_many(target, sets)
+            return means, stds, [estimator.n_evidence(target, s) for s in sets]
+
+    if not pool:
+        raise ConfigError(f"no candidate auxiliary tasks for target {target!r}")
+    if max_size is not None and max_size < 1:
+        raise ConfigError(f"`max_size` must be >= 1, but got {max_size}")
+    top = len(pool) if max_size is None else min(max_size, len(pool))
+    total = sum(math.comb(len(pool), size) for size in range(1, top + 1))
+    if total <= EXHAUSTIVE_LIMIT:
+        sets = list(_enumerate(pool, top))
+    else:
+        sets = _beam(pool, top, lambda batch: score(batch)[0])
+    means, stds, evidence = score(sets)
+    order = sorted(range(len(sets)), key=lambda i: (-means[i], len(sets[i]), sorted(sets[i])))[:k]
+    return [
+        Recommendation(
+            auxiliaries=tuple(sorted(sets[i])),
+            predicted_gain=float(means[i]),
+            std=float(stds[i]),
+            n_evidence=int(evidence[i]),
+        )
+        for i in order
+    ]
+
+
+def _beam(pool: Sequence[str], max_size: int, predict: object) -> list[frozenset[str]]:
+    """Return every set visited by a beam search over set size (the beam's members at each size)."""
+    seen: dict[frozenset[str], None] = {}
+    beam = [frozenset({t}) for t in pool]
+    for size in range(1, max_size + 1):
+        if not beam:
+            break
+        scores = predict(beam)  # type: ignore[operator]
+        ranked = [beam[i] for i in np.argsort(-np.asarray(scores), kind="stable")[:BEAM_WIDTH]]
+        seen.update(dict.fromkeys(beam))
+        if size == max_size:
+            break
+        beam = list(dict.fromkeys(s | {t} for s in ranked for t in pool if t not in s))
+    return list(seen)

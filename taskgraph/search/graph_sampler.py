@@ -1,0 +1,244 @@
+"""The graph-guided Optuna sampler: auxiliary subsets from the fitted task-affinity model.
+
+``sampler: graph`` in a study spec.  The subset of auxiliary tasks is encoded as one
+categorical parameter ``aux/<task>`` with choices ``[False, True]`` per free candidate
+(:mod:`taskgraph.search.space`).  This sampler claims all of them as its relative search
+space and proposes them jointly; every other parameter goes to an inner sampler (TPE by
+default) through ``sample_independent``.
+
+How a subset is proposed:
+
+1. The study's completed trials become score records of the target (trial value, task set
+   from the ``auxiliaries`` user attribute or the ``aux/*`` parameters), added to
+   ``prior_records`` (records of earlier studies: a new study on a known target starts
+   informed), and an affinity estimator (``setfn`` by default) is refitted on all of them.
+2. Start-up, while the target has no gain records at all: the empty set (the single-task
+   baseline every gain needs), then each candidate alone (pairs identify the per-source
+   effects the model generalises from).
+3. Then Thompson sampling (Thompson 1933; Russo et al. 2018): one joint posterior draw of
+   the gains of every valid, not yet evaluated subset, and the subset with the best draw
+   (``acquisition="ei"`` ranks by expected improvement over the best gain seen instead).
+   With many candidates the valid subsets are sampled and the neighbours of the best sets
+   seen are added, rather than enumerated.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.samplers import BaseSampler, TPESampler
+from optuna.study import Study, StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+from scipy.stats import norm
+
+from taskgraph.affinity.estimators.base import AffinityEstimator, make_estimator
+from taskgraph.affinity.records import ScoreRecord
+from taskgraph.errors import ConfigError
+from taskgraph.search.space import AUX_PARAM_PREFIX, SUBSET_ATTR
+
+__all__ = ["GraphGuidedSampler"]
+
+PriorRecords = Callable[[], Sequence[ScoreRecord]] | Sequence[ScoreRecord] | None
+_STUDY_FAMILY = "graph-sampler:study"
+_STUDY_SPLIT = "objective"
+
+
+class GraphGuidedSampler(BaseSampler):
+    """Proposes ``aux/<task>`` flags from an affinity estimator; delegates the rest (module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        target: str,
+        candidates: Sequence[str],
+        estimator: str = "setfn",
+        estimator_options: Mapping[str, Any] | None = None,
+        min_size: int = 0,
+        max_size: int | None = None,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        prior_records: PriorRecords = None,
+        n_startup_trials: int | None = None,
+        acquisition: str = "thompson",
+        max_enumeration: int = 4096,
+        seed: int | None = None,
+        independent_sampler: BaseSampler | None = None,
+    ) -> None:
+        if acquisition not in ("thompson", "ei"):
+            raise ConfigError(f"`acquisition` must be 'thompson' or 'ei', but got {acquisition!r}")
+        self.target = target
+        self.include = tuple(sorted(set(include) - {target}))
+        self.free = tuple(sorted(set(candidates) - set(include) - set(exclude) - {target}))
+        self.min_size = min_size
+        self.max_size = max_size
+        low, high = self._free_bounds()
+        if low > high:
+            raise ConfigError(
+                f"no subset fits min_size={min_size}, max_size={max_size} with include={list(self.include)} "
+                f"and {len(self.free)} free candidates"
+            )
+        self.estimator_name = estimator
+        self.estimator_options = dict(estimator_options or {})
+        make_estimator(estimator, **self.estimator_options)  # fail now on a bad name or option
+        self._prior = prior_records
+        self.n_startup_trials = n_startup_trials
+        self.acquisition = acquisition
+        self.max_enumeration = max_enumeration
+        self._rng = np.random.default_rng(seed)
+        self._independent = independent_sampler or TPESampler(seed=seed)
+        self.last_estimator: AffinityEstimator | None = None
+
+    # ------------------------------------------------------------------ Optuna API
+    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        """Return the ``aux/<task>`` flags of every free candidate (known before any trial)."""
+        if study._is_multi_objective():
+            return {}
+        return {f"{AUX_PARAM_PREFIX}{t}": CategoricalDistribution([False, True]) for t in self.free}
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        """Return the proposed subset as ``{"aux/<task>": bool}`` for the flags in ``search_space``."""
+        if not search_space:
+            return {}
+        subset = self.propose(study)
+        return {name: name[len(AUX_PARAM_PREFIX):] in subset for name in search_space}
+
+    def sample_independent(
+        self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
+    ) -> Any:
+        """Return the inner sampler's value for a parameter outside the subset flags."""
+        return self._independent.sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        """Let the inner sampler prepare the trial."""
+        self._independent.before_trial(study, trial)
+
+    def after_trial(
+        self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
+    ) -> None:
+        """Let the inner sampler record the finished trial."""
+        self._independent.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        """Reseed this sampler's generator and the inner sampler's."""
+        self._rng = np.random.default_rng()
+        self._independent.reseed_rng()
+
+    # ------------------------------------------------------------------ proposal
+    def _free_bounds(self) -> tuple[int, int]:
+        low = max(self.min_size - len(self.include), 0)
+        high = len(self.free) if self.max_size is None else min(self.max_size - len(self.include), len(self.free))
+        return low, high
+
+    def _valid(self, subset: frozenset[str]) -> bool:
+        low, high = self._free_bounds()
+        return low <= len(subset) <= high
+
+    def _prior_records(self) -> list[ScoreRecord]:
+        prior = self._prior() if callable(self._prior) else self._prior
+        return list(prior or [])
+
+    def _study_records(self, study: Study) -> tuple[list[ScoreRecord], set[frozenset[str]]]:
+        trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        higher = study.direction == StudyDirection.MAXIMIZE
+        observed: list[tuple[frozenset[str], float]] = []
+        for trial in trials:
+            if trial.value is None or not math.isfinite(trial.value):
+                continue
+            observed.append((self._auxiliaries_of(trial), float(trial.value)))
+        records = [
+            ScoreRecord(task=self.target, task_set=frozenset({self.target}) | aux, value=v,
+                        higher_is_better=higher, split=_STUDY_SPLIT, family=_STUDY_FAMILY)
+            for aux, v in observed
+        ]  # fmt: skip
+        if records and all(aux for aux, _ in observed):
+            # No baseline trial yet: the median value stands in, so gains keep their order.
+            median = float(np.median([v for _, v in observed]))
+            records.append(ScoreRecord(task=self.target, task_set=frozenset({self.target}), value=median,
+                                       higher_is_better=higher, split=_STUDY_SPLIT, family=_STUDY_FAMILY))  # fmt: skip
+        evaluated = {aux - set(self.include) for aux, _ in observed if set(self.include) <= aux}
+        return records, evaluated
+
+    def _auxiliaries_of(self, trial: FrozenTrial) -> frozenset[str]:
+        """Return the trial's whole auxiliary set (include tasks too; empty for the baseline trial)."""
+        stored = trial.user_attrs.get(SUBSET_ATTR)
+        if stored is not None:
+            return frozenset(stored) - {self.target}
+        flags = {
+            name[len(AUX_PARAM_PREFIX):] for name, value in trial.params.items()
+            if name.startswith(AUX_PARAM_PREFIX) and value is True
+        }  # fmt: skip
+        return frozenset(flags) | frozenset(self.include)
+
+    def _fit(self, records: list[ScoreRecord]) -> AffinityEstimator | None:
+        if not any(len(r.task_set) > 1 for r in records):
+            return None
+        try:
+            return make_estimator(self.estimator_name, **self.estimator_options).fit(records)
+        except ConfigError:
+            # A zero baseline makes relative gains undefined: absolute gains keep the order.
+            options = {**self.estimator_options, "gain_kind": "absolute"}
+            return make_estimator(self.estimator_name, **options).fit(records)
+
+    def propose(self, study: Study) -> frozenset[str]:
+        """Return the free auxiliaries of the next subset to evaluate (module docstring)."""
+        study_records, evaluated = self._study_records(study)
+        prior = self._prior_records()
+        informed = any(r.task == self.target and len(r.task_set) > 1 for r in prior)
+        startup = self._startup_sets(informed=informed)
+        n_startup = len(startup) if self.n_startup_trials is None else min(self.n_startup_trials, len(startup))
+        pending = [s for s in startup[:n_startup] if s not in evaluated]
+        if pending:
+            return pending[0]
+        estimator = self._fit(prior + study_records)
+        self.last_estimator = estimator
+        pool = [s for s in self._candidate_sets(evaluated) if s not in evaluated]
+        if not pool:  # everything valid was evaluated: re-evaluate (noise) a random valid set
+            pool = self._candidate_sets(set())
+        if estimator is None:
+            return pool[int(self._rng.integers(len(pool)))]
+        queries = [(self.target, s | frozenset(self.include)) for s in pool]
+        if self.acquisition == "thompson":
+            draw = estimator.sample_gains(queries, self._rng, n_samples=1)[0]
+            return pool[int(np.argmax(draw))]
+        means, stds = estimator.predict_many(self.target, [q[1] for q in queries])
+        best = max((estimator.predict(self.target, s | frozenset(self.include))[0] for s in evaluated), default=0.0)
+        z = (means - best) / np.maximum(stds, 1e-12)
+        improvement = (means - best) * norm.cdf(z) + stds * norm.pdf(z)
+        return pool[int(np.argmax(improvement))]
+
+    def _startup_sets(self, *, informed: bool) -> list[frozenset[str]]:
+        # A target known from earlier studies needs only the baseline of this study.
+        sets: list[frozenset[str]] = [frozenset()]
+        if not informed:
+            sets += [frozenset({t}) for t in self.free]
+        return [s for s in sets if self._valid(s)]
+
+    def _candidate_sets(self, evaluated: set[frozenset[str]]) -> list[frozenset[str]]:
+        low, high = self._free_bounds()
+        n = len(self.free)
+        total = sum(math.comb(n, k) for k in range(low, high + 1))
+        if total <= self.max_enumeration:
+            return [
+                frozenset(self.free[i] for i in range(n) if mask >> i & 1)
+                for mask in range(1 << n)
+                if low <= bin(mask).count("1") <= high
+            ]
+        sets: set[frozenset[str]] = set()
+        # Neighbours (one task added, removed or swapped) of the evaluated sets...
+        for subset in evaluated:
+            for task in self.free:
+                flipped = subset ^ {task}
+                if self._valid(flipped):
+                    sets.add(frozenset(flipped))
+        # ...plus uniform draws over sizes, then subsets of each size.
+        while len(sets) < self.max_enumeration:
+            size = int(self._rng.integers(low, high + 1))
+            chosen = self._rng.choice(n, size=size, replace=False)
+            sets.add(frozenset(self.free[i] for i in chosen))
+        return sorted(sets, key=lambda s: (len(s), sorted(s)))
