@@ -131,24 +131,51 @@ class TaskTensors:
 
 
 class BatchStream:
-    """Endless shuffled epochs of index batches over one task's training tensors (resumable)."""
+    """Endless shuffled epochs of index batches over one task's training tensors (resumable).
 
-    def __init__(self, *, tensors: TaskTensors, batch_size: int, seed: int) -> None:
+    With ``group_by_length`` each epoch's shuffled order is cut into chunks of 50 batches,
+    each chunk sorted by length and re-cut into batches whose order is shuffled again (as
+    transformers' ``group_by_length``): batches hold sentences of similar length, so far less
+    padding is computed, while every epoch still visits each example once in a random order.
+    """
+
+    MEGABATCH = 50
+
+    def __init__(
+        self, *, tensors: TaskTensors, batch_size: int, seed: int, group_by_length: bool = False
+    ) -> None:
         if len(tensors) == 0:
             raise ValueError("cannot stream batches from an empty split")
         self.tensors = tensors
         self.batch_size = batch_size
+        self.group_by_length = group_by_length
         self.rng = np.random.default_rng(seed)
         self.epoch = 0
         self.position = 0
-        self.order = self.rng.permutation(len(tensors))
+        self.order = self._epoch_order()
+
+    def _epoch_order(self) -> np.ndarray:
+        order = self.rng.permutation(len(self.tensors))
+        if not self.group_by_length or len(order) <= self.batch_size:
+            return order
+        size = self.batch_size
+        chunk = size * self.MEGABATCH
+        lengths = self.tensors.token_lengths
+        grouped = np.concatenate([
+            part[np.argsort(-lengths[part], kind="stable")]
+            for part in (order[i : i + chunk] for i in range(0, len(order), chunk))
+        ])
+        full = len(grouped) // size
+        batches = grouped[: full * size].reshape(full, size)[self.rng.permutation(full)]
+        # The short remainder stays last so batches remain fixed-size slices of the order.
+        return np.concatenate([batches.reshape(-1), grouped[full * size :]])
 
     def next_indices(self) -> np.ndarray:
         """Return the next batch's indices (a short last batch closes each epoch)."""
         if self.position >= len(self.order):
             self.epoch += 1
             self.position = 0
-            self.order = self.rng.permutation(len(self.tensors))
+            self.order = self._epoch_order()
         indices = self.order[self.position : self.position + self.batch_size]
         self.position += len(indices)
         return indices

@@ -31,13 +31,18 @@ hyperparameters overrides lr.
 **Measurement**: probes run with dropout off (eval mode) and in float32, so "before" and
 "after" differ only by the step; they draw from their own seeded batch streams and never touch
 the training RNG, so a run with probes trains exactly as a run without.  The lookahead
-parameters are applied with :func:`torch.func.functional_call` (no model copy).  Cost per
-probe: one forward/backward per task and ``n^2`` forwards.
+parameters are applied with :func:`torch.func.functional_call` (no model copy); a word
+embedding matrix (>= 4096 rows) moves only in the rows the batch's tokens touch, in place, and
+is restored bit for bit.  Cost per probe: ``n^2`` forwards and one forward/backward per task,
+except for the task of the training step at which the probe runs: its gradient (taken before
+clipping, divided by its loss weight) and batch are reused, so it costs one forward.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -47,7 +52,26 @@ from torch.func import functional_call
 from taskgraph.training.batching import BatchStream, to_device
 from taskgraph.trial import LookaheadMatrix
 
-__all__ = ["LookaheadAffinity"]
+__all__ = ["ROW_SPARSE_MIN_ROWS", "LookaheadAffinity", "ReusedGradient"]
+
+
+# Shared matrices with at least this many rows (word embeddings) get row-sparse lookahead steps:
+# a batch's gradient touches only the rows of its tokens, so only those rows move.
+ROW_SPARSE_MIN_ROWS = 4096
+
+
+@dataclass
+class ReusedGradient:
+    """A task gradient the training step already computed, handed to the probe.
+
+    ``grads`` are the gradients of the shared parameters of ``scale`` times the task's loss on
+    ``batch`` (the loss weighting's weight), taken before clipping.
+    """
+
+    task: str
+    batch: Mapping[str, torch.Tensor]
+    grads: Sequence[torch.Tensor | None]
+    scale: float = 1.0
 
 
 class LookaheadAffinity:
@@ -67,63 +91,145 @@ class LookaheadAffinity:
         self.streams = dict(streams)
         self.device = device
         shared_ids = {id(p) for p in shared}
-        self.names = [n for n, p in model.named_parameters() if id(p) in shared_ids]
-        self.params = [p for n, p in model.named_parameters() if id(p) in shared_ids]
+        named = [(n, p) for n, p in model.named_parameters() if id(p) in shared_ids]
+        self.names = [n for n, _ in named]
+        self.params = [p for _, p in named]
+        self.sparse = [
+            p.dim() == 2 and p.shape[0] >= ROW_SPARSE_MIN_ROWS for p in self.params
+        ]
         n = len(self.tasks)
         self.total = torch.zeros(n, n, dtype=torch.float64, device=device)
         self.count = 0
 
-    def _steps(
-        self, grads: Sequence[torch.Tensor | None], optimizer: torch.optim.Optimizer | None,
-        lr: float,
-    ) -> list[torch.Tensor]:
-        steps = []
-        group_of = (
-            {id(p): g for g in optimizer.param_groups for p in g["params"]} if optimizer else {}
-        )
-        for param, grad in zip(self.params, grads, strict=True):
-            if grad is None:
-                steps.append(torch.zeros_like(param))
-                continue
-            state = optimizer.state.get(param, {}) if optimizer is not None else {}
-            eps = 1e-8
-            if "exp_avg_sq" in state and "step" in state and id(param) in group_of:
-                group = group_of[id(param)]
-                beta2 = group["betas"][1]
-                eps = group.get("eps", eps)
-                correction = 1 - beta2 ** float(state["step"])
-                denom = (state["exp_avg_sq"] / correction).sqrt() + eps
-            else:
-                denom = grad.abs() + eps
-            steps.append(lr * grad / denom)
-        return steps
+    def _adam_state(
+        self, optimizer: torch.optim.Optimizer | None
+    ) -> list[tuple[torch.Tensor, float, float]] | None:
+        """Return (v, sqrt(bias correction), eps) per shared parameter; None before an update."""
+        if optimizer is None:
+            return None
+        group_of = {id(p): g for g in optimizer.param_groups for p in g["params"]}
+        out = []
+        for param in self.params:
+            state = optimizer.state.get(param, {})
+            group = group_of.get(id(param))
+            if group is None or "exp_avg_sq" not in state or "step" not in state:
+                return None
+            correction = math.sqrt(1 - group["betas"][1] ** float(state["step"]))
+            out.append((state["exp_avg_sq"], correction, float(group["eps"])))
+        return out
 
-    def probe(self, *, optimizer: torch.optim.Optimizer | None, lr: float) -> torch.Tensor:
-        """Run one probe, add it to the running mean and return its (n x n) matrix (on device)."""
+    def _dense_denominators(
+        self, adam: list[tuple[torch.Tensor, float, float]] | None
+    ) -> list[torch.Tensor] | None:
+        """Return ``sqrt(v_hat) + eps`` for the dense shared parameters (None: first step)."""
+        if adam is None:
+            return None
+        dense = [a for a, sparse in zip(adam, self.sparse, strict=True) if not sparse]
+        if not dense:
+            return []
+        roots = list(torch._foreach_sqrt([v for v, _, _ in dense]))
+        torch._foreach_div_(roots, [c for _, c, _ in dense])
+        torch._foreach_add_(roots, [e for _, _, e in dense])
+        return roots
+
+    def _step(
+        self,
+        grads: Sequence[torch.Tensor | None],
+        adam: list[tuple[torch.Tensor, float, float]] | None,
+        dense_denominators: list[torch.Tensor] | None,
+        lr: float,
+    ) -> tuple[dict[str, torch.Tensor], list[tuple[nn.Parameter, torch.Tensor, torch.Tensor]]]:
+        """Return the moved dense parameters by name, and (param, rows, new rows) of sparse ones."""
+        dense_params: list[torch.Tensor] = []
+        dense_grads: list[torch.Tensor] = []
+        dense_names: list[str] = []
+        sparse_moves = []
+        for index, (name, param, grad) in enumerate(
+            zip(self.names, self.params, grads, strict=True)
+        ):
+            if grad is None:
+                continue  # no gradient: the step leaves this parameter where it is
+            if self.sparse[index]:
+                rows = torch.nonzero(grad.any(dim=1)).flatten()
+                g = grad.index_select(0, rows)
+                if adam is None:
+                    denominator = g.abs().add_(1e-8)
+                else:
+                    v, correction, eps = adam[index]
+                    denominator = v.index_select(0, rows).sqrt_().div_(correction).add_(eps)
+                new = param.index_select(0, rows).addcdiv_(g, denominator, value=-lr)
+                sparse_moves.append((param, rows, new))
+            else:
+                dense_names.append(name)
+                dense_params.append(param)
+                dense_grads.append(grad)
+        if not dense_params:
+            return {}, sparse_moves
+        if dense_denominators is None:
+            # Adam's first update: lr * g / (|g| + eps).
+            denominators = list(torch._foreach_abs(dense_grads))
+            torch._foreach_add_(denominators, 1e-8)
+        else:
+            present = {id(p) for p in dense_params}
+            all_dense = [p for p, sparse in zip(self.params, self.sparse, strict=True)
+                         if not sparse]
+            denominators = [d for p, d in zip(all_dense, dense_denominators, strict=True)
+                            if id(p) in present]
+        moved = torch._foreach_addcdiv(dense_params, dense_grads, denominators, value=-lr)
+        return dict(zip(dense_names, moved, strict=True)), sparse_moves
+
+    def probe(
+        self,
+        *,
+        optimizer: torch.optim.Optimizer | None,
+        lr: float,
+        reuse: ReusedGradient | None = None,
+    ) -> torch.Tensor:
+        """Run one probe, add it to the running mean and return its (n x n) matrix (on device).
+
+        With ``reuse``, that task's gradient and batch come from the training step instead of
+        a new forward/backward pass (its "before" loss is still measured here, in eval mode).
+        """
         model = self.model
         was_training = model.training
         model.eval()
         try:
-            batches = {t: to_device(self.streams[t].next_batch()[0], self.device) for t in self.tasks}
+            batches: dict[str, Mapping[str, torch.Tensor]] = {}
             before: list[torch.Tensor] = []
-            updates: list[list[torch.Tensor]] = []
+            gradients: list[Sequence[torch.Tensor | None]] = []
             for task in self.tasks:
+                if reuse is not None and task == reuse.task:
+                    batches[task] = reuse.batch
+                    with torch.no_grad():
+                        before.append(model(task, reuse.batch).loss.float())
+                        gradients.append([
+                            g / reuse.scale if g is not None and reuse.scale != 1.0 else g
+                            for g in reuse.grads
+                        ])
+                    continue
+                batches[task] = to_device(self.streams[task].next_batch()[0], self.device)
                 loss = model(task, batches[task]).loss.float()
-                grads = torch.autograd.grad(loss, self.params, allow_unused=True)
+                gradients.append(torch.autograd.grad(loss, self.params, allow_unused=True))
                 before.append(loss.detach())
-                with torch.no_grad():
-                    updates.append(self._steps(grads, optimizer, lr))
             matrix = torch.zeros(len(self.tasks), len(self.tasks), dtype=torch.float64,
                                  device=self.device)
             with torch.no_grad():
-                for i, steps in enumerate(updates):
-                    moved = {
-                        name: param - step
-                        for name, param, step in zip(self.names, self.params, steps, strict=True)
-                    }
-                    for j, task in enumerate(self.tasks):
-                        after = functional_call(model, moved, (task, batches[task])).loss.float()
-                        matrix[i, j] = 1.0 - after.double() / before[j].double()
+                adam = self._adam_state(optimizer)
+                dense_denominators = self._dense_denominators(adam)
+                for i, grads in enumerate(gradients):
+                    moved, sparse_moves = self._step(grads, adam, dense_denominators, lr)
+                    saved = [param.index_select(0, rows) for param, rows, _ in sparse_moves]
+                    try:
+                        # Row-sparse moves are applied in place and undone exactly below.
+                        for param, rows, new in sparse_moves:
+                            param.index_copy_(0, rows, new)
+                        for j, task in enumerate(self.tasks):
+                            output = functional_call(model, moved, (task, batches[task]))
+                            after = output.loss.float()
+                            matrix[i, j] = 1.0 - after.double() / before[j].double()
+                    finally:
+                        for (param, rows, _), original in zip(sparse_moves, saved, strict=True):
+                            param.index_copy_(0, rows, original)
         finally:
             model.train(was_training)
         self.total += matrix

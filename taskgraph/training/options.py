@@ -14,6 +14,7 @@ checkpoint_every       None       steps between checkpoints (always: after each 
 max_eval_examples      None       cap on each evaluation split (a fixed random subset)
 eval_batch_size        2 x batch  batch size at evaluation
 doc_stride             128        QA window overlap in tokens (Hugging Face's ``stride``)
+group_by_length        True       batches of similar-length sentences (less padding), see BatchStream
 source_epochs          None       sequential transfer: epochs of the source phase (None: epochs)
 source_max_steps       None       sequential transfer: steps of the source phase (None: max_steps)
 =====================  =========  ===============================================================
@@ -47,6 +48,7 @@ class TrainingOptions:
     max_eval_examples: int | None = None
     eval_batch_size: int = 32
     doc_stride: int = 128
+    group_by_length: bool = True
     source_epochs: float | None = None
     source_max_steps: int | None = None
 

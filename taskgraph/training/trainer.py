@@ -41,7 +41,7 @@ from taskgraph.training.callbacks import (
 )
 from taskgraph.training.checkpoint import CheckpointStore
 from taskgraph.training.evaluation import EvalSet, evaluate_split
-from taskgraph.training.lookahead import LookaheadAffinity
+from taskgraph.training.lookahead import LookaheadAffinity, ReusedGradient
 from taskgraph.training.options import TrainingOptions
 from taskgraph.training.runtime import stable_seed
 from taskgraph.training.sampling import TaskSampler
@@ -248,7 +248,8 @@ class MultiTaskTrainer:
         )
         streams = {
             t: BatchStream(tensors=self._train_tensors(t), batch_size=config.batch_size,
-                           seed=stable_seed(seed, "stream", phase, t))
+                           seed=stable_seed(seed, "stream", phase, t),
+                           group_by_length=options.group_by_length)
             for t in tasks
         }
         if config.lookahead_every and phase == "joint" and len(tasks) > 1 and self.shared:
@@ -276,15 +277,14 @@ class MultiTaskTrainer:
         progress = _progress_bar(self.progress, total, self.state.global_step, phase)
         try:
             while self.state.global_step < total and not self._stopping():
-                self._step(tasks, per_step, sampler, streams, optimizer, scheduler)
+                probe = (
+                    self.lookahead is not None
+                    and (self.state.global_step + 1) % int(config.lookahead_every or 1) == 0
+                )
+                self._step(tasks, per_step, sampler, streams, optimizer, scheduler, probe)
                 step = self.state.global_step
                 epoch_before = math.floor(self.state.epoch)
                 self.state.epoch = step / steps_per_epoch
-                if self.lookahead is not None and step % int(config.lookahead_every or 1) == 0:
-                    self.lookahead.probe(
-                        optimizer=optimizer,
-                        lr=options.lookahead_lr or scheduler.get_last_lr()[0],
-                    )
                 if step % options.log_every == 0:
                     self._log(step, scheduler)
                 self._call("on_step_end", optimizer=optimizer)
@@ -333,10 +333,12 @@ class MultiTaskTrainer:
         streams: Mapping[str, BatchStream],
         optimizer: torch.optim.Optimizer,
         scheduler: Any,
+        probe: bool = False,
     ) -> None:
         drawn = sampler.sample(self.state.global_step, per_step)
         losses: dict[str, torch.Tensor] = {}
         counts: dict[str, int] = {}
+        batch: dict[str, torch.Tensor] = {}
         for task in drawn:
             batch, examples, tokens = streams[task].next_batch()
             batch = to_device(batch, self.device)
@@ -350,15 +352,15 @@ class MultiTaskTrainer:
         for task, count in counts.items():
             if count > 1:
                 losses[task] = losses[task] / count
-        regularization = getattr(self.model, "regularization_loss", None)
-        if regularization is not None:
-            extra = regularization()
-            if extra is not None:
-                # The penalty (e.g. soft sharing's L2 between task copies) joins the first task's
-                # loss so every weighting method sees it without a task of its own.
-                first = next(iter(losses))
-                losses[first] = losses[first] + extra.float()
+        extra = self.model.regularization_loss()
+        if extra.requires_grad:
+            # The penalty (e.g. soft sharing's L2 between task copies) joins the first task's
+            # loss so every weighting method sees it without a task of its own.
+            first = next(iter(losses))
+            losses[first] = losses[first] + extra.float()
         total = self.weighting.backward(losses, shared=self.shared, others=self.others)
+        if probe and self.lookahead is not None:
+            self._probe(drawn, batch, optimizer, scheduler, reusable=not extra.requires_grad)
         if self.options.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.options.grad_clip)
         optimizer.step()
@@ -367,6 +369,34 @@ class MultiTaskTrainer:
         self._loss_sum += total
         self._loss_steps += 1
         self.state.global_step += 1
+
+    def _probe(
+        self,
+        drawn: list[str],
+        batch: dict[str, torch.Tensor],
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        *,
+        reusable: bool,
+    ) -> None:
+        """Run a lookahead probe from the pre-update parameters of this step."""
+        assert self.lookahead is not None
+        reuse = None
+        if reusable and len(drawn) == 1 and not self.weighting.needs_task_gradients:
+            # The step's shared-parameter gradient is exactly weight x the task's gradient:
+            # reuse it (and its batch) instead of a second forward/backward pass.
+            task = drawn[0]
+            reuse = ReusedGradient(
+                task=task,
+                batch=batch,
+                grads=[p.grad for p in self.lookahead.params],
+                scale=float(self.weighting.task_weights()[task]),
+            )
+        self.lookahead.probe(
+            optimizer=optimizer,
+            lr=self.options.lookahead_lr or scheduler.get_last_lr()[0],
+            reuse=reuse,
+        )
 
     def _check_finite(self) -> None:
         if self._loss_steps and not bool(torch.isfinite(self._loss_sum)):

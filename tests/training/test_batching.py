@@ -85,3 +85,32 @@ def test_masked_lm_batches_are_masked_reproducibly() -> None:
     assert "special_tokens_mask" not in one
     labels = one["labels"][0]
     assert labels[0] == -100 and labels[-1] == -100 and (labels != -100).sum() > 0
+
+
+def test_group_by_length_visits_everything_with_less_padding() -> None:
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 60, size=500)
+    split = EncodedSplit(
+        task_type=TaskType.SENTENCE_CLASSIFICATION,
+        features=[{"input_ids": [1] * int(n), "labels": 0} for n in lengths],
+        example_index=list(range(500)), n_examples=500,
+    )
+    tensors = TaskTensors.from_encoded(split, pad_token_id=0)
+
+    def epoch(stream: BatchStream) -> list[np.ndarray]:
+        return [stream.next_indices() for _ in range(-(-500 // 16))]
+
+    grouped = BatchStream(tensors=tensors, batch_size=16, seed=1, group_by_length=True)
+    plain = BatchStream(tensors=tensors, batch_size=16, seed=1)
+    for batches in (epoch(grouped), epoch(plain)):
+        assert sorted(np.concatenate(batches).tolist()) == list(range(500))
+    padded = {
+        name: sum(len(b) * lengths[b].max() for b in epoch(stream))
+        for name, stream in [("grouped", grouped), ("plain", plain)]
+    }
+    assert padded["grouped"] < 0.7 * padded["plain"]
+    state = grouped.state_dict()
+    ahead = [grouped.next_indices().tolist() for _ in range(40)]
+    again = BatchStream(tensors=tensors, batch_size=16, seed=2, group_by_length=True)
+    again.load_state_dict(state)
+    assert [again.next_indices().tolist() for _ in range(40)] == ahead

@@ -1,0 +1,153 @@
+"""Lookahead affinity on a model whose losses are known in closed form."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from taskgraph.tasks.features import EncodedSplit
+from taskgraph.tasks.types import TaskType
+from taskgraph.training import BatchStream, LookaheadAffinity, TaskTensors
+from taskgraph.training.lookahead import ReusedGradient
+
+
+class Output:
+    def __init__(self, loss: torch.Tensor) -> None:
+        self.loss = loss
+
+
+class Quadratic(nn.Module):
+    """Shared theta (2,), no heads.  L_helper = (theta0 - 1)^2 + (theta1 - 2)^2;
+    L_offset = (theta0 - 1)^2 + 100: the same slope in theta0, a large constant loss."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.theta = nn.Parameter(torch.zeros(2))
+
+    def forward(self, task: str, batch: dict[str, torch.Tensor]) -> Output:
+        t = self.theta
+        if task == "helper":
+            return Output((t[0] - 1) ** 2 + (t[1] - 2) ** 2)
+        return Output((t[0] - 1) ** 2 + 100.0)
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        return [self.theta]
+
+
+def _stream() -> BatchStream:
+    split = EncodedSplit(task_type=TaskType.SENTENCE_CLASSIFICATION,
+                         features=[{"input_ids": [1, 2], "labels": 0}] * 4,
+                         example_index=[0, 1, 2, 3], n_examples=4)
+    return BatchStream(tensors=TaskTensors.from_encoded(split, pad_token_id=0), batch_size=2,
+                       seed=0)
+
+
+def _affinity(model: Quadratic) -> LookaheadAffinity:
+    tasks = ["helper", "offset"]
+    return LookaheadAffinity(model=model, tasks=tasks, streams={t: _stream() for t in tasks},
+                             shared=model.shared_parameters(), device=torch.device("cpu"))
+
+
+def _loss(task: str, theta: torch.Tensor) -> float:
+    if task == "helper":
+        return float((theta[0] - 1) ** 2 + (theta[1] - 2) ** 2)
+    return float((theta[0] - 1) ** 2 + 100.0)
+
+
+def test_values_match_the_closed_form_and_orientation() -> None:
+    model = Quadratic()
+    affinity = _affinity(model)
+    lr = 0.1
+    matrix = affinity.probe(optimizer=None, lr=lr)
+    theta = torch.zeros(2)
+    # gradients at 0: helper (-2, -4), offset (-2, 0); first Adam step = lr * sign(g)
+    steps = {"helper": torch.tensor([-lr, -lr]), "offset": torch.tensor([-lr, 0.0])}
+    for i, source in enumerate(affinity.tasks):
+        moved = theta - steps[source]
+        for j, target in enumerate(affinity.tasks):
+            expected = 1 - _loss(target, moved) / _loss(target, theta)
+            assert float(matrix[i, j]) == pytest.approx(expected, rel=1e-5)
+    # rows are the stepping task, columns the measured one: the offset task's column is tiny
+    values = affinity.result().values  # type: ignore[union-attr]
+    assert values[0][0] > 20 * values[0][1] > 0
+    assert values[1][0] > 20 * values[1][1] > 0
+    assert torch.equal(model.theta.detach(), torch.zeros(2))  # the model never moved
+
+
+def test_adam_state_preconditions_the_step_and_results_average() -> None:
+    model = Quadratic()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1, weight_decay=0.0)
+    model(task="helper", batch={}).loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+    affinity = _affinity(model)
+    before = model.theta.detach().clone()
+    first = affinity.probe(optimizer=optimizer, lr=0.05)
+    state = optimizer.state[model.theta]
+    denominator = (state["exp_avg_sq"] / (1 - 0.999 ** float(state["step"]))).sqrt() + 1e-8
+    grad = torch.autograd.grad(model("offset", {}).loss, model.theta)[0]
+    moved = before - 0.05 * grad / denominator
+    expected = 1 - _loss("helper", moved) / _loss("helper", before)
+    assert float(first[1, 0]) == pytest.approx(expected, rel=1e-5)
+    second = affinity.probe(optimizer=optimizer, lr=0.05)
+    result = affinity.result()
+    assert result is not None and result.n_probes == 2 and result.tasks == ["helper", "offset"]
+    assert result.values[1][0] == pytest.approx(float((first[1, 0] + second[1, 0]) / 2))
+    restored = _affinity(model)
+    restored.load_state_dict(affinity.state_dict())
+    assert restored.result() == result
+
+
+def test_no_probe_no_matrix() -> None:
+    assert _affinity(Quadratic()).result() is None
+
+
+
+
+def test_reused_training_gradient_gives_the_same_probe() -> None:
+    model = Quadratic()
+    fresh = _affinity(model).probe(optimizer=None, lr=0.1)
+    grad = torch.autograd.grad(model("helper", {}).loss * 0.25, model.theta)[0]
+    reused = _affinity(model).probe(
+        optimizer=None, lr=0.1,
+        reuse=ReusedGradient(task="helper", batch={}, grads=[grad], scale=0.25),
+    )
+    assert torch.allclose(fresh, reused, rtol=1e-6)
+
+
+class Embedding(nn.Module):
+    """A word-embedding-sized shared matrix: each task pulls the rows of its tokens to a value."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.table = nn.Parameter(torch.linspace(-1, 1, 5000 * 3).reshape(5000, 3))
+
+    def forward(self, task: str, batch: dict[str, torch.Tensor]) -> Output:
+        rows = torch.tensor([1, 2, 3]) if task == "helper" else torch.tensor([3, 4000])
+        goal = 1.0 if task == "helper" else -1.0
+        return Output(((self.table[rows] - goal) ** 2).sum())
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        return [self.table]
+
+
+def test_row_sparse_steps_match_dense_steps_and_restore_the_table() -> None:
+    model = Embedding()
+    original = model.table.detach().clone()
+    tasks = ["helper", "offset"]
+    affinity = LookaheadAffinity(model=model, tasks=tasks, streams={t: _stream() for t in tasks},
+                                 shared=model.shared_parameters(), device=torch.device("cpu"))
+    assert affinity.sparse == [True]
+    matrix = affinity.probe(optimizer=None, lr=0.05)
+    assert torch.equal(model.table.detach(), original)
+    for i, source in enumerate(tasks):
+        grad = torch.autograd.grad(model(source, {}).loss, model.table)[0]
+        moved = original - 0.05 * grad / (grad.abs() + 1e-8)
+        for j, target in enumerate(tasks):
+            with torch.no_grad():
+                before = float(model(target, {}).loss)
+                model.table.copy_(moved)
+                after = float(model(target, {}).loss)
+                model.table.copy_(original)
+            assert float(matrix[i, j]) == pytest.approx(1 - after / before, rel=1e-5)
