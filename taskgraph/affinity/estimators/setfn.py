@@ -55,6 +55,7 @@ __all__ = ["SetFunctionEstimator"]
 
 # Parameter groups of the linear model (one prior variance each).
 _A, _B, _D, _C, _CBAR, _BETA, _I = range(7)
+_MAX_TARGET_INTERACTIONS = 3000
 _SCALE_PSEUDO_COUNT = 3.0  # observations worth of the pooled spread in each target's scale
 
 
@@ -73,7 +74,7 @@ class SetFunctionEstimator(AffinityEstimator):
         lookahead: Sequence[LookaheadMatrix] = (),
         similarity_powers: Sequence[int] = (1, 2, 3),
         size_effect: bool = True,
-        interactions: str = "none",
+        interactions: str = "shared",
     ) -> None:
         super().__init__(gain_kind=gain_kind, split=split, metric=metric)
         self.task_embeddings = dict(task_embeddings or {})
@@ -91,7 +92,7 @@ class SetFunctionEstimator(AffinityEstimator):
         self.n = n
         self.pair_i, self.pair_j = np.triu_indices(n, k=1)
         n_pairs = len(self.pair_i)
-        n_inter = {"none": 0, "shared": n_pairs, "target": n * n_pairs}[self.interactions]
+        n_inter = {"none": 0, "shared": n_pairs, "target": n * n_pairs}[self._interactions]
         sizes = [n, n, n * n, n, 1, 1 if self._z is not None else 0, n_inter]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
         self.groups = np.concatenate([np.full(size, g) for g, size in enumerate(sizes)]).astype(int)
@@ -112,12 +113,12 @@ class SetFunctionEstimator(AffinityEstimator):
             rows[:, self.offsets[_CBAR]] = np.log(k)
         if self._z is not None:
             rows[:, self.offsets[_BETA]] = (mean_mask * self._z[targets]).sum(axis=1)
-        if self.interactions != "none":
+        if self._interactions != "none":
             # Mean over the pairs inside the set of a pair-of-auxiliaries effect.
             n_pairs_in = np.maximum(k * (k - 1) / 2.0, 1.0)
             both = members[:, self.pair_i] * members[:, self.pair_j] / n_pairs_in[:, None]
             start = int(self.offsets[_I])
-            if self.interactions == "shared":
+            if self._interactions == "shared":
                 rows[:, start : start + both.shape[1]] = both
             else:
                 width = both.shape[1]
@@ -131,6 +132,14 @@ class SetFunctionEstimator(AffinityEstimator):
         if not tasks:
             raise ValueError("no gains to fit: the records hold no task set with a baseline")
         self._z: np.ndarray | None = self._lookahead_matrix(tasks) if self.lookahead else None
+        # Interactions need sets of two or more auxiliaries; without any they would be prior-only.
+        larger = any(len(g.auxiliaries) >= 2 for g in table.gains)
+        self._interactions = self.interactions if larger else "none"
+        if self._interactions == "target" and len(tasks) ** 2 * (len(tasks) - 1) / 2 > _MAX_TARGET_INTERACTIONS:
+            raise ConfigError(
+                f"`interactions='target'` needs {len(tasks)}^2 * {len(tasks) - 1} / 2 parameters for "
+                f"{len(tasks)} tasks (at most {_MAX_TARGET_INTERACTIONS}); use 'shared'"
+            )
         self._layout(tasks)
         n = self.n
         observed = [g for g in table.gains if g.auxiliaries]

@@ -1,0 +1,130 @@
+"""Estimators on synthetic records with known structure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from taskgraph.affinity.estimators import (
+    ESTIMATORS,
+    HigherOrderEstimator,
+    LookaheadEstimator,
+    NotFittedError,
+    PairwiseEstimator,
+    SetFunctionEstimator,
+    TextEmbEstimator,
+    make_estimator,
+)
+from taskgraph.errors import ConfigError, UnknownNameError
+from taskgraph.trial import LookaheadMatrix
+
+from .conftest import TASKS, additive_truth, records_from
+
+
+def test_hoa_is_the_mean_and_pairwise_the_sum_of_pair_gains() -> None:
+    truth = additive_truth()
+    records = records_from(truth, lambda t, a: len(a) == 1)
+    hoa = HigherOrderEstimator().fit(records)
+    pairwise = PairwiseEstimator().fit(records)
+    pair = {s: truth[("a", frozenset({s}))] for s in "bcd"}
+    mean, std = hoa.predict("a", {"a", "b", "c", "d"})
+    assert mean == pytest.approx(np.mean(list(pair.values())))
+    assert pairwise.predict("a", {"b", "c", "d"})[0] == pytest.approx(sum(pair.values()))
+    assert pairwise.predict("a", {"b"})[0] == pytest.approx(pair["b"])
+    assert hoa.predict("a", {"a"}) == (0.0, 0.0)
+    assert std > 0 and hoa.n_evidence("a", {"b", "c"}) == 2
+
+
+def test_setfn_recovers_additive_gains_and_the_size_effect() -> None:
+    truth = additive_truth(seed=3)
+    rng = np.random.default_rng(0)
+    seen = {key for key in truth if len(key[1]) == 1 or rng.random() < 0.25}
+    records = records_from(truth, lambda t, a: (t, a) in seen)
+    model = SetFunctionEstimator().fit(records)
+    held = [key for key in truth if key not in seen]
+    predicted = np.array([model.predict(t, a)[0] for t, a in held])
+    true = np.array([truth[k] for k in held])
+    hoa = HigherOrderEstimator().fit(records)
+    hoa_predicted = np.array([hoa.predict(t, a)[0] for t, a in held])
+    assert np.abs(predicted - true).max() < 0.01  # noise-free data: the model's form is exact
+    assert spearmanr(predicted, true).statistic > 0.99
+    assert np.abs(predicted - true).mean() < np.abs(hoa_predicted - true).mean() / 3  # HOA misses log|A|
+
+
+def test_setfn_shares_source_effects_across_targets() -> None:
+    # Every target gains the same from each source; target "f" has seen only one source.
+    effect = dict(zip(TASKS, np.linspace(-0.05, 0.05, len(TASKS)), strict=True))
+    truth = {(t, frozenset({s})): float(effect[s]) for t in TASKS for s in TASKS if s != t}
+    records = records_from(truth, lambda t, a: t != "f" or a == frozenset({"a"}))
+    model = SetFunctionEstimator().fit(records)
+    sources = [s for s in TASKS if s not in ("f", "a")]
+    predicted = model.predict_many("f", [{s} for s in sources])[0]
+    assert spearmanr(predicted, [effect[s] for s in sources]).statistic > 0.9
+    assert HigherOrderEstimator().fit(records).predict("f", {"e"})[0] == 0.0  # HOA has nothing to go on
+
+
+def test_setfn_cold_start_from_task_embeddings() -> None:
+    # "new" has no record at all; its embedding equals "a"'s, so it should rank sources like "a".
+    truth = {}
+    for t, scale in (("a", 1.0), ("b", -1.0), ("c", 1.0), ("d", -1.0)):
+        for s, w in (("s1", 0.05), ("s2", -0.05), ("s3", 0.0)):
+            truth[(t, frozenset({s}))] = scale * w
+    rng = np.random.default_rng(0)
+    base = {k: rng.normal(size=8) for k in ("pos", "neg", "src")}
+    embeddings = {"a": base["pos"], "c": base["pos"] + 0.01, "new": base["pos"] + 0.02,
+                  "b": base["neg"], "d": base["neg"] + 0.01,
+                  "s1": base["src"], "s2": base["src"] + 0.3, "s3": base["src"] - 0.3}  # fmt: skip
+    records = records_from(truth, lambda t, a: True)
+    model = SetFunctionEstimator(task_embeddings=embeddings).fit(records)
+    assert model.describe()["kernel"].startswith("textemb")
+    predicted = model.predict_many("new", [{"s1"}, {"s2"}])[0]
+    assert predicted[0] > predicted[1]
+    unknown_mean, unknown_std = model.predict("stranger", {"s1"})
+    assert np.isfinite(unknown_mean) and unknown_std > 0
+
+
+def test_setfn_posterior_draws_are_centred_on_the_prediction() -> None:
+    truth = additive_truth(seed=1)
+    model = SetFunctionEstimator().fit(records_from(truth, lambda t, a: len(a) <= 2, noise=0.002))
+    queries = [("a", {"b", "c"}), ("b", {"a", "c", "d"})]
+    draws = model.sample_gains(queries, np.random.default_rng(0), n_samples=4000)
+    means = [model.predict(t, s)[0] for t, s in queries]
+    stds = [model.predict(t, s)[1] for t, s in queries]
+    assert draws.shape == (4000, 2)
+    assert np.allclose(draws.mean(axis=0), means, atol=4 * max(stds) / np.sqrt(4000) + 1e-9)
+    assert np.allclose(draws.std(axis=0), stds, rtol=0.1)
+
+
+def test_lookahead_is_calibrated_on_measured_pairs_with_the_documented_orientation() -> None:
+    tasks = ["a", "b", "c", "d"]
+    # values[i][j] = Z(tasks[i] -> tasks[j]); make the pair gain of j from i equal 0.1 * Z(i -> j).
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(4, 4))
+    truth = {(tasks[j], frozenset({tasks[i]})): 0.1 * z[i, j] for i in range(4) for j in range(4) if i != j}
+    matrix = LookaheadMatrix(tasks=tasks, values=z.tolist(), n_probes=5)
+    measured = records_from(truth, lambda t, a: t != "d")
+    model = LookaheadEstimator(lookahead=[matrix]).fit(measured)
+    assert model.beta == pytest.approx(0.1) and model.alpha == pytest.approx(0.0, abs=1e-9)
+    assert model.predict("d", {"a"})[0] == pytest.approx(truth[("d", frozenset({"a"}))])
+    assert model.n_evidence("d", {"a", "b"}) == 2
+
+
+def test_textemb_ranks_by_cosine_without_records_of_the_target() -> None:
+    embeddings = {"t": np.array([1.0, 0.0]), "near": np.array([0.9, 0.1]), "far": np.array([0.0, 1.0])}
+    model = TextEmbEstimator(task_embeddings=embeddings).fit([])
+    assert model.predict("t", {"near"})[0] > model.predict("t", {"far"})[0]
+    with pytest.raises(ConfigError, match="task_embeddings"):
+        TextEmbEstimator()
+
+
+def test_registry_and_errors() -> None:
+    assert {"pairwise", "hoa", "setfn", "lookahead", "textemb"} <= set(ESTIMATORS.names())
+    with pytest.raises(UnknownNameError, match="known: hoa, lookahead, pairwise, setfn, textemb"):
+        make_estimator("magic")
+    with pytest.raises(ConfigError, match="options of affinity estimator 'hoa'"):
+        make_estimator("hoa", bogus=1)
+    with pytest.raises(NotFittedError, match="fit"):
+        HigherOrderEstimator().predict("a", {"b"})
+    with pytest.raises(ConfigError, match="interactions"):
+        SetFunctionEstimator(interactions="all")

@@ -1,0 +1,59 @@
+"""The long CSV format: round trip, and one clear line with file:line for bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from taskgraph.affinity.longtable import LongRow, LongTable, read_long_csv, write_long_csv
+from taskgraph.errors import DataFormatError, DataNotFoundError
+
+HEADER = "target,task_set,split,value,higher_is_better\n"
+
+
+def test_round_trip_and_records(tmp_path: Path) -> None:
+    rows = [
+        LongRow("a", frozenset({"a"}), "val", 0.5, True),
+        LongRow("a", frozenset({"a", "b"}), "val", 0.55, True),
+        LongRow("a", frozenset({"a", "b"}), "test", 0.52, True),
+    ]
+    path = tmp_path / "t.csv"
+    assert write_long_csv(LongTable(rows=rows), path) == 3
+    table = read_long_csv(path)
+    assert table.rows == rows and table.splits == ["val", "test"] and table.source == "t"
+    assert table.get("a", {"b"}, "test").value == 0.52
+    records = table.to_records(split="val")
+    assert [r.is_baseline for r in records] == [True, False]
+    assert path.read_text().splitlines()[2] == "a,a+b,val,0.55,1"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("a,a+b,val,0.5", "t.csv:3: expected 5 fields"),
+        ("a,b+c,val,0.5,1", "t.csv:3: expected task_set containing the target 'a'"),
+        ("a,a+b,dev,0.5,1", "t.csv:3: expected split in ['val', 'test']"),
+        ("a,a+b,val,high,1", "t.csv:3: expected a number in 'value'"),
+        ("a,a+b,val,0.5,yes", "t.csv:3: expected higher_is_better 1 or 0"),
+        ("a,a++b,val,0.5,1", "t.csv:3: expected task_set as names joined by '+'"),
+        ("a,a,val,0.7,1", "t.csv:3: expected one row per (target, task_set, split), got a repeat of line 2"),
+    ],
+)
+def test_malformed_row_names_file_and_line(tmp_path: Path, line: str, message: str) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(HEADER + "a,a,val,0.5,1\n" + line + "\n")
+    with pytest.raises(DataFormatError) as caught:
+        read_long_csv(path)
+    assert str(caught.value).startswith(str(tmp_path / message.split(":")[0]))
+    assert message.split(":", 1)[1] in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_missing_file_and_bad_header(tmp_path: Path) -> None:
+    with pytest.raises(DataNotFoundError, match="does not exist"):
+        read_long_csv(tmp_path / "nope.csv")
+    path = tmp_path / "h.csv"
+    path.write_text("target,set,split,value\n")
+    with pytest.raises(DataFormatError, match=r"h.csv:1: expected header"):
+        read_long_csv(path)

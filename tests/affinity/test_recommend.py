@@ -1,0 +1,59 @@
+"""Recommendations from an estimator or a graph: best sets first, with std and evidence."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from taskgraph.affinity.estimators import HigherOrderEstimator, SetFunctionEstimator
+from taskgraph.affinity.graph import affinity_graph
+from taskgraph.affinity.recommend import recommend_auxiliaries
+from taskgraph.affinity.records import ScoreRecord
+from taskgraph.errors import ConfigError
+
+from .conftest import additive_truth, records_from
+
+
+def test_top_k_from_an_estimator_matches_exhaustive_ranking() -> None:
+    truth = additive_truth(seed=2)
+    model = SetFunctionEstimator().fit(records_from(truth, lambda t, a: True))
+    top = recommend_auxiliaries(model, "a", 3)
+    ranked = sorted((aux for (t, aux) in truth if t == "a"), key=lambda a: -truth[("a", a)])
+    assert [frozenset(r.auxiliaries) for r in top] == ranked[:3]
+    assert top[0].predicted_gain >= top[1].predicted_gain >= top[2].predicted_gain
+    assert all(r.std >= 0 and r.n_evidence > 0 for r in top)
+    assert set(top[0].to_dict()) == {"auxiliaries", "predicted_gain", "std", "n_evidence"}
+    limited = recommend_auxiliaries(model, "a", 50, max_size=2, candidates=["b", "c", "d"])
+    assert len(limited) == 6 and all(len(r.auxiliaries) <= 2 and "e" not in r.auxiliaries for r in limited)
+
+
+def test_from_a_graph_uses_the_mean_of_edges() -> None:
+    truth = additive_truth()
+    hoa = HigherOrderEstimator().fit(records_from(truth, lambda t, a: len(a) == 1))
+    best = recommend_auxiliaries(affinity_graph(hoa), "a", 1)[0]
+    assert best.predicted_gain == pytest.approx(hoa.predict("a", best.auxiliaries)[0])
+    assert best.n_evidence == len(best.auxiliaries)
+
+
+def test_beam_search_for_many_candidates() -> None:
+    # 16 sources: 65,535 sets exceed the exhaustive limit; gains are additive in the mean.
+    sources = [f"s{i:02d}" for i in range(16)]
+    weights = dict(zip(sources, np.linspace(-0.05, 0.1, 16), strict=True))
+    records = [ScoreRecord(task="t", task_set=frozenset({"t"}), value=1.0)]
+    for size in (1, 2):
+        for combo in itertools.combinations(sources, size):
+            gain = float(np.mean([weights[s] for s in combo]))
+            records.append(ScoreRecord(task="t", task_set=frozenset({"t", *combo}), value=1.0 + gain))
+    top = recommend_auxiliaries(HigherOrderEstimator().fit(records), "t", 2)
+    assert top[0].auxiliaries == ("s15",)
+    assert top[1].auxiliaries == ("s14", "s15")
+
+
+def test_bad_arguments() -> None:
+    model = HigherOrderEstimator().fit(records_from(additive_truth(), lambda t, a: len(a) == 1))
+    with pytest.raises(ConfigError, match="`k` must be >= 1"):
+        recommend_auxiliaries(model, "a", 0)
+    with pytest.raises(ConfigError, match="no candidate"):
+        recommend_auxiliaries(model, "a", 1, candidates=["a"])
