@@ -103,11 +103,10 @@ def _to_predictions(data: EvalSet, per_feature: list[Any]) -> list[Any]:
     if kind is TaskType.EXTRACTIVE_QA:
         starts = [p[0] for p in per_feature]
         ends = [p[1] for p in per_feature]
-        return decode_qa(
-            [e for e in data.examples if isinstance(e, QAExample)], encoded,
-            _ragged(starts), _ragged(ends),
-            allow_null=bool(data.task.reader_options.get("version_2_with_negative", True)),
-        )
+        questions = [e for e in data.examples if isinstance(e, QAExample)]
+        # SQuAD 2.0-style data (some questions unanswerable) may answer ""; BioASQ never does.
+        return decode_qa(questions, encoded, _ragged(starts), _ragged(ends),
+                         allow_null=any(q.is_impossible for q in questions))
     predictions: list[Any] = []
     for feature, raw in enumerate(per_feature):
         n_words = encoded.meta[feature].get("n_words", 0) if encoded.meta else 0
