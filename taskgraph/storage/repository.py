@@ -8,6 +8,7 @@ and the CLI need, as plain frozen dataclasses.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -82,6 +83,24 @@ def open_engine(url: str, *, create: bool = True) -> Engine:
             f"or pass --storage / set TASKGRAPH_STORAGE"
         )
     return create_storage_engine(parsed)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector for a burst of acyclic allocations.
+
+    The hot query allocates ~10^4 row tuples at once; each crossing of the collector's
+    threshold would otherwise trigger collections that walk every object of the process
+    (tens of thousands once numpy and scipy are imported), which tripled its latency.
+    Tuples of numbers and strings form no cycles, so nothing is left for the collector.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _fetch_tuples(connection: Connection, query: Any) -> list[tuple[Any, ...]]:
@@ -502,36 +521,37 @@ class Repository:
             query = query.where(ScoreRow.run_id.in_(runs))
         else:
             query = query.where(ScoreRow.task == target)
-        with self._reading() as connection:
-            rows = _fetch_tuples(connection, query)
-            # One transposition in C, then slices per task set: no object per record, which
-            # is most of the latency at ~10^4 records.  Rows arrive in task-set order.
-            columns = list(zip(*rows, strict=True)) if rows else [()] * (6 + len(varying))
-            bounds = list(accumulate(len(list(g)) for _, g in groupby(columns[0])))
-            starts = [0, *bounds[:-1]]
-            task_set_ids = [columns[0][start] for start in starts]
-            keys, names = self._lookups(connection, set(task_set_ids), set(columns[-1]))
-        position = {column.key: 2 + i for i, column in enumerate(varying)}
-        tasks = columns[position["task"]] if "task" in position else None
-        splits = columns[position["split"]] if "split" in position else None
-        metrics = columns[position["metric"]] if "metric" in position else None
-        run_ids, values, families, seeds = columns[1], columns[-4], columns[-3], columns[-2]
-        studies = tuple(map(names.get, columns[-1]))
-        grouped: dict[str, TaskSetRecords] = {}
-        for task_set_id, start, stop in zip(task_set_ids, starts, bounds, strict=True):
-            n = stop - start
-            key = keys[task_set_id]
-            grouped[key] = TaskSetRecords(
-                key,
-                run_ids[start:stop],
-                (target,) * n if tasks is None else tasks[start:stop],
-                (split or "",) * n if splits is None else splits[start:stop],
-                (metric or "",) * n if metrics is None else metrics[start:stop],
-                values[start:stop],
-                families[start:stop],
-                seeds[start:stop],
-                studies[start:stop],
-            )
+        with _gc_paused():
+            with self._reading() as connection:
+                rows = _fetch_tuples(connection, query)
+                # One transposition in C, then slices per task set: no object per record, which
+                # is most of the latency at ~10^4 records.  Rows arrive in task-set order.
+                columns = list(zip(*rows, strict=True)) if rows else [()] * (6 + len(varying))
+                bounds = list(accumulate(len(list(g)) for _, g in groupby(columns[0])))
+                starts = [0, *bounds[:-1]]
+                task_set_ids = [columns[0][start] for start in starts]
+                keys, names = self._lookups(connection, set(task_set_ids), set(columns[-1]))
+            position = {column.key: 2 + i for i, column in enumerate(varying)}
+            tasks = columns[position["task"]] if "task" in position else None
+            splits = columns[position["split"]] if "split" in position else None
+            metrics = columns[position["metric"]] if "metric" in position else None
+            run_ids, values, families, seeds = columns[1], columns[-4], columns[-3], columns[-2]
+            studies = tuple(map(names.get, columns[-1]))
+            grouped: dict[str, TaskSetRecords] = {}
+            for task_set_id, start, stop in zip(task_set_ids, starts, bounds, strict=True):
+                n = stop - start
+                key = keys[task_set_id]
+                grouped[key] = TaskSetRecords(
+                    key,
+                    run_ids[start:stop],
+                    (target,) * n if tasks is None else tasks[start:stop],
+                    (split or "",) * n if splits is None else splits[start:stop],
+                    (metric or "",) * n if metrics is None else metrics[start:stop],
+                    values[start:stop],
+                    families[start:stop],
+                    seeds[start:stop],
+                    studies[start:stop],
+                )
         return grouped
 
     @contextmanager
@@ -579,12 +599,11 @@ class Repository:
     ) -> tuple[dict[int, str], dict[int, str]]:
         """Return (task set id -> key, study id -> name), caching what never changes."""
         missing = [i for i in task_set_ids if i not in self._task_set_keys]
-        for start in range(0, len(missing), 1000):
-            chunk = missing[start : start + 1000]
-            found = connection.execute(
-                select(TaskSetRow.id, TaskSetRow.key).where(TaskSetRow.id.in_(chunk))
-            )
-            self._task_set_keys.update({int(i): key for i, key in found})
+        if missing:
+            query = select(TaskSetRow.id, TaskSetRow.key)
+            if len(missing) <= 100:  # else one pass over the (small) table is cheaper
+                query = query.where(TaskSetRow.id.in_(missing))
+            self._task_set_keys.update({int(i): key for i, key in connection.execute(query)})
         if study_ids - self._study_names.keys():
             found = connection.execute(select(StudyRow.id, StudyRow.name))
             self._study_names.update({int(i): name for i, name in found})
