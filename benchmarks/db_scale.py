@@ -28,7 +28,9 @@ import argparse
 import itertools
 import os
 import random
+import signal
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -373,6 +375,8 @@ def main() -> None:
     add("--baseline-queries", type=int, default=10, help="queries timed without the index")
     add("--trial-writes", type=int, default=300, help="runs written through add_run_result")
     args = parser.parse_args()
+    # A SIGTERM (timeout, kill) unwinds like Ctrl-C, so the PostgreSQL we started is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     unknown = set(backends) - {"sqlite", "postgres"}
     if unknown:

@@ -13,10 +13,12 @@ import importlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from taskgraph.affinity.records import ScoreRecord
 from taskgraph.trial import Cost, LookaheadMatrix, TrialConfig, TrialResult, TrialStatus
+
+if TYPE_CHECKING:
+    from taskgraph.affinity.records import ScoreRecord
 
 __all__ = [
     "AffinityEdgeRecord",
@@ -120,6 +122,10 @@ class TaskSetRecord(NamedTuple):
 
     def score_record(self, task_set: frozenset[str] | str) -> ScoreRecord:
         """Return this record as a ScoreRecord of ``task_set`` (a key ``a+b`` or names)."""
+        # Imported here: taskgraph.affinity's package imports numpy and scipy, which the
+        # records commands do not need (and whose objects slow every GC pass).
+        from taskgraph.affinity.records import ScoreRecord
+
         members = frozenset(task_set.split("+")) if isinstance(task_set, str) else task_set
         return ScoreRecord(
             task=self.task,

@@ -16,13 +16,12 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from itertools import accumulate, groupby
 from types import TracebackType
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Connection, Engine, Select, func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
-from taskgraph.affinity.records import ScoreRecord
 from taskgraph.errors import StorageError
 from taskgraph.storage.engine import create_storage_engine, describe_error
 from taskgraph.storage.migrate import ensure_schema
@@ -49,6 +48,9 @@ from taskgraph.storage.session import SessionFactory, run_write
 from taskgraph.storage.urls import mask_url, parse_storage_url, sqlite_path
 from taskgraph.storage.writes import ensure_study_row, insert_run, utcnow
 from taskgraph.trial import LookaheadMatrix, TrialConfig, TrialResult
+
+if TYPE_CHECKING:
+    from taskgraph.affinity.records import ScoreRecord
 
 __all__ = ["Repository", "open_engine", "open_repository", "records_by_task_set"]
 
@@ -438,6 +440,8 @@ class Repository:
         ``target``: only the records of that task, from every task set that contains it
         (its single-task baselines included): what a gain for ``target`` is computed from.
         """
+        from taskgraph.affinity.records import ScoreRecord  # numpy/scipy only when needed
+
         query = self._records_query(split=split, metric=metric, status=status)
         if target is not None:
             query = query.where(ScoreRow.task == target)
