@@ -114,6 +114,8 @@ def bench(
 
     if seeds < 1:
         raise ConfigError(f"`--seeds` must be >= 1, but got {seeds}")
+    if not 0.0 <= fit_fraction <= 1.0:
+        raise ConfigError(f"`--fit-fraction` must be in [0, 1], but got {fit_fraction}")
     data = read_long_csv(table)
     results: dict[str, Any] = {}
     with Progress(console=stderr_console, transient=True) as progress:

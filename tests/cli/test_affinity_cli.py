@@ -1,0 +1,137 @@
+"""``taskgraph affinity``: JSON shapes, the records database and a long table as sources, bad input."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from taskgraph.affinity.longtable import LongRow, LongTable, write_long_csv
+from taskgraph.cli.app import app
+from taskgraph.runners.tabular import TabularEvaluator
+from taskgraph.storage import open_repository
+from taskgraph.trial import Objective, TrialConfig
+
+runner = CliRunner()
+TASKS = ("a", "b", "c", "d")
+
+
+def toy_table() -> LongTable:
+    """Every subset of four tasks; each task's loss falls by its partners' mean effect."""
+    rng = np.random.default_rng(0)
+    effect = {(t, s): float(rng.normal(0, 0.05)) for t in TASKS for s in TASKS if s != t}
+    rows = []
+    for size in range(1, 5):
+        for combo in itertools.combinations(TASKS, size):
+            for t in combo:
+                others = [s for s in combo if s != t]
+                gain = float(np.mean([effect[(t, s)] for s in others])) if others else 0.0
+                for split, shift in (("val", 0.0), ("test", 0.001)):
+                    rows.append(LongRow(t, frozenset(combo), split, 0.1 * (1 - gain) + shift, False))
+    return LongTable(rows=rows, source="toy")
+
+
+@pytest.fixture
+def table_file(tmp_path: Path) -> Path:
+    path = tmp_path / "toy.csv"
+    write_long_csv(toy_table(), path)
+    return path
+
+
+@pytest.fixture
+def storage_url(tmp_path: Path) -> str:
+    """A SQLite records database filled by the tabular runner (a real study's writes)."""
+    url = f"sqlite:///{tmp_path / 'records.db'}"
+    evaluator = TabularEvaluator(toy_table(), split="val")
+    with open_repository(url) as repo:
+        for number, combo in enumerate(c for size in (1, 2, 3) for c in itertools.combinations(TASKS, size)):
+            config = TrialConfig(target=combo[0], auxiliaries=combo[1:],
+                                 objective=Objective(metric="loss", split="dev", direction="minimize"))  # fmt: skip
+            repo.add_run_result(study="toy", trial_number=number, config=config, result=evaluator.evaluate(config))
+    return url
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_top_json_shape_from_a_table(table_file: Path) -> None:
+    code, out, _ = invoke("affinity", "top", "--table", str(table_file), "--target", "a", "-k", "3", "--json")
+    assert code == 0
+    rows = json.loads(out)
+    assert len(rows) == 3
+    for row in rows:
+        assert set(row) == {"auxiliaries", "predicted_gain", "std", "n_evidence"}
+        assert isinstance(row["auxiliaries"], list) and isinstance(row["n_evidence"], int)
+    assert rows[0]["predicted_gain"] >= rows[-1]["predicted_gain"]
+
+
+def test_fit_saves_edges_and_top_reads_the_database(storage_url: str) -> None:
+    code, out, err = invoke("affinity", "fit", "--storage", storage_url, "--split", "dev", "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["saved"] is True and summary["edges"] == 12 and summary["method"] == "setfn"
+    with open_repository(storage_url) as repo:
+        edges = repo.affinity_edges(method="setfn")
+    assert len(edges) == 12 and all(e.std is not None for e in edges)
+    code, out, _ = invoke("affinity", "top", "--storage", storage_url, "--target", "b", "-k", "2",
+                          "--method", "hoa", "--json")  # fmt: skip
+    assert code == 0 and len(json.loads(out)) == 2
+
+
+def test_groups_json(table_file: Path) -> None:
+    code, out, err = invoke("affinity", "groups", "--table", str(table_file), "--budget", "2", "--json")
+    assert code == 0, err
+    grouping = json.loads(out)
+    assert grouping["cost"] <= 2 and set(grouping["assignment"]) == set(TASKS)
+    assert grouping["exact"] is True and len(grouping["networks"]) <= 2
+
+
+@pytest.mark.parametrize("fmt", ["graphml", "json", "dot", "png"])
+def test_graph_export(table_file: Path, tmp_path: Path, fmt: str) -> None:
+    output = tmp_path / f"graph.{fmt}"
+    code, out, err = invoke("affinity", "graph", "--table", str(table_file), "--format", fmt, "-o", str(output))
+    assert code == 0, err
+    assert output.is_file() and str(output) in out
+    if fmt == "graphml":
+        assert nx.read_graphml(output).number_of_edges() == 12
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["top", "--table", "{missing}", "--target", "a"], "error: table file does not exist:"),
+        (["top", "--table", "{bad}", "--target", "a"], "error: {bad}:3: expected a number in 'value', got 'x'"),
+        (["top", "--table", "{table}", "--target", "zz"], "error: `--target` 'zz' has no records"),
+        (["top", "--table", "{table}", "--target", "a", "--method", "magic"], "error: unknown affinity estimator 'magic'; known:"),
+        (["graph", "--table", "{table}", "--format", "svg", "-o", "{out}"], "error: `--format` must be one of"),
+        (["groups", "--table", "{table}", "--budget", "0"], "error: `budget` must be > 0"),
+    ],
+)
+def test_bad_input_is_one_line(table_file: Path, tmp_path: Path, args: list[str], message: str) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("target,task_set,split,value,higher_is_better\na,a,val,0.5,1\na,a+b,val,x,1\n")
+    paths = {"missing": str(tmp_path / "nope.csv"), "bad": str(bad), "table": str(table_file), "out": str(tmp_path / "g.svg")}
+    code, _, err = invoke("affinity", *(a.format(**paths) for a in args))
+    assert code != 0
+    assert err.strip().count("\n") == 0 and err.startswith(message.format(**paths))
+    assert not (tmp_path / "g.svg").exists()
+
+
+def test_missing_database_is_one_line(tmp_path: Path) -> None:
+    code, _, err = invoke("affinity", "fit", "--storage", f"sqlite:///{tmp_path / 'none.db'}")
+    assert code != 0 and err.startswith("error: ") and err.strip().count("\n") == 0
+
+
+@pytest.mark.parametrize("command", ["fit", "top", "groups", "graph"])
+def test_every_command_and_option_has_help(command: str) -> None:
+    code, out, _ = invoke("affinity", command, "--help")
+    assert code == 0
+    for option in ("--method", "--storage", "--table"):
+        assert option in out
