@@ -161,3 +161,23 @@ def test_alembic_command_line_reaches_the_packaged_scripts(sqlite_url, tmp_path)
     alembic("upgrade", "head")
     assert "0003 (head)" in alembic("current")
     assert "No new upgrade operations detected" in alembic("check")
+
+
+def test_migration_scripts_are_declared_as_package_data():
+    # `pip install .` (not editable) ships only what package-data names: every script must match.
+    from taskgraph.storage.migrate import migrations_dir
+
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+    patterns = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["taskgraph"]
+    package = REPO_ROOT / "taskgraph"
+    declared = {path for pattern in patterns for path in package.glob(pattern) if path.is_file()}
+    scripts = {
+        path
+        for path in migrations_dir().rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    assert {p.name for p in scripts} >= {"env.py", "script.py.mako", "0003_scores_hot_index.py"}
+    assert scripts <= declared
