@@ -21,6 +21,7 @@ from taskgraph.trial import TrialConfig
 
 __all__ = [
     "CallbackHandler",
+    "ProgressCallback",
     "TrainerCallback",
     "TrainerControl",
     "TrainerState",
@@ -147,3 +148,45 @@ class CallbackHandler:
             if result is not None:
                 control = result
         return control
+
+
+class ProgressCallback(TrainerCallback):
+    """A rich progress bar per training phase (transformers' ``ProgressCallback``, with rich)."""
+
+    def __init__(self) -> None:
+        self._progress: Any = None
+        self._task: Any = None
+
+    def on_train_begin(
+        self, args: TrialConfig, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        """Start a bar for the phase that begins (resumed runs start where they stopped)."""
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.close()
+        self._progress = Progress(
+            TextColumn(f"training {args.task_set_key} ({state.phase})"), BarColumn(),
+            TextColumn("{task.completed}/{task.total} steps"), TimeRemainingColumn(),
+        )
+        self._task = self._progress.add_task(state.phase, total=state.max_steps,
+                                             completed=state.global_step)
+        self._progress.start()
+
+    def on_step_end(
+        self, args: TrialConfig, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        """Advance the bar."""
+        if self._progress is not None:
+            self._progress.update(self._task, completed=state.global_step)
+
+    def on_train_end(
+        self, args: TrialConfig, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        """Remove the bar."""
+        self.close()
+
+    def close(self) -> None:
+        """Stop the bar if one is showing."""
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

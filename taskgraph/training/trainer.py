@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import nn
-from transformers import get_linear_schedule_with_warmup
 
 from taskgraph.errors import TaskgraphError
 from taskgraph.models import MultiTaskModel
@@ -35,6 +33,7 @@ from taskgraph.tasks.types import TaskDef
 from taskgraph.training.batching import BatchStream, TaskTensors, to_device
 from taskgraph.training.callbacks import (
     CallbackHandler,
+    ProgressCallback,
     TrainerCallback,
     TrainerControl,
     TrainerState,
@@ -43,8 +42,8 @@ from taskgraph.training.checkpoint import CheckpointStore
 from taskgraph.training.evaluation import EvalSet, evaluate_split
 from taskgraph.training.lookahead import LookaheadAffinity, ReusedGradient
 from taskgraph.training.options import TrainingOptions
+from taskgraph.training.phase import Phase, build_phase
 from taskgraph.training.runtime import stable_seed
-from taskgraph.training.sampling import TaskSampler
 from taskgraph.training.weighting import LossWeighting
 from taskgraph.trial import LookaheadMatrix, TrialConfig, TrialStatus
 
@@ -81,10 +80,6 @@ class TrainingOutcome:
     state: TrainerState
 
 
-def _no_decay(name: str) -> bool:
-    return name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name or "norm." in name
-
-
 class MultiTaskTrainer:
     """Trains one model on several tasks and evaluates it (see the module docstring)."""
 
@@ -107,11 +102,13 @@ class MultiTaskTrainer:
         self.data = dict(data)
         self.options = options
         self.device = device
-        self.handler = CallbackHandler(callbacks=callbacks)
+        self.progress = ProgressCallback() if progress else None
+        self.handler = CallbackHandler(
+            callbacks=[*callbacks, *([self.progress] if self.progress else [])]
+        )
         self.store = (
             CheckpointStore(directory=checkpoint_dir, config=config) if checkpoint_dir else None
         )
-        self.progress = progress
         self.state = TrainerState()
         self.control = TrainerControl()
         self.objective_metric = config.objective.metric or self.data[config.target].task.primary_metric
@@ -140,37 +137,16 @@ class MultiTaskTrainer:
             return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
         return nullcontext()
 
-    def _optimizer(self) -> torch.optim.Optimizer:
-        decay: list[nn.Parameter] = []
-        no_decay: list[nn.Parameter] = []
-        for name, param in self.model.named_parameters():
-            if param.requires_grad:
-                (no_decay if _no_decay(name) else decay).append(param)
-        groups: list[dict[str, Any]] = [
-            {"params": decay, "weight_decay": self.options.weight_decay},
-            {"params": no_decay + list(self.weighting.parameters()), "weight_decay": 0.0},
-        ]
-        # The fused kernel (CPU and CUDA) makes one pass over memory per step: on the tiny test
-        # encoder, whose 30k-word embedding dominates, it is ~10x faster than the default loop.
-        fused = all(p.dtype in (torch.float32, torch.float16, torch.bfloat16)
-                    for group in groups for p in group["params"])
-        return torch.optim.AdamW(groups, lr=self.config.learning_rate, fused=fused)
-
-    def _budget(self, phase: str, tasks: Sequence[str]) -> tuple[int, int]:
-        """Return (total steps, steps per epoch) of a phase."""
-        sizes = [len(self.data[t].train or ()) for t in tasks]
-        per_step = self.options.tasks_per_step(len(tasks), self.weighting)
-        steps_per_epoch = max(math.ceil(sum(sizes) / (self.config.batch_size * per_step)), 1)
-        max_steps, epochs = self.config.max_steps, self.config.epochs
-        if phase == "source":
-            max_steps = self.options.source_max_steps or max_steps
-            epochs = self.options.source_epochs or epochs
-        total = max_steps if max_steps is not None else math.ceil(epochs * steps_per_epoch)
-        return max(int(total), 1), steps_per_epoch
-
     # ----------------------------------------------------------------- training
     def train(self) -> TrainingOutcome:
         """Run every phase, evaluate, and return the outcome (raises on NaN loss)."""
+        try:
+            return self._train()
+        finally:
+            if self.progress is not None:
+                self.progress.close()
+
+    def _train(self) -> TrainingOutcome:
         start = time.perf_counter()
         resume = self.store.load() if self.store and self.store.exists() else None
         phases = self._phases()
@@ -235,26 +211,14 @@ class MultiTaskTrainer:
     ) -> bool:
         """Train one phase; return True when a callback pruned the trial."""
         config, options = self.config, self.options
-        total, steps_per_epoch = self._budget(phase, tasks)
+        parts = build_phase(phase, tasks, train={t: self.data[t].train for t in tasks},
+                            model=self.model, weighting=self.weighting, config=config,
+                            options=options)
+        total, steps_per_epoch = parts.total_steps, parts.steps_per_epoch
         seed = config.seed
-        optimizer = self._optimizer()
-        warmup = int(options.warmup_ratio * total)
-        scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total)
-        sampler = TaskSampler(
-            sizes={t: len(self.data[t].train or ()) for t in tasks},
-            mixing=config.mixing,
-            total_steps=total,
-            seed=stable_seed(seed, "sampler", phase),
-        )
-        streams = {
-            t: BatchStream(tensors=self._train_tensors(t), batch_size=config.batch_size,
-                           seed=stable_seed(seed, "stream", phase, t),
-                           group_by_length=options.group_by_length)
-            for t in tasks
-        }
         if config.lookahead_every and phase == "joint" and len(tasks) > 1 and self.shared:
             probe_streams = {
-                t: BatchStream(tensors=self._train_tensors(t), batch_size=config.batch_size,
+                t: BatchStream(tensors=parts.streams[t].tensors, batch_size=config.batch_size,
                                seed=stable_seed(seed, "lookahead", t))
                 for t in tasks
             }
@@ -264,7 +228,7 @@ class MultiTaskTrainer:
             )
         evaluates = phase != "source"
         if resume is not None:
-            self._restore(resume, optimizer, scheduler, sampler, streams)
+            self._restore(resume, parts)
         else:
             self.state.phase = phase
             self.state.global_step = 0
@@ -274,40 +238,33 @@ class MultiTaskTrainer:
         per_step = options.tasks_per_step(len(tasks), self.weighting)
         self.model.train()
         self._call("on_train_begin")
-        progress = _progress_bar(self.progress, total, self.state.global_step, phase)
-        try:
-            while self.state.global_step < total and not self._stopping():
-                probe = (
-                    self.lookahead is not None
-                    and (self.state.global_step + 1) % int(config.lookahead_every or 1) == 0
-                )
-                self._step(tasks, per_step, sampler, streams, optimizer, scheduler, probe)
-                step = self.state.global_step
-                epoch_before = math.floor(self.state.epoch)
-                self.state.epoch = step / steps_per_epoch
-                if step % options.log_every == 0:
-                    self._log(step, scheduler)
-                self._call("on_step_end", optimizer=optimizer)
-                epoch_ended = math.floor(self.state.epoch) > epoch_before
-                if epoch_ended:
-                    self._call("on_epoch_end")
-                due = (
-                    step % config.eval_every == 0 if config.eval_every else epoch_ended
-                ) or self.control.should_evaluate
-                if evaluates and (due or step == total) and not self.control.should_prune:
-                    self._evaluate_objective()
-                    self.control.should_save = True
-                if self.store is not None and (
-                    self.control.should_save
-                    or (options.checkpoint_every and step % options.checkpoint_every == 0)
-                ):
-                    self._save(index, optimizer, scheduler, sampler, streams, start, phase_scores)
-                self.control.should_evaluate = self.control.should_save = False
-                if progress is not None:
-                    progress[0].update(progress[1], completed=step)
-        finally:
-            if progress is not None:
-                progress[0].stop()
+        while self.state.global_step < total and not self._stopping():
+            probe = (
+                self.lookahead is not None
+                and (self.state.global_step + 1) % int(config.lookahead_every or 1) == 0
+            )
+            self._step(per_step, parts, probe)
+            step = self.state.global_step
+            epoch_before = math.floor(self.state.epoch)
+            self.state.epoch = step / steps_per_epoch
+            if step % options.log_every == 0:
+                self._log(step, parts.scheduler)
+            self._call("on_step_end", optimizer=parts.optimizer)
+            epoch_ended = math.floor(self.state.epoch) > epoch_before
+            if epoch_ended:
+                self._call("on_epoch_end")
+            due = (
+                step % config.eval_every == 0 if config.eval_every else epoch_ended
+            ) or self.control.should_evaluate
+            if evaluates and (due or step == total) and not self.control.should_prune:
+                self._evaluate_objective()
+                self.control.should_save = True
+            if self.store is not None and (
+                self.control.should_save
+                or (options.checkpoint_every and step % options.checkpoint_every == 0)
+            ):
+                self._save(index, parts, start, phase_scores)
+            self.control.should_evaluate = self.control.should_save = False
         self._check_finite()
         return self.control.should_prune
 
@@ -319,22 +276,9 @@ class MultiTaskTrainer:
     def _stopping(self) -> bool:
         return self.control.should_stop or self.control.should_prune
 
-    def _train_tensors(self, task: str) -> TaskTensors:
-        tensors = self.data[task].train
-        if tensors is None or len(tensors) == 0:
-            raise TaskgraphError(f"task {task!r} has no training examples")
-        return tensors
-
-    def _step(
-        self,
-        tasks: list[str],
-        per_step: int,
-        sampler: TaskSampler,
-        streams: Mapping[str, BatchStream],
-        optimizer: torch.optim.Optimizer,
-        scheduler: Any,
-        probe: bool = False,
-    ) -> None:
+    def _step(self, per_step: int, parts: Phase, probe: bool = False) -> None:
+        sampler, streams = parts.sampler, parts.streams
+        optimizer, scheduler = parts.optimizer, parts.scheduler
         drawn = sampler.sample(self.state.global_step, per_step)
         losses: dict[str, torch.Tensor] = {}
         counts: dict[str, int] = {}
@@ -475,23 +419,17 @@ class MultiTaskTrainer:
     def _save(
         self,
         index: int,
-        optimizer: torch.optim.Optimizer,
-        scheduler: Any,
-        sampler: TaskSampler,
-        streams: Mapping[str, BatchStream],
+        parts: Phase,
         start: float,
         phase_scores: dict[str, dict[str, dict[str, float]]],
     ) -> None:
         assert self.store is not None
         payload = {
             "phase_index": index,
+            "phase": parts.state_dict(),
             "model": self.model.state_dict(),
             "weighting": self.weighting.state_dict(),
             "weighting_extra": self.weighting.extra_state(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "sampler": sampler.state_dict(),
-            "streams": {t: s.state_dict() for t, s in streams.items()},
             "state": self.state.to_dict(),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
@@ -505,22 +443,11 @@ class MultiTaskTrainer:
         self.store.save(payload)
         self._call("on_save", checkpoint_dir=str(self.store.directory))
 
-    def _restore(
-        self,
-        payload: dict[str, Any],
-        optimizer: torch.optim.Optimizer,
-        scheduler: Any,
-        sampler: TaskSampler,
-        streams: Mapping[str, BatchStream],
-    ) -> None:
+    def _restore(self, payload: dict[str, Any], parts: Phase) -> None:
         self.model.load_state_dict(payload["model"])
         self.weighting.load_state_dict(payload["weighting"])
         self.weighting.load_extra_state(payload["weighting_extra"])
-        optimizer.load_state_dict(payload["optimizer"])
-        scheduler.load_state_dict(payload["scheduler"])
-        sampler.load_state_dict(payload["sampler"])
-        for task, stream_state in payload["streams"].items():
-            streams[task].load_state_dict(stream_state)
+        parts.load_state_dict(payload["phase"])
         self.state = TrainerState.from_dict(payload["state"])
         torch.set_rng_state(payload["torch_rng"])
         if payload.get("cuda_rng") is not None and torch.cuda.is_available():
@@ -531,16 +458,3 @@ class MultiTaskTrainer:
         self._loss_steps = int(payload["loss_steps"])
         if payload.get("last_metrics") is not None:
             self._last_metrics = payload["last_metrics"]
-
-
-def _progress_bar(enabled: bool, total: int, done: int, phase: str) -> tuple[Any, Any] | None:
-    if not enabled:
-        return None
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    progress = Progress(TextColumn(f"training ({phase})"), BarColumn(),
-                        TextColumn("{task.completed}/{task.total} steps"), TimeRemainingColumn())
-    task_id = progress.add_task(phase, total=total, completed=done)
-    progress.start()
-    return progress, task_id
-

@@ -1,0 +1,136 @@
+"""One training phase's stateful parts: optimizer, schedule, task sampler, batch streams.
+
+A joint run has one phase; sequential transfer has a ``source`` and a ``target`` phase, each
+with a fresh optimizer and schedule.  :class:`Phase` also saves and restores those parts for
+checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import get_linear_schedule_with_warmup
+
+from taskgraph.errors import TaskgraphError
+from taskgraph.training.batching import BatchStream, TaskTensors
+from taskgraph.training.options import TrainingOptions
+from taskgraph.training.runtime import stable_seed
+from taskgraph.training.sampling import TaskSampler
+from taskgraph.training.weighting import LossWeighting
+from taskgraph.trial import TrialConfig
+
+__all__ = ["Phase", "build_optimizer", "build_phase", "phase_budget"]
+
+
+@dataclass
+class Phase:
+    """The parts of one phase that change as it trains."""
+
+    name: str
+    tasks: list[str]
+    total_steps: int
+    steps_per_epoch: int
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    sampler: TaskSampler
+    streams: dict[str, BatchStream]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the optimizer, schedule, sampler and stream states."""
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "streams": {t: s.state_dict() for t, s in self.streams.items()},
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.sampler.load_state_dict(state["sampler"])
+        for task, stream_state in state["streams"].items():
+            self.streams[task].load_state_dict(stream_state)
+
+
+def _no_decay(name: str) -> bool:
+    return name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name or "norm." in name
+
+
+def build_optimizer(
+    model: nn.Module, weighting: LossWeighting, *, learning_rate: float, weight_decay: float
+) -> torch.optim.Optimizer:
+    """Return AdamW with decoupled weight decay except on biases, norms and loss weights."""
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (no_decay if _no_decay(name) else decay).append(param)
+    groups: list[dict[str, Any]] = [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay + list(weighting.parameters()), "weight_decay": 0.0},
+    ]
+    # The fused kernel (CPU and CUDA) makes one pass over memory per step: on the tiny test
+    # encoder, whose 30k-word embedding dominates, it is ~10x faster than the default loop.
+    fused = all(p.dtype in (torch.float32, torch.float16, torch.bfloat16)
+                for group in groups for p in group["params"])
+    return torch.optim.AdamW(groups, lr=learning_rate, fused=fused)
+
+
+def phase_budget(
+    name: str,
+    sizes: Sequence[int],
+    *,
+    config: TrialConfig,
+    options: TrainingOptions,
+    per_step: int,
+) -> tuple[int, int]:
+    """Return (total steps, steps per epoch); an epoch covers every task's examples once."""
+    steps_per_epoch = max(math.ceil(sum(sizes) / (config.batch_size * per_step)), 1)
+    max_steps, epochs = config.max_steps, config.epochs
+    if name == "source":
+        max_steps = options.source_max_steps or max_steps
+        epochs = options.source_epochs or epochs
+    total = max_steps if max_steps is not None else math.ceil(epochs * steps_per_epoch)
+    return max(int(total), 1), steps_per_epoch
+
+
+def build_phase(
+    name: str,
+    tasks: list[str],
+    *,
+    train: Mapping[str, TaskTensors | None],
+    model: nn.Module,
+    weighting: LossWeighting,
+    config: TrialConfig,
+    options: TrainingOptions,
+) -> Phase:
+    """Return a fresh phase: optimizer, linear warmup/decay, sampler and one stream per task."""
+    for task in tasks:
+        tensors = train.get(task)
+        if tensors is None or len(tensors) == 0:
+            raise TaskgraphError(f"task {task!r} has no training examples")
+    sizes = {t: len(train[t] or ()) for t in tasks}
+    per_step = options.tasks_per_step(len(tasks), weighting)
+    total, steps_per_epoch = phase_budget(name, list(sizes.values()), config=config,
+                                          options=options, per_step=per_step)
+    optimizer = build_optimizer(model, weighting, learning_rate=config.learning_rate,
+                                weight_decay=options.weight_decay)
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(options.warmup_ratio * total), total
+    )
+    sampler = TaskSampler(sizes=sizes, mixing=config.mixing, total_steps=total,
+                          seed=stable_seed(config.seed, "sampler", name))
+    streams = {
+        t: BatchStream(tensors=train[t], batch_size=config.batch_size,  # type: ignore[arg-type]
+                       seed=stable_seed(config.seed, "stream", name, t),
+                       group_by_length=options.group_by_length)
+        for t in tasks
+    }
+    return Phase(name=name, tasks=tasks, total_steps=total, steps_per_epoch=steps_per_epoch,
+                 optimizer=optimizer, scheduler=scheduler, sampler=sampler, streams=streams)
