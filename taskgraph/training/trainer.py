@@ -256,8 +256,10 @@ class MultiTaskTrainer:
             due = (
                 step % config.eval_every == 0 if config.eval_every else epoch_ended
             ) or self.control.should_evaluate
-            if evaluates and (due or step == total) and not self.control.should_prune:
-                self._evaluate_objective()
+            if (due or step == total) and not self.control.should_prune:
+                if evaluates:
+                    self._evaluate_objective()
+                # Checkpoint on the evaluation schedule (the source phase has no evaluations).
                 self.control.should_save = True
             if self.store is not None and (
                 self.control.should_save
@@ -382,10 +384,10 @@ class MultiTaskTrainer:
 
     def _evaluate_objective(self) -> None:
         target, split = self.config.target, self.config.objective.split
+        self._check_finite()
         metrics = self._evaluate(target, split)
         if metrics is None:
             raise TaskgraphError(f"target task {target!r} has no {split!r} split to evaluate")
-        self._check_finite()
         value = float(metrics[self.objective_metric]) if self.objective_metric in metrics else None
         if value is None:
             raise TaskgraphError(

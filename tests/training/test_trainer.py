@@ -284,3 +284,20 @@ def test_max_examples_caps_each_tasks_training_data() -> None:
     second = again.data["synth_related"].train
     assert first is not None and second is not None
     assert torch.equal(first.tensors["input_ids"], second.tensors["input_ids"])
+
+
+def test_sequential_run_killed_in_the_source_phase_resumes(tmp_path: Path) -> None:
+    cfg = config(auxiliaries=("synth_related",), transfer_mode="sequential", max_steps=8,
+                 eval_every=4, hyperparameters={"source_max_steps": 12})
+    uninterrupted = run(cfg, checkpoint_dir=tmp_path / "a")
+
+    class Kill(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            if state.phase == "source" and state.global_step == 10:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, checkpoint_dir=tmp_path / "b", callbacks=[Kill()])
+    resumed = run(cfg, checkpoint_dir=tmp_path / "b")
+    assert resumed.scores == uninterrupted.scores
+    assert resumed.intermediate == uninterrupted.intermediate
