@@ -103,7 +103,7 @@ def _search_efficiency(
 def bench(
     table: Annotated[Path, typer.Option("--table", help="Results table in the long CSV format (target,task_set,split,value,higher_is_better).")],
     fit_fraction: Annotated[float, typer.Option("--fit-fraction", help="Fraction of groups larger than pairs the estimators may see (besides all singles and pairs).")] = 0.1,
-    seeds: Annotated[int, typer.Option("--seeds", help="Seeds: fit splits for the Spearman, sampler seeds per target for the search.")] = 5,
+    seeds: Annotated[int, typer.Option("--seeds", help="Seeds: fit splits for the Spearman, sampler seeds per target for the search (medians need about 20).")] = 20,
     method: Annotated[str, typer.Option("--method", help="Estimator measured against HOA.")] = "setfn",
     max_trials: Annotated[int, typer.Option("--max-trials", help="Trials per search before giving up (counted as this many).")] = 300,
     search: Annotated[bool, typer.Option("--search/--no-search", help="Also measure search efficiency (trials to the best set).")] = True,

@@ -128,3 +128,21 @@ def test_registry_and_errors() -> None:
         HigherOrderEstimator().predict("a", {"b"})
     with pytest.raises(ConfigError, match="interactions"):
         SetFunctionEstimator(interactions="all")
+
+
+def test_setfn_takes_lookahead_as_a_learned_prior_feature() -> None:
+    tasks = ["a", "b", "c", "d", "e"]
+    rng = np.random.default_rng(4)
+    z = rng.normal(size=(5, 5))  # values[i][j] = Z(tasks[i] -> tasks[j])
+    truth = {(tasks[j], frozenset({tasks[i]})): 0.05 * z[i, j] for i in range(5) for j in range(5) if i != j}
+    # Target "e" has a single measured pair; the others are fully measured.
+    records = records_from(truth, lambda t, a: t != "e" or a == frozenset({"a"}))
+    matrix = LookaheadMatrix(tasks=tasks, values=z.tolist(), n_probes=3)
+    with_z = SetFunctionEstimator(lookahead=[matrix]).fit(records)
+    without = SetFunctionEstimator().fit(records)
+    sources = ["b", "c", "d"]
+    true = [truth[("e", frozenset({s}))] for s in sources]
+    assert spearmanr(with_z.predict_many("e", [{s} for s in sources])[0], true).statistic == pytest.approx(1.0)
+    error_with = np.abs(with_z.predict_many("e", [{s} for s in sources])[0] - true).mean()
+    error_without = np.abs(without.predict_many("e", [{s} for s in sources])[0] - true).mean()
+    assert error_with < error_without / 2
