@@ -9,6 +9,7 @@ from __future__ import annotations
 from taskgraph.storage.migrate import VERSION_TABLE, SchemaState, head_revision
 from taskgraph.storage.records import (
     AffinityEdgeRecord,
+    RecordColumns,
     RunRecord,
     StoredLookahead,
     StudySummary,
@@ -30,6 +31,7 @@ __all__ = [
     "STORAGE_ENV",
     "VERSION_TABLE",
     "AffinityEdgeRecord",
+    "RecordColumns",
     "Repository",
     "RunRecord",
     "SchemaState",

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AffinityEdgeRecord",
+    "RecordColumns",
     "RunRecord",
     "StoredLookahead",
     "StudySummary",
@@ -141,26 +142,89 @@ class TaskSetRecord(NamedTuple):
         )
 
 
-@dataclass(slots=True)  # not frozen: frozen __init__ costs a microsecond per group here
-class TaskSetRecords:
-    """Every record of one task set, stored by column (one tuple per field, run order).
+@dataclass(frozen=True)
+class RecordColumns:
+    """The hot query's result by column, shared by every :class:`TaskSetRecords` of it.
 
-    Columns are what the hot query hands over without building an object per record (and
-    what numpy wants: ``np.asarray(group.values)``).  Iterating yields :class:`TaskSetRecord`.
+    A column given as a single string (``task``, ``split``, ``metric``) was fixed by the
+    query and is the same for every record.
     """
 
-    task_set: str  # canonical key, e.g. "ner+pos"
     run_ids: tuple[int, ...]
-    tasks: tuple[str, ...]
-    splits: tuple[str, ...]
-    metrics: tuple[str, ...]
+    tasks: tuple[str, ...] | str
+    splits: tuple[str, ...] | str
+    metrics: tuple[str, ...] | str
     values: tuple[float, ...]
     families: tuple[str, ...]
     seeds: tuple[int, ...]
     studies: tuple[str | None, ...]
 
+
+class TaskSetRecords:
+    """Every record of one task set, by column (one tuple per field, in run order).
+
+    A view on rows ``start:stop`` of the query's :class:`RecordColumns`: the hot query builds
+    no object per record and no tuple per group until a column is asked for (at ~10^4 records
+    those allocations, and the garbage-collector passes they trigger, were most of its
+    latency).  ``np.asarray(group.values)`` gets the values; iterating yields
+    :class:`TaskSetRecord` named tuples; ``score_records()`` the affinity code's records.
+    """
+
+    __slots__ = ("_columns", "_start", "_stop", "task_set")
+
+    def __init__(self, task_set: str, columns: RecordColumns, start: int, stop: int) -> None:
+        self.task_set = task_set  # canonical key, e.g. "ner+pos"
+        self._columns = columns
+        self._start = start
+        self._stop = stop
+
+    def _column(self, column: tuple[Any, ...] | str) -> tuple[Any, ...]:
+        if isinstance(column, str):
+            return (column,) * (self._stop - self._start)
+        return column[self._start : self._stop]
+
+    @property
+    def run_ids(self) -> tuple[int, ...]:
+        """Return the run ids."""
+        return self._column(self._columns.run_ids)
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """Return the scored tasks."""
+        return self._column(self._columns.tasks)
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        """Return the splits."""
+        return self._column(self._columns.splits)
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """Return the metrics."""
+        return self._column(self._columns.metrics)
+
+    @property
+    def values(self) -> tuple[float, ...]:
+        """Return the score values."""
+        return self._column(self._columns.values)
+
+    @property
+    def families(self) -> tuple[str, ...]:
+        """Return each record's model family (``TrialConfig.family_key()`` of its task)."""
+        return self._column(self._columns.families)
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """Return the seeds."""
+        return self._column(self._columns.seeds)
+
+    @property
+    def studies(self) -> tuple[str | None, ...]:
+        """Return the study names."""
+        return self._column(self._columns.studies)
+
     def __len__(self) -> int:
-        return len(self.run_ids)
+        return self._stop - self._start
 
     def __iter__(self) -> Iterator[TaskSetRecord]:
         columns = (self.run_ids, self.tasks, self.splits, self.metrics, self.values)
@@ -168,16 +232,18 @@ class TaskSetRecords:
         return map(TaskSetRecord._make, zip(*columns, *rest, strict=True))
 
     def __getitem__(self, index: int) -> TaskSetRecord:
-        return TaskSetRecord(
-            self.run_ids[index],
-            self.tasks[index],
-            self.splits[index],
-            self.metrics[index],
-            self.values[index],
-            self.families[index],
-            self.seeds[index],
-            self.studies[index],
-        )
+        return list(self)[index]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TaskSetRecords):
+            return NotImplemented
+        return self.task_set == other.task_set and list(self) == list(other)
+
+    def __hash__(self) -> int:
+        return hash((self.task_set, len(self)))
+
+    def __repr__(self) -> str:
+        return f"TaskSetRecords({self.task_set!r}, {len(self)} records)"
 
     def score_records(self) -> list[ScoreRecord]:
         """Return the records as the affinity code's ScoreRecords."""

@@ -27,6 +27,7 @@ from taskgraph.storage.engine import create_storage_engine, describe_error
 from taskgraph.storage.migrate import ensure_schema
 from taskgraph.storage.records import (
     AffinityEdgeRecord,
+    RecordColumns,
     RunRecord,
     StoredLookahead,
     StudySummary,
@@ -528,34 +529,29 @@ class Repository:
         with _gc_paused():
             with self._reading() as connection:
                 rows = _fetch_tuples(connection, query)
-                # One transposition in C, then slices per task set: no object per record, which
+                # One transposition in C and a view per task set: no object per record, which
                 # is most of the latency at ~10^4 records.  Rows arrive in task-set order.
                 columns = list(zip(*rows, strict=True)) if rows else [()] * (6 + len(varying))
+                del rows  # freed now by reference counting, never walked by the collector
                 bounds = list(accumulate(len(list(g)) for _, g in groupby(columns[0])))
                 starts = [0, *bounds[:-1]]
                 task_set_ids = [columns[0][start] for start in starts]
                 keys, names = self._lookups(connection, set(task_set_ids), set(columns[-1]))
             position = {column.key: 2 + i for i, column in enumerate(varying)}
-            tasks = columns[position["task"]] if "task" in position else None
-            splits = columns[position["split"]] if "split" in position else None
-            metrics = columns[position["metric"]] if "metric" in position else None
-            run_ids, values, families, seeds = columns[1], columns[-4], columns[-3], columns[-2]
-            studies = tuple(map(names.get, columns[-1]))
-            grouped: dict[str, TaskSetRecords] = {}
-            for task_set_id, start, stop in zip(task_set_ids, starts, bounds, strict=True):
-                n = stop - start
-                key = keys[task_set_id]
-                grouped[key] = TaskSetRecords(
-                    key,
-                    run_ids[start:stop],
-                    (target,) * n if tasks is None else tasks[start:stop],
-                    (split or "",) * n if splits is None else splits[start:stop],
-                    (metric or "",) * n if metrics is None else metrics[start:stop],
-                    values[start:stop],
-                    families[start:stop],
-                    seeds[start:stop],
-                    studies[start:stop],
-                )
+            shared = RecordColumns(
+                run_ids=columns[1],
+                tasks=columns[position["task"]] if "task" in position else target,
+                splits=columns[position["split"]] if "split" in position else split or "",
+                metrics=columns[position["metric"]] if "metric" in position else metric or "",
+                values=columns[-4],
+                families=columns[-3],
+                seeds=columns[-2],
+                studies=tuple(map(names.get, columns[-1])),
+            )
+            grouped = {
+                keys[task_set_id]: TaskSetRecords(keys[task_set_id], shared, start, stop)
+                for task_set_id, start, stop in zip(task_set_ids, starts, bounds, strict=True)
+            }
         return grouped
 
     @contextmanager
