@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import itertools
 import statistics
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import optuna
 import pytest
 
-from taskgraph.affinity.longtable import LongRow, LongTable
+from taskgraph.affinity.longtable import LongRow, LongTable, write_long_csv
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.cli.bench import trials_to_best
 from taskgraph.errors import ConfigError
@@ -114,3 +115,24 @@ def test_study_records_use_the_baseline_trial_and_stored_subsets() -> None:
     assert values == {"t": 0.5, "b+t": 0.6}
     assert all(isinstance(r, ScoreRecord) and r.task == "t" for r in records)
     assert evaluated == {frozenset()}  # only the free part of sets that hold the include tasks
+
+
+def test_a_spec_with_sampler_graph_runs_on_the_tabular_runner(tmp_path: Path) -> None:
+    from taskgraph.search.study import run_study
+    from taskgraph.spec import spec_from_dict
+    from taskgraph.storage import open_repository
+
+    table_path = tmp_path / "synthetic.csv"
+    write_long_csv(additive_table(), table_path)
+    spec = spec_from_dict({
+        "name": "graph-on-table", "target": "t", "candidates": list(SOURCES),
+        "objective": {"metric": "score", "split": "dev", "direction": "maximize"},
+        "runner": {"name": "tabular", "table": str(table_path), "split": "val"},
+        "sampler": {"name": "graph", "seed": 0}, "budget": {"trials": 10},
+    })  # fmt: skip
+    url = f"sqlite:///{tmp_path / 'records.db'}"
+    run_study(spec, storage_url=url)
+    with open_repository(url) as repo:
+        sets = [r.task_set for r in repo.score_records(target="t", split="dev")]
+    assert len(sets) == 10 and len(set(sets)) == 10  # ten different subsets, baseline included
+    assert frozenset({"t"}) in sets
