@@ -135,3 +135,15 @@ def test_every_command_and_option_has_help(command: str) -> None:
     assert code == 0
     for option in ("--method", "--storage", "--table"):
         assert option in out
+
+
+@pytest.mark.slow
+def test_text_embeddings_of_catalog_tasks(data_dir: Path) -> None:
+    from taskgraph.affinity.similarity import embedding_similarity
+    from taskgraph.cli.affinity import task_text_embeddings
+
+    embeddings = task_text_embeddings(["rte", "mrpc", "cola", "not_a_task"], data_dir=str(data_dir), limit=32)
+    assert sorted(embeddings) == ["cola", "mrpc", "rte"]
+    assert all(v.shape == (384,) and np.isfinite(v).all() for v in embeddings.values())
+    kernel = embedding_similarity(["rte", "mrpc", "cola"], embeddings)
+    assert kernel[0, 1] > kernel[0, 2]  # two sentence-pair tasks are closer than either to CoLA
