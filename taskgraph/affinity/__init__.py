@@ -18,8 +18,10 @@ from taskgraph.affinity.estimators import (
     make_estimator,
 )
 from taskgraph.affinity.gains import Gain, GainKind, GainTable, compute_gains, pair_gains
+from taskgraph.affinity.graph import affinity_graph, read_graph, write_graph
 from taskgraph.affinity.grouping import Grouping, predicted_network_scores, select_networks
 from taskgraph.affinity.longtable import LongRow, LongTable, read_long_csv, write_long_csv
+from taskgraph.affinity.recommend import Recommendation, recommend_auxiliaries
 from taskgraph.affinity.records import ScoreRecord
 
 __all__ = [
@@ -35,14 +37,19 @@ __all__ = [
     "LookaheadEstimator",
     "NotFittedError",
     "PairwiseEstimator",
+    "Recommendation",
     "ScoreRecord",
     "SetFunctionEstimator",
     "TextEmbEstimator",
+    "affinity_graph",
     "compute_gains",
     "make_estimator",
     "pair_gains",
     "predicted_network_scores",
+    "read_graph",
     "read_long_csv",
+    "recommend_auxiliaries",
     "select_networks",
+    "write_graph",
     "write_long_csv",
 ]

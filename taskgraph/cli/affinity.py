@@ -36,7 +36,7 @@ app = typer.Typer(help="Fit the task-affinity graph; recommend auxiliary tasks a
 
 StorageOption = Annotated[str | None, typer.Option("--storage", help="Records database URL (default: $TASKGRAPH_STORAGE or the local SQLite file).")]
 TableOption = Annotated[Path | None, typer.Option("--table", help="Read records from a long-format CSV table instead of the database.")]
-SplitOption = Annotated[str | None, typer.Option("--split", help="Split whose scores are used (default: the table's 'val'; all splits in the database).")]
+SplitOption = Annotated[str | None, typer.Option("--split", help="Split whose scores are used (default: 'dev' or 'val' when present).")]
 MetricOption = Annotated[str | None, typer.Option("--metric", help="Metric whose scores are used (default: all).")]
 MethodOption = Annotated[str, typer.Option("--method", help=f"Affinity estimator: {', '.join(ESTIMATORS.names())}.")]
 EmbedOption = Annotated[bool, typer.Option("--text-embeddings/--no-text-embeddings", help="Add MiniLM TextEmb embeddings of catalog tasks (cold start for unseen targets).")]
@@ -55,9 +55,17 @@ def load_records(
 
     repository = open_repository(resolve_storage_url(storage), create=False)
     try:
-        return repository.score_records(split=split, metric=metric)
+        records = repository.score_records(split=split, metric=metric)
     finally:
         repository.close()
+    if split is None:
+        # Gains of one split are evidence; the same runs scored on dev and test are not two.
+        splits = sorted({r.split for r in records})
+        preferred = next((s for s in ("dev", "val") if s in splits), splits[0] if len(splits) == 1 else None)
+        if splits and preferred is None:
+            raise ConfigError(f"the records have splits {splits}; choose one with --split")
+        records = [r for r in records if r.split == preferred]
+    return records
 
 
 def _lookahead(storage: str | None, table: Path | None) -> list[Any]:

@@ -73,7 +73,7 @@ def test_top_json_shape_from_a_table(table_file: Path) -> None:
 
 
 def test_fit_saves_edges_and_top_reads_the_database(storage_url: str) -> None:
-    code, out, err = invoke("affinity", "fit", "--storage", storage_url, "--split", "dev", "--json")
+    code, out, err = invoke("affinity", "fit", "--storage", storage_url, "--json")  # dev by default
     assert code == 0, err
     summary = json.loads(out)
     assert summary["saved"] is True and summary["edges"] == 12 and summary["method"] == "setfn"
