@@ -225,7 +225,7 @@ class TrialResult:
                 return value.value
             return value
 
-        return clean(asdict(self))  # type: ignore[no-any-return]
+        return clean(asdict(self))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrialResult:
