@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import gc
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from itertools import accumulate, groupby
+from itertools import accumulate
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Literal
 
@@ -533,9 +533,10 @@ class Repository:
                 # is most of the latency at ~10^4 records.  Rows arrive in task-set order.
                 columns = list(zip(*rows, strict=True)) if rows else [()] * (6 + len(varying))
                 del rows  # freed now by reference counting, never walked by the collector
-                bounds = list(accumulate(len(list(g)) for _, g in groupby(columns[0])))
+                counts = Counter(columns[0])  # in first-seen order, which is task-set order
+                task_set_ids = list(counts)
+                bounds = list(accumulate(counts.values()))
                 starts = [0, *bounds[:-1]]
-                task_set_ids = [columns[0][start] for start in starts]
                 keys, names = self._lookups(connection, set(task_set_ids), set(columns[-1]))
             position = {column.key: 2 + i for i, column in enumerate(varying)}
             shared = RecordColumns(
