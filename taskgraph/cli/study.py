@@ -435,7 +435,7 @@ def submit(
     ] = None,
 ) -> None:
     """Send a study to a running Ray cluster and return at once; follow it with `study status`."""
-    from taskgraph.runners.submit import submit_study
+    from taskgraph.runners.ray import submit_study
 
     overrides = _parse_sets(sets)
     overrides.update(_overrides(trials=trials, runner="ray", address=None, wall_time=None))
