@@ -18,7 +18,7 @@ from itertools import accumulate
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import Connection, Engine, Select, func, select
+from sqlalchemy import Connection, Engine, Select, bindparam, func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -106,18 +106,23 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _fetch_tuples(connection: Connection, query: Any) -> list[tuple[Any, ...]]:
-    """Return the rows of ``query`` as the driver's plain tuples.
+def _fetch_tuples(
+    connection: Connection, compiled: Any, values: Mapping[str, Any]
+) -> list[tuple[Any, ...]]:
+    """Return the rows of a compiled statement as the driver's plain tuples.
 
     For the hot query only: its columns are integers, floats and strings, which need no
     result processing, and building a SQLAlchemy Row per record costs as much as the query
-    itself at ~10^4 records.  The statement is compiled by SQLAlchemy for this dialect.
+    itself at ~10^4 records.  The statement was compiled by SQLAlchemy for this dialect.
     """
-    compiled = query.compile(dialect=connection.dialect)
-    params = compiled.construct_params()
+    params = compiled.construct_params(
+        {name: value for name, value in values.items() if name in compiled.binds}
+    )
     if compiled.positional:
         params = tuple(params[name] for name in compiled.positiontup or ())
-    cursor = connection.connection.cursor()
+    # psycopg: binary results parse numbers without text conversion (a third less CPU).
+    binary = {"binary": True} if connection.dialect.name == "postgresql" else {}
+    cursor = connection.connection.cursor(**binary)
     try:
         cursor.execute(str(compiled), params)
         return list(cursor.fetchall())
@@ -189,6 +194,7 @@ class Repository:
         # Task set keys and study names never change once written: remember them.
         self._task_set_keys: dict[int, str] = {}
         self._study_names: dict[int, str] = {}
+        self._hot_statements: dict[tuple[bool, bool, bool, bool], tuple[list[Any], Any]] = {}
 
     @property
     def url(self) -> str:
@@ -491,44 +497,12 @@ class Repository:
         Each group is a :class:`TaskSetRecords` (columns; iterating yields named tuples;
         ``group.score_records()`` gives the affinity code's ScoreRecords).
         """
-        # Select only what varies: fewer Python objects per row is most of the latency.
-        varying = [
-            column
-            for column, fixed in (
-                (ScoreRow.task, not include_auxiliaries),
-                (ScoreRow.split, split is not None),
-                (ScoreRow.metric, metric is not None),
-            )
-            if not fixed
-        ]
-        query = (
-            select(
-                ScoreRow.task_set_id,
-                ScoreRow.run_id,
-                *varying,
-                ScoreRow.value,
-                ScoreRow.family,
-                ScoreRow.seed,
-                ScoreRow.study_id,
-            )
-            .where(ScoreRow.value.is_not(None))
-            .order_by(ScoreRow.task_set_id, ScoreRow.run_id, *varying)
-        )
-        if split is not None:
-            query = query.where(ScoreRow.split == split)
-        if metric is not None:
-            query = query.where(ScoreRow.metric == metric)
-        if status is not None:
-            query = query.where(ScoreRow.status == status)
-        if include_auxiliaries:
-            members = select(TaskSetMemberRow.task_set_id).where(TaskSetMemberRow.task == target)
-            runs = select(RunRow.id).where(RunRow.task_set_id.in_(members))
-            query = query.where(ScoreRow.run_id.in_(runs))
-        else:
-            query = query.where(ScoreRow.task == target)
+        shape = (include_auxiliaries, split is None, metric is None, status is None)
+        varying, compiled = self._hot_statement(shape)
+        values = {"tg_target": target, "tg_split": split, "tg_metric": metric, "tg_status": status}
         with _gc_paused():
             with self._reading() as connection:
-                rows = _fetch_tuples(connection, query)
+                rows = _fetch_tuples(connection, compiled, values)
                 # One transposition in C and a view per task set: no object per record, which
                 # is most of the latency at ~10^4 records.  Rows arrive in task-set order.
                 columns = list(zip(*rows, strict=True)) if rows else [()] * (6 + len(varying))
@@ -554,6 +528,56 @@ class Repository:
                 for task_set_id, start, stop in zip(task_set_ids, starts, bounds, strict=True)
             }
         return grouped
+
+    def _hot_statement(self, shape: tuple[bool, bool, bool, bool]) -> tuple[list[Any], Any]:
+        """Return (the varying columns, the compiled statement) of one shape of the hot query.
+
+        Compiled once per shape and kept: building and compiling the select costs a few
+        milliseconds, a tenth of the query.  Only what varies is selected (the task, split
+        and metric when they are not fixed): fewer Python objects per row.
+        """
+        cached = self._hot_statements.get(shape)
+        if cached is not None:
+            return cached
+        include_auxiliaries, any_split, any_metric, any_status = shape
+        varying = [
+            column
+            for column, selected in (
+                (ScoreRow.task, include_auxiliaries),
+                (ScoreRow.split, any_split),
+                (ScoreRow.metric, any_metric),
+            )
+            if selected
+        ]
+        query = (
+            select(
+                ScoreRow.task_set_id,
+                ScoreRow.run_id,
+                *varying,
+                ScoreRow.value,
+                ScoreRow.family,
+                ScoreRow.seed,
+                ScoreRow.study_id,
+            )
+            .where(ScoreRow.value.is_not(None))
+            .order_by(ScoreRow.task_set_id, ScoreRow.run_id, *varying)
+        )
+        if not any_split:
+            query = query.where(ScoreRow.split == bindparam("tg_split"))
+        if not any_metric:
+            query = query.where(ScoreRow.metric == bindparam("tg_metric"))
+        if not any_status:
+            query = query.where(ScoreRow.status == bindparam("tg_status"))
+        if include_auxiliaries:
+            members = select(TaskSetMemberRow.task_set_id).where(
+                TaskSetMemberRow.task == bindparam("tg_target")
+            )
+            runs = select(RunRow.id).where(RunRow.task_set_id.in_(members))
+            query = query.where(ScoreRow.run_id.in_(runs))
+        else:
+            query = query.where(ScoreRow.task == bindparam("tg_target"))
+        cached = self._hot_statements[shape] = (varying, query.compile(dialect=self.engine.dialect))
+        return cached
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:

@@ -9,6 +9,7 @@ waits for the other transaction and then sees its row; on SQLite writers are ser
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import replace
@@ -80,6 +81,11 @@ def ensure_study_row(
     """Return the id of study ``name``, creating it; a different direction is an error."""
     if direction not in ("maximize", "minimize"):
         raise ConfigError(f"`direction` must be 'maximize' or 'minimize', but got {direction!r}")
+    if spec is not None:
+        try:
+            json.dumps(dict(spec), allow_nan=False)
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"study {name!r}: `spec` must be plain JSON data ({error})") from None
     study_id, created = _insert_or_get(
         session,
         StudyRow,

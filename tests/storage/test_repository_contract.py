@@ -175,6 +175,9 @@ def test_study_direction_conflict_and_spec(storage_url):
             repo.ensure_study("s", direction="minimize")
         [study] = repo.studies()
         assert (study.name, study.target, study.n_runs) == ("s", "ner", 0)
+        with pytest.raises(ConfigError, match="`spec` must be plain JSON data"):
+            repo.ensure_study("t", spec={"path": object()})
+        assert [s.name for s in repo.studies()] == ["s"]
 
 
 def test_missing_run_is_a_storage_error_naming_the_id(storage_url):
