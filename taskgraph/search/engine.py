@@ -345,11 +345,14 @@ class StudyEngine:
         callbacks: list[Any] = []
         # Every trial reports its curve (the pruner's evidence, the dashboard's plots); the
         # baseline is never pruned: every other trial's gain is measured against it.
-        from taskgraph.search.pruning import OptunaPruningCallback
+        # (A published table answers at once: it has no curve, and the trainer's callback
+        # module, which imports torch, is not needed.)
+        if self.spec.runner.name != "tabular":
+            from taskgraph.search.pruning import OptunaPruningCallback
 
-        baseline = trial.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE
-        may_prune = self.spec.pruner.name != "none" and not baseline
-        callbacks.append(OptunaPruningCallback(trial=trial, may_prune=may_prune))
+            baseline = trial.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE
+            may_prune = self.spec.pruner.name != "none" and not baseline
+            callbacks.append(OptunaPruningCallback(trial=trial, may_prune=may_prune))
         # A retried trial keeps the number of the trial it replaces as its checkpoint key.
         frozen = self.storage.get_trial(trial._trial_id)
         original = frozen.system_attrs.get("failed_trial", trial.number)

@@ -38,7 +38,12 @@ def open_engine(
     """Return an engine for ``spec`` on ``storage_url`` with the runner's evaluator (not opened)."""
     data_dir = data_dir if data_dir is not None else spec.data_dir
     task_defs: dict[str, Any] | None = None
-    if spec.runner.name != "tabular":
+    sharing_spaces: dict[str, dict[str, Any]] | None = None
+    if spec.runner.name == "tabular":
+        # A published table was measured with one fixed model: only the task set matters, so
+        # the architectures' own parameters (and importing torch to read them) are skipped.
+        sharing_spaces = {name: {} for name in spec.search.sharing}
+    else:
         from taskgraph.spec.checks import inline_task_defs
 
         task_defs = inline_task_defs(spec)
@@ -46,6 +51,7 @@ def open_engine(
         spec=spec,
         storage_url=storage_url,
         evaluator=build_evaluator(spec, data_dir=data_dir),
+        sharing_spaces=sharing_spaces,
         task_defs=task_defs,
         data_dir=data_dir,
         observer=observer,
