@@ -15,7 +15,6 @@ import typer
 __all__ = ["dashboard"]
 
 
-
 def dashboard(
     storage: Annotated[
         str | None,
@@ -54,9 +53,14 @@ def dashboard(
             return  # one line per request would bury the address
 
     try:
-        server = make_server(host, port, optuna_dashboard.wsgi(optuna_storage), handler_class=QuietHandler)
+        server = make_server(
+            host, port, optuna_dashboard.wsgi(optuna_storage), handler_class=QuietHandler
+        )
     except OSError as error:
-        raise ConfigError(f"--port {port}: cannot listen on {host}:{port} ({error.strerror})") from None
+        raise ConfigError(
+            f"--port {port}: cannot listen on {host}:{port} ({error.strerror})"
+        ) from None
+
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # `kill PID` (SIGTERM) stops it as cleanly as Ctrl-C
 

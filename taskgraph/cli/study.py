@@ -45,11 +45,15 @@ RunnerOption = Annotated[
 ]
 AddressOption = Annotated[
     str | None,
-    typer.Option("--address", help="Ray cluster address for the ray runner, e.g. auto or ray://head:10001."),
+    typer.Option(
+        "--address", help="Ray cluster address for the ray runner, e.g. auto or ray://head:10001."
+    ),
 ]
 DataOption = Annotated[
     Path | None,
-    typer.Option("--data", help="Data directory (overrides the spec's data_dir and TASKGRAPH_DATA)."),
+    typer.Option(
+        "--data", help="Data directory (overrides the spec's data_dir and TASKGRAPH_DATA)."
+    ),
 ]
 SetOption = Annotated[
     list[str] | None,
@@ -166,7 +170,8 @@ def validate(
         f"{len(checked.candidate_names)} candidates, {len(summary['parameters'])} searched "
         f"parameters, sampler {checked.sampler.name}, pruner {checked.pruner.name}, "
         f"runner {checked.runner.name}, budget {checked.budget.trials} trials x "
-        f"{len(checked.seeds)} seed(s)"
+        f"{len(checked.seeds)} seed(s)",
+        soft_wrap=True,
     )
 
 
@@ -183,7 +188,8 @@ class _ProgressObserver:
             def on_wait(inner, seconds: float, n_running: int) -> None:
                 stderr_console.print(
                     f"{n_running} trial(s) of an earlier run are still marked running; waiting "
-                    f"{seconds:g} s for their heartbeat to go stale, then they are retried"
+                    f"{seconds:g} s for their heartbeat to go stale, then they are retried",
+                    soft_wrap=True,
                 )
 
             def on_trial_start(inner, number: int, config: Any) -> None:
@@ -228,14 +234,16 @@ def _run(spec: Any, *, url: str, data: Path | None, quiet: bool, as_json: bool) 
     watcher = _ProgressObserver(name=spec.name, quiet=quiet or as_json)
     if not (quiet or as_json):
         stderr_console.print(
-            f"study {spec.name!r}: runner {spec.runner.name}, storage {mask_url(url)}"
+            f"study {spec.name!r}: runner {spec.runner.name}, storage {mask_url(url)}",
+            soft_wrap=True,
         )
     try:
         with watcher.progress:
             summary = run_study(spec, storage_url=url, data_dir=data, observer=watcher.observer)
     except KeyboardInterrupt:
         stderr_console.print(
-            f"interrupted: the study is saved; finish it with `{_resume_command(spec.name, url)}`"
+            f"interrupted: the study is saved; finish it with `{_resume_command(spec.name, url)}`",
+            soft_wrap=True,
         )
         raise typer.Exit(130) from None
     progress = summary.progress
@@ -243,19 +251,27 @@ def _run(spec: Any, *, url: str, data: Path | None, quiet: bool, as_json: bool) 
     if as_json:
         emit_json(result)
     else:
-        best = "-" if progress.best_value is None else f"{progress.best_value:.4f} (trial {progress.best_number})"
+        best = (
+            "-"
+            if progress.best_value is None
+            else f"{progress.best_value:.4f} (trial {progress.best_number})"
+        )
         base = "-" if progress.baseline_value is None else f"{progress.baseline_value:.4f}"
         stdout_console.print(
             f"study {spec.name!r}: {progress.n_done}/{progress.budget} trials "
             f"({progress.n_complete} complete, {progress.n_pruned} pruned, {progress.n_failed} "
-            f"failed); baseline {base}; best {best}. See `taskgraph study show {spec.name}`."
+            f"failed); baseline {base}; best {best}. See `taskgraph study show {spec.name}`.",
+            soft_wrap=True,
         )
     if summary.reason == "max_failures":
-        stderr_console.print(f"stopped: {summary.detail}; see `taskgraph study show {spec.name}`")
+        stderr_console.print(
+            f"stopped: {summary.detail}; see `taskgraph study show {spec.name}`", soft_wrap=True
+        )
         raise typer.Exit(1)
     if summary.reason == "wall_time" and not as_json:
         stderr_console.print(
-            f"wall time reached ({summary.detail}); continue with `{_resume_command(spec.name, url)}`"
+            f"wall time reached ({summary.detail}); continue with `{_resume_command(spec.name, url)}`",
+            soft_wrap=True,
         )
 
 
@@ -270,7 +286,9 @@ def run(
     wall_time: WallOption = None,
     sets: SetOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the final progress as JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the final progress as JSON.")
+    ] = False,
 ) -> None:
     """Run a study in the foreground until its budget is spent (Ctrl-C: resume later)."""
     overrides = _parse_sets(sets)
@@ -289,7 +307,9 @@ def resume(
     data: DataOption = None,
     wall_time: WallOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the final progress as JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the final progress as JSON.")
+    ] = False,
 ) -> None:
     """Finish a stopped or killed study: interrupted trials are failed and retried."""
     from taskgraph.search.progress import BUDGET_ATTR, SPEC_ATTR
@@ -301,7 +321,10 @@ def resume(
     data_dict = dict(study.user_attrs.get(SPEC_ATTR) or {})
     if not data_dict:
         raise StorageError(f"study {name!r} was not created by taskgraph (it has no spec)")
-    data_dict["budget"] = {**data_dict.get("budget", {}), "trials": study.user_attrs.get(BUDGET_ATTR, 1)}
+    data_dict["budget"] = {
+        **data_dict.get("budget", {}),
+        "trials": study.user_attrs.get(BUDGET_ATTR, 1),
+    }
     source = f"study {name!r}"
     spec = spec_from_dict(data_dict, source=source)
     overrides = _overrides(trials=trials, runner=runner, address=address, wall_time=wall_time)
@@ -327,7 +350,9 @@ def _open_study(name: str, url: str) -> Any:
     open_repository(url, create=False).close()
     import optuna
 
-    storage = optuna.storages.RDBStorage(parse_storage_url(url).render_as_string(hide_password=False))
+    storage = optuna.storages.RDBStorage(
+        parse_storage_url(url).render_as_string(hide_password=False)
+    )
     return load_optuna_study(name, storage=storage, where=mask_url(url))
 
 
@@ -345,8 +370,21 @@ def status(
     if as_json:
         emit_json(data)
         return
-    emit_rows([data], columns=["name", "n_done", "budget", "n_complete", "n_pruned", "n_failed",
-                               "n_running", "n_waiting", "best_value", "baseline_value"])
+    emit_rows(
+        [data],
+        columns=[
+            "name",
+            "n_done",
+            "budget",
+            "n_complete",
+            "n_pruned",
+            "n_failed",
+            "n_running",
+            "n_waiting",
+            "best_value",
+            "baseline_value",
+        ],
+    )
 
 
 @app.command("list")
@@ -365,15 +403,21 @@ def list_studies(
 
     url = _storage(storage)
     open_repository(url, create=False).close()
-    optuna_storage = optuna.storages.RDBStorage(parse_storage_url(url).render_as_string(hide_password=False))
+    optuna_storage = optuna.storages.RDBStorage(
+        parse_storage_url(url).render_as_string(hide_password=False)
+    )
     rows = []
     with quiet_optuna():
         for name in study_names(optuna_storage):
             study = optuna.load_study(study_name=name, storage=optuna_storage)
             spec = study.user_attrs.get("taskgraph:spec") or {}
             rows.append({"target": spec.get("target"), **study_progress(study).to_dict()})
-    emit_rows(rows, columns=["name", "target", "n_done", "budget", "n_failed", "best_value",
-                             "baseline_value"], as_json=as_json, as_csv=as_csv)
+    emit_rows(
+        rows,
+        columns=["name", "target", "n_done", "budget", "n_failed", "best_value", "baseline_value"],
+        as_json=as_json,
+        as_csv=as_csv,
+    )
 
 
 @app.command("show")
@@ -395,21 +439,30 @@ def show(
     stdout_console.print(
         f"study {report['name']!r} (target {report['target']}, {report['direction']}): "
         f"{report['n_done']}/{report['budget']} trials, {report['n_complete']} complete, "
-        f"{report['n_pruned']} pruned, {report['n_failed']} failed, {report['n_running']} running"
+        f"{report['n_pruned']} pruned, {report['n_failed']} failed, {report['n_running']} running",
+        soft_wrap=True,
     )
     if base is not None:
-        stdout_console.print(f"baseline (target alone, trial {base['trial']}): {base['score']:.4f}")
+        stdout_console.print(
+            f"baseline (target alone, trial {base['trial']}): {base['score']:.4f}", soft_wrap=True
+        )
     if best is not None:
         aux = "+".join(best["auxiliaries"] or []) or "(none)"
         stdout_console.print(
             f"best (trial {best['trial']}): {best['score']:.4f} with {aux}, sharing "
             f"{best['configuration'].get('sharing')}"
-            + ("" if best["gain"] is None else f", gain {best['gain']:+.4f}")
+            + ("" if best["gain"] is None else f", gain {best['gain']:+.4f}"),
+            soft_wrap=True,
         )
-    emit_rows(report["gains"], columns=["trial", "auxiliaries", "sharing", "value", "gain"],
-              title="trials by score")
+    emit_rows(
+        report["gains"],
+        columns=["trial", "auxiliaries", "sharing", "value", "gain"],
+        title="trials by score",
+    )
     for failure in report["failures"]:
-        stdout_console.print(f"trial {failure['trial']} failed: {failure['reason']}")
+        stdout_console.print(
+            f"trial {failure['trial']} failed: {failure['reason']}", soft_wrap=True
+        )
 
 
 @app.command("submit")
@@ -417,7 +470,9 @@ def submit(
     spec: Annotated[Path, typer.Argument(help="Study spec (YAML).")],
     address: Annotated[
         str,
-        typer.Option("--address", help="Ray dashboard (job server) address, e.g. http://head:8265."),
+        typer.Option(
+            "--address", help="Ray dashboard (job server) address, e.g. http://head:8265."
+        ),
     ],
     storage: StorageOption = None,
     trials: TrialsOption = None,
@@ -444,7 +499,8 @@ def submit(
     if (cluster_storage or url).startswith("sqlite"):
         stderr_console.print(
             "warning: a SQLite database must be on a file system the cluster shares; use "
-            "PostgreSQL (--storage postgresql+psycopg://...) for a real cluster"
+            "PostgreSQL (--storage postgresql+psycopg://...) for a real cluster",
+            soft_wrap=True,
         )
     job_id = submit_study(
         checked,
@@ -455,7 +511,8 @@ def submit(
     )
     stdout_console.print(
         f"submitted study {checked.name!r} as Ray job {job_id}; follow it with "
-        f"`taskgraph study status {checked.name} --storage {_masked(url)}`"
+        f"`taskgraph study status {checked.name} --storage {_masked(url)}`",
+        soft_wrap=True,
     )
 
 

@@ -100,7 +100,9 @@ def local_evaluator(spec: StudySpec, data_dir: str | None) -> Any:
     from taskgraph.runners.local import LocalEvaluator
     from taskgraph.spec.checks import inline_task_defs
 
-    return LocalEvaluator(tasks=inline_task_defs(spec), data_dir=data_dir, device=spec.training.device)
+    return LocalEvaluator(
+        tasks=inline_task_defs(spec), data_dir=data_dir, device=spec.training.device
+    )
 
 
 def _trainable(
@@ -190,7 +192,9 @@ class _Callback(tune.Callback):
 class _TruthfulOptunaSearch(OptunaSearch):
     """OptunaSearch that finishes each trial through the engine with its true state."""
 
-    def __init__(self, *, engine: StudyEngine, book: _Book, heartbeat: Heartbeat, **kwargs: Any) -> None:
+    def __init__(
+        self, *, engine: StudyEngine, book: _Book, heartbeat: Heartbeat, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.engine = engine
         self.book = book
@@ -247,7 +251,9 @@ class _TruthfulOptunaSearch(OptunaSearch):
                 if step not in reported and isinstance(value, float) and math.isfinite(value):
                     ot_trial.report(value, step)
         with quiet_optuna():
-            self.engine.finish(optuna.Trial(self.engine._require_study(), ot_trial._trial_id), outcome)
+            self.engine.finish(
+                optuna.Trial(self.engine._require_study(), ot_trial._trial_id), outcome
+            )
         with self.book.lock:
             self.book.finished.add(trial_id)
         self.engine.observer.on_trial_end(ot_trial.number, outcome, self.engine.progress())
@@ -256,14 +262,20 @@ class _TruthfulOptunaSearch(OptunaSearch):
         ot_trial = self._ot_trials[trial_id]
         with self.book.lock:
             tune_trial = self.book.trials.get(trial_id)
-            reports = [r for r in self.book.results.get(trial_id, []) if not r.get("taskgraph_final")]
+            reports = [
+                r for r in self.book.results.get(trial_id, []) if not r.get("taskgraph_final")
+            ]
             started = self.book.started.get(trial_id, utcnow())
         if result and result.get("taskgraph_outcome"):
             return TrialOutcome.from_list(json.loads(result["taskgraph_outcome"]))
         config = TrialConfig.from_dict(ot_trial.user_attrs[CONFIG_ATTR])
         if error:
             reason = "the Ray trial errored"
-            if tune_trial is not None and tune_trial.error_file and os.path.exists(tune_trial.error_file):
+            if (
+                tune_trial is not None
+                and tune_trial.error_file
+                and os.path.exists(tune_trial.error_file)
+            ):
                 lines = Path(tune_trial.error_file).read_text(errors="replace").strip().splitlines()
                 reason = f"Ray trial error: {lines[-1] if lines else 'unknown'}"
             res = TrialResult.failed(reason)
@@ -274,11 +286,17 @@ class _TruthfulOptunaSearch(OptunaSearch):
                 status=TrialStatus.PRUNED,
                 objective=last.get(METRIC),
                 scores=json.loads(last.get("taskgraph_scores", "{}")),
-                intermediate=[(int(r.get("global_step", i)), float(r[METRIC])) for i, r in enumerate(reports)],
+                intermediate=[
+                    (int(r.get("global_step", i)), float(r[METRIC])) for i, r in enumerate(reports)
+                ],
             )
             res.cost.seconds = float(last.get("time_total_s", 0.0))
         seed_config = config.with_seed(self.engine.spec.seeds[0])
-        return TrialOutcome(runs=(SeedRun(config=seed_config, result=res, started_at=started, finished_at=utcnow()),))
+        return TrialOutcome(
+            runs=(
+                SeedRun(config=seed_config, result=res, started_at=started, finished_at=utcnow()),
+            )
+        )
 
 
 class _DefineByRun:
@@ -375,7 +393,9 @@ class RayTuneRunner:
         if ray.is_initialized():
             return False  # the caller's Ray: use it, and leave it running
         if self.runner.address:
-            ray.init(address=self.runner.address, log_to_driver=False, logging_level=logging.WARNING)
+            ray.init(
+                address=self.runner.address, log_to_driver=False, logging_level=logging.WARNING
+            )
         else:
             ray.init(
                 num_cpus=self.runner.num_cpus or 2,
@@ -398,11 +418,17 @@ class RayTuneRunner:
         if remaining <= 0:
             return RunSummary(progress=progress, reason="budget")
         if progress.n_failed > spec.budget.max_failures:
-            return RunSummary(progress=progress, reason="max_failures", detail=f"{progress.n_failed} trials failed")
+            return RunSummary(
+                progress=progress,
+                reason="max_failures",
+                detail=f"{progress.n_failed} trials failed",
+            )
         book = _Book()
-        experiment_dir = Path(
-            self.runner.experiment_dir or Path.home() / ".taskgraph" / "ray" / spec.name
-        ).expanduser().resolve()
+        experiment_dir = (
+            Path(self.runner.experiment_dir or Path.home() / ".taskgraph" / "ray" / spec.name)
+            .expanduser()
+            .resolve()
+        )
         experiment_dir.mkdir(parents=True, exist_ok=True)
         started = self._init_ray()
         # OptunaSearch warns when its own tell finds the trial already told (by us, truthfully);
@@ -458,7 +484,11 @@ class RayTuneRunner:
                 ray.shutdown()
         progress = engine.progress()
         if progress.n_failed > spec.budget.max_failures:
-            return RunSummary(progress=progress, reason="max_failures", detail=f"{progress.n_failed} trials failed")
+            return RunSummary(
+                progress=progress,
+                reason="max_failures",
+                detail=f"{progress.n_failed} trials failed",
+            )
         if progress.n_done >= progress.budget:
             return RunSummary(progress=progress, reason="budget")
         return RunSummary(progress=progress, reason="wall_time")
@@ -509,7 +539,10 @@ def submit_study(
         f"taskgraph study resume {shlex.quote(spec.name)} --runner ray "
         f"--address {shlex.quote(cluster_address)} --quiet"
     )
-    env: Mapping[str, str] = {"TASKGRAPH_STORAGE": cluster_storage_url or storage_url, **QUIET_RAY_ENV}
+    env: Mapping[str, str] = {
+        "TASKGRAPH_STORAGE": cluster_storage_url or storage_url,
+        **QUIET_RAY_ENV,
+    }
     job_id: str = client.submit_job(
         entrypoint=entrypoint,
         submission_id=f"taskgraph-{spec.name}-{uuid.uuid4().hex[:8]}",

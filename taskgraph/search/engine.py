@@ -141,7 +141,7 @@ class StudyEngine:
     def _open(self, prior_records: Sequence[Any] | None) -> optuna.Study:
         spec = self.spec
         if prior_records is None and spec.sampler.name == "graph":
-            prior_records = self.repository.score_records(split=spec.objective.split)
+            prior_records = self.prior_records()
         try:
             study_id = self.storage.get_study_id_from_name(spec.name)
         except KeyError:
@@ -185,6 +185,36 @@ class StudyEngine:
             )
         return study
 
+    def prior_records(self) -> list[Any]:
+        """Return the records of *other* studies the graph-guided sampler starts from.
+
+        Scores on the objective's split and metric (each task's primary metric when the spec
+        names none); this study's own records are left out, the sampler reads its trials.
+        """
+        from taskgraph.errors import UnknownNameError
+        from taskgraph.tasks import get_task
+
+        spec = self.spec
+        records = self.repository.score_records(
+            split=spec.objective.split, metric=spec.objective.metric
+        )
+        records = [r for r in records if r.study != spec.name]
+        if spec.objective.metric is not None:
+            return records
+        primary: dict[str, str | None] = {}
+        kept = []
+        for record in records:
+            if record.task not in primary:
+                try:
+                    primary[record.task] = get_task(
+                        record.task, extra=self._task_defs
+                    ).primary_metric
+                except UnknownNameError:
+                    primary[record.task] = None  # a benchmark table's task: one metric only
+            if primary[record.task] in (None, record.metric):
+                kept.append(record)
+        return kept
+
     def _retry_stale(self, study: optuna.Study) -> None:
         optuna.storages.fail_stale_trials(study)
         running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
@@ -203,8 +233,14 @@ class StudyEngine:
         stored = self.repository.trial_numbers(self.spec.name)
         written = 0
         for trial in study.get_trials(deepcopy=False):
-            if trial.state.is_finished() and trial.number not in stored and RESULTS_ATTR in trial.user_attrs:
-                self.write_records(trial.number, TrialOutcome.from_list(trial.user_attrs[RESULTS_ATTR]))
+            if (
+                trial.state.is_finished()
+                and trial.number not in stored
+                and RESULTS_ATTR in trial.user_attrs
+            ):
+                self.write_records(
+                    trial.number, TrialOutcome.from_list(trial.user_attrs[RESULTS_ATTR])
+                )
                 written += 1
         return written
 
@@ -299,13 +335,17 @@ class StudyEngine:
         started = time.monotonic()
         wall = self.spec.budget.wall_time
         new = 0
-        with Heartbeat(storage=self.storage, interval=self.spec.recovery.heartbeat_interval) as beat:
+        with Heartbeat(
+            storage=self.storage, interval=self.spec.recovery.heartbeat_interval
+        ) as beat:
             while True:
                 stop = self._should_stop(started, wall)
                 if stop is not None:
                     return stop
                 if max_trials is not None and new >= max_trials:
-                    return RunSummary(progress=self.progress(), reason="budget", detail="max_trials")
+                    return RunSummary(
+                        progress=self.progress(), reason="budget", detail="max_trials"
+                    )
                 trial = study.ask()
                 beat.add(trial._trial_id)
                 try:

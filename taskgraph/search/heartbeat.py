@@ -35,7 +35,6 @@ def quiet_optuna() -> Iterator[None]:
         yield
 
 
-
 def make_optuna_storage(
     url: str, *, heartbeat_interval: int, grace_period: int, max_retry: int
 ) -> optuna.storages.RDBStorage:

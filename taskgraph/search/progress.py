@@ -126,7 +126,9 @@ def progress_of(
     trials: Sequence[FrozenTrial], *, name: str, direction: str, budget: int
 ) -> StudyProgress:
     """Return the progress over ``trials`` (pure: no storage access)."""
-    counts = {state: 0 for state in ("complete", "pruned", "failed", "interrupted", "running", "waiting")}
+    counts = {
+        state: 0 for state in ("complete", "pruned", "failed", "interrupted", "running", "waiting")
+    }
     best: tuple[float, int] | None = None
     baseline: tuple[float | None, int] | None = None
     sign = 1.0 if direction == "maximize" else -1.0

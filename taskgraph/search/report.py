@@ -29,7 +29,9 @@ from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR, SUBSET_ATTR
 __all__ = ["load_optuna_study", "study_names", "study_report", "trial_row"]
 
 
-def load_optuna_study(name: str, *, storage: optuna.storages.BaseStorage, where: str) -> optuna.Study:
+def load_optuna_study(
+    name: str, *, storage: optuna.storages.BaseStorage, where: str
+) -> optuna.Study:
     """Return study ``name`` from ``storage``; a missing one is a StorageError listing the known."""
     with quiet_optuna():
         try:
@@ -131,6 +133,8 @@ def study_report(study: optuna.Study, *, top: int | None = None) -> dict[str, An
             for r in (scored if top is None else scored[:top])
         ],
         "failures": [
-            {"trial": r["trial"], "reason": r["failure_reason"]} for r in rows if r["state"] == "failed"
+            {"trial": r["trial"], "reason": r["failure_reason"]}
+            for r in rows
+            if r["state"] == "failed"
         ],
     }

@@ -38,25 +38,33 @@ SamplerFactory = Callable[..., optuna.samplers.BaseSampler]
 SAMPLERS: Registry[SamplerFactory] = Registry(kind="sampler")
 
 
-def _tpe(spec: StudySpec, *, prior_records: Sequence[Any] | None = None) -> optuna.samplers.BaseSampler:
+def _tpe(
+    spec: StudySpec, *, prior_records: Sequence[Any] | None = None
+) -> optuna.samplers.BaseSampler:
     options: dict[str, Any] = {"multivariate": True, "group": True, "constant_liar": True}
     if spec.sampler.n_startup_trials is not None:
         options["n_startup_trials"] = spec.sampler.n_startup_trials
     return optuna.samplers.TPESampler(seed=spec.sampler.seed, **{**options, **spec.sampler.options})
 
 
-def _gp(spec: StudySpec, *, prior_records: Sequence[Any] | None = None) -> optuna.samplers.BaseSampler:
+def _gp(
+    spec: StudySpec, *, prior_records: Sequence[Any] | None = None
+) -> optuna.samplers.BaseSampler:
     options: dict[str, Any] = {"warn_independent_sampling": False}
     if spec.sampler.n_startup_trials is not None:
         options["n_startup_trials"] = spec.sampler.n_startup_trials
     return optuna.samplers.GPSampler(seed=spec.sampler.seed, **{**options, **spec.sampler.options})
 
 
-def _random(spec: StudySpec, *, prior_records: Sequence[Any] | None = None) -> optuna.samplers.BaseSampler:
+def _random(
+    spec: StudySpec, *, prior_records: Sequence[Any] | None = None
+) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=spec.sampler.seed, **spec.sampler.options)
 
 
-def _graph(spec: StudySpec, *, prior_records: Sequence[Any] | None = None) -> optuna.samplers.BaseSampler:
+def _graph(
+    spec: StudySpec, *, prior_records: Sequence[Any] | None = None
+) -> optuna.samplers.BaseSampler:
     from taskgraph.search.graph_sampler import GraphGuidedSampler
 
     aux = spec.search.auxiliaries

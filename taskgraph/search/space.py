@@ -63,7 +63,9 @@ class SuggestingTrial(Protocol):
 
     def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any: ...
 
-    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int: ...
+    def suggest_int(
+        self, name: str, low: int, high: int, *, step: int = 1, log: bool = False
+    ) -> int: ...
 
     def suggest_float(
         self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
@@ -230,7 +232,9 @@ class SearchSpace:
         self, trial: SuggestingTrial, auxiliaries: tuple[str, ...], tasks: tuple[str, ...]
     ) -> MixingConfig:
         mixing = self.spec.search.mixing
-        scheme = str(_pick(trial, "mixing/scheme", mixing.scheme)) if auxiliaries else "proportional"
+        scheme = (
+            str(_pick(trial, "mixing/scheme", mixing.scheme)) if auxiliaries else "proportional"
+        )
         temperature = 1.0
         if scheme in _TEMPERATURE_SCHEMES:
             temperature = float(_number(_pick(trial, "mixing/temperature", mixing.temperature)))
@@ -252,7 +256,12 @@ class SearchSpace:
                 cap = _pick(trial, f"max_examples/{task}", cap_domain)
                 if cap is not None:
                     caps[task] = int(_number(cap))
-        return MixingConfig(scheme=scheme, temperature=temperature, weights=weights, max_examples=caps)  # type: ignore[arg-type]
+        return MixingConfig(
+            scheme=scheme,  # type: ignore[arg-type]  # names checked against SAMPLING_SCHEMES
+            temperature=temperature,
+            weights=weights,
+            max_examples=caps,
+        )
 
     # -- enqueued trials ---------------------------------------------------------------------
 

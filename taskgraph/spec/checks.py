@@ -58,7 +58,9 @@ def _inline_path(spec: StudySpec, name: str, index: int) -> str:
 
 def check_spec(spec: StudySpec, *, source: str = "spec") -> None:
     """Raise :class:`SpecError` for the first name in ``spec`` that nothing knows."""
-    _check_registry(source, "sampler.name", [spec.sampler.name], "taskgraph.search.samplers", "SAMPLERS")
+    _check_registry(
+        source, "sampler.name", [spec.sampler.name], "taskgraph.search.samplers", "SAMPLERS"
+    )
     if spec.runner.name == "tabular":
         # A benchmark table names its own tasks and was measured with one fixed model: only
         # the task set matters, so model settings are not checked (nor torch imported).
@@ -67,10 +69,18 @@ def check_spec(spec: StudySpec, *, source: str = "spec") -> None:
     _check_encoder(spec, source)
     _check_hyperparameters(spec, source)
     _check_registry(
-        source, "search.loss_weighting", spec.search.loss_weighting.values(), "taskgraph.training", "LOSS_WEIGHTINGS"
+        source,
+        "search.loss_weighting",
+        spec.search.loss_weighting.values(),
+        "taskgraph.training",
+        "LOSS_WEIGHTINGS",
     )
     _check_registry(
-        source, "search.mixing.scheme", spec.search.mixing.scheme.values(), "taskgraph.training", "SAMPLING_SCHEMES"
+        source,
+        "search.mixing.scheme",
+        spec.search.mixing.scheme.values(),
+        "taskgraph.training",
+        "SAMPLING_SCHEMES",
     )
     for name in spec.search.pretraining.values():
         if name is not None:
@@ -125,7 +135,9 @@ def _check_encoder(spec: StudySpec, source: str) -> None:
 def _check_hyperparameters(spec: StudySpec, source: str) -> None:
     from taskgraph.training import TrainingOptions
 
-    known = {f.name for f in fields(TrainingOptions)} - {"tasks_per_step_override"} | {"tasks_per_step"}
+    known = {f.name for f in fields(TrainingOptions)} - {"tasks_per_step_override"} | {
+        "tasks_per_step"
+    }
     for where, keys in (
         ("search.hyperparameters", spec.search.hyperparameters),
         ("training.hyperparameters", spec.training.hyperparameters),
@@ -148,4 +160,3 @@ def _check_registry(source: str, where: str, names: Iterable[Any], module: str, 
                 f"{source}: {where}: unknown {registry.kind} {name!r}; allowed: "
                 f"{', '.join(registry.names())}"
             )
-

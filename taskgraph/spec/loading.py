@@ -38,7 +38,9 @@ def expand_env(value: Any, *, where: str = "spec") -> Any:
                 return os.environ[name]
             if default is not None:
                 return default
-            raise SpecError(f"{where}: environment variable {name} is not set (write ${{{name}:-default}} for a default)")
+            raise SpecError(
+                f"{where}: environment variable {name} is not set (write ${{{name}:-default}} for a default)"
+            )
 
         return _ENV.sub(replace, value)
     if isinstance(value, Mapping):
@@ -48,7 +50,9 @@ def expand_env(value: Any, *, where: str = "spec") -> Any:
     return value
 
 
-def load_spec(path: str | os.PathLike[str], *, overrides: Mapping[str, Any] | None = None) -> StudySpec:
+def load_spec(
+    path: str | os.PathLike[str], *, overrides: Mapping[str, Any] | None = None
+) -> StudySpec:
     """Return the validated :class:`StudySpec` in the YAML file at ``path``.
 
     ``overrides`` maps dotted field paths to values applied before validation, for command
@@ -66,7 +70,9 @@ def load_spec(path: str | os.PathLike[str], *, overrides: Mapping[str, Any] | No
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise SpecError(f"{file}{line}: not valid YAML: {problem}") from None
     if not isinstance(raw, Mapping):
-        raise SpecError(f"{file}: expected a mapping of spec fields at the top level, got {type(raw).__name__}")
+        raise SpecError(
+            f"{file}: expected a mapping of spec fields at the top level, got {type(raw).__name__}"
+        )
     data = expand_env(dict(raw), where=str(file))
     for dotted, value in (overrides or {}).items():
         _set_path(data, dotted.split("."), value)
@@ -74,7 +80,9 @@ def load_spec(path: str | os.PathLike[str], *, overrides: Mapping[str, Any] | No
     return spec_from_dict(data, source=str(file), text=text)
 
 
-def spec_from_dict(data: Mapping[str, Any], *, source: str = "spec", text: str | None = None) -> StudySpec:
+def spec_from_dict(
+    data: Mapping[str, Any], *, source: str = "spec", text: str | None = None
+) -> StudySpec:
     """Return ``data`` validated as a :class:`StudySpec`; errors name ``source`` and the field."""
     try:
         return StudySpec.model_validate(dict(data))
@@ -234,7 +242,9 @@ def _line_of(text: str, path: list[Any]) -> int | None:
                     break
             else:
                 break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(item, int) and item < len(node.value):
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(item, int) and item < len(node.value)
+        ):
             node = node.value[item]
             line = node.start_mark.line + 1
         else:

@@ -82,10 +82,21 @@ def study_trials(base: str, name: str) -> tuple[dict[str, Any], list[dict[str, A
 def fake_db(tmp_path: Path) -> str:
     fakes = load_fakes()
     url = f"sqlite:///{tmp_path / 'fake.db'}"
-    spec = spec_from_dict({"name": "fake", "target": "tgt", "candidates": ["good", "bad"],
-                           "budget": {"trials": 3}, "sampler": {"name": "random", "seed": 0}})
-    engine = StudyEngine(spec=spec, storage_url=url, evaluator=fakes.FakeEvaluator(),
-                         sharing_spaces=fakes.SHARING_SPACES)
+    spec = spec_from_dict(
+        {
+            "name": "fake",
+            "target": "tgt",
+            "candidates": ["good", "bad"],
+            "budget": {"trials": 3},
+            "sampler": {"name": "random", "seed": 0},
+        }
+    )
+    engine = StudyEngine(
+        spec=spec,
+        storage_url=url,
+        evaluator=fakes.FakeEvaluator(),
+        sharing_spaces=fakes.SHARING_SPACES,
+    )
     engine.run()
     engine.close()
     return url

@@ -77,7 +77,12 @@ def test_every_study_command_has_help() -> None:
 
 def test_validate_every_shipped_spec() -> None:
     specs = sorted((REPO / "searchspaces").glob("*.yaml"))
-    assert {p.name for p in specs} >= {"demo.yaml", "tr_ner_aux.yaml", "bioner_aux.yaml", "cs_ner_dep.yaml"}
+    assert {p.name for p in specs} >= {
+        "demo.yaml",
+        "tr_ner_aux.yaml",
+        "bioner_aux.yaml",
+        "cs_ner_dep.yaml",
+    }
     for path in specs:
         code, out, err = invoke("study", "validate", str(path), "--json")
         assert code == 0, (path, err)
@@ -88,10 +93,18 @@ def test_validate_every_shipped_spec() -> None:
 def test_tr_ner_aux_searches_every_sharing_architecture() -> None:
     from taskgraph.models.sharing import SHARING_ARCHITECTURES
 
-    code, out, _ = invoke("study", "validate", str(REPO / "searchspaces" / "tr_ner_aux.yaml"), "--json")
+    code, out, _ = invoke(
+        "study", "validate", str(REPO / "searchspaces" / "tr_ner_aux.yaml"), "--json"
+    )
     assert code == 0
     data = json.loads(out)
-    assert set(data["sharing"]) >= {"hard", "hierarchical", "soft", "cross_stitch", "label_embedding"}
+    assert set(data["sharing"]) >= {
+        "hard",
+        "hierarchical",
+        "soft",
+        "cross_stitch",
+        "label_embedding",
+    }
     assert set(data["sharing"]) <= set(SHARING_ARCHITECTURES.names())
 
 
@@ -101,7 +114,9 @@ def test_validate_reports_one_line_with_file_and_field(tmp_path: Path) -> None:
     code, _, err = invoke("study", "validate", str(bad))
     assert code == 2
     assert err.strip().count("\n") == 0
-    assert err.startswith(f"error: {bad}: sampler.name: unknown sampler 'cmaes'; allowed: gp, graph, random, tpe")
+    assert err.startswith(
+        f"error: {bad}: sampler.name: unknown sampler 'cmaes'; allowed: gp, graph, random, tpe"
+    )
     bad.write_text("name: x\ntarget: synth_target\ncandidates: [synth_nope]\n")
     code, _, err = invoke("study", "validate", str(bad))
     assert code == 2 and "candidates[0]: unknown" in err and "synth_nope" in err
@@ -109,7 +124,9 @@ def test_validate_reports_one_line_with_file_and_field(tmp_path: Path) -> None:
 
 def test_run_refuses_a_bad_spec_and_writes_nothing(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: x\ntarget: synth_target\ncandidates: [synth_related]\nbudget: {trials: 0}\n")
+    bad.write_text(
+        "name: x\ntarget: synth_target\ncandidates: [synth_related]\nbudget: {trials: 0}\n"
+    )
     db = tmp_path / "t.db"
     code, _, err = invoke("study", "run", str(bad), "--storage", f"sqlite:///{db}")
     assert code == 2 and "budget.trials" in err
@@ -152,11 +169,15 @@ def test_unknown_study_and_missing_database(fake_study: str, tmp_path: Path) -> 
     assert not (tmp_path / "none.db").exists()
 
 
-def test_storage_precedence_option_over_env(fake_study: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_storage_precedence_option_over_env(
+    fake_study: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("TASKGRAPH_STORAGE", fake_study)
     code, out, _ = invoke("study", "status", "fake", "--json")
     assert code == 0 and json.loads(out)["name"] == "fake"
-    code, _, err = invoke("study", "status", "fake", "--storage", f"sqlite:///{tmp_path / 'other.db'}")
+    code, _, err = invoke(
+        "study", "status", "fake", "--storage", f"sqlite:///{tmp_path / 'other.db'}"
+    )
     assert code == 1 and "other.db" in err
 
 
@@ -167,7 +188,9 @@ def test_resume_checks_the_stored_spec(fake_study: str) -> None:
     assert code == 2 and "unknown task" in err
 
 
-def test_submit_creates_the_study_and_sends_the_driver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_submit_creates_the_study_and_sends_the_driver(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from taskgraph.runners import ray as ray_runner
 
     sent: dict[str, Any] = {}
@@ -178,11 +201,23 @@ def test_submit_creates_the_study_and_sends_the_driver(tmp_path: Path, monkeypat
             return "job-1"
 
     url = f"sqlite:///{tmp_path / 's.db'}"
-    spec = spec_from_dict({"name": "sub", "target": "synth_target", "candidates": ["synth_related"],
-                           "encoder": "tiny-bert", "runner": {"name": "ray", "address": "auto"}})
+    spec = spec_from_dict(
+        {
+            "name": "sub",
+            "target": "synth_target",
+            "candidates": ["synth_related"],
+            "encoder": "tiny-bert",
+            "runner": {"name": "ray", "address": "auto"},
+        }
+    )
     inside = "postgresql+psycopg://u:secret@postgres:5432/tg"
-    job = ray_runner.submit_study(spec, storage_url=url, address="http://head:8265",
-                                  cluster_storage_url=inside, client=Client())
+    job = ray_runner.submit_study(
+        spec,
+        storage_url=url,
+        address="http://head:8265",
+        cluster_storage_url=inside,
+        client=Client(),
+    )
     assert job == "job-1"
     assert sent["entrypoint"] == "taskgraph study resume sub --runner ray --address auto --quiet"
     assert "secret" not in sent["entrypoint"]  # the password travels in the job's environment

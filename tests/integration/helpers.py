@@ -22,7 +22,9 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def taskgraph(*args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
+def taskgraph(
+    *args: str, timeout: float = 600, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """Run ``taskgraph ARGS`` in the repository root and return the finished process."""
     done = subprocess.run(
         [str(TASKGRAPH), *args],

@@ -17,8 +17,9 @@ TRIALS = 4  # the shipped budget is 8; a smaller one keeps the suite fast
 @pytest.fixture(scope="module")
 def demo_db(tmp_path_factory: pytest.TempPathFactory, cli: ModuleType) -> str:
     storage = f"sqlite:///{tmp_path_factory.mktemp('demo') / 'taskgraph.db'}"
-    done = cli.taskgraph("study", "run", "searchspaces/demo.yaml", "--storage", storage,
-                         "--trials", str(TRIALS))
+    done = cli.taskgraph(
+        "study", "run", "searchspaces/demo.yaml", "--storage", storage, "--trials", str(TRIALS)
+    )
     assert f"{TRIALS}/{TRIALS} trials" in done.stdout
     return storage
 
@@ -58,7 +59,16 @@ def test_dashboard_finds_the_demo_study_and_its_trials(demo_db: str, cli: Module
 
 
 def test_run_again_is_a_no_op_on_a_finished_study(demo_db: str, cli: ModuleType) -> None:
-    done = cli.taskgraph("study", "run", "searchspaces/demo.yaml", "--storage", demo_db,
-                         "--trials", str(TRIALS), "--json", "--quiet")
+    done = cli.taskgraph(
+        "study",
+        "run",
+        "searchspaces/demo.yaml",
+        "--storage",
+        demo_db,
+        "--trials",
+        str(TRIALS),
+        "--json",
+        "--quiet",
+    )
     assert f'"n_done": {TRIALS}' in done.stdout and '"stopped_because": "budget"' in done.stdout
     assert len(cli.show("demo", demo_db)["gains"]) <= TRIALS

@@ -65,8 +65,9 @@ def test_taskgraph_commands_exist(compose: dict[str, Any]) -> None:
 
 
 def test_ray_commands_use_real_options(compose: dict[str, Any]) -> None:
-    help_text = subprocess.run([str(RAY), "start", "--help"], capture_output=True, text=True,
-                               check=True, timeout=120).stdout
+    help_text = subprocess.run(
+        [str(RAY), "start", "--help"], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
     for name in ("ray-head", "ray-worker"):
         argv = command_of(compose["services"][name])
         assert argv[:2] == ["ray", "start"], name

@@ -48,7 +48,9 @@ def states(db: Path) -> Counter[str]:
     return Counter(state for (state,) in rows)
 
 
-def test_kill_9_then_resume_finishes_the_budget_exactly(tmp_path: Path, cli: ModuleType) -> None:
+def start_and_stop(tmp_path: Path, cli: ModuleType, sig: signal.Signals) -> tuple[str, str, int]:
+    """Start `taskgraph study run`, send ``sig`` while its third trial trains; return
+    (storage URL, stderr, exit code)."""
     spec = tmp_path / "killed.yaml"
     spec.write_text(SPEC)
     db = tmp_path / "study.db"
@@ -59,10 +61,12 @@ def test_kill_9_then_resume_finishes_the_budget_exactly(tmp_path: Path, cli: Mod
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        # As from a terminal: a background parent may have SIGINT ignored, which children inherit.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 300
-        # Kill while a trial is training, after at least two have finished.
+        # Stop it while a trial is training, after at least two have finished.
         while time.monotonic() < deadline:
             counts = states(db)
             if counts["COMPLETE"] + counts["PRUNED"] >= 2 and counts["RUNNING"] == 1:
@@ -71,25 +75,49 @@ def test_kill_9_then_resume_finishes_the_budget_exactly(tmp_path: Path, cli: Mod
             time.sleep(0.2)
         else:
             pytest.fail(f"the study never reached a running third trial: {states(db)}")
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
+        os.kill(process.pid, sig)
+        _, stderr = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             os.kill(process.pid, signal.SIGKILL)
             process.wait()
-    assert process.returncode == -signal.SIGKILL
-    killed_at = states(db)
+    return storage, stderr, process.returncode
+
+
+def test_kill_9_then_resume_finishes_the_budget_exactly(tmp_path: Path, cli: ModuleType) -> None:
+    storage, _, code = start_and_stop(tmp_path, cli, signal.SIGKILL)
+    assert code == -signal.SIGKILL
+    killed_at = states(tmp_path / "study.db")
     assert killed_at["RUNNING"] == 1 and sum(killed_at.values()) < BUDGET + 1
 
     done = cli.taskgraph("study", "resume", "killed", "--storage", storage, "--json", "--quiet")
     assert '"stopped_because": "budget"' in done.stdout
+    assert_budget_exactly(storage)
 
+
+def test_ctrl_c_prints_the_resume_command_and_resume_finishes(
+    tmp_path: Path, cli: ModuleType
+) -> None:
+    storage, stderr, code = start_and_stop(tmp_path, cli, signal.SIGINT)
+    assert code == 130
+    assert f"`taskgraph study resume killed --storage {storage}`" in stderr
+    stopped_at = states(tmp_path / "study.db")
+    # Ctrl-C fails the running trial at once and queues its retry: nothing waits to go stale.
+    assert stopped_at["RUNNING"] == 0 and stopped_at["FAIL"] == 1 and stopped_at["WAITING"] == 1
+    done = cli.taskgraph("study", "resume", "killed", "--storage", storage, "--json", "--quiet")
+    assert '"stopped_because": "budget"' in done.stdout
+    assert_budget_exactly(storage)
+
+
+def assert_budget_exactly(storage: str) -> None:
     study = optuna.load_study(study_name="killed", storage=storage)
     counted = [t for t in study.trials if trial_state(t) in ("complete", "pruned", "failed")]
     interrupted = [t for t in study.trials if trial_state(t) == "interrupted"]
     assert len(counted) == BUDGET
     assert len(interrupted) == 1
-    retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == interrupted[0].number]
+    retries = [
+        t for t in study.trials if t.system_attrs.get("failed_trial") == interrupted[0].number
+    ]
     assert len(retries) == 1 and retries[0].params == interrupted[0].params
     assert not [t for t in study.trials if t.state.name in ("RUNNING", "WAITING")]
 

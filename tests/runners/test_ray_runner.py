@@ -68,14 +68,23 @@ def test_fake_study_through_ray_keeps_true_states(tmp_path: Path, local_ray: Non
 
     fakes = load_fakes()
     url = f"sqlite:///{tmp_path / 'ray.db'}"
-    spec = spec_from_dict({
-        "name": "rayfake", "target": "tgt", "candidates": ["good", "bad", "meh", "boom"],
-        "search": {"sharing": ["hard", "soft"]}, "budget": {"trials": 8, "max_failures": 8},
-        "sampler": {"name": "random", "seed": 4},
-        "pruner": {"name": "asha", "min_resource": 1, "reduction_factor": 2},
-        "runner": {"name": "ray", "num_cpus": 2, "max_concurrent_trials": 2,
-                   "experiment_dir": str(tmp_path / "tune")},
-    })
+    spec = spec_from_dict(
+        {
+            "name": "rayfake",
+            "target": "tgt",
+            "candidates": ["good", "bad", "meh", "boom"],
+            "search": {"sharing": ["hard", "soft"]},
+            "budget": {"trials": 8, "max_failures": 8},
+            "sampler": {"name": "random", "seed": 4},
+            "pruner": {"name": "asha", "min_resource": 1, "reduction_factor": 2},
+            "runner": {
+                "name": "ray",
+                "num_cpus": 2,
+                "max_concurrent_trials": 2,
+                "experiment_dir": str(tmp_path / "tune"),
+            },
+        }
+    )
     engine = StudyEngine(spec=spec, storage_url=url, sharing_spaces=fakes.SHARING_SPACES)
     engine.open()
     try:
@@ -99,7 +108,9 @@ def test_fake_study_through_ray_keeps_true_states(tmp_path: Path, local_ray: Non
         assert run.status == trial_state(trial)
         if run.status == "failed":
             assert "boom" in run.task_set
-            assert trial.user_attrs[FAILURE_ATTR] == run.failure_reason == "fake failure: loss is NaN"
+            assert (
+                trial.user_attrs[FAILURE_ATTR] == run.failure_reason == "fake failure: loss is NaN"
+            )
         if run.status == "complete":
             assert run.objective == pytest.approx(trial.value)
             assert run.objective == pytest.approx(fakes.known_objective(run.trial_config()))
@@ -111,21 +122,31 @@ def slow_factory(spec: Any, data_dir: Any) -> Any:
     return load_fakes().FakeEvaluator(n_evals=3, seconds_per_eval=1.0)
 
 
-def test_wall_time_interrupts_and_resume_finishes_the_budget(tmp_path: Path, local_ray: None) -> None:
+def test_wall_time_interrupts_and_resume_finishes_the_budget(
+    tmp_path: Path, local_ray: None
+) -> None:
     from taskgraph.runners.ray import RayTuneRunner
 
     fakes = load_fakes()
     url = f"sqlite:///{tmp_path / 'ray.db'}"
     data: dict[str, Any] = {
-        "name": "raywall", "target": "tgt", "candidates": ["good", "bad", "meh"],
-        "budget": {"trials": 6, "wall_time": 5}, "sampler": {"name": "random", "seed": 1},
-        "runner": {"name": "ray", "num_cpus": 2, "max_concurrent_trials": 2,
-                   "experiment_dir": str(tmp_path / "tune")},
+        "name": "raywall",
+        "target": "tgt",
+        "candidates": ["good", "bad", "meh"],
+        "budget": {"trials": 6, "wall_time": 5},
+        "sampler": {"name": "random", "seed": 1},
+        "runner": {
+            "name": "ray",
+            "num_cpus": 2,
+            "max_concurrent_trials": 2,
+            "experiment_dir": str(tmp_path / "tune"),
+        },
     }
 
     def run(spec_data: dict[str, Any]) -> Any:
-        engine = StudyEngine(spec=spec_from_dict(spec_data), storage_url=url,
-                             sharing_spaces=fakes.SHARING_SPACES)
+        engine = StudyEngine(
+            spec=spec_from_dict(spec_data), storage_url=url, sharing_spaces=fakes.SHARING_SPACES
+        )
         engine.open()
         try:
             return RayTuneRunner(engine=engine, evaluator_factory=slow_factory).run()
@@ -154,12 +175,34 @@ def test_wall_time_interrupts_and_resume_finishes_the_budget(tmp_path: Path, loc
 @pytest.mark.slow
 def test_demo_study_through_the_ray_runner_on_2_cpus(tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'demo.db'}"
-    runner = json.dumps({"name": "ray", "num_cpus": 2, "max_concurrent_trials": 2,
-                         "experiment_dir": str(tmp_path / "tune")})
+    runner = json.dumps(
+        {
+            "name": "ray",
+            "num_cpus": 2,
+            "max_concurrent_trials": 2,
+            "experiment_dir": str(tmp_path / "tune"),
+        }
+    )
     done = subprocess.run(
-        [str(TASKGRAPH), "study", "run", "searchspaces/demo.yaml", "--storage", storage,
-         "--trials", "3", "--set", f"runner={runner}", "--json", "--quiet"],
-        cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
+        [
+            str(TASKGRAPH),
+            "study",
+            "run",
+            "searchspaces/demo.yaml",
+            "--storage",
+            storage,
+            "--trials",
+            "3",
+            "--set",
+            f"runner={runner}",
+            "--json",
+            "--quiet",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     assert done.returncode == 0, done.stderr

@@ -31,8 +31,12 @@ def free_port() -> int:
 def cli_env() -> dict[str, str]:
     # The job's driver runs `taskgraph` from the head's PATH, as on a cluster image.
     env = {k: v for k, v in os.environ.items() if k != "TASKGRAPH_STORAGE"}
-    env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", HF_HUB_OFFLINE="1",
-               RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled")
+    env.update(
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        HF_HUB_OFFLINE="1",
+        RAY_USAGE_STATS_ENABLED="0",
+        RAY_AUTH_MODE="disabled",
+    )
     return env
 
 
@@ -49,11 +53,22 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
     log = tmp_path_factory.mktemp("ray") / "head.log"
     with log.open("w") as out:
         process = subprocess.Popen(
-            [str(BIN / "ray"), "start", "--head", "--block", f"--port={gcs}",
-             f"--dashboard-port={dashboard}", "--dashboard-host=127.0.0.1", "--num-cpus=2",
-             f"--dashboard-agent-listen-port={free_port()}", "--disable-usage-stats",
-             "--include-dashboard=true"],
-            env=cli_env(), stdout=out, stderr=subprocess.STDOUT,
+            [
+                str(BIN / "ray"),
+                "start",
+                "--head",
+                "--block",
+                f"--port={gcs}",
+                f"--dashboard-port={dashboard}",
+                "--dashboard-host=127.0.0.1",
+                "--num-cpus=2",
+                f"--dashboard-agent-listen-port={free_port()}",
+                "--disable-usage-stats",
+                "--include-dashboard=true",
+            ],
+            env=cli_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     address = f"http://127.0.0.1:{dashboard}"
     try:
@@ -83,9 +98,26 @@ def test_submit_returns_at_once_and_the_study_finishes_on_the_cluster(
     storage = f"sqlite:///{tmp_path / 'submitted.db'}"
     started = time.monotonic()
     done = subprocess.run(
-        [str(BIN / "taskgraph"), "study", "submit", "searchspaces/demo.yaml", "--address", address,
-         "--cluster-address", gcs, "--storage", storage, "--trials", "2"],
-        cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=120, check=False,
+        [
+            str(BIN / "taskgraph"),
+            "study",
+            "submit",
+            "searchspaces/demo.yaml",
+            "--address",
+            address,
+            "--cluster-address",
+            gcs,
+            "--storage",
+            storage,
+            "--trials",
+            "2",
+        ],
+        cwd=REPO,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert "submitted study 'demo' as Ray job taskgraph-demo-" in done.stdout
@@ -96,7 +128,11 @@ def test_submit_returns_at_once_and_the_study_finishes_on_the_cluster(
     while time.monotonic() < deadline:
         out = subprocess.run(
             [str(BIN / "taskgraph"), "study", "status", "demo", "--storage", storage, "--json"],
-            env=cli_env(), capture_output=True, text=True, timeout=60, check=False,
+            env=cli_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         status = json.loads(out.stdout) if out.returncode == 0 else {}
         if status.get("n_done") == 2:

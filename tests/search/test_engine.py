@@ -23,7 +23,10 @@ def make_spec(**overrides: Any) -> StudySpec:
         "name": "fake",
         "target": "tgt",
         "candidates": ["good", "bad", "meh", "boom"],
-        "search": {"sharing": ["hard", "soft"], "learning_rate": {"low": 1e-5, "high": 1e-3, "log": True}},
+        "search": {
+            "sharing": ["hard", "soft"],
+            "learning_rate": {"low": 1e-5, "high": 1e-3, "log": True},
+        },
         "sampler": {"name": "tpe", "seed": 0, "n_startup_trials": 3},
         "budget": {"trials": 8, "max_failures": 10},
         "seeds": 2,
@@ -39,7 +42,9 @@ def make_engine(spec: StudySpec, url: str, evaluator: Any, fakes: ModuleType) ->
     )
 
 
-def test_runs_exactly_the_budget_and_records_every_seed(storage_url: str, fakes: ModuleType) -> None:
+def test_runs_exactly_the_budget_and_records_every_seed(
+    storage_url: str, fakes: ModuleType
+) -> None:
     spec = make_spec()
     engine = make_engine(spec, storage_url, fakes.FakeEvaluator(), fakes)
     summary = engine.run()
@@ -68,7 +73,9 @@ def test_runs_exactly_the_budget_and_records_every_seed(storage_url: str, fakes:
 
 
 def test_failures_are_recorded_and_the_study_goes_on(storage_url: str, fakes: ModuleType) -> None:
-    spec = make_spec(search={"auxiliaries": {"include": ["boom"]}}, budget={"trials": 3, "max_failures": 5})
+    spec = make_spec(
+        search={"auxiliaries": {"include": ["boom"]}}, budget={"trials": 3, "max_failures": 5}
+    )
     engine = make_engine(spec, storage_url, fakes.FakeEvaluator(fail_with=["boom"]), fakes)
     summary = engine.run()
     engine.close()
@@ -84,7 +91,9 @@ def test_failures_are_recorded_and_the_study_goes_on(storage_url: str, fakes: Mo
 
 
 def test_max_failures_stops_the_study(storage_url: str, fakes: ModuleType) -> None:
-    spec = make_spec(search={"auxiliaries": {"include": ["boom"]}}, budget={"trials": 10, "max_failures": 1})
+    spec = make_spec(
+        search={"auxiliaries": {"include": ["boom"]}}, budget={"trials": 10, "max_failures": 1}
+    )
     engine = make_engine(spec, storage_url, fakes.FakeEvaluator(fail_with=["boom"]), fakes)
     summary = engine.run()
     engine.close()
@@ -138,7 +147,9 @@ def test_ctrl_c_marks_the_trial_interrupted_and_resume_retries_it(
     assert 2 not in {r.trial_number for r in runs}  # the interrupted trial left no record
 
 
-def test_a_killed_driver_trial_goes_stale_and_is_retried(storage_url: str, fakes: ModuleType) -> None:
+def test_a_killed_driver_trial_goes_stale_and_is_retried(
+    storage_url: str, fakes: ModuleType
+) -> None:
     spec = make_spec(seeds=1, budget={"trials": 3})
     engine = make_engine(spec, storage_url, fakes.FakeEvaluator(), fakes)
     engine.run(max_trials=1)
@@ -193,7 +204,9 @@ def test_lost_record_writes_are_repaired_on_open(storage_url: str, fakes: Module
         assert sorted(r.trial_number for r in repo.runs(study="fake")) == [0, 1]
 
 
-def test_run_again_continues_and_a_changed_spec_is_refused(storage_url: str, fakes: ModuleType) -> None:
+def test_run_again_continues_and_a_changed_spec_is_refused(
+    storage_url: str, fakes: ModuleType
+) -> None:
     spec = make_spec(seeds=1, budget={"trials": 2})
     engine = make_engine(spec, storage_url, fakes.FakeEvaluator(), fakes)
     engine.run()
@@ -204,7 +217,9 @@ def test_run_again_continues_and_a_changed_spec_is_refused(storage_url: str, fak
     engine.close()
     changed = make_spec(seeds=1, budget={"trials": 4}, target="other")
     engine = make_engine(changed, storage_url, fakes.FakeEvaluator(), fakes)
-    with pytest.raises(SpecError, match=r"already exists .* `taskgraph study resume fake --storage"):
+    with pytest.raises(
+        SpecError, match=r"already exists .* `taskgraph study resume fake --storage"
+    ):
         engine.open()
     engine.close()
 
@@ -216,3 +231,26 @@ def test_wall_time_stops_between_trials(storage_url: str, fakes: ModuleType) -> 
     engine.close()
     assert summary.reason == "wall_time"
     assert summary.progress.n_done <= 1
+
+
+def test_graph_sampler_starts_from_other_studies_records(
+    storage_url: str, fakes: ModuleType
+) -> None:
+    first = make_spec(seeds=1, budget={"trials": 4}, sampler={"name": "random", "seed": 0})
+    engine = make_engine(first, storage_url, fakes.FakeEvaluator(), fakes)
+    engine.run()
+    engine.close()
+    second = make_spec(
+        name="guided", seeds=1, budget={"trials": 4}, sampler={"name": "graph", "seed": 0}
+    )
+    engine = make_engine(second, storage_url, fakes.FakeEvaluator(), fakes)
+    prior = engine.prior_records()
+    # Every run of the first study scores each task of its set once, on the objective metric.
+    with open_repository(storage_url) as repo:
+        n_scores = sum(len(r.task_set) for r in repo.runs(study="fake"))
+    assert len(prior) == n_scores and {r.study for r in prior} == {"fake"}
+    assert {r.metric for r in prior} == {"accuracy"} and {r.split for r in prior} == {"dev"}
+    summary = engine.run()
+    assert summary.progress.n_done == 4
+    assert {r.study for r in engine.prior_records()} == {"fake"}  # its own records stay out
+    engine.close()

@@ -57,7 +57,11 @@ def test_every_free_candidate_is_a_boolean_always_suggested() -> None:
 
 def test_sharing_parameters_are_conditional_and_overridable() -> None:
     space = make_space(
-        sharing={"hard": None, "soft": {"lambda": {"low": 0.01, "high": 0.02}}, "hierarchical": None}
+        sharing={
+            "hard": None,
+            "soft": {"lambda": {"low": 0.01, "high": 0.02}},
+            "hierarchical": None,
+        }
     )
     seen: set[str] = set()
     for trial in sample(space, 40):
@@ -77,8 +81,12 @@ def test_config_carries_suggested_values() -> None:
         learning_rate={"low": 1e-5, "high": 1e-3, "log": True},
         batch_size=[8, 16],
         epochs=2,
-        mixing={"scheme": ["proportional", "temperature"], "temperature": {"low": 1.5, "high": 3.0},
-                "weights": {"low": 0.5, "high": 2.0}, "max_examples": {"t": 100, "*": [50, 60]}},
+        mixing={
+            "scheme": ["proportional", "temperature"],
+            "temperature": {"low": 1.5, "high": 3.0},
+            "weights": {"low": 0.5, "high": 2.0},
+            "max_examples": {"t": 100, "*": [50, 60]},
+        },
         hyperparameters={"warmup_ratio": {"low": 0.0, "high": 0.2}},
     )
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
@@ -134,7 +142,9 @@ def test_transfer_mode_only_when_there_is_an_auxiliary() -> None:
 
 
 def test_unknown_architecture_parameter_lists_the_allowed_ones() -> None:
-    with pytest.raises(SpecError, match=r"search\.sharing\.soft: unknown parameter 'lamda'; allowed: lambda"):
+    with pytest.raises(
+        SpecError, match=r"search\.sharing\.soft: unknown parameter 'lamda'; allowed: lambda"
+    ):
         make_space(sharing={"soft": {"lamda": 0.1}})
 
 
@@ -148,7 +158,11 @@ def test_repair_examples() -> None:
     free = ["b", "c", "d"]
     assert repair_subset(["b"], free=free) == ("b",)
     assert repair_subset(["b", "c", "d"], free=free, max_size=1) in {("b",), ("c",), ("d",)}
-    assert repair_subset([], free=free, include=["a"], min_size=2) in {("a", "b"), ("a", "c"), ("a", "d")}
+    assert repair_subset([], free=free, include=["a"], min_size=2) in {
+        ("a", "b"),
+        ("a", "c"),
+        ("a", "d"),
+    }
     # deterministic
     assert repair_subset(["b", "c", "d"], free=free, max_size=2) == repair_subset(
         ["d", "c", "b"], free=free, max_size=2
@@ -166,8 +180,13 @@ def test_repair_respects_bounds(
 ) -> None:
     if max_size is not None and (max_size < min_size or max_size < len(include)):
         return
-    result = repair_subset(sorted(chosen), free=CANDIDATES, include=sorted(include),
-                           min_size=min_size, max_size=max_size)
+    result = repair_subset(
+        sorted(chosen),
+        free=CANDIDATES,
+        include=sorted(include),
+        min_size=min_size,
+        max_size=max_size,
+    )
     assert set(include) <= set(result)
     assert len(result) >= min(min_size, len(CANDIDATES) + len(include))
     if max_size is not None:

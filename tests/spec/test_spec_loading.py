@@ -96,11 +96,14 @@ def test_env_expansion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_relative_paths_resolve_against_spec_folder(tmp_path: Path) -> None:
-    text = MINIMAL.replace(
-        "candidates: [synth_b, synth_c]",
-        "candidates:\n  - synth_b\n  - {name: mine, format: iob, type: token_tagging, "
-        "label_field: ner, files: {train: data/train.iob}}",
-    ) + "runner: {name: tabular, table: tables/t.csv}\n"
+    text = (
+        MINIMAL.replace(
+            "candidates: [synth_b, synth_c]",
+            "candidates:\n  - synth_b\n  - {name: mine, format: iob, type: token_tagging, "
+            "label_field: ner, files: {train: data/train.iob}}",
+        )
+        + "runner: {name: tabular, table: tables/t.csv}\n"
+    )
     spec = load_spec(write(tmp_path, text))
     inline = spec.inline_tasks()[0]
     assert inline.files == {"train": str(tmp_path / "data" / "train.iob")}
@@ -111,16 +114,25 @@ def test_relative_paths_resolve_against_spec_folder(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
-        ("search:\n  batch_sise: 8\n", ["spec.yaml:5", "search.batch_sise", "allowed:", "batch_size"]),
+        (
+            "search:\n  batch_sise: 8\n",
+            ["spec.yaml:5", "search.batch_sise", "allowed:", "batch_size"],
+        ),
         ("runner: {name: ray, adress: x}\n", ["runner.adress", "address", "max_concurrent_trials"]),
         ("runner: slurm\n", ["runner", "'slurm'", "local, ray, tabular"]),
         ("pruner: hyperband\n", ["pruner.name", "asha, successive_halving, median, none"]),
         ("seeds: 0\n", ["seeds", ">= 1"]),
         ("budget: {wall_time: 3 weeks}\n", ["budget.wall_time", "'10m'"]),
         ("search:\n  mixing: {scheme: {low: 3}}\n", ["search.mixing.scheme", "low and high"]),
-        ("search:\n  transfer_mode: [joint, parallel]\n", ["search.transfer_mode", "joint, sequential"]),
+        (
+            "search:\n  transfer_mode: [joint, parallel]\n",
+            ["search.transfer_mode", "joint, sequential"],
+        ),
         ("search:\n  auxiliaries: {include: [zz]}\n", ["not candidates: zz"]),
-        ("search:\n  auxiliaries: {min_size: 3, max_size: 1}\n", ["min_size (3) must be <= max_size (1)"]),
+        (
+            "search:\n  auxiliaries: {min_size: 3, max_size: 1}\n",
+            ["min_size (3) must be <= max_size (1)"],
+        ),
         ("search:\n  learning_rate: {low: 0, high: 1, log: true}\n", ["learning_rate", "low > 0"]),
         ("name: 'bad name!'\n", ["name", "letters, digits"]),
         ("recovery: {heartbeat_interval: 5, grace_period: 5}\n", ["grace_period (5) must exceed"]),
@@ -143,7 +155,9 @@ def test_inline_task_errors_point_inside_the_task(tmp_path: Path) -> None:
     )
     message = error_of(tmp_path, text)
     assert "candidates[1].type" in message and "token_tagging" in message
-    message = error_of(tmp_path, text.replace("type: ner", "type: token_tagging").replace("files", "filez"))
+    message = error_of(
+        tmp_path, text.replace("type: ner", "type: token_tagging").replace("files", "filez")
+    )
     assert "candidates[1].filez" in message and "files" in message
 
 
