@@ -1,0 +1,52 @@
+"""study_report: gains in the direction of improvement, baseline, best, failures."""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from taskgraph.search.engine import StudyEngine
+from taskgraph.search.report import study_report
+from taskgraph.spec import spec_from_dict
+
+
+def run_fake(url: str, fakes: ModuleType, **overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "name": "rep",
+        "target": "tgt",
+        "candidates": ["good", "bad", "boom"],
+        "sampler": {"name": "random", "seed": 2},
+        "budget": {"trials": 6},
+    }
+    data.update(overrides)
+    engine = StudyEngine(
+        spec=spec_from_dict(data),
+        storage_url=url,
+        evaluator=fakes.FakeEvaluator(fail_with=["boom"]),
+        sharing_spaces=fakes.SHARING_SPACES,
+    )
+    engine.run()
+    report = study_report(engine._require_study())
+    engine.close()
+    return report
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_gains_point_in_the_direction_of_improvement(
+    storage_url: str, fakes: ModuleType, direction: str
+) -> None:
+    report = run_fake(storage_url, fakes, objective={"direction": direction})
+    base = report["baseline"]["score"]
+    assert base == pytest.approx(0.5)
+    sign = 1 if direction == "maximize" else -1
+    for row in report["gains"]:
+        assert row["gain"] == pytest.approx(sign * (row["value"] - base))
+        assert "boom" not in row["auxiliaries"]
+    values = [row["value"] for row in report["gains"]]
+    assert values == sorted(values, reverse=direction == "maximize")  # best first
+    assert report["best"]["score"] == values[0]
+    assert report["best"]["gain"] == max(row["gain"] for row in report["gains"])
+    assert report["n_complete"] + report["n_failed"] == 6
+    assert len(report["failures"]) == report["n_failed"]
