@@ -397,7 +397,10 @@ class RayTuneRunner:
                 address=self.runner.address, log_to_driver=False, logging_level=logging.WARNING
             )
         else:
+            # address="local": always a new instance of our own, never a cluster that happens
+            # to run on this machine (which `ray.init()` would join).
             ray.init(
+                address="local",
                 num_cpus=self.runner.num_cpus or 2,
                 include_dashboard=False,
                 log_to_driver=False,

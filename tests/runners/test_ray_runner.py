@@ -48,7 +48,7 @@ def local_ray() -> Iterator[None]:
 
     for key, value in QUIET_RAY_ENV.items():
         os.environ.setdefault(key, value)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     # The workers cannot import the test modules by name: ship them by value.
     ray.cloudpickle.register_pickle_by_value(load_fakes())
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])

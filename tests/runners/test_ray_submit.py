@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -51,6 +53,9 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
         pytest.skip("ray[default] is not installed: no Ray job server")
     gcs, dashboard = free_port(), free_port()
     log = tmp_path_factory.mktemp("ray") / "head.log"
+    # Its own temp dir: the head's bootstrap file must not make other `ray.init()` calls on
+    # this machine join it (short path: Ray's socket paths must stay under 108 bytes).
+    temp_dir = tempfile.mkdtemp(prefix="tgray", dir="/tmp")
     with log.open("w") as out:
         process = subprocess.Popen(
             [
@@ -58,6 +63,7 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
                 "start",
                 "--head",
                 "--block",
+                f"--temp-dir={temp_dir}",
                 f"--port={gcs}",
                 f"--dashboard-port={dashboard}",
                 "--dashboard-host=127.0.0.1",
@@ -89,6 +95,7 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def test_submit_returns_at_once_and_the_study_finishes_on_the_cluster(
