@@ -18,10 +18,7 @@ RUNNING; its heartbeat stops, and on the next open ``fail_stale_trials`` fails i
 
 from __future__ import annotations
 
-import functools
 import inspect
-import socket
-import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -30,9 +27,13 @@ from typing import Any, Literal
 import optuna
 from optuna.trial import TrialState
 
-from taskgraph import __version__
-from taskgraph.errors import SpecError, TaskgraphError
-from taskgraph.search.heartbeat import Heartbeat, make_optuna_storage, quiet_optuna
+from taskgraph.errors import SpecError
+from taskgraph.search.heartbeat import (
+    Heartbeat,
+    deferred_interrupt,
+    make_optuna_storage,
+    quiet_optuna,
+)
 from taskgraph.search.outcome import TrialOutcome, run_seeds
 from taskgraph.search.progress import (
     BUDGET_ATTR,
@@ -46,12 +47,13 @@ from taskgraph.search.progress import (
     StudyProgress,
     study_progress,
 )
+from taskgraph.search.recording import RecordWriter
 from taskgraph.search.samplers import build_pruner, build_sampler
 from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR, SearchSpace
 from taskgraph.spec.models import StudySpec
 from taskgraph.trial import TrialConfig, TrialStatus
 
-__all__ = ["EngineObserver", "RunSummary", "StopReason", "StudyEngine", "code_version"]
+__all__ = ["EngineObserver", "RunSummary", "StopReason", "StudyEngine"]
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -112,8 +114,10 @@ class StudyEngine:
         self.observer = observer or EngineObserver()
         self.data_dir = data_dir
         self.space = SearchSpace(spec=spec, sharing_spaces=sharing_spaces)
-        self._task_defs = dict(task_defs) if task_defs is not None else None
         self.repository = open_repository(storage_url)
+        self.recorder = RecordWriter(
+            repository=self.repository, study=spec.name, task_defs=task_defs, data_dir=data_dir
+        )
         # Optuna needs the URL with its driver and password, normalised as the records side does.
         url = parse_storage_url(storage_url).render_as_string(hide_password=False)
         recovery = spec.recovery
@@ -186,34 +190,10 @@ class StudyEngine:
         return study
 
     def prior_records(self) -> list[Any]:
-        """Return the records of *other* studies the graph-guided sampler starts from.
-
-        Scores on the objective's split and metric (each task's primary metric when the spec
-        names none); this study's own records are left out, the sampler reads its trials.
-        """
-        from taskgraph.errors import UnknownNameError
-        from taskgraph.tasks import get_task
-
-        spec = self.spec
-        records = self.repository.score_records(
-            split=spec.objective.split, metric=spec.objective.metric
+        """Return the records of *other* studies the graph-guided sampler starts from."""
+        return self.recorder.prior_records(
+            split=self.spec.objective.split, metric=self.spec.objective.metric
         )
-        records = [r for r in records if r.study != spec.name]
-        if spec.objective.metric is not None:
-            return records
-        primary: dict[str, str | None] = {}
-        kept = []
-        for record in records:
-            if record.task not in primary:
-                try:
-                    primary[record.task] = get_task(
-                        record.task, extra=self._task_defs
-                    ).primary_metric
-                except UnknownNameError:
-                    primary[record.task] = None  # a benchmark table's task: one metric only
-            if primary[record.task] in (None, record.metric):
-                kept.append(record)
-        return kept
 
     def _retry_stale(self, study: optuna.Study) -> None:
         optuna.storages.fail_stale_trials(study)
@@ -271,8 +251,14 @@ class StudyEngine:
         self.write_records(trial.number, outcome)
 
     def interrupt(self, trial: optuna.Trial) -> None:
-        """Fail ``trial`` as interrupted (not counted) and enqueue its retry."""
+        """Fail ``trial`` as interrupted (not counted) and enqueue its retry.
+
+        A trial that is already finished is left alone (its records, if missing, are written
+        when the study is opened again).
+        """
         study = self._require_study()
+        if self.storage.get_trial(trial._trial_id).state.is_finished():
+            return
         with quiet_optuna():
             trial.set_user_attr(INTERRUPTED_ATTR, True)
             frozen = study.tell(trial, state=TrialState.FAIL)
@@ -283,39 +269,7 @@ class StudyEngine:
 
     def write_records(self, number: int, outcome: TrialOutcome) -> None:
         """Write each seed's run of trial ``number`` to the records database."""
-        for run in outcome.runs:
-            fingerprints, types = self._task_metadata(run.config.task_set)
-            self.repository.add_run_result(
-                study=self.spec.name,
-                trial_number=number,
-                config=run.config,
-                result=run.result,
-                started_at=run.started_at,
-                finished_at=run.finished_at,
-                task_fingerprints=fingerprints,
-                task_types=types,
-                host=socket.gethostname(),
-                code_version=code_version(),
-            )
-
-    @functools.cache  # noqa: B019 - one engine per study run; the cache dies with it
-    def _task_metadata(self, task_set: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:
-        from taskgraph.errors import UnknownNameError
-        from taskgraph.tasks import get_task, task_fingerprint
-
-        fingerprints: dict[str, str] = {}
-        types: dict[str, str] = {}
-        for name in task_set:
-            try:
-                task = get_task(name, extra=self._task_defs)
-            except UnknownNameError:
-                continue  # tabular benchmarks name tasks that are not in the catalog
-            types[name] = task.type.value
-            try:
-                fingerprints[name] = task_fingerprint(task, data_dir=self.data_dir)
-            except TaskgraphError:
-                continue  # provenance is best effort; the run itself already happened
-        return fingerprints, types
+        self.recorder.write(number, outcome)
 
     # -- the local ask/tell loop -------------------------------------------------------------
 
@@ -346,15 +300,22 @@ class StudyEngine:
                     return RunSummary(
                         progress=self.progress(), reason="budget", detail="max_trials"
                     )
-                trial = study.ask()
-                beat.add(trial._trial_id)
+                with deferred_interrupt():
+                    # Asking is not interruptible: a Ctrl-C here would leave a RUNNING trial
+                    # that only the heartbeat's grace period could reclaim.
+                    trial = study.ask()
+                    beat.add(trial._trial_id)
                 try:
                     outcome = self._evaluate(trial)
-                    self.finish(trial, outcome)
                 except KeyboardInterrupt:
-                    self.interrupt(trial)
+                    with deferred_interrupt():
+                        self.interrupt(trial)
+                    beat.discard(trial._trial_id)
                     raise
-                finally:
+                with deferred_interrupt():
+                    # Telling and recording are one step as far as Ctrl-C is concerned; a
+                    # second Ctrl-C waits until the trial is safely stored.
+                    self.finish(trial, outcome)
                     beat.discard(trial._trial_id)
                 new += 1
                 self.observer.on_trial_end(trial.number, outcome, self.progress())
@@ -407,21 +368,3 @@ class StudyEngine:
         return run_seeds(
             config, seeds=self.spec.seeds, evaluate=evaluate, first_seed_callbacks=callbacks
         )
-
-
-@functools.cache
-def code_version() -> str:
-    """Return ``taskgraph <version>`` plus the git commit of the checkout when there is one."""
-    root = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    return f"taskgraph {__version__}" + (f" ({commit})" if commit else "")

@@ -1,4 +1,5 @@
-"""Heartbeats for running trials, so a killed driver's trials are found, failed and retried.
+"""Recovery: heartbeats for running trials (a killed driver's trials are found, failed and
+retried) and Ctrl-C deferral around the steps that must not be cut in half.
 
 Optuna's RDB storage keeps a heartbeat per running trial when it is created with
 ``heartbeat_interval``; ``optuna.storages.fail_stale_trials`` fails every RUNNING trial whose
@@ -10,6 +11,7 @@ loop and the Ray driver use :class:`Heartbeat`, one thread beating for every tri
 
 from __future__ import annotations
 
+import signal
 import threading
 import warnings
 from collections.abc import Iterator
@@ -18,7 +20,7 @@ from types import TracebackType
 
 import optuna
 
-__all__ = ["Heartbeat", "make_optuna_storage", "quiet_optuna"]
+__all__ = ["Heartbeat", "deferred_interrupt", "make_optuna_storage", "quiet_optuna"]
 
 
 @contextmanager
@@ -103,3 +105,31 @@ class Heartbeat:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+
+
+@contextmanager
+def deferred_interrupt() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) until the block is done, then raise it.
+
+    Only in the main thread (where Python delivers signals); elsewhere the block runs as is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.getsignal(signal.SIGINT)
+
+    def hold(signum: int, frame: object) -> None:
+        received.append(signum)
+
+    try:
+        signal.signal(signal.SIGINT, hold)
+    except ValueError:  # not the main interpreter
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received and previous is not signal.SIG_IGN:
+        raise KeyboardInterrupt

@@ -39,6 +39,19 @@ recovery: {{heartbeat_interval: 1, grace_period: 3}}
 """
 
 
+def training_trials(db: Path) -> int:
+    """Return how many RUNNING trials have started training (their configuration is stored)."""
+    with sqlite3.connect(db, timeout=30) as connection:
+        try:
+            rows = connection.execute(
+                "SELECT COUNT(*) FROM trials t JOIN trial_user_attributes a "
+                "ON a.trial_id = t.trial_id WHERE t.state = 'RUNNING' AND a.key = 'taskgraph:config'"
+            ).fetchall()
+        except sqlite3.OperationalError:
+            return 0
+    return int(rows[0][0])
+
+
 def states(db: Path) -> Counter[str]:
     with sqlite3.connect(db, timeout=30) as connection:
         try:
@@ -69,7 +82,8 @@ def start_and_stop(tmp_path: Path, cli: ModuleType, sig: signal.Signals) -> tupl
         # Stop it while a trial is training, after at least two have finished.
         while time.monotonic() < deadline:
             counts = states(db)
-            if counts["COMPLETE"] + counts["PRUNED"] >= 2 and counts["RUNNING"] == 1:
+            finished = counts["COMPLETE"] + counts["PRUNED"]
+            if finished >= 2 and counts["RUNNING"] == 1 and training_trials(db) == 1:
                 break
             assert process.poll() is None, process.stderr.read() if process.stderr else ""
             time.sleep(0.2)
