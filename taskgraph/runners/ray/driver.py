@@ -1,0 +1,241 @@
+"""Ray driver side: the searcher that tells Optuna each trial's true state, the callback that
+tracks live trials and beats their heartbeats, and schedulers that spare the baseline."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import threading
+from pathlib import Path
+from typing import Any
+
+import optuna
+from ray import tune
+from ray.tune.search.optuna import OptunaSearch
+
+from taskgraph.runners.ray.worker import METRIC, PAYLOAD
+from taskgraph.search.engine import StudyEngine
+from taskgraph.search.heartbeat import Heartbeat, quiet_optuna
+from taskgraph.search.outcome import SeedRun, TrialOutcome, utcnow
+from taskgraph.search.progress import CONFIG_ATTR, RESULTS_ATTR
+from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR, SearchSpace
+from taskgraph.trial import TrialConfig, TrialResult, TrialStatus
+
+__all__ = [
+    "ASHASparingBaseline",
+    "Book",
+    "DefineByRun",
+    "DriverCallback",
+    "MedianSparingBaseline",
+    "TruthfulOptunaSearch",
+    "trial_name",
+]
+
+
+class Book:
+    """What the driver knows about each live Tune trial (filled by the callback)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.trials: dict[str, Any] = {}  # Tune trial id -> Tune Trial
+        self.results: dict[str, list[dict[str, Any]]] = {}
+        self.started: dict[str, Any] = {}
+        self.finished: set[str] = set()
+        self.stopped_by_scheduler: set[str] = set()
+
+
+class DriverCallback(tune.Callback):
+    def __init__(self, *, book: Book, heartbeat: Heartbeat, engine: StudyEngine) -> None:
+        self.book = book
+        self.heartbeat = heartbeat
+        self.engine = engine
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}  # Tune pickles its run config; a restored callback has nothing to track
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.book = Book()
+        self.heartbeat = None  # type: ignore[assignment]
+        self.engine = None  # type: ignore[assignment]
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        with self.book.lock:
+            self.book.trials[trial.trial_id] = trial
+            self.book.started[trial.trial_id] = utcnow()
+            self.book.results.setdefault(trial.trial_id, [])
+        payload = trial.config[PAYLOAD]
+        self.heartbeat.add(int(payload["trial_id"]))
+        if payload.get("config"):
+            self.engine.observer.on_trial_start(
+                int(payload["number"]), TrialConfig.from_dict(payload["config"])
+            )
+
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
+    ) -> None:
+        with self.book.lock:
+            self.book.results.setdefault(trial.trial_id, []).append(dict(result))
+            # Tune marks the result on which its scheduler stops a trial as done; a trial that
+            # is stopped because the experiment ends (time budget) gets no such result.
+            if result.get("done") and not result.get("taskgraph_final"):
+                self.book.stopped_by_scheduler.add(trial.trial_id)
+
+
+class TruthfulOptunaSearch(OptunaSearch):
+    """OptunaSearch that finishes each trial through the engine with its true state."""
+
+    def __init__(
+        self, *, engine: StudyEngine, book: Book, heartbeat: Heartbeat, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.engine = engine
+        self.book = book
+        self.heartbeat = heartbeat
+
+    _LIVE = ("engine", "book", "heartbeat")  # driver-only objects: never pickled
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its searcher (Tuner state, experiment checkpoints); the driver's live
+        # connections stay out and are never needed by a restored copy.
+        return {k: v for k, v in self.__dict__.items() if k not in self._LIVE}
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as file:
+            pickle.dump(self.__getstate__(), file)
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        value = result.get(self.metric)
+        if isinstance(value, float) and math.isnan(value):
+            return  # a failed trial's final report: nothing for the pruner's curve
+        if result.get("taskgraph_final"):
+            return  # the outcome is told in on_trial_complete, not reported as a step
+        super().on_trial_result(trial_id, result)
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        self._completed_trials.add(trial_id)
+        ot_trial = self._ot_trials[trial_id]
+        with self.book.lock:
+            pruned = trial_id in self.book.stopped_by_scheduler
+        final = bool(result and result.get("taskgraph_outcome"))
+        if not (final or error or pruned):
+            # Stopped by the end of the experiment (wall time), not judged: failed as
+            # interrupted and enqueued again, as after Ctrl-C.
+            self.heartbeat.discard(ot_trial._trial_id)
+            self.engine.interrupt(optuna.Trial(self.engine._require_study(), ot_trial._trial_id))
+            with self.book.lock:
+                self.book.finished.add(trial_id)
+            return
+        outcome = self._outcome(trial_id, result, error)
+        self.heartbeat.discard(ot_trial._trial_id)
+        if outcome.status is TrialStatus.PRUNED:
+            # Tune withholds from the searcher the result on which its scheduler stopped the
+            # trial; report it so Optuna keeps the pruned trial's value and curve.
+            with self.book.lock:
+                reports = [r for r in self.book.results.get(trial_id, []) if METRIC in r]
+            reported = set(ot_trial.storage.get_trial(ot_trial._trial_id).intermediate_values)
+            for report in reports:
+                step = int(report.get("training_iteration", 0))
+                value = report[METRIC]
+                if step not in reported and isinstance(value, float) and math.isfinite(value):
+                    ot_trial.report(value, step)
+        with quiet_optuna():
+            self.engine.finish(
+                optuna.Trial(self.engine._require_study(), ot_trial._trial_id), outcome
+            )
+        with self.book.lock:
+            self.book.finished.add(trial_id)
+        self.engine.observer.on_trial_end(ot_trial.number, outcome, self.engine.progress())
+
+    def _outcome(self, trial_id: str, result: dict[str, Any] | None, error: bool) -> TrialOutcome:
+        ot_trial = self._ot_trials[trial_id]
+        with self.book.lock:
+            tune_trial = self.book.trials.get(trial_id)
+            reports = [
+                r for r in self.book.results.get(trial_id, []) if not r.get("taskgraph_final")
+            ]
+            started = self.book.started.get(trial_id, utcnow())
+        if result and result.get("taskgraph_outcome"):
+            return TrialOutcome.from_list(json.loads(result["taskgraph_outcome"]))
+        config = TrialConfig.from_dict(ot_trial.user_attrs[CONFIG_ATTR])
+        if error:
+            reason = "the Ray trial errored"
+            if (
+                tune_trial is not None
+                and tune_trial.error_file
+                and os.path.exists(tune_trial.error_file)
+            ):
+                lines = Path(tune_trial.error_file).read_text(errors="replace").strip().splitlines()
+                reason = f"Ray trial error: {lines[-1] if lines else 'unknown'}"
+            res = TrialResult.failed(reason)
+        else:
+            # Stopped by the scheduler before its final report: pruned, at its last evaluation.
+            last = reports[-1] if reports else {}
+            res = TrialResult(
+                status=TrialStatus.PRUNED,
+                objective=last.get(METRIC),
+                scores=json.loads(last.get("taskgraph_scores", "{}")),
+                intermediate=[
+                    (int(r.get("global_step", i)), float(r[METRIC])) for i, r in enumerate(reports)
+                ],
+            )
+            res.cost.seconds = float(last.get("time_total_s", 0.0))
+        seed_config = config.with_seed(self.engine.spec.seeds[0])
+        return TrialOutcome(
+            runs=(
+                SeedRun(config=seed_config, result=res, started_at=started, finished_at=utcnow()),
+            )
+        )
+
+
+class DefineByRun:
+    """OptunaSearch's ``space``: suggests a trial's configuration (plain data, picklable)."""
+
+    def __init__(self, *, space: SearchSpace) -> None:
+        self.space = space
+
+    def __call__(self, trial: Any) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "trial_id": trial._trial_id,
+            "number": trial.number,
+            "role": trial.user_attrs.get(ROLE_ATTR, "search"),
+        }
+        saved = trial.user_attrs.get(RESULTS_ATTR)
+        if saved:
+            payload["saved"] = saved
+            payload["config"] = trial.user_attrs.get(CONFIG_ATTR)
+            return {PAYLOAD: payload}
+        config = self.space.suggest(trial)
+        trial.set_user_attr(CONFIG_ATTR, config.to_dict())
+        payload["config"] = config.to_dict()
+        return {PAYLOAD: payload}
+
+
+class SparesBaseline:
+    """Scheduler mixin: the baseline trial is never stopped early (every gain is measured
+    against it), though its results still shape the scheduler's rungs and medians."""
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
+        decision: str = super().on_trial_result(tune_controller, trial, result)  # type: ignore[misc]
+        if trial.config.get(PAYLOAD, {}).get("role") == BASELINE_ROLE:
+            return tune.schedulers.TrialScheduler.CONTINUE
+        return decision
+
+
+class ASHASparingBaseline(SparesBaseline, tune.schedulers.ASHAScheduler):
+    pass
+
+
+class MedianSparingBaseline(SparesBaseline, tune.schedulers.MedianStoppingRule):
+    pass
+
+
+def trial_name(trial: Any) -> str:
+    # Tune's default names spell out every parameter; the Optuna trial number says it all.
+    payload = trial.config.get(PAYLOAD, {})
+    return f"trial-{payload.get('number', trial.trial_id)}-{trial.trial_id}"

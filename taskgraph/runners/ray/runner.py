@@ -1,0 +1,206 @@
+"""The ``ray`` runner: runs the remaining budget of an opened study as Ray Tune trials."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+import ray
+from ray import tune
+
+from taskgraph.runners.ray.driver import (
+    ASHASparingBaseline,
+    Book,
+    DefineByRun,
+    DriverCallback,
+    MedianSparingBaseline,
+    TruthfulOptunaSearch,
+    trial_name,
+)
+from taskgraph.runners.ray.worker import METRIC, EvaluatorFactory, local_evaluator, train_in_worker
+from taskgraph.search.engine import RunSummary, StudyEngine
+from taskgraph.search.heartbeat import Heartbeat
+from taskgraph.spec.models import RayRunnerSpec
+
+__all__ = ["QUIET_RAY_ENV", "RayTuneRunner"]
+
+#: environment for a quiet local Ray (no auth prompt, no usage stats, classic output)
+QUIET_RAY_ENV = {
+    "RAY_AUTH_MODE": "disabled",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_AIR_NEW_OUTPUT": "0",
+    "RAY_DEDUP_LOGS": "0",
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    # Ctrl-C raises KeyboardInterrupt in the driver instead of Tune's "resume with
+    # Tuner.restore" path: the study is resumed with `taskgraph study resume`.
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",
+}
+
+
+class RayTuneRunner:
+    """Runs the remaining budget of an opened study as Ray Tune trials."""
+
+    def __init__(
+        self,
+        *,
+        engine: StudyEngine,
+        data_dir: str | os.PathLike[str] | None = None,
+        evaluator_factory: EvaluatorFactory = local_evaluator,
+    ) -> None:
+        if not isinstance(engine.spec.runner, RayRunnerSpec):
+            raise ValueError("RayTuneRunner needs a spec with `runner: ray`")
+        self.engine = engine
+        self.runner: RayRunnerSpec = engine.spec.runner
+        # Tune runs each trial in its own directory: relative paths must not depend on it.
+        self.data_dir = None if data_dir is None else str(Path(data_dir).resolve())
+        self.evaluator_factory = evaluator_factory
+
+    def _scheduler(self) -> Any:
+        pruner = self.engine.spec.pruner
+        mode = "max" if self.engine.spec.objective.direction == "maximize" else "min"
+        if pruner.name in ("asha", "successive_halving"):
+            return ASHASparingBaseline(
+                time_attr="training_iteration",
+                metric=METRIC,
+                mode=mode,
+                grace_period=pruner.min_resource,
+                reduction_factor=pruner.reduction_factor,
+            )
+        if pruner.name == "median":
+            return MedianSparingBaseline(
+                time_attr="training_iteration",
+                metric=METRIC,
+                mode=mode,
+                grace_period=float(max(pruner.n_warmup_steps, 1)),
+                min_samples_required=max(pruner.n_startup_trials, 1),
+            )
+        return None
+
+    def _init_ray(self) -> bool:
+        """Connect to (or start) Ray; return whether this call started it."""
+        for key, value in QUIET_RAY_ENV.items():
+            os.environ.setdefault(key, value)
+        if ray.is_initialized():
+            return False  # the caller's Ray: use it, and leave it running
+        if self.runner.address:
+            ray.init(
+                address=self.runner.address, log_to_driver=False, logging_level=logging.WARNING
+            )
+        else:
+            # address="local": always a new instance of our own, never a cluster that happens
+            # to run on this machine (which `ray.init()` would join).
+            ray.init(
+                address="local",
+                num_cpus=self.runner.num_cpus or 2,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+            )
+        return True
+
+    def run(self) -> RunSummary:
+        """Run Tune until the budget (or the wall time) is spent; return why it stopped."""
+        from taskgraph.search.samplers import build_sampler
+
+        engine = self.engine
+        spec = engine.spec
+        study = engine._require_study()
+        progress = engine.progress()
+        engine.observer.on_open(progress)
+        remaining = progress.budget - progress.n_done
+        if remaining <= 0:
+            return RunSummary(progress=progress, reason="budget")
+        if progress.n_failed > spec.budget.max_failures:
+            return RunSummary(
+                progress=progress,
+                reason="max_failures",
+                detail=f"{progress.n_failed} trials failed",
+            )
+        book = Book()
+        experiment_dir = (
+            Path(self.runner.experiment_dir or Path.home() / ".taskgraph" / "ray" / spec.name)
+            .expanduser()
+            .resolve()
+        )
+        experiment_dir.mkdir(parents=True, exist_ok=True)
+        started = self._init_ray()
+        # OptunaSearch warns when its own tell finds the trial already told (by us, truthfully);
+        # the result loggers are off, so Tune's end-of-run analysis has no files to read.
+        logging.getLogger("ray.tune.search.optuna.optuna_search").setLevel(logging.ERROR)
+        logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+        heartbeat = Heartbeat(storage=engine.storage, interval=spec.recovery.heartbeat_interval)
+        try:
+            with heartbeat, warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Optuna's experimental/heartbeat notices
+                searcher = TruthfulOptunaSearch(
+                    engine=engine,
+                    book=book,
+                    heartbeat=heartbeat,
+                    space=DefineByRun(space=engine.space),
+                    metric=METRIC,
+                    mode="max" if spec.objective.direction == "maximize" else "min",
+                    sampler=build_sampler(spec),
+                    study_name=spec.name,
+                    storage=engine.storage,
+                )
+                trainable = tune.with_parameters(
+                    train_in_worker,
+                    spec_json=json.dumps(spec.model_dump(mode="json")),
+                    data_dir=self.data_dir,
+                    evaluator_factory=self.evaluator_factory,
+                )
+                resources = {"cpu": self.runner.resources.cpu, "gpu": self.runner.resources.gpu}
+                tuner = tune.Tuner(
+                    tune.with_resources(trainable, resources),
+                    tune_config=tune.TuneConfig(
+                        search_alg=searcher,
+                        scheduler=self._scheduler(),
+                        num_samples=remaining,
+                        max_concurrent_trials=self.runner.max_concurrent_trials,
+                        reuse_actors=True,
+                        time_budget_s=spec.budget.wall_time,
+                        trial_name_creator=trial_name,
+                        trial_dirname_creator=trial_name,
+                    ),
+                    run_config=tune.RunConfig(
+                        name=f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}",
+                        storage_path=str(experiment_dir),
+                        callbacks=[DriverCallback(book=book, heartbeat=heartbeat, engine=engine)],
+                        verbose=0,
+                        failure_config=tune.FailureConfig(max_failures=0),
+                    ),
+                )
+                tuner.fit()
+        finally:
+            self._interrupt_unfinished(book, searcher if "searcher" in locals() else None, study)
+            if started:
+                ray.shutdown()
+        progress = engine.progress()
+        if progress.n_failed > spec.budget.max_failures:
+            return RunSummary(
+                progress=progress,
+                reason="max_failures",
+                detail=f"{progress.n_failed} trials failed",
+            )
+        if progress.n_done >= progress.budget:
+            return RunSummary(progress=progress, reason="budget")
+        return RunSummary(progress=progress, reason="wall_time")
+
+    def _interrupt_unfinished(self, book: Book, searcher: Any, study: optuna.Study) -> None:
+        # Trials Tune started but never finished (Ctrl-C, time budget): failed as interrupted
+        # and enqueued again, so `study resume` runs them and none is lost or counted twice.
+        if searcher is None:
+            return
+        for trial_id, ot_trial in list(searcher._ot_trials.items()):
+            if trial_id in book.finished:
+                continue
+            frozen = self.engine.storage.get_trial(ot_trial._trial_id)
+            if frozen.state.is_finished():
+                continue
+            self.engine.interrupt(optuna.Trial(study, ot_trial._trial_id))

@@ -1,0 +1,58 @@
+"""``taskgraph study submit``: create a study in the database and run its driver as a Ray job."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from taskgraph.runners.ray.runner import QUIET_RAY_ENV
+from taskgraph.search.engine import StudyEngine
+from taskgraph.spec.models import StudySpec
+
+__all__ = ["submit_study"]
+
+
+def submit_study(
+    spec: StudySpec,
+    *,
+    storage_url: str,
+    address: str,
+    cluster_address: str = "auto",
+    cluster_storage_url: str | None = None,
+    client: Any = None,
+) -> str:
+    """Create the study in the database and submit its driver as a Ray job; return the job id.
+
+    The job runs ``taskgraph study resume NAME --runner ray --address CLUSTER`` on the cluster
+    with ``TASKGRAPH_STORAGE`` in its environment (so the password is not on a command line),
+    and returns at once; progress is read from the database with ``taskgraph study status``.
+    ``cluster_storage_url`` is the same database as the cluster reaches it (inside docker
+    compose, ``postgres:5432`` rather than ``127.0.0.1:5432``).
+    """
+    import shlex
+
+    engine = StudyEngine(spec=spec, storage_url=storage_url)
+    try:
+        engine.open()
+    finally:
+        engine.close()
+    if client is None:
+        from ray.job_submission import JobSubmissionClient
+
+        client = JobSubmissionClient(address)
+    entrypoint = (
+        f"taskgraph study resume {shlex.quote(spec.name)} --runner ray "
+        f"--address {shlex.quote(cluster_address)} --quiet"
+    )
+    env: Mapping[str, str] = {
+        "TASKGRAPH_STORAGE": cluster_storage_url or storage_url,
+        **QUIET_RAY_ENV,
+    }
+    job_id: str = client.submit_job(
+        entrypoint=entrypoint,
+        submission_id=f"taskgraph-{spec.name}-{uuid.uuid4().hex[:8]}",
+        runtime_env={"env_vars": dict(env)},
+        metadata={"study": spec.name},
+    )
+    return job_id
