@@ -22,7 +22,7 @@ from rich.progress import (
 )
 
 from taskgraph.cli.output import emit_json, emit_rows, stderr_console, stdout_console
-from taskgraph.errors import ConfigError, StorageError
+from taskgraph.errors import ConfigError
 
 app = typer.Typer(help="Validate, run, submit, resume and inspect studies.", no_args_is_help=True)
 
@@ -312,48 +312,26 @@ def resume(
     ] = False,
 ) -> None:
     """Finish a stopped or killed study: interrupted trials are failed and retried."""
-    from taskgraph.search.progress import BUDGET_ATTR, SPEC_ATTR
-    from taskgraph.spec import spec_from_dict
+    from taskgraph.search.study import stored_spec
     from taskgraph.spec.checks import check_spec
 
     url = _storage(storage)
-    study = _open_study(name, url)
-    data_dict = dict(study.user_attrs.get(SPEC_ATTR) or {})
-    if not data_dict:
-        raise StorageError(f"study {name!r} was not created by taskgraph (it has no spec)")
-    data_dict["budget"] = {
-        **data_dict.get("budget", {}),
-        "trials": study.user_attrs.get(BUDGET_ATTR, 1),
-    }
-    source = f"study {name!r}"
-    spec = spec_from_dict(data_dict, source=source)
-    overrides = _overrides(trials=trials, runner=runner, address=address, wall_time=wall_time)
-    if overrides:
-        dumped = spec.model_dump(mode="json")
-        if trials is not None:
-            dumped["budget"]["trials"] = trials
-        if wall_time is not None:
-            dumped["budget"]["wall_time"] = wall_time
-        spec = spec_from_dict(dumped, source=source)
-        if "runner" in overrides:
-            spec = _with_runner(spec, overrides["runner"], source=source)
-    check_spec(spec, source=source)
+    runner_override = _overrides(trials=None, runner=runner, address=address, wall_time=None)
+    spec = stored_spec(
+        name,
+        storage_url=url,
+        trials=trials,
+        wall_time=wall_time,
+        runner=runner_override.get("runner"),
+    )
+    check_spec(spec, source=f"study {name!r}")
     _run(spec, url=url, data=data, quiet=quiet, as_json=as_json)
 
 
 def _open_study(name: str, url: str) -> Any:
-    from taskgraph.search.report import load_optuna_study
-    from taskgraph.storage import mask_url, open_repository, parse_storage_url
+    from taskgraph.search.report import open_study
 
-    # Opening the records database first gives the storage layer's clear errors (missing
-    # file, unreachable server, old schema) before Optuna would print its own.
-    open_repository(url, create=False).close()
-    import optuna
-
-    storage = optuna.storages.RDBStorage(
-        parse_storage_url(url).render_as_string(hide_password=False)
-    )
-    return load_optuna_study(name, storage=storage, where=mask_url(url))
+    return open_study(name, storage_url=url)
 
 
 @app.command("status")
@@ -394,24 +372,9 @@ def list_studies(
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
 ) -> None:
     """List the studies in the database with their progress."""
-    import optuna
+    from taskgraph.search.report import list_progress
 
-    from taskgraph.search.heartbeat import quiet_optuna
-    from taskgraph.search.progress import study_progress
-    from taskgraph.search.report import study_names
-    from taskgraph.storage import open_repository, parse_storage_url
-
-    url = _storage(storage)
-    open_repository(url, create=False).close()
-    optuna_storage = optuna.storages.RDBStorage(
-        parse_storage_url(url).render_as_string(hide_password=False)
-    )
-    rows = []
-    with quiet_optuna():
-        for name in study_names(optuna_storage):
-            study = optuna.load_study(study_name=name, storage=optuna_storage)
-            spec = study.user_attrs.get("taskgraph:spec") or {}
-            rows.append({"target": spec.get("target"), **study_progress(study).to_dict()})
+    rows = list_progress(storage_url=_storage(storage))
     emit_rows(
         rows,
         columns=["name", "target", "n_done", "budget", "n_failed", "best_value", "baseline_value"],

@@ -26,7 +26,14 @@ from taskgraph.search.progress import (
 )
 from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR, SUBSET_ATTR
 
-__all__ = ["load_optuna_study", "study_names", "study_report", "trial_row"]
+__all__ = [
+    "list_progress",
+    "load_optuna_study",
+    "open_study",
+    "study_names",
+    "study_report",
+    "trial_row",
+]
 
 
 def load_optuna_study(
@@ -39,6 +46,38 @@ def load_optuna_study(
         except KeyError:
             known = ", ".join(study_names(storage)) or "(none)"
             raise StorageError(f"no study {name!r} in {where}; known studies: {known}") from None
+
+
+def open_study(name: str, *, storage_url: str) -> optuna.Study:
+    """Return study ``name`` from the database at ``storage_url`` (read-only use).
+
+    The records database is checked first, so a missing file, an unreachable server or an
+    old schema is the storage layer's one clear line rather than Optuna's error.
+    """
+    from taskgraph.storage import mask_url, open_repository, parse_storage_url
+
+    open_repository(storage_url, create=False).close()
+    storage = optuna.storages.RDBStorage(
+        parse_storage_url(storage_url).render_as_string(hide_password=False)
+    )
+    return load_optuna_study(name, storage=storage, where=mask_url(storage_url))
+
+
+def list_progress(*, storage_url: str) -> list[dict[str, Any]]:
+    """Return one row per study in the database: its target and its progress."""
+    from taskgraph.storage import open_repository, parse_storage_url
+
+    open_repository(storage_url, create=False).close()
+    storage = optuna.storages.RDBStorage(
+        parse_storage_url(storage_url).render_as_string(hide_password=False)
+    )
+    rows = []
+    with quiet_optuna():
+        for name in study_names(storage):
+            study = optuna.load_study(study_name=name, storage=storage)
+            spec = study.user_attrs.get(SPEC_ATTR) or {}
+            rows.append({"target": spec.get("target"), **study_progress(study).to_dict()})
+    return rows
 
 
 def study_names(storage: optuna.storages.BaseStorage) -> list[str]:

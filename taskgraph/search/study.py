@@ -8,7 +8,7 @@ from typing import Any
 from taskgraph.search.engine import EngineObserver, RunSummary, StudyEngine
 from taskgraph.spec.models import StudySpec
 
-__all__ = ["build_evaluator", "open_engine", "run_study"]
+__all__ = ["build_evaluator", "open_engine", "run_study", "stored_spec"]
 
 
 def build_evaluator(spec: StudySpec, *, data_dir: str | Path | None = None) -> Any:
@@ -76,3 +76,37 @@ def run_study(
         return engine.run()
     finally:
         engine.close()
+
+
+def stored_spec(
+    name: str,
+    *,
+    storage_url: str,
+    trials: int | None = None,
+    wall_time: float | str | None = None,
+    runner: dict[str, Any] | None = None,
+) -> StudySpec:
+    """Return the spec study ``name`` was run with, as stored in the database, with overrides.
+
+    ``trials`` raises (or lowers) the budget, ``wall_time`` limits this invocation, and
+    ``runner`` replaces the runner (its other settings are kept when the name is the same).
+    """
+    from taskgraph.errors import StorageError
+    from taskgraph.search.progress import BUDGET_ATTR, SPEC_ATTR
+    from taskgraph.search.report import open_study
+    from taskgraph.spec import spec_from_dict
+
+    study = open_study(name, storage_url=storage_url)
+    data = dict(study.user_attrs.get(SPEC_ATTR) or {})
+    if not data:
+        raise StorageError(f"study {name!r} was not created by taskgraph (it has no spec)")
+    budget = dict(data.get("budget") or {})
+    budget["trials"] = trials if trials is not None else study.user_attrs.get(BUDGET_ATTR, 1)
+    if wall_time is not None:
+        budget["wall_time"] = wall_time
+    data["budget"] = budget
+    if runner is not None:
+        current = data.get("runner") or {}
+        same = runner.get("name", current.get("name")) == current.get("name")
+        data["runner"] = {**current, **runner} if same else runner
+    return spec_from_dict(data, source=f"study {name!r}")
