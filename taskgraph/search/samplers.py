@@ -28,6 +28,7 @@ import optuna
 
 from taskgraph.errors import SpecError
 from taskgraph.registry import Registry
+from taskgraph.search.heartbeat import quiet_optuna
 from taskgraph.spec.models import PrunerSpec, StudySpec
 
 __all__ = ["SAMPLERS", "SamplerFactory", "build_pruner", "build_sampler"]
@@ -44,7 +45,10 @@ def _tpe(
     options: dict[str, Any] = {"multivariate": True, "group": True, "constant_liar": True}
     if spec.sampler.n_startup_trials is not None:
         options["n_startup_trials"] = spec.sampler.n_startup_trials
-    return optuna.samplers.TPESampler(seed=spec.sampler.seed, **{**options, **spec.sampler.options})
+    with quiet_optuna():  # `group` and `multivariate` are chosen, not experiments to flag
+        return optuna.samplers.TPESampler(
+            seed=spec.sampler.seed, **{**options, **spec.sampler.options}
+        )
 
 
 def _gp(
