@@ -33,6 +33,7 @@ def dashboard(
 ) -> None:
     """Start optuna-dashboard on 127.0.0.1 for the study database and print its address."""
     import signal
+    import threading
     from wsgiref.simple_server import WSGIRequestHandler, make_server
 
     import optuna
@@ -61,16 +62,24 @@ def dashboard(
             f"--port {port}: cannot listen on {host}:{port} ({error.strerror})"
         ) from None
 
-    def stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt  # `kill PID` (SIGTERM) stops it as cleanly as Ctrl-C
+    # wsgiref swallows an exception raised while it handles a request (a 500 for that
+    # request), so a KeyboardInterrupt is not a reliable way out: Ctrl-C and SIGTERM set a flag
+    # that the serving loop checks between requests.
+    stopping = threading.Event()
 
-    signal.signal(signal.SIGTERM, stop)
+    def stop(signum: int, frame: object) -> None:
+        stopping.set()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    server.timeout = 0.5  # handle_request() returns at least this often
     address = f"http://{host}:{server.server_port}/dashboard"
     # Plain echo, not rich: the address must stay on one line for scripts that read it.
     typer.echo(f"optuna-dashboard for {mask_url(url)} at {address} (Ctrl-C to stop)")
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
+        while not stopping.is_set():
+            server.handle_request()
         typer.echo("dashboard stopped")
     finally:
         server.server_close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
