@@ -72,7 +72,7 @@ def run_study(
         if spec.runner.name == "ray":
             from taskgraph.runners.ray import RayTuneRunner
 
-            return RayTuneRunner(engine=engine, data_dir=data_dir).run()
+            return RayTuneRunner(engine=engine, data_dir=engine.data_dir).run()
         return engine.run()
     finally:
         engine.close()
