@@ -1,7 +1,21 @@
-"""Search: the study's space compiled into Optuna suggestions, samplers, pruners and the engine."""
+"""Search: a study's space compiled into Optuna suggestions, samplers, pruners and the engine.
+
+>>> from taskgraph.spec import load_spec
+>>> from taskgraph.search import run_study
+>>> summary = run_study(load_spec("searchspaces/demo.yaml"), storage_url="sqlite:///taskgraph.db")
+
+Importing this package does not import torch or Ray; the pruning callback
+(:class:`taskgraph.search.pruning.OptunaPruningCallback`) lives apart because it subclasses the
+trainer's callback.
+"""
 
 from __future__ import annotations
 
+from taskgraph.search.engine import EngineObserver, RunSummary, StudyEngine
+from taskgraph.search.outcome import SeedRun, TrialOutcome, run_seeds
+from taskgraph.search.progress import StudyProgress, study_progress, trial_state
+from taskgraph.search.report import list_progress, open_study, study_report
+from taskgraph.search.samplers import SAMPLERS, build_pruner, build_sampler
 from taskgraph.search.space import (
     AUX_PARAM_PREFIX,
     BASELINE_ROLE,
@@ -11,13 +25,32 @@ from taskgraph.search.space import (
     aux_param,
     repair_subset,
 )
+from taskgraph.search.study import open_engine, run_study, stored_spec
 
 __all__ = [
     "AUX_PARAM_PREFIX",
     "BASELINE_ROLE",
     "ROLE_ATTR",
+    "SAMPLERS",
     "SUBSET_ATTR",
+    "EngineObserver",
+    "RunSummary",
     "SearchSpace",
+    "SeedRun",
+    "StudyEngine",
+    "StudyProgress",
+    "TrialOutcome",
     "aux_param",
+    "build_pruner",
+    "build_sampler",
+    "list_progress",
+    "open_engine",
+    "open_study",
     "repair_subset",
+    "run_seeds",
+    "run_study",
+    "stored_spec",
+    "study_progress",
+    "study_report",
+    "trial_state",
 ]
