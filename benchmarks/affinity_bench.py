@@ -7,6 +7,7 @@ TaskWeb and Bingel, are scored on their one split with the target's row held out
     .venv/bin/python benchmarks/affinity_bench.py            # everything (about 8 minutes on 2 cores)
     .venv/bin/python benchmarks/affinity_bench.py --quick    # fewer seeds
     .venv/bin/python benchmarks/affinity_bench.py --only ettm1,standley
+    .venv/bin/python benchmarks/affinity_bench.py --only taskweb,bingel   # source ranking only (about 6 minutes)
 
 Sections:
 
@@ -14,8 +15,10 @@ Sections:
   >= 3, fitted on singles, pairs and 10 % of the larger groups (mean over fit seeds);
 * ``standley``: total test loss of the grouping chosen at budgets 1-5 with at most 15 measured
   subsets (settings 1-3); ``_hoa`` is Standley's protocol, ``_optimum`` measures all 31;
-* ``taskweb`` / ``bingel``: per-target Spearman, NDCG and Regret@3 of the source ranking when
-  3 entries of the target's row are observed, against the popular-source prior;
+* ``taskweb`` / ``bingel``: per-target Spearman, NDCG and Regret@3 of the source ranking of
+  ``sourcerank`` when 3 entries of the target's row are observed, against the popular-source
+  prior on the same draws (paired difference with its standard error over targets, spread
+  over seeds), Bingel also on every subset of 3, and ``setfn`` for reference;
 * ``search``: trials until each ETTm1 target's best auxiliary set (of 64) is proposed: the
   graph-guided sampler, Optuna's TPE and random sampling, medians over seeds and targets.
 """
@@ -32,6 +35,8 @@ import numpy as np
 import optuna
 
 from taskgraph.affinity.converters import convert
+from taskgraph.affinity.estimators.base import AffinityEstimator
+from taskgraph.affinity.estimators.sourcerank import RIDGE_GRID
 from taskgraph.affinity.evaluation import (
     evaluate_gain_prediction,
     evaluate_grouping,
@@ -40,6 +45,7 @@ from taskgraph.affinity.evaluation import (
 from taskgraph.cli.bench import SAMPLER_FACTORIES, search_candidates, trials_to_best
 
 SECTIONS = ("mimic27", "ettm1", "standley", "taskweb", "bingel", "search")
+EXTRA_SECTIONS = ("ranking_ablation",)  # run only when named in --only
 
 
 def emit(name: str, value: float | int | str) -> None:
@@ -83,14 +89,72 @@ def standley(budgets: Sequence[int]) -> None:
                 emit(f"standley_s{setting}_budget{budget}_loss{suffix}", result[budget]["total"])
 
 
-def source_ranking(name: str, seeds: int) -> None:
+def source_ranking(name: str, seeds: int, setfn_seeds: int, exhaustive: bool) -> None:
+    """Print the learned source ranker (``sourcerank``) beside the popular-source prior and ``setfn``."""
+    table = convert(name)
     start = time.perf_counter()
-    result = evaluate_source_ranking(convert(name), ["setfn"], n_observed=3, seeds=range(seeds))
-    log(f"{name}: {result['n_targets']} targets x {seeds} seeds in {time.perf_counter() - start:.0f} s")
+    result = evaluate_source_ranking(table, ["sourcerank"], n_observed=3, seeds=range(seeds))
+    log(f"{name}: {result['n_targets']} targets x {seeds} draws (seeds) in {time.perf_counter() - start:.0f} s")
     for metric in ("spearman", "ndcg", "regret@3"):
         key = metric.replace("@", "_at_")
-        emit(f"{name}_{key}", result["setfn"][metric])
+        emit(f"{name}_{key}", result["sourcerank"][metric])
         emit(f"{name}_{key}_prior", result["prior"][metric])
+        versus = result["versus_prior"]["sourcerank"][metric]
+        emit(f"{name}_{key}_diff_vs_prior", versus["diff"])
+        emit(f"{name}_{key}_diff_vs_prior_se_over_targets", versus["se"])
+        emit(f"{name}_{key}_targets_better_worse", f"{versus['better']}/{versus['worse']}")
+    for who in ("sourcerank", "prior"):
+        suffix = "" if who == "sourcerank" else "_prior"
+        emit(f"{name}_spearman_sd_over_seeds{suffix}", result["spread"][who]["spearman"]["sd_over_seeds"])
+    if exhaustive:
+        start = time.perf_counter()
+        full = evaluate_source_ranking(table, ["sourcerank"], n_observed=3, exhaustive=True)
+        log(f"{name}: every subset of 3 ({full['n_draws']} draws) in {time.perf_counter() - start:.0f} s")
+        for metric in ("spearman", "ndcg", "regret@3"):
+            key = metric.replace("@", "_at_")
+            emit(f"{name}_{key}_all_subsets", full["sourcerank"][metric])
+            emit(f"{name}_{key}_all_subsets_prior", full["prior"][metric])
+        versus = full["versus_prior"]["sourcerank"]["spearman"]
+        emit(f"{name}_spearman_all_subsets_diff_vs_prior", versus["diff"])
+        emit(f"{name}_spearman_all_subsets_diff_vs_prior_se_over_targets", versus["se"])
+    if setfn_seeds:
+        start = time.perf_counter()
+        previous = evaluate_source_ranking(table, ["setfn"], n_observed=3, seeds=range(setfn_seeds))
+        log(f"{name}: setfn on the first {setfn_seeds} draws in {time.perf_counter() - start:.0f} s")
+        emit(f"{name}_spearman_setfn", previous["setfn"]["spearman"])
+        emit(f"{name}_spearman_setfn_prior_same_draws", previous["prior"]["spearman"])
+
+
+ABLATION = {
+    "popular-source prior (popular only)": {"features": ["popular"]},
+    "popular_z only": {"features": ["popular_z"]},
+    "popular_rank only": {"features": ["popular_rank"]},
+    "profile_knn only": {"features": ["profile_knn"]},
+    **{f"all eight, ridge {lam:g}": {"ridge_grid": [lam]} for lam in RIDGE_GRID},
+    "all eight, ridge by LOTO (sourcerank)": {},
+}
+
+
+def ranking_ablation(name: str, seeds: int, exhaustive: bool) -> None:
+    """Print validation (leave-one-target-out inside each fit) and test Spearman of sourcerank's variants."""
+    table = convert(name)
+    for label, options in ABLATION.items():
+        start = time.perf_counter()
+        chosen_cv: list[float] = []
+
+        def collect(method: str, target: str, estimator: AffinityEstimator) -> None:
+            cv = estimator.describe()["cv_spearman"]
+            ridge = estimator.describe()["ridge"]
+            chosen_cv.append(cv[str(ridge)] if ridge is not None else float("nan"))  # noqa: B023
+
+        result = evaluate_source_ranking(
+            table, ["sourcerank"], seeds=range(seeds), exhaustive=exhaustive,
+            options={"sourcerank": options}, on_fit=collect,
+        )  # fmt: skip
+        slug = label.split(" (")[0].replace(" ", "_").replace(",", "")
+        emit(f"{name}_ablation_{slug}_val", float(np.nanmean(chosen_cv)))
+        emit(f"{name}_ablation_{slug}_test", result["sourcerank"]["spearman"])
+        log(f"{name} ablation {label!r}: prior {result['prior']['spearman']:.3f}, {time.perf_counter() - start:.0f} s")
 
 
 def search(seeds: int, max_trials: int, first_seed: int = 0) -> None:
@@ -117,13 +181,13 @@ def search(seeds: int, max_trials: int, first_seed: int = 0) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer seeds (a smoke run, not the reported numbers)")
-    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {SECTIONS}")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {SECTIONS + EXTRA_SECTIONS}")
     parser.add_argument("--first-seed", type=int, default=0, help="first sampler seed of the search section")
     args = parser.parse_args(argv)
     only = {s.strip() for s in args.only.split(",") if s.strip()}
-    unknown = only - set(SECTIONS)
+    unknown = only - set(SECTIONS) - set(EXTRA_SECTIONS)
     if unknown:
-        parser.error(f"unknown sections {sorted(unknown)}; known: {', '.join(SECTIONS)}")
+        parser.error(f"unknown sections {sorted(unknown)}; known: {', '.join(SECTIONS + EXTRA_SECTIONS)}")
     quick = args.quick
     if "mimic27" in only:
         gain_prediction("mimic27", seeds=1 if quick else 5)
@@ -132,9 +196,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     if "standley" in only:
         standley([5] if quick else [1, 2, 3, 4, 5])
     if "taskweb" in only:
-        source_ranking("taskweb", seeds=1 if quick else 5)
+        source_ranking("taskweb", seeds=2 if quick else 20, setfn_seeds=1 if quick else 5, exhaustive=False)
     if "bingel" in only:
-        source_ranking("bingel", seeds=3 if quick else 20)
+        source_ranking("bingel", seeds=3 if quick else 20, setfn_seeds=3 if quick else 20, exhaustive=not quick)
+    if "ranking_ablation" in only:
+        ranking_ablation("bingel", seeds=3 if quick else 20, exhaustive=not quick)
+        ranking_ablation("taskweb", seeds=2 if quick else 5, exhaustive=False)
     if "search" in only:
         search(seeds=2 if quick else 20, max_trials=300, first_seed=args.first_seed)
 

@@ -14,6 +14,7 @@ from taskgraph.affinity.estimators import (
     NotFittedError,
     PairwiseEstimator,
     SetFunctionEstimator,
+    SourceRankEstimator,
     TextEmbEstimator,
     make_estimator,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "Recommendation",
     "ScoreRecord",
     "SetFunctionEstimator",
+    "SourceRankEstimator",
     "TextEmbEstimator",
     "affinity_graph",
     "compute_gains",

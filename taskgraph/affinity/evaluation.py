@@ -15,9 +15,11 @@ with a single split are scored on it, and the result says so).
 
 from __future__ import annotations
 
+import itertools
 import math
+import warnings
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -149,8 +151,20 @@ def evaluate_source_ranking(
     seeds: Sequence[int] = tuple(range(5)),
     k: int = 3,
     options: Mapping[str, Mapping[str, Any]] | None = None,
+    exhaustive: bool = False,
+    on_fit: Callable[[str, str, AffinityEstimator], None] | None = None,
 ) -> dict[str, Any]:
-    """Return mean per-target Spearman, NDCG and Regret@k of each method and of the popular-source prior."""
+    """Return per-target Spearman, NDCG and Regret@k of each method and of the popular-source prior, with spreads.
+
+    Draws: one random subset of ``n_observed`` entries per target and seed, or with
+    ``exhaustive`` every subset of every target (``seeds`` ignored).  ``result[name][metric]``
+    is the mean over targets of the mean over draws; ``result["spread"][name][metric]`` holds
+    ``sd_over_seeds`` (of the across-target mean; NaN when exhaustive or with one seed) and
+    ``sd_within_target`` (draw to draw, averaged over targets); ``result["versus_prior"][method]
+    [metric]`` holds the paired per-target difference ``diff`` (method minus prior), its
+    standard error over targets ``se`` and how many targets are ``better`` / ``worse``.
+    ``on_fit(method, target, estimator)`` is called after every fit (to collect diagnostics).
+    """
     split = "val" if "val" in table.splits else table.splits[0]
     records = table.to_records(split=split)
     truth = _gain_lookup(table, split)
@@ -159,14 +173,24 @@ def evaluate_source_ranking(
         if len(aux) == 1:
             pair_rows[target].append(next(iter(aux)))
     names = ["prior", *methods]
-    scores: dict[str, dict[str, list[float]]] = {m: defaultdict(list) for m in names}
-    for seed in seeds:
-        rng = np.random.default_rng(seed)
-        for target in sorted(pair_rows):
-            sources = sorted(pair_rows[target])
-            if len(sources) <= n_observed + 1:
-                continue
-            observed = set(rng.choice(sources, size=n_observed, replace=False).tolist())
+    metrics = ("spearman", "ndcg", f"regret@{k}")
+    # name -> metric -> target -> scores in draw order (draw i of every target = seed i)
+    scores: dict[str, dict[str, dict[str, list[float]]]] = {
+        m: {metric: defaultdict(list) for metric in metrics} for m in names
+    }
+    rankable = [t for t in sorted(pair_rows) if len(pair_rows[t]) > n_observed + 1]
+    draws: dict[str, list[set[str]]] = defaultdict(list)
+    if exhaustive:
+        for target in rankable:
+            draws[target] = [set(c) for c in itertools.combinations(sorted(pair_rows[target]), n_observed)]
+    else:
+        for seed in seeds:  # one generator per seed, targets in order: draws stay comparable across versions
+            rng = np.random.default_rng(seed)
+            for target in rankable:
+                draws[target].append(set(rng.choice(sorted(pair_rows[target]), size=n_observed, replace=False).tolist()))
+    for target in rankable:
+        sources = sorted(pair_rows[target])
+        for observed in draws[target]:
             hidden = [s for s in sources if s not in observed]
             fit = [
                 r for r in records
@@ -177,14 +201,63 @@ def evaluate_source_ranking(
             for method in methods:
                 estimator = _build(method, (options or {}).get(method)).fit(fit)
                 predictions[method] = estimator.predict_many(target, [{s} for s in hidden])[0]
+                if on_fit is not None:
+                    on_fit(method, target, estimator)
             for name, predicted in predictions.items():
-                scores[name]["spearman"].append(spearman(predicted, true))
-                scores[name]["ndcg"].append(ndcg(predicted, true))
-                scores[name][f"regret@{k}"].append(regret_at_k(predicted, true, k))
+                per = scores[name]
+                per["spearman"][target].append(spearman(predicted, true))
+                per["ndcg"][target].append(ndcg(predicted, true))
+                per[f"regret@{k}"][target].append(regret_at_k(predicted, true, k))
+    result: dict[str, Any] = {"split": split, "n_targets": len(pair_rows), "exhaustive": exhaustive}
+    result["n_draws"] = sum(len(v) for v in scores["prior"]["spearman"].values())
+    result.update({name: {m: _target_mean(scores[name][m]) for m in metrics} for name in names})
+    result["spread"] = {
+        name: {m: {"sd_over_seeds": math.nan if exhaustive else _sd_over_seeds(scores[name][m]),
+                   "sd_within_target": _sd_within_target(scores[name][m])} for m in metrics}
+        for name in names
+    }  # fmt: skip
+    result["versus_prior"] = {
+        method: {m: _paired(scores[method][m], scores["prior"][m], lower_is_better=m.startswith("regret"))
+                 for m in metrics}
+        for method in methods
+    }  # fmt: skip
+    return result
+
+
+def _target_mean(per_target: Mapping[str, Sequence[float]]) -> float:
+    means = [float(np.nanmean(v)) for v in per_target.values() if np.isfinite(v).any()]
+    return float(np.mean(means)) if means else math.nan
+
+
+def _sd_over_seeds(per_target: Mapping[str, Sequence[float]]) -> float:
+    rows = np.array(list(per_target.values()), dtype=float)  # targets x seeds
+    if rows.ndim != 2 or rows.shape[1] < 2:
+        return math.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a seed where every target is NaN
+        return float(np.nanstd(np.nanmean(rows, axis=0), ddof=1))
+
+
+def _sd_within_target(per_target: Mapping[str, Sequence[float]]) -> float:
+    spreads = [float(np.nanstd(v, ddof=1)) for v in per_target.values() if np.isfinite(v).sum() >= 2]
+    return float(np.mean(spreads)) if spreads else math.nan
+
+
+def _paired(
+    method: Mapping[str, Sequence[float]], prior: Mapping[str, Sequence[float]], *, lower_is_better: bool
+) -> dict[str, float]:
+    diffs = np.array([
+        float(np.nanmean(method[t])) - float(np.nanmean(prior[t]))
+        for t in method if np.isfinite(method[t]).any() and np.isfinite(prior[t]).any()
+    ])  # fmt: skip
+    better = diffs < 0 if lower_is_better else diffs > 0
+    worse = diffs > 0 if lower_is_better else diffs < 0
+    se = float(diffs.std(ddof=1) / math.sqrt(len(diffs))) if len(diffs) > 1 else math.nan
     return {
-        "split": split,
-        "n_targets": len(pair_rows),
-        **{name: {metric: float(np.nanmean(v)) for metric, v in per.items()} for name, per in scores.items()},
+        "diff": float(diffs.mean()) if len(diffs) else math.nan,
+        "se": se,
+        "better": int(better.sum()),
+        "worse": int(worse.sum()),
     }
 
 

@@ -119,8 +119,8 @@ def test_textemb_ranks_by_cosine_without_records_of_the_target() -> None:
 
 
 def test_registry_and_errors() -> None:
-    assert {"pairwise", "hoa", "setfn", "lookahead", "textemb"} <= set(ESTIMATORS.names())
-    with pytest.raises(UnknownNameError, match="known: hoa, lookahead, pairwise, setfn, textemb"):
+    assert {"pairwise", "hoa", "setfn", "sourcerank", "lookahead", "textemb"} <= set(ESTIMATORS.names())
+    with pytest.raises(UnknownNameError, match="known: hoa, lookahead, pairwise, setfn, sourcerank, textemb"):
         make_estimator("magic")
     with pytest.raises(ConfigError, match="options of affinity estimator 'hoa'"):
         make_estimator("hoa", bogus=1)

@@ -12,6 +12,7 @@ from taskgraph.affinity.estimators.lookahead import LookaheadEstimator
 from taskgraph.affinity.estimators.pairwise import HigherOrderEstimator, PairwiseEstimator
 from taskgraph.affinity.estimators.setfn import SetFunctionEstimator
 from taskgraph.affinity.estimators.similarity import TextEmbEstimator
+from taskgraph.affinity.estimators.sourcerank import SourceRankEstimator
 
 __all__ = [
     "ESTIMATORS",
@@ -21,6 +22,7 @@ __all__ = [
     "NotFittedError",
     "PairwiseEstimator",
     "SetFunctionEstimator",
+    "SourceRankEstimator",
     "TextEmbEstimator",
     "make_estimator",
 ]

@@ -133,6 +133,7 @@ ESTIMATORS: Registry[type[AffinityEstimator]] = Registry(kind="affinity estimato
 ESTIMATORS.register("pairwise", "taskgraph.affinity.estimators.pairwise:PairwiseEstimator")
 ESTIMATORS.register("hoa", "taskgraph.affinity.estimators.pairwise:HigherOrderEstimator")
 ESTIMATORS.register("setfn", "taskgraph.affinity.estimators.setfn:SetFunctionEstimator")
+ESTIMATORS.register("sourcerank", "taskgraph.affinity.estimators.sourcerank:SourceRankEstimator")
 ESTIMATORS.register("lookahead", "taskgraph.affinity.estimators.lookahead:LookaheadEstimator")
 ESTIMATORS.register("textemb", "taskgraph.affinity.estimators.similarity:TextEmbEstimator")
 
