@@ -31,12 +31,15 @@ AUXILIARIES = ("ud_tr_imst_upos", "ud_tr_imst_deps")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--architectures", default=",".join(SHARING_ARCHITECTURES.names()),
-                        help="comma-separated sharing architectures (default: all registered)")
+    parser.add_argument(
+        "--architectures",
+        default=",".join(SHARING_ARCHITECTURES.names()),
+        help="comma-separated sharing architectures (default: all registered)",
+    )
     parser.add_argument("--steps", type=int, default=300, help="training steps per run")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
-    parser.add_argument("--max-length", type=int, default=96)
+    parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--max-examples", type=int, default=2000, help="training cap per task")
     parser.add_argument("--eval-examples", type=int, default=300, help="dev cap per task")
     parser.add_argument("--seed", type=int, default=0)
@@ -89,12 +92,17 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for row in rows:
         cells = [_fmt(row[k]) for k in ("ner_f1", "upos_accuracy", "uas", "las")]
-        print(f"| {row['architecture']} | {' | '.join(cells)} | {row['seconds']} | "
-              f"{row['cpu_seconds']} |")
+        print(
+            f"| {row['architecture']} | {' | '.join(cells)} | {row['seconds']} | "
+            f"{row['cpu_seconds']} |"
+        )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump({"args": vars(args), "threads": torch.get_num_threads(), "rows": rows},
-                      handle, indent=1)
+            json.dump(
+                {"args": vars(args), "threads": torch.get_num_threads(), "rows": rows},
+                handle,
+                indent=1,
+            )
     for row in rows:
         print(f"{row['architecture']}_ner_f1: {_fmt(row['ner_f1'])}")
 

@@ -89,13 +89,17 @@ def run_hand_loop(config: TrialConfig, args: argparse.Namespace) -> tuple[float,
     tensors = trainer.data[task].train
     assert tensors is not None
     # The same stream the trainer builds for its single joint phase gives the same batches.
-    stream = BatchStream(tensors=tensors, batch_size=config.batch_size,
-                         seed=stable_seed(config.seed, "stream", "joint", task),
-                         group_by_length=trainer.options.group_by_length)
+    stream = BatchStream(
+        tensors=tensors,
+        batch_size=config.batch_size,
+        seed=stable_seed(config.seed, "stream", "joint", task),
+        group_by_length=trainer.options.group_by_length,
+    )
     total = args.warmup + args.steps
     batches = [stream.next_batch() for _ in range(total)]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, fused=True,
-                                  weight_decay=0.01)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, fused=True, weight_decay=0.01
+    )
     scheduler = get_linear_schedule_with_warmup(optimizer, int(0.1 * total), total)
     autocast = trainer.autocast
     model.train()
@@ -121,8 +125,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--encoder", default="minilm", help="minilm, tiny-bert or a model dir")
     parser.add_argument("--task", default="synth_related", help="the single task of part 1")
-    parser.add_argument("--joint", default="synth_related,synth_conflict",
-                        help="comma-separated tasks of the lookahead comparison")
+    parser.add_argument(
+        "--joint",
+        default="synth_related,synth_conflict",
+        help="comma-separated tasks of the lookahead comparison",
+    )
     parser.add_argument("--steps", type=int, default=40, help="timed steps per run")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -139,12 +146,18 @@ def main() -> None:
     for _ in range(args.repeats):
         trainer_rates.append(run_trainer(single, args)[1])
         hand_rates.append(run_hand_loop(single, args)[1])
-    print(f"device: {args.device or ('cuda' if torch.cuda.is_available() else 'cpu')}, "
-          f"threads: {torch.get_num_threads()}, encoder: {args.encoder}")
-    print(f"trainer_tokens_per_s: {max(trainer_rates):.1f}  (runs: "
-          f"{', '.join(f'{r:.1f}' for r in trainer_rates)})")
-    print(f"hand_loop_tokens_per_s: {max(hand_rates):.1f}  (runs: "
-          f"{', '.join(f'{r:.1f}' for r in hand_rates)})")
+    print(
+        f"device: {args.device or ('cuda' if torch.cuda.is_available() else 'cpu')}, "
+        f"threads: {torch.get_num_threads()}, encoder: {args.encoder}"
+    )
+    print(
+        f"trainer_tokens_per_s: {max(trainer_rates):.1f}  (runs: "
+        f"{', '.join(f'{r:.1f}' for r in trainer_rates)})"
+    )
+    print(
+        f"hand_loop_tokens_per_s: {max(hand_rates):.1f}  (runs: "
+        f"{', '.join(f'{r:.1f}' for r in hand_rates)})"
+    )
 
     tasks = args.joint.split(",")
     joint = make_config(args, target=tasks[0], auxiliaries=tuple(tasks[1:]))
@@ -153,8 +166,10 @@ def main() -> None:
     for _ in range(args.repeats):
         plain_times.append(run_trainer(joint, args)[0])
         probed_times.append(run_trainer(probed, args)[0])
-    print(f"joint_seconds: {min(plain_times):.2f}  with_lookahead_seconds: {min(probed_times):.2f}"
-          f"  ({len(tasks)} tasks, probes every 10 of {args.steps} timed steps)")
+    print(
+        f"joint_seconds: {min(plain_times):.2f}  with_lookahead_seconds: {min(probed_times):.2f}"
+        f"  ({len(tasks)} tasks, probes every 10 of {args.steps} timed steps)"
+    )
     print(f"lookahead_overhead: {min(probed_times) / min(plain_times):.3f}")
     print(f"throughput_ratio: {max(trainer_rates) / max(hand_rates):.3f}")
 

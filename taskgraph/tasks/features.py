@@ -102,8 +102,9 @@ def _encode_words(
             # A word that tokenizes to nothing (a lone control or combining character) would
             # lose its label; [UNK] keeps every word visible to the model.
             fixed = [tokenizer.unk_token if w in empty else t for w, t in enumerate(sentence)]
-            single = tokenizer([fixed], is_split_into_words=True, truncation=True,
-                               max_length=max_length)
+            single = tokenizer(
+                [fixed], is_split_into_words=True, truncation=True, max_length=max_length
+            )
             out.append((single["input_ids"][0], single.word_ids(0)))
         else:
             out.append((batch["input_ids"][i], word_ids))
@@ -395,25 +396,34 @@ def encode_examples(
         raise ConfigError(f"task {task.name!r}: a label vocabulary is needed for {kind.value}")
     if kind is TaskType.TOKEN_TAGGING:
         return encode_tagging(
-            _typed(examples, TaggedSentence, task), tokenizer,
-            label_to_id=label_to_id or {}, max_length=max_length,
+            _typed(examples, TaggedSentence, task),
+            tokenizer,
+            label_to_id=label_to_id or {},
+            max_length=max_length,
         )
     if kind is TaskType.DEPENDENCY_PARSING:
         return encode_parsing(
-            _typed(examples, ParsedSentence, task), tokenizer,
-            deprel_to_id=label_to_id or {}, max_length=max_length,
+            _typed(examples, ParsedSentence, task),
+            tokenizer,
+            deprel_to_id=label_to_id or {},
+            max_length=max_length,
         )
     if kind is TaskType.EXTRACTIVE_QA:
         return encode_qa(
-            _typed(examples, QAExample, task), tokenizer,
-            max_length=max_length, doc_stride=min(doc_stride, max_length // 2 - 1),
+            _typed(examples, QAExample, task),
+            tokenizer,
+            max_length=max_length,
+            doc_stride=min(doc_stride, max_length // 2 - 1),
         )
     if kind is TaskType.MASKED_LM:
-        return encode_masked_lm(_typed(examples, TextExample, task), tokenizer,
-                                max_length=max_length)
+        return encode_masked_lm(
+            _typed(examples, TextExample, task), tokenizer, max_length=max_length
+        )
     return encode_classification(
-        _typed(examples, TextExample, task), tokenizer,
-        label_to_id=label_to_id, max_length=max_length,
+        _typed(examples, TextExample, task),
+        tokenizer,
+        label_to_id=label_to_id,
+        max_length=max_length,
     )
 
 

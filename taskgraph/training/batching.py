@@ -101,8 +101,10 @@ class TaskTensors:
         for key, tensor in self.tensors.items():
             rows = tensor.index_select(0, index)
             if rows.dim() == 2:
-                kind = "words" if key in ("word_starts", "heads", "deprels", "word_mask") else (
-                    "tokens"
+                kind = (
+                    "words"
+                    if key in ("word_starts", "heads", "deprels", "word_mask")
+                    else ("tokens")
                 )
                 rows = rows[:, : max_tokens if kind == "tokens" else max_words]
             out[key] = rows
@@ -161,10 +163,12 @@ class BatchStream:
         size = self.batch_size
         chunk = size * self.MEGABATCH
         lengths = self.tensors.token_lengths
-        grouped = np.concatenate([
-            part[np.argsort(-lengths[part], kind="stable")]
-            for part in (order[i : i + chunk] for i in range(0, len(order), chunk))
-        ])
+        grouped = np.concatenate(
+            [
+                part[np.argsort(-lengths[part], kind="stable")]
+                for part in (order[i : i + chunk] for i in range(0, len(order), chunk))
+            ]
+        )
         full = len(grouped) // size
         batches = grouped[: full * size].reshape(full, size)[self.rng.permutation(full)]
         # The short remainder stays last so batches remain fixed-size slices of the order.
@@ -208,4 +212,3 @@ def to_device(batch: Mapping[str, torch.Tensor], device: torch.device) -> dict[s
     if device.type == "cpu":
         return dict(batch)
     return {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
-

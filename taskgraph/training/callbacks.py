@@ -165,11 +165,14 @@ class ProgressCallback(TrainerCallback):
 
         self.close()
         self._progress = Progress(
-            TextColumn(f"training {args.task_set_key} ({state.phase})"), BarColumn(),
-            TextColumn("{task.completed}/{task.total} steps"), TimeRemainingColumn(),
+            TextColumn(f"training {args.task_set_key} ({state.phase})"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} steps"),
+            TimeRemainingColumn(),
         )
-        self._task = self._progress.add_task(state.phase, total=state.max_steps,
-                                             completed=state.global_step)
+        self._task = self._progress.add_task(
+            state.phase, total=state.max_steps, completed=state.global_step
+        )
         self._progress.start()
 
     def on_step_end(

@@ -43,8 +43,12 @@ class CheckpointStore:
             self._atomic_write_text(
                 marker,
                 json.dumps(
-                    {"key": self.config_hash, "task_set": config.task_set_key,
-                     "seed": config.seed, "config": config.to_dict()},
+                    {
+                        "key": self.config_hash,
+                        "task_set": config.task_set_key,
+                        "seed": config.seed,
+                        "config": config.to_dict(),
+                    },
                     indent=1,
                 ),
             )

@@ -90,8 +90,10 @@ def _rows(kind: TaskType, output: Any, batch: dict[str, torch.Tensor], n: int) -
     labels = batch["labels"]
     logits = output.logits.float()
     losses = F.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
-        ignore_index=IGNORE_INDEX, reduction="none",
+        logits.reshape(-1, logits.shape[-1]),
+        labels.reshape(-1),
+        ignore_index=IGNORE_INDEX,
+        reduction="none",
     ).reshape(labels.shape)
     counts = (labels != IGNORE_INDEX).sum(dim=1).tolist()
     sums = losses.sum(dim=1).tolist()
@@ -105,8 +107,13 @@ def _to_predictions(data: EvalSet, per_feature: list[Any]) -> list[Any]:
         ends = [p[1] for p in per_feature]
         questions = [e for e in data.examples if isinstance(e, QAExample)]
         # SQuAD 2.0-style data (some questions unanswerable) may answer ""; BioASQ never does.
-        return decode_qa(questions, encoded, _ragged(starts), _ragged(ends),
-                         allow_null=any(q.is_impossible for q in questions))
+        return decode_qa(
+            questions,
+            encoded,
+            _ragged(starts),
+            _ragged(ends),
+            allow_null=any(q.is_impossible for q in questions),
+        )
     predictions: list[Any] = []
     for feature, raw in enumerate(per_feature):
         n_words = encoded.meta[feature].get("n_words", 0) if encoded.meta else 0
@@ -147,6 +154,7 @@ def evaluate_split(
     autocast: Callable[[], AbstractContextManager[Any]],
 ) -> dict[str, float]:
     """Return the task's metrics on ``data`` (A's :func:`score_predictions`)."""
-    predictions = predict_split(model, data, batch_size=batch_size, device=device,
-                                autocast=autocast)
+    predictions = predict_split(
+        model, data, batch_size=batch_size, device=device, autocast=autocast
+    )
     return score_predictions(data.task, data.examples, predictions)

@@ -94,9 +94,7 @@ class LookaheadAffinity:
         named = [(n, p) for n, p in model.named_parameters() if id(p) in shared_ids]
         self.names = [n for n, _ in named]
         self.params = [p for _, p in named]
-        self.sparse = [
-            p.dim() == 2 and p.shape[0] >= ROW_SPARSE_MIN_ROWS for p in self.params
-        ]
+        self.sparse = [p.dim() == 2 and p.shape[0] >= ROW_SPARSE_MIN_ROWS for p in self.params]
         n = len(self.tasks)
         self.total = torch.zeros(n, n, dtype=torch.float64, device=device)
         self.count = 0
@@ -171,10 +169,12 @@ class LookaheadAffinity:
             torch._foreach_add_(denominators, 1e-8)
         else:
             present = {id(p) for p in dense_params}
-            all_dense = [p for p, sparse in zip(self.params, self.sparse, strict=True)
-                         if not sparse]
-            denominators = [d for p, d in zip(all_dense, dense_denominators, strict=True)
-                            if id(p) in present]
+            all_dense = [
+                p for p, sparse in zip(self.params, self.sparse, strict=True) if not sparse
+            ]
+            denominators = [
+                d for p, d in zip(all_dense, dense_denominators, strict=True) if id(p) in present
+            ]
         moved = torch._foreach_addcdiv(dense_params, dense_grads, denominators, value=-lr)
         return dict(zip(dense_names, moved, strict=True)), sparse_moves
 
@@ -202,17 +202,20 @@ class LookaheadAffinity:
                     batches[task] = reuse.batch
                     with torch.no_grad():
                         before.append(model(task, reuse.batch).loss.float())
-                        gradients.append([
-                            g / reuse.scale if g is not None and reuse.scale != 1.0 else g
-                            for g in reuse.grads
-                        ])
+                        gradients.append(
+                            [
+                                g / reuse.scale if g is not None and reuse.scale != 1.0 else g
+                                for g in reuse.grads
+                            ]
+                        )
                     continue
                 batches[task] = to_device(self.streams[task].next_batch()[0], self.device)
                 loss = model(task, batches[task]).loss.float()
                 gradients.append(torch.autograd.grad(loss, self.params, allow_unused=True))
                 before.append(loss.detach())
-            matrix = torch.zeros(len(self.tasks), len(self.tasks), dtype=torch.float64,
-                                 device=self.device)
+            matrix = torch.zeros(
+                len(self.tasks), len(self.tasks), dtype=torch.float64, device=self.device
+            )
             with torch.no_grad():
                 adam = self._adam_state(optimizer)
                 dense_denominators = self._dense_denominators(adam)

@@ -78,12 +78,21 @@ class TrainingOptions:
             ("log_every", self.log_every >= 1, ">= 1"),
             ("eval_batch_size", self.eval_batch_size >= 1, ">= 1"),
             ("doc_stride", self.doc_stride >= 1, ">= 1"),
-            ("tasks_per_step", self.tasks_per_step_override is None
-             or self.tasks_per_step_override >= 1, ">= 1"),
-            ("checkpoint_every", self.checkpoint_every is None or self.checkpoint_every >= 1,
-             ">= 1"),
-            ("max_eval_examples", self.max_eval_examples is None or self.max_eval_examples >= 1,
-             ">= 1"),
+            (
+                "tasks_per_step",
+                self.tasks_per_step_override is None or self.tasks_per_step_override >= 1,
+                ">= 1",
+            ),
+            (
+                "checkpoint_every",
+                self.checkpoint_every is None or self.checkpoint_every >= 1,
+                ">= 1",
+            ),
+            (
+                "max_eval_examples",
+                self.max_eval_examples is None or self.max_eval_examples >= 1,
+                ">= 1",
+            ),
             ("lookahead_lr", self.lookahead_lr is None or self.lookahead_lr > 0, "> 0"),
         ]
         for name, ok, expected in checks:
@@ -97,8 +106,11 @@ class TrainingOptions:
             ("max_length", config.max_length, config.max_length >= 8),
             ("epochs", config.epochs, config.epochs > 0 or config.max_steps is not None),
             ("max_steps", config.max_steps, config.max_steps is None or config.max_steps >= 1),
-            ("lookahead_every", config.lookahead_every,
-             config.lookahead_every is None or config.lookahead_every >= 1),
+            (
+                "lookahead_every",
+                config.lookahead_every,
+                config.lookahead_every is None or config.lookahead_every >= 1,
+            ),
             ("eval_every", config.eval_every, config.eval_every is None or config.eval_every >= 1),
         ]:
             if not in_range:

@@ -89,8 +89,14 @@ def build_task_data(
         examples = load_examples(task, "train", data_dir=data_dir)
         keep = deterministic_subset(len(examples), config.mixing.max_examples.get(name), key=name)
         examples = [examples[i] for i in keep]
-        encoded = encode_examples(task, examples, tokenizer, labels=labels,
-                                  max_length=config.max_length, doc_stride=options.doc_stride)
+        encoded = encode_examples(
+            task,
+            examples,
+            tokenizer,
+            labels=labels,
+            max_length=config.max_length,
+            doc_stride=options.doc_stride,
+        )
         truncated = {"train": encoded.truncated_words}
         data = TaskData(
             task=task,
@@ -108,17 +114,27 @@ def build_task_data(
             gold = load_examples(task, split, data_dir=data_dir)
             keep = deterministic_subset(len(gold), options.max_eval_examples, key=f"{name}/{split}")
             gold = [gold[i] for i in keep]
-            encoded = encode_examples(task, gold, tokenizer, labels=labels,
-                                      max_length=config.max_length, doc_stride=options.doc_stride)
+            encoded = encode_examples(
+                task,
+                gold,
+                tokenizer,
+                labels=labels,
+                max_length=config.max_length,
+                doc_stride=options.doc_stride,
+            )
             truncated[split] = encoded.truncated_words
             data.evals[split] = EvalSet(
-                task=task, split=split, examples=gold, encoded=encoded,
+                task=task,
+                split=split,
+                examples=gold,
+                encoded=encoded,
                 tensors=TaskTensors.from_encoded(encoded, pad_token_id=pad, mlm=mlm),
                 labels=labels,
             )
         if any(truncated.values()):
-            logger.warning("task %s: words cut off by max_length=%d: %s", name,
-                           config.max_length, truncated)
+            logger.warning(
+                "task %s: words cut off by max_length=%d: %s", name, config.max_length, truncated
+            )
         out[name] = data
     return out
 
@@ -150,8 +166,7 @@ def build_trainer(
         # A randomly initialised encoder is part of what a seed varies.
         encoder_options.setdefault("seed", config.seed)
     encoder = load_encoder(config.encoder, options=encoder_options)
-    data = build_task_data(config, task_defs, encoder.tokenizer, data_dir=data_dir,
-                           options=options)
+    data = build_task_data(config, task_defs, encoder.tokenizer, data_dir=data_dir, options=options)
     heads = [
         HeadSpec(
             task=name,
@@ -162,11 +177,15 @@ def build_trainer(
         for name, task in task_defs.items()
     ]
     seed_everything(config.seed)
-    model = build_model(sharing=config.sharing, encoder=encoder, heads=heads,
-                        params=dict(config.sharing_params))
+    model = build_model(
+        sharing=config.sharing, encoder=encoder, heads=heads, params=dict(config.sharing_params)
+    )
     model.to(resolved)
-    weighting = build_weighting(config.loss_weighting, tasks=list(config.task_set),
-                                seed=stable_seed(config.seed, "weighting")).to(resolved)
+    weighting = build_weighting(
+        config.loss_weighting,
+        tasks=list(config.task_set),
+        seed=stable_seed(config.seed, "weighting"),
+    ).to(resolved)
     return MultiTaskTrainer(
         config=config,
         model=model,
@@ -215,8 +234,15 @@ def train_trial(
         )
 
     try:
-        trainer = build_trainer(config, tasks=tasks, data_dir=data_dir, callbacks=callbacks,
-                                device=device, checkpoint_dir=checkpoint_dir, progress=progress)
+        trainer = build_trainer(
+            config,
+            tasks=tasks,
+            data_dir=data_dir,
+            callbacks=callbacks,
+            device=device,
+            checkpoint_dir=checkpoint_dir,
+            progress=progress,
+        )
         outcome = trainer.train()
         return TrialResult(
             status=outcome.status,

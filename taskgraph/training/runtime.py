@@ -40,7 +40,9 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as error:
-        raise ConfigError(f"`device` must be like 'cpu', 'cuda' or 'cuda:1', but got {device!r}") from error
+        raise ConfigError(
+            f"`device` must be like 'cpu', 'cuda' or 'cuda:1', but got {device!r}"
+        ) from error
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"`device` is {device!r} but no CUDA device is available")
     return resolved

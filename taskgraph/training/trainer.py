@@ -111,7 +111,9 @@ class MultiTaskTrainer:
         )
         self.state = TrainerState()
         self.control = TrainerControl()
-        self.objective_metric = config.objective.metric or self.data[config.target].task.primary_metric
+        self.objective_metric = (
+            config.objective.metric or self.data[config.target].task.primary_metric
+        )
         self.maximize = metric_direction(self.objective_metric) == "maximize"
         self.best_weights: dict[str, torch.Tensor] | None = None
         self.lookahead: LookaheadAffinity | None = None
@@ -158,8 +160,9 @@ class MultiTaskTrainer:
         pruned = False
         for index in range(first_phase, len(phases)):
             phase, tasks = phases[index]
-            pruned = self._run_phase(index, phase, tasks, resume if index == first_phase else None,
-                                     start, phase_scores)
+            pruned = self._run_phase(
+                index, phase, tasks, resume if index == first_phase else None, start, phase_scores
+            )
             resume = None
             if pruned or (self.control.should_stop and phase != "source"):
                 break
@@ -185,7 +188,9 @@ class MultiTaskTrainer:
             .get(self.config.objective.split, {})
             .get(self.objective_metric)
         )
-        self._call("on_train_end", metrics=scores,
+        self._call(
+            "on_train_end",
+            metrics=scores,
             objective=objective,
         )
         return TrainingOutcome(
@@ -211,19 +216,31 @@ class MultiTaskTrainer:
     ) -> bool:
         """Train one phase; return True when a callback pruned the trial."""
         config, options = self.config, self.options
-        parts = build_phase(phase, tasks, train={t: self.data[t].train for t in tasks},
-                            model=self.model, weighting=self.weighting, config=config,
-                            options=options)
+        parts = build_phase(
+            phase,
+            tasks,
+            train={t: self.data[t].train for t in tasks},
+            model=self.model,
+            weighting=self.weighting,
+            config=config,
+            options=options,
+        )
         total, steps_per_epoch = parts.total_steps, parts.steps_per_epoch
         seed = config.seed
         if config.lookahead_every and phase == "joint" and len(tasks) > 1 and self.shared:
             probe_streams = {
-                t: BatchStream(tensors=parts.streams[t].tensors, batch_size=config.batch_size,
-                               seed=stable_seed(seed, "lookahead", t))
+                t: BatchStream(
+                    tensors=parts.streams[t].tensors,
+                    batch_size=config.batch_size,
+                    seed=stable_seed(seed, "lookahead", t),
+                )
                 for t in tasks
             }
             self.lookahead = LookaheadAffinity(
-                model=self.model, tasks=tasks, streams=probe_streams, shared=self.shared,
+                model=self.model,
+                tasks=tasks,
+                streams=probe_streams,
+                shared=self.shared,
                 device=self.device,
             )
         evaluates = phase != "source"
@@ -272,8 +289,9 @@ class MultiTaskTrainer:
 
     def _call(self, event: str, **kwargs: Any) -> None:
         """Run callback hook ``event`` (callbacks also get the model, as in transformers)."""
-        self.control = self.handler.call(event, self.config, self.state, self.control,
-                                         model=self.model, **kwargs)
+        self.control = self.handler.call(
+            event, self.config, self.state, self.control, model=self.model, **kwargs
+        )
 
     def _stopping(self) -> bool:
         return self.control.should_stop or self.control.should_prune
@@ -366,7 +384,10 @@ class MultiTaskTrainer:
         if evalset is None:
             return None
         return evaluate_split(
-            self.model, evalset, batch_size=self.options.eval_batch_size, device=self.device,
+            self.model,
+            evalset,
+            batch_size=self.options.eval_batch_size,
+            device=self.device,
             autocast=self.autocast,
         )
 
@@ -402,8 +423,9 @@ class MultiTaskTrainer:
             self.state.best_objective = value
             self.state.best_step = step
             self.state.evaluations_without_improvement = 0
-            self.best_weights = {k: v.detach().to("cpu", copy=True)
-                                 for k, v in self.model.state_dict().items()}
+            self.best_weights = {
+                k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()
+            }
             if self.store is not None:
                 self.store.save_best(self.best_weights)
         else:
@@ -413,7 +435,9 @@ class MultiTaskTrainer:
             self.control.should_stop = True
         all_metrics = {target: {split: metrics}}
         self._last_metrics = all_metrics
-        self._call("on_evaluate", metrics=all_metrics,
+        self._call(
+            "on_evaluate",
+            metrics=all_metrics,
             objective=value,
         )
 

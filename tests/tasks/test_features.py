@@ -48,7 +48,14 @@ def test_tagging_label_on_first_subword(tok) -> None:  # type: ignore[no-untyped
     encoded = encode_tagging([sentence], tok, label_to_id=TAGS, max_length=32)
     feature = encoded.features[0]
     assert tok.convert_ids_to_tokens(feature["input_ids"]) == [
-        "[CLS]", "mer", "##hab", "##a", "dun", "##ya", "istanbul", "[SEP]"
+        "[CLS]",
+        "mer",
+        "##hab",
+        "##a",
+        "dun",
+        "##ya",
+        "istanbul",
+        "[SEP]",
     ]
     assert feature["labels"] == [X, 0, X, X, 1, X, 2, X]
     assert feature["word_starts"] == [1, 4, 6]
@@ -91,8 +98,9 @@ def test_parsing_word_starts_heads_and_truncated_heads(tok) -> None:  # type: ig
     assert cut.features[0]["heads"] == [0, 1]
     assert cut.truncated_words == 1
     # A kept word whose head was cut is not trained on.
-    backwards = ParsedSentence(("Merhaba", "dünya", "güzel"), (3, 3, 0), ("obj", "obj", "root"),
-                               ("X", "X", "X"))
+    backwards = ParsedSentence(
+        ("Merhaba", "dünya", "güzel"), (3, 3, 0), ("obj", "obj", "root"), ("X", "X", "X")
+    )
     cut = encode_parsing([backwards], tok, deprel_to_id=rels, max_length=6).features[0]
     assert cut["heads"] == [X, X]
     assert cut["deprels"] == [X, X]
@@ -103,8 +111,13 @@ CONTEXT = "The cat sat on the mat. Then it slept in the warm sun all day long."
 
 def _qa(answerable: bool = True) -> QAExample:
     answers = (Answer("the mat", CONTEXT.index("the mat")),) if answerable else ()
-    return QAExample(id="q1", question="Where did the cat sit?", context=CONTEXT,
-                     answers=answers, is_impossible=not answerable)
+    return QAExample(
+        id="q1",
+        question="Where did the cat sit?",
+        context=CONTEXT,
+        answers=answers,
+        is_impossible=not answerable,
+    )
 
 
 def test_qa_windows_and_answer_positions(tok) -> None:  # type: ignore[no-untyped-def]
@@ -136,14 +149,22 @@ def test_classification_pairs_and_unlabeled_rows(tok) -> None:  # type: ignore[n
     rows = [TextExample("a cat", "a dog", "yes"), TextExample("x", "y", None)]
     encoded = encode_classification(rows, tok, label_to_id={"no": 0, "yes": 1}, max_length=16)
     first = encoded.features[0]
-    assert tok.convert_ids_to_tokens(first["input_ids"]) == ["[CLS]", "a", "cat", "[SEP]", "a",
-                                                             "dog", "[SEP]"]
+    assert tok.convert_ids_to_tokens(first["input_ids"]) == [
+        "[CLS]",
+        "a",
+        "cat",
+        "[SEP]",
+        "a",
+        "dog",
+        "[SEP]",
+    ]
     assert first["token_type_ids"] == [0, 0, 0, 0, 1, 1, 1]
     assert first["labels"] == 1
     assert "labels" not in encoded.features[1]
     with pytest.raises(ConfigError, match="'maybe'"):
-        encode_classification([TextExample("a", label="maybe")], tok, label_to_id={"no": 0},
-                              max_length=8)
+        encode_classification(
+            [TextExample("a", label="maybe")], tok, label_to_id={"no": 0}, max_length=8
+        )
 
 
 def test_mask_tokens_80_10_10_and_never_special() -> None:
@@ -151,8 +172,9 @@ def test_mask_tokens_80_10_10_and_never_special() -> None:
     ids = rng.integers(1000, 2000, size=(200, 500))
     special = np.zeros_like(ids)
     special[:, 0] = special[:, -1] = 1
-    masked, labels = mask_tokens(ids, special, mask_token_id=103, vocab_size=30522,
-                                 rng=np.random.default_rng(1))
+    masked, labels = mask_tokens(
+        ids, special, mask_token_id=103, vocab_size=30522, rng=np.random.default_rng(1)
+    )
     chosen = labels != X
     assert not chosen[:, 0].any() and not chosen[:, -1].any()
     assert abs(chosen.mean() - 0.15 * 498 / 500) < 0.005
@@ -170,8 +192,15 @@ def test_masked_lm_features_keep_special_mask(tok) -> None:  # type: ignore[no-u
 
 
 def test_encode_examples_dispatches_and_checks_types(tok) -> None:  # type: ignore[no-untyped-def]
-    task = TaskDef(name="t", type=TaskType.TOKEN_TAGGING, format="iob", dataset="d",
-                   splits={"train": SplitSource("x")}, label_field="ner", metrics=("f1",))
+    task = TaskDef(
+        name="t",
+        type=TaskType.TOKEN_TAGGING,
+        format="iob",
+        dataset="d",
+        splits={"train": SplitSource("x")},
+        label_field="ner",
+        metrics=("f1",),
+    )
     sentence = TaggedSentence(("a",), ("O",))
     encoded = encode_examples(task, [sentence], tok, labels=["O"], max_length=8)
     assert encoded.features[0]["labels"] == [X, 0, X]

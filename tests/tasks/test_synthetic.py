@@ -74,8 +74,10 @@ def test_tags_are_functions_of_the_word_and_partitions_relate_as_designed() -> N
     conflict = _word_labels(generate_examples(family.tasks["synth_conflict"], "dev"))
     for labels in (target, related, conflict):
         assert all(len(tags) == 1 for tags in labels.values())
-    tag = {name: {w: next(iter(t)) for w, t in labels.items()}
-           for name, labels in [("target", target), ("related", related), ("conflict", conflict)]}
+    tag = {
+        name: {w: next(iter(t)) for w, t in labels.items()}
+        for name, labels in [("target", target), ("related", related), ("conflict", conflict)]
+    }
     shared = tag["target"].keys() & tag["related"].keys() & tag["conflict"].keys()
     assert set(tag["target"].values()) == {"H0", "H1"}
     # related refines the target: each fine class lies inside one target tag

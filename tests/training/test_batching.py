@@ -14,11 +14,19 @@ def _parsing_split() -> EncodedSplit:
     features = [
         {"input_ids": [101, 5, 6, 102], "word_starts": [1, 2], "heads": [0, 1], "deprels": [3, 4]},
         {"input_ids": [101, 7, 102], "word_starts": [1], "heads": [0], "deprels": [3]},
-        {"input_ids": [101, 8, 9, 10, 11, 102], "word_starts": [1, 3, 4], "heads": [2, 0, 2],
-         "deprels": [1, 3, 2]},
+        {
+            "input_ids": [101, 8, 9, 10, 11, 102],
+            "word_starts": [1, 3, 4],
+            "heads": [2, 0, 2],
+            "deprels": [1, 3, 2],
+        },
     ]
-    return EncodedSplit(task_type=TaskType.DEPENDENCY_PARSING, features=features,
-                        example_index=[0, 1, 2], n_examples=3)
+    return EncodedSplit(
+        task_type=TaskType.DEPENDENCY_PARSING,
+        features=features,
+        example_index=[0, 1, 2],
+        n_examples=3,
+    )
 
 
 def test_padding_masks_and_trimming() -> None:
@@ -40,14 +48,18 @@ def test_scalar_labels_and_unlabeled_rows() -> None:
     split = EncodedSplit(
         task_type=TaskType.SENTENCE_CLASSIFICATION,
         features=[{"input_ids": [101, 5, 102], "labels": 1}, {"input_ids": [101, 102]}],
-        example_index=[0, 1], n_examples=2,
+        example_index=[0, 1],
+        n_examples=2,
     )
     tensors = TaskTensors.from_encoded(split, pad_token_id=0)
     assert "labels" not in tensors.tensors  # not every row is labeled
     labeled = TaskTensors.from_encoded(
-        EncodedSplit(task_type=TaskType.SENTENCE_CLASSIFICATION,
-                     features=[{"input_ids": [101, 102], "labels": 2}], example_index=[0],
-                     n_examples=1),
+        EncodedSplit(
+            task_type=TaskType.SENTENCE_CLASSIFICATION,
+            features=[{"input_ids": [101, 102], "labels": 2}],
+            example_index=[0],
+            n_examples=1,
+        ),
         pad_token_id=0,
     )
     assert labeled.batch(np.array([0]))["labels"].tolist() == [2]
@@ -74,11 +86,15 @@ def test_stream_epochs_and_resume() -> None:
 
 
 def test_masked_lm_batches_are_masked_reproducibly() -> None:
-    features = [{"input_ids": [101, *range(1000, 1100), 102], "special_tokens_mask": [1] + [0] * 100 + [1]}]
-    split = EncodedSplit(task_type=TaskType.MASKED_LM, features=features, example_index=[0],
-                         n_examples=1)
-    tensors = TaskTensors.from_encoded(split, pad_token_id=0,
-                                       mlm={"mask_token_id": 103, "vocab_size": 30522})
+    features = [
+        {"input_ids": [101, *range(1000, 1100), 102], "special_tokens_mask": [1] + [0] * 100 + [1]}
+    ]
+    split = EncodedSplit(
+        task_type=TaskType.MASKED_LM, features=features, example_index=[0], n_examples=1
+    )
+    tensors = TaskTensors.from_encoded(
+        split, pad_token_id=0, mlm={"mask_token_id": 103, "vocab_size": 30522}
+    )
     one = tensors.batch(np.array([0]), rng=np.random.default_rng(1))
     two = tensors.batch(np.array([0]), rng=np.random.default_rng(1))
     assert torch.equal(one["input_ids"], two["input_ids"])
@@ -93,7 +109,8 @@ def test_group_by_length_visits_everything_with_less_padding() -> None:
     split = EncodedSplit(
         task_type=TaskType.SENTENCE_CLASSIFICATION,
         features=[{"input_ids": [1] * int(n), "labels": 0} for n in lengths],
-        example_index=list(range(500)), n_examples=500,
+        example_index=list(range(500)),
+        n_examples=500,
     )
     tensors = TaskTensors.from_encoded(split, pad_token_id=0)
 

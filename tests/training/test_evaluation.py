@@ -32,8 +32,15 @@ def tok():  # type: ignore[no-untyped-def]
 
 
 def _task(kind: TaskType, metrics: tuple[str, ...]) -> TaskDef:
-    return TaskDef(name="t", type=kind, format="x", dataset="x",
-                   splits={"dev": SplitSource("x")}, label_field="x", metrics=metrics)
+    return TaskDef(
+        name="t",
+        type=kind,
+        format="x",
+        dataset="x",
+        splits={"dev": SplitSource("x")},
+        label_field="x",
+        metrics=metrics,
+    )
 
 
 class Scripted(torch.nn.Module):
@@ -53,13 +60,20 @@ class Scripted(torch.nn.Module):
 
 
 def _evalset(task: TaskDef, examples: list[Any], encoded: Any, labels: list[str] | None) -> EvalSet:
-    return EvalSet(task=task, split="dev", examples=examples, encoded=encoded,
-                   tensors=TaskTensors.from_encoded(encoded, pad_token_id=0), labels=labels)
+    return EvalSet(
+        task=task,
+        split="dev",
+        examples=examples,
+        encoded=encoded,
+        tensors=TaskTensors.from_encoded(encoded, pad_token_id=0),
+        labels=labels,
+    )
 
 
 def _run(model: Any, data: EvalSet) -> list[Any]:
-    return predict_split(model, data, batch_size=4, device=torch.device("cpu"),
-                         autocast=nullcontext)
+    return predict_split(
+        model, data, batch_size=4, device=torch.device("cpu"), autocast=nullcontext
+    )
 
 
 def test_tagging_words_cut_off_get_the_fallback_tag(tok) -> None:  # type: ignore[no-untyped-def]
@@ -69,32 +83,42 @@ def test_tagging_words_cut_off_get_the_fallback_tag(tok) -> None:  # type: ignor
     data = _evalset(_task(TaskType.TOKEN_TAGGING, ("accuracy",)), [sentence], encoded, labels)
     # the model saw two words and tagged both B-LOC; the third (cut off) becomes O
     assert _run(Scripted(decoded=[[0, 0]]), data) == [("B-LOC", "B-LOC", "O")]
-    scores = evaluate_split(Scripted(decoded=[[0, 0]]), data, batch_size=4,
-                            device=torch.device("cpu"), autocast=nullcontext)
+    scores = evaluate_split(
+        Scripted(decoded=[[0, 0]]),
+        data,
+        batch_size=4,
+        device=torch.device("cpu"),
+        autocast=nullcontext,
+    )
     assert scores["accuracy"] == pytest.approx(1 / 3)  # gold B-LOC O B-LOC
 
 
 def test_parsing_words_cut_off_attach_to_the_predicted_root(tok) -> None:  # type: ignore[no-untyped-def]
-    sentence = ParsedSentence(("Merhaba", "dünya", "güzel"), (0, 1, 2), ("root", "obj", "amod"),
-                              ("X", "X", "X"))
+    sentence = ParsedSentence(
+        ("Merhaba", "dünya", "güzel"), (0, 1, 2), ("root", "obj", "amod"), ("X", "X", "X")
+    )
     labels = ["amod", "dep", "obj", "root"]
-    encoded = encode_parsing([sentence], tok, deprel_to_id={r: i for i, r in enumerate(labels)},
-                             max_length=6)
-    data = _evalset(_task(TaskType.DEPENDENCY_PARSING, ("las", "uas")), [sentence], encoded,
-                    labels)
+    encoded = encode_parsing(
+        [sentence], tok, deprel_to_id={r: i for i, r in enumerate(labels)}, max_length=6
+    )
+    data = _evalset(_task(TaskType.DEPENDENCY_PARSING, ("las", "uas")), [sentence], encoded, labels)
     decoded = [ParsePrediction(heads=[0, 1], deprels=[3, 2])]
     assert _run(Scripted(decoded=decoded), data) == [([0, 1, 1], ["root", "obj", "dep"])]
 
 
 def test_qa_logits_become_ranked_answers(tok) -> None:  # type: ignore[no-untyped-def]
     context = "The cat sat on the mat. Then it slept in the warm sun all day long."
-    answerable = QAExample(id="a", question="Where did the cat sit?", context=context,
-                           answers=(Answer("the mat", context.index("the mat")),))
-    impossible = QAExample(id="b", question="Who?", context=context, answers=(),
-                           is_impossible=True)
+    answerable = QAExample(
+        id="a",
+        question="Where did the cat sit?",
+        context=context,
+        answers=(Answer("the mat", context.index("the mat")),),
+    )
+    impossible = QAExample(id="b", question="Who?", context=context, answers=(), is_impossible=True)
     encoded = encode_qa([answerable, impossible], tok, max_length=24, doc_stride=4)
-    data = _evalset(_task(TaskType.EXTRACTIVE_QA, ("f1", "exact")), [answerable, impossible],
-                    encoded, None)
+    data = _evalset(
+        _task(TaskType.EXTRACTIVE_QA, ("f1", "exact")), [answerable, impossible], encoded, None
+    )
 
     def logits(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         start = torch.full(batch["input_ids"].shape, -5.0)
@@ -112,6 +136,11 @@ def test_qa_logits_become_ranked_answers(tok) -> None:  # type: ignore[no-untype
 
     predictions = _run(Scripted(logits=logits), data)
     assert predictions[0][0] == "the mat" and predictions[1][0] == ""
-    scores = evaluate_split(Scripted(logits=logits), data, batch_size=4,
-                            device=torch.device("cpu"), autocast=nullcontext)
+    scores = evaluate_split(
+        Scripted(logits=logits),
+        data,
+        batch_size=4,
+        device=torch.device("cpu"),
+        autocast=nullcontext,
+    )
     assert scores["exact"] == 1.0

@@ -36,17 +36,26 @@ class Quadratic(nn.Module):
 
 
 def _stream() -> BatchStream:
-    split = EncodedSplit(task_type=TaskType.SENTENCE_CLASSIFICATION,
-                         features=[{"input_ids": [1, 2], "labels": 0}] * 4,
-                         example_index=[0, 1, 2, 3], n_examples=4)
-    return BatchStream(tensors=TaskTensors.from_encoded(split, pad_token_id=0), batch_size=2,
-                       seed=0)
+    split = EncodedSplit(
+        task_type=TaskType.SENTENCE_CLASSIFICATION,
+        features=[{"input_ids": [1, 2], "labels": 0}] * 4,
+        example_index=[0, 1, 2, 3],
+        n_examples=4,
+    )
+    return BatchStream(
+        tensors=TaskTensors.from_encoded(split, pad_token_id=0), batch_size=2, seed=0
+    )
 
 
 def _affinity(model: Quadratic) -> LookaheadAffinity:
     tasks = ["helper", "offset"]
-    return LookaheadAffinity(model=model, tasks=tasks, streams={t: _stream() for t in tasks},
-                             shared=model.shared_parameters(), device=torch.device("cpu"))
+    return LookaheadAffinity(
+        model=model,
+        tasks=tasks,
+        streams={t: _stream() for t in tasks},
+        shared=model.shared_parameters(),
+        device=torch.device("cpu"),
+    )
 
 
 def _loss(task: str, theta: torch.Tensor) -> float:
@@ -103,14 +112,13 @@ def test_no_probe_no_matrix() -> None:
     assert _affinity(Quadratic()).result() is None
 
 
-
-
 def test_reused_training_gradient_gives_the_same_probe() -> None:
     model = Quadratic()
     fresh = _affinity(model).probe(optimizer=None, lr=0.1)
     grad = torch.autograd.grad(model("helper", {}).loss * 0.25, model.theta)[0]
     reused = _affinity(model).probe(
-        optimizer=None, lr=0.1,
+        optimizer=None,
+        lr=0.1,
         reuse=ReusedGradient(task="helper", batch={}, grads=[grad], scale=0.25),
     )
     assert torch.allclose(fresh, reused, rtol=1e-6)
@@ -136,8 +144,13 @@ def test_row_sparse_steps_match_dense_steps_and_restore_the_table() -> None:
     model = Embedding()
     original = model.table.detach().clone()
     tasks = ["helper", "offset"]
-    affinity = LookaheadAffinity(model=model, tasks=tasks, streams={t: _stream() for t in tasks},
-                                 shared=model.shared_parameters(), device=torch.device("cpu"))
+    affinity = LookaheadAffinity(
+        model=model,
+        tasks=tasks,
+        streams={t: _stream() for t in tasks},
+        shared=model.shared_parameters(),
+        device=torch.device("cpu"),
+    )
     assert affinity.sparse == [True]
     matrix = affinity.probe(optimizer=None, lr=0.05)
     assert torch.equal(model.table.detach(), original)

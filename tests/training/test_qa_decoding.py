@@ -22,8 +22,12 @@ def tok():  # type: ignore[no-untyped-def]
 
 
 def _example() -> QAExample:
-    return QAExample(id="q", question="Where did the cat sit?", context=CONTEXT,
-                     answers=(Answer("the mat", CONTEXT.index("the mat")),))
+    return QAExample(
+        id="q",
+        question="Where did the cat sit?",
+        context=CONTEXT,
+        answers=(Answer("the mat", CONTEXT.index("the mat")),),
+    )
 
 
 def _logits(encoded, spans, low=-10.0):  # type: ignore[no-untyped-def]
@@ -72,10 +76,15 @@ def test_spans_outside_context_reversed_or_too_long_are_skipped(tok) -> None:  #
     start[0, 12], end[0, 13] = 1.0, 1.0  # "the mat", short enough
     # pairs of {8, 12} x {13, 14}, scored 18, 10, 10, 2; null = -inf comes last
     assert decode_qa([_example()], encoded, start, end)[0] == [
-        "The cat sat on the mat.", "The cat sat on the mat", "the mat.", "the mat", ""
+        "The cat sat on the mat.",
+        "The cat sat on the mat",
+        "the mat.",
+        "the mat",
+        "",
     ]
-    assert decode_qa([_example()], encoded, start, end, max_answer_length=3,
-                     allow_null=False)[0] == ["the mat.", "the mat"]
+    assert decode_qa([_example()], encoded, start, end, max_answer_length=3, allow_null=False)[
+        0
+    ] == ["the mat.", "the mat"]
 
 
 def test_logit_count_must_match_features(tok) -> None:  # type: ignore[no-untyped-def]

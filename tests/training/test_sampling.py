@@ -48,7 +48,9 @@ def test_draws_follow_the_distribution_and_resume() -> None:
 
 
 def test_bad_mixing_is_a_config_error() -> None:
-    with pytest.raises(UnknownNameError, match="known: annealed, proportional, temperature, uniform"):
+    with pytest.raises(
+        UnknownNameError, match="known: annealed, proportional, temperature, uniform"
+    ):
         _p("bogus")
     with pytest.raises(ConfigError, match="`temperature` must be > 0"):
         _p("temperature", temperature=0.0)

@@ -56,8 +56,11 @@ def _target_test_accuracy(auxiliaries: tuple[str, ...], seed: int) -> float:
 def accuracy() -> dict[str, float]:
     return {
         name: statistics.mean(_target_test_accuracy(aux, seed) for seed in SEEDS)
-        for name, aux in [("alone", ()), ("related", ("synth_related",)),
-                          ("conflict", ("synth_conflict",))]
+        for name, aux in [
+            ("alone", ()),
+            ("related", ("synth_related",)),
+            ("conflict", ("synth_conflict",)),
+        ]
     }
 
 

@@ -88,8 +88,7 @@ def test_same_seed_gives_the_same_result_on_cpu() -> None:
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_lookahead_matrix_orientation_and_no_effect_on_training(device: str) -> None:
-    cfg = config(auxiliaries=("synth_related", "synth_conflict"), lookahead_every=5,
-                 max_steps=20)
+    cfg = config(auxiliaries=("synth_related", "synth_conflict"), lookahead_every=5, max_steps=20)
     probed = run(cfg, device=device)
     assert probed.status is TrialStatus.COMPLETE, probed.failure_reason
     matrix = probed.lookahead
@@ -100,21 +99,33 @@ def test_lookahead_matrix_orientation_and_no_effect_on_training(device: str) -> 
     # A step on a task lowers that task's own loss: the diagonal is positive.
     assert all(matrix.values[i][i] > 0 for i in range(3))
     if device == "cpu":
-        plain = run(config(auxiliaries=("synth_related", "synth_conflict"), max_steps=20),
-                    device=device)
+        plain = run(
+            config(auxiliaries=("synth_related", "synth_conflict"), max_steps=20), device=device
+        )
         assert plain.scores == probed.scores  # probes observe, they never change training
 
 
 def test_lookahead_needs_two_tasks_and_a_joint_run() -> None:
     assert run(config(lookahead_every=5, max_steps=10)).lookahead is None
-    sequential = run(config(auxiliaries=("synth_related",), lookahead_every=5, max_steps=10,
-                            transfer_mode="sequential"))
+    sequential = run(
+        config(
+            auxiliaries=("synth_related",),
+            lookahead_every=5,
+            max_steps=10,
+            transfer_mode="sequential",
+        )
+    )
     assert sequential.lookahead is None
 
 
 def test_sequential_transfer_scores_sources_then_target() -> None:
-    cfg = config(auxiliaries=("synth_related",), transfer_mode="sequential", max_steps=10,
-                 eval_every=5, hyperparameters={"source_max_steps": 15})
+    cfg = config(
+        auxiliaries=("synth_related",),
+        transfer_mode="sequential",
+        max_steps=10,
+        eval_every=5,
+        hyperparameters={"source_max_steps": 15},
+    )
     trainer = build_trainer(cfg, tasks=TASKS, device="cpu")
     seen: list[tuple[str, int]] = []
 
@@ -136,8 +147,12 @@ def test_sequential_transfer_scores_sources_then_target() -> None:
     [("uncertainty", "temperature"), ("pcgrad", "annealed"), ("equal", "proportional")],
 )
 def test_weightings_and_sampling_schemes_train(weighting: str, scheme: str) -> None:
-    cfg = config(auxiliaries=("synth_related",), loss_weighting=weighting, max_steps=10,
-                 mixing=MixingConfig(scheme=scheme, temperature=2.0))
+    cfg = config(
+        auxiliaries=("synth_related",),
+        loss_weighting=weighting,
+        max_steps=10,
+        mixing=MixingConfig(scheme=scheme, temperature=2.0),
+    )
     result = run(cfg)
     assert result.status is TrialStatus.COMPLETE, result.failure_reason
     # PCGrad draws one batch per task each step; the others one batch per step.
@@ -177,7 +192,10 @@ def test_callback_prune_stop_and_hook_order() -> None:
     recorder = Recorder()
     run(config(max_steps=20), callbacks=[recorder])
     assert recorder.events[0] == "begin" and recorder.events[-1] == "end"
-    assert [e for e in recorder.events if e.startswith("evaluate")] == ["evaluate@10", "evaluate@20"]
+    assert [e for e in recorder.events if e.startswith("evaluate")] == [
+        "evaluate@10",
+        "evaluate@20",
+    ]
     assert "epoch" in recorder.events  # 8 target examples, batch 8: an epoch per step
 
     pruner = Recorder(prune_at=10)
@@ -194,8 +212,7 @@ def test_callback_prune_stop_and_hook_order() -> None:
 
 def test_early_stopping_on_the_objective() -> None:
     # With lr = 0 nothing improves after the first evaluation: patience 2 stops at step 15.
-    result = run(config(learning_rate=1e-12, max_steps=50, eval_every=5,
-                        early_stopping_patience=2))
+    result = run(config(learning_rate=1e-12, max_steps=50, eval_every=5, early_stopping_patience=2))
     assert result.status is TrialStatus.COMPLETE
     assert [s for s, _ in result.intermediate] == [5, 10, 15]
 
@@ -243,8 +260,13 @@ def test_failures_become_failed_results_naming_the_kind() -> None:
 
 
 def test_killed_run_resumes_where_it_stopped(tmp_path: Path) -> None:
-    cfg = config(auxiliaries=("synth_related",), loss_weighting="uncertainty", max_steps=24,
-                 eval_every=8, lookahead_every=4)
+    cfg = config(
+        auxiliaries=("synth_related",),
+        loss_weighting="uncertainty",
+        max_steps=24,
+        eval_every=8,
+        lookahead_every=4,
+    )
     uninterrupted = run(cfg, checkpoint_dir=tmp_path / "a")
 
     class Kill(TrainerCallback):
@@ -272,9 +294,11 @@ def test_killed_run_resumes_where_it_stopped(tmp_path: Path) -> None:
 
 
 def test_max_examples_caps_each_tasks_training_data() -> None:
-    cfg = config(auxiliaries=("synth_related",),
-                 mixing=MixingConfig(max_examples={"synth_related": 16}),
-                 hyperparameters={"max_eval_examples": 10})
+    cfg = config(
+        auxiliaries=("synth_related",),
+        mixing=MixingConfig(max_examples={"synth_related": 16}),
+        hyperparameters={"max_eval_examples": 10},
+    )
     trainer = build_trainer(cfg, tasks=TASKS, device="cpu")
     assert len(trainer.data["synth_related"].train or ()) == 16
     assert len(trainer.data["synth_target"].train or ()) == 8
@@ -287,8 +311,13 @@ def test_max_examples_caps_each_tasks_training_data() -> None:
 
 
 def test_sequential_run_killed_in_the_source_phase_resumes(tmp_path: Path) -> None:
-    cfg = config(auxiliaries=("synth_related",), transfer_mode="sequential", max_steps=8,
-                 eval_every=4, hyperparameters={"source_max_steps": 12})
+    cfg = config(
+        auxiliaries=("synth_related",),
+        transfer_mode="sequential",
+        max_steps=8,
+        eval_every=4,
+        hyperparameters={"source_max_steps": 12},
+    )
     uninterrupted = run(cfg, checkpoint_dir=tmp_path / "a")
 
     class Kill(TrainerCallback):

@@ -58,8 +58,7 @@ def test_pcgrad_backward_sets_projected_shared_grads() -> None:
     loss_a = shared[0] * head_a
     loss_b = (-shared[0] + shared[1]) * head_b
     weighting = build_weighting("pcgrad", tasks=["a", "b"], seed=0)
-    total = weighting.backward({"a": loss_a, "b": loss_b}, shared=[shared],
-                               others=[head_a, head_b])
+    total = weighting.backward({"a": loss_a, "b": loss_b}, shared=[shared], others=[head_a, head_b])
     assert float(total) == pytest.approx(1.0)
     assert shared.grad.tolist() == pytest.approx([0.5, 1.5])
     assert head_a.grad.item() == pytest.approx(1.0)  # d loss_a / d head_a = shared[0]
