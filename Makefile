@@ -9,6 +9,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 PYTEST_ARGS ?=
+DEMO_STORAGE ?= sqlite:///demo.db
 
 .PHONY: setup demo test lint typecheck clean
 
@@ -20,8 +21,14 @@ $(VENV)/.installed: pyproject.toml constraints/cpu.txt
 	$(PIP) install --quiet --disable-pip-version-check -c constraints/cpu.txt -e '.[all,dev]'
 	touch $@
 
+# Runs the study (a no-op once it is finished: `rm demo.db` to start over), then shows what it
+# measured, what the affinity model recommends, and draws the affinity graph.
 demo: setup
-	$(BIN)/taskgraph tasks list
+	$(BIN)/taskgraph study run searchspaces/demo.yaml --storage $(DEMO_STORAGE)
+	$(BIN)/taskgraph study show demo --storage $(DEMO_STORAGE)
+	$(BIN)/taskgraph affinity top --target synth_target -k 5 --max-size 2 --storage $(DEMO_STORAGE)
+	$(BIN)/taskgraph affinity graph --format png -o demo-affinity.png --storage $(DEMO_STORAGE)
+	@echo "optuna-dashboard on these trials: $(BIN)/taskgraph dashboard --storage $(DEMO_STORAGE)"
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -212,7 +212,7 @@ def top(
     recommendations = recommend_auxiliaries(estimator, target, k, max_size=max_size)
     rows = [r.to_dict() for r in recommendations]
     emit_rows(rows, columns=["auxiliaries", "predicted_gain", "std", "n_evidence"], as_json=as_json,
-              title=f"auxiliary sets for {target} ({method})")  # fmt: skip
+              title=f"auxiliary sets for {target} ({method}; gain relative to the baseline)")  # fmt: skip
 
 
 @app.command("groups")

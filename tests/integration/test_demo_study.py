@@ -11,7 +11,7 @@ from taskgraph.storage import open_repository
 
 pytestmark = pytest.mark.slow
 
-TRIALS = 4  # the shipped budget is 8; a smaller one keeps the suite fast
+TRIALS = 4  # the shipped budget is 24; a smaller one keeps the suite fast
 
 
 @pytest.fixture(scope="module")
