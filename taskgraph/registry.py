@@ -39,9 +39,7 @@ class Registry(Generic[T]):
             entry = self._entries[name]
         except KeyError:
             known = ", ".join(sorted(self._entries)) or "(none)"
-            raise UnknownNameError(
-                f"unknown {self.kind} {name!r}; known: {known}"
-            ) from None
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; known: {known}") from None
         if isinstance(entry, str) and ":" in entry:
             module_name, _, attr = entry.partition(":")
             obj = getattr(importlib.import_module(module_name), attr)

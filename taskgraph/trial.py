@@ -233,7 +233,9 @@ class TrialResult:
         lookahead = data.get("lookahead")
         return cls(
             status=TrialStatus(data["status"]),
-            scores={t: {s: dict(m) for s, m in sp.items()} for t, sp in data.get("scores", {}).items()},
+            scores={
+                t: {s: dict(m) for s, m in sp.items()} for t, sp in data.get("scores", {}).items()
+            },
             objective=data.get("objective"),
             cost=Cost(**data.get("cost", {})),
             lookahead=LookaheadMatrix(**lookahead) if lookahead else None,

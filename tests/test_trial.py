@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from taskgraph.registry import Registry
 from taskgraph.errors import UnknownNameError
+from taskgraph.registry import Registry
 from taskgraph.trial import (
     Cost,
     LookaheadMatrix,
@@ -51,7 +51,9 @@ def test_model_config_hash_ignores_seed_and_task_set_but_not_sharing() -> None:
 def test_family_key_depends_on_target_budget_only_among_mixing() -> None:
     base = TrialConfig(target="ner", mixing=MixingConfig(max_examples={"ner": 100}))
     other_aux_cap = TrialConfig(
-        target="ner", auxiliaries=("upos",), mixing=MixingConfig(max_examples={"ner": 100, "upos": 9})
+        target="ner",
+        auxiliaries=("upos",),
+        mixing=MixingConfig(max_examples={"ner": 100, "upos": 9}),
     )
     other_target_cap = TrialConfig(target="ner", mixing=MixingConfig(max_examples={"ner": 200}))
     assert base.family_key() == other_aux_cap.family_key()

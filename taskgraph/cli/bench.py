@@ -37,8 +37,12 @@ SamplerFactory = Callable[[str, Sequence[str], int], optuna.samplers.BaseSampler
 
 #: The samplers compared by ``trials_to_best``: (target, candidates, seed) -> sampler.
 SAMPLER_FACTORIES: dict[str, SamplerFactory] = {
-    "graph": lambda target, candidates, seed: GraphGuidedSampler(target=target, candidates=candidates, seed=seed),
-    "tpe": lambda target, candidates, seed: optuna.samplers.TPESampler(seed=seed, multivariate=True),
+    "graph": lambda target, candidates, seed: GraphGuidedSampler(
+        target=target, candidates=candidates, seed=seed
+    ),
+    "tpe": lambda target, candidates, seed: optuna.samplers.TPESampler(
+        seed=seed, multivariate=True
+    ),
     "random": lambda target, candidates, seed: optuna.samplers.RandomSampler(seed=seed),
 }
 
@@ -72,7 +76,9 @@ def trials_to_best(
     study = optuna.create_study(direction="maximize" if higher else "minimize", sampler=sampler)
     for number in range(1, max_trials + 1):
         trial = study.ask()
-        auxiliaries = tuple(t for t in candidates if trial.suggest_categorical(f"aux/{t}", [False, True]))
+        auxiliaries = tuple(
+            t for t in candidates if trial.suggest_categorical(f"aux/{t}", [False, True])
+        )
         if frozenset(auxiliaries) in best_sets:
             return number
         result = evaluator.evaluate(TrialConfig(target=target, auxiliaries=auxiliaries))
@@ -101,13 +107,45 @@ def _search_efficiency(
 
 
 def bench(
-    table: Annotated[Path, typer.Option("--table", help="Results table in the long CSV format (target,task_set,split,value,higher_is_better).")],
-    fit_fraction: Annotated[float, typer.Option("--fit-fraction", help="Fraction of groups larger than pairs the estimators may see (besides all singles and pairs).")] = 0.1,
-    seeds: Annotated[int, typer.Option("--seeds", help="Seeds: fit splits for the Spearman, sampler seeds per target for the search (medians need about 20).")] = 20,
-    method: Annotated[str, typer.Option("--method", help="Estimator measured against HOA.")] = "setfn",
-    max_trials: Annotated[int, typer.Option("--max-trials", help="Trials per search before giving up (counted as this many).")] = 300,
-    search: Annotated[bool, typer.Option("--search/--no-search", help="Also measure search efficiency (trials to the best set).")] = True,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of name: value lines.")] = False,
+    table: Annotated[
+        Path,
+        typer.Option(
+            "--table",
+            help="Results table in the long CSV format (target,task_set,split,value,higher_is_better).",
+        ),
+    ],
+    fit_fraction: Annotated[
+        float,
+        typer.Option(
+            "--fit-fraction",
+            help="Fraction of groups larger than pairs the estimators may see (besides all singles and pairs).",
+        ),
+    ] = 0.1,
+    seeds: Annotated[
+        int,
+        typer.Option(
+            "--seeds",
+            help="Seeds: fit splits for the Spearman, sampler seeds per target for the search (medians need about 20).",
+        ),
+    ] = 20,
+    method: Annotated[
+        str, typer.Option("--method", help="Estimator measured against HOA.")
+    ] = "setfn",
+    max_trials: Annotated[
+        int,
+        typer.Option(
+            "--max-trials", help="Trials per search before giving up (counted as this many)."
+        ),
+    ] = 300,
+    search: Annotated[
+        bool,
+        typer.Option(
+            "--search/--no-search", help="Also measure search efficiency (trials to the best set)."
+        ),
+    ] = True,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object instead of name: value lines.")
+    ] = False,
 ) -> None:
     """Benchmark the affinity estimators and samplers on a long-format results table."""
     from rich.progress import Progress
@@ -123,7 +161,9 @@ def bench(
         per_seed: dict[str, list[float]] = {method: [], "hoa": []}
         scored_on = "test"
         for seed in range(seeds):
-            outcome = evaluate_gain_prediction(data, [method, "hoa"], fit_fraction=fit_fraction, seed=seed)
+            outcome = evaluate_gain_prediction(
+                data, [method, "hoa"], fit_fraction=fit_fraction, seed=seed
+            )
             scored_on = outcome["scored_on"]
             for name in per_seed:
                 per_seed[name].append(outcome[name]["spearman"])
@@ -133,7 +173,11 @@ def bench(
         results["scored_on"] = scored_on
         if search:
             efficiency = _search_efficiency(
-                data, seeds=seeds, samplers=("graph", "tpe", "random"), max_trials=max_trials, progress=progress
+                data,
+                seeds=seeds,
+                samplers=("graph", "tpe", "random"),
+                max_trials=max_trials,
+                progress=progress,
             )
             for name, value in efficiency.items():
                 results[f"trials_to_best_{name}"] = value

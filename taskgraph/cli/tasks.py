@@ -59,7 +59,10 @@ def _counts(tasks: list[TaskDef], data: Path | None) -> dict[str, dict[str, int]
     ]
     if pending:
         columns = (
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
         )
         with Progress(*columns, console=stderr_console, transient=True) as progress:
             bar = progress.add_task("counting examples", total=len(pending))
@@ -165,7 +168,9 @@ def show_command(
     if task.reader_options:
         out.print(f"  reader_options: {info['reader_options']}")
     labels = info["labels"]
-    out.print(f"  labels ({len(labels)}): {' '.join(labels) if labels else '(none)'}", soft_wrap=True)
+    out.print(
+        f"  labels ({len(labels)}): {' '.join(labels) if labels else '(none)'}", soft_wrap=True
+    )
     table = Table(title="splits")
     for column in ("split", "examples", "sha256", "made from"):
         table.add_column(column)

@@ -93,7 +93,9 @@ class GraphGuidedSampler(BaseSampler):
         self.last_estimator: AffinityEstimator | None = None
 
     # ------------------------------------------------------------------ Optuna API
-    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
         """Return the ``aux/<task>`` flags of every free candidate (known before any trial)."""
         if study._is_multi_objective():
             return {}
@@ -106,10 +108,14 @@ class GraphGuidedSampler(BaseSampler):
         if not search_space:
             return {}
         subset = self.propose(study)
-        return {name: name[len(AUX_PARAM_PREFIX):] in subset for name in search_space}
+        return {name: name[len(AUX_PARAM_PREFIX) :] in subset for name in search_space}
 
     def sample_independent(
-        self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
     ) -> Any:
         """Return the inner sampler's value for a parameter outside the subset flags."""
         return self._independent.sample_independent(study, trial, param_name, param_distribution)
@@ -132,7 +138,11 @@ class GraphGuidedSampler(BaseSampler):
     # ------------------------------------------------------------------ proposal
     def _free_bounds(self) -> tuple[int, int]:
         low = max(self.min_size - len(self.include), 0)
-        high = len(self.free) if self.max_size is None else min(self.max_size - len(self.include), len(self.free))
+        high = (
+            len(self.free)
+            if self.max_size is None
+            else min(self.max_size - len(self.include), len(self.free))
+        )
         return low, high
 
     def _valid(self, subset: frozenset[str]) -> bool:
@@ -191,7 +201,11 @@ class GraphGuidedSampler(BaseSampler):
         prior = self._prior_records()
         informed = any(r.task == self.target and len(r.task_set) > 1 for r in prior)
         startup = self._startup_sets(informed=informed)
-        n_startup = len(startup) if self.n_startup_trials is None else min(self.n_startup_trials, len(startup))
+        n_startup = (
+            len(startup)
+            if self.n_startup_trials is None
+            else min(self.n_startup_trials, len(startup))
+        )
         pending = [s for s in startup[:n_startup] if s not in evaluated]
         if pending:
             return pending[0]
@@ -207,7 +221,10 @@ class GraphGuidedSampler(BaseSampler):
             draw = estimator.sample_gains(queries, self._rng, n_samples=1)[0]
             return pool[int(np.argmax(draw))]
         means, stds = estimator.predict_many(self.target, [q[1] for q in queries])
-        best = max((estimator.predict(self.target, s | frozenset(self.include))[0] for s in evaluated), default=0.0)
+        best = max(
+            (estimator.predict(self.target, s | frozenset(self.include))[0] for s in evaluated),
+            default=0.0,
+        )
         z = (means - best) / np.maximum(stds, 1e-12)
         improvement = (means - best) * norm.cdf(z) + stds * norm.pdf(z)
         return pool[int(np.argmax(improvement))]

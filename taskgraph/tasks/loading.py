@@ -62,7 +62,9 @@ def _source(task: TaskDef, split: str) -> SplitSource:
         ) from None
 
 
-def split_file(task: TaskDef, split: str, *, data_dir: str | os.PathLike[str] | None = None) -> Path:
+def split_file(
+    task: TaskDef, split: str, *, data_dir: str | os.PathLike[str] | None = None
+) -> Path:
     """Return the existing file that ``split`` of ``task`` is read from.
 
     Raises :class:`ConfigError` for an unknown split and :class:`DataNotFoundError` naming the
@@ -96,7 +98,9 @@ def _synthetic_examples(task: TaskDef, split: str) -> list[Example]:
     return list(module.generate_examples(task, split))
 
 
-def _allocation(task: TaskDef, path: Path, allocation_key: str, fractions: list[float]) -> list[int]:
+def _allocation(
+    task: TaskDef, path: Path, allocation_key: str, fractions: list[float]
+) -> list[int]:
     key = f"{file_sha256(path)}|{_reading_key(task)}|{allocation_key}"
     if key not in _ALLOCATIONS:
         if len(_ALLOCATIONS) >= 16:
@@ -277,7 +281,8 @@ def task_fingerprint(task: TaskDef, *, data_dir: str | os.PathLike[str] | None =
     splits: dict[str, Any] = {}
     for split, source in task.splits.items():
         content = (
-            None if task.format == SYNTHETIC
+            None
+            if task.format == SYNTHETIC
             else file_sha256(split_file(task, split, data_dir=data_dir))
         )
         splits[split] = [content, source.select]

@@ -45,7 +45,9 @@ __all__ = [
 
 def _same_length(what: str, gold: Sequence[object], pred: Sequence[object]) -> None:
     if len(gold) != len(pred):
-        raise ConfigError(f"{what}: expected {len(gold)} predictions (one per gold), got {len(pred)}")
+        raise ConfigError(
+            f"{what}: expected {len(gold)} predictions (one per gold), got {len(pred)}"
+        )
 
 
 def entity_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict[str, float]:
@@ -60,8 +62,12 @@ def entity_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) 
     with warnings.catch_warnings():  # seqeval warns about types without gold support
         warnings.simplefilter("ignore")
         report = classification_report(
-            [list(g) for g in gold], [list(p) for p in pred],
-            mode="strict", scheme=IOB2, output_dict=True, zero_division=0,
+            [list(g) for g in gold],
+            [list(p) for p in pred],
+            mode="strict",
+            scheme=IOB2,
+            output_dict=True,
+            zero_division=0,
         )
     micro = report.pop("micro avg")
     scores = {
@@ -106,8 +112,17 @@ def attachment_scores(
         raise ConfigError("exclude_punct needs gold_upos (punctuation is found by UPOS PUNCT)")
     scored = heads_right = both_right = 0
     for index in range(len(gold_heads)):
-        gh, gd, ph, pd = gold_heads[index], gold_deprels[index], pred_heads[index], pred_deprels[index]
-        for name, seq in (("gold relations", gd), ("predicted heads", ph), ("predicted relations", pd)):
+        gh, gd, ph, pd = (
+            gold_heads[index],
+            gold_deprels[index],
+            pred_heads[index],
+            pred_deprels[index],
+        )
+        for name, seq in (
+            ("gold relations", gd),
+            ("predicted heads", ph),
+            ("predicted relations", pd),
+        ):
             _same_length(f"{name} of sentence {index}", gh, seq)
         for word in range(len(gh)):
             if exclude_punct and gold_upos is not None and gold_upos[index][word] == "PUNCT":

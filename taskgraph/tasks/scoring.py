@@ -38,8 +38,17 @@ _METRICS: dict[TaskType, frozenset[str]] = {
     TaskType.TOKEN_TAGGING: frozenset({"accuracy", "f1", "precision", "recall"}),
     TaskType.DEPENDENCY_PARSING: frozenset({"uas", "las"}),
     TaskType.EXTRACTIVE_QA: frozenset(
-        {"exact", "f1", "has_ans_exact", "has_ans_f1", "no_ans_exact", "no_ans_f1",
-         "strict_accuracy", "lenient_accuracy", "mrr"}
+        {
+            "exact",
+            "f1",
+            "has_ans_exact",
+            "has_ans_f1",
+            "no_ans_exact",
+            "no_ans_f1",
+            "strict_accuracy",
+            "lenient_accuracy",
+            "mrr",
+        }
     ),
     TaskType.SENTENCE_CLASSIFICATION: _CLASSIFICATION,
     TaskType.SENTENCE_PAIR_CLASSIFICATION: _CLASSIFICATION,
@@ -123,8 +132,10 @@ def _parsing(task: TaskDef, gold: list[ParsedSentence], pred: Sequence[Any]) -> 
                 f"task {task.name!r}: prediction {index} must be (heads, deprels), got {item!r}"
             )
     return m.attachment_scores(
-        [g.heads for g in gold], [g.deprels for g in gold],
-        [list(p[0]) for p in pred], [list(p[1]) for p in pred],
+        [g.heads for g in gold],
+        [g.deprels for g in gold],
+        [list(p[0]) for p in pred],
+        [list(p[1]) for p in pred],
         gold_upos=[g.upos for g in gold],
     )
 
@@ -150,13 +161,17 @@ def _qa(task: TaskDef, gold: list[QAExample], pred: Sequence[Any]) -> dict[str, 
     if set(task.metrics) & _FACTOID:
         questions: dict[str, tuple[set[str], list[list[Any]]]] = {}
         for example, answers in zip(gold, ranked, strict=True):
-            gold_texts, member_answers = questions.setdefault(example.group or example.id, (set(), []))
+            gold_texts, member_answers = questions.setdefault(
+                example.group or example.id, (set(), [])
+            )
             gold_texts.update(a.text for a in example.answers)
             member_answers.append(answers)
-        scores.update(m.factoid_scores(
-            [sorted(g) for g, _ in questions.values()],
-            [_merge(members) for _, members in questions.values()],
-        ))
+        scores.update(
+            m.factoid_scores(
+                [sorted(g) for g, _ in questions.values()],
+                [_merge(members) for _, members in questions.values()],
+            )
+        )
     return scores
 
 
@@ -184,7 +199,9 @@ def _merge(members: list[list[Any]], top: int = 5) -> list[str]:
     return merged[:top]
 
 
-def _classification(task: TaskDef, gold: list[TextExample], pred: Sequence[Any]) -> dict[str, float]:
+def _classification(
+    task: TaskDef, gold: list[TextExample], pred: Sequence[Any]
+) -> dict[str, float]:
     labels: list[str] = []
     for index, example in enumerate(gold):
         if example.label is None:

@@ -28,9 +28,15 @@ _NAME = re.compile(r"[a-z][a-z0-9_]*")
 _SPLIT = re.compile(r"[a-z][a-z0-9_]*")
 #: upstream split names read as ours when a directory is scanned
 SPLIT_ALIASES = {
-    "train": "train", "training": "train",
-    "dev": "dev", "devel": "dev", "dtest": "dev", "valid": "dev", "validation": "dev",
-    "test": "test", "etest": "test",
+    "train": "train",
+    "training": "train",
+    "dev": "dev",
+    "devel": "dev",
+    "dtest": "dev",
+    "valid": "dev",
+    "validation": "dev",
+    "test": "test",
+    "etest": "test",
 }
 _DEFAULT_METRICS: dict[TaskType, tuple[str, ...]] = {
     TaskType.TOKEN_TAGGING: ("accuracy",),
@@ -110,15 +116,18 @@ def _metrics(
     allowed = metrics_for_type(task_type)
     for metric in metrics:
         if metric not in allowed and not (
-            task_type is TaskType.TOKEN_TAGGING and re.fullmatch(r"(f1|precision|recall)_.+", metric)
+            task_type is TaskType.TOKEN_TAGGING
+            and re.fullmatch(r"(f1|precision|recall)_.+", metric)
         ):
             raise ConfigError(
                 f"`metrics` entry {metric!r} is not available for {task_type.value}; "
                 f"known: {', '.join(sorted(allowed))}"
             )
-    if "f1" in metrics and task_type in (
-        TaskType.SENTENCE_CLASSIFICATION, TaskType.SENTENCE_PAIR_CLASSIFICATION
-    ) and not options.get("positive_label"):
+    if (
+        "f1" in metrics
+        and task_type in (TaskType.SENTENCE_CLASSIFICATION, TaskType.SENTENCE_PAIR_CLASSIFICATION)
+        and not options.get("positive_label")
+    ):
         raise ConfigError(
             "`metrics` has binary 'f1', which needs `reader_options.positive_label` "
             "(or use 'macro_f1')"

@@ -29,25 +29,36 @@ def table_file(tmp_path: Path) -> Path:
                 others = [s for s in combo if s != t]
                 gain = float(np.mean([effect[(t, s)] for s in others])) if others else 0.0
                 rows.append(LongRow(t, frozenset(combo), "val", 0.7 * (1 + gain), True))
-                rows.append(LongRow(t, frozenset(combo), "test", 0.7 * (1 + gain + rng.normal(0, 0.01)), True))
+                rows.append(
+                    LongRow(
+                        t, frozenset(combo), "test", 0.7 * (1 + gain + rng.normal(0, 0.01)), True
+                    )
+                )
     path = tmp_path / "five.csv"
     write_long_csv(LongTable(rows=rows), path)
     return path
 
 
 def test_json_output(table_file: Path) -> None:
-    result = runner.invoke(app, ["bench", "--table", str(table_file), "--seeds", "2", "--fit-fraction", "0.3", "--json"])
+    result = runner.invoke(
+        app,
+        ["bench", "--table", str(table_file), "--seeds", "2", "--fit-fraction", "0.3", "--json"],
+    )
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert set(data) == {"spearman", "spearman_hoa", "scored_on", "trials_to_best_graph",
                          "trials_to_best_tpe", "trials_to_best_random"}  # fmt: skip
     assert data["scored_on"] == "test"
     assert all(math.isfinite(data[k]) for k in data if k != "scored_on")
-    assert 1 <= data["trials_to_best_graph"] <= 16  # 16 auxiliary sets per target, never asked twice
+    assert (
+        1 <= data["trials_to_best_graph"] <= 16
+    )  # 16 auxiliary sets per target, never asked twice
 
 
 def test_name_value_lines(table_file: Path) -> None:
-    result = runner.invoke(app, ["bench", "--table", str(table_file), "--seeds", "1", "--no-search"])
+    result = runner.invoke(
+        app, ["bench", "--table", str(table_file), "--seeds", "1", "--no-search"]
+    )
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert [line.split(": ")[0] for line in lines] == ["spearman", "spearman_hoa", "scored_on"]
@@ -62,5 +73,8 @@ def test_bad_input(tmp_path: Path, table_file: Path) -> None:
     malformed = runner.invoke(app, ["bench", "--table", str(bad)])
     assert malformed.stderr.strip() == f"error: {bad}:2: expected higher_is_better 1 or 0, got '2'"
     fraction = runner.invoke(app, ["bench", "--table", str(table_file), "--fit-fraction", "2"])
-    assert fraction.exit_code != 0 and "`--fit-fraction` must be in [0, 1], but got 2.0" in fraction.stderr
+    assert (
+        fraction.exit_code != 0
+        and "`--fit-fraction` must be in [0, 1], but got 2.0" in fraction.stderr
+    )
     assert "--fit-fraction" in runner.invoke(app, ["bench", "--help"]).stdout

@@ -28,14 +28,18 @@ def additive_table(seed: int = 0) -> LongTable:
     rows = [LongRow("t", frozenset({"t"}), "val", 1.0, True)]
     for size in range(1, len(SOURCES) + 1):
         for combo in itertools.combinations(SOURCES, size):
-            gain = float(np.mean([effect[s] for s in combo])) + (0.03 if {"s1", "s2"} <= set(combo) else 0.0)
+            gain = float(np.mean([effect[s] for s in combo])) + (
+                0.03 if {"s1", "s2"} <= set(combo) else 0.0
+            )
             rows.append(LongRow("t", frozenset({"t", *combo}), "val", 1.0 + gain, True))
     return LongTable(rows=rows, source="synthetic")
 
 
 def ask_subset(study: optuna.Study, candidates: list[str]) -> tuple[optuna.Trial, frozenset[str]]:
     trial = study.ask()
-    chosen = frozenset(t for t in candidates if trial.suggest_categorical(f"aux/{t}", [False, True]))
+    chosen = frozenset(
+        t for t in candidates if trial.suggest_categorical(f"aux/{t}", [False, True])
+    )
     return trial, chosen
 
 
@@ -72,7 +76,9 @@ class _RecordingSampler(optuna.samplers.RandomSampler):
 
 def test_other_parameters_go_to_the_inner_sampler() -> None:
     inner = _RecordingSampler()
-    sampler = GraphGuidedSampler(target="t", candidates=["a", "b"], independent_sampler=inner, seed=0)
+    sampler = GraphGuidedSampler(
+        target="t", candidates=["a", "b"], independent_sampler=inner, seed=0
+    )
     study = optuna.create_study(sampler=sampler)
     for _ in range(4):
         trial, _ = ask_subset(study, ["a", "b"])
@@ -86,7 +92,9 @@ def test_prior_records_of_an_earlier_study_find_the_best_set_at_once() -> None:
     earlier = table.to_records(family="earlier-study")
     hits = []
     for seed in range(5):
-        sampler = GraphGuidedSampler(target="t", candidates=list(SOURCES), prior_records=lambda: earlier, seed=seed)
+        sampler = GraphGuidedSampler(
+            target="t", candidates=list(SOURCES), prior_records=lambda: earlier, seed=seed
+        )
         hits.append(trials_to_best(table, "t", sampler, max_trials=64))
     # Trial 1 is this study's baseline; the informed model proposes the best set right after.
     assert statistics.median(hits) <= 3
@@ -96,7 +104,11 @@ def test_finds_the_best_set_faster_than_random_on_average() -> None:
     table = additive_table(seed=1)
     graph, random = [], []
     for seed in range(6):
-        graph.append(trials_to_best(table, "t", GraphGuidedSampler(target="t", candidates=list(SOURCES), seed=seed)))
+        graph.append(
+            trials_to_best(
+                table, "t", GraphGuidedSampler(target="t", candidates=list(SOURCES), seed=seed)
+            )
+        )
         random.append(trials_to_best(table, "t", optuna.samplers.RandomSampler(seed=seed)))
     assert np.mean(graph) < np.mean(random)
     assert max(graph) <= 32  # never re-asks a set: at most every subset once

@@ -28,18 +28,26 @@ def test_list_json(data_dir: Path) -> None:
     assert by_name["squad2"]["type"] == "extractive_qa"
     assert by_name["rte"]["splits"]["test_unlabeled"] == 3000
     mrpc = get_task("mrpc")
-    assert by_name["mrpc"]["splits"] == {s: count_examples(mrpc, s, data_dir=data_dir) for s in mrpc.splits}
+    assert by_name["mrpc"]["splits"] == {
+        s: count_examples(mrpc, s, data_dir=data_dir) for s in mrpc.splits
+    }
 
 
-def test_list_by_type_cold_cache_and_table(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_list_by_type_cold_cache_and_table(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cold"))
-    result = runner.invoke(app, ["tasks", "list", "--data", str(data_dir), "--type", "extractive_qa", "--json"])
+    result = runner.invoke(
+        app, ["tasks", "list", "--data", str(data_dir), "--type", "extractive_qa", "--json"]
+    )
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
     assert {row["name"] for row in rows} == {"squad2", "bioasq_factoid"}
     assert sum(rows[0]["splits"].values()) in (1809, 6078)
     assert (tmp_path / "cold" / "tasks-cache.json").is_file()  # counted once, cached
-    table = runner.invoke(app, ["tasks", "list", "--data", str(data_dir), "--type", "extractive_qa"])
+    table = runner.invoke(
+        app, ["tasks", "list", "--data", str(data_dir), "--type", "extractive_qa"]
+    )
     assert table.exit_code == 0 and "squad2" in table.stdout and "bioasq_factoid" in table.stdout
 
 
@@ -61,8 +69,14 @@ def test_show_json(data_dir: Path) -> None:
     ("args", "message"),
     [
         (["tasks", "show", "nope"], "error: unknown task 'nope'; known: anatem"),
-        (["tasks", "list", "--data", "/no/such/dir"], "error: data directory from --data does not exist: /no/such/dir"),
-        (["tasks", "show", "cola", "--data", "/no/such/dir"], "error: data directory from --data does not exist"),
+        (
+            ["tasks", "list", "--data", "/no/such/dir"],
+            "error: data directory from --data does not exist: /no/such/dir",
+        ),
+        (
+            ["tasks", "show", "cola", "--data", "/no/such/dir"],
+            "error: data directory from --data does not exist",
+        ),
         (["tasks", "list", "--type", "ner"], "error: --type must be one of token_tagging"),
     ],
 )

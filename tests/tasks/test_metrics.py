@@ -62,13 +62,17 @@ def test_attachment_scores_hand_worked() -> None:
     pred_heads, pred_rels = [[2, 0, 2, 3]], [["nsubj", "root", "obl", "punct"]]
     scores = m.attachment_scores(gold_heads, gold_rels, pred_heads, pred_rels, gold_upos=upos)
     assert scores == {"uas": 3 / 4, "las": 3 / 4}  # punctuation counts; subtypes ignored
-    strict = m.attachment_scores(gold_heads, gold_rels, pred_heads, pred_rels, ignore_subtypes=False)
+    strict = m.attachment_scores(
+        gold_heads, gold_rels, pred_heads, pred_rels, ignore_subtypes=False
+    )
     assert strict == {"uas": 3 / 4, "las": 2 / 4}
     no_punct = m.attachment_scores(
         gold_heads, gold_rels, pred_heads, pred_rels, gold_upos=upos, exclude_punct=True
     )
     assert no_punct == {"uas": 1.0, "las": 1.0}
-    wrong_label = m.attachment_scores(gold_heads, gold_rels, gold_heads, [["nsubj", "root", "obj", "punct"]])
+    wrong_label = m.attachment_scores(
+        gold_heads, gold_rels, gold_heads, [["nsubj", "root", "obj", "punct"]]
+    )
     assert wrong_label == {"uas": 1.0, "las": 3 / 4}
 
 
@@ -97,12 +101,16 @@ def official_scores(gold: list[list[str]], pred: list[str]) -> tuple[float, floa
     exact = f1 = 0.0
     for answers, prediction in zip(gold, pred, strict=True):
         candidates = [a for a in answers if official_normalize(a)] or [""]
-        exact += max(float(official_normalize(a) == official_normalize(prediction)) for a in candidates)
+        exact += max(
+            float(official_normalize(a) == official_normalize(prediction)) for a in candidates
+        )
         f1 += max(official_f1(a, prediction) for a in candidates)
     return exact / len(gold), f1 / len(gold)
 
 
-WORDS = st.sampled_from(["the", "a", "An", "Denver", "Broncos", "broncos!", "50", "", " ", ",", "é", "The."])
+WORDS = st.sampled_from(
+    ["the", "a", "An", "Denver", "Broncos", "broncos!", "50", "", " ", ",", "é", "The."]
+)
 ANSWER = st.lists(WORDS, max_size=4).map(" ".join)
 
 

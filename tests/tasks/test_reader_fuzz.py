@@ -35,7 +35,11 @@ from taskgraph.tasks.types import (
 )
 
 # TASKGRAPH_FUZZ_EXAMPLES=2000 for a deep run; 60 keeps CI quick
-FUZZ = settings(max_examples=int(os.environ.get("TASKGRAPH_FUZZ_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=int(os.environ.get("TASKGRAPH_FUZZ_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 # characters a token may hold: no whitespace or control characters (they separate fields)
 _CHARS = st.characters(
@@ -44,10 +48,12 @@ _CHARS = st.characters(
 TOKEN = st.text(_CHARS, min_size=1, max_size=6).filter(lambda t: t != "-DOCSTART-")
 # free text (sentences, questions): single spaces allowed inside, no tabs or line breaks
 TEXT = st.lists(TOKEN, min_size=1, max_size=5).map(" ".join)
-NOISE = st.text(alphabet="0123456789-._:|=#ab \t\"", max_size=8)
+NOISE = st.text(alphabet='0123456789-._:|=#ab \t"', max_size=8)
 
 
-def read_bytes(fmt: str, data: bytes, task_type: TaskType, label_field: str, **options: Any) -> list[Example]:
+def read_bytes(
+    fmt: str, data: bytes, task_type: TaskType, label_field: str, **options: Any
+) -> list[Example]:
     """Return the examples a reader gives for ``data`` (written to a temporary file)."""
     reader = get_reader(fmt)
     reader.check(task_type, label_field, options)
@@ -76,7 +82,9 @@ def line_of_error(call: Callable[[], object]) -> int | None:
 # -- IOB -------------------------------------------------------------------------------------
 
 _TYPES = st.sampled_from(["PER", "LOC", "gene-product"])
-_RAW_TAG = st.one_of(st.just("O"), st.builds(lambda p, t: f"{p}-{t}", st.sampled_from("BI"), _TYPES))
+_RAW_TAG = st.one_of(
+    st.just("O"), st.builds(lambda p, t: f"{p}-{t}", st.sampled_from("BI"), _TYPES)
+)
 SENTENCE = st.lists(st.tuples(TOKEN, _RAW_TAG), min_size=1, max_size=6).map(
     lambda pairs: TaggedSentence(
         tokens=tuple(t for t, _ in pairs), tags=tuple(iob1_to_iob2([g for _, g in pairs]))
@@ -94,7 +102,9 @@ def iob2_to_iob1(tags: tuple[str, ...]) -> list[str]:
     return out
 
 
-def write_iob(sentences: list[TaggedSentence], *, iob1: bool = False, sep: str = "\t", docs: bool = False) -> str:
+def write_iob(
+    sentences: list[TaggedSentence], *, iob1: bool = False, sep: str = "\t", docs: bool = False
+) -> str:
     blocks = []
     for index, sentence in enumerate(sentences):
         tags = iob2_to_iob1(sentence.tags) if iob1 else list(sentence.tags)
@@ -112,13 +122,17 @@ def test_iob_round_trip(sentences: list[TaggedSentence], iob1: bool, docs: bool)
     scheme = "iob1" if iob1 else "iob2"
     assert read_bytes("iob", data, TaskType.TOKEN_TAGGING, "ner", scheme=scheme) == sentences
     spaced = write_iob(sentences, iob1=iob1, sep=" _ X ").encode()
-    got = read_bytes("iob", spaced, TaskType.TOKEN_TAGGING, "ner", scheme=scheme, separator="whitespace")
+    got = read_bytes(
+        "iob", spaced, TaskType.TOKEN_TAGGING, "ner", scheme=scheme, separator="whitespace"
+    )
     assert got == sentences
 
 
 @FUZZ
 @given(st.lists(SENTENCE, min_size=2, max_size=5), st.data())
-def test_iob_defect_is_reported_on_its_line(sentences: list[TaggedSentence], data: st.DataObject) -> None:
+def test_iob_defect_is_reported_on_its_line(
+    sentences: list[TaggedSentence], data: st.DataObject
+) -> None:
     lines = write_iob(sentences).split("\n")
     token_lines = [i for i, line in enumerate(lines) if line.strip()]
     index = data.draw(st.sampled_from(token_lines[1:]))  # the first token line fixes the width
@@ -139,26 +153,50 @@ def test_iob_defect_is_reported_on_its_line(sentences: list[TaggedSentence], dat
 
 @FUZZ
 @given(st.lists(SENTENCE, min_size=1, max_size=4), st.data())
-def test_iob_stray_continuation_is_rejected(sentences: list[TaggedSentence], data: st.DataObject) -> None:
+def test_iob_stray_continuation_is_rejected(
+    sentences: list[TaggedSentence], data: st.DataObject
+) -> None:
     lines = write_iob(sentences).split("\n")
     index = data.draw(st.sampled_from([i for i, line in enumerate(lines) if line.strip()]))
     previous = lines[index - 1].split("\t")[-1] if index and lines[index - 1].strip() else "O"
     lines[index] = lines[index].split("\t")[0] + "\tI-ZZZ"
     assume(previous[2:] != "ZZZ")
     blob = "\n".join(lines).encode()
-    assert line_of_error(lambda: read_bytes("iob", blob, TaskType.TOKEN_TAGGING, "ner")) == index + 1
+    assert (
+        line_of_error(lambda: read_bytes("iob", blob, TaskType.TOKEN_TAGGING, "ner")) == index + 1
+    )
 
 
-_IOB_PIECES = st.sampled_from(["a", "\t", "B-X", "I-X", "O", "\n", " ", "-DOCSTART-", "en:", "\xff", "\r\n"])
+_IOB_PIECES = st.sampled_from(
+    ["a", "\t", "B-X", "I-X", "O", "\n", " ", "-DOCSTART-", "en:", "\xff", "\r\n"]
+)
 
 
 @FUZZ
-@given(st.one_of(st.binary(max_size=200), st.lists(_IOB_PIECES, max_size=40).map(lambda p: "".join(p).encode("utf-8", "surrogateescape"))),
-       st.sampled_from(["iob2", "iob1", "none"]), st.sampled_from(["tab", "whitespace"]))
-def test_iob_arbitrary_input_only_raises_format_errors(data: bytes, scheme: str, separator: str) -> None:
-    only_format_errors(lambda: read_bytes(
-        "iob", data, TaskType.TOKEN_TAGGING, "ner", scheme=scheme, separator=separator, token_prefix="en:" if scheme == "none" else ""
-    ))
+@given(
+    st.one_of(
+        st.binary(max_size=200),
+        st.lists(_IOB_PIECES, max_size=40).map(
+            lambda p: "".join(p).encode("utf-8", "surrogateescape")
+        ),
+    ),
+    st.sampled_from(["iob2", "iob1", "none"]),
+    st.sampled_from(["tab", "whitespace"]),
+)
+def test_iob_arbitrary_input_only_raises_format_errors(
+    data: bytes, scheme: str, separator: str
+) -> None:
+    only_format_errors(
+        lambda: read_bytes(
+            "iob",
+            data,
+            TaskType.TOKEN_TAGGING,
+            "ner",
+            scheme=scheme,
+            separator=separator,
+            token_prefix="en:" if scheme == "none" else "",
+        )
+    )
 
 
 # -- CoNLL-U ---------------------------------------------------------------------------------
@@ -231,13 +269,17 @@ def test_conllu_defect_is_reported(sentences: list[ParsedSentence], data: st.Dat
         expected_line = start + 1
     lines[index] = "\t".join(fields)
     blob = "\n".join(lines).encode()
-    line = line_of_error(lambda: read_bytes("conllu", blob, TaskType.DEPENDENCY_PARSING, "head+deprel"))
+    line = line_of_error(
+        lambda: read_bytes("conllu", blob, TaskType.DEPENDENCY_PARSING, "head+deprel")
+    )
     assert line == expected_line
 
 
 @FUZZ
 @given(st.lists(trees(), min_size=1, max_size=3), st.data())
-def test_conllu_noise_in_any_field_only_raises_format_errors(sentences: list[ParsedSentence], data: st.DataObject) -> None:
+def test_conllu_noise_in_any_field_only_raises_format_errors(
+    sentences: list[ParsedSentence], data: st.DataObject
+) -> None:
     lines = write_conllu(sentences, [True]).split("\n")
     for _ in range(data.draw(st.integers(1, 3))):
         index = data.draw(st.integers(0, len(lines) - 1))
@@ -245,14 +287,18 @@ def test_conllu_noise_in_any_field_only_raises_format_errors(sentences: list[Par
         fields[data.draw(st.integers(0, len(fields) - 1))] = data.draw(NOISE)
         lines[index] = "\t".join(fields)
     blob = "\n".join(lines).encode()
-    only_format_errors(lambda: read_bytes("conllu", blob, TaskType.DEPENDENCY_PARSING, "head+deprel"))
+    only_format_errors(
+        lambda: read_bytes("conllu", blob, TaskType.DEPENDENCY_PARSING, "head+deprel")
+    )
     only_format_errors(lambda: read_bytes("conllu", blob, TaskType.TOKEN_TAGGING, "xpos"))
 
 
 @FUZZ
 @given(st.binary(max_size=300))
 def test_conllu_arbitrary_bytes_only_raise_format_errors(data: bytes) -> None:
-    only_format_errors(lambda: read_bytes("conllu", data, TaskType.DEPENDENCY_PARSING, "head+deprel"))
+    only_format_errors(
+        lambda: read_bytes("conllu", data, TaskType.DEPENDENCY_PARSING, "head+deprel")
+    )
 
 
 # -- SQuAD -----------------------------------------------------------------------------------
@@ -278,13 +324,24 @@ def squad_files(draw: st.DrawFn) -> tuple[dict[str, Any], list[QAExample]]:
                         start = draw(st.integers(0, len(context) - 1))
                         end = draw(st.integers(start + 1, len(context)))
                         spans.append(Answer(text=context[start:end], start=start))
-                qa: dict[str, Any] = {"id": qid, "question": question,
-                                      "answers": [{"text": s.text, "answer_start": s.start} for s in spans]}
+                qa: dict[str, Any] = {
+                    "id": qid,
+                    "question": question,
+                    "answers": [{"text": s.text, "answer_start": s.start} for s in spans],
+                }
                 if v2:
                     qa["is_impossible"] = impossible
                 qas.append(qa)
-                examples.append(QAExample(id=qid, question=question, context=context,
-                                          answers=tuple(spans), is_impossible=impossible, group=title))
+                examples.append(
+                    QAExample(
+                        id=qid,
+                        question=question,
+                        context=context,
+                        answers=tuple(spans),
+                        is_impossible=impossible,
+                        group=title,
+                    )
+                )
             paragraphs.append({"context": context, "qas": qas})
         articles.append({"title": title, "paragraphs": paragraphs})
     return {"version": "v2.0" if v2 else "1.1", "data": articles}, examples
@@ -296,26 +353,38 @@ def dump(document: Any, indent: int | None) -> bytes:
 
 @FUZZ
 @given(squad_files(), st.sampled_from([None, 0, 2]))
-def test_squad_round_trip(generated: tuple[dict[str, Any], list[QAExample]], indent: int | None) -> None:
+def test_squad_round_trip(
+    generated: tuple[dict[str, Any], list[QAExample]], indent: int | None
+) -> None:
     document, examples = generated
-    assert read_bytes("squad", dump(document, indent), TaskType.EXTRACTIVE_QA, "answers") == examples
+    assert (
+        read_bytes("squad", dump(document, indent), TaskType.EXTRACTIVE_QA, "answers") == examples
+    )
 
 
 @FUZZ
 @given(squad_files(), st.data())
-def test_squad_defects_raise_format_errors(generated: tuple[dict[str, Any], list[QAExample]], data: st.DataObject) -> None:
+def test_squad_defects_raise_format_errors(
+    generated: tuple[dict[str, Any], list[QAExample]], data: st.DataObject
+) -> None:
     document, _ = generated
     qas = [qa for art in document["data"] for par in art["paragraphs"] for qa in par["qas"]]
     qa = data.draw(st.sampled_from(qas))
-    defect = data.draw(st.sampled_from(["drop", "type", "offset", "duplicate", "truncate", "impossible"]))
+    defect = data.draw(
+        st.sampled_from(["drop", "type", "offset", "duplicate", "truncate", "impossible"])
+    )
     if defect == "drop":
         del qa[data.draw(st.sampled_from(["id", "question", "answers"]))]
     elif defect == "type":
-        qa[data.draw(st.sampled_from(["id", "question", "answers"]))] = data.draw(st.sampled_from([1, None, {}, True]))
+        qa[data.draw(st.sampled_from(["id", "question", "answers"]))] = data.draw(
+            st.sampled_from([1, None, {}, True])
+        )
     elif defect == "offset":
         assume(qa["answers"])
         answer = qa["answers"][0]
-        context = next(p["context"] for a in document["data"] for p in a["paragraphs"] if qa in p["qas"])
+        context = next(
+            p["context"] for a in document["data"] for p in a["paragraphs"] if qa in p["qas"]
+        )
         shift = data.draw(st.integers(-3, 3).filter(bool))
         start = answer["answer_start"] + shift
         assume(start < 0 or context[start : start + len(answer["text"])] != answer["text"])
@@ -337,16 +406,37 @@ def test_squad_defects_raise_format_errors(generated: tuple[dict[str, Any], list
 
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(
-        st.sampled_from(["data", "paragraphs", "context", "qas", "id", "question", "answers",
-                         "text", "answer_start", "is_impossible", "title"]), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "data",
+                    "paragraphs",
+                    "context",
+                    "qas",
+                    "id",
+                    "question",
+                    "answers",
+                    "text",
+                    "answer_start",
+                    "is_impossible",
+                    "title",
+                ]
+            ),
+            children,
+            max_size=4,
+        )
+    ),
     max_leaves=12,
 )
 
 
 @FUZZ
 @given(squad_files(), st.data())
-def test_squad_noise_only_raises_format_errors(generated: tuple[dict[str, Any], list[QAExample]], data: st.DataObject) -> None:
+def test_squad_noise_only_raises_format_errors(
+    generated: tuple[dict[str, Any], list[QAExample]], data: st.DataObject
+) -> None:
     document, _ = generated
     # replace one value anywhere in the tree by arbitrary JSON
     node: Any = document
@@ -360,20 +450,30 @@ def test_squad_noise_only_raises_format_errors(generated: tuple[dict[str, Any], 
             continue
         node[key] = data.draw(_JSON)
         break
-    only_format_errors(lambda: read_bytes("squad", dump(document, None), TaskType.EXTRACTIVE_QA, "answers"))
+    only_format_errors(
+        lambda: read_bytes("squad", dump(document, None), TaskType.EXTRACTIVE_QA, "answers")
+    )
 
 
 @FUZZ
 @given(st.one_of(st.binary(max_size=200), _JSON.map(lambda v: json.dumps(v).encode())))
 def test_squad_arbitrary_input_only_raises_format_errors(data: bytes) -> None:
-    only_format_errors(lambda: read_bytes("squad", data, TaskType.EXTRACTIVE_QA, "answers", group_by="id_prefix"))
+    only_format_errors(
+        lambda: read_bytes("squad", data, TaskType.EXTRACTIVE_QA, "answers", group_by="id_prefix")
+    )
 
 
 # -- TSV -------------------------------------------------------------------------------------
 
 ROWS = st.lists(st.tuples(TEXT, TEXT, st.sampled_from(["0", "1", "-1"])), min_size=1, max_size=8)
-_OPTIONS = {"header": True, "text_column": "a", "pair_column": "b", "label_column": "y",
-            "label_names": {"0": "no", "1": "yes"}, "unlabeled_value": "-1"}
+_OPTIONS = {
+    "header": True,
+    "text_column": "a",
+    "pair_column": "b",
+    "label_column": "y",
+    "label_names": {"0": "no", "1": "yes"},
+    "unlabeled_value": "-1",
+}
 _PAIR = TaskType.SENTENCE_PAIR_CLASSIFICATION
 
 
@@ -390,7 +490,13 @@ def test_tsv_round_trip(rows: list[tuple[str, str, str]], bom: bool) -> None:
 
 
 @FUZZ
-@given(st.lists(st.tuples(st.text(min_size=1).filter(str.strip), TEXT, st.sampled_from(["0", "1"])), min_size=1, max_size=5))
+@given(
+    st.lists(
+        st.tuples(st.text(min_size=1).filter(str.strip), TEXT, st.sampled_from(["0", "1"])),
+        min_size=1,
+        max_size=5,
+    )
+)
 def test_tsv_csv_quoting_round_trip(rows: list[tuple[str, str, str]]) -> None:
     assume(all("\x00" not in a and "\r" not in a for a, _, _ in rows))
     buffer = io.StringIO()
@@ -403,20 +509,33 @@ def test_tsv_csv_quoting_round_trip(rows: list[tuple[str, str, str]]) -> None:
 
 @FUZZ
 @given(ROWS, st.data())
-def test_tsv_defect_is_reported_on_its_line(rows: list[tuple[str, str, str]], data: st.DataObject) -> None:
+def test_tsv_defect_is_reported_on_its_line(
+    rows: list[tuple[str, str, str]], data: st.DataObject
+) -> None:
     lines = ["y\ta\tb"] + [f"{y}\t{a}\t{b}" for a, b, y in rows]
     index = data.draw(st.integers(1, len(lines) - 1))
     defect = data.draw(st.sampled_from(["drop", "extra", "label", "empty"]))
     y, a, b = lines[index].split("\t")
     lines[index] = {
-        "drop": f"{y}\t{a}", "extra": f"{y}\t{a}\t{b}\tz", "label": f"7\t{a}\t{b}", "empty": f"{y}\t \t{b}"
+        "drop": f"{y}\t{a}",
+        "extra": f"{y}\t{a}\t{b}\tz",
+        "label": f"7\t{a}\t{b}",
+        "empty": f"{y}\t \t{b}",
     }[defect]
     blob = ("\n".join(lines) + "\n").encode()
     assert line_of_error(lambda: read_bytes("tsv", blob, _PAIR, "label", **_OPTIONS)) == index + 1
 
 
 @FUZZ
-@given(st.one_of(st.binary(max_size=200), st.lists(st.sampled_from(["y\ta\tb\n", "0", "1", "\t", "\n", '"', "x", "-1", "\xff"]), max_size=30).map(lambda p: "".join(p).encode("utf-8", "surrogateescape"))),
-       st.sampled_from(["none", "csv"]))
+@given(
+    st.one_of(
+        st.binary(max_size=200),
+        st.lists(
+            st.sampled_from(["y\ta\tb\n", "0", "1", "\t", "\n", '"', "x", "-1", "\xff"]),
+            max_size=30,
+        ).map(lambda p: "".join(p).encode("utf-8", "surrogateescape")),
+    ),
+    st.sampled_from(["none", "csv"]),
+)
 def test_tsv_arbitrary_input_only_raises_format_errors(data: bytes, quoting: str) -> None:
     only_format_errors(lambda: read_bytes("tsv", data, _PAIR, "label", quoting=quoting, **_OPTIONS))

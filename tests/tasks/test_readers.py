@@ -27,7 +27,11 @@ PARSE = TaskType.DEPENDENCY_PARSING
 
 
 def read(
-    path: Path, fmt: str, text: str | bytes, task_type: TaskType = TAG, label_field: str = "ner",
+    path: Path,
+    fmt: str,
+    text: str | bytes,
+    task_type: TaskType = TAG,
+    label_field: str = "ner",
     **options: Any,
 ) -> list[Record]:
     if isinstance(text, str):
@@ -53,7 +57,8 @@ def fails(path: Path, line: int, *args: Any, **options: Any) -> DataFormatError:
 def test_iob_sentences_documents_and_blank_tab_lines(tmp_path: Path) -> None:
     f = tmp_path / "a.tsv"
     records = read(
-        f, "iob",
+        f,
+        "iob",
         "-DOCSTART-\tO\n\nJohn\tB-PER\nlives\tO\n\t\nin\tO\nParis\tB-LOC\n\n\n-DOCSTART-\tO\n\nHi\tO\n",
     )
     assert [r.example for r in records] == [
@@ -81,7 +86,14 @@ def test_iob_prefix_whitespace_iob1_and_columns(tmp_path: Path) -> None:
 
 
 def test_iob1_to_iob2() -> None:
-    assert iob1_to_iob2(["I-A", "I-A", "B-A", "O", "I-B", "I-A"]) == ["B-A", "I-A", "B-A", "O", "B-B", "B-A"]
+    assert iob1_to_iob2(["I-A", "I-A", "B-A", "O", "I-B", "I-A"]) == [
+        "B-A",
+        "I-A",
+        "B-A",
+        "O",
+        "B-B",
+        "B-A",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -132,14 +144,18 @@ CONLLU = (
 def test_conllu_skips_ranges_and_empty_nodes(tmp_path: Path) -> None:
     records = read(tmp_path / "a.conllu", "conllu", CONLLU, PARSE, "head+deprel")
     assert records[0].example == ParsedSentence(
-        tokens=("Do", "n't", "go", "."), heads=(3, 3, 0, 3),
-        deprels=("aux", "advmod", "root", "punct"), upos=("AUX", "PART", "VERB", "PUNCT"),
+        tokens=("Do", "n't", "go", "."),
+        heads=(3, 3, 0, 3),
+        deprels=("aux", "advmod", "root", "punct"),
+        upos=("AUX", "PART", "VERB", "PUNCT"),
     )
     assert records[1].example.deprels == ("root", "punct:x")  # type: ignore[union-attr]
     assert [r.line for r in records] == [1, 11]
     assert [r.group for r in records] == ["d1", "d1"]
     tagged = read(tmp_path / "a.conllu", "conllu", CONLLU, TAG, "upos")
-    assert tagged[0].example == TaggedSentence(tokens=("Do", "n't", "go", "."), tags=("AUX", "PART", "VERB", "PUNCT"))
+    assert tagged[0].example == TaggedSentence(
+        tokens=("Do", "n't", "go", "."), tags=("AUX", "PART", "VERB", "PUNCT")
+    )
     xpos = read(tmp_path / "a.conllu", "conllu", CONLLU, TAG, "xpos")
     assert xpos[1].example.tags == ("UH", ".")  # type: ignore[union-attr]
 
@@ -177,38 +193,83 @@ def test_conllu_missing_xpos_is_an_error_for_xpos_tagging(tmp_path: Path) -> Non
 
 
 def _squad(qas: list[dict[str, Any]], context: str = "Paris is in France.") -> str:
-    data = {"version": "v2.0", "data": [{"title": "T", "paragraphs": [{"context": context, "qas": qas}]}]}
+    data = {
+        "version": "v2.0",
+        "data": [{"title": "T", "paragraphs": [{"context": context, "qas": qas}]}],
+    }
     return json.dumps(data, indent=1)
 
 
 def test_squad_v2_and_v1(tmp_path: Path) -> None:
-    text = _squad([
-        {"id": "q1", "question": "Where?", "answers": [{"text": "France", "answer_start": 12}], "is_impossible": False},
-        {"id": "q2", "question": "Who?", "answers": [], "is_impossible": True,
-         "plausible_answers": [{"text": "Paris", "answer_start": 0}]},
-    ])
+    text = _squad(
+        [
+            {
+                "id": "q1",
+                "question": "Where?",
+                "answers": [{"text": "France", "answer_start": 12}],
+                "is_impossible": False,
+            },
+            {
+                "id": "q2",
+                "question": "Who?",
+                "answers": [],
+                "is_impossible": True,
+                "plausible_answers": [{"text": "Paris", "answer_start": 0}],
+            },
+        ]
+    )
     records = read(tmp_path / "s.json", "squad", text, TaskType.EXTRACTIVE_QA, "answers")
     assert records[0].example == QAExample(
-        id="q1", question="Where?", context="Paris is in France.",
-        answers=(Answer(text="France", start=12),), is_impossible=False, group="T",
+        id="q1",
+        question="Where?",
+        context="Paris is in France.",
+        answers=(Answer(text="France", start=12),),
+        is_impossible=False,
+        group="T",
     )
     assert records[1].example.is_impossible and not records[1].example.answers  # type: ignore[union-attr]
     assert records[0].line == 10  # the line where the question's object opens
-    v1 = _squad([{"id": "abc:1", "question": "Where?", "answers": [{"text": "Paris", "answer_start": 0}]}])
-    by_id = read(tmp_path / "s.json", "squad", v1, TaskType.EXTRACTIVE_QA, "answers", group_by="id_prefix")
+    v1 = _squad(
+        [{"id": "abc:1", "question": "Where?", "answers": [{"text": "Paris", "answer_start": 0}]}]
+    )
+    by_id = read(
+        tmp_path / "s.json", "squad", v1, TaskType.EXTRACTIVE_QA, "answers", group_by="id_prefix"
+    )
     assert by_id[0].group == "abc" and by_id[0].example.group == "abc"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
     ("qas", "expected"),
     [
-        ([{"id": "q", "question": "W?", "answers": [{"text": "France", "answer_start": 11}]}], "answer 'France' at offset 11"),
+        (
+            [{"id": "q", "question": "W?", "answers": [{"text": "France", "answer_start": 11}]}],
+            "answer 'France' at offset 11",
+        ),
         ([{"id": "q", "question": "W?", "answers": []}], "at least one answer"),
-        ([{"id": "q", "question": "W?", "answers": [{"text": "Paris", "answer_start": 0}], "is_impossible": True}], "no answers"),
-        ([{"id": "q", "question": "W?", "answers": [{"text": "Paris", "answer_start": "0"}]}], "answer_start to be int"),
+        (
+            [
+                {
+                    "id": "q",
+                    "question": "W?",
+                    "answers": [{"text": "Paris", "answer_start": 0}],
+                    "is_impossible": True,
+                }
+            ],
+            "no answers",
+        ),
+        (
+            [{"id": "q", "question": "W?", "answers": [{"text": "Paris", "answer_start": "0"}]}],
+            "answer_start to be int",
+        ),
         ([{"id": "q", "answers": []}], "key 'question'"),
-        ([{"id": "q", "question": "W?", "answers": [], "is_impossible": "yes"}], "is_impossible to be true or false"),
-        ([{"id": "q", "question": "W?", "answers": [{"text": "Paris", "answer_start": 0}]}] * 2, "a new question id"),
+        (
+            [{"id": "q", "question": "W?", "answers": [], "is_impossible": "yes"}],
+            "is_impossible to be true or false",
+        ),
+        (
+            [{"id": "q", "question": "W?", "answers": [{"text": "Paris", "answer_start": 0}]}] * 2,
+            "a new question id",
+        ),
     ],
 )
 def test_squad_errors(tmp_path: Path, qas: list[dict[str, Any]], expected: str) -> None:
@@ -219,7 +280,14 @@ def test_squad_errors(tmp_path: Path, qas: list[dict[str, Any]], expected: str) 
 
 
 def test_squad_invalid_json_names_the_line(tmp_path: Path) -> None:
-    error = fails(tmp_path / "s.json", 3, "squad", '{"data": [\n\n  {"title": }]}', TaskType.EXTRACTIVE_QA, "answers")
+    error = fails(
+        tmp_path / "s.json",
+        3,
+        "squad",
+        '{"data": [\n\n  {"title": }]}',
+        TaskType.EXTRACTIVE_QA,
+        "answers",
+    )
     assert error.expected == "valid JSON"
 
 
@@ -229,9 +297,17 @@ def test_squad_invalid_json_names_the_line(tmp_path: Path) -> None:
 def test_tsv_header_names_bom_quotes_and_unlabeled(tmp_path: Path) -> None:
     text = '\ufeffs1\ts2\tlabel\tidx\nHe said "hi.\tA "quote\t1\t0\nX\tY\t-1\t1\n'
     records = read(
-        tmp_path / "r.tsv", "tsv", text, TaskType.SENTENCE_PAIR_CLASSIFICATION, "label",
-        header=True, text_column="s1", pair_column="s2", label_column="label",
-        label_names={"0": "entailment", "1": "not_entailment"}, unlabeled_value="-1",
+        tmp_path / "r.tsv",
+        "tsv",
+        text,
+        TaskType.SENTENCE_PAIR_CLASSIFICATION,
+        "label",
+        header=True,
+        text_column="s1",
+        pair_column="s2",
+        label_column="label",
+        label_names={"0": "entailment", "1": "not_entailment"},
+        unlabeled_value="-1",
     )
     assert [r.example for r in records] == [
         TextExample(text='He said "hi.', text_pair='A "quote', label="not_entailment"),
@@ -242,8 +318,17 @@ def test_tsv_header_names_bom_quotes_and_unlabeled(tmp_path: Path) -> None:
 
 def test_tsv_csv_quoting(tmp_path: Path) -> None:
     text = 'text\tlabel\n"a\ttab and ""quotes"""\tpos\n'
-    records = read(tmp_path / "q.tsv", "tsv", text, TaskType.SENTENCE_CLASSIFICATION, "label",
-                   header=True, quoting="csv", text_column="text", label_column="label")
+    records = read(
+        tmp_path / "q.tsv",
+        "tsv",
+        text,
+        TaskType.SENTENCE_CLASSIFICATION,
+        "label",
+        header=True,
+        quoting="csv",
+        text_column="text",
+        label_column="label",
+    )
     assert records[0].example == TextExample(text='a\ttab and "quotes"', label="pos")
 
 
@@ -257,15 +342,32 @@ def test_tsv_csv_quoting(tmp_path: Path) -> None:
     ],
 )
 def test_tsv_errors(tmp_path: Path, text: str, line: int, expected: str) -> None:
-    error = fails(tmp_path / "c.tsv", line, "tsv", text, TaskType.SENTENCE_CLASSIFICATION, "label",
-                  text_column=0, label_column=1, label_names={"0": "neg", "1": "pos"})
+    error = fails(
+        tmp_path / "c.tsv",
+        line,
+        "tsv",
+        text,
+        TaskType.SENTENCE_CLASSIFICATION,
+        "label",
+        text_column=0,
+        label_column=1,
+        label_names={"0": "neg", "1": "pos"},
+    )
     assert expected in error.expected
 
 
 def test_tsv_header_must_have_the_named_columns(tmp_path: Path) -> None:
-    error = fails(tmp_path / "h.tsv", 1, "tsv", "sentence\tlabel\nx\t1\n",
-                  TaskType.SENTENCE_CLASSIFICATION, "label",
-                  header=True, text_column="text", label_column="label")
+    error = fails(
+        tmp_path / "h.tsv",
+        1,
+        "tsv",
+        "sentence\tlabel\nx\t1\n",
+        TaskType.SENTENCE_CLASSIFICATION,
+        "label",
+        header=True,
+        text_column="text",
+        label_column="label",
+    )
     assert "column 'text'" in error.expected
 
 
@@ -280,9 +382,27 @@ def test_tsv_header_must_have_the_named_columns(tmp_path: Path) -> None:
         ("iob", TAG, "ner", {"token_column": True}, "`reader_options.token_column` must be int"),
         ("iob", PARSE, "ner", {}, "cannot be read from format 'iob'"),
         ("conllu", PARSE, "upos", {}, "`label_field` for dependency_parsing"),
-        ("tsv", TaskType.SENTENCE_CLASSIFICATION, "label", {"label_column": 1}, "text_column` is required"),
-        ("tsv", TaskType.SENTENCE_CLASSIFICATION, "label", {"text_column": "s", "label_column": 1}, "but `header` is false"),
-        ("tsv", TaskType.SENTENCE_PAIR_CLASSIFICATION, "label", {"text_column": 0, "label_column": 1}, "pair_column"),
+        (
+            "tsv",
+            TaskType.SENTENCE_CLASSIFICATION,
+            "label",
+            {"label_column": 1},
+            "text_column` is required",
+        ),
+        (
+            "tsv",
+            TaskType.SENTENCE_CLASSIFICATION,
+            "label",
+            {"text_column": "s", "label_column": 1},
+            "but `header` is false",
+        ),
+        (
+            "tsv",
+            TaskType.SENTENCE_PAIR_CLASSIFICATION,
+            "label",
+            {"text_column": 0, "label_column": 1},
+            "pair_column",
+        ),
         ("squad", TaskType.EXTRACTIVE_QA, "answers", {"group_by": "x"}, "group_by"),
     ],
 )

@@ -73,7 +73,9 @@ def test_every_data_file_is_read_by_a_task(expected: dict[str, int]) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(BUILTIN_TASKS))
-def test_split_sizes_equal_source_counts(name: str, data_dir: Path, expected: dict[str, int]) -> None:
+def test_split_sizes_equal_source_counts(
+    name: str, data_dir: Path, expected: dict[str, int]
+) -> None:
     task = BUILTIN_TASKS[name]
     per_file: dict[str, int] = defaultdict(int)
     for split, source in task.splits.items():
@@ -81,7 +83,9 @@ def test_split_sizes_equal_source_counts(name: str, data_dir: Path, expected: di
         assert n > 0, f"{name} {split} is empty"
         per_file[source.file] += n
     for file, total in per_file.items():
-        assert total == expected[file], f"{name}: {file} has {total} examples, SOURCE.md says {expected[file]}"
+        assert total == expected[file], (
+            f"{name}: {file} has {total} examples, SOURCE.md says {expected[file]}"
+        )
 
 
 def _texts(example: object) -> set[str]:
@@ -131,7 +135,10 @@ def test_carving_is_deterministic(data_dir: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "labels"),
     [
-        ("cs_chnec_ner", ["B-g", "B-i", "B-o", "B-p", "B-t", "I-g", "I-i", "I-o", "I-p", "I-t", "O"]),
+        (
+            "cs_chnec_ner",
+            ["B-g", "B-i", "B-o", "B-p", "B-t", "I-g", "I-i", "I-o", "I-p", "I-t", "O"],
+        ),
         ("cs_cnec2_ner", sorted([f"{p}-{t}" for p in "BI" for t in "AGIMNOPT"] + ["O"])),
         ("wikiann_en_ner", ["B-LOC", "B-ORG", "B-PER", "I-LOC", "I-ORG", "I-PER", "O"]),
         ("rte", ["entailment", "not_entailment"]),
@@ -146,6 +153,23 @@ def test_label_sets_match_source(name: str, labels: list[str], data_dir: Path) -
 def test_ud_upos_labels_and_parsing_relations(data_dir: Path) -> None:
     upos = label_vocabulary(BUILTIN_TASKS["ud_tr_imst_upos"], data_dir=data_dir)
     # SOURCE.md: 14 UPOS observed
-    assert upos == sorted(["ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PRON", "PROPN", "PUNCT", "VERB", "X"])
+    assert upos == sorted(
+        [
+            "ADJ",
+            "ADP",
+            "ADV",
+            "AUX",
+            "CCONJ",
+            "DET",
+            "INTJ",
+            "NOUN",
+            "NUM",
+            "PRON",
+            "PROPN",
+            "PUNCT",
+            "VERB",
+            "X",
+        ]
+    )
     deprels = label_vocabulary(BUILTIN_TASKS["ud_tr_imst_deps"], data_dir=data_dir)
     assert "root" in deprels and "nsubj" in deprels and "PUNCT" not in deprels

@@ -33,8 +33,15 @@ def test_tagging_perfect_and_damaged(data_dir: Path) -> None:
 
 def test_parsing_scores(data_dir: Path) -> None:
     task = get_task("ud_tr_imst_deps")
-    gold = [g for g in load_examples(task, "dev", data_dir=data_dir, limit=30) if isinstance(g, ParsedSentence)]
-    assert score_predictions(task, gold, [(g.heads, g.deprels) for g in gold]) == {"uas": 1.0, "las": 1.0}
+    gold = [
+        g
+        for g in load_examples(task, "dev", data_dir=data_dir, limit=30)
+        if isinstance(g, ParsedSentence)
+    ]
+    assert score_predictions(task, gold, [(g.heads, g.deprels) for g in gold]) == {
+        "uas": 1.0,
+        "las": 1.0,
+    }
     wrong_rels = score_predictions(task, gold, [(g.heads, ["dep"] * len(g.heads)) for g in gold])
     assert wrong_rels["uas"] == 1.0 and wrong_rels["las"] < 0.2
     with pytest.raises(ConfigError, match="must be \\(heads, deprels\\)"):
@@ -59,21 +66,33 @@ def _bioasq_gold() -> list[QAExample]:
         start = context.index(answer)
         from taskgraph.tasks import Answer
 
-        return QAExample(id=qid, question="q", context=context, answers=(Answer(text=answer, start=start),),
-                         group=qid.split(":")[0])
+        return QAExample(
+            id=qid,
+            question="q",
+            context=context,
+            answers=(Answer(text=answer, start=start),),
+            group=qid.split(":")[0],
+        )
 
-    return [snippet("q1:1", "BRCA1", "BRCA1 is a gene"), snippet("q1:2", "BRCA-1", "BRCA-1 again"),
-            snippet("q2:1", "p53", "p53 here")]
+    return [
+        snippet("q1:1", "BRCA1", "BRCA1 is a gene"),
+        snippet("q1:2", "BRCA-1", "BRCA-1 again"),
+        snippet("q2:1", "p53", "p53 here"),
+    ]
 
 
 def test_bioasq_scores_merge_snippets_per_question() -> None:
     task = get_task("bioasq_factoid")
     gold = _bioasq_gold()
     # merged rank by rank: q1 -> [x, brca-1, y]; q2 -> [a, b, c, d, e, p53] (p53 is 6th)
-    plain = score_predictions(task, gold, [["x", "y"], ["brca-1"], ["a", "b", "c", "d", "e", "p53"]])
+    plain = score_predictions(
+        task, gold, [["x", "y"], ["brca-1"], ["a", "b", "c", "d", "e", "p53"]]
+    )
     assert plain == {"strict_accuracy": 0.0, "lenient_accuracy": 0.5, "mrr": pytest.approx(0.25)}
     # with scores the best-scored answer of all snippets comes first
-    scored = score_predictions(task, gold, [[("x", 0.2)], [("BRCA1", 0.9)], [("p53", 0.5), ("z", 0.7)]])
+    scored = score_predictions(
+        task, gold, [[("x", 0.2)], [("BRCA1", 0.9)], [("p53", 0.5), ("z", 0.7)]]
+    )
     assert scored == {"strict_accuracy": 0.5, "lenient_accuracy": 1.0, "mrr": pytest.approx(0.75)}
 
 
@@ -106,8 +125,15 @@ def test_prediction_count_and_type_are_checked(data_dir: Path) -> None:
 
 @pytest.mark.parametrize(
     ("metric", "direction"),
-    [("f1", "maximize"), ("las", "maximize"), ("mrr", "maximize"), ("perplexity", "minimize"),
-     ("loss", "minimize"), ("val_loss", "minimize"), ("f1_loss_type", "maximize")],
+    [
+        ("f1", "maximize"),
+        ("las", "maximize"),
+        ("mrr", "maximize"),
+        ("perplexity", "minimize"),
+        ("loss", "minimize"),
+        ("val_loss", "minimize"),
+        ("f1_loss_type", "maximize"),
+    ],
 )
 def test_metric_direction(metric: str, direction: str) -> None:
     assert metric_direction(metric) == direction

@@ -20,8 +20,14 @@ def test_parse_and_format_round_trip() -> None:
 
 @pytest.mark.parametrize(
     "select",
-    ["hash:dev:0.1", "by_group:train=0.8,dev=0.3:dev", "by_group:train=0.8,dev=0.2:test",
-     "by_group:train=x:train", "by_group:train=1.0", "by_group:train=0.5,train=0.5:train"],
+    [
+        "hash:dev:0.1",
+        "by_group:train=0.8,dev=0.3:dev",
+        "by_group:train=0.8,dev=0.2:test",
+        "by_group:train=x:train",
+        "by_group:train=1.0",
+        "by_group:train=0.5,train=0.5:train",
+    ],
 )
 def test_malformed_selections_are_config_errors(select: str) -> None:
     with pytest.raises(ConfigError, match="split selection"):
@@ -40,15 +46,22 @@ def test_hand_worked_allocation() -> None:
 
 
 GROUPED = st.lists(
-    st.tuples(st.sampled_from(["", "d1", "d2", "d3", "d4", "d5"]),
-              st.lists(st.sampled_from(["a", "b", "c", "d", "e", "f", "g", "h"]), min_size=1, max_size=2).map(tuple)),
-    min_size=1, max_size=60,
+    st.tuples(
+        st.sampled_from(["", "d1", "d2", "d3", "d4", "d5"]),
+        st.lists(
+            st.sampled_from(["a", "b", "c", "d", "e", "f", "g", "h"]), min_size=1, max_size=2
+        ).map(tuple),
+    ),
+    min_size=1,
+    max_size=60,
 )
 
 
 @settings(max_examples=200, deadline=None)
 @given(GROUPED, st.sampled_from([[0.8, 0.2], [0.7, 0.15, 0.15], [1.0]]))
-def test_allocation_properties(units: list[tuple[str, tuple[str, ...]]], fractions: list[float]) -> None:
+def test_allocation_properties(
+    units: list[tuple[str, tuple[str, ...]]], fractions: list[float]
+) -> None:
     parts = allocate_parts(units, fractions)
     assert len(parts) == len(units) and set(parts) <= set(range(len(fractions)))
     assert parts == allocate_parts(units, fractions)  # deterministic

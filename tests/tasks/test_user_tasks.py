@@ -35,9 +35,13 @@ def _corpus(root: Path, names: dict[str, str]) -> Path:
 def test_define_task_from_files_relative_to_base_dir(tmp_path: Path) -> None:
     _corpus(tmp_path / "corpus", {"a.tsv": IOB, "b.tsv": "x\tO\n"})
     task = define_task(
-        "my_ner", format="iob", type="token_tagging", label_field="ner",
+        "my_ner",
+        format="iob",
+        type="token_tagging",
+        label_field="ner",
         files={"train": "corpus/a.tsv", "dev": str(tmp_path / "corpus" / "b.tsv")},
-        metrics=["f1", "precision", "recall", "f1_PER"], base_dir=tmp_path,
+        metrics=["f1", "precision", "recall", "f1_PER"],
+        base_dir=tmp_path,
     )
     assert task.type is TaskType.TOKEN_TAGGING and task.primary_metric == "f1"
     assert load_examples(task, "train") == [
@@ -50,20 +54,35 @@ def test_define_task_from_files_relative_to_base_dir(tmp_path: Path) -> None:
 
 
 def test_define_task_from_directory_and_pattern(tmp_path: Path) -> None:
-    root = _corpus(tmp_path / "d", {"train.tsv": IOB, "devel.tsv": IOB, "test.tsv": IOB, "README": "x"})
-    task = define_task("dir_task", format="iob", type="token_tagging", label_field="ner", path=str(root))
+    root = _corpus(
+        tmp_path / "d", {"train.tsv": IOB, "devel.tsv": IOB, "test.tsv": IOB, "README": "x"}
+    )
+    task = define_task(
+        "dir_task", format="iob", type="token_tagging", label_field="ner", path=str(root)
+    )
     assert sorted(task.splits) == ["dev", "test", "train"]
     _corpus(root, {"part-train.iob": IOB, "part-valid.iob": IOB})
-    task = define_task("pat_task", format="iob", type="token_tagging", label_field="ner",
-                       path="d/part-{split}.iob", base_dir=tmp_path)
+    task = define_task(
+        "pat_task",
+        format="iob",
+        type="token_tagging",
+        label_field="ner",
+        path="d/part-{split}.iob",
+        base_dir=tmp_path,
+    )
     assert sorted(task.splits) == ["dev", "train"]
     assert len(load_examples(task, "dev")) == 2
 
 
 def test_relative_files_without_base_dir_resolve_in_the_data_dir(tmp_path: Path) -> None:
     _corpus(tmp_path / "mine", {"t.tsv": IOB})
-    task = define_task("data_rel", format="iob", type="token_tagging", label_field="ner",
-                       files={"train": "mine/t.tsv"})
+    task = define_task(
+        "data_rel",
+        format="iob",
+        type="token_tagging",
+        label_field="ner",
+        files={"train": "mine/t.tsv"},
+    )
     assert count_examples(task, "train", data_dir=tmp_path) == 2
     with pytest.raises(DataNotFoundError, match=r"data_rel.*train.*does not exist"):
         # another data directory that exists but lacks mine/t.tsv
@@ -86,10 +105,16 @@ def test_relative_files_without_base_dir_resolve_in_the_data_dir(tmp_path: Path)
         ({"files": None, "path": "nowhere"}, "directory does not exist"),
     ],
 )
-def test_define_task_errors_name_the_field(tmp_path: Path, kwargs: dict[str, object], message: str) -> None:
+def test_define_task_errors_name_the_field(
+    tmp_path: Path, kwargs: dict[str, object], message: str
+) -> None:
     arguments: dict[str, object] = {
-        "name": "ok_task", "format": "iob", "type": "token_tagging", "label_field": "ner",
-        "files": {"train": "a.tsv"}, "base_dir": tmp_path,
+        "name": "ok_task",
+        "format": "iob",
+        "type": "token_tagging",
+        "label_field": "ner",
+        "files": {"train": "a.tsv"},
+        "base_dir": tmp_path,
     }
     arguments.update(kwargs)
     with pytest.raises((ConfigError, DataNotFoundError)) as caught:
@@ -100,10 +125,24 @@ def test_define_task_errors_name_the_field(tmp_path: Path, kwargs: dict[str, obj
 def test_classification_f1_needs_a_positive_label(tmp_path: Path) -> None:
     options = {"text_column": 0, "label_column": 1}
     with pytest.raises(ConfigError, match="positive_label"):
-        define_task("cls", format="tsv", type="sentence_classification", label_field="label",
-                    files={"train": "x.tsv"}, metrics=["f1"], reader_options=options)
-    task = define_task("cls", format="tsv", type="sentence_classification", label_field="label",
-                       files={"train": "x.tsv"}, metrics=["macro_f1"], reader_options=options)
+        define_task(
+            "cls",
+            format="tsv",
+            type="sentence_classification",
+            label_field="label",
+            files={"train": "x.tsv"},
+            metrics=["f1"],
+            reader_options=options,
+        )
+    task = define_task(
+        "cls",
+        format="tsv",
+        type="sentence_classification",
+        label_field="label",
+        files={"train": "x.tsv"},
+        metrics=["macro_f1"],
+        reader_options=options,
+    )
     assert task.metrics == ("macro_f1",)
 
 
@@ -111,9 +150,13 @@ def test_unknown_names_splits_and_files(tmp_path: Path) -> None:
     with pytest.raises(UnknownNameError, match="unknown task 'nope'; known: anatem, bc2gm"):
         get_task("nope")
     task = get_task("cola")
-    with pytest.raises(ConfigError, match="task 'cola' has no split 'test'; its splits: train, dev, dev_ood"):
+    with pytest.raises(
+        ConfigError, match="task 'cola' has no split 'test'; its splits: train, dev, dev_ood"
+    ):
         iter_examples(task, "test")
-    with pytest.raises(DataNotFoundError, match=f"does not exist: {tmp_path}/cola/in_domain_train.tsv"):
+    with pytest.raises(
+        DataNotFoundError, match=f"does not exist: {tmp_path}/cola/in_domain_train.tsv"
+    ):
         iter_examples(task, "train", data_dir=tmp_path)
     with pytest.raises(DataNotFoundError, match="data directory from --data does not exist"):
         iter_examples(task, "train", data_dir=tmp_path / "missing")
@@ -141,9 +184,23 @@ def test_catalog_shape() -> None:
         assert task.metrics and {"train", "dev"} <= set(task.splits), task.name
         assert set(task.splits) <= {"train", "dev", "test", "dev_ood", "test_unlabeled"}
     names = {t.name for t in tasks}
-    for expected in ("ud_tr_imst_upos", "ud_tr_imst_deps", "tr_ner_tur2003", "cs_cnec2_ner",
-                     "cs_chnec_ner", "wikiann_en_ner", "bc2gm", "squad2", "bioasq_factoid",
-                     "bioasq_yesno", "cola", "sst2", "rte", "mrpc", "genia_pos"):
+    for expected in (
+        "ud_tr_imst_upos",
+        "ud_tr_imst_deps",
+        "tr_ner_tur2003",
+        "cs_cnec2_ner",
+        "cs_chnec_ner",
+        "wikiann_en_ner",
+        "bc2gm",
+        "squad2",
+        "bioasq_factoid",
+        "bioasq_yesno",
+        "cola",
+        "sst2",
+        "rte",
+        "mrpc",
+        "genia_pos",
+    ):
         assert expected in names
     assert get_task("squad2").metrics == ("f1", "exact")
     assert get_task("ud_en_ewt_deps").metrics == ("las", "uas")
@@ -159,8 +216,14 @@ def test_builtin_options_pass_their_readers_checks() -> None:
 
 def test_fingerprints_follow_file_contents(tmp_path: Path) -> None:
     _corpus(tmp_path, {"t.tsv": IOB})
-    task = define_task("fp_task", format="iob", type="token_tagging", label_field="ner",
-                       files={"train": "t.tsv"}, base_dir=tmp_path)
+    task = define_task(
+        "fp_task",
+        format="iob",
+        type="token_tagging",
+        label_field="ner",
+        files={"train": "t.tsv"},
+        base_dir=tmp_path,
+    )
     before = task_fingerprint(task)
     files = dataset_fingerprints(task)
     assert list(files) == [str(tmp_path / "t.tsv")] and len(before) == 64

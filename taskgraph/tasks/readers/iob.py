@@ -107,13 +107,17 @@ class IobReader(Reader):
                 needed = max(token_column, tag_column, -token_column - 1, -tag_column - 1) + 1
                 if columns < max(2, needed):
                     raise DataFormatError(
-                        path, number, f"at least {max(2, needed)} "
+                        path,
+                        number,
+                        f"at least {max(2, needed)} "
                         f"{'tab' if split_on_tab else 'whitespace'}-separated columns",
                         f"{columns} in {show(line)}",
                     )
             elif len(fields) != columns:
                 raise DataFormatError(
-                    path, number, f"{columns} columns (as on line {columns_line})",
+                    path,
+                    number,
+                    f"{columns} columns (as on line {columns_line})",
                     f"{len(fields)} in {show(line)}",
                 )
             token = fields[token_column]
@@ -128,7 +132,7 @@ class IobReader(Reader):
                     raise DataFormatError(
                         path, number, f"a token starting with {prefix!r}", show(token)
                     )
-                token = token[len(prefix):]
+                token = token[len(prefix) :]
             if not token.strip():
                 raise DataFormatError(path, number, "a non-empty token", show(line))
             tag = fields[tag_column]
@@ -149,7 +153,9 @@ class IobReader(Reader):
             raise DataFormatError(path, number, "a tag O, B-TYPE or I-TYPE", show(tag))
         if scheme == "iob2" and tag.startswith("I-") and previous[2:] != tag[2:]:
             raise DataFormatError(
-                path, number, f"{tag} to continue a {tag[2:]} entity (IOB2)",
+                path,
+                number,
+                f"{tag} to continue a {tag[2:]} entity (IOB2)",
                 f"it after {previous}",
             )
 

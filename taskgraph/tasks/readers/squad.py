@@ -76,7 +76,9 @@ def _field(path: Path, obj: Any, key: str, kind: type, where: str, line: int) ->
     value = obj[key]
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise DataFormatError(
-            path, _line(obj, line), f"{where}.{key} to be {kind.__name__}",
+            path,
+            _line(obj, line),
+            f"{where}.{key} to be {kind.__name__}",
             f"{type(value).__name__} {show(str(value))}",
         )
     return value
@@ -128,7 +130,9 @@ class SquadReader(Reader):
                     example = self._example(path, qa, qwhere, pline, context, title)
                     if example.id in seen:
                         raise DataFormatError(
-                            path, qa.line, f"a new question id in {qwhere}",
+                            path,
+                            qa.line,
+                            f"a new question id in {qwhere}",
                             f"{show(example.id)} (already on line {seen[example.id]})",
                         )
                     seen[example.id] = qa.line
@@ -149,9 +153,7 @@ class SquadReader(Reader):
                     )
 
     @staticmethod
-    def _example(
-        path: Path, qa: Any, where: str, line: int, context: str, title: str
-    ) -> QAExample:
+    def _example(path: Path, qa: Any, where: str, line: int, context: str, title: str) -> QAExample:
         qid = _field(path, qa, "id", str, where, line)
         question = _field(path, qa, "question", str, where, line)
         answers = _field(path, qa, "answers", list, where, line)
@@ -176,14 +178,19 @@ class SquadReader(Reader):
             if not text or context[start : start + len(text)] != text or start < 0:
                 found = context[max(start, 0) : max(start, 0) + len(text)]
                 raise DataFormatError(
-                    path, _line(answer, qa.line),
+                    path,
+                    _line(answer, qa.line),
                     f"answer {show(text)} at offset {start} of the context",
                     show(found),
                 )
             spans.append(Answer(text=text, start=start))
         return QAExample(
-            id=qid, question=question, context=context, answers=tuple(spans),
-            is_impossible=impossible, group=title,
+            id=qid,
+            question=question,
+            context=context,
+            answers=tuple(spans),
+            is_impossible=impossible,
+            group=title,
         )
 
 

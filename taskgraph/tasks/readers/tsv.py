@@ -34,12 +34,22 @@ class TsvReader(Reader):
 
     name = "tsv"
     task_types = frozenset(
-        {TaskType.SENTENCE_CLASSIFICATION, TaskType.SENTENCE_PAIR_CLASSIFICATION, TaskType.MASKED_LM}
+        {
+            TaskType.SENTENCE_CLASSIFICATION,
+            TaskType.SENTENCE_PAIR_CLASSIFICATION,
+            TaskType.MASKED_LM,
+        }
     )
     option_names = frozenset(
         {
-            "text_column", "pair_column", "label_column", "header", "quoting",
-            "label_names", "unlabeled_value", "positive_label",
+            "text_column",
+            "pair_column",
+            "label_column",
+            "header",
+            "quoting",
+            "label_names",
+            "unlabeled_value",
+            "positive_label",
         }
     )
 
@@ -109,7 +119,9 @@ class TsvReader(Reader):
                     continue
             elif len(fields) != width:
                 raise DataFormatError(
-                    path, number, f"{width} tab-separated fields (as on line {width_line})",
+                    path,
+                    number,
+                    f"{width} tab-separated fields (as on line {width_line})",
                     f"{len(fields)} in {show(chr(9).join(fields))}",
                 )
             text = fields[indices["text_column"]]  # type: ignore[index]
@@ -175,13 +187,17 @@ class TsvReader(Reader):
             elif isinstance(column, str):
                 if column not in fields:
                     raise DataFormatError(
-                        path, number, f"a header with column {column!r} ({key})",
+                        path,
+                        number,
+                        f"a header with column {column!r} ({key})",
                         ", ".join(repr(f) for f in fields),
                     )
                 indices[key] = fields.index(column)
             elif column >= len(fields):
                 raise DataFormatError(
-                    path, number, f"at least {column + 1} fields ({key} = {column})",
+                    path,
+                    number,
+                    f"at least {column + 1} fields ({key} = {column})",
                     str(len(fields)),
                 )
             else:
