@@ -62,3 +62,31 @@ def test_kernel_weight_rho_rises_when_parameters_share_a_pattern() -> None:
     # Coordinates in the eigenbasis: phi @ U, eigenvalues as the kernel shape.
     fit = fit_evidence(phi @ eigvecs, y, groups=np.zeros(n, dtype=int), n_groups=1, kernel_group=0, eigenvalues=eigvals)
     assert fit.rho > 0.9
+
+
+def test_hyperprior_gives_the_map_point_and_keeps_few_points_off_the_boundaries() -> None:
+    rng = np.random.default_rng(0)
+    phi = rng.normal(size=(4, 6))  # more parameters than points: ML-II interpolates (noise -> 0)
+    groups = np.array([0, 0, 0, 1, 1, 1])
+    y = phi @ rng.normal(size=6)
+    plain = fit_evidence(phi, y, groups=groups, n_groups=2)
+    center, width = 1.0, 2.0
+    fit = fit_evidence(phi, y, groups=groups, n_groups=2, hyperprior=(center, width))
+    assert plain.noise < 1e-3 and plain.log_posterior == plain.log_evidence
+    assert fit.noise > 0.05
+    lam = fit.group_variances[groups]
+    assert fit.log_evidence == pytest.approx(_log_marginal(phi, y, lam, fit.noise), rel=1e-6)
+
+    def log_posterior(variances: np.ndarray, noise: float) -> float:
+        logs = np.log(np.append(variances, noise))
+        log_prior = -0.5 * float(((logs - np.log(center)) ** 2).sum()) / width**2  # without its constant
+        return _log_marginal(phi, y, variances[groups], noise) + log_prior
+
+    best = log_posterior(fit.group_variances, fit.noise)
+    assert fit.log_posterior == pytest.approx(best, rel=1e-6)
+    for factor in (0.8, 1.25):
+        assert log_posterior(fit.group_variances, fit.noise * factor) < best
+        for group in (0, 1):
+            moved = fit.group_variances.copy()
+            moved[group] *= factor
+            assert log_posterior(moved, fit.noise) < best
