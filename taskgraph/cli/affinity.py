@@ -18,6 +18,7 @@ import numpy as np
 import typer
 
 from taskgraph.affinity.estimators.base import ESTIMATORS, AffinityEstimator, make_estimator
+from taskgraph.affinity.estimators.setfn import SMALL_DATA_HYPERPRIOR
 from taskgraph.affinity.graph import GRAPH_FORMATS, affinity_graph, graph_edges, write_graph
 from taskgraph.affinity.grouping import (
     candidate_task_sets,
@@ -41,6 +42,7 @@ MetricOption = Annotated[str | None, typer.Option("--metric", help="Metric whose
 MethodOption = Annotated[str, typer.Option("--method", help=f"Affinity estimator: {', '.join(ESTIMATORS.names())}.")]
 EmbedOption = Annotated[bool, typer.Option("--text-embeddings/--no-text-embeddings", help="Add MiniLM TextEmb embeddings of catalog tasks (cold start for unseen targets).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+PriorOption = Annotated[bool, typer.Option("--hyperprior/--no-hyperprior", help="setfn only: fit its variances with a weak prior (MAP-II), which keeps predictions from a few records honest; --no-hyperprior is plain evidence maximisation, as the graph-guided sampler fits.")]
 
 
 def load_records(
@@ -130,7 +132,12 @@ def _example_text(example: Any) -> str:
 
 
 def _fit(
-    method: str, records: list[ScoreRecord], *, lookahead: list[Any], embeddings: Mapping[str, np.ndarray]
+    method: str,
+    records: list[ScoreRecord],
+    *,
+    lookahead: list[Any],
+    embeddings: Mapping[str, np.ndarray],
+    hyperprior: bool = True,
 ) -> AffinityEstimator:
     if not records:
         raise ConfigError("no score records to fit on (run a study, or pass --table FILE)")
@@ -139,6 +146,11 @@ def _fit(
         options["lookahead"] = lookahead
     if method in ("setfn", "textemb") and embeddings:
         options["task_embeddings"] = embeddings
+    if method == "setfn" and hyperprior:
+        # Predictions shown to a user: with one target and a handful of gains, plain evidence
+        # maximisation puts everything into noise (every set predicted alike) or fits an
+        # overconfident additive model; the weak prior avoids both (docs/affinity.md).
+        options["hyperprior"] = SMALL_DATA_HYPERPRIOR
     estimator = make_estimator(method, **options)
     with stderr_console.status(f"fitting {method} on {len(records)} records"):
         estimator.fit(records)
@@ -151,14 +163,21 @@ def _fit(
 
 
 def _prepare(
-    *, method: str, storage: str | None, table: Path | None, split: str | None, metric: str | None, embed: bool
+    *,
+    method: str,
+    storage: str | None,
+    table: Path | None,
+    split: str | None,
+    metric: str | None,
+    embed: bool,
+    hyperprior: bool = True,
 ) -> tuple[AffinityEstimator, list[ScoreRecord]]:
     ESTIMATORS.get(method)  # unknown name: one line listing the known ones, before any work
     records = load_records(storage=storage, table=table, split=split, metric=metric)
     lookahead = _lookahead(storage, table) if method in ("setfn", "lookahead") else []
     names = sorted({t for r in records for t in r.task_set})
     embeddings = task_text_embeddings(names) if embed else {}
-    return _fit(method, records, lookahead=lookahead, embeddings=embeddings), records
+    return _fit(method, records, lookahead=lookahead, embeddings=embeddings, hyperprior=hyperprior), records
 
 
 @app.command("fit")
@@ -169,10 +188,11 @@ def fit(
     split: SplitOption = None,
     metric: MetricOption = None,
     text_embeddings: EmbedOption = False,
+    hyperprior: PriorOption = True,
     as_json: JsonOption = False,
 ) -> None:
     """Fit an estimator on all records and save its edges (source -> target gains) to the database."""
-    estimator, records = _prepare(method=method, storage=storage, table=table, split=split, metric=metric, embed=text_embeddings)
+    estimator, records = _prepare(method=method, storage=storage, table=table, split=split, metric=metric, embed=text_embeddings, hyperprior=hyperprior)
     edges = graph_edges(affinity_graph(estimator))
     saved = False
     if table is None:
@@ -203,10 +223,11 @@ def top(
     split: SplitOption = None,
     metric: MetricOption = None,
     text_embeddings: EmbedOption = False,
+    hyperprior: PriorOption = True,
     as_json: JsonOption = False,
 ) -> None:
     """List the auxiliary sets with the highest predicted gain for a target."""
-    estimator, _ = _prepare(method=method, storage=storage, table=table, split=split, metric=metric, embed=text_embeddings)
+    estimator, _ = _prepare(method=method, storage=storage, table=table, split=split, metric=metric, embed=text_embeddings, hyperprior=hyperprior)
     if target not in estimator.tasks:
         raise ConfigError(f"`--target` {target!r} has no records; known tasks: {', '.join(estimator.tasks)}")
     recommendations = recommend_auxiliaries(estimator, target, k, max_size=max_size)
@@ -225,10 +246,11 @@ def groups(
     table: TableOption = None,
     split: SplitOption = None,
     metric: MetricOption = None,
+    hyperprior: PriorOption = True,
     as_json: JsonOption = False,
 ) -> None:
     """Choose which tasks to train together under an inference budget (measured scores where known)."""
-    estimator, records = _prepare(method=method, storage=storage, table=table, split=split, metric=metric, embed=False)
+    estimator, records = _prepare(method=method, storage=storage, table=table, split=split, metric=metric, embed=False, hyperprior=hyperprior)
     chosen = sorted({t.strip() for t in tasks.split(",") if t.strip()}) if tasks else estimator.targets
     unknown = [t for t in chosen if t not in estimator.targets]
     if unknown:
@@ -280,12 +302,13 @@ def graph(
     table: TableOption = None,
     split: SplitOption = None,
     metric: MetricOption = None,
+    hyperprior: PriorOption = True,
 ) -> None:
     """Export the affinity graph (edge s -> t: gain of t from s) as GraphML, JSON, DOT or PNG."""
     if fmt not in GRAPH_FORMATS:
         raise ConfigError(f"`--format` must be one of {list(GRAPH_FORMATS)}, but got {fmt!r}")
     if not output.parent.is_dir():
         raise ConfigError(f"`--output` directory does not exist: {output.parent}")
-    estimator, _ = _prepare(method=method, storage=storage, table=table, split=split, metric=metric, embed=False)
+    estimator, _ = _prepare(method=method, storage=storage, table=table, split=split, metric=metric, embed=False, hyperprior=hyperprior)
     written = write_graph(affinity_graph(estimator, min_evidence=min_evidence), output, fmt=fmt)
     typer.echo(f"wrote {written}")

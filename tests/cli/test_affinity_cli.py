@@ -147,3 +147,38 @@ def test_text_embeddings_of_catalog_tasks(data_dir: Path) -> None:
     assert all(v.shape == (384,) and np.isfinite(v).all() for v in embeddings.values())
     kernel = embedding_similarity(["rte", "mrpc", "cola"], embeddings)
     assert kernel[0, 1] > kernel[0, 2]  # two sentence-pair tasks are closer than either to CoLA
+
+
+# A user's first study (the README demo's measured relative gains): one target, seven gains.
+FIRST_STUDY = {
+    ("related",): 0.428,
+    ("cls_related",): 0.428,
+    ("unrelated",): 0.014,
+    ("conflict",): -0.227,
+    ("related", "unrelated"): 0.428,
+    ("cls_related", "unrelated"): 0.362,
+    ("cls_related", "related"): 0.026,
+}
+
+
+def test_top_from_one_small_study_ranks_the_harmful_task_last(tmp_path: Path) -> None:
+    rows = [LongRow("target", frozenset({"target"}), "val", 0.7, True)]
+    rows += [LongRow("target", frozenset({"target", *aux}), "val", 0.7 * (1 + g), True) for aux, g in FIRST_STUDY.items()]
+    path = tmp_path / "first.csv"
+    write_long_csv(LongTable(rows=rows, source="first"), path)
+
+    def ranking(*extra: str) -> list[dict[str, object]]:
+        code, out, err = invoke("affinity", "top", "--table", str(path), "--target", "target", "-k", "10", "--max-size", "2", "--json", *extra)
+        assert code == 0, err
+        return json.loads(out)
+
+    shown = ranking()  # the default: setfn with its weak hyperprior
+    assert len(shown) == 10
+    harmful = [r["predicted_gain"] for r in shown if "conflict" in r["auxiliaries"]]
+    helpful = [r["predicted_gain"] for r in shown if set(r["auxiliaries"]) <= {"related", "cls_related"}]
+    assert harmful and helpful and max(harmful) < min(helpful)
+    assert len({round(r["predicted_gain"], 6) for r in shown}) == 10  # not one value for every set
+    # Plain evidence maximisation on seven gains predicts every pair alike (what the option avoids).
+    plain = ranking("--no-hyperprior")
+    pairs = {round(r["predicted_gain"], 6) for r in plain if len(r["auxiliaries"]) == 2}
+    assert len(pairs) == 1
