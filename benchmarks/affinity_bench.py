@@ -65,7 +65,9 @@ def gain_prediction(name: str, seeds: int) -> None:
         result = evaluate_gain_prediction(table, ["setfn", "hoa"], fit_fraction=0.1, seed=seed)
         for method in per:
             per[method].append((result[method]["spearman_val"], result[method]["spearman"]))
-    log(f"{name}: {seeds} fit seeds in {time.perf_counter() - start:.0f} s, {result['n_queries']} held-out (task, group) pairs")
+    log(
+        f"{name}: {seeds} fit seeds in {time.perf_counter() - start:.0f} s, {result['n_queries']} held-out (task, group) pairs"
+    )
     setfn, hoa = np.mean(per["setfn"], axis=0), np.mean(per["hoa"], axis=0)
     emit(f"{name}_spearman", float(setfn[1]))
     emit(f"{name}_spearman_hoa", float(hoa[1]))
@@ -94,7 +96,9 @@ def source_ranking(name: str, seeds: int, setfn_seeds: int, exhaustive: bool) ->
     table = convert(name)
     start = time.perf_counter()
     result = evaluate_source_ranking(table, ["sourcerank"], n_observed=3, seeds=range(seeds))
-    log(f"{name}: {result['n_targets']} targets x {seeds} draws (seeds) in {time.perf_counter() - start:.0f} s")
+    log(
+        f"{name}: {result['n_targets']} targets x {seeds} draws (seeds) in {time.perf_counter() - start:.0f} s"
+    )
     for metric in ("spearman", "ndcg", "regret@3"):
         key = metric.replace("@", "_at_")
         emit(f"{name}_{key}", result["sourcerank"][metric])
@@ -105,11 +109,16 @@ def source_ranking(name: str, seeds: int, setfn_seeds: int, exhaustive: bool) ->
         emit(f"{name}_{key}_targets_better_worse", f"{versus['better']}/{versus['worse']}")
     for who in ("sourcerank", "prior"):
         suffix = "" if who == "sourcerank" else "_prior"
-        emit(f"{name}_spearman_sd_over_seeds{suffix}", result["spread"][who]["spearman"]["sd_over_seeds"])
+        emit(
+            f"{name}_spearman_sd_over_seeds{suffix}",
+            result["spread"][who]["spearman"]["sd_over_seeds"],
+        )
     if exhaustive:
         start = time.perf_counter()
         full = evaluate_source_ranking(table, ["sourcerank"], n_observed=3, exhaustive=True)
-        log(f"{name}: every subset of 3 ({full['n_draws']} draws) in {time.perf_counter() - start:.0f} s")
+        log(
+            f"{name}: every subset of 3 ({full['n_draws']} draws) in {time.perf_counter() - start:.0f} s"
+        )
         for metric in ("spearman", "ndcg", "regret@3"):
             key = metric.replace("@", "_at_")
             emit(f"{name}_{key}_all_subsets", full["sourcerank"][metric])
@@ -120,7 +129,9 @@ def source_ranking(name: str, seeds: int, setfn_seeds: int, exhaustive: bool) ->
     if setfn_seeds:
         start = time.perf_counter()
         previous = evaluate_source_ranking(table, ["setfn"], n_observed=3, seeds=range(setfn_seeds))
-        log(f"{name}: setfn on the first {setfn_seeds} draws in {time.perf_counter() - start:.0f} s")
+        log(
+            f"{name}: setfn on the first {setfn_seeds} draws in {time.perf_counter() - start:.0f} s"
+        )
         emit(f"{name}_spearman_setfn", previous["setfn"]["spearman"])
         emit(f"{name}_spearman_setfn_prior_same_draws", previous["prior"]["spearman"])
 
@@ -154,7 +165,9 @@ def ranking_ablation(name: str, seeds: int, exhaustive: bool) -> None:
         slug = label.split(" (")[0].replace(" ", "_").replace(",", "")
         emit(f"{name}_ablation_{slug}_val", float(np.nanmean(chosen_cv)))
         emit(f"{name}_ablation_{slug}_test", result["sourcerank"]["spearman"])
-        log(f"{name} ablation {label!r}: prior {result['prior']['spearman']:.3f}, {time.perf_counter() - start:.0f} s")
+        log(
+            f"{name} ablation {label!r}: prior {result['prior']['spearman']:.3f}, {time.perf_counter() - start:.0f} s"
+        )
 
 
 def search(seeds: int, max_trials: int, first_seed: int = 0) -> None:
@@ -164,8 +177,12 @@ def search(seeds: int, max_trials: int, first_seed: int = 0) -> None:
     for name in ("graph", "tpe", "random"):
         start = time.perf_counter()
         counts = [
-            trials_to_best(table, target, SAMPLER_FACTORIES[name](target, search_candidates(table, target), seed),
-                           max_trials=max_trials)
+            trials_to_best(
+                table,
+                target,
+                SAMPLER_FACTORIES[name](target, search_candidates(table, target), seed),
+                max_trials=max_trials,
+            )
             for target in table.targets
             for seed in range(first_seed, first_seed + seeds)
         ]
@@ -180,14 +197,24 @@ def search(seeds: int, max_trials: int, first_seed: int = 0) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer seeds (a smoke run, not the reported numbers)")
-    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {SECTIONS + EXTRA_SECTIONS}")
-    parser.add_argument("--first-seed", type=int, default=0, help="first sampler seed of the search section")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer seeds (a smoke run, not the reported numbers)"
+    )
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections of {SECTIONS + EXTRA_SECTIONS}",
+    )
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="first sampler seed of the search section"
+    )
     args = parser.parse_args(argv)
     only = {s.strip() for s in args.only.split(",") if s.strip()}
     unknown = only - set(SECTIONS) - set(EXTRA_SECTIONS)
     if unknown:
-        parser.error(f"unknown sections {sorted(unknown)}; known: {', '.join(SECTIONS + EXTRA_SECTIONS)}")
+        parser.error(
+            f"unknown sections {sorted(unknown)}; known: {', '.join(SECTIONS + EXTRA_SECTIONS)}"
+        )
     quick = args.quick
     if "mimic27" in only:
         gain_prediction("mimic27", seeds=1 if quick else 5)
@@ -196,9 +223,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     if "standley" in only:
         standley([5] if quick else [1, 2, 3, 4, 5])
     if "taskweb" in only:
-        source_ranking("taskweb", seeds=2 if quick else 20, setfn_seeds=1 if quick else 5, exhaustive=False)
+        source_ranking(
+            "taskweb", seeds=2 if quick else 20, setfn_seeds=1 if quick else 5, exhaustive=False
+        )
     if "bingel" in only:
-        source_ranking("bingel", seeds=3 if quick else 20, setfn_seeds=3 if quick else 20, exhaustive=not quick)
+        source_ranking(
+            "bingel", seeds=3 if quick else 20, setfn_seeds=3 if quick else 20, exhaustive=not quick
+        )
     if "ranking_ablation" in only:
         ranking_ablation("bingel", seeds=3 if quick else 20, exhaustive=not quick)
         ranking_ablation("taskweb", seeds=2 if quick else 5, exhaustive=False)

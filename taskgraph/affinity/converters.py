@@ -75,7 +75,10 @@ def resolve_benchmarks_dir(option: str | os.PathLike[str] | None = None) -> Path
         source, path = BENCHMARKS_ENV, Path(os.environ[BENCHMARKS_ENV])
     else:
         checkout = Path(__file__).resolve().parents[2]
-        candidates = [Path.cwd().parent / "shared" / "benchmarks", checkout.parent / "shared" / "benchmarks"]
+        candidates = [
+            Path.cwd().parent / "shared" / "benchmarks",
+            checkout.parent / "shared" / "benchmarks",
+        ]
         for candidate in candidates:
             if candidate.is_dir():
                 return candidate.resolve()
@@ -107,7 +110,12 @@ def _matrix(path: Path, *, columns: int, delimiter: str | None = None) -> np.nda
 
 
 def _mtgnet(
-    directory: Path, tasks: Sequence[str], mask_file: str, splits: Sequence[tuple[str, str]], *, delimiter: str | None = None
+    directory: Path,
+    tasks: Sequence[str],
+    mask_file: str,
+    splits: Sequence[tuple[str, str]],
+    *,
+    delimiter: str | None = None,
 ) -> list[LongRow]:
     n = len(tasks)
     mask = _matrix(directory / mask_file, columns=n, delimiter=delimiter).astype(bool)
@@ -115,7 +123,9 @@ def _mtgnet(
     for split, gain_file in splits:
         gains = _matrix(directory / gain_file, columns=n)
         if gains.shape != mask.shape:
-            raise DataFormatError(directory / gain_file, None, f"{len(mask)} rows like {mask_file}", f"{len(gains)}")
+            raise DataFormatError(
+                directory / gain_file, None, f"{len(mask)} rows like {mask_file}", f"{len(gains)}"
+            )
         for members, gain_row in zip(mask, gains, strict=True):
             task_set = frozenset(tasks[int(i)] for i in np.flatnonzero(members))
             for i in np.flatnonzero(members):
@@ -146,7 +156,11 @@ def taskonomy5(root: Path) -> LongTable:
     """Return MTG-Net's Taskonomy 5-task gains (one split, written as ``val``; names undocumented)."""
     tasks = tuple(f"taskonomy{i}" for i in range(5))
     rows = _mtgnet(
-        root / "mtgnet2022_song" / "taskonomy", tasks, "taskonomy_x.csv", [("val", "taskonomy.csv")], delimiter=","
+        root / "mtgnet2022_song" / "taskonomy",
+        tasks,
+        "taskonomy_x.csv",
+        [("val", "taskonomy.csv")],
+        delimiter=",",
     )
     return LongTable(rows=rows, source="taskonomy5")
 
@@ -163,7 +177,9 @@ def _standley_file(path: Path, tasks: Sequence[str], split: str) -> list[LongRow
             continue
         cells = line.split("\t")
         if len(cells) != len(tasks):
-            raise DataFormatError(path, line_no, f"{len(tasks)} tab-separated cells", f"{len(cells)}")
+            raise DataFormatError(
+                path, line_no, f"{len(tasks)} tab-separated cells", f"{len(cells)}"
+            )
         present = {i: c.strip() for i, c in enumerate(cells) if c.strip()}
         task_set = frozenset(tasks[i] for i in present)
         if not task_set or task_set in seen:
@@ -183,14 +199,17 @@ def standley(root: Path, setting: int) -> LongTable:
     val_file, test_file = _STANDLEY_FILES[setting]
     tasks = _STANDLEY_ALT_TASKS if setting == 4 else STANDLEY_TASKS
     directory = root / "standley2020_taskgrouping"
-    rows = _standley_file(directory / val_file, tasks, "val") + _standley_file(directory / test_file, tasks, "test")
+    rows = _standley_file(directory / val_file, tasks, "val") + _standley_file(
+        directory / test_file, tasks, "test"
+    )
     return LongTable(rows=rows, source=f"standley_s{setting}")
 
 
 def _pair_table(pairs: dict[tuple[str, str], float], *, source: str) -> LongTable:
     rows = [LongRow(t, frozenset({t}), "val", 1.0, True) for t in sorted({t for t, _ in pairs})]
     rows += [
-        LongRow(t, frozenset({t, s}), "val", 1.0 + gain, True) for (t, s), gain in sorted(pairs.items())
+        LongRow(t, frozenset({t, s}), "val", 1.0 + gain, True)
+        for (t, s), gain in sorted(pairs.items())
     ]
     return LongTable(rows=rows, source=source)
 
@@ -224,7 +243,9 @@ def taskweb(root: Path, *, adaptation: str = "ALL", model: str = "ALL") -> LongT
             raise DataFormatError(path, line, "numeric PC and PM", repr(row)) from None
         pairs[(row["target"], row["source"])] = 0.5 * pc + 0.5 * (0.2 * pm - 0.1)
     if not pairs:
-        raise DataFormatError(path, None, f"rows with adaptation={adaptation!r}, model={model!r}", "none")
+        raise DataFormatError(
+            path, None, f"rows with adaptation={adaptation!r}, model={model!r}", "none"
+        )
     return _pair_table(pairs, source="taskweb")
 
 
@@ -234,9 +255,13 @@ def bingel(root: Path) -> LongTable:
     pairs: dict[tuple[str, str], float] = {}
     for line, row in _csv_rows(path, ("main_task", "aux_task", "rel_change_pct_main_dev_metric")):
         try:
-            pairs[(row["main_task"], row["aux_task"])] = float(row["rel_change_pct_main_dev_metric"]) / 100.0
+            pairs[(row["main_task"], row["aux_task"])] = (
+                float(row["rel_change_pct_main_dev_metric"]) / 100.0
+            )
         except ValueError:
-            raise DataFormatError(path, line, "a numeric rel_change_pct_main_dev_metric", repr(row)) from None
+            raise DataFormatError(
+                path, line, "a numeric rel_change_pct_main_dev_metric", repr(row)
+            ) from None
     return _pair_table(pairs, source="bingel")
 
 

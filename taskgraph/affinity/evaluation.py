@@ -100,18 +100,24 @@ def evaluate_gain_prediction(
     if "val" not in table.splits:
         raise ConfigError(f"table {table.source!r} has no 'val' rows to fit on")
     val_records = table.to_records(split="val")
-    large = sorted({r.task_set for r in val_records if len(r.task_set) >= 3}, key=lambda s: sorted(s))
+    large = sorted(
+        {r.task_set for r in val_records if len(r.task_set) >= 3}, key=lambda s: sorted(s)
+    )
     if not large:
         raise ConfigError(f"table {table.source!r} has no groups of size >= 3 to score on")
     rng = np.random.default_rng(seed)
     n_fit = round(fit_fraction * len(large))
-    fit_sets = {large[i] for i in rng.choice(len(large), size=n_fit, replace=False)} if n_fit else set()
+    fit_sets = (
+        {large[i] for i in rng.choice(len(large), size=n_fit, replace=False)} if n_fit else set()
+    )
     fit_records = [r for r in val_records if len(r.task_set) <= 2 or r.task_set in fit_sets]
     score_split = _score_split(table)
     val_truth = _gain_lookup(table, "val")
     score_truth = _gain_lookup(table, score_split)
     queries = [
-        key for key in val_truth if len(key[1]) >= 2 and (key[1] | {key[0]}) not in fit_sets and key in score_truth
+        key
+        for key in val_truth
+        if len(key[1]) >= 2 and (key[1] | {key[0]}) not in fit_sets and key in score_truth
     ]
     by_target: dict[str, list[int]] = defaultdict(list)
     for i, (target, _) in enumerate(queries):
@@ -134,7 +140,9 @@ def evaluate_gain_prediction(
     return result
 
 
-def _popular_prior(records: Sequence[ScoreRecord], target: str, sources: Sequence[str]) -> np.ndarray:
+def _popular_prior(
+    records: Sequence[ScoreRecord], target: str, sources: Sequence[str]
+) -> np.ndarray:
     gains = compute_gains(records, kind="relative")
     per_source: dict[str, list[float]] = defaultdict(list)
     for gain in gains.gains:
@@ -182,12 +190,22 @@ def evaluate_source_ranking(
     draws: dict[str, list[set[str]]] = defaultdict(list)
     if exhaustive:
         for target in rankable:
-            draws[target] = [set(c) for c in itertools.combinations(sorted(pair_rows[target]), n_observed)]
+            draws[target] = [
+                set(c) for c in itertools.combinations(sorted(pair_rows[target]), n_observed)
+            ]
     else:
-        for seed in seeds:  # one generator per seed, targets in order: draws stay comparable across versions
+        for seed in (
+            seeds
+        ):  # one generator per seed, targets in order: draws stay comparable across versions
             rng = np.random.default_rng(seed)
             for target in rankable:
-                draws[target].append(set(rng.choice(sorted(pair_rows[target]), size=n_observed, replace=False).tolist()))
+                draws[target].append(
+                    set(
+                        rng.choice(
+                            sorted(pair_rows[target]), size=n_observed, replace=False
+                        ).tolist()
+                    )
+                )
     for target in rankable:
         sources = sorted(pair_rows[target])
         for observed in draws[target]:
@@ -239,12 +257,17 @@ def _sd_over_seeds(per_target: Mapping[str, Sequence[float]]) -> float:
 
 
 def _sd_within_target(per_target: Mapping[str, Sequence[float]]) -> float:
-    spreads = [float(np.nanstd(v, ddof=1)) for v in per_target.values() if np.isfinite(v).sum() >= 2]
+    spreads = [
+        float(np.nanstd(v, ddof=1)) for v in per_target.values() if np.isfinite(v).sum() >= 2
+    ]
     return float(np.mean(spreads)) if spreads else math.nan
 
 
 def _paired(
-    method: Mapping[str, Sequence[float]], prior: Mapping[str, Sequence[float]], *, lower_is_better: bool
+    method: Mapping[str, Sequence[float]],
+    prior: Mapping[str, Sequence[float]],
+    *,
+    lower_is_better: bool,
 ) -> dict[str, float]:
     diffs = np.array([
         float(np.nanmean(method[t])) - float(np.nanmean(prior[t]))
@@ -294,7 +317,9 @@ def evaluate_grouping(
     networks = candidate_task_sets(tasks)
     missing = [n for n in networks if n not in val]
     if missing:
-        raise ConfigError(f"table {table.source!r} lacks validation rows for {len(missing)} task sets")
+        raise ConfigError(
+            f"table {table.source!r} lacks validation rows for {len(missing)} task sets"
+        )
     results: dict[float, dict[str, Any]] = {}
     for budget in budgets:
         rng = np.random.default_rng(seed)
@@ -304,17 +329,31 @@ def evaluate_grouping(
             ordered = sorted(networks, key=lambda n: (len(n), sorted(n)))
             measured = set(ordered[:max_evaluations])
         elif strategy == "adaptive":
-            measured = _adaptive_measurements(val, tasks, hib, method, budget, max_evaluations, rng, options)
+            measured = _adaptive_measurements(
+                val, tasks, hib, method, budget, max_evaluations, rng, options
+            )
         else:
-            raise ConfigError(f"`strategy` must be pairs, adaptive or optimum, but got {strategy!r}")
+            raise ConfigError(
+                f"`strategy` must be pairs, adaptive or optimum, but got {strategy!r}"
+            )
         chosen_scores = _predicted(val, measured, tasks, hib, method, options)
-        grouping = select_networks(chosen_scores, budget=budget, tasks=tasks, higher_is_better=higher)
+        grouping = select_networks(
+            chosen_scores, budget=budget, tasks=tasks, higher_is_better=higher
+        )
         total = float(sum(scored[grouping.assignment[t]][t] for t in tasks))
-        results[budget] = {"total": total, "networks": [sorted(n) for n in grouping.networks], "n_measured": len(measured)}
+        results[budget] = {
+            "total": total,
+            "networks": [sorted(n) for n in grouping.networks],
+            "n_measured": len(measured),
+        }
     return results
 
 
-def _records(val: Mapping[frozenset[str], Mapping[str, float]], measured: set[frozenset[str]], hib: Mapping[str, bool]) -> list[ScoreRecord]:
+def _records(
+    val: Mapping[frozenset[str], Mapping[str, float]],
+    measured: set[frozenset[str]],
+    hib: Mapping[str, bool],
+) -> list[ScoreRecord]:
     return [
         ScoreRecord(task=t, task_set=n, value=v, higher_is_better=hib[t], split="val")
         for n in measured for t, v in val[n].items()

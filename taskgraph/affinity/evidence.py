@@ -49,7 +49,9 @@ class EvidenceFit:
     noise: float
     rho: float
     log_evidence: float
-    log_posterior: float = math.nan  # log evidence + log hyperprior (= log_evidence without a prior)
+    log_posterior: float = (
+        math.nan
+    )  # log evidence + log hyperprior (= log_evidence without a prior)
 
     def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return posterior means and standard deviations of ``features @ w`` (rows = points)."""
@@ -60,7 +62,11 @@ class EvidenceFit:
 
 
 def _unpack(
-    theta: np.ndarray, free: Sequence[int], fixed: Mapping[int, float], n_groups: int, has_kernel: bool
+    theta: np.ndarray,
+    free: Sequence[int],
+    fixed: Mapping[int, float],
+    n_groups: int,
+    has_kernel: bool,
 ) -> tuple[np.ndarray, float, float]:
     variances = np.empty(n_groups)
     for index, group in enumerate(free):
@@ -98,7 +104,11 @@ def fit_evidence(
     fixed = dict(fixed or {})
     free = [g for g in range(n_groups) if g not in fixed]
     has_kernel = kernel_group is not None and eigenvalues is not None
-    mu = np.ones(p) if eigenvalues is None else np.clip(np.asarray(eigenvalues, dtype=float), 0.0, None)
+    mu = (
+        np.ones(p)
+        if eigenvalues is None
+        else np.clip(np.asarray(eigenvalues, dtype=float), 0.0, None)
+    )
     in_kernel = (groups == kernel_group) if has_kernel else np.zeros(p, dtype=bool)
     gram = phi.T @ phi
     phi_y = phi.T @ y
@@ -123,7 +133,11 @@ def fit_evidence(
         log_det_a = 2.0 * float(np.log(np.diag(factor[0])).sum())
         residual = yy - 2 * float(mean @ phi_y) + float(mean @ gram @ mean)
         nll = 0.5 * (
-            residual / noise + float(mean @ (mean / lam)) + log_det_a + float(np.log(lam).sum()) + n * math.log(noise)
+            residual / noise
+            + float(mean @ (mean / lam))
+            + log_det_a
+            + float(np.log(lam).sum())
+            + n * math.log(noise)
         )
         # d nll / d log lambda_j (ARD identity), then the chain rule to groups, noise and rho.
         d_log_lam = 0.5 * (1.0 - (np.diag(cov) + mean**2) / lam)
@@ -158,7 +172,12 @@ def fit_evidence(
     # Matrices of a few hundred columns: BLAS threads cost more than they save (20x on a busy host).
     with threadpool_limits(limits=1, user_api="blas"):
         result = minimize(
-            objective, theta0, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": max_iter}
+            objective,
+            theta0,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"maxiter": max_iter},
         )
         final = terms(result.x)
         if final is None:  # the optimiser ended on a numerically singular point: start value

@@ -66,7 +66,9 @@ class GainTable:
     gains: list[Gain]
     kind: GainKind = "relative"
     #: (family, task, split, metric) -> (mean, standard error, count) of the single-task records
-    baselines: dict[tuple[str, str, str, str], tuple[float, float, int]] = field(default_factory=dict)
+    baselines: dict[tuple[str, str, str, str], tuple[float, float, int]] = field(
+        default_factory=dict
+    )
     #: records of task sets whose target has no single-task baseline in their family
     n_without_baseline: int = 0
 
@@ -85,7 +87,9 @@ class GainTable:
 
     def baseline_value(self, target: str) -> float | None:
         """Return the mean single-task value of ``target`` over families (None when absent)."""
-        values = [mean for (_, task, _, _), (mean, _, _) in self.baselines.items() if task == target]
+        values = [
+            mean for (_, task, _, _), (mean, _, _) in self.baselines.items() if task == target
+        ]
         return float(np.mean(values)) if values else None
 
 
@@ -111,7 +115,9 @@ def compute_gains(
     )
     direction: dict[tuple[str, str, str, str], bool] = {}
     for record in records:
-        if (split is not None and record.split != split) or (metric is not None and record.metric != metric):
+        if (split is not None and record.split != split) or (
+            metric is not None and record.metric != metric
+        ):
             continue
         if not math.isfinite(record.value):
             continue

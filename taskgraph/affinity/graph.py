@@ -98,7 +98,11 @@ def _dot(graph: nx.DiGraph) -> str:
     lines = ["digraph affinity {", "  rankdir=LR;", "  node [shape=box];"]
     for node, data in graph.nodes(data=True):
         # DOT's own line break (a backslash and n) must survive quoting, so it is added after.
-        label = quote(node)[:-1] + (f"\\nbaseline {data['baseline']:.4g}" if "baseline" in data else "") + '"'
+        label = (
+            quote(node)[:-1]
+            + (f"\\nbaseline {data['baseline']:.4g}" if "baseline" in data else "")
+            + '"'
+        )
         lines.append(f"  {quote(node)} [label={label}];")
     for source, target, data in graph.edges(data=True):
         gain = float(data["gain"])
@@ -131,7 +135,9 @@ def _png(graph: nx.DiGraph, path: Path) -> None:
         edge_color=["#2a7a2a" if g >= 0 else "#b22222" for g in gains],
         arrows=True, arrowsize=10, connectionstyle="arc3,rad=0.08",
     )  # fmt: skip
-    axis.set_title(f"task affinity ({graph.graph.get('method', '')}): width = |gain|, green helps, red hurts")
+    axis.set_title(
+        f"task affinity ({graph.graph.get('method', '')}): width = |gain|, green helps, red hurts"
+    )
     axis.axis("off")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
@@ -148,7 +154,9 @@ def write_graph(graph: nx.DiGraph, path: str | os.PathLike[str], *, fmt: str | N
     if chosen == "graphml":
         nx.write_graphml(graph, tmp)
     elif chosen == "json":
-        tmp.write_text(json.dumps(nx.node_link_data(graph, edges="edges"), indent=2), encoding="utf-8")
+        tmp.write_text(
+            json.dumps(nx.node_link_data(graph, edges="edges"), indent=2), encoding="utf-8"
+        )
     elif chosen == "dot":
         tmp.write_text(_dot(graph), encoding="utf-8")
     else:

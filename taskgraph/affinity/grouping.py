@@ -77,7 +77,9 @@ def _validate(scores: NetworkScores, tasks: Sequence[str], budget: float) -> Non
     for network, per_task in scores.items():
         missing = set(network) - set(per_task)
         if missing:
-            raise ConfigError(f"network {'+'.join(sorted(network))} has no score for {sorted(missing)}")
+            raise ConfigError(
+                f"network {'+'.join(sorted(network))} has no score for {sorted(missing)}"
+            )
     uncovered = set(tasks) - {t for network in scores for t in network}
     if uncovered:
         raise ConfigError(f"no candidate network contains {sorted(uncovered)}")
@@ -103,7 +105,9 @@ def select_networks(
     sign = -1.0 if higher_is_better else 1.0
     pairs = [(j, t) for j, n in enumerate(networks) for t in sorted(n) if t in task_list]
     n_x, n_y = len(networks), len(pairs)
-    objective = np.concatenate([np.zeros(n_x), [sign * float(candidates[networks[j]][t]) for j, t in pairs]])
+    objective = np.concatenate(
+        [np.zeros(n_x), [sign * float(candidates[networks[j]][t]) for j, t in pairs]]
+    )
     matrix = lil_matrix((len(task_list) + n_y + 1, n_x + n_y))
     row_of_task = {t: i for i, t in enumerate(task_list)}
     for k, (j, t) in enumerate(pairs):
@@ -153,25 +157,39 @@ def _grouping(
     used = tuple(sorted({n for n in assignment.values()}, key=lambda n: (len(n), sorted(n))))
     total = float(sum(scores[assignment[t]][t] for t in tasks))
     cost = float(sum(cost_of(n) for n in used))
-    return Grouping(networks=used, assignment=assignment, total=total, cost=cost, exact=exact, method=method)
+    return Grouping(
+        networks=used, assignment=assignment, total=total, cost=cost, exact=exact, method=method
+    )
 
 
-def _heuristic_pool(scores: NetworkScores, tasks: Sequence[str], higher_is_better: bool) -> dict[frozenset[str], Mapping[str, float]]:
+def _heuristic_pool(
+    scores: NetworkScores, tasks: Sequence[str], higher_is_better: bool
+) -> dict[frozenset[str], Mapping[str, float]]:
     sign = 1.0 if higher_is_better else -1.0
     singles = {frozenset({t}): scores[frozenset({t})] for t in tasks if frozenset({t}) in scores}
 
     def improvement(network: frozenset[str]) -> float:
-        gains = [sign * (scores[network][t] - singles[frozenset({t})][t]) for t in network if frozenset({t}) in singles]
+        gains = [
+            sign * (scores[network][t] - singles[frozenset({t})][t])
+            for t in network
+            if frozenset({t}) in singles
+        ]
         return float(np.mean(gains)) if gains else -math.inf
 
-    others = sorted((n for n in scores if len(n) > 1), key=improvement, reverse=True)[:HEURISTIC_POOL]
+    others = sorted((n for n in scores if len(n) > 1), key=improvement, reverse=True)[
+        :HEURISTIC_POOL
+    ]
     pool = dict(singles)
     pool.update({n: scores[n] for n in others})
     return pool
 
 
 def brute_force_networks(
-    scores: NetworkScores, *, budget: float, tasks: Sequence[str] | None = None, higher_is_better: bool = False
+    scores: NetworkScores,
+    *,
+    budget: float,
+    tasks: Sequence[str] | None = None,
+    higher_is_better: bool = False,
 ) -> Grouping:
     """Return the best grouping by enumerating every combination of networks (tests; tiny inputs)."""
     task_list = sorted(tasks) if tasks is not None else sorted({t for n in scores for t in n})
@@ -182,9 +200,7 @@ def brute_force_networks(
         for combo in itertools.combinations(networks, size):
             if set(task_list) - {t for n in combo for t in n}:
                 continue
-            total = sum(
-                min(sign * scores[n][t] for n in combo if t in n) for t in task_list
-            )
+            total = sum(min(sign * scores[n][t] for n in combo if t in n) for t in task_list)
             if best is None or total < best[0] - 1e-12:
                 best = (total, combo)
     if best is None:
@@ -193,10 +209,16 @@ def brute_force_networks(
                      exact=True, method="brute-force")  # fmt: skip
 
 
-def candidate_task_sets(tasks: Sequence[str], *, max_size: int | None = None) -> list[frozenset[str]]:
+def candidate_task_sets(
+    tasks: Sequence[str], *, max_size: int | None = None
+) -> list[frozenset[str]]:
     """Return every non-empty subset of ``tasks`` up to ``max_size`` members."""
     top = len(tasks) if max_size is None else min(max_size, len(tasks))
-    return [frozenset(c) for size in range(1, top + 1) for c in itertools.combinations(sorted(tasks), size)]
+    return [
+        frozenset(c)
+        for size in range(1, top + 1)
+        for c in itertools.combinations(sorted(tasks), size)
+    ]
 
 
 def predicted_network_scores(

@@ -125,7 +125,9 @@ def read_long_csv(path: str | os.PathLike[str]) -> LongTable:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None or tuple(h.strip() for h in header) != LONG_HEADER:
-            raise DataFormatError(file, 1, f"header {','.join(LONG_HEADER)!r}", repr(",".join(header or [])))
+            raise DataFormatError(
+                file, 1, f"header {','.join(LONG_HEADER)!r}", repr(",".join(header or []))
+            )
         for cells in reader:
             line = reader.line_num
             if not cells or all(not c.strip() for c in cells):
@@ -134,7 +136,9 @@ def read_long_csv(path: str | os.PathLike[str]) -> LongTable:
             key = (row.target, row.task_set, row.split)
             if key in seen:
                 raise DataFormatError(
-                    file, line, "one row per (target, task_set, split)",
+                    file,
+                    line,
+                    "one row per (target, task_set, split)",
                     f"a repeat of line {seen[key]}",
                 )
             seen[key] = line
@@ -146,7 +150,9 @@ def read_long_csv(path: str | os.PathLike[str]) -> LongTable:
 
 def _parse_row(cells: Sequence[str], *, file: Path, line: int) -> LongRow:
     if len(cells) != len(LONG_HEADER):
-        raise DataFormatError(file, line, f"{len(LONG_HEADER)} fields", f"{len(cells)}: {','.join(cells)!r}")
+        raise DataFormatError(
+            file, line, f"{len(LONG_HEADER)} fields", f"{len(cells)}: {','.join(cells)!r}"
+        )
     target, task_set_text, split, value_text, hib_text = (c.strip() for c in cells)
     if not target:
         raise DataFormatError(file, line, "a target name", "an empty field")
@@ -154,7 +160,9 @@ def _parse_row(cells: Sequence[str], *, file: Path, line: int) -> LongRow:
     if not task_set_text or any(not t for t in tasks):
         raise DataFormatError(file, line, "task_set as names joined by '+'", repr(task_set_text))
     if target not in tasks:
-        raise DataFormatError(file, line, f"task_set containing the target {target!r}", repr(task_set_text))
+        raise DataFormatError(
+            file, line, f"task_set containing the target {target!r}", repr(task_set_text)
+        )
     if split not in SPLITS:
         raise DataFormatError(file, line, f"split in {list(SPLITS)}", repr(split))
     try:
@@ -184,7 +192,13 @@ def write_long_csv(table: LongTable | Iterable[LongRow], path: str | os.PathLike
         writer.writerow(LONG_HEADER)
         for row in rows:
             writer.writerow(
-                [row.target, row.task_set_key, row.split, repr(float(row.value)), int(row.higher_is_better)]
+                [
+                    row.target,
+                    row.task_set_key,
+                    row.split,
+                    repr(float(row.value)),
+                    int(row.higher_is_better),
+                ]
             )
     tmp.replace(file)
     return len(rows)

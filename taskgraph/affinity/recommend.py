@@ -51,7 +51,9 @@ class _GraphModel:
     def candidates_for(self, target: str) -> list[str]:
         return sorted(self.graph.predecessors(target)) if target in self.graph else []
 
-    def score(self, target: str, sets: Sequence[frozenset[str]]) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    def score(
+        self, target: str, sets: Sequence[frozenset[str]]
+    ) -> tuple[np.ndarray, np.ndarray, list[int]]:
         means, stds, evidence = [], [], []
         for aux in sets:
             edges = [self.graph.edges[s, target] for s in aux if self.graph.has_edge(s, target)]
@@ -61,7 +63,9 @@ class _GraphModel:
                 evidence.append(0)
                 continue
             means.append(float(np.mean([e["gain"] for e in edges])))
-            variance = sum((e.get("std") or 0.0) ** 2 for e in edges if math.isfinite(e.get("std") or 0.0))
+            variance = sum(
+                (e.get("std") or 0.0) ** 2 for e in edges if math.isfinite(e.get("std") or 0.0)
+            )
             stds.append(math.sqrt(variance) / len(edges))
             evidence.append(int(sum(e.get("n_evidence", 0) for e in edges)))
         return np.asarray(means), np.asarray(stds), evidence
@@ -86,7 +90,10 @@ def recommend_auxiliaries(
         raise ConfigError(f"`k` must be >= 1, but got {k}")
     if isinstance(model_or_graph, nx.DiGraph):
         graph_model = _GraphModel(model_or_graph)
-        pool = sorted(set(candidates if candidates is not None else graph_model.candidates_for(target)) - {target})
+        pool = sorted(
+            set(candidates if candidates is not None else graph_model.candidates_for(target))
+            - {target}
+        )
 
         def score(sets: Sequence[frozenset[str]]) -> tuple[np.ndarray, np.ndarray, list[int]]:
             return graph_model.score(target, sets)

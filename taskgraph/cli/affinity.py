@@ -33,16 +33,51 @@ from taskgraph.errors import ConfigError
 
 __all__ = ["app", "load_records", "task_text_embeddings"]
 
-app = typer.Typer(help="Fit the task-affinity graph; recommend auxiliary tasks and groupings.", no_args_is_help=True)
+app = typer.Typer(
+    help="Fit the task-affinity graph; recommend auxiliary tasks and groupings.",
+    no_args_is_help=True,
+)
 
-StorageOption = Annotated[str | None, typer.Option("--storage", help="Records database URL (default: $TASKGRAPH_STORAGE or the local SQLite file).")]
-TableOption = Annotated[Path | None, typer.Option("--table", help="Read records from a long-format CSV table instead of the database.")]
-SplitOption = Annotated[str | None, typer.Option("--split", help="Split whose scores are used (default: 'dev' or 'val' when present).")]
-MetricOption = Annotated[str | None, typer.Option("--metric", help="Metric whose scores are used (default: all).")]
-MethodOption = Annotated[str, typer.Option("--method", help=f"Affinity estimator: {', '.join(ESTIMATORS.names())}.")]
-EmbedOption = Annotated[bool, typer.Option("--text-embeddings/--no-text-embeddings", help="Add MiniLM TextEmb embeddings of catalog tasks (cold start for unseen targets).")]
+StorageOption = Annotated[
+    str | None,
+    typer.Option(
+        "--storage",
+        help="Records database URL (default: $TASKGRAPH_STORAGE or the local SQLite file).",
+    ),
+]
+TableOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--table", help="Read records from a long-format CSV table instead of the database."
+    ),
+]
+SplitOption = Annotated[
+    str | None,
+    typer.Option(
+        "--split", help="Split whose scores are used (default: 'dev' or 'val' when present)."
+    ),
+]
+MetricOption = Annotated[
+    str | None, typer.Option("--metric", help="Metric whose scores are used (default: all).")
+]
+MethodOption = Annotated[
+    str, typer.Option("--method", help=f"Affinity estimator: {', '.join(ESTIMATORS.names())}.")
+]
+EmbedOption = Annotated[
+    bool,
+    typer.Option(
+        "--text-embeddings/--no-text-embeddings",
+        help="Add MiniLM TextEmb embeddings of catalog tasks (cold start for unseen targets).",
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-PriorOption = Annotated[bool, typer.Option("--hyperprior/--no-hyperprior", help="setfn only: fit its variances with a weak prior (MAP-II), which keeps predictions from a few records honest; --no-hyperprior is plain evidence maximisation, as the graph-guided sampler fits.")]
+PriorOption = Annotated[
+    bool,
+    typer.Option(
+        "--hyperprior/--no-hyperprior",
+        help="setfn only: fit its variances with a weak prior (MAP-II), which keeps predictions from a few records honest; --no-hyperprior is plain evidence maximisation, as the graph-guided sampler fits.",
+    ),
+]
 
 
 def load_records(
@@ -63,7 +98,9 @@ def load_records(
     if split is None:
         # Gains of one split are evidence; the same runs scored on dev and test are not two.
         splits = sorted({r.split for r in records})
-        preferred = next((s for s in ("dev", "val") if s in splits), splits[0] if len(splits) == 1 else None)
+        preferred = next(
+            (s for s in ("dev", "val") if s in splits), splits[0] if len(splits) == 1 else None
+        )
         if splits and preferred is None:
             raise ConfigError(f"the records have splits {splits}; choose one with --split")
         records = [r for r in records if r.split == preferred]
@@ -177,7 +214,9 @@ def _prepare(
     lookahead = _lookahead(storage, table) if method in ("setfn", "lookahead") else []
     names = sorted({t for r in records for t in r.task_set})
     embeddings = task_text_embeddings(names) if embed else {}
-    return _fit(method, records, lookahead=lookahead, embeddings=embeddings, hyperprior=hyperprior), records
+    return _fit(
+        method, records, lookahead=lookahead, embeddings=embeddings, hyperprior=hyperprior
+    ), records
 
 
 @app.command("fit")
@@ -192,7 +231,15 @@ def fit(
     as_json: JsonOption = False,
 ) -> None:
     """Fit an estimator on all records and save its edges (source -> target gains) to the database."""
-    estimator, records = _prepare(method=method, storage=storage, table=table, split=split, metric=metric, embed=text_embeddings, hyperprior=hyperprior)
+    estimator, records = _prepare(
+        method=method,
+        storage=storage,
+        table=table,
+        split=split,
+        metric=metric,
+        embed=text_embeddings,
+        hyperprior=hyperprior,
+    )
     edges = graph_edges(affinity_graph(estimator))
     saved = False
     if table is None:
@@ -200,7 +247,9 @@ def fit(
 
         repository = open_repository(resolve_storage_url(storage), create=False)
         try:
-            repository.save_affinity_edges([{k: v for k, v in e.items() if k != "method"} for e in edges], method=method)
+            repository.save_affinity_edges(
+                [{k: v for k, v in e.items() if k != "method"} for e in edges], method=method
+            )
             saved = True
         finally:
             repository.close()
@@ -216,7 +265,9 @@ def fit(
 def top(
     target: Annotated[str, typer.Option("--target", help="Task to recommend auxiliary tasks for.")],
     k: Annotated[int, typer.Option("-k", "--k", help="Number of auxiliary sets to list.")] = 5,
-    max_size: Annotated[int | None, typer.Option("--max-size", help="Largest auxiliary set to consider.")] = None,
+    max_size: Annotated[
+        int | None, typer.Option("--max-size", help="Largest auxiliary set to consider.")
+    ] = None,
     method: MethodOption = "setfn",
     storage: StorageOption = None,
     table: TableOption = None,
@@ -227,9 +278,19 @@ def top(
     as_json: JsonOption = False,
 ) -> None:
     """List the auxiliary sets with the highest predicted gain for a target."""
-    estimator, _ = _prepare(method=method, storage=storage, table=table, split=split, metric=metric, embed=text_embeddings, hyperprior=hyperprior)
+    estimator, _ = _prepare(
+        method=method,
+        storage=storage,
+        table=table,
+        split=split,
+        metric=metric,
+        embed=text_embeddings,
+        hyperprior=hyperprior,
+    )
     if target not in estimator.tasks:
-        raise ConfigError(f"`--target` {target!r} has no records; known tasks: {', '.join(estimator.tasks)}")
+        raise ConfigError(
+            f"`--target` {target!r} has no records; known tasks: {', '.join(estimator.tasks)}"
+        )
     recommendations = recommend_auxiliaries(estimator, target, k, max_size=max_size)
     rows = [r.to_dict() for r in recommendations]
     emit_rows(rows, columns=["auxiliaries", "predicted_gain", "std", "n_evidence"], as_json=as_json,
@@ -238,9 +299,25 @@ def top(
 
 @app.command("groups")
 def groups(
-    budget: Annotated[float, typer.Option("--budget", help="Inference budget: how many networks may be trained (each costs 1).")],
-    tasks: Annotated[str | None, typer.Option("--tasks", help="Comma-separated tasks to group (default: every target with records).")] = None,
-    max_size: Annotated[int | None, typer.Option("--max-size", help="Largest network to consider (default: all sizes up to 10 tasks, else 3).")] = None,
+    budget: Annotated[
+        float,
+        typer.Option(
+            "--budget", help="Inference budget: how many networks may be trained (each costs 1)."
+        ),
+    ],
+    tasks: Annotated[
+        str | None,
+        typer.Option(
+            "--tasks", help="Comma-separated tasks to group (default: every target with records)."
+        ),
+    ] = None,
+    max_size: Annotated[
+        int | None,
+        typer.Option(
+            "--max-size",
+            help="Largest network to consider (default: all sizes up to 10 tasks, else 3).",
+        ),
+    ] = None,
     method: MethodOption = "setfn",
     storage: StorageOption = None,
     table: TableOption = None,
@@ -250,18 +327,36 @@ def groups(
     as_json: JsonOption = False,
 ) -> None:
     """Choose which tasks to train together under an inference budget (measured scores where known)."""
-    estimator, records = _prepare(method=method, storage=storage, table=table, split=split, metric=metric, embed=False, hyperprior=hyperprior)
-    chosen = sorted({t.strip() for t in tasks.split(",") if t.strip()}) if tasks else estimator.targets
+    estimator, records = _prepare(
+        method=method,
+        storage=storage,
+        table=table,
+        split=split,
+        metric=metric,
+        embed=False,
+        hyperprior=hyperprior,
+    )
+    chosen = (
+        sorted({t.strip() for t in tasks.split(",") if t.strip()}) if tasks else estimator.targets
+    )
     unknown = [t for t in chosen if t not in estimator.targets]
     if unknown:
-        raise ConfigError(f"`--tasks` has no baseline records for {unknown}; known targets: {', '.join(estimator.targets)}")
+        raise ConfigError(
+            f"`--tasks` has no baseline records for {unknown}; known targets: {', '.join(estimator.targets)}"
+        )
     baselines, higher, measured = _measured(records, chosen)
     size = max_size if max_size is not None else (len(chosen) if len(chosen) <= 10 else 3)
     networks = candidate_task_sets(chosen, max_size=size)
-    scores = predicted_network_scores(estimator, baselines, networks=networks, higher_is_better=higher, measured=measured)
-    grouping = select_networks(scores, budget=budget, tasks=chosen, higher_is_better=all(higher.values()))
+    scores = predicted_network_scores(
+        estimator, baselines, networks=networks, higher_is_better=higher, measured=measured
+    )
+    grouping = select_networks(
+        scores, budget=budget, tasks=chosen, higher_is_better=all(higher.values())
+    )
     if as_json:
-        emit_json({**grouping.to_dict(), "scores": {t: scores[grouping.assignment[t]][t] for t in chosen}})
+        emit_json(
+            {**grouping.to_dict(), "scores": {t: scores[grouping.assignment[t]][t] for t in chosen}}
+        )
         return
     rows = [
         {"network": sorted(n), "serves": sorted(t for t, a in grouping.assignment.items() if a == n),
@@ -283,20 +378,28 @@ def _measured(
             values.setdefault(record.task_set, {}).setdefault(record.task, []).append(record.value)
             higher[record.task] = record.higher_is_better
     measured = {
-        n: {t: float(np.mean(v)) for t, v in per.items()} for n, per in values.items() if set(per) == set(n)
+        n: {t: float(np.mean(v)) for t, v in per.items()}
+        for n, per in values.items()
+        if set(per) == set(n)
     }
     baselines = {t: measured[frozenset({t})][t] for t in tasks if frozenset({t}) in measured}
     missing = [t for t in tasks if t not in baselines]
     if missing:
-        raise ConfigError(f"no single-task score for {missing}: groupings compare every task with its baseline")
+        raise ConfigError(
+            f"no single-task score for {missing}: groupings compare every task with its baseline"
+        )
     return baselines, higher, measured
 
 
 @app.command("graph")
 def graph(
-    fmt: Annotated[str, typer.Option("--format", help=f"Output format: {', '.join(GRAPH_FORMATS)}.")],
+    fmt: Annotated[
+        str, typer.Option("--format", help=f"Output format: {', '.join(GRAPH_FORMATS)}.")
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="File to write.")],
-    min_evidence: Annotated[int, typer.Option("--min-evidence", help="Leave out edges backed by fewer records.")] = 0,
+    min_evidence: Annotated[
+        int, typer.Option("--min-evidence", help="Leave out edges backed by fewer records.")
+    ] = 0,
     method: MethodOption = "setfn",
     storage: StorageOption = None,
     table: TableOption = None,
@@ -309,6 +412,14 @@ def graph(
         raise ConfigError(f"`--format` must be one of {list(GRAPH_FORMATS)}, but got {fmt!r}")
     if not output.parent.is_dir():
         raise ConfigError(f"`--output` directory does not exist: {output.parent}")
-    estimator, _ = _prepare(method=method, storage=storage, table=table, split=split, metric=metric, embed=False, hyperprior=hyperprior)
+    estimator, _ = _prepare(
+        method=method,
+        storage=storage,
+        table=table,
+        split=split,
+        metric=metric,
+        embed=False,
+        hyperprior=hyperprior,
+    )
     written = write_graph(affinity_graph(estimator, min_evidence=min_evidence), output, fmt=fmt)
     typer.echo(f"wrote {written}")

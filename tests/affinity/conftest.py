@@ -26,7 +26,9 @@ def additive_truth(seed: int = 0) -> dict[tuple[str, frozenset[str]], float]:
         for size in range(1, len(others) + 1):
             for combo in itertools.combinations(others, size):
                 aux = frozenset(combo)
-                truth[(target, aux)] = float(np.mean([weights[(target, s)] for s in aux]) - 0.02 * np.log(size))
+                truth[(target, aux)] = float(
+                    np.mean([weights[(target, s)] for s in aux]) - 0.02 * np.log(size)
+                )
     return truth
 
 
@@ -44,7 +46,9 @@ def records_from(
     records = []
     for target in sorted({t for t, _ in truth}):
         for s in range(seeds):
-            records.append(ScoreRecord(task=target, task_set=frozenset({target}), value=baseline, seed=s))
+            records.append(
+                ScoreRecord(task=target, task_set=frozenset({target}), value=baseline, seed=s)
+            )
     for (target, aux), gain in truth.items():
         if not keep(target, aux):
             continue

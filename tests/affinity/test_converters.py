@@ -34,9 +34,17 @@ def test_row_counts(benchmarks_dir: Path, name: str) -> None:
 
 def test_published_gains_survive_the_conversion(benchmarks_dir: Path) -> None:
     # ETTm1 row 8 (first pair, HUFL+HULL): gains 0.0036 / -0.0081 in ETTm1_val_y.csv.
-    raw = (benchmarks_dir / "mtgnet2022_song" / "ETT" / "ETTm1_val_y.csv").read_text().splitlines()[7].split()
+    raw = (
+        (benchmarks_dir / "mtgnet2022_song" / "ETT" / "ETTm1_val_y.csv")
+        .read_text()
+        .splitlines()[7]
+        .split()
+    )
     table = convert("ettm1", root=benchmarks_dir)
-    gains = {(g.target, g.auxiliaries): g.mean for g in compute_gains(table.to_records(split="val")).gains}
+    gains = {
+        (g.target, g.auxiliaries): g.mean
+        for g in compute_gains(table.to_records(split="val")).gains
+    }
     assert gains[("HUFL", frozenset({"HULL"}))] == pytest.approx(float(raw[0]))
     assert gains[("HULL", frozenset({"HUFL"}))] == pytest.approx(float(raw[1]))
     bingel = convert("bingel", root=benchmarks_dir)

@@ -49,7 +49,9 @@ def test_setfn_recovers_additive_gains_and_the_size_effect() -> None:
     hoa_predicted = np.array([hoa.predict(t, a)[0] for t, a in held])
     assert np.abs(predicted - true).max() < 0.01  # noise-free data: the model's form is exact
     assert spearmanr(predicted, true).statistic > 0.99
-    assert np.abs(predicted - true).mean() < np.abs(hoa_predicted - true).mean() / 3  # HOA misses log|A|
+    assert (
+        np.abs(predicted - true).mean() < np.abs(hoa_predicted - true).mean() / 3
+    )  # HOA misses log|A|
 
 
 def test_setfn_shares_source_effects_across_targets() -> None:
@@ -61,7 +63,9 @@ def test_setfn_shares_source_effects_across_targets() -> None:
     sources = [s for s in TASKS if s not in ("f", "a")]
     predicted = model.predict_many("f", [{s} for s in sources])[0]
     assert spearmanr(predicted, [effect[s] for s in sources]).statistic > 0.9
-    assert HigherOrderEstimator().fit(records).predict("f", {"e"})[0] == 0.0  # HOA has nothing to go on
+    assert (
+        HigherOrderEstimator().fit(records).predict("f", {"e"})[0] == 0.0
+    )  # HOA has nothing to go on
 
 
 def test_setfn_cold_start_from_task_embeddings() -> None:
@@ -101,7 +105,12 @@ def test_lookahead_is_calibrated_on_measured_pairs_with_the_documented_orientati
     # values[i][j] = Z(tasks[i] -> tasks[j]); make the pair gain of j from i equal 0.1 * Z(i -> j).
     rng = np.random.default_rng(0)
     z = rng.normal(size=(4, 4))
-    truth = {(tasks[j], frozenset({tasks[i]})): 0.1 * z[i, j] for i in range(4) for j in range(4) if i != j}
+    truth = {
+        (tasks[j], frozenset({tasks[i]})): 0.1 * z[i, j]
+        for i in range(4)
+        for j in range(4)
+        if i != j
+    }
     matrix = LookaheadMatrix(tasks=tasks, values=z.tolist(), n_probes=5)
     measured = records_from(truth, lambda t, a: t != "d")
     model = LookaheadEstimator(lookahead=[matrix]).fit(measured)
@@ -111,7 +120,11 @@ def test_lookahead_is_calibrated_on_measured_pairs_with_the_documented_orientati
 
 
 def test_textemb_ranks_by_cosine_without_records_of_the_target() -> None:
-    embeddings = {"t": np.array([1.0, 0.0]), "near": np.array([0.9, 0.1]), "far": np.array([0.0, 1.0])}
+    embeddings = {
+        "t": np.array([1.0, 0.0]),
+        "near": np.array([0.9, 0.1]),
+        "far": np.array([0.0, 1.0]),
+    }
     model = TextEmbEstimator(task_embeddings=embeddings).fit([])
     assert model.predict("t", {"near"})[0] > model.predict("t", {"far"})[0]
     with pytest.raises(ConfigError, match="task_embeddings"):
@@ -119,8 +132,12 @@ def test_textemb_ranks_by_cosine_without_records_of_the_target() -> None:
 
 
 def test_registry_and_errors() -> None:
-    assert {"pairwise", "hoa", "setfn", "sourcerank", "lookahead", "textemb"} <= set(ESTIMATORS.names())
-    with pytest.raises(UnknownNameError, match="known: hoa, lookahead, pairwise, setfn, sourcerank, textemb"):
+    assert {"pairwise", "hoa", "setfn", "sourcerank", "lookahead", "textemb"} <= set(
+        ESTIMATORS.names()
+    )
+    with pytest.raises(
+        UnknownNameError, match="known: hoa, lookahead, pairwise, setfn, sourcerank, textemb"
+    ):
         make_estimator("magic")
     with pytest.raises(ConfigError, match="options of affinity estimator 'hoa'"):
         make_estimator("hoa", bogus=1)
@@ -134,7 +151,12 @@ def test_setfn_takes_lookahead_as_a_learned_prior_feature() -> None:
     tasks = ["a", "b", "c", "d", "e"]
     rng = np.random.default_rng(4)
     z = rng.normal(size=(5, 5))  # values[i][j] = Z(tasks[i] -> tasks[j])
-    truth = {(tasks[j], frozenset({tasks[i]})): 0.05 * z[i, j] for i in range(5) for j in range(5) if i != j}
+    truth = {
+        (tasks[j], frozenset({tasks[i]})): 0.05 * z[i, j]
+        for i in range(5)
+        for j in range(5)
+        if i != j
+    }
     # Target "e" has a single measured pair; the others are fully measured.
     records = records_from(truth, lambda t, a: t != "e" or a == frozenset({"a"}))
     matrix = LookaheadMatrix(tasks=tasks, values=z.tolist(), n_probes=3)
@@ -142,7 +164,9 @@ def test_setfn_takes_lookahead_as_a_learned_prior_feature() -> None:
     without = SetFunctionEstimator().fit(records)
     sources = ["b", "c", "d"]
     true = [truth[("e", frozenset({s}))] for s in sources]
-    assert spearmanr(with_z.predict_many("e", [{s} for s in sources])[0], true).statistic == pytest.approx(1.0)
+    assert spearmanr(
+        with_z.predict_many("e", [{s} for s in sources])[0], true
+    ).statistic == pytest.approx(1.0)
     error_with = np.abs(with_z.predict_many("e", [{s} for s in sources])[0] - true).mean()
     error_without = np.abs(without.predict_many("e", [{s} for s in sources])[0] - true).mean()
     assert error_with < error_without / 2

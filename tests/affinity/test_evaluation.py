@@ -32,7 +32,11 @@ def test_metrics() -> None:
 def test_gain_prediction_on_ettm1_holds_out_the_fitted_groups(benchmarks_dir: Path) -> None:
     table = convert("ettm1", root=benchmarks_dir)
     result = evaluate_gain_prediction(table, ["hoa"], fit_fraction=0.1, seed=0)
-    assert result["n_large_groups"] == 99 and result["n_fit_groups"] == 10 and result["scored_on"] == "test"
+    assert (
+        result["n_large_groups"] == 99
+        and result["n_fit_groups"] == 10
+        and result["scored_on"] == "test"
+    )
     # 99 groups of size >= 3 hold 3*35 + 4*35 + 5*21 + 6*7 + 7 = 399 (target, group) pairs.
     assert 300 < result["n_queries"] < 399
     assert 0.2 < result["hoa"]["spearman"] < 0.5

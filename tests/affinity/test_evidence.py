@@ -24,7 +24,9 @@ def problem() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return phi, y, groups
 
 
-def test_reported_evidence_is_the_marginal_likelihood_and_a_maximum(problem: tuple[np.ndarray, ...]) -> None:
+def test_reported_evidence_is_the_marginal_likelihood_and_a_maximum(
+    problem: tuple[np.ndarray, ...],
+) -> None:
     phi, y, groups = problem
     fit = fit_evidence(phi, y, groups=groups, n_groups=3, fixed={2: 4.0})
     lam = fit.group_variances[groups]
@@ -60,7 +62,14 @@ def test_kernel_weight_rho_rises_when_parameters_share_a_pattern() -> None:
     phi = np.eye(n).repeat(3, axis=0)
     y = phi @ w + rng.normal(0, 0.1, size=len(phi))
     # Coordinates in the eigenbasis: phi @ U, eigenvalues as the kernel shape.
-    fit = fit_evidence(phi @ eigvecs, y, groups=np.zeros(n, dtype=int), n_groups=1, kernel_group=0, eigenvalues=eigvals)
+    fit = fit_evidence(
+        phi @ eigvecs,
+        y,
+        groups=np.zeros(n, dtype=int),
+        n_groups=1,
+        kernel_group=0,
+        eigenvalues=eigvals,
+    )
     assert fit.rho > 0.9
 
 
@@ -79,7 +88,9 @@ def test_hyperprior_gives_the_map_point_and_keeps_few_points_off_the_boundaries(
 
     def log_posterior(variances: np.ndarray, noise: float) -> float:
         logs = np.log(np.append(variances, noise))
-        log_prior = -0.5 * float(((logs - np.log(center)) ** 2).sum()) / width**2  # without its constant
+        log_prior = (
+            -0.5 * float(((logs - np.log(center)) ** 2).sum()) / width**2
+        )  # without its constant
         return _log_marginal(phi, y, variances[groups], noise) + log_prior
 
     best = log_posterior(fit.group_variances, fit.noise)

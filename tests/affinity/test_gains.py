@@ -11,7 +11,9 @@ from taskgraph.affinity.records import ScoreRecord
 from taskgraph.errors import ConfigError
 
 
-def rec(task: str, tasks: str, value: float, *, seed: int = 0, hib: bool = True, family: str = "") -> ScoreRecord:
+def rec(
+    task: str, tasks: str, value: float, *, seed: int = 0, hib: bool = True, family: str = ""
+) -> ScoreRecord:
     return ScoreRecord(task=task, task_set=frozenset(tasks.split("+")), value=value, seed=seed,
                        higher_is_better=hib, family=family)  # fmt: skip
 
@@ -28,7 +30,11 @@ def test_seed_average_and_standard_error_absolute() -> None:
 
 
 def test_relative_gain_of_a_loss_is_positive_when_it_falls() -> None:
-    records = [rec("a", "a", 0.10, hib=False), rec("a", "a+b", 0.09, hib=False), rec("a", "a+c", 0.12, hib=False)]
+    records = [
+        rec("a", "a", 0.10, hib=False),
+        rec("a", "a+b", 0.09, hib=False),
+        rec("a", "a+c", 0.12, hib=False),
+    ]
     gains = {next(iter(g.auxiliaries)): g.mean for g in compute_gains(records).gains}
     assert gains["b"] == pytest.approx(0.10)
     assert gains["c"] == pytest.approx(-0.20)

@@ -20,7 +20,9 @@ from taskgraph.errors import ConfigError
 
 def random_scores(seed: int, tasks: str = "abcd") -> dict[frozenset[str], dict[str, float]]:
     rng = np.random.default_rng(seed)
-    return {n: {t: float(rng.uniform(0.5, 1.5)) for t in n} for n in candidate_task_sets(list(tasks))}
+    return {
+        n: {t: float(rng.uniform(0.5, 1.5)) for t in n} for n in candidate_task_sets(list(tasks))
+    }
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -49,12 +51,17 @@ def test_budget_errors_name_the_problem() -> None:
 def test_heuristic_pool_beyond_the_exact_limit_is_stated() -> None:
     tasks = [f"t{i}" for i in range(13)]  # 1,092 networks of up to 4 tasks > exact limit
     rng = np.random.default_rng(0)
-    scores = {n: {t: float(rng.uniform(0.5, 1.5)) for t in n} for n in candidate_task_sets(tasks, max_size=4)}
+    scores = {
+        n: {t: float(rng.uniform(0.5, 1.5)) for t in n}
+        for n in candidate_task_sets(tasks, max_size=4)
+    }
     scores.update({frozenset(tasks[:k]): {t: 0.4 for t in tasks[:k]} for k in range(5, 14)})
     grouping = select_networks(scores, budget=3)
     assert not grouping.exact and grouping.method.startswith("milp-on-top")
     assert set(grouping.assignment) == set(tasks)
-    assert grouping.total == pytest.approx(0.4 * len(tasks))  # the all-task network at 0.4 each is best
+    assert grouping.total == pytest.approx(
+        0.4 * len(tasks)
+    )  # the all-task network at 0.4 each is best
 
 
 def test_standley_setting1_optimum_and_hoa_reproduce_the_paper(benchmarks_dir: Path) -> None:

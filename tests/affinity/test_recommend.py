@@ -26,7 +26,9 @@ def test_top_k_from_an_estimator_matches_exhaustive_ranking() -> None:
     assert all(r.std >= 0 and r.n_evidence > 0 for r in top)
     assert set(top[0].to_dict()) == {"auxiliaries", "predicted_gain", "std", "n_evidence"}
     limited = recommend_auxiliaries(model, "a", 50, max_size=2, candidates=["b", "c", "d"])
-    assert len(limited) == 6 and all(len(r.auxiliaries) <= 2 and "e" not in r.auxiliaries for r in limited)
+    assert len(limited) == 6 and all(
+        len(r.auxiliaries) <= 2 and "e" not in r.auxiliaries for r in limited
+    )
 
 
 def test_from_a_graph_uses_the_mean_of_edges() -> None:
@@ -45,7 +47,9 @@ def test_beam_search_for_many_candidates() -> None:
     for size in (1, 2):
         for combo in itertools.combinations(sources, size):
             gain = float(np.mean([weights[s] for s in combo]))
-            records.append(ScoreRecord(task="t", task_set=frozenset({"t", *combo}), value=1.0 + gain))
+            records.append(
+                ScoreRecord(task="t", task_set=frozenset({"t", *combo}), value=1.0 + gain)
+            )
     top = recommend_auxiliaries(HigherOrderEstimator().fit(records), "t", 2)
     assert top[0].auxiliaries == ("s15",)
     assert top[1].auxiliaries == ("s14", "s15")

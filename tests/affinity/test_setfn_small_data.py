@@ -36,7 +36,11 @@ AUXILIARIES = ("related", "cls_related", "unrelated", "conflict")
 def _records(gains: dict[tuple[str, ...], float]) -> list[ScoreRecord]:
     records = [ScoreRecord(task="target", task_set=frozenset({"target"}), value=BASELINE)]
     for aux, gain in gains.items():
-        records.append(ScoreRecord(task="target", task_set=frozenset({"target", *aux}), value=BASELINE * (1 + gain)))
+        records.append(
+            ScoreRecord(
+                task="target", task_set=frozenset({"target", *aux}), value=BASELINE * (1 + gain)
+            )
+        )
     return records
 
 
@@ -55,7 +59,11 @@ def test_ranking_respects_the_measured_singles_of_one_target() -> None:
     helpful = [predicted[s] for s in sets if s <= {"related", "cls_related"}]
     # Every set with the task that hurt alone ranks below every set of only helpful tasks.
     assert max(harmful) < min(helpful)
-    assert predicted[frozenset({"related"})] > predicted[frozenset({"unrelated"})] > predicted[frozenset({"conflict"})]
+    assert (
+        predicted[frozenset({"related"})]
+        > predicted[frozenset({"unrelated"})]
+        > predicted[frozenset({"conflict"})]
+    )
     assert predicted[frozenset({"conflict"})] < 0
     # As HOA does, the conflict singles and pairs rank last; unlike HOA, pairs get distinct means.
     hoa = HigherOrderEstimator().fit(_records(DEMO))
@@ -85,4 +93,6 @@ def test_hyperprior_is_validated_and_reported() -> None:
     assert model.describe()["hyperprior"] == [1.0, 2.0]
     plain = SetFunctionEstimator().fit(_records(DEMO))  # the default stays ML-II (module docstring)
     assert plain.describe()["hyperprior"] is None
-    assert np.ptp(plain.predict_many("target", [{"related"}, {"conflict"}])[0]) < 1e-3  # the collapse it fixes
+    assert (
+        np.ptp(plain.predict_many("target", [{"related"}, {"conflict"}])[0]) < 1e-3
+    )  # the collapse it fixes

@@ -22,7 +22,9 @@ from .conftest import records_from
 def _pair_table(gains: dict[tuple[str, str], float]) -> LongTable:
     targets = sorted({t for t, _ in gains})
     rows = [LongRow(t, frozenset({t}), "val", 1.0, True) for t in targets]
-    rows += [LongRow(t, frozenset({t, s}), "val", 1.0 + g, True) for (t, s), g in sorted(gains.items())]
+    rows += [
+        LongRow(t, frozenset({t, s}), "val", 1.0 + g, True) for (t, s), g in sorted(gains.items())
+    ]
     return LongTable(rows=rows, source="synthetic")
 
 
@@ -50,19 +52,25 @@ def test_sourcerank_uses_the_observed_entries_where_the_popular_prior_cannot() -
 
 def test_sourcerank_fit_selects_the_ridge_by_leave_one_target_out() -> None:
     gains = _two_camps(n=8, seed=1)
-    records = records_from({(t, frozenset({s})): g for (t, s), g in gains.items()}, lambda t, a: True)
+    records = records_from(
+        {(t, frozenset({s})): g for (t, s), g in gains.items()}, lambda t, a: True
+    )
     model = SourceRankEstimator(max_draws=5).fit(records)
     described = model.describe()
     assert described["training_targets"] == 8
     assert described["ridge"] in RIDGE_GRID
     assert set(described["cv_spearman"]) == {str(lam) for lam in RIDGE_GRID}
-    assert described["cv_spearman"][str(described["ridge"])] == max(described["cv_spearman"].values())
+    assert described["cv_spearman"][str(described["ridge"])] == max(
+        described["cv_spearman"].values()
+    )
     assert set(described["weights"]) == set(FEATURES)
     # Fully measured: a pair is answered as measured, a set by the mean of its pairs.
     (t, s), value = next(iter(gains.items()))
     assert model.predict(t, {s})[0] == pytest.approx(value, abs=1e-9)
     other = next(x for (u, x) in gains if u == t and x != s)
-    assert model.predict(t, {s, other})[0] == pytest.approx((value + gains[(t, other)]) / 2, abs=1e-9)
+    assert model.predict(t, {s, other})[0] == pytest.approx(
+        (value + gains[(t, other)]) / 2, abs=1e-9
+    )
 
 
 def test_sourcerank_predicts_hidden_pairs_on_the_target_scale() -> None:
@@ -85,8 +93,16 @@ def test_sourcerank_predicts_hidden_pairs_on_the_target_scale() -> None:
 
 
 def test_sourcerank_with_few_training_targets_falls_back_to_the_standardised_prior() -> None:
-    gains = {("a", "b"): 0.02, ("a", "c"): -0.01, ("b", "a"): 0.03, ("b", "c"): 0.0, ("c", "a"): 0.01}
-    records = records_from({(t, frozenset({s})): g for (t, s), g in gains.items()}, lambda t, a: True)
+    gains = {
+        ("a", "b"): 0.02,
+        ("a", "c"): -0.01,
+        ("b", "a"): 0.03,
+        ("b", "c"): 0.0,
+        ("c", "a"): 0.01,
+    }
+    records = records_from(
+        {(t, frozenset({s})): g for (t, s), g in gains.items()}, lambda t, a: True
+    )
     model = SourceRankEstimator().fit(records)
     assert model.describe()["ridge"] is None and model.describe()["weights"]["popular_z"] == 1.0
     assert math.isfinite(model.predict("c", {"b"})[0])

@@ -32,7 +32,9 @@ def toy_table() -> LongTable:
                 others = [s for s in combo if s != t]
                 gain = float(np.mean([effect[(t, s)] for s in others])) if others else 0.0
                 for split, shift in (("val", 0.0), ("test", 0.001)):
-                    rows.append(LongRow(t, frozenset(combo), split, 0.1 * (1 - gain) + shift, False))
+                    rows.append(
+                        LongRow(t, frozenset(combo), split, 0.1 * (1 - gain) + shift, False)
+                    )
     return LongTable(rows=rows, source="toy")
 
 
@@ -49,10 +51,14 @@ def storage_url(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'records.db'}"
     evaluator = TabularEvaluator(toy_table(), split="val")
     with open_repository(url) as repo:
-        for number, combo in enumerate(c for size in (1, 2, 3) for c in itertools.combinations(TASKS, size)):
+        for number, combo in enumerate(
+            c for size in (1, 2, 3) for c in itertools.combinations(TASKS, size)
+        ):
             config = TrialConfig(target=combo[0], auxiliaries=combo[1:],
                                  objective=Objective(metric="loss", split="dev", direction="minimize"))  # fmt: skip
-            repo.add_run_result(study="toy", trial_number=number, config=config, result=evaluator.evaluate(config))
+            repo.add_run_result(
+                study="toy", trial_number=number, config=config, result=evaluator.evaluate(config)
+            )
     return url
 
 
@@ -62,7 +68,9 @@ def invoke(*args: str) -> tuple[int, str, str]:
 
 
 def test_top_json_shape_from_a_table(table_file: Path) -> None:
-    code, out, _ = invoke("affinity", "top", "--table", str(table_file), "--target", "a", "-k", "3", "--json")
+    code, out, _ = invoke(
+        "affinity", "top", "--table", str(table_file), "--target", "a", "-k", "3", "--json"
+    )
     assert code == 0
     rows = json.loads(out)
     assert len(rows) == 3
@@ -86,7 +94,9 @@ def test_fit_saves_edges_and_top_reads_the_database(storage_url: str) -> None:
 
 
 def test_groups_json(table_file: Path) -> None:
-    code, out, err = invoke("affinity", "groups", "--table", str(table_file), "--budget", "2", "--json")
+    code, out, err = invoke(
+        "affinity", "groups", "--table", str(table_file), "--budget", "2", "--json"
+    )
     assert code == 0, err
     grouping = json.loads(out)
     assert grouping["cost"] <= 2 and set(grouping["assignment"]) == set(TASKS)
@@ -96,7 +106,9 @@ def test_groups_json(table_file: Path) -> None:
 @pytest.mark.parametrize("fmt", ["graphml", "json", "dot", "png"])
 def test_graph_export(table_file: Path, tmp_path: Path, fmt: str) -> None:
     output = tmp_path / f"graph.{fmt}"
-    code, out, err = invoke("affinity", "graph", "--table", str(table_file), "--format", fmt, "-o", str(output))
+    code, out, err = invoke(
+        "affinity", "graph", "--table", str(table_file), "--format", fmt, "-o", str(output)
+    )
     assert code == 0, err
     assert output.is_file() and str(output) in out
     if fmt == "graphml":
@@ -107,17 +119,33 @@ def test_graph_export(table_file: Path, tmp_path: Path, fmt: str) -> None:
     ("args", "message"),
     [
         (["top", "--table", "{missing}", "--target", "a"], "error: table file does not exist:"),
-        (["top", "--table", "{bad}", "--target", "a"], "error: {bad}:3: expected a number in 'value', got 'x'"),
+        (
+            ["top", "--table", "{bad}", "--target", "a"],
+            "error: {bad}:3: expected a number in 'value', got 'x'",
+        ),
         (["top", "--table", "{table}", "--target", "zz"], "error: `--target` 'zz' has no records"),
-        (["top", "--table", "{table}", "--target", "a", "--method", "magic"], "error: unknown affinity estimator 'magic'; known:"),
-        (["graph", "--table", "{table}", "--format", "svg", "-o", "{out}"], "error: `--format` must be one of"),
+        (
+            ["top", "--table", "{table}", "--target", "a", "--method", "magic"],
+            "error: unknown affinity estimator 'magic'; known:",
+        ),
+        (
+            ["graph", "--table", "{table}", "--format", "svg", "-o", "{out}"],
+            "error: `--format` must be one of",
+        ),
         (["groups", "--table", "{table}", "--budget", "0"], "error: `budget` must be > 0"),
     ],
 )
-def test_bad_input_is_one_line(table_file: Path, tmp_path: Path, args: list[str], message: str) -> None:
+def test_bad_input_is_one_line(
+    table_file: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("target,task_set,split,value,higher_is_better\na,a,val,0.5,1\na,a+b,val,x,1\n")
-    paths = {"missing": str(tmp_path / "nope.csv"), "bad": str(bad), "table": str(table_file), "out": str(tmp_path / "g.svg")}
+    paths = {
+        "missing": str(tmp_path / "nope.csv"),
+        "bad": str(bad),
+        "table": str(table_file),
+        "out": str(tmp_path / "g.svg"),
+    }
     code, _, err = invoke("affinity", *(a.format(**paths) for a in args))
     assert code != 0
     assert err.strip().count("\n") == 0 and err.startswith(message.format(**paths))
@@ -142,7 +170,9 @@ def test_text_embeddings_of_catalog_tasks(data_dir: Path) -> None:
     from taskgraph.affinity.similarity import embedding_similarity
     from taskgraph.cli.affinity import task_text_embeddings
 
-    embeddings = task_text_embeddings(["rte", "mrpc", "cola", "not_a_task"], data_dir=str(data_dir), limit=32)
+    embeddings = task_text_embeddings(
+        ["rte", "mrpc", "cola", "not_a_task"], data_dir=str(data_dir), limit=32
+    )
     assert sorted(embeddings) == ["cola", "mrpc", "rte"]
     assert all(v.shape == (384,) and np.isfinite(v).all() for v in embeddings.values())
     kernel = embedding_similarity(["rte", "mrpc", "cola"], embeddings)
@@ -163,19 +193,37 @@ FIRST_STUDY = {
 
 def test_top_from_one_small_study_ranks_the_harmful_task_last(tmp_path: Path) -> None:
     rows = [LongRow("target", frozenset({"target"}), "val", 0.7, True)]
-    rows += [LongRow("target", frozenset({"target", *aux}), "val", 0.7 * (1 + g), True) for aux, g in FIRST_STUDY.items()]
+    rows += [
+        LongRow("target", frozenset({"target", *aux}), "val", 0.7 * (1 + g), True)
+        for aux, g in FIRST_STUDY.items()
+    ]
     path = tmp_path / "first.csv"
     write_long_csv(LongTable(rows=rows, source="first"), path)
 
     def ranking(*extra: str) -> list[dict[str, object]]:
-        code, out, err = invoke("affinity", "top", "--table", str(path), "--target", "target", "-k", "10", "--max-size", "2", "--json", *extra)
+        code, out, err = invoke(
+            "affinity",
+            "top",
+            "--table",
+            str(path),
+            "--target",
+            "target",
+            "-k",
+            "10",
+            "--max-size",
+            "2",
+            "--json",
+            *extra,
+        )
         assert code == 0, err
         return json.loads(out)
 
     shown = ranking()  # the default: setfn with its weak hyperprior
     assert len(shown) == 10
     harmful = [r["predicted_gain"] for r in shown if "conflict" in r["auxiliaries"]]
-    helpful = [r["predicted_gain"] for r in shown if set(r["auxiliaries"]) <= {"related", "cls_related"}]
+    helpful = [
+        r["predicted_gain"] for r in shown if set(r["auxiliaries"]) <= {"related", "cls_related"}
+    ]
     assert harmful and helpful and max(harmful) < min(helpful)
     assert len({round(r["predicted_gain"], 6) for r in shown}) == 10  # not one value for every set
     # Plain evidence maximisation on seven gains predicts every pair alike (what the option avoids).

@@ -36,7 +36,11 @@ class AffinityEstimator(abc.ABC):
     name: ClassVar[str] = ""
 
     def __init__(
-        self, *, gain_kind: GainKind = "relative", split: str | None = None, metric: str | None = None
+        self,
+        *,
+        gain_kind: GainKind = "relative",
+        split: str | None = None,
+        metric: str | None = None,
     ) -> None:
         self.gain_kind: GainKind = gain_kind
         self.split = split
@@ -45,7 +49,9 @@ class AffinityEstimator(abc.ABC):
 
     def fit(self: E, records: Iterable[ScoreRecord]) -> E:
         """Return ``self`` fitted on the gains computed from ``records``."""
-        return self.fit_gains(compute_gains(records, kind=self.gain_kind, split=self.split, metric=self.metric))
+        return self.fit_gains(
+            compute_gains(records, kind=self.gain_kind, split=self.split, metric=self.metric)
+        )
 
     def fit_gains(self: E, table: GainTable) -> E:
         """Return ``self`` fitted on an already computed gain table."""
@@ -65,7 +71,9 @@ class AffinityEstimator(abc.ABC):
     def table(self) -> GainTable:
         """Return the gain table the estimator was fitted on."""
         if self._table is None:
-            raise NotFittedError(f"the {self.name or type(self).__name__} estimator is not fitted; call fit() first")
+            raise NotFittedError(
+                f"the {self.name or type(self).__name__} estimator is not fitted; call fit() first"
+            )
         return self._table
 
     @property
@@ -98,7 +106,11 @@ class AffinityEstimator(abc.ABC):
         return np.asarray(means, dtype=float), np.asarray(stds, dtype=float)
 
     def sample_gains(
-        self, queries: Sequence[tuple[str, Iterable[str]]], rng: np.random.Generator, *, n_samples: int = 1
+        self,
+        queries: Sequence[tuple[str, Iterable[str]]],
+        rng: np.random.Generator,
+        *,
+        n_samples: int = 1,
     ) -> np.ndarray:
         """Return posterior draws of the gains of ``(target, task_set)`` queries, shape (n_samples, len(queries)).
 
@@ -113,7 +125,9 @@ class AffinityEstimator(abc.ABC):
     def n_evidence(self, target: str, task_set: Iterable[str]) -> int:
         """Return how many gains of ``target`` involve at least one task of ``task_set``."""
         auxiliaries = frozenset(task_set) - {target}
-        return sum(1 for g in self.table.gains if g.target == target and g.auxiliaries & auxiliaries)
+        return sum(
+            1 for g in self.table.gains if g.target == target and g.auxiliaries & auxiliaries
+        )
 
     def describe(self) -> dict[str, Any]:
         """Return the fitted state in a few JSON-ready numbers (for logs and the CLI)."""

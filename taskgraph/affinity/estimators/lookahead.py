@@ -26,7 +26,9 @@ from taskgraph.trial import LookaheadMatrix
 __all__ = ["LookaheadEstimator", "average_lookahead"]
 
 
-def average_lookahead(matrices: Sequence[LookaheadMatrix]) -> dict[tuple[str, str], tuple[float, int]]:
+def average_lookahead(
+    matrices: Sequence[LookaheadMatrix],
+) -> dict[tuple[str, str], tuple[float, int]]:
     """Return ``(target, source) -> (mean Z(source -> target), n_matrices)`` over ``matrices``."""
     sums: dict[tuple[str, str], list[float]] = {}
     for matrix in matrices:
@@ -64,7 +66,9 @@ class LookaheadEstimator(AffinityEstimator):
             y = np.array([measured[p][0] for p in common])
             design = np.column_stack([np.ones_like(x), x])
             (self.alpha, self.beta), *_ = np.linalg.lstsq(design, y, rcond=None)
-            self.residual_std = pooled_std(y - design @ np.array([self.alpha, self.beta]), fallback=1.0)
+            self.residual_std = pooled_std(
+                y - design @ np.array([self.alpha, self.beta]), fallback=1.0
+            )
         else:
             self.alpha, self.beta = 0.0, 1.0
             self.residual_std = pooled_std(z_values, fallback=1.0)
@@ -78,7 +82,9 @@ class LookaheadEstimator(AffinityEstimator):
         known = [self.z[(target, s)][0] for s in auxiliaries if (target, s) in self.z]
         if not known:
             return float(self.alpha), self.residual_std * 2.0
-        return float(self.alpha + self.beta * np.mean(known)), self.residual_std / math.sqrt(len(known))
+        return float(self.alpha + self.beta * np.mean(known)), self.residual_std / math.sqrt(
+            len(known)
+        )
 
     def n_evidence(self, target: str, task_set: object) -> int:
         """Return how many lookahead measurements relate ``target`` to the tasks of ``task_set``."""

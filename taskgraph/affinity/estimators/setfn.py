@@ -88,7 +88,10 @@ __all__ = ["SMALL_DATA_HYPERPRIOR", "SetFunctionEstimator"]
 _A, _B, _D, _C, _CBAR, _BETA, _I = range(7)
 _MAX_TARGET_INTERACTIONS = 3000
 _SCALE_PSEUDO_COUNT = 3.0  # observations worth of the pooled spread in each target's scale
-SMALL_DATA_HYPERPRIOR = (1.0, 2.0)  # log-normal (centre, width) of the variances, per-target unit scale
+SMALL_DATA_HYPERPRIOR = (
+    1.0,
+    2.0,
+)  # log-normal (centre, width) of the variances, per-target unit scale
 
 
 class SetFunctionEstimator(AffinityEstimator):
@@ -115,11 +118,17 @@ class SetFunctionEstimator(AffinityEstimator):
         self.similarity_powers = tuple(similarity_powers)
         self.size_effect = size_effect
         if interactions not in ("none", "shared", "target"):
-            raise ConfigError(f"`interactions` must be none, shared or target, but got {interactions!r}")
+            raise ConfigError(
+                f"`interactions` must be none, shared or target, but got {interactions!r}"
+            )
         self.interactions = interactions
         if hyperprior is not None and not (len(hyperprior) == 2 and min(hyperprior) > 0):
-            raise ConfigError(f"`hyperprior` must be (center, width) with both > 0, or None, but got {hyperprior!r}")
-        self.hyperprior = None if hyperprior is None else (float(hyperprior[0]), float(hyperprior[1]))
+            raise ConfigError(
+                f"`hyperprior` must be (center, width) with both > 0, or None, but got {hyperprior!r}"
+            )
+        self.hyperprior = (
+            None if hyperprior is None else (float(hyperprior[0]), float(hyperprior[1]))
+        )
 
     # ----------------------------------------------------------------- features
     def _layout(self, tasks: Sequence[str]) -> None:
@@ -133,7 +142,9 @@ class SetFunctionEstimator(AffinityEstimator):
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
         self.groups = np.concatenate([np.full(size, g) for g, size in enumerate(sizes)]).astype(int)
 
-    def _features(self, targets: np.ndarray, members: np.ndarray, eigvecs: np.ndarray) -> np.ndarray:
+    def _features(
+        self, targets: np.ndarray, members: np.ndarray, eigvecs: np.ndarray
+    ) -> np.ndarray:
         """Return the design rows for target indices and 0/1 auxiliary masks (rows = points)."""
         n = self.n
         k = members.sum(axis=1)
@@ -171,7 +182,10 @@ class SetFunctionEstimator(AffinityEstimator):
         # Interactions need sets of two or more auxiliaries; without any they would be prior-only.
         larger = any(len(g.auxiliaries) >= 2 for g in table.gains)
         self._interactions = self.interactions if larger else "none"
-        if self._interactions == "target" and len(tasks) ** 2 * (len(tasks) - 1) / 2 > _MAX_TARGET_INTERACTIONS:
+        if (
+            self._interactions == "target"
+            and len(tasks) ** 2 * (len(tasks) - 1) / 2 > _MAX_TARGET_INTERACTIONS
+        ):
             raise ConfigError(
                 f"`interactions='target'` needs {len(tasks)}^2 * {len(tasks) - 1} / 2 parameters for "
                 f"{len(tasks)} tasks (at most {_MAX_TARGET_INTERACTIONS}); use 'shared'"
@@ -195,8 +209,14 @@ class SetFunctionEstimator(AffinityEstimator):
             eigvals, eigvecs = np.linalg.eigh(similarity)
             eig_per_param = np.ones(int(self.offsets[-1]))
             # e[i, s] is stored at offsets[_D] + i * n + s: eigenvalue i for every s.
-            eig_per_param[self.offsets[_D] : self.offsets[_D] + n * n] = np.repeat(np.clip(eigvals, 0, None), n)
-            phi = self._features(targets, members, eigvecs) if len(y) else np.zeros((0, int(self.offsets[-1])))
+            eig_per_param[self.offsets[_D] : self.offsets[_D] + n * n] = np.repeat(
+                np.clip(eigvals, 0, None), n
+            )
+            phi = (
+                self._features(targets, members, eigvecs)
+                if len(y)
+                else np.zeros((0, int(self.offsets[-1])))
+            )
             fit = fit_evidence(
                 phi,
                 y,
@@ -220,10 +240,14 @@ class SetFunctionEstimator(AffinityEstimator):
         for t in range(self.n):
             own = values[targets == t]
             ss = float(((own - own.mean()) ** 2).sum()) if len(own) else 0.0
-            scale[t] = math.sqrt((ss + _SCALE_PSEUDO_COUNT * pooled) / (len(own) + _SCALE_PSEUDO_COUNT))
+            scale[t] = math.sqrt(
+                (ss + _SCALE_PSEUDO_COUNT * pooled) / (len(own) + _SCALE_PSEUDO_COUNT)
+            )
         return scale  # y / scale has about unit variance per target, as fit_evidence expects
 
-    def _similarities(self, tasks: Sequence[str], table: GainTable) -> Iterable[tuple[str, np.ndarray]]:
+    def _similarities(
+        self, tasks: Sequence[str], table: GainTable
+    ) -> Iterable[tuple[str, np.ndarray]]:
         n = len(tasks)
         yield "identity", np.eye(n)
         pairs = pair_gains(table.gains)
@@ -249,7 +273,12 @@ class SetFunctionEstimator(AffinityEstimator):
             for i, source in enumerate(matrix.tasks):
                 for j, target in enumerate(matrix.tasks):
                     value = matrix.values[i][j]
-                    if source != target and source in index and target in index and math.isfinite(value):
+                    if (
+                        source != target
+                        and source in index
+                        and target in index
+                        and math.isfinite(value)
+                    ):
                         total[index[target], index[source]] += value
                         count[index[target], index[source]] += 1
         z = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
@@ -257,7 +286,9 @@ class SetFunctionEstimator(AffinityEstimator):
         return z / (spread or 1.0)
 
     # ----------------------------------------------------------------- prediction
-    def _encode(self, target: str, auxiliaries: Iterable[frozenset[str]]) -> tuple[np.ndarray, np.ndarray]:
+    def _encode(
+        self, target: str, auxiliaries: Iterable[frozenset[str]]
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Return design rows for ``target`` with each auxiliary set, and the variance of unseen tasks."""
         sets = list(auxiliaries)
         t = self.index[target]
@@ -281,7 +312,9 @@ class SetFunctionEstimator(AffinityEstimator):
         extra_var = (sizes - n_known) * prior / sizes**2
         return rows, extra_var
 
-    def predict_many(self, target: str, task_sets: Sequence[Iterable[str]]) -> tuple[np.ndarray, np.ndarray]:
+    def predict_many(
+        self, target: str, task_sets: Sequence[Iterable[str]]
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Return means and standard deviations for many task sets at once (vectorised)."""
         self.table  # noqa: B018 -- raises NotFittedError when not fitted
         auxes = [frozenset(s) - {target} for s in task_sets]
@@ -307,18 +340,28 @@ class SetFunctionEstimator(AffinityEstimator):
         variances = self.fit_.group_variances
         for slot, aux in zip(where, auxes, strict=True):
             known = [self.index[s] for s in aux if s in self.index]
-            means[slot] = float(np.sum(self.fit_.mean[b0 + np.array(known, dtype=int)])) / len(aux) if known else 0.0
+            means[slot] = (
+                float(np.sum(self.fit_.mean[b0 + np.array(known, dtype=int)])) / len(aux)
+                if known
+                else 0.0
+            )
             stds[slot] = math.sqrt(variances[_A] + (variances[_B] + variances[_D]) / len(aux))
         return means, stds
 
     def sample_gains(
-        self, queries: Sequence[tuple[str, Iterable[str]]], rng: np.random.Generator, *, n_samples: int = 1
+        self,
+        queries: Sequence[tuple[str, Iterable[str]]],
+        rng: np.random.Generator,
+        *,
+        n_samples: int = 1,
     ) -> np.ndarray:
         """Return joint posterior draws of the queried gains (one parameter draw per sample)."""
         self.table  # noqa: B018 -- raises NotFittedError when not fitted
         draws = np.zeros((n_samples, len(queries)))
         chol = np.linalg.cholesky(self.fit_.cov + 1e-12 * np.eye(len(self.fit_.mean)))
-        params = self.fit_.mean[None, :] + rng.standard_normal((n_samples, len(self.fit_.mean))) @ chol.T
+        params = (
+            self.fit_.mean[None, :] + rng.standard_normal((n_samples, len(self.fit_.mean))) @ chol.T
+        )
         for column, (target, task_set) in enumerate(queries):
             aux = frozenset(task_set) - {target}
             if not aux:
@@ -345,7 +388,10 @@ class SetFunctionEstimator(AffinityEstimator):
             "kernel": self.kernel,
             "rho": round(self.fit_.rho, 4),
             "noise": round(self.fit_.noise, 6),
-            "tau": {name: round(float(variances[g]), 6) for name, g in (("a", _A), ("b", _B), ("d", _D), ("c", _C))},
+            "tau": {
+                name: round(float(variances[g]), 6)
+                for name, g in (("a", _A), ("b", _B), ("d", _D), ("c", _C))
+            },
             "log_evidence": round(self.fit_.log_evidence, 3),
             "hyperprior": list(self.hyperprior) if self.hyperprior is not None else None,
         }

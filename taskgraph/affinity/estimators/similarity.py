@@ -36,8 +36,12 @@ class TextEmbEstimator(AffinityEstimator):
     ) -> None:
         super().__init__(gain_kind=gain_kind, split=split, metric=metric)
         if not task_embeddings:
-            raise ConfigError("the textemb estimator needs `task_embeddings` (task -> vector), but got none")
-        self.embeddings = {t: np.asarray(v, dtype=float).ravel() for t, v in task_embeddings.items()}
+            raise ConfigError(
+                "the textemb estimator needs `task_embeddings` (task -> vector), but got none"
+            )
+        self.embeddings = {
+            t: np.asarray(v, dtype=float).ravel() for t, v in task_embeddings.items()
+        }
 
     def _cos(self, a: str, b: str) -> float | None:
         if a not in self.embeddings or b not in self.embeddings:
@@ -57,7 +61,9 @@ class TextEmbEstimator(AffinityEstimator):
         if len(xs) >= 3 and np.ptp(xs) > 0:
             design = np.column_stack([np.ones(len(xs)), xs])
             (self.alpha, self.beta), *_ = np.linalg.lstsq(design, np.array(ys), rcond=None)
-            self.residual_std = pooled_std(np.array(ys) - design @ np.array([self.alpha, self.beta]))
+            self.residual_std = pooled_std(
+                np.array(ys) - design @ np.array([self.alpha, self.beta])
+            )
         else:
             self.alpha, self.beta, self.residual_std = 0.0, 1.0, 1.0
 

@@ -147,7 +147,9 @@ class _Features:
         self.pairs = pairs
         self.z, self.ranks = _row_scores(pairs)
         counts, means, spreads = _row_stats(pairs)
-        self.steadiness = np.where(spreads > 0, -np.log(np.where(spreads > 0, spreads, 1.0)), np.nan)
+        self.steadiness = np.where(
+            spreads > 0, -np.log(np.where(spreads > 0, spreads, 1.0)), np.nan
+        )
         self.self_gain = np.where(counts > 0, -means, np.nan)
 
     def base(self, target: int) -> np.ndarray:
@@ -171,10 +173,21 @@ class _Features:
             profile = _weighted_mean(np.clip(kernel[target, others], 0.0, None), z_rows, popular_z)
         reciprocal = self.z[:, target]
         return np.stack(
-            [popular, popular_z, popular_rank, profile, self.steadiness, self.self_gain, reciprocal], axis=1
+            [
+                popular,
+                popular_z,
+                popular_rank,
+                profile,
+                self.steadiness,
+                self.self_gain,
+                reciprocal,
+            ],
+            axis=1,
         )
 
-    def observed_knn(self, target: int, observed: np.ndarray, values: np.ndarray, popular_z: np.ndarray) -> np.ndarray:
+    def observed_knn(
+        self, target: int, observed: np.ndarray, values: np.ndarray, popular_z: np.ndarray
+    ) -> np.ndarray:
         """Return the agreement-weighted ``popular_z`` minus ``popular_z`` given ``target``'s observed gains."""
         others = np.ones(len(self.pairs), dtype=bool)
         others[target] = False
@@ -184,7 +197,9 @@ class _Features:
         x = values - values.mean()
         y = self.z[np.ix_(others, observed)]
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a row with none of the observed sources
+            warnings.simplefilter(
+                "ignore", RuntimeWarning
+            )  # a row with none of the observed sources
             y = y - np.nanmean(y, axis=1, keepdims=True)
         y = np.nan_to_num(y)
         den = np.linalg.norm(x) * np.linalg.norm(y, axis=1)
@@ -223,14 +238,18 @@ class SourceRankEstimator(AffinityEstimator):
         super().__init__(gain_kind=gain_kind, split=split, metric=metric)
         unknown = [f for f in features if f not in FEATURES]
         if unknown or not features:
-            raise ConfigError(f"`features` must be a non-empty subset of {list(FEATURES)}, but got {list(features)}")
+            raise ConfigError(
+                f"`features` must be a non-empty subset of {list(FEATURES)}, but got {list(features)}"
+            )
         self.columns = np.array(sorted({FEATURES.index(f) for f in features}), dtype=int)
         if n_observed < 1:
             raise ConfigError(f"`n_observed` must be at least 1, but got {n_observed}")
         if max_draws < 1:
             raise ConfigError(f"`max_draws` must be at least 1, but got {max_draws}")
         if not ridge_grid or any(not (lam > 0) for lam in ridge_grid):
-            raise ConfigError(f"`ridge_grid` must hold positive strengths, but got {list(ridge_grid)}")
+            raise ConfigError(
+                f"`ridge_grid` must hold positive strengths, but got {list(ridge_grid)}"
+            )
         self.n_observed = n_observed
         self.max_draws = max_draws
         self.ridge_grid = tuple(float(lam) for lam in ridge_grid)
@@ -252,7 +271,9 @@ class SourceRankEstimator(AffinityEstimator):
         # A gain measured once on each side has no standard error: use the typical one, as ``pairwise`` does.
         known_se = [g.stderr for g in table.gains if math.isfinite(g.stderr)]
         means = [m for m, _, _ in self.pairs.values()]
-        self.default_se = float(np.median(known_se)) if known_se else pooled_std(means, fallback=1.0)
+        self.default_se = (
+            float(np.median(known_se)) if known_se else pooled_std(means, fallback=1.0)
+        )
         self.features = _Features(matrix)
         examples = self._examples()
         self.cv_spearman: dict[float, float] = {}
@@ -260,7 +281,11 @@ class SourceRankEstimator(AffinityEstimator):
         if len(examples) < _MIN_TRAINING_TARGETS:
             self.ridge = math.nan
             fallback = FEATURES.index("popular_z")
-            self.weights = (self.columns == fallback).astype(float) if fallback in self.columns else np.ones(len(self.columns))
+            self.weights = (
+                (self.columns == fallback).astype(float)
+                if fallback in self.columns
+                else np.ones(len(self.columns))
+            )
         else:
             self.ridge, self.cv_rmse = self._select(examples)
             xs = np.concatenate([x.reshape(-1, x.shape[-1]) for x, _ in examples.values()])
@@ -383,12 +408,17 @@ class SourceRankEstimator(AffinityEstimator):
             **super().describe(),
             "training_targets": self.n_training_targets,
             "ridge": None if math.isnan(self.ridge) else self.ridge,
-            "weights": {FEATURES[c]: round(float(w), 4) for c, w in zip(self.columns, self.weights, strict=True)},
+            "weights": {
+                FEATURES[c]: round(float(w), 4)
+                for c, w in zip(self.columns, self.weights, strict=True)
+            },
             "cv_spearman": {str(lam): round(score, 4) for lam, score in self.cv_spearman.items()},
         }
 
 
-def _draws(n_known: int, n_observed: int, max_draws: int, rng: np.random.Generator) -> list[tuple[int, ...]]:
+def _draws(
+    n_known: int, n_observed: int, max_draws: int, rng: np.random.Generator
+) -> list[tuple[int, ...]]:
     """Return up to ``max_draws`` distinct subsets of ``n_observed`` positions (all when fewer exist)."""
     if math.comb(n_known, n_observed) <= max_draws:
         return list(itertools.combinations(range(n_known), n_observed))
