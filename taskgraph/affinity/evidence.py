@@ -49,9 +49,8 @@ class EvidenceFit:
     noise: float
     rho: float
     log_evidence: float
-    log_posterior: float = (
-        math.nan
-    )  # log evidence + log hyperprior (= log_evidence without a prior)
+    #: log evidence + log hyperprior (= log_evidence without a prior)
+    log_posterior: float = math.nan
 
     def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return posterior means and standard deviations of ``features @ w`` (rows = points)."""
@@ -95,8 +94,9 @@ def fit_evidence(
     ``groups[j]`` is the prior group of parameter ``j``; ``fixed`` maps groups to variances
     that are not optimised; ``eigenvalues[j]`` (>= 0) shapes the variances of the parameters of
     ``kernel_group``.  ``y`` should be on a unit scale (the starting point assumes it).
-    ``hyperprior=(alpha, beta)`` puts an inverse-gamma prior on every free variance and the
-    noise and maximises the evidence times that prior instead (MAP-II, module docstring).
+    ``hyperprior=(center, width)`` puts a log-normal prior, ``log v ~ N(log center, width^2)``,
+    on every free variance and the noise and maximises the evidence times that prior instead
+    (MAP-II, module docstring).
     """
     phi = np.asarray(phi, dtype=float)
     y = np.asarray(y, dtype=float)

@@ -36,7 +36,8 @@ prior variance and the noise (centre 1 because gains are divided by their per-ta
 width 2, a factor of 7 per standard deviation).  On those two tables it gives rankings that
 follow the measured singles and standard deviations of the order of the spread of the
 measured gains for unmeasured sets (``tests/affinity/test_setfn_small_data.py``), and it left
-MIMIC-27 (0.578) and TaskWeb unchanged and ETTm1 within noise (0.444 vs 0.423).  It is *not*
+MIMIC-27 (0.578) unchanged and ETTm1 within noise (0.444 vs 0.423); TaskWeb and Bingel were
+not rerun with it.  It is *not*
 the default, because it made the graph-guided sampler slower on ETTm1 (median trials to the
 best set 22.5 -> 33; centres 0.03-0.1 recover 21-25 trials but no longer fix the first-study
 ranking): the sampler's Thompson draws profit from ML-II's confident fits on few trials.  A
@@ -88,10 +89,8 @@ __all__ = ["SMALL_DATA_HYPERPRIOR", "SetFunctionEstimator"]
 _A, _B, _D, _C, _CBAR, _BETA, _I = range(7)
 _MAX_TARGET_INTERACTIONS = 3000
 _SCALE_PSEUDO_COUNT = 3.0  # observations worth of the pooled spread in each target's scale
-SMALL_DATA_HYPERPRIOR = (
-    1.0,
-    2.0,
-)  # log-normal (centre, width) of the variances, per-target unit scale
+#: log-normal (centre, width) of the variances, on the per-target unit scale
+SMALL_DATA_HYPERPRIOR = (1.0, 2.0)
 
 
 class SetFunctionEstimator(AffinityEstimator):
