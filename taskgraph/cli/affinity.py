@@ -34,6 +34,7 @@ from taskgraph.errors import ConfigError
 __all__ = ["app", "load_records", "task_text_embeddings"]
 
 app = typer.Typer(
+    add_completion=False,
     help="Fit the task-affinity graph; recommend auxiliary tasks and groupings.",
     no_args_is_help=True,
 )

@@ -3,33 +3,68 @@
 The library does the work; commands parse options, call it, and print.  Every
 :class:`~taskgraph.errors.TaskgraphError` raised inside a command becomes one line on stderr
 (``error: ...``) and a non-zero exit, through :class:`TaskgraphGroup`.
+
+Command groups are imported when they are first used (click's lazy-group pattern):
+``taskgraph tasks list`` does not pay for importing SciPy, Alembic and Optuna, which the
+affinity, db and study groups need (about a second per call).
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 import typer
 
-from taskgraph.cli import affinity, bench, dashboard, db, records, study, tasks
 from taskgraph.cli.errors import TaskgraphGroup
 
-__all__ = ["app", "main"]
+__all__ = ["COMMANDS", "app", "main"]
+
+#: command name -> "module:attribute" of its Typer app (a group) or function (one command)
+COMMANDS: dict[str, str] = {
+    "tasks": "taskgraph.cli.tasks:app",
+    "study": "taskgraph.cli.study:app",
+    "records": "taskgraph.cli.records:app",
+    "affinity": "taskgraph.cli.affinity:app",
+    "db": "taskgraph.cli.db:app",
+    "dashboard": "taskgraph.cli.dashboard:dashboard",
+    "bench": "taskgraph.cli.bench:bench",
+}
+
+
+class LazyGroup(TaskgraphGroup):
+    """The top-level group: lists every command of :data:`COMMANDS`, imports one when used."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module, attribute = COMMANDS[cmd_name].split(":")
+            target = getattr(importlib.import_module(module), attribute)
+            if not isinstance(target, typer.Typer):
+                single = typer.Typer(add_completion=False)
+                single.command(cmd_name)(target)
+                target = single
+            command = typer.main.get_command(target)
+            command.name = cmd_name
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
 
 app = typer.Typer(
-    cls=TaskgraphGroup,
+    cls=LazyGroup,
     name="taskgraph",
-    help="Find out which tasks help which: search task combinations, sharing architectures "
-    "and data weights; keep every record; fit a task-affinity graph.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.add_typer(tasks.app, name="tasks")
-app.add_typer(study.app, name="study")
-app.add_typer(records.app, name="records")
-app.add_typer(affinity.app, name="affinity")
-app.add_typer(db.app, name="db")
-app.command("dashboard")(dashboard.dashboard)
-app.command("bench")(bench.bench)
+
+
+@app.callback()
+def _taskgraph() -> None:
+    """Find out which tasks help which: search task combinations, sharing architectures and
+    data weights; keep every record; fit a task-affinity graph."""
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from taskgraph.storage.repository import open_engine
 __all__ = ["app"]
 
 app = typer.Typer(
+    add_completion=False,
     help="Upgrade and check the records database schema (Alembic revisions shipped with "
     "taskgraph; version table tg_alembic_version, Optuna's tables untouched).",
     no_args_is_help=True,

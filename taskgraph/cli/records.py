@@ -15,7 +15,9 @@ from taskgraph.storage.export import EXPORT_FORMATS
 
 __all__ = ["app"]
 
-app = typer.Typer(help="List, show and export the records database.", no_args_is_help=True)
+app = typer.Typer(
+    add_completion=False, help="List, show and export the records database.", no_args_is_help=True
+)
 
 StorageOption = Annotated[
     str | None,

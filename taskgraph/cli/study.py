@@ -24,7 +24,11 @@ from rich.progress import (
 from taskgraph.cli.output import emit_json, emit_rows, stderr_console, stdout_console
 from taskgraph.errors import ConfigError
 
-app = typer.Typer(help="Validate, run, submit, resume and inspect studies.", no_args_is_help=True)
+app = typer.Typer(
+    add_completion=False,
+    help="Validate, run, submit, resume and inspect studies.",
+    no_args_is_help=True,
+)
 
 StorageOption = Annotated[
     str | None,

@@ -27,7 +27,9 @@ from taskgraph.tasks.fingerprints import file_sha256
 
 from .output import emit_json, stderr_console, stdout_console
 
-app = typer.Typer(help="List and inspect the task catalog.", no_args_is_help=True)
+app = typer.Typer(
+    add_completion=False, help="List and inspect the task catalog.", no_args_is_help=True
+)
 
 DataOption = Annotated[
     Path | None,

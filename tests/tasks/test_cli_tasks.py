@@ -99,7 +99,8 @@ def test_missing_file_names_it(tmp_path: Path) -> None:
 
 def test_every_command_and_option_has_help() -> None:
     group = typer.main.get_command(app)
-    tasks = group.commands["tasks"]  # type: ignore[attr-defined]
+    with group.make_context("taskgraph", ["tasks"]) as ctx:
+        tasks = group.get_command(ctx, "tasks")  # type: ignore[attr-defined]
     assert tasks.help
     for name, command in tasks.commands.items():
         assert command.help, name
