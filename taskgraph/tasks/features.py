@@ -262,13 +262,27 @@ def encode_qa(
             f"`doc_stride` must be < max_length / 2 ({max_length // 2}), but got {doc_stride}"
         )
     query_cap = max_query_length if max_query_length is not None else max_length // 2
+    # The tokenizer panics (a BaseException) unless every window keeps more than doc_stride
+    # context tokens, so the question may use at most what is left after those and the
+    # special tokens.
+    room = max_length - tokenizer.num_special_tokens_to_add(pair=True) - doc_stride - 1
+    if room < 1:
+        raise ConfigError(
+            f"`max_length` {max_length} leaves no room for a question beside "
+            f"doc_stride={doc_stride} context tokens"
+        )
+    query_cap = min(query_cap, room)
     questions = []
     for example in examples:
-        # Long questions would leave no room for the context; keep their first tokens.
+        # Long questions would leave no room for the context; keep their first tokens, cut
+        # at a character offset so that the kept text re-tokenizes to at most query_cap tokens.
         question = example.question.lstrip()
-        ids = tokenizer(question, add_special_tokens=False)["input_ids"]
-        if len(ids) > query_cap:
-            question = tokenizer.decode(ids[:query_cap])
+        encoded = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
+        keep = query_cap
+        while len(encoded["input_ids"]) > query_cap and keep > 0:
+            question = question[: encoded["offset_mapping"][keep - 1][1]]
+            encoded = tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
+            keep -= 1  # a BPE cut inside a word can re-tokenize longer: cut one more
         questions.append(question)
     batch = tokenizer(
         questions,

@@ -145,6 +145,27 @@ def test_qa_stride_must_leave_room(tok) -> None:  # type: ignore[no-untyped-def]
         encode_qa([_qa()], tok, max_length=16, doc_stride=8)
 
 
+def test_qa_long_question_leaves_more_than_stride_for_the_context(tok) -> None:  # type: ignore[no-untyped-def]
+    # A question of max_length // 2 = 32 tokens left 64 - 3 - 32 < doc_stride context tokens:
+    # the fast tokenizer panicked (a BaseException that escaped train_trial's handlers).
+    long_question = QAExample(
+        id="q2",
+        question="why " * 40 + "did the cat sit?",
+        context=CONTEXT,
+        answers=(Answer("the mat", CONTEXT.index("the mat")),),
+        is_impossible=False,
+    )
+    encoded = encode_qa([long_question], tok, max_length=64, doc_stride=30)
+    for feature, meta in zip(encoded.features, encoded.meta, strict=True):
+        assert len(feature["input_ids"]) <= 64
+        question_tokens = feature["token_type_ids"].index(1) - 2  # minus [CLS] and [SEP]
+        assert question_tokens == 64 - 3 - 30 - 1
+        s, e = feature["start_positions"], feature["end_positions"]
+        if s:
+            assert CONTEXT[meta["offsets"][s][0] : meta["offsets"][e][1]] == "the mat"
+    assert any(f["start_positions"] for f in encoded.features)
+
+
 def test_classification_pairs_and_unlabeled_rows(tok) -> None:  # type: ignore[no-untyped-def]
     rows = [TextExample("a cat", "a dog", "yes"), TextExample("x", "y", None)]
     encoded = encode_classification(rows, tok, label_to_id={"no": 0, "yes": 1}, max_length=16)
