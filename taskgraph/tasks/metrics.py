@@ -59,6 +59,17 @@ def entity_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) 
     _same_length("entity tags", gold, pred)
     for index, (g, p) in enumerate(zip(gold, pred, strict=True)):
         _same_length(f"entity tags of sentence {index}", g, p)
+    for what, sentences in (("gold", gold), ("predicted", pred)):
+        for index, tags in enumerate(sentences):
+            for tag in tags:
+                if tag != "O" and not (len(tag) > 2 and tag[:2] in ("B-", "I-")):
+                    # seqeval would fail with a bare KeyError on the tag
+                    raise ConfigError(
+                        f"entity scores need IOB tags (O, B-TYPE, I-TYPE), but {what} "
+                        f"sentence {index} has {tag!r}"
+                    )
+    if not gold:  # seqeval rejects an empty list ("without list of list")
+        return {"precision": 0.0, "recall": 0.0, "f1": 0.0}
     with warnings.catch_warnings():  # seqeval warns about types without gold support
         warnings.simplefilter("ignore")
         report = classification_report(

@@ -45,6 +45,16 @@ def test_entity_scores_hand_worked() -> None:
     assert scores["f1_PER"] == 1.0 and scores["f1_LOC"] == 0.0 and scores["precision_ORG"] == 0.0
 
 
+def test_entity_scores_of_no_sentences_and_of_non_iob_tags() -> None:
+    # an empty dev split: seqeval raised TypeError ("without list of list")
+    assert m.entity_scores([], []) == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+    # a POS tag set scored with entity F1 (a user task with scheme none): seqeval's KeyError
+    with pytest.raises(ConfigError, match="gold sentence 1 has 'NN'"):
+        m.entity_scores([["O"], ["NN"]], [["O"], ["O"]])
+    with pytest.raises(ConfigError, match="predicted sentence 0 has 'B-'"):
+        m.entity_scores([["O"]], [["B-"]])
+
+
 def test_tagging_accuracy_and_length_checks() -> None:
     assert m.tagging_accuracy([["A", "B"], ["C"]], [["A", "X"], ["C"]]) == pytest.approx(2 / 3)
     with pytest.raises(ConfigError, match="sentence 1"):
