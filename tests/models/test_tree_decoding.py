@@ -94,3 +94,33 @@ def test_bad_score_matrices_are_rejected() -> None:
     scores[1:, 0] = -np.inf
     with pytest.raises(ValueError, match="root"):
         maximum_spanning_tree(scores)
+
+
+def test_word_that_can_only_attach_to_the_root_becomes_the_root() -> None:
+    # Word 1 has no allowed word head; word 2 prefers the root too, so the single-root search
+    # runs and must pick word 1 as the root (its bound once came out NaN and the search gave up).
+    scores = np.full((3, 3), -np.inf)
+    scores[1, 0] = 0.0
+    scores[2, 0], scores[2, 1] = 5.0, 1.0
+    heads = maximum_spanning_tree(scores)
+    assert list(heads) == [0, 0, 1]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    scores=_scores(5),
+    forbidden=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5)), max_size=12),
+)
+def test_tree_is_optimal_with_forbidden_arcs(
+    scores: np.ndarray, forbidden: list[tuple[int, int]]
+) -> None:
+    n = scores.shape[0] - 1
+    for d, h in forbidden:
+        if d <= n and h <= n and (d, h) != (1, 0):  # keep one root arc so the root check passes
+            scores[d, h] = -np.inf
+    best = _brute_force(scores, single_root=True)
+    if not np.isfinite(best):
+        return  # no tree avoids the forbidden arcs: nothing to compare against
+    heads = maximum_spanning_tree(scores)
+    assert is_well_formed_tree(heads)
+    assert tree_score(scores, heads) == pytest.approx(best, abs=1e-6)

@@ -82,9 +82,17 @@ def _best_single_root_tree(scores: NDArray[np.float64]) -> NDArray[np.int64]:
     # For root word r, no tree can score more than its root arc plus every other word's best
     # non-root arc; trying candidates in decreasing bound order lets us stop early, exactly.
     best_non_root = scores[1:, 1:].max(axis=1)  # (n,) best head among the words, per word
-    total = best_non_root.sum()
+    # The sum over the *other* words without subtracting: ``-inf - -inf`` would be NaN when
+    # the candidate itself is the one word whose every non-root arc is forbidden.
+    forbidden = ~np.isfinite(best_non_root)
+    finite_total = best_non_root[~forbidden].sum()
     candidates = np.flatnonzero(np.isfinite(scores[1:, 0])) + 1
-    bounds = scores[candidates, 0] + (total - best_non_root[candidates - 1])
+    own = best_non_root[candidates - 1]
+    others_forbidden = forbidden.sum() - forbidden[candidates - 1]
+    others = np.where(
+        others_forbidden > 0, _NEG, finite_total - np.where(np.isfinite(own), own, 0.0)
+    )
+    bounds = scores[candidates, 0] + others
     best_heads: NDArray[np.int64] | None = None
     best = _NEG
     for index in np.argsort(-bounds, kind="stable"):
