@@ -246,6 +246,11 @@ class MultiTaskTrainer:
         evaluates = phase != "source"
         if resume is not None:
             self._restore(resume, parts)
+            patience = config.early_stopping_patience
+            if patience is not None and self.state.evaluations_without_improvement >= patience:
+                # The run had stopped early when it was killed (e.g. in its final evaluation):
+                # training on would give another result than the uninterrupted run.
+                self.control.should_stop = True
         else:
             self.state.phase = phase
             self.state.global_step = 0

@@ -293,6 +293,29 @@ def test_killed_run_resumes_where_it_stopped(tmp_path: Path) -> None:
     assert other.status is TrialStatus.FAILED and "belongs to another trial" in other.failure_reason
 
 
+def test_run_killed_after_it_stopped_early_does_not_train_on(tmp_path: Path) -> None:
+    cfg = config(learning_rate=1e-12, max_steps=50, eval_every=5, early_stopping_patience=2)
+    uninterrupted = run(cfg, checkpoint_dir=tmp_path / "a")
+    assert [s for s, _ in uninterrupted.intermediate] == [5, 10, 15]
+
+    class KillAtTheEnd(TrainerCallback):
+        def on_train_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            raise KeyboardInterrupt  # after the checkpoint of step 15, before the result
+
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, checkpoint_dir=tmp_path / "b", callbacks=[KillAtTheEnd()])
+    steps: list[int] = []
+
+    class Steps(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            steps.append(state.global_step)
+
+    resumed = run(cfg, checkpoint_dir=tmp_path / "b", callbacks=[Steps()])
+    assert steps == []
+    assert resumed.intermediate == uninterrupted.intermediate
+    assert resumed.scores == uninterrupted.scores
+
+
 def test_max_examples_caps_each_tasks_training_data() -> None:
     cfg = config(
         auxiliaries=("synth_related",),
