@@ -16,6 +16,7 @@ records database learns from a published table the same way.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -121,8 +122,8 @@ def read_long_csv(path: str | os.PathLike[str]) -> LongTable:
         raise DataNotFoundError(f"table file does not exist: {file}")
     rows: list[LongRow] = []
     seen: dict[tuple[str, frozenset[str], str], int] = {}
-    with file.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
+    reader = csv.reader(io.StringIO(_read_text(file), newline=""))
+    try:
         header = next(reader, None)
         if header is None or tuple(h.strip() for h in header) != LONG_HEADER:
             raise DataFormatError(
@@ -143,9 +144,23 @@ def read_long_csv(path: str | os.PathLike[str]) -> LongTable:
                 )
             seen[key] = line
             rows.append(row)
+    except csv.Error as error:  # a NUL byte, an unclosed quote, an oversized field
+        raise DataFormatError(file, reader.line_num, "CSV", str(error)) from None
     if not rows:
         raise DataFormatError(file, None, "at least one data row", "none")
     return LongTable(rows=rows, source=file.stem)
+
+
+def _read_text(file: Path) -> str:
+    """Return the file's text; bytes that are not UTF-8 are a DataFormatError naming the line."""
+    data = file.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise DataFormatError(
+            file, line, "UTF-8 text", f"byte {data[error.start : error.start + 1]!r}"
+        ) from None
 
 
 def _parse_row(cells: Sequence[str], *, file: Path, line: int) -> LongRow:

@@ -60,3 +60,19 @@ def test_missing_file_and_bad_header(tmp_path: Path) -> None:
     path.write_text("target,set,split,value\n")
     with pytest.raises(DataFormatError, match=r"h.csv:1: expected header"):
         read_long_csv(path)
+
+
+def test_bytes_that_are_not_utf8_name_their_line(tmp_path: Path) -> None:
+    path = tmp_path / "latin.csv"
+    path.write_bytes(
+        (HEADER + "a,a,val,0.5,1\n").encode() + "b\u00e9,b\u00e9,val,1,1\n".encode("latin-1")
+    )
+    with pytest.raises(DataFormatError, match=r"latin.csv:3: expected UTF-8 text, got byte"):
+        read_long_csv(path)
+
+
+def test_an_oversized_field_is_a_format_error(tmp_path: Path) -> None:
+    path = tmp_path / "big.csv"
+    path.write_text(HEADER + 'a,"' + "x" * 200_000 + '",val,0.5,1\n')
+    with pytest.raises(DataFormatError, match=r"big.csv:2: expected CSV, got field larger"):
+        read_long_csv(path)
