@@ -265,7 +265,11 @@ def train_trial(
         return TrialResult.failed(f"out of memory (CPU): {_first_line(error)}", cost=cost())
     except TaskgraphError as error:
         return TrialResult.failed(f"invalid configuration: {error}", cost=cost())
-    except Exception as error:
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as error:
+        # Not only Exception: a Rust panic in the tokenizers library (pyo3's PanicException)
+        # derives from BaseException and must not crash the study either.
         logger.exception("trial %s failed", config.task_set_key)
         return TrialResult.failed(
             f"exception: {type(error).__name__}: {_first_line(error)}", cost=cost()

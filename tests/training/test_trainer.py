@@ -244,6 +244,12 @@ def test_failures_become_failed_results_naming_the_kind() -> None:
     assert cpu_oom.failure_reason.startswith("out of memory (CPU)")
     crash = run(config(max_steps=8), callbacks=[Boom(RuntimeError("kaboom"))])
     assert crash.failure_reason == "exception: RuntimeError: kaboom"
+
+    class PanicException(BaseException):  # what pyo3 raises for a Rust panic (tokenizers)
+        pass
+
+    panic = run(config(max_steps=8), callbacks=[Boom(PanicException("stride too large"))])
+    assert panic.failure_reason == "exception: PanicException: stride too large"
     for bad, message in [
         (config(target="no_such_task"), "unknown task 'no_such_task'"),
         (config(sharing="nope"), "nope"),
@@ -257,6 +263,8 @@ def test_failures_become_failed_results_naming_the_kind() -> None:
         assert message in result.failure_reason
     with pytest.raises(KeyboardInterrupt):
         run(config(max_steps=8), callbacks=[Boom(KeyboardInterrupt())])
+    with pytest.raises(SystemExit):
+        run(config(max_steps=8), callbacks=[Boom(SystemExit(3))])
 
 
 def test_killed_run_resumes_where_it_stopped(tmp_path: Path) -> None:
