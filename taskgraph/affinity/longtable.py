@@ -122,6 +122,8 @@ def read_long_csv(path: str | os.PathLike[str]) -> LongTable:
         raise DataNotFoundError(f"table file does not exist: {file}")
     rows: list[LongRow] = []
     seen: dict[tuple[str, frozenset[str], str], int] = {}
+    # target -> (line, higher_is_better) of its first row: gains need one direction per target
+    direction: dict[str, tuple[int, bool]] = {}
     reader = csv.reader(io.StringIO(_read_text(file), newline=""))
     try:
         header = next(reader, None)
@@ -141,6 +143,15 @@ def read_long_csv(path: str | os.PathLike[str]) -> LongTable:
                     line,
                     "one row per (target, task_set, split)",
                     f"a repeat of line {seen[key]}",
+                )
+            first_line, higher = direction.setdefault(row.target, (line, row.higher_is_better))
+            if higher != row.higher_is_better:
+                raise DataFormatError(
+                    file,
+                    line,
+                    f"higher_is_better {int(higher)} for target {row.target!r} as on line "
+                    f"{first_line}",
+                    str(int(row.higher_is_better)),
                 )
             seen[key] = line
             rows.append(row)

@@ -41,6 +41,10 @@ def test_round_trip_and_records(tmp_path: Path) -> None:
             "a,a,val,0.7,1",
             "t.csv:3: expected one row per (target, task_set, split), got a repeat of line 2",
         ),
+        (
+            "a,a+b,test,0.5,0",
+            "t.csv:3: expected higher_is_better 1 for target 'a' as on line 2, got 0",
+        ),
     ],
 )
 def test_malformed_row_names_file_and_line(tmp_path: Path, line: str, message: str) -> None:
