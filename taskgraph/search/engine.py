@@ -45,7 +45,9 @@ from taskgraph.search.progress import (
     SPEC_ATTR,
     STATUS_ATTR,
     StudyProgress,
+    retried_numbers,
     study_progress,
+    trial_state,
 )
 from taskgraph.search.recording import RecordWriter
 from taskgraph.search.samplers import build_pruner, build_sampler
@@ -211,13 +213,15 @@ class StudyEngine:
         """Write the records of finished trials that have none; return how many were written."""
         study = self._require_study()
         stored = self.repository.trial_numbers(self.spec.name)
+        trials = study.get_trials(deepcopy=False)
+        retried = retried_numbers(trials)
         written = 0
-        for trial in study.get_trials(deepcopy=False):
-            if (
-                trial.state.is_finished()
-                and trial.number not in stored
-                and RESULTS_ATTR in trial.user_attrs
-            ):
+        for trial in trials:
+            # A trial killed after its runs were stored on it but before it was told is
+            # failed by the heartbeat and retried with those runs: only the retry counts, so
+            # only the retry is recorded (recording both would store one training twice).
+            counted = trial_state(trial, retried=retried) in ("complete", "pruned", "failed")
+            if counted and trial.number not in stored and RESULTS_ATTR in trial.user_attrs:
                 self.write_records(
                     trial.number, TrialOutcome.from_list(trial.user_attrs[RESULTS_ATTR])
                 )

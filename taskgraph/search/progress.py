@@ -12,7 +12,7 @@ Attribute names live here so that the engine, the Ray runner and the CLI agree o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -32,6 +32,7 @@ __all__ = [
     "STATUS_ATTR",
     "EngineState",
     "StudyProgress",
+    "retried_numbers",
     "study_progress",
     "trial_state",
 ]
@@ -50,8 +51,21 @@ INTERRUPTED_ATTR = "taskgraph:interrupted"  # Ctrl-C: failed, not counted, retri
 EngineState = Literal["complete", "pruned", "failed", "interrupted", "running", "waiting"]
 
 
-def trial_state(trial: FrozenTrial) -> EngineState:
-    """Return the trial's state in the engine's terms (interrupted = failed without evaluation)."""
+def retried_numbers(trials: Iterable[FrozenTrial]) -> set[int]:
+    """Return the numbers of the trials that a later trial retries (Optuna's retry history)."""
+    return {
+        int(number) for trial in trials for number in trial.system_attrs.get("retry_history", ())
+    }
+
+
+def trial_state(trial: FrozenTrial, *, retried: Collection[int] = ()) -> EngineState:
+    """Return the trial's state in the engine's terms (interrupted = failed without evaluation).
+
+    ``retried`` holds the numbers of trials that another trial retries
+    (:func:`retried_numbers`): such a trial was failed by the heartbeat, not by the driver,
+    even when it was killed after its failure reason was stored but before it was told, and
+    its retry (which reuses the stored runs) is the one that counts.
+    """
     if trial.state == TrialState.COMPLETE:
         # Ray Tune reports a trial stopped by its scheduler as COMPLETE; the driver writes the
         # true state first, so this only guards trials told by something else.
@@ -59,7 +73,9 @@ def trial_state(trial: FrozenTrial) -> EngineState:
     if trial.state == TrialState.PRUNED:
         return "pruned"
     if trial.state == TrialState.FAIL:
-        return "failed" if FAILURE_ATTR in trial.user_attrs else "interrupted"
+        if FAILURE_ATTR in trial.user_attrs and trial.number not in retried:
+            return "failed"
+        return "interrupted"
     if trial.state == TrialState.RUNNING:
         return "running"
     return "waiting"
@@ -132,8 +148,9 @@ def progress_of(
     best: tuple[float, int] | None = None
     baseline: tuple[float | None, int] | None = None
     sign = 1.0 if direction == "maximize" else -1.0
+    retried = retried_numbers(trials)
     for trial in trials:
-        state = trial_state(trial)
+        state = trial_state(trial, retried=retried)
         counts[state] += 1
         better = best is None or (trial.value is not None and sign * trial.value > sign * best[0])
         if state == "complete" and trial.value is not None and better:

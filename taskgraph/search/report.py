@@ -9,6 +9,7 @@ minimising, so a positive gain always means the auxiliary tasks helped.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import optuna
@@ -21,6 +22,7 @@ from taskgraph.search.progress import (
     CONFIG_ATTR,
     FAILURE_ATTR,
     SPEC_ATTR,
+    retried_numbers,
     study_progress,
     trial_state,
 )
@@ -91,12 +93,21 @@ def _gain(value: float | None, baseline: float | None, direction: str) -> float 
     return value - baseline if direction == "maximize" else baseline - value
 
 
-def trial_row(trial: FrozenTrial, *, baseline: float | None, direction: str) -> dict[str, Any]:
-    """Return one trial as a JSON-ready row: state, task set, value, gain, configuration."""
+def trial_row(
+    trial: FrozenTrial,
+    *,
+    baseline: float | None,
+    direction: str,
+    retried: Collection[int] = (),
+) -> dict[str, Any]:
+    """Return one trial as a JSON-ready row: state, task set, value, gain, configuration.
+
+    ``retried``: numbers of the trials another trial retries (see ``retried_numbers``).
+    """
     config = trial.user_attrs.get(CONFIG_ATTR) or {}
     auxiliaries = trial.user_attrs.get(SUBSET_ATTR)
     target = config.get("target")
-    state = trial_state(trial)
+    state = trial_state(trial, retried=retried)
     value = trial.value if state == "complete" else None
     return {
         "trial": trial.number,
@@ -129,7 +140,10 @@ def study_report(study: optuna.Study, *, top: int | None = None) -> dict[str, An
         None,
     )
     baseline_value = baseline_trial.value if baseline_trial is not None else None
-    rows = [trial_row(t, baseline=baseline_value, direction=direction) for t in trials]
+    retried = retried_numbers(trials)
+    rows = [
+        trial_row(t, baseline=baseline_value, direction=direction, retried=retried) for t in trials
+    ]
     scored = [r for r in rows if r["value"] is not None]
     sign = 1.0 if direction == "maximize" else -1.0
     scored.sort(key=lambda r: -sign * r["value"])

@@ -16,6 +16,7 @@ from taskgraph.search.progress import FAILURE_ATTR, INTERRUPTED_ATTR, trial_stat
 from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR, SUBSET_ATTR
 from taskgraph.spec import StudySpec, spec_from_dict
 from taskgraph.storage import open_repository
+from taskgraph.trial import TrialResult
 
 
 def make_spec(**overrides: Any) -> StudySpec:
@@ -180,6 +181,48 @@ def test_a_killed_driver_trial_goes_stale_and_is_retried(
     study = optuna.load_study(study_name="fake", storage=storage_url)
     retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == orphan.number]
     assert len(retried) == 1 and retried[0].state == optuna.trial.TrialState.COMPLETE
+
+
+class _AlwaysFails:
+    def evaluate(self, config: Any, *, callbacks: Any = ()) -> TrialResult:
+        return TrialResult.failed("fake failure: loss is NaN")
+
+
+class _Killed(BaseException):
+    """What kill -9 does to the driver, as far as the database can tell."""
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["complete", "failed"])
+def test_a_kill_between_storing_runs_and_telling_counts_and_records_the_trial_once(
+    storage_url: str, fakes: ModuleType, fails: bool
+) -> None:
+    # finish() stores the runs (and a failure's reason) on the trial, then tells Optuna; a
+    # kill in between leaves a RUNNING trial that carries them. Its retry reuses the runs:
+    # the one training must count once and be recorded once.
+    spec = make_spec(seeds=1, budget={"trials": 3, "max_failures": 10})
+    engine = make_engine(spec, storage_url, fakes.FakeEvaluator(), fakes)
+    engine.run(max_trials=1)  # the baseline
+
+    def killed_tell(*args: Any, **kwargs: Any) -> None:
+        raise _Killed
+
+    study = engine._require_study()
+    study.tell = killed_tell  # type: ignore[method-assign]
+    if fails:
+        engine.evaluator = _AlwaysFails()
+    with pytest.raises(_Killed):
+        engine.run(max_trials=1)
+    engine.close()
+
+    engine = make_engine(spec, storage_url, engine.evaluator, fakes)
+    summary = engine.run()
+    engine.close()
+    progress = summary.progress
+    assert progress.n_done == 3 and progress.n_interrupted == 1
+    assert progress.n_failed == (2 if fails else 0)
+    with open_repository(storage_url) as repo:
+        runs = repo.runs(study="fake")
+    assert sorted(r.trial_number for r in runs) == [0, 2, 3]  # not the killed trial 1
 
 
 def fakes_observer() -> type:
