@@ -346,6 +346,14 @@ def groups(
             f"`--tasks` has no baseline records for {unknown}; known targets: {', '.join(estimator.targets)}"
         )
     baselines, higher, measured = _measured(records, chosen)
+    if len(set(higher.values())) > 1:
+        # The grouping sums the tasks' scores: an accuracy and a loss cannot share one total.
+        up = sorted(t for t in chosen if higher[t])
+        down = sorted(t for t in chosen if not higher[t])
+        raise ConfigError(
+            f"`--tasks` mix higher-is-better scores {up} with lower-is-better scores {down}; "
+            "a grouping sums scores of one direction: choose tasks of one kind with --tasks"
+        )
     size = max_size if max_size is not None else (len(chosen) if len(chosen) <= 10 else 3)
     networks = candidate_task_sets(chosen, max_size=size)
     scores = predicted_network_scores(

@@ -103,6 +103,24 @@ def test_groups_json(table_file: Path) -> None:
     assert grouping["exact"] is True and len(grouping["networks"]) <= 2
 
 
+def test_groups_refuse_to_sum_scores_of_opposite_directions(tmp_path: Path) -> None:
+    # a is an accuracy that training with b ruins; b is a loss that a barely lowers.  Summing
+    # the raw numbers as one "lower is better" total served a from {a, b} (0.5 instead of 0.9).
+    path = tmp_path / "mixed.csv"
+    path.write_text(
+        "target,task_set,split,value,higher_is_better\n"
+        "a,a,val,0.9,1\na,a+b,val,0.5,1\nb,b,val,0.5,0\nb,a+b,val,0.49,0\n"
+    )
+    code, out, err = invoke(
+        "affinity", "groups", "--table", str(path), "--budget", "2", "--method", "pairwise"
+    )
+    assert code != 0 and out == ""
+    assert err.startswith(
+        "error: `--tasks` mix higher-is-better scores ['a'] with lower-is-better scores ['b']"
+    )
+    assert err.strip().count("\n") == 0
+
+
 @pytest.mark.parametrize("fmt", ["graphml", "json", "dot", "png"])
 def test_graph_export(table_file: Path, tmp_path: Path, fmt: str) -> None:
     output = tmp_path / f"graph.{fmt}"
