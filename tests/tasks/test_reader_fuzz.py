@@ -208,9 +208,14 @@ _UPOS = st.sampled_from(["NOUN", "VERB", "PUNCT", "X"])
 @st.composite
 def trees(draw: st.DrawFn) -> ParsedSentence:
     n = draw(st.integers(1, 6))
+    # A random rooted forest: each word (in a random order) hangs on 0 or an earlier word.
+    order = draw(st.permutations(range(1, n + 1)))
+    heads = [0] * n
+    for k, word in enumerate(order):
+        heads[word - 1] = draw(st.sampled_from([0, *order[:k]]))
     return ParsedSentence(
         tokens=tuple(draw(st.lists(TOKEN, min_size=n, max_size=n))),
-        heads=tuple(draw(st.lists(st.integers(0, n), min_size=n, max_size=n))),
+        heads=tuple(heads),
         deprels=tuple(draw(st.lists(_DEPRELS, min_size=n, max_size=n))),
         upos=tuple(draw(st.lists(_UPOS, min_size=n, max_size=n))),
     )

@@ -172,6 +172,13 @@ def _word(i: int, head: str = "0", deprel: str = "root", upos: str = "NOUN") -> 
         (_word(1, head="-1"), 1, "an integer HEAD"),
         (_word(1) + _word(3, head="1", deprel="dep"), 2, "word ID 2"),
         (_word(1) + _word(2, head="5", deprel="dep") + "\n", 1, "HEAD of word 2 in 0..2"),
+        # a word that is its own head, and a cycle 2 -> 3 -> 2: no tree (read silently before)
+        (_word(1) + _word(2, head="2", deprel="dep"), 1, "HEADs that form a tree"),
+        (
+            "\n" + _word(1) + _word(2, head="3", deprel="dep") + _word(3, head="2", deprel="dep"),
+            2,
+            "HEADs that form a tree",
+        ),
         (_word(1, deprel="_"), 1, "a DEPREL"),
         (_word(1, upos="_"), 1, "a UPOS tag"),
         ("a\tb\tc\td\te\tf\tg\th\ti\tj\n", 1, "an ID like 7, 7-8 or 7.1"),

@@ -3,7 +3,8 @@
 Lines are first checked one by one (10 tab-separated fields, well-formed IDs and heads) so that
 an error names its line; each sentence block is then parsed by :func:`conllu.parse_token_and_metadata`.
 Multiword-token ranges (``3-4``) and empty nodes (``5.1``) are skipped: the examples are the
-basic tree over syntactic words, whose IDs must run 1..n and whose heads must be in 0..n.
+basic tree over syntactic words, whose IDs must run 1..n and whose heads must be in 0..n; for
+parsing, the heads must form a tree (no word is its own head or in a cycle).
 
 ``label_field``: ``upos`` or ``xpos`` for token tagging, ``head+deprel`` for parsing.  The
 ``# newdoc`` comment names the document, the unit of carved splits.
@@ -137,6 +138,7 @@ class ConlluReader(Reader):
                     path, start, f"HEAD of word {index + 1} in 0..{len(words)}", str(head)
                 )
         if task_type is TaskType.DEPENDENCY_PARSING:
+            _check_tree(path, start, heads)
             example: ParsedSentence | TaggedSentence = ParsedSentence(
                 tokens=forms,
                 heads=heads,
@@ -153,6 +155,25 @@ class ConlluReader(Reader):
             tags = tuple(str(token[column]) for token in words)
             example = TaggedSentence(tokens=forms, tags=tags)
         return Record(example=example, line=start, group=document, texts=(" ".join(forms),))
+
+
+def _check_tree(path: Path, start: int, heads: tuple[int, ...]) -> None:
+    """Return nothing; raise DataFormatError when following heads from a word never reaches 0."""
+    reaches_root = [False] * (len(heads) + 1)
+    reaches_root[0] = True
+    for word in range(1, len(heads) + 1):
+        path_words: list[int] = []
+        node = word
+        while not reaches_root[node]:
+            if node in path_words:
+                cycle = " -> ".join(map(str, [*path_words[path_words.index(node) :], node]))
+                raise DataFormatError(
+                    path, start, "HEADs that form a tree (every word reaches 0)", f"cycle {cycle}"
+                )
+            path_words.append(node)
+            node = heads[node - 1]
+        for visited in path_words:
+            reaches_root[visited] = True
 
 
 CONLLU = ConlluReader()
