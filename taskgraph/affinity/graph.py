@@ -160,9 +160,10 @@ def write_graph(graph: nx.DiGraph, path: str | os.PathLike[str], *, fmt: str | N
     elif chosen == "dot":
         tmp.write_text(_dot(graph), encoding="utf-8")
     else:
-        _png(graph, tmp.with_suffix(".png"))
-        tmp.with_suffix(".png").replace(file)
-        return file
+        # matplotlib picks the format from the suffix; the temporary name keeps the output's
+        # whole name, so no sibling file (``graph.png`` for ``-o graph``) is overwritten.
+        tmp = file.with_name(file.name + ".tmp.png")
+        _png(graph, tmp)
     tmp.replace(file)  # nothing half-written: the file appears whole or not at all
     return file
 

@@ -55,3 +55,12 @@ def test_dot_and_png(graph: nx.DiGraph, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="format"):
         write_graph(graph, tmp_path / "g.svg")
     assert not (tmp_path / "g.svg").exists()
+
+
+def test_png_without_suffix_leaves_sibling_files_alone(graph: nx.DiGraph, tmp_path: Path) -> None:
+    sibling = tmp_path / "graph.png"
+    sibling.write_text("someone else's picture")
+    written = write_graph(graph, tmp_path / "graph", fmt="png")
+    assert written.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sibling.read_text() == "someone else's picture"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["graph", "graph.png"]
