@@ -112,6 +112,11 @@ class TrainingOptions:
                 config.lookahead_every is None or config.lookahead_every >= 1,
             ),
             ("eval_every", config.eval_every, config.eval_every is None or config.eval_every >= 1),
+            (
+                "early_stopping_patience",
+                config.early_stopping_patience,
+                config.early_stopping_patience is None or config.early_stopping_patience >= 1,
+            ),
         ]:
             if not in_range:
                 raise ConfigError(f"trial `{name}` is out of range: {value!r}")

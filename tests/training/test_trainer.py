@@ -256,6 +256,8 @@ def test_failures_become_failed_results_naming_the_kind() -> None:
         (config(loss_weighting="nope"), "unknown loss weighting 'nope'"),
         (config(hyperparameters={"warmpu_ratio": 0.1}), "unknown hyperparameter(s) warmpu_ratio"),
         (config(mixing=MixingConfig(scheme="bogus")), "unknown sampling scheme 'bogus'"),  # type: ignore[arg-type]
+        # patience 0 stopped after the first evaluation however good it was
+        (config(early_stopping_patience=0), "`early_stopping_patience` is out of range: 0"),
     ]:
         result = run(bad)
         assert result.status is TrialStatus.FAILED
