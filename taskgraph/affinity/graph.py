@@ -150,21 +150,24 @@ def write_graph(graph: nx.DiGraph, path: str | os.PathLike[str], *, fmt: str | N
     chosen = (fmt or file.suffix.lstrip(".")).lower()
     if chosen not in GRAPH_FORMATS:
         raise ConfigError(f"`format` must be one of {list(GRAPH_FORMATS)}, but got {chosen!r}")
-    tmp = file.with_name(file.name + ".tmp")
-    if chosen == "graphml":
-        nx.write_graphml(graph, tmp)
-    elif chosen == "json":
-        tmp.write_text(
-            json.dumps(nx.node_link_data(graph, edges="edges"), indent=2), encoding="utf-8"
-        )
-    elif chosen == "dot":
-        tmp.write_text(_dot(graph), encoding="utf-8")
-    else:
-        # matplotlib picks the format from the suffix; the temporary name keeps the output's
-        # whole name, so no sibling file (``graph.png`` for ``-o graph``) is overwritten.
-        tmp = file.with_name(file.name + ".tmp.png")
-        _png(graph, tmp)
-    tmp.replace(file)  # nothing half-written: the file appears whole or not at all
+    # matplotlib picks the format from the suffix; the temporary name keeps the output's whole
+    # name, so no sibling file (``graph.png`` for ``-o graph``) is overwritten.
+    tmp = file.with_name(file.name + (".tmp.png" if chosen == "png" else ".tmp"))
+    try:
+        if chosen == "graphml":
+            nx.write_graphml(graph, tmp)
+        elif chosen == "json":
+            tmp.write_text(
+                json.dumps(nx.node_link_data(graph, edges="edges"), indent=2), encoding="utf-8"
+            )
+        elif chosen == "dot":
+            tmp.write_text(_dot(graph), encoding="utf-8")
+        else:
+            _png(graph, tmp)
+        tmp.replace(file)  # nothing half-written: the file appears whole or not at all
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return file
 
 

@@ -421,6 +421,8 @@ def graph(
         raise ConfigError(f"`--format` must be one of {list(GRAPH_FORMATS)}, but got {fmt!r}")
     if not output.parent.is_dir():
         raise ConfigError(f"`--output` directory does not exist: {output.parent}")
+    if output.is_dir():
+        raise ConfigError(f"`--output` is a directory, not a file: {output}")
     estimator, _ = _prepare(
         method=method,
         storage=storage,

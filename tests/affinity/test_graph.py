@@ -64,3 +64,10 @@ def test_png_without_suffix_leaves_sibling_files_alone(graph: nx.DiGraph, tmp_pa
     assert written.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sibling.read_text() == "someone else's picture"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["graph", "graph.png"]
+
+
+def test_failed_write_leaves_no_temporary_file(graph: nx.DiGraph, tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()  # the output name is taken by a directory: the rename fails
+    with pytest.raises(OSError):
+        write_graph(graph, tmp_path / "out", fmt="json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

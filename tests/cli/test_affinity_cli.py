@@ -151,6 +151,10 @@ def test_graph_export(table_file: Path, tmp_path: Path, fmt: str) -> None:
             "error: `--format` must be one of",
         ),
         (["groups", "--table", "{table}", "--budget", "0"], "error: `budget` must be > 0"),
+        (
+            ["graph", "--table", "{table}", "--format", "json", "-o", "{dir}"],
+            "error: `--output` is a directory, not a file: {dir}",
+        ),
     ],
 )
 def test_bad_input_is_one_line(
@@ -163,6 +167,7 @@ def test_bad_input_is_one_line(
         "bad": str(bad),
         "table": str(table_file),
         "out": str(tmp_path / "g.svg"),
+        "dir": str(tmp_path),
     }
     code, _, err = invoke("affinity", *(a.format(**paths) for a in args))
     assert code != 0
