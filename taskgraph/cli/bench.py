@@ -152,6 +152,8 @@ def bench(
 
     if seeds < 1:
         raise ConfigError(f"`--seeds` must be >= 1, but got {seeds}")
+    if max_trials < 1:  # 0 would report every sampler as finding the best set at once
+        raise ConfigError(f"`--max-trials` must be >= 1, but got {max_trials}")
     if not 0.0 <= fit_fraction <= 1.0:
         raise ConfigError(f"`--fit-fraction` must be in [0, 1], but got {fit_fraction}")
     data = read_long_csv(table)

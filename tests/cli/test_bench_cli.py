@@ -77,4 +77,7 @@ def test_bad_input(tmp_path: Path, table_file: Path) -> None:
         fraction.exit_code != 0
         and "`--fit-fraction` must be in [0, 1], but got 2.0" in fraction.stderr
     )
+    trials = runner.invoke(app, ["bench", "--table", str(table_file), "--max-trials", "0"])
+    assert trials.exit_code != 0 and trials.stdout == ""
+    assert trials.stderr.strip() == "error: `--max-trials` must be >= 1, but got 0"
     assert "--fit-fraction" in runner.invoke(app, ["bench", "--help"]).stdout
