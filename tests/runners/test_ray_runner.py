@@ -117,6 +117,46 @@ def test_fake_study_through_ray_keeps_true_states(tmp_path: Path, local_ray: Non
     assert Counter(r.status for r in runs.values())["pruned"] >= 1
 
 
+def failing_factory(spec: Any, data_dir: Any) -> Any:
+    """Worker-side evaluator: the fake, failing every config with an auxiliary task."""
+    return load_fakes().FakeEvaluator(fail_with=["good", "bad", "meh", "boom"], n_evals=2)
+
+
+def test_ray_runner_stops_after_max_failures(tmp_path: Path, local_ray: None) -> None:
+    from taskgraph.runners.ray import RayTuneRunner
+
+    fakes = load_fakes()
+    url = f"sqlite:///{tmp_path / 'ray.db'}"
+    spec = spec_from_dict(
+        {
+            "name": "rayfails",
+            "target": "tgt",
+            "candidates": ["good", "bad", "meh", "boom"],
+            "search": {"sharing": ["hard"], "auxiliaries": {"min_size": 1}},
+            "budget": {"trials": 12, "max_failures": 1},
+            "sampler": {"name": "random", "seed": 0},
+            "pruner": {"name": "none"},
+            "runner": {
+                "name": "ray",
+                "num_cpus": 2,
+                "max_concurrent_trials": 1,
+                "experiment_dir": str(tmp_path / "tune"),
+            },
+        }
+    )
+    engine = StudyEngine(spec=spec, storage_url=url, sharing_spaces=fakes.SHARING_SPACES)
+    engine.open()
+    try:
+        summary = RayTuneRunner(engine=engine, evaluator_factory=failing_factory).run()
+    finally:
+        engine.close()
+    # One trial at a time: the baseline, then failures until there is one too many.
+    assert summary.reason == "max_failures"
+    assert summary.progress.n_failed == 2 and summary.progress.n_done == 3
+    with open_repository(url) as repo:
+        assert len(repo.runs(study="rayfails")) == 3
+
+
 def slow_factory(spec: Any, data_dir: Any) -> Any:
     """Worker-side evaluator: the fake, one second per evaluation."""
     return load_fakes().FakeEvaluator(n_evals=3, seconds_per_eval=1.0)

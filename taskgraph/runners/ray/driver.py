@@ -13,6 +13,7 @@ from typing import Any
 
 import optuna
 from ray import tune
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from taskgraph.runners.ray.worker import METRIC, PAYLOAD
@@ -93,6 +94,8 @@ class TruthfulOptunaSearch(OptunaSearch):
         self.engine = engine
         self.book = book
         self.heartbeat = heartbeat
+        # Set once more trials failed than budget.max_failures allows: no new trial starts.
+        self.failures_exceeded = False
 
     _LIVE = ("engine", "book", "heartbeat")  # driver-only objects: never pickled
 
@@ -104,6 +107,14 @@ class TruthfulOptunaSearch(OptunaSearch):
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as file:
             pickle.dump(self.__getstate__(), file)
+
+    def suggest(self, trial_id: str) -> dict[Any, Any] | None:
+        if self.failures_exceeded:
+            # Tune starts no new trial and ends the experiment once the running ones finish,
+            # as the local loop stops between trials.
+            # (Ray's documented sentinel, though its annotation says Optional[Dict].)
+            return Searcher.FINISHED  # type: ignore[return-value]
+        return super().suggest(trial_id)
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         value = result.get(self.metric)
@@ -150,7 +161,10 @@ class TruthfulOptunaSearch(OptunaSearch):
             )
         with self.book.lock:
             self.book.finished.add(trial_id)
-        self.engine.observer.on_trial_end(ot_trial.number, outcome, self.engine.progress())
+        progress = self.engine.progress()
+        if progress.n_failed > self.engine.spec.budget.max_failures:
+            self.failures_exceeded = True
+        self.engine.observer.on_trial_end(ot_trial.number, outcome, progress)
 
     def _outcome(self, trial_id: str, result: dict[str, Any] | None, error: bool) -> TrialOutcome:
         ot_trial = self._ot_trials[trial_id]
