@@ -313,6 +313,11 @@ def evaluate_grouping(
     scored = _network_table(table, _score_split(table))
     tasks = table.tasks
     hib = {r.target: r.higher_is_better for r in table}
+    if len(set(hib.values())) > 1:  # a grouping's total sums the tasks' scores
+        raise ConfigError(
+            f"table {table.source!r} mixes higher-is-better and lower-is-better targets; "
+            "a grouping's total needs scores of one direction"
+        )
     higher = all(hib.values())
     networks = candidate_task_sets(tasks)
     missing = [n for n in networks if n not in val]

@@ -16,6 +16,8 @@ from taskgraph.affinity.evaluation import (
     regret_at_k,
     spearman,
 )
+from taskgraph.affinity.longtable import LongRow, LongTable
+from taskgraph.errors import ConfigError
 
 
 def test_metrics() -> None:
@@ -52,3 +54,14 @@ def test_source_ranking_and_grouping_protocols(benchmarks_dir: Path) -> None:
     hoa = evaluate_grouping(table, "hoa", budgets=[5], strategy="pairs")
     assert optimum[5]["total"] == pytest.approx(0.43481, abs=5e-6)
     assert hoa[5]["total"] == pytest.approx(0.44196, abs=5e-6) and hoa[5]["n_measured"] == 15
+
+
+def test_grouping_refuses_targets_of_opposite_directions() -> None:
+    rows = [
+        LongRow("a", frozenset({"a"}), "val", 0.9, True),
+        LongRow("a", frozenset({"a", "b"}), "val", 0.5, True),
+        LongRow("b", frozenset({"b"}), "val", 0.5, False),
+        LongRow("b", frozenset({"a", "b"}), "val", 0.49, False),
+    ]
+    with pytest.raises(ConfigError, match="mixes higher-is-better and lower-is-better"):
+        evaluate_grouping(LongTable(rows=rows, source="mixed"), "hoa", budgets=(2,))
