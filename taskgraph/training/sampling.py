@@ -71,8 +71,8 @@ class TaskSampler:
             raise ConfigError("no tasks to sample from")
         self.tasks: list[str] = sorted(sizes)
         self.scheme = SAMPLING_SCHEMES.get(mixing.scheme)
-        if mixing.temperature <= 0:
-            raise ConfigError(f"`temperature` must be > 0, but got {mixing.temperature}")
+        if not 0 < mixing.temperature < float("inf"):  # NaN too: it made every p NaN
+            raise ConfigError(f"`temperature` must be > 0 and finite, but got {mixing.temperature}")
         unknown = sorted(set(mixing.weights) - set(self.tasks))
         if unknown:
             raise ConfigError(
@@ -80,8 +80,10 @@ class TaskSampler:
                 f"(task set: {', '.join(self.tasks)})"
             )
         for task, weight in mixing.weights.items():
-            if not weight >= 0:
-                raise ConfigError(f"mixing weight of {task!r} must be >= 0, but got {weight}")
+            if not 0 <= weight < float("inf"):  # an infinite weight made every p NaN
+                raise ConfigError(
+                    f"mixing weight of {task!r} must be >= 0 and finite, but got {weight}"
+                )
         for task, size in sizes.items():
             if size < 1:
                 raise ConfigError(f"task {task!r} has no training examples")

@@ -54,6 +54,11 @@ def test_bad_mixing_is_a_config_error() -> None:
         _p("bogus")
     with pytest.raises(ConfigError, match="`temperature` must be > 0"):
         _p("temperature", temperature=0.0)
+    for temperature in (math.nan, math.inf):  # NaN probabilities, then a numpy ValueError
+        with pytest.raises(ConfigError, match="`temperature` must be > 0 and finite"):
+            _p("temperature", temperature=temperature)
+    with pytest.raises(ConfigError, match="mixing weight of 'b' must be >= 0 and finite"):
+        _p("uniform", weights={"b": math.inf})
     with pytest.raises(ConfigError, match="not in the task set: c"):
         _p("uniform", weights={"c": 1.0})
     with pytest.raises(ConfigError, match="all zero"):
