@@ -2,7 +2,8 @@
 
 ``recommend_auxiliaries`` scores candidate sets with a fitted estimator, or with a graph
 (then a set's gain is the mean of its edges into the target, as in Standley et al.'s
-higher-order approximation, its standard deviation the edges' combined one).  Up to
+higher-order approximation, its standard deviation the edges' combined one, NaN when an
+edge's is unknown).  Up to
 :data:`EXHAUSTIVE_LIMIT` candidate sets are enumerated; beyond that a beam search grows sets
 one auxiliary at a time, keeping the :data:`BEAM_WIDTH` best by predicted gain.
 """
@@ -63,10 +64,14 @@ class _GraphModel:
                 evidence.append(0)
                 continue
             means.append(float(np.mean([e["gain"] for e in edges])))
-            variance = sum(
-                (e.get("std") or 0.0) ** 2 for e in edges if math.isfinite(e.get("std") or 0.0)
-            )
-            stds.append(math.sqrt(variance) / len(edges))
+            # An edge's std is unknown when missing, negative (the graph's -1 marker) or not
+            # finite; one unknown term makes the mean's std unknown too (NaN, as in gains).
+            edge_stds = [e.get("std") for e in edges]
+            if all(sd is not None and math.isfinite(sd) and sd >= 0 for sd in edge_stds):
+                variance = sum(float(sd) ** 2 for sd in edge_stds)
+                stds.append(math.sqrt(variance) / len(edges))
+            else:
+                stds.append(math.nan)
             evidence.append(int(sum(e.get("n_evidence", 0) for e in edges)))
         return np.asarray(means), np.asarray(stds), evidence
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from taskgraph.affinity.estimators import HigherOrderEstimator, SetFunctionEstimator
-from taskgraph.affinity.graph import affinity_graph
+from taskgraph.affinity.graph import affinity_graph, graph_from_edges
 from taskgraph.affinity.recommend import recommend_auxiliaries
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.errors import ConfigError
@@ -37,6 +37,21 @@ def test_from_a_graph_uses_the_mean_of_edges() -> None:
     best = recommend_auxiliaries(affinity_graph(hoa), "a", 1)[0]
     assert best.predicted_gain == pytest.approx(hoa.predict("a", best.auxiliaries)[0])
     assert best.n_evidence == len(best.auxiliaries)
+
+
+def test_graph_edges_of_unknown_std_give_an_unknown_std() -> None:
+    # graph_from_edges marks a missing std as -1; it once entered the variance as std 1.
+    graph = graph_from_edges(
+        [
+            {"source": "b", "target": "a", "gain": 0.1, "std": None, "n_evidence": 1},
+            {"source": "c", "target": "a", "gain": 0.2, "std": 0.03, "n_evidence": 1},
+            {"source": "d", "target": "a", "gain": 0.0, "std": 0.04, "n_evidence": 1},
+        ]
+    )
+    by_set = {r.auxiliaries: r for r in recommend_auxiliaries(graph, "a", 7)}
+    assert by_set[("c",)].std == pytest.approx(0.03)
+    assert by_set[("c", "d")].std == pytest.approx(0.05 / 2)
+    assert np.isnan(by_set[("b",)].std) and np.isnan(by_set[("b", "c")].std)
 
 
 def test_beam_search_for_many_candidates() -> None:
