@@ -261,7 +261,11 @@ def encode_qa(
         raise ConfigError(
             f"`doc_stride` must be < max_length / 2 ({max_length // 2}), but got {doc_stride}"
         )
-    query_cap = max_query_length if max_query_length is not None else max_length // 2
+    # A quarter of the window by default (run_qa.py: 64 of 384): with a stride just below
+    # max_length / 2, a question of half the window would leave windows that advance by one
+    # token (hundreds of windows for one long question); a quarter keeps each step at
+    # about max_length / 4 tokens.
+    query_cap = max_query_length if max_query_length is not None else max_length // 4
     # The tokenizer panics (a BaseException) unless every window keeps more than doc_stride
     # context tokens, so the question may use at most what is left after those and the
     # special tokens.

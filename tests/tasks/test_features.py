@@ -121,7 +121,7 @@ def _qa(answerable: bool = True) -> QAExample:
 
 
 def test_qa_windows_and_answer_positions(tok) -> None:  # type: ignore[no-untyped-def]
-    encoded = encode_qa([_qa()], tok, max_length=16, doc_stride=4)
+    encoded = encode_qa([_qa()], tok, max_length=16, doc_stride=4, max_query_length=8)
     assert encoded.example_index == [0] * len(encoded.features) and len(encoded.features) == 5
     positions = [(f["start_positions"], f["end_positions"]) for f in encoded.features]
     # window 0: [CLS] where did the cat sit ? [SEP] the cat sat on the mat . [SEP]
@@ -155,7 +155,7 @@ def test_qa_long_question_leaves_more_than_stride_for_the_context(tok) -> None: 
         answers=(Answer("the mat", CONTEXT.index("the mat")),),
         is_impossible=False,
     )
-    encoded = encode_qa([long_question], tok, max_length=64, doc_stride=30)
+    encoded = encode_qa([long_question], tok, max_length=64, doc_stride=30, max_query_length=32)
     for feature, meta in zip(encoded.features, encoded.meta, strict=True):
         assert len(feature["input_ids"]) <= 64
         question_tokens = feature["token_type_ids"].index(1) - 2  # minus [CLS] and [SEP]
@@ -164,6 +164,21 @@ def test_qa_long_question_leaves_more_than_stride_for_the_context(tok) -> None: 
         if s:
             assert CONTEXT[meta["offsets"][s][0] : meta["offsets"][e][1]] == "the mat"
     assert any(f["start_positions"] for f in encoded.features)
+
+
+def test_qa_long_question_keeps_windows_advancing(tok) -> None:  # type: ignore[no-untyped-def]
+    # With the question capped at half the window, the largest stride below max_length / 2
+    # left windows advancing one token at a time (one question over 300 words: 769 windows).
+    context = " ".join(["the cat sat on the mat"] * 50)
+    question = QAExample(
+        id="q3", question="why " * 200, context=context, answers=(), is_impossible=True
+    )
+    encoded = encode_qa([question], tok, max_length=128, doc_stride=63)
+    n_context = len(tok(context, add_special_tokens=False)["input_ids"])
+    # Each window advances by at least max_length / 4 - 3 tokens of context.
+    assert len(encoded.features) <= n_context // (128 // 4 - 3) + 1
+    question_tokens = encoded.features[0]["token_type_ids"].index(1) - 2
+    assert question_tokens == 128 // 4
 
 
 def test_classification_pairs_and_unlabeled_rows(tok) -> None:  # type: ignore[no-untyped-def]

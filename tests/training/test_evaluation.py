@@ -115,7 +115,9 @@ def test_qa_logits_become_ranked_answers(tok) -> None:  # type: ignore[no-untype
         answers=(Answer("the mat", context.index("the mat")),),
     )
     impossible = QAExample(id="b", question="Who?", context=context, answers=(), is_impossible=True)
-    encoded = encode_qa([answerable, impossible], tok, max_length=24, doc_stride=4)
+    encoded = encode_qa(
+        [answerable, impossible], tok, max_length=24, doc_stride=4, max_query_length=12
+    )
     data = _evalset(
         _task(TaskType.EXTRACTIVE_QA, ("f1", "exact")), [answerable, impossible], encoded, None
     )

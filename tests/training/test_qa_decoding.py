@@ -42,7 +42,7 @@ def _logits(encoded, spans, low=-10.0):  # type: ignore[no-untyped-def]
 
 
 def test_best_span_over_windows_then_ranked_alternatives(tok) -> None:  # type: ignore[no-untyped-def]
-    encoded = encode_qa([_example()], tok, max_length=16, doc_stride=4)
+    encoded = encode_qa([_example()], tok, max_length=16, doc_stride=4, max_query_length=8)
     # window 0 tokens 12..13 = "the mat"; window 1 tokens 9..10 = "the mat" (duplicate text);
     # window 2 token 11 = "slept" (weaker)
     start, end = _logits(encoded, [(0, 12, 13, 5.0), (1, 9, 10, 4.0), (2, 11, 11, 2.0)])
@@ -54,7 +54,7 @@ def test_best_span_over_windows_then_ranked_alternatives(tok) -> None:  # type: 
 
 
 def test_null_answer_wins_by_threshold(tok) -> None:  # type: ignore[no-untyped-def]
-    encoded = encode_qa([_example()], tok, max_length=16, doc_stride=4)
+    encoded = encode_qa([_example()], tok, max_length=16, doc_stride=4, max_query_length=8)
     start, end = _logits(encoded, [(0, 12, 13, 1.0)])
     start[:, 0] = end[:, 0] = 2.0  # null score 4 > span score 2 in every window
     assert decode_qa([_example()], encoded, start, end)[0][0] == ""
@@ -67,7 +67,7 @@ def test_null_answer_wins_by_threshold(tok) -> None:  # type: ignore[no-untyped-
 
 
 def test_spans_outside_context_reversed_or_too_long_are_skipped(tok) -> None:  # type: ignore[no-untyped-def]
-    encoded = encode_qa([_example()], tok, max_length=16, doc_stride=4)
+    encoded = encode_qa([_example()], tok, max_length=16, doc_stride=4, max_query_length=8)
     start, end = _logits(encoded, [(0, 2, 3, 9.0)], low=-np.inf)  # question tokens
     start[0, 13], end[0, 12] = 8.0, 8.0  # reversed
     start[:, 0] = end[:, 0] = 0.0
@@ -88,6 +88,6 @@ def test_spans_outside_context_reversed_or_too_long_are_skipped(tok) -> None:  #
 
 
 def test_logit_count_must_match_features(tok) -> None:  # type: ignore[no-untyped-def]
-    encoded = encode_qa([_example()], tok, max_length=16, doc_stride=4)
+    encoded = encode_qa([_example()], tok, max_length=16, doc_stride=4, max_query_length=8)
     with pytest.raises(ValueError, match="expected 5"):
         decode_qa([_example()], encoded, np.zeros((2, 16)), np.zeros((2, 16)))
