@@ -72,7 +72,7 @@ class Grouping:
 
 
 def _validate(scores: NetworkScores, tasks: Sequence[str], budget: float) -> None:
-    if budget <= 0:
+    if not budget > 0:  # also catches NaN, which HiGHS reports only as a "model error"
         raise ConfigError(f"`budget` must be > 0, but got {budget}")
     for network, per_task in scores.items():
         missing = set(network) - set(per_task)

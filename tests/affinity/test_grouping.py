@@ -44,6 +44,8 @@ def test_budget_errors_name_the_problem() -> None:
         select_networks(scores, budget=1)
     with pytest.raises(ConfigError, match="`budget` must be > 0"):
         select_networks(scores, budget=0)
+    with pytest.raises(ConfigError, match="`budget` must be > 0, but got nan"):
+        select_networks(scores, budget=float("nan"))
     with pytest.raises(ConfigError, match=r"no candidate network contains \['c'\]"):
         select_networks(scores, budget=2, tasks=["a", "b", "c"])
 
