@@ -118,6 +118,8 @@ class LongTable:
 def read_long_csv(path: str | os.PathLike[str]) -> LongTable:
     """Return the table in ``path``; a malformed row raises ``DataFormatError`` with file:line."""
     file = Path(path)
+    if file.is_dir():
+        raise DataNotFoundError(f"table file is a directory, not a CSV file: {file}")
     if not file.is_file():
         raise DataNotFoundError(f"table file does not exist: {file}")
     rows: list[LongRow] = []

@@ -60,6 +60,8 @@ def test_malformed_row_names_file_and_line(tmp_path: Path, line: str, message: s
 def test_missing_file_and_bad_header(tmp_path: Path) -> None:
     with pytest.raises(DataNotFoundError, match="does not exist"):
         read_long_csv(tmp_path / "nope.csv")
+    with pytest.raises(DataNotFoundError, match="is a directory, not a CSV file"):
+        read_long_csv(tmp_path)
     path = tmp_path / "h.csv"
     path.write_text("target,set,split,value\n")
     with pytest.raises(DataFormatError, match=r"h.csv:1: expected header"):
