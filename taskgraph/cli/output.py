@@ -38,7 +38,7 @@ def emit_rows(
         writer = csv.DictWriter(sys.stdout, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
         for row in rows:
-            writer.writerow({c: _cell(row.get(c)) for c in columns})
+            writer.writerow({c: _csv_cell(row.get(c)) for c in columns})
         return
     table = Table(title=title)
     for column in columns:
@@ -48,10 +48,21 @@ def emit_rows(
     stdout_console.print(table)
 
 
+def _csv_cell(value: Any) -> str:
+    # Scripts read the CSV: floats keep every digit (repr round-trips), unlike the table.
+    if isinstance(value, float):
+        return repr(value)
+    return _cell(value)
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
+        # Scores and gains in one column line up with a fixed four decimals (1.0000 beside
+        # 0.9539, not 1 beside 0.9539); tiny and huge values keep four significant digits.
+        if value == 0 or 1e-3 <= abs(value) < 1e6:
+            return f"{value:.4f}"
         return f"{value:.4g}"
     if isinstance(value, (list, tuple)):
         return "+".join(str(v) for v in value)

@@ -156,3 +156,17 @@ def test_every_command_and_option_has_help():
         assert code == 0 and "--storage" in out
     code, out, _ = invoke("records", "--help")
     assert all(name in out for name in ("list", "show", "studies", "export"))
+
+
+def test_csv_keeps_every_digit_and_the_table_aligns_decimals() -> None:
+    from taskgraph.cli.output import _cell, _csv_cell
+
+    assert _csv_cell(0.123456789) == "0.123456789"
+    assert [_cell(v) for v in (1.0, 0.9539, 0.009709, -0.159, 0.0)] == [
+        "1.0000",
+        "0.9539",
+        "0.0097",
+        "-0.1590",
+        "0.0000",
+    ]
+    assert _cell(2.5e-5) == "2.5e-05" and _cell(None) == "" and _cell(["a", "b"]) == "a+b"
