@@ -198,13 +198,19 @@ class _ProgressObserver:
 
             def on_trial_start(inner, number: int, config: Any) -> None:
                 aux = "+".join(config.auxiliaries) or "target alone"
-                self.describe(f"trial {number}: {aux} ({config.sharing})")
+                self.started[number] = f"trial {number}: {aux} ({config.sharing})"
+                self.describe(self.started[number])
 
             def on_trial_end(inner, number: int, outcome: Any, progress: Any) -> None:
                 self.update(progress)
+                if self.log_lines:
+                    self.log_trial(self.started.pop(number, f"trial {number}"), outcome, progress)
 
         self.observer = Observer()
         self.quiet = quiet
+        # Not a terminal (a log file, CI, `make demo | tee`): a line per finished trial instead
+        # of a progress bar, whose redraws a log cannot show.
+        self.log_lines = not quiet and not stderr_console.is_terminal
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(bar_width=20),
@@ -215,9 +221,10 @@ class _ProgressObserver:
             TimeRemainingColumn(),
             TextColumn("{task.fields[current]}"),
             console=stderr_console,
-            disable=quiet,
+            disable=quiet or self.log_lines,
         )
         self.task = self.progress.add_task(name, total=None, best="-", current="")
+        self.started: dict[int, str] = {}  # trial number -> description (Ray runs several)
 
     def open(self, progress: Any) -> None:
         self.progress.update(self.task, total=progress.budget, completed=progress.n_done)
@@ -225,6 +232,16 @@ class _ProgressObserver:
 
     def describe(self, text: str) -> None:
         self.progress.update(self.task, current=text)
+
+    def log_trial(self, description: str, outcome: Any, progress: Any) -> None:
+        value = "" if outcome.value is None else f" {outcome.value:.4f}"
+        best = "-" if progress.best_value is None else f"{progress.best_value:.4f}"
+        stderr_console.print(
+            f"[{progress.n_done}/{progress.budget}] {description}: "
+            f"{outcome.status.value}{value}; best {best}",
+            soft_wrap=True,
+            highlight=False,
+        )
 
     def update(self, progress: Any) -> None:
         best = "-" if progress.best_value is None else f"{progress.best_value:.4f}"

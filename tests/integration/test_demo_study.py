@@ -21,6 +21,12 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory, cli: ModuleType) -> str:
         "study", "run", "searchspaces/demo.yaml", "--storage", storage, "--trials", str(TRIALS)
     )
     assert f"{TRIALS}/{TRIALS} trials" in done.stdout
+    # Not a terminal: one line per finished trial instead of a progress bar's redraws.
+    lines = [line for line in done.stderr.splitlines() if line.startswith("[")]
+    assert [line.split("]")[0] for line in lines] == [
+        f"[{i}/{TRIALS}" for i in range(1, TRIALS + 1)
+    ]
+    assert lines[0].startswith(f"[1/{TRIALS}] trial 0: target alone (") and "; best " in lines[0]
     return storage
 
 
