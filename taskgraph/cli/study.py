@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import sys
 import time
 from collections.abc import Mapping
 from datetime import timedelta
@@ -96,10 +97,18 @@ def _overrides(
     return out
 
 
+class _SetValues(dict[str, Any]):
+    """``--set`` values by dotted path, remembering what was typed (``raw``) for messages."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.raw: dict[str, str] = {}
+
+
 def _parse_sets(values: list[str] | None) -> dict[str, Any]:
     import yaml
 
-    out: dict[str, Any] = {}
+    out = _SetValues()
     for item in values or []:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
@@ -108,6 +117,7 @@ def _parse_sets(values: list[str] | None) -> dict[str, Any]:
             out[key.strip()] = yaml.safe_load(raw)
         except yaml.YAMLError:
             raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML") from None
+        out.raw[key.strip()] = raw
     return out
 
 
@@ -138,7 +148,9 @@ def _load_checked(
     try:
         return _build_spec(path, overrides)
     except SpecError as error:
-        blamed = _blame_option(path, overrides, options or {}, error) if overrides else None
+        typed = {f"{k}": f"--set {k}={v}" for k, v in getattr(overrides, "raw", {}).items()}
+        names = {**typed, **(options or {})}
+        blamed = _blame_option(path, overrides, names, error) if overrides else None
         if blamed is None:
             raise
         raise blamed from None
@@ -268,6 +280,17 @@ class _EtaColumn(ProgressColumn):
         return Text(f"ETA {shown}", style="progress.remaining")
 
 
+class _StudyProgress(Progress):
+    """The study's bar, then the running trial on a line of its own (it is long: the task
+    set, the step, the last evaluation), as rich's docs show for a custom display."""
+
+    def get_renderables(self) -> Any:
+        yield self.make_tasks_table(self.tasks)
+        current = self.tasks[0].fields.get("current", "") if self.tasks else ""
+        if current:
+            yield Text(f"  {current}", no_wrap=True, overflow="ellipsis")
+
+
 class _ProgressObserver:
     """Shows the study's progress: a line per finished trial, and in a terminal a live bar
     (trials done / total, moving within a trial by its steps), the best so far and the ETA."""
@@ -311,14 +334,13 @@ class _ProgressObserver:
         # Not a terminal (a log file, CI, `make demo | tee`): only the lines, no bar, whose
         # redraws a log cannot show.  In a terminal the lines print above the live bar.
         self.bar = not quiet and stderr_console.is_terminal
-        self.progress = Progress(
+        self.progress = _StudyProgress(
             TextColumn("[bold]{task.description}"),
             BarColumn(bar_width=20),
             MofNCompleteColumn(),
             TextColumn("trials, best {task.fields[best]}"),
             TimeElapsedColumn(),
             _EtaColumn(self),
-            TextColumn("{task.fields[current]}"),
             console=stderr_console,
             disable=not self.bar,
         )
@@ -397,6 +419,10 @@ def _quiet_transformers() -> None:
     # imported, which is after this point; Ray workers started from here inherit it.  A user
     # who sets it to 0 keeps the bars.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules and os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] != "0":
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # imported before (in-process callers of the CLI)
 
 
 def _run(
@@ -474,6 +500,7 @@ def run(
     The spec, every --set value, the data directory and every task's files are checked
     before anything is written to the database.
     """
+    _quiet_transformers()  # before the checks import transformers
     overrides = _parse_sets(sets)
     overrides.update(_overrides(trials=trials, runner=runner, address=address, wall_time=wall_time))
     options = _option_names(trials=trials, runner=runner, address=address, wall_time=wall_time)
@@ -510,6 +537,7 @@ def resume(
     from taskgraph.search.study import stored_spec
     from taskgraph.spec.checks import check_spec
 
+    _quiet_transformers()
     url = _storage(storage)
     runner_override = _overrides(trials=None, runner=runner, address=address, wall_time=None)
     spec = stored_spec(
