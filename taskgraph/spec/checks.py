@@ -178,19 +178,17 @@ def check_data(
 
     if spec.runner.name == "tabular":
         return None  # a published table reads no task data
+    resolved: Path | None = None
+    origin = ""
     if data_dir is not None:
-        explicit: Path | None = Path(data_dir).expanduser()
-        if not explicit.is_dir():
-            raise ConfigError(f"--data: data directory does not exist: {explicit}")
-        origin = "--data"
+        resolved, origin = Path(data_dir).expanduser(), "--data"
+        if not resolved.is_dir():
+            raise ConfigError(f"--data: data directory does not exist: {resolved}")
     elif spec.data_dir is not None:
-        explicit = Path(spec.data_dir).expanduser()
-        if not explicit.is_dir():
-            raise SpecError(f"{source}: data_dir: data directory does not exist: {explicit}")
-        origin = "the spec's data_dir"
-    else:
-        explicit, origin = None, ""
-    resolved: Path | None = None if explicit is None else explicit.resolve()
+        resolved, origin = Path(spec.data_dir).expanduser(), "the spec's data_dir"
+        if not resolved.is_dir():
+            raise SpecError(f"{source}: data_dir: data directory does not exist: {resolved}")
+    resolved = None if resolved is None else resolved.resolve()
     extra = inline_task_defs(spec, source=source)
     tasks = [("target", spec.target)]
     tasks += [(f"candidates[{i}]", name) for i, name in enumerate(spec.candidate_names)]

@@ -341,3 +341,18 @@ def test_no_transformers_bars_in_a_log(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "[1/1] trial 0: target alone" in result.stderr
     assert "Loading weights" not in result.stderr and "it/s]" not in result.stderr
+
+
+def test_yaml_error_names_the_line_to_fix(tmp_path: Path) -> None:
+    spec = tmp_path / "bad.yaml"
+    # An unclosed quote is noticed only at the end of the file: the error names where it opens.
+    spec.write_text('name: x\ntarget: "synth_target\ncandidates: [synth_related]\nseeds: 1\n')
+    code, _, err = invoke("study", "validate", str(spec))
+    assert code == 2 and err.startswith(f"error: {spec}:2: not valid YAML: ")
+    assert "quoted scalar" in err and "at line 5" in err
+    spec.write_text("name: x\ntarget: synth_target\ncandidates: [synth_related\nseeds: 1\n")
+    code, _, err = invoke("study", "validate", str(spec))
+    assert code == 2 and err.startswith(f"error: {spec}:3: not valid YAML: ")
+    spec.write_text("name: x\n\ttarget: synth_target\n")
+    code, _, err = invoke("study", "validate", str(spec))
+    assert code == 2 and err.startswith(f"error: {spec}:2: not valid YAML: ")
