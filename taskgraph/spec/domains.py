@@ -167,7 +167,7 @@ def check_numbers(
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             hint = ""
             if isinstance(value, str) and _is_number(value):
-                hint = f" (YAML reads {value} as text; write it with a decimal point, e.g. 1.0e-5)"
+                hint = f" (YAML reads {value} as text{_yaml_float_hint(value)})"
             raise ValueError(f"expected {kind}, got {value!r}{hint}")
         if integer and not isinstance(value, int):
             raise ValueError(f"expected {kind}, got {value!r}")
@@ -188,6 +188,18 @@ def reject_non_finite(value: Any) -> None:
     elif isinstance(value, (list, tuple)):
         for item in value:
             reject_non_finite(item)
+
+
+def _yaml_float_hint(text: str) -> str:
+    # YAML 1.1 floats need a dot in the mantissa and a sign in the exponent: 1.0e-5, 1.0e+3.
+    mantissa, e, exponent = text.strip().lower().partition("e")
+    if not e:
+        return ""
+    if "." not in mantissa:
+        mantissa += ".0"
+    if exponent[:1] not in ("+", "-"):
+        exponent = "+" + exponent
+    return f"; write {mantissa}e{exponent}"
 
 
 def _is_number(text: str) -> bool:
