@@ -38,8 +38,10 @@ def error_of(tmp_path: Path, text: str | bytes) -> str:
 
 def alias_bomb(levels: int) -> str:
     """Return a spec whose `encoder.options` holds 9**levels strings through nested aliases."""
-    lines = ['  l0: &l0 ["${HOME}", "${HOME}", "${HOME}", "${HOME}", "${HOME}", "${HOME}", '
-             '"${HOME}", "${HOME}", "${HOME}"]']
+    lines = [
+        '  l0: &l0 ["${HOME}", "${HOME}", "${HOME}", "${HOME}", "${HOME}", "${HOME}", '
+        '"${HOME}", "${HOME}", "${HOME}"]'
+    ]
     for level in range(1, levels + 1):
         ref = f"*l{level - 1}"
         lines.append(f"  l{level}: &l{level} [{', '.join([ref] * 9)}]")
@@ -109,7 +111,11 @@ def test_a_billion_seeds_is_refused_before_building_them(tmp_path: Path) -> None
         ("budget: {trials: 100000000000}\n", "budget.trials", "less than or equal"),
         ("budget: {max_failures: false}\n", "budget.max_failures", "got false"),
         ("training: {eval_every: true}\n", "training.eval_every", "integer"),
-        ("training: {hyperparameters: {weight_decay: .nan}}\n", "training.hyperparameters", "finite"),
+        (
+            "training: {hyperparameters: {weight_decay: .nan}}\n",
+            "training.hyperparameters",
+            "finite",
+        ),
         ("sampler: {name: tpe, seed: -1}\n", "sampler.seed", "greater than or equal to 0"),
         ("encoder: {max_length: 100000000}\n", "encoder.max_length", "less than or equal"),
         ("runner: {name: ray, resources: {cpu: .inf}}\n", "runner.resources.cpu", "finite"),
