@@ -87,7 +87,9 @@ def _read_yaml(file: Path) -> tuple[str, Any]:
     """Return the parsed YAML of ``file``; every problem is one SpecError line naming it."""
     size = file.stat().st_size
     if size > MAX_SPEC_BYTES:
-        raise SpecError(f"{file}: a spec file is at most {MAX_SPEC_BYTES} bytes, this one is {size}")
+        raise SpecError(
+            f"{file}: a spec file is at most {MAX_SPEC_BYTES} bytes, this one is {size}"
+        )
     data = file.read_bytes()
     try:
         text = data.decode("utf-8")
@@ -97,8 +99,9 @@ def _read_yaml(file: Path) -> tuple[str, Any]:
             f"{file}:{line}: not UTF-8 text: byte 0x{data[error.start]:02x} at byte offset "
             f"{error.start} cannot be decoded"
         ) from None
-    loader = _BoundedLoader(text, source=str(file))
+    loader: _BoundedLoader | None = None
     try:
+        loader = _BoundedLoader(text, source=str(file))  # refuses control characters
         return text, loader.get_single_data()
     except SpecError:
         raise  # the loader's own limits, already one line naming the file
@@ -111,7 +114,8 @@ def _read_yaml(file: Path) -> tuple[str, Any]:
         # The safe constructor turns `2001-02-30` into a datetime and fails with ValueError.
         raise SpecError(f"{file}: not valid YAML: {_single_line(str(error))}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _single_line(text: str) -> str:
@@ -272,9 +276,7 @@ def _one_line(
     # A value from the command line is not in the file: name the option, not a line.
     for key, label in (options or {}).items():
         parts = key.split(".")
-        if path and (
-            [str(p) for p in path[: len(parts)]] == parts or parts[: len(path)] == path
-        ):
+        if path and ([str(p) for p in path[: len(parts)]] == parts or parts[: len(path)] == path):
             inner = "" if dotted == key else f"{dotted or '(top level)'}: "
             return f"{label}: {inner}{message}{suffix}"
     line = _line_of(text, path) if text else None
