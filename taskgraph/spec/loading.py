@@ -45,7 +45,7 @@ class _BoundedLoader(yaml.SafeLoader):
         self._expanded: dict[int, int] = {}  # id(node) -> nodes it stands for, aliases expanded
         self._depth = 0
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         self._depth += 1
         if self._depth > MAX_SPEC_DEPTH:
             mark = self.peek_event().start_mark
@@ -58,6 +58,8 @@ class _BoundedLoader(yaml.SafeLoader):
             node = super().compose_node(parent, index)
         finally:
             self._depth -= 1
+        if node is None:
+            return None
         size = self._expanded.get(id(node))
         if alias and size is None and not isinstance(node, yaml.ScalarNode):
             # The anchored list or mapping is still being composed: it contains itself.
@@ -94,9 +96,9 @@ def _read_yaml(file: Path) -> tuple[str, Any]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
+        number = data.count(b"\n", 0, error.start) + 1
         raise SpecError(
-            f"{file}:{line}: not UTF-8 text: byte 0x{data[error.start]:02x} at byte offset "
+            f"{file}:{number}: not UTF-8 text: byte 0x{data[error.start]:02x} at byte offset "
             f"{error.start} cannot be decoded"
         ) from None
     loader: _BoundedLoader | None = None

@@ -34,7 +34,7 @@ FUZZ = settings(
 TASKS = st.sampled_from(["a", "b", "c", " a", "", "a b", "é", "+", "a+"])
 CELL = st.one_of(
     st.lists(TASKS, min_size=1, max_size=3).map("+".join),
-    st.sampled_from(list(SPLITS) + ["train", "VAL", ""]),
+    st.sampled_from([*SPLITS, "train", "VAL", ""]),
     st.sampled_from(["0", "1", "2", "true", "", "1.0"]),
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
     st.sampled_from(["1e999", "-1e999", "nan", "inf", "-0", "0x10", "1_000", "١", "1e308"]),
