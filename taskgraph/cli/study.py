@@ -71,6 +71,21 @@ WallOption = Annotated[
     str | None,
     typer.Option("--wall-time", help="Wall-time budget of this invocation, e.g. 600, 10m, 2h."),
 ]
+TrustOption = Annotated[
+    bool,
+    typer.Option(
+        "--trust-remote-code",
+        help="Allow `encoder.options: {trust_remote_code: true}`, which runs Python code "
+        "shipped with the model directory.",
+    ),
+]
+
+# The spec field each command-line option sets: an error in that field names the option.
+_OPTION_LABELS = {
+    "budget.trials": "--trials",
+    "budget.wall_time": "--wall-time",
+    "runner": "--runner/--address",
+}
 
 
 def _overrides(
@@ -104,16 +119,29 @@ def _parse_sets(values: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def _load_checked(path: Path, overrides: dict[str, Any]) -> Any:
+def _load_checked(
+    path: Path,
+    overrides: dict[str, Any],
+    *,
+    labels: dict[str, str] | None = None,
+    trust_remote_code: bool = False,
+) -> Any:
     from taskgraph.spec import load_spec
     from taskgraph.spec.checks import check_spec
 
     runner = overrides.pop("runner", None)
-    spec = load_spec(path, overrides=overrides)
+    spec = load_spec(path, overrides=overrides, options=labels)
     if runner is not None:
         spec = _with_runner(spec, runner, source=str(path))
-    check_spec(spec, source=str(path))
+    check_spec(spec, source=str(path), trust_remote_code=trust_remote_code)
     return spec
+
+
+def _labels(sets: dict[str, Any], options: dict[str, Any]) -> dict[str, str]:
+    # --set first, so that an option given explicitly (--trials) names itself.
+    labels = {key: f"--set {key}" for key in sets}
+    labels.update({key: _OPTION_LABELS.get(key, key) for key in options})
+    return labels
 
 
 def _with_runner(spec: Any, runner: dict[str, Any], *, source: str) -> Any:
@@ -126,7 +154,7 @@ def _with_runner(spec: Any, runner: dict[str, Any], *, source: str) -> Any:
     if runner.get("name", current.get("name")) == current.get("name"):
         runner = {**current, **runner}
     data["runner"] = runner
-    return spec_from_dict(data, source=source)
+    return spec_from_dict(data, source=source, options={"runner": "--runner/--address"})
 
 
 def _storage(option: str | None, spec: Any = None) -> str:
@@ -146,11 +174,15 @@ def validate(
     spec: Annotated[Path, typer.Argument(help="Study spec (YAML).")],
     sets: SetOption = None,
     as_json: JsonOption = False,
+    trust_remote_code: TrustOption = False,
 ) -> None:
     """Check a study spec: its shape, its names, and the search space it compiles to."""
     from taskgraph.search.space import SearchSpace
 
-    checked = _load_checked(spec, _parse_sets(sets))
+    overrides = _parse_sets(sets)
+    checked = _load_checked(
+        spec, overrides, labels=_labels(overrides, {}), trust_remote_code=trust_remote_code
+    )
     space = SearchSpace(spec=checked)
     summary = {
         "valid": True,
@@ -289,6 +321,14 @@ def _run(spec: Any, *, url: str, data: Path | None, quiet: bool, as_json: bool) 
             f"stopped: {summary.detail}; see `taskgraph study show {spec.name}`", soft_wrap=True
         )
         raise typer.Exit(1)
+    if progress.n_done and not (progress.n_complete or progress.n_pruned):
+        # Nothing usable came out: a script or CI job must not read this as success.
+        stderr_console.print(
+            f"failed: every trial of study {spec.name!r} failed; see "
+            f"`taskgraph study show {spec.name}` for the reasons",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
     if summary.reason == "wall_time" and not as_json:
         stderr_console.print(
             f"wall time reached ({summary.detail}); continue with `{_resume_command(spec.name, url)}`",
@@ -310,11 +350,14 @@ def run(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the final progress as JSON.")
     ] = False,
+    trust_remote_code: TrustOption = False,
 ) -> None:
     """Run a study in the foreground until its budget is spent (Ctrl-C: resume later)."""
     overrides = _parse_sets(sets)
-    overrides.update(_overrides(trials=trials, runner=runner, address=address, wall_time=wall_time))
-    checked = _load_checked(spec, overrides)
+    options = _overrides(trials=trials, runner=runner, address=address, wall_time=wall_time)
+    labels = _labels(overrides, options)
+    overrides.update(options)
+    checked = _load_checked(spec, overrides, labels=labels, trust_remote_code=trust_remote_code)
     _run(checked, url=_storage(storage, checked), data=data, quiet=quiet, as_json=as_json)
 
 
@@ -331,6 +374,7 @@ def resume(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the final progress as JSON.")
     ] = False,
+    trust_remote_code: TrustOption = False,
 ) -> None:
     """Finish a stopped or killed study: interrupted trials are failed and retried."""
     from taskgraph.search.study import stored_spec
@@ -345,7 +389,7 @@ def resume(
         wall_time=wall_time,
         runner=runner_override.get("runner"),
     )
-    check_spec(spec, source=f"study {name!r}")
+    check_spec(spec, source=f"study {name!r}", trust_remote_code=trust_remote_code)
     _run(spec, url=url, data=data, quiet=quiet, as_json=as_json)
 
 
@@ -461,6 +505,7 @@ def submit(
     storage: StorageOption = None,
     trials: TrialsOption = None,
     sets: SetOption = None,
+    trust_remote_code: TrustOption = False,
     cluster_address: Annotated[
         str, typer.Option("--cluster-address", help="Ray address the job's driver connects to.")
     ] = "auto",
@@ -477,8 +522,10 @@ def submit(
     from taskgraph.runners.ray import submit_study
 
     overrides = _parse_sets(sets)
-    overrides.update(_overrides(trials=trials, runner="ray", address=None, wall_time=None))
-    checked = _load_checked(spec, overrides)
+    options = _overrides(trials=trials, runner="ray", address=None, wall_time=None)
+    labels = _labels(overrides, options)
+    overrides.update(options)
+    checked = _load_checked(spec, overrides, labels=labels, trust_remote_code=trust_remote_code)
     url = _storage(storage, checked)
     if (cluster_storage or url).startswith("sqlite"):
         stderr_console.print(
