@@ -53,6 +53,7 @@ from taskgraph.search.recording import RecordWriter
 from taskgraph.search.samplers import build_pruner, build_sampler
 from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR, SearchSpace
 from taskgraph.spec.models import StudySpec
+from taskgraph.storage.urls import storable_spec
 from taskgraph.trial import TrialConfig, TrialStatus
 
 __all__ = ["EngineObserver", "RunSummary", "StopReason", "StudyEngine"]
@@ -173,7 +174,8 @@ class StudyEngine:
                 f"study {spec.name!r} exists with direction {study.direction.name.lower()}, "
                 f"the spec says {spec.objective.direction}"
             )
-        study.set_user_attr(SPEC_ATTR, spec.model_dump(mode="json"))
+        # Stored without the storage URL's password: optuna-dashboard serves user attributes.
+        study.set_user_attr(SPEC_ATTR, storable_spec(spec.model_dump(mode="json")))
         study.set_user_attr(SEARCH_HASH_ATTR, spec.search_hash())
         study.set_user_attr(BUDGET_ATTR, spec.budget.trials)
         self.repository.ensure_study(

@@ -21,6 +21,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from taskgraph.storage.urls import mask_secrets
+
 __all__ = ["WRITE", "create_storage_engine", "describe_error", "is_retryable"]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -102,6 +104,5 @@ def describe_error(error: BaseException, url: URL) -> str:
     orig = getattr(error, "orig", None)
     message = str(orig if orig is not None else error).strip()
     line = message.splitlines()[0] if message else type(error).__name__
-    if url.password:
-        line = line.replace(str(url.password), "***")
-    return line
+    # Fields, not substrings: replacing the password's text would garble the message.
+    return mask_secrets(line, url)

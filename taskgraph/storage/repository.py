@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Connection, Engine, Select, bindparam, func, select
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from taskgraph.errors import StorageError
 from taskgraph.storage.engine import create_storage_engine, describe_error
@@ -46,7 +46,7 @@ from taskgraph.storage.schema import (
     TaskSetRow,
 )
 from taskgraph.storage.session import SessionFactory, run_write
-from taskgraph.storage.urls import mask_url, parse_storage_url, sqlite_path
+from taskgraph.storage.urls import mask_secrets, mask_url, parse_storage_url, sqlite_path
 from taskgraph.storage.writes import ensure_study_row, insert_run, utcnow
 from taskgraph.trial import LookaheadMatrix, TrialConfig, TrialResult
 
@@ -85,7 +85,13 @@ def open_engine(url: str, *, create: bool = True) -> Engine:
             f"no records database at {str(path)!r} ({mask_url(parsed)}): run a study first, "
             f"or pass --storage / set TASKGRAPH_STORAGE"
         )
-    return create_storage_engine(parsed)
+    try:
+        return create_storage_engine(parsed)
+    except (ArgumentError, ValueError, TypeError) as error:
+        # e.g. "?port=abc": SQLAlchemy rejects the URL's arguments when building the engine.
+        raise StorageError(
+            f"storage URL {mask_url(parsed)!r} is invalid: {mask_secrets(str(error), parsed)}"
+        ) from None
 
 
 @contextmanager
