@@ -53,6 +53,8 @@ from taskgraph.search.recording import RecordWriter
 from taskgraph.search.samplers import build_pruner, build_sampler
 from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR, SearchSpace
 from taskgraph.spec.models import StudySpec
+from taskgraph.storage.engine import serialize_sqlite_transactions
+from taskgraph.storage.locks import setup_lock
 from taskgraph.storage.urls import storable_spec
 from taskgraph.trial import TrialConfig, TrialStatus
 
@@ -124,12 +126,15 @@ class StudyEngine:
         # Optuna needs the URL with its driver and password, normalised as the records side does.
         url = parse_storage_url(storage_url).render_as_string(hide_password=False)
         recovery = spec.recovery
-        self.storage = make_optuna_storage(
-            url,
-            heartbeat_interval=recovery.heartbeat_interval,
-            grace_period=recovery.grace_period,
-            max_retry=recovery.max_retry,
-        )
+        # Optuna creates its tables without a lock: drivers on a new database take turns.
+        with setup_lock(storage_url):
+            self.storage = make_optuna_storage(
+                url,
+                heartbeat_interval=recovery.heartbeat_interval,
+                grace_period=recovery.grace_period,
+                max_retry=recovery.max_retry,
+            )
+        serialize_sqlite_transactions(self.storage.engine)
         self.study: optuna.Study | None = None
 
     def close(self) -> None:
@@ -187,10 +192,13 @@ class StudyEngine:
         self.study = study
         self._retry_stale(study)
         self.reconcile()
-        if not any(ROLE_ATTR in t.user_attrs for t in study.get_trials(deepcopy=False)):
-            study.enqueue_trial(
-                self.space.baseline_params(), user_attrs=self.space.baseline_user_attrs()
-            )
+        # Drivers started together each find no baseline: under the lock, only the first
+        # enqueues it.
+        with setup_lock(self.storage_url):
+            if not any(ROLE_ATTR in t.user_attrs for t in study.get_trials(deepcopy=False)):
+                study.enqueue_trial(
+                    self.space.baseline_params(), user_attrs=self.space.baseline_user_attrs()
+                )
         return study
 
     def prior_records(self) -> list[Any]:

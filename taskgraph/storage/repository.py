@@ -86,7 +86,7 @@ def open_engine(url: str, *, create: bool = True) -> Engine:
             f"or pass --storage / set TASKGRAPH_STORAGE"
         )
     try:
-        return create_storage_engine(parsed)
+        return create_storage_engine(parsed, switch_to_wal=create)
     except (ArgumentError, ValueError, TypeError) as error:
         # e.g. "?port=abc": SQLAlchemy rejects the URL's arguments when building the engine.
         raise StorageError(
