@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from taskgraph.cli.output import emit_json, emit_rows, stderr_console, stdout_console
+from taskgraph.cli.output import (
+    emit_json,
+    emit_rows,
+    resolve_output,
+    stderr_console,
+    stdout_console,
+)
 from taskgraph.errors import ConfigError
 from taskgraph.storage import RunRecord, open_repository, resolve_storage_url
 from taskgraph.storage.export import EXPORT_FORMATS
@@ -173,7 +178,14 @@ def studies_command(
 @app.command("export")
 def export_command(
     output: Annotated[
-        str, typer.Option("--output", "-o", help="File to write, or '-' for stdout (csv, json).")
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            help="File to write, or '-' for stdout (csv, json).  A new path or a regular file "
+            "(replaced atomically); a symlink is written through; a device, FIFO or directory "
+            "is refused.",
+        ),
     ],
     export_format: Annotated[
         str,
@@ -199,9 +211,11 @@ def export_command(
         )
     if output == "-" and export_format == "parquet":
         raise ConfigError("`--format parquet` needs a file: pass --output FILE.parquet")
+    # Checked before the database is read: a device or a FIFO is refused, never replaced.
+    target = resolve_output(output)
     with open_repository(resolve_storage_url(storage), create=False) as repo:
         count = repo.export(
-            sys.stdout if output == "-" else Path(output),
+            sys.stdout if target is None else target,
             format=export_format,  # type: ignore[arg-type]
             study=study,
             target=target,

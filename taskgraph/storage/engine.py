@@ -143,8 +143,8 @@ def is_retryable(error: BaseException) -> bool:
     return sqlstate in _POSTGRES_RETRYABLE
 
 
-def describe_error(error: BaseException, url: URL) -> str:
-    """Return the first line of a driver error, with the URL's password removed."""
+def describe_error(error: BaseException, url: URL | None = None) -> str:
+    """Return the first line of a driver error, with every password field masked."""
     orig = getattr(error, "orig", None)
     message = str(orig if orig is not None else error).strip()
     line = message.splitlines()[0] if message else type(error).__name__

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 __all__ = ["Repository", "open_engine", "open_repository", "records_by_task_set"]
 
 TaskSetFilter = str | Sequence[str] | None
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def open_repository(url: str, *, create: bool = True) -> Repository:
@@ -384,6 +385,9 @@ class Repository:
 
     def run(self, run_id: int) -> RunRecord:
         """Return the run with id ``run_id``; StorageError if there is none."""
+        if not _INT64_MIN <= run_id <= _INT64_MAX:
+            # Ids are 64-bit: the driver would raise OverflowError for a larger number.
+            raise StorageError(f"no run with id {run_id} in {self.url}")
         with self._factory.session() as session:
             row = session.get(RunRow, run_id)
             if row is None:

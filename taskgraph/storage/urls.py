@@ -29,6 +29,7 @@ from taskgraph.errors import StorageError
 __all__ = [
     "DEFAULT_STORAGE_URL",
     "STORAGE_ENV",
+    "last_resolved_url",
     "mask_secrets",
     "mask_url",
     "parse_storage_url",
@@ -49,17 +50,32 @@ _PASSWORD_FIELD = re.compile(
     r"(?P<head>\bpassword\s*=\s*)(?P<password>'(?:[^'\\]|\\.)*'|[^&\s;,\"')]*)", re.IGNORECASE
 )
 # A URL inside a message: a scheme, ://, then everything up to a blank or a closing quote.
-_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]+")
+_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>`]+")
+# Punctuation that ends a sentence rather than a URL ("... at sqlite:///x.db.").
+_URL_TRAILER = ".,;:)]}"
 # Stands for the masked query value while SQLAlchemy renders (it would percent-encode ***).
 _SENTINEL = "TASKGRAPHMASKEDPASSWORD"
 
 
 def resolve_storage_url(option: str | None = None, *, spec_storage: str | None = None) -> str:
     """Return the storage URL: ``option``, else ``$TASKGRAPH_STORAGE``, else the spec's, else the default."""
+    chosen = DEFAULT_STORAGE_URL
     for candidate in (option, os.environ.get(STORAGE_ENV), spec_storage):
         if candidate is not None and candidate.strip():
-            return candidate.strip()
-    return DEFAULT_STORAGE_URL
+            chosen = candidate.strip()
+            break
+    # Remembered (masked) so that a failure raised by Optuna's storage, which does not say
+    # which database it was, can be reported with it.
+    _resolved.append(mask_url(chosen))
+    return chosen
+
+
+_resolved: list[str] = []
+
+
+def last_resolved_url() -> str | None:
+    """Return the last URL :func:`resolve_storage_url` chose, masked (``None``: none yet)."""
+    return _resolved[-1] if _resolved else None
 
 
 def mask_url(url: str | URL) -> str:
@@ -91,8 +107,14 @@ def mask_secrets(text: str, url: str | URL | None = None) -> str:
         parsed = url if isinstance(url, URL) else _try_parse(url)
         if parsed is not None and (parsed.password or _has_query_password(parsed)):
             text = text.replace(parsed.render_as_string(hide_password=False), mask_url(parsed))
-    text = _URL_IN_TEXT.sub(lambda match: mask_url(match.group(0)), text)
+    text = _URL_IN_TEXT.sub(_mask_match, text)
     return _mask_text_fields(text)
+
+
+def _mask_match(match: re.Match[str]) -> str:
+    found = match.group(0)
+    url = found.rstrip(_URL_TRAILER)
+    return mask_url(url) + found[len(url) :]
 
 
 def _try_parse(url: str) -> URL | None:
