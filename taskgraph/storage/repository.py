@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, Select, bindparam, func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from taskgraph.errors import StorageError
+from taskgraph.errors import ConfigError, StorageError
 from taskgraph.storage.engine import create_storage_engine, describe_error
 from taskgraph.storage.migrate import ensure_schema
 from taskgraph.storage.records import (
@@ -340,15 +340,26 @@ class Repository:
         if target is not None:
             query = query.where(RunRow.target == target)
         if task_set is not None:
-            query = query.where(RunRow.task_set.has(TaskSetRow.key == _task_set_key(task_set)))
+            key = _task_set_key(task_set)
+            if not key:
+                raise ConfigError(
+                    f"`task_set` {task_set!r} names no task: expected names joined by '+', "
+                    f"e.g. 'ner+pos'"
+                )
+            query = query.where(RunRow.task_set.has(TaskSetRow.key == key))
         if status is not None:
             query = query.where(RunRow.status == status)
         if contains is not None:
             members = select(TaskSetMemberRow.task_set_id).where(TaskSetMemberRow.task == contains)
             query = query.where(RunRow.task_set_id.in_(members))
         if model_config is not None:
+            if not model_config:
+                raise ConfigError("`model_config` is empty: give a hash or its prefix")
+            # autoescape: '%' and '_' are characters of the prefix, not LIKE wildcards.
             query = query.where(
-                RunRow.model_config.has(ModelConfigRow.hash.startswith(model_config))
+                RunRow.model_config.has(
+                    ModelConfigRow.hash.startswith(model_config, autoescape=True)
+                )
             )
         return query
 
