@@ -10,6 +10,7 @@ targets without records a prediction from similar tasks.
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,7 +29,14 @@ from taskgraph.affinity.grouping import (
 from taskgraph.affinity.longtable import read_long_csv
 from taskgraph.affinity.recommend import recommend_auxiliaries
 from taskgraph.affinity.records import ScoreRecord
-from taskgraph.cli.output import emit_json, emit_rows, stderr_console
+from taskgraph.cli.output import (
+    emit_json,
+    emit_rows,
+    output_errors,
+    resolve_output,
+    stderr_console,
+    write_output,
+)
 from taskgraph.errors import ConfigError
 
 __all__ = ["app", "load_records", "task_text_embeddings"]
@@ -405,7 +413,15 @@ def graph(
     fmt: Annotated[
         str, typer.Option("--format", help=f"Output format: {', '.join(GRAPH_FORMATS)}.")
     ],
-    output: Annotated[Path, typer.Option("-o", "--output", help="File to write.")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "-o",
+            "--output",
+            help="File to write, or '-' for stdout.  A new path or a regular file (replaced "
+            "atomically); a symlink is written through; a device, FIFO or directory is refused.",
+        ),
+    ],
     min_evidence: Annotated[
         int, typer.Option("--min-evidence", help="Leave out edges backed by fewer records.")
     ] = 0,
@@ -419,10 +435,8 @@ def graph(
     """Export the affinity graph (edge s -> t: gain of t from s) as GraphML, JSON, DOT or PNG."""
     if fmt not in GRAPH_FORMATS:
         raise ConfigError(f"`--format` must be one of {list(GRAPH_FORMATS)}, but got {fmt!r}")
-    if not output.parent.is_dir():
-        raise ConfigError(f"`--output` directory does not exist: {output.parent}")
-    if output.is_dir():
-        raise ConfigError(f"`--output` is a directory, not a file: {output}")
+    # Checked before any work: a device, a FIFO or a directory is refused, never replaced.
+    target = resolve_output(output)
     estimator, _ = _prepare(
         method=method,
         storage=storage,
@@ -432,5 +446,12 @@ def graph(
         embed=False,
         hyperprior=hyperprior,
     )
-    written = write_graph(affinity_graph(estimator, min_evidence=min_evidence), output, fmt=fmt)
-    typer.echo(f"wrote {written}")
+    graph = affinity_graph(estimator, min_evidence=min_evidence)
+    if target is None:  # `-o -`: written to a scratch file, then copied to standard output
+        with tempfile.TemporaryDirectory() as scratch:
+            written = write_graph(graph, Path(scratch) / f"graph.{fmt}", fmt=fmt)
+            write_output(None, written.read_bytes())
+        return
+    with output_errors(output):
+        written = write_graph(graph, target, fmt=fmt)
+    typer.echo(f"wrote {output}")

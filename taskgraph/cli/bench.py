@@ -9,6 +9,11 @@ Two measurements on any table in the long CSV format (:mod:`taskgraph.affinity.l
   is proposed, driving the tabular runner through ``optuna`` ask/tell with the ``aux/<task>``
   encoding: the graph-guided sampler against Optuna's TPE and random sampling (medians over
   seeds and targets; a run that never finds it counts as ``max_trials``).
+
+Values are bounded by :data:`MAX_BENCH_VALUE` in magnitude: gains are differences and the
+estimators fit squared errors, so values near the float range (``1e308``) overflow to
+``inf``/``nan`` and the Spearman would be ``nan``; such a table, and a run where no seed gives
+a finite Spearman, is one ``error:`` line and a non-zero exit.
 """
 
 from __future__ import annotations
@@ -26,12 +31,15 @@ import typer
 from taskgraph.affinity.evaluation import evaluate_gain_prediction
 from taskgraph.affinity.longtable import LongTable, read_long_csv
 from taskgraph.cli.output import emit_json, stderr_console
-from taskgraph.errors import ConfigError
+from taskgraph.errors import ConfigError, DataFormatError
 from taskgraph.runners.tabular import TabularEvaluator
 from taskgraph.search.graph_sampler import GraphGuidedSampler
 from taskgraph.trial import TrialConfig, TrialStatus
 
-__all__ = ["SAMPLER_FACTORIES", "bench", "search_candidates", "trials_to_best"]
+__all__ = ["MAX_BENCH_VALUE", "SAMPLER_FACTORIES", "bench", "search_candidates", "trials_to_best"]
+
+#: Largest magnitude of a table value: squares of differences of such values stay finite.
+MAX_BENCH_VALUE = 1e100
 
 SamplerFactory = Callable[[str, Sequence[str], int], optuna.samplers.BaseSampler]
 
@@ -157,6 +165,7 @@ def bench(
     if not 0.0 <= fit_fraction <= 1.0:
         raise ConfigError(f"`--fit-fraction` must be in [0, 1], but got {fit_fraction}")
     data = read_long_csv(table)
+    _check_magnitudes(data, table)
     results: dict[str, Any] = {}
     with Progress(console=stderr_console, transient=True) as progress:
         task = progress.add_task("gain prediction", total=seeds)
@@ -170,9 +179,17 @@ def bench(
             for name in per_seed:
                 per_seed[name].append(outcome[name]["spearman"])
             progress.advance(task)
-        results["spearman"] = _mean(per_seed[method])
-        results["spearman_hoa"] = _mean(per_seed["hoa"])
-        results["scored_on"] = scored_on
+    results["spearman"] = _mean(per_seed[method])
+    results["spearman_hoa"] = _mean(per_seed["hoa"])
+    for name, key in ((method, "spearman"), ("hoa", "spearman_hoa")):
+        if math.isnan(results[key]):
+            raise ConfigError(
+                f"`{key}` is undefined: no seed of {seeds} gave {name} a finite Spearman "
+                f"correlation on {table} (its predicted or the true gains are constant on "
+                "every scored group)"
+            )
+    results["scored_on"] = scored_on
+    with Progress(console=stderr_console, transient=True) as progress:
         if search:
             efficiency = _search_efficiency(
                 data,
@@ -188,6 +205,19 @@ def bench(
         return
     for name, value in results.items():
         typer.echo(f"{name}: {value:.4f}" if isinstance(value, float) else f"{name}: {value}")
+
+
+def _check_magnitudes(table: LongTable, path: Path) -> None:
+    for row in table:
+        if abs(row.value) > MAX_BENCH_VALUE:
+            raise DataFormatError(
+                path,
+                None,
+                f"values of magnitude at most {MAX_BENCH_VALUE:g} (larger ones overflow the "
+                "gains and the estimators' fits; rescale the table)",
+                f"{row.value:g} for target {row.target!r}, task set {row.task_set_key}, "
+                f"split {row.split}",
+            )
 
 
 def _mean(values: Sequence[float]) -> float:

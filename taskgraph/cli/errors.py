@@ -25,3 +25,13 @@ class TaskgraphGroup(TyperGroup):
             # which a vendored click's main loop would not recognise.
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(code=error.exit_code) from error
+        except Exception as error:
+            # Optuna's storage reports a read-only file, a failed commit or tables at another
+            # schema version with its own exceptions: the database's state, not a bug.
+            from taskgraph.storage.failures import storage_failure_message
+
+            message = storage_failure_message(error)
+            if message is None:
+                raise
+            typer.echo(f"error: {message}", err=True)
+            raise typer.Exit(code=1) from error

@@ -1,17 +1,44 @@
-"""Shared output for commands: a rich table by default, ``--json`` or ``--csv`` for scripts."""
+"""Shared output for commands: a rich table by default, ``--json`` or ``--csv`` for scripts.
+
+Files named by ``-o``/``--output`` go through :func:`resolve_output` and :func:`write_output`:
+
+* ``-o -`` is standard output;
+* a new path, or an existing *regular file*, is written atomically: a temporary file in the
+  same directory, renamed over the destination (a failed write leaves the old file whole);
+* a symbolic link is followed: its target is written (atomically, when it is a regular file or
+  does not exist yet) and the link itself stays a link;
+* anything else that exists (a directory, a FIFO, a device such as ``/dev/full``, a socket)
+  is refused with one ``error:`` line, never replaced by a regular file.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
+import stat
 import sys
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["emit_json", "emit_rows", "stderr_console", "stdout_console"]
+from taskgraph.errors import ConfigError, TaskgraphError
+
+__all__ = [
+    "OutputError",
+    "emit_json",
+    "emit_rows",
+    "output_errors",
+    "resolve_output",
+    "stderr_console",
+    "stdout_console",
+    "write_output",
+]
 
 stdout_console = Console()
 stderr_console = Console(stderr=True)
@@ -69,3 +96,105 @@ def _cell(value: Any) -> str:
     if isinstance(value, Mapping):
         return json.dumps(value, sort_keys=True)
     return str(value)
+
+
+class OutputError(TaskgraphError):
+    """An output file could not be written (permission, disk full, ...): the message names it."""
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def resolve_output(
+    value: str | os.PathLike[str], *, option: str = "--output", stdout_ok: bool = True
+) -> Path | None:
+    """Return the regular file an ``-o`` value names (``None``: ``-``, standard output).
+
+    A symbolic link resolves to its target.  Raises :class:`ConfigError` for ``-`` when
+    ``stdout_ok`` is false, a missing directory, and an existing target that is not a regular
+    file (directory, FIFO, device, socket): those are never replaced.
+    """
+    text = os.fspath(value)
+    if text == "-":
+        if stdout_ok:
+            return None
+        raise ConfigError(f"`{option} -` (standard output) is not possible here: give a file")
+    if not text.strip():
+        raise ConfigError(f"`{option}` is empty: give a file path, or '-' for standard output")
+    try:
+        # Follow symlinks: the link's target is what gets written, the link stays a link.
+        target = Path(text).expanduser().resolve()
+    except (OSError, RuntimeError) as error:  # a symlink loop
+        raise ConfigError(f"`{option}` {text!r} cannot be resolved: {error}") from None
+    parent = target.parent
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise ConfigError(f"`{option}` {text!r}: {str(parent)!r} {what}")
+    try:
+        mode = target.stat().st_mode
+    except FileNotFoundError:
+        return target
+    except OSError as error:
+        raise OutputError(f"cannot write `{option}` {text!r}: {error.strerror or error}") from None
+    if not stat.S_ISREG(mode):
+        shown = f"{text} -> {target}" if Path(text).expanduser().is_symlink() else text
+        raise ConfigError(
+            f"`{option}` is {_kind(mode)}, not a file: {shown} (taskgraph writes only regular "
+            f"files: give another path, or '-' for standard output)"
+        )
+    return target
+
+
+@contextmanager
+def output_errors(path: str | os.PathLike[str], *, option: str = "--output") -> Iterator[None]:
+    """Turn an ``OSError`` while writing ``path`` into one :class:`OutputError` line."""
+    try:
+        yield
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise OutputError(f"cannot write `{option}` {os.fspath(path)!r}: {reason}") from None
+
+
+def write_output(target: Path | None, payload: str | bytes, *, option: str = "--output") -> None:
+    """Write ``payload`` to ``target`` (from :func:`resolve_output`; ``None``: stdout).
+
+    A file is written to a temporary sibling and renamed into place, so an interrupted or
+    failed write leaves the destination as it was.
+    """
+    data = payload.encode("utf-8") if isinstance(payload, str) else payload
+    if target is None:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    with output_errors(target, option=option):
+        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            os.fchmod(fd, file_mode(target))
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(temp, target)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+
+
+def file_mode(path: Path) -> int:
+    """Return the permissions a file written over ``path`` gets: the old file's, else the
+    umask's default (``mkstemp`` would leave 0600)."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from taskgraph.cli.output import emit_json, emit_rows, stderr_console, stdout_console
+from taskgraph.cli.output import (
+    emit_json,
+    emit_rows,
+    resolve_output,
+    stderr_console,
+    stdout_console,
+)
 from taskgraph.errors import ConfigError
 from taskgraph.storage import RunRecord, open_repository, resolve_storage_url
 from taskgraph.storage.export import EXPORT_FORMATS
@@ -67,9 +72,17 @@ _LIST_COLUMNS = (
 )
 
 
-def _check_status(status: str | None) -> None:
+def _check_filters(
+    status: str | None, *, task_set: str | None = None, model_config: str | None = None
+) -> None:
     if status is not None and status not in _STATUSES:
         raise ConfigError(f"`--status` must be one of {list(_STATUSES)}, but got {status!r}")
+    if task_set is not None and not any(name.strip() for name in task_set.split("+")):
+        raise ConfigError(
+            f"`--task-set` {task_set!r} names no task: expected names joined by '+', e.g. 'ner+pos'"
+        )
+    if model_config is not None and not model_config.strip():
+        raise ConfigError("`--model-config` is empty: give a hash or its prefix")
 
 
 def _list_row(run: RunRecord) -> dict[str, Any]:
@@ -99,7 +112,7 @@ def list_command(
     as_csv: CsvOption = False,
 ) -> None:
     """List runs (one line each) matching every filter given."""
-    _check_status(status)
+    _check_filters(status, task_set=task_set, model_config=model_config)
     with open_repository(resolve_storage_url(storage), create=False) as repo:
         runs = repo.runs(
             study=study,
@@ -173,7 +186,14 @@ def studies_command(
 @app.command("export")
 def export_command(
     output: Annotated[
-        str, typer.Option("--output", "-o", help="File to write, or '-' for stdout (csv, json).")
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            help="File to write, or '-' for stdout (csv, json).  A new path or a regular file "
+            "(replaced atomically); a symlink is written through; a device, FIFO or directory "
+            "is refused.",
+        ),
     ],
     export_format: Annotated[
         str,
@@ -192,16 +212,18 @@ def export_command(
     model_config: ModelOption = None,
 ) -> None:
     """Export the matching records as CSV, JSON or Parquet (Parquet needs pyarrow)."""
-    _check_status(status)
+    _check_filters(status, task_set=task_set, model_config=model_config)
     if export_format not in EXPORT_FORMATS:
         raise ConfigError(
             f"`--format` must be one of {list(EXPORT_FORMATS)}, but got {export_format!r}"
         )
     if output == "-" and export_format == "parquet":
         raise ConfigError("`--format parquet` needs a file: pass --output FILE.parquet")
+    # Checked before the database is read: a device or a FIFO is refused, never replaced.
+    destination = resolve_output(output)
     with open_repository(resolve_storage_url(storage), create=False) as repo:
         count = repo.export(
-            sys.stdout if output == "-" else Path(output),
+            sys.stdout if destination is None else destination,
             format=export_format,  # type: ignore[arg-type]
             study=study,
             target=target,

@@ -79,6 +79,21 @@ WallOption = Annotated[
     str | None,
     typer.Option("--wall-time", help="Wall-time budget of this invocation, e.g. 600, 10m, 2h."),
 ]
+TrustOption = Annotated[
+    bool,
+    typer.Option(
+        "--trust-remote-code",
+        help="Allow `encoder.options: {trust_remote_code: true}`, which runs Python code "
+        "shipped with the model directory.",
+    ),
+]
+
+# The spec field each command-line option sets: an error in that field names the option.
+_OPTION_LABELS = {
+    "budget.trials": "--trials",
+    "budget.wall_time": "--wall-time",
+    "runner": "--runner/--address",
+}
 
 
 def _overrides(
@@ -97,18 +112,10 @@ def _overrides(
     return out
 
 
-class _SetValues(dict[str, Any]):
-    """``--set`` values by dotted path, remembering what was typed (``raw``) for messages."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.raw: dict[str, str] = {}
-
-
 def _parse_sets(values: list[str] | None) -> dict[str, Any]:
     import yaml
 
-    out = _SetValues()
+    out: dict[str, Any] = {}
     for item in values or []:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
@@ -117,66 +124,62 @@ def _parse_sets(values: list[str] | None) -> dict[str, Any]:
             out[key.strip()] = yaml.safe_load(raw)
         except yaml.YAMLError:
             raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML") from None
-        out.raw[key.strip()] = raw
     return out
 
 
-def _option_names(
-    *, trials: int | None, runner: str | None, address: str | None, wall_time: str | None
-) -> dict[str, str]:
-    """Return the command-line option behind each override key (what an error should name)."""
-    names: dict[str, str] = {}
-    if trials is not None:
-        names["budget.trials"] = f"--trials {trials}"
-    if wall_time is not None:
-        names["budget.wall_time"] = f"--wall-time {wall_time}"
-    given = [f"--runner {runner}" if runner else "", f"--address {address}" if address else ""]
-    if any(given):
-        names["runner"] = " ".join(part for part in given if part)
-    return names
-
-
 def _load_checked(
-    path: Path, overrides: dict[str, Any], *, options: Mapping[str, str] | None = None
+    path: Path,
+    overrides: dict[str, Any],
+    *,
+    labels: dict[str, str] | None = None,
+    trust_remote_code: bool = False,
 ) -> Any:
     """Return the checked spec at ``path`` with ``overrides`` applied.
 
-    An error that an override causes names the option it came from (``--set KEY=VALUE``,
-    ``--trials N``...), not a line of the file, which does not hold that value.  Every
-    override goes through the spec models and checks, so nothing invalid reaches the database.
+    An error that an override causes names the option it came from (``--set KEY``,
+    ``--trials``...), not a line of the file, which does not hold that value: the spec models'
+    errors through ``labels``, the later checks' (names, numbers) by :func:`_blame_option`.
+    Every override goes through the models and the checks, so nothing invalid reaches the
+    database.
     """
     try:
-        return _build_spec(path, overrides)
+        return _build_spec(path, overrides, labels=labels, trust_remote_code=trust_remote_code)
     except SpecError as error:
-        typed = {f"{k}": f"--set {k}={v}" for k, v in getattr(overrides, "raw", {}).items()}
-        names = {**typed, **(options or {})}
-        blamed = _blame_option(path, overrides, names, error) if overrides else None
+        if not overrides or str(error).startswith("--"):
+            raise
+        blamed = _blame_option(path, overrides, labels or {}, trust_remote_code)
         if blamed is None:
             raise
         raise blamed from None
 
 
-def _build_spec(path: Path, overrides: Mapping[str, Any]) -> Any:
+def _build_spec(
+    path: Path,
+    overrides: Mapping[str, Any],
+    *,
+    labels: dict[str, str] | None = None,
+    trust_remote_code: bool = False,
+) -> Any:
     from taskgraph.spec import load_spec
     from taskgraph.spec.checks import check_spec
 
     rest = dict(overrides)
     runner = rest.pop("runner", None)
-    spec = load_spec(path, overrides=rest)
+    spec = load_spec(path, overrides=rest, options=labels)
     if runner is not None:
         spec = _with_runner(spec, runner, source=str(path))
-    check_spec(spec, source=str(path))
+    check_spec(spec, source=str(path), trust_remote_code=trust_remote_code)
     return spec
 
 
 def _blame_option(
-    path: Path, overrides: Mapping[str, Any], options: Mapping[str, str], error: SpecError
+    path: Path, overrides: Mapping[str, Any], labels: Mapping[str, str], trust: bool
 ) -> ConfigError | None:
     # Only on failure: apply the overrides one at a time; the first whose error is not the
     # file's own is the culprit.  (Cheap: the spec is small and the checks' imports are done.)
     def failure(given: Mapping[str, Any]) -> str | None:
         try:
-            _build_spec(path, given)
+            _build_spec(path, given, trust_remote_code=trust)
         except SpecError as failed:
             return str(failed)
         return None
@@ -188,15 +191,15 @@ def _blame_option(
             continue
         message = re.sub(rf"^{re.escape(str(path))}(:\d+)?: ", "", message)
         message = message.removeprefix(f"{key}: ")
-        option = options.get(key) or f"--set {key}={_shown(value)}"
-        return ConfigError(f"{option}: {message}")
+        return ConfigError(f"{labels.get(key) or f'--set {key}'}: {message}")
     return None
 
 
-def _shown(value: Any) -> str:
-    import json
-
-    return value if isinstance(value, str) else json.dumps(value)
+def _labels(sets: dict[str, Any], options: dict[str, Any]) -> dict[str, str]:
+    # --set first, so that an option given explicitly (--trials) names itself.
+    labels = {key: f"--set {key}" for key in sets}
+    labels.update({key: _OPTION_LABELS.get(key, key) for key in options})
+    return labels
 
 
 def _with_runner(spec: Any, runner: dict[str, Any], *, source: str) -> Any:
@@ -209,7 +212,7 @@ def _with_runner(spec: Any, runner: dict[str, Any], *, source: str) -> Any:
     if runner.get("name", current.get("name")) == current.get("name"):
         runner = {**current, **runner}
     data["runner"] = runner
-    return spec_from_dict(data, source=source)
+    return spec_from_dict(data, source=source, options={"runner": "--runner/--address"})
 
 
 def _storage(option: str | None, spec: Any = None) -> str:
@@ -229,11 +232,15 @@ def validate(
     spec: Annotated[Path, typer.Argument(help="Study spec (YAML).")],
     sets: SetOption = None,
     as_json: JsonOption = False,
+    trust_remote_code: TrustOption = False,
 ) -> None:
     """Check a study spec: its shape, its names, and the search space it compiles to."""
     from taskgraph.search.space import SearchSpace
 
-    checked = _load_checked(spec, _parse_sets(sets))
+    overrides = _parse_sets(sets)
+    checked = _load_checked(
+        spec, overrides, labels=_labels(overrides, {}), trust_remote_code=trust_remote_code
+    )
     space = SearchSpace(spec=checked)
     summary = {
         "valid": True,
@@ -473,6 +480,13 @@ def _run(
     if summary.reason == "max_failures":
         stderr_console.print(f"stopped: {summary.detail}; see `{show}`", soft_wrap=True)
         raise typer.Exit(1)
+    if progress.n_done and not (progress.n_complete or progress.n_pruned):
+        # Nothing usable came out: a script or CI job must not read this as success.
+        stderr_console.print(
+            f"failed: every trial of study {spec.name!r} failed; see `{show}` for the reasons",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
     if summary.reason == "wall_time" and not as_json:
         stderr_console.print(
             f"wall time reached ({summary.detail}); continue with `{_resume_command(spec.name, url)}`",
@@ -494,6 +508,7 @@ def run(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the final progress as JSON.")
     ] = False,
+    trust_remote_code: TrustOption = False,
 ) -> None:
     """Run a study in the foreground until its budget is spent (Ctrl-C: resume later).
 
@@ -502,9 +517,10 @@ def run(
     """
     _quiet_transformers()  # before the checks import transformers
     overrides = _parse_sets(sets)
-    overrides.update(_overrides(trials=trials, runner=runner, address=address, wall_time=wall_time))
-    options = _option_names(trials=trials, runner=runner, address=address, wall_time=wall_time)
-    checked = _load_checked(spec, overrides, options=options)
+    options = _overrides(trials=trials, runner=runner, address=address, wall_time=wall_time)
+    labels = _labels(overrides, options)
+    overrides.update(options)
+    checked = _load_checked(spec, overrides, labels=labels, trust_remote_code=trust_remote_code)
     _run(
         checked,
         url=_storage(storage, checked),
@@ -528,6 +544,7 @@ def resume(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the final progress as JSON.")
     ] = False,
+    trust_remote_code: TrustOption = False,
 ) -> None:
     """Finish a stopped or killed study: interrupted trials are failed and retried.
 
@@ -548,7 +565,7 @@ def resume(
         runner=runner_override.get("runner"),
     )
     source = f"study {name!r}"
-    check_spec(spec, source=source)
+    check_spec(spec, source=source, trust_remote_code=trust_remote_code)
     _run(spec, url=url, data=data, quiet=quiet, as_json=as_json, source=source)
 
 
@@ -664,6 +681,7 @@ def submit(
     storage: StorageOption = None,
     trials: TrialsOption = None,
     sets: SetOption = None,
+    trust_remote_code: TrustOption = False,
     cluster_address: Annotated[
         str, typer.Option("--cluster-address", help="Ray address the job's driver connects to.")
     ] = "auto",
@@ -680,8 +698,10 @@ def submit(
     from taskgraph.runners.ray import submit_study
 
     overrides = _parse_sets(sets)
-    overrides.update(_overrides(trials=trials, runner="ray", address=None, wall_time=None))
-    checked = _load_checked(spec, overrides)
+    options = _overrides(trials=trials, runner="ray", address=None, wall_time=None)
+    labels = _labels(overrides, options)
+    overrides.update(options)
+    checked = _load_checked(spec, overrides, labels=labels, trust_remote_code=trust_remote_code)
     url = _storage(storage, checked)
     if (cluster_storage or url).startswith("sqlite"):
         stderr_console.print(

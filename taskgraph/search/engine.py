@@ -55,6 +55,9 @@ from taskgraph.search.recording import RecordWriter
 from taskgraph.search.samplers import build_pruner, build_sampler
 from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR, SearchSpace
 from taskgraph.spec.models import StudySpec
+from taskgraph.storage.engine import serialize_sqlite_transactions
+from taskgraph.storage.locks import setup_lock
+from taskgraph.storage.urls import storable_spec
 from taskgraph.trial import TrialConfig, TrialStatus
 
 __all__ = ["EngineObserver", "RunSummary", "StopReason", "StudyEngine"]
@@ -128,12 +131,15 @@ class StudyEngine:
         # Optuna needs the URL with its driver and password, normalised as the records side does.
         url = parse_storage_url(storage_url).render_as_string(hide_password=False)
         recovery = spec.recovery
-        self.storage = make_optuna_storage(
-            url,
-            heartbeat_interval=recovery.heartbeat_interval,
-            grace_period=recovery.grace_period,
-            max_retry=recovery.max_retry,
-        )
+        # Optuna creates its tables without a lock: drivers on a new database take turns.
+        with setup_lock(storage_url):
+            self.storage = make_optuna_storage(
+                url,
+                heartbeat_interval=recovery.heartbeat_interval,
+                grace_period=recovery.grace_period,
+                max_retry=recovery.max_retry,
+            )
+        serialize_sqlite_transactions(self.storage.engine)
         self.study: optuna.Study | None = None
 
     def close(self) -> None:
@@ -172,7 +178,8 @@ class StudyEngine:
                 f"study {spec.name!r} exists with direction {study.direction.name.lower()}, "
                 f"the spec says {spec.objective.direction}"
             )
-        study.set_user_attr(SPEC_ATTR, spec.model_dump(mode="json"))
+        # Stored without the storage URL's password: optuna-dashboard serves user attributes.
+        study.set_user_attr(SPEC_ATTR, storable_spec(spec.model_dump(mode="json")))
         study.set_user_attr(SEARCH_HASH_ATTR, spec.search_hash())
         study.set_user_attr(BUDGET_ATTR, spec.budget.trials)
         self.repository.ensure_study(
@@ -184,10 +191,13 @@ class StudyEngine:
         self.study = study
         self._retry_stale(study)
         self.reconcile()
-        if not any(ROLE_ATTR in t.user_attrs for t in study.get_trials(deepcopy=False)):
-            study.enqueue_trial(
-                self.space.baseline_params(), user_attrs=self.space.baseline_user_attrs()
-            )
+        # Drivers started together each find no baseline: under the lock, only the first
+        # enqueues it.
+        with setup_lock(self.storage_url):
+            if not any(ROLE_ATTR in t.user_attrs for t in study.get_trials(deepcopy=False)):
+                study.enqueue_trial(
+                    self.space.baseline_params(), user_attrs=self.space.baseline_user_attrs()
+                )
         return study
 
     def _check_same_study(self, attrs: Mapping[str, Any]) -> None:

@@ -14,6 +14,12 @@ graph     :class:`taskgraph.search.graph_sampler.GraphGuidedSampler`: auxiliary 
           rest.
 ========  =====================================================================================
 
+A fixed ``sampler.seed`` does not seed the sampler once: each trial is sampled by a sampler seeded
+with :func:`derive_seed` of (the seed, the study name, the trial number).  Optuna numbers a
+study's trials atomically in the shared storage, so several drivers on one study with the same
+spec (``study run`` twice, Ray workers, a resume) no longer propose the same configurations,
+while one driver run twice from scratch proposes exactly the same ones.
+
 Pruners: ``asha`` and ``successive_halving`` are ``SuccessiveHalvingPruner`` (the asynchronous
 successive halving of Li et al. 2020, which is what Optuna implements under that name);
 ``median`` is ``MedianPruner``; ``none`` is ``NopPruner``.
@@ -21,17 +27,28 @@ successive halving of Li et al. 2020, which is what Optuna implements under that
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
+from optuna.distributions import BaseDistribution
+from optuna.study import Study
+from optuna.trial import FrozenTrial, TrialState
 
 from taskgraph.errors import SpecError
 from taskgraph.registry import Registry
 from taskgraph.search.heartbeat import quiet_optuna
 from taskgraph.spec.models import PrunerSpec, StudySpec
 
-__all__ = ["SAMPLERS", "SamplerFactory", "build_pruner", "build_sampler"]
+__all__ = [
+    "SAMPLERS",
+    "SamplerFactory",
+    "TrialSeededSampler",
+    "build_pruner",
+    "build_sampler",
+    "derive_seed",
+]
 
 SamplerFactory = Callable[..., optuna.samplers.BaseSampler]
 
@@ -97,16 +114,104 @@ SAMPLERS.register("random", _random)
 SAMPLERS.register("graph", _graph)
 
 
+def derive_seed(seed: int, study: str, trial: int) -> int:
+    """Return the 32-bit seed of trial number ``trial`` of ``study`` under ``sampler.seed``.
+
+    SHA-256 of ``"seed:study:trial"``: stable across processes and Python versions (unlike
+    ``hash``), distinct per trial, and distinct per study for one spec seed.
+    """
+    digest = hashlib.sha256(f"{seed}:{study}:{trial}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+class TrialSeededSampler(optuna.samplers.BaseSampler):
+    """Samples each trial with its own sampler, seeded by :func:`derive_seed` of its number.
+
+    A sampler seeded once replays one random sequence in every process that builds it, so two
+    drivers on one study proposed the same configurations (and a resumed study re-proposed
+    its first ones).  A trial's number is unique in the study's storage, so seeding by it
+    differs between drivers and stays reproducible for one driver.  The samplers wrapped are
+    stateless between trials apart from their random generator (they read the history from
+    the study), so building one per trial changes nothing else.
+    """
+
+    def __init__(
+        self, *, make: Callable[[int], optuna.samplers.BaseSampler], seed: int, study: str
+    ) -> None:
+        self._make = make
+        self._seed = seed
+        self._study = study
+        #: the sampler built with the spec's own seed (options already checked)
+        self.base = make(seed)
+        self._by_trial: dict[int, optuna.samplers.BaseSampler] = {}
+
+    def sampler_for(self, number: int) -> optuna.samplers.BaseSampler:
+        """Return the sampler of trial ``number`` (built on first use)."""
+        sampler = self._by_trial.get(number)
+        if sampler is None:
+            sampler = self._make(derive_seed(self._seed, self._study, number))
+            self._by_trial[number] = sampler
+        return sampler
+
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        """Delegate to the trial's sampler."""
+        return self.sampler_for(trial.number).infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        """Delegate to the trial's sampler."""
+        return self.sampler_for(trial.number).sample_relative(study, trial, search_space)
+
+    def sample_independent(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        """Delegate to the trial's sampler."""
+        return self.sampler_for(trial.number).sample_independent(
+            study, trial, param_name, param_distribution
+        )
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        """Delegate to the trial's sampler."""
+        self.sampler_for(trial.number).before_trial(study, trial)
+
+    def after_trial(
+        self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
+    ) -> None:
+        """Delegate to the trial's sampler, then forget it."""
+        self.sampler_for(trial.number).after_trial(study, trial, state, values)
+        self._by_trial.pop(trial.number, None)
+
+    def reseed_rng(self) -> None:
+        """Do nothing: every trial's seed is derived, not drawn (Optuna calls this for n_jobs > 1)."""
+
+
 def build_sampler(
     spec: StudySpec, *, prior_records: Sequence[Any] | None = None
 ) -> optuna.samplers.BaseSampler:
-    """Return the Optuna sampler the spec names (``prior_records`` feed the graph sampler)."""
+    """Return the Optuna sampler the spec names (``prior_records`` feed the graph sampler).
+
+    With a fixed ``sampler.seed`` it is a :class:`TrialSeededSampler` around that sampler.
+    """
     try:
         factory = SAMPLERS.get(spec.sampler.name)
     except KeyError as error:
         raise SpecError(f"sampler.name: {error}") from None
+
+    def make(seed: int | None) -> optuna.samplers.BaseSampler:
+        seeded = spec.model_copy(update={"sampler": spec.sampler.model_copy(update={"seed": seed})})
+        return factory(seeded, prior_records=prior_records)
+
     try:
-        return factory(spec, prior_records=prior_records)
+        if spec.sampler.seed is None:
+            return make(None)
+        return TrialSeededSampler(make=make, seed=spec.sampler.seed, study=spec.name)
     except TypeError as error:
         # A misspelt key in `sampler.options` reaches the constructor as a keyword.
         raise SpecError(f"sampler.options: {error}") from None

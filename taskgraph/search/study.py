@@ -124,4 +124,8 @@ def stored_spec(
         current = data.get("runner") or {}
         same = runner.get("name", current.get("name")) == current.get("name")
         data["runner"] = {**current, **runner} if same else runner
-    return spec_from_dict(data, source=f"study {name!r}")
+    # An error in a value given on the command line names the option, not the stored spec.
+    options = {"budget.wall_time": "--wall-time"} if wall_time is not None else {}
+    if trials is not None:
+        options["budget.trials"] = "--trials"
+    return spec_from_dict(data, source=f"study {name!r}", options=options)

@@ -61,8 +61,20 @@ def _inline_path(spec: StudySpec, name: str, index: int) -> str:
     return f"tasks[{index - sum(1 for c in spec.candidates if not isinstance(c, str))}]"
 
 
-def check_spec(spec: StudySpec, *, source: str = "spec") -> None:
-    """Raise :class:`SpecError` for the first name in ``spec`` that nothing knows."""
+def check_spec(spec: StudySpec, *, source: str = "spec", trust_remote_code: bool = False) -> None:
+    """Raise :class:`SpecError` for the first name in ``spec`` that nothing knows.
+
+    ``trust_remote_code`` (the CLI's ``--trust-remote-code``) allows
+    ``encoder.options.trust_remote_code: true``; without it such a spec is refused, since
+    Hugging Face would then import and run Python files from the model directory.
+    """
+    if spec.encoder.options.get("trust_remote_code", False) not in (False, None) and not (
+        trust_remote_code
+    ):
+        raise SpecError(
+            f"{source}: encoder.options.trust_remote_code: runs Python code shipped with the "
+            "model; refused unless the command is given --trust-remote-code"
+        )
     _check_registry(
         source, "sampler.name", [spec.sampler.name], "taskgraph.search.samplers", "SAMPLERS"
     )

@@ -14,14 +14,17 @@ The search engine compiles a domain into one Optuna suggestion (or none, when fi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, model_serializer, model_validator
+from pydantic import BaseModel, ConfigDict, Strict, model_serializer, model_validator
 
-__all__ = ["Domain", "DomainInput", "Scalar", "as_domain"]
+__all__ = ["Domain", "DomainInput", "Scalar", "as_domain", "check_numbers", "reject_non_finite"]
 
 Scalar = bool | int | float | str | None
+# A range end or step is a number, never a boolean (`low: true` is not 1).
+Bound = Annotated[int, Strict()] | Annotated[float, Strict()]
 
 DOMAIN_HELP = "a value, a list of choices, or {low, high[, log, step, type]}"
 
@@ -33,10 +36,10 @@ class Domain(BaseModel):
 
     value: Scalar = None
     choices: tuple[Scalar, ...] | None = None
-    low: float | int | None = None
-    high: float | int | None = None
+    low: Bound | None = None
+    high: Bound | None = None
     log: bool = False
-    step: float | int | None = None
+    step: Bound | None = None
     type: Literal["int", "float"] | None = None
 
     @model_validator(mode="before")
@@ -53,6 +56,13 @@ class Domain(BaseModel):
 
     @model_validator(mode="after")
     def _one_form(self) -> Domain:
+        # `.inf` and `.nan` are YAML floats but no setting can use them (and NaN compares
+        # false with everything, so `low <= high` below would not catch it).
+        for number in (self.value, *(self.choices or ()), self.low, self.high, self.step):
+            if isinstance(number, float) and not math.isfinite(number):
+                raise ValueError(f"numbers must be finite, got {number}")
+        if self.step is not None and self.step <= 0:
+            raise ValueError(f"step must be > 0, got {self.step}")
         is_range = self.low is not None or self.high is not None
         if self.choices is not None:
             if is_range or self.value is not None:
@@ -131,6 +141,73 @@ class Domain(BaseModel):
 
 
 DomainInput = Domain | Scalar | Sequence[Scalar] | Mapping[str, Any]
+
+
+def check_numbers(
+    domain: Domain,
+    *,
+    integer: bool,
+    low: float,
+    high: float,
+    low_open: bool = False,
+    allow_none: bool = False,
+) -> Domain:
+    """Return ``domain`` when every value it can take is a number in the bounds, else raise.
+
+    For a fixed value or choices every value is checked; for a range its ends (and, for an
+    integer setting, that the range gives integers).  ``low_open`` makes ``low`` exclusive.
+    The ValueError names the bad value; pydantic adds the field path.
+    """
+    kind = "an integer" if integer else "a number"
+    if integer and domain.kind == "float":
+        raise ValueError(f"expected {kind}, got the float range {domain.describe()}")
+    for value in domain.values():
+        if value is None and allow_none:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            hint = ""
+            if isinstance(value, str) and _is_number(value):
+                hint = f" (YAML reads {value} as text{_yaml_float_hint(value)})"
+            raise ValueError(f"expected {kind}, got {value!r}{hint}")
+        if integer and not isinstance(value, int):
+            raise ValueError(f"expected {kind}, got {value!r}")
+        too_low = value <= low if low_open else value < low
+        if too_low or value > high:
+            bound = f"> {low:g}" if low_open else f">= {low:g}"
+            raise ValueError(f"must be {bound} and <= {high:g}, got {value!r}")
+    return domain
+
+
+def reject_non_finite(value: Any) -> None:
+    """Raise ValueError when ``value`` (a JSON-like tree) holds an infinite or NaN float."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"numbers must be finite, got {value}")
+    if isinstance(value, Mapping):
+        for item in value.values():
+            reject_non_finite(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            reject_non_finite(item)
+
+
+def _yaml_float_hint(text: str) -> str:
+    # YAML 1.1 floats need a dot in the mantissa and a sign in the exponent: 1.0e-5, 1.0e+3.
+    mantissa, e, exponent = text.strip().lower().partition("e")
+    if not e:
+        return ""
+    if "." not in mantissa:
+        mantissa += ".0"
+    if exponent[:1] not in ("+", "-"):
+        exponent = "+" + exponent
+    return f"; write {mantissa}e{exponent}"
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def as_domain(value: DomainInput) -> Domain:

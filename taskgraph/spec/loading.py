@@ -4,6 +4,11 @@ Every error is a :class:`~taskgraph.errors.SpecError` of the form
 ``FILE:LINE: FIELD.PATH: what is wrong; allowed: ...`` so the user can go straight to it.
 Relative paths in the spec (inline task files, a tabular table, the data directory) are
 resolved against the spec's folder, so a spec works from any working directory.
+
+The YAML is read with a loader that counts nodes as it composes them, aliases expanded, and
+refuses a document past :data:`~taskgraph.spec.limits.MAX_SPEC_NODES` nodes or
+:data:`~taskgraph.spec.limits.MAX_SPEC_DEPTH` levels: an alias bomb of a few hundred bytes
+would otherwise make ``${VAR}`` expansion walk billions of copies.
 """
 
 from __future__ import annotations
@@ -18,11 +23,102 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from taskgraph.errors import SpecError
+from taskgraph.spec.limits import MAX_SPEC_BYTES, MAX_SPEC_DEPTH, MAX_SPEC_NODES
 from taskgraph.spec.models import StudySpec
 
 __all__ = ["expand_env", "load_spec", "spec_from_dict"]
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses documents too large once aliases are expanded.
+
+    ``compose_node`` returns the anchored node itself for an alias, so a node's expanded
+    size is its own count plus its children's (memoised per node): the check costs one pass
+    over the file, however many copies the aliases stand for.
+    """
+
+    def __init__(self, stream: str, *, source: str) -> None:
+        super().__init__(stream)
+        self.source = source
+        self._expanded: dict[int, int] = {}  # id(node) -> nodes it stands for, aliases expanded
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth += 1
+        if self._depth > MAX_SPEC_DEPTH:
+            mark = self.peek_event().start_mark
+            raise SpecError(
+                f"{self.source}:{mark.line + 1}: lists and mappings nested deeper than "
+                f"{MAX_SPEC_DEPTH} levels"
+            )
+        alias = self.check_event(yaml.AliasEvent)
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if node is None:
+            return None
+        size = self._expanded.get(id(node))
+        if alias and size is None and not isinstance(node, yaml.ScalarNode):
+            # The anchored list or mapping is still being composed: it contains itself.
+            raise SpecError(
+                f"{self.source}:{node.start_mark.line + 1}: an alias refers to a list or mapping "
+                "that contains it (a recursive structure)"
+            )
+        if size is None:
+            size = 1
+            if isinstance(node, yaml.SequenceNode):
+                size += sum(self._expanded.get(id(child), 1) for child in node.value)
+            elif isinstance(node, yaml.MappingNode):
+                size += sum(
+                    self._expanded.get(id(key), 1) + self._expanded.get(id(value), 1)
+                    for key, value in node.value
+                )
+            self._expanded[id(node)] = size
+        if size > MAX_SPEC_NODES:
+            raise SpecError(
+                f"{self.source}:{node.start_mark.line + 1}: the spec expands to more than "
+                f"{MAX_SPEC_NODES} values once YAML aliases are expanded; use fewer aliases"
+            )
+        return node
+
+
+def _read_yaml(file: Path) -> tuple[str, Any]:
+    """Return the parsed YAML of ``file``; every problem is one SpecError line naming it."""
+    size = file.stat().st_size
+    if size > MAX_SPEC_BYTES:
+        raise SpecError(
+            f"{file}: a spec file is at most {MAX_SPEC_BYTES} bytes, this one is {size}"
+        )
+    data = file.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        number = data.count(b"\n", 0, error.start) + 1
+        raise SpecError(
+            f"{file}:{number}: not UTF-8 text: byte 0x{data[error.start]:02x} at byte offset "
+            f"{error.start} cannot be decoded"
+        ) from None
+    loader: _BoundedLoader | None = None
+    try:
+        loader = _BoundedLoader(text, source=str(file))  # refuses control characters
+        return text, loader.get_single_data()
+    except SpecError:
+        raise  # the loader's own limits, already one line naming the file
+    except yaml.YAMLError as error:
+        raise SpecError(_single_line(_yaml_error(file, error))) from None
+    except (ValueError, OverflowError) as error:
+        # The safe constructor turns `2001-02-30` into a datetime and fails with ValueError.
+        raise SpecError(f"{file}: not valid YAML: {_single_line(str(error))}") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def _single_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def expand_env(value: Any, *, where: str = "spec") -> Any:
@@ -51,21 +147,22 @@ def expand_env(value: Any, *, where: str = "spec") -> Any:
 
 
 def load_spec(
-    path: str | os.PathLike[str], *, overrides: Mapping[str, Any] | None = None
+    path: str | os.PathLike[str],
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    options: Mapping[str, str] | None = None,
 ) -> StudySpec:
     """Return the validated :class:`StudySpec` in the YAML file at ``path``.
 
     ``overrides`` maps dotted field paths to values applied before validation, for command
-    line options such as ``--trials`` (``{"budget.trials": 3}``).
+    line options such as ``--trials`` (``{"budget.trials": 3}``).  An error in an overridden
+    field names the option that set it, ``options[path]`` (default ``--set PATH``), rather
+    than a line of the file, which does not hold the bad value.
     """
     file = Path(path)
     if not file.is_file():
         raise SpecError(f"{file}: spec file not found")
-    text = file.read_text(encoding="utf-8")
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise SpecError(_yaml_error(file, error)) from None
+    text, raw = _read_yaml(file)
     if not isinstance(raw, Mapping):
         raise SpecError(
             f"{file}: expected a mapping of spec fields at the top level, got {type(raw).__name__}"
@@ -74,7 +171,9 @@ def load_spec(
     for dotted, value in (overrides or {}).items():
         _set_path(data, dotted.split("."), value)
     _resolve_paths(data, file.resolve().parent)
-    return spec_from_dict(data, source=str(file), text=text)
+    labels = {key: f"--set {key}" for key in overrides or {}}
+    labels.update(options or {})
+    return spec_from_dict(data, source=str(file), text=text, options=labels)
 
 
 def _yaml_error(file: Path, error: yaml.YAMLError) -> str:
@@ -101,13 +200,21 @@ def _yaml_error(file: Path, error: yaml.YAMLError) -> str:
 
 
 def spec_from_dict(
-    data: Mapping[str, Any], *, source: str = "spec", text: str | None = None
+    data: Mapping[str, Any],
+    *,
+    source: str = "spec",
+    text: str | None = None,
+    options: Mapping[str, str] | None = None,
 ) -> StudySpec:
-    """Return ``data`` validated as a :class:`StudySpec`; errors name ``source`` and the field."""
+    """Return ``data`` validated as a :class:`StudySpec`; errors name ``source`` and the field.
+
+    ``options`` maps dotted field paths set from the command line to the option that set
+    them (``{"budget.wall_time": "--wall-time"}``): an error inside one names the option.
+    """
     try:
         return StudySpec.model_validate(dict(data))
     except ValidationError as error:
-        raise SpecError(_one_line(error, source=source, text=text)) from None
+        raise SpecError(_one_line(error, source=source, text=text, options=options)) from None
 
 
 def _set_path(data: dict[str, Any], keys: list[str], value: Any) -> None:
@@ -149,7 +256,13 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
         data["data_dir"] = absolute(data["data_dir"])
 
 
-def _one_line(error: ValidationError, *, source: str, text: str | None) -> str:
+def _one_line(
+    error: ValidationError,
+    *,
+    source: str,
+    text: str | None,
+    options: Mapping[str, str] | None = None,
+) -> str:
     # The deepest error is the informative one when a union (``str | InlineTaskSpec``)
     # fails on every branch: "not a string" says less than the inline task's bad field.
     errors = error.errors()
@@ -174,14 +287,37 @@ def _one_line(error: ValidationError, *, source: str, text: str | None) -> str:
         message = f"unknown {path[-1] if path else 'name'} {ctx.get('tag')!r}; allowed: {tags}"
     elif kind == "union_tag_not_found":
         message = f"needs a `{ctx.get('discriminator', 'name').strip(chr(39))}` key"
-    line = _line_of(text, path) if text else None
-    where = f"{source}:{line}" if line else source
+    elif kind in _TYPE_KINDS or kind in _BOUND_KINDS:
+        # pydantic says "Input should be ..."; say what was given, as YAML spells it.
+        message = f"{message}, got {_yaml_repr(first.get('input'))}"
     more = len({tuple(_user_path(tuple(e["loc"]))[0]) for e in errors}) - 1
     suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
     dotted = "".join(
         f"[{p}]" if isinstance(p, int) else ("." if i else "") + str(p) for i, p in enumerate(path)
     )
+    # A value from the command line is not in the file: name the option, not a line.
+    for key, label in (options or {}).items():
+        parts = key.split(".")
+        if path and ([str(p) for p in path[: len(parts)]] == parts or parts[: len(path)] == path):
+            inner = "" if dotted == key else f"{dotted or '(top level)'}: "
+            return f"{label}: {inner}{message}{suffix}"
+    line = _line_of(text, path) if text else None
+    where = f"{source}:{line}" if line else source
     return f"{where}: {dotted or '(top level)'}: {message}{suffix}"
+
+
+_TYPE_KINDS = frozenset({"int_type", "float_type", "bool_type", "string_type", "finite_number"})
+_BOUND_KINDS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
+
+
+def _yaml_repr(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value != value:
+        return ".nan"
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        return ".inf" if value > 0 else "-.inf"
+    return repr(value)
 
 
 def _user_path(loc: tuple[Any, ...]) -> tuple[list[Any], type[BaseModel] | None]:

@@ -14,9 +14,25 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
 
-from taskgraph.spec.domains import Domain
+from taskgraph.spec.domains import Domain, check_numbers, reject_non_finite
+from taskgraph.spec.limits import (
+    MAX_BATCH_SIZE,
+    MAX_CAP_EXAMPLES,
+    MAX_COUNT,
+    MAX_ENCODER_LENGTH,
+    MAX_EPOCHS,
+    MAX_FAILURES,
+    MAX_INTERVAL,
+    MAX_LEARNING_RATE,
+    MAX_RAY_RESOURCES,
+    MAX_SEED,
+    MAX_SEEDS,
+    MAX_STEPS,
+    MAX_TRIALS,
+    MAX_WALL_TIME,
+)
 from taskgraph.trial import config_hash
 
 __all__ = [
@@ -51,9 +67,18 @@ STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$")
 _UNIT_SECONDS = {None: 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 
+# Counts are strict integers: YAML's `true` is not 1 and `1.0e+300` is not a step count.
+# Bounds come from taskgraph.spec.limits and are set per field below.
+Count = Annotated[int, Strict()]
+# Numbers are finite: `.inf` and `.nan` are YAML floats but never a usable setting; ints are
+# accepted (`cpu: 1`), booleans are not.
+Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+
 
 def parse_duration(value: float | int | str | None) -> float | None:
     """Return ``value`` in seconds: a number of seconds or a string such as ``"90s"``, ``"10m"``, ``"2h"``."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as 600, '90s', '10m' or '2h', got {value!r}")
     if value is None or isinstance(value, (int, float)):
         return None if value is None else float(value)
     match = _DURATION.match(value)
@@ -111,8 +136,8 @@ Candidate = str | InlineTaskSpec
 class AuxiliarySpace(_Strict):
     """Constraints on the auxiliary subset S \\ {target}: size bounds, always/never included."""
 
-    min_size: int = Field(default=0, ge=0)
-    max_size: int | None = Field(default=None, ge=0)
+    min_size: Count = Field(default=0, ge=0, le=MAX_COUNT)
+    max_size: Count | None = Field(default=None, ge=0, le=MAX_COUNT)
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
 
@@ -141,6 +166,26 @@ class MixingSpace(_Strict):
     temperature: Domain = Domain(value=2.0)
     weights: Domain | dict[str, Domain] = Domain(value=1.0)
     max_examples: Domain | dict[str, Domain] | None = None
+
+    @field_validator("temperature")
+    @classmethod
+    def _temperature(cls, value: Domain) -> Domain:
+        return check_numbers(value, integer=False, low=0.0, high=1e6, low_open=True)
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, value: Domain | dict[str, Domain]) -> Domain | dict[str, Domain]:
+        for domain in value.values() if isinstance(value, dict) else (value,):
+            check_numbers(domain, integer=False, low=0.0, high=1e6)
+        return value
+
+    @field_validator("max_examples")
+    @classmethod
+    def _caps(cls, value: Domain | dict[str, Domain] | None) -> Domain | dict[str, Domain] | None:
+        for domain in value.values() if isinstance(value, dict) else (value,):
+            if domain is not None:
+                check_numbers(domain, integer=True, low=1, high=MAX_CAP_EXAMPLES, allow_none=True)
+        return value
 
 
 def _hard_only() -> dict[str, dict[str, Domain]]:
@@ -182,6 +227,26 @@ class SearchSpaceSpec(_Strict):
             raise ValueError("name at least one sharing architecture")
         return value
 
+    @field_validator("learning_rate")
+    @classmethod
+    def _learning_rate(cls, value: Domain) -> Domain:
+        return check_numbers(value, integer=False, low=0.0, high=MAX_LEARNING_RATE, low_open=True)
+
+    @field_validator("epochs")
+    @classmethod
+    def _epochs(cls, value: Domain) -> Domain:
+        return check_numbers(value, integer=False, low=0.0, high=MAX_EPOCHS, low_open=True)
+
+    @field_validator("max_steps")
+    @classmethod
+    def _max_steps(cls, value: Domain) -> Domain:
+        return check_numbers(value, integer=True, low=1, high=MAX_STEPS, allow_none=True)
+
+    @field_validator("batch_size")
+    @classmethod
+    def _batch_size(cls, value: Domain) -> Domain:
+        return check_numbers(value, integer=True, low=1, high=MAX_BATCH_SIZE)
+
     @field_validator("transfer_mode")
     @classmethod
     def _transfer_modes(cls, value: Domain) -> Domain:
@@ -196,7 +261,7 @@ class EncoderSpec(_Strict):
 
     name: str = "minilm"
     options: dict[str, Any] = Field(default_factory=dict)
-    max_length: int = Field(default=128, ge=8)
+    max_length: Count = Field(default=128, ge=8, le=MAX_ENCODER_LENGTH)
 
     @model_validator(mode="before")
     @classmethod
@@ -208,21 +273,28 @@ class TrainingSpec(_Strict):
     """Per-trial settings that are not searched."""
 
     eval_splits: tuple[str, ...] = ("dev",)
-    eval_every: int | None = Field(default=None, ge=1)
-    early_stopping_patience: int | None = Field(default=None, ge=1)
-    lookahead_every: int | None = Field(default=None, ge=1)
+    eval_every: Count | None = Field(default=None, ge=1, le=MAX_COUNT)
+    early_stopping_patience: Count | None = Field(default=None, ge=1, le=MAX_COUNT)
+    lookahead_every: Count | None = Field(default=None, ge=1, le=MAX_COUNT)
     device: str | None = None  # None: CUDA when present, else CPU
     # Fixed trainer settings (any JSON value, e.g. head_options); searched ones go under
     # search.hyperparameters and override these.
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("hyperparameters")
+    @classmethod
+    def _finite(cls, value: dict[str, Any]) -> dict[str, Any]:
+        reject_non_finite(value)
+        return value
+
 
 class BudgetSpec(_Strict):
     """How much to spend: trials (configurations), wall time, tolerated failures."""
 
-    trials: int = Field(default=20, ge=1)
-    wall_time: float | None = None  # seconds per `run`/`resume` invocation; None: unlimited
-    max_failures: int = Field(default=5, ge=0)
+    trials: Count = Field(default=20, ge=1, le=MAX_TRIALS)
+    # seconds per `run`/`resume` invocation; None: unlimited
+    wall_time: Number | None = Field(default=None, le=MAX_WALL_TIME)
+    max_failures: Count = Field(default=5, ge=0, le=MAX_FAILURES)
 
     @field_validator("wall_time", mode="before")
     @classmethod
@@ -241,8 +313,8 @@ class SamplerSpec(_Strict):
     """The Optuna sampler: ``tpe``, ``gp``, ``random`` or ``graph`` (graph-guided)."""
 
     name: str = "tpe"
-    seed: int | None = None
-    n_startup_trials: int | None = Field(default=None, ge=0)
+    seed: Count | None = Field(default=None, ge=0, le=MAX_SEED)
+    n_startup_trials: Count | None = Field(default=None, ge=0, le=MAX_COUNT)
     options: dict[str, Any] = Field(default_factory=dict)  # extra keyword arguments
 
     @model_validator(mode="before")
@@ -258,10 +330,10 @@ class PrunerSpec(_Strict):
     """
 
     name: Literal["asha", "successive_halving", "median", "none"] = "none"
-    min_resource: int = Field(default=1, ge=1)
-    reduction_factor: int = Field(default=3, ge=2)
-    n_startup_trials: int = Field(default=3, ge=0)
-    n_warmup_steps: int = Field(default=0, ge=0)
+    min_resource: Count = Field(default=1, ge=1, le=MAX_COUNT)
+    reduction_factor: Count = Field(default=3, ge=2, le=MAX_COUNT)
+    n_startup_trials: Count = Field(default=3, ge=0, le=MAX_COUNT)
+    n_warmup_steps: Count = Field(default=0, ge=0, le=MAX_COUNT)
 
     @model_validator(mode="before")
     @classmethod
@@ -278,8 +350,8 @@ class LocalRunnerSpec(_Strict):
 class RayResources(_Strict):
     """Resources per trial; fractional GPUs pack several trials on one device."""
 
-    cpu: float = Field(default=1.0, gt=0)
-    gpu: float = Field(default=0.0, ge=0)
+    cpu: Number = Field(default=1.0, gt=0, le=MAX_RAY_RESOURCES)
+    gpu: Number = Field(default=0.0, ge=0, le=MAX_RAY_RESOURCES)
 
 
 class RayRunnerSpec(_Strict):
@@ -288,8 +360,8 @@ class RayRunnerSpec(_Strict):
     name: Literal["ray"] = "ray"
     address: str | None = None  # None: start a local Ray; "auto" or "ray://host:10001"
     resources: RayResources = RayResources()
-    max_concurrent_trials: int = Field(default=1, ge=1)
-    num_cpus: int | None = Field(default=None, ge=1)  # local Ray only
+    max_concurrent_trials: Count = Field(default=1, ge=1, le=MAX_RAY_RESOURCES)
+    num_cpus: Count | None = Field(default=None, ge=1, le=MAX_RAY_RESOURCES)  # local Ray only
     experiment_dir: str | None = None  # Tune's state; default: ~/.taskgraph/ray/<study>
 
 
@@ -309,9 +381,9 @@ RunnerSpec = Annotated[
 class RecoverySpec(_Strict):
     """Heartbeat settings: a trial silent for ``grace_period`` seconds is failed and retried."""
 
-    heartbeat_interval: int = Field(default=10, ge=1)
-    grace_period: int = Field(default=30, ge=2)
-    max_retry: int = Field(default=3, ge=0)
+    heartbeat_interval: Count = Field(default=10, ge=1, le=MAX_INTERVAL)
+    grace_period: Count = Field(default=30, ge=2, le=MAX_INTERVAL)
+    max_retry: Count = Field(default=3, ge=0, le=MAX_COUNT)
 
     @model_validator(mode="after")
     def _order(self) -> RecoverySpec:
@@ -335,7 +407,7 @@ class StudySpec(_Strict):
     search: SearchSpaceSpec = SearchSpaceSpec()
     encoder: EncoderSpec = EncoderSpec()
     training: TrainingSpec = TrainingSpec()
-    seeds: tuple[int, ...] = (0,)
+    seeds: tuple[Annotated[Count, Field(ge=0, le=MAX_SEED)], ...] = (0,)
     budget: BudgetSpec = BudgetSpec()
     sampler: SamplerSpec = SamplerSpec()
     pruner: PrunerSpec = PrunerSpec()
@@ -362,11 +434,16 @@ class StudySpec(_Strict):
     @field_validator("seeds", mode="before")
     @classmethod
     def _seed_count(cls, value: Any) -> Any:
-        # `seeds: 3` means seeds 0, 1, 2; a list names them.
+        # `seeds: 3` means seeds 0, 1, 2; a list names them.  Both are bounded before the
+        # tuple is built: `seeds: 1000000000` would otherwise exhaust memory.
         if isinstance(value, int) and not isinstance(value, bool):
             if value < 1:
                 raise ValueError(f"seeds must be >= 1 (a count) or a list, got {value}")
+            if value > MAX_SEEDS:
+                raise ValueError(f"at most {MAX_SEEDS} seeds, got {value}")
             return tuple(range(value))
+        if isinstance(value, (list, tuple)) and len(value) > MAX_SEEDS:
+            raise ValueError(f"at most {MAX_SEEDS} seeds, got a list of {len(value)}")
         return value
 
     @field_validator("seeds")

@@ -21,9 +21,11 @@ from taskgraph.storage.repository import Repository, open_repository, records_by
 from taskgraph.storage.urls import (
     DEFAULT_STORAGE_URL,
     STORAGE_ENV,
+    mask_secrets,
     mask_url,
     parse_storage_url,
     resolve_storage_url,
+    storable_spec,
 )
 
 __all__ = [
@@ -41,9 +43,11 @@ __all__ = [
     "TaskSetRecords",
     "head_revision",
     "higher_is_better",
+    "mask_secrets",
     "mask_url",
     "open_repository",
     "parse_storage_url",
     "records_by_task_set",
     "resolve_storage_url",
+    "storable_spec",
 ]

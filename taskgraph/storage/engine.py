@@ -21,7 +21,15 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-__all__ = ["WRITE", "create_storage_engine", "describe_error", "is_retryable"]
+from taskgraph.storage.urls import mask_secrets
+
+__all__ = [
+    "WRITE",
+    "create_storage_engine",
+    "describe_error",
+    "is_retryable",
+    "serialize_sqlite_transactions",
+]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 POSTGRES_CONNECT_TIMEOUT_S = 10
@@ -29,15 +37,21 @@ POSTGRES_CONNECT_TIMEOUT_S = 10
 WRITE = "taskgraph_write"
 
 
-def create_storage_engine(url: URL, **kwargs: Any) -> Engine:
-    """Return an engine for ``url`` (already validated by ``parse_storage_url``)."""
+def create_storage_engine(url: URL, *, switch_to_wal: bool = True, **kwargs: Any) -> Engine:
+    """Return an engine for ``url`` (already validated by ``parse_storage_url``).
+
+    ``switch_to_wal=False`` (read-only commands): a SQLite file is left in its journal mode.
+    Switching to WAL writes the file; an empty file would get a database header, and a
+    command that only reads must change nothing.  A file taskgraph created is in WAL already
+    (the mode is stored in the file).
+    """
     if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, **kwargs)
+        return _sqlite_engine(url, switch_to_wal=switch_to_wal, **kwargs)
     connect_args = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
     return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
 
 
-def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
+def _sqlite_engine(url: URL, *, switch_to_wal: bool, **kwargs: Any) -> Engine:
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
 
     @event.listens_for(engine, "connect")
@@ -48,7 +62,8 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys = ON")
-            _use_wal(cursor)
+            if switch_to_wal:
+                _use_wal(cursor)
             # NORMAL is durable across application crashes in WAL mode (SQLite docs, "WAL").
             cursor.execute("PRAGMA synchronous = NORMAL")
         finally:
@@ -61,6 +76,37 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
         else:
             connection.exec_driver_sql("BEGIN")
 
+    return engine
+
+
+def serialize_sqlite_transactions(engine: Engine) -> Engine:
+    """Make every transaction of a SQLite ``engine`` (e.g. Optuna's) take the write lock first.
+
+    pysqlite starts a transaction only at the first write, so a read-then-write such as
+    Optuna's "pop the waiting trial" (read WAITING, set RUNNING) is not atomic across
+    processes: two drivers starting together both popped trial 0, and one died with
+    ``UpdateFinishedTrialError``.  With ``BEGIN IMMEDIATE`` the read happens under the write
+    lock, as the SQLAlchemy SQLite dialect documentation's recipe does it.  Reads wait their
+    turn too, which a SQLite study (a few drivers) can afford.  Other backends are unchanged.
+    Returns ``engine``; its pooled connections are dropped so that new ones get the settings.
+    """
+    if engine.dialect.name != "sqlite":
+        return engine
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()
     return engine
 
 
@@ -97,11 +143,10 @@ def is_retryable(error: BaseException) -> bool:
     return sqlstate in _POSTGRES_RETRYABLE
 
 
-def describe_error(error: BaseException, url: URL) -> str:
-    """Return the first line of a driver error, with the URL's password removed."""
+def describe_error(error: BaseException, url: URL | None = None) -> str:
+    """Return the first line of a driver error, with every password field masked."""
     orig = getattr(error, "orig", None)
     message = str(orig if orig is not None else error).strip()
     line = message.splitlines()[0] if message else type(error).__name__
-    if url.password:
-        line = line.replace(str(url.password), "***")
-    return line
+    # Fields, not substrings: replacing the password's text would garble the message.
+    return mask_secrets(line, url)

@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -159,17 +160,35 @@ def _write(destination: str | os.PathLike[str] | IO[Any], payload: str | bytes) 
             raise ConfigError("Parquet is binary: give a file path or a binary stream")
         stream.write(payload)
         return
-    path = Path(destination)
+    # A symlink is written through (its target replaced, the link kept); anything but a
+    # regular file (a device, a FIFO, a directory) is refused rather than replaced by one.
+    path = Path(destination).expanduser().resolve()
     if not path.parent.is_dir():
         raise StorageError(
             f"cannot export to {str(path)!r}: directory {str(path.parent)!r} does not exist"
         )
-    data = payload.encode("utf-8") if isinstance(payload, str) else payload
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+        mode: int | None = path.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        raise ConfigError(f"cannot export to {str(path)!r}: it exists and is not a regular file")
+    data = payload.encode("utf-8") if isinstance(payload, str) else payload
+    try:
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            os.fchmod(fd, stat.S_IMODE(mode) if mode is not None else _default_mode())
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(temp, path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+    except OSError as error:
+        raise StorageError(f"cannot export to {str(path)!r}: {error.strerror or error}") from None
+
+
+def _default_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask

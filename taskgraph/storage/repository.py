@@ -20,9 +20,9 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Connection, Engine, Select, bindparam, func, select
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from taskgraph.errors import StorageError
+from taskgraph.errors import ConfigError, StorageError
 from taskgraph.storage.engine import create_storage_engine, describe_error
 from taskgraph.storage.migrate import ensure_schema
 from taskgraph.storage.records import (
@@ -46,7 +46,7 @@ from taskgraph.storage.schema import (
     TaskSetRow,
 )
 from taskgraph.storage.session import SessionFactory, run_write
-from taskgraph.storage.urls import mask_url, parse_storage_url, sqlite_path
+from taskgraph.storage.urls import mask_secrets, mask_url, parse_storage_url, sqlite_path
 from taskgraph.storage.writes import ensure_study_row, insert_run, utcnow
 from taskgraph.trial import LookaheadMatrix, TrialConfig, TrialResult
 
@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 __all__ = ["Repository", "open_engine", "open_repository", "records_by_task_set"]
 
 TaskSetFilter = str | Sequence[str] | None
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def open_repository(url: str, *, create: bool = True) -> Repository:
@@ -85,7 +86,13 @@ def open_engine(url: str, *, create: bool = True) -> Engine:
             f"no records database at {str(path)!r} ({mask_url(parsed)}): run a study first, "
             f"or pass --storage / set TASKGRAPH_STORAGE"
         )
-    return create_storage_engine(parsed)
+    try:
+        return create_storage_engine(parsed, switch_to_wal=create)
+    except (ArgumentError, ValueError, TypeError) as error:
+        # e.g. "?port=abc": SQLAlchemy rejects the URL's arguments when building the engine.
+        raise StorageError(
+            f"storage URL {mask_url(parsed)!r} is invalid: {mask_secrets(str(error), parsed)}"
+        ) from None
 
 
 @contextmanager
@@ -333,15 +340,26 @@ class Repository:
         if target is not None:
             query = query.where(RunRow.target == target)
         if task_set is not None:
-            query = query.where(RunRow.task_set.has(TaskSetRow.key == _task_set_key(task_set)))
+            key = _task_set_key(task_set)
+            if not key:
+                raise ConfigError(
+                    f"`task_set` {task_set!r} names no task: expected names joined by '+', "
+                    f"e.g. 'ner+pos'"
+                )
+            query = query.where(RunRow.task_set.has(TaskSetRow.key == key))
         if status is not None:
             query = query.where(RunRow.status == status)
         if contains is not None:
             members = select(TaskSetMemberRow.task_set_id).where(TaskSetMemberRow.task == contains)
             query = query.where(RunRow.task_set_id.in_(members))
         if model_config is not None:
+            if not model_config:
+                raise ConfigError("`model_config` is empty: give a hash or its prefix")
+            # autoescape: '%' and '_' are characters of the prefix, not LIKE wildcards.
             query = query.where(
-                RunRow.model_config.has(ModelConfigRow.hash.startswith(model_config))
+                RunRow.model_config.has(
+                    ModelConfigRow.hash.startswith(model_config, autoescape=True)
+                )
             )
         return query
 
@@ -378,6 +396,9 @@ class Repository:
 
     def run(self, run_id: int) -> RunRecord:
         """Return the run with id ``run_id``; StorageError if there is none."""
+        if not _INT64_MIN <= run_id <= _INT64_MAX:
+            # Ids are 64-bit: the driver would raise OverflowError for a larger number.
+            raise StorageError(f"no run with id {run_id} in {self.url}")
         with self._factory.session() as session:
             row = session.get(RunRow, run_id)
             if row is None:

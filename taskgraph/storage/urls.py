@@ -4,14 +4,22 @@ The URL comes from ``--storage``, else ``TASKGRAPH_STORAGE``, else the study spe
 ``storage`` field, else ``sqlite:///taskgraph.db``.  Only SQLite and PostgreSQL (through
 psycopg 3) are supported; ``postgresql://`` and ``postgres://`` are read as
 ``postgresql+psycopg://``.  Passwords never appear in messages: every message goes through
-:func:`mask_url`.
+:func:`mask_url` (a URL) or :func:`mask_secrets` (a driver's message), and never in what is
+stored: a spec is stored through :func:`storable_spec`.
+
+Masking replaces *fields*, never substrings: the URL's password (``user:***@``), a
+``password`` query parameter (``?password=***``) and a libpq ``password=`` keyword.  Replacing
+every occurrence of the password's text instead would garble messages (a password ``p``
+turned "port" into "***ort") and reveal the password to whoever reads the garbled message.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -21,36 +29,118 @@ from taskgraph.errors import StorageError
 __all__ = [
     "DEFAULT_STORAGE_URL",
     "STORAGE_ENV",
+    "last_resolved_url",
+    "mask_secrets",
     "mask_url",
     "parse_storage_url",
     "resolve_storage_url",
     "sqlite_path",
+    "storable_spec",
 ]
 
 STORAGE_ENV = "TASKGRAPH_STORAGE"
 DEFAULT_STORAGE_URL = "sqlite:///taskgraph.db"
 
 _SUPPORTED = {"sqlite": ("sqlite", "pysqlite"), "postgresql": ("postgresql", "psycopg")}
+MASK = "***"
 # user:password@ inside a string SQLAlchemy could not parse.
 _PASSWORD_IN_TEXT = re.compile(r"(?P<head>://[^:/@\s]*:)(?P<password>[^@\s]*)(?P<tail>@)")
+# A password field in a query string (?password=…&) or a libpq conninfo (password=… / '…').
+_PASSWORD_FIELD = re.compile(
+    r"(?P<head>\bpassword\s*=\s*)(?P<password>'(?:[^'\\]|\\.)*'|[^&\s;,\"')]*)", re.IGNORECASE
+)
+# A URL inside a message: a scheme, ://, then everything up to a blank or a closing quote.
+_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>`]+")
+# Punctuation that ends a sentence rather than a URL ("... at sqlite:///x.db.").
+_URL_TRAILER = ".,;:)]}"
+# Stands for the masked query value while SQLAlchemy renders (it would percent-encode ***).
+_SENTINEL = "TASKGRAPHMASKEDPASSWORD"
 
 
 def resolve_storage_url(option: str | None = None, *, spec_storage: str | None = None) -> str:
     """Return the storage URL: ``option``, else ``$TASKGRAPH_STORAGE``, else the spec's, else the default."""
+    chosen = DEFAULT_STORAGE_URL
     for candidate in (option, os.environ.get(STORAGE_ENV), spec_storage):
         if candidate is not None and candidate.strip():
-            return candidate.strip()
-    return DEFAULT_STORAGE_URL
+            chosen = candidate.strip()
+            break
+    # Remembered (masked) so that a failure raised by Optuna's storage, which does not say
+    # which database it was, can be reported with it.
+    _resolved.append(mask_url(chosen))
+    return chosen
+
+
+_resolved: list[str] = []
+
+
+def last_resolved_url() -> str | None:
+    """Return the last URL :func:`resolve_storage_url` chose, masked (``None``: none yet)."""
+    return _resolved[-1] if _resolved else None
 
 
 def mask_url(url: str | URL) -> str:
-    """Return ``url`` with its password replaced by ``***`` (safe for messages and logs)."""
-    if isinstance(url, URL):
-        return url.render_as_string(hide_password=True)
+    """Return ``url`` with its password fields replaced by ``***`` (safe for messages, logs
+    and the database): the ``user:password@`` part and a ``password`` query parameter."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = url if isinstance(url, URL) else make_url(url)
     except (ArgumentError, ValueError):
-        return _PASSWORD_IN_TEXT.sub(r"\g<head>***\g<tail>", url)
+        return _mask_text_fields(str(url))
+    secret_keys = [key for key in parsed.query if key.lower() == "password"]
+    if secret_keys:
+        parsed = parsed.update_query_dict({key: _SENTINEL for key in secret_keys})
+    return parsed.render_as_string(hide_password=True).replace(_SENTINEL, MASK)
+
+
+def _mask_text_fields(text: str) -> str:
+    text = _PASSWORD_IN_TEXT.sub(rf"\g<head>{MASK}\g<tail>", text)
+    return _PASSWORD_FIELD.sub(rf"\g<head>{MASK}", text)
+
+
+def mask_secrets(text: str, url: str | URL | None = None) -> str:
+    """Return ``text`` (e.g. a driver's error message) with every password field masked.
+
+    URLs inside it are rendered by :func:`mask_url`; ``password=`` fields (query strings,
+    libpq conninfo) become ``password=***``.  When ``url`` is given, a verbatim copy of it in
+    the text (as rendered with its password) is replaced by the masked URL as a whole.
+    """
+    if url is not None:
+        parsed = url if isinstance(url, URL) else _try_parse(url)
+        if parsed is not None and (parsed.password or _has_query_password(parsed)):
+            text = text.replace(parsed.render_as_string(hide_password=False), mask_url(parsed))
+    text = _URL_IN_TEXT.sub(_mask_match, text)
+    return _mask_text_fields(text)
+
+
+def _mask_match(match: re.Match[str]) -> str:
+    found = match.group(0)
+    url = found.rstrip(_URL_TRAILER)
+    return mask_url(url) + found[len(url) :]
+
+
+def _try_parse(url: str) -> URL | None:
+    try:
+        return make_url(url)
+    except (ArgumentError, ValueError):
+        return None
+
+
+def _has_query_password(url: URL) -> bool:
+    return any(key.lower() == "password" for key in url.query)
+
+
+def storable_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a copy of a spec (as JSON data) that is safe to store: its ``storage`` URL masked.
+
+    The spec is stored in the database (the Optuna study's ``taskgraph:spec`` attribute and
+    ``tg_studies.spec``), which optuna-dashboard serves to anyone who can reach it; the
+    password never goes there.  Resuming needs no password from the stored spec: the
+    database is reached with the URL given to ``study resume``.
+    """
+    data = dict(spec)
+    storage = data.get("storage")
+    if isinstance(storage, str) and storage:
+        data["storage"] = mask_url(storage)
+    return data
 
 
 def parse_storage_url(url: str) -> URL:

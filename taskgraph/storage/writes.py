@@ -31,6 +31,7 @@ from taskgraph.storage.schema import (
     TaskSetMemberRow,
     TaskSetRow,
 )
+from taskgraph.storage.urls import storable_spec
 from taskgraph.trial import TrialConfig, TrialResult
 
 __all__ = [
@@ -86,6 +87,8 @@ def ensure_study_row(
             json.dumps(dict(spec), allow_nan=False)
         except (TypeError, ValueError) as error:
             raise ConfigError(f"study {name!r}: `spec` must be plain JSON data ({error})") from None
+        # The spec's storage URL may carry a password: it never reaches the database.
+        spec = storable_spec(spec)
     study_id, created = _insert_or_get(
         session,
         StudyRow,

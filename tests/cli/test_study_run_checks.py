@@ -101,15 +101,16 @@ def test_missing_data_directory_writes_nothing(tmp_path: Path) -> None:
 def test_bad_set_value_is_caught_by_validate_and_run_writes_nothing(tmp_path: Path) -> None:
     spec = tiny_spec(tmp_path)
     code, _, err = invoke("study", "validate", str(spec), "--set", "search.max_steps=abc")
-    assert code == 2
-    assert err.strip() == "error: --set search.max_steps=abc: expected a number, got 'abc'"
+    assert code == 2 and err.startswith("error: --set search.max_steps: expected ")
+    assert "'abc'" in err and str(spec) not in err
     db = tmp_path / "t.db"
     url = f"sqlite:///{db}"
     for option, names in (
-        ("search.max_steps=abc", "--set search.max_steps=abc: expected a number"),
-        ("search.mixing.temperature=[1, x]", "--set search.mixing.temperature=[1, x]: expected"),
-        ("budget.trials=0", "--set budget.trials=0: Input should be greater than or equal to 1"),
-        ("search.max_stepz=3", "--set search.max_stepz=3: unknown field 'max_stepz'"),
+        ("search.max_steps=abc", "--set search.max_steps: expected"),
+        ("search.mixing.temperature=[1, x]", "--set search.mixing.temperature: expected a number"),
+        ("budget.trials=0", "--set budget.trials: Input should be greater than or equal to 1"),
+        ("search.max_stepz=3", "--set search.max_stepz: unknown field 'max_stepz'"),
+        ("encoder.name=nope", "--set encoder.name: 'nope' is neither a known encoder"),
     ):
         code, _, err = invoke("study", "run", str(spec), "--storage", url, "--set", option)
         assert code == 2 and err.startswith(f"error: {names}"), (option, err)
@@ -129,7 +130,8 @@ def test_wall_time_error_names_the_option(tmp_path: Path) -> None:
     code, _, err = invoke(
         "study", "run", str(spec), "--storage", f"sqlite:///{db}", "--wall-time", "0"
     )
-    assert code == 2 and err.startswith("error: --wall-time 0: must be > 0"), err
+    assert code == 2 and err.startswith("error: --wall-time: must be > 0"), err
+    assert str(spec) not in err
     assert not db.exists()
 
 

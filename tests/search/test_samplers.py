@@ -11,7 +11,12 @@ import pytest
 from taskgraph.errors import SpecError
 from taskgraph.search.engine import StudyEngine
 from taskgraph.search.graph_sampler import GraphGuidedSampler
-from taskgraph.search.samplers import SAMPLERS, build_pruner, build_sampler
+from taskgraph.search.samplers import (
+    SAMPLERS,
+    TrialSeededSampler,
+    build_pruner,
+    build_sampler,
+)
 from taskgraph.spec import PrunerSpec, spec_from_dict
 
 
@@ -23,7 +28,9 @@ def spec_with(**overrides: Any) -> Any:
 
 def test_samplers_by_name() -> None:
     assert SAMPLERS.names() == ["gp", "graph", "random", "tpe"]
-    tpe = build_sampler(spec_with(sampler={"name": "tpe", "seed": 1, "n_startup_trials": 4}))
+    seeded = build_sampler(spec_with(sampler={"name": "tpe", "seed": 1, "n_startup_trials": 4}))
+    assert isinstance(seeded, TrialSeededSampler)  # a fixed seed is derived per trial
+    tpe = seeded.base
     assert isinstance(tpe, optuna.samplers.TPESampler)
     assert tpe._multivariate and tpe._group and tpe._n_startup_trials == 4
     assert isinstance(build_sampler(spec_with(sampler="gp")), optuna.samplers.GPSampler)

@@ -88,3 +88,40 @@ def make_trial() -> TrialFactory:
         return trial, result
 
     return make
+
+
+TABLE_CANDIDATES = ("b", "c", "d", "e")
+TABLE_EFFECTS = {"b": 0.10, "c": -0.05, "d": 0.02, "e": -0.20}
+
+
+@pytest.fixture
+def tabular_spec(tmp_path: Path) -> Callable[..., Path]:
+    """Return a writer of a `tabular`-runner spec (a table of every subset of 4 candidates).
+
+    Studies on it need no data, no torch and no training: what is left is the storage.
+    """
+    import itertools
+
+    table = tmp_path / "table.csv"
+    lines = ["target,task_set,split,value,higher_is_better"]
+    for size in range(len(TABLE_CANDIDATES) + 1):
+        for subset in itertools.combinations(TABLE_CANDIDATES, size):
+            score = 0.5 + sum(TABLE_EFFECTS[t] for t in subset)
+            key = "+".join(["a", *subset])
+            lines.append(f"a,{key},val,{score:.4f},1")
+            lines.append(f"a,{key},test,{score - 0.01:.4f},1")
+    table.write_text("\n".join(lines) + "\n")
+
+    def write(name: str = "bench", *, trials: int = 6, storage: str | None = None) -> Path:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(
+            f"name: {name}\ntarget: a\ncandidates: [b, c, d, e]\n"
+            "objective: {metric: score, split: dev, direction: maximize}\n"
+            "sampler: {name: tpe, seed: 0}\n"
+            f"budget: {{trials: {trials}}}\n"
+            f"runner: {{name: tabular, table: {table}}}\n"
+            + (f"storage: '{storage}'\n" if storage is not None else "")
+        )
+        return path
+
+    return write

@@ -9,14 +9,23 @@ racing the original must not duplicate.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
 
+import optuna
 import pytest
+from optuna.trial import TrialState
 from sqlalchemy import func, select
 
+from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR
 from taskgraph.storage import VERSION_TABLE, open_repository
 from taskgraph.storage.schema import RunRow, ScoreRow
 from taskgraph.storage.testing import synthetic_trial, write_trials
 
+TASKGRAPH = str(Path(sys.executable).with_name("taskgraph"))
 WORKERS = 4
 RUNS_PER_WORKER = 250
 OVERLAP = 25
@@ -70,3 +79,48 @@ def test_four_processes_write_1000_runs_exactly_once(storage_url):
             repo.run(next(r.id for r in sample if r.trial_number == 777)).trial_result().scores
             == synthetic_trial(777)[1].scores
         )
+
+
+DRIVERS = 4
+
+
+@pytest.mark.slow
+def test_drivers_started_together_on_a_new_database_all_run_and_enqueue_one_baseline(
+    storage_url: str, tabular_spec: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Real `taskgraph study run` processes, started at once on a database that does not
+    exist yet: they race to create Optuna's schema and the records schema, to create the
+    study, to enqueue the baseline and to pop it (issue 10, item 5)."""
+    spec = tabular_spec(trials=8)
+    env = {k: v for k, v in os.environ.items() if k != "TASKGRAPH_STORAGE"}
+    drivers = [
+        subprocess.Popen(
+            [TASKGRAPH, "study", "run", str(spec), "--storage", storage_url, "--quiet"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(DRIVERS)
+    ]
+    outputs = [driver.communicate(timeout=600) for driver in drivers]
+    for driver, (_, stderr) in zip(drivers, outputs, strict=True):
+        assert driver.returncode == 0, stderr[-3000:]
+        assert "Traceback" not in stderr, stderr[-3000:]
+
+    storage = optuna.storages.RDBStorage(storage_url)
+    try:
+        trials = optuna.load_study(study_name="bench", storage=storage).get_trials()
+    finally:
+        storage.engine.dispose()
+    baselines = [t for t in trials if t.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE]
+    assert len(baselines) == 1, [t.number for t in baselines]
+    assert all(t.state is TrialState.COMPLETE for t in trials)
+    with open_repository(storage_url, create=False) as repo:
+        runs = repo.runs(study="bench")
+        with repo.engine.connect() as connection:
+            versions = connection.exec_driver_sql("SELECT count(*) FROM alembic_version")
+            assert versions.scalar_one() == 1  # Optuna's own schema version, stamped once
+    # One run per trial: no trial was popped (and run) by two drivers.
+    assert sorted(run.trial_number for run in runs) == sorted(t.number for t in trials)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from taskgraph.errors import DataFormatError
-from taskgraph.tasks.readers.base import Reader, Record, option, show
+from taskgraph.tasks.readers.base import Reader, Record, check_text, option, show
 from taskgraph.tasks.types import Answer, QAExample, TaskType
 
 __all__ = ["SquadReader", "load_located_json"]
@@ -124,6 +124,7 @@ class SquadReader(Reader):
                 pwhere = f"{where}.paragraphs[{p}]"
                 pline = _line(paragraph, article.line)
                 context = _field(path, paragraph, "context", str, pwhere, pline)
+                check_text(path, pline, context, what=f"{pwhere}.context")
                 questions = _field(path, paragraph, "qas", list, pwhere, pline)
                 for q, qa in enumerate(questions):
                     qwhere = f"{pwhere}.qas[{q}]"
@@ -156,6 +157,8 @@ class SquadReader(Reader):
     def _example(path: Path, qa: Any, where: str, line: int, context: str, title: str) -> QAExample:
         qid = _field(path, qa, "id", str, where, line)
         question = _field(path, qa, "question", str, where, line)
+        check_text(path, _line(qa, line), qid, what=f"{where}.id")
+        check_text(path, _line(qa, line), question, what=f"{where}.question")
         answers = _field(path, qa, "answers", list, where, line)
         impossible = qa.get("is_impossible", False)
         if not isinstance(impossible, bool):

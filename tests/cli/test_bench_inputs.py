@@ -1,0 +1,58 @@
+"""``taskgraph bench`` on tables whose numbers overflow: one error line, never ``spearman: nan``."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from taskgraph.affinity.longtable import LongRow, LongTable, write_long_csv
+from taskgraph.cli.app import app
+from taskgraph.cli.bench import MAX_BENCH_VALUE
+
+runner = CliRunner()
+
+
+def table(tmp_path: Path, scale: float) -> Path:
+    """Return a four-task table whose values are ``scale`` times ordinary gains."""
+    tasks = ("a", "b", "c", "d")
+    rows = []
+    for size in range(1, 5):
+        for combo in itertools.combinations(tasks, size):
+            for target in combo:
+                # distinct values per set, so the true gains are never constant
+                value = (sum(ord(t) * (i + 1) for i, t in enumerate(combo)) % 17) / 17 - 0.5
+                for split in ("val", "test"):
+                    rows.append(LongRow(target, frozenset(combo), split, 2.0 + scale * value, True))
+    path = tmp_path / "t.csv"
+    write_long_csv(LongTable(rows=rows), path)
+    return path
+
+
+def test_values_near_the_float_range_are_one_error_line(tmp_path: Path) -> None:
+    # 1e308-sized values overflowed to inf/nan in the gains: `spearman: nan` with exit 0.
+    path = table(tmp_path, 1.0e308)
+    result = runner.invoke(app, ["bench", "--table", str(path), "--seeds", "1", "--no-search"])
+    assert result.exit_code != 0
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"error: {path}: expected values of magnitude at most")
+    assert f"{MAX_BENCH_VALUE:g}" in result.stderr
+
+
+def test_the_same_table_rescaled_gives_a_finite_spearman(tmp_path: Path) -> None:
+    path = table(tmp_path, 1.0)
+    result = runner.invoke(app, ["bench", "--table", str(path), "--seeds", "1", "--no-search"])
+    assert result.exit_code == 0, result.stderr
+    spearman = float(result.stdout.splitlines()[0].split(": ")[1])
+    assert -1.0 <= spearman <= 1.0
+
+
+def test_an_undefined_spearman_is_an_error_not_nan(tmp_path: Path) -> None:
+    # Every value 2.0: every true gain is 0, so no Spearman exists for any seed.
+    path = table(tmp_path, 0.0)
+    result = runner.invoke(app, ["bench", "--table", str(path), "--seeds", "2", "--no-search"])
+    assert result.exit_code != 0
+    assert "nan" not in result.stdout
+    assert result.stderr.strip().startswith("error: `spearman` is undefined: no seed of 2")

@@ -1,0 +1,170 @@
+"""``-o``/``--output`` of `records export` and `affinity graph` (issue 10, items 6 and 9).
+
+A regular file or a new path is written atomically; a symlink is written through (the link
+stays); a FIFO, a device or a directory is refused with one ``error:`` line and left as it
+was; ``-o -`` is standard output.  Only FIFOs and symlinks in a temporary directory are used,
+never a real device node.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from taskgraph.cli.app import app
+from taskgraph.cli.output import resolve_output, write_output
+from taskgraph.errors import ConfigError
+from taskgraph.storage import open_repository
+from taskgraph.trial import Cost, TrialConfig, TrialResult, TrialStatus
+
+runner = CliRunner()
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def records_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'records.db'}"
+    with open_repository(url) as repo:
+        config = TrialConfig(target="ner", auxiliaries=("pos",), seed=0)
+        result = TrialResult(
+            status=TrialStatus.COMPLETE,
+            scores={t: {"dev": {"f1": 0.5}} for t in config.task_set},
+            objective=0.5,
+            cost=Cost(seconds=1.0),
+        )
+        repo.add_run_result(study="demo", trial_number=0, config=config, result=result)
+    return url
+
+
+@pytest.fixture
+def table(tmp_path: Path) -> Path:
+    path = tmp_path / "table.csv"
+    path.write_text(
+        "target,task_set,split,value,higher_is_better\n"
+        "a,a,val,0.5,1\na,a+b,val,0.6,1\nb,b,val,0.5,1\nb,a+b,val,0.4,1\n"
+    )
+    return path
+
+
+@pytest.fixture
+def fifo(tmp_path: Path) -> Path:
+    path = tmp_path / "pipe"
+    os.mkfifo(path)
+    return path
+
+
+def _export(records_url: str, output: str) -> tuple[int, str, str]:
+    return invoke("records", "export", "--storage", records_url, "-o", output)
+
+
+def _graph(table: Path, output: str, fmt: str = "json") -> tuple[int, str, str]:
+    return invoke("affinity", "graph", "--table", str(table), "--format", fmt, "-o", output)
+
+
+def _one_error_line(code: int, err: str, *words: str) -> None:
+    assert code != 0
+    assert err.startswith("error: ") and err.strip().count("\n") == 0, err
+    for word in words:
+        assert word in err
+
+
+def test_a_fifo_is_refused_and_left_a_fifo(
+    records_url: str, table: Path, fifo: Path, tmp_path: Path
+) -> None:
+    for code, _, err in (_export(records_url, str(fifo)), _graph(table, str(fifo))):
+        _one_error_line(code, err, "is a FIFO", str(fifo))
+        assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_symlink_to_a_fifo_is_refused(records_url: str, table: Path, fifo: Path) -> None:
+    link = fifo.with_name("link")
+    link.symlink_to(fifo)
+    for code, _, err in (_export(records_url, str(link)), _graph(table, str(link))):
+        _one_error_line(code, err, "is a FIFO", f"{link} -> {fifo}")
+        assert link.is_symlink() and stat.S_ISFIFO(fifo.lstat().st_mode)
+
+
+def test_a_directory_is_refused(records_url: str, tmp_path: Path) -> None:
+    code, _, err = _export(records_url, str(tmp_path))
+    _one_error_line(code, err, "is a directory")
+    assert tmp_path.is_dir()
+
+
+def test_a_symlink_to_a_regular_file_is_written_through(
+    records_url: str, table: Path, tmp_path: Path
+) -> None:
+    real = tmp_path / "real.csv"
+    real.write_text("old\n")
+    real.chmod(0o640)
+    link = tmp_path / "latest.csv"
+    link.symlink_to(real.name)
+    code, _, err = _export(records_url, str(link))
+    assert code == 0, err
+    assert link.is_symlink() and os.readlink(link) == real.name  # the link stays a link
+    assert real.read_text().startswith("run_id,study")
+    assert stat.S_IMODE(real.stat().st_mode) == 0o640  # the file keeps its permissions
+
+    graph_real = tmp_path / "graph.json"
+    graph_link = tmp_path / "graph-latest.json"
+    graph_link.symlink_to(graph_real)  # dangling: the target is created
+    code, _, err = _graph(table, str(graph_link))
+    assert code == 0, err
+    assert graph_link.is_symlink() and json.loads(graph_real.read_text())["directed"] is True
+
+
+def test_dash_is_standard_output(records_url: str, table: Path, tmp_path: Path) -> None:
+    code, out, err = _export(records_url, "-")
+    assert code == 0 and out.startswith("run_id,study"), err
+    code, out, err = _graph(table, "-", fmt="dot")
+    assert code == 0 and out.startswith("digraph"), err
+    assert not (tmp_path / "-").exists()
+
+
+def test_a_regular_file_is_replaced(records_url: str, table: Path, tmp_path: Path) -> None:
+    out = tmp_path / "g.json"
+    out.write_text("old")
+    code, _, err = _graph(table, str(out))
+    assert code == 0, err
+    assert json.loads(out.read_text())["directed"] is True
+
+
+def test_a_write_that_fails_is_one_line(
+    table: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Running as root, no directory is unwritable: the rename into place is made to fail.
+    def denied(*_: object, **__: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "replace", denied)
+    monkeypatch.setattr(Path, "replace", denied)
+    out = tmp_path / "g.json"
+    code, _, err = _graph(table, str(out))
+    _one_error_line(code, err, "Permission denied", str(out))
+    assert not out.exists()
+
+
+def test_a_path_under_a_file_is_one_line(table: Path, tmp_path: Path) -> None:
+    code, _, err = _graph(table, str(table / "g.json"))
+    _one_error_line(code, err, "is not a directory")
+
+
+def test_resolve_and_write_output(tmp_path: Path, fifo: Path) -> None:
+    assert resolve_output("-") is None
+    with pytest.raises(ConfigError, match="standard output"):
+        resolve_output("-", stdout_ok=False)
+    with pytest.raises(ConfigError, match="is a FIFO"):
+        resolve_output(fifo)
+    target = resolve_output(tmp_path / "new.txt")
+    assert target == (tmp_path / "new.txt").resolve()
+    write_output(target, "hello\n")
+    assert (tmp_path / "new.txt").read_text() == "hello\n"

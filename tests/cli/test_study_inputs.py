@@ -1,0 +1,99 @@
+"""``taskgraph study``: bad values from the command line, trust_remote_code, failed studies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from taskgraph.cli.app import app
+
+runner = CliRunner()
+
+SPEC = """\
+name: inputs
+target: synth_target
+candidates: [synth_related]
+"""
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def write(tmp_path: Path, text: str = SPEC) -> Path:
+    path = tmp_path / "spec.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_set_errors_name_the_option_not_a_line_of_the_file(tmp_path: Path) -> None:
+    spec = write(tmp_path)
+    code, _, err = invoke("study", "validate", str(spec), "--set", "search.max_steps=1.0e+300")
+    assert code == 2
+    assert err == "error: --set search.max_steps: expected an integer, got 1e+300\n"
+    code, _, err = invoke("study", "validate", str(spec), "--set", "search={batch_size: 0}")
+    assert code == 2
+    assert err.startswith("error: --set search: search.batch_size: must be >= 1")
+
+
+def test_wall_time_and_trials_errors_name_the_option(tmp_path: Path) -> None:
+    spec = write(tmp_path)
+    db = tmp_path / "t.db"
+    code, _, err = invoke(
+        "study", "run", str(spec), "--storage", f"sqlite:///{db}", "--wall-time", "nan"
+    )
+    assert code == 2
+    assert err.startswith("error: --wall-time: expected a duration")
+    assert str(spec) not in err
+    code, _, err = invoke(
+        "study", "run", str(spec), "--storage", f"sqlite:///{db}", "--wall-time", "-5"
+    )
+    assert code == 2 and err.startswith("error: --wall-time: ")
+    code, _, err = invoke(
+        "study", "run", str(spec), "--storage", f"sqlite:///{db}", "--trials", "1000000000"
+    )
+    assert code == 2 and err.startswith("error: --trials: ")
+    assert not db.exists()
+
+
+def test_trust_remote_code_needs_the_command_line_flag(tmp_path: Path) -> None:
+    spec = write(
+        tmp_path, SPEC + "encoder: {name: tiny-bert, options: {trust_remote_code: true}}\n"
+    )
+    code, _, err = invoke("study", "validate", str(spec))
+    assert code == 2
+    assert err.startswith(f"error: {spec}: encoder.options.trust_remote_code: ")
+    assert "--trust-remote-code" in err
+    code, out, err = invoke("study", "validate", str(spec), "--trust-remote-code")
+    assert code == 0 and out.startswith("valid"), err
+
+
+def test_alias_bomb_is_one_error_line(tmp_path: Path) -> None:
+    levels = ['a0: &a0 ["${HOME}", "${HOME}", "${HOME}", "${HOME}", "${HOME}"]']
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    spec = write(tmp_path, SPEC + "encoder:\n  options:\n" + "".join(f"    {x}\n" for x in levels))
+    assert len(spec.read_bytes()) < 1000
+    code, _, err = invoke("study", "validate", str(spec))
+    assert code == 2
+    assert err.count("\n") == 1 and "aliases" in err
+
+
+def test_a_study_whose_every_trial_failed_exits_non_zero(tmp_path: Path) -> None:
+    # The table has no row for this target, so the tabular runner fails every trial; with
+    # 2 trials and max_failures 5 the study ends on its budget, and exited 0 before.
+    table = tmp_path / "t.csv"
+    table.write_text(
+        "target,task_set,split,value,higher_is_better\nother,other,val,0.5,1\n", encoding="utf-8"
+    )
+    spec = write(
+        tmp_path,
+        "name: all_fail\ntarget: a\ncandidates: [b, c]\nsampler: {name: random, seed: 0}\n"
+        f"runner: {{name: tabular, table: {table}}}\nbudget: {{trials: 2, max_failures: 5}}\n",
+    )
+    db = tmp_path / "t.db"
+    code, out, err = invoke("study", "run", str(spec), "--storage", f"sqlite:///{db}", "-q")
+    assert code == 1, (out, err)
+    assert "2 failed" in out
+    assert "every trial of study 'all_fail' failed" in err
