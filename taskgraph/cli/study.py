@@ -7,7 +7,13 @@ option, else ``TASKGRAPH_STORAGE``, else the spec's ``storage`` field, else
 
 from __future__ import annotations
 
+import os
+import re
 import shlex
+import sys
+import time
+from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,13 +22,15 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
+from rich.text import Text
 
 from taskgraph.cli.output import emit_json, emit_rows, stderr_console, stdout_console
-from taskgraph.errors import ConfigError
+from taskgraph.errors import ConfigError, SpecError
 
 app = typer.Typer(
     add_completion=False,
@@ -126,15 +134,65 @@ def _load_checked(
     labels: dict[str, str] | None = None,
     trust_remote_code: bool = False,
 ) -> Any:
+    """Return the checked spec at ``path`` with ``overrides`` applied.
+
+    An error that an override causes names the option it came from (``--set KEY``,
+    ``--trials``...), not a line of the file, which does not hold that value: the spec models'
+    errors through ``labels``, the later checks' (names, numbers) by :func:`_blame_option`.
+    Every override goes through the models and the checks, so nothing invalid reaches the
+    database.
+    """
+    try:
+        return _build_spec(path, overrides, labels=labels, trust_remote_code=trust_remote_code)
+    except SpecError as error:
+        if not overrides or str(error).startswith("--"):
+            raise
+        blamed = _blame_option(path, overrides, labels or {}, trust_remote_code)
+        if blamed is None:
+            raise
+        raise blamed from None
+
+
+def _build_spec(
+    path: Path,
+    overrides: Mapping[str, Any],
+    *,
+    labels: dict[str, str] | None = None,
+    trust_remote_code: bool = False,
+) -> Any:
     from taskgraph.spec import load_spec
     from taskgraph.spec.checks import check_spec
 
-    runner = overrides.pop("runner", None)
-    spec = load_spec(path, overrides=overrides, options=labels)
+    rest = dict(overrides)
+    runner = rest.pop("runner", None)
+    spec = load_spec(path, overrides=rest, options=labels)
     if runner is not None:
         spec = _with_runner(spec, runner, source=str(path))
     check_spec(spec, source=str(path), trust_remote_code=trust_remote_code)
     return spec
+
+
+def _blame_option(
+    path: Path, overrides: Mapping[str, Any], labels: Mapping[str, str], trust: bool
+) -> ConfigError | None:
+    # Only on failure: apply the overrides one at a time; the first whose error is not the
+    # file's own is the culprit.  (Cheap: the spec is small and the checks' imports are done.)
+    def failure(given: Mapping[str, Any]) -> str | None:
+        try:
+            _build_spec(path, given, trust_remote_code=trust)
+        except SpecError as failed:
+            return str(failed)
+        return None
+
+    own = failure({})
+    for key, value in overrides.items():
+        message = failure({key: value})
+        if message is None or message == own:
+            continue
+        message = re.sub(rf"^{re.escape(str(path))}(:\d+)?: ", "", message)
+        message = message.removeprefix(f"{key}: ")
+        return ConfigError(f"{labels.get(key) or f'--set {key}'}: {message}")
+    return None
 
 
 def _labels(sets: dict[str, Any], options: dict[str, Any]) -> dict[str, str]:
@@ -211,14 +269,48 @@ def validate(
     )
 
 
-class _ProgressObserver:
-    """Shows the study's progress: trials done / total, best so far, ETA."""
+class _EtaColumn(ProgressColumn):
+    """Time left: this run's seconds per trial so far times the trials left.
 
-    def __init__(self, *, name: str, quiet: bool) -> None:
+    Rich's own column estimates a speed over the last 30 s only, so it shows ``-:--:--``
+    whenever a trial takes longer than that; the work done here counts each running trial's
+    share of its steps, so the estimate appears within the first trial.
+    """
+
+    def __init__(self, watcher: _ProgressObserver) -> None:
+        super().__init__()
+        self.watcher = watcher
+
+    def render(self, task: Task) -> Text:
+        seconds = self.watcher.eta()
+        shown = "-:--:--" if seconds is None else str(timedelta(seconds=round(seconds)))
+        return Text(f"ETA {shown}", style="progress.remaining")
+
+
+class _StudyProgress(Progress):
+    """The study's bar, then the running trial on a line of its own (it is long: the task
+    set, the step, the last evaluation), as rich's docs show for a custom display."""
+
+    def get_renderables(self) -> Any:
+        yield self.make_tasks_table(self.tasks)
+        current = self.tasks[0].fields.get("current", "") if self.tasks else ""
+        if current:
+            yield Text(f"  {current}", no_wrap=True, overflow="ellipsis")
+
+
+class _ProgressObserver:
+    """Shows the study's progress: a line per finished trial, and in a terminal a live bar
+    (trials done / total, moving within a trial by its steps), the best so far and the ETA."""
+
+    def __init__(self, *, name: str, quiet: bool, header: str = "") -> None:
         from taskgraph.search.engine import EngineObserver
 
         class Observer(EngineObserver):
             def on_open(inner, progress: Any) -> None:
+                if self.header and not self.quiet:
+                    # Printed once the study is open: an error in the checks before it
+                    # (data, another spec) is then the only line.
+                    stderr_console.print(self.header, soft_wrap=True, highlight=False)
                 self.open(progress)
 
             def on_wait(inner, seconds: float, n_running: int) -> None:
@@ -231,68 +323,132 @@ class _ProgressObserver:
             def on_trial_start(inner, number: int, config: Any) -> None:
                 aux = "+".join(config.auxiliaries) or "target alone"
                 self.started[number] = f"trial {number}: {aux} ({config.sharing})"
+                self.fractions[number] = 0.0
                 self.describe(self.started[number])
 
+            def on_trial_progress(inner, number: int, step: Any) -> None:
+                self.step(number, step)
+
             def on_trial_end(inner, number: int, outcome: Any, progress: Any) -> None:
+                self.fractions.pop(number, None)
                 self.update(progress)
-                if self.log_lines:
+                if not self.quiet:
                     self.log_trial(self.started.pop(number, f"trial {number}"), outcome, progress)
 
         self.observer = Observer()
         self.quiet = quiet
-        # Not a terminal (a log file, CI, `make demo | tee`): a line per finished trial instead
-        # of a progress bar, whose redraws a log cannot show.
-        self.log_lines = not quiet and not stderr_console.is_terminal
-        self.progress = Progress(
+        self.header = header
+        # Not a terminal (a log file, CI, `make demo | tee`): only the lines, no bar, whose
+        # redraws a log cannot show.  In a terminal the lines print above the live bar.
+        self.bar = not quiet and stderr_console.is_terminal
+        self.progress = _StudyProgress(
             TextColumn("[bold]{task.description}"),
             BarColumn(bar_width=20),
             MofNCompleteColumn(),
             TextColumn("trials, best {task.fields[best]}"),
             TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[current]}"),
+            _EtaColumn(self),
             console=stderr_console,
-            disable=quiet or self.log_lines,
+            disable=not self.bar,
         )
         self.task = self.progress.add_task(name, total=None, best="-", current="")
         self.started: dict[int, str] = {}  # trial number -> description (Ray runs several)
+        self.fractions: dict[int, float] = {}  # running trial -> share of its training done
+        self.budget = 0
+        self.n_done = 0
+        self.n_done_at_open = 0
+        self.opened_at: float | None = None
 
     def open(self, progress: Any) -> None:
-        self.progress.update(self.task, total=progress.budget, completed=progress.n_done)
+        self.opened_at = time.monotonic()
+        self.n_done_at_open = progress.n_done
         self.update(progress)
 
     def describe(self, text: str) -> None:
         self.progress.update(self.task, current=text)
 
+    def step(self, number: int, step: Any) -> None:
+        self.fractions[number] = step.fraction
+        text = f"{self.started.get(number, f'trial {number}')}, step {step.step}/{step.max_steps}"
+        if step.n_phases > 1:
+            text += f" (phase {step.phase_index + 1}/{step.n_phases})"
+        if step.n_seeds > 1:
+            text += f" (seed {step.seed_index + 1}/{step.n_seeds})"
+        if step.objective is not None:
+            self.last_eval = f", last evaluation {step.objective:.4f}"
+        elif step.step <= 1:
+            self.last_eval = ""
+        self.describe(text + getattr(self, "last_eval", ""))
+        self.progress.update(self.task, completed=self.n_done + sum(self.fractions.values()))
+
+    def eta(self) -> float | None:
+        """Return the seconds left: this run's seconds per unit of work times the work left."""
+        if self.opened_at is None:
+            return None
+        running = sum(self.fractions.values())
+        done = self.n_done - self.n_done_at_open + running
+        left = max(self.budget - self.n_done - running, 0.0)
+        if left == 0:
+            return 0.0
+        if done <= 0:
+            return None
+        return (time.monotonic() - self.opened_at) / done * left
+
     def log_trial(self, description: str, outcome: Any, progress: Any) -> None:
         value = "" if outcome.value is None else f" {outcome.value:.4f}"
+        if outcome.value is None and outcome.last_intermediate is not None:
+            value = f" at {outcome.last_intermediate:.4f}"  # a pruned trial's last evaluation
+        reason = f" ({outcome.failure_reason})" if outcome.failure_reason else ""
         best = "-" if progress.best_value is None else f"{progress.best_value:.4f}"
         stderr_console.print(
-            f"[{progress.n_done}/{progress.budget}] {description}: "
-            f"{outcome.status.value}{value}; best {best}",
+            f"[{progress.n_done}/{max(progress.budget, progress.n_done)}] {description}: "
+            f"{outcome.status.value}{value}{reason}; best {best}",
             soft_wrap=True,
             highlight=False,
+            markup=False,
         )
 
     def update(self, progress: Any) -> None:
+        self.budget, self.n_done = progress.budget, progress.n_done
         best = "-" if progress.best_value is None else f"{progress.best_value:.4f}"
-        self.progress.update(self.task, completed=progress.n_done, best=best)
+        self.progress.update(
+            self.task,
+            total=max(progress.budget, progress.n_done),  # never "24/20" after --trials 20
+            completed=progress.n_done + sum(self.fractions.values()),
+            best=best,
+        )
 
 
-def _run(spec: Any, *, url: str, data: Path | None, quiet: bool, as_json: bool) -> None:
+def _quiet_transformers() -> None:
+    # Loading an encoder draws transformers' "Loading weights" tqdm bar on stderr in every
+    # trial: noise between the trial lines of a log, and a second bar fighting ours in a
+    # terminal.  transformers reads this variable (through huggingface_hub) when it is first
+    # imported, which is after this point; Ray workers started from here inherit it.  A user
+    # who sets it to 0 keeps the bars.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules and os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] != "0":
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # imported before (in-process callers of the CLI)
+
+
+def _run(
+    spec: Any, *, url: str, data: Path | None, quiet: bool, as_json: bool, source: str
+) -> None:
     from taskgraph.search.study import run_study
     from taskgraph.storage import mask_url
 
-    watcher = _ProgressObserver(name=spec.name, quiet=quiet or as_json)
-    if not (quiet or as_json):
-        stderr_console.print(
-            f"study {spec.name!r}: runner {spec.runner.name}, storage {mask_url(url)}",
-            soft_wrap=True,
-        )
+    _quiet_transformers()
+    watcher = _ProgressObserver(
+        name=spec.name,
+        quiet=quiet or as_json,
+        header=f"study {spec.name!r}: runner {spec.runner.name}, storage {mask_url(url)}",
+    )
     try:
         with watcher.progress:
-            summary = run_study(spec, storage_url=url, data_dir=data, observer=watcher.observer)
+            summary = run_study(
+                spec, storage_url=url, data_dir=data, observer=watcher.observer, source=source
+            )
     except KeyboardInterrupt:
         stderr_console.print(
             f"interrupted: the study is saved; finish it with `{_resume_command(spec.name, url)}`",
@@ -301,6 +457,7 @@ def _run(spec: Any, *, url: str, data: Path | None, quiet: bool, as_json: bool) 
         raise typer.Exit(130) from None
     progress = summary.progress
     result = {**progress.to_dict(), "stopped_because": summary.reason, "detail": summary.detail}
+    show = f"taskgraph study show {shlex.quote(spec.name)} --storage {_masked(url)}"
     if as_json:
         emit_json(result)
     else:
@@ -310,22 +467,23 @@ def _run(spec: Any, *, url: str, data: Path | None, quiet: bool, as_json: bool) 
             else f"{progress.best_value:.4f} (trial {progress.best_number})"
         )
         base = "-" if progress.baseline_value is None else f"{progress.baseline_value:.4f}"
+        if progress.n_done <= progress.budget:
+            done = f"{progress.n_done}/{progress.budget} trials"
+        else:
+            done = f"{progress.n_done} trials, more than the budget of {progress.budget},"
         stdout_console.print(
-            f"study {spec.name!r}: {progress.n_done}/{progress.budget} trials "
-            f"({progress.n_complete} complete, {progress.n_pruned} pruned, {progress.n_failed} "
-            f"failed); baseline {base}; best {best}. See `taskgraph study show {spec.name}`.",
+            f"study {spec.name!r}: {done} ({progress.n_complete} complete, {progress.n_pruned} "
+            f"pruned, {progress.n_failed} failed); baseline {base}; best {best}. "
+            f"See `{show}`.",
             soft_wrap=True,
         )
     if summary.reason == "max_failures":
-        stderr_console.print(
-            f"stopped: {summary.detail}; see `taskgraph study show {spec.name}`", soft_wrap=True
-        )
+        stderr_console.print(f"stopped: {summary.detail}; see `{show}`", soft_wrap=True)
         raise typer.Exit(1)
     if progress.n_done and not (progress.n_complete or progress.n_pruned):
         # Nothing usable came out: a script or CI job must not read this as success.
         stderr_console.print(
-            f"failed: every trial of study {spec.name!r} failed; see "
-            f"`taskgraph study show {spec.name}` for the reasons",
+            f"failed: every trial of study {spec.name!r} failed; see `{show}` for the reasons",
             soft_wrap=True,
         )
         raise typer.Exit(1)
@@ -352,13 +510,25 @@ def run(
     ] = False,
     trust_remote_code: TrustOption = False,
 ) -> None:
-    """Run a study in the foreground until its budget is spent (Ctrl-C: resume later)."""
+    """Run a study in the foreground until its budget is spent (Ctrl-C: resume later).
+
+    The spec, every --set value, the data directory and every task's files are checked
+    before anything is written to the database.
+    """
+    _quiet_transformers()  # before the checks import transformers
     overrides = _parse_sets(sets)
     options = _overrides(trials=trials, runner=runner, address=address, wall_time=wall_time)
     labels = _labels(overrides, options)
     overrides.update(options)
     checked = _load_checked(spec, overrides, labels=labels, trust_remote_code=trust_remote_code)
-    _run(checked, url=_storage(storage, checked), data=data, quiet=quiet, as_json=as_json)
+    _run(
+        checked,
+        url=_storage(storage, checked),
+        data=data,
+        quiet=quiet,
+        as_json=as_json,
+        source=str(spec),
+    )
 
 
 @app.command("resume")
@@ -376,10 +546,15 @@ def resume(
     ] = False,
     trust_remote_code: TrustOption = False,
 ) -> None:
-    """Finish a stopped or killed study: interrupted trials are failed and retried."""
+    """Finish a stopped or killed study: interrupted trials are failed and retried.
+
+    --data points at the data directory on this machine (it may differ from the one the
+    study started with; the records keep each file's fingerprint).
+    """
     from taskgraph.search.study import stored_spec
     from taskgraph.spec.checks import check_spec
 
+    _quiet_transformers()
     url = _storage(storage)
     runner_override = _overrides(trials=None, runner=runner, address=address, wall_time=None)
     spec = stored_spec(
@@ -389,8 +564,9 @@ def resume(
         wall_time=wall_time,
         runner=runner_override.get("runner"),
     )
-    check_spec(spec, source=f"study {name!r}", trust_remote_code=trust_remote_code)
-    _run(spec, url=url, data=data, quiet=quiet, as_json=as_json)
+    source = f"study {name!r}"
+    check_spec(spec, source=source, trust_remote_code=trust_remote_code)
+    _run(spec, url=url, data=data, quiet=quiet, as_json=as_json, source=source)
 
 
 def _open_study(name: str, url: str) -> Any:

@@ -45,7 +45,9 @@ from taskgraph.search.progress import (
     SPEC_ATTR,
     STATUS_ATTR,
     StudyProgress,
+    TrialStep,
     retried_numbers,
+    spec_differences,
     study_progress,
     trial_state,
 )
@@ -77,6 +79,9 @@ class EngineObserver:
 
     def on_trial_start(self, number: int, config: TrialConfig) -> None:
         """Called when a trial starts training."""
+
+    def on_trial_progress(self, number: int, step: TrialStep) -> None:
+        """Called as a trial trains: after steps (throttled) and after each evaluation."""
 
     def on_trial_end(self, number: int, outcome: TrialOutcome, progress: StudyProgress) -> None:
         """Called after a trial is told and recorded."""
@@ -159,13 +164,7 @@ class StudyEngine:
         except KeyError:
             study_id = None
         if study_id is not None:
-            stored = self.storage.get_study_user_attrs(study_id).get(SEARCH_HASH_ATTR)
-            if stored is not None and stored != spec.search_hash():
-                raise SpecError(
-                    f"study {spec.name!r} already exists in {self.repository.url} with another "
-                    f"spec; rename the study (field `name`) or continue it with "
-                    f"`taskgraph study resume {spec.name} --storage {self.repository.url}`"
-                )
+            self._check_same_study(self.storage.get_study_user_attrs(study_id))
         study = optuna.create_study(
             study_name=spec.name,
             storage=self.storage,
@@ -200,6 +199,25 @@ class StudyEngine:
                     self.space.baseline_params(), user_attrs=self.space.baseline_user_attrs()
                 )
         return study
+
+    def _check_same_study(self, attrs: Mapping[str, Any]) -> None:
+        """Raise :class:`SpecError` naming the differing fields if the stored study is another."""
+        spec = self.spec
+        stored = attrs.get(SEARCH_HASH_ATTR)
+        if stored is None or stored == spec.search_hash():
+            return
+        stored_spec = attrs.get(SPEC_ATTR)
+        differences = None
+        if isinstance(stored_spec, Mapping):
+            differences = spec_differences(stored_spec, spec.model_dump(mode="json"))
+            if not differences:
+                return  # only fields that do not define the trials differ (e.g. data_dir)
+        which = f" ({'; '.join(differences)})" if differences else ""
+        raise SpecError(
+            f"study {spec.name!r} already exists in {self.repository.url} with another "
+            f"spec{which}; rename the study (field `name`) or continue it with "
+            f"`taskgraph study resume {spec.name} --storage {self.repository.url}`"
+        )
 
     def prior_records(self) -> list[Any]:
         """Return the records of *other* studies the graph-guided sampler starts from."""
@@ -334,6 +352,20 @@ class StudyEngine:
                 new += 1
                 self.observer.on_trial_end(trial.number, outcome, self.progress())
 
+    def _watch(self, number: int, config: TrialConfig) -> list[Any]:
+        """Return the callback that shows the observer this seed's steps (none for a table)."""
+        if self.spec.runner.name == "tabular":
+            return []
+        from taskgraph.search.watching import ObserverCallback
+
+        seeds = list(self.spec.seeds)
+        index = seeds.index(config.seed) if config.seed in seeds else 0
+        return [
+            ObserverCallback(
+                observer=self.observer, number=number, seed_index=index, n_seeds=len(seeds)
+            )
+        ]
+
     def _should_stop(self, started: float, wall: float | None) -> RunSummary | None:
         progress = self.progress()
         if progress.n_failed > self.spec.budget.max_failures:
@@ -377,7 +409,9 @@ class StudyEngine:
             extra["checkpoint_key"] = f"trial-{original}"
 
         def evaluate(config: TrialConfig, callbacks: Sequence[Any]) -> Any:
-            return evaluator.evaluate(config, callbacks=callbacks, **extra)
+            return evaluator.evaluate(
+                config, callbacks=[*callbacks, *self._watch(trial.number, config)], **extra
+            )
 
         return run_seeds(
             config, seeds=self.spec.seeds, evaluate=evaluate, first_seed_callbacks=callbacks

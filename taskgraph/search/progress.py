@@ -12,7 +12,8 @@ Attribute names live here so that the engine, the Ray runner and the CLI agree o
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+import json
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -26,13 +27,16 @@ __all__ = [
     "CONFIG_ATTR",
     "FAILURE_ATTR",
     "INTERRUPTED_ATTR",
+    "NOT_THE_STUDY",
     "RESULTS_ATTR",
     "SEARCH_HASH_ATTR",
     "SPEC_ATTR",
     "STATUS_ATTR",
     "EngineState",
     "StudyProgress",
+    "TrialStep",
     "retried_numbers",
+    "spec_differences",
     "study_progress",
     "trial_state",
 ]
@@ -47,6 +51,11 @@ STATUS_ATTR = "taskgraph:status"  # the true state: complete / pruned / failed
 FAILURE_ATTR = "taskgraph:failure"  # why an evaluated trial failed
 RESULTS_ATTR = "taskgraph:results"  # every seed's SeedRun: a lost records write can be redone
 INTERRUPTED_ATTR = "taskgraph:interrupted"  # Ctrl-C: failed, not counted, retried
+
+#: Spec fields that do not define a study's trials: a study continues under another value.
+#: ``data_dir`` is where the data is on this machine, not which data (the records keep each
+#: file's fingerprint), so a moved or corrected data directory continues the same study.
+NOT_THE_STUDY = frozenset({"budget", "runner", "storage", "description", "data_dir"})
 
 EngineState = Literal["complete", "pruned", "failed", "interrupted", "running", "waiting"]
 
@@ -79,6 +88,30 @@ def trial_state(trial: FrozenTrial, *, retried: Collection[int] = ()) -> EngineS
     if trial.state == TrialState.RUNNING:
         return "running"
     return "waiting"
+
+
+@dataclass(frozen=True)
+class TrialStep:
+    """Where a running trial's training stands: its step, its phase and seed, its last score.
+
+    ``objective`` is set when the step is an evaluation.  Sequential transfer trains two
+    phases (source, then target), each with its own steps; each seed trains once.
+    """
+
+    step: int
+    max_steps: int
+    phase_index: int = 0
+    n_phases: int = 1
+    seed_index: int = 0
+    n_seeds: int = 1
+    objective: float | None = None
+
+    @property
+    def fraction(self) -> float:
+        """Return the share of the trial's training done, from 0 to 1."""
+        within = min(self.step / self.max_steps, 1.0) if self.max_steps > 0 else 0.0
+        phase = (self.phase_index + within) / max(self.n_phases, 1)
+        return min((self.seed_index + phase) / max(self.n_seeds, 1), 1.0)
 
 
 @dataclass(frozen=True)
@@ -172,3 +205,37 @@ def progress_of(
         baseline_value=None if baseline is None else baseline[0],
         baseline_number=None if baseline is None else baseline[1],
     )
+
+
+def spec_differences(
+    stored: Mapping[str, Any], current: Mapping[str, Any], *, limit: int = 5
+) -> list[str]:
+    """Return ``path: stored -> current`` for each field where two spec dumps disagree.
+
+    Both are specs as JSON (``StudySpec.model_dump(mode="json")``); the fields of
+    :data:`NOT_THE_STUDY` are left out.  At most ``limit`` fields are listed, then a count of
+    the rest.
+    """
+    flat_stored = _flatten({k: v for k, v in stored.items() if k not in NOT_THE_STUDY})
+    flat_current = _flatten({k: v for k, v in current.items() if k not in NOT_THE_STUDY})
+    missing = object()
+    out = []
+    for path in sorted(set(flat_stored) | set(flat_current)):
+        old, new = flat_stored.get(path, missing), flat_current.get(path, missing)
+        if old != new:
+            shown = ["(absent)" if v is missing else json.dumps(v) for v in (old, new)]
+            out.append(f"{path}: {shown[0]} -> {shown[1]}")
+    if len(out) > limit:
+        out = [*out[:limit], f"and {len(out) - limit} more"]
+    return out
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    # Mappings become dotted paths; lists stay whole (`candidates: [...] -> [...]` reads better
+    # than one line per index once an item is inserted).
+    if isinstance(value, Mapping) and value:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: value}

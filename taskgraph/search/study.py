@@ -34,9 +34,18 @@ def open_engine(
     storage_url: str,
     data_dir: str | Path | None = None,
     observer: EngineObserver | None = None,
+    source: str = "spec",
 ) -> StudyEngine:
-    """Return an engine for ``spec`` on ``storage_url`` with the runner's evaluator (not opened)."""
-    data_dir = data_dir if data_dir is not None else spec.data_dir
+    """Return an engine for ``spec`` on ``storage_url`` with the runner's evaluator (not opened).
+
+    The data directory and every task's files are checked first (``source`` names the spec in
+    the error), before the engine touches the database: a wrong ``--data`` leaves nothing
+    behind, not a study of failed trials that a corrected rerun could not continue.
+    """
+    from taskgraph.spec.checks import check_data
+
+    resolved = check_data(spec, data_dir=data_dir, source=source)
+    data_dir = resolved if resolved is not None else (data_dir or spec.data_dir)
     task_defs: dict[str, Any] | None = None
     sharing_spaces: dict[str, dict[str, Any]] | None = None
     if spec.runner.name == "tabular":
@@ -64,9 +73,15 @@ def run_study(
     storage_url: str,
     data_dir: str | Path | None = None,
     observer: EngineObserver | None = None,
+    source: str = "spec",
 ) -> RunSummary:
-    """Open (or continue) the study and run it to its budget with the spec's runner."""
-    engine = open_engine(spec, storage_url=storage_url, data_dir=data_dir, observer=observer)
+    """Open (or continue) the study and run it to its budget with the spec's runner.
+
+    Nothing is written before the spec's data is found (:func:`open_engine`).
+    """
+    engine = open_engine(
+        spec, storage_url=storage_url, data_dir=data_dir, observer=observer, source=source
+    )
     try:
         engine.open()
         if spec.runner.name == "ray":

@@ -5,6 +5,10 @@ defined inline), sharing architectures and their parameters, loss weightings, mi
 samplers, encoders, trainer hyperparameters and the objective's metric.  Each failure is a
 :class:`~taskgraph.errors.SpecError` naming the field path and the allowed values.  The
 registries are imported here, not in the models, so a new plug-in needs no change to the spec.
+
+:func:`check_data` is the last check before a study is created: it resolves the data directory
+and finds every file each task reads, so a wrong ``--data`` is one error line instead of a
+study full of failed trials.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from taskgraph.errors import SpecError, TaskgraphError
+from taskgraph.errors import ConfigError, DataNotFoundError, SpecError, TaskgraphError
+from taskgraph.spec.domains import Domain
 from taskgraph.spec.models import StudySpec
 
-__all__ = ["check_spec", "inline_task_defs"]
+__all__ = ["check_data", "check_spec", "inline_task_defs"]
 
 
 def inline_task_defs(spec: StudySpec, *, source: str = "spec") -> dict[str, Any]:
@@ -78,6 +83,7 @@ def check_spec(spec: StudySpec, *, source: str = "spec", trust_remote_code: bool
         # the task set matters, so model settings are not checked (nor torch imported).
         return
     _check_tasks(spec, source)
+    _check_numbers(spec, source)
     _check_encoder(spec, source)
     _check_hyperparameters(spec, source)
     _check_registry(
@@ -130,6 +136,91 @@ def _check_tasks(spec: StudySpec, source: str) -> None:
                 f"{source}: objective.split: {name} has no split {spec.objective.split!r}; "
                 f"allowed: {', '.join(task.splits)}"
             )
+
+
+def _numeric_domains(spec: StudySpec) -> list[tuple[str, Domain, bool]]:
+    """Return (field path, domain, may be null) of every search setting a trial reads as a number."""
+    search = spec.search
+    mixing = search.mixing
+    out: list[tuple[str, Domain, bool]] = [
+        ("search.learning_rate", search.learning_rate, False),
+        ("search.epochs", search.epochs, False),
+        ("search.max_steps", search.max_steps, True),
+        ("search.batch_size", search.batch_size, False),
+        ("search.mixing.temperature", mixing.temperature, False),
+    ]
+    for where, value, nullable in (
+        ("search.mixing.weights", mixing.weights, False),
+        ("search.mixing.max_examples", mixing.max_examples, True),
+    ):
+        if isinstance(value, Domain):
+            out.append((where, value, nullable))
+        elif value is not None:
+            out.extend((f"{where}.{task}", domain, nullable) for task, domain in value.items())
+    return out
+
+
+def _check_numbers(spec: StudySpec, source: str) -> None:
+    # A domain holds any scalar (`learning_rate: [1e-4, 3e-4]` or `scheme: [a, b]`), so a
+    # string where a number belongs (`--set search.max_steps=abc`) passes the models and
+    # would only fail when the first trial reads it, after the study was created.
+    for where, domain, nullable in _numeric_domains(spec):
+        for value in domain.values():
+            if value is None and nullable:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise SpecError(f"{source}: {where}: expected a number, got {value!r}")
+
+
+def check_data(
+    spec: StudySpec, *, data_dir: str | os.PathLike[str] | None = None, source: str = "spec"
+) -> Path | None:
+    """Resolve the data directory and check that every file each task reads exists.
+
+    The directory is ``data_dir`` (the ``--data`` option), else the spec's ``data_dir``, else
+    ``TASKGRAPH_DATA``, else ``../shared/data``.  A directory given explicitly must exist even
+    when no task reads from it; the others are only looked for when a task needs them.
+    Returns the resolved directory (``None`` when no task reads from one).  Raises
+    :class:`ConfigError` for a missing ``--data``, :class:`SpecError` for a missing
+    ``data_dir`` field, :class:`DataNotFoundError` naming the task, its field and the path for
+    a missing file.
+    """
+    from taskgraph.tasks import get_task, resolve_data_dir, split_file
+    from taskgraph.tasks.loading import SYNTHETIC
+
+    if spec.runner.name == "tabular":
+        return None  # a published table reads no task data
+    resolved: Path | None = None
+    origin = ""
+    if data_dir is not None:
+        resolved, origin = Path(data_dir).expanduser(), "--data"
+        if not resolved.is_dir():
+            raise ConfigError(f"--data: data directory does not exist: {resolved}")
+    elif spec.data_dir is not None:
+        resolved, origin = Path(spec.data_dir).expanduser(), "the spec's data_dir"
+        if not resolved.is_dir():
+            raise SpecError(f"{source}: data_dir: data directory does not exist: {resolved}")
+    resolved = None if resolved is None else resolved.resolve()
+    extra = inline_task_defs(spec, source=source)
+    tasks = [("target", spec.target)]
+    tasks += [(f"candidates[{i}]", name) for i, name in enumerate(spec.candidate_names)]
+    for where, name in tasks:
+        try:
+            task = get_task(name, extra=extra)
+        except TaskgraphError as error:
+            raise SpecError(f"{source}: {where}: {error}") from None
+        if task.format == SYNTHETIC:
+            continue
+        for split, split_source in task.splits.items():
+            if resolved is None and not Path(split_source.file).is_absolute():
+                resolved = resolve_data_dir(None)  # names TASKGRAPH_DATA when it is wrong
+                origin = "TASKGRAPH_DATA" if os.environ.get("TASKGRAPH_DATA") else "default"
+            try:
+                split_file(task, split, data_dir=resolved)
+            except DataNotFoundError as error:
+                hint = f" (data directory {resolved}, from {origin})" if resolved else ""
+                raise DataNotFoundError(f"{source}: {where}: {error}{hint}") from None
+    return resolved
 
 
 def _check_encoder(spec: StudySpec, source: str) -> None:

@@ -108,10 +108,7 @@ def _read_yaml(file: Path) -> tuple[str, Any]:
     except SpecError:
         raise  # the loader's own limits, already one line naming the file
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise SpecError(f"{file}{line}: not valid YAML: {_single_line(problem)}") from None
+        raise SpecError(_single_line(_yaml_error(file, error))) from None
     except (ValueError, OverflowError) as error:
         # The safe constructor turns `2001-02-30` into a datetime and fails with ValueError.
         raise SpecError(f"{file}: not valid YAML: {_single_line(str(error))}") from None
@@ -177,6 +174,29 @@ def load_spec(
     labels = {key: f"--set {key}" for key in overrides or {}}
     labels.update(options or {})
     return spec_from_dict(data, source=str(file), text=text, options=labels)
+
+
+def _yaml_error(file: Path, error: yaml.YAMLError) -> str:
+    # PyYAML marks where it gave up (`problem_mark`) and, for an unclosed quote or bracket,
+    # where the construct began (`context_mark`): the line to fix is the latter, which may be
+    # far above (an unclosed quote is only noticed at the end of the file).
+    problem_mark = getattr(error, "problem_mark", None)
+    context_mark = getattr(error, "context_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    context = getattr(error, "context", None)
+    if (
+        context
+        and context_mark is not None
+        and problem_mark is not None
+        and context_mark.line != problem_mark.line
+    ):
+        return (
+            f"{file}:{context_mark.line + 1}: not valid YAML: {context} here, "
+            f"{problem} at line {problem_mark.line + 1}"
+        )
+    mark = problem_mark or context_mark
+    line = f":{mark.line + 1}" if mark is not None else ""
+    return f"{file}{line}: not valid YAML: {problem}"
 
 
 def spec_from_dict(

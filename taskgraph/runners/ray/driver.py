@@ -20,8 +20,9 @@ from taskgraph.runners.ray.worker import METRIC, PAYLOAD
 from taskgraph.search.engine import StudyEngine
 from taskgraph.search.heartbeat import Heartbeat, quiet_optuna
 from taskgraph.search.outcome import SeedRun, TrialOutcome, utcnow
-from taskgraph.search.progress import CONFIG_ATTR, RESULTS_ATTR
+from taskgraph.search.progress import CONFIG_ATTR, RESULTS_ATTR, TrialStep
 from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR, SearchSpace
+from taskgraph.search.watching import phase_position
 from taskgraph.trial import TrialConfig, TrialResult, TrialStatus
 
 __all__ = [
@@ -82,6 +83,30 @@ class DriverCallback(tune.Callback):
             # is stopped because the experiment ends (time budget) gets no such result.
             if result.get("done") and not result.get("taskgraph_final"):
                 self.book.stopped_by_scheduler.add(trial.trial_id)
+        live = self.engine is not None
+        if (
+            live
+            and METRIC in result
+            and "max_steps" in result
+            and not result.get("taskgraph_final")
+        ):
+            # Evaluations are what a worker reports; they move the driver's progress display.
+            payload = trial.config[PAYLOAD]
+            config = TrialConfig.from_dict(payload["config"]) if payload.get("config") else None
+            phase_index, n_phases = (
+                (0, 1) if config is None else phase_position(config, str(result.get("phase")))
+            )
+            self.engine.observer.on_trial_progress(
+                int(payload["number"]),
+                TrialStep(
+                    step=int(result.get("global_step", 0)),
+                    max_steps=int(result["max_steps"]),
+                    phase_index=phase_index,
+                    n_phases=n_phases,
+                    n_seeds=len(self.engine.spec.seeds),
+                    objective=float(result[METRIC]),
+                ),
+            )
 
 
 class TruthfulOptunaSearch(OptunaSearch):

@@ -52,6 +52,8 @@ class TuneReportCallback(TrainerCallback):
                 METRIC: float(objective),
                 "evaluation": self.evaluations,
                 "global_step": state.global_step,
+                "max_steps": state.max_steps,  # the driver's progress display
+                "phase": state.phase,
                 "taskgraph_scores": json.dumps(metrics or {}),
             }
         )
