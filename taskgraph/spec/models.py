@@ -270,9 +270,13 @@ class PrunerSpec(_Strict):
 
 
 class LocalRunnerSpec(_Strict):
-    """Train in-process, one trial at a time."""
+    """Train in-process, one trial at a time.
+
+    ``threads``: torch's intra-op threads per trial (default: the cores this process may use).
+    """
 
     name: Literal["local"] = "local"
+    threads: int | None = Field(default=None, ge=1)
 
 
 class RayResources(_Strict):
@@ -290,6 +294,8 @@ class RayRunnerSpec(_Strict):
     resources: RayResources = RayResources()
     max_concurrent_trials: int = Field(default=1, ge=1)
     num_cpus: int | None = Field(default=None, ge=1)  # local Ray only
+    # torch's intra-op threads in each trial (default: resources.cpu, at least one)
+    threads: int | None = Field(default=None, ge=1)
     experiment_dir: str | None = None  # Tune's state; default: ~/.taskgraph/ray/<study>
 
 

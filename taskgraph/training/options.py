@@ -17,6 +17,8 @@ doc_stride             128        QA window overlap in tokens (Hugging Face's ``
 group_by_length        True       batches of similar-length sentences (less padding), see BatchStream
 source_epochs          None       sequential transfer: epochs of the source phase (None: epochs)
 source_max_steps       None       sequential transfer: steps of the source phase (None: max_steps)
+freeze_layers          0          freeze the embeddings and the bottom k encoder layers; their
+                                  outputs are computed once per example (taskgraph.models.frozen)
 =====================  =========  ===============================================================
 """
 
@@ -51,6 +53,7 @@ class TrainingOptions:
     group_by_length: bool = True
     source_epochs: float | None = None
     source_max_steps: int | None = None
+    freeze_layers: int = 0
 
     @classmethod
     def from_config(cls, config: TrialConfig) -> TrainingOptions:
@@ -94,6 +97,7 @@ class TrainingOptions:
                 ">= 1",
             ),
             ("lookahead_lr", self.lookahead_lr is None or self.lookahead_lr > 0, "> 0"),
+            ("freeze_layers", self.freeze_layers >= 0, ">= 0"),
         ]
         for name, ok, expected in checks:
             if not ok:
