@@ -79,25 +79,30 @@ def frozen_prefix(
     layers = int(getattr(model, "frozen_layers", 0))
     rows = int(inputs["input_ids"].shape[0])
     keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in inputs]
-    out: list[Tensor] = []
-    was_training = [m.training for m in (parts.embeddings, *parts.layers[:layers])]
-    for module in (parts.embeddings, *parts.layers[:layers]):
+    mask = inputs["attention_mask"]
+    lengths = mask.sum(dim=1)
+    # Length-sorted batches, each trimmed to its longest row: far less padding computed.
+    order = torch.argsort(lengths, stable=True)
+    width = int(mask.shape[1]) if rows else 1
+    out = torch.zeros((rows, width, int(parts.config.hidden_size)))
+    modules = (parts.embeddings, *parts.layers[:layers])
+    was_training = [m.training for m in modules]
+    for module in modules:
         module.eval()
     try:
         with torch.inference_mode():
             for start in range(0, rows, batch_size):
-                batch = {k: inputs[k][start : start + batch_size].to(device) for k in keys}
+                index = order[start : start + batch_size]
+                longest = max(int(lengths[index].max()), 1)
+                batch = {k: inputs[k][index, :longest].to(device) for k in keys}
                 hidden = embed(parts.embeddings, batch)
                 bias = attention_bias(parts.config, hidden, batch.get("attention_mask"))
                 hidden = run_layers(list(parts.layers[:layers]), hidden, bias)
-                out.append(hidden.float().cpu())
+                out[index, :longest] = hidden.float().cpu()
     finally:
-        for module, mode in zip((parts.embeddings, *parts.layers[:layers]), was_training):
+        for module, mode in zip(modules, was_training, strict=True):
             module.train(mode)
-    if not out:
-        return torch.zeros((0, 1, int(parts.config.hidden_size)))
-    # inference tensors cannot be saved for backward: clone into ordinary ones
-    return torch.cat(out).clone()
+    return out  # made outside inference_mode, so training may read it
 
 
 def run_top(model: nn.Module, batch: Mapping[str, Tensor], *, architecture: str) -> Tensor:
