@@ -41,9 +41,8 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +144,10 @@ def trial_config(args: argparse.Namespace, *, freeze: int) -> Any:
     from taskgraph.trial import MixingConfig, Objective, TrialConfig
 
     c = CONFIGS[args.config]
-    caps = {t: c["max_examples"].get(t, c["max_examples"]["*"]) for t in [c["target"], *c["auxiliaries"]]}
+    caps = {
+        t: c["max_examples"].get(t, c["max_examples"]["*"])
+        for t in [c["target"], *c["auxiliaries"]]
+    }
     return TrialConfig(
         target=c["target"],
         auxiliaries=tuple(c["auxiliaries"]),
@@ -160,29 +162,45 @@ def trial_config(args: argparse.Namespace, *, freeze: int) -> Any:
         seed=0,
         objective=Objective(metric="f1", split="dev", direction="maximize"),
         eval_every=args.steps or c["steps"],
-        hyperparameters={"max_eval_examples": c["eval"], "warmup_ratio": 0.1, "freeze_layers": freeze},
+        hyperparameters={
+            "max_eval_examples": c["eval"],
+            "warmup_ratio": 0.1,
+            "freeze_layers": freeze,
+        },
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", choices=sorted(CONFIGS), default="short")
-    parser.add_argument("--steps", type=int, default=None, help="training steps (default: the config's)")
-    parser.add_argument("--freeze", type=int, default=4, help="frozen bottom layers of trial 1 (0: no trial 1)")
-    parser.add_argument("--threads", type=int, default=None, help="runner.threads (default: the cores given)")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="training steps (default: the config's)"
+    )
+    parser.add_argument(
+        "--freeze", type=int, default=4, help="frozen bottom layers of trial 1 (0: no trial 1)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="runner.threads (default: the cores given)"
+    )
     parser.add_argument("--cold", action="store_true", help="clear the feature cache first")
     parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.prepare:
         prepare(args)
         return
-    cache = Path(os.environ.setdefault("TASKGRAPH_CACHE", str(Path(tempfile.gettempdir()) / "taskgraph-bench-cache")))
+    cache = Path(
+        os.environ.setdefault(
+            "TASKGRAPH_CACHE", str(Path(tempfile.gettempdir()) / "taskgraph-bench-cache")
+        )
+    )
     if args.cold:
         shutil.rmtree(cache / "features", ignore_errors=True)
     else:
         started = time.perf_counter()
         subprocess.run([sys.executable, __file__, "--prepare", "--config", args.config], check=True)
-        print(f"# warming the feature cache in a child process: {time.perf_counter() - started:.1f} s")
+        print(
+            f"# warming the feature cache in a child process: {time.perf_counter() - started:.1f} s"
+        )
     measure(args)
 
 
@@ -191,7 +209,7 @@ def measure(args: argparse.Namespace) -> None:
     START = time.perf_counter()  # the measured process starts here (the warm-up child is apart)
     timer = Timer()
     with timer.phase("imports"):
-        import taskgraph.models  # noqa: F401  (torch, transformers)
+        import taskgraph.models
         import taskgraph.training as training
         import taskgraph.training.run as run
         import taskgraph.training.trainer as trainer_module
@@ -280,21 +298,38 @@ def measure(args: argparse.Namespace) -> None:
     report(args, c, steps, timer, results, total, feature_cache())
 
 
-def report(args: Any, c: dict[str, Any], steps: int, timer: Timer, results: list[Any], total: float, cache: Any) -> None:
+def report(
+    args: Any,
+    c: dict[str, Any],
+    steps: int,
+    timer: Timer,
+    results: list[Any],
+    total: float,
+    cache: Any,
+) -> None:
     import torch
 
-    print(f"# config {args.config}: {c['target']} + {c['auxiliaries'] or 'no auxiliaries'}, MiniLM, "
-          f"max_length {c['max_length']}, {steps} steps of batch 16, caps {c['max_examples']}, "
-          f"{c['eval']} dev sentences, hard sharing; threads {results[0].cost.threads}; "
-          f"torch {torch.__version__}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"# feature cache: {cache.hits} memory hits, {cache.disk_hits} disk hits, {cache.misses} misses")
+    print(
+        f"# config {args.config}: {c['target']} + {c['auxiliaries'] or 'no auxiliaries'}, MiniLM, "
+        f"max_length {c['max_length']}, {steps} steps of batch 16, caps {c['max_examples']}, "
+        f"{c['eval']} dev sentences, hard sharing; threads {results[0].cost.threads}; "
+        f"torch {torch.__version__}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
+    print(
+        f"# feature cache: {cache.hits} memory hits, {cache.disk_hits} disk hits, {cache.misses} misses"
+    )
     process = timer.seconds[-1]
     for index, result in enumerate(results):
         per = timer.seconds[index]
         label = "full fine-tuning" if index == 0 else f"freeze_layers={args.freeze}"
-        print(f"\n## trial {index} ({label}): status {result.status.value}, dev F1 "
-              f"{result.objective}, cost {result.cost.seconds:.1f} s on {result.cost.device}")
-        rows = {name: per.get(name, 0.0) + (process.get(name, 0.0) if index == 0 else 0.0) for name in PHASES}
+        print(
+            f"\n## trial {index} ({label}): status {result.status.value}, dev F1 "
+            f"{result.objective}, cost {result.cost.seconds:.1f} s on {result.cost.device}"
+        )
+        rows = {
+            name: per.get(name, 0.0) + (process.get(name, 0.0) if index == 0 else 0.0)
+            for name in PHASES
+        }
         whole = sum(rows.values())
         print(f"{'phase':34s} {'seconds':>9s} {'share':>7s}")
         for name in PHASES:
@@ -302,12 +337,16 @@ def report(args: Any, c: dict[str, Any], steps: int, timer: Timer, results: list
         print(f"{'total':34s} {whole:9.2f}")
         tokens, cells = timer.tokens[index]
         times = timer.step_times[index]
-        print(f"padding of the training batches: {1 - tokens / max(cells, 1):.1%} "
-              f"({tokens} tokens in {cells} positions, group_by_length on)")
+        print(
+            f"padding of the training batches: {1 - tokens / max(cells, 1):.1%} "
+            f"({tokens} tokens in {cells} positions, group_by_length on)"
+        )
         print(f"mean step: {sum(times) / len(times):.3f} s over {len(times)} steps")
     full = timer.step_times[0]
     first = timer.first_step.get(0, float("nan"))
-    print(f"\nprocess total: {total:.1f} s (trial 0's phases include the process's imports, checks and study setup)")
+    print(
+        f"\nprocess total: {total:.1f} s (trial 0's phases include the process's imports, checks and study setup)"
+    )
     print(f"setup_s: {first:.2f}")
     print(f"train_share: {sum(full) / total:.3f}")
     if len(results) > 1:

@@ -23,7 +23,13 @@ import torch
 from torch import Tensor, nn
 
 from taskgraph.errors import ConfigError
-from taskgraph.models.layerwise import EncoderParts, attention_bias, embed, run_layers, split_encoder
+from taskgraph.models.layerwise import (
+    EncoderParts,
+    attention_bias,
+    embed,
+    run_layers,
+    split_encoder,
+)
 
 __all__ = ["FROZEN_KEY", "freeze_bottom", "frozen_prefix", "run_top"]
 

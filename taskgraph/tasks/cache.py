@@ -144,7 +144,7 @@ class FeatureCache:
             try:
                 with path.open("rb") as handle:
                     value = pickle.load(handle)
-            except Exception:  # noqa: BLE001 - missing or damaged: a miss, rewritten on put
+            except Exception:  # missing or damaged: a miss, rewritten on put
                 pass
             else:
                 self.disk_hits += 1

@@ -210,7 +210,10 @@ def test_frozen_layers_run_once_and_match_the_full_encoder(cache_dir: Path) -> N
     # A second trial on the same data and encoder reuses the outputs: nothing computed.
     again = build_trainer(cfg, tasks=TASKS)
     options = again.options
-    assert attach_frozen_states(again.model, again.data, cfg, options=options, device=again.device) == 0
+    assert (
+        attach_frozen_states(again.model, again.data, cfg, options=options, device=again.device)
+        == 0
+    )
     result = train_trial(cfg, tasks=TASKS)
     assert result.status is TrialStatus.COMPLETE and result.objective is not None
 
