@@ -155,7 +155,7 @@ def trial_config(args: argparse.Namespace, *, freeze: int) -> Any:
         sharing="hard",
         mixing=MixingConfig(scheme="proportional", max_examples=caps),
         loss_weighting="equal",
-        learning_rate=c["learning_rate"],
+        learning_rate=args.lr or c["learning_rate"],
         max_steps=args.steps or c["steps"],
         batch_size=16,
         max_length=c["max_length"],
@@ -181,6 +181,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--threads", type=int, default=None, help="runner.threads (default: the cores given)"
+    )
+    parser.add_argument(
+        "--lr", type=float, default=None, help="learning rate (default: the config's)"
     )
     parser.add_argument("--cold", action="store_true", help="clear the feature cache first")
     parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
@@ -323,7 +326,7 @@ def report(
         per = timer.seconds[index]
         label = "full fine-tuning" if index == 0 else f"freeze_layers={args.freeze}"
         print(
-            f"\n## trial {index} ({label}): status {result.status.value}, dev F1 "
+            f"\n## trial {index} ({label}, lr {trial_config(args, freeze=0).learning_rate:g}): status {result.status.value}, dev F1 "
             f"{result.objective}, cost {result.cost.seconds:.1f} s on {result.cost.device}"
         )
         rows = {
@@ -347,6 +350,8 @@ def report(
     print(
         f"\nprocess total: {total:.1f} s (trial 0's phases include the process's imports, checks and study setup)"
     )
+    imports = process.get("imports", 0.0)
+    print(f"setup_after_imports_s: {first - imports:.2f}")
     print(f"setup_s: {first:.2f}")
     print(f"train_share: {sum(full) / total:.3f}")
     if len(results) > 1:
