@@ -172,6 +172,14 @@ class FeatureCache:
         except OSError:
             pass  # a read-only cache only costs time
 
+    def items(self) -> list[tuple[str, Any]]:
+        """Return the in-memory entries, least recently used first."""
+        return list(self._memory.items())
+
+    def forget(self, key: str) -> None:
+        """Drop ``key`` from memory (its file, if any, stays)."""
+        self._memory.pop(key, None)
+
     def clear_memory(self) -> None:
         """Forget the in-memory level (the next lookups read the disk)."""
         self._memory.clear()

@@ -228,3 +228,15 @@ def test_frozen_layers_are_refused_where_they_do_not_apply(cache_dir: Path) -> N
         from taskgraph.training import TrainingOptions
 
         TrainingOptions.from_config(config(hyperparameters={"freeze_layers": -1}))
+
+
+def test_frozen_outputs_stay_within_their_memory_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    import taskgraph.training.run as run
+
+    monkeypatch.setattr(run, "_FROZEN", FeatureCache(directory=None, memory_items=64))
+    monkeypatch.setattr(run, "_FROZEN_BYTES", 3 * 400)  # three tensors of 100 float32
+    for name in "abcd":
+        run._remember_frozen(name, torch.zeros(100))
+    assert [key for key, _ in run._FROZEN.items()] == ["b", "c", "d"]
+    run._remember_frozen("big", torch.zeros(1000))  # over budget alone: kept, the rest dropped
+    assert [key for key, _ in run._FROZEN.items()] == ["big"]
