@@ -168,12 +168,17 @@ class TrialStatus(str, Enum):
 
 @dataclass
 class Cost:
-    """What a trial cost."""
+    """What a trial cost (``threads``: torch's intra-op threads it ran with; 0 if unknown).
+
+    The device string of a CPU trial names its threads too (``cpu/2 threads``), so the
+    records database keeps them without a column of its own.
+    """
 
     seconds: float = 0.0
     examples: int = 0
     tokens: int = 0
     device: str = "cpu"
+    threads: int = 0
 
 
 @dataclass

@@ -19,7 +19,8 @@ class LocalEvaluator:
 
     ``tasks`` holds the study's inline task definitions (catalog tasks are looked up by
     name); ``checkpoint_root``, when given, gets one folder per (trial, seed) so a killed run
-    resumes its training where it stopped.
+    resumes its training where it stopped.  ``threads`` is the number of cores each trial
+    gets (torch's intra-op threads; ``None``: the cores this process may use).
     """
 
     def __init__(
@@ -30,12 +31,14 @@ class LocalEvaluator:
         device: str | None = None,
         checkpoint_root: str | os.PathLike[str] | None = None,
         progress: bool = False,
+        threads: float | None = None,
     ) -> None:
         self.tasks = dict(tasks or {})
         self.data_dir = None if data_dir is None else Path(data_dir)
         self.device = device
         self.checkpoint_root = None if checkpoint_root is None else Path(checkpoint_root)
         self.progress = progress
+        self.threads = threads
 
     def evaluate(
         self,
@@ -59,6 +62,7 @@ class LocalEvaluator:
                 device=self.device,
                 checkpoint_dir=checkpoint_dir,
                 progress=self.progress,
+                threads=self.threads,
             )
         except Exception as error:  # train_trial should not raise; a study must survive if it does
             last = traceback.extract_tb(error.__traceback__)[-1:]

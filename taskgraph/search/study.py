@@ -24,7 +24,10 @@ def build_evaluator(spec: StudySpec, *, data_dir: str | Path | None = None) -> A
     from taskgraph.spec.checks import inline_task_defs
 
     return LocalEvaluator(
-        tasks=inline_task_defs(spec), data_dir=data_dir, device=spec.training.device
+        tasks=inline_task_defs(spec),
+        data_dir=data_dir,
+        device=spec.training.device,
+        threads=runner.threads,
     )
 
 

@@ -342,9 +342,13 @@ class PrunerSpec(_Strict):
 
 
 class LocalRunnerSpec(_Strict):
-    """Train in-process, one trial at a time."""
+    """Train in-process, one trial at a time.
+
+    ``threads``: torch's intra-op threads per trial (default: the cores this process may use).
+    """
 
     name: Literal["local"] = "local"
+    threads: Count | None = Field(default=None, ge=1, le=MAX_RAY_RESOURCES)
 
 
 class RayResources(_Strict):
@@ -362,6 +366,8 @@ class RayRunnerSpec(_Strict):
     resources: RayResources = RayResources()
     max_concurrent_trials: Count = Field(default=1, ge=1, le=MAX_RAY_RESOURCES)
     num_cpus: Count | None = Field(default=None, ge=1, le=MAX_RAY_RESOURCES)  # local Ray only
+    # torch's intra-op threads in each trial (default: resources.cpu, at least one)
+    threads: Count | None = Field(default=None, ge=1, le=MAX_RAY_RESOURCES)
     experiment_dir: str | None = None  # Tune's state; default: ~/.taskgraph/ray/<study>
 
 

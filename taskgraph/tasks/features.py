@@ -21,6 +21,8 @@ plain lists and numpy arrays; :mod:`taskgraph.training` pads them into tensors.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +50,7 @@ __all__ = [
     "encode_qa",
     "encode_tagging",
     "mask_tokens",
+    "tokenizer_fingerprint",
 ]
 
 IGNORE_INDEX = -100  # the label value torch's cross-entropy ignores
@@ -74,6 +77,40 @@ class EncodedSplit:
 
     def __len__(self) -> int:
         return len(self.features)
+
+
+# id(tokenizer) -> (tokenizer, fingerprint); the tokenizer is kept so its id is never reused
+_FINGERPRINTS: dict[int, tuple[Any, str]] = {}
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """Return a sha256 of what decides a fast tokenizer's output (vocabulary, rules, specials).
+
+    Feature caches are keyed by it: two tokenizers with the same fingerprint encode every
+    text the same way, whatever directory they were loaded from.
+    """
+    entry = _FINGERPRINTS.get(id(tokenizer))
+    if entry is None or entry[0] is not tokenizer:
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        if backend is not None:
+            # Truncation and padding are set by each call (max_length is part of a cache key
+            # anyway), so they are left out: a used and a fresh tokenizer agree.
+            config = json.loads(backend.to_str())
+            config.pop("truncation", None)
+            config.pop("padding", None)
+            state = json.dumps(config, sort_keys=True)
+        else:
+            state = repr(sorted(tokenizer.get_vocab().items()))
+        parts = [
+            type(tokenizer).__name__,
+            state,
+            repr(sorted(tokenizer.special_tokens_map.items())),
+            str(getattr(tokenizer, "padding_side", "")),
+            str(getattr(tokenizer, "truncation_side", "")),
+        ]
+        digest = hashlib.sha256("\x00".join(parts).encode("utf-8")).hexdigest()
+        entry = _FINGERPRINTS[id(tokenizer)] = (tokenizer, digest)
+    return entry[1]
 
 
 def _require_fast(tokenizer: Any) -> None:

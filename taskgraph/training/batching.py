@@ -100,7 +100,7 @@ class TaskTensors:
         out: dict[str, torch.Tensor] = {}
         for key, tensor in self.tensors.items():
             rows = tensor.index_select(0, index)
-            if rows.dim() == 2:
+            if rows.dim() >= 2:  # (B, L) ids and masks, (B, L, H) frozen-layer outputs
                 kind = (
                     "words"
                     if key in ("word_starts", "heads", "deprels", "word_mask")

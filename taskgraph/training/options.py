@@ -12,11 +12,13 @@ lookahead_lr           None       step size of the lookahead probe (None: the cu
 log_every              50         steps between loss logs and NaN checks
 checkpoint_every       None       steps between checkpoints (always: after each evaluation)
 max_eval_examples      None       cap on each evaluation split (a fixed random subset)
-eval_batch_size        2 x batch  batch size at evaluation
+eval_batch_size        2x, >= 64  batch size at evaluation: max(64, 2 x batch_size)
 doc_stride             128        QA window overlap in tokens (Hugging Face's ``stride``)
 group_by_length        True       batches of similar-length sentences (less padding), see BatchStream
 source_epochs          None       sequential transfer: epochs of the source phase (None: epochs)
 source_max_steps       None       sequential transfer: steps of the source phase (None: max_steps)
+freeze_layers          0          freeze the embeddings and the bottom k encoder layers; their
+                                  outputs are computed once per example (taskgraph.models.frozen)
 =====================  =========  ===============================================================
 """
 
@@ -46,11 +48,12 @@ class TrainingOptions:
     log_every: int = 50
     checkpoint_every: int | None = None
     max_eval_examples: int | None = None
-    eval_batch_size: int = 32
+    eval_batch_size: int = 64
     doc_stride: int = 128
     group_by_length: bool = True
     source_epochs: float | None = None
     source_max_steps: int | None = None
+    freeze_layers: int = 0
 
     @classmethod
     def from_config(cls, config: TrialConfig) -> TrainingOptions:
@@ -65,7 +68,9 @@ class TrainingOptions:
             raise ConfigError(
                 f"unknown hyperparameter(s) {', '.join(unknown)}; known: {', '.join(allowed)}"
             )
-        values.setdefault("eval_batch_size", 2 * config.batch_size)
+        # Evaluation keeps no activations (inference_mode) and sorts by length: larger batches
+        # cost no padding and fewer kernel launches.
+        values.setdefault("eval_batch_size", max(64, 2 * config.batch_size))
         options = cls(**values)
         options._validate(config)
         return options
@@ -94,6 +99,7 @@ class TrainingOptions:
                 ">= 1",
             ),
             ("lookahead_lr", self.lookahead_lr is None or self.lookahead_lr > 0, "> 0"),
+            ("freeze_layers", self.freeze_layers >= 0, ">= 0"),
         ]
         for name, ok, expected in checks:
             if not ok:

@@ -16,10 +16,12 @@ an interrupted run resumes from its checkpoint directory.
 from __future__ import annotations
 
 import gc
+import hashlib
 import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +29,52 @@ import numpy as np
 import torch
 
 from taskgraph.errors import ConfigError, TaskgraphError
-from taskgraph.tasks import get_task, label_vocabulary, load_examples
-from taskgraph.tasks.features import encode_examples
-from taskgraph.tasks.types import TaskDef, TaskType
+from taskgraph.tasks import get_task, label_vocabulary, load_examples, task_fingerprint
+from taskgraph.tasks.cache import FeatureCache, feature_cache
+from taskgraph.tasks.features import EncodedSplit, encode_examples, tokenizer_fingerprint
+from taskgraph.tasks.types import Example, TaskDef, TaskType
 from taskgraph.training.batching import TaskTensors
 from taskgraph.training.callbacks import TrainerCallback
 from taskgraph.training.evaluation import EvalSet
 from taskgraph.training.options import TrainingOptions
-from taskgraph.training.runtime import describe_device, resolve_device, seed_everything, stable_seed
+from taskgraph.training.runtime import (
+    describe_device,
+    resolve_device,
+    resolve_threads,
+    seed_everything,
+    stable_seed,
+    torch_threads,
+)
 from taskgraph.training.trainer import MultiTaskTrainer, NonFiniteLossError, TaskData
 from taskgraph.training.weighting import build_weighting
 from taskgraph.trial import Cost, TrialConfig, TrialResult
 
-__all__ = ["build_task_data", "build_trainer", "deterministic_subset", "train_trial"]
+__all__ = [
+    "attach_frozen_states",
+    "build_task_data",
+    "build_trainer",
+    "deterministic_subset",
+    "train_trial",
+]
 
 logger = logging.getLogger(__name__)
+
+# Outputs of frozen bottom layers by (encoder, k, token ids): memory only, at most
+# _FROZEN_BYTES of them (float32 (N, L, H): 1,500 sentences of 96 tokens of MiniLM are 221 MB).
+_FROZEN = FeatureCache(directory=None, memory_items=64)
+_FROZEN_BYTES = 2 * 1024**3
+
+
+def _remember_frozen(key: str, hidden: torch.Tensor) -> None:
+    _FROZEN.put(key, hidden)
+    held = _FROZEN.items()
+    total = sum(t.numel() * t.element_size() for _, t in held)
+    for old, tensor in held:  # oldest first
+        if total <= _FROZEN_BYTES or old == key:
+            break
+        _FROZEN.forget(old)
+        total -= tensor.numel() * tensor.element_size()
+
 
 _LABELED = (
     TaskType.TOKEN_TAGGING,
@@ -65,6 +98,58 @@ def _mlm_info(tokenizer: Any) -> dict[str, int]:
     return {"mask_token_id": int(tokenizer.mask_token_id), "vocab_size": len(tokenizer)}
 
 
+def _encoded(
+    task: TaskDef,
+    split: str,
+    tokenizer: Any,
+    *,
+    data_dir: str | os.PathLike[str] | None,
+    cap: int | None,
+    subset_key: str,
+    labels: list[str] | None,
+    max_length: int,
+    doc_stride: int,
+    keep_examples: bool,
+) -> tuple[list[Example], EncodedSplit]:
+    """Return the (capped) examples of ``split`` and their features, from the feature cache.
+
+    The key holds everything the features depend on: the task's data fingerprint (file
+    contents, carve rule, format, reader options), the split, the tokenizer's fingerprint,
+    ``max_length``, the QA stride, the label vocabulary and the subset cap.  A hit skips
+    reading the file and tokenizing.  Training splits keep no examples (only evaluation scores
+    against them), so their entries are smaller.
+    """
+    cache = feature_cache()
+    key = ""
+    if cache is not None:
+        key = cache.key(
+            {
+                "task": task_fingerprint(task, data_dir=data_dir),
+                "split": split,
+                "tokenizer": tokenizer_fingerprint(tokenizer),
+                "max_length": max_length,
+                "doc_stride": doc_stride if task.type is TaskType.EXTRACTIVE_QA else None,
+                "labels": labels,
+                "cap": cap,
+                "subset": subset_key,
+                "examples": keep_examples,
+            }
+        )
+        hit = cache.get(key)
+        if hit is not None:
+            examples, encoded = hit
+            return list(examples), encoded
+    examples = load_examples(task, split, data_dir=data_dir)
+    keep = deterministic_subset(len(examples), cap, key=subset_key)
+    examples = [examples[i] for i in keep]
+    encoded = encode_examples(
+        task, examples, tokenizer, labels=labels, max_length=max_length, doc_stride=doc_stride
+    )
+    if cache is not None:
+        cache.put(key, (examples if keep_examples else [], encoded))
+    return examples, encoded
+
+
 def build_task_data(
     config: TrialConfig,
     tasks: Mapping[str, TaskDef],
@@ -73,7 +158,11 @@ def build_task_data(
     data_dir: str | os.PathLike[str] | None,
     options: TrainingOptions,
 ) -> dict[str, TaskData]:
-    """Return every task's label vocabulary, training tensors and evaluation sets."""
+    """Return every task's label vocabulary, training tensors and evaluation sets.
+
+    Encoded splits come from the feature cache (:func:`taskgraph.tasks.cache.feature_cache`)
+    when an earlier trial or process tokenized the same data the same way.
+    """
     out: dict[str, TaskData] = {}
     eval_splits = list(dict.fromkeys([*config.eval_splits, config.objective.split]))
     pad = int(tokenizer.pad_token_id)
@@ -86,16 +175,17 @@ def build_task_data(
             raise ConfigError(
                 f"task {name!r} has no train split (splits: {', '.join(task.splits)})"
             )
-        examples = load_examples(task, "train", data_dir=data_dir)
-        keep = deterministic_subset(len(examples), config.mixing.max_examples.get(name), key=name)
-        examples = [examples[i] for i in keep]
-        encoded = encode_examples(
+        _, encoded = _encoded(
             task,
-            examples,
+            "train",
             tokenizer,
+            data_dir=data_dir,
+            cap=config.mixing.max_examples.get(name),
+            subset_key=name,
             labels=labels,
             max_length=config.max_length,
             doc_stride=options.doc_stride,
+            keep_examples=False,
         )
         truncated = {"train": encoded.truncated_words}
         data = TaskData(
@@ -111,16 +201,17 @@ def build_task_data(
                 f"(splits: {', '.join(task.splits)})"
             )
         for split in splits:
-            gold = load_examples(task, split, data_dir=data_dir)
-            keep = deterministic_subset(len(gold), options.max_eval_examples, key=f"{name}/{split}")
-            gold = [gold[i] for i in keep]
-            encoded = encode_examples(
+            gold, encoded = _encoded(
                 task,
-                gold,
+                split,
                 tokenizer,
+                data_dir=data_dir,
+                cap=options.max_eval_examples,
+                subset_key=f"{name}/{split}",
                 labels=labels,
                 max_length=config.max_length,
                 doc_stride=options.doc_stride,
+                keep_examples=True,
             )
             truncated[split] = encoded.truncated_words
             data.evals[split] = EvalSet(
@@ -137,6 +228,69 @@ def build_task_data(
             )
         out[name] = data
     return out
+
+
+def _encoder_key(config: TrialConfig) -> Any:
+    options = dict(config.encoder_options)
+    if config.encoder == "tiny-bert":
+        options.setdefault("seed", config.seed)
+    return [config.encoder, options]
+
+
+def attach_frozen_states(
+    model: Any,
+    data: Mapping[str, TaskData],
+    config: TrialConfig,
+    *,
+    options: TrainingOptions,
+    device: torch.device,
+) -> int:
+    """Freeze the bottom ``options.freeze_layers`` layers and attach their outputs per example.
+
+    Each split's outputs are computed once per (features, encoder, k) and kept in memory for
+    later trials of this process.  Masked-LM splits get none (their inputs are re-masked at
+    every step) and run the frozen layers each time.  Returns the number of sequences whose
+    outputs were computed now (0 when all came from the cache).
+    """
+    from taskgraph.models.frozen import FROZEN_KEY, freeze_bottom, frozen_prefix
+
+    layers = options.freeze_layers
+    if layers == 0:
+        return 0
+    freeze_bottom(model, layers, architecture=config.sharing)
+    computed = 0
+    for task_data in data.values():
+        holders: list[Any] = [task_data, *task_data.evals.values()]
+        for holder in holders:
+            tensors = holder.train if isinstance(holder, TaskData) else holder.tensors
+            if tensors is None or tensors.task_type is TaskType.MASKED_LM:
+                continue
+            key = _FROZEN.key(
+                [
+                    _encoder_key(config),
+                    layers,
+                    config.sharing,
+                    hashlib.sha256(tensors.tensors["input_ids"].numpy().tobytes()).hexdigest(),
+                    list(tensors.tensors["input_ids"].shape),
+                ]
+            )
+            hidden = _FROZEN.get(key)
+            if hidden is None:
+                hidden = frozen_prefix(
+                    model,
+                    tensors.tensors,
+                    architecture=config.sharing,
+                    batch_size=options.eval_batch_size,
+                    device=device,
+                )
+                computed += len(hidden)
+                _remember_frozen(key, hidden)
+            extended = replace(tensors, tensors={**tensors.tensors, FROZEN_KEY: hidden})
+            if isinstance(holder, TaskData):
+                holder.train = extended
+            else:
+                holder.tensors = extended
+    return computed
 
 
 def build_trainer(
@@ -181,6 +335,7 @@ def build_trainer(
         sharing=config.sharing, encoder=encoder, heads=heads, params=dict(config.sharing_params)
     )
     model.to(resolved)
+    attach_frozen_states(model, data, config, options=options, device=resolved)
     weighting = build_weighting(
         config.loss_weighting,
         tasks=list(config.task_set),
@@ -199,9 +354,9 @@ def build_trainer(
     )
 
 
-def _device_name(device: str | torch.device | None) -> str:
+def _device_name(device: str | torch.device | None, threads: int) -> str:
     try:
-        return describe_device(resolve_device(device))
+        return describe_device(resolve_device(device), threads=threads)
     except TaskgraphError:
         return str(device)
 
@@ -215,12 +370,44 @@ def train_trial(
     device: str | None = None,
     checkpoint_dir: str | os.PathLike[str] | None = None,
     progress: bool = False,
+    threads: float | None = None,
 ) -> TrialResult:
     """Return the result of training ``config``; a failing trial gives a FAILED result.
 
     ``tasks`` are inline task definitions (by name) besides the catalog; ``checkpoint_dir``
     makes the run resumable (rerun with the same directory to continue a killed run).
+    ``threads`` is the number of cores the runner gives the trial (``None``: the cores this
+    process may use); torch runs that many intra-op threads during the trial, and the count is
+    recorded in the result's cost.
     """
+    try:
+        count = resolve_threads(threads)
+    except TaskgraphError as error:
+        return TrialResult.failed(f"invalid configuration: {error}")
+    with torch_threads(count):
+        return _train_trial(
+            config,
+            tasks=tasks,
+            data_dir=data_dir,
+            callbacks=callbacks,
+            device=device,
+            checkpoint_dir=checkpoint_dir,
+            progress=progress,
+            threads=count,
+        )
+
+
+def _train_trial(
+    config: TrialConfig,
+    *,
+    tasks: Mapping[str, TaskDef] | None,
+    data_dir: str | os.PathLike[str] | None,
+    callbacks: Sequence[TrainerCallback],
+    device: str | None,
+    checkpoint_dir: str | os.PathLike[str] | None,
+    progress: bool,
+    threads: int,
+) -> TrialResult:
     start = time.perf_counter()
     trainer: MultiTaskTrainer | None = None
 
@@ -230,7 +417,8 @@ def train_trial(
             seconds=time.perf_counter() - start,
             examples=state.examples if state else 0,
             tokens=state.tokens if state else 0,
-            device=_device_name(device),
+            device=_device_name(device, threads),
+            threads=threads,
         )
 
     try:
@@ -252,7 +440,8 @@ def train_trial(
                 seconds=time.perf_counter() - start + trainer.elapsed_before,
                 examples=outcome.examples,
                 tokens=outcome.tokens,
-                device=describe_device(trainer.device),
+                device=describe_device(trainer.device, threads=threads),
+                threads=threads,
             ),
             lookahead=outcome.lookahead,
             intermediate=outcome.intermediate,

@@ -15,6 +15,7 @@ from typing import cast
 from torch import Tensor, nn
 
 from taskgraph.models.encoders import EncoderBundle
+from taskgraph.models.frozen import FROZEN_KEY, run_top
 from taskgraph.models.heads import Batch
 from taskgraph.models.sharing.base import MultiTaskModel
 
@@ -35,6 +36,9 @@ class HardSharing(MultiTaskModel):
 
     def encode(self, task: str, batch: Batch) -> Tensor:
         """Return the encoder's last hidden states; the same for every task."""
+        if FROZEN_KEY in batch:
+            # The frozen bottom layers' output was computed once (taskgraph.models.frozen).
+            return run_top(self, batch, architecture=self.name)
         inputs = {key: batch[key] for key in ENCODER_INPUTS if key in batch}
         output = self.encoder(**inputs)
         return cast(Tensor, output.last_hidden_state)

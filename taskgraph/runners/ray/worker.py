@@ -61,12 +61,24 @@ class TuneReportCallback(TrainerCallback):
 
 
 def local_evaluator(spec: StudySpec, data_dir: str | None) -> Any:
-    """Return the evaluator a worker trains with (the local runner's)."""
+    """Return the evaluator a worker trains with (the local runner's).
+
+    Its trials run as many torch threads as the trial's ``cpu`` resource (or the runner's
+    ``threads``): a worker must not spread over the cores Tune gave other trials.
+    """
     from taskgraph.runners.local import LocalEvaluator
     from taskgraph.spec.checks import inline_task_defs
+    from taskgraph.spec.models import RayRunnerSpec
 
+    runner = spec.runner
+    threads: float | None = None
+    if isinstance(runner, RayRunnerSpec):
+        threads = runner.threads if runner.threads is not None else runner.resources.cpu
     return LocalEvaluator(
-        tasks=inline_task_defs(spec), data_dir=data_dir, device=spec.training.device
+        tasks=inline_task_defs(spec),
+        data_dir=data_dir,
+        device=spec.training.device,
+        threads=threads,
     )
 
 
