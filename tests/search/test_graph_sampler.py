@@ -121,12 +121,12 @@ def test_study_records_use_the_baseline_trial_and_stored_subsets() -> None:
         trial = study.ask()
         trial.set_user_attr("auxiliaries", subset)
         study.tell(trial, value)
-    records, evaluated = sampler._study_records(study)
+    records, proposed = sampler._study_records(study)
     values = {"+".join(sorted(r.task_set)): r.value for r in records}
     # The baseline trial stays a single-task record although "b" is always included.
     assert values == {"t": 0.5, "b+t": 0.6}
     assert all(isinstance(r, ScoreRecord) and r.task == "t" for r in records)
-    assert evaluated == {frozenset()}  # only the free part of sets that hold the include tasks
+    assert set(proposed) == {frozenset()}  # only the free part of sets that hold the include tasks
 
 
 def test_a_spec_with_sampler_graph_runs_on_the_tabular_runner(tmp_path: Path) -> None:
@@ -148,3 +148,66 @@ def test_a_spec_with_sampler_graph_runs_on_the_tabular_runner(tmp_path: Path) ->
         sets = [r.task_set for r in repo.score_records(target="t", split="dev")]
     assert len(sets) == 10 and len(set(sets)) == 10  # ten different subsets, baseline included
     assert frozenset({"t"}) in sets
+
+
+def _run_pruned_study(sampler: GraphGuidedSampler, candidates: list[str], n: int) -> list[frozenset[str]]:
+    """Ask ``n`` trials: the baseline completes, every other trial is pruned after one step."""
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    seen = []
+    for _ in range(n):
+        trial, chosen = ask_subset(study, candidates)
+        seen.append(chosen)
+        trial.report(0.5 if not chosen else 0.3, step=1)
+        if chosen:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            trial.report(0.6, step=2)
+            study.tell(trial, 0.6)
+    return seen
+
+
+def test_pruned_sets_count_as_proposed_and_none_exceeds_max_repeats() -> None:
+    candidates = ["a", "b", "c"]
+    # 7 valid sets (the empty one, 3 singles, 3 pairs) at most twice each: 14 proposals.
+    sampler = GraphGuidedSampler(target="t", candidates=candidates, max_size=2, max_repeats=2,
+                                 seed=0)  # fmt: skip
+    seen = _run_pruned_study(sampler, candidates, 14)
+    counts = {s: seen.count(s) for s in set(seen)}
+    assert len(counts) == 7 and max(counts.values()) == 2
+    # Every set is proposed once before any is proposed again.
+    assert len(set(seen[:7])) == 7
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    assert not sampler.exhausted(study)
+
+
+def test_exhausted_once_every_set_reached_the_limit() -> None:
+    candidates = ["a", "b"]
+    sampler = GraphGuidedSampler(target="t", candidates=candidates, max_repeats=1, seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    for number in range(4):  # {}, {a}, {b}, {a, b}
+        assert not sampler.exhausted(study)
+        trial, chosen = ask_subset(study, candidates)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)  # a failed set was proposed too
+    assert sampler.exhausted(study)
+    with pytest.raises(ConfigError, match="max_repeats"):
+        GraphGuidedSampler(target="t", candidates=candidates, max_repeats=0)
+
+
+def test_a_pruned_trial_enters_the_model_with_its_step_matched_value() -> None:
+    sampler = GraphGuidedSampler(target="t", candidates=["a", "b"], seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    baseline = study.ask()
+    baseline.set_user_attr("auxiliaries", [])
+    for step, value in ((1, 0.40), (2, 0.55), (3, 0.60)):
+        baseline.report(value, step=step)
+    study.tell(baseline, 0.60)
+    pruned = study.ask()
+    pruned.set_user_attr("auxiliaries", ["a"])
+    for step, value in ((1, 0.30), (2, 0.35)):
+        pruned.report(value, step=step)
+    study.tell(pruned, state=optuna.trial.TrialState.PRUNED)
+    records, proposed = sampler._study_records(study)
+    values = {"+".join(sorted(r.task_set)): r.value for r in records}
+    # 0.20 below the baseline at step 2, so 0.20 below the baseline's final value.
+    assert values == {"t": 0.60, "a+t": pytest.approx(0.40)}
+    assert proposed == {frozenset(): 1, frozenset({"a"}): 1}
