@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import networkx as nx
 import numpy as np
@@ -97,9 +97,7 @@ class _GraphModel:
                 stds.append(math.sqrt(variance) / len(edges))
             else:
                 stds.append(math.nan)
-            evidence.append(
-                int(sum(e.get("evidence_runs", e.get("n_evidence", 0)) for e in edges))
-            )
+            evidence.append(int(sum(e.get("evidence_runs", e.get("n_evidence", 0)) for e in edges)))
         return np.asarray(means), np.asarray(stds), evidence
 
 

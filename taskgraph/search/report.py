@@ -90,6 +90,18 @@ def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
     return sorted(s.study_name for s in storage.get_all_studies())
 
 
+#: the keys of each row of the report's ``gains`` list
+_GAIN_ROW_KEYS = (
+    "trial",
+    "auxiliaries",
+    "task_set",
+    "sharing",
+    "value",
+    "measured_absolute_gain",
+    "measured_relative_gain",
+)
+
+
 def _gain(value: float | None, baseline: float | None, direction: str) -> float | None:
     if value is None or baseline is None:
         return None
@@ -193,9 +205,7 @@ def study_report(study: optuna.Study, *, top: int | None = None) -> dict[str, An
             "configuration": best["configuration"],
         },
         "gains": [
-            {k: r[k] for k in ("trial", "auxiliaries", "task_set", "sharing", "value",
-                               "measured_absolute_gain", "measured_relative_gain")}  # fmt: skip
-            for r in (scored if top is None else scored[:top])
+            {k: r[k] for k in _GAIN_ROW_KEYS} for r in (scored if top is None else scored[:top])
         ],
         "failures": [
             {"trial": r["trial"], "reason": r["failure_reason"]}

@@ -91,7 +91,9 @@ def test_the_measured_gain_stands_beside_the_prediction() -> None:
     assert pair.to_dict()["measured_relative_gain"] == pair.measured_gain
     assert pair.to_dict()["predicted_relative_gain"] == pair.predicted_gain
     assert by_set[("b", "c")].measured_gain is None
-    graph_best = {r.auxiliaries: r for r in recommend_auxiliaries(affinity_graph(model), "a", 50, max_size=2)}
+    graph_best = {
+        r.auxiliaries: r for r in recommend_auxiliaries(affinity_graph(model), "a", 50, max_size=2)
+    }
     assert graph_best[("b",)].measured_gain == pytest.approx(pair.measured_gain)
     assert graph_best[("b", "c")].measured_gain is None
 

@@ -150,7 +150,9 @@ def test_a_spec_with_sampler_graph_runs_on_the_tabular_runner(tmp_path: Path) ->
     assert frozenset({"t"}) in sets
 
 
-def _run_pruned_study(sampler: GraphGuidedSampler, candidates: list[str], n: int) -> list[frozenset[str]]:
+def _run_pruned_study(
+    sampler: GraphGuidedSampler, candidates: list[str], n: int
+) -> list[frozenset[str]]:
     """Ask ``n`` trials: the baseline completes, every other trial is pruned after one step."""
     study = optuna.create_study(direction="maximize", sampler=sampler)
     seen = []
@@ -184,9 +186,9 @@ def test_exhausted_once_every_set_reached_the_limit() -> None:
     candidates = ["a", "b"]
     sampler = GraphGuidedSampler(target="t", candidates=candidates, max_repeats=1, seed=0)
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    for number in range(4):  # {}, {a}, {b}, {a, b}
+    for _ in range(4):  # {}, {a}, {b}, {a, b}
         assert not sampler.exhausted(study)
-        trial, chosen = ask_subset(study, candidates)
+        trial, _ = ask_subset(study, candidates)
         study.tell(trial, state=optuna.trial.TrialState.FAIL)  # a failed set was proposed too
     assert sampler.exhausted(study)
     with pytest.raises(ConfigError, match="max_repeats"):
