@@ -156,11 +156,13 @@ def _dot(graph: nx.DiGraph) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _edge_label(data: Mapping[str, Any], predicted: str, measured_key: str) -> str:
+def _edge_label(
+    data: Mapping[str, Any], predicted: str, measured_key: str, *, sep: str = " "
+) -> str:
     """Return an edge's label: the predicted gain, and the measured one beside it where known."""
     text = f"{float(data[predicted]):+.2f}"
     measured = data.get(measured_key)
-    return text if measured is None else f"{text} (meas. {float(measured):+.2f})"
+    return text if measured is None else f"{text}{sep}(meas. {float(measured):+.2f})"
 
 
 def _wrap(name: str, width: int = 12) -> str:
@@ -235,11 +237,15 @@ def draw_graph(graph: nx.DiGraph) -> Any:
             edge_color=[cmap(norm(g)) for g in gains], node_size=node_sizes,
             arrows=True, arrowsize=14, connectionstyle=style,
         )  # fmt: skip
-        nx.draw_networkx_edge_labels(
-            graph, layout, ax=axis, font_size=font - 1, connectionstyle=style, label_pos=0.6,
-            edge_labels={(s, t): _edge_label(d, predicted, measured_key) for s, t, d in edges},
+        # Two short lines fit a short edge; nearer the source, away from the larger target.
+        edge_texts = nx.draw_networkx_edge_labels(
+            graph, layout, ax=axis, font_size=font - 1, connectionstyle=style, label_pos=0.4,
+            edge_labels={(s, t): _edge_label(d, predicted, measured_key, sep="\n")
+                         for s, t, d in edges},
             bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.85},
         )  # fmt: skip
+        for text in edge_texts.values():
+            text.set_zorder(4)  # above the node circles
     mappable = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
     bar = figure.colorbar(mappable, ax=axis, shrink=0.6, pad=0.02)
     unit = "(score - baseline) / |baseline|" if kind == "relative" else "score - baseline"

@@ -105,7 +105,7 @@ def test_png_carries_the_gains_a_scale_and_labels_that_fit(tmp_path: Path) -> No
         assert "predicted relative gain" in bar.get_ylabel()
         texts = [t.get_text() for t in axis.texts]
         # The gain on each edge, the measured one beside it.
-        assert "+0.43 (meas. +0.43)" in texts and "-0.23 (meas. -0.23)" in texts
+        assert "+0.43\n(meas. +0.43)" in texts and "-0.23\n(meas. -0.23)" in texts
         # Every label lies inside its node's circle.
         (nodes,) = [c for c in axis.collections if len(c.get_offsets()) == graph.number_of_nodes()]
         radii = [math.sqrt(size) / 2 * figure.dpi / 72 for size in nodes.get_sizes()]
