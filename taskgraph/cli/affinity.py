@@ -375,21 +375,19 @@ def top(
         emit_json(rows)
         return
     kind = estimator.gain_kind
-    predicted = gain_key("predicted", kind)
-    measured = gain_key("measured", kind)
     # Headers and auxiliaries with spaces wrap in a narrow terminal instead of being cut.
-    table = [
-        {"auxiliaries": " + ".join(row["auxiliaries"]),
-         f"predicted {kind} gain ± std": f"{row[predicted]:+.4f} ± {row[f'{predicted}_std']:.4f}",
-         f"measured {kind} gain": _signed(row[measured]),
-         "measured absolute gain": _signed(row[measured_absolute]),
-         "runs": row["evidence_runs"]}
-        for row in rows
+    display = [
+        {"auxiliaries": " + ".join(r.auxiliaries),
+         f"predicted {kind} gain ± std": f"{r.predicted_gain:+.4f} ± {r.std:.4f}",
+         f"measured {kind} gain": _signed(r.measured_gain),
+         "measured absolute gain": _signed(measured_gain(absolute, target, r.auxiliaries)),
+         "runs": r.evidence_runs}
+        for r in recommendations
     ]  # fmt: skip
-    columns = list(table[0]) if table else ["auxiliaries"]
+    columns = list(display[0]) if display else ["auxiliaries"]
     if kind == "absolute":  # the two measured columns would say the same
         columns.remove("measured absolute gain")
-    emit_rows(table, columns=columns,
+    emit_rows(display, columns=columns,
               title=f"auxiliary sets for {target} ({_scored_by(records)}): {method}'s predicted "
                     f"{kind} gain, shrunk toward what the other sets show, beside the gain as "
                     "measured where the set ran (not run: empty)")  # fmt: skip
