@@ -213,3 +213,30 @@ def test_a_pruned_trial_enters_the_model_with_its_step_matched_value() -> None:
     # 0.20 below the baseline at step 2, so 0.20 below the baseline's final value.
     assert values == {"t": 0.60, "a+t": pytest.approx(0.40)}
     assert proposed == {frozenset(): 1, frozenset({"a"}): 1}
+
+
+def test_the_demo_spec_through_the_engine_repeats_no_set_beyond_the_limit(
+    storage_url: str, fakes: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """searchspaces/demo.yaml (24 trials, graph sampler, median pruner) on a fake with the
+    synthetic family's effects: the pruned sets were re-proposed (9 of 24 for one set)."""
+    from collections import Counter
+
+    from taskgraph.search.engine import StudyEngine
+    from taskgraph.spec.loading import load_spec
+
+    for task, effect in (("synth_related", 0.3), ("synth_cls_related", 0.3),
+                         ("synth_unrelated", 0.01), ("synth_conflict", -0.16)):  # fmt: skip
+        monkeypatch.setitem(fakes.EFFECTS, task, effect)
+    spec = load_spec(Path(__file__).parents[2] / "searchspaces" / "demo.yaml")
+    engine = StudyEngine(spec=spec, storage_url=storage_url,
+                         evaluator=fakes.FakeEvaluator(n_evals=4),
+                         sharing_spaces={"hard": {}, "hierarchical": {}})  # fmt: skip
+    summary = engine.run()
+    trials = engine._require_study().trials
+    engine.close()
+    counts = Counter(frozenset(t.user_attrs["auxiliaries"]) for t in trials)
+    assert summary.reason == "budget" and len(trials) == 24
+    assert any(t.state == optuna.trial.TrialState.PRUNED for t in trials)
+    assert max(counts.values()) <= 3, counts  # GraphGuidedSampler's max_repeats
+    assert len({frozenset(t.user_attrs["auxiliaries"]) for t in trials[:11]}) == 11
