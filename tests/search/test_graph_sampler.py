@@ -240,3 +240,21 @@ def test_the_demo_spec_through_the_engine_repeats_no_set_beyond_the_limit(
     assert any(t.state == optuna.trial.TrialState.PRUNED for t in trials)
     assert max(counts.values()) <= 3, counts  # GraphGuidedSampler's max_repeats
     assert len({frozenset(t.user_attrs["auxiliaries"]) for t in trials[:11]}) == 11
+
+
+def test_the_engine_stops_a_study_whose_sets_are_exhausted(tmp_path: Path) -> None:
+    from taskgraph.search.study import run_study
+    from taskgraph.spec import spec_from_dict
+
+    table_path = tmp_path / "synthetic.csv"
+    write_long_csv(additive_table(), table_path)
+    spec = spec_from_dict({
+        "name": "exhausted", "target": "t", "candidates": ["s1", "s2"],
+        "objective": {"metric": "score", "split": "dev", "direction": "maximize"},
+        "runner": {"name": "tabular", "table": str(table_path), "split": "val"},
+        "sampler": {"name": "graph", "seed": 0, "options": {"max_repeats": 2}},
+        "budget": {"trials": 20},
+    })  # fmt: skip
+    summary = run_study(spec, storage_url=f"sqlite:///{tmp_path / 'records.db'}")
+    # Four sets ({}, {s1}, {s2}, {s1, s2}) twice each, then nothing is left to propose.
+    assert summary.reason == "exhausted" and summary.progress.n_done == 8
