@@ -15,6 +15,10 @@ Two kinds (``kind``):
 * ``absolute``: ``sign * (mean(S) - mean(baseline))`` in the metric's own units; use it when a
   baseline can be zero (a Matthews correlation of a degenerate classifier).
 
+A *measured* gain (this module) is not a *predicted* one (an estimator's shrunk estimate of
+the same quantity): outputs name them apart (``measured_relative_gain``,
+``predicted_relative_gain``, :func:`gain_key`).
+
 Standard errors combine the seed spread of both sides (unpaired; delta method for the
 ratio).  When one side has a single record its variance is taken from the other side (seed
 noise of one task is assumed similar across task sets); with one record on each side the
@@ -34,10 +38,24 @@ import numpy as np
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.errors import ConfigError
 
-__all__ = ["Gain", "GainKind", "GainTable", "compute_gains", "pair_gains"]
+__all__ = [
+    "Gain",
+    "GainKind",
+    "GainTable",
+    "compute_gains",
+    "evidence_runs",
+    "gain_key",
+    "measured_gain",
+    "pair_gains",
+]
 
 GainKind = Literal["relative", "absolute"]
 GAIN_KINDS: tuple[GainKind, ...] = ("relative", "absolute")
+
+
+def gain_key(which: Literal["measured", "predicted"], kind: GainKind) -> str:
+    """Return the output name of a gain, e.g. ``predicted_relative_gain``: what it is, in which units."""
+    return f"{which}_{kind}_gain"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +70,8 @@ class Gain:
     family: str = ""
     split: str = ""
     metric: str = ""
+    #: the runs behind the task set's records (records without a run id are not in it)
+    run_ids: frozenset[int] = frozenset()
 
     @property
     def size(self) -> int:
@@ -113,6 +133,7 @@ def compute_gains(
     groups: dict[tuple[str, str, str, str], dict[frozenset[str], list[float]]] = defaultdict(
         lambda: defaultdict(list)
     )
+    runs: dict[tuple[tuple[str, str, str, str], frozenset[str]], set[int]] = defaultdict(set)
     direction: dict[tuple[str, str, str, str], bool] = {}
     for record in records:
         if (split is not None and record.split != split) or (
@@ -123,6 +144,8 @@ def compute_gains(
             continue
         key = (record.family, record.task, record.split, record.metric)
         groups[key][record.task_set].append(record.value)
+        if record.run_id is not None:
+            runs[(key, record.task_set)].add(record.run_id)
         direction[key] = record.higher_is_better
     table = GainTable(gains=[], kind=kind)
     for key, by_set in groups.items():
@@ -166,6 +189,7 @@ def compute_gains(
                     family=family,
                     split=split_name,
                     metric=metric_name,
+                    run_ids=frozenset(runs.get((key, task_set), ())),
                 )
             )
     table.gains.sort(key=lambda g: (g.target, len(g.auxiliaries), sorted(g.auxiliaries), g.family))
@@ -190,3 +214,25 @@ def pair_gains(gains: Iterable[Gain]) -> Mapping[tuple[str, str], tuple[float, f
         se = float(means.std(ddof=1) / math.sqrt(len(items))) if many else items[0].stderr
         result[pair] = (float(means.mean()), se, len(items))
     return result
+
+
+def evidence_runs(gains: Iterable[Gain]) -> int:
+    """Return how many runs stand behind ``gains``: each run once, whatever its metrics and splits.
+
+    Gains from records without run ids (published tables) count their records, one per run.
+    """
+    ids: set[int] = set()
+    anonymous = 0
+    for gain in gains:
+        if gain.run_ids:
+            ids |= gain.run_ids
+        else:
+            anonymous += gain.n_records
+    return len(ids) + anonymous
+
+
+def measured_gain(gains: Iterable[Gain], target: str, auxiliaries: Iterable[str]) -> float | None:
+    """Return the measured gain of ``target`` from exactly ``auxiliaries`` (mean over families), or None."""
+    wanted = frozenset(auxiliaries) - {target}
+    means = [g.mean for g in gains if g.target == target and g.auxiliaries == wanted]
+    return float(np.mean(means)) if means else None

@@ -1,10 +1,15 @@
 """The task-affinity graph: a networkx DiGraph with an edge s -> t for "s helps t", and its exports.
 
-Edge attributes: ``gain`` (predicted gain of t from training with s alone), ``std``,
-``n_evidence`` (gain records behind it) and ``method`` (the estimator).  Node attributes:
-``baseline`` (mean single-task score, when known).  Exports: GraphML and node-link JSON (both
-read back by networkx), DOT (written here: pydot is optional) and a PNG drawn with matplotlib's
-Agg backend, edge width proportional to the size of the gain, colour by its sign.
+Graph attributes: ``method`` (the estimator) and ``gain_kind`` (``relative`` or ``absolute``).
+Edge attributes name what each number is (:func:`taskgraph.affinity.gains.gain_key`), e.g. for
+relative gains: ``predicted_relative_gain`` (the estimator's gain of t from training with s
+alone) and ``predicted_relative_gain_std``, ``measured_relative_gain`` (only on edges whose
+pair was run: the gain as measured), ``evidence_runs`` (runs behind the prediction) and
+``method``.  Node attributes: ``baseline`` (mean single-task score, when known).  Exports:
+GraphML and node-link JSON (both read back by networkx), DOT (written here: pydot is
+optional) and a PNG drawn with matplotlib's Agg backend: the gain printed on each edge, its
+colour on a diverging scale with a colour bar, its width by the size of the gain, and node
+circles sized to their labels.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -19,11 +25,13 @@ from typing import Any, Literal
 import networkx as nx
 
 from taskgraph.affinity.estimators.base import AffinityEstimator
+from taskgraph.affinity.gains import GainKind, gain_key, measured_gain
 from taskgraph.errors import ConfigError
 
 __all__ = [
     "GRAPH_FORMATS",
     "affinity_graph",
+    "draw_graph",
     "graph_edges",
     "graph_from_edges",
     "read_graph",
@@ -34,8 +42,15 @@ GraphFormat = Literal["graphml", "json", "dot", "png"]
 GRAPH_FORMATS: tuple[GraphFormat, ...] = ("graphml", "json", "dot", "png")
 
 
-def _finite(value: float) -> float | None:
+def _finite(value: float | None) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _keys(graph: nx.DiGraph) -> tuple[str, str, str]:
+    """Return the names of the predicted gain, its std and the measured gain on ``graph``'s edges."""
+    kind: GainKind = graph.graph.get("gain_kind", "relative")
+    predicted = gain_key("predicted", kind)
+    return predicted, f"{predicted}_std", gain_key("measured", kind)
 
 
 def affinity_graph(
@@ -48,11 +63,16 @@ def affinity_graph(
     """Return the graph of ``estimator``'s pair predictions: an edge s -> t for every source and target.
 
     ``targets`` defaults to the tasks with records, ``tasks`` (sources) to every known task;
-    edges backed by fewer than ``min_evidence`` records are left out.
+    edges backed by fewer than ``min_evidence`` runs are left out.
     """
     sources = sorted(tasks if tasks is not None else estimator.tasks)
     target_list = sorted(targets if targets is not None else estimator.targets)
-    graph = nx.DiGraph(method=estimator.name, gain_kind=estimator.gain_kind)
+    gains = estimator.table.gains
+    # Which scores the gains compare (e.g. accuracy on dev), for the reader of an export.
+    graph = nx.DiGraph(method=estimator.name, gain_kind=estimator.gain_kind,
+                       metric=", ".join(sorted({g.metric for g in gains if g.metric})),
+                       split=", ".join(sorted({g.split for g in gains if g.split})))  # fmt: skip
+    predicted, std_key, measured_key = _keys(graph)
     for task in sorted(set(sources) | set(target_list)):
         baseline = estimator.table.baseline_value(task)
         graph.add_node(task, **({"baseline": baseline} if baseline is not None else {}))
@@ -63,29 +83,43 @@ def affinity_graph(
             evidence = estimator.n_evidence(target, {source})
             if evidence < min_evidence:
                 continue
-            graph.add_edge(source, target, gain=float(mean), std=_finite(std) if _finite(std) is not None else -1.0,
-                           n_evidence=int(evidence), method=estimator.name)  # fmt: skip
+            # GraphML has no null: an unknown std is -1, an unmeasured pair has no measured key.
+            measured = _finite(measured_gain(estimator.table.gains, target, {source}))
+            graph.add_edge(source, target, **{predicted: float(mean),
+                           std_key: _finite(std) if _finite(std) is not None else -1.0,
+                           **({measured_key: measured} if measured is not None else {}),
+                           "evidence_runs": int(evidence), "method": estimator.name})  # fmt: skip
     return graph
 
 
 def graph_edges(graph: nx.DiGraph) -> list[dict[str, Any]]:
-    """Return the edges as plain dicts (source, target, gain, std, n_evidence, method)."""
+    """Return the edges as plain dicts: source, target, the predicted gain and its std, the measured gain (None when not measured), evidence_runs, method."""
+    predicted, std_key, measured_key = _keys(graph)
     return [
-        {"source": s, "target": t, "gain": d["gain"], "std": None if d.get("std", -1.0) < 0 else d["std"],
-         "n_evidence": d.get("n_evidence", 0), "method": d.get("method", "")}
+        {"source": s, "target": t, predicted: d[predicted],
+         std_key: None if d.get(std_key, -1.0) < 0 else d[std_key],
+         measured_key: d.get(measured_key), "evidence_runs": d.get("evidence_runs", 0),
+         "method": d.get("method", "")}
         for s, t, d in graph.edges(data=True)
     ]  # fmt: skip
 
 
-def graph_from_edges(edges: Iterable[Mapping[str, Any]], *, method: str = "") -> nx.DiGraph:
-    """Return a graph built from edge dicts (e.g. stored affinity edges)."""
-    graph = nx.DiGraph(method=method)
+def graph_from_edges(
+    edges: Iterable[Mapping[str, Any]], *, method: str = "", gain_kind: GainKind = "relative"
+) -> nx.DiGraph:
+    """Return a graph built from edge dicts: :func:`graph_edges`'s, or stored affinity edges (``gain``, ``std``, ``n_evidence``)."""
+    graph = nx.DiGraph(method=method, gain_kind=gain_kind)
+    predicted, std_key, measured_key = _keys(graph)
     for edge in edges:
-        std = edge.get("std")
+        std = edge.get(std_key, edge.get("std"))
+        measured = _finite(edge.get(measured_key))
         graph.add_edge(
-            str(edge["source"]), str(edge["target"]), gain=float(edge["gain"]),
-            std=-1.0 if std is None else float(std), n_evidence=int(edge.get("n_evidence", 0) or 0),
-            method=str(edge.get("method", method)),
+            str(edge["source"]), str(edge["target"]),
+            **{predicted: float(edge[predicted] if predicted in edge else edge["gain"]),
+               std_key: -1.0 if std is None else float(std),
+               **({measured_key: measured} if measured is not None else {}),
+               "evidence_runs": int(edge.get("evidence_runs", edge.get("n_evidence", 0)) or 0),
+               "method": str(edge.get("method", method))},
         )  # fmt: skip
     return graph
 
@@ -94,7 +128,8 @@ def _dot(graph: nx.DiGraph) -> str:
     def quote(text: object) -> str:
         return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
-    top = max((abs(d["gain"]) for _, _, d in graph.edges(data=True)), default=1.0) or 1.0
+    predicted, std_key, measured_key = _keys(graph)
+    top = max((abs(d[predicted]) for _, _, d in graph.edges(data=True)), default=1.0) or 1.0
     lines = ["digraph affinity {", "  rankdir=LR;", "  node [shape=box];"]
     for node, data in graph.nodes(data=True):
         # DOT's own line break (a backslash and n) must survive quoting, so it is added after.
@@ -105,43 +140,127 @@ def _dot(graph: nx.DiGraph) -> str:
         )
         lines.append(f"  {quote(node)} [label={label}];")
     for source, target, data in graph.edges(data=True):
-        gain = float(data["gain"])
+        gain = float(data[predicted])
         width = 0.5 + 4.5 * abs(gain) / top
         colour = "darkgreen" if gain >= 0 else "firebrick"
-        label = quote(f"{gain:+.3g}")
+        label = quote(_edge_label(data, predicted, measured_key))
+        measured = data.get(measured_key)
         attrs = (
-            f"label={label}, penwidth={width:.2f}, color={colour}, "
-            f"gain={gain!r}, std={float(data.get('std', -1.0))!r}, n_evidence={int(data.get('n_evidence', 0))}"
+            f"label={label}, penwidth={width:.2f}, color={colour}, {predicted}={gain!r}, "
+            f"{std_key}={float(data.get(std_key, -1.0))!r}, "
+            + ("" if measured is None else f"{measured_key}={float(measured)!r}, ")
+            + f"evidence_runs={int(data.get('evidence_runs', 0))}"
         )
         lines.append(f"  {quote(source)} -> {quote(target)} [{attrs}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
+def _edge_label(
+    data: Mapping[str, Any], predicted: str, measured_key: str, *, sep: str = " "
+) -> str:
+    """Return an edge's label: the predicted gain, and the measured one beside it where known."""
+    text = f"{float(data[predicted]):+.2f}"
+    measured = data.get(measured_key)
+    return text if measured is None else f"{text}{sep}(meas. {float(measured):+.2f})"
+
+
+def _wrap(name: str, width: int = 12) -> str:
+    """Return ``name`` broken at ``_``, ``-``, ``.`` or ``/`` into lines of about ``width`` characters."""
+    parts = re.findall(r"[^_\-./]+[_\-./]?|[_\-./]", name)
+    lines: list[str] = []
+    for part in parts:
+        if lines and len(lines[-1]) + len(part) <= width:
+            lines[-1] += part
+        else:
+            lines.append(part)
+    return "\n".join(lines) or name
+
+
 def _png(graph: nx.DiGraph, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    figure = draw_graph(graph)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def draw_graph(graph: nx.DiGraph) -> Any:
+    """Return the matplotlib figure of the PNG export (Agg backend; close it when done)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.colors import TwoSlopeNorm
 
-    figure, axis = plt.subplots(figsize=(8, 8))
-    layout = nx.circular_layout(graph)
-    gains = [d["gain"] for _, _, d in graph.edges(data=True)]
-    top = max((abs(g) for g in gains), default=1.0) or 1.0
-    nx.draw_networkx_nodes(graph, layout, ax=axis, node_color="#dde6f0", node_size=900)
-    nx.draw_networkx_labels(graph, layout, ax=axis, font_size=8)
-    nx.draw_networkx_edges(
-        graph, layout, ax=axis, width=[0.3 + 4.0 * abs(g) / top for g in gains],
-        edge_color=["#2a7a2a" if g >= 0 else "#b22222" for g in gains],
-        arrows=True, arrowsize=10, connectionstyle="arc3,rad=0.08",
-    )  # fmt: skip
-    axis.set_title(
-        f"task affinity ({graph.graph.get('method', '')}): width = |gain|, green helps, red hurts"
+    predicted, _, measured_key = _keys(graph)
+    kind = graph.graph.get("gain_kind", "relative")
+    n = graph.number_of_nodes()
+    font = 9 if n <= 12 else 7 if n <= 30 else 5
+    figure, axis = plt.subplots(figsize=(9, 8), dpi=120)
+    targets = [v for v in graph.nodes if graph.in_degree(v) > 0]
+    others = [v for v in graph.nodes if v not in targets]
+    # One target (or a few) in the middle, the sources around it; otherwise a circle.
+    layout = (
+        nx.shell_layout(graph, nlist=[targets, others])
+        if targets and others and len(targets) <= 3
+        else nx.circular_layout(graph)
     )
+    labels = {
+        v: _wrap(str(v)) + (f"\nbaseline {d['baseline']:.3f}" if "baseline" in d else "")
+        for v, d in graph.nodes(data=True)
+    }
+    texts = nx.draw_networkx_labels(graph, layout, labels=labels, ax=axis, font_size=font)
+    # Each circle's diameter is its label's diagonal plus a margin, measured in points, so the
+    # label fits inside; node_size is the marker's area in points squared.
+    renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    scale = 72.0 / figure.dpi
+    sizes = {}
+    for v, text in texts.items():
+        box = text.get_window_extent(renderer=renderer)
+        sizes[v] = (math.hypot(box.width, box.height) * scale + 2.0 * font) ** 2
+    node_sizes = [sizes[v] for v in graph.nodes]
+    nx.draw_networkx_nodes(graph, layout, ax=axis, node_color="#dde6f0", edgecolors="#5a6b7d",
+                           node_size=node_sizes)  # fmt: skip
+    for text in texts.values():
+        text.set_zorder(3)
+    edges = list(graph.edges(data=True))
+    gains = [float(d[predicted]) for _, _, d in edges]
+    top = max((abs(g) for g in gains), default=1.0) or 1.0
+    norm = TwoSlopeNorm(vmin=-top, vcenter=0.0, vmax=top)
+    cmap = plt.get_cmap("RdYlGn")
+    style = "arc3,rad=0.08"
+    if edges:
+        nx.draw_networkx_edges(
+            graph, layout, ax=axis, edgelist=[(s, t) for s, t, _ in edges],
+            width=[0.8 + 4.0 * abs(g) / top for g in gains],
+            edge_color=[cmap(norm(g)) for g in gains], node_size=node_sizes,
+            arrows=True, arrowsize=14, connectionstyle=style,
+        )  # fmt: skip
+        # Two short lines fit a short edge; nearer the source, away from the larger target.
+        edge_texts = nx.draw_networkx_edge_labels(
+            graph, layout, ax=axis, font_size=font - 1, connectionstyle=style, label_pos=0.4,
+            edge_labels={(s, t): _edge_label(d, predicted, measured_key, sep="\n")
+                         for s, t, d in edges},
+            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.85},
+        )  # fmt: skip
+        for text in edge_texts.values():
+            text.set_zorder(4)  # above the node circles
+    mappable = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
+    bar = figure.colorbar(mappable, ax=axis, shrink=0.6, pad=0.02)
+    unit = "(score - baseline) / |baseline|" if kind == "relative" else "score - baseline"
+    scores = " on ".join(x for x in (graph.graph.get("metric"), graph.graph.get("split")) if x)
+    bar.set_label(f"predicted {kind} gain: {unit}" + (f", {scores}" if scores else ""))
+    axis.set_title(
+        f"task affinity ({graph.graph.get('method', '')}): edge s \u2192 t = predicted {kind} gain "
+        "of t from training with s\n(meas. = measured gain where the pair was run); "
+        "width and colour by the gain, green helps, red hurts",
+        fontsize=10,
+    )
+    axis.margins(0.18)
     axis.axis("off")
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    return figure
 
 
 def write_graph(graph: nx.DiGraph, path: str | os.PathLike[str], *, fmt: str | None = None) -> Path:

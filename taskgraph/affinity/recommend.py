@@ -3,7 +3,9 @@
 ``recommend_auxiliaries`` scores candidate sets with a fitted estimator, or with a graph
 (then a set's gain is the mean of its edges into the target, as in Standley et al.'s
 higher-order approximation, its standard deviation the edges' combined one, NaN when an
-edge's is unknown).  Up to
+edge's is unknown).  Each recommendation carries the *predicted* gain beside the *measured*
+one where the set was run (an estimator shrinks what it measured toward what it learned
+from the other sets, so the two differ), and the runs behind the prediction.  Up to
 :data:`EXHAUSTIVE_LIMIT` candidate sets are enumerated; beyond that a beam search grows sets
 one auxiliary at a time, keeping the :data:`BEAM_WIDTH` best by predicted gain.
 """
@@ -13,12 +15,13 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import networkx as nx
 import numpy as np
 
 from taskgraph.affinity.estimators.base import AffinityEstimator
+from taskgraph.affinity.gains import GainKind, gain_key, measured_gain
 from taskgraph.errors import ConfigError
 
 __all__ = ["BEAM_WIDTH", "EXHAUSTIVE_LIMIT", "Recommendation", "recommend_auxiliaries"]
@@ -29,18 +32,30 @@ BEAM_WIDTH = 64
 
 @dataclass(frozen=True)
 class Recommendation:
-    """An auxiliary set for a target with its predicted gain, uncertainty and evidence count."""
+    """An auxiliary set for a target: predicted gain, its uncertainty, the measured gain, evidence.
+
+    ``predicted_gain`` and ``measured_gain`` are both of kind ``gain_kind`` (relative by
+    default: ``(score - baseline) / |baseline|``); ``measured_gain`` is None for a set never
+    run.  ``evidence_runs``: runs that measured the target with a task of the set.
+    """
 
     auxiliaries: tuple[str, ...]
     predicted_gain: float
     std: float
-    n_evidence: int
+    evidence_runs: int
+    measured_gain: float | None = None
+    gain_kind: GainKind = "relative"
 
     def to_dict(self) -> dict[str, object]:
-        """Return a JSON-ready dict (``auxiliaries`` as a list)."""
-        data = asdict(self)
-        data["auxiliaries"] = list(self.auxiliaries)
-        return data
+        """Return a JSON-ready dict whose keys say which gain is which: ``predicted_relative_gain``, ..."""
+        predicted = gain_key("predicted", self.gain_kind)
+        return {
+            "auxiliaries": list(self.auxiliaries),
+            predicted: self.predicted_gain,
+            f"{predicted}_std": self.std,
+            gain_key("measured", self.gain_kind): self.measured_gain,
+            "evidence_runs": self.evidence_runs,
+        }
 
 
 class _GraphModel:
@@ -48,9 +63,18 @@ class _GraphModel:
 
     def __init__(self, graph: nx.DiGraph) -> None:
         self.graph = graph
+        self.kind: GainKind = graph.graph.get("gain_kind", "relative")
+        self.key = gain_key("predicted", self.kind)
 
     def candidates_for(self, target: str) -> list[str]:
         return sorted(self.graph.predecessors(target)) if target in self.graph else []
+
+    def measured(self, target: str, aux: frozenset[str]) -> float | None:
+        # A graph holds pair edges only: a larger set's measured gain is not in it.
+        if len(aux) != 1 or not self.graph.has_edge(next(iter(aux)), target):
+            return None
+        value = self.graph.edges[next(iter(aux)), target].get(gain_key("measured", self.kind))
+        return None if value is None or not math.isfinite(value) else float(value)
 
     def score(
         self, target: str, sets: Sequence[frozenset[str]]
@@ -63,16 +87,17 @@ class _GraphModel:
                 stds.append(math.inf)
                 evidence.append(0)
                 continue
-            means.append(float(np.mean([e["gain"] for e in edges])))
+            # Graphs written before the gain names were split keep "gain", "std", "n_evidence".
+            means.append(float(np.mean([e.get(self.key, e.get("gain")) for e in edges])))
             # An edge's std is unknown when missing, negative (the graph's -1 marker) or not
             # finite; one unknown term makes the mean's std unknown too (NaN, as in gains).
-            edge_stds = [e.get("std") for e in edges]
+            edge_stds = [e.get(f"{self.key}_std", e.get("std")) for e in edges]
             if all(sd is not None and math.isfinite(sd) and sd >= 0 for sd in edge_stds):
                 variance = sum(float(sd) ** 2 for sd in edge_stds)
                 stds.append(math.sqrt(variance) / len(edges))
             else:
                 stds.append(math.nan)
-            evidence.append(int(sum(e.get("n_evidence", 0) for e in edges)))
+            evidence.append(int(sum(e.get("evidence_runs", e.get("n_evidence", 0)) for e in edges)))
         return np.asarray(means), np.asarray(stds), evidence
 
 
@@ -102,6 +127,11 @@ def recommend_auxiliaries(
 
         def score(sets: Sequence[frozenset[str]]) -> tuple[np.ndarray, np.ndarray, list[int]]:
             return graph_model.score(target, sets)
+
+        def measured(aux: frozenset[str]) -> float | None:
+            return graph_model.measured(target, aux)
+
+        kind = graph_model.kind
     else:
         estimator = model_or_graph
         pool = sorted(set(candidates if candidates is not None else estimator.tasks) - {target})
@@ -109,6 +139,11 @@ def recommend_auxiliaries(
         def score(sets: Sequence[frozenset[str]]) -> tuple[np.ndarray, np.ndarray, list[int]]:
             means, stds = estimator.predict_many(target, sets)
             return means, stds, [estimator.n_evidence(target, s) for s in sets]
+
+        def measured(aux: frozenset[str]) -> float | None:
+            return measured_gain(estimator.table.gains, target, aux)
+
+        kind = estimator.gain_kind
 
     if not pool:
         raise ConfigError(f"no candidate auxiliary tasks for target {target!r}")
@@ -127,7 +162,9 @@ def recommend_auxiliaries(
             auxiliaries=tuple(sorted(sets[i])),
             predicted_gain=float(means[i]),
             std=float(stds[i]),
-            n_evidence=int(evidence[i]),
+            evidence_runs=int(evidence[i]),
+            measured_gain=measured(sets[i]),
+            gain_kind=kind,
         )
         for i in order
     ]

@@ -5,6 +5,13 @@ the local SQLite file) or, with ``--table FILE``, from a results table in the lo
 (no database needed).  ``--text-embeddings`` adds TextEmb task embeddings (Vu et al. 2020:
 the mean MiniLM embedding of a task's training text) for tasks in the catalog, which gives
 targets without records a prediction from similar tasks.
+
+Which scores: by default the objective of the studies the records come from (its metric and
+split, from each study's stored spec); ``--metric`` names another, and ``--metric all`` mixes
+every metric on purpose.  Records of studies with different objective metrics are not mixed
+unless asked.  Outputs name their gains: ``predicted_relative_gain`` (the estimator's,
+shrunk toward what it learned from other sets) beside ``measured_relative_gain`` and
+``measured_absolute_gain`` (as measured, in the metric's units, as ``study show`` prints it).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import typer
 
 from taskgraph.affinity.estimators.base import ESTIMATORS, AffinityEstimator, make_estimator
 from taskgraph.affinity.estimators.setfn import SMALL_DATA_HYPERPRIOR
+from taskgraph.affinity.gains import compute_gains, gain_key, measured_gain
 from taskgraph.affinity.graph import GRAPH_FORMATS, affinity_graph, graph_edges, write_graph
 from taskgraph.affinity.grouping import (
     candidate_task_sets,
@@ -63,11 +71,17 @@ TableOption = Annotated[
 SplitOption = Annotated[
     str | None,
     typer.Option(
-        "--split", help="Split whose scores are used (default: 'dev' or 'val' when present)."
+        "--split",
+        help="Split whose scores are used (default: the studies' objective split, else 'dev' or 'val').",
     ),
 ]
+ALL_METRICS = "all"
 MetricOption = Annotated[
-    str | None, typer.Option("--metric", help="Metric whose scores are used (default: all).")
+    str | None,
+    typer.Option(
+        "--metric",
+        help="Metric whose scores are used (default: the studies' objective metric; 'all' mixes every metric).",
+    ),
 ]
 MethodOption = Annotated[
     str, typer.Option("--method", help=f"Affinity estimator: {', '.join(ESTIMATORS.names())}.")
@@ -92,7 +106,11 @@ PriorOption = Annotated[
 def load_records(
     *, storage: str | None, table: Path | None, split: str | None, metric: str | None
 ) -> list[ScoreRecord]:
-    """Return the score records from ``table`` (long CSV) or else from the records database."""
+    """Return the score records from ``table`` (long CSV) or else from the records database.
+
+    From the database, ``metric=None`` means the objective metric (and, with ``split=None``,
+    split) of the studies the records come from; ``metric="all"`` keeps every metric.
+    """
     if table is not None:
         data = read_long_csv(table)
         chosen = split or ("val" if "val" in data.splits else data.splits[0])
@@ -101,9 +119,24 @@ def load_records(
 
     repository = open_repository(resolve_storage_url(storage), create=False)
     try:
-        records = repository.score_records(split=split, metric=metric)
+        records = repository.score_records(
+            split=split, metric=None if metric in (None, ALL_METRICS) else metric
+        )
+        specs = repository.study_specs() if metric is None else {}
     finally:
         repository.close()
+    if metric is None and records:
+        chosen_metric, objective_split = _objective(records, specs)
+        kept = [r for r in records if r.metric == chosen_metric]
+        if not kept:
+            raise ConfigError(
+                f"no records of the objective metric {chosen_metric!r} (the records have "
+                f"{sorted({r.metric for r in records})}); choose one with --metric NAME"
+            )
+        records = kept
+        if split is None and objective_split is not None:
+            split = objective_split
+            records = [r for r in records if r.split == split]
     if split is None:
         # Gains of one split are evidence; the same runs scored on dev and test are not two.
         splits = sorted({r.split for r in records})
@@ -114,6 +147,39 @@ def load_records(
             raise ConfigError(f"the records have splits {splits}; choose one with --split")
         records = [r for r in records if r.split == preferred]
     return records
+
+
+def _objective(
+    records: Sequence[ScoreRecord], specs: Mapping[str, Mapping[str, Any]]
+) -> tuple[str, str | None]:
+    """Return the metric (and split, when the studies agree on one) that ``records`` are scored by.
+
+    A run is scored on every metric of its tasks (accuracy, precision, recall, F1, per class):
+    averaging them as evidence mixes scales and counts a run once per metric, so the default
+    is what the studies optimised.
+    """
+    metrics = sorted({r.metric for r in records})
+    objectives: dict[str, tuple[str, str | None]] = {}
+    for study in sorted({r.study for r in records if r.study}):
+        objective = specs.get(study, {}).get("objective") or {}
+        if objective.get("metric"):
+            objectives[study] = (str(objective["metric"]), objective.get("split"))
+    named = sorted({m for m, _ in objectives.values()})
+    if len(named) > 1:
+        listed = "; ".join(f"{s!r} optimises {m} on {sp}" for s, (m, sp) in objectives.items())
+        raise ConfigError(
+            f"the records come from studies with different objective metrics ({listed}); "
+            "choose one with --metric NAME, or mix them with --metric all"
+        )
+    if named:
+        splits = {sp for _, sp in objectives.values() if sp}
+        return named[0], (next(iter(splits)) if len(splits) == 1 else None)
+    if len(metrics) == 1:
+        return metrics[0], None
+    raise ConfigError(
+        f"the records have metrics {metrics} and no study objective names one; "
+        "choose one with --metric NAME, or mix them with --metric all"
+    )
 
 
 def _lookahead(storage: str | None, table: Path | None) -> list[Any]:
@@ -256,9 +322,14 @@ def fit(
 
         repository = open_repository(resolve_storage_url(storage), create=False)
         try:
+            predicted = gain_key("predicted", estimator.gain_kind)
+            # The stored edge keeps its columns: gain (the predicted one), std, n_evidence.
             repository.save_affinity_edges(
-                [{k: v for k, v in e.items() if k != "method"} for e in edges], method=method
-            )
+                [{"source": e["source"], "target": e["target"], "gain": e[predicted],
+                  "std": e[f"{predicted}_std"], "n_evidence": e["evidence_runs"]}
+                 for e in edges],
+                method=method,
+            )  # fmt: skip
             saved = True
         finally:
             repository.close()
@@ -286,8 +357,8 @@ def top(
     hyperprior: PriorOption = True,
     as_json: JsonOption = False,
 ) -> None:
-    """List the auxiliary sets with the highest predicted gain for a target."""
-    estimator, _ = _prepare(
+    """List the auxiliary sets with the highest predicted gain for a target, beside the measured gains."""
+    estimator, records = _prepare(
         method=method,
         storage=storage,
         table=table,
@@ -301,9 +372,44 @@ def top(
             f"`--target` {target!r} has no records; known tasks: {', '.join(estimator.tasks)}"
         )
     recommendations = recommend_auxiliaries(estimator, target, k, max_size=max_size)
-    rows = [r.to_dict() for r in recommendations]
-    emit_rows(rows, columns=["auxiliaries", "predicted_gain", "std", "n_evidence"], as_json=as_json,
-              title=f"auxiliary sets for {target} ({method}; gain relative to the baseline)")  # fmt: skip
+    # The gain in the metric's own units, as `study show` prints it, for the sets that ran.
+    absolute = compute_gains(records, kind="absolute").gains
+    measured_absolute = gain_key("measured", "absolute")
+    rows = [
+        {**r.to_dict(), measured_absolute: measured_gain(absolute, target, r.auxiliaries)}
+        for r in recommendations
+    ]
+    if as_json:
+        emit_json(rows)
+        return
+    kind = estimator.gain_kind
+    # Headers and auxiliaries with spaces wrap in a narrow terminal instead of being cut.
+    display = [
+        {"auxiliaries": " + ".join(r.auxiliaries),
+         f"predicted {kind} gain ± std": f"{r.predicted_gain:+.4f} ± {r.std:.4f}",
+         f"measured {kind} gain": _signed(r.measured_gain),
+         "measured absolute gain": _signed(measured_gain(absolute, target, r.auxiliaries)),
+         "runs": r.evidence_runs}
+        for r in recommendations
+    ]  # fmt: skip
+    columns = list(display[0]) if display else ["auxiliaries"]
+    if kind == "absolute":  # the two measured columns would say the same
+        columns.remove("measured absolute gain")
+    emit_rows(display, columns=columns,
+              title=f"auxiliary sets for {target} ({_scored_by(records)}): {method}'s predicted "
+                    f"{kind} gain, shrunk toward what the other sets show, beside the gain as "
+                    "measured where the set ran (not run: empty)")  # fmt: skip
+
+
+def _signed(value: float | None) -> str:
+    return "" if value is None else f"{value:+.4f}"
+
+
+def _scored_by(records: Sequence[ScoreRecord]) -> str:
+    """Return which scores the gains compare, e.g. ``accuracy on dev``."""
+    metrics = sorted({r.metric for r in records if r.metric}) or ["score"]
+    splits = sorted({r.split for r in records})
+    return f"{', '.join(metrics)} on {', '.join(splits)}"
 
 
 @app.command("groups")
@@ -423,7 +529,7 @@ def graph(
         ),
     ],
     min_evidence: Annotated[
-        int, typer.Option("--min-evidence", help="Leave out edges backed by fewer records.")
+        int, typer.Option("--min-evidence", help="Leave out edges backed by fewer runs.")
     ] = 0,
     method: MethodOption = "setfn",
     storage: StorageOption = None,

@@ -492,6 +492,8 @@ def _run(
             f"wall time reached ({summary.detail}); continue with `{_resume_command(spec.name, url)}`",
             soft_wrap=True,
         )
+    if summary.reason == "exhausted" and not as_json:
+        stderr_console.print(f"stopped before the budget: {summary.detail}", soft_wrap=True)
 
 
 @app.command("run")
@@ -655,18 +657,33 @@ def show(
         stdout_console.print(
             f"best (trial {best['trial']}): {best['score']:.4f} with {aux}, sharing "
             f"{best['configuration'].get('sharing')}"
-            + ("" if best["gain"] is None else f", gain {best['gain']:+.4f}"),
+            + _measured(best["measured_absolute_gain"], best["measured_relative_gain"]),
             soft_wrap=True,
         )
+    # Headers with spaces wrap in a narrow terminal; the JSON keys name the same numbers.
+    rows = [
+        {**r, "measured absolute gain": r["measured_absolute_gain"],
+         "measured relative gain": r["measured_relative_gain"]}
+        for r in report["gains"]
+    ]  # fmt: skip
     emit_rows(
-        report["gains"],
-        columns=["trial", "auxiliaries", "sharing", "value", "gain"],
-        title="trials by score",
-    )
+        rows,
+        columns=["trial", "auxiliaries", "sharing", "value", "measured absolute gain",
+                 "measured relative gain"],
+        title="trials by score (absolute gain = value - baseline; relative = that / baseline)",
+    )  # fmt: skip
     for failure in report["failures"]:
         stdout_console.print(
             f"trial {failure['trial']} failed: {failure['reason']}", soft_wrap=True
         )
+
+
+def _measured(absolute: float | None, relative: float | None) -> str:
+    """Return ", measured gain +0.2998 (+42.8 % of the baseline)" (empty without a baseline)."""
+    if absolute is None:
+        return ""
+    share = "" if relative is None else f" ({relative:+.1%} of the baseline)"
+    return f", measured gain {absolute:+.4f}{share}"
 
 
 @app.command("submit")

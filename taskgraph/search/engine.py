@@ -65,7 +65,8 @@ __all__ = ["EngineObserver", "RunSummary", "StopReason", "StudyEngine"]
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-StopReason = Literal["budget", "wall_time", "max_failures"]
+#: ``exhausted``: the sampler has nothing left to propose (the graph sampler's ``max_repeats``).
+StopReason = Literal["budget", "wall_time", "max_failures", "exhausted"]
 
 
 class EngineObserver:
@@ -379,6 +380,10 @@ class StudyEngine:
             return RunSummary(progress=progress, reason="budget")
         if wall is not None and time.monotonic() - started >= wall:
             return RunSummary(progress=progress, reason="wall_time", detail=f"{wall:g} s elapsed")
+        exhausted = getattr(self.study.sampler, "exhausted", None) if self.study else None
+        if callable(exhausted) and exhausted(self.study):
+            return RunSummary(progress=progress, reason="exhausted", detail=(
+                "every valid auxiliary set has run sampler.options.max_repeats times"))  # fmt: skip
         return None
 
     def _evaluate(self, trial: optuna.Trial) -> TrialOutcome:

@@ -8,23 +8,38 @@ default) through ``sample_independent``.
 
 How a subset is proposed:
 
-1. The study's completed trials become score records of the target (trial value, task set
-   from the ``auxiliaries`` user attribute or the ``aux/*`` parameters), added to
-   ``prior_records`` (records of earlier studies: a new study on a known target starts
-   informed), and an affinity estimator (``setfn`` by default) is refitted on all of them.
+1. The study's finished trials become score records of the target (task set from the
+   ``auxiliaries`` user attribute or the ``aux/*`` parameters), added to ``prior_records``
+   (records of earlier studies: a new study on a known target starts informed), and an
+   affinity estimator (``setfn`` by default) is refitted on all of them.  A complete trial
+   gives its value.  A pruned trial is evidence too (the pruner stopped it because it trailed
+   the others at that step): it gives its *step-matched* value, the baseline trial's final
+   value plus the difference between its last intermediate value and the baseline's at the
+   same step (its raw last intermediate value when the baseline has no value at that step).
+   A failed trial gives no value, but its set counts as proposed.
 2. Start-up, while the target has no gain records at all: the empty set (the single-task
    baseline every gain needs), then each candidate alone (pairs identify the per-source
    effects the model generalises from).
 3. Then Thompson sampling (Thompson 1933; Russo et al. 2018): one joint posterior draw of
-   the gains of every valid, not yet evaluated subset, and the subset with the best draw
+   the gains of every valid subset not yet proposed, and the subset with the best draw
    (``acquisition="ei"`` ranks by expected improvement over the best gain seen instead).
    With many candidates the valid subsets are sampled and the neighbours of the best sets
    seen are added, rather than enumerated.
+4. A set is proposed again only when every valid set has been proposed: then the draw (or
+   expected improvement) chooses among the sets proposed fewer than ``max_repeats`` times
+   (default 3), so a repeat goes to the set the model deems worth another configuration of
+   the other parameters.  Every trial of the study counts, whatever its state (complete,
+   pruned, failed, running): no set is proposed more than ``max_repeats`` times.  When every
+   valid set has reached the limit, :meth:`GraphGuidedSampler.exhausted` says so and the
+   local engine stops the study (reason ``exhausted``); a driver that asks anyway gets the
+   least-proposed set, with a warning.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -47,6 +62,10 @@ _STUDY_FAMILY = "graph-sampler:study"
 _STUDY_SPLIT = "objective"
 
 
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
 class GraphGuidedSampler(BaseSampler):
     """Proposes ``aux/<task>`` flags from an affinity estimator; delegates the rest (module docstring)."""
 
@@ -65,11 +84,14 @@ class GraphGuidedSampler(BaseSampler):
         n_startup_trials: int | None = None,
         acquisition: str = "thompson",
         max_enumeration: int = 4096,
+        max_repeats: int = 3,
         seed: int | None = None,
         independent_sampler: BaseSampler | None = None,
     ) -> None:
         if acquisition not in ("thompson", "ei"):
             raise ConfigError(f"`acquisition` must be 'thompson' or 'ei', but got {acquisition!r}")
+        if isinstance(max_repeats, bool) or not isinstance(max_repeats, int) or max_repeats < 1:
+            raise ConfigError(f"`max_repeats` must be an integer >= 1, but got {max_repeats!r}")
         self.target = target
         self.include = tuple(sorted(set(include) - {target}))
         self.free = tuple(sorted(set(candidates) - set(include) - set(exclude) - {target}))
@@ -88,6 +110,7 @@ class GraphGuidedSampler(BaseSampler):
         self.n_startup_trials = n_startup_trials
         self.acquisition = acquisition
         self.max_enumeration = max_enumeration
+        self.max_repeats = max_repeats
         self._rng = np.random.default_rng(seed)
         self._independent = independent_sampler or TPESampler(seed=seed)
         self.last_estimator: AffinityEstimator | None = None
@@ -107,7 +130,7 @@ class GraphGuidedSampler(BaseSampler):
         """Return the proposed subset as ``{"aux/<task>": bool}`` for the flags in ``search_space``."""
         if not search_space:
             return {}
-        subset = self.propose(study)
+        subset = self.propose(study, exclude_trial=trial.number)
         return {name: name[len(AUX_PARAM_PREFIX) :] in subset for name in search_space}
 
     def sample_independent(
@@ -153,14 +176,31 @@ class GraphGuidedSampler(BaseSampler):
         prior = self._prior() if callable(self._prior) else self._prior
         return list(prior or [])
 
-    def _study_records(self, study: Study) -> tuple[list[ScoreRecord], set[frozenset[str]]]:
-        trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    def _study_records(
+        self, study: Study, *, exclude_trial: int | None = None
+    ) -> tuple[list[ScoreRecord], Counter[frozenset[str]]]:
+        """Return the study's evidence as records and how often each free subset was proposed.
+
+        Records: complete trials with their value, pruned trials with their step-matched value
+        (module docstring).  Counts: every trial but ``exclude_trial`` (the one being sampled)
+        whatever its state, by the free part of its set (sets without the include tasks, from
+        trials enqueued by hand, are not this sampler's to count).
+        """
+        trials = [t for t in study.get_trials(deepcopy=False) if t.number != exclude_trial]
         higher = study.direction == StudyDirection.MAXIMIZE
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        baseline = next(
+            (t for t in complete if not self._auxiliaries_of(t) and _finite(t.value)), None
+        )
         observed: list[tuple[frozenset[str], float]] = []
+        for trial in complete:
+            if _finite(trial.value):
+                observed.append((self._auxiliaries_of(trial), float(trial.value)))  # type: ignore[arg-type]
         for trial in trials:
-            if trial.value is None or not math.isfinite(trial.value):
-                continue
-            observed.append((self._auxiliaries_of(trial), float(trial.value)))
+            if trial.state == TrialState.PRUNED:
+                value = self._pruned_value(trial, baseline)
+                if value is not None:
+                    observed.append((self._auxiliaries_of(trial), value))
         records = [
             ScoreRecord(task=self.target, task_set=frozenset({self.target}) | aux, value=v,
                         higher_is_better=higher, split=_STUDY_SPLIT, family=_STUDY_FAMILY)
@@ -171,8 +211,34 @@ class GraphGuidedSampler(BaseSampler):
             median = float(np.median([v for _, v in observed]))
             records.append(ScoreRecord(task=self.target, task_set=frozenset({self.target}), value=median,
                                        higher_is_better=higher, split=_STUDY_SPLIT, family=_STUDY_FAMILY))  # fmt: skip
-        evaluated = {aux - set(self.include) for aux, _ in observed if set(self.include) <= aux}
-        return records, evaluated
+        include = set(self.include)
+        proposed: Counter[frozenset[str]] = Counter(
+            aux - include
+            for aux in (self._auxiliaries_of(t) for t in trials if self._has_set(t))
+            if include <= aux
+        )
+        return records, proposed
+
+    @staticmethod
+    def _has_set(trial: FrozenTrial) -> bool:
+        # A waiting trial, or a running one between ask and its first suggestion, has no set yet.
+        if trial.state == TrialState.WAITING:
+            return False
+        return SUBSET_ATTR in trial.user_attrs or any(
+            name.startswith(AUX_PARAM_PREFIX) for name in trial.params
+        )
+
+    @staticmethod
+    def _pruned_value(trial: FrozenTrial, baseline: FrozenTrial | None) -> float | None:
+        """Return a pruned trial's step-matched value (module docstring); None without a curve."""
+        curve = {step: v for step, v in trial.intermediate_values.items() if _finite(v)}
+        if not curve:
+            return None
+        step = max(curve)
+        if baseline is not None and _finite(baseline.intermediate_values.get(step)):
+            # The baseline was still improving at that step too: compare like with like.
+            return float(baseline.value) + curve[step] - baseline.intermediate_values[step]  # type: ignore[arg-type]
+        return curve[step]
 
     def _auxiliaries_of(self, trial: FrozenTrial) -> frozenset[str]:
         """Return the trial's whole auxiliary set (include tasks too; empty for the baseline trial)."""
@@ -195,9 +261,22 @@ class GraphGuidedSampler(BaseSampler):
             options = {**self.estimator_options, "gain_kind": "absolute"}
             return make_estimator(self.estimator_name, **options).fit(records)
 
-    def propose(self, study: Study) -> frozenset[str]:
-        """Return the free auxiliaries of the next subset to evaluate (module docstring)."""
-        study_records, evaluated = self._study_records(study)
+    def exhausted(self, study: Study) -> bool:
+        """Return True when every valid subset has been proposed ``max_repeats`` times."""
+        _, proposed = self._study_records(study)
+        low, high = self._free_bounds()
+        total = sum(math.comb(len(self.free), k) for k in range(low, high + 1))
+        full = [s for s, n in proposed.items() if n >= self.max_repeats and self._valid(s)
+                and s <= set(self.free)]  # fmt: skip
+        return len(full) >= total
+
+    def propose(self, study: Study, *, exclude_trial: int | None = None) -> frozenset[str]:
+        """Return the free auxiliaries of the next subset to evaluate (module docstring).
+
+        ``exclude_trial``: the number of the trial being sampled (not yet a proposal).
+        """
+        study_records, proposed = self._study_records(study, exclude_trial=exclude_trial)
+        evaluated = set(proposed)
         prior = self._prior_records()
         informed = any(r.task == self.target and len(r.task_set) > 1 for r in prior)
         startup = self._startup_sets(informed=informed)
@@ -211,9 +290,20 @@ class GraphGuidedSampler(BaseSampler):
             return pending[0]
         estimator = self._fit(prior + study_records)
         self.last_estimator = estimator
-        pool = [s for s in self._candidate_sets(evaluated) if s not in evaluated]
-        if not pool:  # everything valid was evaluated: re-evaluate (noise) a random valid set
-            pool = self._candidate_sets(set())
+        valid = self._candidate_sets(evaluated)
+        pool = [s for s in valid if s not in evaluated]
+        if not pool:
+            # Every valid set was proposed: repeat one (the other parameters differ) while it
+            # is under the limit, chosen by the model like a new one.
+            pool = [s for s in valid if proposed[s] < self.max_repeats]
+        if not pool:
+            least = min(valid, key=lambda s: (proposed[s], len(s), sorted(s)))
+            warnings.warn(
+                f"every valid auxiliary set was proposed max_repeats={self.max_repeats} times; "
+                f"proposing {sorted(least)} again (the local engine stops the study before this)",
+                stacklevel=2,
+            )
+            return least
         if estimator is None:
             return pool[int(self._rng.integers(len(pool)))]
         queries = [(self.target, s | frozenset(self.include)) for s in pool]

@@ -2,9 +2,12 @@
 
 Read from the Optuna study the engine keeps (true states, configurations and per-seed results
 live in its trials' user attributes), so ``study show`` works the same for the local and the
-Ray runner and while a submitted study is still running.  A *gain* is measured in the
-direction of improvement: ``value - baseline`` when maximising, ``baseline - value`` when
-minimising, so a positive gain always means the auxiliary tasks helped.
+Ray runner and while a submitted study is still running.  A gain here is *measured* (one
+trial against the baseline trial, not an affinity model's prediction), in the direction of
+improvement: ``measured_absolute_gain`` is ``value - baseline`` when maximising, ``baseline -
+value`` when minimising, in the metric's units, so a positive gain always means the auxiliary
+tasks helped; ``measured_relative_gain`` divides it by ``|baseline|`` (the unit of ``taskgraph
+affinity``'s gains: 0.1 = +10 %).
 """
 
 from __future__ import annotations
@@ -87,10 +90,28 @@ def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
     return sorted(s.study_name for s in storage.get_all_studies())
 
 
+#: the keys of each row of the report's ``gains`` list
+_GAIN_ROW_KEYS = (
+    "trial",
+    "auxiliaries",
+    "task_set",
+    "sharing",
+    "value",
+    "measured_absolute_gain",
+    "measured_relative_gain",
+)
+
+
 def _gain(value: float | None, baseline: float | None, direction: str) -> float | None:
     if value is None or baseline is None:
         return None
     return value - baseline if direction == "maximize" else baseline - value
+
+
+def _relative(gain: float | None, baseline: float | None) -> float | None:
+    if gain is None or baseline is None or baseline == 0:
+        return None
+    return gain / abs(baseline)
 
 
 def trial_row(
@@ -100,7 +121,7 @@ def trial_row(
     direction: str,
     retried: Collection[int] = (),
 ) -> dict[str, Any]:
-    """Return one trial as a JSON-ready row: state, task set, value, gain, configuration.
+    """Return one trial as a JSON-ready row: state, task set, value, measured gains, configuration.
 
     ``retried``: numbers of the trials another trial retries (see ``retried_numbers``).
     """
@@ -117,7 +138,8 @@ def trial_row(
         "auxiliaries": auxiliaries,
         "task_set": sorted([target, *auxiliaries]) if target and auxiliaries is not None else None,
         "value": value,
-        "gain": _gain(value, baseline, direction),
+        "measured_absolute_gain": _gain(value, baseline, direction),
+        "measured_relative_gain": _relative(_gain(value, baseline, direction), baseline),
         "sharing": config.get("sharing"),
         "failure_reason": trial.user_attrs.get(FAILURE_ATTR),
         "retry_of": trial.system_attrs.get("failed_trial"),
@@ -127,7 +149,7 @@ def trial_row(
 
 
 def study_report(study: optuna.Study, *, top: int | None = None) -> dict[str, Any]:
-    """Return the study's summary: counts, baseline, best trial, gains (best first)."""
+    """Return the study's summary: counts, baseline, best trial, trials with their measured gains (best first)."""
     progress = study_progress(study)
     direction = progress.direction
     trials = study.get_trials(deepcopy=False)
@@ -178,12 +200,12 @@ def study_report(study: optuna.Study, *, top: int | None = None) -> dict[str, An
             "task_set": best["task_set"],
             "auxiliaries": best["auxiliaries"],
             "score": best["value"],
-            "gain": best["gain"],
+            "measured_absolute_gain": best["measured_absolute_gain"],
+            "measured_relative_gain": best["measured_relative_gain"],
             "configuration": best["configuration"],
         },
         "gains": [
-            {k: r[k] for k in ("trial", "auxiliaries", "task_set", "sharing", "value", "gain")}
-            for r in (scored if top is None else scored[:top])
+            {k: r[k] for k in _GAIN_ROW_KEYS} for r in (scored if top is None else scored[:top])
         ],
         "failures": [
             {"trial": r["trial"], "reason": r["failure_reason"]}

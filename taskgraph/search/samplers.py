@@ -92,8 +92,10 @@ def _graph(
     options: dict[str, Any] = dict(spec.sampler.options)
     if spec.sampler.n_startup_trials is not None:
         options["n_startup_trials"] = spec.sampler.n_startup_trials
-    # The non-subset parameters go to multivariate TPE, as with `sampler: tpe`.
-    options.setdefault("independent_sampler", _tpe(spec))
+    # The non-subset parameters go to multivariate TPE, as with `sampler: tpe`; the options
+    # are this sampler's own (max_repeats, acquisition, ...), not TPE's.
+    inner = spec.model_copy(update={"sampler": spec.sampler.model_copy(update={"options": {}})})
+    options.setdefault("independent_sampler", _tpe(inner))
     sampler: optuna.samplers.BaseSampler = GraphGuidedSampler(
         target=spec.target,
         candidates=[t for t in spec.candidate_names if t not in aux.exclude],

@@ -454,6 +454,12 @@ class Repository:
                 for row in rows
             ]
 
+    def study_specs(self) -> dict[str, dict[str, Any]]:
+        """Return each study's stored spec by name (``{}`` for a study stored without one)."""
+        with self._factory.session() as session:
+            rows = session.execute(select(StudyRow.name, StudyRow.spec)).all()
+        return {name: dict(spec or {}) for name, spec in rows}
+
     def score_records(
         self,
         *,

@@ -23,8 +23,11 @@ def test_top_k_from_an_estimator_matches_exhaustive_ranking() -> None:
     ranked = sorted((aux for (t, aux) in truth if t == "a"), key=lambda a: -truth[("a", a)])
     assert [frozenset(r.auxiliaries) for r in top] == ranked[:3]
     assert top[0].predicted_gain >= top[1].predicted_gain >= top[2].predicted_gain
-    assert all(r.std >= 0 and r.n_evidence > 0 for r in top)
-    assert set(top[0].to_dict()) == {"auxiliaries", "predicted_gain", "std", "n_evidence"}
+    assert all(r.std >= 0 and r.evidence_runs > 0 for r in top)
+    assert set(top[0].to_dict()) == {
+        "auxiliaries", "predicted_relative_gain", "predicted_relative_gain_std",
+        "measured_relative_gain", "evidence_runs",
+    }  # fmt: skip
     limited = recommend_auxiliaries(model, "a", 50, max_size=2, candidates=["b", "c", "d"])
     assert len(limited) == 6 and all(
         len(r.auxiliaries) <= 2 and "e" not in r.auxiliaries for r in limited
@@ -36,7 +39,7 @@ def test_from_a_graph_uses_the_mean_of_edges() -> None:
     hoa = HigherOrderEstimator().fit(records_from(truth, lambda t, a: len(a) == 1))
     best = recommend_auxiliaries(affinity_graph(hoa), "a", 1)[0]
     assert best.predicted_gain == pytest.approx(hoa.predict("a", best.auxiliaries)[0])
-    assert best.n_evidence == len(best.auxiliaries)
+    assert best.evidence_runs == len(best.auxiliaries)
 
 
 def test_graph_edges_of_unknown_std_give_an_unknown_std() -> None:
@@ -76,3 +79,33 @@ def test_bad_arguments() -> None:
         recommend_auxiliaries(model, "a", 0)
     with pytest.raises(ConfigError, match="no candidate"):
         recommend_auxiliaries(model, "a", 1, candidates=["a"])
+
+
+def test_the_measured_gain_stands_beside_the_prediction() -> None:
+    truth = additive_truth(seed=2)
+    # Pairs measured, larger sets not: a pair has a measured gain, a triple has none.
+    model = SetFunctionEstimator().fit(records_from(truth, lambda t, a: len(a) == 1))
+    by_set = {r.auxiliaries: r for r in recommend_auxiliaries(model, "a", 50, max_size=2)}
+    pair = by_set[("b",)]
+    assert pair.measured_gain == pytest.approx(truth[("a", frozenset({"b"}))])
+    assert pair.to_dict()["measured_relative_gain"] == pair.measured_gain
+    assert pair.to_dict()["predicted_relative_gain"] == pair.predicted_gain
+    assert by_set[("b", "c")].measured_gain is None
+    graph_best = {
+        r.auxiliaries: r for r in recommend_auxiliaries(affinity_graph(model), "a", 50, max_size=2)
+    }
+    assert graph_best[("b",)].measured_gain == pytest.approx(pair.measured_gain)
+    assert graph_best[("b", "c")].measured_gain is None
+
+
+def test_evidence_counts_runs_not_metric_records() -> None:
+    # Two runs, each scored on three metrics: two runs of evidence, not six records.
+    records = [
+        ScoreRecord(task="t", task_set=frozenset(s), value=v, metric=m, run_id=run)
+        for run, s, base in ((1, {"t"}, 0.5), (2, {"t", "x"}, 0.6))
+        for m, v in (("accuracy", base), ("precision", base + 0.1), ("recall", base - 0.1))
+    ]
+    model = HigherOrderEstimator().fit(records)
+    assert model.n_evidence("t", {"x"}) == 1  # the baseline run is the reference, not evidence
+    (only,) = recommend_auxiliaries(model, "t", 1)
+    assert only.evidence_runs == 1

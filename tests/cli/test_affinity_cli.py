@@ -15,7 +15,7 @@ from taskgraph.affinity.longtable import LongRow, LongTable, write_long_csv
 from taskgraph.cli.app import app
 from taskgraph.runners.tabular import TabularEvaluator
 from taskgraph.storage import open_repository
-from taskgraph.trial import Objective, TrialConfig
+from taskgraph.trial import Objective, TrialConfig, TrialResult, TrialStatus
 
 runner = CliRunner()
 TASKS = ("a", "b", "c", "d")
@@ -75,9 +75,12 @@ def test_top_json_shape_from_a_table(table_file: Path) -> None:
     rows = json.loads(out)
     assert len(rows) == 3
     for row in rows:
-        assert set(row) == {"auxiliaries", "predicted_gain", "std", "n_evidence"}
-        assert isinstance(row["auxiliaries"], list) and isinstance(row["n_evidence"], int)
-    assert rows[0]["predicted_gain"] >= rows[-1]["predicted_gain"]
+        assert set(row) == {
+            "auxiliaries", "predicted_relative_gain", "predicted_relative_gain_std",
+            "measured_relative_gain", "measured_absolute_gain", "evidence_runs",
+        }  # fmt: skip
+        assert isinstance(row["auxiliaries"], list) and isinstance(row["evidence_runs"], int)
+    assert rows[0]["predicted_relative_gain"] >= rows[-1]["predicted_relative_gain"]
 
 
 def test_fit_saves_edges_and_top_reads_the_database(storage_url: str) -> None:
@@ -243,13 +246,92 @@ def test_top_from_one_small_study_ranks_the_harmful_task_last(tmp_path: Path) ->
 
     shown = ranking()  # the default: setfn with its weak hyperprior
     assert len(shown) == 10
-    harmful = [r["predicted_gain"] for r in shown if "conflict" in r["auxiliaries"]]
+    harmful = [r["predicted_relative_gain"] for r in shown if "conflict" in r["auxiliaries"]]
     helpful = [
-        r["predicted_gain"] for r in shown if set(r["auxiliaries"]) <= {"related", "cls_related"}
+        r["predicted_relative_gain"]
+        for r in shown
+        if set(r["auxiliaries"]) <= {"related", "cls_related"}
     ]
     assert harmful and helpful and max(harmful) < min(helpful)
-    assert len({round(r["predicted_gain"], 6) for r in shown}) == 10  # not one value for every set
+    assert (
+        len({round(r["predicted_relative_gain"], 6) for r in shown}) == 10
+    )  # not one value for every set
     # Plain evidence maximisation on seven gains predicts every pair alike (what the option avoids).
     plain = ranking("--no-hyperprior")
-    pairs = {round(r["predicted_gain"], 6) for r in plain if len(r["auxiliaries"]) == 2}
+    pairs = {round(r["predicted_relative_gain"], 6) for r in plain if len(r["auxiliaries"]) == 2}
     assert len(pairs) == 1
+
+
+# Two runs of an NER-like study scored on every metric (the case: 14 metric records for
+# 2 runs, a baseline that read 0.461 against a true F1 of 0.354).
+NER_SCORES = {
+    ("ner",): {"f1": 0.354, "precision": 0.40, "recall": 0.32, "accuracy": 0.90, "f1_PER": 0.30},
+    ("ner", "pos"): {
+        "f1": 0.300,
+        "precision": 0.45,
+        "recall": 0.25,
+        "accuracy": 0.92,
+        "f1_PER": 0.31,
+    },
+}
+
+
+def _ner_study(url: str, name: str, metric: str) -> None:
+    objective = {"metric": metric, "split": "dev", "direction": "maximize"}
+    with open_repository(url) as repo:
+        repo.ensure_study(name, spec={"name": name, "target": "ner", "objective": objective},
+                          target="ner")  # fmt: skip
+        for number, (task_set, scores) in enumerate(NER_SCORES.items()):
+            config = TrialConfig(
+                target="ner", auxiliaries=task_set[1:], objective=Objective(**objective)
+            )
+            result = TrialResult(
+                status=TrialStatus.COMPLETE,
+                scores={
+                    "ner": {"dev": dict(scores), "test": {k: v - 0.01 for k, v in scores.items()}}
+                },
+                objective=scores[metric],
+            )
+            repo.add_run_result(study=name, trial_number=number, config=config, result=result)
+
+
+def test_top_and_graph_use_the_objective_metric_and_count_runs(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ner.db'}"
+    _ner_study(url, "ner-f1", "f1")
+    code, out, err = invoke("affinity", "top", "--storage", url, "--target", "ner", "--json",
+                            "--method", "hoa")  # fmt: skip
+    assert code == 0, err
+    (row,) = json.loads(out)
+    assert row["measured_absolute_gain"] == pytest.approx(0.300 - 0.354)  # F1 on dev, alone
+    assert row["measured_relative_gain"] == pytest.approx((0.300 - 0.354) / 0.354)
+    assert row["predicted_relative_gain"] == pytest.approx(row["measured_relative_gain"])
+    assert row["evidence_runs"] == 1  # one run with pos, not one record per metric and split
+    graph_file = tmp_path / "g.json"
+    code, _, err = invoke("affinity", "graph", "--storage", url, "--format", "json",
+                          "-o", str(graph_file), "--method", "hoa")  # fmt: skip
+    assert code == 0, err
+    graph = nx.node_link_graph(json.loads(graph_file.read_text()), edges="edges")
+    assert graph.nodes["ner"]["baseline"] == pytest.approx(0.354)
+    assert graph.graph["metric"] == "f1" and graph.graph["split"] == "dev"
+    assert graph.edges["pos", "ner"]["evidence_runs"] == 1
+    # A named metric replaces the objective's; "all" mixes them only when asked.
+    code, out, _ = invoke("affinity", "top", "--storage", url, "--target", "ner", "--json",
+                          "--method", "hoa", "--metric", "accuracy")  # fmt: skip
+    assert json.loads(out)[0]["measured_absolute_gain"] == pytest.approx(0.02)
+    code, out, _ = invoke("affinity", "top", "--storage", url, "--target", "ner", "--json",
+                          "--method", "hoa", "--metric", "all")  # fmt: skip
+    assert code == 0 and json.loads(out)[0]["evidence_runs"] == 1
+
+
+def test_records_of_studies_with_different_objectives_are_not_mixed(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ner.db'}"
+    _ner_study(url, "ner-f1", "f1")
+    _ner_study(url, "ner-acc", "accuracy")
+    code, _, err = invoke("affinity", "top", "--storage", url, "--target", "ner")
+    assert code != 0 and err.startswith("error: ")
+    assert "'ner-acc' optimises accuracy on dev" in err and "'ner-f1' optimises f1 on dev" in err
+    assert "--metric" in err
+    code, out, err = invoke("affinity", "top", "--storage", url, "--target", "ner", "--json",
+                            "--method", "hoa", "--metric", "f1")  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)[0]["evidence_runs"] == 2  # one run with pos in each study

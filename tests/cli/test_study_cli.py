@@ -144,9 +144,10 @@ def test_show_json_has_the_promised_fields(fake_study: str) -> None:
     assert report["baseline"]["task_set"] == ["tgt"]
     assert report["baseline"]["score"] == pytest.approx(0.5)
     best = report["best"]
-    assert set(best) >= {"task_set", "configuration", "score", "gain"}
+    assert set(best) >= {"task_set", "configuration", "score", "measured_absolute_gain"}
     assert best["score"] == max(g["value"] for g in report["gains"])
-    assert best["gain"] == pytest.approx(best["score"] - 0.5)
+    assert best["measured_absolute_gain"] == pytest.approx(best["score"] - 0.5)
+    assert best["measured_relative_gain"] == pytest.approx((best["score"] - 0.5) / 0.5)
     assert "tgt" in best["task_set"] and best["configuration"]["target"] == "tgt"
     assert all(f["reason"] == "fake failure: loss is NaN" for f in report["failures"])
 
@@ -159,6 +160,7 @@ def test_status_list_and_table_output(fake_study: str) -> None:
     assert [r["name"] for r in rows] == ["fake"] and rows[0]["target"] == "tgt"
     code, out, _ = invoke("study", "show", "fake", "--storage", fake_study)
     assert code == 0 and "baseline (target alone" in out and "best (trial" in out
+    assert "measured gain +0." in out and "% of the baseline)" in out
 
 
 def test_unknown_study_and_missing_database(fake_study: str, tmp_path: Path) -> None:

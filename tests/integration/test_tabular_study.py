@@ -48,7 +48,7 @@ def test_tabular_benchmark_study(tmp_path: Path, cli: ModuleType, sampler: str) 
     assert report["baseline"]["score"] == pytest.approx(0.5)
     for row in report["gains"]:
         assert row["value"] == pytest.approx(values[frozenset(row["auxiliaries"])], abs=1e-4)
-        assert row["gain"] == pytest.approx(row["value"] - 0.5, abs=1e-9)
+        assert row["measured_absolute_gain"] == pytest.approx(row["value"] - 0.5, abs=1e-9)
     best = report["best"]
     assert best["score"] == max(r["value"] for r in report["gains"])
     with open_repository(storage) as repo:

@@ -121,12 +121,12 @@ def test_study_records_use_the_baseline_trial_and_stored_subsets() -> None:
         trial = study.ask()
         trial.set_user_attr("auxiliaries", subset)
         study.tell(trial, value)
-    records, evaluated = sampler._study_records(study)
+    records, proposed = sampler._study_records(study)
     values = {"+".join(sorted(r.task_set)): r.value for r in records}
     # The baseline trial stays a single-task record although "b" is always included.
     assert values == {"t": 0.5, "b+t": 0.6}
     assert all(isinstance(r, ScoreRecord) and r.task == "t" for r in records)
-    assert evaluated == {frozenset()}  # only the free part of sets that hold the include tasks
+    assert set(proposed) == {frozenset()}  # only the free part of sets that hold the include tasks
 
 
 def test_a_spec_with_sampler_graph_runs_on_the_tabular_runner(tmp_path: Path) -> None:
@@ -148,3 +148,113 @@ def test_a_spec_with_sampler_graph_runs_on_the_tabular_runner(tmp_path: Path) ->
         sets = [r.task_set for r in repo.score_records(target="t", split="dev")]
     assert len(sets) == 10 and len(set(sets)) == 10  # ten different subsets, baseline included
     assert frozenset({"t"}) in sets
+
+
+def _run_pruned_study(
+    sampler: GraphGuidedSampler, candidates: list[str], n: int
+) -> list[frozenset[str]]:
+    """Ask ``n`` trials: the baseline completes, every other trial is pruned after one step."""
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    seen = []
+    for _ in range(n):
+        trial, chosen = ask_subset(study, candidates)
+        seen.append(chosen)
+        trial.report(0.5 if not chosen else 0.3, step=1)
+        if chosen:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            trial.report(0.6, step=2)
+            study.tell(trial, 0.6)
+    return seen
+
+
+def test_pruned_sets_count_as_proposed_and_none_exceeds_max_repeats() -> None:
+    candidates = ["a", "b", "c"]
+    # 7 valid sets (the empty one, 3 singles, 3 pairs) at most twice each: 14 proposals.
+    sampler = GraphGuidedSampler(target="t", candidates=candidates, max_size=2, max_repeats=2,
+                                 seed=0)  # fmt: skip
+    seen = _run_pruned_study(sampler, candidates, 14)
+    counts = {s: seen.count(s) for s in set(seen)}
+    assert len(counts) == 7 and max(counts.values()) == 2
+    # Every set is proposed once before any is proposed again.
+    assert len(set(seen[:7])) == 7
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    assert not sampler.exhausted(study)
+
+
+def test_exhausted_once_every_set_reached_the_limit() -> None:
+    candidates = ["a", "b"]
+    sampler = GraphGuidedSampler(target="t", candidates=candidates, max_repeats=1, seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    for _ in range(4):  # {}, {a}, {b}, {a, b}
+        assert not sampler.exhausted(study)
+        trial, _ = ask_subset(study, candidates)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)  # a failed set was proposed too
+    assert sampler.exhausted(study)
+    with pytest.raises(ConfigError, match="max_repeats"):
+        GraphGuidedSampler(target="t", candidates=candidates, max_repeats=0)
+
+
+def test_a_pruned_trial_enters_the_model_with_its_step_matched_value() -> None:
+    sampler = GraphGuidedSampler(target="t", candidates=["a", "b"], seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    baseline = study.ask()
+    baseline.set_user_attr("auxiliaries", [])
+    for step, value in ((1, 0.40), (2, 0.55), (3, 0.60)):
+        baseline.report(value, step=step)
+    study.tell(baseline, 0.60)
+    pruned = study.ask()
+    pruned.set_user_attr("auxiliaries", ["a"])
+    for step, value in ((1, 0.30), (2, 0.35)):
+        pruned.report(value, step=step)
+    study.tell(pruned, state=optuna.trial.TrialState.PRUNED)
+    records, proposed = sampler._study_records(study)
+    values = {"+".join(sorted(r.task_set)): r.value for r in records}
+    # 0.20 below the baseline at step 2, so 0.20 below the baseline's final value.
+    assert values == {"t": 0.60, "a+t": pytest.approx(0.40)}
+    assert proposed == {frozenset(): 1, frozenset({"a"}): 1}
+
+
+def test_the_demo_spec_through_the_engine_repeats_no_set_beyond_the_limit(
+    storage_url: str, fakes: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """searchspaces/demo.yaml (24 trials, graph sampler, median pruner) on a fake with the
+    synthetic family's effects: the pruned sets were re-proposed (9 of 24 for one set)."""
+    from collections import Counter
+
+    from taskgraph.search.engine import StudyEngine
+    from taskgraph.spec.loading import load_spec
+
+    for task, effect in (("synth_related", 0.3), ("synth_cls_related", 0.3),
+                         ("synth_unrelated", 0.01), ("synth_conflict", -0.16)):  # fmt: skip
+        monkeypatch.setitem(fakes.EFFECTS, task, effect)
+    spec = load_spec(Path(__file__).parents[2] / "searchspaces" / "demo.yaml")
+    engine = StudyEngine(spec=spec, storage_url=storage_url,
+                         evaluator=fakes.FakeEvaluator(n_evals=4),
+                         sharing_spaces={"hard": {}, "hierarchical": {}})  # fmt: skip
+    summary = engine.run()
+    trials = engine._require_study().trials
+    engine.close()
+    counts = Counter(frozenset(t.user_attrs["auxiliaries"]) for t in trials)
+    assert summary.reason == "budget" and len(trials) == 24
+    assert any(t.state == optuna.trial.TrialState.PRUNED for t in trials)
+    assert max(counts.values()) <= 3, counts  # GraphGuidedSampler's max_repeats
+    assert len({frozenset(t.user_attrs["auxiliaries"]) for t in trials[:11]}) == 11
+
+
+def test_the_engine_stops_a_study_whose_sets_are_exhausted(tmp_path: Path) -> None:
+    from taskgraph.search.study import run_study
+    from taskgraph.spec import spec_from_dict
+
+    table_path = tmp_path / "synthetic.csv"
+    write_long_csv(additive_table(), table_path)
+    spec = spec_from_dict({
+        "name": "exhausted", "target": "t", "candidates": ["s1", "s2"],
+        "objective": {"metric": "score", "split": "dev", "direction": "maximize"},
+        "runner": {"name": "tabular", "table": str(table_path), "split": "val"},
+        "sampler": {"name": "graph", "seed": 0, "options": {"max_repeats": 2}},
+        "budget": {"trials": 20},
+    })  # fmt: skip
+    summary = run_study(spec, storage_url=f"sqlite:///{tmp_path / 'records.db'}")
+    # Four sets ({}, {s1}, {s2}, {s1, s2}) twice each, then nothing is left to propose.
+    assert summary.reason == "exhausted" and summary.progress.n_done == 8

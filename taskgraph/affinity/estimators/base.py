@@ -16,7 +16,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from taskgraph.affinity.gains import GainKind, GainTable, compute_gains
+from taskgraph.affinity.gains import GainKind, GainTable, compute_gains, evidence_runs
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.errors import ConfigError
 from taskgraph.registry import Registry
@@ -123,10 +123,13 @@ class AffinityEstimator(abc.ABC):
         return means + stds * rng.standard_normal((n_samples, len(queries)))
 
     def n_evidence(self, target: str, task_set: Iterable[str]) -> int:
-        """Return how many gains of ``target`` involve at least one task of ``task_set``."""
+        """Return how many runs measured a gain of ``target`` with at least one task of ``task_set``.
+
+        Runs, not records: a run scored on several metrics or splits counts once.
+        """
         auxiliaries = frozenset(task_set) - {target}
-        return sum(
-            1 for g in self.table.gains if g.target == target and g.auxiliaries & auxiliaries
+        return evidence_runs(
+            g for g in self.table.gains if g.target == target and g.auxiliaries & auxiliaries
         )
 
     def describe(self) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from taskgraph.affinity.estimators.base import AffinityEstimator, pooled_std
-from taskgraph.affinity.gains import GainTable, pair_gains
+from taskgraph.affinity.gains import GainTable, evidence_runs, pair_gains
 
 __all__ = ["HigherOrderEstimator", "PairwiseEstimator"]
 
@@ -39,9 +39,12 @@ class _PairBased(AffinityEstimator):
         return mean, se if math.isfinite(se) else self.default_se
 
     def n_evidence(self, target: str, task_set: object) -> int:
-        """Return the number of pair measurements of ``target`` with the tasks of ``task_set``."""
+        """Return the number of runs that measured a pair of ``target`` with a task of ``task_set``."""
         auxiliaries = frozenset(task_set) - {target}  # type: ignore[call-overload]
-        return sum(self.pairs[(target, s)][2] for s in auxiliaries if (target, s) in self.pairs)
+        return evidence_runs(
+            g for g in self.table.gains
+            if g.target == target and len(g.auxiliaries) == 1 and g.auxiliaries <= auxiliaries
+        )  # fmt: skip
 
 
 class PairwiseEstimator(_PairBased):
