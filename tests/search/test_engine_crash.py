@@ -9,6 +9,7 @@ baseline, and one record per (trial, seed) of every evaluated trial.
 from __future__ import annotations
 
 import multiprocessing
+import uuid
 from collections import Counter
 from types import ModuleType
 from typing import Any
@@ -185,3 +186,16 @@ def test_every_crash_point_resumes_to_an_exact_study(
     summary, _ = resume(data, storage_url, fakes)
     assert summary.reason == "budget" and summary.progress.n_done == 4
     assert_exact(data, storage_url)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("point", ["asked", "in_record"])
+def test_crashes_on_postgres_resume_to_an_exact_study(
+    postgres_server: Any, fakes: ModuleType, point: str
+) -> None:
+    url = postgres_server.create_database(f"crash_{point}_{uuid.uuid4().hex[:8]}")
+    data = spec_data(seeds=2)
+    crash_driver(data, url, point, 2, fakes)
+    summary, _ = resume(data, url, fakes)
+    assert summary.progress.n_done == 4 and summary.progress.n_running == 0
+    assert_exact(data, url)
