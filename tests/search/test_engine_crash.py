@@ -9,6 +9,7 @@ baseline, and one record per (trial, seed) of every evaluated trial.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import uuid
 from collections import Counter
 from types import ModuleType
@@ -17,6 +18,7 @@ from typing import Any
 import optuna
 import pytest
 
+from taskgraph.search import heartbeat
 from taskgraph.search.crashpoints import CRASH_EXIT, POINTS, install
 from taskgraph.search.engine import StudyEngine
 from taskgraph.search.progress import RESULTS_ATTR, retried_numbers, trial_state
@@ -54,21 +56,37 @@ def spec_data(**overrides: Any) -> dict[str, Any]:
     return data
 
 
+def open_crashing_in_the_retry(data: dict[str, Any], url: str, fakes: ModuleType) -> None:
+    """A resume that dies after failing the stale trials, before enqueuing their copies."""
+
+    def crash(self: Any, study: Any, trial: Any) -> None:
+        os._exit(CRASH_EXIT)
+
+    heartbeat.RetryStaleTrial.__call__ = crash  # type: ignore[method-assign]
+    StudyEngine(
+        spec=spec_from_dict(data), storage_url=url, sharing_spaces=fakes.SHARING_SPACES
+    ).open()
+
+
+def fork(target: Any, *args: Any) -> int | None:
+    """Run ``target(*args)`` in a forked child; return its exit status."""
+    child = multiprocessing.get_context("fork").Process(target=target, args=args)
+    child.start()
+    child.join(timeout=300)
+    if child.is_alive():
+        child.kill()
+        child.join()
+    return child.exitcode
+
+
 def crash_driver(data: dict[str, Any], url: str, point: str, hit: int, fakes: ModuleType) -> None:
     """Run the engine in a child process that must die at ``point`` on its ``hit``-th reach.
 
     Forked, so the child starts with this process's imports (a fresh interpreter takes
     seconds to import Optuna and SQLAlchemy); it opens its own database connections.
     """
-    child = multiprocessing.get_context("fork").Process(
-        target=drive, args=(data, url, point, hit, fakes)
-    )
-    child.start()
-    child.join(timeout=300)
-    if child.is_alive():
-        child.kill()
-        child.join()
-    assert child.exitcode == CRASH_EXIT, f"the driver exited {child.exitcode}, not at {point}"
+    code = fork(drive, data, url, point, hit, fakes)
+    assert code == CRASH_EXIT, f"the driver exited {code}, not at {point}"
 
 
 def resume(data: dict[str, Any], url: str, fakes: ModuleType) -> tuple[Any, Any]:
@@ -146,6 +164,24 @@ def test_the_baseline_is_requeued_when_no_retry_is_left(
     summary, _ = resume(data, storage_url, fakes)
     assert summary.progress.baseline_value == pytest.approx(0.5)
     assert summary.progress.n_done == 4 and summary.progress.n_interrupted == 1
+    trials = assert_exact(data, storage_url)
+    baselines = [t for t in trials if t.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE]
+    assert [t.system_attrs.get("failed_trial") for t in baselines] == [None, 0]
+
+
+def test_a_baseline_left_without_retry_is_requeued_on_open(
+    storage_url: str, fakes: ModuleType
+) -> None:
+    # Killed during the baseline; the next open dies between failing the stale baseline and
+    # enqueuing its copy (as a database from before this fix looks): the next open re-queues it.
+    data = spec_data()
+    crash_driver(data, storage_url, "training", 1, fakes)
+    assert fork(open_crashing_in_the_retry, data, storage_url, fakes) == CRASH_EXIT
+    trials = optuna.load_study(study_name="crash", storage=storage_url).get_trials()
+    assert [t.state.name for t in trials] == ["FAIL"]
+    summary, _ = resume(data, storage_url, fakes)
+    assert summary.progress.baseline_value == pytest.approx(0.5)
+    assert summary.progress.n_done == 4
     trials = assert_exact(data, storage_url)
     baselines = [t for t in trials if t.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE]
     assert [t.system_attrs.get("failed_trial") for t in baselines] == [None, 0]
