@@ -45,7 +45,7 @@ TASKGRAPH = [sys.executable, "-m", "taskgraph.cli.app"]
 CANDIDATES = {"b": 0.10, "c": -0.05, "d": 0.02, "e": -0.20}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Outcome:
     """One study's fault and what the resume left."""
 
@@ -143,10 +143,9 @@ def kill_9(spec: Path, url: str, rng: random.Random, budget: int) -> tuple[bool,
 
 
 def crash(
-    spec: Path, url: str, rng: random.Random, budget: int, seeds: int
+    spec: Path, url: str, rng: random.Random, budget: int, seeds: int, point: str
 ) -> tuple[bool, str, str]:
-    """Run the study crashing (os._exit) at a random point; return (crashed, point, detail)."""
-    point = rng.choice(POINTS)
+    """Run the study crashing (os._exit) at ``point``, reached a random number of times."""
     reaches = budget * seeds if point in ("record_written", "in_record") else budget
     hit = rng.randint(1, reaches)
     crashing = [sys.executable, "-m", "taskgraph.search.crashpoints", point, str(hit)]
@@ -240,6 +239,7 @@ def one_study(
     table: Path,
     budget: int,
     rng: random.Random,
+    crash_index: int,
 ) -> Outcome:
     seeds = 1 + (index // 2) % 2
     max_retry = 3 if (index // 4) % 2 == 0 else 0
@@ -252,7 +252,9 @@ def one_study(
     if fault == "kill -9":
         injected, detail = kill_9(spec, url, rng, budget)
     else:
-        injected, point, detail = crash(spec, url, rng, budget, seeds)
+        # The crash studies take the points in turn (every point is hit once in six).
+        point = POINTS[(crash_index + index // 2) % len(POINTS)]
+        injected, point, detail = crash(spec, url, rng, budget, seeds, point)
         fault = f"crash:{point}"
     detail = f"{detail}, {left_behind(url)}"
     # A driver killed before it created the study leaves nothing to resume: run it again.
@@ -295,7 +297,14 @@ def one_study(
 
 
 def run_backend(
-    backend: str, *, faults: int, budget: int, work: Path, table: Path, rng: random.Random
+    backend: str,
+    *,
+    faults: int,
+    budget: int,
+    work: Path,
+    table: Path,
+    rng: random.Random,
+    crash_offset: int,
 ) -> list[Outcome]:
     server: Any = None
     if backend == "postgres":
@@ -317,6 +326,7 @@ def run_backend(
                 table=table,
                 budget=budget,
                 rng=rng,
+                crash_index=crash_offset,
             )
             outcomes.append(outcome)
             mark = (
@@ -377,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
                 work=work,
                 table=table,
                 rng=rng,
+                crash_offset=len(outcomes) // 2,
             )
     injected = sum(o.injected for o in outcomes)
     for backend in backends:
