@@ -14,7 +14,9 @@ Studies alternate ``seeds: 1`` and ``seeds: 2`` and ``recovery.max_retry`` 3 and
 answered by the ``tabular`` runner from a synthetic table (milliseconds per trial, so the
 faults land in the engine's own sequence, not in training).  After the fault,
 ``taskgraph study resume`` finishes the study; then every (trial, seed) that should exist is
-counted: one record per seed of every trial that counts against the budget.
+counted: one record per seed of every trial that counts against the budget.  A record is lost
+when it is missing, or when a killed trial's runs were stored on it and no retry recorded them;
+duplicated when a (trial, seed) has two records or a record belongs to no counted trial.
 
 Ends with ``faults_injected``, ``studies_completed``, ``records_lost`` and
 ``records_duplicated`` lines (all backends together).
@@ -167,7 +169,7 @@ def check(name: str, url: str, *, budget: int, seeds: int) -> tuple[bool, int, i
     """Return (exact, expected, lost, duplicated, detail) for the resumed study."""
     import optuna
 
-    from taskgraph.search.progress import retried_numbers, trial_state
+    from taskgraph.search.progress import RESULTS_ATTR, retried_numbers, trial_state
     from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR
     from taskgraph.storage import open_repository
 
@@ -178,9 +180,16 @@ def check(name: str, url: str, *, budget: int, seeds: int) -> tuple[bool, int, i
     # The table answers every configuration and nothing is pruned: every counted trial is
     # complete and has one run per seed.
     expected = {(t.number, seed) for t in counted for seed in range(seeds)}
+    # Runs stored on a killed trial (it trained, was not told) are recorded by its retry;
+    # without a retry they are lost as surely as a missing record.
+    discarded = sum(
+        len(t.user_attrs.get(RESULTS_ATTR) or ())
+        for t in trials
+        if states[t.number] == "interrupted" and t.number not in retried
+    )
     with open_repository(url) as repo:
         keys = Counter((r.trial_number, r.seed) for r in repo.runs(study=name))
-    lost = len(expected - set(keys))
+    lost = len(expected - set(keys)) + discarded
     duplicated = sum(n - 1 for n in keys.values()) + len(set(keys) - expected)
     state_counts = Counter(states.values())
     baseline = any(
