@@ -4,10 +4,11 @@ retried) and Ctrl-C deferral around the steps that must not be cut in half.
 Optuna's RDB storage keeps a heartbeat per running trial when it is created with
 ``heartbeat_interval``; ``optuna.storages.fail_stale_trials`` fails every RUNNING trial whose
 heartbeat is older than ``grace_period`` and hands it to the storage's
-``heartbeat_stale_trial_callback`` (here :class:`RetryStaleTrial`, Optuna's
-:class:`optuna.storages.RetryHeartbeatStaleTrialCallback`, which enqueues a copy, with two kinds
-of trial retried whatever ``recovery.max_retry`` says).  ``study.optimize`` runs such a heartbeat thread itself; the ask/tell
-loop and the Ray driver use :class:`Heartbeat`, one thread beating for every trial it is given.
+``heartbeat_stale_trial_callback`` (here :class:`RetryStaleTrial`: Optuna's
+:class:`optuna.storages.RetryHeartbeatStaleTrialCallback`, which enqueues a copy, with two
+kinds of trial retried whatever ``recovery.max_retry`` says).  ``study.optimize`` runs such a
+heartbeat thread itself; the ask/tell loop and the Ray driver use :class:`Heartbeat`, one
+thread beating for every trial it is given.
 """
 
 from __future__ import annotations
