@@ -10,10 +10,16 @@ trial in this order, which makes interruptions at any point safe:
 3. each seed's run is written to the records database in one transaction, idempotently on
    (study, trial, seed).
 
-A crash between 2 and 3 is repaired when the study is opened again (:meth:`StudyEngine.open`
-writes the records of every finished trial that has none).  A crash before 2 leaves the trial
-RUNNING; its heartbeat stops, and on the next open ``fail_stale_trials`` fails it and
-:class:`optuna.storages.RetryHeartbeatStaleTrialCallback` enqueues a copy that runs first.
+A crash between 2 and 3, or between two seeds' records of 3, is repaired when the study is
+opened again (:meth:`StudyEngine.open` writes every (trial, seed) run of a finished trial that
+the records database lacks).  A crash before 2 leaves the trial RUNNING; its heartbeat stops,
+and on the next open ``fail_stale_trials`` fails it and
+:class:`~taskgraph.search.heartbeat.RetryStaleTrial` enqueues a copy that runs first.  A trial
+killed before its first heartbeat was recorded (between ``study.ask()`` and the first beat)
+has no heartbeat for Optuna to find stale: opening beats once for every RUNNING trial, so such
+a trial goes stale one grace period later unless a live driver beats it.  The baseline, and a
+trial whose runs were stored before the kill, are retried whatever ``recovery.max_retry``
+says; opening re-queues them if a crash lost their retry.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from optuna.trial import TrialState
 from taskgraph.errors import SpecError
 from taskgraph.search.heartbeat import (
     Heartbeat,
+    RetryStaleTrial,
+    always_retried,
     deferred_interrupt,
     make_optuna_storage,
     quiet_optuna,
@@ -229,19 +237,59 @@ class StudyEngine:
     def _retry_stale(self, study: optuna.Study) -> None:
         optuna.storages.fail_stale_trials(study)
         running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        if not running:
-            return
-        # Trials of a run stopped moments ago still look alive: wait one grace period, then
-        # whatever is still beating belongs to a live driver and is left alone.
-        wait = self.spec.recovery.grace_period + self.spec.recovery.heartbeat_interval
-        self.observer.on_wait(wait, len(running))
-        time.sleep(wait)
-        optuna.storages.fail_stale_trials(study)
+        if running:
+            # A driver killed between ``study.ask()`` and the trial's first heartbeat leaves a
+            # RUNNING trial without a heartbeat row, which Optuna never finds stale: beat once
+            # for every running trial, so each is judged by the same grace period.  (A live
+            # driver's trial beats again within an interval; one that was already beating and
+            # is dead goes stale a little later, still within the wait below.)
+            for trial in running:
+                self.storage.record_heartbeat(trial._trial_id)
+            # Trials of a run stopped moments ago still look alive: wait one grace period,
+            # then whatever is still beating belongs to a live driver and is left alone.
+            wait = self.spec.recovery.grace_period + self.spec.recovery.heartbeat_interval
+            self.observer.on_wait(wait, len(running))
+            time.sleep(wait)
+            optuna.storages.fail_stale_trials(study)
+        self._requeue_lost(study)
+
+    def _requeue_lost(self, study: optuna.Study) -> None:
+        """Retry the interrupted trials that must run again and have no retry.
+
+        A retry can be missing because ``recovery.max_retry`` ran out before
+        :class:`RetryStaleTrial` retried the baseline and trials with stored runs whatever the
+        budget (databases written before), or because the driver died between failing a stale
+        trial and enqueuing its copy.  The baseline is re-queued only while no other baseline
+        trial is done, running or waiting.
+        """
+        trials = study.get_trials(deepcopy=False)
+        retried = retried_numbers(trials)
+        states = {t.number: trial_state(t, retried=retried) for t in trials}
+        baseline_alive = any(
+            t.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE and states[t.number] != "interrupted"
+            for t in trials
+        )
+        retry = RetryStaleTrial(max_retry=None)
+        for trial in trials:
+            if states[trial.number] != "interrupted" or trial.number in retried:
+                continue
+            if not always_retried(trial):
+                continue
+            if trial.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE:
+                if baseline_alive:
+                    continue
+                baseline_alive = True
+            retry(study, self.storage.get_trial(trial._trial_id))
 
     def reconcile(self) -> int:
-        """Write the records of finished trials that have none; return how many were written."""
+        """Write the runs of finished trials that the records database lacks.
+
+        Checked per (trial, seed): a crash between two seeds' records (or inside the second
+        one's transaction) leaves a trial with some of its runs.  Returns how many runs were
+        written.
+        """
         study = self._require_study()
-        stored = self.repository.trial_numbers(self.spec.name)
+        stored = self.repository.run_keys(self.spec.name)
         trials = study.get_trials(deepcopy=False)
         retried = retried_numbers(trials)
         written = 0
@@ -250,11 +298,15 @@ class StudyEngine:
             # failed by the heartbeat and retried with those runs: only the retry counts, so
             # only the retry is recorded (recording both would store one training twice).
             counted = trial_state(trial, retried=retried) in ("complete", "pruned", "failed")
-            if counted and trial.number not in stored and RESULTS_ATTR in trial.user_attrs:
-                self.write_records(
-                    trial.number, TrialOutcome.from_list(trial.user_attrs[RESULTS_ATTR])
-                )
-                written += 1
+            if not counted or RESULTS_ATTR not in trial.user_attrs:
+                continue
+            outcome = TrialOutcome.from_list(trial.user_attrs[RESULTS_ATTR])
+            missing = tuple(
+                run for run in outcome.runs if (trial.number, run.config.seed) not in stored
+            )
+            if missing:
+                self.write_records(trial.number, TrialOutcome(runs=missing))
+                written += len(missing)
         return written
 
     def _require_study(self) -> optuna.Study:
@@ -295,10 +347,7 @@ class StudyEngine:
         with quiet_optuna():
             trial.set_user_attr(INTERRUPTED_ATTR, True)
             frozen = study.tell(trial, state=TrialState.FAIL)
-            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(
-                max_retry=self.spec.recovery.max_retry
-            )
-            retry(study, frozen)
+            RetryStaleTrial(max_retry=self.spec.recovery.max_retry)(study, frozen)
 
     def write_records(self, number: int, outcome: TrialOutcome) -> None:
         """Write each seed's run of trial ``number`` to the records database."""

@@ -4,9 +4,11 @@ retried) and Ctrl-C deferral around the steps that must not be cut in half.
 Optuna's RDB storage keeps a heartbeat per running trial when it is created with
 ``heartbeat_interval``; ``optuna.storages.fail_stale_trials`` fails every RUNNING trial whose
 heartbeat is older than ``grace_period`` and hands it to the storage's
-``heartbeat_stale_trial_callback`` (here :class:`optuna.storages.RetryHeartbeatStaleTrialCallback`,
-which enqueues a copy).  ``study.optimize`` runs such a heartbeat thread itself; the ask/tell
-loop and the Ray driver use :class:`Heartbeat`, one thread beating for every trial it is given.
+``heartbeat_stale_trial_callback`` (here :class:`RetryStaleTrial`: Optuna's
+:class:`optuna.storages.RetryHeartbeatStaleTrialCallback`, which enqueues a copy, with two
+kinds of trial retried whatever ``recovery.max_retry`` says).  ``study.optimize`` runs such a
+heartbeat thread itself; the ask/tell loop and the Ray driver use :class:`Heartbeat`, one
+thread beating for every trial it is given.
 """
 
 from __future__ import annotations
@@ -19,8 +21,19 @@ from contextlib import contextmanager
 from types import TracebackType
 
 import optuna
+from optuna.trial import FrozenTrial
 
-__all__ = ["Heartbeat", "deferred_interrupt", "make_optuna_storage", "quiet_optuna"]
+from taskgraph.search.progress import RESULTS_ATTR
+from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR
+
+__all__ = [
+    "Heartbeat",
+    "RetryStaleTrial",
+    "always_retried",
+    "deferred_interrupt",
+    "make_optuna_storage",
+    "quiet_optuna",
+]
 
 
 @contextmanager
@@ -53,10 +66,39 @@ def make_optuna_storage(
             engine_kwargs=engine_kwargs,
             heartbeat_interval=heartbeat_interval,
             grace_period=grace_period,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                max_retry=max_retry
-            ),
+            heartbeat_stale_trial_callback=RetryStaleTrial(max_retry=max_retry),
         )
+
+
+def always_retried(trial: FrozenTrial) -> bool:
+    """Return whether ``trial``, once failed by a kill or Ctrl-C, is retried past ``max_retry``.
+
+    The baseline is the study's reference (every gain is measured against it), and a trial
+    whose seeds' runs were stored on it before the kill costs nothing to retry: the retry
+    reuses the runs, which are recorded then instead of lost.
+    """
+    return trial.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE or bool(
+        trial.user_attrs.get(RESULTS_ATTR)
+    )
+
+
+class RetryStaleTrial:
+    """Enqueue a copy of a failed (stale or interrupted) trial, within ``max_retry`` retries.
+
+    Optuna's :class:`~optuna.storages.RetryHeartbeatStaleTrialCallback` does the copying (the
+    parameters, user attributes and the ``failed_trial``/``retry_history`` lineage); trials for
+    which :func:`always_retried` holds are copied however many retries they already had.
+    """
+
+    def __init__(self, *, max_retry: int | None) -> None:
+        self.max_retry = max_retry
+        with quiet_optuna():
+            self._limited = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+            self._unlimited = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=None)
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        retry = self._unlimited if always_retried(trial) else self._limited
+        retry(study, trial)
 
 
 class Heartbeat:

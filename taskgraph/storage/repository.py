@@ -433,6 +433,16 @@ class Repository:
         with self._factory.session() as session:
             return set(session.execute(query).scalars())
 
+    def run_keys(self, study: str) -> set[tuple[int, int]]:
+        """Return the (Optuna trial number, seed) of every run stored for ``study``."""
+        query = (
+            select(RunRow.trial_number, RunRow.seed)
+            .join(RunRow.study)
+            .where(StudyRow.name == study)
+        )
+        with self._factory.session() as session:
+            return {(int(number), int(seed)) for number, seed in session.execute(query)}
+
     def studies(self) -> list[StudySummary]:
         """Return every study with its number of runs per status."""
         counts: dict[int, dict[str, int]] = defaultdict(dict)
