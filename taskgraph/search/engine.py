@@ -251,7 +251,9 @@ class StudyEngine:
             self.observer.on_wait(wait, len(running))
             time.sleep(wait)
             optuna.storages.fail_stale_trials(study)
-        self._requeue_lost(study)
+        # Two drivers opening the study at once would each re-queue the same lost trial.
+        with setup_lock(self.storage_url):
+            self._requeue_lost(study)
 
     def _requeue_lost(self, study: optuna.Study) -> None:
         """Retry the interrupted trials that must run again and have no retry.
@@ -375,14 +377,16 @@ class StudyEngine:
             storage=self.storage, interval=self.spec.recovery.heartbeat_interval
         ) as beat:
             while True:
-                stop = self._should_stop(started, wall)
-                if stop is not None:
-                    return stop
                 if max_trials is not None and new >= max_trials:
                     return RunSummary(
                         progress=self.progress(), reason="budget", detail="max_trials"
                     )
-                with deferred_interrupt():
+                # Checking the budget and asking are one step across drivers: several drivers
+                # on one study each saw room for one more trial and overshot the budget.
+                with setup_lock(self.storage_url), deferred_interrupt():
+                    stop = self._should_stop(started, wall)
+                    if stop is not None:
+                        return stop
                     # Asking is not interruptible: a Ctrl-C here would leave a RUNNING trial
                     # that only the heartbeat's grace period could reclaim.
                     trial = study.ask()

@@ -190,6 +190,11 @@ class TrialSeededSampler(optuna.samplers.BaseSampler):
         self.sampler_for(trial.number).after_trial(study, trial, state, values)
         self._by_trial.pop(trial.number, None)
 
+    def exhausted(self, study: Study) -> bool:
+        """Delegate to the wrapped sampler's ``exhausted`` (the graph sampler's stop rule)."""
+        check = getattr(self.base, "exhausted", None)
+        return bool(check(study)) if callable(check) else False
+
     def reseed_rng(self) -> None:
         """Do nothing: every trial's seed is derived, not drawn (Optuna calls this for n_jobs > 1)."""
 
