@@ -5,6 +5,12 @@ live in its trials' user attributes), so ``study show`` works the same for the l
 Ray runner and while a submitted study is still running.  A *gain* is measured in the
 direction of improvement: ``value - baseline`` when maximising, ``baseline - value`` when
 minimising, so a positive gain always means the auxiliary tasks helped.
+
+**Convergence.**  A complete trial whose objective was still rising at its last evaluation
+(last minus previous evaluation, in the direction of improvement, averaged over its seeds) by
+more than its noise has not converged: its score understates what more steps would give, and
+its gain is a weak comparison.  The noise is the standard deviation of the seeds' objectives
+when the trial has several seeds, and at least :data:`CONVERGENCE_TOLERANCE`.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from taskgraph.search.progress import (
     BUDGET_ATTR,
     CONFIG_ATTR,
     FAILURE_ATTR,
+    RESULTS_ATTR,
     SPEC_ATTR,
     retried_numbers,
     study_progress,
@@ -29,6 +36,8 @@ from taskgraph.search.progress import (
 from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR, SUBSET_ATTR
 
 __all__ = [
+    "CONVERGENCE_TOLERANCE",
+    "convergence",
     "list_progress",
     "load_optuna_study",
     "open_study",
@@ -87,6 +96,41 @@ def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
     return sorted(s.study_name for s in storage.get_all_studies())
 
 
+#: The smallest rise of the objective between the last two evaluations that counts as "still
+#: rising" (in the objective's units: 0.01 is one point of F1 or accuracy).
+CONVERGENCE_TOLERANCE = 0.01
+
+
+def convergence(trial: FrozenTrial, *, direction: str) -> dict[str, Any] | None:
+    """Return ``{"converged", "rise", "noise"}`` of a trial's learning curve, or ``None``.
+
+    ``rise``: last minus previous evaluation of the objective in the direction of improvement,
+    averaged over the seeds that evaluated at least twice; ``noise``: the seeds' standard
+    deviation of the final objective (with two seeds or more), at least
+    :data:`CONVERGENCE_TOLERANCE`.  ``None`` when no seed evaluated twice.
+    """
+    runs = trial.user_attrs.get(RESULTS_ATTR) or []
+    sign = 1.0 if direction == "maximize" else -1.0
+    rises: list[float] = []
+    finals: list[float] = []
+    for run in runs:
+        result = run.get("result") or {}
+        curve = [v for _, v in result.get("intermediate") or [] if v is not None]
+        if len(curve) >= 2:
+            rises.append(sign * (float(curve[-1]) - float(curve[-2])))
+        if result.get("objective") is not None:
+            finals.append(float(result["objective"]))
+    if not rises:
+        return None
+    noise = CONVERGENCE_TOLERANCE
+    if len(finals) >= 2:
+        mean = sum(finals) / len(finals)
+        sd = (sum((v - mean) ** 2 for v in finals) / (len(finals) - 1)) ** 0.5
+        noise = max(noise, sd)
+    rise = sum(rises) / len(rises)
+    return {"converged": not rise > noise, "rise": rise, "noise": noise}
+
+
 def _gain(value: float | None, baseline: float | None, direction: str) -> float | None:
     if value is None or baseline is None:
         return None
@@ -109,6 +153,7 @@ def trial_row(
     target = config.get("target")
     state = trial_state(trial, retried=retried)
     value = trial.value if state == "complete" else None
+    curve = convergence(trial, direction=direction) if state == "complete" else None
     return {
         "trial": trial.number,
         "state": state,
@@ -118,6 +163,9 @@ def trial_row(
         "task_set": sorted([target, *auxiliaries]) if target and auxiliaries is not None else None,
         "value": value,
         "gain": _gain(value, baseline, direction),
+        # None: not complete, or fewer than two evaluations to judge by.
+        "converged": None if curve is None else curve["converged"],
+        "rise": None if curve is None else curve["rise"],
         "sharing": config.get("sharing"),
         "failure_reason": trial.user_attrs.get(FAILURE_ATTR),
         "retry_of": trial.system_attrs.get("failed_trial"),
@@ -169,6 +217,9 @@ def study_report(study: optuna.Study, *, top: int | None = None) -> dict[str, An
             "trial": baseline_trial.number,
             "task_set": [spec.get("target")],
             "score": baseline_value,
+            "converged": (convergence(baseline_trial, direction=direction) or {}).get(
+                "converged"
+            ),
             "configuration": baseline_trial.user_attrs.get(CONFIG_ATTR),
         },
         "best": None
@@ -182,8 +233,25 @@ def study_report(study: optuna.Study, *, top: int | None = None) -> dict[str, An
             "configuration": best["configuration"],
         },
         "gains": [
-            {k: r[k] for k in ("trial", "auxiliaries", "task_set", "sharing", "value", "gain")}
+            {
+                k: r[k]
+                for k in (
+                    "trial",
+                    "auxiliaries",
+                    "task_set",
+                    "sharing",
+                    "value",
+                    "gain",
+                    "converged",
+                    "rise",
+                )
+            }
             for r in (scored if top is None else scored[:top])
+        ],
+        "not_converged": [
+            {"trial": r["trial"], "role": r["role"], "rise": r["rise"]}
+            for r in rows
+            if r["converged"] is False
         ],
         "failures": [
             {"trial": r["trial"], "reason": r["failure_reason"]}

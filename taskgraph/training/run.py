@@ -231,6 +231,8 @@ def train_trial(
             examples=state.examples if state else 0,
             tokens=state.tokens if state else 0,
             device=_device_name(device),
+            target_steps=state.target_steps if state else 0,
+            total_steps=state.total_steps if state else 0,
         )
 
     try:
@@ -253,6 +255,8 @@ def train_trial(
                 examples=outcome.examples,
                 tokens=outcome.tokens,
                 device=describe_device(trainer.device),
+                target_steps=outcome.target_steps,
+                total_steps=outcome.total_steps,
             ),
             lookahead=outcome.lookahead,
             intermediate=outcome.intermediate,
