@@ -217,9 +217,7 @@ def study_report(study: optuna.Study, *, top: int | None = None) -> dict[str, An
             "trial": baseline_trial.number,
             "task_set": [spec.get("target")],
             "score": baseline_value,
-            "converged": (convergence(baseline_trial, direction=direction) or {}).get(
-                "converged"
-            ),
+            "converged": (convergence(baseline_trial, direction=direction) or {}).get("converged"),
             "configuration": baseline_trial.user_attrs.get(CONFIG_ATTR),
         },
         "best": None

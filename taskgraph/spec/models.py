@@ -421,7 +421,9 @@ class StudySpec(_Strict):
         Two specs with the same hash describe the same study, so ``study run`` may continue
         one with the other (for example with a larger budget or another runner).
         """
-        exclude: dict[str, Any] = dict.fromkeys(("budget", "runner", "storage", "description"), True)
+        exclude: dict[str, Any] = dict.fromkeys(
+            ("budget", "runner", "storage", "description"), True
+        )
         if self.search.step_budget == "total":
             # Studies made before `step_budget` existed trained under the total budget and
             # stored a hash without the field: with `step_budget: total` they continue.

@@ -49,12 +49,15 @@ def test_direction_and_seed_noise_decide() -> None:
     # Two seeds whose final objectives differ by far more than their last rise: within noise.
     noisy = convergence(trial_with([[0.50, 0.52], [0.70, 0.72]]), direction="maximize")
     assert noisy is not None and noisy["converged"] is True
-    assert noisy["noise"] == pytest.approx(0.1414, abs=1e-3) > CONVERGENCE_TOLERANCE
+    assert noisy["noise"] == pytest.approx(0.1414, abs=1e-3)
+    assert noisy["noise"] > CONVERGENCE_TOLERANCE
     # One evaluation says nothing about the slope.
     assert convergence(trial_with([[0.5]]), direction="maximize") is None
 
 
-def test_study_show_says_which_trials_had_not_converged(storage_url: str, fakes: ModuleType) -> None:
+def test_study_show_says_which_trials_had_not_converged(
+    storage_url: str, fakes: ModuleType
+) -> None:
     # The fake evaluator's curve rises linearly to its final value: nothing has converged.
     spec = spec_from_dict(
         {

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import torch
 
-from taskgraph.spec import load_spec
 from taskgraph.search.space import SearchSpace
+from taskgraph.spec import load_spec
 from taskgraph.tasks.synthetic import synthetic_family
 from taskgraph.training import TrainerCallback, TrainerControl, TrainerState, build_trainer
 from taskgraph.training.runtime import stable_seed
@@ -186,6 +186,9 @@ def test_search_space_passes_the_step_budget(tmp_path: Path) -> None:
         update={"search": spec.search.model_copy(update={"step_budget": "total"})}
     )
     trial = optuna.create_study().ask()
-    assert SearchSpace(spec=total, sharing_spaces={"hard": {}, "hierarchical": {}}).suggest(
-        trial
-    ).step_budget == "total"
+    assert (
+        SearchSpace(spec=total, sharing_spaces={"hard": {}, "hierarchical": {}})
+        .suggest(trial)
+        .step_budget
+        == "total"
+    )
