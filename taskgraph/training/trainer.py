@@ -3,9 +3,10 @@
 :class:`MultiTaskTrainer` composes a :class:`~taskgraph.models.MultiTaskModel` (sharing
 architecture + heads) with a :class:`~taskgraph.training.weighting.LossWeighting`; it never
 subclasses either.  Each step draws ``tasks_per_step`` tasks from the mixing distribution
-(:class:`~taskgraph.training.sampling.TaskSampler`), takes the next batch of each from its own
+(:class:`~taskgraph.training.sampling.TaskSampler`; planned up front under the target step
+budget, see :mod:`~taskgraph.training.phase`), takes the next batch of each from its own
 stream, and lets the weighting turn the losses into gradients; AdamW with linear warmup/decay
-then steps.  Transfer modes: ``joint`` (all tasks in one phase) and ``sequential`` (a ``source``
+then steps.  Under the target step budget, evaluations and epochs count target steps.  Transfer modes: ``joint`` (all tasks in one phase) and ``sequential`` (a ``source``
 phase on the auxiliaries, then a ``target`` phase that fine-tunes on the target alone with a
 fresh optimizer).  Evaluation, early stopping, pruning, checkpoints and lookahead probes hang
 off the step counter.

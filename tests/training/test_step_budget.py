@@ -192,3 +192,34 @@ def test_search_space_passes_the_step_budget(tmp_path: Path) -> None:
         .step_budget
         == "total"
     )
+
+
+def test_killed_run_resumes_on_the_same_plan(tmp_path: Path) -> None:
+    from taskgraph.training import train_trial
+
+    cfg = config(auxiliaries=("synth_related",), mixing=MixingConfig(scheme="uniform"))
+    evaluations = Evaluations()
+    whole = train_trial(
+        cfg, tasks=TASKS, device="cpu", checkpoint_dir=tmp_path / "a", callbacks=[evaluations]
+    )
+    (_, first, _), (_, second, _) = evaluations.seen
+    kill_at = first + 1  # after the checkpoint of the first evaluation, before the second
+    assert kill_at < second
+
+    class Kill(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            if state.global_step == kill_at:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_trial(
+            cfg, tasks=TASKS, device="cpu", checkpoint_dir=tmp_path / "b", callbacks=[Kill()]
+        )
+    resumed = train_trial(cfg, tasks=TASKS, device="cpu", checkpoint_dir=tmp_path / "b")
+    assert resumed.scores == whole.scores
+    assert resumed.intermediate == whole.intermediate
+    assert (resumed.cost.target_steps, resumed.cost.total_steps) == (
+        whole.cost.target_steps,
+        whole.cost.total_steps,
+    )
+    assert resumed.cost.target_steps == 8
