@@ -59,6 +59,7 @@ def main() -> None:
             encoder="minilm",
             sharing=architecture,
             max_steps=args.steps,
+            step_budget="total",  # architectures compared at equal total steps, as measured
             batch_size=args.batch_size,
             learning_rate=args.learning_rate,
             max_length=args.max_length,

@@ -63,6 +63,7 @@ def make_config(args: argparse.Namespace, **overrides: Any) -> TrialConfig:
         "target": args.task,
         "encoder": args.encoder,
         "max_steps": args.warmup + args.steps,
+        "step_budget": "total",  # throughput per optimizer step: every step counts
         "batch_size": args.batch_size,
         "learning_rate": 5e-5,
         "max_length": 128,

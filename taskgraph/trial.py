@@ -21,6 +21,7 @@ __all__ = [
     "LookaheadMatrix",
     "MixingConfig",
     "Objective",
+    "StepBudget",
     "TrialConfig",
     "TrialResult",
     "TrialStatus",
@@ -29,6 +30,7 @@ __all__ = [
 ]
 
 TransferMode = Literal["joint", "sequential"]
+StepBudget = Literal["target", "total"]
 
 
 def canonical_json(value: Any) -> str:
@@ -72,6 +74,15 @@ class TrialConfig:
 
     Tasks are referred to by name; the runner resolves them against the catalog and the
     study's inline task definitions.
+
+    ``step_budget`` says what ``max_steps`` and ``epochs`` count.  ``"target"`` (the default):
+    optimizer steps that train the target, so the target sees the same number of its own
+    batches in every trial whatever the auxiliaries, and the auxiliaries' batches come on top
+    in the share the mixing scheme gives them; ``eval_every`` and an epoch are then counted
+    in target steps too.  ``"total"``: every step of every task, as before this field existed
+    (a trial with one auxiliary then gives the target about half the baseline's updates).
+    In sequential transfer the target phase has the target budget; the source phase's steps
+    (``source_max_steps``, default ``max_steps``) come on top under either budget.
     """
 
     target: str
@@ -86,7 +97,8 @@ class TrialConfig:
     pretraining: str | None = None  # pretraining scheme (e.g. adaptive masking) or None
     learning_rate: float = 5e-5
     epochs: float = 3.0
-    max_steps: int | None = None  # overrides epochs when set
+    max_steps: int | None = None  # overrides epochs when set; counted as step_budget says
+    step_budget: StepBudget = "target"
     batch_size: int = 16
     max_length: int = 128
     seed: int = 0
@@ -124,6 +136,8 @@ class TrialConfig:
         values["eval_splits"] = tuple(values.get("eval_splits", ("dev",)))
         values["mixing"] = MixingConfig(**values.get("mixing", {}))
         values["objective"] = Objective(**values.get("objective", {}))
+        # A config written before `step_budget` existed was trained under the total budget.
+        values.setdefault("step_budget", "total")
         return cls(**values)
 
     def model_config(self) -> dict[str, Any]:
@@ -168,10 +182,13 @@ class TrialStatus(str, Enum):
 
 @dataclass
 class Cost:
-    """What a trial cost (``threads``: torch's intra-op threads it ran with; 0 if unknown).
+    """What a trial cost.
 
-    The device string of a CPU trial names its threads too (``cpu/2 threads``), so the
-    records database keeps them without a column of its own.
+    ``total_steps``: optimizer steps of every phase; ``target_steps``: those that trained the
+    target (equal for a single-task run; under the target step budget, the same in every
+    trial of a study).  ``threads``: torch's intra-op threads it ran with (0 if unknown); the
+    device string of a CPU trial names them too (``cpu/2 threads``), so the records database
+    keeps them without a column of its own.
     """
 
     seconds: float = 0.0
@@ -179,6 +196,8 @@ class Cost:
     tokens: int = 0
     device: str = "cpu"
     threads: int = 0
+    target_steps: int = 0
+    total_steps: int = 0
 
 
 @dataclass

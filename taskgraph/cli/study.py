@@ -672,6 +672,13 @@ def show(
                  "measured relative gain"],
         title="trials by score (absolute gain = value - baseline; relative = that / baseline)",
     )  # fmt: skip
+    for late in report["not_converged"]:
+        # A score still rising at its last evaluation understates the trial: a weak comparison.
+        stdout_console.print(
+            f"trial {late['trial']}{' (baseline)' if late['role'] == 'baseline' else ''}: "
+            f"not converged: still rising ({late['rise']:+.4f} at the last evaluation)",
+            soft_wrap=True,
+        )
     for failure in report["failures"]:
         stdout_console.print(
             f"trial {failure['trial']} failed: {failure['reason']}", soft_wrap=True

@@ -8,6 +8,12 @@ improvement: ``measured_absolute_gain`` is ``value - baseline`` when maximising,
 value`` when minimising, in the metric's units, so a positive gain always means the auxiliary
 tasks helped; ``measured_relative_gain`` divides it by ``|baseline|`` (the unit of ``taskgraph
 affinity``'s gains: 0.1 = +10 %).
+
+**Convergence.**  A complete trial whose objective was still rising at its last evaluation
+(last minus previous evaluation, in the direction of improvement, averaged over its seeds) by
+more than its noise has not converged: its score understates what more steps would give, and
+its gain is a weak comparison.  The noise is the standard deviation of the seeds' objectives
+when the trial has several seeds, and at least :data:`CONVERGENCE_TOLERANCE`.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from taskgraph.search.progress import (
     BUDGET_ATTR,
     CONFIG_ATTR,
     FAILURE_ATTR,
+    RESULTS_ATTR,
     SPEC_ATTR,
     retried_numbers,
     study_progress,
@@ -32,6 +39,8 @@ from taskgraph.search.progress import (
 from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR, SUBSET_ATTR
 
 __all__ = [
+    "CONVERGENCE_TOLERANCE",
+    "convergence",
     "list_progress",
     "load_optuna_study",
     "open_study",
@@ -99,7 +108,44 @@ _GAIN_ROW_KEYS = (
     "value",
     "measured_absolute_gain",
     "measured_relative_gain",
+    "converged",
+    "rise",
 )
+
+
+#: The smallest rise of the objective between the last two evaluations that counts as "still
+#: rising" (in the objective's units: 0.01 is one point of F1 or accuracy).
+CONVERGENCE_TOLERANCE = 0.01
+
+
+def convergence(trial: FrozenTrial, *, direction: str) -> dict[str, Any] | None:
+    """Return ``{"converged", "rise", "noise"}`` of a trial's learning curve, or ``None``.
+
+    ``rise``: last minus previous evaluation of the objective in the direction of improvement,
+    averaged over the seeds that evaluated at least twice; ``noise``: the seeds' standard
+    deviation of the final objective (with two seeds or more), at least
+    :data:`CONVERGENCE_TOLERANCE`.  ``None`` when no seed evaluated twice.
+    """
+    runs = trial.user_attrs.get(RESULTS_ATTR) or []
+    sign = 1.0 if direction == "maximize" else -1.0
+    rises: list[float] = []
+    finals: list[float] = []
+    for run in runs:
+        result = run.get("result") or {}
+        curve = [v for _, v in result.get("intermediate") or [] if v is not None]
+        if len(curve) >= 2:
+            rises.append(sign * (float(curve[-1]) - float(curve[-2])))
+        if result.get("objective") is not None:
+            finals.append(float(result["objective"]))
+    if not rises:
+        return None
+    noise = CONVERGENCE_TOLERANCE
+    if len(finals) >= 2:
+        mean = sum(finals) / len(finals)
+        sd = (sum((v - mean) ** 2 for v in finals) / (len(finals) - 1)) ** 0.5
+        noise = max(noise, sd)
+    rise = sum(rises) / len(rises)
+    return {"converged": not rise > noise, "rise": rise, "noise": noise}
 
 
 def _gain(value: float | None, baseline: float | None, direction: str) -> float | None:
@@ -130,6 +176,7 @@ def trial_row(
     target = config.get("target")
     state = trial_state(trial, retried=retried)
     value = trial.value if state == "complete" else None
+    curve = convergence(trial, direction=direction) if state == "complete" else None
     return {
         "trial": trial.number,
         "state": state,
@@ -140,6 +187,9 @@ def trial_row(
         "value": value,
         "measured_absolute_gain": _gain(value, baseline, direction),
         "measured_relative_gain": _relative(_gain(value, baseline, direction), baseline),
+        # None: not complete, or fewer than two evaluations to judge by.
+        "converged": None if curve is None else curve["converged"],
+        "rise": None if curve is None else curve["rise"],
         "sharing": config.get("sharing"),
         "failure_reason": trial.user_attrs.get(FAILURE_ATTR),
         "retry_of": trial.system_attrs.get("failed_trial"),
@@ -191,6 +241,7 @@ def study_report(study: optuna.Study, *, top: int | None = None) -> dict[str, An
             "trial": baseline_trial.number,
             "task_set": [spec.get("target")],
             "score": baseline_value,
+            "converged": (convergence(baseline_trial, direction=direction) or {}).get("converged"),
             "configuration": baseline_trial.user_attrs.get(CONFIG_ATTR),
         },
         "best": None
@@ -206,6 +257,11 @@ def study_report(study: optuna.Study, *, top: int | None = None) -> dict[str, An
         },
         "gains": [
             {k: r[k] for k in _GAIN_ROW_KEYS} for r in (scored if top is None else scored[:top])
+        ],
+        "not_converged": [
+            {"trial": r["trial"], "role": r["role"], "rise": r["rise"]}
+            for r in rows
+            if r["converged"] is False
         ],
         "failures": [
             {"trial": r["trial"], "reason": r["failure_reason"]}

@@ -213,6 +213,7 @@ class SearchSpace:
             learning_rate=float(_number(_pick(trial, "learning_rate", search.learning_rate))),
             epochs=float(_number(_pick(trial, "epochs", search.epochs))),
             max_steps=None if max_steps is None else int(_number(max_steps)),
+            step_budget=search.step_budget,
             batch_size=int(_number(_pick(trial, "batch_size", search.batch_size))),
             max_length=spec.encoder.max_length,
             seed=spec.seeds[0],

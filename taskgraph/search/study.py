@@ -118,6 +118,10 @@ def stored_spec(
     data = dict(study.user_attrs.get(SPEC_ATTR) or {})
     if not data:
         raise StorageError(f"study {name!r} was not created by taskgraph (it has no spec)")
+    search = dict(data.get("search") or {})
+    # A study stored before `search.step_budget` existed was trained under the total budget.
+    search.setdefault("step_budget", "total")
+    data["search"] = search
     budget = dict(data.get("budget") or {})
     budget["trials"] = trials if trials is not None else study.user_attrs.get(BUDGET_ATTR, 1)
     if wall_time is not None:

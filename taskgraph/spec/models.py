@@ -207,6 +207,11 @@ class SearchSpaceSpec(_Strict):
     max_steps: Domain = Domain(value=None)
     batch_size: Domain = Domain(value=16)
     hyperparameters: dict[str, Domain] = Field(default_factory=dict)
+    # What `max_steps` and `epochs` count: `target` steps (steps that train the target; the
+    # target sees as many of its own batches in every trial, auxiliary steps come on top) or
+    # `total` steps of every task.  Not searched: trials with different budgets would not
+    # compare like with like.
+    step_budget: Literal["target", "total"] = "target"
 
     @field_validator("sharing", mode="before")
     @classmethod
@@ -499,5 +504,11 @@ class StudySpec(_Strict):
         Two specs with the same hash describe the same study, so ``study run`` may continue
         one with the other (for example with a larger budget or another runner).
         """
-        data = self.model_dump(mode="json", exclude={"budget", "runner", "storage", "description"})
-        return config_hash(data)[:16]
+        exclude: dict[str, Any] = dict.fromkeys(
+            ("budget", "runner", "storage", "description"), True
+        )
+        if self.search.step_budget == "total":
+            # Studies made before `step_budget` existed trained under the total budget and
+            # stored a hash without the field: with `step_budget: total` they continue.
+            exclude["search"] = {"step_budget"}
+        return config_hash(self.model_dump(mode="json", exclude=exclude))[:16]

@@ -32,12 +32,15 @@ __all__ = [
 class TrainerState:
     """Where training stands: counters, the objective's history and the best value so far."""
 
-    global_step: int = 0
-    max_steps: int = 0
-    epoch: float = 0.0  # steps / steps per epoch of the current phase
+    global_step: int = 0  # optimizer steps of the current phase
+    max_steps: int = 0  # the current phase's steps (planned in full under the target budget)
+    target_step: int = 0  # steps of the current phase that trained the target
+    epoch: float = 0.0  # the phase's clock (target steps or steps) / its steps per epoch
     phase: str = "joint"  # "joint", or "source" then "target" in sequential transfer
     examples: int = 0  # training examples consumed (padding excluded)
     tokens: int = 0  # non-padding training tokens consumed
+    total_steps: int = 0  # optimizer steps of every phase so far
+    target_steps: int = 0  # those that trained the target
     objective_history: list[tuple[int, float]] = field(default_factory=list)
     best_objective: float | None = None
     best_step: int | None = None
@@ -49,10 +52,13 @@ class TrainerState:
         return {
             "global_step": self.global_step,
             "max_steps": self.max_steps,
+            "target_step": self.target_step,
             "epoch": self.epoch,
             "phase": self.phase,
             "examples": self.examples,
             "tokens": self.tokens,
+            "total_steps": self.total_steps,
+            "target_steps": self.target_steps,
             "objective_history": [list(p) for p in self.objective_history],
             "best_objective": self.best_objective,
             "best_step": self.best_step,

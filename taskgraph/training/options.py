@@ -126,6 +126,10 @@ class TrainingOptions:
         ]:
             if not in_range:
                 raise ConfigError(f"trial `{name}` is out of range: {value!r}")
+        if config.step_budget not in ("target", "total"):
+            raise ConfigError(
+                f"trial `step_budget` must be target or total, but got {config.step_budget!r}"
+            )
         unknown_heads = sorted(set(self.head_options) - set(config.task_set))
         if unknown_heads:
             raise ConfigError(

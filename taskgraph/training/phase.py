@@ -3,6 +3,14 @@
 A joint run has one phase; sequential transfer has a ``source`` and a ``target`` phase, each
 with a fresh optimizer and schedule.  :class:`Phase` also saves and restores those parts for
 checkpoints.
+
+**Step budgets.**  Under ``step_budget="total"`` a phase trains ``max_steps`` steps (or
+``epochs`` passes over all its tasks' examples) and draws each step's tasks as it goes.  Under
+``"target"`` (the default) a phase that trains the target counts *target steps*: the sampler
+plans the whole schedule up front (:meth:`TaskSampler.plan`) until the target has had
+``max_steps`` steps (or ``epochs`` passes over its own examples, ``ceil(n_target /
+batch_size)`` target steps each), so the phase's length, which the learning-rate schedule
+needs, is known before it starts.  A source phase has no target and keeps the total budget.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from taskgraph.training.sampling import TaskSampler
 from taskgraph.training.weighting import LossWeighting
 from taskgraph.trial import TrialConfig
 
-__all__ = ["Phase", "build_optimizer", "build_phase", "phase_budget"]
+__all__ = ["Phase", "build_optimizer", "build_phase", "phase_budget", "target_budget"]
 
 
 @dataclass
@@ -34,11 +42,21 @@ class Phase:
     name: str
     tasks: list[str]
     total_steps: int
-    steps_per_epoch: int
+    steps_per_epoch: int  # in the phase's clock: target steps under the target budget
     optimizer: torch.optim.Optimizer
     scheduler: Any
     sampler: TaskSampler
     streams: dict[str, BatchStream]
+    # The target step budget: the planned draws of every step, and the task whose steps are
+    # the phase's clock (for evaluations and epochs).  None: the total budget, drawn live.
+    plan: list[list[str]] | None = None
+    clock_task: str | None = None
+
+    def draw(self, step: int, count: int) -> list[str]:
+        """Return the tasks of step ``step`` (0-based): planned, or drawn now."""
+        if self.plan is not None:
+            return list(self.plan[step])
+        return self.sampler.sample(step, count)
 
     def state_dict(self) -> dict[str, Any]:
         """Return the optimizer, schedule, sampler and stream states."""
@@ -103,6 +121,20 @@ def phase_budget(
     return max(int(total), 1), steps_per_epoch
 
 
+def target_budget(target_size: int, *, config: TrialConfig) -> tuple[int, int]:
+    """Return (target steps, target steps per epoch) of the target step budget.
+
+    An epoch of the target is one pass over its own examples: ``ceil(n_target / batch_size)``
+    target steps, whatever the other tasks.
+    """
+    steps_per_epoch = max(math.ceil(target_size / config.batch_size), 1)
+    if config.max_steps is not None:
+        total = config.max_steps
+    else:
+        total = math.ceil(config.epochs * steps_per_epoch)
+    return max(int(total), 1), steps_per_epoch
+
+
 def build_phase(
     name: str,
     tasks: list[str],
@@ -122,19 +154,34 @@ def build_phase(
         checked[task] = tensors
     sizes = {t: len(checked[t]) for t in tasks}
     per_step = options.tasks_per_step(len(tasks), weighting)
-    total, steps_per_epoch = phase_budget(
-        name, list(sizes.values()), config=config, options=options, per_step=per_step
+    clock_task = (
+        config.target if config.step_budget == "target" and config.target in tasks else None
     )
+    plan: list[list[str]] | None = None
+    if clock_task is not None:
+        target_steps, steps_per_epoch = target_budget(sizes[clock_task], config=config)
+        sampler = TaskSampler(
+            sizes=sizes,
+            mixing=config.mixing,
+            total_steps=target_steps,
+            seed=stable_seed(config.seed, "sampler", name),
+        )
+        plan = sampler.plan(clock_task, target_steps, per_step)
+        total = len(plan)
+    else:
+        total, steps_per_epoch = phase_budget(
+            name, list(sizes.values()), config=config, options=options, per_step=per_step
+        )
+        sampler = TaskSampler(
+            sizes=sizes,
+            mixing=config.mixing,
+            total_steps=total,
+            seed=stable_seed(config.seed, "sampler", name),
+        )
     optimizer = build_optimizer(
         model, weighting, learning_rate=config.learning_rate, weight_decay=options.weight_decay
     )
     scheduler = get_linear_schedule_with_warmup(optimizer, int(options.warmup_ratio * total), total)
-    sampler = TaskSampler(
-        sizes=sizes,
-        mixing=config.mixing,
-        total_steps=total,
-        seed=stable_seed(config.seed, "sampler", name),
-    )
     streams = {
         t: BatchStream(
             tensors=checked[t],
@@ -153,4 +200,6 @@ def build_phase(
         scheduler=scheduler,
         sampler=sampler,
         streams=streams,
+        plan=plan,
+        clock_task=clock_task,
     )

@@ -419,6 +419,8 @@ def _train_trial(
             tokens=state.tokens if state else 0,
             device=_device_name(device, threads),
             threads=threads,
+            target_steps=state.target_steps if state else 0,
+            total_steps=state.total_steps if state else 0,
         )
 
     try:
@@ -442,6 +444,8 @@ def _train_trial(
                 tokens=outcome.tokens,
                 device=describe_device(trainer.device, threads=threads),
                 threads=threads,
+                target_steps=outcome.target_steps,
+                total_steps=outcome.total_steps,
             ),
             lookahead=outcome.lookahead,
             intermediate=outcome.intermediate,

@@ -28,6 +28,10 @@ from taskgraph.trial import MixingConfig
 
 __all__ = ["SAMPLING_SCHEMES", "SchemeFn", "TaskSampler", "scheme_names"]
 
+# Under the target step budget a target drawn less often than this would make a trial
+# more than a thousand times longer than its baseline: almost surely a mistake (a zero weight).
+_MIN_TARGET_PROBABILITY = 1e-3
+
 # (sizes, temperature, progress in [0, 1]) -> unnormalised weights
 SchemeFn = Callable[[np.ndarray, float, float], np.ndarray]
 
@@ -102,9 +106,12 @@ class TaskSampler:
         return dict(zip(self.tasks, self._probabilities(step).tolist(), strict=True))
 
     def _probabilities(self, step: int) -> np.ndarray:
+        return self._at(step / self.total_steps)
+
+    def _at(self, progress: float) -> np.ndarray:
         if self._static and self._cached is not None:
             return self._cached
-        raw = self.scheme(self.sizes, self.temperature, step / self.total_steps) * self.weights
+        raw = self.scheme(self.sizes, self.temperature, progress) * self.weights
         probabilities = raw / raw.sum()
         if self._static:
             self._cached = probabilities
@@ -112,10 +119,45 @@ class TaskSampler:
 
     def sample(self, step: int, count: int = 1) -> list[str]:
         """Return ``count`` task names drawn for ``step``."""
+        return self._draw(self._probabilities(step), count)
+
+    def _draw(self, probabilities: np.ndarray, count: int) -> list[str]:
         if len(self.tasks) == 1:
             return [self.tasks[0]] * count
-        draws = self.rng.choice(len(self.tasks), size=count, p=self._probabilities(step))
+        draws = self.rng.choice(len(self.tasks), size=count, p=probabilities)
         return [self.tasks[i] for i in draws]
+
+    def plan(self, target: str, target_steps: int, count: int = 1) -> list[list[str]]:
+        """Return the draws of every step until ``target_steps`` steps have drawn ``target``.
+
+        The schedule of the target step budget: a step that draws the target at least once is a
+        target step, and the plan ends with the ``target_steps``-th, so the target gets exactly
+        that many updates and the other tasks' steps come on top in the share the mixing
+        scheme gives them (about ``target_steps / p_target`` steps in all).  ``annealed``
+        mixing measures its progress in target steps here, so the plan is known before the
+        first step (the learning-rate schedule needs its length).  Draws come from this
+        sampler's generator, as :meth:`sample`'s would.
+        """
+        if target not in self.tasks:
+            raise ConfigError(f"target {target!r} is not among the sampled tasks")
+        index = self.tasks.index(target)
+        # The probability of a task is smallest at one end of the annealing (log p is concave
+        # in the exponent), so the two ends bound the plan's length.
+        low = min(float(self._at(0.0)[index]), float(self._at(1.0)[index]))
+        if low < _MIN_TARGET_PROBABILITY:
+            raise ConfigError(
+                f"under the target step budget the target {target!r} is drawn with probability "
+                f"{low:.2g}: a trial would take about {target_steps / max(low, 1e-300):.3g} "
+                "steps; give the target a larger mixing weight, flatten the mixing (temperature "
+                "or uniform), or use the total step budget"
+            )
+        plan: list[list[str]] = []
+        done = 0
+        while done < target_steps:
+            drawn = self._draw(self._at(done / target_steps), count)
+            plan.append(drawn)
+            done += target in drawn
+        return plan
 
     def state_dict(self) -> dict[str, Any]:
         """Return the RNG state (so a resumed run draws the same tasks)."""

@@ -3,9 +3,10 @@
 :class:`MultiTaskTrainer` composes a :class:`~taskgraph.models.MultiTaskModel` (sharing
 architecture + heads) with a :class:`~taskgraph.training.weighting.LossWeighting`; it never
 subclasses either.  Each step draws ``tasks_per_step`` tasks from the mixing distribution
-(:class:`~taskgraph.training.sampling.TaskSampler`), takes the next batch of each from its own
+(:class:`~taskgraph.training.sampling.TaskSampler`; planned up front under the target step
+budget, see :mod:`~taskgraph.training.phase`), takes the next batch of each from its own
 stream, and lets the weighting turn the losses into gradients; AdamW with linear warmup/decay
-then steps.  Transfer modes: ``joint`` (all tasks in one phase) and ``sequential`` (a ``source``
+then steps.  Under the target step budget, evaluations and epochs count target steps.  Transfer modes: ``joint`` (all tasks in one phase) and ``sequential`` (a ``source``
 phase on the auxiliaries, then a ``target`` phase that fine-tunes on the target alone with a
 fresh optimizer).  Evaluation, early stopping, pruning, checkpoints and lookahead probes hang
 off the step counter.
@@ -78,6 +79,8 @@ class TrainingOutcome:
     tokens: int
     seconds: float
     state: TrainerState
+    target_steps: int = 0  # optimizer steps that trained the target, every phase
+    total_steps: int = 0  # optimizer steps of every phase
 
 
 class MultiTaskTrainer:
@@ -203,6 +206,8 @@ class MultiTaskTrainer:
             tokens=self.state.tokens,
             seconds=seconds,
             state=self.state,
+            target_steps=self.state.target_steps,
+            total_steps=self.state.total_steps,
         )
 
     def _run_phase(
@@ -254,6 +259,7 @@ class MultiTaskTrainer:
         else:
             self.state.phase = phase
             self.state.global_step = 0
+            self.state.target_step = 0
             self.state.epoch = 0.0
             self.state.evaluations_without_improvement = 0
         self.state.max_steps = total
@@ -265,10 +271,15 @@ class MultiTaskTrainer:
                 self.lookahead is not None
                 and (self.state.global_step + 1) % int(config.lookahead_every or 1) == 0
             )
-            self._step(per_step, parts, probe)
+            trained_target = self._step(per_step, parts, probe)
             step = self.state.global_step
+            # The phase's clock: target steps under the target step budget, else every step.
+            # Evaluations and epochs follow it, so every trial of a study evaluates after the
+            # same number of target updates; a step without the target leaves it standing.
+            ticked = parts.clock_task is None or trained_target
+            clock = self.state.target_step if parts.clock_task is not None else step
             epoch_before = math.floor(self.state.epoch)
-            self.state.epoch = step / steps_per_epoch
+            self.state.epoch = clock / steps_per_epoch
             if step % options.log_every == 0:
                 self._log(step, parts.scheduler)
             self._call("on_step_end", optimizer=parts.optimizer)
@@ -276,7 +287,7 @@ class MultiTaskTrainer:
             if epoch_ended:
                 self._call("on_epoch_end")
             due = (
-                step % config.eval_every == 0 if config.eval_every else epoch_ended
+                ticked and (clock % config.eval_every == 0 if config.eval_every else epoch_ended)
             ) or self.control.should_evaluate
             if (due or step == total) and not self.control.should_prune:
                 if evaluates:
@@ -301,10 +312,11 @@ class MultiTaskTrainer:
     def _stopping(self) -> bool:
         return self.control.should_stop or self.control.should_prune
 
-    def _step(self, per_step: int, parts: Phase, probe: bool = False) -> None:
-        sampler, streams = parts.sampler, parts.streams
+    def _step(self, per_step: int, parts: Phase, probe: bool = False) -> bool:
+        """Train one step; return whether it trained the target."""
+        streams = parts.streams
         optimizer, scheduler = parts.optimizer, parts.scheduler
-        drawn = sampler.sample(self.state.global_step, per_step)
+        drawn = parts.draw(self.state.global_step, per_step)
         losses: dict[str, torch.Tensor] = {}
         counts: dict[str, int] = {}
         batch: dict[str, torch.Tensor] = {}
@@ -338,6 +350,12 @@ class MultiTaskTrainer:
         self._loss_sum += total
         self._loss_steps += 1
         self.state.global_step += 1
+        self.state.total_steps += 1
+        trained_target = self.config.target in counts
+        if trained_target:
+            self.state.target_step += 1
+            self.state.target_steps += 1
+        return trained_target
 
     def _probe(
         self,

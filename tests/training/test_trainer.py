@@ -45,6 +45,9 @@ def config(**overrides: Any) -> TrialConfig:
         "learning_rate": 1e-3,
         "eval_every": 10,
         "max_length": 32,
+        # These tests count steps as they were written: every task's steps together (the
+        # target step budget has its own tests in test_step_budget.py).
+        "step_budget": "total",
     }
     values.update(overrides)
     return TrialConfig(**values)
