@@ -12,6 +12,9 @@ random    ``RandomSampler``.
 graph     :class:`taskgraph.search.graph_sampler.GraphGuidedSampler`: auxiliary subsets from
           the fitted task-affinity model (records of earlier studies included), TPE for the
           rest.
+bandit    :class:`taskgraph.search.bandit_sampler.BanditSampler`: AutoSeM-style Beta-Bernoulli
+          Thompson sampling over the auxiliary tasks (Guo et al. 2019), a baseline for
+          ``graph``; TPE for the rest.
 ========  =====================================================================================
 
 Pruners: ``asha`` and ``successive_halving`` are ``SuccessiveHalvingPruner`` (the asynchronous
@@ -91,10 +94,31 @@ def _graph(
     return sampler
 
 
+def _bandit(
+    spec: StudySpec, *, prior_records: Sequence[Any] | None = None
+) -> optuna.samplers.BaseSampler:
+    from taskgraph.search.bandit_sampler import BanditSampler
+
+    aux = spec.search.auxiliaries
+    options: dict[str, Any] = dict(spec.sampler.options)
+    options.setdefault("independent_sampler", _tpe(spec))
+    return BanditSampler(
+        target=spec.target,
+        candidates=[t for t in spec.candidate_names if t not in aux.exclude],
+        min_size=aux.min_size,
+        max_size=aux.max_size,
+        include=tuple(aux.include),
+        exclude=tuple(aux.exclude),
+        seed=spec.sampler.seed,
+        **options,
+    )
+
+
 SAMPLERS.register("tpe", _tpe)
 SAMPLERS.register("gp", _gp)
 SAMPLERS.register("random", _random)
 SAMPLERS.register("graph", _graph)
+SAMPLERS.register("bandit", _bandit)
 
 
 def build_sampler(
