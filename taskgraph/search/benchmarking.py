@@ -32,6 +32,7 @@ import optuna
 from taskgraph.affinity.longtable import LongTable
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.errors import ConfigError
+from taskgraph.search.graph_sampler import popular_source_scores
 from taskgraph.search.heartbeat import quiet_optuna
 from taskgraph.search.samplers import SAMPLERS, build_sampler
 from taskgraph.search.space import SearchSpace
@@ -40,8 +41,13 @@ from taskgraph.spec.models import StudySpec
 
 __all__ = [
     "BENCH_SAMPLERS",
+    "CLI_SAMPLERS",
+    "BenchReport",
     "SearchRun",
+    "bench_splits",
     "benchmark_spec",
+    "ratio",
+    "run_bench",
     "run_search",
     "search_candidates",
     "search_efficiency",
@@ -192,19 +198,28 @@ def search_efficiency(
     """Return one :class:`SearchRun` per sampler, target and seed.
 
     ``max_size`` bounds every target's search; ``None`` takes :func:`search_max_size` of each
-    target.  ``graph`` gets the other targets' ``split`` rows as records of earlier studies;
-    ``graph_cold`` and the rest get none.
+    target.  ``graph`` orders its start-up by the popular-source prior of the other targets'
+    ``split`` rows (earlier studies in the domain:
+    :func:`~taskgraph.search.graph_sampler.popular_source_scores`); ``graph_cold`` starts in a
+    seeded random order; the other samplers use no prior.
     """
     runs: list[SearchRun] = []
     records = table.to_records(split=split)
     for name in samplers:
         for target in targets if targets is not None else table.targets:
-            bound = max_size if max_size is not None else search_max_size(table, target, split=split)
-            prior = [r for r in records if r.task != target] if name == "graph" else None
+            bound = (
+                max_size if max_size is not None else search_max_size(table, target, split=split)
+            )
+            options: dict[str, Any] = {}
+            if name == "graph":
+                candidates = search_candidates(table, target, split=split)
+                options["startup_scores"] = popular_source_scores(
+                    candidates, target=target, prior_records=records
+                )
             for seed in seeds:
                 run = run_search(
                     table, target, name, seed=seed, split=split, max_trials=max_trials,
-                    max_size=bound, prior_records=prior,
+                    max_size=bound, sampler_options=options,
                 )  # fmt: skip
                 runs.append(run)
                 if on_run is not None:
@@ -226,3 +241,215 @@ def summarize_runs(runs: Sequence[SearchRun]) -> dict[str, float]:
 def ratio(numerator: float, denominator: float) -> float:
     """Return ``numerator / denominator`` (NaN for a zero denominator)."""
     return numerator / denominator if denominator else math.nan
+
+
+# ---------------------------------------------------------------------------- taskgraph bench
+#: Samplers ``taskgraph bench`` compares unless told otherwise (``gp`` refits a Gaussian
+#: process per trial, about a second each: name it with ``--samplers`` to include it).
+CLI_SAMPLERS = ("graph", "graph_cold", "tpe", "random", "bandit")
+
+
+@dataclass
+class BenchReport:
+    """What :func:`run_bench` ran, skipped (with why) and measured, in printing order."""
+
+    evaluations: list[str]
+    skipped: dict[str, str]
+    notes: list[str]
+    results: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the report as one flat mapping (what ``--json`` prints)."""
+        return {
+            "evaluations": list(self.evaluations),
+            "skipped": dict(self.skipped),
+            "notes": list(self.notes),
+            **self.results,
+        }
+
+
+def bench_splits(
+    table: LongTable, *, fit_split: str | None = None, score_split: str | None = None
+) -> tuple[str, str]:
+    """Return ``(fit split, score split)``: the given ones, else ``val``/``test``, else the one split."""
+    splits = table.splits
+    for option, value in (("--fit-split", fit_split), ("--score-split", score_split)):
+        if value is not None and value not in splits:
+            raise ConfigError(
+                f"`{option}` {value!r} is not a split of table {table.source!r}; it has {', '.join(splits)}"
+            )
+    fit = fit_split or ("val" if "val" in splits else splits[0])
+    score = score_split or ("test" if "test" in splits and fit != "test" else fit)
+    return fit, score
+
+
+def run_bench(
+    table: LongTable,
+    *,
+    method: str = "setfn",
+    fit_fraction: float = 0.1,
+    seeds: int = 20,
+    folds: int = 5,
+    fit_split: str | None = None,
+    score_split: str | None = None,
+    search: bool = True,
+    samplers: Sequence[str] = CLI_SAMPLERS,
+    max_trials: int = 300,
+    max_size: int | None = None,
+    n_observed: int = 3,
+    on_step: Callable[[str, int, int], None] | None = None,
+) -> BenchReport:
+    """Run every evaluation ``table`` supports; say which were skipped and why.
+
+    * ``gain_prediction`` (groups of size >= 3): :func:`~taskgraph.affinity.evaluation.evaluate_gain_prediction`
+      over ``seeds`` fit seeds, ``method`` beside HOA;
+    * ``pair_gains`` (pair rows): ``folds``-fold per target,
+      :func:`~taskgraph.affinity.evaluation.evaluate_pair_gains`, beside the popular-source prior;
+    * ``source_ranking`` (targets with more than ``n_observed + 1`` pairs and a baseline):
+      ``n_observed`` entries of the target known, :func:`~taskgraph.affinity.evaluation.evaluate_source_ranking`;
+    * ``search``: :func:`search_efficiency` of ``samplers`` (a pairs-only table is searched
+      over single auxiliaries).
+
+    ``on_step(evaluation, done, total)`` reports progress.  Raises ``ConfigError`` on bad
+    arguments (checked before anything runs).
+    """
+    from taskgraph.affinity.evaluation import (
+        evaluate_gain_prediction,
+        evaluate_pair_gains,
+        evaluate_source_ranking,
+    )
+
+    if seeds < 1:
+        raise ConfigError(f"`--seeds` must be >= 1, but got {seeds}")
+    if max_trials < 1:  # 0 would report every sampler as finding the best set at once
+        raise ConfigError(f"`--max-trials` must be >= 1, but got {max_trials}")
+    if not 0.0 <= fit_fraction <= 1.0:
+        raise ConfigError(f"`--fit-fraction` must be in [0, 1], but got {fit_fraction}")
+    if folds < 2:
+        raise ConfigError(f"`--folds` must be >= 2, but got {folds}")
+    if max_size is not None and max_size < 1:
+        raise ConfigError(f"`--max-size` must be >= 1, but got {max_size}")
+    unknown = [s for s in samplers if (("graph" if s == "graph_cold" else s) not in SAMPLERS)]
+    if unknown:
+        known = ", ".join(sorted({*SAMPLERS.names(), "graph_cold"}))
+        raise ConfigError(f"`--samplers`: unknown sampler {unknown[0]!r}; known: {known}")
+    fit, score = bench_splits(table, fit_split=fit_split, score_split=score_split)
+    step = on_step or (lambda name, done, total: None)
+    report = BenchReport(evaluations=[], skipped={}, notes=[], results={})
+    fit_rows = [r for r in table if r.split == fit]
+    targets = table.targets
+    no_baseline = [t for t in targets if table.get(t, (), fit) is None]
+    with_baseline = [t for t in targets if t not in no_baseline]
+    if fit == score:
+        report.notes.append(
+            f"one split ({fit!r}): every evaluation fits and scores disjoint cells of it "
+            f"(held-out groups; {folds}-fold over each target's pairs)"
+        )
+    if no_baseline:
+        report.notes.append(
+            f"no baseline row on {fit!r} for {len(no_baseline)} of {len(targets)} targets "
+            f"({', '.join(no_baseline[:5])}{', ...' if len(no_baseline) > 5 else ''}): "
+            "rank-only (their pairs ranked against their values; no gains)"
+        )
+    pair_rows = [r for r in fit_rows if len(r.task_set) == 2]
+    groups = [r for r in fit_rows if len(r.task_set) >= 3 and r.target in with_baseline]
+
+    # -- gain prediction on groups of size >= 3
+    if not any(len(r.task_set) >= 3 for r in fit_rows):
+        report.skipped["gain_prediction"] = "no groups of size >= 3"
+    elif not groups:
+        report.skipped["gain_prediction"] = "no target with groups of size >= 3 has a baseline row"
+    else:
+        report.evaluations.append("gain_prediction")
+        per_seed: dict[str, list[float]] = {method: [], "hoa": []}
+        for seed in range(seeds):
+            outcome = evaluate_gain_prediction(
+                table, [method, "hoa"], fit_fraction=fit_fraction, seed=seed,
+                fit_split=fit, score_split=score,
+            )  # fmt: skip
+            for name in per_seed:
+                per_seed[name].append(outcome[name]["spearman"])
+            step("gain prediction", seed + 1, seeds)
+        report.results["spearman"] = _mean(per_seed[method])
+        report.results["spearman_hoa"] = _mean(per_seed["hoa"])
+        report.results["scored_on"] = score
+
+    # -- single-auxiliary gains, k-fold per target
+    pair_targets = {r.target for r in pair_rows}
+    if not pair_rows:
+        report.skipped["pair_gains"] = "no pair rows (target + one auxiliary)"
+    elif not any(sum(r.target == t for r in pair_rows) >= 2 for t in pair_targets):
+        report.skipped["pair_gains"] = "no target has two pair rows"
+    else:
+        report.evaluations.append("pair_gains")
+        pairs = evaluate_pair_gains(
+            table, [method], folds=folds, seed=0, fit_split=fit, score_split=score
+        )
+        versus = pairs["versus_prior"][method]["spearman"]
+        report.results.update({
+            "pair_folds": folds,
+            "pair_spearman": pairs[method]["spearman"],
+            "pair_spearman_prior": pairs["prior"]["spearman"],
+            "pair_spearman_diff_vs_prior": versus["diff"],
+            "pair_spearman_diff_vs_prior_se": versus["se"],
+        })  # fmt: skip
+        step("pair gains", 1, 1)
+
+    # -- source ranking with n_observed entries of the target known
+    rankable = [
+        t for t in with_baseline
+        if sum(r.target == t and table.get(t, (), score) is not None for r in pair_rows)
+        > n_observed + 1
+    ]  # fmt: skip
+    if not rankable:
+        report.skipped["source_ranking"] = (
+            f"no target with a baseline row has more than {n_observed + 1} pair rows"
+        )
+    else:
+        report.evaluations.append("source_ranking")
+        ranking = evaluate_source_ranking(
+            table, [method], n_observed=n_observed, seeds=range(seeds), split=fit
+        )
+        versus = ranking["versus_prior"][method]["spearman"]
+        report.results.update({
+            "ranking_spearman": ranking[method]["spearman"],
+            "ranking_spearman_prior": ranking["prior"]["spearman"],
+            "ranking_spearman_diff_vs_prior": versus["diff"],
+            "ranking_spearman_diff_vs_prior_se": versus["se"],
+        })  # fmt: skip
+        step("source ranking", 1, 1)
+
+    # -- search efficiency
+    searchable = [t for t in targets if len(table.task_sets(t, split=fit)) >= 2]
+    if not search:
+        report.skipped["search"] = "--no-search"
+    elif not searchable:
+        report.skipped["search"] = "no target has two task sets to choose from"
+    else:
+        report.evaluations.append("search")
+        bounds = {t: max_size or search_max_size(table, t, split=fit) for t in searchable}
+        if max_size is None and any(b == 1 for b in bounds.values()):
+            report.notes.append(
+                "the table lacks larger groups for some targets: their search proposes single "
+                "auxiliaries (--max-size 1), so every proposal has an answer"
+            )
+        total = len(samplers) * len(searchable) * seeds
+        runs: list[SearchRun] = []
+
+        def advance(run: SearchRun) -> None:
+            runs.append(run)
+            step("search efficiency", len(runs), total)
+
+        for name in samplers:
+            for target in searchable:
+                search_efficiency(
+                    table, samplers=[name], seeds=range(seeds), targets=[target], split=fit,
+                    max_trials=max_trials, max_size=bounds[target], on_run=advance,
+                )  # fmt: skip
+        report.results.update(summarize_runs(runs))
+    return report
+
+
+def _mean(values: Sequence[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(statistics.fmean(finite)) if finite else math.nan

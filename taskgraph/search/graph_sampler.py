@@ -44,7 +44,7 @@ from taskgraph.affinity.records import ScoreRecord
 from taskgraph.errors import ConfigError
 from taskgraph.search.space import AUX_PARAM_PREFIX, SUBSET_ATTR
 
-__all__ = ["GraphGuidedSampler", "startup_order"]
+__all__ = ["GraphGuidedSampler", "popular_source_scores", "startup_order"]
 
 PriorRecords = Callable[[], Sequence[ScoreRecord]] | Sequence[ScoreRecord] | None
 _STUDY_FAMILY = "graph-sampler:study"
@@ -293,18 +293,29 @@ def startup_order(
     shuffled = [free[i] for i in rng.permutation(len(free))]
     known: dict[str, float] = {t: float(v) for t, v in (scores or {}).items() if math.isfinite(v)}
     if not known and prior_records:
-        alone: dict[str, list[float]] = {}
-        within: dict[str, list[float]] = {}
-        others = [r for r in prior_records if r.task != target]
-        try:
-            gains = compute_gains(others, kind="relative").gains
-        except ConfigError:  # a zero baseline: absolute gains keep each target's order
-            gains = compute_gains(others, kind="absolute").gains
-        for gain in gains:
-            for source in gain.auxiliaries:
-                bucket = alone if len(gain.auxiliaries) == 1 else within
-                bucket.setdefault(source, []).append(gain.mean)
-        known = {t: float(np.mean(alone.get(t) or within[t]))
-                 for t in free if alone.get(t) or within.get(t)}  # fmt: skip
+        known = popular_source_scores(free, target=target, prior_records=prior_records)
     # Stable sort of the shuffled list: ties keep the random order.
     return sorted(shuffled, key=lambda t: (t not in known, -known.get(t, 0.0)))
+
+
+def popular_source_scores(
+    free: Sequence[str], *, target: str, prior_records: Sequence[ScoreRecord]
+) -> dict[str, float]:
+    """Return each task of ``free``'s mean gain for the targets other than ``target``.
+
+    A source's gains as the only auxiliary count; one never seen alone falls back to its
+    mean gain in larger sets; a task with neither is left out.
+    """
+    alone: dict[str, list[float]] = {}
+    within: dict[str, list[float]] = {}
+    others = [r for r in prior_records if r.task != target]
+    try:
+        gains = compute_gains(others, kind="relative").gains
+    except ConfigError:  # a zero baseline: absolute gains keep each target's order
+        gains = compute_gains(others, kind="absolute").gains
+    for gain in gains:
+        for source in gain.auxiliaries:
+            bucket = alone if len(gain.auxiliaries) == 1 else within
+            bucket.setdefault(source, []).append(gain.mean)
+    return {t: float(np.mean(alone.get(t) or within[t]))
+            for t in free if alone.get(t) or within.get(t)}  # fmt: skip

@@ -54,6 +54,11 @@ def _tpe(
         )
 
 
+def _inner_tpe(spec: StudySpec) -> optuna.samplers.BaseSampler:
+    # `sampler.options` belong to the outer sampler (graph's `acquisition`...), not to its TPE.
+    return _tpe(spec.model_copy(update={"sampler": spec.sampler.model_copy(update={"options": {}})}))
+
+
 def _gp(
     spec: StudySpec, *, prior_records: Sequence[Any] | None = None
 ) -> optuna.samplers.BaseSampler:
@@ -79,7 +84,7 @@ def _graph(
     if spec.sampler.n_startup_trials is not None:
         options["n_startup_trials"] = spec.sampler.n_startup_trials
     # The non-subset parameters go to multivariate TPE, as with `sampler: tpe`.
-    options.setdefault("independent_sampler", _tpe(spec))
+    options.setdefault("independent_sampler", _inner_tpe(spec))
     sampler: optuna.samplers.BaseSampler = GraphGuidedSampler(
         target=spec.target,
         candidates=[t for t in spec.candidate_names if t not in aux.exclude],
@@ -101,7 +106,7 @@ def _bandit(
 
     aux = spec.search.auxiliaries
     options: dict[str, Any] = dict(spec.sampler.options)
-    options.setdefault("independent_sampler", _tpe(spec))
+    options.setdefault("independent_sampler", _inner_tpe(spec))
     return BanditSampler(
         target=spec.target,
         candidates=[t for t in spec.candidate_names if t not in aux.exclude],
