@@ -56,7 +56,9 @@ def _tpe(
 
 def _inner_tpe(spec: StudySpec) -> optuna.samplers.BaseSampler:
     # `sampler.options` belong to the outer sampler (graph's `acquisition`...), not to its TPE.
-    return _tpe(spec.model_copy(update={"sampler": spec.sampler.model_copy(update={"options": {}})}))
+    return _tpe(
+        spec.model_copy(update={"sampler": spec.sampler.model_copy(update={"options": {}})})
+    )
 
 
 def _gp(
