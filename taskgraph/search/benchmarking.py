@@ -398,8 +398,7 @@ def run_bench(
     # -- source ranking with n_observed entries of the target known
     rankable = [
         t for t in with_baseline
-        if sum(r.target == t and table.get(t, (), score) is not None for r in pair_rows)
-        > n_observed + 1
+        if sum(r.target == t for r in pair_rows) > n_observed + 1
     ]  # fmt: skip
     if not rankable:
         report.skipped["source_ranking"] = (
