@@ -4,9 +4,10 @@ Prints ``name: value`` lines, each beside its baseline measured in the same run.
 numbers are used for fitting and choosing, test numbers only for scoring (single-split tables,
 TaskWeb and Bingel, are scored on their one split with the target's row held out).
 
-    .venv/bin/python benchmarks/affinity_bench.py            # everything (about 8 minutes on 2 cores)
+    .venv/bin/python benchmarks/affinity_bench.py            # everything (search: about an hour on 2 shared cores)
     .venv/bin/python benchmarks/affinity_bench.py --quick    # fewer seeds
     .venv/bin/python benchmarks/affinity_bench.py --only ettm1,standley
+    .venv/bin/python benchmarks/affinity_bench.py --only search --search-tables taskonomy5
     .venv/bin/python benchmarks/affinity_bench.py --only taskweb,bingel   # source ranking only (about 6 minutes)
 
 Sections:
