@@ -4,9 +4,10 @@ Prints ``name: value`` lines, each beside its baseline measured in the same run.
 numbers are used for fitting and choosing, test numbers only for scoring (single-split tables,
 TaskWeb and Bingel, are scored on their one split with the target's row held out).
 
-    .venv/bin/python benchmarks/affinity_bench.py            # everything (about 8 minutes on 2 cores)
+    .venv/bin/python benchmarks/affinity_bench.py            # everything (search: about an hour on 2 shared cores)
     .venv/bin/python benchmarks/affinity_bench.py --quick    # fewer seeds
     .venv/bin/python benchmarks/affinity_bench.py --only ettm1,standley
+    .venv/bin/python benchmarks/affinity_bench.py --only search --search-tables taskonomy5
     .venv/bin/python benchmarks/affinity_bench.py --only taskweb,bingel   # source ranking only (about 6 minutes)
 
 Sections:
@@ -19,20 +20,22 @@ Sections:
   ``sourcerank`` when 3 entries of the target's row are observed, against the popular-source
   prior on the same draws (paired difference with its standard error over targets, spread
   over seeds), Bingel also on every subset of 3, and ``setfn`` for reference;
-* ``search``: trials until each ETTm1 target's best auxiliary set (of 64) is proposed: the
-  graph-guided sampler, Optuna's TPE and random sampling, medians over seeds and targets.
+* ``search``: trials (every ask, repeats included) and distinct sets until each target's best
+  auxiliary set is proposed, on ETTm1 (64 sets per target), Taskonomy (16) and MIMIC-27
+  (single auxiliaries: its larger groups are a sample): the graph-guided sampler starting from
+  the other targets' rows (``graph``) and from nothing (``graph_cold``) against TPE, GP and
+  random sampling as ``search/samplers.py`` builds them for a study and an AutoSeM-style bandit
+  (:mod:`taskgraph.search.benchmarking`); medians over seeds and targets.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from collections.abc import Sequence
 
 import numpy as np
-import optuna
 
 from taskgraph.affinity.converters import convert
 from taskgraph.affinity.estimators.base import AffinityEstimator
@@ -42,7 +45,13 @@ from taskgraph.affinity.evaluation import (
     evaluate_grouping,
     evaluate_source_ranking,
 )
-from taskgraph.cli.bench import SAMPLER_FACTORIES, search_candidates, trials_to_best
+from taskgraph.search.benchmarking import (
+    BENCH_SAMPLERS,
+    ratio,
+    search_efficiency,
+    search_max_size,
+    summarize_runs,
+)
 
 SECTIONS = ("mimic27", "ettm1", "standley", "taskweb", "bingel", "search")
 EXTRA_SECTIONS = ("ranking_ablation",)  # run only when named in --only
@@ -170,29 +179,51 @@ def ranking_ablation(name: str, seeds: int, exhaustive: bool) -> None:
         )
 
 
-def search(seeds: int, max_trials: int, first_seed: int = 0) -> None:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    table = convert("ettm1")
-    medians = {}
-    for name in ("graph", "tpe", "random"):
-        start = time.perf_counter()
-        counts = [
-            trials_to_best(
-                table,
-                target,
-                SAMPLER_FACTORIES[name](target, search_candidates(table, target), seed),
-                max_trials=max_trials,
+#: Search tables: name -> (trial cap, seeds, GP seeds, GP targets).  GP refits a Gaussian
+#: process per trial (about a second each on this shared machine), so it runs on fewer seeds
+#: (and on MIMIC's first targets only); a run past the cap counts as the cap.
+SEARCH_TABLES = {
+    "ettm1": (150, 20, 1, None),
+    "taskonomy5": (64, 20, 2, None),
+    "mimic27": (108, 10, 1, 5),
+}
+
+
+def search(quick: bool, first_seed: int = 0, tables: Sequence[str] = tuple(SEARCH_TABLES)) -> None:
+    """Trials and distinct sets until each target's best set is proposed, every sampler."""
+    try:  # GP's torch: one thread per process on a shared machine
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    for name in tables:
+        table = convert(name)
+        cap, seeds, gp_seeds, gp_targets = SEARCH_TABLES[name]
+        seeds = 2 if quick else seeds
+        bounds = {search_max_size(table, t) for t in table.targets}
+        log(f"search {name}: {len(table.targets)} targets, max_size {bounds}, cap {cap} trials")
+        summary: dict[str, float] = {}
+        for sampler in BENCH_SAMPLERS:
+            start = time.perf_counter()
+            n = min(gp_seeds, seeds) if sampler == "gp" else seeds
+            targets = table.targets[:gp_targets] if sampler == "gp" else table.targets
+            runs = search_efficiency(
+                table, samplers=[sampler], seeds=range(first_seed, first_seed + n),
+                targets=targets, max_trials=cap,
+            )  # fmt: skip
+            summary.update(summarize_runs(runs))
+            log(f"search {name} {sampler}: {n} seeds x {len(targets)} targets, "
+                f"mean trials {np.mean([r.trials for r in runs]):.1f}, "
+                f"{sum(not r.found for r in runs)} never found, {time.perf_counter() - start:.0f} s")  # fmt: skip
+        for sampler in BENCH_SAMPLERS:
+            emit(f"{name}_trials_to_best_{sampler}", summary[f"trials_to_best_{sampler}"])
+            emit(f"{name}_distinct_to_best_{sampler}", summary[f"distinct_to_best_{sampler}"])
+        for baseline in BENCH_SAMPLERS[1:]:
+            emit(
+                f"{name}_trials_to_best_ratio_graph_vs_{baseline}",
+                ratio(summary["trials_to_best_graph"], summary[f"trials_to_best_{baseline}"]),
             )
-            for target in table.targets
-            for seed in range(first_seed, first_seed + seeds)
-        ]
-        medians[name] = float(statistics.median(counts))
-        log(f"search {name}: mean {np.mean(counts):.1f}, {sum(c >= max_trials for c in counts)} never found, "
-            f"{time.perf_counter() - start:.0f} s")  # fmt: skip
-    for name, value in medians.items():
-        emit(f"ettm1_trials_to_best_{name}", value)
-    emit("ettm1_trials_to_best_ratio_graph_vs_random", medians["graph"] / medians["random"])
-    emit("ettm1_trials_to_best_ratio_graph_vs_tpe", medians["graph"] / medians["tpe"])
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -207,6 +238,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument(
         "--first-seed", type=int, default=0, help="first sampler seed of the search section"
+    )
+    parser.add_argument(
+        "--search-tables",
+        default=",".join(SEARCH_TABLES),
+        help=f"comma-separated tables of the search section, of {tuple(SEARCH_TABLES)}",
     )
     args = parser.parse_args(argv)
     only = {s.strip() for s in args.only.split(",") if s.strip()}
@@ -234,7 +270,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         ranking_ablation("bingel", seeds=3 if quick else 20, exhaustive=not quick)
         ranking_ablation("taskweb", seeds=2 if quick else 5, exhaustive=False)
     if "search" in only:
-        search(seeds=2 if quick else 20, max_trials=300, first_seed=args.first_seed)
+        tables = [t.strip() for t in args.search_tables.split(",") if t.strip()]
+        unknown_tables = set(tables) - set(SEARCH_TABLES)
+        if unknown_tables:
+            parser.error(
+                f"unknown search tables {sorted(unknown_tables)}; known: {', '.join(SEARCH_TABLES)}"
+            )
+        search(quick, first_seed=args.first_seed, tables=tables)
 
 
 if __name__ == "__main__":

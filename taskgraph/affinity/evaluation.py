@@ -9,6 +9,9 @@ with a single split are scored on it, and the result says so).
 * :func:`evaluate_source_ranking`: for each target, all other targets' rows plus 3 random
   entries of its own row are known; rank its remaining sources (Spearman, NDCG, Regret@3),
   beside the popular-source prior (a source's mean gain over the other targets).
+* :func:`evaluate_pair_gains`: k-fold over each target's pair rows: fit on every other row,
+  predict the held-out pairs' gains; per-target Spearman beside the popular-source prior.
+  Targets without a baseline row are scored rank-only (truth: their values, sign-normalised).
 * :func:`evaluate_grouping`: choose a grouping under an inference budget with at most
   ``max_evaluations`` measured task sets; total test score of the chosen grouping.
 """
@@ -40,6 +43,7 @@ from taskgraph.errors import ConfigError
 __all__ = [
     "evaluate_gain_prediction",
     "evaluate_grouping",
+    "evaluate_pair_gains",
     "evaluate_source_ranking",
     "ndcg",
     "regret_at_k",
@@ -93,13 +97,20 @@ def evaluate_gain_prediction(
     fit_fraction: float = 0.1,
     seed: int = 0,
     options: Mapping[str, Mapping[str, Any]] | None = None,
+    fit_split: str = "val",
+    score_split: str | None = None,
 ) -> dict[str, Any]:
-    """Return pooled Spearman of each method on held-out groups of size >= 3 (val truth and scored split)."""
+    """Return pooled Spearman of each method on held-out groups of size >= 3.
+
+    Fitted on ``fit_split`` (``val``), scored against ``fit_split`` truth (``spearman_val``)
+    and ``score_split`` truth (``spearman``; default ``test`` when present, else the one split:
+    the scored groups are never in the fit either way).
+    """
     if not 0.0 <= fit_fraction <= 1.0:
         raise ConfigError(f"`fit_fraction` must be in [0, 1], but got {fit_fraction}")
-    if "val" not in table.splits:
-        raise ConfigError(f"table {table.source!r} has no 'val' rows to fit on")
-    val_records = table.to_records(split="val")
+    if fit_split not in table.splits:
+        raise ConfigError(f"table {table.source!r} has no {fit_split!r} rows to fit on")
+    val_records = table.to_records(split=fit_split)
     large = sorted(
         {r.task_set for r in val_records if len(r.task_set) >= 3}, key=lambda s: sorted(s)
     )
@@ -111,8 +122,8 @@ def evaluate_gain_prediction(
         {large[i] for i in rng.choice(len(large), size=n_fit, replace=False)} if n_fit else set()
     )
     fit_records = [r for r in val_records if len(r.task_set) <= 2 or r.task_set in fit_sets]
-    score_split = _score_split(table)
-    val_truth = _gain_lookup(table, "val")
+    score_split = score_split or _score_split(table)
+    val_truth = _gain_lookup(table, fit_split)
     score_truth = _gain_lookup(table, score_split)
     queries = [
         key
@@ -161,6 +172,7 @@ def evaluate_source_ranking(
     options: Mapping[str, Mapping[str, Any]] | None = None,
     exhaustive: bool = False,
     on_fit: Callable[[str, str, AffinityEstimator], None] | None = None,
+    split: str | None = None,
 ) -> dict[str, Any]:
     """Return per-target Spearman, NDCG and Regret@k of each method and of the popular-source prior, with spreads.
 
@@ -172,8 +184,9 @@ def evaluate_source_ranking(
     [metric]`` holds the paired per-target difference ``diff`` (method minus prior), its
     standard error over targets ``se`` and how many targets are ``better`` / ``worse``.
     ``on_fit(method, target, estimator)`` is called after every fit (to collect diagnostics).
+    ``split``: the one split fitted and scored (default ``val``, else the table's only one).
     """
-    split = "val" if "val" in table.splits else table.splits[0]
+    split = split or ("val" if "val" in table.splits else table.splits[0])
     records = table.to_records(split=split)
     truth = _gain_lookup(table, split)
     pair_rows: dict[str, list[str]] = defaultdict(list)
@@ -239,6 +252,87 @@ def evaluate_source_ranking(
                  for m in metrics}
         for method in methods
     }  # fmt: skip
+    return result
+
+
+def evaluate_pair_gains(
+    table: LongTable,
+    methods: Sequence[str],
+    *,
+    folds: int = 5,
+    seed: int = 0,
+    fit_split: str | None = None,
+    score_split: str | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Return per-target Spearman of predicted single-auxiliary gains, k-fold over each target's pairs.
+
+    For every target with at least two pair rows, its sources are shuffled (``seed``) and cut
+    into ``min(folds, n)`` folds; each fold's pairs are predicted by an estimator fitted on all
+    ``fit_split`` rows except that target's rows containing a held-out source (so a scored cell
+    is never fitted, even with one split).  Truth is the ``score_split`` gain; a target without
+    a baseline row is scored *rank-only* against its sign-normalised values (the order of its
+    gains, whatever its baseline).  ``result[name]["spearman"]`` is the mean over targets;
+    ``result["versus_prior"][method]["spearman"]`` the paired difference with its SE.
+    """
+    if folds < 2:
+        raise ConfigError(f"`folds` must be >= 2, but got {folds}")
+    fit_split = fit_split or ("val" if "val" in table.splits else table.splits[0])
+    score_split = score_split or _score_split(table)
+    records = table.to_records(split=fit_split)
+    score_truth = _gain_lookup(table, score_split)
+    rng = np.random.default_rng(seed)
+    names = ["prior", *methods]
+    scores: dict[str, dict[str, list[float]]] = {name: {} for name in names}
+    rank_only: list[str] = []
+    for target in table.targets:
+        has_baseline = table.get(target, (), score_split) is not None and (
+            table.get(target, (), fit_split) is not None
+        )
+        sources = sorted(
+            next(iter(s - {target}))
+            for s in table.task_sets(target, split=fit_split)
+            if len(s) == 2 and table.get(target, s, score_split) is not None
+        )
+        if len(sources) < 2:
+            continue
+        if not has_baseline:
+            rank_only.append(target)
+        truth = {}
+        for source in sources:
+            row = table.get(target, {source}, score_split)
+            assert row is not None
+            gain = score_truth.get((target, frozenset({source})))
+            truth[source] = (
+                gain
+                if gain is not None and has_baseline
+                else (row.value if row.higher_is_better else -row.value)
+            )
+        order = [sources[i] for i in rng.permutation(len(sources))]
+        predicted: dict[str, dict[str, float]] = {name: {} for name in names}
+        for chunk in np.array_split(np.array(order, dtype=object), min(folds, len(order))):
+            held = [str(s) for s in chunk]
+            fit = [r for r in records if r.task != target or not (r.auxiliaries & set(held))]
+            predicted["prior"].update(zip(held, _popular_prior(fit, target, held), strict=True))
+            for method in methods:
+                estimator = _build(method, (options or {}).get(method)).fit(fit)
+                means = estimator.predict_many(target, [{s} for s in held])[0]
+                predicted[method].update(zip(held, means, strict=True))
+        true = [truth[s] for s in sources]
+        for name in names:
+            scores[name][target] = [spearman([predicted[name][s] for s in sources], true)]
+    result: dict[str, Any] = {
+        "folds": folds,
+        "fitted_on": fit_split,
+        "scored_on": score_split,
+        "n_targets": len(scores["prior"]),
+        "rank_only": rank_only,
+    }
+    result.update({name: {"spearman": _target_mean(scores[name])} for name in names})
+    result["versus_prior"] = {
+        method: {"spearman": _paired(scores[method], scores["prior"], lower_is_better=False)}
+        for method in methods
+    }
     return result
 
 

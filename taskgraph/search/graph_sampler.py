@@ -19,7 +19,10 @@ How a subset is proposed:
    A failed trial gives no value, but its set counts as proposed.
 2. Start-up, while the target has no gain records at all: the empty set (the single-task
    baseline every gain needs), then each candidate alone (pairs identify the per-source
-   effects the model generalises from).
+   effects the model generalises from), best prior first (:func:`startup_order`): the
+   ``startup_scores`` given (a screen, text-embedding similarity), else each source's mean
+   gain for the other targets in ``prior_records`` (the popular-source prior), else a seeded
+   random order, never the order the candidates happen to be listed in.
 3. Then Thompson sampling (Thompson 1933; Russo et al. 2018): one joint posterior draw of
    the gains of every valid subset not yet proposed, and the subset with the best draw
    (``acquisition="ei"`` ranks by expected improvement over the best gain seen instead).
@@ -51,11 +54,12 @@ from optuna.trial import FrozenTrial, TrialState
 from scipy.stats import norm
 
 from taskgraph.affinity.estimators.base import AffinityEstimator, make_estimator
+from taskgraph.affinity.gains import compute_gains
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.errors import ConfigError
 from taskgraph.search.space import AUX_PARAM_PREFIX, SUBSET_ATTR
 
-__all__ = ["GraphGuidedSampler"]
+__all__ = ["GraphGuidedSampler", "popular_source_scores", "startup_order"]
 
 PriorRecords = Callable[[], Sequence[ScoreRecord]] | Sequence[ScoreRecord] | None
 _STUDY_FAMILY = "graph-sampler:study"
@@ -87,6 +91,7 @@ class GraphGuidedSampler(BaseSampler):
         max_repeats: int = 3,
         seed: int | None = None,
         independent_sampler: BaseSampler | None = None,
+        startup_scores: Mapping[str, float] | None = None,
     ) -> None:
         if acquisition not in ("thompson", "ei"):
             raise ConfigError(f"`acquisition` must be 'thompson' or 'ei', but got {acquisition!r}")
@@ -114,6 +119,8 @@ class GraphGuidedSampler(BaseSampler):
         self._rng = np.random.default_rng(seed)
         self._independent = independent_sampler or TPESampler(seed=seed)
         self.last_estimator: AffinityEstimator | None = None
+        self.startup_scores = dict(startup_scores or {})
+        self._startup_order: list[str] | None = None  # fixed at the first start-up proposal
 
     # ------------------------------------------------------------------ Optuna API
     def infer_relative_search_space(
@@ -323,7 +330,12 @@ class GraphGuidedSampler(BaseSampler):
         # A target known from earlier studies needs only the baseline of this study.
         sets: list[frozenset[str]] = [frozenset()]
         if not informed:
-            sets += [frozenset({t}) for t in self.free]
+            if self._startup_order is None:
+                self._startup_order = startup_order(
+                    self.free, target=self.target, prior_records=self._prior_records(),
+                    scores=self.startup_scores, rng=self._rng,
+                )  # fmt: skip
+            sets += [frozenset({t}) for t in self._startup_order]
         return [s for s in sets if self._valid(s)]
 
     def _candidate_sets(self, evaluated: set[frozenset[str]]) -> list[frozenset[str]]:
@@ -349,3 +361,51 @@ class GraphGuidedSampler(BaseSampler):
             chosen = self._rng.choice(n, size=size, replace=False)
             sets.add(frozenset(self.free[i] for i in chosen))
         return sorted(sets, key=lambda s: (len(s), sorted(s)))
+
+
+def startup_order(
+    free: Sequence[str],
+    *,
+    target: str,
+    prior_records: Sequence[ScoreRecord] = (),
+    scores: Mapping[str, float] | None = None,
+    rng: np.random.Generator,
+) -> list[str]:
+    """Return ``free`` in the order the start-up tries each alone: most promising first.
+
+    The prior is the first that exists: ``scores`` (higher is better: a screen, text-embedding
+    similarity to the target), else each source's mean relative gain as the only auxiliary of
+    the other targets in ``prior_records`` (the popular-source prior; a source never seen
+    alone falls back to its mean gain in larger sets).  Tasks without a score follow the
+    scored ones; ties and unscored tasks are in a random order drawn from ``rng``, so the
+    spec's listing order never decides which candidate is tried first.
+    """
+    shuffled = [free[i] for i in rng.permutation(len(free))]
+    known: dict[str, float] = {t: float(v) for t, v in (scores or {}).items() if math.isfinite(v)}
+    if not known and prior_records:
+        known = popular_source_scores(free, target=target, prior_records=prior_records)
+    # Stable sort of the shuffled list: ties keep the random order.
+    return sorted(shuffled, key=lambda t: (t not in known, -known.get(t, 0.0)))
+
+
+def popular_source_scores(
+    free: Sequence[str], *, target: str, prior_records: Sequence[ScoreRecord]
+) -> dict[str, float]:
+    """Return each task of ``free``'s mean gain for the targets other than ``target``.
+
+    A source's gains as the only auxiliary count; one never seen alone falls back to its
+    mean gain in larger sets; a task with neither is left out.
+    """
+    alone: dict[str, list[float]] = {}
+    within: dict[str, list[float]] = {}
+    others = [r for r in prior_records if r.task != target]
+    try:
+        gains = compute_gains(others, kind="relative").gains
+    except ConfigError:  # a zero baseline: absolute gains keep each target's order
+        gains = compute_gains(others, kind="absolute").gains
+    for gain in gains:
+        for source in gain.auxiliaries:
+            bucket = alone if len(gain.auxiliaries) == 1 else within
+            bucket.setdefault(source, []).append(gain.mean)
+    return {t: float(np.mean(alone.get(t) or within[t]))
+            for t in free if alone.get(t) or within.get(t)}  # fmt: skip

@@ -12,6 +12,9 @@ random    ``RandomSampler``.
 graph     :class:`taskgraph.search.graph_sampler.GraphGuidedSampler`: auxiliary subsets from
           the fitted task-affinity model (records of earlier studies included), TPE for the
           rest.
+bandit    :class:`taskgraph.search.bandit_sampler.BanditSampler`: AutoSeM-style Beta-Bernoulli
+          Thompson sampling over the auxiliary tasks (Guo et al. 2019), a baseline for
+          ``graph``; TPE for the rest.
 ========  =====================================================================================
 
 A fixed ``sampler.seed`` does not seed the sampler once: each trial is sampled by a sampler seeded
@@ -68,6 +71,13 @@ def _tpe(
         )
 
 
+def _inner_tpe(spec: StudySpec) -> optuna.samplers.BaseSampler:
+    # `sampler.options` belong to the outer sampler (graph's `acquisition`...), not to its TPE.
+    return _tpe(
+        spec.model_copy(update={"sampler": spec.sampler.model_copy(update={"options": {}})})
+    )
+
+
 def _gp(
     spec: StudySpec, *, prior_records: Sequence[Any] | None = None
 ) -> optuna.samplers.BaseSampler:
@@ -92,10 +102,8 @@ def _graph(
     options: dict[str, Any] = dict(spec.sampler.options)
     if spec.sampler.n_startup_trials is not None:
         options["n_startup_trials"] = spec.sampler.n_startup_trials
-    # The non-subset parameters go to multivariate TPE, as with `sampler: tpe`; the options
-    # are this sampler's own (max_repeats, acquisition, ...), not TPE's.
-    inner = spec.model_copy(update={"sampler": spec.sampler.model_copy(update={"options": {}})})
-    options.setdefault("independent_sampler", _tpe(inner))
+    # The non-subset parameters go to multivariate TPE, as with `sampler: tpe`.
+    options.setdefault("independent_sampler", _inner_tpe(spec))
     sampler: optuna.samplers.BaseSampler = GraphGuidedSampler(
         target=spec.target,
         candidates=[t for t in spec.candidate_names if t not in aux.exclude],
@@ -110,10 +118,31 @@ def _graph(
     return sampler
 
 
+def _bandit(
+    spec: StudySpec, *, prior_records: Sequence[Any] | None = None
+) -> optuna.samplers.BaseSampler:
+    from taskgraph.search.bandit_sampler import BanditSampler
+
+    aux = spec.search.auxiliaries
+    options: dict[str, Any] = dict(spec.sampler.options)
+    options.setdefault("independent_sampler", _inner_tpe(spec))
+    return BanditSampler(
+        target=spec.target,
+        candidates=[t for t in spec.candidate_names if t not in aux.exclude],
+        min_size=aux.min_size,
+        max_size=aux.max_size,
+        include=tuple(aux.include),
+        exclude=tuple(aux.exclude),
+        seed=spec.sampler.seed,
+        **options,
+    )
+
+
 SAMPLERS.register("tpe", _tpe)
 SAMPLERS.register("gp", _gp)
 SAMPLERS.register("random", _random)
 SAMPLERS.register("graph", _graph)
+SAMPLERS.register("bandit", _bandit)
 
 
 def derive_seed(seed: int, study: str, trial: int) -> int:

@@ -315,7 +315,7 @@ class BudgetSpec(_Strict):
 
 
 class SamplerSpec(_Strict):
-    """The Optuna sampler: ``tpe``, ``gp``, ``random`` or ``graph`` (graph-guided)."""
+    """The Optuna sampler: ``tpe``, ``gp``, ``random``, ``graph`` (graph-guided) or ``bandit``."""
 
     name: str = "tpe"
     seed: Count | None = Field(default=None, ge=0, le=MAX_SEED)

@@ -42,17 +42,26 @@ def table_file(tmp_path: Path) -> Path:
 def test_json_output(table_file: Path) -> None:
     result = runner.invoke(
         app,
-        ["bench", "--table", str(table_file), "--seeds", "2", "--fit-fraction", "0.3", "--json"],
-    )
+        ["bench", "--table", str(table_file), "--seeds", "2", "--fit-fraction", "0.3", "--json",
+         "--samplers", "graph,tpe,random,bandit"],
+    )  # fmt: skip
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
-    assert set(data) == {"spearman", "spearman_hoa", "scored_on", "trials_to_best_graph",
-                         "trials_to_best_tpe", "trials_to_best_random"}  # fmt: skip
-    assert data["scored_on"] == "test"
-    assert all(math.isfinite(data[k]) for k in data if k != "scored_on")
-    assert (
-        1 <= data["trials_to_best_graph"] <= 16
-    )  # 16 auxiliary sets per target, never asked twice
+    assert data["evaluations"] == ["gain_prediction", "pair_gains", "search"]
+    # 4 sources per target: 3 observed leave too few to rank
+    assert data["skipped"] == {
+        "source_ranking": "no target with a baseline row has more than 4 pair rows"
+    }
+    assert data["notes"] == []
+    searched = {f"{kind}_{s}" for kind in ("trials_to_best", "distinct_to_best", "not_found")
+                for s in ("graph", "tpe", "random", "bandit")}  # fmt: skip
+    ranking = {f"pair_spearman{s}" for s in ("", "_prior", "_diff_vs_prior", "_diff_vs_prior_se")}
+    numbers = {"spearman", "spearman_hoa", "pair_folds", *ranking, *searched}
+    assert set(data) == {"evaluations", "skipped", "notes", "scored_on", *numbers}
+    assert data["scored_on"] == "test" and data["pair_folds"] == 5
+    assert all(math.isfinite(data[k]) for k in numbers)
+    # 16 auxiliary sets per target; the graph sampler never asks one twice
+    assert 1 <= data["distinct_to_best_graph"] == data["trials_to_best_graph"] <= 16
 
 
 def test_name_value_lines(table_file: Path) -> None:
@@ -60,9 +69,11 @@ def test_name_value_lines(table_file: Path) -> None:
         app, ["bench", "--table", str(table_file), "--seeds", "1", "--no-search"]
     )
     assert result.exit_code == 0, result.stderr
-    lines = result.stdout.strip().splitlines()
-    assert [line.split(": ")[0] for line in lines] == ["spearman", "spearman_hoa", "scored_on"]
-    assert -1.0 <= float(lines[0].split(": ")[1]) <= 1.0
+    lines = dict(line.split(": ", 1) for line in result.stdout.strip().splitlines())
+    assert list(lines)[:3] == ["evaluations", "skipped_source_ranking", "skipped_search"]
+    assert lines["evaluations"] == "gain_prediction, pair_gains"
+    assert lines["scored_on"] == "test"
+    assert -1.0 <= float(lines["spearman"]) <= 1.0
 
 
 def test_bad_input(tmp_path: Path, table_file: Path) -> None:
@@ -81,3 +92,57 @@ def test_bad_input(tmp_path: Path, table_file: Path) -> None:
     assert trials.exit_code != 0 and trials.stdout == ""
     assert trials.stderr.strip() == "error: `--max-trials` must be >= 1, but got 0"
     assert "--fit-fraction" in runner.invoke(app, ["bench", "--help"]).stdout
+
+
+def test_a_pairs_only_one_split_table_without_baselines_runs_what_it_supports(
+    tmp_path: Path,
+) -> None:
+    """A real-world table: pairs only, one split, baseline rows for some targets only."""
+    tasks = [f"t{i}" for i in range(7)]
+    rng = np.random.default_rng(1)
+    popular = dict(zip(tasks, rng.normal(0, 0.05, len(tasks)), strict=True))
+    rows = []
+    for target in tasks:
+        if target not in ("t0", "t1"):  # t0 and t1 were published without their baseline
+            rows.append(LongRow(target, frozenset({target}), "val", 0.6, True))
+        for source in tasks:
+            if source != target:
+                value = 0.6 * (1 + popular[source] + rng.normal(0, 0.01))
+                rows.append(LongRow(target, frozenset({target, source}), "val", value, True))
+    path = tmp_path / "pairs.csv"
+    write_long_csv(LongTable(rows=rows), path)
+    result = runner.invoke(
+        app, ["bench", "--table", str(path), "--seeds", "2", "--samplers", "graph,tpe,bandit"]
+    )
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    values = dict(line.split(": ", 1) for line in lines if not line.startswith("note: "))
+    notes = [line for line in lines if line.startswith("note: ")]
+    assert values["evaluations"] == "pair_gains, source_ranking, search"
+    assert values["skipped_gain_prediction"] == "no groups of size >= 3"
+    assert any("one split ('val')" in n and "5-fold" in n for n in notes)
+    assert any(
+        "no baseline row on 'val' for 2 of 7 targets (t0, t1): rank-only" in n for n in notes
+    )
+    assert any("--max-size 1" in n for n in notes)
+    assert values["pair_folds"] == "5"
+    # The popular source is the same for every target here: the prior ranks well.
+    assert float(values["pair_spearman_prior"]) > 0.5
+    # Single auxiliaries only (6 per target): never more than 6 distinct sets plus the baseline.
+    assert 1 <= float(values["distinct_to_best_graph"]) <= 7
+    assert float(values["not_found_tpe"]) == 0  # every proposal of the repaired space is answered
+
+
+def test_split_options_name_a_missing_split(tmp_path: Path, table_file: Path) -> None:
+    result = runner.invoke(
+        app, ["bench", "--table", str(table_file), "--fit-split", "train", "--no-search"]
+    )
+    assert result.exit_code != 0 and result.stdout == ""
+    assert result.stderr.strip() == (
+        "error: `--fit-split` 'train' is not a split of table 'five'; it has val, test"
+    )
+    result = runner.invoke(
+        app, ["bench", "--table", str(table_file), "--samplers", "cmaes", "--no-search"]
+    )
+    assert result.exit_code != 0
+    assert "`--samplers`: unknown sampler 'cmaes'" in result.stderr

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from taskgraph.affinity.longtable import LongRow, LongTable, write_long_csv
 from taskgraph.cli.app import app
-from taskgraph.cli.bench import MAX_BENCH_VALUE
+from taskgraph.search.benchmarking import MAX_BENCH_VALUE
 
 runner = CliRunner()
 

@@ -115,7 +115,7 @@ def test_validate_reports_one_line_with_file_and_field(tmp_path: Path) -> None:
     assert code == 2
     assert err.strip().count("\n") == 0
     assert err.startswith(
-        f"error: {bad}: sampler.name: unknown sampler 'cmaes'; allowed: gp, graph, random, tpe"
+        f"error: {bad}: sampler.name: unknown sampler 'cmaes'; allowed: bandit, gp, graph, random, tpe"
     )
     bad.write_text("name: x\ntarget: synth_target\ncandidates: [synth_nope]\n")
     code, _, err = invoke("study", "validate", str(bad))

@@ -13,9 +13,9 @@ import pytest
 
 from taskgraph.affinity.longtable import LongRow, LongTable, write_long_csv
 from taskgraph.affinity.records import ScoreRecord
-from taskgraph.cli.bench import trials_to_best
 from taskgraph.errors import ConfigError
-from taskgraph.search.graph_sampler import GraphGuidedSampler
+from taskgraph.search.benchmarking import run_search
+from taskgraph.search.graph_sampler import GraphGuidedSampler, startup_order
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 SOURCES = ("s1", "s2", "s3", "s4", "s5")
@@ -92,10 +92,8 @@ def test_prior_records_of_an_earlier_study_find_the_best_set_at_once() -> None:
     earlier = table.to_records(family="earlier-study")
     hits = []
     for seed in range(5):
-        sampler = GraphGuidedSampler(
-            target="t", candidates=list(SOURCES), prior_records=lambda: earlier, seed=seed
-        )
-        hits.append(trials_to_best(table, "t", sampler, max_trials=64))
+        run = run_search(table, "t", "graph", seed=seed, prior_records=earlier, max_trials=64)
+        hits.append(run.trials)
     # Trial 1 is this study's baseline; the informed model proposes the best set right after.
     assert statistics.median(hits) <= 3
 
@@ -104,14 +102,12 @@ def test_finds_the_best_set_faster_than_random_on_average() -> None:
     table = additive_table(seed=1)
     graph, random = [], []
     for seed in range(6):
-        graph.append(
-            trials_to_best(
-                table, "t", GraphGuidedSampler(target="t", candidates=list(SOURCES), seed=seed)
-            )
-        )
-        random.append(trials_to_best(table, "t", optuna.samplers.RandomSampler(seed=seed)))
+        run = run_search(table, "t", "graph", seed=seed)
+        assert run.trials == run.distinct  # never re-asks a set
+        graph.append(run.trials)
+        random.append(run_search(table, "t", "random", seed=seed).trials)
     assert np.mean(graph) < np.mean(random)
-    assert max(graph) <= 32  # never re-asks a set: at most every subset once
+    assert max(graph) <= 32  # at most every subset once
 
 
 def test_study_records_use_the_baseline_trial_and_stored_subsets() -> None:
@@ -258,3 +254,44 @@ def test_the_engine_stops_a_study_whose_sets_are_exhausted(tmp_path: Path) -> No
     summary = run_study(spec, storage_url=f"sqlite:///{tmp_path / 'records.db'}")
     # Four sets ({}, {s1}, {s2}, {s1, s2}) twice each, then nothing is left to propose.
     assert summary.reason == "exhausted" and summary.progress.n_done == 8
+
+
+def test_startup_order_follows_the_prior_not_the_listing_order() -> None:
+    rng = np.random.default_rng(0)
+    # An explicit prior (a screen, text-embedding similarity) decides, best first.
+    assert startup_order(["a", "b", "c"], target="t", scores={"c": 2.0, "a": 1.0}, rng=rng)[:2] == [
+        "c",
+        "a",
+    ]
+    # Records of other targets: each source's mean gain as their only auxiliary.
+    records = [
+        ScoreRecord(task=o, task_set=frozenset(s), value=v, higher_is_better=True, split="val")
+        for o in ("u", "v")
+        for s, v in (({o}, 1.0), ({o, "a"}, 0.9), ({o, "b"}, 1.0), ({o, "c"}, 1.2))
+    ]
+    assert startup_order(["a", "b", "c"], target="t", prior_records=records, rng=rng) == [
+        "c", "b", "a"
+    ]  # fmt: skip
+    # No prior at all: a seeded random order, not the listing order for every seed.
+    orders = {
+        tuple(startup_order(list(SOURCES), target="t", rng=np.random.default_rng(seed)))
+        for seed in range(8)
+    }
+    assert len(orders) > 1
+
+
+def test_the_first_start_up_pair_is_the_prior_favourite() -> None:
+    records = [
+        ScoreRecord(task="u", task_set=frozenset(s), value=v, higher_is_better=True, split="val")
+        for s, v in (({"u"}, 1.0), ({"u", "s1"}, 0.9), ({"u", "s4"}, 1.3), ({"u", "s2"}, 1.0))
+    ]
+    sampler = GraphGuidedSampler(
+        target="t", candidates=list(SOURCES), prior_records=records, seed=0
+    )
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    chosen = []
+    for _ in range(2):
+        trial, subset = ask_subset(study, list(SOURCES))
+        chosen.append(subset)
+        study.tell(trial, 1.0)
+    assert chosen == [frozenset(), frozenset({"s4"})]  # baseline, then the best source elsewhere

@@ -9,6 +9,7 @@ import optuna
 import pytest
 
 from taskgraph.errors import SpecError
+from taskgraph.search.bandit_sampler import BanditSampler
 from taskgraph.search.engine import StudyEngine
 from taskgraph.search.graph_sampler import GraphGuidedSampler
 from taskgraph.search.samplers import (
@@ -27,7 +28,7 @@ def spec_with(**overrides: Any) -> Any:
 
 
 def test_samplers_by_name() -> None:
-    assert SAMPLERS.names() == ["gp", "graph", "random", "tpe"]
+    assert SAMPLERS.names() == ["bandit", "gp", "graph", "random", "tpe"]
     seeded = build_sampler(spec_with(sampler={"name": "tpe", "seed": 1, "n_startup_trials": 4}))
     assert isinstance(seeded, TrialSeededSampler)  # a fixed seed is derived per trial
     tpe = seeded.base
@@ -38,6 +39,11 @@ def test_samplers_by_name() -> None:
     graph = build_sampler(spec_with(sampler="graph", search={"auxiliaries": {"exclude": ["meh"]}}))
     assert isinstance(graph, GraphGuidedSampler)
     assert graph.free == ("bad", "good")
+    # The graph sampler's own options do not reach its inner TPE (they once did: a TypeError).
+    ei = build_sampler(spec_with(sampler={"name": "graph", "options": {"acquisition": "ei"}}))
+    assert isinstance(ei, GraphGuidedSampler) and ei.acquisition == "ei"
+    bandit = build_sampler(spec_with(sampler="bandit", search={"auxiliaries": {"max_size": 1}}))
+    assert isinstance(bandit, BanditSampler) and bandit.high == 1
 
 
 def test_sampler_options_reach_the_constructor_and_typos_are_errors() -> None:
@@ -56,7 +62,7 @@ def test_pruners_by_name() -> None:
     assert isinstance(build_pruner(PrunerSpec(name="none")), optuna.pruners.NopPruner)
 
 
-@pytest.mark.parametrize("sampler", ["tpe", "gp", "random", "graph"])
+@pytest.mark.parametrize("sampler", ["tpe", "gp", "random", "graph", "bandit"])
 def test_each_sampler_runs_a_study(storage_url: str, fakes: ModuleType, sampler: str) -> None:
     spec = spec_with(
         sampler={"name": sampler, "seed": 0, "n_startup_trials": 2},

@@ -1,0 +1,199 @@
+"""An AutoSeM-style bandit over auxiliary tasks: a baseline for the graph-guided sampler.
+
+``sampler: bandit`` in a study spec.  AutoSeM (Guo, Pasunuru and Bansal, NAACL 2019, stage 1)
+treats every auxiliary task as the arm of a Beta-Bernoulli bandit and picks arms by Thompson
+sampling: each arm ``i`` holds ``Beta(alpha_i, beta_i)``; a draw ``theta_i`` per arm chooses
+what to train with; the reward is 1 when the primary task's validation score improved, else 0.
+
+Here one trial is one pull:
+
+* the reward of a finished trial is 1 when its objective beats the target's single-task
+  baseline trial (the study's enqueued baseline; before it finishes, the median of the values
+  seen stands in), else 0, and it updates every free auxiliary of the trial's set;
+* the proposal is the arm with the largest draw when at most one free auxiliary fits
+  (``max_size`` 1: exactly AutoSeM's choice of one arm); otherwise every task whose draw
+  exceeds 1/2 (the posterior says "more likely to help than not"), trimmed to ``max_size`` and
+  filled to ``min_size`` by draw;
+* a set the study has already evaluated is redrawn (up to ``max_redraws`` draws; then the
+  not yet evaluated arm with the best posterior mean, or a random unevaluated set), so the
+  bandit is not charged for re-asking what a deterministic benchmark already answered.
+
+Like :class:`~taskgraph.search.graph_sampler.GraphGuidedSampler` it claims the ``aux/<task>``
+flags as its relative search space and hands every other parameter to an inner sampler.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.samplers import BaseSampler, TPESampler
+from optuna.study import Study, StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from taskgraph.errors import ConfigError
+from taskgraph.search.space import AUX_PARAM_PREFIX, BASELINE_ROLE, ROLE_ATTR, SUBSET_ATTR
+
+__all__ = ["BanditSampler"]
+
+
+class BanditSampler(BaseSampler):
+    """Beta-Bernoulli Thompson sampling over auxiliary tasks (module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        target: str,
+        candidates: Sequence[str],
+        min_size: int = 0,
+        max_size: int | None = None,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        alpha: float = 1.0,
+        beta: float = 1.0,
+        max_redraws: int = 32,
+        seed: int | None = None,
+        independent_sampler: BaseSampler | None = None,
+    ) -> None:
+        if alpha <= 0 or beta <= 0:
+            raise ConfigError(f"`alpha` and `beta` must be > 0, but got {alpha} and {beta}")
+        self.target = target
+        self.include = tuple(sorted(set(include) - {target}))
+        self.free = tuple(sorted(set(candidates) - set(include) - set(exclude) - {target}))
+        self.low = max(min_size - len(self.include), 0)
+        self.high = (
+            len(self.free)
+            if max_size is None
+            else min(max(max_size - len(self.include), 0), len(self.free))
+        )
+        if self.low > self.high:
+            raise ConfigError(
+                f"no subset fits min_size={min_size}, max_size={max_size} with "
+                f"include={list(self.include)} and {len(self.free)} free candidates"
+            )
+        self.alpha = alpha
+        self.beta = beta
+        self.max_redraws = max_redraws
+        self._rng = np.random.default_rng(seed)
+        self._independent = independent_sampler or TPESampler(seed=seed)
+
+    # ------------------------------------------------------------------ Optuna API
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        """Return the ``aux/<task>`` flag of every free candidate."""
+        if study._is_multi_objective():
+            return {}
+        return {f"{AUX_PARAM_PREFIX}{t}": CategoricalDistribution([False, True]) for t in self.free}
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        """Return the proposed set as ``{"aux/<task>": bool}``."""
+        if not search_space:
+            return {}
+        subset = self.propose(study)
+        return {name: name[len(AUX_PARAM_PREFIX) :] in subset for name in search_space}
+
+    def sample_independent(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        """Return the inner sampler's value for a parameter outside the subset flags."""
+        return self._independent.sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        """Let the inner sampler prepare the trial."""
+        self._independent.before_trial(study, trial)
+
+    def after_trial(
+        self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
+    ) -> None:
+        """Let the inner sampler record the finished trial."""
+        self._independent.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        """Reseed this sampler's generator and the inner sampler's."""
+        self._rng = np.random.default_rng()
+        self._independent.reseed_rng()
+
+    # ------------------------------------------------------------------ bandit
+    def posterior(self, study: Study) -> tuple[dict[str, tuple[float, float]], set[frozenset[str]]]:
+        """Return each free task's ``(alpha, beta)`` and the free parts of the evaluated sets."""
+        trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        observed: list[tuple[frozenset[str], float, bool]] = []
+        for trial in trials:
+            if trial.value is None or not math.isfinite(trial.value):
+                continue
+            baseline = trial.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE
+            observed.append((self._free_part(trial), float(trial.value), baseline))
+        higher = study.direction == StudyDirection.MAXIMIZE
+        references = [v for s, v, baseline in observed if baseline or not s]
+        if references:
+            reference = references[0]
+        elif observed:
+            reference = float(np.median([v for _, v, _ in observed]))
+        else:
+            reference = math.nan
+        counts = {t: [self.alpha, self.beta] for t in self.free}
+        for subset, value, baseline in observed:
+            if baseline or not subset:
+                continue
+            won = value > reference if higher else value < reference
+            for task in subset:
+                counts[task][0 if won else 1] += 1.0
+        evaluated = {s for s, _, _ in observed}
+        return {t: (a, b) for t, (a, b) in counts.items()}, evaluated
+
+    def propose(self, study: Study) -> frozenset[str]:
+        """Return the free auxiliaries of the next set (module docstring)."""
+        counts, evaluated = self.posterior(study)
+        if not self.free:
+            return frozenset()
+        a = np.array([counts[t][0] for t in self.free])
+        b = np.array([counts[t][1] for t in self.free])
+        for _ in range(self.max_redraws):
+            subset = self._from_draw(self._rng.beta(a, b))
+            if subset not in evaluated:
+                return subset
+        if self.high == 1:
+            fresh = [i for i, t in enumerate(self.free) if frozenset({t}) not in evaluated]
+            if fresh:
+                means = a / (a + b)
+                return frozenset({self.free[max(fresh, key=lambda i: means[i])]})
+        for _ in range(self.max_redraws):
+            size = int(self._rng.integers(self.low, self.high + 1))
+            picked = self._rng.choice(len(self.free), size=size, replace=False)
+            subset = frozenset(self.free[i] for i in picked)
+            if subset not in evaluated:
+                return subset
+        return self._from_draw(self._rng.beta(a, b))  # everything seen: a repeat costs a trial
+
+    def _from_draw(self, theta: np.ndarray) -> frozenset[str]:
+        order = np.argsort(-theta, kind="stable")
+        if self.high == 1:
+            return frozenset({self.free[int(order[0])]})
+        chosen = [int(i) for i in order if theta[i] > 0.5][: self.high]
+        for i in order:  # fill to min_size with the next best draws
+            if len(chosen) >= self.low:
+                break
+            if int(i) not in chosen:
+                chosen.append(int(i))
+        return frozenset(self.free[i] for i in chosen)
+
+    def _free_part(self, trial: FrozenTrial) -> frozenset[str]:
+        stored = trial.user_attrs.get(SUBSET_ATTR)
+        if stored is not None:
+            tasks = frozenset(stored)
+        else:
+            tasks = frozenset(
+                name[len(AUX_PARAM_PREFIX) :] for name, value in trial.params.items()
+                if name.startswith(AUX_PARAM_PREFIX) and value is True
+            )  # fmt: skip
+        return tasks & frozenset(self.free)

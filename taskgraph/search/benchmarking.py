@@ -1,0 +1,486 @@
+"""Search efficiency on a published table, with the samplers and the search space a study uses.
+
+A benchmark search of ``target`` is a study in miniature: a :class:`~taskgraph.spec.models.StudySpec`
+(tabular runner, ``sampler.name`` = the sampler measured, ``sampler.seed`` = the run's seed),
+its sampler built by :func:`~taskgraph.search.samplers.build_sampler` (the ``SAMPLERS``
+registry: "TPE" here is the TPE a study runs), its trials suggested by
+:class:`~taskgraph.search.space.SearchSpace` (the ``aux/<task>`` flags and the size repair), the
+single-task baseline enqueued first as the engine does, and each trial answered by the table
+(a set without a row fails, as a crashed training would).
+
+:func:`run_search` counts two things until the target's best set is proposed: **trials** (every
+ask, a repeat of a set already evaluated included: a study pays for it) and **distinct** sets
+evaluated.  :func:`search_efficiency` runs every sampler over targets and seeds.
+
+Which sets can be searched is what the table answers (:func:`search_max_size`): a table with
+every subset of a target's candidates is searched over all of them; one with the pairs but not
+every larger group (pairs-only tables, MIMIC's sampled groups) over single auxiliaries
+(``max_size`` 1), so every proposal has an answer.  The best set is the best one the searched
+space holds.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+
+from taskgraph.affinity.longtable import LongTable
+from taskgraph.affinity.records import ScoreRecord
+from taskgraph.errors import ConfigError, DataFormatError
+from taskgraph.search.graph_sampler import popular_source_scores
+from taskgraph.search.heartbeat import quiet_optuna
+from taskgraph.search.samplers import SAMPLERS, build_sampler
+from taskgraph.search.space import SearchSpace
+from taskgraph.spec.loading import spec_from_dict
+from taskgraph.spec.models import StudySpec
+
+__all__ = [
+    "BENCH_SAMPLERS",
+    "CLI_SAMPLERS",
+    "MAX_BENCH_VALUE",
+    "BenchReport",
+    "SearchRun",
+    "bench_splits",
+    "benchmark_spec",
+    "check_magnitudes",
+    "ratio",
+    "run_bench",
+    "run_search",
+    "search_candidates",
+    "search_efficiency",
+    "search_max_size",
+    "summarize_runs",
+]
+
+#: What :func:`search_efficiency` compares by default: ``graph`` starts from the other targets'
+#: rows (earlier studies in the same domain), ``graph_cold`` from nothing.
+BENCH_SAMPLERS = ("graph", "graph_cold", "tpe", "gp", "random", "bandit")
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRun:
+    """One benchmark search: trials and distinct sets until the best set was proposed."""
+
+    sampler: str
+    target: str
+    seed: int
+    trials: int  #: asks until the best set was proposed (``max_trials`` when never)
+    distinct: int  #: distinct sets evaluated until then, the best included
+    found: bool
+
+
+def search_candidates(table: LongTable, target: str, *, split: str = "val") -> list[str]:
+    """Return the tasks that appear with ``target`` in its rows on ``split``, sorted."""
+    return sorted({t for s in table.task_sets(target, split=split) for t in s} - {target})
+
+
+def search_max_size(table: LongTable, target: str, *, split: str = "val") -> int | None:
+    """Return the largest auxiliary set the table lets a search of ``target`` propose.
+
+    ``None`` (no bound) when every subset of the candidates has a row; 1 when not (only
+    single auxiliaries are searched, so every proposal has an answer); ``None`` again when
+    not even the singles are there (proposals without a row fail).
+    """
+    candidates = search_candidates(table, target, split=split)
+    answered = {s - {target} for s in table.task_sets(target, split=split)}
+    if len(answered) >= 2 ** len(candidates):
+        return None
+    if any(frozenset({c}) in answered for c in candidates):
+        return 1
+    return None
+
+
+def benchmark_spec(
+    table: LongTable,
+    target: str,
+    *,
+    sampler: str,
+    seed: int,
+    split: str = "val",
+    max_size: int | None = None,
+    max_trials: int = 300,
+    sampler_options: Mapping[str, Any] | None = None,
+) -> StudySpec:
+    """Return the study spec of one benchmark search (tabular runner, the sampler by name)."""
+    rows = [r for r in table if r.target == target and r.split == split]
+    if not rows:
+        raise ConfigError(f"table {table.source!r} has no {split!r} rows for target {target!r}")
+    name = "graph" if sampler == "graph_cold" else sampler
+    if name not in SAMPLERS:
+        raise ConfigError(f"unknown sampler {sampler!r}; known: {', '.join(SAMPLERS.names())}")
+    return spec_from_dict(
+        {
+            "name": f"bench-{target}",
+            "target": target,
+            "candidates": search_candidates(table, target, split=split),
+            "objective": {
+                "metric": "score",
+                "direction": "maximize" if rows[0].higher_is_better else "minimize",
+            },
+            "runner": {"name": "tabular", "table": table.source or "table", "split": split},
+            "sampler": {"name": name, "seed": seed, "options": dict(sampler_options or {})},
+            "search": {"auxiliaries": {"max_size": max_size}},
+            "budget": {"trials": max_trials},
+        },
+        source=f"benchmark spec of {target!r}",
+    )
+
+
+def run_search(
+    table: LongTable,
+    target: str,
+    sampler: str,
+    *,
+    seed: int,
+    split: str = "val",
+    max_trials: int = 300,
+    max_size: int | None = None,
+    prior_records: Sequence[ScoreRecord] | None = None,
+    sampler_options: Mapping[str, Any] | None = None,
+) -> SearchRun:
+    """Return how long ``sampler`` (a ``SAMPLERS`` name) takes to propose ``target``'s best set.
+
+    The best set has the best ``split`` value among the target's rows of at most ``max_size``
+    auxiliaries (ties: any of them).  ``prior_records`` go to the sampler as a study's records
+    of earlier studies would (only ``graph`` uses them).
+    """
+    if max_trials < 1:
+        raise ConfigError(f"`max_trials` must be >= 1, but got {max_trials}")
+    spec = benchmark_spec(
+        table, target, sampler=sampler, seed=seed, split=split, max_size=max_size,
+        max_trials=max_trials, sampler_options=sampler_options,
+    )  # fmt: skip
+    rows = [
+        r for r in table
+        if r.target == target and r.split == split
+        and (max_size is None or len(r.auxiliaries) <= max_size)
+    ]  # fmt: skip
+    higher = rows[0].higher_is_better
+    best_value = max(r.value for r in rows) if higher else min(r.value for r in rows)
+    best_sets = {r.auxiliaries for r in rows if r.value == best_value}
+    # The architectures' own ranges do not matter to a table; naming them keeps torch out.
+    space = SearchSpace(spec=spec, sharing_spaces={name: {} for name in spec.search.sharing})
+    with quiet_optuna():
+        study = optuna.create_study(
+            direction=spec.objective.direction,
+            sampler=build_sampler(spec, prior_records=prior_records),
+        )
+        study.enqueue_trial(space.baseline_params(), user_attrs=space.baseline_user_attrs())
+        seen: set[frozenset[str]] = set()
+        for number in range(1, max_trials + 1):
+            trial = study.ask()
+            auxiliaries = frozenset(space.suggest(trial).auxiliaries)
+            seen.add(auxiliaries)
+            if auxiliaries in best_sets:
+                return SearchRun(sampler, target, seed, number, len(seen), True)
+            row = table.get(target, auxiliaries, split)
+            if row is None:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            else:
+                study.tell(trial, row.value)
+    return SearchRun(sampler, target, seed, max_trials, len(seen), False)
+
+
+def search_efficiency(
+    table: LongTable,
+    *,
+    samplers: Sequence[str] = BENCH_SAMPLERS,
+    seeds: Sequence[int] = tuple(range(20)),
+    targets: Sequence[str] | None = None,
+    split: str = "val",
+    max_trials: int = 300,
+    max_size: int | None = None,
+    on_run: Callable[[SearchRun], None] | None = None,
+) -> list[SearchRun]:
+    """Return one :class:`SearchRun` per sampler, target and seed.
+
+    ``max_size`` bounds every target's search; ``None`` takes :func:`search_max_size` of each
+    target.  ``graph`` orders its start-up by the popular-source prior of the other targets'
+    ``split`` rows (earlier studies in the domain:
+    :func:`~taskgraph.search.graph_sampler.popular_source_scores`); ``graph_cold`` starts in a
+    seeded random order; the other samplers use no prior.
+    """
+    runs: list[SearchRun] = []
+    records = table.to_records(split=split)
+    for name in samplers:
+        for target in targets if targets is not None else table.targets:
+            bound = (
+                max_size if max_size is not None else search_max_size(table, target, split=split)
+            )
+            options: dict[str, Any] = {}
+            if name == "graph":
+                candidates = search_candidates(table, target, split=split)
+                options["startup_scores"] = popular_source_scores(
+                    candidates, target=target, prior_records=records
+                )
+            for seed in seeds:
+                run = run_search(
+                    table, target, name, seed=seed, split=split, max_trials=max_trials,
+                    max_size=bound, sampler_options=options,
+                )  # fmt: skip
+                runs.append(run)
+                if on_run is not None:
+                    on_run(run)
+    return runs
+
+
+def summarize_runs(runs: Sequence[SearchRun]) -> dict[str, float]:
+    """Return ``trials_to_best_<s>``, ``distinct_to_best_<s>`` (medians) and ``not_found_<s>``."""
+    out: dict[str, float] = {}
+    for name in dict.fromkeys(r.sampler for r in runs):
+        mine = [r for r in runs if r.sampler == name]
+        out[f"trials_to_best_{name}"] = float(statistics.median(r.trials for r in mine))
+        out[f"distinct_to_best_{name}"] = float(statistics.median(r.distinct for r in mine))
+        out[f"not_found_{name}"] = float(sum(not r.found for r in mine))
+    return out
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    """Return ``numerator / denominator`` (NaN for a zero denominator)."""
+    return numerator / denominator if denominator else math.nan
+
+
+# ---------------------------------------------------------------------------- taskgraph bench
+#: Samplers ``taskgraph bench`` compares unless told otherwise (``gp`` refits a Gaussian
+#: process per trial, about a second each: name it with ``--samplers`` to include it).
+CLI_SAMPLERS = ("graph", "graph_cold", "tpe", "random", "bandit")
+
+
+@dataclass
+class BenchReport:
+    """What :func:`run_bench` ran, skipped (with why) and measured, in printing order."""
+
+    evaluations: list[str]
+    skipped: dict[str, str]
+    notes: list[str]
+    results: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the report as one flat mapping (what ``--json`` prints)."""
+        return {
+            "evaluations": list(self.evaluations),
+            "skipped": dict(self.skipped),
+            "notes": list(self.notes),
+            **self.results,
+        }
+
+
+def bench_splits(
+    table: LongTable, *, fit_split: str | None = None, score_split: str | None = None
+) -> tuple[str, str]:
+    """Return ``(fit split, score split)``: the given ones, else ``val``/``test``, else the one split."""
+    splits = table.splits
+    for option, value in (("--fit-split", fit_split), ("--score-split", score_split)):
+        if value is not None and value not in splits:
+            raise ConfigError(
+                f"`{option}` {value!r} is not a split of table {table.source!r}; it has {', '.join(splits)}"
+            )
+    fit = fit_split or ("val" if "val" in splits else splits[0])
+    score = score_split or ("test" if "test" in splits and fit != "test" else fit)
+    return fit, score
+
+
+#: Largest magnitude of a table value: squares of differences of such values stay finite.
+MAX_BENCH_VALUE = 1e100
+
+
+def check_magnitudes(table: LongTable, *, path: object = None) -> None:
+    """Raise ``DataFormatError`` for a value beyond :data:`MAX_BENCH_VALUE` in magnitude.
+
+    Gains are differences and the estimators fit squared errors: values near the float range
+    (``1e308``) overflow to ``inf``/``nan`` and every Spearman would be ``nan``.
+    """
+    for row in table:
+        if abs(row.value) > MAX_BENCH_VALUE:
+            raise DataFormatError(
+                table.source if path is None else path,
+                None,
+                f"values of magnitude at most {MAX_BENCH_VALUE:g} (larger ones overflow the "
+                "gains and the estimators' fits; rescale the table)",
+                f"{row.value:g} for target {row.target!r}, task set {row.task_set_key}, "
+                f"split {row.split}",
+            )
+
+
+def run_bench(
+    table: LongTable,
+    *,
+    method: str = "setfn",
+    fit_fraction: float = 0.1,
+    seeds: int = 20,
+    folds: int = 5,
+    fit_split: str | None = None,
+    score_split: str | None = None,
+    search: bool = True,
+    samplers: Sequence[str] = CLI_SAMPLERS,
+    max_trials: int = 300,
+    max_size: int | None = None,
+    n_observed: int = 3,
+    on_step: Callable[[str, int, int], None] | None = None,
+) -> BenchReport:
+    """Run every evaluation ``table`` supports; say which were skipped and why.
+
+    * ``gain_prediction`` (groups of size >= 3): :func:`~taskgraph.affinity.evaluation.evaluate_gain_prediction`
+      over ``seeds`` fit seeds, ``method`` beside HOA;
+    * ``pair_gains`` (pair rows): ``folds``-fold per target,
+      :func:`~taskgraph.affinity.evaluation.evaluate_pair_gains`, beside the popular-source prior;
+    * ``source_ranking`` (targets with more than ``n_observed + 1`` pairs and a baseline):
+      ``n_observed`` entries of the target known, :func:`~taskgraph.affinity.evaluation.evaluate_source_ranking`;
+    * ``search``: :func:`search_efficiency` of ``samplers`` (a pairs-only table is searched
+      over single auxiliaries).
+
+    ``on_step(evaluation, done, total)`` reports progress.  Raises ``ConfigError`` on bad
+    arguments (checked before anything runs).
+    """
+    from taskgraph.affinity.evaluation import (
+        evaluate_gain_prediction,
+        evaluate_pair_gains,
+        evaluate_source_ranking,
+    )
+
+    if seeds < 1:
+        raise ConfigError(f"`--seeds` must be >= 1, but got {seeds}")
+    if max_trials < 1:  # 0 would report every sampler as finding the best set at once
+        raise ConfigError(f"`--max-trials` must be >= 1, but got {max_trials}")
+    if not 0.0 <= fit_fraction <= 1.0:
+        raise ConfigError(f"`--fit-fraction` must be in [0, 1], but got {fit_fraction}")
+    if folds < 2:
+        raise ConfigError(f"`--folds` must be >= 2, but got {folds}")
+    if max_size is not None and max_size < 1:
+        raise ConfigError(f"`--max-size` must be >= 1, but got {max_size}")
+    unknown = [s for s in samplers if (("graph" if s == "graph_cold" else s) not in SAMPLERS)]
+    if unknown:
+        known = ", ".join(sorted({*SAMPLERS.names(), "graph_cold"}))
+        raise ConfigError(f"`--samplers`: unknown sampler {unknown[0]!r}; known: {known}")
+    check_magnitudes(table)
+    fit, score = bench_splits(table, fit_split=fit_split, score_split=score_split)
+    step = on_step or (lambda name, done, total: None)
+    report = BenchReport(evaluations=[], skipped={}, notes=[], results={})
+    fit_rows = [r for r in table if r.split == fit]
+    targets = table.targets
+    no_baseline = [t for t in targets if table.get(t, (), fit) is None]
+    with_baseline = [t for t in targets if t not in no_baseline]
+    if fit == score:
+        report.notes.append(
+            f"one split ({fit!r}): every evaluation fits and scores disjoint cells of it "
+            f"(held-out groups; {folds}-fold over each target's pairs)"
+        )
+    if no_baseline:
+        report.notes.append(
+            f"no baseline row on {fit!r} for {len(no_baseline)} of {len(targets)} targets "
+            f"({', '.join(no_baseline[:5])}{', ...' if len(no_baseline) > 5 else ''}): "
+            "rank-only (their pairs ranked against their values; no gains)"
+        )
+    pair_rows = [r for r in fit_rows if len(r.task_set) == 2]
+    groups = [r for r in fit_rows if len(r.task_set) >= 3 and r.target in with_baseline]
+
+    # -- gain prediction on groups of size >= 3
+    if not any(len(r.task_set) >= 3 for r in fit_rows):
+        report.skipped["gain_prediction"] = "no groups of size >= 3"
+    elif not groups:
+        report.skipped["gain_prediction"] = "no target with groups of size >= 3 has a baseline row"
+    else:
+        report.evaluations.append("gain_prediction")
+        per_seed: dict[str, list[float]] = {method: [], "hoa": []}
+        for seed in range(seeds):
+            outcome = evaluate_gain_prediction(
+                table, [method, "hoa"], fit_fraction=fit_fraction, seed=seed,
+                fit_split=fit, score_split=score,
+            )  # fmt: skip
+            for name in per_seed:
+                per_seed[name].append(outcome[name]["spearman"])
+            step("gain prediction", seed + 1, seeds)
+        report.results["spearman"] = _mean(per_seed[method])
+        report.results["spearman_hoa"] = _mean(per_seed["hoa"])
+        for name, key in ((method, "spearman"), ("hoa", "spearman_hoa")):
+            if math.isnan(report.results[key]):
+                raise ConfigError(
+                    f"`{key}` is undefined: no seed of {seeds} gave {name} a finite Spearman "
+                    f"correlation on {table.source} (its predicted or the true gains are "
+                    "constant on every scored group)"
+                )
+        report.results["scored_on"] = score
+
+    # -- single-auxiliary gains, k-fold per target
+    pair_targets = {r.target for r in pair_rows}
+    if not pair_rows:
+        report.skipped["pair_gains"] = "no pair rows (target + one auxiliary)"
+    elif not any(sum(r.target == t for r in pair_rows) >= 2 for t in pair_targets):
+        report.skipped["pair_gains"] = "no target has two pair rows"
+    else:
+        report.evaluations.append("pair_gains")
+        pairs = evaluate_pair_gains(
+            table, [method], folds=folds, seed=0, fit_split=fit, score_split=score
+        )
+        versus = pairs["versus_prior"][method]["spearman"]
+        report.results.update({
+            "pair_folds": folds,
+            "pair_spearman": pairs[method]["spearman"],
+            "pair_spearman_prior": pairs["prior"]["spearman"],
+            "pair_spearman_diff_vs_prior": versus["diff"],
+            "pair_spearman_diff_vs_prior_se": versus["se"],
+        })  # fmt: skip
+        step("pair gains", 1, 1)
+
+    # -- source ranking with n_observed entries of the target known
+    rankable = [
+        t for t in with_baseline
+        if sum(r.target == t for r in pair_rows) > n_observed + 1
+    ]  # fmt: skip
+    if not rankable:
+        report.skipped["source_ranking"] = (
+            f"no target with a baseline row has more than {n_observed + 1} pair rows"
+        )
+    else:
+        report.evaluations.append("source_ranking")
+        ranking = evaluate_source_ranking(
+            table, [method], n_observed=n_observed, seeds=range(seeds), split=fit
+        )
+        versus = ranking["versus_prior"][method]["spearman"]
+        report.results.update({
+            "ranking_spearman": ranking[method]["spearman"],
+            "ranking_spearman_prior": ranking["prior"]["spearman"],
+            "ranking_spearman_diff_vs_prior": versus["diff"],
+            "ranking_spearman_diff_vs_prior_se": versus["se"],
+        })  # fmt: skip
+        step("source ranking", 1, 1)
+
+    # -- search efficiency
+    searchable = [t for t in targets if len(table.task_sets(t, split=fit)) >= 2]
+    if not search:
+        report.skipped["search"] = "--no-search"
+    elif not searchable:
+        report.skipped["search"] = "no target has two task sets to choose from"
+    else:
+        report.evaluations.append("search")
+        bounds = {t: max_size or search_max_size(table, t, split=fit) for t in searchable}
+        if max_size is None and any(b == 1 for b in bounds.values()):
+            report.notes.append(
+                "the table lacks larger groups for some targets: their search proposes single "
+                "auxiliaries (--max-size 1), so every proposal has an answer"
+            )
+        total = len(samplers) * len(searchable) * seeds
+        runs: list[SearchRun] = []
+
+        def advance(run: SearchRun) -> None:
+            runs.append(run)
+            step("search efficiency", len(runs), total)
+
+        for name in samplers:
+            for target in searchable:
+                search_efficiency(
+                    table, samplers=[name], seeds=range(seeds), targets=[target], split=fit,
+                    max_trials=max_trials, max_size=bounds[target], on_run=advance,
+                )  # fmt: skip
+        report.results.update(summarize_runs(runs))
+    return report
+
+
+def _mean(values: Sequence[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return float(statistics.fmean(finite)) if finite else math.nan
