@@ -45,7 +45,8 @@ def test_the_same_table_rescaled_gives_a_finite_spearman(tmp_path: Path) -> None
     path = table(tmp_path, 1.0)
     result = runner.invoke(app, ["bench", "--table", str(path), "--seeds", "1", "--no-search"])
     assert result.exit_code == 0, result.stderr
-    spearman = float(result.stdout.splitlines()[0].split(": ")[1])
+    lines = dict(line.split(": ", 1) for line in result.stdout.splitlines() if ": " in line)
+    spearman = float(lines["spearman"])
     assert -1.0 <= spearman <= 1.0
 
 
