@@ -48,6 +48,8 @@ FLAT_COLUMNS = (
     "cost_seconds",
     "cost_examples",
     "cost_tokens",
+    "target_steps",
+    "total_steps",
     "device",
     "started_at",
     "finished_at",
@@ -77,6 +79,8 @@ def flat_rows(runs: Sequence[RunRecord]) -> Iterator[dict[str, Any]]:
             "cost_seconds": run.cost_seconds,
             "cost_examples": run.cost_examples,
             "cost_tokens": run.cost_tokens,
+            "target_steps": run.target_steps,
+            "total_steps": run.total_steps,
             "device": run.device,
             "started_at": run.started_at.isoformat() if run.started_at else None,
             "finished_at": run.finished_at.isoformat() if run.finished_at else None,
@@ -149,6 +153,8 @@ def _arrow_schema(pa: Any) -> Any:
         "cost_seconds": pa.float64(),
         "cost_examples": pa.int64(),
         "cost_tokens": pa.int64(),
+        "target_steps": pa.int64(),
+        "total_steps": pa.int64(),
     }
     return pa.schema([(name, types.get(name, pa.string())) for name in FLAT_COLUMNS])
 

@@ -51,6 +51,9 @@ class RunRecord:
     cost_examples: int
     cost_tokens: int
     device: str
+    #: optimizer steps that trained the target / all of them (``None``: written before 0004)
+    target_steps: int | None
+    total_steps: int | None
     started_at: datetime | None
     finished_at: datetime | None
     created_at: datetime
@@ -92,6 +95,8 @@ class RunRecord:
                 examples=self.cost_examples,
                 tokens=self.cost_tokens,
                 device=self.device,
+                target_steps=self.target_steps or 0,
+                total_steps=self.total_steps or 0,
             ),
             lookahead=self.lookahead,
             failure_reason=self.failure_reason,

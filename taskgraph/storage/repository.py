@@ -176,6 +176,8 @@ def _run_record(row: RunRow) -> RunRecord:
         cost_examples=row.cost_examples,
         cost_tokens=row.cost_tokens,
         device=row.device,
+        target_steps=row.target_steps,
+        total_steps=row.total_steps,
         started_at=_aware(row.started_at),
         finished_at=_aware(row.finished_at),
         created_at=created_at,

@@ -160,6 +160,9 @@ class RunRow(Base):
     cost_seconds: Mapped[float] = mapped_column(Float)
     cost_examples: Mapped[int] = mapped_column(BigInteger)
     cost_tokens: Mapped[int] = mapped_column(BigInteger)
+    # Optimizer steps that trained the target, and all of them (revision 0004; NULL before).
+    target_steps: Mapped[int | None] = mapped_column(BigInteger)
+    total_steps: Mapped[int | None] = mapped_column(BigInteger)
     device: Mapped[str] = mapped_column(String(64))
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

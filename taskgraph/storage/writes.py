@@ -208,6 +208,8 @@ def insert_run(
         "cost_seconds": float(result.cost.seconds),
         "cost_examples": int(result.cost.examples),
         "cost_tokens": int(result.cost.tokens),
+        "target_steps": int(result.cost.target_steps),
+        "total_steps": int(result.cost.total_steps),
         "device": result.cost.device,
         "started_at": started_at,
         "finished_at": finished_at,

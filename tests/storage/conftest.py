@@ -81,7 +81,14 @@ def make_trial() -> TrialFactory:
             status=status,
             scores=scores,
             objective=scores[target]["dev"]["f1"],
-            cost=Cost(seconds=12.5, examples=1000, tokens=64000, device="cuda:0"),
+            cost=Cost(
+                seconds=12.5,
+                examples=1000,
+                tokens=64000,
+                device="cuda:0",
+                target_steps=40,
+                total_steps=75,
+            ),
             lookahead=matrix,
             intermediate=[(10, value - 0.1), (20, value)],
         )

@@ -43,6 +43,9 @@ def test_run_round_trips_config_result_and_provenance(storage_url, make_trial):
         64000,
         "cuda:0",
     )
+    # Both step counts (revision 0004): the target's own steps and every optimizer step.
+    assert (run.target_steps, run.total_steps) == (40, 75)
+    assert run.trial_result().cost.target_steps == 40
     assert run.started_at == started and run.finished_at == started + timedelta(minutes=5)
     assert run.task_fingerprints == {"ner": "sha256:aa", "pos": "sha256:bb"}
     assert (run.host, run.code_version) == ("node-1", "0.1.0+abc")
