@@ -41,7 +41,13 @@ class TabularEvaluator:
             )
         self.split = split
 
-    def evaluate(self, config: TrialConfig, *, callbacks: Sequence[Any] = ()) -> TrialResult:
+    def evaluate(
+        self,
+        config: TrialConfig,
+        *,
+        callbacks: Sequence[Any] = (),
+        checkpoint_key: str | None = None,
+    ) -> TrialResult:
         """Return the published result of ``config``, or a FAILED result naming the missing row."""
         task_set = frozenset(config.task_set)
         row = self.table.get(config.target, task_set, self.split)

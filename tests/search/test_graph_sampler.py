@@ -130,7 +130,7 @@ def test_study_records_use_the_baseline_trial_and_stored_subsets() -> None:
 
 
 def test_a_spec_with_sampler_graph_runs_on_the_tabular_runner(tmp_path: Path) -> None:
-    from taskgraph.search.study import run_study
+    from taskgraph.app.studies import run_spec as run_study
     from taskgraph.spec import spec_from_dict
     from taskgraph.storage import open_repository
 
