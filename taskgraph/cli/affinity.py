@@ -128,53 +128,12 @@ def _lookahead(storage: str | None, table: Path | None) -> list[Any]:
         repository.close()
 
 
-def task_text_embeddings(
-    tasks: Sequence[str], *, data_dir: str | None = None, limit: int = 256, batch_size: int = 32
-) -> dict[str, np.ndarray]:
-    """Return TextEmb vectors: the mean MiniLM sentence embedding of up to ``limit`` training texts per catalog task.
+def task_text_embeddings(tasks: Sequence[str], **options: Any) -> dict[str, np.ndarray]:
+    """TextEmb vectors of catalog tasks (:func:`taskgraph.models.task_embeddings.task_text_embeddings`)."""
+    # Imported here: the models package imports torch, which the other commands never need.
+    from taskgraph.models.task_embeddings import task_text_embeddings as embed
 
-    Tasks that are not in the catalog or whose data is missing are left out.
-    """
-    import torch
-
-    from taskgraph.errors import TaskgraphError
-    from taskgraph.models import load_encoder
-    from taskgraph.tasks import get_task, load_examples
-
-    texts: dict[str, list[str]] = {}
-    for name in tasks:
-        try:
-            examples = load_examples(get_task(name), "train", data_dir=data_dir, limit=limit)
-        except TaskgraphError:
-            continue
-        texts[name] = [t for t in (_example_text(e) for e in examples) if t]
-    texts = {k: v for k, v in texts.items() if v}
-    if not texts:
-        return {}
-    bundle = load_encoder("minilm")
-    bundle.model.eval()
-    result: dict[str, np.ndarray] = {}
-    with torch.inference_mode():
-        for name, lines in texts.items():
-            vectors = []
-            for start in range(0, len(lines), batch_size):
-                batch = bundle.tokenizer(lines[start : start + batch_size], padding=True, truncation=True,
-                                         max_length=128, return_tensors="pt")  # fmt: skip
-                hidden = bundle.model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                vectors.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)).numpy())
-            result[name] = np.concatenate(vectors).mean(axis=0)
-    return result
-
-
-def _example_text(example: Any) -> str:
-    if hasattr(example, "tokens"):
-        return " ".join(example.tokens)
-    if hasattr(example, "question"):
-        return f"{example.question} {example.context}"
-    if hasattr(example, "text"):
-        return example.text if example.text_pair is None else f"{example.text} {example.text_pair}"
-    return ""
+    return embed(tasks, **options)
 
 
 def _fit(
