@@ -191,7 +191,8 @@ def build_engine(
     runner = runner_of(spec)
     trains = runner.capabilities.trains
     resolved = check_data(spec, data_dir=data_dir, source=source, trains=trains)
-    data_dir = resolved if resolved is not None else (data_dir or spec.data_dir)
+    chosen = data_dir or spec.data_dir
+    engine_dir = resolved if resolved is not None else (None if chosen is None else Path(chosen))
     task_defs: dict[str, Any] | None = None
     sharing_spaces: dict[str, dict[str, Any]] | None = None
     if not trains:
@@ -204,10 +205,10 @@ def build_engine(
     return StudyEngine(
         spec=spec,
         storage_url=storage_url,
-        evaluator=runner.build_evaluator(spec, data_dir=data_dir),
+        evaluator=runner.build_evaluator(spec, data_dir=engine_dir),
         sharing_spaces=sharing_spaces,
         task_defs=task_defs,
-        data_dir=data_dir,
+        data_dir=engine_dir,
         observer=observer,
         intermediate_reports=runner.capabilities.intermediate_reports,
     )
