@@ -4,7 +4,7 @@ A spec says what to search (target, candidate auxiliary tasks, the search space)
 pruner, runner, budget) and where to keep the results (storage).  Every model forbids extra
 keys, so a typo is an error naming the field path, never a silently ignored setting.  Names
 that live in registries (sharing architectures, loss weightings, samplers) are checked against
-those registries by :func:`taskgraph.spec.checks.check_spec` so that new plug-ins need no
+those registries by :func:`taskgraph.search.checks.check_spec` so that new plug-ins need no
 change here.  See docs/search.md for the reference with every field.
 """
 
