@@ -19,6 +19,7 @@ RANK = {
     "trial": 0,
     "registry": 0,
     "evaluator": 0,
+    "vocabulary": 0,
     "tasks": 1,
     "affinity": 1,
     "models": 2,

@@ -18,6 +18,7 @@ from typing import Any
 from taskgraph.affinity.longtable import LongTable, read_long_csv
 from taskgraph.errors import ConfigError
 from taskgraph.trial import Cost, TrialConfig, TrialResult, TrialStatus
+from taskgraph.vocabulary import task_set_key
 
 __all__ = ["TABULAR_METRIC", "TabularEvaluator"]
 
@@ -54,7 +55,7 @@ class TabularEvaluator:
         if row is None:
             return TrialResult.failed(
                 f"no published result for target {config.target!r} with task set "
-                f"{'+'.join(sorted(task_set))} on split {self.split!r} in table {self.table.source!r}"
+                f"{task_set_key(task_set)} on split {self.split!r} in table {self.table.source!r}"
             )
         metric = config.objective.metric or TABULAR_METRIC
         objective_split = config.objective.split

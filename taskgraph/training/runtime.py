@@ -9,21 +9,15 @@ only drives weight initialisation and dropout.
 
 from __future__ import annotations
 
-import hashlib
 import random
 
 import numpy as np
 import torch
 
 from taskgraph.errors import ConfigError
+from taskgraph.vocabulary import stable_seed
 
 __all__ = ["describe_device", "resolve_device", "seed_everything", "stable_seed"]
-
-
-def stable_seed(*parts: object) -> int:
-    """Return a 63-bit seed derived from ``parts`` (stable across processes and platforms)."""
-    digest = hashlib.sha256("/".join(map(str, parts)).encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
 
 
 def seed_everything(seed: int) -> None:
