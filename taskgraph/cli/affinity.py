@@ -29,6 +29,7 @@ from taskgraph.affinity.grouping import (
 from taskgraph.affinity.longtable import read_long_csv
 from taskgraph.affinity.recommend import recommend_auxiliaries
 from taskgraph.affinity.records import ScoreRecord
+from taskgraph.cli.options import JsonOption, StorageOption
 from taskgraph.cli.output import (
     emit_json,
     emit_rows,
@@ -47,13 +48,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-StorageOption = Annotated[
-    str | None,
-    typer.Option(
-        "--storage",
-        help="Records database URL (default: $TASKGRAPH_STORAGE or the local SQLite file).",
-    ),
-]
 TableOption = Annotated[
     Path | None,
     typer.Option(
@@ -79,7 +73,6 @@ EmbedOption = Annotated[
         help="Add MiniLM TextEmb embeddings of catalog tasks (cold start for unseen targets).",
     ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 PriorOption = Annotated[
     bool,
     typer.Option(

@@ -27,6 +27,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from taskgraph.cli.options import CsvOption, DataOption, JsonOption, StorageOption
 from taskgraph.cli.output import emit_json, emit_rows, stderr_console, stdout_console
 from taskgraph.errors import ConfigError
 
@@ -36,16 +37,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-StorageOption = Annotated[
-    str | None,
-    typer.Option(
-        "--storage",
-        help="Records database URL; overrides TASKGRAPH_STORAGE, then the spec's `storage`, "
-        "then sqlite:///taskgraph.db.",
-        show_default=False,
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 TrialsOption = Annotated[
     int | None, typer.Option("--trials", min=1, help="Budget of trials (overrides budget.trials).")
 ]
@@ -57,12 +48,6 @@ AddressOption = Annotated[
     str | None,
     typer.Option(
         "--address", help="Ray cluster address for the ray runner, e.g. auto or ray://head:10001."
-    ),
-]
-DataOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--data", help="Data directory (overrides the spec's data_dir and TASKGRAPH_DATA)."
     ),
 ]
 SetOption = Annotated[
@@ -532,7 +517,7 @@ def status(
 def list_studies(
     storage: StorageOption = None,
     as_json: JsonOption = False,
-    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+    as_csv: CsvOption = False,
 ) -> None:
     """List the studies in the database with their progress."""
     from taskgraph.app.studies import list_studies
