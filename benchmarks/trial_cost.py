@@ -216,10 +216,10 @@ def measure(args: argparse.Namespace) -> None:
         import taskgraph.training as training
         import taskgraph.training.run as run
         import taskgraph.training.trainer as trainer_module
+        from taskgraph.app.studies import build_engine as open_engine
         from taskgraph.cli.study import _load_checked
         from taskgraph.runners.local import LocalEvaluator
         from taskgraph.search.engine import StudyEngine
-        from taskgraph.search.study import open_engine
         from taskgraph.tasks.cache import feature_cache
         from taskgraph.training.batching import BatchStream
 

@@ -1,13 +1,77 @@
 """taskgraph: find out which tasks help which in multi-task and transfer learning.
 
-The package is organised along the data flow of ``DESIGN.md``:
-``spec`` (study files) -> ``search`` (Optuna) -> ``runners`` (local, Ray Tune, tabular)
--> ``training`` (multi-task trainer over ``models`` and ``tasks``) -> ``storage`` (records)
--> ``affinity`` (gains, estimators, graph).  ``cli`` is the command line on top.
+The package is layered (docs/architecture.md), bottom to top: ``errors``/``trial``/
+``registry``/``evaluator`` -> ``tasks``, ``affinity`` -> ``models``, ``storage``, ``spec`` ->
+``training`` -> ``search`` (Optuna) -> ``runners`` (local, Ray Tune, tabular) -> ``app`` (the
+Python API below) -> ``cli``.
+
+The Python API (:mod:`taskgraph.app`) is exported here lazily: ``import taskgraph`` stays
+cheap (no Optuna, torch or Ray) until one of these names is used.
+
+>>> import taskgraph
+>>> summary = taskgraph.run_study("searchspaces/demo.yaml", storage="sqlite:////tmp/demo.db")  # doctest: +SKIP
+>>> taskgraph.recommend("sst2", storage="sqlite:////tmp/demo.db", k=3)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+#: name -> module of the application layer that defines it
+_API = {
+    "run_study": "taskgraph.app.studies",
+    "resume_study": "taskgraph.app.studies",
+    "study_summary": "taskgraph.app.studies",
+    "study_status": "taskgraph.app.studies",
+    "list_studies": "taskgraph.app.studies",
+    "load_study_spec": "taskgraph.app.studies",
+    "recommend": "taskgraph.app.affinity",
+    "groupings": "taskgraph.app.affinity",
+    "affinity_graph": "taskgraph.app.affinity",
+    "fit_estimator": "taskgraph.app.affinity",
+    "bench": "taskgraph.app.bench",
+}
+
+__all__ = [
+    "__version__",
+    "affinity_graph",
+    "bench",
+    "fit_estimator",
+    "groupings",
+    "list_studies",
+    "load_study_spec",
+    "recommend",
+    "resume_study",
+    "run_study",
+    "study_status",
+    "study_summary",
+]
+
+if TYPE_CHECKING:
+    from taskgraph.app.affinity import affinity_graph, fit_estimator, groupings, recommend
+    from taskgraph.app.bench import bench
+    from taskgraph.app.studies import (
+        list_studies,
+        load_study_spec,
+        resume_study,
+        run_study,
+        study_status,
+        study_summary,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: the API's modules import Optuna and SQLAlchemy; only a caller who uses one pays.
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'taskgraph' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API])

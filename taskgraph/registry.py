@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator
-from typing import Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 from taskgraph.errors import UnknownNameError
 
-__all__ = ["Registry"]
+__all__ = ["RUNNERS", "Registry"]
 
 T = TypeVar("T")
 
@@ -47,6 +47,12 @@ class Registry(Generic[T]):
             return cast(T, obj)
         return cast(T, entry)
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (a plug-in that a test or a session registered for a while)."""
+        if name not in self._entries:
+            raise UnknownNameError(f"unknown {self.kind} {name!r}")
+        del self._entries[name]
+
     def names(self) -> list[str]:
         """Return the registered names, sorted."""
         return sorted(self._entries)
@@ -56,3 +62,13 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+#: Runners by the name a spec's ``runner.name`` gives: :class:`taskgraph.runners.base.Runner`
+#: objects.  It lives here, at the bottom of the layering, because the spec models check a
+#: runner name against it while the runners sit above the spec; a plug-in registers its own
+#: (``RUNNERS.register("slurm", "my_package.runner:SLURM")``) without editing taskgraph.
+RUNNERS: Registry[Any] = Registry(kind="runner")
+RUNNERS.register("local", "taskgraph.runners.builtin:LOCAL")
+RUNNERS.register("ray", "taskgraph.runners.builtin:RAY")
+RUNNERS.register("tabular", "taskgraph.runners.builtin:TABULAR")

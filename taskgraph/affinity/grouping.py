@@ -31,6 +31,7 @@ from scipy.sparse import lil_matrix
 
 from taskgraph.affinity.estimators.base import AffinityEstimator
 from taskgraph.errors import ConfigError
+from taskgraph.vocabulary import task_set_key
 
 __all__ = [
     "EXACT_MAX_CANDIDATES",
@@ -77,9 +78,7 @@ def _validate(scores: NetworkScores, tasks: Sequence[str], budget: float) -> Non
     for network, per_task in scores.items():
         missing = set(network) - set(per_task)
         if missing:
-            raise ConfigError(
-                f"network {'+'.join(sorted(network))} has no score for {sorted(missing)}"
-            )
+            raise ConfigError(f"network {task_set_key(network)} has no score for {sorted(missing)}")
     uncovered = set(tasks) - {t for network in scores for t in network}
     if uncovered:
         raise ConfigError(f"no candidate network contains {sorted(uncovered)}")

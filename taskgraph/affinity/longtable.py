@@ -25,6 +25,7 @@ from pathlib import Path
 
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.errors import DataFormatError, DataNotFoundError
+from taskgraph.vocabulary import task_set_key
 
 __all__ = ["LONG_HEADER", "SPLITS", "LongRow", "LongTable", "read_long_csv", "write_long_csv"]
 
@@ -50,7 +51,7 @@ class LongRow:
     @property
     def task_set_key(self) -> str:
         """Return the task set as written in the file: sorted names joined by ``+``."""
-        return "+".join(sorted(self.task_set))
+        return task_set_key(self.task_set)
 
 
 @dataclass

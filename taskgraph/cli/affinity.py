@@ -16,7 +16,6 @@ shrunk toward what it learned from other sets) beside ``measured_relative_gain``
 
 from __future__ import annotations
 
-import math
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,8 +24,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from taskgraph.affinity.estimators.base import ESTIMATORS, AffinityEstimator, make_estimator
-from taskgraph.affinity.estimators.setfn import SMALL_DATA_HYPERPRIOR
+from taskgraph.affinity.estimators.base import ESTIMATORS, AffinityEstimator
 from taskgraph.affinity.gains import compute_gains, gain_key, measured_gain
 from taskgraph.affinity.graph import GRAPH_FORMATS, affinity_graph, graph_edges, write_graph
 from taskgraph.affinity.grouping import (
@@ -34,9 +32,15 @@ from taskgraph.affinity.grouping import (
     predicted_network_scores,
     select_networks,
 )
-from taskgraph.affinity.longtable import read_long_csv
 from taskgraph.affinity.recommend import recommend_auxiliaries
 from taskgraph.affinity.records import ScoreRecord
+from taskgraph.app.affinity import (
+    fit_records,
+    load_records,
+    lookahead_matrices,
+    measured_scores,
+)
+from taskgraph.cli.options import JsonOption, StorageOption
 from taskgraph.cli.output import (
     emit_json,
     emit_rows,
@@ -55,13 +59,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-StorageOption = Annotated[
-    str | None,
-    typer.Option(
-        "--storage",
-        help="Records database URL (default: $TASKGRAPH_STORAGE or the local SQLite file).",
-    ),
-]
 TableOption = Annotated[
     Path | None,
     typer.Option(
@@ -75,7 +72,6 @@ SplitOption = Annotated[
         help="Split whose scores are used (default: the studies' objective split, else 'dev' or 'val').",
     ),
 ]
-ALL_METRICS = "all"
 MetricOption = Annotated[
     str | None,
     typer.Option(
@@ -93,7 +89,6 @@ EmbedOption = Annotated[
         help="Add MiniLM TextEmb embeddings of catalog tasks (cold start for unseen targets).",
     ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 PriorOption = Annotated[
     bool,
     typer.Option(
@@ -103,144 +98,12 @@ PriorOption = Annotated[
 ]
 
 
-def load_records(
-    *, storage: str | None, table: Path | None, split: str | None, metric: str | None
-) -> list[ScoreRecord]:
-    """Return the score records from ``table`` (long CSV) or else from the records database.
+def task_text_embeddings(tasks: Sequence[str], **options: Any) -> dict[str, np.ndarray]:
+    """TextEmb vectors of catalog tasks (:func:`taskgraph.models.task_embeddings.task_text_embeddings`)."""
+    # Imported here: the models package imports torch, which the other commands never need.
+    from taskgraph.models.task_embeddings import task_text_embeddings as embed
 
-    From the database, ``metric=None`` means the objective metric (and, with ``split=None``,
-    split) of the studies the records come from; ``metric="all"`` keeps every metric.
-    """
-    if table is not None:
-        data = read_long_csv(table)
-        chosen = split or ("val" if "val" in data.splits else data.splits[0])
-        return data.to_records(split=chosen)
-    from taskgraph.storage import open_repository, resolve_storage_url
-
-    repository = open_repository(resolve_storage_url(storage), create=False)
-    try:
-        records = repository.score_records(
-            split=split, metric=None if metric in (None, ALL_METRICS) else metric
-        )
-        specs = repository.study_specs() if metric is None else {}
-    finally:
-        repository.close()
-    if metric is None and records:
-        chosen_metric, objective_split = _objective(records, specs)
-        kept = [r for r in records if r.metric == chosen_metric]
-        if not kept:
-            raise ConfigError(
-                f"no records of the objective metric {chosen_metric!r} (the records have "
-                f"{sorted({r.metric for r in records})}); choose one with --metric NAME"
-            )
-        records = kept
-        if split is None and objective_split is not None:
-            split = objective_split
-            records = [r for r in records if r.split == split]
-    if split is None:
-        # Gains of one split are evidence; the same runs scored on dev and test are not two.
-        splits = sorted({r.split for r in records})
-        preferred = next(
-            (s for s in ("dev", "val") if s in splits), splits[0] if len(splits) == 1 else None
-        )
-        if splits and preferred is None:
-            raise ConfigError(f"the records have splits {splits}; choose one with --split")
-        records = [r for r in records if r.split == preferred]
-    return records
-
-
-def _objective(
-    records: Sequence[ScoreRecord], specs: Mapping[str, Mapping[str, Any]]
-) -> tuple[str, str | None]:
-    """Return the metric (and split, when the studies agree on one) that ``records`` are scored by.
-
-    A run is scored on every metric of its tasks (accuracy, precision, recall, F1, per class):
-    averaging them as evidence mixes scales and counts a run once per metric, so the default
-    is what the studies optimised.
-    """
-    metrics = sorted({r.metric for r in records})
-    objectives: dict[str, tuple[str, str | None]] = {}
-    for study in sorted({r.study for r in records if r.study}):
-        objective = specs.get(study, {}).get("objective") or {}
-        if objective.get("metric"):
-            objectives[study] = (str(objective["metric"]), objective.get("split"))
-    named = sorted({m for m, _ in objectives.values()})
-    if len(named) > 1:
-        listed = "; ".join(f"{s!r} optimises {m} on {sp}" for s, (m, sp) in objectives.items())
-        raise ConfigError(
-            f"the records come from studies with different objective metrics ({listed}); "
-            "choose one with --metric NAME, or mix them with --metric all"
-        )
-    if named:
-        splits = {sp for _, sp in objectives.values() if sp}
-        return named[0], (next(iter(splits)) if len(splits) == 1 else None)
-    if len(metrics) == 1:
-        return metrics[0], None
-    raise ConfigError(
-        f"the records have metrics {metrics} and no study objective names one; "
-        "choose one with --metric NAME, or mix them with --metric all"
-    )
-
-
-def _lookahead(storage: str | None, table: Path | None) -> list[Any]:
-    if table is not None:
-        return []
-    from taskgraph.storage import open_repository, resolve_storage_url
-
-    repository = open_repository(resolve_storage_url(storage), create=False)
-    try:
-        return [stored.matrix for stored in repository.lookahead_matrices()]
-    finally:
-        repository.close()
-
-
-def task_text_embeddings(
-    tasks: Sequence[str], *, data_dir: str | None = None, limit: int = 256, batch_size: int = 32
-) -> dict[str, np.ndarray]:
-    """Return TextEmb vectors: the mean MiniLM sentence embedding of up to ``limit`` training texts per catalog task.
-
-    Tasks that are not in the catalog or whose data is missing are left out.
-    """
-    import torch
-
-    from taskgraph.errors import TaskgraphError
-    from taskgraph.models import load_encoder
-    from taskgraph.tasks import get_task, load_examples
-
-    texts: dict[str, list[str]] = {}
-    for name in tasks:
-        try:
-            examples = load_examples(get_task(name), "train", data_dir=data_dir, limit=limit)
-        except TaskgraphError:
-            continue
-        texts[name] = [t for t in (_example_text(e) for e in examples) if t]
-    texts = {k: v for k, v in texts.items() if v}
-    if not texts:
-        return {}
-    bundle = load_encoder("minilm")
-    bundle.model.eval()
-    result: dict[str, np.ndarray] = {}
-    with torch.inference_mode():
-        for name, lines in texts.items():
-            vectors = []
-            for start in range(0, len(lines), batch_size):
-                batch = bundle.tokenizer(lines[start : start + batch_size], padding=True, truncation=True,
-                                         max_length=128, return_tensors="pt")  # fmt: skip
-                hidden = bundle.model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                vectors.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)).numpy())
-            result[name] = np.concatenate(vectors).mean(axis=0)
-    return result
-
-
-def _example_text(example: Any) -> str:
-    if hasattr(example, "tokens"):
-        return " ".join(example.tokens)
-    if hasattr(example, "question"):
-        return f"{example.question} {example.context}"
-    if hasattr(example, "text"):
-        return example.text if example.text_pair is None else f"{example.text} {example.text_pair}"
-    return ""
+    return embed(tasks, **options)
 
 
 def _fit(
@@ -251,27 +114,10 @@ def _fit(
     embeddings: Mapping[str, np.ndarray],
     hyperprior: bool = True,
 ) -> AffinityEstimator:
-    if not records:
-        raise ConfigError("no score records to fit on (run a study, or pass --table FILE)")
-    options: dict[str, Any] = {}
-    if method in ("setfn", "lookahead") and lookahead:
-        options["lookahead"] = lookahead
-    if method in ("setfn", "textemb") and embeddings:
-        options["task_embeddings"] = embeddings
-    if method == "setfn" and hyperprior:
-        # Predictions shown to a user: with one target and a handful of gains, plain evidence
-        # maximisation puts everything into noise (every set predicted alike) or fits an
-        # overconfident additive model; the weak prior avoids both (docs/affinity.md).
-        options["hyperprior"] = SMALL_DATA_HYPERPRIOR
-    estimator = make_estimator(method, **options)
     with stderr_console.status(f"fitting {method} on {len(records)} records"):
-        estimator.fit(records)
-    if not estimator.table.gains and method != "textemb":
-        raise ConfigError(
-            f"none of the {len(records)} records has a single-task baseline of its family to compare with; "
-            "run the targets' single-task baselines"
+        return fit_records(
+            method, records, lookahead=lookahead, embeddings=embeddings, hyperprior=hyperprior
         )
-    return estimator
 
 
 def _prepare(
@@ -286,7 +132,7 @@ def _prepare(
 ) -> tuple[AffinityEstimator, list[ScoreRecord]]:
     ESTIMATORS.get(method)  # unknown name: one line listing the known ones, before any work
     records = load_records(storage=storage, table=table, split=split, metric=metric)
-    lookahead = _lookahead(storage, table) if method in ("setfn", "lookahead") else []
+    lookahead = lookahead_matrices(storage, table) if method in ("setfn", "lookahead") else []
     names = sorted({t for r in records for t in r.task_set})
     embeddings = task_text_embeddings(names) if embed else {}
     return _fit(
@@ -459,7 +305,7 @@ def groups(
         raise ConfigError(
             f"`--tasks` has no baseline records for {unknown}; known targets: {', '.join(estimator.targets)}"
         )
-    baselines, higher, measured = _measured(records, chosen)
+    baselines, higher, measured = measured_scores(records, chosen)
     if len(set(higher.values())) > 1:
         # The grouping sums the tasks' scores: an accuracy and a loss cannot share one total.
         up = sorted(t for t in chosen if higher[t])
@@ -488,30 +334,6 @@ def groups(
     ]  # fmt: skip
     emit_rows(rows, columns=["network", "serves", "measured"],
               title=f"budget {budget:g}: total score {grouping.total:.5g} ({grouping.method})")  # fmt: skip
-
-
-def _measured(
-    records: list[ScoreRecord], tasks: Sequence[str]
-) -> tuple[dict[str, float], dict[str, bool], dict[frozenset[str], dict[str, float]]]:
-    """Return baselines, directions and measured per-task scores of the task sets within ``tasks``."""
-    values: dict[frozenset[str], dict[str, list[float]]] = {}
-    higher: dict[str, bool] = {}
-    for record in records:
-        if record.task_set <= set(tasks) and math.isfinite(record.value):
-            values.setdefault(record.task_set, {}).setdefault(record.task, []).append(record.value)
-            higher[record.task] = record.higher_is_better
-    measured = {
-        n: {t: float(np.mean(v)) for t, v in per.items()}
-        for n, per in values.items()
-        if set(per) == set(n)
-    }
-    baselines = {t: measured[frozenset({t})][t] for t in tasks if frozenset({t}) in measured}
-    missing = [t for t in tasks if t not in baselines]
-    if missing:
-        raise ConfigError(
-            f"no single-task score for {missing}: groupings compare every task with its baseline"
-        )
-    return baselines, higher, measured
 
 
 @app.command("graph")

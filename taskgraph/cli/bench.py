@@ -14,9 +14,8 @@ from typing import Annotated, Any
 
 import typer
 
-from taskgraph.affinity.longtable import read_long_csv
 from taskgraph.cli.output import emit_json, stderr_console
-from taskgraph.search.benchmarking import CLI_SAMPLERS, check_magnitudes, run_bench
+from taskgraph.search.benchmarking import CLI_SAMPLERS
 
 __all__ = ["bench"]
 
@@ -96,9 +95,9 @@ def bench(
     """Benchmark the affinity estimators and samplers on a long-format results table."""
     from rich.progress import Progress, TaskID
 
+    from taskgraph.app.bench import bench as run
+
     names = [s.strip() for s in samplers.split(",") if s.strip()]
-    data = read_long_csv(table)
-    check_magnitudes(data, path=table)
     with Progress(console=stderr_console, transient=True) as progress:
         tasks: dict[str, TaskID] = {}
 
@@ -107,20 +106,22 @@ def bench(
                 tasks[name] = progress.add_task(name, total=total)
             progress.update(tasks[name], completed=done)
 
-        report = run_bench(
-            data, method=method, fit_fraction=fit_fraction, seeds=seeds, folds=folds,
+        report = run(
+            table, method=method, fit_fraction=fit_fraction, seeds=seeds, folds=folds,
             fit_split=fit_split, score_split=score_split, search=search, samplers=names,
             max_trials=max_trials, max_size=max_size, on_step=on_step,
         )  # fmt: skip
     if as_json:
-        emit_json(report.as_dict())
+        emit_json(report)
         return
-    typer.echo(f"evaluations: {', '.join(report.evaluations) or '(none)'}")
-    for name, reason in report.skipped.items():
+    typer.echo(f"evaluations: {', '.join(report['evaluations']) or '(none)'}")
+    for name, reason in report["skipped"].items():
         typer.echo(f"skipped_{name}: {reason}")
-    for note in report.notes:
+    for note in report["notes"]:
         typer.echo(f"note: {note}")
-    for name, value in report.results.items():
+    for name, value in report.items():
+        if name in ("evaluations", "skipped", "notes"):
+            continue
         typer.echo(f"{name}: {_text(value)}")
 
 

@@ -12,18 +12,13 @@ from typing import Annotated
 
 import typer
 
+from taskgraph.cli.options import StorageOption
+
 __all__ = ["dashboard"]
 
 
 def dashboard(
-    storage: Annotated[
-        str | None,
-        typer.Option(
-            "--storage",
-            help="Records database URL; overrides TASKGRAPH_STORAGE, then sqlite:///taskgraph.db.",
-            show_default=False,
-        ),
-    ] = None,
+    storage: StorageOption = None,
     port: Annotated[
         int, typer.Option("--port", min=0, max=65535, help="Port to listen on (0: any free port).")
     ] = 8080,

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from taskgraph.cli.options import JsonOption, StorageOption
 from taskgraph.cli.output import emit_json, stdout_console
 from taskgraph.errors import SchemaMismatchError, StorageError
 from taskgraph.storage import mask_url, resolve_storage_url
@@ -21,17 +22,6 @@ app = typer.Typer(
     "taskgraph; version table tg_alembic_version, Optuna's tables untouched).",
     no_args_is_help=True,
 )
-
-StorageOption = Annotated[
-    str | None,
-    typer.Option(
-        "--storage",
-        metavar="URL",
-        help="Records database URL (sqlite:///file.db or postgresql+psycopg://user:pw@host/db). "
-        "Default: $TASKGRAPH_STORAGE, else sqlite:///taskgraph.db.",
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
 @app.command("upgrade")

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from taskgraph.cli.options import CsvOption, JsonOption, StorageOption
 from taskgraph.cli.output import (
     emit_json,
     emit_rows,
@@ -24,15 +25,6 @@ app = typer.Typer(
     add_completion=False, help="List, show and export the records database.", no_args_is_help=True
 )
 
-StorageOption = Annotated[
-    str | None,
-    typer.Option(
-        "--storage",
-        metavar="URL",
-        help="Records database URL (sqlite:///file.db or postgresql+psycopg://user:pw@host/db). "
-        "Default: $TASKGRAPH_STORAGE, else sqlite:///taskgraph.db.",
-    ),
-]
 StudyOption = Annotated[str | None, typer.Option("--study", help="Only runs of this study.")]
 TargetOption = Annotated[
     str | None, typer.Option("--target", help="Only runs with this target task.")
@@ -54,8 +46,6 @@ ModelOption = Annotated[
     str | None,
     typer.Option("--model-config", help="Only runs of this model configuration (hash or prefix)."),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (every field).")]
-CsvOption = Annotated[bool, typer.Option("--csv", help="Print CSV (the table's columns).")]
 
 _STATUSES = ("complete", "pruned", "failed")
 _LIST_COLUMNS = (

@@ -8,11 +8,9 @@ option, else ``TASKGRAPH_STORAGE``, else the spec's ``storage`` field, else
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import sys
 import time
-from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,8 +27,9 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from taskgraph.cli.options import CsvOption, DataOption, JsonOption, StorageOption
 from taskgraph.cli.output import emit_json, emit_rows, stderr_console, stdout_console
-from taskgraph.errors import ConfigError, SpecError
+from taskgraph.errors import ConfigError
 
 app = typer.Typer(
     add_completion=False,
@@ -38,16 +37,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-StorageOption = Annotated[
-    str | None,
-    typer.Option(
-        "--storage",
-        help="Records database URL; overrides TASKGRAPH_STORAGE, then the spec's `storage`, "
-        "then sqlite:///taskgraph.db.",
-        show_default=False,
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 TrialsOption = Annotated[
     int | None, typer.Option("--trials", min=1, help="Budget of trials (overrides budget.trials).")
 ]
@@ -59,12 +48,6 @@ AddressOption = Annotated[
     str | None,
     typer.Option(
         "--address", help="Ray cluster address for the ray runner, e.g. auto or ray://head:10001."
-    ),
-]
-DataOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--data", help="Data directory (overrides the spec's data_dir and TASKGRAPH_DATA)."
     ),
 ]
 SetOption = Annotated[
@@ -134,65 +117,10 @@ def _load_checked(
     labels: dict[str, str] | None = None,
     trust_remote_code: bool = False,
 ) -> Any:
-    """Return the checked spec at ``path`` with ``overrides`` applied.
+    """Return the checked spec at ``path`` with ``overrides`` (:func:`taskgraph.app.load_study_spec`)."""
+    from taskgraph.app.studies import load_study_spec
 
-    An error that an override causes names the option it came from (``--set KEY``,
-    ``--trials``...), not a line of the file, which does not hold that value: the spec models'
-    errors through ``labels``, the later checks' (names, numbers) by :func:`_blame_option`.
-    Every override goes through the models and the checks, so nothing invalid reaches the
-    database.
-    """
-    try:
-        return _build_spec(path, overrides, labels=labels, trust_remote_code=trust_remote_code)
-    except SpecError as error:
-        if not overrides or str(error).startswith("--"):
-            raise
-        blamed = _blame_option(path, overrides, labels or {}, trust_remote_code)
-        if blamed is None:
-            raise
-        raise blamed from None
-
-
-def _build_spec(
-    path: Path,
-    overrides: Mapping[str, Any],
-    *,
-    labels: dict[str, str] | None = None,
-    trust_remote_code: bool = False,
-) -> Any:
-    from taskgraph.spec import load_spec
-    from taskgraph.spec.checks import check_spec
-
-    rest = dict(overrides)
-    runner = rest.pop("runner", None)
-    spec = load_spec(path, overrides=rest, options=labels)
-    if runner is not None:
-        spec = _with_runner(spec, runner, source=str(path))
-    check_spec(spec, source=str(path), trust_remote_code=trust_remote_code)
-    return spec
-
-
-def _blame_option(
-    path: Path, overrides: Mapping[str, Any], labels: Mapping[str, str], trust: bool
-) -> ConfigError | None:
-    # Only on failure: apply the overrides one at a time; the first whose error is not the
-    # file's own is the culprit.  (Cheap: the spec is small and the checks' imports are done.)
-    def failure(given: Mapping[str, Any]) -> str | None:
-        try:
-            _build_spec(path, given, trust_remote_code=trust)
-        except SpecError as failed:
-            return str(failed)
-        return None
-
-    own = failure({})
-    for key, value in overrides.items():
-        message = failure({key: value})
-        if message is None or message == own:
-            continue
-        message = re.sub(rf"^{re.escape(str(path))}(:\d+)?: ", "", message)
-        message = message.removeprefix(f"{key}: ")
-        return ConfigError(f"{labels.get(key) or f'--set {key}'}: {message}")
-    return None
+    return load_study_spec(path, overrides, labels=labels, trust_remote_code=trust_remote_code)
 
 
 def _labels(sets: dict[str, Any], options: dict[str, Any]) -> dict[str, str]:
@@ -200,19 +128,6 @@ def _labels(sets: dict[str, Any], options: dict[str, Any]) -> dict[str, str]:
     labels = {key: f"--set {key}" for key in sets}
     labels.update({key: _OPTION_LABELS.get(key, key) for key in options})
     return labels
-
-
-def _with_runner(spec: Any, runner: dict[str, Any], *, source: str) -> Any:
-    # A runner given on the command line replaces the spec's; keep the spec's settings when
-    # the name is the same (so --address only changes the address).
-    from taskgraph.spec import spec_from_dict
-
-    data = spec.model_dump(mode="json")
-    current = data.get("runner") or {}
-    if runner.get("name", current.get("name")) == current.get("name"):
-        runner = {**current, **runner}
-    data["runner"] = runner
-    return spec_from_dict(data, source=source, options={"runner": "--runner/--address"})
 
 
 def _storage(option: str | None, spec: Any = None) -> str:
@@ -435,7 +350,7 @@ def _quiet_transformers() -> None:
 def _run(
     spec: Any, *, url: str, data: Path | None, quiet: bool, as_json: bool, source: str
 ) -> None:
-    from taskgraph.search.study import run_study
+    from taskgraph.app.studies import run_spec
     from taskgraph.storage import mask_url
 
     _quiet_transformers()
@@ -446,7 +361,7 @@ def _run(
     )
     try:
         with watcher.progress:
-            summary = run_study(
+            summary = run_spec(
                 spec, storage_url=url, data_dir=data, observer=watcher.observer, source=source
             )
     except KeyboardInterrupt:
@@ -553,28 +468,21 @@ def resume(
     --data points at the data directory on this machine (it may differ from the one the
     study started with; the records keep each file's fingerprint).
     """
-    from taskgraph.search.study import stored_spec
-    from taskgraph.spec.checks import check_spec
+    from taskgraph.app.studies import resumable_spec
 
     _quiet_transformers()
     url = _storage(storage)
     runner_override = _overrides(trials=None, runner=runner, address=address, wall_time=None)
-    spec = stored_spec(
+    spec = resumable_spec(
         name,
         storage_url=url,
         trials=trials,
         wall_time=wall_time,
         runner=runner_override.get("runner"),
+        trust_remote_code=trust_remote_code,
     )
     source = f"study {name!r}"
-    check_spec(spec, source=source, trust_remote_code=trust_remote_code)
     _run(spec, url=url, data=data, quiet=quiet, as_json=as_json, source=source)
-
-
-def _open_study(name: str, url: str) -> Any:
-    from taskgraph.search.report import open_study
-
-    return open_study(name, storage_url=url)
 
 
 @app.command("status")
@@ -584,10 +492,9 @@ def status(
     as_json: JsonOption = False,
 ) -> None:
     """Show how far a study is: trials done of the budget, running, failed, best so far."""
-    from taskgraph.search.progress import study_progress
+    from taskgraph.app.studies import study_status
 
-    progress = study_progress(_open_study(name, _storage(storage)))
-    data = progress.to_dict()
+    data = study_status(name, storage=_storage(storage))
     if as_json:
         emit_json(data)
         return
@@ -612,12 +519,12 @@ def status(
 def list_studies(
     storage: StorageOption = None,
     as_json: JsonOption = False,
-    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+    as_csv: CsvOption = False,
 ) -> None:
     """List the studies in the database with their progress."""
-    from taskgraph.search.report import list_progress
+    from taskgraph.app.studies import list_studies
 
-    rows = list_progress(storage_url=_storage(storage))
+    rows = list_studies(storage=_storage(storage))
     emit_rows(
         rows,
         columns=["name", "target", "n_done", "budget", "n_failed", "best_value", "baseline_value"],
@@ -634,9 +541,9 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Show a study: baseline, best task set and configuration, gains of the top trials."""
-    from taskgraph.search.report import study_report
+    from taskgraph.app.studies import study_summary
 
-    report = study_report(_open_study(name, _storage(storage)), top=None if as_json else top)
+    report = study_summary(name, storage=_storage(storage), top=None if as_json else top)
     if as_json:
         emit_json(report)
         return

@@ -9,6 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from taskgraph.cli.options import DataOption, JsonOption
 from taskgraph.errors import ConfigError
 from taskgraph.tasks import (
     TaskDef,
@@ -30,16 +31,6 @@ from .output import emit_json, stderr_console, stdout_console
 app = typer.Typer(
     add_completion=False, help="List and inspect the task catalog.", no_args_is_help=True
 )
-
-DataOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--data",
-        help="Data directory (default: $TASKGRAPH_DATA, else ../shared/data).",
-        show_default=False,
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 def _synthetic_tasks() -> list[TaskDef]:

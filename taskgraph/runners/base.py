@@ -1,25 +1,69 @@
-"""The runner seam: something that turns a :class:`~taskgraph.trial.TrialConfig` into a
-:class:`~taskgraph.trial.TrialResult`.
+"""The runner seam: a :class:`Runner` plug-in builds a trial evaluator and drives a study.
 
-``local`` trains in-process, ``tabular`` looks a published result up, and ``ray`` wraps an
-evaluator in a Ray Tune trainable.  An evaluator never raises for a failing trial: it returns
-``TrialResult.failed(reason)``.
+``local`` trains in-process, ``tabular`` looks a published result up, and ``ray`` runs each
+trial as a Ray Tune trial.  Runners are looked up by name in :data:`taskgraph.registry.RUNNERS`
+(re-exported as :data:`taskgraph.runners.RUNNERS`); a plug-in registers its own there, and a
+spec naming it (``runner: {name: mine, any: setting}``) runs with it, without a change to
+``search/`` or ``spec/``.
+
+An evaluator (:class:`~taskgraph.evaluator.TrialEvaluator`) never raises for a failing trial:
+it returns ``TrialResult.failed(reason)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from taskgraph.trial import TrialConfig, TrialResult
+from taskgraph.evaluator import TrialEvaluator
 
-__all__ = ["TrialEvaluator"]
+if TYPE_CHECKING:
+    from taskgraph.search.engine import RunSummary, StudyEngine
+    from taskgraph.spec.models import StudySpec
+
+__all__ = ["Runner", "RunnerCapabilities", "TrialEvaluator"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunnerCapabilities:
+    """What a runner does, so that no caller tests its name.
+
+    ``trains``: its trials train models on task data (``False`` for a published table: the
+    spec's model settings are not checked, no task file is looked for, torch is not
+    imported).  ``intermediate_reports``: its trials report a training curve (pruning and
+    progress callbacks are attached).  ``checkpoints``: a retried trial resumes its training.
+    ``parallel``: several trials run at once.
+    """
+
+    trains: bool = True
+    intermediate_reports: bool = True
+    checkpoints: bool = False
+    parallel: bool = False
 
 
 @runtime_checkable
-class TrialEvaluator(Protocol):
-    """Evaluates one trial configuration."""
+class Runner(Protocol):
+    """A way to run a study's trials.
 
-    def evaluate(self, config: TrialConfig, *, callbacks: Sequence[Any] = ()) -> TrialResult:
-        """Return the result of training (or looking up) ``config``; never raise for a bad trial."""
+    Contract: :meth:`build_evaluator` returns the evaluator the engine's local loop calls, or
+    ``None`` when the runner evaluates trials elsewhere (its :meth:`run` does not use
+    ``engine.evaluator``).  :meth:`run` is given an *opened* engine
+    (:meth:`~taskgraph.search.engine.StudyEngine.open` was called) and runs the study until
+    its budget, wall time or failure limit; it finishes every trial it started through the
+    engine's public API (``finish``/``interrupt``) and returns why it stopped.  The caller
+    closes the engine.
+    """
+
+    name: str
+    capabilities: RunnerCapabilities
+
+    def build_evaluator(
+        self, spec: StudySpec, *, data_dir: str | os.PathLike[str] | None = None
+    ) -> TrialEvaluator | None:
+        """Return the evaluator for ``spec``'s trials (``None``: :meth:`run` needs none)."""
+        ...
+
+    def run(self, engine: StudyEngine) -> RunSummary:
+        """Run the opened study to its budget; return why it stopped."""
         ...

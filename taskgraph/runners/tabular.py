@@ -18,6 +18,7 @@ from typing import Any
 from taskgraph.affinity.longtable import LongTable, read_long_csv
 from taskgraph.errors import ConfigError
 from taskgraph.trial import Cost, TrialConfig, TrialResult, TrialStatus
+from taskgraph.vocabulary import task_set_key
 
 __all__ = ["TABULAR_METRIC", "TabularEvaluator"]
 
@@ -41,14 +42,20 @@ class TabularEvaluator:
             )
         self.split = split
 
-    def evaluate(self, config: TrialConfig, *, callbacks: Sequence[Any] = ()) -> TrialResult:
+    def evaluate(
+        self,
+        config: TrialConfig,
+        *,
+        callbacks: Sequence[Any] = (),
+        checkpoint_key: str | None = None,
+    ) -> TrialResult:
         """Return the published result of ``config``, or a FAILED result naming the missing row."""
         task_set = frozenset(config.task_set)
         row = self.table.get(config.target, task_set, self.split)
         if row is None:
             return TrialResult.failed(
                 f"no published result for target {config.target!r} with task set "
-                f"{'+'.join(sorted(task_set))} on split {self.split!r} in table {self.table.source!r}"
+                f"{task_set_key(task_set)} on split {self.split!r} in table {self.table.source!r}"
             )
         metric = config.objective.metric or TABULAR_METRIC
         objective_split = config.objective.split

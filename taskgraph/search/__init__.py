@@ -1,8 +1,7 @@
 """Search: a study's space compiled into Optuna suggestions, samplers, pruners and the engine.
 
->>> from taskgraph.spec import load_spec
->>> from taskgraph.search import run_study
->>> summary = run_study(load_spec("searchspaces/demo.yaml"), storage_url="sqlite:///taskgraph.db")
+A study is run through the application layer (``taskgraph.run_study``), which composes the
+spec, this package's :class:`StudyEngine` and the spec's runner (:mod:`taskgraph.runners`).
 
 Importing this package does not import torch or Ray; the pruning callback
 (:class:`taskgraph.search.pruning.OptunaPruningCallback`) lives apart because it subclasses the
@@ -11,6 +10,7 @@ trainer's callback.
 
 from __future__ import annotations
 
+from taskgraph.search.checks import check_spec
 from taskgraph.search.engine import EngineObserver, RunSummary, StudyEngine
 from taskgraph.search.outcome import SeedRun, TrialOutcome, run_seeds
 from taskgraph.search.progress import StudyProgress, study_progress, trial_state
@@ -25,7 +25,7 @@ from taskgraph.search.space import (
     aux_param,
     repair_subset,
 )
-from taskgraph.search.study import open_engine, run_study, stored_spec
+from taskgraph.search.study import stored_spec
 
 __all__ = [
     "AUX_PARAM_PREFIX",
@@ -43,12 +43,11 @@ __all__ = [
     "aux_param",
     "build_pruner",
     "build_sampler",
+    "check_spec",
     "list_progress",
-    "open_engine",
     "open_study",
     "repair_subset",
     "run_seeds",
-    "run_study",
     "stored_spec",
     "study_progress",
     "study_report",

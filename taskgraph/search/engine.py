@@ -24,7 +24,6 @@ says; opening re-queues them if a crash lost their retry.
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -34,6 +33,7 @@ import optuna
 from optuna.trial import TrialState
 
 from taskgraph.errors import SpecError
+from taskgraph.evaluator import TrialEvaluator
 from taskgraph.search.heartbeat import (
     Heartbeat,
     RetryStaleTrial,
@@ -111,7 +111,9 @@ class StudyEngine:
     ``evaluator`` answers trials for the local loop (the ``local`` and ``tabular`` runners);
     the ``ray`` runner (:mod:`taskgraph.runners.ray`) uses the same engine to open the study
     and finish trials.  ``sharing_spaces`` and ``task_defs`` replace registry and catalog
-    look-ups (tests, tabular benchmarks).
+    look-ups (tests, tabular benchmarks).  ``intermediate_reports`` (the runner's capability)
+    attaches the pruning and progress callbacks to each trial; a runner without a training
+    curve (a published table) gets none, and the trainer's modules are not imported.
     """
 
     def __init__(
@@ -119,17 +121,19 @@ class StudyEngine:
         *,
         spec: StudySpec,
         storage_url: str,
-        evaluator: Any = None,
+        evaluator: TrialEvaluator | None = None,
         sharing_spaces: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
         task_defs: Mapping[str, Any] | None = None,
         data_dir: str | Path | None = None,
         observer: EngineObserver | None = None,
+        intermediate_reports: bool = True,
     ) -> None:
         from taskgraph.storage import open_repository, parse_storage_url
 
         self.spec = spec
         self.storage_url = storage_url
         self.evaluator = evaluator
+        self.intermediate_reports = intermediate_reports
         self.observer = observer or EngineObserver()
         self.data_dir = data_dir
         self.space = SearchSpace(spec=spec, sharing_spaces=sharing_spaces)
@@ -408,7 +412,7 @@ class StudyEngine:
 
     def _watch(self, number: int, config: TrialConfig) -> list[Any]:
         """Return the callback that shows the observer this seed's steps (none for a table)."""
-        if self.spec.runner.name == "tabular":
+        if not self.intermediate_reports:
             return []
         from taskgraph.search.watching import ObserverCallback
 
@@ -452,7 +456,7 @@ class StudyEngine:
         # baseline is never pruned: every other trial's gain is measured against it.
         # (A published table answers at once: it has no curve, and the trainer's callback
         # module, which imports torch, is not needed.)
-        if self.spec.runner.name != "tabular":
+        if self.intermediate_reports:
             from taskgraph.search.pruning import OptunaPruningCallback
 
             baseline = trial.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE
@@ -462,13 +466,13 @@ class StudyEngine:
         frozen = self.storage.get_trial(trial._trial_id)
         original = frozen.system_attrs.get("failed_trial", trial.number)
         evaluator = self.evaluator
-        extra: dict[str, Any] = {}
-        if "checkpoint_key" in inspect.signature(evaluator.evaluate).parameters:
-            extra["checkpoint_key"] = f"trial-{original}"
+        assert evaluator is not None  # run() checked it
 
         def evaluate(config: TrialConfig, callbacks: Sequence[Any]) -> Any:
             return evaluator.evaluate(
-                config, callbacks=[*callbacks, *self._watch(trial.number, config)], **extra
+                config,
+                callbacks=[*callbacks, *self._watch(trial.number, config)],
+                checkpoint_key=f"trial-{original}",
             )
 
         return run_seeds(

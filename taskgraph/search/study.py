@@ -1,99 +1,16 @@
-"""Run a study with the runner its spec names: the library call behind ``taskgraph study run``."""
+"""The spec a stored study was run with (``taskgraph study resume``).
+
+Running a study (spec -> engine -> runner) is composed by the application layer,
+:mod:`taskgraph.app.studies`.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from taskgraph.search.engine import EngineObserver, RunSummary, StudyEngine
 from taskgraph.spec.models import StudySpec
 
-__all__ = ["build_evaluator", "open_engine", "run_study", "stored_spec"]
-
-
-def build_evaluator(spec: StudySpec, *, data_dir: str | Path | None = None) -> Any:
-    """Return the evaluator of the spec's runner (``None`` for ``ray``: its workers build theirs)."""
-    runner = spec.runner
-    if runner.name == "tabular":
-        from taskgraph.runners.tabular import TabularEvaluator
-
-        return TabularEvaluator(table=runner.table, split=runner.split)
-    if runner.name == "ray":
-        return None
-    from taskgraph.runners.local import LocalEvaluator
-    from taskgraph.spec.checks import inline_task_defs
-
-    return LocalEvaluator(
-        tasks=inline_task_defs(spec),
-        data_dir=data_dir,
-        device=spec.training.device,
-        threads=runner.threads,
-    )
-
-
-def open_engine(
-    spec: StudySpec,
-    *,
-    storage_url: str,
-    data_dir: str | Path | None = None,
-    observer: EngineObserver | None = None,
-    source: str = "spec",
-) -> StudyEngine:
-    """Return an engine for ``spec`` on ``storage_url`` with the runner's evaluator (not opened).
-
-    The data directory and every task's files are checked first (``source`` names the spec in
-    the error), before the engine touches the database: a wrong ``--data`` leaves nothing
-    behind, not a study of failed trials that a corrected rerun could not continue.
-    """
-    from taskgraph.spec.checks import check_data
-
-    resolved = check_data(spec, data_dir=data_dir, source=source)
-    data_dir = resolved if resolved is not None else (data_dir or spec.data_dir)
-    task_defs: dict[str, Any] | None = None
-    sharing_spaces: dict[str, dict[str, Any]] | None = None
-    if spec.runner.name == "tabular":
-        # A published table was measured with one fixed model: only the task set matters, so
-        # the architectures' own parameters (and importing torch to read them) are skipped.
-        sharing_spaces = {name: {} for name in spec.search.sharing}
-    else:
-        from taskgraph.spec.checks import inline_task_defs
-
-        task_defs = inline_task_defs(spec)
-    return StudyEngine(
-        spec=spec,
-        storage_url=storage_url,
-        evaluator=build_evaluator(spec, data_dir=data_dir),
-        sharing_spaces=sharing_spaces,
-        task_defs=task_defs,
-        data_dir=data_dir,
-        observer=observer,
-    )
-
-
-def run_study(
-    spec: StudySpec,
-    *,
-    storage_url: str,
-    data_dir: str | Path | None = None,
-    observer: EngineObserver | None = None,
-    source: str = "spec",
-) -> RunSummary:
-    """Open (or continue) the study and run it to its budget with the spec's runner.
-
-    Nothing is written before the spec's data is found (:func:`open_engine`).
-    """
-    engine = open_engine(
-        spec, storage_url=storage_url, data_dir=data_dir, observer=observer, source=source
-    )
-    try:
-        engine.open()
-        if spec.runner.name == "ray":
-            from taskgraph.runners.ray import RayTuneRunner
-
-            return RayTuneRunner(engine=engine, data_dir=engine.data_dir).run()
-        return engine.run()
-    finally:
-        engine.close()
+__all__ = ["stored_spec"]
 
 
 def stored_spec(

@@ -1,29 +1,23 @@
-"""Checks of a parsed spec against the registries and the task catalog.
+"""Checks of a parsed spec against the task catalog and the data directory.
 
-The pydantic models check a spec's shape; these check its names: tasks in the catalog (or
-defined inline), sharing architectures and their parameters, loss weightings, mixing schemes,
-samplers, encoders, trainer hyperparameters and the objective's metric.  Each failure is a
-:class:`~taskgraph.errors.SpecError` naming the field path and the allowed values.  The
-registries are imported here, not in the models, so a new plug-in needs no change to the spec.
-
-:func:`check_data` is the last check before a study is created: it resolves the data directory
-and finds every file each task reads, so a wrong ``--data`` is one error line instead of a
-study full of failed trials.
+The pydantic models check a spec's shape; :func:`inline_task_defs` turns its inline tasks into
+task definitions, and :func:`check_data` is the last check before a study is created: it
+resolves the data directory and finds every file each task reads, so a wrong ``--data`` is one
+error line instead of a study full of failed trials.  The checks of the spec's names against
+the registries of the layers above (samplers, trainer settings, sharing architectures) are
+:func:`taskgraph.search.checks.check_spec`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from taskgraph.errors import ConfigError, DataNotFoundError, SpecError, TaskgraphError
-from taskgraph.spec.domains import Domain
 from taskgraph.spec.models import StudySpec
 
-__all__ = ["check_data", "check_spec", "inline_task_defs"]
+__all__ = ["check_data", "inline_task_defs"]
 
 
 def inline_task_defs(spec: StudySpec, *, source: str = "spec") -> dict[str, Any]:
@@ -61,119 +55,12 @@ def _inline_path(spec: StudySpec, name: str, index: int) -> str:
     return f"tasks[{index - sum(1 for c in spec.candidates if not isinstance(c, str))}]"
 
 
-def check_spec(spec: StudySpec, *, source: str = "spec", trust_remote_code: bool = False) -> None:
-    """Raise :class:`SpecError` for the first name in ``spec`` that nothing knows.
-
-    ``trust_remote_code`` (the CLI's ``--trust-remote-code``) allows
-    ``encoder.options.trust_remote_code: true``; without it such a spec is refused, since
-    Hugging Face would then import and run Python files from the model directory.
-    """
-    if spec.encoder.options.get("trust_remote_code", False) not in (False, None) and not (
-        trust_remote_code
-    ):
-        raise SpecError(
-            f"{source}: encoder.options.trust_remote_code: runs Python code shipped with the "
-            "model; refused unless the command is given --trust-remote-code"
-        )
-    _check_registry(
-        source, "sampler.name", [spec.sampler.name], "taskgraph.search.samplers", "SAMPLERS"
-    )
-    if spec.runner.name == "tabular":
-        # A benchmark table names its own tasks and was measured with one fixed model: only
-        # the task set matters, so model settings are not checked (nor torch imported).
-        return
-    _check_tasks(spec, source)
-    _check_numbers(spec, source)
-    _check_encoder(spec, source)
-    _check_hyperparameters(spec, source)
-    _check_registry(
-        source,
-        "search.loss_weighting",
-        spec.search.loss_weighting.values(),
-        "taskgraph.training",
-        "LOSS_WEIGHTINGS",
-    )
-    _check_registry(
-        source,
-        "search.mixing.scheme",
-        spec.search.mixing.scheme.values(),
-        "taskgraph.training",
-        "SAMPLING_SCHEMES",
-    )
-    for name in spec.search.pretraining.values():
-        if name is not None:
-            raise SpecError(
-                f"{source}: search.pretraining: {name!r} is not available; allowed: null "
-                "(no pretraining scheme is implemented yet)"
-            )
-    from taskgraph.search.space import SearchSpace
-
-    try:
-        SearchSpace(spec=spec)  # checks architectures and their parameter names
-    except SpecError as error:
-        raise SpecError(f"{source}: {error}") from None
-
-
-def _check_tasks(spec: StudySpec, source: str) -> None:
-    from taskgraph.tasks import get_task
-
-    extra = inline_task_defs(spec, source=source)
-    targets: list[tuple[str, str]] = [("target", spec.target)]
-    targets += [(f"candidates[{i}]", n) for i, n in enumerate(spec.candidate_names)]
-    for where, name in targets:
-        try:
-            task = get_task(name, extra=extra)
-        except TaskgraphError as error:
-            raise SpecError(f"{source}: {where}: {error}") from None
-        metric = spec.objective.metric
-        if where == "target" and metric is not None and metric not in task.metrics:
-            raise SpecError(
-                f"{source}: objective.metric: {metric!r} is not a metric of "
-                f"{name}; allowed: {', '.join(task.metrics)}"
-            )
-        if where == "target" and spec.objective.split not in task.splits:
-            raise SpecError(
-                f"{source}: objective.split: {name} has no split {spec.objective.split!r}; "
-                f"allowed: {', '.join(task.splits)}"
-            )
-
-
-def _numeric_domains(spec: StudySpec) -> list[tuple[str, Domain, bool]]:
-    """Return (field path, domain, may be null) of every search setting a trial reads as a number."""
-    search = spec.search
-    mixing = search.mixing
-    out: list[tuple[str, Domain, bool]] = [
-        ("search.learning_rate", search.learning_rate, False),
-        ("search.epochs", search.epochs, False),
-        ("search.max_steps", search.max_steps, True),
-        ("search.batch_size", search.batch_size, False),
-        ("search.mixing.temperature", mixing.temperature, False),
-    ]
-    for where, value, nullable in (
-        ("search.mixing.weights", mixing.weights, False),
-        ("search.mixing.max_examples", mixing.max_examples, True),
-    ):
-        if isinstance(value, Domain):
-            out.append((where, value, nullable))
-        elif value is not None:
-            out.extend((f"{where}.{task}", domain, nullable) for task, domain in value.items())
-    return out
-
-
-def _check_numbers(spec: StudySpec, source: str) -> None:
-    # A domain holds any scalar (`learning_rate: [1e-4, 3e-4]` or `scheme: [a, b]`), so a
-    # string where a number belongs (`--set search.max_steps=abc`) passes the models and
-    # would only fail when the first trial reads it, after the study was created.
-    for where, domain, nullable in _numeric_domains(spec):
-        for value in domain.values():
-            if value is None and nullable:
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise SpecError(f"{source}: {where}: expected a number, got {value!r}")
-
-
 def check_data(
-    spec: StudySpec, *, data_dir: str | os.PathLike[str] | None = None, source: str = "spec"
+    spec: StudySpec,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    source: str = "spec",
+    trains: bool = True,
 ) -> Path | None:
     """Resolve the data directory and check that every file each task reads exists.
 
@@ -183,13 +70,14 @@ def check_data(
     Returns the resolved directory (``None`` when no task reads from one).  Raises
     :class:`ConfigError` for a missing ``--data``, :class:`SpecError` for a missing
     ``data_dir`` field, :class:`DataNotFoundError` naming the task, its field and the path for
-    a missing file.
+    a missing file.  ``trains`` is the runner's capability: a runner that trains nothing (a
+    published table) reads no task data, and nothing is checked.
     """
     from taskgraph.tasks import get_task, resolve_data_dir, split_file
     from taskgraph.tasks.loading import SYNTHETIC
 
-    if spec.runner.name == "tabular":
-        return None  # a published table reads no task data
+    if not trains:
+        return None  # e.g. a published table reads no task data
     resolved: Path | None = None
     origin = ""
     if data_dir is not None:
@@ -221,45 +109,3 @@ def check_data(
                 hint = f" (data directory {resolved}, from {origin})" if resolved else ""
                 raise DataNotFoundError(f"{source}: {where}: {error}{hint}") from None
     return resolved
-
-
-def _check_encoder(spec: StudySpec, source: str) -> None:
-    from taskgraph.models.encoders import ENCODER_NAMES
-
-    name = spec.encoder.name
-    if name in ENCODER_NAMES or Path(os.path.expanduser(name)).is_dir():
-        return
-    raise SpecError(
-        f"{source}: encoder.name: {name!r} is neither a known encoder nor a directory; "
-        f"allowed: {', '.join(ENCODER_NAMES)}, or the path of a local Hugging Face model"
-    )
-
-
-def _check_hyperparameters(spec: StudySpec, source: str) -> None:
-    from taskgraph.training import TrainingOptions
-
-    known = {f.name for f in fields(TrainingOptions)} - {"tasks_per_step_override"} | {
-        "tasks_per_step"
-    }
-    for where, keys in (
-        ("search.hyperparameters", spec.search.hyperparameters),
-        ("training.hyperparameters", spec.training.hyperparameters),
-    ):
-        unknown = sorted(set(keys) - known)
-        if unknown:
-            raise SpecError(
-                f"{source}: {where}.{unknown[0]}: unknown trainer setting; allowed: "
-                f"{', '.join(sorted(known))}"
-            )
-
-
-def _check_registry(source: str, where: str, names: Iterable[Any], module: str, attr: str) -> None:
-    import importlib
-
-    registry = getattr(importlib.import_module(module), attr)
-    for name in names:
-        if name not in registry:
-            raise SpecError(
-                f"{source}: {where}: unknown {registry.kind} {name!r}; allowed: "
-                f"{', '.join(registry.names())}"
-            )

@@ -4,7 +4,7 @@ A spec says what to search (target, candidate auxiliary tasks, the search space)
 pruner, runner, budget) and where to keep the results (storage).  Every model forbids extra
 keys, so a typo is an error naming the field path, never a silently ignored setting.  Names
 that live in registries (sharing architectures, loss weightings, samplers) are checked against
-those registries by :func:`taskgraph.spec.loading.check_names` so that new plug-ins need no
+those registries by :func:`taskgraph.search.checks.check_spec` so that new plug-ins need no
 change here.  See docs/search.md for the reference with every field.
 """
 
@@ -14,8 +14,18 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Strict,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
+from taskgraph.registry import RUNNERS
 from taskgraph.spec.domains import Domain, check_numbers, reject_non_finite
 from taskgraph.spec.limits import (
     MAX_BATCH_SIZE,
@@ -384,8 +394,35 @@ class TabularRunnerSpec(_Strict):
     split: str = "val"
 
 
+class PluginRunnerSpec(BaseModel):
+    """A runner a plug-in registered in :data:`taskgraph.registry.RUNNERS`.
+
+    Its settings are the plug-in's own: every key besides ``name`` is kept as given (the
+    runner reads them from ``spec.runner``) and checked by the runner, not here.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str
+
+
+_BUILTIN_RUNNERS = ("local", "ray", "tabular")
+
+
+def _runner_tag(value: Any) -> str | None:
+    # Built-in runners have their own models; any other registered name is a plug-in's.
+    name = value.get("name") if isinstance(value, Mapping) else getattr(value, "name", None)
+    if name in _BUILTIN_RUNNERS:
+        return str(name)
+    return "plugin" if isinstance(name, str) and name in RUNNERS else None
+
+
 RunnerSpec = Annotated[
-    LocalRunnerSpec | RayRunnerSpec | TabularRunnerSpec, Field(discriminator="name")
+    Annotated[LocalRunnerSpec, Tag("local")]
+    | Annotated[RayRunnerSpec, Tag("ray")]
+    | Annotated[TabularRunnerSpec, Tag("tabular")]
+    | Annotated[PluginRunnerSpec, Tag("plugin")],
+    Discriminator(_runner_tag),
 ]
 
 
@@ -430,7 +467,14 @@ class StudySpec(_Strict):
     @field_validator("runner", mode="before")
     @classmethod
     def _runner_shorthand(cls, value: Any) -> Any:
-        return _shorthand_name(value)
+        value = _shorthand_name(value)
+        if isinstance(value, Mapping):
+            if "name" not in value:
+                raise ValueError("needs a `name` key")
+            name = value["name"]
+            if not isinstance(name, str) or name not in RUNNERS:
+                raise ValueError(f"unknown runner {name!r}; allowed: {', '.join(RUNNERS.names())}")
+        return value
 
     @field_validator("name")
     @classmethod

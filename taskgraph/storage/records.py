@@ -8,14 +8,13 @@ status; :class:`StoredLookahead` a lookahead matrix with the run it came from;
 
 from __future__ import annotations
 
-import functools
-import importlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from taskgraph.trial import Cost, LookaheadMatrix, TrialConfig, TrialResult, TrialStatus
+from taskgraph.vocabulary import higher_is_better, task_set_key
 
 if TYPE_CHECKING:
     from taskgraph.affinity.records import ScoreRecord
@@ -71,7 +70,7 @@ class RunRecord:
     @property
     def task_set_key(self) -> str:
         """Return the canonical task set key (sorted names joined by ``+``)."""
-        return "+".join(self.task_set)
+        return task_set_key(self.task_set)
 
     def trial_config(self) -> TrialConfig:
         """Return the :class:`TrialConfig` this run trained."""
@@ -294,37 +293,3 @@ class AffinityEdgeRecord:
     method: str
     fitted_at: datetime
     details: Mapping[str, Any] = field(default_factory=dict)
-
-
-_LOWER_IS_BETTER = ("loss", "perplexity", "error", "mse", "mae", "rmse", "wer", "cer")
-
-
-def _metric_direction_hook() -> Callable[[str], Any] | None:
-    # The task catalog knows its metrics' directions; it may not be importable (or built yet).
-    try:
-        module = importlib.import_module("taskgraph.tasks")
-    except ImportError:
-        return None
-    hook = getattr(module, "metric_direction", None)
-    return hook if callable(hook) else None
-
-
-@functools.lru_cache(maxsize=4096)
-def higher_is_better(metric: str) -> bool:
-    """Return whether a larger value of ``metric`` is better (loss, perplexity: no).
-
-    Asks ``taskgraph.tasks.metric_direction`` when the catalog provides it, else goes by the
-    metric's name.
-    """
-    hook = _metric_direction_hook()
-    if hook is not None:
-        try:
-            direction = hook(metric)
-        except Exception:  # a metric the catalog does not know: fall back on its name
-            direction = None
-        if isinstance(direction, bool):
-            return direction
-        if direction is not None:
-            return str(getattr(direction, "value", direction)).lower() in {"maximize", "max"}
-    name = metric.lower()
-    return not any(word in name for word in _LOWER_IS_BETTER)

@@ -53,6 +53,8 @@ from taskgraph.trial import LookaheadMatrix, TrialConfig, TrialResult
 if TYPE_CHECKING:
     from taskgraph.affinity.records import ScoreRecord
 
+from taskgraph.vocabulary import task_set_key
+
 __all__ = ["Repository", "open_engine", "open_repository", "records_by_task_set"]
 
 TaskSetFilter = str | Sequence[str] | None
@@ -139,7 +141,7 @@ def _fetch_tuples(
 
 def _task_set_key(task_set: str | Sequence[str]) -> str:
     names = task_set.split("+") if isinstance(task_set, str) else list(task_set)
-    return "+".join(sorted(name.strip() for name in names if name.strip()))
+    return task_set_key(name.strip() for name in names if name.strip())
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -759,5 +761,5 @@ def records_by_task_set(records: Iterable[ScoreRecord]) -> dict[str, list[ScoreR
     """Return ``records`` grouped by their canonical task set key."""
     grouped: dict[str, list[ScoreRecord]] = defaultdict(list)
     for record in records:
-        grouped["+".join(sorted(record.task_set))].append(record)
+        grouped[task_set_key(record.task_set)].append(record)
     return dict(grouped)

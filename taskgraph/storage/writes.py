@@ -33,6 +33,7 @@ from taskgraph.storage.schema import (
 )
 from taskgraph.storage.urls import storable_spec
 from taskgraph.trial import TrialConfig, TrialResult
+from taskgraph.vocabulary import task_set_key
 
 __all__ = [
     "ensure_study_row",
@@ -117,7 +118,7 @@ def ensure_study_row(
 
 def ensure_task_set(session: Session, tasks: tuple[str, ...]) -> int:
     """Return the id of the task set ``tasks`` (sorted), creating it and its members."""
-    key = "+".join(sorted(tasks))
+    key = task_set_key(tasks)
     task_set_id, created = _insert_or_get(session, TaskSetRow, {"key": key}, {"size": len(tasks)})
     if created:
         session.execute(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any
 
 from taskgraph.errors import ConfigError
 from taskgraph.tasks import metrics as m
@@ -30,6 +30,7 @@ from taskgraph.tasks.types import (
     TaskType,
     TextExample,
 )
+from taskgraph.vocabulary import metric_direction
 
 __all__ = ["metric_direction", "metrics_for_type", "score_predictions"]
 
@@ -55,17 +56,11 @@ _METRICS: dict[TaskType, frozenset[str]] = {
     TaskType.MASKED_LM: frozenset({"perplexity", "loss"}),
 }
 _FACTOID = frozenset({"strict_accuracy", "lenient_accuracy", "mrr"})
-_MINIMIZE = re.compile(r"(.*_)?(loss|perplexity)")
 
 
 def metrics_for_type(task_type: TaskType) -> frozenset[str]:
     """Return the metric names :func:`score_predictions` can report for ``task_type``."""
     return _METRICS[task_type]
-
-
-def metric_direction(metric: str) -> Literal["maximize", "minimize"]:
-    """Return ``"minimize"`` for losses and perplexity, ``"maximize"`` for every other metric."""
-    return "minimize" if _MINIMIZE.fullmatch(metric) else "maximize"
 
 
 def score_predictions(

@@ -15,7 +15,6 @@ MiniLM trial took 254 s with two threads and 117 s with one (issue 14).
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import random
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 
 from taskgraph.errors import ConfigError
+from taskgraph.vocabulary import stable_seed
 
 __all__ = [
     "available_cores",
@@ -36,12 +36,6 @@ __all__ = [
     "stable_seed",
     "torch_threads",
 ]
-
-
-def stable_seed(*parts: object) -> int:
-    """Return a 63-bit seed derived from ``parts`` (stable across processes and platforms)."""
-    digest = hashlib.sha256("/".join(map(str, parts)).encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
 
 
 def seed_everything(seed: int) -> None:

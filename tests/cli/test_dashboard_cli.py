@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -20,20 +19,10 @@ from typer.testing import CliRunner
 from taskgraph.cli.app import app
 from taskgraph.search.engine import StudyEngine
 from taskgraph.spec import spec_from_dict
+from taskgraph.testing import load_fakes
 
 REPO = Path(__file__).resolve().parents[2]
 TASKGRAPH = Path(sys.executable).with_name("taskgraph")
-
-
-def load_fakes() -> Any:
-    name = "taskgraph_test_fakes"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "search" / "fakes.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 def get_json(url: str) -> Any:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -15,21 +12,11 @@ from typer.testing import CliRunner
 from taskgraph.cli.app import app
 from taskgraph.search.engine import StudyEngine
 from taskgraph.spec import spec_from_dict
+from taskgraph.testing import load_fakes
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[2]
 STUDY_COMMANDS = ["validate", "run", "resume", "submit", "status", "list", "show"]
-
-
-def load_fakes() -> ModuleType:
-    name = "taskgraph_test_fakes"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "search" / "fakes.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 def invoke(*args: str) -> tuple[int, str, str]:

@@ -267,17 +267,10 @@ def test_progress_moves_within_a_trial_and_estimates_the_time_left(
 
 
 def test_engine_reports_evaluations_to_the_observer(tmp_path: Path) -> None:
-    import importlib.util
-
+    from taskgraph import testing as fakes
     from taskgraph.search.engine import EngineObserver, StudyEngine
     from taskgraph.spec import spec_from_dict
 
-    module_spec = importlib.util.spec_from_file_location(
-        "fakes_for_watch", REPO / "tests" / "search" / "fakes.py"
-    )
-    assert module_spec is not None and module_spec.loader is not None
-    fakes = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(fakes)
     seen: list[tuple[int, Any]] = []
 
     class Watch(EngineObserver):

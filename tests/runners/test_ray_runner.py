@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -10,7 +9,6 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import optuna
@@ -21,22 +19,12 @@ from taskgraph.search.progress import FAILURE_ATTR, trial_state
 from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR
 from taskgraph.spec import spec_from_dict
 from taskgraph.storage import open_repository
+from taskgraph.testing import load_fakes
 
 pytestmark = pytest.mark.ray
 
 REPO = Path(__file__).resolve().parents[2]
 TASKGRAPH = Path(sys.executable).with_name("taskgraph")
-
-
-def load_fakes() -> ModuleType:
-    name = "taskgraph_test_fakes"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "search" / "fakes.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 @pytest.fixture(scope="module")

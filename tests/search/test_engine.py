@@ -184,7 +184,9 @@ def test_a_killed_driver_trial_goes_stale_and_is_retried(
 
 
 class _AlwaysFails:
-    def evaluate(self, config: Any, *, callbacks: Any = ()) -> TrialResult:
+    def evaluate(
+        self, config: Any, *, callbacks: Any = (), checkpoint_key: str | None = None
+    ) -> TrialResult:
         return TrialResult.failed("fake failure: loss is NaN")
 
 

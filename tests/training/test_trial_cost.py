@@ -158,10 +158,10 @@ def _spec(runner: dict[str, Any]) -> Any:
 
 
 def test_runner_resources_set_the_evaluator_threads() -> None:
-    from taskgraph.search.study import build_evaluator
+    from taskgraph.runners.builtin import LOCAL
 
-    assert build_evaluator(_spec({"name": "local"})).threads is None  # -> available_cores()
-    assert build_evaluator(_spec({"name": "local", "threads": 3})).threads == 3
+    assert LOCAL.build_evaluator(_spec({"name": "local"})).threads is None  # -> available_cores()
+    assert LOCAL.build_evaluator(_spec({"name": "local", "threads": 3})).threads == 3
     with pytest.raises(Exception, match="threads"):
         _spec({"name": "local", "threads": 0})
     pytest.importorskip("ray")

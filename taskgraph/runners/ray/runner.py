@@ -110,7 +110,9 @@ class RayTuneRunner:
 
         engine = self.engine
         spec = engine.spec
-        study = engine._require_study()
+        study = engine.study
+        if study is None:
+            raise RuntimeError("open the engine (StudyEngine.open) before RayTuneRunner.run")
         progress = engine.progress()
         engine.observer.on_open(progress)
         remaining = progress.budget - progress.n_done

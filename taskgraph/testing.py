@@ -1,13 +1,21 @@
-"""Small local fakes for engine tests: an evaluator whose answers are known in advance."""
+"""Test fakes: an evaluator whose answers are known in advance, and its search spaces.
+
+One importable module (tests, Ray workers and users' own plug-in tests import it by name)
+instead of copies of a loader in every test file.  It imports the trainer's callback types,
+not torch.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Any
 
 from taskgraph.training.callbacks import TrainerControl, TrainerState
 from taskgraph.trial import Cost, TrialConfig, TrialResult, TrialStatus
+
+__all__ = ["EFFECTS", "SHARING_SPACES", "FakeEvaluator", "known_objective", "load_fakes"]
 
 # Architectures' own parameters, in the shape `search_space()` returns them.
 SHARING_SPACES: dict[str, dict[str, dict[str, Any]]] = {
@@ -43,9 +51,18 @@ class FakeEvaluator:
         self.fail_with = set(fail_with)
         self.interrupt_on = interrupt_on
         self.calls: list[TrialConfig] = []
+        self.checkpoint_keys: list[str | None] = []
 
-    def evaluate(self, config: TrialConfig, *, callbacks: Sequence[Any] = ()) -> TrialResult:
+    def evaluate(
+        self,
+        config: TrialConfig,
+        *,
+        callbacks: Sequence[Any] = (),
+        checkpoint_key: str | None = None,
+    ) -> TrialResult:
+        """Return the known result of ``config`` (see the class docstring); keys are recorded."""
         self.calls.append(config)
+        self.checkpoint_keys.append(checkpoint_key)
         if self.interrupt_on is not None and len(self.calls) == self.interrupt_on:
             raise KeyboardInterrupt
         if self.fail_with & set(config.auxiliaries):
@@ -77,3 +94,10 @@ class FakeEvaluator:
             intermediate=intermediate,
             cost=Cost(seconds=0.01, examples=100),
         )
+
+
+def load_fakes() -> ModuleType:
+    """Return this module (what the tests' old per-file ``load_fakes()`` returned)."""
+    import sys
+
+    return sys.modules[__name__]

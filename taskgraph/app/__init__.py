@@ -1,0 +1,45 @@
+"""The application layer: the one place that composes spec -> engine -> runner -> storage -> affinity.
+
+Each function is the call behind a command of the CLI and part of the Python API exported from
+:mod:`taskgraph` (``taskgraph.run_study``...).  Importing this package imports Optuna and
+SQLAlchemy but not torch or Ray.
+
+>>> import taskgraph
+>>> summary = taskgraph.run_study("searchspaces/demo.yaml", storage="sqlite:////tmp/demo.db")  # doctest: +SKIP
+>>> for r in taskgraph.recommend("sst2", storage="sqlite:////tmp/demo.db", k=3):  # doctest: +SKIP
+...     print(r.auxiliaries, r.predicted_gain)
+"""
+
+from __future__ import annotations
+
+from taskgraph.app.affinity import affinity_graph, fit_estimator, groupings, load_records, recommend
+from taskgraph.app.bench import bench
+from taskgraph.app.studies import (
+    build_engine,
+    list_studies,
+    load_study_spec,
+    resume_study,
+    run_spec,
+    run_study,
+    runner_of,
+    study_status,
+    study_summary,
+)
+
+__all__ = [
+    "affinity_graph",
+    "bench",
+    "build_engine",
+    "fit_estimator",
+    "groupings",
+    "list_studies",
+    "load_records",
+    "load_study_spec",
+    "recommend",
+    "resume_study",
+    "run_spec",
+    "run_study",
+    "runner_of",
+    "study_status",
+    "study_summary",
+]

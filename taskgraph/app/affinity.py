@@ -1,0 +1,346 @@
+"""Affinity: records -> fitted estimator -> recommendations, groupings and the graph.
+
+The composition behind ``taskgraph affinity top/groups/graph``, as a documented Python API
+(exported from :mod:`taskgraph`).  Records come from the records database (``storage``, default
+``TASKGRAPH_STORAGE`` or the local SQLite file) or, with ``table``, from a results table in the
+long CSV format.  Bad input raises :class:`~taskgraph.errors.ConfigError` naming it.
+
+``taskgraph/cli/affinity.py`` parses options, calls :func:`load_records`,
+:func:`fit_records` and :func:`measured_scores`, and prints.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from taskgraph.affinity.estimators.base import ESTIMATORS, AffinityEstimator, make_estimator
+from taskgraph.affinity.estimators.setfn import SMALL_DATA_HYPERPRIOR
+from taskgraph.affinity.graph import affinity_graph as _graph_of
+from taskgraph.affinity.grouping import (
+    Grouping,
+    candidate_task_sets,
+    predicted_network_scores,
+    select_networks,
+)
+from taskgraph.affinity.longtable import read_long_csv
+from taskgraph.affinity.recommend import Recommendation, recommend_auxiliaries
+from taskgraph.affinity.records import ScoreRecord
+from taskgraph.errors import ConfigError
+
+__all__ = [
+    "ALL_METRICS",
+    "affinity_graph",
+    "fit_estimator",
+    "fit_records",
+    "groupings",
+    "load_records",
+    "lookahead_matrices",
+    "measured_scores",
+    "recommend",
+]
+
+PathLike = str | os.PathLike[str]
+#: ``metric="all"``: every metric, mixed on purpose (the default is the studies' objective)
+ALL_METRICS = "all"
+
+
+def load_records(
+    *,
+    storage: str | None = None,
+    table: PathLike | None = None,
+    split: str | None = None,
+    metric: str | None = None,
+) -> list[ScoreRecord]:
+    """Return the score records from ``table`` (long CSV) or else from the records database.
+
+    From the database, ``metric=None`` means the objective metric (and, with ``split=None``,
+    split) of the studies the records come from; ``metric="all"`` keeps every metric.
+    """
+    if table is not None:
+        data = read_long_csv(Path(table))
+        chosen = split or ("val" if "val" in data.splits else data.splits[0])
+        return data.to_records(split=chosen)
+    from taskgraph.storage import open_repository, resolve_storage_url
+
+    repository = open_repository(resolve_storage_url(storage), create=False)
+    try:
+        records = repository.score_records(
+            split=split, metric=None if metric in (None, ALL_METRICS) else metric
+        )
+        specs = repository.study_specs() if metric is None else {}
+    finally:
+        repository.close()
+    if metric is None and records:
+        chosen_metric, objective_split = _objective(records, specs)
+        kept = [r for r in records if r.metric == chosen_metric]
+        if not kept:
+            raise ConfigError(
+                f"no records of the objective metric {chosen_metric!r} (the records have "
+                f"{sorted({r.metric for r in records})}); choose one with --metric NAME"
+            )
+        records = kept
+        if split is None and objective_split is not None:
+            split = objective_split
+            records = [r for r in records if r.split == split]
+    if split is None:
+        # Gains of one split are evidence; the same runs scored on dev and test are not two.
+        splits = sorted({r.split for r in records})
+        preferred = next(
+            (s for s in ("dev", "val") if s in splits), splits[0] if len(splits) == 1 else None
+        )
+        if splits and preferred is None:
+            raise ConfigError(f"the records have splits {splits}; choose one with --split")
+        records = [r for r in records if r.split == preferred]
+    return records
+
+
+def _objective(
+    records: Sequence[ScoreRecord], specs: Mapping[str, Mapping[str, Any]]
+) -> tuple[str, str | None]:
+    """Return the metric (and split, when the studies agree on one) that ``records`` are scored by.
+
+    A run is scored on every metric of its tasks (accuracy, precision, recall, F1, per class):
+    averaging them as evidence mixes scales and counts a run once per metric, so the default
+    is what the studies optimised.
+    """
+    metrics = sorted({r.metric for r in records})
+    objectives: dict[str, tuple[str, str | None]] = {}
+    for study in sorted({r.study for r in records if r.study}):
+        objective = specs.get(study, {}).get("objective") or {}
+        if objective.get("metric"):
+            objectives[study] = (str(objective["metric"]), objective.get("split"))
+    named = sorted({m for m, _ in objectives.values()})
+    if len(named) > 1:
+        listed = "; ".join(f"{s!r} optimises {m} on {sp}" for s, (m, sp) in objectives.items())
+        raise ConfigError(
+            f"the records come from studies with different objective metrics ({listed}); "
+            "choose one with --metric NAME, or mix them with --metric all"
+        )
+    if named:
+        splits = {sp for _, sp in objectives.values() if sp}
+        return named[0], (next(iter(splits)) if len(splits) == 1 else None)
+    if len(metrics) == 1:
+        return metrics[0], None
+    raise ConfigError(
+        f"the records have metrics {metrics} and no study objective names one; "
+        "choose one with --metric NAME, or mix them with --metric all"
+    )
+
+
+def lookahead_matrices(storage: str | None, table: PathLike | None) -> list[Any]:
+    if table is not None:
+        return []
+    from taskgraph.storage import open_repository, resolve_storage_url
+
+    repository = open_repository(resolve_storage_url(storage), create=False)
+    try:
+        return [stored.matrix for stored in repository.lookahead_matrices()]
+    finally:
+        repository.close()
+
+
+def fit_records(
+    method: str,
+    records: list[ScoreRecord],
+    *,
+    lookahead: list[Any],
+    embeddings: Mapping[str, np.ndarray],
+    hyperprior: bool = True,
+) -> AffinityEstimator:
+    if not records:
+        raise ConfigError("no score records to fit on (run a study, or pass --table FILE)")
+    options: dict[str, Any] = {}
+    if method in ("setfn", "lookahead") and lookahead:
+        options["lookahead"] = lookahead
+    if method in ("setfn", "textemb") and embeddings:
+        options["task_embeddings"] = embeddings
+    if method == "setfn" and hyperprior:
+        # Predictions shown to a user: with one target and a handful of gains, plain evidence
+        # maximisation puts everything into noise (every set predicted alike) or fits an
+        # overconfident additive model; the weak prior avoids both (docs/affinity.md).
+        options["hyperprior"] = SMALL_DATA_HYPERPRIOR
+    estimator = make_estimator(method, **options)
+    estimator.fit(records)
+    if not estimator.table.gains and method != "textemb":
+        raise ConfigError(
+            f"none of the {len(records)} records has a single-task baseline of its family to compare with; "
+            "run the targets' single-task baselines"
+        )
+    return estimator
+
+
+def measured_scores(
+    records: list[ScoreRecord], tasks: Sequence[str]
+) -> tuple[dict[str, float], dict[str, bool], dict[frozenset[str], dict[str, float]]]:
+    """Return baselines, directions and measured per-task scores of the task sets within ``tasks``."""
+    values: dict[frozenset[str], dict[str, list[float]]] = {}
+    higher: dict[str, bool] = {}
+    for record in records:
+        if record.task_set <= set(tasks) and math.isfinite(record.value):
+            values.setdefault(record.task_set, {}).setdefault(record.task, []).append(record.value)
+            higher[record.task] = record.higher_is_better
+    measured = {
+        n: {t: float(np.mean(v)) for t, v in per.items()}
+        for n, per in values.items()
+        if set(per) == set(n)
+    }
+    baselines = {t: measured[frozenset({t})][t] for t in tasks if frozenset({t}) in measured}
+    missing = [t for t in tasks if t not in baselines]
+    if missing:
+        raise ConfigError(
+            f"no single-task score for {missing}: groupings compare every task with its baseline"
+        )
+    return baselines, higher, measured
+
+
+def fit_estimator(
+    *,
+    method: str = "setfn",
+    storage: str | None = None,
+    table: PathLike | None = None,
+    split: str | None = None,
+    metric: str | None = None,
+    text_embeddings: bool = False,
+    hyperprior: bool = True,
+) -> tuple[AffinityEstimator, list[ScoreRecord]]:
+    """Return the estimator ``method`` fitted on the records, and those records.
+
+    ``text_embeddings`` adds TextEmb vectors of catalog tasks (loads MiniLM with torch).
+    ``hyperprior`` (setfn) fits its variances with a weak prior.  Raises
+    :class:`~taskgraph.errors.UnknownNameError` for an unknown method (before any work) and
+    :class:`~taskgraph.errors.ConfigError` when there is nothing to fit.
+    """
+    ESTIMATORS.get(method)  # unknown name: one line listing the known ones, before any work
+    records = load_records(storage=storage, table=table, split=split, metric=metric)
+    lookahead = lookahead_matrices(storage, table) if method in ("setfn", "lookahead") else []
+    embeddings: dict[str, np.ndarray] = {}
+    if text_embeddings:
+        from taskgraph.models.task_embeddings import task_text_embeddings
+
+        embeddings = task_text_embeddings(sorted({t for r in records for t in r.task_set}))
+    estimator = fit_records(
+        method, records, lookahead=lookahead, embeddings=embeddings, hyperprior=hyperprior
+    )
+    return estimator, records
+
+
+def recommend(
+    target: str,
+    *,
+    storage: str | None = None,
+    table: PathLike | None = None,
+    k: int = 5,
+    max_size: int | None = None,
+    method: str = "setfn",
+    split: str | None = None,
+    metric: str | None = None,
+    text_embeddings: bool = False,
+    hyperprior: bool = True,
+) -> list[Recommendation]:
+    """Return the ``k`` auxiliary sets with the highest predicted gain for ``target``.
+
+    The estimator ``method`` is fitted on every record (:func:`fit_estimator`); gains are
+    relative to the target's single-task baseline.  Raises :class:`ConfigError` when the
+    target has no records.
+    """
+    estimator, _ = fit_estimator(
+        method=method,
+        storage=storage,
+        table=table,
+        split=split,
+        metric=metric,
+        text_embeddings=text_embeddings,
+        hyperprior=hyperprior,
+    )
+    if target not in estimator.tasks:
+        raise ConfigError(
+            f"`--target` {target!r} has no records; known tasks: {', '.join(estimator.tasks)}"
+        )
+    return recommend_auxiliaries(estimator, target, k, max_size=max_size)
+
+
+def groupings(
+    budget: float,
+    *,
+    tasks: Sequence[str] | None = None,
+    storage: str | None = None,
+    table: PathLike | None = None,
+    max_size: int | None = None,
+    method: str = "setfn",
+    split: str | None = None,
+    metric: str | None = None,
+    hyperprior: bool = True,
+) -> tuple[
+    Grouping, dict[frozenset[str], dict[str, float]], dict[frozenset[str], dict[str, float]]
+]:
+    """Choose which tasks to train together under an inference ``budget`` (networks, each 1).
+
+    Returns the grouping, the predicted (or measured) per-task scores of each candidate
+    network, and the measured scores by network.  ``tasks`` defaults to every target with
+    records; ``max_size`` to all sizes up to 10 tasks, else 3.  Raises :class:`ConfigError`
+    for tasks without a baseline or tasks whose scores go in different directions.
+    """
+    estimator, records = fit_estimator(
+        method=method,
+        storage=storage,
+        table=table,
+        split=split,
+        metric=metric,
+        hyperprior=hyperprior,
+    )
+    chosen = sorted({t.strip() for t in tasks if t.strip()}) if tasks else estimator.targets
+    unknown = [t for t in chosen if t not in estimator.targets]
+    if unknown:
+        raise ConfigError(
+            f"`--tasks` has no baseline records for {unknown}; known targets: {', '.join(estimator.targets)}"
+        )
+    baselines, higher, measured = measured_scores(records, chosen)
+    if len(set(higher.values())) > 1:
+        # The grouping sums the tasks' scores: an accuracy and a loss cannot share one total.
+        up = sorted(t for t in chosen if higher[t])
+        down = sorted(t for t in chosen if not higher[t])
+        raise ConfigError(
+            f"`--tasks` mix higher-is-better scores {up} with lower-is-better scores {down}; "
+            "a grouping sums scores of one direction: choose tasks of one kind with --tasks"
+        )
+    size = max_size if max_size is not None else (len(chosen) if len(chosen) <= 10 else 3)
+    networks = candidate_task_sets(chosen, max_size=size)
+    scores = predicted_network_scores(
+        estimator, baselines, networks=networks, higher_is_better=higher, measured=measured
+    )
+    grouping = select_networks(
+        scores, budget=budget, tasks=chosen, higher_is_better=all(higher.values())
+    )
+    return grouping, scores, measured
+
+
+def affinity_graph(
+    *,
+    storage: str | None = None,
+    table: PathLike | None = None,
+    min_evidence: int = 0,
+    method: str = "setfn",
+    split: str | None = None,
+    metric: str | None = None,
+    hyperprior: bool = True,
+) -> Any:
+    """Return the affinity graph (a networkx ``DiGraph``; edge s -> t: gain of t from s).
+
+    Write it with :func:`taskgraph.affinity.graph.write_graph` (GraphML, JSON, DOT, PNG).
+    ``min_evidence`` leaves out edges backed by fewer records.
+    """
+    estimator, _ = fit_estimator(
+        method=method,
+        storage=storage,
+        table=table,
+        split=split,
+        metric=metric,
+        hyperprior=hyperprior,
+    )
+    return _graph_of(estimator, min_evidence=min_evidence)

@@ -1,0 +1,370 @@
+"""Studies: the one place that composes spec -> engine -> runner -> storage.
+
+Every function here is a documented Python API (exported from :mod:`taskgraph`) and the call
+behind one ``taskgraph study`` command; the CLI only parses arguments and prints.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from taskgraph.errors import ConfigError, SpecError
+from taskgraph.registry import RUNNERS
+from taskgraph.runners.base import Runner
+from taskgraph.search.engine import EngineObserver, RunSummary, StudyEngine
+from taskgraph.spec.models import StudySpec
+
+__all__ = [
+    "build_engine",
+    "check_study_spec",
+    "list_studies",
+    "load_study_spec",
+    "resumable_spec",
+    "resume_study",
+    "run_spec",
+    "run_study",
+    "runner_of",
+    "study_status",
+    "study_summary",
+]
+
+PathLike = str | os.PathLike[str]
+
+
+def runner_of(spec: StudySpec) -> Runner:
+    """Return the :class:`~taskgraph.runners.base.Runner` plug-in ``spec.runner.name`` names.
+
+    Raises :class:`~taskgraph.errors.UnknownNameError` listing the registered runners.
+    """
+    runner: Runner = RUNNERS.get(spec.runner.name)
+    return runner
+
+
+# -- specs -----------------------------------------------------------------------------------
+
+
+def load_study_spec(
+    path: PathLike,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    labels: Mapping[str, str] | None = None,
+    trust_remote_code: bool = False,
+) -> StudySpec:
+    """Return the checked spec at ``path`` with ``overrides`` (dotted field path -> value).
+
+    ``overrides["runner"]`` (a mapping) replaces the runner, keeping the file's runner settings
+    when the name is the same.  Every override goes through the models and the checks
+    (:func:`taskgraph.search.checks.check_spec`), so nothing invalid reaches the database.  An
+    error that an override causes names where it came from (``labels[key]``, e.g.
+    ``--trials``, default ``--set KEY``), not a line of the file.  Raises
+    :class:`~taskgraph.errors.SpecError` or :class:`~taskgraph.errors.ConfigError`.
+    """
+    path = Path(path)
+    overrides = dict(overrides or {})
+    try:
+        return _build_spec(
+            path, overrides, labels=dict(labels or {}), trust_remote_code=trust_remote_code
+        )
+    except SpecError as error:
+        if not overrides or str(error).startswith("--"):
+            raise
+        blamed = _blame_option(path, overrides, labels or {}, trust_remote_code)
+        if blamed is None:
+            raise
+        raise blamed from None
+
+
+def check_study_spec(
+    spec: StudySpec, *, source: str = "spec", trust_remote_code: bool = False
+) -> None:
+    """Check ``spec``'s names against the registries, as its runner needs (raises ``SpecError``)."""
+    from taskgraph.search.checks import check_spec
+
+    check_spec(
+        spec,
+        source=source,
+        trust_remote_code=trust_remote_code,
+        trains=runner_of(spec).capabilities.trains,
+    )
+
+
+def _build_spec(
+    path: Path,
+    overrides: Mapping[str, Any],
+    *,
+    labels: dict[str, str] | None = None,
+    trust_remote_code: bool = False,
+) -> StudySpec:
+    from taskgraph.spec import load_spec
+
+    rest = dict(overrides)
+    runner = rest.pop("runner", None)
+    spec = load_spec(path, overrides=rest, options=labels)
+    if runner is not None:
+        spec = _with_runner(spec, runner, source=str(path))
+    check_study_spec(spec, source=str(path), trust_remote_code=trust_remote_code)
+    return spec
+
+
+def _blame_option(
+    path: Path, overrides: Mapping[str, Any], labels: Mapping[str, str], trust: bool
+) -> ConfigError | None:
+    # Only on failure: apply the overrides one at a time; the first whose error is not the
+    # file's own is the culprit.  (Cheap: the spec is small and the checks' imports are done.)
+    def failure(given: Mapping[str, Any]) -> str | None:
+        try:
+            _build_spec(path, given, trust_remote_code=trust)
+        except SpecError as failed:
+            return str(failed)
+        return None
+
+    own = failure({})
+    for key, value in overrides.items():
+        message = failure({key: value})
+        if message is None or message == own:
+            continue
+        message = re.sub(rf"^{re.escape(str(path))}(:\d+)?: ", "", message)
+        message = message.removeprefix(f"{key}: ")
+        return ConfigError(f"{labels.get(key) or f'--set {key}'}: {message}")
+    return None
+
+
+def _with_runner(spec: StudySpec, runner: Mapping[str, Any], *, source: str) -> StudySpec:
+    # A runner given on the command line replaces the spec's; keep the spec's settings when
+    # the name is the same (so --address only changes the address).
+    from taskgraph.spec import spec_from_dict
+
+    data = spec.model_dump(mode="json")
+    current = data.get("runner") or {}
+    given = dict(runner)
+    if given.get("name", current.get("name")) == current.get("name"):
+        given = {**current, **given}
+    data["runner"] = given
+    return spec_from_dict(data, source=source, options={"runner": "--runner/--address"})
+
+
+def _with_fields(spec: StudySpec, fields: Mapping[str, Any], *, source: str) -> StudySpec:
+    # The same dotted paths as a spec file's overrides (`budget.trials`), on a parsed spec.
+    from taskgraph.spec import spec_from_dict
+
+    data = spec.model_dump(mode="json")
+    for key, value in fields.items():
+        node = data
+        *parents, last = key.split(".")
+        for part in parents:
+            child = node.get(part)
+            node[part] = child = child if isinstance(child, dict) else {}
+            node = child
+        node[last] = value
+    return spec_from_dict(data, source=source, options={key: key for key in fields})
+
+
+def _storage_url(storage: str | None, spec: StudySpec | None = None) -> str:
+    from taskgraph.storage import resolve_storage_url
+
+    return resolve_storage_url(storage, spec_storage=None if spec is None else spec.storage)
+
+
+# -- running ---------------------------------------------------------------------------------
+
+
+def build_engine(
+    spec: StudySpec,
+    *,
+    storage_url: str,
+    data_dir: PathLike | None = None,
+    observer: EngineObserver | None = None,
+    source: str = "spec",
+) -> StudyEngine:
+    """Return an engine for ``spec`` on ``storage_url`` with its runner's evaluator (not opened).
+
+    The data directory and every task's files are checked first (``source`` names the spec in
+    the error), before the engine touches the database: a wrong ``data_dir`` leaves nothing
+    behind, not a study of failed trials that a corrected rerun could not continue.
+    """
+    from taskgraph.spec.checks import check_data, inline_task_defs
+
+    runner = runner_of(spec)
+    trains = runner.capabilities.trains
+    resolved = check_data(spec, data_dir=data_dir, source=source, trains=trains)
+    chosen = data_dir or spec.data_dir
+    engine_dir = resolved if resolved is not None else (None if chosen is None else Path(chosen))
+    task_defs: dict[str, Any] | None = None
+    sharing_spaces: dict[str, dict[str, Any]] | None = None
+    if not trains:
+        # A runner that trains nothing (a published table, measured with one fixed model):
+        # only the task set matters, so the architectures' own parameters (and importing
+        # torch to read them) are skipped.
+        sharing_spaces = {name: {} for name in spec.search.sharing}
+    else:
+        task_defs = inline_task_defs(spec)
+    return StudyEngine(
+        spec=spec,
+        storage_url=storage_url,
+        evaluator=runner.build_evaluator(spec, data_dir=engine_dir),
+        sharing_spaces=sharing_spaces,
+        task_defs=task_defs,
+        data_dir=engine_dir,
+        observer=observer,
+        intermediate_reports=runner.capabilities.intermediate_reports,
+    )
+
+
+def run_spec(
+    spec: StudySpec,
+    *,
+    storage_url: str,
+    data_dir: PathLike | None = None,
+    observer: EngineObserver | None = None,
+    source: str = "spec",
+) -> RunSummary:
+    """Open (or continue) the study of a checked ``spec`` and run it with its runner.
+
+    Nothing is written before the spec's data is found (:func:`build_engine`).  The runner
+    (:data:`taskgraph.registry.RUNNERS`) drives the opened engine until the budget, the wall
+    time or the failure limit; the engine is closed whatever happens.
+    """
+    engine = build_engine(
+        spec, storage_url=storage_url, data_dir=data_dir, observer=observer, source=source
+    )
+    try:
+        engine.open()
+        return runner_of(spec).run(engine)
+    finally:
+        engine.close()
+
+
+def run_study(
+    spec_or_path: StudySpec | PathLike,
+    *,
+    storage: str | None = None,
+    data: PathLike | None = None,
+    observer: EngineObserver | None = None,
+    trust_remote_code: bool = False,
+    **overrides: Any,
+) -> RunSummary:
+    """Run a study to its budget (or continue it) and return why it stopped.
+
+    ``spec_or_path`` is a spec file (YAML) or a :class:`~taskgraph.spec.StudySpec`.
+    ``storage`` is the records database URL (default: ``TASKGRAPH_STORAGE``, then the spec's
+    ``storage``, then ``sqlite:///taskgraph.db``); ``data`` the data directory (default: the
+    spec's ``data_dir``, then ``TASKGRAPH_DATA``).  ``overrides`` set spec fields, ``__``
+    separating the path: ``run_study("demo.yaml", budget__trials=4, search__max_steps=20)``;
+    ``runner="tabular"`` or ``runner={...}`` replaces the runner.  The spec is checked before
+    anything is written.  Raises :class:`~taskgraph.errors.TaskgraphError` subclasses for bad
+    input.
+
+    >>> summary = run_study("searchspaces/demo.yaml", storage="sqlite:////tmp/demo.db")  # doctest: +SKIP
+    >>> summary.progress.n_done  # doctest: +SKIP
+    """
+    dotted: dict[str, Any] = {key.replace("__", "."): value for key, value in overrides.items()}
+    if isinstance(dotted.get("runner"), str):
+        dotted["runner"] = {"name": dotted["runner"]}
+    if isinstance(spec_or_path, StudySpec):
+        spec = spec_or_path
+        source = "spec"
+        runner = dotted.pop("runner", None)
+        if dotted:
+            spec = _with_fields(spec, dotted, source=source)
+        if runner is not None:
+            spec = _with_runner(spec, runner, source=source)
+        check_study_spec(spec, source=source, trust_remote_code=trust_remote_code)
+    else:
+        source = str(spec_or_path)
+        spec = load_study_spec(spec_or_path, dotted, trust_remote_code=trust_remote_code)
+    return run_spec(
+        spec,
+        storage_url=_storage_url(storage, spec),
+        data_dir=data,
+        observer=observer,
+        source=source,
+    )
+
+
+def resumable_spec(
+    name: str,
+    *,
+    storage_url: str,
+    trials: int | None = None,
+    wall_time: float | str | None = None,
+    runner: Mapping[str, Any] | str | None = None,
+    trust_remote_code: bool = False,
+) -> StudySpec:
+    """Return the stored spec of study ``name`` with the overrides, checked for its runner."""
+    from taskgraph.search.study import stored_spec
+
+    spec = stored_spec(
+        name,
+        storage_url=storage_url,
+        trials=trials,
+        wall_time=wall_time,
+        runner={"name": runner}
+        if isinstance(runner, str)
+        else (None if runner is None else dict(runner)),
+    )
+    check_study_spec(spec, source=f"study {name!r}", trust_remote_code=trust_remote_code)
+    return spec
+
+
+def resume_study(
+    name: str,
+    *,
+    storage: str | None = None,
+    data: PathLike | None = None,
+    trials: int | None = None,
+    wall_time: float | str | None = None,
+    runner: Mapping[str, Any] | str | None = None,
+    observer: EngineObserver | None = None,
+    trust_remote_code: bool = False,
+) -> RunSummary:
+    """Finish a stopped or killed study with the spec it was run with.
+
+    Interrupted trials are failed and retried.  ``trials`` raises (or lowers) the budget,
+    ``wall_time`` limits this run, ``runner`` replaces the runner (its stored settings are kept
+    when the name is the same), ``data`` points at the data directory on this machine.
+    Raises :class:`~taskgraph.errors.StorageError` when the study does not exist.
+    """
+    url = _storage_url(storage)
+    spec = resumable_spec(
+        name,
+        storage_url=url,
+        trials=trials,
+        wall_time=wall_time,
+        runner=runner,
+        trust_remote_code=trust_remote_code,
+    )
+    return run_spec(
+        spec, storage_url=url, data_dir=data, observer=observer, source=f"study {name!r}"
+    )
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def study_summary(name: str, *, storage: str | None = None, top: int | None = 10) -> dict[str, Any]:
+    """Return study ``name``'s report: baseline, best trial, gains of the ``top`` trials, failures.
+
+    ``top=None`` lists every trial.  The keys are those of ``taskgraph study show --json``.
+    """
+    from taskgraph.search.report import open_study, study_report
+
+    return study_report(open_study(name, storage_url=_storage_url(storage)), top=top)
+
+
+def study_status(name: str, *, storage: str | None = None) -> dict[str, Any]:
+    """Return how far study ``name`` is (``taskgraph study status --json``)."""
+    from taskgraph.search.progress import study_progress
+    from taskgraph.search.report import open_study
+
+    return study_progress(open_study(name, storage_url=_storage_url(storage))).to_dict()
+
+
+def list_studies(*, storage: str | None = None) -> list[dict[str, Any]]:
+    """Return every study in the database with its progress (``taskgraph study list``)."""
+    from taskgraph.search.report import list_progress
+
+    return list_progress(storage_url=_storage_url(storage))

@@ -1,0 +1,64 @@
+"""TextEmb task embeddings (Vu et al. 2020): the mean MiniLM embedding of a task's training text.
+
+They give the ``textemb`` and ``setfn`` estimators a prediction for targets without records,
+from similar tasks.  Torch and the encoder are loaded here, in the models layer, never by the
+application or command-line layers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["task_text_embeddings"]
+
+
+def task_text_embeddings(
+    tasks: Sequence[str], *, data_dir: str | None = None, limit: int = 256, batch_size: int = 32
+) -> dict[str, np.ndarray]:
+    """Return TextEmb vectors: the mean MiniLM sentence embedding of up to ``limit`` training texts per catalog task.
+
+    Tasks that are not in the catalog or whose data is missing are left out.
+    """
+    import torch
+
+    from taskgraph.errors import TaskgraphError
+    from taskgraph.models import load_encoder
+    from taskgraph.tasks import get_task, load_examples
+
+    texts: dict[str, list[str]] = {}
+    for name in tasks:
+        try:
+            examples = load_examples(get_task(name), "train", data_dir=data_dir, limit=limit)
+        except TaskgraphError:
+            continue
+        texts[name] = [t for t in (_example_text(e) for e in examples) if t]
+    texts = {k: v for k, v in texts.items() if v}
+    if not texts:
+        return {}
+    bundle = load_encoder("minilm")
+    bundle.model.eval()
+    result: dict[str, np.ndarray] = {}
+    with torch.inference_mode():
+        for name, lines in texts.items():
+            vectors = []
+            for start in range(0, len(lines), batch_size):
+                batch = bundle.tokenizer(lines[start : start + batch_size], padding=True, truncation=True,
+                                         max_length=128, return_tensors="pt")  # fmt: skip
+                hidden = bundle.model(**batch).last_hidden_state
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                vectors.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)).numpy())
+            result[name] = np.concatenate(vectors).mean(axis=0)
+    return result
+
+
+def _example_text(example: Any) -> str:
+    if hasattr(example, "tokens"):
+        return " ".join(example.tokens)
+    if hasattr(example, "question"):
+        return f"{example.question} {example.context}"
+    if hasattr(example, "text"):
+        return example.text if example.text_pair is None else f"{example.text} {example.text_pair}"
+    return ""

@@ -1,0 +1,84 @@
+"""The built-in runners as :class:`~taskgraph.runners.base.Runner` plug-ins.
+
+Each is registered by name in :data:`taskgraph.registry.RUNNERS`.  This module imports
+neither torch nor Ray: the evaluators and the Ray driver are imported when a study runs.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from taskgraph.runners.base import RunnerCapabilities, TrialEvaluator
+
+if TYPE_CHECKING:
+    from taskgraph.search.engine import RunSummary, StudyEngine
+    from taskgraph.spec.models import StudySpec
+
+__all__ = ["LOCAL", "RAY", "TABULAR", "LocalRunner", "RayRunner", "TabularRunner"]
+
+
+class LocalRunner:
+    """``local``: trains each trial in this process, one at a time (the engine's own loop)."""
+
+    name = "local"
+    capabilities = RunnerCapabilities(trains=True, intermediate_reports=True)
+
+    def build_evaluator(
+        self, spec: StudySpec, *, data_dir: str | os.PathLike[str] | None = None
+    ) -> TrialEvaluator | None:
+        from taskgraph.runners.local import LocalEvaluator
+        from taskgraph.spec.checks import inline_task_defs
+
+        return LocalEvaluator(
+            tasks=inline_task_defs(spec),
+            data_dir=data_dir,
+            device=spec.training.device,
+            threads=getattr(spec.runner, "threads", None),
+        )
+
+    def run(self, engine: StudyEngine) -> RunSummary:
+        return engine.run()
+
+
+class TabularRunner:
+    """``tabular``: answers each trial from a published table (no training, no curve)."""
+
+    name = "tabular"
+    capabilities = RunnerCapabilities(trains=False, intermediate_reports=False)
+
+    def build_evaluator(
+        self, spec: StudySpec, *, data_dir: str | os.PathLike[str] | None = None
+    ) -> TrialEvaluator | None:
+        from taskgraph.runners.tabular import TabularEvaluator
+        from taskgraph.spec.models import TabularRunnerSpec
+
+        runner = spec.runner
+        if not isinstance(runner, TabularRunnerSpec):
+            raise ValueError(f"the tabular runner needs `runner: tabular`, got {runner.name!r}")
+        return TabularEvaluator(table=runner.table, split=runner.split)
+
+    def run(self, engine: StudyEngine) -> RunSummary:
+        return engine.run()
+
+
+class RayRunner:
+    """``ray``: runs trials as Ray Tune trials, in parallel; workers build their evaluators."""
+
+    name = "ray"
+    capabilities = RunnerCapabilities(trains=True, intermediate_reports=True, parallel=True)
+
+    def build_evaluator(
+        self, spec: StudySpec, *, data_dir: str | os.PathLike[str] | None = None
+    ) -> TrialEvaluator | None:
+        return None  # each Tune worker builds its own (taskgraph.runners.ray.worker)
+
+    def run(self, engine: StudyEngine) -> RunSummary:
+        from taskgraph.runners.ray import RayTuneRunner
+
+        return RayTuneRunner(engine=engine, data_dir=engine.data_dir).run()
+
+
+LOCAL = LocalRunner()
+TABULAR = TabularRunner()
+RAY = RayRunner()

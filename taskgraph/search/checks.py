@@ -1,0 +1,184 @@
+"""Checks of a parsed spec's names against the registries and the task catalog.
+
+The pydantic models check a spec's shape; these check its names: tasks in the catalog (or
+defined inline), sharing architectures and their parameters, loss weightings, mixing schemes,
+samplers, encoders, trainer hyperparameters and the objective's metric.  Each failure is a
+:class:`~taskgraph.errors.SpecError` naming the field path and the allowed values.  The
+registries are read here, not in the spec models, so a new plug-in needs no change to the
+spec; this module sits in the search layer because it reads the trainer's settings and the
+search space, which sit above the spec.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from taskgraph.errors import SpecError, TaskgraphError
+from taskgraph.spec.checks import inline_task_defs
+from taskgraph.spec.domains import Domain
+from taskgraph.spec.models import StudySpec
+
+__all__ = ["check_spec"]
+
+
+def check_spec(
+    spec: StudySpec, *, source: str = "spec", trust_remote_code: bool = False, trains: bool = True
+) -> None:
+    """Raise :class:`SpecError` for the first name in ``spec`` that nothing knows.
+
+    ``trains`` is the runner's capability (:class:`~taskgraph.runners.base.RunnerCapabilities`):
+    ``False`` for a runner that trains nothing (a published table), whose spec is checked
+    for its sampler only.
+
+    ``trust_remote_code`` (the CLI's ``--trust-remote-code``) allows
+    ``encoder.options.trust_remote_code: true``; without it such a spec is refused, since
+    Hugging Face would then import and run Python files from the model directory.
+    """
+    if spec.encoder.options.get("trust_remote_code", False) not in (False, None) and not (
+        trust_remote_code
+    ):
+        raise SpecError(
+            f"{source}: encoder.options.trust_remote_code: runs Python code shipped with the "
+            "model; refused unless the command is given --trust-remote-code"
+        )
+    _check_registry(
+        source, "sampler.name", [spec.sampler.name], "taskgraph.search.samplers", "SAMPLERS"
+    )
+    if not trains:
+        # A benchmark table names its own tasks and was measured with one fixed model: only
+        # the task set matters, so model settings are not checked (nor torch imported).
+        return
+    _check_tasks(spec, source)
+    _check_numbers(spec, source)
+    _check_encoder(spec, source)
+    _check_hyperparameters(spec, source)
+    _check_registry(
+        source,
+        "search.loss_weighting",
+        spec.search.loss_weighting.values(),
+        "taskgraph.training",
+        "LOSS_WEIGHTINGS",
+    )
+    _check_registry(
+        source,
+        "search.mixing.scheme",
+        spec.search.mixing.scheme.values(),
+        "taskgraph.training",
+        "SAMPLING_SCHEMES",
+    )
+    for name in spec.search.pretraining.values():
+        if name is not None:
+            raise SpecError(
+                f"{source}: search.pretraining: {name!r} is not available; allowed: null "
+                "(no pretraining scheme is implemented yet)"
+            )
+    from taskgraph.search.space import SearchSpace
+
+    try:
+        SearchSpace(spec=spec)  # checks architectures and their parameter names
+    except SpecError as error:
+        raise SpecError(f"{source}: {error}") from None
+
+
+def _check_tasks(spec: StudySpec, source: str) -> None:
+    from taskgraph.tasks import get_task
+
+    extra = inline_task_defs(spec, source=source)
+    targets: list[tuple[str, str]] = [("target", spec.target)]
+    targets += [(f"candidates[{i}]", n) for i, n in enumerate(spec.candidate_names)]
+    for where, name in targets:
+        try:
+            task = get_task(name, extra=extra)
+        except TaskgraphError as error:
+            raise SpecError(f"{source}: {where}: {error}") from None
+        metric = spec.objective.metric
+        if where == "target" and metric is not None and metric not in task.metrics:
+            raise SpecError(
+                f"{source}: objective.metric: {metric!r} is not a metric of "
+                f"{name}; allowed: {', '.join(task.metrics)}"
+            )
+        if where == "target" and spec.objective.split not in task.splits:
+            raise SpecError(
+                f"{source}: objective.split: {name} has no split {spec.objective.split!r}; "
+                f"allowed: {', '.join(task.splits)}"
+            )
+
+
+def _numeric_domains(spec: StudySpec) -> list[tuple[str, Domain, bool]]:
+    """Return (field path, domain, may be null) of every search setting a trial reads as a number."""
+    search = spec.search
+    mixing = search.mixing
+    out: list[tuple[str, Domain, bool]] = [
+        ("search.learning_rate", search.learning_rate, False),
+        ("search.epochs", search.epochs, False),
+        ("search.max_steps", search.max_steps, True),
+        ("search.batch_size", search.batch_size, False),
+        ("search.mixing.temperature", mixing.temperature, False),
+    ]
+    for where, value, nullable in (
+        ("search.mixing.weights", mixing.weights, False),
+        ("search.mixing.max_examples", mixing.max_examples, True),
+    ):
+        if isinstance(value, Domain):
+            out.append((where, value, nullable))
+        elif value is not None:
+            out.extend((f"{where}.{task}", domain, nullable) for task, domain in value.items())
+    return out
+
+
+def _check_numbers(spec: StudySpec, source: str) -> None:
+    # A domain holds any scalar (`learning_rate: [1e-4, 3e-4]` or `scheme: [a, b]`), so a
+    # string where a number belongs (`--set search.max_steps=abc`) passes the models and
+    # would only fail when the first trial reads it, after the study was created.
+    for where, domain, nullable in _numeric_domains(spec):
+        for value in domain.values():
+            if value is None and nullable:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise SpecError(f"{source}: {where}: expected a number, got {value!r}")
+
+
+def _check_encoder(spec: StudySpec, source: str) -> None:
+    from taskgraph.models.encoders import ENCODER_NAMES
+
+    name = spec.encoder.name
+    if name in ENCODER_NAMES or Path(os.path.expanduser(name)).is_dir():
+        return
+    raise SpecError(
+        f"{source}: encoder.name: {name!r} is neither a known encoder nor a directory; "
+        f"allowed: {', '.join(ENCODER_NAMES)}, or the path of a local Hugging Face model"
+    )
+
+
+def _check_hyperparameters(spec: StudySpec, source: str) -> None:
+    from taskgraph.training import TrainingOptions
+
+    known = {f.name for f in fields(TrainingOptions)} - {"tasks_per_step_override"} | {
+        "tasks_per_step"
+    }
+    for where, keys in (
+        ("search.hyperparameters", spec.search.hyperparameters),
+        ("training.hyperparameters", spec.training.hyperparameters),
+    ):
+        unknown = sorted(set(keys) - known)
+        if unknown:
+            raise SpecError(
+                f"{source}: {where}.{unknown[0]}: unknown trainer setting; allowed: "
+                f"{', '.join(sorted(known))}"
+            )
+
+
+def _check_registry(source: str, where: str, names: Iterable[Any], module: str, attr: str) -> None:
+    import importlib
+
+    registry = getattr(importlib.import_module(module), attr)
+    for name in names:
+        if name not in registry:
+            raise SpecError(
+                f"{source}: {where}: unknown {registry.kind} {name!r}; allowed: "
+                f"{', '.join(registry.names())}"
+            )

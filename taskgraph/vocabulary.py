@@ -1,0 +1,45 @@
+"""Rules every layer shares, each in one place: task-set keys, metric directions, stable seeds.
+
+At the bottom of the layering (docs/architecture.md): it imports nothing of taskgraph.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from typing import Literal
+
+__all__ = ["higher_is_better", "metric_direction", "stable_seed", "task_set_key"]
+
+# A metric is minimised when its last `_`-separated word names an error: `loss`, `val_loss`,
+# `perplexity`, `rmse`, `wer`.  Only the last word counts: `f1_loss_type` is an F1.
+_MINIMIZE = re.compile(r"(.*_)?(loss|perplexity|error|mse|mae|rmse|wer|cer)", re.IGNORECASE)
+
+
+def task_set_key(tasks: Iterable[str]) -> str:
+    """Return the canonical key of a task set: its names sorted and joined by ``+``."""
+    return "+".join(sorted(tasks))
+
+
+def metric_direction(metric: str) -> Literal["maximize", "minimize"]:
+    """Return ``"minimize"`` for losses, perplexity and error rates, ``"maximize"`` otherwise."""
+    return "minimize" if _MINIMIZE.fullmatch(metric) else "maximize"
+
+
+def higher_is_better(metric: str) -> bool:
+    """Return whether a larger value of ``metric`` is better (:func:`metric_direction`)."""
+    return metric_direction(metric) == "maximize"
+
+
+def stable_seed(*parts: object, bits: int = 63) -> int:
+    """Return a ``bits``-bit seed derived from ``parts``, the same in every process and platform.
+
+    Python's ``hash()`` is salted per process; sha256 is not.  63 bits (the default) fit a
+    signed 64-bit integer (torch's generators); the synthetic task family draws its data with
+    64, which its published figures were measured with.
+    """
+    if not 1 <= bits <= 64:
+        raise ValueError(f"bits must be in [1, 64], got {bits}")
+    digest = hashlib.sha256("/".join(map(str, parts)).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "little") >> (64 - bits)
