@@ -150,7 +150,7 @@ def crash(
     """Run the study crashing (os._exit) at ``point``, reached a random number of times."""
     reaches = budget * seeds if point in ("record_written", "in_record") else budget
     hit = rng.randint(1, reaches)
-    crashing = [sys.executable, "-m", "taskgraph.search.crashpoints", point, str(hit)]
+    crashing = [sys.executable, "-m", "taskgraph.cli.crashpoints", point, str(hit)]
     done = subprocess.run(
         [*crashing, "study", "run", str(spec), "--storage", url, "--quiet"],
         cwd=REPO,

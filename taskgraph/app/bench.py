@@ -11,11 +11,26 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["bench"]
+from taskgraph.affinity.longtable import LongTable
+
+__all__ = ["bench", "load_bench_table"]
+
+
+def load_bench_table(path: str | os.PathLike[str]) -> LongTable:
+    """Return the long CSV table at ``path``, its values checked for magnitude.
+
+    Raises :class:`~taskgraph.errors.DataFormatError` naming the file (and line).
+    """
+    from taskgraph.affinity.longtable import read_long_csv
+    from taskgraph.search.benchmarking import check_magnitudes
+
+    data = read_long_csv(Path(path))
+    check_magnitudes(data, path=path)
+    return data
 
 
 def bench(
-    table: str | os.PathLike[str],
+    table: str | os.PathLike[str] | LongTable,
     *,
     method: str = "setfn",
     fit_fraction: float = 0.1,
@@ -29,7 +44,7 @@ def bench(
     max_size: int | None = None,
     on_step: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Run every evaluation ``table`` supports; return the evaluations, skipped ones and results.
+    """Run every evaluation ``table`` (a path or a loaded table) supports; return the evaluations, skipped ones and results.
 
     Keys: ``evaluations`` (run), ``skipped`` (evaluation -> why), ``notes`` and the figures
     (``spearman``, ``spearman_hoa``, ``pair_spearman``, ``ranking_spearman``,
@@ -38,12 +53,9 @@ def bench(
     undefined Spearman, :class:`~taskgraph.errors.DataFormatError` for a bad table (a value
     beyond :data:`~taskgraph.search.benchmarking.MAX_BENCH_VALUE` included).
     """
-    from taskgraph.affinity.longtable import read_long_csv
-    from taskgraph.search.benchmarking import CLI_SAMPLERS, check_magnitudes, run_bench
+    from taskgraph.search.benchmarking import CLI_SAMPLERS, run_bench
 
-    path = Path(table)
-    data = read_long_csv(path)
-    check_magnitudes(data, path=path)
+    data = table if isinstance(table, LongTable) else load_bench_table(table)
     report = run_bench(
         data, method=method, fit_fraction=fit_fraction, seeds=seeds, folds=folds,
         fit_split=fit_split, score_split=score_split, search=search,

@@ -96,8 +96,11 @@ def bench(
     from rich.progress import Progress, TaskID
 
     from taskgraph.app.bench import bench as run
+    from taskgraph.app.bench import load_bench_table
 
     names = [s.strip() for s in samplers.split(",") if s.strip()]
+    # Read and checked before the progress display, whose teardown would add a blank line.
+    data = load_bench_table(table)
     with Progress(console=stderr_console, transient=True) as progress:
         tasks: dict[str, TaskID] = {}
 
@@ -107,7 +110,7 @@ def bench(
             progress.update(tasks[name], completed=done)
 
         report = run(
-            table, method=method, fit_fraction=fit_fraction, seeds=seeds, folds=folds,
+            data, method=method, fit_fraction=fit_fraction, seeds=seeds, folds=folds,
             fit_split=fit_split, score_split=score_split, search=search, samplers=names,
             max_trials=max_trials, max_size=max_size, on_step=on_step,
         )  # fmt: skip

@@ -26,6 +26,10 @@ class TaskgraphGroup(TyperGroup):
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(code=error.exit_code) from error
         except Exception as error:
+            if type(error).__module__.split(".")[0] in ("typer", "click"):
+                # --help, usage errors, typer.Exit: the command line's own (typer vendors
+                # click), nothing to translate and no reason to import the storage layer.
+                raise
             # Optuna's storage reports a read-only file, a failed commit or tables at another
             # schema version with its own exceptions: the database's state, not a bug.
             from taskgraph.storage.failures import storage_failure_message

@@ -19,7 +19,7 @@ reaches them (see :mod:`taskgraph.search.engine`):
 ``in_record``
     inside a record's transaction, before it commits (the record is rolled back).
 
-``python -m taskgraph.search.crashpoints POINT HIT ARGS...`` runs ``taskgraph ARGS...`` in a
+``python -m taskgraph.cli.crashpoints POINT HIT ARGS...`` (:mod:`taskgraph.cli.crashpoints`) runs ``taskgraph ARGS...`` in a
 process patched so; it exits with :data:`CRASH_EXIT` at the crash.  Nothing here runs unless
 a test or ``benchmarks/fault_injection.py`` installs it.
 """
@@ -32,7 +32,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["CRASH_EXIT", "POINTS", "install", "main"]
+__all__ = ["CRASH_EXIT", "POINTS", "install"]
 
 #: the exit status of a process that crashed at its crash point
 CRASH_EXIT = 86
@@ -91,20 +91,3 @@ def install(point: str, hit: int) -> None:
         )
     else:  # in_record: the run's rows are inserted in the open transaction, not committed
         repository.insert_run = after(repository.insert_run)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m taskgraph.search.crashpoints POINT HIT ARGS...``: the CLI, crashing at POINT."""
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) < 2:
-        points = "|".join(POINTS)
-        raise SystemExit(f"usage: python -m taskgraph.search.crashpoints {{{points}}} HIT ARGS...")
-    install(args[0], int(args[1]))
-    from taskgraph.cli.app import main as cli_main
-
-    sys.argv = ["taskgraph", *args[2:]]
-    cli_main()
-
-
-if __name__ == "__main__":
-    main()

@@ -228,6 +228,24 @@ class TrialSeededSampler(optuna.samplers.BaseSampler):
         """Do nothing: every trial's seed is derived, not drawn (Optuna calls this for n_jobs > 1)."""
 
 
+class _SeededFactory:
+    """``seed -> sampler`` for :class:`TrialSeededSampler`; a class, not a closure, because the
+    Ray runner's ``OptunaSearch`` pickles its sampler."""
+
+    def __init__(
+        self, *, factory: SamplerFactory, spec: StudySpec, prior_records: Sequence[Any] | None
+    ) -> None:
+        self.factory = factory
+        self.spec = spec
+        self.prior_records = prior_records
+
+    def __call__(self, seed: int | None) -> optuna.samplers.BaseSampler:
+        sampler = self.spec.sampler.model_copy(update={"seed": seed})
+        return self.factory(
+            self.spec.model_copy(update={"sampler": sampler}), prior_records=self.prior_records
+        )
+
+
 def build_sampler(
     spec: StudySpec, *, prior_records: Sequence[Any] | None = None
 ) -> optuna.samplers.BaseSampler:
@@ -240,10 +258,7 @@ def build_sampler(
     except KeyError as error:
         raise SpecError(f"sampler.name: {error}") from None
 
-    def make(seed: int | None) -> optuna.samplers.BaseSampler:
-        seeded = spec.model_copy(update={"sampler": spec.sampler.model_copy(update={"seed": seed})})
-        return factory(seeded, prior_records=prior_records)
-
+    make = _SeededFactory(factory=factory, spec=spec, prior_records=prior_records)
     try:
         if spec.sampler.seed is None:
             return make(None)

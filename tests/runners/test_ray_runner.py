@@ -37,8 +37,8 @@ def local_ray() -> Iterator[None]:
     for key, value in QUIET_RAY_ENV.items():
         os.environ.setdefault(key, value)
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    # The workers cannot import the test modules by name: ship them by value.
-    ray.cloudpickle.register_pickle_by_value(load_fakes())
+    # The workers cannot import this test module by name: ship it by value (the fakes live in
+    # taskgraph.testing, which they import like any package module).
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     try:
         yield

@@ -72,3 +72,19 @@ def test_derive_seed_is_stable_and_distinct() -> None:
     assert len(seeds) == 1000
     assert derive_seed(7, "seeded", 0) != derive_seed(7, "other", 0)
     assert all(0 <= s < 2**32 for s in seeds)
+
+
+def test_a_seeded_sampler_pickles_for_the_ray_runner() -> None:
+    """Ray Tune's OptunaSearch pickles its sampler: a closure inside it could not be."""
+    import pickle
+
+    from taskgraph.search.samplers import TrialSeededSampler, build_sampler
+    from taskgraph.spec import spec_from_dict
+
+    spec = spec_from_dict(
+        {"name": "p", "target": "synth_target", "candidates": ["synth_related"],
+         "sampler": {"name": "tpe", "seed": 3}}
+    )  # fmt: skip
+    sampler = pickle.loads(pickle.dumps(build_sampler(spec)))
+    assert isinstance(sampler, TrialSeededSampler)
+    assert type(sampler.sampler_for(5)).__name__ == "TPESampler"
