@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -154,6 +154,11 @@ def build_phase(
         checked[task] = tensors
     sizes = {t: len(checked[t]) for t in tasks}
     per_step = options.tasks_per_step(len(tasks), weighting)
+    # The mixing weights of the trial's other tasks do not apply here (sequential transfer's
+    # target phase trains the target alone while the trial's weights name its sources too).
+    mixing = replace(
+        config.mixing, weights={t: w for t, w in config.mixing.weights.items() if t in sizes}
+    )
     clock_task = (
         config.target if config.step_budget == "target" and config.target in tasks else None
     )
@@ -162,7 +167,7 @@ def build_phase(
         target_steps, steps_per_epoch = target_budget(sizes[clock_task], config=config)
         sampler = TaskSampler(
             sizes=sizes,
-            mixing=config.mixing,
+            mixing=mixing,
             total_steps=target_steps,
             seed=stable_seed(config.seed, "sampler", name),
         )
@@ -174,7 +179,7 @@ def build_phase(
         )
         sampler = TaskSampler(
             sizes=sizes,
-            mixing=config.mixing,
+            mixing=mixing,
             total_steps=total,
             seed=stable_seed(config.seed, "sampler", name),
         )

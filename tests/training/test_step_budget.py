@@ -153,6 +153,20 @@ def test_sequential_target_phase_has_the_target_budget() -> None:
     assert [(p, t) for p, _, t in evals.seen] == [("target", 4), ("target", 8)]
 
 
+def test_sequential_transfer_with_a_weighted_source_trains_both_phases() -> None:
+    # The trial's mixing weights name the source; the target phase trains the target alone
+    # (its sampler was given the trial's weights and refused the source's).
+    cfg = config(
+        auxiliaries=("synth_related",),
+        transfer_mode="sequential",
+        mixing=MixingConfig(weights={"synth_related": 0.5}),
+        hyperparameters={"source_max_steps": 5},
+    )
+    batches, outcome, _ = train_counting(cfg)
+    assert batches == Counter({"synth_related": 5, "synth_target": 8})
+    assert outcome.target_steps == 8
+
+
 def test_target_that_is_never_drawn_is_a_clear_error() -> None:
     from taskgraph.training import train_trial
 
