@@ -17,7 +17,7 @@ shrunk toward what it learned from other sets) beside ``measured_relative_gain``
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,18 +27,12 @@ import typer
 from taskgraph.affinity.estimators.base import ESTIMATORS, AffinityEstimator
 from taskgraph.affinity.gains import compute_gains, gain_key, measured_gain
 from taskgraph.affinity.graph import GRAPH_FORMATS, affinity_graph, graph_edges, write_graph
-from taskgraph.affinity.grouping import (
-    candidate_task_sets,
-    predicted_network_scores,
-    select_networks,
-)
 from taskgraph.affinity.recommend import recommend_auxiliaries
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.app.affinity import (
-    fit_records,
+    fit_estimator,
+    groupings,
     load_records,
-    lookahead_matrices,
-    measured_scores,
 )
 from taskgraph.cli.options import JsonOption, StorageOption
 from taskgraph.cli.output import (
@@ -106,20 +100,6 @@ def task_text_embeddings(tasks: Sequence[str], **options: Any) -> dict[str, np.n
     return embed(tasks, **options)
 
 
-def _fit(
-    method: str,
-    records: list[ScoreRecord],
-    *,
-    lookahead: list[Any],
-    embeddings: Mapping[str, np.ndarray],
-    hyperprior: bool = True,
-) -> AffinityEstimator:
-    with stderr_console.status(f"fitting {method} on {len(records)} records"):
-        return fit_records(
-            method, records, lookahead=lookahead, embeddings=embeddings, hyperprior=hyperprior
-        )
-
-
 def _prepare(
     *,
     method: str,
@@ -130,14 +110,11 @@ def _prepare(
     embed: bool,
     hyperprior: bool = True,
 ) -> tuple[AffinityEstimator, list[ScoreRecord]]:
-    ESTIMATORS.get(method)  # unknown name: one line listing the known ones, before any work
-    records = load_records(storage=storage, table=table, split=split, metric=metric)
-    lookahead = lookahead_matrices(storage, table) if method in ("setfn", "lookahead") else []
-    names = sorted({t for r in records for t in r.task_set})
-    embeddings = task_text_embeddings(names) if embed else {}
-    return _fit(
-        method, records, lookahead=lookahead, embeddings=embeddings, hyperprior=hyperprior
-    ), records
+    with stderr_console.status(f"fitting {method}"):
+        return fit_estimator(
+            method=method, storage=storage, table=table, split=split, metric=metric,
+            text_embeddings=embed, hyperprior=hyperprior,
+        )  # fmt: skip
 
 
 @app.command("fit")
@@ -288,43 +265,26 @@ def groups(
     as_json: JsonOption = False,
 ) -> None:
     """Choose which tasks to train together under an inference budget (measured scores where known)."""
-    estimator, records = _prepare(
-        method=method,
-        storage=storage,
-        table=table,
-        split=split,
-        metric=metric,
-        embed=False,
-        hyperprior=hyperprior,
-    )
-    chosen = (
-        sorted({t.strip() for t in tasks.split(",") if t.strip()}) if tasks else estimator.targets
-    )
-    unknown = [t for t in chosen if t not in estimator.targets]
-    if unknown:
-        raise ConfigError(
-            f"`--tasks` has no baseline records for {unknown}; known targets: {', '.join(estimator.targets)}"
+    with stderr_console.status(f"fitting {method} and choosing networks"):
+        grouping, scores, measured = groupings(
+            budget,
+            tasks=tasks.split(",") if tasks else None,
+            storage=storage,
+            table=table,
+            max_size=max_size,
+            method=method,
+            split=split,
+            metric=metric,
+            hyperprior=hyperprior,
         )
-    baselines, higher, measured = measured_scores(records, chosen)
-    if len(set(higher.values())) > 1:
-        # The grouping sums the tasks' scores: an accuracy and a loss cannot share one total.
-        up = sorted(t for t in chosen if higher[t])
-        down = sorted(t for t in chosen if not higher[t])
-        raise ConfigError(
-            f"`--tasks` mix higher-is-better scores {up} with lower-is-better scores {down}; "
-            "a grouping sums scores of one direction: choose tasks of one kind with --tasks"
-        )
-    size = max_size if max_size is not None else (len(chosen) if len(chosen) <= 10 else 3)
-    networks = candidate_task_sets(chosen, max_size=size)
-    scores = predicted_network_scores(
-        estimator, baselines, networks=networks, higher_is_better=higher, measured=measured
-    )
-    grouping = select_networks(
-        scores, budget=budget, tasks=chosen, higher_is_better=all(higher.values())
-    )
     if as_json:
         emit_json(
-            {**grouping.to_dict(), "scores": {t: scores[grouping.assignment[t]][t] for t in chosen}}
+            {
+                **grouping.to_dict(),
+                "scores": {
+                    t: scores[grouping.assignment[t]][t] for t in sorted(grouping.assignment)
+                },
+            }
         )
         return
     rows = [
