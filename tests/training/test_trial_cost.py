@@ -164,7 +164,12 @@ def test_runner_resources_set_the_evaluator_threads() -> None:
     assert LOCAL.build_evaluator(_spec({"name": "local", "threads": 3})).threads == 3
     with pytest.raises(Exception, match="threads"):
         _spec({"name": "local", "threads": 0})
-    pytest.importorskip("ray")
+    try:
+        import ray  # noqa: F401 - the `ray` extra, which CI installs
+    except ImportError:
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail("ray is not installed (the `ray` extra must be there in CI)")
+        pytest.skip("ray is not installed: the Ray runner's threads are not checked")
     from taskgraph.runners.ray.worker import local_evaluator
 
     ray_spec = _spec({"name": "ray", "resources": {"cpu": 2}})
