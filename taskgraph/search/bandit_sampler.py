@@ -26,21 +26,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
-from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.samplers import BaseSampler, TPESampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from taskgraph.errors import ConfigError
 from taskgraph.search.space import AUX_PARAM_PREFIX, BASELINE_ROLE, ROLE_ATTR, SUBSET_ATTR
+from taskgraph.search.subset_sampler import SubsetSampler
 
 __all__ = ["BanditSampler"]
 
 
-class BanditSampler(BaseSampler):
+class BanditSampler(SubsetSampler):
     """Beta-Bernoulli Thompson sampling over auxiliary tasks (module docstring)."""
 
     def __init__(
@@ -81,47 +80,9 @@ class BanditSampler(BaseSampler):
         self._independent = independent_sampler or TPESampler(seed=seed)
 
     # ------------------------------------------------------------------ Optuna API
-    def infer_relative_search_space(
-        self, study: Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        """Return the ``aux/<task>`` flag of every free candidate."""
-        if study._is_multi_objective():
-            return {}
-        return {f"{AUX_PARAM_PREFIX}{t}": CategoricalDistribution([False, True]) for t in self.free}
-
-    def sample_relative(
-        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> dict[str, Any]:
-        """Return the proposed set as ``{"aux/<task>": bool}``."""
-        if not search_space:
-            return {}
-        subset = self.propose(study)
-        return {name: name[len(AUX_PARAM_PREFIX) :] in subset for name in search_space}
-
-    def sample_independent(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        param_name: str,
-        param_distribution: BaseDistribution,
-    ) -> Any:
-        """Return the inner sampler's value for a parameter outside the subset flags."""
-        return self._independent.sample_independent(study, trial, param_name, param_distribution)
-
-    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        """Let the inner sampler prepare the trial."""
-        self._independent.before_trial(study, trial)
-
-    def after_trial(
-        self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
-    ) -> None:
-        """Let the inner sampler record the finished trial."""
-        self._independent.after_trial(study, trial, state, values)
-
-    def reseed_rng(self) -> None:
-        """Reseed this sampler's generator and the inner sampler's."""
-        self._rng = np.random.default_rng()
-        self._independent.reseed_rng()
+    def propose_for(self, study: Study, trial: FrozenTrial) -> frozenset[str]:
+        """Return the free auxiliaries of ``trial``'s set (:meth:`propose`)."""
+        return self.propose(study)
 
     # ------------------------------------------------------------------ bandit
     def posterior(self, study: Study) -> tuple[dict[str, tuple[float, float]], set[frozenset[str]]]:

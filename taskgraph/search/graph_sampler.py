@@ -47,7 +47,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.samplers import BaseSampler, TPESampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
@@ -58,6 +57,7 @@ from taskgraph.affinity.gains import compute_gains
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.errors import ConfigError
 from taskgraph.search.space import AUX_PARAM_PREFIX, SUBSET_ATTR
+from taskgraph.search.subset_sampler import SubsetSampler
 
 __all__ = ["GraphGuidedSampler", "popular_source_scores", "startup_order"]
 
@@ -70,7 +70,7 @@ def _finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
 
 
-class GraphGuidedSampler(BaseSampler):
+class GraphGuidedSampler(SubsetSampler):
     """Proposes ``aux/<task>`` flags from an affinity estimator; delegates the rest (module docstring)."""
 
     def __init__(
@@ -123,47 +123,9 @@ class GraphGuidedSampler(BaseSampler):
         self._startup_order: list[str] | None = None  # fixed at the first start-up proposal
 
     # ------------------------------------------------------------------ Optuna API
-    def infer_relative_search_space(
-        self, study: Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        """Return the ``aux/<task>`` flags of every free candidate (known before any trial)."""
-        if study._is_multi_objective():
-            return {}
-        return {f"{AUX_PARAM_PREFIX}{t}": CategoricalDistribution([False, True]) for t in self.free}
-
-    def sample_relative(
-        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> dict[str, Any]:
-        """Return the proposed subset as ``{"aux/<task>": bool}`` for the flags in ``search_space``."""
-        if not search_space:
-            return {}
-        subset = self.propose(study, exclude_trial=trial.number)
-        return {name: name[len(AUX_PARAM_PREFIX) :] in subset for name in search_space}
-
-    def sample_independent(
-        self,
-        study: Study,
-        trial: FrozenTrial,
-        param_name: str,
-        param_distribution: BaseDistribution,
-    ) -> Any:
-        """Return the inner sampler's value for a parameter outside the subset flags."""
-        return self._independent.sample_independent(study, trial, param_name, param_distribution)
-
-    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        """Let the inner sampler prepare the trial."""
-        self._independent.before_trial(study, trial)
-
-    def after_trial(
-        self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
-    ) -> None:
-        """Let the inner sampler record the finished trial."""
-        self._independent.after_trial(study, trial, state, values)
-
-    def reseed_rng(self) -> None:
-        """Reseed this sampler's generator and the inner sampler's."""
-        self._rng = np.random.default_rng()
-        self._independent.reseed_rng()
+    def propose_for(self, study: Study, trial: FrozenTrial) -> frozenset[str]:
+        """Return the free auxiliaries of ``trial``'s set (:meth:`propose`)."""
+        return self.propose(study, exclude_trial=trial.number)
 
     # ------------------------------------------------------------------ proposal
     def _free_bounds(self) -> tuple[int, int]:
