@@ -41,6 +41,7 @@ from taskgraph.search.heartbeat import (
     deferred_interrupt,
     make_optuna_storage,
     quiet_optuna,
+    storage_id,
 )
 from taskgraph.search.outcome import TrialOutcome, run_seeds
 from taskgraph.search.progress import (
@@ -248,7 +249,7 @@ class StudyEngine:
             # driver's trial beats again within an interval; one that was already beating and
             # is dead goes stale a little later, still within the wait below.)
             for trial in running:
-                self.storage.record_heartbeat(trial._trial_id)
+                self.storage.record_heartbeat(storage_id(trial))
             # Trials of a run stopped moments ago still look alive: wait one grace period,
             # then whatever is still beating belongs to a live driver and is left alone.
             wait = self.spec.recovery.grace_period + self.spec.recovery.heartbeat_interval
@@ -285,7 +286,7 @@ class StudyEngine:
                 if baseline_alive:
                     continue
                 baseline_alive = True
-            retry(study, self.storage.get_trial(trial._trial_id))
+            retry(study, self.storage.get_trial(storage_id(trial)))
 
     def reconcile(self) -> int:
         """Write the runs of finished trials that the records database lacks.
@@ -294,7 +295,7 @@ class StudyEngine:
         one's transaction) leaves a trial with some of its runs.  Returns how many runs were
         written.
         """
-        study = self._require_study()
+        study = self.require_study()
         stored = self.repository.run_keys(self.spec.name)
         trials = study.get_trials(deepcopy=False)
         retried = retried_numbers(trials)
@@ -315,20 +316,26 @@ class StudyEngine:
                 written += len(missing)
         return written
 
-    def _require_study(self) -> optuna.Study:
+    def require_study(self) -> optuna.Study:
+        """Return the opened study; raise :class:`RuntimeError` before :meth:`open`."""
         if self.study is None:
             raise RuntimeError("call StudyEngine.open() first")
         return self.study
 
+    def trial(self, trial_id: int) -> optuna.Trial:
+        """Return a handle on the opened study's trial with storage id ``trial_id``
+        (what another process, such as a Ray worker, names a trial by)."""
+        return optuna.Trial(self.require_study(), trial_id)
+
     def progress(self) -> StudyProgress:
         """Return where the study stands."""
-        return study_progress(self._require_study(), budget=self.spec.budget.trials)
+        return study_progress(self.require_study(), budget=self.spec.budget.trials)
 
     # -- finishing trials --------------------------------------------------------------------
 
     def finish(self, trial: optuna.Trial, outcome: TrialOutcome) -> None:
         """Store ``outcome`` on ``trial``, tell Optuna its true state, write its records."""
-        study = self._require_study()
+        study = self.require_study()
         status = outcome.status
         trial.set_user_attr(RESULTS_ATTR, outcome.to_list())
         trial.set_user_attr(STATUS_ATTR, status.value)
@@ -347,8 +354,8 @@ class StudyEngine:
         A trial that is already finished is left alone (its records, if missing, are written
         when the study is opened again).
         """
-        study = self._require_study()
-        if self.storage.get_trial(trial._trial_id).state.is_finished():
+        study = self.require_study()
+        if self.storage.get_trial(storage_id(trial)).state.is_finished():
             return
         with quiet_optuna():
             trial.set_user_attr(INTERRUPTED_ATTR, True)
@@ -375,7 +382,6 @@ class StudyEngine:
         study = self.study or self.open()
         self.observer.on_open(self.progress())
         started = time.monotonic()
-        wall = self.spec.budget.wall_time
         new = 0
         with Heartbeat(
             storage=self.storage, interval=self.spec.recovery.heartbeat_interval
@@ -388,25 +394,25 @@ class StudyEngine:
                 # Checking the budget and asking are one step across drivers: several drivers
                 # on one study each saw room for one more trial and overshot the budget.
                 with setup_lock(self.storage_url), deferred_interrupt():
-                    stop = self._should_stop(started, wall)
+                    stop = self.check_stop(started=started)
                     if stop is not None:
                         return stop
                     # Asking is not interruptible: a Ctrl-C here would leave a RUNNING trial
                     # that only the heartbeat's grace period could reclaim.
                     trial = study.ask()
-                    beat.add(trial._trial_id)
+                    beat.add(storage_id(trial))
                 try:
                     outcome = self._evaluate(trial)
                 except KeyboardInterrupt:
                     with deferred_interrupt():
                         self.interrupt(trial)
-                    beat.discard(trial._trial_id)
+                    beat.discard(storage_id(trial))
                     raise
                 with deferred_interrupt():
                     # Telling and recording are one step as far as Ctrl-C is concerned; a
                     # second Ctrl-C waits until the trial is safely stored.
                     self.finish(trial, outcome)
-                    beat.discard(trial._trial_id)
+                    beat.discard(storage_id(trial))
                 new += 1
                 self.observer.on_trial_end(trial.number, outcome, self.progress())
 
@@ -424,21 +430,33 @@ class StudyEngine:
             )
         ]
 
-    def _should_stop(self, started: float, wall: float | None) -> RunSummary | None:
+    def check_stop(self, *, started: float | None = None) -> RunSummary | None:
+        """Return why no new trial may start now, or ``None`` when one may.
+
+        The one stopping rule of every runner: more failed trials than
+        ``budget.max_failures``; done and running trials filling ``budget.trials``; the wall
+        time (``budget.wall_time``, counted from ``started``, a :func:`time.monotonic` value;
+        not checked when ``started`` is ``None``); a sampler with nothing left to propose
+        (``exhausted``).  Running trials count against the budget, so several drivers on one
+        study never start more trials than it allows.
+        """
         progress = self.progress()
-        if progress.n_failed > self.spec.budget.max_failures:
+        spec = self.spec
+        if progress.n_failed > spec.budget.max_failures:
             return RunSummary(
                 progress=progress,
                 reason="max_failures",
                 detail=f"{progress.n_failed} trials failed (budget.max_failures is "
-                f"{self.spec.budget.max_failures})",
+                f"{spec.budget.max_failures})",
             )
         if progress.n_done + progress.n_running >= progress.budget:
             return RunSummary(progress=progress, reason="budget")
-        if wall is not None and time.monotonic() - started >= wall:
+        wall = spec.budget.wall_time
+        if wall is not None and started is not None and time.monotonic() - started >= wall:
             return RunSummary(progress=progress, reason="wall_time", detail=f"{wall:g} s elapsed")
-        exhausted = getattr(self.study.sampler, "exhausted", None) if self.study else None
-        if callable(exhausted) and exhausted(self.study):
+        study = self.require_study()
+        exhausted = getattr(study.sampler, "exhausted", None)
+        if callable(exhausted) and exhausted(study):
             return RunSummary(progress=progress, reason="exhausted", detail=(
                 "every valid auxiliary set has run sampler.options.max_repeats times"))  # fmt: skip
         return None
@@ -463,7 +481,7 @@ class StudyEngine:
             may_prune = self.spec.pruner.name != "none" and not baseline
             callbacks.append(OptunaPruningCallback(trial=trial, may_prune=may_prune))
         # A retried trial keeps the number of the trial it replaces as its checkpoint key.
-        frozen = self.storage.get_trial(trial._trial_id)
+        frozen = self.storage.get_trial(storage_id(trial))
         original = frozen.system_attrs.get("failed_trial", trial.number)
         evaluator = self.evaluator
         assert evaluator is not None  # run() checked it

@@ -269,7 +269,7 @@ class GraphGuidedSampler(SubsetSampler):
             least = min(valid, key=lambda s: (proposed[s], len(s), sorted(s)))
             warnings.warn(
                 f"every valid auxiliary set was proposed max_repeats={self.max_repeats} times; "
-                f"proposing {sorted(least)} again (the local engine stops the study before this)",
+                f"proposing {sorted(least)} again (every runner stops the study before this)",
                 stacklevel=2,
             )
             return least

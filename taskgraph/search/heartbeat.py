@@ -33,7 +33,17 @@ __all__ = [
     "deferred_interrupt",
     "make_optuna_storage",
     "quiet_optuna",
+    "storage_id",
 ]
+
+
+def storage_id(trial: optuna.Trial | FrozenTrial) -> int:
+    """Return ``trial``'s id in its storage (what heartbeats and ``storage.get_trial`` take).
+
+    Optuna keeps this id private (``_trial_id``) and has no public accessor; this function is
+    the one place in taskgraph that reads it.
+    """
+    return int(trial._trial_id)
 
 
 @contextmanager
@@ -102,7 +112,8 @@ class RetryStaleTrial:
 
 
 class Heartbeat:
-    """A background thread recording a heartbeat for each trial id in :attr:`trial_ids`."""
+    """A background thread recording a heartbeat for each trial id given to :meth:`add`
+    (until :meth:`discard`); a context manager that starts and stops the thread."""
 
     def __init__(self, *, storage: optuna.storages.RDBStorage, interval: float) -> None:
         self.storage = storage

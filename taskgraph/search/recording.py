@@ -14,22 +14,30 @@ import socket
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskgraph import __version__
 from taskgraph.errors import TaskgraphError, UnknownNameError
 from taskgraph.search.outcome import TrialOutcome
 
+if TYPE_CHECKING:
+    from taskgraph.storage.repository import Repository
+
 __all__ = ["RecordWriter", "code_version"]
 
 
 class RecordWriter:
-    """Writes the runs of one study's trials; reads the prior records of the others."""
+    """Writes the runs of one study's trials; reads the prior records of the others.
+
+    ``repository`` is the records database; ``study`` the study's name.  ``task_defs`` replaces
+    the catalog look-up of each task's dataset (fingerprints) for tests and tabular runs;
+    ``data_dir`` is where the catalog's datasets are read from.
+    """
 
     def __init__(
         self,
         *,
-        repository: Any,
+        repository: Repository,
         study: str,
         task_defs: Mapping[str, Any] | None = None,
         data_dir: str | os.PathLike[str] | None = None,

@@ -35,6 +35,7 @@ from taskgraph.errors import SpecError
 from taskgraph.spec.domains import Domain, Scalar
 from taskgraph.spec.models import StudySpec
 from taskgraph.trial import MixingConfig, Objective, TrialConfig
+from taskgraph.vocabulary import task_set_key
 
 __all__ = [
     "AUX_PARAM_PREFIX",
@@ -108,7 +109,7 @@ def repair_subset(
 ) -> tuple[str, ...]:
     """Return the auxiliary subset after the deterministic constraint repair (module docstring)."""
     picked = sorted(set(chosen) & set(free))
-    key = "+".join(picked)
+    key = task_set_key(picked)
 
     def rank(task: str) -> str:
         return hashlib.sha256(f"{key}|{task}".encode()).hexdigest()

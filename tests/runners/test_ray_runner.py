@@ -246,3 +246,40 @@ def test_demo_study_through_the_ray_runner_on_2_cpus(tmp_path: Path) -> None:
         assert run.status in ("complete", "pruned"), run.failure_reason
         assert run.config["encoder"] == "tiny-bert"
         assert run.scores["synth_target"]["dev"]["accuracy"] > 0.0
+
+
+def test_ray_runner_shares_the_engines_stopping_rule(tmp_path: Path, local_ray: None) -> None:
+    """The graph sampler's `exhausted` stops a Ray study as it stops a local one: three valid
+    sets, each run once, and the remaining budget is left unspent."""
+    from taskgraph.runners.ray import RayTuneRunner
+
+    fakes = load_fakes()
+    url = f"sqlite:///{tmp_path / 'ray.db'}"
+    spec = spec_from_dict(
+        {
+            "name": "rayexhausted",
+            "target": "tgt",
+            "candidates": ["good", "bad"],
+            "search": {"sharing": ["hard"], "auxiliaries": {"max_size": 1}},
+            "budget": {"trials": 8},
+            "sampler": {"name": "graph", "seed": 0, "options": {"max_repeats": 1}},
+            "pruner": {"name": "none"},
+            "runner": {
+                "name": "ray",
+                "num_cpus": 2,
+                "max_concurrent_trials": 1,
+                "experiment_dir": str(tmp_path / "tune"),
+            },
+        }
+    )
+    engine = StudyEngine(spec=spec, storage_url=url, sharing_spaces=fakes.SHARING_SPACES)
+    engine.open()
+    try:
+        summary = RayTuneRunner(engine=engine, evaluator_factory=fake_factory).run()
+    finally:
+        engine.close()
+    assert summary.reason == "exhausted", summary.detail
+    assert summary.progress.n_done == 3
+    with open_repository(url) as repo:
+        sets = sorted(tuple(r.task_set) for r in repo.runs(study="rayexhausted"))
+    assert len(sets) == len(set(sets)) == 3

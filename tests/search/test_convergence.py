@@ -75,7 +75,7 @@ def test_study_show_says_which_trials_had_not_converged(
         sharing_spaces=fakes.SHARING_SPACES,
     )
     engine.run()
-    report = study_report(engine._require_study())
+    report = study_report(engine.require_study())
     engine.close()
     assert report["baseline"]["converged"] is False
     assert all(row["converged"] is False and row["rise"] > 0.1 for row in report["gains"])

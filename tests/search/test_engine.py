@@ -155,7 +155,7 @@ def test_a_killed_driver_trial_goes_stale_and_is_retried(
     engine = make_engine(spec, storage_url, fakes.FakeEvaluator(), fakes)
     engine.run(max_trials=1)
     # What a killed process leaves behind: a RUNNING trial whose heartbeat stopped.
-    study = engine._require_study()
+    study = engine.require_study()
     with quiet_optuna():
         orphan = study.ask()
     engine.storage.record_heartbeat(orphan._trial_id)
@@ -208,7 +208,7 @@ def test_a_kill_between_storing_runs_and_telling_counts_and_records_the_trial_on
     def killed_tell(*args: Any, **kwargs: Any) -> None:
         raise _Killed
 
-    study = engine._require_study()
+    study = engine.require_study()
     study.tell = killed_tell  # type: ignore[method-assign]
     if fails:
         engine.evaluator = _AlwaysFails()

@@ -229,7 +229,7 @@ def test_the_demo_spec_through_the_engine_repeats_no_set_beyond_the_limit(
                          evaluator=fakes.FakeEvaluator(n_evals=4),
                          sharing_spaces={"hard": {}, "hierarchical": {}})  # fmt: skip
     summary = engine.run()
-    trials = engine._require_study().trials
+    trials = engine.require_study().trials
     engine.close()
     counts = Counter(frozenset(t.user_attrs["auxiliaries"]) for t in trials)
     assert summary.reason == "budget" and len(trials) == 24

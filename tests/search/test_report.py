@@ -28,7 +28,7 @@ def run_fake(url: str, fakes: ModuleType, **overrides: Any) -> dict[str, Any]:
         sharing_spaces=fakes.SHARING_SPACES,
     )
     engine.run()
-    report = study_report(engine._require_study())
+    report = study_report(engine.require_study())
     engine.close()
     return report
 

@@ -13,7 +13,7 @@ searcher and callback in this process; ``runner``: :class:`RayTuneRunner`; ``sub
 * ``tune.with_resources`` gives each trial its CPUs and (fractional) GPUs; ``reuse_actors``
   and ``max_concurrent_trials`` come from the spec; Tune's state goes to the experiment dir.
 
-Tune reports a trial its scheduler stopped as COMPLETE.  :class:`_TruthfulOptunaSearch`
+Tune reports a trial its scheduler stopped as COMPLETE.  :class:`~taskgraph.runners.ray.driver.TruthfulOptunaSearch`
 finishes every trial itself through the engine instead, with its true state (PRUNED when the
 scheduler stopped it, FAILED with the reason when it failed) and writes its records, in the
 driver, in one place.  The workers only train and report.

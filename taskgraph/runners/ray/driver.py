@@ -11,14 +11,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import optuna
 from ray import tune
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from taskgraph.runners.ray.worker import METRIC, PAYLOAD
 from taskgraph.search.engine import StudyEngine
-from taskgraph.search.heartbeat import Heartbeat, quiet_optuna
+from taskgraph.search.heartbeat import Heartbeat, quiet_optuna, storage_id
 from taskgraph.search.outcome import SeedRun, TrialOutcome, utcnow
 from taskgraph.search.progress import CONFIG_ATTR, RESULTS_ATTR, TrialStep
 from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR, SearchSpace
@@ -119,8 +118,9 @@ class TruthfulOptunaSearch(OptunaSearch):
         self.engine = engine
         self.book = book
         self.heartbeat = heartbeat
-        # Set once more trials failed than budget.max_failures allows: no new trial starts.
-        self.failures_exceeded = False
+        # Set once the engine's stopping rule says no new trial may start (too many failures,
+        # an exhausted sampler, or other drivers filling the budget).
+        self.stopped = False
 
     _LIVE = ("engine", "book", "heartbeat")  # driver-only objects: never pickled
 
@@ -134,9 +134,11 @@ class TruthfulOptunaSearch(OptunaSearch):
             pickle.dump(self.__getstate__(), file)
 
     def suggest(self, trial_id: str) -> dict[Any, Any] | None:
-        if self.failures_exceeded:
-            # Tune starts no new trial and ends the experiment once the running ones finish,
-            # as the local loop stops between trials.
+        # The local loop's stopping rule, checked where the local loop checks it: before each
+        # new trial.  Tune then starts no new trial and ends the experiment once the running
+        # ones finish.  (The wall time is Tune's ``time_budget_s``.)
+        if self.stopped or self.engine.check_stop() is not None:
+            self.stopped = True
             # (Ray's documented sentinel, though its annotation says Optional[Dict].)
             return Searcher.FINISHED  # type: ignore[return-value]
         return super().suggest(trial_id)
@@ -162,33 +164,29 @@ class TruthfulOptunaSearch(OptunaSearch):
         if not (final or error or pruned):
             # Stopped by the end of the experiment (wall time), not judged: failed as
             # interrupted and enqueued again, as after Ctrl-C.
-            self.heartbeat.discard(ot_trial._trial_id)
-            self.engine.interrupt(optuna.Trial(self.engine._require_study(), ot_trial._trial_id))
+            self.heartbeat.discard(storage_id(ot_trial))
+            self.engine.interrupt(self.engine.trial(storage_id(ot_trial)))
             with self.book.lock:
                 self.book.finished.add(trial_id)
             return
         outcome = self._outcome(trial_id, result, error)
-        self.heartbeat.discard(ot_trial._trial_id)
+        self.heartbeat.discard(storage_id(ot_trial))
         if outcome.status is TrialStatus.PRUNED:
             # Tune withholds from the searcher the result on which its scheduler stopped the
             # trial; report it so Optuna keeps the pruned trial's value and curve.
             with self.book.lock:
                 reports = [r for r in self.book.results.get(trial_id, []) if METRIC in r]
-            reported = set(ot_trial.storage.get_trial(ot_trial._trial_id).intermediate_values)
+            reported = set(ot_trial.storage.get_trial(storage_id(ot_trial)).intermediate_values)
             for report in reports:
                 step = int(report.get("training_iteration", 0))
                 value = report[METRIC]
                 if step not in reported and isinstance(value, float) and math.isfinite(value):
                     ot_trial.report(value, step)
         with quiet_optuna():
-            self.engine.finish(
-                optuna.Trial(self.engine._require_study(), ot_trial._trial_id), outcome
-            )
+            self.engine.finish(self.engine.trial(storage_id(ot_trial)), outcome)
         with self.book.lock:
             self.book.finished.add(trial_id)
         progress = self.engine.progress()
-        if progress.n_failed > self.engine.spec.budget.max_failures:
-            self.failures_exceeded = True
         self.engine.observer.on_trial_end(ot_trial.number, outcome, progress)
 
     def _outcome(self, trial_id: str, result: dict[str, Any] | None, error: bool) -> TrialOutcome:
@@ -240,7 +238,7 @@ class DefineByRun:
 
     def __call__(self, trial: Any) -> dict[str, Any]:
         payload: dict[str, Any] = {
-            "trial_id": trial._trial_id,
+            "trial_id": storage_id(trial),
             "number": trial.number,
             "role": trial.user_attrs.get(ROLE_ATTR, "search"),
         }

@@ -10,7 +10,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import optuna
 import ray
 from ray import tune
 
@@ -25,7 +24,7 @@ from taskgraph.runners.ray.driver import (
 )
 from taskgraph.runners.ray.worker import METRIC, EvaluatorFactory, local_evaluator, train_in_worker
 from taskgraph.search.engine import RunSummary, StudyEngine
-from taskgraph.search.heartbeat import Heartbeat
+from taskgraph.search.heartbeat import Heartbeat, storage_id
 from taskgraph.spec.models import RayRunnerSpec
 
 __all__ = ["QUIET_RAY_ENV", "RayTuneRunner"]
@@ -106,24 +105,15 @@ class RayTuneRunner:
 
     def run(self) -> RunSummary:
         """Run Tune until the budget (or the wall time) is spent; return why it stopped."""
-        from taskgraph.search.samplers import build_sampler
-
         engine = self.engine
         spec = engine.spec
-        study = engine.study
-        if study is None:
-            raise RuntimeError("open the engine (StudyEngine.open) before RayTuneRunner.run")
+        study = engine.require_study()
         progress = engine.progress()
         engine.observer.on_open(progress)
-        remaining = progress.budget - progress.n_done
-        if remaining <= 0:
-            return RunSummary(progress=progress, reason="budget")
-        if progress.n_failed > spec.budget.max_failures:
-            return RunSummary(
-                progress=progress,
-                reason="max_failures",
-                detail=f"{progress.n_failed} trials failed",
-            )
+        stop = engine.check_stop()
+        if stop is not None:
+            return stop
+        remaining = progress.budget - progress.n_done - progress.n_running
         book = Book()
         experiment_dir = (
             Path(self.runner.experiment_dir or Path.home() / ".taskgraph" / "ray" / spec.name)
@@ -147,7 +137,8 @@ class RayTuneRunner:
                     space=DefineByRun(space=engine.space),
                     metric=METRIC,
                     mode="max" if spec.objective.direction == "maximize" else "min",
-                    sampler=build_sampler(spec),
+                    # the engine's own sampler (the graph sampler's prior records included)
+                    sampler=study.sampler,
                     study_name=spec.name,
                     storage=engine.storage,
                 )
@@ -180,21 +171,16 @@ class RayTuneRunner:
                 )
                 tuner.fit()
         finally:
-            self._interrupt_unfinished(book, searcher if "searcher" in locals() else None, study)
+            self._interrupt_unfinished(book, searcher if "searcher" in locals() else None)
             if started:
                 ray.shutdown()
-        progress = engine.progress()
-        if progress.n_failed > spec.budget.max_failures:
-            return RunSummary(
-                progress=progress,
-                reason="max_failures",
-                detail=f"{progress.n_failed} trials failed",
-            )
-        if progress.n_done >= progress.budget:
-            return RunSummary(progress=progress, reason="budget")
-        return RunSummary(progress=progress, reason="wall_time")
+        stop = engine.check_stop()
+        if stop is not None:
+            return stop
+        # Tune ended with room left: its time budget (budget.wall_time) ran out.
+        return RunSummary(progress=engine.progress(), reason="wall_time")
 
-    def _interrupt_unfinished(self, book: Book, searcher: Any, study: optuna.Study) -> None:
+    def _interrupt_unfinished(self, book: Book, searcher: Any) -> None:
         # Trials Tune started but never finished (Ctrl-C, time budget): failed as interrupted
         # and enqueued again, so `study resume` runs them and none is lost or counted twice.
         if searcher is None:
@@ -202,7 +188,7 @@ class RayTuneRunner:
         for trial_id, ot_trial in list(searcher._ot_trials.items()):
             if trial_id in book.finished:
                 continue
-            frozen = self.engine.storage.get_trial(ot_trial._trial_id)
+            frozen = self.engine.storage.get_trial(storage_id(ot_trial))
             if frozen.state.is_finished():
                 continue
-            self.engine.interrupt(optuna.Trial(study, ot_trial._trial_id))
+            self.engine.interrupt(self.engine.trial(storage_id(ot_trial)))
