@@ -29,6 +29,8 @@ _API = {
     "list_studies": "taskgraph.app.studies",
     "load_study_spec": "taskgraph.app.studies",
     "recommend": "taskgraph.app.affinity",
+    "recommendation_report": "taskgraph.app.affinity",
+    "fit_and_save": "taskgraph.app.affinity",
     "groupings": "taskgraph.app.affinity",
     "affinity_graph": "taskgraph.app.affinity",
     "fit_estimator": "taskgraph.app.affinity",
@@ -39,11 +41,13 @@ __all__ = [
     "__version__",
     "affinity_graph",
     "bench",
+    "fit_and_save",
     "fit_estimator",
     "groupings",
     "list_studies",
     "load_study_spec",
     "recommend",
+    "recommendation_report",
     "resume_study",
     "run_study",
     "study_status",
@@ -51,7 +55,14 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from taskgraph.app.affinity import affinity_graph, fit_estimator, groupings, recommend
+    from taskgraph.app.affinity import (
+        affinity_graph,
+        fit_and_save,
+        fit_estimator,
+        groupings,
+        recommend,
+        recommendation_report,
+    )
     from taskgraph.app.bench import bench
     from taskgraph.app.studies import (
         list_studies,

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from typing import Any, Literal
 
+from taskgraph.vocabulary import task_set_key
+
 __all__ = [
     "Cost",
     "LookaheadMatrix",
@@ -122,7 +124,7 @@ class TrialConfig:
     @property
     def task_set_key(self) -> str:
         """Return the canonical key of the task set: sorted names joined by ``+``."""
-        return "+".join(self.task_set)
+        return task_set_key(self.task_set)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict (tuples become lists)."""

@@ -12,7 +12,16 @@ SQLAlchemy but not torch or Ray.
 
 from __future__ import annotations
 
-from taskgraph.app.affinity import affinity_graph, fit_estimator, groupings, load_records, recommend
+from taskgraph.app.affinity import (
+    RecommendationReport,
+    affinity_graph,
+    fit_and_save,
+    fit_estimator,
+    groupings,
+    load_records,
+    recommend,
+    recommendation_report,
+)
 from taskgraph.app.bench import bench
 from taskgraph.app.studies import (
     build_engine,
@@ -27,15 +36,18 @@ from taskgraph.app.studies import (
 )
 
 __all__ = [
+    "RecommendationReport",
     "affinity_graph",
     "bench",
     "build_engine",
+    "fit_and_save",
     "fit_estimator",
     "groupings",
     "list_studies",
     "load_records",
     "load_study_spec",
     "recommend",
+    "recommendation_report",
     "resume_study",
     "run_spec",
     "run_study",

@@ -5,8 +5,9 @@ The composition behind ``taskgraph affinity top/groups/graph``, as a documented 
 ``TASKGRAPH_STORAGE`` or the local SQLite file) or, with ``table``, from a results table in the
 long CSV format.  Bad input raises :class:`~taskgraph.errors.ConfigError` naming it.
 
-``taskgraph/cli/affinity.py`` parses options, calls :func:`load_records`,
-:func:`fit_records` and :func:`measured_scores`, and prints.
+``taskgraph/cli/affinity.py`` parses options, calls one function of this module per command
+(:func:`fit_and_save`, :func:`recommendation_report`, :func:`groupings`,
+:func:`affinity_graph`) and prints what it returns.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,9 @@ import numpy as np
 
 from taskgraph.affinity.estimators.base import ESTIMATORS, AffinityEstimator, make_estimator
 from taskgraph.affinity.estimators.setfn import SMALL_DATA_HYPERPRIOR
+from taskgraph.affinity.gains import GainKind, compute_gains, gain_key, measured_gain
 from taskgraph.affinity.graph import affinity_graph as _graph_of
+from taskgraph.affinity.graph import graph_edges
 from taskgraph.affinity.grouping import (
     Grouping,
     candidate_task_sets,
@@ -35,7 +39,9 @@ from taskgraph.errors import ConfigError
 
 __all__ = [
     "ALL_METRICS",
+    "RecommendationReport",
     "affinity_graph",
+    "fit_and_save",
     "fit_estimator",
     "fit_records",
     "groupings",
@@ -43,6 +49,8 @@ __all__ = [
     "lookahead_matrices",
     "measured_scores",
     "recommend",
+    "recommendation_report",
+    "scored_by",
 ]
 
 PathLike = str | os.PathLike[str]
@@ -230,6 +238,88 @@ def fit_estimator(
     return estimator, records
 
 
+def scored_by(records: Sequence[ScoreRecord]) -> str:
+    """Return which scores the gains compare, e.g. ``f1 on dev``."""
+    metrics = sorted({r.metric for r in records if r.metric}) or ["score"]
+    splits = sorted({r.split for r in records})
+    return f"{', '.join(metrics)} on {', '.join(splits)}"
+
+
+@dataclass(frozen=True)
+class RecommendationReport:
+    """The auxiliary sets recommended for a target, with what they are measured against.
+
+    ``recommendations`` are ordered by predicted gain (of kind ``gain_kind``);
+    ``measured_absolute[i]`` is the gain of ``recommendations[i]`` in the metric's own units
+    (as ``study show`` prints it), ``None`` for a set that never ran.  ``scored_by`` names the
+    scores compared (``"f1 on dev"``).
+    """
+
+    target: str
+    method: str
+    gain_kind: GainKind
+    scored_by: str
+    recommendations: tuple[Recommendation, ...]
+    measured_absolute: tuple[float | None, ...]
+
+    def to_rows(self) -> list[dict[str, Any]]:
+        """Return one JSON-ready dict per set: :meth:`Recommendation.to_dict` plus
+        ``measured_absolute_gain``."""
+        key = gain_key("measured", "absolute")
+        return [
+            {**r.to_dict(), key: a}
+            for r, a in zip(self.recommendations, self.measured_absolute, strict=True)
+        ]
+
+
+def recommendation_report(
+    target: str,
+    *,
+    storage: str | None = None,
+    table: PathLike | None = None,
+    k: int = 5,
+    max_size: int | None = None,
+    method: str = "setfn",
+    split: str | None = None,
+    metric: str | None = None,
+    text_embeddings: bool = False,
+    hyperprior: bool = True,
+) -> RecommendationReport:
+    """Return the ``k`` auxiliary sets with the highest predicted gain for ``target``, each
+    beside its measured gains (what ``taskgraph affinity top`` prints).
+
+    The estimator ``method`` is fitted on every record (:func:`fit_estimator`); predicted gains
+    are relative to the target's single-task baseline unless the estimator fell back to
+    absolute gains (a zero baseline).  Raises :class:`ConfigError` when the target has no
+    records, and what :func:`fit_estimator` raises.
+    """
+    estimator, records = fit_estimator(
+        method=method,
+        storage=storage,
+        table=table,
+        split=split,
+        metric=metric,
+        text_embeddings=text_embeddings,
+        hyperprior=hyperprior,
+    )
+    if target not in estimator.tasks:
+        raise ConfigError(
+            f"`--target` {target!r} has no records; known tasks: {', '.join(estimator.tasks)}"
+        )
+    recommendations = tuple(recommend_auxiliaries(estimator, target, k, max_size=max_size))
+    absolute = compute_gains(records, kind="absolute").gains
+    return RecommendationReport(
+        target=target,
+        method=method,
+        gain_kind=estimator.gain_kind,
+        scored_by=scored_by(records),
+        recommendations=recommendations,
+        measured_absolute=tuple(
+            measured_gain(absolute, target, r.auxiliaries) for r in recommendations
+        ),
+    )
+
+
 def recommend(
     target: str,
     *,
@@ -245,11 +335,43 @@ def recommend(
 ) -> list[Recommendation]:
     """Return the ``k`` auxiliary sets with the highest predicted gain for ``target``.
 
-    The estimator ``method`` is fitted on every record (:func:`fit_estimator`); gains are
-    relative to the target's single-task baseline.  Raises :class:`ConfigError` when the
-    target has no records.
+    The recommendations of :func:`recommendation_report` (same arguments, same errors),
+    without the measured absolute gains.
     """
-    estimator, _ = fit_estimator(
+    return list(
+        recommendation_report(
+            target,
+            storage=storage,
+            table=table,
+            k=k,
+            max_size=max_size,
+            method=method,
+            split=split,
+            metric=metric,
+            text_embeddings=text_embeddings,
+            hyperprior=hyperprior,
+        ).recommendations
+    )
+
+
+def fit_and_save(
+    *,
+    method: str = "setfn",
+    storage: str | None = None,
+    table: PathLike | None = None,
+    split: str | None = None,
+    metric: str | None = None,
+    text_embeddings: bool = False,
+    hyperprior: bool = True,
+) -> dict[str, Any]:
+    """Fit ``method`` on every record and save its edges (source -> target predicted gains)
+    to the records database; return a summary (the estimator's ``describe()`` plus
+    ``records``, ``edges`` and ``saved``).
+
+    With ``table`` the records come from a CSV file and nothing is saved (``saved`` is False).
+    Raises what :func:`fit_estimator` raises.
+    """
+    estimator, records = fit_estimator(
         method=method,
         storage=storage,
         table=table,
@@ -258,11 +380,25 @@ def recommend(
         text_embeddings=text_embeddings,
         hyperprior=hyperprior,
     )
-    if target not in estimator.tasks:
-        raise ConfigError(
-            f"`--target` {target!r} has no records; known tasks: {', '.join(estimator.tasks)}"
-        )
-    return recommend_auxiliaries(estimator, target, k, max_size=max_size)
+    edges = graph_edges(_graph_of(estimator))
+    saved = False
+    if table is None:
+        from taskgraph.storage import open_repository, resolve_storage_url
+
+        repository = open_repository(resolve_storage_url(storage), create=False)
+        try:
+            predicted = gain_key("predicted", estimator.gain_kind)
+            # The stored edge keeps its columns: gain (the predicted one), std, n_evidence.
+            repository.save_affinity_edges(
+                [{"source": e["source"], "target": e["target"], "gain": e[predicted],
+                  "std": e[f"{predicted}_std"], "n_evidence": e["evidence_runs"]}
+                 for e in edges],
+                method=method,
+            )  # fmt: skip
+            saved = True
+        finally:
+            repository.close()
+    return {**estimator.describe(), "records": len(records), "edges": len(edges), "saved": saved}
 
 
 def groupings(

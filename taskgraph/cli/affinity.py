@@ -17,22 +17,18 @@ shrunk toward what it learned from other sets) beside ``measured_relative_gain``
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-import numpy as np
 import typer
 
-from taskgraph.affinity.estimators.base import ESTIMATORS, AffinityEstimator
-from taskgraph.affinity.gains import compute_gains, gain_key, measured_gain
-from taskgraph.affinity.graph import GRAPH_FORMATS, affinity_graph, graph_edges, write_graph
-from taskgraph.affinity.recommend import recommend_auxiliaries
-from taskgraph.affinity.records import ScoreRecord
+from taskgraph.affinity.estimators.base import ESTIMATORS
+from taskgraph.affinity.graph import GRAPH_FORMATS, write_graph
 from taskgraph.app.affinity import (
-    fit_estimator,
+    affinity_graph,
+    fit_and_save,
     groupings,
-    load_records,
+    recommendation_report,
 )
 from taskgraph.cli.options import JsonOption, StorageOption
 from taskgraph.cli.output import (
@@ -45,7 +41,7 @@ from taskgraph.cli.output import (
 )
 from taskgraph.errors import ConfigError
 
-__all__ = ["app", "load_records", "task_text_embeddings"]
+__all__ = ["app"]
 
 app = typer.Typer(
     add_completion=False,
@@ -92,31 +88,6 @@ PriorOption = Annotated[
 ]
 
 
-def task_text_embeddings(tasks: Sequence[str], **options: Any) -> dict[str, np.ndarray]:
-    """TextEmb vectors of catalog tasks (:func:`taskgraph.models.task_embeddings.task_text_embeddings`)."""
-    # Imported here: the models package imports torch, which the other commands never need.
-    from taskgraph.models.task_embeddings import task_text_embeddings as embed
-
-    return embed(tasks, **options)
-
-
-def _prepare(
-    *,
-    method: str,
-    storage: str | None,
-    table: Path | None,
-    split: str | None,
-    metric: str | None,
-    embed: bool,
-    hyperprior: bool = True,
-) -> tuple[AffinityEstimator, list[ScoreRecord]]:
-    with stderr_console.status(f"fitting {method}"):
-        return fit_estimator(
-            method=method, storage=storage, table=table, split=split, metric=metric,
-            text_embeddings=embed, hyperprior=hyperprior,
-        )  # fmt: skip
-
-
 @app.command("fit")
 def fit(
     method: MethodOption = "setfn",
@@ -129,34 +100,11 @@ def fit(
     as_json: JsonOption = False,
 ) -> None:
     """Fit an estimator on all records and save its edges (source -> target gains) to the database."""
-    estimator, records = _prepare(
-        method=method,
-        storage=storage,
-        table=table,
-        split=split,
-        metric=metric,
-        embed=text_embeddings,
-        hyperprior=hyperprior,
-    )
-    edges = graph_edges(affinity_graph(estimator))
-    saved = False
-    if table is None:
-        from taskgraph.storage import open_repository, resolve_storage_url
-
-        repository = open_repository(resolve_storage_url(storage), create=False)
-        try:
-            predicted = gain_key("predicted", estimator.gain_kind)
-            # The stored edge keeps its columns: gain (the predicted one), std, n_evidence.
-            repository.save_affinity_edges(
-                [{"source": e["source"], "target": e["target"], "gain": e[predicted],
-                  "std": e[f"{predicted}_std"], "n_evidence": e["evidence_runs"]}
-                 for e in edges],
-                method=method,
-            )  # fmt: skip
-            saved = True
-        finally:
-            repository.close()
-    summary = {**estimator.describe(), "records": len(records), "edges": len(edges), "saved": saved}
+    with stderr_console.status(f"fitting {method}"):
+        summary = fit_and_save(
+            method=method, storage=storage, table=table, split=split, metric=metric,
+            text_embeddings=text_embeddings, hyperprior=hyperprior,
+        )  # fmt: skip
     if as_json:
         emit_json(summary)
         return
@@ -181,58 +129,35 @@ def top(
     as_json: JsonOption = False,
 ) -> None:
     """List the auxiliary sets with the highest predicted gain for a target, beside the measured gains."""
-    estimator, records = _prepare(
-        method=method,
-        storage=storage,
-        table=table,
-        split=split,
-        metric=metric,
-        embed=text_embeddings,
-        hyperprior=hyperprior,
-    )
-    if target not in estimator.tasks:
-        raise ConfigError(
-            f"`--target` {target!r} has no records; known tasks: {', '.join(estimator.tasks)}"
-        )
-    recommendations = recommend_auxiliaries(estimator, target, k, max_size=max_size)
-    # The gain in the metric's own units, as `study show` prints it, for the sets that ran.
-    absolute = compute_gains(records, kind="absolute").gains
-    measured_absolute = gain_key("measured", "absolute")
-    rows = [
-        {**r.to_dict(), measured_absolute: measured_gain(absolute, target, r.auxiliaries)}
-        for r in recommendations
-    ]
+    with stderr_console.status(f"fitting {method}"):
+        report = recommendation_report(
+            target, storage=storage, table=table, k=k, max_size=max_size, method=method,
+            split=split, metric=metric, text_embeddings=text_embeddings, hyperprior=hyperprior,
+        )  # fmt: skip
     if as_json:
-        emit_json(rows)
+        emit_json(report.to_rows())
         return
-    kind = estimator.gain_kind
+    kind = report.gain_kind
     # Headers and auxiliaries with spaces wrap in a narrow terminal instead of being cut.
     display = [
         {"auxiliaries": " + ".join(r.auxiliaries),
          f"predicted {kind} gain ± std": f"{r.predicted_gain:+.4f} ± {r.std:.4f}",
          f"measured {kind} gain": _signed(r.measured_gain),
-         "measured absolute gain": _signed(measured_gain(absolute, target, r.auxiliaries)),
+         "measured absolute gain": _signed(absolute),
          "runs": r.evidence_runs}
-        for r in recommendations
+        for r, absolute in zip(report.recommendations, report.measured_absolute, strict=True)
     ]  # fmt: skip
     columns = list(display[0]) if display else ["auxiliaries"]
     if kind == "absolute":  # the two measured columns would say the same
         columns.remove("measured absolute gain")
     emit_rows(display, columns=columns,
-              title=f"auxiliary sets for {target} ({_scored_by(records)}): {method}'s predicted "
+              title=f"auxiliary sets for {target} ({report.scored_by}): {method}'s predicted "
                     f"{kind} gain, shrunk toward what the other sets show, beside the gain as "
                     "measured where the set ran (not run: empty)")  # fmt: skip
 
 
 def _signed(value: float | None) -> str:
     return "" if value is None else f"{value:+.4f}"
-
-
-def _scored_by(records: Sequence[ScoreRecord]) -> str:
-    """Return which scores the gains compare, e.g. ``accuracy on dev``."""
-    metrics = sorted({r.metric for r in records if r.metric}) or ["score"]
-    splits = sorted({r.split for r in records})
-    return f"{', '.join(metrics)} on {', '.join(splits)}"
 
 
 @app.command("groups")
@@ -325,16 +250,11 @@ def graph(
         raise ConfigError(f"`--format` must be one of {list(GRAPH_FORMATS)}, but got {fmt!r}")
     # Checked before any work: a device, a FIFO or a directory is refused, never replaced.
     target = resolve_output(output)
-    estimator, _ = _prepare(
-        method=method,
-        storage=storage,
-        table=table,
-        split=split,
-        metric=metric,
-        embed=False,
-        hyperprior=hyperprior,
-    )
-    graph = affinity_graph(estimator, min_evidence=min_evidence)
+    with stderr_console.status(f"fitting {method}"):
+        graph = affinity_graph(
+            storage=storage, table=table, min_evidence=min_evidence, method=method,
+            split=split, metric=metric, hyperprior=hyperprior,
+        )  # fmt: skip
     if target is None:  # `-o -`: written to a scratch file, then copied to standard output
         with tempfile.TemporaryDirectory() as scratch:
             written = write_graph(graph, Path(scratch) / f"graph.{fmt}", fmt=fmt)

@@ -531,7 +531,9 @@ class Repository:
     ) -> dict[str, TaskSetRecords]:
         """Return every record whose task set contains ``target``, grouped by task set key.
 
-        The hot query of the affinity code.  By default the records are ``target``'s own
+        The per-target query the schema is indexed for (measured by ``benchmarks/db_scale.py``;
+        the affinity commands read :meth:`score_records`, which filters by split and metric
+        across targets).  By default the records are ``target``'s own
         scores: one range of the covering index ``ix_tg_scores_hot``, already in task-set
         order.  ``include_auxiliaries`` adds the other tasks' scores from the same runs
         (through the task-set membership index).  Within a group records are ordered by run.

@@ -194,7 +194,7 @@ def test_every_command_and_option_has_help(command: str) -> None:
 @pytest.mark.slow
 def test_text_embeddings_of_catalog_tasks(data_dir: Path) -> None:
     from taskgraph.affinity.similarity import embedding_similarity
-    from taskgraph.cli.affinity import task_text_embeddings
+    from taskgraph.models.task_embeddings import task_text_embeddings
 
     embeddings = task_text_embeddings(
         ["rte", "mrpc", "cola", "not_a_task"], data_dir=str(data_dir), limit=32
@@ -335,3 +335,28 @@ def test_records_of_studies_with_different_objectives_are_not_mixed(tmp_path: Pa
                             "--method", "hoa", "--metric", "f1")  # fmt: skip
     assert code == 0, err
     assert json.loads(out)[0]["evidence_runs"] == 2  # one run with pos in each study
+
+
+def test_top_and_fit_print_what_the_python_api_returns(storage_url: str) -> None:
+    """`affinity top --json` is `taskgraph.recommendation_report(...).to_rows()`; `affinity fit
+    --json` is `taskgraph.fit_and_save(...)`: the CLI composes nothing of its own."""
+    import taskgraph
+
+    code, out, err = invoke("affinity", "top", "--storage", storage_url, "--target", "b", "-k",
+                            "3", "--method", "hoa", "--json")  # fmt: skip
+    assert code == 0, err
+    report = taskgraph.recommendation_report("b", storage=storage_url, k=3, method="hoa")
+    assert json.loads(out) == json.loads(json.dumps(report.to_rows()))
+    assert report.scored_by == "loss on dev" and report.gain_kind == "relative"
+    assert [r.auxiliaries for r in report.recommendations] == [
+        r.auxiliaries for r in taskgraph.recommend("b", storage=storage_url, k=3, method="hoa")
+    ]
+    measured = [a for a in report.measured_absolute if a is not None]
+    assert measured and all(np.isfinite(measured))
+
+    code, out, err = invoke("affinity", "fit", "--storage", storage_url, "--method", "hoa",
+                            "--json")  # fmt: skip
+    assert code == 0, err
+    summary = taskgraph.fit_and_save(storage=storage_url, method="hoa")
+    assert json.loads(out) == json.loads(json.dumps(summary))
+    assert summary["saved"] is True and summary["edges"] == 12

@@ -26,46 +26,17 @@ marginal likelihood of the fitted records (:mod:`taskgraph.affinity.evidence`): 
 tuned on held-out truth.  A target with no records of its own (cold start) gets ``b_s`` plus
 the ``d_{t',s}`` of similar targets.
 
-Small data (one target, a handful of gains: a user's first study): ML-II is degenerate
-there.  With seven gains of one target it put everything into the noise (every pair
-predicted at the intercept, +0.25 +- 0.16, a set with a task that hurt alone ranked with the
-best); with four it interpolated (noise 2e-6: an unmeasured single extrapolated additively
-to +0.61 +- 0.001).  ``hyperprior=SMALL_DATA_HYPERPRIOR`` fits the hyperparameters by MAP-II
-instead: the evidence times a weak log-normal prior, ``log v ~ N(log 1, 2^2)``, on every free
-prior variance and the noise (centre 1 because gains are divided by their per-target spread;
-width 2, a factor of 7 per standard deviation).  On those two tables it gives rankings that
-follow the measured singles and standard deviations of the order of the spread of the
-measured gains for unmeasured sets (``tests/affinity/test_setfn_small_data.py``), and it left
-MIMIC-27 (0.578) unchanged and ETTm1 within noise (0.444 vs 0.423); TaskWeb and Bingel were
-not rerun with it.  It is *not*
-the default, because it made the graph-guided sampler slower on ETTm1 (median trials to the
-best set 22.5 -> 33; centres 0.03-0.1 recover 21-25 trials but no longer fix the first-study
-ranking): the sampler's Thompson draws profit from ML-II's confident fits on few trials.  A
-caller that reports predictions to a user (not one that samples) should pass it.
+Small data: ``hyperprior=SMALL_DATA_HYPERPRIOR`` fits the hyperparameters by MAP-II (the
+evidence times a weak log-normal prior, ``log v ~ N(log 1, 2^2)``, on every free prior
+variance and the noise) instead of ML-II, which is degenerate on a handful of gains of one
+target.  Opt-in; why, and what it changes: ``docs/affinity.md`` ("Research log").
 
 Per-target scale: gains are divided by a shrunken per-target standard deviation before
 fitting (and multiplied back), so targets whose gains vary by 30 % and targets whose gains
 vary by 0.3 % share one noise model.
 
-Why this model won (``benchmarks/affinity_bench.py``: fit on validation gains of singles,
-pairs and 10 % of the larger groups, Spearman on the other 90 %, mean over fit seeds;
-validation truth / test truth):
-
-=======================================  =================  =================
-candidate                                MIMIC-27           ETTm1
-=======================================  =================  =================
-HOA (Standley et al. 2020)               0.271 / 0.422      0.466 / 0.341
-per-target ridge toward HOA, lambda=1    0.720 / 0.552      0.450 / 0.471
-this model, no interactions              0.709 / 0.527      0.476 / 0.400
-this model (chosen)                      0.736 / 0.578      0.472 / 0.423
-=======================================  =================  =================
-
-(The first three rows come from exploratory runs with 2-10 fit seeds, the last from the
-benchmark's 5 / 20 seeds.)  The ridge needs its strength picked, and on ETTm1 no strength beat HOA on validation truth;
-the evidence-tuned model needs no such choice and is ahead on validation on both (the
-interaction term was added because it raised validation Spearman on both tables).  The
-target kernel is what beats the popular-source prior on TaskWeb (per-target Spearman with 3
-observed entries, 0.65 vs 0.59).  ``docs/affinity.md`` has the full benchmark output.
+Why this model (its validation table against HOA, per-target ridge and its own ablations):
+``docs/affinity.md`` ("Research log").
 """
 
 from __future__ import annotations

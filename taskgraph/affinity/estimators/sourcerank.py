@@ -37,32 +37,8 @@ per-target Spearman on the held-out target's simulated draws).  Features of trai
 are computed from the other rows as they are, so the cross-validation is slightly optimistic; it
 only picks the strength.  With fewer than three training targets the model is ``popular_z``.
 
-Why this model (``benchmarks/affinity_bench.py --only ranking_ablation``: 3 observed entries per
-target, Spearman on the rest; "val" = the leave-one-target-out Spearman inside each fit,
-averaged over the fits, which never sees the evaluated target's hidden entries; "test" = the
-evaluated target's hidden entries; Bingel: all 84 subsets of 3 for each of the 10 targets,
-TaskWeb: 5 random subsets for each of the 21 targets)::
-
-    candidate                                Bingel val / test   TaskWeb val / test
-    popular-source prior (popular only)      0.457 / 0.482       0.582 / 0.589
-    popular_z only                           0.450 / 0.415       0.580 / 0.582
-    popular_rank only                        0.473 / 0.451       0.569 / 0.572
-    profile_knn only                         0.290 / 0.258       0.650 / 0.656
-    all eight, ridge 0.01                    0.472 / 0.416       0.675 / 0.675
-    all eight, ridge 0.1                     0.499 / 0.476       0.674 / 0.670
-    all eight, ridge 1                       0.521 / 0.526       0.666 / 0.656
-    all eight, ridge 10                      0.517 / 0.516       0.647 / 0.640
-    all eight, ridge 1e6 (w ~ X'y)           0.514 / 0.505       0.641 / 0.638
-    all eight, ridge by LOTO (chosen)        0.529*/ 0.507       0.675*/ 0.672
-
-(* the best of the grid's validation scores, so optimistic.)  No single feature does well on
-both tables (``profile_knn``, what carries ``setfn`` on TaskWeb, is the worst on Bingel); the
-learned combination has the best validation score on both, and the strength is picked inside
-each fit because the best one differs between tables (0.01 on TaskWeb, 1 on Bingel).  On
-Bingel the test advantage over the prior (0.507 vs 0.482) is half its standard error over the
-10 targets: a tie within noise there, a clear gain on TaskWeb (``docs/affinity.md``).  The
-feature list was written after looking at both tables, so the table-level design is not blind;
-the weights and the strength are.
+Why this model (its validation table against the popular-source prior and single features):
+``docs/affinity.md`` ("Research log").
 
 Larger task sets are predicted by the mean of the pair predictions (Standley et al.'s HOA over
 the completed pair matrix); measured gains are returned as measured.  Use ``setfn`` when larger
