@@ -266,6 +266,8 @@ def run_cli(args: list[str], env: dict[str, str], timeout: float = 120) -> str:
 def test_a_submitted_study_runs_on_both_nodes_into_postgres_and_the_dashboard(
     cluster: Cluster, postgres_server: PostgresServer, tmp_path: Path
 ) -> None:
+    if not (BIN / "optuna-dashboard").exists():
+        unavailable("optuna-dashboard is not installed (the `dashboard` extra)")
     storage = postgres_server.create_database("cluster")
     spec = tmp_path / "cluster.yaml"
     spec.write_text(
