@@ -64,6 +64,8 @@ class TaskData:
     train: TaskTensors | None
     evals: dict[str, EvalSet] = field(default_factory=dict)
     truncated_words: dict[str, int] = field(default_factory=dict)
+    # example-level data selection: what was kept of the training split (TrialResult.selection)
+    selection: dict[str, Any] | None = None
 
 
 @dataclass
