@@ -51,7 +51,12 @@ from taskgraph.training.runtime import (
     stable_seed,
     torch_threads,
 )
-from taskgraph.training.selection import Selection, select_auxiliaries, subset_encoded
+from taskgraph.training.selection import (
+    Selection,
+    select_auxiliaries,
+    selected_rows,
+    subset_tensors,
+)
 from taskgraph.training.trainer import MultiTaskTrainer, NonFiniteLossError, TaskData
 from taskgraph.training.weighting import build_weighting
 from taskgraph.trial import Cost, TrialConfig, TrialResult
@@ -198,17 +203,15 @@ def build_task_data(
             doc_stride=options.doc_stride,
             keep_examples=False,
         )
+        truncated = {"train": encoded.truncated_words}
+        train = TaskTensors.from_encoded(encoded, pad_token_id=pad, mlm=mlm)
+        data = TaskData(task=task, labels=labels, train=train, truncated_words=truncated)
         chosen = selections.get(name)
         if chosen is not None:
-            encoded = subset_encoded(encoded, chosen.positions)
-        truncated = {"train": encoded.truncated_words}
-        data = TaskData(
-            task=task,
-            labels=labels,
-            train=TaskTensors.from_encoded(encoded, pad_token_id=pad, mlm=mlm),
-            truncated_words=truncated,
-            selection=chosen.record if chosen is not None else None,
-        )
+            rows = selected_rows(encoded, chosen.positions)
+            data.train = subset_tensors(train, rows)
+            data.train_pool, data.selected_rows = train, rows
+            data.selection = chosen.record
         splits = [s for s in eval_splits if s in task.splits]
         if name == config.target and config.objective.split not in task.splits:
             raise ConfigError(
@@ -278,6 +281,8 @@ def attach_frozen_states(
         holders: list[Any] = [task_data, *task_data.evals.values()]
         for holder in holders:
             tensors = holder.train if isinstance(holder, TaskData) else holder.tensors
+            if isinstance(holder, TaskData) and holder.train_pool is not None:
+                tensors = holder.train_pool  # selected below, after the pool's outputs
             if tensors is None or tensors.task_type is TaskType.MASKED_LM:
                 continue
             key = _FROZEN.key(
@@ -301,7 +306,9 @@ def attach_frozen_states(
                 computed += len(hidden)
                 _remember_frozen(key, hidden)
             extended = replace(tensors, tensors={**tensors.tensors, FROZEN_KEY: hidden})
-            if isinstance(holder, TaskData):
+            if isinstance(holder, TaskData) and holder.selected_rows is not None:
+                holder.train = subset_tensors(extended, holder.selected_rows)
+            elif isinstance(holder, TaskData):
                 holder.train = extended
             else:
                 holder.tensors = extended

@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+import torch
 
 from taskgraph.errors import ConfigError
 from taskgraph.tasks import load_examples, task_fingerprint
@@ -47,6 +48,7 @@ from taskgraph.tasks.types import (
     TaskDef,
     TextExample,
 )
+from taskgraph.training.batching import TaskTensors
 from taskgraph.trial import DataSelectionConfig, TrialConfig
 
 __all__ = [
@@ -55,8 +57,9 @@ __all__ = [
     "example_words",
     "select",
     "select_auxiliaries",
+    "selected_rows",
     "selection_features",
-    "subset_encoded",
+    "subset_tensors",
 ]
 
 logger = logging.getLogger(__name__)
@@ -245,14 +248,20 @@ def select_auxiliaries(
     return out
 
 
-def subset_encoded(encoded: EncodedSplit, positions: np.ndarray) -> EncodedSplit:
-    """Return ``encoded`` restricted to the examples at ``positions`` (all of each one's windows)."""
-    new_index = {int(p): i for i, p in enumerate(np.asarray(positions).tolist())}
-    rows = [f for f, e in enumerate(encoded.example_index) if e in new_index]
+def selected_rows(encoded: EncodedSplit, positions: np.ndarray) -> np.ndarray:
+    """Return the feature rows of the examples at ``positions`` (every window of a QA example)."""
+    wanted = np.zeros(max(encoded.n_examples, 1), dtype=bool)
+    wanted[np.asarray(positions, dtype=np.int64)] = True
+    index = np.asarray(encoded.example_index, dtype=np.int64)
+    return np.flatnonzero(wanted[index]) if len(index) else np.zeros(0, dtype=np.int64)
+
+
+def subset_tensors(tensors: TaskTensors, rows: np.ndarray) -> TaskTensors:
+    """Return the padded ``tensors`` restricted to ``rows`` (batches trim the padding)."""
+    index = torch.from_numpy(np.asarray(rows, dtype=np.int64))
     return replace(
-        encoded,
-        features=[encoded.features[f] for f in rows],
-        example_index=[new_index[encoded.example_index[f]] for f in rows],
-        n_examples=len(new_index),
-        meta=[encoded.meta[f] for f in rows] if encoded.meta else [],
+        tensors,
+        tensors={k: v.index_select(0, index) for k, v in tensors.tensors.items()},
+        token_lengths=tensors.token_lengths[rows],
+        word_lengths=tensors.word_lengths[rows],
     )

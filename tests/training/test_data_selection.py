@@ -135,3 +135,26 @@ def test_family_key_separates_selected_data_but_not_its_weights() -> None:
     assert "data_selection" not in plain.to_dict()  # old configurations hash as before
     assert TrialConfig.from_dict(selected.to_dict()) == selected
     assert set(selected.data_selection.features) <= set(SELECTION_FEATURES)  # type: ignore[union-attr]
+
+
+def test_frozen_layers_are_computed_on_the_pool_and_reused_across_selections() -> None:
+    from taskgraph.training import build_trainer
+
+    hp = {"freeze_layers": 1}
+    first = build_trainer(config(hyperparameters=hp), tasks=TASKS)
+    aux = first.data["synth_related"]
+    assert aux.train is not None and len(aux.train) == 30
+    assert aux.train_pool is not None and len(aux.train_pool) == 120
+    again = build_trainer(
+        config(
+            hyperparameters=hp,
+            data_selection=DataSelectionConfig(features=("ttr",), weights={"ttr": 1.0}, keep=0.5),
+        ),
+        tasks=TASKS,
+    )
+    from taskgraph.models.frozen import FROZEN_KEY
+
+    kept = again.data["synth_related"]
+    assert kept.train is not None and len(kept.train) == 60
+    assert kept.train.tensors[FROZEN_KEY].shape[0] == 60
+    assert again.train().status is TrialStatus.COMPLETE
