@@ -37,7 +37,8 @@ An empty example has every feature 0 (similarities 0, distances and divergences 
 distribution with no mass: the features are standardised before weighting, so only ranks
 within an auxiliary matter).  The selection score of an example is ``w · z`` where ``z`` are
 its features standardised (z-scores) over its own auxiliary dataset; the top ``keep`` share
-of each auxiliary is kept (:func:`select_top`).
+of each auxiliary is kept (:func:`select_top`; ties in a fixed random order, so all-zero
+weights keep a random subset: the random baseline).
 """
 
 from __future__ import annotations
@@ -310,16 +311,19 @@ def selection_scores(
     return standardise(values) @ w
 
 
-def select_top(scores: np.ndarray, keep: float) -> np.ndarray:
-    """Return the sorted indices of the ``ceil(keep · n)`` best scores (ties: lower index first).
+def select_top(scores: np.ndarray, keep: float, *, seed: int = 0) -> np.ndarray:
+    """Return the sorted indices of the ``ceil(keep · n)`` best scores.
 
-    ``keep`` is in (0, 1]; a non-empty dataset keeps at least one example.
+    Ties are broken by a fixed random order drawn from ``seed``, so equal scores (all weights
+    0) select a uniformly random subset, the same one for the same seed.  ``keep`` is in
+    (0, 1]; a non-empty dataset keeps at least one example.
     """
     if not 0 < keep <= 1:
         raise ValueError(f"`keep` must be in (0, 1], but got {keep}")
     n = len(scores)
     count = min(n, max(1, math.ceil(keep * n - 1e-9))) if n else 0
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    tiebreak = np.random.default_rng(seed).permutation(n)
+    order = np.lexsort((tiebreak, -np.asarray(scores, dtype=np.float64)))
     return np.sort(order[:count])
 
 

@@ -50,6 +50,7 @@ from taskgraph.tasks.types import (
 )
 from taskgraph.training.batching import TaskTensors
 from taskgraph.trial import DataSelectionConfig, TrialConfig
+from taskgraph.vocabulary import stable_seed
 
 __all__ = [
     "AuxiliaryFeatures",
@@ -192,8 +193,13 @@ def selection_features(
     return features
 
 
-def select(features: AuxiliaryFeatures, selection: DataSelectionConfig) -> Selection:
-    """Return the examples ``selection`` keeps of one auxiliary's features."""
+def select(
+    features: AuxiliaryFeatures, selection: DataSelectionConfig, *, name: str = ""
+) -> Selection:
+    """Return the examples ``selection`` keeps of one auxiliary's features.
+
+    Ties are broken in a fixed random order seeded by the auxiliary's ``name``.
+    """
     unknown = sorted(set(selection.features) - set(SELECTION_FEATURES))
     if unknown:
         raise ConfigError(
@@ -206,7 +212,7 @@ def select(features: AuxiliaryFeatures, selection: DataSelectionConfig) -> Selec
             f"{list(selection.features)}"
         )
     scores = selection_scores(features.values, selection.weights)
-    positions = select_top(scores, selection.keep)
+    positions = select_top(scores, selection.keep, seed=stable_seed("selection", name))
     ids = features.pool[positions]
     return Selection(positions=positions, record=selection_record(ids, features.size))
 
@@ -244,7 +250,7 @@ def select_auxiliaries(
             encoder_key=encoder_key if "embedding_cosine" in selection.features else None,
             max_length=config.max_length,
         )
-        out[name] = select(features, selection)
+        out[name] = select(features, selection, name=name)
     return out
 
 

@@ -111,8 +111,8 @@ def test_selection_scores_weight_standardised_features() -> None:
         sel.selection_scores(values, {"z": 1.0}, features=("x", "y"))
 
 
-def test_select_top_keeps_the_best_share_with_ties_by_index() -> None:
-    scores = np.array([0.1, 0.5, 0.5, -1.0])
+def test_select_top_keeps_the_best_share() -> None:
+    scores = np.array([0.1, 0.5, 0.4, -1.0])
     assert sel.select_top(scores, 0.5).tolist() == [1, 2]
     assert sel.select_top(scores, 0.25).tolist() == [1]
     assert sel.select_top(scores, 0.3).tolist() == [1, 2]  # ceil(1.2) = 2
@@ -120,3 +120,23 @@ def test_select_top_keeps_the_best_share_with_ties_by_index() -> None:
     assert sel.select_top(scores, 1.0).tolist() == [0, 1, 2, 3]
     with pytest.raises(ValueError, match="`keep` must be in"):
         sel.select_top(scores, 0.0)
+
+
+def test_select_top_breaks_ties_in_a_seeded_random_order() -> None:
+    flat = np.zeros(1000)
+    first = sel.select_top(flat, 0.1, seed=1)
+    assert len(first) == 100
+    assert sel.select_top(flat, 0.1, seed=1).tolist() == first.tolist()
+    assert sel.select_top(flat, 0.1, seed=2).tolist() != first.tolist()
+    # a random subset, not the first hundred
+    assert first.max() > 500 and first.min() < 500
+    # ties only among equals: the strictly best example always stays
+    flat[999] = 1.0
+    assert 999 in sel.select_top(flat, 0.01, seed=1).tolist()
+
+
+def test_selection_record_round_trips_the_ids() -> None:
+    record = sel.selection_record([9, 0, 3], 10)
+    assert record["examples"] == 10 and record["kept"] == 3
+    assert sel.decode_ids(str(record["selected"]), 10) == [0, 3, 9]
+    assert sel.decode_ids(sel.encode_ids([], 5), 5) == []
