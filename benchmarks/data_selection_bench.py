@@ -164,8 +164,11 @@ def run_method(args: argparse.Namespace, method: str, seed: int) -> dict[str, An
         result = train(args, config)
         seconds += time.perf_counter() - start
         if result.status is not TrialStatus.COMPLETE or result.objective is None:
-            print(f"  {method} seed {seed} trial {number}: {result.status.value} "
-                  f"{result.failure_reason}", flush=True)
+            print(
+                f"  {method} seed {seed} trial {number}: {result.status.value} "
+                f"{result.failure_reason}",
+                flush=True,
+            )
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             continue
         study.tell(trial, result.objective)

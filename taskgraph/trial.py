@@ -261,8 +261,9 @@ class TrialResult:
     (``None`` when the trial failed before an evaluation).  ``intermediate`` holds
     ``(step, objective)`` pairs reported during training (what pruners saw).
     ``selection`` (with example-level data selection) maps each auxiliary to what was kept:
-    ``{"examples": n, "kept": k, "selected": <bitmask>, "sha256": ...}``, the bitmask over
-    the auxiliary's training split in file order (``taskgraph.tasks.selection.decode_ids``).
+    ``{"examples": n, "pool": m, "kept": k, "selected": <bitmask>, "sha256": ...}``: k of
+    the m pooled (``max_examples``) of the n training examples, the bitmask over the training
+    split in file order (``taskgraph.tasks.selection.decode_ids``).
     """
 
     status: TrialStatus

@@ -214,7 +214,9 @@ def select(
     scores = selection_scores(features.values, selection.weights)
     positions = select_top(scores, selection.keep, seed=stable_seed("selection", name))
     ids = features.pool[positions]
-    return Selection(positions=positions, record=selection_record(ids, features.size))
+    record = selection_record(ids, features.size)
+    record["pool"] = len(features.pool)
+    return Selection(positions=positions, record=record)
 
 
 def select_auxiliaries(
