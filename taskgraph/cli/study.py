@@ -586,7 +586,7 @@ def show(
         # Only studies that select examples get the column (the others print as before).
         columns.insert(3, "selection")
         for r in rows:
-            r["selection"] = _selection(r.get("data_selection")).removeprefix(", ")
+            r["selection"] = _selection_cell(r.get("data_selection"))
     emit_rows(
         rows,
         columns=columns,
@@ -616,6 +616,12 @@ def _selection(selection: dict[str, Any] | None) -> str:
         n_pool = sum(int(r.get("pool") or r.get("examples") or 0) for r in kept.values())
         share = f" ({n_kept}/{n_pool} examples)"
     return f", keep {float(selection.get('keep') or 0):.2f} of each auxiliary{share}"
+
+
+def _selection_cell(selection: dict[str, Any] | None) -> str:
+    """Return "keep 0.46 (184/400)" for the trials table."""
+    text = _selection(selection).removeprefix(", keep ")
+    return "keep " + text.replace(" of each auxiliary", "").replace(" examples", "") if text else ""
 
 
 def _measured(absolute: float | None, relative: float | None) -> str:

@@ -158,3 +158,18 @@ def test_frozen_layers_are_computed_on_the_pool_and_reused_across_selections() -
     assert kept.train is not None and len(kept.train) == 60
     assert kept.train.tensors[FROZEN_KEY].shape[0] == 60
     assert again.train().status is TrialStatus.COMPLETE
+
+
+def test_embedding_feature_is_the_mean_input_embedding_without_special_tokens() -> None:
+    from taskgraph.models import load_encoder
+    from taskgraph.training.selection import _embeddings
+
+    encoder = load_encoder("tiny-bert", options=SMALL_BERT)
+    table = encoder.model.get_input_embeddings().weight.detach().numpy()
+    tokenizer = encoder.tokenizer
+    out = _embeddings([["hello", "world"], [], ["[SEP]", "cat"]], tokenizer, table, max_length=16)
+    hello = tokenizer("hello world", add_special_tokens=False)["input_ids"]
+    assert np.allclose(out[0], table[hello].mean(axis=0))
+    assert np.all(out[1] == 0.0)
+    cat = tokenizer("cat", add_special_tokens=False)["input_ids"]
+    assert np.allclose(out[2], table[cat].mean(axis=0))
