@@ -407,7 +407,9 @@ def _data_selection(
     encoder_key = [config.encoder, dict(config.encoder_options)]
     if "embedding_cosine" in selection.features:
         bundle = load_encoder(config.encoder, options=dict(config.encoder_options))
-        weight = bundle.model.get_input_embeddings().weight
+        embeddings: torch.nn.Module = bundle.model.get_input_embeddings()
+        weight = embeddings.weight
+        assert isinstance(weight, torch.Tensor)
         table = weight.detach().float().cpu().numpy()
     return select_auxiliaries(
         config,
