@@ -15,7 +15,15 @@ from typing import Any
 from taskgraph.training.callbacks import TrainerControl, TrainerState
 from taskgraph.trial import Cost, TrialConfig, TrialResult, TrialStatus
 
-__all__ = ["EFFECTS", "SHARING_SPACES", "FakeEvaluator", "known_objective", "load_fakes"]
+__all__ = [
+    "EFFECTS",
+    "SHARING_SPACES",
+    "FakeEvaluator",
+    "fake_evaluator_factory",
+    "known_objective",
+    "load_fakes",
+    "noop_evaluator_factory",
+]
 
 # Architectures' own parameters, in the shape `search_space()` returns them.
 SHARING_SPACES: dict[str, dict[str, dict[str, Any]]] = {
@@ -94,6 +102,20 @@ class FakeEvaluator:
             intermediate=intermediate,
             cost=Cost(seconds=0.01, examples=100),
         )
+
+
+def fake_evaluator_factory(spec: Any, data_dir: Any) -> FakeEvaluator:
+    """Return the fake a Ray worker evaluates with: three evaluations, 0.5 s apart.
+
+    The Ray runner's ``evaluator_factory`` (:class:`taskgraph.runners.builtin.RayRunner`):
+    importable by name on every node, and slow enough that concurrent trials overlap.
+    """
+    return FakeEvaluator(n_evals=3, seconds_per_eval=0.5)
+
+
+def noop_evaluator_factory(spec: Any, data_dir: Any) -> FakeEvaluator:
+    """Return a fake that does no work: one evaluation, reported at once (overhead benchmarks)."""
+    return FakeEvaluator(n_evals=1)
 
 
 def load_fakes() -> ModuleType:

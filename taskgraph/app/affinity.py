@@ -68,7 +68,11 @@ def load_records(
     """Return the score records from ``table`` (long CSV) or else from the records database.
 
     From the database, ``metric=None`` means the objective metric (and, with ``split=None``,
-    split) of the studies the records come from; ``metric="all"`` keeps every metric.
+    split) of the studies the records come from; ``metric="all"`` keeps every metric.  The
+    records returned are of one split.  Raises :class:`ConfigError` when the studies disagree
+    on the metric, when no record has it, or when several splits remain and none is named;
+    :class:`~taskgraph.errors.DataFormatError` for a bad table;
+    :class:`~taskgraph.errors.StorageError` for a database that cannot be opened.
     """
     if table is not None:
         data = read_long_csv(Path(table))
@@ -142,6 +146,8 @@ def _objective(
 
 
 def lookahead_matrices(storage: str | None, table: PathLike | None) -> list[Any]:
+    """Return the lookahead-affinity matrices stored in the records database (none for a
+    table)."""
     if table is not None:
         return []
     from taskgraph.storage import open_repository, resolve_storage_url
@@ -161,6 +167,12 @@ def fit_records(
     embeddings: Mapping[str, np.ndarray],
     hyperprior: bool = True,
 ) -> AffinityEstimator:
+    """Return estimator ``method`` fitted on ``records`` (with lookahead matrices and task
+    embeddings where the method uses them; ``hyperprior``: setfn's MAP-II variances).
+
+    Raises :class:`ConfigError` when there are no records, or none with a single-task
+    baseline of its family to measure a gain against.
+    """
     if not records:
         raise ConfigError("no score records to fit on (run a study, or pass --table FILE)")
     options: dict[str, Any] = {}
@@ -469,7 +481,8 @@ def affinity_graph(
     """Return the affinity graph (a networkx ``DiGraph``; edge s -> t: gain of t from s).
 
     Write it with :func:`taskgraph.affinity.graph.write_graph` (GraphML, JSON, DOT, PNG).
-    ``min_evidence`` leaves out edges backed by fewer records.
+    ``min_evidence`` leaves out edges backed by fewer runs.  Raises what
+    :func:`fit_estimator` raises.
     """
     estimator, _ = fit_estimator(
         method=method,

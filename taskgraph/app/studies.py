@@ -185,6 +185,9 @@ def build_engine(
     The data directory and every task's files are checked first (``source`` names the spec in
     the error), before the engine touches the database: a wrong ``data_dir`` leaves nothing
     behind, not a study of failed trials that a corrected rerun could not continue.
+    Raises :class:`~taskgraph.errors.DataNotFoundError` or
+    :class:`~taskgraph.errors.DataFormatError` naming the file, and
+    :class:`~taskgraph.errors.StorageError` for a database that cannot be opened.
     """
     from taskgraph.spec.checks import check_data, inline_task_defs
 
@@ -226,7 +229,10 @@ def run_spec(
 
     Nothing is written before the spec's data is found (:func:`build_engine`).  The runner
     (:data:`taskgraph.registry.RUNNERS`) drives the opened engine until the budget, the wall
-    time or the failure limit; the engine is closed whatever happens.
+    time or the failure limit; the engine is closed whatever happens.  Returns why the run
+    stopped (:class:`~taskgraph.search.engine.RunSummary`); raises what :func:`build_engine`
+    raises, and :class:`~taskgraph.errors.SpecError` when the database holds another study of
+    that name.
     """
     engine = build_engine(
         spec, storage_url=storage_url, data_dir=data_dir, observer=observer, source=source
@@ -294,7 +300,11 @@ def resumable_spec(
     runner: Mapping[str, Any] | str | None = None,
     trust_remote_code: bool = False,
 ) -> StudySpec:
-    """Return the stored spec of study ``name`` with the overrides, checked for its runner."""
+    """Return the stored spec of study ``name`` with the overrides, checked for its runner.
+
+    Raises :class:`~taskgraph.errors.StorageError` when the study is unknown or was not created
+    by taskgraph, and :class:`~taskgraph.errors.SpecError` for an override that does not fit.
+    """
     from taskgraph.search.study import stored_spec
 
     spec = stored_spec(
@@ -349,6 +359,8 @@ def study_summary(name: str, *, storage: str | None = None, top: int | None = 10
     """Return study ``name``'s report: baseline, best trial, gains of the ``top`` trials, failures.
 
     ``top=None`` lists every trial.  The keys are those of ``taskgraph study show --json``.
+    Raises :class:`~taskgraph.errors.StorageError` naming the known studies when ``name`` is
+    not one of them, or when the database cannot be opened.
     """
     from taskgraph.search.report import open_study, study_report
 
@@ -356,7 +368,10 @@ def study_summary(name: str, *, storage: str | None = None, top: int | None = 10
 
 
 def study_status(name: str, *, storage: str | None = None) -> dict[str, Any]:
-    """Return how far study ``name`` is (``taskgraph study status --json``)."""
+    """Return how far study ``name`` is (``taskgraph study status --json``).
+
+    Raises :class:`~taskgraph.errors.StorageError` as :func:`study_summary` does.
+    """
     from taskgraph.search.progress import study_progress
     from taskgraph.search.report import open_study
 
@@ -364,7 +379,10 @@ def study_status(name: str, *, storage: str | None = None) -> dict[str, Any]:
 
 
 def list_studies(*, storage: str | None = None) -> list[dict[str, Any]]:
-    """Return every study in the database with its progress (``taskgraph study list``)."""
+    """Return every study in the database with its progress (``taskgraph study list``).
+
+    Raises :class:`~taskgraph.errors.StorageError` when the database cannot be opened.
+    """
     from taskgraph.search.report import list_progress
 
     return list_progress(storage_url=_storage_url(storage))

@@ -17,6 +17,7 @@ them with a :class:`ConfigError` rather than silently computing something else.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 
 import torch
@@ -31,7 +32,7 @@ from taskgraph.models.layerwise import (
     split_encoder,
 )
 
-__all__ = ["FROZEN_KEY", "freeze_bottom", "frozen_prefix", "run_top"]
+__all__ = ["FROZEN_KEY", "freeze_bottom", "frozen_fingerprint", "frozen_prefix", "run_top"]
 
 FROZEN_KEY = "frozen_hidden"  # the batch key holding the frozen prefix's output (B, L, H)
 _SUPPORTED = ("hard", "label_embedding")
@@ -66,6 +67,25 @@ def freeze_bottom(model: nn.Module, layers: int, *, architecture: str) -> None:
     for module in (parts.embeddings, *parts.layers[:layers]):
         for parameter in module.parameters():
             parameter.requires_grad_(False)
+
+
+def frozen_fingerprint(model: nn.Module, *, architecture: str) -> str:
+    """Return a sha256 of the frozen part's weights (embeddings and bottom layers) and depth.
+
+    What the frozen outputs depend on besides the tokens: two encoders with these weights give
+    the same prefix outputs, however they were loaded (a package, a directory, a continued
+    pretraining), and any change of a frozen weight gives another fingerprint.  Costs one pass
+    over the frozen weights (about 0.1 s for MiniLM's embeddings and four layers).
+    """
+    parts = _parts(model, architecture)
+    layers = int(getattr(model, "frozen_layers", 0))
+    digest = hashlib.sha256(f"{architecture}|{layers}".encode())
+    for module in (parts.embeddings, *parts.layers[:layers]):
+        for name, tensor in module.state_dict().items():
+            data = tensor.detach().to("cpu").contiguous()
+            digest.update(f"{name}|{data.dtype}|{tuple(data.shape)}".encode())
+            digest.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
+    return digest.hexdigest()
 
 
 def frozen_prefix(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from taskgraph.runners.base import RunnerCapabilities, TrialEvaluator
 
 if TYPE_CHECKING:
+    from taskgraph.runners.ray.worker import EvaluatorFactory
     from taskgraph.search.engine import RunSummary, StudyEngine
     from taskgraph.spec.models import StudySpec
 
@@ -63,10 +64,19 @@ class TabularRunner:
 
 
 class RayRunner:
-    """``ray``: runs trials as Ray Tune trials, in parallel; workers build their evaluators."""
+    """``ray``: runs trials as Ray Tune trials, in parallel; workers build their evaluators.
+
+    ``evaluator_factory`` is what each worker calls to build its evaluator (default:
+    :func:`taskgraph.runners.ray.worker.local_evaluator`); it must be importable by name on
+    every node.  A test registers ``RayRunner(evaluator_factory=...)`` under ``ray`` to run
+    the CLI's Ray path with a fake evaluator.
+    """
 
     name = "ray"
     capabilities = RunnerCapabilities(trains=True, intermediate_reports=True, parallel=True)
+
+    def __init__(self, *, evaluator_factory: EvaluatorFactory | None = None) -> None:
+        self.evaluator_factory = evaluator_factory
 
     def build_evaluator(
         self, spec: StudySpec, *, data_dir: str | os.PathLike[str] | None = None
@@ -76,7 +86,11 @@ class RayRunner:
     def run(self, engine: StudyEngine) -> RunSummary:
         from taskgraph.runners.ray import RayTuneRunner
 
-        return RayTuneRunner(engine=engine, data_dir=engine.data_dir).run()
+        if self.evaluator_factory is None:
+            return RayTuneRunner(engine=engine, data_dir=engine.data_dir).run()
+        return RayTuneRunner(
+            engine=engine, data_dir=engine.data_dir, evaluator_factory=self.evaluator_factory
+        ).run()
 
 
 LOCAL = LocalRunner()

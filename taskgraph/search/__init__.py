@@ -10,22 +10,55 @@ trainer's callback.
 
 from __future__ import annotations
 
-from taskgraph.search.checks import check_spec
-from taskgraph.search.engine import EngineObserver, RunSummary, StudyEngine
-from taskgraph.search.outcome import SeedRun, TrialOutcome, run_seeds
-from taskgraph.search.progress import StudyProgress, study_progress, trial_state
-from taskgraph.search.report import list_progress, open_study, study_report
-from taskgraph.search.samplers import SAMPLERS, build_pruner, build_sampler
-from taskgraph.search.space import (
-    AUX_PARAM_PREFIX,
-    BASELINE_ROLE,
-    ROLE_ATTR,
-    SUBSET_ATTR,
-    SearchSpace,
-    aux_param,
-    repair_subset,
-)
-from taskgraph.search.study import stored_spec
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from taskgraph.search.checks import check_spec
+    from taskgraph.search.engine import EngineObserver, RunSummary, StudyEngine
+    from taskgraph.search.outcome import SeedRun, TrialOutcome, run_seeds
+    from taskgraph.search.progress import StudyProgress, study_progress, trial_state
+    from taskgraph.search.report import list_progress, open_study, study_report
+    from taskgraph.search.samplers import SAMPLERS, build_pruner, build_sampler
+    from taskgraph.search.space import (
+        AUX_PARAM_PREFIX,
+        BASELINE_ROLE,
+        ROLE_ATTR,
+        SUBSET_ATTR,
+        SearchSpace,
+        aux_param,
+        repair_subset,
+    )
+    from taskgraph.search.study import stored_spec
+
+# name -> module: a Ray worker imports taskgraph.search.outcome without the engine, Optuna
+# and SQLAlchemy; the first use of a name imports its module.
+_LAZY: dict[str, str] = {
+    "AUX_PARAM_PREFIX": "taskgraph.search.space",
+    "BASELINE_ROLE": "taskgraph.search.space",
+    "EngineObserver": "taskgraph.search.engine",
+    "ROLE_ATTR": "taskgraph.search.space",
+    "RunSummary": "taskgraph.search.engine",
+    "SAMPLERS": "taskgraph.search.samplers",
+    "SUBSET_ATTR": "taskgraph.search.space",
+    "SearchSpace": "taskgraph.search.space",
+    "SeedRun": "taskgraph.search.outcome",
+    "StudyEngine": "taskgraph.search.engine",
+    "StudyProgress": "taskgraph.search.progress",
+    "TrialOutcome": "taskgraph.search.outcome",
+    "aux_param": "taskgraph.search.space",
+    "build_pruner": "taskgraph.search.samplers",
+    "build_sampler": "taskgraph.search.samplers",
+    "check_spec": "taskgraph.search.checks",
+    "list_progress": "taskgraph.search.report",
+    "open_study": "taskgraph.search.report",
+    "repair_subset": "taskgraph.search.space",
+    "run_seeds": "taskgraph.search.outcome",
+    "stored_spec": "taskgraph.search.study",
+    "study_progress": "taskgraph.search.progress",
+    "study_report": "taskgraph.search.report",
+    "trial_state": "taskgraph.search.progress",
+}
 
 __all__ = [
     "AUX_PARAM_PREFIX",
@@ -53,3 +86,17 @@ __all__ = [
     "study_report",
     "trial_state",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562, as in taskgraph/__init__.py.
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'taskgraph.search' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

@@ -29,21 +29,29 @@ def utcnow() -> datetime:
 
 @dataclass(frozen=True)
 class SeedRun:
-    """One seed of one configuration: what was trained, what came out, and when."""
+    """One seed of one configuration: what was trained, what came out, when, and where.
+
+    ``host`` is where it trained when that is not the process writing the record (a Ray
+    worker's host and node id); ``None``: this process's host.
+    """
 
     config: TrialConfig
     result: TrialResult
     started_at: datetime
     finished_at: datetime
+    host: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict (kept in the Optuna trial so a lost write can be redone)."""
-        return {
+        data: dict[str, Any] = {
             "config": self.config.to_dict(),
             "result": self.result.to_dict(),
             "started_at": self.started_at.isoformat(),
             "finished_at": self.finished_at.isoformat(),
         }
+        if self.host is not None:
+            data["host"] = self.host
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SeedRun:
@@ -53,6 +61,7 @@ class SeedRun:
             result=TrialResult.from_dict(data["result"]),
             started_at=datetime.fromisoformat(data["started_at"]),
             finished_at=datetime.fromisoformat(data["finished_at"]),
+            host=data.get("host"),
         )
 
 

@@ -61,7 +61,7 @@ class RecordWriter:
                 finished_at=run.finished_at,
                 task_fingerprints=fingerprints,
                 task_types=types,
-                host=socket.gethostname(),
+                host=run.host or socket.gethostname(),
                 code_version=code_version(),
             )
 

@@ -153,10 +153,11 @@ class FeatureCache:
         self.misses += 1
         return None
 
-    def put(self, key: str, value: Any) -> None:
-        """Store ``value`` in memory and on disk (atomically; an unwritable disk is ignored)."""
+    def put(self, key: str, value: Any, *, disk: bool = True) -> None:
+        """Store ``value`` in memory and, unless ``disk`` is False, on disk (atomically; an
+        unwritable disk is ignored)."""
         self._remember(key, value)
-        path = self._file(key)
+        path = self._file(key) if disk else None
         if path is None:
             return
         try:

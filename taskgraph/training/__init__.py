@@ -11,27 +11,70 @@ Only this package and :mod:`taskgraph.models` import torch; Optuna and Ray plug 
 
 from __future__ import annotations
 
-from taskgraph.training.batching import BatchStream, TaskTensors
-from taskgraph.training.callbacks import (
-    CallbackHandler,
-    TrainerCallback,
-    TrainerControl,
-    TrainerState,
-)
-from taskgraph.training.evaluation import EvalSet, evaluate_split, predict_split
-from taskgraph.training.lookahead import LookaheadAffinity
-from taskgraph.training.options import TrainingOptions
-from taskgraph.training.qa_decoding import decode_qa
-from taskgraph.training.run import build_task_data, build_trainer, deterministic_subset, train_trial
-from taskgraph.training.runtime import resolve_device, seed_everything, stable_seed
-from taskgraph.training.sampling import SAMPLING_SCHEMES, TaskSampler
-from taskgraph.training.trainer import (
-    MultiTaskTrainer,
-    NonFiniteLossError,
-    TaskData,
-    TrainingOutcome,
-)
-from taskgraph.training.weighting import LOSS_WEIGHTINGS, LossWeighting, build_weighting
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from taskgraph.training.batching import BatchStream, TaskTensors
+    from taskgraph.training.callbacks import (
+        CallbackHandler,
+        TrainerCallback,
+        TrainerControl,
+        TrainerState,
+    )
+    from taskgraph.training.evaluation import EvalSet, evaluate_split, predict_split
+    from taskgraph.training.lookahead import LookaheadAffinity
+    from taskgraph.training.options import TrainingOptions
+    from taskgraph.training.qa_decoding import decode_qa
+    from taskgraph.training.run import (
+        build_task_data,
+        build_trainer,
+        deterministic_subset,
+        train_trial,
+    )
+    from taskgraph.training.runtime import resolve_device, seed_everything, stable_seed
+    from taskgraph.training.sampling import SAMPLING_SCHEMES, TaskSampler
+    from taskgraph.training.trainer import (
+        MultiTaskTrainer,
+        NonFiniteLossError,
+        TaskData,
+        TrainingOutcome,
+    )
+    from taskgraph.training.weighting import LOSS_WEIGHTINGS, LossWeighting, build_weighting
+
+# name -> module: importing the package (say, for the callback types a Ray worker needs)
+# imports neither torch nor transformers; the first use of a name imports its module.
+_LAZY: dict[str, str] = {
+    "BatchStream": "taskgraph.training.batching",
+    "CallbackHandler": "taskgraph.training.callbacks",
+    "EvalSet": "taskgraph.training.evaluation",
+    "LOSS_WEIGHTINGS": "taskgraph.training.weighting",
+    "LookaheadAffinity": "taskgraph.training.lookahead",
+    "LossWeighting": "taskgraph.training.weighting",
+    "MultiTaskTrainer": "taskgraph.training.trainer",
+    "NonFiniteLossError": "taskgraph.training.trainer",
+    "SAMPLING_SCHEMES": "taskgraph.training.sampling",
+    "TaskData": "taskgraph.training.trainer",
+    "TaskSampler": "taskgraph.training.sampling",
+    "TaskTensors": "taskgraph.training.batching",
+    "TrainerCallback": "taskgraph.training.callbacks",
+    "TrainerControl": "taskgraph.training.callbacks",
+    "TrainerState": "taskgraph.training.callbacks",
+    "TrainingOptions": "taskgraph.training.options",
+    "TrainingOutcome": "taskgraph.training.trainer",
+    "build_task_data": "taskgraph.training.run",
+    "build_trainer": "taskgraph.training.run",
+    "build_weighting": "taskgraph.training.weighting",
+    "decode_qa": "taskgraph.training.qa_decoding",
+    "deterministic_subset": "taskgraph.training.run",
+    "evaluate_split": "taskgraph.training.evaluation",
+    "predict_split": "taskgraph.training.evaluation",
+    "resolve_device": "taskgraph.training.runtime",
+    "seed_everything": "taskgraph.training.runtime",
+    "stable_seed": "taskgraph.training.runtime",
+    "train_trial": "taskgraph.training.run",
+}
+
 
 __all__ = [
     "LOSS_WEIGHTINGS",
@@ -63,3 +106,17 @@ __all__ = [
     "stable_seed",
     "train_trial",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562, as in taskgraph/__init__.py.
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'taskgraph.training' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

@@ -36,7 +36,7 @@ from taskgraph.tasks import (
     load_examples,
     task_fingerprint,
 )
-from taskgraph.tasks.cache import FeatureCache, feature_cache
+from taskgraph.tasks.cache import FEATURE_CACHE_ENV, FeatureCache, cache_dir, feature_cache
 from taskgraph.tasks.features import EncodedSplit, encode_examples, tokenizer_fingerprint
 from taskgraph.tasks.types import Example, TaskDef, TaskType
 from taskgraph.training.batching import TaskTensors
@@ -71,20 +71,38 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Outputs of frozen bottom layers by (encoder, k, token ids): memory only, at most
-# _FROZEN_BYTES of them (float32 (N, L, H): 1,500 sentences of 96 tokens of MiniLM are 221 MB).
-_FROZEN = FeatureCache(directory=None, memory_items=64)
+# Outputs of frozen bottom layers by (frozen weights, token ids): in memory for this process,
+# at most _FROZEN_BYTES of them (float32 (N, L, H): 1,500 sentences of 96 tokens of MiniLM are
+# 221 MB), and on disk under $TASKGRAPH_CACHE/frozen/ for later processes (Ray workers, a
+# resumed study), each file at most _FROZEN_FILE_BYTES.  TASKGRAPH_FEATURE_CACHE=memory keeps
+# them in memory only, =off computes them in every trial.
 _FROZEN_BYTES = 2 * 1024**3
+_FROZEN_FILE_BYTES = 1024**3
+_FROZEN_CACHES: dict[str, FeatureCache] = {}
 
 
-def _remember_frozen(key: str, hidden: torch.Tensor) -> None:
-    _FROZEN.put(key, hidden)
-    held = _FROZEN.items()
+def _frozen_cache() -> FeatureCache | None:
+    """Return the process-wide cache of frozen outputs for the current cache settings."""
+    mode = os.environ.get(FEATURE_CACHE_ENV, "").strip().lower()
+    if mode in {"off", "0", "false", "no"}:
+        return None
+    directory = "" if mode == "memory" else str(cache_dir() / "frozen")
+    if directory not in _FROZEN_CACHES:
+        _FROZEN_CACHES[directory] = FeatureCache(
+            directory=Path(directory) if directory else None, memory_items=64
+        )
+    return _FROZEN_CACHES[directory]
+
+
+def _remember_frozen(cache: FeatureCache, key: str, hidden: torch.Tensor) -> None:
+    # A prefix too large for one file stays in this process only.
+    cache.put(key, hidden, disk=hidden.numel() * hidden.element_size() <= _FROZEN_FILE_BYTES)
+    held = cache.items()
     total = sum(t.numel() * t.element_size() for _, t in held)
     for old, tensor in held:  # oldest first
         if total <= _FROZEN_BYTES or old == key:
             break
-        _FROZEN.forget(old)
+        cache.forget(old)
         total -= tensor.numel() * tensor.element_size()
 
 
@@ -248,13 +266,6 @@ def build_task_data(
     return out
 
 
-def _encoder_key(config: TrialConfig) -> Any:
-    options = dict(config.encoder_options)
-    if config.encoder == "tiny-bert":
-        options.setdefault("seed", config.seed)
-    return [config.encoder, options]
-
-
 def attach_frozen_states(
     model: Any,
     data: Mapping[str, TaskData],
@@ -265,17 +276,24 @@ def attach_frozen_states(
 ) -> int:
     """Freeze the bottom ``options.freeze_layers`` layers and attach their outputs per example.
 
-    Each split's outputs are computed once per (features, encoder, k) and kept in memory for
-    later trials of this process.  Masked-LM splits get none (their inputs are re-masked at
+    Each split's outputs are computed once per (token ids, frozen weights) and kept in memory
+    for later trials of this process and on disk for later processes (``_frozen_cache``).  Masked-LM splits get none (their inputs are re-masked at
     every step) and run the frozen layers each time.  Returns the number of sequences whose
     outputs were computed now (0 when all came from the cache).
     """
-    from taskgraph.models.frozen import FROZEN_KEY, freeze_bottom, frozen_prefix
+    from taskgraph.models.frozen import (
+        FROZEN_KEY,
+        freeze_bottom,
+        frozen_fingerprint,
+        frozen_prefix,
+    )
 
     layers = options.freeze_layers
     if layers == 0:
         return 0
     freeze_bottom(model, layers, architecture=config.sharing)
+    cache = _frozen_cache()
+    weights = frozen_fingerprint(model, architecture=config.sharing)
     computed = 0
     for task_data in data.values():
         holders: list[Any] = [task_data, *task_data.evals.values()]
@@ -285,16 +303,15 @@ def attach_frozen_states(
                 tensors = holder.train_pool  # selected below, after the pool's outputs
             if tensors is None or tensors.task_type is TaskType.MASKED_LM:
                 continue
-            key = _FROZEN.key(
+            key = FeatureCache.key(
                 [
-                    _encoder_key(config),
-                    layers,
-                    config.sharing,
+                    "frozen",
+                    weights,
                     hashlib.sha256(tensors.tensors["input_ids"].numpy().tobytes()).hexdigest(),
                     list(tensors.tensors["input_ids"].shape),
                 ]
             )
-            hidden = _FROZEN.get(key)
+            hidden = cache.get(key) if cache is not None else None
             if hidden is None:
                 hidden = frozen_prefix(
                     model,
@@ -304,7 +321,8 @@ def attach_frozen_states(
                     device=device,
                 )
                 computed += len(hidden)
-                _remember_frozen(key, hidden)
+                if cache is not None:
+                    _remember_frozen(cache, key, hidden)
             extended = replace(tensors, tensors={**tensors.tensors, FROZEN_KEY: hidden})
             if isinstance(holder, TaskData) and holder.selected_rows is not None:
                 holder.train = subset_tensors(extended, holder.selected_rows)

@@ -126,6 +126,9 @@ class MultiTaskTrainer:
         )
         self.maximize = metric_direction(self.objective_metric) == "maximize"
         self.best_weights: dict[str, torch.Tensor] | None = None
+        # The objective split's metrics at the best evaluation, measured with best_weights:
+        # the final scores reuse them instead of evaluating those weights a second time.
+        self._best_metrics: dict[str, float] | None = None
         self.lookahead: LookaheadAffinity | None = None
         self.elapsed_before = 0.0
         self._last_metrics: dict[str, dict[str, dict[str, float]]] | None = None
@@ -185,12 +188,13 @@ class MultiTaskTrainer:
             scores = self._last_scores()
             status = TrialStatus.PRUNED
         else:
+            known = self._best_metrics if self.best_weights is not None else None
             if self.best_weights is None and self.store is not None:
                 self.best_weights = self.store.load_best()
             if self.best_weights is not None:
                 self.model.load_state_dict(self.best_weights)
             final_tasks = [self.config.target] if phases[-1][0] == "target" else phases[-1][1]
-            scores = {**phase_scores, **self._evaluate_all(final_tasks)}
+            scores = {**phase_scores, **self._evaluate_all(final_tasks, known=known)}
             status = TrialStatus.COMPLETE
             seconds = self.elapsed_before + time.perf_counter() - start
         objective = (
@@ -421,10 +425,18 @@ class MultiTaskTrainer:
             autocast=self.autocast,
         )
 
-    def _evaluate_all(self, tasks: Sequence[str]) -> dict[str, dict[str, dict[str, float]]]:
+    def _evaluate_all(
+        self, tasks: Sequence[str], *, known: dict[str, float] | None = None
+    ) -> dict[str, dict[str, dict[str, float]]]:
+        """Return every split's metrics of ``tasks``; ``known``: the target's objective-split
+        metrics already measured with the current weights (not evaluated again)."""
         scores: dict[str, dict[str, dict[str, float]]] = {}
+        objective = (self.config.target, self.config.objective.split)
         for task in tasks:
             for split in self.config.eval_splits:
+                if known is not None and (task, split) == objective:
+                    scores.setdefault(task, {})[split] = dict(known)
+                    continue
                 metrics = self._evaluate(task, split)
                 if metrics is not None:
                     scores.setdefault(task, {})[split] = metrics
@@ -456,6 +468,7 @@ class MultiTaskTrainer:
             self.best_weights = {
                 k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()
             }
+            self._best_metrics = dict(metrics)
             if self.store is not None:
                 self.store.save_best(self.best_weights)
         else:

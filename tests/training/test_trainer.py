@@ -366,3 +366,37 @@ def test_sequential_run_killed_in_the_source_phase_resumes(tmp_path: Path) -> No
     resumed = run(cfg, checkpoint_dir=tmp_path / "b")
     assert resumed.scores == uninterrupted.scores
     assert resumed.intermediate == uninterrupted.intermediate
+
+
+def test_best_weights_are_not_evaluated_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The final scores reuse the objective split's metrics measured at the best evaluation
+    (same weights), and still evaluate the other splits; the objective equals the best one."""
+    from taskgraph.training.trainer import MultiTaskTrainer
+
+    calls: list[tuple[str, str]] = []
+    original = MultiTaskTrainer._evaluate
+
+    def counting(self: MultiTaskTrainer, task: str, split: str) -> Any:
+        calls.append((task, split))
+        return original(self, task, split)
+
+    monkeypatch.setattr(MultiTaskTrainer, "_evaluate", counting)
+    cfg = config(max_steps=20, eval_every=5, eval_splits=("dev", "test"))
+    result = run(cfg)
+    assert result.status is TrialStatus.COMPLETE
+    evaluations = len(result.intermediate)  # the objective's evaluations during training
+    assert calls.count(("synth_target", "dev")) == evaluations == 4
+    assert calls.count(("synth_target", "test")) == 1  # the final evaluation, best weights
+    best = max(v for _, v in result.intermediate)
+    assert result.objective == best
+    # The reused metrics are what evaluating the best weights again gives (same seed, the
+    # reuse switched off).
+    monkeypatch.setattr(MultiTaskTrainer, "_evaluate", original)
+    evaluate_all = MultiTaskTrainer._evaluate_all
+
+    def without_reuse(self: MultiTaskTrainer, tasks: Any, *, known: Any = None) -> Any:
+        return evaluate_all(self, tasks)
+
+    monkeypatch.setattr(MultiTaskTrainer, "_evaluate_all", without_reuse)
+    again = run(cfg)
+    assert again.scores == result.scores and again.objective == result.objective

@@ -238,10 +238,43 @@ def test_frozen_layers_are_refused_where_they_do_not_apply(cache_dir: Path) -> N
 def test_frozen_outputs_stay_within_their_memory_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     import taskgraph.training.run as run
 
-    monkeypatch.setattr(run, "_FROZEN", FeatureCache(directory=None, memory_items=64))
+    cache = FeatureCache(directory=None, memory_items=64)
     monkeypatch.setattr(run, "_FROZEN_BYTES", 3 * 400)  # three tensors of 100 float32
     for name in "abcd":
-        run._remember_frozen(name, torch.zeros(100))
-    assert [key for key, _ in run._FROZEN.items()] == ["b", "c", "d"]
-    run._remember_frozen("big", torch.zeros(1000))  # over budget alone: kept, the rest dropped
-    assert [key for key, _ in run._FROZEN.items()] == ["big"]
+        run._remember_frozen(cache, name, torch.zeros(100))
+    assert [key for key, _ in cache.items()] == ["b", "c", "d"]
+    run._remember_frozen(
+        cache, "big", torch.zeros(1000)
+    )  # over budget alone: kept, the rest dropped
+    assert [key for key, _ in cache.items()] == ["big"]
+
+
+def test_frozen_outputs_are_read_from_disk_by_a_later_process(cache_dir: Path) -> None:
+    """A later process (here: the memory level cleared) reads the frozen outputs from
+    $TASKGRAPH_CACHE/frozen/ instead of computing them, bit for bit; other frozen weights
+    (another random encoder) are another key."""
+    import taskgraph.training.run as run
+
+    cfg = config(hyperparameters={"freeze_layers": 1})
+    first = build_trainer(cfg, tasks=TASKS)
+    hidden = first.data["synth_target"].train.tensors[FROZEN_KEY]  # type: ignore[union-attr]
+    files = list((cache_dir / "frozen").glob("*.pkl"))
+    assert files and not list((cache_dir / "frozen").glob(".*"))
+    cache = run._frozen_cache()
+    assert cache is not None
+    cache.clear_memory()
+    later = build_trainer(cfg, tasks=TASKS)
+    options = later.options
+    assert (
+        attach_frozen_states(later.model, later.data, cfg, options=options, device=later.device)
+        == 0
+    )
+    assert cache.disk_hits > 0
+    again = later.data["synth_target"].train.tensors[FROZEN_KEY]  # type: ignore[union-attr]
+    assert torch.equal(hidden, again)
+    other = build_trainer(config(hyperparameters={"freeze_layers": 1}, seed=1), tasks=TASKS)
+    assert not torch.equal(
+        other.data["synth_target"].train.tensors[FROZEN_KEY],
+        hidden,  # type: ignore[union-attr]
+    )
+    assert len(list((cache_dir / "frozen").glob("*.pkl"))) > len(files)

@@ -21,9 +21,23 @@ driver, in one place.  The workers only train and report.
 
 from __future__ import annotations
 
-from taskgraph.runners.ray.runner import QUIET_RAY_ENV, RayTuneRunner
-from taskgraph.runners.ray.submit import submit_study
-from taskgraph.runners.ray.worker import TuneReportCallback, local_evaluator
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from taskgraph.runners.ray.runner import QUIET_RAY_ENV, RayTuneRunner
+    from taskgraph.runners.ray.submit import submit_study
+    from taskgraph.runners.ray.worker import TuneReportCallback, local_evaluator
+
+# name -> module: a Ray worker unpickles `worker.train_in_worker` without importing the
+# driver's Tune searcher, Optuna and the engine; the first use of a name imports its module.
+_LAZY: dict[str, str] = {
+    "QUIET_RAY_ENV": "taskgraph.runners.ray.runner",
+    "RayTuneRunner": "taskgraph.runners.ray.runner",
+    "TuneReportCallback": "taskgraph.runners.ray.worker",
+    "local_evaluator": "taskgraph.runners.ray.worker",
+    "submit_study": "taskgraph.runners.ray.submit",
+}
 
 __all__ = [
     "QUIET_RAY_ENV",
@@ -32,3 +46,17 @@ __all__ = [
     "local_evaluator",
     "submit_study",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562, as in taskgraph/__init__.py.
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'taskgraph.runners.ray' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

@@ -223,11 +223,11 @@ class TruthfulOptunaSearch(OptunaSearch):
             )
             res.cost.seconds = float(last.get("time_total_s", 0.0))
         seed_config = config.with_seed(self.engine.spec.seeds[0])
-        return TrialOutcome(
-            runs=(
-                SeedRun(config=seed_config, result=res, started_at=started, finished_at=utcnow()),
-            )
+        host = next((r["taskgraph_host"] for r in reversed(reports) if "taskgraph_host" in r), None)
+        run = SeedRun(
+            config=seed_config, result=res, started_at=started, finished_at=utcnow(), host=host
         )
+        return TrialOutcome(runs=(run,))
 
 
 class DefineByRun:

@@ -51,6 +51,7 @@ class RayTuneRunner:
         engine: StudyEngine,
         data_dir: str | os.PathLike[str] | None = None,
         evaluator_factory: EvaluatorFactory = local_evaluator,
+        reuse_actors: bool = True,
     ) -> None:
         if not isinstance(engine.spec.runner, RayRunnerSpec):
             raise ValueError("RayTuneRunner needs a spec with `runner: ray`")
@@ -59,6 +60,9 @@ class RayTuneRunner:
         # Tune runs each trial in its own directory: relative paths must not depend on it.
         self.data_dir = None if data_dir is None else str(Path(data_dir).resolve())
         self.evaluator_factory = evaluator_factory
+        # Tune starts each trial in an actor a finished trial left (no process start, no
+        # imports); False gives every trial a fresh actor (benchmarks/orchestration_overhead.py).
+        self.reuse_actors = reuse_actors
 
     def _scheduler(self) -> Any:
         pruner = self.engine.spec.pruner
@@ -156,7 +160,7 @@ class RayTuneRunner:
                         scheduler=self._scheduler(),
                         num_samples=remaining,
                         max_concurrent_trials=self.runner.max_concurrent_trials,
-                        reuse_actors=True,
+                        reuse_actors=self.reuse_actors,
                         time_budget_s=spec.budget.wall_time,
                         trial_name_creator=trial_name,
                         trial_dirname_creator=trial_name,

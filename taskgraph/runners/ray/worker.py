@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
+import socket
 from collections.abc import Callable
 from typing import Any
 
+import ray
 from ray import tune
 
 from taskgraph.search.outcome import TrialOutcome, run_seeds
@@ -20,12 +24,23 @@ __all__ = [
     "TuneReportCallback",
     "local_evaluator",
     "train_in_worker",
+    "worker_host",
 ]
 
 METRIC = "objective"
 PAYLOAD = "taskgraph"
 
 EvaluatorFactory = Callable[[StudySpec, "str | None"], Any]
+
+
+@functools.cache
+def worker_host() -> str:
+    """Return where this worker trains: ``"<hostname> ray-node:<node id>"``.
+
+    Kept as each run's ``host``: on a cluster the records say which node trained which seed
+    (the hostname alone does not tell apart two nodes of one machine).
+    """
+    return f"{socket.gethostname()} ray-node:{ray.get_runtime_context().get_node_id()}"[:255]
 
 
 class TuneReportCallback(TrainerCallback):
@@ -55,6 +70,7 @@ class TuneReportCallback(TrainerCallback):
                 "max_steps": state.max_steps,  # the driver's progress display
                 "phase": state.phase,
                 "taskgraph_scores": json.dumps(metrics or {}),
+                "taskgraph_host": worker_host(),  # a pruned trial's record is written from it
             }
         )
         return None
@@ -105,6 +121,8 @@ def train_in_worker(
             evaluate=lambda c, cbs: evaluator.evaluate(c, callbacks=cbs),
             first_seed_callbacks=[TuneReportCallback()],
         )
+        host = worker_host()
+        outcome = TrialOutcome(runs=tuple(dataclasses.replace(r, host=host) for r in outcome.runs))
     value = outcome.value
     if value is None:
         value = outcome.last_intermediate
