@@ -20,6 +20,7 @@ from taskgraph.vocabulary import task_set_key
 
 __all__ = [
     "Cost",
+    "DataSelectionConfig",
     "LookaheadMatrix",
     "MixingConfig",
     "Objective",
@@ -71,6 +72,25 @@ class MixingConfig:
 
 
 @dataclass(frozen=True)
+class DataSelectionConfig:
+    """Example-level data selection (Ruder and Plank 2017): which auxiliary examples to train on.
+
+    Every auxiliary example gets the score ``w · z``: ``z`` its selection features
+    (``taskgraph.tasks.selection``) standardised over its dataset, ``w`` = ``weights``
+    (features not named weigh 0); the top ``keep`` share of each auxiliary is kept.
+    ``features`` are the features the study searches: they define the model family, the
+    weights and ``keep`` (searched per trial) do not.  The target's data are never selected.
+    """
+
+    features: tuple[str, ...] = ()
+    weights: Mapping[str, float] = field(default_factory=dict)
+    keep: float = 1.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "features", tuple(sorted(self.features)))
+
+
+@dataclass(frozen=True)
 class TrialConfig:
     """One model configuration M on one task set S: everything a runner needs to train it.
 
@@ -94,6 +114,7 @@ class TrialConfig:
     sharing: str = "hard"
     sharing_params: Mapping[str, Any] = field(default_factory=dict)
     mixing: MixingConfig = field(default_factory=MixingConfig)
+    data_selection: DataSelectionConfig | None = None  # example-level selection of auxiliaries
     loss_weighting: str = "equal"
     transfer_mode: TransferMode = "joint"
     pretraining: str | None = None  # pretraining scheme (e.g. adaptive masking) or None
@@ -127,8 +148,15 @@ class TrialConfig:
         return task_set_key(self.task_set)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict (tuples become lists)."""
-        return json.loads(canonical_json(asdict(self)))
+        """Return a JSON-ready dict (tuples become lists).
+
+        ``data_selection`` is left out when unset, so configurations (and their hashes) of
+        studies without it are what they were before the field existed.
+        """
+        data = json.loads(canonical_json(asdict(self)))
+        if data.get("data_selection") is None:
+            data.pop("data_selection", None)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrialConfig:
@@ -138,6 +166,13 @@ class TrialConfig:
         values["eval_splits"] = tuple(values.get("eval_splits", ("dev",)))
         values["mixing"] = MixingConfig(**values.get("mixing", {}))
         values["objective"] = Objective(**values.get("objective", {}))
+        selection = values.get("data_selection")
+        if selection is not None:
+            values["data_selection"] = DataSelectionConfig(
+                features=tuple(selection.get("features", ())),
+                weights=dict(selection.get("weights", {})),
+                keep=float(selection.get("keep", 1.0)),
+            )
         # A config written before `step_budget` existed was trained under the total budget.
         values.setdefault("step_budget", "total")
         return cls(**values)
@@ -158,16 +193,19 @@ class TrialConfig:
 
         Gains compare ``score(t | S, M)`` with ``score(t | {t}, M')`` where M' is the
         single-task run of the same family: same encoder, input length and target budget.
+        A model trained on selected auxiliary data is another family (keyed by the selection's
+        feature set, not its per-trial weights, so a study's baseline shares it).
         """
         target_cap = self.mixing.max_examples.get(self.target)
-        return config_hash(
-            {
-                "encoder": self.encoder,
-                "encoder_options": dict(self.encoder_options),
-                "max_length": self.max_length,
-                "target_max_examples": target_cap,
-            }
-        )[:16]
+        family: dict[str, Any] = {
+            "encoder": self.encoder,
+            "encoder_options": dict(self.encoder_options),
+            "max_length": self.max_length,
+            "target_max_examples": target_cap,
+        }
+        if self.data_selection is not None:
+            family["data_selection"] = list(self.data_selection.features)
+        return config_hash(family)[:16]
 
     def with_seed(self, seed: int) -> TrialConfig:
         """Return a copy with another seed."""
@@ -222,6 +260,10 @@ class TrialResult:
     ``scores[task][split][metric] = value``.  ``objective`` is the target's objective value
     (``None`` when the trial failed before an evaluation).  ``intermediate`` holds
     ``(step, objective)`` pairs reported during training (what pruners saw).
+    ``selection`` (with example-level data selection) maps each auxiliary to what was kept:
+    ``{"examples": n, "pool": m, "kept": k, "selected": <bitmask>, "sha256": ...}``: k of
+    the m pooled (``max_examples``) of the n training examples, the bitmask over the training
+    split in file order (``taskgraph.tasks.selection.decode_ids``).
     """
 
     status: TrialStatus
@@ -231,6 +273,7 @@ class TrialResult:
     lookahead: LookaheadMatrix | None = None
     failure_reason: str | None = None
     intermediate: list[tuple[int, float]] = field(default_factory=list)
+    selection: dict[str, dict[str, Any]] | None = None
 
     @classmethod
     def failed(cls, reason: str, *, cost: Cost | None = None) -> TrialResult:
@@ -267,6 +310,7 @@ class TrialResult:
             lookahead=LookaheadMatrix(**lookahead) if lookahead else None,
             failure_reason=data.get("failure_reason"),
             intermediate=[(int(s), float(v)) for s, v in data.get("intermediate", [])],
+            selection=data.get("selection"),
         )
 
     def score(self, task: str, split: str, metric: str) -> float | None:

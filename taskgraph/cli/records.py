@@ -47,7 +47,16 @@ ModelOption = Annotated[
     typer.Option("--model-config", help="Only runs of this model configuration (hash or prefix)."),
 ]
 
+SelectionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--selection",
+        help="Only runs with example-level data selection on, or off (on, off).",
+    ),
+]
+
 _STATUSES = ("complete", "pruned", "failed")
+_SELECTION = {"on": True, "off": False}
 _LIST_COLUMNS = (
     "id",
     "study",
@@ -94,6 +103,7 @@ def list_command(
     contains: ContainsOption = None,
     status: StatusOption = None,
     model_config: ModelOption = None,
+    selection: SelectionOption = None,
     limit: Annotated[
         int | None,
         typer.Option("--limit", min=1, help="Show at most this many runs (newest first)."),
@@ -103,6 +113,8 @@ def list_command(
 ) -> None:
     """List runs (one line each) matching every filter given."""
     _check_filters(status, task_set=task_set, model_config=model_config)
+    if selection is not None and selection not in _SELECTION:
+        raise ConfigError(f"`--selection` must be one of ['on', 'off'], but got {selection!r}")
     with open_repository(resolve_storage_url(storage), create=False) as repo:
         runs = repo.runs(
             study=study,
@@ -113,6 +125,7 @@ def list_command(
             model_config=model_config,
             limit=limit,
             newest_first=True,
+            data_selection=None if selection is None else _SELECTION[selection],
         )
     rows = [_list_row(run) for run in runs]
     emit_rows(
@@ -142,6 +155,8 @@ def show_command(
         + f", objective {run.objective}, cost {run.cost_seconds:.1f} s on {run.device}, "
         f"model config {run.model_config_hash[:12]} (family {run.family})"
     )
+    if run.data_selection is not None:
+        stdout_console.print(_selection_line(run.data_selection), soft_wrap=True)
     scores = [
         {"task": task, "split": split, "metric": metric, "value": value}
         for task, splits in sorted(run.scores.items())
@@ -149,6 +164,20 @@ def show_command(
         for metric, value in sorted(metrics.items())
     ]
     emit_rows(scores, columns=("task", "split", "metric", "value"), title="scores")
+
+
+def _selection_line(selection: dict[str, Any]) -> str:
+    """Return "data selection: keep 0.42 by jsd +0.80, ...; kept bc5cdr_chem 336/800 ..."."""
+    weights = ", ".join(f"{k} {v:+.2f}" for k, v in sorted(selection.get("weights", {}).items()))
+    kept = ", ".join(
+        f"{name} {rec.get('kept')}/{rec.get('pool', rec.get('examples'))}"
+        for name, rec in sorted((selection.get("kept") or {}).items())
+    )
+    return (
+        f"data selection: keep {selection.get('keep')}"
+        + (f" by {weights}" if weights else "")
+        + (f"; kept {kept}" if kept else "")
+    )
 
 
 @app.command("studies")

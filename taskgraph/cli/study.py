@@ -564,7 +564,8 @@ def show(
         stdout_console.print(
             f"best (trial {best['trial']}): {best['score']:.4f} with {aux}, sharing "
             f"{best['configuration'].get('sharing')}"
-            + _measured(best["measured_absolute_gain"], best["measured_relative_gain"]),
+            + _measured(best["measured_absolute_gain"], best["measured_relative_gain"])
+            + _selection(best.get("data_selection")),
             soft_wrap=True,
         )
     # Headers with spaces wrap in a narrow terminal; the JSON keys name the same numbers.
@@ -573,10 +574,22 @@ def show(
          "measured relative gain": r["measured_relative_gain"]}
         for r in report["gains"]
     ]  # fmt: skip
+    columns = [
+        "trial",
+        "auxiliaries",
+        "sharing",
+        "value",
+        "measured absolute gain",
+        "measured relative gain",
+    ]
+    if any(r.get("data_selection") for r in rows):
+        # Only studies that select examples get the column (the others print as before).
+        columns.insert(3, "selection")
+        for r in rows:
+            r["selection"] = _selection_cell(r.get("data_selection"))
     emit_rows(
         rows,
-        columns=["trial", "auxiliaries", "sharing", "value", "measured absolute gain",
-                 "measured relative gain"],
+        columns=columns,
         title="trials by score (absolute gain = value - baseline; relative = that / baseline)",
     )  # fmt: skip
     for late in report["not_converged"]:
@@ -590,6 +603,25 @@ def show(
         stdout_console.print(
             f"trial {failure['trial']} failed: {failure['reason']}", soft_wrap=True
         )
+
+
+def _selection(selection: dict[str, Any] | None) -> str:
+    """Return ", keep 0.42 of 3 auxiliaries (1008/2400 examples)" (empty without selection)."""
+    if not selection:
+        return ""
+    kept = selection.get("kept") or {}
+    share = ""
+    if kept:
+        n_kept = sum(int(r.get("kept") or 0) for r in kept.values())
+        n_pool = sum(int(r.get("pool") or r.get("examples") or 0) for r in kept.values())
+        share = f" ({n_kept}/{n_pool} examples)"
+    return f", keep {float(selection.get('keep') or 0):.2f} of each auxiliary{share}"
+
+
+def _selection_cell(selection: dict[str, Any] | None) -> str:
+    """Return "keep 0.46 (184/400)" for the trials table."""
+    text = _selection(selection).removeprefix(", keep ")
+    return "keep " + text.replace(" of each auxiliary", "").replace(" examples", "") if text else ""
 
 
 def _measured(absolute: float | None, relative: float | None) -> str:

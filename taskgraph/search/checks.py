@@ -56,6 +56,7 @@ def check_spec(
     _check_numbers(spec, source)
     _check_encoder(spec, source)
     _check_hyperparameters(spec, source)
+    _check_data_selection(spec, source)
     _check_registry(
         source,
         "search.loss_weighting",
@@ -82,6 +83,20 @@ def check_spec(
         SearchSpace(spec=spec)  # checks architectures and their parameter names
     except SpecError as error:
         raise SpecError(f"{source}: {error}") from None
+
+
+def _check_data_selection(spec: StudySpec, source: str) -> None:
+    selection = spec.search.data_selection
+    if selection is None:
+        return
+    from taskgraph.tasks.selection import SELECTION_FEATURES
+
+    for feature in selection.features:
+        if feature not in SELECTION_FEATURES:
+            raise SpecError(
+                f"{source}: search.data_selection.features: unknown feature {feature!r}; "
+                f"allowed: {', '.join(SELECTION_FEATURES)}"
+            )
 
 
 def _check_tasks(spec: StudySpec, source: str) -> None:

@@ -105,6 +105,7 @@ _GAIN_ROW_KEYS = (
     "auxiliaries",
     "task_set",
     "sharing",
+    "data_selection",
     "value",
     "measured_absolute_gain",
     "measured_relative_gain",
@@ -146,6 +147,30 @@ def convergence(trial: FrozenTrial, *, direction: str) -> dict[str, Any] | None:
         noise = max(noise, sd)
     rise = sum(rises) / len(rises)
     return {"converged": not rise > noise, "rise": rise, "noise": noise}
+
+
+def selection_summary(trial: FrozenTrial) -> dict[str, Any] | None:
+    """Return a trial's example-level data selection: weights, keep and what each auxiliary kept.
+
+    ``None`` when the study has no data selection or the trial trained no auxiliary.  ``kept``
+    maps each auxiliary to ``{"kept", "pool", "examples"}`` (the first seed's: every seed
+    selects the same examples).
+    """
+    config = trial.user_attrs.get(CONFIG_ATTR) or {}
+    selection = config.get("data_selection")
+    if not isinstance(selection, dict) or not config.get("auxiliaries"):
+        return None
+    kept: dict[str, dict[str, Any]] = {}
+    for run in trial.user_attrs.get(RESULTS_ATTR) or []:
+        for name, record in ((run.get("result") or {}).get("selection") or {}).items():
+            kept[name] = {k: record.get(k) for k in ("kept", "pool", "examples")}
+        break
+    return {
+        "features": list(selection.get("features", [])),
+        "weights": dict(selection.get("weights", {})),
+        "keep": selection.get("keep"),
+        "kept": kept,
+    }
 
 
 def _gain(value: float | None, baseline: float | None, direction: str) -> float | None:
@@ -191,6 +216,7 @@ def trial_row(
         "converged": None if curve is None else curve["converged"],
         "rise": None if curve is None else curve["rise"],
         "sharing": config.get("sharing"),
+        "data_selection": selection_summary(trial),
         "failure_reason": trial.user_attrs.get(FAILURE_ATTR),
         "retry_of": trial.system_attrs.get("failed_trial"),
         "params": dict(trial.params),
@@ -253,6 +279,7 @@ def study_report(study: optuna.Study, *, top: int | None = None) -> dict[str, An
             "score": best["value"],
             "measured_absolute_gain": best["measured_absolute_gain"],
             "measured_relative_gain": best["measured_relative_gain"],
+            "data_selection": best["data_selection"],
             "configuration": best["configuration"],
         },
         "gains": [

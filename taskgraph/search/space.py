@@ -34,7 +34,7 @@ from typing import Any, Protocol
 from taskgraph.errors import SpecError
 from taskgraph.spec.domains import Domain, Scalar
 from taskgraph.spec.models import StudySpec
-from taskgraph.trial import MixingConfig, Objective, TrialConfig
+from taskgraph.trial import DataSelectionConfig, MixingConfig, Objective, TrialConfig
 from taskgraph.vocabulary import task_set_key
 
 __all__ = [
@@ -208,6 +208,7 @@ class SearchSpace:
             sharing=sharing,
             sharing_params=sharing_params,
             mixing=mixing,
+            data_selection=self._data_selection(trial, auxiliaries),
             loss_weighting=str(_pick(trial, "loss_weighting", search.loss_weighting)),
             transfer_mode="sequential" if transfer == "sequential" else "joint",
             pretraining=_optional_str(_pick(trial, "pretraining", search.pretraining)),
@@ -265,6 +266,25 @@ class SearchSpace:
             max_examples=caps,
         )
 
+    def _data_selection(
+        self, trial: SuggestingTrial, auxiliaries: tuple[str, ...]
+    ) -> DataSelectionConfig | None:
+        space = self.spec.search.data_selection
+        if space is None:
+            return None
+        features = tuple(space.features)
+        if not auxiliaries:
+            # Nothing to select; the baseline still carries the feature set, so it shares the
+            # model family of the study's trials.
+            return DataSelectionConfig(features=features)
+        weights: dict[str, float] = {}
+        for feature in sorted(features):
+            domain = _per_task(space.weights, feature, default_all=True)
+            if domain is not None:
+                weights[feature] = float(_number(_pick(trial, f"selection/{feature}", domain)))
+        keep = float(_number(_pick(trial, "selection/keep", space.keep)))
+        return DataSelectionConfig(features=features, weights=weights, keep=keep)
+
     # -- enqueued trials ---------------------------------------------------------------------
 
     def baseline_params(self) -> dict[str, Any]:
@@ -312,6 +332,14 @@ class SearchSpace:
                     out[name] = searched
         if not any(s in mixing.scheme.values() for s in _TEMPERATURE_SCHEMES):
             out.pop("mixing/temperature", None)
+        selection = search.data_selection
+        if selection is not None:
+            for feature in sorted(selection.features):
+                domain = _per_task(selection.weights, feature, default_all=True)
+                if domain is not None and not domain.is_fixed:
+                    out[f"selection/{feature}"] = domain.describe()
+            if not selection.keep.is_fixed:
+                out["selection/keep"] = selection.keep.describe()
         return out
 
 

@@ -48,6 +48,7 @@ from taskgraph.trial import config_hash
 __all__ = [
     "AuxiliarySpace",
     "BudgetSpec",
+    "DataSelectionSpace",
     "EncoderSpec",
     "InlineTaskSpec",
     "LocalRunnerSpec",
@@ -198,6 +199,54 @@ class MixingSpace(_Strict):
         return value
 
 
+class DataSelectionSpace(_Strict):
+    """Example-level data selection of the auxiliaries (Ruder and Plank 2017).
+
+    Each auxiliary example is scored ``w · z`` (``z``: its ``features``, standardised over its
+    dataset) and the top ``keep`` share of each auxiliary is trained on.  ``weights`` is one
+    domain for every feature or a mapping feature -> domain (``"*"``: every feature not named);
+    the sampler searches each weight and ``keep`` (Optuna parameters ``selection/<feature>`` and
+    ``selection/keep``).  Feature names are checked by ``taskgraph.search.checks``.
+    """
+
+    features: tuple[str, ...]
+    weights: Domain | dict[str, Domain] = Domain(low=-1.0, high=1.0)
+    keep: Domain = Domain(low=0.1, high=1.0)
+
+    @field_validator("features")
+    @classmethod
+    def _features(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("name at least one selection feature")
+        twice = sorted({f for f in value if value.count(f) > 1})
+        if twice:
+            raise ValueError(f"features listed twice: {', '.join(twice)}")
+        return value
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, value: Domain | dict[str, Domain]) -> Domain | dict[str, Domain]:
+        for domain in value.values() if isinstance(value, dict) else (value,):
+            check_numbers(domain, integer=False, low=-1e3, high=1e3)
+        return value
+
+    @field_validator("keep")
+    @classmethod
+    def _keep(cls, value: Domain) -> Domain:
+        return check_numbers(value, integer=False, low=0.0, high=1.0, low_open=True)
+
+    @model_validator(mode="after")
+    def _weights_named(self) -> DataSelectionSpace:
+        if isinstance(self.weights, dict):
+            unknown = sorted(set(self.weights) - set(self.features) - {"*"})
+            if unknown:
+                raise ValueError(
+                    f"weights: {unknown[0]!r} is not one of the features "
+                    f"({', '.join(self.features)})"
+                )
+        return self
+
+
 def _hard_only() -> dict[str, dict[str, Domain]]:
     return {"hard": {}}
 
@@ -217,6 +266,8 @@ class SearchSpaceSpec(_Strict):
     max_steps: Domain = Domain(value=None)
     batch_size: Domain = Domain(value=16)
     hyperparameters: dict[str, Domain] = Field(default_factory=dict)
+    # Example-level selection of the auxiliaries' examples (None: all of them).
+    data_selection: DataSelectionSpace | None = None
     # What `max_steps` and `epochs` count: `target` steps (steps that train the target; the
     # target sees as many of its own batches in every trial, auxiliary steps come on top) or
     # `total` steps of every task.  Not searched: trials with different budgets would not
@@ -551,8 +602,14 @@ class StudySpec(_Strict):
         exclude: dict[str, Any] = dict.fromkeys(
             ("budget", "runner", "storage", "description"), True
         )
+        search_exclude: set[str] = set()
         if self.search.step_budget == "total":
             # Studies made before `step_budget` existed trained under the total budget and
             # stored a hash without the field: with `step_budget: total` they continue.
-            exclude["search"] = {"step_budget"}
+            search_exclude.add("step_budget")
+        if self.search.data_selection is None:
+            # Likewise for studies made before `data_selection` existed.
+            search_exclude.add("data_selection")
+        if search_exclude:
+            exclude["search"] = search_exclude
         return config_hash(self.model_dump(mode="json", exclude=exclude))[:16]

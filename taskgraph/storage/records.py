@@ -76,6 +76,16 @@ class RunRecord:
         """Return the :class:`TrialConfig` this run trained."""
         return TrialConfig.from_dict(self.config)
 
+    @property
+    def data_selection(self) -> dict[str, Any] | None:
+        """Return the run's example-level data selection (features, weights, keep), or ``None``.
+
+        Its ``kept`` entry, when the run trained auxiliaries, maps each auxiliary to what it
+        kept (``TrialResult.selection``: counts, the ids as a bitmask, their sha256).
+        """
+        selection = self.config.get("data_selection")
+        return dict(selection) if isinstance(selection, Mapping) else None
+
     def trial_result(self) -> TrialResult:
         """Return the run's outcome as a :class:`TrialResult` (NULL scores left out)."""
         scores = {
@@ -100,6 +110,7 @@ class RunRecord:
             lookahead=self.lookahead,
             failure_reason=self.failure_reason,
             intermediate=list(self.intermediate),
+            selection=(self.data_selection or {}).get("kept"),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -337,8 +337,14 @@ class Repository:
         status: str | None,
         contains: str | None,
         model_config: str | None,
+        data_selection: bool | None = None,
     ) -> Select[RunRow]:
         query = select(RunRow)
+        if data_selection is not None:
+            # The key is in a run's configuration only when selection was on (to_dict drops
+            # None); `as_string` is JSON_EXTRACT on SQLite, ->> on PostgreSQL: NULL if absent.
+            selected = RunRow.config["data_selection"].as_string()
+            query = query.where(selected.isnot(None) if data_selection else selected.is_(None))
         if study is not None:
             query = query.where(RunRow.study.has(StudyRow.name == study))
         if target is not None:
@@ -378,11 +384,13 @@ class Repository:
         model_config: str | None = None,
         limit: int | None = None,
         newest_first: bool = False,
+        data_selection: bool | None = None,
     ) -> list[RunRecord]:
         """Return the runs matching every filter given, in insertion order.
 
         ``target``: the run's target task; ``task_set``: a key ``a+b`` or names (any order);
-        ``contains``: the task set contains this task; ``model_config``: a hash or its prefix.
+        ``contains``: the task set contains this task; ``model_config``: a hash or its prefix;
+        ``data_selection``: whether example-level data selection was on.
         """
         query = self._run_query(
             study=study,
@@ -391,6 +399,7 @@ class Repository:
             status=status,
             contains=contains,
             model_config=model_config,
+            data_selection=data_selection,
         )
         query = query.order_by(RunRow.id.desc() if newest_first else RunRow.id)
         if limit is not None:

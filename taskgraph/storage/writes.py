@@ -164,6 +164,19 @@ def task_family(config: TrialConfig, task: str) -> str:
     return replace(config, target=task, auxiliaries=others).family_key()
 
 
+def _run_config(config: TrialConfig, result: TrialResult) -> dict[str, Any]:
+    """Return the run's copy of its configuration, with the examples data selection kept.
+
+    The selected example ids (``TrialResult.selection``) go under ``data_selection.kept`` of
+    the run's own copy (the model configuration's hash does not see them), so the records keep
+    them without a column of their own.
+    """
+    data = config.to_dict()
+    if result.selection and isinstance(data.get("data_selection"), dict):
+        data["data_selection"]["kept"] = dict(result.selection)
+    return data
+
+
 def _finite(value: float | None) -> float | None:
     if value is None:
         return None
@@ -217,7 +230,7 @@ def insert_run(
         "created_at": utcnow(),
         "code_version": code_version,
         "host": host,
-        "config": config.to_dict(),
+        "config": _run_config(config, result),
         "task_fingerprints": dict(task_fingerprints) or None,
         "intermediate": [[int(s), _finite(v)] for s, v in result.intermediate] or None,
     }

@@ -29,7 +29,13 @@ import numpy as np
 import torch
 
 from taskgraph.errors import ConfigError, TaskgraphError
-from taskgraph.tasks import get_task, label_vocabulary, load_examples, task_fingerprint
+from taskgraph.tasks import (
+    count_examples,
+    get_task,
+    label_vocabulary,
+    load_examples,
+    task_fingerprint,
+)
 from taskgraph.tasks.cache import FEATURE_CACHE_ENV, FeatureCache, cache_dir, feature_cache
 from taskgraph.tasks.features import EncodedSplit, encode_examples, tokenizer_fingerprint
 from taskgraph.tasks.types import Example, TaskDef, TaskType
@@ -44,6 +50,12 @@ from taskgraph.training.runtime import (
     seed_everything,
     stable_seed,
     torch_threads,
+)
+from taskgraph.training.selection import (
+    Selection,
+    select_auxiliaries,
+    selected_rows,
+    subset_tensors,
 )
 from taskgraph.training.trainer import MultiTaskTrainer, NonFiniteLossError, TaskData
 from taskgraph.training.weighting import build_weighting
@@ -175,12 +187,16 @@ def build_task_data(
     *,
     data_dir: str | os.PathLike[str] | None,
     options: TrainingOptions,
+    selections: Mapping[str, Selection] | None = None,
 ) -> dict[str, TaskData]:
     """Return every task's label vocabulary, training tensors and evaluation sets.
 
     Encoded splits come from the feature cache (:func:`taskgraph.tasks.cache.feature_cache`)
-    when an earlier trial or process tokenized the same data the same way.
+    when an earlier trial or process tokenized the same data the same way.  ``selections``
+    (example-level data selection) keep only the chosen examples of those tasks' training
+    splits.
     """
+    selections = selections or {}
     out: dict[str, TaskData] = {}
     eval_splits = list(dict.fromkeys([*config.eval_splits, config.objective.split]))
     pad = int(tokenizer.pad_token_id)
@@ -206,12 +222,14 @@ def build_task_data(
             keep_examples=False,
         )
         truncated = {"train": encoded.truncated_words}
-        data = TaskData(
-            task=task,
-            labels=labels,
-            train=TaskTensors.from_encoded(encoded, pad_token_id=pad, mlm=mlm),
-            truncated_words=truncated,
-        )
+        train = TaskTensors.from_encoded(encoded, pad_token_id=pad, mlm=mlm)
+        data = TaskData(task=task, labels=labels, train=train, truncated_words=truncated)
+        chosen = selections.get(name)
+        if chosen is not None:
+            rows = selected_rows(encoded, chosen.positions)
+            data.train = subset_tensors(train, rows)
+            data.train_pool, data.selected_rows = train, rows
+            data.selection = chosen.record
         splits = [s for s in eval_splits if s in task.splits]
         if name == config.target and config.objective.split not in task.splits:
             raise ConfigError(
@@ -281,6 +299,8 @@ def attach_frozen_states(
         holders: list[Any] = [task_data, *task_data.evals.values()]
         for holder in holders:
             tensors = holder.train if isinstance(holder, TaskData) else holder.tensors
+            if isinstance(holder, TaskData) and holder.train_pool is not None:
+                tensors = holder.train_pool  # selected below, after the pool's outputs
             if tensors is None or tensors.task_type is TaskType.MASKED_LM:
                 continue
             key = FeatureCache.key(
@@ -304,7 +324,9 @@ def attach_frozen_states(
                 if cache is not None:
                     _remember_frozen(cache, key, hidden)
             extended = replace(tensors, tensors={**tensors.tensors, FROZEN_KEY: hidden})
-            if isinstance(holder, TaskData):
+            if isinstance(holder, TaskData) and holder.selected_rows is not None:
+                holder.train = subset_tensors(extended, holder.selected_rows)
+            elif isinstance(holder, TaskData):
                 holder.train = extended
             else:
                 holder.tensors = extended
@@ -338,7 +360,15 @@ def build_trainer(
         # A randomly initialised encoder is part of what a seed varies.
         encoder_options.setdefault("seed", config.seed)
     encoder = load_encoder(config.encoder, options=encoder_options)
-    data = build_task_data(config, task_defs, encoder.tokenizer, data_dir=data_dir, options=options)
+    selections = _data_selection(config, task_defs, encoder.tokenizer, data_dir=data_dir)
+    data = build_task_data(
+        config,
+        task_defs,
+        encoder.tokenizer,
+        data_dir=data_dir,
+        options=options,
+        selections=selections,
+    )
     heads = [
         HeadSpec(
             task=name,
@@ -369,6 +399,44 @@ def build_trainer(
         callbacks=callbacks,
         checkpoint_dir=str(Path(checkpoint_dir)) if checkpoint_dir is not None else None,
         progress=progress,
+    )
+
+
+def _data_selection(
+    config: TrialConfig,
+    task_defs: Mapping[str, TaskDef],
+    tokenizer: Any,
+    *,
+    data_dir: str | os.PathLike[str] | None,
+) -> dict[str, Selection]:
+    """Return the auxiliaries' kept examples under ``config.data_selection`` (empty when off)."""
+    selection = config.data_selection
+    if selection is None or not config.auxiliaries:
+        return {}
+    from taskgraph.models import load_encoder
+
+    pools: dict[str, tuple[np.ndarray, int]] = {}
+    for name in (config.target, *config.auxiliaries):
+        size = count_examples(task_defs[name], "train", data_dir=data_dir)
+        cap = config.mixing.max_examples.get(name)
+        pools[name] = (deterministic_subset(size, cap, key=name), size)
+    table = None
+    # A random tiny encoder is read with seed 0 here, so every seed selects the same examples.
+    encoder_key = [config.encoder, dict(config.encoder_options)]
+    if "embedding_cosine" in selection.features:
+        bundle = load_encoder(config.encoder, options=dict(config.encoder_options))
+        embeddings: torch.nn.Module = bundle.model.get_input_embeddings()
+        weight = embeddings.weight
+        assert isinstance(weight, torch.Tensor)
+        table = weight.detach().float().cpu().numpy()
+    return select_auxiliaries(
+        config,
+        task_defs,
+        data_dir=data_dir,
+        pools=pools,
+        tokenizer=tokenizer,
+        embedding_table=table,
+        encoder_key=encoder_key,
     )
 
 
@@ -467,6 +535,12 @@ def _train_trial(
             ),
             lookahead=outcome.lookahead,
             intermediate=outcome.intermediate,
+            selection={
+                name: dict(task_data.selection)
+                for name, task_data in trainer.data.items()
+                if task_data.selection is not None
+            }
+            or None,
         )
     except NonFiniteLossError as error:
         return TrialResult.failed(f"NaN loss: {error}", cost=cost())

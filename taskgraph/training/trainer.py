@@ -25,6 +25,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from taskgraph.errors import TaskgraphError
@@ -64,6 +65,12 @@ class TaskData:
     train: TaskTensors | None
     evals: dict[str, EvalSet] = field(default_factory=dict)
     truncated_words: dict[str, int] = field(default_factory=dict)
+    # Example-level data selection: what was kept of the training split (TrialResult.selection),
+    # and the whole pool it was kept from with the kept rows (frozen-layer outputs are computed
+    # once on the pool, then subset, so trials with other selections reuse them).
+    selection: dict[str, Any] | None = None
+    train_pool: TaskTensors | None = None
+    selected_rows: np.ndarray | None = None
 
 
 @dataclass
