@@ -23,6 +23,7 @@ __all__ = [
     "LookaheadMatrix",
     "MixingConfig",
     "Objective",
+    "PretrainingConfig",
     "StepBudget",
     "TrialConfig",
     "TrialResult",
@@ -71,6 +72,38 @@ class MixingConfig:
 
 
 @dataclass(frozen=True)
+class PretrainingConfig:
+    """Continued masked-LM pretraining of the encoder before fine-tuning (one trial, two stages).
+
+    ``scheme``: ``random`` (BERT's 15 % masking, 80/10/10) or ``adaptive`` (a self-paced
+    curriculum over per-position difficulty; :mod:`taskgraph.training.masking`).  ``corpus``:
+    task names (their train split's text) or paths of text files (one passage a line); empty
+    means the trial's own tasks.  ``steps`` optimizer steps of ``batch_size`` sequences of at
+    most ``max_length`` tokens (``None``: the trial's).  ``options``: the scheme's parameters
+    (see ``MASKING_SCHEMES``), e.g. ``{"mask_rate": 0.15, "q_start": 0.2}``.
+    """
+
+    scheme: str
+    steps: int = 200
+    corpus: tuple[str, ...] = ()
+    learning_rate: float = 5e-5
+    batch_size: int = 16
+    max_length: int | None = None
+    max_sequences: int | None = None  # a fixed random subset of the corpus' sequences
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "corpus", tuple(self.corpus))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PretrainingConfig:
+        """Rebuild a configuration from its ``asdict`` form."""
+        values = dict(data)
+        values["corpus"] = tuple(values.get("corpus", ()))
+        return cls(**values)
+
+
+@dataclass(frozen=True)
 class TrialConfig:
     """One model configuration M on one task set S: everything a runner needs to train it.
 
@@ -96,7 +129,7 @@ class TrialConfig:
     mixing: MixingConfig = field(default_factory=MixingConfig)
     loss_weighting: str = "equal"
     transfer_mode: TransferMode = "joint"
-    pretraining: str | None = None  # pretraining scheme (e.g. adaptive masking) or None
+    pretraining: PretrainingConfig | None = None  # masked-LM stage before fine-tuning
     learning_rate: float = 5e-5
     epochs: float = 3.0
     max_steps: int | None = None  # overrides epochs when set; counted as step_budget says
@@ -138,6 +171,8 @@ class TrialConfig:
         values["eval_splits"] = tuple(values.get("eval_splits", ("dev",)))
         values["mixing"] = MixingConfig(**values.get("mixing", {}))
         values["objective"] = Objective(**values.get("objective", {}))
+        if values.get("pretraining") is not None:
+            values["pretraining"] = PretrainingConfig.from_dict(values["pretraining"])
         # A config written before `step_budget` existed was trained under the total budget.
         values.setdefault("step_budget", "total")
         return cls(**values)
@@ -157,17 +192,20 @@ class TrialConfig:
         """Return the model family: what a gain's single-task baseline must share.
 
         Gains compare ``score(t | S, M)`` with ``score(t | {t}, M')`` where M' is the
-        single-task run of the same family: same encoder, input length and target budget.
+        single-task run of the same family: same encoder, input length and target budget, and
+        the same pretraining stage (a differently pretrained encoder is another model; a run
+        without one keeps the key it had before the stage existed).
         """
         target_cap = self.mixing.max_examples.get(self.target)
-        return config_hash(
-            {
-                "encoder": self.encoder,
-                "encoder_options": dict(self.encoder_options),
-                "max_length": self.max_length,
-                "target_max_examples": target_cap,
-            }
-        )[:16]
+        family: dict[str, Any] = {
+            "encoder": self.encoder,
+            "encoder_options": dict(self.encoder_options),
+            "max_length": self.max_length,
+            "target_max_examples": target_cap,
+        }
+        if self.pretraining is not None:
+            family["pretraining"] = json.loads(canonical_json(asdict(self.pretraining)))
+        return config_hash(family)[:16]
 
     def with_seed(self, seed: int) -> TrialConfig:
         """Return a copy with another seed."""
@@ -190,7 +228,10 @@ class Cost:
     target (equal for a single-task run; under the target step budget, the same in every
     trial of a study).  ``threads``: torch's intra-op threads it ran with (0 if unknown); the
     device string of a CPU trial names them too (``cpu/2 threads``), so the records database
-    keeps them without a column of its own.
+    keeps them without a column of its own.  ``pretrain_seconds`` / ``pretrain_tokens``: the
+    masked-LM pretraining stage, included in ``seconds`` and ``tokens`` when this trial ran it
+    (0 seconds when its checkpoint came from the cache; the stage's own cost is then in
+    :attr:`TrialResult.pretraining`).
     """
 
     seconds: float = 0.0
@@ -200,6 +241,8 @@ class Cost:
     threads: int = 0
     target_steps: int = 0
     total_steps: int = 0
+    pretrain_seconds: float = 0.0
+    pretrain_tokens: int = 0
 
 
 @dataclass
@@ -222,6 +265,8 @@ class TrialResult:
     ``scores[task][split][metric] = value``.  ``objective`` is the target's objective value
     (``None`` when the trial failed before an evaluation).  ``intermediate`` holds
     ``(step, objective)`` pairs reported during training (what pruners saw).
+    ``pretraining``: the report of the masked-LM stage (scheme, corpus fingerprint, steps,
+    tokens, seconds, masked-token accuracy curve, whether it came from the cache), or ``None``.
     """
 
     status: TrialStatus
@@ -231,6 +276,7 @@ class TrialResult:
     lookahead: LookaheadMatrix | None = None
     failure_reason: str | None = None
     intermediate: list[tuple[int, float]] = field(default_factory=list)
+    pretraining: dict[str, Any] | None = None
 
     @classmethod
     def failed(cls, reason: str, *, cost: Cost | None = None) -> TrialResult:
@@ -267,6 +313,7 @@ class TrialResult:
             lookahead=LookaheadMatrix(**lookahead) if lookahead else None,
             failure_reason=data.get("failure_reason"),
             intermediate=[(int(s), float(v)) for s, v in data.get("intermediate", [])],
+            pretraining=data.get("pretraining"),
         )
 
     def score(self, task: str, split: str, metric: str) -> float | None:
