@@ -39,13 +39,13 @@ non-special tokens) and corrupt the chosen positions the same way (BERT, Devlin 
 
     Parameters (``options`` of the spec; defaults): ``mask_rate`` 0.15, ``q_start`` 0.2,
     ``q_end`` 0.9, ``full_accuracy`` 0.5, ``bandwidth`` 0.15, ``explore`` 0.1,
-    ``refresh_every`` 25, ``refresh_size`` 32, ``history`` 8192.
+    ``refresh_every`` 10, ``refresh_size`` 32, ``history`` 8192.
 
     *Cost*: a table of one float32 per corpus token (4 bytes x tokens: 1 MB per 250,000
     tokens) and one per vocabulary entry; per step, a sort of the history (8,192 values) and
     O(B x L) numpy work; the refresh passes add refresh_size / (refresh_every x batch size)
-    forward passes without gradients (32 / (25 x 16) = 8 % of the steps' sequences, about
-    3 % of their compute since a training step is a forward and a backward pass).
+    forward passes without gradients (32 / (10 x 16) = 20 % of the steps' sequences, about
+    7 % of their compute since a training step is a forward and a backward pass).
 
 The numpy here is deterministic given the generator, so a seed reproduces the masks.
 """
@@ -102,7 +102,11 @@ class RandomMasking:
         _check_rate("mask_rate", self.mask_rate)
 
     def choose(
-        self, rows: np.ndarray, input_ids: np.ndarray, candidates: np.ndarray, rng: np.random.Generator
+        self,
+        rows: np.ndarray,
+        input_ids: np.ndarray,
+        candidates: np.ndarray,
+        rng: np.random.Generator,
     ) -> np.ndarray:
         """Return the (B, L) bool mask of positions to mask (``rows``: corpus indices)."""
         return (rng.random(input_ids.shape) < self.mask_rate) & candidates
@@ -130,7 +134,7 @@ class AdaptiveMasking:
     full_accuracy: float = 0.5
     bandwidth: float = 0.15
     explore: float = 0.1
-    refresh_every: int = 25
+    refresh_every: int = 10
     refresh_size: int = 32
     history: int = 8192
 
@@ -192,7 +196,11 @@ class AdaptiveMasking:
         return (1.0 - self.explore) * bump + self.explore
 
     def choose(
-        self, rows: np.ndarray, input_ids: np.ndarray, candidates: np.ndarray, rng: np.random.Generator
+        self,
+        rows: np.ndarray,
+        input_ids: np.ndarray,
+        candidates: np.ndarray,
+        rng: np.random.Generator,
     ) -> np.ndarray:
         """Return the (B, L) bool mask: ``round(mask_rate * candidates)`` positions per row."""
         weights = self.weights(rows, input_ids)

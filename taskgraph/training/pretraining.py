@@ -82,7 +82,7 @@ def _texts_of(task: TaskDef, data_dir: str | os.PathLike[str] | None) -> list[st
                 texts.append(example.context)
             texts.append(example.question)
         elif isinstance(example, TextExample):
-            texts.append(example.text if example.text_pair is None else example.text)
+            texts.append(example.text)
             if example.text_pair is not None:
                 texts.append(example.text_pair)
     return [t for t in texts if t.strip()]
@@ -406,8 +406,8 @@ def run_pretraining(
     report = {
         "scheme": pre.scheme,
         "steps": pre.steps,
-        "sequences": int(len(train)),
-        "held_out": int(len(held)),
+        "sequences": len(train),
+        "held_out": len(held),
         "tokens": tokens,
         "masked_tokens": masked,
         "seconds": round(time.perf_counter() - start, 3),
