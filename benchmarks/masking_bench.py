@@ -121,7 +121,9 @@ def main() -> None:
                 hyperparameters={"max_eval_examples": args.eval_cap},
             )
             start = time.perf_counter()
-            result = train_trial(config, data_dir=args.data, device=args.device)
+            result = train_trial(
+                config, data_dir=args.data, device=args.device, threads=args.threads
+            )
             wall = time.perf_counter() - start
             if result.status is not TrialStatus.COMPLETE:
                 raise SystemExit(

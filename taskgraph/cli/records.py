@@ -47,6 +47,14 @@ ModelOption = Annotated[
     typer.Option("--model-config", help="Only runs of this model configuration (hash or prefix)."),
 ]
 
+PretrainingOption = Annotated[
+    str | None,
+    typer.Option(
+        "--pretraining",
+        help="Only runs with this pretraining scheme (random, adaptive; none: without the stage).",
+    ),
+]
+
 _STATUSES = ("complete", "pruned", "failed")
 _LIST_COLUMNS = (
     "id",
@@ -57,6 +65,7 @@ _LIST_COLUMNS = (
     "seed",
     "status",
     "objective",
+    "pretraining",
     "cost_s",
     "finished_at",
 )
@@ -77,8 +86,10 @@ def _check_filters(
 
 def _list_row(run: RunRecord) -> dict[str, Any]:
     row = run.to_dict()
+    stage = run.config.get("pretraining") or {}
     row.update(
         trial=run.trial_number,
+        pretraining=stage.get("scheme", "none"),
         cost_s=run.cost_seconds,
         finished_at=run.finished_at.isoformat(timespec="seconds") if run.finished_at else None,
     )
@@ -94,6 +105,7 @@ def list_command(
     contains: ContainsOption = None,
     status: StatusOption = None,
     model_config: ModelOption = None,
+    pretraining: PretrainingOption = None,
     limit: Annotated[
         int | None,
         typer.Option("--limit", min=1, help="Show at most this many runs (newest first)."),
@@ -113,6 +125,7 @@ def list_command(
             model_config=model_config,
             limit=limit,
             newest_first=True,
+            pretraining=pretraining,
         )
     rows = [_list_row(run) for run in runs]
     emit_rows(

@@ -573,9 +573,11 @@ def show(
          "measured relative gain": r["measured_relative_gain"]}
         for r in report["gains"]
     ]  # fmt: skip
+    # The pretraining column only when some trial pretrained (most studies do not).
+    stage = ["pretraining"] if any(r["pretraining"] != "none" for r in rows) else []
     emit_rows(
         rows,
-        columns=["trial", "auxiliaries", "sharing", "value", "measured absolute gain",
+        columns=["trial", "auxiliaries", "sharing", *stage, "value", "measured absolute gain",
                  "measured relative gain"],
         title="trials by score (absolute gain = value - baseline; relative = that / baseline)",
     )  # fmt: skip

@@ -105,6 +105,7 @@ _GAIN_ROW_KEYS = (
     "auxiliaries",
     "task_set",
     "sharing",
+    "pretraining",
     "value",
     "measured_absolute_gain",
     "measured_relative_gain",
@@ -191,6 +192,8 @@ def trial_row(
         "converged": None if curve is None else curve["converged"],
         "rise": None if curve is None else curve["rise"],
         "sharing": config.get("sharing"),
+        # the masked-LM pretraining scheme ("none": no stage); see spec/pretraining.py
+        "pretraining": (config.get("pretraining") or {}).get("scheme", "none"),
         "failure_reason": trial.user_attrs.get(FAILURE_ATTR),
         "retry_of": trial.system_attrs.get("failed_trial"),
         "params": dict(trial.params),

@@ -337,6 +337,7 @@ class Repository:
         status: str | None,
         contains: str | None,
         model_config: str | None,
+        pretraining: str | None = None,
     ) -> Select[RunRow]:
         query = select(RunRow)
         if study is not None:
@@ -365,6 +366,12 @@ class Repository:
                     ModelConfigRow.hash.startswith(model_config, autoescape=True)
                 )
             )
+        if pretraining is not None:
+            # The run's TrialConfig JSON: {"pretraining": null} or {"pretraining": {"scheme": ..}}.
+            scheme = RunRow.config["pretraining"]["scheme"].as_string()
+            query = query.where(
+                scheme.is_(None) if pretraining == "none" else scheme == pretraining
+            )
         return query
 
     def runs(
@@ -378,11 +385,13 @@ class Repository:
         model_config: str | None = None,
         limit: int | None = None,
         newest_first: bool = False,
+        pretraining: str | None = None,
     ) -> list[RunRecord]:
         """Return the runs matching every filter given, in insertion order.
 
         ``target``: the run's target task; ``task_set``: a key ``a+b`` or names (any order);
-        ``contains``: the task set contains this task; ``model_config``: a hash or its prefix.
+        ``contains``: the task set contains this task; ``model_config``: a hash or its prefix;
+        ``pretraining``: the pretraining scheme (``none``: runs without the stage).
         """
         query = self._run_query(
             study=study,
@@ -391,6 +400,7 @@ class Repository:
             status=status,
             contains=contains,
             model_config=model_config,
+            pretraining=pretraining,
         )
         query = query.order_by(RunRow.id.desc() if newest_first else RunRow.id)
         if limit is not None:

@@ -164,7 +164,7 @@ def _disk_dir() -> Path | None:
 def _read(key: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
     hit = _MEMORY.get(key)
     if hit is not None:
-        return hit  # type: ignore[no-any-return]
+        return hit
     root = _disk_dir()
     if root is None:
         return None
@@ -233,7 +233,8 @@ def pretrained_encoder_state(
 
 
 def _decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    decay, plain = [], []
+    decay: list[torch.nn.Parameter] = []
+    plain: list[torch.nn.Parameter] = []
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
