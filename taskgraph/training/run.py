@@ -21,7 +21,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -234,7 +234,10 @@ def _encoder_key(config: TrialConfig) -> Any:
     options = dict(config.encoder_options)
     if config.encoder == "tiny-bert":
         options.setdefault("seed", config.seed)
-    return [config.encoder, options]
+    if config.pretraining is None:
+        return [config.encoder, options]
+    # A pretrained encoder's frozen layers give other outputs than the original's.
+    return [config.encoder, options, asdict(config.pretraining), config.seed]
 
 
 def attach_frozen_states(

@@ -129,3 +129,12 @@ def test_family_key_and_config_round_trip() -> None:
     assert pretrained.family_key() != plain.family_key() != config("adaptive").family_key()
     assert TrialConfig.from_dict(pretrained.to_dict()) == pretrained
     assert TrialConfig.from_dict(plain.to_dict()) == plain
+
+
+def test_frozen_layer_outputs_of_a_pretrained_encoder_are_cached_apart() -> None:
+    from taskgraph.training.run import _encoder_key
+
+    pretrained = config()
+    plain = TrialConfig(**{**pretrained.__dict__, "pretraining": None})
+    assert _encoder_key(pretrained) != _encoder_key(plain)
+    assert _encoder_key(pretrained) != _encoder_key(config("adaptive"))
