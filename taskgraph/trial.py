@@ -24,6 +24,7 @@ __all__ = [
     "LookaheadMatrix",
     "MixingConfig",
     "Objective",
+    "PretrainingConfig",
     "StepBudget",
     "TrialConfig",
     "TrialResult",
@@ -91,6 +92,38 @@ class DataSelectionConfig:
 
 
 @dataclass(frozen=True)
+class PretrainingConfig:
+    """Continued masked-LM pretraining of the encoder before fine-tuning (one trial, two stages).
+
+    ``scheme``: ``random`` (BERT's 15 % masking, 80/10/10) or ``adaptive`` (a self-paced
+    curriculum over per-position difficulty; :mod:`taskgraph.training.masking`).  ``corpus``:
+    task names (their train split's text) or paths of text files (one passage a line); empty
+    means the trial's own tasks.  ``steps`` optimizer steps of ``batch_size`` sequences of at
+    most ``max_length`` tokens (``None``: the trial's).  ``options``: the scheme's parameters
+    (see ``MASKING_SCHEMES``), e.g. ``{"mask_rate": 0.15, "q_start": 0.2}``.
+    """
+
+    scheme: str
+    steps: int = 200
+    corpus: tuple[str, ...] = ()
+    learning_rate: float = 5e-5
+    batch_size: int = 16
+    max_length: int | None = None
+    max_sequences: int | None = None  # a fixed random subset of the corpus' sequences
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "corpus", tuple(self.corpus))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PretrainingConfig:
+        """Rebuild a configuration from its ``asdict`` form."""
+        values = dict(data)
+        values["corpus"] = tuple(values.get("corpus", ()))
+        return cls(**values)
+
+
+@dataclass(frozen=True)
 class TrialConfig:
     """One model configuration M on one task set S: everything a runner needs to train it.
 
@@ -117,7 +150,7 @@ class TrialConfig:
     data_selection: DataSelectionConfig | None = None  # example-level selection of auxiliaries
     loss_weighting: str = "equal"
     transfer_mode: TransferMode = "joint"
-    pretraining: str | None = None  # pretraining scheme (e.g. adaptive masking) or None
+    pretraining: PretrainingConfig | None = None  # masked-LM stage before fine-tuning
     learning_rate: float = 5e-5
     epochs: float = 3.0
     max_steps: int | None = None  # overrides epochs when set; counted as step_budget says
@@ -173,6 +206,8 @@ class TrialConfig:
                 weights=dict(selection.get("weights", {})),
                 keep=float(selection.get("keep", 1.0)),
             )
+        if values.get("pretraining") is not None:
+            values["pretraining"] = PretrainingConfig.from_dict(values["pretraining"])
         # A config written before `step_budget` existed was trained under the total budget.
         values.setdefault("step_budget", "total")
         return cls(**values)
@@ -192,9 +227,11 @@ class TrialConfig:
         """Return the model family: what a gain's single-task baseline must share.
 
         Gains compare ``score(t | S, M)`` with ``score(t | {t}, M')`` where M' is the
-        single-task run of the same family: same encoder, input length and target budget.
-        A model trained on selected auxiliary data is another family (keyed by the selection's
-        feature set, not its per-trial weights, so a study's baseline shares it).
+        single-task run of the same family: same encoder, input length and target budget, and
+        the same pretraining stage (a differently pretrained encoder is another model; a run
+        without one keeps the key it had before the stage existed).  A model trained on
+        selected auxiliary data is another family too (keyed by the selection's feature set,
+        not its per-trial weights, so a study's baseline shares it).
         """
         target_cap = self.mixing.max_examples.get(self.target)
         family: dict[str, Any] = {
@@ -205,6 +242,8 @@ class TrialConfig:
         }
         if self.data_selection is not None:
             family["data_selection"] = list(self.data_selection.features)
+        if self.pretraining is not None:
+            family["pretraining"] = json.loads(canonical_json(asdict(self.pretraining)))
         return config_hash(family)[:16]
 
     def with_seed(self, seed: int) -> TrialConfig:
@@ -228,7 +267,10 @@ class Cost:
     target (equal for a single-task run; under the target step budget, the same in every
     trial of a study).  ``threads``: torch's intra-op threads it ran with (0 if unknown); the
     device string of a CPU trial names them too (``cpu/2 threads``), so the records database
-    keeps them without a column of its own.
+    keeps them without a column of its own.  ``pretrain_seconds`` / ``pretrain_tokens``: the
+    masked-LM pretraining stage, included in ``seconds`` and ``tokens`` when this trial ran it
+    (0 seconds when its checkpoint came from the cache; the stage's own cost is then in
+    :attr:`TrialResult.pretraining`).
     """
 
     seconds: float = 0.0
@@ -238,6 +280,8 @@ class Cost:
     threads: int = 0
     target_steps: int = 0
     total_steps: int = 0
+    pretrain_seconds: float = 0.0
+    pretrain_tokens: int = 0
 
 
 @dataclass
@@ -264,6 +308,8 @@ class TrialResult:
     ``{"examples": n, "pool": m, "kept": k, "selected": <bitmask>, "sha256": ...}``: k of
     the m pooled (``max_examples``) of the n training examples, the bitmask over the training
     split in file order (``taskgraph.tasks.selection.decode_ids``).
+    ``pretraining``: the report of the masked-LM stage (scheme, corpus fingerprint, steps,
+    tokens, seconds, masked-token accuracy curve, whether it came from the cache), or ``None``.
     """
 
     status: TrialStatus
@@ -274,6 +320,7 @@ class TrialResult:
     failure_reason: str | None = None
     intermediate: list[tuple[int, float]] = field(default_factory=list)
     selection: dict[str, dict[str, Any]] | None = None
+    pretraining: dict[str, Any] | None = None
 
     @classmethod
     def failed(cls, reason: str, *, cost: Cost | None = None) -> TrialResult:
@@ -311,6 +358,7 @@ class TrialResult:
             failure_reason=data.get("failure_reason"),
             intermediate=[(int(s), float(v)) for s, v in data.get("intermediate", [])],
             selection=data.get("selection"),
+            pretraining=data.get("pretraining"),
         )
 
     def score(self, task: str, split: str, metric: str) -> float | None:

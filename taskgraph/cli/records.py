@@ -55,6 +55,14 @@ SelectionOption = Annotated[
     ),
 ]
 
+PretrainingOption = Annotated[
+    str | None,
+    typer.Option(
+        "--pretraining",
+        help="Only runs with this pretraining scheme (random, adaptive; none: without the stage).",
+    ),
+]
+
 _STATUSES = ("complete", "pruned", "failed")
 _SELECTION = {"on": True, "off": False}
 _LIST_COLUMNS = (
@@ -66,6 +74,7 @@ _LIST_COLUMNS = (
     "seed",
     "status",
     "objective",
+    "pretraining",
     "cost_s",
     "finished_at",
 )
@@ -86,8 +95,10 @@ def _check_filters(
 
 def _list_row(run: RunRecord) -> dict[str, Any]:
     row = run.to_dict()
+    stage = run.config.get("pretraining") or {}
     row.update(
         trial=run.trial_number,
+        pretraining=stage.get("scheme", "none"),
         cost_s=run.cost_seconds,
         finished_at=run.finished_at.isoformat(timespec="seconds") if run.finished_at else None,
     )
@@ -104,6 +115,7 @@ def list_command(
     status: StatusOption = None,
     model_config: ModelOption = None,
     selection: SelectionOption = None,
+    pretraining: PretrainingOption = None,
     limit: Annotated[
         int | None,
         typer.Option("--limit", min=1, help="Show at most this many runs (newest first)."),
@@ -126,6 +138,7 @@ def list_command(
             limit=limit,
             newest_first=True,
             data_selection=None if selection is None else _SELECTION[selection],
+            pretraining=pretraining,
         )
     rows = [_list_row(run) for run in runs]
     emit_rows(

@@ -574,19 +574,16 @@ def show(
          "measured relative gain": r["measured_relative_gain"]}
         for r in report["gains"]
     ]  # fmt: skip
-    columns = [
-        "trial",
-        "auxiliaries",
-        "sharing",
-        "value",
-        "measured absolute gain",
-        "measured relative gain",
-    ]
+    columns = ["trial", "auxiliaries", "sharing"]
+    # The pretraining and selection columns only when some trial has them (most studies do
+    # not, and print as before).
+    if any(r.get("pretraining", "none") != "none" for r in rows):
+        columns.append("pretraining")
     if any(r.get("data_selection") for r in rows):
-        # Only studies that select examples get the column (the others print as before).
-        columns.insert(3, "selection")
+        columns.append("selection")
         for r in rows:
             r["selection"] = _selection_cell(r.get("data_selection"))
+    columns += ["value", "measured absolute gain", "measured relative gain"]
     emit_rows(
         rows,
         columns=columns,

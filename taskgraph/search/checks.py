@@ -71,12 +71,7 @@ def check_spec(
         "taskgraph.training",
         "SAMPLING_SCHEMES",
     )
-    for name in spec.search.pretraining.values():
-        if name is not None:
-            raise SpecError(
-                f"{source}: search.pretraining: {name!r} is not available; allowed: null "
-                "(no pretraining scheme is implemented yet)"
-            )
+    _check_pretraining(spec, source)
     from taskgraph.search.space import SearchSpace
 
     try:
@@ -185,6 +180,56 @@ def _check_hyperparameters(spec: StudySpec, source: str) -> None:
                 f"{source}: {where}.{unknown[0]}: unknown trainer setting; allowed: "
                 f"{', '.join(sorted(known))}"
             )
+
+
+def _check_pretraining(spec: StudySpec, source: str) -> None:
+    from taskgraph.spec.pretraining import NO_PRETRAINING
+    from taskgraph.tasks import get_task
+    from taskgraph.training.masking import MASKING_SCHEMES, build_masking, masking_options
+
+    space = spec.search.pretraining
+    where = "search.pretraining"
+    known = ["none", *MASKING_SCHEMES.names()]
+    schemes = [n for n in space.scheme.values() if n not in NO_PRETRAINING]
+    for name in schemes:
+        if name not in MASKING_SCHEMES:
+            raise SpecError(
+                f"{source}: {where}.scheme: unknown pretraining scheme {name!r}; allowed: "
+                f"{', '.join(known)}"
+            )
+    for scheme, options in space.options.items():
+        if scheme not in schemes:
+            raise SpecError(
+                f"{source}: {where}.options.{scheme}: not a scheme this study searches; "
+                f"allowed: {', '.join(map(str, schemes)) or '(none: the study does not pretrain)'}"
+            )
+        allowed = masking_options(str(scheme))
+        for option, domain in options.items():
+            if option not in allowed:
+                raise SpecError(
+                    f"{source}: {where}.options.{scheme}.{option}: unknown option of "
+                    f"{scheme!r}; allowed: {', '.join(allowed)}"
+                )
+            for value in domain.values():
+                try:
+                    build_masking(str(scheme), {option: value})
+                except (TaskgraphError, TypeError) as error:
+                    message = str(error).removeprefix("pretraining.options: ")
+                    raise SpecError(
+                        f"{source}: {where}.options.{scheme}.{option}: {message}"
+                    ) from None
+    if not schemes:
+        return
+    extra = inline_task_defs(spec, source=source)
+    for index, entry in enumerate(space.corpus):
+        if Path(os.path.expanduser(entry)).is_file():
+            continue
+        try:
+            get_task(entry, extra=extra)
+        except TaskgraphError:
+            raise SpecError(
+                f"{source}: {where}.corpus[{index}]: {entry!r} is neither a task nor a text file"
+            ) from None
 
 
 def _check_registry(source: str, where: str, names: Iterable[Any], module: str, attr: str) -> None:

@@ -106,6 +106,7 @@ _GAIN_ROW_KEYS = (
     "task_set",
     "sharing",
     "data_selection",
+    "pretraining",
     "value",
     "measured_absolute_gain",
     "measured_relative_gain",
@@ -217,6 +218,8 @@ def trial_row(
         "rise": None if curve is None else curve["rise"],
         "sharing": config.get("sharing"),
         "data_selection": selection_summary(trial),
+        # the masked-LM pretraining scheme ("none": no stage); see spec/pretraining.py
+        "pretraining": (config.get("pretraining") or {}).get("scheme", "none"),
         "failure_reason": trial.user_attrs.get(FAILURE_ATTR),
         "retry_of": trial.system_attrs.get("failed_trial"),
         "params": dict(trial.params),

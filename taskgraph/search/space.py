@@ -34,7 +34,14 @@ from typing import Any, Protocol
 from taskgraph.errors import SpecError
 from taskgraph.spec.domains import Domain, Scalar
 from taskgraph.spec.models import StudySpec
-from taskgraph.trial import DataSelectionConfig, MixingConfig, Objective, TrialConfig
+from taskgraph.spec.pretraining import NO_PRETRAINING
+from taskgraph.trial import (
+    DataSelectionConfig,
+    MixingConfig,
+    Objective,
+    PretrainingConfig,
+    TrialConfig,
+)
 from taskgraph.vocabulary import task_set_key
 
 __all__ = [
@@ -211,7 +218,7 @@ class SearchSpace:
             data_selection=self._data_selection(trial, auxiliaries),
             loss_weighting=str(_pick(trial, "loss_weighting", search.loss_weighting)),
             transfer_mode="sequential" if transfer == "sequential" else "joint",
-            pretraining=_optional_str(_pick(trial, "pretraining", search.pretraining)),
+            pretraining=self._pretraining(trial),
             learning_rate=float(_number(_pick(trial, "learning_rate", search.learning_rate))),
             epochs=float(_number(_pick(trial, "epochs", search.epochs))),
             max_steps=None if max_steps is None else int(_number(max_steps)),
@@ -285,6 +292,30 @@ class SearchSpace:
         keep = float(_number(_pick(trial, "selection/keep", space.keep)))
         return DataSelectionConfig(features=features, weights=weights, keep=keep)
 
+    def _pretraining(self, trial: SuggestingTrial) -> PretrainingConfig | None:
+        # The scheme keeps the parameter name `pretraining` it always had; the stage's own
+        # settings are suggested only when a trial pretrains (conditional parameters).
+        space = self.spec.search.pretraining
+        scheme = _pick(trial, "pretraining", space.scheme)
+        if scheme in NO_PRETRAINING:
+            return None
+        max_length = space.max_length
+        return PretrainingConfig(
+            scheme=str(scheme),
+            steps=int(_number(_pick(trial, "pretraining/steps", space.steps))),
+            corpus=space.corpus,
+            learning_rate=float(
+                _number(_pick(trial, "pretraining/learning_rate", space.learning_rate))
+            ),
+            batch_size=int(_number(_pick(trial, "pretraining/batch_size", space.batch_size))),
+            max_length=max_length,
+            max_sequences=space.max_sequences,
+            options={
+                name: _pick(trial, f"pretraining/{scheme}/{name}", domain)
+                for name, domain in sorted(space.options.get(str(scheme), {}).items())
+            },
+        )
+
     # -- enqueued trials ---------------------------------------------------------------------
 
     def baseline_params(self) -> dict[str, Any]:
@@ -315,7 +346,15 @@ class SearchSpace:
             ("max_examples/<task>", mixing.max_examples),
             ("transfer_mode", search.transfer_mode),
             ("loss_weighting", search.loss_weighting),
-            ("pretraining", search.pretraining),
+            ("pretraining", search.pretraining.scheme),
+            ("pretraining/steps", search.pretraining.steps),
+            ("pretraining/learning_rate", search.pretraining.learning_rate),
+            ("pretraining/batch_size", search.pretraining.batch_size),
+            *(
+                (f"pretraining/{scheme}/{k}", d)
+                for scheme, options in search.pretraining.options.items()
+                for k, d in options.items()
+            ),
             ("learning_rate", search.learning_rate),
             ("epochs", search.epochs),
             ("max_steps", search.max_steps),
@@ -376,10 +415,6 @@ def _number(value: Scalar) -> float | int:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SpecError(f"expected a number in the search space, got {value!r}")
     return value
-
-
-def _optional_str(value: Scalar) -> str | None:
-    return None if value is None else str(value)
 
 
 def _registry_spaces(names: list[str]) -> dict[str, Mapping[str, Mapping[str, Any]]]:

@@ -43,6 +43,7 @@ from taskgraph.spec.limits import (
     MAX_TRIALS,
     MAX_WALL_TIME,
 )
+from taskgraph.spec.pretraining import PretrainingSpace
 from taskgraph.trial import config_hash
 
 __all__ = [
@@ -260,7 +261,7 @@ class SearchSpaceSpec(_Strict):
     mixing: MixingSpace = MixingSpace()
     loss_weighting: Domain = Domain(value="equal")
     transfer_mode: Domain = Domain(value="joint")
-    pretraining: Domain = Domain(value=None)
+    pretraining: PretrainingSpace = PretrainingSpace()  # masked-LM stage (spec/pretraining.py)
     learning_rate: Domain = Domain(value=5e-5)
     epochs: Domain = Domain(value=3.0)
     max_steps: Domain = Domain(value=None)

@@ -338,6 +338,7 @@ class Repository:
         contains: str | None,
         model_config: str | None,
         data_selection: bool | None = None,
+        pretraining: str | None = None,
     ) -> Select[RunRow]:
         query = select(RunRow)
         if data_selection is not None:
@@ -371,6 +372,12 @@ class Repository:
                     ModelConfigRow.hash.startswith(model_config, autoescape=True)
                 )
             )
+        if pretraining is not None:
+            # The run's TrialConfig JSON: {"pretraining": null} or {"pretraining": {"scheme": ..}}.
+            scheme = RunRow.config["pretraining"]["scheme"].as_string()
+            query = query.where(
+                scheme.is_(None) if pretraining == "none" else scheme == pretraining
+            )
         return query
 
     def runs(
@@ -385,12 +392,14 @@ class Repository:
         limit: int | None = None,
         newest_first: bool = False,
         data_selection: bool | None = None,
+        pretraining: str | None = None,
     ) -> list[RunRecord]:
         """Return the runs matching every filter given, in insertion order.
 
         ``target``: the run's target task; ``task_set``: a key ``a+b`` or names (any order);
         ``contains``: the task set contains this task; ``model_config``: a hash or its prefix;
         ``data_selection``: whether example-level data selection was on.
+        ``pretraining``: the pretraining scheme (``none``: runs without the stage).
         """
         query = self._run_query(
             study=study,
@@ -400,6 +409,7 @@ class Repository:
             contains=contains,
             model_config=model_config,
             data_selection=data_selection,
+            pretraining=pretraining,
         )
         query = query.order_by(RunRow.id.desc() if newest_first else RunRow.id)
         if limit is not None:

@@ -346,11 +346,6 @@ def build_trainer(
     """Return a ready :class:`MultiTaskTrainer` for ``config`` (data loaded, model on device)."""
     from taskgraph.models import HeadSpec, build_model, load_encoder
 
-    if config.pretraining is not None:
-        raise ConfigError(
-            f"pretraining scheme {config.pretraining!r} is not supported by the trainer "
-            "(known: none)"
-        )
     options = TrainingOptions.from_config(config)
     resolved = resolve_device(device)
     task_defs = {name: get_task(name, extra=tasks) for name in config.task_set}
@@ -360,6 +355,14 @@ def build_trainer(
         # A randomly initialised encoder is part of what a seed varies.
         encoder_options.setdefault("seed", config.seed)
     encoder = load_encoder(config.encoder, options=encoder_options)
+    if config.pretraining is not None:
+        from taskgraph.training.pretraining import pretrained_encoder_state
+
+        state, _ = pretrained_encoder_state(
+            config, encoder, tasks=tasks, data_dir=data_dir, device=resolved
+        )
+        encoder.model.load_state_dict(state)
+        seed_everything(config.seed)
     selections = _data_selection(config, task_defs, encoder.tokenizer, data_dir=data_dir)
     data = build_task_data(
         config,
@@ -496,20 +499,32 @@ def _train_trial(
 ) -> TrialResult:
     start = time.perf_counter()
     trainer: MultiTaskTrainer | None = None
+    report: dict[str, Any] | None = None
+
+    def stage() -> tuple[float, int]:
+        # The pretraining stage's cost, when this trial ran it (a cached one cost nothing).
+        if report is None or report.get("cached"):
+            return 0.0, 0
+        return float(report["seconds"]), int(report["tokens"])
 
     def cost() -> Cost:
         state = trainer.state if trainer is not None else None
+        seconds, tokens = stage()
         return Cost(
             seconds=time.perf_counter() - start,
             examples=state.examples if state else 0,
-            tokens=state.tokens if state else 0,
+            tokens=(state.tokens if state else 0) + tokens,
             device=_device_name(device, threads),
             threads=threads,
             target_steps=state.target_steps if state else 0,
             total_steps=state.total_steps if state else 0,
+            pretrain_seconds=seconds,
+            pretrain_tokens=tokens,
         )
 
     try:
+        if config.pretraining is not None:
+            report = _pretraining_report(config, tasks=tasks, data_dir=data_dir, device=device)
         trainer = build_trainer(
             config,
             tasks=tasks,
@@ -520,6 +535,7 @@ def _train_trial(
             progress=progress,
         )
         outcome = trainer.train()
+        seconds, tokens = stage()
         return TrialResult(
             status=outcome.status,
             scores=outcome.scores,
@@ -527,11 +543,13 @@ def _train_trial(
             cost=Cost(
                 seconds=time.perf_counter() - start + trainer.elapsed_before,
                 examples=outcome.examples,
-                tokens=outcome.tokens,
+                tokens=outcome.tokens + tokens,
                 device=describe_device(trainer.device, threads=threads),
                 threads=threads,
                 target_steps=outcome.target_steps,
                 total_steps=outcome.total_steps,
+                pretrain_seconds=seconds,
+                pretrain_tokens=tokens,
             ),
             lookahead=outcome.lookahead,
             intermediate=outcome.intermediate,
@@ -541,6 +559,7 @@ def _train_trial(
                 if task_data.selection is not None
             }
             or None,
+            pretraining=report,
         )
     except NonFiniteLossError as error:
         return TrialResult.failed(f"NaN loss: {error}", cost=cost())
@@ -564,6 +583,30 @@ def _train_trial(
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def _pretraining_report(
+    config: TrialConfig,
+    *,
+    tasks: Mapping[str, TaskDef] | None,
+    data_dir: str | os.PathLike[str] | None,
+    device: str | None,
+) -> dict[str, Any]:
+    """Return the report of ``config``'s pretraining stage, running the stage if not cached.
+
+    :func:`build_trainer` then finds the weights in the cache's memory level.
+    """
+    from taskgraph.models import load_encoder
+    from taskgraph.training.pretraining import pretrained_encoder_state
+
+    encoder_options = dict(config.encoder_options)
+    if config.encoder == "tiny-bert":
+        encoder_options.setdefault("seed", config.seed)
+    encoder = load_encoder(config.encoder, options=encoder_options)
+    _, report = pretrained_encoder_state(
+        config, encoder, tasks=tasks, data_dir=data_dir, device=resolve_device(device)
+    )
+    return report
 
 
 def _first_line(error: BaseException) -> str:

@@ -1,0 +1,149 @@
+"""The pretraining stage through ``taskgraph.training``: a tiny end-to-end trial, the
+checkpoint cache (a second trial reuses it), the corpus, and what goes into the result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from taskgraph.tasks.synthetic import synthetic_family
+from taskgraph.training import pretraining as stage
+from taskgraph.training import train_trial
+from taskgraph.trial import PretrainingConfig, TrialConfig, TrialResult, TrialStatus
+
+FAMILY = synthetic_family(target_train=24, aux_train=24, eval_size=16)
+SMALL_BERT = {"hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64}
+
+
+def config(scheme: str = "random", **pretraining: Any) -> TrialConfig:
+    values: dict[str, Any] = {"steps": 3, "batch_size": 4, "learning_rate": 1e-3}
+    values.update(pretraining)
+    return TrialConfig(
+        target="synth_target",
+        encoder="tiny-bert",
+        encoder_options=SMALL_BERT,
+        max_steps=2,
+        batch_size=8,
+        learning_rate=1e-3,
+        max_length=32,
+        pretraining=PretrainingConfig(scheme=scheme, **values),
+    )
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("TASKGRAPH_CACHE", str(tmp_path))
+    monkeypatch.delenv(stage.PRETRAIN_CACHE_ENV, raising=False)
+    stage._MEMORY.clear_memory()
+    return tmp_path
+
+
+@pytest.fixture
+def stage_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Count the times the stage itself runs (not served from the cache)."""
+    runs: list[str] = []
+    original = stage.run_pretraining
+
+    def counting(pre: PretrainingConfig, *args: Any, **kwargs: Any) -> Any:
+        runs.append(pre.scheme)
+        return original(pre, *args, **kwargs)
+
+    monkeypatch.setattr(stage, "run_pretraining", counting)
+    return runs
+
+
+def test_a_trial_with_adaptive_pretraining_records_its_stage(stage_runs: list[str]) -> None:
+    result = train_trial(
+        config("adaptive", options={"refresh_every": 1, "refresh_size": 4}), tasks=FAMILY.tasks
+    )
+    assert result.status is TrialStatus.COMPLETE, result.failure_reason
+    report = result.pretraining
+    assert report is not None and report["scheme"] == "adaptive" and report["cached"] is False
+    assert [point[0] for point in report["curve"]] == [0, 1, 2, 3]
+    assert all(0.0 <= point[1] <= 1.0 for point in report["curve"])
+    assert len(report["curve"][0]) == 4  # step, accuracy, competence, target quantile
+    assert report["tokens"] > 0 and report["masked_tokens"] > 0 and report["seconds"] > 0
+    assert result.cost.pretrain_tokens == report["tokens"]
+    assert result.cost.tokens > report["tokens"]  # fine-tuning's tokens on top
+    assert result.cost.pretrain_seconds == report["seconds"] <= result.cost.seconds
+    assert stage_runs == ["adaptive"]  # build_trainer found it in the cache
+    # The report survives the result's JSON round trip (the study's stored results).
+    assert TrialResult.from_dict(result.to_dict()).pretraining == result.to_dict()["pretraining"]
+
+
+def test_a_second_trial_reuses_the_cached_checkpoint(
+    cache_dir: Path, stage_runs: list[str]
+) -> None:
+    first = train_trial(config(), tasks=FAMILY.tasks)
+    stage._MEMORY.clear_memory()  # as a later process would: from the disk
+    second = train_trial(config(), tasks=FAMILY.tasks)
+    assert first.status is second.status is TrialStatus.COMPLETE
+    assert stage_runs == ["random"]
+    assert second.pretraining is not None and second.pretraining["cached"] is True
+    assert second.cost.pretrain_seconds == 0.0 and second.cost.pretrain_tokens == 0
+    assert second.scores == first.scores  # the same weights
+    assert second.pretraining["curve"] == first.pretraining["curve"]  # type: ignore[index]
+    assert len(list((cache_dir / "pretrained").iterdir())) == 1
+    # Another seed or scheme is another pretraining.
+    train_trial(config().with_seed(1), tasks=FAMILY.tasks)
+    assert stage_runs == ["random", "random"]
+
+
+def test_the_cache_key_covers_scheme_parameters_seed_and_encoder() -> None:
+    base = config()
+    keys = {
+        stage.pretraining_key(c, "corpus")
+        for c in (
+            base,
+            base.with_seed(1),
+            config("adaptive"),
+            config(steps=4),
+            config(options={"mask_rate": 0.2}),
+            TrialConfig(**{**base.__dict__, "encoder_options": {**SMALL_BERT, "hidden_size": 64}}),
+        )
+    }
+    assert len(keys) == 6
+    assert stage.pretraining_key(base, "other corpus") != stage.pretraining_key(base, "corpus")
+
+
+def test_a_text_file_corpus_and_a_bad_entry(tmp_path: Path) -> None:
+    text = tmp_path / "corpus.txt"
+    text.write_text(
+        "\n".join(f"sentence number {i} about masked language models" for i in range(40))
+    )
+    result = train_trial(config(corpus=(str(text),)), tasks=FAMILY.tasks)
+    assert result.status is TrialStatus.COMPLETE, result.failure_reason
+    bad = train_trial(config(corpus=("no_such_task_or_file",)), tasks=FAMILY.tasks)
+    assert bad.status is TrialStatus.FAILED
+    assert bad.failure_reason == (
+        "invalid configuration: pretraining.corpus[0]: 'no_such_task_or_file' is neither a "
+        "task nor a text file"
+    )
+
+
+def test_family_key_and_config_round_trip() -> None:
+    pretrained = config()
+    plain = TrialConfig(**{**pretrained.__dict__, "pretraining": None})
+    assert pretrained.family_key() != plain.family_key() != config("adaptive").family_key()
+    assert TrialConfig.from_dict(pretrained.to_dict()) == pretrained
+    assert TrialConfig.from_dict(plain.to_dict()) == plain
+
+
+def test_frozen_layer_outputs_of_a_pretrained_encoder_are_cached_apart() -> None:
+    """Frozen outputs are keyed by the frozen weights: a pretrained encoder's differ from the
+    plain one's, so neither is served the other's cached outputs."""
+    import torch
+
+    from taskgraph.models.frozen import FROZEN_KEY, frozen_fingerprint
+    from taskgraph.training import build_trainer
+
+    frozen = {"freeze_layers": 1}
+    pretrained = TrialConfig(**{**config().__dict__, "hyperparameters": frozen})
+    plain = TrialConfig(**{**pretrained.__dict__, "pretraining": None})
+    trainers = [build_trainer(c, tasks=FAMILY.tasks) for c in (pretrained, plain)]
+    prints = [frozen_fingerprint(t.model, architecture="hard") for t in trainers]
+    assert prints[0] != prints[1]
+    outputs = [t.data["synth_target"].train.tensors[FROZEN_KEY] for t in trainers]  # type: ignore[union-attr]
+    assert not torch.equal(outputs[0], outputs[1])
