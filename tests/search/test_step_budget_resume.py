@@ -33,10 +33,11 @@ def test_old_study_resumes_with_the_total_budget(storage_url: str, fakes: Module
     engine.run()
     engine.close()
     # Make it look as the code before the field left it: no step_budget in the stored spec,
-    # and the search hash of a dump without it.
+    # and the search hash of a dump without it (nor the fields added after it).
     study = optuna.load_study(study_name="old", storage=storage_url)
     old = dict(study.user_attrs[SPEC_ATTR])
-    old["search"] = {k: v for k, v in old["search"].items() if k != "step_budget"}
+    newer = ("step_budget", "data_selection")
+    old["search"] = {k: v for k, v in old["search"].items() if k not in newer}
     study.set_user_attr(SPEC_ATTR, old)
     dump = {k: v for k, v in old.items() if k not in ("budget", "runner", "storage", "description")}
     study.set_user_attr(SEARCH_HASH_ATTR, config_hash(dump)[:16])
