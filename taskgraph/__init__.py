@@ -15,8 +15,9 @@ cheap (no Optuna, torch or Ray) until one of these names is used.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from taskgraph.registry import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -74,15 +75,5 @@ if TYPE_CHECKING:
     )
 
 
-def __getattr__(name: str) -> Any:
-    # PEP 562: the API's modules import Optuna and SQLAlchemy; only a caller who uses one pays.
-    module = _API.get(name)
-    if module is None:
-        raise AttributeError(f"module 'taskgraph' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_API])
+# PEP 562: the API's modules import Optuna and SQLAlchemy; only a caller who uses one pays.
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _API)

@@ -10,14 +10,39 @@ known ones.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, TypeVar, cast
 
 from taskgraph.errors import UnknownNameError
 
-__all__ = ["RUNNERS", "Registry"]
+__all__ = ["RUNNERS", "Registry", "lazy_exports"]
 
 T = TypeVar("T")
+
+
+def lazy_exports(
+    package: str, namespace: dict[str, Any], names: Mapping[str, str]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """Return a package's PEP 562 ``__getattr__`` and ``__dir__`` for lazily imported names.
+
+    ``names`` maps an exported name to the module that defines it; the first use of a name
+    imports that module and keeps the value in ``namespace`` (the package's ``globals()``), so
+    importing the package itself imports none of them.  An unknown name is the usual
+    :class:`AttributeError`.
+    """
+
+    def __getattr__(name: str) -> Any:
+        module = names.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        namespace[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted([*namespace, *names])
+
+    return __getattr__, __dir__
 
 
 class Registry(Generic[T]):

@@ -10,8 +10,9 @@ trainer's callback.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from taskgraph.registry import lazy_exports
 
 if TYPE_CHECKING:
     from taskgraph.search.checks import check_spec
@@ -88,15 +89,5 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # PEP 562, as in taskgraph/__init__.py.
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'taskgraph.search' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+# PEP 562 (taskgraph.registry.lazy_exports): each name is imported on its first use.
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
