@@ -7,10 +7,11 @@ not torch.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 from taskgraph.training.callbacks import TrainerControl, TrainerState
 from taskgraph.trial import Cost, TrialConfig, TrialResult, TrialStatus
@@ -23,7 +24,24 @@ __all__ = [
     "known_objective",
     "load_fakes",
     "noop_evaluator_factory",
+    "unavailable",
 ]
+
+
+def in_ci() -> bool:
+    """Return whether ``CI`` is set to a true value (the CI run sets ``CI=true``)."""
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip the calling test outside CI, fail it under ``CI=true``: for data, services and
+    extras that CI must provide (a test must never skip there for want of them)."""
+    import pytest
+
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true: this must be available in CI)")
+    pytest.skip(reason)
+
 
 # Architectures' own parameters, in the shape `search_space()` returns them.
 SHARING_SPACES: dict[str, dict[str, dict[str, Any]]] = {

@@ -7,7 +7,6 @@ a failure, never a skip.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,18 +14,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 from taskgraph.tasks.datadir import resolve_data_dir
+from taskgraph.testing import unavailable
 
 if TYPE_CHECKING:
     from taskgraph.storage.testing import PostgresServer
-
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def unavailable(reason: str) -> None:
-    """Skip outside CI, fail under ``CI=true``: for data or services CI must provide."""
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: this must be available in CI)")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +27,6 @@ def data_dir() -> Path:
         return resolve_data_dir(None)
     except Exception as error:  # DataNotFoundError
         unavailable(str(error))
-        raise
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +51,6 @@ def postgres_server() -> Iterator[PostgresServer]:
         server = start_postgres()
     except StorageError as error:
         unavailable(f"PostgreSQL cannot start: {error}")
-        raise
     try:
         yield server
     finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 
 from taskgraph.affinity.converters import resolve_benchmarks_dir
 from taskgraph.affinity.records import ScoreRecord
+from taskgraph.testing import unavailable
 
 TASKS = ("a", "b", "c", "d", "e", "f")
 
@@ -63,8 +63,5 @@ def benchmarks_dir() -> Path:
     """Return the published tables directory (skip locally, fail under CI when missing)."""
     try:
         return resolve_benchmarks_dir(None)
-    except Exception as error:  # DataNotFoundError
-        # As tests/conftest.py's `unavailable`: CI must have the tables.
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(f"{error} (CI=true: this must be available in CI)")
-        pytest.skip(str(error))
+    except Exception as error:  # DataNotFoundError: CI must have the tables
+        unavailable(str(error))

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from taskgraph.storage import open_repository
-from taskgraph.testing import known_objective
+from taskgraph.testing import known_objective, unavailable
 
 if TYPE_CHECKING:
     from taskgraph.storage.testing import PostgresServer
@@ -43,7 +43,6 @@ pytestmark = [pytest.mark.cluster, pytest.mark.ray, pytest.mark.postgres]
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 BUDGET = 6
 
 # The job's `taskgraph`: the real command line, with the fake evaluator in the Ray workers.
@@ -62,13 +61,6 @@ from taskgraph.cli.app import main
 
 sys.exit(main())
 """
-
-
-def unavailable(reason: str) -> None:
-    # A cluster that cannot start fails under CI (it must run there) and skips elsewhere.
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: the cluster test must run in CI)")
-    pytest.skip(reason)
 
 
 def free_port() -> int:

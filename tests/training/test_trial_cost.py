@@ -17,6 +17,7 @@ from taskgraph.models.frozen import FROZEN_KEY, run_top
 from taskgraph.spec import spec_from_dict
 from taskgraph.tasks.cache import FEATURE_CACHE_ENV, FeatureCache, feature_cache
 from taskgraph.tasks.synthetic import synthetic_family
+from taskgraph.testing import unavailable
 from taskgraph.training import TrainerCallback, build_trainer, train_trial
 from taskgraph.training.run import attach_frozen_states
 from taskgraph.training.runtime import available_cores, resolve_threads
@@ -167,9 +168,7 @@ def test_runner_resources_set_the_evaluator_threads() -> None:
     try:
         import ray  # noqa: F401 - the `ray` extra, which CI installs
     except ImportError:
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail("ray is not installed (the `ray` extra must be there in CI)")
-        pytest.skip("ray is not installed: the Ray runner's threads are not checked")
+        unavailable("ray is not installed: the Ray runner's threads are not checked")
     from taskgraph.runners.ray.worker import local_evaluator
 
     ray_spec = _spec({"name": "ray", "resources": {"cpu": 2}})
