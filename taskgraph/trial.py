@@ -117,8 +117,9 @@ class PretrainingConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PretrainingConfig:
-        """Rebuild a configuration from its ``asdict`` form."""
-        values = dict(data)
+        """Rebuild a configuration from its ``asdict`` form (a stored run's ``report`` of the
+        stage is not configuration and is left out)."""
+        values = {k: v for k, v in data.items() if k != "report"}
         values["corpus"] = tuple(values.get("corpus", ()))
         return cls(**values)
 

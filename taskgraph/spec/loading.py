@@ -29,6 +29,7 @@ from taskgraph.spec.models import StudySpec
 __all__ = ["expand_env", "load_spec", "spec_from_dict"]
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_TASK_NAME = re.compile(r"[a-z][a-z0-9_]*")  # taskgraph.tasks.user: a task name, not a path
 
 
 class _BoundedLoader(yaml.SafeLoader):
@@ -249,6 +250,14 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
         if isinstance(data.get(key), list):
             for task in data[key]:
                 fix_task(task)
+    search = data.get("search")
+    pretraining = search.get("pretraining") if isinstance(search, dict) else None
+    if isinstance(pretraining, dict) and isinstance(pretraining.get("corpus"), list):
+        # A corpus entry is a task name ([a-z][a-z0-9_]*) or a text file's path.
+        pretraining["corpus"] = [
+            entry if not isinstance(entry, str) or _TASK_NAME.fullmatch(entry) else absolute(entry)
+            for entry in pretraining["corpus"]
+        ]
     runner = data.get("runner")
     if isinstance(runner, dict) and isinstance(runner.get("table"), str):
         runner["table"] = absolute(runner["table"])

@@ -86,6 +86,19 @@ class RunRecord:
         selection = self.config.get("data_selection")
         return dict(selection) if isinstance(selection, Mapping) else None
 
+    @property
+    def pretraining_report(self) -> dict[str, Any] | None:
+        """Return the report of the run's masked-LM pretraining stage, or ``None``.
+
+        Scheme, steps, tokens, seconds, the masked-token accuracy curve (``[[step, accuracy],
+        ...]``) and ``cached`` (the weights came from the checkpoint cache; the stage's own
+        cost is still given).  ``None`` for a run without the stage, or one that failed before
+        the stage finished.
+        """
+        stage = self.config.get("pretraining")
+        report = stage.get("report") if isinstance(stage, Mapping) else None
+        return dict(report) if isinstance(report, Mapping) else None
+
     def trial_result(self) -> TrialResult:
         """Return the run's outcome as a :class:`TrialResult` (NULL scores left out)."""
         scores = {
@@ -95,6 +108,8 @@ class RunRecord:
             }
             for task, splits in self.scores.items()
         }
+        report = self.pretraining_report
+        ran_stage = report is not None and not report.get("cached")
         return TrialResult(
             status=TrialStatus(self.status),
             scores=scores,
@@ -106,11 +121,14 @@ class RunRecord:
                 device=self.device,
                 target_steps=self.target_steps or 0,
                 total_steps=self.total_steps or 0,
+                pretrain_seconds=float(report["seconds"]) if ran_stage and report else 0.0,
+                pretrain_tokens=int(report["tokens"]) if ran_stage and report else 0,
             ),
             lookahead=self.lookahead,
             failure_reason=self.failure_reason,
             intermediate=list(self.intermediate),
             selection=(self.data_selection or {}).get("kept"),
+            pretraining=report,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -165,15 +165,19 @@ def task_family(config: TrialConfig, task: str) -> str:
 
 
 def _run_config(config: TrialConfig, result: TrialResult) -> dict[str, Any]:
-    """Return the run's copy of its configuration, with the examples data selection kept.
+    """Return the run's copy of its configuration, with what its data stages produced.
 
-    The selected example ids (``TrialResult.selection``) go under ``data_selection.kept`` of
-    the run's own copy (the model configuration's hash does not see them), so the records keep
-    them without a column of their own.
+    The selected example ids (``TrialResult.selection``) go under ``data_selection.kept`` and
+    the pretraining stage's report (``TrialResult.pretraining``: cost, masked-token accuracy
+    curve, whether it came from the cache) under ``pretraining.report`` of the run's own copy
+    (the model configuration's hash does not see them), so the records keep them without a
+    column of their own.
     """
     data = config.to_dict()
     if result.selection and isinstance(data.get("data_selection"), dict):
         data["data_selection"]["kept"] = dict(result.selection)
+    if result.pretraining and isinstance(data.get("pretraining"), dict):
+        data["pretraining"]["report"] = dict(result.pretraining)
     return data
 
 

@@ -195,3 +195,19 @@ def test_model_forbids_extra_keys_everywhere() -> None:
         config = getattr(annotation, "model_config", None)
         if config is not None:
             assert config.get("extra") == "forbid", annotation
+
+
+def test_pretraining_corpus_files_are_relative_to_the_spec_not_the_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "study"
+    (folder / "texts").mkdir(parents=True)
+    (folder / "texts" / "abstracts.txt").write_text("one line\nanother line\n", encoding="utf-8")
+    text = MINIMAL + (
+        "search:\n  pretraining: {scheme: [none, random], corpus: [synth_b, texts/abstracts.txt]}\n"
+    )
+    monkeypatch.chdir(tmp_path)  # not the spec's folder: the relative path must not be cwd's
+    spec = load_spec(write(folder, text))
+    corpus = spec.search.pretraining.corpus
+    assert corpus[0] == "synth_b"  # a task name stays a name
+    assert corpus[1] == str((folder / "texts" / "abstracts.txt").resolve())
