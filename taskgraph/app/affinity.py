@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +37,9 @@ from taskgraph.affinity.longtable import read_long_csv
 from taskgraph.affinity.recommend import Recommendation, recommend_auxiliaries
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.errors import ConfigError
+
+if TYPE_CHECKING:
+    from taskgraph.storage.repository import Repository
 
 __all__ = [
     "ALL_METRICS",
@@ -58,12 +62,31 @@ PathLike = str | os.PathLike[str]
 ALL_METRICS = "all"
 
 
+@contextmanager
+def _records_database(
+    storage: str | None, repository: Repository | None = None
+) -> Iterator[Repository]:
+    """Yield ``repository`` when given, else the records database at ``storage``, opened once
+    (without creating it) and closed on the way out."""
+    if repository is not None:
+        yield repository
+        return
+    from taskgraph.storage import open_repository, resolve_storage_url
+
+    opened = open_repository(resolve_storage_url(storage), create=False)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
 def load_records(
     *,
     storage: str | None = None,
     table: PathLike | None = None,
     split: str | None = None,
     metric: str | None = None,
+    repository: Repository | None = None,
 ) -> list[ScoreRecord]:
     """Return the score records from ``table`` (long CSV) or else from the records database.
 
@@ -73,21 +96,17 @@ def load_records(
     on the metric, when no record has it, or when several splits remain and none is named;
     :class:`~taskgraph.errors.DataFormatError` for a bad table;
     :class:`~taskgraph.errors.StorageError` for a database that cannot be opened.
+    ``repository``: an open records database to read instead of opening ``storage``.
     """
     if table is not None:
         data = read_long_csv(Path(table))
         chosen = split or ("val" if "val" in data.splits else data.splits[0])
         return data.to_records(split=chosen)
-    from taskgraph.storage import open_repository, resolve_storage_url
-
-    repository = open_repository(resolve_storage_url(storage), create=False)
-    try:
-        records = repository.score_records(
+    with _records_database(storage, repository) as database:
+        records = database.score_records(
             split=split, metric=None if metric in (None, ALL_METRICS) else metric
         )
-        specs = repository.study_specs() if metric is None else {}
-    finally:
-        repository.close()
+        specs = database.study_specs() if metric is None else {}
     if metric is None and records:
         chosen_metric, objective_split = _objective(records, specs)
         kept = [r for r in records if r.metric == chosen_metric]
@@ -145,18 +164,15 @@ def _objective(
     )
 
 
-def lookahead_matrices(storage: str | None, table: PathLike | None) -> list[Any]:
+def lookahead_matrices(
+    storage: str | None, table: PathLike | None, *, repository: Repository | None = None
+) -> list[Any]:
     """Return the lookahead-affinity matrices stored in the records database (none for a
-    table)."""
+    table); ``repository``: an open database to read instead of opening ``storage``."""
     if table is not None:
         return []
-    from taskgraph.storage import open_repository, resolve_storage_url
-
-    repository = open_repository(resolve_storage_url(storage), create=False)
-    try:
-        return [stored.matrix for stored in repository.lookahead_matrices()]
-    finally:
-        repository.close()
+    with _records_database(storage, repository) as database:
+        return [stored.matrix for stored in database.lookahead_matrices()]
 
 
 def fit_records(
@@ -228,17 +244,31 @@ def fit_estimator(
     metric: str | None = None,
     text_embeddings: bool = False,
     hyperprior: bool = True,
+    repository: Repository | None = None,
 ) -> tuple[AffinityEstimator, list[ScoreRecord]]:
     """Return the estimator ``method`` fitted on the records, and those records.
 
     ``text_embeddings`` adds TextEmb vectors of catalog tasks (loads MiniLM with torch).
-    ``hyperprior`` (setfn) fits its variances with a weak prior.  Raises
+    ``hyperprior`` (setfn) fits its variances with a weak prior.  The records database is
+    opened once (or ``repository``, an open one, is read).  Raises
     :class:`~taskgraph.errors.UnknownNameError` for an unknown method (before any work) and
     :class:`~taskgraph.errors.ConfigError` when there is nothing to fit.
     """
     ESTIMATORS.get(method)  # unknown name: one line listing the known ones, before any work
-    records = load_records(storage=storage, table=table, split=split, metric=metric)
-    lookahead = lookahead_matrices(storage, table) if method in ("setfn", "lookahead") else []
+    if table is None and repository is None:
+        with _records_database(storage) as database:
+            return fit_estimator(
+                method=method, storage=storage, split=split, metric=metric,
+                text_embeddings=text_embeddings, hyperprior=hyperprior, repository=database,
+            )  # fmt: skip
+    records = load_records(
+        storage=storage, table=table, split=split, metric=metric, repository=repository
+    )
+    lookahead = (
+        lookahead_matrices(storage, table, repository=repository)
+        if method in ("setfn", "lookahead")
+        else []
+    )
     embeddings: dict[str, np.ndarray] = {}
     if text_embeddings:
         from taskgraph.models.task_embeddings import task_text_embeddings
@@ -383,33 +413,33 @@ def fit_and_save(
     With ``table`` the records come from a CSV file and nothing is saved (``saved`` is False).
     Raises what :func:`fit_estimator` raises.
     """
-    estimator, records = fit_estimator(
-        method=method,
-        storage=storage,
-        table=table,
-        split=split,
-        metric=metric,
-        text_embeddings=text_embeddings,
-        hyperprior=hyperprior,
-    )
-    edges = graph_edges(_graph_of(estimator))
-    saved = False
-    if table is None:
-        from taskgraph.storage import open_repository, resolve_storage_url
-
-        repository = open_repository(resolve_storage_url(storage), create=False)
-        try:
-            predicted = gain_key("predicted", estimator.gain_kind)
-            # The stored edge keeps its columns: gain (the predicted one), std, n_evidence.
-            repository.save_affinity_edges(
-                [{"source": e["source"], "target": e["target"], "gain": e[predicted],
-                  "std": e[f"{predicted}_std"], "n_evidence": e["evidence_runs"]}
-                 for e in edges],
-                method=method,
-            )  # fmt: skip
-            saved = True
-        finally:
-            repository.close()
+    if table is not None:
+        estimator, records = fit_estimator(
+            method=method, table=table, split=split, metric=metric,
+            text_embeddings=text_embeddings, hyperprior=hyperprior,
+        )  # fmt: skip
+        edges = graph_edges(_graph_of(estimator))
+        return {
+            **estimator.describe(),
+            "records": len(records),
+            "edges": len(edges),
+            "saved": False,
+        }
+    with _records_database(storage) as database:  # one connection: read, fit, save
+        estimator, records = fit_estimator(
+            method=method, storage=storage, split=split, metric=metric,
+            text_embeddings=text_embeddings, hyperprior=hyperprior, repository=database,
+        )  # fmt: skip
+        edges = graph_edges(_graph_of(estimator))
+        predicted = gain_key("predicted", estimator.gain_kind)
+        # The stored edge keeps its columns: gain (the predicted one), std, n_evidence.
+        database.save_affinity_edges(
+            [{"source": e["source"], "target": e["target"], "gain": e[predicted],
+              "std": e[f"{predicted}_std"], "n_evidence": e["evidence_runs"]}
+             for e in edges],
+            method=method,
+        )  # fmt: skip
+    saved = True
     return {**estimator.describe(), "records": len(records), "edges": len(edges), "saved": saved}
 
 

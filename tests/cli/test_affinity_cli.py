@@ -360,3 +360,30 @@ def test_top_and_fit_print_what_the_python_api_returns(storage_url: str) -> None
     summary = taskgraph.fit_and_save(storage=storage_url, method="hoa")
     assert json.loads(out) == json.loads(json.dumps(summary))
     assert summary["saved"] is True and summary["edges"] == 12
+
+
+def test_each_affinity_command_opens_the_database_once(
+    storage_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # fit reads records, reads lookahead matrices and saves edges: one connection for all
+    # three (three round trips to a remote PostgreSQL before).
+    import taskgraph.storage as storage
+
+    opened: list[str] = []
+    real = storage.open_repository
+
+    def counting(url: str, **kwargs: object) -> object:
+        opened.append(url)
+        return real(url, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(storage, "open_repository", counting)
+    for command in (
+        ["fit"],
+        ["top", "--target", "b"],
+        ["groups", "--budget", "2"],
+        ["graph", "--format", "json", "--output", "-"],
+    ):
+        opened.clear()
+        code, _, err = invoke("affinity", *command, "--storage", storage_url)
+        assert code == 0, (command, err)
+        assert opened == [storage_url], command
