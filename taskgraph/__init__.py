@@ -36,6 +36,7 @@ _API = {
     "affinity_graph": "taskgraph.app.affinity",
     "fit_estimator": "taskgraph.app.affinity",
     "bench": "taskgraph.app.bench",
+    "results_table": "taskgraph.app.results",
 }
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "load_study_spec",
     "recommend",
     "recommendation_report",
+    "results_table",
     "resume_study",
     "run_study",
     "study_status",
@@ -65,6 +67,7 @@ if TYPE_CHECKING:
         recommendation_report,
     )
     from taskgraph.app.bench import bench
+    from taskgraph.app.results import results_table
     from taskgraph.app.studies import (
         list_studies,
         load_study_spec,

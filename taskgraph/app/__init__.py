@@ -23,6 +23,7 @@ from taskgraph.app.affinity import (
     recommendation_report,
 )
 from taskgraph.app.bench import bench
+from taskgraph.app.results import ResultsTable, results_table, write_results
 from taskgraph.app.studies import (
     build_engine,
     list_studies,
@@ -37,6 +38,7 @@ from taskgraph.app.studies import (
 
 __all__ = [
     "RecommendationReport",
+    "ResultsTable",
     "affinity_graph",
     "bench",
     "build_engine",
@@ -48,10 +50,12 @@ __all__ = [
     "load_study_spec",
     "recommend",
     "recommendation_report",
+    "results_table",
     "resume_study",
     "run_spec",
     "run_study",
     "runner_of",
     "study_status",
     "study_summary",
+    "write_results",
 ]

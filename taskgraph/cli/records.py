@@ -287,3 +287,43 @@ def export_command(
         )
     unit = "runs" if export_format == "json" else "rows"
     stderr_console.print(f"wrote {count} {unit} to {'stdout' if output == '-' else output}")
+
+
+@app.command("table")
+def table_command(
+    study: Annotated[str, typer.Argument(help="Study whose results table to print.")],
+    metrics: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics",
+            help="Comma-separated metrics of the target, one column each (default: the "
+            "objective metric), e.g. f1_PER,f1_LOC,f1_ORG,f1.",
+        ),
+    ] = None,
+    split: Annotated[str, typer.Option("--split", help="Split the columns are read from.")] = (
+        "test"
+    ),
+    write: Annotated[
+        str | None,
+        typer.Option(
+            "--write",
+            help="Results folder (e.g. docs/results): write <study>.csv in the long format of "
+            "`taskgraph bench` and the table into README.md between <!-- results:STUDY --> and "
+            "<!-- /results:STUDY -->.",
+        ),
+    ] = None,
+    storage: StorageOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print a study's results table: rows = configurations, mean ± 95% t-interval over seeds."""
+    from taskgraph.app.results import results_table, write_results
+
+    names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+    table = results_table(study, storage=resolve_storage_url(storage), metrics=names, split=split)
+    if as_json:
+        emit_json(table.to_dict())
+    else:
+        typer.echo(table.to_markdown(), nl=False)
+    if write is not None:
+        for path in write_results(table, write):
+            stderr_console.print(f"wrote {path}")

@@ -43,6 +43,7 @@ __all__ = [
     "BENCH_SAMPLERS",
     "CLI_SAMPLERS",
     "MAX_BENCH_VALUE",
+    "MIN_RANKED",
     "BenchReport",
     "SearchRun",
     "bench_splits",
@@ -307,6 +308,10 @@ def check_magnitudes(table: LongTable, *, path: object = None) -> None:
             )
 
 
+#: the fewest scored groups a rank correlation (Spearman) is computed on
+MIN_RANKED = 3
+
+
 def run_bench(
     table: LongTable,
     *,
@@ -384,6 +389,13 @@ def run_bench(
         report.skipped["gain_prediction"] = "no groups of size >= 3"
     elif not groups:
         report.skipped["gain_prediction"] = "no target with groups of size >= 3 has a baseline row"
+    elif len(groups) < MIN_RANKED:
+        # A rank correlation of one or two groups is +-1 or undefined: not a measurement (a
+        # results table of a few configurations has such groups, and no question for it).
+        report.skipped["gain_prediction"] = (
+            f"{len(groups)} group(s) of size >= 3 with a baseline row; a Spearman needs "
+            f"{MIN_RANKED}"
+        )
     else:
         report.evaluations.append("gain_prediction")
         per_seed: dict[str, list[float]] = {method: [], "hoa": []}

@@ -75,7 +75,9 @@ def check_spec(
     from taskgraph.search.space import SearchSpace
 
     try:
-        SearchSpace(spec=spec)  # checks architectures and their parameter names
+        space = SearchSpace(spec=spec)  # checks architectures and their parameter names
+        for row in spec.rows:
+            space.row_config(row)  # every row a complete configuration, in its domains
     except SpecError as error:
         raise SpecError(f"{source}: {error}") from None
 

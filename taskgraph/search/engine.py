@@ -209,10 +209,20 @@ class StudyEngine:
         # enqueues it.
         with setup_lock(self.storage_url):
             if not any(ROLE_ATTR in t.user_attrs for t in study.get_trials(deepcopy=False)):
-                study.enqueue_trial(
-                    self.space.baseline_params(), user_attrs=self.space.baseline_user_attrs()
-                )
+                self._enqueue_first_trials(study)
         return study
+
+    def _enqueue_first_trials(self, study: optuna.Study) -> None:
+        """Enqueue the baseline, then the spec's other rows in order (a new study only)."""
+        space, rows = self.space, self.spec.rows
+        alone = next((row for row in rows if not row.auxiliaries), None)
+        if alone is None:
+            study.enqueue_trial(space.baseline_params(), user_attrs=space.baseline_user_attrs())
+        else:
+            study.enqueue_trial(space.row_params(alone), user_attrs=space.row_user_attrs(alone))
+        for row in rows:
+            if row.auxiliaries:
+                study.enqueue_trial(space.row_params(row), user_attrs=space.row_user_attrs(row))
 
     def _check_same_study(self, attrs: Mapping[str, Any]) -> None:
         """Raise :class:`SpecError` naming the differing fields if the stored study is another."""

@@ -23,17 +23,24 @@ The effective subset is stored as the trial's user attribute ``auxiliaries`` (a 
 The target's single-task baseline is the trial enqueued with user attribute
 ``taskgraph:role = "baseline"``: its subset is empty whatever the constraints say, so every
 trial's gain over it is known.
+
+**Rows.**  A spec's ``rows`` are fixed configurations (a results table's rows), enqueued with
+their parameters (:meth:`SearchSpace.row_params`) and the user attribute ``taskgraph:row``
+naming them.  :meth:`SearchSpace.row_config` compiles a row without a study (Optuna's
+``FixedTrial``), which checks that the row fixes every parameter its trial suggests and that
+each value lies in its domain; the results tables find a run's row by that configuration.
 """
 
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from taskgraph.errors import SpecError
 from taskgraph.spec.domains import Domain, Scalar
-from taskgraph.spec.models import StudySpec
+from taskgraph.spec.models import RowSpec, StudySpec
 from taskgraph.spec.pretraining import NO_PRETRAINING
 from taskgraph.trial import (
     DataSelectionConfig,
@@ -48,6 +55,7 @@ __all__ = [
     "AUX_PARAM_PREFIX",
     "BASELINE_ROLE",
     "ROLE_ATTR",
+    "ROW_ATTR",
     "SUBSET_ATTR",
     "SearchSpace",
     "SuggestingTrial",
@@ -60,6 +68,7 @@ AUX_PARAM_PREFIX = "aux/"
 SUBSET_ATTR = "auxiliaries"
 ROLE_ATTR = "taskgraph:role"
 BASELINE_ROLE = "baseline"
+ROW_ATTR = "taskgraph:row"
 _TEMPERATURE_SCHEMES = ("temperature", "annealed")
 
 
@@ -326,6 +335,76 @@ class SearchSpace:
         """Return the user attributes that mark the enqueued trial as the baseline."""
         return {ROLE_ATTR: BASELINE_ROLE}
 
+    def row_params(self, row: RowSpec) -> dict[str, Any]:
+        """Return the parameters that make a trial train ``row`` (for ``enqueue_trial``)."""
+        flags = {aux_param(t): t in row.auxiliaries for t in self.free}
+        return {**flags, **row.params}
+
+    def row_user_attrs(self, row: RowSpec) -> dict[str, Any]:
+        """Return the user attributes of ``row``'s enqueued trial (the baseline's role too)."""
+        attrs: dict[str, Any] = {ROW_ATTR: row.name}
+        if not row.auxiliaries:
+            attrs.update(self.baseline_user_attrs())
+        return attrs
+
+    def row_config(self, row: RowSpec, *, seed: int | None = None) -> TrialConfig:
+        """Return the configuration ``row`` trains (with ``seed``, default the first seed).
+
+        Raises :class:`SpecError` naming the row when it leaves a parameter to the sampler,
+        names one its trial never suggests, gives a value outside the parameter's domain, or
+        names auxiliaries that ``search.auxiliaries`` would change.
+        """
+        import optuna
+
+        where = f"rows[{self.spec.rows.index(row)}] ({row.name})"
+        params = self.row_params(row)
+        trial = optuna.trial.FixedTrial(params)
+        for key, value in self.row_user_attrs(row).items():
+            trial.set_user_attr(key, value)
+        try:
+            with warnings.catch_warnings():  # out-of-domain values are reported below
+                warnings.simplefilter("ignore")
+                config = self.suggest(trial)
+        except ValueError as error:
+            text = str(error)
+            if "is not found" not in text:
+                raise SpecError(f"{where}: params: {text}") from None
+            missing = text.split("'")[1]
+            raise SpecError(
+                f"{where}: parameter {missing!r} is left to the sampler; fix it in the row's "
+                "params (or make it a single value in the spec)"
+            ) from None
+        for name, distribution in trial.distributions.items():
+            value = trial.params[name]
+            if not distribution._contains(distribution.to_internal_repr(value)):
+                raise SpecError(
+                    f"{where}: params.{name}: {value!r} is outside its domain "
+                    f"{self._domain_text(distribution)}"
+                )
+        unused = sorted(set(row.params) - set(trial.distributions))
+        if unused:
+            raise SpecError(
+                f"{where}: params.{unused[0]}: not a parameter this row's trial suggests; it "
+                f"suggests: {', '.join(_settable(trial.distributions)) or '(none)'}"
+            )
+        if set(config.auxiliaries) != set(row.auxiliaries):
+            raise SpecError(
+                f"{where}: auxiliaries {list(row.auxiliaries)} break search.auxiliaries "
+                f"(the trial would train {list(config.auxiliaries)})"
+            )
+        if seed is not None:
+            from dataclasses import replace
+
+            config = replace(config, seed=seed)
+        return config
+
+    @staticmethod
+    def _domain_text(distribution: Any) -> str:
+        choices = getattr(distribution, "choices", None)
+        if choices is not None:
+            return "[" + ", ".join(map(str, choices)) + "]"
+        return f"[{distribution.low}, {distribution.high}]"
+
     def describe(self) -> dict[str, Any]:
         """Return the searched parameters as plain data (name -> domain), for docs and the CLI.
 
@@ -380,6 +459,10 @@ class SearchSpace:
             if not selection.keep.is_fixed:
                 out["selection/keep"] = selection.keep.describe()
         return out
+
+
+def _settable(names: Mapping[str, Any]) -> list[str]:
+    return sorted(n for n in names if not n.startswith(AUX_PARAM_PREFIX))
 
 
 def _pick(trial: SuggestingTrial, name: str, domain: Domain) -> Scalar:

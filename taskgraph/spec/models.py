@@ -58,6 +58,7 @@ __all__ = [
     "PrunerSpec",
     "RayRunnerSpec",
     "RecoverySpec",
+    "RowSpec",
     "RunnerSpec",
     "SamplerSpec",
     "SearchSpaceSpec",
@@ -495,6 +496,32 @@ class RecoverySpec(_Strict):
         return self
 
 
+class RowSpec(_Strict):
+    """One fixed configuration of the study: a row of the table the study reproduces.
+
+    ``auxiliaries`` is the row's auxiliary set (empty: the target alone, which is then the
+    study's baseline trial); ``params`` fixes the other parameters the search space would
+    suggest for it, by their Optuna names (``sharing``, ``transfer_mode``,
+    ``hierarchical/parsing_layer``, ``hp/<name>``, ...).  The engine enqueues every row before
+    the sampler proposes anything (Optuna's ``enqueue_trial``); a row must fix every parameter
+    its trial would suggest (checked by ``taskgraph.search.checks``), so it trains exactly the
+    configuration the table names.
+    """
+
+    name: str = Field(min_length=1, max_length=100)
+    auxiliaries: tuple[str, ...] = ()
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("params")
+    @classmethod
+    def _scalars(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name, item in value.items():
+            if isinstance(item, (Mapping, list, tuple)):
+                raise ValueError(f"{name}: expected one value (a number, string or boolean)")
+        reject_non_finite(value)
+        return value
+
+
 class StudySpec(_Strict):
     """A whole study: what to search, how, with what budget, and where to keep the records."""
 
@@ -513,6 +540,8 @@ class StudySpec(_Strict):
     pruner: PrunerSpec = PrunerSpec()
     runner: RunnerSpec = LocalRunnerSpec()
     recovery: RecoverySpec = RecoverySpec()
+    # Fixed configurations run first, in order (a results table's rows); see RowSpec.
+    rows: tuple[RowSpec, ...] = ()
     storage: str | None = None
     data_dir: str | None = None
 
@@ -582,7 +611,35 @@ class StudySpec(_Strict):
                 f"search.auxiliaries.min_size is {aux.min_size} but only {usable} candidates "
                 "can be chosen"
             )
+        self._check_rows(names)
         return self
+
+    def _check_rows(self, candidates: list[str]) -> None:
+        if not self.rows:
+            return
+        seen: set[str] = set()
+        for index, row in enumerate(self.rows):
+            if row.name in seen:
+                raise ValueError(f"rows[{index}].name: {row.name!r} names two rows")
+            seen.add(row.name)
+            unknown = [t for t in row.auxiliaries if t not in candidates]
+            if unknown:
+                raise ValueError(
+                    f"rows[{index}].auxiliaries: {unknown[0]!r} is not a candidate; allowed: "
+                    f"{', '.join(candidates) or '(none)'}"
+                )
+            if len(set(row.auxiliaries)) != len(row.auxiliaries):
+                raise ValueError(f"rows[{index}].auxiliaries: a task is listed twice")
+        alone = [row.name for row in self.rows if not row.auxiliaries]
+        if len(alone) > 1:
+            raise ValueError(
+                f"rows: {', '.join(alone)} each train the target alone; one row is the baseline"
+            )
+        if self.budget.trials < len(self.rows):
+            raise ValueError(
+                f"budget.trials is {self.budget.trials} but the spec has {len(self.rows)} rows; "
+                "every row is a trial (more trials continue with the sampler)"
+            )
 
     @property
     def candidate_names(self) -> list[str]:
@@ -611,6 +668,9 @@ class StudySpec(_Strict):
         if self.search.data_selection is None:
             # Likewise for studies made before `data_selection` existed.
             search_exclude.add("data_selection")
+        if not self.rows:
+            # Likewise for studies made before `rows` existed.
+            exclude["rows"] = True
         if search_exclude:
             exclude["search"] = search_exclude
         return config_hash(self.model_dump(mode="json", exclude=exclude))[:16]

@@ -107,12 +107,14 @@ def _to_predictions(data: EvalSet, per_feature: list[Any]) -> list[Any]:
         ends = [p[1] for p in per_feature]
         questions = [e for e in data.examples if isinstance(e, QAExample)]
         # SQuAD 2.0-style data (some questions unanswerable) may answer ""; BioASQ never does.
+        # A question spread over several snippets (BioASQ) merges their answers by score.
         return decode_qa(
             questions,
             encoded,
             _ragged(starts),
             _ragged(ends),
             allow_null=any(q.is_impossible for q in questions),
+            with_scores=bool(data.task.reader_options.get("group_by")),
         )
     predictions: list[Any] = []
     for feature, raw in enumerate(per_feature):

@@ -17,6 +17,9 @@ doc_stride             128        QA window overlap in tokens (Hugging Face's ``
 group_by_length        True       batches of similar-length sentences (less padding), see BatchStream
 source_epochs          None       sequential transfer: epochs of the source phase (None: epochs)
 source_max_steps       None       sequential transfer: steps of the source phase (None: max_steps)
+source_tasks           None       sequential transfer: the auxiliaries of the source phase (None:
+                                  all); the trial's other auxiliaries train with the target in
+                                  the target phase (e.g. SQuAD first, then BioASQ + NER jointly)
 freeze_layers          0          freeze the embeddings and the bottom k encoder layers; their
                                   outputs are computed once per example (taskgraph.models.frozen)
 =====================  =========  ===============================================================
@@ -53,6 +56,7 @@ class TrainingOptions:
     group_by_length: bool = True
     source_epochs: float | None = None
     source_max_steps: int | None = None
+    source_tasks: tuple[str, ...] | None = None
     freeze_layers: int = 0
 
     @classmethod
@@ -71,6 +75,13 @@ class TrainingOptions:
         # Evaluation keeps no activations (inference_mode) and sorts by length: larger batches
         # cost no padding and fewer kernel launches.
         values.setdefault("eval_batch_size", max(64, 2 * config.batch_size))
+        sources = values.get("source_tasks")
+        if sources is not None:
+            if isinstance(sources, str) or not all(isinstance(t, str) for t in sources):
+                raise ConfigError(
+                    f"hyperparameter `source_tasks` must be a list of task names, but got {sources!r}"
+                )
+            values["source_tasks"] = tuple(sources)
         options = cls(**values)
         options._validate(config)
         return options
@@ -130,12 +141,34 @@ class TrainingOptions:
             raise ConfigError(
                 f"trial `step_budget` must be target or total, but got {config.step_budget!r}"
             )
+        self.phases(config)  # a `source_tasks` that names no auxiliary fails here, not later
         unknown_heads = sorted(set(self.head_options) - set(config.task_set))
         if unknown_heads:
             raise ConfigError(
                 f"hyperparameter `head_options` names tasks not in the task set: "
                 f"{', '.join(unknown_heads)} (task set: {', '.join(config.task_set)})"
             )
+
+    def phases(self, config: TrialConfig) -> list[tuple[str, list[str]]]:
+        """Return the trial's training phases: ``(name, tasks)`` in order.
+
+        Joint transfer (or no auxiliaries): one ``joint`` phase on the task set.  Sequential:
+        a ``source`` phase on the source tasks (``source_tasks`` among the auxiliaries, else
+        all of them), then a ``target`` phase on the target and the remaining auxiliaries.
+        """
+        if config.transfer_mode != "sequential" or not config.auxiliaries:
+            return [("joint", list(config.task_set))]
+        if self.source_tasks is None:
+            return [("source", list(config.auxiliaries)), ("target", [config.target])]
+        sources = [t for t in config.auxiliaries if t in self.source_tasks]
+        if not sources:
+            raise ConfigError(
+                f"hyperparameter `source_tasks` ({', '.join(self.source_tasks)}) names none of "
+                f"the trial's auxiliaries ({', '.join(config.auxiliaries)}): sequential transfer "
+                "needs a source"
+            )
+        rest = [t for t in config.auxiliaries if t not in sources]
+        return [("source", sources), ("target", [config.target, *rest])]
 
     def tasks_per_step(self, n_tasks: int, weighting: LossWeighting) -> int:
         """Return how many batches one step draws."""

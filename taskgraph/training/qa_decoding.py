@@ -9,13 +9,17 @@ of a question is the *lowest* ``start[0] + end[0]`` over its windows.  The quest
 
 The result per question is a ranked list of distinct answer strings (best first, "" = no
 answer, placed by its score), the shape :func:`taskgraph.tasks.score_predictions` expects for
-extractive QA (top-1 for EM/F1, top-5 for BioASQ's lenient accuracy and MRR).
+extractive QA (top-1 for EM/F1, top-5 for BioASQ's lenient accuracy and MRR).  With
+``with_scores=True`` each answer comes with its score, ``(text, start_logit + end_logit)``:
+BioASQ's scoring then merges the snippets of one question by score (the best span of all its
+snippets first) instead of rank by rank.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -35,8 +39,11 @@ def decode_qa(
     max_answer_length: int = 30,
     null_score_diff_threshold: float = 0.0,
     allow_null: bool = True,
-) -> list[list[str]]:
+    with_scores: bool = False,
+) -> list[list[Any]]:
     """Return, per example, its answer strings ranked best first ("" = no answer).
+
+    ``with_scores``: ``(text, score)`` pairs instead of strings ("" scored by the null score).
 
     ``start_logits[f]`` / ``end_logits[f]`` are the logits of feature ``f`` of ``encoded``
     (padded positions may follow; they are never context tokens so never chosen).
@@ -49,7 +56,7 @@ def decode_qa(
     by_example: dict[int, list[int]] = {}
     for feature, owner in enumerate(encoded.example_index):
         by_example.setdefault(owner, []).append(feature)
-    results: list[list[str]] = []
+    results: list[list[Any]] = []
     for index, example in enumerate(examples):
         candidates: list[tuple[float, str]] = []
         null_score: float | None = None
@@ -74,13 +81,14 @@ def decode_qa(
                         candidates.append((score, text))
         candidates.sort(key=lambda c: c[0], reverse=True)
         unique = _unique(candidates)[:n_best]
-        ranked = [text for _, text in unique]
+        ranked: list[Any] = [(text, score) if with_scores else text for score, text in unique]
         if allow_null and null_score is not None:
+            null: Any = ("", null_score) if with_scores else ""
             if not unique or null_score - unique[0][0] > null_score_diff_threshold:
-                ranked.insert(0, "")
+                ranked.insert(0, null)
             else:
                 # The best span stays first; "" is ranked among the others by its score.
-                ranked.insert(1 + sum(score > null_score for score, _ in unique[1:]), "")
+                ranked.insert(1 + sum(score > null_score for score, _ in unique[1:]), null)
         results.append(ranked)
     return results
 

@@ -8,7 +8,8 @@ budget, see :mod:`~taskgraph.training.phase`), takes the next batch of each from
 stream, and lets the weighting turn the losses into gradients; AdamW with linear warmup/decay
 then steps.  Under the target step budget, evaluations and epochs count target steps.  Transfer modes: ``joint`` (all tasks in one phase) and ``sequential`` (a ``source``
 phase on the auxiliaries, then a ``target`` phase that fine-tunes on the target alone with a
-fresh optimizer).  Evaluation, early stopping, pruning, checkpoints and lookahead probes hang
+fresh optimizer; with the ``source_tasks`` option only those auxiliaries are sources and the
+others train with the target in the target phase).  Evaluation, early stopping, pruning, checkpoints and lookahead probes hang
 off the step counter.
 
 Speed: the step has no host-device synchronisation.  The running loss stays on the device and
@@ -141,10 +142,7 @@ class MultiTaskTrainer:
 
     # ----------------------------------------------------------------- setup per phase
     def _phases(self) -> list[tuple[str, list[str]]]:
-        config = self.config
-        if config.transfer_mode == "sequential" and config.auxiliaries:
-            return [("source", list(config.auxiliaries)), ("target", [config.target])]
-        return [("joint", list(config.task_set))]
+        return self.options.phases(self.config)
 
     def autocast(self) -> AbstractContextManager[Any]:
         """Return the autocast context of the device (bf16 on CUDA, none on the CPU)."""
@@ -193,7 +191,7 @@ class MultiTaskTrainer:
                 self.best_weights = self.store.load_best()
             if self.best_weights is not None:
                 self.model.load_state_dict(self.best_weights)
-            final_tasks = [self.config.target] if phases[-1][0] == "target" else phases[-1][1]
+            final_tasks = phases[-1][1]  # the target phase: the target and its joint tasks
             scores = {**phase_scores, **self._evaluate_all(final_tasks, known=known)}
             status = TrialStatus.COMPLETE
             seconds = self.elapsed_before + time.perf_counter() - start

@@ -57,3 +57,26 @@ def test_an_undefined_spearman_is_an_error_not_nan(tmp_path: Path) -> None:
     assert result.exit_code != 0
     assert "nan" not in result.stdout
     assert result.stderr.strip().startswith("error: `spearman` is undefined: no seed of 2")
+
+
+def test_too_few_groups_for_a_spearman_are_skipped_not_an_error(tmp_path: Path) -> None:
+    # A results table: one target, its baseline, a pair and two larger groups (0.50 is the
+    # baseline; HOA's predictions of the two groups are equal, so no Spearman exists).
+    rows = [
+        LongRow("a", frozenset(s), split, v, True)
+        for s, v in (
+            (("a",), 0.5),
+            (("a", "b"), 0.6),
+            (("a", "b", "c"), 0.7),
+            (("a", "b", "c", "d"), 0.65),
+        )
+        for split in ("val", "test")
+    ]
+    path = tmp_path / "results.csv"
+    write_long_csv(LongTable(rows=rows), path)
+    result = runner.invoke(app, ["bench", "--table", str(path), "--seeds", "2", "--no-search"])
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "skipped_gain_prediction: 2 group(s) of size >= 3 with a baseline row; a Spearman needs 3"
+        in result.stdout
+    )

@@ -91,3 +91,17 @@ def test_logit_count_must_match_features(tok) -> None:  # type: ignore[no-untype
     encoded = encode_qa([_example()], tok, max_length=16, doc_stride=4, max_query_length=8)
     with pytest.raises(ValueError, match="expected 5"):
         decode_qa([_example()], encoded, np.zeros((2, 16)), np.zeros((2, 16)))
+
+
+def test_scores_come_with_the_answers_for_merging_snippets(tok) -> None:  # type: ignore[no-untyped-def]
+    encoded = encode_qa([_example()], tok, max_length=16, doc_stride=4, max_query_length=8)
+    start, end = _logits(encoded, [(0, 12, 13, 5.0), (2, 11, 11, 2.0)])
+    start[:, 0] = end[:, 0] = -3.0  # null score -6
+    scored = decode_qa([_example()], encoded, start, end, with_scores=True)[0]
+    plain = decode_qa([_example()], encoded, start, end)[0]
+    assert [text for text, _ in scored] == plain
+    # hand-computed: start + end logits of each span, the null score -3 + -3
+    assert scored[0] == ("the mat", 10.0)
+    assert ("slept", 4.0) in scored and ("", -6.0) in scored
+    without_null = decode_qa([_example()], encoded, start, end, allow_null=False, with_scores=True)
+    assert without_null[0][:1] == [("the mat", 10.0)] and ("", -6.0) not in without_null[0]

@@ -167,6 +167,40 @@ def test_sequential_transfer_with_a_weighted_source_trains_both_phases() -> None
     assert outcome.target_steps == 8
 
 
+def test_source_tasks_train_first_and_the_other_auxiliaries_join_the_target() -> None:
+    # SQuAD first, then BioASQ with NER jointly: the shape of the biomedical QA table's rows.
+    cfg = config(
+        auxiliaries=("synth_related", "synth_unrelated"),
+        transfer_mode="sequential",
+        mixing=MixingConfig(scheme="uniform"),
+        hyperparameters={"source_max_steps": 5, "source_tasks": ["synth_related"]},
+    )
+    batches, outcome, evals = train_counting(cfg)
+    # Uniform mixing of two tasks under the target budget: 8 target steps and, drawn with
+    # them, the joint auxiliary's steps; the source only in its own 5 steps.
+    assert batches["synth_related"] == 5 and batches["synth_target"] == 8
+    assert batches["synth_unrelated"] == outcome.total_steps - 5 - 8 > 0
+    assert outcome.target_steps == 8
+    assert {p for p, _, _ in evals.seen} == {"target"}
+    # Every task is scored: the source when its phase ends, the others at the end.
+    assert set(outcome.scores) == {"synth_target", "synth_related", "synth_unrelated"}
+
+
+def test_source_tasks_naming_no_auxiliary_is_a_clear_error() -> None:
+    from taskgraph.errors import ConfigError
+    from taskgraph.training import TrainingOptions
+
+    cfg = config(
+        auxiliaries=("synth_unrelated",),
+        transfer_mode="sequential",
+        hyperparameters={"source_tasks": ["synth_related"]},
+    )
+    with pytest.raises(ConfigError, match="names none of the trial's auxiliaries"):
+        TrainingOptions.from_config(cfg)
+    joint = TrainingOptions.from_config(config(hyperparameters={"source_tasks": ["x"]}))
+    assert joint.phases(config()) == [("joint", ["synth_target"])]
+
+
 def test_target_that_is_never_drawn_is_a_clear_error() -> None:
     from taskgraph.training import train_trial
 

@@ -1,0 +1,391 @@
+"""Results tables: a study's runs as the table it reproduces (rows x metrics, over seeds).
+
+A study's rows are its spec's ``rows`` (fixed configurations, see
+:class:`~taskgraph.spec.models.RowSpec`); a run belongs to the row whose configuration it
+trained (same task set and model configuration hash; the seed aside).  A study without ``rows``
+gets one row per distinct configuration, in the order its first run was stored.  Each cell is
+the mean over the row's complete runs (one per seed) with a 95 % Student-t interval; a row also
+reports its seeds, failed runs and cost (training seconds per run, mean and total).
+
+:func:`results_table` reads the records; :meth:`ResultsTable.to_markdown` renders the table,
+:meth:`ResultsTable.long_rows` gives the long CSV of ``taskgraph bench`` (one row per task set
+and split: the mean of the objective metric; a row whose task set an earlier row already has is
+left out, since the format keys a score by task set), and :func:`write_results` writes both: the
+CSV as ``<study>.csv`` and the table into the study's marked section of ``README.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from taskgraph.affinity.longtable import LongRow, write_long_csv
+from taskgraph.errors import ConfigError, DataNotFoundError
+from taskgraph.storage.records import RunRecord
+from taskgraph.vocabulary import higher_is_better, task_set_key
+
+__all__ = [
+    "Cell",
+    "ResultRow",
+    "ResultsTable",
+    "mean_interval",
+    "replace_section",
+    "results_table",
+    "section_markers",
+    "write_results",
+]
+
+#: the long format's split names for the trainer's
+_LONG_SPLITS = {"dev": "val", "val": "val", "test": "test"}
+
+
+def mean_interval(values: Sequence[float], *, confidence: float = 0.95) -> tuple[float, float]:
+    """Return the mean of ``values`` and the half-width of its Student-t interval.
+
+    The half-width is ``t(1 - (1 - confidence) / 2, n - 1) * s / sqrt(n)`` with ``s`` the sample
+    standard deviation; NaN for fewer than two values (no interval exists).
+    """
+    if not values:
+        raise ConfigError("`values` must hold at least one number, but got none")
+    if not 0.0 < confidence < 1.0:
+        raise ConfigError(f"`confidence` must be in (0, 1), but got {confidence}")
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, math.nan
+    from scipy.stats import t
+
+    quantile = float(t.ppf(1.0 - (1.0 - confidence) / 2.0, len(values) - 1))
+    return mean, quantile * statistics.stdev(values) / math.sqrt(len(values))
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One metric of one row on one split: the per-seed values, their mean and interval."""
+
+    values: tuple[float, ...]
+
+    @property
+    def n(self) -> int:
+        """Return the number of values (seeds)."""
+        return len(self.values)
+
+    @property
+    def mean(self) -> float:
+        """Return the mean over seeds (NaN without values)."""
+        return mean_interval(self.values)[0] if self.values else math.nan
+
+    @property
+    def half_width(self) -> float:
+        """Return the 95 % t-interval's half-width (NaN for fewer than two seeds)."""
+        return mean_interval(self.values)[1] if self.values else math.nan
+
+    def text(self, digits: int = 3) -> str:
+        """Return ``mean ± half-width`` (``mean`` alone for one seed, "not run" for none)."""
+        if not self.values:
+            return "not run"
+        if math.isnan(self.half_width):
+            return f"{self.mean:.{digits}f}"
+        return f"{self.mean:.{digits}f} ± {self.half_width:.{digits}f}"
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One configuration of the table: its name, task set and the runs that trained it."""
+
+    name: str
+    task_set: tuple[str, ...]
+    runs: tuple[RunRecord, ...] = ()
+
+    @property
+    def complete(self) -> list[RunRecord]:
+        """Return the row's complete runs, by seed."""
+        return sorted((r for r in self.runs if r.status == "complete"), key=lambda r: r.seed)
+
+    @property
+    def n_failed(self) -> int:
+        """Return how many of the row's runs failed or were pruned."""
+        return sum(r.status != "complete" for r in self.runs)
+
+    def cell(self, split: str, metric: str, *, task: str) -> Cell:
+        """Return ``task``'s ``metric`` on ``split`` over the row's complete runs."""
+        values = []
+        for run in self.complete:
+            value = run.scores.get(task, {}).get(split, {}).get(metric)
+            if value is not None:
+                values.append(float(value))
+        return Cell(values=tuple(values))
+
+    @property
+    def seconds(self) -> tuple[float, float]:
+        """Return the training seconds per run (mean) and in all, over every run of the row."""
+        costs = [r.cost_seconds for r in self.runs]
+        return (statistics.fmean(costs) if costs else math.nan), float(sum(costs))
+
+
+@dataclass(frozen=True)
+class ResultsTable:
+    """A study's results as rows (configurations) by columns (metrics of the target)."""
+
+    study: str
+    target: str
+    objective_metric: str
+    metrics: tuple[str, ...]
+    split: str
+    rows: tuple[ResultRow, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    def to_markdown(self) -> str:
+        """Return the table in Markdown: mean ± 95 % t-interval per cell, seeds and cost."""
+        header = ["row", "auxiliaries", *self.metrics, "seeds", "s / run", "s in all"]
+        lines = [
+            "| " + " | ".join(header) + " |",
+            "|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 2)) + "|",
+        ]
+        for row in self.rows:
+            auxiliaries = [t for t in row.task_set if t != self.target]
+            cells = [row.cell(self.split, m, task=self.target).text() for m in self.metrics]
+            mean, total = row.seconds
+            seeds = str(len(row.complete)) + (f" ({row.n_failed} failed)" if row.n_failed else "")
+            lines.append(
+                "| "
+                + " | ".join(
+                    [
+                        row.name,
+                        ", ".join(f"`{t}`" for t in auxiliaries) or "(none)",
+                        *cells,
+                        seeds,
+                        "" if math.isnan(mean) else f"{mean:.0f}",
+                        f"{total:.0f}" if row.runs else "",
+                    ]
+                )
+                + " |"
+            )
+        total = sum(row.seconds[1] for row in self.rows)
+        lines.append("")
+        lines.append(
+            f"Study `{self.study}`, target `{self.target}`, split `{self.split}`; each cell the "
+            "mean over seeds ± the half-width of its 95 % t-interval; cost = training seconds "
+            f"of a run (the trainer's clock, evaluations included), {total:.0f} s in all."
+        )
+        lines.extend(f"{note}" for note in self.notes)
+        return "\n".join(lines) + "\n"
+
+    def long_rows(self) -> list[LongRow]:
+        """Return the long-format rows: the objective metric's mean per task set and split."""
+        out: list[LongRow] = []
+        seen: set[str] = set()
+        hib = higher_is_better(self.objective_metric)
+        for row in self.rows:
+            key = task_set_key(row.task_set)
+            if key in seen or not row.complete:
+                continue
+            seen.add(key)
+            splits = sorted({s for r in row.complete for s in r.scores.get(self.target, {})})
+            for split in splits:
+                if split not in _LONG_SPLITS:
+                    continue
+                cell = row.cell(split, self.objective_metric, task=self.target)
+                if cell.values:
+                    out.append(
+                        LongRow(
+                            target=self.target,
+                            task_set=frozenset(row.task_set),
+                            split=_LONG_SPLITS[split],
+                            value=cell.mean,
+                            higher_is_better=hib,
+                        )
+                    )
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the table as plain data (what ``--json`` prints)."""
+        return {
+            "study": self.study,
+            "target": self.target,
+            "split": self.split,
+            "metrics": list(self.metrics),
+            "rows": [
+                {
+                    "name": row.name,
+                    "task_set": list(row.task_set),
+                    "seeds": [r.seed for r in row.complete],
+                    "failed": row.n_failed,
+                    "seconds_per_run": row.seconds[0] if row.runs else None,
+                    "seconds_total": row.seconds[1],
+                    "cells": {
+                        metric: {
+                            "values": list(c.values),
+                            "mean": None if not c.values else c.mean,
+                            "half_width": None if math.isnan(c.half_width) else c.half_width,
+                        }
+                        for metric in self.metrics
+                        for c in [row.cell(self.split, metric, task=self.target)]
+                    },
+                }
+                for row in self.rows
+            ],
+            "notes": list(self.notes),
+        }
+
+
+def results_table(
+    study: str,
+    *,
+    storage: str,
+    metrics: Sequence[str] | None = None,
+    split: str = "test",
+) -> ResultsTable:
+    """Return ``study``'s results table from the records at ``storage``.
+
+    ``metrics`` are the target's metrics to show (default: the objective metric); ``split``
+    the split they are read from.  Raises :class:`~taskgraph.errors.DataNotFoundError` when the
+    study is not in the database.
+    """
+    from taskgraph.storage import open_repository
+
+    with open_repository(storage, create=False) as repo:
+        specs = repo.study_specs()
+        if study not in specs:
+            known = ", ".join(sorted(specs)) or "(none)"
+            raise DataNotFoundError(f"no study {study!r} in {repo.url}; studies: {known}")
+        runs = repo.runs(study=study)
+    return build_table(study, specs[study], runs, metrics=metrics, split=split)
+
+
+def build_table(
+    study: str,
+    spec_data: Mapping[str, Any],
+    runs: Sequence[RunRecord],
+    *,
+    metrics: Sequence[str] | None = None,
+    split: str = "test",
+) -> ResultsTable:
+    """Return the table of ``runs`` under the stored spec ``spec_data`` (see the module docstring)."""
+    from taskgraph.spec import spec_from_dict
+
+    spec = spec_from_dict(spec_data, source=f"the stored spec of {study!r}")
+    target = spec.target
+    objective = spec.objective.metric or _primary_metric(target, runs)
+    notes: list[str] = []
+    rows = _rows_of(spec, runs, notes)
+    seen: dict[str, str] = {}
+    for row in rows:
+        key = task_set_key(row.task_set)
+        if key in seen:
+            notes.append(
+                f"Row {row.name} has the task set of {seen[key]}: the long CSV (one score per "
+                f"task set) keeps {seen[key]}."
+            )
+        else:
+            seen[key] = row.name
+    return ResultsTable(
+        study=study,
+        target=target,
+        objective_metric=objective,
+        metrics=tuple(metrics or (objective,)),
+        split=split,
+        rows=tuple(rows),
+        notes=tuple(notes),
+    )
+
+
+def _primary_metric(target: str, runs: Sequence[RunRecord]) -> str:
+    from taskgraph.tasks import get_task
+
+    try:
+        return get_task(target).primary_metric
+    except Exception:  # an inline or unknown task: the first metric its runs report
+        for run in runs:
+            for metrics in run.scores.get(target, {}).values():
+                return sorted(metrics)[0]
+    raise ConfigError(f"cannot tell the objective metric of target {target!r}")
+
+
+def _rows_of(spec: Any, runs: Sequence[RunRecord], notes: list[str]) -> list[ResultRow]:
+    if not spec.rows:
+        groups: dict[tuple[str, str], list[RunRecord]] = {}
+        for run in runs:
+            groups.setdefault((run.task_set_key, run.model_config_hash), []).append(run)
+        names: dict[str, int] = {}
+        rows = []
+        for group in groups.values():
+            auxiliaries = [t for t in group[0].task_set if t != spec.target]
+            name = "+".join(auxiliaries) or "alone"
+            names[name] = names.get(name, 0) + 1
+            if names[name] > 1:
+                name = f"{name} ({names[name]})"
+            rows.append(ResultRow(name=name, task_set=group[0].task_set, runs=tuple(group)))
+        return rows
+    from taskgraph.search.space import SearchSpace
+
+    space = SearchSpace(spec=spec)
+    wanted: dict[tuple[str, str], str] = {}
+    rows_by_name: dict[str, ResultRow] = {}
+    for row in spec.rows:
+        config = space.row_config(row)
+        wanted[(config.task_set_key, config.model_config_hash())] = row.name
+        rows_by_name[row.name] = ResultRow(name=row.name, task_set=tuple(config.task_set))
+    members: dict[str, list[RunRecord]] = {name: [] for name in rows_by_name}
+    others = 0
+    for run in runs:
+        owner = wanted.get((run.task_set_key, run.model_config_hash))
+        if owner is None:
+            others += 1
+        else:
+            members[owner].append(run)
+    if others:
+        notes.append(f"{others} runs of the study match none of its rows and are not shown.")
+    return [
+        ResultRow(name=row.name, task_set=row.task_set, runs=tuple(members[row.name]))
+        for row in rows_by_name.values()
+    ]
+
+
+def section_markers(study: str) -> tuple[str, str]:
+    """Return the two comment lines that enclose ``study``'s table in a Markdown file."""
+    return f"<!-- results:{study} -->", f"<!-- /results:{study} -->"
+
+
+def replace_section(text: str, study: str, body: str) -> str:
+    """Return ``text`` with the part between ``study``'s markers replaced by ``body``.
+
+    Raises :class:`ConfigError` when the markers are missing or out of order.
+    """
+    begin, end = section_markers(study)
+    pattern = re.compile(re.escape(begin) + r"\n.*?" + re.escape(end), re.DOTALL)
+    if not pattern.search(text):
+        raise ConfigError(
+            f"no section for study {study!r}: add the lines {begin!r} and {end!r} where its "
+            "table goes"
+        )
+    return pattern.sub(lambda _: f"{begin}\n{body.rstrip()}\n{end}", text, count=1)
+
+
+def write_results(table: ResultsTable, directory: str | os.PathLike[str]) -> list[Path]:
+    """Write ``<study>.csv`` (long format) and the table into ``README.md``'s marked section.
+
+    Returns the paths written.  The README is checked before anything is written, so a
+    missing section writes nothing.
+    """
+    folder = Path(directory)
+    readme = folder / "README.md"
+    if not readme.is_file():
+        raise DataNotFoundError(f"no {readme}: the results page holds the marked sections")
+    updated = replace_section(readme.read_text(encoding="utf-8"), table.study, table.to_markdown())
+    paths: list[Path] = []
+    long_rows = table.long_rows()
+    if long_rows:
+        csv_path = folder / f"{table.study}.csv"
+        write_long_csv(long_rows, csv_path)
+        paths.append(csv_path)
+    tmp = readme.with_name(readme.name + ".tmp")
+    tmp.write_text(updated, encoding="utf-8")
+    tmp.replace(readme)
+    paths.append(readme)
+    return paths

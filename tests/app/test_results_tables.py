@@ -1,0 +1,180 @@
+"""Results tables from a synthetic records database: cells, intervals, cost, CSV and README."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from taskgraph.affinity.longtable import read_long_csv
+from taskgraph.app.results import (
+    build_table,
+    mean_interval,
+    replace_section,
+    results_table,
+    section_markers,
+    write_results,
+)
+from taskgraph.cli.app import app
+from taskgraph.errors import ConfigError, DataNotFoundError
+from taskgraph.search.engine import StudyEngine
+from taskgraph.spec import spec_from_dict
+from taskgraph.storage import open_repository
+from taskgraph.testing import SHARING_SPACES, FakeEvaluator
+
+runner = CliRunner()
+
+# The fake evaluator scores every task 0.5 + its auxiliaries' known effects + 0.001 x seed on
+# dev: good +0.2, bad -0.15.
+ROWS = [
+    {"name": "alone", "params": {"sharing": "hard"}},
+    {"name": "good", "auxiliaries": ["good"], "params": {"sharing": "hard"}},
+    {
+        "name": "good_soft",
+        "auxiliaries": ["good"],
+        "params": {"sharing": "soft", "soft/lambda": 0.1},
+    },
+    {"name": "good_bad", "auxiliaries": ["good", "bad"], "params": {"sharing": "hard"}},
+]
+SPEC: dict[str, Any] = {
+    "name": "table",
+    "target": "tgt",
+    "objective": {"metric": "accuracy"},
+    "candidates": ["good", "bad", "meh"],
+    "search": {"sharing": ["hard", "soft"]},
+    "sampler": {"name": "random", "seed": 0},
+    "budget": {"trials": 4},
+    "seeds": 3,
+    "rows": ROWS,
+}
+T_975_2 = 4.302652729749464  # Student t, 97.5 % quantile, 2 degrees of freedom (tables)
+
+
+@pytest.fixture(scope="module")
+def storage(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('results') / 'records.db'}"
+    engine = StudyEngine(
+        spec=spec_from_dict(SPEC),
+        storage_url=url,
+        evaluator=FakeEvaluator(),
+        sharing_spaces=SHARING_SPACES,
+    )
+    engine.run()
+    engine.close()
+    return url
+
+
+@pytest.fixture(autouse=True)
+def _fake_sharing_spaces(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The fake `soft` architecture's space stands in for the registry's.
+    import taskgraph.search.space as space
+
+    monkeypatch.setattr(space, "_registry_spaces", lambda names: SHARING_SPACES)
+
+
+def test_mean_interval_hand_computed() -> None:
+    mean, half = mean_interval([0.5, 0.501, 0.502])
+    assert mean == pytest.approx(0.501)
+    assert half == pytest.approx(T_975_2 * 0.001 / math.sqrt(3))
+    mean, half = mean_interval([2.0])
+    assert mean == 2.0 and math.isnan(half)
+    with pytest.raises(ConfigError, match="at least one number"):
+        mean_interval([])
+
+
+def test_rows_cells_seeds_and_cost_from_the_records(storage: str) -> None:
+    table = results_table("table", storage=storage, metrics=["accuracy"], split="dev")
+    assert [row.name for row in table.rows] == ["alone", "good", "good_soft", "good_bad"]
+    assert [row.task_set for row in table.rows] == [
+        ("tgt",),
+        ("good", "tgt"),
+        ("good", "tgt"),
+        ("bad", "good", "tgt"),
+    ]
+    half = T_975_2 * 0.001 / math.sqrt(3)
+    for row, base in zip(table.rows, (0.5, 0.7, 0.7, 0.55), strict=True):
+        cell = row.cell("dev", "accuracy", task="tgt")
+        assert cell.values == pytest.approx((base, base + 0.001, base + 0.002))
+        assert cell.mean == pytest.approx(base + 0.001)
+        assert cell.half_width == pytest.approx(half)
+        assert row.seconds == pytest.approx((0.01, 0.03))  # the fake's cost per run
+    markdown = table.to_markdown()
+    assert "| good_bad | `bad`, `good` | 0.551 ± 0.002 | 3 | 0 | 0 |" in markdown
+    assert "Row good_soft has the task set of good" in markdown
+    # no test scores: a column of a split the runs lack says so
+    assert "not run" in results_table("table", storage=storage, split="test").to_markdown()
+
+
+def test_long_csv_reads_back_and_bench_reads_it(storage: str, tmp_path: Path) -> None:
+    table = results_table("table", storage=storage, split="dev")
+    readme = tmp_path / "README.md"
+    begin, end = section_markers("table")
+    readme.write_text(f"# Results\n\n{begin}\n**Not yet run.**\n{end}\n\nafter\n")
+    paths = write_results(table, tmp_path)
+    assert paths == [tmp_path / "table.csv", readme]
+    text = readme.read_text()
+    assert "Not yet run" not in text and "| alone | (none) | 0.501 ± 0.002 |" in text
+    assert text.endswith(f"{end}\n\nafter\n")
+    long = read_long_csv(tmp_path / "table.csv")
+    # one score per task set: good_soft shares good's task set and is left out
+    assert [(r.task_set_key, r.split) for r in long] == [
+        ("tgt", "val"),
+        ("good+tgt", "val"),
+        ("bad+good+tgt", "val"),
+    ]
+    assert [r.value for r in long] == pytest.approx([0.501, 0.701, 0.551])
+    result = runner.invoke(app, ["bench", "--table", str(tmp_path / "table.csv"), "--seeds", "2"])
+    assert result.exit_code == 0, result.stderr
+    # written twice, the page is the same
+    write_results(table, tmp_path)
+    assert readme.read_text() == text
+
+
+def test_a_page_without_the_section_is_refused_and_nothing_is_written(
+    storage: str, tmp_path: Path
+) -> None:
+    table = results_table("table", storage=storage, split="dev")
+    (tmp_path / "README.md").write_text("# Results\n")
+    with pytest.raises(ConfigError, match="add the lines '<!-- results:table -->'"):
+        write_results(table, tmp_path)
+    assert not (tmp_path / "table.csv").exists()
+    with pytest.raises(DataNotFoundError, match="no study 'other'"):
+        results_table("other", storage=storage)
+    with pytest.raises(ConfigError):
+        replace_section("text", "table", "body")
+
+
+def test_a_study_without_rows_gets_one_row_per_configuration(storage: str) -> None:
+    with open_repository(storage) as repo:
+        runs = repo.runs(study="table")
+    plain = {k: v for k, v in SPEC.items() if k != "rows"}
+    table = build_table("table", plain, runs, split="dev")
+    assert [row.name for row in table.rows] == ["alone", "good", "good (2)", "bad+good"]
+    assert [len(row.complete) for row in table.rows] == [3, 3, 3, 3]
+
+
+def test_the_command_prints_and_writes(storage: str, tmp_path: Path) -> None:
+    begin, end = section_markers("table")
+    (tmp_path / "README.md").write_text(f"{begin}\n{end}\n")
+    result = runner.invoke(
+        app,
+        [
+            "records",
+            "table",
+            "table",
+            "--storage",
+            storage,
+            "--split",
+            "dev",
+            "--write",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("| row | auxiliaries | accuracy | seeds |")
+    assert (tmp_path / "table.csv").is_file()
+    missing = runner.invoke(app, ["records", "table", "nope", "--storage", storage])
+    assert missing.exit_code == 1 and missing.stderr.startswith("error: no study 'nope'")
