@@ -103,6 +103,12 @@ def _build_spec(
 
     rest = dict(overrides)
     runner = rest.pop("runner", None)
+    if isinstance(runner, str):
+        runner = {"name": runner}  # `--set runner=ray`: the spec's `runner: ray` shorthand
+    elif runner is not None and not isinstance(runner, Mapping):
+        raise SpecError(
+            f"{path}: runner: must be a runner name or a mapping, got {type(runner).__name__}"
+        )
     spec = load_spec(path, overrides=rest, options=labels)
     if runner is not None:
         spec = _with_runner(spec, runner, source=str(path))

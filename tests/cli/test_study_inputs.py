@@ -97,3 +97,15 @@ def test_a_study_whose_every_trial_failed_exits_non_zero(tmp_path: Path) -> None
     assert code == 1, (out, err)
     assert "2 failed" in out
     assert "every trial of study 'all_fail' failed" in err
+
+
+def test_set_runner_takes_the_shorthand_and_refuses_other_values_in_one_line(
+    tmp_path: Path,
+) -> None:
+    spec = write(tmp_path)
+    code, out, err = invoke("study", "validate", str(spec), "--set", "runner=ray")
+    assert code == 0, err  # a traceback before: the name was read as a mapping
+    assert "runner ray" in out
+    code, _, err = invoke("study", "validate", str(spec), "--set", "runner=7")
+    assert code == 2
+    assert err == "error: --set runner: must be a runner name or a mapping, got int\n"
