@@ -39,7 +39,7 @@ import numpy as np
 
 from taskgraph.affinity.converters import convert
 from taskgraph.affinity.estimators.base import AffinityEstimator
-from taskgraph.affinity.estimators.sourcerank import RIDGE_GRID
+from taskgraph.affinity.estimators.sourcerank import DEFAULT_FEATURES, FEATURES, RIDGE_GRID
 from taskgraph.affinity.evaluation import (
     evaluate_gain_prediction,
     evaluate_grouping,
@@ -84,6 +84,17 @@ def gain_prediction(name: str, seeds: int) -> None:
     emit(f"{name}_spearman_val", float(setfn[0]))
     emit(f"{name}_spearman_val_hoa", float(hoa[0]))
     emit(f"{name}_spearman_sd_over_seeds", float(np.std([t for _, t in per["setfn"]])))
+    for method in per:  # the issue's goals are stated as means with standard errors over fit seeds
+        suffix = "" if method == "setfn" else f"_{method}"
+        emit(f"{name}_spearman_se_over_seeds{suffix}", _se([t for _, t in per[method]]))
+    diffs = [s[1] - h[1] for s, h in zip(per["setfn"], per["hoa"], strict=True)]
+    emit(f"{name}_spearman_diff_vs_hoa", float(np.mean(diffs)))
+    emit(f"{name}_spearman_diff_vs_hoa_se_over_seeds", _se(diffs))
+
+
+def _se(values: Sequence[float]) -> float:
+    """Return the standard error of the mean of ``values`` (NaN with fewer than two)."""
+    return float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
 
 
 def standley(budgets: Sequence[int]) -> None:
@@ -115,6 +126,7 @@ def source_ranking(name: str, seeds: int, setfn_seeds: int, exhaustive: bool) ->
         versus = result["versus_prior"]["sourcerank"][metric]
         emit(f"{name}_{key}_diff_vs_prior", versus["diff"])
         emit(f"{name}_{key}_diff_vs_prior_se_over_targets", versus["se"])
+        emit(f"{name}_{key}_diff_vs_prior_in_se", versus["diff"] / versus["se"])
         emit(f"{name}_{key}_targets_better_worse", f"{versus['better']}/{versus['worse']}")
     for who in ("sourcerank", "prior"):
         suffix = "" if who == "sourcerank" else "_prior"
@@ -150,6 +162,9 @@ ABLATION = {
     "popular_z only": {"features": ["popular_z"]},
     "popular_rank only": {"features": ["popular_rank"]},
     "profile_knn only": {"features": ["profile_knn"]},
+    "eight + observed_gp": {"features": [*DEFAULT_FEATURES, "observed_gp"]},
+    "eight + observed_transitive": {"features": [*DEFAULT_FEATURES, "observed_transitive"]},
+    "all ten": {"features": list(FEATURES)},
     **{f"all eight, ridge {lam:g}": {"ridge_grid": [lam]} for lam in RIDGE_GRID},
     "all eight, ridge by LOTO (sourcerank)": {},
 }
@@ -171,7 +186,7 @@ def ranking_ablation(name: str, seeds: int, exhaustive: bool) -> None:
             table, ["sourcerank"], seeds=range(seeds), exhaustive=exhaustive,
             options={"sourcerank": options}, on_fit=collect,
         )  # fmt: skip
-        slug = label.split(" (")[0].replace(" ", "_").replace(",", "")
+        slug = label.split(" (")[0].replace(" + ", "_plus_").replace(" ", "_").replace(",", "")
         emit(f"{name}_ablation_{slug}_val", float(np.nanmean(chosen_cv)))
         emit(f"{name}_ablation_{slug}_test", result["sourcerank"]["spearman"])
         log(
