@@ -13,13 +13,14 @@ TaskWeb and Bingel, are scored on their one split with the target's row held out
 Sections:
 
 * ``mimic27`` / ``ettm1``: Spearman between predicted and true per-task gains on groups of size
-  >= 3, fitted on singles, pairs and 10 % of the larger groups (mean over fit seeds);
+  >= 3, fitted on singles, pairs and 10 % of the larger groups (mean and standard error over fit
+  seeds, and the paired ``setfn`` - HOA difference);
 * ``standley``: total test loss of the grouping chosen at budgets 1-5 with at most 15 measured
   subsets (settings 1-3); ``_hoa`` is Standley's protocol, ``_optimum`` measures all 31;
 * ``taskweb`` / ``bingel``: per-target Spearman, NDCG and Regret@3 of the source ranking of
   ``sourcerank`` when 3 entries of the target's row are observed, against the popular-source
-  prior on the same draws (paired difference with its standard error over targets, spread
-  over seeds), Bingel also on every subset of 3, and ``setfn`` for reference;
+  prior on the same draws (paired difference with its standard error over targets and their
+  ratio, spread over seeds), Bingel also on every subset of 3, and ``setfn`` for reference;
 * ``search``: trials (every ask, repeats included) and distinct sets until each target's best
   auxiliary set is proposed, on ETTm1 (64 sets per target), Taskonomy (16) and MIMIC-27
   (single auxiliaries: its larger groups are a sample): the graph-guided sampler starting from
