@@ -11,7 +11,12 @@ from scipy.stats import spearmanr
 
 from taskgraph.affinity.converters import convert
 from taskgraph.affinity.estimators import SourceRankEstimator, make_estimator
-from taskgraph.affinity.estimators.sourcerank import FEATURES, RIDGE_GRID
+from taskgraph.affinity.estimators.sourcerank import (
+    DEFAULT_FEATURES,
+    RIDGE_GRID,
+    _Features,
+    _gp_mean,
+)
 from taskgraph.affinity.evaluation import evaluate_source_ranking
 from taskgraph.affinity.longtable import LongRow, LongTable
 from taskgraph.errors import ConfigError
@@ -40,6 +45,14 @@ def _two_camps(n: int = 12, seed: int = 0) -> dict[tuple[str, str], float]:
     }  # fmt: skip
 
 
+def _matrix(gains: dict[tuple[str, str], float]) -> np.ndarray:
+    tasks = sorted({t for t, _ in gains})
+    matrix = np.full((len(tasks), len(tasks)), np.nan)
+    for (t, s), g in gains.items():
+        matrix[tasks.index(t), tasks.index(s)] = g
+    return matrix
+
+
 def test_sourcerank_uses_the_observed_entries_where_the_popular_prior_cannot() -> None:
     # The popular-source prior averages the two camps to noise; three observed gains reveal the camp.
     result = evaluate_source_ranking(_pair_table(_two_camps()), ["sourcerank"], seeds=[0, 1])
@@ -63,7 +76,7 @@ def test_sourcerank_fit_selects_the_ridge_by_leave_one_target_out() -> None:
     assert described["cv_spearman"][str(described["ridge"])] == max(
         described["cv_spearman"].values()
     )
-    assert set(described["weights"]) == set(FEATURES)
+    assert set(described["weights"]) == set(DEFAULT_FEATURES)
     # Fully measured: a pair is answered as measured, a set by the mean of its pairs.
     (t, s), value = next(iter(gains.items()))
     assert model.predict(t, {s})[0] == pytest.approx(value, abs=1e-9)
@@ -134,3 +147,65 @@ def test_bingel_draws_are_the_documented_ones(benchmarks_dir: Path) -> None:
     result = evaluate_source_ranking(convert("bingel", root=benchmarks_dir), [], seeds=range(20))
     assert result["prior"]["spearman"] == pytest.approx(0.45086, abs=5e-5)
     assert result["n_draws"] == 200
+
+
+def test_gp_mean_counts_redundant_observations_about_once() -> None:
+    # One observation: posterior mean = k(s, o) * y / (1 + noise) with the unit noise.
+    kernel = np.array([[1.0, 0.5, 0.0], [0.5, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    assert _gp_mean(kernel, np.array([0]), np.array([2.0])) == pytest.approx([1.0, 0.5, 0.0])
+    # Two identical sources observed at 1 each: [[2, 1], [1, 2]]^-1 [1, 1] = [1/3, 1/3], so a
+    # source alike to both gets 2/3, not twice the 1/2 that one of them alone gives.
+    twins = np.ones((3, 3))
+    assert _gp_mean(twins, np.array([0, 1]), np.array([1.0, 1.0]))[2] == pytest.approx(2 / 3)
+    assert _gp_mean(twins, np.array([0]), np.array([1.0]))[2] == pytest.approx(1 / 2)
+
+
+def test_observed_transitive_scores_sources_of_the_tasks_that_help_the_target() -> None:
+    # Target 0 gained from 1 (+1) and lost from 2 (-1); task 1 is helped most by 3, task 2 by 4.
+    pairs = np.array(
+        [
+            [np.nan, 1.0, -1.0, np.nan, np.nan],
+            [0.0, np.nan, 0.0, 2.0, -2.0],
+            [0.0, 0.0, np.nan, -2.0, 2.0],
+            [0.0, 0.0, 0.0, np.nan, 0.0],
+            [0.0, 0.0, 0.0, 0.0, np.nan],
+        ]
+    )
+    features = _Features(pairs)
+    observed = np.array([1, 2])
+    centred = np.array([1.0, -1.0])
+    score = features.observed_transitive(observed, centred)
+    # z of row 1 over its four sources [0, 0, 2, -2]: [0, 0, sqrt2, -sqrt2]; row 2 the opposite.
+    assert score[3] == pytest.approx(math.sqrt(2)) and score[4] == pytest.approx(-math.sqrt(2))
+    assert score[0] == pytest.approx(0.0)
+    assert np.all(features.observed_transitive(observed, np.zeros(2)) == 0.0)
+
+
+def _line(n: int = 16, seed: int = 0) -> dict[tuple[str, str], float]:
+    """Return gains that fall with the distance of two tasks on a line, plus a general helpfulness."""
+    rng = np.random.default_rng(seed)
+    tasks = [f"t{i:02d}" for i in range(n)]
+    position = rng.uniform(0.0, 1.0, n)
+    general = rng.normal(0.0, 0.3, n)
+    return {
+        (tasks[t], tasks[s]): float(
+            0.02 * (general[s] - 3 * abs(position[t] - position[s])) + rng.normal(0.0, 0.002)
+        )
+        for t in range(n) for s in range(n) if s != t
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("feature", ["observed_gp", "observed_transitive"])
+def test_each_observed_feature_finds_the_near_sources_the_popular_score_misses(
+    feature: str,
+) -> None:
+    # Sources near the target on the line help it most; how much a source helps on average
+    # (popular_z) says little about that, three observed gains say where the target lies.
+    table = _pair_table(_line())
+    alone, both = (
+        evaluate_source_ranking(
+            table, ["sourcerank"], seeds=[0, 1], options={"sourcerank": {"features": features}}
+        )["sourcerank"]["spearman"]
+        for features in (["popular_z"], ["popular_z", feature])
+    )
+    assert both > alone + 0.2

@@ -5,7 +5,7 @@ pair gains ``g(t | {t, s})`` measured for the other targets and a few for ``t``,
 source ``s`` will help ``t`` most?  The "popular source" prior (a source's mean gain over the
 other targets) is a strong baseline that the Bayesian ``setfn`` did not beat on Bingel.
 
-Model: the target's standardised gain from ``s`` is a linear function of eight scores of ``s``,
+Model: the target's standardised gain from ``s`` is a linear function of scores of ``s``,
 each standardised over the target's candidate sources, so gains whose scales differ by 100x
 across targets (Bingel: 0.15 % for chunking, 11 % for hyperlinks) share one model::
 
@@ -22,7 +22,16 @@ across targets (Bingel: 0.15 % for chunking, 11 % for hyperlinks) share one mode
 ``source_steadiness``     minus the log spread of ``s``'s own gains as a target
 ``source_self_gain``      minus the mean of ``s``'s own gains as a target
 ``reciprocal``            how much ``t`` helps ``s`` (``s``'s standardised gain from ``t``)
+``observed_gp``           Gaussian-process posterior mean of ``t``'s centred observed gains over
+                          the sources, the kernel being how alike two sources help the other
+                          targets: each observed entry counts by what it adds to the others
+``observed_transitive``   how much ``s`` helps the observed sources, weighted by how much each
+                          helps ``t`` (TaskWeb's transitivity through pivot tasks)
 ========================  ====================================================================
+
+The first eight are the default (:data:`DEFAULT_FEATURES`); the last two are options
+(``features=``): on validation they changed the Spearman by less than 0.005 on either table,
+so they were not added (``docs/affinity.md``, "Research log").
 
 The two ``source_*`` scores describe the auxiliary task itself: Bingel & Søgaard found that
 properties of the tasks, not only of the pair, predict whether sharing helps; a task that every
@@ -61,7 +70,13 @@ from taskgraph.affinity.gains import GainKind, GainTable, pair_gains
 from taskgraph.affinity.similarity import profile_similarity
 from taskgraph.errors import ConfigError
 
-__all__ = ["FEATURES", "RIDGE_GRID", "SourceRankEstimator"]
+__all__ = [
+    "DEFAULT_FEATURES",
+    "FEATURES",
+    "OBSERVED_FEATURES",
+    "RIDGE_GRID",
+    "SourceRankEstimator",
+]
 
 FEATURES = (
     "popular",
@@ -72,10 +87,18 @@ FEATURES = (
     "source_steadiness",
     "source_self_gain",
     "reciprocal",
+    "observed_gp",
+    "observed_transitive",
 )
+#: Scores that depend on which of the target's entries are observed (recomputed per draw).
+OBSERVED_FEATURES = ("observed_knn", "observed_gp", "observed_transitive")
+_BASE_FEATURES = tuple(f for f in FEATURES if f not in OBSERVED_FEATURES)
+#: The features used unless ``features`` names others (chosen on validation: docs/affinity.md).
+DEFAULT_FEATURES = FEATURES[:8]
 #: Ridge strengths (per example) tried by leave-one-target-out; 1e6 is the limit ``w ~ X'y``.
 RIDGE_GRID = (0.01, 0.1, 1.0, 10.0, 1e6)
 _KNN_SHARPNESS = 2.0  # exp(2 cos): a perfectly agreeing target weighs e^4 = 55x an opposite one
+_GP_NOISE = 1.0  # noise variance of ``observed_gp`` on the kernel's unit scale, set a priori
 _SCALE_PSEUDO_COUNT = 3.0  # observations worth of the pooled mean / spread in a target's scale
 _MIN_TRAINING_TARGETS = 3
 
@@ -127,15 +150,20 @@ class _Features:
             spreads > 0, -np.log(np.where(spreads > 0, spreads, 1.0)), np.nan
         )
         self.self_gain = np.where(counts > 0, -means, np.nan)
+        self.kernels: dict[int, np.ndarray | None] = {}
 
-    def base(self, target: int) -> np.ndarray:
-        """Return the draw-independent scores (n, 7: every feature but ``observed_knn``) of ``target``'s sources.
-
-        Nothing of ``target``'s own row enters: its observed gains only reach ``observed_knn``.
-        """
+    def _others(self, target: int) -> np.ndarray:
+        """Return the mask of the rows other than ``target`` with at least two gains."""
         others = np.ones(len(self.pairs), dtype=bool)
         others[target] = False
-        others &= ~np.all(np.isnan(self.z), axis=1)  # rows with at least two gains
+        return others & ~np.all(np.isnan(self.z), axis=1)
+
+    def base(self, target: int) -> np.ndarray:
+        """Return the draw-independent scores (n, 7: the features not in :data:`OBSERVED_FEATURES`) of ``target``'s sources.
+
+        Nothing of ``target``'s own row enters: its observed gains only reach the ``observed_*`` scores.
+        """
+        others = self._others(target)
         rows, z_rows = self.pairs[others], self.z[others]
         ones = np.ones(int(others.sum()))
         popular_z = _weighted_mean(ones, z_rows, np.zeros(len(self.pairs)))
@@ -144,6 +172,7 @@ class _Features:
         without = self.pairs.copy()
         without[target] = np.nan
         kernel = profile_similarity(without)
+        self.kernels[target] = kernel
         profile = popular_z
         if kernel is not None:
             profile = _weighted_mean(np.clip(kernel[target, others], 0.0, None), z_rows, popular_z)
@@ -161,13 +190,33 @@ class _Features:
             axis=1,
         )
 
+    def observed(
+        self, target: int, observed: np.ndarray, values: np.ndarray, base: np.ndarray
+    ) -> np.ndarray:
+        """Return the scores (n, 3, :data:`OBSERVED_FEATURES` order) given ``target``'s observed gains.
+
+        ``base`` is :meth:`base`'s output for ``target`` (its ``popular_z`` column is the prior).
+        """
+        popular_z = base[:, 1]
+        n = len(self.pairs)
+        out = np.zeros((n, len(OBSERVED_FEATURES)))
+        out[:, 0] = self.observed_knn(target, observed, values, popular_z)
+        if len(observed) < 2:
+            return out
+        if target not in self.kernels:
+            self.base(target)
+        kernel = self.kernels[target]
+        centred = values - values.mean()
+        if kernel is not None:
+            out[:, 1] = _gp_mean(kernel, observed, centred)
+        out[:, 2] = self.observed_transitive(observed, centred)
+        return out
+
     def observed_knn(
         self, target: int, observed: np.ndarray, values: np.ndarray, popular_z: np.ndarray
     ) -> np.ndarray:
         """Return the agreement-weighted ``popular_z`` minus ``popular_z`` given ``target``'s observed gains."""
-        others = np.ones(len(self.pairs), dtype=bool)
-        others[target] = False
-        others &= ~np.all(np.isnan(self.z), axis=1)
+        others = self._others(target)
         if len(observed) < 2 or not others.any():
             return np.zeros(len(self.pairs))
         x = values - values.mean()
@@ -183,15 +232,40 @@ class _Features:
         weighted = _weighted_mean(np.exp(_KNN_SHARPNESS * cosine), self.z[others], popular_z)
         return weighted - popular_z
 
-    def matrix(self, base: np.ndarray, knn: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    def observed_transitive(self, observed: np.ndarray, centred: np.ndarray) -> np.ndarray:
+        """Return, per source, how much it helps the observed sources, weighted by how much each helps the target.
+
+        ``sum_o x_o z(o <- s) / sum_o |x_o|`` with ``x`` the target's centred observed gains and
+        ``z(o <- s)`` the standardised gain of task ``o`` from ``s`` (0 where unmeasured).
+        """
+        scale = float(np.abs(centred).sum())
+        if scale == 0:
+            return np.zeros(len(self.pairs))
+        helped = np.nan_to_num(self.z[observed])  # row o: how each source helps o
+        return (centred @ helped) / scale
+
+    def matrix(self, base: np.ndarray, observed: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         """Return the design matrix over ``candidates`` (columns in :data:`FEATURES` order), standardised."""
-        full = np.concatenate([base[:, :4], knn[:, None], base[:, 4:]], axis=1)[candidates]
+        by_name = dict(zip(_BASE_FEATURES, base.T, strict=True))
+        by_name.update(zip(OBSERVED_FEATURES, observed.T, strict=True))
+        full = np.stack([by_name[f] for f in FEATURES], axis=1)[candidates]
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: mean of nothing
             column_mean = np.nan_to_num(np.nanmean(full, axis=0))
         # A source with no gains of its own as a target has no source_* score: the average.
         full = np.where(np.isnan(full), column_mean[None, :], full)
         return np.stack([_standardise(full[:, k]) for k in range(full.shape[1])], axis=1)
+
+
+def _gp_mean(kernel: np.ndarray, observed: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Return the Gaussian-process posterior mean over all sources given ``values`` at ``observed``.
+
+    ``kernel[s, o]``: how alike sources ``s`` and ``o`` help the other targets (unit diagonal);
+    the noise variance :data:`_GP_NOISE` is fixed.  Solving with ``K_OO`` weighs each observed
+    entry by how much it adds to the others: two near-identical sources count about once.
+    """
+    k_oo = kernel[np.ix_(observed, observed)] + _GP_NOISE * np.eye(len(observed))
+    return kernel[:, observed] @ np.linalg.solve(k_oo, values)
 
 
 class SourceRankEstimator(AffinityEstimator):
@@ -208,7 +282,7 @@ class SourceRankEstimator(AffinityEstimator):
         n_observed: int = 3,
         max_draws: int = 20,
         ridge_grid: Sequence[float] = RIDGE_GRID,
-        features: Sequence[str] = FEATURES,
+        features: Sequence[str] = DEFAULT_FEATURES,
         seed: int = 0,
     ) -> None:
         super().__init__(gain_kind=gain_kind, split=split, metric=metric)
@@ -287,8 +361,8 @@ class SourceRankEstimator(AffinityEstimator):
             xs, ys = [], []
             for chosen in draws:
                 observed = known[list(chosen)]
-                knn = self.features.observed_knn(u, observed, self.matrix[u, observed], base[:, 1])
-                design = self.features.matrix(base, knn, known)[:, self.columns]
+                scores = self.features.observed(u, observed, self.matrix[u, observed], base)
+                design = self.features.matrix(base, scores, known)[:, self.columns]
                 hidden = np.ones(len(known), dtype=bool)
                 hidden[list(chosen)] = False
                 xs.append(design[hidden])
@@ -328,8 +402,9 @@ class SourceRankEstimator(AffinityEstimator):
             return row
         observed = np.flatnonzero(~np.isnan(matrix[t]))
         base = features.base(t)
-        knn = features.observed_knn(t, observed, matrix[t, observed], base[:, 1])
-        row[candidates] = features.matrix(base, knn, candidates)[:, self.columns] @ self.weights
+        scores = features.observed(t, observed, matrix[t, observed], base)
+        design = features.matrix(base, scores, candidates)[:, self.columns]
+        row[candidates] = design @ self.weights
         return row
 
     def _scale_stats(self) -> None:
