@@ -6,18 +6,34 @@ effect of candidate ``c`` on target ``t`` is the mean over the probes of
 ``Z(c -> t) = 1 - L_t(after a step on c) / L_t(before)``, with its standard error over the
 probes; the ranking sorts the candidates by it (ties by name).  Pure: a
 :class:`~taskgraph.trial.LookaheadMatrix` in, plain rows out.
+
+:func:`rank_agreement` scores a ranking against measured single-auxiliary gains
+(:func:`single_auxiliary_gains`): Spearman's rho, its p-value (scipy's t approximation), a
+bootstrap interval over the candidates, and the smallest |rho| that is significant at 5 % for
+that many candidates (``benchmarks/screen_spearman.py``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
+from taskgraph.affinity.gains import compute_gains, pair_gains
+from taskgraph.affinity.records import ScoreRecord
 from taskgraph.errors import ConfigError
 from taskgraph.trial import LookaheadMatrix
 
-__all__ = ["ScreenEntry", "screen_ranking", "screen_scores"]
+__all__ = [
+    "RankAgreement",
+    "ScreenEntry",
+    "rank_agreement",
+    "screen_ranking",
+    "screen_scores",
+    "single_auxiliary_gains",
+]
 
 
 @dataclass(frozen=True)
@@ -70,3 +86,71 @@ def screen_scores(
     """Return candidate -> predicted effect on ``target`` (higher is better), for the graph
     sampler's start-up order."""
     return {e.candidate: e.effect for e in screen_ranking(matrix, target, candidates)}
+
+
+def single_auxiliary_gains(records: Iterable[ScoreRecord], target: str) -> dict[str, float]:
+    """Return source -> measured gain of ``target`` with that source as its only auxiliary.
+
+    Absolute gains (score with the source - score alone, same model family, mean over seeds;
+    one target's relative gains rank the same).  Records of other targets are ignored.
+    """
+    own = [r for r in records if r.task == target]
+    if not own:
+        return {}
+    table = compute_gains(own, kind="absolute")
+    return {source: mean for (t, source), (mean, _, _) in pair_gains(table.gains).items()
+            if t == target}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RankAgreement:
+    """Spearman's rho between predicted and measured effects over ``n`` candidates."""
+
+    spearman: float
+    p_value: float
+    low: float  # 95 % bootstrap interval over the candidates
+    high: float
+    n: int
+    critical: float  # the smallest |rho| with p < 0.05 (two-sided) for n candidates
+
+
+def rank_agreement(
+    predicted: Mapping[str, float],
+    measured: Mapping[str, float],
+    *,
+    n_bootstrap: int = 2000,
+    seed: int = 0,
+) -> RankAgreement:
+    """Return the agreement of ``predicted`` with ``measured`` on the candidates both have.
+
+    Raises :class:`ConfigError` with fewer than 3 common candidates.
+    """
+    from scipy import stats
+
+    common = sorted(set(predicted) & set(measured))
+    finite = [c for c in common if math.isfinite(predicted[c]) and math.isfinite(measured[c])]
+    if len(finite) < 3:
+        raise ConfigError(
+            f"rank agreement needs >= 3 candidates with a prediction and a measured gain, "
+            f"but got {len(finite)} ({', '.join(finite) or 'none'})"
+        )
+    x = np.array([predicted[c] for c in finite])
+    y = np.array([measured[c] for c in finite])
+    rho, p = stats.spearmanr(x, y)
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_bootstrap):
+        pick = rng.integers(0, len(finite), len(finite))
+        if np.ptp(x[pick]) > 0 and np.ptp(y[pick]) > 0:
+            draws.append(stats.spearmanr(x[pick], y[pick])[0])
+    low, high = np.percentile(draws, [2.5, 97.5]) if draws else (math.nan, math.nan)
+    n = len(finite)
+    t = float(stats.t.ppf(0.975, n - 2)) if n > 2 else math.nan
+    return RankAgreement(
+        spearman=float(rho),
+        p_value=float(p),
+        low=float(low),
+        high=float(high),
+        n=n,
+        critical=t / math.sqrt(n - 2 + t * t),
+    )
