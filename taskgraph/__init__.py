@@ -29,6 +29,8 @@ _API = {
     "study_status": "taskgraph.app.studies",
     "list_studies": "taskgraph.app.studies",
     "load_study_spec": "taskgraph.app.studies",
+    "screen_study": "taskgraph.app.screening",
+    "screen_report": "taskgraph.app.screening",
     "recommend": "taskgraph.app.affinity",
     "recommendation_report": "taskgraph.app.affinity",
     "fit_and_save": "taskgraph.app.affinity",
@@ -51,6 +53,8 @@ __all__ = [
     "recommendation_report",
     "resume_study",
     "run_study",
+    "screen_report",
+    "screen_study",
     "study_status",
     "study_summary",
 ]
@@ -65,6 +69,7 @@ if TYPE_CHECKING:
         recommendation_report,
     )
     from taskgraph.app.bench import bench
+    from taskgraph.app.screening import screen_report, screen_study
     from taskgraph.app.studies import (
         list_studies,
         load_study_spec,

@@ -23,6 +23,7 @@ from taskgraph.app.affinity import (
     recommendation_report,
 )
 from taskgraph.app.bench import bench
+from taskgraph.app.screening import screen_report, screen_study
 from taskgraph.app.studies import (
     build_engine,
     list_studies,
@@ -52,6 +53,8 @@ __all__ = [
     "run_spec",
     "run_study",
     "runner_of",
+    "screen_report",
+    "screen_study",
     "study_status",
     "study_summary",
 ]
