@@ -75,7 +75,8 @@ def screen_predictions(args: argparse.Namespace, target: str) -> tuple[dict[str,
     from taskgraph.storage import open_repository
 
     study = args.screen_study or args.study
-    with open_repository(args.storage) as repository:
+    storage = args.screen_storage or args.storage
+    with open_repository(storage) as repository:
         screens = repository.screens(study) if study else []
     if not screens and args.spec:
         from taskgraph.app.screening import screen_study
@@ -83,14 +84,14 @@ def screen_predictions(args: argparse.Namespace, target: str) -> tuple[dict[str,
 
         spec = load_study_spec(args.spec)
         print(f"running the screen of {spec.name!r} ({args.spec})", file=sys.stderr)
-        screen_study(spec, storage_url=args.storage, data_dir=args.data, steps=args.steps,
+        screen_study(spec, storage_url=storage, data_dir=args.data, steps=args.steps,
                      probes=args.probes, source=args.spec)  # fmt: skip
         study = spec.name
-        with open_repository(args.storage) as repository:
+        with open_repository(storage) as repository:
             screens = repository.screens(study)
     if not screens:
         raise SystemExit(
-            f"error: study {study!r} has no screen in {args.storage}; pass --spec to run one"
+            f"error: study {study!r} has no screen in {storage}; pass --spec to run one"
         )
     return screen_scores(screens[-1].matrix, target), screens[-1]
 
@@ -118,6 +119,7 @@ def main(
     parser.add_argument("--split", help="split of the measured scores (default: the objective's)")
     parser.add_argument("--metric", help="metric (default: the study's objective metric)")
     parser.add_argument("--screen-study", help="study the screen is stored with (default --study)")
+    parser.add_argument("--screen-storage", help="database of the screen (default --storage)")
     parser.add_argument("--spec", help="spec to screen when no screen is stored")
     parser.add_argument("--steps", type=int, help="steps of a screen run here")
     parser.add_argument("--probes", type=int, help="lookahead probes of a screen run here")
@@ -152,9 +154,16 @@ def main(
         f"note: with n={screen_agreement.n} candidates, |rho| > {screen_agreement.critical:.2f} "
         "is significant at 5 % (two-sided); the interval resamples the candidates"
     )
-    from taskgraph.app.screening import screen_report
+    from taskgraph.app.screening import screen_report, study_trial_cost
 
-    cost = screen_report(screen.study, storage=args.storage, screen=screen.number)["cost"]
+    storage = args.screen_storage or args.storage
+    cost = screen_report(screen.study, storage=storage, screen=screen.number)["cost"]
+    if args.study and not args.table:
+        # One trial of the study the gains come from (measured where those runs ran).
+        trial, run = study_trial_cost(args.study, storage=args.storage)
+        if trial:
+            cost.update(trial_seconds=trial, run_seconds=run,
+                        trials_equivalent=cost["seconds"] / trial)  # fmt: skip
     line = f"screen_cost: {cost['seconds']:.0f} s, {cost['steps']} steps, {cost['probes']} probes"
     if cost["trial_seconds"]:
         line += (

@@ -22,7 +22,7 @@ from typing import Any
 from taskgraph.errors import ConfigError, StorageError, TaskgraphError
 from taskgraph.spec.models import StudySpec
 
-__all__ = ["screen_report", "screen_study"]
+__all__ = ["screen_report", "screen_study", "study_trial_cost"]
 
 PathLike = str | os.PathLike[str]
 
@@ -168,6 +168,18 @@ def _report(stored: Any, repository: Any, *, target: str) -> dict[str, Any]:
         "full_matrix": bool(details.get("full_matrix", False)),
         "cost": cost,
     }
+
+
+def study_trial_cost(name: str, *, storage: str | None = None) -> tuple[float | None, float | None]:
+    """Return the mean seconds of one complete trial of study ``name`` (its seeds' runs summed)
+    and of one run (one seed); ``(None, None)`` before the first complete trial."""
+    from taskgraph.storage import open_repository, resolve_storage_url
+
+    repository = open_repository(resolve_storage_url(storage), create=False)
+    try:
+        return _trial_cost(repository, name)
+    finally:
+        repository.close()
 
 
 def _trial_cost(repository: Any, study: str) -> tuple[float | None, float | None]:
