@@ -39,7 +39,7 @@ from taskgraph.affinity.screening import (
     screen_scores,
     single_auxiliary_gains,
 )
-from taskgraph.errors import TaskgraphError
+from taskgraph.errors import ConfigError, TaskgraphError
 
 
 def measured_gains(args: argparse.Namespace) -> tuple[str, dict[str, float]]:
@@ -138,7 +138,13 @@ def main(
     print(f"target: {target}")
     print(f"n_candidates: {len(candidates)}")
     result: dict[str, Any] = {"target": target, "n_candidates": len(candidates)}
-    screen_agreement = rank_agreement(predicted, measured, n_bootstrap=args.bootstrap)
+    try:
+        screen_agreement = rank_agreement(predicted, measured, n_bootstrap=args.bootstrap)
+    except ConfigError as error:
+        print("screen_spearman: nan")
+        print("textemb_spearman: nan")
+        print(f"note: {error}")
+        return {**result, "screen": None, "textemb": None}
     _line("screen_spearman", screen_agreement)
     result["screen"] = screen_agreement
     textemb_agreement = None
@@ -152,7 +158,8 @@ def main(
     result["textemb"] = textemb_agreement
     print(
         f"note: with n={screen_agreement.n} candidates, |rho| > {screen_agreement.critical:.2f} "
-        "is significant at 5 % (two-sided); the interval resamples the candidates"
+        "is significant at 5 % (two-sided, t approximation); p is exact (every permutation) "
+        "for n <= 8; the interval resamples the candidates"
     )
     from taskgraph.app.screening import screen_report, study_trial_cost
 

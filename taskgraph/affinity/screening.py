@@ -102,12 +102,38 @@ def single_auxiliary_gains(records: Iterable[ScoreRecord], target: str) -> dict[
             if t == target}  # fmt: skip
 
 
+#: up to this many candidates the p-value is exact (every permutation), above it scipy's
+#: t approximation
+EXACT_MAX_N = 8
+
+
+def _permutation_p(x: np.ndarray, y: np.ndarray, rho: float) -> float:
+    """Return the two-sided exact p-value of Spearman's ``rho`` over every permutation of y."""
+    from itertools import permutations
+
+    from scipy import stats
+
+    rx = stats.rankdata(x)
+    ry = stats.rankdata(y)
+    n = len(rx)
+    centred = rx - rx.mean()
+    scale = float(np.sqrt((centred**2).sum() * ((ry - ry.mean()) ** 2).sum()))
+    if scale == 0:
+        return 1.0
+    hits = total = 0
+    for order in permutations(range(n)):
+        r = float(centred @ (ry[list(order)] - ry.mean())) / scale
+        hits += abs(r) >= abs(rho) - 1e-12
+        total += 1
+    return hits / total
+
+
 @dataclass(frozen=True)
 class RankAgreement:
     """Spearman's rho between predicted and measured effects over ``n`` candidates."""
 
     spearman: float
-    p_value: float
+    p_value: float  # two-sided; exact for up to EXACT_MAX_N candidates
     low: float  # 95 % bootstrap interval over the candidates
     high: float
     n: int
@@ -137,6 +163,9 @@ def rank_agreement(
     x = np.array([predicted[c] for c in finite])
     y = np.array([measured[c] for c in finite])
     rho, p = stats.spearmanr(x, y)
+    if len(finite) <= EXACT_MAX_N:
+        # The t approximation is poor for a handful of candidates: count permutations instead.
+        p = _permutation_p(x, y, float(rho))
     rng = np.random.default_rng(seed)
     draws = []
     for _ in range(n_bootstrap):

@@ -113,3 +113,24 @@ def test_rank_agreement_states_significance_for_the_number_of_candidates() -> No
     assert agreement.critical == pytest.approx(0.532, abs=0.01)
     with pytest.raises(ConfigError, match=">= 3 candidates"):
         rank_agreement({"a": 1.0, "b": 2.0}, {"a": 1.0, "b": 2.0})
+
+
+def test_small_samples_get_the_exact_permutation_p_value() -> None:
+    four = {"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0}
+    agreement = rank_agreement(four, dict(four), n_bootstrap=50)
+    # 2 of the 24 orders reach |rho| = 1: p = 1/12, where the t approximation says 0.
+    assert agreement.spearman == pytest.approx(1.0)
+    assert agreement.p_value == pytest.approx(2 / 24)
+
+
+def test_fewer_than_three_measured_candidates_print_nan(
+    bench: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = _database(tmp_path, {"a": 0.05, "b": 0.02, "c": -0.03, "d": 0.0})
+    table = tmp_path / "two.csv"
+    table.write_text("target,task_set,split,value,higher_is_better\nt,t,val,0.5,1\n"
+                     "t,t+a,val,0.6,1\nt,t+b,val,0.4,1\n")  # fmt: skip
+    result = bench.main(["--storage", url, "--table", str(table), "--target", "t",
+                         "--screen-study", "tr", "--no-textemb"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert result["screen"] is None and "screen_spearman: nan" in out and ">= 3 candidates" in out
