@@ -29,6 +29,8 @@ _API = {
     "study_status": "taskgraph.app.studies",
     "list_studies": "taskgraph.app.studies",
     "load_study_spec": "taskgraph.app.studies",
+    "screen_study": "taskgraph.app.screening",
+    "screen_report": "taskgraph.app.screening",
     "recommend": "taskgraph.app.affinity",
     "recommendation_report": "taskgraph.app.affinity",
     "fit_and_save": "taskgraph.app.affinity",
@@ -53,6 +55,8 @@ __all__ = [
     "results_table",
     "resume_study",
     "run_study",
+    "screen_report",
+    "screen_study",
     "study_status",
     "study_summary",
 ]
@@ -68,6 +72,7 @@ if TYPE_CHECKING:
     )
     from taskgraph.app.bench import bench
     from taskgraph.app.results import results_table
+    from taskgraph.app.screening import screen_report, screen_study
     from taskgraph.app.studies import (
         list_studies,
         load_study_spec,

@@ -290,12 +290,16 @@ class LookaheadMatrix:
     """Lookahead inter-task affinity (Fifty et al. 2021) from one joint run.
 
     ``values[i][j]`` is Z(tasks[i] -> tasks[j]) = 1 - L_j(after a step on task i) / L_j(before),
-    averaged over the probes: positive when a step on task i lowers task j's loss.
+    averaged over the probes: positive when a step on task i lowers task j's loss.  An entry
+    that was not measured (a screen measures the target's column only) is NaN.
+    ``stderr[i][j]`` is the standard error of that mean over the probes (NaN with fewer than
+    two probes); ``None`` for matrices stored without it.
     """
 
     tasks: list[str]
     values: list[list[float]]
     n_probes: int = 0
+    stderr: list[list[float]] | None = None
 
 
 @dataclass

@@ -24,6 +24,7 @@ from taskgraph.app.affinity import (
 )
 from taskgraph.app.bench import bench
 from taskgraph.app.results import ResultsTable, results_table, write_results
+from taskgraph.app.screening import screen_report, screen_study
 from taskgraph.app.studies import (
     build_engine,
     list_studies,
@@ -55,6 +56,8 @@ __all__ = [
     "run_spec",
     "run_study",
     "runner_of",
+    "screen_report",
+    "screen_study",
     "study_status",
     "study_summary",
     "write_results",

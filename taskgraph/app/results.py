@@ -247,14 +247,15 @@ def results_table(
     the split they are read from.  Raises :class:`~taskgraph.errors.DataNotFoundError` when the
     study is not in the database.
     """
-    from taskgraph.storage import open_repository
+    from taskgraph.storage import SCREEN_MODE, open_repository
 
     with open_repository(storage, create=False) as repo:
         specs = repo.study_specs()
         if study not in specs:
             known = ", ".join(sorted(specs)) or "(none)"
             raise DataNotFoundError(f"no study {study!r} in {repo.url}; studies: {known}")
-        runs = repo.runs(study=study)
+        # A screen (`study screen`) is a joint run of every candidate, not a row of the table.
+        runs = [r for r in repo.runs(study=study) if r.transfer_mode != SCREEN_MODE]
     return build_table(study, specs[study], runs, metrics=metrics, split=split)
 
 

@@ -602,6 +602,129 @@ def show(
         )
 
 
+class _ScreenProgress:
+    """A bar over the screen's joint run (its steps); nothing when quiet or not a terminal."""
+
+    def __init__(self, *, name: str, quiet: bool) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(bar_width=30),
+            MofNCompleteColumn(),
+            TextColumn("steps"),
+            TimeElapsedColumn(),
+            console=stderr_console,
+            disable=quiet or not stderr_console.is_terminal,
+        )
+        self.task = self.progress.add_task(f"screen {name}", total=None)
+
+    def on_trial_progress(self, number: int, step: Any) -> None:
+        self.progress.update(self.task, completed=step.step, total=step.max_steps)
+
+
+@app.command("screen")
+def screen(
+    spec: Annotated[Path, typer.Argument(help="Study spec (YAML).")],
+    storage: StorageOption = None,
+    steps: Annotated[
+        int | None,
+        typer.Option(
+            "--steps",
+            min=1,
+            help="Optimizer steps of the joint run, every task's counted (default: about one "
+            "run of a one-auxiliary trial: max_steps, twice that under step_budget: target).",
+        ),
+    ] = None,
+    probes: Annotated[
+        int, typer.Option("--probes", min=1, help="Lookahead probes, spread over the steps.")
+    ] = 20,
+    full_matrix: Annotated[
+        bool,
+        typer.Option(
+            "--full-matrix",
+            help="Measure every task's loss after each step (n^2 forwards per probe), not "
+            "only the target's: affinities between the candidates too.",
+        ),
+    ] = False,
+    data: DataOption = None,
+    sets: SetOption = None,
+    show_only: Annotated[
+        bool,
+        typer.Option("--show", help="Print the study's latest screen; train nothing."),
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    as_json: JsonOption = False,
+    trust_remote_code: TrustOption = False,
+) -> None:
+    """Rank every candidate by one joint run of the target with all of them (lookahead on).
+
+    The screen (Fifty et al. 2021) trains the target and every candidate together with hard
+    sharing and measures, at each probe, how much a step on each candidate lowers the target's
+    loss.  It is stored with the study (created if needed) without spending its trial budget;
+    `study run` of the same spec then tries the candidates in the screened order.
+    """
+    from taskgraph.app.screening import screen_report, screen_study
+
+    _quiet_transformers()
+    overrides = _parse_sets(sets)
+    checked = _load_checked(
+        spec, overrides, labels=_labels(overrides, {}), trust_remote_code=trust_remote_code
+    )
+    url = _storage(storage, checked)
+    if show_only:
+        report = screen_report(checked.name, storage=url)
+    else:
+        watcher = _ScreenProgress(name=checked.name, quiet=quiet or as_json)
+        try:
+            with watcher.progress:
+                report = screen_study(
+                    checked,
+                    storage_url=url,
+                    data_dir=data,
+                    steps=steps,
+                    probes=probes,
+                    full_matrix=full_matrix,
+                    observer=watcher,
+                    source=str(spec),
+                )
+        except KeyboardInterrupt:
+            stderr_console.print("interrupted: no screen was stored", soft_wrap=True)
+            raise typer.Exit(130) from None
+    if as_json:
+        emit_json(report)
+        return
+    _print_screen(report)
+
+
+def _print_screen(report: dict[str, Any]) -> None:
+    cost = report["cost"]
+    rows = [
+        {
+            "rank": c["rank"],
+            "candidate": c["candidate"],
+            "effect": f"{c['effect']:+.4f}",
+            "stderr": "-" if c["stderr"] is None else f"{c['stderr']:.4f}",
+        }
+        for c in report["candidates"]
+    ]
+    emit_rows(
+        rows,
+        columns=["rank", "candidate", "effect", "stderr"],
+        title=f"screen {report['screen']} of {report['study']!r}: predicted effect on "
+        f"{report['target']} (mean lookahead Z(candidate -> target) over "
+        f"{cost['probes']} probes, +- standard error)",
+    )
+    line = f"cost: {cost['seconds']:.0f} s, {cost['steps']} steps, {cost['probes']} probes"
+    if cost.get("trials_equivalent") is not None:
+        line += (
+            f" = {cost['trials_equivalent']:.2f} x one trial of the study "
+            f"({cost['trial_seconds']:.0f} s)"
+        )
+    if report.get("target_score") is not None:
+        line += f"; {report['target']} {report['metric'] or 'objective'} on {report['split']} "
+        line += f"after the joint run: {report['target_score']:.4f}"
+    stdout_console.print(line, soft_wrap=True, highlight=False)
+
+
 def _selection(selection: dict[str, Any] | None) -> str:
     """Return ", keep 0.42 of 3 auxiliaries (1008/2400 examples)" (empty without selection)."""
     if not selection:

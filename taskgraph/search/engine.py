@@ -25,7 +25,7 @@ says; opening re-queues them if a crash lost their retry.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,6 +52,7 @@ from taskgraph.search.progress import (
     RESULTS_ATTR,
     SEARCH_HASH_ATTR,
     SPEC_ATTR,
+    STARTUP_ATTR,
     STATUS_ATTR,
     StudyProgress,
     TrialStep,
@@ -128,6 +129,7 @@ class StudyEngine:
         data_dir: str | Path | None = None,
         observer: EngineObserver | None = None,
         intermediate_reports: bool = True,
+        embed: Callable[..., Mapping[str, Any]] | None = None,
     ) -> None:
         from taskgraph.storage import open_repository, parse_storage_url
 
@@ -137,6 +139,7 @@ class StudyEngine:
         self.intermediate_reports = intermediate_reports
         self.observer = observer or EngineObserver()
         self.data_dir = data_dir
+        self.embed = embed
         self.space = SearchSpace(spec=spec, sharing_spaces=sharing_spaces)
         self.repository = open_repository(storage_url)
         self.recorder = RecordWriter(
@@ -177,12 +180,17 @@ class StudyEngine:
             study_id = self.storage.get_study_id_from_name(spec.name)
         except KeyError:
             study_id = None
+        stored_attrs: Mapping[str, Any] = {}
         if study_id is not None:
-            self._check_same_study(self.storage.get_study_user_attrs(study_id))
+            stored_attrs = self.storage.get_study_user_attrs(study_id)
+            self._check_same_study(stored_attrs)
+        startup: tuple[str, dict[str, float]] = ("none", {})
+        if spec.sampler.name == "graph":
+            startup = self.startup_prior(cached=stored_attrs.get(STARTUP_ATTR))
         study = optuna.create_study(
             study_name=spec.name,
             storage=self.storage,
-            sampler=build_sampler(spec, prior_records=prior_records),
+            sampler=build_sampler(spec, prior_records=prior_records, startup_scores=startup[1]),
             pruner=build_pruner(spec.pruner),
             direction=spec.objective.direction,
             load_if_exists=True,
@@ -196,6 +204,8 @@ class StudyEngine:
         study.set_user_attr(SPEC_ATTR, storable_spec(spec.model_dump(mode="json")))
         study.set_user_attr(SEARCH_HASH_ATTR, spec.search_hash())
         study.set_user_attr(BUDGET_ATTR, spec.budget.trials)
+        if spec.sampler.name == "graph":
+            study.set_user_attr(STARTUP_ATTR, {"source": startup[0], "scores": startup[1]})
         self.repository.ensure_study(
             spec.name,
             spec=spec.model_dump(mode="json"),
@@ -241,6 +251,33 @@ class StudyEngine:
             f"study {spec.name!r} already exists in {self.repository.url} with another "
             f"spec{which}; rename the study (field `name`) or continue it with "
             f"`taskgraph study resume {spec.name} --storage {self.repository.url}`"
+        )
+
+    def startup_prior(
+        self, *, cached: Mapping[str, Any] | None = None
+    ) -> tuple[str, dict[str, float]]:
+        """Return (source, candidate -> score) of the graph sampler's start-up order.
+
+        The study's latest screen, else the text-embedding similarity to the target (computed
+        once, by the MiniLM TextEmb of :mod:`taskgraph.models.task_embeddings` or this engine's
+        ``embed``, and kept on the study as ``cached``), else ``("none", {})``.  A runner that
+        trains nothing (a published table) gets no text embeddings.
+        """
+        from taskgraph.search.screening import screen_tasks, startup_scores, textemb_scores
+
+        spec = self.spec
+        candidates = screen_tasks(spec)
+
+        def similarities() -> Mapping[str, float]:
+            return textemb_scores(spec.target, candidates, data_dir=self.data_dir, embed=self.embed)
+
+        trains = self.intermediate_reports or self.embed is not None
+        return startup_scores(
+            target=spec.target,
+            candidates=candidates,
+            screens=self.repository.screens(spec.name),
+            cached=cached,
+            embed=similarities if trains else None,
         )
 
     def prior_records(self) -> list[Any]:

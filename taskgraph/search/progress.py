@@ -31,6 +31,7 @@ __all__ = [
     "RESULTS_ATTR",
     "SEARCH_HASH_ATTR",
     "SPEC_ATTR",
+    "STARTUP_ATTR",
     "STATUS_ATTR",
     "EngineState",
     "StudyProgress",
@@ -45,6 +46,7 @@ __all__ = [
 SPEC_ATTR = "taskgraph:spec"  # the validated spec as JSON: `study resume NAME` needs nothing else
 SEARCH_HASH_ATTR = "taskgraph:search_hash"
 BUDGET_ATTR = "taskgraph:budget"  # trials; `--trials` on run/resume updates it
+STARTUP_ATTR = "taskgraph:startup"  # the graph sampler's start-up prior: {source, scores}
 # trial user attributes
 CONFIG_ATTR = "taskgraph:config"  # the TrialConfig (first seed) as a dict
 STATUS_ATTR = "taskgraph:status"  # the true state: complete / pruned / failed

@@ -31,7 +31,7 @@ successive halving of Li et al. 2020, which is what Optuna implements under that
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import optuna
@@ -55,7 +55,8 @@ __all__ = [
 
 SamplerFactory = Callable[..., optuna.samplers.BaseSampler]
 
-#: name -> factory ``(spec, *, prior_records=None) -> BaseSampler``
+#: name -> factory ``(spec, *, prior_records=None) -> BaseSampler`` (``graph`` also takes
+#: ``startup_scores``, its start-up order: :mod:`taskgraph.search.screening`)
 SAMPLERS: Registry[SamplerFactory] = Registry(kind="sampler")
 
 
@@ -94,7 +95,10 @@ def _random(
 
 
 def _graph(
-    spec: StudySpec, *, prior_records: Sequence[Any] | None = None
+    spec: StudySpec,
+    *,
+    prior_records: Sequence[Any] | None = None,
+    startup_scores: Mapping[str, float] | None = None,
 ) -> optuna.samplers.BaseSampler:
     from taskgraph.search.graph_sampler import GraphGuidedSampler
 
@@ -104,6 +108,8 @@ def _graph(
         options["n_startup_trials"] = spec.sampler.n_startup_trials
     # The non-subset parameters go to multivariate TPE, as with `sampler: tpe`.
     options.setdefault("independent_sampler", _inner_tpe(spec))
+    if startup_scores:
+        options.setdefault("startup_scores", dict(startup_scores))
     sampler: optuna.samplers.BaseSampler = GraphGuidedSampler(
         target=spec.target,
         candidates=[t for t in spec.candidate_names if t not in aux.exclude],
@@ -233,23 +239,37 @@ class _SeededFactory:
     Ray runner's ``OptunaSearch`` pickles its sampler."""
 
     def __init__(
-        self, *, factory: SamplerFactory, spec: StudySpec, prior_records: Sequence[Any] | None
+        self,
+        *,
+        factory: SamplerFactory,
+        spec: StudySpec,
+        prior_records: Sequence[Any] | None,
+        startup_scores: Mapping[str, float] | None = None,
     ) -> None:
         self.factory = factory
         self.spec = spec
         self.prior_records = prior_records
+        self.startup_scores = dict(startup_scores or {})
 
     def __call__(self, seed: int | None) -> optuna.samplers.BaseSampler:
         sampler = self.spec.sampler.model_copy(update={"seed": seed})
+        # Only a factory that uses a start-up order is given one (``graph``).
+        extra = {"startup_scores": self.startup_scores} if self.startup_scores else {}
         return self.factory(
-            self.spec.model_copy(update={"sampler": sampler}), prior_records=self.prior_records
+            self.spec.model_copy(update={"sampler": sampler}),
+            prior_records=self.prior_records,
+            **extra,
         )
 
 
 def build_sampler(
-    spec: StudySpec, *, prior_records: Sequence[Any] | None = None
+    spec: StudySpec,
+    *,
+    prior_records: Sequence[Any] | None = None,
+    startup_scores: Mapping[str, float] | None = None,
 ) -> optuna.samplers.BaseSampler:
-    """Return the Optuna sampler the spec names (``prior_records`` feed the graph sampler).
+    """Return the Optuna sampler the spec names (``prior_records`` feed the graph sampler,
+    ``startup_scores`` its start-up order: a screen or text-embedding similarity).
 
     With a fixed ``sampler.seed`` it is a :class:`TrialSeededSampler` around that sampler.
     """
@@ -258,7 +278,9 @@ def build_sampler(
     except KeyError as error:
         raise SpecError(f"sampler.name: {error}") from None
 
-    make = _SeededFactory(factory=factory, spec=spec, prior_records=prior_records)
+    make = _SeededFactory(
+        factory=factory, spec=spec, prior_records=prior_records, startup_scores=startup_scores
+    )
     try:
         if spec.sampler.seed is None:
             return make(None)

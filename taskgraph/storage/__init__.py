@@ -12,12 +12,18 @@ from taskgraph.storage.records import (
     RecordColumns,
     RunRecord,
     StoredLookahead,
+    StoredScreen,
     StudySummary,
     TaskSetRecord,
     TaskSetRecords,
     higher_is_better,
 )
-from taskgraph.storage.repository import Repository, open_repository, records_by_task_set
+from taskgraph.storage.repository import (
+    SCREEN_MODE,
+    Repository,
+    open_repository,
+    records_by_task_set,
+)
 from taskgraph.storage.urls import (
     DEFAULT_STORAGE_URL,
     STORAGE_ENV,
@@ -30,6 +36,7 @@ from taskgraph.storage.urls import (
 
 __all__ = [
     "DEFAULT_STORAGE_URL",
+    "SCREEN_MODE",
     "STORAGE_ENV",
     "VERSION_TABLE",
     "AffinityEdgeRecord",
@@ -38,6 +45,7 @@ __all__ = [
     "RunRecord",
     "SchemaState",
     "StoredLookahead",
+    "StoredScreen",
     "StudySummary",
     "TaskSetRecord",
     "TaskSetRecords",

@@ -24,6 +24,7 @@ __all__ = [
     "RecordColumns",
     "RunRecord",
     "StoredLookahead",
+    "StoredScreen",
     "StudySummary",
     "TaskSetRecord",
     "TaskSetRecords",
@@ -308,6 +309,29 @@ class StoredLookahead:
     study: str
     task_set: tuple[str, ...]
     matrix: LookaheadMatrix
+
+
+@dataclass(frozen=True)
+class StoredScreen:
+    """One screen of a study (:mod:`taskgraph.search.screening`): the joint run's lookahead
+    matrix (with standard errors), its cost and its settings.
+
+    Stored as a run with ``transfer_mode = "screen"``, a negative trial number (-1, -2, ... for
+    each screen of the study) and no score rows, so gains and prior records never see it; the
+    lookahead matrix is an ordinary one (the affinity fit uses it).  ``details`` is what the
+    screen kept under ``screen`` in the run's config (steps, probes, the target's score).
+    """
+
+    run_id: int
+    study: str
+    number: int
+    target: str
+    created_at: datetime
+    matrix: LookaheadMatrix
+    cost_seconds: float
+    total_steps: int | None
+    config: Mapping[str, Any]
+    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,12 @@ and the CLI need, as plain frozen dataclasses.
 from __future__ import annotations
 
 import gc
+import math
 import os
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timezone
 from itertools import accumulate
 from types import TracebackType
@@ -30,6 +32,7 @@ from taskgraph.storage.records import (
     RecordColumns,
     RunRecord,
     StoredLookahead,
+    StoredScreen,
     StudySummary,
     TaskSetRecords,
     higher_is_better,
@@ -55,7 +58,16 @@ if TYPE_CHECKING:
 
 from taskgraph.vocabulary import task_set_key
 
-__all__ = ["Repository", "open_engine", "open_repository", "records_by_task_set"]
+__all__ = [
+    "SCREEN_MODE",
+    "Repository",
+    "open_engine",
+    "open_repository",
+    "records_by_task_set",
+]
+
+#: ``tg_runs.transfer_mode`` of a screen's joint run (:meth:`Repository.add_screen`)
+SCREEN_MODE = "screen"
 
 TaskSetFilter = str | Sequence[str] | None
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -151,17 +163,34 @@ def _aware(value: datetime | None) -> datetime | None:
     return value
 
 
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def _nan_rows(rows: Sequence[Sequence[float | None]]) -> list[list[float]]:
+    # Entries stored as NULL (not measured, or not finite) read back as NaN.
+    return [[float("nan") if v is None else float(v) for v in row] for row in rows]
+
+
+def _lookahead_matrix(row: LookaheadRow, config: Mapping[str, Any] | None) -> LookaheadMatrix:
+    """Return the stored matrix; a screen keeps its standard errors in its run's config."""
+    screen = (config or {}).get("screen")
+    stderr = screen.get("stderr") if isinstance(screen, Mapping) else None
+    return LookaheadMatrix(
+        tasks=list(row.tasks),
+        values=_nan_rows(row.values),
+        n_probes=row.n_probes,
+        stderr=_nan_rows(stderr) if stderr is not None else None,
+    )
+
+
 def _run_record(row: RunRow) -> RunRecord:
     scores: dict[str, dict[str, dict[str, float | None]]] = {}
     for score in row.scores:
         scores.setdefault(score.task, {}).setdefault(score.split, {})[score.metric] = score.value
     lookahead = None
     if row.lookahead is not None:
-        lookahead = LookaheadMatrix(
-            tasks=list(row.lookahead.tasks),
-            values=[list(r) for r in row.lookahead.values],
-            n_probes=row.lookahead.n_probes,
-        )
+        lookahead = _lookahead_matrix(row.lookahead, row.config)
     created_at = _aware(row.created_at)
     assert created_at is not None
     return RunRecord(
@@ -696,10 +725,106 @@ class Repository:
             self._study_names.update({int(i): name for i, name in found})
         return self._task_set_keys, self._study_names
 
+    def add_screen(
+        self,
+        *,
+        study: str,
+        config: TrialConfig,
+        result: TrialResult,
+        details: Mapping[str, Any],
+        started_at: datetime | None = None,
+        finished_at: datetime | None = None,
+        task_fingerprints: Mapping[str, str] | None = None,
+        task_types: Mapping[str, str] | None = None,
+        host: str | None = None,
+        code_version: str | None = None,
+    ) -> StoredScreen:
+        """Store a screen of ``study`` (:class:`StoredScreen`) and return it.
+
+        One transaction: the run gets the next negative trial number of the study (a
+        re-screen adds one; the latest is the one :meth:`screens` lists last), its lookahead
+        matrix, and no score rows.  ``details`` (plain JSON) go under ``screen`` in the run's
+        config, with the matrix's standard errors.
+        """
+        if result.lookahead is None:
+            raise ConfigError(f"study {study!r}: a screen needs the run's lookahead matrix")
+        stderr = result.lookahead.stderr
+        extra = dict(details)
+        if stderr is not None:
+            extra["stderr"] = [[_finite_or_none(v) for v in row] for row in stderr]
+
+        def work(session: Any) -> int:
+            study_id = ensure_study_row(
+                session,
+                study,
+                direction=config.objective.direction,
+                target=config.target,
+                spec=None,
+            )
+            lowest = session.execute(
+                select(func.min(RunRow.trial_number)).where(
+                    RunRow.study_id == study_id, RunRow.trial_number < 0
+                )
+            ).scalar_one_or_none()
+            run_id = insert_run(
+                session,
+                study_id=study_id,
+                trial_number=(lowest or 0) - 1,
+                config=config,
+                result=replace(result, scores={}),
+                started_at=started_at,
+                finished_at=finished_at,
+                task_fingerprints=task_fingerprints or {},
+                task_types=task_types or {},
+                host=host,
+                code_version=code_version,
+            )
+            row = session.get(RunRow, run_id)
+            assert row is not None
+            row.transfer_mode = SCREEN_MODE
+            row.config = {**dict(row.config), "screen": extra}
+            return run_id
+
+        run_id = run_write(self._factory, work)
+        return next(s for s in self.screens(study) if s.run_id == run_id)
+
+    def screens(self, study: str) -> list[StoredScreen]:
+        """Return the screens of ``study``, oldest first (none: an empty list)."""
+        query = (
+            select(RunRow)
+            .join(RunRow.study)
+            .where(StudyRow.name == study, RunRow.transfer_mode == SCREEN_MODE)
+            .order_by(RunRow.id)
+        )
+        with self._factory.session() as session:
+            out = []
+            for row in session.execute(query).unique().scalars():
+                if row.lookahead is None:
+                    continue
+                config = dict(row.config)
+                created_at = _aware(row.created_at)
+                assert created_at is not None
+                out.append(
+                    StoredScreen(
+                        run_id=row.id,
+                        study=study,
+                        number=row.trial_number,
+                        target=row.target,
+                        created_at=created_at,
+                        matrix=_lookahead_matrix(row.lookahead, config),
+                        cost_seconds=row.cost_seconds,
+                        total_steps=row.total_steps,
+                        config=config,
+                        details={k: v for k, v in (config.get("screen") or {}).items()
+                                 if k != "stderr"},
+                    )
+                )  # fmt: skip
+            return out
+
     def lookahead_matrices(self, *, study: str | None = None) -> list[StoredLookahead]:
         """Return every stored lookahead matrix with its run (of ``study`` when given)."""
         query = (
-            select(LookaheadRow, StudyRow.name, TaskSetRow.key)
+            select(LookaheadRow, StudyRow.name, TaskSetRow.key, RunRow.config)
             .join(RunRow, RunRow.id == LookaheadRow.run_id)
             .join(StudyRow, StudyRow.id == RunRow.study_id)
             .join(TaskSetRow, TaskSetRow.id == RunRow.task_set_id)
@@ -713,13 +838,9 @@ class Repository:
                     run_id=row.run_id,
                     study=name,
                     task_set=tuple(key.split("+")),
-                    matrix=LookaheadMatrix(
-                        tasks=list(row.tasks),
-                        values=[list(v) for v in row.values],
-                        n_probes=row.n_probes,
-                    ),
+                    matrix=_lookahead_matrix(row, config),
                 )
-                for row, name, key in session.execute(query)
+                for row, name, key, config in session.execute(query)
             ]
 
     def affinity_edges(self, *, method: str | None = None) -> list[AffinityEdgeRecord]:

@@ -7,7 +7,10 @@ Every ``lookahead_every`` steps of a joint run, with one probe batch per task:
 
 where ``theta_s`` are the shared parameters (``model.shared_parameters()``) and ``step_i`` is the
 update one step on task i's gradient alone would make.  Z > 0: a step on i lowers j's loss.
-The result averages Z over all probes.
+The result averages Z over all probes, with the standard error of each mean.  ``measure``
+limits the columns: a screen (:mod:`taskgraph.search.screening`) measures only the target's
+loss after each task's step, ``n`` forwards per probe instead of ``n^2``; the other entries
+are NaN.
 
 **Orientation**: ``LookaheadMatrix.values[i][j] = Z(tasks[i] -> tasks[j])``: row = the task that
 takes the step (source), column = the task whose loss is measured (target).  The dictionaries
@@ -85,9 +88,15 @@ class LookaheadAffinity:
         streams: Mapping[str, BatchStream],
         shared: Sequence[nn.Parameter],
         device: torch.device,
+        measure: Sequence[str] | None = None,
     ) -> None:
         self.model = model
         self.tasks = list(tasks)
+        unknown = sorted(set(measure or ()) - set(self.tasks))
+        if unknown:
+            raise ValueError(f"`measure` names tasks outside the run: {unknown}")
+        #: indices of the tasks whose loss is measured after each step (the matrix's columns)
+        self.columns = [j for j, t in enumerate(self.tasks) if measure is None or t in measure]
         self.streams = dict(streams)
         self.device = device
         shared_ids = {id(p) for p in shared}
@@ -97,6 +106,7 @@ class LookaheadAffinity:
         self.sparse = [p.dim() == 2 and p.shape[0] >= ROW_SPARSE_MIN_ROWS for p in self.params]
         n = len(self.tasks)
         self.total = torch.zeros(n, n, dtype=torch.float64, device=device)
+        self.total_sq = torch.zeros(n, n, dtype=torch.float64, device=device)
         self.count = 0
 
     def _adam_state(
@@ -213,8 +223,11 @@ class LookaheadAffinity:
                 loss = model(task, batches[task]).loss.float()
                 gradients.append(torch.autograd.grad(loss, self.params, allow_unused=True))
                 before.append(loss.detach())
-            matrix = torch.zeros(
-                len(self.tasks), len(self.tasks), dtype=torch.float64, device=self.device
+            matrix = torch.full(
+                (len(self.tasks), len(self.tasks)),
+                math.nan,
+                dtype=torch.float64,
+                device=self.device,
             )
             with torch.no_grad():
                 adam = self._adam_state(optimizer)
@@ -226,7 +239,8 @@ class LookaheadAffinity:
                         # Row-sparse moves are applied in place and undone exactly below.
                         for param, rows, new in sparse_moves:
                             param.index_copy_(0, rows, new)
-                        for j, task in enumerate(self.tasks):
+                        for j in self.columns:
+                            task = self.tasks[j]
                             output = functional_call(model, moved, (task, batches[task]))
                             after = output.loss.float()
                             matrix[i, j] = 1.0 - after.double() / before[j].double()
@@ -236,20 +250,34 @@ class LookaheadAffinity:
         finally:
             model.train(was_training)
         self.total += matrix
+        self.total_sq += matrix * matrix
         self.count += 1
         return matrix
 
     def result(self) -> LookaheadMatrix | None:
-        """Return the mean affinity over the probes so far (None before the first probe)."""
+        """Return the mean affinity over the probes so far with its standard error (None
+        before the first probe)."""
         if self.count == 0:
             return None
-        mean = (self.total / self.count).cpu().tolist()
-        return LookaheadMatrix(tasks=list(self.tasks), values=mean, n_probes=self.count)
+        n = self.count
+        mean = self.total / n
+        if n > 1:
+            variance = ((self.total_sq - n * mean * mean) / (n - 1)).clamp(min=0.0)
+            stderr = (variance / n).sqrt()
+        else:
+            stderr = torch.full_like(mean, math.nan)
+        return LookaheadMatrix(
+            tasks=list(self.tasks),
+            values=mean.cpu().tolist(),
+            n_probes=n,
+            stderr=stderr.cpu().tolist(),
+        )
 
     def state_dict(self) -> dict[str, Any]:
         """Return the running sums and the probe streams' positions."""
         return {
             "total": self.total.cpu(),
+            "total_sq": self.total_sq.cpu(),
             "count": self.count,
             "streams": {t: s.state_dict() for t, s in self.streams.items()},
         }
@@ -257,6 +285,8 @@ class LookaheadAffinity:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
         self.total = state["total"].to(self.device)
+        # Checkpoints written before the standard errors were kept: zeros (errors understated).
+        self.total_sq = state.get("total_sq", torch.zeros_like(state["total"])).to(self.device)
         self.count = int(state["count"])
         for task, stream_state in state["streams"].items():
             self.streams[task].load_state_dict(stream_state)

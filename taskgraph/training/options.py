@@ -9,6 +9,8 @@ grad_clip              1.0        max global gradient norm (0 or None: no clippi
 head_options           {}         ``{task: {option: value}}`` for the heads, e.g. ``{"ner": {"crf": true}}``
 tasks_per_step         auto       batches per step: 1, or one per task for gradient weightings
 lookahead_lr           None       step size of the lookahead probe (None: the current lr)
+lookahead_targets      None       tasks whose loss the probe measures (None: every task; a
+                                  screen measures the target's only)
 log_every              50         steps between loss logs and NaN checks
 checkpoint_every       None       steps between checkpoints (always: after each evaluation)
 max_eval_examples      None       cap on each evaluation split (a fixed random subset)
@@ -48,6 +50,7 @@ class TrainingOptions:
     head_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     tasks_per_step_override: int | None = None
     lookahead_lr: float | None = None
+    lookahead_targets: tuple[str, ...] | None = None
     log_every: int = 50
     checkpoint_every: int | None = None
     max_eval_examples: int | None = None
@@ -82,6 +85,8 @@ class TrainingOptions:
                     f"hyperparameter `source_tasks` must be a list of task names, but got {sources!r}"
                 )
             values["source_tasks"] = tuple(sources)
+        if values.get("lookahead_targets") is not None:
+            values["lookahead_targets"] = tuple(values["lookahead_targets"])
         options = cls(**values)
         options._validate(config)
         return options
@@ -142,6 +147,13 @@ class TrainingOptions:
                 f"trial `step_budget` must be target or total, but got {config.step_budget!r}"
             )
         self.phases(config)  # a `source_tasks` that names no auxiliary fails here, not later
+        if self.lookahead_targets is not None:
+            outside = sorted(set(self.lookahead_targets) - set(config.task_set))
+            if not self.lookahead_targets or outside:
+                raise ConfigError(
+                    f"hyperparameter `lookahead_targets` must name tasks of the task set "
+                    f"({', '.join(config.task_set)}), but got {list(self.lookahead_targets)!r}"
+                )
         unknown_heads = sorted(set(self.head_options) - set(config.task_set))
         if unknown_heads:
             raise ConfigError(

@@ -256,6 +256,7 @@ class MultiTaskTrainer:
                 streams=probe_streams,
                 shared=self.shared,
                 device=self.device,
+                measure=self.options.lookahead_targets,
             )
         evaluates = phase != "source"
         if resume is not None:

@@ -178,3 +178,32 @@ def test_the_command_prints_and_writes(storage: str, tmp_path: Path) -> None:
     assert (tmp_path / "table.csv").is_file()
     missing = runner.invoke(app, ["records", "table", "nope", "--storage", storage])
     assert missing.exit_code == 1 and missing.stderr.startswith("error: no study 'nope'")
+
+
+def test_a_screen_of_the_study_is_not_a_row(tmp_path: Path) -> None:
+    from taskgraph.trial import LookaheadMatrix, TrialConfig, TrialResult, TrialStatus
+
+    url = f"sqlite:///{tmp_path / 'screened.db'}"
+    plain = {k: v for k, v in SPEC.items() if k != "rows"}
+    engine = StudyEngine(
+        spec=spec_from_dict(plain), storage_url=url, evaluator=FakeEvaluator(),
+        sharing_spaces=SHARING_SPACES,
+    )  # fmt: skip
+    engine.run()
+    engine.close()
+    rows_before = [row.name for row in results_table("table", storage=url, split="dev").rows]
+    tasks = ["tgt", "good", "bad", "meh"]
+    with open_repository(url) as repo:
+        repo.add_screen(
+            study="table",
+            config=TrialConfig(target="tgt", auxiliaries=("good", "bad", "meh")),
+            result=TrialResult(
+                status=TrialStatus.COMPLETE,
+                lookahead=LookaheadMatrix(tasks=tasks, values=[[0.0] * 4 for _ in tasks]),
+            ),
+            details={},
+        )
+        assert any(run.trial_number < 0 for run in repo.runs(study="table"))
+    table = results_table("table", storage=url, split="dev")
+    assert [row.name for row in table.rows] == rows_before
+    assert all(row.complete for row in table.rows)

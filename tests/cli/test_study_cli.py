@@ -16,7 +16,7 @@ from taskgraph.testing import load_fakes
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[2]
-STUDY_COMMANDS = ["validate", "run", "resume", "submit", "status", "list", "show"]
+STUDY_COMMANDS = ["validate", "run", "resume", "submit", "status", "list", "show", "screen"]
 
 
 def invoke(*args: str) -> tuple[int, str, str]:

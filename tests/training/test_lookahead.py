@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -164,3 +166,43 @@ def test_row_sparse_steps_match_dense_steps_and_restore_the_table() -> None:
                 after = float(model(target, {}).loss)
                 model.table.copy_(original)
             assert float(matrix[i, j]) == pytest.approx(1 - after / before, rel=1e-5)
+
+
+def test_measuring_one_column_gives_that_column_and_nan_elsewhere() -> None:
+    model = Quadratic()
+    full = _affinity(model).probe(optimizer=None, lr=0.1)
+    tasks = ["helper", "offset"]
+    screen = LookaheadAffinity(
+        model=model,
+        tasks=tasks,
+        streams={t: _stream() for t in tasks},
+        shared=model.shared_parameters(),
+        device=torch.device("cpu"),
+        measure=["helper"],
+    )
+    matrix = screen.probe(optimizer=None, lr=0.1)
+    assert torch.allclose(matrix[:, 0], full[:, 0])
+    assert bool(torch.isnan(matrix[:, 1]).all())
+    with pytest.raises(ValueError, match="outside the run"):
+        LookaheadAffinity(model=model, tasks=tasks, streams={}, shared=[], device=torch.device("cpu"),
+                          measure=["nope"])  # fmt: skip
+
+
+def test_the_standard_error_is_the_spread_of_the_probes_over_root_n() -> None:
+    model = Quadratic()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1, weight_decay=0.0)
+    affinity = _affinity(model)
+    probes = []
+    for _ in range(3):
+        probes.append(affinity.probe(optimizer=optimizer, lr=0.1)[1, 0].item())
+        model(task="helper", batch={}).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    result = affinity.result()
+    assert result is not None and result.stderr is not None
+    spread = torch.tensor(probes, dtype=torch.float64).std().item()
+    assert spread > 0
+    assert result.stderr[1][0] == pytest.approx(spread / 3**0.5, rel=1e-6)
+    one = _affinity(Quadratic())
+    one.probe(optimizer=None, lr=0.1)
+    assert all(math.isnan(v) for row in one.result().stderr for v in row)  # type: ignore[union-attr]

@@ -1,0 +1,185 @@
+"""A screen's ranking: each candidate's predicted effect on the target, from one joint run.
+
+A screen (``taskgraph study screen``) trains the target with every candidate at once, with
+lookahead probes on (Fifty et al. 2021, :mod:`taskgraph.training.lookahead`).  The predicted
+effect of candidate ``c`` on target ``t`` is the mean over the probes of
+``Z(c -> t) = 1 - L_t(after a step on c) / L_t(before)``, with its standard error over the
+probes; the ranking sorts the candidates by it (ties by name).  Pure: a
+:class:`~taskgraph.trial.LookaheadMatrix` in, plain rows out.
+
+:func:`rank_agreement` scores a ranking against measured single-auxiliary gains
+(:func:`single_auxiliary_gains`): Spearman's rho, its p-value (scipy's t approximation), a
+bootstrap interval over the candidates, and the smallest |rho| that is significant at 5 % for
+that many candidates (``benchmarks/screen_spearman.py``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from taskgraph.affinity.gains import compute_gains, pair_gains
+from taskgraph.affinity.records import ScoreRecord
+from taskgraph.errors import ConfigError
+from taskgraph.trial import LookaheadMatrix
+
+__all__ = [
+    "RankAgreement",
+    "ScreenEntry",
+    "rank_agreement",
+    "screen_ranking",
+    "screen_scores",
+    "single_auxiliary_gains",
+]
+
+
+@dataclass(frozen=True)
+class ScreenEntry:
+    """One candidate's predicted effect on the target: mean Z(candidate -> target) +- stderr."""
+
+    candidate: str
+    effect: float
+    stderr: float | None
+    rank: int
+
+
+def screen_ranking(
+    matrix: LookaheadMatrix, target: str, candidates: Sequence[str] | None = None
+) -> list[ScreenEntry]:
+    """Return the candidates (default: every task of ``matrix`` but ``target``) by predicted
+    effect on ``target``, best first; a candidate the matrix lacks or did not measure is left out.
+
+    Raises :class:`ConfigError` when ``target`` is not in the matrix.
+    """
+    if target not in matrix.tasks:
+        raise ConfigError(
+            f"the lookahead matrix has no task {target!r} (its tasks: {', '.join(matrix.tasks)})"
+        )
+    j = matrix.tasks.index(target)
+    wanted = [t for t in matrix.tasks if t != target] if candidates is None else list(candidates)
+    rows: list[tuple[str, float, float | None]] = []
+    for name in wanted:
+        if name == target or name not in matrix.tasks:
+            continue
+        i = matrix.tasks.index(name)
+        value = matrix.values[i][j]
+        if value is None or not math.isfinite(value):
+            continue
+        error = None
+        if matrix.stderr is not None:
+            raw = matrix.stderr[i][j]
+            error = float(raw) if raw is not None and math.isfinite(raw) else None
+        rows.append((name, float(value), error))
+    rows.sort(key=lambda row: (-row[1], row[0]))
+    return [
+        ScreenEntry(candidate=name, effect=effect, stderr=error, rank=k + 1)
+        for k, (name, effect, error) in enumerate(rows)
+    ]
+
+
+def screen_scores(
+    matrix: LookaheadMatrix, target: str, candidates: Sequence[str] | None = None
+) -> dict[str, float]:
+    """Return candidate -> predicted effect on ``target`` (higher is better), for the graph
+    sampler's start-up order."""
+    return {e.candidate: e.effect for e in screen_ranking(matrix, target, candidates)}
+
+
+def single_auxiliary_gains(records: Iterable[ScoreRecord], target: str) -> dict[str, float]:
+    """Return source -> measured gain of ``target`` with that source as its only auxiliary.
+
+    Absolute gains (score with the source - score alone, same model family, mean over seeds;
+    one target's relative gains rank the same).  Records of other targets are ignored.
+    """
+    own = [r for r in records if r.task == target]
+    if not own:
+        return {}
+    table = compute_gains(own, kind="absolute")
+    return {source: mean for (t, source), (mean, _, _) in pair_gains(table.gains).items()
+            if t == target}  # fmt: skip
+
+
+#: up to this many candidates the p-value is exact (every permutation), above it scipy's
+#: t approximation
+EXACT_MAX_N = 8
+
+
+def _permutation_p(x: np.ndarray, y: np.ndarray, rho: float) -> float:
+    """Return the two-sided exact p-value of Spearman's ``rho`` over every permutation of y."""
+    from itertools import permutations
+
+    from scipy import stats
+
+    rx = stats.rankdata(x)
+    ry = stats.rankdata(y)
+    n = len(rx)
+    centred = rx - rx.mean()
+    scale = float(np.sqrt((centred**2).sum() * ((ry - ry.mean()) ** 2).sum()))
+    if scale == 0:
+        return 1.0
+    hits = total = 0
+    for order in permutations(range(n)):
+        r = float(centred @ (ry[list(order)] - ry.mean())) / scale
+        hits += abs(r) >= abs(rho) - 1e-12
+        total += 1
+    return hits / total
+
+
+@dataclass(frozen=True)
+class RankAgreement:
+    """Spearman's rho between predicted and measured effects over ``n`` candidates."""
+
+    spearman: float
+    p_value: float  # two-sided; exact for up to EXACT_MAX_N candidates
+    low: float  # 95 % bootstrap interval over the candidates
+    high: float
+    n: int
+    critical: float  # the smallest |rho| with p < 0.05 (two-sided) for n candidates
+
+
+def rank_agreement(
+    predicted: Mapping[str, float],
+    measured: Mapping[str, float],
+    *,
+    n_bootstrap: int = 2000,
+    seed: int = 0,
+) -> RankAgreement:
+    """Return the agreement of ``predicted`` with ``measured`` on the candidates both have.
+
+    Raises :class:`ConfigError` with fewer than 3 common candidates.
+    """
+    from scipy import stats
+
+    common = sorted(set(predicted) & set(measured))
+    finite = [c for c in common if math.isfinite(predicted[c]) and math.isfinite(measured[c])]
+    if len(finite) < 3:
+        raise ConfigError(
+            f"rank agreement needs >= 3 candidates with a prediction and a measured gain, "
+            f"but got {len(finite)} ({', '.join(finite) or 'none'})"
+        )
+    x = np.array([predicted[c] for c in finite])
+    y = np.array([measured[c] for c in finite])
+    rho, p = stats.spearmanr(x, y)
+    if len(finite) <= EXACT_MAX_N:
+        # The t approximation is poor for a handful of candidates: count permutations instead.
+        p = _permutation_p(x, y, float(rho))
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n_bootstrap):
+        pick = rng.integers(0, len(finite), len(finite))
+        if np.ptp(x[pick]) > 0 and np.ptp(y[pick]) > 0:
+            draws.append(stats.spearmanr(x[pick], y[pick])[0])
+    low, high = np.percentile(draws, [2.5, 97.5]) if draws else (math.nan, math.nan)
+    n = len(finite)
+    t = float(stats.t.ppf(0.975, n - 2)) if n > 2 else math.nan
+    return RankAgreement(
+        spearman=float(rho),
+        p_value=float(p),
+        low=float(low),
+        high=float(high),
+        n=n,
+        critical=t / math.sqrt(n - 2 + t * t),
+    )

@@ -1,0 +1,195 @@
+"""Screening a study: one joint run of the target with every candidate, lookahead on.
+
+``taskgraph study screen SPEC`` calls :func:`screen_study`; ``--show`` (no training) calls
+:func:`screen_report`.  The screen trains in this process (the ``local`` runner's evaluator,
+whatever runner the spec names for its trials), is stored with the study
+(:meth:`~taskgraph.storage.Repository.add_screen`: a run with ``transfer_mode = "screen"``, a
+negative trial number and no score rows, so it spends none of the trial budget and no gain
+sees it) and creates the study when it does not exist yet, so that ``study run`` of the same
+spec starts its graph-guided proposals from the screened ranking.  A re-screen adds a screen;
+the latest one counts.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from taskgraph.errors import ConfigError, StorageError, TaskgraphError
+from taskgraph.spec.models import StudySpec
+
+__all__ = ["screen_report", "screen_study", "study_trial_cost"]
+
+PathLike = str | os.PathLike[str]
+
+
+def _no_embeddings(tasks: Sequence[str], **_: Any) -> dict[str, Any]:
+    # Opening the study for its screen needs no text-embedding start-up prior: the screen is
+    # about to give a better one.
+    return {}
+
+
+def screen_study(
+    spec: StudySpec,
+    *,
+    storage_url: str,
+    data_dir: PathLike | None = None,
+    steps: int | None = None,
+    probes: int | None = None,
+    full_matrix: bool = False,
+    observer: Any = None,
+    source: str = "spec",
+) -> dict[str, Any]:
+    """Run and store a screen of the checked ``spec``; return its report (:func:`screen_report`).
+
+    ``steps`` / ``probes`` / ``full_matrix``: :func:`taskgraph.search.screening.screen_config`.
+    ``observer``: an :class:`~taskgraph.search.engine.EngineObserver` whose
+    ``on_trial_progress`` sees the joint run's steps (trial number -1).  Nothing is written
+    before the spec's data is found; a failed joint run stores nothing and raises
+    :class:`~taskgraph.errors.TaskgraphError` with its reason.
+    """
+    from taskgraph.app.studies import build_engine, runner_of
+    from taskgraph.registry import RUNNERS
+    from taskgraph.search.recording import code_version
+    from taskgraph.search.screening import DEFAULT_PROBES, screen_config
+    from taskgraph.search.watching import ObserverCallback
+
+    if not runner_of(spec).capabilities.trains:
+        raise ConfigError(
+            f"{source}: a screen trains a model, but runner {spec.runner.name!r} trains none"
+        )
+    n_probes = DEFAULT_PROBES if probes is None else probes
+    config = screen_config(spec, steps=steps, probes=n_probes, full_matrix=full_matrix)
+    engine = build_engine(spec, storage_url=storage_url, data_dir=data_dir, source=source)
+    try:
+        engine.embed = _no_embeddings
+        engine.open()
+        evaluator = RUNNERS.get("local").build_evaluator(spec, data_dir=engine.data_dir)
+        callbacks = [] if observer is None else [ObserverCallback(observer=observer, number=-1)]
+        started = datetime.now(timezone.utc)
+        clock = time.perf_counter()
+        result = evaluator.evaluate(config, callbacks=callbacks)
+        wall = time.perf_counter() - clock
+        if result.lookahead is None:
+            reason = result.failure_reason or f"status {result.status.value}, no lookahead probe"
+            raise TaskgraphError(f"the screen of study {spec.name!r} failed: {reason}")
+        fingerprints, types = engine.recorder.task_metadata(config.task_set)
+        objective = result.objective
+        stored = engine.repository.add_screen(
+            study=spec.name,
+            config=config,
+            result=result,
+            details={
+                "steps": config.max_steps,
+                "probes": n_probes,
+                "lookahead_every": config.lookahead_every,
+                "full_matrix": full_matrix,
+                "wall_seconds": wall,
+                "target_score": objective,
+                "metric": spec.objective.metric,
+                "split": spec.objective.split,
+            },
+            started_at=started,
+            finished_at=datetime.now(timezone.utc),
+            task_fingerprints=fingerprints,
+            task_types=types,
+            host=socket.gethostname(),
+            code_version=code_version(),
+        )
+        return _report(stored, engine.repository, target=spec.target)
+    finally:
+        engine.close()
+
+
+def screen_report(
+    name: str, *, storage: str | None = None, screen: int | None = None
+) -> dict[str, Any]:
+    """Return the report of study ``name``'s latest screen (or screen number ``screen``: -1,
+    -2, ...), without training.
+
+    Raises :class:`~taskgraph.errors.StorageError` when the study is unknown or has no screen.
+    """
+    from taskgraph.storage import open_repository, resolve_storage_url
+
+    repository = open_repository(resolve_storage_url(storage), create=False)
+    try:
+        known = [s.name for s in repository.studies()]
+        if name not in known:
+            listed = ", ".join(sorted(known)) or "none"
+            raise StorageError(f"no study {name!r} in {repository.url} (studies: {listed})")
+        screens = repository.screens(name)
+        if screen is not None:
+            screens = [s for s in screens if s.number == screen]
+        if not screens:
+            which = "no screen" if screen is None else f"no screen {screen}"
+            raise StorageError(
+                f"study {name!r} has {which}; run `taskgraph study screen SPEC` for it"
+            )
+        target = screens[-1].target
+        return _report(screens[-1], repository, target=target)
+    finally:
+        repository.close()
+
+
+def _report(stored: Any, repository: Any, *, target: str) -> dict[str, Any]:
+    """Return the JSON-ready report of one :class:`~taskgraph.storage.StoredScreen`."""
+    from taskgraph.affinity.screening import screen_ranking
+
+    ranking = screen_ranking(stored.matrix, target)
+    details: Mapping[str, Any] = stored.details
+    trial, run = _trial_cost(repository, stored.study)
+    steps = stored.total_steps or details.get("steps")
+    cost = {
+        "seconds": stored.cost_seconds,
+        "steps": steps,
+        "probes": stored.matrix.n_probes,
+        "trial_seconds": trial,
+        "run_seconds": run,
+        "trials_equivalent": None if not trial else stored.cost_seconds / trial,
+    }
+    return {
+        "study": stored.study,
+        "target": target,
+        "screen": stored.number,
+        "run_id": stored.run_id,
+        "created_at": stored.created_at.isoformat(),
+        "n_candidates": len(ranking),
+        "candidates": [
+            {"rank": e.rank, "candidate": e.candidate, "effect": e.effect, "stderr": e.stderr}
+            for e in ranking
+        ],
+        "target_score": details.get("target_score"),
+        "metric": details.get("metric"),
+        "split": details.get("split"),
+        "full_matrix": bool(details.get("full_matrix", False)),
+        "cost": cost,
+    }
+
+
+def study_trial_cost(name: str, *, storage: str | None = None) -> tuple[float | None, float | None]:
+    """Return the mean seconds of one complete trial of study ``name`` (its seeds' runs summed)
+    and of one run (one seed); ``(None, None)`` before the first complete trial."""
+    from taskgraph.storage import open_repository, resolve_storage_url
+
+    repository = open_repository(resolve_storage_url(storage), create=False)
+    try:
+        return _trial_cost(repository, name)
+    finally:
+        repository.close()
+
+
+def _trial_cost(repository: Any, study: str) -> tuple[float | None, float | None]:
+    """Return the mean seconds of one complete trial of ``study`` (its seeds' runs summed) and
+    of one run (one seed); ``None`` before the first complete trial."""
+    per_trial: dict[int, list[float]] = {}
+    for run in repository.runs(study=study, status="complete"):
+        if run.trial_number >= 0 and run.transfer_mode != "screen":
+            per_trial.setdefault(run.trial_number, []).append(run.cost_seconds)
+    if not per_trial:
+        return None, None
+    runs = [s for seconds in per_trial.values() for s in seconds]
+    return sum(map(sum, per_trial.values())) / len(per_trial), sum(runs) / len(runs)

@@ -1,0 +1,220 @@
+"""Screening: the configuration of a study's screen, and the graph sampler's start-up prior.
+
+A screen (``taskgraph study screen SPEC``) is one joint run of the target with every
+candidate, lookahead probes on (Fifty et al. 2021), stored with the study
+(:meth:`~taskgraph.storage.Repository.add_screen`).  :func:`screen_config` builds it from the
+spec: the spec's encoder, caps (``mixing.max_examples``), batch size, learning rate (a fixed
+value, or the geometric middle of a log range, the middle of a linear one) and mixing scheme
+(its first choice); always hard sharing (Caruana 1997), equal loss weights, joint training, no
+pretraining stage and no data selection, so that the probes measure the tasks' gradients on
+one shared encoder.  The steps count every task's batches (``step_budget: total``); the
+probes measure the target's loss only (``lookahead_targets``), ``n`` forwards per probe
+instead of ``n^2``, unless the full matrix is asked for.
+
+:func:`startup_scores` is what the graph-guided sampler tries first
+(:func:`~taskgraph.search.graph_sampler.startup_order`): the study's latest screen, else the
+text-embedding (TextEmb, Vu et al. 2020) cosine similarity of each candidate to the target,
+else nothing (the popular-source prior or a seeded random order).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from taskgraph.errors import ConfigError, TaskgraphError
+from taskgraph.search.space import AUX_PARAM_PREFIX, SearchSpace
+from taskgraph.spec.models import StudySpec
+from taskgraph.trial import TrialConfig
+
+__all__ = [
+    "DEFAULT_PROBES",
+    "SCREEN_CHECKPOINT_KEY",
+    "default_screen_steps",
+    "screen_config",
+    "screen_tasks",
+    "startup_scores",
+    "textemb_scores",
+]
+
+#: probes of a screen unless ``--probes`` says otherwise
+DEFAULT_PROBES = 20
+SCREEN_CHECKPOINT_KEY = "screen"
+
+Embedder = Callable[..., Mapping[str, np.ndarray]]
+
+
+class _MiddleTrial:
+    """A :class:`~taskgraph.search.space.SuggestingTrial` that answers every suggestion with
+    the middle of its domain (first choice; every candidate flag on)."""
+
+    def __init__(self) -> None:
+        self.user_attrs: dict[str, Any] = {}
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        if name.startswith(AUX_PARAM_PREFIX):
+            return True
+        preferred = {"sharing": "hard", "loss_weighting": "equal", "transfer_mode": "joint"}
+        if name in preferred and preferred[name] in choices:
+            return preferred[name]
+        return choices[0]
+
+    def suggest_int(
+        self, name: str, low: int, high: int, *, step: int = 1, log: bool = False
+    ) -> int:
+        middle = math.sqrt(low * high) if log and low > 0 else (low + high) / 2
+        return int(low + step * round((middle - low) / step))
+
+    def suggest_float(
+        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
+    ) -> float:
+        middle = math.sqrt(low * high) if log and low > 0 else (low + high) / 2
+        return middle if step is None else low + step * round((middle - low) / step)
+
+    def set_user_attr(self, key: str, value: Any) -> None:
+        self.user_attrs[key] = value
+
+
+def screen_tasks(spec: StudySpec) -> tuple[str, ...]:
+    """Return the candidates a screen trains with the target (every one not excluded), sorted."""
+    excluded = set(spec.search.auxiliaries.exclude)
+    return tuple(sorted(t for t in spec.candidate_names if t not in excluded and t != spec.target))
+
+
+def default_screen_steps(spec: StudySpec) -> int:
+    """Return the screen's default step count: about one run (one seed) of a trial with one
+    auxiliary: ``max_steps``, twice that under ``step_budget: target`` (the auxiliary's
+    batches come on top of the target's), 300 without ``max_steps``."""
+    config = _middle_config(spec)
+    if config.max_steps is None:
+        return 300
+    return config.max_steps * (2 if config.step_budget == "target" else 1)
+
+
+def _middle_config(spec: StudySpec, space: SearchSpace | None = None) -> TrialConfig:
+    return (space or SearchSpace(spec=spec)).suggest(_MiddleTrial())
+
+
+def screen_config(
+    spec: StudySpec,
+    *,
+    steps: int | None = None,
+    probes: int = DEFAULT_PROBES,
+    full_matrix: bool = False,
+    space: SearchSpace | None = None,
+) -> TrialConfig:
+    """Return the screen's :class:`~taskgraph.trial.TrialConfig` (module docstring).
+
+    ``steps``: optimizer steps of the joint run, every task's counted (default
+    :func:`default_screen_steps`); ``probes``: lookahead probes spread evenly over them;
+    ``full_matrix``: measure every task's loss after each step, not only the target's.
+    Raises :class:`ConfigError` for a bad count or a spec without candidates.
+    """
+    if steps is not None and steps < 1:
+        raise ConfigError(f"`steps` must be >= 1, but got {steps}")
+    if probes < 1:
+        raise ConfigError(f"`probes` must be >= 1, but got {probes}")
+    candidates = screen_tasks(spec)
+    if not candidates:
+        raise ConfigError(f"study {spec.name!r} has no candidate to screen")
+    space = space or SearchSpace(spec=spec)
+    trial = _MiddleTrial()
+    middle = _middle_config(spec, space)
+    total = steps if steps is not None else default_screen_steps(spec)
+    if probes > total:
+        raise ConfigError(f"`probes` ({probes}) must not exceed the steps ({total})")
+    tasks = (spec.target, *candidates)
+    hyper = {k: v for k, v in middle.hyperparameters.items() if k != "head_options"}
+    heads = spec.training.hyperparameters.get("head_options")
+    if isinstance(heads, Mapping):
+        hyper["head_options"] = {k: v for k, v in heads.items() if k in tasks}
+    if not full_matrix:
+        hyper["lookahead_targets"] = [spec.target]
+    return replace(
+        middle,
+        auxiliaries=candidates,
+        sharing="hard",
+        sharing_params={},
+        mixing=space._mixing(trial, candidates, tasks),
+        data_selection=None,
+        loss_weighting="equal",
+        transfer_mode="joint",
+        pretraining=None,
+        max_steps=total,
+        step_budget="total",
+        eval_every=total,  # one evaluation, at the end: the screen's product is the matrix
+        eval_splits=(spec.objective.split,),
+        early_stopping_patience=None,
+        lookahead_every=max(1, total // probes),
+        hyperparameters=hyper,
+    )
+
+
+def textemb_scores(
+    target: str,
+    candidates: Sequence[str],
+    *,
+    data_dir: str | Path | None = None,
+    embed: Embedder | None = None,
+) -> dict[str, float]:
+    """Return candidate -> cosine similarity of its TextEmb vector to the target's.
+
+    ``embed`` is :func:`taskgraph.models.task_embeddings.task_text_embeddings` (MiniLM) by
+    default.  Tasks without an embedding (not in the catalog, data missing) are left out; no
+    target embedding, or no encoder, gives an empty mapping with a warning.
+    """
+    if embed is None:
+        from taskgraph.models.task_embeddings import task_text_embeddings
+
+        embed = task_text_embeddings
+    try:
+        vectors = embed([target, *candidates], data_dir=None if data_dir is None else str(data_dir))
+    except (TaskgraphError, ImportError, OSError) as error:
+        warnings.warn(f"no text-embedding start-up prior: {error}", stacklevel=2)
+        return {}
+    if target not in vectors:
+        return {}
+    u = np.asarray(vectors[target], dtype=float).ravel()
+    out: dict[str, float] = {}
+    for name in candidates:
+        if name in vectors:
+            v = np.asarray(vectors[name], dtype=float).ravel()
+            denominator = float(np.linalg.norm(u) * np.linalg.norm(v))
+            out[name] = float(u @ v) / denominator if denominator > 0 else 0.0
+    return out
+
+
+def startup_scores(
+    *,
+    target: str,
+    candidates: Sequence[str],
+    screens: Sequence[Any],
+    cached: Mapping[str, Any] | None = None,
+    embed: Callable[[], Mapping[str, float]] | None = None,
+) -> tuple[str, dict[str, float]]:
+    """Return (source, candidate -> score) of the graph sampler's start-up order.
+
+    ``screens``: the study's :class:`~taskgraph.storage.StoredScreen`, oldest first (the
+    latest wins); ``cached``: the ``{"source", "scores"}`` stored on the study by an earlier
+    open; ``embed``: computes the text-embedding similarities when nothing else is there.
+    The source is ``screen``, ``textemb`` or ``none`` (empty scores).
+    """
+    from taskgraph.affinity.screening import screen_scores
+
+    for screen in reversed(screens):
+        scores = screen_scores(screen.matrix, target, candidates)
+        if scores:
+            return "screen", scores
+    if cached and cached.get("source") == "textemb" and cached.get("scores"):
+        return "textemb", {k: float(v) for k, v in cached["scores"].items() if k in candidates}
+    if embed is not None:
+        scores = dict(embed())
+        if scores:
+            return "textemb", scores
+    return "none", {}

@@ -1,0 +1,139 @@
+"""``taskgraph study screen``: one joint run that ranks every candidate, stored with the study.
+
+Drives the real command on a tiny study (tiny-bert, synthetic tasks, a few steps).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from taskgraph.cli.app import app
+from taskgraph.storage import SCREEN_MODE, open_repository
+
+runner = CliRunner()
+
+TINY = """\
+name: {name}
+target: synth_target
+candidates: [synth_related, synth_conflict, synth_unrelated]
+encoder: {{name: tiny-bert, max_length: 16}}
+search:
+  auxiliaries: {{max_size: 1}}
+  sharing: [hard]
+  max_steps: 4
+  batch_size: 4
+  mixing: {{max_examples: {{"*": 16}}}}
+training:
+  eval_every: 2
+  hyperparameters: {{max_eval_examples: 8}}
+budget: {{trials: 2}}
+sampler: {{name: graph, seed: 0}}
+{runner}"""
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def spec_file(tmp_path: Path, *, name: str = "tiny", runner_block: str = "") -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(TINY.format(name=name, runner=runner_block))
+    return path
+
+
+@pytest.fixture(scope="module")
+def screened(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict[str, Any]]:
+    """Screen the tiny study once (6 steps, 3 probes); return (spec, url, its JSON report)."""
+    root = tmp_path_factory.mktemp("screen")
+    spec = spec_file(root)
+    url = f"sqlite:///{root / 'screen.db'}"
+    code, out, err = invoke("study", "screen", str(spec), "--storage", url, "--steps", "6",
+                            "--probes", "3", "--json")  # fmt: skip
+    assert code == 0, err
+    return spec, url, json.loads(out)
+
+
+def test_the_screen_is_stored_with_the_study_and_reported_as_json(
+    screened: tuple[Path, str, dict[str, Any]],
+) -> None:
+    spec, url, report = screened
+    assert set(report) >= {"study", "target", "screen", "candidates", "cost", "n_candidates"}
+    assert (report["study"], report["target"], report["screen"]) == ("tiny", "synth_target", -1)
+    names = [c["candidate"] for c in report["candidates"]]
+    assert sorted(names) == ["synth_conflict", "synth_related", "synth_unrelated"]
+    effects = [c["effect"] for c in report["candidates"]]
+    assert effects == sorted(effects, reverse=True)
+    assert [c["rank"] for c in report["candidates"]] == [1, 2, 3]
+    assert all(c["stderr"] is not None and c["stderr"] >= 0 for c in report["candidates"])
+    cost = report["cost"]
+    assert cost["steps"] == 6 and cost["probes"] == 3 and cost["seconds"] > 0
+    assert cost["trial_seconds"] is None  # no trial has run yet
+    with open_repository(url) as repo:
+        [screen] = repo.screens("tiny")
+        run = repo.run(screen.run_id)
+        assert run.transfer_mode == SCREEN_MODE and run.scores == {}
+        assert set(screen.matrix.tasks) == {"synth_target", *names}
+        column = screen.matrix.tasks.index("synth_target")
+        # Only the target's loss was measured: the other columns are NaN.
+        assert all(math.isfinite(row[column]) for i, row in enumerate(screen.matrix.values)
+                   if screen.matrix.tasks[i] != "synth_target")  # fmt: skip
+        assert all(math.isnan(v) for row in screen.matrix.values
+                   for j, v in enumerate(row) if j != column)  # fmt: skip
+    # The study exists (its baseline queued) and has spent none of its budget.
+    code, out, err = invoke("study", "status", "tiny", "--storage", url, "--json")
+    assert code == 0, err
+    status = json.loads(out)
+    assert status["n_done"] == 0 and status["n_waiting"] == 1
+    # --show prints the stored screen again, without training; the table names every candidate.
+    code, out, err = invoke("study", "screen", str(spec), "--storage", url, "--show", "--json")
+    assert code == 0, err
+    assert json.loads(out)["candidates"] == report["candidates"]
+    code, out, err = invoke("study", "screen", str(spec), "--storage", url, "--show")
+    assert code == 0, err
+    assert all(name in out for name in names) and "cost:" in out and "3 probes" in out
+
+
+def test_study_run_starts_from_the_screened_ranking(
+    screened: tuple[Path, str, dict[str, Any]],
+) -> None:
+    spec, url, report = screened
+    code, _, err = invoke("study", "run", str(spec), "--storage", url, "-q", "--json")
+    assert code == 0, err
+    with open_repository(url) as repo:
+        runs = {r.trial_number: r for r in repo.runs(study="tiny")}
+    best = report["candidates"][0]["candidate"]
+    assert runs[0].task_set == ("synth_target",)
+    assert runs[1].task_set == tuple(sorted(("synth_target", best)))
+    code, out, err = invoke("study", "screen", str(spec), "--storage", url, "--show", "--json")
+    cost = json.loads(out)["cost"]
+    assert cost["trial_seconds"] > 0 and cost["trials_equivalent"] > 0
+
+
+def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'none.db'}"
+    code, _, err = invoke("study", "screen", str(tmp_path / "missing.yaml"), "--storage", url)
+    assert code != 0 and "missing.yaml" in err
+    spec = spec_file(tmp_path, name="unscreened")
+    code, _, err = invoke("study", "screen", str(spec), "--storage", url, "--show")
+    assert code != 0 and "no records database" in err and len(err.strip().splitlines()) == 1
+    open_repository(url).close()  # an empty database
+    code, _, err = invoke("study", "screen", str(spec), "--storage", url, "--show")
+    assert code != 0 and "no study 'unscreened'" in err and len(err.strip().splitlines()) == 1
+    table = tmp_path / "table.csv"
+    table.write_text("target,task_set,split,value,higher_is_better\n"
+                     "synth_target,synth_target,dev,0.5,true\n")  # fmt: skip
+    tabular = spec_file(
+        tmp_path, name="tab", runner_block=f"runner: {{name: tabular, table: {table}}}\n"
+    )
+    code, _, err = invoke("study", "screen", str(tabular), "--storage", url)
+    assert code != 0 and "a screen trains a model" in err
+    code, _, err = invoke("study", "screen", str(spec), "--storage", url, "--steps", "2",
+                          "--probes", "5")  # fmt: skip
+    assert code != 0 and "`probes` (5) must not exceed the steps (2)" in err

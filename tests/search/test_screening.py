@@ -1,0 +1,184 @@
+"""Screening: the screen's configuration, and the graph sampler's start-up order from a
+stored screen, from text-embedding similarity, or from neither."""
+
+from __future__ import annotations
+
+import math
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+
+from taskgraph.errors import ConfigError
+from taskgraph.search.engine import StudyEngine
+from taskgraph.search.progress import STARTUP_ATTR
+from taskgraph.search.screening import (
+    default_screen_steps,
+    screen_config,
+    screen_tasks,
+    startup_scores,
+    textemb_scores,
+)
+from taskgraph.search.space import SUBSET_ATTR
+from taskgraph.spec import StudySpec, spec_from_dict
+from taskgraph.storage import open_repository
+from taskgraph.trial import LookaheadMatrix, TrialResult, TrialStatus
+
+CANDIDATES = ["alpha", "bravo", "charlie", "delta"]
+
+
+def make_spec(**overrides: Any) -> StudySpec:
+    data: dict[str, Any] = {
+        "name": "screened",
+        "target": "tgt",
+        "candidates": CANDIDATES,
+        "search": {
+            "auxiliaries": {"max_size": 1},
+            "sharing": ["soft", "hard"],
+            "loss_weighting": ["uncertainty", "equal"],
+            "learning_rate": {"low": 1e-5, "high": 1e-3, "log": True},
+            "mixing": {"scheme": ["temperature", "proportional"], "max_examples": 50},
+            "max_steps": 40,
+        },
+        "sampler": {"name": "graph", "seed": 0},
+        "budget": {"trials": 4, "max_failures": 10},
+        "seeds": 1,
+    }
+    data.update(overrides)
+    return spec_from_dict(data)
+
+
+def test_the_screen_trains_the_target_with_every_candidate_on_hard_sharing() -> None:
+    spec = make_spec()
+    config = screen_config(spec, probes=5, space=None)
+    assert config.auxiliaries == tuple(sorted(CANDIDATES))
+    assert (config.sharing, config.loss_weighting, config.transfer_mode) == (
+        "hard",
+        "equal",
+        "joint",
+    )
+    assert config.learning_rate == pytest.approx(1e-4)  # the geometric middle of a log range
+    assert config.mixing.max_examples == {t: 50 for t in ("tgt", *CANDIDATES)}
+    # 40 target steps under the target budget: one auxiliary's on top, every step counted.
+    assert default_screen_steps(spec) == 80
+    assert (config.max_steps, config.step_budget, config.lookahead_every) == (80, "total", 16)
+    assert config.hyperparameters["lookahead_targets"] == ["tgt"]
+    assert config.early_stopping_patience is None and config.pretraining is None
+    full = screen_config(spec, steps=10, probes=10, full_matrix=True)
+    assert "lookahead_targets" not in full.hyperparameters and full.lookahead_every == 1
+
+
+def test_excluded_candidates_are_not_screened_and_bad_counts_are_refused() -> None:
+    spec = make_spec(search={"auxiliaries": {"exclude": ["delta"]}, "max_steps": 10})
+    assert screen_tasks(spec) == ("alpha", "bravo", "charlie")
+    with pytest.raises(ConfigError, match="`probes` \\(30\\) must not exceed the steps \\(20\\)"):
+        screen_config(spec, probes=30)
+    with pytest.raises(ConfigError, match="`steps` must be >= 1, but got 0"):
+        screen_config(spec, steps=0)
+
+
+def _matrix(effects: dict[str, float]) -> LookaheadMatrix:
+    tasks = ["tgt", *effects]
+    nan = math.nan
+    values = [[nan] * len(tasks) for _ in tasks]
+    for i, task in enumerate(tasks):
+        values[i][0] = effects.get(task, 0.0)
+    return LookaheadMatrix(tasks=tasks, values=values, n_probes=3)
+
+
+def _store_screen(url: str, spec: StudySpec, effects: dict[str, float]) -> None:
+    config = screen_config(spec, probes=4)
+    result = TrialResult(status=TrialStatus.COMPLETE, objective=0.5, lookahead=_matrix(effects))
+    with open_repository(url) as repository:
+        repository.add_screen(study=spec.name, config=config, result=result, details={})
+
+
+def _first_sets(url: str, spec: StudySpec, fakes: ModuleType, **engine: Any) -> list[list[str]]:
+    evaluator = fakes.FakeEvaluator()
+    study_engine = StudyEngine(
+        spec=spec, storage_url=url, evaluator=evaluator, sharing_spaces=fakes.SHARING_SPACES,
+        **engine,
+    )  # fmt: skip
+    try:
+        study_engine.run()
+        study = study_engine.require_study()
+        trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+        return [list(t.user_attrs[SUBSET_ATTR]) for t in trials]
+    finally:
+        study_engine.close()
+
+
+def test_the_first_proposals_follow_the_screened_ranking(
+    storage_url: str, fakes: ModuleType
+) -> None:
+    spec = make_spec()
+    # Not the alphabetical order, nor its reverse.
+    _store_screen(storage_url, spec, {"alpha": 0.01, "bravo": 0.30, "charlie": -0.2, "delta": 0.1})
+    sets = _first_sets(storage_url, spec, fakes, embed=_fail_if_called)
+    assert sets == [[], ["bravo"], ["delta"], ["alpha"]]
+
+
+def _fail_if_called(*args: Any, **kwargs: Any) -> dict[str, np.ndarray]:
+    raise AssertionError("text embeddings computed although the study has a screen")
+
+
+def test_a_later_screen_replaces_the_earlier_one(storage_url: str, fakes: ModuleType) -> None:
+    spec = make_spec()
+    _store_screen(storage_url, spec, {"alpha": 0.3, "bravo": 0.2, "charlie": 0.1, "delta": 0.0})
+    _store_screen(storage_url, spec, {"alpha": 0.0, "bravo": 0.1, "charlie": 0.2, "delta": 0.3})
+    with open_repository(storage_url) as repository:
+        assert [s.number for s in repository.screens(spec.name)] == [-1, -2]
+    assert _first_sets(storage_url, spec, fakes)[1:] == [["delta"], ["charlie"], ["bravo"]]
+
+
+def _embeddings(tasks: list[str], **_: Any) -> dict[str, np.ndarray]:
+    # cos to tgt: charlie 1, alpha 0.8, delta 0, bravo -1
+    vectors = {
+        "tgt": [1.0, 0.0], "charlie": [2.0, 0.0], "alpha": [0.8, 0.6],
+        "delta": [0.0, 1.0], "bravo": [-1.0, 0.0],
+    }  # fmt: skip
+    return {t: np.array(vectors[t]) for t in tasks if t in vectors}
+
+
+def test_without_a_screen_the_first_proposals_follow_text_embedding_similarity(
+    storage_url: str, fakes: ModuleType
+) -> None:
+    spec = make_spec()
+    sets = _first_sets(storage_url, spec, fakes, embed=_embeddings)
+    assert sets == [[], ["charlie"], ["alpha"], ["delta"]]
+    with open_repository(storage_url) as repository:
+        assert repository.screens(spec.name) == []
+    # The similarities are kept on the study: a resumed study does not embed again.
+    engine = StudyEngine(spec=spec, storage_url=storage_url, sharing_spaces=fakes.SHARING_SPACES,
+                         embed=_fail_if_called)  # fmt: skip
+    try:
+        study = engine.open()
+        assert study.user_attrs[STARTUP_ATTR]["source"] == "textemb"
+        assert study.user_attrs[STARTUP_ATTR]["scores"]["charlie"] == pytest.approx(1.0)
+    finally:
+        engine.close()
+
+
+def test_textemb_scores_are_cosine_similarities_and_missing_tasks_are_left_out() -> None:
+    scores = textemb_scores("tgt", ["alpha", "bravo", "unknown"], embed=_embeddings)
+    assert scores == pytest.approx({"alpha": 0.8, "bravo": -1.0})
+    assert textemb_scores("nothing", ["alpha"], embed=_embeddings) == {}
+
+
+def test_startup_scores_prefer_the_latest_screen_then_the_cache_then_embeddings() -> None:
+    class Screen:
+        def __init__(self, effects: dict[str, float]) -> None:
+            self.matrix = _matrix(effects)
+
+    old, new = Screen({"alpha": 1.0, "bravo": 0.0}), Screen({"alpha": 0.0, "bravo": 1.0})
+    candidates = ["alpha", "bravo"]
+    assert startup_scores(target="tgt", candidates=candidates, screens=[old, new]) == (
+        "screen", {"alpha": 0.0, "bravo": 1.0},
+    )  # fmt: skip
+    cached = {"source": "textemb", "scores": {"alpha": 0.5}}
+    assert startup_scores(target="tgt", candidates=candidates, screens=[], cached=cached,
+                          embed=lambda: {"bravo": 1.0}) == ("textemb", {"alpha": 0.5})  # fmt: skip
+    assert startup_scores(target="tgt", candidates=candidates, screens=[],
+                          embed=lambda: {"bravo": 1.0}) == ("textemb", {"bravo": 1.0})  # fmt: skip
+    assert startup_scores(target="tgt", candidates=candidates, screens=[]) == ("none", {})
