@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, NoReturn
 
@@ -20,6 +21,9 @@ __all__ = [
     "EFFECTS",
     "SHARING_SPACES",
     "FakeEvaluator",
+    "PacedEvaluator",
+    "StudyAudit",
+    "audit_study",
     "fake_evaluator_factory",
     "known_objective",
     "load_fakes",
@@ -141,3 +145,81 @@ def load_fakes() -> ModuleType:
     import sys
 
     return sys.modules[__name__]
+
+
+#: seconds each trial of the test command line's ``tabular`` runner takes (``main``)
+TRIAL_SECONDS_ENV = "TASKGRAPH_TEST_TRIAL_S"
+
+
+class PacedEvaluator:
+    """Wraps an evaluator, taking ``seconds`` per trial (a fault can land between trials)."""
+
+    def __init__(self, *, inner: Any, seconds: float) -> None:
+        self.inner = inner
+        self.seconds = seconds
+
+    def evaluate(
+        self,
+        config: TrialConfig,
+        *,
+        callbacks: Sequence[Any] = (),
+        checkpoint_key: str | None = None,
+    ) -> TrialResult:
+        """Return ``inner``'s result after ``seconds``."""
+        time.sleep(self.seconds)
+        return self.inner.evaluate(config, callbacks=callbacks, checkpoint_key=checkpoint_key)
+
+
+@dataclass(frozen=True)
+class StudyAudit:
+    """Every (trial, seed) record a study should have, against what its records hold.
+
+    ``states``: trials by taskgraph state; ``counted``: the trials that count against the
+    budget (complete, pruned, failed); ``lost``: (trial, seed) pairs of counted trials without
+    a record, plus runs stored on an interrupted trial that no retry recorded; ``duplicated``:
+    extra records of a pair plus records of no counted trial.
+    """
+
+    states: dict[str, int]
+    counted: int
+    expected: int
+    lost: int
+    duplicated: int
+    failure_reasons: tuple[str, ...]
+
+
+def audit_study(name: str, url: str, *, seeds: int) -> StudyAudit:
+    """Return the :class:`StudyAudit` of study ``name`` (one record per seed of every counted
+    trial; a failed trial has one record, of its first seed)."""
+    from collections import Counter
+
+    import optuna
+
+    from taskgraph.search.progress import RESULTS_ATTR, retried_numbers, trial_state
+    from taskgraph.storage import open_repository
+
+    trials = optuna.load_study(study_name=name, storage=url).get_trials()
+    retried = retried_numbers(trials)
+    states = {t.number: trial_state(t, retried=retried) for t in trials}
+    counted = [t for t in trials if states[t.number] in ("complete", "pruned", "failed")]
+    expected = {
+        (t.number, seed)
+        for t in counted
+        for seed in (range(1) if states[t.number] == "failed" else range(seeds))
+    }
+    discarded = sum(
+        len(t.user_attrs.get(RESULTS_ATTR) or ())
+        for t in trials
+        if states[t.number] == "interrupted" and t.number not in retried
+    )
+    with open_repository(url, create=False) as repo:
+        runs = repo.runs(study=name)
+    keys = Counter((r.trial_number, r.seed) for r in runs)
+    return StudyAudit(
+        states=dict(Counter(states.values())),
+        counted=len(counted),
+        expected=len(expected),
+        lost=len(expected - set(keys)) + discarded,
+        duplicated=sum(n - 1 for n in keys.values()) + len(set(keys) - expected),
+        failure_reasons=tuple(r.failure_reason or "" for r in runs if r.status == "failed"),
+    )
