@@ -170,7 +170,11 @@ class RayTuneRunner:
                         storage_path=str(experiment_dir),
                         callbacks=[DriverCallback(book=book, heartbeat=heartbeat, engine=engine)],
                         verbose=0,
-                        failure_config=tune.FailureConfig(max_failures=0),
+                        # A trial whose worker died (killed, out of memory, its node lost)
+                        # starts again from scratch, up to recovery.max_retry times; then it is
+                        # recorded failed with Ray's reason.  (Training errors never get here:
+                        # the evaluator returns them as failed results.)
+                        failure_config=tune.FailureConfig(max_failures=spec.recovery.max_retry),
                     ),
                 )
                 tuner.fit()
