@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
-from taskgraph.testing import audit_study
+from taskgraph.testing import audit_study, descendant_processes, processes_naming
 
 pytestmark = pytest.mark.ray
 
@@ -79,44 +79,12 @@ def env(ray_dir: Path) -> dict[str, str]:
     return environment
 
 
-def _process_table() -> dict[int, tuple[int, str]]:
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        table[int(entry.name)] = (int(stat.rsplit(")", 1)[1].split()[1]), cmdline)
-    return table
-
-
-def descendants(pid: int) -> list[tuple[int, str]]:
-    """Return (pid, command line) of every process below ``pid``."""
-    table = _process_table()
-    children: dict[int, list[int]] = {}
-    for child, (parent, _) in table.items():
-        children.setdefault(parent, []).append(child)
-    found, stack = [], [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            found.append((child, table[child][1]))
-            stack.append(child)
-    return found
-
-
-def processes_naming(text: str) -> list[int]:
-    return [pid for pid, (_, cmd) in _process_table().items() if text in cmd and pid != os.getpid()]
-
-
 def training_worker(driver: subprocess.Popen[str], timeout: float = 240) -> int:
     """Return the pid of a Ray worker below ``driver`` that is training a trial."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert driver.poll() is None, f"the study ended first: {driver.communicate()}"
-        for pid, cmd in descendants(driver.pid):
+        for pid, cmd in descendant_processes(driver.pid):
             if cmd.startswith("ray::ImplicitFunc.train"):
                 return pid
         time.sleep(0.1)
@@ -160,7 +128,7 @@ def test_a_killed_ray_worker_is_retried_then_recorded_failed_with_the_reason(
             time.sleep(0.3)  # mid-trial: its first evaluation is 0.5 s in
             assert trial_states(url).get(1) == "RUNNING"
             os.kill(worker, signal.SIGKILL)
-            while any(pid == worker for pid, _ in descendants(driver.pid)):
+            while any(pid == worker for pid, _ in descendant_processes(driver.pid)):
                 time.sleep(0.05)
         _, err = driver.communicate(timeout=300)
     finally:

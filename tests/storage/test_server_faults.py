@@ -19,14 +19,10 @@ from __future__ import annotations
 
 import itertools
 import os
-import resource
-import shutil
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -34,7 +30,13 @@ import sqlalchemy
 
 from taskgraph.storage.retry import DB_RETRY_ENV
 from taskgraph.storage.testing import PostgresServer
-from taskgraph.testing import TRIAL_SECONDS_ENV, audit_study, unavailable
+from taskgraph.testing import (
+    TRIAL_SECONDS_ENV,
+    audit_study,
+    limit_file_size,
+    small_filesystem,
+    unavailable,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 TASKGRAPH = [sys.executable, "-m", "taskgraph.cli.fakes"]
@@ -214,39 +216,6 @@ def test_postgres_down_past_the_bound_is_one_error_line_and_a_resumable_study(
 # -- SQLite ----------------------------------------------------------------------------------
 
 
-@contextmanager
-def small_filesystem(path: Path, *, size_kb: int) -> Iterator[bool]:
-    """Mount a ``size_kb`` tmpfs on ``path`` where this process may (root); yield whether it
-    did.  Unmounted on the way out."""
-    path.mkdir()
-    mounted = False
-    if os.geteuid() == 0 and shutil.which("mount") and shutil.which("umount"):
-        done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={size_kb}k,mode=0755", "tmpfs", str(path)],
-            capture_output=True,
-            check=False,
-        )
-        mounted = done.returncode == 0
-    try:
-        yield mounted
-    finally:
-        if mounted:
-            _unmount(path)
-
-
-def _unmount(path: Path) -> None:
-    done = subprocess.run(["umount", str(path)], capture_output=True, check=False)
-    if done.returncode != 0:  # still busy: detach it now, freed when its last user exits
-        subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
-
-
-def _limit_file_size(limit: int) -> None:
-    # Writes past the limit fail with EFBIG instead of killing the process with SIGXFSZ: what
-    # a full filesystem looks like to SQLite (its write fails: "disk I/O error").
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-
 def first_trials(spec: Path, url: str, n: int) -> None:
     done = taskgraph("study", "run", str(spec), "--storage", url, "--quiet", "--trials", str(n))
     assert done.returncode == 0, done.stderr
@@ -290,7 +259,7 @@ def test_sqlite_disk_full_is_one_error_line_and_the_database_still_checks(
             text=True,
             timeout=300,
             check=False,
-            preexec_fn=None if limit is None else (lambda: _limit_file_size(limit)),
+            preexec_fn=None if limit is None else (lambda: limit_file_size(limit)),
         )
         line = assert_one_error_line(full, "no space left", "disk I/O error")
         assert f"sqlite:///{db}" in line, line
