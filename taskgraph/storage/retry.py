@@ -155,9 +155,11 @@ def with_connection_retry(
                 raise
             attempt += 1
             waited = time.monotonic() - started
-            delay = min(MAX_DELAY_S, FIRST_DELAY_S * 2 ** (attempt - 1)) * (0.5 + random.random())
-            if waited + delay > window:
+            if waited >= window:
                 raise DatabaseUnavailableError(unavailable_message(url, error, waited)) from error
+            delay = min(MAX_DELAY_S, FIRST_DELAY_S * 2 ** (attempt - 1)) * (0.5 + random.random())
+            # The last attempt is made at the bound, not before it.
+            delay = min(delay, window - waited)
             _log.warning(
                 "%s: database %s unreachable (%s); retry %d in %.1f s (giving up after %g s, %s)",
                 what,
@@ -181,8 +183,15 @@ def _masked(url: URL | str) -> str:
 
 
 def _first_line(error: BaseException) -> str:
-    orig = getattr(error, "orig", None)
-    cause = orig if orig is not None else (error.__cause__ or error)
-    text = str(cause).strip()
-    line = text.splitlines()[0] if text else type(cause).__name__
+    # The driver's own words: Optuna wraps SQLAlchemy's error, which wraps psycopg's.
+    driver: BaseException = error
+    current: BaseException | None = error
+    while current is not None:
+        if isinstance(current, DBAPIError) and current.orig is not None:
+            driver = current.orig
+            break
+        driver = current
+        current = current.__cause__
+    text = str(driver).strip()
+    line = text.splitlines()[0] if text else type(driver).__name__
     return mask_secrets(line)
