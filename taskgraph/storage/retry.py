@@ -51,6 +51,10 @@ MAX_DELAY_S = 5.0
 # by the outermost: nested retries would multiply the bound.
 _active = threading.local()
 
+# Databases (masked URL) a call gave up on: later calls try once, without waiting out the
+# bound again (a study shutting down after the error makes several), until one succeeds.
+_given_up: set[str] = set()
+
 # PostgreSQL SQLSTATEs of a connection that is gone or refused: class 08 (connection
 # exception), 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now (starting
 # up or shutting down).
@@ -134,29 +138,38 @@ def with_connection_retry(
     """Return ``call()``, retried while the database connection is lost, for a bounded time.
 
     ``call`` must be safe to run again after a lost connection (one transaction, idempotent
-    or rolled back).  ``what`` names the operation in the log; ``window_s`` defaults to
+    or rolled back).  Once a call gave up on a database, later calls on it try once until one
+    succeeds: a study stopping after the error does not wait out the bound again.  ``what`` names the operation in the log; ``window_s`` defaults to
     :func:`retry_window_s`.  Raises :class:`DatabaseUnavailableError` once the bound is
     spent, and any other error at once.
     """
     if getattr(_active, "depth", 0):
         return call()
+    where = _masked(url)
     window = retry_window_s() if window_s is None else window_s
+    if where in _given_up:
+        window = 0.0
     started = time.monotonic()
     attempt = 0
     while True:
         try:
             _active.depth = 1
             try:
-                return call()
+                result = call()
             finally:
                 _active.depth = 0
+            _given_up.discard(where)
+            return result
         except Exception as error:
             if not is_connection_error(error):
                 raise
             attempt += 1
             waited = time.monotonic() - started
             if waited >= window:
-                raise DatabaseUnavailableError(unavailable_message(url, error, waited)) from error
+                again = where in _given_up
+                _given_up.add(where)
+                message = unavailable_message(url, error, waited, again=again)
+                raise DatabaseUnavailableError(message) from error
             delay = min(MAX_DELAY_S, FIRST_DELAY_S * 2 ** (attempt - 1)) * (0.5 + random.random())
             # The last attempt is made at the bound, not before it.
             delay = min(delay, window - waited)
@@ -173,9 +186,12 @@ def with_connection_retry(
             time.sleep(delay)
 
 
-def unavailable_message(url: URL | str, error: BaseException, waited: float) -> str:
+def unavailable_message(
+    url: URL | str, error: BaseException, waited: float, *, again: bool = False
+) -> str:
     """Return which database stayed unreachable, for how long, and the driver's last word."""
-    return f"database {_masked(url)} unreachable for {waited:.0f} s ({_first_line(error)})"
+    how_long = "still unreachable" if again else f"unreachable for {waited:.0f} s"
+    return f"database {_masked(url)} {how_long} ({_first_line(error)})"
 
 
 def _masked(url: URL | str) -> str:

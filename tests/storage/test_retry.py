@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import logging
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,13 @@ from taskgraph.storage.retry import (
 )
 
 URL = "postgresql+psycopg://tg:s3cret@db.example:5432/records"
+
+
+@pytest.fixture(autouse=True)
+def _no_database_given_up() -> Iterator[None]:
+    retry._given_up.clear()
+    yield
+    retry._given_up.clear()
 
 
 def refused() -> OperationalError:
@@ -189,3 +197,30 @@ def test_optuna_storage_retries_and_a_tell_whose_answer_was_lost_counts_once(
     assert len(tells) == 1  # the retry found the trial told, and did not tell it again
     (frozen,) = study.get_trials()
     assert frozen.state.name == "COMPLETE" and frozen.value == 0.5
+
+
+def test_after_giving_up_later_calls_try_once_until_one_succeeds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [0.0]
+    monkeypatch.setattr(retry.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(retry.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
+    calls = []
+
+    def down() -> None:
+        calls.append(1)
+        raise refused()
+
+    with pytest.raises(DatabaseUnavailableError):
+        with_connection_retry(down, url=URL, what="write", window_s=10)
+    calls.clear()
+    # The study stopping after the error: each call tries once, no second wait of 10 s.
+    with pytest.raises(DatabaseUnavailableError):
+        with_connection_retry(down, url=URL, what="cleanup", window_s=10)
+    assert len(calls) == 1
+    # The server is back: a call succeeds, and the next outage is retried again.
+    assert with_connection_retry(lambda: "ok", url=URL, what="write", window_s=10) == "ok"
+    calls.clear()
+    with pytest.raises(DatabaseUnavailableError):
+        with_connection_retry(down, url=URL, what="write", window_s=10)
+    assert len(calls) > 1
