@@ -30,8 +30,9 @@ tabular trial):
   then ``taskgraph study resume``;
 * ``pg-restart``: PostgreSQL stopped (fast shutdown) under a Ray study for ``--outage``
   seconds and started again: the study rides it out (``TASKGRAPH_DB_RETRY_S`` 60);
-* ``pg-outage``: PostgreSQL stopped for longer than ``TASKGRAPH_DB_RETRY_S`` (5): one
-  ``error:`` line and exit 1, then the server is started and ``study resume`` finishes;
+* ``pg-outage``: PostgreSQL stopped under a Ray study for longer than
+  ``TASKGRAPH_DB_RETRY_S`` (5): one ``error:`` line and exit 1, then the server is started and
+  ``study resume`` finishes;
 * ``disk-full``: the SQLite file on a small tmpfs filled up mid-study (a file-size limit,
   ``RLIMIT_FSIZE``, where no tmpfs can be mounted): one ``error:`` line, ``taskgraph db
   check`` passes, and ``study resume`` finishes once space is freed;
@@ -652,13 +653,14 @@ def pg_restart(work: Path, server: Any, *, budget: int, outage: float) -> Outcom
     )
 
 
-def pg_outage(work: Path, server: Any, table: Path, *, budget: int, bound: float = 5) -> Outcome:
-    """PostgreSQL down past ``TASKGRAPH_DB_RETRY_S``: one error line, then ``study resume``."""
+def pg_outage(work: Path, server: Any, *, budget: int, bound: float = 5) -> Outcome:
+    """PostgreSQL down past ``TASKGRAPH_DB_RETRY_S`` under a Ray study: one error line, then
+    ``study resume``."""
     name = "pg_outage"
     url = str(server.create_database(name))
     spec = work / f"{name}.yaml"
-    write_spec(spec, name=name, table=table, budget=budget, seeds=1, max_retry=3, seed=0)
-    environment = cluster_env(TASKGRAPH_DB_RETRY_S=f"{bound:g}", TASKGRAPH_TEST_TRIAL_S="0.5")
+    write_ray_spec(spec, name=name, budget=budget, seeds=1, max_retry=3, concurrent=2)
+    environment = cluster_env((work / "ray").resolve(), TASKGRAPH_DB_RETRY_S=f"{bound:g}")
     driver = start([*FAKES, "study", "run", str(spec), "--storage", url, "--quiet"], environment)
     try:
         wait_until(lambda: complete_trials(url) >= 2, driver, "2 complete trials")
@@ -849,7 +851,7 @@ def run_cluster(
                 elif fault == "pg-restart":
                     outcome = pg_restart(directory, server, budget=budget, outage=outage)
                 elif fault == "pg-outage":
-                    outcome = pg_outage(directory, server, table, budget=budget)
+                    outcome = pg_outage(directory, server, budget=budget)
                 elif fault == "disk-full":
                     outcome = disk_full(directory, table, budget=4 * budget)
                 else:
