@@ -51,9 +51,10 @@ MAX_DELAY_S = 5.0
 # by the outermost: nested retries would multiply the bound.
 _active = threading.local()
 
-# Databases (masked URL) a call gave up on: later calls try once, without waiting out the
-# bound again (a study shutting down after the error makes several), until one succeeds.
-_given_up: set[str] = set()
+# Databases (their URL, as the caller names it) a call gave up on: later calls try once,
+# without waiting out the bound again (a study shutting down after the error makes several),
+# until one succeeds.
+_given_up: set[URL | str] = set()
 
 # PostgreSQL SQLSTATEs of a connection that is gone or refused: class 08 (connection
 # exception), 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now (starting
@@ -145,9 +146,8 @@ def with_connection_retry(
     """
     if getattr(_active, "depth", 0):
         return call()
-    where = _masked(url)
     window = retry_window_s() if window_s is None else window_s
-    if where in _given_up:
+    if url in _given_up:
         window = 0.0
     started = time.monotonic()
     attempt = 0
@@ -158,7 +158,8 @@ def with_connection_retry(
                 result = call()
             finally:
                 _active.depth = 0
-            _given_up.discard(where)
+            if _given_up:
+                _given_up.discard(url)
             return result
         except Exception as error:
             if not is_connection_error(error):
@@ -166,8 +167,8 @@ def with_connection_retry(
             attempt += 1
             waited = time.monotonic() - started
             if waited >= window:
-                again = where in _given_up
-                _given_up.add(where)
+                again = url in _given_up
+                _given_up.add(url)
                 message = unavailable_message(url, error, waited, again=again)
                 raise DatabaseUnavailableError(message) from error
             delay = min(MAX_DELAY_S, FIRST_DELAY_S * 2 ** (attempt - 1)) * (0.5 + random.random())
