@@ -944,11 +944,12 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         table = work / "table.csv"
         write_table(table)
-        print(
-            f"fault injection: {args.faults} studies per backend ({', '.join(backends)}), "
-            f"{args.budget} trials each, tabular runner, seeds 1 and 2, max_retry 3 and 0",
-            flush=True,
-        )
+        if backends:
+            print(
+                f"fault injection: {args.faults} studies per backend ({', '.join(backends)}), "
+                f"{args.budget} trials each, tabular runner, seeds 1 and 2, max_retry 3 and 0",
+                flush=True,
+            )
         for backend in backends:
             outcomes += run_backend(
                 backend,
@@ -960,7 +961,11 @@ def main(argv: list[str] | None = None) -> int:
                 crash_offset=len(outcomes) // 2,
             )
         if cluster:
-            print(f"cluster faults: {', '.join(cluster)}", flush=True)
+            print(
+                f"cluster faults: {', '.join(cluster)}; {args.budget} trials each "
+                f"(disk-full {4 * args.budget}), fake evaluator in Ray workers, 1.5 s per trial",
+                flush=True,
+            )
             outcomes += run_cluster(
                 cluster, work=work, table=table, budget=args.budget, rng=rng, outage=args.outage
             )
