@@ -54,7 +54,7 @@ _active = threading.local()
 # Databases (their URL, as the caller names it) a call gave up on: later calls try once,
 # without waiting out the bound again (a study shutting down after the error makes several),
 # until one succeeds.
-_given_up: set[URL | str] = set()
+_given_up: dict[URL | str, float] = {}  # -> time.monotonic() the outage was first seen
 
 # PostgreSQL SQLSTATEs of a connection that is gone or refused: class 08 (connection
 # exception), 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now (starting
@@ -147,9 +147,10 @@ def with_connection_retry(
     if getattr(_active, "depth", 0):
         return call()
     window = retry_window_s() if window_s is None else window_s
+    started = time.monotonic()
     if url in _given_up:
         window = 0.0
-    started = time.monotonic()
+        started = _given_up[url]
     attempt = 0
     while True:
         try:
@@ -159,7 +160,7 @@ def with_connection_retry(
             finally:
                 _active.depth = 0
             if _given_up:
-                _given_up.discard(url)
+                _given_up.pop(url, None)
             return result
         except Exception as error:
             if not is_connection_error(error):
@@ -167,10 +168,8 @@ def with_connection_retry(
             attempt += 1
             waited = time.monotonic() - started
             if waited >= window:
-                again = url in _given_up
-                _given_up.add(url)
-                message = unavailable_message(url, error, waited, again=again)
-                raise DatabaseUnavailableError(message) from error
+                _given_up.setdefault(url, started)
+                raise DatabaseUnavailableError(unavailable_message(url, error, waited)) from error
             delay = min(MAX_DELAY_S, FIRST_DELAY_S * 2 ** (attempt - 1)) * (0.5 + random.random())
             # The last attempt is made at the bound, not before it.
             delay = min(delay, window - waited)
@@ -187,12 +186,9 @@ def with_connection_retry(
             time.sleep(delay)
 
 
-def unavailable_message(
-    url: URL | str, error: BaseException, waited: float, *, again: bool = False
-) -> str:
+def unavailable_message(url: URL | str, error: BaseException, waited: float) -> str:
     """Return which database stayed unreachable, for how long, and the driver's last word."""
-    how_long = "still unreachable" if again else f"unreachable for {waited:.0f} s"
-    return f"database {_masked(url)} {how_long} ({_first_line(error)})"
+    return f"database {_masked(url)} unreachable for {waited:.0f} s ({_first_line(error)})"
 
 
 def _masked(url: URL | str) -> str:
