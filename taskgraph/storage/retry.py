@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -119,9 +120,7 @@ def is_connection_error(error: BaseException) -> bool:
 
 
 def _is_driver_connection_error(error: object) -> bool:
-    # psycopg is imported only where it is installed and already in use (PostgreSQL URLs).
-    import sys
-
+    # psycopg is looked up, not imported: it is installed and loaded only for PostgreSQL URLs.
     psycopg = sys.modules.get("psycopg")
     if psycopg is None or not isinstance(error, psycopg.OperationalError):
         return False
@@ -139,10 +138,11 @@ def with_connection_retry(
     """Return ``call()``, retried while the database connection is lost, for a bounded time.
 
     ``call`` must be safe to run again after a lost connection (one transaction, idempotent
-    or rolled back).  Once a call gave up on a database, later calls on it try once until one
-    succeeds: a study stopping after the error does not wait out the bound again.  ``what`` names the operation in the log; ``window_s`` defaults to
-    :func:`retry_window_s`.  Raises :class:`DatabaseUnavailableError` once the bound is
-    spent, and any other error at once.
+    or rolled back).  ``what`` names the operation in the log; ``window_s`` defaults to
+    :func:`retry_window_s`.  Once a call gave up on a database, later calls on it try once
+    until one succeeds: a study stopping after the error does not wait out the bound again.
+    Raises :class:`DatabaseUnavailableError` once the bound is spent, and any other error at
+    once.
     """
     if getattr(_active, "depth", 0):
         return call()
