@@ -189,3 +189,20 @@ def test_a_killed_ray_driver_resumes_with_nothing_lost_or_counted_twice(
     assert audit.states.get("complete") == budget and audit.counted == budget, audit
     assert audit.states.get("interrupted", 0) >= 1, audit
     assert not audit.states.get("running"), audit
+
+
+def test_a_database_gone_under_tune_is_raised_as_itself() -> None:
+    """Tune may wrap what its searcher raised; the runner re-raises the database's one-line
+    error (the command line shows it as such, not a traceback)."""
+    from taskgraph.runners.ray.runner import _database_unavailable
+    from taskgraph.storage.retry import DatabaseUnavailableError
+
+    gone = DatabaseUnavailableError("database postgresql+psycopg://db/x unreachable for 60 s")
+    try:
+        try:
+            raise gone
+        except DatabaseUnavailableError as error:
+            raise RuntimeError("Tune: the searcher failed") from error
+    except RuntimeError as wrapped:
+        assert _database_unavailable(wrapped) is gone
+    assert _database_unavailable(RuntimeError("another failure")) is None
