@@ -64,6 +64,7 @@ from typing import Any
 import sqlalchemy
 
 from taskgraph.search.crashpoints import CRASH_EXIT, POINTS
+from taskgraph.testing import trial_states
 
 REPO = Path(__file__).resolve().parents[1]
 TASKGRAPH = [sys.executable, "-m", "taskgraph.cli.app"]
@@ -418,19 +419,6 @@ def cluster_env(ray_dir: Path | None = None, **extra: str) -> dict[str, str]:
     if ray_dir is not None:
         environment["RAY_TMPDIR"] = str(ray_dir)  # this study's own local Ray
     return environment
-
-
-def trial_states(url: str) -> dict[int, str]:
-    """Return Optuna's state of every trial by number ({} before the tables exist)."""
-    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(sqlalchemy.text("SELECT number, state FROM trials")).all()
-        return {int(number): str(state) for number, state in rows}
-    except sqlalchemy.exc.SQLAlchemyError:
-        return {}
-    finally:
-        engine.dispose()
 
 
 def complete_trials(url: str) -> int:

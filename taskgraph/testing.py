@@ -231,6 +231,22 @@ def audit_study(name: str, url: str, *, seeds: int) -> StudyAudit:
     )
 
 
+def trial_states(url: str) -> dict[int, str]:
+    """Return Optuna's state of every trial by number, read with SQL from another process's
+    storage ({} before the tables exist, or while the database cannot be read)."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(sqlalchemy.text("SELECT number, state FROM trials")).all()
+        return {int(number): str(state) for number, state in rows}
+    except sqlalchemy.exc.SQLAlchemyError:
+        return {}
+    finally:
+        engine.dispose()
+
+
 def _process_table() -> dict[int, tuple[int, str]]:
     table = {}
     for entry in Path("/proc").iterdir():

@@ -25,9 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy
 
-from taskgraph.testing import audit_study, descendant_processes, processes_naming
+from taskgraph.testing import audit_study, descendant_processes, processes_naming, trial_states
 
 pytestmark = pytest.mark.ray
 
@@ -89,18 +88,6 @@ def training_worker(driver: subprocess.Popen[str], timeout: float = 240) -> int:
                 return pid
         time.sleep(0.1)
     raise AssertionError(f"no Ray worker trained a trial within {timeout} s")
-
-
-def trial_states(url: str) -> dict[int, str]:
-    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(sqlalchemy.text("SELECT number, state FROM trials")).all()
-        return {int(number): str(state) for number, state in rows}
-    except sqlalchemy.exc.SQLAlchemyError:
-        return {}
-    finally:
-        engine.dispose()
 
 
 def test_a_killed_ray_worker_is_retried_then_recorded_failed_with_the_reason(

@@ -102,6 +102,18 @@ def finished_trials(url: str) -> int:
         engine.dispose()
 
 
+def start_study(spec: Path, url: str, *, retry_s: str) -> subprocess.Popen[str]:
+    """Start `study run SPEC` in the background, trials paced at 0.5 s, retry bound ``retry_s``."""
+    return subprocess.Popen(
+        [*TASKGRAPH, "study", "run", str(spec), "--storage", url, "--quiet"],
+        cwd=REPO,
+        env=env(**{TRIAL_SECONDS_ENV: "0.5", DB_RETRY_ENV: retry_s}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def wait_for_trials(url: str, n: int, process: subprocess.Popen[str], timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     while finished_trials(url) < n:
@@ -145,14 +157,7 @@ def test_a_study_rides_out_a_postgres_restart(own_postgres: PostgresServer, tmp_
     budget = 10
     url = own_postgres.create_database("restart")
     spec = write_spec(tmp_path, "restart", budget=budget)
-    process = subprocess.Popen(
-        [*TASKGRAPH, "study", "run", str(spec), "--storage", url, "--quiet"],
-        cwd=REPO,
-        env=env(**{TRIAL_SECONDS_ENV: "0.5", DB_RETRY_ENV: "120"}),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_study(spec, url, retry_s="120")
     try:
         wait_for_trials(url, 2, process)
         own_postgres.halt()
@@ -181,14 +186,7 @@ def test_postgres_down_past_the_bound_is_one_error_line_and_a_resumable_study(
     budget = 8
     url = own_postgres.create_database("outage")
     spec = write_spec(tmp_path, "outage", budget=budget)
-    process = subprocess.Popen(
-        [*TASKGRAPH, "study", "run", str(spec), "--storage", url, "--quiet"],
-        cwd=REPO,
-        env=env(**{TRIAL_SECONDS_ENV: "0.5", DB_RETRY_ENV: "3"}),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_study(spec, url, retry_s="3")
     try:
         wait_for_trials(url, 2, process)
         own_postgres.halt()
