@@ -766,7 +766,7 @@ class Repository:
                     RunRow.study_id == study_id, RunRow.trial_number < 0
                 )
             ).scalar_one_or_none()
-            run_id = insert_run(
+            return insert_run(
                 session,
                 study_id=study_id,
                 trial_number=(lowest or 0) - 1,
@@ -778,12 +778,9 @@ class Repository:
                 task_types=task_types or {},
                 host=host,
                 code_version=code_version,
+                transfer_mode=SCREEN_MODE,
+                config_extra={"screen": extra},
             )
-            row = session.get(RunRow, run_id)
-            assert row is not None
-            row.transfer_mode = SCREEN_MODE
-            row.config = {**dict(row.config), "screen": extra}
-            return run_id
 
         run_id = run_write(self._factory, work)
         return next(s for s in self.screens(study) if s.run_id == run_id)

@@ -201,8 +201,14 @@ def insert_run(
     task_types: Mapping[str, str],
     host: str | None,
     code_version: str | None,
+    transfer_mode: str | None = None,
+    config_extra: Mapping[str, Any] | None = None,
 ) -> int:
-    """Return the id of the run (study, trial, seed), inserting it and its scores if new."""
+    """Return the id of the run (study, trial, seed), inserting it and its scores if new.
+
+    ``transfer_mode`` replaces the config's (a screen stores ``screen``); ``config_extra``
+    adds keys to the stored run config (plain JSON), both in the same insert.
+    """
     task_set = config.task_set
     outside = sorted(set(result.scores) - set(task_set))
     if outside:
@@ -219,7 +225,7 @@ def insert_run(
         "task_set_id": ensure_task_set(session, task_set),
         "model_config_id": _ensure_model_config(session, config),
         "family": config.family_key(),
-        "transfer_mode": config.transfer_mode,
+        "transfer_mode": transfer_mode or config.transfer_mode,
         "status": result.status.value,
         "failure_reason": result.failure_reason,
         "objective": _finite(result.objective),
@@ -234,7 +240,7 @@ def insert_run(
         "created_at": utcnow(),
         "code_version": code_version,
         "host": host,
-        "config": _run_config(config, result),
+        "config": {**_run_config(config, result), **(config_extra or {})},
         "task_fingerprints": dict(task_fingerprints) or None,
         "intermediate": [[int(s), _finite(v)] for s, v in result.intermediate] or None,
     }
