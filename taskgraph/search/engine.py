@@ -185,12 +185,19 @@ class StudyEngine:
             stored_attrs = self.storage.get_study_user_attrs(study_id)
             self._check_same_study(stored_attrs)
         startup: tuple[str, dict[str, float]] = ("none", {})
+        screens: list[Any] = []
         if spec.sampler.name == "graph":
-            startup = self.startup_prior(cached=stored_attrs.get(STARTUP_ATTR))
+            screens = self.repository.screens(spec.name)
+            startup = self.startup_prior(cached=stored_attrs.get(STARTUP_ATTR), screens=screens)
         study = optuna.create_study(
             study_name=spec.name,
             storage=self.storage,
-            sampler=build_sampler(spec, prior_records=prior_records, startup_scores=startup[1]),
+            sampler=build_sampler(
+                spec,
+                prior_records=prior_records,
+                startup_scores=startup[1],
+                lookahead=[screen.matrix for screen in screens],
+            ),
             pruner=build_pruner(spec.pruner),
             direction=spec.objective.direction,
             load_if_exists=True,
@@ -254,14 +261,15 @@ class StudyEngine:
         )
 
     def startup_prior(
-        self, *, cached: Mapping[str, Any] | None = None
+        self, *, cached: Mapping[str, Any] | None = None, screens: Sequence[Any] | None = None
     ) -> tuple[str, dict[str, float]]:
         """Return (source, candidate -> score) of the graph sampler's start-up order.
 
         The study's latest screen, else the text-embedding similarity to the target (computed
         once, by the MiniLM TextEmb of :mod:`taskgraph.models.task_embeddings` or this engine's
         ``embed``, and kept on the study as ``cached``), else ``("none", {})``.  A runner that
-        trains nothing (a published table) gets no text embeddings.
+        trains nothing (a published table) gets no text embeddings.  ``screens``: the study's
+        (read from its records when not given).
         """
         from taskgraph.search.screening import screen_tasks, startup_scores, textemb_scores
 
@@ -275,7 +283,7 @@ class StudyEngine:
         return startup_scores(
             target=spec.target,
             candidates=candidates,
-            screens=self.repository.screens(spec.name),
+            screens=self.repository.screens(spec.name) if screens is None else screens,
             cached=cached,
             embed=similarities if trains else None,
         )

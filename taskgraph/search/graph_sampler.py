@@ -22,7 +22,9 @@ How a subset is proposed:
    effects the model generalises from), best prior first (:func:`startup_order`): the
    ``startup_scores`` given (a screen, text-embedding similarity), else each source's mean
    gain for the other targets in ``prior_records`` (the popular-source prior), else a seeded
-   random order, never the order the candidates happen to be listed in.
+   random order, never the order the candidates happen to be listed in.  (A study's screens
+   also reach the model: :func:`taskgraph.search.samplers.build_sampler` puts their
+   lookahead matrices in ``estimator_options``.)
 3. Then Thompson sampling (Thompson 1933; Russo et al. 2018): one joint posterior draw of
    the gains of every valid subset not yet proposed, and the subset with the best draw
    (``acquisition="ei"`` ranks by expected improvement over the best gain seen instead).

@@ -31,6 +31,7 @@ successive halving of Li et al. 2020, which is what Optuna implements under that
 from __future__ import annotations
 
 import hashlib
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -56,7 +57,8 @@ __all__ = [
 SamplerFactory = Callable[..., optuna.samplers.BaseSampler]
 
 #: name -> factory ``(spec, *, prior_records=None) -> BaseSampler`` (``graph`` also takes
-#: ``startup_scores``, its start-up order: :mod:`taskgraph.search.screening`)
+#: ``startup_scores``, its start-up order, and ``lookahead``, the study's screens:
+#: :mod:`taskgraph.search.screening`)
 SAMPLERS: Registry[SamplerFactory] = Registry(kind="sampler")
 
 
@@ -99,6 +101,7 @@ def _graph(
     *,
     prior_records: Sequence[Any] | None = None,
     startup_scores: Mapping[str, float] | None = None,
+    lookahead: Sequence[Any] = (),
 ) -> optuna.samplers.BaseSampler:
     from taskgraph.search.graph_sampler import GraphGuidedSampler
 
@@ -110,6 +113,13 @@ def _graph(
     options.setdefault("independent_sampler", _inner_tpe(spec))
     if startup_scores:
         options.setdefault("startup_scores", dict(startup_scores))
+    if lookahead:
+        # The study's screens are evidence for the model too (setfn's lookahead feature),
+        # unless the spec gives the estimator its own matrices.
+        estimator = options.get("estimator", "setfn")
+        estimator_options = dict(options.get("estimator_options") or {})
+        if _accepts(estimator, "lookahead") and "lookahead" not in estimator_options:
+            options["estimator_options"] = {**estimator_options, "lookahead": list(lookahead)}
     sampler: optuna.samplers.BaseSampler = GraphGuidedSampler(
         target=spec.target,
         candidates=[t for t in spec.candidate_names if t not in aux.exclude],
@@ -122,6 +132,17 @@ def _graph(
         **options,
     )
     return sampler
+
+
+def _accepts(estimator: str, keyword: str) -> bool:
+    """Return True when the affinity estimator registered as ``estimator`` takes ``keyword``."""
+    from taskgraph.affinity.estimators.base import ESTIMATORS
+
+    try:
+        cls = ESTIMATORS.get(estimator)
+    except KeyError:
+        return False  # the sampler names the unknown estimator itself
+    return keyword in inspect.signature(cls).parameters
 
 
 def _bandit(
@@ -245,16 +266,22 @@ class _SeededFactory:
         spec: StudySpec,
         prior_records: Sequence[Any] | None,
         startup_scores: Mapping[str, float] | None = None,
+        lookahead: Sequence[Any] = (),
     ) -> None:
         self.factory = factory
         self.spec = spec
         self.prior_records = prior_records
         self.startup_scores = dict(startup_scores or {})
+        self.lookahead = list(lookahead)
 
     def __call__(self, seed: int | None) -> optuna.samplers.BaseSampler:
         sampler = self.spec.sampler.model_copy(update={"seed": seed})
-        # Only a factory that uses a start-up order is given one (``graph``).
-        extra = {"startup_scores": self.startup_scores} if self.startup_scores else {}
+        # Only a factory that uses a start-up order and screens is given them (``graph``).
+        extra: dict[str, Any] = {}
+        if self.startup_scores:
+            extra["startup_scores"] = self.startup_scores
+        if self.lookahead:
+            extra["lookahead"] = self.lookahead
         return self.factory(
             self.spec.model_copy(update={"sampler": sampler}),
             prior_records=self.prior_records,
@@ -267,9 +294,11 @@ def build_sampler(
     *,
     prior_records: Sequence[Any] | None = None,
     startup_scores: Mapping[str, float] | None = None,
+    lookahead: Sequence[Any] = (),
 ) -> optuna.samplers.BaseSampler:
     """Return the Optuna sampler the spec names (``prior_records`` feed the graph sampler,
-    ``startup_scores`` its start-up order: a screen or text-embedding similarity).
+    ``startup_scores`` its start-up order: a screen or text-embedding similarity;
+    ``lookahead``: the study's screens' matrices, which its affinity model also fits).
 
     With a fixed ``sampler.seed`` it is a :class:`TrialSeededSampler` around that sampler.
     """
@@ -279,7 +308,11 @@ def build_sampler(
         raise SpecError(f"sampler.name: {error}") from None
 
     make = _SeededFactory(
-        factory=factory, spec=spec, prior_records=prior_records, startup_scores=startup_scores
+        factory=factory,
+        spec=spec,
+        prior_records=prior_records,
+        startup_scores=startup_scores,
+        lookahead=lookahead,
     )
     try:
         if spec.sampler.seed is None:

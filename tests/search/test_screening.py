@@ -119,6 +119,38 @@ def test_the_first_proposals_follow_the_screened_ranking(
     assert sets == [[], ["bravo"], ["delta"], ["alpha"]]
 
 
+def test_the_screens_are_evidence_for_the_sampler_model(
+    storage_url: str, fakes: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from taskgraph.search import engine as engine_module
+    from taskgraph.search.samplers import build_sampler
+
+    # Past the start-up (the baseline and 4 singles): the model, fitted with the screen, repeats.
+    spec = make_spec(budget={"trials": 7, "max_failures": 0})
+    _store_screen(storage_url, spec, {"alpha": 0.01, "bravo": 0.30, "charlie": -0.2, "delta": 0.1})
+    given: dict[str, Any] = {}
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        given.update(kwargs)
+        return build_sampler(*args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "build_sampler", spy)
+    sets = _first_sets(storage_url, spec, fakes, embed=_fail_if_called)
+    assert len(sets) == 7 and sets[:5] == [[], ["bravo"], ["delta"], ["alpha"], ["charlie"]]
+    (matrix,) = given["lookahead"]
+    assert matrix.tasks == ["tgt", "alpha", "bravo", "charlie", "delta"]
+    assert [row[0] for row in matrix.values] == [0.0, 0.01, 0.30, -0.2, 0.1]
+    # setfn (the default estimator) is given the matrices...
+    graph = build_sampler(spec, lookahead=[matrix]).base
+    assert graph.estimator_options["lookahead"] == [matrix]
+    # ...unless the spec gives its own, and an estimator without the option gets none.
+    own = make_spec(sampler={"name": "graph", "seed": 0,
+                             "options": {"estimator_options": {"lookahead": []}}})  # fmt: skip
+    assert build_sampler(own, lookahead=[matrix]).base.estimator_options["lookahead"] == []
+    hoa = make_spec(sampler={"name": "graph", "seed": 0, "options": {"estimator": "hoa"}})
+    assert "lookahead" not in build_sampler(hoa, lookahead=[matrix]).base.estimator_options
+
+
 def _fail_if_called(*args: Any, **kwargs: Any) -> dict[str, np.ndarray]:
     raise AssertionError("text embeddings computed although the study has a screen")
 
