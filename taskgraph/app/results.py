@@ -5,7 +5,9 @@ A study's rows are its spec's ``rows`` (fixed configurations, see
 trained (same task set and model configuration hash; the seed aside).  A study without ``rows``
 gets one row per distinct configuration, in the order its first run was stored.  Each cell is
 the mean over the row's complete runs (one per seed) with a 95 % Student-t interval; a row also
-reports its seeds, failed runs and cost (training seconds per run, mean and total).
+reports its paired difference from the first row in the objective metric (per seed, the row's
+run minus the first row's run of the same seed: mean, standard error and paired t-test), its
+seeds, failed runs and cost (training seconds per run, mean and total).
 
 :func:`results_table` reads the records; :meth:`ResultsTable.to_markdown` renders the table,
 :meth:`ResultsTable.long_rows` gives the long CSV of ``taskgraph bench`` (one row per task set
@@ -32,6 +34,7 @@ from taskgraph.vocabulary import higher_is_better, task_set_key
 
 __all__ = [
     "Cell",
+    "Paired",
     "ResultRow",
     "ResultsTable",
     "mean_interval",
@@ -95,6 +98,49 @@ class Cell:
 
 
 @dataclass(frozen=True)
+class Paired:
+    """A row's per-seed differences from the reference row (the table's first) on one metric."""
+
+    differences: tuple[float, ...]
+
+    @property
+    def n(self) -> int:
+        """Return the number of seeds both rows ran."""
+        return len(self.differences)
+
+    @property
+    def mean(self) -> float:
+        """Return the mean difference (NaN without a common seed)."""
+        return statistics.fmean(self.differences) if self.differences else math.nan
+
+    @property
+    def se(self) -> float:
+        """Return the standard error of the mean difference (NaN for fewer than two seeds)."""
+        if self.n < 2:
+            return math.nan
+        return statistics.stdev(self.differences) / math.sqrt(self.n)
+
+    @property
+    def p_value(self) -> float:
+        """Return the two-sided paired t-test's p-value (NaN for fewer than two seeds)."""
+        if self.n < 2:
+            return math.nan
+        if self.se == 0.0:
+            return 0.0 if self.mean != 0.0 else 1.0
+        from scipy.stats import t
+
+        return float(2.0 * t.sf(abs(self.mean / self.se), self.n - 1))
+
+    def text(self, digits: int = 3) -> str:
+        """Return ``+mean ± s.e. (p)``; the mean alone for one seed, empty for none."""
+        if not self.differences:
+            return ""
+        if self.n < 2:
+            return f"{self.mean:+.{digits}f}"
+        return f"{self.mean:+.{digits}f} ± {self.se:.{digits}f} (p {self.p_value:.2f})"
+
+
+@dataclass(frozen=True)
 class ResultRow:
     """One configuration of the table: its name, task set and the runs that trained it."""
 
@@ -121,6 +167,21 @@ class ResultRow:
                 values.append(float(value))
         return Cell(values=tuple(values))
 
+    def by_seed(self, split: str, metric: str, *, task: str) -> dict[int, float]:
+        """Return ``task``'s ``metric`` on ``split`` of each complete run, by seed."""
+        out = {}
+        for run in self.complete:
+            value = run.scores.get(task, {}).get(split, {}).get(metric)
+            if value is not None:
+                out[run.seed] = float(value)
+        return out
+
+    def paired(self, reference: ResultRow, split: str, metric: str, *, task: str) -> Paired:
+        """Return the per-seed differences from ``reference``'s run of the same seed."""
+        mine = self.by_seed(split, metric, task=task)
+        theirs = reference.by_seed(split, metric, task=task)
+        return Paired(differences=tuple(mine[s] - theirs[s] for s in sorted(mine) if s in theirs))
+
     @property
     def seconds(self) -> tuple[float, float]:
         """Return the training seconds per run (mean) and in all, over every run of the row."""
@@ -141,8 +202,10 @@ class ResultsTable:
     notes: tuple[str, ...] = field(default=())
 
     def to_markdown(self) -> str:
-        """Return the table in Markdown: mean ± 95 % t-interval per cell, seeds and cost."""
-        header = ["row", "auxiliaries", *self.metrics, "seeds", "s / run", "s in all"]
+        """Return the table in Markdown: mean ± 95 % t-interval per cell, the objective
+        metric's paired difference from the first row, seeds and cost."""
+        delta = f"Δ {self.objective_metric} vs {self.rows[0].name}" if self.rows else "Δ"
+        header = ["row", "auxiliaries", *self.metrics, delta, "seeds", "s / run", "s in all"]
         lines = [
             "| " + " | ".join(header) + " |",
             "|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 2)) + "|",
@@ -150,6 +213,7 @@ class ResultsTable:
         for row in self.rows:
             auxiliaries = [t for t in row.task_set if t != self.target]
             cells = [row.cell(self.split, m, task=self.target).text() for m in self.metrics]
+            paired = "" if row is self.rows[0] else self.paired(row).text()
             mean, total = row.seconds
             seeds = str(len(row.complete)) + (f" ({row.n_failed} failed)" if row.n_failed else "")
             lines.append(
@@ -159,6 +223,7 @@ class ResultsTable:
                         row.name,
                         ", ".join(f"`{t}`" for t in auxiliaries) or "(none)",
                         *cells,
+                        paired,
                         seeds,
                         "" if math.isnan(mean) else f"{mean:.0f}",
                         f"{total:.0f}" if row.runs else "",
@@ -170,11 +235,18 @@ class ResultsTable:
         lines.append("")
         lines.append(
             f"Study `{self.study}`, target `{self.target}`, split `{self.split}`; each cell the "
-            "mean over seeds ± the half-width of its 95 % t-interval; cost = training seconds "
-            f"of a run (the trainer's clock, evaluations included), {total:.0f} s in all."
+            "mean over seeds ± the half-width of its 95 % t-interval; Δ: the per-seed "
+            f"difference in {self.objective_metric} from the {self.rows[0].name if self.rows else ''} "
+            "run of the same seed, mean ± its standard error (paired t-test p); cost = "
+            "training seconds of a run (the trainer's clock, evaluations included), "
+            f"{total:.0f} s in all."
         )
         lines.extend(f"{note}" for note in self.notes)
         return "\n".join(lines) + "\n"
+
+    def paired(self, row: ResultRow) -> Paired:
+        """Return ``row``'s paired difference from the first row in the objective metric."""
+        return row.paired(self.rows[0], self.split, self.objective_metric, task=self.target)
 
     def long_rows(self) -> list[LongRow]:
         """Return the long-format rows: the objective metric's mean per task set and split."""
@@ -227,8 +299,19 @@ class ResultsTable:
                         for metric in self.metrics
                         for c in [row.cell(self.split, metric, task=self.target)]
                     },
+                    "paired_difference": None
+                    if index == 0
+                    else {
+                        "metric": self.objective_metric,
+                        "reference": self.rows[0].name,
+                        "differences": list(d.differences),
+                        "mean": None if not d.differences else d.mean,
+                        "se": None if math.isnan(d.se) else d.se,
+                        "p_value": None if math.isnan(d.p_value) else d.p_value,
+                    },
                 }
-                for row in self.rows
+                for index, row in enumerate(self.rows)
+                for d in [self.paired(row)]
             ],
             "notes": list(self.notes),
         }

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from taskgraph.affinity.longtable import read_long_csv
 from taskgraph.app.results import (
+    Paired,
     build_table,
     mean_interval,
     replace_section,
@@ -85,6 +86,19 @@ def test_mean_interval_hand_computed() -> None:
         mean_interval([])
 
 
+def test_paired_difference_hand_computed() -> None:
+    paired = Paired(differences=(0.024, 0.033, 0.032))
+    mean = (0.024 + 0.033 + 0.032) / 3
+    sd = math.sqrt(sum((d - mean) ** 2 for d in paired.differences) / 2)
+    assert paired.mean == pytest.approx(mean) and paired.se == pytest.approx(sd / math.sqrt(3))
+    # t = mean / se with 2 degrees of freedom: p = 2 * (1 - F(t)), F the t distribution's CDF
+    t = mean / (sd / math.sqrt(3))
+    assert paired.p_value == pytest.approx(1 - t / math.sqrt(2 + t * t))  # closed form, 2 d.f.
+    assert paired.text() == f"+{mean:.3f} ± {sd / math.sqrt(3):.3f} (p {paired.p_value:.2f})"
+    assert Paired(differences=(-0.01,)).text() == "-0.010" and Paired(differences=()).text() == ""
+    assert math.isnan(Paired(differences=(0.1,)).p_value)
+
+
 def test_rows_cells_seeds_and_cost_from_the_records(storage: str) -> None:
     table = results_table("table", storage=storage, metrics=["accuracy"], split="dev")
     assert [row.name for row in table.rows] == ["alone", "good", "good_soft", "good_bad"]
@@ -102,7 +116,13 @@ def test_rows_cells_seeds_and_cost_from_the_records(storage: str) -> None:
         assert cell.half_width == pytest.approx(half)
         assert row.seconds == pytest.approx((0.01, 0.03))  # the fake's cost per run
     markdown = table.to_markdown()
-    assert "| good_bad | `bad`, `good` | 0.551 ± 0.002 | 3 | 0 | 0 |" in markdown
+    assert "| row | auxiliaries | accuracy | Δ accuracy vs alone | seeds |" in markdown
+    assert "| alone | (none) | 0.501 ± 0.002 |  | 3 | 0 | 0 |" in markdown
+    # every seed's good_bad run is 0.05 above the alone run of the same seed
+    assert "| good_bad | `bad`, `good` | 0.551 ± 0.002 | +0.050 ± 0.000 (p 0.00) | 3 |" in markdown
+    paired = table.to_dict()["rows"][3]["paired_difference"]
+    assert paired["reference"] == "alone" and paired["differences"] == pytest.approx([0.05] * 3)
+    assert table.to_dict()["rows"][0]["paired_difference"] is None
     assert "Row good_soft has the task set of good" in markdown
     # no test scores: a column of a split the runs lack says so
     assert "not run" in results_table("table", storage=storage, split="test").to_markdown()
@@ -174,7 +194,9 @@ def test_the_command_prints_and_writes(storage: str, tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.startswith("| row | auxiliaries | accuracy | seeds |")
+    assert result.stdout.startswith(
+        "| row | auxiliaries | accuracy | Δ accuracy vs alone | seeds |"
+    )
     assert (tmp_path / "table.csv").is_file()
     missing = runner.invoke(app, ["records", "table", "nope", "--storage", storage])
     assert missing.exit_code == 1 and missing.stderr.startswith("error: no study 'nope'")
