@@ -246,11 +246,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     if args.bingel:
         reader = RepositoryReader(args.bingel)
-        write(bingel_metadata(reader), args.out / "bingel2017_eacl.json",
+        write(bingel_metadata(reader, BINGEL_TASKS), args.out / "bingel2017_eacl.json",
               repository="https://github.com/jbingel/eacl2017_mtl", commit=reader.commit())  # fmt: skip
     if args.taskweb:
         reader = RepositoryReader(args.taskweb)
-        write(taskweb_metadata(reader), args.out / "taskweb2023_kim.json",
+        write(taskweb_metadata(reader, TASKWEB_TASKS), args.out / "taskweb2023_kim.json",
               repository="https://github.com/danieljkim0118/TaskWeb", commit=reader.commit())  # fmt: skip
 
 
