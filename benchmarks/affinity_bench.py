@@ -223,7 +223,9 @@ def metadata_options(name: str) -> dict[str, object]:
     )
     options: dict[str, object] = {}
     if metadata.texts:
-        options["task_embeddings"] = metadata.embeddings()
+        from taskgraph.models.task_embeddings import text_embeddings
+
+        options["task_embeddings"] = text_embeddings(metadata.texts)
     if metadata.features:
         options["task_features"] = metadata.features
     return options

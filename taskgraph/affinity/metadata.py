@@ -7,8 +7,9 @@ A task-metadata file is JSON::
                        "features": {"dev_f1": 0.86, "loss_slope_30": -0.05},
                        ...}}}                # other keys (e.g. "categories") are kept, not used
 
-``texts`` are embedded (the mean MiniLM sentence embedding, as TextEmb does for catalog tasks)
-to give the task-similarity kernel of :func:`~taskgraph.affinity.similarity.embedding_similarity`;
+``texts`` are embedded (the mean MiniLM sentence embedding, as TextEmb does for catalog tasks:
+:func:`taskgraph.models.task_embeddings.text_embeddings`, outside this layer) to give the
+task-similarity kernel of :func:`~taskgraph.affinity.similarity.embedding_similarity`;
 ``features`` are numeric properties of the task (Bingel & Søgaard 2017 found features of the
 single-task learning curves predictive of multi-task gains).  ``sourcerank`` uses both when
 given (``task_embeddings=``, ``task_features=``); without them every estimator behaves as before.
@@ -42,14 +43,6 @@ class TaskMetadata:
     def feature_names(self) -> list[str]:
         """Return every numeric feature name that some task has, sorted."""
         return sorted({name for per in self.features.values() for name in per})
-
-    def embeddings(self) -> dict[str, np.ndarray]:
-        """Return the mean MiniLM embedding of each task's texts (loads the encoder; empty without texts)."""
-        if not any(self.texts.values()):
-            return {}
-        from taskgraph.models.task_embeddings import text_embeddings
-
-        return text_embeddings(self.texts)
 
 
 def load_task_metadata(path: str | PathLike[str]) -> TaskMetadata:

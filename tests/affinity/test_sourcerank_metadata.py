@@ -161,7 +161,6 @@ def test_load_task_metadata_reads_texts_and_features(tmp_path: Path) -> None:
         texts={"a": ["first", "second"]}, features={"a": {"f": 1.0, "g": -0.5}, "b": {"f": 2.0}}
     )
     assert metadata.feature_names == ["f", "g"]
-    assert TaskMetadata(features=metadata.features).embeddings() == {}  # no texts: no encoder
 
 
 @pytest.mark.parametrize(

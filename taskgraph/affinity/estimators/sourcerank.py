@@ -90,6 +90,7 @@ from taskgraph.errors import ConfigError
 __all__ = [
     "DEFAULT_FEATURES",
     "FEATURES",
+    "METADATA_DEFAULT_FEATURES",
     "METADATA_FEATURES",
     "OBSERVED_FEATURES",
     "RIDGE_GRID",
@@ -116,6 +117,9 @@ DEFAULT_FEATURES = FEATURES[:8]
 #: Scores from task metadata (``task_embeddings`` / ``task_features``), besides ``source:<name>``.
 METADATA_FEATURES = ("text_similarity", "text_knn", "feature_similarity", "feature_knn")
 _TEXT_FEATURES = ("text_similarity", "text_knn")
+#: Metadata scores added to the default when task metadata is given (``taskgraph bench
+#: --task-metadata``): none, because none beat the eight on validation (docs/affinity.md).
+METADATA_DEFAULT_FEATURES: tuple[str, ...] = ()
 #: Ridge strengths (per example) tried by leave-one-target-out; 1e6 is the limit ``w ~ X'y``.
 RIDGE_GRID = (0.01, 0.1, 1.0, 10.0, 1e6)
 _KNN_SHARPNESS = 2.0  # exp(2 cos): a perfectly agreeing target weighs e^4 = 55x an opposite one
