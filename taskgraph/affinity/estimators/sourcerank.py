@@ -47,7 +47,14 @@ per numeric feature can be named in ``features`` (:data:`METADATA_FEATURES`):
 ========================  ====================================================================
 
 A task the metadata does not cover gets the average score.  Without metadata (the default)
-the estimator computes exactly what it did before these options existed.
+the estimator computes exactly what it did before these options existed.  None is in the
+default (:data:`METADATA_DEFAULT_FEATURES` is empty): none raised the validation score on both
+published tables.  Beware ``source:<name>`` with about as many features as sources: scores
+that identify each source let the ridge learn a per-source intercept, which together with the
+leave-one-out ``popular*`` scores of a training target reconstructs that target's own hidden
+gains (the column sums include them), so the training and its leave-one-target-out score are
+contaminated (12 random numbers per task raised Bingel's validation Spearman from 0.53 to 0.86
+and did not help on the scored cells: ``docs/affinity.md``, "Research log").
 
 The two ``source_*`` scores describe the auxiliary task itself: Bingel & Søgaard found that
 properties of the tasks, not only of the pair, predict whether sharing helps; a task that every
@@ -118,7 +125,8 @@ DEFAULT_FEATURES = FEATURES[:8]
 METADATA_FEATURES = ("text_similarity", "text_knn", "feature_similarity", "feature_knn")
 _TEXT_FEATURES = ("text_similarity", "text_knn")
 #: Metadata scores added to the default when task metadata is given (``taskgraph bench
-#: --task-metadata``): none, because none beat the eight on validation (docs/affinity.md).
+#: --task-metadata``): none, because none beat the eight on validation on both published tables
+#: (docs/affinity.md, "Research log").
 METADATA_DEFAULT_FEATURES: tuple[str, ...] = ()
 #: Ridge strengths (per example) tried by leave-one-target-out; 1e6 is the limit ``w ~ X'y``.
 RIDGE_GRID = (0.01, 0.1, 1.0, 10.0, 1e6)
