@@ -35,6 +35,7 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -55,7 +56,7 @@ from taskgraph.search.benchmarking import (
 )
 
 SECTIONS = ("mimic27", "ettm1", "standley", "taskweb", "bingel", "search")
-EXTRA_SECTIONS = ("ranking_ablation",)  # run only when named in --only
+EXTRA_SECTIONS = ("ranking_ablation", "ranking_metadata")  # run only when named in --only
 
 
 def emit(name: str, value: float | int | str) -> None:
@@ -195,6 +196,96 @@ def ranking_ablation(name: str, seeds: int, exhaustive: bool) -> None:
         )
 
 
+#: Task-metadata files (``benchmarks/metadata/``, derived by ``extract.py`` from the authors' repositories).
+METADATA_FILES = {"taskweb": "taskweb2023_kim.json", "bingel": "bingel2017_eacl.json"}
+#: sourcerank's metadata candidates: scores added to the eight (those the table's metadata supports).
+METADATA_ABLATION = {
+    "the eight (default)": (),
+    "eight + similarity": ("text_similarity", "feature_similarity"),
+    "eight + knn": ("text_knn", "feature_knn"),
+    "eight + similarity + knn": (
+        "text_similarity",
+        "text_knn",
+        "feature_similarity",
+        "feature_knn",
+    ),
+    "eight + source features": ("source:*",),
+    "eight + all": ("text_similarity", "text_knn", "feature_similarity", "feature_knn", "source:*"),
+}
+
+
+def metadata_options(name: str) -> dict[str, object]:
+    """Return ``sourcerank``'s ``task_embeddings`` / ``task_features`` from table ``name``'s metadata file."""
+    from taskgraph.affinity.metadata import load_task_metadata
+
+    metadata = load_task_metadata(
+        Path(__file__).resolve().parent / "metadata" / METADATA_FILES[name]
+    )
+    options: dict[str, object] = {}
+    if metadata.texts:
+        from taskgraph.models.task_embeddings import text_embeddings
+
+        options["task_embeddings"] = text_embeddings(metadata.texts)
+    if metadata.features:
+        options["task_features"] = metadata.features
+    return options
+
+
+def metadata_features(scores: Sequence[str], options: dict[str, object]) -> list[str]:
+    """Return the eight plus those of ``scores`` that ``options``' metadata supports (``source:*``: every numeric feature)."""
+    texts, numeric = "task_embeddings" in options, options.get("task_features")
+    out = list(DEFAULT_FEATURES)
+    for score in scores:
+        if (score.startswith("text_") and texts) or (score.startswith("feature_") and numeric):
+            out.append(score)
+        elif score == "source:*" and isinstance(numeric, dict):
+            out.extend(f"source:{n}" for n in sorted({k for v in numeric.values() for k in v}))
+    return out
+
+
+def ranking_metadata(name: str, seeds: int, exhaustive: bool, only: Sequence[str] = ()) -> None:
+    """Print validation (leave-one-target-out inside each fit) and test Spearman of sourcerank with task metadata."""
+    table = convert(name)
+    options = metadata_options(name)
+    seen: set[tuple[str, ...]] = set()
+    for label, scores in METADATA_ABLATION.items():
+        if only and label not in only:
+            continue
+        features = metadata_features(scores, options)
+        if (
+            tuple(features) in seen
+        ):  # the metadata has nothing for these scores: same as a row above
+            log(f"{name} metadata {label!r}: nothing in the metadata for {scores}, skipped")
+            continue
+        seen.add(tuple(features))
+        start = time.perf_counter()
+        chosen_cv: list[float] = []
+
+        def collect(method: str, target: str, estimator: AffinityEstimator) -> None:
+            described = estimator.describe()
+            ridge = described["ridge"]
+            cv = described["cv_spearman"][str(ridge)] if ridge is not None else float("nan")
+            chosen_cv.append(cv)  # noqa: B023
+
+        result = evaluate_source_ranking(
+            table, ["sourcerank"], seeds=range(seeds), exhaustive=exhaustive,
+            options={"sourcerank": {**options, "features": features}}, on_fit=collect,
+        )  # fmt: skip
+        slug = label.split(" (")[0].replace(" + ", "_plus_").replace(" ", "_")
+        versus = result["versus_prior"]["sourcerank"]["spearman"]
+        emit(f"{name}_metadata_{slug}_val", float(np.nanmean(chosen_cv)))
+        emit(f"{name}_metadata_{slug}_test", result["sourcerank"]["spearman"])
+        emit(f"{name}_metadata_{slug}_test_prior", result["prior"]["spearman"])
+        emit(f"{name}_metadata_{slug}_test_diff_vs_prior", versus["diff"])
+        emit(f"{name}_metadata_{slug}_test_diff_vs_prior_se_over_targets", versus["se"])
+        emit(
+            f"{name}_metadata_{slug}_targets_better_worse", f"{versus['better']}/{versus['worse']}"
+        )
+        log(
+            f"{name} metadata {label!r}: {len(features)} scores, {time.perf_counter() - start:.0f} s"
+        )
+
+
 #: Search tables: name -> (trial cap, seeds, GP seeds, GP targets).  GP refits a Gaussian
 #: process per trial (about a second each on this shared machine), so it runs on fewer seeds
 #: (and on MIMIC's first targets only); a run past the cap counts as the cap.
@@ -260,6 +351,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=",".join(SEARCH_TABLES),
         help=f"comma-separated tables of the search section, of {tuple(SEARCH_TABLES)}",
     )
+    parser.add_argument(
+        "--candidates",
+        default="",
+        help=f"ranking_metadata: comma-separated candidates of {tuple(METADATA_ABLATION)} (default all)",
+    )
     args = parser.parse_args(argv)
     only = {s.strip() for s in args.only.split(",") if s.strip()}
     unknown = only - set(SECTIONS) - set(EXTRA_SECTIONS)
@@ -285,6 +381,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if "ranking_ablation" in only:
         ranking_ablation("bingel", seeds=3 if quick else 20, exhaustive=not quick)
         ranking_ablation("taskweb", seeds=2 if quick else 5, exhaustive=False)
+    if "ranking_metadata" in only:
+        candidates = [c.strip() for c in args.candidates.split(",") if c.strip()]
+        ranking_metadata("bingel", seeds=3 if quick else 20, exhaustive=not quick, only=candidates)
+        ranking_metadata("taskweb", seeds=2 if quick else 10, exhaustive=False, only=candidates)
     if "search" in only:
         tables = [t.strip() for t in args.search_tables.split(",") if t.strip()]
         unknown_tables = set(tables) - set(SEARCH_TABLES)

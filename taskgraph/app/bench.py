@@ -13,7 +13,7 @@ from typing import Any
 
 from taskgraph.affinity.longtable import LongTable
 
-__all__ = ["bench", "load_bench_table"]
+__all__ = ["bench", "load_bench_table", "metadata_options"]
 
 
 def load_bench_table(path: str | os.PathLike[str]) -> LongTable:
@@ -29,6 +29,51 @@ def load_bench_table(path: str | os.PathLike[str]) -> LongTable:
     return data
 
 
+def metadata_options(method: str, path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[str]]:
+    """Return the options that give estimator ``method`` the task metadata file at ``path``, and notes on what it does not use.
+
+    ``setfn`` and ``textemb`` get ``task_embeddings`` (the mean MiniLM embedding of each
+    task's texts; loads the encoder); ``sourcerank`` gets the embeddings and ``task_features``
+    and adds the metadata scores of :data:`~taskgraph.affinity.estimators.sourcerank.METADATA_DEFAULT_FEATURES`
+    that the file supports.  Raises :class:`~taskgraph.errors.ConfigError` for a bad file.
+    """
+    from taskgraph.affinity.estimators.sourcerank import (
+        DEFAULT_FEATURES,
+        METADATA_DEFAULT_FEATURES,
+    )
+    from taskgraph.affinity.metadata import load_task_metadata
+
+    metadata = load_task_metadata(path)
+    notes: list[str] = []
+    if method not in ("setfn", "textemb", "sourcerank"):
+        return {}, [
+            f"--task-metadata: method {method!r} uses no task metadata (setfn, textemb and sourcerank do)"
+        ]
+    text_scores = [f for f in METADATA_DEFAULT_FEATURES if f.startswith("text_")]
+    numeric_scores = [f for f in METADATA_DEFAULT_FEATURES if not f.startswith("text_")]
+    options: dict[str, Any] = {}
+    wants_text = method != "sourcerank" or (text_scores and metadata.texts)
+    if metadata.texts and wants_text:
+        from taskgraph.models.task_embeddings import text_embeddings
+
+        options["task_embeddings"] = text_embeddings(metadata.texts)
+    if method == "sourcerank":
+        used = [f for f in text_scores if metadata.texts] + [
+            f for f in numeric_scores if metadata.features
+        ]
+        if metadata.features and used:
+            options["task_features"] = metadata.features
+        options["features"] = [*DEFAULT_FEATURES, *used]
+        if not used:
+            notes.append(
+                "--task-metadata: sourcerank's default adds none of the metadata scores "
+                "(none beat it on validation: docs/affinity.md); the file is read but not used"
+            )
+    elif not metadata.texts:
+        notes.append(f"--task-metadata: the file has no texts, which is all {method} uses")
+    return options, notes
+
+
 def bench(
     table: str | os.PathLike[str] | LongTable,
     *,
@@ -42,6 +87,7 @@ def bench(
     samplers: Sequence[str] | None = None,
     max_trials: int = 300,
     max_size: int | None = None,
+    task_metadata: str | os.PathLike[str] | None = None,
     on_step: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Run every evaluation ``table`` (a path or a loaded table) supports; return the evaluations, skipped ones and results.
@@ -49,17 +95,19 @@ def bench(
     Keys: ``evaluations`` (run), ``skipped`` (evaluation -> why), ``notes`` and the figures
     (``spearman``, ``spearman_hoa``, ``pair_spearman``, ``ranking_spearman``,
     ``trials_to_best_<sampler>``, ... as :func:`~taskgraph.search.benchmarking.run_bench`
-    documents).  Raises :class:`~taskgraph.errors.ConfigError` for bad arguments or an
+    documents).  ``task_metadata``: a task-metadata file (:func:`metadata_options`).  Raises :class:`~taskgraph.errors.ConfigError` for bad arguments or an
     undefined Spearman, :class:`~taskgraph.errors.DataFormatError` for a bad table (a value
     beyond :data:`~taskgraph.search.benchmarking.MAX_BENCH_VALUE` included).
     """
     from taskgraph.search.benchmarking import CLI_SAMPLERS, run_bench
 
     data = table if isinstance(table, LongTable) else load_bench_table(table)
+    options, notes = metadata_options(method, task_metadata) if task_metadata else ({}, [])
     report = run_bench(
         data, method=method, fit_fraction=fit_fraction, seeds=seeds, folds=folds,
         fit_split=fit_split, score_split=score_split, search=search,
         samplers=list(CLI_SAMPLERS if samplers is None else samplers),
-        max_trials=max_trials, max_size=max_size, on_step=on_step,
+        max_trials=max_trials, max_size=max_size, estimator_options=options, on_step=on_step,
     )  # fmt: skip
+    report.notes.extend(notes)
     return report.as_dict()

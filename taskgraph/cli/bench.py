@@ -88,6 +88,13 @@ def bench(
             "--search/--no-search", help="Also measure search efficiency (trials to the best set)."
         ),
     ] = True,
+    task_metadata: Annotated[
+        Path | None,
+        typer.Option(
+            "--task-metadata",
+            help="Task-metadata JSON (texts and numeric features per task; benchmarks/metadata/) for the estimator.",
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object instead of name: value lines.")
     ] = False,
@@ -112,7 +119,7 @@ def bench(
         report = run(
             data, method=method, fit_fraction=fit_fraction, seeds=seeds, folds=folds,
             fit_split=fit_split, score_split=score_split, search=search, samplers=names,
-            max_trials=max_trials, max_size=max_size, on_step=on_step,
+            max_trials=max_trials, max_size=max_size, task_metadata=task_metadata, on_step=on_step,
         )  # fmt: skip
     if as_json:
         emit_json(report)

@@ -7,12 +7,12 @@ application or command-line layers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["task_text_embeddings"]
+__all__ = ["task_text_embeddings", "text_embeddings"]
 
 
 def task_text_embeddings(
@@ -22,10 +22,7 @@ def task_text_embeddings(
 
     Tasks that are not in the catalog or whose data is missing are left out.
     """
-    import torch
-
     from taskgraph.errors import TaskgraphError
-    from taskgraph.models import load_encoder
     from taskgraph.tasks import get_task, load_examples
 
     texts: dict[str, list[str]] = {}
@@ -35,6 +32,22 @@ def task_text_embeddings(
         except TaskgraphError:
             continue
         texts[name] = [t for t in (_example_text(e) for e in examples) if t]
+    return text_embeddings(texts, batch_size=batch_size)
+
+
+def text_embeddings(
+    texts: Mapping[str, Sequence[str]], *, batch_size: int = 32
+) -> dict[str, np.ndarray]:
+    """Return per task the mean MiniLM sentence embedding of its ``texts`` (tasks without text are left out).
+
+    The same vectors as :func:`task_text_embeddings` gives for catalog tasks, for texts given
+    directly (a task-metadata file's descriptions and examples).
+    """
+    import torch
+
+    from taskgraph.models import load_encoder
+
+    texts = {k: [t for t in v if t] for k, v in texts.items()}
     texts = {k: v for k, v in texts.items() if v}
     if not texts:
         return {}
@@ -45,8 +58,8 @@ def task_text_embeddings(
         for name, lines in texts.items():
             vectors = []
             for start in range(0, len(lines), batch_size):
-                batch = bundle.tokenizer(lines[start : start + batch_size], padding=True, truncation=True,
-                                         max_length=128, return_tensors="pt")  # fmt: skip
+                batch = bundle.tokenizer(list(lines[start : start + batch_size]), padding=True,
+                                         truncation=True, max_length=128, return_tensors="pt")  # fmt: skip
                 hidden = bundle.model(**batch).last_hidden_state
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 vectors.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)).numpy())

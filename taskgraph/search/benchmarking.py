@@ -326,6 +326,7 @@ def run_bench(
     max_trials: int = 300,
     max_size: int | None = None,
     n_observed: int = 3,
+    estimator_options: Mapping[str, Any] | None = None,
     on_step: Callable[[str, int, int], None] | None = None,
 ) -> BenchReport:
     """Run every evaluation ``table`` supports; say which were skipped and why.
@@ -339,7 +340,8 @@ def run_bench(
     * ``search``: :func:`search_efficiency` of ``samplers`` (a pairs-only table is searched
       over single auxiliaries).
 
-    ``on_step(evaluation, done, total)`` reports progress.  Raises ``ConfigError`` on bad
+    ``estimator_options`` go to ``method`` in every evaluation (e.g. task metadata:
+    ``task_embeddings``, ``task_features``).  ``on_step(evaluation, done, total)`` reports progress.  Raises ``ConfigError`` on bad
     arguments (checked before anything runs).
     """
     from taskgraph.affinity.evaluation import (
@@ -363,6 +365,7 @@ def run_bench(
         known = ", ".join(sorted({*SAMPLERS.names(), "graph_cold"}))
         raise ConfigError(f"`--samplers`: unknown sampler {unknown[0]!r}; known: {known}")
     check_magnitudes(table)
+    options = {method: dict(estimator_options)} if estimator_options else None
     fit, score = bench_splits(table, fit_split=fit_split, score_split=score_split)
     step = on_step or (lambda name, done, total: None)
     report = BenchReport(evaluations=[], skipped={}, notes=[], results={})
@@ -402,7 +405,7 @@ def run_bench(
         for seed in range(seeds):
             outcome = evaluate_gain_prediction(
                 table, [method, "hoa"], fit_fraction=fit_fraction, seed=seed,
-                fit_split=fit, score_split=score,
+                fit_split=fit, score_split=score, options=options,
             )  # fmt: skip
             for name in per_seed:
                 per_seed[name].append(outcome[name]["spearman"])
@@ -427,7 +430,7 @@ def run_bench(
     else:
         report.evaluations.append("pair_gains")
         pairs = evaluate_pair_gains(
-            table, [method], folds=folds, seed=0, fit_split=fit, score_split=score
+            table, [method], folds=folds, seed=0, fit_split=fit, score_split=score, options=options
         )
         versus = pairs["versus_prior"][method]["spearman"]
         report.results.update({
@@ -451,7 +454,7 @@ def run_bench(
     else:
         report.evaluations.append("source_ranking")
         ranking = evaluate_source_ranking(
-            table, [method], n_observed=n_observed, seeds=range(seeds), split=fit
+            table, [method], n_observed=n_observed, seeds=range(seeds), split=fit, options=options
         )
         versus = ranking["versus_prior"][method]["spearman"]
         report.results.update({

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from taskgraph.affinity.longtable import LongRow, LongTable, write_long_csv
+from taskgraph.affinity.longtable import LongRow, LongTable, read_long_csv, write_long_csv
 from taskgraph.cli.app import app
 
 runner = CliRunner()
@@ -146,3 +146,55 @@ def test_split_options_name_a_missing_split(tmp_path: Path, table_file: Path) ->
     )
     assert result.exit_code != 0
     assert "`--samplers`: unknown sampler 'cmaes'" in result.stderr
+
+
+def _pairs_table(tmp_path: Path) -> Path:
+    tasks = [f"t{i}" for i in range(7)]
+    rng = np.random.default_rng(2)
+    rows = [LongRow(t, frozenset({t}), "val", 0.6, True) for t in tasks]
+    rows += [
+        LongRow(t, frozenset({t, s}), "val", 0.6 * (1 + rng.normal(0, 0.05)), True)
+        for t in tasks for s in tasks if s != t
+    ]  # fmt: skip
+    path = tmp_path / "pairs.csv"
+    write_long_csv(LongTable(rows=rows), path)
+    return path
+
+
+def test_task_metadata_reaches_the_estimator_or_says_why_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from taskgraph.affinity.estimators import sourcerank
+    from taskgraph.app.bench import metadata_options
+    from taskgraph.errors import ConfigError
+    from taskgraph.search.benchmarking import run_bench
+
+    path = _pairs_table(tmp_path)
+    metadata = tmp_path / "meta.json"
+    metadata.write_text(json.dumps({"tasks": {f"t{i}": {"features": {"x": i}} for i in range(7)}}))
+    base = ["bench", "--table", str(path), "--seeds", "1", "--no-search"]
+    result = runner.invoke(app, [*base, "--method", "sourcerank", "--task-metadata", str(metadata)])
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "note: --task-metadata: sourcerank's default adds none of the metadata scores"
+        in result.stdout
+    )
+    assert "ranking_spearman: " in result.stdout
+    hoa = runner.invoke(app, [*base, "--method", "hoa", "--task-metadata", str(metadata)])
+    assert "note: --task-metadata: method 'hoa' uses no task metadata" in hoa.stdout
+    # A default that uses the features gets them.
+    monkeypatch.setattr(sourcerank, "METADATA_DEFAULT_FEATURES", ("feature_knn",))
+    options, notes = metadata_options("sourcerank", metadata)
+    assert options["features"][-1] == "feature_knn" and options["task_features"]["t3"] == {"x": 3.0}
+    assert notes == []
+    # The options reach the estimator in every evaluation (a bad one is refused there).
+    with pytest.raises(ConfigError, match="source:<name>"):
+        run_bench(
+            read_long_csv(path),
+            method="sourcerank", seeds=1, search=False, estimator_options={"features": ["source:nope"]},
+        )  # fmt: skip
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"tasks": {"t0": {"features": {"x": "high"}}}}')
+    refused = runner.invoke(app, [*base, "--task-metadata", str(bad)])
+    assert refused.exit_code != 0
+    assert "tasks.t0.features.x must be a finite number" in refused.stderr

@@ -33,6 +33,29 @@ The first eight are the default (:data:`DEFAULT_FEATURES`); the last two are opt
 (``features=``): on validation they changed the Spearman by less than 0.005 on either table,
 so they were not added (``docs/affinity.md``, "Research log").
 
+Task metadata (optional; ``taskgraph.affinity.metadata``): with ``task_embeddings`` (task ->
+vector, e.g. the mean MiniLM embedding of its description and examples) and ``task_features``
+(task -> {name: number}, e.g. single-task learning-curve statistics) four more scores and one
+per numeric feature can be named in ``features`` (:data:`METADATA_FEATURES`):
+
+========================  ====================================================================
+``text_similarity``       centred cosine of the target's and the source's embeddings (TextEmb)
+``text_knn``              ``popular_z`` weighted by the text similarity of ``t`` to each target
+``feature_similarity``    ``exp(-mean squared difference)`` of the standardised numeric features
+``feature_knn``           ``popular_z`` weighted by that similarity of ``t`` to each target
+``source:<name>``         the source's standardised numeric feature ``<name>``
+========================  ====================================================================
+
+A task the metadata does not cover gets the average score.  Without metadata (the default)
+the estimator computes exactly what it did before these options existed.  None is in the
+default (:data:`METADATA_DEFAULT_FEATURES` is empty): none raised the validation score on both
+published tables.  Beware ``source:<name>`` with about as many features as sources: scores
+that identify each source let the ridge learn a per-source intercept, which together with the
+leave-one-out ``popular*`` scores of a training target reconstructs that target's own hidden
+gains (the column sums include them), so the training and its leave-one-target-out score are
+contaminated (12 random numbers per task raised Bingel's validation Spearman from 0.53 to 0.86
+and did not help on the scored cells: ``docs/affinity.md``, "Research log").
+
 The two ``source_*`` scores describe the auxiliary task itself: Bingel & Søgaard found that
 properties of the tasks, not only of the pair, predict whether sharing helps; a task that every
 auxiliary moves a lot (a small, unsaturated task) tends to be a weak auxiliary on their table.
@@ -59,7 +82,7 @@ from __future__ import annotations
 import itertools
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -67,12 +90,15 @@ from scipy.stats import rankdata
 
 from taskgraph.affinity.estimators.base import AffinityEstimator, pooled_std
 from taskgraph.affinity.gains import GainKind, GainTable, pair_gains
-from taskgraph.affinity.similarity import profile_similarity
+from taskgraph.affinity.metadata import feature_matrix
+from taskgraph.affinity.similarity import embedding_similarity, profile_similarity
 from taskgraph.errors import ConfigError
 
 __all__ = [
     "DEFAULT_FEATURES",
     "FEATURES",
+    "METADATA_DEFAULT_FEATURES",
+    "METADATA_FEATURES",
     "OBSERVED_FEATURES",
     "RIDGE_GRID",
     "SourceRankEstimator",
@@ -95,6 +121,13 @@ OBSERVED_FEATURES = ("observed_knn", "observed_gp", "observed_transitive")
 _BASE_FEATURES = tuple(f for f in FEATURES if f not in OBSERVED_FEATURES)
 #: The features used unless ``features`` names others (chosen on validation: docs/affinity.md).
 DEFAULT_FEATURES = FEATURES[:8]
+#: Scores from task metadata (``task_embeddings`` / ``task_features``), besides ``source:<name>``.
+METADATA_FEATURES = ("text_similarity", "text_knn", "feature_similarity", "feature_knn")
+_TEXT_FEATURES = ("text_similarity", "text_knn")
+#: Metadata scores added to the default when task metadata is given (``taskgraph bench
+#: --task-metadata``): none, because none beat the eight on validation on both published tables
+#: (docs/affinity.md, "Research log").
+METADATA_DEFAULT_FEATURES: tuple[str, ...] = ()
 #: Ridge strengths (per example) tried by leave-one-target-out; 1e6 is the limit ``w ~ X'y``.
 RIDGE_GRID = (0.01, 0.1, 1.0, 10.0, 1e6)
 _KNN_SHARPNESS = 2.0  # exp(2 cos): a perfectly agreeing target weighs e^4 = 55x an opposite one
@@ -140,10 +173,24 @@ def _weighted_mean(weights: np.ndarray, rows: np.ndarray, fallback: np.ndarray) 
 
 
 class _Features:
-    """The feature scores of every source for any target of one pair matrix ``P[target, source]``."""
+    """The feature scores of every source for any target of one pair matrix ``P[target, source]``.
 
-    def __init__(self, pairs: np.ndarray) -> None:
+    ``text_kernel`` (tasks x tasks, NaN where a task has no text) and ``numeric`` (tasks x
+    features, standardised, NaN where unknown) carry the task metadata, when given.
+    """
+
+    def __init__(
+        self,
+        pairs: np.ndarray,
+        *,
+        text_kernel: np.ndarray | None = None,
+        numeric: np.ndarray | None = None,
+        numeric_names: Sequence[str] = (),
+    ) -> None:
         self.pairs = pairs
+        self.text_kernel = text_kernel
+        self.numeric = numeric
+        self.numeric_names = list(numeric_names)
         self.z, self.ranks = _row_scores(pairs)
         counts, means, spreads = _row_stats(pairs)
         self.steadiness = np.where(
@@ -244,17 +291,79 @@ class _Features:
         helped = np.nan_to_num(self.z[observed])  # row o: how each source helps o
         return (centred @ helped) / scale
 
-    def matrix(self, base: np.ndarray, observed: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-        """Return the design matrix over ``candidates`` (columns in :data:`FEATURES` order), standardised."""
+    def metadata(
+        self, target: int, names: Sequence[str], popular_z: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """Return the metadata scores ``names`` (of :data:`METADATA_FEATURES` and ``source:<name>``) of ``target``'s sources.
+
+        NaN where the metadata does not cover a task: :meth:`matrix` gives such a source the
+        average score.  Nothing of ``target``'s own row enters.
+        """
+        n = len(self.pairs)
+        out: dict[str, np.ndarray] = {}
+        others = self._others(target)
+        for name in names:
+            if name in _TEXT_FEATURES:
+                assert self.text_kernel is not None
+                similarity = self.text_kernel[target]
+            elif name in ("feature_similarity", "feature_knn"):
+                assert self.numeric is not None
+                similarity = _feature_similarity(self.numeric, target)
+            else:
+                assert self.numeric is not None
+                out[name] = self.numeric[:, self.numeric_names.index(name.split(":", 1)[1])]
+                continue
+            if name.endswith("_similarity"):
+                out[name] = similarity
+            else:  # like profile_knn: the other targets' standardised gains, weighted by similarity
+                weights = np.nan_to_num(np.clip(similarity[others], 0.0, None))
+                out[name] = (
+                    _weighted_mean(weights, self.z[others], popular_z)
+                    if weights.sum() > 0
+                    else np.full(n, np.nan)
+                )
+        return out
+
+    def matrix(
+        self,
+        base: np.ndarray,
+        observed: np.ndarray,
+        candidates: np.ndarray,
+        names: Sequence[str] = FEATURES,
+        extra: Mapping[str, np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """Return the design matrix over ``candidates`` (columns ``names``, in :data:`FEATURES` order first), standardised.
+
+        ``extra`` holds the metadata scores (:meth:`metadata`) named in ``names``.
+        """
         by_name = dict(zip(_BASE_FEATURES, base.T, strict=True))
         by_name.update(zip(OBSERVED_FEATURES, observed.T, strict=True))
-        full = np.stack([by_name[f] for f in FEATURES], axis=1)[candidates]
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: mean of nothing
-            column_mean = np.nan_to_num(np.nanmean(full, axis=0))
-        # A source with no gains of its own as a target has no source_* score: the average.
-        full = np.where(np.isnan(full), column_mean[None, :], full)
-        return np.stack([_standardise(full[:, k]) for k in range(full.shape[1])], axis=1)
+        columns = [FEATURES.index(f) for f in names if f in FEATURES]
+        table = _fill_standardise(np.stack([by_name[f] for f in FEATURES], axis=1)[candidates])
+        design = table[:, columns]
+        if extra:
+            more = np.stack([extra[f] for f in names if f not in FEATURES], axis=1)[candidates]
+            design = np.concatenate([design, _fill_standardise(more)], axis=1)
+        return design
+
+
+def _fill_standardise(full: np.ndarray) -> np.ndarray:
+    """Return each column of ``full`` standardised, its NaN cells first set to the column mean."""
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: mean of nothing
+        column_mean = np.nan_to_num(np.nanmean(full, axis=0))
+    # A source with no gains of its own as a target has no source_* score: the average.
+    full = np.where(np.isnan(full), column_mean[None, :], full)
+    return np.stack([_standardise(full[:, k]) for k in range(full.shape[1])], axis=1)
+
+
+def _feature_similarity(numeric: np.ndarray, target: int) -> np.ndarray:
+    """Return ``exp(-mean squared difference)`` of every task's standardised features to ``target``'s (NaN where none shared)."""
+    both = ~np.isnan(numeric) & ~np.isnan(numeric[target])[None, :]
+    squared = np.where(both, (numeric - np.nan_to_num(numeric[target])[None, :]) ** 2, 0.0)
+    count = both.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, np.exp(-squared.sum(axis=1) / np.maximum(count, 1)), np.nan)
 
 
 def _gp_mean(kernel: np.ndarray, observed: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -283,15 +392,34 @@ class SourceRankEstimator(AffinityEstimator):
         max_draws: int = 20,
         ridge_grid: Sequence[float] = RIDGE_GRID,
         features: Sequence[str] = DEFAULT_FEATURES,
+        task_embeddings: Mapping[str, np.ndarray] | None = None,
+        task_features: Mapping[str, Mapping[str, float]] | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__(gain_kind=gain_kind, split=split, metric=metric)
-        unknown = [f for f in features if f not in FEATURES]
+        self.task_embeddings = dict(task_embeddings or {})
+        self.task_features = {t: dict(v) for t, v in (task_features or {}).items()}
+        numeric_names = sorted({n for per in self.task_features.values() for n in per})
+        known = [*FEATURES, *METADATA_FEATURES, *(f"source:{n}" for n in numeric_names)]
+        unknown = [f for f in features if f not in known]
         if unknown or not features:
             raise ConfigError(
-                f"`features` must be a non-empty subset of {list(FEATURES)}, but got {list(features)}"
+                f"`features` must be a non-empty subset of {list(FEATURES) + list(METADATA_FEATURES)} "
+                f"and 'source:<name>' for a feature in `task_features`, but got {list(features)}"
             )
-        self.columns = np.array(sorted({FEATURES.index(f) for f in features}), dtype=int)
+        if not self.task_embeddings and any(f in _TEXT_FEATURES for f in features):
+            raise ConfigError(
+                f"features {[f for f in features if f in _TEXT_FEATURES]} need `task_embeddings`, but got none"
+            )
+        if not self.task_features and any(
+            f in ("feature_similarity", "feature_knn") for f in features
+        ):
+            raise ConfigError(
+                "features 'feature_similarity' / 'feature_knn' need `task_features`, but got none"
+            )
+        #: The scores used, in a fixed order (FEATURES, then METADATA_FEATURES, then source:<name>).
+        self.feature_names = [f for f in known if f in set(features)]
+        self.metadata_names = [f for f in self.feature_names if f not in FEATURES]
         if n_observed < 1:
             raise ConfigError(f"`n_observed` must be at least 1, but got {n_observed}")
         if max_draws < 1:
@@ -324,17 +452,16 @@ class SourceRankEstimator(AffinityEstimator):
         self.default_se = (
             float(np.median(known_se)) if known_se else pooled_std(means, fallback=1.0)
         )
-        self.features = _Features(matrix)
+        self.features = self._feature_source(tasks, matrix)
         examples = self._examples()
         self.cv_spearman: dict[float, float] = {}
         self.cv_rmse = 1.0
         if len(examples) < _MIN_TRAINING_TARGETS:
             self.ridge = math.nan
-            fallback = FEATURES.index("popular_z")
             self.weights = (
-                (self.columns == fallback).astype(float)
-                if fallback in self.columns
-                else np.ones(len(self.columns))
+                np.array([f == "popular_z" for f in self.feature_names], dtype=float)
+                if "popular_z" in self.feature_names
+                else np.ones(len(self.feature_names))
             )
         else:
             self.ridge, self.cv_rmse = self._select(examples)
@@ -345,7 +472,39 @@ class SourceRankEstimator(AffinityEstimator):
         self._scale_stats()
         self.scores = np.full((n, n), np.nan)
         for t in range(n):
-            self.scores[t] = self._score_row(matrix, self.features, t)
+            self.scores[t] = self._score_row(matrix, t)
+
+    def _feature_source(self, tasks: Sequence[str], matrix: np.ndarray) -> _Features:
+        """Return the feature scores of ``matrix`` with the task metadata the chosen features need."""
+        text_kernel = numeric = None
+        numeric_names: list[str] = []
+        if any(f in _TEXT_FEATURES for f in self.feature_names):
+            text_kernel = embedding_similarity(tasks, self.task_embeddings)
+            missing = np.array([t not in self.task_embeddings for t in tasks])
+            text_kernel[missing, :] = np.nan
+            text_kernel[:, missing] = np.nan
+        if any(f not in FEATURES and f not in _TEXT_FEATURES for f in self.feature_names):
+            numeric, numeric_names = feature_matrix(tasks, self.task_features)
+        return _Features(
+            matrix, text_kernel=text_kernel, numeric=numeric, numeric_names=numeric_names
+        )
+
+    def _design(
+        self,
+        target: int,
+        observed: np.ndarray,
+        values: np.ndarray,
+        base: np.ndarray,
+        candidates: np.ndarray,
+    ) -> np.ndarray:
+        """Return the standardised design (candidates x chosen features) of ``target`` given its observed gains."""
+        scores = self.features.observed(target, observed, values, base)
+        extra = (
+            self.features.metadata(target, self.metadata_names, base[:, 1])
+            if self.metadata_names
+            else None
+        )
+        return self.features.matrix(base, scores, candidates, self.feature_names, extra)
 
     def _examples(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """Return per training target: designs (draws, hidden, features) and standardised truths (draws, hidden)."""
@@ -361,8 +520,7 @@ class SourceRankEstimator(AffinityEstimator):
             xs, ys = [], []
             for chosen in draws:
                 observed = known[list(chosen)]
-                scores = self.features.observed(u, observed, self.matrix[u, observed], base)
-                design = self.features.matrix(base, scores, known)[:, self.columns]
+                design = self._design(u, observed, self.matrix[u, observed], base, known)
                 hidden = np.ones(len(known), dtype=bool)
                 hidden[list(chosen)] = False
                 xs.append(design[hidden])
@@ -393,7 +551,7 @@ class SourceRankEstimator(AffinityEstimator):
         assert best is not None
         return best[1], best[2]
 
-    def _score_row(self, matrix: np.ndarray, features: _Features, t: int) -> np.ndarray:
+    def _score_row(self, matrix: np.ndarray, t: int) -> np.ndarray:
         """Return the predicted standardised gain of every source for target index ``t`` (NaN at ``t``)."""
         n = len(matrix)
         candidates = np.array([s for s in range(n) if s != t], dtype=int)
@@ -401,9 +559,8 @@ class SourceRankEstimator(AffinityEstimator):
         if not len(candidates):
             return row
         observed = np.flatnonzero(~np.isnan(matrix[t]))
-        base = features.base(t)
-        scores = features.observed(t, observed, matrix[t, observed], base)
-        design = features.matrix(base, scores, candidates)[:, self.columns]
+        base = self.features.base(t)
+        design = self._design(t, observed, matrix[t, observed], base, candidates)
         row[candidates] = design @ self.weights
         return row
 
@@ -460,8 +617,8 @@ class SourceRankEstimator(AffinityEstimator):
             "training_targets": self.n_training_targets,
             "ridge": None if math.isnan(self.ridge) else self.ridge,
             "weights": {
-                FEATURES[c]: round(float(w), 4)
-                for c, w in zip(self.columns, self.weights, strict=True)
+                name: round(float(w), 4)
+                for name, w in zip(self.feature_names, self.weights, strict=True)
             },
             "cv_spearman": {str(lam): round(score, 4) for lam, score in self.cv_spearman.items()},
         }
