@@ -230,8 +230,9 @@ class _ProgressObserver:
 
             def on_wait(inner, seconds: float, n_running: int) -> None:
                 stderr_console.print(
-                    f"{n_running} trial(s) of an earlier run are still marked running; waiting "
-                    f"{seconds:g} s for their heartbeat to go stale, then they are retried",
+                    f"{n_running} trial(s) are marked running (a killed earlier run, or another "
+                    f"driver of this study); waiting {seconds:g} s: those whose heartbeat goes "
+                    "stale are retried, a live driver's are left to it",
                     soft_wrap=True,
                 )
 
