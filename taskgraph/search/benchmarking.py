@@ -429,6 +429,11 @@ def run_bench(
         report.skipped["pair_gains"] = "no target has two pair rows"
     else:
         report.evaluations.append("pair_gains")
+        if len(pair_targets) < 2:
+            report.notes.append(
+                "pair_gains: the popular-source prior is a source's gains for the other "
+                f"targets, and only {sorted(pair_targets)[0]!r} has pair rows: no prior (nan)"
+            )
         pairs = evaluate_pair_gains(
             table, [method], folds=folds, seed=0, fit_split=fit, score_split=score, options=options
         )
@@ -450,6 +455,11 @@ def run_bench(
     if not rankable:
         report.skipped["source_ranking"] = (
             f"no target with a baseline row has more than {n_observed + 1} pair rows"
+        )
+    elif len(pair_targets) < 2:
+        report.skipped["source_ranking"] = (
+            "the ranking learns from the other targets' pair rows, and only "
+            f"{sorted(pair_targets)[0]!r} has any"
         )
     else:
         report.evaluations.append("source_ranking")

@@ -133,6 +133,27 @@ def test_a_pairs_only_one_split_table_without_baselines_runs_what_it_supports(
     assert float(values["not_found_tpe"]) == 0  # every proposal of the repaired space is answered
 
 
+def test_a_one_target_transfer_table_skips_source_ranking_and_says_the_prior_is_undefined(
+    tmp_path: Path,
+) -> None:
+    """One target with its baseline and 6 single auxiliaries (a docs/results transfer table)."""
+    rows = [LongRow("tgt", frozenset({"tgt"}), "val", 0.6, True)]
+    for i, gain in enumerate((0.02, -0.01, 0.03, -0.04, 0.0, 0.01)):
+        rows.append(LongRow("tgt", frozenset({"tgt", f"a{i}"}), "val", 0.6 + gain, True))
+    path = tmp_path / "one_target.csv"
+    write_long_csv(LongTable(rows=rows), path)
+    result = runner.invoke(app, ["bench", "--table", str(path), "--seeds", "2", "--no-search"])
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    values = dict(line.split(": ", 1) for line in lines if not line.startswith("note: "))
+    assert values["evaluations"] == "pair_gains"
+    assert values["skipped_source_ranking"] == (
+        "the ranking learns from the other targets' pair rows, and only 'tgt' has any"
+    )
+    assert "ranking_spearman" not in values
+    assert any("only 'tgt' has pair rows: no prior (nan)" in line for line in lines)
+
+
 def test_split_options_name_a_missing_split(tmp_path: Path, table_file: Path) -> None:
     result = runner.invoke(
         app, ["bench", "--table", str(table_file), "--fit-split", "train", "--no-search"]
