@@ -144,15 +144,11 @@ def test_extract_reads_a_bare_git_directory(extract: ModuleType, tmp_path: Path)
     work = tmp_path / "work"
     _bingel_repo(work)
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(work)]
-    try:
-        subprocess.run([*git, "init", "-q"], check=True)
-        subprocess.run([*git, "add", "."], check=True)
-        subprocess.run([*git, "commit", "-qm", "logs"], check=True)
-        subprocess.run(
-            ["git", "clone", "-q", "--bare", str(work), str(tmp_path / "bare")], check=True
-        )
-    except (FileNotFoundError, subprocess.CalledProcessError):
-        pytest.skip("git is not usable here")
+    # git is part of every checkout of this project (CI clones it): no skip without it.
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "logs"], check=True)
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(tmp_path / "bare")], check=True)
     reader = extract.RepositoryReader(tmp_path / "bare")
     assert reader.commit() is not None and len(reader.commit()) == 40
     document = extract.bingel_metadata(reader, tasks=("a",))
