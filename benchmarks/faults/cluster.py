@@ -19,14 +19,13 @@ from typing import Any
 
 from .common import (
     FAKES,
-    REPO,
     Outcome,
     cluster_env,
     complete_trials,
-    error_lines,
     finish,
     judge,
     left_behind,
+    one_error_line,
     report,
     start,
     taskgraph_run,
@@ -130,14 +129,10 @@ def ray_driver_kill(work: Path, *, budget: int, rng: random.Random) -> Outcome:
         finish(driver)
     detail = f"kill -9 of the driver after {after} trials, a trial training, {left_behind(url)}"
     started = time.monotonic()
-    resumed = subprocess.run(
-        [*FAKES, "study", "resume", name, "--storage", url, "--quiet"],
-        cwd=REPO,
-        env=cluster_env((work / "ray").resolve()),
-        capture_output=True,
-        text=True,
+    resumed = taskgraph_run(
+        ["study", "resume", name, "--storage", url, "--quiet"],
+        cluster_env((work / "ray").resolve()),
         timeout=900,
-        check=False,
     )
     detail += f"; resume exited {resumed.returncode} after {time.monotonic() - started:.0f} s"
     return judge(
@@ -214,8 +209,7 @@ def pg_outage(work: Path, server: Any, *, budget: int, bound: float = 5) -> Outc
         if driver.poll() is None:
             driver.kill()
         server.restart()
-    lines = error_lines(stderr)
-    clear = driver.returncode == 1 and len(lines) == 1 and "Traceback" not in stderr
+    clear, lines = one_error_line(driver.returncode, stderr)
     clear = clear and f"taskgraph study resume {name}" in lines[0]
     detail = (
         f"PostgreSQL down past the {bound:g} s bound: exit {driver.returncode} after "
@@ -267,19 +261,8 @@ def run_cluster(
                     outcome = disk_full(directory, table, budget=4 * budget)
                 else:
                     outcome = readonly_dir(directory, table, budget=budget)
-            except RuntimeError as error:  # the fault could not be injected: reported, not hidden
-                outcome = Outcome(
-                    backend="cluster",
-                    fault=fault,
-                    seeds=1,
-                    max_retry=0,
-                    injected=False,
-                    completed=False,
-                    expected=0,
-                    lost=0,
-                    duplicated=0,
-                    detail=str(error),
-                )
+            except RuntimeError as error:  # the fault could not be injected
+                outcome = Outcome.not_injected(fault, str(error), max_retry=0)
             finally:
                 stop_leftovers(ray_dir)
                 shutil.rmtree(ray_dir, ignore_errors=True)

@@ -41,6 +41,14 @@ class Outcome:
     duplicated: int
     detail: str = ""
 
+    @classmethod
+    def not_injected(cls, fault: str, detail: str, *, max_retry: int) -> Outcome:
+        """A cluster fault that could not be injected: reported as a failure, not hidden."""
+        return cls(
+            backend="cluster", fault=fault, seeds=1, max_retry=max_retry, injected=False,
+            completed=False, expected=0, lost=0, duplicated=0, detail=detail,
+        )  # fmt: skip
+
 
 def write_table(path: Path) -> None:
     """Write target `a`'s score for every subset of the candidates (additive effects)."""
@@ -146,17 +154,32 @@ def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("error:")]
 
 
-def taskgraph_run(args: list[str], environment: dict[str, str], **kwargs: Any) -> Any:
+def one_error_line(returncode: int | None, stderr: str) -> tuple[bool, list[str]]:
+    """Return (whether the process exited 1 with exactly one ``error:`` line and no traceback,
+    its error lines): what a refused database must look like to a user."""
+    lines = error_lines(stderr)
+    return returncode == 1 and len(lines) == 1 and "Traceback" not in stderr, lines
+
+
+def run(
+    argv: list[str], environment: dict[str, str], *, timeout: float = 600, **kwargs: Any
+) -> Any:
+    """Run ``argv`` in the checkout to its end; return the completed process (text output)."""
     return subprocess.run(
-        [*FAKES, *args],
+        argv,
         cwd=REPO,
         env=environment,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
         check=False,
         **kwargs,
     )
+
+
+def taskgraph_run(args: list[str], environment: dict[str, str], **kwargs: Any) -> Any:
+    """Run ``taskgraph ARGS`` with the fake evaluator (:func:`run`)."""
+    return run([*FAKES, *args], environment, **kwargs)
 
 
 def complete_trials(url: str) -> int:

@@ -22,7 +22,7 @@ import sqlalchemy
 
 from taskgraph.search.crashpoints import CRASH_EXIT, POINTS
 
-from .common import REPO, TASKGRAPH, Outcome, env, left_behind, report, write_spec
+from .common import REPO, TASKGRAPH, Outcome, env, left_behind, report, run, write_spec
 
 
 def finished_trials(engine: sqlalchemy.Engine) -> int:
@@ -80,14 +80,8 @@ def crash(
     reaches = budget * seeds if point in ("record_written", "in_record") else budget
     hit = rng.randint(1, reaches)
     crashing = [sys.executable, "-m", "taskgraph.cli.crashpoints", point, str(hit)]
-    done = subprocess.run(
-        [*crashing, "study", "run", str(spec), "--storage", url, "--quiet"],
-        cwd=REPO,
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    done = run(
+        [*crashing, "study", "run", str(spec), "--storage", url, "--quiet"], env(), timeout=300
     )
     if done.returncode != CRASH_EXIT:
         return False, point, f"exited {done.returncode}: {done.stderr.strip()[-300:]}"
@@ -180,15 +174,7 @@ def one_study(
     detail = f"{detail}, {left_behind(url)}"
     # A driver killed before it created the study leaves nothing to resume: run it again.
     again = ["study", "resume", name] if study_exists(name, url) else ["study", "run", str(spec)]
-    resumed = subprocess.run(
-        [*TASKGRAPH, *again, "--storage", url, "--quiet"],
-        cwd=REPO,
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    resumed = run([*TASKGRAPH, *again, "--storage", url, "--quiet"], env())
     if resumed.returncode != 0:
         return Outcome(
             backend=backend,

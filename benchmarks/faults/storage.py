@@ -15,8 +15,8 @@ from .common import (
     Outcome,
     cluster_env,
     complete_trials,
-    error_lines,
     judge,
+    one_error_line,
     taskgraph_run,
     write_spec,
 )
@@ -55,8 +55,7 @@ def disk_full(work: Path, table: Path, *, budget: int) -> Outcome:
         filler.unlink(missing_ok=True)
         check = taskgraph_run(["db", "check", "--storage", url], environment)
         resumed = taskgraph_run(["study", "resume", name, "--storage", url, "--quiet"], environment)
-        lines = error_lines(full.stderr)
-        clear = full.returncode == 1 and len(lines) == 1 and "Traceback" not in full.stderr
+        clear, lines = one_error_line(full.returncode, full.stderr)
         detail = (
             f"{how}: exit {full.returncode} after trial {at}, {len(lines)} error line(s) "
             f"{lines[0][-150:] if lines else full.stderr[-200:]!r}; db check exited "
@@ -95,17 +94,8 @@ def readonly_dir(work: Path, table: Path, *, budget: int) -> Outcome:
             directory.chmod(0o555)
             how = "chmod 555"
         else:
-            return Outcome(
-                backend="cluster",
-                fault="readonly-dir",
-                seeds=1,
-                max_retry=3,
-                injected=False,
-                completed=False,
-                expected=0,
-                lost=0,
-                duplicated=0,
-                detail="root without a mountable tmpfs: skipped",
+            return Outcome.not_injected(
+                "readonly-dir", "root without a mountable tmpfs: skipped", max_retry=3
             )
         try:
             refused = taskgraph_run(
@@ -121,8 +111,7 @@ def readonly_dir(work: Path, table: Path, *, budget: int) -> Outcome:
             ["study", "resume", name, "--storage", url, "--quiet", "--trials", str(budget)],
             environment,
         )
-        lines = error_lines(refused.stderr)
-        clear = refused.returncode == 1 and len(lines) == 1 and "Traceback" not in refused.stderr
+        clear, lines = one_error_line(refused.returncode, refused.stderr)
         detail = (
             f"{how}: exit {refused.returncode}, {len(lines)} error line(s) "
             f"{lines[0][-120:] if lines else refused.stderr[-200:]!r}; db check exited "
