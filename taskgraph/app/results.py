@@ -158,23 +158,22 @@ class ResultRow:
         """Return how many of the row's runs failed or were pruned."""
         return sum(r.status != "complete" for r in self.runs)
 
-    def cell(self, split: str, metric: str, *, task: str) -> Cell:
-        """Return ``task``'s ``metric`` on ``split`` over the row's complete runs."""
-        values = []
+    def _seed_values(self, split: str, metric: str, task: str) -> list[tuple[int, float]]:
+        """Return (seed, value) of ``task``'s ``metric`` on ``split`` for each complete run that has it."""
+        out = []
         for run in self.complete:
             value = run.scores.get(task, {}).get(split, {}).get(metric)
             if value is not None:
-                values.append(float(value))
-        return Cell(values=tuple(values))
+                out.append((run.seed, float(value)))
+        return out
+
+    def cell(self, split: str, metric: str, *, task: str) -> Cell:
+        """Return ``task``'s ``metric`` on ``split`` over the row's complete runs."""
+        return Cell(values=tuple(v for _, v in self._seed_values(split, metric, task)))
 
     def by_seed(self, split: str, metric: str, *, task: str) -> dict[int, float]:
         """Return ``task``'s ``metric`` on ``split`` of each complete run, by seed."""
-        out = {}
-        for run in self.complete:
-            value = run.scores.get(task, {}).get(split, {}).get(metric)
-            if value is not None:
-                out[run.seed] = float(value)
-        return out
+        return dict(self._seed_values(split, metric, task))
 
     def paired(self, reference: ResultRow, split: str, metric: str, *, task: str) -> Paired:
         """Return the per-seed differences from ``reference``'s run of the same seed."""
