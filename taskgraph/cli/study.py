@@ -352,6 +352,7 @@ def _run(
     spec: Any, *, url: str, data: Path | None, quiet: bool, as_json: bool, source: str
 ) -> None:
     from taskgraph.app.studies import run_spec
+    from taskgraph.search.heartbeat import Terminated, terminate_as_interrupt
     from taskgraph.storage import mask_url
 
     _quiet_transformers()
@@ -361,16 +362,18 @@ def _run(
         header=f"study {spec.name!r}: runner {spec.runner.name}, storage {mask_url(url)}",
     )
     try:
-        with watcher.progress:
+        # `kill <pid>` (SIGTERM) stops a background driver the way Ctrl-C stops a foreground one.
+        with terminate_as_interrupt(), watcher.progress:
             summary = run_spec(
                 spec, storage_url=url, data_dir=data, observer=watcher.observer, source=source
             )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
+        how = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
         stderr_console.print(
-            f"interrupted: the study is saved; finish it with `{_resume_command(spec.name, url)}`",
+            f"{how}: the study is saved; finish it with `{_resume_command(spec.name, url)}`",
             soft_wrap=True,
         )
-        raise typer.Exit(130) from None
+        raise typer.Exit(143 if isinstance(stop, Terminated) else 130) from None
     progress = summary.progress
     result = {**progress.to_dict(), "stopped_because": summary.reason, "detail": summary.detail}
     show = f"taskgraph study show {shlex.quote(spec.name)} --storage {_masked(url)}"
@@ -664,6 +667,7 @@ def screen(
     `study run` of the same spec then tries the candidates in the screened order.
     """
     from taskgraph.app.screening import screen_report, screen_study
+    from taskgraph.search.heartbeat import Terminated, terminate_as_interrupt
 
     _quiet_transformers()
     overrides = _parse_sets(sets)
@@ -676,7 +680,7 @@ def screen(
     else:
         watcher = _ScreenProgress(name=checked.name, quiet=quiet or as_json)
         try:
-            with watcher.progress:
+            with terminate_as_interrupt(), watcher.progress:
                 report = screen_study(
                     checked,
                     storage_url=url,
@@ -687,9 +691,10 @@ def screen(
                     observer=watcher,
                     source=str(spec),
                 )
-        except KeyboardInterrupt:
-            stderr_console.print("interrupted: no screen was stored", soft_wrap=True)
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as stop:
+            how = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
+            stderr_console.print(f"{how}: no screen was stored", soft_wrap=True)
+            raise typer.Exit(143 if isinstance(stop, Terminated) else 130) from None
     if as_json:
         emit_json(report)
         return

@@ -1,5 +1,5 @@
 """Recovery: heartbeats for running trials (a killed driver's trials are found, failed and
-retried) and Ctrl-C deferral around the steps that must not be cut in half.
+retried) and Ctrl-C / SIGTERM deferral around the steps that must not be cut in half.
 
 Optuna's RDB storage keeps a heartbeat per running trial when it is created with
 ``heartbeat_interval``; ``optuna.storages.fail_stale_trials`` fails every RUNNING trial whose
@@ -27,13 +27,16 @@ from taskgraph.search.progress import RESULTS_ATTR
 from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR
 
 __all__ = [
+    "HELD_SIGNALS",
     "Heartbeat",
     "RetryStaleTrial",
+    "Terminated",
     "always_retried",
     "deferred_interrupt",
     "make_optuna_storage",
     "quiet_optuna",
     "storage_id",
+    "terminate_as_interrupt",
 ]
 
 
@@ -165,29 +168,77 @@ class Heartbeat:
             self._thread.join()
 
 
-@contextmanager
-def deferred_interrupt() -> Iterator[None]:
-    """Hold a Ctrl-C (SIGINT) until the block is done, then raise it.
+class Terminated(KeyboardInterrupt):
+    """SIGTERM where :func:`terminate_as_interrupt` asked for it to be handled as Ctrl-C.
 
-    Only in the main thread (where Python delivers signals); elsewhere the block runs as is.
+    A :class:`KeyboardInterrupt`, so every ``except KeyboardInterrupt`` that fails the running
+    trial and queues its retry handles ``kill <pid>`` the same way; the CLI tells them apart
+    only for the exit status (130 for Ctrl-C, 143 for SIGTERM).
+    """
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` (a ``KeyboardInterrupt``).
+
+    ``kill <pid>`` is how a background driver is stopped (a shell starts ``nohup ... &`` jobs
+    with SIGINT ignored, so Ctrl-C's signal never arrives); without this it kills the process
+    mid-trial, as ``kill -9`` would, and the trial waits for its heartbeat to go stale.  Main
+    thread only (where Python delivers signals); elsewhere the block runs as is.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    received: list[int] = []
-    previous = signal.getsignal(signal.SIGINT)
-
-    def hold(signum: int, frame: object) -> None:
-        received.append(signum)
-
+    previous = signal.getsignal(signal.SIGTERM)
     try:
-        signal.signal(signal.SIGINT, hold)
+        signal.signal(signal.SIGTERM, _raise_terminated)
     except ValueError:  # not the main interpreter
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-    if received and previous is not signal.SIG_IGN:
-        raise KeyboardInterrupt
+        signal.signal(signal.SIGTERM, previous)
+
+
+#: what :func:`deferred_interrupt` holds: Ctrl-C and ``kill <pid>``
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def deferred_interrupt() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) and SIGTERM until the block is done, then deliver them.
+
+    A held signal is raised again once the previous handlers are back, so it does what it
+    would have done without the block: Ctrl-C raises ``KeyboardInterrupt``, SIGTERM under
+    :func:`terminate_as_interrupt` raises :class:`Terminated`, an ignored signal stays
+    ignored, and a default SIGTERM ends the process.  Only in the main thread (where Python
+    delivers signals); elsewhere the block runs as is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {signum: signal.getsignal(signum) for signum in HELD_SIGNALS}
+
+    def hold(signum: int, frame: object) -> None:
+        received.append(signum)
+
+    try:
+        for signum in HELD_SIGNALS:
+            signal.signal(signum, hold)
+    except ValueError:  # not the main interpreter
+        yield
+        return
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            if handler is not None:  # None: a handler not set from Python, left as it is
+                signal.signal(signum, handler)
+    for held in dict.fromkeys(received):  # each held signal once, in arrival order
+        signal.raise_signal(held)

@@ -109,11 +109,19 @@ def test_kill_9_then_resume_finishes_the_budget_exactly(tmp_path: Path, cli: Mod
     assert_budget_exactly(storage)
 
 
-def test_ctrl_c_prints_the_resume_command_and_resume_finishes(
-    tmp_path: Path, cli: ModuleType
+@pytest.mark.parametrize(
+    ("sig", "code_expected", "said"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated (SIGTERM)")],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_ctrl_c_or_sigterm_prints_the_resume_command_and_resume_finishes(
+    tmp_path: Path, cli: ModuleType, sig: signal.Signals, code_expected: int, said: str
 ) -> None:
-    storage, stderr, code = start_and_stop(tmp_path, cli, signal.SIGINT)
-    assert code == 130
+    # SIGTERM is how a background driver (`nohup ... &`, SIGINT ignored) is stopped: it takes
+    # Ctrl-C's path, not kill -9's.
+    storage, stderr, code = start_and_stop(tmp_path, cli, sig)
+    assert code == code_expected, stderr
+    assert f"{said}: the study is saved" in stderr
     assert f"`taskgraph study resume killed --storage {storage}`" in stderr
     stopped_at = states(tmp_path / "study.db")
     # Ctrl-C fails the running trial at once and queues its retry: nothing waits to go stale.
