@@ -33,6 +33,7 @@ __all__ = [
     "Terminated",
     "always_retried",
     "deferred_interrupt",
+    "keep_terminate_as_interrupt",
     "make_optuna_storage",
     "quiet_optuna",
     "storage_id",
@@ -203,6 +204,25 @@ def terminate_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def keep_terminate_as_interrupt() -> Iterator[None]:
+    """Put :func:`terminate_as_interrupt`'s SIGTERM handler back if the block replaced it.
+
+    ``ray.init`` installs its own (``sys.exit``), which would turn ``kill <pid>`` of a Ray
+    driver into a ``SystemExit`` without the resume hint; outside
+    :func:`terminate_as_interrupt` the block's handler is left as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    ours = signal.getsignal(signal.SIGTERM) is _raise_terminated
+    try:
+        yield
+    finally:
+        if ours:
+            signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 #: what :func:`deferred_interrupt` holds: Ctrl-C and ``kill <pid>``

@@ -59,3 +59,19 @@ def test_without_terminate_as_interrupt_the_handlers_are_untouched() -> None:
     with deferred_interrupt():
         pass
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_keep_terminate_as_interrupt_undoes_a_replacement_only_inside() -> None:
+    from taskgraph.search.heartbeat import keep_terminate_as_interrupt
+
+    def other(signum: int, frame: object) -> None:  # what ray.init installs (sys.exit)
+        raise SystemExit(signum)
+
+    with terminate_as_interrupt():
+        with keep_terminate_as_interrupt():
+            signal.signal(signal.SIGTERM, other)
+        with pytest.raises(Terminated):
+            os.kill(os.getpid(), signal.SIGTERM)
+    with keep_terminate_as_interrupt():  # outside: the replacement stays
+        signal.signal(signal.SIGTERM, other)
+    assert signal.getsignal(signal.SIGTERM) is other

@@ -24,7 +24,7 @@ from taskgraph.runners.ray.driver import (
 )
 from taskgraph.runners.ray.worker import METRIC, EvaluatorFactory, local_evaluator, train_in_worker
 from taskgraph.search.engine import RunSummary, StudyEngine
-from taskgraph.search.heartbeat import Heartbeat, storage_id
+from taskgraph.search.heartbeat import Heartbeat, keep_terminate_as_interrupt, storage_id
 from taskgraph.spec.models import RayRunnerSpec
 from taskgraph.storage.retry import DatabaseUnavailableError
 
@@ -92,6 +92,12 @@ class RayTuneRunner:
             os.environ.setdefault(key, value)
         if ray.is_initialized():
             return False  # the caller's Ray: use it, and leave it running
+        # ray.init sets SIGTERM to sys.exit: `kill <pid>` of `study run` must stay Ctrl-C.
+        with keep_terminate_as_interrupt():
+            self._start_ray()
+        return True
+
+    def _start_ray(self) -> None:
         if self.runner.address:
             ray.init(
                 address=self.runner.address, log_to_driver=False, logging_level=logging.WARNING
@@ -106,7 +112,6 @@ class RayTuneRunner:
                 log_to_driver=False,
                 logging_level=logging.WARNING,
             )
-        return True
 
     def run(self) -> RunSummary:
         """Run Tune until the budget (or the wall time) is spent; return why it stopped."""
