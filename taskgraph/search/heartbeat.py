@@ -16,9 +16,10 @@ from __future__ import annotations
 import signal
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial
@@ -183,6 +184,30 @@ def _raise_terminated(signum: int, frame: object) -> None:
 
 
 @contextmanager
+def _signal_handlers(handlers: Mapping[int, Callable[[int, Any], None]]) -> Iterator[None]:
+    """Install ``handlers`` (signal -> handler) for the block, then put the previous ones back.
+
+    Main thread only (where Python delivers signals); elsewhere nothing is installed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.getsignal(signum) for signum in handlers}
+    try:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    except ValueError:  # not the main interpreter
+        yield
+        return
+    try:
+        yield
+    finally:
+        for signum, before in previous.items():
+            if before is not None:  # None: a handler not set from Python, left as it is
+                signal.signal(signum, before)
+
+
+@contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
     """Within the block, SIGTERM raises :class:`Terminated` (a ``KeyboardInterrupt``).
 
@@ -191,19 +216,8 @@ def terminate_as_interrupt() -> Iterator[None]:
     mid-trial, as ``kill -9`` would, and the trial waits for its heartbeat to go stale.  Main
     thread only (where Python delivers signals); elsewhere the block runs as is.
     """
-    if threading.current_thread() is not threading.main_thread():
+    with _signal_handlers({signal.SIGTERM: _raise_terminated}):
         yield
-        return
-    previous = signal.getsignal(signal.SIGTERM)
-    try:
-        signal.signal(signal.SIGTERM, _raise_terminated)
-    except ValueError:  # not the main interpreter
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager
@@ -239,26 +253,12 @@ def deferred_interrupt() -> Iterator[None]:
     ignored, and a default SIGTERM ends the process.  Only in the main thread (where Python
     delivers signals); elsewhere the block runs as is.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     received: list[int] = []
-    previous = {signum: signal.getsignal(signum) for signum in HELD_SIGNALS}
 
     def hold(signum: int, frame: object) -> None:
         received.append(signum)
 
-    try:
-        for signum in HELD_SIGNALS:
-            signal.signal(signum, hold)
-    except ValueError:  # not the main interpreter
+    with _signal_handlers(dict.fromkeys(HELD_SIGNALS, hold)):
         yield
-        return
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            if handler is not None:  # None: a handler not set from Python, left as it is
-                signal.signal(signum, handler)
     for held in dict.fromkeys(received):  # each held signal once, in arrival order
         signal.raise_signal(held)
