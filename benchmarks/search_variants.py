@@ -1,0 +1,156 @@
+"""Graph-sampler variants against the default and the bandit on a published table, per target.
+
+Issue 16, item 2: on MIMIC-27's single-auxiliary search the default graph sampler is only as
+fast as its start-up order.  The ``sourcerank`` variant starts with the baseline and the
+popular-source prior's top 3 sources, then fits ``sourcerank`` (collaborative filtering over
+the other targets' pair gains, with the target's observed entries) and samples from it, refitted
+every trial (``sampler.options: {estimator: sourcerank, n_startup_trials: 4}``, the other
+targets' single and pair rows as ``prior_records``, as a study with earlier studies in the
+domain would have).  Each run prints one JSON line (``--out`` appends them to a file, so a
+stopped run can be continued with other seeds); the end prints the median trials to the best
+set per variant with a 90 % bootstrap interval over targets, and the paired per-run
+difference from the default.
+
+    .venv/bin/python benchmarks/search_variants.py --table mimic27 --seeds 100,101,102
+
+Seeds from 100 are selection seeds (``benchmarks/affinity_bench.py`` reports seeds from 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from taskgraph.affinity.converters import convert
+from taskgraph.affinity.longtable import LongTable
+from taskgraph.search.benchmarking import run_search, search_candidates, search_max_size
+from taskgraph.search.graph_sampler import popular_source_scores
+
+#: trial cap per table, as in ``benchmarks/affinity_bench.py``
+CAPS = {"ettm1": 150, "taskonomy5": 64, "mimic27": 108}
+VARIANTS = ("sourcerank", "graph", "bandit")
+
+
+def run_variant(table: LongTable, target: str, variant: str, *, seed: int, cap: int) -> int:
+    """Return the trials ``variant`` takes to propose ``target``'s best set (``cap`` if never)."""
+    records = table.to_records(split="val")
+    candidates = search_candidates(table, target)
+    startup = popular_source_scores(candidates, target=target, prior_records=records)
+    bound = search_max_size(table, target)
+    if variant == "sourcerank":
+        prior = [r for r in records if r.task != target and len(r.task_set) <= 2]
+        options: dict[str, Any] = {
+            "estimator": "sourcerank", "n_startup_trials": 4, "startup_scores": startup,
+        }  # fmt: skip
+        run = run_search(table, target, "graph", seed=seed, max_trials=cap, max_size=bound,
+                         prior_records=prior, sampler_options=options)  # fmt: skip
+    elif variant == "graph":
+        run = run_search(table, target, "graph", seed=seed, max_trials=cap, max_size=bound,
+                         sampler_options={"startup_scores": startup})  # fmt: skip
+    else:
+        run = run_search(table, target, variant, seed=seed, max_trials=cap, max_size=bound)
+    return run.trials
+
+
+def bootstrap_median(by_target: dict[str, list[int]], rng: np.random.Generator) -> list[float]:
+    """Return the 5 % and 95 % points of the median over 2,000 resamples of targets, then runs."""
+    targets = list(by_target)
+    medians = []
+    for _ in range(2000):
+        chosen = rng.choice(len(targets), size=len(targets))
+        runs = [
+            v
+            for i in chosen
+            for v in rng.choice(by_target[targets[i]], size=len(by_target[targets[i]]))
+        ]
+        medians.append(float(np.median(runs)))
+    return [float(np.percentile(medians, 5)), float(np.percentile(medians, 95))]
+
+
+def summarize(lines: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Return per variant the runs, the median trials and its interval, and the paired difference from ``graph``."""
+    rng = np.random.default_rng(0)
+    out: dict[str, Any] = {}
+    default = {(r["target"], r["seed"]): r["trials"] for r in lines if r["variant"] == "graph"}
+    for variant in dict.fromkeys(r["variant"] for r in lines):
+        mine = [r for r in lines if r["variant"] == variant]
+        by_target: dict[str, list[int]] = {}
+        for r in mine:
+            by_target.setdefault(r["target"], []).append(r["trials"])
+        diffs = [r["trials"] - default[(r["target"], r["seed"])] for r in mine
+                 if (r["target"], r["seed"]) in default]  # fmt: skip
+        out[variant] = {
+            "runs": len(mine),
+            "median_trials": float(statistics.median(r["trials"] for r in mine)),
+            "interval_90": bootstrap_median(by_target, rng),
+            "vs_graph_mean": float(np.mean(diffs)) if diffs else None,
+            "vs_graph_se": float(np.std(diffs, ddof=1) / np.sqrt(len(diffs))) if len(diffs) > 1 else None,
+            "better_equal_worse": [sum(d < 0 for d in diffs), sum(d == 0 for d in diffs), sum(d > 0 for d in diffs)],
+        }  # fmt: skip
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--table", default="mimic27", choices=sorted(CAPS))
+    parser.add_argument("--seeds", default="100", help="comma-separated sampler seeds")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"comma-separated, of {VARIANTS} and the other SAMPLERS names")  # fmt: skip
+    parser.add_argument("--targets", default=None, help="comma-separated (default every target)")
+    parser.add_argument("--out", type=Path, default=None, help="append the JSON lines here")
+    parser.add_argument("--summary-of", type=Path, default=None,
+                        help="only print the summary of the JSON lines in this file (no runs)")  # fmt: skip
+    args = parser.parse_args(argv)
+    if args.summary_of is not None:
+        stored = [json.loads(line) for line in args.summary_of.read_text().splitlines() if line]
+        report(args.table, [r for r in stored if r.get("table", args.table) == args.table])
+        return
+    table = convert(args.table)
+    targets = args.targets.split(",") if args.targets else list(table.targets)
+    lines: list[dict[str, Any]] = []
+    out = args.out.open("a") if args.out else None
+    try:
+        for seed in (int(s) for s in args.seeds.split(",")):
+            for target in targets:
+                for variant in args.variants.split(","):
+                    start = time.perf_counter()
+                    trials = run_variant(table, target, variant, seed=seed, cap=CAPS[args.table])
+                    line = {"table": args.table, "variant": variant, "target": target,
+                            "seed": seed, "trials": trials,
+                            "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+                    lines.append(line)
+                    print(json.dumps(line), flush=True)
+                    if out is not None:
+                        out.write(json.dumps(line) + "\n")
+                        out.flush()
+    finally:
+        if out is not None:
+            out.close()
+    report(args.table, lines)
+
+
+def report(table: str, lines: Sequence[dict[str, Any]]) -> None:
+    """Print ``<table>_trials_to_best_<variant>: median [90 % interval]`` and the paired difference."""
+    for variant, summary in summarize(lines).items():
+        low, high = summary["interval_90"]
+        versus = ""
+        if variant != "graph" and summary["vs_graph_mean"] is not None:
+            se = summary["vs_graph_se"]
+            b, e, w = summary["better_equal_worse"]
+            versus = (f", vs graph {summary['vs_graph_mean']:+.1f}"
+                      f"{'' if se is None else f' ± {se:.1f}'} trials (better {b}, equal {e}, worse {w})")  # fmt: skip
+        print(f"{table}_trials_to_best_{variant}: {summary['median_trials']:g} "
+              f"[{low:g}, {high:g}] over {summary['runs']} runs{versus}")  # fmt: skip
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""benchmarks/search_variants.py on the 5-task Taskonomy table: runs, lines and the summary."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def load() -> object:
+    spec = importlib.util.spec_from_file_location(
+        "search_variants", REPO / "benchmarks" / "search_variants.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["search_variants"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_runs_every_variant_and_summarizes_paired(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = load()
+    out = tmp_path / "runs.jsonl"
+    module.main(
+        [
+            "--table",
+            "taskonomy5",
+            "--seeds",
+            "100",
+            "--targets",
+            "taskonomy0,taskonomy1",
+            "--out",
+            str(out),
+        ]
+    )  # type: ignore[attr-defined]
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {(r["variant"], r["target"]) for r in lines} == {
+        (v, t) for v in ("sourcerank", "graph", "bandit") for t in ("taskonomy0", "taskonomy1")
+    }
+    assert all(1 <= r["trials"] <= 64 for r in lines)
+    printed = capsys.readouterr().out
+    assert "taskonomy5_trials_to_best_sourcerank:" in printed and "vs graph" in printed
+    # The summary alone, from the file, gives the same lines.
+    module.main(["--table", "taskonomy5", "--summary-of", str(out)])  # type: ignore[attr-defined]
+    again = capsys.readouterr().out
+    assert again.strip().splitlines() == [
+        line for line in printed.strip().splitlines() if "_trials_to_best_" in line
+    ]
+
+
+def test_summary_counts_the_paired_difference() -> None:
+    module = load()
+    lines = [
+        {"variant": "graph", "target": "a", "seed": 1, "trials": 10},
+        {"variant": "graph", "target": "b", "seed": 1, "trials": 4},
+        {"variant": "x", "target": "a", "seed": 1, "trials": 6},
+        {"variant": "x", "target": "b", "seed": 1, "trials": 4},
+    ]
+    summary = module.summarize(lines)  # type: ignore[attr-defined]
+    assert summary["x"]["vs_graph_mean"] == -2.0
+    assert summary["x"]["better_equal_worse"] == [1, 1, 0]
+    assert summary["graph"]["median_trials"] == 7.0
