@@ -13,6 +13,10 @@ difference from the default.
 
     .venv/bin/python benchmarks/search_variants.py --table mimic27 --seeds 100,101,102
 
+``--places`` prints where the start-up orders (the popular-source prior; the same with the
+target's own task family, its name up to the first ``_``, first or last) put each target's best
+single source, on validation and test.
+
 Seeds from 100 are selection seeds (``benchmarks/affinity_bench.py`` reports seeds from 0).
 """
 
@@ -58,6 +62,38 @@ def run_variant(table: LongTable, target: str, variant: str, *, seed: int, cap: 
     else:
         run = run_search(table, target, variant, seed=seed, max_trials=cap, max_size=bound)
     return run.trials
+
+
+def family(task: str) -> str:
+    """Return a task's family: its name up to the first ``_`` (MIMIC: icd, mort, dnr, cmo, ...)."""
+    return task.split("_")[0]
+
+
+def best_source_places(table: LongTable, split: str) -> dict[str, list[int]]:
+    """Return, per start-up order, the place (1 = first) of each target's best single source.
+
+    The orders: the popular-source prior of the other targets' ``split`` rows (what ``graph``
+    starts with); the same with the target's own family first; and with it last.  A search
+    of single auxiliaries takes 1 + the place trials when its start-up is that order.
+    """
+    records = table.to_records(split=split)
+    out: dict[str, list[int]] = {"popular": [], "family_first": [], "family_last": []}
+    for target in table.targets:
+        candidates = search_candidates(table, target, split=split)
+        prior = popular_source_scores(candidates, target=target, prior_records=records)
+        singles = [r for r in table
+                   if r.target == target and r.split == split and len(r.auxiliaries) == 1]  # fmt: skip
+        pick = max if singles[0].higher_is_better else min
+        best = next(iter(pick(singles, key=lambda r: r.value).auxiliaries))
+        mine = family(target)
+        orders = {
+            "popular": sorted(candidates, key=lambda t: -prior.get(t, 0.0)),
+            "family_first": sorted(candidates, key=lambda t: (family(t) != mine, -prior.get(t, 0.0))),
+            "family_last": sorted(candidates, key=lambda t: (family(t) == mine, -prior.get(t, 0.0))),
+        }  # fmt: skip
+        for name, order in orders.items():
+            out[name].append(order.index(best) + 1)
+    return out
 
 
 def bootstrap_median(by_target: dict[str, list[int]], rng: np.random.Generator) -> list[float]:
@@ -108,7 +144,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="append the JSON lines here")
     parser.add_argument("--summary-of", type=Path, default=None,
                         help="only print the summary of the JSON lines in this file (no runs)")  # fmt: skip
+    parser.add_argument("--places", action="store_true",
+                        help="only print where each start-up order puts each target's best single source")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.places:
+        table = convert(args.table)
+        for split in ("val", "test"):
+            for name, places in best_source_places(table, split).items():
+                print(f"{args.table}_{split}_best_source_place_{name}: median "
+                      f"{statistics.median(places):g}, mean {np.mean(places):.1f} over {len(places)} targets")  # fmt: skip
+        return
     if args.summary_of is not None:
         stored = [json.loads(line) for line in args.summary_of.read_text().splitlines() if line]
         report(args.table, [r for r in stored if r.get("table", args.table) == args.table])

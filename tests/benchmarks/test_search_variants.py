@@ -67,3 +67,24 @@ def test_summary_counts_the_paired_difference() -> None:
     assert summary["x"]["vs_graph_mean"] == -2.0
     assert summary["x"]["better_equal_worse"] == [1, 1, 0]
     assert summary["graph"]["median_trials"] == 7.0
+
+
+def test_best_source_places_put_the_family_first_or_last() -> None:
+    from taskgraph.affinity.longtable import LongRow, LongTable
+
+    module = load()
+    # Target t_a's best single source is its family member t_b; the prior (the other targets'
+    # gains) prefers x_c, whose gain for t_b is large.
+    rows = []
+    for target, gains in {
+        "t_a": {"t_b": 1.3, "x_c": 1.1},
+        "t_b": {"t_a": 1.0, "x_c": 1.5},
+        "x_c": {"t_a": 1.2, "t_b": 0.9},
+    }.items():
+        rows.append(LongRow(target, frozenset({target}), "val", 1.0, True))
+        for source, value in gains.items():
+            rows.append(LongRow(target, frozenset({target, source}), "val", value, True))
+    places = module.best_source_places(LongTable(rows=rows, source="toy"), "val")  # type: ignore[attr-defined]
+    # t_a: popular puts x_c (mean gain 0.5 over t_b) before t_b (-0.1 over x_c) -> best at 2
+    assert places["popular"][0] == 2
+    assert places["family_first"][0] == 1 and places["family_last"][0] == 2
