@@ -37,6 +37,8 @@ def test_terminated_is_caught_as_a_keyboard_interrupt() -> None:
 def test_a_held_signal_is_delivered_after_the_block(
     sig: signal.Signals, raised: type[BaseException]
 ) -> None:
+    # Python's own Ctrl-C handler (an earlier test in the process may have left another one)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     finished = []
     with pytest.raises(raised) as caught, terminate_as_interrupt():
         with deferred_interrupt():
