@@ -1,4 +1,5 @@
-"""benchmarks/search_variants.py on the 5-task Taskonomy table: runs, lines and the summary."""
+"""benchmarks/search_variants.py: runs on the 5-task Taskonomy table, the paired summary, and
+where each start-up order puts the best source (a toy table)."""
 
 from __future__ import annotations
 
