@@ -49,6 +49,7 @@ from taskgraph.affinity.evaluation import (
 )
 from taskgraph.search.benchmarking import (
     BENCH_SAMPLERS,
+    SEARCH_TRIAL_CAPS,
     ratio,
     search_efficiency,
     search_max_size,
@@ -286,13 +287,13 @@ def ranking_metadata(name: str, seeds: int, exhaustive: bool, only: Sequence[str
         )
 
 
-#: Search tables: name -> (trial cap, seeds, GP seeds, GP targets).  GP refits a Gaussian
-#: process per trial (about a second each on this shared machine), so it runs on fewer seeds
-#: (and on MIMIC's first targets only); a run past the cap counts as the cap.
+#: Search tables: name -> (seeds, GP seeds, GP targets); the trial caps are
+#: ``SEARCH_TRIAL_CAPS``.  GP refits a Gaussian process per trial (about a second each on this
+#: shared machine), so it runs on fewer seeds (and on MIMIC's first targets only).
 SEARCH_TABLES = {
-    "ettm1": (150, 20, 1, None),
-    "taskonomy5": (64, 20, 2, None),
-    "mimic27": (108, 10, 1, 5),
+    "ettm1": (20, 1, None),
+    "taskonomy5": (20, 2, None),
+    "mimic27": (10, 1, 5),
 }
 
 
@@ -306,7 +307,8 @@ def search(quick: bool, first_seed: int = 0, tables: Sequence[str] = tuple(SEARC
         pass
     for name in tables:
         table = convert(name)
-        cap, seeds, gp_seeds, gp_targets = SEARCH_TABLES[name]
+        cap = SEARCH_TRIAL_CAPS[name]
+        seeds, gp_seeds, gp_targets = SEARCH_TABLES[name]
         seeds = 2 if quick else seeds
         bounds = {search_max_size(table, t) for t in table.targets}
         log(f"search {name}: {len(table.targets)} targets, max_size {bounds}, cap {cap} trials")

@@ -33,14 +33,16 @@ import optuna
 
 from taskgraph.affinity.converters import convert
 from taskgraph.affinity.longtable import LongTable
-from taskgraph.search.benchmarking import benchmark_spec, search_candidates, search_max_size
+from taskgraph.search.benchmarking import (
+    SEARCH_TRIAL_CAPS,
+    benchmark_spec,
+    search_candidates,
+    search_max_size,
+)
 from taskgraph.search.graph_sampler import popular_source_scores
 from taskgraph.search.heartbeat import quiet_optuna
 from taskgraph.search.samplers import build_sampler
 from taskgraph.search.space import SearchSpace
-
-#: trial cap per table, as in ``benchmarks/affinity_bench.py``
-CAPS = {"ettm1": 150, "taskonomy5": 64, "mimic27": 108}
 
 
 def trace(
@@ -108,12 +110,12 @@ def landscape(table: LongTable, target: str) -> dict[str, object]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--table", default="ettm1", choices=sorted(CAPS))
+    parser.add_argument("--table", default="ettm1", choices=sorted(SEARCH_TRIAL_CAPS))
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--first-seed", type=int, default=100)
     args = parser.parse_args(argv)
     table = convert(args.table)
-    cap = CAPS[args.table]
+    cap = SEARCH_TRIAL_CAPS[args.table]
     records = table.to_records(split="val")
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     totals: dict[str, list[int]] = {"graph": [], "bandit": []}

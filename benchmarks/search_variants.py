@@ -35,11 +35,14 @@ import numpy as np
 
 from taskgraph.affinity.converters import convert
 from taskgraph.affinity.longtable import LongTable
-from taskgraph.search.benchmarking import run_search, search_candidates, search_max_size
+from taskgraph.search.benchmarking import (
+    SEARCH_TRIAL_CAPS,
+    run_search,
+    search_candidates,
+    search_max_size,
+)
 from taskgraph.search.graph_sampler import popular_source_scores
 
-#: trial cap per table, as in ``benchmarks/affinity_bench.py``
-CAPS = {"ettm1": 150, "taskonomy5": 64, "mimic27": 108}
 VARIANTS = ("sourcerank", "graph", "bandit")
 
 
@@ -136,7 +139,7 @@ def summarize(lines: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--table", default="mimic27", choices=sorted(CAPS))
+    parser.add_argument("--table", default="mimic27", choices=sorted(SEARCH_TRIAL_CAPS))
     parser.add_argument("--seeds", default="100", help="comma-separated sampler seeds")
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help=f"comma-separated, of {VARIANTS} and the other SAMPLERS names")  # fmt: skip
@@ -167,7 +170,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             for target in targets:
                 for variant in args.variants.split(","):
                     start = time.perf_counter()
-                    trials = run_variant(table, target, variant, seed=seed, cap=CAPS[args.table])
+                    trials = run_variant(
+                        table, target, variant, seed=seed, cap=SEARCH_TRIAL_CAPS[args.table]
+                    )
                     line = {"table": args.table, "variant": variant, "target": target,
                             "seed": seed, "trials": trials,
                             "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
