@@ -35,6 +35,7 @@ import numpy as np
 
 from taskgraph.affinity.converters import convert
 from taskgraph.affinity.longtable import LongTable
+from taskgraph.affinity.records import ScoreRecord
 from taskgraph.search.benchmarking import (
     SEARCH_TRIAL_CAPS,
     run_search,
@@ -46,24 +47,33 @@ from taskgraph.search.graph_sampler import popular_source_scores
 VARIANTS = ("sourcerank", "graph", "bandit")
 
 
-def run_variant(table: LongTable, target: str, variant: str, *, seed: int, cap: int) -> int:
-    """Return the trials ``variant`` takes to propose ``target``'s best set (``cap`` if never)."""
-    records = table.to_records(split="val")
-    candidates = search_candidates(table, target)
-    startup = popular_source_scores(candidates, target=target, prior_records=records)
-    bound = search_max_size(table, target)
+def run_variant(
+    table: LongTable,
+    target: str,
+    variant: str,
+    *,
+    seed: int,
+    cap: int,
+    records: Sequence[ScoreRecord],
+) -> int:
+    """Return the trials ``variant`` takes to propose ``target``'s best set (``cap`` if never).
+
+    ``records`` are the table's validation records (``table.to_records(split="val")``).
+    """
+    options: dict[str, Any] = {}
+    prior = None
+    if variant in ("graph", "sourcerank"):
+        candidates = search_candidates(table, target)
+        startup = popular_source_scores(candidates, target=target, prior_records=records)
+        options["startup_scores"] = startup
     if variant == "sourcerank":
+        options.update(estimator="sourcerank", n_startup_trials=4)
         prior = [r for r in records if r.task != target and len(r.task_set) <= 2]
-        options: dict[str, Any] = {
-            "estimator": "sourcerank", "n_startup_trials": 4, "startup_scores": startup,
-        }  # fmt: skip
-        run = run_search(table, target, "graph", seed=seed, max_trials=cap, max_size=bound,
-                         prior_records=prior, sampler_options=options)  # fmt: skip
-    elif variant == "graph":
-        run = run_search(table, target, "graph", seed=seed, max_trials=cap, max_size=bound,
-                         sampler_options={"startup_scores": startup})  # fmt: skip
-    else:
-        run = run_search(table, target, variant, seed=seed, max_trials=cap, max_size=bound)
+    run = run_search(
+        table, target, "graph" if variant == "sourcerank" else variant, seed=seed,
+        max_trials=cap, max_size=search_max_size(table, target), prior_records=prior,
+        sampler_options=options,
+    )  # fmt: skip
     return run.trials
 
 
@@ -162,6 +172,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         report(args.table, [r for r in stored if r.get("table", args.table) == args.table])
         return
     table = convert(args.table)
+    records = table.to_records(split="val")
     targets = args.targets.split(",") if args.targets else list(table.targets)
     lines: list[dict[str, Any]] = []
     out = args.out.open("a") if args.out else None
@@ -171,8 +182,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 for variant in args.variants.split(","):
                     start = time.perf_counter()
                     trials = run_variant(
-                        table, target, variant, seed=seed, cap=SEARCH_TRIAL_CAPS[args.table]
-                    )
+                        table, target, variant, seed=seed, cap=SEARCH_TRIAL_CAPS[args.table],
+                        records=records,
+                    )  # fmt: skip
                     line = {"table": args.table, "variant": variant, "target": target,
                             "seed": seed, "trials": trials,
                             "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
