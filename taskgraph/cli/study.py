@@ -13,7 +13,7 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.progress import (
@@ -134,6 +134,17 @@ def _storage(option: str | None, spec: Any = None) -> str:
     from taskgraph.storage import resolve_storage_url
 
     return resolve_storage_url(option, spec_storage=None if spec is None else spec.storage)
+
+
+def _stopped(stop: KeyboardInterrupt, what: str) -> NoReturn:
+    """Say how the command was stopped and ``what`` became of its work; exit 130 after Ctrl-C,
+    143 after SIGTERM (``Terminated``, raised under ``terminate_as_interrupt``)."""
+    from taskgraph.search.heartbeat import Terminated
+
+    terminated = isinstance(stop, Terminated)
+    how = "terminated (SIGTERM)" if terminated else "interrupted"
+    stderr_console.print(f"{how}: {what}", soft_wrap=True)
+    raise typer.Exit(143 if terminated else 130) from None
 
 
 def _resume_command(name: str, url: str) -> str:
@@ -352,7 +363,7 @@ def _run(
     spec: Any, *, url: str, data: Path | None, quiet: bool, as_json: bool, source: str
 ) -> None:
     from taskgraph.app.studies import run_spec
-    from taskgraph.search.heartbeat import Terminated, terminate_as_interrupt
+    from taskgraph.search.heartbeat import terminate_as_interrupt
     from taskgraph.storage import mask_url
 
     _quiet_transformers()
@@ -368,12 +379,7 @@ def _run(
                 spec, storage_url=url, data_dir=data, observer=watcher.observer, source=source
             )
     except KeyboardInterrupt as stop:
-        how = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
-        stderr_console.print(
-            f"{how}: the study is saved; finish it with `{_resume_command(spec.name, url)}`",
-            soft_wrap=True,
-        )
-        raise typer.Exit(143 if isinstance(stop, Terminated) else 130) from None
+        _stopped(stop, f"the study is saved; finish it with `{_resume_command(spec.name, url)}`")
     progress = summary.progress
     result = {**progress.to_dict(), "stopped_because": summary.reason, "detail": summary.detail}
     show = f"taskgraph study show {shlex.quote(spec.name)} --storage {_masked(url)}"
@@ -667,7 +673,7 @@ def screen(
     `study run` of the same spec then tries the candidates in the screened order.
     """
     from taskgraph.app.screening import screen_report, screen_study
-    from taskgraph.search.heartbeat import Terminated, terminate_as_interrupt
+    from taskgraph.search.heartbeat import terminate_as_interrupt
 
     _quiet_transformers()
     overrides = _parse_sets(sets)
@@ -692,9 +698,7 @@ def screen(
                     source=str(spec),
                 )
         except KeyboardInterrupt as stop:
-            how = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
-            stderr_console.print(f"{how}: no screen was stored", soft_wrap=True)
-            raise typer.Exit(143 if isinstance(stop, Terminated) else 130) from None
+            _stopped(stop, "no screen was stored")
     if as_json:
         emit_json(report)
         return
