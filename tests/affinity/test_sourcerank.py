@@ -86,6 +86,27 @@ def test_sourcerank_fit_selects_the_ridge_by_leave_one_target_out() -> None:
     )
 
 
+def test_cross_validation_does_not_read_the_held_out_targets_rows() -> None:
+    # Pure-noise gains and 12 random numbers per task: nothing predicts a hidden gain, so the
+    # cross-validated Spearman must be near 0.  Twelve source-identifying scores let a ridge
+    # learn a per-source intercept; when the training targets' leave-one-out `popular*` scores
+    # were computed with the held-out row present, intercept minus score rebuilt the held-out
+    # target's hidden gains and the cross-validation read 0.78-0.81 at ridge 0.01 (before
+    # 2026-12-04).
+    names = [f"t{i}" for i in range(10)]
+    weak = []
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        gains = {(t, s): float(rng.normal(0, 0.1)) for t in names for s in names if s != t}
+        numbers = {t: {f"f{k}": float(rng.normal()) for k in range(12)} for t in names}
+        model = SourceRankEstimator(
+            task_features=numbers,
+            features=[*DEFAULT_FEATURES, *(f"source:f{k}" for k in range(12))],
+        ).fit(_pair_table(gains).to_records(split="val"))
+        weak.append(model.describe()["cv_spearman"]["0.01"])
+    assert float(np.mean(weak)) < 0.3, weak
+
+
 def test_sourcerank_predicts_hidden_pairs_on_the_target_scale() -> None:
     gains = _two_camps(n=10, seed=2)
     target = "t00"

@@ -64,10 +64,12 @@ Fitting (no held-out truth of any target is used): every target with at least ``
 measured sources is a training target; for up to ``max_draws`` random subsets of
 ``n_observed`` of its entries the features are computed as if only those were observed, and the
 responses are its standardised hidden gains.  The weights are a ridge regression; the ridge
-strength is chosen from :data:`RIDGE_GRID` by leave-one-target-out cross-validation (mean
-per-target Spearman on the held-out target's simulated draws).  Features of training targets
-are computed from the other rows as they are, so the cross-validation is slightly optimistic; it
-only picks the strength.  With fewer than three training targets the model is ``popular_z``.
+strength is chosen from :data:`RIDGE_GRID` by cross-validation over targets (leave one target
+out, or 10 folds of targets when there are more; the mean per-target Spearman on the held-out
+targets' simulated draws).  The training targets' scores in each fold are computed with the
+held-out rows removed from the matrix, as the evaluated target's hidden gains are absent in use
+(until 2026-12-04 they were not, which let source-identifying scores leak the held-out gains
+into the cross-validation).  With fewer than three training targets the model is ``popular_z``.
 
 Why this model (its validation table against the popular-source prior and single features):
 ``docs/affinity.md`` ("Research log").
@@ -134,6 +136,8 @@ _KNN_SHARPNESS = 2.0  # exp(2 cos): a perfectly agreeing target weighs e^4 = 55x
 _GP_NOISE = 1.0  # noise variance of ``observed_gp`` on the kernel's unit scale, set a priori
 _SCALE_PSEUDO_COUNT = 3.0  # observations worth of the pooled mean / spread in a target's scale
 _MIN_TRAINING_TARGETS = 3
+#: Folds of targets in the ridge's cross-validation (leave one target out when there are fewer).
+_CV_FOLDS = 10
 
 
 def _standardise(values: np.ndarray) -> np.ndarray:
@@ -354,7 +358,8 @@ def _fill_standardise(full: np.ndarray) -> np.ndarray:
         column_mean = np.nan_to_num(np.nanmean(full, axis=0))
     # A source with no gains of its own as a target has no source_* score: the average.
     full = np.where(np.isnan(full), column_mean[None, :], full)
-    return np.stack([_standardise(full[:, k]) for k in range(full.shape[1])], axis=1)
+    spread = full.std(axis=0)
+    return (full - full.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
 
 
 def _feature_similarity(numeric: np.ndarray, target: int) -> np.ndarray:
@@ -452,8 +457,9 @@ class SourceRankEstimator(AffinityEstimator):
         self.default_se = (
             float(np.median(known_se)) if known_se else pooled_std(means, fallback=1.0)
         )
+        self.task_order = tasks
         self.features = self._feature_source(tasks, matrix)
-        examples = self._examples()
+        examples = self._examples(self.features)
         self.cv_spearman: dict[float, float] = {}
         self.cv_rmse = 1.0
         if len(examples) < _MIN_TRAINING_TARGETS:
@@ -496,31 +502,45 @@ class SourceRankEstimator(AffinityEstimator):
         values: np.ndarray,
         base: np.ndarray,
         candidates: np.ndarray,
+        features: _Features | None = None,
     ) -> np.ndarray:
-        """Return the standardised design (candidates x chosen features) of ``target`` given its observed gains."""
-        scores = self.features.observed(target, observed, values, base)
+        """Return the standardised design (candidates x chosen features) of ``target`` given its observed gains.
+
+        ``features``: the scores' source (default the fitted matrix's).
+        """
+        features = features or self.features
+        scores = features.observed(target, observed, values, base)
         extra = (
-            self.features.metadata(target, self.metadata_names, base[:, 1])
+            features.metadata(target, self.metadata_names, base[:, 1])
             if self.metadata_names
             else None
         )
-        return self.features.matrix(base, scores, candidates, self.feature_names, extra)
+        return features.matrix(base, scores, candidates, self.feature_names, extra)
 
-    def _examples(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        """Return per training target: designs (draws, hidden, features) and standardised truths (draws, hidden)."""
-        rng = np.random.default_rng(self.seed)
+    def _examples(
+        self, features: _Features, targets: Sequence[int] | None = None
+    ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Return per training target: designs (draws, hidden, features) and standardised truths (draws, hidden).
+
+        ``features`` computes the scores (those of the full matrix, or of one with the
+        cross-validation's held-out rows removed); ``targets`` limits the targets (default all).
+        A target's draws depend on the seed and the target only, so they are the same in both.
+        """
         out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        for u in range(len(self.matrix)):
+        for u in range(len(self.matrix)) if targets is None else targets:
             known = np.flatnonzero(~np.isnan(self.matrix[u]))
             if len(known) < self.n_observed + 2:
                 continue
             truth = _standardise(self.matrix[u, known])
-            base = self.features.base(u)
+            base = features.base(u)
+            rng = np.random.default_rng([self.seed, u])
             draws = _draws(len(known), self.n_observed, self.max_draws, rng)
             xs, ys = [], []
             for chosen in draws:
                 observed = known[list(chosen)]
-                design = self._design(u, observed, self.matrix[u, observed], base, known)
+                design = self._design(
+                    u, observed, self.matrix[u, observed], base, known, features=features
+                )
                 hidden = np.ones(len(known), dtype=bool)
                 hidden[list(chosen)] = False
                 xs.append(design[hidden])
@@ -529,25 +549,43 @@ class SourceRankEstimator(AffinityEstimator):
         return out
 
     def _select(self, examples: dict[int, tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:
-        """Return the ridge strength with the best leave-one-target-out Spearman, and its RMSE (z units)."""
-        grams = {u: (x.reshape(-1, x.shape[-1]).T @ x.reshape(-1, x.shape[-1]), x.reshape(-1, x.shape[-1]).T @ y.ravel(), y.size)
-                 for u, (x, y) in examples.items()}  # fmt: skip
-        total_a = sum(g[0] for g in grams.values())
-        total_b = sum(g[1] for g in grams.values())
-        total_n = sum(g[2] for g in grams.values())
+        """Return the ridge strength with the best cross-validated Spearman over targets, and its RMSE (z units).
+
+        Targets are held out in up to :data:`_CV_FOLDS` folds (one target per fold when there
+        are that few).  The held-out targets' rows are removed from the matrix before the
+        training targets' scores are computed: otherwise a training target's ``popular*``
+        scores (means over the other rows) carry the held-out target's hidden gains, and a ridge
+        that can tell the sources apart reconstructs them (``docs/affinity.md``, "Research log").
+        A held-out target's own scores are those of the full matrix, which never read its row.
+        """
+        order = sorted(examples)
+        n_folds = min(_CV_FOLDS, len(order))
+        folds = [order[k::n_folds] for k in range(n_folds)]
+        rhos: dict[float, list[float]] = {lam: [] for lam in self.ridge_grid}
+        squared: dict[float, list[float]] = {lam: [] for lam in self.ridge_grid}
+        for fold in folds:
+            masked = self.matrix.copy()
+            masked[fold] = np.nan
+            training = self._examples(
+                self._feature_source(self.task_order, masked),
+                targets=[u for u in order if u not in fold],
+            )
+            xs = np.concatenate([x.reshape(-1, x.shape[-1]) for x, _ in training.values()])
+            ys = np.concatenate([y.ravel() for _, y in training.values()])
+            gram, moment = xs.T @ xs, xs.T @ ys
+            for lam in self.ridge_grid:
+                w = _ridge(gram, moment, len(ys), lam)
+                for u in fold:
+                    x, y = examples[u]
+                    predicted = x @ w
+                    rhos[lam].append(float(np.nanmean(_spearman_rows(predicted, y))))
+                    squared[lam].append(float(np.mean((predicted - y) ** 2)))
         best: tuple[float, float, float] | None = None
         for lam in self.ridge_grid:
-            rhos, squared = [], []
-            for u, (x, y) in examples.items():
-                a, b, count = grams[u]
-                w = _ridge(total_a - a, total_b - b, total_n - count, lam)
-                predicted = x @ w
-                rhos.append(float(np.nanmean(_spearman_rows(predicted, y))))
-                squared.append(float(np.mean((predicted - y) ** 2)))
-            score = float(np.mean(rhos))
+            score = float(np.mean(rhos[lam]))
             self.cv_spearman[lam] = score
             if best is None or score > best[0] + 1e-12:
-                best = (score, lam, math.sqrt(float(np.mean(squared))))
+                best = (score, lam, math.sqrt(float(np.mean(squared[lam]))))
         assert best is not None
         return best[1], best[2]
 
