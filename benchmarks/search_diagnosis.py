@@ -36,10 +36,11 @@ from taskgraph.affinity.longtable import LongTable
 from taskgraph.search.benchmarking import (
     SEARCH_TRIAL_CAPS,
     benchmark_spec,
+    best_single,
+    popular_order,
     search_candidates,
     search_max_size,
 )
-from taskgraph.search.graph_sampler import popular_source_scores
 from taskgraph.search.heartbeat import quiet_optuna
 from taskgraph.search.samplers import build_sampler
 from taskgraph.search.space import SearchSpace
@@ -122,19 +123,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     startup_hits = 0
     for target in table.targets:
         info = landscape(table, target)
-        candidates = search_candidates(table, target)
-        prior = popular_source_scores(candidates, target=target, prior_records=records)
-        order = sorted(candidates, key=lambda t: -prior.get(t, 0.0))
-        n_startup = 1 + len(candidates)  # the baseline, then every candidate alone
-        singles = [
-            r for r in table
-            if r.target == target and r.split == "val" and len(r.auxiliaries) == 1
-        ]  # fmt: skip
-        best_single = sorted(
-            (max if singles[0].higher_is_better else min)(
-                singles, key=lambda r: r.value
-            ).auxiliaries
-        )[0]
+        order, prior = popular_order(table, target, records)
+        n_startup = 1 + len(order)  # the baseline, then every candidate alone
+        best = best_single(table, target)
         graph, bandit = [], []
         in_startup = 0
         bandit_sizes: Counter[int] = Counter()
@@ -153,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{target}: best {'+'.join(info['best'])} (size {len(info['best'])}, gain "  # type: ignore[arg-type]
             f"{info['gain']:+.3f}), baseline rank {info['baseline_rank']}/{info['n_sets']}, "
             f"R2 additive {info['r2']:.2f} (chance ~{info['chance_r2']:.2f}), "
-            f"z by size {info['by_size']}; best single {best_single} at {order.index(best_single) + 1}"
+            f"z by size {info['by_size']}; best single {best} at {order.index(best) + 1}"
             f"/{len(order)} of the start-up order\n"
             f"    graph {graph} (start-up {n_startup} trials; found in it {in_startup}/{len(seeds)})"
             f"  bandit {bandit} (sizes proposed {dict(sorted(bandit_sizes.items()))})",

@@ -38,6 +38,8 @@ from taskgraph.affinity.longtable import LongTable
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.search.benchmarking import (
     SEARCH_TRIAL_CAPS,
+    best_single,
+    popular_order,
     run_search,
     search_candidates,
     search_max_size,
@@ -92,17 +94,13 @@ def best_source_places(table: LongTable, split: str) -> dict[str, list[int]]:
     records = table.to_records(split=split)
     out: dict[str, list[int]] = {"popular": [], "family_first": [], "family_last": []}
     for target in table.targets:
-        candidates = search_candidates(table, target, split=split)
-        prior = popular_source_scores(candidates, target=target, prior_records=records)
-        singles = [r for r in table
-                   if r.target == target and r.split == split and len(r.auxiliaries) == 1]  # fmt: skip
-        pick = max if singles[0].higher_is_better else min
-        best = next(iter(pick(singles, key=lambda r: r.value).auxiliaries))
+        popular, prior = popular_order(table, target, records, split=split)
+        best = best_single(table, target, split=split)
         mine = family(target)
         orders = {
-            "popular": sorted(candidates, key=lambda t: -prior.get(t, 0.0)),
-            "family_first": sorted(candidates, key=lambda t: (family(t) != mine, -prior.get(t, 0.0))),
-            "family_last": sorted(candidates, key=lambda t: (family(t) == mine, -prior.get(t, 0.0))),
+            "popular": popular,
+            "family_first": sorted(popular, key=lambda t: (family(t) != mine, -prior.get(t, 0.0))),
+            "family_last": sorted(popular, key=lambda t: (family(t) == mine, -prior.get(t, 0.0))),
         }  # fmt: skip
         for name, order in orders.items():
             out[name].append(order.index(best) + 1)

@@ -84,6 +84,31 @@ def search_candidates(table: LongTable, target: str, *, split: str = "val") -> l
     return sorted({t for s in table.task_sets(target, split=split) for t in s} - {target})
 
 
+def best_single(table: LongTable, target: str, *, split: str = "val") -> str:
+    """Return the auxiliary whose row as ``target``'s only auxiliary is best on ``split``."""
+    singles = [r for r in table
+               if r.target == target and r.split == split and len(r.auxiliaries) == 1]  # fmt: skip
+    if not singles:
+        raise ConfigError(
+            f"table {table.source!r} has no single-auxiliary row of target {target!r} on {split!r}"
+        )
+    pick = max if singles[0].higher_is_better else min
+    return next(iter(pick(singles, key=lambda r: r.value).auxiliaries))
+
+
+def popular_order(
+    table: LongTable, target: str, records: Sequence[ScoreRecord], *, split: str = "val"
+) -> tuple[list[str], dict[str, float]]:
+    """Return ``target``'s candidates by the popular-source prior of ``records`` (best first; ties by name), and the prior.
+
+    The order the ``graph`` sampler's start-up tries when ``records`` are the other targets'
+    rows (:func:`~taskgraph.search.graph_sampler.startup_order`, without its random ties).
+    """
+    candidates = search_candidates(table, target, split=split)
+    prior = popular_source_scores(candidates, target=target, prior_records=records)
+    return sorted(candidates, key=lambda t: -prior.get(t, 0.0)), prior
+
+
 def search_max_size(table: LongTable, target: str, *, split: str = "val") -> int | None:
     """Return the largest auxiliary set the table lets a search of ``target`` propose.
 
