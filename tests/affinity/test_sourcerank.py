@@ -225,7 +225,10 @@ def test_each_observed_feature_finds_the_near_sources_the_popular_score_misses(
     table = _pair_table(_line())
     alone, both = (
         evaluate_source_ranking(
-            table, ["sourcerank"], seeds=[0, 1], options={"sourcerank": {"features": features}}
+            table,
+            ["sourcerank"],
+            seeds=[0, 1],
+            options={"sourcerank": {"features": features, "max_draws": 8}},  # 8 draws: test time
         )["sourcerank"]["spearman"]
         for features in (["popular_z"], ["popular_z", feature])
     )

@@ -242,25 +242,34 @@ class _Features:
         )
 
     def observed(
-        self, target: int, observed: np.ndarray, values: np.ndarray, base: np.ndarray
+        self,
+        target: int,
+        observed: np.ndarray,
+        values: np.ndarray,
+        base: np.ndarray,
+        names: Sequence[str] = OBSERVED_FEATURES,
     ) -> np.ndarray:
         """Return the scores (n, 3, :data:`OBSERVED_FEATURES` order) given ``target``'s observed gains.
 
         ``base`` is :meth:`base`'s output for ``target`` (its ``popular_z`` column is the prior).
+        Only the scores in ``names`` are computed; the others are 0.
         """
         popular_z = base[:, 1]
         n = len(self.pairs)
         out = np.zeros((n, len(OBSERVED_FEATURES)))
-        out[:, 0] = self.observed_knn(target, observed, values, popular_z)
+        if "observed_knn" in names:
+            out[:, 0] = self.observed_knn(target, observed, values, popular_z)
         if len(observed) < 2:
             return out
-        if target not in self.kernels:
-            self.base(target)
-        kernel = self.kernels[target]
         centred = values - values.mean()
-        if kernel is not None:
-            out[:, 1] = _gp_mean(kernel, observed, centred)
-        out[:, 2] = self.observed_transitive(observed, centred)
+        if "observed_gp" in names:
+            if target not in self.kernels:
+                self.base(target)
+            kernel = self.kernels[target]
+            if kernel is not None:
+                out[:, 1] = _gp_mean(kernel, observed, centred)
+        if "observed_transitive" in names:
+            out[:, 2] = self.observed_transitive(observed, centred)
         return out
 
     def observed_knn(
@@ -509,7 +518,7 @@ class SourceRankEstimator(AffinityEstimator):
         ``features``: the scores' source (default the fitted matrix's).
         """
         features = features or self.features
-        scores = features.observed(target, observed, values, base)
+        scores = features.observed(target, observed, values, base, self.feature_names)
         extra = (
             features.metadata(target, self.metadata_names, base[:, 1])
             if self.metadata_names
