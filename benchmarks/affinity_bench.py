@@ -41,7 +41,12 @@ import numpy as np
 
 from taskgraph.affinity.converters import convert
 from taskgraph.affinity.estimators.base import AffinityEstimator
-from taskgraph.affinity.estimators.sourcerank import DEFAULT_FEATURES, FEATURES, RIDGE_GRID
+from taskgraph.affinity.estimators.sourcerank import (
+    DEFAULT_FEATURES,
+    FEATURES,
+    RIDGE_GRID,
+    metadata_alternatives,
+)
 from taskgraph.affinity.evaluation import (
     evaluate_gain_prediction,
     evaluate_grouping,
@@ -199,6 +204,7 @@ def ranking_ablation(name: str, seeds: int, exhaustive: bool) -> None:
 
 #: Task-metadata files (``benchmarks/metadata/``, derived by ``extract.py`` from the authors' repositories).
 METADATA_FILES = {"taskweb": "taskweb2023_kim.json", "bingel": "bingel2017_eacl.json"}
+CV_CHOICE = "cross-validated choice"
 #: sourcerank's metadata candidates: scores added to the eight (those the table's metadata supports).
 METADATA_ABLATION = {
     "the eight (default)": (),
@@ -212,6 +218,9 @@ METADATA_ABLATION = {
     ),
     "eight + source features": ("source:*",),
     "eight + all": ("text_similarity", "text_knn", "feature_similarity", "feature_knn", "source:*"),
+    # Not a fixed list: each fit keeps the eight or adds the file's scores as its own
+    # cross-validation prefers (``metadata_alternatives``; what ``bench --task-metadata`` does).
+    CV_CHOICE: (),
 }
 
 
@@ -253,26 +262,36 @@ def ranking_metadata(name: str, seeds: int, exhaustive: bool, only: Sequence[str
         if only and label not in only:
             continue
         features = metadata_features(scores, options)
-        if (
-            tuple(features) in seen
-        ):  # the metadata has nothing for these scores: same as a row above
+        extra: dict[str, object] = {}
+        if label == CV_CHOICE:
+            numeric = options.get("task_features", {})
+            assert isinstance(numeric, dict)
+            extra["alternatives"] = metadata_alternatives(
+                texts="task_embeddings" in options,
+                numeric_names=sorted({k for v in numeric.values() for k in v}),
+            )
+        elif tuple(features) in seen:  # nothing in the metadata for these scores: a row above
             log(f"{name} metadata {label!r}: nothing in the metadata for {scores}, skipped")
             continue
         seen.add(tuple(features))
         start = time.perf_counter()
         chosen_cv: list[float] = []
+        kept: list[bool] = []
 
         def collect(method: str, target: str, estimator: AffinityEstimator) -> None:
             described = estimator.describe()
             ridge = described["ridge"]
             cv = described["cv_spearman"][str(ridge)] if ridge is not None else float("nan")
             chosen_cv.append(cv)  # noqa: B023
+            kept.append(any(f not in FEATURES for f in described["weights"]))  # noqa: B023
 
         result = evaluate_source_ranking(
             table, ["sourcerank"], seeds=range(seeds), exhaustive=exhaustive,
-            options={"sourcerank": {**options, "features": features}}, on_fit=collect,
+            options={"sourcerank": {**options, "features": features, **extra}}, on_fit=collect,
         )  # fmt: skip
-        slug = label.split(" (")[0].replace(" + ", "_plus_").replace(" ", "_")
+        slug = label.split(" (")[0].replace(" + ", "_plus_").replace(" ", "_").replace("-", "_")
+        if label == CV_CHOICE:
+            emit(f"{name}_metadata_{slug}_fits_with_metadata", f"{sum(kept)}/{len(kept)}")
         versus = result["versus_prior"]["sourcerank"]["spearman"]
         emit(f"{name}_metadata_{slug}_val", float(np.nanmean(chosen_cv)))
         emit(f"{name}_metadata_{slug}_test", result["sourcerank"]["spearman"])

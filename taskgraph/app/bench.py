@@ -34,13 +34,12 @@ def metadata_options(method: str, path: str | os.PathLike[str]) -> tuple[dict[st
 
     ``setfn`` and ``textemb`` get ``task_embeddings`` (the mean MiniLM embedding of each
     task's texts; loads the encoder); ``sourcerank`` gets the embeddings and ``task_features``
-    and adds the metadata scores of :data:`~taskgraph.affinity.estimators.sourcerank.METADATA_DEFAULT_FEATURES`
-    that the file supports.  Raises :class:`~taskgraph.errors.ConfigError` for a bad file.
+    and, as ``alternatives``, the feature lists of
+    :func:`~taskgraph.affinity.estimators.sourcerank.metadata_alternatives`: each fit keeps the
+    eight default scores or adds the file's, as its cross-validation over targets prefers.
+    Raises :class:`~taskgraph.errors.ConfigError` for a bad file.
     """
-    from taskgraph.affinity.estimators.sourcerank import (
-        DEFAULT_FEATURES,
-        METADATA_DEFAULT_FEATURES,
-    )
+    from taskgraph.affinity.estimators.sourcerank import metadata_alternatives
     from taskgraph.affinity.metadata import load_task_metadata
 
     metadata = load_task_metadata(path)
@@ -49,26 +48,17 @@ def metadata_options(method: str, path: str | os.PathLike[str]) -> tuple[dict[st
         return {}, [
             f"--task-metadata: method {method!r} uses no task metadata (setfn, textemb and sourcerank do)"
         ]
-    text_scores = [f for f in METADATA_DEFAULT_FEATURES if f.startswith("text_")]
-    numeric_scores = [f for f in METADATA_DEFAULT_FEATURES if not f.startswith("text_")]
     options: dict[str, Any] = {}
-    wants_text = method != "sourcerank" or (text_scores and metadata.texts)
-    if metadata.texts and wants_text:
+    if metadata.texts:
         from taskgraph.models.task_embeddings import text_embeddings
 
         options["task_embeddings"] = text_embeddings(metadata.texts)
     if method == "sourcerank":
-        used = [f for f in text_scores if metadata.texts] + [
-            f for f in numeric_scores if metadata.features
-        ]
-        if metadata.features and used:
+        if metadata.feature_names:
             options["task_features"] = metadata.features
-        options["features"] = [*DEFAULT_FEATURES, *used]
-        if not used:
-            notes.append(
-                "--task-metadata: sourcerank's default adds none of the metadata scores "
-                "(none beat it on validation: docs/affinity.md); the file is read but not used"
-            )
+        options["alternatives"] = metadata_alternatives(
+            texts=bool(metadata.texts), numeric_names=metadata.feature_names
+        )
     elif not metadata.texts:
         notes.append(f"--task-metadata: the file has no texts, which is all {method} uses")
     return options, notes

@@ -373,6 +373,8 @@ def run_bench(
     ``task_embeddings``, ``task_features``).  ``on_step(evaluation, done, total)`` reports progress.  Raises ``ConfigError`` on bad
     arguments (checked before anything runs).
     """
+    from taskgraph.affinity.estimators.base import AffinityEstimator
+    from taskgraph.affinity.estimators.sourcerank import FEATURES
     from taskgraph.affinity.evaluation import (
         evaluate_gain_prediction,
         evaluate_pair_gains,
@@ -492,9 +494,22 @@ def run_bench(
         )
     else:
         report.evaluations.append("source_ranking")
+        with_metadata: list[bool] = []  # per fit that weighed feature lists: kept metadata scores
+
+        def collect(_method: str, _target: str, estimator: AffinityEstimator) -> None:
+            described = estimator.describe()
+            if "cv_by_features" in described:
+                with_metadata.append(any(f not in FEATURES for f in described["weights"]))
+
         ranking = evaluate_source_ranking(
-            table, [method], n_observed=n_observed, seeds=range(seeds), split=fit, options=options
-        )
+            table, [method], n_observed=n_observed, seeds=range(seeds), split=fit,
+            options=options, on_fit=collect,
+        )  # fmt: skip
+        if with_metadata:
+            report.notes.append(
+                f"source ranking: {method}'s cross-validation added the task-metadata scores in "
+                f"{sum(with_metadata)} of {len(with_metadata)} fits"
+            )
         versus = ranking["versus_prior"][method]["spearman"]
         report.results.update({
             "ranking_spearman": ranking[method]["spearman"],

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from taskgraph.affinity.estimators import SourceRankEstimator, make_estimator
+from taskgraph.affinity.estimators.sourcerank import DEFAULT_FEATURES, metadata_alternatives
 from taskgraph.affinity.evaluation import evaluate_source_ranking
 from taskgraph.affinity.longtable import LongRow, LongTable
 from taskgraph.affinity.metadata import TaskMetadata, feature_matrix, load_task_metadata
@@ -192,3 +193,54 @@ def test_load_task_metadata_names_the_file_and_the_field(
         load_task_metadata(path)
     with pytest.raises(ConfigError, match="no such file"):
         load_task_metadata(tmp_path / "missing.json")
+
+
+def test_alternatives_are_kept_only_when_the_cross_validation_prefers_them() -> None:
+    records = _pair_table(_two_camps()).to_records(split="val")
+    # The camps are found from the observed entries (observed_knn), which popular_z alone lacks.
+    weak_first = SourceRankEstimator(features=["popular_z"], alternatives=[DEFAULT_FEATURES])
+    described = weak_first.fit(records).describe()
+    assert list(described["weights"]) == list(DEFAULT_FEATURES)
+    scores = described["cv_by_features"]
+    assert scores["+".join(DEFAULT_FEATURES)] > scores["popular_z"] + 0.2
+    strong_first = SourceRankEstimator(alternatives=[["popular_z"]]).fit(records)
+    assert list(strong_first.describe()["weights"]) == list(DEFAULT_FEATURES)
+    # A list that only ties the first is not taken, and without alternatives nothing is weighed.
+    tie = SourceRankEstimator(features=["popular_z"], alternatives=[["popular_z"]]).fit(records)
+    assert list(tie.describe()["weights"]) == ["popular_z"]
+    assert "cv_by_features" not in SourceRankEstimator().fit(records).describe()
+
+
+def test_metadata_alternatives_of_pure_noise_are_rarely_kept() -> None:
+    # Sources differ by a quality every target shares, seen through noisy gains; the task
+    # metadata is three random numbers per task.  An alternative must beat the eight by more
+    # than the paired standard error over targets, which chance alone passes about one time
+    # in six (a one-sided t of 1).
+    kept = 0
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        tasks = [f"t{i:02d}" for i in range(10)]
+        quality = {t: float(rng.normal()) for t in tasks}
+        gains = {
+            (t, s): 0.01 * (1 + i) * (quality[s] + float(rng.normal(0.0, 1.5)))
+            for i, t in enumerate(tasks) for s in tasks if s != t
+        }  # fmt: skip
+        noise = {t: {f"n{k}": float(rng.normal()) for k in range(3)} for t in tasks}
+        estimator = SourceRankEstimator(
+            task_features=noise,
+            alternatives=metadata_alternatives(texts=False, numeric_names=["n0", "n1", "n2"]),
+            max_draws=10,
+        ).fit(_pair_table(gains).to_records(split="val"))
+        kept += any(f.startswith("source:") for f in estimator.describe()["weights"])
+    assert kept <= 2
+
+
+def test_metadata_alternatives_name_one_list_per_kind_and_both() -> None:
+    assert metadata_alternatives(texts=False, numeric_names=[]) == []
+    assert metadata_alternatives(texts=True, numeric_names=[]) == [[*DEFAULT_FEATURES, "text_knn"]]
+    both = metadata_alternatives(texts=True, numeric_names=["b", "a"])
+    assert both == [
+        [*DEFAULT_FEATURES, "text_knn"],
+        [*DEFAULT_FEATURES, "source:a", "source:b"],
+        [*DEFAULT_FEATURES, "text_knn", "source:a", "source:b"],
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -182,10 +183,8 @@ def _pairs_table(tmp_path: Path) -> Path:
     return path
 
 
-def test_task_metadata_reaches_the_estimator_or_says_why_not(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from taskgraph.affinity.estimators import sourcerank
+def test_task_metadata_reaches_the_estimator_or_says_why_not(tmp_path: Path) -> None:
+    from taskgraph.affinity.estimators.sourcerank import DEFAULT_FEATURES
     from taskgraph.app.bench import metadata_options
     from taskgraph.errors import ConfigError
     from taskgraph.search.benchmarking import run_bench
@@ -196,18 +195,19 @@ def test_task_metadata_reaches_the_estimator_or_says_why_not(
     base = ["bench", "--table", str(path), "--seeds", "1", "--no-search"]
     result = runner.invoke(app, [*base, "--method", "sourcerank", "--task-metadata", str(metadata)])
     assert result.exit_code == 0, result.stderr
-    assert (
-        "note: --task-metadata: sourcerank's default adds none of the metadata scores"
-        in result.stdout
-    )
+    # Every ranking fit weighed the eight against the eight plus the file's feature, and says so.
+    assert re.search(
+        r"note: source ranking: sourcerank's cross-validation added the task-metadata scores "
+        r"in \d+ of 7 fits",
+        result.stdout,
+    ), result.stdout
     assert "ranking_spearman: " in result.stdout
     hoa = runner.invoke(app, [*base, "--method", "hoa", "--task-metadata", str(metadata)])
     assert "note: --task-metadata: method 'hoa' uses no task metadata" in hoa.stdout
-    # A default that uses the features gets them.
-    monkeypatch.setattr(sourcerank, "METADATA_DEFAULT_FEATURES", ("feature_knn",))
+    assert "cross-validation" not in hoa.stdout
     options, notes = metadata_options("sourcerank", metadata)
-    assert options["features"][-1] == "feature_knn" and options["task_features"]["t3"] == {"x": 3.0}
-    assert notes == []
+    assert options["alternatives"] == [[*DEFAULT_FEATURES, "source:x"]]
+    assert options["task_features"]["t3"] == {"x": 3.0} and notes == []
     # The options reach the estimator in every evaluation (a bad one is refused there).
     with pytest.raises(ConfigError, match="source:<name>"):
         run_bench(

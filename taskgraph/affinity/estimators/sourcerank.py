@@ -47,14 +47,15 @@ per numeric feature can be named in ``features`` (:data:`METADATA_FEATURES`):
 ========================  ====================================================================
 
 A task the metadata does not cover gets the average score.  Without metadata (the default)
-the estimator computes exactly what it did before these options existed.  None is in the
-default (:data:`METADATA_DEFAULT_FEATURES` is empty): none raised the validation score on both
-published tables.  Beware ``source:<name>`` with about as many features as sources: scores
-that identify each source let the ridge learn a per-source intercept, which together with the
-leave-one-out ``popular*`` scores of a training target reconstructs that target's own hidden
-gains (the column sums include them), so the training and its leave-one-target-out score are
-contaminated (12 random numbers per task raised Bingel's validation Spearman from 0.53 to 0.86
-and did not help on the scored cells: ``docs/affinity.md``, "Research log").
+the estimator computes exactly what it did before these options existed.  No metadata score is
+in ``features`` by default; ``alternatives`` (other feature lists) lets each fit choose by its
+cross-validation over targets (below) whether metadata scores help on its table, and
+:func:`metadata_alternatives` gives the lists ``taskgraph bench --task-metadata`` tries
+(``describe()["cv_by_features"]`` shows each list's score).  Scores that identify each source
+(``source:<name>`` with about as many features as sources) let the ridge learn a per-source
+intercept; the cross-validation is built so that this cannot read the held-out targets' gains
+(before 2026-12-04 it could: 12 random numbers per task then raised Bingel's validation
+Spearman from 0.53 to 0.86 and not its test one; ``docs/affinity.md``, "Research log").
 
 The two ``source_*`` scores describe the auxiliary task itself: Bingel & Søgaard found that
 properties of the tasks, not only of the pair, predict whether sharing helps; a task that every
@@ -99,11 +100,11 @@ from taskgraph.errors import ConfigError
 __all__ = [
     "DEFAULT_FEATURES",
     "FEATURES",
-    "METADATA_DEFAULT_FEATURES",
     "METADATA_FEATURES",
     "OBSERVED_FEATURES",
     "RIDGE_GRID",
     "SourceRankEstimator",
+    "metadata_alternatives",
 ]
 
 FEATURES = (
@@ -126,10 +127,6 @@ DEFAULT_FEATURES = FEATURES[:8]
 #: Scores from task metadata (``task_embeddings`` / ``task_features``), besides ``source:<name>``.
 METADATA_FEATURES = ("text_similarity", "text_knn", "feature_similarity", "feature_knn")
 _TEXT_FEATURES = ("text_similarity", "text_knn")
-#: Metadata scores added to the default when task metadata is given (``taskgraph bench
-#: --task-metadata``): none, because none beat the eight on validation on both published tables
-#: (docs/affinity.md, "Research log").
-METADATA_DEFAULT_FEATURES: tuple[str, ...] = ()
 #: Ridge strengths (per example) tried by leave-one-target-out; 1e6 is the limit ``w ~ X'y``.
 RIDGE_GRID = (0.01, 0.1, 1.0, 10.0, 1e6)
 _KNN_SHARPNESS = 2.0  # exp(2 cos): a perfectly agreeing target weighs e^4 = 55x an opposite one
@@ -138,6 +135,25 @@ _SCALE_PSEUDO_COUNT = 3.0  # observations worth of the pooled mean / spread in a
 _MIN_TRAINING_TARGETS = 3
 #: Folds of targets in the ridge's cross-validation (leave one target out when there are fewer).
 _CV_FOLDS = 10
+
+
+def metadata_alternatives(*, texts: bool, numeric_names: Sequence[str]) -> list[list[str]]:
+    """Return the feature lists a fit weighs against :data:`DEFAULT_FEATURES` given task metadata.
+
+    ``texts``: task embeddings exist; ``numeric_names``: the numeric features' names.  One list
+    per kind of metadata (the eight plus ``text_knn``; the eight plus every ``source:<name>``),
+    and both together when both exist; empty without metadata.  ``taskgraph bench
+    --task-metadata`` passes them as ``alternatives``.  The scores are the best of their kind on
+    validation: ``text_knn`` on TaskWeb, the source features on Bingel & Søgaard
+    (docs/affinity.md, "Research log").
+    """
+    text = ["text_knn"] if texts else []
+    numeric = [f"source:{n}" for n in sorted(numeric_names)]
+    kinds = [kind for kind in (text, numeric) if kind]
+    lists = [[*DEFAULT_FEATURES, *kind] for kind in kinds]
+    if len(kinds) == 2:
+        lists.append([*DEFAULT_FEATURES, *text, *numeric])
+    return lists
 
 
 def _standardise(values: np.ndarray) -> np.ndarray:
@@ -406,6 +422,7 @@ class SourceRankEstimator(AffinityEstimator):
         max_draws: int = 20,
         ridge_grid: Sequence[float] = RIDGE_GRID,
         features: Sequence[str] = DEFAULT_FEATURES,
+        alternatives: Sequence[Sequence[str]] = (),
         task_embeddings: Mapping[str, np.ndarray] | None = None,
         task_features: Mapping[str, Mapping[str, float]] | None = None,
         seed: int = 0,
@@ -413,6 +430,25 @@ class SourceRankEstimator(AffinityEstimator):
         super().__init__(gain_kind=gain_kind, split=split, metric=metric)
         self.task_embeddings = dict(task_embeddings or {})
         self.task_features = {t: dict(v) for t, v in (task_features or {}).items()}
+        #: The feature lists tried (``features`` first, then ``alternatives``), each in a fixed
+        #: order (FEATURES, then METADATA_FEATURES, then source:<name>); the fit keeps one.
+        self.feature_sets = [self._checked(f) for f in (features, *alternatives)]
+        self._use(self.feature_sets[0])
+        if n_observed < 1:
+            raise ConfigError(f"`n_observed` must be at least 1, but got {n_observed}")
+        if max_draws < 1:
+            raise ConfigError(f"`max_draws` must be at least 1, but got {max_draws}")
+        if not ridge_grid or any(not (lam > 0) for lam in ridge_grid):
+            raise ConfigError(
+                f"`ridge_grid` must hold positive strengths, but got {list(ridge_grid)}"
+            )
+        self.n_observed = n_observed
+        self.max_draws = max_draws
+        self.ridge_grid = tuple(float(lam) for lam in ridge_grid)
+        self.seed = seed
+
+    def _checked(self, features: Sequence[str]) -> list[str]:
+        """Return ``features`` in the fixed order, or raise :class:`ConfigError` naming what is wrong."""
         numeric_names = sorted({n for per in self.task_features.values() for n in per})
         known = [*FEATURES, *METADATA_FEATURES, *(f"source:{n}" for n in numeric_names)]
         unknown = [f for f in features if f not in known]
@@ -431,21 +467,14 @@ class SourceRankEstimator(AffinityEstimator):
             raise ConfigError(
                 "features 'feature_similarity' / 'feature_knn' need `task_features`, but got none"
             )
-        #: The scores used, in a fixed order (FEATURES, then METADATA_FEATURES, then source:<name>).
-        self.feature_names = [f for f in known if f in set(features)]
-        self.metadata_names = [f for f in self.feature_names if f not in FEATURES]
-        if n_observed < 1:
-            raise ConfigError(f"`n_observed` must be at least 1, but got {n_observed}")
-        if max_draws < 1:
-            raise ConfigError(f"`max_draws` must be at least 1, but got {max_draws}")
-        if not ridge_grid or any(not (lam > 0) for lam in ridge_grid):
-            raise ConfigError(
-                f"`ridge_grid` must hold positive strengths, but got {list(ridge_grid)}"
-            )
-        self.n_observed = n_observed
-        self.max_draws = max_draws
-        self.ridge_grid = tuple(float(lam) for lam in ridge_grid)
-        self.seed = seed
+        return [f for f in known if f in set(features)]
+
+    def _use(self, names: list[str]) -> None:
+        """Make ``names`` the scores used (returns None; the fit's matrix, when set, gets their source)."""
+        self.feature_names = names
+        self.metadata_names = [f for f in names if f not in FEATURES]
+        if hasattr(self, "matrix"):
+            self.features = self._feature_source(self.task_order, self.matrix)
 
     # ----------------------------------------------------------------- fitting
     def _fit(self, table: GainTable) -> None:
@@ -467,10 +496,15 @@ class SourceRankEstimator(AffinityEstimator):
             float(np.median(known_se)) if known_se else pooled_std(means, fallback=1.0)
         )
         self.task_order = tasks
-        self.features = self._feature_source(tasks, matrix)
+        self._use(self.feature_sets[0])
         examples = self._examples(self.features)
         self.cv_spearman: dict[float, float] = {}
         self.cv_rmse = 1.0
+        #: Cross-validated Spearman (at its best ridge) of each feature list tried.
+        self.cv_by_features: dict[tuple[str, ...], float] = {}
+        selected: tuple[float, float] | None = None
+        if len(examples) >= _MIN_TRAINING_TARGETS and len(self.feature_sets) > 1:
+            examples, selected = self._choose_features()
         if len(examples) < _MIN_TRAINING_TARGETS:
             self.ridge = math.nan
             self.weights = (
@@ -479,7 +513,7 @@ class SourceRankEstimator(AffinityEstimator):
                 else np.ones(len(self.feature_names))
             )
         else:
-            self.ridge, self.cv_rmse = self._select(examples)
+            self.ridge, self.cv_rmse = selected or self._select(examples)
             xs = np.concatenate([x.reshape(-1, x.shape[-1]) for x, _ in examples.values()])
             ys = np.concatenate([y.ravel() for _, y in examples.values()])
             self.weights = _ridge(xs.T @ xs, xs.T @ ys, len(ys), self.ridge)
@@ -488,6 +522,38 @@ class SourceRankEstimator(AffinityEstimator):
         self.scores = np.full((n, n), np.nan)
         for t in range(n):
             self.scores[t] = self._score_row(matrix, t)
+
+    def _choose_features(
+        self,
+    ) -> tuple[dict[int, tuple[np.ndarray, np.ndarray]], tuple[float, float]]:
+        """Use the feature list the cross-validation prefers; return its examples and ``(ridge, rmse)``.
+
+        The same cross-validation as the ridge's (:meth:`_select`, run per list): no evaluated
+        target's hidden entries, the held-out targets' rows out of the training targets' scores.
+        An alternative replaces the first list only when its mean per-target Spearman beats the
+        first's by more than the paired standard error over targets (the one-standard-error
+        rule: with ten targets, chance alone moves the score by a few hundredths); of several
+        such, the best.  Leaves :attr:`cv_spearman` at the chosen list's.
+        """
+        tried = []
+        for names in self.feature_sets:
+            self._use(names)
+            self.cv_spearman = {}
+            examples = self._examples(self.features)
+            selected = self._select(examples)
+            score = self.cv_spearman[selected[0]]
+            self.cv_by_features[tuple(names)] = score
+            tried.append((score, names, examples, selected, self.cv_spearman, self._cv_per_target))
+        chosen = tried[0]
+        first = tried[0][5]
+        for candidate in tried[1:]:
+            diff = candidate[5] - first
+            se = float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else math.inf
+            if float(diff.mean()) > se and candidate[0] > chosen[0]:
+                chosen = candidate
+        _, names, examples, selected, self.cv_spearman, _ = chosen
+        self._use(names)
+        return examples, selected
 
     def _feature_source(self, tasks: Sequence[str], matrix: np.ndarray) -> _Features:
         """Return the feature scores of ``matrix`` with the task metadata the chosen features need."""
@@ -596,6 +662,7 @@ class SourceRankEstimator(AffinityEstimator):
             if best is None or score > best[0] + 1e-12:
                 best = (score, lam, math.sqrt(float(np.mean(squared[lam]))))
         assert best is not None
+        self._cv_per_target = np.array(rhos[best[1]])  # in fold order, the same for every list
         return best[1], best[2]
 
     def _score_row(self, matrix: np.ndarray, t: int) -> np.ndarray:
@@ -668,6 +735,15 @@ class SourceRankEstimator(AffinityEstimator):
                 for name, w in zip(self.feature_names, self.weights, strict=True)
             },
             "cv_spearman": {str(lam): round(score, 4) for lam, score in self.cv_spearman.items()},
+            **(
+                {
+                    "cv_by_features": {
+                        "+".join(k): round(v, 4) for k, v in self.cv_by_features.items()
+                    }
+                }
+                if self.cv_by_features
+                else {}
+            ),
         }
 
 
