@@ -86,7 +86,7 @@ import itertools
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.stats import rankdata
@@ -127,7 +127,7 @@ DEFAULT_FEATURES = FEATURES[:8]
 #: Scores from task metadata (``task_embeddings`` / ``task_features``), besides ``source:<name>``.
 METADATA_FEATURES = ("text_similarity", "text_knn", "feature_similarity", "feature_knn")
 _TEXT_FEATURES = ("text_similarity", "text_knn")
-#: Ridge strengths (per example) tried by leave-one-target-out; 1e6 is the limit ``w ~ X'y``.
+#: Ridge strengths (per example) tried by the cross-validation over targets; 1e6 is the limit ``w ~ X'y``.
 RIDGE_GRID = (0.01, 0.1, 1.0, 10.0, 1e6)
 _KNN_SHARPNESS = 2.0  # exp(2 cos): a perfectly agreeing target weighs e^4 = 55x an opposite one
 _GP_NOISE = 1.0  # noise variance of ``observed_gp`` on the kernel's unit scale, set a priori
@@ -407,6 +407,17 @@ def _gp_mean(kernel: np.ndarray, observed: np.ndarray, values: np.ndarray) -> np
     return kernel[:, observed] @ np.linalg.solve(k_oo, values)
 
 
+class _Tried(NamedTuple):
+    """One feature list's cross-validation (:meth:`SourceRankEstimator._choose_features`)."""
+
+    score: float  #: mean per-target Spearman at the best ridge
+    names: list[str]
+    examples: dict[int, tuple[np.ndarray, np.ndarray]]
+    selected: tuple[float, float]  #: (ridge, rmse)
+    cv_spearman: dict[float, float]
+    per_target: np.ndarray  #: per held-out target Spearman at the best ridge, in fold order
+
+
 class SourceRankEstimator(AffinityEstimator):
     """The learned source ranker of the module docstring (registry name ``sourcerank``)."""
 
@@ -535,7 +546,7 @@ class SourceRankEstimator(AffinityEstimator):
         rule: with ten targets, chance alone moves the score by a few hundredths); of several
         such, the best.  Leaves :attr:`cv_spearman` at the chosen list's.
         """
-        tried = []
+        tried: list[_Tried] = []
         for names in self.feature_sets:
             self._use(names)
             self.cv_spearman = {}
@@ -543,17 +554,18 @@ class SourceRankEstimator(AffinityEstimator):
             selected = self._select(examples)
             score = self.cv_spearman[selected[0]]
             self.cv_by_features[tuple(names)] = score
-            tried.append((score, names, examples, selected, self.cv_spearman, self._cv_per_target))
+            tried.append(
+                _Tried(score, names, examples, selected, self.cv_spearman, self._cv_per_target)
+            )
         chosen = tried[0]
-        first = tried[0][5]
         for candidate in tried[1:]:
-            diff = candidate[5] - first
+            diff = candidate.per_target - tried[0].per_target
             se = float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else math.inf
-            if float(diff.mean()) > se and candidate[0] > chosen[0]:
+            if float(diff.mean()) > se and candidate.score > chosen.score:
                 chosen = candidate
-        _, names, examples, selected, self.cv_spearman, _ = chosen
-        self._use(names)
-        return examples, selected
+        self.cv_spearman = chosen.cv_spearman
+        self._use(chosen.names)
+        return chosen.examples, chosen.selected
 
     def _feature_source(self, tasks: Sequence[str], matrix: np.ndarray) -> _Features:
         """Return the feature scores of ``matrix`` with the task metadata the chosen features need."""
