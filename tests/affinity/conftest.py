@@ -16,8 +16,8 @@ from taskgraph.testing import unavailable
 TASKS = ("a", "b", "c", "d", "e", "f")
 
 
-def additive_truth(seed: int = 0) -> dict[tuple[str, frozenset[str]], float]:
-    """Return gains g(t, A) = mean_{s in A} w[t, s] - 0.02 * log|A| for every target and set."""
+def additive_truth(seed: int = 0, pooling: str = "mean") -> dict[tuple[str, frozenset[str]], float]:
+    """Return gains g(t, A) = mean_{s in A} w[t, s] - 0.02 * log|A| for every target and set (``sum``: the sum)."""
     rng = np.random.default_rng(seed)
     weights = {(t, s): float(rng.normal(0.0, 0.05)) for t in TASKS for s in TASKS if s != t}
     truth = {}
@@ -27,7 +27,8 @@ def additive_truth(seed: int = 0) -> dict[tuple[str, frozenset[str]], float]:
             for combo in itertools.combinations(others, size):
                 aux = frozenset(combo)
                 truth[(target, aux)] = float(
-                    np.mean([weights[(target, s)] for s in aux]) - 0.02 * np.log(size)
+                    (np.mean if pooling == "mean" else np.sum)([weights[(target, s)] for s in aux])
+                    - 0.02 * np.log(size)
                 )
     return truth
 

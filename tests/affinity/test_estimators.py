@@ -54,6 +54,30 @@ def test_setfn_recovers_additive_gains_and_the_size_effect() -> None:
     )  # HOA misses log|A|
 
 
+@pytest.mark.parametrize("pooling", ["mean", "sum"])
+def test_setfn_pooling_auto_picks_how_the_members_combine(pooling: str) -> None:
+    # Gains that add (or average) the members' effects: the matching pooling is exact, the
+    # other is not, and "auto" finds the matching one by the evidence alone.
+    truth = additive_truth(seed=4, pooling=pooling)
+    rng = np.random.default_rng(1)
+    seen = {key for key in truth if len(key[1]) == 1 or rng.random() < 0.25}
+    records = records_from(truth, lambda t, a: (t, a) in seen)
+    held = [key for key in truth if key not in seen]
+    true = np.array([truth[k] for k in held])
+    errors = {}
+    for option in ("mean", "sum", "auto"):
+        model = SetFunctionEstimator(pooling=option).fit(records)
+        predicted = np.array([model.predict(t, a)[0] for t, a in held])
+        errors[option] = float(np.abs(predicted - true).mean())
+        if option == "auto":
+            assert model.describe()["pooling"] == pooling
+    other = "sum" if pooling == "mean" else "mean"
+    assert errors[pooling] < 0.002 and errors["auto"] == errors[pooling]
+    assert errors[other] > 3 * errors[pooling]
+    with pytest.raises(ConfigError, match="`pooling` must be mean, sum or auto, but got 'max'"):
+        SetFunctionEstimator(pooling="max")
+
+
 def test_setfn_shares_source_effects_across_targets() -> None:
     # Every target gains the same from each source; target "f" has seen only one source.
     effect = dict(zip(TASKS, np.linspace(-0.05, 0.05, len(TASKS)), strict=True))
