@@ -98,6 +98,23 @@ def gain_prediction(name: str, seeds: int) -> None:
     diffs = [s[1] - h[1] for s, h in zip(per["setfn"], per["hoa"], strict=True)]
     emit(f"{name}_spearman_diff_vs_hoa", float(np.mean(diffs)))
     emit(f"{name}_spearman_diff_vs_hoa_se_over_seeds", _se(diffs))
+    # The opt-in pooling="auto" (mean or sum of the members' effects, by the evidence), same seeds.
+    auto: list[tuple[float, float]] = []
+    chosen: list[str] = []
+    for seed in range(seeds):
+        result = evaluate_gain_prediction(
+            table, ["setfn"], fit_fraction=0.1, seed=seed, options={"setfn": {"pooling": "auto"}},
+            on_fit=lambda method, estimator: chosen.append(estimator.describe()["pooling"]),
+        )  # fmt: skip
+        auto.append((result["setfn"]["spearman_val"], result["setfn"]["spearman"]))
+    emit(f"{name}_spearman_pooling_auto", float(np.mean([t for _, t in auto])))
+    emit(f"{name}_spearman_pooling_auto_se_over_seeds", _se([t for _, t in auto]))
+    emit(f"{name}_spearman_val_pooling_auto", float(np.mean([v for v, _ in auto])))
+    for column, label in ((0, "val"), (1, "test")):
+        paired = [a[column] - m[column] for a, m in zip(auto, per["setfn"], strict=True)]
+        emit(f"{name}_spearman_{label}_pooling_auto_diff_vs_mean", float(np.mean(paired)))
+        emit(f"{name}_spearman_{label}_pooling_auto_diff_vs_mean_se_over_seeds", _se(paired))
+    emit(f"{name}_pooling_auto_chose_sum", f"{chosen.count('sum')}/{len(chosen)}")
 
 
 def _se(values: Sequence[float]) -> float:

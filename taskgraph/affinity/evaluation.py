@@ -99,12 +99,14 @@ def evaluate_gain_prediction(
     options: Mapping[str, Mapping[str, Any]] | None = None,
     fit_split: str = "val",
     score_split: str | None = None,
+    on_fit: Callable[[str, AffinityEstimator], None] | None = None,
 ) -> dict[str, Any]:
     """Return pooled Spearman of each method on held-out groups of size >= 3.
 
     Fitted on ``fit_split`` (``val``), scored against ``fit_split`` truth (``spearman_val``)
     and ``score_split`` truth (``spearman``; default ``test`` when present, else the one split:
-    the scored groups are never in the fit either way).
+    the scored groups are never in the fit either way).  ``on_fit(method, estimator)`` is
+    called after each fit (to collect diagnostics).
     """
     if not 0.0 <= fit_fraction <= 1.0:
         raise ConfigError(f"`fit_fraction` must be in [0, 1], but got {fit_fraction}")
@@ -141,6 +143,8 @@ def evaluate_gain_prediction(
     }
     for method in methods:
         estimator = _build(method, (options or {}).get(method)).fit(fit_records)
+        if on_fit is not None:
+            on_fit(method, estimator)
         predicted = np.zeros(len(queries))
         for target, rows in by_target.items():
             predicted[rows] = estimator.predict_many(target, [queries[i][1] for i in rows])[0]

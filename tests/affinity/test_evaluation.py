@@ -33,7 +33,11 @@ def test_metrics() -> None:
 
 def test_gain_prediction_on_ettm1_holds_out_the_fitted_groups(benchmarks_dir: Path) -> None:
     table = convert("ettm1", root=benchmarks_dir)
-    result = evaluate_gain_prediction(table, ["hoa"], fit_fraction=0.1, seed=0)
+    fitted: list[str] = []
+    result = evaluate_gain_prediction(
+        table, ["hoa"], fit_fraction=0.1, seed=0, on_fit=lambda m, e: fitted.append(e.name)
+    )
+    assert fitted == ["hoa"]
     assert (
         result["n_large_groups"] == 99
         and result["n_fit_groups"] == 10

@@ -239,5 +239,5 @@ def test_reads_that_fail_are_masked_storage_errors(storage_url, make_trial):
             # Which missing table a read meets first is SQLAlchemy's loading order (a run's
             # scores and lookahead matrix are both loaded after the runs): it varied between
             # suite runs, so either dropped table may be named.
-            with pytest.raises(StorageError, match="tg_scores|tg_lookahead_matrices"):
+            with pytest.raises(StorageError, match=r"tg_scores|tg_lookahead_matrices"):
                 read()
