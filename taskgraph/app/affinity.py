@@ -182,13 +182,17 @@ def fit_records(
     lookahead: list[Any],
     embeddings: Mapping[str, np.ndarray],
     hyperprior: bool = True,
+    pooling: str = "mean",
 ) -> AffinityEstimator:
     """Return estimator ``method`` fitted on ``records`` (with lookahead matrices and task
-    embeddings where the method uses them; ``hyperprior``: setfn's MAP-II variances).
+    embeddings where the method uses them; ``hyperprior``: setfn's MAP-II variances;
+    ``pooling``: how setfn combines a set's members, ``mean``, ``sum`` or ``auto``).
 
     Raises :class:`ConfigError` when there are no records, or none with a single-task
     baseline of its family to measure a gain against.
     """
+    if pooling not in ("mean", "sum", "auto"):
+        raise ConfigError(f"`--pooling` must be mean, sum or auto, but got {pooling!r}")
     if not records:
         raise ConfigError("no score records to fit on (run a study, or pass --table FILE)")
     options: dict[str, Any] = {}
@@ -196,6 +200,8 @@ def fit_records(
         options["lookahead"] = lookahead
     if method in ("setfn", "textemb") and embeddings:
         options["task_embeddings"] = embeddings
+    if method == "setfn":
+        options["pooling"] = pooling
     if method == "setfn" and hyperprior:
         # Predictions shown to a user: with one target and a handful of gains, plain evidence
         # maximisation puts everything into noise (every set predicted alike) or fits an
@@ -244,6 +250,7 @@ def fit_estimator(
     metric: str | None = None,
     text_embeddings: bool = False,
     hyperprior: bool = True,
+    pooling: str = "mean",
     repository: Repository | None = None,
 ) -> tuple[AffinityEstimator, list[ScoreRecord]]:
     """Return the estimator ``method`` fitted on the records, and those records.
@@ -259,7 +266,7 @@ def fit_estimator(
         with _records_database(storage) as database:
             return fit_estimator(
                 method=method, storage=storage, split=split, metric=metric,
-                text_embeddings=text_embeddings, hyperprior=hyperprior, repository=database,
+                text_embeddings=text_embeddings, hyperprior=hyperprior, pooling=pooling, repository=database,
             )  # fmt: skip
     records = load_records(
         storage=storage, table=table, split=split, metric=metric, repository=repository
@@ -275,7 +282,12 @@ def fit_estimator(
 
         embeddings = task_text_embeddings(sorted({t for r in records for t in r.task_set}))
     estimator = fit_records(
-        method, records, lookahead=lookahead, embeddings=embeddings, hyperprior=hyperprior
+        method,
+        records,
+        lookahead=lookahead,
+        embeddings=embeddings,
+        hyperprior=hyperprior,
+        pooling=pooling,
     )
     return estimator, records
 
@@ -326,6 +338,7 @@ def recommendation_report(
     metric: str | None = None,
     text_embeddings: bool = False,
     hyperprior: bool = True,
+    pooling: str = "mean",
 ) -> RecommendationReport:
     """Return the ``k`` auxiliary sets with the highest predicted gain for ``target``, each
     beside its measured gains (what ``taskgraph affinity top`` prints).
@@ -343,6 +356,7 @@ def recommendation_report(
         metric=metric,
         text_embeddings=text_embeddings,
         hyperprior=hyperprior,
+        pooling=pooling,
     )
     if target not in estimator.tasks:
         raise ConfigError(
@@ -374,6 +388,7 @@ def recommend(
     metric: str | None = None,
     text_embeddings: bool = False,
     hyperprior: bool = True,
+    pooling: str = "mean",
 ) -> list[Recommendation]:
     """Return the ``k`` auxiliary sets with the highest predicted gain for ``target``.
 
@@ -392,6 +407,7 @@ def recommend(
             metric=metric,
             text_embeddings=text_embeddings,
             hyperprior=hyperprior,
+            pooling=pooling,
         ).recommendations
     )
 
@@ -405,6 +421,7 @@ def fit_and_save(
     metric: str | None = None,
     text_embeddings: bool = False,
     hyperprior: bool = True,
+    pooling: str = "mean",
 ) -> dict[str, Any]:
     """Fit ``method`` on every record and save its edges (source -> target predicted gains)
     to the records database; return a summary (the estimator's ``describe()`` plus
@@ -416,7 +433,7 @@ def fit_and_save(
     if table is not None:
         estimator, records = fit_estimator(
             method=method, table=table, split=split, metric=metric,
-            text_embeddings=text_embeddings, hyperprior=hyperprior,
+            text_embeddings=text_embeddings, hyperprior=hyperprior, pooling=pooling,
         )  # fmt: skip
         edges = graph_edges(_graph_of(estimator))
         return {
@@ -428,7 +445,7 @@ def fit_and_save(
     with _records_database(storage) as database:  # one connection: read, fit, save
         estimator, records = fit_estimator(
             method=method, storage=storage, split=split, metric=metric,
-            text_embeddings=text_embeddings, hyperprior=hyperprior, repository=database,
+            text_embeddings=text_embeddings, hyperprior=hyperprior, pooling=pooling, repository=database,
         )  # fmt: skip
         edges = graph_edges(_graph_of(estimator))
         predicted = gain_key("predicted", estimator.gain_kind)
@@ -454,6 +471,7 @@ def groupings(
     split: str | None = None,
     metric: str | None = None,
     hyperprior: bool = True,
+    pooling: str = "mean",
 ) -> tuple[
     Grouping, dict[frozenset[str], dict[str, float]], dict[frozenset[str], dict[str, float]]
 ]:
@@ -471,6 +489,7 @@ def groupings(
         split=split,
         metric=metric,
         hyperprior=hyperprior,
+        pooling=pooling,
     )
     chosen = sorted({t.strip() for t in tasks if t.strip()}) if tasks else estimator.targets
     unknown = [t for t in chosen if t not in estimator.targets]
@@ -507,6 +526,7 @@ def affinity_graph(
     split: str | None = None,
     metric: str | None = None,
     hyperprior: bool = True,
+    pooling: str = "mean",
 ) -> Any:
     """Return the affinity graph (a networkx ``DiGraph``; edge s -> t: gain of t from s).
 
@@ -521,5 +541,6 @@ def affinity_graph(
         split=split,
         metric=metric,
         hyperprior=hyperprior,
+        pooling=pooling,
     )
     return _graph_of(estimator, min_evidence=min_evidence)

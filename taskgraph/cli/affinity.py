@@ -87,6 +87,14 @@ PriorOption = Annotated[
     ),
 ]
 
+PoolingOption = Annotated[
+    str,
+    typer.Option(
+        "--pooling",
+        help="setfn only: a set's gain from the mean of its members' effects (default), their sum, or whichever the evidence of the records prefers (auto; docs/affinity.md).",
+    ),
+]
+
 
 @app.command("fit")
 def fit(
@@ -97,13 +105,14 @@ def fit(
     metric: MetricOption = None,
     text_embeddings: EmbedOption = False,
     hyperprior: PriorOption = True,
+    pooling: PoolingOption = "mean",
     as_json: JsonOption = False,
 ) -> None:
     """Fit an estimator on all records and save its edges (source -> target gains) to the database."""
     with stderr_console.status(f"fitting {method}"):
         summary = fit_and_save(
             method=method, storage=storage, table=table, split=split, metric=metric,
-            text_embeddings=text_embeddings, hyperprior=hyperprior,
+            text_embeddings=text_embeddings, hyperprior=hyperprior, pooling=pooling,
         )  # fmt: skip
     if as_json:
         emit_json(summary)
@@ -126,13 +135,14 @@ def top(
     metric: MetricOption = None,
     text_embeddings: EmbedOption = False,
     hyperprior: PriorOption = True,
+    pooling: PoolingOption = "mean",
     as_json: JsonOption = False,
 ) -> None:
     """List the auxiliary sets with the highest predicted gain for a target, beside the measured gains."""
     with stderr_console.status(f"fitting {method}"):
         report = recommendation_report(
             target, storage=storage, table=table, k=k, max_size=max_size, method=method,
-            split=split, metric=metric, text_embeddings=text_embeddings, hyperprior=hyperprior,
+            split=split, metric=metric, text_embeddings=text_embeddings, hyperprior=hyperprior, pooling=pooling,
         )  # fmt: skip
     if as_json:
         emit_json(report.to_rows())
@@ -187,6 +197,7 @@ def groups(
     split: SplitOption = None,
     metric: MetricOption = None,
     hyperprior: PriorOption = True,
+    pooling: PoolingOption = "mean",
     as_json: JsonOption = False,
 ) -> None:
     """Choose which tasks to train together under an inference budget (measured scores where known)."""
@@ -201,6 +212,7 @@ def groups(
             split=split,
             metric=metric,
             hyperprior=hyperprior,
+            pooling=pooling,
         )
     if as_json:
         emit_json(
@@ -244,6 +256,7 @@ def graph(
     split: SplitOption = None,
     metric: MetricOption = None,
     hyperprior: PriorOption = True,
+    pooling: PoolingOption = "mean",
 ) -> None:
     """Export the affinity graph (edge s -> t: gain of t from s) as GraphML, JSON, DOT or PNG."""
     if fmt not in GRAPH_FORMATS:
@@ -253,7 +266,7 @@ def graph(
     with stderr_console.status(f"fitting {method}"):
         graph = affinity_graph(
             storage=storage, table=table, min_evidence=min_evidence, method=method,
-            split=split, metric=metric, hyperprior=hyperprior,
+            split=split, metric=metric, hyperprior=hyperprior, pooling=pooling,
         )  # fmt: skip
     if target is None:  # `-o -`: written to a scratch file, then copied to standard output
         with tempfile.TemporaryDirectory() as scratch:

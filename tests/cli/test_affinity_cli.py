@@ -260,6 +260,18 @@ def test_top_from_one_small_study_ranks_the_harmful_task_last(tmp_path: Path) ->
     plain = ranking("--no-hyperprior")
     pairs = {round(r["predicted_relative_gain"], 6) for r in plain if len(r["auxiliaries"]) == 2}
     assert len(pairs) == 1
+    # --pooling reaches setfn: summed members' effects move the pairs' predictions, not the singles'.
+    summed = {
+        tuple(r["auxiliaries"]): r["predicted_relative_gain"] for r in ranking("--pooling", "sum")
+    }
+    mean = {tuple(r["auxiliaries"]): r["predicted_relative_gain"] for r in shown}
+    both = [k for k in summed if k in mean and len(k) == 2]
+    assert both and any(abs(summed[k] - mean[k]) > 1e-6 for k in both)
+    code, out, err = invoke(
+        "affinity", "top", "--table", str(path), "--target", "target", "--pooling", "max"
+    )
+    assert code != 0 and out == ""
+    assert err.strip() == "error: `--pooling` must be mean, sum or auto, but got 'max'"
 
 
 # Two runs of an NER-like study scored on every metric (the issue's case: 14 metric records for
