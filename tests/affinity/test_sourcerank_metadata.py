@@ -100,16 +100,26 @@ def test_metadata_similarity_finds_the_camp_that_one_observed_entry_cannot(
     assert with_score["sourcerank"]["spearman"] > without["sourcerank"]["spearman"] + 0.25
 
 
-def test_source_feature_ranks_sources_by_their_own_property() -> None:
-    rng = np.random.default_rng(3)
+def _quality_gains(
+    rng: np.random.Generator,
+) -> tuple[list[str], dict[str, float], dict[tuple[str, str], float]]:
+    """Return 10 tasks, each one's quality, and gains by the source's quality plus noise.
+
+    Every target gains by the source's quality, on its own scale, plus noise larger than the
+    differences the popular prior can average out of 9 other targets.
+    """
     tasks = [f"t{i:02d}" for i in range(10)]
     quality = {t: float(rng.normal()) for t in tasks}
-    # Every target gains by the source's quality, on its own scale, plus noise larger than the
-    # differences the popular prior can average out of 9 other targets.
     gains = {
         (t, s): 0.01 * (1 + i) * (quality[s] + float(rng.normal(0.0, 1.5)))
         for i, t in enumerate(tasks) for s in tasks if s != t
     }  # fmt: skip
+    return tasks, quality, gains
+
+
+def test_source_feature_ranks_sources_by_their_own_property() -> None:
+    rng = np.random.default_rng(3)
+    _, quality, gains = _quality_gains(rng)
     features = {t: {"quality": q, "unrelated": float(rng.normal())} for t, q in quality.items()}
     estimator = SourceRankEstimator(
         task_features=features, features=["popular_z", "source:quality", "source:unrelated"]
@@ -219,12 +229,7 @@ def test_metadata_alternatives_of_pure_noise_are_rarely_kept() -> None:
     kept = 0
     for seed in range(6):
         rng = np.random.default_rng(seed)
-        tasks = [f"t{i:02d}" for i in range(10)]
-        quality = {t: float(rng.normal()) for t in tasks}
-        gains = {
-            (t, s): 0.01 * (1 + i) * (quality[s] + float(rng.normal(0.0, 1.5)))
-            for i, t in enumerate(tasks) for s in tasks if s != t
-        }  # fmt: skip
+        tasks, _, gains = _quality_gains(rng)
         noise = {t: {f"n{k}": float(rng.normal()) for k in range(3)} for t in tasks}
         estimator = SourceRankEstimator(
             task_features=noise,
