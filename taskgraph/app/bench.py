@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from taskgraph.affinity.longtable import LongTable
+from taskgraph.errors import ConfigError
 
 __all__ = ["bench", "load_bench_table", "metadata_options"]
 
@@ -78,6 +79,7 @@ def bench(
     max_trials: int = 300,
     max_size: int | None = None,
     task_metadata: str | os.PathLike[str] | None = None,
+    pooling: str | None = None,
     on_step: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Run every evaluation ``table`` (a path or a loaded table) supports; return the evaluations, skipped ones and results.
@@ -85,14 +87,21 @@ def bench(
     Keys: ``evaluations`` (run), ``skipped`` (evaluation -> why), ``notes`` and the figures
     (``spearman``, ``spearman_hoa``, ``pair_spearman``, ``ranking_spearman``,
     ``trials_to_best_<sampler>``, ... as :func:`~taskgraph.search.benchmarking.run_bench`
-    documents).  ``task_metadata``: a task-metadata file (:func:`metadata_options`).  Raises :class:`~taskgraph.errors.ConfigError` for bad arguments or an
-    undefined Spearman, :class:`~taskgraph.errors.DataFormatError` for a bad table (a value
+    documents).  ``task_metadata``: a task-metadata file (:func:`metadata_options`).
+    ``pooling``: ``setfn``'s ``pooling`` (``mean``, ``sum`` or ``auto``; ``setfn`` only).
+    Raises :class:`~taskgraph.errors.ConfigError` for bad arguments or an undefined Spearman, :class:`~taskgraph.errors.DataFormatError` for a bad table (a value
     beyond :data:`~taskgraph.search.benchmarking.MAX_BENCH_VALUE` included).
     """
     from taskgraph.search.benchmarking import CLI_SAMPLERS, run_bench
 
+    if pooling is not None and method != "setfn":
+        raise ConfigError(f"`--pooling` is an option of setfn, but --method is {method!r}")
+    if pooling is not None and pooling not in ("mean", "sum", "auto"):
+        raise ConfigError(f"`--pooling` must be mean, sum or auto, but got {pooling!r}")
     data = table if isinstance(table, LongTable) else load_bench_table(table)
     options, notes = metadata_options(method, task_metadata) if task_metadata else ({}, [])
+    if pooling is not None:
+        options["pooling"] = pooling
     report = run_bench(
         data, method=method, fit_fraction=fit_fraction, seeds=seeds, folds=folds,
         fit_split=fit_split, score_split=score_split, search=search,

@@ -95,6 +95,13 @@ def bench(
             help="Task-metadata JSON (texts and numeric features per task; benchmarks/metadata/) for the estimator.",
         ),
     ] = None,
+    pooling: Annotated[
+        str | None,
+        typer.Option(
+            "--pooling",
+            help="setfn only: mean (its default), sum or auto, how a set's members' effects combine (docs/affinity.md).",
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object instead of name: value lines.")
     ] = False,
@@ -119,7 +126,8 @@ def bench(
         report = run(
             data, method=method, fit_fraction=fit_fraction, seeds=seeds, folds=folds,
             fit_split=fit_split, score_split=score_split, search=search, samplers=names,
-            max_trials=max_trials, max_size=max_size, task_metadata=task_metadata, on_step=on_step,
+            max_trials=max_trials, max_size=max_size, task_metadata=task_metadata,
+            pooling=pooling, on_step=on_step,
         )  # fmt: skip
     if as_json:
         emit_json(report)

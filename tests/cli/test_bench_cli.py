@@ -77,6 +77,30 @@ def test_name_value_lines(table_file: Path) -> None:
     assert -1.0 <= float(lines["spearman"]) <= 1.0
 
 
+def test_pooling_reaches_setfn_and_auto_keeps_the_mean_of_a_mean_table(table_file: Path) -> None:
+    # The table's gains are means of the members' effects: the evidence ("auto") picks the mean,
+    # giving the default's numbers exactly; "sum" is another model, so other numbers.
+    def spearman(*extra: str) -> float:
+        base = ["bench", "--table", str(table_file), "--seeds", "2", "--no-search", "--json"]
+        result = runner.invoke(app, [*base, *extra])
+        assert result.exit_code == 0, result.stderr
+        return float(json.loads(result.stdout)["spearman"])
+
+    default = spearman()
+    assert spearman("--pooling", "auto") == default
+    assert abs(spearman("--pooling", "sum") - default) > 1e-3
+    for extra, message in (
+        (["--pooling", "max"], "error: `--pooling` must be mean, sum or auto, but got 'max'"),
+        (
+            ["--method", "hoa", "--pooling", "sum"],
+            "error: `--pooling` is an option of setfn, but --method is 'hoa'",
+        ),
+    ):
+        refused = runner.invoke(app, ["bench", "--table", str(table_file), *extra])
+        assert refused.exit_code != 0 and refused.stdout == ""
+        assert refused.stderr.strip() == message
+
+
 def test_bad_input(tmp_path: Path, table_file: Path) -> None:
     missing = runner.invoke(app, ["bench", "--table", str(tmp_path / "nope.csv")])
     assert missing.exit_code != 0 and missing.stderr.startswith("error: table file does not exist")
