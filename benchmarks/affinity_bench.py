@@ -300,7 +300,7 @@ def ranking_metadata(name: str, seeds: int, exhaustive: bool, only: Sequence[str
             ridge = described["ridge"]
             cv = described["cv_spearman"][str(ridge)] if ridge is not None else float("nan")
             chosen_cv.append(cv)  # noqa: B023
-            kept.append(any(f not in FEATURES for f in described["weights"]))  # noqa: B023
+            kept.append(bool(described["metadata_scores"]))  # noqa: B023
 
         result = evaluate_source_ranking(
             table, ["sourcerank"], seeds=range(seeds), exhaustive=exhaustive,

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from taskgraph.affinity.estimators.base import ESTIMATORS, AffinityEstimator, make_estimator
-from taskgraph.affinity.estimators.setfn import SMALL_DATA_HYPERPRIOR
+from taskgraph.affinity.estimators.setfn import POOLINGS, SMALL_DATA_HYPERPRIOR
 from taskgraph.affinity.gains import GainKind, compute_gains, gain_key, measured_gain
 from taskgraph.affinity.graph import affinity_graph as _graph_of
 from taskgraph.affinity.graph import graph_edges
@@ -191,7 +191,7 @@ def fit_records(
     Raises :class:`ConfigError` when there are no records, or none with a single-task
     baseline of its family to measure a gain against.
     """
-    if pooling not in ("mean", "sum", "auto"):
+    if pooling not in POOLINGS:
         raise ConfigError(f"`--pooling` must be mean, sum or auto, but got {pooling!r}")
     if not records:
         raise ConfigError("no score records to fit on (run a study, or pass --table FILE)")

@@ -92,11 +92,12 @@ def bench(
     Raises :class:`~taskgraph.errors.ConfigError` for bad arguments or an undefined Spearman, :class:`~taskgraph.errors.DataFormatError` for a bad table (a value
     beyond :data:`~taskgraph.search.benchmarking.MAX_BENCH_VALUE` included).
     """
+    from taskgraph.affinity.estimators.setfn import POOLINGS
     from taskgraph.search.benchmarking import CLI_SAMPLERS, run_bench
 
     if pooling is not None and method != "setfn":
         raise ConfigError(f"`--pooling` is an option of setfn, but --method is {method!r}")
-    if pooling is not None and pooling not in ("mean", "sum", "auto"):
+    if pooling is not None and pooling not in POOLINGS:
         raise ConfigError(f"`--pooling` must be mean, sum or auto, but got {pooling!r}")
     data = table if isinstance(table, LongTable) else load_bench_table(table)
     options, notes = metadata_options(method, task_metadata) if task_metadata else ({}, [])

@@ -374,7 +374,6 @@ def run_bench(
     arguments (checked before anything runs).
     """
     from taskgraph.affinity.estimators.base import AffinityEstimator
-    from taskgraph.affinity.estimators.sourcerank import FEATURES
     from taskgraph.affinity.evaluation import (
         evaluate_gain_prediction,
         evaluate_pair_gains,
@@ -499,7 +498,7 @@ def run_bench(
         def collect(_method: str, _target: str, estimator: AffinityEstimator) -> None:
             described = estimator.describe()
             if "cv_by_features" in described:
-                with_metadata.append(any(f not in FEATURES for f in described["weights"]))
+                with_metadata.append(bool(described["metadata_scores"]))
 
         ranking = evaluate_source_ranking(
             table, [method], n_observed=n_observed, seeds=range(seeds), split=fit,

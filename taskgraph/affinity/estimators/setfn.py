@@ -64,7 +64,7 @@ from taskgraph.affinity.similarity import embedding_similarity, profile_similari
 from taskgraph.errors import ConfigError
 from taskgraph.trial import LookaheadMatrix
 
-__all__ = ["SMALL_DATA_HYPERPRIOR", "SetFunctionEstimator"]
+__all__ = ["POOLINGS", "SMALL_DATA_HYPERPRIOR", "SetFunctionEstimator"]
 
 # Parameter groups of the linear model (one prior variance each).
 _A, _B, _D, _C, _CBAR, _BETA, _I = range(7)
@@ -72,6 +72,8 @@ _MAX_TARGET_INTERACTIONS = 3000
 _SCALE_PSEUDO_COUNT = 3.0  # observations worth of the pooled spread in each target's scale
 #: log-normal (centre, width) of the variances, on the per-target unit scale
 SMALL_DATA_HYPERPRIOR = (1.0, 2.0)
+#: How a set's members' effects combine (``pooling``): averaged, added, or chosen by the evidence.
+POOLINGS = ("mean", "sum", "auto")
 
 
 class SetFunctionEstimator(AffinityEstimator):
@@ -94,7 +96,7 @@ class SetFunctionEstimator(AffinityEstimator):
         pooling: str = "mean",
     ) -> None:
         super().__init__(gain_kind=gain_kind, split=split, metric=metric)
-        if pooling not in ("mean", "sum", "auto"):
+        if pooling not in POOLINGS:
             raise ConfigError(f"`pooling` must be mean, sum or auto, but got {pooling!r}")
         self.pooling_option = pooling
         self.pooling = "mean" if pooling == "auto" else pooling
@@ -133,8 +135,7 @@ class SetFunctionEstimator(AffinityEstimator):
         """Return the design rows for target indices and 0/1 auxiliary masks (rows = points)."""
         n = self.n
         k = members.sum(axis=1)
-        # Each member's weight: 1/|A| (the mean of the members' effects) or 1 (their sum).
-        weights = members / k[:, None] if self.pooling == "mean" else members
+        weights = members * self._member_weights(k)[:, None]
         rows = np.zeros((len(targets), int(self.offsets[-1])))
         rows[np.arange(len(targets)), self.offsets[_A] + targets] = 1.0
         rows[:, self.offsets[_B] : self.offsets[_B] + n] = weights
@@ -158,6 +159,11 @@ class SetFunctionEstimator(AffinityEstimator):
                 for row, t in enumerate(targets):
                     rows[row, start + t * width : start + (t + 1) * width] = both[row]
         return rows
+
+    def _member_weights(self, sizes: np.ndarray) -> np.ndarray:
+        """Return each member's weight in sets of ``sizes`` members: 1/|A| (mean pooling) or 1 (sum)."""
+        sizes = np.asarray(sizes, dtype=float)
+        return 1.0 / sizes if self.pooling == "mean" else np.ones_like(sizes)
 
     # ----------------------------------------------------------------- fitting
     def _fit(self, table: GainTable) -> None:
@@ -290,17 +296,18 @@ class SetFunctionEstimator(AffinityEstimator):
         rows = np.zeros((len(sets), int(self.offsets[-1])))
         some = n_known > 0
         if some.any():
-            # Features of the known tasks, weighted as 1/k of the whole set each (mean pooling).
+            # Features of the known tasks, each weighted as a member of the whole set.
             rows[some] = self._features(np.full(int(some.sum()), t), members[some], self.eigvecs)
-            if self.pooling == "mean":
-                rows[some] *= (n_known[some] / sizes[some])[:, None]
+            rows[some] *= (self._member_weights(sizes[some]) / self._member_weights(n_known[some]))[
+                :, None
+            ]
         rows[:, self.offsets[_A] + t] = 1.0
         if self.size_effect:  # the size term counts every auxiliary, known or not
             rows[:, self.offsets[_C] + t] = np.log(sizes)
             rows[:, self.offsets[_CBAR]] = np.log(sizes)
         # A task never seen contributes its prior variance (b and d) with its weight (1/k or 1).
         prior = self.fit_.group_variances[_B] + self.fit_.group_variances[_D]
-        extra_var = (sizes - n_known) * prior / (sizes**2 if self.pooling == "mean" else 1.0)
+        extra_var = (sizes - n_known) * prior * self._member_weights(sizes) ** 2
         return rows, extra_var
 
     def predict_many(
@@ -331,7 +338,7 @@ class SetFunctionEstimator(AffinityEstimator):
         variances = self.fit_.group_variances
         for slot, aux in zip(where, auxes, strict=True):
             known = [self.index[s] for s in aux if s in self.index]
-            weight = 1.0 / len(aux) if self.pooling == "mean" else 1.0
+            weight = float(self._member_weights(np.array([len(aux)]))[0])
             means[slot] = (
                 float(np.sum(self.fit_.mean[b0 + np.array(known, dtype=int)])) * weight
                 if known

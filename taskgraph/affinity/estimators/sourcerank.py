@@ -515,7 +515,7 @@ class SourceRankEstimator(AffinityEstimator):
         self.cv_by_features: dict[tuple[str, ...], float] = {}
         selected: tuple[float, float] | None = None
         if len(examples) >= _MIN_TRAINING_TARGETS and len(self.feature_sets) > 1:
-            examples, selected = self._choose_features()
+            examples, selected = self._choose_features(examples)
         if len(examples) < _MIN_TRAINING_TARGETS:
             self.ridge = math.nan
             self.weights = (
@@ -535,7 +535,7 @@ class SourceRankEstimator(AffinityEstimator):
             self.scores[t] = self._score_row(matrix, t)
 
     def _choose_features(
-        self,
+        self, first: dict[int, tuple[np.ndarray, np.ndarray]]
     ) -> tuple[dict[int, tuple[np.ndarray, np.ndarray]], tuple[float, float]]:
         """Use the feature list the cross-validation prefers; return its examples and ``(ridge, rmse)``.
 
@@ -544,13 +544,15 @@ class SourceRankEstimator(AffinityEstimator):
         An alternative replaces the first list only when its mean per-target Spearman beats the
         first's by more than the paired standard error over targets (the one-standard-error
         rule: with ten targets, chance alone moves the score by a few hundredths); of several
-        such, the best.  Leaves :attr:`cv_spearman` at the chosen list's.
+        such, the best.  ``first``: the first list's examples, already built.  Leaves
+        :attr:`cv_spearman` at the chosen list's.
         """
         tried: list[_Tried] = []
-        for names in self.feature_sets:
-            self._use(names)
+        for index, names in enumerate(self.feature_sets):
+            if index:  # the first list is in use already
+                self._use(names)
             self.cv_spearman = {}
-            examples = self._examples(self.features)
+            examples = first if index == 0 else self._examples(self.features)
             selected = self._select(examples)
             score = self.cv_spearman[selected[0]]
             self.cv_by_features[tuple(names)] = score
@@ -747,6 +749,7 @@ class SourceRankEstimator(AffinityEstimator):
                 for name, w in zip(self.feature_names, self.weights, strict=True)
             },
             "cv_spearman": {str(lam): round(score, 4) for lam, score in self.cv_spearman.items()},
+            "metadata_scores": list(self.metadata_names),
             **(
                 {
                     "cv_by_features": {
