@@ -403,9 +403,14 @@ def evaluate_grouping(
     """Return, per budget, the scored-split total of the grouping chosen with at most ``max_evaluations`` measured sets.
 
     ``strategy``: ``pairs`` measures every single and then pairs (Standley's HOA protocol);
+    ``triples`` every single and then triples (a design to compare with it);
     ``adaptive`` measures the singles and the all-task set, then repeatedly measures an
     unmeasured network of the grouping chosen under a posterior draw (Thompson sampling).
     ``optimum`` measures everything (the reference, ignoring ``max_evaluations``).
+    ``method`` ``measured`` chooses among the measured networks only (no estimator); a budget
+    they cannot cover raises :class:`ConfigError`.  Per budget the result holds ``total`` (the
+    scored split), ``val_total`` (the same grouping on validation, the selection criterion),
+    ``networks`` and ``n_measured``.
     """
     val = _network_table(table, "val")
     scored = _network_table(table, _score_split(table))
@@ -417,6 +422,8 @@ def evaluate_grouping(
             "a grouping's total needs scores of one direction"
         )
     higher = all(hib.values())
+    if method == "measured" and strategy == "adaptive":
+        raise ConfigError("the adaptive strategy needs an estimator; `measured` has none")
     networks = candidate_task_sets(tasks)
     missing = [n for n in networks if n not in val]
     if missing:
@@ -428,8 +435,11 @@ def evaluate_grouping(
         rng = np.random.default_rng(seed)
         if strategy == "optimum":
             measured = set(networks)
-        elif strategy == "pairs":
-            ordered = sorted(networks, key=lambda n: (len(n), sorted(n)))
+        elif strategy in ("pairs", "triples"):
+            first = 2 if strategy == "pairs" else 3
+            ordered = sorted(
+                networks, key=lambda n: (len(n) != 1, abs(len(n) - first), len(n), sorted(n))
+            )
             measured = set(ordered[:max_evaluations])
         elif strategy == "adaptive":
             measured = _adaptive_measurements(
@@ -437,7 +447,7 @@ def evaluate_grouping(
             )
         else:
             raise ConfigError(
-                f"`strategy` must be pairs, adaptive or optimum, but got {strategy!r}"
+                f"`strategy` must be pairs, triples, adaptive or optimum, but got {strategy!r}"
             )
         chosen_scores = _predicted(val, measured, tasks, hib, method, options)
         grouping = select_networks(
@@ -446,6 +456,7 @@ def evaluate_grouping(
         total = float(sum(scored[grouping.assignment[t]][t] for t in tasks))
         results[budget] = {
             "total": total,
+            "val_total": float(sum(val[grouping.assignment[t]][t] for t in tasks)),
             "networks": [sorted(n) for n in grouping.networks],
             "n_measured": len(measured),
         }
@@ -472,6 +483,8 @@ def _predicted(
     options: Mapping[str, Any] | None,
     estimator: AffinityEstimator | None = None,
 ) -> dict[frozenset[str], dict[str, float]]:
+    if method == "measured" and estimator is None:
+        return {n: dict(val[n]) for n in measured}
     if estimator is None:
         estimator = _build(method, options).fit(_records(val, measured, hib))
     baselines = {t: val[frozenset({t})][t] for t in tasks}

@@ -69,3 +69,19 @@ def test_grouping_refuses_targets_of_opposite_directions() -> None:
     ]
     with pytest.raises(ConfigError, match="mixes higher-is-better and lower-is-better"):
         evaluate_grouping(LongTable(rows=rows, source="mixed"), "hoa", budgets=(2,))
+
+
+def test_grouping_designs_measure_triples_and_choose_among_measured(benchmarks_dir: Path) -> None:
+    table = convert("standley_s1", root=benchmarks_dir)
+    pairs = evaluate_grouping(table, "measured", budgets=[5], strategy="pairs")[5]
+    triples = evaluate_grouping(table, "measured", budgets=[5], strategy="triples")[5]
+    # setting 1's optimum at budget 5 serves tasks from two triples, which only the second design measures
+    assert triples["n_measured"] == pairs["n_measured"] == 15
+    assert all(len(n) in (1, 3) for n in triples["networks"])
+    assert all(len(n) in (1, 2) for n in pairs["networks"])
+    assert triples["val_total"] < pairs["val_total"]
+    assert triples["total"] == pytest.approx(0.43481, abs=5e-6)  # the optimum's grouping
+    with pytest.raises(ConfigError, match="no grouping of 5 tasks fits budget 1"):
+        evaluate_grouping(table, "measured", budgets=[1], strategy="pairs")
+    with pytest.raises(ConfigError, match="needs an estimator"):
+        evaluate_grouping(table, "measured", budgets=[5], strategy="adaptive")

@@ -1,0 +1,55 @@
+"""``benchmarks/grouping_designs.py`` on Standley's setting 1 (the shipped published table)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from taskgraph.affinity.converters import convert, resolve_benchmarks_dir
+from taskgraph.testing import unavailable
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "grouping_designs.py"
+
+
+@pytest.fixture(scope="module")
+def designs() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("grouping_designs", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def setting1() -> object:
+    try:
+        root = resolve_benchmarks_dir(None)
+    except Exception as error:  # DataNotFoundError: CI must have the tables
+        unavailable(str(error))
+    return convert("standley_s1", root=root)
+
+
+def test_regrets_are_zero_where_a_design_measures_the_optimum(
+    designs: ModuleType, setting1: object
+) -> None:
+    table = designs.regrets(setting1, [1, 5])
+    # singles and triples hold setting 1's best budget-5 grouping; singles and pairs do not
+    assert table["triples/measured"][5] == pytest.approx((0.0, 0.0), abs=1e-12)
+    assert table["pairs/measured"][5][0] > 0.005
+    assert 1 not in table["pairs/measured"]  # no measured network covers five tasks at budget 1
+    assert all(
+        v >= -1e-12 for v, _ in table["pairs/setfn"].values()
+    )  # nothing beats the optimum on val
+
+
+def test_groupings_below_the_goal_list_the_optimum(designs: ModuleType, setting1: object) -> None:
+    found = designs.groupings_below(setting1, 5, designs.GOAL)
+    assert found and all(test <= designs.GOAL for _, test, _ in found)
+    assert found[0][1] == pytest.approx(
+        0.43481, abs=5e-6
+    )  # lowest validation total: the optimum's grouping
+    assert all(any(len(n) == 3 for n in combo) for _, _, combo in found)
+    assert len(designs.groupings_below(setting1, 5, 0.4348)) < len(found)
