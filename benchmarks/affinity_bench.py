@@ -45,7 +45,6 @@ from taskgraph.affinity.estimators.sourcerank import (
     DEFAULT_FEATURES,
     FEATURES,
     RIDGE_GRID,
-    metadata_alternatives,
 )
 from taskgraph.affinity.evaluation import (
     evaluate_gain_prediction,
@@ -242,19 +241,15 @@ METADATA_ABLATION = {
 
 
 def metadata_options(name: str) -> dict[str, object]:
-    """Return ``sourcerank``'s ``task_embeddings`` / ``task_features`` from table ``name``'s metadata file."""
-    from taskgraph.affinity.metadata import load_task_metadata
+    """Return ``sourcerank``'s options for table ``name``'s metadata file, as ``taskgraph bench --task-metadata`` builds them.
 
-    metadata = load_task_metadata(
-        Path(__file__).resolve().parent / "metadata" / METADATA_FILES[name]
-    )
-    options: dict[str, object] = {}
-    if metadata.texts:
-        from taskgraph.models.task_embeddings import text_embeddings
+    ``task_embeddings`` / ``task_features`` and, under ``alternatives``, the feature lists each
+    fit may choose among (the cross-validated choice).
+    """
+    from taskgraph.app.bench import metadata_options as bench_options
 
-        options["task_embeddings"] = text_embeddings(metadata.texts)
-    if metadata.features:
-        options["task_features"] = metadata.features
+    path = Path(__file__).resolve().parent / "metadata" / METADATA_FILES[name]
+    options, _ = bench_options("sourcerank", path)
     return options
 
 
@@ -274,6 +269,7 @@ def ranking_metadata(name: str, seeds: int, exhaustive: bool, only: Sequence[str
     """Print validation (leave-one-target-out inside each fit) and test Spearman of sourcerank with task metadata."""
     table = convert(name)
     options = metadata_options(name)
+    alternatives = options.pop("alternatives")
     seen: set[tuple[str, ...]] = set()
     for label, scores in METADATA_ABLATION.items():
         if only and label not in only:
@@ -281,12 +277,7 @@ def ranking_metadata(name: str, seeds: int, exhaustive: bool, only: Sequence[str
         features = metadata_features(scores, options)
         extra: dict[str, object] = {}
         if label == CV_CHOICE:
-            numeric = options.get("task_features", {})
-            assert isinstance(numeric, dict)
-            extra["alternatives"] = metadata_alternatives(
-                texts="task_embeddings" in options,
-                numeric_names=sorted({k for v in numeric.values() for k in v}),
-            )
+            extra["alternatives"] = alternatives
         elif tuple(features) in seen:  # nothing in the metadata for these scores: a row above
             log(f"{name} metadata {label!r}: nothing in the metadata for {scores}, skipped")
             continue

@@ -444,7 +444,7 @@ class SourceRankEstimator(AffinityEstimator):
         #: The feature lists tried (``features`` first, then ``alternatives``), each in a fixed
         #: order (FEATURES, then METADATA_FEATURES, then source:<name>); the fit keeps one.
         self.feature_sets = [self._checked(f) for f in (features, *alternatives)]
-        self._use(self.feature_sets[0])
+        self._name(self.feature_sets[0])
         if n_observed < 1:
             raise ConfigError(f"`n_observed` must be at least 1, but got {n_observed}")
         if max_draws < 1:
@@ -480,12 +480,15 @@ class SourceRankEstimator(AffinityEstimator):
             )
         return [f for f in known if f in set(features)]
 
-    def _use(self, names: list[str]) -> None:
-        """Make ``names`` the scores used (returns None; the fit's matrix, when set, gets their source)."""
+    def _name(self, names: list[str]) -> None:
+        """Record ``names`` as the scores used and which of them come from task metadata."""
         self.feature_names = names
         self.metadata_names = [f for f in names if f not in FEATURES]
-        if hasattr(self, "matrix"):
-            self.features = self._feature_source(self.task_order, self.matrix)
+
+    def _use(self, names: list[str]) -> None:
+        """Make ``names`` the scores used by the fit (its matrix must be set)."""
+        self._name(names)
+        self.features = self._feature_source(self.task_order, self.matrix)
 
     # ----------------------------------------------------------------- fitting
     def _fit(self, table: GainTable) -> None:
