@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
+from collections.abc import Callable
 from types import ModuleType
 
 import pytest
@@ -11,16 +10,10 @@ import pytest
 from taskgraph.affinity.converters import convert, resolve_benchmarks_dir
 from taskgraph.testing import unavailable
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "grouping_designs.py"
-
 
 @pytest.fixture(scope="module")
-def designs() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("grouping_designs", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def designs(benchmark_script: Callable[[str], ModuleType]) -> ModuleType:
+    return benchmark_script("grouping_designs.py")
 
 
 @pytest.fixture(scope="module")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import pickle
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -14,16 +14,10 @@ import pytest
 
 from taskgraph.affinity.metadata import load_task_metadata
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "metadata" / "extract.py"
-
 
 @pytest.fixture(scope="module")
-def extract() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("metadata_extract", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def extract(benchmark_script: Callable[[str], ModuleType]) -> ModuleType:
+    return benchmark_script("metadata/extract.py")
 
 
 def _train_log(task: str, slope_per_1000: float, start: float = 5.0, horizon: int = 2000) -> str:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -16,17 +16,12 @@ from taskgraph.errors import ConfigError
 from taskgraph.storage import open_repository
 from taskgraph.trial import Cost, LookaheadMatrix, Objective, TrialConfig, TrialResult, TrialStatus
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "screen_spearman.py"
 GAINS = {"a": 0.30, "b": 0.10, "c": -0.10, "d": 0.0}  # measured: a > b > d > c
 
 
 @pytest.fixture(scope="module")
-def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("screen_spearman", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(benchmark_script: Callable[[str], ModuleType]) -> ModuleType:
+    return benchmark_script("screen_spearman.py")
 
 
 def _result(value: float, *, tasks: tuple[str, ...]) -> TrialResult:

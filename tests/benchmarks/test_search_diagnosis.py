@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
-from pathlib import Path
+from collections.abc import Callable
 from types import ModuleType
 
 import pytest
 
 from taskgraph.affinity.longtable import LongRow, LongTable
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "search_diagnosis.py"
 EFFECTS = {"a": 0.30, "b": 0.10, "c": -0.20}  # additive: the best set is {a, b}
 
 
 @pytest.fixture(scope="module")
-def diagnosis() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("search_diagnosis", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def diagnosis(benchmark_script: Callable[[str], ModuleType]) -> ModuleType:
+    return benchmark_script("search_diagnosis.py")
 
 
 def _table() -> LongTable:

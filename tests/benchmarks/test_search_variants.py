@@ -3,31 +3,22 @@ where each start-up order puts the best source (a toy table)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
 
-
-def load() -> object:
-    spec = importlib.util.spec_from_file_location(
-        "search_variants", REPO / "benchmarks" / "search_variants.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["search_variants"] = module
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope="module")
+def module(benchmark_script: Callable[[str], ModuleType]) -> ModuleType:
+    return benchmark_script("search_variants.py")
 
 
 def test_runs_every_variant_and_summarizes_paired(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    module: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    module = load()
     out = tmp_path / "runs.jsonl"
     module.main(
         [
@@ -40,7 +31,7 @@ def test_runs_every_variant_and_summarizes_paired(
             "--out",
             str(out),
         ]
-    )  # type: ignore[attr-defined]
+    )
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert {(r["variant"], r["target"]) for r in lines} == {
         (v, t) for v in ("sourcerank", "graph", "bandit") for t in ("taskonomy0", "taskonomy1")
@@ -49,31 +40,29 @@ def test_runs_every_variant_and_summarizes_paired(
     printed = capsys.readouterr().out
     assert "taskonomy5_trials_to_best_sourcerank:" in printed and "vs graph" in printed
     # The summary alone, from the file, gives the same lines.
-    module.main(["--table", "taskonomy5", "--summary-of", str(out)])  # type: ignore[attr-defined]
+    module.main(["--table", "taskonomy5", "--summary-of", str(out)])
     again = capsys.readouterr().out
     assert again.strip().splitlines() == [
         line for line in printed.strip().splitlines() if "_trials_to_best_" in line
     ]
 
 
-def test_summary_counts_the_paired_difference() -> None:
-    module = load()
+def test_summary_counts_the_paired_difference(module: ModuleType) -> None:
     lines = [
         {"variant": "graph", "target": "a", "seed": 1, "trials": 10},
         {"variant": "graph", "target": "b", "seed": 1, "trials": 4},
         {"variant": "x", "target": "a", "seed": 1, "trials": 6},
         {"variant": "x", "target": "b", "seed": 1, "trials": 4},
     ]
-    summary = module.summarize(lines)  # type: ignore[attr-defined]
+    summary = module.summarize(lines)
     assert summary["x"]["vs_graph_mean"] == -2.0
     assert summary["x"]["better_equal_worse"] == [1, 1, 0]
     assert summary["graph"]["median_trials"] == 7.0
 
 
-def test_best_source_places_put_the_family_first_or_last() -> None:
+def test_best_source_places_put_the_family_first_or_last(module: ModuleType) -> None:
     from taskgraph.affinity.longtable import LongRow, LongTable
 
-    module = load()
     # Target t_a's best single source is its family member t_b; the prior (the other targets'
     # gains) prefers x_c, whose gain for t_b is large.
     rows = []
@@ -85,7 +74,7 @@ def test_best_source_places_put_the_family_first_or_last() -> None:
         rows.append(LongRow(target, frozenset({target}), "val", 1.0, True))
         for source, value in gains.items():
             rows.append(LongRow(target, frozenset({target, source}), "val", value, True))
-    places = module.best_source_places(LongTable(rows=rows, source="toy"), "val")  # type: ignore[attr-defined]
+    places = module.best_source_places(LongTable(rows=rows, source="toy"), "val")
     # t_a: popular puts x_c (mean gain 0.5 over t_b) before t_b (-0.1 over x_c) -> best at 2
     assert places["popular"][0] == 2
     assert places["family_first"][0] == 1 and places["family_last"][0] == 2
