@@ -10,6 +10,10 @@ TaskWeb and Bingel, are scored on their one split with the target's row held out
     .venv/bin/python benchmarks/affinity_bench.py --only search --search-tables taskonomy5
     .venv/bin/python benchmarks/affinity_bench.py --only taskweb,bingel   # source ranking only (about 6 minutes)
 
+Sections run only when named in ``--only``: ``ranking_ablation`` (sourcerank's validation
+table), ``ranking_metadata`` (its candidates with task metadata), ``ranking_ceiling`` (how well
+one linear weighting of sourcerank's scores ranks the sources when fitted on the answers).
+
 Sections:
 
 * ``mimic27`` / ``ettm1``: Spearman between predicted and true per-task gains on groups of size
@@ -38,6 +42,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import spearmanr
 
 from taskgraph.affinity.converters import convert
 from taskgraph.affinity.estimators.base import AffinityEstimator
@@ -45,6 +50,7 @@ from taskgraph.affinity.estimators.sourcerank import (
     DEFAULT_FEATURES,
     FEATURES,
     RIDGE_GRID,
+    SourceRankEstimator,
 )
 from taskgraph.affinity.evaluation import (
     evaluate_gain_prediction,
@@ -61,7 +67,11 @@ from taskgraph.search.benchmarking import (
 )
 
 SECTIONS = ("mimic27", "ettm1", "standley", "taskweb", "bingel", "search")
-EXTRA_SECTIONS = ("ranking_ablation", "ranking_metadata")  # run only when named in --only
+EXTRA_SECTIONS = (
+    "ranking_ablation",
+    "ranking_metadata",
+    "ranking_ceiling",
+)  # run only when named in --only
 
 
 def emit(name: str, value: float | int | str) -> None:
@@ -314,6 +324,52 @@ def ranking_metadata(name: str, seeds: int, exhaustive: bool, only: Sequence[str
         )
 
 
+#: Feature lists of the ceiling section: the eight, all ten, and the eight with each table's
+#: text-knn score (TaskWeb; Bingel has no texts).  Source-identifying scores are left out: fitted
+#: on the scored targets' own hidden gains they would memorise them (a per-source intercept).
+CEILING_FEATURES = {
+    "eight": list(DEFAULT_FEATURES),
+    "ten": list(FEATURES),
+    "eight_text_knn": [*DEFAULT_FEATURES, "text_knn"],
+}
+
+
+def ranking_ceiling(name: str) -> None:
+    """Print how well linear weightings of sourcerank's scores can rank the hidden sources at best.
+
+    ``shared``: one weight vector fitted by least squares on every target's draws (the hidden
+    gains the benchmark scores included), so no fitted ``sourcerank`` can beat it by more than
+    chance; ``per_target``: each target its own weights fitted on its own hidden gains (an
+    upper bound no method without those gains reaches).  Mean per-target Spearman over the draws.
+    """
+    table = convert(name)
+    options = metadata_options(name)
+    options.pop("alternatives")
+    records = table.to_records(split="val")
+    for label, features in CEILING_FEATURES.items():
+        if "text_knn" in features and "task_embeddings" not in options:
+            continue
+        estimator = SourceRankEstimator(features=features, **options).fit(records)
+        examples = estimator.training_examples()
+        xs = np.concatenate([x.reshape(-1, x.shape[-1]) for x, _ in examples.values()])
+        ys = np.concatenate([y.ravel() for _, y in examples.values()])
+        shared = np.linalg.lstsq(xs, ys, rcond=None)[0]
+        per_shared, per_own = [], []
+        for x, y in examples.values():
+            own = np.linalg.lstsq(x.reshape(-1, x.shape[-1]), y.ravel(), rcond=None)[0]
+            per_shared.append(_mean_row_spearman(x @ shared, y))
+            per_own.append(_mean_row_spearman(x @ own, y))
+        emit(f"{name}_ceiling_{label}_shared_linear", float(np.mean(per_shared)))
+        emit(f"{name}_ceiling_{label}_per_target_linear", float(np.mean(per_own)))
+        log(f"{name} ceiling {label!r}: {len(examples)} targets, {len(xs)} (draw, source) examples")
+
+
+def _mean_row_spearman(predicted: np.ndarray, truth: np.ndarray) -> float:
+    """Return the mean over rows (draws) of Spearman's rho between ``predicted`` and ``truth``."""
+    rhos = [spearmanr(p, t)[0] for p, t in zip(predicted, truth, strict=True)]
+    return float(np.nanmean(rhos))
+
+
 #: Search tables: name -> (seeds, GP seeds, GP targets); the trial caps are
 #: ``SEARCH_TRIAL_CAPS``.  GP refits a Gaussian process per trial (about a second each on this
 #: shared machine), so it runs on fewer seeds (and on MIMIC's first targets only).
@@ -414,6 +470,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         candidates = [c.strip() for c in args.candidates.split(",") if c.strip()]
         ranking_metadata("bingel", seeds=3 if quick else 20, exhaustive=not quick, only=candidates)
         ranking_metadata("taskweb", seeds=2 if quick else 10, exhaustive=False, only=candidates)
+    if "ranking_ceiling" in only:
+        ranking_ceiling("bingel")
+        ranking_ceiling("taskweb")
     if "search" in only:
         tables = [t.strip() for t in args.search_tables.split(",") if t.strip()]
         unknown_tables = set(tables) - set(SEARCH_TABLES)

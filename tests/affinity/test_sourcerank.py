@@ -86,6 +86,23 @@ def test_sourcerank_fit_selects_the_ridge_by_leave_one_target_out() -> None:
     )
 
 
+def test_training_examples_are_what_the_weights_were_fitted_on() -> None:
+    gains = _two_camps(n=8, seed=1)
+    records = records_from(
+        {(t, frozenset({s})): g for (t, s), g in gains.items()}, lambda t, a: True
+    )
+    model = SourceRankEstimator(max_draws=5).fit(records)
+    examples = model.training_examples()
+    assert set(examples) == {t for t, _ in gains}
+    x, y = next(iter(examples.values()))
+    assert x.shape == (5, 7 - 3, len(DEFAULT_FEATURES)) and y.shape == (5, 7 - 3)
+    xs = np.concatenate([x.reshape(-1, x.shape[-1]) for x, _ in examples.values()])
+    ys = np.concatenate([y.ravel() for _, y in examples.values()])
+    strength = model.describe()["ridge"] * len(ys)
+    refit = np.linalg.solve(xs.T @ xs + strength * np.eye(xs.shape[1]), xs.T @ ys)
+    np.testing.assert_allclose(refit, model.weights, rtol=1e-9, atol=1e-12)
+
+
 def test_cross_validation_does_not_read_the_held_out_targets_rows() -> None:
     # Pure-noise gains and 12 random numbers per task: nothing predicts a hidden gain, so the
     # cross-validated Spearman must be near 0.  Twelve source-identifying scores let a ridge

@@ -640,6 +640,14 @@ class SourceRankEstimator(AffinityEstimator):
             out[u] = (np.stack(xs), np.stack(ys))
         return out
 
+    def training_examples(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Return the fit's training examples per target name: designs (draws, hidden, features) and standardised truths.
+
+        What the ridge is fitted on (the scores of the full matrix), for diagnostics such as how
+        well any one weighting of the features could rank the training targets' hidden sources.
+        """
+        return {self.task_order[u]: xy for u, xy in self._examples(self.features).items()}
+
     def _select(self, examples: dict[int, tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:
         """Return the ridge strength with the best cross-validated Spearman over targets, and its RMSE (z units).
 
