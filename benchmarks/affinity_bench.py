@@ -338,8 +338,8 @@ def ranking_ceiling(name: str) -> None:
     """Print how well linear weightings of sourcerank's scores can rank the hidden sources at best.
 
     ``shared``: one weight vector fitted by least squares on every target's draws (the hidden
-    gains the benchmark scores included), so no fitted ``sourcerank`` can beat it by more than
-    chance; ``per_target``: each target its own weights fitted on its own hidden gains (an
+    gains the benchmark scores included), which a fitted ``sourcerank`` (never shown those
+    gains) is not expected to beat; ``per_target``: each target its own weights fitted on its own hidden gains (an
     upper bound no method without those gains reaches).  Mean per-target Spearman over the draws.
     """
     table = convert(name)
