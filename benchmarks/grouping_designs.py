@@ -60,11 +60,7 @@ def groupings_below(
     Each task is served by its best chosen network on validation (the grouping's rule); a
     grouping with a network that serves no task is left out (it is the smaller one's copy).
     """
-    splits = {"val": {}, "test": {}}  # type: dict[str, dict[frozenset[str], dict[str, float]]]
-    for row in table:
-        if row.split in splits:
-            splits[row.split].setdefault(row.task_set, {})[row.target] = row.value
-    val, test = splits["val"], splits["test"]
+    val, test = table.networks("val"), table.networks("test")
     tasks = table.tasks
     networks = candidate_task_sets(tasks)
     found = []

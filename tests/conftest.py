@@ -29,6 +29,17 @@ def data_dir() -> Path:
         unavailable(str(error))
 
 
+@pytest.fixture(scope="session")
+def benchmarks_dir() -> Path:
+    """Return the published tables directory (skip locally, fail under CI when missing)."""
+    from taskgraph.affinity.converters import resolve_benchmarks_dir  # the affinity package: ~1 s
+
+    try:
+        return resolve_benchmarks_dir(None)
+    except Exception as error:  # DataNotFoundError: CI must have the tables
+        unavailable(str(error))
+
+
 @pytest.fixture(autouse=True)
 def _offline_hub(monkeypatch: pytest.MonkeyPatch) -> None:
     # Nothing is fetched from a model hub at run time, in tests least of all.

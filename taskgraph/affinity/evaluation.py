@@ -382,14 +382,6 @@ def _paired(
     }
 
 
-def _network_table(table: LongTable, split: str) -> dict[frozenset[str], dict[str, float]]:
-    result: dict[frozenset[str], dict[str, float]] = defaultdict(dict)
-    for row in table:
-        if row.split == split:
-            result[row.task_set][row.target] = row.value
-    return dict(result)
-
-
 def evaluate_grouping(
     table: LongTable,
     method: str,
@@ -412,8 +404,8 @@ def evaluate_grouping(
     scored split), ``val_total`` (the same grouping on validation, the selection criterion),
     ``networks`` and ``n_measured``.
     """
-    val = _network_table(table, "val")
-    scored = _network_table(table, _score_split(table))
+    val = table.networks("val")
+    scored = table.networks(_score_split(table))
     tasks = table.tasks
     hib = {r.target: r.higher_is_better for r in table}
     if len(set(hib.values())) > 1:  # a grouping's total sums the tasks' scores

@@ -99,6 +99,14 @@ class LongTable:
         """Return the task sets with a row for ``target`` on ``split`` (file order)."""
         return [r.task_set for r in self.rows if r.target == target and r.split == split]
 
+    def networks(self, split: str) -> dict[frozenset[str], dict[str, float]]:
+        """Return ``task set -> {target: value}`` of the rows of ``split`` (Standley's network table)."""
+        result: dict[frozenset[str], dict[str, float]] = {}
+        for row in self.rows:
+            if row.split == split:
+                result.setdefault(row.task_set, {})[row.target] = row.value
+        return result
+
     def to_records(self, *, split: str | None = None, family: str = "") -> list[ScoreRecord]:
         """Return the rows (of ``split`` only when given) as score records of one family."""
         return [

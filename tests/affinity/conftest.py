@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
-import pytest
 
-from taskgraph.affinity.converters import resolve_benchmarks_dir
 from taskgraph.affinity.records import ScoreRecord
-from taskgraph.testing import unavailable
 
 TASKS = ("a", "b", "c", "d", "e", "f")
 
@@ -57,12 +53,3 @@ def records_from(
             value = baseline * (1.0 + gain) + (noise * rng.standard_normal() if noise else 0.0)
             records.append(ScoreRecord(task=target, task_set=aux | {target}, value=value, seed=s))
     return records
-
-
-@pytest.fixture(scope="session")
-def benchmarks_dir() -> Path:
-    """Return the published tables directory (skip locally, fail under CI when missing)."""
-    try:
-        return resolve_benchmarks_dir(None)
-    except Exception as error:  # DataNotFoundError: CI must have the tables
-        unavailable(str(error))

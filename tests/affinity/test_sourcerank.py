@@ -19,6 +19,7 @@ from taskgraph.affinity.estimators.sourcerank import (
 )
 from taskgraph.affinity.evaluation import evaluate_source_ranking
 from taskgraph.affinity.longtable import LongRow, LongTable
+from taskgraph.affinity.records import ScoreRecord
 from taskgraph.errors import ConfigError
 
 from .conftest import records_from
@@ -45,6 +46,11 @@ def _two_camps(n: int = 12, seed: int = 0) -> dict[tuple[str, str], float]:
     }  # fmt: skip
 
 
+def _pair_records(gains: dict[tuple[str, str], float]) -> list[ScoreRecord]:
+    """Return score records of every pair in ``gains`` and every baseline."""
+    return records_from({(t, frozenset({s})): g for (t, s), g in gains.items()}, lambda t, a: True)
+
+
 def _matrix(gains: dict[tuple[str, str], float]) -> np.ndarray:
     tasks = sorted({t for t, _ in gains})
     matrix = np.full((len(tasks), len(tasks)), np.nan)
@@ -65,9 +71,7 @@ def test_sourcerank_uses_the_observed_entries_where_the_popular_prior_cannot() -
 
 def test_sourcerank_fit_selects_the_ridge_by_leave_one_target_out() -> None:
     gains = _two_camps(n=8, seed=1)
-    records = records_from(
-        {(t, frozenset({s})): g for (t, s), g in gains.items()}, lambda t, a: True
-    )
+    records = _pair_records(gains)
     model = SourceRankEstimator(max_draws=5).fit(records)
     described = model.describe()
     assert described["training_targets"] == 8
@@ -88,9 +92,7 @@ def test_sourcerank_fit_selects_the_ridge_by_leave_one_target_out() -> None:
 
 def test_training_examples_are_what_the_weights_were_fitted_on() -> None:
     gains = _two_camps(n=8, seed=1)
-    records = records_from(
-        {(t, frozenset({s})): g for (t, s), g in gains.items()}, lambda t, a: True
-    )
+    records = _pair_records(gains)
     model = SourceRankEstimator(max_draws=5).fit(records)
     examples = model.training_examples()
     assert set(examples) == {t for t, _ in gains}
@@ -151,9 +153,7 @@ def test_sourcerank_with_few_training_targets_falls_back_to_the_standardised_pri
         ("b", "c"): 0.0,
         ("c", "a"): 0.01,
     }
-    records = records_from(
-        {(t, frozenset({s})): g for (t, s), g in gains.items()}, lambda t, a: True
-    )
+    records = _pair_records(gains)
     model = SourceRankEstimator().fit(records)
     assert model.describe()["ridge"] is None and model.describe()["weights"]["popular_z"] == 1.0
     assert math.isfinite(model.predict("c", {"b"})[0])

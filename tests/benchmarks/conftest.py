@@ -17,8 +17,8 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 def benchmark_script() -> Callable[[str], ModuleType]:
     """Return a loader: ``benchmark_script("search_variants.py")`` is that script as a module.
 
-    The module is registered in ``sys.modules`` under its file's stem (its dataclasses need a
-    module to belong to), and loaded once per name and session.
+    The module is registered in ``sys.modules`` as ``benchmarks_<path without .py>`` (its
+    dataclasses need a module to belong to), and loaded once per name and session.
     """
     loaded: dict[str, ModuleType] = {}
 

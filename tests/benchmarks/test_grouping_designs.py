@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from taskgraph.affinity.converters import convert, resolve_benchmarks_dir
-from taskgraph.testing import unavailable
+from taskgraph.affinity.converters import convert
+from taskgraph.affinity.longtable import LongTable
 
 
 @pytest.fixture(scope="module")
@@ -17,16 +18,12 @@ def designs(benchmark_script: Callable[[str], ModuleType]) -> ModuleType:
 
 
 @pytest.fixture(scope="module")
-def setting1() -> object:
-    try:
-        root = resolve_benchmarks_dir(None)
-    except Exception as error:  # DataNotFoundError: CI must have the tables
-        unavailable(str(error))
-    return convert("standley_s1", root=root)
+def setting1(benchmarks_dir: Path) -> LongTable:
+    return convert("standley_s1", root=benchmarks_dir)
 
 
 def test_regrets_are_zero_where_a_design_measures_the_optimum(
-    designs: ModuleType, setting1: object
+    designs: ModuleType, setting1: LongTable
 ) -> None:
     table = designs.regrets(setting1, [1, 5])
     # singles and triples hold setting 1's best budget-5 grouping; singles and pairs do not
@@ -38,7 +35,9 @@ def test_regrets_are_zero_where_a_design_measures_the_optimum(
     )  # nothing beats the optimum on val
 
 
-def test_groupings_below_the_goal_list_the_optimum(designs: ModuleType, setting1: object) -> None:
+def test_groupings_below_the_goal_list_the_optimum(
+    designs: ModuleType, setting1: LongTable
+) -> None:
     found = designs.groupings_below(setting1, 5, designs.GOAL)
     assert found and all(test <= designs.GOAL for _, test, _ in found)
     assert found[0][1] == pytest.approx(
