@@ -319,19 +319,22 @@ class ResultsTable:
 def results_table(
     study: str,
     *,
-    storage: str,
+    storage: str | None = None,
     metrics: Sequence[str] | None = None,
     split: str = "test",
 ) -> ResultsTable:
     """Return ``study``'s results table from the records at ``storage``.
 
+    ``storage`` defaults like every command's ``--storage``: ``TASKGRAPH_STORAGE``, then the
+    local SQLite file.
+
     ``metrics`` are the target's metrics to show (default: the objective metric); ``split``
     the split they are read from.  Raises :class:`~taskgraph.errors.DataNotFoundError` when the
     study is not in the database.
     """
-    from taskgraph.storage import SCREEN_MODE, open_repository
+    from taskgraph.storage import SCREEN_MODE, open_repository, resolve_storage_url
 
-    with open_repository(storage, create=False) as repo:
+    with open_repository(resolve_storage_url(storage), create=False) as repo:
         specs = repo.study_specs()
         if study not in specs:
             known = ", ".join(sorted(specs)) or "(none)"

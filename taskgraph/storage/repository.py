@@ -21,7 +21,6 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Connection, Engine, Select, bindparam, func, select
-from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from taskgraph.errors import ConfigError, StorageError
@@ -240,11 +239,6 @@ class Repository:
     def url(self) -> str:
         """Return the database URL with the password masked."""
         return mask_url(self.engine.url)
-
-    @property
-    def raw_url(self) -> URL:
-        """Return the database URL (with password: never print it)."""
-        return self.engine.url
 
     def close(self) -> None:
         """Release the connections."""

@@ -17,7 +17,7 @@ Schemes live in :data:`SAMPLING_SCHEMES`; an unknown name is an error listing th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,7 @@ from taskgraph.errors import ConfigError
 from taskgraph.registry import Registry
 from taskgraph.trial import MixingConfig
 
-__all__ = ["SAMPLING_SCHEMES", "SchemeFn", "TaskSampler", "scheme_names"]
+__all__ = ["SAMPLING_SCHEMES", "SchemeFn", "TaskSampler"]
 
 # Under the target step budget a target drawn less often than this would make a trial
 # more than a thousand times longer than its baseline: almost surely a mistake (a zero weight).
@@ -166,8 +166,3 @@ class TaskSampler:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore the RNG state saved by :meth:`state_dict`."""
         self.rng.bit_generator.state = state["rng"]
-
-
-def scheme_names() -> Sequence[str]:
-    """Return the registered sampling scheme names."""
-    return SAMPLING_SCHEMES.names()

@@ -128,6 +128,15 @@ def test_rows_cells_seeds_and_cost_from_the_records(storage: str) -> None:
     assert "not run" in results_table("table", storage=storage, split="test").to_markdown()
 
 
+def test_storage_defaults_to_taskgraph_storage(
+    storage: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TASKGRAPH_STORAGE", storage)
+    assert results_table("table", split="dev").to_markdown() == (
+        results_table("table", storage=storage, split="dev").to_markdown()
+    )
+
+
 def test_long_csv_reads_back_and_bench_reads_it(storage: str, tmp_path: Path) -> None:
     table = results_table("table", storage=storage, split="dev")
     readme = tmp_path / "README.md"
