@@ -11,7 +11,11 @@ with a single split are scored on it, and the result says so).
   beside the popular-source prior (a source's mean gain over the other targets).
 * :func:`evaluate_pair_gains`: k-fold over each target's pair rows: fit on every other row,
   predict the held-out pairs' gains; per-target Spearman beside the popular-source prior.
-  Targets without a baseline row are scored rank-only (truth: their values, sign-normalised).
+
+Targets without a baseline row are *rank-only* in the last two: scored against their values
+(sign-normalised), whose order is their gains' order whatever the baseline, and fitted with a
+stand-in baseline, the mean of their fitted rows (:func:`with_stand_in_baselines`), so the
+estimators see the order of their rows and a level the target offset absorbs.
 * :func:`evaluate_grouping`: choose a grouping under an inference budget with at most
   ``max_evaluations`` measured task sets; total test score of the chosen grouping.
 """
@@ -48,6 +52,7 @@ __all__ = [
     "ndcg",
     "regret_at_k",
     "spearman",
+    "with_stand_in_baselines",
 ]
 
 
@@ -84,6 +89,57 @@ def _score_split(table: LongTable) -> str:
 def _gain_lookup(table: LongTable, split: str) -> dict[tuple[str, frozenset[str]], float]:
     gains = compute_gains(table.to_records(split=split), kind="relative")
     return {(g.target, g.auxiliaries): g.mean for g in gains.gains}
+
+
+def with_stand_in_baselines(records: Sequence[ScoreRecord]) -> list[ScoreRecord]:
+    """Return ``records`` plus a stand-in baseline for each target that has none.
+
+    The stand-in of a (family, target, split, metric) without a single-task record is the mean
+    of its records' values (their largest magnitude when that mean is 0, as a relative gain
+    divides by it): its gains are then in the order of its values, which is all a rank-only
+    target can be scored on.  Targets with a baseline are left as they are.
+    """
+    grouped: dict[tuple[str, str, str, str], list[ScoreRecord]] = defaultdict(list)
+    for record in records:
+        if math.isfinite(record.value):
+            grouped[(record.family, record.task, record.split, record.metric)].append(record)
+    added = []
+    for (family, task, split, metric), rows in grouped.items():
+        if any(r.is_baseline for r in rows):
+            continue
+        values = [r.value for r in rows]
+        level = float(np.mean(values))
+        if abs(level) < 1e-12:
+            level = max(abs(v) for v in values) or 1.0
+        added.append(
+            ScoreRecord(
+                task=task, task_set=frozenset({task}), value=level,
+                higher_is_better=rows[0].higher_is_better, split=split, metric=metric,
+                family=family,
+            )
+        )  # fmt: skip
+    return [*records, *added]
+
+
+def _pair_truth(
+    table: LongTable, split: str, gains: Mapping[tuple[str, frozenset[str]], float]
+) -> dict[tuple[str, str], float]:
+    """Return (target, source) -> the pair's gain, or its sign-normalised value (rank-only)."""
+    truth = {}
+    for target in table.targets:
+        ranked_by_gain = table.get(target, (), split) is not None
+        for task_set in table.task_sets(target, split=split):
+            if len(task_set) != 2:
+                continue
+            source = next(iter(task_set - {target}))
+            row = table.get(target, task_set, split)
+            assert row is not None
+            gain = gains.get((target, frozenset({source})))
+            if ranked_by_gain and gain is not None:
+                truth[(target, source)] = gain
+            else:
+                truth[(target, source)] = row.value if row.higher_is_better else -row.value
+    return truth
 
 
 def _build(method: str, options: Mapping[str, Any] | None) -> AffinityEstimator:
@@ -189,14 +245,15 @@ def evaluate_source_ranking(
     standard error over targets ``se`` and how many targets are ``better`` / ``worse``.
     ``on_fit(method, target, estimator)`` is called after every fit (to collect diagnostics).
     ``split``: the one split fitted and scored (default ``val``, else the table's only one).
+    A target without a baseline row is ranked against its values (``result["rank_only"]``).
     """
     split = split or ("val" if "val" in table.splits else table.splits[0])
     records = table.to_records(split=split)
-    truth = _gain_lookup(table, split)
+    truth = _pair_truth(table, split, _gain_lookup(table, split))
     pair_rows: dict[str, list[str]] = defaultdict(list)
-    for target, aux in truth:
-        if len(aux) == 1:
-            pair_rows[target].append(next(iter(aux)))
+    for target, source in truth:
+        pair_rows[target].append(source)
+    rank_only = [t for t in sorted(pair_rows) if table.get(t, (), split) is None]
     names = ["prior", *methods]
     metrics = ("spearman", "ndcg", f"regret@{k}")
     # name -> metric -> target -> scores in draw order (draw i of every target = seed i)
@@ -227,11 +284,11 @@ def evaluate_source_ranking(
         sources = sorted(pair_rows[target])
         for observed in draws[target]:
             hidden = [s for s in sources if s not in observed]
-            fit = [
+            fit = with_stand_in_baselines([
                 r for r in records
                 if r.task != target or len(r.task_set) == 1 or (r.auxiliaries & observed)
-            ]  # fmt: skip
-            true = np.array([truth[(target, frozenset({s}))] for s in hidden])
+            ])  # fmt: skip
+            true = np.array([truth[(target, s)] for s in hidden])
             predictions = {"prior": _popular_prior(fit, target, hidden)}
             for method in methods:
                 estimator = _build(method, (options or {}).get(method)).fit(fit)
@@ -243,7 +300,10 @@ def evaluate_source_ranking(
                 per["spearman"][target].append(spearman(predicted, true))
                 per["ndcg"][target].append(ndcg(predicted, true))
                 per[f"regret@{k}"][target].append(regret_at_k(predicted, true, k))
-    result: dict[str, Any] = {"split": split, "n_targets": len(pair_rows), "exhaustive": exhaustive}
+    result: dict[str, Any] = {
+        "split": split, "n_targets": len(pair_rows), "exhaustive": exhaustive,
+        "rank_only": [t for t in rank_only if t in rankable],
+    }  # fmt: skip
     result["n_draws"] = sum(len(v) for v in scores["prior"]["spearman"].values())
     result.update({name: {m: _target_mean(scores[name][m]) for m in metrics} for name in names})
     result["spread"] = {
@@ -284,7 +344,7 @@ def evaluate_pair_gains(
     fit_split = fit_split or ("val" if "val" in table.splits else table.splits[0])
     score_split = score_split or _score_split(table)
     records = table.to_records(split=fit_split)
-    score_truth = _gain_lookup(table, score_split)
+    score_truth = _pair_truth(table, score_split, _gain_lookup(table, score_split))
     rng = np.random.default_rng(seed)
     names = ["prior", *methods]
     scores: dict[str, dict[str, list[float]]] = {name: {} for name in names}
@@ -304,19 +364,19 @@ def evaluate_pair_gains(
             rank_only.append(target)
         truth = {}
         for source in sources:
-            row = table.get(target, {source}, score_split)
-            assert row is not None
-            gain = score_truth.get((target, frozenset({source})))
-            truth[source] = (
-                gain
-                if gain is not None and has_baseline
-                else (row.value if row.higher_is_better else -row.value)
-            )
+            if has_baseline:
+                truth[source] = score_truth[(target, source)]
+            else:  # rank-only: its values' order, even where the score split has a baseline
+                row = table.get(target, {source}, score_split)
+                assert row is not None
+                truth[source] = row.value if row.higher_is_better else -row.value
         order = [sources[i] for i in rng.permutation(len(sources))]
         predicted: dict[str, dict[str, float]] = {name: {} for name in names}
         for chunk in np.array_split(np.array(order, dtype=object), min(folds, len(order))):
             held = [str(s) for s in chunk]
-            fit = [r for r in records if r.task != target or not (r.auxiliaries & set(held))]
+            fit = with_stand_in_baselines(
+                [r for r in records if r.task != target or not (r.auxiliaries & set(held))]
+            )
             predicted["prior"].update(zip(held, _popular_prior(fit, target, held), strict=True))
             for method in methods:
                 estimator = _build(method, (options or {}).get(method)).fit(fit)

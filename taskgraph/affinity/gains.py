@@ -105,6 +105,21 @@ class GainTable:
             names |= gain.auxiliaries
         return sorted(names)
 
+    def why_empty(self) -> str:
+        """Return why the table holds no gains, in words a user can act on (for error messages)."""
+        if self.n_without_baseline and not self.baselines:
+            return (
+                f"none of the {self.n_without_baseline} records' targets has a single-task "
+                "baseline (a task set of the target alone, same family) to compare with; "
+                "run or add the targets' single-task baselines"
+            )
+        if self.baselines and not self.gains:
+            return (
+                "the records are single-task baselines only: no task set with an auxiliary "
+                "task to measure a gain of"
+            )
+        return "there are no finite score records"
+
     def baseline_value(self, target: str) -> float | None:
         """Return the mean single-task value of ``target`` over families (None when absent)."""
         values = [

@@ -27,7 +27,16 @@ from taskgraph.affinity.records import ScoreRecord
 from taskgraph.errors import DataFormatError, DataNotFoundError
 from taskgraph.vocabulary import task_set_key
 
-__all__ = ["LONG_HEADER", "SPLITS", "LongRow", "LongTable", "read_long_csv", "write_long_csv"]
+__all__ = [
+    "LONG_HEADER",
+    "MAX_BENCH_VALUE",
+    "SPLITS",
+    "LongRow",
+    "LongTable",
+    "check_magnitudes",
+    "read_long_csv",
+    "write_long_csv",
+]
 
 LONG_HEADER = ("target", "task_set", "split", "value", "higher_is_better")
 SPLITS = ("val", "test")
@@ -239,3 +248,25 @@ def write_long_csv(table: LongTable | Iterable[LongRow], path: str | os.PathLike
             )
     tmp.replace(file)
     return len(rows)
+
+
+#: Largest magnitude of a table value: squares of differences of such values stay finite.
+MAX_BENCH_VALUE = 1e100
+
+
+def check_magnitudes(table: LongTable, *, path: object = None) -> None:
+    """Raise ``DataFormatError`` for a value beyond :data:`MAX_BENCH_VALUE` in magnitude.
+
+    Gains are differences and the estimators fit squared errors: values near the float range
+    (``1e308``) overflow to ``inf``/``nan`` and every Spearman would be ``nan``.
+    """
+    for row in table:
+        if abs(row.value) > MAX_BENCH_VALUE:
+            raise DataFormatError(
+                table.source if path is None else path,
+                None,
+                f"values of magnitude at most {MAX_BENCH_VALUE:g} (larger ones overflow the "
+                "gains and the estimators' fits; rescale the table)",
+                f"{row.value:g} for target {row.target!r}, task set {row.task_set_key}, "
+                f"split {row.split}",
+            )

@@ -33,7 +33,7 @@ from taskgraph.affinity.grouping import (
     predicted_network_scores,
     select_networks,
 )
-from taskgraph.affinity.longtable import read_long_csv
+from taskgraph.affinity.longtable import check_magnitudes, read_long_csv
 from taskgraph.affinity.recommend import Recommendation, recommend_auxiliaries
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.errors import ConfigError
@@ -100,12 +100,18 @@ def load_records(
     """
     if table is not None:
         data = read_long_csv(Path(table))
+        check_magnitudes(data, path=table)
+        if split is not None and split not in data.splits:
+            raise ConfigError(
+                f"`--split` {split!r} is not a split of {table}; it has {', '.join(data.splits)}"
+            )
         chosen = split or ("val" if "val" in data.splits else data.splits[0])
         return data.to_records(split=chosen)
+    named_metric = None if metric in (None, ALL_METRICS) else metric
     with _records_database(storage, repository) as database:
-        records = database.score_records(
-            split=split, metric=None if metric in (None, ALL_METRICS) else metric
-        )
+        records = database.score_records(split=split, metric=named_metric)
+        if not records and (split is not None or named_metric is not None):
+            _no_records_named(database.score_records(), split=split, metric=named_metric)
         specs = database.study_specs() if metric is None else {}
     if metric is None and records:
         chosen_metric, objective_split = _objective(records, specs)
@@ -129,6 +135,23 @@ def load_records(
             raise ConfigError(f"the records have splits {splits}; choose one with --split")
         records = [r for r in records if r.split == preferred]
     return records
+
+
+def _no_records_named(
+    every: Sequence[ScoreRecord], *, split: str | None, metric: str | None
+) -> None:
+    """Raise a ConfigError naming the ``--split`` / ``--metric`` that matched no record, and
+    what the records have (nothing when the database has no records at all)."""
+    if not every:
+        return
+    asked = " and ".join(
+        f"{flag} {value!r}" for flag, value in (("--split", split), ("--metric", metric)) if value
+    )
+    splits = ", ".join(sorted({r.split for r in every}))
+    metrics = ", ".join(sorted({r.metric for r in every if r.metric}))
+    raise ConfigError(
+        f"no score records with {asked}; the records have splits {splits} and metrics {metrics}"
+    )
 
 
 def _objective(
@@ -195,6 +218,14 @@ def fit_records(
         raise ConfigError(f"`--pooling` must be mean, sum or auto, but got {pooling!r}")
     if not records:
         raise ConfigError("no score records to fit on (run a study, or pass --table FILE)")
+    if method == "lookahead" and not lookahead:
+        raise ConfigError(
+            "the lookahead estimator needs lookahead-affinity matrices, and there are none: "
+            "record them with `training.lookahead_every` in a study or with `taskgraph study "
+            "screen` (a --table holds none)"
+        )
+    if method == "textemb" and not embeddings:
+        raise ConfigError("the textemb estimator needs task text embeddings: add --text-embeddings")
     options: dict[str, Any] = {}
     if method in ("setfn", "lookahead") and lookahead:
         options["lookahead"] = lookahead
@@ -210,10 +241,7 @@ def fit_records(
     estimator = make_estimator(method, **options)
     estimator.fit(records)
     if not estimator.table.gains and method != "textemb":
-        raise ConfigError(
-            f"none of the {len(records)} records has a single-task baseline of its family to compare with; "
-            "run the targets' single-task baselines"
-        )
+        raise ConfigError(f"no gains to fit: {estimator.table.why_empty()}")
     return estimator
 
 
@@ -315,6 +343,8 @@ class RecommendationReport:
     scored_by: str
     recommendations: tuple[Recommendation, ...]
     measured_absolute: tuple[float | None, ...]
+    #: caveats to print beside the table (a target without a baseline: cold start)
+    notes: tuple[str, ...] = ()
 
     def to_rows(self) -> list[dict[str, Any]]:
         """Return one JSON-ready dict per set: :meth:`Recommendation.to_dict` plus
@@ -364,6 +394,12 @@ def recommendation_report(
         )
     recommendations = tuple(recommend_auxiliaries(estimator, target, k, max_size=max_size))
     absolute = compute_gains(records, kind="absolute").gains
+    notes: tuple[str, ...] = ()
+    if target not in estimator.targets:
+        notes = (
+            f"{target!r} has no single-task baseline among the records, so none of its gains "
+            "is measured: the predictions come from the other targets' records (cold start)",
+        )
     return RecommendationReport(
         target=target,
         method=method,
@@ -373,6 +409,7 @@ def recommendation_report(
         measured_absolute=tuple(
             measured_gain(absolute, target, r.auxiliaries) for r in recommendations
         ),
+        notes=notes,
     )
 
 
@@ -470,6 +507,7 @@ def groupings(
     method: str = "setfn",
     split: str | None = None,
     metric: str | None = None,
+    text_embeddings: bool = False,
     hyperprior: bool = True,
     pooling: str = "mean",
 ) -> tuple[
@@ -488,6 +526,7 @@ def groupings(
         table=table,
         split=split,
         metric=metric,
+        text_embeddings=text_embeddings,
         hyperprior=hyperprior,
         pooling=pooling,
     )
@@ -525,6 +564,7 @@ def affinity_graph(
     method: str = "setfn",
     split: str | None = None,
     metric: str | None = None,
+    text_embeddings: bool = False,
     hyperprior: bool = True,
     pooling: str = "mean",
 ) -> Any:
@@ -540,6 +580,7 @@ def affinity_graph(
         table=table,
         split=split,
         metric=metric,
+        text_embeddings=text_embeddings,
         hyperprior=hyperprior,
         pooling=pooling,
     )

@@ -22,8 +22,7 @@ def load_bench_table(path: str | os.PathLike[str]) -> LongTable:
 
     Raises :class:`~taskgraph.errors.DataFormatError` naming the file (and line).
     """
-    from taskgraph.affinity.longtable import read_long_csv
-    from taskgraph.search.benchmarking import check_magnitudes
+    from taskgraph.affinity.longtable import check_magnitudes, read_long_csv
 
     data = read_long_csv(Path(path))
     check_magnitudes(data, path=path)
@@ -90,7 +89,7 @@ def bench(
     documents).  ``task_metadata``: a task-metadata file (:func:`metadata_options`).
     ``pooling``: ``setfn``'s ``pooling`` (``mean``, ``sum`` or ``auto``; ``setfn`` only).
     Raises :class:`~taskgraph.errors.ConfigError` for bad arguments or an undefined Spearman, :class:`~taskgraph.errors.DataFormatError` for a bad table (a value
-    beyond :data:`~taskgraph.search.benchmarking.MAX_BENCH_VALUE` included).
+    beyond :data:`~taskgraph.affinity.longtable.MAX_BENCH_VALUE` included).
     """
     from taskgraph.affinity.estimators.setfn import POOLINGS
     from taskgraph.search.benchmarking import CLI_SAMPLERS, run_bench
@@ -99,8 +98,19 @@ def bench(
         raise ConfigError(f"`--pooling` is an option of setfn, but --method is {method!r}")
     if pooling is not None and pooling not in POOLINGS:
         raise ConfigError(f"`--pooling` must be mean, sum or auto, but got {pooling!r}")
+    if method == "lookahead":
+        raise ConfigError(
+            "`--method lookahead` needs lookahead-affinity matrices, which a results table "
+            "does not hold; fit it on a records database (`taskgraph affinity top --method "
+            "lookahead`)"
+        )
     data = table if isinstance(table, LongTable) else load_bench_table(table)
     options, notes = metadata_options(method, task_metadata) if task_metadata else ({}, [])
+    if method == "textemb" and "task_embeddings" not in options:
+        raise ConfigError(
+            "`--method textemb` needs task texts: pass --task-metadata FILE with a text per task "
+            "(docs/affinity.md, Estimators, 'Task metadata')"
+        )
     if pooling is not None:
         options["pooling"] = pooling
     report = run_bench(

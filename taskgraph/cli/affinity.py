@@ -164,6 +164,8 @@ def top(
               title=f"auxiliary sets for {target} ({report.scored_by}): {method}'s predicted "
                     f"{kind} gain, shrunk toward what the other sets show, beside the gain as "
                     "measured where the set ran (not run: empty)")  # fmt: skip
+    for note in report.notes:
+        typer.echo(f"note: {note}", err=True)
 
 
 def _signed(value: float | None) -> str:
@@ -196,6 +198,7 @@ def groups(
     table: TableOption = None,
     split: SplitOption = None,
     metric: MetricOption = None,
+    text_embeddings: EmbedOption = False,
     hyperprior: PriorOption = True,
     pooling: PoolingOption = "mean",
     as_json: JsonOption = False,
@@ -211,6 +214,7 @@ def groups(
             method=method,
             split=split,
             metric=metric,
+            text_embeddings=text_embeddings,
             hyperprior=hyperprior,
             pooling=pooling,
         )
@@ -248,13 +252,15 @@ def graph(
         ),
     ],
     min_evidence: Annotated[
-        int, typer.Option("--min-evidence", help="Leave out edges backed by fewer runs.")
+        int,
+        typer.Option("--min-evidence", min=0, help="Leave out edges backed by fewer runs."),
     ] = 0,
     method: MethodOption = "setfn",
     storage: StorageOption = None,
     table: TableOption = None,
     split: SplitOption = None,
     metric: MetricOption = None,
+    text_embeddings: EmbedOption = False,
     hyperprior: PriorOption = True,
     pooling: PoolingOption = "mean",
 ) -> None:
@@ -266,7 +272,8 @@ def graph(
     with stderr_console.status(f"fitting {method}"):
         graph = affinity_graph(
             storage=storage, table=table, min_evidence=min_evidence, method=method,
-            split=split, metric=metric, hyperprior=hyperprior, pooling=pooling,
+            split=split, metric=metric, text_embeddings=text_embeddings, hyperprior=hyperprior,
+            pooling=pooling,
         )  # fmt: skip
     if target is None:  # `-o -`: written to a scratch file, then copied to standard output
         with tempfile.TemporaryDirectory() as scratch:

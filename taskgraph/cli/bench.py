@@ -113,9 +113,12 @@ def bench(
     from taskgraph.app.bench import load_bench_table
 
     names = [s.strip() for s in samplers.split(",") if s.strip()]
-    # Read and checked before the progress display, whose teardown would add a blank line.
+    # Read and checked before the progress display; the display is off when stderr is not a
+    # terminal (its teardown would write a blank line before an error or the report).
     data = load_bench_table(table)
-    with Progress(console=stderr_console, transient=True) as progress:
+    with Progress(
+        console=stderr_console, transient=True, disable=not stderr_console.is_terminal
+    ) as progress:
         tasks: dict[str, TaskID] = {}
 
         def on_step(name: str, done: int, total: int) -> None:

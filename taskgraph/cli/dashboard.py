@@ -8,6 +8,8 @@ the dashboard can edit studies, so reach it from elsewhere through an SSH tunnel
 
 from __future__ import annotations
 
+import errno
+import socket
 from typing import Annotated
 
 import typer
@@ -53,9 +55,11 @@ def dashboard(
             host, port, optuna_dashboard.wsgi(optuna_storage), handler_class=QuietHandler
         )
     except OSError as error:
-        raise ConfigError(
-            f"--port {port}: cannot listen on {host}:{port} ({error.strerror})"
-        ) from None
+        # A name that does not resolve, or an address not on this machine, is the host's
+        # fault; a port in use or reserved, the port's.
+        bad_host = isinstance(error, socket.gaierror) or error.errno == errno.EADDRNOTAVAIL
+        flag = f"--host {host}" if bad_host else f"--port {port}"
+        raise ConfigError(f"{flag}: cannot listen on {host}:{port} ({error.strerror})") from None
 
     # wsgiref swallows an exception raised while it handles a request (a 500 for that
     # request), so a KeyboardInterrupt is not a reliable way out: Ctrl-C and SIGTERM set a flag

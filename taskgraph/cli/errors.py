@@ -26,6 +26,11 @@ class TaskgraphGroup(TyperGroup):
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(code=error.exit_code) from error
         except Exception as error:
+            if _is_usage_error(error):
+                # A missing or malformed option: one line, like every other bad input, instead
+                # of the framework's boxed message (exit 2, as the framework's own).
+                typer.echo(f"error: {_usage_line(error)}", err=True)
+                raise typer.Exit(code=2) from error
             if type(error).__module__.split(".")[0] in ("typer", "click"):
                 # --help, usage errors, typer.Exit: the command line's own (typer vendors
                 # click), nothing to translate and no reason to import the storage layer.
@@ -39,3 +44,18 @@ class TaskgraphGroup(TyperGroup):
                 raise
             typer.echo(f"error: {message}", err=True)
             raise typer.Exit(code=1) from error
+
+
+def _is_usage_error(error: Exception) -> bool:
+    """Return True for click's (or Typer's vendored click's) usage errors, except the request
+    for help that a group called without a command raises."""
+    names = {cls.__name__ for cls in type(error).__mro__}
+    return "UsageError" in names and "NoArgsIsHelpError" not in names
+
+
+def _usage_line(error: Any) -> str:
+    """Return ``taskgraph CMD: message (see taskgraph CMD --help)`` on one line."""
+    message = " ".join(str(error.format_message()).split())
+    ctx = getattr(error, "ctx", None)
+    path = getattr(ctx, "command_path", "") if ctx is not None else ""
+    return f"{path}: {message} (see `{path} --help`)" if path else message

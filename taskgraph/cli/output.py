@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import stat
 import sys
@@ -45,8 +46,25 @@ stderr_console = Console(stderr=True)
 
 
 def emit_json(value: Any) -> None:
-    """Print ``value`` as indented JSON on stdout (for ``--json``)."""
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+    """Print ``value`` as indented JSON on stdout (for ``--json``).
+
+    NaN and infinities (an undefined correlation, an unmeasured value) are written as ``null``:
+    JSON has no such numbers, and strict parsers (``jq``, ``json.loads`` in strict mode)
+    reject Python's ``NaN``.
+    """
+    text = json.dumps(_finite(value), indent=2, ensure_ascii=False, default=str, allow_nan=False)
+    sys.stdout.write(text + "\n")
+
+
+def _finite(value: Any) -> Any:
+    """Return ``value`` with every non-finite float (in dicts, lists, tuples) replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 def emit_rows(

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -57,7 +58,12 @@ def _counts(tasks: list[TaskDef], data: Path | None) -> dict[str, dict[str, int]
             MofNCompleteColumn(),
             TimeElapsedColumn(),
         )
-        with Progress(*columns, console=stderr_console, transient=True) as progress:
+        with Progress(
+            *columns,
+            console=stderr_console,
+            transient=True,
+            disable=not stderr_console.is_terminal,
+        ) as progress:
             bar = progress.add_task("counting examples", total=len(pending))
             for task, split in pending:
                 progress.update(bar, description=f"counting {task.name} {split}")
@@ -97,7 +103,7 @@ def list_command(
         bool, typer.Option("--synthetic", help="Also list the synthetic task family.")
     ] = False,
 ) -> None:
-    """List the tasks with their type, dataset, split sizes and primary metric."""
+    """List the tasks with their type, split sizes and primary metric (--json: every field)."""
     wanted: TaskType | None = None
     if task_type is not None:
         try:
@@ -154,16 +160,16 @@ def show_command(
         emit_json(info)
         return
     out = stdout_console
-    out.print(f"[bold]{task.name}[/bold]  {task.description}")
+    # Descriptions and labels are text, not markup: `[c(w) >= K/2]` would be read as a tag.
+    out.print(f"[bold]{escape(task.name)}[/bold]  {escape(task.description)}")
     for key in ("type", "format", "dataset", "label_field", "metrics", "fingerprint"):
         value = info[key]
-        out.print(f"  {key}: {', '.join(value) if isinstance(value, list) else value}")
+        out.print(f"  {key}: {escape(', '.join(value) if isinstance(value, list) else str(value))}")
     if task.reader_options:
-        out.print(f"  reader_options: {info['reader_options']}")
+        out.print(f"  reader_options: {escape(str(info['reader_options']))}")
     labels = info["labels"]
-    out.print(
-        f"  labels ({len(labels)}): {' '.join(labels) if labels else '(none)'}", soft_wrap=True
-    )
+    listed = escape(" ".join(labels)) if labels else "(none)"
+    out.print(f"  labels ({len(labels)}): {listed}", soft_wrap=True)
     table = Table(title="splits")
     for column in ("split", "examples", "sha256", "made from"):
         table.add_column(column)

@@ -29,9 +29,9 @@ from typing import Any
 
 import optuna
 
-from taskgraph.affinity.longtable import LongTable
+from taskgraph.affinity.longtable import MAX_BENCH_VALUE, LongTable, check_magnitudes
 from taskgraph.affinity.records import ScoreRecord
-from taskgraph.errors import ConfigError, DataFormatError
+from taskgraph.errors import ConfigError
 from taskgraph.search.graph_sampler import popular_source_scores
 from taskgraph.search.heartbeat import quiet_optuna
 from taskgraph.search.samplers import SAMPLERS, build_sampler
@@ -315,28 +315,6 @@ def bench_splits(
     return fit, score
 
 
-#: Largest magnitude of a table value: squares of differences of such values stay finite.
-MAX_BENCH_VALUE = 1e100
-
-
-def check_magnitudes(table: LongTable, *, path: object = None) -> None:
-    """Raise ``DataFormatError`` for a value beyond :data:`MAX_BENCH_VALUE` in magnitude.
-
-    Gains are differences and the estimators fit squared errors: values near the float range
-    (``1e308``) overflow to ``inf``/``nan`` and every Spearman would be ``nan``.
-    """
-    for row in table:
-        if abs(row.value) > MAX_BENCH_VALUE:
-            raise DataFormatError(
-                table.source if path is None else path,
-                None,
-                f"values of magnitude at most {MAX_BENCH_VALUE:g} (larger ones overflow the "
-                "gains and the estimators' fits; rescale the table)",
-                f"{row.value:g} for target {row.target!r}, task set {row.task_set_key}, "
-                f"split {row.split}",
-            )
-
-
 #: the fewest scored groups a rank correlation (Spearman) is computed on
 MIN_RANKED = 3
 
@@ -412,7 +390,8 @@ def run_bench(
         report.notes.append(
             f"no baseline row on {fit!r} for {len(no_baseline)} of {len(targets)} targets "
             f"({', '.join(no_baseline[:5])}{', ...' if len(no_baseline) > 5 else ''}): "
-            "rank-only (their pairs ranked against their values; no gains)"
+            "rank-only (their pairs scored against their values, fitted against the mean "
+            "of their rows as a stand-in baseline; no gains)"
         )
     pair_rows = [r for r in fit_rows if len(r.task_set) == 2]
     groups = [r for r in fit_rows if len(r.task_set) >= 3 and r.target in with_baseline]
@@ -468,6 +447,8 @@ def run_bench(
             table, [method], folds=folds, seed=0, fit_split=fit, score_split=score, options=options
         )
         versus = pairs["versus_prior"][method]["spearman"]
+        if math.isnan(pairs[method]["spearman"]):
+            report.notes.append(_undefined("pair_spearman", method))
         report.results.update({
             "pair_folds": folds,
             "pair_spearman": pairs[method]["spearman"],
@@ -478,14 +459,9 @@ def run_bench(
         step("pair gains", 1, 1)
 
     # -- source ranking with n_observed entries of the target known
-    rankable = [
-        t for t in with_baseline
-        if sum(r.target == t for r in pair_rows) > n_observed + 1
-    ]  # fmt: skip
+    rankable = [t for t in targets if sum(r.target == t for r in pair_rows) > n_observed + 1]
     if not rankable:
-        report.skipped["source_ranking"] = (
-            f"no target with a baseline row has more than {n_observed + 1} pair rows"
-        )
+        report.skipped["source_ranking"] = f"no target has more than {n_observed + 1} pair rows"
     elif len(pair_targets) < 2:
         report.skipped["source_ranking"] = (
             "the ranking learns from the other targets' pair rows, and only "
@@ -510,6 +486,8 @@ def run_bench(
                 f"{sum(with_metadata)} of {len(with_metadata)} fits"
             )
         versus = ranking["versus_prior"][method]["spearman"]
+        if math.isnan(ranking[method]["spearman"]):
+            report.notes.append(_undefined("ranking_spearman", method))
         report.results.update({
             "ranking_spearman": ranking[method]["spearman"],
             "ranking_spearman_prior": ranking["prior"]["spearman"],
@@ -547,6 +525,13 @@ def run_bench(
                 )  # fmt: skip
         report.results.update(summarize_runs(runs))
     return report
+
+
+def _undefined(key: str, method: str) -> str:
+    return (
+        f"{key} is undefined (nan): {method}'s predictions are the same for every held-out "
+        "source of every target (pairwise and hoa predict measured pairs only)"
+    )
 
 
 def _mean(values: Sequence[float]) -> float:

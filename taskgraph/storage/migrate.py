@@ -132,12 +132,28 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
     def run(connection: Connection) -> tuple[str | None, str | None]:
         before = schema_state(connection).current
         try:
-            command.upgrade(alembic_config(connection), revision)
+            config = alembic_config(connection)
+            if before is not None and _is_older(config, revision, than=before):
+                raise StorageError(
+                    f"cannot upgrade {mask_url(engine.url)} to revision {revision}: it is at "
+                    f"{before}, which is newer (taskgraph's migrations only go up)"
+                )
+            command.upgrade(config, revision)
         except CommandError as error:
             raise StorageError(f"cannot upgrade {mask_url(engine.url)}: {error}") from None
         return before, schema_state(connection).current
 
     return _locked(engine, run)
+
+
+def _is_older(config: Config, revision: str, *, than: str) -> bool:
+    """Return True when ``revision`` comes before ``than`` in the migration history."""
+    script = ScriptDirectory.from_config(config)
+    wanted = script.get_revision(revision)  # an unknown revision: alembic's CommandError
+    order = [r.revision for r in script.walk_revisions()]  # head first
+    if wanted is None or wanted.revision not in order or than not in order:
+        return False
+    return order.index(wanted.revision) > order.index(than)
 
 
 def _locked(engine: Engine, work: Callable[[Connection], T]) -> T:

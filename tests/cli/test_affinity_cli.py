@@ -158,14 +158,57 @@ def test_graph_export(table_file: Path, tmp_path: Path, fmt: str) -> None:
             ["graph", "--table", "{table}", "--format", "json", "-o", "{dir}"],
             "error: `--output` is a directory, not a file: {dir}",
         ),
+        (
+            ["top", "--table", "{pairs}", "--target", "a"],
+            "error: no gains to fit: none of the 2 records' targets has a single-task baseline",
+        ),
+        (
+            ["top", "--table", "{baselines}", "--target", "a"],
+            "error: no gains to fit: the records are single-task baselines only",
+        ),
+        (
+            ["top", "--table", "{huge}", "--target", "a"],
+            "error: {huge}: expected values of magnitude at most 1e+100",
+        ),
+        (
+            ["top", "--table", "{table}", "--target", "a", "--split", "dev"],
+            "error: `--split` 'dev' is not a split of {table}; it has val, test",
+        ),
+        (
+            ["top", "--table", "{table}", "--target", "a", "--method", "lookahead"],
+            "error: the lookahead estimator needs lookahead-affinity matrices, and there are none",
+        ),
+        (
+            ["graph", "--table", "{table}", "--format", "json", "-o", "-", "--method", "textemb"],
+            "error: the textemb estimator needs task text embeddings: add --text-embeddings",
+        ),
+        (
+            ["top", "--table", "{table}"],
+            "error: taskgraph affinity top: Missing option '--target'. (see `taskgraph affinity "
+            "top --help`)",
+        ),
+        (
+            ["graph", "--table", "{table}", "--format", "json", "-o", "-", "--min-evidence", "-1"],
+            "error: taskgraph affinity graph: Invalid value for '--min-evidence'",
+        ),
     ],
 )
 def test_bad_input_is_one_line(
     table_file: Path, tmp_path: Path, args: list[str], message: str
 ) -> None:
+    header = "target,task_set,split,value,higher_is_better\n"
     bad = tmp_path / "bad.csv"
-    bad.write_text("target,task_set,split,value,higher_is_better\na,a,val,0.5,1\na,a+b,val,x,1\n")
+    bad.write_text(f"{header}a,a,val,0.5,1\na,a+b,val,x,1\n")
+    pairs = tmp_path / "pairs.csv"  # no baseline row
+    pairs.write_text(f"{header}a,a+b,val,0.5,1\nb,a+b,val,0.6,1\n")
+    baselines = tmp_path / "baselines.csv"  # nothing but baselines
+    baselines.write_text(f"{header}a,a,val,0.5,1\nb,b,val,0.6,1\n")
+    huge = tmp_path / "huge.csv"
+    huge.write_text(f"{header}a,a,val,1e200,1\na,a+b,val,2e200,1\n")
     paths = {
+        "pairs": str(pairs),
+        "baselines": str(baselines),
+        "huge": str(huge),
         "missing": str(tmp_path / "nope.csv"),
         "bad": str(bad),
         "table": str(table_file),
@@ -399,3 +442,33 @@ def test_each_affinity_command_opens_the_database_once(
         code, _, err = invoke("affinity", *command, "--storage", storage_url)
         assert code == 0, (command, err)
         assert opened == [storage_url], command
+
+
+def test_a_split_or_metric_that_matches_no_record_is_named(storage_url: str) -> None:
+    for option, value in (("--metric", "f1"), ("--split", "train")):
+        code, out, err = invoke(
+            "affinity", "top", "--target", "a", option, value, "--storage", storage_url
+        )
+        assert code != 0 and out == ""
+        assert err.strip() == (
+            f"error: no score records with {option} {value!r}; the records have splits dev, "
+            "test and metrics loss"
+        )
+
+
+def test_top_for_a_target_without_a_baseline_says_it_is_a_cold_start(tmp_path: Path) -> None:
+    path = tmp_path / "partial.csv"
+    rows = [
+        r
+        for r in toy_table()
+        if r.split == "val" and not (r.target == "d" and len(r.task_set) == 1)
+    ]
+    write_long_csv(LongTable(rows=rows), path)
+    code, _, err = invoke("affinity", "top", "--table", str(path), "--target", "d", "-k", "2")
+    assert code == 0, err
+    assert err.strip() == (
+        "note: 'd' has no single-task baseline among the records, so none of its gains is "
+        "measured: the predictions come from the other targets' records (cold start)"
+    )
+    code, _, err = invoke("affinity", "top", "--table", str(path), "--target", "a", "-k", "2")
+    assert code == 0 and "note:" not in err

@@ -50,9 +50,7 @@ def test_json_output(table_file: Path) -> None:
     data = json.loads(result.stdout)
     assert data["evaluations"] == ["gain_prediction", "pair_gains", "search"]
     # 4 sources per target: 3 observed leave too few to rank
-    assert data["skipped"] == {
-        "source_ranking": "no target with a baseline row has more than 4 pair rows"
-    }
+    assert data["skipped"] == {"source_ranking": "no target has more than 4 pair rows"}
     assert data["notes"] == []
     searched = {f"{kind}_{s}" for kind in ("trials_to_best", "distinct_to_best", "not_found")
                 for s in ("graph", "tpe", "random", "bandit")}  # fmt: skip
@@ -243,3 +241,57 @@ def test_task_metadata_reaches_the_estimator_or_says_why_not(tmp_path: Path) -> 
     refused = runner.invoke(app, [*base, "--task-metadata", str(bad)])
     assert refused.exit_code != 0
     assert "tasks.t0.features.x must be a finite number" in refused.stderr
+
+
+def _pairs_without_baselines(tmp_path: Path) -> Path:
+    """Pairs only, one split, no baseline row for any target (what many papers publish)."""
+    tasks = [f"t{i}" for i in range(7)]
+    rng = np.random.default_rng(3)
+    popular = dict(zip(tasks, rng.normal(0, 0.05, len(tasks)), strict=True))
+    rows = [
+        LongRow(t, frozenset({t, s}), "val", 0.6 * (1 + popular[s] + rng.normal(0, 0.01)), True)
+        for t in tasks for s in tasks if s != t
+    ]  # fmt: skip
+    path = tmp_path / "no_baselines.csv"
+    write_long_csv(LongTable(rows=rows), path)
+    return path
+
+
+def test_a_table_without_any_baseline_row_is_ranked_rank_only(tmp_path: Path) -> None:
+    path = _pairs_without_baselines(tmp_path)
+    result = runner.invoke(app, ["bench", "--table", str(path), "--seeds", "2", "--json"])
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["evaluations"] == ["pair_gains", "source_ranking", "search"]
+    assert any("for 7 of 7 targets" in n and "stand-in baseline" in n for n in data["notes"])
+    # The popular source is the same for every target: both the prior and setfn, fitted on the
+    # stand-in baselines, rank the held-out sources well.
+    assert data["pair_spearman"] > 0.5 and data["pair_spearman_prior"] > 0.5
+    assert data["ranking_spearman"] > 0.5
+
+
+def test_an_undefined_spearman_is_null_in_json_and_explained(tmp_path: Path) -> None:
+    path = _pairs_without_baselines(tmp_path)
+    base = ["bench", "--table", str(path), "--seeds", "1", "--no-search", "--method", "pairwise"]
+    result = runner.invoke(app, [*base, "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert "NaN" not in result.stdout
+    data = json.loads(result.stdout)
+    assert data["pair_spearman"] is None and data["pair_spearman_prior"] > 0.5
+    assert any(n.startswith("pair_spearman is undefined (nan): pairwise's") for n in data["notes"])
+
+
+@pytest.mark.parametrize(
+    ("method", "message"),
+    [
+        ("lookahead", "error: `--method lookahead` needs lookahead-affinity matrices"),
+        ("textemb", "error: `--method textemb` needs task texts: pass --task-metadata FILE"),
+    ],
+)
+def test_methods_that_need_inputs_a_table_lacks_are_refused(
+    tmp_path: Path, method: str, message: str
+) -> None:
+    path = _pairs_without_baselines(tmp_path)
+    result = runner.invoke(app, ["bench", "--table", str(path), "--method", method])
+    assert result.exit_code != 0 and result.stdout == ""
+    assert result.stderr.startswith(message) and result.stderr.count("\n") == 1

@@ -123,3 +123,6 @@ def test_dashboard_errors_are_one_line(tmp_path: Path, fake_db: str) -> None:
     assert not (tmp_path / "none.db").exists()
     result = runner.invoke(app, ["dashboard", "--storage", fake_db, "--port", "70000"])
     assert result.exit_code == 2 and "--port" in result.stderr
+    # an address that cannot be this machine's names --host, not --port
+    result = runner.invoke(app, ["dashboard", "--storage", fake_db, "--host", "256.1.1.1"])
+    assert result.exit_code != 0 and result.stderr.startswith("error: --host 256.1.1.1: cannot")

@@ -54,6 +54,19 @@ def test_upgrade_creates_a_new_database_but_current_and_check_do_not(tmp_path):
     assert code == 0 and "(at head)" in out
 
 
+def test_an_older_revision_is_refused_not_reported_as_reached(tmp_path):
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    assert invoke("db", "upgrade", "--storage", url, "--revision", "0002")[0] == 0
+    code, out, err = invoke("db", "upgrade", "--storage", url, "--revision", "0001")
+    assert code == 1 and out == ""
+    assert err.strip() == (
+        f"error: cannot upgrade {url} to revision 0001: it is at 0002, which is newer "
+        "(taskgraph's migrations only go up)"
+    )
+    code, out, _ = invoke("db", "upgrade", "--storage", url, "--json")
+    assert code == 0 and json.loads(out)["before"] == "0002" and json.loads(out)["after"] == "0004"
+
+
 def test_bad_url_is_one_line_and_masked(tmp_path):
     code, _, err = invoke(
         "db", "upgrade", "--storage", "postgresql+psycopg://u:pw-secret@127.0.0.1:1/x"

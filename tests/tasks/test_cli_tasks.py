@@ -65,6 +65,13 @@ def test_show_json(data_dir: Path) -> None:
     assert cola.exit_code == 0 and "dev_ood" in cola.stdout and "acceptable" in cola.stdout
 
 
+def test_show_prints_a_description_with_brackets_as_text(data_dir: Path) -> None:
+    result = runner.invoke(app, ["tasks", "show", "synth_target", "--data", str(data_dir)])
+    assert result.exit_code == 0, result.output
+    # rich would read `[c(w) >= K/2]` as a markup tag and drop it
+    assert "h(w) = [c(w) >= K/2]" in result.stdout
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

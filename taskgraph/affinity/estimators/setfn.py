@@ -169,7 +169,7 @@ class SetFunctionEstimator(AffinityEstimator):
     def _fit(self, table: GainTable) -> None:
         tasks = sorted(set(table.tasks) | set(self.task_embeddings))
         if not tasks:
-            raise ValueError("no gains to fit: the records hold no task set with a baseline")
+            raise ConfigError(f"no gains to fit: {table.why_empty()}")
         self._z: np.ndarray | None = self._lookahead_matrix(tasks) if self.lookahead else None
         # Interactions need sets of two or more auxiliaries; without any they would be prior-only.
         larger = any(len(g.auxiliaries) >= 2 for g in table.gains)

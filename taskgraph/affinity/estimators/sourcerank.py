@@ -494,7 +494,7 @@ class SourceRankEstimator(AffinityEstimator):
     def _fit(self, table: GainTable) -> None:
         tasks = sorted(set(table.tasks))
         if not tasks:
-            raise ValueError("no gains to fit: the records hold no task set with a baseline")
+            raise ConfigError(f"no gains to fit: {table.why_empty()}")
         self.index = {t: i for i, t in enumerate(tasks)}
         n = len(tasks)
         self.pairs = dict(pair_gains(table.gains))
