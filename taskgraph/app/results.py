@@ -37,6 +37,7 @@ __all__ = [
     "Paired",
     "ResultRow",
     "ResultsTable",
+    "check_results_folder",
     "mean_interval",
     "replace_section",
     "results_table",
@@ -321,7 +322,7 @@ def results_table(
     *,
     storage: str | None = None,
     metrics: Sequence[str] | None = None,
-    split: str = "test",
+    split: str | None = None,
 ) -> ResultsTable:
     """Return ``study``'s results table from the records at ``storage``.
 
@@ -329,7 +330,9 @@ def results_table(
     local SQLite file.
 
     ``metrics`` are the target's metrics to show (default: the objective metric); ``split``
-    the split they are read from.  Raises :class:`~taskgraph.errors.DataNotFoundError` when the
+    the split they are read from (default: ``test`` where the runs have it, else the
+    objective's split).  A split or metric that none of the runs has is a ConfigError listing
+    the ones they have.  Raises :class:`~taskgraph.errors.DataNotFoundError` when the
     study is not in the database.
     """
     from taskgraph.storage import SCREEN_MODE, open_repository, resolve_storage_url
@@ -350,7 +353,7 @@ def build_table(
     runs: Sequence[RunRecord],
     *,
     metrics: Sequence[str] | None = None,
-    split: str = "test",
+    split: str | None = None,
 ) -> ResultsTable:
     """Return the table of ``runs`` under the stored spec ``spec_data`` (see the module docstring)."""
     from taskgraph.spec import spec_from_dict
@@ -358,6 +361,22 @@ def build_table(
     spec = spec_from_dict(spec_data, source=f"the stored spec of {study!r}")
     target = spec.target
     objective = spec.objective.metric or _primary_metric(target, runs)
+    scored = [run.scores.get(target, {}) for run in runs]
+    splits = sorted({s for scores in scored for s in scores})
+    if split is None:
+        split = "test" if "test" in splits or not splits else spec.objective.split
+    if splits and split not in splits:
+        raise ConfigError(
+            f"`--split` {split!r}: no run of {study!r} has {target} scores on it; they have "
+            f"{', '.join(splits)}"
+        )
+    known = sorted({m for scores in scored for m in scores.get(split, {})})
+    unknown = [m for m in metrics or () if known and m not in known]
+    if unknown:
+        raise ConfigError(
+            f"`--metrics`: no run of {study!r} has {target} {', '.join(unknown)} on {split}; "
+            f"its metrics there: {', '.join(known)}"
+        )
     notes: list[str] = []
     rows = _rows_of(spec, runs, notes)
     seen: dict[str, str] = {}
@@ -453,6 +472,25 @@ def replace_section(text: str, study: str, body: str) -> str:
     return pattern.sub(lambda _: f"{begin}\n{body.rstrip()}\n{end}", text, count=1)
 
 
+def check_results_folder(directory: str | os.PathLike[str], study: str) -> Path:
+    """Return the ``README.md`` of results folder ``directory`` once it holds ``study``'s
+    marked section; raise :class:`DataNotFoundError` / :class:`ConfigError` saying what to add."""
+    folder = Path(directory)
+    begin, end = section_markers(study)
+    if not folder.is_dir():
+        raise DataNotFoundError(
+            f"--write {folder}: not a directory (a results folder such as docs/results)"
+        )
+    readme = folder / "README.md"
+    if not readme.is_file():
+        raise DataNotFoundError(
+            f"--write {folder}: no README.md there; the results page is a README.md with the "
+            f"lines {begin!r} and {end!r} where the table goes"
+        )
+    replace_section(readme.read_text(encoding="utf-8"), study, "")  # the markers are there
+    return readme
+
+
 def write_results(table: ResultsTable, directory: str | os.PathLike[str]) -> list[Path]:
     """Write ``<study>.csv`` (long format) and the table into ``README.md``'s marked section.
 
@@ -460,9 +498,7 @@ def write_results(table: ResultsTable, directory: str | os.PathLike[str]) -> lis
     missing section writes nothing.
     """
     folder = Path(directory)
-    readme = folder / "README.md"
-    if not readme.is_file():
-        raise DataNotFoundError(f"no {readme}: the results page holds the marked sections")
+    readme = check_results_folder(folder, table.study)
     updated = replace_section(readme.read_text(encoding="utf-8"), table.study, table.to_markdown())
     paths: list[Path] = []
     long_rows = table.long_rows()

@@ -44,6 +44,7 @@ from taskgraph.errors import ConfigError
 __all__ = ["app"]
 
 app = typer.Typer(
+    rich_markup_mode="markdown",
     add_completion=False,
     help="Fit the task-affinity graph; recommend auxiliary tasks and groupings.",
     no_args_is_help=True,

@@ -43,7 +43,7 @@ class LazyGroup(TaskgraphGroup):
             module, attribute = COMMANDS[cmd_name].split(":")
             target = getattr(importlib.import_module(module), attribute)
             if not isinstance(target, typer.Typer):
-                single = typer.Typer(add_completion=False)
+                single = typer.Typer(rich_markup_mode="markdown", add_completion=False)
                 single.command(cmd_name)(target)
                 target = single
             command = typer.main.get_command(target)
@@ -53,6 +53,7 @@ class LazyGroup(TaskgraphGroup):
 
 
 app = typer.Typer(
+    rich_markup_mode="markdown",
     cls=LazyGroup,
     name="taskgraph",
     no_args_is_help=True,

@@ -17,6 +17,7 @@ from taskgraph.storage.repository import open_engine
 __all__ = ["app"]
 
 app = typer.Typer(
+    rich_markup_mode="markdown",
     add_completion=False,
     help="Upgrade and check the records database schema (Alembic revisions shipped with "
     "taskgraph; version table tg_alembic_version, Optuna's tables untouched).",

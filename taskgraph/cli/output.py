@@ -76,6 +76,8 @@ def emit_rows(
     title: str | None = None,
 ) -> None:
     """Print ``rows`` as JSON (all keys), CSV (``columns``) or a rich table (``columns``)."""
+    if as_json and as_csv:
+        raise ConfigError("`--json` and `--csv` exclude each other: choose one")
     if as_json:
         emit_json(list(rows))
         return
@@ -87,10 +89,18 @@ def emit_rows(
         return
     table = Table(title=title)
     for column in columns:
-        table.add_column(column)
+        # Folded, never cut with "…": a narrow terminal keeps every value.
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*(_cell(row.get(c)) for c in columns))
-    stdout_console.print(table)
+    if stdout_console.is_terminal:
+        stdout_console.print(table)
+    else:  # a pipe or a log has no width: the table takes what it needs, not rich's 80 columns
+        Console(file=sys.stdout, width=_UNBOUNDED).print(table)
+
+
+#: the width a table may take when standard output is not a terminal
+_UNBOUNDED = 1000
 
 
 def _csv_cell(value: Any) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -22,7 +24,10 @@ from taskgraph.storage.export import EXPORT_FORMATS
 __all__ = ["app"]
 
 app = typer.Typer(
-    add_completion=False, help="List, show and export the records database.", no_args_is_help=True
+    rich_markup_mode="markdown",
+    add_completion=False,
+    help="List, show and export the records database.",
+    no_args_is_help=True,
 )
 
 StudyOption = Annotated[str | None, typer.Option("--study", help="Only runs of this study.")]
@@ -140,6 +145,16 @@ def list_command(
             data_selection=None if selection is None else _SELECTION[selection],
             pretraining=pretraining,
         )
+        if not runs and pretraining is not None:
+            # A scheme no run has (a typo, or a plug-in's name) says which the runs have.
+            schemes = {
+                (r.config.get("pretraining") or {}).get("scheme", "none") for r in repo.runs()
+            }
+            if schemes and pretraining not in schemes:
+                raise ConfigError(
+                    f"`--pretraining` {pretraining!r}: no run has that scheme; the runs have "
+                    f"{', '.join(sorted(schemes))}"
+                )
     rows = [_list_row(run) for run in runs]
     emit_rows(
         rows, columns=_LIST_COLUMNS, as_json=as_json, as_csv=as_csv, title=f"{len(rows)} runs"
@@ -172,6 +187,12 @@ def show_command(
         stdout_console.print(_selection_line(run.data_selection), soft_wrap=True)
     if run.pretraining_report is not None:
         stdout_console.print(_pretraining_line(run.pretraining_report), soft_wrap=True)
+    settings = [
+        {"setting": key, "value": json.dumps(value, sort_keys=True, default=str)}
+        for key, value in sorted(run.config.items())
+        if value not in (None, {}, [], ())
+    ]
+    emit_rows(settings, columns=("setting", "value"), title="configuration")
     scores = [
         {"task": task, "split": split, "metric": metric, "value": value}
         for task, splits in sorted(run.scores.items())
@@ -249,13 +270,14 @@ def export_command(
         ),
     ],
     export_format: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--format",
             "-f",
-            help="csv or parquet: one row per score record; json: one object per run.",
+            help="csv or parquet: one row per score record; json: one object per run "
+            "(default: the output file's extension, else csv).",
         ),
-    ] = "csv",
+    ] = None,
     storage: StorageOption = None,
     study: StudyOption = None,
     target: TargetOption = None,
@@ -266,6 +288,9 @@ def export_command(
 ) -> None:
     """Export the matching records as CSV, JSON or Parquet (Parquet needs pyarrow)."""
     _check_filters(status, task_set=task_set, model_config=model_config)
+    if export_format is None:  # `-o runs.parquet` means Parquet, not CSV in a .parquet file
+        suffix = Path(output).suffix.lstrip(".").lower()
+        export_format = suffix if suffix in EXPORT_FORMATS else "csv"
     if export_format not in EXPORT_FORMATS:
         raise ConfigError(
             f"`--format` must be one of {list(EXPORT_FORMATS)}, but got {export_format!r}"
@@ -300,25 +325,32 @@ def table_command(
             "objective metric), e.g. f1_PER,f1_LOC,f1_ORG,f1.",
         ),
     ] = None,
-    split: Annotated[str, typer.Option("--split", help="Split the columns are read from.")] = (
-        "test"
-    ),
+    split: Annotated[
+        str | None,
+        typer.Option(
+            "--split",
+            help="Split the columns are read from (default: test where the runs have it, else "
+            "the objective's split).",
+        ),
+    ] = None,
     write: Annotated[
         str | None,
         typer.Option(
             "--write",
             help="Results folder (e.g. docs/results): write <study>.csv in the long format of "
-            "`taskgraph bench` and the table into README.md between <!-- results:STUDY --> and "
-            "<!-- /results:STUDY -->.",
+            "`taskgraph bench` and the table into the folder's README.md, which must exist and "
+            "hold the lines <!-- results:STUDY --> and <!-- /results:STUDY -->.",
         ),
     ] = None,
     storage: StorageOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Print a study's results table: rows = configurations, mean ± 95% t-interval over seeds."""
-    from taskgraph.app.results import results_table, write_results
+    from taskgraph.app.results import check_results_folder, results_table, write_results
 
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+    if write is not None:  # before the table is printed: a folder it cannot go to is the error
+        check_results_folder(write, study)
     table = results_table(study, storage=resolve_storage_url(storage), metrics=names, split=split)
     if as_json:
         emit_json(table.to_dict())

@@ -32,6 +32,7 @@ from taskgraph.cli.output import emit_json, emit_rows, stderr_console, stdout_co
 from taskgraph.errors import ConfigError
 
 app = typer.Typer(
+    rich_markup_mode="markdown",
     add_completion=False,
     help="Validate, run, submit, resume and inspect studies.",
     no_args_is_help=True,
@@ -675,6 +676,17 @@ def screen(
     from taskgraph.app.screening import screen_report, screen_study
     from taskgraph.search.heartbeat import terminate_as_interrupt
 
+    if show_only:
+        training = [
+            flag for flag, given in (("--steps", steps is not None), ("--probes", probes != 20),
+                                     ("--full-matrix", full_matrix), ("--data", data is not None))
+            if given
+        ]  # fmt: skip
+        if training:
+            raise ConfigError(
+                f"`--show` prints the stored screen and trains nothing: {', '.join(training)} "
+                "would not be used; drop them, or drop --show to run a screen"
+            )
     _quiet_transformers()
     overrides = _parse_sets(sets)
     checked = _load_checked(

@@ -30,7 +30,10 @@ from taskgraph.tasks.fingerprints import file_sha256
 from .output import emit_json, stderr_console, stdout_console
 
 app = typer.Typer(
-    add_completion=False, help="List and inspect the task catalog.", no_args_is_help=True
+    rich_markup_mode="markdown",
+    add_completion=False,
+    help="List and inspect the task catalog.",
+    no_args_is_help=True,
 )
 
 

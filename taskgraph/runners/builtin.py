@@ -81,6 +81,14 @@ class RayRunner:
     def build_evaluator(
         self, spec: StudySpec, *, data_dir: str | os.PathLike[str] | None = None
     ) -> TrialEvaluator | None:
+        # Called before the study is created: an address where no cluster answers is one
+        # error now, not a traceback after the study and its first trial are written.
+        from taskgraph.spec.models import RayRunnerSpec
+
+        if isinstance(spec.runner, RayRunnerSpec) and spec.runner.address:
+            from taskgraph.runners.ray.address import check_ray_address
+
+            check_ray_address(spec.runner.address, flag="--address (runner.address)")
         return None  # each Tune worker builds its own (taskgraph.runners.ray.worker)
 
     def run(self, engine: StudyEngine) -> RunSummary:

@@ -48,6 +48,14 @@ def check_spec(
     _check_registry(
         source, "sampler.name", [spec.sampler.name], "taskgraph.search.samplers", "SAMPLERS"
     )
+    if spec.storage is not None and spec.storage.strip():
+        from taskgraph.errors import StorageError
+        from taskgraph.storage.urls import parse_storage_url
+
+        try:
+            parse_storage_url(spec.storage.strip(), check_directory=False)
+        except StorageError as error:
+            raise SpecError(f"{source}: storage: {error}") from None
     if not trains:
         # A benchmark table names its own tasks and was measured with one fixed model: only
         # the task set matters, so model settings are not checked (nor torch imported).

@@ -14,7 +14,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from taskgraph.errors import ConfigError, DataNotFoundError, SpecError, TaskgraphError
+from taskgraph.errors import (
+    ConfigError,
+    DataFormatError,
+    DataNotFoundError,
+    SpecError,
+    TaskgraphError,
+)
 from taskgraph.spec.models import StudySpec
 
 __all__ = ["check_data", "inline_task_defs"]
@@ -64,6 +70,11 @@ def check_data(
 ) -> Path | None:
     """Resolve the data directory and check that every file each task reads exists.
 
+    The files of the spec's inline (user-defined) tasks are also read, their first
+    :data:`INLINE_HEAD` examples per split, so a file in the wrong format is one error naming
+    its line before the study is created (the catalog's datasets are the shared folder's,
+    checked by their own tests).
+
     The directory is ``data_dir`` (the ``--data`` option), else the spec's ``data_dir``, else
     ``TASKGRAPH_DATA``, else ``../shared/data``.  A directory given explicitly must exist even
     when no task reads from it; the others are only looked for when a task needs them.
@@ -108,4 +119,27 @@ def check_data(
             except DataNotFoundError as error:
                 hint = f" (data directory {resolved}, from {origin})" if resolved else ""
                 raise DataNotFoundError(f"{source}: {where}: {error}{hint}") from None
+            if name in extra:
+                _read_head(task, split, data_dir=resolved, where=f"{source}: {where}")
     return resolved
+
+
+#: examples read from each split of an inline task before a study starts
+INLINE_HEAD = 20
+
+
+def _read_head(task: Any, split: str, *, data_dir: Path | None, where: str) -> None:
+    """Read the first :data:`INLINE_HEAD` examples of ``split``; a malformed line is a
+    :class:`~taskgraph.errors.DataFormatError` naming the spec field, the file and the line."""
+    from taskgraph.tasks import iter_examples
+
+    try:
+        for _ in iter_examples(task, split, data_dir=data_dir, limit=INLINE_HEAD):
+            pass
+    except DataFormatError as error:
+        raise DataFormatError(
+            f"{where} (task {task.name!r}, split {split}): {error.path}",
+            error.line,
+            error.expected,
+            error.got,
+        ) from None

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from taskgraph.errors import StorageError
+from taskgraph.errors import ConfigError, StorageError
 
 __all__ = [
     "DEFAULT_STORAGE_URL",
@@ -58,12 +58,28 @@ _SENTINEL = "TASKGRAPHMASKEDPASSWORD"
 
 
 def resolve_storage_url(option: str | None = None, *, spec_storage: str | None = None) -> str:
-    """Return the storage URL: ``option``, else ``$TASKGRAPH_STORAGE``, else the spec's, else the default."""
-    chosen = DEFAULT_STORAGE_URL
-    for candidate in (option, os.environ.get(STORAGE_ENV), spec_storage):
+    """Return the storage URL: ``option``, else ``$TASKGRAPH_STORAGE``, else the spec's, else the default.
+
+    The chosen URL is checked (:func:`parse_storage_url`) and a bad one is a
+    :class:`StorageError` that names where it came from (``--storage``, ``TASKGRAPH_STORAGE``
+    or the spec's ``storage`` field).  An empty ``--storage`` is refused rather than read as
+    "not given"; an empty environment variable counts as unset.
+    """
+    if option is not None and not option.strip():
+        raise ConfigError("--storage is empty: give a database URL, e.g. sqlite:///taskgraph.db")
+    chosen, origin = DEFAULT_STORAGE_URL, "the default"
+    for candidate, where in (
+        (option, "--storage"),
+        (os.environ.get(STORAGE_ENV), STORAGE_ENV),
+        (spec_storage, "the spec's storage field"),
+    ):
         if candidate is not None and candidate.strip():
-            chosen = candidate.strip()
+            chosen, origin = candidate.strip(), where
             break
+    try:
+        parse_storage_url(chosen)
+    except StorageError as error:
+        raise StorageError(f"{origin}: {error}") from None
     # Remembered (masked) so that a failure raised by Optuna's storage, which does not say
     # which database it was, can be reported with it.
     _resolved.append(mask_url(chosen))
@@ -143,11 +159,12 @@ def storable_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     return data
 
 
-def parse_storage_url(url: str) -> URL:
+def parse_storage_url(url: str, *, check_directory: bool = True) -> URL:
     """Return the parsed, normalised URL; raise :class:`StorageError` naming what is wrong.
 
-    Checks the syntax, the dialect and driver, and for a SQLite file that its directory
-    exists (nothing is created here).
+    Checks the syntax, the dialect and driver, and for a SQLite file (not in memory, no query
+    parameters) that its directory exists, unless ``check_directory`` is off (a spec checked
+    on another machine than the one that runs it).  Nothing is created here.
     """
     masked = mask_url(url)
     try:
@@ -178,7 +195,19 @@ def parse_storage_url(url: str) -> URL:
     else:
         parsed = parsed.set(drivername="sqlite")
         path = sqlite_path(parsed)
-        if path is not None and not path.parent.is_dir():
+        if path is None:
+            # Optuna and the records each open their own connection: an in-memory database
+            # would be two empty databases.
+            raise StorageError(
+                f"storage URL {masked!r} is an in-memory SQLite database, which the study's "
+                "connections cannot share: use a file, e.g. 'sqlite:///taskgraph.db'"
+            )
+        if parsed.query:
+            raise StorageError(
+                f"storage URL {masked!r} has query parameters ({', '.join(sorted(parsed.query))}), "
+                "which taskgraph's SQLite connections do not take: give the file alone"
+            )
+        if check_directory and not path.parent.is_dir():
             raise StorageError(
                 f"storage URL {masked!r}: directory {str(path.parent)!r} does not exist"
             )

@@ -8,8 +8,9 @@ heads and sharing architecture, and runs :class:`~taskgraph.training.MultiTaskTr
 
 Failures become ``TrialResult.failed(reason)`` with a reason that starts with its kind:
 ``NaN loss: ...``, ``out of memory (CUDA): ...``, ``out of memory (CPU): ...``,
-``invalid configuration: ...`` (a :class:`~taskgraph.errors.TaskgraphError`, e.g. an unknown
-task or sharing name) or ``exception: TypeName: ...``.  ``KeyboardInterrupt`` still propagates:
+``data error: ...`` (a missing or malformed data file: the file, the line, what was
+expected), ``invalid configuration: ...`` (any other :class:`~taskgraph.errors.TaskgraphError`,
+e.g. an unknown task or sharing name) or ``exception: TypeName: ...``.  ``KeyboardInterrupt`` still propagates:
 an interrupted run resumes from its checkpoint directory.
 """
 
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from taskgraph.errors import ConfigError, TaskgraphError
+from taskgraph.errors import ConfigError, DataFormatError, DataNotFoundError, TaskgraphError
 from taskgraph.tasks import (
     count_examples,
     get_task,
@@ -567,6 +568,8 @@ def _train_trial(
         return TrialResult.failed(f"out of memory (CUDA): {_first_line(error)}", cost=cost())
     except MemoryError as error:
         return TrialResult.failed(f"out of memory (CPU): {_first_line(error)}", cost=cost())
+    except (DataFormatError, DataNotFoundError) as error:
+        return TrialResult.failed(f"data error: {error}", cost=cost())
     except TaskgraphError as error:
         return TrialResult.failed(f"invalid configuration: {error}", cost=cost())
     except (KeyboardInterrupt, SystemExit, GeneratorExit):

@@ -124,8 +124,12 @@ def test_rows_cells_seeds_and_cost_from_the_records(storage: str) -> None:
     assert paired["reference"] == "alone" and paired["differences"] == pytest.approx([0.05] * 3)
     assert table.to_dict()["rows"][0]["paired_difference"] is None
     assert "Row good_soft has the task set of good" in markdown
-    # no test scores: a column of a split the runs lack says so
-    assert "not run" in results_table("table", storage=storage, split="test").to_markdown()
+    # no test scores: the default is the objective's split, and asking for test says what exists
+    assert results_table("table", storage=storage).split == "dev"
+    with pytest.raises(ConfigError, match=r"`--split` 'test': no run of 'table' has .* dev$"):
+        results_table("table", storage=storage, split="test")
+    with pytest.raises(ConfigError, match=r"`--metrics`: no run of 'table' has .* f9 on dev; its"):
+        results_table("table", storage=storage, metrics=["accuracy", "f9"], split="dev")
 
 
 def test_storage_defaults_to_taskgraph_storage(
@@ -209,6 +213,19 @@ def test_the_command_prints_and_writes(storage: str, tmp_path: Path) -> None:
     assert (tmp_path / "table.csv").is_file()
     missing = runner.invoke(app, ["records", "table", "nope", "--storage", storage])
     assert missing.exit_code == 1 and missing.stderr.startswith("error: no study 'nope'")
+    # a folder the table cannot go to is the error, before the table is printed
+    for folder, message in (
+        (tmp_path / "none", f"error: --write {tmp_path / 'none'}: not a directory"),
+        (tmp_path / "README.md", f"error: --write {tmp_path / 'README.md'}: not a directory"),
+        (tmp_path / "empty", f"error: --write {tmp_path / 'empty'}: no README.md there; the "
+         "results page is a README.md with the lines '<!-- results:table -->' and"),
+    ):  # fmt: skip
+        (tmp_path / "empty").mkdir(exist_ok=True)
+        refused = runner.invoke(
+            app, ["records", "table", "table", "--storage", storage, "--write", str(folder)]
+        )
+        assert refused.exit_code != 0 and refused.stdout == ""
+        assert refused.stderr.startswith(message), refused.stderr
 
 
 def test_a_screen_of_the_study_is_not_a_row(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -93,6 +94,8 @@ def test_show_and_studies(records_url):
     assert code == 0 and run["scores"] == {"ner": {"dev": {"f1": 0.6}}, "pos": {"dev": {"f1": 0.6}}}
     code, out, _ = invoke("records", "show", "2", "--storage", records_url)
     assert code == 0 and "task set ner+pos" in out
+    # the configuration it trained, one setting per line, as the --json output has it
+    assert "configuration" in out and re.search(r'│ auxiliaries +│ \["pos"\]', out), out
     code, out, _ = invoke("records", "studies", "--storage", records_url, "--json")
     assert [(s["name"], s["runs"], s["complete"], s["failed"]) for s in json.loads(out)] == [
         ("demo", 3, 3, 0),
@@ -122,6 +125,13 @@ def test_export_formats(records_url, tmp_path):
     table = pq.read_table(parquet)
     assert code == 0 and table.num_rows == 6  # 5 score rows + the failed run's row
     assert table.schema.field("value").type == "double"
+    # without -f the extension says the format (CSV in a .parquet file would not read back)
+    inferred = tmp_path / "inferred.parquet"
+    code, _, _ = invoke("records", "export", "--storage", records_url, "-o", str(inferred))
+    assert code == 0 and pq.read_table(inferred).num_rows == 6
+    as_json = tmp_path / "runs.json"
+    code, _, _ = invoke("records", "export", "--storage", records_url, "-o", str(as_json))
+    assert code == 0 and isinstance(json.loads(as_json.read_text()), list)
 
 
 @pytest.mark.parametrize(
@@ -131,6 +141,11 @@ def test_export_formats(records_url, tmp_path):
         (("records", "export", "-o", "x.csv", "-f", "xlsx"), "`--format` must be one of"),
         (("records", "export", "-o", "-", "-f", "parquet"), "needs a file"),
         (("records", "show", "99"), "no run with id 99"),
+        (
+            ("records", "list", "--pretraining", "adaptiv"),
+            "`--pretraining` 'adaptiv': no run has that scheme; the runs have none",
+        ),
+        (("records", "list", "--json", "--csv"), "`--json` and `--csv` exclude each other"),
     ],
 )
 def test_bad_arguments_are_one_line(records_url, args, message):

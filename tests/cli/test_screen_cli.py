@@ -137,3 +137,9 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path: Path) -> None:
     code, _, err = invoke("study", "screen", str(spec), "--storage", url, "--steps", "2",
                           "--probes", "5")  # fmt: skip
     assert code != 0 and "`probes` (5) must not exceed the steps (2)" in err
+    code, _, err = invoke("study", "screen", str(spec), "--storage", url, "--show", "--steps", "5",
+                          "--full-matrix")  # fmt: skip
+    assert code != 0 and err.strip() == (
+        "error: `--show` prints the stored screen and trains nothing: --steps, --full-matrix "
+        "would not be used; drop them, or drop --show to run a screen"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from taskgraph.cli.app import app
@@ -109,3 +110,60 @@ def test_set_runner_takes_the_shorthand_and_refuses_other_values_in_one_line(
     code, _, err = invoke("study", "validate", str(spec), "--set", "runner=7")
     assert code == 2
     assert err == "error: --set runner: must be a runner name or a mapping, got int\n"
+
+
+def test_a_ray_address_where_nothing_answers_is_one_line_and_no_study(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on: bound, never listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        db = tmp_path / "r.db"
+        for command, address in (
+            ("run", f"127.0.0.1:{port}"),
+            ("run", f"ray://127.0.0.1:{port}"),
+            ("submit", f"http://127.0.0.1:{port}"),
+        ):
+            code, _, err = invoke(
+                "study", command, str(write(tmp_path)), "--storage", f"sqlite:///{db}",
+                "--address", address,
+            )  # fmt: skip
+            errors = [line for line in err.splitlines() if not line.startswith("warning:")]
+            assert code == 2 and len(errors) == 1, err
+            assert errors[0].startswith("error: --address") and address in errors[0]
+            assert "no Ray cluster answers there" in errors[0]
+            assert not db.exists()
+    code, _, err = invoke("study", "run", str(write(tmp_path)), "--storage", f"sqlite:///{db}",
+                          "--address", "not-an-address", "--quiet")  # fmt: skip
+    assert code == 2 and err.strip().endswith(
+        "not-an-address: Invalid address format: not-an-address"
+    )
+    assert not db.exists()
+
+
+def test_a_bad_storage_url_names_where_it_came_from_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = write(tmp_path, SPEC + 'storage: "foo://"\n')
+    code, _, err = invoke("study", "validate", str(spec))
+    assert code == 2 and err.startswith(
+        f"error: {spec}: storage: storage URL 'foo://' has unsupported"
+    )
+    plain = write(tmp_path)
+    unsupported = "storage URL 'bogus://' has unsupported database 'bogus'"
+    for args, env, message in (
+        (["--storage", ""], None, "error: --storage is empty: give a database URL"),
+        (["--storage", "sqlite://"], None, "error: --storage: storage URL 'sqlite://' is an in-memory"),
+        (["--storage", "sqlite:///x.db?mode=ro"], None, "error: --storage: storage URL "
+         "'sqlite:///x.db?mode=ro' has query parameters (mode)"),
+        ([], "bogus://", f"error: TASKGRAPH_STORAGE: {unsupported}"),
+    ):  # fmt: skip
+        if env is None:
+            monkeypatch.delenv("TASKGRAPH_STORAGE", raising=False)
+        else:
+            monkeypatch.setenv("TASKGRAPH_STORAGE", env)
+        monkeypatch.chdir(tmp_path)
+        code, out, err = invoke("study", "run", str(plain), "--quiet", *args)
+        assert code != 0 and out == "" and err.startswith(message), err
+        assert err.count("\n") == 1
+        assert not list(tmp_path.glob("*.db")), list(tmp_path.iterdir())

@@ -351,3 +351,26 @@ def test_yaml_error_names_the_line_to_fix(tmp_path: Path) -> None:
     spec.write_text("name: x\n\ttarget: synth_target\n")
     code, _, err = invoke("study", "validate", str(spec))
     assert code == 2 and err.startswith(f"error: {spec}:2: not valid YAML: ")
+
+
+def test_a_malformed_file_of_an_inline_task_is_one_line_before_the_study(tmp_path: Path) -> None:
+    data = tmp_path / "my_ner"
+    data.mkdir()
+    good = "The\tO\ncat\tB-ANIMAL\n\n"
+    for split in ("train", "test"):
+        (data / f"{split}.iob").write_text(good * 3)
+    (data / "dev.iob").write_text(good + "A dog\n")  # spaces, not a tab, on line 4
+    spec = tmp_path / "inline.yaml"
+    spec.write_text(
+        TINY.format(name="inline", target="synth_target").replace(
+            "candidates: [synth_related]", "candidates: [synth_related, my_ner]"
+        )
+        + "tasks:\n  - {name: my_ner, format: iob, type: token_tagging, label_field: ner, "
+        f"path: {data}, metrics: [f1]}}\n"
+    )
+    db = tmp_path / "i.db"
+    code, out, err = invoke("study", "run", str(spec), "--storage", f"sqlite:///{db}", "--quiet")
+    assert code != 0 and out == "" and err.count("\n") == 1, err
+    assert err.startswith(f"error: {spec}: candidates[1] (task 'my_ner', split dev): ")
+    assert f"{data / 'dev.iob'}:4: expected" in err
+    assert not db.exists()

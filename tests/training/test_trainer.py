@@ -400,3 +400,18 @@ def test_best_weights_are_not_evaluated_twice(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(MultiTaskTrainer, "_evaluate_all", without_reuse)
     again = run(cfg)
     assert again.scores == result.scores and again.objective == result.objective
+
+
+def test_a_malformed_data_file_fails_the_trial_as_a_data_error(tmp_path: Path) -> None:
+    from taskgraph.tasks import define_task
+
+    for split in ("train", "dev", "test"):
+        (tmp_path / f"{split}.iob").write_text("The\tO\ncat\tB-X\n\nA dog\n")  # line 4: no tab
+    bad = define_task(
+        "my_ner", format="iob", type="token_tagging", label_field="ner", path=str(tmp_path),
+        metrics=["f1"],
+    )  # fmt: skip
+    result = train_trial(config(auxiliaries=("my_ner",)), tasks={**TASKS, "my_ner": bad})
+    assert result.status is TrialStatus.FAILED
+    reason = result.failure_reason or ""
+    assert reason.startswith("data error: ") and ".iob:4: expected 2 columns" in reason

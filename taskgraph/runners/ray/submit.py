@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from taskgraph.errors import ConfigError
 from taskgraph.runners.ray.runner import QUIET_RAY_ENV
 from taskgraph.search.engine import StudyEngine
 from taskgraph.spec.models import StudySpec
@@ -32,15 +33,23 @@ def submit_study(
     """
     import shlex
 
+    # The cluster first: an address where no job API answers is one error, and no study.
+    if client is None:
+        from ray.job_submission import JobSubmissionClient
+
+        from taskgraph.runners.ray.address import check_ray_address
+
+        check_ray_address(address)
+        try:
+            client = JobSubmissionClient(address)
+        except (ConnectionError, ValueError, RuntimeError) as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise ConfigError(f"--address {address}: {reason}") from None
     engine = StudyEngine(spec=spec, storage_url=storage_url)
     try:
         engine.open()
     finally:
         engine.close()
-    if client is None:
-        from ray.job_submission import JobSubmissionClient
-
-        client = JobSubmissionClient(address)
     entrypoint = (
         f"taskgraph study resume {shlex.quote(spec.name)} --runner ray "
         f"--address {shlex.quote(cluster_address)} --quiet"
