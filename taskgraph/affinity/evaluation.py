@@ -11,13 +11,14 @@ with a single split are scored on it, and the result says so).
   beside the popular-source prior (a source's mean gain over the other targets).
 * :func:`evaluate_pair_gains`: k-fold over each target's pair rows: fit on every other row,
   predict the held-out pairs' gains; per-target Spearman beside the popular-source prior.
-
-Targets without a baseline row are *rank-only* in the last two: scored against their values
-(sign-normalised), whose order is their gains' order whatever the baseline, and fitted with a
-stand-in baseline, the mean of their fitted rows (:func:`with_stand_in_baselines`), so the
-estimators see the order of their rows and a level the target offset absorbs.
 * :func:`evaluate_grouping`: choose a grouping under an inference budget with at most
   ``max_evaluations`` measured task sets; total test score of the chosen grouping.
+
+Targets without a baseline row are *rank-only* in the source ranking and the pair gains:
+scored against their values (sign-normalised), whose order is their gains' order whatever the
+baseline, and fitted with a stand-in baseline, the mean of their fitted rows
+(:func:`with_stand_in_baselines`), so the estimators see the order of their rows and a level
+the target offset absorbs.
 """
 
 from __future__ import annotations

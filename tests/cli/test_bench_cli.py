@@ -192,15 +192,25 @@ def test_split_options_name_a_missing_split(tmp_path: Path, table_file: Path) ->
     assert "`--samplers`: unknown sampler 'cmaes'" in result.stderr
 
 
-def _pairs_table(tmp_path: Path) -> Path:
+def _pairs_table(
+    tmp_path: Path,
+    *,
+    seed: int = 2,
+    baselines: bool = True,
+    popular: float = 0.0,
+    noise: float = 0.05,
+    name: str = "pairs.csv",
+) -> Path:
+    """Seven tasks, every pair; each source helps every target by its own ``popular`` effect."""
     tasks = [f"t{i}" for i in range(7)]
-    rng = np.random.default_rng(2)
-    rows = [LongRow(t, frozenset({t}), "val", 0.6, True) for t in tasks]
+    rng = np.random.default_rng(seed)
+    effect = dict(zip(tasks, rng.normal(0, popular, len(tasks)), strict=True)) if popular else {}
+    rows = [LongRow(t, frozenset({t}), "val", 0.6, True) for t in tasks] if baselines else []
     rows += [
-        LongRow(t, frozenset({t, s}), "val", 0.6 * (1 + rng.normal(0, 0.05)), True)
+        LongRow(t, frozenset({t, s}), "val", 0.6 * (1 + effect.get(s, 0.0) + rng.normal(0, noise)), True)
         for t in tasks for s in tasks if s != t
     ]  # fmt: skip
-    path = tmp_path / "pairs.csv"
+    path = tmp_path / name
     write_long_csv(LongTable(rows=rows), path)
     return path
 
@@ -245,16 +255,9 @@ def test_task_metadata_reaches_the_estimator_or_says_why_not(tmp_path: Path) -> 
 
 def _pairs_without_baselines(tmp_path: Path) -> Path:
     """Pairs only, one split, no baseline row for any target (what many papers publish)."""
-    tasks = [f"t{i}" for i in range(7)]
-    rng = np.random.default_rng(3)
-    popular = dict(zip(tasks, rng.normal(0, 0.05, len(tasks)), strict=True))
-    rows = [
-        LongRow(t, frozenset({t, s}), "val", 0.6 * (1 + popular[s] + rng.normal(0, 0.01)), True)
-        for t in tasks for s in tasks if s != t
-    ]  # fmt: skip
-    path = tmp_path / "no_baselines.csv"
-    write_long_csv(LongTable(rows=rows), path)
-    return path
+    return _pairs_table(
+        tmp_path, seed=3, baselines=False, popular=0.05, noise=0.01, name="no_baselines.csv"
+    )
 
 
 def test_a_table_without_any_baseline_row_is_ranked_rank_only(tmp_path: Path) -> None:
