@@ -119,7 +119,20 @@ def fit(
         emit_json(summary)
         return
     for key, value in summary.items():
+        if key == "tau" and isinstance(value, dict):  # setfn's prior variances, by term
+            value = ", ".join(f"{_TAU_TERMS.get(k, k)} {v:g}" for k, v in value.items())
+        elif isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items())
         typer.echo(f"{key}: {value}")
+
+
+#: setfn's prior-variance terms (docs/affinity.md, "setfn"): what each letter of `tau` is
+_TAU_TERMS = {
+    "a": "target offset (a)",
+    "b": "source effect (b)",
+    "d": "target-specific effect (d)",
+    "c": "set size (c)",
+}
 
 
 @app.command("top")
@@ -231,7 +244,7 @@ def groups(
         return
     rows = [
         {"network": sorted(n), "serves": sorted(t for t, a in grouping.assignment.items() if a == n),
-         "measured": n in measured}
+         "measured": "yes" if n in measured else "no (predicted)"}
         for n in grouping.networks
     ]  # fmt: skip
     emit_rows(rows, columns=["network", "serves", "measured"],
