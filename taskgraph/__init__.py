@@ -10,7 +10,7 @@ cheap (no Optuna, torch or Ray) until one of these names is used.
 
 >>> import taskgraph
 >>> summary = taskgraph.run_study("searchspaces/demo.yaml", storage="sqlite:////tmp/demo.db")  # doctest: +SKIP
->>> taskgraph.recommend("sst2", storage="sqlite:////tmp/demo.db", k=3)  # doctest: +SKIP
+>>> taskgraph.recommend("synth_target", storage="sqlite:////tmp/demo.db", k=3)  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ SQLAlchemy but not torch or Ray.
 
 >>> import taskgraph
 >>> summary = taskgraph.run_study("searchspaces/demo.yaml", storage="sqlite:////tmp/demo.db")  # doctest: +SKIP
->>> for r in taskgraph.recommend("sst2", storage="sqlite:////tmp/demo.db", k=3):  # doctest: +SKIP
+>>> for r in taskgraph.recommend("synth_target", storage="sqlite:////tmp/demo.db", k=3):  # doctest: +SKIP
 ...     print(r.auxiliaries, r.predicted_gain)
 """
 

@@ -36,6 +36,7 @@ from taskgraph.affinity.grouping import (
 from taskgraph.affinity.longtable import check_magnitudes, read_long_csv
 from taskgraph.affinity.recommend import Recommendation, recommend_auxiliaries
 from taskgraph.affinity.records import ScoreRecord
+from taskgraph.app.arguments import integer, names, number
 from taskgraph.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -378,6 +379,9 @@ def recommendation_report(
     absolute gains (a zero baseline).  Raises :class:`ConfigError` when the target has no
     records, and what :func:`fit_estimator` raises.
     """
+    integer(k, "k", minimum=1)
+    if max_size is not None:
+        integer(max_size, "max_size", minimum=1)
     estimator, records = fit_estimator(
         method=method,
         storage=storage,
@@ -520,6 +524,10 @@ def groupings(
     records; ``max_size`` to all sizes up to 10 tasks, else 3.  Raises :class:`ConfigError`
     for tasks without a baseline or tasks whose scores go in different directions.
     """
+    number(budget, "budget")
+    tasks = names(tasks, "tasks")
+    if max_size is not None:
+        integer(max_size, "max_size", minimum=1)
     estimator, records = fit_estimator(
         method=method,
         storage=storage,
@@ -530,7 +538,7 @@ def groupings(
         hyperprior=hyperprior,
         pooling=pooling,
     )
-    chosen = sorted({t.strip() for t in tasks if t.strip()}) if tasks else estimator.targets
+    chosen = sorted(set(tasks)) if tasks else estimator.targets
     unknown = [t for t in chosen if t not in estimator.targets]
     if unknown:
         raise ConfigError(
@@ -574,6 +582,7 @@ def affinity_graph(
     ``min_evidence`` leaves out edges backed by fewer runs.  Raises what
     :func:`fit_estimator` raises.
     """
+    integer(min_evidence, "min_evidence", minimum=0)
     estimator, _ = fit_estimator(
         method=method,
         storage=storage,

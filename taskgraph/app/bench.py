@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from taskgraph.affinity.longtable import LongTable
+from taskgraph.app.arguments import integer, names, number
 from taskgraph.errors import ConfigError
 
 __all__ = ["bench", "load_bench_table", "metadata_options"]
@@ -94,6 +95,14 @@ def bench(
     from taskgraph.affinity.estimators.setfn import POOLINGS
     from taskgraph.search.benchmarking import CLI_SAMPLERS, run_bench
 
+    # Types here; the ranges are checked (and named as the command's options) by run_bench.
+    for keyword, value in (("seeds", seeds), ("folds", folds), ("max_trials", max_trials)):
+        integer(value, keyword)
+    if max_size is not None:
+        integer(max_size, "max_size")
+    number(fit_fraction, "fit_fraction")
+    if samplers is not None:
+        samplers = names(samplers, "samplers")
     if pooling is not None and method != "setfn":
         raise ConfigError(f"`--pooling` is an option of setfn, but --method is {method!r}")
     if pooling is not None and pooling not in POOLINGS:

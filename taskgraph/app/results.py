@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from taskgraph.affinity.longtable import LongRow, write_long_csv
-from taskgraph.errors import ConfigError, DataNotFoundError
+from taskgraph.errors import ConfigError, DataNotFoundError, StorageError
 from taskgraph.storage.records import RunRecord
 from taskgraph.vocabulary import higher_is_better, task_set_key
 
@@ -201,6 +201,14 @@ class ResultsTable:
     rows: tuple[ResultRow, ...]
     notes: tuple[str, ...] = field(default=())
 
+    def __repr__(self) -> str:
+        # The rows hold every run record; a notebook wants their names (to_markdown: the table).
+        names = ", ".join(f"{row.name} ({len(row.runs)} runs)" for row in self.rows)
+        return (
+            f"ResultsTable(study={self.study!r}, target={self.target!r}, split={self.split!r}, "
+            f"metrics={list(self.metrics)}, rows=[{names}])"
+        )
+
     def to_markdown(self) -> str:
         """Return the table in Markdown: mean ± 95 % t-interval per cell, the objective
         metric's paired difference from the first row, seeds and cost."""
@@ -332,16 +340,21 @@ def results_table(
     ``metrics`` are the target's metrics to show (default: the objective metric); ``split``
     the split they are read from (default: ``test`` where the runs have it, else the
     objective's split).  A split or metric that none of the runs has is a ConfigError listing
-    the ones they have.  Raises :class:`~taskgraph.errors.DataNotFoundError` when the
-    study is not in the database.
+    the ones they have.  Raises :class:`~taskgraph.errors.StorageError` (as the other study
+    functions do) when the study is not in the database.
     """
+    from taskgraph.app.arguments import names
     from taskgraph.storage import SCREEN_MODE, open_repository, resolve_storage_url
+
+    metrics = names(metrics, "metrics")
+    if not isinstance(study, str) or not study.strip():
+        raise ConfigError(f"a study name must be a non-empty string, but got {study!r}")
 
     with open_repository(resolve_storage_url(storage), create=False) as repo:
         specs = repo.study_specs()
         if study not in specs:
             known = ", ".join(sorted(specs)) or "(none)"
-            raise DataNotFoundError(f"no study {study!r} in {repo.url}; studies: {known}")
+            raise StorageError(f"no study {study!r} in {repo.url}; studies: {known}")
         # A screen (`study screen`) is a joint run of every candidate, not a row of the table.
         runs = [r for r in repo.runs(study=study) if r.transfer_mode != SCREEN_MODE]
     return build_table(study, specs[study], runs, metrics=metrics, split=split)

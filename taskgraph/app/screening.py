@@ -34,30 +34,39 @@ def _no_embeddings(tasks: Sequence[str], **_: Any) -> dict[str, Any]:
 
 
 def screen_study(
-    spec: StudySpec,
+    spec_or_path: StudySpec | PathLike,
     *,
-    storage_url: str,
-    data_dir: PathLike | None = None,
+    storage: str | None = None,
+    data: PathLike | None = None,
     steps: int | None = None,
     probes: int | None = None,
     full_matrix: bool = False,
     observer: Any = None,
-    source: str = "spec",
+    source: str | None = None,
+    **overrides: Any,
 ) -> dict[str, Any]:
-    """Run and store a screen of the checked ``spec``; return its report (:func:`screen_report`).
+    """Run and store a screen of a study; return its report (:func:`screen_report`).
 
+    ``spec_or_path``, ``storage``, ``data`` and ``overrides`` (``budget__trials=4``) as in
+    :func:`~taskgraph.app.studies.run_study`: a spec file or a
+    :class:`~taskgraph.spec.StudySpec`, the records database (default: ``TASKGRAPH_STORAGE``,
+    then the spec's ``storage``, then ``sqlite:///taskgraph.db``), the data directory.
     ``steps`` / ``probes`` / ``full_matrix``: :func:`taskgraph.search.screening.screen_config`.
     ``observer``: an :class:`~taskgraph.search.engine.EngineObserver` whose
     ``on_trial_progress`` sees the joint run's steps (trial number -1).  Nothing is written
     before the spec's data is found; a failed joint run stores nothing and raises
     :class:`~taskgraph.errors.TaskgraphError` with its reason.
     """
-    from taskgraph.app.studies import build_engine, runner_of
+    from taskgraph.app.studies import _storage_url, build_engine, checked_spec, runner_of
     from taskgraph.registry import RUNNERS
     from taskgraph.search.recording import code_version
     from taskgraph.search.screening import DEFAULT_PROBES, screen_config
     from taskgraph.search.watching import ObserverCallback
 
+    spec, default_source = checked_spec(spec_or_path, overrides)
+    source = source or default_source
+    storage_url = _storage_url(storage, spec)
+    data_dir = data
     if not runner_of(spec).capabilities.trains:
         raise ConfigError(
             f"{source}: a screen trains a model, but runner {spec.runner.name!r} trains none"

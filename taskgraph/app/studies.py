@@ -112,7 +112,7 @@ def _build_spec(
         )
     spec = load_spec(path, overrides=rest, options=labels)
     if runner is not None:
-        spec = _with_runner(spec, runner, source=str(path))
+        spec = _with_runner(spec, runner, source=str(path), base=Path(path).parent)
     check_study_spec(spec, source=str(path), trust_remote_code=trust_remote_code)
     return spec
 
@@ -140,14 +140,21 @@ def _blame_option(
     return None
 
 
-def _with_runner(spec: StudySpec, runner: Mapping[str, Any], *, source: str) -> StudySpec:
+def _with_runner(
+    spec: StudySpec, runner: Mapping[str, Any], *, source: str, base: Path | None = None
+) -> StudySpec:
     # A runner given on the command line replaces the spec's; keep the spec's settings when
-    # the name is the same (so --address only changes the address).
+    # the name is the same (so --address only changes the address).  A relative table path is
+    # resolved as the spec file's own paths are (against its folder; the working directory
+    # for a spec object) and stored absolute, so `study resume` finds it from anywhere.
     from taskgraph.spec import spec_from_dict
 
     data = spec.model_dump(mode="json")
     current = data.get("runner") or {}
     given = dict(runner)
+    table = given.get("table")
+    if isinstance(table, str) and table and not Path(table).expanduser().is_absolute():
+        given["table"] = str(((base or Path.cwd()) / table).resolve())
     if given.get("name", current.get("name")) == current.get("name"):
         given = {**current, **given}
     data["runner"] = given
@@ -269,6 +276,35 @@ def run_spec(
         engine.close()
 
 
+def checked_spec(
+    spec_or_path: StudySpec | PathLike,
+    overrides: Mapping[str, Any],
+    *,
+    trust_remote_code: bool = False,
+) -> tuple[StudySpec, str]:
+    """Return the checked spec of a spec file or :class:`StudySpec` with keyword ``overrides``
+    (``budget__trials=4``; ``runner="tabular"`` or ``runner={...}``), and how errors name it."""
+    if not isinstance(spec_or_path, StudySpec | str | os.PathLike):
+        raise ConfigError(
+            "`spec_or_path` must be a spec file's path or a StudySpec, but got "
+            f"{type(spec_or_path).__name__}"
+        )
+    dotted: dict[str, Any] = {key.replace("__", "."): value for key, value in overrides.items()}
+    if isinstance(dotted.get("runner"), str):
+        dotted["runner"] = {"name": dotted["runner"]}
+    if not isinstance(spec_or_path, StudySpec):
+        source = str(spec_or_path)
+        return load_study_spec(spec_or_path, dotted, trust_remote_code=trust_remote_code), source
+    spec, source = spec_or_path, "spec"
+    runner = dotted.pop("runner", None)
+    if dotted:
+        spec = _with_fields(spec, dotted, source=source)
+    if runner is not None:
+        spec = _with_runner(spec, runner, source=source)
+    check_study_spec(spec, source=source, trust_remote_code=trust_remote_code)
+    return spec, source
+
+
 def run_study(
     spec_or_path: StudySpec | PathLike,
     *,
@@ -292,21 +328,7 @@ def run_study(
     >>> summary = run_study("searchspaces/demo.yaml", storage="sqlite:////tmp/demo.db")  # doctest: +SKIP
     >>> summary.progress.n_done  # doctest: +SKIP
     """
-    dotted: dict[str, Any] = {key.replace("__", "."): value for key, value in overrides.items()}
-    if isinstance(dotted.get("runner"), str):
-        dotted["runner"] = {"name": dotted["runner"]}
-    if isinstance(spec_or_path, StudySpec):
-        spec = spec_or_path
-        source = "spec"
-        runner = dotted.pop("runner", None)
-        if dotted:
-            spec = _with_fields(spec, dotted, source=source)
-        if runner is not None:
-            spec = _with_runner(spec, runner, source=source)
-        check_study_spec(spec, source=source, trust_remote_code=trust_remote_code)
-    else:
-        source = str(spec_or_path)
-        spec = load_study_spec(spec_or_path, dotted, trust_remote_code=trust_remote_code)
+    spec, source = checked_spec(spec_or_path, overrides, trust_remote_code=trust_remote_code)
     return run_spec(
         spec,
         storage_url=_storage_url(storage, spec),
@@ -364,8 +386,10 @@ def resume_study(
     Raises :class:`~taskgraph.errors.StorageError` when the study does not exist.
     """
     url = _storage_url(storage)
+    if runner is not None and not isinstance(runner, str | Mapping):
+        raise ConfigError(f"`runner` must be a runner name or a mapping, but got {runner!r}")
     spec = resumable_spec(
-        name,
+        _study_name(name),
         storage_url=url,
         trials=trials,
         wall_time=wall_time,
@@ -380,16 +404,27 @@ def resume_study(
 # -- reading ---------------------------------------------------------------------------------
 
 
+def _study_name(name: object) -> str:
+    """Return ``name`` when it is a study name; a ConfigError otherwise (Optuna would take
+    ``None`` to mean the database's only study)."""
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"a study name must be a non-empty string, but got {name!r}")
+    return name
+
+
 def study_summary(name: str, *, storage: str | None = None, top: int | None = 10) -> dict[str, Any]:
     """Return study ``name``'s report: baseline, best trial, gains of the ``top`` trials, failures.
 
-    ``top=None`` lists every trial.  The keys are those of ``taskgraph study show --json``.
+    ``top=None`` lists every trial, as ``taskgraph study show --json`` does; the keys are
+    its keys.
     Raises :class:`~taskgraph.errors.StorageError` naming the known studies when ``name`` is
     not one of them, or when the database cannot be opened.
     """
     from taskgraph.search.report import open_study, study_report
 
-    return study_report(open_study(name, storage_url=_storage_url(storage)), top=top)
+    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
+        raise ConfigError(f"`top` must be a positive integer or None, but got {top!r}")
+    return study_report(open_study(_study_name(name), storage_url=_storage_url(storage)), top=top)
 
 
 def study_status(name: str, *, storage: str | None = None) -> dict[str, Any]:
@@ -400,7 +435,9 @@ def study_status(name: str, *, storage: str | None = None) -> dict[str, Any]:
     from taskgraph.search.progress import study_progress
     from taskgraph.search.report import open_study
 
-    return study_progress(open_study(name, storage_url=_storage_url(storage))).to_dict()
+    return study_progress(
+        open_study(_study_name(name), storage_url=_storage_url(storage))
+    ).to_dict()
 
 
 def list_studies(*, storage: str | None = None) -> list[dict[str, Any]]:

@@ -382,7 +382,7 @@ def _run(
     except KeyboardInterrupt as stop:
         _stopped(stop, f"the study is saved; finish it with `{_resume_command(spec.name, url)}`")
     progress = summary.progress
-    result = {**progress.to_dict(), "stopped_because": summary.reason, "detail": summary.detail}
+    result = summary.to_dict()
     show = f"taskgraph study show {shlex.quote(spec.name)} --storage {_masked(url)}"
     if as_json:
         emit_json(result)
@@ -646,8 +646,11 @@ def screen(
         ),
     ] = None,
     probes: Annotated[
-        int, typer.Option("--probes", min=1, help="Lookahead probes, spread over the steps.")
-    ] = 20,
+        int | None,
+        typer.Option(
+            "--probes", min=1, help="Lookahead probes, spread over the steps (default: 20)."
+        ),
+    ] = None,
     full_matrix: Annotated[
         bool,
         typer.Option(
@@ -678,7 +681,7 @@ def screen(
 
     if show_only:
         training = [
-            flag for flag, given in (("--steps", steps is not None), ("--probes", probes != 20),
+            flag for flag, given in (("--steps", steps is not None), ("--probes", probes is not None),
                                      ("--full-matrix", full_matrix), ("--data", data is not None))
             if given
         ]  # fmt: skip
@@ -701,8 +704,8 @@ def screen(
             with terminate_as_interrupt(), watcher.progress:
                 report = screen_study(
                     checked,
-                    storage_url=url,
-                    data_dir=data,
+                    storage=url,
+                    data=data,
                     steps=steps,
                     probes=probes,
                     full_matrix=full_matrix,

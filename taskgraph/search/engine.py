@@ -106,6 +106,14 @@ class RunSummary:
         self.reason = reason
         self.detail = detail
 
+    def to_dict(self) -> dict[str, Any]:
+        """Return what ``taskgraph study run --json`` prints: the progress, why it stopped."""
+        return {**self.progress.to_dict(), "stopped_because": self.reason, "detail": self.detail}
+
+    def __repr__(self) -> str:
+        done = f"{self.progress.n_done}/{self.progress.budget}"
+        return f"RunSummary(study={self.progress.name!r}, done={done}, reason={self.reason!r})"
+
 
 class StudyEngine:
     """Drives one study: opens it, runs trials until the budget is spent, records everything.

@@ -65,6 +65,11 @@ def resolve_storage_url(option: str | None = None, *, spec_storage: str | None =
     or the spec's ``storage`` field).  An empty ``--storage`` is refused rather than read as
     "not given"; an empty environment variable counts as unset.
     """
+    if option is not None and not isinstance(option, str):
+        hint = (
+            f" (for a SQLite file: 'sqlite:///{option}')" if isinstance(option, os.PathLike) else ""
+        )
+        raise ConfigError(f"--storage must be a database URL string, but got {option!r}{hint}")
     if option is not None and not option.strip():
         raise ConfigError("--storage is empty: give a database URL, e.g. sqlite:///taskgraph.db")
     chosen, origin = DEFAULT_STORAGE_URL, "the default"

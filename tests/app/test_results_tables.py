@@ -20,7 +20,7 @@ from taskgraph.app.results import (
     write_results,
 )
 from taskgraph.cli.app import app
-from taskgraph.errors import ConfigError, DataNotFoundError
+from taskgraph.errors import ConfigError, StorageError
 from taskgraph.search.engine import StudyEngine
 from taskgraph.spec import spec_from_dict
 from taskgraph.storage import open_repository
@@ -174,7 +174,7 @@ def test_a_page_without_the_section_is_refused_and_nothing_is_written(
     with pytest.raises(ConfigError, match="add the lines '<!-- results:table -->'"):
         write_results(table, tmp_path)
     assert not (tmp_path / "table.csv").exists()
-    with pytest.raises(DataNotFoundError, match="no study 'other'"):
+    with pytest.raises(StorageError, match="no study 'other'"):
         results_table("other", storage=storage)
     with pytest.raises(ConfigError):
         replace_section("text", "table", "body")
