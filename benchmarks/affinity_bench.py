@@ -8,7 +8,7 @@ TaskWeb and Bingel, are scored on their one split with the target's row held out
     .venv/bin/python benchmarks/affinity_bench.py --quick    # fewer seeds
     .venv/bin/python benchmarks/affinity_bench.py --only ettm1,standley
     .venv/bin/python benchmarks/affinity_bench.py --only search --search-tables taskonomy5
-    .venv/bin/python benchmarks/affinity_bench.py --only taskweb,bingel   # source ranking only (about 6 minutes)
+    .venv/bin/python benchmarks/affinity_bench.py --only taskweb,bingel   # source ranking only (5-12 minutes)
 
 Sections run only when named in ``--only``: ``ranking_ablation`` (sourcerank's validation
 table), ``ranking_metadata`` (its candidates with task metadata), ``ranking_ceiling`` (how well
@@ -57,6 +57,7 @@ from taskgraph.affinity.evaluation import (
     evaluate_grouping,
     evaluate_source_ranking,
 )
+from taskgraph.cli.scripts import nonnegative_int, run_script
 from taskgraph.search.benchmarking import (
     BENCH_SAMPLERS,
     SEARCH_TRIAL_CAPS,
@@ -429,7 +430,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         help=f"comma-separated sections of {SECTIONS + EXTRA_SECTIONS}",
     )
     parser.add_argument(
-        "--first-seed", type=int, default=0, help="first sampler seed of the search section"
+        "--first-seed",
+        type=nonnegative_int,
+        default=0,
+        help="first sampler seed of the search section",
     )
     parser.add_argument(
         "--search-tables",
@@ -484,4 +488,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

@@ -37,6 +37,7 @@ from typing import Any
 
 import optuna
 
+from taskgraph.cli.scripts import positive_int, run_script
 from taskgraph.search.samplers import build_sampler
 from taskgraph.search.space import SearchSpace
 from taskgraph.spec import spec_from_dict
@@ -56,6 +57,8 @@ ALL_FEATURES = [
     "entropy",
     "simpson",
 ]
+#: the compared methods, in the order their scores are printed
+METHODS = ("none", "similarity", "all", "random", "learned")
 # t quantiles (0.975) for the 95% interval of a mean of n values, by n - 1
 _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
@@ -69,17 +72,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--target-train", type=int, default=300, help="target training sentences")
     p.add_argument("--pool-size", type=int, default=600, help="sentences per auxiliary pool")
-    p.add_argument("--steps", type=int, default=80, help="target steps per trial")
+    p.add_argument("--steps", type=positive_int, default=80, help="target steps per trial")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--freeze-layers", type=int, default=4)
     p.add_argument("--target-weight", type=float, default=3.0, help="target's mixing weight")
     p.add_argument("--eval", type=int, default=300, help="dev and test sentences scored")
-    p.add_argument("--trials", type=int, default=4, help="trial budget of each searched method")
+    p.add_argument(
+        "--trials", type=positive_int, default=4, help="trial budget of each searched method"
+    )
     p.add_argument("--startup", type=int, default=2, help="TPE's random start-up trials")
     p.add_argument("--keep-low", type=float, default=0.1)
     p.add_argument("--keep-high", type=float, default=1.0)
-    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--seeds", type=positive_int, default=3)
     p.add_argument("--threads", type=int, default=1, help="torch threads per trial")
     p.add_argument("--methods", default="none,all,random,similarity,learned")
     p.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, 1 seed, 2 trials")
@@ -89,6 +94,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="only time the features of these tasks (comma-separated) against --target",
     )
     args = p.parse_args(argv)
+    unknown = sorted(set(filter(None, args.methods.split(","))) - set(METHODS))
+    if unknown:
+        p.error(f"--methods: unknown {unknown}; choose from {', '.join(METHODS)}")
+    if args.data is not None and not Path(args.data).expanduser().is_dir():
+        p.error(f"--data: no directory {args.data}")
+    for name in ("steps", "seeds", "trials", "eval", "target_train", "pool_size", "batch_size"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.quick:
         args.target_train, args.pool_size, args.steps = 40, 60, 6
         args.eval, args.trials, args.seeds, args.startup = 40, 2, 1, 1
@@ -254,6 +267,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.data is not None:
         args.data = str(Path(args.data).expanduser())
+    from taskgraph.errors import TaskgraphError
+    from taskgraph.tasks import get_task
+
+    for name in [args.target, *filter(None, args.pool.split(","))]:
+        try:
+            get_task(name)
+        except TaskgraphError as error:
+            raise SystemExit(f"error: {error}") from None
     if args.feature_cost:
         feature_cost(args)
         return 0
@@ -288,11 +309,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{method}: test f1 {mean:.4f} ± {half:.4f} (95% t interval; se {se:.4f}; "
             f"per seed {per_seed}; chosen dev f1 {dev_mean:.4f})"
         )
-    for method in ("none", "similarity", "all", "random", "learned"):
+    for method in METHODS:
         if method in results:
             print(f"{method}_score: {summary([r['test'] for r in results[method]])[0]:.4f}")
+    failed = [m for m in methods if all(math.isnan(r["test"]) for r in results[m])]
+    if failed:  # a score of nan is no measurement: say so and fail
+        print(f"error: every trial of {', '.join(failed)} failed (reasons above)", file=sys.stderr)
+        return 1
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_script(main))

@@ -43,6 +43,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import Engine, func, insert, select, text
 
+from taskgraph.cli.scripts import positive_int, run_script
 from taskgraph.storage import Repository, open_repository
 from taskgraph.storage.schema import (
     ModelConfigRow,
@@ -367,13 +368,15 @@ def main() -> None:
     """Run the benchmark and print ``name: value`` lines."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add = parser.add_argument
-    add("--records", type=int, default=1_000_000, help="score records to load per backend")
+    add("--records", type=positive_int, default=1_000_000, help="score records to load per backend")
     add("--backends", default="sqlite,postgres", help="comma-separated: sqlite, postgres")
-    add("--tasks", type=int, default=33, help="distinct tasks (the data pool has 33)")
-    add("--batch", type=int, default=10_000, help="score records per executemany batch")
-    add("--queries", type=int, default=100, help="hot queries timed per variant")
-    add("--baseline-queries", type=int, default=10, help="queries timed without the index")
-    add("--trial-writes", type=int, default=300, help="runs written through add_run_result")
+    add("--tasks", type=positive_int, default=33, help="distinct tasks (the data pool has 33)")
+    add("--batch", type=positive_int, default=10_000, help="score records per executemany batch")
+    add("--queries", type=positive_int, default=100, help="hot queries timed per variant")
+    add("--baseline-queries", type=positive_int, default=10, help="queries timed without the index")
+    add(
+        "--trial-writes", type=positive_int, default=300, help="runs written through add_run_result"
+    )
     args = parser.parse_args()
     # A SIGTERM (timeout, kill) unwinds like Ctrl-C, so the PostgreSQL we started is stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -393,4 +396,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

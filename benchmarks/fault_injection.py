@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -59,6 +58,8 @@ from pathlib import Path
 from faults.cluster import CLUSTER_FAULTS, run_cluster
 from faults.common import Outcome, write_table
 from faults.driver import run_backend
+
+from taskgraph.cli.scripts import run_script
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,4 +153,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_script(main))

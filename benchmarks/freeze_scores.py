@@ -27,6 +27,8 @@ import statistics
 import time
 from typing import Any
 
+from taskgraph.cli.scripts import positive_int, run_script
+
 
 def trial_config(args: argparse.Namespace, *, seed: int, freeze: int) -> Any:
     from taskgraph.trial import MixingConfig, Objective, TrialConfig
@@ -57,9 +59,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", default="ncbi_disease")
     parser.add_argument("--freeze", type=int, default=4, help="frozen bottom layers (of 6)")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--eval-every", type=int, default=25)
+    parser.add_argument("--seeds", type=positive_int, default=3)
+    parser.add_argument("--steps", type=positive_int, default=200)
+    parser.add_argument("--eval-every", type=positive_int, default=25)
     parser.add_argument("--train", type=int, default=300, help="training sentences")
     parser.add_argument("--eval", type=int, default=200, help="dev sentences")
     parser.add_argument("--lr", type=float, default=1e-4)
@@ -132,4 +134,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

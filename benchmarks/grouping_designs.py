@@ -25,6 +25,7 @@ from taskgraph.affinity.converters import convert
 from taskgraph.affinity.evaluation import evaluate_grouping
 from taskgraph.affinity.grouping import candidate_task_sets
 from taskgraph.affinity.longtable import LongTable
+from taskgraph.cli.scripts import run_script
 from taskgraph.errors import ConfigError
 
 DESIGNS = ("pairs", "triples")
@@ -128,4 +129,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_script(main))

@@ -35,6 +35,7 @@ os.environ["TASKGRAPH_PRETRAIN_CACHE"] = "off"
 
 import torch
 
+from taskgraph.cli.scripts import positive_int, run_script
 from taskgraph.training import train_trial
 from taskgraph.trial import MixingConfig, PretrainingConfig, TrialConfig, TrialStatus
 
@@ -57,8 +58,8 @@ def main() -> None:
     parser.add_argument(
         "--schemes", default="random,adaptive", help="comma-separated; `none` adds no pretraining"
     )
-    parser.add_argument("--steps", type=int, default=100, help="pretraining steps")
-    parser.add_argument("--finetune-steps", type=int, default=100)
+    parser.add_argument("--steps", type=positive_int, default=100, help="pretraining steps")
+    parser.add_argument("--finetune-steps", type=positive_int, default=100)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--pretrain-lr", type=float, default=1e-4)
     parser.add_argument("--learning-rate", type=float, default=1e-4, help="fine-tuning")
@@ -69,7 +70,7 @@ def main() -> None:
     parser.add_argument("--corpus-cap", type=int, default=2000, help="pretraining windows")
     parser.add_argument("--train-cap", type=int, default=400, help="squad2 training questions")
     parser.add_argument("--eval-cap", type=int, default=200, help="squad2 dev questions")
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=positive_int, default=3)
     parser.add_argument("--options", default="{}", help="adaptive options as JSON")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default=None)
@@ -193,4 +194,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

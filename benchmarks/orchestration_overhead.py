@@ -37,7 +37,6 @@ import itertools
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -46,6 +45,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from taskgraph.cli.scripts import nonnegative_int, positive_int, run_script
 from taskgraph.search.engine import StudyEngine
 from taskgraph.spec import spec_from_dict
 from taskgraph.storage import open_repository
@@ -223,8 +223,10 @@ def show(name: str, parts: dict[str, float]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--trials", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=4, help="trials of the warm-up study")
+    parser.add_argument("--trials", type=positive_int, default=20)
+    parser.add_argument(
+        "--warmup", type=nonnegative_int, default=4, help="trials of the warm-up study"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
 
@@ -273,4 +275,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_script(main))

@@ -18,9 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import torch
 
+from taskgraph.cli.scripts import positive_int, run_script
 from taskgraph.models import SHARING_ARCHITECTURES
 from taskgraph.training import train_trial
 from taskgraph.trial import MixingConfig, TrialConfig, TrialStatus
@@ -36,7 +38,7 @@ def main() -> None:
         default=",".join(SHARING_ARCHITECTURES.names()),
         help="comma-separated sharing architectures (default: all registered)",
     )
-    parser.add_argument("--steps", type=int, default=300, help="training steps per run")
+    parser.add_argument("--steps", type=positive_int, default=300, help="training steps per run")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--max-length", type=int, default=128)
@@ -48,11 +50,22 @@ def main() -> None:
     parser.add_argument("--data", default=None, help="data directory (default: ../shared/data)")
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
     args = parser.parse_args()
+    names = [a for a in args.architectures.split(",") if a]
+    unknown = sorted(set(names) - set(SHARING_ARCHITECTURES.names()))
+    if unknown:
+        parser.error(
+            f"--architectures: unknown {unknown}; choose from "
+            f"{', '.join(SHARING_ARCHITECTURES.names())}"
+        )
+    if args.data is not None and not Path(args.data).expanduser().is_dir():
+        parser.error(f"--data: no directory {args.data}")
+    if args.steps < 1:
+        parser.error("--steps must be >= 1")
     if args.threads:
         torch.set_num_threads(args.threads)
     caps = {task: args.max_examples for task in (TARGET, *AUXILIARIES)}
     rows = []
-    for architecture in args.architectures.split(","):
+    for architecture in names:
         config = TrialConfig(
             target=TARGET,
             auxiliaries=AUXILIARIES,
@@ -106,6 +119,9 @@ def main() -> None:
             )
     for row in rows:
         print(f"{row['architecture']}_ner_f1: {_fmt(row['ner_f1'])}")
+    failed = [row["architecture"] for row in rows if row["status"] != "complete"]
+    if failed:  # a failed run has no score: say which, and fail
+        raise SystemExit(f"error: the runs of {', '.join(failed)} failed (reasons above)")
 
 
 def _fmt(value: object) -> str:
@@ -113,4 +129,4 @@ def _fmt(value: object) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

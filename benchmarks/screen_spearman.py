@@ -39,6 +39,7 @@ from taskgraph.affinity.screening import (
     screen_scores,
     single_auxiliary_gains,
 )
+from taskgraph.cli.scripts import positive_int, run_script
 from taskgraph.errors import ConfigError, TaskgraphError
 
 
@@ -76,23 +77,24 @@ def screen_predictions(args: argparse.Namespace, target: str) -> tuple[dict[str,
 
     study = args.screen_study or args.study
     storage = args.screen_storage or args.storage
-    with open_repository(storage) as repository:
-        screens = repository.screens(study) if study else []
+    screens = []
+    if study:  # read only: a database that is not there yet is created by a screen run here
+        with open_repository(storage, create=False) as repository:
+            screens = repository.screens(study)
     if not screens and args.spec:
         from taskgraph.app.screening import screen_study
         from taskgraph.app.studies import load_study_spec
 
         spec = load_study_spec(args.spec)
         print(f"running the screen of {spec.name!r} ({args.spec})", file=sys.stderr)
-        screen_study(spec, storage_url=storage, data_dir=args.data, steps=args.steps,
+        screen_study(spec, storage=storage, data=args.data, steps=args.steps,
                      probes=args.probes, source=args.spec)  # fmt: skip
         study = spec.name
         with open_repository(storage) as repository:
             screens = repository.screens(study)
     if not screens:
-        raise SystemExit(
-            f"error: study {study!r} has no screen in {storage}; pass --spec to run one"
-        )
+        named = f"study {study!r} has no screen" if study else "no --screen-study to read"
+        raise SystemExit(f"error: {named} in {storage}; pass --spec to run one")
     return screen_scores(screens[-1].matrix, target), screens[-1]
 
 
@@ -121,14 +123,16 @@ def main(
     parser.add_argument("--screen-study", help="study the screen is stored with (default --study)")
     parser.add_argument("--screen-storage", help="database of the screen (default --storage)")
     parser.add_argument("--spec", help="spec to screen when no screen is stored")
-    parser.add_argument("--steps", type=int, help="steps of a screen run here")
+    parser.add_argument("--steps", type=positive_int, help="steps of a screen run here")
     parser.add_argument("--probes", type=int, help="lookahead probes of a screen run here")
     parser.add_argument("--data", help="data directory (default: TASKGRAPH_DATA, ../shared/data)")
     parser.add_argument("--no-textemb", action="store_true", help="skip the TextEmb ranking")
-    parser.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples")
+    parser.add_argument("--bootstrap", type=positive_int, default=2000, help="bootstrap resamples")
     args = parser.parse_args(argv)
     if not args.study and not args.table:
         parser.error("give --study or --table")
+    if args.bootstrap < 1:
+        parser.error("--bootstrap must be >= 1")
     try:
         target, measured = measured_gains(args)
         predicted, screen = screen_predictions(args, target)
@@ -188,4 +192,4 @@ def main(
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

@@ -33,6 +33,7 @@ import optuna
 
 from taskgraph.affinity.converters import convert
 from taskgraph.affinity.longtable import LongTable
+from taskgraph.cli.scripts import nonnegative_int, positive_int, run_script
 from taskgraph.search.benchmarking import (
     SEARCH_TRIAL_CAPS,
     benchmark_spec,
@@ -112,8 +113,8 @@ def landscape(table: LongTable, target: str) -> dict[str, object]:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--table", default="ettm1", choices=sorted(SEARCH_TRIAL_CAPS))
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--first-seed", type=int, default=100)
+    parser.add_argument("--seeds", type=positive_int, default=5)
+    parser.add_argument("--first-seed", type=nonnegative_int, default=100)
     args = parser.parse_args(argv)
     table = convert(args.table)
     cap = SEARCH_TRIAL_CAPS[args.table]
@@ -159,4 +160,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

@@ -36,6 +36,7 @@ import numpy as np
 from taskgraph.affinity.converters import convert
 from taskgraph.affinity.longtable import LongTable
 from taskgraph.affinity.records import ScoreRecord
+from taskgraph.cli.scripts import run_script
 from taskgraph.search.benchmarking import (
     SEARCH_TRIAL_CAPS,
     best_single,
@@ -213,4 +214,4 @@ def report(table: str, lines: Sequence[dict[str, Any]]) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from transformers import get_linear_schedule_with_warmup
 
+from taskgraph.cli.scripts import nonnegative_int, positive_int, run_script
 from taskgraph.training import BatchStream, TrainerCallback, build_trainer, stable_seed
 from taskgraph.training.batching import to_device
 from taskgraph.trial import MixingConfig, TrialConfig
@@ -131,10 +132,10 @@ def main() -> None:
         default="synth_related,synth_conflict",
         help="comma-separated tasks of the lookahead comparison",
     )
-    parser.add_argument("--steps", type=int, default=40, help="timed steps per run")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")
+    parser.add_argument("--steps", type=positive_int, default=40, help="timed steps per run")
+    parser.add_argument("--warmup", type=nonnegative_int, default=5, help="untimed steps first")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=2, help="alternating repetitions")
+    parser.add_argument("--repeats", type=positive_int, default=2, help="alternating repetitions")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--data", default=None, help="data directory for catalog tasks")
@@ -176,4 +177,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(run_script(main))

@@ -129,3 +129,28 @@ def test_fewer_than_three_measured_candidates_print_nan(
                          "--screen-study", "tr", "--no-textemb"])  # fmt: skip
     out = capsys.readouterr().out
     assert result["screen"] is None and "screen_spearman: nan" in out and ">= 3 candidates" in out
+
+
+def test_spec_runs_a_screen_when_none_is_stored(
+    bench: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    table = tmp_path / "gains.csv"
+    gains = {"synth_related": 0.8, "synth_cls_related": 0.7, "synth_unrelated": 0.5,
+             "synth_conflict": 0.4}  # fmt: skip
+    rows = ["target,task_set,split,value,higher_is_better", "synth_target,synth_target,val,0.5,1"]
+    rows += [f"synth_target,synth_target+{aux},val,{value},1" for aux, value in gains.items()]
+    table.write_text("\n".join(rows) + "\n")
+    monkeypatch.chdir(tmp_path)
+    base = ["--table", str(table), "--target", "synth_target", "--no-textemb"]
+    # no study to read a screen of and no spec: an error, and no database left behind
+    with pytest.raises(SystemExit, match="no --screen-study to read"):
+        bench.main(base)
+    assert not list(tmp_path.glob("*.db"))
+    url = f"sqlite:///{tmp_path / 'screen.db'}"
+    spec = Path(__file__).parents[2] / "searchspaces" / "demo.yaml"
+    result = bench.main([*base, "--storage", url, "--spec", str(spec), "--steps", "8",
+                         "--probes", "2", "--bootstrap", "50"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert "n_candidates: 4" in out and result["screen"].n == 4
+    assert "screen_cost: " in out

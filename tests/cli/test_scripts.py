@@ -1,0 +1,36 @@
+"""``taskgraph.cli.scripts``: what the scripts in benchmarks/ share for bad arguments."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from taskgraph.cli.scripts import nonnegative_int, positive_int, run_script
+from taskgraph.errors import ConfigError
+
+
+def test_counts_and_seeds_are_checked_as_argparse_types(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    parser = argparse.ArgumentParser(prog="bench")
+    parser.add_argument("--seeds", type=positive_int, default=3)
+    parser.add_argument("--first-seed", type=nonnegative_int, default=0)
+    assert parser.parse_args(["--seeds", "2", "--first-seed", "0"]).seeds == 2
+    for argv, message in (
+        (["--seeds", "0"], "argument --seeds: must be >= 1, got 0"),
+        (["--seeds", "x"], "argument --seeds: expected an integer, got 'x'"),
+        (["--first-seed", "-1"], "argument --first-seed: must be >= 0, got -1"),
+    ):
+        with pytest.raises(SystemExit):
+            parser.parse_args(argv)
+        assert capsys.readouterr().err.strip().endswith(f"error: {message}")
+
+
+def test_a_taskgraph_error_in_a_script_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    def main() -> None:
+        raise ConfigError("`budget` must be > 0, but got -1")
+
+    assert run_script(main) == 2
+    assert capsys.readouterr().err == "error: `budget` must be > 0, but got -1\n"
+    assert run_script(lambda: 3) == 3 and run_script(lambda: {"a": 1}) == 0
