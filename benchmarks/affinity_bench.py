@@ -420,7 +420,9 @@ def search(quick: bool, first_seed: int = 0, tables: Sequence[str] = tuple(SEARC
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument(
         "--quick", action="store_true", help="fewer seeds (a smoke run, not the reported numbers)"
     )
@@ -452,6 +454,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error(
             f"unknown sections {sorted(unknown)}; known: {', '.join(SECTIONS + EXTRA_SECTIONS)}"
         )
+    candidates = [c.strip() for c in args.candidates.split(",") if c.strip()]
+    tables = [t.strip() for t in args.search_tables.split(",") if t.strip()]
+    # Checked now, not when the section comes after the others (minutes later).
+    if sorted(set(candidates) - set(METADATA_ABLATION)):
+        parser.error(
+            f"--candidates: unknown {sorted(set(candidates) - set(METADATA_ABLATION))}; "
+            f"known: {', '.join(METADATA_ABLATION)}"
+        )
+    if candidates and "ranking_metadata" not in only:
+        parser.error("--candidates is an option of --only ranking_metadata")
+    if sorted(set(tables) - set(SEARCH_TABLES)):
+        parser.error(
+            f"--search-tables: unknown {sorted(set(tables) - set(SEARCH_TABLES))}; "
+            f"known: {', '.join(SEARCH_TABLES)}"
+        )
     quick = args.quick
     if "mimic27" in only:
         gain_prediction("mimic27", seeds=1 if quick else 5)
@@ -471,19 +488,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         ranking_ablation("bingel", seeds=3 if quick else 20, exhaustive=not quick)
         ranking_ablation("taskweb", seeds=2 if quick else 5, exhaustive=False)
     if "ranking_metadata" in only:
-        candidates = [c.strip() for c in args.candidates.split(",") if c.strip()]
         ranking_metadata("bingel", seeds=3 if quick else 20, exhaustive=not quick, only=candidates)
         ranking_metadata("taskweb", seeds=2 if quick else 10, exhaustive=False, only=candidates)
     if "ranking_ceiling" in only:
         ranking_ceiling("bingel")
         ranking_ceiling("taskweb")
     if "search" in only:
-        tables = [t.strip() for t in args.search_tables.split(",") if t.strip()]
-        unknown_tables = set(tables) - set(SEARCH_TABLES)
-        if unknown_tables:
-            parser.error(
-                f"unknown search tables {sorted(unknown_tables)}; known: {', '.join(SEARCH_TABLES)}"
-            )
         search(quick, first_seed=args.first_seed, tables=tables)
 
 

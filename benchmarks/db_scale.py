@@ -366,7 +366,9 @@ FIGURES = (
 
 def main() -> None:
     """Run the benchmark and print ``name: value`` lines."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add = parser.add_argument
     add("--records", type=positive_int, default=1_000_000, help="score records to load per backend")
     add("--backends", default="sqlite,postgres", help="comma-separated: sqlite, postgres")

@@ -64,7 +64,8 @@ from taskgraph.cli.scripts import run_script
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Each backend gets --faults studies, one fault each, and each cluster fault one "
         "study; the totals cover them all.",
     )

@@ -56,7 +56,9 @@ def mean_se(values: list[float]) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--target", default="ncbi_disease")
     parser.add_argument("--freeze", type=int, default=4, help="frozen bottom layers (of 6)")
     parser.add_argument("--seeds", type=positive_int, default=3)

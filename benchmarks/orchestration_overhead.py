@@ -222,7 +222,9 @@ def show(name: str, parts: dict[str, float]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--trials", type=positive_int, default=20)
     parser.add_argument(
         "--warmup", type=nonnegative_int, default=4, help="trials of the warm-up study"

@@ -32,7 +32,9 @@ AUXILIARIES = ("ud_tr_imst_upos", "ud_tr_imst_deps")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument(
         "--architectures",
         default=",".join(SHARING_ARCHITECTURES.names()),

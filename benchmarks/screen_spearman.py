@@ -113,7 +113,9 @@ def main(
     embed: Callable[..., Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Print the agreements and return them (``embed``: the TextEmb function, for tests)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--storage", default="sqlite:///taskgraph.db", help="records database URL")
     parser.add_argument("--study", help="study with the measured single-auxiliary gains")
     parser.add_argument("--table", help="long CSV of measured scores instead of --study")

@@ -111,7 +111,9 @@ def landscape(table: LongTable, target: str) -> dict[str, object]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--table", default="ettm1", choices=sorted(SEARCH_TRIAL_CAPS))
     parser.add_argument("--seeds", type=positive_int, default=5)
     parser.add_argument("--first-seed", type=nonnegative_int, default=100)

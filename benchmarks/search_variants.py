@@ -147,7 +147,9 @@ def summarize(lines: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--table", default="mimic27", choices=sorted(SEARCH_TRIAL_CAPS))
     parser.add_argument("--seeds", default="100", help="comma-separated sampler seeds")
     parser.add_argument("--variants", default=",".join(VARIANTS),

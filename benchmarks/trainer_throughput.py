@@ -124,7 +124,9 @@ def run_hand_loop(config: TrialConfig, args: argparse.Namespace) -> tuple[float,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--encoder", default="minilm", help="minilm, tiny-bert or a model dir")
     parser.add_argument("--task", default="synth_related", help="the single task of part 1")
     parser.add_argument(

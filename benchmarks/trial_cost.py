@@ -177,7 +177,9 @@ def trial_config(args: argparse.Namespace, *, freeze: int) -> Any:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config", choices=sorted(CONFIGS), default="short")
     parser.add_argument(
         "--steps", type=positive_int, default=None, help="training steps (default: the config's)"
