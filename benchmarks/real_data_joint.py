@@ -18,11 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import torch
 
-from taskgraph.cli.scripts import positive_int, run_script
+from taskgraph.cli.scripts import directory, positive_int, run_script
 from taskgraph.models import SHARING_ARCHITECTURES
 from taskgraph.training import train_trial
 from taskgraph.trial import MixingConfig, TrialConfig, TrialStatus
@@ -49,7 +48,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
-    parser.add_argument("--data", default=None, help="data directory (default: ../shared/data)")
+    parser.add_argument(
+        "--data", type=directory, default=None, help="data directory (default: ../shared/data)"
+    )
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
     args = parser.parse_args()
     names = [a for a in args.architectures.split(",") if a]
@@ -59,10 +60,6 @@ def main() -> None:
             f"--architectures: unknown {unknown}; choose from "
             f"{', '.join(SHARING_ARCHITECTURES.names())}"
         )
-    if args.data is not None and not Path(args.data).expanduser().is_dir():
-        parser.error(f"--data: no directory {args.data}")
-    if args.steps < 1:
-        parser.error("--steps must be >= 1")
     if args.threads:
         torch.set_num_threads(args.threads)
     caps = {task: args.max_examples for task in (TARGET, *AUXILIARIES)}

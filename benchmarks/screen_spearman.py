@@ -133,8 +133,6 @@ def main(
     args = parser.parse_args(argv)
     if not args.study and not args.table:
         parser.error("give --study or --table")
-    if args.bootstrap < 1:
-        parser.error("--bootstrap must be >= 1")
     try:
         target, measured = measured_gains(args)
         predicted, screen = screen_predictions(args, target)

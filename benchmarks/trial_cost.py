@@ -50,7 +50,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from taskgraph.cli.scripts import positive_int, run_script
+from taskgraph.cli.scripts import nonnegative_int, positive_int, run_script
 
 START = time.perf_counter()
 ROOT = Path(__file__).resolve().parent.parent
@@ -185,10 +185,16 @@ def main() -> None:
         "--steps", type=positive_int, default=None, help="training steps (default: the config's)"
     )
     parser.add_argument(
-        "--freeze", type=int, default=4, help="frozen bottom layers of trial 1 (0: no trial 1)"
+        "--freeze",
+        type=nonnegative_int,
+        default=4,
+        help="frozen bottom layers of trial 1 (0: no trial 1)",
     )
     parser.add_argument(
-        "--threads", type=int, default=None, help="runner.threads (default: the cores given)"
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="runner.threads (default: the cores given)",
     )
     parser.add_argument(
         "--lr", type=float, default=None, help="learning rate (default: the config's)"
@@ -200,11 +206,6 @@ def main() -> None:
     )
     parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    for name in ("steps", "threads"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            parser.error(f"--{name} must be >= 1")
-    if args.freeze < 0:
-        parser.error("--freeze must be >= 0")
     if args.lr is not None and not args.lr > 0:
         parser.error("--lr must be > 0")
     if args.prepare:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-__all__ = ["nonnegative_int", "positive_int", "run_script"]
+__all__ = ["directory", "nonnegative_int", "positive_int", "run_script"]
 
 
 def positive_int(text: str) -> int:
@@ -20,6 +20,17 @@ def positive_int(text: str) -> int:
 def nonnegative_int(text: str) -> int:
     """An argparse ``type``: an integer >= 0 (a seed, a warm-up count)."""
     return _bounded_int(text, 0)
+
+
+def directory(text: str) -> str:
+    """An argparse ``type``: a directory that exists (``~`` expanded), e.g. ``--data``."""
+    import argparse
+    from pathlib import Path
+
+    path = Path(text).expanduser()
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"no directory {text}")
+    return str(path)
 
 
 def _bounded_int(text: str, minimum: int) -> int:

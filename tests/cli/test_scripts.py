@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
-from taskgraph.cli.scripts import nonnegative_int, positive_int, run_script
+from taskgraph.cli.scripts import directory, nonnegative_int, positive_int, run_script
 from taskgraph.errors import ConfigError
 
 
@@ -25,6 +26,12 @@ def test_counts_and_seeds_are_checked_as_argparse_types(
         with pytest.raises(SystemExit):
             parser.parse_args(argv)
         assert capsys.readouterr().err.strip().endswith(f"error: {message}")
+
+
+def test_a_data_directory_must_exist(tmp_path: Path) -> None:
+    assert directory(str(tmp_path)) == str(tmp_path)
+    with pytest.raises(argparse.ArgumentTypeError, match="no directory"):
+        directory(str(tmp_path / "missing"))
 
 
 def test_a_taskgraph_error_in_a_script_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
