@@ -27,7 +27,7 @@ import itertools
 import math
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -123,12 +123,14 @@ def with_stand_in_baselines(records: Sequence[ScoreRecord]) -> list[ScoreRecord]
 
 
 def _pair_truth(
-    table: LongTable, split: str, gains: Mapping[tuple[str, frozenset[str]], float]
+    table: LongTable, split: str, *, by_value: Collection[str] = ()
 ) -> dict[tuple[str, str], float]:
-    """Return (target, source) -> the pair's gain, or its sign-normalised value (rank-only)."""
+    """Return (target, source) -> the pair's gain on ``split``, or its sign-normalised value
+    (rank-only) for a target without a baseline row there or named in ``by_value``."""
+    gains = _gain_lookup(table, split)
     truth = {}
     for target in table.targets:
-        ranked_by_gain = table.get(target, (), split) is not None
+        ranked_by_gain = target not in by_value and table.get(target, (), split) is not None
         for task_set in table.task_sets(target, split=split):
             if len(task_set) != 2:
                 continue
@@ -250,7 +252,7 @@ def evaluate_source_ranking(
     """
     split = split or ("val" if "val" in table.splits else table.splits[0])
     records = table.to_records(split=split)
-    truth = _pair_truth(table, split, _gain_lookup(table, split))
+    truth = _pair_truth(table, split)
     pair_rows: dict[str, list[str]] = defaultdict(list)
     for target, source in truth:
         pair_rows[target].append(source)
@@ -345,15 +347,17 @@ def evaluate_pair_gains(
     fit_split = fit_split or ("val" if "val" in table.splits else table.splits[0])
     score_split = score_split or _score_split(table)
     records = table.to_records(split=fit_split)
-    score_truth = _pair_truth(table, score_split, _gain_lookup(table, score_split))
+    # rank-only: no baseline row on the fit or the score split (scored by its values' order)
+    without = {
+        t for t in table.targets
+        if table.get(t, (), score_split) is None or table.get(t, (), fit_split) is None
+    }  # fmt: skip
+    score_truth = _pair_truth(table, score_split, by_value=without)
     rng = np.random.default_rng(seed)
     names = ["prior", *methods]
     scores: dict[str, dict[str, list[float]]] = {name: {} for name in names}
     rank_only: list[str] = []
     for target in table.targets:
-        has_baseline = table.get(target, (), score_split) is not None and (
-            table.get(target, (), fit_split) is not None
-        )
         sources = sorted(
             next(iter(s - {target}))
             for s in table.task_sets(target, split=fit_split)
@@ -361,16 +365,9 @@ def evaluate_pair_gains(
         )
         if len(sources) < 2:
             continue
-        if not has_baseline:
+        if target in without:
             rank_only.append(target)
-        truth = {}
-        for source in sources:
-            if has_baseline:
-                truth[source] = score_truth[(target, source)]
-            else:  # rank-only: its values' order, even where the score split has a baseline
-                row = table.get(target, {source}, score_split)
-                assert row is not None
-                truth[source] = row.value if row.higher_is_better else -row.value
+        truth = {source: score_truth[(target, source)] for source in sources}
         order = [sources[i] for i in rng.permutation(len(sources))]
         predicted: dict[str, dict[str, float]] = {name: {} for name in names}
         for chunk in np.array_split(np.array(order, dtype=object), min(folds, len(order))):
