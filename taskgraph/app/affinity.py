@@ -17,7 +17,6 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,7 +32,6 @@ from taskgraph.affinity.grouping import (
     predicted_network_scores,
     select_networks,
 )
-from taskgraph.affinity.longtable import check_magnitudes, read_long_csv
 from taskgraph.affinity.recommend import Recommendation, recommend_auxiliaries
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.app.arguments import integer, names, number
@@ -100,8 +98,9 @@ def load_records(
     ``repository``: an open records database to read instead of opening ``storage``.
     """
     if table is not None:
-        data = read_long_csv(Path(table))
-        check_magnitudes(data, path=table)
+        from taskgraph.app.bench import load_bench_table
+
+        data = load_bench_table(table)
         if split is not None and split not in data.splits:
             raise ConfigError(
                 f"`--split` {split!r} is not a split of {table}; it has {', '.join(data.splits)}"

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from taskgraph.errors import ConfigError
 
-__all__ = ["integer", "names", "number"]
+__all__ = ["integer", "names", "number", "study_name"]
 
 
 def integer(value: object, keyword: str, *, minimum: int | None = None) -> int:
@@ -29,6 +29,14 @@ def number(value: object, keyword: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ConfigError(f"`{keyword}` must be a finite number, but got {value!r}")
     return float(value)
+
+
+def study_name(value: object) -> str:
+    """Return ``value`` when it is a study name (Optuna would take ``None`` to mean the
+    database's only study)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"a study name must be a non-empty string, but got {value!r}")
+    return value
 
 
 def names(value: str | Iterable[str] | None, keyword: str) -> list[str] | None:

@@ -343,12 +343,11 @@ def results_table(
     the ones they have.  Raises :class:`~taskgraph.errors.StorageError` (as the other study
     functions do) when the study is not in the database.
     """
-    from taskgraph.app.arguments import names
+    from taskgraph.app.arguments import names, study_name
     from taskgraph.storage import SCREEN_MODE, open_repository, resolve_storage_url
 
     metrics = names(metrics, "metrics")
-    if not isinstance(study, str) or not study.strip():
-        raise ConfigError(f"a study name must be a non-empty string, but got {study!r}")
+    study_name(study)
 
     with open_repository(resolve_storage_url(storage), create=False) as repo:
         specs = repo.study_specs()

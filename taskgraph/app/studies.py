@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from taskgraph.app.arguments import integer, study_name
 from taskgraph.errors import ConfigError, SpecError, StorageError
 from taskgraph.registry import RUNNERS
 from taskgraph.runners.base import Runner
@@ -389,7 +390,7 @@ def resume_study(
     if runner is not None and not isinstance(runner, str | Mapping):
         raise ConfigError(f"`runner` must be a runner name or a mapping, but got {runner!r}")
     spec = resumable_spec(
-        _study_name(name),
+        study_name(name),
         storage_url=url,
         trials=trials,
         wall_time=wall_time,
@@ -404,14 +405,6 @@ def resume_study(
 # -- reading ---------------------------------------------------------------------------------
 
 
-def _study_name(name: object) -> str:
-    """Return ``name`` when it is a study name; a ConfigError otherwise (Optuna would take
-    ``None`` to mean the database's only study)."""
-    if not isinstance(name, str) or not name.strip():
-        raise ConfigError(f"a study name must be a non-empty string, but got {name!r}")
-    return name
-
-
 def study_summary(name: str, *, storage: str | None = None, top: int | None = 10) -> dict[str, Any]:
     """Return study ``name``'s report: baseline, best trial, gains of the ``top`` trials, failures.
 
@@ -422,9 +415,9 @@ def study_summary(name: str, *, storage: str | None = None, top: int | None = 10
     """
     from taskgraph.search.report import open_study, study_report
 
-    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
-        raise ConfigError(f"`top` must be a positive integer or None, but got {top!r}")
-    return study_report(open_study(_study_name(name), storage_url=_storage_url(storage)), top=top)
+    if top is not None:
+        integer(top, "top", minimum=1)
+    return study_report(open_study(study_name(name), storage_url=_storage_url(storage)), top=top)
 
 
 def study_status(name: str, *, storage: str | None = None) -> dict[str, Any]:
@@ -435,9 +428,7 @@ def study_status(name: str, *, storage: str | None = None) -> dict[str, Any]:
     from taskgraph.search.progress import study_progress
     from taskgraph.search.report import open_study
 
-    return study_progress(
-        open_study(_study_name(name), storage_url=_storage_url(storage))
-    ).to_dict()
+    return study_progress(open_study(study_name(name), storage_url=_storage_url(storage))).to_dict()
 
 
 def list_studies(*, storage: str | None = None) -> list[dict[str, Any]]:

@@ -348,10 +348,9 @@ def table_command(
     """Print a study's results table: rows = configurations, mean ± 95% t-interval over seeds."""
     from taskgraph.app.results import check_results_folder, results_table, write_results
 
-    names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
     if write is not None:  # before the table is printed: a folder it cannot go to is the error
         check_results_folder(write, study)
-    table = results_table(study, storage=resolve_storage_url(storage), metrics=names, split=split)
+    table = results_table(study, storage=storage, metrics=metrics, split=split)
     if as_json:
         emit_json(table.to_dict())
     else:
