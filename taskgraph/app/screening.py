@@ -57,23 +57,27 @@ def screen_study(
     before the spec's data is found; a failed joint run stores nothing and raises
     :class:`~taskgraph.errors.TaskgraphError` with its reason.
     """
-    from taskgraph.app.studies import _storage_url, build_engine, checked_spec, runner_of
+    from taskgraph.app.studies import build_engine, checked_spec, runner_of
     from taskgraph.registry import RUNNERS
     from taskgraph.search.recording import code_version
     from taskgraph.search.screening import DEFAULT_PROBES, screen_config
     from taskgraph.search.watching import ObserverCallback
+    from taskgraph.storage import resolve_storage_url
 
     spec, default_source = checked_spec(spec_or_path, overrides)
     source = source or default_source
-    storage_url = _storage_url(storage, spec)
-    data_dir = data
     if not runner_of(spec).capabilities.trains:
         raise ConfigError(
             f"{source}: a screen trains a model, but runner {spec.runner.name!r} trains none"
         )
     n_probes = DEFAULT_PROBES if probes is None else probes
     config = screen_config(spec, steps=steps, probes=n_probes, full_matrix=full_matrix)
-    engine = build_engine(spec, storage_url=storage_url, data_dir=data_dir, source=source)
+    engine = build_engine(
+        spec,
+        storage_url=resolve_storage_url(storage, spec_storage=spec.storage),
+        data_dir=data,
+        source=source,
+    )
     try:
         engine.embed = _no_embeddings
         engine.open()
