@@ -99,12 +99,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="only time the features of these tasks (comma-separated) against --target",
     )
     args = p.parse_args(argv)
+    if args.quick:  # the smoke sizes are defaults: a size given on the command line still wins
+        p.set_defaults(
+            target_train=40, pool_size=60, steps=6, eval=40, trials=2, seeds=1, startup=1
+        )
+        args = p.parse_args(argv)
     unknown = sorted(set(filter(None, args.methods.split(","))) - set(METHODS))
     if unknown:
         p.error(f"--methods: unknown {unknown}; choose from {', '.join(METHODS)}")
-    if args.quick:
-        args.target_train, args.pool_size, args.steps = 40, 60, 6
-        args.eval, args.trials, args.seeds, args.startup = 40, 2, 1, 1
     return args
 
 

@@ -55,20 +55,29 @@ def mean_se(values: list[float]) -> tuple[float, float]:
     return mean, se
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--target", default="ncbi_disease")
-    parser.add_argument("--freeze", type=int, default=4, help="frozen bottom layers (of 6)")
+    parser.add_argument(
+        "--freeze",
+        type=positive_int,
+        default=4,
+        help="frozen bottom layers (of 6), compared with 0 (full fine-tuning)",
+    )
     parser.add_argument("--seeds", type=positive_int, default=3)
     parser.add_argument("--steps", type=positive_int, default=200)
     parser.add_argument("--eval-every", type=positive_int, default=25)
-    parser.add_argument("--train", type=int, default=300, help="training sentences")
-    parser.add_argument("--eval", type=int, default=200, help="dev sentences")
+    parser.add_argument("--train", type=positive_int, default=300, help="training sentences")
+    parser.add_argument("--eval", type=positive_int, default=200, help="dev sentences")
     parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
+    parser.add_argument("--threads", type=positive_int, default=1)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from taskgraph.training import TrainerCallback, train_trial
 

@@ -35,8 +35,10 @@ os.environ["TASKGRAPH_PRETRAIN_CACHE"] = "off"
 
 import torch
 
-from taskgraph.cli.scripts import positive_int, run_script
+from taskgraph.cli.scripts import directory, positive_int, run_script
+from taskgraph.errors import TaskgraphError
 from taskgraph.training import train_trial
+from taskgraph.training.masking import build_masking
 from taskgraph.trial import MixingConfig, PretrainingConfig, TrialConfig, TrialStatus
 
 TARGET = "squad2"
@@ -53,7 +55,7 @@ def interval(values: list[float]) -> tuple[float, float]:
     return mean, t * statistics.stdev(values) / math.sqrt(len(values))
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -62,31 +64,60 @@ def main() -> None:
     )
     parser.add_argument("--steps", type=positive_int, default=100, help="pretraining steps")
     parser.add_argument("--finetune-steps", type=positive_int, default=100)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=positive_int, default=16)
     parser.add_argument("--pretrain-lr", type=float, default=1e-4)
     parser.add_argument("--learning-rate", type=float, default=1e-4, help="fine-tuning")
-    parser.add_argument("--max-length", type=int, default=128, help="fine-tuning input length")
     parser.add_argument(
-        "--pretrain-max-length", type=int, default=64, help="pretraining window length"
+        "--max-length", type=positive_int, default=128, help="fine-tuning input length"
     )
-    parser.add_argument("--corpus-cap", type=int, default=2000, help="pretraining windows")
-    parser.add_argument("--train-cap", type=int, default=400, help="squad2 training questions")
-    parser.add_argument("--eval-cap", type=int, default=200, help="squad2 dev questions")
+    parser.add_argument(
+        "--pretrain-max-length", type=positive_int, default=64, help="pretraining window length"
+    )
+    parser.add_argument("--corpus-cap", type=positive_int, default=2000, help="pretraining windows")
+    parser.add_argument(
+        "--train-cap", type=positive_int, default=400, help="squad2 training questions"
+    )
+    parser.add_argument("--eval-cap", type=positive_int, default=200, help="squad2 dev questions")
     parser.add_argument("--seeds", type=positive_int, default=3)
     parser.add_argument("--options", default="{}", help="adaptive options as JSON")
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--threads", type=positive_int, default=None)
     parser.add_argument("--device", default=None)
-    parser.add_argument("--data", default=None, help="data directory (default: ../shared/data)")
+    parser.add_argument(
+        "--data", type=directory, default=None, help="data directory (default: ../shared/data)"
+    )
     parser.add_argument("--json", default=None, help="also write every run to this JSON file")
     parser.add_argument("--quick", action="store_true", help="a smoke test: tiny scale")
-    args = parser.parse_args()
-    if args.quick:
-        args.steps, args.finetune_steps, args.corpus_cap = 6, 6, 80
-        args.train_cap, args.eval_cap, args.seeds, args.max_length = 24, 16, 2, 64
-        args.pretrain_max_length = 32
+    args = parser.parse_args(argv)
+    if args.quick:  # the smoke sizes are defaults: a size given on the command line still wins
+        parser.set_defaults(
+            steps=6,
+            finetune_steps=6,
+            corpus_cap=80,
+            train_cap=24,
+            eval_cap=16,
+            seeds=2,
+            max_length=64,
+            pretrain_max_length=32,
+        )
+        args = parser.parse_args(argv)
+    try:
+        args.adaptive_options = json.loads(args.options)
+    except json.JSONDecodeError as error:
+        parser.error(f"--options: not JSON ({error})")
+    if not isinstance(args.adaptive_options, dict):
+        parser.error("--options: expected a JSON object, e.g. '{\"q_start\": 0.2}'")
+    try:
+        build_masking("adaptive", args.adaptive_options)
+    except (TaskgraphError, TypeError) as error:
+        parser.error(f"--options: {error}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    adaptive_options = json.loads(args.options)
+    adaptive_options = args.adaptive_options
     schemes = [s.strip() for s in args.schemes.split(",") if s.strip()]
     print(
         f"scale: pretraining {args.steps} steps x {args.batch_size} windows of <= "

@@ -142,12 +142,12 @@ class AdaptiveMasking:
         _check_rate("mask_rate", self.mask_rate)
         for name in ("q_start", "q_end", "explore"):
             value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ConfigError(f"`{name}` must be in [0, 1], but got {value}")
+            if not _is_number(value) or not 0.0 <= value <= 1.0:
+                raise ConfigError(f"`{name}` must be a number in [0, 1], but got {value!r}")
         for name in ("full_accuracy", "bandwidth"):
             value = getattr(self, name)
-            if not 0.0 < value <= 1.0:
-                raise ConfigError(f"`{name}` must be in (0, 1], but got {value}")
+            if not _is_number(value) or not 0.0 < value <= 1.0:
+                raise ConfigError(f"`{name}` must be a number in (0, 1], but got {value!r}")
         for name in ("refresh_every", "refresh_size", "history"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -268,6 +268,10 @@ def build_masking(scheme: str, options: Mapping[str, Any]) -> Masking:
     return masking
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _check_rate(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
+    if not _is_number(value) or not 0.0 < value < 1.0:
         raise ConfigError(f"`{name}` must be in (0, 1), but got {value!r}")

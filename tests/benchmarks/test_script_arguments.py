@@ -19,6 +19,12 @@ import pytest
         ("affinity_bench.py", ["--first-seed", "-5"], "argument --first-seed: must be >= 0"),
         ("search_diagnosis.py", ["--seeds", "0"], "argument --seeds: must be >= 1, got 0"),
         ("data_selection_bench.py", ["--methods", "foo"], "--methods: unknown ['foo']"),
+        ("freeze_scores.py", ["--freeze", "0"], "argument --freeze: must be >= 1, got 0"),
+        ("masking_bench.py", ["--options", "{x"], "--options: not JSON"),
+        ("masking_bench.py", ["--options", '{"nope": 1}'], "unknown option 'nope'"),
+        ("masking_bench.py", ["--options", '{"q_start": "a"}'],
+         "`q_start` must be a number in [0, 1], but got 'a'"),
+        ("masking_bench.py", ["--corpus-cap", "0"], "argument --corpus-cap: must be >= 1, got 0"),
     ],
 )  # fmt: skip
 def test_bad_arguments_stop_the_script_with_one_line(
@@ -30,7 +36,29 @@ def test_bad_arguments_stop_the_script_with_one_line(
 ) -> None:
     module = benchmark_script(script)
     with pytest.raises(SystemExit) as stopped:
-        (module.parse_args if script == "data_selection_bench.py" else module.main)(argv)
+        getattr(module, "parse_args", module.main)(argv)
     assert stopped.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("script", "quick", "given"),
+    [
+        ("data_selection_bench.py", {"steps": 6, "trials": 2, "seeds": 1}, ["--steps", "9"]),
+        ("masking_bench.py", {"steps": 6, "corpus_cap": 80, "seeds": 2}, ["--seeds", "3"]),
+    ],
+)
+def test_quick_sets_small_sizes_but_a_size_given_with_it_wins(
+    benchmark_script: Callable[[str], ModuleType],
+    script: str,
+    quick: dict[str, int],
+    given: list[str],
+) -> None:
+    parse = benchmark_script(script).parse_args
+    args = vars(parse(["--quick"]))
+    assert {key: args[key] for key in quick} == quick
+    explicit = vars(parse(["--quick", *given]))
+    key = given[0].removeprefix("--").replace("-", "_")
+    assert explicit[key] == int(given[1]) != quick[key]
+    assert explicit == {**args, key: int(given[1])}  # the other quick sizes stay

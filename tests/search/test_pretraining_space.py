@@ -66,7 +66,13 @@ def test_a_spec_without_pretraining_keeps_its_search_hash() -> None:
         ({"scheme": "random", "learning_rate": -1.0}, "search.pretraining.learning_rate: must be > 0"),
         ({"scheme": "random", "extra": 1}, "search.pretraining.extra: unknown field"),
         ({"scheme": "adaptive", "options": {"adaptive": {"q_end": 2.0}}},
-         "search.pretraining.options.adaptive.q_end: `q_end` must be in [0, 1], but got 2.0"),
+         "search.pretraining.options.adaptive.q_end: `q_end` must be a number in [0, 1], but got 2.0"),
+        ({"scheme": "adaptive", "options": {"adaptive": {"q_start": "a"}}},
+         "search.pretraining.options.adaptive.q_start: `q_start` must be a number in [0, 1], "
+         "but got 'a'"),
+        ({"scheme": "adaptive", "options": {"adaptive": {"bandwidth": [0.1, "x"]}}},
+         "search.pretraining.options.adaptive.bandwidth: `bandwidth` must be a number in (0, 1], "
+         "but got 'x'"),
         ({"scheme": "adaptive", "options": {"adaptive": {"nope": 1}}},
          "search.pretraining.options.adaptive.nope: unknown option of 'adaptive'; allowed: "
          "mask_rate, q_start"),
