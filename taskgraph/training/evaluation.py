@@ -16,11 +16,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from taskgraph.models import MultiTaskModel
 from taskgraph.tasks import score_predictions
-from taskgraph.tasks.features import IGNORE_INDEX, EncodedSplit
+from taskgraph.tasks.features import EncodedSplit
 from taskgraph.tasks.types import Example, QAExample, TaskDef, TaskType
 from taskgraph.training.batching import TaskTensors, to_device
 from taskgraph.training.qa_decoding import decode_qa
@@ -86,17 +85,10 @@ def _rows(kind: TaskType, output: Any, batch: dict[str, torch.Tensor], n: int) -
         lengths = batch["attention_mask"].sum(dim=1).tolist()
         start_np, end_np = start.float().cpu().numpy(), end.float().cpu().numpy()
         return [(start_np[r, : lengths[r]], end_np[r, : lengths[r]]) for r in range(n)]
-    # masked LM: per-example summed loss over the masked positions and their count
-    labels = batch["labels"]
-    logits = output.logits.float()
-    losses = F.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]),
-        labels.reshape(-1),
-        ignore_index=IGNORE_INDEX,
-        reduction="none",
-    ).reshape(labels.shape)
-    counts = (labels != IGNORE_INDEX).sum(dim=1).tolist()
-    sums = losses.sum(dim=1).tolist()
+    # masked LM: per-example summed loss over the masked positions and their count, as the
+    # head computes them (its logits are only the masked positions', see MaskedLMHead)
+    sums = output.extra["loss_sum"].float().tolist()
+    counts = output.extra["count"].tolist()
     return list(zip(sums, counts, strict=True))
 
 

@@ -146,3 +146,55 @@ def test_qa_logits_become_ranked_answers(tok) -> None:  # type: ignore[no-untype
         autocast=nullcontext,
     )
     assert scores["exact"] == 1.0
+
+
+def test_a_masked_lm_task_is_scored_by_its_perplexity(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A user masked-LM task trains and evaluates (its head's logits are the masked positions')."""
+    import math
+    import random
+
+    from taskgraph.tasks.synthetic import synthetic_family
+    from taskgraph.tasks.user import define_task
+    from taskgraph.training import train_trial
+    from taskgraph.trial import TrialConfig, TrialStatus
+
+    words = [
+        "alpha",
+        "beta",
+        "gamma",
+        "delta",
+        "epsilon",
+        "zeta",
+        "eta",
+        "theta",
+        "iota",
+        "kappa",
+        "lambda",
+        "mu",
+    ]
+    rng = random.Random(0)
+    for split, n in (("train", 24), ("dev", 12)):
+        lines = (" ".join(rng.choices(words, k=rng.randint(8, 16))) for _ in range(n))
+        (tmp_path / f"{split}.tsv").write_text("\n".join(lines) + "\n")
+    tasks = dict(synthetic_family(target_train=8, aux_train=24, eval_size=12).tasks)
+    tasks["words"] = define_task(
+        "words", format="tsv", type="masked_lm", label_field="text", path=str(tmp_path),
+        reader_options={"text_column": 0},
+    )  # fmt: skip
+    config = TrialConfig(
+        target="words",
+        auxiliaries=("synth_related",),
+        encoder="tiny-bert",
+        encoder_options={"hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128},
+        max_steps=4,
+        batch_size=8,
+        eval_every=2,
+        max_length=32,
+        step_budget="total",
+    )
+    result = train_trial(config, tasks=tasks)
+    assert result.status is TrialStatus.COMPLETE, result.failure_reason
+    scores = result.scores["words"]["dev"]
+    # 4 steps leave the tied vocabulary projection near uniform: the loss is about ln(V)
+    assert abs(scores["loss"] - math.log(30522)) < 1.0
+    assert scores["perplexity"] == pytest.approx(math.exp(scores["loss"]))
