@@ -28,7 +28,11 @@ class CheckpointStore:
 
     def __init__(self, *, directory: str | os.PathLike[str], config: TrialConfig) -> None:
         self.directory = Path(directory)
-        self.config_hash = config.model_config_hash() + f"/{config.task_set_key}/{config.seed}"
+        # The target is part of the key: the same task set with another target is another
+        # trial (its best weights and best objective are measured on another task).
+        self.config_hash = (
+            f"{config.model_config_hash()}/{config.target}/{config.task_set_key}/{config.seed}"
+        )
         self.directory.mkdir(parents=True, exist_ok=True)
         marker = self.directory / "config.json"
         if marker.exists():
@@ -36,7 +40,8 @@ class CheckpointStore:
             if recorded.get("key") != self.config_hash:
                 raise ConfigError(
                     f"checkpoint directory {str(self.directory)!r} belongs to another trial "
-                    f"({recorded.get('task_set')}, seed {recorded.get('seed')}); use an empty "
+                    f"(target {recorded.get('target')}, tasks {recorded.get('task_set')}, seed "
+                    f"{recorded.get('seed')}); use an empty "
                     "directory for this one"
                 )
         else:
@@ -45,6 +50,7 @@ class CheckpointStore:
                 json.dumps(
                     {
                         "key": self.config_hash,
+                        "target": config.target,
                         "task_set": config.task_set_key,
                         "seed": config.seed,
                         "config": config.to_dict(),
