@@ -21,6 +21,7 @@ from taskgraph.errors import SpecError, TaskgraphError
 from taskgraph.spec.checks import inline_task_defs
 from taskgraph.spec.domains import Domain
 from taskgraph.spec.models import StudySpec
+from taskgraph.vocabulary import metric_direction
 
 __all__ = ["check_spec"]
 
@@ -126,6 +127,20 @@ def _check_tasks(spec: StudySpec, source: str) -> None:
                 f"{source}: objective.split: {name} has no split {spec.objective.split!r}; "
                 f"allowed: {', '.join(task.splits)}"
             )
+        if where == "target":
+            _check_direction(spec, source, metric or task.primary_metric)
+
+
+def _check_direction(spec: StudySpec, source: str, metric: str) -> None:
+    # The trainer keeps the weights of the metric's best evaluation by the metric's own
+    # direction; a study that optimised the other way would record the worst of the search.
+    direction = metric_direction(metric)
+    if spec.objective.direction != direction:
+        better = "lower" if direction == "minimize" else "higher"
+        raise SpecError(
+            f"{source}: objective.direction: {spec.objective.direction}, but {metric} is "
+            f"{better}-is-better; write `direction: {direction}`"
+        )
 
 
 def _numeric_domains(spec: StudySpec) -> list[tuple[str, Domain, bool]]:
