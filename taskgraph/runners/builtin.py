@@ -51,13 +51,22 @@ class TabularRunner:
     def build_evaluator(
         self, spec: StudySpec, *, data_dir: str | os.PathLike[str] | None = None
     ) -> TrialEvaluator | None:
-        from taskgraph.runners.tabular import TabularEvaluator
+        from taskgraph.runners.tabular import TabularEvaluator, check_table_objective
         from taskgraph.spec.models import TabularRunnerSpec
 
         runner = spec.runner
         if not isinstance(runner, TabularRunnerSpec):
             raise ValueError(f"the tabular runner needs `runner: tabular`, got {runner.name!r}")
-        return TabularEvaluator(table=runner.table, split=runner.split)
+        evaluator = TabularEvaluator(table=runner.table, split=runner.split)
+        check_table_objective(
+            evaluator.table,
+            target=spec.target,
+            metric=spec.objective.metric,
+            direction=spec.objective.direction,
+            source=f"study {spec.name!r}",
+            table_name=str(runner.table),
+        )
+        return evaluator
 
     def run(self, engine: StudyEngine) -> RunSummary:
         return engine.run()

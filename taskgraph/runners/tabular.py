@@ -18,12 +18,15 @@ from typing import Any
 from taskgraph.affinity.longtable import LongTable, read_long_csv
 from taskgraph.errors import ConfigError
 from taskgraph.trial import Cost, TrialConfig, TrialResult, TrialStatus
-from taskgraph.vocabulary import task_set_key
+from taskgraph.vocabulary import higher_is_better, task_set_key
 
-__all__ = ["TABULAR_METRIC", "TabularEvaluator"]
+__all__ = ["TABULAR_LOSS_METRIC", "TABULAR_METRIC", "TabularEvaluator", "check_table_objective"]
 
-#: metric name under which tabular scores are reported (the tables publish one number)
+#: metric names under which tabular scores are reported (the tables publish one number): the
+#: records database tells a metric's direction by its name (taskgraph.vocabulary), so a
+#: lower-is-better row is a "loss" and a higher-is-better one a "score"
 TABULAR_METRIC = "score"
+TABULAR_LOSS_METRIC = "loss"
 
 
 class TabularEvaluator:
@@ -57,13 +60,13 @@ class TabularEvaluator:
                 f"no published result for target {config.target!r} with task set "
                 f"{task_set_key(task_set)} on split {self.split!r} in table {self.table.source!r}"
             )
-        metric = config.objective.metric or TABULAR_METRIC
         objective_split = config.objective.split
         scores: dict[str, dict[str, dict[str, float]]] = {}
         for task in sorted(task_set):
             answer = self.table.get(task, task_set, self.split)
             if answer is None:
                 continue
+            metric = _metric_name(config.objective.metric, answer.higher_is_better)
             per_split = {objective_split: {metric: answer.value}}
             if self.split != "test":
                 test = self.table.get(task, task_set, "test")
@@ -75,4 +78,54 @@ class TabularEvaluator:
             scores=scores,
             objective=row.value,
             cost=Cost(seconds=0.0, device="table"),
+        )
+
+
+def _metric_name(objective_metric: str | None, higher: bool) -> str:
+    """Return the name a row's score is recorded under: one whose direction is the row's.
+
+    The objective's metric when its name says the row's direction (``check_table_objective``
+    makes sure it does for the target), else ``score`` or ``loss``: a name that said the
+    other direction would turn every gain of that task around in the records database.
+    """
+    if objective_metric is not None and higher_is_better(objective_metric) == higher:
+        return objective_metric
+    return TABULAR_METRIC if higher else TABULAR_LOSS_METRIC
+
+
+def check_table_objective(
+    table: LongTable,
+    *,
+    target: str,
+    metric: str | None,
+    direction: str,
+    source: str,
+    table_name: str | None = None,
+) -> None:
+    """Raise ``ConfigError`` unless the study's objective goes the way the table's target does.
+
+    A loss table searched with ``direction: maximize`` would look for the worst task set, and
+    ``metric: score`` on it would be recorded as higher-is-better (gains with the wrong sign).
+    """
+    name = table_name or table.source
+    rows = [row for row in table if row.target == target]
+    if not rows:
+        raise ConfigError(
+            f"{source}: target: {target!r} has no rows in {name}; its targets: "
+            f"{', '.join(table.targets)}"
+        )
+    higher = rows[0].higher_is_better
+    wanted = "maximize" if higher else "minimize"
+    kind = "higher" if higher else "lower"
+    if direction != wanted:
+        raise ConfigError(
+            f"{source}: objective.direction: {direction}, but {target}'s rows in {name} are "
+            f"{kind}-is-better; write `direction: {wanted}`"
+        )
+    if metric is not None and higher_is_better(metric) != higher:
+        raise ConfigError(
+            f"{source}: objective.metric: {metric!r} reads as "
+            f"{'higher' if higher_is_better(metric) else 'lower'}-is-better, but {target}'s rows "
+            f"in {name} are {kind}-is-better; leave it out (recorded as "
+            f"{_metric_name(None, higher)!r}) or name a {kind}-is-better metric"
         )

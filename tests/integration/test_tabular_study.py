@@ -9,23 +9,27 @@ from types import ModuleType
 
 import pytest
 
+from taskgraph.affinity.gains import compute_gains
 from taskgraph.storage import open_repository
 
 CANDIDATES = ["b", "c", "d", "e"]
 EFFECT = {"b": 0.10, "c": -0.05, "d": 0.02, "e": -0.20}
 
 
-def write_table(path: Path) -> dict[frozenset[str], float]:
-    """Write every subset's score for target `a` (additive effects) and return the val scores."""
+def write_table(path: Path, *, loss: bool = False) -> dict[frozenset[str], float]:
+    """Write every subset's score for target `a` (additive effects) and return the val scores.
+
+    ``loss``: the table is lower-is-better, each helpful effect lowering the value."""
     values: dict[frozenset[str], float] = {}
     lines = ["target,task_set,split,value,higher_is_better"]
+    sign, higher = (-1, 0) if loss else (1, 1)
     for size in range(len(CANDIDATES) + 1):
         for subset in itertools.combinations(CANDIDATES, size):
-            score = 0.5 + sum(EFFECT[t] for t in subset)
+            score = 0.5 + sign * sum(EFFECT[t] for t in subset)
             values[frozenset(subset)] = score
             key = "+".join(["a", *subset])
-            lines.append(f"a,{key},val,{score:.4f},1")
-            lines.append(f"a,{key},test,{score - 0.01:.4f},1")
+            lines.append(f"a,{key},val,{score:.4f},{higher}")
+            lines.append(f"a,{key},test,{score - 0.01:.4f},{higher}")
     path.write_text("\n".join(lines) + "\n")
     return values
 
@@ -55,3 +59,52 @@ def test_tabular_benchmark_study(tmp_path: Path, cli: ModuleType, sampler: str) 
         runs = repo.runs(study="bench")
     assert sorted(r.trial_number for r in runs) == list(range(10))
     assert all(r.scores["a"]["test"]["score"] is not None for r in runs)
+
+
+def test_a_loss_table_is_recorded_as_a_loss_and_its_gains_keep_their_sign(
+    tmp_path: Path, cli: ModuleType
+) -> None:
+    write_table(tmp_path / "table.csv", loss=True)
+    spec = tmp_path / "bench.yaml"
+    text = (
+        "name: bench\ntarget: a\ncandidates: [b, c, d, e]\n"
+        "objective: {split: dev, direction: minimize}\n"
+        "sampler: {name: random, seed: 0}\nbudget: {trials: 16}\n"
+        "runner: {name: tabular, table: table.csv, split: val}\n"
+    )
+    spec.write_text(text)
+    storage = f"sqlite:///{tmp_path / 'bench.db'}"
+    cli.taskgraph("study", "run", str(spec), "--storage", storage, "--quiet")
+    with open_repository(storage) as repo:
+        records = repo.score_records(target="a", split="dev")
+    assert {r.metric for r in records} == {"loss"} and not any(r.higher_is_better for r in records)
+    gains = compute_gains(records).gains
+    assert gains
+    for gain in gains:  # a helpful auxiliary lowers the loss: a positive gain
+        effect = sum(EFFECT[t] for t in gain.auxiliaries)
+        assert gain.mean == pytest.approx(effect / 0.5, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("objective", "message"),
+    [
+        ("{direction: maximize}",
+         "table.csv are lower-is-better; write `direction: minimize`"),
+        ("{metric: score, direction: minimize}",
+         "objective.metric: 'score' reads as higher-is-better, but a's rows in "),
+    ],
+)  # fmt: skip
+def test_an_objective_against_the_tables_direction_is_refused_before_the_study(
+    tmp_path: Path, cli: ModuleType, objective: str, message: str
+) -> None:
+    write_table(tmp_path / "table.csv", loss=True)
+    spec = tmp_path / "bench.yaml"
+    spec.write_text(
+        f"name: bench\ntarget: a\ncandidates: [b, c]\nobjective: {objective}\n"
+        "runner: {name: tabular, table: table.csv, split: val}\n"
+    )
+    storage = f"sqlite:///{tmp_path / 'bench.db'}"
+    result = cli.taskgraph("study", "run", str(spec), "--storage", storage, check=False)
+    assert result.returncode != 0 and result.stderr.startswith("error: study 'bench': ")
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "bench.db").exists()
