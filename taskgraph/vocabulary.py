@@ -12,8 +12,13 @@ from typing import Literal
 
 __all__ = ["higher_is_better", "metric_direction", "stable_seed", "task_set_key"]
 
-# A metric is minimised when its last `_`-separated word names an error: `loss`, `val_loss`,
-# `perplexity`, `rmse`, `wer`.  Only the last word counts: `f1_loss_type` is an F1.
+# A metric whose first `_`-separated word names a score is maximised whatever follows: a
+# per-type entity score is the score's name + `_` + the type (`f1_error`, `precision_MAE`).
+_MAXIMIZE = re.compile(
+    r"(f1|precision|recall|accuracy|acc|exact|em|mcc|auc|uas|las|mrr)(_.*)?", re.IGNORECASE
+)
+# Otherwise a metric is minimised when its last `_`-separated word names an error: `loss`,
+# `val_loss`, `perplexity`, `rmse`, `wer`.
 _MINIMIZE = re.compile(r"(.*_)?(loss|perplexity|error|mse|mae|rmse|wer|cer)", re.IGNORECASE)
 
 
@@ -23,7 +28,13 @@ def task_set_key(tasks: Iterable[str]) -> str:
 
 
 def metric_direction(metric: str) -> Literal["maximize", "minimize"]:
-    """Return ``"minimize"`` for losses, perplexity and error rates, ``"maximize"`` otherwise."""
+    """Return ``"minimize"`` for losses, perplexity and error rates, ``"maximize"`` otherwise.
+
+    A name that starts with a score (``f1_``, ``precision_``, ``accuracy``...) is maximised
+    before the error words are looked at, so ``f1_error`` (F1 of the type ``error``) is an F1.
+    """
+    if _MAXIMIZE.fullmatch(metric):
+        return "maximize"
     return "minimize" if _MINIMIZE.fullmatch(metric) else "maximize"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from taskgraph.storage.records import higher_is_better as records_higher_is_better
+from taskgraph.tasks import TaskType, list_tasks, metrics_for_type
 from taskgraph.tasks import metric_direction as tasks_metric_direction
 from taskgraph.training import stable_seed as training_stable_seed
 from taskgraph.vocabulary import higher_is_better, metric_direction, stable_seed, task_set_key
@@ -23,12 +24,32 @@ from taskgraph.vocabulary import higher_is_better, metric_direction, stable_seed
         ("mae", "minimize"),
         ("wer", "minimize"),
         ("RMSE", "minimize"),
+        ("mse", "minimize"),
+        ("cer", "minimize"),
+        # a per-type entity score is the score's name + the type, whatever the type is called
+        ("f1_error", "maximize"),
+        ("precision_MAE", "maximize"),
+        ("recall_loss", "maximize"),
+        ("F1_wer", "maximize"),
+        ("accuracy_error", "maximize"),
+        ("exact_match_loss", "maximize"),
     ],
 )
 def test_every_layer_agrees_on_a_metric_direction(metric: str, direction: str) -> None:
     assert metric_direction(metric) == direction
     assert tasks_metric_direction(metric) == direction
     assert records_higher_is_better(metric) is higher_is_better(metric) is (direction == "maximize")
+
+
+def test_every_builtin_metric_keeps_its_direction() -> None:
+    names = {metric for task in list_tasks() for metric in (*task.metrics, task.primary_metric)}
+    for task_type in TaskType:
+        names |= metrics_for_type(task_type)
+    assert {"f1", "mrr", "uas", "macro_f1", "has_ans_exact", "perplexity"} <= names
+    directions = {name: metric_direction(name) for name in sorted(names)}
+    assert directions == {
+        name: "minimize" if name in ("loss", "perplexity") else "maximize" for name in names
+    }
 
 
 def test_task_set_key_is_sorted_and_joined() -> None:

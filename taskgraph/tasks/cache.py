@@ -108,7 +108,8 @@ def default_cache() -> TaskCache:
 
 FEATURE_CACHE_ENV = "TASKGRAPH_FEATURE_CACHE"
 # bump when the encoding of a split changes (features.py), so stale files are never read
-_FEATURES_VERSION = 1
+# (2: classification counts truncation; a sentence-final word with no subword is [UNK])
+_FEATURES_VERSION = 2
 
 
 class FeatureCache:

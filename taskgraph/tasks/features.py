@@ -14,8 +14,10 @@ Conventions (what the heads in :mod:`taskgraph.models` expect):
 - **masked LM**: 15% of the non-special tokens are chosen; 80% of those become ``[MASK]``, 10% a
   random token, 10% stay (Devlin et al. 2019); labels are ``-100`` elsewhere.
 
-Words cut off by ``max_length`` are counted (``truncated_words``) so the trainer can report them;
-their predictions fall back to a default label at scoring time.  No torch here: features are
+Words cut off by ``max_length`` are counted (``truncated_words``, and the examples that lost any
+in ``truncated_examples``) so the trainer can report them; for tagging and parsing their
+predictions fall back to a default label at scoring time.  For classification a word is one
+of the tokenizer's pre-tokenized words, counted when any of its subwords is cut.  No torch here: features are
 plain lists and numpy arrays; :mod:`taskgraph.training` pads them into tensors.
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -131,10 +134,14 @@ def _encode_words(
     for i, sentence in enumerate(words):
         word_ids = batch.word_ids(i)
         present = {w for w in word_ids if w is not None}
-        last = max(present) if present else -1
+        last = max(present, default=-1)
         empty = [w for w in range(last + 1) if w not in present]
-        if not present and sentence:
-            empty = [w for w, token in enumerate(sentence) if not tokenizer.tokenize(token)]
+        # A word after the last one present was cut by max_length or tokenizes to nothing
+        # (a sentence-final U+0301 or soft hyphen); only tokenizing it alone tells which.
+        after = sentence[last + 1 :]
+        if after:
+            alone = tokenizer(after, add_special_tokens=False)["input_ids"]
+            empty += [last + 1 + w for w, ids in enumerate(alone) if not ids]
         if empty:
             # A word that tokenizes to nothing (a lone control or combining character) would
             # lose its label; [UNK] keeps every word visible to the model.
@@ -260,6 +267,7 @@ def encode_classification(
         else tokenizer(firsts, truncation=True, max_length=max_length)
     )
     features: list[Feature] = []
+    truncated_words = truncated_examples = 0
     for i, example in enumerate(examples):
         feature: Feature = {"input_ids": batch["input_ids"][i]}
         if has_pairs and "token_type_ids" in batch:
@@ -267,6 +275,10 @@ def encode_classification(
         if example.label is not None and label_to_id is not None:
             feature["labels"] = _label_id(label_to_id, example.label)
         features.append(feature)
+        if len(feature["input_ids"]) >= max_length:  # only a full-length row can have been cut
+            cut = _cut_words(tokenizer, batch, i, example)
+            truncated_words += cut
+            truncated_examples += cut > 0
     return EncodedSplit(
         task_type=TaskType.SENTENCE_PAIR_CLASSIFICATION
         if has_pairs
@@ -275,7 +287,25 @@ def encode_classification(
         example_index=list(range(len(examples))),
         n_examples=len(examples),
         meta=[{} for _ in examples],
+        truncated_words=truncated_words,
+        truncated_examples=truncated_examples,
     )
+
+
+def _cut_words(tokenizer: Any, batch: Any, index: int, example: TextExample) -> int:
+    """Return how many words of ``example`` truncation cut off, wholly or in part (0 if none).
+
+    Words are the tokenizer's pre-tokenized words (its ``word_ids``); a slow tokenizer has
+    none, so its cut tokens are counted instead.
+    """
+    full = tokenizer(example.text, example.text_pair, truncation=False, verbose=False)
+    if len(full["input_ids"]) <= len(batch["input_ids"][index]):
+        return 0
+    if not getattr(tokenizer, "is_fast", False):
+        return len(full["input_ids"]) - len(batch["input_ids"][index])
+    whole = Counter(zip(full.sequence_ids(), full.word_ids(), strict=True))
+    kept = Counter(zip(batch.sequence_ids(index), batch.word_ids(index), strict=True))
+    return sum(1 for word, n in whole.items() if word[1] is not None and kept[word] < n)
 
 
 def encode_qa(

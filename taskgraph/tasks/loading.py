@@ -47,7 +47,8 @@ __all__ = [
 ]
 
 SYNTHETIC = "synthetic"
-# bump when a reader changes what it yields, so cached counts and labels are recomputed
+# bump when a reader changes what it yields, so cached counts, labels and (through
+# task_fingerprint) encoded features are recomputed
 _READER_VERSION = 1
 _ALLOCATIONS: dict[str, list[int]] = {}
 _LABELS: dict[str, list[str]] = {}
@@ -239,14 +240,16 @@ def label_vocabulary(task: TaskDef, *, data_dir: str | os.PathLike[str] | None =
                 labels.update(_labels_of(example))
         return sorted(labels)
     paths = {split_file(task, split, data_dir=data_dir) for split in task.splits}
+    # by contents, not paths: an edited file must not keep its old labels in this process
+    contents = {path: file_sha256(path) for path in sorted(paths)}
     memo_key = json.dumps(
-        [task.name, task.type.value, task.label_field, _reading_key(task), sorted(map(str, paths))]
+        [task.type.value, task.label_field, _reading_key(task), sorted(contents.values())]
     )
     if memo_key in _LABELS:
         return list(_LABELS[memo_key])
     labels = set()
-    for path in sorted(paths):
-        key = f"{file_sha256(path)}|{_reading_key(task)}|{task.type.value}|{task.label_field}"
+    for path, sha256 in contents.items():
+        key = f"{sha256}|{_reading_key(task)}|{task.type.value}|{task.label_field}"
         cached = default_cache().get("labels", key)
         if not isinstance(cached, list):
             found: set[str] = set()
@@ -274,9 +277,9 @@ def dataset_fingerprints(
 def task_fingerprint(task: TaskDef, *, data_dir: str | os.PathLike[str] | None = None) -> str:
     """Return a sha256 identifying the task's data exactly, for provenance.
 
-    It covers every split's file contents and carve rule, the format, reader options, type and
-    label field, so the same fingerprint means the same examples.  Synthetic tasks are
-    fingerprinted by their definition (they are generated from it).
+    It covers every split's file contents and carve rule, the format, reader options, type,
+    label field and the readers' version, so the same fingerprint means the same examples.
+    Synthetic tasks are fingerprinted by their definition (they are generated from it).
     """
     splits: dict[str, Any] = {}
     for split, source in task.splits.items():
@@ -286,7 +289,7 @@ def task_fingerprint(task: TaskDef, *, data_dir: str | os.PathLike[str] | None =
             else file_sha256(split_file(task, split, data_dir=data_dir))
         )
         splits[split] = [content, source.select]
-    payload = {
+    payload: dict[str, Any] = {
         "format": task.format,
         "type": task.type.value,
         "label_field": task.label_field,
@@ -296,5 +299,9 @@ def task_fingerprint(task: TaskDef, *, data_dir: str | os.PathLike[str] | None =
     if task.format == SYNTHETIC:
         payload["name"] = task.name
         payload["files"] = {split: source.file for split, source in task.splits.items()}
+    elif _READER_VERSION != 1:
+        # Feature caches are keyed by this fingerprint.  Version 1 is left out so that the
+        # fingerprints recorded before the version counted stay those of the same data.
+        payload["reader_version"] = _READER_VERSION
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()

@@ -154,11 +154,14 @@ def _qa(task: TaskDef, gold: list[QAExample], pred: Sequence[Any]) -> dict[str, 
         best = [_text(r[0]) if r else "" for r in ranked]
         scores.update(m.squad_v2_scores([[a.text for a in g.answers] for g in gold], best))
     if set(task.metrics) & _FACTOID:
+        # Factoid metrics count questions.  A group is one question only when the reader
+        # grouped the snippets of one question (group_by: id_prefix); by default it is the
+        # article title, whose questions are each scored on their own.
+        by_question = task.reader_options.get("group_by") == "id_prefix"
         questions: dict[str, tuple[set[str], list[list[Any]]]] = {}
         for example, answers in zip(gold, ranked, strict=True):
-            gold_texts, member_answers = questions.setdefault(
-                example.group or example.id, (set(), [])
-            )
+            question = (example.group if by_question else "") or example.id
+            gold_texts, member_answers = questions.setdefault(question, (set(), []))
             gold_texts.update(a.text for a in example.answers)
             member_answers.append(answers)
         scores.update(

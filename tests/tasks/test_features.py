@@ -79,6 +79,21 @@ def test_word_without_subwords_becomes_unk(tok) -> None:  # type: ignore[no-unty
     assert feature["labels"] == [X, 0, 1, 0, X]
 
 
+@pytest.mark.parametrize("final", ["\u0301", "\u00ad", "\ufe0f"])
+def test_sentence_final_word_without_subwords_becomes_unk(tok, final: str) -> None:  # type: ignore[no-untyped-def]
+    sentence = TaggedSentence(("a", "b", final), ("O", "O", "B-LOC"))
+    encoded = encode_tagging([sentence], tok, label_to_id=TAGS, max_length=16)
+    feature = encoded.features[0]
+    assert tok.convert_ids_to_tokens(feature["input_ids"]) == ["[CLS]", "a", "b", "[UNK]", "[SEP]"]
+    assert feature["labels"] == [X, 0, 0, 1, X]
+    assert (encoded.truncated_examples, encoded.truncated_words) == (0, 0)
+    # an empty word after the cut is still cut, and counted
+    cut = TaggedSentence(("Merhaba", "dünya", final), ("O", "B-LOC", "O"))
+    encoded = encode_tagging([cut], tok, label_to_id=TAGS, max_length=6)
+    assert encoded.features[0]["word_starts"] == [1, 4]
+    assert (encoded.truncated_examples, encoded.truncated_words) == (1, 1)
+
+
 def test_parsing_word_starts_heads_and_truncated_heads(tok) -> None:  # type: ignore[no-untyped-def]
     sentence = ParsedSentence(
         tokens=("Merhaba", "dünya", "güzel"),
@@ -201,6 +216,23 @@ def test_classification_pairs_and_unlabeled_rows(tok) -> None:  # type: ignore[n
         encode_classification(
             [TextExample("a", label="maybe")], tok, label_to_id={"no": 0}, max_length=8
         )
+
+
+def test_classification_truncation_is_counted(tok) -> None:  # type: ignore[no-untyped-def]
+    pairs = [
+        TextExample("The cat sat on the mat.", "Merhaba dünya güzel", "yes"),
+        TextExample("a cat", "a dog", "no"),
+    ]
+    encoded = encode_classification(pairs, tok, label_to_id={"no": 0, "yes": 1}, max_length=10)
+    # [CLS] the cat sat [SEP] mer ##hab ##a dun [SEP]: "on the mat ." go, "dünya" loses a
+    # subword and "güzel" goes
+    assert tok.convert_ids_to_tokens(encoded.features[0]["input_ids"])[4:6] == ["[SEP]", "mer"]
+    assert (encoded.truncated_examples, encoded.truncated_words) == (1, 6)
+    singles = [TextExample("Merhaba dünya güzel"), TextExample("Merhaba dünya")]
+    cut = encode_classification(singles, tok, label_to_id=None, max_length=7)
+    # the second sentence fills all 7 tokens without losing any
+    assert [len(f["input_ids"]) for f in cut.features] == [7, 7]
+    assert (cut.truncated_examples, cut.truncated_words) == (1, 1)
 
 
 def test_mask_tokens_80_10_10_and_never_special() -> None:

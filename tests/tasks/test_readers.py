@@ -196,6 +196,51 @@ def test_conllu_missing_xpos_is_an_error_for_xpos_tagging(tmp_path: Path) -> Non
     assert "XPOS" in error.expected
 
 
+def _new_york(column: int, value: str) -> str:
+    fields = ["1", "New York", "New York", "PROPN", "NNP", "_", "2", "nsubj", "_", "_"]
+    fields[column] = value
+    return (
+        "# text = New York rocks\n"
+        + "\t".join(fields)
+        + "\n2\trocks\trock\tVERB\tVBZ\t_\t0\troot\t_\t_\n"
+    )
+
+
+def test_conllu_form_and_lemma_may_hold_spaces(tmp_path: Path) -> None:
+    # conllu.parse_token_and_metadata splits on two spaces too: the columns shifted
+    text = _new_york(1, "New  York").replace("New York\tPROPN", "New  York\tPROPN")
+    parsed = read(tmp_path / "a.conllu", "conllu", text, PARSE, "head+deprel")
+    assert parsed[0].example == ParsedSentence(
+        tokens=("New  York", "rocks"),
+        heads=(2, 0),
+        deprels=("nsubj", "root"),
+        upos=("PROPN", "VERB"),
+    )
+    for label_field, tags in (("upos", ("PROPN", "VERB")), ("xpos", ("NNP", "VBZ"))):
+        tagged = read(tmp_path / "a.conllu", "conllu", text, TAG, label_field)
+        assert tagged[0].example == TaggedSentence(tokens=("New  York", "rocks"), tags=tags)
+
+
+@pytest.mark.parametrize("column", range(10))
+def test_conllu_two_spaces_in_any_column_stay_in_that_column(tmp_path: Path, column: int) -> None:
+    text = _new_york(column, "a  b")
+    if column in (0, 6):  # ID and HEAD must be numbers
+        for task_type, label_field in ((PARSE, "head+deprel"), (TAG, "upos"), (TAG, "xpos")):
+            error = fails(tmp_path / "bad.conllu", 2, "conllu", text, task_type, label_field)
+            assert error.expected == (
+                "an ID like 7, 7-8 or 7.1" if column == 0 else "an integer HEAD"
+            )
+        return
+    parsed = read(tmp_path / "a.conllu", "conllu", text, PARSE, "head+deprel")[0].example
+    assert isinstance(parsed, ParsedSentence)
+    assert parsed.tokens[0] == ("a  b" if column == 1 else "New York")
+    assert parsed.upos[0] == ("a  b" if column == 3 else "PROPN")
+    assert parsed.deprels[0] == ("a  b" if column == 7 else "nsubj")
+    assert parsed.heads == (2, 0)
+    xpos = read(tmp_path / "a.conllu", "conllu", text, TAG, "xpos")[0].example
+    assert xpos.tags == ("a  b" if column == 4 else "NNP", "VBZ")  # type: ignore[union-attr]
+
+
 # -- SQuAD -----------------------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,11 @@ import pytest
 from taskgraph.errors import ConfigError
 from taskgraph.tasks import (
     QAExample,
+    TaskType,
+    define_task,
     get_task,
+    label_vocabulary,
+    list_tasks,
     load_examples,
     metric_direction,
     score_predictions,
@@ -96,6 +101,75 @@ def test_bioasq_scores_merge_snippets_per_question() -> None:
     assert scored == {"strict_accuracy": 0.5, "lenient_accuracy": 1.0, "mrr": pytest.approx(0.75)}
 
 
+def _squad_file(path: Path) -> Path:
+    article = {
+        "title": "art",
+        "paragraphs": [
+            {
+                "context": "Alpha and Beta.",
+                "qas": [
+                    {
+                        "id": "q1",
+                        "question": "first?",
+                        "answers": [{"text": "Alpha", "answer_start": 0}],
+                    },
+                    {
+                        "id": "q2",
+                        "question": "second?",
+                        "answers": [{"text": "Beta", "answer_start": 10}],
+                    },
+                ],
+            }
+        ],
+    }
+    path.write_text(json.dumps({"data": [article]}), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("group_by", [None, "title"])
+def test_factoid_scores_count_each_question_of_an_article(
+    tmp_path: Path, group_by: str | None
+) -> None:
+    # The default group is the article: pooling its questions made swapped answers right.
+    task = define_task(
+        "my_factoid",
+        format="squad",
+        type="extractive_qa",
+        label_field="answers",
+        files={"test": str(_squad_file(tmp_path / "qa.json"))},
+        metrics=["strict_accuracy", "lenient_accuracy", "mrr"],
+        reader_options={} if group_by is None else {"group_by": group_by},
+    )
+    gold = load_examples(task, "test")
+    assert {g.group for g in gold if isinstance(g, QAExample)} == {"art"}
+    swapped = score_predictions(task, gold, [["Beta"], ["Alpha"]])
+    assert swapped == {"strict_accuracy": 0.0, "lenient_accuracy": 0.0, "mrr": 0.0}
+    half = score_predictions(task, gold, [["Alpha"], ["Alpha", "Beta"]])
+    assert half == {"strict_accuracy": 0.5, "lenient_accuracy": 1.0, "mrr": pytest.approx(0.75)}
+
+
+def test_factoid_scores_pool_the_snippets_of_one_question_with_id_prefix(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "qa.json"
+    path.write_text(
+        _squad_file(path).read_text(encoding="utf-8").replace('"q2"', '"q1:2"'),
+        encoding="utf-8",
+    )
+    task = define_task(
+        "my_bioasq",
+        format="squad",
+        type="extractive_qa",
+        label_field="answers",
+        files={"test": str(path)},
+        metrics=["strict_accuracy", "mrr"],
+        reader_options={"group_by": "id_prefix"},
+    )
+    gold = load_examples(task, "test")
+    # q1 and q1:2 are one question whose gold answers are Alpha and Beta
+    assert score_predictions(task, gold, [["Beta"], ["Alpha"]])["strict_accuracy"] == 1.0
+
+
 def test_classification_scores(data_dir: Path) -> None:
     mrpc = get_task("mrpc")
     gold = [g for g in load_examples(mrpc, "dev", data_dir=data_dir) if isinstance(g, TextExample)]
@@ -137,3 +211,16 @@ def test_prediction_count_and_type_are_checked(data_dir: Path) -> None:
 )
 def test_metric_direction(metric: str, direction: str) -> None:
     assert metric_direction(metric) == direction
+
+
+def test_per_type_entity_scores_of_builtin_tasks_are_maximised(data_dir: Path) -> None:
+    types = {
+        label[2:]
+        for task in list_tasks()
+        if task.type is TaskType.TOKEN_TAGGING and task.label_field == "ner"
+        for label in label_vocabulary(task, data_dir=data_dir)
+        if label[:2] in ("B-", "I-", "E-", "S-")
+    }
+    assert {"PER", "Cancer", "person", "g_"} <= types
+    names = [f"{score}_{kind}" for kind in types for score in ("f1", "precision", "recall")]
+    assert {metric_direction(name) for name in names} == {"maximize"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from taskgraph.errors import ConfigError, DataNotFoundError, UnknownNameError
 from taskgraph.tasks import (
     TaggedSentence,
+    TaskDef,
     TaskType,
     count_examples,
     dataset_fingerprints,
@@ -19,8 +21,11 @@ from taskgraph.tasks import (
     label_vocabulary,
     list_tasks,
     load_examples,
+    loading,
     task_fingerprint,
 )
+from taskgraph.tasks.fingerprints import file_sha256
+from taskgraph.tasks.synthetic import synthetic_task_names
 
 IOB = "John\tB-PER\nran\tO\n\nMary\tB-PER\n"
 
@@ -234,3 +239,58 @@ def test_fingerprints_follow_file_contents(tmp_path: Path) -> None:
     os.utime(tmp_path / "t.tsv", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     assert task_fingerprint(task) != before
     assert count_examples(task, "train") == 3  # the cached count belonged to the old contents
+
+
+def _fp_task(tmp_path: Path, text: str) -> tuple[TaskDef, Path]:
+    path = tmp_path / "t.tsv"
+    path.write_text(text, encoding="utf-8")
+    task = define_task(
+        "fp_task",
+        format="iob",
+        type="token_tagging",
+        label_field="ner",
+        files={"train": str(path)},
+    )
+    return task, path
+
+
+def test_same_size_edit_with_restored_mtime_is_seen(tmp_path: Path) -> None:
+    # cp -p, rsync -t and tar restore the modification time; the size stays the same here
+    task, path = _fp_task(tmp_path, "a\tB-PER\nb\tO\n\nc\tO\n")
+    before = (task_fingerprint(task), count_examples(task, "train"), label_vocabulary(task))
+    assert before[1:] == (2, ["B-PER", "O"])
+    stat = path.stat()
+    path.write_text("a\tB-LOC\nb\tO\nc\tO\n\n", encoding="utf-8")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+    assert file_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert task_fingerprint(task) != before[0]
+    assert count_examples(task, "train") == 1
+    assert label_vocabulary(task) == ["B-LOC", "O"]
+
+
+def test_task_fingerprint_covers_the_reader_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task, _ = _fp_task(tmp_path, IOB)
+    # recorded before the version counted: version 1 keeps the same fingerprint
+    assert task_fingerprint(task) == (
+        "d49b8ee0d9c1ffc98a70d0218d21a1e59b81ebf3f4100dead62ebb17004e4891"
+    )
+    synthetic = get_task(synthetic_task_names()[0])
+    before = task_fingerprint(synthetic)
+    monkeypatch.setattr(loading, "_READER_VERSION", 2)
+    # the feature cache is keyed by the fingerprint: features of the old reading must go
+    assert (
+        task_fingerprint(task) != "d49b8ee0d9c1ffc98a70d0218d21a1e59b81ebf3f4100dead62ebb17004e4891"
+    )
+    assert task_fingerprint(synthetic) == before  # generated, not read
+
+
+def test_label_set_follows_an_edited_file_in_the_same_process(tmp_path: Path) -> None:
+    task, path = _fp_task(tmp_path, "a\tB-PER\nb\tO\n")
+    assert label_vocabulary(task) == ["B-PER", "O"]
+    path.write_text("a\tB-ORG\nb\tO\nc\tO\n", encoding="utf-8")
+    assert label_vocabulary(task) == ["B-ORG", "O"]
+    path.write_text("a\tB-PER\nb\tO\n", encoding="utf-8")  # back to the first contents
+    assert label_vocabulary(task) == ["B-PER", "O"]

@@ -1,10 +1,12 @@
-"""CoNLL-U treebanks (Universal Dependencies) read with the ``conllu`` package.
+"""CoNLL-U treebanks (Universal Dependencies), read from their tab-separated fields.
 
-Lines are first checked one by one (10 tab-separated fields, well-formed IDs and heads) so that
-an error names its line; each sentence block is then parsed by :func:`conllu.parse_token_and_metadata`.
-Multiword-token ranges (``3-4``) and empty nodes (``5.1``) are skipped: the examples are the
-basic tree over syntactic words, whose IDs must run 1..n and whose heads must be in 0..n; for
-parsing, the heads must form a tree (no word is its own head or in a cycle).
+Lines are checked one by one (10 tab-separated fields, well-formed IDs and heads) so that an
+error names its line, and the examples are built from those same fields: UD allows spaces in
+FORM and LEMMA, which :func:`conllu.parse_token_and_metadata` (it also splits on two spaces)
+would take for column breaks.  Multiword-token ranges (``3-4``) and empty nodes (``5.1``) are
+skipped: the examples are the basic tree over syntactic words, whose IDs must run 1..n and
+whose heads must be in 0..n; for parsing, the heads must form a tree (no word is its own head
+or in a cycle).
 
 ``label_field``: ``upos`` or ``xpos`` for token tagging, ``head+deprel`` for parsing.  The
 ``# newdoc`` comment names the document, the unit of carved splits.
@@ -17,9 +19,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import conllu
-from conllu.exceptions import ParseException
-
 from taskgraph.errors import ConfigError, DataFormatError
 from taskgraph.tasks.readers.base import Reader, Record, read_lines, show
 from taskgraph.tasks.types import ParsedSentence, TaggedSentence, TaskType
@@ -30,6 +29,8 @@ _WORD_ID = re.compile(r"[1-9][0-9]*")
 _RANGE_ID = re.compile(r"[1-9][0-9]*-[1-9][0-9]*")
 _EMPTY_ID = re.compile(r"(0|[1-9][0-9]*)\.[1-9][0-9]*")
 _HEAD = re.compile(r"0|[1-9][0-9]*")
+# the columns of a word line: ID FORM LEMMA UPOS XPOS FEATS HEAD DEPREL DEPS MISC
+_FORM, _UPOS, _XPOS, _HEAD_COLUMN, _DEPREL = 1, 3, 4, 6, 7
 
 
 class ConlluReader(Reader):
@@ -61,20 +62,20 @@ class ConlluReader(Reader):
         label_field: str,
         options: Mapping[str, Any],
     ) -> Iterator[Record]:
-        block: list[str] = []
+        in_sentence = False
+        words: list[list[str]] = []
         start = 0
-        words = 0
         document = ""
         for number, line in read_lines(path):
             if not line.strip():
-                if block:
-                    if words == 0:
+                if in_sentence:
+                    if not words:
                         raise DataFormatError(path, start, "a sentence with words", "none")
-                    yield self._record(path, start, block, document, task_type, label_field)
-                    block, words = [], 0
+                    yield self._record(path, start, words, document, task_type, label_field)
+                    in_sentence, words = False, []
                 continue
-            if not block:
-                start = number
+            if not in_sentence:
+                in_sentence, start = True, number
             if line.startswith("#"):
                 if words:
                     raise DataFormatError(
@@ -82,26 +83,34 @@ class ConlluReader(Reader):
                     )
                 if line.startswith("# newdoc"):
                     document = line.partition("=")[2].strip() or f"line{number}"
-                block.append(line)
                 continue
-            words += self._check_line(path, number, line, words)
-            block.append(line)
-        if block:
-            if words == 0:
+            fields = self._check_line(path, number, line, len(words))
+            if fields is not None:
+                words.append(fields)
+        if in_sentence:
+            if not words:
                 raise DataFormatError(path, start, "a sentence with words", "only comments")
-            yield self._record(path, start, block, document, task_type, label_field)
+            yield self._record(path, start, words, document, task_type, label_field)
 
     @staticmethod
-    def _check_line(path: Path, number: int, line: str, words: int) -> int:
-        """Return 1 for a syntactic word line, 0 for a range/empty node; raise if malformed."""
+    def _check_line(path: Path, number: int, line: str, words: int) -> list[str] | None:
+        """Return a syntactic word line's 10 fields, or None for a range or empty node.
+
+        Raises DataFormatError naming the line when the line is malformed.
+        """
         fields = line.split("\t")
         if len(fields) != 10:
             raise DataFormatError(
                 path, number, "10 tab-separated CoNLL-U fields", f"{len(fields)} in {show(line)}"
             )
-        word_id, form, head, deprel = fields[0], fields[1], fields[6], fields[7]
+        word_id, form, head, deprel = (
+            fields[0],
+            fields[_FORM],
+            fields[_HEAD_COLUMN],
+            fields[_DEPREL],
+        )
         if _RANGE_ID.fullmatch(word_id) or _EMPTY_ID.fullmatch(word_id):
-            return 0
+            return None
         if not _WORD_ID.fullmatch(word_id):
             raise DataFormatError(path, number, "an ID like 7, 7-8 or 7.1", show(word_id))
         if int(word_id) != words + 1:
@@ -112,26 +121,22 @@ class ConlluReader(Reader):
             raise DataFormatError(path, number, "an integer HEAD", show(head))
         if not deprel or deprel == "_" or deprel != deprel.strip():
             raise DataFormatError(path, number, "a DEPREL", show(deprel))
-        if not fields[3] or fields[3] == "_" or fields[3] != fields[3].strip():
-            raise DataFormatError(path, number, "a UPOS tag", show(fields[3]))
-        return 1
+        upos = fields[_UPOS]
+        if not upos or upos == "_" or upos != upos.strip():
+            raise DataFormatError(path, number, "a UPOS tag", show(upos))
+        return fields
 
     @staticmethod
     def _record(
         path: Path,
         start: int,
-        block: list[str],
+        words: list[list[str]],
         document: str,
         task_type: TaskType,
         label_field: str,
     ) -> Record:
-        try:
-            sentence = conllu.parse_token_and_metadata("\n".join(block))
-        except ParseException as error:
-            raise DataFormatError(path, start, "a CoNLL-U sentence", str(error)) from None
-        words = [token for token in sentence if isinstance(token["id"], int)]
-        forms = tuple(str(token["form"]) for token in words)
-        heads = tuple(int(token["head"]) for token in words)
+        forms = tuple(fields[_FORM] for fields in words)
+        heads = tuple(int(fields[_HEAD_COLUMN]) for fields in words)
         for index, head in enumerate(heads):
             if head > len(words):
                 raise DataFormatError(
@@ -142,18 +147,17 @@ class ConlluReader(Reader):
             example: ParsedSentence | TaggedSentence = ParsedSentence(
                 tokens=forms,
                 heads=heads,
-                deprels=tuple(str(token["deprel"]) for token in words),
-                upos=tuple(str(token["upos"]) for token in words),
+                deprels=tuple(fields[_DEPREL] for fields in words),
+                upos=tuple(fields[_UPOS] for fields in words),
             )
         else:
-            column = "upos" if label_field == "upos" else "xpos"
-            for index, token in enumerate(words):
-                if not token[column]:
+            column = _UPOS if label_field == "upos" else _XPOS
+            for index, fields in enumerate(words):
+                if not fields[column] or fields[column] == "_":
                     raise DataFormatError(
-                        path, start, f"a {column.upper()} tag for word {index + 1}", "_"
+                        path, start, f"a {label_field.upper()} tag for word {index + 1}", "_"
                     )
-            tags = tuple(str(token[column]) for token in words)
-            example = TaggedSentence(tokens=forms, tags=tags)
+            example = TaggedSentence(tokens=forms, tags=tuple(f[column] for f in words))
         return Record(example=example, line=start, group=document, texts=(" ".join(forms),))
 
 
