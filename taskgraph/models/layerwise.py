@@ -8,6 +8,12 @@ layers and runs them the way ``BertModel.forward`` does in transformers 5: embed
 one attention bias built by :func:`transformers.masking_utils.create_bidirectional_mask`
 (which respects the configured attention implementation: eager, sdpa, ...), then each layer
 called as ``layer(hidden_states, attention_bias)``.
+
+ELECTRA models whose embeddings are narrower than the hidden states (``embedding_size`` !=
+``hidden_size``, e.g. ELECTRA-small: 128 -> 256) carry a linear ``model.embeddings_project``
+that ``ElectraModel.forward`` applies after the embeddings; :func:`split_encoder` then returns
+the embeddings and that projection as one module (:class:`ProjectedEmbeddings`), so every
+caller of :func:`embed` gets hidden-width states.
 """
 
 from __future__ import annotations
@@ -21,12 +27,48 @@ from transformers.masking_utils import create_bidirectional_mask
 
 from taskgraph.errors import ConfigError
 
-__all__ = ["EncoderParts", "attention_bias", "embed", "run_layers", "split_encoder"]
+__all__ = [
+    "EncoderParts",
+    "ProjectedEmbeddings",
+    "attention_bias",
+    "embed",
+    "run_layers",
+    "split_encoder",
+]
+
+
+class ProjectedEmbeddings(nn.Module):
+    """An encoder's embeddings followed by its ``embeddings_project`` (ELECTRA), as one module."""
+
+    def __init__(self, *, embeddings: nn.Module, project: nn.Module) -> None:
+        """Hold ``embeddings`` and ``project`` (the encoder's own modules, not copies)."""
+        super().__init__()
+        self.embeddings = embeddings
+        self.project = project
+        self.training = embeddings.training  # a wrapper made mid-evaluation is in eval mode too
+
+    @property
+    def word_embeddings(self) -> nn.Module:
+        """Return the input word embeddings (embedding width, before the projection)."""
+        module = self.embeddings.word_embeddings
+        assert isinstance(module, nn.Module)
+        return module
+
+    def forward(self, input_ids: Tensor, token_type_ids: Tensor | None = None) -> Tensor:
+        """Return the projected embedding output (B, L, hidden_size)."""
+        hidden = self.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
+        projected = self.project(hidden)
+        assert isinstance(projected, Tensor)
+        return projected
 
 
 @dataclass
 class EncoderParts:
-    """The embeddings module, the layer list and the config of a BERT-like encoder."""
+    """The embeddings module, the layer list and the config of a BERT-like encoder.
+
+    ``embeddings`` ends at the hidden width: for an encoder with ``embeddings_project``
+    (ELECTRA with ``embedding_size != hidden_size``) it is a :class:`ProjectedEmbeddings`.
+    """
 
     embeddings: nn.Module
     layers: nn.ModuleList
@@ -50,11 +92,19 @@ def split_encoder(model: PreTrainedModel, *, architecture: str) -> EncoderParts:
             f"sharing architecture {architecture!r} needs a bidirectional encoder; "
             f"{type(model).__name__} is configured as a decoder"
         )
+    # ElectraModel.forward applies this projection between the embeddings and the first layer.
+    project = getattr(model, "embeddings_project", None)
+    if isinstance(project, nn.Module):
+        embeddings = ProjectedEmbeddings(embeddings=embeddings, project=project)
     return EncoderParts(embeddings=embeddings, layers=layers, config=model.config)
 
 
 def embed(embeddings: nn.Module, batch: Mapping[str, Tensor]) -> Tensor:
-    """Return the embedding output (B, L, H) for the ``input_ids`` (and ``token_type_ids``)."""
+    """Return the embedding output (B, L, H) for the ``input_ids`` (and ``token_type_ids``).
+
+    ``embeddings`` is :attr:`EncoderParts.embeddings` (projected to the hidden width where the
+    encoder has an ``embeddings_project``).
+    """
     return embeddings(input_ids=batch["input_ids"], token_type_ids=batch.get("token_type_ids"))
 
 

@@ -68,7 +68,20 @@ class Phase:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned."""
+        """Restore what :meth:`state_dict` returned.
+
+        Raises :class:`TaskgraphError` when the saved optimizer groups its parameters
+        otherwise than this phase's (a checkpoint written before cross-stitch units got a
+        learning rate of their own): resuming it would train them at the wrong rate.
+        """
+        saved = [len(group["params"]) for group in state["optimizer"]["param_groups"]]
+        current = [len(group["params"]) for group in self.optimizer.param_groups]
+        if saved != current:
+            raise TaskgraphError(
+                f"phase {self.name!r}: the checkpoint's optimizer has parameter groups of "
+                f"sizes {saved}, this run's {current} (it was written by another version of "
+                "taskgraph); delete the checkpoint directory to train this trial from the start"
+            )
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.sampler.load_state_dict(state["sampler"])
@@ -83,15 +96,41 @@ def _no_decay(name: str) -> bool:
 def build_optimizer(
     model: nn.Module, weighting: LossWeighting, *, learning_rate: float, weight_decay: float
 ) -> torch.optim.Optimizer:
-    """Return AdamW with decoupled weight decay except on biases, norms and loss weights."""
+    """Return AdamW with decoupled weight decay except on biases, norms and loss weights.
+
+    Parameters the model gives a learning-rate multiplier
+    (:meth:`~taskgraph.models.sharing.base.MultiTaskModel.learning_rate_scales`: cross-stitch
+    units) get a group of their own per multiplier, after the two usual groups, with
+    ``learning_rate`` times it and no weight decay; the schedule scales every group alike.
+    Group 0 always holds the decayed parameters at ``learning_rate`` itself.
+    """
+    scales_of = getattr(model, "learning_rate_scales", None)
+    scales = {id(p): float(s) for p, s in scales_of().items()} if callable(scales_of) else {}
+    for scale in scales.values():
+        if not (math.isfinite(scale) and scale > 0):
+            raise TaskgraphError(
+                f"{type(model).__name__}.learning_rate_scales: a multiplier must be a finite "
+                f"number > 0, but got {scale}"
+            )
     decay: list[nn.Parameter] = []
     no_decay: list[nn.Parameter] = []
+    scaled: dict[float, list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
-        if param.requires_grad:
+        if not param.requires_grad:
+            continue
+        if id(param) in scales:
+            scaled.setdefault(scales[id(param)], []).append(param)
+        else:
             (no_decay if _no_decay(name) else decay).append(param)
     groups: list[dict[str, Any]] = [
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay + list(weighting.parameters()), "weight_decay": 0.0},
+    ]
+    # Only when there are any, so models without scales keep the two groups older checkpoints
+    # hold.
+    groups += [
+        {"params": params, "weight_decay": 0.0, "lr": learning_rate * scale}
+        for scale, params in sorted(scaled.items())
     ]
     # The fused kernel (CPU and CUDA) makes one pass over memory per step: on the tiny test
     # encoder, whose 30k-word embedding dominates, it is ~10x faster than the default loop.

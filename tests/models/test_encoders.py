@@ -6,13 +6,17 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+from transformers import ElectraConfig, ElectraModel
 
 from taskgraph.errors import ConfigError
-from taskgraph.models import EncoderBundle, load_encoder
+from taskgraph.models import EncoderBundle, HeadSpec, build_model, load_encoder
+from taskgraph.models.frozen import FROZEN_KEY, freeze_bottom, frozen_prefix
 from taskgraph.models.layerwise import attention_bias, embed, run_layers, split_encoder
+from taskgraph.tasks.types import TaskType
 
 
 def _inputs(bundle: EncoderBundle) -> dict[str, torch.Tensor]:
@@ -111,3 +115,70 @@ def test_split_encoder_rejects_models_without_bert_layout() -> None:
         ConfigError, match="'soft' runs the encoder layer by layer and needs a BERT-like"
     ):
         split_encoder(torch.nn.Linear(2, 2), architecture="soft")  # type: ignore[arg-type]
+
+
+def _tiny_electra(tokenizer: Any, **options: Any) -> EncoderBundle:
+    """Return a random ELECTRA whose embeddings (32) are narrower than its layers (64)."""
+    torch.manual_seed(0)
+    config = ElectraConfig(
+        vocab_size=30522,
+        embedding_size=32,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        **options,
+    )
+    model = ElectraModel(config).eval()
+    assert hasattr(model, "embeddings_project")
+    return EncoderBundle(model=model, tokenizer=tokenizer, name="tiny-electra")
+
+
+@pytest.mark.parametrize("implementation", ["eager", "sdpa"])
+def test_layer_by_layer_run_applies_electras_embedding_projection(
+    tiny_encoder: Callable[..., EncoderBundle], implementation: str
+) -> None:
+    bundle = _tiny_electra(tiny_encoder().tokenizer, attn_implementation=implementation)
+    inputs = _inputs(bundle)
+    parts = split_encoder(bundle.model, architecture="test")
+    with torch.no_grad():
+        expected = bundle.model(**inputs).last_hidden_state
+        hidden = embed(parts.embeddings, inputs)
+        assert hidden.shape[-1] == 64
+        got = run_layers(
+            parts.layers, hidden, attention_bias(parts.config, hidden, inputs["attention_mask"])
+        )
+    assert torch.allclose(got, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("sharing", ["hierarchical", "soft", "cross_stitch", "mmoe", "frozen"])
+def test_electra_with_narrow_embeddings_runs_in_every_layerwise_architecture(
+    tiny_encoder: Callable[..., EncoderBundle], sharing: str
+) -> None:
+    bundle = _tiny_electra(tiny_encoder().tokenizer)
+    inputs = _inputs(bundle)
+    with torch.no_grad():
+        expected = bundle.model(**inputs).last_hidden_state
+    heads = [
+        HeadSpec("a", TaskType.SENTENCE_CLASSIFICATION, 3),
+        HeadSpec("b", TaskType.SENTENCE_CLASSIFICATION, 2),
+    ]
+    model = build_model(
+        sharing="hard" if sharing == "frozen" else sharing, encoder=bundle, heads=heads
+    ).eval()
+    batch = dict(inputs)
+    if sharing == "frozen":
+        freeze_bottom(model, 1, architecture="hard")
+        batch[FROZEN_KEY] = frozen_prefix(
+            model, inputs, architecture="hard", batch_size=4, device=torch.device("cpu")
+        )
+    # Columns and experts start as copies of the layers, so every architecture (hierarchical:
+    # classification reads the top layer) computes the encoder's own output.
+    with torch.no_grad():
+        got = model.encode("a", batch)
+    mask = inputs["attention_mask"].bool()
+    assert torch.allclose(got[mask], expected[mask], atol=1e-5)
+    labels = torch.tensor([0, 2])
+    model.train()("a", {**batch, "labels": labels}).loss.backward()
+    projection = bundle.model.get_submodule("embeddings_project").weight
+    assert (projection.grad is not None) == (sharing != "frozen")

@@ -216,6 +216,25 @@ def test_label_embedding_scores_against_one_shared_label_matrix(
     assert only_parsing.label_space is None
 
 
+def test_label_embedding_task_trains_the_shared_projection_and_only_its_own_label_rows(
+    tiny_encoder: Callable[..., EncoderBundle], three_tasks: list[HeadSpec], batches: Batches
+) -> None:
+    model = build_model(
+        sharing="label_embedding",
+        encoder=tiny_encoder(),
+        heads=three_tasks,
+        params={"label_dim": 8},
+    )
+    assert isinstance(model, LabelEmbeddingSharing) and model.label_space is not None
+    space = model.label_space
+    model("topic", batches["topic"]).loss.backward()
+    assert space.projection.weight.grad is not None and space.projection.weight.grad.abs().sum() > 0
+    grad = space.labels.grad
+    assert grad is not None
+    assert grad[5:8].abs().sum() > 0  # topic's own three rows
+    assert torch.count_nonzero(grad[:5]) == 0  # ner's rows get nothing from topic's loss
+
+
 def test_mmoe_mixes_shared_experts_with_one_gate_per_task(
     tiny_encoder: Callable[..., EncoderBundle], three_tasks: list[HeadSpec], batches: Batches
 ) -> None:

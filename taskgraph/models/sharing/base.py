@@ -34,7 +34,8 @@ class MultiTaskModel(nn.Module):
 
     Subclasses set ``name``, ``PARAMS`` (parameter -> default) and implement :meth:`encode`,
     :meth:`trunk_parameters` and :meth:`word_embeddings`; they may override
-    :meth:`regularization_loss`, :meth:`make_head` and :meth:`search_space`.
+    :meth:`regularization_loss`, :meth:`learning_rate_scales`, :meth:`make_head` and
+    :meth:`search_space`.
     """
 
     name: ClassVar[str] = ""
@@ -154,6 +155,15 @@ class MultiTaskModel(nn.Module):
     def regularization_loss(self) -> Tensor:
         """Return the architecture's own penalty to add to the training loss (0 by default)."""
         return self._zero()
+
+    def learning_rate_scales(self) -> dict[nn.Parameter, float]:
+        """Return {parameter: learning-rate multiplier} for parameters that need their own rate.
+
+        Empty by default.  The optimizer gives each listed parameter the run's learning rate
+        times its multiplier (under the same warmup and decay) and no weight decay; an
+        architecture lists here what its paper trains at another rate (cross-stitch units).
+        """
+        return {}
 
     def parameters_used_by(self, task: str) -> list[nn.Parameter]:
         """Return every parameter ``task``'s forward pass uses (trunk and head), once each."""

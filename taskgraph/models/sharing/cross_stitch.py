@@ -17,6 +17,15 @@ unit (sluice networks' alpha without their subspace split and without their beta
 Every task's output depends on every column through the alphas, so all encoder parameters and
 the alphas are shared parameters; a forward pass for one task runs all T columns (T times the
 compute of the copied layers: lower ``top_k_layers`` to trade accuracy for speed).
+
+**Learning rate of the alphas.**  Misra et al. ("Design decisions for cross-stitching":
+initialization and learning rates) train the cross-stitch units at 10^2 to 10^3 times the
+learning rate of the base network.  Here too the units would hardly move otherwise: under a
+fine-tuning rate (5e-5) an AdamW step moves an alpha by at most about ``lr``, 0.01 in 200 steps.
+So the alphas train at ``ALPHA_LR_SCALE`` = 100 times the run's rate (the low end of the paper's
+range: AdamW's steps, unlike the paper's SGD ones, do not shrink with small gradients), under
+the same warmup and decay, and without weight decay (which would pull the mix towards zero
+rather than towards either sharing extreme); see :meth:`CrossStitchSharing.learning_rate_scales`.
 """
 
 from __future__ import annotations
@@ -48,6 +57,8 @@ class CrossStitchSharing(ColumnSharing):
 
     name = "cross_stitch"
     PARAMS: ClassVar[dict[str, Any]] = {"top_k_layers": None, "alpha_self": 0.9}
+    #: the alphas' learning rate over the run's (Misra et al. 2016: 10^2 to 10^3)
+    ALPHA_LR_SCALE: ClassVar[float] = 100.0
 
     @classmethod
     def search_space(cls, *, num_layers: int = 6) -> dict[str, dict[str, Any]]:
@@ -101,3 +112,7 @@ class CrossStitchSharing(ColumnSharing):
         yield from self.shared_trunk_parameters()
         yield from self.columns.parameters()
         yield from self.alphas.parameters()
+
+    def learning_rate_scales(self) -> dict[nn.Parameter, float]:
+        """Return every alpha with :attr:`ALPHA_LR_SCALE`: the units train at a higher rate."""
+        return {alpha: self.ALPHA_LR_SCALE for alpha in self.alphas}

@@ -15,7 +15,7 @@ from typing import cast
 from torch import Tensor, nn
 
 from taskgraph.models.encoders import EncoderBundle
-from taskgraph.models.frozen import FROZEN_KEY, run_top
+from taskgraph.models.frozen import FROZEN_KEY, run_prefix, run_top
 from taskgraph.models.heads import Batch
 from taskgraph.models.sharing.base import MultiTaskModel
 
@@ -39,6 +39,11 @@ class HardSharing(MultiTaskModel):
         if FROZEN_KEY in batch:
             # The frozen bottom layers' output was computed once (taskgraph.models.frozen).
             return run_top(self, batch, architecture=self.name)
+        if getattr(self, "frozen_layers", 0):
+            # No stored output (masked LM is re-masked every step): run the frozen layers now,
+            # without dropout, as they run for the stored outputs.
+            prefix = run_prefix(self, batch, architecture=self.name)
+            return run_top(self, {**batch, FROZEN_KEY: prefix}, architecture=self.name)
         inputs = {key: batch[key] for key in ENCODER_INPUTS if key in batch}
         output = self.encoder(**inputs)
         return cast(Tensor, output.last_hidden_state)

@@ -8,8 +8,10 @@ space, with the rows of its own labels:
 
     logits_t(x) = (P h(x)) E_t^T,      E_t = the rows of E that belong to task t
 
-so labels of different tasks that behave alike can end up close together, and every task
-trains the shared P and E.  The encoder is shared as in hard sharing.
+so labels of different tasks that behave alike can end up close together.  Every task
+trains the shared projection P; of E, a task trains only its own rows E_t (its loss does not
+reach the rows of other tasks' labels), so labels of different tasks are related through P
+and the encoder, not through shared rows.  The encoder is shared as in hard sharing.
 
 Scope: this applies to the heads that end in a label classifier, i.e. token tagging (the CRF,
 when asked for, sits on top of these logits unchanged) and sentence(-pair) classification.
