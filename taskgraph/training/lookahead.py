@@ -31,14 +31,20 @@ none, ``lr * g_i / (|g_i| + eps)``, which is Adam's own first step); weight deca
 are left out so that the step depends on task i alone.  ``lookahead_lr`` in the trial's
 hyperparameters overrides lr.
 
+Parameters the optimizer trains at a multiple of the run's rate (cross-stitch units) take the
+same multiple of the probe's step.
+
 **Measurement**: probes run with dropout off (eval mode) and in float32, so "before" and
 "after" differ only by the step; they draw from their own seeded batch streams and never touch
 the training RNG, so a run with probes trains exactly as a run without.  The lookahead
 parameters are applied with :func:`torch.func.functional_call` (no model copy); a word
 embedding matrix (>= 4096 rows) moves only in the rows the batch's tokens touch, in place, and
 is restored bit for bit.  Cost per probe: ``n^2`` forwards and one forward/backward per task,
-except for the task of the training step at which the probe runs: its gradient (taken before
-clipping, divided by its loss weight) and batch are reused, so it costs one forward.
+except, for a model without dropout trained in float32, for the task of the training step at
+which the probe runs: its gradient (taken before clipping, divided by its loss weight) and batch
+are reused, so it costs one forward.  With dropout (MiniLM's 0.1) the training step's gradient
+is not the eval-mode one the other tasks' steps use, so the probe takes its own.  No probe runs
+while the learning rate is 0 (the first warmup step): its step would move nothing.
 """
 
 from __future__ import annotations
@@ -140,23 +146,41 @@ class LookaheadAffinity:
         torch._foreach_add_(roots, [e for _, _, e in dense])
         return roots
 
+    def _lr_scales(self, optimizer: torch.optim.Optimizer | None) -> list[float]:
+        """Return each shared parameter's learning rate over the optimizer's first group's.
+
+        An architecture may train some parameters at a multiple of the run's rate (cross-stitch
+        units, ``MultiTaskModel.learning_rate_scales``): the probe's step moves them as the
+        training step does.
+        """
+        if optimizer is None or not optimizer.param_groups[0]["lr"]:
+            return [1.0] * len(self.params)
+        base = float(optimizer.param_groups[0]["lr"])
+        rate = {id(p): float(g["lr"]) / base for g in optimizer.param_groups for p in g["params"]}
+        return [rate.get(id(p), 1.0) for p in self.params]
+
     def _step(
         self,
         grads: Sequence[torch.Tensor | None],
         adam: list[tuple[torch.Tensor, float, float]] | None,
         dense_denominators: list[torch.Tensor] | None,
-        lr: float,
+        lrs: Sequence[float],
     ) -> tuple[dict[str, torch.Tensor], list[tuple[nn.Parameter, torch.Tensor, torch.Tensor]]]:
-        """Return the moved dense parameters by name, and (param, rows, new rows) of sparse ones."""
+        """Return the moved dense parameters by name, and (param, rows, new rows) of sparse ones.
+
+        ``lrs``: each shared parameter's step size.
+        """
         dense_params: list[torch.Tensor] = []
         dense_grads: list[torch.Tensor] = []
         dense_names: list[str] = []
+        dense_steps: list[float] = []
         sparse_moves = []
         for index, (name, param, grad) in enumerate(
             zip(self.names, self.params, grads, strict=True)
         ):
             if grad is None:
                 continue  # no gradient: the step leaves this parameter where it is
+            lr = lrs[index]
             if self.sparse[index]:
                 rows = torch.nonzero(grad.any(dim=1)).flatten()
                 g = grad.index_select(0, rows)
@@ -171,6 +195,7 @@ class LookaheadAffinity:
                 dense_names.append(name)
                 dense_params.append(param)
                 dense_grads.append(grad)
+                dense_steps.append(-lr)
         if not dense_params:
             return {}, sparse_moves
         if dense_denominators is None:
@@ -185,7 +210,7 @@ class LookaheadAffinity:
             denominators = [
                 d for p, d in zip(all_dense, dense_denominators, strict=True) if id(p) in present
             ]
-        moved = torch._foreach_addcdiv(dense_params, dense_grads, denominators, value=-lr)
+        moved = torch._foreach_addcdiv(dense_params, dense_grads, denominators, dense_steps)
         return dict(zip(dense_names, moved, strict=True)), sparse_moves
 
     def probe(
@@ -232,8 +257,9 @@ class LookaheadAffinity:
             with torch.no_grad():
                 adam = self._adam_state(optimizer)
                 dense_denominators = self._dense_denominators(adam)
+                lrs = [lr * scale for scale in self._lr_scales(optimizer)]
                 for i, grads in enumerate(gradients):
-                    moved, sparse_moves = self._step(grads, adam, dense_denominators, lr)
+                    moved, sparse_moves = self._step(grads, adam, dense_denominators, lrs)
                     saved = [param.index_select(0, rows) for param, rows, _ in sparse_moves]
                     try:
                         # Row-sparse moves are applied in place and undone exactly below.

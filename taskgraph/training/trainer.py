@@ -343,15 +343,18 @@ class MultiTaskTrainer:
         for task, count in counts.items():
             if count > 1:
                 losses[task] = losses[task] / count
-        extra = self.model.regularization_loss()
-        if extra.requires_grad:
-            # The penalty (e.g. soft sharing's L2 between task copies) joins the first task's
-            # loss so every weighting method sees it without a task of its own.
-            first = next(iter(losses))
-            losses[first] = losses[first] + extra.float()
         total = self.weighting.backward(losses, shared=self.shared, others=self.others)
         if probe and self.lookahead is not None:
-            self._probe(drawn, batch, optimizer, scheduler, reusable=not extra.requires_grad)
+            # Before the penalty below joins the gradients: they are the tasks' own here.
+            self._probe(drawn, batch, optimizer, scheduler)
+        extra = self.model.regularization_loss()
+        if extra.requires_grad:
+            # The architecture's penalty (soft sharing's L2 between task copies) is added as
+            # configured: not scaled by a task's loss weight (uncertainty weighting would turn
+            # lambda into lambda * exp(-s_t) / 2 and push s_t), nor projected by PCGrad.
+            penalty = extra.float()
+            penalty.backward()
+            total = total + penalty.detach()
         if self.options.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.options.grad_clip)
         optimizer.step()
@@ -373,15 +376,25 @@ class MultiTaskTrainer:
         batch: dict[str, torch.Tensor],
         optimizer: torch.optim.Optimizer,
         scheduler: Any,
-        *,
-        reusable: bool,
     ) -> None:
         """Run a lookahead probe from the pre-update parameters of this step."""
         assert self.lookahead is not None
+        lr = self.options.lookahead_lr or scheduler.get_last_lr()[0]
+        if lr <= 0:
+            # The first warmup step has lr 0: the probe's step would move nothing and add an
+            # all-zero matrix to the mean.
+            return
         reuse = None
-        if reusable and len(drawn) == 1 and not self.weighting.needs_task_gradients:
-            # The step's shared-parameter gradient is exactly weight x the task's gradient:
-            # reuse it (and its batch) instead of a second forward/backward pass.
+        if (
+            len(drawn) == 1
+            and not self.weighting.needs_task_gradients
+            and self.device.type != "cuda"  # the step ran under bf16 autocast there
+            and not _has_active_dropout(self.model)
+        ):
+            # The step's shared-parameter gradient is exactly weight x the task's gradient, as
+            # the probe would take it (no dropout, float32): reuse it (and its batch) instead of
+            # a second forward/backward pass.  With dropout it is another gradient than the
+            # other tasks' eval-mode ones, so the probe takes its own.
             task = drawn[0]
             reuse = ReusedGradient(
                 task=task,
@@ -389,11 +402,7 @@ class MultiTaskTrainer:
                 grads=[p.grad for p in self.lookahead.params],
                 scale=float(self.weighting.task_weights()[task]),
             )
-        self.lookahead.probe(
-            optimizer=optimizer,
-            lr=self.options.lookahead_lr or scheduler.get_last_lr()[0],
-            reuse=reuse,
-        )
+        self.lookahead.probe(optimizer=optimizer, lr=lr, reuse=reuse)
 
     def _check_finite(self) -> None:
         if self._loss_steps and not bool(torch.isfinite(self._loss_sum)):
@@ -526,3 +535,11 @@ class MultiTaskTrainer:
         self._loss_steps = int(payload["loss_steps"])
         if payload.get("last_metrics") is not None:
             self._last_metrics = payload["last_metrics"]
+
+
+def _has_active_dropout(model: torch.nn.Module) -> bool:
+    """Return whether a training-mode forward of ``model`` drops anything (a dropout p > 0)."""
+    return any(
+        isinstance(module, torch.nn.modules.dropout._DropoutNd) and module.p > 0
+        for module in model.modules()
+    )

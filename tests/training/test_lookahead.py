@@ -206,3 +206,40 @@ def test_the_standard_error_is_the_spread_of_the_probes_over_root_n() -> None:
     one = _affinity(Quadratic())
     one.probe(optimizer=None, lr=0.1)
     assert all(math.isnan(v) for row in one.result().stderr for v in row)  # type: ignore[union-attr]
+
+
+class TwoRates(nn.Module):
+    """Two shared scalars; the optimizer trains ``b`` at 10x the run's rate (as cross-stitch
+    units are trained).  L_helper = (a - 1)^2 + (b - 1)^2; L_other = (a - 1)^2 + 10."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Parameter(torch.zeros(()))
+        self.b = nn.Parameter(torch.zeros(()))
+
+    def forward(self, task: str, batch: dict[str, torch.Tensor]) -> Output:
+        if task == "helper":
+            return Output((self.a - 1) ** 2 + (self.b - 1) ** 2)
+        return Output((self.a - 1) ** 2 + 10.0)
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        return [self.a, self.b]
+
+
+def test_parameters_trained_at_a_multiple_of_the_rate_take_that_multiple_of_the_step() -> None:
+    model = TwoRates()
+    optimizer = torch.optim.AdamW(
+        [{"params": [model.a], "lr": 0.01}, {"params": [model.b], "lr": 0.1}], weight_decay=0.0
+    )
+    affinity = LookaheadAffinity(
+        model=model,
+        tasks=["helper", "other"],
+        streams={t: _stream() for t in ("helper", "other")},
+        shared=model.shared_parameters(),
+        device=torch.device("cpu"),
+    )
+    matrix = affinity.probe(optimizer=optimizer, lr=0.05)
+    # before any update Adam's step is lr * sign(g): a moves by 0.05, b by 10 x 0.05
+    a, b = 0.05, 0.5
+    assert float(matrix[0, 0]) == pytest.approx(1 - ((a - 1) ** 2 + (b - 1) ** 2) / 2, rel=1e-5)
+    assert float(matrix[0, 1]) == pytest.approx(1 - ((a - 1) ** 2 + 10) / 11, rel=1e-5)

@@ -415,3 +415,71 @@ def test_a_malformed_data_file_fails_the_trial_as_a_data_error(tmp_path: Path) -
     assert result.status is TrialStatus.FAILED
     reason = result.failure_reason or ""
     assert reason.startswith("data error: ") and ".iob:4: expected 2 columns" in reason
+
+
+def test_the_soft_sharing_penalty_is_not_scaled_by_a_tasks_loss_weight() -> None:
+    """Uncertainty weighting weighs the tasks' losses only: the penalty between the task copies
+    (lambda) leaves the learned log-variances' gradients as they are."""
+
+    def log_var_gradients(strength: float) -> list[torch.Tensor]:
+        cfg = config(
+            auxiliaries=("synth_related",),
+            sharing="soft",
+            sharing_params={"lambda": strength, "top_k_layers": 1},
+            loss_weighting="uncertainty",
+            max_steps=4,
+            eval_every=4,
+        )
+        trainer = build_trainer(cfg, tasks=TASKS, device="cpu")
+        seen: list[torch.Tensor] = []
+        for param in trainer.weighting.parameters():
+            param.register_hook(lambda grad: seen.append(grad.detach().clone()))
+        trainer.train()
+        return seen
+
+    free, tied = log_var_gradients(0.0), log_var_gradients(100.0)
+    assert len(free) == len(tied) == 4
+    # The copies start equal, so the penalty and its gradient are 0 at step 1 and both runs
+    # reach step 2 with the same weights: the same task losses, whatever lambda.  At step 2
+    # the penalty is large (100 x the copies' drift) but must not reach the log-variances.
+    assert torch.equal(free[0], tied[0])
+    assert torch.equal(free[1], tied[1])
+    assert not torch.equal(free[2], tied[2])  # from step 3 on the penalty has moved the weights
+
+
+@pytest.mark.parametrize("dropout", [0.1, 0.0])
+def test_probes_skip_the_zero_learning_rate_and_reuse_only_a_dropout_free_gradient(
+    monkeypatch: pytest.MonkeyPatch, dropout: float
+) -> None:
+    from taskgraph.training.lookahead import LookaheadAffinity
+
+    calls: list[tuple[float, bool]] = []
+    original = LookaheadAffinity.probe
+
+    def probe(self, *, optimizer, lr, reuse=None):  # type: ignore[no-untyped-def]
+        calls.append((lr, reuse is not None))
+        return original(self, optimizer=optimizer, lr=lr, reuse=reuse)
+
+    monkeypatch.setattr(LookaheadAffinity, "probe", probe)
+    options = {
+        **SMALL_BERT,
+        "hidden_dropout_prob": dropout,
+        "attention_probs_dropout_prob": dropout,
+    }
+    cfg = config(
+        auxiliaries=("synth_related",),
+        encoder_options=options,
+        max_steps=10,
+        lookahead_every=1,
+        hyperparameters={
+            "tasks_per_step": 1,
+            "head_options": {t: {"dropout": dropout} for t in ("synth_target", "synth_related")},
+        },
+    )
+    result = run(cfg)
+    assert result.status is TrialStatus.COMPLETE, result.failure_reason
+    # step 1 of the warmup has lr 0: no probe there, one at every later step
+    assert len(calls) == 9 and all(lr > 0 for lr, _ in calls)
+    assert result.lookahead is not None and result.lookahead.n_probes == 9
+    # with dropout the training step's gradient is not the probe's eval-mode one: never reused
+    assert any(reused for _, reused in calls) is (dropout == 0.0)
