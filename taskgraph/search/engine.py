@@ -240,14 +240,39 @@ class StudyEngine:
     def _enqueue_first_trials(self, study: optuna.Study) -> None:
         """Enqueue the baseline, then the spec's other rows in order (a new study only)."""
         space, rows = self.space, self.spec.rows
-        alone = next((row for row in rows if not row.auxiliaries), None)
+        self._enqueue_baseline(study)
+        for row in rows:
+            if row.auxiliaries:
+                study.enqueue_trial(space.row_params(row), user_attrs=space.row_user_attrs(row))
+
+    def _enqueue_baseline(self, study: optuna.Study) -> None:
+        """Enqueue the single-task baseline: the spec's row of the target alone, if it has one."""
+        space = self.space
+        alone = next((row for row in self.spec.rows if not row.auxiliaries), None)
         if alone is None:
             study.enqueue_trial(space.baseline_params(), user_attrs=space.baseline_user_attrs())
         else:
             study.enqueue_trial(space.row_params(alone), user_attrs=space.row_user_attrs(alone))
-        for row in rows:
-            if row.auxiliaries:
-                study.enqueue_trial(space.row_params(row), user_attrs=space.row_user_attrs(row))
+
+    def _requeue_failed_baseline(self, study: optuna.Study) -> None:
+        """Enqueue the baseline again when every baseline trial so far failed.
+
+        Every gain of the study is measured against it, and no sampler proposes the target
+        alone when ``min_size`` >= 1: a baseline that failed once (a transient out-of-memory,
+        a lost node) would leave the whole study without gains.  At most
+        ``recovery.max_retry`` retries; the sampler chooses the retry's other settings anew
+        (the failure may have been theirs).  Interrupted baselines are ``_requeue_lost``'s.
+        """
+        trials = study.get_trials(deepcopy=False)
+        retried = retried_numbers(trials)
+        states = [
+            trial_state(t, retried=retried)
+            for t in trials
+            if t.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE
+        ]
+        failed = bool(states) and all(state == "failed" for state in states)
+        if failed and len(states) <= self.spec.recovery.max_retry:
+            self._enqueue_baseline(study)
 
     def _check_same_study(self, attrs: Mapping[str, Any]) -> None:
         """Raise :class:`SpecError` naming the differing fields if the stored study is another."""
@@ -322,6 +347,7 @@ class StudyEngine:
         # Two drivers opening the study at once would each re-queue the same lost trial.
         with setup_lock(self.storage_url):
             self._requeue_lost(study)
+            self._requeue_failed_baseline(study)
 
     def _requeue_lost(self, study: optuna.Study) -> None:
         """Retry the interrupted trials that must run again and have no retry.
@@ -405,6 +431,9 @@ class StudyEngine:
         if status is TrialStatus.FAILED:
             trial.set_user_attr(FAILURE_ATTR, outcome.failure_reason)
             study.tell(trial, state=TrialState.FAIL)
+            if trial.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE:
+                with setup_lock(self.storage_url):
+                    self._requeue_failed_baseline(study)
         elif status is TrialStatus.PRUNED:
             study.tell(trial, state=TrialState.PRUNED)
         else:

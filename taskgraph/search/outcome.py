@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
 from taskgraph.trial import TrialConfig, TrialResult, TrialStatus
 
 __all__ = ["Evaluate", "SeedRun", "TrialOutcome", "run_seeds", "utcnow"]
+
+#: why a run that completed without a finite objective value failed
+NO_OBJECTIVE = "training finished without an objective value (no evaluation of the target)"
 
 #: ``evaluate(config, callbacks) -> TrialResult`` (an evaluator's bound method)
 Evaluate = Callable[[TrialConfig, Sequence[Any]], TrialResult]
@@ -116,7 +119,7 @@ class TrialOutcome:
                 return run.result.failure_reason or "failed without a reason"
         if not self.runs:
             return "no run was made"
-        return "training finished without an objective value (no evaluation of the target)"
+        return NO_OBJECTIVE
 
     def to_list(self) -> list[dict[str, Any]]:
         """Return the runs as JSON-ready dicts."""
@@ -144,8 +147,27 @@ def run_seeds(
     for index, seed in enumerate(seeds):
         seeded = config.with_seed(seed)
         started = utcnow()
-        result = evaluate(seeded, first_seed_callbacks if index == 0 else ())
+        result = _without_objective_failed(
+            evaluate(seeded, first_seed_callbacks if index == 0 else ())
+        )
         runs.append(SeedRun(config=seeded, result=result, started_at=started, finished_at=utcnow()))
         if result.status is not TrialStatus.COMPLETE:
             break  # a pruned or failed seed decides the trial; the rest would be wasted
     return TrialOutcome(runs=tuple(runs))
+
+
+def _without_objective_failed(result: TrialResult) -> TrialResult:
+    """Return ``result``, FAILED when it completed without a finite objective.
+
+    Such a run fails its trial (:attr:`TrialOutcome.status`), so its record says so too: a
+    run recorded ``complete`` would give gains that the study's own report leaves out.
+    """
+    if result.status is TrialStatus.COMPLETE and (
+        result.objective is None or not math.isfinite(result.objective)
+    ):
+        return replace(
+            result,
+            status=TrialStatus.FAILED,
+            failure_reason=NO_OBJECTIVE,
+        )
+    return result

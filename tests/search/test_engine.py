@@ -299,3 +299,40 @@ def test_graph_sampler_starts_from_other_studies_records(
     assert summary.progress.n_done == 4
     assert {r.study for r in engine.prior_records()} == {"fake"}  # its own records stay out
     engine.close()
+
+
+def test_a_failed_baseline_is_queued_again_up_to_max_retry(
+    storage_url: str, fakes: ModuleType
+) -> None:
+    """Every gain is measured against the baseline and no sampler proposes the target alone
+    with min_size 1: a baseline that failed (a transient error) is trained again."""
+    failures = {"left": 1}
+
+    class FlakyBaseline(fakes.FakeEvaluator):  # type: ignore[name-defined,misc]
+        def evaluate(self, config: Any, **kwargs: Any) -> TrialResult:
+            if not config.auxiliaries and failures["left"]:
+                failures["left"] -= 1
+                return TrialResult.failed("CUDA out of memory")
+            return super().evaluate(config, **kwargs)  # type: ignore[no-any-return]
+
+    spec = make_spec(search={"auxiliaries": {"min_size": 1}}, budget={"trials": 5}, seeds=1)
+    engine = make_engine(spec, storage_url, FlakyBaseline(), fakes)
+    engine.run()
+    engine.close()
+    study = optuna.load_study(study_name="fake", storage=storage_url)
+    baselines = [t for t in study.trials if t.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE]
+    assert [trial_state(t) for t in baselines] == ["failed", "complete"]
+    assert baselines[1].number == 1  # queued at once, before the sampler's next trial
+
+    # Baselines that keep failing are retried recovery.max_retry times, then given up.
+    failures["left"] = 100
+    spec = make_spec(
+        name="flaky", search={"auxiliaries": {"min_size": 1}}, budget={"trials": 6}, seeds=1,
+        recovery={"heartbeat_interval": 1, "grace_period": 2, "max_retry": 2},
+    )  # fmt: skip
+    engine = make_engine(spec, storage_url, FlakyBaseline(), fakes)
+    engine.run()
+    engine.close()
+    study = optuna.load_study(study_name="flaky", storage=storage_url)
+    roles = [t.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE for t in study.trials]
+    assert roles == [True, True, True, False, False, False]
