@@ -213,6 +213,21 @@ class TrialConfig:
         values.setdefault("step_budget", "total")
         return cls(**values)
 
+    def source_phase_tasks(self) -> tuple[str, ...]:
+        """Return the auxiliaries a sequential run trains in its source phase (none if joint).
+
+        The trainer's hyperparameter ``source_tasks`` picks them among the auxiliaries (all of
+        them by default); the others train with the target in the target phase.  Their scores
+        are measured when the source phase ends, before the target joined: a record keeps them
+        with the source phase's task set, not the run's (taskgraph.storage.writes).
+        """
+        if self.transfer_mode != "sequential" or not self.auxiliaries:
+            return ()
+        named = self.hyperparameters.get("source_tasks")
+        if named is None:
+            return tuple(self.auxiliaries)
+        return tuple(t for t in self.auxiliaries if t in set(named))
+
     def model_config(self) -> dict[str, Any]:
         """Return the model configuration M: everything except the task set and the seed."""
         data = self.to_dict()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
@@ -156,11 +156,15 @@ def _ensure_model_config(session: Session, config: TrialConfig) -> int:
     return model_config_id
 
 
-def task_family(config: TrialConfig, task: str) -> str:
-    """Return the model family of ``task``'s score in this run (its baseline's family_key)."""
+def task_family(config: TrialConfig, task: str, *, within: Iterable[str] | None = None) -> str:
+    """Return the model family of ``task``'s score in this run (its baseline's family_key).
+
+    ``within``: the task set the score was measured in, when not the run's (a sequential
+    run's sources are scored at the end of their own phase).
+    """
     if task == config.target:
         return config.family_key()
-    others = tuple(t for t in config.task_set if t != task)
+    others = tuple(t for t in (within or config.task_set) if t != task)
     return replace(config, target=task, auxiliaries=others).family_key()
 
 
@@ -258,7 +262,16 @@ def insert_run(
             )
         ).scalar_one()
         return int(existing)
+    # A sequential run scores its source tasks when their phase ends, trained without the
+    # target: their records belong to the source phase's task set, not the run's.
+    sources = config.source_phase_tasks()
+    measured_in = {task: values["task_set_id"] for task in task_set}
     families = {task: task_family(config, task) for task in task_set}
+    if sources:
+        source_set_id = ensure_task_set(session, tuple(sorted(sources)))
+        for task in sources:
+            measured_in[task] = source_set_id
+            families[task] = task_family(config, task, within=sources)
     scores = [
         {
             "run_id": run_id,
@@ -268,7 +281,7 @@ def insert_run(
             "value": _finite(value),
             "family": families[task],
             "study_id": study_id,
-            "task_set_id": values["task_set_id"],
+            "task_set_id": measured_in[task],
             "seed": config.seed,
             "status": values["status"],
         }

@@ -170,10 +170,9 @@ class TrainingOptions:
         """
         if config.transfer_mode != "sequential" or not config.auxiliaries:
             return [("joint", list(config.task_set))]
-        if self.source_tasks is None:
-            return [("source", list(config.auxiliaries)), ("target", [config.target])]
-        sources = [t for t in config.auxiliaries if t in self.source_tasks]
+        sources = list(config.source_phase_tasks())
         if not sources:
+            assert self.source_tasks is not None  # by default every auxiliary is a source
             raise ConfigError(
                 f"hyperparameter `source_tasks` ({', '.join(self.source_tasks)}) names none of "
                 f"the trial's auxiliaries ({', '.join(config.auxiliaries)}): sequential transfer "

@@ -140,6 +140,34 @@ def test_family_of_an_auxiliary_score_matches_its_single_task_baseline(storage_u
     assert joint.family_key() != baseline.family_key()  # the target's own cap differs
 
 
+@pytest.mark.parametrize(
+    ("source_tasks", "source_set"),
+    [(None, {"chunk", "pos"}), (["pos"], {"pos"})],
+)
+def test_a_sequential_runs_sources_are_recorded_with_the_source_phases_task_set(
+    storage_url, make_trial, source_tasks, source_set
+):
+    """The sources are scored when their phase ends, trained without the target (and without
+    the auxiliaries that join the target phase): a record of the full set would credit the
+    target with a gain it never gave."""
+    hyper = {} if source_tasks is None else {"source_tasks": source_tasks}
+    config, result = make_trial(
+        "ner", ("pos", "chunk"), transfer_mode="sequential", hyperparameters=hyper
+    )
+    with open_repository(storage_url) as repo:
+        repo.add_run_result(study="s", trial_number=0, config=config, result=result)
+        records = repo.score_records(split="dev", metric="f1")
+        run = repo.runs(study="s")[0]
+    measured_in = {r.task: r.task_set for r in records}
+    for task in ("ner", "pos", "chunk"):
+        expected = source_set if task in source_set else {"ner", "pos", "chunk"}
+        assert measured_in[task] == expected, task
+    pos = next(r for r in records if r.task == "pos")
+    alone = [t for t in sorted(source_set) if t != "pos"]
+    assert pos.family == make_trial("pos", tuple(alone))[0].family_key()
+    assert run.task_set == ("chunk", "ner", "pos")  # the run itself trained all three
+
+
 def test_failed_and_non_finite_results_are_kept_but_not_scored(storage_url, make_trial):
     config, _ = make_trial("ner", ("pos",))
     failed = TrialResult.failed("NaN loss at step 40")
