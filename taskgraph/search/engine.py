@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from taskgraph.errors import SpecError
 from taskgraph.evaluator import TrialEvaluator
@@ -49,6 +49,7 @@ from taskgraph.search.progress import (
     CONFIG_ATTR,
     FAILURE_ATTR,
     INTERRUPTED_ATTR,
+    REPEATS_ATTR,
     RESULTS_ATTR,
     SEARCH_HASH_ATTR,
     SPEC_ATTR,
@@ -68,7 +69,7 @@ from taskgraph.spec.models import StudySpec
 from taskgraph.storage.engine import serialize_sqlite_transactions
 from taskgraph.storage.locks import setup_lock
 from taskgraph.storage.urls import storable_spec
-from taskgraph.trial import TrialConfig, TrialStatus
+from taskgraph.trial import TrialConfig, TrialStatus, config_hash
 
 __all__ = ["EngineObserver", "RunSummary", "StopReason", "StudyEngine"]
 
@@ -553,6 +554,22 @@ class StudyEngine:
                 "every valid auxiliary set has run sampler.options.max_repeats times"))  # fmt: skip
         return None
 
+    def _same_configuration(self, number: int, config: TrialConfig) -> FrozenTrial | None:
+        """Return the latest complete trial (not ``number``) that trained ``config``, if any."""
+        wanted = config_hash(config.to_dict())
+        study = self.require_study()
+        for trial in reversed(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))):
+            attrs = trial.user_attrs
+            if (
+                trial.number != number
+                and attrs.get(STATUS_ATTR) == TrialStatus.COMPLETE.value
+                and RESULTS_ATTR in attrs
+                and CONFIG_ATTR in attrs
+                and config_hash(attrs[CONFIG_ATTR]) == wanted
+            ):
+                return trial
+        return None
+
     def _evaluate(self, trial: optuna.Trial) -> TrialOutcome:
         saved = trial.user_attrs.get(RESULTS_ATTR)
         if saved:
@@ -561,6 +578,14 @@ class StudyEngine:
         config = self.space.suggest(trial)
         trial.set_user_attr(CONFIG_ATTR, config.to_dict())
         self.observer.on_trial_start(trial.number, config)
+        earlier = self._same_configuration(trial.number, config)
+        if earlier is not None:
+            # The sampler asked for a configuration the study already trained with these
+            # seeds: the same training would give the same result (Optuna's FAQ, "How can I
+            # ignore duplicated samples?").  Its value is told again; its runs are not recorded
+            # twice (RecordWriter).
+            trial.set_user_attr(REPEATS_ATTR, earlier.number)
+            return TrialOutcome.from_list(earlier.user_attrs[RESULTS_ATTR])
         callbacks: list[Any] = []
         # Every trial reports its curve (the pruner's evidence, the dashboard's plots); the
         # baseline is never pruned: every other trial's gain is measured against it.

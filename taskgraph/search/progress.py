@@ -53,6 +53,7 @@ STATUS_ATTR = "taskgraph:status"  # the true state: complete / pruned / failed
 FAILURE_ATTR = "taskgraph:failure"  # why an evaluated trial failed
 RESULTS_ATTR = "taskgraph:results"  # every seed's SeedRun: a lost records write can be redone
 INTERRUPTED_ATTR = "taskgraph:interrupted"  # Ctrl-C: failed, not counted, retried
+REPEATS_ATTR = "taskgraph:repeats"  # the earlier trial whose configuration and seeds this repeats
 
 #: Spec fields that do not define a study's trials: a study continues under another value.
 #: ``data_dir`` is where the data is on this machine, not which data (the records keep each

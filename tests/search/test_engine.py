@@ -336,3 +336,37 @@ def test_a_failed_baseline_is_queued_again_up_to_max_retry(
     study = optuna.load_study(study_name="flaky", storage=storage_url)
     roles = [t.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE for t in study.trials]
     assert roles == [True, True, True, False, False, False]
+
+
+def test_a_repeated_configuration_is_told_again_not_trained_or_recorded_twice(
+    storage_url: str, fakes: ModuleType
+) -> None:
+    """Two candidates and nothing else searched: 4 configurations, so 10 trials repeat some.
+    A repeat is the same training on the same data; recorded twice it would look like two
+    measurements (a gain's standard error of 0)."""
+    from taskgraph.affinity.gains import compute_gains
+    from taskgraph.search.progress import REPEATS_ATTR
+
+    spec = make_spec(
+        candidates=["good", "meh"], search={}, sampler={"name": "random", "seed": 0},
+        budget={"trials": 10}, pruner="none",
+    )  # fmt: skip
+    evaluator = fakes.FakeEvaluator()
+    engine = make_engine(spec, storage_url, evaluator, fakes)
+    summary = engine.run()
+    engine.close()
+    assert summary.progress.n_complete == 10
+    study = optuna.load_study(study_name="fake", storage=storage_url)
+    repeats = [t for t in study.trials if REPEATS_ATTR in t.user_attrs]
+    assert repeats  # 10 trials over 4 task sets
+    for trial in repeats:
+        earlier = study.trials[trial.user_attrs[REPEATS_ATTR]]
+        assert earlier.number < trial.number and earlier.params == trial.params
+        assert trial.value == earlier.value
+    distinct = {tuple(sorted(t.params.items())) for t in study.trials}
+    assert len(evaluator.calls) == 2 * len(distinct)  # each configuration trained once per seed
+    with open_repository(storage_url) as repo:
+        assert len(repo.runs(study="fake")) == 2 * len(distinct)
+        records = repo.score_records(study="fake", target="tgt", split="dev")
+    gains = compute_gains(records).gains
+    assert gains and all(gain.n_records == 2 for gain in gains)  # the two seeds, once each
