@@ -182,7 +182,9 @@ class StudyAudit:
 
     ``states``: trials by taskgraph state; ``counted``: the trials that count against the
     budget (complete, pruned, failed); ``lost``: (trial, seed) pairs of counted trials without
-    a record, plus runs stored on an interrupted trial that no retry recorded; ``duplicated``:
+    a record (a trial that repeats a recorded configuration and seed has its record in the
+    earlier trial's run), plus runs stored on an interrupted trial that no retry recorded;
+    ``duplicated``:
     extra records of a pair plus records of no counted trial.
     """
 
@@ -201,8 +203,9 @@ def audit_study(name: str, url: str, *, seeds: int) -> StudyAudit:
 
     import optuna
 
-    from taskgraph.search.progress import RESULTS_ATTR, retried_numbers, trial_state
+    from taskgraph.search.progress import CONFIG_ATTR, RESULTS_ATTR, retried_numbers, trial_state
     from taskgraph.storage import open_repository
+    from taskgraph.trial import config_hash
 
     trials = optuna.load_study(study_name=name, storage=url).get_trials()
     retried = retried_numbers(trials)
@@ -221,11 +224,27 @@ def audit_study(name: str, url: str, *, seeds: int) -> StudyAudit:
     with open_repository(url, create=False) as repo:
         runs = repo.runs(study=name)
     keys = Counter((r.trial_number, r.seed) for r in runs)
+    # A trial repeating a configuration (and seed) the study holds a complete run of is not
+    # recorded again (taskgraph.search.recording): that run is its record.
+    recorded = {
+        config_hash(r.trial_config().to_dict()): r.trial_number
+        for r in runs
+        if r.status == "complete"
+    }
+    by_number = {t.number: t for t in counted}
+    repeats = set()
+    for number, seed in expected - set(keys):
+        config = by_number[number].user_attrs.get(CONFIG_ATTR)
+        if config is None:
+            continue
+        earlier = recorded.get(config_hash(TrialConfig.from_dict(config).with_seed(seed).to_dict()))
+        if earlier is not None and earlier != number:
+            repeats.add((number, seed))
     return StudyAudit(
         states=dict(Counter(states.values())),
         counted=len(counted),
         expected=len(expected),
-        lost=len(expected - set(keys)) + discarded,
+        lost=len(expected - set(keys) - repeats) + discarded,
         duplicated=sum(n - 1 for n in keys.values()) + len(set(keys) - expected),
         failure_reasons=tuple(r.failure_reason or "" for r in runs if r.status == "failed"),
     )

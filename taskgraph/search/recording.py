@@ -19,11 +19,9 @@ from typing import TYPE_CHECKING, Any
 from taskgraph import __version__
 from taskgraph.errors import TaskgraphError, UnknownNameError
 from taskgraph.search.outcome import TrialOutcome
-from taskgraph.trial import TrialStatus
 
 if TYPE_CHECKING:
     from taskgraph.storage.repository import Repository
-    from taskgraph.trial import TrialConfig
 
 __all__ = ["RecordWriter", "code_version"]
 
@@ -59,10 +57,6 @@ class RecordWriter:
         gains look measured twice (their standard error collapses to 0).
         """
         for run in outcome.runs:
-            if run.result.status is TrialStatus.COMPLETE and self.recorded_elsewhere(
-                number, run.config
-            ):
-                continue
             fingerprints, types = self.task_metadata(run.config.task_set)
             self.repository.add_run_result(
                 study=self.study,
@@ -75,20 +69,8 @@ class RecordWriter:
                 task_types=types,
                 host=run.host or socket.gethostname(),
                 code_version=code_version(),
+                skip_repeat=True,
             )
-
-    def recorded_elsewhere(self, number: int, config: TrialConfig) -> bool:
-        """Return whether another trial of the study has a complete run of ``config`` (seed too)."""
-        return any(
-            run.trial_number != number and run.seed == config.seed
-            for run in self.repository.runs(
-                study=self.study,
-                target=config.target,
-                task_set=config.task_set,
-                status="complete",
-                model_config=config.model_config_hash(),
-            )
-        )
 
     def task_metadata(self, task_set: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:
         """Return (fingerprint, type) per task of ``task_set`` that the catalog knows."""

@@ -49,8 +49,8 @@ from taskgraph.storage.schema import (
 )
 from taskgraph.storage.session import SessionFactory, run_write
 from taskgraph.storage.urls import mask_secrets, mask_url, parse_storage_url, sqlite_path
-from taskgraph.storage.writes import ensure_study_row, insert_run, utcnow
-from taskgraph.trial import LookaheadMatrix, TrialConfig, TrialResult
+from taskgraph.storage.writes import ensure_study_row, insert_run, recorded_repeat, utcnow
+from taskgraph.trial import LookaheadMatrix, TrialConfig, TrialResult, TrialStatus
 
 if TYPE_CHECKING:
     from taskgraph.affinity.records import ScoreRecord
@@ -284,12 +284,15 @@ class Repository:
         task_types: Mapping[str, str] | None = None,
         host: str | None = None,
         code_version: str | None = None,
+        skip_repeat: bool = False,
     ) -> int:
         """Return the run id after writing the run and its scores in one transaction.
 
         Idempotent on (study, trial_number, config.seed): a retried write returns the id of
         the run already stored and writes nothing.  An unknown study is created with the
-        config's objective direction and target.
+        config's objective direction and target.  ``skip_repeat``: a complete result whose
+        configuration and seed another trial of the study holds as a complete run is not
+        written; that run's id is returned (what a study's repeated trials do).
         """
 
         def work(session: Any) -> int:
@@ -300,6 +303,12 @@ class Repository:
                 target=config.target,
                 spec=None,
             )
+            if skip_repeat and result.status is TrialStatus.COMPLETE:
+                earlier = recorded_repeat(
+                    session, study_id=study_id, trial_number=trial_number, config=config
+                )
+                if earlier is not None:
+                    return earlier
             return insert_run(
                 session,
                 study_id=study_id,

@@ -32,7 +32,7 @@ from taskgraph.storage.schema import (
     TaskSetRow,
 )
 from taskgraph.storage.urls import storable_spec
-from taskgraph.trial import TrialConfig, TrialResult
+from taskgraph.trial import TrialConfig, TrialResult, TrialStatus
 from taskgraph.vocabulary import task_set_key
 
 __all__ = [
@@ -144,6 +144,34 @@ def _ensure_tasks(
         else:
             stmt = stmt.on_conflict_do_nothing(index_elements=["name"])
         session.execute(stmt)
+
+
+def recorded_repeat(
+    session: Session, *, study_id: int, trial_number: int, config: TrialConfig
+) -> int | None:
+    """Return the id of another trial's complete run of ``config`` (same seed) in the study.
+
+    Such a run is the same training on the same data: a second record of it would count one
+    measurement twice (see ``Repository.add_run_result(skip_repeat=True)``).
+    """
+    query = (
+        select(RunRow.id)
+        .join(ModelConfigRow, RunRow.model_config_id == ModelConfigRow.id)
+        .join(TaskSetRow, RunRow.task_set_id == TaskSetRow.id)
+        .where(
+            RunRow.study_id == study_id,
+            RunRow.trial_number != trial_number,
+            RunRow.seed == config.seed,
+            RunRow.target == config.target,
+            RunRow.status == TrialStatus.COMPLETE.value,
+            ModelConfigRow.hash == config.model_config_hash(),
+            TaskSetRow.key == task_set_key(config.task_set),
+        )
+        .order_by(RunRow.id)
+        .limit(1)
+    )
+    found = session.execute(query).scalar_one_or_none()
+    return None if found is None else int(found)
 
 
 def _ensure_model_config(session: Session, config: TrialConfig) -> int:

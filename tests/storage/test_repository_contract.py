@@ -269,3 +269,29 @@ def test_reads_that_fail_are_masked_storage_errors(storage_url, make_trial):
             # suite runs, so either dropped table may be named.
             with pytest.raises(StorageError, match=r"tg_scores|tg_lookahead_matrices"):
                 read()
+
+
+def test_skip_repeat_keeps_one_record_of_a_configuration_and_seed(storage_url, make_trial):
+    config, result = make_trial("ner", ("pos",))
+    other_seed, other_result = make_trial("ner", ("pos",), seed=1)
+    failed_config, failed = make_trial("ner", ("pos",), status=TrialStatus.FAILED)
+    with open_repository(storage_url) as repo:
+        first = repo.add_run_result(study="s", trial_number=0, config=config, result=result)
+        again = repo.add_run_result(
+            study="s", trial_number=3, config=config, result=result, skip_repeat=True
+        )
+        seed_1 = repo.add_run_result(
+            study="s", trial_number=3, config=other_seed, result=other_result, skip_repeat=True
+        )
+        # another study, or a failure, is its own record
+        elsewhere = repo.add_run_result(
+            study="t", trial_number=3, config=config, result=result, skip_repeat=True
+        )
+        failure = repo.add_run_result(
+            study="s", trial_number=4, config=failed_config, result=failed, skip_repeat=True
+        )
+        runs = {(r.study, r.trial_number, r.seed): r.id for r in repo.runs()}
+    assert again == first and seed_1 != first
+    assert runs == {
+        ("s", 0, 0): first, ("s", 3, 1): seed_1, ("t", 3, 0): elsewhere, ("s", 4, 0): failure,
+    }  # fmt: skip

@@ -137,7 +137,7 @@ def test_the_registry_and_unknown_options() -> None:
     assert isinstance(build_masking("adaptive", {"q_end": 0.8}), AdaptiveMasking)
     with pytest.raises(ConfigError, match="unknown option 'q_end' for scheme 'random'"):
         build_masking("random", {"q_end": 0.8})
-    with pytest.raises(ConfigError, match="`q_start` must be in"):
+    with pytest.raises(ConfigError, match="`q_start` must be a number in"):
         build_masking("adaptive", {"q_start": 1.5})
     with pytest.raises(ConfigError, match="`mask_rate` must be in"):
         build_masking("random", {"mask_rate": 0.0})
