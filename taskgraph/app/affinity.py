@@ -403,6 +403,15 @@ def recommendation_report(
             f"{target!r} has no single-task baseline among the records, so none of its gains "
             "is measured: the predictions come from the other targets' records (cold start)",
         )
+    else:
+        left_out = compute_gains([r for r in records if r.task == target]).n_without_baseline
+        if left_out:
+            notes = (
+                f"{left_out} of {target!r}'s records are of a model family without a "
+                f"single-task baseline of {target!r} (another encoder, input length, cap of "
+                "the target, pretraining or data selection) and are left out of its gains: "
+                "train the target alone in that family to use them",
+            )
     return RecommendationReport(
         target=target,
         method=method,

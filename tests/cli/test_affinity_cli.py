@@ -472,3 +472,32 @@ def test_top_for_a_target_without_a_baseline_says_it_is_a_cold_start(tmp_path: P
     )
     code, _, err = invoke("affinity", "top", "--table", str(path), "--target", "a", "-k", "2")
     assert code == 0 and "note:" not in err
+
+
+def test_top_notes_records_of_a_family_without_the_targets_baseline(tmp_path: Path) -> None:
+    """A study that searched the target's example cap has trials of a second model family,
+    whose baseline was never trained: their records cannot give gains, and `top` says so."""
+    from taskgraph.trial import Cost, MixingConfig
+
+    url = f"sqlite:///{tmp_path / 'families.db'}"
+    capped = MixingConfig(max_examples={"a": 50})
+    runs = [  # (auxiliaries, mixing, accuracy of a)
+        ((), MixingConfig(), 0.50), (("b",), MixingConfig(), 0.60), (("c",), MixingConfig(), 0.45),
+        (("b",), capped, 0.55), (("c",), capped, 0.40),
+    ]  # fmt: skip
+    with open_repository(url) as repo:
+        for number, (auxiliaries, mixing, value) in enumerate(runs):
+            config = TrialConfig(target="a", auxiliaries=auxiliaries, mixing=mixing)
+            scores = {t: {"dev": {"accuracy": value}} for t in config.task_set}
+            result = TrialResult(
+                status=TrialStatus.COMPLETE, objective=value, scores=scores, cost=Cost()
+            )
+            repo.add_run_result(study="s", trial_number=number, config=config, result=result)
+    code, out, err = invoke(
+        "affinity", "top", "--target", "a", "--method", "pairwise", "--storage", url
+    )
+    assert code == 0, err
+    assert err.strip().startswith(
+        "note: 2 of 'a''s records are of a model family without a single-task baseline of 'a'"
+    )
+    assert "b " in out and "c " in out
