@@ -64,7 +64,7 @@ from taskgraph.search.progress import (
 )
 from taskgraph.search.recording import RecordWriter
 from taskgraph.search.samplers import build_pruner, build_sampler
-from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR, SearchSpace
+from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR, ROW_ATTR, SearchSpace
 from taskgraph.spec.models import StudySpec
 from taskgraph.storage.engine import serialize_sqlite_transactions
 from taskgraph.storage.locks import setup_lock
@@ -234,16 +234,22 @@ class StudyEngine:
         # Drivers started together each find no baseline: under the lock, only the first
         # enqueues it.
         with setup_lock(self.storage_url):
-            if not any(ROLE_ATTR in t.user_attrs for t in study.get_trials(deepcopy=False)):
-                self._enqueue_first_trials(study)
+            self._enqueue_first_trials(study)
         return study
 
     def _enqueue_first_trials(self, study: optuna.Study) -> None:
-        """Enqueue the baseline, then the spec's other rows in order (a new study only)."""
+        """Enqueue the baseline, then the spec's other rows in order, each unless it is there.
+
+        Each is looked for, not only the baseline: a driver killed between enqueuing the
+        baseline and the rows would otherwise leave the rows out for good.
+        """
         space, rows = self.space, self.spec.rows
-        self._enqueue_baseline(study)
+        trials = study.get_trials(deepcopy=False)
+        if not any(ROLE_ATTR in t.user_attrs for t in trials):
+            self._enqueue_baseline(study)
+        queued = {t.user_attrs.get(ROW_ATTR) for t in trials}
         for row in rows:
-            if row.auxiliaries:
+            if row.auxiliaries and row.name not in queued:
                 study.enqueue_trial(space.row_params(row), user_attrs=space.row_user_attrs(row))
 
     def _enqueue_baseline(self, study: optuna.Study) -> None:

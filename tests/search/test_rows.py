@@ -157,3 +157,46 @@ def test_the_engine_runs_exactly_the_rows_in_order(storage_url: str, fakes: Modu
     }
     for (number, _seed), run in by_trial.items():
         assert run.trial_config().model_config_hash() == expected[number]
+
+
+def test_rows_left_out_by_a_kill_after_the_baseline_are_queued_when_the_study_opens(
+    storage_url: str, fakes: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = make_spec()
+    original = optuna.Study.enqueue_trial
+    calls = {"n": 0}
+
+    def killed_after_the_first(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # the driver dies after enqueuing the baseline row
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.Study, "enqueue_trial", killed_after_the_first)
+    first = StudyEngine(
+        spec=spec, storage_url=storage_url, evaluator=fakes.FakeEvaluator(),
+        sharing_spaces=SHARING_SPACES,
+    )  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        first.open()
+    first.close()
+    monkeypatch.setattr(optuna.Study, "enqueue_trial", original)
+    waiting = optuna.load_study(study_name="table", storage=storage_url).get_trials()
+    assert [t.user_attrs[ROW_ATTR] for t in waiting] == ["alone"]
+
+    engine = StudyEngine(
+        spec=spec, storage_url=storage_url, evaluator=fakes.FakeEvaluator(),
+        sharing_spaces=SHARING_SPACES,
+    )  # fmt: skip
+    engine.run()
+    engine.close()
+    trials = optuna.load_study(study_name="table", storage=storage_url).get_trials()
+    assert [t.user_attrs[ROW_ATTR] for t in trials] == ["alone", "good_hard", "good_soft", "both"]
+    # opening the finished study again queues nothing
+    again = StudyEngine(
+        spec=spec, storage_url=storage_url, evaluator=fakes.FakeEvaluator(),
+        sharing_spaces=SHARING_SPACES,
+    )  # fmt: skip
+    again.open()
+    again.close()
+    assert len(optuna.load_study(study_name="table", storage=storage_url).get_trials()) == 4
