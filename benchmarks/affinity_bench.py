@@ -457,17 +457,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     candidates = [c.strip() for c in args.candidates.split(",") if c.strip()]
     tables = [t.strip() for t in args.search_tables.split(",") if t.strip()]
     # Checked now, not when the section comes after the others (minutes later).
-    if sorted(set(candidates) - set(METADATA_ABLATION)):
+    unknown_candidates = sorted(set(candidates) - set(METADATA_ABLATION))
+    if unknown_candidates:
         parser.error(
-            f"--candidates: unknown {sorted(set(candidates) - set(METADATA_ABLATION))}; "
-            f"known: {', '.join(METADATA_ABLATION)}"
+            f"--candidates: unknown {unknown_candidates}; known: {', '.join(METADATA_ABLATION)}"
         )
     if candidates and "ranking_metadata" not in only:
         parser.error("--candidates is an option of --only ranking_metadata")
-    if sorted(set(tables) - set(SEARCH_TABLES)):
+    unknown_tables = sorted(set(tables) - set(SEARCH_TABLES))
+    if unknown_tables:
         parser.error(
-            f"--search-tables: unknown {sorted(set(tables) - set(SEARCH_TABLES))}; "
-            f"known: {', '.join(SEARCH_TABLES)}"
+            f"--search-tables: unknown {unknown_tables}; known: {', '.join(SEARCH_TABLES)}"
         )
     quick = args.quick
     if "mimic27" in only:

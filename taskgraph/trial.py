@@ -226,7 +226,8 @@ class TrialConfig:
         named = self.hyperparameters.get("source_tasks")
         if named is None:
             return tuple(self.auxiliaries)
-        return tuple(t for t in self.auxiliaries if t in set(named))
+        chosen = set(named)
+        return tuple(t for t in self.auxiliaries if t in chosen)
 
     def model_config(self) -> dict[str, Any]:
         """Return the model configuration M: everything except the task set and the seed."""

@@ -108,13 +108,13 @@ def check_table_objective(
     ``metric: score`` on it would be recorded as higher-is-better (gains with the wrong sign).
     """
     name = table_name or table.source
-    rows = [row for row in table if row.target == target]
-    if not rows:
+    first = next((row for row in table if row.target == target), None)
+    if first is None:
         raise ConfigError(
             f"{source}: target: {target!r} has no rows in {name}; its targets: "
             f"{', '.join(table.targets)}"
         )
-    higher = rows[0].higher_is_better
+    higher = first.higher_is_better
     wanted = "maximize" if higher else "minimize"
     kind = "higher" if higher else "lower"
     if direction != wanted:

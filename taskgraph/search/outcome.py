@@ -87,11 +87,7 @@ class TrialOutcome:
         return TrialStatus.COMPLETE
 
     def _missing_objective(self) -> bool:
-        return any(
-            run.result.status is TrialStatus.COMPLETE
-            and (run.result.objective is None or not math.isfinite(run.result.objective))
-            for run in self.runs
-        )
+        return any(_lacks_objective(run.result) for run in self.runs)
 
     @property
     def value(self) -> float | None:
@@ -162,12 +158,13 @@ def _without_objective_failed(result: TrialResult) -> TrialResult:
     Such a run fails its trial (:attr:`TrialOutcome.status`), so its record says so too: a
     run recorded ``complete`` would give gains that the study's own report leaves out.
     """
-    if result.status is TrialStatus.COMPLETE and (
-        result.objective is None or not math.isfinite(result.objective)
-    ):
-        return replace(
-            result,
-            status=TrialStatus.FAILED,
-            failure_reason=NO_OBJECTIVE,
-        )
+    if _lacks_objective(result):
+        return replace(result, status=TrialStatus.FAILED, failure_reason=NO_OBJECTIVE)
     return result
+
+
+def _lacks_objective(result: TrialResult) -> bool:
+    """Return whether ``result`` completed without a finite objective value."""
+    return result.status is TrialStatus.COMPLETE and (
+        result.objective is None or not math.isfinite(result.objective)
+    )

@@ -294,12 +294,13 @@ def insert_run(
     # target: their records belong to the source phase's task set, not the run's.
     sources = config.source_phase_tasks()
     measured_in = {task: values["task_set_id"] for task in task_set}
-    families = {task: task_family(config, task) for task in task_set}
     if sources:
         source_set_id = ensure_task_set(session, tuple(sorted(sources)))
-        for task in sources:
-            measured_in[task] = source_set_id
-            families[task] = task_family(config, task, within=sources)
+        measured_in.update(dict.fromkeys(sources, source_set_id))
+    families = {
+        task: task_family(config, task, within=sources if task in sources else None)
+        for task in task_set
+    }
     scores = [
         {
             "run_id": run_id,

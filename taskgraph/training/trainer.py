@@ -113,6 +113,9 @@ class MultiTaskTrainer:
         self.data = dict(data)
         self.options = options
         self.device = device
+        # A lookahead probe may reuse the training step's gradient only when the probe would
+        # take the same one: no dropout, float32 (the step runs under bf16 autocast on CUDA).
+        self._step_gradient_reusable = device.type != "cuda" and not _has_active_dropout(model)
         self.progress = ProgressCallback() if progress else None
         self.handler = CallbackHandler(
             callbacks=[*callbacks, *([self.progress] if self.progress else [])]
@@ -386,10 +389,9 @@ class MultiTaskTrainer:
             return
         reuse = None
         if (
-            len(drawn) == 1
+            self._step_gradient_reusable
+            and len(drawn) == 1
             and not self.weighting.needs_task_gradients
-            and self.device.type != "cuda"  # the step ran under bf16 autocast there
-            and not _has_active_dropout(self.model)
         ):
             # The step's shared-parameter gradient is exactly weight x the task's gradient, as
             # the probe would take it (no dropout, float32): reuse it (and its batch) instead of

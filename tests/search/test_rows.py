@@ -172,11 +172,14 @@ def test_rows_left_out_by_a_kill_after_the_baseline_are_queued_when_the_study_op
             raise KeyboardInterrupt  # the driver dies after enqueuing the baseline row
         return original(self, *args, **kwargs)
 
+    def new_engine() -> StudyEngine:
+        return StudyEngine(
+            spec=spec, storage_url=storage_url, evaluator=fakes.FakeEvaluator(),
+            sharing_spaces=SHARING_SPACES,
+        )  # fmt: skip
+
     monkeypatch.setattr(optuna.Study, "enqueue_trial", killed_after_the_first)
-    first = StudyEngine(
-        spec=spec, storage_url=storage_url, evaluator=fakes.FakeEvaluator(),
-        sharing_spaces=SHARING_SPACES,
-    )  # fmt: skip
+    first = new_engine()
     with pytest.raises(KeyboardInterrupt):
         first.open()
     first.close()
@@ -184,19 +187,13 @@ def test_rows_left_out_by_a_kill_after_the_baseline_are_queued_when_the_study_op
     waiting = optuna.load_study(study_name="table", storage=storage_url).get_trials()
     assert [t.user_attrs[ROW_ATTR] for t in waiting] == ["alone"]
 
-    engine = StudyEngine(
-        spec=spec, storage_url=storage_url, evaluator=fakes.FakeEvaluator(),
-        sharing_spaces=SHARING_SPACES,
-    )  # fmt: skip
+    engine = new_engine()
     engine.run()
     engine.close()
     trials = optuna.load_study(study_name="table", storage=storage_url).get_trials()
     assert [t.user_attrs[ROW_ATTR] for t in trials] == ["alone", "good_hard", "good_soft", "both"]
     # opening the finished study again queues nothing
-    again = StudyEngine(
-        spec=spec, storage_url=storage_url, evaluator=fakes.FakeEvaluator(),
-        sharing_spaces=SHARING_SPACES,
-    )  # fmt: skip
+    again = new_engine()
     again.open()
     again.close()
     assert len(optuna.load_study(study_name="table", storage=storage_url).get_trials()) == 4
