@@ -28,9 +28,11 @@ from taskgraph.tasks.splits import allocate_parts, parse_carve
 from taskgraph.tasks.types import (
     Example,
     ParsedSentence,
+    QAExample,
     SplitSource,
     TaggedSentence,
     TaskDef,
+    TaskType,
     TextExample,
 )
 
@@ -39,6 +41,7 @@ __all__ = [
     "count_examples",
     "dataset_fingerprints",
     "describe_split",
+    "has_unanswerable",
     "iter_examples",
     "label_vocabulary",
     "load_examples",
@@ -52,6 +55,7 @@ SYNTHETIC = "synthetic"
 _READER_VERSION = 1
 _ALLOCATIONS: dict[str, list[int]] = {}
 _LABELS: dict[str, list[str]] = {}
+_UNANSWERABLE: dict[str, bool] = {}
 
 
 def _source(task: TaskDef, split: str) -> SplitSource:
@@ -260,6 +264,38 @@ def label_vocabulary(task: TaskDef, *, data_dir: str | os.PathLike[str] | None =
         labels.update(cached)
     _LABELS[memo_key] = sorted(labels)
     return list(_LABELS[memo_key])
+
+
+def has_unanswerable(task: TaskDef, *, data_dir: str | os.PathLike[str] | None = None) -> bool:
+    """Return whether any question of the QA task, in any split, has no answer (SQuAD 2.0).
+
+    A property of the task, not of an evaluation subset: a model trained on SQuAD 2.0 may
+    answer "" on every question, also on a capped dev subset that happens to hold none of the
+    unanswerable ones.  Memoised by file contents, like :func:`label_vocabulary`.
+    """
+    if task.type is not TaskType.EXTRACTIVE_QA:
+        return False
+    if task.format == SYNTHETIC:
+        return any(
+            isinstance(example, QAExample) and example.is_impossible
+            for split in task.splits
+            for example in _synthetic_examples(task, split)
+        )
+    paths = sorted({split_file(task, split, data_dir=data_dir) for split in task.splits})
+    found = False
+    for path in paths:
+        key = f"{file_sha256(path)}|{_reading_key(task)}"
+        if key not in _UNANSWERABLE:
+            cached = default_cache().get("unanswerable", key)
+            if not isinstance(cached, bool):
+                cached = any(
+                    isinstance(record.example, QAExample) and record.example.is_impossible
+                    for record in _records(task, path)
+                )
+                default_cache().put("unanswerable", key, cached)
+            _UNANSWERABLE[key] = cached
+        found = found or _UNANSWERABLE[key]
+    return found
 
 
 def dataset_fingerprints(

@@ -39,6 +39,9 @@ class EvalSet:
     encoded: EncodedSplit
     tensors: TaskTensors
     labels: list[str] | None
+    #: QA: whether "" is an answer (the task has unanswerable questions, in any split);
+    #: ``None``: whether these examples hold one
+    allow_null: bool | None = None
 
 
 def _fallback(labels: Sequence[str], preferred: str) -> str:
@@ -98,14 +101,19 @@ def _to_predictions(data: EvalSet, per_feature: list[Any]) -> list[Any]:
         starts = [p[0] for p in per_feature]
         ends = [p[1] for p in per_feature]
         questions = [e for e in data.examples if isinstance(e, QAExample)]
-        # SQuAD 2.0-style data (some questions unanswerable) may answer ""; BioASQ never does.
+        # SQuAD 2.0-style tasks (some questions unanswerable, in any split) may answer "", also
+        # on a subset without such a question; BioASQ never does.
         # A question spread over several snippets (BioASQ) merges their answers by score.
         return decode_qa(
             questions,
             encoded,
             _ragged(starts),
             _ragged(ends),
-            allow_null=any(q.is_impossible for q in questions),
+            allow_null=(
+                any(q.is_impossible for q in questions)
+                if data.allow_null is None
+                else data.allow_null
+            ),
             with_scores=bool(data.task.reader_options.get("group_by")),
         )
     predictions: list[Any] = []

@@ -33,6 +33,7 @@ from taskgraph.errors import ConfigError, DataFormatError, DataNotFoundError, Ta
 from taskgraph.tasks import (
     count_examples,
     get_task,
+    has_unanswerable,
     label_vocabulary,
     load_examples,
     task_fingerprint,
@@ -232,6 +233,7 @@ def build_task_data(
             data.train_pool, data.selected_rows = train, rows
             data.selection = chosen.record
         splits = [s for s in eval_splits if s in task.splits]
+        allow_null = has_unanswerable(task, data_dir=data_dir) if splits else None
         if name == config.target and config.objective.split not in task.splits:
             raise ConfigError(
                 f"target task {name!r} has no {config.objective.split!r} split for the objective "
@@ -258,6 +260,7 @@ def build_task_data(
                 encoded=encoded,
                 tensors=TaskTensors.from_encoded(encoded, pad_token_id=pad, mlm=mlm),
                 labels=labels,
+                allow_null=allow_null,
             )
         if any(truncated.values()):
             logger.warning(

@@ -198,3 +198,58 @@ def test_a_masked_lm_task_is_scored_by_its_perplexity(tmp_path) -> None:  # type
     # 4 steps leave the tied vocabulary projection near uniform: the loss is about ln(V)
     assert abs(scores["loss"] - math.log(30522)) < 1.0
     assert scores["perplexity"] == pytest.approx(math.exp(scores["loss"]))
+
+
+def test_a_squad2_task_may_answer_nothing_on_a_subset_without_unanswerable_questions(
+    tok, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """Whether "" is an answer is the task's (SQuAD 2.0 has unanswerable questions), not the
+    evaluation subset's: a capped dev subset holding only answerable questions used to forbid
+    the answer the model was trained to give."""
+    import json
+
+    from taskgraph.tasks import define_task, has_unanswerable
+    from taskgraph.training.options import TrainingOptions
+    from taskgraph.training.run import build_task_data
+    from taskgraph.trial import TrialConfig
+
+    context = "The cat sat on the mat."
+
+    def squad(qas: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"data": [{"title": "t", "paragraphs": [{"context": context, "qas": qas}]}]}
+
+    answerable = {
+        "id": "a", "question": "Where did the cat sit?",
+        "answers": [{"text": "the mat", "answer_start": context.index("the mat")}],
+    }  # fmt: skip
+    impossible = {"id": "b", "question": "Who?", "answers": [], "is_impossible": True}
+    (tmp_path / "train.json").write_text(json.dumps(squad([answerable, impossible])))
+    (tmp_path / "dev.json").write_text(json.dumps(squad([{**answerable, "id": "c"}])))
+    task = define_task(
+        "qa_user", format="squad", type="extractive_qa", label_field="answers",
+        files={"train": str(tmp_path / "train.json"), "dev": str(tmp_path / "dev.json")},
+    )  # fmt: skip
+    assert has_unanswerable(task)
+    config = TrialConfig(target="qa_user", encoder="minilm", max_length=32)
+    data = build_task_data(
+        config, {"qa_user": task}, tok, data_dir=None, options=TrainingOptions()
+    )["qa_user"].evals["dev"]
+    assert data.allow_null is True  # from the train split: dev has no unanswerable question
+
+    def logits(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        start = torch.full(batch["input_ids"].shape, -5.0)
+        end = torch.full(batch["input_ids"].shape, -5.0)
+        start[:, 0], end[:, 0] = 9.0, 9.0  # the model says "no answer"
+        return start, end
+
+    assert _run(Scripted(logits=logits), data)[0][0] == ""
+    data.allow_null = None  # judged by the subset alone, as before: "" is never an answer
+    assert "" not in _run(Scripted(logits=logits), data)[0]
+
+
+def test_only_qa_tasks_with_unanswerable_questions_may_answer_nothing() -> None:
+    from taskgraph.tasks import get_task, has_unanswerable
+
+    assert has_unanswerable(get_task("squad2"))
+    assert not has_unanswerable(get_task("bioasq_factoid"))
+    assert not has_unanswerable(get_task("tr_ner_tur2003"))
