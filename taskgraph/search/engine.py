@@ -64,12 +64,20 @@ from taskgraph.search.progress import (
 )
 from taskgraph.search.recording import RecordWriter
 from taskgraph.search.samplers import build_pruner, build_sampler
-from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR, ROW_ATTR, SearchSpace
+from taskgraph.search.space import (
+    BASELINE_ROLE,
+    FAMILY_ATTR,
+    ROLE_ATTR,
+    ROW_ATTR,
+    SearchSpace,
+    is_first_baseline,
+)
 from taskgraph.spec.models import StudySpec
 from taskgraph.storage.engine import serialize_sqlite_transactions
 from taskgraph.storage.locks import setup_lock
 from taskgraph.storage.urls import storable_spec
 from taskgraph.trial import TrialConfig, TrialStatus, config_hash
+from taskgraph.vocabulary import task_set_key
 
 __all__ = ["EngineObserver", "RunSummary", "StopReason", "StudyEngine"]
 
@@ -114,6 +122,16 @@ class RunSummary:
     def __repr__(self) -> str:
         done = f"{self.progress.n_done}/{self.progress.budget}"
         return f"RunSummary(study={self.progress.name!r}, done={done}, reason={self.reason!r})"
+
+
+def _repeat_held(run: Any, held: set[tuple[str, str, str, int]]) -> bool:
+    """Return whether ``run`` is complete and another trial's complete run in ``held`` has its
+    configuration, task set and seed (so the record writer would not write it)."""
+    if run.result.status is not TrialStatus.COMPLETE:
+        return False
+    config = run.config
+    key = (config.model_config_hash(), task_set_key(config.task_set), config.target, config.seed)
+    return key in held
 
 
 class StudyEngine:
@@ -167,6 +185,10 @@ class StudyEngine:
             )
         serialize_sqlite_transactions(self.storage.engine)
         self.study: optuna.Study | None = None
+        # Per trial number, what its stored configuration gives (it never changes once set):
+        # computed once, not at every new trial over the whole study.
+        self._config_hashes: dict[int, str] = {}
+        self._families: dict[int, str] = {}
 
     def close(self) -> None:
         """Release database connections."""
@@ -235,6 +257,7 @@ class StudyEngine:
         # enqueues it.
         with setup_lock(self.storage_url):
             self._enqueue_first_trials(study)
+            self._enqueue_family_baselines(study)
         return study
 
     def _enqueue_first_trials(self, study: optuna.Study) -> None:
@@ -272,14 +295,65 @@ class StudyEngine:
         """
         trials = study.get_trials(deepcopy=False)
         retried = retried_numbers(trials)
-        states = [
-            trial_state(t, retried=retried)
-            for t in trials
-            if t.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE
-        ]
+        states = [trial_state(t, retried=retried) for t in trials if is_first_baseline(t)]
         failed = bool(states) and all(state == "failed" for state in states)
         if failed and len(states) <= self.spec.recovery.max_retry:
             self._enqueue_baseline(study)
+
+    def _family(self, trial: FrozenTrial) -> str | None:
+        """Return the model family of ``trial``'s configuration (``None`` before it has one)."""
+        family = self._families.get(trial.number)
+        if family is None and CONFIG_ATTR in trial.user_attrs:
+            family = TrialConfig.from_dict(trial.user_attrs[CONFIG_ATTR]).family_key()
+            self._families[trial.number] = family
+        return family
+
+    def _enqueue_family_baselines(self, study: optuna.Study) -> None:
+        """Enqueue a baseline for each model family of a complete trial that has none.
+
+        A gain compares a trial with the single-task run of its own model family
+        (:meth:`TrialConfig.family_key`).  A space that searches the target's example cap or
+        the pretraining stage reaches several families, and the first baseline is of one of
+        them: each other family a complete trial lands in gets a baseline with that trial's
+        family-defining parameters fixed (:meth:`SearchSpace.family_baseline`), marked
+        ``taskgraph:family``.  It counts against ``budget.trials`` like any trial; with
+        ``budget.baselines: one`` none is enqueued.  A family baseline that fails is enqueued
+        again up to ``recovery.max_retry`` times, as the first one is.  Nothing is enqueued
+        while the first baseline waits unsampled: its family is not known yet.
+        """
+        if self.spec.budget.baselines != "per_family":
+            return
+        trials = study.get_trials(deepcopy=False)
+        retried = retried_numbers(trials)
+        states = {t.number: trial_state(t, retried=retried) for t in trials}
+        covered: set[str] = set()
+        failures: dict[str, int] = {}
+        for trial in trials:
+            if trial.user_attrs.get(ROLE_ATTR) != BASELINE_ROLE:
+                continue
+            state = states[trial.number]
+            family = trial.user_attrs.get(FAMILY_ATTR) or self._family(trial)
+            if family is None:
+                if state in ("waiting", "running"):
+                    return
+                continue
+            if state == "failed":
+                failures[family] = failures.get(family, 0) + 1
+                if failures[family] > self.spec.recovery.max_retry:
+                    covered.add(family)  # given up on
+            elif state != "interrupted":  # an interrupted baseline's retry is waiting
+                covered.add(family)
+        for trial in trials:
+            if trial.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE or states[trial.number] != (
+                "complete"
+            ):
+                continue
+            family = self._family(trial)
+            if family is None or family in covered:
+                continue
+            covered.add(family)
+            params, attrs = self.space.family_baseline(trial.params, family)
+            study.enqueue_trial(params, user_attrs=attrs)
 
     def _check_same_study(self, attrs: Mapping[str, Any]) -> None:
         """Raise :class:`SpecError` naming the differing fields if the stored study is another."""
@@ -363,15 +437,17 @@ class StudyEngine:
         :class:`RetryStaleTrial` retried the baseline and trials with stored runs whatever the
         budget (databases written before), or because the driver died between failing a stale
         trial and enqueuing its copy.  The baseline is re-queued only while no other baseline
-        trial is done, running or waiting.
+        trial of its model family (``taskgraph:family``) is done, running or waiting.
         """
         trials = study.get_trials(deepcopy=False)
         retried = retried_numbers(trials)
         states = {t.number: trial_state(t, retried=retried) for t in trials}
-        baseline_alive = any(
-            t.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE and states[t.number] != "interrupted"
+        # Families with a baseline trial that is done, running or waiting (None: the first).
+        alive = {
+            t.user_attrs.get(FAMILY_ATTR)
             for t in trials
-        )
+            if t.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE and states[t.number] != "interrupted"
+        }
         retry = RetryStaleTrial(max_retry=None)
         for trial in trials:
             if states[trial.number] != "interrupted" or trial.number in retried:
@@ -379,20 +455,23 @@ class StudyEngine:
             if not always_retried(trial):
                 continue
             if trial.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE:
-                if baseline_alive:
+                family = trial.user_attrs.get(FAMILY_ATTR)
+                if family in alive:
                     continue
-                baseline_alive = True
+                alive.add(family)
             retry(study, self.storage.get_trial(storage_id(trial)))
 
     def reconcile(self) -> int:
         """Write the runs of finished trials that the records database lacks.
 
         Checked per (trial, seed): a crash between two seeds' records (or inside the second
-        one's transaction) leaves a trial with some of its runs.  Returns how many runs were
-        written.
+        one's transaction) leaves a trial with some of its runs.  A repeated configuration's
+        complete run is the earlier trial's record and is never written (RecordWriter), so it
+        is not missing.  Returns how many runs were written.
         """
         study = self.require_study()
         stored = self.repository.run_keys(self.spec.name)
+        held: set[tuple[str, str, str, int]] | None = None
         trials = study.get_trials(deepcopy=False)
         retried = retried_numbers(trials)
         written = 0
@@ -407,6 +486,10 @@ class StudyEngine:
             missing = tuple(
                 run for run in outcome.runs if (trial.number, run.config.seed) not in stored
             )
+            if missing:
+                if held is None:
+                    held = self.repository.complete_run_keys(self.spec.name)
+                missing = tuple(run for run in missing if not _repeat_held(run, held))
             if missing:
                 self.write_records(trial.number, TrialOutcome(runs=missing))
                 written += len(missing)
@@ -445,6 +528,9 @@ class StudyEngine:
             study.tell(trial, state=TrialState.PRUNED)
         else:
             study.tell(trial, outcome.value)
+        if status is not TrialStatus.PRUNED and self.spec.budget.baselines == "per_family":
+            with setup_lock(self.storage_url):
+                self._enqueue_family_baselines(study)
         self.write_records(trial.number, outcome)
 
     def interrupt(self, trial: optuna.Trial) -> None:
@@ -571,10 +657,17 @@ class StudyEngine:
                 and attrs.get(STATUS_ATTR) == TrialStatus.COMPLETE.value
                 and RESULTS_ATTR in attrs
                 and CONFIG_ATTR in attrs
-                and config_hash(attrs[CONFIG_ATTR]) == wanted
+                and self._config_hash(trial) == wanted
             ):
                 return trial
         return None
+
+    def _config_hash(self, trial: FrozenTrial) -> str:
+        """Return the hash of ``trial``'s stored configuration (computed once per trial)."""
+        digest = self._config_hashes.get(trial.number)
+        if digest is None:
+            digest = self._config_hashes[trial.number] = config_hash(trial.user_attrs[CONFIG_ATTR])
+        return digest
 
     def _evaluate(self, trial: optuna.Trial) -> TrialOutcome:
         saved = trial.user_attrs.get(RESULTS_ATTR)

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR
+from taskgraph.search.space import is_first_baseline
 
 __all__ = [
     "BUDGET_ATTR",
@@ -191,7 +191,7 @@ def progress_of(
         better = best is None or (trial.value is not None and sign * trial.value > sign * best[0])
         if state == "complete" and trial.value is not None and better:
             best = (trial.value, trial.number)
-        if trial.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE and state == "complete":
+        if baseline is None and state == "complete" and is_first_baseline(trial):
             baseline = (trial.value, trial.number)
     return StudyProgress(
         name=name,

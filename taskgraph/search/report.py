@@ -36,7 +36,7 @@ from taskgraph.search.progress import (
     study_progress,
     trial_state,
 )
-from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR, SUBSET_ATTR
+from taskgraph.search.space import ROLE_ATTR, SUBSET_ATTR, is_first_baseline
 
 __all__ = [
     "CONVERGENCE_TOLERANCE",
@@ -233,11 +233,7 @@ def study_report(study: optuna.Study, *, top: int | None = None) -> dict[str, An
     direction = progress.direction
     trials = study.get_trials(deepcopy=False)
     baseline_trial = next(
-        (
-            t
-            for t in trials
-            if t.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE and trial_state(t) == "complete"
-        ),
+        (t for t in trials if is_first_baseline(t) and trial_state(t) == "complete"),
         None,
     )
     baseline_value = baseline_trial.value if baseline_trial is not None else None

@@ -54,6 +54,7 @@ from taskgraph.vocabulary import task_set_key
 __all__ = [
     "AUX_PARAM_PREFIX",
     "BASELINE_ROLE",
+    "FAMILY_ATTR",
     "ROLE_ATTR",
     "ROW_ATTR",
     "SUBSET_ATTR",
@@ -61,6 +62,7 @@ __all__ = [
     "SuggestingTrial",
     "aux_param",
     "domain_from_plain",
+    "is_first_baseline",
     "repair_subset",
 ]
 
@@ -68,6 +70,9 @@ AUX_PARAM_PREFIX = "aux/"
 SUBSET_ATTR = "auxiliaries"
 ROLE_ATTR = "taskgraph:role"
 BASELINE_ROLE = "baseline"
+#: On a baseline enqueued for a model family that the study's first baseline is not of (a
+#: searched target cap or pretraining stage): that family's key (TrialConfig.family_key()).
+FAMILY_ATTR = "taskgraph:family"
 ROW_ATTR = "taskgraph:row"
 _TEMPERATURE_SCHEMES = ("temperature", "annealed")
 
@@ -89,6 +94,16 @@ class SuggestingTrial(Protocol):
     ) -> float: ...
 
     def set_user_attr(self, key: str, value: Any) -> None: ...
+
+
+def is_first_baseline(trial: Any) -> bool:
+    """Return whether ``trial`` (anything with ``user_attrs``) is the study's first baseline.
+
+    Not a baseline enqueued for another model family (``taskgraph:family``): the study's
+    report and progress measure every trial against the first one.
+    """
+    attrs = trial.user_attrs
+    return attrs.get(ROLE_ATTR) == BASELINE_ROLE and FAMILY_ATTR not in attrs
 
 
 def aux_param(task: str) -> str:
@@ -334,6 +349,32 @@ class SearchSpace:
     def baseline_user_attrs(self) -> dict[str, Any]:
         """Return the user attributes that mark the enqueued trial as the baseline."""
         return {ROLE_ATTR: BASELINE_ROLE}
+
+    def family_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the parameters among a trial's ``params`` that define its model family.
+
+        :meth:`TrialConfig.family_key` keys a family by the encoder, the input length, the
+        data-selection features (all fixed by the spec), the target's example cap and the
+        pretraining stage: of these only the cap (``max_examples/<target>``) and the stage
+        (``pretraining`` and its ``pretraining/...`` settings) can be searched.
+        """
+        cap = f"max_examples/{self.spec.target}"
+        return {
+            name: value
+            for name, value in params.items()
+            if name in (cap, "pretraining") or name.startswith("pretraining/")
+        }
+
+    def family_baseline(
+        self, params: Mapping[str, Any], family: str
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Return (params, user attributes) of the baseline of another trial's model family.
+
+        ``params`` are that trial's; the baseline fixes its family-defining parameters
+        (:meth:`family_params`) and leaves the rest to the sampler, like the first baseline.
+        """
+        fixed = {**self.baseline_params(), **self.family_params(params)}
+        return fixed, {**self.baseline_user_attrs(), FAMILY_ATTR: family}
 
     def row_params(self, row: RowSpec) -> dict[str, Any]:
         """Return the parameters that make a trial train ``row`` (for ``enqueue_trial``)."""

@@ -357,12 +357,19 @@ class TrainingSpec(_Strict):
 
 
 class BudgetSpec(_Strict):
-    """How much to spend: trials (configurations), wall time, tolerated failures."""
+    """How much to spend: trials (configurations), wall time, tolerated failures.
+
+    ``baselines``: ``per_family`` spends a trial on the single-task baseline of each model
+    family a complete trial lands in (a searched target cap or pretraining stage makes
+    several), so every trial's records have a baseline to give gains against; ``one`` trains
+    only the study's first baseline.
+    """
 
     trials: Count = Field(default=20, ge=1, le=MAX_TRIALS)
     # seconds per `run`/`resume` invocation; None: unlimited
     wall_time: Number | None = Field(default=None, le=MAX_WALL_TIME)
     max_failures: Count = Field(default=5, ge=0, le=MAX_FAILURES)
+    baselines: Literal["per_family", "one"] = "per_family"
 
     @field_validator("wall_time", mode="before")
     @classmethod

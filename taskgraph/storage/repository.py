@@ -498,6 +498,22 @@ class Repository:
         with self._factory.session() as session:
             return {(int(number), int(seed)) for number, seed in session.execute(query)}
 
+    def complete_run_keys(self, study: str) -> set[tuple[str, str, str, int]]:
+        """Return (model config hash, task set key, target, seed) of ``study``'s complete runs.
+
+        What :func:`~taskgraph.storage.writes.recorded_repeat` matches: a repeated trial's run
+        with one of these keys is never written (the earlier trial's run is its record).
+        """
+        query = (
+            select(ModelConfigRow.hash, TaskSetRow.key, RunRow.target, RunRow.seed)
+            .join(RunRow.study)
+            .join(ModelConfigRow, RunRow.model_config_id == ModelConfigRow.id)
+            .join(TaskSetRow, RunRow.task_set_id == TaskSetRow.id)
+            .where(StudyRow.name == study, RunRow.status == TrialStatus.COMPLETE.value)
+        )
+        with self._factory.session() as session:
+            return {(str(h), str(k), str(t), int(s)) for h, k, t, s in session.execute(query)}
+
     def studies(self) -> list[StudySummary]:
         """Return every study with its number of runs per status."""
         counts: dict[int, dict[str, int]] = defaultdict(dict)

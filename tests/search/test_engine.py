@@ -370,3 +370,101 @@ def test_a_repeated_configuration_is_told_again_not_trained_or_recorded_twice(
         records = repo.score_records(study="fake", target="tgt", split="dev")
     gains = compute_gains(records).gains
     assert gains and all(gain.n_records == 2 for gain in gains)  # the two seeds, once each
+    # Opening again finds nothing to repair: a repeat's runs are the earlier trial's records.
+    engine = make_engine(spec, storage_url, evaluator, fakes)
+    engine.open()
+    assert engine.reconcile() == 0
+    engine.close()
+
+
+def _family_spec(**overrides: Any) -> StudySpec:
+    """The target's example cap is searched: two model families, the first baseline in one."""
+    return make_spec(
+        candidates=["good", "meh"], sampler={"name": "random", "seed": 0}, seeds=1,
+        search={"mixing": {"max_examples": {"tgt": [50, 100]}}, "auxiliaries": {"min_size": 1}},
+        budget={"trials": 8, **overrides},
+    )  # fmt: skip
+
+
+def test_each_model_family_a_trial_lands_in_gets_its_own_baseline(
+    storage_url: str, fakes: ModuleType
+) -> None:
+    """A gain compares a trial with the single-task run of its own model family (the target's
+    cap is part of it): without a baseline per family, the records of the families the first
+    baseline is not of gave no gains, silently."""
+    from taskgraph.affinity.gains import compute_gains
+    from taskgraph.search.progress import CONFIG_ATTR
+    from taskgraph.search.space import FAMILY_ATTR
+    from taskgraph.trial import TrialConfig
+
+    engine = make_engine(_family_spec(), storage_url, fakes.FakeEvaluator(), fakes)
+    summary = engine.run()
+    engine.close()
+    assert summary.progress.n_done == 8
+    study = optuna.load_study(study_name="fake", storage=storage_url)
+
+    def family(trial: Any) -> str:
+        return TrialConfig.from_dict(trial.user_attrs[CONFIG_ATTR]).family_key()
+
+    baselines = [t for t in study.trials if t.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE]
+    searched = [t for t in study.trials if t.user_attrs.get(ROLE_ATTR) != BASELINE_ROLE]
+    assert {family(t) for t in searched} == {family(t) for t in baselines}
+    assert len(baselines) == 2  # one per family, not one per trial
+    assert FAMILY_ATTR not in baselines[0].user_attrs  # the first, sampled freely
+    assert baselines[1].user_attrs[FAMILY_ATTR] == family(baselines[1])
+    assert all(t.user_attrs[SUBSET_ATTR] == [] for t in baselines)
+    # The study's report still measures against the first baseline.
+    assert summary.progress.baseline_number == baselines[0].number
+
+    with open_repository(storage_url) as repo:
+        records = repo.score_records(study="fake", target="tgt", split="dev")
+    measured = {(g.family, g.auxiliaries) for g in compute_gains(records).gains}
+    wanted = {(r.family, r.task_set - {"tgt"}) for r in records if len(r.task_set) > 1}
+    assert len({family for family, _ in wanted}) == 2
+    assert measured == wanted  # every trial's record has a gain
+
+    # With `budget.baselines: one` the study trains only the first baseline.
+    engine = make_engine(
+        _family_spec(baselines="one").model_copy(update={"name": "one"}),
+        storage_url, fakes.FakeEvaluator(), fakes,
+    )  # fmt: skip
+    engine.run()
+    engine.close()
+    study = optuna.load_study(study_name="one", storage=storage_url)
+    assert sum(t.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE for t in study.trials) == 1
+    # Opened again under `per_family` (a database written before it existed), the study
+    # enqueues the missing family's baseline at once.
+    engine = make_engine(
+        _family_spec().model_copy(update={"name": "one"}), storage_url, fakes.FakeEvaluator(), fakes
+    )
+    engine.open()
+    engine.close()
+    study = optuna.load_study(study_name="one", storage=storage_url)
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    first, *others = study.trials[: -len(waiting)]
+    missing = {family(t) for t in others} - {family(first)}
+    assert len(missing) == 1
+    assert [t.user_attrs.get(FAMILY_ATTR) for t in waiting] == list(missing)
+
+
+def test_a_failed_family_baseline_is_queued_again_up_to_max_retry(
+    storage_url: str, fakes: ModuleType
+) -> None:
+    from taskgraph.search.space import FAMILY_ATTR
+
+    class FailsFamilyBaselines(fakes.FakeEvaluator):  # type: ignore[name-defined,misc]
+        def evaluate(self, config: Any, **kwargs: Any) -> TrialResult:
+            if not config.auxiliaries and self.calls:
+                return TrialResult.failed("CUDA out of memory")
+            return super().evaluate(config, **kwargs)  # type: ignore[no-any-return]
+
+    spec = _family_spec().model_copy(
+        update={"recovery": make_spec().recovery.model_copy(update={"max_retry": 1})}
+    )
+    engine = make_engine(spec, storage_url, FailsFamilyBaselines(), fakes)
+    engine.run()
+    engine.close()
+    study = optuna.load_study(study_name="fake", storage=storage_url)
+    family = [t for t in study.trials if FAMILY_ATTR in t.user_attrs]
+    # Tried once and retried once (max_retry 1), then given up: not one per later trial.
+    assert [trial_state(t) for t in family] == ["failed", "failed"]
