@@ -61,8 +61,9 @@ class MixingConfig:
     """How batches are drawn from the tasks' datasets (task-level data selection).
 
     ``scheme``: ``proportional`` (p ~ n), ``temperature`` (p ~ n^(1/T)), ``annealed``
-    (temperature annealed from ``temperature`` to 1 over training, after Stickland and Murray
-    2019) or ``uniform``.  ``weights`` multiply each task's sampling probability before
+    (temperature annealed from ``temperature`` to 1 over training: with T > 1 from flat to
+    proportional, the reverse of Stickland and Murray 2019, who go from proportional to
+    flatter) or ``uniform``.  ``weights`` multiply each task's sampling probability before
     normalisation; ``max_examples`` caps the training examples taken from each task.
     """
 

@@ -33,10 +33,13 @@ Diversity features (of the example's own words, N tokens, n_i occurrences of typ
 ``simpson``       Simpson's index Σ p_i² (1 / types for all-distinct words)
 ================  =====================================================
 
-An empty example has every feature 0 (similarities 0, distances and divergences as for a
-distribution with no mass: the features are standardised before weighting, so only ranks
-within an auxiliary matter).  The selection score of an example is ``w · z`` where ``z`` are
-its features standardised (z-scores) over its own auxiliary dataset; the top ``keep`` share
+An example with no words is treated as a distribution with no mass (P = 0): its similarities
+are 0, ``jsd`` is 1/2 (all of Q's mass outside P's support), ``euclidean`` is ‖Q‖₂, and
+``renyi``, +∞ for P = 0, is capped at the largest divergence any example can have,
+-log2(min Q) (all of P on the least likely word); its diversity features are 0.  So it ranks
+far from the target, never closest.  (The features are standardised before weighting, so only
+ranks within an auxiliary matter.)  The selection score of an example is ``w · z`` where ``z``
+are its features standardised (z-scores) over its own auxiliary dataset; the top ``keep`` share
 of each auxiliary is kept (:func:`select_top`; ties in a fixed random order, so all-zero
 weights keep a random subset: the random baseline).
 """
@@ -112,9 +115,12 @@ def jensen_shannon(p: Mapping[str, float], q: Mapping[str, float]) -> float:
 
 
 def renyi(p: Mapping[str, float], q: Mapping[str, float], *, alpha: float = RENYI_ALPHA) -> float:
-    """Return the Rényi divergence D_alpha(p ‖ q) in bits (``q`` must cover ``p``'s support)."""
+    """Return the Rényi divergence D_alpha(p ‖ q) in bits (``q`` must cover ``p``'s support).
+
+    An empty ``p`` (no mass: +∞) gets the largest finite value, ``-log2(min q)``.
+    """
     if not p:
-        return 0.0
+        return -math.log2(min(q.values())) if q else 0.0
     total = sum(a**alpha * q[w] ** (1 - alpha) for w, a in p.items() if a > 0)
     return math.log2(total) / (alpha - 1)
 
@@ -238,17 +244,21 @@ def feature_matrix(
     def row_sum(terms: np.ndarray) -> np.ndarray:
         return np.bincount(rows, weights=terms, minlength=n)
 
-    # JSD over the example's support; the target's mass outside it adds q·log2(2)/2 = q/2.
+    # JSD over the example's support; the target's mass outside it adds q·log2(2)/2 = q/2
+    # (all of it for an empty example: 1/2, as for P = 0).
     m = (values + qv) / 2
     inside_p = values * np.log2(values / m) / 2
     with np.errstate(divide="ignore", invalid="ignore"):
         inside_q = np.where(qv > 0, qv * np.log2(np.where(qv > 0, qv, 1.0) / m) / 2, 0.0)
     q_inside = row_sum(qv)
-    jsd = row_sum(inside_p + inside_q) + (1.0 - q_inside) / 2
-    jsd = np.where(lengths > 0, jsd, 0.0)
+    jsd = row_sum(inside_p + inside_q) + (q.sum() - q_inside) / 2
 
     mass = row_sum(values**RENYI_ALPHA * q_smooth[p.indices] ** (1 - RENYI_ALPHA))
-    renyi_div = np.where(mass > 0, np.log2(np.where(mass > 0, mass, 1.0)) / (RENYI_ALPHA - 1), 0.0)
+    renyi_div = np.where(
+        mass > 0,
+        np.log2(np.where(mass > 0, mass, 1.0)) / (RENYI_ALPHA - 1),
+        -np.log2(q_smooth.min()),  # no mass (an empty example): the largest divergence
+    )
 
     dot = row_sum(values * qv)
     p_norm = np.sqrt(row_sum(values * values))
@@ -256,7 +266,6 @@ def feature_matrix(
     denominator = p_norm * q_norm
     cos = np.divide(dot, denominator, out=np.zeros(n), where=denominator > 0)
     euclid = np.sqrt(np.maximum(p_norm**2 + q_norm**2 - 2 * dot, 0.0))
-    euclid = np.where(lengths > 0, euclid, 0.0)
 
     emb = np.zeros(n)
     if embeddings is not None and target_embeddings is not None and len(target_embeddings):

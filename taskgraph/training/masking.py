@@ -32,10 +32,13 @@ non-special tokens) and corrupt the chosen positions the same way (BERT, Devlin 
 
     *Drawing masks*: each candidate position gets its difficulty's rank r in [0, 1] (its
     quantile in the same distribution) and the weight
-    w = (1 - explore) * exp(-(r - q)^2 / (2 * bandwidth^2)) + explore; each sequence then
-    masks n = round(mask_rate * candidates) positions (at least 1) drawn without replacement
-    with probabilities proportional to w (Gumbel top-k).  So the mean difficulty of the masks
-    is held near the target level; ``explore`` keeps every position reachable.
+    w = (1 - explore) * exp(-(r - q)^2 / (2 * bandwidth^2)) + explore, kept as log w
+    (``logaddexp`` of the two terms) so that a narrow bandwidth never underflows to 0.  A
+    sequence with c candidates masks n positions, n = floor(mask_rate * c) plus one with
+    probability frac(mask_rate * c) (stochastic rounding: E[n] = mask_rate * c exactly, as
+    for random masking), drawn without replacement with probabilities proportional to w
+    (Gumbel top-k).  So the mean difficulty of the masks is held near the target level;
+    ``explore`` keeps every position reachable.
 
     Parameters (``options`` of the spec; defaults): ``mask_rate`` 0.15, ``q_start`` 0.2,
     ``q_end`` 0.9, ``full_accuracy`` 0.5, ``bandwidth`` 0.15, ``explore`` 0.1,
@@ -52,6 +55,7 @@ The numpy here is deterministic given the generator, so a seed reproduces the ma
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -189,11 +193,17 @@ class AdaptiveMasking:
         upto = np.searchsorted(ordered, values, side="right")
         return (below + upto) / (2.0 * ordered.size)
 
-    def weights(self, rows: np.ndarray, input_ids: np.ndarray) -> np.ndarray:
-        """Return the (B, L) sampling weights of the module docstring."""
+    def log_weights(self, rows: np.ndarray, input_ids: np.ndarray) -> np.ndarray:
+        """Return the (B, L) log sampling weights log w of the module docstring."""
         rank = self.ranks(self.estimates(rows, input_ids))
-        bump = np.exp(-((rank - self.target) ** 2) / (2.0 * self.bandwidth**2))
-        return (1.0 - self.explore) * bump + self.explore
+        # In log space: exp(-(r - q)^2 / (2 b^2)) is 0.0 in float64 once the exponent is below
+        # about -745, and a key of log(0) = -inf would tie a candidate with the non-candidates.
+        log_bump = -((rank - self.target) ** 2) / (2.0 * self.bandwidth**2)
+        if self.explore == 0.0:
+            return log_bump
+        if self.explore == 1.0:
+            return np.zeros_like(log_bump)
+        return np.logaddexp(math.log1p(-self.explore) + log_bump, math.log(self.explore))
 
     def choose(
         self,
@@ -202,12 +212,17 @@ class AdaptiveMasking:
         candidates: np.ndarray,
         rng: np.random.Generator,
     ) -> np.ndarray:
-        """Return the (B, L) bool mask: ``round(mask_rate * candidates)`` positions per row."""
-        weights = self.weights(rows, input_ids)
+        """Return the (B, L) bool mask: ``mask_rate * candidates`` positions per row on average.
+
+        Each row's count is ``mask_rate * c`` stochastically rounded (``c`` its candidates), so
+        its expectation is that of :class:`RandomMasking`.
+        """
+        log_weights = self.log_weights(rows, input_ids)
         gumbel = -np.log(-np.log(rng.random(input_ids.shape) + 1e-12) + 1e-12)
-        keys = np.where(candidates, np.log(weights) + gumbel, -np.inf)
-        counts = candidates.sum(axis=1)
-        wanted = np.where(counts > 0, np.maximum(np.rint(self.mask_rate * counts), 1), 0)
+        keys = np.where(candidates, log_weights + gumbel, -np.inf)
+        expected = self.mask_rate * candidates.sum(axis=1)
+        whole = np.floor(expected)
+        wanted = whole + (rng.random(expected.shape) < expected - whole)
         order = np.argsort(-keys, axis=1, kind="stable")
         rank_of = np.empty_like(order)
         np.put_along_axis(rank_of, order, np.arange(order.shape[1])[None, :], axis=1)

@@ -6,11 +6,14 @@ trial with the same pretraining already ran it.
 
 * **Corpus.**  Each ``corpus`` entry is a task name (catalog, inline or ``synth_*``: the text
   of its train split: sentences, sentence pairs, or QA contexts, each distinct context once,
-  and questions) or the path of a UTF-8 text file (one passage a line, blank lines skipped).
-  An empty corpus means the trial's own tasks.  Texts are tokenized without truncation and cut
-  into windows of ``max_length - 2`` word pieces (``[CLS] ... [SEP]``), so long passages are
-  used whole; ``max_sequences`` keeps a fixed random subset of the windows.  Up to 5 % of the
-  windows (at most 64) are held out to measure the accuracy curve and are never trained on.
+  and questions; the whole split, whatever ``mixing.max_examples`` caps for fine-tuning) or
+  the path of a UTF-8 text file (one passage a line, blank lines skipped; a file that is not
+  UTF-8 is a ConfigError naming its line).  An empty corpus means the trial's own tasks.
+  Texts are tokenized without truncation and cut into windows of ``max_length - 2`` word
+  pieces (``[CLS] ... [SEP]``), so long passages are used whole; a window longer than the
+  encoder's ``max_position_embeddings`` is a ConfigError before anything runs.
+  ``max_sequences`` keeps a fixed random subset of the windows.  Up to 5 % of the windows
+  (at most 64) are held out to measure the accuracy curve and are never trained on.
 * **Loop.**  ``steps`` AdamW steps (``learning_rate``, 10 % linear warmup then linear decay,
   no weight decay on biases and LayerNorms, gradient clipping at 1.0) of ``batch_size``
   windows drawn in seeded random order (epochs), masked by the scheme
@@ -22,9 +25,11 @@ trial with the same pretraining already ran it.
   ``max(steps // 10, 1)`` steps and at the end: ``[[step, accuracy], ...]``.
 * **Cache.**  The weights and the report are kept under ``$TASKGRAPH_CACHE/pretrained/<key>/``
   (and in memory for the process), keyed by the corpus fingerprint (each entry's dataset
-  fingerprint or file sha256), the scheme and all its parameters, the seed, the encoder (name
-  and options) and the input length; a directory is written under a temporary name and
-  renamed into place, so parallel trials never read half a checkpoint.
+  fingerprint or file sha256), the scheme and all its parameters, the seed (each seed
+  pretrains on its own, so a seed's variance includes the stage's), the encoder (name and
+  options), the input length and the precision (bf16 autocast on CUDA, fp32 elsewhere: the
+  two give different weights); a directory is written under a temporary name and renamed into
+  place, so parallel trials never read half a checkpoint.
   ``TASKGRAPH_PRETRAIN_CACHE=off`` disables the disk level.
 """
 
@@ -60,10 +65,11 @@ __all__ = [
     "pretrained_encoder_state",
     "pretraining_key",
     "run_pretraining",
+    "stage_precision",
 ]
 
 PRETRAIN_CACHE_ENV = "TASKGRAPH_PRETRAIN_CACHE"
-_VERSION = 1
+_VERSION = 2
 _HELD_OUT = 64
 _MEMORY = FeatureCache(directory=None, memory_items=4)
 
@@ -108,15 +114,55 @@ def corpus_texts(
                 raise ConfigError(
                     f"pretraining.corpus[{index}]: {entry!r} is neither a task nor a text file"
                 ) from None
-            raw = path.read_bytes()
+            raw = _read_corpus_file(path, f"pretraining.corpus[{index}]")
+            text = _decode(raw, f"pretraining.corpus[{index}]: {entry}")
             prints.append("file:" + hashlib.sha256(raw).hexdigest())
-            texts.extend(line for line in raw.decode("utf-8").splitlines() if line.strip())
+            texts.extend(line for line in text.splitlines() if line.strip())
             continue
         prints.append("task:" + task_fingerprint(task, data_dir=data_dir))
         texts.extend(_texts_of(task, data_dir))
     if not texts:
         raise ConfigError(f"pretraining.corpus: {list(entries)} holds no text")
     return texts, hashlib.sha256("|".join(prints).encode()).hexdigest()
+
+
+def _read_corpus_file(path: Path, where: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise ConfigError(f"{where}: cannot read {str(path)!r}: {error.strerror}") from None
+
+
+def _decode(raw: bytes, where: str) -> str:
+    """Return ``raw`` decoded as UTF-8; else a ConfigError naming the line and the byte."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        column = error.start - raw.rfind(b"\n", 0, error.start)
+        raise ConfigError(
+            f"{where}, line {line}: not UTF-8 text (byte 0x{raw[error.start]:02x} at byte "
+            f"{column} of the line); save the file as UTF-8"
+        ) from None
+
+
+def _check_window(max_length: int, encoder: Any, *, field: str) -> None:
+    """Raise ConfigError unless windows of ``max_length`` tokens fit ``encoder``'s positions."""
+    if max_length < 6:
+        raise ConfigError(
+            f"{field} must be at least 6 ([CLS], 4 pieces, [SEP]), but got {max_length}"
+        )
+    positions = getattr(getattr(encoder.model, "config", None), "max_position_embeddings", None)
+    if isinstance(positions, int) and max_length > positions:
+        raise ConfigError(
+            f"{field} is {max_length}, but the encoder has {positions} positions "
+            f"(max_position_embeddings); use at most {positions}"
+        )
+
+
+def stage_precision(device: torch.device) -> str:
+    """Return the stage's arithmetic on ``device``: ``"bf16"`` (CUDA autocast) or ``"fp32"``."""
+    return "bf16" if device.type == "cuda" else "fp32"
 
 
 def _windows(texts: Sequence[str], tokenizer: Any, *, max_length: int) -> np.ndarray:
@@ -136,8 +182,12 @@ def _windows(texts: Sequence[str], tokenizer: Any, *, max_length: int) -> np.nda
     return out
 
 
-def pretraining_key(config: TrialConfig, corpus_fingerprint: str) -> str:
-    """Return the cache key of ``config``'s pretraining stage."""
+def pretraining_key(config: TrialConfig, corpus_fingerprint: str, *, precision: str) -> str:
+    """Return the cache key of ``config``'s pretraining stage run in ``precision``.
+
+    ``precision`` is :func:`stage_precision` of the device: a bf16 (CUDA) checkpoint is not
+    the fp32 (CPU) one.  The seed is part of the key: each seed pretrains separately.
+    """
     assert config.pretraining is not None
     encoder_options = dict(config.encoder_options)
     if config.encoder == "tiny-bert":
@@ -149,6 +199,7 @@ def pretraining_key(config: TrialConfig, corpus_fingerprint: str) -> str:
         "seed": config.seed,
         "encoder": [config.encoder, encoder_options],
         "max_length": config.pretraining.max_length or config.max_length,
+        "precision": precision,
     }
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
@@ -213,8 +264,10 @@ def pretrained_encoder_state(
     """
     pre = config.pretraining
     assert pre is not None
+    device = device or torch.device("cpu")
+    _check_window(pre.max_length or config.max_length, encoder, field=_window_field(pre))
     texts, fingerprint = corpus_texts(config, tasks=tasks, data_dir=data_dir)
-    key = pretraining_key(config, fingerprint)
+    key = pretraining_key(config, fingerprint, precision=stage_precision(device))
     hit = _read(key)
     if hit is not None:
         state, report = hit
@@ -225,11 +278,17 @@ def pretrained_encoder_state(
         texts,
         seed=config.seed,
         max_length=pre.max_length or config.max_length,
-        device=device or torch.device("cpu"),
+        device=device,
     )
     report.update(corpus_fingerprint=fingerprint, key=key)
     _write(key, state, report)
     return state, {**report, "cached": False}
+
+
+def _window_field(pre: PretrainingConfig) -> str:
+    if pre.max_length is None:
+        return "the pretraining window length (the trial's max_length)"
+    return "pretraining.max_length"
 
 
 def _decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -264,6 +323,7 @@ def run_pretraining(
     from taskgraph.tasks.types import TaskType
 
     start = time.perf_counter()
+    _check_window(max_length, encoder, field=_window_field(pre))
     masking = build_masking(pre.scheme, pre.options)
     tokenizer = encoder.tokenizer
     ids = _windows(texts, tokenizer, max_length=max_length)
@@ -314,7 +374,7 @@ def run_pretraining(
     held_inputs, held_labels = corrupt(
         held, held_chosen, mask_token_id=mask_id, vocab_size=vocab, rng=held_rng
     )
-    autocast = device.type == "cuda"
+    autocast = stage_precision(device) == "bf16"
 
     def forward(
         original: np.ndarray, inputs: np.ndarray, labels: np.ndarray

@@ -7,8 +7,9 @@ tasks' training-set sizes ``n`` into unnormalised weights; ``MixingConfig.weight
 - ``proportional``: p ~ n (examples are drawn uniformly from the union).
 - ``temperature``: p ~ n^(1/T) (T > 1 flattens towards uniform; Arivazhagan et al. 2019).
 - ``annealed``: the exponent moves linearly from 1/T at the start to 1 at the end of training,
-  as :class:`~taskgraph.trial.MixingConfig` specifies.  Stickland and Murray (2019) anneal the
-  other way (from proportional towards flatter); with T < 1 this scheme starts sharper and ends
+  as :class:`~taskgraph.trial.MixingConfig` specifies: with T > 1, from flat to proportional.
+  That is the reverse of Stickland and Murray (2019), who anneal from proportional towards
+  flatter, and not their schedule; with T < 1 this scheme starts sharper and ends
   proportional.
 - ``uniform``: p = 1/|tasks|.
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import math
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -68,7 +69,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 # bump when the features' definition changes, so stale cached matrices are never read
-_VERSION = 2
+_VERSION = 3
 
 
 def example_words(example: Example) -> list[str]:
@@ -142,6 +143,10 @@ def _embeddings(
     sums = np.asarray(occurrences @ word_sums)
     totals = occurrences @ word_counts
     return np.divide(sums, totals[:, None], out=np.zeros_like(sums), where=totals[:, None] > 0)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _digest(indices: np.ndarray) -> str:
@@ -236,6 +241,13 @@ def select(
             f"data_selection.weights names {outside}, which are not in its features "
             f"{list(selection.features)}"
         )
+    for feature, weight in selection.weights.items():
+        if not _is_number(weight) or not math.isfinite(weight):
+            raise ConfigError(
+                f"data_selection.weights[{feature!r}] must be a finite number, but got {weight!r}"
+            )
+    if not _is_number(selection.keep) or not 0 < selection.keep <= 1:
+        raise ConfigError(f"data_selection.keep must be in (0, 1], but got {selection.keep!r}")
     scores = selection_scores(features.values, selection.weights)
     positions = select_top(scores, selection.keep, seed=stable_seed("selection", name))
     ids = features.pool[positions]

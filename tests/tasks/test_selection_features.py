@@ -95,7 +95,62 @@ def test_feature_matrix_matches_the_hand_values_and_orientation() -> None:
     assert column(values, "euclidean")[1] == pytest.approx(0.0)
     for name in ("jsd", "renyi", "cosine", "euclidean", "ngram_overlap"):
         assert column(values, name)[1] > column(values, name)[0], name
-    assert np.all(np.isfinite(values)) and np.all(values[2] == 0.0)
+    assert np.all(np.isfinite(values))
+    # the empty example: as for P = 0 (checked against the reference functions below)
+    empty = dict(zip(sel.SELECTION_FEATURES, values[2], strict=True))
+    assert empty["jsd"] == pytest.approx(-0.5)
+    assert empty["euclidean"] == pytest.approx(-math.sqrt(sum(v * v for v in Q.values())))
+    assert empty["renyi"] == pytest.approx(math.log2(0.01 / 4.04))  # -(-log2 min Q)
+    assert all(
+        empty[name] == 0.0 for name in sel.SELECTION_FEATURES if name not in sel.NEGATED_FEATURES
+    )
+
+
+def test_an_empty_example_is_never_the_closest_and_matches_the_reference() -> None:
+    target = [["the", "cat", "sat"], ["a", "dog", "ran"]]
+    # the audit's case, plus an example closer to the target than all of them
+    examples = [
+        [],
+        ["the", "cat", "sat"],
+        ["zebra", "quux"],
+        ["the", "dog"],
+        ["the", "cat", "sat", "a"],
+    ]
+    values = sel.feature_matrix(examples, target)
+    q = sel.term_distribution([w for t in target for w in t])
+    vocabulary = {w.lower() for t in target + examples for w in t}
+    smooth = {w: (q.get(w, 0.0) * 6 + 0.01) / (6 + 0.01 * len(vocabulary)) for w in vocabulary}
+    grams = sel.target_ngrams(target)
+    for i, example in enumerate(examples):
+        p = sel.term_distribution(example)
+        reference = {
+            "jsd": -sel.jensen_shannon(p, q),
+            "renyi": -sel.renyi(p, smooth),
+            "cosine": sel.cosine(p, q),
+            "euclidean": -sel.euclidean(p, q),
+            "embedding_cosine": 0.0,
+            "ngram_overlap": sel.ngram_overlap(example, grams),
+            "types": len(set(example)),
+            "ttr": sel.type_token_ratio(example),
+            "entropy": sel.entropy(example),
+            "simpson": sel.simpson(example),
+        }
+        got = dict(zip(sel.SELECTION_FEATURES, values[i], strict=True))
+        assert got == pytest.approx(reference), example
+    assert sel.jensen_shannon({}, q) == pytest.approx(0.5)
+    # Ranked by one similarity, the empty example is never kept first (it was: distance 0).
+    for name in ("jsd", "renyi", "euclidean", "cosine"):
+        scores = sel.selection_scores(values, {name: 1.0})
+        assert sel.select_top(scores, 0.2).tolist() == [4], name
+        assert scores[0] < scores[4] and scores[0] <= scores[1], name
+    assert column(values, "renyi")[0] == column(values, "renyi").min()
+
+
+def test_jsd_against_an_empty_target_matches_the_reference() -> None:
+    values = sel.feature_matrix([["a"], []], [])
+    assert column(values, "jsd").tolist() == pytest.approx(
+        [-sel.jensen_shannon({"a": 1.0}, {}), -sel.jensen_shannon({}, {})]
+    )
 
 
 def test_standardise_zscores_and_zeroes_constant_columns() -> None:

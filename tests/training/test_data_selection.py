@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import taskgraph.training.selection as selection_module
+from taskgraph.errors import ConfigError
 from taskgraph.tasks.selection import SELECTION_FEATURES, decode_ids
 from taskgraph.tasks.synthetic import synthetic_family
 from taskgraph.training import train_trial
@@ -120,6 +121,30 @@ def test_unknown_weight_is_an_invalid_configuration() -> None:
     result = train_trial(bad, tasks=TASKS)
     assert result.status is TrialStatus.FAILED
     assert "data_selection.weights names ['ttr']" in (result.failure_reason or "")
+
+
+@pytest.mark.parametrize(
+    ("keep", "weights", "message"),
+    [
+        (0.0, {}, "data_selection.keep must be in (0, 1], but got 0.0"),
+        (1.5, {}, "data_selection.keep must be in (0, 1], but got 1.5"),
+        (0.5, {"jsd": float("nan")}, "data_selection.weights['jsd'] must be a finite number"),
+    ],
+)
+def test_out_of_range_keep_or_weight_is_a_config_error(
+    keep: float, weights: dict[str, float], message: str
+) -> None:
+    features = selection_module.AuxiliaryFeatures(
+        values=np.zeros((3, len(SELECTION_FEATURES))), pool=np.arange(3), size=3, seconds=0.0
+    )
+    chosen = DataSelectionConfig(features=("jsd",), weights=weights, keep=keep)
+    with pytest.raises(ConfigError) as caught:
+        selection_module.select(features, chosen, name="synth_related")
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+    # through a trial: a failed run with the one line, no traceback
+    result = train_trial(config(data_selection=chosen), tasks=TASKS)
+    assert result.status is TrialStatus.FAILED
+    assert (result.failure_reason or "").startswith(f"invalid configuration: {message}")
 
 
 def test_family_key_separates_selected_data_but_not_its_weights() -> None:

@@ -4,10 +4,13 @@ checkpoint cache (a second trial reuses it), the corpus, and what goes into the 
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import torch
 
+from taskgraph.errors import ConfigError
 from taskgraph.tasks.synthetic import synthetic_family
 from taskgraph.training import pretraining as stage
 from taskgraph.training import train_trial
@@ -94,7 +97,7 @@ def test_a_second_trial_reuses_the_cached_checkpoint(
 def test_the_cache_key_covers_scheme_parameters_seed_and_encoder() -> None:
     base = config()
     keys = {
-        stage.pretraining_key(c, "corpus")
+        stage.pretraining_key(c, "corpus", precision="fp32")
         for c in (
             base,
             base.with_seed(1),
@@ -105,7 +108,38 @@ def test_the_cache_key_covers_scheme_parameters_seed_and_encoder() -> None:
         )
     }
     assert len(keys) == 6
-    assert stage.pretraining_key(base, "other corpus") != stage.pretraining_key(base, "corpus")
+    assert stage.pretraining_key(base, "other corpus", precision="fp32") != stage.pretraining_key(
+        base, "corpus", precision="fp32"
+    )
+
+
+def test_the_cache_key_covers_the_devices_precision(monkeypatch: pytest.MonkeyPatch) -> None:
+    # CUDA pretrains in bf16 autocast, the CPU in fp32: two checkpoints, never one shared.
+    base = config()
+    assert stage.pretraining_key(base, "corpus", precision="bf16") != stage.pretraining_key(
+        base, "corpus", precision="fp32"
+    )
+    assert stage.stage_precision(torch.device("cuda")) == "bf16"
+    assert stage.stage_precision(torch.device("cpu")) == "fp32"
+    # and the stage keys its checkpoint by the device it runs on (no GPU needed: the run is
+    # replaced by a stub that records nothing but its device)
+    devices: list[str] = []
+
+    def stub(pre: PretrainingConfig, encoder: Any, texts: Any, **kwargs: Any) -> Any:
+        devices.append(kwargs["device"].type)
+        return {}, {}
+
+    monkeypatch.setattr(stage, "run_pretraining", stub)
+    encoder = SimpleNamespace(model=SimpleNamespace(config=SimpleNamespace()))
+    reports = [
+        stage.pretrained_encoder_state(base, encoder, tasks=FAMILY.tasks, device=torch.device(d))[1]
+        for d in ("cpu", "cuda")
+    ]
+    assert devices == ["cpu", "cuda"]
+    assert reports[0]["key"] != reports[1]["key"]
+    assert reports[0]["key"] == stage.pretraining_key(
+        base, reports[0]["corpus_fingerprint"], precision="fp32"
+    )
 
 
 def test_a_text_file_corpus_and_a_bad_entry(tmp_path: Path) -> None:
@@ -121,6 +155,52 @@ def test_a_text_file_corpus_and_a_bad_entry(tmp_path: Path) -> None:
         "invalid configuration: pretraining.corpus[0]: 'no_such_task_or_file' is neither a "
         "task nor a text file"
     )
+
+
+def test_a_corpus_file_that_is_not_utf8_names_the_file_and_line(
+    tmp_path: Path, stage_runs: list[str]
+) -> None:
+    text = tmp_path / "latin1.txt"
+    text.write_bytes("a first line in plain ascii\ncaf\u00e9 au lait\n".encode("latin-1"))
+    result = train_trial(config(corpus=(str(text),)), tasks=FAMILY.tasks)
+    assert result.status is TrialStatus.FAILED
+    assert result.failure_reason == (
+        f"invalid configuration: pretraining.corpus[0]: {text}, line 2: not UTF-8 text "
+        "(byte 0xe9 at byte 4 of the line); save the file as UTF-8"
+    )
+    assert stage_runs == []
+
+
+def test_a_window_longer_than_the_encoders_positions_fails_before_the_stage(
+    tmp_path: Path, cache_dir: Path, stage_runs: list[str]
+) -> None:
+    text = tmp_path / "long.txt"
+    text.write_text(" ".join(["alpha beta gamma delta"] * 400) + "\n" + "epsilon zeta eta\n")
+    result = train_trial(config(corpus=(str(text),), max_length=600), tasks=FAMILY.tasks)
+    assert result.status is TrialStatus.FAILED
+    assert result.failure_reason == (
+        "invalid configuration: pretraining.max_length is 600, but the encoder has 512 "
+        "positions (max_position_embeddings); use at most 512"
+    )
+    assert stage_runs == [] and not (cache_dir / "pretrained").exists()
+    # The trial's own max_length as the window: named as such.
+    own = TrialConfig(**{**config().__dict__, "max_length": 1024})
+    reason = train_trial(own, tasks=FAMILY.tasks).failure_reason or ""
+    assert "the trial's max_length) is 1024, but the encoder has 512 positions" in reason
+    # Too short for a window of [CLS], 4 pieces, [SEP] (2 used to be a raw range() error).
+    short = train_trial(config(max_length=2), tasks=FAMILY.tasks)
+    assert short.failure_reason == (
+        "invalid configuration: pretraining.max_length must be at least 6 ([CLS], 4 pieces, "
+        "[SEP]), but got 2"
+    )
+    # Checked before the corpus is read: a missing file is not what it reports.
+    with pytest.raises(ConfigError, match="is 600, but the encoder has 512 positions"):
+        stage.pretrained_encoder_state(
+            config(corpus=("no_such_file",), max_length=600),
+            SimpleNamespace(
+                model=SimpleNamespace(config=SimpleNamespace(max_position_embeddings=512))
+            ),
+        )
 
 
 def test_family_key_and_config_round_trip() -> None:
