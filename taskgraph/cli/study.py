@@ -139,10 +139,11 @@ def _storage(option: str | None, spec: Any = None) -> str:
 
 def _stopped(stop: KeyboardInterrupt, what: str) -> NoReturn:
     """Say how the command was stopped and ``what`` became of its work; exit 130 after Ctrl-C,
-    143 after SIGTERM (``Terminated``, raised under ``terminate_as_interrupt``)."""
-    from taskgraph.search.heartbeat import Terminated
+    143 after SIGTERM (raised under ``terminate_as_interrupt``, also when a library turned
+    it into a plain ``KeyboardInterrupt``)."""
+    from taskgraph.search.heartbeat import was_terminated
 
-    terminated = isinstance(stop, Terminated)
+    terminated = was_terminated(stop)
     how = "terminated (SIGTERM)" if terminated else "interrupted"
     stderr_console.print(f"{how}: {what}", soft_wrap=True)
     raise typer.Exit(143 if terminated else 130) from None

@@ -7,8 +7,10 @@ neither torch nor Ray: the evaluators and the Ray driver are imported when a stu
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from taskgraph.errors import ConfigError
 from taskgraph.runners.base import RunnerCapabilities, TrialEvaluator
 
 if TYPE_CHECKING:
@@ -16,7 +18,34 @@ if TYPE_CHECKING:
     from taskgraph.search.engine import RunSummary, StudyEngine
     from taskgraph.spec.models import StudySpec
 
-__all__ = ["LOCAL", "RAY", "TABULAR", "LocalRunner", "RayRunner", "TabularRunner"]
+__all__ = [
+    "LOCAL",
+    "RAY",
+    "TABULAR",
+    "LocalRunner",
+    "RayRunner",
+    "TabularRunner",
+    "ray_experiment_dir",
+]
+
+
+def ray_experiment_dir(spec: StudySpec) -> Path:
+    """Return Tune's state directory of ``spec``'s study, created; one ConfigError line if not.
+
+    ``runner.experiment_dir``, or ``~/.taskgraph/ray/<study>``.
+    """
+    configured = getattr(spec.runner, "experiment_dir", None)
+    path = Path(configured or Path.home() / ".taskgraph" / "ray" / spec.name).expanduser()
+    try:
+        path = path.resolve()
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(
+            f"runner.experiment_dir: cannot create {str(path)!r}: {error.strerror or error}"
+        ) from None
+    if not os.access(path, os.W_OK):
+        raise ConfigError(f"runner.experiment_dir: {str(path)!r} is not writable")
+    return path
 
 
 class LocalRunner:
@@ -98,6 +127,7 @@ class RayRunner:
             from taskgraph.runners.ray.address import check_ray_address
 
             check_ray_address(spec.runner.address, flag="--address (runner.address)")
+        ray_experiment_dir(spec)
         return None  # each Tune worker builds its own (taskgraph.runners.ray.worker)
 
     def run(self, engine: StudyEngine) -> RunSummary:

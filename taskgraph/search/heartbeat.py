@@ -39,6 +39,7 @@ __all__ = [
     "quiet_optuna",
     "storage_id",
     "terminate_as_interrupt",
+    "was_terminated",
 ]
 
 
@@ -179,8 +180,20 @@ class Terminated(KeyboardInterrupt):
     """
 
 
+#: Set when SIGTERM arrives under :func:`terminate_as_interrupt`: code that catches the
+#: :class:`Terminated` and raises a plain ``KeyboardInterrupt`` instead (Ray's ``ray.wait``
+#: does) would otherwise hide that it was a SIGTERM.
+_SIGTERM_SEEN = threading.Event()
+
+
 def _raise_terminated(signum: int, frame: object) -> None:
+    _SIGTERM_SEEN.set()
     raise Terminated
+
+
+def was_terminated(stop: KeyboardInterrupt) -> bool:
+    """Return whether ``stop`` came from SIGTERM (under :func:`terminate_as_interrupt`)."""
+    return isinstance(stop, Terminated) or _SIGTERM_SEEN.is_set()
 
 
 @contextmanager
@@ -216,6 +229,7 @@ def terminate_as_interrupt() -> Iterator[None]:
     mid-trial, as ``kill -9`` would, and the trial waits for its heartbeat to go stale.  Main
     thread only (where Python delivers signals); elsewhere the block runs as is.
     """
+    _SIGTERM_SEEN.clear()
     with _signal_handlers({signal.SIGTERM: _raise_terminated}):
         yield
 

@@ -6,9 +6,18 @@ idle (``pool_pre_ping``) but fails a call whose server is down or goes away duri
 is retried, five times within about ten seconds, for deadlocks.  :class:`RetryingRDBStorage`
 retries every call that reaches the database as
 :func:`taskgraph.storage.retry.with_connection_retry` does the records' writes: each call is
-one transaction, so running it again after a lost connection is safe.  A tell whose answer
-was lost with the connection may have been applied: the retry finds the trial finished in
-the state it was told and takes that as done.
+one transaction, so running it again after a connection lost *before* the commit is safe.  A
+tell whose answer was lost with the connection may have been applied: the retry finds the
+trial finished in the state it was told and takes that as done.
+
+Two calls cannot tell their own commit from another driver's when the answer is lost after
+it (the connection drops between the server's commit and the reply, a window of
+milliseconds): a lost trial *creation* is created again, and a lost claim of a waiting trial
+(WAITING to RUNNING) reads as another driver's claim, so Optuna takes the next one.  Either
+leaves one RUNNING trial that nobody trains; it counts as running until it goes stale, and
+the next ``study open``/``resume`` fails it as interrupted (a baseline or a trial with stored
+runs is then retried), so nothing is lost or counted twice, but that run may stop a trial
+short of its budget.
 """
 
 from __future__ import annotations

@@ -141,7 +141,14 @@ class TruthfulOptunaSearch(OptunaSearch):
             self.stopped = True
             # (Ray's documented sentinel, though its annotation says Optional[Dict].)
             return Searcher.FINISHED  # type: ignore[return-value]
-        return super().suggest(trial_id)
+        suggested = super().suggest(trial_id)
+        ot_trial = self._ot_trials.get(trial_id)
+        if ot_trial is not None:
+            # The Optuna trial is RUNNING from here on, also while Tune waits for resources
+            # to start it: it beats from now, or another driver opening the study would find
+            # it stale and fail it under this driver.
+            self.heartbeat.add(storage_id(ot_trial))
+        return suggested
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         value = result.get(self.metric)
@@ -149,7 +156,21 @@ class TruthfulOptunaSearch(OptunaSearch):
             return  # a failed trial's final report: nothing for the pruner's curve
         if result.get("taskgraph_final"):
             return  # the outcome is told in on_trial_complete, not reported as a step
+        if self._finished_elsewhere(trial_id):
+            return
         super().on_trial_result(trial_id, result)
+
+    def _finished_elsewhere(self, trial_id: str) -> bool:
+        """Return whether the Optuna trial behind ``trial_id`` was finished by someone else.
+
+        Another driver that found it stale (a pause of this process longer than the grace
+        period) failed it and queued its retry: this driver's result has nowhere to go, and
+        telling it would raise in Optuna and end the whole Tune run.
+        """
+        ot_trial = self._ot_trials.get(trial_id)
+        if ot_trial is None:
+            return False
+        return bool(self.engine.storage.get_trial(storage_id(ot_trial)).state.is_finished())
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
@@ -158,6 +179,11 @@ class TruthfulOptunaSearch(OptunaSearch):
             return
         self._completed_trials.add(trial_id)
         ot_trial = self._ot_trials[trial_id]
+        if self._finished_elsewhere(trial_id):
+            self.heartbeat.discard(storage_id(ot_trial))
+            with self.book.lock:
+                self.book.finished.add(trial_id)
+            return
         with self.book.lock:
             pruned = trial_id in self.book.stopped_by_scheduler
         final = bool(result and result.get("taskgraph_outcome"))
@@ -260,6 +286,11 @@ class SparesBaseline:
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
         decision: str = super().on_trial_result(tune_controller, trial, result)  # type: ignore[misc]
         if trial.config.get(PAYLOAD, {}).get("role") == BASELINE_ROLE:
+            # The median rule remembers a trial it decided to stop and asserts, at the trial's
+            # next result, that it was stopped: a spared baseline is forgotten again.
+            stopped = getattr(self, "_stopped_trials", None)
+            if isinstance(stopped, set):
+                stopped.discard(trial)
             return tune.schedulers.TrialScheduler.CONTINUE
         return decision
 

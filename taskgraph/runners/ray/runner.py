@@ -13,6 +13,7 @@ from typing import Any
 import ray
 from ray import tune
 
+from taskgraph.runners.builtin import ray_experiment_dir
 from taskgraph.runners.ray.driver import (
     ASHASparingBaseline,
     Book,
@@ -29,6 +30,9 @@ from taskgraph.spec.models import RayRunnerSpec
 from taskgraph.storage.retry import DatabaseUnavailableError
 
 __all__ = ["QUIET_RAY_ENV", "RayTuneRunner"]
+
+#: ASHA's ``max_t``: no cap on a trial's evaluations (a trial ends when its training does).
+_NO_MAX_T = 10**9
 
 #: environment for a quiet local Ray (no auth prompt, no usage stats, classic output)
 QUIET_RAY_ENV = {
@@ -75,6 +79,11 @@ class RayTuneRunner:
                 mode=mode,
                 grace_period=pruner.min_resource,
                 reduction_factor=pruner.reduction_factor,
+                # Ray's default max_t (100) stops every trial at its 100th evaluation, recorded
+                # pruned; Optuna's pruner (the local runner) has no such cap.  A trial ends
+                # when its training does.
+                max_t=_NO_MAX_T,
+                stop_last_trials=False,
             )
         if pruner.name == "median":
             return MedianSparingBaseline(
@@ -125,12 +134,7 @@ class RayTuneRunner:
             return stop
         remaining = progress.budget - progress.n_done - progress.n_running
         book = Book()
-        experiment_dir = (
-            Path(self.runner.experiment_dir or Path.home() / ".taskgraph" / "ray" / spec.name)
-            .expanduser()
-            .resolve()
-        )
-        experiment_dir.mkdir(parents=True, exist_ok=True)
+        experiment_dir = ray_experiment_dir(spec)
         started = self._init_ray()
         # OptunaSearch warns when its own tell finds the trial already told (by us, truthfully);
         # the result loggers are off, so Tune's end-of-run analysis has no files to read.
@@ -203,7 +207,12 @@ class RayTuneRunner:
         if stop is not None:
             return stop
         # Tune ended with room left: its time budget (budget.wall_time) ran out.
-        return RunSummary(progress=engine.progress(), reason="wall_time")
+        wall = spec.budget.wall_time
+        return RunSummary(
+            progress=engine.progress(),
+            reason="wall_time",
+            detail="" if wall is None else f"{wall:g} s elapsed",
+        )
 
     def _interrupt_unfinished(self, book: Book, searcher: Any) -> None:
         # Trials Tune started but never finished (Ctrl-C, time budget): failed as interrupted

@@ -1,0 +1,157 @@
+"""The Ray driver's pieces without a Ray cluster: schedulers, the searcher's heartbeat,
+SIGTERM under Ray, Tune's state directory."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from taskgraph.errors import ConfigError
+from taskgraph.search.space import BASELINE_ROLE
+from taskgraph.spec import spec_from_dict
+from taskgraph.testing import load_fakes
+
+pytestmark = pytest.mark.ray
+
+
+class _Trial:
+    """What Tune's schedulers read of a trial: a hashable object with its config."""
+
+    def __init__(self, name: str, role: str = "search") -> None:
+        from taskgraph.runners.ray.worker import PAYLOAD
+
+        self.trial_id = name
+        self.config = {PAYLOAD: {"role": role}}
+        self.status = "RUNNING"
+
+    def __repr__(self) -> str:
+        return self.trial_id
+
+
+def _result(step: int, value: float) -> dict[str, Any]:
+    from taskgraph.runners.ray.worker import METRIC
+
+    return {"training_iteration": step, METRIC: value}
+
+
+def test_the_median_rule_spares_a_baseline_behind_better_trials_at_every_result() -> None:
+    """The rule remembers a trial it meant to stop and asserts at its next result that it was
+    stopped: a spared baseline crashed the driver with an AssertionError."""
+    from ray.tune.schedulers import TrialScheduler
+
+    from taskgraph.runners.ray.driver import MedianSparingBaseline
+    from taskgraph.runners.ray.worker import METRIC
+
+    rule = MedianSparingBaseline(
+        time_attr="training_iteration", metric=METRIC, mode="max",
+        grace_period=1.0, min_samples_required=1,
+    )  # fmt: skip
+    controller = SimpleNamespace(get_live_trials=list)  # nothing waits to run
+    good, baseline = _Trial("good"), _Trial("baseline", role=BASELINE_ROLE)
+    for step in range(1, 6):
+        decision = rule.on_trial_result(controller, good, _result(step, 0.9))
+        assert decision == TrialScheduler.CONTINUE
+    for step in range(1, 6):  # far below the median at every step, never stopped
+        decision = rule.on_trial_result(controller, baseline, _result(step, 0.1))
+        assert decision == TrialScheduler.CONTINUE
+    # and the rule still stops an ordinary trial that far behind
+    bad = _Trial("bad")
+    assert rule.on_trial_result(controller, bad, _result(1, 0.1)) == TrialScheduler.STOP
+
+
+def test_asha_under_ray_lets_a_trial_run_past_100_evaluations(tmp_path: Path) -> None:
+    """Ray's ASHAScheduler stops every trial at max_t (100 by default), recorded pruned; the
+    local runner's Optuna pruner has no such cap."""
+    from ray.tune.schedulers import TrialScheduler
+
+    from taskgraph.runners.ray import RayTuneRunner
+
+    spec = spec_from_dict({
+        "name": "asha", "target": "tgt", "candidates": ["good"],
+        "pruner": {"name": "asha", "min_resource": 150, "reduction_factor": 3},
+        "runner": {"name": "ray", "experiment_dir": str(tmp_path / "tune")},
+    })  # fmt: skip
+    this = SimpleNamespace(engine=SimpleNamespace(spec=spec))
+    # min_resource 150 > Ray's default max_t used to be an AssertionError traceback
+    scheduler = RayTuneRunner._scheduler(this)  # type: ignore[arg-type]
+    trial = _Trial("only")
+    scheduler.on_trial_add(None, trial)
+    decisions = [scheduler.on_trial_result(None, trial, _result(s, 0.5)) for s in range(1, 121)]
+    assert decisions == [TrialScheduler.CONTINUE] * 120
+
+
+def test_a_suggested_trial_beats_before_tune_starts_it(tmp_path: Path) -> None:
+    """Tune creates the Optuna trial (RUNNING) when it asks the searcher, then may wait for
+    resources before starting it: without a heartbeat from then on, another driver opening the
+    study failed it as stale under this one."""
+    import optuna
+
+    from taskgraph.runners.ray.driver import Book, DefineByRun, TruthfulOptunaSearch
+    from taskgraph.runners.ray.worker import METRIC
+    from taskgraph.search.engine import StudyEngine
+    from taskgraph.search.heartbeat import storage_id
+
+    fakes = load_fakes()
+    spec = spec_from_dict({
+        "name": "beats", "target": "tgt", "candidates": ["good", "bad"],
+        "runner": {"name": "ray", "experiment_dir": str(tmp_path / "tune")},
+    })  # fmt: skip
+    engine = StudyEngine(
+        spec=spec, storage_url=f"sqlite:///{tmp_path / 'b.db'}",
+        sharing_spaces=fakes.SHARING_SPACES,
+    )  # fmt: skip
+    study = engine.open()
+    beating: list[int] = []
+    heartbeat = SimpleNamespace(add=beating.append, discard=lambda trial_id: None)
+    searcher = TruthfulOptunaSearch(
+        engine=engine, book=Book(), heartbeat=heartbeat,
+        space=DefineByRun(space=engine.space), metric=METRIC, mode="max",
+        sampler=study.sampler, study_name=spec.name, storage=engine.storage,
+    )  # fmt: skip
+    try:
+        assert searcher.suggest("tune-1") is not None
+        (running,) = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+        assert beating == [storage_id(running)]
+        # Failed as stale by another driver all the same (say this one was paused): this
+        # driver's results for it are dropped instead of raising in Optuna mid-run.
+        engine.storage.set_trial_state_values(
+            storage_id(running), state=optuna.trial.TrialState.FAIL
+        )
+        searcher.on_trial_result("tune-1", {METRIC: 0.5, "training_iteration": 1})
+        searcher.on_trial_complete("tune-1", {METRIC: 0.5, "taskgraph_outcome": "[]"})
+        assert study.trials[running.number].state == optuna.trial.TrialState.FAIL
+    finally:
+        engine.close()
+
+
+def test_sigterm_turned_into_a_plain_keyboard_interrupt_still_reads_as_sigterm() -> None:
+    """Ray's ray.wait replaces the Terminated that SIGTERM raises with a plain
+    KeyboardInterrupt: `kill <pid>` of a Ray driver exited 130 'interrupted', not 143."""
+    from taskgraph.search.heartbeat import Terminated, terminate_as_interrupt, was_terminated
+
+    with terminate_as_interrupt():
+        assert not was_terminated(KeyboardInterrupt())  # Ctrl-C
+        with pytest.raises(Terminated):
+            os.kill(os.getpid(), signal.SIGTERM)
+            signal.sigtimedwait([], 0.1)  # let the handler run
+        assert was_terminated(KeyboardInterrupt())  # what a library re-raised instead
+    with terminate_as_interrupt():
+        assert not was_terminated(KeyboardInterrupt())  # a new command starts clean
+
+
+def test_an_unusable_experiment_dir_is_one_line_before_the_study_exists(tmp_path: Path) -> None:
+    from taskgraph.runners.builtin import RAY
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    spec = spec_from_dict({
+        "name": "dir", "target": "tgt", "candidates": ["good"],
+        "runner": {"name": "ray", "experiment_dir": str(blocker / "tune")},
+    })  # fmt: skip
+    with pytest.raises(ConfigError, match=r"runner\.experiment_dir: cannot create .*file/tune"):
+        RAY.build_evaluator(spec)
