@@ -22,6 +22,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.errors import DataFormatError, DataNotFoundError
@@ -228,26 +229,47 @@ def _parse_row(cells: Sequence[str], *, file: Path, line: int) -> LongRow:
     )
 
 
-def write_long_csv(table: LongTable | Iterable[LongRow], path: str | os.PathLike[str]) -> int:
-    """Write ``table`` to ``path`` in the long format (atomically); return the row count."""
-    file = Path(path)
+def write_long_csv(
+    table: LongTable | Iterable[LongRow], path: str | os.PathLike[str] | IO[str]
+) -> int:
+    """Write ``table`` in the long format; return the row count.
+
+    ``path``: a file, written atomically (a ``.tmp`` sibling renamed into place, removed when
+    the write fails: the ``OSError`` propagates and the file is as it was), or an open text
+    stream (``newline=""``), written as is, for a caller that stages several files.
+    """
     rows = list(table)
+    if not isinstance(path, str | os.PathLike):
+        _write_rows(rows, path)
+        return len(rows)
+    file = Path(path)
     tmp = file.with_name(file.name + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(LONG_HEADER)
-        for row in rows:
-            writer.writerow(
-                [
-                    row.target,
-                    row.task_set_key,
-                    row.split,
-                    repr(float(row.value)),
-                    int(row.higher_is_better),
-                ]
-            )
-    tmp.replace(file)
+    written = False  # the temporary file is ours to remove (not something already there)
+    try:
+        with tmp.open("w", newline="", encoding="utf-8") as handle:
+            written = True
+            _write_rows(rows, handle)
+        tmp.replace(file)
+        written = False
+    finally:
+        if written:
+            tmp.unlink(missing_ok=True)
     return len(rows)
+
+
+def _write_rows(rows: Sequence[LongRow], handle: IO[str]) -> None:
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(LONG_HEADER)
+    for row in rows:
+        writer.writerow(
+            [
+                row.target,
+                row.task_set_key,
+                row.split,
+                repr(float(row.value)),
+                int(row.higher_is_better),
+            ]
+        )
 
 
 #: Largest magnitude of a table value: squares of differences of such values stay finite.

@@ -4,10 +4,11 @@ A study's rows are its spec's ``rows`` (fixed configurations, see
 :class:`~taskgraph.spec.models.RowSpec`); a run belongs to the row whose configuration it
 trained (same task set and model configuration hash; the seed aside).  A study without ``rows``
 gets one row per distinct configuration, in the order its first run was stored.  Each cell is
-the mean over the row's complete runs (one per seed) with a 95 % Student-t interval; a row also
-reports its paired difference from the first row in the objective metric (per seed, the row's
-run minus the first row's run of the same seed: mean, standard error and paired t-test), its
-seeds, failed runs and cost (training seconds per run, mean and total).
+the mean over the row's complete runs (one per seed: the latest run of a seed run twice) with a
+95 % Student-t interval; a row also reports its paired difference from the first row in the
+objective metric (per seed, the row's run minus the first row's run of the same seed: mean,
+standard error and paired t-test), its seeds, failed runs and cost (training seconds per run,
+mean and total).
 
 :func:`results_table` reads the records; :meth:`ResultsTable.to_markdown` renders the table,
 :meth:`ResultsTable.long_rows` gives the long CSV of ``taskgraph bench`` (one row per task set
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from taskgraph.affinity.longtable import LongRow, write_long_csv
-from taskgraph.errors import ConfigError, DataNotFoundError, StorageError
+from taskgraph.errors import ConfigError, DataNotFoundError, StorageError, TaskgraphError
 from taskgraph.storage.records import RunRecord
 from taskgraph.vocabulary import higher_is_better, task_set_key
 
@@ -37,6 +38,7 @@ __all__ = [
     "Paired",
     "ResultRow",
     "ResultsTable",
+    "ResultsWriteError",
     "check_results_folder",
     "mean_interval",
     "replace_section",
@@ -47,6 +49,10 @@ __all__ = [
 
 #: the long format's split names for the trainer's
 _LONG_SPLITS = {"dev": "val", "val": "val", "test": "test"}
+
+
+class ResultsWriteError(TaskgraphError):
+    """A results file could not be written (a directory in its place, a read-only folder)."""
 
 
 def mean_interval(values: Sequence[float], *, confidence: float = 0.95) -> tuple[float, float]:
@@ -151,8 +157,19 @@ class ResultRow:
 
     @property
     def complete(self) -> list[RunRecord]:
-        """Return the row's complete runs, by seed."""
-        return sorted((r for r in self.runs if r.status == "complete"), key=lambda r: r.seed)
+        """Return the row's complete runs, one per seed, by seed.
+
+        A seed run twice (a study re-run into the same database) counts once, by its latest
+        run (the highest run id): the cells, the seed count and the paired difference then
+        all see the same runs.
+        """
+        latest: dict[int, RunRecord] = {}
+        for run in self.runs:
+            if run.status == "complete" and (
+                run.seed not in latest or run.id > latest[run.seed].id
+            ):
+                latest[run.seed] = run
+        return [latest[seed] for seed in sorted(latest)]
 
     @property
     def n_failed(self) -> int:
@@ -486,7 +503,8 @@ def replace_section(text: str, study: str, body: str) -> str:
 
 def check_results_folder(directory: str | os.PathLike[str], study: str) -> Path:
     """Return the ``README.md`` of results folder ``directory`` once it holds ``study``'s
-    marked section; raise :class:`DataNotFoundError` / :class:`ConfigError` saying what to add."""
+    marked section; raise :class:`DataNotFoundError` / :class:`ConfigError` saying what to add
+    (:class:`ResultsWriteError` when something other than a file is where the CSV goes)."""
     folder = Path(directory)
     begin, end = section_markers(study)
     if not folder.is_dir():
@@ -500,6 +518,9 @@ def check_results_folder(directory: str | os.PathLike[str], study: str) -> Path:
             f"lines {begin!r} and {end!r} where the table goes"
         )
     replace_section(readme.read_text(encoding="utf-8"), study, "")  # the markers are there
+    table = folder / f"{study}.csv"
+    if table.exists() and not table.is_file():
+        raise ResultsWriteError(f"cannot write {table}: it exists and is not a regular file")
     return readme
 
 
@@ -507,19 +528,37 @@ def write_results(table: ResultsTable, directory: str | os.PathLike[str]) -> lis
     """Write ``<study>.csv`` (long format) and the table into ``README.md``'s marked section.
 
     Returns the paths written.  The README is checked before anything is written, so a
-    missing section writes nothing.
+    missing section writes nothing.  Both files are written to ``.tmp`` siblings first and
+    renamed into place only when both were written, so a failed write changes neither; it
+    raises :class:`ResultsWriteError` naming the file, and no ``.tmp`` file is left behind.
     """
     folder = Path(directory)
     readme = check_results_folder(folder, table.study)
     updated = replace_section(readme.read_text(encoding="utf-8"), table.study, table.to_markdown())
-    paths: list[Path] = []
     long_rows = table.long_rows()
-    if long_rows:
-        csv_path = folder / f"{table.study}.csv"
-        write_long_csv(long_rows, csv_path)
-        paths.append(csv_path)
-    tmp = readme.with_name(readme.name + ".tmp")
-    tmp.write_text(updated, encoding="utf-8")
-    tmp.replace(readme)
-    paths.append(readme)
-    return paths
+    targets = ([folder / f"{table.study}.csv"] if long_rows else []) + [readme]
+    staged: list[Path] = []  # temporary files created so far, in the order of ``targets``
+    current = targets[0]
+    try:
+        for path in targets:
+            current = path
+            tmp = path.with_name(path.name + ".tmp")
+            if tmp.exists() and not tmp.is_file():
+                raise ResultsWriteError(
+                    f"cannot write {path}: its temporary file {tmp} is in the way (not a file)"
+                )
+            with tmp.open("w", newline="", encoding="utf-8") as handle:
+                staged.append(tmp)
+                if path == readme:
+                    handle.write(updated)
+                else:
+                    write_long_csv(long_rows, handle)
+        for tmp, path in zip(staged, targets, strict=True):
+            current = path
+            tmp.replace(path)
+    except OSError as error:
+        raise ResultsWriteError(f"cannot write {current}: {error.strerror or error}") from None
+    finally:
+        for tmp in staged:
+            tmp.unlink(missing_ok=True)
+    return targets

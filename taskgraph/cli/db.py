@@ -5,13 +5,21 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from alembic.script import ScriptDirectory
 
 from taskgraph.cli.options import JsonOption, StorageOption
 from taskgraph.cli.output import emit_json, stdout_console
 from taskgraph.errors import SchemaMismatchError, StorageError
 from taskgraph.storage import mask_url, resolve_storage_url
 from taskgraph.storage.engine import describe_error
-from taskgraph.storage.migrate import schema_differences, schema_mismatch, schema_state, upgrade
+from taskgraph.storage.migrate import (
+    SchemaState,
+    alembic_config,
+    schema_differences,
+    schema_mismatch,
+    schema_state,
+    upgrade,
+)
 from taskgraph.storage.repository import open_engine
 
 __all__ = ["app"]
@@ -66,22 +74,35 @@ def current_command(storage: StorageOption = None, as_json: JsonOption = False) 
     finally:
         engine.dispose()
     masked = mask_url(url)
+    newer = _is_newer(state)
     if as_json:
-        emit_json(
-            {
-                "storage": masked,
-                "current": state.current,
-                "head": state.head,
-                "at_head": state.at_head,
-            }
-        )
+        report: dict[str, object] = {
+            "storage": masked,
+            "current": state.current,
+            "head": state.head,
+            "at_head": state.at_head,
+        }
+        if newer:
+            report["newer"] = True
+        emit_json(report)
         return
     where = "at head" if state.at_head else "behind: run `taskgraph db upgrade`"
+    if newer:
+        where = "newer than this taskgraph knows: upgrade taskgraph"
     if state.is_empty:
         where = "empty: run `taskgraph db upgrade` or a study to create it"
     stdout_console.print(
         f"{masked}: revision {state.current or '(none)'}, head {state.head} ({where})"
     )
+
+
+def _is_newer(state: SchemaState) -> bool:
+    """Return True when the database is at a revision this taskgraph does not know (a newer
+    taskgraph wrote it: ``taskgraph db upgrade`` cannot help, upgrading taskgraph does)."""
+    if state.current is None or state.at_head:
+        return False
+    script = ScriptDirectory.from_config(alembic_config())
+    return state.current not in {revision.revision for revision in script.walk_revisions()}
 
 
 @app.command("check")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from taskgraph.cli.options import CsvOption, JsonOption, StorageOption
 from taskgraph.cli.output import (
@@ -173,33 +174,48 @@ def show_command(
     if as_json:
         emit_json(run.to_dict())
         return
-    stdout_console.print(
+    # Stored text (a failure reason quoting a path, a setting) is printed as it is: rich
+    # would read "[red]" as a style and fail on "[/data/x.csv]" as a closing tag.
+    _print_plain(
         f"run {run.id}: study {run.study!r}, trial {run.trial_number}, seed {run.seed}, "
         f"target {run.target!r}, task set {run.task_set_key}"
     )
-    stdout_console.print(
+    _print_plain(
         f"status {run.status}"
         + (f" ({run.failure_reason})" if run.failure_reason else "")
         + f", objective {run.objective}, cost {run.cost_seconds:.1f} s on {run.device}, "
         f"model config {run.model_config_hash[:12]} (family {run.family})"
     )
     if run.data_selection is not None:
-        stdout_console.print(_selection_line(run.data_selection), soft_wrap=True)
+        _print_plain(_selection_line(run.data_selection), soft_wrap=True)
     if run.pretraining_report is not None:
-        stdout_console.print(_pretraining_line(run.pretraining_report), soft_wrap=True)
+        _print_plain(_pretraining_line(run.pretraining_report), soft_wrap=True)
     settings = [
         {"setting": key, "value": json.dumps(value, sort_keys=True, default=str)}
         for key, value in sorted(run.config.items())
         if value not in (None, {}, [], ())
     ]
-    emit_rows(settings, columns=("setting", "value"), title="configuration")
+    emit_rows(_escaped(settings), columns=("setting", "value"), title="configuration")
     scores = [
         {"task": task, "split": split, "metric": metric, "value": value}
         for task, splits in sorted(run.scores.items())
         for split, metrics in sorted(splits.items())
         for metric, value in sorted(metrics.items())
     ]
-    emit_rows(scores, columns=("task", "split", "metric", "value"), title="scores")
+    emit_rows(_escaped(scores), columns=("task", "split", "metric", "value"), title="scores")
+
+
+def _print_plain(text: str, **options: Any) -> None:
+    """Print database text on stdout literally: no rich markup, no ``:emoji:`` codes."""
+    stdout_console.print(text, markup=False, emoji=False, **options)
+
+
+def _escaped(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return table rows whose strings rich's table prints literally (markup escaped)."""
+    return [
+        {key: escape(value) if isinstance(value, str) else value for key, value in row.items()}
+        for row in rows
+    ]
 
 
 def _selection_line(selection: dict[str, Any]) -> str:

@@ -30,6 +30,8 @@ __all__ = ["expand_env", "load_spec", "spec_from_dict"]
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _TASK_NAME = re.compile(r"[a-z][a-z0-9_]*")  # taskgraph.tasks.user: a task name, not a path
+# A SQLite URL's file: what follows the third slash (a fourth makes it absolute).
+_SQLITE_FILE = re.compile(r"(?P<scheme>sqlite(?:\+\w+)?:///)(?P<path>[^?#]*)")
 
 
 class _BoundedLoader(yaml.SafeLoader):
@@ -263,6 +265,24 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
         runner["table"] = absolute(runner["table"])
     if isinstance(data.get("data_dir"), str):
         data["data_dir"] = absolute(data["data_dir"])
+    if isinstance(data.get("storage"), str):
+        data["storage"] = _spec_relative_sqlite(data["storage"], base)
+
+
+def _spec_relative_sqlite(url: str, base: Path) -> str:
+    """Return ``url`` with a relative SQLite file made absolute against ``base``.
+
+    ``storage: sqlite:///study.db`` in a spec names a file beside the spec, like every other
+    path in it; ``--storage`` and ``TASKGRAPH_STORAGE`` stay relative to the working directory.
+    Other URLs (PostgreSQL, an absolute or ``~`` path, in-memory) are returned unchanged.
+    """
+    match = _SQLITE_FILE.fullmatch(url.strip())
+    if match is None:
+        return url
+    path = match["path"]
+    if not path or path.startswith(("/", "~", ":memory:", "file:")):
+        return url
+    return f"{match['scheme']}{(base / path).resolve()}"
 
 
 def _one_line(

@@ -5,6 +5,13 @@ Parquet are flat: one row per score record (run columns repeated), so a spreadsh
 can pivot them; a run without scores (a failed trial) still gets one row with empty score
 columns, so nothing is lost.  A file is written next to its destination and renamed into
 place: an export that fails leaves no half-written file.
+
+A score is labelled with its *own* task set and model family, which need not be its run's: a
+sequential run's source tasks are scored in the source phase's task set, and an auxiliary's
+family carries that task's example cap (``tg_scores.task_set_id`` and ``family``, what the
+affinity code reads).  The flat rows' ``task_set`` and ``family`` are the score's, beside the
+run's in ``run_task_set`` and ``run_family``; the JSON object of a run lists them per scored
+task under ``measured_in``.  JSON has no NaN or infinity: those are written as ``null``.
 """
 
 from __future__ import annotations
@@ -12,19 +19,30 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import stat
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Literal
 
 from taskgraph.errors import ConfigError, StorageError
 from taskgraph.storage.records import RunRecord
 
-__all__ = ["EXPORT_FORMATS", "FLAT_COLUMNS", "export_runs", "flat_rows"]
+__all__ = [
+    "EXPORT_FORMATS",
+    "FLAT_COLUMNS",
+    "ScoreLabels",
+    "export_runs",
+    "flat_rows",
+    "run_object",
+]
 
 EXPORT_FORMATS = ("csv", "json", "parquet")
+
+#: run id -> scored task -> (task set key, model family) its score rows were stored with
+ScoreLabels = Mapping[int, Mapping[str, tuple[str, str]]]
 
 FLAT_COLUMNS = (
     "run_id",
@@ -38,6 +56,8 @@ FLAT_COLUMNS = (
     "objective",
     "model_config_hash",
     "family",
+    "run_task_set",
+    "run_family",
     "transfer_mode",
     "encoder",
     "sharing",
@@ -58,9 +78,16 @@ FLAT_COLUMNS = (
 )
 
 
-def flat_rows(runs: Sequence[RunRecord]) -> Iterator[dict[str, Any]]:
-    """Yield one flat row per score record (one row for a run without scores)."""
+def flat_rows(
+    runs: Sequence[RunRecord], labels: ScoreLabels | None = None
+) -> Iterator[dict[str, Any]]:
+    """Yield one flat row per score record (one row for a run without scores).
+
+    ``task_set`` and ``family`` of a score's row are its own from ``labels`` (what
+    ``Repository.export`` reads from ``tg_scores``), the run's where ``labels`` has none.
+    """
     for run in runs:
+        measured_in = (labels or {}).get(run.id, {})
         base = {
             "run_id": run.id,
             "study": run.study,
@@ -73,6 +100,8 @@ def flat_rows(runs: Sequence[RunRecord]) -> Iterator[dict[str, Any]]:
             "objective": run.objective,
             "model_config_hash": run.model_config_hash,
             "family": run.family,
+            "run_task_set": run.task_set_key,
+            "run_family": run.family,
             "transfer_mode": run.transfer_mode,
             "encoder": run.config.get("encoder"),
             "sharing": run.config.get("sharing"),
@@ -96,7 +125,44 @@ def flat_rows(runs: Sequence[RunRecord]) -> Iterator[dict[str, Any]]:
         if not scores:
             yield {**base, "task": None, "split": None, "metric": None, "value": None}
         for task, split, metric, value in scores:
-            yield {**base, "task": task, "split": split, "metric": metric, "value": value}
+            task_set, family = measured_in.get(task, (run.task_set_key, run.family))
+            yield {
+                **base,
+                "task_set": task_set,
+                "family": family,
+                "task": task,
+                "split": split,
+                "metric": metric,
+                "value": value,
+            }
+
+
+def run_object(run: RunRecord, labels: ScoreLabels | None = None) -> dict[str, Any]:
+    """Return a run's JSON export object: ``RunRecord.to_dict()`` with ``measured_in``.
+
+    ``measured_in`` maps each scored task to the task set and family of its scores (the
+    run's where ``labels`` has none); NaN and infinities become ``None``.
+    """
+    measured_in = (labels or {}).get(run.id, {})
+    data = run.to_dict()
+    labelled: dict[str, dict[str, str]] = {}
+    for task in run.scores:
+        task_set, family = measured_in.get(task, (run.task_set_key, run.family))
+        labelled[task] = {"task_set": task_set, "family": family}
+    data["measured_in"] = labelled
+    return _finite(data)
+
+
+def _finite(value: Any) -> Any:
+    """Return ``value`` with every non-finite float (in dicts, lists, tuples) replaced by None."""
+    # As taskgraph.cli.output.emit_json does; storage sits below the command line.
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 def export_runs(
@@ -104,8 +170,13 @@ def export_runs(
     path_or_stream: str | os.PathLike[str] | IO[Any],
     *,
     format: Literal["csv", "json", "parquet"],
+    labels: ScoreLabels | None = None,
 ) -> int:
-    """Write ``runs`` in ``format``; return the number of rows (JSON: runs) written."""
+    """Write ``runs`` in ``format``; return the number of rows (JSON: runs) written.
+
+    ``labels``: each score's own task set and family (:data:`ScoreLabels`); without them a
+    score is labelled with its run's.
+    """
     if format not in EXPORT_FORMATS:
         raise ConfigError(f"`format` must be one of {list(EXPORT_FORMATS)}, but got {format!r}")
     if format == "parquet":
@@ -117,7 +188,7 @@ def export_runs(
                 "Parquet export needs pyarrow: pip install 'taskgraph[parquet]' "
                 "(or export --format csv / json)"
             ) from None
-        rows = list(flat_rows(runs))
+        rows = list(flat_rows(runs, labels))
         table = (
             pa.Table.from_pylist(rows, schema=_arrow_schema(pa))
             if rows
@@ -129,14 +200,15 @@ def export_runs(
         return len(rows)
     text = io.StringIO()
     if format == "json":
-        json.dump([run.to_dict() for run in runs], text, indent=2, ensure_ascii=False)
+        objects = [run_object(run, labels) for run in runs]
+        json.dump(objects, text, indent=2, ensure_ascii=False, allow_nan=False)
         text.write("\n")
         count = len(runs)
     else:
         writer = csv.DictWriter(text, fieldnames=list(FLAT_COLUMNS), lineterminator="\n")
         writer.writeheader()
         count = 0
-        for row in flat_rows(runs):
+        for row in flat_rows(runs, labels):
             writer.writerow(row)
             count += 1
     _write(path_or_stream, text.getvalue())

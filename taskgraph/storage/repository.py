@@ -399,10 +399,10 @@ class Repository:
             if not model_config:
                 raise ConfigError("`model_config` is empty: give a hash or its prefix")
             # autoescape: '%' and '_' are characters of the prefix, not LIKE wildcards.
+            # Hashes are lower-case hex: SQLite's LIKE ignores case, PostgreSQL's does not.
+            prefix = model_config.lower()
             query = query.where(
-                RunRow.model_config.has(
-                    ModelConfigRow.hash.startswith(model_config, autoescape=True)
-                )
+                RunRow.model_config.has(ModelConfigRow.hash.startswith(prefix, autoescape=True))
             )
         if pretraining is not None:
             # The run's TrialConfig JSON: {"pretraining": null} or {"pretraining": {"scheme": ..}}.
@@ -900,19 +900,32 @@ class Repository:
         """Write the matching records to a file or stream; return how many rows were written.
 
         ``json``: one object per run (config, scores, cost); ``csv``/``parquet``: one row per
-        score record with its run's columns (a run without scores keeps one row).
+        score record with its run's columns (a run without scores keeps one row).  Each score
+        is labelled with the task set and family it was stored with (``tg_scores``), which a
+        sequential run's sources and a capped auxiliary do not share with their run.
         """
         from taskgraph.storage.export import export_runs
 
-        runs = self.runs(
+        query = self._run_query(
             study=study,
             target=target,
             task_set=task_set,
             status=status,
             contains=contains,
             model_config=model_config,
-        )
-        return export_runs(runs, path_or_stream, format=format)
+        ).order_by(RunRow.id)
+        with self._factory.session() as session:
+            rows = session.execute(query).unique().scalars().all()
+            runs = [_run_record(row) for row in rows]
+            used = {score.task_set_id for row in rows for score in row.scores}
+            keys, _ = self._lookups(session.connection(), used, set())
+            labels = {
+                row.id: {
+                    score.task: (keys[score.task_set_id], score.family) for score in row.scores
+                }
+                for row in rows
+            }
+        return export_runs(runs, path_or_stream, format=format, labels=labels)
 
 
 def records_by_task_set(records: Iterable[ScoreRecord]) -> dict[str, list[ScoreRecord]]:

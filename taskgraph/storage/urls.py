@@ -43,8 +43,10 @@ DEFAULT_STORAGE_URL = "sqlite:///taskgraph.db"
 
 _SUPPORTED = {"sqlite": ("sqlite", "pysqlite"), "postgresql": ("postgresql", "psycopg")}
 MASK = "***"
-# user:password@ inside a string SQLAlchemy could not parse.
-_PASSWORD_IN_TEXT = re.compile(r"(?P<head>://[^:/@\s]*:)(?P<password>[^@\s]*)(?P<tail>@)")
+# user:password@ inside a string SQLAlchemy could not parse (or would misread).  The password
+# runs to the *last* '@' of the URL: an unencoded '@' in it ends SQLAlchemy's password early,
+# and masking only up to the first '@' would show the rest of it as the host.
+_PASSWORD_IN_TEXT = re.compile(r"(?P<head>://[^:/@\s]*:)(?P<password>[^\s'\"<>`]*)(?P<tail>@)")
 # A password field in a query string (?password=…&) or a libpq conninfo (password=… / '…').
 _PASSWORD_FIELD = re.compile(
     r"(?P<head>\bpassword\s*=\s*)(?P<password>'(?:[^'\\]|\\.)*'|[^&\s;,\"')]*)", re.IGNORECASE
@@ -99,9 +101,24 @@ def last_resolved_url() -> str | None:
     return _resolved[-1] if _resolved else None
 
 
+def _ambiguous_userinfo(url: str) -> bool:
+    """Return True when ``url`` has more than one '@' after '://' (and a host part).
+
+    SQLAlchemy ends the password at its first '@'; whatever follows up to the next '@' would
+    be read as the host (and shown unmasked).  Every '@' after '://' counts, not only those
+    before the first '/': an unencoded password may hold '/', '?' or '#' as well.  A SQLite
+    path (``sqlite:///a@b.db``) has no host part and is never ambiguous.
+    """
+    _, separator, rest = url.partition("://")
+    return bool(separator) and not rest.startswith("/") and rest.count("@") > 1
+
+
 def mask_url(url: str | URL) -> str:
     """Return ``url`` with its password fields replaced by ``***`` (safe for messages, logs
     and the database): the ``user:password@`` part and a ``password`` query parameter."""
+    text = url if isinstance(url, str) else url.render_as_string(hide_password=False)
+    if _ambiguous_userinfo(text):
+        return _mask_text_fields(text)
     try:
         parsed = url if isinstance(url, URL) else make_url(url)
     except (ArgumentError, ValueError):
@@ -172,6 +189,11 @@ def parse_storage_url(url: str, *, check_directory: bool = True) -> URL:
     on another machine than the one that runs it).  Nothing is created here.
     """
     masked = mask_url(url)
+    if _ambiguous_userinfo(url):
+        raise StorageError(
+            f"storage URL {masked!r} has more than one '@' after '://': percent-encode every "
+            "'@' but the one before the host (e.g. in the password) as '%40'"
+        )
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as error:

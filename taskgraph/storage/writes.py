@@ -213,6 +213,21 @@ def _run_config(config: TrialConfig, result: TrialResult) -> dict[str, Any]:
     return data
 
 
+def _utc(value: datetime | None) -> datetime | None:
+    """Return ``value`` in UTC; a naive datetime is taken to be UTC already.
+
+    SQLite keeps a timestamp's wall-clock digits and drops its offset (read back as UTC, see
+    ``repository._aware``): 12:00 at +02:00 would come back as 12:00 UTC, two hours late.
+    Naive values follow the records' convention (naive means UTC), on PostgreSQL too, where
+    the server would otherwise read them in its session time zone.
+    """
+    if value is None:
+        return None
+    if value.tzinfo is None or value.utcoffset() is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
 def _finite(value: float | None) -> float | None:
     if value is None:
         return None
@@ -267,8 +282,8 @@ def insert_run(
         "target_steps": int(result.cost.target_steps),
         "total_steps": int(result.cost.total_steps),
         "device": result.cost.device,
-        "started_at": started_at,
-        "finished_at": finished_at,
+        "started_at": _utc(started_at),
+        "finished_at": _utc(finished_at),
         "created_at": utcnow(),
         "code_version": code_version,
         "host": host,

@@ -27,7 +27,7 @@ def test_upgrade_current_check_on_the_old_schema_file(tmp_path):
     assert code == 0 and json.loads(out) == {
         "storage": url,
         "current": "0001",
-        "head": "0004",
+        "head": "0005",
         "at_head": False,
     }
     code, _, err = invoke("db", "check", "--storage", url)
@@ -35,9 +35,9 @@ def test_upgrade_current_check_on_the_old_schema_file(tmp_path):
     code, _, err = invoke("records", "list", "--storage", url)
     assert code == 1 and "taskgraph db upgrade" in err
     code, out, _ = invoke("db", "upgrade", "--storage", url)
-    assert code == 0 and "from revision 0001 to 0004" in out
+    assert code == 0 and "from revision 0001 to 0005" in out
     code, out, _ = invoke("db", "upgrade", "--storage", url)
-    assert code == 0 and "already at revision 0004" in out
+    assert code == 0 and "already at revision 0005" in out
     code, out, _ = invoke("db", "check", "--storage", url, "--json")
     assert code == 0 and json.loads(out)["ok"] is True
     code, out, _ = invoke("records", "list", "--storage", url, "--json")
@@ -49,7 +49,7 @@ def test_upgrade_creates_a_new_database_but_current_and_check_do_not(tmp_path):
     code, _, err = invoke("db", "current", "--storage", url)
     assert code == 1 and "no records database" in err and not (tmp_path / "new.db").exists()
     code, out, _ = invoke("db", "upgrade", "--storage", url, "--json")
-    assert code == 0 and json.loads(out) == {"storage": url, "before": None, "after": "0004"}
+    assert code == 0 and json.loads(out) == {"storage": url, "before": None, "after": "0005"}
     code, out, _ = invoke("db", "current", "--storage", url)
     assert code == 0 and "(at head)" in out
 
@@ -64,7 +64,7 @@ def test_an_older_revision_is_refused_not_reported_as_reached(tmp_path):
         "(taskgraph's migrations only go up)"
     )
     code, out, _ = invoke("db", "upgrade", "--storage", url, "--json")
-    assert code == 0 and json.loads(out)["before"] == "0002" and json.loads(out)["after"] == "0004"
+    assert code == 0 and json.loads(out)["before"] == "0002" and json.loads(out)["after"] == "0005"
 
 
 def test_bad_url_is_one_line_and_masked(tmp_path):

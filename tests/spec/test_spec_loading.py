@@ -89,7 +89,7 @@ def test_env_expansion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TG_TEST_UNSET", raising=False)
     text = MINIMAL + "storage: ${TG_TEST_DB}\ndescription: ${TG_TEST_UNSET:-fallback}\n"
     spec = load_spec(write(tmp_path, text))
-    assert spec.storage == "sqlite:///x.db"
+    assert spec.storage == f"sqlite:///{(tmp_path / 'x.db').resolve()}"  # beside the spec
     assert spec.description == "fallback"
     message = error_of(tmp_path, MINIMAL + "storage: ${TG_TEST_UNSET}\n")
     assert "TG_TEST_UNSET" in message and "spec.yaml" in message

@@ -24,7 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 def test_empty_database_is_created_at_head_and_matches_the_models(storage_url):
     with open_repository(storage_url) as repo, repo.engine.connect() as connection:
         state = schema_state(connection)
-        assert state.current == head_revision() == "0004"
+        assert state.current == head_revision() == "0005"
         assert schema_differences(connection) == []
         tables = set(inspect(connection).get_table_names())
     assert VERSION_TABLE in tables and "alembic_version" not in tables
@@ -34,13 +34,13 @@ def test_empty_database_is_created_at_head_and_matches_the_models(storage_url):
 def test_migrations_downgrade_to_base_and_upgrade_again(storage_url):
     engine = open_engine(storage_url)
     try:
-        assert upgrade(engine) == (None, "0004")
+        assert upgrade(engine) == (None, "0005")
         with engine.begin() as connection:
             command.downgrade(alembic_config(connection), "base")
         with engine.connect() as connection:
             assert schema_state(connection).is_empty
         assert upgrade(engine, "0001") == (None, "0001")
-        assert upgrade(engine) == ("0001", "0004")
+        assert upgrade(engine) == ("0001", "0005")
     finally:
         engine.dispose()
 
@@ -60,7 +60,7 @@ def test_scores_keep_every_record_through_a_downgrade_and_the_backfilling_upgrad
             command.downgrade(alembic_config(connection), "0002")
     engine = open_engine(storage_url)
     try:
-        assert upgrade(engine) == ("0002", "0004")  # backfills study, task set, seed, status
+        assert upgrade(engine) == ("0002", "0005")  # backfills study, task set, seed, status
     finally:
         engine.dispose()
     with open_repository(storage_url) as repo:
@@ -80,12 +80,12 @@ def test_old_schema_file_names_the_upgrade_command_then_upgrades_with_its_data(
     with pytest.raises(SchemaMismatchError) as error:
         open_repository(url)
     assert str(error.value) == (
-        f"{url} is at schema revision 0001, this taskgraph needs 0004: "
+        f"{url} is at schema revision 0001, this taskgraph needs 0005: "
         f"run `taskgraph db upgrade --storage {url}`"
     )
     engine = open_engine(url)
     try:
-        assert upgrade(engine) == ("0001", "0004")
+        assert upgrade(engine) == ("0001", "0005")
     finally:
         engine.dispose()
     with open_repository(url) as repo:
@@ -159,7 +159,7 @@ def test_alembic_command_line_reaches_the_packaged_scripts(sqlite_url, tmp_path)
         return done.stdout
 
     alembic("upgrade", "head")
-    assert "0004 (head)" in alembic("current")
+    assert "0005 (head)" in alembic("current")
     assert "No new upgrade operations detected" in alembic("check")
 
 

@@ -2,7 +2,8 @@
 
 "Every record of T, grouped by task set" then reads one index range of tg_scores and never
 touches tg_runs (whose rows carry the full config JSON).  Existing rows are backfilled from
-their runs, so an old database keeps every record.
+their runs, so an old database keeps every record; a sequential run's source-task scores get
+the source phase's task set (see ``migrations/source_phase.py``).
 
 Revision ID: 0003
 Revises: 0002
@@ -16,6 +17,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
+
+from taskgraph.storage.migrations.source_phase import repoint_in_migration
 
 revision: str = "0003"
 down_revision: str | Sequence[str] | None = "0002"
@@ -48,13 +51,15 @@ def _backfill() -> None:
             "UPDATE tg_scores SET study_id = r.study_id, task_set_id = r.task_set_id, "
             "seed = r.seed, status = r.status FROM tg_runs AS r WHERE r.id = tg_scores.run_id"
         )
-        return
-    # Correlated subqueries: UPDATE ... FROM needs SQLite >= 3.33.
-    assignments = ", ".join(
-        f"{column} = (SELECT r.{column} FROM tg_runs AS r WHERE r.id = tg_scores.run_id)"
-        for column in COPIED
-    )
-    op.execute(f"UPDATE tg_scores SET {assignments}")
+    else:
+        # Correlated subqueries: UPDATE ... FROM needs SQLite >= 3.33.
+        assignments = ", ".join(
+            f"{column} = (SELECT r.{column} FROM tg_runs AS r WHERE r.id = tg_scores.run_id)"
+            for column in COPIED
+        )
+        op.execute(f"UPDATE tg_scores SET {assignments}")
+    # A sequential run's source tasks were scored in the source phase's task set, not the run's.
+    repoint_in_migration("0003")
 
 
 def upgrade() -> None:

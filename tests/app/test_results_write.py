@@ -1,0 +1,105 @@
+"""``records table --write``: a file that cannot be written is one error line, nothing changed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from taskgraph.app.results import ResultsWriteError, results_table, write_results
+from taskgraph.cli.app import app
+from taskgraph.storage import open_repository
+from taskgraph.trial import Cost, TrialConfig, TrialResult, TrialStatus
+
+runner = CliRunner()
+SPEC = {"name": "s", "target": "ner", "objective": {"metric": "f1"}, "candidates": ["pos"]}
+README = "# Results\n\n<!-- results:s -->\nold table\n<!-- /results:s -->\n"
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'records.db'}"
+    with open_repository(url) as repo:
+        repo.ensure_study("s", spec=SPEC, target="ner")
+        for number, auxiliaries in enumerate([(), ("pos",)]):
+            config = TrialConfig(target="ner", auxiliaries=auxiliaries, seed=0)
+            result = TrialResult(
+                status=TrialStatus.COMPLETE,
+                scores={task: {"test": {"f1": 0.5 + number / 10}} for task in config.task_set},
+                objective=0.5,
+                cost=Cost(seconds=1.0),
+            )
+            repo.add_run_result(study="s", trial_number=number, config=config, result=result)
+    return url
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "README.md").write_text(README)
+    (results / "s.csv").write_text("old csv\n")
+    return results
+
+
+def _one_error_line(result, *words: str) -> None:
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert all(word in lines[0] for word in words), lines[0]
+
+
+def test_a_directory_where_the_csv_goes_is_one_line_and_nothing_is_written(storage, tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "README.md").write_text(README)
+    (results / "s.csv").mkdir()
+    done = runner.invoke(
+        app, ["records", "table", "s", "--storage", storage, "--write", str(results)]
+    )
+    _one_error_line(done, f"cannot write {results / 's.csv'}", "not a regular file")
+    assert done.stdout == ""  # refused before the table was printed
+    assert (results / "README.md").read_text() == README
+    assert sorted(p.name for p in results.iterdir()) == ["README.md", "s.csv"]
+
+
+def test_a_readme_that_cannot_be_staged_leaves_the_csv_as_it_was(storage, folder):
+    (folder / "README.md.tmp").mkdir()  # in the way of the README's temporary file
+    done = runner.invoke(
+        app, ["records", "table", "s", "--storage", storage, "--write", str(folder)]
+    )
+    _one_error_line(done, f"cannot write {folder / 'README.md'}")
+    assert (folder / "s.csv").read_text() == "old csv\n"  # not replaced ahead of the README
+    assert (folder / "README.md").read_text() == README
+    assert not (folder / "s.csv.tmp").exists()
+
+
+def test_a_failed_rename_removes_both_temporary_files(storage, folder, monkeypatch):
+    table = results_table("s", storage=storage)
+
+    def refuse(self: Path, target: Path) -> Path:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "replace", refuse)
+    with pytest.raises(ResultsWriteError, match=r"cannot write .*s\.csv: Permission denied"):
+        write_results(table, folder)
+    monkeypatch.undo()
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "s.csv"]
+    assert (folder / "s.csv").read_text() == "old csv\n"
+    written = write_results(table, folder)  # and it works once the folder lets it
+    assert written == [folder / "s.csv", folder / "README.md"]
+    assert (folder / "s.csv").read_text().startswith("target,task_set,split,value")
+    assert "old table" not in (folder / "README.md").read_text()
+
+
+def test_write_long_csv_removes_its_temporary_file_when_the_rename_fails(tmp_path):
+    from taskgraph.affinity.longtable import LongRow, write_long_csv
+
+    (tmp_path / "t.csv").mkdir()
+    row = LongRow(
+        target="a", task_set=frozenset({"a"}), split="val", value=0.5, higher_is_better=True
+    )
+    with pytest.raises(IsADirectoryError):
+        write_long_csv([row], tmp_path / "t.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]
