@@ -181,12 +181,45 @@ def _check_encoder(spec: StudySpec, source: str) -> None:
     from taskgraph.models.encoders import ENCODER_NAMES
 
     name = spec.encoder.name
-    if name in ENCODER_NAMES or Path(os.path.expanduser(name)).is_dir():
+    if name not in ENCODER_NAMES and not Path(os.path.expanduser(name)).is_dir():
+        raise SpecError(
+            f"{source}: encoder.name: {name!r} is neither a known encoder nor a directory; "
+            f"allowed: {', '.join(ENCODER_NAMES)}, or the path of a local Hugging Face model"
+        )
+    positions = _encoder_positions(spec)
+    if positions is None:
         return
-    raise SpecError(
-        f"{source}: encoder.name: {name!r} is neither a known encoder nor a directory; "
-        f"allowed: {', '.join(ENCODER_NAMES)}, or the path of a local Hugging Face model"
-    )
+    windows = [("encoder.max_length", spec.encoder.max_length)]
+    pretraining = spec.search.pretraining.max_length
+    if pretraining is not None:
+        windows.append(("search.pretraining.max_length", pretraining))
+    for where, length in windows:
+        if length > positions:
+            raise SpecError(
+                f"{source}: {where}: {length} tokens, but encoder {name!r} has "
+                f"{positions} positions (max_position_embeddings); use at most {positions}"
+            )
+
+
+def _encoder_positions(spec: StudySpec) -> int | None:
+    """Return the encoder's ``max_position_embeddings`` (None when its config does not say)."""
+    import json
+
+    from taskgraph.models.encoders import TINY_BERT_DEFAULTS, minilm_path
+
+    name = spec.encoder.name
+    if name == "tiny-bert":
+        value = spec.encoder.options.get(
+            "max_position_embeddings", TINY_BERT_DEFAULTS["max_position_embeddings"]
+        )
+    else:
+        directory = minilm_path() if name == "minilm" else Path(os.path.expanduser(name))
+        try:
+            config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None  # the loader says what is wrong with the directory
+        value = config.get("max_position_embeddings") if isinstance(config, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _check_hyperparameters(spec: StudySpec, source: str) -> None:

@@ -111,6 +111,8 @@ def test_bad_set_value_is_caught_by_validate_and_run_writes_nothing(tmp_path: Pa
         ("budget.trials=0", "--set budget.trials: Input should be greater than or equal to 1"),
         ("search.max_stepz=3", "--set search.max_stepz: unknown field 'max_stepz'"),
         ("encoder.name=nope", "--set encoder.name: 'nope' is neither a known encoder"),
+        # more tokens than the encoder has positions failed in every trial's first batch
+        ("encoder.max_length=600", "--set encoder.max_length: 600 tokens, but encoder"),
     ):
         code, _, err = invoke("study", "run", str(spec), "--storage", url, "--set", option)
         assert code == 2 and err.startswith(f"error: {names}"), (option, err)

@@ -117,3 +117,17 @@ def test_trials_get_a_pretraining_config_with_conditional_parameters() -> None:
     described = space.describe()
     assert described["pretraining"] == ["none", "random", "adaptive"]
     assert described["pretraining/adaptive/q_end"] == [0.8, 0.95]
+
+
+def test_windows_longer_than_the_encoders_positions_are_refused_before_any_trial() -> None:
+    """MiniLM and tiny-bert have 512 positions: a longer window failed every trial at its
+    first batch (the stage's too) with a raw tensor-size error."""
+    with pytest.raises(SpecError, match=r"search\.pretraining\.max_length: 600 tokens, but "
+                       r"encoder 'tiny-bert' has 512 positions"):  # fmt: skip
+        spec({**SEARCHED, "max_length": 600})
+    data = {**copy.deepcopy(BASE), "encoder": {"name": "minilm", "max_length": 513}}
+    with pytest.raises(SpecError, match=r"encoder\.max_length: 513 tokens, .* 512 positions"):
+        check_spec(spec_from_dict(data))
+    wide = {**copy.deepcopy(BASE), "encoder": {"name": "tiny-bert", "max_length": 600,
+            "options": {"max_position_embeddings": 1024}}}  # fmt: skip
+    check_spec(spec_from_dict(wide))  # a tiny-bert configured with more positions is fine
