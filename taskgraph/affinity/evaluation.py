@@ -7,8 +7,10 @@ with a single split are scored on it, and the result says so).
   the larger groups; Spearman between predicted and true per-task gains on the other groups
   of size >= 3, pooled over targets (MTG-Net's protocol).
 * :func:`evaluate_source_ranking`: for each target, all other targets' rows plus 3 random
-  entries of its own row are known; rank its remaining sources (Spearman, NDCG, Regret@3),
-  beside the popular-source prior (a source's mean gain over the other targets).
+  entries of its own row are known (its baseline, those pairs and its groups of only those
+  sources); rank its remaining sources (Spearman, NDCG, Regret@3), beside the popular-source
+  prior (a source's mean gain over the other targets).  Fitted and scored on one split: the
+  scored cells are the hidden pairs of that split.
 * :func:`evaluate_pair_gains`: k-fold over each target's pair rows: fit on every other row,
   predict the held-out pairs' gains; per-target Spearman beside the popular-source prior.
 * :func:`evaluate_grouping`: choose a grouping under an inference budget with at most
@@ -239,6 +241,8 @@ def evaluate_source_ranking(
 ) -> dict[str, Any]:
     """Return per-target Spearman, NDCG and Regret@k of each method and of the popular-source prior, with spreads.
 
+    The fit holds every other target's rows and the target's rows whose auxiliaries are all
+    observed (a group with a hidden source would reveal that source's effect).
     Draws: one random subset of ``n_observed`` entries per target and seed, or with
     ``exhaustive`` every subset of every target (``seeds`` ignored).  ``result[name][metric]``
     is the mean over targets of the mean over draws; ``result["spread"][name][metric]`` holds
@@ -287,10 +291,11 @@ def evaluate_source_ranking(
         sources = sorted(pair_rows[target])
         for observed in draws[target]:
             hidden = [s for s in sources if s not in observed]
-            fit = with_stand_in_baselines([
-                r for r in records
-                if r.task != target or len(r.task_set) == 1 or (r.auxiliaries & observed)
-            ])  # fmt: skip
+            # The target's rows of observed sources only: a group {target, observed, hidden}
+            # carries a hidden source's effect into the fit (the pair gains' rule, below).
+            fit = with_stand_in_baselines(
+                [r for r in records if r.task != target or r.auxiliaries <= observed]
+            )
             true = np.array([truth[(target, s)] for s in hidden])
             predictions = {"prior": _popular_prior(fit, target, hidden)}
             for method in methods:

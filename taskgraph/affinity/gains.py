@@ -20,9 +20,17 @@ the same quantity): outputs name them apart (``measured_relative_gain``,
 ``predicted_relative_gain``, :func:`gain_key`).
 
 Standard errors combine the seed spread of both sides (unpaired; delta method for the
-ratio).  When one side has a single record its variance is taken from the other side (seed
-noise of one task is assumed similar across task sets); with one record on each side the
-standard error is unknown (NaN) and the estimators use their fitted noise level instead.
+ratio).  Records that share (family, task set, seed) are averaged first: the same seed
+trained again (one configuration run by several studies) repeats one measurement, not a new
+seed, and would otherwise give a spread of 0.  When one side has a single seed its variance
+is taken from the other side (seed noise of one task is assumed similar across task sets);
+with one seed on each side the standard error is unknown (NaN) and the estimators use their
+fitted noise level instead.
+
+A relative gain divides by the baseline, so a task whose single-task score is 0 (an F1 of 0)
+has none: :func:`compute_gains` raises, or with ``zero_baselines="leave_out"`` leaves that
+task's gains out and lists it in :attr:`GainTable.zero_baselines`, so the other targets keep
+theirs.
 """
 
 from __future__ import annotations
@@ -51,6 +59,7 @@ __all__ = [
 
 GainKind = Literal["relative", "absolute"]
 GAIN_KINDS: tuple[GainKind, ...] = ("relative", "absolute")
+ZeroBaselines = Literal["raise", "leave_out"]
 
 
 def gain_key(which: Literal["measured", "predicted"], kind: GainKind) -> str:
@@ -65,8 +74,8 @@ class Gain:
     target: str
     auxiliaries: frozenset[str]
     mean: float
-    stderr: float  # NaN when unknown (a single record on each side)
-    n_records: int  # records of the task set (seeds)
+    stderr: float  # NaN when unknown (a single seed on each side)
+    n_records: int  # records of the task set (runs; a seed repeated by several studies counts each)
     family: str = ""
     split: str = ""
     metric: str = ""
@@ -91,6 +100,10 @@ class GainTable:
     )
     #: records of task sets whose target has no single-task baseline in their family
     n_without_baseline: int = 0
+    #: (family, task, split, metric) whose baseline is 0, so whose relative gains were left out
+    zero_baselines: list[tuple[str, str, str, str]] = field(default_factory=list)
+    #: family -> finite records counted (which family holds most of the evidence)
+    family_records: dict[str, int] = field(default_factory=dict)
 
     @property
     def targets(self) -> list[str]:
@@ -107,6 +120,12 @@ class GainTable:
 
     def why_empty(self) -> str:
         """Return why the table holds no gains, in words a user can act on (for error messages)."""
+        if self.zero_baselines and not self.gains:
+            tasks = sorted({key[1] for key in self.zero_baselines})
+            return (
+                f"the single-task score of {tasks} is 0, so a gain relative to it is undefined, "
+                "and no other target has gains"
+            )
         if self.n_without_baseline and not self.baselines:
             return (
                 f"none of the {self.n_without_baseline} records' targets has a single-task "
@@ -120,19 +139,39 @@ class GainTable:
             )
         return "there are no finite score records"
 
+    def main_family(self, families: Iterable[str] | None = None) -> str | None:
+        """Return the family with the most records (of ``families`` when given; ties by name)."""
+        pool = self.family_records if families is None else set(families)
+        ranked = sorted(pool, key=lambda f: (-self.family_records.get(f, 0), f))
+        return ranked[0] if ranked else None
+
     def baseline_value(self, target: str) -> float | None:
-        """Return the mean single-task value of ``target`` over families (None when absent)."""
-        values = [
-            mean for (_, task, _, _), (mean, _, _) in self.baselines.items() if task == target
-        ]
-        return float(np.mean(values)) if values else None
+        """Return the single-task value of ``target`` in one family (None when absent).
+
+        The family with the most records among those with a baseline of ``target``: a mean
+        over families would be a score no model reached (families differ in scale, e.g. a
+        small and a large encoder).
+        """
+        found = {
+            (family, split, metric): mean
+            for (family, task, split, metric), (mean, _, _) in self.baselines.items()
+            if task == target
+        }
+        family = self.main_family(f for f, _, _ in found)
+        if family is None:
+            return None
+        return float(np.mean([v for (f, _, _), v in found.items() if f == family]))
 
 
-def _mean_var(values: Sequence[float]) -> tuple[float, float | None]:
-    array = np.asarray(values, dtype=float)
+def _mean_var(by_seed: Mapping[int, Sequence[float]]) -> tuple[float, float | None, int]:
+    """Return the mean, the variance over seeds (None with one seed) and the number of seeds.
+
+    Records of one seed are averaged first: they repeat one measurement.
+    """
+    array = np.array([float(np.mean(v)) for v in by_seed.values()])
     mean = float(array.mean())
     var = float(array.var(ddof=1)) if len(array) > 1 else None
-    return mean, var
+    return mean, var, len(array)
 
 
 def compute_gains(
@@ -141,13 +180,25 @@ def compute_gains(
     kind: GainKind = "relative",
     split: str | None = None,
     metric: str | None = None,
+    zero_baselines: ZeroBaselines = "raise",
 ) -> GainTable:
-    """Return the gains of every (family, target, task set) with a baseline in ``records``."""
+    """Return the gains of every (family, target, task set) with a baseline in ``records``.
+
+    ``zero_baselines``: what a relative gain of a task whose baseline is 0 does: ``raise`` a
+    :class:`ConfigError`, or ``leave_out`` that task's gains (listed in
+    :attr:`GainTable.zero_baselines`; its baseline is kept).
+    """
     if kind not in GAIN_KINDS:
         raise ConfigError(f"`kind` must be one of {list(GAIN_KINDS)}, but got {kind!r}")
-    groups: dict[tuple[str, str, str, str], dict[frozenset[str], list[float]]] = defaultdict(
-        lambda: defaultdict(list)
+    if zero_baselines not in ("raise", "leave_out"):
+        raise ConfigError(
+            f"`zero_baselines` must be 'raise' or 'leave_out', but got {zero_baselines!r}"
+        )
+    # key -> task set -> seed -> values
+    groups: dict[tuple[str, str, str, str], dict[frozenset[str], dict[int, list[float]]]] = (
+        defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     )
+    family_records: dict[str, int] = defaultdict(int)
     runs: dict[tuple[tuple[str, str, str, str], frozenset[str]], set[int]] = defaultdict(set)
     direction: dict[tuple[str, str, str, str], bool] = {}
     for record in records:
@@ -158,40 +209,47 @@ def compute_gains(
         if not math.isfinite(record.value):
             continue
         key = (record.family, record.task, record.split, record.metric)
-        groups[key][record.task_set].append(record.value)
+        groups[key][record.task_set][record.seed].append(record.value)
+        family_records[record.family] += 1
         if record.run_id is not None:
             runs[(key, record.task_set)].add(record.run_id)
         direction[key] = record.higher_is_better
-    table = GainTable(gains=[], kind=kind)
+    table = GainTable(gains=[], kind=kind, family_records=dict(family_records))
     for key, by_set in groups.items():
         family, task, split_name, metric_name = key
         baseline = by_set.get(frozenset({task}))
         if baseline is None:
-            table.n_without_baseline += sum(len(v) for v in by_set.values())
+            table.n_without_baseline += sum(
+                len(v) for by_seed in by_set.values() for v in by_seed.values()
+            )
             continue
-        b_mean, b_var = _mean_var(baseline)
-        b_se = math.sqrt(b_var / len(baseline)) if b_var is not None else math.nan
-        table.baselines[key] = (b_mean, b_se, len(baseline))
+        b_mean, b_var, b_seeds = _mean_var(baseline)
+        b_se = math.sqrt(b_var / b_seeds) if b_var is not None else math.nan
+        table.baselines[key] = (b_mean, b_se, sum(len(v) for v in baseline.values()))
         sign = 1.0 if direction[key] else -1.0
         if kind == "relative" and abs(b_mean) < 1e-12:
+            if zero_baselines == "leave_out":
+                table.zero_baselines.append(key)
+                continue
             raise ConfigError(
                 f"relative gain of {task!r} ({family or 'no family'}, {split_name}) needs a non-zero "
-                f"baseline, but its single-task score is {b_mean}; use gain kind 'absolute'"
+                f"baseline, but its single-task score is {b_mean}; compute absolute gains "
+                "(kind='absolute') or leave the task out (zero_baselines='leave_out')"
             )
-        for task_set, values in by_set.items():
+        for task_set, by_seed in by_set.items():
             if len(task_set) == 1:
                 continue
-            s_mean, s_var = _mean_var(values)
-            # One side with a single record borrows the other side's seed variance.
+            s_mean, s_var, s_seeds = _mean_var(by_seed)
+            # One side with a single seed borrows the other side's seed variance.
             var_s = s_var if s_var is not None else b_var
             var_b = b_var if b_var is not None else s_var
             if var_s is None or var_b is None:
                 se = math.nan
             elif kind == "absolute":
-                se = math.sqrt(var_s / len(values) + var_b / len(baseline))
+                se = math.sqrt(var_s / s_seeds + var_b / b_seeds)
             else:
                 ratio = s_mean / b_mean
-                se = math.sqrt(var_s / len(values) + ratio**2 * var_b / len(baseline)) / abs(b_mean)
+                se = math.sqrt(var_s / s_seeds + ratio**2 * var_b / b_seeds) / abs(b_mean)
             diff = s_mean - b_mean
             mean = sign * (diff if kind == "absolute" else diff / abs(b_mean))
             table.gains.append(
@@ -200,7 +258,7 @@ def compute_gains(
                     auxiliaries=task_set - {task},
                     mean=mean,
                     stderr=se,
-                    n_records=len(values),
+                    n_records=sum(len(v) for v in by_seed.values()),
                     family=family,
                     split=split_name,
                     metric=metric_name,
@@ -215,7 +273,10 @@ def pair_gains(gains: Iterable[Gain]) -> Mapping[tuple[str, str], tuple[float, f
     """Return ``(target, auxiliary) -> (mean, stderr, n_observations)`` over single-auxiliary gains.
 
     Observations of the same pair from several families are averaged with equal weight; the
-    standard error is the spread of those means when there are several, else the gain's own.
+    standard error of that mean comes from the families' own errors,
+    ``sqrt(sum(se_f ** 2)) / n``, and is unknown (NaN) when one of them is.  (The spread of
+    the family means is not an error of their mean: two families that agree would give 0
+    whatever their seed noise.)
     """
     collected: dict[tuple[str, str], list[Gain]] = defaultdict(list)
     for gain in gains:
@@ -225,8 +286,8 @@ def pair_gains(gains: Iterable[Gain]) -> Mapping[tuple[str, str], tuple[float, f
     result: dict[tuple[str, str], tuple[float, float, int]] = {}
     for pair, items in collected.items():
         means = np.array([g.mean for g in items])
-        many = len(items) > 1
-        se = float(means.std(ddof=1) / math.sqrt(len(items))) if many else items[0].stderr
+        errors = np.array([g.stderr for g in items])
+        se = float(math.sqrt(float(np.sum(errors**2))) / len(items))  # NaN when one is NaN
         result[pair] = (float(means.mean()), se, len(items))
     return result
 

@@ -4,8 +4,11 @@ Graph attributes: ``method`` (the estimator) and ``gain_kind`` (``relative`` or 
 Edge attributes name what each number is (:func:`taskgraph.affinity.gains.gain_key`), e.g. for
 relative gains: ``predicted_relative_gain`` (the estimator's gain of t from training with s
 alone) and ``predicted_relative_gain_std``, ``measured_relative_gain`` (only on edges whose
-pair was run: the gain as measured), ``evidence_runs`` (runs behind the prediction) and
-``method``.  Node attributes: ``baseline`` (mean single-task score, when known).  Exports:
+pair was run: the gain as measured), ``evidence_runs`` (runs behind the prediction: runs of
+t with s among the auxiliaries), ``pair_runs`` (those of them that trained t with s alone) and
+``method``.  Node attributes: ``baseline`` (the single-task score, when known, in the model
+family with the most records: a mean over families would be a score no model reached).
+Exports:
 GraphML and node-link JSON (both read back by networkx), DOT (written here: pydot is
 optional) and a PNG drawn with matplotlib's Agg backend: the gain printed on each edge, its
 colour on a diverging scale with a colour bar, its width by the size of the gain, and node
@@ -25,7 +28,7 @@ from typing import Any, Literal
 import networkx as nx
 
 from taskgraph.affinity.estimators.base import AffinityEstimator
-from taskgraph.affinity.gains import GainKind, gain_key, measured_gain
+from taskgraph.affinity.gains import Gain, GainKind, evidence_runs, gain_key, measured_gain
 from taskgraph.errors import ConfigError
 
 __all__ = [
@@ -76,6 +79,13 @@ def affinity_graph(
     for task in sorted(set(sources) | set(target_list)):
         baseline = estimator.table.baseline_value(task)
         graph.add_node(task, **({"baseline": baseline} if baseline is not None else {}))
+    # Runs of the pair alone are disjoint across edges; a group's run is behind several edges,
+    # so recommendations count a set's runs from both (recommend.py).
+    pair_gains_of: dict[tuple[str, str], list[Gain]] = {}
+    for gain in gains:
+        if len(gain.auxiliaries) == 1:
+            (source,) = gain.auxiliaries
+            pair_gains_of.setdefault((gain.target, source), []).append(gain)
     for target in target_list:
         others = [s for s in sources if s != target]
         means, stds = estimator.predict_many(target, [{s} for s in others])
@@ -85,20 +95,23 @@ def affinity_graph(
                 continue
             # GraphML has no null: an unknown std is -1, an unmeasured pair has no measured key.
             measured = _finite(measured_gain(estimator.table.gains, target, {source}))
+            alone = evidence_runs(pair_gains_of.get((target, source), ()))
             graph.add_edge(source, target, **{predicted: float(mean),
                            std_key: _finite(std) if _finite(std) is not None else -1.0,
                            **({measured_key: measured} if measured is not None else {}),
-                           "evidence_runs": int(evidence), "method": estimator.name})  # fmt: skip
+                           "evidence_runs": int(evidence), "pair_runs": int(alone),
+                           "method": estimator.name})  # fmt: skip
     return graph
 
 
 def graph_edges(graph: nx.DiGraph) -> list[dict[str, Any]]:
-    """Return the edges as plain dicts: source, target, the predicted gain and its std, the measured gain (None when not measured), evidence_runs, method."""
+    """Return the edges as plain dicts: source, target, the predicted gain and its std, the measured gain (None when not measured), evidence_runs, pair_runs (when known), method."""
     predicted, std_key, measured_key = _keys(graph)
     return [
         {"source": s, "target": t, predicted: d[predicted],
          std_key: None if d.get(std_key, -1.0) < 0 else d[std_key],
          measured_key: d.get(measured_key), "evidence_runs": d.get("evidence_runs", 0),
+         **({"pair_runs": d["pair_runs"]} if "pair_runs" in d else {}),
          "method": d.get("method", "")}
         for s, t, d in graph.edges(data=True)
     ]  # fmt: skip
@@ -119,6 +132,7 @@ def graph_from_edges(
                std_key: -1.0 if std is None else float(std),
                **({measured_key: measured} if measured is not None else {}),
                "evidence_runs": int(edge.get("evidence_runs", edge.get("n_evidence", 0)) or 0),
+               **({"pair_runs": int(edge["pair_runs"])} if edge.get("pair_runs") is not None else {}),
                "method": str(edge.get("method", method))},
         )  # fmt: skip
     return graph
@@ -145,10 +159,11 @@ def _dot(graph: nx.DiGraph) -> str:
         colour = "darkgreen" if gain >= 0 else "firebrick"
         label = quote(_edge_label(data, predicted, measured_key))
         measured = data.get(measured_key)
+        # Quoted: a DOT numeral has no exponent, and repr writes -1.99e-05 for a small gain.
         attrs = (
-            f"label={label}, penwidth={width:.2f}, color={colour}, {predicted}={gain!r}, "
-            f"{std_key}={float(data.get(std_key, -1.0))!r}, "
-            + ("" if measured is None else f"{measured_key}={float(measured)!r}, ")
+            f"label={label}, penwidth={width:.2f}, color={colour}, {predicted}={quote(repr(gain))}, "
+            f"{std_key}={quote(repr(float(data.get(std_key, -1.0))))}, "
+            + ("" if measured is None else f"{measured_key}={quote(repr(float(measured)))}, ")
             + f"evidence_runs={int(data.get('evidence_runs', 0))}"
         )
         lines.append(f"  {quote(source)} -> {quote(target)} [{attrs}];")

@@ -5,7 +5,12 @@
 higher-order approximation, its standard deviation the edges' combined one, NaN when an
 edge's is unknown).  Each recommendation carries the *predicted* gain beside the *measured*
 one where the set was run (an estimator shrinks what it measured toward what it learned
-from the other sets, so the two differ), and the runs behind the prediction.  Up to
+from the other sets, so the two differ), and the runs behind the prediction, each counted
+once.  A graph holds counts, not run identities: a set's runs from it are its edges'
+``pair_runs`` (the target trained with that source alone, a different run for every edge)
+plus the largest number of group runs behind any one of its edges (a run of a group with
+several of the set's sources is behind each of their edges, so adding them would count it
+again), exact for pair evidence and a lower bound beyond it.  Up to
 :data:`EXHAUSTIVE_LIMIT` candidate sets are enumerated; beyond that a beam search grows sets
 one auxiliary at a time, keeping the :data:`BEAM_WIDTH` best by predicted gain.
 """
@@ -14,8 +19,9 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -97,8 +103,23 @@ class _GraphModel:
                 stds.append(math.sqrt(variance) / len(edges))
             else:
                 stds.append(math.nan)
-            evidence.append(int(sum(e.get("evidence_runs", e.get("n_evidence", 0)) for e in edges)))
+            evidence.append(_distinct_runs(edges))
         return np.asarray(means), np.asarray(stds), evidence
+
+
+def _distinct_runs(edges: Sequence[Mapping[str, Any]]) -> int:
+    """Return the runs behind ``edges`` into one target, each run once (module docstring).
+
+    Edges without ``pair_runs`` (stored edges, older files) count all their runs as group
+    runs: the count is then the best-evidenced edge's.
+    """
+    alone, grouped = 0, 0
+    for edge in edges:
+        runs = int(edge.get("evidence_runs", edge.get("n_evidence", 0)) or 0)
+        pair = min(int(edge.get("pair_runs", 0) or 0), runs)
+        alone += pair
+        grouped = max(grouped, runs - pair)
+    return alone + grouped
 
 
 def _enumerate(candidates: Sequence[str], max_size: int) -> Iterable[frozenset[str]]:

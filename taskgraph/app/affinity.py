@@ -42,17 +42,22 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALL_METRICS",
+    "GraphReport",
+    "GroupingReport",
     "RecommendationReport",
     "affinity_graph",
     "fit_and_save",
     "fit_estimator",
     "fit_records",
+    "graph_report",
+    "grouping_report",
     "groupings",
     "load_records",
     "lookahead_matrices",
     "measured_scores",
     "recommend",
     "recommendation_report",
+    "score_family",
     "scored_by",
 ]
 
@@ -100,6 +105,11 @@ def load_records(
     if table is not None:
         from taskgraph.app.bench import load_bench_table
 
+        if metric is not None:
+            raise ConfigError(
+                f"`--metric` {metric!r} chooses among the metrics of a records database, but "
+                f"a --table holds one score per row and names no metric: leave --metric out"
+            )
         data = load_bench_table(table)
         if split is not None and split not in data.splits:
             raise ConfigError(
@@ -239,20 +249,85 @@ def fit_records(
         # overconfident additive model; the weak prior avoids both (docs/affinity.md).
         options["hyperprior"] = SMALL_DATA_HYPERPRIOR
     estimator = make_estimator(method, **options)
-    estimator.fit(records)
+    # Not estimator.fit(records), which raises for a task whose single-task score is 0: its
+    # relative gains are left out (GainTable.zero_baselines, noted) and the others' kept.
+    estimator.fit_gains(
+        compute_gains(
+            records, kind=estimator.gain_kind, split=estimator.split, metric=estimator.metric,
+            zero_baselines="leave_out",
+        )
+    )  # fmt: skip
     if not estimator.table.gains and method != "textemb":
         raise ConfigError(f"no gains to fit: {estimator.table.why_empty()}")
     return estimator
 
 
+def _zero_baseline_notes(estimator: AffinityEstimator, tasks: Sequence[str]) -> list[str]:
+    """Return a note per task of ``tasks`` whose relative gains were left out for a zero baseline."""
+    where: dict[str, set[str]] = {}
+    for _, task, split_name, metric_name in estimator.table.zero_baselines:
+        if task in tasks:
+            where.setdefault(task, set()).add(f"{metric_name or 'score'} on {split_name}")
+    notes = []
+    for task, scores in sorted(where.items()):
+        notes.append(
+            f"{task!r} has a single-task score of 0 ({', '.join(sorted(scores))}), so its gains "
+            "relative to it are undefined and left out; the other targets' gains are unaffected"
+        )
+    return notes
+
+
+def _within(records: Sequence[ScoreRecord], tasks: Sequence[str]) -> list[ScoreRecord]:
+    return [r for r in records if r.task_set <= set(tasks) and math.isfinite(r.value)]
+
+
+def score_family(
+    records: Sequence[ScoreRecord], tasks: Sequence[str]
+) -> tuple[str | None, list[str]]:
+    """Return the model family whose measured scores of ``tasks`` are compared, and every family.
+
+    Scores of different families (a small and a large encoder) are not comparable: a mean
+    over them is a score no model reached.  The family chosen has a single-task record of
+    every task and, among those, the most records of task sets within ``tasks`` (ties by
+    name); None when no family has every baseline.
+    """
+    within = _within(records, tasks)
+    counts: dict[str, int] = {}
+    baselines: dict[str, set[str]] = {}
+    for record in within:
+        counts[record.family] = counts.get(record.family, 0) + 1
+        if record.is_baseline:
+            baselines.setdefault(record.family, set()).add(record.task)
+    complete = [f for f in counts if baselines.get(f, set()) >= set(tasks)]
+    chosen = min(complete, key=lambda f: (-counts[f], f)) if complete else None
+    return chosen, sorted(counts)
+
+
 def measured_scores(
-    records: list[ScoreRecord], tasks: Sequence[str]
+    records: list[ScoreRecord], tasks: Sequence[str], *, family: str | None = None
 ) -> tuple[dict[str, float], dict[str, bool], dict[frozenset[str], dict[str, float]]]:
-    """Return baselines, directions and measured per-task scores of the task sets within ``tasks``."""
+    """Return baselines, directions and measured per-task scores of the task sets within ``tasks``.
+
+    Scores of one model family: ``family``, else :func:`score_family`'s.
+    """
+    within = _within(records, tasks)
+    families = sorted({r.family for r in within})
+    if family is None:
+        family = score_family(records, tasks)[0]
+    if family is None and len(families) > 1:
+        largest = min(families, key=lambda f: (-sum(r.family == f for r in within), f))
+        missing = sorted(
+            set(tasks) - {r.task for r in within if r.family == largest and r.is_baseline}
+        )
+        raise ConfigError(
+            f"no single-task score for {missing} in model family {largest} (the one with the "
+            f"most records of {len(families)}), and no family has every task's: a grouping "
+            "compares scores within one family"
+        )
     values: dict[frozenset[str], dict[str, list[float]]] = {}
     higher: dict[str, bool] = {}
-    for record in records:
-        if record.task_set <= set(tasks) and math.isfinite(record.value):
+    for record in within:
+        if family is None or record.family == family:
             values.setdefault(record.task_set, {}).setdefault(record.task, []).append(record.value)
             higher[record.task] = record.higher_is_better
     measured = {
@@ -308,7 +383,15 @@ def fit_estimator(
     if text_embeddings:
         from taskgraph.models.task_embeddings import task_text_embeddings
 
-        embeddings = task_text_embeddings(sorted({t for r in records for t in r.task_set}))
+        tasks = sorted({t for r in records for t in r.task_set})
+        embeddings = task_text_embeddings(tasks)
+        if method == "textemb" and not embeddings:
+            shown = ", ".join(tasks[:5]) + (", ..." if len(tasks) > 5 else "")
+            raise ConfigError(
+                f"--text-embeddings found no task text: it embeds the training text of catalog "
+                f"tasks whose data is in the data directory, and none of the records' "
+                f"{len(tasks)} tasks ({shown}) is one; --method textemb has nothing to use"
+            )
     estimator = fit_records(
         method,
         records,
@@ -355,6 +438,18 @@ class RecommendationReport:
             for r, a in zip(self.recommendations, self.measured_absolute, strict=True)
         ]
 
+    def to_dict(self) -> dict[str, Any]:
+        """Return what ``affinity top --json`` prints: the target, method, gain kind, scores
+        compared, ``recommendations`` (:meth:`to_rows`) and ``notes``."""
+        return {
+            "target": self.target,
+            "method": self.method,
+            "gain_kind": self.gain_kind,
+            "scored_by": self.scored_by,
+            "recommendations": self.to_rows(),
+            "notes": list(self.notes),
+        }
+
 
 def recommendation_report(
     target: str,
@@ -395,23 +490,35 @@ def recommendation_report(
         raise ConfigError(
             f"`--target` {target!r} has no records; known tasks: {', '.join(estimator.tasks)}"
         )
+    zero = [key for key in estimator.table.zero_baselines if key[1] == target]
+    has_gains = any(g.target == target for g in estimator.table.gains)
+    if zero and not has_gains:
+        _, _, split_name, metric_name = zero[0]
+        raise ConfigError(
+            f"`--target` {target!r} has a single-task score of 0 ({metric_name or 'score'} on "
+            f"{split_name}), so its gains relative to that baseline are undefined: nothing to "
+            "recommend from"
+        )
     recommendations = tuple(recommend_auxiliaries(estimator, target, k, max_size=max_size))
     absolute = compute_gains(records, kind="absolute").gains
-    notes: tuple[str, ...] = ()
+    notes: list[str] = []
     if target not in estimator.targets:
-        notes = (
+        notes.append(
             f"{target!r} has no single-task baseline among the records, so none of its gains "
-            "is measured: the predictions come from the other targets' records (cold start)",
+            "is measured: the predictions come from the other targets' records (cold start)"
         )
     else:
-        left_out = compute_gains([r for r in records if r.task == target]).n_without_baseline
+        left_out = compute_gains(
+            [r for r in records if r.task == target], zero_baselines="leave_out"
+        ).n_without_baseline
         if left_out:
-            notes = (
+            notes.append(
                 f"{left_out} of {target!r}'s records are of a model family without a "
                 f"single-task baseline of {target!r} (another encoder, input length, cap of "
                 "the target, pretraining or data selection) and are left out of its gains: "
-                "train the target alone in that family to use them",
+                "train the target alone in that family to use them"
             )
+    notes.extend(_zero_baseline_notes(estimator, estimator.tasks))
     return RecommendationReport(
         target=target,
         method=method,
@@ -421,7 +528,7 @@ def recommendation_report(
         measured_absolute=tuple(
             measured_gain(absolute, target, r.auxiliaries) for r in recommendations
         ),
-        notes=notes,
+        notes=tuple(notes),
     )
 
 
@@ -509,6 +616,21 @@ def fit_and_save(
     return {**estimator.describe(), "records": len(records), "edges": len(edges), "saved": saved}
 
 
+@dataclass(frozen=True)
+class GroupingReport:
+    """The grouping chosen under a budget, the scores it was chosen from, and caveats.
+
+    ``scores``: the predicted (or measured) per-task scores of each candidate network;
+    ``measured``: the measured ones by network, of one model family (:func:`score_family`).
+    """
+
+    grouping: Grouping
+    scores: dict[frozenset[str], dict[str, float]]
+    measured: dict[frozenset[str], dict[str, float]]
+    #: caveats to print beside the grouping (which family's scores, tasks left out)
+    notes: tuple[str, ...] = ()
+
+
 def groupings(
     budget: float,
     *,
@@ -528,9 +650,39 @@ def groupings(
     """Choose which tasks to train together under an inference ``budget`` (networks, each 1).
 
     Returns the grouping, the predicted (or measured) per-task scores of each candidate
-    network, and the measured scores by network.  ``tasks`` defaults to every target with
-    records; ``max_size`` to all sizes up to 10 tasks, else 3.  Raises :class:`ConfigError`
-    for tasks without a baseline or tasks whose scores go in different directions.
+    network, and the measured scores by network: :func:`grouping_report` (same arguments,
+    same errors) without its notes.
+    """
+    report = grouping_report(
+        budget, tasks=tasks, storage=storage, table=table, max_size=max_size, method=method,
+        split=split, metric=metric, text_embeddings=text_embeddings, hyperprior=hyperprior,
+        pooling=pooling,
+    )  # fmt: skip
+    return report.grouping, report.scores, report.measured
+
+
+def grouping_report(
+    budget: float,
+    *,
+    tasks: Sequence[str] | None = None,
+    storage: str | None = None,
+    table: PathLike | None = None,
+    max_size: int | None = None,
+    method: str = "setfn",
+    split: str | None = None,
+    metric: str | None = None,
+    text_embeddings: bool = False,
+    hyperprior: bool = True,
+    pooling: str = "mean",
+) -> GroupingReport:
+    """Return the grouping of ``tasks`` under an inference ``budget`` (networks, each 1) with
+    the scores it compared and notes (what ``taskgraph affinity groups`` prints).
+
+    ``tasks`` defaults to every target with records; ``max_size`` to all sizes up to 10
+    tasks, else 3.  Measured scores and baselines are of one model family (:func:`score_family`;
+    a note names it when the records hold several).  Raises :class:`ConfigError` for tasks
+    without a baseline, tasks whose scores go in different directions, or a budget that
+    networks of ``max_size`` tasks cannot cover.
     """
     number(budget, "budget")
     tasks = names(tasks, "tasks")
@@ -552,7 +704,18 @@ def groupings(
         raise ConfigError(
             f"`--tasks` has no baseline records for {unknown}; known targets: {', '.join(estimator.targets)}"
         )
-    baselines, higher, measured = measured_scores(records, chosen)
+    family, families = score_family(records, chosen)
+    baselines, higher, measured = measured_scores(records, chosen, family=family)
+    notes = _zero_baseline_notes(estimator, chosen)
+    if len(families) > 1:
+        within = _within(records, chosen)
+        used = sum(r.family == family for r in within)
+        notes.append(
+            f"the records of these tasks come from {len(families)} model families; measured "
+            f"scores and baselines are those of family {family} ({used} of {len(within)} "
+            "records, the most of any family with every task's baseline): scores of different "
+            "families are not comparable"
+        )
     if len(set(higher.values())) > 1:
         # The grouping sums the tasks' scores: an accuracy and a loss cannot share one total.
         up = sorted(t for t in chosen if higher[t])
@@ -562,6 +725,7 @@ def groupings(
             "a grouping sums scores of one direction: choose tasks of one kind with --tasks"
         )
     size = max_size if max_size is not None else (len(chosen) if len(chosen) <= 10 else 3)
+    _check_coverage(len(chosen), budget, size, default_size=max_size is None)
     networks = candidate_task_sets(chosen, max_size=size)
     scores = predicted_network_scores(
         estimator, baselines, networks=networks, higher_is_better=higher, measured=measured
@@ -569,7 +733,31 @@ def groupings(
     grouping = select_networks(
         scores, budget=budget, tasks=chosen, higher_is_better=all(higher.values())
     )
-    return grouping, scores, measured
+    return GroupingReport(grouping=grouping, scores=scores, measured=measured, notes=tuple(notes))
+
+
+def _check_coverage(n_tasks: int, budget: float, size: int, *, default_size: bool) -> None:
+    """Raise a ConfigError when ``budget`` networks of at most ``size`` tasks cannot serve
+    ``n_tasks`` tasks, naming the option that limits them."""
+    networks = math.floor(budget + 1e-9)  # each network costs 1
+    if budget <= 0 or networks * size >= n_tasks:  # a budget <= 0: select_networks says so
+        return
+    if networks < 1:
+        raise ConfigError(f"`--budget` {budget:g} pays for no network (each costs 1)")
+    why = "--max-size defaults to 3 above 10 tasks" if default_size else "--max-size"
+    raise ConfigError(
+        f"no grouping of {n_tasks} tasks fits budget {budget:g}: {networks} networks of at most "
+        f"{size} tasks ({why}) serve at most {networks * size}; raise --max-size to "
+        f"{math.ceil(n_tasks / networks)} or --budget to {math.ceil(n_tasks / size)}"
+    )
+
+
+@dataclass(frozen=True)
+class GraphReport:
+    """The affinity graph (a networkx ``DiGraph``) and caveats to print beside it."""
+
+    graph: Any
+    notes: tuple[str, ...] = ()
 
 
 def affinity_graph(
@@ -587,8 +775,32 @@ def affinity_graph(
     """Return the affinity graph (a networkx ``DiGraph``; edge s -> t: gain of t from s).
 
     Write it with :func:`taskgraph.affinity.graph.write_graph` (GraphML, JSON, DOT, PNG).
-    ``min_evidence`` leaves out edges backed by fewer runs.  Raises what
-    :func:`fit_estimator` raises.
+    ``min_evidence`` leaves out edges backed by fewer runs.  :func:`graph_report`'s graph
+    (same arguments, same errors).
+    """
+    return graph_report(
+        storage=storage, table=table, min_evidence=min_evidence, method=method, split=split,
+        metric=metric, text_embeddings=text_embeddings, hyperprior=hyperprior, pooling=pooling,
+    ).graph  # fmt: skip
+
+
+def graph_report(
+    *,
+    storage: str | None = None,
+    table: PathLike | None = None,
+    min_evidence: int = 0,
+    method: str = "setfn",
+    split: str | None = None,
+    metric: str | None = None,
+    text_embeddings: bool = False,
+    hyperprior: bool = True,
+    pooling: str = "mean",
+) -> GraphReport:
+    """Return the affinity graph with notes (what ``taskgraph affinity graph`` writes and says).
+
+    ``min_evidence`` leaves out edges backed by fewer runs.  Node baselines are of one model
+    family per task (:meth:`~taskgraph.affinity.gains.GainTable.baseline_value`; a note says so
+    when the records hold several).  Raises what :func:`fit_estimator` raises.
     """
     integer(min_evidence, "min_evidence", minimum=0)
     estimator, _ = fit_estimator(
@@ -601,4 +813,14 @@ def affinity_graph(
         hyperprior=hyperprior,
         pooling=pooling,
     )
-    return _graph_of(estimator, min_evidence=min_evidence)
+    notes = _zero_baseline_notes(estimator, estimator.tasks)
+    counts = estimator.table.family_records
+    main = estimator.table.main_family()
+    if len(counts) > 1 and main is not None:
+        notes.append(
+            f"the records come from {len(counts)} model families; each node's baseline is its "
+            f"single-task score in one family, the one with the most records among those with "
+            f"its baseline (family {main}: {counts[main]} of {sum(counts.values())} records), "
+            "as scores of different families are not comparable; the gains pool the families"
+        )
+    return GraphReport(graph=_graph_of(estimator, min_evidence=min_evidence), notes=tuple(notes))

@@ -25,9 +25,9 @@ import typer
 from taskgraph.affinity.estimators.base import ESTIMATORS
 from taskgraph.affinity.graph import GRAPH_FORMATS, write_graph
 from taskgraph.app.affinity import (
-    affinity_graph,
     fit_and_save,
-    groupings,
+    graph_report,
+    grouping_report,
     recommendation_report,
 )
 from taskgraph.cli.options import JsonOption, StorageOption
@@ -159,7 +159,8 @@ def top(
             split=split, metric=metric, text_embeddings=text_embeddings, hyperprior=hyperprior, pooling=pooling,
         )  # fmt: skip
     if as_json:
-        emit_json(report.to_rows())
+        emit_json(report.to_dict())
+        _notes(report.notes)  # in the object, and on stderr as without --json
         return
     kind = report.gain_kind
     # Headers and auxiliaries with spaces wrap in a narrow terminal instead of being cut.
@@ -178,7 +179,11 @@ def top(
               title=f"auxiliary sets for {target} ({report.scored_by}): {method}'s predicted "
                     f"{kind} gain, shrunk toward what the other sets show, beside the gain as "
                     "measured where the set ran (not run: empty)")  # fmt: skip
-    for note in report.notes:
+    _notes(report.notes)
+
+
+def _notes(notes: tuple[str, ...]) -> None:
+    for note in notes:
         typer.echo(f"note: {note}", err=True)
 
 
@@ -219,7 +224,7 @@ def groups(
 ) -> None:
     """Choose which tasks to train together under an inference budget (measured scores where known)."""
     with stderr_console.status(f"fitting {method} and choosing networks"):
-        grouping, scores, measured = groupings(
+        report = grouping_report(
             budget,
             tasks=tasks.split(",") if tasks else None,
             storage=storage,
@@ -232,6 +237,8 @@ def groups(
             hyperprior=hyperprior,
             pooling=pooling,
         )
+    grouping, scores, measured = report.grouping, report.scores, report.measured
+    _notes(report.notes)
     if as_json:
         emit_json(
             {
@@ -239,6 +246,7 @@ def groups(
                 "scores": {
                     t: scores[grouping.assignment[t]][t] for t in sorted(grouping.assignment)
                 },
+                "notes": list(report.notes),
             }
         )
         return
@@ -284,11 +292,13 @@ def graph(
     # Checked before any work: a device, a FIFO or a directory is refused, never replaced.
     target = resolve_output(output)
     with stderr_console.status(f"fitting {method}"):
-        graph = affinity_graph(
+        report = graph_report(
             storage=storage, table=table, min_evidence=min_evidence, method=method,
             split=split, metric=metric, text_embeddings=text_embeddings, hyperprior=hyperprior,
             pooling=pooling,
         )  # fmt: skip
+    graph = report.graph
+    _notes(report.notes)
     if target is None:  # `-o -`: written to a scratch file, then copied to standard output
         with tempfile.TemporaryDirectory() as scratch:
             written = write_graph(graph, Path(scratch) / f"graph.{fmt}", fmt=fmt)

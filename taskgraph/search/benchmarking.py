@@ -339,14 +339,18 @@ def run_bench(
     """Run every evaluation ``table`` supports; say which were skipped and why.
 
     * ``gain_prediction`` (groups of size >= 3): :func:`~taskgraph.affinity.evaluation.evaluate_gain_prediction`
-      over ``seeds`` fit seeds, ``method`` beside HOA;
+      over ``seeds`` fit seeds, ``method`` beside HOA; scored on the score split (``scored_on``);
     * ``pair_gains`` (pair rows): ``folds``-fold per target,
       :func:`~taskgraph.affinity.evaluation.evaluate_pair_gains`, beside the popular-source prior;
+      scored on the score split (``pair_scored_on``);
     * ``source_ranking`` (targets with more than ``n_observed + 1`` pairs and a baseline):
       ``n_observed`` entries of the target known, :func:`~taskgraph.affinity.evaluation.evaluate_source_ranking`;
+      fitted and scored on the fit split, its hidden cells (``ranking_scored_on``);
     * ``search``: :func:`search_efficiency` of ``samplers`` (a pairs-only table is searched
       over single auxiliaries).
 
+    A target whose baseline row is 0 has no relative gains: the affinity evaluations treat
+    that row as missing (rank-only, noted); the search answers with it.
     ``estimator_options`` go to ``method`` in every evaluation (e.g. task metadata:
     ``task_embeddings``, ``task_features``).  ``on_step(evaluation, done, total)`` reports progress.  Raises ``ConfigError`` on bad
     arguments (checked before anything runs).
@@ -369,14 +373,31 @@ def run_bench(
     if max_size is not None and max_size < 1:
         raise ConfigError(f"`--max-size` must be >= 1, but got {max_size}")
     unknown = [s for s in samplers if (("graph" if s == "graph_cold" else s) not in SAMPLERS)]
+    known = ", ".join(sorted({*SAMPLERS.names(), "graph_cold"}))
     if unknown:
-        known = ", ".join(sorted({*SAMPLERS.names(), "graph_cold"}))
         raise ConfigError(f"`--samplers`: unknown sampler {unknown[0]!r}; known: {known}")
+    if search and not samplers:
+        raise ConfigError(
+            f"`--samplers` names no sampler: name one or more ({known}), or pass --no-search"
+        )
     check_magnitudes(table)
     options = {method: dict(estimator_options)} if estimator_options else None
     fit, score = bench_splits(table, fit_split=fit_split, score_split=score_split)
     step = on_step or (lambda name, done, total: None)
     report = BenchReport(evaluations=[], skipped={}, notes=[], results={})
+    searched = table  # a search is answered by every row, a zero baseline included
+    zero = sorted({r.target for r in table if len(r.task_set) == 1 and abs(r.value) < 1e-12})
+    if zero:
+        # A relative gain divides by the baseline: these targets are ranked by their values,
+        # as targets published without a baseline row are, instead of failing every evaluation.
+        table = LongTable(
+            rows=[r for r in table if not (len(r.task_set) == 1 and abs(r.value) < 1e-12)],
+            source=table.source,
+        )
+        report.notes.append(
+            f"a baseline row of 0 for {', '.join(zero)}: a gain relative to it is undefined, so "
+            "the affinity evaluations treat those rows as missing (rank-only)"
+        )
     fit_rows = [r for r in table if r.split == fit]
     targets = table.targets
     no_baseline = [t for t in targets if table.get(t, (), fit) is None]
@@ -455,6 +476,7 @@ def run_bench(
             "pair_spearman_prior": pairs["prior"]["spearman"],
             "pair_spearman_diff_vs_prior": versus["diff"],
             "pair_spearman_diff_vs_prior_se": versus["se"],
+            "pair_scored_on": pairs["scored_on"],
         })  # fmt: skip
         step("pair gains", 1, 1)
 
@@ -493,18 +515,25 @@ def run_bench(
             "ranking_spearman_prior": ranking["prior"]["spearman"],
             "ranking_spearman_diff_vs_prior": versus["diff"],
             "ranking_spearman_diff_vs_prior_se": versus["se"],
+            "ranking_scored_on": ranking["split"],
         })  # fmt: skip
+        if ranking["split"] != score:
+            # A legitimate protocol (the scored cells are never fitted), but not the score split.
+            report.notes.append(
+                f"source_ranking is fitted and scored on {ranking['split']!r}: each target's "
+                f"hidden pairs of that split, never in its fit; {score!r} is not used by it"
+            )
         step("source ranking", 1, 1)
 
     # -- search efficiency
-    searchable = [t for t in targets if len(table.task_sets(t, split=fit)) >= 2]
+    searchable = [t for t in searched.targets if len(searched.task_sets(t, split=fit)) >= 2]
     if not search:
         report.skipped["search"] = "--no-search"
     elif not searchable:
         report.skipped["search"] = "no target has two task sets to choose from"
     else:
         report.evaluations.append("search")
-        bounds = {t: max_size or search_max_size(table, t, split=fit) for t in searchable}
+        bounds = {t: max_size or search_max_size(searched, t, split=fit) for t in searchable}
         if max_size is None and any(b == 1 for b in bounds.values()):
             report.notes.append(
                 "the table lacks larger groups for some targets: their search proposes single "
@@ -520,7 +549,7 @@ def run_bench(
         for name in samplers:
             for target in searchable:
                 search_efficiency(
-                    table, samplers=[name], seeds=range(seeds), targets=[target], split=fit,
+                    searched, samplers=[name], seeds=range(seeds), targets=[target], split=fit,
                     max_trials=max_trials, max_size=bounds[target], on_run=advance,
                 )  # fmt: skip
         report.results.update(summarize_runs(runs))

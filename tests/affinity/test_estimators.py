@@ -194,3 +194,27 @@ def test_setfn_takes_lookahead_as_a_learned_prior_feature() -> None:
     error_with = np.abs(with_z.predict_many("e", [{s} for s in sources])[0] - true).mean()
     error_without = np.abs(without.predict_many("e", [{s} for s in sources])[0] - true).mean()
     assert error_with < error_without / 2
+
+
+def test_pairwise_never_falls_back_to_an_error_of_zero() -> None:
+    """The audit's std.db: five tabular studies of one table repeat each run with seed 0.
+    Counted as seeds, their identical values gave standard errors of 0, and the typical error
+    that pairs measured once borrow was 0 too: every prediction claimed certainty."""
+    from taskgraph.affinity.records import ScoreRecord
+
+    def record(task: str, tasks: str, value: float, seed: int = 0) -> ScoreRecord:
+        return ScoreRecord(task=task, task_set=frozenset(tasks.split("+")), value=value, seed=seed)
+
+    studies = [record("a", "a", 0.5), record("a", "a+b", 0.6), record("a", "a+b", 0.6)]
+    studies += [record("b", "b", 0.4), record("b", "a+b", 0.5), record("b", "b+c", 0.3)]
+    model = PairwiseEstimator().fit(studies)
+    assert np.isnan(model.pairs[("a", "b")][1])  # one seed on each side: unknown
+    assert model.default_se > 0 and model.predict("a", {"b"})[1] > 0
+    # Two seeds that agree exactly give an error of 0 for their own pair, not for the others.
+    seeds = [record("a", "a", 0.5, s) for s in (0, 1)] + [
+        record("a", "a+b", 0.6, s) for s in (0, 1)
+    ]
+    seeds += [record("c", "c", 0.4), record("c", "a+c", 0.5), record("c", "b+c", 0.3)]
+    model = PairwiseEstimator().fit(seeds)
+    assert model.pairs[("a", "b")][1] == 0.0
+    assert model.default_se > 0 and model.predict("c", {"a"})[1] > 0

@@ -70,3 +70,64 @@ def test_zero_baseline_with_relative_gains_names_the_fix() -> None:
         compute_gains([rec("a", "a", 0.0), rec("a", "a+b", 0.1)])
     with pytest.raises(ConfigError, match="kind"):
         compute_gains([], kind="ratio")  # type: ignore[arg-type]
+
+
+def test_a_zero_baseline_can_leave_that_tasks_relative_gains_out() -> None:
+    # An F1 of 0 alone made the whole table fail, other targets' gains included.
+    records = [rec("z", "z", 0.0), rec("z", "z+a", 0.1), rec("a", "a", 0.5), rec("a", "a+z", 0.6)]
+    table = compute_gains(records, zero_baselines="leave_out")
+    assert [(g.target, g.auxiliaries) for g in table.gains] == [("a", frozenset({"z"}))]
+    assert table.zero_baselines == [("", "z", "dev", "")]
+    assert table.baselines[("", "z", "dev", "")][0] == 0.0 and "z" in table.targets
+    only_zero = compute_gains(records[:2], zero_baselines="leave_out")
+    assert "single-task score of ['z'] is 0" in only_zero.why_empty()
+    with pytest.raises(ConfigError, match="zero_baselines"):
+        compute_gains(records, zero_baselines="skip")  # type: ignore[arg-type]
+
+
+def test_records_of_one_seed_repeat_one_measurement() -> None:
+    # Five studies ran the same deterministic training (same family, task set and seed): the
+    # identical values gave a standard error of 0 instead of an unknown one.
+    records = [rec("a", "a", 0.5)] + [rec("a", "a+b", 0.6) for _ in range(5)]
+    (gain,) = compute_gains(records, kind="absolute").gains
+    assert gain.mean == pytest.approx(0.1) and gain.n_records == 5
+    assert math.isnan(gain.stderr)
+    # Two distinct seeds, one repeated: the repeat is averaged before the spread is taken.
+    records = [rec("a", "a", 0.5, seed=0), rec("a", "a", 0.7, seed=1), rec("a", "a", 0.7, seed=1)]
+    records += [rec("a", "a+b", 0.8, seed=0), rec("a", "a+b", 0.9, seed=1)]
+    (gain,) = compute_gains(records, kind="absolute").gains
+    assert gain.mean == pytest.approx(0.85 - 0.6)
+    assert gain.stderr == pytest.approx(math.sqrt(0.005 / 2 + 0.02 / 2))
+
+
+def test_a_pair_from_several_families_combines_the_families_own_errors() -> None:
+    # Two families that agree: the spread of their means is 0, their seed noise is not.
+    records = [
+        rec("a", tasks, value, seed=seed, family=family)
+        for family in ("small", "large")
+        for tasks, values in (("a", (0.50, 0.60)), ("a+b", (0.60, 0.70)))
+        for seed, value in enumerate(values)
+    ]
+    table = compute_gains(records, kind="absolute")
+    own = {g.family: g.stderr for g in table.gains}
+    each = math.sqrt(0.005 / 2 + 0.005 / 2)  # var([0.5, 0.6]) = var([0.6, 0.7]) = 0.005
+    assert own == {"small": pytest.approx(each), "large": pytest.approx(each)}
+    ((pair, (mean, se, n)),) = pair_gains(table.gains).items()
+    assert pair == ("a", "b") and mean == pytest.approx(0.1) and n == 2
+    assert se == pytest.approx(math.sqrt(each**2 + each**2) / 2)
+    # One family's error unknown: the mean's is unknown too.
+    records.append(rec("a", "a+b", 0.9, family="third"))
+    records.append(rec("a", "a", 0.8, family="third"))
+    (_, (_, se, n)), *_ = pair_gains(compute_gains(records, kind="absolute").gains).items()
+    assert n == 3 and math.isnan(se)
+
+
+def test_the_baseline_of_a_task_is_of_the_family_with_the_most_records() -> None:
+    # A mean over a small and a large model is a score neither reached.
+    records = [rec("a", "a", 0.5, seed=s, family="small") for s in (0, 1)]
+    records += [rec("a", "a+b", 0.55, seed=s, family="small") for s in (0, 1)]
+    records += [rec("a", "a", 0.9, family="large")]
+    table = compute_gains(records)
+    assert table.main_family() == "small"
+    assert table.baseline_value("a") == pytest.approx(0.5)
+    assert table.baseline_value("b") is None

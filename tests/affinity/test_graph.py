@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import networkx as nx
@@ -124,3 +125,29 @@ def test_png_carries_the_gains_a_scale_and_labels_that_fit(tmp_path: Path) -> No
     finally:
         plt.close(figure)
     write_graph(graph, tmp_path / "g.png")
+
+
+def _dot_values(dot: str) -> list[tuple[str, str]]:
+    """Return every ``name=value`` of the attribute lists, values as written."""
+    quoted = r'"(?:[^"\\]|\\.)*"'
+    return re.findall(rf"(\w+)=({quoted}|[^,\]\s]+)", dot)
+
+
+def test_dot_values_follow_the_dot_grammar_for_tiny_gains(tmp_path: Path) -> None:
+    # repr wrote -1.99e-05, which is no DOT numeral (no exponent): pydot refused the file.
+    graph = graph_from_edges(
+        [{"source": "b", "target": "a", "predicted_relative_gain": -1.99e-05,
+          "predicted_relative_gain_std": 3e-06, "measured_relative_gain": 5e-07,
+          "evidence_runs": 1}]
+    )  # fmt: skip
+    dot = write_graph(graph, tmp_path / "g.dot").read_text()
+    numeral = re.compile(r"-?(\.[0-9]+|[0-9]+(\.[0-9]*)?)")
+    identifier = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
+    values = dict(_dot_values(dot.split("->", 1)[1]))
+    for name, value in values.items():
+        assert value.startswith('"') or numeral.fullmatch(value) or identifier.fullmatch(value), (
+            f"{name}={value}"
+        )
+    assert float(values["predicted_relative_gain"].strip('"')) == -1.99e-05
+    assert float(values["predicted_relative_gain_std"].strip('"')) == 3e-06
+    assert float(values["measured_relative_gain"].strip('"')) == 5e-07

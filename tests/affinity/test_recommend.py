@@ -109,3 +109,27 @@ def test_evidence_counts_runs_not_metric_records() -> None:
     assert model.n_evidence("t", {"x"}) == 1  # the baseline run is the reference, not evidence
     (only,) = recommend_auxiliaries(model, "t", 1)
     assert only.evidence_runs == 1
+
+
+def test_a_run_behind_several_edges_of_a_graph_counts_once() -> None:
+    # Runs of t: alone, with b, with c and with both.  The set {b, c} stands on three runs;
+    # adding its edges' counts (2 + 2) counted the run with both twice.
+    records = [
+        ScoreRecord(task="t", task_set=frozenset({"t", *aux}), value=value, run_id=run)
+        for run, (aux, value) in enumerate(
+            [((), 0.5), (("b",), 0.6), (("c",), 0.55), (("b", "c"), 0.58)]
+        )
+    ]
+    model = SetFunctionEstimator().fit(records)
+    assert model.n_evidence("t", {"b", "c"}) == 3
+    graph = affinity_graph(model)
+    assert graph.edges["b", "t"]["evidence_runs"] == 2 and graph.edges["b", "t"]["pair_runs"] == 1
+    by_set = {r.auxiliaries: r for r in recommend_auxiliaries(graph, "t", 3)}
+    assert by_set[("b", "c")].evidence_runs == 3
+    assert by_set[("b",)].evidence_runs == 2
+    # Stored edges carry counts only: the best-evidenced edge's runs, never one run twice.
+    stored = graph_from_edges(
+        [{"source": s, "target": "t", "gain": 0.1, "std": 0.01, "n_evidence": 2} for s in "bc"]
+    )
+    by_set = {r.auxiliaries: r for r in recommend_auxiliaries(stored, "t", 3)}
+    assert by_set[("b", "c")].evidence_runs == 2

@@ -72,7 +72,10 @@ def test_top_json_shape_from_a_table(table_file: Path) -> None:
         "affinity", "top", "--table", str(table_file), "--target", "a", "-k", "3", "--json"
     )
     assert code == 0
-    rows = json.loads(out)
+    report = json.loads(out)
+    assert set(report) == {"target", "method", "gain_kind", "scored_by", "recommendations", "notes"}
+    assert report["target"] == "a" and report["notes"] == []
+    rows = report["recommendations"]
     assert len(rows) == 3
     for row in rows:
         assert set(row) == {
@@ -93,7 +96,7 @@ def test_fit_saves_edges_and_top_reads_the_database(storage_url: str) -> None:
     assert len(edges) == 12 and all(e.std is not None for e in edges)
     code, out, _ = invoke("affinity", "top", "--storage", storage_url, "--target", "b", "-k", "2",
                           "--method", "hoa", "--json")  # fmt: skip
-    assert code == 0 and len(json.loads(out)) == 2
+    assert code == 0 and len(json.loads(out)["recommendations"]) == 2
 
 
 def test_groups_json(table_file: Path) -> None:
@@ -191,6 +194,15 @@ def test_graph_export(table_file: Path, tmp_path: Path, fmt: str) -> None:
             ["graph", "--table", "{table}", "--format", "json", "-o", "-", "--min-evidence", "-1"],
             "error: taskgraph affinity graph: Invalid value for '--min-evidence'",
         ),
+        (
+            ["top", "--table", "{table}", "--target", "a", "--metric", "accuracy"],
+            "error: `--metric` 'accuracy' chooses among the metrics of a records database, but "
+            "a --table holds one score per row and names no metric",
+        ),
+        (
+            ["groups", "--table", "{table}", "--budget", "0.5"],
+            "error: `--budget` 0.5 pays for no network (each costs 1)",
+        ),
     ],
 )
 def test_bad_input_is_one_line(
@@ -285,7 +297,8 @@ def test_top_from_one_small_study_ranks_the_harmful_task_last(tmp_path: Path) ->
             *extra,
         )
         assert code == 0, err
-        return json.loads(out)
+        rows: list[dict[str, object]] = json.loads(out)["recommendations"]
+        return rows
 
     shown = ranking()  # the default: setfn with its weak hyperprior
     assert len(shown) == 10
@@ -356,7 +369,7 @@ def test_top_and_graph_use_the_objective_metric_and_count_runs(tmp_path: Path) -
     code, out, err = invoke("affinity", "top", "--storage", url, "--target", "ner", "--json",
                             "--method", "hoa")  # fmt: skip
     assert code == 0, err
-    (row,) = json.loads(out)
+    (row,) = json.loads(out)["recommendations"]
     assert row["measured_absolute_gain"] == pytest.approx(0.300 - 0.354)  # F1 on dev, alone
     assert row["measured_relative_gain"] == pytest.approx((0.300 - 0.354) / 0.354)
     assert row["predicted_relative_gain"] == pytest.approx(row["measured_relative_gain"])
@@ -372,10 +385,10 @@ def test_top_and_graph_use_the_objective_metric_and_count_runs(tmp_path: Path) -
     # A named metric replaces the objective's; "all" mixes them only when asked.
     code, out, _ = invoke("affinity", "top", "--storage", url, "--target", "ner", "--json",
                           "--method", "hoa", "--metric", "accuracy")  # fmt: skip
-    assert json.loads(out)[0]["measured_absolute_gain"] == pytest.approx(0.02)
+    assert json.loads(out)["recommendations"][0]["measured_absolute_gain"] == pytest.approx(0.02)
     code, out, _ = invoke("affinity", "top", "--storage", url, "--target", "ner", "--json",
                           "--method", "hoa", "--metric", "all")  # fmt: skip
-    assert code == 0 and json.loads(out)[0]["evidence_runs"] == 1
+    assert code == 0 and json.loads(out)["recommendations"][0]["evidence_runs"] == 1
 
 
 def test_records_of_studies_with_different_objectives_are_not_mixed(tmp_path: Path) -> None:
@@ -389,11 +402,11 @@ def test_records_of_studies_with_different_objectives_are_not_mixed(tmp_path: Pa
     code, out, err = invoke("affinity", "top", "--storage", url, "--target", "ner", "--json",
                             "--method", "hoa", "--metric", "f1")  # fmt: skip
     assert code == 0, err
-    assert json.loads(out)[0]["evidence_runs"] == 2  # one run with pos in each study
+    assert json.loads(out)["recommendations"][0]["evidence_runs"] == 2  # one run in each study
 
 
 def test_top_and_fit_print_what_the_python_api_returns(storage_url: str) -> None:
-    """`affinity top --json` is `taskgraph.recommendation_report(...).to_rows()`; `affinity fit
+    """`affinity top --json` is `taskgraph.recommendation_report(...).to_dict()`; `affinity fit
     --json` is `taskgraph.fit_and_save(...)`: the CLI composes nothing of its own."""
     import taskgraph
 
@@ -401,7 +414,8 @@ def test_top_and_fit_print_what_the_python_api_returns(storage_url: str) -> None
                             "3", "--method", "hoa", "--json")  # fmt: skip
     assert code == 0, err
     report = taskgraph.recommendation_report("b", storage=storage_url, k=3, method="hoa")
-    assert json.loads(out) == json.loads(json.dumps(report.to_rows()))
+    assert json.loads(out) == json.loads(json.dumps(report.to_dict()))
+    assert json.loads(out)["recommendations"] == json.loads(json.dumps(report.to_rows()))
     assert report.scored_by == "loss on dev" and report.gain_kind == "relative"
     assert [r.auxiliaries for r in report.recommendations] == [
         r.auxiliaries for r in taskgraph.recommend("b", storage=storage_url, k=3, method="hoa")
@@ -466,10 +480,17 @@ def test_top_for_a_target_without_a_baseline_says_it_is_a_cold_start(tmp_path: P
     write_long_csv(LongTable(rows=rows), path)
     code, _, err = invoke("affinity", "top", "--table", str(path), "--target", "d", "-k", "2")
     assert code == 0, err
-    assert err.strip() == (
-        "note: 'd' has no single-task baseline among the records, so none of its gains is "
+    cold = (
+        "'d' has no single-task baseline among the records, so none of its gains is "
         "measured: the predictions come from the other targets' records (cold start)"
     )
+    assert err.strip() == f"note: {cold}"
+    # --json keeps the note (it was dropped) and still prints it on stderr.
+    code, out, err = invoke(
+        "affinity", "top", "--table", str(path), "--target", "d", "-k", "2", "--json"
+    )
+    assert code == 0, err
+    assert json.loads(out)["notes"] == [cold] and err.strip() == f"note: {cold}"
     code, _, err = invoke("affinity", "top", "--table", str(path), "--target", "a", "-k", "2")
     assert code == 0 and "note:" not in err
 
@@ -501,3 +522,132 @@ def test_top_notes_records_of_a_family_without_the_targets_baseline(tmp_path: Pa
         "note: 2 of 'a''s records are of a model family without a single-task baseline of 'a'"
     )
     assert "b " in out and "c " in out
+
+
+def test_a_zero_baseline_leaves_out_that_task_not_the_whole_database(tmp_path: Path) -> None:
+    """A task whose F1 is 0 alone made every command fail, for any target, with a gain kind
+    no command lets you choose."""
+    path = tmp_path / "zero.csv"
+    rows = [r for r in toy_table() if r.split == "val" and r.target != "d"]
+    rows += [
+        LongRow("d", frozenset({"d"}), "val", 0.0, True),
+        LongRow("d", frozenset({"d", "a"}), "val", 0.2, True),
+    ]
+    write_long_csv(LongTable(rows=rows), path)
+    note = (
+        "note: 'd' has a single-task score of 0 (score on val), so its gains relative to it are "
+        "undefined and left out; the other targets' gains are unaffected"
+    )
+    code, out, err = invoke("affinity", "top", "--table", str(path), "--target", "a", "--json")
+    assert code == 0, err
+    assert json.loads(out)["recommendations"] and err.strip() == note
+    code, _, err = invoke("affinity", "graph", "--table", str(path), "--format", "json", "-o", "-")
+    assert code == 0 and err.strip() == note
+    code, out, err = invoke("affinity", "top", "--table", str(path), "--target", "d")
+    assert code != 0 and out == "" and err.strip().count("\n") == 0
+    assert err.startswith(
+        "error: `--target` 'd' has a single-task score of 0 (score on val), so its gains "
+        "relative to that baseline are undefined"
+    )
+
+
+def _two_family_database(url: str) -> None:
+    """The audit's fam.db: family minilm (a 0.50, b 0.80, a with b 0.55) with two seeds; family
+    tiny-bert only trained each task alone (0.90), a stronger model with fewer records."""
+    number = 0
+
+    def run(target: str, aux: tuple[str, ...], encoder: str, seed: int, scores: dict) -> None:
+        nonlocal number
+        config = TrialConfig(target=target, auxiliaries=aux, encoder=encoder, seed=seed)
+        result = TrialResult(status=TrialStatus.COMPLETE, objective=scores[target],
+                             scores={t: {"dev": {"accuracy": v}} for t, v in scores.items()})  # fmt: skip
+        repo.add_run_result(study="fam", trial_number=number, config=config, result=result)
+        number += 1
+
+    with open_repository(url) as repo:
+        for seed in (0, 1):
+            run("a", (), "minilm", seed, {"a": 0.50})
+            run("b", (), "minilm", seed, {"b": 0.80})
+            run("a", ("b",), "minilm", seed, {"a": 0.55, "b": 0.80})
+            run("a", (), "tiny-bert", seed, {"a": 0.90})
+            run("b", (), "tiny-bert", seed, {"b": 0.90})
+
+
+def test_groups_and_graph_compare_scores_within_one_model_family(tmp_path: Path) -> None:
+    """Averaged over families, `groups --budget 2` served a at 0.70 and b at 0.85 (total 1.55),
+    scores no model reached; the family with the most records is used, and a note says so."""
+    url = f"sqlite:///{tmp_path / 'fam.db'}"
+    _two_family_database(url)
+    code, out, err = invoke("affinity", "groups", "--budget", "2", "--storage", url,
+                            "--method", "hoa", "--json")  # fmt: skip
+    assert code == 0, err
+    grouping = json.loads(out)
+    minilm = {("a",): 0.50, ("b",): 0.80, ("a", "b"): {"a": 0.55, "b": 0.80}}
+    best = max(minilm[("a",)] + minilm[("b",)], sum(minilm[("a", "b")].values()))
+    assert grouping["total"] == pytest.approx(best)
+    assert grouping["scores"] == {"a": pytest.approx(0.55), "b": pytest.approx(0.80)}
+    (note,) = grouping["notes"]
+    assert note.startswith("the records of these tasks come from 2 model families")
+    assert "(8 of 12 records" in note and err.strip() == f"note: {note}"
+    code, out, err = invoke("affinity", "graph", "--storage", url, "--method", "hoa",
+                            "--format", "json", "-o", "-")  # fmt: skip
+    assert code == 0, err
+    graph = nx.node_link_graph(json.loads(out), edges="edges")
+    assert graph.nodes["a"]["baseline"] == pytest.approx(0.50)
+    assert graph.nodes["b"]["baseline"] == pytest.approx(0.80)
+    assert err.startswith("note: the records come from 2 model families")
+
+
+def test_one_seed_run_by_several_studies_is_not_a_certain_measurement(tmp_path: Path) -> None:
+    """The audit's std.db: tabular studies of one table each ran shared pairs with seed 0.
+    Counted as independent seeds, the identical records gave pair errors of 0, and the
+    pairwise estimator's typical error was 0: every edge claimed certainty."""
+    url = f"sqlite:///{tmp_path / 'std.db'}"
+    evaluator = TabularEvaluator(toy_table(), split="val")
+    objective = Objective(metric="loss", split="dev", direction="minimize")
+    with open_repository(url) as repo:
+        for study, target in (("std_a", "a"), ("std_b", "b")):
+            for number, aux in enumerate([(), *((s,) for s in TASKS if s != target)]):
+                config = TrialConfig(target=target, auxiliaries=aux, objective=objective)
+                repo.add_run_result(study=study, trial_number=number, config=config,
+                                    result=evaluator.evaluate(config))  # fmt: skip
+    code, out, err = invoke("affinity", "graph", "--storage", url, "--method", "pairwise",
+                            "--format", "json", "-o", "-")  # fmt: skip
+    assert code == 0, err
+    edges = json.loads(out)["edges"]
+    assert {(e["source"], e["target"]) for e in edges} >= {("b", "a"), ("a", "b")}
+    assert all(e["predicted_relative_gain_std"] > 0 for e in edges)
+
+
+def test_textemb_without_any_catalog_task_says_why(table_file: Path) -> None:
+    code, out, err = invoke("affinity", "top", "--table", str(table_file), "--target", "a",
+                            "--method", "textemb", "--text-embeddings")  # fmt: skip
+    assert code != 0 and out == "" and err.strip().count("\n") == 0
+    assert err.startswith(
+        "error: --text-embeddings found no task text: it embeds the training text of catalog "
+        "tasks whose data is in the data directory, and none of the records' 4 tasks (a, b, c, "
+        "d) is one"
+    )
+
+
+def test_groups_say_the_default_max_size_is_why_a_budget_is_infeasible(tmp_path: Path) -> None:
+    tasks = [f"t{i:02d}" for i in range(12)]
+    rows = [LongRow(t, frozenset({t}), "val", 0.5, True) for t in tasks]
+    rows += [
+        LongRow(t, frozenset(pair), "val", 0.5 + 0.001 * i, True)
+        for i, pair in enumerate(itertools.combinations(tasks, 2)) for t in pair
+    ]  # fmt: skip
+    path = tmp_path / "twelve.csv"
+    write_long_csv(LongTable(rows=rows), path)
+    code, out, err = invoke("affinity", "groups", "--table", str(path), "--budget", "3",
+                            "--method", "hoa")  # fmt: skip
+    assert code != 0 and out == "" and err.strip().count("\n") == 0
+    assert err.strip() == (
+        "error: no grouping of 12 tasks fits budget 3: 3 networks of at most 3 tasks "
+        "(--max-size defaults to 3 above 10 tasks) serve at most 9; raise --max-size to 4 or "
+        "--budget to 4"
+    )
+    code, out, err = invoke("affinity", "groups", "--table", str(path), "--budget", "3",
+                            "--method", "hoa", "--max-size", "4", "--json")  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["cost"] <= 3

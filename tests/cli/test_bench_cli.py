@@ -56,8 +56,8 @@ def test_json_output(table_file: Path) -> None:
                 for s in ("graph", "tpe", "random", "bandit")}  # fmt: skip
     ranking = {f"pair_spearman{s}" for s in ("", "_prior", "_diff_vs_prior", "_diff_vs_prior_se")}
     numbers = {"spearman", "spearman_hoa", "pair_folds", *ranking, *searched}
-    assert set(data) == {"evaluations", "skipped", "notes", "scored_on", *numbers}
-    assert data["scored_on"] == "test" and data["pair_folds"] == 5
+    assert set(data) == {"evaluations", "skipped", "notes", "scored_on", "pair_scored_on", *numbers}
+    assert data["scored_on"] == data["pair_scored_on"] == "test" and data["pair_folds"] == 5
     assert all(math.isfinite(data[k]) for k in numbers)
     # 16 auxiliary sets per target; the graph sampler never asks one twice
     assert 1 <= data["distinct_to_best_graph"] == data["trials_to_best_graph"] <= 16
@@ -298,3 +298,69 @@ def test_methods_that_need_inputs_a_table_lacks_are_refused(
     result = runner.invoke(app, ["bench", "--table", str(path), "--method", method])
     assert result.exit_code != 0 and result.stdout == ""
     assert result.stderr.startswith(message) and result.stderr.count("\n") == 1
+
+
+def test_each_evaluation_names_the_split_it_is_scored_on(tmp_path: Path) -> None:
+    """The source ranking hides cells of the fit split and scores them there, while the one
+    `scored_on: test` suggested every evaluation was scored on test."""
+    tasks = [f"t{i}" for i in range(7)]
+    rng = np.random.default_rng(4)
+    rows = []
+    for split in ("val", "test"):
+        rows += [LongRow(t, frozenset({t}), split, 0.6, True) for t in tasks]
+        rows += [
+            LongRow(t, frozenset({t, s}), split, 0.6 * (1 + rng.normal(0, 0.05)), True)
+            for t in tasks for s in tasks if s != t
+        ]  # fmt: skip
+    path = tmp_path / "two_splits.csv"
+    write_long_csv(LongTable(rows=rows), path)
+    result = runner.invoke(
+        app, ["bench", "--table", str(path), "--seeds", "1", "--no-search", "--json"]
+    )
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["evaluations"] == ["pair_gains", "source_ranking"]
+    assert data["pair_scored_on"] == "test" and data["ranking_scored_on"] == "val"
+    assert "scored_on" not in data  # gain prediction did not run
+    assert any(
+        n.startswith("source_ranking is fitted and scored on 'val'") and "'test' is not used" in n
+        for n in data["notes"]
+    )
+
+
+def test_an_empty_sampler_list_is_refused_unless_the_search_is_off(table_file: Path) -> None:
+    # `--samplers ""` listed `search` among the evaluations run and reported nothing of it.
+    base = ["bench", "--table", str(table_file), "--seeds", "1", "--samplers", ""]
+    refused = runner.invoke(app, base)
+    assert refused.exit_code != 0 and refused.stdout == ""
+    assert refused.stderr.startswith("error: `--samplers` names no sampler: name one or more (")
+    assert refused.stderr.strip().endswith("or pass --no-search")
+    assert refused.stderr.count("\n") == 1
+    result = runner.invoke(app, [*base, "--no-search"])
+    assert result.exit_code == 0, result.stderr
+    assert "evaluations: gain_prediction, pair_gains\n" in result.stdout
+
+
+def test_a_zero_baseline_row_makes_its_target_rank_only_not_an_error(tmp_path: Path) -> None:
+    # A baseline of 0 (an F1 of 0) made every evaluation fail with a gain kind bench has no
+    # option for; the target is ranked by its values, as one published without a baseline.
+    path = _pairs_table(tmp_path, popular=0.05, noise=0.01)
+    table = read_long_csv(path)
+    rows = [
+        LongRow(r.target, r.task_set, r.split, 0.0, True)
+        if r.target == "t0" and len(r.task_set) == 1 else r
+        for r in table
+    ]  # fmt: skip
+    write_long_csv(LongTable(rows=rows), path)
+    result = runner.invoke(
+        app, ["bench", "--table", str(path), "--seeds", "1", "--no-search", "--json"]
+    )
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["evaluations"] == ["pair_gains", "source_ranking"]
+    assert data["notes"][0] == (
+        "a baseline row of 0 for t0: a gain relative to it is undefined, so the affinity "
+        "evaluations treat those rows as missing (rank-only)"
+    )
+    assert any("for 1 of 7 targets (t0): rank-only" in n for n in data["notes"])
+    assert math.isfinite(data["pair_spearman"]) and math.isfinite(data["ranking_spearman"])

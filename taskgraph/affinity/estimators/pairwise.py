@@ -27,8 +27,9 @@ class _PairBased(AffinityEstimator):
         self.pairs = dict(pair_gains(table.gains))
         means = [m for m, _, _ in self.pairs.values()]
         self.prior_std = pooled_std(means, fallback=1.0)
-        known_se = [se for _, se, _ in self.pairs.values() if math.isfinite(se)]
-        # Pairs measured once have no standard error of their own: use the typical one.
+        # Pairs measured once have no standard error of their own: use the typical one.  An
+        # error of exactly 0 (identical values) says nothing about the noise of another pair.
+        known_se = [se for _, se, _ in self.pairs.values() if math.isfinite(se) and se > 0]
         self.default_se = float(np.median(known_se)) if known_se else self.prior_std
 
     def _pair(self, target: str, source: str) -> tuple[float, float] | None:
