@@ -173,8 +173,20 @@ class ResultRow:
 
     @property
     def n_failed(self) -> int:
-        """Return how many of the row's runs failed or were pruned."""
-        return sum(r.status != "complete" for r in self.runs)
+        """Return how many of the row's runs failed."""
+        return sum(r.status == "failed" for r in self.runs)
+
+    @property
+    def n_pruned(self) -> int:
+        """Return how many of the row's runs were pruned (stopped early, not failed)."""
+        return sum(r.status == "pruned" for r in self.runs)
+
+    def incomplete_note(self) -> str:
+        """Return `` (1 failed, 2 pruned)`` for the row's runs that are not complete, or ""."""
+        parts = [
+            f"{n} {what}" for n, what in ((self.n_failed, "failed"), (self.n_pruned, "pruned")) if n
+        ]
+        return f" ({', '.join(parts)})" if parts else ""
 
     def _seed_values(self, split: str, metric: str, task: str) -> list[tuple[int, float]]:
         """Return (seed, value) of ``task``'s ``metric`` on ``split`` for each complete run that has it."""
@@ -240,7 +252,7 @@ class ResultsTable:
             cells = [row.cell(self.split, m, task=self.target).text() for m in self.metrics]
             paired = "" if row is self.rows[0] else self.paired(row).text()
             mean, total = row.seconds
-            seeds = str(len(row.complete)) + (f" ({row.n_failed} failed)" if row.n_failed else "")
+            seeds = str(len(row.complete)) + row.incomplete_note()
             lines.append(
                 "| "
                 + " | ".join(
@@ -313,6 +325,7 @@ class ResultsTable:
                     "task_set": list(row.task_set),
                     "seeds": [r.seed for r in row.complete],
                     "failed": row.n_failed,
+                    "pruned": row.n_pruned,
                     "seconds_per_run": row.seconds[0] if row.runs else None,
                     "seconds_total": row.seconds[1],
                     "cells": {

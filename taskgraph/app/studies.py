@@ -405,11 +405,13 @@ def resume_study(
 # -- reading ---------------------------------------------------------------------------------
 
 
-def study_summary(name: str, *, storage: str | None = None, top: int | None = 10) -> dict[str, Any]:
+def study_summary(
+    name: str, *, storage: str | None = None, top: int | None = None
+) -> dict[str, Any]:
     """Return study ``name``'s report: baseline, best trial, gains of the ``top`` trials, failures.
 
-    ``top=None`` lists every trial, as ``taskgraph study show --json`` does; the keys are
-    its keys.
+    ``top=None`` (the default) lists every trial, as ``taskgraph study show --json`` does
+    without ``--top``; the keys are its keys.
     Raises :class:`~taskgraph.errors.StorageError` naming the known studies when ``name`` is
     not one of them, or when the database cannot be opened.
     """

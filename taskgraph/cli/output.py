@@ -35,6 +35,7 @@ __all__ = [
     "emit_json",
     "emit_rows",
     "output_errors",
+    "print_table",
     "resolve_output",
     "stderr_console",
     "stdout_console",
@@ -93,6 +94,11 @@ def emit_rows(
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*(_cell(row.get(c)) for c in columns))
+    print_table(table)
+
+
+def print_table(table: Table) -> None:
+    """Print ``table`` on standard output: a terminal's width, else as wide as it needs."""
     if stdout_console.is_terminal:
         stdout_console.print(table)
     else:  # a pipe or a log has no width: the table takes what it needs, not rich's 80 columns

@@ -549,13 +549,20 @@ def list_studies(
 def show(
     name: Annotated[str, typer.Argument(help="Study name.")],
     storage: StorageOption = None,
-    top: Annotated[int, typer.Option("--top", min=1, help="Trials to list by score.")] = 10,
+    top: Annotated[
+        int | None,
+        typer.Option(
+            "--top", min=1, help="Trials to list by score [default: 10; with --json, all]."
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show a study: baseline, best task set and configuration, gains of the top trials."""
     from taskgraph.app.studies import study_summary
 
-    report = study_summary(name, storage=_storage(storage), top=None if as_json else top)
+    if top is None and not as_json:
+        top = 10
+    report = study_summary(name, storage=_storage(storage), top=top)
     if as_json:
         emit_json(report)
         return

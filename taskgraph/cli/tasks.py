@@ -27,7 +27,7 @@ from taskgraph.tasks import (
 )
 from taskgraph.tasks.fingerprints import file_sha256
 
-from .output import emit_json, stderr_console, stdout_console
+from .output import emit_json, print_table, stderr_console, stdout_console
 
 app = typer.Typer(
     rich_markup_mode="markdown",
@@ -130,7 +130,7 @@ def list_command(
     for row in rows:
         splits = "  ".join(f"{s} {n:,}" for s, n in row["splits"].items())
         table.add_row(row["name"], row["type"], splits, row["metrics"][0])
-    stdout_console.print(table)
+    print_table(table)
 
 
 @app.command("show")
@@ -178,4 +178,4 @@ def show_command(
         table.add_column(column)
     for split, entry in splits.items():
         table.add_row(split, f"{entry['examples']:,}", entry.get("sha256", "")[:12], entry["rule"])
-    out.print(table)
+    print_table(table)

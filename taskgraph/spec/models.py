@@ -337,6 +337,9 @@ class EncoderSpec(_Strict):
         return _shorthand_name(data)
 
 
+_DEVICE = re.compile(r"(cpu|cuda|mps|xpu)(:\d+)?")
+
+
 class TrainingSpec(_Strict):
     """Per-trial settings that are not searched."""
 
@@ -353,6 +356,15 @@ class TrainingSpec(_Strict):
     @classmethod
     def _finite(cls, value: dict[str, Any]) -> dict[str, Any]:
         reject_non_finite(value)
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str | None) -> str | None:
+        # torch's device strings; checked here so `study validate` refuses what every trial
+        # would (whether CUDA is present is the running machine's, checked when a trial runs).
+        if value is not None and not _DEVICE.fullmatch(value):
+            raise ValueError(f"must be like 'cpu', 'cuda' or 'cuda:1', got {value!r}")
         return value
 
 

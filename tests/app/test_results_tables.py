@@ -255,3 +255,19 @@ def test_a_screen_of_the_study_is_not_a_row(tmp_path: Path) -> None:
     table = results_table("table", storage=url, split="dev")
     assert [row.name for row in table.rows] == rows_before
     assert all(row.complete for row in table.rows)
+
+
+def test_pruned_runs_are_not_counted_as_failed() -> None:
+    """A pruned run was stopped early by the pruner; the table said '(1 failed)' for it."""
+    from types import SimpleNamespace
+
+    from taskgraph.app.results import ResultRow
+
+    def runs(*states: str) -> tuple[Any, ...]:
+        return tuple(SimpleNamespace(status=s, seed=i, id=i) for i, s in enumerate(states))
+
+    row = ResultRow(name="r", task_set=("tgt",), runs=runs("complete", "pruned", "pruned"))
+    assert (row.n_failed, row.n_pruned, row.incomplete_note()) == (0, 2, " (2 pruned)")
+    row = ResultRow(name="r", task_set=("tgt",), runs=runs("failed", "pruned", "complete"))
+    assert row.incomplete_note() == " (1 failed, 1 pruned)"
+    assert ResultRow(name="r", task_set=("tgt",), runs=runs("complete")).incomplete_note() == ""

@@ -137,6 +137,13 @@ def test_show_json_has_the_promised_fields(fake_study: str) -> None:
     assert best["measured_relative_gain"] == pytest.approx((best["score"] - 0.5) / 0.5)
     assert "tgt" in best["task_set"] and best["configuration"]["target"] == "tgt"
     assert all(f["reason"] == "fake failure: loss is NaN" for f in report["failures"])
+    # --top applies with --json too (it was ignored); without it every trial is listed
+    assert len(report["gains"]) > 2
+    code, out, _ = invoke("study", "show", "fake", "--storage", fake_study, "--json", "--top", "2")
+    assert code == 0 and len(json.loads(out)["gains"]) == 2
+    import taskgraph
+
+    assert taskgraph.study_summary("fake", storage=fake_study) == report  # the same default
 
 
 def test_status_list_and_table_output(fake_study: str) -> None:

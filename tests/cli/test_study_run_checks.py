@@ -113,6 +113,8 @@ def test_bad_set_value_is_caught_by_validate_and_run_writes_nothing(tmp_path: Pa
         ("encoder.name=nope", "--set encoder.name: 'nope' is neither a known encoder"),
         # more tokens than the encoder has positions failed in every trial's first batch
         ("encoder.max_length=600", "--set encoder.max_length: 600 tokens, but encoder"),
+        # not a torch device: every trial failed with it
+        ("training.device=tpu", "--set training.device: must be like 'cpu', 'cuda'"),
     ):
         code, _, err = invoke("study", "run", str(spec), "--storage", url, "--set", option)
         assert code == 2 and err.startswith(f"error: {names}"), (option, err)

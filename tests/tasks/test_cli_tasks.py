@@ -49,6 +49,10 @@ def test_list_by_type_cold_cache_and_table(
         app, ["tasks", "list", "--data", str(data_dir), "--type", "extractive_qa"]
     )
     assert table.exit_code == 0 and "squad2" in table.stdout and "bioasq_factoid" in table.stdout
+    # Into a pipe the table takes the width it needs: rich cut the type column at 80 columns.
+    table = runner.invoke(app, ["tasks", "list", "--data", str(data_dir)])
+    assert table.exit_code == 0 and "sentence_classification" in table.stdout
+    assert "…" not in table.stdout
 
 
 def test_show_json(data_dir: Path) -> None:
