@@ -17,7 +17,7 @@ EFFECT = dict(zip(SOURCES, (0.10, -0.05, 0.03, 0.08, -0.02, 0.0), strict=True))
 
 
 def _table() -> LongTable:
-    """Target ``t`` with every pair and triple of six sources; ``u`` with a few pairs."""
+    """Target ``t`` with each of six sources alone and every two of them; ``u`` with a few pairs."""
     rows = [LongRow("t", frozenset({"t"}), "val", 0.6, True)]
     for size in (1, 2):
         for combo in itertools.combinations(SOURCES, size):
