@@ -1,4 +1,5 @@
-"""Rules every layer shares, each in one place: task-set keys, metric directions, stable seeds.
+"""Rules every layer shares, each in one place: task-set keys, metric directions, stable seeds,
+JSON without NaN.
 
 At the bottom of the layering (docs/architecture.md): it imports nothing of taskgraph.
 """
@@ -6,11 +7,12 @@ At the bottom of the layering (docs/architecture.md): it imports nothing of task
 from __future__ import annotations
 
 import hashlib
+import math
 import re
-from collections.abc import Iterable
-from typing import Literal
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
 
-__all__ = ["higher_is_better", "metric_direction", "stable_seed", "task_set_key"]
+__all__ = ["higher_is_better", "json_safe", "metric_direction", "stable_seed", "task_set_key"]
 
 # A metric whose first `_`-separated word names a score is maximised whatever follows: a
 # per-type entity score is the score's name + `_` + the type (`f1_error`, `precision_MAE`).
@@ -54,3 +56,18 @@ def stable_seed(*parts: object, bits: int = 63) -> int:
         raise ValueError(f"bits must be in [1, 64], got {bits}")
     digest = hashlib.sha256("/".join(map(str, parts)).encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "little") >> (64 - bits)
+
+
+def json_safe(value: Any) -> Any:
+    """Return ``value`` with every non-finite float (in dicts, lists, tuples) replaced by None.
+
+    JSON has no NaN or infinity, and strict parsers (``jq``, ``json.loads`` in strict mode)
+    reject Python's ``NaN``: what ``--json`` prints and what ``records export`` writes.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value

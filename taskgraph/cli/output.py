@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import stat
 import sys
@@ -29,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from taskgraph.errors import ConfigError, TaskgraphError
+from taskgraph.vocabulary import json_safe
 
 __all__ = [
     "OutputError",
@@ -53,19 +53,8 @@ def emit_json(value: Any) -> None:
     JSON has no such numbers, and strict parsers (``jq``, ``json.loads`` in strict mode)
     reject Python's ``NaN``.
     """
-    text = json.dumps(_finite(value), indent=2, ensure_ascii=False, default=str, allow_nan=False)
+    text = json.dumps(json_safe(value), indent=2, ensure_ascii=False, default=str, allow_nan=False)
     sys.stdout.write(text + "\n")
-
-
-def _finite(value: Any) -> Any:
-    """Return ``value`` with every non-finite float (in dicts, lists, tuples) replaced by None."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value
 
 
 def emit_rows(

@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import stat
 import tempfile
@@ -29,6 +28,7 @@ from typing import IO, Any, Literal
 
 from taskgraph.errors import ConfigError, StorageError
 from taskgraph.storage.records import RunRecord
+from taskgraph.vocabulary import json_safe
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -150,19 +150,7 @@ def run_object(run: RunRecord, labels: ScoreLabels | None = None) -> dict[str, A
         task_set, family = measured_in.get(task, (run.task_set_key, run.family))
         labelled[task] = {"task_set": task_set, "family": family}
     data["measured_in"] = labelled
-    return _finite(data)
-
-
-def _finite(value: Any) -> Any:
-    """Return ``value`` with every non-finite float (in dicts, lists, tuples) replaced by None."""
-    # As taskgraph.cli.output.emit_json does; storage sits below the command line.
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value
+    return json_safe(data)
 
 
 def export_runs(
