@@ -86,12 +86,13 @@ def check_study_spec(
     """Check ``spec``'s names against the registries, as its runner needs (raises ``SpecError``)."""
     from taskgraph.search.checks import check_spec
 
+    runner = runner_of(spec)
     check_spec(
-        spec,
-        source=source,
-        trust_remote_code=trust_remote_code,
-        trains=runner_of(spec).capabilities.trains,
+        spec, source=source, trust_remote_code=trust_remote_code, trains=runner.capabilities.trains
     )
+    runner_check = getattr(runner, "check_spec", None)
+    if callable(runner_check):  # an optional hook (taskgraph.runners.base.Runner)
+        runner_check(spec, source=source)
 
 
 def _build_spec(

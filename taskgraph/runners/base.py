@@ -53,6 +53,11 @@ class Runner(Protocol):
     its budget, wall time or failure limit; it finishes every trial it started through the
     engine's public API (``finish``/``interrupt``) and returns why it stopped.  The caller
     closes the engine.
+
+    A runner may also define ``check_spec(spec, *, source) -> None``, raising
+    :class:`~taskgraph.errors.SpecError` for a runner setting that cannot work.  ``study
+    validate`` and every command that loads a spec call it, without side effects (no cluster
+    contacted, no directory created); ``tabular`` checks its table there.
     """
 
     name: str

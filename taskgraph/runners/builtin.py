@@ -77,25 +77,48 @@ class TabularRunner:
     name = "tabular"
     capabilities = RunnerCapabilities(trains=False, intermediate_reports=False)
 
+    def check_spec(self, spec: StudySpec, *, source: str) -> None:
+        """Raise ``SpecError`` unless the table reads, has ``runner.split`` and the target.
+
+        Also checks that the objective goes the table's way (``check_table_objective``).
+        """
+        from taskgraph.errors import SpecError
+
+        try:
+            self._evaluator(spec, source=source)
+        except SpecError:
+            raise
+        except ConfigError as error:
+            raise SpecError(str(error)) from None
+
     def build_evaluator(
         self, spec: StudySpec, *, data_dir: str | os.PathLike[str] | None = None
     ) -> TrialEvaluator | None:
+        return self._evaluator(spec, source=f"study {spec.name!r}")
+
+    def _evaluator(self, spec: StudySpec, *, source: str) -> TrialEvaluator:
+        from taskgraph.affinity.longtable import read_long_csv
         from taskgraph.runners.tabular import TabularEvaluator, check_table_objective
         from taskgraph.spec.models import TabularRunnerSpec
 
         runner = spec.runner
         if not isinstance(runner, TabularRunnerSpec):
             raise ValueError(f"the tabular runner needs `runner: tabular`, got {runner.name!r}")
-        evaluator = TabularEvaluator(table=runner.table, split=runner.split)
+        table = read_long_csv(Path(runner.table))
+        if runner.split not in table.splits:
+            raise ConfigError(
+                f"{source}: runner.split: {runner.split!r} is not a split of {runner.table}; "
+                f"its splits: {', '.join(table.splits)}"
+            )
         check_table_objective(
-            evaluator.table,
+            table,
             target=spec.target,
             metric=spec.objective.metric,
             direction=spec.objective.direction,
-            source=f"study {spec.name!r}",
+            source=source,
             table_name=str(runner.table),
         )
-        return evaluator
+        return TabularEvaluator(table=table, split=runner.split)
 
     def run(self, engine: StudyEngine) -> RunSummary:
         return engine.run()

@@ -112,6 +112,31 @@ def test_an_objective_against_the_tables_direction_is_refused_before_the_study(
     )
     storage = f"sqlite:///{tmp_path / 'bench.db'}"
     result = cli.taskgraph("study", "run", str(spec), "--storage", storage, check=False)
-    assert result.returncode != 0 and result.stderr.startswith("error: study 'bench': ")
+    # Refused while the spec is loaded, so the error names the spec file.
+    assert result.returncode != 0 and result.stderr.startswith(f"error: {spec}: ")
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "bench.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("runner", "objective", "message"),
+    [
+        ("{name: tabular, table: table.csv, split: dev}", "{direction: minimize}",
+         "runner.split: 'dev' is not a split of "),
+        ("{name: tabular, table: table.csv, split: val}", "{direction: maximize}",
+         "table.csv are lower-is-better; write `direction: minimize`"),
+    ],
+)  # fmt: skip
+def test_study_validate_checks_the_table_runner(
+    tmp_path: Path, cli: ModuleType, runner: str, objective: str, message: str
+) -> None:
+    # `validate` is where a spec's mistakes are meant to show up, not the first `run`.
+    write_table(tmp_path / "table.csv", loss=True)
+    spec = tmp_path / "bench.yaml"
+    spec.write_text(
+        f"name: bench\ntarget: a\ncandidates: [b, c]\nobjective: {objective}\nrunner: {runner}\n"
+    )
+    result = cli.taskgraph("study", "validate", str(spec), check=False)
+    assert result.returncode == 2, result.stdout
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "its splits: val, test" in result.stderr or "split" not in message
