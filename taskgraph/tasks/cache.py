@@ -88,11 +88,17 @@ class TaskCache:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             handle, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tasks-cache.")
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                json.dump({"version": _VERSION, "sections": merged}, out)
-            os.replace(tmp, self.path)
+            try:
+                with os.fdopen(handle, "w", encoding="utf-8") as out:
+                    json.dump({"version": _VERSION, "sections": merged}, out)
+                os.replace(tmp, self.path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)  # a full disk leaves no stray file
+                raise
         except OSError:
-            pass  # a read-only cache only costs time
+            # A read-only cache only costs time.  Two processes writing at once may lose one
+            # entry (the later file wins); it is computed again when next asked for.
+            pass
 
 
 _CACHES: dict[Path, TaskCache] = {}
