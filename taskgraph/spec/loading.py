@@ -31,7 +31,7 @@ __all__ = ["expand_env", "load_spec", "spec_from_dict"]
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _TASK_NAME = re.compile(r"[a-z][a-z0-9_]*")  # taskgraph.tasks.user: a task name, not a path
 # A SQLite URL's file: what follows the third slash (a fourth makes it absolute).
-_SQLITE_FILE = re.compile(r"(?P<scheme>sqlite(?:\+\w+)?:///)(?P<path>[^?#]*)")
+_SQLITE_FILE = re.compile(r"(?P<scheme>sqlite(?:\+\w+)?:///)(?P<path>[^?#]*)(?P<query>[?#].*)?")
 
 
 class _BoundedLoader(yaml.SafeLoader):
@@ -282,7 +282,7 @@ def _spec_relative_sqlite(url: str, base: Path) -> str:
     path = match["path"]
     if not path or path.startswith(("/", "~", ":memory:", "file:")):
         return url
-    return f"{match['scheme']}{(base / path).resolve()}"
+    return f"{match['scheme']}{(base / path).resolve()}{match['query'] or ''}"
 
 
 def _one_line(

@@ -52,3 +52,9 @@ def test_other_storage_urls_are_left_as_written(tmp_path: Path, storage: str) ->
     spec = tmp_path / "s.yaml"
     spec.write_text(f"name: s\ntarget: a\ncandidates: [b]\nstorage: '{storage}'\n")
     assert load_spec(spec).storage == storage
+
+
+def test_a_query_string_keeps_the_file_beside_the_spec(tmp_path: Path) -> None:
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: s\ntarget: a\ncandidates: [b]\nstorage: 'sqlite:///x.db?timeout=30'\n")
+    assert load_spec(spec).storage == f"sqlite:///{(tmp_path / 'x.db').resolve()}?timeout=30"
