@@ -8,6 +8,7 @@ seeded generator, so a resumed run masks exactly as an uninterrupted one.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -121,6 +122,31 @@ class TaskTensors:
                 out["input_ids"] = torch.from_numpy(ids)
                 out["labels"] = torch.from_numpy(labels)
         return out
+
+    def with_fixed_masks(self, seed: int = 0) -> TaskTensors:
+        """Return these tensors with every masked-LM row masked once, by ``seed`` alone.
+
+        Evaluation masks must not depend on how the rows are batched: masking batch by batch
+        from one generator gave a row different masks under another ``eval_batch_size`` (and
+        so different perplexities for the same weights).  Here the whole padded split is
+        masked at once, so a row's mask depends on the seed and the split only.  Not a
+        masked-LM split (or no mask settings): returned unchanged.
+        """
+        if self.task_type is not TaskType.MASKED_LM or self.mlm is None:
+            return self
+        ids, labels = mask_tokens(
+            self.tensors["input_ids"].numpy(),
+            self.tensors["special_tokens_mask"].numpy(),
+            mask_token_id=self.mlm["mask_token_id"],
+            vocab_size=self.mlm["vocab_size"],
+            rng=np.random.default_rng(seed),
+        )
+        tensors = {
+            **self.tensors,
+            "input_ids": torch.from_numpy(ids),
+            "labels": torch.from_numpy(labels),
+        }
+        return dataclasses.replace(self, tensors=tensors, mlm=None)
 
     def tokens_in(self, indices: np.ndarray) -> int:
         """Return the number of non-padding tokens of ``indices``."""

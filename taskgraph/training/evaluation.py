@@ -59,14 +59,14 @@ def predict_split(
     """Return one prediction per gold example of ``data`` (shapes as in the module docstring)."""
     task, encoded, kind = data.task, data.encoded, data.task.type
     per_feature: list[Any] = [None] * len(encoded.features)
-    # MLM evaluation masks with a fixed generator so every evaluation sees the same masks.
-    rng = np.random.default_rng(0)
+    # Masked LM: the same masks at every evaluation and under any batch size.
+    tensors = data.tensors.with_fixed_masks(seed=0)
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
-            for indices in data.tensors.eval_batches(batch_size):
-                batch = to_device(data.tensors.batch(indices, rng=rng), device)
+            for indices in tensors.eval_batches(batch_size):
+                batch = to_device(tensors.batch(indices), device)
                 with autocast():
                     if kind in (TaskType.TOKEN_TAGGING, TaskType.DEPENDENCY_PARSING):
                         rows = list(model.predict(task.name, batch))

@@ -131,3 +131,48 @@ def test_group_by_length_visits_everything_with_less_padding() -> None:
     again = BatchStream(tensors=tensors, batch_size=16, seed=2, group_by_length=True)
     again.load_state_dict(state)
     assert [again.next_indices().tolist() for _ in range(40)] == ahead
+
+
+def _masked_lm_tensors() -> TaskTensors:
+    lengths = np.array([12, 10, 9, 8, 12, 7, 11, 6])
+    n, width = len(lengths), int(lengths.max())
+    ids = np.zeros((n, width), dtype=np.int64)
+    special = np.ones((n, width), dtype=np.int64)
+    for i, length in enumerate(lengths):
+        ids[i, :length] = 1000 + np.arange(length)
+        special[i, 1 : length - 1] = 0
+    attention = (np.arange(width)[None] < lengths[:, None]).astype(np.int64)
+    return TaskTensors(
+        task_type=TaskType.MASKED_LM,
+        tensors={
+            "input_ids": torch.tensor(ids),
+            "special_tokens_mask": torch.tensor(special),
+            "attention_mask": torch.tensor(attention),
+        },
+        token_lengths=lengths,
+        word_lengths=np.zeros(n, dtype=np.int64),
+        mlm={"mask_token_id": 103, "vocab_size": 30522},
+    )
+
+
+def test_evaluation_masks_do_not_depend_on_the_batch_size() -> None:
+    # Two trials with different eval batch sizes must score the same weights on the same
+    # masked positions, or their perplexities are not comparable.
+    fixed = _masked_lm_tensors().with_fixed_masks(seed=0)
+
+    def masked(batch_size: int) -> dict[int, tuple[list[int], list[int]]]:
+        out = {}
+        for indices in fixed.eval_batches(batch_size):
+            batch = fixed.batch(indices)
+            for row, feature in enumerate(indices.tolist()):
+                labels = batch["labels"][row]
+                positions = (labels != -100).nonzero().flatten().tolist()
+                out[feature] = (positions, batch["input_ids"][row, positions].tolist())
+        return out
+
+    by_64, by_2 = masked(64), masked(2)
+    assert by_64 == by_2
+    assert sum(len(p) for p, _ in by_64.values()) > 0  # something is masked
+    assert fixed.with_fixed_masks(seed=0).tensors["labels"].equal(fixed.tensors["labels"])
+    again = _masked_lm_tensors().with_fixed_masks(seed=0)
+    assert again.tensors["labels"].equal(fixed.tensors["labels"])  # by the seed alone
