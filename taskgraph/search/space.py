@@ -34,6 +34,7 @@ each value lies in its domain; the results tables find a run's row by that confi
 from __future__ import annotations
 
 import hashlib
+import inspect
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
@@ -160,7 +161,8 @@ class SearchSpace:
 
     ``sharing_spaces`` maps each architecture to its own searchable parameters as plain data
     (what ``SHARING_ARCHITECTURES.get(name).search_space()`` returns); when omitted they are
-    read from the registry.  Ranges in the spec override the architecture's.
+    read from the registry, with layer ranges up to the spec encoder's depth (1..2 for
+    tiny-bert, 1..6 for MiniLM).  Ranges in the spec override the architecture's.
     """
 
     def __init__(
@@ -176,7 +178,9 @@ class SearchSpace:
             t for t in spec.candidate_names if t not in aux.include and t not in aux.exclude
         )
         if sharing_spaces is None:
-            sharing_spaces = _registry_spaces(list(spec.search.sharing))
+            sharing_spaces = _registry_spaces(
+                list(spec.search.sharing), num_layers=encoder_depth(spec)
+            )
         self.sharing = self._sharing_domains(sharing_spaces)
 
     def _sharing_domains(
@@ -541,7 +545,14 @@ def _number(value: Scalar) -> float | int:
     return value
 
 
-def _registry_spaces(names: list[str]) -> dict[str, Mapping[str, Mapping[str, Any]]]:
+def _registry_spaces(
+    names: list[str], *, num_layers: int | None = None
+) -> dict[str, Mapping[str, Mapping[str, Any]]]:
+    """Return each architecture's own space, its layer ranges written for ``num_layers``.
+
+    ``num_layers`` is the study encoder's depth (None: the architectures' default, MiniLM's 6).
+    A plug-in whose ``search_space`` takes no ``num_layers`` gets its own ranges.
+    """
     # Imported here: the models package imports torch, which `study validate` should not pay
     # for unless the spec names architectures.
     from taskgraph.models.sharing import SHARING_ARCHITECTURES
@@ -553,5 +564,19 @@ def _registry_spaces(names: list[str]) -> dict[str, Mapping[str, Mapping[str, An
         except KeyError as error:
             raise SpecError(f"search.sharing: {error}") from None
         space = getattr(architecture, "search_space", None)
-        spaces[name] = dict(space()) if callable(space) else {}
+        if not callable(space):
+            spaces[name] = {}
+        elif num_layers is not None and "num_layers" in inspect.signature(space).parameters:
+            spaces[name] = dict(space(num_layers=num_layers))
+        else:
+            spaces[name] = dict(space())
     return spaces
+
+
+def encoder_depth(spec: StudySpec) -> int | None:
+    """Return the number of layers of the spec's encoder (None when its config does not say)."""
+    from taskgraph.models.encoders import encoder_config
+
+    config = encoder_config(spec.encoder.name, spec.encoder.options) or {}
+    value = config.get("num_hidden_layers")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None

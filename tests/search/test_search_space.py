@@ -198,3 +198,35 @@ def test_repair_respects_bounds(
     if feasible:
         assert set(result) == chosen | include
     assert result == tuple(sorted(result))
+
+
+@pytest.mark.parametrize(
+    ("encoder", "depth"),
+    [
+        ({"name": "tiny-bert"}, 2),
+        ({"name": "tiny-bert", "options": {"num_hidden_layers": 3}}, 3),
+        ({"name": "minilm"}, 6),
+    ],
+)
+def test_layer_ranges_follow_the_encoder_depth(encoder: dict[str, Any], depth: int) -> None:
+    # The registry's spaces are written for the study's encoder: a 2-layer tiny-bert must not
+    # be offered layers 3..6, which all mean layer 2 and only spread the sampler's trials.
+    data = {
+        "name": "s",
+        "target": "t",
+        "candidates": CANDIDATES,
+        "encoder": encoder,
+        "search": {"sharing": ["hierarchical", "soft", "cross_stitch", "mmoe"]},
+    }
+    space = SearchSpace(spec=spec_from_dict(data))
+    layer_params = {
+        ("hierarchical", "tagging_layer"),
+        ("hierarchical", "parsing_layer"),
+        ("soft", "top_k_layers"),
+        ("cross_stitch", "top_k_layers"),
+        ("mmoe", "top_k_layers"),
+    }
+    for arch, name in layer_params:
+        domain = space.sharing[arch][name]
+        assert (domain.low, domain.high) == (1, depth), (arch, name)
+    assert space.sharing["mmoe"]["num_experts"].high == 8  # not a layer count

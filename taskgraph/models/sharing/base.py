@@ -97,8 +97,9 @@ class MultiTaskModel(nn.Module):
 
         Each entry is ``{"type": "int"|"float"|"categorical", "low", "high", "log"}`` or
         ``{"type": "categorical", "choices": [...]}``.  ``num_layers`` is the encoder depth the
-        ranges are written for (MiniLM's 6); layer counts above an encoder's depth mean its
-        full depth, so one space serves encoders of any size.
+        ranges are written for: a study passes its encoder's (MiniLM's 6 when called without
+        it).  A layer count above an encoder's depth, as a spec's own range may give, means
+        its full depth.
         """
         return {}
 
