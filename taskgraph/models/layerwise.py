@@ -3,11 +3,17 @@
 Hierarchical, soft and cross-stitch sharing need the hidden states between layers, or need
 different copies of a layer for different tasks, so they cannot call the Hugging Face model as
 one block.  This module splits a BERT-like model (``model.embeddings`` and
-``model.encoder.layer``: BERT, RoBERTa, XLM-R, ELECTRA, MiniLM) into its embeddings and its
-layers and runs them the way ``BertModel.forward`` does in transformers 5: embeddings, then
-one attention bias built by :func:`transformers.masking_utils.create_bidirectional_mask`
+``model.encoder.layer``: BERT, RoBERTa, XLM-R, CamemBERT, ELECTRA, MiniLM) into its embeddings
+and its layers and runs them the way ``BertModel.forward`` does in transformers 5: embeddings,
+then one attention bias built by :func:`transformers.masking_utils.create_bidirectional_mask`
 (which respects the configured attention implementation: eager, sdpa, ...), then each layer
 called as ``layer(hidden_states, attention_bias)``.
+
+Having that layout is not enough: DeBERTa-v2 and MPNet have it too, but their encoders call
+each layer differently (with relative-position inputs this module does not compute; DeBERTa
+with a mask of its own form, and its layers return tuples).  So :func:`split_encoder` accepts
+only the ``config.model_type`` values of :data:`LAYERWISE_MODEL_TYPES`, whose layers run as
+BERT's do (a test checks each against its model's own output).
 
 ELECTRA models whose embeddings are narrower than the hidden states (``embedding_size`` !=
 ``hidden_size``, e.g. ELECTRA-small: 128 -> 256) carry a linear ``model.embeddings_project``
@@ -28,6 +34,7 @@ from transformers.masking_utils import create_bidirectional_mask
 from taskgraph.errors import ConfigError
 
 __all__ = [
+    "LAYERWISE_MODEL_TYPES",
     "EncoderParts",
     "ProjectedEmbeddings",
     "attention_bias",
@@ -35,6 +42,9 @@ __all__ = [
     "run_layers",
     "split_encoder",
 ]
+
+# The model types whose layers this module runs exactly as their own model does.
+LAYERWISE_MODEL_TYPES = ("bert", "camembert", "electra", "roberta", "xlm-roberta")
 
 
 class ProjectedEmbeddings(nn.Module):
@@ -78,7 +88,8 @@ class EncoderParts:
 def split_encoder(model: PreTrainedModel, *, architecture: str) -> EncoderParts:
     """Return the embeddings and layers of ``model`` (shared, not copied).
 
-    Raises :class:`ConfigError` naming ``architecture`` when the model is not BERT-like.
+    Raises :class:`ConfigError` naming ``architecture`` when the model is not BERT-like: not
+    laid out as BERT is, or of a model type outside :data:`LAYERWISE_MODEL_TYPES`.
     """
     embeddings = getattr(model, "embeddings", None)
     layers = getattr(getattr(model, "encoder", None), "layer", None)
@@ -86,6 +97,13 @@ def split_encoder(model: PreTrainedModel, *, architecture: str) -> EncoderParts:
         raise ConfigError(
             f"sharing architecture {architecture!r} runs the encoder layer by layer and needs a "
             f"BERT-like model (model.embeddings and model.encoder.layer); got {type(model).__name__}"
+        )
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    if model_type not in LAYERWISE_MODEL_TYPES:
+        raise ConfigError(
+            f"sharing architecture {architecture!r} runs the encoder layer by layer, which works "
+            f"only for the model types {', '.join(LAYERWISE_MODEL_TYPES)}; got "
+            f"{type(model).__name__} (model_type {model_type!r})"
         )
     if getattr(model.config, "is_decoder", False):
         raise ConfigError(

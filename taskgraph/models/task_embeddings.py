@@ -1,5 +1,9 @@
 """TextEmb task embeddings (Vu et al. 2020): the mean MiniLM embedding of a task's training text.
 
+Each text's embedding is what the packaged sentence-transformers model gives (its
+``modules.json``: Transformer -> mean Pooling -> Normalize): the mean of its token states,
+scaled to unit length; a task's vector is the mean of those.
+
 They give the ``textemb`` and ``setfn`` estimators a prediction for targets without records,
 from similar tasks.  Torch and the encoder are loaded here, in the models layer, never by the
 application or command-line layers.
@@ -44,6 +48,7 @@ def text_embeddings(
     directly (a task-metadata file's descriptions and examples).
     """
     import torch
+    import torch.nn.functional as F
 
     from taskgraph.models import load_encoder
 
@@ -62,7 +67,8 @@ def text_embeddings(
                                          truncation=True, max_length=128, return_tensors="pt")  # fmt: skip
                 hidden = bundle.model(**batch).last_hidden_state
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                vectors.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)).numpy())
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+                vectors.append(F.normalize(pooled, p=2.0, dim=-1).numpy())
             result[name] = np.concatenate(vectors).mean(axis=0)
     return result
 

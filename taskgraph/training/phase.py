@@ -89,8 +89,25 @@ class Phase:
             self.streams[task].load_state_dict(stream_state)
 
 
-def _no_decay(name: str) -> bool:
-    return name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name or "norm." in name
+def _is_norm(module: nn.Module) -> bool:
+    # torch's norms, and a model's own (T5LayerNorm, DebertaLayerNorm, ... are not subclasses)
+    return isinstance(module, nn.LayerNorm | nn.GroupNorm | nn.RMSNorm) or type(
+        module
+    ).__name__.endswith("Norm")
+
+
+def _no_decay_ids(model: nn.Module) -> set[int]:
+    """Return the ids of the parameters trained without weight decay: biases and norm layers'.
+
+    By module type, not by name: a LayerNorm inside an ``nn.Sequential`` (the masked-LM head's
+    transform) is named by its index only.
+    """
+    ids: set[int] = set()
+    for module in model.modules():
+        for name, param in module.named_parameters(recurse=False):
+            if _is_norm(module) or name.endswith("bias"):
+                ids.add(id(param))
+    return ids
 
 
 def build_optimizer(
@@ -112,16 +129,17 @@ def build_optimizer(
                 f"{type(model).__name__}.learning_rate_scales: a multiplier must be a finite "
                 f"number > 0, but got {scale}"
             )
+    undecayed = _no_decay_ids(model)
     decay: list[nn.Parameter] = []
     no_decay: list[nn.Parameter] = []
     scaled: dict[float, list[nn.Parameter]] = {}
-    for name, param in model.named_parameters():
+    for param in model.parameters():
         if not param.requires_grad:
             continue
         if id(param) in scales:
             scaled.setdefault(scales[id(param)], []).append(param)
         else:
-            (no_decay if _no_decay(name) else decay).append(param)
+            (no_decay if id(param) in undecayed else decay).append(param)
     groups: list[dict[str, Any]] = [
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay + list(weighting.parameters()), "weight_decay": 0.0},

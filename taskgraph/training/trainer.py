@@ -475,9 +475,23 @@ class MultiTaskTrainer:
             self.state.best_objective = value
             self.state.best_step = step
             self.state.evaluations_without_improvement = 0
-            self.best_weights = {
-                k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()
-            }
+            # One copy per tensor, not per key: tied weights (the word embeddings and a
+            # masked-LM decoder, the label space every label-embedding head holds) keep sharing
+            # it, so the snapshot and best.pt are not several times their size.
+            copies: dict[tuple[Any, ...], torch.Tensor] = {}
+            self.best_weights = {}
+            for key, tensor in self.model.state_dict().items():
+                tied = (
+                    tensor.untyped_storage().data_ptr(),
+                    tensor.storage_offset(),
+                    tuple(tensor.shape),
+                    tensor.stride(),
+                    tensor.dtype,
+                    tensor.device,
+                )
+                if tied not in copies:
+                    copies[tied] = tensor.detach().to("cpu", copy=True)
+                self.best_weights[key] = copies[tied]
             self._best_metrics = dict(metrics)
             if self.store is not None:
                 self.store.save_best(self.best_weights)

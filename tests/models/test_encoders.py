@@ -10,12 +10,34 @@ from typing import Any
 
 import pytest
 import torch
-from transformers import ElectraConfig, ElectraModel
+from transformers import (
+    BertConfig,
+    BertModel,
+    CamembertConfig,
+    CamembertModel,
+    DebertaV2Config,
+    DebertaV2Model,
+    ElectraConfig,
+    ElectraModel,
+    MPNetConfig,
+    MPNetModel,
+    PreTrainedModel,
+    RobertaConfig,
+    RobertaModel,
+    XLMRobertaConfig,
+    XLMRobertaModel,
+)
 
 from taskgraph.errors import ConfigError
 from taskgraph.models import EncoderBundle, HeadSpec, build_model, load_encoder
 from taskgraph.models.frozen import FROZEN_KEY, freeze_bottom, frozen_prefix
-from taskgraph.models.layerwise import attention_bias, embed, run_layers, split_encoder
+from taskgraph.models.layerwise import (
+    LAYERWISE_MODEL_TYPES,
+    attention_bias,
+    embed,
+    run_layers,
+    split_encoder,
+)
 from taskgraph.tasks.types import TaskType
 
 
@@ -182,3 +204,124 @@ def test_electra_with_narrow_embeddings_runs_in_every_layerwise_architecture(
     model.train()("a", {**batch, "labels": labels}).loss.backward()
     projection = bundle.model.get_submodule("embeddings_project").weight
     assert (projection.grad is not None) == (sharing != "frozen")
+
+
+_TINY: dict[str, Any] = {
+    "vocab_size": 30522,
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 128,
+}
+_ROBERTA_LIKE: dict[str, Any] = {
+    "pad_token_id": 0,
+    "max_position_embeddings": 130,
+    "type_vocab_size": 1,
+}
+_LAYERWISE_ENCODERS: dict[str, Callable[[], PreTrainedModel]] = {
+    "bert": lambda: BertModel(BertConfig(**_TINY), add_pooling_layer=False),
+    "camembert": lambda: CamembertModel(
+        CamembertConfig(**_TINY, **_ROBERTA_LIKE), add_pooling_layer=False
+    ),
+    "electra": lambda: ElectraModel(ElectraConfig(**_TINY)),
+    "roberta": lambda: RobertaModel(
+        RobertaConfig(**_TINY, **_ROBERTA_LIKE), add_pooling_layer=False
+    ),
+    "xlm-roberta": lambda: XLMRobertaModel(
+        XLMRobertaConfig(**_TINY, **_ROBERTA_LIKE), add_pooling_layer=False
+    ),
+}
+_OTHER_ENCODERS: dict[str, Callable[[], PreTrainedModel]] = {
+    "deberta-v2": lambda: DebertaV2Model(
+        DebertaV2Config(
+            **_TINY,
+            relative_attention=True,
+            position_biased_input=False,
+            pos_att_type=["p2c", "c2p"],
+        )
+    ),
+    "deberta-v2 without relative attention": lambda: DebertaV2Model(
+        DebertaV2Config(**_TINY, relative_attention=False, position_biased_input=True)
+    ),
+    "mpnet": lambda: MPNetModel(
+        MPNetConfig(**_TINY, pad_token_id=0, max_position_embeddings=130), add_pooling_layer=False
+    ),
+}
+
+
+def _bundle(make: Callable[[], PreTrainedModel], tokenizer: Any) -> EncoderBundle:
+    torch.manual_seed(0)
+    return EncoderBundle(model=make().eval(), tokenizer=tokenizer, name="tiny")
+
+
+def test_every_accepted_model_type_has_a_layer_by_layer_test() -> None:
+    assert sorted(LAYERWISE_MODEL_TYPES) == sorted(_LAYERWISE_ENCODERS)
+
+
+@pytest.mark.parametrize("model_type", sorted(_LAYERWISE_ENCODERS))
+def test_layer_by_layer_runs_match_every_accepted_model_type(
+    tiny_encoder: Callable[..., EncoderBundle], model_type: str
+) -> None:
+    tokenizer = tiny_encoder().tokenizer
+    bundle = _bundle(_LAYERWISE_ENCODERS[model_type], tokenizer)
+    assert bundle.model.config.model_type == model_type
+    inputs = _inputs(bundle)
+    with torch.no_grad():
+        expected = bundle.model(**inputs).last_hidden_state
+        parts = split_encoder(bundle.model, architecture="test")
+        hidden = embed(parts.embeddings, inputs)
+        got = run_layers(
+            parts.layers, hidden, attention_bias(parts.config, hidden, inputs["attention_mask"])
+        )
+    mask = inputs["attention_mask"].bool()
+    assert torch.allclose(got[mask], expected[mask], atol=1e-5)
+
+
+@pytest.mark.parametrize("model_type", sorted(_LAYERWISE_ENCODERS))
+@pytest.mark.parametrize("sharing", ["hierarchical", "soft", "cross_stitch", "mmoe", "frozen"])
+def test_every_accepted_model_type_runs_in_every_layerwise_architecture(
+    tiny_encoder: Callable[..., EncoderBundle], model_type: str, sharing: str
+) -> None:
+    bundle = _bundle(_LAYERWISE_ENCODERS[model_type], tiny_encoder().tokenizer)
+    inputs = _inputs(bundle)
+    with torch.no_grad():
+        expected = bundle.model(**inputs).last_hidden_state
+    heads = [
+        HeadSpec("a", TaskType.SENTENCE_CLASSIFICATION, 3),
+        HeadSpec("b", TaskType.SENTENCE_CLASSIFICATION, 2),
+    ]
+    model = build_model(
+        sharing="hard" if sharing == "frozen" else sharing, encoder=bundle, heads=heads
+    ).eval()
+    batch = dict(inputs)
+    if sharing == "frozen":
+        freeze_bottom(model, 1, architecture="hard")
+        batch[FROZEN_KEY] = frozen_prefix(
+            model, inputs, architecture="hard", batch_size=4, device=torch.device("cpu")
+        )
+    # Columns and experts start as copies of the layers: the encoder's own output again.
+    with torch.no_grad():
+        got = model.encode("a", batch)
+    mask = inputs["attention_mask"].bool()
+    assert torch.allclose(got[mask], expected[mask], atol=1e-5)
+
+
+@pytest.mark.parametrize("encoder", sorted(_OTHER_ENCODERS))
+@pytest.mark.parametrize("sharing", ["hierarchical", "soft", "cross_stitch", "mmoe", "frozen"])
+def test_encoders_laid_out_like_bert_but_run_otherwise_are_refused_with_one_line(
+    tiny_encoder: Callable[..., EncoderBundle], encoder: str, sharing: str
+) -> None:
+    # DeBERTa-v2 and MPNet have model.embeddings and model.encoder.layer, but their layers
+    # cannot run as BERT's: refused up front, not a TypeError at the first forward.
+    bundle = _bundle(_OTHER_ENCODERS[encoder], tiny_encoder().tokenizer)
+    model_type = bundle.model.config.model_type
+    heads = [HeadSpec("a", TaskType.SENTENCE_CLASSIFICATION, 3)]
+    architecture = "hard" if sharing == "frozen" else sharing
+    message = (
+        rf"sharing architecture '{architecture}' runs the encoder layer by layer, which works "
+        rf"only for the model types bert, .*; got \w+ \(model_type '{model_type}'\)"
+    )
+    with pytest.raises(ConfigError, match=message):
+        model = build_model(sharing=architecture, encoder=bundle, heads=heads)
+        if sharing == "frozen":
+            freeze_bottom(model, 1, architecture="hard")

@@ -256,3 +256,47 @@ def test_head_specs_and_options_are_validated() -> None:
             word_embeddings=nn.Embedding(5, HIDDEN),
             classifier=nn.Linear(HIDDEN, 2),
         )
+
+
+def test_tagging_without_crf_gives_a_zero_loss_with_gradients_when_no_word_is_labelled() -> None:
+    head = _head(HeadSpec("pos", TaskType.TOKEN_TAGGING, 4)).train()
+    output = head(torch.randn(2, 5, HIDDEN), {"labels": torch.full((2, 5), -100)})
+    assert output.loss is not None and float(output.loss.detach()) == 0.0
+    output.loss.backward()  # a step on such a batch changes nothing, but must not fail
+    grad = head.classifier.weight.grad
+    assert grad is not None and bool((grad == 0).all())
+
+
+def test_parser_gives_a_zero_loss_with_gradients_when_no_word_is_labelled() -> None:
+    head = _head(HeadSpec("deps", TaskType.DEPENDENCY_PARSING, 3, {"arc_size": 8, "label_size": 4}))
+    head.train()
+    batch = {
+        "word_starts": torch.tensor([[1, 2, 4], [1, 0, 0]]),
+        "word_mask": torch.tensor([[True, True, True], [True, False, False]]),
+        "heads": torch.full((2, 3), -100),
+        "deprels": torch.full((2, 3), -100),
+    }
+    # Padded words' arcs hold the dtype's minimum: their sum overflows to -inf.
+    output = head(torch.randn(2, 6, HIDDEN), batch)
+    assert output.loss is not None and float(output.loss.detach()) == 0.0
+    output.loss.backward()
+    grad = head.arc_weight.grad
+    assert grad is not None and bool((grad == 0).all())
+
+
+def test_qa_gives_a_zero_loss_with_gradients_when_every_gold_position_is_past_the_window() -> None:
+    head = _head(HeadSpec("qa", TaskType.EXTRACTIVE_QA, 0)).train()
+    hidden = torch.randn(2, 6, HIDDEN)
+    # Padding too: the masked logits' sum overflows to -inf, so the zero must not come from it.
+    batch = {"attention_mask": torch.tensor([[1, 1, 1, 1, 1, 0], [1, 1, 1, 0, 0, 0]])}
+    past = {"start_positions": torch.tensor([6, 40]), "end_positions": torch.tensor([7, 41])}
+    output = head(hidden, {**batch, **past})
+    assert output.loss is not None and float(output.loss.detach()) == 0.0
+    output.loss.backward()
+    grad = head.qa_outputs.weight.grad
+    assert grad is not None and bool((grad == 0).all())
+    # Starts inside the window still count when every end is past it.
+    half = {"start_positions": torch.tensor([1, 2]), "end_positions": torch.tensor([9, 9])}
+    start, _ = head(hidden, batch).logits
+    expected = F.cross_entropy(start, half["start_positions"]) / 2
+    assert torch.allclose(head(hidden, {**batch, **half}).loss, expected)

@@ -186,6 +186,35 @@ def test_cross_stitch_alpha_starts_near_identity_and_identity_means_independent_
         )
 
 
+def test_a_single_task_cross_stitch_model_has_fixed_alphas_and_runs_its_column_alone(
+    tiny_encoder: Callable[..., EncoderBundle], batches: Batches
+) -> None:
+    # A baseline trial that drew cross_stitch: a trainable 1 x 1 alpha would be a free output
+    # scale per layer, trained at 100x the rate without decay.
+    topic = HeadSpec("topic", TaskType.SENTENCE_CLASSIFICATION, 3)
+    model = build_model(sharing="cross_stitch", encoder=tiny_encoder(), heads=[topic]).eval()
+    assert isinstance(model, CrossStitchSharing)
+    assert model.learning_rate_scales() == {}
+    assert list(model.alphas.parameters()) == []
+    alphas = list(model.alphas)
+    assert len(model.alphas) == len(alphas) == 2
+    assert all(torch.equal(alpha, torch.ones(1, 1)) for alpha in alphas)
+    parameters = {id(p) for p in model.parameters()}
+    assert not any(id(alpha) in parameters for alpha in alphas)
+    # The state dict keeps the keys a trainable alpha had.
+    state = model.state_dict()
+    assert [key for key in state if key.startswith("alphas.")] == ["alphas.0", "alphas.1"]
+    batch = batches["topic"]
+    with torch.no_grad():
+        hidden, bias = model.encode_shared(batch)
+        assert torch.equal(
+            model.encode("topic", batch), run_layers(model.column("topic"), hidden, bias)
+        )
+    model.train()
+    model("topic", batch).loss.backward()
+    assert all(alpha.grad is None for alpha in model.alphas)
+
+
 def test_label_embedding_scores_against_one_shared_label_matrix(
     tiny_encoder: Callable[..., EncoderBundle], three_tasks: list[HeadSpec], batches: Batches
 ) -> None:

@@ -207,3 +207,29 @@ def test_a_multiplier_that_is_not_a_positive_number_is_refused() -> None:
             build_optimizer(Scaled(bad), weighting, learning_rate=LR, weight_decay=0.0)
     optimizer = build_optimizer(Scaled(10.0), weighting, learning_rate=LR, weight_decay=0.0)
     assert [g["lr"] for g in optimizer.param_groups] == [LR, LR, pytest.approx(10 * LR)]
+
+
+def test_every_layernorm_and_bias_is_trained_without_decay_whatever_its_name() -> None:
+    # The masked-LM head's LayerNorm sits in an nn.Sequential, named "transform.2.weight".
+    heads = [*HEADS, HeadSpec("mlm", TaskType.MASKED_LM, 0)]
+    model = build_model(
+        sharing="hard", encoder=load_encoder("tiny-bert", options=SMALL_BERT), heads=heads
+    )
+    optimizer = build_optimizer(
+        model,
+        build_weighting("equal", tasks=[h.task for h in heads]),
+        learning_rate=LR,
+        weight_decay=0.01,
+    )
+    decayed = {id(p) for p in optimizer.param_groups[0]["params"]}
+    exempt = {
+        f"{module_name}.{name}": param
+        for module_name, module in model.named_modules()
+        for name, param in module.named_parameters(recurse=False)
+        if isinstance(module, torch.nn.LayerNorm) or name == "bias"
+    }
+    assert "heads.mlm.transform.2.weight" in exempt
+    assert [name for name, param in exempt.items() if id(param) in decayed] == []
+    # Every other parameter, the tied word embeddings among them, is still decayed.
+    exempt_ids = {id(p) for p in exempt.values()}
+    assert decayed == {id(p) for p in model.parameters() if id(p) not in exempt_ids}

@@ -483,3 +483,32 @@ def test_probes_skip_the_zero_learning_rate_and_reuse_only_a_dropout_free_gradie
     assert result.lookahead is not None and result.lookahead.n_probes == 9
     # with dropout the training step's gradient is not the probe's eval-mode one: never reused
     assert any(reused for _, reused in calls) is (dropout == 0.0)
+
+
+def _storage_bytes(state: dict[str, torch.Tensor]) -> int:
+    storages = (tensor.untyped_storage() for tensor in state.values())
+    return sum({storage.data_ptr(): storage.nbytes() for storage in storages}.values())
+
+
+def test_best_weights_copy_tied_tensors_once(tmp_path: Path) -> None:
+    # Label embedding: the shared label space is also held by every tagging or classification
+    # head, so its tensors appear under several state-dict keys.
+    cfg = config(
+        auxiliaries=("synth_related",), sharing="label_embedding", max_steps=4, eval_every=2
+    )
+    trainer = build_trainer(cfg, tasks=TASKS, device="cpu", checkpoint_dir=tmp_path)
+    assert trainer.train().status is TrialStatus.COMPLETE
+    saved = torch.load(tmp_path / "best.pt", map_location="cpu", weights_only=True)
+    model_state = trainer.model.state_dict()
+    tied = [key for key in model_state if key.endswith("space.labels")]
+    assert len(tied) == 3
+    assert trainer.best_weights is not None
+    for best in (trainer.best_weights, saved):
+        assert best.keys() == model_state.keys()
+        assert len({best[key].untyped_storage().data_ptr() for key in tied}) == 1
+        assert _storage_bytes(best) == _storage_bytes(model_state)  # each storage once
+    # Loaded back, the copies give the model the weights it had (the best ones, restored).
+    fresh = build_trainer(cfg, tasks=TASKS, device="cpu").model
+    fresh.load_state_dict(saved)
+    for key, tensor in fresh.state_dict().items():
+        assert torch.equal(tensor, model_state[key]), key

@@ -78,8 +78,8 @@ class BiaffineParserHead(TaskHead):
 
         dep_arc, head_arc = self.arc_dep(words), self.arc_head(nodes)
         arcs = torch.einsum("bia,ac,bjc->bij", dep_arc, self.arc_weight, head_arc)
-        arcs = (arcs + (head_arc @ self.arc_head_bias).unsqueeze(1)).float()
-        arcs = arcs.masked_fill(~_candidate_mask(word_mask), torch.finfo(arcs.dtype).min)
+        raw_arcs = (arcs + (head_arc @ self.arc_head_bias).unsqueeze(1)).float()
+        arcs = raw_arcs.masked_fill(~_candidate_mask(word_mask), torch.finfo(arcs.dtype).min)
 
         dep_label, head_label = self.label_dep(words), self.label_head(nodes)
         extra = {"label_dep": dep_label, "label_head": head_label, "word_mask": word_mask}
@@ -93,7 +93,9 @@ class BiaffineParserHead(TaskHead):
                     labels[scored], gold_rels[scored]
                 )
             else:
-                loss = arcs.sum() * 0.0 + labels.sum() * 0.0
+                # A zero that depends on the weights; not from the masked arcs, whose sum
+                # overflows to -inf (and -inf * 0 is NaN).
+                loss = raw_arcs.sum() * 0.0 + labels.sum() * 0.0
         else:
             labels = self.label_scores(dep_label, head_label, arcs.argmax(dim=-1))
         return HeadOutput(loss=loss, logits=(arcs, labels), extra=extra)

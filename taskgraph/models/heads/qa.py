@@ -56,7 +56,8 @@ class SpanQAHead(TaskHead):
 
     def forward(self, hidden: Tensor, batch: Batch) -> HeadOutput:
         """Return the start and end logits and, when gold positions are given, the loss."""
-        start, end = self.qa_outputs(self.dropout(hidden)).float().unbind(dim=-1)
+        scores = self.qa_outputs(self.dropout(hidden)).float()
+        start, end = scores.unbind(dim=-1)
         attention = batch.get("attention_mask")
         if attention is not None:
             blocked = attention == 0
@@ -68,9 +69,11 @@ class SpanQAHead(TaskHead):
             # Positions past the window cannot be predicted: ignore them (transformers does too).
             gold_start = batch["start_positions"].reshape(-1).clamp(0, length)
             gold_end = batch["end_positions"].reshape(-1).clamp(0, length)
+            # Not from the masked logits: their sum overflows to -inf, and -inf * 0 is NaN.
+            zero = scores.sum() * 0.0
             loss = (
-                F.cross_entropy(start, gold_start, ignore_index=length)
-                + F.cross_entropy(end, gold_end, ignore_index=length)
+                _window_loss(start, gold_start, outside=length, zero=zero)
+                + _window_loss(end, gold_end, outside=length, zero=zero)
             ) / 2
         return HeadOutput(loss=loss, logits=(start, end))
 
@@ -111,6 +114,17 @@ class SpanQAHead(TaskHead):
             ]
             result.append(QAPrediction(spans=spans, null_score=float(null[row])))
         return result
+
+
+def _window_loss(logits: Tensor, gold: Tensor, *, outside: int, zero: Tensor) -> Tensor:
+    """Return the mean cross-entropy over the gold positions inside the window, else ``zero``.
+
+    With every gold position at ``outside`` (past the window) the mean would be over no
+    positions, NaN; ``zero`` is a zero that still depends on the weights.
+    """
+    if bool((gold != outside).any()):
+        return F.cross_entropy(logits, gold, ignore_index=outside)
+    return zero
 
 
 def context_mask(batch: Batch, *, length: int) -> Tensor:

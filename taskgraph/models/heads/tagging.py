@@ -54,12 +54,14 @@ class TokenTaggingHead(TaskHead):
         labels = batch.get("labels")
         if self.crf is None:
             loss = None
-            if labels is not None:
+            if labels is not None and bool((labels != -100).any()):
                 loss = F.cross_entropy(
                     logits.float().reshape(-1, self.num_labels),
                     labels.reshape(-1),
                     ignore_index=-100,
                 )
+            elif labels is not None:  # no labelled word: a zero that still depends on the weights
+                loss = logits.float().sum() * 0.0
             return HeadOutput(loss=loss, logits=logits)
 
         starts, mask = word_positions(batch, task=self.spec.task)

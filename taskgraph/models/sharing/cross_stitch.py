@@ -26,11 +26,16 @@ So the alphas train at ``ALPHA_LR_SCALE`` = 100 times the run's rate (the low en
 range: AdamW's steps, unlike the paper's SGD ones, do not shrink with small gradients), under
 the same warmup and decay, and without weight decay (which would pull the mix towards zero
 rather than towards either sharing extreme); see :meth:`CrossStitchSharing.learning_rate_scales`.
+
+**A single task** (a baseline trial that drew this architecture) has nothing to mix: its 1 x 1
+alphas are fixed at 1 (buffers, not parameters), since a trainable one would be a free output
+scale per layer, trained at 100 times the rate without decay, and the model would not be the
+plain one a baseline should be.  They keep the state-dict keys (``alphas.0``, ...).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -50,6 +55,21 @@ def initial_alpha(num_tasks: int, alpha_self: float) -> Tensor:
         return torch.ones(1, 1)
     off = (1.0 - alpha_self) / (num_tasks - 1)
     return torch.full((num_tasks, num_tasks), off).fill_diagonal_(alpha_self)
+
+
+class _FixedAlphas(nn.Module):
+    """The alphas of a single-task model: ``count`` 1 x 1 ones, held as buffers."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__()
+        for index in range(count):
+            self.register_buffer(str(index), torch.ones(1, 1))
+
+    def __len__(self) -> int:
+        return len(self._buffers)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        return self.buffers(recurse=False)
 
 
 class CrossStitchSharing(ColumnSharing):
@@ -83,12 +103,15 @@ class CrossStitchSharing(ColumnSharing):
         return resolved
 
     def build_trunk(self, encoder: EncoderBundle) -> None:
-        """Build the columns and one alpha matrix per copied layer."""
+        """Build the columns and one alpha matrix per copied layer (fixed for a single task)."""
         super().build_trunk(encoder)
-        start = initial_alpha(len(self.specs), float(self.params["alpha_self"]))
-        self.alphas = nn.ParameterList(
-            nn.Parameter(start.clone()) for _ in range(int(self.params["top_k_layers"]))
-        )
+        count = int(self.params["top_k_layers"])
+        self.alphas: nn.ParameterList | _FixedAlphas
+        if len(self.specs) == 1:
+            self.alphas = _FixedAlphas(count)
+        else:
+            start = initial_alpha(len(self.specs), float(self.params["alpha_self"]))
+            self.alphas = nn.ParameterList(nn.Parameter(start.clone()) for _ in range(count))
         self.task_index = {task: index for index, task in enumerate(self.specs)}
 
     def encode(self, task: str, batch: Batch) -> Tensor:
@@ -114,5 +137,8 @@ class CrossStitchSharing(ColumnSharing):
         yield from self.alphas.parameters()
 
     def learning_rate_scales(self) -> dict[nn.Parameter, float]:
-        """Return every alpha with :attr:`ALPHA_LR_SCALE`: the units train at a higher rate."""
-        return {alpha: self.ALPHA_LR_SCALE for alpha in self.alphas}
+        """Return every alpha with :attr:`ALPHA_LR_SCALE`: the units train at a higher rate.
+
+        Empty for a single task, whose alphas are fixed.
+        """
+        return {alpha: self.ALPHA_LR_SCALE for alpha in self.alphas.parameters()}
