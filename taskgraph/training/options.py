@@ -116,6 +116,12 @@ class TrainingOptions:
             ),
             ("lookahead_lr", self.lookahead_lr is None or self.lookahead_lr > 0, "> 0"),
             ("freeze_layers", self.freeze_layers >= 0, ">= 0"),
+            (
+                "source_max_steps",
+                self.source_max_steps is None or self.source_max_steps >= 1,
+                ">= 1",
+            ),
+            ("source_epochs", self.source_epochs is None or self.source_epochs > 0, "> 0"),
         ]
         for name, ok, expected in checks:
             if not ok:

@@ -171,9 +171,11 @@ def phase_budget(
     """Return (total steps, steps per epoch); an epoch covers every task's examples once."""
     steps_per_epoch = max(math.ceil(sum(sizes) / (config.batch_size * per_step)), 1)
     max_steps, epochs = config.max_steps, config.epochs
-    if name == "source":
-        max_steps = options.source_max_steps or max_steps
-        epochs = options.source_epochs or epochs
+    if name == "source" and options.source_max_steps is not None:
+        max_steps = options.source_max_steps
+    elif name == "source" and options.source_epochs is not None:
+        # The source phase's own epochs win over the trial's max_steps (docs/training.md).
+        max_steps, epochs = None, options.source_epochs
     total = max_steps if max_steps is not None else math.ceil(epochs * steps_per_epoch)
     return max(int(total), 1), steps_per_epoch
 

@@ -439,11 +439,18 @@ class MultiTaskTrainer:
         self, tasks: Sequence[str], *, known: dict[str, float] | None = None
     ) -> dict[str, dict[str, dict[str, float]]]:
         """Return every split's metrics of ``tasks``; ``known``: the target's objective-split
-        metrics already measured with the current weights (not evaluated again)."""
+        metrics already measured with the current weights (not evaluated again).
+
+        The target's objective split is always scored, in ``eval_splits`` or not: the trial's
+        objective is read from it.
+        """
         scores: dict[str, dict[str, dict[str, float]]] = {}
         objective = (self.config.target, self.config.objective.split)
         for task in tasks:
-            for split in self.config.eval_splits:
+            splits = list(self.config.eval_splits)
+            if task == objective[0] and objective[1] not in splits:
+                splits.append(objective[1])
+            for split in splits:
                 if known is not None and (task, split) == objective:
                     scores.setdefault(task, {})[split] = dict(known)
                     continue

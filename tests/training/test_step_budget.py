@@ -271,3 +271,38 @@ def test_killed_run_resumes_on_the_same_plan(tmp_path: Path) -> None:
         whole.cost.total_steps,
     )
     assert resumed.cost.target_steps == 8
+
+
+@pytest.mark.parametrize(
+    ("hyperparameters", "expected"),
+    [
+        ({}, (8, 15)),  # the trial's max_steps
+        ({"source_max_steps": 5}, (5, 15)),
+        ({"source_epochs": 1}, (15, 15)),  # its own epochs, not the trial's max_steps
+        ({"source_epochs": 0.5, "source_max_steps": 3}, (3, 15)),  # steps win
+    ],
+)
+def test_the_source_phase_budget(
+    hyperparameters: dict[str, Any], expected: tuple[int, int]
+) -> None:
+    from taskgraph.training.options import TrainingOptions
+    from taskgraph.training.phase import phase_budget
+
+    cfg = config(
+        auxiliaries=("synth_related",), transfer_mode="sequential", hyperparameters=hyperparameters
+    )
+    options = TrainingOptions.from_config(cfg)
+    # 120 source examples in batches of 8: 15 steps an epoch.
+    assert phase_budget("source", [120], config=cfg, options=options, per_step=1) == expected
+
+
+@pytest.mark.parametrize(
+    "hyperparameters", [{"source_max_steps": 0}, {"source_max_steps": -5}, {"source_epochs": -2.0}]
+)
+def test_a_source_budget_below_one_step_is_refused(hyperparameters: dict[str, Any]) -> None:
+    from taskgraph.errors import ConfigError
+    from taskgraph.training.options import TrainingOptions
+
+    name = next(iter(hyperparameters))
+    with pytest.raises(ConfigError, match=f"hyperparameter `{name}` must be"):
+        TrainingOptions.from_config(config(hyperparameters=hyperparameters))

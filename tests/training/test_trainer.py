@@ -512,3 +512,13 @@ def test_best_weights_copy_tied_tensors_once(tmp_path: Path) -> None:
     fresh.load_state_dict(saved)
     for key, tensor in fresh.state_dict().items():
         assert torch.equal(tensor, model_state[key]), key
+
+
+def test_the_objective_is_reported_when_its_split_is_not_in_eval_splits() -> None:
+    # train_trial(eval_splits=("test",)) selects its best weights on dev: its objective is that
+    # dev score, not None beside a COMPLETE status.
+    result = run(config(eval_splits=("test",), max_steps=10, eval_every=5))
+    assert result.status is TrialStatus.COMPLETE, result.failure_reason
+    dev = result.scores["synth_target"]["dev"]["accuracy"]
+    assert result.objective == dev == max(value for _, value in result.intermediate)
+    assert "test" in result.scores["synth_target"]
