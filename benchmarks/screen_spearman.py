@@ -14,7 +14,8 @@ of each candidate to the target, and prints
 
 each with its p-value, a 95 % bootstrap interval over the candidates, and the smallest |rho|
 significant at 5 % for that many candidates (0.54 for 14: one screen's rho of 0.3 is not
-evidence either way).  Also the screen's cost against one trial of the study.
+evidence either way; up to 8 candidates counted over every permutation, and with 3 or 4 no
+rho is significant at all).  Also the screen's cost against one trial of the study.
 
     .venv/bin/python benchmarks/screen_spearman.py --storage sqlite:///results.db \\
         --study bioner_transfer_ncbi_disease \\
@@ -34,6 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from taskgraph.affinity.screening import (
+    EXACT_MAX_N,
     RankAgreement,
     rank_agreement,
     screen_scores,
@@ -107,6 +109,23 @@ def _line(name: str, agreement: RankAgreement | None) -> None:
     print(f"{name}_ci95: [{agreement.low:.3f}, {agreement.high:.3f}]")
 
 
+def significance_note(agreement: RankAgreement) -> str:
+    """Return, in words, which |rho| is significant at 5 % for ``agreement``'s candidates."""
+    n = agreement.n
+    if n <= EXACT_MAX_N:
+        how = "two-sided, exact: every permutation, as for p"
+        if agreement.critical is None:
+            return f"with n={n} candidates, no |rho| is significant at 5 % ({how})"
+        return (
+            f"with n={n} candidates, |rho| >= {agreement.critical:.2f} is significant at 5 % "
+            f"({how})"
+        )
+    return (
+        f"with n={n} candidates, |rho| > {agreement.critical:.2f} is significant at 5 % "
+        f"(two-sided, t approximation, as for p; p is exact for n <= {EXACT_MAX_N})"
+    )
+
+
 def main(
     argv: Sequence[str] | None = None,
     *,
@@ -160,11 +179,7 @@ def main(
             textemb_agreement = rank_agreement(similarity, measured, n_bootstrap=args.bootstrap)
     _line("textemb_spearman", textemb_agreement)
     result["textemb"] = textemb_agreement
-    print(
-        f"note: with n={screen_agreement.n} candidates, |rho| > {screen_agreement.critical:.2f} "
-        "is significant at 5 % (two-sided, t approximation); p is exact (every permutation) "
-        "for n <= 8; the interval resamples the candidates"
-    )
+    print(f"note: {significance_note(screen_agreement)}; the interval resamples the candidates")
     from taskgraph.app.screening import screen_report, study_trial_cost
 
     storage = args.screen_storage or args.storage

@@ -36,7 +36,7 @@ import numpy as np
 from taskgraph.affinity.converters import convert
 from taskgraph.affinity.longtable import LongTable
 from taskgraph.affinity.records import ScoreRecord
-from taskgraph.cli.scripts import run_script
+from taskgraph.cli.scripts import nonnegative_int, run_script
 from taskgraph.search.benchmarking import (
     SEARCH_TRIAL_CAPS,
     best_single,
@@ -146,12 +146,38 @@ def summarize(lines: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def seed_list(text: str) -> list[int]:
+    """An argparse ``type``: comma-separated sampler seeds, each an integer >= 0."""
+    return [nonnegative_int(part.strip()) for part in text.split(",")]
+
+
+def read_lines(path: Path, parser: argparse.ArgumentParser) -> list[dict[str, Any]]:
+    """Return the JSON lines of ``--summary-of``; an unreadable file or line is a usage error."""
+    try:
+        text = path.read_text()
+    except OSError as error:
+        parser.error(f"--summary-of: cannot read {path}: {error.strerror or error}")
+    stored = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            parser.error(f"--summary-of: {path}, line {number}: not JSON ({error.msg})")
+        if not isinstance(row, dict):
+            parser.error(f"--summary-of: {path}, line {number}: expected a JSON object")
+        stored.append(row)
+    return stored
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--table", default="mimic27", choices=sorted(SEARCH_TRIAL_CAPS))
-    parser.add_argument("--seeds", default="100", help="comma-separated sampler seeds")
+    parser.add_argument("--seeds", type=seed_list, default=[100],
+                        help="comma-separated sampler seeds (integers >= 0)")  # fmt: skip
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help=f"comma-separated, of {VARIANTS} and the other SAMPLERS names")  # fmt: skip
     parser.add_argument("--targets", default=None, help="comma-separated (default every target)")
@@ -169,16 +195,19 @@ def main(argv: Sequence[str] | None = None) -> None:
                       f"{statistics.median(places):g}, mean {np.mean(places):.1f} over {len(places)} targets")  # fmt: skip
         return
     if args.summary_of is not None:
-        stored = [json.loads(line) for line in args.summary_of.read_text().splitlines() if line]
+        stored = read_lines(args.summary_of, parser)
         report(args.table, [r for r in stored if r.get("table", args.table) == args.table])
         return
+    try:  # before any run: a file that cannot be written is an error now, not after an hour
+        out = args.out.open("a") if args.out else None
+    except OSError as error:
+        parser.error(f"--out: cannot append to {args.out}: {error.strerror or error}")
     table = convert(args.table)
     records = table.to_records(split="val")
     targets = args.targets.split(",") if args.targets else list(table.targets)
     lines: list[dict[str, Any]] = []
-    out = args.out.open("a") if args.out else None
     try:
-        for seed in (int(s) for s in args.seeds.split(",")):
+        for seed in args.seeds:
             for target in targets:
                 for variant in args.variants.split(","):
                     start = time.perf_counter()

@@ -8,8 +8,9 @@
    by the same run without probes.  Goal: <= 1.3.
 
 Runs alternate (A, B, A, B, ...) and each figure uses the fastest repetition, which is the
-least disturbed by other load on a shared machine.  Warm-up steps are excluded; timing spans
-the training steps only (no data loading, no evaluation).  On the CPU the clock is the
+least disturbed by other load on a shared machine.  Warm-up steps are excluded (``--warmup 0``
+times from before the first step); timing spans the training steps only (no data loading, no
+evaluation).  On the CPU the clock is the
 process's CPU time (``time.process_time``): on a machine shared with other jobs, wall time
 mostly measures the neighbours; on CUDA it is wall time after ``torch.cuda.synchronize()``.
 
@@ -43,11 +44,16 @@ def clock(device: torch.device) -> float:
 
 
 class StepClock(TrainerCallback):
-    """Records the time and token count at the end of the warm-up and of the last step."""
+    """Records the time and token count at the end of the warm-up (before the first step
+    without one) and of the last step."""
 
     def __init__(self, *, warmup: int, last: int, device: torch.device) -> None:
         self.warmup, self.last, self.device = warmup, last, device
         self.marks: dict[int, tuple[float, int]] = {}
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.warmup == 0 and state.global_step == 0:
+            self.marks[0] = (clock(self.device), state.tokens)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.global_step in (self.warmup, self.last):
@@ -105,7 +111,8 @@ def run_hand_loop(config: TrialConfig, args: argparse.Namespace) -> tuple[float,
     scheduler = get_linear_schedule_with_warmup(optimizer, int(0.1 * total), total)
     autocast = trainer.autocast
     model.train()
-    start, tokens = 0.0, 0
+    # Without warm-up the clock starts before the first step, as StepClock's does.
+    start, tokens = (clock(device) if args.warmup == 0 else 0.0), 0
     for step, (batch, _, count) in enumerate(batches, start=1):
         batch = to_device(batch, device)
         with autocast():

@@ -10,7 +10,9 @@ probes; the ranking sorts the candidates by it (ties by name).  Pure: a
 :func:`rank_agreement` scores a ranking against measured single-auxiliary gains
 (:func:`single_auxiliary_gains`): Spearman's rho, its p-value (scipy's t approximation), a
 bootstrap interval over the candidates, and the smallest |rho| that is significant at 5 % for
-that many candidates (``benchmarks/screen_spearman.py``).
+that many candidates (``benchmarks/screen_spearman.py``).  Up to :data:`EXACT_MAX_N`
+candidates both come from every permutation of the measured ranks instead, and the critical
+value is None when no |rho| is significant (3 or 4 candidates).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from taskgraph.errors import ConfigError
 from taskgraph.trial import LookaheadMatrix
 
 __all__ = [
+    "EXACT_MAX_N",
     "RankAgreement",
     "ScreenEntry",
     "rank_agreement",
@@ -107,25 +110,36 @@ def single_auxiliary_gains(records: Iterable[ScoreRecord], target: str) -> dict[
 EXACT_MAX_N = 8
 
 
-def _permutation_p(x: np.ndarray, y: np.ndarray, rho: float) -> float:
-    """Return the two-sided exact p-value of Spearman's ``rho`` over every permutation of y."""
+def _permutation_rhos(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Return Spearman's rho of ``x`` against every permutation of ``y`` (ties kept as ranked);
+    all zeros when either has no spread."""
     from itertools import permutations
 
     from scipy import stats
 
     rx = stats.rankdata(x)
     ry = stats.rankdata(y)
-    n = len(rx)
-    centred = rx - rx.mean()
-    scale = float(np.sqrt((centred**2).sum() * ((ry - ry.mean()) ** 2).sum()))
+    centred_x = rx - rx.mean()
+    centred_y = ry - ry.mean()
+    scale = float(np.sqrt((centred_x**2).sum() * (centred_y**2).sum()))
+    orders = np.array(list(permutations(range(len(ry)))))
     if scale == 0:
-        return 1.0
-    hits = total = 0
-    for order in permutations(range(n)):
-        r = float(centred @ (ry[list(order)] - ry.mean())) / scale
-        hits += abs(r) >= abs(rho) - 1e-12
-        total += 1
-    return hits / total
+        return np.zeros(len(orders))
+    return np.asarray(centred_y[orders] @ centred_x / scale, dtype=float)
+
+
+def _exact_p(null: np.ndarray, rho: float) -> float:
+    """Return the two-sided p-value of ``rho``: the share of ``null`` at least as extreme."""
+    return float(np.mean(np.abs(null) >= abs(rho) - 1e-12))
+
+
+def _exact_critical(null: np.ndarray, alpha: float = 0.05) -> float | None:
+    """Return the smallest |rho| of ``null`` whose two-sided p-value is below ``alpha``; None
+    when no attainable |rho| is (4 candidates: even rho = 1 has p = 1/12)."""
+    for value in np.unique(np.round(np.abs(null), 12)):
+        if _exact_p(null, float(value)) < alpha:
+            return float(value)
+    return None
 
 
 @dataclass(frozen=True)
@@ -137,7 +151,9 @@ class RankAgreement:
     low: float  # 95 % bootstrap interval over the candidates
     high: float
     n: int
-    critical: float  # the smallest |rho| with p < 0.05 (two-sided) for n candidates
+    #: the smallest |rho| with p < 0.05 (two-sided) for n candidates, from the same
+    #: distribution as ``p_value`` (exact for up to EXACT_MAX_N); None when no |rho| reaches it
+    critical: float | None
 
 
 def rank_agreement(
@@ -163,9 +179,17 @@ def rank_agreement(
     x = np.array([predicted[c] for c in finite])
     y = np.array([measured[c] for c in finite])
     rho, p = stats.spearmanr(x, y)
-    if len(finite) <= EXACT_MAX_N:
-        # The t approximation is poor for a handful of candidates: count permutations instead.
-        p = _permutation_p(x, y, float(rho))
+    n = len(finite)
+    critical: float | None
+    if n <= EXACT_MAX_N:
+        # The t approximation is poor for a handful of candidates: count permutations instead,
+        # for the p-value and the critical value alike.
+        null = _permutation_rhos(x, y)
+        p = _exact_p(null, float(rho))
+        critical = _exact_critical(null)
+    else:
+        t = float(stats.t.ppf(0.975, n - 2))
+        critical = t / math.sqrt(n - 2 + t * t)
     rng = np.random.default_rng(seed)
     draws = []
     for _ in range(n_bootstrap):
@@ -173,13 +197,11 @@ def rank_agreement(
         if np.ptp(x[pick]) > 0 and np.ptp(y[pick]) > 0:
             draws.append(stats.spearmanr(x[pick], y[pick])[0])
     low, high = np.percentile(draws, [2.5, 97.5]) if draws else (math.nan, math.nan)
-    n = len(finite)
-    t = float(stats.t.ppf(0.975, n - 2)) if n > 2 else math.nan
     return RankAgreement(
         spearman=float(rho),
         p_value=float(p),
         low=float(low),
         high=float(high),
         n=n,
-        critical=t / math.sqrt(n - 2 + t * t),
+        critical=critical,
     )

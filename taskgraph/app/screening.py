@@ -6,8 +6,9 @@ whatever runner the spec names for its trials), is stored with the study
 (:meth:`~taskgraph.storage.Repository.add_screen`: a run with ``transfer_mode = "screen"``, a
 negative trial number and no score rows, so it spends none of the trial budget and no gain
 sees it) and creates the study when it does not exist yet, so that ``study run`` of the same
-spec starts its graph-guided proposals from the screened ranking.  A re-screen adds a screen;
-the latest one counts.
+spec starts its graph-guided proposals from the screened ranking.  A new study is created only
+after the joint run has succeeded: a failed or interrupted screen leaves no study behind.  A
+re-screen adds a screen; the latest one counts.
 """
 
 from __future__ import annotations
@@ -17,10 +18,14 @@ import socket
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from taskgraph.errors import ConfigError, StorageError, TaskgraphError
 from taskgraph.spec.models import StudySpec
+
+if TYPE_CHECKING:
+    from taskgraph.search.engine import StudyEngine
 
 __all__ = ["screen_report", "screen_study", "study_trial_cost"]
 
@@ -54,8 +59,11 @@ def screen_study(
     ``steps`` / ``probes`` / ``full_matrix``: :func:`taskgraph.search.screening.screen_config`.
     ``observer``: an :class:`~taskgraph.search.engine.EngineObserver` whose
     ``on_trial_progress`` sees the joint run's steps (trial number -1).  Nothing is written
-    before the spec's data is found; a failed joint run stores nothing and raises
-    :class:`~taskgraph.errors.TaskgraphError` with its reason.
+    before the spec's data is found.  A study that exists is opened (and checked against the
+    spec) before the joint run; a new one is created only after it, so that a failed or
+    interrupted run leaves the database as it was (a SQLite file that was not there is not
+    created).  A failed joint run raises :class:`~taskgraph.errors.TaskgraphError` with its
+    reason.
     """
     from taskgraph.app.studies import build_engine, checked_spec, runner_of
     from taskgraph.registry import RUNNERS
@@ -72,16 +80,25 @@ def screen_study(
         )
     n_probes = DEFAULT_PROBES if probes is None else probes
     config = screen_config(spec, steps=steps, probes=n_probes, full_matrix=full_matrix)
-    engine = build_engine(
-        spec,
-        storage_url=resolve_storage_url(storage, spec_storage=spec.storage),
-        data_dir=data,
-        source=source,
-    )
+    storage_url = resolve_storage_url(storage, spec_storage=spec.storage)
+
+    def open_engine() -> StudyEngine:
+        engine = build_engine(spec, storage_url=storage_url, data_dir=data, source=source)
+        try:
+            engine.embed = _no_embeddings
+            engine.open()
+        except BaseException:
+            engine.close()
+            raise
+        return engine
+
+    # A study that is there is opened first, so that one of another spec fails before the
+    # run; a new one is created only once the run has succeeded, so that a failed or
+    # interrupted screen leaves the database as it was.
+    engine = open_engine() if _holds_study(storage_url, spec.name) else None
     try:
-        engine.embed = _no_embeddings
-        engine.open()
-        evaluator = RUNNERS.get("local").build_evaluator(spec, data_dir=engine.data_dir)
+        data_dir = engine.data_dir if engine is not None else _data_dir(spec, data, source)
+        evaluator = RUNNERS.get("local").build_evaluator(spec, data_dir=data_dir)
         callbacks = [] if observer is None else [ObserverCallback(observer=observer, number=-1)]
         started = datetime.now(timezone.utc)
         clock = time.perf_counter()
@@ -90,6 +107,8 @@ def screen_study(
         if result.lookahead is None:
             reason = result.failure_reason or f"status {result.status.value}, no lookahead probe"
             raise TaskgraphError(f"the screen of study {spec.name!r} failed: {reason}")
+        if engine is None:
+            engine = open_engine()
         fingerprints, types = engine.recorder.task_metadata(config.task_set)
         objective = result.objective
         stored = engine.repository.add_screen(
@@ -98,7 +117,9 @@ def screen_study(
             result=result,
             details={
                 "steps": config.max_steps,
-                "probes": n_probes,
+                # The probes that ran: at most those asked (screen_probe_gap).
+                "probes": result.lookahead.n_probes,
+                "probes_asked": n_probes,
                 "lookahead_every": config.lookahead_every,
                 "full_matrix": full_matrix,
                 "wall_seconds": wall,
@@ -115,7 +136,32 @@ def screen_study(
         )
         return _report(stored, engine.repository, target=spec.target)
     finally:
-        engine.close()
+        if engine is not None:
+            engine.close()
+
+
+def _holds_study(storage_url: str, name: str) -> bool:
+    """Return whether the records database at ``storage_url`` holds study ``name``; a SQLite
+    file that is not there yet holds none, and is not created."""
+    from taskgraph.storage import open_repository, parse_storage_url
+    from taskgraph.storage.urls import sqlite_path
+
+    parsed = parse_storage_url(storage_url)
+    path = sqlite_path(parsed) if parsed.get_backend_name() == "sqlite" else None
+    if path is not None and not path.exists():
+        return False
+    with open_repository(storage_url) as repository:
+        return name in {study.name for study in repository.studies()}
+
+
+def _data_dir(spec: StudySpec, data: PathLike | None, source: str) -> Path | None:
+    """Return the data directory of the screen's run, after checking every task's files (as
+    :func:`~taskgraph.app.studies.build_engine` does, without opening the database)."""
+    from taskgraph.spec.checks import check_data
+
+    resolved = check_data(spec, data_dir=data, source=source, trains=True)
+    chosen = data or spec.data_dir
+    return resolved if resolved is not None else (None if chosen is None else Path(chosen))
 
 
 def screen_report(
@@ -160,6 +206,8 @@ def _report(stored: Any, repository: Any, *, target: str) -> dict[str, Any]:
         "seconds": stored.cost_seconds,
         "steps": steps,
         "probes": stored.matrix.n_probes,
+        "probes_asked": details.get("probes_asked", details.get("probes")),
+        "lookahead_every": details.get("lookahead_every"),
         "trial_seconds": trial,
         "run_seconds": run,
         "trials_equivalent": None if not trial else stored.cost_seconds / trial,

@@ -656,7 +656,10 @@ def screen(
     probes: Annotated[
         int | None,
         typer.Option(
-            "--probes", min=1, help="Lookahead probes, spread over the steps (default: 20)."
+            "--probes",
+            min=1,
+            help="Lookahead probes, spread evenly over the steps at a fixed gap: that many "
+            "when a gap gives it, else the most below it (default: 20).",
         ),
     ] = None,
     full_matrix: Annotated[
@@ -747,6 +750,10 @@ def _print_screen(report: dict[str, Any]) -> None:
         f"{cost['probes']} probes, +- standard error)",
     )
     line = f"cost: {cost['seconds']:.0f} s, {cost['steps']} steps, {cost['probes']} probes"
+    asked = cost.get("probes_asked")
+    if asked is not None and asked != cost["probes"]:
+        # A fixed gap between probes cannot always give the count asked (20 steps, 7 probes).
+        line += f" ({asked} asked; one every {cost.get('lookahead_every')} steps)"
     if cost.get("trials_equivalent") is not None:
         line += (
             f" = {cost['trials_equivalent']:.2f} x one trial of the study "

@@ -15,8 +15,11 @@ Here one trial is one pull:
   exceeds 1/2 (the posterior says "more likely to help than not"), trimmed to ``max_size`` and
   filled to ``min_size`` by draw;
 * a set the study has already evaluated is redrawn (up to ``max_redraws`` draws; then the
-  not yet evaluated arm with the best posterior mean, or a random unevaluated set), so the
-  bandit is not charged for re-asking what a deterministic benchmark already answered.
+  not yet evaluated arm with the best posterior mean, or a random unevaluated set: up to
+  ``max_redraws`` uniform draws, then one chosen uniformly from the list of those left when
+  the valid sets number at most ``max_enumeration``), so the bandit is not charged for
+  re-asking what a deterministic benchmark already answered.  A set is repeated only when
+  every valid set has been evaluated (or, past ``max_enumeration``, no draw found a new one).
 
 Like :class:`~taskgraph.search.graph_sampler.GraphGuidedSampler` it claims the ``aux/<task>``
 flags as its relative search space and hands every other parameter to an inner sampler.
@@ -24,6 +27,7 @@ flags as its relative search space and hands every other parameter to an inner s
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -54,6 +58,7 @@ class BanditSampler(SubsetSampler):
         alpha: float = 1.0,
         beta: float = 1.0,
         max_redraws: int = 32,
+        max_enumeration: int = 4096,
         seed: int | None = None,
         independent_sampler: BaseSampler | None = None,
     ) -> None:
@@ -76,6 +81,7 @@ class BanditSampler(SubsetSampler):
         self.alpha = alpha
         self.beta = beta
         self.max_redraws = max_redraws
+        self.max_enumeration = max_enumeration
         self._rng = np.random.default_rng(seed)
         self._independent = independent_sampler or TPESampler(seed=seed)
 
@@ -134,7 +140,20 @@ class BanditSampler(SubsetSampler):
             subset = frozenset(self.free[i] for i in picked)
             if subset not in evaluated:
                 return subset
+        # The random draws keep hitting evaluated sets: list those left, when they can be.
+        remaining = self._unevaluated_sets(evaluated)
+        if remaining:
+            return remaining[int(self._rng.integers(len(remaining)))]
         return self._from_draw(self._rng.beta(a, b))  # everything seen: a repeat costs a trial
+
+    def _unevaluated_sets(self, evaluated: set[frozenset[str]]) -> list[frozenset[str]]:
+        """Return the valid sets not in ``evaluated``, smallest first; none when the valid sets
+        outnumber ``max_enumeration`` (then they are not listed)."""
+        sizes = range(self.low, self.high + 1)
+        if sum(math.comb(len(self.free), k) for k in sizes) > self.max_enumeration:
+            return []
+        every = (frozenset(c) for k in sizes for c in itertools.combinations(self.free, k))
+        return [subset for subset in every if subset not in evaluated]
 
     def _from_draw(self, theta: np.ndarray) -> frozenset[str]:
         order = np.argsort(-theta, kind="stable")

@@ -28,8 +28,11 @@ How a subset is proposed:
 3. Then Thompson sampling (Thompson 1933; Russo et al. 2018): one joint posterior draw of
    the gains of every valid subset not yet proposed, and the subset with the best draw
    (``acquisition="ei"`` ranks by expected improvement over the best gain seen instead).
-   With many candidates the valid subsets are sampled and the neighbours of the best sets
-   seen are added, rather than enumerated.
+   With more valid subsets than ``max_enumeration`` they are not enumerated: the subsets
+   drawn from are those one task away from any set proposed so far (one free candidate added
+   or removed, when the result is valid), topped up with random sets (a uniform size, then a
+   uniform subset of that size) to ``max_enumeration``.  Swaps (one task out, another in)
+   are not neighbours, so with ``min_size == max_size`` only the random sets are drawn from.
 4. A set is proposed again only when every valid set has been proposed: then the draw (or
    expected improvement) chooses among the sets proposed fewer than ``max_repeats`` times
    (default 3), so a repeat goes to the set the model deems worth another configuration of
@@ -313,7 +316,8 @@ class GraphGuidedSampler(SubsetSampler):
                 if low <= bin(mask).count("1") <= high
             ]
         sets: set[frozenset[str]] = set()
-        # Neighbours (one task added, removed or swapped) of the evaluated sets...
+        # Neighbours of every proposed set: one free task added or removed.  No swaps, so
+        # with min_size == max_size none is valid and the random draws below are all there is.
         for subset in evaluated:
             for task in self.free:
                 flipped = subset ^ {task}

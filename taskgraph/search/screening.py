@@ -38,6 +38,7 @@ __all__ = [
     "SCREEN_CHECKPOINT_KEY",
     "default_screen_steps",
     "screen_config",
+    "screen_probe_gap",
     "screen_tasks",
     "startup_scores",
     "textemb_scores",
@@ -112,7 +113,8 @@ def screen_config(
     """Return the screen's :class:`~taskgraph.trial.TrialConfig` (module docstring).
 
     ``steps``: optimizer steps of the joint run, every task's counted (default
-    :func:`default_screen_steps`); ``probes``: lookahead probes spread evenly over them;
+    :func:`default_screen_steps`); ``probes``: lookahead probes spread evenly over them, at
+    most that many (:func:`screen_probe_gap`);
     ``full_matrix``: measure every task's loss after each step, not only the target's.
     Raises :class:`ConfigError` for a bad count or a spec without candidates.
     """
@@ -151,9 +153,23 @@ def screen_config(
         eval_every=total,  # one evaluation, at the end: the screen's product is the matrix
         eval_splits=(spec.objective.split,),
         early_stopping_patience=None,
-        lookahead_every=max(1, total // probes),
+        lookahead_every=screen_probe_gap(total, probes),
         hyperparameters=hyper,
     )
+
+
+def screen_probe_gap(total: int, probes: int) -> int:
+    """Return the steps between a screen's probes (``lookahead_every``) for ``probes`` asked
+    over ``total`` steps: the most probes a fixed gap gives without exceeding ``probes`` (the
+    trainer probes after every gap-th step), spread over the run as far as that count allows.
+
+    ``probes`` whenever a gap gives exactly that many (300 steps, 20 probes: every 15), fewer
+    otherwise (20 steps, 7 probes: 6, every 3 steps; every 2 would be 10).
+    """
+    if not 1 <= probes <= total:
+        raise ConfigError(f"`probes` must be in [1, {total}] (the steps), but got {probes}")
+    count = total // (total // (probes + 1) + 1)  # the smallest gap that gives <= probes
+    return total // count  # the largest gap that gives as many
 
 
 def textemb_scores(

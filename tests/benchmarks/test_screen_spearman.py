@@ -118,6 +118,24 @@ def test_small_samples_get_the_exact_permutation_p_value() -> None:
     assert agreement.p_value == pytest.approx(2 / 24)
 
 
+def test_small_samples_take_the_critical_value_from_the_same_permutations(
+    bench: ModuleType,
+) -> None:
+    four = rank_agreement({"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0}, GAINS, n_bootstrap=20)
+    # Even rho = 1 has p = 1/12 with 4 candidates: no |rho| is significant, in words.
+    assert four.p_value >= 0.05 and four.critical is None
+    assert "no |rho| is significant at 5 %" in bench.significance_note(four)
+    six = {f"c{i}": float(i) for i in range(6)}
+    exact = rank_agreement(six, dict(six), n_bootstrap=20)
+    assert exact.critical == pytest.approx(0.886, abs=1e-3)  # tables: 0.886 for n = 6
+    assert "|rho| >= 0.89 is significant at 5 % (two-sided, exact" in bench.significance_note(exact)
+    fourteen = {f"c{i}": float(i) for i in range(14)}
+    approximate = rank_agreement(fourteen, dict(fourteen), n_bootstrap=20)
+    assert "|rho| > 0.53 is significant at 5 % (two-sided, t approximation" in (
+        bench.significance_note(approximate)
+    )
+
+
 def test_fewer_than_three_measured_candidates_print_nan(
     bench: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

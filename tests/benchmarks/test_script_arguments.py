@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -62,3 +63,30 @@ def test_quick_sets_small_sizes_but_a_size_given_with_it_wins(
     key = given[0].removeprefix("--").replace("-", "_")
     assert explicit[key] == int(given[1]) != quick[key]
     assert explicit == {**args, key: int(given[1])}  # the other quick sizes stay
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--seeds", "abc"], "argument --seeds: expected an integer, got 'abc'"),
+        (["--seeds", "100,-1"], "argument --seeds: must be >= 0, got -1"),
+        (["--out", "/nonexistent/x.jsonl"], "--out: cannot append to /nonexistent/x.jsonl: "),
+        (["--summary-of", "/nonexistent/x"], "--summary-of: cannot read /nonexistent/x: "),
+        (["--summary-of", "BAD"], "--summary-of: BAD, line 2: not JSON"),
+    ],
+)
+def test_search_variants_refuses_bad_seeds_and_files_with_one_line(
+    benchmark_script: Callable[[str], ModuleType],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    argv: list[str],
+    message: str,
+) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"variant": "graph"}\n{oops\n')
+    argv = [str(bad) if a == "BAD" else a for a in argv]
+    with pytest.raises(SystemExit) as stopped:
+        benchmark_script("search_variants.py").main(["--table", "taskonomy5", *argv])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert message.replace("BAD", str(bad)) in err and "Traceback" not in err

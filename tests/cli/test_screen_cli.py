@@ -116,6 +116,20 @@ def test_study_run_starts_from_the_screened_ranking(
     assert cost["trial_seconds"] > 0 and cost["trials_equivalent"] > 0
 
 
+def test_the_screen_runs_and_stores_no_more_probes_than_asked(tmp_path: Path) -> None:
+    spec = spec_file(tmp_path, name="gapped")
+    url = f"sqlite:///{tmp_path / 'gapped.db'}"
+    # 5 steps, 3 probes: a probe every 2 steps runs 2 (every step would run 5).
+    code, out, err = invoke("study", "screen", str(spec), "--storage", url, "--steps", "5",
+                            "--probes", "3", "--quiet")  # fmt: skip
+    assert code == 0, err
+    assert "5 steps, 2 probes (3 asked; one every 2 steps)" in out
+    with open_repository(url) as repo:
+        [screen] = repo.screens("gapped")
+    assert screen.matrix.n_probes == screen.details["probes"] == 2
+    assert screen.details["probes_asked"] == 3
+
+
 def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'none.db'}"
     code, _, err = invoke("study", "screen", str(tmp_path / "missing.yaml"), "--storage", url)
@@ -128,7 +142,7 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path: Path) -> None:
     assert code != 0 and "no study 'unscreened'" in err and len(err.strip().splitlines()) == 1
     table = tmp_path / "table.csv"
     table.write_text("target,task_set,split,value,higher_is_better\n"
-                     "synth_target,synth_target,dev,0.5,true\n")  # fmt: skip
+                     "synth_target,synth_target,val,0.5,1\n")  # fmt: skip
     tabular = spec_file(
         tmp_path, name="tab", runner_block=f"runner: {{name: tabular, table: {table}}}\n"
     )

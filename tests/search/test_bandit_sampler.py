@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import optuna
 import pytest
@@ -53,3 +55,22 @@ def test_one_arm_per_trial_with_max_size_one_finds_every_single() -> None:
     runs = [run_search(table, "t", "bandit", seed=s, max_size=1) for s in range(4)]
     # 5 singles plus the baseline: the best single is reached within them, never asked twice
     assert all(r.found and r.trials == r.distinct <= 1 + len(SOURCES) for r in runs)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_last_unevaluated_set_is_proposed_before_any_repeat(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    free = [f"c{i}" for i in range(10)]
+    every = {frozenset(c) for k in range(len(free) + 1) for c in itertools.combinations(free, k)}
+    left = frozenset({"c1", "c4", "c6"})
+    sampler = BanditSampler(target="t", candidates=free, min_size=1, seed=seed)
+    seen = every - {left, frozenset()}
+    # 1022 of the 1023 valid sets evaluated: random draws all but never find the last one.
+    uniform = {t: (1.0, 1.0) for t in free}
+    monkeypatch.setattr(sampler, "posterior", lambda study: (uniform, seen))
+    assert sampler.propose(optuna.create_study()) == left
+    # Once every valid set is evaluated, a repeat is all there is.
+    everything = every - {frozenset()}
+    monkeypatch.setattr(sampler, "posterior", lambda study: (uniform, everything))
+    assert sampler.propose(optuna.create_study()) in everything

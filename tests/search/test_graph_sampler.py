@@ -295,3 +295,14 @@ def test_the_first_start_up_pair_is_the_prior_favourite() -> None:
         chosen.append(subset)
         study.tell(trial, 1.0)
     assert chosen == [frozenset(), frozenset({"s4"})]  # baseline, then the best source elsewhere
+
+
+def test_past_max_enumeration_the_pool_is_one_task_flips_plus_random_sets() -> None:
+    free = [f"c{i}" for i in range(8)]
+    sampler = GraphGuidedSampler(target="t", candidates=free, max_size=3, max_enumeration=40,
+                                 seed=0)  # fmt: skip
+    proposed = frozenset({"c0", "c1"})
+    pool = set(sampler._candidate_sets({proposed}))
+    flips = {proposed ^ {t} for t in free}  # c0 or c1 removed, one of six added
+    # Every flip, topped up with random sets (swaps are not neighbours: docs/affinity.md).
+    assert flips <= pool and len(pool) == 40

@@ -16,6 +16,7 @@ from taskgraph.search.progress import STARTUP_ATTR
 from taskgraph.search.screening import (
     default_screen_steps,
     screen_config,
+    screen_probe_gap,
     screen_tasks,
     startup_scores,
     textemb_scores,
@@ -76,6 +77,22 @@ def test_excluded_candidates_are_not_screened_and_bad_counts_are_refused() -> No
         screen_config(spec, probes=30)
     with pytest.raises(ConfigError, match="`steps` must be >= 1, but got 0"):
         screen_config(spec, steps=0)
+
+
+def test_the_screen_never_runs_more_probes_than_asked() -> None:
+    spec = make_spec()
+    # 20 steps, 7 probes: a gap of 2 would probe 10 times, a gap of 3 probes 6 times.
+    config = screen_config(spec, steps=20, probes=7)
+    assert config.max_steps is not None and config.lookahead_every is not None
+    assert (config.lookahead_every, config.max_steps // config.lookahead_every) == (3, 6)
+    for total in range(1, 61):
+        for probes in range(1, total + 1):
+            gap = screen_probe_gap(total, probes)
+            counts = {total // k for k in range(1, total + 1)}
+            # The most probes a fixed gap gives without exceeding those asked, as spread out
+            # as that count allows (the next gap gives fewer).
+            assert total // gap == max(c for c in counts if c <= probes), (total, probes)
+            assert total // (gap + 1) < total // gap
 
 
 def _matrix(effects: dict[str, float]) -> LookaheadMatrix:
