@@ -383,7 +383,7 @@ def results_table(
         specs = repo.study_specs()
         if study not in specs:
             known = ", ".join(sorted(specs)) or "(none)"
-            raise StorageError(f"no study {study!r} in {repo.url}; studies: {known}")
+            raise StorageError(f"no study {study!r} in {repo.url}; known studies: {known}")
         # A screen (`study screen`) is a joint run of every candidate, not a row of the table.
         runs = [r for r in repo.runs(study=study) if r.transfer_mode != SCREEN_MODE]
     return build_table(study, specs[study], runs, metrics=metrics, split=split)

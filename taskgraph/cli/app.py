@@ -12,7 +12,8 @@ affinity, db and study groups need (about a second per call).
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated, Any
 
 import typer
 
@@ -62,8 +63,34 @@ app = typer.Typer(
 )
 
 
+def _installed_version() -> str:
+    """Return the installed distribution's version (a source tree not installed: the package's)."""
+    try:
+        return version("taskgraph")
+    except PackageNotFoundError:
+        from taskgraph import __version__
+
+        return __version__
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"taskgraph {_installed_version()}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _taskgraph() -> None:
+def _taskgraph(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print taskgraph's version and exit.",
+        ),
+    ] = False,
+) -> None:
     """Find out which tasks help which: search task combinations, sharing architectures and
     data weights; keep every record; fit a task-affinity graph."""
 

@@ -8,13 +8,14 @@ import typer
 from alembic.script import ScriptDirectory
 
 from taskgraph.cli.options import JsonOption, StorageOption
-from taskgraph.cli.output import emit_json, stdout_console
+from taskgraph.cli.output import emit_json, print_line
 from taskgraph.errors import SchemaMismatchError, StorageError
 from taskgraph.storage import mask_url, resolve_storage_url
 from taskgraph.storage.engine import describe_error
 from taskgraph.storage.migrate import (
     SchemaState,
     alembic_config,
+    check_revision,
     schema_differences,
     schema_mismatch,
     schema_state,
@@ -43,6 +44,7 @@ def upgrade_command(
 ) -> None:
     """Upgrade the database schema to the newest revision (creates a new database)."""
     url = resolve_storage_url(storage)
+    check_revision(revision, name="--revision")  # before the engine: nothing is created
     engine = open_engine(url, create=True)
     try:
         before, after = upgrade(engine, revision)
@@ -52,9 +54,9 @@ def upgrade_command(
     if as_json:
         emit_json({"storage": masked, "before": before, "after": after})
     elif before == after:
-        stdout_console.print(f"{masked} is already at revision {after}")
+        print_line(f"{masked} is already at revision {after}")
     else:
-        stdout_console.print(f"upgraded {masked} from revision {before or '(empty)'} to {after}")
+        print_line(f"upgraded {masked} from revision {before or '(empty)'} to {after}")
 
 
 @app.command("current")
@@ -91,9 +93,7 @@ def current_command(storage: StorageOption = None, as_json: JsonOption = False) 
         where = "newer than this taskgraph knows: upgrade taskgraph"
     if state.is_empty:
         where = "empty: run `taskgraph db upgrade` or a study to create it"
-    stdout_console.print(
-        f"{masked}: revision {state.current or '(none)'}, head {state.head} ({where})"
-    )
+    print_line(f"{masked}: revision {state.current or '(none)'}, head {state.head} ({where})")
 
 
 def _is_newer(state: SchemaState) -> bool:
@@ -131,4 +131,4 @@ def check_command(storage: StorageOption = None, as_json: JsonOption = False) ->
     if as_json:
         emit_json({"storage": masked, "current": state.current, "head": state.head, "ok": True})
     else:
-        stdout_console.print(f"ok: {masked} is at head ({state.head}) and matches the models")
+        print_line(f"ok: {masked} is at head ({state.head}) and matches the models")

@@ -17,6 +17,19 @@ class TaskgraphGroup(TyperGroup):
 
     # ``ctx`` is typed loosely: recent Typer releases vendor their own click, older ones use
     # click itself, and this class must work with both.
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
+    ) -> Any:
+        # The top level's own options (`taskgraph --bogus`) are parsed here, before invoke:
+        # the same one line as a subcommand's, not the framework's box.
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except Exception as error:
+            if not _is_usage_error(error):
+                raise
+            typer.echo(f"error: {_usage_line(error)}", err=True)
+            raise typer.Exit(code=2) from error
+
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)

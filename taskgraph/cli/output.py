@@ -35,6 +35,7 @@ __all__ = [
     "emit_json",
     "emit_rows",
     "output_errors",
+    "print_line",
     "print_table",
     "resolve_output",
     "stderr_console",
@@ -84,6 +85,16 @@ def emit_rows(
     for row in rows:
         table.add_row(*(_cell(row.get(c)) for c in columns))
     print_table(table)
+
+
+def print_line(text: str, *, err: bool = False) -> None:
+    """Print ``text`` literally on stdout (stderr with ``err``): never wrapped, no markup.
+
+    A URL or a path is one token a script may read back: in a pipe rich would break it at 80
+    columns, and would read ``[b]`` in a file name as a style.
+    """
+    console = stderr_console if err else stdout_console
+    console.print(text, markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 
 def print_table(table: Table) -> None:

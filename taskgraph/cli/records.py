@@ -14,12 +14,11 @@ from taskgraph.cli.options import CsvOption, JsonOption, StorageOption
 from taskgraph.cli.output import (
     emit_json,
     emit_rows,
+    print_line,
     resolve_output,
-    stderr_console,
-    stdout_console,
 )
-from taskgraph.errors import ConfigError
-from taskgraph.storage import RunRecord, open_repository, resolve_storage_url
+from taskgraph.errors import ConfigError, StorageError
+from taskgraph.storage import Repository, RunRecord, open_repository, resolve_storage_url
 from taskgraph.storage.export import EXPORT_FORMATS
 
 __all__ = ["app"]
@@ -87,8 +86,16 @@ _LIST_COLUMNS = (
 
 
 def _check_filters(
-    status: str | None, *, task_set: str | None = None, model_config: str | None = None
+    status: str | None,
+    *,
+    task_set: str | None = None,
+    model_config: str | None = None,
+    study: str | None = None,
+    target: str | None = None,
 ) -> None:
+    for option, value in (("--study", study), ("--target", target)):
+        if value is not None and not value.strip():
+            raise ConfigError(f"`{option}` is empty: give a {option[2:]} name")
     if status is not None and status not in _STATUSES:
         raise ConfigError(f"`--status` must be one of {list(_STATUSES)}, but got {status!r}")
     if task_set is not None and not any(name.strip() for name in task_set.split("+")):
@@ -97,6 +104,26 @@ def _check_filters(
         )
     if model_config is not None and not model_config.strip():
         raise ConfigError("`--model-config` is empty: give a hash or its prefix")
+
+
+def _check_names(repo: Repository, *, study: str | None, target: str | None) -> None:
+    """Refuse a ``--study`` or ``--target`` the database does not hold, listing the ones it does.
+
+    A name that matches nothing would otherwise print "0 runs" or export an empty file, which
+    reads like a study without results rather than a typo.
+    """
+    if study is not None:
+        studies = sorted(s.name for s in repo.studies())
+        if study not in studies:
+            known = ", ".join(studies) or "(none)"
+            raise StorageError(f"no study {study!r} in {repo.url}; known studies: {known}")
+    if target is not None:
+        targets = repo.targets()
+        if target not in targets:
+            known = ", ".join(targets) or "(none)"
+            raise StorageError(
+                f"no run has target {target!r} in {repo.url}; known targets: {known}"
+            )
 
 
 def _list_row(run: RunRecord) -> dict[str, Any]:
@@ -130,10 +157,11 @@ def list_command(
     as_csv: CsvOption = False,
 ) -> None:
     """List runs (one line each) matching every filter given."""
-    _check_filters(status, task_set=task_set, model_config=model_config)
+    _check_filters(status, task_set=task_set, model_config=model_config, study=study, target=target)
     if selection is not None and selection not in _SELECTION:
         raise ConfigError(f"`--selection` must be one of ['on', 'off'], but got {selection!r}")
     with open_repository(resolve_storage_url(storage), create=False) as repo:
+        _check_names(repo, study=study, target=target)
         runs = repo.runs(
             study=study,
             target=target,
@@ -176,20 +204,20 @@ def show_command(
         return
     # Stored text (a failure reason quoting a path, a setting) is printed as it is: rich
     # would read "[red]" as a style and fail on "[/data/x.csv]" as a closing tag.
-    _print_plain(
+    print_line(
         f"run {run.id}: study {run.study!r}, trial {run.trial_number}, seed {run.seed}, "
         f"target {run.target!r}, task set {run.task_set_key}"
     )
-    _print_plain(
+    print_line(
         f"status {run.status}"
         + (f" ({run.failure_reason})" if run.failure_reason else "")
         + f", objective {run.objective}, cost {run.cost_seconds:.1f} s on {run.device}, "
         f"model config {run.model_config_hash[:12]} (family {run.family})"
     )
     if run.data_selection is not None:
-        _print_plain(_selection_line(run.data_selection), soft_wrap=True)
+        print_line(_selection_line(run.data_selection))
     if run.pretraining_report is not None:
-        _print_plain(_pretraining_line(run.pretraining_report), soft_wrap=True)
+        print_line(_pretraining_line(run.pretraining_report))
     settings = [
         {"setting": key, "value": json.dumps(value, sort_keys=True, default=str)}
         for key, value in sorted(run.config.items())
@@ -203,11 +231,6 @@ def show_command(
         for metric, value in sorted(metrics.items())
     ]
     emit_rows(_escaped(scores), columns=("task", "split", "metric", "value"), title="scores")
-
-
-def _print_plain(text: str, **options: Any) -> None:
-    """Print database text on stdout literally: no rich markup, no ``:emoji:`` codes."""
-    stdout_console.print(text, markup=False, emoji=False, **options)
 
 
 def _escaped(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -303,7 +326,7 @@ def export_command(
     model_config: ModelOption = None,
 ) -> None:
     """Export the matching records as CSV, JSON or Parquet (Parquet needs pyarrow)."""
-    _check_filters(status, task_set=task_set, model_config=model_config)
+    _check_filters(status, task_set=task_set, model_config=model_config, study=study, target=target)
     if export_format is None:  # `-o runs.parquet` means Parquet, not CSV in a .parquet file
         suffix = Path(output).suffix.lstrip(".").lower()
         export_format = suffix if suffix in EXPORT_FORMATS else "csv"
@@ -316,6 +339,7 @@ def export_command(
     # Checked before the database is read: a device or a FIFO is refused, never replaced.
     destination = resolve_output(output)
     with open_repository(resolve_storage_url(storage), create=False) as repo:
+        _check_names(repo, study=study, target=target)
         count = repo.export(
             sys.stdout if destination is None else destination,
             format=export_format,  # type: ignore[arg-type]
@@ -327,7 +351,7 @@ def export_command(
             model_config=model_config,
         )
     unit = "runs" if export_format == "json" else "rows"
-    stderr_console.print(f"wrote {count} {unit} to {'stdout' if output == '-' else output}")
+    print_line(f"wrote {count} {unit} to {'stdout' if output == '-' else output}", err=True)
 
 
 @app.command("table")
@@ -353,9 +377,10 @@ def table_command(
         str | None,
         typer.Option(
             "--write",
-            help="Results folder (e.g. docs/results): write <study>.csv in the long format of "
+            # Markdown help: a bare <study> or <!-- ... --> would be dropped as HTML.
+            help="Results folder (e.g. docs/results): write `STUDY.csv` in the long format of "
             "`taskgraph bench` and the table into the folder's README.md, which must exist and "
-            "hold the lines <!-- results:STUDY --> and <!-- /results:STUDY -->.",
+            "hold the lines `<!-- results:STUDY -->` and `<!-- /results:STUDY -->`.",
         ),
     ] = None,
     storage: StorageOption = None,
@@ -373,4 +398,4 @@ def table_command(
         typer.echo(table.to_markdown(), nl=False)
     if write is not None:
         for path in write_results(table, write):
-            stderr_console.print(f"wrote {path}")
+            print_line(f"wrote {path}", err=True)

@@ -29,6 +29,15 @@ from taskgraph.tasks.fingerprints import file_sha256
 
 from .output import emit_json, print_table, stderr_console, stdout_console
 
+# `--data` as typed: the shared option is a Path, which reads "" as "." (the working
+# directory); as text, an empty value reaches resolve_data_dir and is refused.
+DataText = Annotated[
+    str | None,
+    typer.Option(
+        "--data", metavar="<path>", help=DataOption.__metadata__[0].help, show_default=False
+    ),
+]
+
 app = typer.Typer(
     rich_markup_mode="markdown",
     add_completion=False,
@@ -92,7 +101,7 @@ def _row(task: TaskDef, splits: dict[str, int]) -> dict[str, Any]:
 
 @app.command("list")
 def list_command(
-    data: DataOption = None,
+    data: DataText = None,
     as_json: JsonOption = False,
     task_type: Annotated[
         str | None,
@@ -136,7 +145,7 @@ def list_command(
 @app.command("show")
 def show_command(
     name: Annotated[str, typer.Argument(help="Task name, e.g. ud_en_ewt_deps or squad2.")],
-    data: DataOption = None,
+    data: DataText = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show one task: files, fingerprints, split sizes and how splits are made, label set."""
@@ -164,12 +173,14 @@ def show_command(
         return
     out = stdout_console
     # Descriptions and labels are text, not markup: `[c(w) >= K/2]` would be read as a tag.
-    out.print(f"[bold]{escape(task.name)}[/bold]  {escape(task.description)}")
+    # soft_wrap: a pipe gets whole lines (a long description or path), not 80 columns.
+    out.print(f"[bold]{escape(task.name)}[/bold]  {escape(task.description)}", soft_wrap=True)
     for key in ("type", "format", "dataset", "label_field", "metrics", "fingerprint"):
         value = info[key]
-        out.print(f"  {key}: {escape(', '.join(value) if isinstance(value, list) else str(value))}")
+        shown = escape(", ".join(value) if isinstance(value, list) else str(value))
+        out.print(f"  {key}: {shown}", soft_wrap=True)
     if task.reader_options:
-        out.print(f"  reader_options: {escape(str(info['reader_options']))}")
+        out.print(f"  reader_options: {escape(str(info['reader_options']))}", soft_wrap=True)
     labels = info["labels"]
     listed = escape(" ".join(labels)) if labels else "(none)"
     out.print(f"  labels ({len(labels)}): {listed}", soft_wrap=True)

@@ -87,6 +87,27 @@ class _BoundedLoader(yaml.SafeLoader):
             )
         return node
 
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # PyYAML keeps the last of two equal keys: a second `name:` would silently rename
+        # the study, a second `search:` drop the first block.  Keys a `<<` merge brings in
+        # are not checked: overriding them is what a merge is for.
+        first_lines: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = first_lines.get(key)
+            except TypeError:  # an unhashable key: PyYAML's own error names it
+                continue
+            if first is not None:
+                raise SpecError(
+                    f"{self.source}:{line}: duplicate key {key!r} (first on line {first})"
+                )
+            first_lines[key] = line
+        return super().construct_mapping(node, deep=deep)
+
 
 def _read_yaml(file: Path) -> tuple[str, Any]:
     """Return the parsed YAML of ``file``; every problem is one SpecError line naming it."""
@@ -162,7 +183,13 @@ def load_spec(
     field names the option that set it, ``options[path]`` (default ``--set PATH``), rather
     than a line of the file, which does not hold the bad value.
     """
+    if not os.fspath(path).strip():
+        raise SpecError("the spec path is empty: give the study's YAML file")
     file = Path(path)
+    if file.is_dir():
+        raise SpecError(f"{file}: is a directory, not a spec file: give the study's YAML file")
+    if file.exists() and not file.is_file():
+        raise SpecError(f"{file}: not a regular file: give the study's YAML file")
     if not file.is_file():
         raise SpecError(f"{file}: spec file not found")
     text, raw = _read_yaml(file)

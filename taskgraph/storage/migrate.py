@@ -29,7 +29,7 @@ from sqlalchemy import Engine, inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from taskgraph.errors import SchemaMismatchError, StorageError
+from taskgraph.errors import ConfigError, SchemaMismatchError, StorageError
 from taskgraph.storage.engine import WRITE, describe_error
 from taskgraph.storage.schema import Base
 from taskgraph.storage.urls import mask_url
@@ -38,6 +38,7 @@ __all__ = [
     "VERSION_TABLE",
     "SchemaState",
     "alembic_config",
+    "check_revision",
     "ensure_schema",
     "head_revision",
     "include_name",
@@ -98,6 +99,26 @@ def _known_revisions() -> set[str]:
     return {revision.revision for revision in script.walk_revisions()}
 
 
+def check_revision(revision: str, *, name: str = "revision") -> None:
+    """Refuse a ``revision`` the shipped migrations do not have (``name``: the argument).
+
+    Checked before any connection is made: connecting to SQLite creates the file, and an
+    upgrade that cannot start must leave nothing behind.  ``head``, ``heads``, ``base``, a
+    revision id or a unique prefix of one are accepted.
+    """
+    script = ScriptDirectory.from_config(alembic_config())
+    try:
+        if not revision.strip():
+            raise CommandError("empty")
+        script.get_revisions(revision)
+    except CommandError:
+        ids = sorted(r.revision for r in script.walk_revisions())
+        raise ConfigError(
+            f"`{name}` {revision!r} is not a revision of taskgraph's migrations; known: "
+            f"head, base, {', '.join(ids)}"
+        ) from None
+
+
 @dataclass(frozen=True)
 class SchemaState:
     """Where a database stands: its revision (``None``: no taskgraph schema) and the head."""
@@ -127,7 +148,11 @@ def schema_state(connection: Connection) -> SchemaState:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
-    """Upgrade the database to ``revision`` under the migration lock; return (before, after)."""
+    """Upgrade the database to ``revision`` under the migration lock; return (before, after).
+
+    An unknown ``revision`` is a :class:`ConfigError` raised before connecting.
+    """
+    check_revision(revision)
 
     def run(connection: Connection) -> tuple[str | None, str | None]:
         before = schema_state(connection).current

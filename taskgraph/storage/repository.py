@@ -535,6 +535,12 @@ class Repository:
                 for row in rows
             ]
 
+    def targets(self) -> list[str]:
+        """Return the target tasks of the stored runs, sorted (none: an empty list)."""
+        query = select(RunRow.target).distinct().order_by(RunRow.target)
+        with self._factory.session() as session:
+            return [str(target) for target in session.execute(query).scalars()]
+
     def study_specs(self) -> dict[str, dict[str, Any]]:
         """Return each study's stored spec by name (``{}`` for a study stored without one)."""
         with self._factory.session() as session:

@@ -185,8 +185,9 @@ def parse_storage_url(url: str, *, check_directory: bool = True) -> URL:
     """Return the parsed, normalised URL; raise :class:`StorageError` naming what is wrong.
 
     Checks the syntax, the dialect and driver, and for a SQLite file (not in memory, no query
-    parameters) that its directory exists, unless ``check_directory`` is off (a spec checked
-    on another machine than the one that runs it).  Nothing is created here.
+    parameters) that its directory exists and that it is not a directory itself, unless
+    ``check_directory`` is off (a spec checked on another machine than the one that runs
+    it).  Nothing is created here.
     """
     masked = mask_url(url)
     if _ambiguous_userinfo(url):
@@ -237,6 +238,11 @@ def parse_storage_url(url: str, *, check_directory: bool = True) -> URL:
         if check_directory and not path.parent.is_dir():
             raise StorageError(
                 f"storage URL {masked!r}: directory {str(path.parent)!r} does not exist"
+            )
+        if check_directory and path.is_dir():
+            # SQLite would only say "unable to open database file".
+            raise StorageError(
+                f"storage URL {masked!r}: {str(path)!r} is a directory, not a database file"
             )
     return parsed
 

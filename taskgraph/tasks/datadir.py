@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from taskgraph.errors import DataNotFoundError
+from taskgraph.errors import ConfigError, DataNotFoundError
 
 __all__ = ["DATA_ENV", "resolve_data_dir"]
 
@@ -22,9 +22,12 @@ def resolve_data_dir(option: str | os.PathLike[str] | None = None) -> Path:
     """Return the data directory: ``option``, else ``$TASKGRAPH_DATA``, else ``../shared/data``.
 
     Raises :class:`DataNotFoundError` naming the directory (and where it came from) when it
-    does not exist.
+    does not exist or is a file, :class:`ConfigError` for an empty ``option`` (which
+    ``Path`` would read as the working directory).
     """
     if option is not None:
+        if not os.fspath(option).strip():
+            raise ConfigError("`--data` is empty: give the data directory")
         source, path = "--data", Path(option)
     elif os.environ.get(DATA_ENV):
         source, path = DATA_ENV, Path(os.environ[DATA_ENV])
@@ -37,6 +40,8 @@ def resolve_data_dir(option: str | os.PathLike[str] | None = None) -> Path:
             f"(looked for ../shared/data at {', '.join(str(p) for p in _default_candidates())})"
         )
     path = path.expanduser()
+    if path.exists() and not path.is_dir():
+        raise DataNotFoundError(f"data directory from {source} is a file, not a directory: {path}")
     if not path.is_dir():
         raise DataNotFoundError(f"data directory from {source} does not exist: {path}")
     return path.resolve()

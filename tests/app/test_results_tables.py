@@ -73,7 +73,7 @@ def _fake_sharing_spaces(monkeypatch: pytest.MonkeyPatch) -> None:
     # The fake `soft` architecture's space stands in for the registry's.
     import taskgraph.search.space as space
 
-    monkeypatch.setattr(space, "_registry_spaces", lambda names: SHARING_SPACES)
+    monkeypatch.setattr(space, "_registry_spaces", lambda names, **_: SHARING_SPACES)
 
 
 def test_mean_interval_hand_computed() -> None:

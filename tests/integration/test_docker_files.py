@@ -40,7 +40,8 @@ def test_services_make_a_cluster(compose: dict[str, Any]) -> None:
     worker = services["ray-worker"]
     devices = worker["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["capabilities"] == ["gpu"]
-    assert "cu" in worker["build"]["args"]["TORCH_INDEX_URL"]
+    # a CUDA build of torch, from the builder's own index (no registry host in the repository)
+    assert worker["build"]["args"]["TORCH_INDEX_URL"] == "${TORCH_CUDA_INDEX_URL:-}"
     for name in ("postgres", "ray-head", "dashboard"):
         for port in services[name].get("ports", []):
             assert port.startswith("127.0.0.1:"), (name, port)  # nothing exposed beyond the host
