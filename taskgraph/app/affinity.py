@@ -362,9 +362,11 @@ def fit_estimator(
     ``hyperprior`` (setfn) fits its variances with a weak prior.  The records database is
     opened once (or ``repository``, an open one, is read).  Raises
     :class:`~taskgraph.errors.UnknownNameError` for an unknown method (before any work) and
-    :class:`~taskgraph.errors.ConfigError` when there is nothing to fit.
+    :class:`~taskgraph.errors.ConfigError` when there is nothing to fit, or for both
+    ``storage`` and ``table``.
     """
     ESTIMATORS.get(method)  # unknown name: one line listing the known ones, before any work
+    _one_source(storage, table)
     if table is None and repository is None:
         with _records_database(storage) as database:
             return fit_estimator(
@@ -401,6 +403,14 @@ def fit_estimator(
         pooling=pooling,
     )
     return estimator, records
+
+
+def _one_source(storage: str | None, table: PathLike | None) -> None:
+    # A table is read instead of any database: a storage URL beside it would be ignored.
+    if storage is not None and table is not None:
+        raise ConfigError(
+            f"`storage` and `table` are two sources of records, but got both ({table}): pass one"
+        )
 
 
 def scored_by(records: Sequence[ScoreRecord]) -> str:
@@ -583,9 +593,10 @@ def fit_and_save(
     to the records database; return a summary (the estimator's ``describe()`` plus
     ``records``, ``edges`` and ``saved``).
 
-    With ``table`` the records come from a CSV file and nothing is saved (``saved`` is False).
-    Raises what :func:`fit_estimator` raises.
+    With ``table`` the records come from a CSV file and nothing is saved (``saved`` is False);
+    ``storage`` and ``table`` together are refused.  Raises what :func:`fit_estimator` raises.
     """
+    _one_source(storage, table)
     if table is not None:
         estimator, records = fit_estimator(
             method=method, table=table, split=split, metric=metric,
@@ -678,14 +689,17 @@ def grouping_report(
     """Return the grouping of ``tasks`` under an inference ``budget`` (networks, each 1) with
     the scores it compared and notes (what ``taskgraph affinity groups`` prints).
 
-    ``tasks`` defaults to every target with records; ``max_size`` to all sizes up to 10
-    tasks, else 3.  Measured scores and baselines are of one model family (:func:`score_family`;
+    ``tasks`` defaults to every target with records (an empty list is refused); ``max_size``
+    to all sizes up to 10 tasks, else 3.  Measured scores and baselines are of one model family (:func:`score_family`;
     a note names it when the records hold several).  Raises :class:`ConfigError` for tasks
     without a baseline, tasks whose scores go in different directions, or a budget that
     networks of ``max_size`` tasks cannot cover.
     """
     number(budget, "budget")
     tasks = names(tasks, "tasks")
+    if tasks is not None and not tasks:
+        # An empty list is not "every target": that is None.
+        raise ConfigError("`tasks` names no task; pass None to group every target with records")
     if max_size is not None:
         integer(max_size, "max_size", minimum=1)
     estimator, records = fit_estimator(

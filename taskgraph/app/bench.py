@@ -89,12 +89,16 @@ def bench(
     ``trials_to_best_<sampler>``, ... as :func:`~taskgraph.search.benchmarking.run_bench`
     documents).  ``task_metadata``: a task-metadata file (:func:`metadata_options`).
     ``pooling``: ``setfn``'s ``pooling`` (``mean``, ``sum`` or ``auto``; ``setfn`` only).
-    Raises :class:`~taskgraph.errors.ConfigError` for bad arguments or an undefined Spearman, :class:`~taskgraph.errors.DataFormatError` for a bad table (a value
+    Raises :class:`~taskgraph.errors.UnknownNameError` for an unknown ``method`` (whatever the
+    table), :class:`~taskgraph.errors.ConfigError` for bad arguments or an undefined Spearman, :class:`~taskgraph.errors.DataFormatError` for a bad table (a value
     beyond :data:`~taskgraph.affinity.longtable.MAX_BENCH_VALUE` included).
     """
+    from taskgraph.affinity.estimators.base import ESTIMATORS
     from taskgraph.affinity.estimators.setfn import POOLINGS
     from taskgraph.search.benchmarking import CLI_SAMPLERS, run_bench
 
+    # Whatever the table: one with no evaluation that fits the estimator still names it.
+    ESTIMATORS.get(method)  # an unknown name: one line listing the known ones
     # Types here; the ranges are checked (and named as the command's options) by run_bench.
     for keyword, value in (("seeds", seeds), ("folds", folds), ("max_trials", max_trials)):
         integer(value, keyword)

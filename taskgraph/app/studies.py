@@ -58,8 +58,9 @@ def load_study_spec(
 ) -> StudySpec:
     """Return the checked spec at ``path`` with ``overrides`` (dotted field path -> value).
 
-    ``overrides["runner"]`` (a mapping) replaces the runner, keeping the file's runner settings
-    when the name is the same.  Every override goes through the models and the checks
+    ``overrides["runner"]`` (a mapping) or ``overrides["runner.name"]`` replaces the runner,
+    keeping the file's runner settings when the name is the same; the other ``runner.*``
+    overrides then apply to the runner chosen.  Every override goes through the models and the checks
     (:func:`taskgraph.search.checks.check_spec`), so nothing invalid reaches the database.  An
     error that an override causes names where it came from (``labels[key]``, e.g.
     ``--trials``, default ``--set KEY``), not a line of the file.  Raises
@@ -105,6 +106,7 @@ def _build_spec(
     from taskgraph.spec import load_spec
 
     rest = dict(overrides)
+    labels = dict(labels or {})
     runner = rest.pop("runner", None)
     if isinstance(runner, str):
         runner = {"name": runner}  # `--set runner=ray`: the spec's `runner: ray` shorthand
@@ -112,11 +114,23 @@ def _build_spec(
         raise SpecError(
             f"{path}: runner: must be a runner name or a mapping, got {type(runner).__name__}"
         )
-    spec = load_spec(path, overrides=rest, options=labels)
-    if runner is not None:
-        spec = _with_runner(spec, runner, source=str(path), base=Path(path).parent)
+    fields = _runner_fields(rest) if runner is not None or "runner.name" in rest else {}
+    # Labels only for what is overridden here: an error in the file's own runner, replaced
+    # below, is the file's.
+    spec = load_spec(path, overrides=rest, options={k: v for k, v in labels.items() if k in rest})
+    if runner is not None or fields:
+        spec = _with_runner(
+            spec, runner or {}, fields=fields, labels=labels, source=str(path), base=path.parent
+        )
     check_study_spec(spec, source=str(path), trust_remote_code=trust_remote_code)
     return spec
+
+
+def _runner_fields(overrides: dict[str, Any]) -> dict[str, Any]:
+    # Takes the `runner.*` overrides out of ``overrides``: with a runner switch (`runner`,
+    # `runner.name`: --runner/--address) they apply to the runner chosen, after the switch,
+    # not to the file's runner (`--runner ray --set runner.resources=...`).
+    return {key: overrides.pop(key) for key in list(overrides) if key.startswith("runner.")}
 
 
 def _blame_option(
@@ -143,24 +157,56 @@ def _blame_option(
 
 
 def _with_runner(
-    spec: StudySpec, runner: Mapping[str, Any], *, source: str, base: Path | None = None
+    spec: StudySpec,
+    runner: Mapping[str, Any],
+    *,
+    fields: Mapping[str, Any] | None = None,
+    labels: Mapping[str, str] | None = None,
+    source: str,
+    base: Path | None = None,
 ) -> StudySpec:
     # A runner given on the command line replaces the spec's; keep the spec's settings when
-    # the name is the same (so --address only changes the address).  A relative table path is
-    # resolved as the spec file's own paths are (against its folder; the working directory
-    # for a spec object) and stored absolute, so `study resume` finds it from anywhere.
+    # the name is the same (so --address only changes the address).  ``fields`` (dotted
+    # `runner.*` paths; `runner.name` is the switch) apply after it, to the runner chosen.
+    # A relative table path is resolved as the spec file's own paths are (against its
+    # folder; the working directory for a spec object) and stored absolute, so `study
+    # resume` finds it from anywhere.
     from taskgraph.spec import spec_from_dict
 
+    labels = dict(labels or {})
+    fields = dict(fields or {})
+    switch_label = labels.get("runner.name") or labels.get("runner") or "--runner/--address"
     data = spec.model_dump(mode="json")
     current = data.get("runner") or {}
     given = dict(runner)
+    if "runner.name" in fields:
+        given["name"] = fields.pop("runner.name")
+    name = given.get("name", current.get("name"))
+    if not isinstance(name, str) or name not in RUNNERS:
+        raise SpecError(
+            f"{switch_label}: unknown runner {name!r}; allowed: {', '.join(RUNNERS.names())}"
+        )
+    if name == current.get("name"):
+        given = {**current, **given}
+    for key, value in fields.items():
+        _set_dotted(given, key.split(".")[1:], value)
     table = given.get("table")
     if isinstance(table, str) and table and not Path(table).expanduser().is_absolute():
         given["table"] = str(((base or Path.cwd()) / table).resolve())
-    if given.get("name", current.get("name")) == current.get("name"):
-        given = {**current, **given}
     data["runner"] = given
-    return spec_from_dict(data, source=source, options={"runner": "--runner/--address"})
+    # Most specific first: the first label whose path matches an error names it.
+    options = {key: labels.get(key) or f"--set {key}" for key in fields}
+    options["runner"] = switch_label
+    return spec_from_dict(data, source=source, options=options)
+
+
+def _set_dotted(node: dict[str, Any], parts: list[str], value: Any) -> None:
+    *parents, last = parts
+    for part in parents:
+        child = node.get(part)
+        node[part] = child = child if isinstance(child, dict) else {}
+        node = child
+    node[last] = value
 
 
 def _with_fields(spec: StudySpec, fields: Mapping[str, Any], *, source: str) -> StudySpec:
@@ -169,13 +215,7 @@ def _with_fields(spec: StudySpec, fields: Mapping[str, Any], *, source: str) -> 
 
     data = spec.model_dump(mode="json")
     for key, value in fields.items():
-        node = data
-        *parents, last = key.split(".")
-        for part in parents:
-            child = node.get(part)
-            node[part] = child = child if isinstance(child, dict) else {}
-            node = child
-        node[last] = value
+        _set_dotted(data, key.split("."), value)
     return spec_from_dict(data, source=source, options={key: key for key in fields})
 
 
@@ -299,10 +339,11 @@ def checked_spec(
         return load_study_spec(spec_or_path, dotted, trust_remote_code=trust_remote_code), source
     spec, source = spec_or_path, "spec"
     runner = dotted.pop("runner", None)
+    fields = _runner_fields(dotted) if runner is not None or "runner.name" in dotted else {}
     if dotted:
         spec = _with_fields(spec, dotted, source=source)
-    if runner is not None:
-        spec = _with_runner(spec, runner, source=source)
+    if runner is not None or fields:
+        spec = _with_runner(spec, runner or {}, fields=fields, source=source)
     check_study_spec(spec, source=source, trust_remote_code=trust_remote_code)
     return spec, source
 

@@ -16,6 +16,7 @@ shrunk toward what it learned from other sets) beside ``measured_relative_gain``
 
 from __future__ import annotations
 
+import math
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -53,7 +54,9 @@ app = typer.Typer(
 TableOption = Annotated[
     Path | None,
     typer.Option(
-        "--table", help="Read records from a long-format CSV table instead of the database."
+        "--table",
+        help="Read records from a long-format CSV table instead of the database (not with "
+        "--storage).",
     ),
 ]
 SplitOption = Annotated[
@@ -81,20 +84,51 @@ EmbedOption = Annotated[
     ),
 ]
 PriorOption = Annotated[
-    bool,
+    bool | None,
     typer.Option(
         "--hyperprior/--no-hyperprior",
-        help="setfn only: fit its variances with a weak prior (MAP-II), which keeps predictions from a few records honest; --no-hyperprior is plain evidence maximisation, as the graph-guided sampler fits.",
+        help="setfn only (refused with another --method): fit its variances with a weak prior (MAP-II; the default), which keeps predictions from a few records honest; --no-hyperprior is plain evidence maximisation, as the graph-guided sampler fits.",
+        show_default=False,
     ),
 ]
 
 PoolingOption = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--pooling",
-        help="setfn only: a set's gain from the mean of its members' effects (default), their sum, or whichever the evidence of the records prefers (auto; docs/affinity.md).",
+        help="setfn only (refused with another --method): a set's gain from the mean of its members' effects (default), their sum, or whichever the evidence of the records prefers (auto; docs/affinity.md).",
+        show_default=False,
     ),
 ]
+
+
+def _setfn_options(method: str, hyperprior: bool | None, pooling: str | None) -> tuple[bool, str]:
+    """Return (hyperprior, pooling) for ``method``, refusing either when given to another
+    estimator, which would ignore it."""
+    ESTIMATORS.get(method)  # an unknown method: its own line, listing the known ones
+    if method != "setfn":
+        given = [flag for flag, value in (
+            ("--pooling", pooling),
+            ("--hyperprior" if hyperprior else "--no-hyperprior", hyperprior),
+        ) if value is not None]  # fmt: skip
+        if given:
+            raise ConfigError(f"`{given[0]}` is an option of setfn, but --method is {method!r}")
+    return (True if hyperprior is None else hyperprior), (pooling or "mean")
+
+
+def _one_source(storage: str | None, table: Path | None) -> None:
+    # --table reads a CSV file and touches no database: a --storage beside it would be ignored.
+    if storage is not None and table is not None:
+        raise ConfigError(
+            "`--table` and `--storage` are two sources of records: give one (--table reads "
+            "the CSV file and reads or saves nothing in a database)"
+        )
+
+
+def _at_least(value: int | None, flag: str, minimum: int) -> None:
+    # Checked here to name the option; the Python API's own check names its keyword.
+    if value is not None and value < minimum:
+        raise ConfigError(f"`{flag}` must be >= {minimum}, but got {value}")
 
 
 @app.command("fit")
@@ -105,11 +139,16 @@ def fit(
     split: SplitOption = None,
     metric: MetricOption = None,
     text_embeddings: EmbedOption = False,
-    hyperprior: PriorOption = True,
-    pooling: PoolingOption = "mean",
+    hyperprior: PriorOption = None,
+    pooling: PoolingOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Fit an estimator on all records and save its edges (source -> target gains) to the database."""
+    """Fit an estimator on all records and save its edges (source -> target gains) to the database.
+
+    With --table the records come from the CSV file and nothing is saved (`saved: False`).
+    """
+    _one_source(storage, table)
+    hyperprior, pooling = _setfn_options(method, hyperprior, pooling)
     with stderr_console.status(f"fitting {method}"):
         summary = fit_and_save(
             method=method, storage=storage, table=table, split=split, metric=metric,
@@ -148,11 +187,15 @@ def top(
     split: SplitOption = None,
     metric: MetricOption = None,
     text_embeddings: EmbedOption = False,
-    hyperprior: PriorOption = True,
-    pooling: PoolingOption = "mean",
+    hyperprior: PriorOption = None,
+    pooling: PoolingOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List the auxiliary sets with the highest predicted gain for a target, beside the measured gains."""
+    _at_least(k, "-k", 1)
+    _at_least(max_size, "--max-size", 1)
+    _one_source(storage, table)
+    hyperprior, pooling = _setfn_options(method, hyperprior, pooling)
     with stderr_console.status(f"fitting {method}"):
         report = recommendation_report(
             target, storage=storage, table=table, k=k, max_size=max_size, method=method,
@@ -218,15 +261,26 @@ def groups(
     split: SplitOption = None,
     metric: MetricOption = None,
     text_embeddings: EmbedOption = False,
-    hyperprior: PriorOption = True,
-    pooling: PoolingOption = "mean",
+    hyperprior: PriorOption = None,
+    pooling: PoolingOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Choose which tasks to train together under an inference budget (measured scores where known)."""
+    if not math.isfinite(budget):
+        raise ConfigError(f"`--budget` must be a finite number, but got {budget}")
+    _at_least(max_size, "--max-size", 1)
+    chosen = None if tasks is None else [t.strip() for t in tasks.split(",") if t.strip()]
+    if chosen == []:
+        raise ConfigError(
+            f"`--tasks` names no task (got {tasks!r}): give comma-separated tasks, or leave "
+            "--tasks out to group every target with records"
+        )
+    _one_source(storage, table)
+    hyperprior, pooling = _setfn_options(method, hyperprior, pooling)
     with stderr_console.status(f"fitting {method} and choosing networks"):
         report = grouping_report(
             budget,
-            tasks=tasks.split(",") if tasks else None,
+            tasks=chosen,
             storage=storage,
             table=table,
             max_size=max_size,
@@ -283,12 +337,14 @@ def graph(
     split: SplitOption = None,
     metric: MetricOption = None,
     text_embeddings: EmbedOption = False,
-    hyperprior: PriorOption = True,
-    pooling: PoolingOption = "mean",
+    hyperprior: PriorOption = None,
+    pooling: PoolingOption = None,
 ) -> None:
     """Export the affinity graph (edge s -> t: gain of t from s) as GraphML, JSON, DOT or PNG."""
     if fmt not in GRAPH_FORMATS:
         raise ConfigError(f"`--format` must be one of {list(GRAPH_FORMATS)}, but got {fmt!r}")
+    _one_source(storage, table)
+    hyperprior, pooling = _setfn_options(method, hyperprior, pooling)
     # Checked before any work: a device, a FIFO or a directory is refused, never replaced.
     target = resolve_output(output)
     with stderr_console.status(f"fitting {method}"):

@@ -14,7 +14,9 @@ from typing import Annotated, Any
 
 import typer
 
+from taskgraph.affinity.estimators.base import ESTIMATORS
 from taskgraph.cli.output import emit_json, stderr_console
+from taskgraph.errors import ConfigError
 from taskgraph.search.benchmarking import CLI_SAMPLERS
 
 __all__ = ["bench"]
@@ -43,7 +45,11 @@ def bench(
         ),
     ] = 20,
     method: Annotated[
-        str, typer.Option("--method", help="Estimator measured against HOA and the prior.")
+        str,
+        typer.Option(
+            "--method",
+            help=f"Estimator measured against HOA and the prior: {', '.join(ESTIMATORS.names())}.",
+        ),
     ] = "setfn",
     folds: Annotated[
         int,
@@ -76,12 +82,14 @@ def bench(
         ),
     ] = None,
     samplers: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--samplers",
-            help="Comma-separated samplers to compare (add gp: about a second per trial).",
+            help=f"Comma-separated samplers to compare [default: {','.join(CLI_SAMPLERS)}] "
+            "(add gp: about a second per trial; not with --no-search).",
+            show_default=False,
         ),
-    ] = ",".join(CLI_SAMPLERS),
+    ] = None,
     search: Annotated[
         bool,
         typer.Option(
@@ -112,7 +120,16 @@ def bench(
     from taskgraph.app.bench import bench as run
     from taskgraph.app.bench import load_bench_table
 
-    names = [s.strip() for s in samplers.split(",") if s.strip()]
+    # Checked here to name the options; the Python API's own checks name its keywords.
+    if not math.isfinite(fit_fraction):
+        raise ConfigError(f"`--fit-fraction` must be in [0, 1], but got {fit_fraction}")
+    names = None if samplers is None else [s.strip() for s in samplers.split(",") if s.strip()]
+    if names and not search and all(_known_sampler(n) for n in names):
+        # (An unknown name is the app's one line, naming it.)
+        raise ConfigError(
+            f"`--samplers` {samplers!r} chooses the samplers of the search, but --no-search "
+            "turns the search off: drop one of them"
+        )
     # Read and checked before the progress display; the display is off when stderr is not a
     # terminal (its teardown would write a blank line before an error or the report).
     data = load_bench_table(table)
@@ -144,6 +161,12 @@ def bench(
         if name in ("evaluations", "skipped", "notes"):
             continue
         typer.echo(f"{name}: {_text(value)}")
+
+
+def _known_sampler(name: str) -> bool:
+    from taskgraph.search.samplers import SAMPLERS
+
+    return ("graph" if name == "graph_cold" else name) in SAMPLERS  # as run_bench reads it
 
 
 def _text(value: Any) -> str:

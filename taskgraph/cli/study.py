@@ -43,12 +43,18 @@ TrialsOption = Annotated[
 ]
 RunnerOption = Annotated[
     str | None,
-    typer.Option("--runner", help="Runner: local, ray or tabular (overrides runner.name)."),
+    typer.Option(
+        "--runner",
+        help="Runner: local, ray or tabular (overrides runner.name; the spec's other runner "
+        "settings are kept only for the same name, and --set runner.* applies after it).",
+    ),
 ]
 AddressOption = Annotated[
     str | None,
     typer.Option(
-        "--address", help="Ray cluster address for the ray runner, e.g. auto or ray://head:10001."
+        "--address",
+        help="Ray cluster address, e.g. auto or ray://head:10001 (overrides runner.address); "
+        "switches to the ray runner.",
     ),
 ]
 SetOption = Annotated[
@@ -76,7 +82,8 @@ TrustOption = Annotated[
 _OPTION_LABELS = {
     "budget.trials": "--trials",
     "budget.wall_time": "--wall-time",
-    "runner": "--runner/--address",
+    "runner.name": "--runner",
+    "runner.address": "--address",
 }
 
 
@@ -86,13 +93,27 @@ def _overrides(
     out: dict[str, Any] = {}
     if trials is not None:
         out["budget.trials"] = trials
-    if runner is not None:
-        out["runner"] = {"name": runner}
-    if address is not None:
-        out.setdefault("runner", {"name": "ray"})
-        out["runner"]["address"] = address
+    # --runner and --address are runner.name and runner.address, set before any
+    # --set runner.*: the app applies those to the runner they choose.
+    out.update(_runner_choice(runner, address) or {})
     if wall_time is not None:
         out["budget.wall_time"] = wall_time
+    return out
+
+
+def _runner_choice(runner: str | None, address: str | None) -> dict[str, Any] | None:
+    """Return ``{"runner.name": ..., "runner.address": ...}`` for --runner/--address (None
+    without either); --address alone means the ray runner."""
+    if address is not None and not address.strip():
+        raise ConfigError(
+            "--address is empty: give a Ray cluster address (auto, host:port or "
+            "ray://host:10001), or drop --address"
+        )
+    if runner is None and address is None:
+        return None
+    out: dict[str, Any] = {"runner.name": "ray" if runner is None else runner}
+    if address is not None:
+        out["runner.address"] = address
     return out
 
 
@@ -448,6 +469,8 @@ def run(
     overrides = _parse_sets(sets)
     options = _overrides(trials=trials, runner=runner, address=address, wall_time=wall_time)
     labels = _labels(overrides, options)
+    if runner is None and address is not None:
+        labels["runner.name"] = "--address"  # --address alone chose the ray runner
     overrides.update(options)
     checked = _load_checked(spec, overrides, labels=labels, trust_remote_code=trust_remote_code)
     _run(
@@ -484,13 +507,13 @@ def resume(
 
     _quiet_transformers()
     url = _storage(storage)
-    runner_override = _overrides(trials=None, runner=runner, address=address, wall_time=None)
+    choice = _runner_choice(runner, address)
     spec = resumable_spec(
         name,
         storage_url=url,
         trials=trials,
         wall_time=wall_time,
-        runner=runner_override.get("runner"),
+        runner=None if choice is None else {k.split(".")[1]: v for k, v in choice.items()},
         trust_remote_code=trust_remote_code,
     )
     source = f"study {name!r}"
@@ -820,9 +843,13 @@ def submit(
     """Send a study to a running Ray cluster and return at once; follow it with `study status`."""
     from taskgraph.runners.ray import submit_study
 
+    for flag, value in (("--address", address), ("--cluster-address", cluster_address)):
+        if not value.strip():
+            raise ConfigError(f"{flag} is empty: give a Ray address, or drop {flag}")
     overrides = _parse_sets(sets)
     options = _overrides(trials=trials, runner="ray", address=None, wall_time=None)
     labels = _labels(overrides, options)
+    labels["runner.name"] = "study submit (the ray runner)"
     overrides.update(options)
     checked = _load_checked(spec, overrides, labels=labels, trust_remote_code=trust_remote_code)
     url = _storage(storage, checked)
