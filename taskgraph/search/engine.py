@@ -628,12 +628,14 @@ class StudyEngine:
         progress = self.progress()
         spec = self.spec
         if progress.n_failed > spec.budget.max_failures:
-            return RunSummary(
-                progress=progress,
-                reason="max_failures",
-                detail=f"{progress.n_failed} trials failed (budget.max_failures is "
-                f"{spec.budget.max_failures})",
+            detail = (
+                f"{progress.n_failed} trials failed (budget.max_failures is "
+                f"{spec.budget.max_failures})"
             )
+            last = self._last_failure()
+            if last is not None:
+                detail += f"; the last: {last}"
+            return RunSummary(progress=progress, reason="max_failures", detail=detail)
         if progress.n_done + progress.n_running >= progress.budget:
             return RunSummary(progress=progress, reason="budget")
         wall = spec.budget.wall_time
@@ -644,6 +646,16 @@ class StudyEngine:
         if callable(exhausted) and exhausted(study):
             return RunSummary(progress=progress, reason="exhausted", detail=(
                 "every valid auxiliary set has run sampler.options.max_repeats times"))  # fmt: skip
+        return None
+
+    def _last_failure(self, limit: int = 300) -> str | None:
+        """Return the first line of the latest failed trial's reason (cut at ``limit``)."""
+        failed = self.require_study().get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        for trial in reversed(failed):
+            reason = trial.user_attrs.get(FAILURE_ATTR)
+            if isinstance(reason, str) and reason.strip():
+                line = reason.strip().splitlines()[0]
+                return line if len(line) <= limit else line[: limit - 3] + "..."
         return None
 
     def _same_configuration(self, number: int, config: TrialConfig) -> FrozenTrial | None:

@@ -100,6 +100,10 @@ def test_max_failures_stops_the_study(storage_url: str, fakes: ModuleType) -> No
     engine.close()
     assert summary.reason == "max_failures"
     assert summary.progress.n_failed == 2 and summary.progress.n_done == 3
+    # The stop line says why, not only how many: a broken data file shows up here.
+    assert summary.detail == (
+        "2 trials failed (budget.max_failures is 1); the last: fake failure: loss is NaN"
+    )
 
 
 def test_pruned_trials_keep_their_true_state(storage_url: str, fakes: ModuleType) -> None:
