@@ -89,6 +89,34 @@ def check_spec(
             space.row_config(row)  # every row a complete configuration, in its domains
     except SpecError as error:
         raise SpecError(f"{source}: {error}") from None
+    _check_layer_ranges(spec, source)
+
+
+def _check_layer_ranges(spec: StudySpec, source: str) -> None:
+    """Refuse a spec's own range of a layer count that goes past the encoder's depth.
+
+    A layer parameter is one whose registry range follows ``num_layers``.  Such a value above
+    the depth would mean the full depth (docs/models.md), so the search would spend trials
+    on configurations that are all the same model.
+    """
+    from taskgraph.search.space import _registry_spaces, encoder_depth
+
+    depth = encoder_depth(spec)
+    if depth is None:
+        return
+    here = _registry_spaces(list(spec.search.sharing), num_layers=depth)
+    deeper = _registry_spaces(list(spec.search.sharing), num_layers=depth + 1)
+    for arch, overrides in spec.search.sharing.items():
+        for name, domain in overrides.items():
+            if here[arch].get(name) == deeper[arch].get(name):
+                continue  # not a layer count
+            values = [domain.value, domain.high, *(domain.choices or ())]
+            over = [v for v in values if isinstance(v, int | float) and v > depth]
+            if over:
+                raise SpecError(
+                    f"{source}: search.sharing.{arch}.{name}: {over[0]:g} is above the "
+                    f"{depth} layers of encoder {spec.encoder.name!r}; use at most {depth}"
+                )
 
 
 def _check_data_selection(spec: StudySpec, source: str) -> None:

@@ -230,3 +230,33 @@ def test_layer_ranges_follow_the_encoder_depth(encoder: dict[str, Any], depth: i
         domain = space.sharing[arch][name]
         assert (domain.low, domain.high) == (1, depth), (arch, name)
     assert space.sharing["mmoe"]["num_experts"].high == 8  # not a layer count
+
+
+@pytest.mark.parametrize(
+    ("sharing", "refused"),
+    [
+        ({"hierarchical": {"tagging_layer": {"low": 1, "high": 4}}}, "tagging_layer: 4 is above"),
+        ({"soft": {"top_k_layers": [1, 3]}}, "top_k_layers: 3 is above"),
+        ({"mmoe": {"top_k_layers": 5}}, "top_k_layers: 5 is above"),
+        ({"hierarchical": {"tagging_layer": {"low": 1, "high": 2}}}, None),
+        ({"mmoe": {"num_experts": {"low": 2, "high": 6}}}, None),  # not a layer count
+    ],
+)
+def test_a_spec_range_past_the_encoder_depth_is_refused(
+    sharing: dict[str, Any], refused: str | None
+) -> None:
+    from taskgraph.search.checks import check_spec
+
+    data = {
+        "name": "s",
+        "target": "synth_target",
+        "candidates": ["synth_related"],
+        "encoder": {"name": "tiny-bert"},  # 2 layers
+        "search": {"sharing": sharing},
+    }
+    spec = spec_from_dict(data)
+    if refused is None:
+        check_spec(spec, source="s.yaml")
+        return
+    with pytest.raises(SpecError, match=f"s.yaml: search.sharing.*{refused} the 2 layers"):
+        check_spec(spec, source="s.yaml")
