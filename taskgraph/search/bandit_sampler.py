@@ -14,7 +14,8 @@ Here one trial is one pull:
   (``max_size`` 1: exactly AutoSeM's choice of one arm); otherwise every task whose draw
   exceeds 1/2 (the posterior says "more likely to help than not"), trimmed to ``max_size`` and
   filled to ``min_size`` by draw;
-* a set the study has already evaluated is redrawn (up to ``max_redraws`` draws; then the
+* a set the study has already tried, in any state (complete, pruned, failed, running), is
+  redrawn (up to ``max_redraws`` draws; then the
   not yet evaluated arm with the best posterior mean, or a random unevaluated set: up to
   ``max_redraws`` uniform draws, then one chosen uniformly from the list of those left when
   the valid sets number at most ``max_enumeration``), so the bandit is not charged for
@@ -88,12 +89,20 @@ class BanditSampler(SubsetSampler):
     # ------------------------------------------------------------------ Optuna API
     def propose_for(self, study: Study, trial: FrozenTrial) -> frozenset[str]:
         """Return the free auxiliaries of ``trial``'s set (:meth:`propose`)."""
-        return self.propose(study)
+        return self.propose(study, exclude_trial=trial.number)
 
     # ------------------------------------------------------------------ bandit
-    def posterior(self, study: Study) -> tuple[dict[str, tuple[float, float]], set[frozenset[str]]]:
-        """Return each free task's ``(alpha, beta)`` and the free parts of the evaluated sets."""
-        trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    def posterior(
+        self, study: Study, *, exclude_trial: int | None = None
+    ) -> tuple[dict[str, tuple[float, float]], set[frozenset[str]]]:
+        """Return each free task's ``(alpha, beta)`` and the free parts of the sets seen.
+
+        Rewards come from complete trials.  Seen are the sets of every trial but
+        ``exclude_trial`` (the one being sampled) whatever its state: a pruned, failed or
+        still running set is not proposed again while an unseen one is left.
+        """
+        every = [t for t in study.get_trials(deepcopy=False) if t.number != exclude_trial]
+        trials = [t for t in every if t.state == TrialState.COMPLETE]
         observed: list[tuple[frozenset[str], float, bool]] = []
         for trial in trials:
             if trial.value is None or not math.isfinite(trial.value):
@@ -116,11 +125,12 @@ class BanditSampler(SubsetSampler):
             for task in subset:
                 counts[task][0 if won else 1] += 1.0
         evaluated = {s for s, _, _ in observed}
+        evaluated |= {self._free_part(t) for t in every if _has_set(t)}
         return {t: (a, b) for t, (a, b) in counts.items()}, evaluated
 
-    def propose(self, study: Study) -> frozenset[str]:
+    def propose(self, study: Study, *, exclude_trial: int | None = None) -> frozenset[str]:
         """Return the free auxiliaries of the next set (module docstring)."""
-        counts, evaluated = self.posterior(study)
+        counts, evaluated = self.posterior(study, exclude_trial=exclude_trial)
         if not self.free:
             return frozenset()
         a = np.array([counts[t][0] for t in self.free])
@@ -177,3 +187,12 @@ class BanditSampler(SubsetSampler):
                 if name.startswith(AUX_PARAM_PREFIX) and value is True
             )  # fmt: skip
         return tasks & frozenset(self.free)
+
+
+def _has_set(trial: FrozenTrial) -> bool:
+    # A waiting trial, or a running one between ask and its first suggestion, has no set yet.
+    if trial.state == TrialState.WAITING:
+        return False
+    return SUBSET_ATTR in trial.user_attrs or any(
+        name.startswith(AUX_PARAM_PREFIX) for name in trial.params
+    )

@@ -68,9 +68,31 @@ def test_the_last_unevaluated_set_is_proposed_before_any_repeat(
     seen = every - {left, frozenset()}
     # 1022 of the 1023 valid sets evaluated: random draws all but never find the last one.
     uniform = {t: (1.0, 1.0) for t in free}
-    monkeypatch.setattr(sampler, "posterior", lambda study: (uniform, seen))
+    monkeypatch.setattr(sampler, "posterior", lambda study, **_: (uniform, seen))
     assert sampler.propose(optuna.create_study()) == left
     # Once every valid set is evaluated, a repeat is all there is.
     everything = every - {frozenset()}
-    monkeypatch.setattr(sampler, "posterior", lambda study: (uniform, everything))
+    monkeypatch.setattr(sampler, "posterior", lambda study, **_: (uniform, everything))
     assert sampler.propose(optuna.create_study()) in everything
+
+
+def test_pruned_failed_and_running_sets_are_not_proposed_again() -> None:
+    # A set the study has tried in any state is seen: proposing a pruned one again while
+    # unseen ones remain spends a trial on an answer the study already has.
+    sampler = BanditSampler(target="t", candidates=["a", "b", "c"], max_size=1, seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    states = {
+        "a": optuna.trial.TrialState.PRUNED,
+        "b": optuna.trial.TrialState.FAIL,
+        "c": None,  # still running
+    }
+    for task, state in states.items():
+        study.enqueue_trial({f"aux/{t}": t == task for t in "abc"})
+        trial, _ = ask_subset(study, ["a", "b", "c"])
+        if state is not None:
+            study.tell(trial, state=state)
+    _, seen = sampler.posterior(study)
+    assert seen == {frozenset("a"), frozenset("b"), frozenset("c")}
+    # Every single has been tried: the empty set is the one valid set not seen yet.
+    _, chosen = ask_subset(study, ["a", "b", "c"])
+    assert set(chosen) == set(), chosen
