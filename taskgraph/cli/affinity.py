@@ -80,7 +80,7 @@ EmbedOption = Annotated[
     bool,
     typer.Option(
         "--text-embeddings/--no-text-embeddings",
-        help="Add MiniLM TextEmb embeddings of catalog tasks (cold start for unseen targets).",
+        help="Add MiniLM TextEmb embeddings of catalog tasks (cold start for unseen targets); setfn and textemb only (refused with another --method).",
     ),
 ]
 PriorOption = Annotated[
@@ -116,6 +116,19 @@ def _setfn_options(method: str, hyperprior: bool | None, pooling: str | None) ->
     return (True if hyperprior is None else hyperprior), (pooling or "mean")
 
 
+#: the estimators that read TextEmb vectors (``task_embeddings``)
+_EMBEDDING_METHODS = ("setfn", "textemb")
+
+
+def _embeddings_option(method: str, text_embeddings: bool) -> None:
+    # Another estimator would load MiniLM and then ignore what it computed.
+    if text_embeddings and method not in _EMBEDDING_METHODS:
+        raise ConfigError(
+            f"`--text-embeddings` is an option of {' and '.join(_EMBEDDING_METHODS)}, but "
+            f"--method is {method!r}"
+        )
+
+
 def _one_source(storage: str | None, table: Path | None) -> None:
     # --table reads a CSV file and touches no database: a --storage beside it would be ignored.
     if storage is not None and table is not None:
@@ -149,6 +162,7 @@ def fit(
     """
     _one_source(storage, table)
     hyperprior, pooling = _setfn_options(method, hyperprior, pooling)
+    _embeddings_option(method, text_embeddings)
     with stderr_console.status(f"fitting {method}"):
         summary = fit_and_save(
             method=method, storage=storage, table=table, split=split, metric=metric,
@@ -196,6 +210,7 @@ def top(
     _at_least(max_size, "--max-size", 1)
     _one_source(storage, table)
     hyperprior, pooling = _setfn_options(method, hyperprior, pooling)
+    _embeddings_option(method, text_embeddings)
     with stderr_console.status(f"fitting {method}"):
         report = recommendation_report(
             target, storage=storage, table=table, k=k, max_size=max_size, method=method,
@@ -277,6 +292,7 @@ def groups(
         )
     _one_source(storage, table)
     hyperprior, pooling = _setfn_options(method, hyperprior, pooling)
+    _embeddings_option(method, text_embeddings)
     with stderr_console.status(f"fitting {method} and choosing networks"):
         report = grouping_report(
             budget,
@@ -345,6 +361,7 @@ def graph(
         raise ConfigError(f"`--format` must be one of {list(GRAPH_FORMATS)}, but got {fmt!r}")
     _one_source(storage, table)
     hyperprior, pooling = _setfn_options(method, hyperprior, pooling)
+    _embeddings_option(method, text_embeddings)
     # Checked before any work: a device, a FIFO or a directory is refused, never replaced.
     target = resolve_output(output)
     with stderr_console.status(f"fitting {method}"):

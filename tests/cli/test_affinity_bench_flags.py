@@ -102,6 +102,15 @@ def test_setfn_options_with_another_method_are_refused(
     assert code == 0, err  # and setfn takes them
 
 
+def test_text_embeddings_with_a_method_that_ignores_them_are_refused(table_file: Path) -> None:
+    for command in (["top", "--target", "a"], ["groups", "--budget", "2"], ["fit"]):
+        refused(
+            ["affinity", *command, "--table", str(table_file), "--method", "hoa",
+             "--text-embeddings"],
+            "error: `--text-embeddings` is an option of setfn and textemb, but --method is 'hoa'",
+        )  # fmt: skip
+
+
 def test_an_empty_tasks_list_is_refused_not_every_target(table_file: Path) -> None:
     for tasks in ("", ",", " , "):
         refused(
