@@ -73,7 +73,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Outputs of frozen bottom layers by (frozen weights, token ids): in memory for this process,
+# Outputs of frozen bottom layers by (frozen weights, token ids, segment ids, attention mask): in memory for this process,
 # at most _FROZEN_BYTES of them (float32 (N, L, H): 1,500 sentences of 96 tokens of MiniLM are
 # 221 MB), and on disk under $TASKGRAPH_CACHE/frozen/ for later processes (Ray workers, a
 # resumed study), each file at most _FROZEN_FILE_BYTES.  TASKGRAPH_FEATURE_CACHE=memory keeps
@@ -270,6 +270,20 @@ def build_task_data(
     return out
 
 
+#: what the frozen layers read: the outputs depend on all of these, not on the ids alone
+_FROZEN_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
+
+
+def _input_digest(tensors: Mapping[str, torch.Tensor]) -> list[Any]:
+    """Return the key parts of what the frozen layers read (each input's hash and shape)."""
+    parts: list[Any] = []
+    for name in _FROZEN_INPUTS:
+        if name in tensors:
+            array = tensors[name].numpy()
+            parts += [name, hashlib.sha256(array.tobytes()).hexdigest(), list(array.shape)]
+    return parts
+
+
 def attach_frozen_states(
     model: Any,
     data: Mapping[str, TaskData],
@@ -280,7 +294,7 @@ def attach_frozen_states(
 ) -> int:
     """Freeze the bottom ``options.freeze_layers`` layers and attach their outputs per example.
 
-    Each split's outputs are computed once per (token ids, frozen weights) and kept in memory
+    Each split's outputs are computed once per (token ids, segment ids, attention mask, frozen weights) and kept in memory
     for later trials of this process and on disk for later processes (``_frozen_cache``).  Masked-LM splits get none (their inputs are re-masked at
     every step) and run the frozen layers each time.  Returns the number of sequences whose
     outputs were computed now (0 when all came from the cache).
@@ -307,14 +321,7 @@ def attach_frozen_states(
                 tensors = holder.train_pool  # selected below, after the pool's outputs
             if tensors is None or tensors.task_type is TaskType.MASKED_LM:
                 continue
-            key = FeatureCache.key(
-                [
-                    "frozen",
-                    weights,
-                    hashlib.sha256(tensors.tensors["input_ids"].numpy().tobytes()).hexdigest(),
-                    list(tensors.tensors["input_ids"].shape),
-                ]
-            )
+            key = FeatureCache.key(["frozen", weights, *_input_digest(tensors.tensors)])
             hidden = cache.get(key) if cache is not None else None
             if hidden is None:
                 hidden = frozen_prefix(

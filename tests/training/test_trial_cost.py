@@ -277,3 +277,16 @@ def test_frozen_outputs_are_read_from_disk_by_a_later_process(cache_dir: Path) -
         hidden,  # type: ignore[union-attr]
     )
     assert len(list((cache_dir / "frozen").glob("*.pkl"))) > len(files)
+
+
+def test_the_frozen_cache_key_covers_every_input_the_layers_read() -> None:
+    # Same ids, different segments (a pair task) or padding: different frozen outputs.
+    from taskgraph.training.run import _input_digest
+
+    ids = torch.tensor([[101, 7, 102, 8, 102]])
+    base = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    pair = {**base, "token_type_ids": torch.tensor([[0, 0, 0, 1, 1]])}
+    shorter = {**base, "attention_mask": torch.tensor([[1, 1, 1, 1, 0]])}
+    digests = [_input_digest(t) for t in (base, pair, shorter)]
+    assert len({repr(d) for d in digests}) == 3
+    assert _input_digest(dict(base)) == digests[0]  # and stable
