@@ -85,6 +85,9 @@ def test_asha_under_ray_lets_a_trial_run_past_100_evaluations(tmp_path: Path) ->
     assert decisions == [TrialScheduler.CONTINUE] * 120
 
 
+# Optuna warns that a storage heartbeat is meant for Study.optimize: here Tune's searcher
+# asks and tells, as TruthfulOptunaSearch does in a real run.
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
 def test_a_suggested_trial_beats_before_tune_starts_it(tmp_path: Path) -> None:
     """Tune creates the Optuna trial (RUNNING) when it asks the searcher, then may wait for
     resources before starting it: without a heartbeat from then on, another driver opening the
