@@ -20,7 +20,8 @@ Targets without a baseline row are *rank-only* in the source ranking and the pai
 scored against their values (sign-normalised), whose order is their gains' order whatever the
 baseline, and fitted with a stand-in baseline, the mean of their fitted rows
 (:func:`with_stand_in_baselines`), so the estimators see the order of their rows and a level
-the target offset absorbs.
+the target offset absorbs.  A target with one fitted row gets no stand-in (its one gain would
+be 0 by construction): it adds nothing to the fit nor to the other targets' prior.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from taskgraph.affinity.records import ScoreRecord
 from taskgraph.errors import ConfigError
 
 __all__ = [
+    "MIN_RANKED",
     "evaluate_gain_prediction",
     "evaluate_grouping",
     "evaluate_pair_gains",
@@ -57,6 +59,11 @@ __all__ = [
     "spearman",
     "with_stand_in_baselines",
 ]
+
+
+#: the fewest items a per-target rank correlation (Spearman) is computed on: over two it is
+#: +-1 (or undefined) whatever the predictions, not a measurement
+MIN_RANKED = 3
 
 
 def spearman(predicted: ArrayLike, truth: ArrayLike) -> float:
@@ -100,7 +107,10 @@ def with_stand_in_baselines(records: Sequence[ScoreRecord]) -> list[ScoreRecord]
     The stand-in of a (family, target, split, metric) without a single-task record is the mean
     of its records' values (their largest magnitude when that mean is 0, as a relative gain
     divides by it): its gains are then in the order of its values, which is all a rank-only
-    target can be scored on.  Targets with a baseline are left as they are.
+    target can be scored on.  Targets with a baseline are left as they are, and so is a target
+    with a single record: its stand-in would equal that record, a gain of exactly 0 made up by
+    the stand-in, which would then count as evidence (and in the popular-source prior of the
+    other targets); without a baseline its record gives no gain at all.
     """
     grouped: dict[tuple[str, str, str, str], list[ScoreRecord]] = defaultdict(list)
     for record in records:
@@ -108,7 +118,7 @@ def with_stand_in_baselines(records: Sequence[ScoreRecord]) -> list[ScoreRecord]
             grouped[(record.family, record.task, record.split, record.metric)].append(record)
     added = []
     for (family, task, split, metric), rows in grouped.items():
-        if any(r.is_baseline for r in rows):
+        if len(rows) < 2 or any(r.is_baseline for r in rows):
             continue
         values = [r.value for r in rows]
         level = float(np.mean(values))
@@ -238,6 +248,7 @@ def evaluate_source_ranking(
     exhaustive: bool = False,
     on_fit: Callable[[str, str, AffinityEstimator], None] | None = None,
     split: str | None = None,
+    min_ranked: int = 2,
 ) -> dict[str, Any]:
     """Return per-target Spearman, NDCG and Regret@k of each method and of the popular-source prior, with spreads.
 
@@ -253,6 +264,10 @@ def evaluate_source_ranking(
     ``on_fit(method, target, estimator)`` is called after every fit (to collect diagnostics).
     ``split``: the one split fitted and scored (default ``val``, else the table's only one).
     A target without a baseline row is ranked against its values (``result["rank_only"]``).
+    ``min_ranked``: the fewest hidden sources a target's Spearman is computed on (default 2:
+    every target ranked; ``taskgraph bench`` passes :data:`MIN_RANKED`, as a Spearman of two is
+    +-1 whatever the predictions); a target with fewer keeps its NDCG and regret, and
+    ``result["too_few_hidden"]`` names it.
     """
     split = split or ("val" if "val" in table.splits else table.splits[0])
     records = table.to_records(split=split)
@@ -305,14 +320,16 @@ def evaluate_source_ranking(
                     on_fit(method, target, estimator)
             for name, predicted in predictions.items():
                 per = scores[name]
-                per["spearman"][target].append(spearman(predicted, true))
+                if len(hidden) >= min_ranked:
+                    per["spearman"][target].append(spearman(predicted, true))
                 per["ndcg"][target].append(ndcg(predicted, true))
                 per[f"regret@{k}"][target].append(regret_at_k(predicted, true, k))
     result: dict[str, Any] = {
         "split": split, "n_targets": len(pair_rows), "exhaustive": exhaustive,
         "rank_only": [t for t in rank_only if t in rankable],
+        "too_few_hidden": [t for t in rankable if len(pair_rows[t]) - n_observed < min_ranked],
     }  # fmt: skip
-    result["n_draws"] = sum(len(v) for v in scores["prior"]["spearman"].values())
+    result["n_draws"] = sum(len(v) for v in scores["prior"]["ndcg"].values())
     result.update({name: {m: _target_mean(scores[name][m]) for m in metrics} for name in names})
     result["spread"] = {
         name: {m: {"sd_over_seeds": math.nan if exhaustive else _sd_over_seeds(scores[name][m]),
@@ -345,7 +362,9 @@ def evaluate_pair_gains(
     is never fitted, even with one split).  Truth is the ``score_split`` gain; a target without
     a baseline row is scored *rank-only* against its sign-normalised values (the order of its
     gains, whatever its baseline).  ``result[name]["spearman"]`` is the mean over targets;
-    ``result["versus_prior"][method]["spearman"]`` the paired difference with its SE.
+    ``result["versus_prior"][method]["spearman"]`` the paired difference with its SE.  A target
+    with two pair rows is not scored (a Spearman of two is +-1 whatever the predictions:
+    :data:`MIN_RANKED`); ``result["too_few_pairs"]`` names such targets.
     """
     if folds < 2:
         raise ConfigError(f"`folds` must be >= 2, but got {folds}")
@@ -362,13 +381,17 @@ def evaluate_pair_gains(
     names = ["prior", *methods]
     scores: dict[str, dict[str, list[float]]] = {name: {} for name in names}
     rank_only: list[str] = []
+    too_few: list[str] = []
     for target in table.targets:
         sources = sorted(
             next(iter(s - {target}))
             for s in table.task_sets(target, split=fit_split)
             if len(s) == 2 and table.get(target, s, score_split) is not None
         )
-        if len(sources) < 2:
+        if len(sources) < MIN_RANKED:
+            if len(sources) >= 2:
+                too_few.append(target)
+                rng.permutation(len(sources))  # its shuffle as before: the others' folds stay
             continue
         if target in without:
             rank_only.append(target)
@@ -394,6 +417,7 @@ def evaluate_pair_gains(
         "scored_on": score_split,
         "n_targets": len(scores["prior"]),
         "rank_only": rank_only,
+        "too_few_pairs": too_few,
     }
     result.update({name: {"spearman": _target_mean(scores[name])} for name in names})
     result["versus_prior"] = {

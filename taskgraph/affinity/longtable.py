@@ -70,6 +70,10 @@ class LongTable:
 
     rows: list[LongRow]
     source: str = ""
+    #: (target, task set, split) -> the row's line in the file it was read from (if any)
+    lines: dict[tuple[str, frozenset[str], str], int] = field(
+        default_factory=dict, repr=False, compare=False
+    )
     _index: dict[tuple[str, frozenset[str], str], LongRow] = field(
         default_factory=dict, init=False, repr=False
     )
@@ -152,8 +156,10 @@ def read_long_csv(path: str | os.PathLike[str]) -> LongTable:
             raise DataFormatError(
                 file, 1, f"header {','.join(LONG_HEADER)!r}", repr(",".join(header or []))
             )
+        start = reader.line_num + 1
         for cells in reader:
-            line = reader.line_num
+            # The row's first line: a quote left open runs the row on to the end of the file.
+            line, start = start, reader.line_num + 1
             if not cells or all(not c.strip() for c in cells):
                 continue
             row = _parse_row(cells, file=file, line=line)
@@ -180,14 +186,18 @@ def read_long_csv(path: str | os.PathLike[str]) -> LongTable:
         raise DataFormatError(file, reader.line_num, "CSV", str(error)) from None
     if not rows:
         raise DataFormatError(file, None, "at least one data row", "none")
-    return LongTable(rows=rows, source=file.stem)
+    return LongTable(rows=rows, source=file.stem, lines=seen)
 
 
 def _read_text(file: Path) -> str:
-    """Return the file's text; bytes that are not UTF-8 are a DataFormatError naming the line."""
+    """Return the file's text; bytes that are not UTF-8 are a DataFormatError naming the line.
+
+    A byte-order mark is dropped: Excel's "CSV UTF-8" starts the file with one.
+    """
     data = file.read_bytes()
     try:
-        return data.decode("utf-8")
+        # not "utf-8-sig": its error offsets would not count the mark's three bytes
+        return data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
         raise DataFormatError(
@@ -213,6 +223,8 @@ def _parse_row(cells: Sequence[str], *, file: Path, line: int) -> LongRow:
     if split not in SPLITS:
         raise DataFormatError(file, line, f"split in {list(SPLITS)}", repr(split))
     try:
+        if "_" in value_text:  # float() reads `1_000` as 1000, which no table means
+            raise ValueError(value_text)
         value = float(value_text)
     except ValueError:
         raise DataFormatError(file, line, "a number in 'value'", repr(value_text)) from None
@@ -284,11 +296,13 @@ def check_magnitudes(table: LongTable, *, path: object = None) -> None:
     """
     for row in table:
         if abs(row.value) > MAX_BENCH_VALUE:
+            line = table.lines.get((row.target, row.task_set, row.split))
+            where = "" if line is None else f" on line {line}"
             raise DataFormatError(
                 table.source if path is None else path,
                 None,
                 f"values of magnitude at most {MAX_BENCH_VALUE:g} (larger ones overflow the "
                 "gains and the estimators' fits; rescale the table)",
-                f"{row.value:g} for target {row.target!r}, task set {row.task_set_key}, "
-                f"split {row.split}",
+                f"{row.value:g}{where} (target {row.target!r}, task set {row.task_set_key}, "
+                f"split {row.split})",
             )

@@ -288,13 +288,8 @@ class ResultsTable:
     def long_rows(self) -> list[LongRow]:
         """Return the long-format rows: the objective metric's mean per task set and split."""
         out: list[LongRow] = []
-        seen: set[str] = set()
         hib = higher_is_better(self.objective_metric)
-        for row in self.rows:
-            key = task_set_key(row.task_set)
-            if key in seen or not row.complete:
-                continue
-            seen.add(key)
+        for row in _long_csv_rows(self.rows).values():
             splits = sorted({s for r in row.complete for s in r.scores.get(self.target, {})})
             for split in splits:
                 if split not in _LONG_SPLITS:
@@ -421,16 +416,15 @@ def build_table(
         )
     notes: list[str] = []
     rows = _rows_of(spec, runs, notes)
-    seen: dict[str, str] = {}
+    kept = _long_csv_rows(rows)
     for row in rows:
-        key = task_set_key(row.task_set)
-        if key in seen:
+        # What long_rows leaves out: a row with complete runs whose task set another row has.
+        first = kept.get(task_set_key(row.task_set))
+        if first is not None and first is not row and row.complete:
             notes.append(
-                f"Row {row.name} has the task set of {seen[key]}: the long CSV (one score per "
-                f"task set) keeps {seen[key]}."
+                f"Row {row.name} has the task set of {first.name}: the long CSV (one score per "
+                f"task set) keeps {first.name}."
             )
-        else:
-            seen[key] = row.name
     return ResultsTable(
         study=study,
         target=target,
@@ -476,7 +470,14 @@ def _rows_of(spec: Any, runs: Sequence[RunRecord], notes: list[str]) -> list[Res
     rows_by_name: dict[str, ResultRow] = {}
     for row in spec.rows:
         config = space.row_config(row)
-        wanted[(config.task_set_key, config.model_config_hash())] = row.name
+        # Two rows of one configuration (a spec stored before `study validate` refused them):
+        # their runs cannot be told apart, so they are the first row's.
+        first = wanted.setdefault((config.task_set_key, config.model_config_hash()), row.name)
+        if first != row.name:
+            notes.append(
+                f"Row {row.name} trains the same configuration as {first}: its runs are shown "
+                f"under {first}."
+            )
         rows_by_name[row.name] = ResultRow(name=row.name, task_set=tuple(config.task_set))
     members: dict[str, list[RunRecord]] = {name: [] for name in rows_by_name}
     others = 0
@@ -494,6 +495,15 @@ def _rows_of(spec: Any, runs: Sequence[RunRecord], notes: list[str]) -> list[Res
     ]
 
 
+def _long_csv_rows(rows: Sequence[ResultRow]) -> dict[str, ResultRow]:
+    """Return the row the long CSV keeps per task set key: the first with complete runs."""
+    kept: dict[str, ResultRow] = {}
+    for row in rows:
+        if row.complete:
+            kept.setdefault(task_set_key(row.task_set), row)
+    return kept
+
+
 def section_markers(study: str) -> tuple[str, str]:
     """Return the two comment lines that enclose ``study``'s table in a Markdown file."""
     return f"<!-- results:{study} -->", f"<!-- /results:{study} -->"
@@ -502,10 +512,12 @@ def section_markers(study: str) -> tuple[str, str]:
 def replace_section(text: str, study: str, body: str) -> str:
     """Return ``text`` with the part between ``study``'s markers replaced by ``body``.
 
-    Raises :class:`ConfigError` when the markers are missing or out of order.
+    The markers may be on one line (``<!-- results:S --><!-- /results:S -->``); the result has
+    them on lines of their own.  Raises :class:`ConfigError` when the markers are missing or
+    out of order.
     """
     begin, end = section_markers(study)
-    pattern = re.compile(re.escape(begin) + r"\n.*?" + re.escape(end), re.DOTALL)
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
     if not pattern.search(text):
         raise ConfigError(
             f"no section for study {study!r}: add the lines {begin!r} and {end!r} where its "
@@ -537,17 +549,26 @@ def check_results_folder(directory: str | os.PathLike[str], study: str) -> Path:
     return readme
 
 
+def _uses_crlf(path: Path) -> bool:
+    """Return whether the first line of ``path`` ends in CRLF (a file written on Windows)."""
+    with path.open("rb") as handle:
+        return handle.readline().endswith(b"\r\n")
+
+
 def write_results(table: ResultsTable, directory: str | os.PathLike[str]) -> list[Path]:
     """Write ``<study>.csv`` (long format) and the table into ``README.md``'s marked section.
 
     Returns the paths written.  The README is checked before anything is written, so a
-    missing section writes nothing.  Both files are written to ``.tmp`` siblings first and
-    renamed into place only when both were written, so a failed write changes neither; it
-    raises :class:`ResultsWriteError` naming the file, and no ``.tmp`` file is left behind.
+    missing section writes nothing; the README keeps its line endings (CRLF stays CRLF).  Both
+    files are written to ``.tmp`` siblings first and renamed into place only when both were
+    written, so a failed write changes neither; it raises :class:`ResultsWriteError` naming the
+    file, and no ``.tmp`` file is left behind.
     """
     folder = Path(directory)
     readme = check_results_folder(folder, table.study)
     updated = replace_section(readme.read_text(encoding="utf-8"), table.study, table.to_markdown())
+    if _uses_crlf(readme):  # read_text made every line end in "\n"
+        updated = updated.replace("\n", "\r\n")
     long_rows = table.long_rows()
     targets = ([folder / f"{table.study}.csv"] if long_rows else []) + [readme]
     staged: list[Path] = []  # temporary files created so far, in the order of ``targets``

@@ -160,7 +160,7 @@ def bench(
     for name, value in report.items():
         if name in ("evaluations", "skipped", "notes"):
             continue
-        typer.echo(f"{name}: {_text(value)}")
+        typer.echo(f"{name}: {_text(value, count=name.startswith(_COUNTS))}")
 
 
 def _known_sampler(name: str) -> bool:
@@ -169,7 +169,15 @@ def _known_sampler(name: str) -> bool:
     return ("graph" if name == "graph_cold" else name) in SAMPLERS  # as run_bench reads it
 
 
-def _text(value: Any) -> str:
+#: the search's results that count trials or runs (medians over seeds: whole or halves)
+_COUNTS = ("trials_to_best_", "distinct_to_best_", "not_found_")
+
+
+def _text(value: Any, *, count: bool = False) -> str:
     if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.4f}"
+        if math.isnan(value):
+            return "nan"
+        if count:  # 24, 9.5: a count's digits, not a correlation's four decimals
+            return str(int(value)) if value.is_integer() else repr(value)
+        return f"{value:.4f}"
     return str(value)

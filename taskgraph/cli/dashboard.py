@@ -30,8 +30,9 @@ def dashboard(
 ) -> None:
     """Start optuna-dashboard on 127.0.0.1 for the study database and print its address."""
     import signal
+    import socketserver
     import threading
-    from wsgiref.simple_server import WSGIRequestHandler, make_server
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
     import optuna
     import optuna_dashboard
@@ -47,12 +48,25 @@ def dashboard(
     )
 
     class QuietHandler(WSGIRequestHandler):
+        # A connection that sends nothing (a browser's preconnect) is dropped after this many
+        # seconds instead of holding its thread for as long as the browser keeps it open.
+        timeout = 30
+
         def log_message(self, format: str, *args: object) -> None:
             return  # one line per request would bury the address
 
+    class ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
+        # One thread per connection: an idle connection must not stall every other request,
+        # and daemon threads let Ctrl-C end the process while one is still open.
+        daemon_threads = True
+
     try:
         server = make_server(
-            host, port, optuna_dashboard.wsgi(optuna_storage), handler_class=QuietHandler
+            host,
+            port,
+            optuna_dashboard.wsgi(optuna_storage),
+            server_class=ThreadingServer,
+            handler_class=QuietHandler,
         )
     except OSError as error:
         # A name that does not resolve, or an address not on this machine, is the host's
@@ -70,7 +84,7 @@ def dashboard(
         stopping.set()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    server.timeout = 0.5  # handle_request() returns at least this often
+    server.timeout = 0.5  # handle_request() returns at least this often, even with no client
     address = f"http://{host}:{server.server_port}/dashboard"
     # Plain echo, not rich: the address must stay on one line for scripts that read it.
     typer.echo(f"optuna-dashboard for {mask_url(url)} at {address} (Ctrl-C to stop)")

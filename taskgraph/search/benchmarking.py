@@ -21,6 +21,7 @@ space holds.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
@@ -29,6 +30,7 @@ from typing import Any
 
 import optuna
 
+from taskgraph.affinity.evaluation import MIN_RANKED
 from taskgraph.affinity.longtable import MAX_BENCH_VALUE, LongTable, check_magnitudes
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.errors import ConfigError
@@ -37,7 +39,7 @@ from taskgraph.search.heartbeat import quiet_optuna
 from taskgraph.search.samplers import SAMPLERS, build_sampler
 from taskgraph.search.space import SearchSpace
 from taskgraph.spec.loading import spec_from_dict
-from taskgraph.spec.models import StudySpec
+from taskgraph.spec.models import STUDY_NAME, StudySpec
 
 __all__ = [
     "BENCH_SAMPLERS",
@@ -136,16 +138,25 @@ def benchmark_spec(
     max_trials: int = 300,
     sampler_options: Mapping[str, Any] | None = None,
 ) -> StudySpec:
-    """Return the study spec of one benchmark search (tabular runner, the sampler by name)."""
+    """Return the study spec of one benchmark search (tabular runner, the sampler by name).
+
+    Its name is ``bench-<target>``, or ``bench-<hash of target>`` when the target's name is not
+    a valid study name (a table may name a target ``a,1`` or ``b/x``); the target itself is
+    the spec's ``target`` either way.
+    """
     rows = [r for r in table if r.target == target and r.split == split]
     if not rows:
         raise ConfigError(f"table {table.source!r} has no {split!r} rows for target {target!r}")
     name = "graph" if sampler == "graph_cold" else sampler
     if name not in SAMPLERS:
         raise ConfigError(f"unknown sampler {sampler!r}; known: {', '.join(SAMPLERS.names())}")
+    # The name seeds the sampler (TrialSeededSampler), so a valid one is kept as it was.
+    study_name = f"bench-{target}"
+    if not STUDY_NAME.match(study_name):
+        study_name = f"bench-{hashlib.sha256(target.encode()).hexdigest()[:16]}"
     return spec_from_dict(
         {
-            "name": f"bench-{target}",
+            "name": study_name,
             "target": target,
             "candidates": search_candidates(table, target, split=split),
             "objective": {
@@ -315,10 +326,6 @@ def bench_splits(
     return fit, score
 
 
-#: the fewest scored groups a rank correlation (Spearman) is computed on
-MIN_RANKED = 3
-
-
 def run_bench(
     table: LongTable,
     *,
@@ -415,11 +422,22 @@ def run_bench(
             "of their rows as a stand-in baseline; no gains)"
         )
     pair_rows = [r for r in fit_rows if len(r.task_set) == 2]
+    # what the pair gains score: a target's pairs on the fit split that the score split has too
+    scored_pairs = {
+        t: sum(r.target == t and table.get(t, r.task_set, score) is not None for r in pair_rows)
+        for t in targets
+    }
     groups = [r for r in fit_rows if len(r.task_set) >= 3 and r.target in with_baseline]
 
     # -- gain prediction on groups of size >= 3
-    if not any(len(r.task_set) >= 3 for r in fit_rows):
+    n_large = len({r.task_set for r in fit_rows if len(r.task_set) >= 3})
+    if not n_large:
         report.skipped["gain_prediction"] = "no groups of size >= 3"
+    elif round(fit_fraction * n_large) >= n_large:  # evaluate_gain_prediction's count
+        report.skipped["gain_prediction"] = (
+            f"`--fit-fraction` {fit_fraction:g} fits all {n_large} groups of size >= 3: none is "
+            "left to score"
+        )
     elif not groups:
         report.skipped["gain_prediction"] = "no target with groups of size >= 3 has a baseline row"
     elif len(groups) < MIN_RANKED:
@@ -457,6 +475,11 @@ def run_bench(
         report.skipped["pair_gains"] = "no pair rows (target + one auxiliary)"
     elif not any(sum(r.target == t for r in pair_rows) >= 2 for t in pair_targets):
         report.skipped["pair_gains"] = "no target has two pair rows"
+    elif max(scored_pairs.values()) < MIN_RANKED:
+        report.skipped["pair_gains"] = (
+            f"no target has {MIN_RANKED} pair rows on {_splits_text(fit, score)}; a Spearman of "
+            "two is +-1 whatever the predictions"
+        )
     else:
         report.evaluations.append("pair_gains")
         if len(pair_targets) < 2:
@@ -467,6 +490,11 @@ def run_bench(
         pairs = evaluate_pair_gains(
             table, [method], folds=folds, seed=0, fit_split=fit, score_split=score, options=options
         )
+        if pairs["too_few_pairs"]:
+            report.notes.append(
+                f"pair_gains: {_names(pairs['too_few_pairs'])} not scored: a Spearman needs "
+                f"{MIN_RANKED} pair rows (of two it is +-1 whatever the predictions)"
+            )
         versus = pairs["versus_prior"][method]["spearman"]
         if math.isnan(pairs[method]["spearman"]):
             report.notes.append(_undefined("pair_spearman", method))
@@ -481,13 +509,21 @@ def run_bench(
         step("pair gains", 1, 1)
 
     # -- source ranking with n_observed entries of the target known
-    rankable = [t for t in targets if sum(r.target == t for r in pair_rows) > n_observed + 1]
+    counts = {t: sum(r.target == t for r in pair_rows) for t in targets}
+    rankable = [t for t in targets if counts[t] > n_observed + 1]
+    # a Spearman of each draw's hidden sources: of two it is +-1 whatever the ranking
+    too_few_hidden = [t for t in rankable if counts[t] - n_observed < MIN_RANKED]
     if not rankable:
         report.skipped["source_ranking"] = f"no target has more than {n_observed + 1} pair rows"
     elif len(pair_targets) < 2:
         report.skipped["source_ranking"] = (
             "the ranking learns from the other targets' pair rows, and only "
             f"{sorted(pair_targets)[0]!r} has any"
+        )
+    elif len(too_few_hidden) == len(rankable):
+        report.skipped["source_ranking"] = (
+            f"no target has more than {n_observed + MIN_RANKED - 1} pair rows: with "
+            f"{n_observed} observed, fewer than {MIN_RANKED} hidden sources are left to rank"
         )
     else:
         report.evaluations.append("source_ranking")
@@ -500,8 +536,14 @@ def run_bench(
 
         ranking = evaluate_source_ranking(
             table, [method], n_observed=n_observed, seeds=range(seeds), split=fit,
-            options=options, on_fit=collect,
+            options=options, on_fit=collect, min_ranked=MIN_RANKED,
         )  # fmt: skip
+        if ranking["too_few_hidden"]:
+            report.notes.append(
+                f"source_ranking: {_names(ranking['too_few_hidden'])} not scored: with "
+                f"{n_observed} observed, fewer than {MIN_RANKED} hidden sources are left (a "
+                "Spearman of two is +-1 whatever the ranking)"
+            )
         if with_metadata:
             report.notes.append(
                 f"source ranking: {method}'s cross-validation added the task-metadata scores in "
@@ -554,6 +596,16 @@ def run_bench(
                 )  # fmt: skip
         report.results.update(summarize_runs(runs))
     return report
+
+
+def _names(targets: Sequence[str]) -> str:
+    """Return up to five target names, then how many more."""
+    more = f" and {len(targets) - 5} more" if len(targets) > 5 else ""
+    return ", ".join(targets[:5]) + more
+
+
+def _splits_text(fit: str, score: str) -> str:
+    return repr(fit) if fit == score else f"both {fit!r} and {score!r}"
 
 
 def _undefined(key: str, method: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 from taskgraph.errors import SpecError, TaskgraphError
 from taskgraph.spec.checks import inline_task_defs
 from taskgraph.spec.domains import Domain
-from taskgraph.spec.models import StudySpec
+from taskgraph.spec.models import RowSpec, StudySpec
 from taskgraph.vocabulary import metric_direction
 
 __all__ = ["check_spec"]
@@ -60,6 +60,7 @@ def check_spec(
     if not trains:
         # A benchmark table names its own tasks and was measured with one fixed model: only
         # the task set matters, so model settings are not checked (nor torch imported).
+        _check_distinct_rows(spec, source, [_row_key(row) for row in spec.rows])
         return
     _check_tasks(spec, source)
     _check_numbers(spec, source)
@@ -85,11 +86,36 @@ def check_spec(
 
     try:
         space = SearchSpace(spec=spec)  # checks architectures and their parameter names
-        for row in spec.rows:
-            space.row_config(row)  # every row a complete configuration, in its domains
+        # every row a complete configuration, in its domains
+        configs = [space.row_config(row) for row in spec.rows]
     except SpecError as error:
         raise SpecError(f"{source}: {error}") from None
+    _check_distinct_rows(
+        spec, source, [(config.task_set_key, config.model_config_hash()) for config in configs]
+    )
     _check_layer_ranges(spec, source)
+
+
+def _row_key(row: RowSpec) -> tuple[frozenset[str], tuple[tuple[str, Any], ...]]:
+    """Return what a row fixes when nothing is trained: its auxiliaries and its params."""
+    return frozenset(row.auxiliaries), tuple(sorted(row.params.items()))  # scalar values
+
+
+def _check_distinct_rows(spec: StudySpec, source: str, keys: list[Any]) -> None:
+    """Refuse two rows that train one configuration (``keys[i]`` is row ``i``'s).
+
+    Their runs could not be told apart: a results table would give them all to one row and
+    show the other "not run".
+    """
+    first: dict[Any, int] = {}
+    for index, key in enumerate(keys):
+        earlier = first.setdefault(key, index)
+        if earlier != index:
+            raise SpecError(
+                f"{source}: rows[{index}] ({spec.rows[index].name}) trains the same "
+                f"configuration as rows[{earlier}] ({spec.rows[earlier].name}); remove one, or "
+                "make their auxiliaries or params differ"
+            )
 
 
 def _check_layer_ranges(spec: StudySpec, source: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from taskgraph.affinity.converters import convert
@@ -85,3 +86,71 @@ def test_grouping_designs_measure_triples_and_choose_among_measured(benchmarks_d
         evaluate_grouping(table, "measured", budgets=[1], strategy="pairs")
     with pytest.raises(ConfigError, match="needs an estimator"):
         evaluate_grouping(table, "measured", budgets=[5], strategy="adaptive")
+
+
+def test_a_one_row_target_without_baseline_adds_no_made_up_gain_to_the_prior() -> None:
+    # y's only row is a+y and it has no baseline: its stand-in baseline was that row, a gain of
+    # exactly 0 from `a` that entered the other targets' popular-source prior.
+    from taskgraph.affinity.evaluation import evaluate_pair_gains, with_stand_in_baselines
+
+    values = {
+        "a": {"a": 0.50, "b": 0.55, "c": 0.45, "d": 0.60, "e": 0.52, "f": 0.40},
+        "b": {"b": 0.30, "a": 0.33, "c": 0.29, "d": 0.35, "e": 0.31, "f": 0.28},
+        "c": {"c": 0.70, "a": 0.72, "b": 0.69, "d": 0.75, "e": 0.71, "f": 0.66},
+    }
+    rows = [
+        LongRow(t, frozenset({t, s}), "val", v, True)
+        for t, row in values.items()
+        for s, v in row.items()
+    ]
+    rows += [LongRow("z", frozenset({"z"}), "val", 0.5, True)]
+    rows += [LongRow("y", frozenset({"a", "y"}), "val", 0.3, True)]
+    table = LongTable(rows=rows, source="onerow")
+    assert not [
+        r for r in with_stand_in_baselines(table.to_records()) if r.task == "y" and r.is_baseline
+    ]
+
+    # By hand: prior(t, s) = mean over the other targets o with a pair row of s of
+    # (value(o, s) - value(o, o)) / value(o, o); truth(t, s) the same gain of t.
+    def gain(o: str, s: str) -> float:
+        return (values[o][s] - values[o][o]) / values[o][o]
+
+    per_target = []
+    for t in values:
+        sources = sorted(s for s in values[t] if s != t)
+        prior = [
+            float(np.mean([gain(o, s) for o in values if o not in (t, s) and s in values[o]]))
+            for s in sources
+        ]
+        per_target.append(spearman(prior, [gain(t, s) for s in sources]))
+    expected = float(np.mean(per_target))
+    assert expected == pytest.approx(0.9069276, abs=1e-6)  # with y's made-up 0: 0.8333
+    result = evaluate_pair_gains(table, ["hoa"], folds=5, seed=0)
+    assert result["prior"]["spearman"] == pytest.approx(expected, abs=1e-12)
+
+
+def test_a_spearman_of_two_items_is_not_a_measurement() -> None:
+    # A target with two pair rows, or two hidden sources per draw, is +-1 whatever the ranking.
+    from taskgraph.affinity.evaluation import MIN_RANKED, evaluate_pair_gains
+
+    assert MIN_RANKED == 3
+    rng = np.random.default_rng(0)
+    tasks = [f"t{i}" for i in range(6)]
+    rows = []
+    for target in tasks:
+        rows.append(LongRow(target, frozenset({target}), "val", 0.6, True))
+        sources = [s for s in tasks if s != target][: 2 if target == "t0" else 5]
+        rows += [
+            LongRow(target, frozenset({target, s}), "val", 0.6 + rng.normal(0, 0.03), True)
+            for s in sources
+        ]
+    table = LongTable(rows=rows, source="mixed")
+    pairs = evaluate_pair_gains(table, ["hoa"], folds=5, seed=0)
+    assert pairs["too_few_pairs"] == ["t0"] and pairs["n_targets"] == 5
+    # 5 pairs and 3 observed leave 2 hidden: no Spearman (NDCG kept) when asked for 3
+    ranked = evaluate_source_ranking(table, [], seeds=[0, 1], min_ranked=MIN_RANKED)
+    assert ranked["too_few_hidden"] == ["t1", "t2", "t3", "t4", "t5"]
+    assert math.isnan(ranked["prior"]["spearman"]) and math.isfinite(ranked["prior"]["ndcg"])
+    assert ranked["n_draws"] == 10
+    # the default keeps every rankable target's Spearman, as before
+    assert evaluate_source_ranking(table, [], seeds=[0, 1])["too_few_hidden"] == []

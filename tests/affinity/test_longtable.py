@@ -82,3 +82,44 @@ def test_an_oversized_field_is_a_format_error(tmp_path: Path) -> None:
     path.write_text(HEADER + 'a,"' + "x" * 200_000 + '",val,0.5,1\n')
     with pytest.raises(DataFormatError, match=r"big.csv:2: expected CSV, got field larger"):
         read_long_csv(path)
+
+
+def test_a_byte_order_mark_is_read_past(tmp_path: Path) -> None:
+    # Excel's "CSV UTF-8" starts the file with a BOM: the header read '\ufefftarget' and failed.
+    path = tmp_path / "excel.csv"
+    path.write_bytes(("\ufeff" + HEADER + "a,a,val,0.5,1\na,a+b,val,0.55,1\n").encode("utf-8"))
+    table = read_long_csv(path)
+    assert [r.value for r in table] == [0.5, 0.55] and table.targets == ["a"]
+    # a bad byte after the mark still names its line and the byte itself
+    path.write_bytes(b"\xef\xbb\xbf" + HEADER.encode() + b"a,a,val,0.5,1\na,a+b,val,\xff,1\n")
+    with pytest.raises(
+        DataFormatError, match=r"excel.csv:3: expected UTF-8 text, got byte b'\\xff'"
+    ):
+        read_long_csv(path)
+
+
+def test_an_unclosed_quote_names_the_line_it_opens_on(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(HEADER + 'a,a,val,0.5,1\na,"a+c,val,0.45,1\na,a+d,val,0.6,1\na,a+e,val,0.7,1\n')
+    with pytest.raises(DataFormatError, match=r"t.csv:3: expected 5 fields, got 2"):
+        read_long_csv(path)
+
+
+@pytest.mark.parametrize("value", ["1_000", "0.5_5", "_1"])
+def test_underscores_in_a_value_are_refused(tmp_path: Path, value: str) -> None:
+    # float() reads `1_000` as 1000: a typo became a number.
+    path = tmp_path / "t.csv"
+    path.write_text(f"{HEADER}a,a,val,0.5,1\na,a+b,val,{value},1\n")
+    with pytest.raises(
+        DataFormatError, match=rf"t.csv:3: expected a number in 'value', got '{value}'"
+    ):
+        read_long_csv(path)
+
+
+def test_a_value_too_large_for_the_bench_names_its_line(tmp_path: Path) -> None:
+    from taskgraph.affinity.longtable import check_magnitudes
+
+    path = tmp_path / "t.csv"
+    path.write_text(f"{HEADER}a,a,val,0.5,1\n\na,a+b,val,1e101,1\na,a+c,val,0.4,1\n")
+    with pytest.raises(DataFormatError, match=r"got 1e\+101 on line 4 \(target 'a', task set a\+b"):
+        check_magnitudes(read_long_csv(path), path=path)

@@ -271,3 +271,32 @@ def test_pruned_runs_are_not_counted_as_failed() -> None:
     row = ResultRow(name="r", task_set=("tgt",), runs=runs("failed", "pruned", "complete"))
     assert row.incomplete_note() == " (1 failed, 1 pruned)"
     assert ResultRow(name="r", task_set=("tgt",), runs=runs("complete")).incomplete_note() == ""
+
+
+def test_two_rows_of_one_configuration_give_the_runs_to_the_first(storage: str) -> None:
+    # A stored spec whose last row repeats `good`: the first of them showed "not run" and the
+    # note said the long CSV keeps it, while the runs (and the CSV's score) went to the last.
+    with open_repository(storage) as repo:
+        runs = repo.runs(study="table")
+    again = {"name": "good_again", "auxiliaries": ["good"], "params": {"sharing": "hard"}}
+    spec = {**SPEC, "rows": [*ROWS, again], "budget": {"trials": 5}}
+    table = build_table("table", spec, runs, split="dev")
+    complete = {row.name: len(row.complete) for row in table.rows}
+    assert complete == {"alone": 3, "good": 3, "good_soft": 3, "good_bad": 3, "good_again": 0}
+    assert table.notes == (
+        "Row good_again trains the same configuration as good: its runs are shown under good.",
+        "Row good_soft has the task set of good: the long CSV (one score per task set) keeps good.",
+    )
+
+
+def test_the_long_csv_note_names_the_row_the_csv_keeps(storage: str) -> None:
+    # Without `good`'s runs, the CSV's score of the task set good+tgt is good_soft's.
+    with open_repository(storage) as repo:
+        runs = repo.runs(study="table")
+    full = build_table("table", SPEC, runs, split="dev")
+    good = {run.id for run in full.rows[1].runs}
+    table = build_table("table", SPEC, [r for r in runs if r.id not in good], split="dev")
+    assert not any("keeps good." in note for note in table.notes), table.notes
+    soft = table.rows[2].cell("dev", "accuracy", task="tgt").mean
+    kept = [r for r in table.long_rows() if r.task_set_key == "good+tgt"]
+    assert [r.value for r in kept] == pytest.approx([soft])

@@ -103,3 +103,26 @@ def test_write_long_csv_removes_its_temporary_file_when_the_rename_fails(tmp_pat
     with pytest.raises(IsADirectoryError):
         write_long_csv([row], tmp_path / "t.csv")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]
+
+
+def test_markers_on_one_line_are_a_section(storage: str, folder: Path) -> None:
+    # Both markers were there, but with nothing between them on one line the page was refused.
+    readme = folder / "README.md"
+    readme.write_text("# Results\n\n<!-- results:s --><!-- /results:s -->\n\nafter\n")
+    write_results(results_table("s", storage=storage), folder)
+    text = readme.read_text()
+    assert text.startswith("# Results\n\n<!-- results:s -->\n| row |")
+    assert text.endswith("\n<!-- /results:s -->\n\nafter\n")
+
+
+def test_a_crlf_readme_keeps_its_line_endings(storage: str, folder: Path) -> None:
+    readme = folder / "README.md"
+    readme.write_bytes(README.replace("\n", "\r\n").encode())
+    write_results(results_table("s", storage=storage), folder)
+    data = readme.read_bytes()
+    assert data.startswith(b"# Results\r\n\r\n<!-- results:s -->\r\n| row |")
+    assert data.count(b"\n") == data.count(b"\r\n") > 5
+    # an LF page stays LF
+    readme.write_text(README)
+    write_results(results_table("s", storage=storage), folder)
+    assert b"\r" not in readme.read_bytes()

@@ -364,3 +364,69 @@ def test_a_zero_baseline_row_makes_its_target_rank_only_not_an_error(tmp_path: P
     )
     assert any("for 1 of 7 targets (t0): rank-only" in n for n in data["notes"])
     assert math.isfinite(data["pair_spearman"]) and math.isfinite(data["ranking_spearman"])
+
+
+def _pairs_per_target(tmp_path: Path, counts: dict[str, int]) -> Path:
+    """Seven tasks with baselines; target ``t`` has pairs with the first ``counts[t]`` others."""
+    rng = np.random.default_rng(5)
+    tasks = [f"t{i}" for i in range(7)]
+    popular = dict(zip(tasks, rng.normal(0, 0.05, len(tasks)), strict=True))
+    rows = [LongRow(t, frozenset({t}), "val", 0.6, True) for t in tasks]
+    for t in tasks:
+        for s in [s for s in tasks if s != t][: counts[t]]:
+            value = 0.6 * (1 + popular[s] + rng.normal(0, 0.01))
+            rows.append(LongRow(t, frozenset({t, s}), "val", value, True))
+    path = tmp_path / "few.csv"
+    write_long_csv(LongTable(rows=rows), path)
+    return path
+
+
+def test_targets_with_two_ranked_items_are_not_scored_and_named(tmp_path: Path) -> None:
+    # t0 has two pair rows, and t1..t6 five (3 observed leave 2 hidden): each Spearman was +-1
+    # whatever the predictions, and went into the reported means as a measurement.
+    counts = {"t0": 2} | {f"t{i}": 5 for i in range(1, 7)}
+    base = ["bench", "--seeds", "2", "--no-search", "--json", "--table"]
+    result = runner.invoke(app, [*base, str(_pairs_per_target(tmp_path, counts))])
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["evaluations"] == ["pair_gains"]
+    assert data["skipped"]["source_ranking"] == (
+        "no target has more than 5 pair rows: with 3 observed, fewer than 3 hidden sources are "
+        "left to rank"
+    )
+    assert any(
+        n.startswith("pair_gains: t0 not scored: a Spearman needs 3 pair rows")
+        for n in data["notes"]
+    )
+    # A sixth pair for t1 only: t1 is ranked, and the others are named.
+    result = runner.invoke(app, [*base, str(_pairs_per_target(tmp_path, counts | {"t1": 6}))])
+    data = json.loads(result.stdout)
+    assert data["evaluations"] == ["pair_gains", "source_ranking"]
+    assert any(
+        n.startswith("source_ranking: t2, t3, t4, t5, t6 not scored: with 3 observed, fewer")
+        for n in data["notes"]
+    ), data["notes"]
+    assert math.isfinite(data["ranking_spearman"])
+    # Two pair rows per target: nothing to score, and said so.
+    path = _pairs_per_target(tmp_path, dict.fromkeys(counts, 2))
+    result = runner.invoke(app, ["bench", "--table", str(path), "--seeds", "1", "--no-search"])
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "skipped_pair_gains: no target has 3 pair rows on 'val'; a Spearman of two is +-1 "
+        "whatever the predictions" in result.stdout
+    )
+
+
+def test_search_counts_print_as_counts(table_file: Path) -> None:
+    result = runner.invoke(
+        app, ["bench", "--table", str(table_file), "--seeds", "2", "--samplers", "random,bandit"]
+    )
+    assert result.exit_code == 0, result.stderr
+    lines = dict(line.split(": ", 1) for line in result.stdout.splitlines() if ": " in line)
+    counts = {
+        k: v for k, v in lines.items() if k.startswith(("trials_to", "distinct_to", "not_found"))
+    }
+    assert len(counts) == 6
+    # whole numbers, or a median's half: 24, 9.5; never 0.0000
+    assert all(re.fullmatch(r"\d+(\.5)?", v) for v in counts.values()), counts
+    assert re.fullmatch(r"-?\d\.\d{4}", lines["spearman"])

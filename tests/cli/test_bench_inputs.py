@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from taskgraph.affinity.longtable import LongRow, LongTable, write_long_csv
 from taskgraph.cli.app import app
-from taskgraph.search.benchmarking import MAX_BENCH_VALUE
+from taskgraph.search.benchmarking import MAX_BENCH_VALUE, benchmark_spec
 
 runner = CliRunner()
 
@@ -80,3 +81,47 @@ def test_too_few_groups_for_a_spearman_are_skipped_not_an_error(tmp_path: Path) 
         "skipped_gain_prediction: 2 group(s) of size >= 3 with a baseline row; a Spearman needs 3"
         in result.stdout
     )
+
+
+def test_a_target_name_that_is_no_study_name_is_still_searched(tmp_path: Path) -> None:
+    # The search's study spec was named f"bench-{target}": `a,1` and `b/x` failed its name check
+    # after the other evaluations had run, and `--json` printed nothing.
+    gains = {"a,1": {"b/x": 0.55, "c": 0.45, "d": 0.60}, "b/x": {"a,1": 0.33, "c": 0.29, "d": 0.35}}
+    rows = []
+    for target, values in gains.items():
+        rows.append(LongRow(target, frozenset({target}), "val", 0.5, True))
+        rows += [LongRow(target, frozenset({target, s}), "val", v, True) for s, v in values.items()]
+    table_ = LongTable(rows=rows, source="odd")
+    path = tmp_path / "odd.csv"
+    write_long_csv(table_, path)
+    result = runner.invoke(
+        app, ["bench", "--table", str(path), "--seeds", "2", "--json", "--samplers", "graph,random"]
+    )
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert "search" in data["evaluations"]
+    assert data["not_found_graph"] == 0 and data["trials_to_best_random"] >= 1
+    spec = benchmark_spec(table_, "b/x", sampler="random", seed=0)
+    assert spec.target == "b/x" and spec.name.startswith("bench-") and "/" not in spec.name
+    # a valid name is kept: it seeds the sampler, so the published numbers stay the same
+    assert benchmark_spec(_plain_table(), "a", sampler="random", seed=0).name == "bench-a"
+
+
+def _plain_table() -> LongTable:
+    rows = [LongRow("a", frozenset({"a"}), "val", 0.5, True)]
+    rows += [LongRow("a", frozenset({"a", s}), "val", 0.6, True) for s in ("b", "c")]
+    return LongTable(rows=rows)
+
+
+def test_a_fit_fraction_that_fits_every_group_skips_gain_prediction(tmp_path: Path) -> None:
+    # `--fit-fraction 1.0` left no group to score, and the error blamed a constant Spearman.
+    path = table(tmp_path, 1.0)
+    result = runner.invoke(
+        app, ["bench", "--table", str(path), "--seeds", "1", "--no-search", "--fit-fraction", "1.0"]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "skipped_gain_prediction: `--fit-fraction` 1 fits all 5 groups of size >= 3: none is "
+        "left to score" in result.stdout
+    )
+    assert "evaluations: pair_gains" in result.stdout

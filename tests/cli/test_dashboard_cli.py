@@ -126,3 +126,30 @@ def test_dashboard_errors_are_one_line(tmp_path: Path, fake_db: str) -> None:
     # an address that cannot be this machine's names --host, not --port
     result = runner.invoke(app, ["dashboard", "--storage", fake_db, "--host", "256.1.1.1"])
     assert result.exit_code != 0 and result.stderr.startswith("error: --host 256.1.1.1: cannot")
+
+
+def test_an_idle_connection_neither_stalls_requests_nor_blocks_sigterm(fake_db: str) -> None:
+    # A browser's preconnect opens a socket and sends nothing; a single-threaded server sat in
+    # that socket's read, answering nobody and ignoring SIGTERM until the browser let go.
+    import socket
+
+    server = Dashboard(fake_db)
+    idle = None
+    try:
+        host, port = server.base.removeprefix("http://").split(":")
+        idle = socket.create_connection((host, int(port)), timeout=5)
+        time.sleep(0.5)  # let the server accept it first
+        started = time.monotonic()
+        with urllib.request.urlopen(f"{server.base}/api/studies", timeout=5) as response:
+            assert "study_summaries" in json.loads(response.read())
+        assert time.monotonic() - started < 5
+        started = time.monotonic()
+        os.kill(server.process.pid, signal.SIGTERM)
+        assert server.process.wait(timeout=3) == 0
+        assert time.monotonic() - started < 3
+    finally:
+        if idle is not None:
+            idle.close()
+        if server.process.poll() is None:
+            os.kill(server.process.pid, signal.SIGKILL)
+            server.process.wait()

@@ -224,3 +224,35 @@ def test_submit_creates_the_study_and_sends_the_driver(
     code, out, _ = invoke("study", "status", "sub", "--storage", url, "--json")
     status = json.loads(out)
     assert code == 0 and status["n_waiting"] == 1 and status["n_done"] == 0  # the baseline, queued
+
+
+@pytest.mark.parametrize("runner_line", ["", "runner: {name: tabular, table: t.csv}\n"])
+def test_validate_refuses_two_rows_of_one_configuration(tmp_path: Path, runner_line: str) -> None:
+    # Their runs cannot be told apart: a results table showed the first "not run".
+    (tmp_path / "t.csv").write_text(
+        "target,task_set,split,value,higher_is_better\n"
+        + "".join(
+            f"synth_target,{s},val,{v},1\n"
+            for s, v in (
+                ("synth_target", 0.5),
+                ("synth_target+synth_related", 0.6),
+                ("synth_target+synth_unrelated", 0.4),
+            )
+        )
+    )
+    rows = (
+        "rows:\n  - {name: alone}\n  - {name: one, auxiliaries: [synth_related]}\n"
+        "  - {name: other, auxiliaries: [synth_unrelated]}\n"
+    )
+    spec = tmp_path / "rows.yaml"
+    head = "name: x\ntarget: synth_target\ncandidates: [synth_related, synth_unrelated]\n"
+    spec.write_text(f"{head}budget: {{trials: 4}}\n{runner_line}{rows}")
+    code, _, err = invoke("study", "validate", str(spec))
+    assert code == 0, err
+    again = "  - {name: two, auxiliaries: [synth_related]}\n"
+    spec.write_text(f"{head}budget: {{trials: 4}}\n{runner_line}{rows}{again}")
+    code, _, err = invoke("study", "validate", str(spec))
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(
+        f"error: {spec}: rows[3] (two) trains the same configuration as rows[1] (one); "
+    )
