@@ -119,7 +119,7 @@ def _check_distinct_rows(spec: StudySpec, source: str, keys: list[Any]) -> None:
 
 
 def _check_layer_ranges(spec: StudySpec, source: str) -> None:
-    """Refuse a spec's own range of a layer count that goes past the encoder's depth.
+    """Refuse a spec's own searched range of a layer count that goes past the encoder's depth.
 
     A layer parameter is one whose registry range follows ``num_layers``.  Such a value above
     the depth would mean the full depth (docs/models.md), so the search would spend trials
@@ -136,7 +136,10 @@ def _check_layer_ranges(spec: StudySpec, source: str) -> None:
         for name, domain in overrides.items():
             if here[arch].get(name) == deeper[arch].get(name):
                 continue  # not a layer count
-            values = [domain.value, domain.high, *(domain.choices or ())]
+            # A fixed value above the depth is one configuration (the full depth, as a spec
+            # written for a deeper encoder and run on a smaller one may give); a searched
+            # range or choice above it spreads trials over copies of one model.
+            values = [domain.high, *(domain.choices or ())]
             over = [v for v in values if isinstance(v, int | float) and v > depth]
             if over:
                 raise SpecError(
