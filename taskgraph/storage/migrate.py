@@ -228,6 +228,11 @@ def ensure_schema(engine: Engine, *, create: bool) -> SchemaState:
         raise StorageError(
             f"cannot open the records database {masked}: {describe_error(error, engine.url)}"
         ) from None
+    if not state.at_head and not state.is_empty:
+        # Its two reads (the version table, then the tables) may straddle another opener's
+        # commit of the schema: tables seen, no version yet.  Read again under the migration
+        # lock, which that opener holds until its schema is committed.
+        state = _locked(engine, schema_state)
     if state.is_empty:
         if not create:
             raise StorageError(

@@ -184,3 +184,32 @@ def test_migration_scripts_are_declared_as_package_data():
     }
     assert {p.name for p in scripts} >= {"env.py", "script.py.mako", "0003_scores_hot_index.py"}
     assert scripts <= declared
+
+
+def test_a_schema_committed_between_the_two_reads_is_read_again_under_the_lock(
+    storage_url, monkeypatch
+):
+    # Four openers of a new database race to create it: one may read "no version table",
+    # then see the tables another opener has just committed with their version.  That is no
+    # schema without migrations; reading again under the lock finds it at head.
+    from taskgraph.storage import migrate
+
+    with open_repository(storage_url):
+        pass  # created at head
+    real = migrate.schema_state
+    calls = []
+
+    def straddled(connection):
+        calls.append(1)
+        state = real(connection)
+        if len(calls) == 1:
+            return migrate.SchemaState(current=None, head=state.head, has_tables=True)
+        return state
+
+    monkeypatch.setattr(migrate, "schema_state", straddled)
+    engine = open_engine(storage_url)
+    try:
+        assert migrate.ensure_schema(engine, create=True).at_head
+    finally:
+        engine.dispose()
+    assert len(calls) == 2
