@@ -6,11 +6,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pytest
-
-if sys.version_info < (3, 11):
-    pytest.skip("tomllib is Python 3.11+", allow_module_level=True)
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the dev extra installs tomli below 3.11
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "taskgraph"
