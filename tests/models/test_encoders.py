@@ -173,11 +173,12 @@ def test_layer_by_layer_run_applies_electras_embedding_projection(
     assert torch.allclose(got, expected, atol=1e-6)
 
 
-@pytest.mark.parametrize("sharing", ["hierarchical", "soft", "cross_stitch", "mmoe", "frozen"])
-def test_electra_with_narrow_embeddings_runs_in_every_layerwise_architecture(
-    tiny_encoder: Callable[..., EncoderBundle], sharing: str
-) -> None:
-    bundle = _tiny_electra(tiny_encoder().tokenizer)
+def _layerwise_model_matching_its_encoder(
+    bundle: EncoderBundle, sharing: str
+) -> tuple[Any, dict[str, torch.Tensor]]:
+    """Build ``sharing`` (``frozen``: hard with a frozen bottom layer) on ``bundle`` with two
+    classification heads, check it computes the encoder's own output, and return the model (in
+    eval mode) and the batch it read."""
     inputs = _inputs(bundle)
     with torch.no_grad():
         expected = bundle.model(**inputs).last_hidden_state
@@ -200,6 +201,15 @@ def test_electra_with_narrow_embeddings_runs_in_every_layerwise_architecture(
         got = model.encode("a", batch)
     mask = inputs["attention_mask"].bool()
     assert torch.allclose(got[mask], expected[mask], atol=1e-5)
+    return model, batch
+
+
+@pytest.mark.parametrize("sharing", ["hierarchical", "soft", "cross_stitch", "mmoe", "frozen"])
+def test_electra_with_narrow_embeddings_runs_in_every_layerwise_architecture(
+    tiny_encoder: Callable[..., EncoderBundle], sharing: str
+) -> None:
+    bundle = _tiny_electra(tiny_encoder().tokenizer)
+    model, batch = _layerwise_model_matching_its_encoder(bundle, sharing)
     labels = torch.tensor([0, 2])
     model.train()("a", {**batch, "labels": labels}).loss.backward()
     projection = bundle.model.get_submodule("embeddings_project").weight
@@ -283,27 +293,7 @@ def test_every_accepted_model_type_runs_in_every_layerwise_architecture(
     tiny_encoder: Callable[..., EncoderBundle], model_type: str, sharing: str
 ) -> None:
     bundle = _bundle(_LAYERWISE_ENCODERS[model_type], tiny_encoder().tokenizer)
-    inputs = _inputs(bundle)
-    with torch.no_grad():
-        expected = bundle.model(**inputs).last_hidden_state
-    heads = [
-        HeadSpec("a", TaskType.SENTENCE_CLASSIFICATION, 3),
-        HeadSpec("b", TaskType.SENTENCE_CLASSIFICATION, 2),
-    ]
-    model = build_model(
-        sharing="hard" if sharing == "frozen" else sharing, encoder=bundle, heads=heads
-    ).eval()
-    batch = dict(inputs)
-    if sharing == "frozen":
-        freeze_bottom(model, 1, architecture="hard")
-        batch[FROZEN_KEY] = frozen_prefix(
-            model, inputs, architecture="hard", batch_size=4, device=torch.device("cpu")
-        )
-    # Columns and experts start as copies of the layers: the encoder's own output again.
-    with torch.no_grad():
-        got = model.encode("a", batch)
-    mask = inputs["attention_mask"].bool()
-    assert torch.allclose(got[mask], expected[mask], atol=1e-5)
+    _layerwise_model_matching_its_encoder(bundle, sharing)
 
 
 @pytest.mark.parametrize("encoder", sorted(_OTHER_ENCODERS))
