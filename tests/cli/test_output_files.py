@@ -19,8 +19,6 @@ from typer.testing import CliRunner
 from taskgraph.cli.app import app
 from taskgraph.cli.output import resolve_output, write_output
 from taskgraph.errors import ConfigError
-from taskgraph.storage import open_repository
-from taskgraph.trial import Cost, TrialConfig, TrialResult, TrialStatus
 
 runner = CliRunner()
 
@@ -28,21 +26,6 @@ runner = CliRunner()
 def invoke(*args: str) -> tuple[int, str, str]:
     result = runner.invoke(app, list(args))
     return result.exit_code, result.stdout, result.stderr
-
-
-@pytest.fixture
-def records_url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'records.db'}"
-    with open_repository(url) as repo:
-        config = TrialConfig(target="ner", auxiliaries=("pos",), seed=0)
-        result = TrialResult(
-            status=TrialStatus.COMPLETE,
-            scores={t: {"dev": {"f1": 0.5}} for t in config.task_set},
-            objective=0.5,
-            cost=Cost(seconds=1.0),
-        )
-        repo.add_run_result(study="demo", trial_number=0, config=config, result=result)
-    return url
 
 
 @pytest.fixture
@@ -62,8 +45,8 @@ def fifo(tmp_path: Path) -> Path:
     return path
 
 
-def _export(records_url: str, output: str) -> tuple[int, str, str]:
-    return invoke("records", "export", "--storage", records_url, "-o", output)
+def _export(one_run_url: str, output: str) -> tuple[int, str, str]:
+    return invoke("records", "export", "--storage", one_run_url, "-o", output)
 
 
 def _graph(table: Path, output: str, fmt: str = "json") -> tuple[int, str, str]:
@@ -78,37 +61,37 @@ def _one_error_line(code: int, err: str, *words: str) -> None:
 
 
 def test_a_fifo_is_refused_and_left_a_fifo(
-    records_url: str, table: Path, fifo: Path, tmp_path: Path
+    one_run_url: str, table: Path, fifo: Path, tmp_path: Path
 ) -> None:
-    for code, _, err in (_export(records_url, str(fifo)), _graph(table, str(fifo))):
+    for code, _, err in (_export(one_run_url, str(fifo)), _graph(table, str(fifo))):
         _one_error_line(code, err, "is a FIFO", str(fifo))
         assert stat.S_ISFIFO(fifo.lstat().st_mode)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
-def test_a_symlink_to_a_fifo_is_refused(records_url: str, table: Path, fifo: Path) -> None:
+def test_a_symlink_to_a_fifo_is_refused(one_run_url: str, table: Path, fifo: Path) -> None:
     link = fifo.with_name("link")
     link.symlink_to(fifo)
-    for code, _, err in (_export(records_url, str(link)), _graph(table, str(link))):
+    for code, _, err in (_export(one_run_url, str(link)), _graph(table, str(link))):
         _one_error_line(code, err, "is a FIFO", f"{link} -> {fifo}")
         assert link.is_symlink() and stat.S_ISFIFO(fifo.lstat().st_mode)
 
 
-def test_a_directory_is_refused(records_url: str, tmp_path: Path) -> None:
-    code, _, err = _export(records_url, str(tmp_path))
+def test_a_directory_is_refused(one_run_url: str, tmp_path: Path) -> None:
+    code, _, err = _export(one_run_url, str(tmp_path))
     _one_error_line(code, err, "is a directory")
     assert tmp_path.is_dir()
 
 
 def test_a_symlink_to_a_regular_file_is_written_through(
-    records_url: str, table: Path, tmp_path: Path
+    one_run_url: str, table: Path, tmp_path: Path
 ) -> None:
     real = tmp_path / "real.csv"
     real.write_text("old\n")
     real.chmod(0o640)
     link = tmp_path / "latest.csv"
     link.symlink_to(real.name)
-    code, _, err = _export(records_url, str(link))
+    code, _, err = _export(one_run_url, str(link))
     assert code == 0, err
     assert link.is_symlink() and os.readlink(link) == real.name  # the link stays a link
     assert real.read_text().startswith("run_id,study")
@@ -122,15 +105,15 @@ def test_a_symlink_to_a_regular_file_is_written_through(
     assert graph_link.is_symlink() and json.loads(graph_real.read_text())["directed"] is True
 
 
-def test_dash_is_standard_output(records_url: str, table: Path, tmp_path: Path) -> None:
-    code, out, err = _export(records_url, "-")
+def test_dash_is_standard_output(one_run_url: str, table: Path, tmp_path: Path) -> None:
+    code, out, err = _export(one_run_url, "-")
     assert code == 0 and out.startswith("run_id,study"), err
     code, out, err = _graph(table, "-", fmt="dot")
     assert code == 0 and out.startswith("digraph"), err
     assert not (tmp_path / "-").exists()
 
 
-def test_a_regular_file_is_replaced(records_url: str, table: Path, tmp_path: Path) -> None:
+def test_a_regular_file_is_replaced(one_run_url: str, table: Path, tmp_path: Path) -> None:
     out = tmp_path / "g.json"
     out.write_text("old")
     code, _, err = _graph(table, str(out))
