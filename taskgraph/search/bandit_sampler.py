@@ -39,7 +39,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from taskgraph.errors import ConfigError
 from taskgraph.search.space import AUX_PARAM_PREFIX, BASELINE_ROLE, ROLE_ATTR, SUBSET_ATTR
-from taskgraph.search.subset_sampler import SubsetSampler
+from taskgraph.search.subset_sampler import SubsetSampler, has_subset
 
 __all__ = ["BanditSampler"]
 
@@ -125,7 +125,7 @@ class BanditSampler(SubsetSampler):
             for task in subset:
                 counts[task][0 if won else 1] += 1.0
         evaluated = {s for s, _, _ in observed}
-        evaluated |= {self._free_part(t) for t in every if _has_set(t)}
+        evaluated |= {self._free_part(t) for t in every if has_subset(t)}
         return {t: (a, b) for t, (a, b) in counts.items()}, evaluated
 
     def propose(self, study: Study, *, exclude_trial: int | None = None) -> frozenset[str]:
@@ -187,12 +187,3 @@ class BanditSampler(SubsetSampler):
                 if name.startswith(AUX_PARAM_PREFIX) and value is True
             )  # fmt: skip
         return tasks & frozenset(self.free)
-
-
-def _has_set(trial: FrozenTrial) -> bool:
-    # A waiting trial, or a running one between ask and its first suggestion, has no set yet.
-    if trial.state == TrialState.WAITING:
-        return False
-    return SUBSET_ATTR in trial.user_attrs or any(
-        name.startswith(AUX_PARAM_PREFIX) for name in trial.params
-    )

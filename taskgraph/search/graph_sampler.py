@@ -62,7 +62,7 @@ from taskgraph.affinity.gains import compute_gains
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.errors import ConfigError
 from taskgraph.search.space import AUX_PARAM_PREFIX, SUBSET_ATTR
-from taskgraph.search.subset_sampler import SubsetSampler
+from taskgraph.search.subset_sampler import SubsetSampler, has_subset
 
 __all__ = ["GraphGuidedSampler", "popular_source_scores", "startup_order"]
 
@@ -188,19 +188,10 @@ class GraphGuidedSampler(SubsetSampler):
         include = set(self.include)
         proposed: Counter[frozenset[str]] = Counter(
             aux - include
-            for aux in (self._auxiliaries_of(t) for t in trials if self._has_set(t))
+            for aux in (self._auxiliaries_of(t) for t in trials if has_subset(t))
             if include <= aux
         )
         return records, proposed
-
-    @staticmethod
-    def _has_set(trial: FrozenTrial) -> bool:
-        # A waiting trial, or a running one between ask and its first suggestion, has no set yet.
-        if trial.state == TrialState.WAITING:
-            return False
-        return SUBSET_ATTR in trial.user_attrs or any(
-            name.startswith(AUX_PARAM_PREFIX) for name in trial.params
-        )
 
     @staticmethod
     def _pruned_value(trial: FrozenTrial, baseline: FrozenTrial | None) -> float | None:

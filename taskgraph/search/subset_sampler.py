@@ -16,9 +16,9 @@ from optuna.samplers import BaseSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from taskgraph.search.space import AUX_PARAM_PREFIX
+from taskgraph.search.space import AUX_PARAM_PREFIX, SUBSET_ATTR
 
-__all__ = ["SubsetSampler"]
+__all__ = ["SubsetSampler", "has_subset"]
 
 
 class SubsetSampler(BaseSampler):
@@ -74,3 +74,15 @@ class SubsetSampler(BaseSampler):
         """Reseed this sampler's generator and the inner sampler's."""
         self._rng = np.random.default_rng()
         self._independent.reseed_rng()
+
+
+def has_subset(trial: FrozenTrial) -> bool:
+    """Return whether ``trial`` has its auxiliary set yet (the subset samplers count it as seen).
+
+    A waiting trial, or a running one between ask and its first suggestion, has none.
+    """
+    if trial.state == TrialState.WAITING:
+        return False
+    return SUBSET_ATTR in trial.user_attrs or any(
+        name.startswith(AUX_PARAM_PREFIX) for name in trial.params
+    )
