@@ -56,10 +56,11 @@ def screen_study(
     :func:`~taskgraph.app.studies.run_study`: a spec file or a
     :class:`~taskgraph.spec.StudySpec`, the records database (default: ``TASKGRAPH_STORAGE``,
     then the spec's ``storage``, then ``sqlite:///taskgraph.db``), the data directory.
-    ``steps`` / ``probes`` / ``full_matrix``: :func:`taskgraph.search.screening.screen_config`.
-    ``observer``: an :class:`~taskgraph.search.engine.EngineObserver` whose
-    ``on_trial_progress`` sees the joint run's steps (trial number -1).  Nothing is written
-    before the spec's data is found.  A study that exists is opened (and checked against the
+    ``steps`` / ``probes`` / ``full_matrix``: :func:`taskgraph.search.screening.screen_config`
+    (exactly ``probes`` probes run, spread evenly over the steps).  ``observer``: an
+    :class:`~taskgraph.search.engine.EngineObserver` whose ``on_trial_progress`` sees the
+    joint run's steps (trial number -1).  Nothing is written before the spec's data is
+    found.  A study that exists is opened (and checked against the
     spec) before the joint run; a new one is created only after it, so that a failed or
     interrupted run leaves the database as it was (a SQLite file that was not there is not
     created).  A failed joint run raises :class:`~taskgraph.errors.TaskgraphError` with its
@@ -117,10 +118,12 @@ def screen_study(
             result=result,
             details={
                 "steps": config.max_steps,
-                # The probes that ran: at most those asked (screen_probe_gap).
+                # The probes that ran: exactly those asked (screen_probe_steps); a screen
+                # stored before that ran the most a fixed gap gave, which could be fewer.
                 "probes": result.lookahead.n_probes,
                 "probes_asked": n_probes,
                 "lookahead_every": config.lookahead_every,
+                "lookahead_steps": config.hyperparameters.get("lookahead_steps"),
                 "full_matrix": full_matrix,
                 "wall_seconds": wall,
                 "target_score": objective,
@@ -141,16 +144,32 @@ def screen_study(
 
 
 def _holds_study(storage_url: str, name: str) -> bool:
-    """Return whether the records database at ``storage_url`` holds study ``name``; a SQLite
-    file that is not there yet holds none, and is not created."""
+    """Return whether the records database at ``storage_url`` holds study ``name``.
+
+    Nothing is created: a SQLite file that is not there yet, and a database without
+    taskgraph's tables (an empty file, a new PostgreSQL database), hold none.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
     from taskgraph.storage import open_repository, parse_storage_url
+    from taskgraph.storage.migrate import schema_state
+    from taskgraph.storage.repository import open_engine
     from taskgraph.storage.urls import sqlite_path
 
     parsed = parse_storage_url(storage_url)
     path = sqlite_path(parsed) if parsed.get_backend_name() == "sqlite" else None
     if path is not None and not path.exists():
         return False
-    with open_repository(storage_url) as repository:
+    engine = open_engine(storage_url, create=False)
+    try:
+        with engine.connect() as connection:
+            if schema_state(connection).is_empty:
+                return False
+    except SQLAlchemyError:
+        pass  # open_repository below says what is wrong, in its own words
+    finally:
+        engine.dispose()
+    with open_repository(storage_url, create=False) as repository:
         return name in {study.name for study in repository.studies()}
 
 
@@ -208,6 +227,7 @@ def _report(stored: Any, repository: Any, *, target: str) -> dict[str, Any]:
         "probes": stored.matrix.n_probes,
         "probes_asked": details.get("probes_asked", details.get("probes")),
         "lookahead_every": details.get("lookahead_every"),
+        "lookahead_steps": details.get("lookahead_steps"),
         "trial_seconds": trial,
         "run_seconds": run,
         "trials_equivalent": None if not trial else stored.cost_seconds / trial,

@@ -38,7 +38,7 @@ __all__ = [
     "SCREEN_CHECKPOINT_KEY",
     "default_screen_steps",
     "screen_config",
-    "screen_probe_gap",
+    "screen_probe_steps",
     "screen_tasks",
     "startup_scores",
     "textemb_scores",
@@ -113,10 +113,13 @@ def screen_config(
     """Return the screen's :class:`~taskgraph.trial.TrialConfig` (module docstring).
 
     ``steps``: optimizer steps of the joint run, every task's counted (default
-    :func:`default_screen_steps`); ``probes``: lookahead probes spread evenly over them, at
-    most that many (:func:`screen_probe_gap`);
+    :func:`default_screen_steps`); ``probes``: lookahead probes, exactly that many, spread
+    evenly over them (:func:`screen_probe_steps`: ``lookahead_every`` when a fixed gap gives
+    them, else the trainer option ``lookahead_steps``);
     ``full_matrix``: measure every task's loss after each step, not only the target's.
-    Raises :class:`ConfigError` for a bad count or a spec without candidates.
+    Raises :class:`ConfigError` for a bad count (more probes than steps, or a probe at every
+    step while the warmup holds the first step's learning rate at 0, where no probe runs) or
+    a spec without candidates.
     """
     if steps is not None and steps < 1:
         raise ConfigError(f"`steps` must be >= 1, but got {steps}")
@@ -132,12 +135,29 @@ def screen_config(
     if probes > total:
         raise ConfigError(f"`probes` ({probes}) must not exceed the steps ({total})")
     tasks = (spec.target, *candidates)
-    hyper = {k: v for k, v in middle.hyperparameters.items() if k != "head_options"}
+    # The screen sets its own probe steps, whatever the spec's trials probe.
+    hyper = {
+        k: v
+        for k, v in middle.hyperparameters.items()
+        if k not in ("head_options", "lookahead_steps")
+    }
+    if probes == total and not _first_step_probed(hyper, total):
+        raise ConfigError(
+            f"`probes` ({probes}) must be below the steps ({total}): the warmup starts the "
+            "learning rate at 0, and no probe runs at the first step"
+        )
     heads = spec.training.hyperparameters.get("head_options")
     if isinstance(heads, Mapping):
         hyper["head_options"] = {k: v for k, v in heads.items() if k in tasks}
     if not full_matrix:
         hyper["lookahead_targets"] = [spec.target]
+    probe_steps = screen_probe_steps(total, probes)
+    gap: int | None = probe_steps[0]
+    if probe_steps != tuple(range(probe_steps[0], total + 1, probe_steps[0])):
+        # No fixed gap gives exactly these steps: list them (a screen whose gap gives them
+        # keeps `lookahead_every`, so its configuration is what it was before the option).
+        gap = None
+        hyper["lookahead_steps"] = list(probe_steps)
     return replace(
         middle,
         auxiliaries=candidates,
@@ -153,23 +173,39 @@ def screen_config(
         eval_every=total,  # one evaluation, at the end: the screen's product is the matrix
         eval_splits=(spec.objective.split,),
         early_stopping_patience=None,
-        lookahead_every=screen_probe_gap(total, probes),
+        lookahead_every=gap,
         hyperparameters=hyper,
     )
 
 
-def screen_probe_gap(total: int, probes: int) -> int:
-    """Return the steps between a screen's probes (``lookahead_every``) for ``probes`` asked
-    over ``total`` steps: the most probes a fixed gap gives without exceeding ``probes`` (the
-    trainer probes after every gap-th step), spread over the run as far as that count allows.
+def screen_probe_steps(total: int, probes: int) -> tuple[int, ...]:
+    """Return the steps (1 for the first) after which a screen of ``total`` steps probes:
+    exactly ``probes`` of them, spread evenly over the run.
 
-    ``probes`` whenever a gap gives exactly that many (300 steps, 20 probes: every 15), fewer
-    otherwise (20 steps, 7 probes: 6, every 3 steps; every 2 would be 10).
+    Every ``total // probes``-th step when that fixed gap gives exactly ``probes`` (300 steps,
+    20 probes: every 15; 20 steps, 6 probes: every 3, the last two steps unprobed), as screens
+    always probed; else the end of each of ``probes`` equal stretches of the run, rounded up
+    (20 steps, 7 probes: 3, 6, 9, 12, 15, 18, 20), so that the first step is probed only when
+    every step is.
     """
     if not 1 <= probes <= total:
         raise ConfigError(f"`probes` must be in [1, {total}] (the steps), but got {probes}")
-    count = total // (total // (probes + 1) + 1)  # the smallest gap that gives <= probes
-    return total // count  # the largest gap that gives as many
+    gap = total // probes
+    if total // gap == probes:
+        return tuple(range(gap, gap * probes + 1, gap))
+    return tuple(-(-(i + 1) * total // probes) for i in range(probes))
+
+
+def _first_step_probed(hyper: Mapping[str, Any], total: int) -> bool:
+    """Return whether the trainer can probe at the first of ``total`` steps: not when the
+    warmup (``warmup_ratio``) starts the learning rate at 0 and no ``lookahead_lr`` replaces
+    it, since a probe's step would move nothing there."""
+    from taskgraph.training.options import TrainingOptions
+
+    ratio = hyper.get("warmup_ratio", TrainingOptions.warmup_ratio)
+    if hyper.get("lookahead_lr") or not isinstance(ratio, int | float):
+        return True  # a bad ratio is the trainer's to name
+    return int(ratio * total) == 0
 
 
 def textemb_scores(

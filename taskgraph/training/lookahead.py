@@ -1,7 +1,8 @@
 """Lookahead inter-task affinity (Fifty, Amid, Zhao, Yu, Anil and Finn 2021, "Efficiently
 Identifying Task Groupings for Multi-Task Learning", NeurIPS; "TAG").
 
-Every ``lookahead_every`` steps of a joint run, with one probe batch per task:
+At each probe step of a joint run (every ``lookahead_every``-th step, or the steps the
+trainer option ``lookahead_steps`` lists), with one probe batch per task:
 
     Z(i -> j) = 1 - L_j(theta_s - step_i, batch_j) / L_j(theta_s, batch_j)
 

@@ -11,6 +11,10 @@ tasks_per_step         auto       batches per step: 1, or one per task for gradi
 lookahead_lr           None       step size of the lookahead probe (None: the current lr)
 lookahead_targets      None       tasks whose loss the probe measures (None: every task; a
                                   screen measures the target's only)
+lookahead_steps        None       the joint run's steps after which a lookahead probe runs,
+                                  increasing, in [1, max_steps] under ``step_budget: total``
+                                  (None: every ``lookahead_every``-th step); instead of the
+                                  trial's ``lookahead_every``, never with it
 log_every              50         steps between loss logs and NaN checks
 checkpoint_every       None       steps between checkpoints (always: after each evaluation)
 max_eval_examples      None       cap on each evaluation split (a fixed random subset)
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from itertools import pairwise
 from typing import Any
 
 from taskgraph.errors import ConfigError
@@ -51,6 +56,7 @@ class TrainingOptions:
     tasks_per_step_override: int | None = None
     lookahead_lr: float | None = None
     lookahead_targets: tuple[str, ...] | None = None
+    lookahead_steps: tuple[int, ...] | None = None
     log_every: int = 50
     checkpoint_every: int | None = None
     max_eval_examples: int | None = None
@@ -87,6 +93,8 @@ class TrainingOptions:
             values["source_tasks"] = tuple(sources)
         if values.get("lookahead_targets") is not None:
             values["lookahead_targets"] = tuple(values["lookahead_targets"])
+        if isinstance(values.get("lookahead_steps"), list):
+            values["lookahead_steps"] = tuple(values["lookahead_steps"])
         options = cls(**values)
         options._validate(config)
         return options
@@ -160,12 +168,53 @@ class TrainingOptions:
                     f"hyperparameter `lookahead_targets` must name tasks of the task set "
                     f"({', '.join(config.task_set)}), but got {list(self.lookahead_targets)!r}"
                 )
+        self._validate_lookahead_steps(config)
         unknown_heads = sorted(set(self.head_options) - set(config.task_set))
         if unknown_heads:
             raise ConfigError(
                 f"hyperparameter `head_options` names tasks not in the task set: "
                 f"{', '.join(unknown_heads)} (task set: {', '.join(config.task_set)})"
             )
+
+    def _validate_lookahead_steps(self, config: TrialConfig) -> None:
+        steps = self.lookahead_steps
+        if steps is None:
+            return
+        if config.lookahead_every is not None:
+            raise ConfigError(
+                f"hyperparameter `lookahead_steps` ({_listed(steps)}) and trial "
+                f"`lookahead_every` ({config.lookahead_every}) both set the probe steps; give one"
+            )
+        # Under the target step budget a joint run counts every task's steps, more than
+        # max_steps: its length is known only once the sampler has planned it.
+        last = config.max_steps if config.step_budget == "total" else None
+        ints = isinstance(steps, tuple) and all(
+            isinstance(s, int) and not isinstance(s, bool) for s in steps
+        )
+        if (
+            not ints
+            or not steps
+            or steps[0] < 1
+            or any(a >= b for a, b in pairwise(steps))
+            or (last is not None and steps[-1] > last)
+        ):
+            where = f"in [1, {last}] (max_steps)" if last is not None else ">= 1"
+            raise ConfigError(
+                f"hyperparameter `lookahead_steps` must be increasing step numbers {where}, "
+                f"but got {_listed(steps)}"
+            )
+
+    def probes_after(self, step: int, config: TrialConfig) -> bool:
+        """Return whether a lookahead probe runs at joint-run step ``step`` (1 for the first):
+        a step ``lookahead_steps`` lists, else every ``config.lookahead_every``-th one."""
+        if self.lookahead_steps is not None:
+            return step in self.lookahead_steps
+        return config.lookahead_every is not None and step % config.lookahead_every == 0
+
+    def has_probes(self, config: TrialConfig) -> bool:
+        """Return whether the trial has lookahead probes (``lookahead_steps`` or
+        ``lookahead_every``); they run in a joint phase of two or more tasks only."""
+        return self.lookahead_steps is not None or bool(config.lookahead_every)
 
     def phases(self, config: TrialConfig) -> list[tuple[str, list[str]]]:
         """Return the trial's training phases: ``(name, tasks)`` in order.
@@ -192,3 +241,8 @@ class TrainingOptions:
         if self.tasks_per_step_override is not None:
             return int(self.tasks_per_step_override)
         return n_tasks if weighting.needs_task_gradients else 1
+
+
+def _listed(value: Any) -> str:
+    """Return ``value`` as the spec writes it: a tuple as a list."""
+    return repr(list(value) if isinstance(value, tuple) else value)

@@ -10,7 +10,8 @@ then steps.  Under the target step budget, evaluations and epochs count target s
 phase on the auxiliaries, then a ``target`` phase that fine-tunes on the target alone with a
 fresh optimizer; with the ``source_tasks`` option only those auxiliaries are sources and the
 others train with the target in the target phase).  Evaluation, early stopping, pruning, checkpoints and lookahead probes hang
-off the step counter.
+off the step counter (probes: every ``lookahead_every``-th step of a joint run, or the steps
+the ``lookahead_steps`` option lists).
 
 Speed: the step has no host-device synchronisation.  The running loss stays on the device and
 is checked for NaN/inf every ``log_every`` steps (a NaN poisons the weights, so a late check
@@ -244,7 +245,7 @@ class MultiTaskTrainer:
         )
         total, steps_per_epoch = parts.total_steps, parts.steps_per_epoch
         seed = config.seed
-        if config.lookahead_every and phase == "joint" and len(tasks) > 1 and self.shared:
+        if options.has_probes(config) and phase == "joint" and len(tasks) > 1 and self.shared:
             probe_streams = {
                 t: BatchStream(
                     tensors=parts.streams[t].tensors,
@@ -280,9 +281,8 @@ class MultiTaskTrainer:
         self.model.train()
         self._call("on_train_begin")
         while self.state.global_step < total and not self._stopping():
-            probe = (
-                self.lookahead is not None
-                and (self.state.global_step + 1) % int(config.lookahead_every or 1) == 0
+            probe = self.lookahead is not None and options.probes_after(
+                self.state.global_step + 1, config
             )
             trained_target = self._step(per_step, parts, probe)
             step = self.state.global_step

@@ -54,7 +54,7 @@ def _studies(path: Path) -> tuple[list[str], list[str]]:
     [(None, TaskgraphError), (KeyboardInterrupt(), KeyboardInterrupt)],
     ids=["failed", "interrupted"],
 )
-@pytest.mark.parametrize("database", ["new", "empty"])
+@pytest.mark.parametrize("database", ["new", "empty", "empty-file"])
 def test_a_screen_that_does_not_finish_leaves_no_study(
     tmp_path: Path,
     data_dir: Path,
@@ -68,11 +68,15 @@ def test_a_screen_that_does_not_finish_leaves_no_study(
     )
     path = tmp_path / "screen.db"
     url = f"sqlite:///{path}"
-    if database == "empty":
+    if database == "empty":  # the schema, no study
         open_repository(url).close()
+    elif database == "empty-file":  # no schema either: a failed screen must not create it
+        path.touch()
     with pytest.raises(raised, match="boom" if outcome is None else None):
         screen_study(spec_from_dict(SPEC), storage=url, data=data_dir, steps=4, probes=2)
     if database == "new":
         assert not path.exists()
+    elif database == "empty-file":
+        assert path.stat().st_size == 0
     else:
         assert _studies(path) == ([], [])

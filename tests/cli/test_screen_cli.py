@@ -116,18 +116,19 @@ def test_study_run_starts_from_the_screened_ranking(
     assert cost["trial_seconds"] > 0 and cost["trials_equivalent"] > 0
 
 
-def test_the_screen_runs_and_stores_no_more_probes_than_asked(tmp_path: Path) -> None:
+def test_the_screen_runs_and_stores_exactly_the_probes_asked(tmp_path: Path) -> None:
     spec = spec_file(tmp_path, name="gapped")
     url = f"sqlite:///{tmp_path / 'gapped.db'}"
-    # 5 steps, 3 probes: a probe every 2 steps runs 2 (every step would run 5).
+    # 5 steps, 3 probes: no fixed gap gives 3 (every 2 steps runs 2, every step 5).
     code, out, err = invoke("study", "screen", str(spec), "--storage", url, "--steps", "5",
                             "--probes", "3", "--quiet")  # fmt: skip
     assert code == 0, err
-    assert "5 steps, 2 probes (3 asked; one every 2 steps)" in out
+    assert "5 steps, 3 probes" in out and "asked" not in out
     with open_repository(url) as repo:
         [screen] = repo.screens("gapped")
-    assert screen.matrix.n_probes == screen.details["probes"] == 2
+    assert screen.matrix.n_probes == screen.details["probes"] == 3
     assert screen.details["probes_asked"] == 3
+    assert screen.details["lookahead_steps"] == [2, 4, 5]
 
 
 def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from taskgraph.search.progress import STARTUP_ATTR
 from taskgraph.search.screening import (
     default_screen_steps,
     screen_config,
-    screen_probe_gap,
+    screen_probe_steps,
     screen_tasks,
     startup_scores,
     textemb_scores,
@@ -65,8 +65,11 @@ def test_the_screen_trains_the_target_with_every_candidate_on_hard_sharing() -> 
     assert default_screen_steps(spec) == 80
     assert (config.max_steps, config.step_budget, config.lookahead_every) == (80, "total", 16)
     assert config.hyperparameters["lookahead_targets"] == ["tgt"]
+    # A fixed gap gives the 5 probes: the configuration is what it was before lookahead_steps.
+    assert "lookahead_steps" not in config.hyperparameters
     assert config.early_stopping_patience is None and config.pretraining is None
-    full = screen_config(spec, steps=10, probes=10, full_matrix=True)
+    # 9 steps: the warmup (a tenth of them) has no whole step, so even the first is probed.
+    full = screen_config(spec, steps=9, probes=9, full_matrix=True)
     assert "lookahead_targets" not in full.hyperparameters and full.lookahead_every == 1
 
 
@@ -77,22 +80,38 @@ def test_excluded_candidates_are_not_screened_and_bad_counts_are_refused() -> No
         screen_config(spec, probes=30)
     with pytest.raises(ConfigError, match="`steps` must be >= 1, but got 0"):
         screen_config(spec, steps=0)
+    # The warmup starts the learning rate at 0: no probe runs at the first step, so a probe
+    # at every step could not be had.
+    with pytest.raises(ConfigError, match="`probes` \\(10\\) must be below the steps \\(10\\)"):
+        screen_config(spec, steps=10, probes=10)
+    probed = make_spec(training={"hyperparameters": {"lookahead_lr": 1e-4}})
+    assert screen_config(probed, steps=10, probes=10).lookahead_every == 1
 
 
-def test_the_screen_never_runs_more_probes_than_asked() -> None:
+def test_the_screen_runs_exactly_the_probes_asked_spread_over_the_run() -> None:
+    from taskgraph.training.options import TrainingOptions
+
     spec = make_spec()
-    # 20 steps, 7 probes: a gap of 2 would probe 10 times, a gap of 3 probes 6 times.
+    # 20 steps, 7 probes: no fixed gap gives 7 (every 2 steps: 10, every 3: 6).
     config = screen_config(spec, steps=20, probes=7)
-    assert config.max_steps is not None and config.lookahead_every is not None
-    assert (config.lookahead_every, config.max_steps // config.lookahead_every) == (3, 6)
+    assert config.lookahead_every is None
+    assert config.hyperparameters["lookahead_steps"] == [3, 6, 9, 12, 15, 18, 20]
+    options = TrainingOptions.from_config(config)  # the trainer takes it
+    probed = [step for step in range(1, 21) if options.probes_after(step, config)]
+    assert probed == [3, 6, 9, 12, 15, 18, 20]
     for total in range(1, 61):
         for probes in range(1, total + 1):
-            gap = screen_probe_gap(total, probes)
-            counts = {total // k for k in range(1, total + 1)}
-            # The most probes a fixed gap gives without exceeding those asked, as spread out
-            # as that count allows (the next gap gives fewer).
-            assert total // gap == max(c for c in counts if c <= probes), (total, probes)
-            assert total // (gap + 1) < total // gap
+            steps = screen_probe_steps(total, probes)
+            assert len(steps) == probes and steps[-1] <= total, (total, probes)
+            gaps = [b - a for a, b in zip((0, *steps), steps, strict=False)]
+            # Evenly spread: every gap (the first from the start) is the mean one rounded.
+            assert set(gaps) <= {total // probes, -(-total // probes)}, (total, probes)
+            assert (steps[0] == 1) is (probes == total)  # the warmup's first step is spared
+            fixed = [k for k in range(1, total + 1) if total // k == probes]
+            if fixed:
+                # A fixed gap gives them: the steps screens always probed, every gap-th.
+                gap = max(fixed)
+                assert steps == tuple(range(gap, total + 1, gap)), (total, probes)
 
 
 def _matrix(effects: dict[str, float]) -> LookaheadMatrix:

@@ -121,6 +121,65 @@ def test_lookahead_needs_two_tasks_and_a_joint_run() -> None:
     assert sequential.lookahead is None
 
 
+def test_lookahead_steps_probe_exactly_the_listed_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    from taskgraph.training.trainer import MultiTaskTrainer
+
+    probed: list[int] = []
+    original = MultiTaskTrainer._probe
+
+    def probe(self, drawn, batch, optimizer, scheduler):  # type: ignore[no-untyped-def]
+        probed.append(self.state.global_step + 1)  # the step counter moves after the probe
+        return original(self, drawn, batch, optimizer, scheduler)
+
+    monkeypatch.setattr(MultiTaskTrainer, "_probe", probe)
+    # Uneven gaps no `lookahead_every` gives; the last step too.
+    listed = [3, 7, 8, 20]
+    cfg = config(
+        auxiliaries=("synth_related", "synth_conflict"),
+        hyperparameters={"lookahead_steps": listed},
+    )
+    result = run(cfg)
+    assert result.status is TrialStatus.COMPLETE, result.failure_reason
+    assert probed == listed
+    assert result.lookahead is not None and result.lookahead.n_probes == len(listed)
+    assert result.lookahead.tasks == list(cfg.task_set)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"lookahead_every": 5, "hyperparameters": {"lookahead_steps": [5, 10]}},
+            "hyperparameter `lookahead_steps` ([5, 10]) and trial `lookahead_every` (5) both "
+            "set the probe steps; give one",
+        ),
+        *(
+            (
+                {"hyperparameters": {"lookahead_steps": steps}},
+                "hyperparameter `lookahead_steps` must be increasing step numbers in [1, 20] "
+                f"(max_steps), but got {steps!r}",
+            )
+            for steps in ([], [0, 4], [4, 4], [8, 4], [4, 21], [4.0], [True], 4)
+        ),
+        (
+            # Under the target budget a joint run counts every task's steps, past max_steps.
+            {"step_budget": "target", "hyperparameters": {"lookahead_steps": [0]}},
+            "hyperparameter `lookahead_steps` must be increasing step numbers >= 1, but got [0]",
+        ),
+    ],
+)
+def test_bad_lookahead_steps_are_one_clear_line(overrides: dict[str, Any], message: str) -> None:
+    from taskgraph.errors import ConfigError
+    from taskgraph.training import TrainingOptions
+
+    cfg = config(auxiliaries=("synth_related",), **overrides)
+    with pytest.raises(ConfigError) as error:
+        TrainingOptions.from_config(cfg)
+    assert str(error.value) == message
+    beyond = config(step_budget="target", hyperparameters={"lookahead_steps": [25]})
+    assert TrainingOptions.from_config(beyond).lookahead_steps == (25,)
+
+
 def test_sequential_transfer_scores_sources_then_target() -> None:
     cfg = config(
         auxiliaries=("synth_related",),
@@ -304,6 +363,29 @@ def test_killed_run_resumes_where_it_stopped(tmp_path: Path) -> None:
     # Another trial may not reuse the directory.
     other = run(cfg.with_seed(7), checkpoint_dir=tmp_path / "b")
     assert other.status is TrialStatus.FAILED and "belongs to another trial" in other.failure_reason
+
+
+def test_a_killed_run_resumes_its_listed_probe_steps(tmp_path: Path) -> None:
+    cfg = config(
+        auxiliaries=("synth_related",),
+        max_steps=24,
+        eval_every=8,
+        hyperparameters={"lookahead_steps": [2, 5, 11, 13, 14, 23]},
+    )
+    uninterrupted = run(cfg, checkpoint_dir=tmp_path / "a")
+    assert uninterrupted.lookahead is not None and uninterrupted.lookahead.n_probes == 6
+
+    class Kill(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            if state.global_step == 13:  # after the checkpoint at step 8, its probes at 2 and 5
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, checkpoint_dir=tmp_path / "b", callbacks=[Kill()])
+    resumed = run(cfg, checkpoint_dir=tmp_path / "b")
+    # The checkpoint's two probes and the four listed after it, as in one run.
+    assert resumed.lookahead == uninterrupted.lookahead
+    assert resumed.scores == uninterrupted.scores
 
 
 def test_run_killed_after_it_stopped_early_does_not_train_on(tmp_path: Path) -> None:
