@@ -26,6 +26,8 @@ import os
 import pickle
 import tempfile
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +55,12 @@ def cache_dir() -> Path:
 
 
 class TaskCache:
-    """Sections of key -> JSON value, loaded once and written back atomically on each put."""
+    """Sections of key -> JSON value, loaded once and written back atomically on each put.
+
+    A put reads the file, merges its entries in and replaces the file, all under an exclusive
+    lock on ``<file>.lock``, so concurrent writers (parallel trials, Ray workers on one host)
+    keep each other's entries.
+    """
 
     def __init__(self, *, path: Path) -> None:
         self.path = path
@@ -81,24 +88,47 @@ class TaskCache:
     def put(self, section: str, key: str, value: Any) -> None:
         """Store ``value`` and write the file (merging what other processes wrote meanwhile)."""
         self._load().setdefault(section, {})[key] = value
-        merged = self._read()
-        for name, entries in self._load().items():
-            merged.setdefault(name, {}).update(entries)
-        self._data = merged
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            handle, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tasks-cache.")
-            try:
-                with os.fdopen(handle, "w", encoding="utf-8") as out:
-                    json.dump({"version": _VERSION, "sections": merged}, out)
-                os.replace(tmp, self.path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)  # a full disk leaves no stray file
-                raise
+            # Read, merge and replace under the lock: a writer that read the file before
+            # another's replace would otherwise write back a file without that entry.
+            with _write_lock(self.path.with_name(self.path.name + ".lock")):
+                merged = self._read()
+                for name, entries in self._load().items():
+                    merged.setdefault(name, {}).update(entries)
+                self._data = merged
+                handle, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tasks-cache.")
+                try:
+                    with os.fdopen(handle, "w", encoding="utf-8") as out:
+                        json.dump({"version": _VERSION, "sections": merged}, out)
+                    os.replace(tmp, self.path)
+                except BaseException:
+                    Path(tmp).unlink(missing_ok=True)  # a full disk leaves no stray file
+                    raise
         except OSError:
-            # A read-only cache only costs time.  Two processes writing at once may lose one
-            # entry (the later file wins); it is computed again when next asked for.
-            pass
+            pass  # a read-only cache only costs time (the entry is still served from memory)
+
+
+@contextmanager
+def _write_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` for the ``with`` block (blocks until it is free).
+
+    The lock file stays in place: deleting a file another writer may be waiting on would let a
+    third one lock a new file.  The kernel releases the lock when its holder dies.  flock
+    locks open file descriptions, so threads of one process exclude each other too.  Without
+    ``fcntl`` (Windows) writes go unlocked, as they did before.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
 
 
 _CACHES: dict[Path, TaskCache] = {}
