@@ -291,7 +291,15 @@ def score_family(
     every task and, among those, the most records of task sets within ``tasks`` (ties by
     name); None when no family has every baseline.
     """
-    within = _within(records, tasks)
+    family, counts = _score_family(_within(records, tasks), tasks)
+    return family, sorted(counts)
+
+
+def _score_family(
+    within: Sequence[ScoreRecord], tasks: Sequence[str]
+) -> tuple[str | None, dict[str, int]]:
+    """Return :func:`score_family`'s family and each family's count of records, over records
+    already within ``tasks`` (:func:`_within`)."""
     counts: dict[str, int] = {}
     baselines: dict[str, set[str]] = {}
     for record in within:
@@ -300,7 +308,7 @@ def score_family(
             baselines.setdefault(record.family, set()).add(record.task)
     complete = [f for f in counts if baselines.get(f, set()) >= set(tasks)]
     chosen = min(complete, key=lambda f: (-counts[f], f)) if complete else None
-    return chosen, sorted(counts)
+    return chosen, counts
 
 
 def measured_scores(
@@ -311,17 +319,29 @@ def measured_scores(
     Scores of one model family: ``family``, else :func:`score_family`'s.
     """
     within = _within(records, tasks)
-    families = sorted({r.family for r in within})
-    if family is None:
-        family = score_family(records, tasks)[0]
-    if family is None and len(families) > 1:
-        largest = min(families, key=lambda f: (-sum(r.family == f for r in within), f))
+    chosen, counts = _score_family(within, tasks)
+    return _measured_scores(
+        within, tasks, family=chosen if family is None else family, counts=counts
+    )
+
+
+def _measured_scores(
+    within: Sequence[ScoreRecord],
+    tasks: Sequence[str],
+    *,
+    family: str | None,
+    counts: Mapping[str, int],
+) -> tuple[dict[str, float], dict[str, bool], dict[frozenset[str], dict[str, float]]]:
+    """Return :func:`measured_scores` over records already within ``tasks`` (:func:`_within`),
+    of ``family`` (None: :func:`_score_family` found none), ``counts`` being its counts."""
+    if family is None and len(counts) > 1:
+        largest = min(sorted(counts), key=lambda f: (-counts[f], f))
         missing = sorted(
             set(tasks) - {r.task for r in within if r.family == largest and r.is_baseline}
         )
         raise ConfigError(
             f"no single-task score for {missing} in model family {largest} (the one with the "
-            f"most records of {len(families)}), and no family has every task's: a grouping "
+            f"most records of {len(counts)}), and no family has every task's: a grouping "
             "compares scores within one family"
         )
     values: dict[frozenset[str], dict[str, list[float]]] = {}
@@ -718,14 +738,15 @@ def grouping_report(
         raise ConfigError(
             f"`--tasks` has no baseline records for {unknown}; known targets: {', '.join(estimator.targets)}"
         )
-    family, families = score_family(records, chosen)
-    baselines, higher, measured = measured_scores(records, chosen, family=family)
+    # One pass over the records: the family, the scores and the note share its result.
+    within = _within(records, chosen)
+    family, counts = _score_family(within, chosen)
+    baselines, higher, measured = _measured_scores(within, chosen, family=family, counts=counts)
     notes = _zero_baseline_notes(estimator, chosen)
-    if len(families) > 1:
-        within = _within(records, chosen)
-        used = sum(r.family == family for r in within)
+    if len(counts) > 1:
+        used = counts[family] if family is not None else 0
         notes.append(
-            f"the records of these tasks come from {len(families)} model families; measured "
+            f"the records of these tasks come from {len(counts)} model families; measured "
             f"scores and baselines are those of family {family} ({used} of {len(within)} "
             "records, the most of any family with every task's baseline): scores of different "
             "families are not comparable"

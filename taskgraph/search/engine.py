@@ -251,29 +251,50 @@ class StudyEngine:
             target=spec.target,
         )
         self.study = study
-        self._retry_stale(study)
-        self.reconcile()
-        # Drivers started together each find no baseline: under the lock, only the first
-        # enqueues it.
-        with setup_lock(self.storage_url):
-            self._enqueue_first_trials(study)
-            self._enqueue_family_baselines(study)
+        trials = self._recover_and_queue(study)
+        self._reconcile(trials)
         return study
 
-    def _enqueue_first_trials(self, study: optuna.Study) -> None:
-        """Enqueue the baseline, then the spec's other rows in order, each unless it is there.
+    def _fill_queue(self, study: optuna.Study, trials: list[FrozenTrial]) -> list[FrozenTrial]:
+        """Re-queue lost trials and a failed baseline, enqueue the first trials and the family
+        baselines; return the trials as last read (without the last step's new waiting ones).
+
+        Call it under the setup lock: drivers started together would each find no baseline.
+        Each step sees what the steps before it enqueued: the trials are read again after a
+        step that wrote, and only then.
+        """
+        steps: list[Callable[[optuna.Study, Sequence[FrozenTrial]], bool]] = [
+            self._requeue_lost,
+            self._requeue_failed_baseline,
+            self._enqueue_first_trials,
+        ]
+        if self.spec.budget.baselines == "per_family":
+            steps.append(self._enqueue_family_baselines)
+        wrote = False
+        for step in steps:
+            if wrote:
+                trials = study.get_trials(deepcopy=False)
+            wrote = step(study, trials)
+        return trials
+
+    def _enqueue_first_trials(self, study: optuna.Study, trials: Sequence[FrozenTrial]) -> bool:
+        """Enqueue the baseline, then the spec's other rows in order, each unless it is there
+        in ``trials``; return whether anything was enqueued.
 
         Each is looked for, not only the baseline: a driver killed between enqueuing the
         baseline and the rows would otherwise leave the rows out for good.
         """
         space, rows = self.space, self.spec.rows
-        trials = study.get_trials(deepcopy=False)
+        wrote = False
         if not any(ROLE_ATTR in t.user_attrs for t in trials):
             self._enqueue_baseline(study)
+            wrote = True
         queued = {t.user_attrs.get(ROW_ATTR) for t in trials}
         for row in rows:
             if row.auxiliaries and row.name not in queued:
                 study.enqueue_trial(space.row_params(row), user_attrs=space.row_user_attrs(row))
+                wrote = True
+        return wrote
 
     def _enqueue_baseline(self, study: optuna.Study) -> None:
         """Enqueue the single-task baseline: the spec's row of the target alone, if it has one."""
@@ -284,8 +305,11 @@ class StudyEngine:
         else:
             study.enqueue_trial(space.row_params(alone), user_attrs=space.row_user_attrs(alone))
 
-    def _requeue_failed_baseline(self, study: optuna.Study) -> None:
-        """Enqueue the baseline again when every baseline trial so far failed.
+    def _requeue_failed_baseline(
+        self, study: optuna.Study, trials: Sequence[FrozenTrial] | None = None
+    ) -> bool:
+        """Enqueue the baseline again when every baseline trial so far failed; return whether
+        it did.  ``trials``: the study's (read when not given).
 
         Every gain of the study is measured against it, and no sampler proposes the target
         alone when ``min_size`` >= 1: a baseline that failed once (a transient out-of-memory,
@@ -293,12 +317,15 @@ class StudyEngine:
         ``recovery.max_retry`` retries; the sampler chooses the retry's other settings anew
         (the failure may have been theirs).  Interrupted baselines are ``_requeue_lost``'s.
         """
-        trials = study.get_trials(deepcopy=False)
+        if trials is None:
+            trials = study.get_trials(deepcopy=False)
         retried = retried_numbers(trials)
         states = [trial_state(t, retried=retried) for t in trials if is_first_baseline(t)]
         failed = bool(states) and all(state == "failed" for state in states)
         if failed and len(states) <= self.spec.recovery.max_retry:
             self._enqueue_baseline(study)
+            return True
+        return False
 
     def _family(self, trial: FrozenTrial) -> str | None:
         """Return the model family of ``trial``'s configuration (``None`` before it has one)."""
@@ -308,8 +335,11 @@ class StudyEngine:
             self._families[trial.number] = family
         return family
 
-    def _enqueue_family_baselines(self, study: optuna.Study) -> None:
-        """Enqueue a baseline for each model family of a complete trial that has none.
+    def _enqueue_family_baselines(
+        self, study: optuna.Study, trials: Sequence[FrozenTrial] | None = None
+    ) -> bool:
+        """Enqueue a baseline for each model family of a complete trial that has none; return
+        whether any was enqueued.  ``trials``: the study's (read when not given).
 
         A gain compares a trial with the single-task run of its own model family
         (:meth:`TrialConfig.family_key`).  A space that searches the target's example cap or
@@ -322,8 +352,9 @@ class StudyEngine:
         while the first baseline waits unsampled: its family is not known yet.
         """
         if self.spec.budget.baselines != "per_family":
-            return
-        trials = study.get_trials(deepcopy=False)
+            return False
+        if trials is None:
+            trials = study.get_trials(deepcopy=False)
         retried = retried_numbers(trials)
         states = {t.number: trial_state(t, retried=retried) for t in trials}
         covered: set[str] = set()
@@ -335,7 +366,7 @@ class StudyEngine:
             family = trial.user_attrs.get(FAMILY_ATTR) or self._family(trial)
             if family is None:
                 if state in ("waiting", "running"):
-                    return
+                    return False
                 continue
             if state == "failed":
                 failures[family] = failures.get(family, 0) + 1
@@ -343,6 +374,7 @@ class StudyEngine:
                     covered.add(family)  # given up on
             elif state != "interrupted":  # an interrupted baseline's retry is waiting
                 covered.add(family)
+        wrote = False
         for trial in trials:
             if trial.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE or states[trial.number] != (
                 "complete"
@@ -354,6 +386,8 @@ class StudyEngine:
             covered.add(family)
             params, attrs = self.space.family_baseline(trial.params, family)
             study.enqueue_trial(params, user_attrs=attrs)
+            wrote = True
+        return wrote
 
     def _check_same_study(self, attrs: Mapping[str, Any]) -> None:
         """Raise :class:`SpecError` naming the differing fields if the stored study is another."""
@@ -408,30 +442,38 @@ class StudyEngine:
             split=self.spec.objective.split, metric=self.spec.objective.metric
         )
 
-    def _retry_stale(self, study: optuna.Study) -> None:
+    def _recover_and_queue(self, study: optuna.Study) -> list[FrozenTrial]:
+        """Fail stale trials, then fill the queue (:meth:`_fill_queue`); return the trials.
+
+        The trials are read once under the setup lock; only when some are running (a wait
+        follows, outside the lock) are they read again.
+        """
         optuna.storages.fail_stale_trials(study)
-        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        if running:
-            # A driver killed between ``study.ask()`` and the trial's first heartbeat leaves a
-            # RUNNING trial without a heartbeat row, which Optuna never finds stale: beat once
-            # for every running trial, so each is judged by the same grace period.  (A live
-            # driver's trial beats again within an interval; one that was already beating and
-            # is dead goes stale a little later, still within the wait below.)
-            for trial in running:
-                self.storage.record_heartbeat(storage_id(trial))
-            # Trials of a run stopped moments ago still look alive: wait one grace period,
-            # then whatever is still beating belongs to a live driver and is left alone.
-            wait = self.spec.recovery.grace_period + self.spec.recovery.heartbeat_interval
-            self.observer.on_wait(wait, len(running))
-            time.sleep(wait)
-            optuna.storages.fail_stale_trials(study)
         # Two drivers opening the study at once would each re-queue the same lost trial.
         with setup_lock(self.storage_url):
-            self._requeue_lost(study)
-            self._requeue_failed_baseline(study)
+            trials = study.get_trials(deepcopy=False)
+            running = [t for t in trials if t.state == TrialState.RUNNING]
+            if not running:
+                return self._fill_queue(study, trials)
+        # A driver killed between ``study.ask()`` and the trial's first heartbeat leaves a
+        # RUNNING trial without a heartbeat row, which Optuna never finds stale: beat once
+        # for every running trial, so each is judged by the same grace period.  (A live
+        # driver's trial beats again within an interval; one that was already beating and
+        # is dead goes stale a little later, still within the wait below.)
+        for trial in running:
+            self.storage.record_heartbeat(storage_id(trial))
+        # Trials of a run stopped moments ago still look alive: wait one grace period,
+        # then whatever is still beating belongs to a live driver and is left alone.
+        wait = self.spec.recovery.grace_period + self.spec.recovery.heartbeat_interval
+        self.observer.on_wait(wait, len(running))
+        time.sleep(wait)
+        optuna.storages.fail_stale_trials(study)
+        with setup_lock(self.storage_url):
+            return self._fill_queue(study, study.get_trials(deepcopy=False))
 
-    def _requeue_lost(self, study: optuna.Study) -> None:
-        """Retry the interrupted trials that must run again and have no retry.
+    def _requeue_lost(self, study: optuna.Study, trials: Sequence[FrozenTrial]) -> bool:
+        """Retry the interrupted trials of ``trials`` that must run again and have no retry;
+        return whether any was retried.
 
         A retry can be missing because ``recovery.max_retry`` ran out before
         :class:`RetryStaleTrial` retried the baseline and trials with stored runs whatever the
@@ -439,7 +481,6 @@ class StudyEngine:
         trial and enqueuing its copy.  The baseline is re-queued only while no other baseline
         trial of its model family (``taskgraph:family``) is done, running or waiting.
         """
-        trials = study.get_trials(deepcopy=False)
         retried = retried_numbers(trials)
         states = {t.number: trial_state(t, retried=retried) for t in trials}
         # Families with a baseline trial that is done, running or waiting (None: the first).
@@ -449,6 +490,7 @@ class StudyEngine:
             if t.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE and states[t.number] != "interrupted"
         }
         retry = RetryStaleTrial(max_retry=None)
+        wrote = False
         for trial in trials:
             if states[trial.number] != "interrupted" or trial.number in retried:
                 continue
@@ -460,6 +502,8 @@ class StudyEngine:
                     continue
                 alive.add(family)
             retry(study, self.storage.get_trial(storage_id(trial)))
+            wrote = True
+        return wrote
 
     def reconcile(self) -> int:
         """Write the runs of finished trials that the records database lacks.
@@ -469,10 +513,16 @@ class StudyEngine:
         complete run is the earlier trial's record and is never written (RecordWriter), so it
         is not missing.  Returns how many runs were written.
         """
-        study = self.require_study()
+        return self._reconcile(self.require_study().get_trials(deepcopy=False))
+
+    def _reconcile(self, trials: Sequence[FrozenTrial]) -> int:
+        """:meth:`reconcile` over ``trials``, the study's as read.
+
+        Waiting trials enqueued since the read change nothing here: only evaluated trials have
+        runs, and a retry marks as retried only a trial that was already interrupted.
+        """
         stored = self.repository.run_keys(self.spec.name)
         held: set[tuple[str, str, str, int]] | None = None
-        trials = study.get_trials(deepcopy=False)
         retried = retried_numbers(trials)
         written = 0
         for trial in trials:

@@ -472,3 +472,48 @@ def test_a_failed_family_baseline_is_queued_again_up_to_max_retry(
     family = [t for t in study.trials if FAMILY_ATTR in t.user_attrs]
     # Tried once and retried once (max_retry 1), then given up: not one per later trial.
     assert [trial_state(t) for t in family] == ["failed", "failed"]
+
+
+def _count_trial_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the study's reads of its trials (every ``study.get_trials`` goes through here)."""
+    reads = [0]
+    original = optuna.storages._CachedStorage.get_all_trials
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
+        reads[0] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.storages._CachedStorage, "get_all_trials", counting)
+    return reads
+
+
+def test_opening_a_study_reads_its_trials_once(
+    storage_url: str, fakes: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = make_spec()
+    engine = make_engine(spec, storage_url, fakes.FakeEvaluator(), fakes)
+    engine.run(max_trials=3)
+    engine.close()
+
+    reads = _count_trial_reads(monkeypatch)
+    engine = make_engine(spec, storage_url, fakes.FakeEvaluator(), fakes)
+    engine.open()
+    # Retrying stale and lost trials, re-queuing a failed baseline, repairing records and
+    # enqueuing the first trials and family baselines share one read when none of them writes.
+    assert reads[0] == 1
+    assert engine.progress().n_done == 3 and engine.progress().n_waiting == 0
+    engine.close()
+
+
+def test_opening_a_new_study_reads_its_trials_again_only_after_enqueuing(
+    storage_url: str, fakes: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = _count_trial_reads(monkeypatch)
+    engine = make_engine(make_spec(), storage_url, fakes.FakeEvaluator(), fakes)
+    engine.open()
+    # Once to find the study empty, once more after the baseline is enqueued so that the
+    # family baselines' step sees it waiting.
+    assert reads[0] == 2
+    waiting = engine.require_study().get_trials(deepcopy=False)
+    assert [t.user_attrs.get(ROLE_ATTR) for t in waiting] == [BASELINE_ROLE]
+    engine.close()
