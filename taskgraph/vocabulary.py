@@ -12,7 +12,14 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-__all__ = ["higher_is_better", "json_safe", "metric_direction", "stable_seed", "task_set_key"]
+__all__ = [
+    "direction_mismatch",
+    "higher_is_better",
+    "json_safe",
+    "metric_direction",
+    "stable_seed",
+    "task_set_key",
+]
 
 # A metric whose first `_`-separated word names a score is maximised whatever follows: a
 # per-type entity score is the score's name + `_` + the type (`f1_error`, `precision_MAE`).
@@ -43,6 +50,17 @@ def metric_direction(metric: str) -> Literal["maximize", "minimize"]:
 def higher_is_better(metric: str) -> bool:
     """Return whether a larger value of ``metric`` is better (:func:`metric_direction`)."""
     return metric_direction(metric) == "maximize"
+
+
+def direction_mismatch(*, source: str, direction: str, wanted: str, scores: str) -> str:
+    """Return the message for an objective going ``direction`` against scores that go
+    ``wanted``: where (``source``), what the scores are (``scores``: "accuracy is", "t's rows
+    in t.csv are"), and the line that fixes it."""
+    better = "higher" if wanted == "maximize" else "lower"
+    return (
+        f"{source}: objective.direction: {direction}, but {scores} {better}-is-better; "
+        f"write `direction: {wanted}`"
+    )
 
 
 def stable_seed(*parts: object, bits: int = 63) -> int:

@@ -20,6 +20,7 @@ cost compute and leave parameters that no task trains.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 from collections.abc import Mapping
@@ -89,6 +90,7 @@ def clear_encoder_cache() -> None:
     """Forget the encoders and tokenizers loaded so far (the next load reads the files)."""
     _LOADED.clear()
     _TOKENIZERS.clear()
+    _read_config.cache_clear()
 
 
 def _tokenizer(path: Path) -> PreTrainedTokenizerBase:
@@ -121,11 +123,27 @@ def encoder_config(name: str, options: Mapping[str, Any] | None = None) -> dict[
     if name == "tiny-bert":
         return {**TINY_BERT_DEFAULTS, **dict(options or {})}
     directory = minilm_path() if name == "minilm" else Path(os.path.expanduser(name))
+    file = directory / "config.json"
     try:
-        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+        status = file.stat()
+        config = _read_config(
+            str(file.resolve()), status.st_ino, status.st_size, status.st_mtime_ns
+        )
     except (OSError, ValueError):
         return None
-    return config if isinstance(config, dict) else None
+    # A copy: the parsed file is shared by every later call while the file is unchanged.
+    return copy.deepcopy(config) if isinstance(config, dict) else None
+
+
+@functools.lru_cache(maxsize=16)
+def _read_config(path: str, inode: int, size: int, mtime_ns: int) -> Any:
+    """Return the parsed JSON of ``path``; the file's status fields tell its versions apart.
+
+    The spec checks, the search space and each engine ask for one encoder's config: one
+    ``study validate`` read it three times.  A file that does not read or parse raises each
+    time (``lru_cache`` keeps no exceptions).
+    """
+    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 def load_encoder(

@@ -82,7 +82,7 @@ class TabularRunner:
 
         Also checks that the objective goes the table's way (``check_table_objective``).
         """
-        from taskgraph.errors import SpecError
+        from taskgraph.errors import DataFormatError, DataNotFoundError, SpecError
 
         try:
             self._evaluator(spec, source=source)
@@ -90,6 +90,10 @@ class TabularRunner:
             raise
         except ConfigError as error:
             raise SpecError(str(error)) from None
+        except (DataNotFoundError, DataFormatError) as error:
+            # The reader's line names the file, not the field: name it, so the CLI can say
+            # which option set it (--set runner.table=...).
+            raise SpecError(f"{source}: runner.table: {error}") from None
 
     def build_evaluator(
         self, spec: StudySpec, *, data_dir: str | os.PathLike[str] | None = None
@@ -97,14 +101,13 @@ class TabularRunner:
         return self._evaluator(spec, source=f"study {spec.name!r}")
 
     def _evaluator(self, spec: StudySpec, *, source: str) -> TrialEvaluator:
-        from taskgraph.affinity.longtable import read_long_csv
-        from taskgraph.runners.tabular import TabularEvaluator, check_table_objective
+        from taskgraph.runners.tabular import TabularEvaluator, check_table_objective, read_table
         from taskgraph.spec.models import TabularRunnerSpec
 
         runner = spec.runner
         if not isinstance(runner, TabularRunnerSpec):
             raise ValueError(f"the tabular runner needs `runner: tabular`, got {runner.name!r}")
-        table = read_long_csv(Path(runner.table))
+        table = read_table(runner.table)
         if runner.split not in table.splits:
             raise ConfigError(
                 f"{source}: runner.split: {runner.split!r} is not a split of {runner.table}; "

@@ -10,6 +10,7 @@ fixed model.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,15 +19,48 @@ from typing import Any
 from taskgraph.affinity.longtable import LongTable, read_long_csv
 from taskgraph.errors import ConfigError
 from taskgraph.trial import Cost, TrialConfig, TrialResult, TrialStatus
-from taskgraph.vocabulary import higher_is_better, task_set_key
+from taskgraph.vocabulary import direction_mismatch, higher_is_better, task_set_key
 
-__all__ = ["TABULAR_LOSS_METRIC", "TABULAR_METRIC", "TabularEvaluator", "check_table_objective"]
+__all__ = [
+    "TABULAR_LOSS_METRIC",
+    "TABULAR_METRIC",
+    "TabularEvaluator",
+    "check_table_objective",
+    "read_table",
+]
 
 #: metric names under which tabular scores are reported (the tables publish one number): the
 #: records database tells a metric's direction by its name (taskgraph.vocabulary), so a
 #: lower-is-better row is a "loss" and a higher-is-better one a "score"
 TABULAR_METRIC = "score"
 TABULAR_LOSS_METRIC = "loss"
+
+
+def read_table(path: str | os.PathLike[str]) -> LongTable:
+    """Return the long table in ``path``, read once for as long as the file is unchanged.
+
+    A command checks a spec's table (the runner's ``check_spec``) and then answers trials
+    from it (``build_evaluator``): the second call is answered from memory.  The file is
+    known by its resolved path, inode, size and modification time, so an edited or replaced
+    table is read again.  A table that does not read is not remembered (its error is raised
+    each time).  The table returned is shared: do not change it.
+    """
+    file = Path(path)
+    try:
+        status = file.stat()
+        resolved = str(file.resolve())
+    except OSError:
+        return read_long_csv(file)  # missing or unreadable: the reader's own one-line error
+    return _read_unchanged(
+        os.fspath(path), resolved, status.st_ino, status.st_size, status.st_mtime_ns
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _read_unchanged(path: str, resolved: str, inode: int, size: int, mtime_ns: int) -> LongTable:
+    # The key's file-status fields only tell versions of the file apart; ``path`` is read as
+    # given, so the table's source and error messages are the reader's own.
+    return read_long_csv(Path(path))
 
 
 class TabularEvaluator:
@@ -38,7 +72,7 @@ class TabularEvaluator:
     """
 
     def __init__(self, table: LongTable | str | os.PathLike[str], *, split: str = "val") -> None:
-        self.table = table if isinstance(table, LongTable) else read_long_csv(Path(table))
+        self.table = table if isinstance(table, LongTable) else read_table(table)
         if split not in self.table.splits:
             raise ConfigError(
                 f"`split` must be one of the table's splits {self.table.splits}, but got {split!r}"
@@ -119,8 +153,12 @@ def check_table_objective(
     kind = "higher" if higher else "lower"
     if direction != wanted:
         raise ConfigError(
-            f"{source}: objective.direction: {direction}, but {target}'s rows in {name} are "
-            f"{kind}-is-better; write `direction: {wanted}`"
+            direction_mismatch(
+                source=source,
+                direction=direction,
+                wanted=wanted,
+                scores=f"{target}'s rows in {name} are",
+            )
         )
     if metric is not None and higher_is_better(metric) != higher:
         raise ConfigError(

@@ -15,13 +15,16 @@ import os
 from collections.abc import Iterable
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskgraph.errors import SpecError, TaskgraphError
 from taskgraph.spec.checks import inline_task_defs
 from taskgraph.spec.domains import Domain
 from taskgraph.spec.models import RowSpec, StudySpec
-from taskgraph.vocabulary import metric_direction
+from taskgraph.vocabulary import direction_mismatch, metric_direction
+
+if TYPE_CHECKING:
+    from taskgraph.search.space import SearchSpace
 
 __all__ = ["check_spec"]
 
@@ -93,7 +96,7 @@ def check_spec(
     _check_distinct_rows(
         spec, source, [(config.task_set_key, config.model_config_hash()) for config in configs]
     )
-    _check_layer_ranges(spec, source)
+    _check_layer_ranges(spec, source, space)
 
 
 def _row_key(row: RowSpec) -> tuple[frozenset[str], tuple[tuple[str, Any], ...]]:
@@ -118,19 +121,20 @@ def _check_distinct_rows(spec: StudySpec, source: str, keys: list[Any]) -> None:
             )
 
 
-def _check_layer_ranges(spec: StudySpec, source: str) -> None:
+def _check_layer_ranges(spec: StudySpec, source: str, space: SearchSpace) -> None:
     """Refuse a spec's own searched range of a layer count that goes past the encoder's depth.
 
     A layer parameter is one whose registry range follows ``num_layers``.  Such a value above
     the depth would mean the full depth (docs/models.md), so the search would spend trials
-    on configurations that are all the same model.
+    on configurations that are all the same model.  ``space`` is the spec's, built from the
+    registry: its encoder depth and its spaces at that depth are reused.
     """
-    from taskgraph.search.space import _registry_spaces, encoder_depth
+    from taskgraph.search.space import _registry_spaces
 
-    depth = encoder_depth(spec)
+    depth = space.encoder_depth
     if depth is None:
         return
-    here = _registry_spaces(list(spec.search.sharing), num_layers=depth)
+    here = space.own_spaces
     deeper = _registry_spaces(list(spec.search.sharing), num_layers=depth + 1)
     for arch, overrides in spec.search.sharing.items():
         for name, domain in overrides.items():
@@ -193,10 +197,13 @@ def _check_direction(spec: StudySpec, source: str, metric: str) -> None:
     # direction; a study that optimised the other way would record the worst of the search.
     direction = metric_direction(metric)
     if spec.objective.direction != direction:
-        better = "lower" if direction == "minimize" else "higher"
         raise SpecError(
-            f"{source}: objective.direction: {spec.objective.direction}, but {metric} is "
-            f"{better}-is-better; write `direction: {direction}`"
+            direction_mismatch(
+                source=source,
+                direction=spec.objective.direction,
+                wanted=direction,
+                scores=f"{metric} is",
+            )
         )
 
 

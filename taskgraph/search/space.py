@@ -177,10 +177,16 @@ class SearchSpace:
         self.free = tuple(
             t for t in spec.candidate_names if t not in aux.include and t not in aux.exclude
         )
+        #: the encoder's depth the registry's layer ranges were written for (None: the
+        #: spaces were given, or the encoder's config does not say)
+        self.encoder_depth: int | None = None
         if sharing_spaces is None:
+            self.encoder_depth = encoder_depth(spec)
             sharing_spaces = _registry_spaces(
-                list(spec.search.sharing), num_layers=encoder_depth(spec)
+                list(spec.search.sharing), num_layers=self.encoder_depth
             )
+        #: each architecture's own parameters as plain data, before the spec's overrides
+        self.own_spaces = sharing_spaces
         self.sharing = self._sharing_domains(sharing_spaces)
 
     def _sharing_domains(

@@ -15,6 +15,7 @@ turned "port" into "***ort") and reveal the password to whoever reads the garble
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Mapping
@@ -35,6 +36,7 @@ __all__ = [
     "parse_storage_url",
     "resolve_storage_url",
     "sqlite_path",
+    "sqlite_url_relative_to",
     "storable_spec",
 ]
 
@@ -188,18 +190,58 @@ def parse_storage_url(url: str, *, check_directory: bool = True) -> URL:
     parameters) that its directory exists and that it is not a directory itself, unless
     ``check_directory`` is off (a spec checked on another machine than the one that runs
     it).  Nothing is created here.
+
+    The text is parsed once per process (:func:`_parsed`): a study asks for the same URL for
+    its records, Optuna's storage and every setup lock.  The file system is looked at on every
+    call, since it may have changed in between.
     """
-    masked = mask_url(url)
+    parsed = _parsed(url)
+    if parsed.get_backend_name() != "sqlite":
+        return parsed
+    path = sqlite_path(parsed)
+    if path is None:
+        # Optuna and the records each open their own connection: an in-memory database
+        # would be two empty databases.
+        raise StorageError(
+            f"storage URL {mask_url(url)!r} is an in-memory SQLite database, which the study's "
+            "connections cannot share: use a file, e.g. 'sqlite:///taskgraph.db'"
+        )
+    if parsed.query:
+        raise StorageError(
+            f"storage URL {mask_url(url)!r} has query parameters "
+            f"({', '.join(sorted(parsed.query))}), which taskgraph's SQLite connections do not "
+            "take: give the file alone"
+        )
+    if check_directory and not path.parent.is_dir():
+        raise StorageError(
+            f"storage URL {mask_url(url)!r}: directory {str(path.parent)!r} does not exist"
+        )
+    if check_directory and path.is_dir():
+        # SQLite would only say "unable to open database file".
+        raise StorageError(
+            f"storage URL {mask_url(url)!r}: {str(path)!r} is a directory, not a database file"
+        )
+    return parsed
+
+
+@functools.lru_cache(maxsize=32)
+def _parsed(url: str) -> URL:
+    """Return ``url`` parsed, its dialect and driver checked and normalised (text only).
+
+    Cached: the answer depends on the text alone, and a :class:`URL` is immutable.  A
+    refused URL raises each time (``lru_cache`` keeps no exceptions).  The URL is masked only
+    for a message: masking parses it too.
+    """
     if _ambiguous_userinfo(url):
         raise StorageError(
-            f"storage URL {masked!r} has more than one '@' after '://': percent-encode every "
-            "'@' but the one before the host (e.g. in the password) as '%40'"
+            f"storage URL {mask_url(url)!r} has more than one '@' after '://': percent-encode "
+            "every '@' but the one before the host (e.g. in the password) as '%40'"
         )
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as error:
         raise StorageError(
-            f"storage URL {masked!r} is malformed: expected e.g. 'sqlite:///taskgraph.db' "
+            f"storage URL {mask_url(url)!r} is malformed: expected e.g. 'sqlite:///taskgraph.db' "
             f"or 'postgresql+psycopg://user:password@host:5432/dbname' ({error})"
         ) from None
     backend, _, driver = parsed.drivername.partition("+")
@@ -207,43 +249,20 @@ def parse_storage_url(url: str, *, check_directory: bool = True) -> URL:
         backend = "postgresql"
     if backend not in _SUPPORTED:
         raise StorageError(
-            f"storage URL {masked!r} has unsupported database {backend!r}: "
+            f"storage URL {mask_url(url)!r} has unsupported database {backend!r}: "
             f"expected one of {sorted(_SUPPORTED)} (e.g. 'sqlite:///taskgraph.db')"
         )
     allowed = _SUPPORTED[backend]
     if driver and driver not in allowed:
         raise StorageError(
-            f"storage URL {masked!r} uses driver {driver!r}: taskgraph supports "
+            f"storage URL {mask_url(url)!r} uses driver {driver!r}: taskgraph supports "
             f"'{backend}+{allowed[1]}'"
         )
-    if backend == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg")
-        if not parsed.database:
-            raise StorageError(f"storage URL {masked!r} names no database (…/dbname)")
-    else:
-        parsed = parsed.set(drivername="sqlite")
-        path = sqlite_path(parsed)
-        if path is None:
-            # Optuna and the records each open their own connection: an in-memory database
-            # would be two empty databases.
-            raise StorageError(
-                f"storage URL {masked!r} is an in-memory SQLite database, which the study's "
-                "connections cannot share: use a file, e.g. 'sqlite:///taskgraph.db'"
-            )
-        if parsed.query:
-            raise StorageError(
-                f"storage URL {masked!r} has query parameters ({', '.join(sorted(parsed.query))}), "
-                "which taskgraph's SQLite connections do not take: give the file alone"
-            )
-        if check_directory and not path.parent.is_dir():
-            raise StorageError(
-                f"storage URL {masked!r}: directory {str(path.parent)!r} does not exist"
-            )
-        if check_directory and path.is_dir():
-            # SQLite would only say "unable to open database file".
-            raise StorageError(
-                f"storage URL {masked!r}: {str(path)!r} is a directory, not a database file"
-            )
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite")
+    parsed = parsed.set(drivername="postgresql+psycopg")
+    if not parsed.database:
+        raise StorageError(f"storage URL {mask_url(url)!r} names no database (…/dbname)")
     return parsed
 
 
@@ -253,3 +272,25 @@ def sqlite_path(url: URL) -> Path | None:
     if not database or database == ":memory:" or database.startswith("file::memory:"):
         return None
     return Path(database).expanduser().resolve()
+
+
+def sqlite_url_relative_to(url: str, base: Path) -> str:
+    """Return ``url`` with a relative SQLite file made absolute against the folder ``base``.
+
+    Any other URL is returned as given: another database, a SQLite URL with a user, host or
+    port part, an in-memory database, an absolute, ``~`` or ``file:`` path, or text SQLAlchemy
+    cannot parse.  The rest of the URL (driver, query) is kept as written.
+    """
+    text = url.strip()
+    parsed = _try_parse(text)
+    if parsed is None or parsed.get_backend_name() != "sqlite":
+        return url
+    head = f"{parsed.drivername}:///"
+    if not text.startswith(head):
+        return url  # a user, host or port part: not a plain file
+    # SQLAlchemy's split: the file runs to the first '?'.  It stays as written (percent
+    # escapes and all), so the URL reads back as the same file.
+    database, mark, query = text[len(head) :].partition("?")
+    if not database or database.startswith(("/", "~", ":memory:", "file:")):
+        return url
+    return f"{head}{(base / database).resolve()}{mark}{query}"

@@ -125,6 +125,11 @@ def test_an_objective_against_the_tables_direction_is_refused_before_the_study(
          "runner.split: 'dev' is not a split of "),
         ("{name: tabular, table: table.csv, split: val}", "{direction: maximize}",
          "table.csv are lower-is-better; write `direction: minimize`"),
+        # The reader's own errors were passed on without the field (and exited 1).
+        ("{name: tabular, table: nope.csv, split: val}", "{direction: minimize}",
+         "runner.table: table file does not exist: "),
+        ("{name: tabular, table: bad.csv, split: val}", "{direction: minimize}",
+         "runner.table: "),
     ],
 )  # fmt: skip
 def test_study_validate_checks_the_table_runner(
@@ -132,6 +137,7 @@ def test_study_validate_checks_the_table_runner(
 ) -> None:
     # `validate` is where a spec's mistakes are meant to show up, not the first `run`.
     write_table(tmp_path / "table.csv", loss=True)
+    (tmp_path / "bad.csv").write_text("target,task_set\na,a\n")  # columns missing
     spec = tmp_path / "bench.yaml"
     spec.write_text(
         f"name: bench\ntarget: a\ncandidates: [b, c]\nobjective: {objective}\nrunner: {runner}\n"

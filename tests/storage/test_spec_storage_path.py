@@ -58,3 +58,24 @@ def test_a_query_string_keeps_the_file_beside_the_spec(tmp_path: Path) -> None:
     spec = tmp_path / "s.yaml"
     spec.write_text("name: s\ntarget: a\ncandidates: [b]\nstorage: 'sqlite:///x.db?timeout=30'\n")
     assert load_spec(spec).storage == f"sqlite:///{(tmp_path / 'x.db').resolve()}?timeout=30"
+
+
+@pytest.mark.parametrize(
+    ("storage", "expected"),
+    [
+        ("sqlite+pysqlite:///sub/x.db", "sqlite+pysqlite:///{base}/sub/x.db"),
+        ("sqlite:///my%20db.db?timeout=30", "sqlite:///{base}/my%20db.db?timeout=30"),
+        ("  sqlite:///x.db  ", "sqlite:///{base}/x.db"),
+        ("sqlite://host/x.db", "sqlite://host/x.db"),
+        ("sqlite:///:memory:", "sqlite:///:memory:"),
+        ("sqlite:///file:x.db?mode=ro", "sqlite:///file:x.db?mode=ro"),
+        ("sqlite://", "sqlite://"),
+        ("not a url", "not a url"),
+    ],
+)
+def test_the_storage_helper_rebases_only_a_relative_sqlite_file(
+    tmp_path: Path, storage: str, expected: str
+) -> None:
+    from taskgraph.storage.urls import sqlite_url_relative_to
+
+    assert sqlite_url_relative_to(storage, tmp_path) == expected.format(base=tmp_path.resolve())
