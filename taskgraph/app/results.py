@@ -49,6 +49,8 @@ __all__ = [
 
 #: the long format's split names for the trainer's
 _LONG_SPLITS = {"dev": "val", "val": "val", "test": "test"}
+#: a paired standard error at most this (relative to the differences, at least 1) is rounding
+_ROUNDING = 1e-12
 
 
 class ResultsWriteError(TaskgraphError):
@@ -128,22 +130,41 @@ class Paired:
         return statistics.stdev(self.differences) / math.sqrt(self.n)
 
     @property
-    def p_value(self) -> float:
-        """Return the two-sided paired t-test's p-value (NaN for fewer than two seeds)."""
+    def no_spread(self) -> bool:
+        """Return True when two or more seeds all differ by the same amount (s.e. 0).
+
+        Differences of unequal scores may disagree in their last bits (0.3 - 0.2 is not
+        0.4 - 0.3 in floating point), so a standard error within rounding of the differences
+        counts as none.
+        """
         if self.n < 2:
+            return False
+        scale = max(1.0, max(abs(d) for d in self.differences))
+        return self.se <= _ROUNDING * scale
+
+    @property
+    def p_value(self) -> float:
+        """Return the two-sided paired t-test's p-value.
+
+        NaN for fewer than two seeds, and when every seed differs by the same amount
+        (:attr:`no_spread`): a t-test has no variance to weigh the mean against then, and
+        0 (or 1) would claim a certainty that the seeds cannot give.
+        """
+        if self.n < 2 or self.no_spread:
             return math.nan
-        if self.se == 0.0:
-            return 0.0 if self.mean != 0.0 else 1.0
         from scipy.stats import t
 
         return float(2.0 * t.sf(abs(self.mean / self.se), self.n - 1))
 
     def text(self, digits: int = 3) -> str:
-        """Return ``+mean ± s.e. (p)``; the mean alone for one seed, empty for none."""
+        """Return ``+mean ± s.e. (p 0.04)``, or ``(no spread over N seeds)`` for a standard
+        error of 0; the mean alone for one seed, empty for none."""
         if not self.differences:
             return ""
         if self.n < 2:
             return f"{self.mean:+.{digits}f}"
+        if self.no_spread:
+            return f"{self.mean:+.{digits}f} ± {0.0:.{digits}f} (no spread over {self.n} seeds)"
         return f"{self.mean:+.{digits}f} ± {self.se:.{digits}f} (p {self.p_value:.2f})"
 
 
@@ -274,7 +295,8 @@ class ResultsTable:
             f"Study `{self.study}`, target `{self.target}`, split `{self.split}`; each cell the "
             "mean over seeds ± the half-width of its 95 % t-interval; Δ: the per-seed "
             f"difference in {self.objective_metric} from the {self.rows[0].name if self.rows else ''} "
-            "run of the same seed, mean ± its standard error (paired t-test p); cost = "
+            "run of the same seed, mean ± its standard error (paired t-test p; no spread: "
+            "every seed differs by the same amount, where a t-test gives no p); cost = "
             "training seconds of a run (the trainer's clock, evaluations included), "
             f"{total:.0f} s in all."
         )
@@ -559,10 +581,13 @@ def write_results(table: ResultsTable, directory: str | os.PathLike[str]) -> lis
     """Write ``<study>.csv`` (long format) and the table into ``README.md``'s marked section.
 
     Returns the paths written.  The README is checked before anything is written, so a
-    missing section writes nothing; the README keeps its line endings (CRLF stays CRLF).  Both
-    files are written to ``.tmp`` siblings first and renamed into place only when both were
-    written, so a failed write changes neither; it raises :class:`ResultsWriteError` naming the
-    file, and no ``.tmp`` file is left behind.
+    missing section writes nothing; the README keeps its line endings (CRLF stays CRLF).  The
+    pair is all or nothing as far as the filesystem allows: both files are written to ``.tmp``
+    siblings first; the previous CSV, if any, is copied aside before the new one is renamed
+    over it, and put back (or the new CSV removed, where there was none) if the README's
+    rename then fails.  A failure raises :class:`ResultsWriteError` naming the file; no
+    ``.tmp`` file or copy is left behind, except a copy that could not be put back, which
+    the error names.
     """
     folder = Path(directory)
     readme = check_results_folder(folder, table.study)
@@ -570,8 +595,11 @@ def write_results(table: ResultsTable, directory: str | os.PathLike[str]) -> lis
     if _uses_crlf(readme):  # read_text made every line end in "\n"
         updated = updated.replace("\n", "\r\n")
     long_rows = table.long_rows()
-    targets = ([folder / f"{table.study}.csv"] if long_rows else []) + [readme]
+    csv = folder / f"{table.study}.csv"
+    targets = ([csv] if long_rows else []) + [readme]
     staged: list[Path] = []  # temporary files created so far, in the order of ``targets``
+    backup: Path | None = None  # the previous CSV while the new one is in place
+    replaced: list[Path] = []  # targets renamed into place so far
     current = targets[0]
     try:
         for path in targets:
@@ -589,10 +617,55 @@ def write_results(table: ResultsTable, directory: str | os.PathLike[str]) -> lis
                     write_long_csv(long_rows, handle)
         for tmp, path in zip(staged, targets, strict=True):
             current = path
+            if path == csv and csv.is_file():
+                backup = _copy_aside(csv)
             tmp.replace(path)
-    except OSError as error:
-        raise ResultsWriteError(f"cannot write {current}: {error.strerror or error}") from None
+            replaced.append(path)
+    except BaseException as error:  # an interrupt between the renames is undone as well
+        note = ""
+        if csv in replaced and not _undo_csv(csv, backup):
+            if backup is None:
+                note = f"; {csv} is the new table and could not be removed"
+            else:
+                note = f"; {csv} is the new table, the previous one is in {backup}"
+                backup = None  # the only copy of the previous table: kept
+        if not isinstance(error, OSError):
+            raise
+        raise ResultsWriteError(
+            f"cannot write {current}: {error.strerror or error}{note}"
+        ) from None
     finally:
         for tmp in staged:
             tmp.unlink(missing_ok=True)
+        if backup is not None:
+            backup.unlink(missing_ok=True)
     return targets
+
+
+def _copy_aside(path: Path) -> Path:
+    """Return a copy of ``path`` beside it (a hidden, unique name), to put back on failure."""
+    import shutil
+    import tempfile
+
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".bak")
+    os.close(handle)
+    copy = Path(name)
+    try:
+        shutil.copy2(path, copy)
+    except OSError:
+        copy.unlink(missing_ok=True)
+        raise
+    return copy
+
+
+def _undo_csv(csv: Path, backup: Path | None) -> bool:
+    """Return whether ``csv`` is back as it was: ``backup`` renamed over it, or, where there
+    was no CSV before, the new one removed."""
+    try:
+        if backup is None:
+            csv.unlink(missing_ok=True)
+        else:
+            backup.replace(csv)
+    except OSError:
+        return False
+    return True

@@ -31,7 +31,7 @@ from taskgraph.app.affinity import (
     grouping_report,
     recommendation_report,
 )
-from taskgraph.cli.options import JsonOption, StorageOption
+from taskgraph.cli.options import JsonOption, StorageOption, nonempty_path
 from taskgraph.cli.output import (
     emit_json,
     emit_rows,
@@ -55,6 +55,7 @@ TableOption = Annotated[
     Path | None,
     typer.Option(
         "--table",
+        parser=nonempty_path("a long-format CSV table"),
         help="Read records from a long-format CSV table instead of the database (not with "
         "--storage).",
     ),
@@ -339,6 +340,7 @@ def graph(
         typer.Option(
             "-o",
             "--output",
+            parser=nonempty_path("the file to write, or '-' for stdout"),
             help="File to write, or '-' for stdout.  A new path or a regular file (replaced "
             "atomically); a symlink is written through; a device, FIFO or directory is refused.",
         ),

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from taskgraph.affinity.estimators.base import ESTIMATORS
+from taskgraph.cli.options import nonempty_path
 from taskgraph.cli.output import emit_json, stderr_console
 from taskgraph.errors import ConfigError
 from taskgraph.search.benchmarking import CLI_SAMPLERS
@@ -27,6 +28,7 @@ def bench(
         Path,
         typer.Option(
             "--table",
+            parser=nonempty_path("a results table in the long CSV format"),
             help="Results table in the long CSV format (target,task_set,split,value,higher_is_better).",
         ),
     ],
@@ -100,6 +102,7 @@ def bench(
         Path | None,
         typer.Option(
             "--task-metadata",
+            parser=nonempty_path("a task-metadata JSON file"),
             help="Task-metadata JSON (texts and numeric features per task; benchmarks/metadata/) for the estimator.",
         ),
     ] = None,

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from taskgraph.cli.options import CsvOption, JsonOption, StorageOption
+from taskgraph.cli.options import CsvOption, JsonOption, StorageOption, nonempty_path
 from taskgraph.cli.output import (
     emit_json,
     emit_rows,
@@ -374,9 +374,11 @@ def table_command(
         ),
     ] = None,
     write: Annotated[
-        str | None,
+        Path | None,
         typer.Option(
             "--write",
+            metavar="<path>",
+            parser=nonempty_path("a results folder such as docs/results"),
             # Markdown help: a bare <study> or <!-- ... --> would be dropped as HTML.
             help="Results folder (e.g. docs/results): write `STUDY.csv` in the long format of "
             "`taskgraph bench` and the table into the folder's README.md, which must exist and "

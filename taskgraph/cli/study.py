@@ -27,7 +27,13 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from taskgraph.cli.options import CsvOption, DataOption, JsonOption, StorageOption
+from taskgraph.cli.options import (
+    CsvOption,
+    DataOption,
+    JsonOption,
+    SpecArgument,
+    StorageOption,
+)
 from taskgraph.cli.output import emit_json, emit_rows, stderr_console, stdout_console
 from taskgraph.errors import ConfigError
 
@@ -178,7 +184,7 @@ def _resume_command(name: str, url: str) -> str:
 
 @app.command("validate")
 def validate(
-    spec: Annotated[Path, typer.Argument(help="Study spec (YAML).")],
+    spec: SpecArgument,
     sets: SetOption = None,
     as_json: JsonOption = False,
     trust_remote_code: TrustOption = False,
@@ -446,7 +452,7 @@ def _run(
 
 @app.command("run")
 def run(
-    spec: Annotated[Path, typer.Argument(help="Study spec (YAML).")],
+    spec: SpecArgument,
     storage: StorageOption = None,
     trials: TrialsOption = None,
     runner: RunnerOption = None,
@@ -665,7 +671,7 @@ class _ScreenProgress:
 
 @app.command("screen")
 def screen(
-    spec: Annotated[Path, typer.Argument(help="Study spec (YAML).")],
+    spec: SpecArgument,
     storage: StorageOption = None,
     steps: Annotated[
         int | None,
@@ -681,8 +687,8 @@ def screen(
         typer.Option(
             "--probes",
             min=1,
-            help="Lookahead probes, spread evenly over the steps at a fixed gap: that many "
-            "when a gap gives it, else the most below it (default: 20).",
+            help="Lookahead probes, exactly that many, spread evenly over the steps (at most "
+            "the steps; default: 20).",
         ),
     ] = None,
     full_matrix: Annotated[
@@ -775,7 +781,7 @@ def _print_screen(report: dict[str, Any]) -> None:
     line = f"cost: {cost['seconds']:.0f} s, {cost['steps']} steps, {cost['probes']} probes"
     asked = cost.get("probes_asked")
     if asked is not None and asked != cost["probes"]:
-        # A fixed gap between probes cannot always give the count asked (20 steps, 7 probes).
+        # Screens stored before probes were placed step by step ran the most a fixed gap gave.
         line += f" ({asked} asked; one every {cost.get('lookahead_every')} steps)"
     if cost.get("trials_equivalent") is not None:
         line += (
@@ -817,7 +823,7 @@ def _measured(absolute: float | None, relative: float | None) -> str:
 
 @app.command("submit")
 def submit(
-    spec: Annotated[Path, typer.Argument(help="Study spec (YAML).")],
+    spec: SpecArgument,
     address: Annotated[
         str,
         typer.Option(
@@ -843,9 +849,14 @@ def submit(
     """Send a study to a running Ray cluster and return at once; follow it with `study status`."""
     from taskgraph.runners.ray import submit_study
 
-    for flag, value in (("--address", address), ("--cluster-address", cluster_address)):
-        if not value.strip():
-            raise ConfigError(f"{flag} is empty: give a Ray address, or drop {flag}")
+    if not address.strip():  # required here: dropping it is no way out
+        raise ConfigError(
+            "--address is empty: give the Ray dashboard (job server) address, e.g. http://head:8265"
+        )
+    if not cluster_address.strip():
+        raise ConfigError(
+            "--cluster-address is empty: give a Ray address, or drop --cluster-address"
+        )
     overrides = _parse_sets(sets)
     options = _overrides(trials=trials, runner="ray", address=None, wall_time=None)
     labels = _labels(overrides, options)

@@ -457,6 +457,17 @@ class RayRunnerSpec(_Strict):
     threads: Count | None = Field(default=None, ge=1, le=MAX_RAY_RESOURCES)
     experiment_dir: str | None = None  # Tune's state; default: ~/.taskgraph/ray/<study>
 
+    @field_validator("address")
+    @classmethod
+    def _address_nonempty(cls, value: str | None) -> str | None:
+        # Ray reads "" as "no address" and starts a local Ray: never what an empty value meant.
+        if value is not None and not value.strip():
+            raise ValueError(
+                f"is empty ({value!r}): give a Ray cluster address (auto, host:port or "
+                "ray://host:10001), or leave it out to start a local Ray"
+            )
+        return value
+
 
 class TabularRunnerSpec(_Strict):
     """Answer trials from a published results table (benchmark studies)."""

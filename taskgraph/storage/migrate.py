@@ -13,6 +13,7 @@ create the schema exactly once.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -52,6 +53,10 @@ VERSION_TABLE = "tg_alembic_version"
 TABLE_PREFIX = "tg_"
 # Arbitrary constant key of the PostgreSQL advisory lock that serialises upgrades.
 _ADVISORY_LOCK_KEY = 0x7467_6D69_6772  # "tgmigr"
+# A plain revision id or prefix; Alembic's relative and branch syntax (``-1``, ``head-1``,
+# ``base+1``, ``a:b``, ``branch@head``) is refused: ``get_revisions`` accepts some of it
+# (``-1``) and the upgrade then fails only after the database was created.
+_PLAIN_REVISION = re.compile(r"[0-9A-Za-z_]+")
 
 T = TypeVar("T")
 
@@ -104,12 +109,12 @@ def check_revision(revision: str, *, name: str = "revision") -> None:
 
     Checked before any connection is made: connecting to SQLite creates the file, and an
     upgrade that cannot start must leave nothing behind.  ``head``, ``heads``, ``base``, a
-    revision id or a unique prefix of one are accepted.
+    revision id or a unique prefix of one are accepted; relative and branch syntax is not.
     """
     script = ScriptDirectory.from_config(alembic_config())
     try:
-        if not revision.strip():
-            raise CommandError("empty")
+        if not _PLAIN_REVISION.fullmatch(revision):
+            raise CommandError("not a plain revision id")
         script.get_revisions(revision)
     except CommandError:
         ids = sorted(r.revision for r in script.walk_revisions())

@@ -99,6 +99,34 @@ def test_paired_difference_hand_computed() -> None:
     assert math.isnan(Paired(differences=(0.1,)).p_value)
 
 
+def test_paired_difference_without_spread_has_no_p_value() -> None:
+    # Every seed 0.010 better (tabular studies with identical seeds): p 0.00 claimed a
+    # certainty no t-test can give, and an identical pair claimed p 1.00.
+    for differences in ((0.01, 0.01, 0.01), (0.0, 0.0), (0.3 - 0.2, 0.4 - 0.3, 0.5 - 0.4)):
+        paired = Paired(differences=differences)
+        assert math.isnan(paired.p_value) and paired.no_spread, differences
+    assert (
+        Paired(differences=(0.01, 0.01, 0.01)).text() == "+0.010 ± 0.000 (no spread over 3 seeds)"
+    )
+    assert Paired(differences=(0.0, 0.0)).text() == "+0.000 ± 0.000 (no spread over 2 seeds)"
+    # A spread below the printed digits is still a spread: the t-test applies.
+    tiny = Paired(differences=(0.0100, 0.0101, 0.0102))
+    assert not tiny.no_spread and tiny.p_value < 0.001
+    assert tiny.text() == "+0.010 ± 0.000 (p 0.00)"
+    assert not Paired(differences=(0.1,)).no_spread and not Paired(differences=()).no_spread
+
+
+def test_results_json_gives_null_not_nan_for_a_paired_difference_without_spread(
+    storage: str,
+) -> None:
+    import json
+
+    table = results_table("table", storage=storage, metrics=["accuracy"], split="dev")
+    text = json.dumps(table.to_dict(), allow_nan=False)  # NaN would raise here
+    paired = json.loads(text)["rows"][3]["paired_difference"]
+    assert paired["p_value"] is None and paired["se"] == pytest.approx(0.0, abs=1e-12)
+
+
 def test_rows_cells_seeds_and_cost_from_the_records(storage: str) -> None:
     table = results_table("table", storage=storage, metrics=["accuracy"], split="dev")
     assert [row.name for row in table.rows] == ["alone", "good", "good_soft", "good_bad"]
@@ -119,7 +147,11 @@ def test_rows_cells_seeds_and_cost_from_the_records(storage: str) -> None:
     assert "| row | auxiliaries | accuracy | Δ accuracy vs alone | seeds |" in markdown
     assert "| alone | (none) | 0.501 ± 0.002 |  | 3 | 0 | 0 |" in markdown
     # every seed's good_bad run is 0.05 above the alone run of the same seed
-    assert "| good_bad | `bad`, `good` | 0.551 ± 0.002 | +0.050 ± 0.000 (p 0.00) | 3 |" in markdown
+    # (no p-value: a t-test on differences without spread has none to give)
+    assert (
+        "| good_bad | `bad`, `good` | 0.551 ± 0.002 | +0.050 ± 0.000 (no spread over 3 seeds) | 3 |"
+        in markdown
+    )
     paired = table.to_dict()["rows"][3]["paired_difference"]
     assert paired["reference"] == "alone" and paired["differences"] == pytest.approx([0.05] * 3)
     assert table.to_dict()["rows"][0]["paired_difference"] is None

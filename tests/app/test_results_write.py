@@ -93,6 +93,60 @@ def test_a_failed_rename_removes_both_temporary_files(storage, folder, monkeypat
     assert "old table" not in (folder / "README.md").read_text()
 
 
+def _refuse_the_readme_rename(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = Path.replace
+
+    def replace(self: Path, target: Path) -> Path:
+        if self.name == "README.md.tmp":
+            raise PermissionError(13, "Permission denied")
+        return original(self, target)
+
+    monkeypatch.setattr(Path, "replace", replace)
+
+
+def test_a_failed_readme_rename_puts_the_previous_csv_back(
+    storage: str, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The CSV was renamed into place before the README: a failure between the two renames
+    # left the new CSV beside the old README.
+    table = results_table("s", storage=storage)
+    _refuse_the_readme_rename(monkeypatch)
+    with pytest.raises(ResultsWriteError, match=r"cannot write .*README\.md: Permission denied"):
+        write_results(table, folder)
+    assert (folder / "s.csv").read_text() == "old csv\n"
+    assert (folder / "README.md").read_text() == README
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "s.csv"]  # no copy, no .tmp
+
+
+def test_a_failed_readme_rename_removes_a_csv_that_was_not_there(
+    storage: str, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (folder / "s.csv").unlink()
+    _refuse_the_readme_rename(monkeypatch)
+    with pytest.raises(ResultsWriteError, match=r"README\.md: Permission denied"):
+        write_results(results_table("s", storage=storage), folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md"]
+    assert (folder / "README.md").read_text() == README
+
+
+def test_a_previous_csv_that_cannot_be_put_back_is_kept_and_named(
+    storage: str, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = Path.replace
+
+    def replace(self: Path, target: Path) -> Path:
+        if self.name == "README.md.tmp" or self.suffix == ".bak":
+            raise PermissionError(13, "Permission denied")
+        return original(self, target)
+
+    monkeypatch.setattr(Path, "replace", replace)
+    with pytest.raises(ResultsWriteError) as error:
+        write_results(results_table("s", storage=storage), folder)
+    (copy,) = folder.glob(".s.csv.*.bak")  # the only copy of the previous table
+    assert str(error.value).endswith(f"the previous one is in {copy}")
+    assert copy.read_text() == "old csv\n" and (folder / "README.md").read_text() == README
+
+
 def test_write_long_csv_removes_its_temporary_file_when_the_rename_fails(tmp_path):
     from taskgraph.affinity.longtable import LongRow, write_long_csv
 

@@ -13,13 +13,16 @@ from taskgraph.errors import ConfigError
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("revision", ["bogus", "", "000"])
+@pytest.mark.parametrize(
+    "revision",
+    ["bogus", "", "000", "-1", "-2", "+1", "base+1", "head-1", "0001+1", "0001:0002", "a@head"],
+)
 def test_unknown_revision_creates_no_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, revision: str
 ) -> None:
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(
-        app, ["db", "upgrade", "--revision", revision, "--storage", "sqlite:///n.db"]
+        app, ["db", "upgrade", f"--revision={revision}", "--storage", "sqlite:///n.db"]
     )
     assert list(tmp_path.iterdir()) == []  # no empty n.db left behind
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
@@ -34,3 +37,5 @@ def test_known_revisions_pass_the_check() -> None:
         check_revision(revision)
     with pytest.raises(ConfigError, match="`revision` 'nope'"):
         check_revision("nope")
+    with pytest.raises(ConfigError, match="`revision` '-1'"):
+        check_revision("-1")  # Alembic's relative syntax: accepted by it, failing mid-upgrade

@@ -113,6 +113,33 @@ def test_set_runner_takes_the_shorthand_and_refuses_other_values_in_one_line(
     assert err == "error: --set runner: must be a runner name or a mapping, got int\n"
 
 
+def test_an_empty_runner_address_from_the_file_or_set_is_one_line_and_no_study(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `--address ""` was refused already; the same value from the file or from --set
+    # silently started a local Ray.
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "r.db"
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(SPEC, encoding="utf-8")
+    in_file = write(tmp_path, SPEC + 'runner: {name: ray, address: ""}\n')
+    run = ["--storage", f"sqlite:///{db}", "--quiet"]
+    for args, message in (
+        (["validate", str(in_file)], f"error: {in_file}:4: runner.address: is empty"),
+        (["run", str(in_file), *run], f"error: {in_file}:4: runner.address: is empty"),
+        (["validate", str(in_file), "--set", "runner.address=' '"],
+         "error: --set runner.address: is empty"),
+        (["run", str(in_file), "--set", 'runner.address=""', *run],
+         "error: --set runner.address: is empty"),
+        (["run", str(plain), "--set", "runner={name: ray, address: ''}", *run],
+         "error: --set runner: runner.address: is empty"),
+    ):  # fmt: skip
+        code, out, err = invoke("study", *args)
+        assert code == 2 and out == "" and err.startswith(message), (args, err)
+        assert err.count("\n") == 1 and "give a Ray cluster address" in err
+        assert not db.exists()
+
+
 def test_a_ray_address_where_nothing_answers_is_one_line_and_no_study(tmp_path: Path) -> None:
     import socket
 

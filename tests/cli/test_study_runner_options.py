@@ -128,6 +128,8 @@ def test_an_empty_address_is_refused_not_a_local_ray(
             )
             assert code == 2 and err.startswith("error: --address is empty"), (command, err)
             assert len(err.splitlines()) == 1
+            # submit requires --address: its message must not suggest dropping it.
+            assert ("drop --address" in err) == (command != "submit"), (command, err)
     code, _, err = invoke(
         "study", "submit", TR_NER, "--address", "http://head:8265", "--cluster-address", "",
         "--storage", f"sqlite:///{db}",
