@@ -90,10 +90,13 @@ class Phase:
 
 
 def _is_norm(module: nn.Module) -> bool:
-    # torch's norms, and a model's own (T5LayerNorm, DebertaLayerNorm, ... are not subclasses)
-    return isinstance(module, nn.LayerNorm | nn.GroupNorm | nn.RMSNorm) or type(
-        module
-    ).__name__.endswith("Norm")
+    # torch's norms, and a model's own (T5LayerNorm, DebertaLayerNorm, ... are not subclasses);
+    # nn.RMSNorm only exists from torch 2.4, and pyproject allows 2.3.
+    rms_norm = getattr(nn, "RMSNorm", None)
+    norms = (
+        (nn.LayerNorm, nn.GroupNorm) if rms_norm is None else (nn.LayerNorm, nn.GroupNorm, rms_norm)
+    )
+    return isinstance(module, norms) or type(module).__name__.endswith("Norm")
 
 
 def _no_decay_ids(model: nn.Module) -> set[int]:

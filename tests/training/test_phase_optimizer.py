@@ -233,3 +233,15 @@ def test_every_layernorm_and_bias_is_trained_without_decay_whatever_its_name() -
     # Every other parameter, the tied word embeddings among them, is still decayed.
     exempt_ids = {id(p) for p in exempt.values()}
     assert decayed == {id(p) for p in model.parameters() if id(p) not in exempt_ids}
+
+
+def test_norms_are_found_without_torch_rmsnorm(monkeypatch: pytest.MonkeyPatch) -> None:
+    # torch 2.3 (allowed by pyproject) has no nn.RMSNorm; the grouping looked it up each call.
+    monkeypatch.delattr(torch.nn, "RMSNorm", raising=False)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(4, 4), torch.nn.LayerNorm(4), torch.nn.GroupNorm(2, 4)
+    )
+    weighting = build_weighting("equal", tasks=["a"])
+    optimizer = build_optimizer(model, weighting, learning_rate=LR, weight_decay=0.01)
+    decayed = {id(p) for p in optimizer.param_groups[0]["params"]}
+    assert decayed == {id(model[0].weight)}  # the norms' weights and every bias are exempt
