@@ -30,7 +30,10 @@ Sections:
   (single auxiliaries: its larger groups are a sample): the graph-guided sampler starting from
   the other targets' rows (``graph``) and from nothing (``graph_cold``) against TPE, GP and
   random sampling as ``search/samplers.py`` builds them for a study and an AutoSeM-style bandit
-  (:mod:`taskgraph.search.benchmarking`); medians over seeds and targets.
+  (:mod:`taskgraph.search.benchmarking`); medians over seeds and targets with a 90 % bootstrap
+  interval (``_lo90``/``_hi90``: targets, then seeds, resampled), and the graph-guided
+  sampler's paired difference from each baseline (``_trials_paired_graph_vs_<baseline>``, per
+  target the mean over common seeds, with ``_se`` over targets; negative is faster).
 """
 
 from __future__ import annotations
@@ -61,7 +64,11 @@ from taskgraph.cli.scripts import nonnegative_int, run_script
 from taskgraph.search.benchmarking import (
     BENCH_SAMPLERS,
     SEARCH_TRIAL_CAPS,
+    SearchRun,
+    median_interval,
+    paired_trials,
     ratio,
+    runs_by_target,
     search_efficiency,
     search_max_size,
     summarize_runs,
@@ -397,6 +404,7 @@ def search(quick: bool, first_seed: int = 0, tables: Sequence[str] = tuple(SEARC
         bounds = {search_max_size(table, t) for t in table.targets}
         log(f"search {name}: {len(table.targets)} targets, max_size {bounds}, cap {cap} trials")
         summary: dict[str, float] = {}
+        all_runs: list[SearchRun] = []
         for sampler in BENCH_SAMPLERS:
             start = time.perf_counter()
             n = min(gp_seeds, seeds) if sampler == "gp" else seeds
@@ -406,17 +414,28 @@ def search(quick: bool, first_seed: int = 0, tables: Sequence[str] = tuple(SEARC
                 targets=targets, max_trials=cap,
             )  # fmt: skip
             summary.update(summarize_runs(runs))
+            all_runs += runs
             log(f"search {name} {sampler}: {n} seeds x {len(targets)} targets, "
                 f"mean trials {np.mean([r.trials for r in runs]):.1f}, "
                 f"{sum(not r.found for r in runs)} never found, {time.perf_counter() - start:.0f} s")  # fmt: skip
+        rng = np.random.default_rng(0)
         for sampler in BENCH_SAMPLERS:
             emit(f"{name}_trials_to_best_{sampler}", summary[f"trials_to_best_{sampler}"])
+            per_target = [list(t.values()) for t in runs_by_target(all_runs, sampler).values()]
+            low, high = median_interval(per_target, rng=rng)
+            emit(f"{name}_trials_to_best_{sampler}_lo90", low)
+            emit(f"{name}_trials_to_best_{sampler}_hi90", high)
             emit(f"{name}_distinct_to_best_{sampler}", summary[f"distinct_to_best_{sampler}"])
         for baseline in BENCH_SAMPLERS[1:]:
             emit(
                 f"{name}_trials_to_best_ratio_graph_vs_{baseline}",
                 ratio(summary["trials_to_best_graph"], summary[f"trials_to_best_{baseline}"]),
             )
+            paired = paired_trials(all_runs, "graph", baseline)
+            if paired is not None:  # GP runs on fewer seeds and targets: paired where both ran
+                log(f"search {name} graph - {baseline}: {paired.text()}")
+                emit(f"{name}_trials_paired_graph_vs_{baseline}", paired.mean)
+                emit(f"{name}_trials_paired_graph_vs_{baseline}_se", paired.se)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -8,8 +8,9 @@ every trial (``sampler.options: {estimator: sourcerank, n_startup_trials: 4}``, 
 targets' single and pair rows as ``prior_records``, as a study with earlier studies in the
 domain would have).  Each run prints one JSON line (``--out`` appends them to a file, so a
 stopped run can be continued with other seeds); the end prints the median trials to the best
-set per variant with a 90 % bootstrap interval over targets, and the paired per-run
-difference from the default.
+set per variant with a 90 % bootstrap interval (targets, then runs), and the paired
+difference from the default (per target, the mean over common seeds, ± its standard error over
+targets).
 
     .venv/bin/python benchmarks/search_variants.py --table mimic27 --seeds 100,101,102
 
@@ -39,9 +40,13 @@ from taskgraph.affinity.records import ScoreRecord
 from taskgraph.cli.scripts import nonnegative_int, run_script
 from taskgraph.search.benchmarking import (
     SEARCH_TRIAL_CAPS,
+    SearchRun,
     best_single,
+    median_interval,
+    paired_trials,
     popular_order,
     run_search,
+    runs_by_target,
     search_candidates,
     search_max_size,
 )
@@ -108,41 +113,26 @@ def best_source_places(table: LongTable, split: str) -> dict[str, list[int]]:
     return out
 
 
-def bootstrap_median(by_target: dict[str, list[int]], rng: np.random.Generator) -> list[float]:
-    """Return the 5 % and 95 % points of the median over 2,000 resamples of targets, then runs."""
-    targets = list(by_target)
-    medians = []
-    for _ in range(2000):
-        chosen = rng.choice(len(targets), size=len(targets))
-        runs = [
-            v
-            for i in chosen
-            for v in rng.choice(by_target[targets[i]], size=len(by_target[targets[i]]))
-        ]
-        medians.append(float(np.median(runs)))
-    return [float(np.percentile(medians, 5)), float(np.percentile(medians, 95))]
-
-
 def summarize(lines: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Return per variant the runs, the median trials and its interval, and the paired difference from ``graph``."""
+    """Return per variant the runs, the median trials and its 90 % interval, and the paired difference from ``graph``.
+
+    The interval resamples targets, then runs; the paired difference is per target (the mean
+    over the seeds both ran), with its standard error over targets
+    (:func:`~taskgraph.search.benchmarking.paired_trials`).
+    """
     rng = np.random.default_rng(0)
+    runs = [SearchRun(r["variant"], r["target"], int(r["seed"]), int(r["trials"]), 0, True)
+            for r in lines]  # fmt: skip
     out: dict[str, Any] = {}
-    default = {(r["target"], r["seed"]): r["trials"] for r in lines if r["variant"] == "graph"}
-    for variant in dict.fromkeys(r["variant"] for r in lines):
-        mine = [r for r in lines if r["variant"] == variant]
-        by_target: dict[str, list[int]] = {}
-        for r in mine:
-            by_target.setdefault(r["target"], []).append(r["trials"])
-        diffs = [r["trials"] - default[(r["target"], r["seed"])] for r in mine
-                 if (r["target"], r["seed"]) in default]  # fmt: skip
+    for variant in dict.fromkeys(r.sampler for r in runs):
+        per_target = [list(t.values()) for t in runs_by_target(runs, variant).values()]
+        paired = paired_trials(runs, variant, "graph") if variant != "graph" else None
         out[variant] = {
-            "runs": len(mine),
-            "median_trials": float(statistics.median(r["trials"] for r in mine)),
-            "interval_90": bootstrap_median(by_target, rng),
-            "vs_graph_mean": float(np.mean(diffs)) if diffs else None,
-            "vs_graph_se": float(np.std(diffs, ddof=1) / np.sqrt(len(diffs))) if len(diffs) > 1 else None,
-            "better_equal_worse": [sum(d < 0 for d in diffs), sum(d == 0 for d in diffs), sum(d > 0 for d in diffs)],
-        }  # fmt: skip
+            "runs": sum(len(t) for t in per_target),
+            "median_trials": float(statistics.median(v for t in per_target for v in t)),
+            "interval_90": list(median_interval(per_target, rng=rng)),
+            "vs_graph": paired,
+        }
     return out
 
 
@@ -233,12 +223,8 @@ def report(table: str, lines: Sequence[dict[str, Any]]) -> None:
     """Print ``<table>_trials_to_best_<variant>: median [90 % interval]`` and the paired difference."""
     for variant, summary in summarize(lines).items():
         low, high = summary["interval_90"]
-        versus = ""
-        if variant != "graph" and summary["vs_graph_mean"] is not None:
-            se = summary["vs_graph_se"]
-            b, e, w = summary["better_equal_worse"]
-            versus = (f", vs graph {summary['vs_graph_mean']:+.1f}"
-                      f"{'' if se is None else f' ± {se:.1f}'} trials (better {b}, equal {e}, worse {w})")  # fmt: skip
+        paired = summary["vs_graph"]
+        versus = "" if paired is None else f", vs graph {paired.text()}"
         print(f"{table}_trials_to_best_{variant}: {summary['median_trials']:g} "
               f"[{low:g}, {high:g}] over {summary['runs']} runs{versus}")  # fmt: skip
     sys.stdout.flush()

@@ -55,9 +55,10 @@ def test_summary_counts_the_paired_difference(module: ModuleType) -> None:
         {"variant": "x", "target": "b", "seed": 1, "trials": 4},
     ]
     summary = module.summarize(lines)
-    assert summary["x"]["vs_graph_mean"] == -2.0
-    assert summary["x"]["better_equal_worse"] == [1, 1, 0]
-    assert summary["graph"]["median_trials"] == 7.0
+    paired = summary["x"]["vs_graph"]
+    assert (paired.mean, paired.targets) == (-2.0, 2)
+    assert (paired.better, paired.equal, paired.worse) == (1, 1, 0)
+    assert summary["graph"]["median_trials"] == 7.0 and summary["graph"]["vs_graph"] is None
 
 
 def test_best_source_places_put_the_family_first_or_last(module: ModuleType) -> None:
