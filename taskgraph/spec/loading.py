@@ -21,6 +21,7 @@ from typing import Any, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from yaml.constructor import ConstructorError
 
 from taskgraph.errors import SpecError
 from taskgraph.spec.limits import MAX_SPEC_BYTES, MAX_SPEC_DEPTH, MAX_SPEC_NODES
@@ -30,8 +31,7 @@ __all__ = ["expand_env", "load_spec", "spec_from_dict"]
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _TASK_NAME = re.compile(r"[a-z][a-z0-9_]*")  # taskgraph.tasks.user: a task name, not a path
-# A SQLite URL's file: what follows the third slash (a fourth makes it absolute).
-_SQLITE_FILE = re.compile(r"(?P<scheme>sqlite(?:\+\w+)?:///)(?P<path>[^?#]*)(?P<query>[?#].*)?")
+_MERGE_TAG = "tag:yaml.org,2002:merge"  # the `<<` key
 
 
 class _BoundedLoader(yaml.SafeLoader):
@@ -39,7 +39,8 @@ class _BoundedLoader(yaml.SafeLoader):
 
     ``compose_node`` returns the anchored node itself for an alias, so a node's expanded
     size is its own count plus its children's (memoised per node): the check costs one pass
-    over the file, however many copies the aliases stand for.
+    over the file, however many copies the aliases stand for.  It also refuses a key given
+    twice in one mapping, as written (keys a ``<<`` merge brings in may be overridden).
     """
 
     def __init__(self, stream: str, *, source: str) -> None:
@@ -75,6 +76,7 @@ class _BoundedLoader(yaml.SafeLoader):
             if isinstance(node, yaml.SequenceNode):
                 size += sum(self._expanded.get(id(child), 1) for child in node.value)
             elif isinstance(node, yaml.MappingNode):
+                self._refuse_duplicate_keys(node)  # before any merge rewrites it
                 size += sum(
                     self._expanded.get(id(key), 1) + self._expanded.get(id(value), 1)
                     for key, value in node.value
@@ -87,26 +89,76 @@ class _BoundedLoader(yaml.SafeLoader):
             )
         return node
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    def _refuse_duplicate_keys(self, node: yaml.MappingNode) -> None:
         # PyYAML keeps the last of two equal keys: a second `name:` would silently rename
-        # the study, a second `search:` drop the first block.  Keys a `<<` merge brings in
-        # are not checked: overriding them is what a merge is for.
+        # the study, a second `search:` drop the first block.  Checked on the composed node,
+        # as written: merging later copies keys into an anchored mapping in place, where
+        # they would look like duplicates.  Keys a `<<` merge brings in are not checked:
+        # overriding them is what a merge is for.
         first_lines: dict[Any, int] = {}
         for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=True)
+            if key_node.tag == "tag:yaml.org,2002:value":
+                key_node.tag = "tag:yaml.org,2002:str"  # as PyYAML's merging does: `=` is text
+            if key_node.tag == _MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
+                continue  # a list or mapping key is unhashable: PyYAML's own error names it
+            key = self._key(key_node)
             line = key_node.start_mark.line + 1
-            try:
-                first = first_lines.get(key)
-            except TypeError:  # an unhashable key: PyYAML's own error names it
-                continue
+            first = first_lines.get(key)
             if first is not None:
                 raise SpecError(
                     f"{self.source}:{line}: duplicate key {key!r} (first on line {first})"
                 )
             first_lines[key] = line
-        return super().construct_mapping(node, deep=deep)
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        # PyYAML 6.0.4 drops a merged key when its string is the same object as one already
+        # merged, so a one-letter key can lose its override and `<<: [*a, *b]` picks a
+        # different winner for short and long keys.  The YAML merge rules instead: the
+        # mapping's own keys win, then the mapping merged earlier.
+        merged: list[tuple[yaml.Node, yaml.Node]] = []
+        own: list[tuple[yaml.Node, yaml.Node]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag != _MERGE_TAG:
+                own.append((key_node, value_node))
+                continue
+            if isinstance(value_node, yaml.SequenceNode):
+                sources = value_node.value
+            elif isinstance(value_node, yaml.MappingNode):
+                sources = [value_node]
+            else:
+                raise ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"expected a mapping or list of mappings for merging, but found {value_node.id}",
+                    value_node.start_mark,
+                )
+            for source in sources:
+                if not isinstance(source, yaml.MappingNode):
+                    raise ConstructorError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        f"expected a mapping for merging, but found {source.id}",
+                        source.start_mark,
+                    )
+                self.flatten_mapping(source)  # in place: its own merges are resolved once
+                merged.extend(source.value)
+        if len(own) == len(node.value):
+            return
+        seen = {self._key(key_node) for key_node, _ in own}
+        kept: list[tuple[yaml.Node, yaml.Node]] = []
+        for key_node, value_node in merged:
+            key = self._key(key_node)
+            if key not in seen:
+                seen.add(key)
+                kept.append((key_node, value_node))
+        node.value = kept + own
+
+    def _key(self, key_node: yaml.Node) -> Any:
+        """Return the key ``key_node`` stands for: its value if a scalar, else the node itself."""
+        if isinstance(key_node, yaml.ScalarNode):
+            # Compared as constructed, so `1` and `0x1`, or `true` and `yes`, are one key.
+            return self.construct_object(key_node, deep=True)
+        return key_node  # a list or mapping key: unhashable once built, PyYAML's error names it
 
 
 def _read_yaml(file: Path) -> tuple[str, Any]:
@@ -303,13 +355,11 @@ def _spec_relative_sqlite(url: str, base: Path) -> str:
     path in it; ``--storage`` and ``TASKGRAPH_STORAGE`` stay relative to the working directory.
     Other URLs (PostgreSQL, an absolute or ``~`` path, in-memory) are returned unchanged.
     """
-    match = _SQLITE_FILE.fullmatch(url.strip())
-    if match is None:
-        return url
-    path = match["path"]
-    if not path or path.startswith(("/", "~", ":memory:", "file:")):
-        return url
-    return f"{match['scheme']}{(base / path).resolve()}{match['query'] or ''}"
+    # Imported here: the storage package imports SQLAlchemy and Alembic, which reading a spec
+    # without a `storage` field should not pay for.
+    from taskgraph.storage.urls import sqlite_url_relative_to
+
+    return sqlite_url_relative_to(url, base)
 
 
 def _one_line(

@@ -45,3 +45,51 @@ def test_a_merged_key_may_be_overridden(tmp_path: Path) -> None:
     )
     spec = load_spec(write(tmp_path, text))
     assert spec.name == "a" and spec.budget.trials == 3 and spec.budget.wall_time == 600.0
+
+
+def sampler_options(block: str) -> str:
+    """Return a spec whose free-form ``sampler.options`` mapping is ``block``."""
+    indented = "".join(f"    {line}\n" for line in block.splitlines())
+    return MINIMAL + "sampler:\n  name: tpe\n  options:\n" + indented
+
+
+def test_an_anchor_merged_deeper_than_its_alias_keeps_its_override(tmp_path: Path) -> None:
+    # Merging `*b` into `use` rewrites b's node in place before b itself is built: b's own
+    # `x` must not then read as a duplicate of the `x` merged from `*a`, nor lose to it.
+    text = sampler_options(
+        "base: &a {x: 1}\ndefs:\n  inner:\n    b: &b {<<: *a, x: 5}\nuse: {<<: *b}"
+    )
+    options = load_spec(write(tmp_path, text)).sampler.options
+    assert options["use"] == {"x": 5}
+    assert options["defs"]["inner"]["b"] == {"x": 5}
+    assert options["base"] == {"x": 1}
+
+
+def test_a_duplicate_in_a_deeply_nested_anchor_names_its_own_lines(tmp_path: Path) -> None:
+    text = sampler_options(
+        "base: &a {x: 1}\n"
+        "defs:\n"
+        "  inner:\n"
+        "    b: &b\n"
+        "      <<: *a\n"
+        "      x: 5\n"
+        "      y: 2\n"
+        "      x: 6\n"
+        "use: {<<: *b}"
+    )
+    path = write(tmp_path, text)
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert str(info.value) == f"{path}:14: duplicate key 'x' (first on line 12)"
+
+
+@pytest.mark.parametrize("key", ["x", "trials"])
+def test_the_earlier_merged_mapping_wins(tmp_path: Path, key: str) -> None:
+    # YAML's merge rule, whatever the key's length (PyYAML 6.0.4 decides by string identity).
+    text = sampler_options(
+        f"a: &a {{{key}: 1}}\nb: &b {{<<: *a, {key}: 2}}\n"
+        f"first_b: {{<<: [*b, *a]}}\nfirst_a: {{<<: [*a, *b]}}"
+    )
+    options = load_spec(write(tmp_path, text)).sampler.options
+    assert options["first_b"] == {key: 2}
+    assert options["first_a"] == {key: 1}

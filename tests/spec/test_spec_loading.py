@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from taskgraph.errors import SpecError
-from taskgraph.spec import Domain, StudySpec, load_spec, parse_duration, spec_from_dict
+from taskgraph.spec import (
+    Domain,
+    RayRunnerSpec,
+    StudySpec,
+    load_spec,
+    parse_duration,
+    spec_from_dict,
+)
 
 MINIMAL = """\
 name: s1
@@ -178,6 +185,21 @@ def test_override_applies_before_validation(tmp_path: Path) -> None:
     assert spec.runner.name == "ray"
     message = error_of(tmp_path, MINIMAL, **{"budget.trials": 0})
     assert "budget.trials" in message
+
+
+@pytest.mark.parametrize("address", ['""', "'   '"])
+def test_an_empty_ray_address_is_refused_not_read_as_a_local_ray(
+    tmp_path: Path, address: str
+) -> None:
+    text = MINIMAL + f"runner:\n  name: ray\n  address: {address}\n"
+    message = error_of(tmp_path, text)
+    assert message.startswith(f"{tmp_path / 'spec.yaml'}:6: runner.address: is empty"), message
+    assert "give a Ray cluster address" in message
+    message = error_of(tmp_path, MINIMAL + "runner: ray\n", **{"runner.address": ""})
+    assert message.startswith("--set runner.address: is empty"), message
+    # Left out, or null, it still means a local Ray.
+    runner = load_spec(write(tmp_path, MINIMAL + "runner: {name: ray, address: null}\n")).runner
+    assert isinstance(runner, RayRunnerSpec) and runner.address is None
 
 
 def test_parse_duration() -> None:
