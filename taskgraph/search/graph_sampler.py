@@ -29,10 +29,15 @@ How a subset is proposed:
    the gains of every valid subset not yet proposed, and the subset with the best draw
    (``acquisition="ei"`` ranks by expected improvement over the best gain seen instead).
    With more valid subsets than ``max_enumeration`` they are not enumerated: the subsets
-   drawn from are those one task away from any set proposed so far (one free candidate added
-   or removed, when the result is valid), topped up with random sets (a uniform size, then a
-   uniform subset of that size) to ``max_enumeration``.  Swaps (one task out, another in)
-   are not neighbours, so with ``min_size == max_size`` only the random sets are drawn from.
+   drawn from are the neighbours of the sets proposed so far (one free candidate added or
+   removed, or swapped: one member out and one non-member in, when the result is valid and
+   not yet proposed), topped up with random sets (a uniform size, then a uniform subset of
+   that size) to ``max_enumeration``.  Swaps keep a local search for ``min_size ==
+   max_size``, where no addition or removal is valid.  When the neighbours alone pass
+   ``max_enumeration``, those of the best sets come first: proposed sets are ranked by the
+   model's posterior mean (ties, and every set before the model exists, by size then names),
+   each set's neighbours are taken in turn, and the set that reaches the cap gives a random
+   share of its own.
 4. A set is proposed again only when every valid set has been proposed: then the draw (or
    expected improvement) chooses among the sets proposed fewer than ``max_repeats`` times
    (default 3), so a repeat goes to the set the model deems worth another configuration of
@@ -255,7 +260,7 @@ class GraphGuidedSampler(SubsetSampler):
             return pending[0]
         estimator = self._fit(prior + study_records)
         self.last_estimator = estimator
-        valid = self._candidate_sets(evaluated)
+        valid = self._candidate_sets(evaluated, estimator)
         pool = [s for s in valid if s not in evaluated]
         if not pool:
             # Every valid set was proposed: repeat one (the other parameters differ) while it
@@ -296,7 +301,10 @@ class GraphGuidedSampler(SubsetSampler):
             sets += [frozenset({t}) for t in self._startup_order]
         return [s for s in sets if self._valid(s)]
 
-    def _candidate_sets(self, evaluated: set[frozenset[str]]) -> list[frozenset[str]]:
+    def _candidate_sets(
+        self, evaluated: set[frozenset[str]], estimator: AffinityEstimator | None = None
+    ) -> list[frozenset[str]]:
+        """Return the valid sets a proposal draws from: all, or at most ``max_enumeration`` (module docstring)."""
         low, high = self._free_bounds()
         n = len(self.free)
         total = sum(math.comb(n, k) for k in range(low, high + 1))
@@ -307,19 +315,41 @@ class GraphGuidedSampler(SubsetSampler):
                 if low <= bin(mask).count("1") <= high
             ]
         sets: set[frozenset[str]] = set()
-        # Neighbours of every proposed set: one free task added or removed.  No swaps, so
-        # with min_size == max_size none is valid and the random draws below are all there is.
-        for subset in evaluated:
-            for task in self.free:
-                flipped = subset ^ {task}
-                if self._valid(flipped):
-                    sets.add(frozenset(flipped))
+        for centre in self._ranked(evaluated, estimator):
+            fresh = [s for s in self._neighbours(centre) if s not in evaluated and s not in sets]
+            room = self.max_enumeration - len(sets)
+            if len(fresh) > room:
+                # The cap splits this set's neighbours: a random share, not the first by name.
+                fresh = [fresh[i] for i in self._rng.choice(len(fresh), size=room, replace=False)]
+            sets.update(fresh)
+            if len(sets) >= self.max_enumeration:
+                break
         # ...plus uniform draws over sizes, then subsets of each size.
         while len(sets) < self.max_enumeration:
             size = int(self._rng.integers(low, high + 1))
             chosen = self._rng.choice(n, size=size, replace=False)
             sets.add(frozenset(self.free[i] for i in chosen))
         return sorted(sets, key=lambda s: (len(s), sorted(s)))
+
+    def _ranked(
+        self, evaluated: set[frozenset[str]], estimator: AffinityEstimator | None
+    ) -> list[frozenset[str]]:
+        """Return the proposed sets of free tasks, best posterior mean first (ties by size, names)."""
+        free = set(self.free)
+        ranked = sorted((s for s in evaluated if s <= free), key=lambda s: (len(s), sorted(s)))
+        if estimator is None or not ranked:
+            return ranked
+        means, _ = estimator.predict_many(
+            self.target, [s | frozenset(self.include) for s in ranked]
+        )
+        return [ranked[i] for i in np.argsort(-means, kind="stable")]
+
+    def _neighbours(self, subset: frozenset[str]) -> list[frozenset[str]]:
+        """Return the valid sets one free task added, removed or swapped away from ``subset``."""
+        flips = [subset ^ {task} for task in self.free]
+        outside = [t for t in self.free if t not in subset]
+        swaps = [(subset - {out}) | {into} for out in sorted(subset) for into in outside]
+        return [frozenset(s) for s in flips + swaps if self._valid(s)]
 
 
 def startup_order(

@@ -304,5 +304,5 @@ def test_past_max_enumeration_the_pool_is_one_task_flips_plus_random_sets() -> N
     proposed = frozenset({"c0", "c1"})
     pool = set(sampler._candidate_sets({proposed}))
     flips = {proposed ^ {t} for t in free}  # c0 or c1 removed, one of six added
-    # Every flip, topped up with random sets (swaps are not neighbours: docs/affinity.md).
+    # Every flip (and swap: tests/search/test_graph_sampler_swaps.py), topped up with random sets.
     assert flips <= pool and len(pool) == 40
