@@ -111,6 +111,8 @@ class Paired:
     """A row's per-seed differences from the reference row (the table's first) on one metric."""
 
     differences: tuple[float, ...]
+    #: the largest magnitude of the scores subtracted (their rounding bounds the differences')
+    scale: float = 0.0
 
     @property
     def n(self) -> int:
@@ -134,12 +136,12 @@ class Paired:
         """Return True when two or more seeds all differ by the same amount (s.e. 0).
 
         Differences of unequal scores may disagree in their last bits (0.3 - 0.2 is not
-        0.4 - 0.3 in floating point), so a standard error within rounding of the differences
-        counts as none.
+        0.4 - 0.3 in floating point), so a standard error within rounding of the scores
+        subtracted (``scale``) or of the differences counts as none.
         """
         if self.n < 2:
             return False
-        scale = max(1.0, max(abs(d) for d in self.differences))
+        scale = max(1.0, self.scale, max(abs(d) for d in self.differences))
         return self.se <= _ROUNDING * scale
 
     @property
@@ -230,7 +232,11 @@ class ResultRow:
         """Return the per-seed differences from ``reference``'s run of the same seed."""
         mine = self.by_seed(split, metric, task=task)
         theirs = reference.by_seed(split, metric, task=task)
-        return Paired(differences=tuple(mine[s] - theirs[s] for s in sorted(mine) if s in theirs))
+        common = [s for s in sorted(mine) if s in theirs]
+        return Paired(
+            differences=tuple(mine[s] - theirs[s] for s in common),
+            scale=max((max(abs(mine[s]), abs(theirs[s])) for s in common), default=0.0),
+        )
 
     @property
     def seconds(self) -> tuple[float, float]:
@@ -652,7 +658,7 @@ def _copy_aside(path: Path) -> Path:
     copy = Path(name)
     try:
         shutil.copy2(path, copy)
-    except OSError:
+    except BaseException:  # an interrupt too: no partial copy is left behind
         copy.unlink(missing_ok=True)
         raise
     return copy

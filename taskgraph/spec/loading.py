@@ -144,14 +144,19 @@ class _BoundedLoader(yaml.SafeLoader):
                 merged.extend(source.value)
         if len(own) == len(node.value):
             return
-        seen = {self._key(key_node) for key_node, _ in own}
-        kept: list[tuple[yaml.Node, yaml.Node]] = []
+        # Keys in PyYAML's order (merged ones first, where the merge put them; then the
+        # mapping's other own keys): an own key that overrides a merged one takes its place.
+        # The order matters: search.sharing's is the order of the sharing choices.
+        overrides = {self._key(key_node): (key_node, value_node) for key_node, value_node in own}
+        placed: set[Any] = set()
+        pairs: list[tuple[yaml.Node, yaml.Node]] = []
         for key_node, value_node in merged:
             key = self._key(key_node)
-            if key not in seen:
-                seen.add(key)
-                kept.append((key_node, value_node))
-        node.value = kept + own
+            if key not in placed:
+                placed.add(key)
+                pairs.append(overrides.get(key, (key_node, value_node)))
+        pairs += [pair for pair in own if self._key(pair[0]) not in placed]
+        node.value = pairs
 
     def _key(self, key_node: yaml.Node) -> Any:
         """Return the key ``key_node`` stands for: its value if a scalar, else the node itself."""

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from taskgraph.affinity.longtable import read_long_csv
 from taskgraph.app.results import (
     Paired,
+    ResultRow,
     build_table,
     mean_interval,
     replace_section,
@@ -114,6 +115,20 @@ def test_paired_difference_without_spread_has_no_p_value() -> None:
     assert not tiny.no_spread and tiny.p_value < 0.001
     assert tiny.text() == "+0.010 ± 0.000 (p 0.00)"
     assert not Paired(differences=(0.1,)).no_spread and not Paired(differences=()).no_spread
+    # Scores near 1e5 (a raw MSE) plus a constant 0.1: their rounding, not the differences',
+    # bounds the spread; the t-test used to print p 0.00 for it.
+    from types import SimpleNamespace
+
+    def run(seed: int, value: float) -> Any:
+        scores = {"t": {"test": {"f1": value}}}
+        return SimpleNamespace(status="complete", seed=seed, id=seed, scores=scores)
+
+    base = (123456.789, 234567.891, 456789.123)
+    reference = ResultRow("a", ("t",), tuple(run(i, v) for i, v in enumerate(base)))
+    row = ResultRow("b", ("t",), tuple(run(i, v + 0.1) for i, v in enumerate(base)))
+    offset = row.paired(reference, "test", "f1", task="t")
+    assert offset.se > 0 and offset.no_spread and math.isnan(offset.p_value)
+    assert offset.text() == "+0.100 ± 0.000 (no spread over 3 seeds)"
 
 
 def test_results_json_gives_null_not_nan_for_a_paired_difference_without_spread(

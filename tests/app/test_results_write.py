@@ -118,6 +118,23 @@ def test_a_failed_readme_rename_puts_the_previous_csv_back(
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "s.csv"]  # no copy, no .tmp
 
 
+def test_an_interrupt_while_the_previous_csv_is_copied_aside_leaves_nothing(
+    storage: str, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    def interrupted(source: Path, target: Path) -> None:
+        Path(target).write_text("half")  # a partial copy, then Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(shutil, "copy2", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_results(results_table("s", storage=storage), folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "s.csv"]  # no .bak, no .tmp
+    assert (folder / "s.csv").read_text() == "old csv\n"
+    assert (folder / "README.md").read_text() == README
+
+
 def test_a_failed_readme_rename_removes_a_csv_that_was_not_there(
     storage: str, folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

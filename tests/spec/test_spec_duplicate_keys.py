@@ -93,3 +93,18 @@ def test_the_earlier_merged_mapping_wins(tmp_path: Path, key: str) -> None:
     options = load_spec(write(tmp_path, text)).sampler.options
     assert options["first_b"] == {key: 2}
     assert options["first_a"] == {key: 1}
+
+
+def test_an_override_keeps_the_merged_keys_place(tmp_path: Path) -> None:
+    # The merge put `hard` first; the own key that overrides it used to move it last, and
+    # search.sharing's order is the order of Optuna's sharing choices (a stored study then
+    # failed: "CategoricalDistribution does not support dynamic value space").
+    text = sampler_options("m: {<<: {a: 1, bee: 2, c: 3}, a: 9, d: 4}")
+    options = load_spec(write(tmp_path, text)).sampler.options
+    assert list(options["m"].items()) == [("a", 9), ("bee", 2), ("c", 3), ("d", 4)]
+    spec = write(
+        tmp_path,
+        "name: s\ntarget: ud_en_ewt_deps\ncandidates: [ud_en_ewt_upos]\n"
+        "search:\n  sharing: {<<: {hard: {}, soft: {}, mmoe: {}}, hard: {}}\n",
+    )
+    assert list(load_spec(spec).search.sharing) == ["hard", "soft", "mmoe"]
