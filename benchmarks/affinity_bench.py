@@ -26,8 +26,9 @@ Sections:
   prior on the same draws (paired difference with its standard error over targets and their
   ratio, spread over seeds), Bingel also on every subset of 3, and ``setfn`` for reference;
 * ``search``: trials (every ask, repeats included) and distinct sets until each target's best
-  auxiliary set is proposed, on ETTm1 (64 sets per target), Taskonomy (16) and MIMIC-27
-  (single auxiliaries: its larger groups are a sample): the graph-guided sampler starting from
+  auxiliary set is proposed, on ETTm1 (64 sets per target), Taskonomy (16), MIMIC-27
+  (single auxiliaries: its larger groups are a sample) and the pairs-only TaskWeb and Bingel
+  tables (single auxiliaries, their one split): the graph-guided sampler starting from
   the other targets' rows (``graph``) and from nothing (``graph_cold``) against TPE, GP and
   random sampling as ``search/samplers.py`` builds them for a study and an AutoSeM-style bandit
   (:mod:`taskgraph.search.benchmarking`); medians over seeds and targets with a 90 % bootstrap
@@ -380,11 +381,13 @@ def _mean_row_spearman(predicted: np.ndarray, truth: np.ndarray) -> float:
 
 #: Search tables: name -> (seeds, GP seeds, GP targets); the trial caps are
 #: ``SEARCH_TRIAL_CAPS``.  GP refits a Gaussian process per trial (about a second each on this
-#: shared machine), so it runs on fewer seeds (and on MIMIC's first targets only).
+#: shared machine), so it runs on fewer seeds (and on MIMIC's and TaskWeb's first targets only).
 SEARCH_TABLES = {
     "ettm1": (20, 1, None),
     "taskonomy5": (20, 2, None),
     "mimic27": (10, 1, 5),
+    "taskweb": (20, 1, 5),
+    "bingel": (20, 2, None),
 }
 
 

@@ -179,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.places:
         table = convert(args.table)
-        for split in ("val", "test"):
+        for split in [split for split in ("val", "test") if split in table.splits]:
             for name, places in best_source_places(table, split).items():
                 print(f"{args.table}_{split}_best_source_place_{name}: median "
                       f"{statistics.median(places):g}, mean {np.mean(places):.1f} over {len(places)} targets")  # fmt: skip
