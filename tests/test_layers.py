@@ -20,6 +20,7 @@ RANK = {
     "registry": 0,
     "evaluator": 0,
     "vocabulary": 0,
+    "locking": 0,
     "tasks": 1,
     "affinity": 1,
     "models": 2,

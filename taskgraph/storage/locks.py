@@ -6,9 +6,9 @@ drivers die with ``table studies already exists`` or ``UNIQUE constraint failed:
 alembic_version.version_num``), and each driver that finds no baseline trial enqueues one.
 :func:`setup_lock` serialises those short sections across processes:
 
-* SQLite: an exclusive ``flock`` on a lock file next to the database (``NAME.db.lock``, left
-  in place: deleting a lock file another process may be waiting on would let a third one lock
-  a new file).  The kernel releases the lock when its holder dies, ``kill -9`` included.
+* SQLite: an exclusive ``flock`` on a lock file next to the database (``NAME.db.lock``,
+  :func:`taskgraph.locking.file_lock`: left in place, released by the kernel when its holder
+  dies, ``kill -9`` included).
 * PostgreSQL: a session-level advisory lock on a connection of its own, released on unlock or
   when the connection drops (the holder died).
 * An in-memory SQLite database lives in one process: nothing to lock across processes.
@@ -16,10 +16,9 @@ alembic_version.version_num``), and each driver that finds no baseline trial enq
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
 from sqlalchemy import Connection, text
@@ -28,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from taskgraph.errors import StorageError
+from taskgraph.locking import file_lock
 from taskgraph.storage.engine import create_storage_engine, describe_error
 from taskgraph.storage.retry import with_connection_retry
 from taskgraph.storage.urls import mask_url, parse_storage_url, sqlite_path
@@ -78,24 +78,19 @@ def setup_lock(url: str | URL) -> Iterator[None]:
 
 @contextmanager
 def _file_lock(url: URL) -> Iterator[None]:
-    import fcntl  # POSIX only, like the flock it provides
-
     path = lock_file(url)
     if path is None:
         yield
         return
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as error:
-        raise StorageError(
-            f"cannot create the lock file {str(path)!r} of {mask_url(url)}: "
-            f"{error.strerror or error}"
-        ) from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with ExitStack() as held:
+        try:
+            held.enter_context(file_lock(path))
+        except OSError as error:
+            raise StorageError(
+                f"cannot create the lock file {str(path)!r} of {mask_url(url)}: "
+                f"{error.strerror or error}"
+            ) from None
         yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the flock
 
 
 @contextmanager

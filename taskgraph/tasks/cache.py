@@ -26,10 +26,10 @@ import os
 import pickle
 import tempfile
 from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from taskgraph.locking import file_lock
 
 __all__ = [
     "CACHE_ENV",
@@ -58,8 +58,8 @@ class TaskCache:
     """Sections of key -> JSON value, loaded once and written back atomically on each put.
 
     A put reads the file, merges its entries in and replaces the file, all under an exclusive
-    lock on ``<file>.lock``, so concurrent writers (parallel trials, Ray workers on one host)
-    keep each other's entries.
+    lock on ``<file>.lock`` (:func:`taskgraph.locking.file_lock`), so concurrent writers
+    (parallel trials, Ray workers on one host) keep each other's entries.
     """
 
     def __init__(self, *, path: Path) -> None:
@@ -92,7 +92,7 @@ class TaskCache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # Read, merge and replace under the lock: a writer that read the file before
             # another's replace would otherwise write back a file without that entry.
-            with _write_lock(self.path.with_name(self.path.name + ".lock")):
+            with file_lock(self.path.with_name(self.path.name + ".lock")):
                 merged = self._read()
                 for name, entries in self._load().items():
                     merged.setdefault(name, {}).update(entries)
@@ -107,28 +107,6 @@ class TaskCache:
                     raise
         except OSError:
             pass  # a read-only cache only costs time (the entry is still served from memory)
-
-
-@contextmanager
-def _write_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` for the ``with`` block (blocks until it is free).
-
-    The lock file stays in place: deleting a file another writer may be waiting on would let a
-    third one lock a new file.  The kernel releases the lock when its holder dies.  flock
-    locks open file descriptions, so threads of one process exclude each other too.  Without
-    ``fcntl`` (Windows) writes go unlocked, as they did before.
-    """
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the flock
 
 
 _CACHES: dict[Path, TaskCache] = {}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import json
 import multiprocessing
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,6 @@ import pytest
 
 from taskgraph.tasks import cache as cache_module
 from taskgraph.tasks.cache import TaskCache
-
-POSIX_LOCK = pytest.mark.skipif(sys.platform == "win32", reason="writers lock with POSIX flock")
 
 
 def _cache_files(directory: Path) -> list[str]:
@@ -50,7 +47,6 @@ def test_a_failed_write_leaves_no_temporary_file(
     assert json.loads(path.read_text())["sections"] == {"labels": {"a": [1]}}
 
 
-@POSIX_LOCK
 def test_a_concurrent_put_keeps_the_other_writers_entry(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -93,7 +89,6 @@ def _put_many(path: str, writer: int, start: Any, count: int) -> None:
         cache.put("labels", f"{writer}-{index}", [writer, index])
 
 
-@POSIX_LOCK
 def test_processes_putting_at_once_lose_no_entry(tmp_path: Path) -> None:
     # Not deterministic unlocked (most runs lost a few of the 120 entries), whole when locked.
     path = tmp_path / "tasks-cache.json"
