@@ -16,16 +16,18 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, NoReturn
 
-from taskgraph.training.callbacks import TrainerControl, TrainerState
+from taskgraph.training.callbacks import TrainerCallback, TrainerControl, TrainerState
 from taskgraph.trial import Cost, TrialConfig, TrialResult, TrialStatus
 
 __all__ = [
     "EFFECTS",
     "SHARING_SPACES",
     "FakeEvaluator",
+    "KillAtStep",
     "PacedEvaluator",
     "StudyAudit",
     "audit_study",
+    "complete_result",
     "descendant_processes",
     "fake_evaluator_factory",
     "known_objective",
@@ -336,3 +338,32 @@ def limit_file_size(limit: int) -> None:
 
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+class KillAtStep(TrainerCallback):
+    """Raise ``KeyboardInterrupt`` at the end of training step ``step`` (of ``phase`` when
+    given): a run killed there, for the tests that resume it from its checkpoint."""
+
+    def __init__(self, step: int, *, phase: str | None = None) -> None:
+        self.step = step
+        self.phase = phase
+
+    def on_step_end(
+        self, args: TrialConfig, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl | None:
+        if state.global_step == self.step and self.phase in (None, state.phase):
+            raise KeyboardInterrupt
+        return None
+
+
+def complete_result(
+    config: TrialConfig, value: float = 0.5, *, split: str = "dev", metric: str = "f1"
+) -> TrialResult:
+    """Return a complete result scoring ``value`` on every task of ``config`` (its objective
+    too), for tests that write records by hand."""
+    return TrialResult(
+        status=TrialStatus.COMPLETE,
+        scores={task: {split: {metric: value}} for task in config.task_set},
+        objective=value,
+        cost=Cost(seconds=1.0),
+    )

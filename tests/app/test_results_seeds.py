@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from taskgraph.app.results import build_table
 from taskgraph.storage import open_repository
-from taskgraph.trial import Cost, TrialConfig, TrialResult, TrialStatus
+from taskgraph.testing import complete_result
+from taskgraph.trial import TrialConfig
 
 SPEC = {
     "name": "s",
@@ -24,12 +25,7 @@ def test_a_repeated_seed_is_one_seed_everywhere(tmp_path):
         runs.append((("pos",), 1, 0.61))
         for number, (auxiliaries, seed, value) in enumerate(runs):
             config = TrialConfig(target="ner", auxiliaries=auxiliaries, seed=seed)
-            result = TrialResult(
-                status=TrialStatus.COMPLETE,
-                scores={task: {"test": {"f1": value}} for task in config.task_set},
-                objective=value,
-                cost=Cost(seconds=1.0),
-            )
+            result = complete_result(config, value, split="test")
             repo.add_run_result(study="s", trial_number=number, config=config, result=result)
         table = build_table("s", repo.study_specs()["s"], repo.runs(study="s"))
     pos = table.rows[1]

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from taskgraph.storage import open_repository
-from taskgraph.trial import Cost, TrialConfig, TrialResult, TrialStatus
+from taskgraph.testing import complete_result
+from taskgraph.trial import TrialConfig
 
 
 @pytest.fixture
@@ -15,12 +16,8 @@ def one_run_url(tmp_path: Path) -> str:
     """Return a SQLite database with one complete run of study 'demo' (target ner, aux pos)."""
     url = f"sqlite:///{tmp_path / 'records.db'}"
     config = TrialConfig(target="ner", auxiliaries=("pos",), seed=0)
-    result = TrialResult(
-        status=TrialStatus.COMPLETE,
-        scores={t: {"dev": {"f1": 0.5}} for t in config.task_set},
-        objective=0.5,
-        cost=Cost(seconds=1.0),
-    )
     with open_repository(url) as repo:
-        repo.add_run_result(study="demo", trial_number=0, config=config, result=result)
+        repo.add_run_result(
+            study="demo", trial_number=0, config=config, result=complete_result(config)
+        )
     return url

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from taskgraph.cli.app import app
 from taskgraph.storage import open_repository
 from taskgraph.tasks import TaskDef, get_task
-from taskgraph.trial import Cost, TrialConfig, TrialResult, TrialStatus
+from taskgraph.testing import complete_result
+from taskgraph.trial import TrialConfig
 
 runner = CliRunner()
 
@@ -46,14 +47,10 @@ def test_db_lines_keep_the_url_whole(long_url: str) -> None:
 def test_records_show_first_lines_are_whole(long_url: str) -> None:
     study = "a-study-with-a-name-long-enough-to-pass-eighty-columns-on-its-own"
     config = TrialConfig(target="ner", auxiliaries=("pos", "chunk"), seed=0)
-    result = TrialResult(
-        status=TrialStatus.COMPLETE,
-        scores={t: {"dev": {"f1": 0.5}} for t in config.task_set},
-        objective=0.5,
-        cost=Cost(seconds=1.0),
-    )
     with open_repository(long_url) as repo:
-        run_id = repo.add_run_result(study=study, trial_number=0, config=config, result=result)
+        run_id = repo.add_run_result(
+            study=study, trial_number=0, config=config, result=complete_result(config)
+        )
     shown = runner.invoke(app, ["records", "show", str(run_id), "--storage", long_url])
     assert shown.exit_code == 0
     assert line_with(study, shown.stdout).endswith("task set chunk+ner+pos")

@@ -14,6 +14,7 @@ from taskgraph.models import HeadSpec, build_model, load_encoder
 from taskgraph.models.sharing.cross_stitch import CrossStitchSharing
 from taskgraph.tasks.synthetic import synthetic_family
 from taskgraph.tasks.types import TaskType
+from taskgraph.testing import KillAtStep
 from taskgraph.training import TrainerCallback, train_trial
 from taskgraph.training.phase import Phase, build_optimizer
 from taskgraph.training.weighting import build_weighting
@@ -140,13 +141,11 @@ def test_the_schedule_scales_the_alpha_group_and_a_killed_cross_stitch_run_resum
     for base, no_decay, alphas in rates:
         assert no_decay == pytest.approx(base) and alphas == pytest.approx(100 * base)
 
-    class Kill(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
-            if state.global_step == 11:  # after the checkpoint at step 8
-                raise KeyboardInterrupt
-
+    # Killed after the checkpoint at step 8.
     with pytest.raises(KeyboardInterrupt):
-        train_trial(cfg, tasks=FAMILY.tasks, checkpoint_dir=tmp_path / "b", callbacks=[Kill()])
+        train_trial(
+            cfg, tasks=FAMILY.tasks, checkpoint_dir=tmp_path / "b", callbacks=[KillAtStep(11)]
+        )
     resumed_rates: list[list[float]] = []
 
     class ResumedRates(TrainerCallback):

@@ -9,7 +9,7 @@ import pytest
 
 from taskgraph.runners.local import LocalEvaluator
 from taskgraph.search.pruning import OptunaPruningCallback
-from taskgraph.training import TrainerCallback
+from taskgraph.testing import KillAtStep
 from taskgraph.trial import TrialStatus
 
 from .test_trainer import TASKS, config
@@ -26,12 +26,6 @@ class StepsSeen(optuna.pruners.BasePruner):
         return False
 
 
-class Kill(TrainerCallback):
-    def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
-        if state.global_step == 7:  # after the checkpoint of evaluation 2 (step 6)
-            raise KeyboardInterrupt
-
-
 def test_resumed_retry_reports_the_evaluations_after_the_first_tries(tmp_path: Path) -> None:
     cfg = config(auxiliaries=("synth_related",), max_steps=12, eval_every=3)
     evaluator = LocalEvaluator(tasks=TASKS, checkpoint_root=tmp_path, device="cpu")
@@ -44,9 +38,12 @@ def test_resumed_retry_reports_the_evaluations_after_the_first_tries(tmp_path: P
     study.tell(whole, result.objective)
 
     first = study.ask()
+    # Killed after the checkpoint of evaluation 2 (step 6).
     with pytest.raises(KeyboardInterrupt):
         evaluator.evaluate(
-            cfg, callbacks=[OptunaPruningCallback(trial=first), Kill()], checkpoint_key="trial-1"
+            cfg,
+            callbacks=[OptunaPruningCallback(trial=first), KillAtStep(7)],
+            checkpoint_key="trial-1",
         )
     study.tell(first, state=optuna.trial.TrialState.FAIL)
     # The retry is a new Optuna trial (Optuna's retry callback copies no intermediate values)

@@ -18,6 +18,7 @@ import torch
 from taskgraph.search.space import SearchSpace
 from taskgraph.spec import load_spec
 from taskgraph.tasks.synthetic import synthetic_family
+from taskgraph.testing import KillAtStep
 from taskgraph.training import TrainerCallback, TrainerControl, TrainerState, build_trainer
 from taskgraph.training.runtime import stable_seed
 from taskgraph.training.sampling import TaskSampler
@@ -254,14 +255,13 @@ def test_killed_run_resumes_on_the_same_plan(tmp_path: Path) -> None:
     kill_at = first + 1  # after the checkpoint of the first evaluation, before the second
     assert kill_at < second
 
-    class Kill(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
-            if state.global_step == kill_at:
-                raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
         train_trial(
-            cfg, tasks=TASKS, device="cpu", checkpoint_dir=tmp_path / "b", callbacks=[Kill()]
+            cfg,
+            tasks=TASKS,
+            device="cpu",
+            checkpoint_dir=tmp_path / "b",
+            callbacks=[KillAtStep(kill_at)],
         )
     resumed = train_trial(cfg, tasks=TASKS, device="cpu", checkpoint_dir=tmp_path / "b")
     assert resumed.scores == whole.scores

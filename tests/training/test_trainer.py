@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from taskgraph.tasks.synthetic import synthetic_family
+from taskgraph.testing import KillAtStep
 from taskgraph.training import (
     TrainerCallback,
     TrainerControl,
@@ -341,13 +342,9 @@ def test_killed_run_resumes_where_it_stopped(tmp_path: Path) -> None:
     )
     uninterrupted = run(cfg, checkpoint_dir=tmp_path / "a")
 
-    class Kill(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
-            if state.global_step == 13:  # after the checkpoint at step 8, before the one at 16
-                raise KeyboardInterrupt
-
+    # Killed after the checkpoint at step 8, before the one at 16.
     with pytest.raises(KeyboardInterrupt):
-        run(cfg, checkpoint_dir=tmp_path / "b", callbacks=[Kill()])
+        run(cfg, checkpoint_dir=tmp_path / "b", callbacks=[KillAtStep(13)])
     steps: list[int] = []
 
     class Steps(TrainerCallback):
@@ -375,13 +372,9 @@ def test_a_killed_run_resumes_its_listed_probe_steps(tmp_path: Path) -> None:
     uninterrupted = run(cfg, checkpoint_dir=tmp_path / "a")
     assert uninterrupted.lookahead is not None and uninterrupted.lookahead.n_probes == 6
 
-    class Kill(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
-            if state.global_step == 13:  # after the checkpoint at step 8, its probes at 2 and 5
-                raise KeyboardInterrupt
-
+    # Killed after the checkpoint at step 8 (its probes at 2 and 5).
     with pytest.raises(KeyboardInterrupt):
-        run(cfg, checkpoint_dir=tmp_path / "b", callbacks=[Kill()])
+        run(cfg, checkpoint_dir=tmp_path / "b", callbacks=[KillAtStep(13)])
     resumed = run(cfg, checkpoint_dir=tmp_path / "b")
     # The checkpoint's two probes and the four listed after it, as in one run.
     assert resumed.lookahead == uninterrupted.lookahead
@@ -438,13 +431,8 @@ def test_sequential_run_killed_in_the_source_phase_resumes(tmp_path: Path) -> No
     )
     uninterrupted = run(cfg, checkpoint_dir=tmp_path / "a")
 
-    class Kill(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
-            if state.phase == "source" and state.global_step == 10:
-                raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        run(cfg, checkpoint_dir=tmp_path / "b", callbacks=[Kill()])
+        run(cfg, checkpoint_dir=tmp_path / "b", callbacks=[KillAtStep(10, phase="source")])
     resumed = run(cfg, checkpoint_dir=tmp_path / "b")
     assert resumed.scores == uninterrupted.scores
     assert resumed.intermediate == uninterrupted.intermediate
