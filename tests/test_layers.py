@@ -21,6 +21,7 @@ RANK = {
     "evaluator": 0,
     "vocabulary": 0,
     "locking": 0,
+    "files": 0,
     "tasks": 1,
     "affinity": 1,
     "models": 2,

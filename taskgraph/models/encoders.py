@@ -20,7 +20,6 @@ cost compute and leave parameters that no task trains.
 from __future__ import annotations
 
 import copy
-import functools
 import json
 import os
 from collections.abc import Mapping
@@ -39,6 +38,7 @@ from transformers import (
 )
 
 from taskgraph.errors import ConfigError
+from taskgraph.files import clear_unchanged, read_unchanged
 
 __all__ = [
     "ENCODER_NAMES",
@@ -90,7 +90,7 @@ def clear_encoder_cache() -> None:
     """Forget the encoders and tokenizers loaded so far (the next load reads the files)."""
     _LOADED.clear()
     _TOKENIZERS.clear()
-    _read_config.cache_clear()
+    clear_unchanged()
 
 
 def _tokenizer(path: Path) -> PreTrainedTokenizerBase:
@@ -123,27 +123,18 @@ def encoder_config(name: str, options: Mapping[str, Any] | None = None) -> dict[
     if name == "tiny-bert":
         return {**TINY_BERT_DEFAULTS, **dict(options or {})}
     directory = minilm_path() if name == "minilm" else Path(os.path.expanduser(name))
-    file = directory / "config.json"
     try:
-        status = file.stat()
-        config = _read_config(
-            str(file.resolve()), status.st_ino, status.st_size, status.st_mtime_ns
-        )
+        config = read_unchanged(directory / "config.json", _read_config)
     except (OSError, ValueError):
         return None
     # A copy: the parsed file is shared by every later call while the file is unchanged.
     return copy.deepcopy(config) if isinstance(config, dict) else None
 
 
-@functools.lru_cache(maxsize=16)
-def _read_config(path: str, inode: int, size: int, mtime_ns: int) -> Any:
-    """Return the parsed JSON of ``path``; the file's status fields tell its versions apart.
-
-    The spec checks, the search space and each engine ask for one encoder's config: one
-    ``study validate`` read it three times.  A file that does not read or parse raises each
-    time (``lru_cache`` keeps no exceptions).
-    """
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+def _read_config(path: Path) -> Any:
+    """Return the parsed JSON of ``path`` (read through :func:`~taskgraph.files.read_unchanged`:
+    the spec checks, the search space and each engine ask for one encoder's config)."""
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def load_encoder(

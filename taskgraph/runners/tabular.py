@@ -10,14 +10,13 @@ fixed model.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from taskgraph.affinity.longtable import LongTable, read_long_csv
 from taskgraph.errors import ConfigError
+from taskgraph.files import read_unchanged
 from taskgraph.trial import Cost, TrialConfig, TrialResult, TrialStatus
 from taskgraph.vocabulary import direction_mismatch, higher_is_better, task_set_key
 
@@ -40,27 +39,10 @@ def read_table(path: str | os.PathLike[str]) -> LongTable:
     """Return the long table in ``path``, read once for as long as the file is unchanged.
 
     A command checks a spec's table (the runner's ``check_spec``) and then answers trials
-    from it (``build_evaluator``): the second call is answered from memory.  The file is
-    known by its resolved path, inode, size and modification time, so an edited or replaced
-    table is read again.  A table that does not read is not remembered (its error is raised
-    each time).  The table returned is shared: do not change it.
+    from it (``build_evaluator``): the second call is answered from memory
+    (:func:`~taskgraph.files.read_unchanged`).  The table returned is shared: do not change it.
     """
-    file = Path(path)
-    try:
-        status = file.stat()
-        resolved = str(file.resolve())
-    except OSError:
-        return read_long_csv(file)  # missing or unreadable: the reader's own one-line error
-    return _read_unchanged(
-        os.fspath(path), resolved, status.st_ino, status.st_size, status.st_mtime_ns
-    )
-
-
-@functools.lru_cache(maxsize=8)
-def _read_unchanged(path: str, resolved: str, inode: int, size: int, mtime_ns: int) -> LongTable:
-    # The key's file-status fields only tell versions of the file apart; ``path`` is read as
-    # given, so the table's source and error messages are the reader's own.
-    return read_long_csv(Path(path))
+    return read_unchanged(path, read_long_csv)
 
 
 class TabularEvaluator:

@@ -13,6 +13,7 @@ import taskgraph.affinity.longtable as longtable
 import taskgraph.runners.tabular as tabular
 from taskgraph.affinity.longtable import LongTable
 from taskgraph.cli.app import app
+from taskgraph.files import clear_unchanged
 
 
 def _spec(folder: Path) -> Path:
@@ -50,7 +51,7 @@ def test_validate_and_run_read_the_table_once_each(
     monkeypatch.setattr(tabular, "read_long_csv", counting)
     spec = _spec(tmp_path)
     for command in (["study", "validate", str(spec)], ["study", "run", str(spec), "--quiet"]):
-        tabular._read_unchanged.cache_clear()  # one command per process, as from a shell
+        clear_unchanged()  # one command per process, as from a shell
         reads.clear()
         done = CliRunner().invoke(app, command)
         assert done.exit_code == 0, done.output
