@@ -29,15 +29,6 @@ from taskgraph.tasks.fingerprints import file_sha256
 
 from .output import emit_json, print_table, stderr_console, stdout_console
 
-# `--data` as typed: the shared option is a Path, which reads "" as "." (the working
-# directory); as text, an empty value reaches resolve_data_dir and is refused.
-DataText = Annotated[
-    str | None,
-    typer.Option(
-        "--data", metavar="<path>", help=DataOption.__metadata__[0].help, show_default=False
-    ),
-]
-
 app = typer.Typer(
     rich_markup_mode="markdown",
     add_completion=False,
@@ -101,7 +92,7 @@ def _row(task: TaskDef, splits: dict[str, int]) -> dict[str, Any]:
 
 @app.command("list")
 def list_command(
-    data: DataText = None,
+    data: DataOption = None,
     as_json: JsonOption = False,
     task_type: Annotated[
         str | None,
@@ -145,7 +136,7 @@ def list_command(
 @app.command("show")
 def show_command(
     name: Annotated[str, typer.Argument(help="Task name, e.g. ud_en_ewt_deps or squad2.")],
-    data: DataText = None,
+    data: DataOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show one task: files, fingerprints, split sizes and how splits are made, label set."""

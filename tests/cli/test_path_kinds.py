@@ -126,7 +126,10 @@ def test_data_path_that_is_a_file_or_empty(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="`--data` is empty"):
         resolve_data_dir("")
     assert "is a file, not a directory" in error_line(["tasks", "list", "--data", str(spec)])
-    assert "`--data` is empty" in error_line(["tasks", "list", "--data", ""])
+    # The shared `--data` option refuses "" as every other command does (typer read it as ".").
+    for command in (["tasks", "list"], ["tasks", "show", "ud_en_ewt_upos"]):
+        line = error_line([*command, "--data", ""])
+        assert "'--data': the path is empty: give the data directory" in line, line
 
 
 def test_sqlite_url_that_names_a_directory(tmp_path: Path) -> None:
