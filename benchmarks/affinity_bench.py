@@ -12,7 +12,8 @@ TaskWeb and Bingel, are scored on their one split with the target's row held out
 
 Sections run only when named in ``--only``: ``ranking_ablation`` (sourcerank's validation
 table), ``ranking_metadata`` (its candidates with task metadata), ``ranking_ceiling`` (how well
-one linear weighting of sourcerank's scores ranks the sources when fitted on the answers).
+one linear weighting of sourcerank's scores ranks the sources when fitted on the answers),
+``gain_levels`` (how much of the gain-prediction Spearman is each target's level).
 
 Sections:
 
@@ -80,6 +81,7 @@ EXTRA_SECTIONS = (
     "ranking_ablation",
     "ranking_metadata",
     "ranking_ceiling",
+    "gain_levels",
 )  # run only when named in --only
 
 
@@ -133,6 +135,56 @@ def gain_prediction(name: str, seeds: int) -> None:
         emit(f"{name}_spearman_{label}_pooling_auto_diff_vs_mean", float(np.mean(paired)))
         emit(f"{name}_spearman_{label}_pooling_auto_diff_vs_mean_se_over_seeds", _se(paired))
     emit(f"{name}_pooling_auto_chose_sum", f"{chosen.count('sum')}/{len(chosen)}")
+
+
+def gain_levels(name: str, seeds: int) -> None:
+    """Split ``setfn``'s gain-prediction score into each target's level and its groups' order.
+
+    Same protocol and fit seeds as :func:`gain_prediction`.  Rows: ``setfn``; its level only
+    (each target's mean prediction for every one of its groups); the *observed* level (the
+    mean of the target's fitted gains of 2+ auxiliaries, ``setfn``'s level where it has none),
+    alone and plus ``setfn``'s order within the target; and two oracles scored on test only:
+    each target's mean validation truth of the scored groups, and the validation truth itself.
+    """
+    table = convert(name)
+    rows: dict[str, list[tuple[float, float]]] = {}
+    fitted: list[AffinityEstimator] = []  # one fit per seed
+    for seed in range(seeds):
+        result = evaluate_gain_prediction(
+            table, ["setfn"], fit_fraction=0.1, seed=seed, keep_predictions=True,
+            on_fit=lambda method, estimator: fitted.append(estimator),
+        )  # fmt: skip
+        targets = np.array([target for target, _ in result["queries"]])
+        predicted = result["setfn"]["predicted"]
+        level, observed, oracle = (np.zeros(len(targets)) for _ in range(3))
+        for target in set(targets):
+            mask = targets == target
+            level[mask] = predicted[mask].mean()
+            seen = [
+                g.mean
+                for g in fitted[-1].table.gains
+                if g.target == target and len(g.auxiliaries) >= 2
+            ]
+            observed[mask] = np.mean(seen) if seen else level[mask]
+            oracle[mask] = result["truth_val"][mask].mean()
+        variants = {
+            "setfn": predicted,
+            "setfn_level": level,
+            "observed_level": observed,
+            "observed_level_plus_setfn_order": observed + predicted - level,
+            "oracle_level": oracle,
+            "oracle_val_truth": result["truth_val"],
+        }
+        for variant, values in variants.items():
+            rows.setdefault(variant, []).append(
+                (spearmanr(values, result["truth_val"])[0], spearmanr(values, result["truth"])[0])
+            )
+    for variant, scores in rows.items():
+        val, test = np.array(scores).T
+        if not variant.startswith("oracle"):  # the oracles are the validation truth
+            emit(f"{name}_level_{variant}_val", float(val.mean()))
+        emit(f"{name}_level_{variant}", float(test.mean()))
+        emit(f"{name}_level_{variant}_se_over_seeds", _se(list(test)))
 
 
 def _se(values: Sequence[float]) -> float:
@@ -515,6 +567,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if "ranking_ceiling" in only:
         ranking_ceiling("bingel")
         ranking_ceiling("taskweb")
+    if "gain_levels" in only:
+        gain_levels("mimic27", seeds=1 if quick else 5)
+        gain_levels("ettm1", seeds=3 if quick else 20)
     if "search" in only:
         search(quick, first_seed=args.first_seed, tables=tables)
 

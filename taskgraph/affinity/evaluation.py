@@ -171,13 +171,16 @@ def evaluate_gain_prediction(
     fit_split: str = "val",
     score_split: str | None = None,
     on_fit: Callable[[str, AffinityEstimator], None] | None = None,
+    keep_predictions: bool = False,
 ) -> dict[str, Any]:
     """Return pooled Spearman of each method on held-out groups of size >= 3.
 
     Fitted on ``fit_split`` (``val``), scored against ``fit_split`` truth (``spearman_val``)
     and ``score_split`` truth (``spearman``; default ``test`` when present, else the one split:
     the scored groups are never in the fit either way).  ``on_fit(method, estimator)`` is
-    called after each fit (to collect diagnostics).
+    called after each fit (to collect diagnostics).  ``keep_predictions`` adds the scored
+    (target, auxiliaries) pairs (``queries``), their truths (``truth_val``, ``truth``) and each
+    method's ``predicted`` gains, for diagnoses that split the score.
     """
     if not 0.0 <= fit_fraction <= 1.0:
         raise ConfigError(f"`fit_fraction` must be in [0, 1], but got {fit_fraction}")
@@ -212,6 +215,10 @@ def evaluate_gain_prediction(
         "n_fit_groups": len(fit_sets),
         "n_large_groups": len(large),
     }
+    truth_val = np.array([val_truth[q] for q in queries])
+    truth = np.array([score_truth[q] for q in queries])
+    if keep_predictions:
+        result.update(queries=queries, truth_val=truth_val, truth=truth)
     for method in methods:
         estimator = _build(method, (options or {}).get(method)).fit(fit_records)
         if on_fit is not None:
@@ -220,9 +227,11 @@ def evaluate_gain_prediction(
         for target, rows in by_target.items():
             predicted[rows] = estimator.predict_many(target, [queries[i][1] for i in rows])[0]
         result[method] = {
-            "spearman_val": spearman(predicted, [val_truth[q] for q in queries]),
-            "spearman": spearman(predicted, [score_truth[q] for q in queries]),
+            "spearman_val": spearman(predicted, truth_val),
+            "spearman": spearman(predicted, truth),
         }
+        if keep_predictions:
+            result[method]["predicted"] = predicted
     return result
 
 

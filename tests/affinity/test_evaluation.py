@@ -47,6 +47,20 @@ def test_gain_prediction_on_ettm1_holds_out_the_fitted_groups(benchmarks_dir: Pa
     # 99 groups of size >= 3 hold 3*35 + 4*35 + 5*21 + 6*7 + 7 = 399 (target, group) pairs.
     assert 300 < result["n_queries"] < 399
     assert 0.2 < result["hoa"]["spearman"] < 0.5
+    assert "queries" not in result and "predicted" not in result["hoa"]
+
+
+def test_gain_prediction_keeps_what_it_scored(benchmarks_dir: Path) -> None:
+    table = convert("ettm1", root=benchmarks_dir)
+    result = evaluate_gain_prediction(table, ["hoa"], seed=0, keep_predictions=True)
+    queries, predicted = result["queries"], result["hoa"]["predicted"]
+    assert len(queries) == len(predicted) == len(result["truth"]) == result["n_queries"]
+    assert all(
+        len(auxiliaries) >= 2 and target not in auxiliaries for target, auxiliaries in queries
+    )
+    # The kept arrays are the ones scored: their Spearman is the reported one.
+    assert spearman(predicted, result["truth"]) == pytest.approx(result["hoa"]["spearman"])
+    assert spearman(predicted, result["truth_val"]) == pytest.approx(result["hoa"]["spearman_val"])
 
 
 def test_source_ranking_and_grouping_protocols(benchmarks_dir: Path) -> None:
