@@ -31,11 +31,11 @@ def number(value: object, keyword: str) -> float:
     return float(value)
 
 
-def study_name(value: object) -> str:
+def study_name(value: object, keyword: str = "name") -> str:
     """Return ``value`` when it is a study name (Optuna would take ``None`` to mean the
     database's only study)."""
     if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"a study name must be a non-empty string, but got {value!r}")
+        raise ConfigError(f"`{keyword}` must be a non-empty study name, but got {value!r}")
     return value
 
 

@@ -400,7 +400,7 @@ def results_table(
     from taskgraph.storage import SCREEN_MODE, open_repository, resolve_storage_url
 
     metrics = names(metrics, "metrics")
-    study_name(study)
+    study_name(study, "study")
 
     with open_repository(resolve_storage_url(storage), create=False) as repo:
         specs = repo.study_specs()

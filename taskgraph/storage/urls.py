@@ -73,7 +73,8 @@ def resolve_storage_url(option: str | None = None, *, spec_storage: str | None =
         hint = (
             f" (for a SQLite file: 'sqlite:///{option}')" if isinstance(option, os.PathLike) else ""
         )
-        raise ConfigError(f"--storage must be a database URL string, but got {option!r}{hint}")
+        # Only the Python API can pass a non-string (the command line gives text).
+        raise ConfigError(f"`storage` must be a database URL string, but got {option!r}{hint}")
     if option is not None and not option.strip():
         raise ConfigError("--storage is empty: give a database URL, e.g. sqlite:///taskgraph.db")
     chosen, origin = DEFAULT_STORAGE_URL, "the default"

@@ -63,15 +63,19 @@ def test_a_runner_table_given_relative_is_stored_absolute(
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda url: taskgraph.study_summary(None, storage=url), "a study name must be"),
-        (lambda url: taskgraph.study_status("", storage=url), "a study name must be"),
-        (lambda url: taskgraph.resume_study(None, storage=url), "a study name must be"),
+        (lambda url: taskgraph.study_summary(None, storage=url), "`name` must be a non-empty"),
+        (lambda url: taskgraph.study_status("", storage=url), "`name` must be a non-empty"),
+        (lambda url: taskgraph.resume_study(None, storage=url), "`name` must be a non-empty"),
+        (lambda url: taskgraph.results_table(None, storage=url), "`study` must be a non-empty"),
         (lambda url: taskgraph.study_summary("api", storage=url, top=0), "`top` must be"),
         (lambda url: taskgraph.recommend("a", storage=url, k="3"), "`k` must be an integer"),
         (lambda url: taskgraph.recommend("a", storage=url, k=2.5), "`k` must be an integer"),
         (lambda url: taskgraph.groupings("x", storage=url), "`budget` must be a finite number"),
         (lambda url: taskgraph.affinity_graph(storage=url, min_evidence=-1), "`min_evidence`"),
-        (lambda url: taskgraph.recommend("a", storage=Path(url)), "must be a database URL string"),
+        (
+            lambda url: taskgraph.recommend("a", storage=Path(url)),
+            "`storage` must be a database URL",
+        ),
         (lambda url: taskgraph.run_study(123, storage=url), "`spec_or_path` must be"),
         (lambda url: taskgraph.resume_study("api", storage=url, runner=5), "`runner` must be"),
     ],
