@@ -1,7 +1,8 @@
 """The project's own exceptions.
 
-The CLI turns every :class:`TaskgraphError` into one line on stderr and a non-zero exit; any
-other exception is a bug and keeps its traceback.  Messages name what was wrong and where:
+The CLI turns every :class:`TaskgraphError`, a database failure and a file the file system
+refuses (unreadable, a directory, a read-only or full disk) into one line on stderr and a
+non-zero exit; any other exception is a bug and keeps its traceback.  Messages name what was wrong and where:
 the file and line, the field path, or the argument and its value.
 """
 

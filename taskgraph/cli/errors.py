@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 import typer
@@ -48,6 +49,10 @@ class TaskgraphGroup(TyperGroup):
                 # --help, usage errors, typer.Exit: the command line's own (typer vendors
                 # click), nothing to translate and no reason to import the storage layer.
                 raise
+            line = _file_refused_line(error)
+            if line is not None:
+                typer.echo(f"error: {line}", err=True)
+                raise typer.Exit(code=1) from error
             # Optuna's storage reports a read-only file, a failed commit or tables at another
             # schema version with its own exceptions: the database's state, not a bug.
             from taskgraph.storage.failures import storage_failure_message
@@ -57,6 +62,36 @@ class TaskgraphGroup(TyperGroup):
                 raise
             typer.echo(f"error: {message}", err=True)
             raise typer.Exit(code=1) from error
+
+
+# What the file system refuses about a named file: its permissions, its kind, the file system
+# itself.  A missing file is left out: the commands check that what they are given exists, so
+# an ENOENT that gets this far is a path computed wrongly (a bug) and keeps its traceback.
+_REFUSALS = frozenset(
+    {
+        errno.EACCES,
+        errno.EPERM,
+        errno.EISDIR,
+        errno.ENOTDIR,
+        errno.ELOOP,
+        errno.ENAMETOOLONG,
+        errno.EROFS,
+        errno.ENOSPC,
+        getattr(errno, "EDQUOT", errno.ENOSPC),  # not on every platform
+    }
+)
+
+
+def _file_refused_line(error: Exception) -> str | None:
+    """Return ``FILE: reason`` for an OSError about a named file the user's input pointed to
+    (unreadable, a directory, a read-only file system...), else ``None``."""
+    if not isinstance(error, OSError) or error.errno not in _REFUSALS or not error.filename:
+        return None
+    where = str(error.filename)
+    if error.filename2:  # a rename or link names both ends
+        where = f"{where} -> {error.filename2}"
+    reason = error.strerror or str(error)
+    return f"{where}: {reason[:1].lower()}{reason[1:]}"
 
 
 def _is_usage_error(error: Exception) -> bool:
