@@ -143,6 +143,11 @@ def read_long_csv(path: str | os.PathLike[str]) -> LongTable:
     file = Path(path)
     if file.is_dir():
         raise DataNotFoundError(f"table file is a directory, not a CSV file: {file}")
+    if file.exists() and not file.is_file():
+        # A device or FIFO: /dev/null exists, and reading a FIFO would wait for a writer.
+        raise DataNotFoundError(
+            f"table file is not a regular file (a device, FIFO or socket): {file}"
+        )
     if not file.is_file():
         raise DataNotFoundError(f"table file does not exist: {file}")
     rows: list[LongRow] = []

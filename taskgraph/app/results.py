@@ -390,16 +390,24 @@ def results_table(
     ``storage`` defaults like every command's ``--storage``: ``TASKGRAPH_STORAGE``, then the
     local SQLite file.
 
-    ``metrics`` are the target's metrics to show (default: the objective metric); ``split``
-    the split they are read from (default: ``test`` where the runs have it, else the
-    objective's split).  A split or metric that none of the runs has is a ConfigError listing
-    the ones they have.  Raises :class:`~taskgraph.errors.StorageError` (as the other study
-    functions do) when the study is not in the database.
+    ``metrics`` are the target's metrics to show (default: the objective metric; an empty
+    list is refused, a metric named twice is shown once); ``split`` the split they are read
+    from (default: ``test`` where the runs have it, else the objective's split).  A split or
+    metric that none of the runs has is a ConfigError listing the ones they have.  Raises
+    :class:`~taskgraph.errors.StorageError` (as the other study functions do) when the study
+    is not in the database.
     """
     from taskgraph.app.arguments import names, study_name
     from taskgraph.storage import SCREEN_MODE, open_repository, resolve_storage_url
 
-    metrics = names(metrics, "metrics")
+    chosen = names(metrics, "metrics")
+    if chosen is not None:
+        if not chosen:  # an empty list is not the default (the objective metric): None is
+            raise ConfigError(
+                f"`metrics` names no metric (got {metrics!r}): give the target's metrics, "
+                "comma-separated, or leave it out for the objective metric"
+            )
+        chosen = list(dict.fromkeys(chosen))  # a metric named twice is one column
     study_name(study, "study")
 
     with open_repository(resolve_storage_url(storage), create=False) as repo:
@@ -409,7 +417,7 @@ def results_table(
             raise StorageError(f"no study {study!r} in {repo.url}; known studies: {known}")
         # A screen (`study screen`) is a joint run of every candidate, not a row of the table.
         runs = [r for r in repo.runs(study=study) if r.transfer_mode != SCREEN_MODE]
-    return build_table(study, specs[study], runs, metrics=metrics, split=split)
+    return build_table(study, specs[study], runs, metrics=chosen, split=split)
 
 
 def build_table(

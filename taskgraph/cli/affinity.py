@@ -284,6 +284,8 @@ def groups(
     """Choose which tasks to train together under an inference budget (measured scores where known)."""
     if not math.isfinite(budget):
         raise ConfigError(f"`--budget` must be a finite number, but got {budget}")
+    if budget <= 0:  # checked here to name the option; the Python API names `budget`
+        raise ConfigError(f"`--budget` must be > 0, but got {budget:g}")
     _at_least(max_size, "--max-size", 1)
     chosen = None if tasks is None else [t.strip() for t in tasks.split(",") if t.strip()]
     if chosen == []:

@@ -10,7 +10,7 @@ from alembic.script import ScriptDirectory
 from taskgraph.cli.options import JsonOption, StorageOption
 from taskgraph.cli.output import emit_json, print_line
 from taskgraph.errors import SchemaMismatchError, StorageError
-from taskgraph.storage import mask_url, resolve_storage_url
+from taskgraph.storage import mask_url, parse_storage_url, resolve_storage_url
 from taskgraph.storage.engine import describe_error
 from taskgraph.storage.migrate import (
     SchemaState,
@@ -22,6 +22,7 @@ from taskgraph.storage.migrate import (
     upgrade,
 )
 from taskgraph.storage.repository import open_engine
+from taskgraph.storage.urls import sqlite_path
 
 __all__ = ["app"]
 
@@ -45,18 +46,32 @@ def upgrade_command(
     """Upgrade the database schema to the newest revision (creates a new database)."""
     url = resolve_storage_url(storage)
     check_revision(revision, name="--revision")  # before the engine: nothing is created
+    masked = mask_url(url)
+    if revision == "base" and _missing_sqlite_file(url):
+        # base is the schema without tables: opening the file would only leave it behind empty.
+        if as_json:
+            emit_json({"storage": masked, "before": None, "after": None, "missing": True})
+        else:
+            print_line(f"{masked} does not exist and revision base has no tables: nothing to do")
+        return
     engine = open_engine(url, create=True)
     try:
         before, after = upgrade(engine, revision)
     finally:
         engine.dispose()
-    masked = mask_url(url)
     if as_json:
         emit_json({"storage": masked, "before": before, "after": after})
     elif before == after:
-        print_line(f"{masked} is already at revision {after}")
+        print_line(f"{masked} is already at revision {after or 'base (no taskgraph tables)'}")
     else:
         print_line(f"upgraded {masked} from revision {before or '(empty)'} to {after}")
+
+
+def _missing_sqlite_file(url: str) -> bool:
+    """Return True when ``url`` names a SQLite file that does not exist yet."""
+    parsed = parse_storage_url(url)
+    path = sqlite_path(parsed) if parsed.get_backend_name() == "sqlite" else None
+    return path is not None and not path.exists()
 
 
 @app.command("current")

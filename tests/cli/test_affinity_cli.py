@@ -156,7 +156,7 @@ def test_graph_export(table_file: Path, tmp_path: Path, fmt: str) -> None:
             ["graph", "--table", "{table}", "--format", "svg", "-o", "{out}"],
             "error: `--format` must be one of",
         ),
-        (["groups", "--table", "{table}", "--budget", "0"], "error: `budget` must be > 0"),
+        (["groups", "--table", "{table}", "--budget", "0"], "error: `--budget` must be > 0"),
         (
             ["graph", "--table", "{table}", "--format", "json", "-o", "{dir}"],
             "error: `--output` is a directory, not a file: {dir}",
