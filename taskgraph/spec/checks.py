@@ -1,11 +1,11 @@
 """Checks of a parsed spec against the task catalog and the data directory.
 
 The pydantic models check a spec's shape; :func:`inline_task_defs` turns its inline tasks into
-task definitions, and :func:`check_data` is the last check before a study is created: it
-resolves the data directory and finds every file each task reads, so a wrong ``--data`` is one
-error line instead of a study full of failed trials.  The checks of the spec's names against
-the registries of the layers above (samplers, trainer settings, sharing architectures) are
-:func:`taskgraph.search.checks.check_spec`.
+task definitions (reading the head of each of their files), and :func:`check_data` is the last
+check before a study is created: it resolves the data directory and finds every file each task
+reads, so a wrong ``--data`` is one error line instead of a study full of failed trials.  The
+checks of the spec's names against the registries of the layers above (samplers, trainer
+settings, sharing architectures) are :func:`taskgraph.search.checks.check_spec`.
 """
 
 from __future__ import annotations
@@ -27,19 +27,34 @@ __all__ = ["check_data", "inline_task_defs"]
 
 
 def inline_task_defs(spec: StudySpec, *, source: str = "spec") -> dict[str, Any]:
-    """Return the spec's inline tasks as validated ``TaskDef`` objects, by name."""
+    """Return the spec's inline tasks as validated ``TaskDef`` objects, by name.
+
+    Each split's file is read too, its first :data:`INLINE_HEAD` examples, so a file in the
+    wrong format (or unreadable) is one error naming it before the study is created (the
+    catalog's datasets are the shared folder's, checked by their own tests).  A split the
+    study reads (``train``, ``training.eval_splits`` and the objective's split) must hold an
+    example: an empty training split failed every trial, an empty evaluation split scored 0.
+    """
     from taskgraph.tasks import define_task
 
+    used = {"train", *spec.training.eval_splits, spec.objective.split}  # of every task
     defs: dict[str, Any] = {}
     for index, task in enumerate(spec.inline_tasks()):
         where = _inline_path(spec, task.name, index)
         for split, file in (task.files or {}).items():
+            if Path(file).is_dir():
+                raise SpecError(
+                    f"{source}: {where}.files.{split}: is a directory, not a file: {file}"
+                )
             if not Path(file).is_file():
                 raise SpecError(f"{source}: {where}.files.{split}: file not found: {file}")
-        if task.path is not None and "{split}" not in task.path and not Path(task.path).exists():
-            raise SpecError(f"{source}: {where}.path: not found: {task.path}")
+        if task.path is not None and "{split}" not in task.path:
+            if Path(task.path).is_file():
+                raise SpecError(f"{source}: {where}.path: is a file, not a directory: {task.path}")
+            if not Path(task.path).exists():
+                raise SpecError(f"{source}: {where}.path: not found: {task.path}")
         try:
-            defs[task.name] = define_task(
+            definition = define_task(
                 task.name,
                 format=task.format,
                 type=task.type,
@@ -51,7 +66,23 @@ def inline_task_defs(spec: StudySpec, *, source: str = "spec") -> dict[str, Any]
             )
         except TaskgraphError as error:
             raise SpecError(f"{source}: {where}: {error}") from None
+        _check_splits(definition, used=used, where=f"{source}: {where}")
+        defs[task.name] = definition
     return defs
+
+
+def _check_splits(task: Any, *, used: set[str], where: str) -> None:
+    """Read the head of each split of ``task``; raise :class:`SpecError` when it has no train
+    split or a split in ``used`` has no example."""
+    if "train" not in task.splits:
+        raise SpecError(
+            f"{where} ({task.name}): no train split to train on (splits: {', '.join(task.splits)})"
+        )
+    for split, split_source in task.splits.items():
+        if not _read_head(task, split, where=where) and split in used:
+            raise SpecError(
+                f"{where} ({task.name}): split {split} ({split_source.file}) has no examples"
+            )
 
 
 def _inline_path(spec: StudySpec, name: str, index: int) -> str:
@@ -71,9 +102,8 @@ def check_data(
     """Resolve the data directory and check that every file each task reads exists.
 
     The files of the spec's inline (user-defined) tasks are also read, their first
-    :data:`INLINE_HEAD` examples per split, so a file in the wrong format is one error naming
-    its line before the study is created (the catalog's datasets are the shared folder's,
-    checked by their own tests).
+    :data:`INLINE_HEAD` examples per split (:func:`inline_task_defs`), so a file in the wrong
+    format, or an empty split, is one error before the study is created.
 
     The directory is ``data_dir`` (the ``--data`` option), else the spec's ``data_dir``, else
     ``TASKGRAPH_DATA``, else ``../shared/data``.  A directory given explicitly must exist even
@@ -92,14 +122,10 @@ def check_data(
     resolved: Path | None = None
     origin = ""
     if data_dir is not None:
-        resolved, origin = Path(data_dir).expanduser(), "--data"
-        if not resolved.is_dir():
-            raise ConfigError(f"--data: data directory does not exist: {resolved}")
+        resolved, origin = _data_directory(data_dir, "--data", ConfigError), "--data"
     elif spec.data_dir is not None:
-        resolved, origin = Path(spec.data_dir).expanduser(), "the spec's data_dir"
-        if not resolved.is_dir():
-            raise SpecError(f"{source}: data_dir: data directory does not exist: {resolved}")
-    resolved = None if resolved is None else resolved.resolve()
+        resolved = _data_directory(spec.data_dir, f"{source}: data_dir", SpecError)
+        origin = "the spec's data_dir"
     extra = inline_task_defs(spec, source=source)
     tasks = [("target", spec.target)]
     tasks += [(f"candidates[{i}]", name) for i, name in enumerate(spec.candidate_names)]
@@ -119,27 +145,45 @@ def check_data(
             except DataNotFoundError as error:
                 hint = f" (data directory {resolved}, from {origin})" if resolved else ""
                 raise DataNotFoundError(f"{source}: {where}: {error}{hint}") from None
-            if name in extra:
-                _read_head(task, split, data_dir=resolved, where=f"{source}: {where}")
     return resolved
+
+
+def _data_directory(
+    option: str | os.PathLike[str], label: str, error: type[TaskgraphError]
+) -> Path:
+    """Return the directory ``option`` names, resolved; raise ``error`` naming ``label`` when it
+    does not exist or is a file (as :func:`taskgraph.tasks.resolve_data_dir` says it)."""
+    path = Path(option).expanduser()
+    if path.exists() and not path.is_dir():
+        raise error(f"{label}: data directory is a file, not a directory: {path}")
+    if not path.is_dir():
+        raise error(f"{label}: data directory does not exist: {path}")
+    return path.resolve()
 
 
 #: examples read from each split of an inline task before a study starts
 INLINE_HEAD = 20
 
 
-def _read_head(task: Any, split: str, *, data_dir: Path | None, where: str) -> None:
-    """Read the first :data:`INLINE_HEAD` examples of ``split``; a malformed line is a
-    :class:`~taskgraph.errors.DataFormatError` naming the spec field, the file and the line."""
+def _read_head(task: Any, split: str, *, where: str) -> int:
+    """Return how many of the first :data:`INLINE_HEAD` examples of ``split`` there are.
+
+    A malformed line is a :class:`~taskgraph.errors.DataFormatError` naming the spec field,
+    the file and the line; a file that cannot be read is a :class:`SpecError` naming it.
+    """
     from taskgraph.tasks import iter_examples
 
     try:
-        for _ in iter_examples(task, split, data_dir=data_dir, limit=INLINE_HEAD):
-            pass
+        return sum(1 for _ in iter_examples(task, split, limit=INLINE_HEAD))
     except DataFormatError as error:
         raise DataFormatError(
             f"{where} (task {task.name!r}, split {split}): {error.path}",
             error.line,
             error.expected,
             error.got,
+        ) from None
+    except OSError as error:  # e.g. no permission to read it
+        raise SpecError(
+            f"{where} (task {task.name!r}, split {split}): cannot read "
+            f"{task.splits[split].file}: {error.strerror or error}"
         ) from None

@@ -375,6 +375,6 @@ def test_a_malformed_file_of_an_inline_task_is_one_line_before_the_study(tmp_pat
     db = tmp_path / "i.db"
     code, out, err = invoke("study", "run", str(spec), "--storage", f"sqlite:///{db}", "--quiet")
     assert code != 0 and out == "" and err.count("\n") == 1, err
-    assert err.startswith(f"error: {spec}: candidates[1] (task 'my_ner', split dev): ")
+    assert err.startswith(f"error: {spec}: tasks[0] (task 'my_ner', split dev): ")
     assert f"{data / 'dev.iob'}:4: expected" in err
     assert not db.exists()
