@@ -136,24 +136,50 @@ def _runner_fields(overrides: dict[str, Any]) -> dict[str, Any]:
 def _blame_option(
     path: Path, overrides: Mapping[str, Any], labels: Mapping[str, str], trust: bool
 ) -> ConfigError | None:
-    # Only on failure: apply the overrides one at a time; the first whose error is not the
-    # file's own is the culprit.  (Cheap: the spec is small and the checks' imports are done.)
+    # Only on failure: apply the overrides one group at a time; the first whose error is not
+    # the file's own is the culprit.  (Cheap: the spec is small and the checks' imports are
+    # done.)  A runner switch and the `runner.*` fields are one group, as `_build_spec`
+    # applies them: `runner.table` alone would land on the file's runner.
     def failure(given: Mapping[str, Any]) -> str | None:
         try:
-            _build_spec(path, given, trust_remote_code=trust)
+            _build_spec(
+                path,
+                given,
+                labels={key: label for key, label in labels.items() if key in given},
+                trust_remote_code=trust,
+            )
         except SpecError as failed:
             return str(failed)
         return None
 
     own = failure({})
-    for key, value in overrides.items():
-        message = failure({key: value})
+    for group in _override_groups(overrides):
+        message = failure(group)
         if message is None or message == own:
             continue
+        named_by = {key: labels.get(key) or f"--set {key}" for key in group}
+        if message.startswith(("--", *(f"{label}: " for label in named_by.values()))):
+            return ConfigError(message)  # the models' error, naming the option already
         message = re.sub(rf"^{re.escape(str(path))}(:\d+)?: ", "", message)
-        message = message.removeprefix(f"{key}: ")
-        return ConfigError(f"{labels.get(key) or f'--set {key}'}: {message}")
+        named = [key for key in group if message.startswith(f"{key}: ")]
+        if named or len(group) == 1:
+            key = (named or list(group))[0]
+            return ConfigError(f"{named_by[key]}: {message.removeprefix(f'{key}: ')}")
+        # A field that no option set (`target: ... has no rows in <table>`): the runner
+        # they chose and its settings, together.
+        return ConfigError(f"{', '.join(named_by.values())}: {message}")
     return None
+
+
+def _override_groups(overrides: Mapping[str, Any]) -> list[dict[str, Any]]:
+    # Each override alone, except that a runner switch (`runner`, `runner.name`) and every
+    # `runner.*` override are one group, the switch first: the fields apply to the runner
+    # it chooses.
+    switches = [key for key in ("runner", "runner.name") if key in overrides]
+    fields = [key for key in overrides if key.startswith("runner.") and key not in switches]
+    runner = {key: overrides[key] for key in switches + fields} if switches else {}
+    rest = [{key: value} for key, value in overrides.items() if key not in runner]
+    return [runner, *rest] if runner else rest
 
 
 def _with_runner(
@@ -388,25 +414,28 @@ def resumable_spec(
     trials: int | None = None,
     wall_time: float | str | None = None,
     runner: Mapping[str, Any] | str | None = None,
+    labels: Mapping[str, str] | None = None,
     trust_remote_code: bool = False,
 ) -> StudySpec:
     """Return the stored spec of study ``name`` with the overrides, checked for its runner.
 
+    ``runner`` replaces the runner as :func:`load_study_spec`'s does; an error it causes names
+    ``labels["runner.name"]`` (e.g. ``--runner``, default ``runner``), not the stored spec.
     Raises :class:`~taskgraph.errors.StorageError` when the study is unknown or was not created
     by taskgraph, and :class:`~taskgraph.errors.SpecError` for an override that does not fit.
     """
     from taskgraph.search.study import stored_spec
 
-    spec = stored_spec(
-        name,
-        storage_url=storage_url,
-        trials=trials,
-        wall_time=wall_time,
-        runner={"name": runner}
-        if isinstance(runner, str)
-        else (None if runner is None else dict(runner)),
-    )
-    check_study_spec(spec, source=f"study {name!r}", trust_remote_code=trust_remote_code)
+    source = f"study {name!r}"
+    spec = stored_spec(name, storage_url=storage_url, trials=trials, wall_time=wall_time)
+    if runner is not None:
+        spec = _with_runner(
+            spec,
+            {"name": runner} if isinstance(runner, str) else runner,
+            labels=labels or {"runner.name": "runner"},
+            source=source,
+        )
+    check_study_spec(spec, source=source, trust_remote_code=trust_remote_code)
     return spec
 
 

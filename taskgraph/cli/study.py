@@ -421,12 +421,9 @@ def _run(
             else f"{progress.best_value:.4f} (trial {progress.best_number})"
         )
         base = "-" if progress.baseline_value is None else f"{progress.baseline_value:.4f}"
-        if progress.n_done <= progress.budget:
-            done = f"{progress.n_done}/{progress.budget} trials"
-        else:
-            done = f"{progress.n_done} trials, more than the budget of {progress.budget},"
         stdout_console.print(
-            f"study {spec.name!r}: {done} ({progress.n_complete} complete, {progress.n_pruned} "
+            f"study {spec.name!r}: {_done_of_budget(progress.n_done, progress.budget)} "
+            f"({progress.n_complete} complete, {progress.n_pruned} "
             f"pruned, {progress.n_failed} failed); baseline {base}; best {best}. "
             f"See `{show}`.",
             soft_wrap=True,
@@ -448,6 +445,17 @@ def _run(
         )
     if summary.reason == "exhausted" and not as_json:
         stderr_console.print(f"stopped before the budget: {summary.detail}", soft_wrap=True)
+
+
+def _done_of_budget(n_done: int, budget: int | None) -> str:
+    """Return ``5/20 trials``; past a budget that a smaller ``--trials`` lowered, ``24 trials,
+    more than the budget of 20`` (never ``24/20``); ``5 trials`` without a budget (a study
+    that taskgraph did not create)."""
+    if budget is None:
+        return f"{n_done} trials"
+    if n_done <= budget:
+        return f"{n_done}/{budget} trials"
+    return f"{n_done} trials, more than the budget of {budget}"
 
 
 @app.command("run")
@@ -520,6 +528,7 @@ def resume(
         trials=trials,
         wall_time=wall_time,
         runner=None if choice is None else {k.split(".")[1]: v for k, v in choice.items()},
+        labels={"runner.name": "--address" if runner is None else "--runner"},
         trust_remote_code=trust_remote_code,
     )
     source = f"study {name!r}"
@@ -599,7 +608,7 @@ def show(
     best = report["best"]
     stdout_console.print(
         f"study {report['name']!r} (target {report['target']}, {report['direction']}): "
-        f"{report['n_done']}/{report['budget']} trials, {report['n_complete']} complete, "
+        f"{_done_of_budget(report['n_done'], report['budget'])}, {report['n_complete']} complete, "
         f"{report['n_pruned']} pruned, {report['n_failed']} failed, {report['n_running']} running",
         soft_wrap=True,
     )

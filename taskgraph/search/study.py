@@ -6,8 +6,6 @@ Running a study (spec -> engine -> runner) is composed by the application layer,
 
 from __future__ import annotations
 
-from typing import Any
-
 from taskgraph.spec.models import StudySpec
 
 __all__ = ["stored_spec"]
@@ -19,12 +17,11 @@ def stored_spec(
     storage_url: str,
     trials: int | None = None,
     wall_time: float | str | None = None,
-    runner: dict[str, Any] | None = None,
 ) -> StudySpec:
     """Return the spec study ``name`` was run with, as stored in the database, with overrides.
 
-    ``trials`` raises (or lowers) the budget, ``wall_time`` limits this invocation, and
-    ``runner`` replaces the runner (its other settings are kept when the name is the same).
+    ``trials`` raises (or lowers) the budget and ``wall_time`` limits this invocation (a
+    runner given on resume is applied by :func:`taskgraph.app.studies.resumable_spec`).
     """
     from taskgraph.errors import StorageError
     from taskgraph.search.progress import BUDGET_ATTR, SPEC_ATTR
@@ -44,10 +41,6 @@ def stored_spec(
     if wall_time is not None:
         budget["wall_time"] = wall_time
     data["budget"] = budget
-    if runner is not None:
-        current = data.get("runner") or {}
-        same = runner.get("name", current.get("name")) == current.get("name")
-        data["runner"] = {**current, **runner} if same else runner
     # An error in a value given on the command line names the option, not the stored spec.
     options = {"budget.wall_time": "--wall-time"} if wall_time is not None else {}
     if trials is not None:
