@@ -1,8 +1,9 @@
 """Checks of a parsed spec's names against the registries and the task catalog.
 
 The pydantic models check a spec's shape; these check its names: tasks in the catalog (or
-defined inline), sharing architectures and their parameters, loss weightings, mixing schemes,
-samplers, encoders, trainer hyperparameters and the objective's metric.  Each failure is a
+defined inline), sharing architectures and their parameters, loss weightings, mixing schemes
+and per-task settings, samplers and their options (by building the sampler), encoders, trainer
+hyperparameters and the objective's metric.  Each failure is a
 :class:`~taskgraph.errors.SpecError` naming the field path and the allowed values.  The
 registries are read here, not in the spec models, so a new plug-in needs no change to the
 spec; this module sits in the search layer because it reads the trainer's settings and the
@@ -52,6 +53,7 @@ def check_spec(
     _check_registry(
         source, "sampler.name", [spec.sampler.name], "taskgraph.search.samplers", "SAMPLERS"
     )
+    _check_sampler_options(spec, source)
     if spec.storage is not None and spec.storage.strip():
         from taskgraph.errors import StorageError
         from taskgraph.storage.urls import parse_storage_url
@@ -67,6 +69,7 @@ def check_spec(
         return
     _check_tasks(spec, source)
     _check_numbers(spec, source)
+    _check_mixing_tasks(spec, source)
     _check_encoder(spec, source)
     _check_hyperparameters(spec, source)
     _check_data_selection(spec, source)
@@ -97,6 +100,18 @@ def check_spec(
         spec, source, [(config.task_set_key, config.model_config_hash()) for config in configs]
     )
     _check_layer_ranges(spec, source, space)
+
+
+def _check_sampler_options(spec: StudySpec, source: str) -> None:
+    # Building the sampler is cheap and touches no storage; it is the one check that knows
+    # each sampler's keywords and values.  Without it a bad option failed only in `run`, after
+    # the database was created.
+    from taskgraph.search.samplers import build_sampler
+
+    try:
+        build_sampler(spec)
+    except SpecError as error:
+        raise SpecError(f"{source}: {error}") from None
 
 
 def _row_key(row: RowSpec) -> tuple[frozenset[str], tuple[tuple[str, Any], ...]]:
@@ -188,6 +203,13 @@ def _check_tasks(spec: StudySpec, source: str) -> None:
                 f"{source}: objective.split: {name} has no split {spec.objective.split!r}; "
                 f"allowed: {', '.join(task.splits)}"
             )
+        # A split the target lacks was stored in every run's configuration and scored nowhere.
+        missing = [s for s in spec.training.eval_splits if s not in task.splits]
+        if where == "target" and missing:
+            raise SpecError(
+                f"{source}: training.eval_splits: {name} has no split {missing[0]!r}; "
+                f"allowed: {', '.join(task.splits)}"
+            )
         if where == "target":
             _check_direction(spec, source, metric or task.primary_metric)
 
@@ -241,8 +263,26 @@ def _check_numbers(spec: StudySpec, source: str) -> None:
                 raise SpecError(f"{source}: {where}: expected a number, got {value!r}")
 
 
+def _check_mixing_tasks(spec: StudySpec, source: str) -> None:
+    # A trial looks up each of its tasks in these mappings, so a key that is no task of the
+    # study (a typo) would be ignored in silence.
+    tasks = [spec.target, *spec.candidate_names]
+    for where, value in (
+        ("search.mixing.weights", spec.search.mixing.weights),
+        ("search.mixing.max_examples", spec.search.mixing.max_examples),
+    ):
+        if not isinstance(value, dict):
+            continue
+        for key in value:
+            if key != "*" and key not in tasks:
+                raise SpecError(
+                    f"{source}: {where}.{key}: not a task of the study; allowed: "
+                    f"{', '.join(tasks)}, or * for every task not named"
+                )
+
+
 def _check_encoder(spec: StudySpec, source: str) -> None:
-    from taskgraph.models.encoders import ENCODER_NAMES
+    from taskgraph.models.encoders import ENCODER_NAMES, encoder_config
 
     name = spec.encoder.name
     if name not in ENCODER_NAMES and not Path(os.path.expanduser(name)).is_dir():
@@ -250,7 +290,13 @@ def _check_encoder(spec: StudySpec, source: str) -> None:
             f"{source}: encoder.name: {name!r} is neither a known encoder nor a directory; "
             f"allowed: {', '.join(ENCODER_NAMES)}, or the path of a local Hugging Face model"
         )
-    positions = _encoder_positions(spec)
+    config = encoder_config(name, spec.encoder.options)
+    if config is None:  # what the loader refuses, before every trial of a study fails on it
+        raise SpecError(
+            f"{source}: encoder.name: {name!r} has no readable config.json, so it is not a "
+            "Hugging Face model directory"
+        )
+    positions = _encoder_positions(config)
     if positions is None:
         return
     windows = [("encoder.max_length", spec.encoder.max_length)]
@@ -265,11 +311,8 @@ def _check_encoder(spec: StudySpec, source: str) -> None:
             )
 
 
-def _encoder_positions(spec: StudySpec) -> int | None:
+def _encoder_positions(config: dict[str, Any]) -> int | None:
     """Return the encoder's ``max_position_embeddings`` (None when its config does not say)."""
-    from taskgraph.models.encoders import encoder_config
-
-    config = encoder_config(spec.encoder.name, spec.encoder.options) or {}
     value = config.get("max_position_embeddings")
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import optuna
 from optuna.distributions import BaseDistribution
@@ -61,6 +61,28 @@ SamplerFactory = Callable[..., optuna.samplers.BaseSampler]
 #: :mod:`taskgraph.search.screening`)
 SAMPLERS: Registry[SamplerFactory] = Registry(kind="sampler")
 
+_Sampler = TypeVar("_Sampler", bound=optuna.samplers.BaseSampler)
+
+
+def _construct(cls: type[_Sampler], options: Mapping[str, Any], **fixed: Any) -> _Sampler:
+    """Return ``cls(**fixed, **options)``: ``options`` from ``sampler.options`` (over the
+    factory's defaults), ``fixed`` what the factory takes from the rest of the spec.
+
+    A key that is not a keyword of ``cls``, or one the factory sets itself, is refused by name
+    with the keywords allowed: the constructor's signature is the list, so it cannot drift.
+    """
+    allowed = sorted(set(inspect.signature(cls).parameters) - set(fixed))
+    for key in options:
+        if key not in allowed:
+            if key in fixed:
+                problem = f"{cls.__name__} takes it from the spec, not from sampler.options"
+            else:
+                problem = f"unknown option of {cls.__name__}"
+            raise SpecError(
+                f"sampler.options.{key}: {problem}; allowed: {', '.join(allowed) or '(none)'}"
+            )
+    return cls(**fixed, **options)
+
 
 def _tpe(
     spec: StudySpec, *, prior_records: Sequence[Any] | None = None
@@ -69,8 +91,10 @@ def _tpe(
     if spec.sampler.n_startup_trials is not None:
         options["n_startup_trials"] = spec.sampler.n_startup_trials
     with quiet_optuna():  # `group` and `multivariate` are chosen, not experiments to flag
-        return optuna.samplers.TPESampler(
-            seed=spec.sampler.seed, **{**options, **spec.sampler.options}
+        return _construct(
+            optuna.samplers.TPESampler,
+            {**options, **spec.sampler.options},
+            seed=spec.sampler.seed,
         )
 
 
@@ -87,13 +111,15 @@ def _gp(
     options: dict[str, Any] = {"warn_independent_sampling": False}
     if spec.sampler.n_startup_trials is not None:
         options["n_startup_trials"] = spec.sampler.n_startup_trials
-    return optuna.samplers.GPSampler(seed=spec.sampler.seed, **{**options, **spec.sampler.options})
+    return _construct(
+        optuna.samplers.GPSampler, {**options, **spec.sampler.options}, seed=spec.sampler.seed
+    )
 
 
 def _random(
     spec: StudySpec, *, prior_records: Sequence[Any] | None = None
 ) -> optuna.samplers.BaseSampler:
-    return optuna.samplers.RandomSampler(seed=spec.sampler.seed, **spec.sampler.options)
+    return _construct(optuna.samplers.RandomSampler, spec.sampler.options, seed=spec.sampler.seed)
 
 
 def _graph(
@@ -120,7 +146,9 @@ def _graph(
         estimator_options = dict(options.get("estimator_options") or {})
         if _accepts(estimator, "lookahead") and "lookahead" not in estimator_options:
             options["estimator_options"] = {**estimator_options, "lookahead": list(lookahead)}
-    sampler: optuna.samplers.BaseSampler = GraphGuidedSampler(
+    return _construct(
+        GraphGuidedSampler,
+        options,
         target=spec.target,
         candidates=[t for t in spec.candidate_names if t not in aux.exclude],
         min_size=aux.min_size,
@@ -129,9 +157,7 @@ def _graph(
         exclude=tuple(aux.exclude),
         prior_records=list(prior_records) if prior_records is not None else None,
         seed=spec.sampler.seed,
-        **options,
     )
-    return sampler
 
 
 def _accepts(estimator: str, keyword: str) -> bool:
@@ -153,7 +179,9 @@ def _bandit(
     aux = spec.search.auxiliaries
     options: dict[str, Any] = dict(spec.sampler.options)
     options.setdefault("independent_sampler", _inner_tpe(spec))
-    return BanditSampler(
+    return _construct(
+        BanditSampler,
+        options,
         target=spec.target,
         candidates=[t for t in spec.candidate_names if t not in aux.exclude],
         min_size=aux.min_size,
@@ -161,7 +189,6 @@ def _bandit(
         include=tuple(aux.include),
         exclude=tuple(aux.exclude),
         seed=spec.sampler.seed,
-        **options,
     )
 
 
@@ -318,8 +345,10 @@ def build_sampler(
         if spec.sampler.seed is None:
             return make(None)
         return TrialSeededSampler(make=make, seed=spec.sampler.seed, study=spec.name)
-    except TypeError as error:
-        # A misspelt key in `sampler.options` reaches the constructor as a keyword.
+    except SpecError:
+        raise  # `_construct`'s, naming the key
+    except (TypeError, ValueError) as error:
+        # A value of the wrong type, or one the sampler's own checks refuse (a ConfigError).
         raise SpecError(f"sampler.options: {error}") from None
 
 
