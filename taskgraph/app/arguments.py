@@ -40,10 +40,14 @@ def study_name(value: object, keyword: str = "name") -> str:
 
 
 def names(value: str | Iterable[str] | None, keyword: str) -> list[str] | None:
-    """Return a list of names from ``"a,b"``, ``"a"`` or an iterable of strings (None stays None)."""
+    """Return a list of names from ``"a,b"``, ``"a"`` or an iterable of strings (None stays None).
+
+    A name given twice is kept once, in its first place: a metric is one column, a sampler one
+    search.
+    """
     if value is None:
         return None
     items = value.split(",") if isinstance(value, str) else list(value)
     if not all(isinstance(item, str) for item in items):
         raise ConfigError(f"`{keyword}` must be names (strings), but got {value!r}")
-    return [item.strip() for item in items if item.strip()]
+    return list(dict.fromkeys(item.strip() for item in items if item.strip()))

@@ -401,13 +401,11 @@ def results_table(
     from taskgraph.storage import SCREEN_MODE, open_repository, resolve_storage_url
 
     chosen = names(metrics, "metrics")
-    if chosen is not None:
-        if not chosen:  # an empty list is not the default (the objective metric): None is
-            raise ConfigError(
-                f"`metrics` names no metric (got {metrics!r}): give the target's metrics, "
-                "comma-separated, or leave it out for the objective metric"
-            )
-        chosen = list(dict.fromkeys(chosen))  # a metric named twice is one column
+    if chosen == []:  # an empty list is not the default (the objective metric): None is
+        raise ConfigError(
+            f"`metrics` names no metric (got {metrics!r}): give the target's metrics, "
+            "comma-separated, or leave it out for the objective metric"
+        )
     study_name(study, "study")
 
     with open_repository(resolve_storage_url(storage), create=False) as repo:

@@ -96,3 +96,12 @@ def test_a_string_of_names_is_read_as_names(studied: str, table: Path) -> None:
     assert repr(by_string).startswith("ResultsTable(study='api', target='a', split='dev'")
     with pytest.raises(StorageError, match="no study 'nope'"):
         taskgraph.results_table("nope", storage=studied)
+
+
+def test_a_name_given_twice_is_kept_once_in_its_first_place() -> None:
+    # `bench --samplers tpe,tpe` ran the same search twice; `--metrics a,a` printed two columns.
+    from taskgraph.app.arguments import names
+
+    assert names("tpe, random,tpe", "samplers") == ["tpe", "random"]
+    assert names(["b", "a", "b", " a "], "tasks") == ["b", "a"]
+    assert names(" , ", "metrics") == [] and names(None, "metrics") is None
