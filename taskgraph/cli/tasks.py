@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from taskgraph.cli.options import DataOption, JsonOption
-from taskgraph.errors import ConfigError
+from taskgraph.errors import ConfigError, DataNotFoundError
 from taskgraph.tasks import (
     TaskDef,
     TaskType,
@@ -44,6 +44,24 @@ def _synthetic_tasks() -> list[TaskDef]:
     if module is None:
         return []
     return [get_task(name) for name in module.synthetic_task_names()]
+
+
+def _present(
+    tasks: list[TaskDef], data: Path | None
+) -> tuple[list[TaskDef], list[tuple[TaskDef, DataNotFoundError]]]:
+    """Split ``tasks`` into those whose every split file is in ``data`` and those missing one
+    (with the error that names the file)."""
+    present: list[TaskDef] = []
+    missing: list[tuple[TaskDef, DataNotFoundError]] = []
+    for task in tasks:
+        try:
+            for split in task.splits if task.format != "synthetic" else ():
+                split_file(task, split, data_dir=data)
+        except DataNotFoundError as error:
+            missing.append((task, error))
+        else:
+            present.append(task)
+    return present, missing
 
 
 def _counts(tasks: list[TaskDef], data: Path | None) -> dict[str, dict[str, int]]:
@@ -117,8 +135,19 @@ def list_command(
     directory = resolve_data_dir(data)
     tasks = list_tasks() + (_synthetic_tasks() if synthetic else [])
     tasks = [task for task in tasks if wanted is None or task.type is wanted]
-    counts = _counts(tasks, directory)
-    rows = [_row(task, counts[task.name]) for task in tasks]
+    # A data directory with some of the datasets (a user's own) lists those, and names the rest.
+    present, missing = _present(tasks, directory)
+    counts = _counts(present, directory)
+    rows = [_row(task, counts[task.name]) for task in present]
+    if missing and not present:  # a wrong directory, not a partial one
+        raise DataNotFoundError(f"no task has its data in {directory}: {missing[0][1]}")
+    if missing:
+        stderr_console.print(
+            f"note: {len(missing)} of {len(tasks)} tasks have no data in {directory}: "
+            + ", ".join(task.name for task, _ in missing),
+            soft_wrap=True,
+            markup=False,
+        )
     if as_json:
         emit_json(rows)
         return

@@ -10,7 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 from taskgraph.cli.app import app
-from taskgraph.tasks import count_examples, get_task, task_fingerprint
+from taskgraph.tasks import count_examples, get_task, list_tasks, task_fingerprint
 from taskgraph.tasks.cache import CACHE_ENV
 
 runner = CliRunner()
@@ -120,3 +120,27 @@ def test_every_command_and_option_has_help() -> None:
         result = runner.invoke(app, ["tasks", name, "--help"])
         assert result.exit_code == 0 and "--data" in result.stdout
     assert runner.invoke(app, ["tasks", "--help"]).exit_code == 0
+
+
+def test_list_on_a_partial_data_directory_lists_what_is_there(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    # A user's own folder with some of the datasets failed whole on the first missing one.
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / "ncbi_disease").symlink_to(data_dir / "ncbi_disease", target_is_directory=True)
+    result = runner.invoke(app, ["tasks", "list", "--data", str(partial), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [row["name"] for row in rows] == ["ncbi_disease"]
+    assert rows[0]["splits"] == {"train": 5424, "dev": 923, "test": 940}
+    total = len(list_tasks())
+    assert result.stderr.startswith(
+        f"note: {total - 1} of {total} tasks have no data in {partial}: "
+    )
+    # A folder with none of them is a wrong folder: one line, as before.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = runner.invoke(app, ["tasks", "list", "--data", str(empty)])
+    assert result.exit_code != 0 and result.stdout == ""
+    assert result.stderr.startswith(f"error: no task has its data in {empty}: data file of task")
