@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taskgraph.errors import SpecError, TaskgraphError
-from taskgraph.spec.checks import inline_task_defs
+from taskgraph.spec.checks import check_inline_data, inline_task_defs
 from taskgraph.spec.domains import Domain
 from taskgraph.spec.models import RowSpec, StudySpec
 from taskgraph.vocabulary import direction_mismatch, metric_direction
@@ -68,6 +68,7 @@ def check_spec(
         _check_distinct_rows(spec, source, [_row_key(row) for row in spec.rows])
         return
     _check_tasks(spec, source)
+    check_inline_data(spec, source=source)  # what a spec file names (its paths are absolute)
     _check_numbers(spec, source)
     _check_mixing_tasks(spec, source)
     _check_encoder(spec, source)

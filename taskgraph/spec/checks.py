@@ -23,32 +23,32 @@ from taskgraph.errors import (
 )
 from taskgraph.spec.models import StudySpec
 
-__all__ = ["check_data", "inline_task_defs"]
+__all__ = ["check_data", "check_inline_data", "inline_task_defs"]
 
 
 def inline_task_defs(spec: StudySpec, *, source: str = "spec") -> dict[str, Any]:
     """Return the spec's inline tasks as validated ``TaskDef`` objects, by name.
 
-    Each split's file is read too, its first :data:`INLINE_HEAD` examples, so a file in the
-    wrong format (or unreadable) is one error naming it before the study is created (the
-    catalog's datasets are the shared folder's, checked by their own tests).  A split the
-    study reads (``train``, ``training.eval_splits`` and the objective's split) must hold an
-    example: an empty training split failed every trial, an empty evaluation split scored 0.
+    Files are not read here (:func:`check_inline_data` reads them); a file or folder given by
+    an absolute path (every path of a spec file is made absolute) must exist and be of its
+    kind.  A relative one, from a spec object, is the data directory's (as
+    :func:`taskgraph.tasks.define_task` reads it), checked by :func:`check_data`.
     """
     from taskgraph.tasks import define_task
 
-    used = {"train", *spec.training.eval_splits, spec.objective.split}  # of every task
     defs: dict[str, Any] = {}
     for index, task in enumerate(spec.inline_tasks()):
         where = _inline_path(spec, task.name, index)
         for split, file in (task.files or {}).items():
+            if not Path(file).is_absolute():
+                continue
             if Path(file).is_dir():
                 raise SpecError(
                     f"{source}: {where}.files.{split}: is a directory, not a file: {file}"
                 )
             if not Path(file).is_file():
                 raise SpecError(f"{source}: {where}.files.{split}: file not found: {file}")
-        if task.path is not None and "{split}" not in task.path:
+        if task.path is not None and "{split}" not in task.path and Path(task.path).is_absolute():
             if Path(task.path).is_file():
                 raise SpecError(f"{source}: {where}.path: is a file, not a directory: {task.path}")
             if not Path(task.path).exists():
@@ -66,23 +66,39 @@ def inline_task_defs(spec: StudySpec, *, source: str = "spec") -> dict[str, Any]
             )
         except TaskgraphError as error:
             raise SpecError(f"{source}: {where}: {error}") from None
-        _check_splits(definition, used=used, where=f"{source}: {where}")
+        if "train" not in definition.splits:
+            raise SpecError(
+                f"{source}: {where} ({task.name}): no train split to train on "
+                f"(splits: {', '.join(definition.splits)})"
+            )
         defs[task.name] = definition
     return defs
 
 
-def _check_splits(task: Any, *, used: set[str], where: str) -> None:
-    """Read the head of each split of ``task``; raise :class:`SpecError` when it has no train
-    split or a split in ``used`` has no example."""
-    if "train" not in task.splits:
-        raise SpecError(
-            f"{where} ({task.name}): no train split to train on (splits: {', '.join(task.splits)})"
-        )
-    for split, split_source in task.splits.items():
-        if not _read_head(task, split, where=where) and split in used:
-            raise SpecError(
-                f"{where} ({task.name}): split {split} ({split_source.file}) has no examples"
-            )
+def check_inline_data(
+    spec: StudySpec, *, source: str = "spec", data_dir: Path | None = None
+) -> None:
+    """Read the first :data:`INLINE_HEAD` examples of each split of the spec's inline tasks.
+
+    A file in the wrong format, or unreadable, is one error naming it before the study is
+    created (the catalog's datasets are the shared folder's, checked by their own tests).  A
+    split the study reads (``train``, ``training.eval_splits`` and the objective's split) must
+    hold an example: an empty training split failed every trial, an empty evaluation split
+    scored 0.  Without ``data_dir`` the files given by absolute paths are read (every path of
+    a spec file is absolute: ``study validate``); with it, :func:`check_data`'s directory, the
+    relative ones of a spec object, which are that directory's.
+    """
+    used = {"train", *spec.training.eval_splits, spec.objective.split}  # of every task
+    names = [task.name for task in spec.inline_tasks()]
+    for name, task in inline_task_defs(spec, source=source).items():
+        where = f"{source}: {_inline_path(spec, name, names.index(name))}"
+        for split, split_source in task.splits.items():
+            if (data_dir is None) != Path(split_source.file).is_absolute():
+                continue
+            if not _read_head(task, split, where=where, data_dir=data_dir) and split in used:
+                raise SpecError(
+                    f"{where} ({task.name}): split {split} ({split_source.file}) has no examples"
+                )
 
 
 def _inline_path(spec: StudySpec, name: str, index: int) -> str:
@@ -101,8 +117,9 @@ def check_data(
 ) -> Path | None:
     """Resolve the data directory and check that every file each task reads exists.
 
-    The files of the spec's inline (user-defined) tasks are also read, their first
-    :data:`INLINE_HEAD` examples per split (:func:`inline_task_defs`), so a file in the wrong
+    The files of the spec's inline (user-defined) tasks given by relative paths (a spec
+    object's) are also read, their first :data:`INLINE_HEAD` examples per split
+    (:func:`check_inline_data`; ``study validate`` reads the others), so a file in the wrong
     format, or an empty split, is one error before the study is created.
 
     The directory is ``data_dir`` (the ``--data`` option), else the spec's ``data_dir``, else
@@ -145,6 +162,8 @@ def check_data(
             except DataNotFoundError as error:
                 hint = f" (data directory {resolved}, from {origin})" if resolved else ""
                 raise DataNotFoundError(f"{source}: {where}: {error}{hint}") from None
+    if resolved is not None:
+        check_inline_data(spec, source=source, data_dir=resolved)
     return resolved
 
 
@@ -165,7 +184,7 @@ def _data_directory(
 INLINE_HEAD = 20
 
 
-def _read_head(task: Any, split: str, *, where: str) -> int:
+def _read_head(task: Any, split: str, *, where: str, data_dir: Path | None) -> int:
     """Return how many of the first :data:`INLINE_HEAD` examples of ``split`` there are.
 
     A malformed line is a :class:`~taskgraph.errors.DataFormatError` naming the spec field,
@@ -174,7 +193,7 @@ def _read_head(task: Any, split: str, *, where: str) -> int:
     from taskgraph.tasks import iter_examples
 
     try:
-        return sum(1 for _ in iter_examples(task, split, limit=INLINE_HEAD))
+        return sum(1 for _ in iter_examples(task, split, data_dir=data_dir, limit=INLINE_HEAD))
     except DataFormatError as error:
         raise DataFormatError(
             f"{where} (task {task.name!r}, split {split}): {error.path}",

@@ -155,3 +155,32 @@ def test_a_data_directory_that_is_a_file_says_so(tmp_path: Path) -> None:
     assert str(field.value) == (
         f"{spec}: data_dir: data directory is a file, not a directory: {not_a_folder}"
     )
+
+
+def test_a_spec_objects_relative_files_are_the_data_directorys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `define_task` reads a relative path from the data directory; the checks looked for it
+    # in the working directory (and read it from the default data directory).
+    from taskgraph.search.checks import check_spec
+    from taskgraph.spec import spec_from_dict
+
+    data = tmp_path / "my_data"
+    (data / "mine").mkdir(parents=True)
+    (data / "mine" / "train.iob").write_text(SENTENCES, encoding="utf-8")
+    (data / "mine" / "dev.iob").write_text(SENTENCES, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # no mine/ here
+    task = {"name": "my_ner", "format": "iob", "type": "token_tagging", "label_field": "ner"}
+    task["files"] = {"train": "mine/train.iob", "dev": "mine/dev.iob"}
+    spec = spec_from_dict(
+        {"name": "t", "target": "my_ner", "tasks": [task], "candidates": ["synth_related"],
+         "encoder": {"name": "tiny-bert", "max_length": 16}}
+    )  # fmt: skip
+    check_spec(spec)
+    assert check_data(spec, data_dir=data) == data.resolve()
+    (data / "mine" / "dev.iob").write_text("", encoding="utf-8")
+    check_spec(spec)  # relative files are read where the data directory is known
+    with pytest.raises(
+        SpecError, match=r"tasks\[0\] \(my_ner\): split dev \(mine/dev.iob\) has no"
+    ):
+        check_data(spec, data_dir=data)
