@@ -1,11 +1,12 @@
 """Checks of a parsed spec against the task catalog and the data directory.
 
 The pydantic models check a spec's shape; :func:`inline_task_defs` turns its inline tasks into
-task definitions (reading the head of each of their files), and :func:`check_data` is the last
-check before a study is created: it resolves the data directory and finds every file each task
-reads, so a wrong ``--data`` is one error line instead of a study full of failed trials.  The
-checks of the spec's names against the registries of the layers above (samplers, trainer
-settings, sharing architectures) are :func:`taskgraph.search.checks.check_spec`.
+task definitions, :func:`check_inline_data` reads the head of each of their files, and
+:func:`check_data` is the last check before a study is created: it resolves the data directory
+and finds every file each task reads, so a wrong ``--data`` is one error line instead of a
+study full of failed trials.  The checks of the spec's names against the registries of the
+layers above (samplers, trainer settings, sharing architectures) are
+:func:`taskgraph.search.checks.check_spec`.
 """
 
 from __future__ import annotations
