@@ -48,6 +48,7 @@ def screen_study(
     full_matrix: bool = False,
     observer: Any = None,
     source: str | None = None,
+    trust_remote_code: bool = False,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Run and store a screen of a study; return its report (:func:`screen_report`).
@@ -59,7 +60,9 @@ def screen_study(
     ``steps`` / ``probes`` / ``full_matrix``: :func:`taskgraph.search.screening.screen_config`
     (exactly ``probes`` probes run, spread evenly over the steps).  ``observer``: an
     :class:`~taskgraph.search.engine.EngineObserver` whose ``on_trial_progress`` sees the
-    joint run's steps (trial number -1).  Nothing is written before the spec's data is
+    joint run's steps (trial number -1).  ``trust_remote_code``: allow
+    ``encoder.options.trust_remote_code: true`` (the CLI's ``--trust-remote-code``), as in
+    :func:`~taskgraph.app.studies.run_study`.  Nothing is written before the spec's data is
     found.  A study that exists is opened (and checked against the
     spec) before the joint run; a new one is created only after it, so that a failed or
     interrupted run leaves the database as it was (a SQLite file that was not there is not
@@ -73,7 +76,14 @@ def screen_study(
     from taskgraph.search.watching import ObserverCallback
     from taskgraph.storage import resolve_storage_url
 
-    spec, default_source = checked_spec(spec_or_path, overrides)
+    if not isinstance(trust_remote_code, bool):
+        # Only a real True trusts the model's code: "no" is a truthy string.
+        raise ConfigError(
+            f"`trust_remote_code` must be True or False, but got {trust_remote_code!r}"
+        )
+    spec, default_source = checked_spec(
+        spec_or_path, overrides, trust_remote_code=trust_remote_code
+    )
     source = source or default_source
     if not runner_of(spec).capabilities.trains:
         raise ConfigError(

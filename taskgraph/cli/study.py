@@ -760,6 +760,7 @@ def screen(
                     full_matrix=full_matrix,
                     observer=watcher,
                     source=str(spec),
+                    trust_remote_code=trust_remote_code,
                 )
         except KeyboardInterrupt as stop:
             _stopped(stop, "no screen was stored")

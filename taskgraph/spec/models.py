@@ -90,11 +90,10 @@ Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 
 def parse_duration(value: float | int | str | None) -> float | None:
     """Return ``value`` in seconds: a number of seconds or a string such as ``"90s"``, ``"10m"``, ``"2h"``."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration such as 600, '90s', '10m' or '2h', got {value!r}")
-    if value is None or isinstance(value, (int, float)):
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
         return None if value is None else float(value)
-    match = _DURATION.match(value)
+    # ValueError, not the regex's TypeError: pydantic reports only the former as the field's.
+    match = _DURATION.match(value) if isinstance(value, str) else None
     if not match:
         raise ValueError(f"expected a duration such as 600, '90s', '10m' or '2h', got {value!r}")
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
