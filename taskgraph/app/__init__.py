@@ -13,10 +13,14 @@ SQLAlchemy but not torch or Ray.
 from __future__ import annotations
 
 from taskgraph.app.affinity import (
+    GraphReport,
+    GroupingReport,
     RecommendationReport,
     affinity_graph,
     fit_and_save,
     fit_estimator,
+    graph_report,
+    grouping_report,
     groupings,
     load_records,
     recommend,
@@ -38,6 +42,8 @@ from taskgraph.app.studies import (
 )
 
 __all__ = [
+    "GraphReport",
+    "GroupingReport",
     "RecommendationReport",
     "ResultsTable",
     "affinity_graph",
@@ -45,6 +51,8 @@ __all__ = [
     "build_engine",
     "fit_and_save",
     "fit_estimator",
+    "graph_report",
+    "grouping_report",
     "groupings",
     "list_studies",
     "load_records",

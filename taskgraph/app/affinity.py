@@ -34,7 +34,7 @@ from taskgraph.affinity.grouping import (
 )
 from taskgraph.affinity.recommend import Recommendation, recommend_auxiliaries
 from taskgraph.affinity.records import ScoreRecord
-from taskgraph.app.arguments import integer, names, number
+from taskgraph.app.arguments import flag, integer, names, number, registered_name
 from taskgraph.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -385,7 +385,9 @@ def fit_estimator(
     :class:`~taskgraph.errors.ConfigError` when there is nothing to fit, or for both
     ``storage`` and ``table``.
     """
-    ESTIMATORS.get(method)  # unknown name: one line listing the known ones, before any work
+    ESTIMATORS.get(registered_name(method, "method"))  # unknown: one line listing the known ones
+    flag(hyperprior, "hyperprior")
+    flag(text_embeddings, "text_embeddings")
     _one_source(storage, table)
     if table is None and repository is None:
         with _records_database(storage) as database:
@@ -503,9 +505,9 @@ def recommendation_report(
     absolute gains (a zero baseline).  Raises :class:`ConfigError` when the target has no
     records, and what :func:`fit_estimator` raises.
     """
-    integer(k, "k", minimum=1)
+    k = integer(k, "k", minimum=1)
     if max_size is not None:
-        integer(max_size, "max_size", minimum=1)
+        max_size = integer(max_size, "max_size", minimum=1)
     estimator, records = fit_estimator(
         method=method,
         storage=storage,
@@ -715,13 +717,13 @@ def grouping_report(
     without a baseline, tasks whose scores go in different directions, or a budget that
     networks of ``max_size`` tasks cannot cover.
     """
-    number(budget, "budget")
+    budget = number(budget, "budget")
     tasks = names(tasks, "tasks")
     if tasks is not None and not tasks:
         # An empty list is not "every target": that is None.
         raise ConfigError("`tasks` names no task; pass None to group every target with records")
     if max_size is not None:
-        integer(max_size, "max_size", minimum=1)
+        max_size = integer(max_size, "max_size", minimum=1)
     estimator, records = fit_estimator(
         method=method,
         storage=storage,
@@ -837,7 +839,7 @@ def graph_report(
     family per task (:meth:`~taskgraph.affinity.gains.GainTable.baseline_value`; a note says so
     when the records hold several).  Raises what :func:`fit_estimator` raises.
     """
-    integer(min_evidence, "min_evidence", minimum=0)
+    min_evidence = integer(min_evidence, "min_evidence", minimum=0)
     estimator, _ = fit_estimator(
         method=method,
         storage=storage,

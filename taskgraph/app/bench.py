@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from taskgraph.affinity.longtable import LongTable
-from taskgraph.app.arguments import integer, names, number
+from taskgraph.app.arguments import filesystem_path, flag, integer, names, number, registered_name
 from taskgraph.errors import ConfigError
+from taskgraph.vocabulary import json_safe
 
 __all__ = ["bench", "load_bench_table", "metadata_options"]
 
@@ -21,11 +21,13 @@ __all__ = ["bench", "load_bench_table", "metadata_options"]
 def load_bench_table(path: str | os.PathLike[str]) -> LongTable:
     """Return the long CSV table at ``path``, its values checked for magnitude.
 
-    Raises :class:`~taskgraph.errors.DataFormatError` naming the file (and line).
+    Raises :class:`~taskgraph.errors.DataFormatError` naming the file (and line), and
+    :class:`~taskgraph.errors.ConfigError` naming ``table`` (the API's keyword for it) when
+    ``path`` is not a path.
     """
     from taskgraph.affinity.longtable import check_magnitudes, read_long_csv
 
-    data = read_long_csv(Path(path))
+    data = read_long_csv(filesystem_path(path, "table"))
     check_magnitudes(data, path=path)
     return data
 
@@ -98,15 +100,20 @@ def bench(
     from taskgraph.search.benchmarking import CLI_SAMPLERS, run_bench
 
     # Whatever the table: one with no evaluation that fits the estimator still names it.
-    ESTIMATORS.get(method)  # an unknown name: one line listing the known ones
+    ESTIMATORS.get(registered_name(method, "method"))  # unknown: one line listing the known ones
     # Types here; the ranges are checked (and named as the command's options) by run_bench.
-    for keyword, value in (("seeds", seeds), ("folds", folds), ("max_trials", max_trials)):
-        integer(value, keyword)
+    seeds, folds = integer(seeds, "seeds"), integer(folds, "folds")
+    max_trials = integer(max_trials, "max_trials")
     if max_size is not None:
-        integer(max_size, "max_size")
-    number(fit_fraction, "fit_fraction")
+        max_size = integer(max_size, "max_size")
+    fit_fraction = number(fit_fraction, "fit_fraction")
+    flag(search, "search")
     if samplers is not None:
         samplers = names(samplers, "samplers")
+    if on_step is not None and not callable(on_step):
+        raise ConfigError(
+            f"`on_step` must be a callable (evaluation, done, total), but got {on_step!r}"
+        )
     if pooling is not None and method != "setfn":
         raise ConfigError(f"`--pooling` is an option of setfn, but --method is {method!r}")
     if pooling is not None and pooling not in POOLINGS:
@@ -117,6 +124,8 @@ def bench(
             "does not hold; fit it on a records database (`taskgraph affinity top --method "
             "lookahead`)"
         )
+    if task_metadata is not None:
+        filesystem_path(task_metadata, "task_metadata")
     data = table if isinstance(table, LongTable) else load_bench_table(table)
     options, notes = metadata_options(method, task_metadata) if task_metadata else ({}, [])
     if method == "textemb" and "task_embeddings" not in options:
@@ -133,4 +142,5 @@ def bench(
         max_trials=max_trials, max_size=max_size, estimator_options=options, on_step=on_step,
     )  # fmt: skip
     report.notes.extend(notes)
-    return report.as_dict()
+    # As `bench --json` prints it: an undefined Spearman is None, not NaN.
+    return json_safe(report.as_dict())

@@ -69,6 +69,7 @@ def screen_study(
     created).  A failed joint run raises :class:`~taskgraph.errors.TaskgraphError` with its
     reason.
     """
+    from taskgraph.app.arguments import filesystem_path
     from taskgraph.app.studies import build_engine, checked_spec, runner_of
     from taskgraph.registry import RUNNERS
     from taskgraph.search.recording import code_version
@@ -76,10 +77,11 @@ def screen_study(
     from taskgraph.search.watching import ObserverCallback
     from taskgraph.storage import resolve_storage_url
 
-    if not isinstance(trust_remote_code, bool):
-        # Only a real True trusts the model's code: "no" is a truthy string.
+    if data is not None:  # before anything is written
+        filesystem_path(data, "data")
+    if observer is not None and not callable(getattr(observer, "on_trial_progress", None)):
         raise ConfigError(
-            f"`trust_remote_code` must be True or False, but got {trust_remote_code!r}"
+            f"`observer` must have an on_trial_progress hook (an EngineObserver), but got {observer!r}"
         )
     spec, default_source = checked_spec(
         spec_or_path, overrides, trust_remote_code=trust_remote_code

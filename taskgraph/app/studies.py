@@ -6,13 +6,21 @@ behind one ``taskgraph study`` command; the CLI only parses arguments and prints
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from taskgraph.app.arguments import integer, study_name
+from taskgraph.app.arguments import (
+    engine_observer,
+    filesystem_path,
+    flag,
+    integer,
+    mapping,
+    study_name,
+)
 from taskgraph.errors import ConfigError, SpecError, StorageError
 from taskgraph.registry import RUNNERS
 from taskgraph.runners.base import Runner
@@ -66,16 +74,18 @@ def load_study_spec(
     ``--trials``, default ``--set KEY``), not a line of the file.  Raises
     :class:`~taskgraph.errors.SpecError` or :class:`~taskgraph.errors.ConfigError`.
     """
-    path = Path(path)
-    overrides = dict(overrides or {})
+    path = filesystem_path(path, "path")
+    # A deep copy: the overrides are applied, and their paths resolved, in place (`runner`'s
+    # dict gets `runner.resources.gpu`), which must not be the caller's.
+    overrides = copy.deepcopy(mapping(overrides, "overrides"))
+    labels = mapping(labels, "labels")
+    flag(trust_remote_code, "trust_remote_code")
     try:
-        return _build_spec(
-            path, overrides, labels=dict(labels or {}), trust_remote_code=trust_remote_code
-        )
+        return _build_spec(path, overrides, labels=labels, trust_remote_code=trust_remote_code)
     except SpecError as error:
         if not overrides or str(error).startswith("--"):
             raise
-        blamed = _blame_option(path, overrides, labels or {}, trust_remote_code)
+        blamed = _blame_option(path, overrides, labels, trust_remote_code)
         if blamed is None:
             raise
         raise blamed from None
@@ -196,15 +206,16 @@ def _with_runner(
     # `runner.*` paths; `runner.name` is the switch) apply after it, to the runner chosen.
     # A relative table path is resolved as the spec file's own paths are (against its
     # folder; the working directory for a spec object) and stored absolute, so `study
-    # resume` finds it from anywhere.
+    # resume` finds it from anywhere.  Deep copies: the fields write into nested settings
+    # (`runner.resources.gpu`), which must not be the caller's.
     from taskgraph.spec import spec_from_dict
 
     labels = dict(labels or {})
-    fields = dict(fields or {})
+    fields = copy.deepcopy(dict(fields or {}))
     switch_label = labels.get("runner.name") or labels.get("runner") or "--runner/--address"
     data = spec.model_dump(mode="json")
     current = data.get("runner") or {}
-    given = dict(runner)
+    given = copy.deepcopy(dict(runner))
     if "runner.name" in fields:
         given["name"] = fields.pop("runner.name")
     name = given.get("name", current.get("name"))
@@ -241,7 +252,7 @@ def _with_fields(spec: StudySpec, fields: Mapping[str, Any], *, source: str) -> 
 
     data = spec.model_dump(mode="json")
     for key, value in fields.items():
-        _set_dotted(data, key.split("."), value)
+        _set_dotted(data, key.split("."), copy.deepcopy(value))  # not into the caller's dicts
     return spec_from_dict(data, source=source, options={key: key for key in fields})
 
 
@@ -351,7 +362,12 @@ def checked_spec(
     trust_remote_code: bool = False,
 ) -> tuple[StudySpec, str]:
     """Return the checked spec of a spec file or :class:`StudySpec` with keyword ``overrides``
-    (``budget__trials=4``; ``runner="tabular"`` or ``runner={...}``), and how errors name it."""
+    (``budget__trials=4``; ``runner="tabular"`` or ``runner={...}``), and how errors name it.
+
+    A relative ``runner.table`` is read from the spec file's folder, or from the working
+    directory for a :class:`StudySpec`, and made absolute.
+    """
+    flag(trust_remote_code, "trust_remote_code")
     if not isinstance(spec_or_path, StudySpec | str | os.PathLike):
         raise ConfigError(
             "`spec_or_path` must be a spec file's path or a StudySpec, but got "
@@ -368,8 +384,8 @@ def checked_spec(
     fields = _runner_fields(dotted) if runner is not None or "runner.name" in dotted else {}
     if dotted:
         spec = _with_fields(spec, dotted, source=source)
-    if runner is not None or fields:
-        spec = _with_runner(spec, runner or {}, fields=fields, source=source)
+    # Also without a runner override: the object's own relative table is made absolute.
+    spec = _with_runner(spec, runner or {}, fields=fields, source=source)
     check_study_spec(spec, source=source, trust_remote_code=trust_remote_code)
     return spec, source
 
@@ -397,6 +413,9 @@ def run_study(
     >>> summary = run_study("searchspaces/demo.yaml", storage="sqlite:////tmp/demo.db")  # doctest: +SKIP
     >>> summary.progress.n_done  # doctest: +SKIP
     """
+    if data is not None:
+        filesystem_path(data, "data")
+    engine_observer(observer)
     spec, source = checked_spec(spec_or_path, overrides, trust_remote_code=trust_remote_code)
     return run_spec(
         spec,
@@ -460,6 +479,10 @@ def resume_study(
     url = _storage_url(storage)
     if runner is not None and not isinstance(runner, str | Mapping):
         raise ConfigError(f"`runner` must be a runner name or a mapping, but got {runner!r}")
+    if data is not None:
+        filesystem_path(data, "data")
+    engine_observer(observer)
+    flag(trust_remote_code, "trust_remote_code")
     spec = resumable_spec(
         study_name(name),
         storage_url=url,
@@ -489,7 +512,7 @@ def study_summary(
     from taskgraph.search.report import open_study, study_report
 
     if top is not None:
-        integer(top, "top", minimum=1)
+        top = integer(top, "top", minimum=1)
     return study_report(open_study(study_name(name), storage_url=_storage_url(storage)), top=top)
 
 

@@ -177,6 +177,8 @@ _COUNTS = ("trials_to_best_", "distinct_to_best_", "not_found_")
 
 
 def _text(value: Any, *, count: bool = False) -> str:
+    if value is None:  # a NaN, made JSON-safe by the app
+        return "nan"
     if isinstance(value, float):
         if math.isnan(value):
             return "nan"

@@ -36,7 +36,7 @@ from taskgraph.affinity.longtable import MAX_BENCH_VALUE, LongTable, check_magni
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.errors import ConfigError
 from taskgraph.search.graph_sampler import popular_source_scores
-from taskgraph.search.heartbeat import quiet_optuna
+from taskgraph.search.heartbeat import optuna_warnings_only, quiet_optuna
 from taskgraph.search.samplers import SAMPLERS, build_sampler
 from taskgraph.search.space import SearchSpace
 from taskgraph.spec.loading import spec_from_dict
@@ -212,7 +212,7 @@ def run_search(
     best_sets = {r.auxiliaries for r in rows if r.value == best_value}
     # The architectures' own ranges do not matter to a table; naming them keeps torch out.
     space = SearchSpace(spec=spec, sharing_spaces={name: {} for name in spec.search.sharing})
-    with quiet_optuna():
+    with quiet_optuna(), optuna_warnings_only():
         study = optuna.create_study(
             direction=spec.objective.direction,
             sampler=build_sampler(spec, prior_records=prior_records),

@@ -19,20 +19,24 @@ killed before its first heartbeat was recorded (between ``study.ask()`` and the 
 has no heartbeat for Optuna to find stale: opening beats once for every RUNNING trial, so such
 a trial goes stale one grace period later unless a live driver beats it.  The baseline, and a
 trial whose runs were stored before the kill, are retried whatever ``recovery.max_retry``
-says; opening re-queues them if a crash lost their retry.
+says; opening re-queues them if a crash lost their retry.  Ctrl-C, SIGTERM and any other
+exception raised while a trial is evaluated (an observer's hook, a bug) fail the trial as
+interrupted and enqueue its retry at once, then propagate; only a database that failed leaves
+it RUNNING for the heartbeat.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, Literal
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from taskgraph.errors import SpecError
+from taskgraph.errors import SpecError, StorageError
 from taskgraph.evaluator import TrialEvaluator
 from taskgraph.search.heartbeat import (
     Heartbeat,
@@ -40,6 +44,7 @@ from taskgraph.search.heartbeat import (
     always_retried,
     deferred_interrupt,
     make_optuna_storage,
+    optuna_warnings_only,
     quiet_optuna,
     storage_id,
 )
@@ -79,9 +84,11 @@ from taskgraph.storage.urls import storable_spec
 from taskgraph.trial import TrialConfig, TrialStatus, config_hash
 from taskgraph.vocabulary import task_set_key
 
-__all__ = ["EngineObserver", "RunSummary", "StopReason", "StudyEngine"]
+__all__ = ["INTERRUPTED_BY_ATTR", "EngineObserver", "RunSummary", "StopReason", "StudyEngine"]
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
+#: what interrupted a trial when it was not Ctrl-C or SIGTERM (``"ValueError: ..."``); not
+#: ``taskgraph:failure``, which would count the trial (and its retry, which inherits it) failed
+INTERRUPTED_BY_ATTR = "taskgraph:interrupted_by"
 
 
 #: ``exhausted``: the sampler has nothing left to propose (the graph sampler's ``max_repeats``).
@@ -200,7 +207,7 @@ class StudyEngine:
 
     def open(self, *, prior_records: Sequence[Any] | None = None) -> optuna.Study:
         """Return the study, created or loaded, with stale trials retried and records repaired."""
-        with quiet_optuna():
+        with quiet_optuna(), optuna_warnings_only():
             return self._open(prior_records)
 
     def _open(self, prior_records: Sequence[Any] | None) -> optuna.Study:
@@ -564,6 +571,10 @@ class StudyEngine:
 
     def finish(self, trial: optuna.Trial, outcome: TrialOutcome) -> None:
         """Store ``outcome`` on ``trial``, tell Optuna its true state, write its records."""
+        with optuna_warnings_only():
+            self._finish(trial, outcome)
+
+    def _finish(self, trial: optuna.Trial, outcome: TrialOutcome) -> None:
         study = self.require_study()
         status = outcome.status
         trial.set_user_attr(RESULTS_ATTR, outcome.to_list())
@@ -583,17 +594,20 @@ class StudyEngine:
                 self._enqueue_family_baselines(study)
         self.write_records(trial.number, outcome)
 
-    def interrupt(self, trial: optuna.Trial) -> None:
+    def interrupt(self, trial: optuna.Trial, *, reason: str | None = None) -> None:
         """Fail ``trial`` as interrupted (not counted) and enqueue its retry.
 
-        A trial that is already finished is left alone (its records, if missing, are written
-        when the study is opened again).
+        ``reason``: the exception that stopped the driver, when it was not Ctrl-C (stored as
+        ``taskgraph:interrupted_by``).  A trial that is already finished is left alone (its
+        records, if missing, are written when the study is opened again).
         """
         study = self.require_study()
         if self.storage.get_trial(storage_id(trial)).state.is_finished():
             return
         with quiet_optuna():
             trial.set_user_attr(INTERRUPTED_ATTR, True)
+            if reason is not None:
+                trial.set_user_attr(INTERRUPTED_BY_ATTR, reason)
             frozen = study.tell(trial, state=TrialState.FAIL)
             RetryStaleTrial(max_retry=self.spec.recovery.max_retry)(study, frozen)
 
@@ -610,7 +624,7 @@ class StudyEngine:
         """
         if self.evaluator is None:
             raise RuntimeError("StudyEngine.run needs an evaluator (the local or tabular runner)")
-        with quiet_optuna():
+        with quiet_optuna(), optuna_warnings_only():
             return self._run(max_trials)
 
     def _run(self, max_trials: int | None) -> RunSummary:
@@ -641,6 +655,18 @@ class StudyEngine:
                 except KeyboardInterrupt:
                     with deferred_interrupt():
                         self.interrupt(trial)
+                    beat.discard(storage_id(trial))
+                    raise
+                except Exception as error:
+                    # Not the trial's failure (evaluators return those as results) but a bug
+                    # or the caller's (an observer hook that raised): the trial is interrupted
+                    # as after Ctrl-C, not left RUNNING for a resume to wait a grace period on.
+                    # A database that failed is not written to again, and a write that fails
+                    # here is dropped: either way the trial stays RUNNING for the heartbeat,
+                    # as after a kill, and the exception raised is the one that stopped the run.
+                    if not isinstance(error, StorageError):
+                        with deferred_interrupt(), suppress(Exception):
+                            self.interrupt(trial, reason=f"{type(error).__name__}: {error}")
                     beat.discard(storage_id(trial))
                     raise
                 with deferred_interrupt():

@@ -36,6 +36,7 @@ __all__ = [
     "deferred_interrupt",
     "keep_terminate_as_interrupt",
     "make_optuna_storage",
+    "optuna_warnings_only",
     "quiet_optuna",
     "storage_id",
     "terminate_as_interrupt",
@@ -64,6 +65,24 @@ def quiet_optuna() -> Iterator[None]:
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
         yield
+
+
+@contextmanager
+def optuna_warnings_only() -> Iterator[None]:
+    """Hold Optuna's log at WARNING or quieter for the block, then put the caller's level back.
+
+    Optuna logs a line per study opened and per trial told (a benchmark creates hundreds of
+    studies; a CLI progress bar would be broken up), but the caller's own Optuna logging is
+    theirs outside taskgraph's calls, so it is not set at import.  Main thread only: the
+    heartbeat thread's calls do not touch it (a save and restore from two threads could leave
+    the caller's level wrong).
+    """
+    previous = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(max(previous, optuna.logging.WARNING))
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(previous)
 
 
 def make_optuna_storage(
