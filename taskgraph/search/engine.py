@@ -54,6 +54,7 @@ from taskgraph.search.progress import (
     CONFIG_ATTR,
     FAILURE_ATTR,
     INTERRUPTED_ATTR,
+    INTERRUPTED_BY_ATTR,
     REPEATS_ATTR,
     RESULTS_ATTR,
     SEARCH_HASH_ATTR,
@@ -84,11 +85,7 @@ from taskgraph.storage.urls import storable_spec
 from taskgraph.trial import TrialConfig, TrialStatus, config_hash
 from taskgraph.vocabulary import task_set_key
 
-__all__ = ["INTERRUPTED_BY_ATTR", "EngineObserver", "RunSummary", "StopReason", "StudyEngine"]
-
-#: what interrupted a trial when it was not Ctrl-C or SIGTERM (``"ValueError: ..."``); not
-#: ``taskgraph:failure``, which would count the trial (and its retry, which inherits it) failed
-INTERRUPTED_BY_ATTR = "taskgraph:interrupted_by"
+__all__ = ["EngineObserver", "RunSummary", "StopReason", "StudyEngine"]
 
 
 #: ``exhausted``: the sampler has nothing left to propose (the graph sampler's ``max_repeats``).

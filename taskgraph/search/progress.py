@@ -27,6 +27,7 @@ __all__ = [
     "CONFIG_ATTR",
     "FAILURE_ATTR",
     "INTERRUPTED_ATTR",
+    "INTERRUPTED_BY_ATTR",
     "NOT_THE_STUDY",
     "RESULTS_ATTR",
     "SEARCH_HASH_ATTR",
@@ -53,6 +54,8 @@ STATUS_ATTR = "taskgraph:status"  # the true state: complete / pruned / failed
 FAILURE_ATTR = "taskgraph:failure"  # why an evaluated trial failed
 RESULTS_ATTR = "taskgraph:results"  # every seed's SeedRun: a lost records write can be redone
 INTERRUPTED_ATTR = "taskgraph:interrupted"  # Ctrl-C: failed, not counted, retried
+# what else interrupted it ("ValueError: ..."); not FAILURE_ATTR, which would count it failed
+INTERRUPTED_BY_ATTR = "taskgraph:interrupted_by"
 REPEATS_ATTR = "taskgraph:repeats"  # the earlier trial whose configuration and seeds this repeats
 
 #: Spec fields that do not define a study's trials: a study continues under another value.

@@ -20,8 +20,13 @@ import taskgraph
 from taskgraph.affinity.longtable import LongRow, LongTable, write_long_csv
 from taskgraph.cli.app import app
 from taskgraph.errors import StorageError
-from taskgraph.search.engine import INTERRUPTED_BY_ATTR, EngineObserver, StudyEngine
-from taskgraph.search.progress import FAILURE_ATTR, INTERRUPTED_ATTR, trial_state
+from taskgraph.search.engine import EngineObserver, StudyEngine
+from taskgraph.search.progress import (
+    FAILURE_ATTR,
+    INTERRUPTED_ATTR,
+    INTERRUPTED_BY_ATTR,
+    trial_state,
+)
 from taskgraph.spec import StudySpec, spec_from_dict
 from taskgraph.trial import TrialConfig
 
