@@ -7,6 +7,7 @@ not torch.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -24,6 +25,7 @@ __all__ = [
     "SHARING_SPACES",
     "FakeEvaluator",
     "KillAtStep",
+    "OptunaRecords",
     "PacedEvaluator",
     "StudyAudit",
     "audit_study",
@@ -367,3 +369,18 @@ def complete_result(
         objective=value,
         cost=Cost(seconds=1.0),
     )
+
+
+class OptunaRecords(logging.Handler):
+    """Keeps every record that Optuna's loggers let through."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def below_warning(self) -> list[str]:
+        """Return the messages of the records below WARNING (Optuna's INFO lines)."""
+        return [r.getMessage() for r in self.records if r.levelno < logging.WARNING]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from taskgraph.tasks.datadir import resolve_data_dir
-from taskgraph.testing import unavailable
+from taskgraph.testing import OptunaRecords, unavailable
 
 if TYPE_CHECKING:
     from taskgraph.storage.testing import PostgresServer
@@ -66,3 +66,22 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def optuna_at_info() -> Iterator[OptunaRecords]:
+    """Optuna's verbosity at INFO (its default) with a handler on its loggers; both undone."""
+    import logging
+
+    import optuna
+
+    before = optuna.logging.get_verbosity()
+    handler = OptunaRecords()
+    logger = logging.getLogger("optuna")
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        optuna.logging.set_verbosity(before)

@@ -12,7 +12,6 @@ affinity, db and study groups need (about a second per call).
 from __future__ import annotations
 
 import importlib
-import sys
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any
 
@@ -94,21 +93,6 @@ def _taskgraph(
 ) -> None:
     """Find out which tasks help which: search task combinations, sharing architectures and
     data weights; keep every record; fit a task-affinity graph."""
-    _keep_optuna_quiet()
-
-
-def _keep_optuna_quiet() -> None:
-    """Hold Optuna's log at WARNING in this process when the command's module imported Optuna.
-
-    Optuna logs a line per study created and per trial told (``taskgraph bench`` creates
-    hundreds).  The library leaves its caller's logging alone; the command line owns its
-    process.  Called once the command is resolved (its module imported); a command that
-    imports Optuna only when it runs reaches it through the study engine, which holds it
-    quiet itself.  Optuna is not imported here: ``taskgraph tasks`` would pay a second for it.
-    """
-    optuna = sys.modules.get("optuna")
-    if optuna is not None:
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def main() -> None:

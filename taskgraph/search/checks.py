@@ -188,6 +188,7 @@ def _check_tasks(spec: StudySpec, source: str) -> None:
     extra = inline_task_defs(spec, source=source)
     targets: list[tuple[str, str]] = [("target", spec.target)]
     targets += [(f"candidates[{i}]", n) for i, n in enumerate(spec.candidate_names)]
+    splits: set[str] = set()
     for where, name in targets:
         try:
             task = get_task(name, extra=extra)
@@ -204,15 +205,17 @@ def _check_tasks(spec: StudySpec, source: str) -> None:
                 f"{source}: objective.split: {name} has no split {spec.objective.split!r}; "
                 f"allowed: {', '.join(task.splits)}"
             )
-        # A split the target lacks was stored in every run's configuration and scored nowhere.
-        missing = [s for s in spec.training.eval_splits if s not in task.splits]
-        if where == "target" and missing:
-            raise SpecError(
-                f"{source}: training.eval_splits: {name} has no split {missing[0]!r}; "
-                f"allowed: {', '.join(task.splits)}"
-            )
         if where == "target":
             _check_direction(spec, source, metric or task.primary_metric)
+        splits.update(task.splits)
+    # Each task is scored on the splits of `training.eval_splits` it has; one that no task has
+    # (a typo) was stored in every run's configuration and scored nowhere.
+    unknown = [s for s in spec.training.eval_splits if s not in splits]
+    if unknown:
+        raise SpecError(
+            f"{source}: training.eval_splits: no task of the study has a split {unknown[0]!r} "
+            f"(default: dev); their splits: {', '.join(sorted(splits))}"
+        )
 
 
 def _check_direction(spec: StudySpec, source: str, metric: str) -> None:

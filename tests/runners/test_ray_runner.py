@@ -19,7 +19,7 @@ from taskgraph.search.progress import FAILURE_ATTR, trial_state
 from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR
 from taskgraph.spec import spec_from_dict
 from taskgraph.storage import open_repository
-from taskgraph.testing import audit_study, load_fakes
+from taskgraph.testing import OptunaRecords, audit_study, load_fakes
 
 pytestmark = pytest.mark.ray
 
@@ -51,7 +51,9 @@ def fake_factory(spec: Any, data_dir: Any) -> Any:
     return load_fakes().FakeEvaluator(fail_with=["boom"], n_evals=4)
 
 
-def test_fake_study_through_ray_keeps_true_states(tmp_path: Path, local_ray: None) -> None:
+def test_fake_study_through_ray_keeps_true_states(
+    tmp_path: Path, local_ray: None, optuna_at_info: OptunaRecords
+) -> None:
     from taskgraph.runners.ray import RayTuneRunner
 
     fakes = load_fakes()
@@ -80,6 +82,10 @@ def test_fake_study_through_ray_keeps_true_states(tmp_path: Path, local_ray: Non
     finally:
         engine.close()
     assert summary.reason == "budget" and summary.progress.n_done == 8
+    # Tune's OptunaSearch loads the study and tells each trial: no Optuna line per trial, and
+    # the caller's verbosity given back.
+    assert optuna_at_info.below_warning() == []
+    assert optuna.logging.get_verbosity() == optuna.logging.INFO
 
     study = optuna.load_study(study_name="rayfake", storage=url)
     assert len(study.trials) == 8

@@ -4,10 +4,8 @@ the trial is interrupted rather than left RUNNING, and the caller's Optuna verbo
 from __future__ import annotations
 
 import itertools
-import logging
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -28,6 +26,7 @@ from taskgraph.search.progress import (
     trial_state,
 )
 from taskgraph.spec import StudySpec, spec_from_dict
+from taskgraph.testing import OptunaRecords
 from taskgraph.trial import TrialConfig
 
 TASKS = ("a", "b", "c")
@@ -151,32 +150,6 @@ def test_an_observer_error_through_the_python_api_leaves_nothing_running(
     assert status["n_running"] == 0 and status["n_interrupted"] == 1
 
 
-class OptunaRecords(logging.Handler):
-    """Keeps every record that Optuna's loggers let through."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@pytest.fixture
-def optuna_at_info() -> Iterator[OptunaRecords]:
-    """Optuna's verbosity at INFO (its default) with a handler on its loggers; both undone."""
-    before = optuna.logging.get_verbosity()
-    handler = OptunaRecords()
-    logger = logging.getLogger("optuna")
-    optuna.logging.set_verbosity(optuna.logging.INFO)
-    logger.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-        optuna.logging.set_verbosity(before)
-
-
 def test_importing_the_engine_leaves_optunas_verbosity_alone() -> None:
     code = (
         "import optuna\n"
@@ -197,7 +170,7 @@ def test_a_study_run_is_quiet_and_gives_the_callers_verbosity_back(
     assert summary.progress.n_done == 3
     assert optuna.logging.get_verbosity() == optuna.logging.INFO
     # Optuna's line per study and per trial stays out of the progress bar's way meanwhile.
-    assert [r.getMessage() for r in optuna_at_info.records if r.levelno < logging.WARNING] == []
+    assert optuna_at_info.below_warning() == []
 
 
 def test_a_quieter_caller_stays_quieter(table: Path, tmp_path: Path) -> None:
@@ -216,7 +189,7 @@ def test_the_command_line_keeps_optuna_quiet(table: Path, optuna_at_info: Optuna
         app, ["bench", "--table", str(table), "--seeds", "1", "--samplers", "tpe", "--json"]
     )
     assert result.exit_code == 0, result.output
-    assert [r.getMessage() for r in optuna_at_info.records if r.levelno < logging.WARNING] == []
+    assert optuna_at_info.below_warning() == []
 
 
 def test_bench_from_python_is_quiet_and_gives_the_callers_verbosity_back(
@@ -225,4 +198,4 @@ def test_bench_from_python_is_quiet_and_gives_the_callers_verbosity_back(
     # Its searches create an in-memory study per target, sampler and seed: a line each.
     taskgraph.bench(table, seeds=1, samplers="tpe", folds=2)
     assert optuna.logging.get_verbosity() == optuna.logging.INFO
-    assert [r.getMessage() for r in optuna_at_info.records if r.levelno < logging.WARNING] == []
+    assert optuna_at_info.below_warning() == []

@@ -159,10 +159,20 @@ def test_mixing_mappings_of_the_study_tasks_pass() -> None:
     check_spec(_spec(search={"mixing": mixing}))
 
 
-def test_an_eval_split_the_target_lacks_is_refused() -> None:
+def test_an_eval_split_no_task_has_is_refused() -> None:
     # Accepted before: stored in every run's configuration and scored nowhere.
     with pytest.raises(
-        SpecError, match=r"training\.eval_splits: synth_target has no split 'nosuch'"
+        SpecError, match=r"training\.eval_splits: no task of the study has a split 'nosuch'"
     ):
         check_spec(_spec(training={"eval_splits": ["nosuch", "test"]}))
     check_spec(_spec(training={"eval_splits": ["dev", "test"]}))
+
+
+def test_an_eval_split_some_task_lacks_is_taken() -> None:
+    # cola has no test split; sst2, its auxiliary, has one and is scored on it.
+    spec = spec_from_dict(
+        {"name": "s", "target": "cola", "candidates": ["sst2"],
+         "training": {"eval_splits": ["dev", "test"]},
+         "encoder": {"name": "tiny-bert", "max_length": 16}}
+    )  # fmt: skip
+    check_spec(spec)

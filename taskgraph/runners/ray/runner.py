@@ -25,7 +25,12 @@ from taskgraph.runners.ray.driver import (
 )
 from taskgraph.runners.ray.worker import METRIC, EvaluatorFactory, local_evaluator, train_in_worker
 from taskgraph.search.engine import RunSummary, StudyEngine
-from taskgraph.search.heartbeat import Heartbeat, keep_terminate_as_interrupt, storage_id
+from taskgraph.search.heartbeat import (
+    Heartbeat,
+    keep_terminate_as_interrupt,
+    optuna_warnings_only,
+    storage_id,
+)
 from taskgraph.spec.models import RayRunnerSpec
 from taskgraph.storage.retry import DatabaseUnavailableError
 
@@ -143,7 +148,8 @@ class RayTuneRunner:
         heartbeat = Heartbeat(storage=engine.storage, interval=spec.recovery.heartbeat_interval)
         database_gone = False
         try:
-            with heartbeat, warnings.catch_warnings():
+            # Optuna's log at WARNING: OptunaSearch loads the study and tells each trial.
+            with heartbeat, warnings.catch_warnings(), optuna_warnings_only():
                 warnings.simplefilter("ignore")  # Optuna's experimental/heartbeat notices
                 searcher = TruthfulOptunaSearch(
                     engine=engine,
