@@ -231,9 +231,11 @@ def _with_runner(
     if isinstance(table, str) and table and not Path(table).expanduser().is_absolute():
         given["table"] = str(((base or Path.cwd()) / table).resolve())
     data["runner"] = given
-    # Most specific first: the first label whose path matches an error names it.
+    # Most specific first: the first label whose path matches an error names it.  Nothing
+    # given (a spec object whose table is only made absolute): an error is the spec's own.
     options = {key: labels.get(key) or f"--set {key}" for key in fields}
-    options["runner"] = switch_label
+    if runner or fields or "runner.name" in labels:
+        options["runner"] = switch_label
     return spec_from_dict(data, source=source, options=options)
 
 
@@ -385,7 +387,9 @@ def checked_spec(
     if dotted:
         spec = _with_fields(spec, dotted, source=source)
     # Also without a runner override: the object's own relative table is made absolute.
-    spec = _with_runner(spec, runner or {}, fields=fields, source=source)
+    # Errors name the Python keywords (`runner`, `runner__table`), not the CLI's options.
+    labels = {"runner": "runner", **{key: key.replace(".", "__") for key in fields}}
+    spec = _with_runner(spec, runner or {}, fields=fields, labels=labels, source=source)
     check_study_spec(spec, source=source, trust_remote_code=trust_remote_code)
     return spec, source
 
@@ -433,13 +437,16 @@ def resumable_spec(
     trials: int | None = None,
     wall_time: float | str | None = None,
     runner: Mapping[str, Any] | str | None = None,
+    fields: Mapping[str, Any] | None = None,
     labels: Mapping[str, str] | None = None,
     trust_remote_code: bool = False,
 ) -> StudySpec:
     """Return the stored spec of study ``name`` with the overrides, checked for its runner.
 
-    ``runner`` replaces the runner as :func:`load_study_spec`'s does; an error it causes names
-    ``labels["runner.name"]`` (e.g. ``--runner``, default ``runner``), not the stored spec.
+    ``runner`` replaces the runner as :func:`load_study_spec`'s does, then ``fields`` (dotted
+    ``runner.*`` paths, e.g. ``--address``'s ``runner.address``) apply to it; an error names
+    the label of what caused it (``labels["runner.name"]``, e.g. ``--runner``, default
+    ``runner``; ``labels["runner.address"]``), not the stored spec.
     Raises :class:`~taskgraph.errors.StorageError` when the study is unknown or was not created
     by taskgraph, and :class:`~taskgraph.errors.SpecError` for an override that does not fit.
     """
@@ -447,10 +454,11 @@ def resumable_spec(
 
     source = f"study {name!r}"
     spec = stored_spec(name, storage_url=storage_url, trials=trials, wall_time=wall_time)
-    if runner is not None:
+    if runner is not None or fields:
         spec = _with_runner(
             spec,
-            {"name": runner} if isinstance(runner, str) else runner,
+            {"name": runner} if isinstance(runner, str) else (runner or {}),
+            fields=fields,
             labels=labels or {"runner.name": "runner"},
             source=source,
         )

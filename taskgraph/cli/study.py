@@ -527,8 +527,10 @@ def resume(
         storage_url=url,
         trials=trials,
         wall_time=wall_time,
-        runner=None if choice is None else {k.split(".")[1]: v for k, v in choice.items()},
-        labels={"runner.name": "--address" if runner is None else "--runner"},
+        runner=None if choice is None else {"name": choice["runner.name"]},
+        fields={k: v for k, v in (choice or {}).items() if k != "runner.name"},
+        labels={"runner.name": "--address" if runner is None else "--runner"}
+        | {"runner.address": "--address"},
         trust_remote_code=trust_remote_code,
     )
     source = f"study {name!r}"

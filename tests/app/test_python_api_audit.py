@@ -15,7 +15,7 @@ import pytest
 
 import taskgraph
 from taskgraph.affinity.longtable import LongRow, LongTable, write_long_csv
-from taskgraph.errors import ConfigError
+from taskgraph.errors import ConfigError, SpecError
 from taskgraph.spec import StudySpec, spec_from_dict
 
 TASKS = ("a", "b", "c", "d", "e")
@@ -276,3 +276,18 @@ def test_screen_study_checks_its_arguments_first(
             **{keyword: value},
         )
     assert not database.exists()
+
+
+def test_a_spec_objects_runner_errors_name_no_command_line_option() -> None:
+    # Every spec object passes the runner step (its table made absolute); its own error and a
+    # `runner=` keyword's named `--runner/--address`, options the caller never gave.
+    from taskgraph.app.studies import checked_spec
+
+    spec = taskgraph.load_study_spec(Path(__file__).parents[2] / "searchspaces" / "demo.yaml")
+    own = spec.model_copy(update={"runner": spec.runner.model_copy(update={"threads": 0})})
+    with pytest.raises(SpecError, match=r"^spec: runner\.threads: "):
+        checked_spec(own, {})
+    with pytest.raises(SpecError, match=r"^runner: unknown runner 'nosuch'"):
+        checked_spec(spec, {"runner": {"name": "nosuch"}})
+    with pytest.raises(SpecError, match=r"^runner: runner\.threads: "):
+        checked_spec(spec, {"runner": {"name": "local", "threads": "x"}})

@@ -114,6 +114,11 @@ def test_resume_names_the_runner_option(demo: Path) -> None:
     code, _, err = invoke("study", "resume", "demo", "--runner", "foo", "--storage", url, "-q")
     assert code == 2
     assert err.strip() == "error: --runner: unknown runner 'foo'; allowed: local, ray, tabular"
+    # An address for a runner that takes none names --address, as `study run` does.
+    args = ("study", "resume", "demo", "--runner", "local", "--address", "auto")
+    code, _, err = invoke(*args, "--storage", url, "-q")
+    assert code == 2
+    assert err.strip() == "error: --address: unknown field 'address'; allowed: name, threads"
 
 
 def test_trials_past_a_lowered_budget_never_read_as_a_fraction(demo: Path) -> None:
