@@ -120,13 +120,14 @@ def bench(
     """Benchmark the affinity estimators and samplers on a long-format results table."""
     from rich.progress import Progress, TaskID
 
+    from taskgraph.app import arguments
     from taskgraph.app.bench import bench as run
     from taskgraph.app.bench import load_bench_table
 
     # Checked here to name the options; the Python API's own checks name its keywords.
     if not math.isfinite(fit_fraction):
         raise ConfigError(f"`--fit-fraction` must be in [0, 1], but got {fit_fraction}")
-    names = None if samplers is None else [s.strip() for s in samplers.split(",") if s.strip()]
+    names = arguments.names(samplers, "--samplers")
     if names and not search and all(_known_sampler(n) for n in names):
         # (An unknown name is the app's one line, naming it.)
         raise ConfigError(

@@ -173,6 +173,8 @@ def _data_directory(
 ) -> Path:
     """Return the directory ``option`` names, resolved; raise ``error`` naming ``label`` when it
     does not exist or is a file (as :func:`taskgraph.tasks.resolve_data_dir` says it)."""
+    if not os.fspath(option).strip():  # Path("") is the working directory
+        raise error(f"{label}: is empty: give the data directory")
     path = Path(option).expanduser()
     if path.exists() and not path.is_dir():
         raise error(f"{label}: data directory is a file, not a directory: {path}")

@@ -155,6 +155,10 @@ def test_a_data_directory_that_is_a_file_says_so(tmp_path: Path) -> None:
     assert str(field.value) == (
         f"{spec}: data_dir: data directory is a file, not a directory: {not_a_folder}"
     )
+    # The Python API's `data=""` (the command line refuses it while parsing) read the working
+    # directory.
+    with pytest.raises(ConfigError, match=r"^--data: is empty: give the data directory$"):
+        check_data(load_study_spec(spec), data_dir="", source=str(spec))
 
 
 def test_a_spec_objects_relative_files_are_the_data_directorys(
