@@ -21,6 +21,7 @@ import itertools
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -152,32 +153,48 @@ def own_postgres() -> Iterator[PostgresServer]:
         server.stop()
 
 
+def _read_lines(process: subprocess.Popen[str], lines: list[str]) -> None:
+    """Append each line of ``process``'s stderr to ``lines`` as it comes."""
+    assert process.stderr is not None
+    for line in process.stderr:
+        lines.append(line)
+
+
 @pytest.mark.postgres
 def test_a_study_rides_out_a_postgres_restart(own_postgres: PostgresServer, tmp_path: Path) -> None:
-    # 30 trials of 0.5 s: the study is still mid-run through the outage however fast it goes
-    # (with 10, one suite run of 2026-12-04 saw it finish silent: no retry had been needed).
+    # 30 trials of 0.5 s: the study is still mid-run through the outage, which lasts until the
+    # driver has met it (a fixed 3 s outage under a loaded CI missed every database call once:
+    # the study finished silent, no retry needed).
     budget = 30
     url = own_postgres.create_database("restart")
     spec = write_spec(tmp_path, "restart", budget=budget)
     process = start_study(spec, url, retry_s="120")
+    lines: list[str] = []
+    reader = threading.Thread(target=_read_lines, args=(process, lines), daemon=True)
+    reader.start()
     try:
         wait_for_trials(url, 2, process)
         own_postgres.halt()
         down = time.monotonic()
-        time.sleep(3)
-        assert process.poll() is None, "the study did not wait for the database"
+        while not any("unreachable" in line for line in lines):
+            assert process.poll() is None, f"the study did not wait for the database: {lines}"
+            assert time.monotonic() - down < 120, "no database call in 120 s of outage"
+            time.sleep(0.2)
+        time.sleep(1)  # retried at least once more while down
         own_postgres.restart()
         outage = time.monotonic() - down
-        _, stderr = process.communicate(timeout=300)
+        process.wait(timeout=300)
+        reader.join(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
         if own_postgres.halted:
             own_postgres.restart()
+    stderr = "".join(lines)
     assert process.returncode == 0, stderr
     assert "unreachable" in stderr and "retry 1 in" in stderr, stderr  # the retries are logged
-    assert outage >= 3
+    assert outage >= 1
     assert_exact("restart", url, budget)
 
 
