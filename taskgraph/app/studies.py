@@ -83,8 +83,9 @@ def load_study_spec(
     try:
         return _build_spec(path, overrides, labels=labels, trust_remote_code=trust_remote_code)
     except SpecError as error:
-        if not overrides or str(error).startswith("--"):
-            raise
+        named = ("--", *(f"{label}: " for label in labels.values()))
+        if not overrides or str(error).startswith(named):
+            raise  # the models' error names the option (or keyword) already
         blamed = _blame_option(path, overrides, labels, trust_remote_code)
         if blamed is None:
             raise
@@ -248,14 +249,22 @@ def _set_dotted(node: dict[str, Any], parts: list[str], value: Any) -> None:
     node[last] = value
 
 
-def _with_fields(spec: StudySpec, fields: Mapping[str, Any], *, source: str) -> StudySpec:
-    # The same dotted paths as a spec file's overrides (`budget.trials`), on a parsed spec.
+def _with_fields(
+    spec: StudySpec,
+    fields: Mapping[str, Any],
+    *,
+    source: str,
+    labels: Mapping[str, str] | None = None,
+) -> StudySpec:
+    # The same dotted paths as a spec file's overrides (`budget.trials`), on a parsed spec; an
+    # error names ``labels[key]`` (the keyword given), else the path.
     from taskgraph.spec import spec_from_dict
 
     data = spec.model_dump(mode="json")
     for key, value in fields.items():
         _set_dotted(data, key.split("."), copy.deepcopy(value))  # not into the caller's dicts
-    return spec_from_dict(data, source=source, options={key: key for key in fields})
+    options = {key: (labels or {}).get(key, key) for key in fields}
+    return spec_from_dict(data, source=source, options=options)
 
 
 def _storage_url(storage: str | None, spec: StudySpec | None = None) -> str:
@@ -378,18 +387,24 @@ def checked_spec(
     dotted: dict[str, Any] = {key.replace("__", "."): value for key, value in overrides.items()}
     if isinstance(dotted.get("runner"), str):
         dotted["runner"] = {"name": dotted["runner"]}
+    # Errors name the keywords as given (`budget__trials`, `runner`), not the CLI's options.
+    labels = {key.replace("__", "."): key for key in overrides}
+    labels |= {"runner.name": "runner"} if "runner" in overrides else {}
     if not isinstance(spec_or_path, StudySpec):
         source = str(spec_or_path)
-        return load_study_spec(spec_or_path, dotted, trust_remote_code=trust_remote_code), source
+        spec = load_study_spec(
+            spec_or_path, dotted, labels=labels, trust_remote_code=trust_remote_code
+        )
+        return spec, source
     spec, source = spec_or_path, "spec"
     runner = dotted.pop("runner", None)
     fields = _runner_fields(dotted) if runner is not None or "runner.name" in dotted else {}
     if dotted:
-        spec = _with_fields(spec, dotted, source=source)
+        spec = _with_fields(spec, dotted, source=source, labels=labels)
     # Also without a runner override: the object's own relative table is made absolute.
-    # Errors name the Python keywords (`runner`, `runner__table`), not the CLI's options.
-    labels = {"runner": "runner", **{key: key.replace(".", "__") for key in fields}}
-    spec = _with_runner(spec, runner or {}, fields=fields, labels=labels, source=source)
+    spec = _with_runner(
+        spec, runner or {}, fields=fields, labels={"runner": "runner", **labels}, source=source
+    )
     check_study_spec(spec, source=source, trust_remote_code=trust_remote_code)
     return spec, source
 

@@ -291,3 +291,19 @@ def test_a_spec_objects_runner_errors_name_no_command_line_option() -> None:
         checked_spec(spec, {"runner": {"name": "nosuch"}})
     with pytest.raises(SpecError, match=r"^runner: runner\.threads: "):
         checked_spec(spec, {"runner": {"name": "local", "threads": "x"}})
+
+
+@pytest.mark.parametrize("as_object", [False, True], ids=["file", "object"])
+def test_keyword_overrides_are_named_as_given(as_object: bool, tmp_path: Path) -> None:
+    # They were named as the command line's options: `--set budget.trials`, `--runner/--address`.
+    path = Path(__file__).parents[2] / "searchspaces" / "demo.yaml"
+    spec = taskgraph.load_study_spec(path) if as_object else path
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    for keywords, says in (
+        ({"budget__trials": "x"}, "budget__trials: "),
+        ({"runner": "nosuch"}, "runner: unknown runner 'nosuch'"),
+    ):
+        with pytest.raises(SpecError) as error:
+            taskgraph.run_study(spec, storage=url, **keywords)
+        assert str(error.value).startswith(says), error.value
+    assert not (tmp_path / "k.db").exists()
