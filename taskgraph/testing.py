@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +37,10 @@ __all__ = [
     "load_fakes",
     "noop_evaluator_factory",
     "processes_naming",
+    "run_fake_study",
     "small_filesystem",
     "unavailable",
+    "write_rising_table",
 ]
 
 
@@ -384,3 +386,39 @@ class OptunaRecords(logging.Handler):
     def below_warning(self) -> list[str]:
         """Return the messages of the records below WARNING (Optuna's INFO lines)."""
         return [r.getMessage() for r in self.records if r.levelno < logging.WARNING]
+
+
+def run_fake_study(spec: Mapping[str, Any], url: str) -> str:
+    """Run the study ``spec`` (a spec's fields) to its budget with :class:`FakeEvaluator` and the
+    fake sharing spaces, on ``url``; return ``url``."""
+    from taskgraph.search.engine import StudyEngine
+    from taskgraph.spec import spec_from_dict
+
+    engine = StudyEngine(
+        spec=spec_from_dict(dict(spec)),
+        storage_url=url,
+        evaluator=FakeEvaluator(),
+        sharing_spaces=SHARING_SPACES,
+    )
+    try:
+        engine.run()
+    finally:
+        engine.close()
+    return url
+
+
+def write_rising_table(path: Path, tasks: Sequence[str], *, max_size: int) -> Path:
+    """Write a long CSV of every subset of ``tasks`` up to ``max_size`` on val, in which each
+    task's score rises with its partners (0.5 + 0.05 per partner + 0.01 per place); return it."""
+    import itertools
+
+    from taskgraph.affinity.longtable import LongRow, LongTable, write_long_csv
+
+    rows = [
+        LongRow(t, frozenset(combo), "val", 0.5 + 0.05 * (len(combo) - 1) + 0.01 * i, True)
+        for size in range(1, max_size + 1)
+        for combo in itertools.combinations(tasks, size)
+        for i, t in enumerate(combo)
+    ]
+    write_long_csv(LongTable(rows=rows), path)
+    return path

@@ -3,15 +3,14 @@ what the returned objects show."""
 
 from __future__ import annotations
 
-import itertools
 import json
 from pathlib import Path
 
 import pytest
 
 import taskgraph
-from taskgraph.affinity.longtable import LongRow, LongTable, write_long_csv
 from taskgraph.errors import ConfigError, StorageError
+from taskgraph.testing import write_rising_table
 
 TASKS = ("a", "b", "c")
 
@@ -19,15 +18,7 @@ TASKS = ("a", "b", "c")
 @pytest.fixture
 def table(tmp_path: Path) -> Path:
     """Every subset of three tasks, on val; each task's score rises with its partners."""
-    rows = [
-        LongRow(t, frozenset(combo), "val", 0.5 + 0.05 * (len(combo) - 1) + 0.01 * i, True)
-        for size in (1, 2, 3)
-        for combo in itertools.combinations(TASKS, size)
-        for i, t in enumerate(combo)
-    ]
-    path = tmp_path / "results.csv"
-    write_long_csv(LongTable(rows=rows), path)
-    return path
+    return write_rising_table(tmp_path / "results.csv", TASKS, max_size=3)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ object's table is stored absolute, and the API returns what the commands print."
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -14,9 +13,9 @@ import numpy as np
 import pytest
 
 import taskgraph
-from taskgraph.affinity.longtable import LongRow, LongTable, write_long_csv
 from taskgraph.errors import ConfigError, SpecError
 from taskgraph.spec import StudySpec, spec_from_dict
+from taskgraph.testing import write_rising_table
 
 TASKS = ("a", "b", "c", "d", "e")
 DEMO = Path(__file__).parents[2] / "searchspaces/demo.yaml"
@@ -25,15 +24,23 @@ DEMO = Path(__file__).parents[2] / "searchspaces/demo.yaml"
 @pytest.fixture
 def table(tmp_path: Path) -> Path:
     """Every task alone and every pair, on val; each task's score rises with a partner."""
-    rows = [
-        LongRow(t, frozenset(combo), "val", 0.5 + 0.05 * (len(combo) - 1) + 0.01 * i, True)
-        for size in (1, 2)
-        for combo in itertools.combinations(TASKS, size)
-        for i, t in enumerate(combo)
-    ]
-    path = tmp_path / "table.csv"
-    write_long_csv(LongTable(rows=rows), path)
-    return path
+    return write_rising_table(tmp_path / "table.csv", TASKS, max_size=2)
+
+
+def refused_writing_nothing(
+    call: Callable[[str, Path], object],
+    table: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    message: str,
+) -> None:
+    """Assert that ``call(url, table)`` is a ConfigError matching ``message`` and that the
+    records database at ``url`` was not created."""
+    monkeypatch.chdir(tmp_path)
+    url = f"sqlite:///{tmp_path / 'records.db'}"
+    with pytest.raises(ConfigError, match=message):
+        call(url, table)
+    assert not (tmp_path / "records.db").exists()
 
 
 def tabular_spec(name: str = "fromdict", **runner: Any) -> StudySpec:
@@ -101,12 +108,8 @@ def test_a_flag_must_be_a_bool_not_something_truthy(
     keyword: str,
 ) -> None:
     # `trust_remote_code="false"` unlocked a model's own code: a security gate takes a bool.
-    monkeypatch.chdir(tmp_path)
-    url = f"sqlite:///{tmp_path / 'records.db'}"
     name = "trust_remote_code" if keyword == "trust" else keyword
-    with pytest.raises(ConfigError, match=f"`{name}` must be True or False"):
-        call(url, table)
-    assert not (tmp_path / "records.db").exists()
+    refused_writing_nothing(call, table, tmp_path, monkeypatch, f"`{name}` must be True or False")
 
 
 def test_overrides_do_not_write_into_the_callers_dicts(
@@ -181,11 +184,7 @@ def test_wrong_arguments_are_config_errors_and_write_nothing(
     call: Callable[[str, Path], object],
     message: str,
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    url = f"sqlite:///{tmp_path / 'records.db'}"
-    with pytest.raises(ConfigError, match=message):
-        call(url, table)
-    assert not (tmp_path / "records.db").exists()
+    refused_writing_nothing(call, table, tmp_path, monkeypatch, message)
 
 
 def test_an_observer_with_every_hook_is_taken(

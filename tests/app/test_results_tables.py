@@ -22,10 +22,8 @@ from taskgraph.app.results import (
 )
 from taskgraph.cli.app import app
 from taskgraph.errors import ConfigError, StorageError
-from taskgraph.search.engine import StudyEngine
-from taskgraph.spec import spec_from_dict
 from taskgraph.storage import open_repository
-from taskgraph.testing import SHARING_SPACES, FakeEvaluator
+from taskgraph.testing import SHARING_SPACES, run_fake_study
 
 runner = CliRunner()
 
@@ -58,15 +56,7 @@ T_975_2 = 4.302652729749464  # Student t, 97.5 % quantile, 2 degrees of freedom 
 @pytest.fixture(scope="module")
 def storage(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = f"sqlite:///{tmp_path_factory.mktemp('results') / 'records.db'}"
-    engine = StudyEngine(
-        spec=spec_from_dict(SPEC),
-        storage_url=url,
-        evaluator=FakeEvaluator(),
-        sharing_spaces=SHARING_SPACES,
-    )
-    engine.run()
-    engine.close()
-    return url
+    return run_fake_study(SPEC, url)
 
 
 @pytest.fixture(autouse=True)
@@ -280,12 +270,7 @@ def test_a_screen_of_the_study_is_not_a_row(tmp_path: Path) -> None:
 
     url = f"sqlite:///{tmp_path / 'screened.db'}"
     plain = {k: v for k, v in SPEC.items() if k != "rows"}
-    engine = StudyEngine(
-        spec=spec_from_dict(plain), storage_url=url, evaluator=FakeEvaluator(),
-        sharing_spaces=SHARING_SPACES,
-    )  # fmt: skip
-    engine.run()
-    engine.close()
+    run_fake_study(plain, url)
     rows_before = [row.name for row in results_table("table", storage=url, split="dev").rows]
     tasks = ["tgt", "good", "bad", "meh"]
     with open_repository(url) as repo:

@@ -12,9 +12,7 @@ from typer.testing import CliRunner
 
 from taskgraph.affinity.longtable import LongRow, LongTable, write_long_csv
 from taskgraph.cli.app import app
-from taskgraph.search.engine import StudyEngine
-from taskgraph.spec import spec_from_dict
-from taskgraph.testing import SHARING_SPACES, FakeEvaluator
+from taskgraph.testing import SHARING_SPACES, run_fake_study
 
 runner = CliRunner()
 
@@ -63,15 +61,7 @@ def study_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
         "budget": {"trials": 1},
         "seeds": 1,
     }
-    engine = StudyEngine(
-        spec=spec_from_dict(spec),
-        storage_url=url,
-        evaluator=FakeEvaluator(),
-        sharing_spaces=SHARING_SPACES,
-    )
-    engine.run()
-    engine.close()
-    return url
+    return run_fake_study(spec, url)
 
 
 def test_upgrade_of_a_missing_database_to_base_creates_nothing(

@@ -3,7 +3,6 @@ the trial is interrupted rather than left RUNNING, and the caller's Optuna verbo
 
 from __future__ import annotations
 
-import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,6 @@ import pytest
 from typer.testing import CliRunner
 
 import taskgraph
-from taskgraph.affinity.longtable import LongRow, LongTable, write_long_csv
 from taskgraph.cli.app import app
 from taskgraph.errors import StorageError
 from taskgraph.search.engine import EngineObserver, StudyEngine
@@ -26,27 +24,17 @@ from taskgraph.search.progress import (
     trial_state,
 )
 from taskgraph.spec import StudySpec, spec_from_dict
-from taskgraph.testing import OptunaRecords
+from taskgraph.testing import OptunaRecords, write_rising_table
 from taskgraph.trial import TrialConfig
+from tests.search.test_engine_crash import spec_data
 
 TASKS = ("a", "b", "c")
 
 
 def make_spec(**overrides: Any) -> StudySpec:
-    data: dict[str, Any] = {
-        "name": "unexpected",
-        "target": "tgt",
-        "candidates": ["good", "bad", "meh"],
-        "search": {"sharing": ["hard", "soft"]},
-        "sampler": {"name": "random", "seed": 0},
-        "pruner": "none",
-        "budget": {"trials": 4},
-        "seeds": 1,
-        # A trial left RUNNING would make the resume wait this long (and it would show).
-        "recovery": {"heartbeat_interval": 1, "grace_period": 2},
-    }
-    data.update(overrides)
-    return spec_from_dict(data)
+    # The crash tests' study; its grace period (2 s) is what a resume would wait on a trial
+    # left RUNNING (and it would show).
+    return spec_from_dict(spec_data(**{"name": "unexpected", **overrides}))
 
 
 class RaisesOnTrial(EngineObserver):
@@ -118,15 +106,7 @@ def test_a_database_error_leaves_the_trial_to_the_heartbeat(
 @pytest.fixture
 def table(tmp_path: Path) -> Path:
     """Every subset of three tasks, on val; each task's score rises with its partners."""
-    rows = [
-        LongRow(t, frozenset(combo), "val", 0.5 + 0.05 * (len(combo) - 1) + 0.01 * i, True)
-        for size in (1, 2, 3)
-        for combo in itertools.combinations(TASKS, size)
-        for i, t in enumerate(combo)
-    ]
-    path = tmp_path / "results.csv"
-    write_long_csv(LongTable(rows=rows), path)
-    return path
+    return write_rising_table(tmp_path / "results.csv", TASKS, max_size=3)
 
 
 def run_tabular(table: Path, url: str, **kwargs: Any) -> Any:
