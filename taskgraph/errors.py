@@ -4,9 +4,19 @@ The CLI turns every :class:`TaskgraphError`, a database failure and a file the f
 refuses (unreadable, a directory, a read-only or full disk) into one line on stderr and a
 non-zero exit; any other exception is a bug and keeps its traceback.  Messages name what was wrong and where:
 the file and line, the field path, or the argument and its value.
+
+The same functions serve the command line and Python callers, so a message names an argument
+through :func:`option_name`: ``option_name("split")`` is ``split`` from Python (the keyword)
+and ``--split`` inside :func:`command_line_wording`, which the CLI enters around every command
+(``option_name("metric", metavar="NAME")``: ``metric=NAME`` or ``--metric NAME``).
 """
 
 from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 __all__ = [
     "ConfigError",
@@ -17,7 +27,45 @@ __all__ = [
     "StorageError",
     "TaskgraphError",
     "UnknownNameError",
+    "command_line_wording",
+    "option_name",
 ]
+
+#: whether messages are worded for the command line (``--split``) or for Python (``split``)
+_COMMAND_LINE: ContextVar[bool] = ContextVar("taskgraph_command_line_wording", default=False)
+
+
+@contextmanager
+def command_line_wording() -> Iterator[None]:
+    """Within the block, :func:`option_name` names the command line's options (the CLI's
+    commands run inside it); outside, the Python API's keywords."""
+    token = _COMMAND_LINE.set(True)
+    try:
+        yield
+    finally:
+        _COMMAND_LINE.reset(token)
+
+
+def option_name(
+    keyword: str, value: object = None, *, flag: str | None = None, metavar: str | None = None
+) -> str:
+    """Return how a message names the argument ``keyword``, with ``value`` or ``metavar``.
+
+    From Python: ``keyword``, ``keyword=<repr of value>`` or ``keyword=METAVAR``
+    (``task_metadata=FILE``).  On the command line (:func:`command_line_wording`): the option,
+    ``flag`` where its spelling is not ``--`` and the keyword with dashes (``keyword="search"``,
+    ``flag="--no-search"``), followed by the value or metavar (``--metric NAME``); a bool
+    value is the flag itself (``option_name("text_embeddings", True)``: ``--text-embeddings``).
+    """
+    given = os.fspath(value) if isinstance(value, os.PathLike) else value  # a path as text
+    if _COMMAND_LINE.get():
+        spelled = flag or "--" + keyword.replace("_", "-")
+        if metavar is not None:
+            return f"{spelled} {metavar}"
+        return spelled if given is None or isinstance(given, bool) else f"{spelled} {given}"
+    if metavar is not None:
+        return f"{keyword}={metavar}"
+    return keyword if given is None else f"{keyword}={given!r}"
 
 
 class TaskgraphError(Exception):

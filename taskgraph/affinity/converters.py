@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from taskgraph.affinity.longtable import LongRow, LongTable
-from taskgraph.errors import DataFormatError, DataNotFoundError, UnknownNameError
+from taskgraph.errors import DataFormatError, DataNotFoundError, UnknownNameError, option_name
 
 __all__ = [
     "BENCHMARKS_ENV",
@@ -70,7 +70,7 @@ _STANDLEY_FILES = {
 def resolve_benchmarks_dir(option: str | os.PathLike[str] | None = None) -> Path:
     """Return the published-tables directory: ``option``, ``$TASKGRAPH_BENCHMARKS``, ``../shared/benchmarks``."""
     if option is not None:
-        source, path = "--benchmarks", Path(option)
+        source, path = option_name("root"), Path(option)  # convert()'s keyword
     elif os.environ.get(BENCHMARKS_ENV):
         source, path = BENCHMARKS_ENV, Path(os.environ[BENCHMARKS_ENV])
     else:

@@ -35,7 +35,7 @@ from taskgraph.affinity.grouping import (
 from taskgraph.affinity.recommend import Recommendation, recommend_auxiliaries
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.app.arguments import flag, integer, names, number, registered_name
-from taskgraph.errors import ConfigError
+from taskgraph.errors import ConfigError, option_name
 
 if TYPE_CHECKING:
     from taskgraph.storage.repository import Repository
@@ -107,13 +107,15 @@ def load_records(
 
         if metric is not None:
             raise ConfigError(
-                f"`--metric` {metric!r} chooses among the metrics of a records database, but "
-                f"a --table holds one score per row and names no metric: leave --metric out"
+                f"`{option_name('metric')}` {metric!r} chooses among the metrics of a records "
+                f"database, but a {option_name('table')} holds one score per row and names no "
+                f"metric: leave {option_name('metric')} out"
             )
         data = load_bench_table(table)
         if split is not None and split not in data.splits:
             raise ConfigError(
-                f"`--split` {split!r} is not a split of {table}; it has {', '.join(data.splits)}"
+                f"`{option_name('split')}` {split!r} is not a split of {table}; it has "
+                f"{', '.join(data.splits)}"
             )
         chosen = split or ("val" if "val" in data.splits else data.splits[0])
         return data.to_records(split=chosen)
@@ -129,7 +131,8 @@ def load_records(
         if not kept:
             raise ConfigError(
                 f"no records of the objective metric {chosen_metric!r} (the records have "
-                f"{sorted({r.metric for r in records})}); choose one with --metric NAME"
+                f"{sorted({r.metric for r in records})}); choose one with "
+                f"{option_name('metric', metavar='NAME')}"
             )
         records = kept
         if split is None and objective_split is not None:
@@ -142,7 +145,9 @@ def load_records(
             (s for s in ("dev", "val") if s in splits), splits[0] if len(splits) == 1 else None
         )
         if splits and preferred is None:
-            raise ConfigError(f"the records have splits {splits}; choose one with --split")
+            raise ConfigError(
+                f"the records have splits {splits}; choose one with {option_name('split')}"
+            )
         records = [r for r in records if r.split == preferred]
     return records
 
@@ -155,7 +160,9 @@ def _no_records_named(
     if not every:
         return
     asked = " and ".join(
-        f"{flag} {value!r}" for flag, value in (("--split", split), ("--metric", metric)) if value
+        f"{option_name(keyword)} {value!r}"
+        for keyword, value in (("split", split), ("metric", metric))
+        if value
     )
     splits = ", ".join(sorted({r.split for r in every}))
     metrics = ", ".join(sorted({r.metric for r in every if r.metric}))
@@ -184,7 +191,8 @@ def _objective(
         listed = "; ".join(f"{s!r} optimises {m} on {sp}" for s, (m, sp) in objectives.items())
         raise ConfigError(
             f"the records come from studies with different objective metrics ({listed}); "
-            "choose one with --metric NAME, or mix them with --metric all"
+            f"choose one with {option_name('metric', metavar='NAME')}, or mix them with "
+            f"{option_name('metric', ALL_METRICS)}"
         )
     if named:
         splits = {sp for _, sp in objectives.values() if sp}
@@ -192,8 +200,9 @@ def _objective(
     if len(metrics) == 1:
         return metrics[0], None
     raise ConfigError(
-        f"the records have metrics {metrics} and no study objective names one; "
-        "choose one with --metric NAME, or mix them with --metric all"
+        f"the records have metrics {metrics} and no study objective names one; choose one "
+        f"with {option_name('metric', metavar='NAME')}, or mix them with "
+        f"{option_name('metric', ALL_METRICS)}"
     )
 
 
@@ -225,17 +234,25 @@ def fit_records(
     baseline of its family to measure a gain against.
     """
     if pooling not in POOLINGS:
-        raise ConfigError(f"`--pooling` must be mean, sum or auto, but got {pooling!r}")
+        raise ConfigError(
+            f"`{option_name('pooling')}` must be mean, sum or auto, but got {pooling!r}"
+        )
     if not records:
-        raise ConfigError("no score records to fit on (run a study, or pass --table FILE)")
+        raise ConfigError(
+            "no score records to fit on (run a study, or pass "
+            f"{option_name('table', metavar='FILE')})"
+        )
     if method == "lookahead" and not lookahead:
         raise ConfigError(
             "the lookahead estimator needs lookahead-affinity matrices, and there are none: "
             "record them with `training.lookahead_every` in a study or with `taskgraph study "
-            "screen` (a --table holds none)"
+            f"screen` (a {option_name('table')} holds none)"
         )
     if method == "textemb" and not embeddings:
-        raise ConfigError("the textemb estimator needs task text embeddings: add --text-embeddings")
+        raise ConfigError(
+            "the textemb estimator needs task text embeddings: add "
+            f"{option_name('text_embeddings', True)}"
+        )
     options: dict[str, Any] = {}
     if method in ("setfn", "lookahead") and lookahead:
         options["lookahead"] = lookahead
@@ -412,9 +429,10 @@ def fit_estimator(
         if method == "textemb" and not embeddings:
             shown = ", ".join(tasks[:5]) + (", ..." if len(tasks) > 5 else "")
             raise ConfigError(
-                f"--text-embeddings found no task text: it embeds the training text of catalog "
-                f"tasks whose data is in the data directory, and none of the records' "
-                f"{len(tasks)} tasks ({shown}) is one; --method textemb has nothing to use"
+                f"{option_name('text_embeddings', True)} found no task text: it embeds the "
+                "training text of catalog tasks whose data is in the data directory, and none "
+                f"of the records' {len(tasks)} tasks ({shown}) is one; "
+                f"{option_name('method', 'textemb')} has nothing to use"
             )
     estimator = fit_records(
         method,
@@ -520,15 +538,16 @@ def recommendation_report(
     )
     if target not in estimator.tasks:
         raise ConfigError(
-            f"`--target` {target!r} has no records; known tasks: {', '.join(estimator.tasks)}"
+            f"`{option_name('target')}` {target!r} has no records; known tasks: "
+            f"{', '.join(estimator.tasks)}"
         )
     zero = [key for key in estimator.table.zero_baselines if key[1] == target]
     has_gains = any(g.target == target for g in estimator.table.gains)
     if zero and not has_gains:
         _, _, split_name, metric_name = zero[0]
         raise ConfigError(
-            f"`--target` {target!r} has a single-task score of 0 ({metric_name or 'score'} on "
-            f"{split_name}), so its gains relative to that baseline are undefined: nothing to "
+            f"`{option_name('target')}` {target!r} has a single-task score of 0 "
+            f"({metric_name or 'score'} on {split_name}), so its gains relative to that baseline are undefined: nothing to "
             "recommend from"
         )
     recommendations = tuple(recommend_auxiliaries(estimator, target, k, max_size=max_size))
@@ -738,7 +757,8 @@ def grouping_report(
     unknown = [t for t in chosen if t not in estimator.targets]
     if unknown:
         raise ConfigError(
-            f"`--tasks` has no baseline records for {unknown}; known targets: {', '.join(estimator.targets)}"
+            f"`{option_name('tasks')}` has no baseline records for {unknown}; known targets: "
+            f"{', '.join(estimator.targets)}"
         )
     # One pass over the records: the family, the scores and the note share its result.
     within = _within(records, chosen)
@@ -758,8 +778,9 @@ def grouping_report(
         up = sorted(t for t in chosen if higher[t])
         down = sorted(t for t in chosen if not higher[t])
         raise ConfigError(
-            f"`--tasks` mix higher-is-better scores {up} with lower-is-better scores {down}; "
-            "a grouping sums scores of one direction: choose tasks of one kind with --tasks"
+            f"`{option_name('tasks')}` mix higher-is-better scores {up} with lower-is-better "
+            f"scores {down}; a grouping sums scores of one direction: choose tasks of one kind "
+            f"with {option_name('tasks')}"
         )
     size = max_size if max_size is not None else (len(chosen) if len(chosen) <= 10 else 3)
     _check_coverage(len(chosen), budget, size, default_size=max_size is None)
@@ -780,12 +801,15 @@ def _check_coverage(n_tasks: int, budget: float, size: int, *, default_size: boo
     if budget <= 0 or networks * size >= n_tasks:  # a budget <= 0: select_networks says so
         return
     if networks < 1:
-        raise ConfigError(f"`--budget` {budget:g} pays for no network (each costs 1)")
-    why = "--max-size defaults to 3 above 10 tasks" if default_size else "--max-size"
+        raise ConfigError(
+            f"`{option_name('budget')}` {budget:g} pays for no network (each costs 1)"
+        )
+    max_size, budget_name = option_name("max_size"), option_name("budget")
+    why = f"{max_size} defaults to 3 above 10 tasks" if default_size else max_size
     raise ConfigError(
         f"no grouping of {n_tasks} tasks fits budget {budget:g}: {networks} networks of at most "
-        f"{size} tasks ({why}) serve at most {networks * size}; raise --max-size to "
-        f"{math.ceil(n_tasks / networks)} or --budget to {math.ceil(n_tasks / size)}"
+        f"{size} tasks ({why}) serve at most {networks * size}; raise {max_size} to "
+        f"{math.ceil(n_tasks / networks)} or {budget_name} to {math.ceil(n_tasks / size)}"
     )
 
 

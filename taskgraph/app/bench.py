@@ -12,7 +12,7 @@ from typing import Any
 
 from taskgraph.affinity.longtable import LongTable
 from taskgraph.app.arguments import filesystem_path, flag, integer, names, number, registered_name
-from taskgraph.errors import ConfigError
+from taskgraph.errors import ConfigError, option_name
 from taskgraph.vocabulary import json_safe
 
 __all__ = ["bench", "load_bench_table", "metadata_options"]
@@ -49,7 +49,8 @@ def metadata_options(method: str, path: str | os.PathLike[str]) -> tuple[dict[st
     notes: list[str] = []
     if method not in ("setfn", "textemb", "sourcerank"):
         return {}, [
-            f"--task-metadata: method {method!r} uses no task metadata (setfn, textemb and sourcerank do)"
+            f"{option_name('task_metadata')}: method {method!r} uses no task metadata (setfn, "
+            "textemb and sourcerank do)"
         ]
     options: dict[str, Any] = {}
     if metadata.texts:
@@ -63,7 +64,9 @@ def metadata_options(method: str, path: str | os.PathLike[str]) -> tuple[dict[st
             texts=bool(metadata.texts), numeric_names=metadata.feature_names
         )
     elif not metadata.texts:
-        notes.append(f"--task-metadata: the file has no texts, which is all {method} uses")
+        notes.append(
+            f"{option_name('task_metadata')}: the file has no texts, which is all {method} uses"
+        )
     return options, notes
 
 
@@ -115,14 +118,20 @@ def bench(
             f"`on_step` must be a callable (evaluation, done, total), but got {on_step!r}"
         )
     if pooling is not None and method != "setfn":
-        raise ConfigError(f"`--pooling` is an option of setfn, but --method is {method!r}")
-    if pooling is not None and pooling not in POOLINGS:
-        raise ConfigError(f"`--pooling` must be mean, sum or auto, but got {pooling!r}")
-    if method == "lookahead":
         raise ConfigError(
-            "`--method lookahead` needs lookahead-affinity matrices, which a results table "
-            "does not hold; fit it on a records database (`taskgraph affinity top --method "
-            "lookahead`)"
+            f"`{option_name('pooling')}` is an option of setfn, but {option_name('method')} is "
+            f"{method!r}"
+        )
+    if pooling is not None and pooling not in POOLINGS:
+        raise ConfigError(
+            f"`{option_name('pooling')}` must be mean, sum or auto, but got {pooling!r}"
+        )
+    if method == "lookahead":
+        # The command to run is the command line's in either wording.
+        raise ConfigError(
+            f"`{option_name('method', 'lookahead')}` needs lookahead-affinity matrices, which a "
+            "results table does not hold; fit it on a records database (`taskgraph affinity "
+            "top --method lookahead`)"
         )
     if task_metadata is not None:
         filesystem_path(task_metadata, "task_metadata")
@@ -130,7 +139,8 @@ def bench(
     options, notes = metadata_options(method, task_metadata) if task_metadata else ({}, [])
     if method == "textemb" and "task_embeddings" not in options:
         raise ConfigError(
-            "`--method textemb` needs task texts: pass --task-metadata FILE with a text per task "
+            f"`{option_name('method', 'textemb')}` needs task texts: pass "
+            f"{option_name('task_metadata', metavar='FILE')} with a text per task "
             "(docs/affinity.md, Estimators, 'Task metadata')"
         )
     if pooling is not None:

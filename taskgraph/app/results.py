@@ -29,7 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from taskgraph.affinity.longtable import LongRow, write_long_csv
-from taskgraph.errors import ConfigError, DataNotFoundError, StorageError, TaskgraphError
+from taskgraph.errors import (
+    ConfigError,
+    DataNotFoundError,
+    StorageError,
+    TaskgraphError,
+    option_name,
+)
 from taskgraph.storage.records import RunRecord
 from taskgraph.vocabulary import higher_is_better, task_set_key
 
@@ -438,15 +444,15 @@ def build_table(
         split = "test" if "test" in splits or not splits else spec.objective.split
     if splits and split not in splits:
         raise ConfigError(
-            f"`--split` {split!r}: no run of {study!r} has {target} scores on it; they have "
-            f"{', '.join(splits)}"
+            f"`{option_name('split')}` {split!r}: no run of {study!r} has {target} scores on "
+            f"it; they have {', '.join(splits)}"
         )
     known = sorted({m for scores in scored for m in scores.get(split, {})})
     unknown = [m for m in metrics or () if known and m not in known]
     if unknown:
         raise ConfigError(
-            f"`--metrics`: no run of {study!r} has {target} {', '.join(unknown)} on {split}; "
-            f"its metrics there: {', '.join(known)}"
+            f"`{option_name('metrics')}`: no run of {study!r} has {target} "
+            f"{', '.join(unknown)} on {split}; its metrics there: {', '.join(known)}"
         )
     notes: list[str] = []
     rows = _rows_of(spec, runs, notes)
@@ -568,12 +574,14 @@ def check_results_folder(directory: str | os.PathLike[str], study: str) -> Path:
     begin, end = section_markers(study)
     if not folder.is_dir():
         raise DataNotFoundError(
-            f"--write {folder}: not a directory (a results folder such as docs/results)"
+            f"{option_name('directory', folder, flag='--write')}: not a directory (a results "
+            "folder such as docs/results)"
         )
     readme = folder / "README.md"
     if not readme.is_file():
         raise DataNotFoundError(
-            f"--write {folder}: no README.md there; the results page is a README.md with the "
+            f"{option_name('directory', folder, flag='--write')}: no README.md there; the "
+            "results page is a README.md with the "
             f"lines {begin!r} and {end!r} where the table goes"
         )
     replace_section(readme.read_text(encoding="utf-8"), study, "")  # the markers are there

@@ -21,7 +21,7 @@ from taskgraph.app.arguments import (
     mapping,
     study_name,
 )
-from taskgraph.errors import ConfigError, SpecError, StorageError
+from taskgraph.errors import ConfigError, SpecError, StorageError, option_name
 from taskgraph.registry import RUNNERS
 from taskgraph.runners.base import Runner
 from taskgraph.search.engine import EngineObserver, RunSummary, StudyEngine
@@ -213,7 +213,11 @@ def _with_runner(
 
     labels = dict(labels or {})
     fields = copy.deepcopy(dict(fields or {}))
-    switch_label = labels.get("runner.name") or labels.get("runner") or "--runner/--address"
+    switch_label = (
+        labels.get("runner.name")
+        or labels.get("runner")
+        or option_name("runner", flag="--runner/--address")
+    )
     data = spec.model_dump(mode="json")
     current = data.get("runner") or {}
     given = copy.deepcopy(dict(runner))
@@ -376,7 +380,8 @@ def checked_spec(
     (``budget__trials=4``; ``runner="tabular"`` or ``runner={...}``), and how errors name it.
 
     A relative ``runner.table`` is read from the spec file's folder, or from the working
-    directory for a :class:`StudySpec`, and made absolute.
+    directory for a :class:`StudySpec`, and made absolute.  Two keywords for one field
+    (``budget__trials`` and ``budget.trials``) are a :class:`ConfigError` naming both.
     """
     flag(trust_remote_code, "trust_remote_code")
     if not isinstance(spec_or_path, StudySpec | str | os.PathLike):
@@ -384,11 +389,19 @@ def checked_spec(
             "`spec_or_path` must be a spec file's path or a StudySpec, but got "
             f"{type(spec_or_path).__name__}"
         )
-    dotted: dict[str, Any] = {key.replace("__", "."): value for key, value in overrides.items()}
+    dotted: dict[str, Any] = {}
+    # Errors name the keywords as given (`budget__trials`, `runner`), not the CLI's options.
+    labels: dict[str, str] = {}
+    for key, value in overrides.items():
+        path = key.replace("__", ".")
+        if path in labels:  # `**{"budget.trials": 1, "budget__trials": 2}`: neither wins
+            raise ConfigError(
+                f"`{labels[path]}` and `{key}` both set spec field {path} "
+                f"({dotted[path]!r} and {value!r}): pass one"
+            )
+        dotted[path], labels[path] = value, key
     if isinstance(dotted.get("runner"), str):
         dotted["runner"] = {"name": dotted["runner"]}
-    # Errors name the keywords as given (`budget__trials`, `runner`), not the CLI's options.
-    labels = {key.replace("__", "."): key for key in overrides}
     labels |= {"runner.name": "runner"} if "runner" in overrides else {}
     if not isinstance(spec_or_path, StudySpec):
         source = str(spec_or_path)

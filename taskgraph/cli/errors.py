@@ -8,13 +8,14 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from taskgraph.errors import TaskgraphError
+from taskgraph.errors import TaskgraphError, command_line_wording
 
 __all__ = ["TaskgraphGroup"]
 
 
 class TaskgraphGroup(TyperGroup):
-    """A Typer group whose commands report :class:`TaskgraphError` as ``error: message``."""
+    """A Typer group whose commands report :class:`TaskgraphError` as ``error: message``, worded
+    for the command line (:func:`~taskgraph.errors.command_line_wording`)."""
 
     # ``ctx`` is typed loosely: recent Typer releases vendor their own click, older ones use
     # click itself, and this class must work with both.
@@ -33,7 +34,10 @@ class TaskgraphGroup(TyperGroup):
 
     def invoke(self, ctx: Any) -> Any:
         try:
-            return super().invoke(ctx)
+            # The library's messages name the command line's options (`--split`), not the
+            # Python API's keywords (`split`): every subcommand runs inside this call.
+            with command_line_wording():
+                return super().invoke(ctx)
         except TaskgraphError as error:
             # Printed here and left through typer.Exit rather than a click.ClickException,
             # which a vendored click's main loop would not recognise.

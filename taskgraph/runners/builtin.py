@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from taskgraph.errors import ConfigError
+from taskgraph.errors import ConfigError, option_name
 from taskgraph.runners.base import RunnerCapabilities, TrialEvaluator
 
 if TYPE_CHECKING:
@@ -152,7 +152,10 @@ class RayRunner:
         if isinstance(spec.runner, RayRunnerSpec) and spec.runner.address:
             from taskgraph.runners.ray.address import check_ray_address
 
-            check_ray_address(spec.runner.address, flag="--address (runner.address)")
+            check_ray_address(
+                spec.runner.address,
+                flag=option_name("runner.address", flag="--address (runner.address)"),
+            )
         ray_experiment_dir(spec)
         return None  # each Tune worker builds its own (taskgraph.runners.ray.worker)
 

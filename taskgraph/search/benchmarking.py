@@ -34,7 +34,7 @@ import optuna
 from taskgraph.affinity.evaluation import MIN_RANKED
 from taskgraph.affinity.longtable import MAX_BENCH_VALUE, LongTable, check_magnitudes
 from taskgraph.affinity.records import ScoreRecord
-from taskgraph.errors import ConfigError
+from taskgraph.errors import ConfigError, option_name
 from taskgraph.search.graph_sampler import popular_source_scores
 from taskgraph.search.heartbeat import optuna_warnings_only, quiet_optuna
 from taskgraph.search.samplers import SAMPLERS, build_sampler
@@ -401,10 +401,11 @@ def bench_splits(
 ) -> tuple[str, str]:
     """Return ``(fit split, score split)``: the given ones, else ``val``/``test``, else the one split."""
     splits = table.splits
-    for option, value in (("--fit-split", fit_split), ("--score-split", score_split)):
+    for keyword, value in (("fit_split", fit_split), ("score_split", score_split)):
         if value is not None and value not in splits:
             raise ConfigError(
-                f"`{option}` {value!r} is not a split of table {table.source!r}; it has {', '.join(splits)}"
+                f"`{option_name(keyword)}` {value!r} is not a split of table {table.source!r}; "
+                f"it has {', '.join(splits)}"
             )
     fit = fit_split or ("val" if "val" in splits else splits[0])
     score = score_split or ("test" if "test" in splits and fit != "test" else fit)
@@ -455,22 +456,27 @@ def run_bench(
     )
 
     if seeds < 1:
-        raise ConfigError(f"`--seeds` must be >= 1, but got {seeds}")
+        raise ConfigError(f"`{option_name('seeds')}` must be >= 1, but got {seeds}")
     if max_trials < 1:  # 0 would report every sampler as finding the best set at once
-        raise ConfigError(f"`--max-trials` must be >= 1, but got {max_trials}")
+        raise ConfigError(f"`{option_name('max_trials')}` must be >= 1, but got {max_trials}")
     if not 0.0 <= fit_fraction <= 1.0:
-        raise ConfigError(f"`--fit-fraction` must be in [0, 1], but got {fit_fraction}")
+        raise ConfigError(
+            f"`{option_name('fit_fraction')}` must be in [0, 1], but got {fit_fraction}"
+        )
     if folds < 2:
-        raise ConfigError(f"`--folds` must be >= 2, but got {folds}")
+        raise ConfigError(f"`{option_name('folds')}` must be >= 2, but got {folds}")
     if max_size is not None and max_size < 1:
-        raise ConfigError(f"`--max-size` must be >= 1, but got {max_size}")
+        raise ConfigError(f"`{option_name('max_size')}` must be >= 1, but got {max_size}")
     unknown = [s for s in samplers if (("graph" if s == "graph_cold" else s) not in SAMPLERS)]
     known = ", ".join(sorted({*SAMPLERS.names(), "graph_cold"}))
     if unknown:
-        raise ConfigError(f"`--samplers`: unknown sampler {unknown[0]!r}; known: {known}")
+        raise ConfigError(
+            f"`{option_name('samplers')}`: unknown sampler {unknown[0]!r}; known: {known}"
+        )
     if search and not samplers:
         raise ConfigError(
-            f"`--samplers` names no sampler: name one or more ({known}), or pass --no-search"
+            f"`{option_name('samplers')}` names no sampler: name one or more ({known}), or pass "
+            f"{option_name('search', False, flag='--no-search')}"
         )
     check_magnitudes(table)
     options = {method: dict(estimator_options)} if estimator_options else None
@@ -520,8 +526,8 @@ def run_bench(
         report.skipped["gain_prediction"] = "no groups of size >= 3"
     elif round(fit_fraction * n_large) >= n_large:  # evaluate_gain_prediction's count
         report.skipped["gain_prediction"] = (
-            f"`--fit-fraction` {fit_fraction:g} fits all {n_large} groups of size >= 3: none is "
-            "left to score"
+            f"`{option_name('fit_fraction')}` {fit_fraction:g} fits all {n_large} groups of size "
+            ">= 3: none is left to score"
         )
     elif not groups:
         report.skipped["gain_prediction"] = "no target with groups of size >= 3 has a baseline row"
@@ -655,7 +661,7 @@ def run_bench(
     # -- search efficiency
     searchable = [t for t in searched.targets if len(searched.task_sets(t, split=fit)) >= 2]
     if not search:
-        report.skipped["search"] = "--no-search"
+        report.skipped["search"] = option_name("search", False, flag="--no-search")
     elif not searchable:
         report.skipped["search"] = "no target has two task sets to choose from"
     else:
@@ -664,7 +670,7 @@ def run_bench(
         if max_size is None and any(b == 1 for b in bounds.values()):
             report.notes.append(
                 "the table lacks larger groups for some targets: their search proposes single "
-                "auxiliaries (--max-size 1), so every proposal has an answer"
+                f"auxiliaries ({option_name('max_size', 1)}), so every proposal has an answer"
             )
         total = len(samplers) * len(searchable) * seeds
         runs: list[SearchRun] = []

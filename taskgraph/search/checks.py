@@ -18,7 +18,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from taskgraph.errors import SpecError, TaskgraphError
+from taskgraph.errors import SpecError, TaskgraphError, option_name
 from taskgraph.spec.checks import check_inline_data, inline_task_defs
 from taskgraph.spec.domains import Domain
 from taskgraph.spec.models import RowSpec, StudySpec
@@ -48,7 +48,7 @@ def check_spec(
     ):
         raise SpecError(
             f"{source}: encoder.options.trust_remote_code: runs Python code shipped with the "
-            "model; refused unless the command is given --trust-remote-code"
+            f"model; refused unless the command is given {option_name('trust_remote_code', True)}"
         )
     _check_registry(
         source, "sampler.name", [spec.sampler.name], "taskgraph.search.samplers", "SAMPLERS"

@@ -23,7 +23,7 @@ def stored_spec(
     ``trials`` raises (or lowers) the budget and ``wall_time`` limits this invocation (a
     runner given on resume is applied by :func:`taskgraph.app.studies.resumable_spec`).
     """
-    from taskgraph.errors import StorageError
+    from taskgraph.errors import StorageError, option_name
     from taskgraph.search.progress import BUDGET_ATTR, SPEC_ATTR
     from taskgraph.search.report import open_study
     from taskgraph.spec import spec_from_dict
@@ -41,8 +41,9 @@ def stored_spec(
     if wall_time is not None:
         budget["wall_time"] = wall_time
     data["budget"] = budget
-    # An error in a value given on the command line names the option, not the stored spec.
-    options = {"budget.wall_time": "--wall-time"} if wall_time is not None else {}
+    # An error in a value given as an override names its keyword (or the command line's
+    # option), not the stored spec.
+    options = {"budget.wall_time": option_name("wall_time")} if wall_time is not None else {}
     if trials is not None:
-        options["budget.trials"] = "--trials"
+        options["budget.trials"] = option_name("trials")
     return spec_from_dict(data, source=f"study {name!r}", options=options)

@@ -21,6 +21,7 @@ from taskgraph.errors import (
     DataNotFoundError,
     SpecError,
     TaskgraphError,
+    option_name,
 )
 from taskgraph.spec.models import StudySpec
 
@@ -123,9 +124,10 @@ def check_data(
     (:func:`check_inline_data`; ``study validate`` reads the others), so a file in the wrong
     format, or an empty split, is one error before the study is created.
 
-    The directory is ``data_dir`` (the ``--data`` option), else the spec's ``data_dir``, else
-    ``TASKGRAPH_DATA``, else ``../shared/data``.  A directory given explicitly must exist even
-    when no task reads from it; the others are only looked for when a task needs them.
+    The directory is ``data_dir`` (``run_study``'s ``data``, the ``--data`` option: messages
+    name it so), else the spec's ``data_dir``, else ``TASKGRAPH_DATA``, else
+    ``../shared/data``.  A directory given explicitly must exist even when no task reads from
+    it; the others are only looked for when a task needs them.
     Returns the resolved directory (``None`` when no task reads from one).  Raises
     :class:`ConfigError` for a missing ``--data``, :class:`SpecError` for a missing
     ``data_dir`` field, :class:`DataNotFoundError` naming the task, its field and the path for
@@ -140,7 +142,8 @@ def check_data(
     resolved: Path | None = None
     origin = ""
     if data_dir is not None:
-        resolved, origin = _data_directory(data_dir, "--data", ConfigError), "--data"
+        origin = option_name("data")  # run_study's keyword, the command line's option
+        resolved = _data_directory(data_dir, origin, ConfigError)
     elif spec.data_dir is not None:
         resolved = _data_directory(spec.data_dir, f"{source}: data_dir", SpecError)
         origin = "the spec's data_dir"
@@ -156,7 +159,8 @@ def check_data(
             continue
         for split, split_source in task.splits.items():
             if resolved is None and not Path(split_source.file).is_absolute():
-                resolved = resolve_data_dir(None)  # names TASKGRAPH_DATA when it is wrong
+                # names TASKGRAPH_DATA when it is wrong
+                resolved = resolve_data_dir(None, keyword="data")
                 origin = "TASKGRAPH_DATA" if os.environ.get("TASKGRAPH_DATA") else "default"
             try:
                 split_file(task, split, data_dir=resolved)

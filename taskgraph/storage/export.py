@@ -26,7 +26,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from taskgraph.errors import ConfigError, StorageError
+from taskgraph.errors import ConfigError, StorageError, option_name
 from taskgraph.storage.records import RunRecord
 from taskgraph.vocabulary import json_safe
 
@@ -174,7 +174,7 @@ def export_runs(
         except ImportError:
             raise ConfigError(
                 "Parquet export needs pyarrow: pip install 'taskgraph[parquet]' "
-                "(or export --format csv / json)"
+                f"(or export {option_name('format', metavar='csv / json')})"
             ) from None
         rows = list(flat_rows(runs, labels))
         table = (

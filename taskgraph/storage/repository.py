@@ -23,7 +23,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 from sqlalchemy import Connection, Engine, Select, bindparam, func, select
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from taskgraph.errors import ConfigError, StorageError
+from taskgraph.errors import ConfigError, StorageError, option_name
 from taskgraph.storage.engine import create_storage_engine, describe_error
 from taskgraph.storage.migrate import ensure_schema
 from taskgraph.storage.records import (
@@ -97,7 +97,7 @@ def open_engine(url: str, *, create: bool = True) -> Engine:
     if path is not None and not create and not path.exists():
         raise StorageError(
             f"no records database at {str(path)!r} ({mask_url(parsed)}): run a study first, "
-            f"or pass --storage / set TASKGRAPH_STORAGE"
+            f"or pass {option_name('storage')} / set TASKGRAPH_STORAGE"
         )
     try:
         return create_storage_engine(parsed, switch_to_wal=create)

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from taskgraph.errors import ConfigError, StorageError
+from taskgraph.errors import ConfigError, StorageError, option_name
 
 __all__ = [
     "DEFAULT_STORAGE_URL",
@@ -76,10 +76,12 @@ def resolve_storage_url(option: str | None = None, *, spec_storage: str | None =
         # Only the Python API can pass a non-string (the command line gives text).
         raise ConfigError(f"`storage` must be a database URL string, but got {option!r}{hint}")
     if option is not None and not option.strip():
-        raise ConfigError("--storage is empty: give a database URL, e.g. sqlite:///taskgraph.db")
+        raise ConfigError(
+            f"{option_name('storage')} is empty: give a database URL, e.g. sqlite:///taskgraph.db"
+        )
     chosen, origin = DEFAULT_STORAGE_URL, "the default"
     for candidate, where in (
-        (option, "--storage"),
+        (option, option_name("storage")),
         (os.environ.get(STORAGE_ENV), STORAGE_ENV),
         (spec_storage, "the spec's storage field"),
     ):

@@ -163,9 +163,9 @@ def test_rows_cells_seeds_and_cost_from_the_records(storage: str) -> None:
     assert "Row good_soft has the task set of good" in markdown
     # no test scores: the default is the objective's split, and asking for test says what exists
     assert results_table("table", storage=storage).split == "dev"
-    with pytest.raises(ConfigError, match=r"`--split` 'test': no run of 'table' has .* dev$"):
+    with pytest.raises(ConfigError, match=r"^`split` 'test': no run of 'table' has .* dev$"):
         results_table("table", storage=storage, split="test")
-    with pytest.raises(ConfigError, match=r"`--metrics`: no run of 'table' has .* f9 on dev; its"):
+    with pytest.raises(ConfigError, match=r"^`metrics`: no run of 'table' has .* f9 on dev; its"):
         results_table("table", storage=storage, metrics=["accuracy", "f9"], split="dev")
 
 

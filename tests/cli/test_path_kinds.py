@@ -123,8 +123,8 @@ def test_data_path_that_is_a_file_or_empty(tmp_path: Path) -> None:
     spec.write_text("name: demo\n", encoding="utf-8")
     with pytest.raises(DataNotFoundError, match="is a file, not a directory"):
         resolve_data_dir(spec)
-    with pytest.raises(ConfigError, match="`--data` is empty"):
-        resolve_data_dir("")
+    with pytest.raises(ConfigError, match=r"^`data_dir` is empty"):
+        resolve_data_dir("")  # from Python: the keyword, not `--data`
     assert "is a file, not a directory" in error_line(["tasks", "list", "--data", str(spec)])
     # The shared `--data` option refuses "" as every other command does (typer read it as ".").
     for command in (["tasks", "list"], ["tasks", "show", "ud_en_ewt_upos"]):

@@ -148,7 +148,8 @@ def test_a_data_directory_that_is_a_file_says_so(tmp_path: Path) -> None:
     not_a_folder = tmp_path / "data" / "train.iob"
     with pytest.raises(ConfigError) as option:
         check_data(load_study_spec(spec), data_dir=not_a_folder, source=str(spec))
-    assert str(option.value) == f"--data: data directory is a file, not a directory: {not_a_folder}"
+    # named as run_study's keyword (`study run --data` on the command line)
+    assert str(option.value) == f"data: data directory is a file, not a directory: {not_a_folder}"
     checked = load_study_spec(spec, {"data_dir": str(not_a_folder)})
     with pytest.raises(SpecError) as field:
         check_data(checked, source=str(spec))
@@ -157,7 +158,7 @@ def test_a_data_directory_that_is_a_file_says_so(tmp_path: Path) -> None:
     )
     # The Python API's `data=""` (the command line refuses it while parsing) read the working
     # directory.
-    with pytest.raises(ConfigError, match=r"^--data: is empty: give the data directory$"):
+    with pytest.raises(ConfigError, match=r"^data: is empty: give the data directory$"):
         check_data(load_study_spec(spec), data_dir="", source=str(spec))
 
 

@@ -163,7 +163,7 @@ def test_unknown_names_splits_and_files(tmp_path: Path) -> None:
         DataNotFoundError, match=f"does not exist: {tmp_path}/cola/in_domain_train.tsv"
     ):
         iter_examples(task, "train", data_dir=tmp_path)
-    with pytest.raises(DataNotFoundError, match="data directory from --data does not exist"):
+    with pytest.raises(DataNotFoundError, match=r"^data directory from data_dir does not exist"):
         iter_examples(task, "train", data_dir=tmp_path / "missing")
     with pytest.raises(ConfigError, match="`limit` must be >= 0"):
         iter_examples(task, "train", limit=-1)
