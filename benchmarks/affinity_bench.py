@@ -513,8 +513,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument(
         "--search-tables",
-        default=",".join(SEARCH_TABLES),
-        help=f"comma-separated tables of the search section, of {tuple(SEARCH_TABLES)}",
+        default=None,
+        help=f"comma-separated tables of the search section, of {tuple(SEARCH_TABLES)} (default all)",
     )
     parser.add_argument(
         "--candidates",
@@ -523,13 +523,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     only = {s.strip() for s in args.only.split(",") if s.strip()}
+    if not only:  # nothing would run, and an exit of 0 would say it all went well
+        parser.error(f"--only names no section; known: {', '.join(SECTIONS + EXTRA_SECTIONS)}")
     unknown = only - set(SECTIONS) - set(EXTRA_SECTIONS)
     if unknown:
         parser.error(
             f"unknown sections {sorted(unknown)}; known: {', '.join(SECTIONS + EXTRA_SECTIONS)}"
         )
     candidates = [c.strip() for c in args.candidates.split(",") if c.strip()]
-    tables = [t.strip() for t in args.search_tables.split(",") if t.strip()]
+    tables = list(SEARCH_TABLES)
+    if args.search_tables is not None:
+        if "search" not in only:
+            parser.error("--search-tables is an option of --only search")
+        tables = [t.strip() for t in args.search_tables.split(",") if t.strip()]
+        if not tables:
+            parser.error(f"--search-tables names no table; known: {', '.join(SEARCH_TABLES)}")
     # Checked now, not when the section comes after the others (minutes later).
     unknown_candidates = sorted(set(candidates) - set(METADATA_ABLATION))
     if unknown_candidates:

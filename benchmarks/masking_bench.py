@@ -38,7 +38,7 @@ import torch
 from taskgraph.cli.scripts import directory, positive_int, run_script
 from taskgraph.errors import TaskgraphError
 from taskgraph.training import train_trial
-from taskgraph.training.masking import build_masking
+from taskgraph.training.masking import MASKING_SCHEMES, build_masking
 from taskgraph.trial import MixingConfig, PretrainingConfig, TrialConfig, TrialStatus
 
 TARGET = "squad2"
@@ -100,6 +100,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             pretrain_max_length=32,
         )
         args = parser.parse_args(argv)
+    # Checked now, not when the first trial of an unknown scheme fails after loading MiniLM.
+    known = ["none", *MASKING_SCHEMES.names()]
+    schemes = [s.strip() for s in args.schemes.split(",") if s.strip()]
+    if not schemes:
+        parser.error(f"--schemes names no scheme; known: {', '.join(known)}")
+    unknown = [s for s in schemes if s not in known]
+    if unknown:
+        parser.error(f"--schemes: unknown {unknown}; known: {', '.join(known)}")
     try:
         args.adaptive_options = json.loads(args.options)
     except json.JSONDecodeError as error:

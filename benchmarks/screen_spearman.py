@@ -46,12 +46,11 @@ from taskgraph.errors import ConfigError, TaskgraphError
 
 
 def measured_gains(args: argparse.Namespace) -> tuple[str, dict[str, float]]:
-    """Return (target, source -> measured single-auxiliary gain) from --table or --study."""
+    """Return (target, source -> measured single-auxiliary gain) from --table (with --target)
+    or --study."""
     if args.table:
         from taskgraph.affinity.longtable import read_long_csv
 
-        if not args.target:
-            raise SystemExit("error: --table needs --target")
         data = read_long_csv(args.table)
         split = args.split or ("val" if "val" in data.splits else data.splits[0])
         return args.target, single_auxiliary_gains(data.to_records(split=split), args.target)
@@ -152,6 +151,8 @@ def main(
     args = parser.parse_args(argv)
     if not args.study and not args.table:
         parser.error("give --study or --table")
+    if args.table and not args.target:
+        parser.error("--table needs --target")
     try:
         target, measured = measured_gains(args)
         predicted, screen = screen_predictions(args, target)

@@ -19,6 +19,9 @@ graph sampler and the bandit do with it:
     .venv/bin/python benchmarks/search_diagnosis.py --table mimic27 --seeds 2 --first-seed 100
 
 Default seeds start at 100, the selection seeds: the search benchmark reports seeds from 0.
+The end is ``name: value`` lines: ``runs`` (targets x seeds), ``graph_median_trials``,
+``bandit_median_trials`` and ``graph_found_in_startup`` (runs whose best set the graph sampler
+proposed during its start-up).
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from taskgraph.search.benchmarking import (
     search_candidates,
     search_max_size,
 )
-from taskgraph.search.heartbeat import quiet_optuna
+from taskgraph.search.heartbeat import optuna_warnings_only, quiet_optuna
 from taskgraph.search.samplers import build_sampler
 from taskgraph.search.space import SearchSpace
 
@@ -64,7 +67,7 @@ def trace(
     best = {r.auxiliaries for r in rows if r.value == best_value}
     space = SearchSpace(spec=spec, sharing_spaces={n: {} for n in spec.search.sharing})
     proposed: list[frozenset[str]] = []
-    with quiet_optuna():
+    with quiet_optuna(), optuna_warnings_only():  # no "A new study created" line per trace
         study = optuna.create_study(direction=spec.objective.direction, sampler=build_sampler(spec))
         study.enqueue_trial(space.baseline_params(), user_attrs=space.baseline_user_attrs())
         for _ in range(cap):
@@ -159,6 +162,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"bandit {statistics.median(totals['bandit'])}; graph found the best set during its "
         f"start-up in {startup_hits} of {runs}"
     )
+    # The summary, as every script of benchmarks/ ends: name: value lines.
+    print(f"runs: {runs}")
+    print(f"graph_median_trials: {statistics.median(totals['graph'])}")
+    print(f"bandit_median_trials: {statistics.median(totals['bandit'])}")
+    print(f"graph_found_in_startup: {startup_hits}")
 
 
 if __name__ == "__main__":

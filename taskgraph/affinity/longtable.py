@@ -221,6 +221,15 @@ def _parse_row(cells: Sequence[str], *, file: Path, line: int) -> LongRow:
     tasks = [t.strip() for t in task_set_text.split("+")]
     if not task_set_text or any(not t for t in tasks):
         raise DataFormatError(file, line, "task_set as names joined by '+'", repr(task_set_text))
+    repeated = next((t for i, t in enumerate(tasks) if t in tasks[:i]), None)
+    if repeated is not None:
+        # A set names each task once: `a+a` read as the baseline would be a guess.
+        raise DataFormatError(
+            file,
+            line,
+            "task_set naming each task once",
+            f"{repeated!r} repeated in {task_set_text!r}",
+        )
     if target not in tasks:
         raise DataFormatError(
             file, line, f"task_set containing the target {target!r}", repr(task_set_text)

@@ -294,6 +294,20 @@ def _zero_baseline_notes(estimator: AffinityEstimator, tasks: Sequence[str]) -> 
     return notes
 
 
+def _without_baseline(estimator: AffinityEstimator, records: Sequence[ScoreRecord]) -> list[str]:
+    """Return the targets of ``records`` that the fitted ``estimator`` has no baseline of, sorted."""
+    return sorted({r.task for r in records} - set(estimator.targets))
+
+
+def _without_baseline_note(tasks: Sequence[str], consequence: str) -> str:
+    """Return the note that ``tasks`` have records but no single-task baseline, so ``consequence``."""
+    return (
+        "targets without a single-task baseline (a task set of the target alone) have no "
+        f"measured gains, so {consequence}: {', '.join(repr(t) for t in tasks)}; add their "
+        "single-task scores to include them"
+    )
+
+
 def _within(records: Sequence[ScoreRecord], tasks: Sequence[str]) -> list[ScoreRecord]:
     return [r for r in records if r.task_set <= set(tasks) and math.isfinite(r.value)]
 
@@ -395,7 +409,8 @@ def fit_estimator(
 ) -> tuple[AffinityEstimator, list[ScoreRecord]]:
     """Return the estimator ``method`` fitted on the records, and those records.
 
-    ``text_embeddings`` adds TextEmb vectors of catalog tasks (loads MiniLM with torch).
+    ``text_embeddings`` adds TextEmb vectors of catalog tasks (loads MiniLM with torch); a
+    ConfigError when no task of the records is one.
     ``hyperprior`` (setfn) fits its variances with a weak prior.  The records database is
     opened once (or ``repository``, an open one, is read).  Raises
     :class:`~taskgraph.errors.UnknownNameError` for an unknown method (before any work) and
@@ -426,13 +441,19 @@ def fit_estimator(
 
         tasks = sorted({t for r in records for t in r.task_set})
         embeddings = task_text_embeddings(tasks)
-        if method == "textemb" and not embeddings:
+        if not embeddings:
+            # Refused for setfn too: fitted without the embeddings asked for, its predictions
+            # would silently be what they are without the option.
             shown = ", ".join(tasks[:5]) + (", ..." if len(tasks) > 5 else "")
+            refusal = (
+                f"{option_name('method', 'textemb')} has nothing to use"
+                if method == "textemb"
+                else f"leave it out to fit {option_name('method', method)} on the gains alone"
+            )
             raise ConfigError(
                 f"{option_name('text_embeddings', True)} found no task text: it embeds the "
                 "training text of catalog tasks whose data is in the data directory, and none "
-                f"of the records' {len(tasks)} tasks ({shown}) is one; "
-                f"{option_name('method', 'textemb')} has nothing to use"
+                f"of the records' {len(tasks)} tasks ({shown}) is one; {refusal}"
             )
     estimator = fit_records(
         method,
@@ -730,7 +751,8 @@ def grouping_report(
     """Return the grouping of ``tasks`` under an inference ``budget`` (networks, each 1) with
     the scores it compared and notes (what ``taskgraph affinity groups`` prints).
 
-    ``tasks`` defaults to every target with records (an empty list is refused); ``max_size``
+    ``tasks`` defaults to every target with records and a baseline (a note names the others;
+    an empty list is refused); ``max_size``
     to all sizes up to 10 tasks, else 3.  Measured scores and baselines are of one model family (:func:`score_family`;
     a note names it when the records hold several).  Raises :class:`ConfigError` for tasks
     without a baseline, tasks whose scores go in different directions, or a budget that
@@ -765,6 +787,9 @@ def grouping_report(
     family, counts = _score_family(within, chosen)
     baselines, higher, measured = _measured_scores(within, chosen, family=family, counts=counts)
     notes = _zero_baseline_notes(estimator, chosen)
+    left_out = [] if tasks else _without_baseline(estimator, records)
+    if left_out:
+        notes.append(_without_baseline_note(left_out, "the grouping leaves them out"))
     if len(counts) > 1:
         used = counts[family] if family is not None else 0
         notes.append(
@@ -861,10 +886,11 @@ def graph_report(
 
     ``min_evidence`` leaves out edges backed by fewer runs.  Node baselines are of one model
     family per task (:meth:`~taskgraph.affinity.gains.GainTable.baseline_value`; a note says so
-    when the records hold several).  Raises what :func:`fit_estimator` raises.
+    when the records hold several; a note names the targets without a baseline, which no edge
+    points to).  Raises what :func:`fit_estimator` raises.
     """
     min_evidence = integer(min_evidence, "min_evidence", minimum=0)
-    estimator, _ = fit_estimator(
+    estimator, records = fit_estimator(
         method=method,
         storage=storage,
         table=table,
@@ -875,6 +901,9 @@ def graph_report(
         pooling=pooling,
     )
     notes = _zero_baseline_notes(estimator, estimator.tasks)
+    left_out = _without_baseline(estimator, records)
+    if left_out:
+        notes.append(_without_baseline_note(left_out, "no edge points to them"))
     counts = estimator.table.family_records
     main = estimator.table.main_family()
     if len(counts) > 1 and main is not None:

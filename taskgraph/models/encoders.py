@@ -22,7 +22,10 @@ from __future__ import annotations
 import copy
 import json
 import os
-from collections.abc import Mapping
+import sys
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -166,7 +169,8 @@ def load_encoder(
     if key not in _LOADED:
         try:
             tokenizer = _tokenizer(path)
-            model = AutoModel.from_pretrained(str(path), local_files_only=True, **opts)
+            with _no_progress_bars_off_terminal():
+                model = AutoModel.from_pretrained(str(path), local_files_only=True, **opts)
         except (OSError, ValueError, TypeError) as error:
             raise ConfigError(
                 f"encoder {name!r}: cannot load a model from {str(path)!r}: {error}"
@@ -180,6 +184,43 @@ def load_encoder(
     pristine, tokenizer = _LOADED[key]
     # A copy per call: a trial's training must never reach the weights the next trial starts from.
     return EncoderBundle(model=copy.deepcopy(pristine), tokenizer=tokenizer, name=name)
+
+
+@contextmanager
+def _no_progress_bars_off_terminal() -> Iterator[None]:
+    """Hold transformers' progress bars off for the block while stderr is not a terminal.
+
+    Off a terminal, ``from_pretrained``'s "Loading weights" bar is a line of carriage returns
+    in a log or a pipe (``bench --task-metadata``, ``affinity --text-embeddings``).  On a
+    terminal, or when the caller turned the bars off already, nothing changes; after the block
+    the bars are on again, and the Hub's are off again if they were.
+    """
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars
+    from transformers.utils import logging as hf_logging
+
+    if _stderr_is_terminal() or not hf_logging.is_progress_bar_enabled():
+        yield
+        return
+    hub_bars_off = are_progress_bars_disabled()
+    with warnings.catch_warnings():
+        # HF_HUB_DISABLE_PROGRESS_BARS, when set, has priority and the Hub warns about that.
+        warnings.simplefilter("ignore")
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            hf_logging.enable_progress_bar()  # the Hub's bars too
+            if hub_bars_off:
+                disable_progress_bars()
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
 
 
 def _tiny_bert(opts: dict[str, Any]) -> EncoderBundle:

@@ -37,6 +37,8 @@ def test_round_trip_and_records(tmp_path: Path) -> None:
         ("a,a+b,val,high,1", "t.csv:3: expected a number in 'value'"),
         ("a,a+b,val,0.5,yes", "t.csv:3: expected higher_is_better 1 or 0"),
         ("a,a++b,val,0.5,1", "t.csv:3: expected task_set as names joined by '+'"),
+        ("a,a+a,test,0.5,1", "t.csv:3: expected task_set naming each task once, got 'a' repeated"),
+        ("a,a+b+b,val,0.5,1", "t.csv:3: expected task_set naming each task once, got 'b' repeated"),
         (
             "a,a,val,0.7,1",
             "t.csv:3: expected one row per (target, task_set, split), got a repeat of line 2",

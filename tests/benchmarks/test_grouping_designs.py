@@ -45,3 +45,22 @@ def test_groupings_below_the_goal_list_the_optimum(
     )  # lowest validation total: the optimum's grouping
     assert all(any(len(n) == 3 for n in combo) for _, _, combo in found)
     assert len(designs.groupings_below(setting1, 5, 0.4348)) < len(found)
+
+
+def test_the_script_ends_with_name_value_lines(
+    designs: ModuleType, setting1: LongTable, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README: scripts in benchmarks/ end with `name: value` lines (this one ended with
+    the list of groupings)."""
+    assert designs.main(["--settings", "1", "--budgets", "4,5"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    summary = dict(line.split(": ") for line in lines[-13:])
+    assert list(summary)[-1] == "standley_s1_budget5_groupings_at_goal"
+    assert int(summary.pop("standley_s1_budget5_groupings_at_goal")) >= 1
+    assert set(summary) == {
+        f"{design}_{method}_{split}_regret"
+        for design in designs.DESIGNS
+        for method in designs.METHODS
+        for split in ("val", "test")
+    }
+    assert all(float(value) >= -1e-12 for value in summary.values())

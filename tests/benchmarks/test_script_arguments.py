@@ -26,6 +26,25 @@ import pytest
         ("masking_bench.py", ["--options", '{"q_start": "a"}'],
          "`q_start` must be a number in [0, 1], but got 'a'"),
         ("masking_bench.py", ["--corpus-cap", "0"], "argument --corpus-cap: must be >= 1, got 0"),
+        # A traceback (int() outside argparse), nothing run with exit 0, a minute's work to an
+        # exit 1, or another exit status than the other argument errors': refused alike.
+        ("grouping_designs.py", ["--budgets", "x"], "argument --budgets: expected an integer, got 'x'"),
+        ("grouping_designs.py", ["--budgets", ""], "argument --budgets: expected an integer, got ''"),
+        ("grouping_designs.py", ["--settings", "x"], "argument --settings: expected an integer, got 'x'"),
+        ("grouping_designs.py", ["--settings", "1,5"],
+         "argument --settings: expected settings of 1, 2, 3, 4, got 5"),
+        ("affinity_bench.py", ["--only", ""], "--only names no section; known: mimic27, "),
+        ("affinity_bench.py", ["--only", ","], "--only names no section; known: mimic27, "),
+        ("affinity_bench.py", ["--only", "search", "--search-tables", ""],
+         "--search-tables names no table; known: ettm1, "),
+        ("affinity_bench.py", ["--only", "search", "--search-tables", ","],
+         "--search-tables names no table; known: ettm1, "),
+        ("affinity_bench.py", ["--only", "ranking_ceiling", "--search-tables", "ettm1"],
+         "--search-tables is an option of --only search"),
+        ("masking_bench.py", ["--schemes", "foo"],
+         "--schemes: unknown ['foo']; known: none, adaptive, random"),
+        ("masking_bench.py", ["--schemes", ","], "--schemes names no scheme; known: none, "),
+        ("screen_spearman.py", ["--table", "gains.csv"], "error: --table needs --target"),
     ],
 )  # fmt: skip
 def test_bad_arguments_stop_the_script_with_one_line(

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -45,3 +49,24 @@ def test_trace_stops_at_the_best_set(diagnosis: ModuleType) -> None:
     assert proposed[0] == frozenset()  # the baseline trial comes first
     assert proposed[-1] == frozenset({"a", "b"})
     assert frozenset({"a", "b"}) not in proposed[:-1]
+
+
+def test_the_script_ends_with_name_value_lines_and_logs_no_optuna_study(
+    benchmarks_dir: Path,
+) -> None:
+    """It ended with a sentence, and wrote Optuna's "A new study created" line per trace to
+    stderr."""
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "search_diagnosis.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--table", "taskonomy5", "--seeds", "1"],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "TASKGRAPH_BENCHMARKS": str(benchmarks_dir)},
+    )  # fmt: skip
+    assert done.returncode == 0 and done.stderr == ""
+    summary = dict(line.split(": ") for line in done.stdout.strip().splitlines()[-4:])
+    assert list(summary) == [
+        "runs", "graph_median_trials", "bandit_median_trials", "graph_found_in_startup"
+    ]  # fmt: skip
+    assert int(summary["runs"]) == 5  # Taskonomy's 5 targets x 1 seed
+    assert 0 <= int(summary["graph_found_in_startup"]) <= 5
+    assert float(summary["graph_median_trials"]) >= 1

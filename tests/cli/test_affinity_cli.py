@@ -630,6 +630,59 @@ def test_textemb_without_any_catalog_task_says_why(table_file: Path) -> None:
     )
 
 
+def test_setfn_refuses_text_embeddings_without_any_catalog_task_as_textemb_does(
+    table_file: Path,
+) -> None:
+    """Fitted without the embeddings asked for, setfn's predictions were silently those of a
+    run without the option."""
+    code, out, err = invoke("affinity", "top", "--table", str(table_file), "--target", "a",
+                            "--text-embeddings")  # fmt: skip
+    assert code == 2 and out == "" and err.strip().count("\n") == 0
+    assert err.startswith("error: --text-embeddings found no task text: ")
+    assert err.strip().endswith("leave it out to fit --method setfn on the gains alone")
+
+
+WITHOUT_BASELINE = (
+    "targets without a single-task baseline (a task set of the target alone) have no measured "
+    "gains, so "
+)
+
+
+@pytest.fixture
+def no_ab_baseline(tmp_path: Path) -> Path:
+    """The toy table without the single-task rows of targets a and b."""
+    rows = [r for r in toy_table() if not (r.task_set == {r.target} and r.target in "ab")]
+    path = tmp_path / "no_ab_baseline.csv"
+    write_long_csv(LongTable(rows=rows), path)
+    return path
+
+
+def test_groups_name_the_targets_left_out_for_want_of_a_baseline(no_ab_baseline: Path) -> None:
+    """Targets without a single-task row were dropped from the grouping with no word why."""
+    code, out, err = invoke("affinity", "groups", "--table", str(no_ab_baseline), "--budget",
+                            "2", "--json")  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out)
+    assert set(report["assignment"]) == {"c", "d"}
+    assert report["notes"] == [
+        f"{WITHOUT_BASELINE}the grouping leaves them out: 'a', 'b'; add their single-task "
+        "scores to include them"
+    ]
+    code, out, err = invoke("affinity", "groups", "--table", str(no_ab_baseline), "--budget",
+                            "1", "--tasks", "c,d", "--json")  # fmt: skip
+    assert code == 0 and json.loads(out)["notes"] == []  # the tasks named have baselines
+
+
+def test_graph_names_the_targets_without_incoming_edges_for_want_of_a_baseline(
+    no_ab_baseline: Path,
+) -> None:
+    code, out, err = invoke("affinity", "graph", "--table", str(no_ab_baseline), "--format",
+                            "json", "-o", "-")  # fmt: skip
+    assert code == 0, err
+    assert {e["target"] for e in json.loads(out)["edges"]} == {"c", "d"}
+    assert f"note: {WITHOUT_BASELINE}no edge points to them: 'a', 'b'; " in err
+
+
 def test_groups_say_the_default_max_size_is_why_a_budget_is_infeasible(tmp_path: Path) -> None:
     tasks = [f"t{i:02d}" for i in range(12)]
     rows = [LongRow(t, frozenset({t}), "val", 0.5, True) for t in tasks]
