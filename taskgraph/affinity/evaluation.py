@@ -54,6 +54,7 @@ __all__ = [
     "evaluate_grouping",
     "evaluate_pair_gains",
     "evaluate_source_ranking",
+    "gain_prediction_cells",
     "ndcg",
     "regret_at_k",
     "spearman",
@@ -161,6 +162,56 @@ def _build(method: str, options: Mapping[str, Any] | None) -> AffinityEstimator:
     return make_estimator(method, **dict(options or {}))
 
 
+def _large_groups(records: Sequence[ScoreRecord]) -> list[frozenset[str]]:
+    """Return the task sets of size >= 3 among ``records``, in a fixed order (the draws' order)."""
+    return sorted({r.task_set for r in records if len(r.task_set) >= 3}, key=lambda s: sorted(s))
+
+
+def _fitted_groups(
+    large: Sequence[frozenset[str]], fit_fraction: float, seed: int
+) -> set[frozenset[str]]:
+    """Return the ``round(fit_fraction * len(large))`` groups seed ``seed`` fits."""
+    rng = np.random.default_rng(seed)
+    n_fit = round(fit_fraction * len(large))
+    return {large[i] for i in rng.choice(len(large), size=n_fit, replace=False)} if n_fit else set()
+
+
+def _held_out_cells(
+    val_truth: Mapping[tuple[str, frozenset[str]], float],
+    score_truth: Mapping[tuple[str, frozenset[str]], float],
+    fit_sets: Collection[frozenset[str]],
+) -> list[tuple[str, frozenset[str]]]:
+    """Return the (target, auxiliaries) gains of groups >= 3 outside ``fit_sets`` with a truth on both splits."""
+    return [
+        key
+        for key in val_truth
+        if len(key[1]) >= 2 and (key[1] | {key[0]}) not in fit_sets and key in score_truth
+    ]
+
+
+def gain_prediction_cells(
+    table: LongTable,
+    *,
+    fit_fraction: float = 0.1,
+    seeds: Sequence[int] = (0,),
+    fit_split: str = "val",
+    score_split: str | None = None,
+) -> dict[int, list[tuple[str, frozenset[str]]]]:
+    """Return, per seed, the (target, auxiliaries) gains :func:`evaluate_gain_prediction` scores.
+
+    A gain of a group of size >= 3 is scored when its target has a baseline row on both
+    splits, the group has the target's row on both, and the seed does not fit the group: what
+    a gate must count before asking for a Spearman (the gains are computed once for all seeds).
+    """
+    large = _large_groups(table.to_records(split=fit_split))
+    val_truth = _gain_lookup(table, fit_split)
+    score_truth = _gain_lookup(table, score_split or _score_split(table))
+    return {
+        seed: _held_out_cells(val_truth, score_truth, _fitted_groups(large, fit_fraction, seed))
+        for seed in seeds
+    }
+
+
 def evaluate_gain_prediction(
     table: LongTable,
     methods: Sequence[str],
@@ -172,6 +223,7 @@ def evaluate_gain_prediction(
     score_split: str | None = None,
     on_fit: Callable[[str, AffinityEstimator], None] | None = None,
     keep_predictions: bool = False,
+    min_ranked: int = 2,
 ) -> dict[str, Any]:
     """Return pooled Spearman of each method on held-out groups of size >= 3.
 
@@ -180,32 +232,24 @@ def evaluate_gain_prediction(
     the scored groups are never in the fit either way).  ``on_fit(method, estimator)`` is
     called after each fit (to collect diagnostics).  ``keep_predictions`` adds the scored
     (target, auxiliaries) pairs (``queries``), their truths (``truth_val``, ``truth``) and each
-    method's ``predicted`` gains, for diagnoses that split the score.
+    method's ``predicted`` gains, for diagnoses that split the score.  ``min_ranked``: the
+    fewest scored gains a Spearman is computed on (default 2; ``taskgraph bench`` passes
+    :data:`MIN_RANKED`); with fewer, every Spearman is NaN.
     """
     if not 0.0 <= fit_fraction <= 1.0:
         raise ConfigError(f"`fit_fraction` must be in [0, 1], but got {fit_fraction}")
     if fit_split not in table.splits:
         raise ConfigError(f"table {table.source!r} has no {fit_split!r} rows to fit on")
     val_records = table.to_records(split=fit_split)
-    large = sorted(
-        {r.task_set for r in val_records if len(r.task_set) >= 3}, key=lambda s: sorted(s)
-    )
+    large = _large_groups(val_records)
     if not large:
         raise ConfigError(f"table {table.source!r} has no groups of size >= 3 to score on")
-    rng = np.random.default_rng(seed)
-    n_fit = round(fit_fraction * len(large))
-    fit_sets = (
-        {large[i] for i in rng.choice(len(large), size=n_fit, replace=False)} if n_fit else set()
-    )
+    fit_sets = _fitted_groups(large, fit_fraction, seed)
     fit_records = [r for r in val_records if len(r.task_set) <= 2 or r.task_set in fit_sets]
     score_split = score_split or _score_split(table)
     val_truth = _gain_lookup(table, fit_split)
     score_truth = _gain_lookup(table, score_split)
-    queries = [
-        key
-        for key in val_truth
-        if len(key[1]) >= 2 and (key[1] | {key[0]}) not in fit_sets and key in score_truth
-    ]
+    queries = _held_out_cells(val_truth, score_truth, fit_sets)
     by_target: dict[str, list[int]] = defaultdict(list)
     for i, (target, _) in enumerate(queries):
         by_target[target].append(i)
@@ -226,9 +270,10 @@ def evaluate_gain_prediction(
         predicted = np.zeros(len(queries))
         for target, rows in by_target.items():
             predicted[rows] = estimator.predict_many(target, [queries[i][1] for i in rows])[0]
+        ranked = len(queries) >= min_ranked  # a Spearman of two is +-1 whatever the predictions
         result[method] = {
-            "spearman_val": spearman(predicted, truth_val),
-            "spearman": spearman(predicted, truth),
+            "spearman_val": spearman(predicted, truth_val) if ranked else math.nan,
+            "spearman": spearman(predicted, truth) if ranked else math.nan,
         }
         if keep_predictions:
             result[method]["predicted"] = predicted
@@ -258,6 +303,7 @@ def evaluate_source_ranking(
     on_fit: Callable[[str, str, AffinityEstimator], None] | None = None,
     split: str | None = None,
     min_ranked: int = 2,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Return per-target Spearman, NDCG and Regret@k of each method and of the popular-source prior, with spreads.
 
@@ -276,7 +322,8 @@ def evaluate_source_ranking(
     ``min_ranked``: the fewest hidden sources a target's Spearman is computed on (default 2:
     every target ranked; ``taskgraph bench`` passes :data:`MIN_RANKED`, as a Spearman of two is
     +-1 whatever the predictions); a target with fewer keeps its NDCG and regret, and
-    ``result["too_few_hidden"]`` names it.
+    ``result["too_few_hidden"]`` names it.  ``on_progress(done, total)`` is called before
+    the first draw and after every draw (its fits done).
     """
     split = split or ("val" if "val" in table.splits else table.splits[0])
     records = table.to_records(split=split)
@@ -311,6 +358,10 @@ def evaluate_source_ranking(
                         ).tolist()
                     )
                 )
+    total = sum(len(draws[t]) for t in rankable)
+    done = 0
+    if on_progress is not None:
+        on_progress(done, total)
     for target in rankable:
         sources = sorted(pair_rows[target])
         for observed in draws[target]:
@@ -333,6 +384,9 @@ def evaluate_source_ranking(
                     per["spearman"][target].append(spearman(predicted, true))
                 per["ndcg"][target].append(ndcg(predicted, true))
                 per[f"regret@{k}"][target].append(regret_at_k(predicted, true, k))
+            done += 1
+            if on_progress is not None:
+                on_progress(done, total)
     result: dict[str, Any] = {
         "split": split, "n_targets": len(pair_rows), "exhaustive": exhaustive,
         "rank_only": [t for t in rank_only if t in rankable],
@@ -362,6 +416,7 @@ def evaluate_pair_gains(
     fit_split: str | None = None,
     score_split: str | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Return per-target Spearman of predicted single-auxiliary gains, k-fold over each target's pairs.
 
@@ -373,7 +428,10 @@ def evaluate_pair_gains(
     gains, whatever its baseline).  ``result[name]["spearman"]`` is the mean over targets;
     ``result["versus_prior"][method]["spearman"]`` the paired difference with its SE.  A target
     with two pair rows is not scored (a Spearman of two is +-1 whatever the predictions:
-    :data:`MIN_RANKED`); ``result["too_few_pairs"]`` names such targets.
+    :data:`MIN_RANKED`); ``result["too_few_pairs"]`` names such targets.  The folds actually
+    cut are ``result["folds_used"]`` (target -> ``min(folds, n)``) beside ``result["n_pairs"]``
+    (target -> ``n``); ``on_progress(done, total)`` is called before the first fold and after
+    every fold (its fits done).
     """
     if folds < 2:
         raise ConfigError(f"`folds` must be >= 2, but got {folds}")
@@ -391,12 +449,21 @@ def evaluate_pair_gains(
     scores: dict[str, dict[str, list[float]]] = {name: {} for name in names}
     rank_only: list[str] = []
     too_few: list[str] = []
-    for target in table.targets:
-        sources = sorted(
+    scored_sources = {
+        target: sorted(
             next(iter(s - {target}))
             for s in table.task_sets(target, split=fit_split)
             if len(s) == 2 and table.get(target, s, score_split) is not None
         )
+        for target in table.targets
+    }
+    n_pairs = {t: len(v) for t, v in scored_sources.items() if len(v) >= MIN_RANKED}
+    folds_used = {t: min(folds, n) for t, n in n_pairs.items()}
+    total, done = sum(folds_used.values()), 0
+    if on_progress is not None:
+        on_progress(done, total)
+    for target in table.targets:
+        sources = scored_sources[target]
         if len(sources) < MIN_RANKED:
             if len(sources) >= 2:
                 too_few.append(target)
@@ -407,7 +474,7 @@ def evaluate_pair_gains(
         truth = {source: score_truth[(target, source)] for source in sources}
         order = [sources[i] for i in rng.permutation(len(sources))]
         predicted: dict[str, dict[str, float]] = {name: {} for name in names}
-        for chunk in np.array_split(np.array(order, dtype=object), min(folds, len(order))):
+        for chunk in np.array_split(np.array(order, dtype=object), folds_used[target]):
             held = [str(s) for s in chunk]
             fit = with_stand_in_baselines(
                 [r for r in records if r.task != target or not (r.auxiliaries & set(held))]
@@ -417,6 +484,9 @@ def evaluate_pair_gains(
                 estimator = _build(method, (options or {}).get(method)).fit(fit)
                 means = estimator.predict_many(target, [{s} for s in held])[0]
                 predicted[method].update(zip(held, means, strict=True))
+            done += 1
+            if on_progress is not None:
+                on_progress(done, total)
         true = [truth[s] for s in sources]
         for name in names:
             scores[name][target] = [spearman([predicted[name][s] for s in sources], true)]
@@ -427,6 +497,8 @@ def evaluate_pair_gains(
         "n_targets": len(scores["prior"]),
         "rank_only": rank_only,
         "too_few_pairs": too_few,
+        "folds_used": folds_used,
+        "n_pairs": n_pairs,
     }
     result.update({name: {"spearman": _target_mean(scores[name])} for name in names})
     result["versus_prior"] = {

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskgraph.affinity.longtable import LongTable
 from taskgraph.app.arguments import filesystem_path, flag, integer, names, number, registered_name
 from taskgraph.errors import ConfigError, option_name
 from taskgraph.vocabulary import json_safe
+
+if TYPE_CHECKING:
+    from taskgraph.affinity.metadata import TaskMetadata
 
 __all__ = ["bench", "load_bench_table", "metadata_options"]
 
@@ -32,7 +35,9 @@ def load_bench_table(path: str | os.PathLike[str]) -> LongTable:
     return data
 
 
-def metadata_options(method: str, path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[str]]:
+def metadata_options(
+    method: str, path: str | os.PathLike[str], *, tasks: Sequence[str] | None = None
+) -> tuple[dict[str, Any], list[str]]:
     """Return the options that give estimator ``method`` the task metadata file at ``path``, and notes on what it does not use.
 
     ``setfn`` and ``textemb`` get ``task_embeddings`` (the mean MiniLM embedding of each
@@ -40,18 +45,38 @@ def metadata_options(method: str, path: str | os.PathLike[str]) -> tuple[dict[st
     and, as ``alternatives``, the feature lists of
     :func:`~taskgraph.affinity.estimators.sourcerank.metadata_alternatives`: each fit keeps the
     eight default scores or adds the file's, as its cross-validation over targets prefers.
+    ``tasks`` (the table's; default every task of the file): only their texts and features are
+    used, and a note says when the file covers none of them (the method then gets no
+    metadata) or only some (a task without its text or feature gets the average score).
     Raises :class:`~taskgraph.errors.ConfigError` for a bad file.
     """
     from taskgraph.affinity.estimators.sourcerank import metadata_alternatives
-    from taskgraph.affinity.metadata import load_task_metadata
+    from taskgraph.affinity.metadata import TaskMetadata, load_task_metadata
 
     metadata = load_task_metadata(path)
-    notes: list[str] = []
     if method not in ("setfn", "textemb", "sourcerank"):
         return {}, [
             f"{option_name('task_metadata')}: method {method!r} uses no task metadata (setfn, "
             "textemb and sourcerank do)"
         ]
+    notes: list[str] = []
+    if tasks is not None:
+        wanted = list(tasks)
+        described = sorted(set(metadata.texts) | set(metadata.features))
+        metadata = TaskMetadata(
+            texts={t: v for t, v in metadata.texts.items() if t in wanted},
+            features={t: v for t, v in metadata.features.items() if t in wanted},
+        )
+        used = metadata.texts if method != "sourcerank" else {**metadata.features, **metadata.texts}
+        if not used:
+            kind = "text or feature" if method == "sourcerank" else "text"
+            notes.append(
+                f"{option_name('task_metadata')}: the file has no {kind} for any of the table's "
+                f"{len(wanted)} tasks (it describes {_few(described)}): {method} gets no task "
+                "metadata"
+            )
+            return {}, notes
+        notes += _coverage_notes(method, metadata, wanted)
     options: dict[str, Any] = {}
     if metadata.texts:
         from taskgraph.models.task_embeddings import text_embeddings
@@ -68,6 +93,38 @@ def metadata_options(method: str, path: str | os.PathLike[str]) -> tuple[dict[st
             f"{option_name('task_metadata')}: the file has no texts, which is all {method} uses"
         )
     return options, notes
+
+
+def _coverage_notes(method: str, metadata: TaskMetadata, tasks: Sequence[str]) -> list[str]:
+    """Return a note per kind of metadata ``method`` uses that some of ``tasks`` lack."""
+    option = option_name("task_metadata")
+    notes = []
+    lacking = [t for t in tasks if t not in metadata.texts]
+    if metadata.texts and lacking:
+        effect = {
+            "sourcerank": "their text scores are the average one",
+            "setfn": "setfn gives them no text similarity to any other task",
+            "textemb": "textemb predicts its calibrated mean gain for a pair with one of them",
+        }[method]
+        notes.append(
+            f"{option}: {len(lacking)} of the table's {len(tasks)} tasks have no text "
+            f"({_few(lacking)}): {effect}"
+        )
+    if method == "sourcerank":
+        for name in metadata.feature_names:
+            lacking = [t for t in tasks if name not in metadata.features.get(t, {})]
+            if lacking:
+                notes.append(
+                    f"{option}: {len(lacking)} of the table's {len(tasks)} tasks lack feature "
+                    f"{name!r} ({_few(lacking)}): their source:{name} score is the average one"
+                )
+    return notes
+
+
+def _few(names: Sequence[str]) -> str:
+    """Return up to five names, then how many more."""
+    more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+    return ", ".join(names[:5]) + more
 
 
 def bench(
@@ -136,8 +193,16 @@ def bench(
     if task_metadata is not None:
         filesystem_path(task_metadata, "task_metadata")
     data = table if isinstance(table, LongTable) else load_bench_table(table)
-    options, notes = metadata_options(method, task_metadata) if task_metadata else ({}, [])
+    options, notes = (
+        metadata_options(method, task_metadata, tasks=data.tasks) if task_metadata else ({}, [])
+    )
     if method == "textemb" and "task_embeddings" not in options:
+        if task_metadata is not None:
+            raise ConfigError(
+                f"`{option_name('method', 'textemb')}` needs task texts, and "
+                f"{option_name('task_metadata', task_metadata)} has no text for any of the "
+                f"table's {len(data.tasks)} tasks (docs/affinity.md, Estimators, 'Task metadata')"
+            )
         raise ConfigError(
             f"`{option_name('method', 'textemb')}` needs task texts: pass "
             f"{option_name('task_metadata', metavar='FILE')} with a text per task "

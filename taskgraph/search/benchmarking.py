@@ -120,13 +120,15 @@ def popular_order(
 def search_max_size(table: LongTable, target: str, *, split: str = "val") -> int | None:
     """Return the largest auxiliary set the table lets a search of ``target`` propose.
 
-    ``None`` (no bound) when every subset of the candidates has a row; 1 when not (only
-    single auxiliaries are searched, so every proposal has an answer); ``None`` again when
-    not even the singles are there (proposals without a row fail).
+    ``None`` (no bound) when every non-empty subset of the candidates has a row; 1 when not
+    (only single auxiliaries are searched, so every proposal has an answer); ``None`` again
+    when not even the singles are there (proposals without a row fail).  The baseline row (the
+    empty set) does not decide it: without it the search's first trial, the target alone as a
+    study enqueues it, fails whatever the bound.
     """
     candidates = search_candidates(table, target, split=split)
-    answered = {s - {target} for s in table.task_sets(target, split=split)}
-    if len(answered) >= 2 ** len(candidates):
+    answered = {s - {target} for s in table.task_sets(target, split=split)} - {frozenset()}
+    if len(answered) >= 2 ** len(candidates) - 1:
         return None
     if any(frozenset({c}) in answered for c in candidates):
         return 1
@@ -432,27 +434,33 @@ def run_bench(
     """Run every evaluation ``table`` supports; say which were skipped and why.
 
     * ``gain_prediction`` (groups of size >= 3): :func:`~taskgraph.affinity.evaluation.evaluate_gain_prediction`
-      over ``seeds`` fit seeds, ``method`` beside HOA; scored on the score split (``scored_on``);
-    * ``pair_gains`` (pair rows): ``folds``-fold per target,
+      over the fit seeds that leave :data:`MIN_RANKED` gains to score
+      (:func:`~taskgraph.affinity.evaluation.gain_prediction_cells`: unfitted groups of targets
+      with a baseline row on both splits), ``method`` beside HOA; scored on the score split
+      (``scored_on``); skipped, with the reason, when no seed leaves that many;
+    * ``pair_gains`` (pair rows): ``min(folds, pairs)``-fold per target,
       :func:`~taskgraph.affinity.evaluation.evaluate_pair_gains`, beside the popular-source prior;
-      scored on the score split (``pair_scored_on``);
+      scored on the score split (``pair_scored_on``); ``pair_folds`` is the k cut (``min(k,
+      pairs)`` when it differs by target);
     * ``source_ranking`` (targets with more than ``n_observed + 1`` pairs and a baseline):
       ``n_observed`` entries of the target known, :func:`~taskgraph.affinity.evaluation.evaluate_source_ranking`;
       fitted and scored on the fit split, its hidden cells (``ranking_scored_on``);
     * ``search``: :func:`search_efficiency` of ``samplers`` (a pairs-only table is searched
-      over single auxiliaries).
+      over single auxiliaries; a target without a baseline row is noted: its first trial fails).
 
     A target whose baseline row is 0 has no relative gains: the affinity evaluations treat
     that row as missing (rank-only, noted); the search answers with it.
     ``estimator_options`` go to ``method`` in every evaluation (e.g. task metadata:
-    ``task_embeddings``, ``task_features``).  ``on_step(evaluation, done, total)`` reports progress.  Raises ``ConfigError`` on bad
+    ``task_embeddings``, ``task_features``).  ``on_step(evaluation, done, total)`` reports
+    progress: ``done`` 0 when an evaluation starts, then after each fit (gain prediction),
+    fold (pair gains), draw (source ranking) or run (search).  Raises ``ConfigError`` on bad
     arguments (checked before anything runs).
     """
     from taskgraph.affinity.estimators.base import AffinityEstimator
     from taskgraph.affinity.evaluation import (
-        evaluate_gain_prediction,
         evaluate_pair_gains,
         evaluate_source_ranking,
+        gain_prediction_cells,
     )
 
     if seeds < 1:
@@ -499,12 +507,12 @@ def run_bench(
     fit_rows = [r for r in table if r.split == fit]
     targets = table.targets
     no_baseline = [t for t in targets if table.get(t, (), fit) is None]
-    with_baseline = [t for t in targets if t not in no_baseline]
-    if fit == score:
-        report.notes.append(
-            f"one split ({fit!r}): every evaluation fits and scores disjoint cells of it "
-            f"(held-out groups; {folds}-fold over each target's pairs)"
-        )
+    # A gain scored on the score split divides by the baseline there too.
+    no_score_baseline = [
+        t for t in targets
+        if score != fit and t not in no_baseline and table.get(t, (), score) is None
+    ]  # fmt: skip
+    one_split_at = len(report.notes)  # its note, written once the evaluations have run
     if no_baseline:
         report.notes.append(
             f"no baseline row on {fit!r} for {len(no_baseline)} of {len(targets)} targets "
@@ -512,56 +520,60 @@ def run_bench(
             "rank-only (their pairs scored against their values, fitted against the mean "
             "of their rows as a stand-in baseline; no gains)"
         )
+    if no_score_baseline:
+        report.notes.append(
+            f"no baseline row on {score!r} (the score split) for {len(no_score_baseline)} of "
+            f"{len(targets)} targets ({_names(no_score_baseline)}), though {fit!r} has one: "
+            f"their gains on {score!r} are undefined, so they are rank-only in pair_gains "
+            f"(their pairs scored against their {score!r} values) and left out of "
+            "gain_prediction"
+        )
     pair_rows = [r for r in fit_rows if len(r.task_set) == 2]
     # what the pair gains score: a target's pairs on the fit split that the score split has too
     scored_pairs = {
         t: sum(r.target == t and table.get(t, r.task_set, score) is not None for r in pair_rows)
         for t in targets
     }
-    groups = [r for r in fit_rows if len(r.task_set) >= 3 and r.target in with_baseline]
+    # pair gains a fit can learn from (HOA predicts a group from nothing else)
+    pair_gains_fitted = any(r.target not in no_baseline for r in pair_rows)
 
     # -- gain prediction on groups of size >= 3
     n_large = len({r.task_set for r in fit_rows if len(r.task_set) >= 3})
+    n_fit = round(fit_fraction * n_large)  # evaluate_gain_prediction's count
     if not n_large:
         report.skipped["gain_prediction"] = "no groups of size >= 3"
-    elif round(fit_fraction * n_large) >= n_large:  # evaluate_gain_prediction's count
+    elif n_fit >= n_large:
         report.skipped["gain_prediction"] = (
             f"`{option_name('fit_fraction')}` {fit_fraction:g} fits all {n_large} groups of size "
             ">= 3: none is left to score"
         )
-    elif not groups:
-        report.skipped["gain_prediction"] = "no target with groups of size >= 3 has a baseline row"
-    elif len(groups) < MIN_RANKED:
-        # A rank correlation of one or two groups is +-1 or undefined: not a measurement (a
-        # results table of a few configurations has such groups, and no question for it).
-        report.skipped["gain_prediction"] = (
-            f"{len(groups)} group(s) of size >= 3 with a baseline row; a Spearman needs "
-            f"{MIN_RANKED}"
-        )
     else:
-        report.evaluations.append("gain_prediction")
-        per_seed: dict[str, list[float]] = {method: [], "hoa": []}
-        for seed in range(seeds):
-            outcome = evaluate_gain_prediction(
-                table, [method, "hoa"], fit_fraction=fit_fraction, seed=seed,
-                fit_split=fit, score_split=score, options=options,
+        # What each seed will score: gains of unfitted groups with a baseline on both splits.
+        cells = gain_prediction_cells(
+            table, fit_fraction=fit_fraction, seeds=range(seeds), fit_split=fit, score_split=score
+        )
+        scored_seeds = [seed for seed, scored in cells.items() if len(scored) >= MIN_RANKED]
+        if not scored_seeds:
+            report.skipped["gain_prediction"] = _no_group_gains(
+                table, fit=fit, score=score, fit_fraction=fit_fraction, n_fit=n_fit,
+                n_large=n_large, most=max(len(scored) for scored in cells.values()),
             )  # fmt: skip
-            for name in per_seed:
-                per_seed[name].append(outcome[name]["spearman"])
-            step("gain prediction", seed + 1, seeds)
-        report.results["spearman"] = _mean(per_seed[method])
-        report.results["spearman_hoa"] = _mean(per_seed["hoa"])
-        for name, key in ((method, "spearman"), ("hoa", "spearman_hoa")):
-            if math.isnan(report.results[key]):
-                raise ConfigError(
-                    f"`{key}` is undefined: no seed of {seeds} gave {name} a finite Spearman "
-                    f"correlation on {table.source} (its predicted or the true gains are "
-                    "constant on every scored group)"
-                )
-        report.results["scored_on"] = score
+        elif not pair_gains_fitted and not n_fit:
+            report.skipped["gain_prediction"] = (
+                f"nothing to learn a gain from: no pair row on {fit!r} of a target with a "
+                f"baseline there, and `{option_name('fit_fraction')}` {fit_fraction:g} fits "
+                f"none of the {n_large} groups of size >= 3"
+            )
+        else:
+            _gain_prediction(
+                report, table, method=method, seeds=scored_seeds, n_seeds=seeds,
+                fit_fraction=fit_fraction, fit=fit, score=score, options=options, step=step,
+                hoa_without_pairs=not pair_gains_fitted,
+            )  # fmt: skip
 
     # -- single-auxiliary gains, k-fold per target
     pair_targets = {r.target for r in pair_rows}
+    folds_text = f"{folds}-fold"
     if not pair_rows:
         report.skipped["pair_gains"] = "no pair rows (target + one auxiliary)"
     elif not any(sum(r.target == t for r in pair_rows) >= 2 for t in pair_targets):
@@ -579,25 +591,30 @@ def run_bench(
                 f"targets, and only {sorted(pair_targets)[0]!r} has pair rows: no prior (nan)"
             )
         pairs = evaluate_pair_gains(
-            table, [method], folds=folds, seed=0, fit_split=fit, score_split=score, options=options
-        )
+            table, [method], folds=folds, seed=0, fit_split=fit, score_split=score,
+            options=options, on_progress=lambda done, total: step("pair gains", done, total),
+        )  # fmt: skip
         if pairs["too_few_pairs"]:
             report.notes.append(
                 f"pair_gains: {_names(pairs['too_few_pairs'])} not scored: a Spearman needs "
                 f"{MIN_RANKED} pair rows (of two it is +-1 whatever the predictions)"
             )
+        pair_folds, folds_note, folds_text = _folds_used(
+            folds, pairs["folds_used"], pairs["n_pairs"]
+        )
+        if folds_note:
+            report.notes.append(folds_note)
         versus = pairs["versus_prior"][method]["spearman"]
         if math.isnan(pairs[method]["spearman"]):
             report.notes.append(_undefined("pair_spearman", method))
         report.results.update({
-            "pair_folds": folds,
+            "pair_folds": pair_folds,
             "pair_spearman": pairs[method]["spearman"],
             "pair_spearman_prior": pairs["prior"]["spearman"],
             "pair_spearman_diff_vs_prior": versus["diff"],
             "pair_spearman_diff_vs_prior_se": versus["se"],
             "pair_scored_on": pairs["scored_on"],
         })  # fmt: skip
-        step("pair gains", 1, 1)
 
     # -- source ranking with n_observed entries of the target known
     counts = {t: sum(r.target == t for r in pair_rows) for t in targets}
@@ -628,6 +645,7 @@ def run_bench(
         ranking = evaluate_source_ranking(
             table, [method], n_observed=n_observed, seeds=range(seeds), split=fit,
             options=options, on_fit=collect, min_ranked=MIN_RANKED,
+            on_progress=lambda done, total: step("source ranking", done, total),
         )  # fmt: skip
         if ranking["too_few_hidden"]:
             report.notes.append(
@@ -656,7 +674,21 @@ def run_bench(
                 f"source_ranking is fitted and scored on {ranking['split']!r}: each target's "
                 f"hidden pairs of that split, never in its fit; {score!r} is not used by it"
             )
-        step("source ranking", 1, 1)
+
+    if fit == score:
+        # Only what ran: a table without groups has no held-out groups to speak of.
+        cut = {
+            "gain_prediction": "held-out groups",
+            "pair_gains": f"{folds_text} over each target's pairs",
+            "source_ranking": "each target's hidden sources",
+        }
+        parts = [text for name, text in cut.items() if name in report.evaluations]
+        if parts:
+            report.notes.insert(
+                one_split_at,
+                f"one split ({fit!r}): every evaluation fits and scores disjoint cells of it "
+                f"({'; '.join(parts)})",
+            )
 
     # -- search efficiency
     searchable = [t for t in searched.targets if len(searched.task_sets(t, split=fit)) >= 2]
@@ -672,6 +704,13 @@ def run_bench(
                 "the table lacks larger groups for some targets: their search proposes single "
                 f"auxiliaries ({option_name('max_size', 1)}), so every proposal has an answer"
             )
+        alone = [t for t in searchable if searched.get(t, (), fit) is None]
+        if alone:
+            report.notes.append(
+                f"search: no baseline row on {fit!r} for {_names(alone)}: the first trial of "
+                "each of their searches, the target alone as a study enqueues it, has no answer "
+                "and counts as a failed trial"
+            )
         total = len(samplers) * len(searchable) * seeds
         runs: list[SearchRun] = []
 
@@ -679,6 +718,7 @@ def run_bench(
             runs.append(run)
             step("search efficiency", len(runs), total)
 
+        step("search efficiency", 0, total)
         for name in samplers:
             for target in searchable:
                 search_efficiency(
@@ -687,6 +727,134 @@ def run_bench(
                 )  # fmt: skip
         report.results.update(summarize_runs(runs))
     return report
+
+
+def _gain_prediction(
+    report: BenchReport,
+    table: LongTable,
+    *,
+    method: str,
+    seeds: Sequence[int],
+    n_seeds: int,
+    fit_fraction: float,
+    fit: str,
+    score: str,
+    options: Mapping[str, Mapping[str, Any]] | None,
+    step: Callable[[str, int, int], None],
+    hoa_without_pairs: bool,
+) -> None:
+    """Add gain prediction's Spearman over ``seeds`` (those leaving enough gains) to ``report``."""
+    from taskgraph.affinity.estimators.base import AffinityEstimator
+    from taskgraph.affinity.evaluation import evaluate_gain_prediction
+
+    report.evaluations.append("gain_prediction")
+    if len(seeds) < n_seeds:
+        report.notes.append(
+            f"gain_prediction: {n_seeds - len(seeds)} of {n_seeds} seeds fit groups that leave "
+            f"fewer than {MIN_RANKED} gains to score (`{option_name('fit_fraction')}` "
+            f"{fit_fraction:g}); the Spearman is the mean over the other {len(seeds)}"
+        )
+    per_seed: dict[str, list[float]] = {method: [], "hoa": []}
+    total = 2 * len(seeds)  # method and HOA, fitted once per seed
+    fits = 0
+
+    def fitted(_method: str, _estimator: AffinityEstimator) -> None:
+        nonlocal fits
+        fits += 1
+        step("gain prediction", fits, total)
+
+    step("gain prediction", 0, total)
+    for seed in seeds:
+        outcome = evaluate_gain_prediction(
+            table, [method, "hoa"], fit_fraction=fit_fraction, seed=seed, fit_split=fit,
+            score_split=score, options=options, on_fit=fitted, min_ranked=MIN_RANKED,
+        )  # fmt: skip
+        for name in per_seed:
+            per_seed[name].append(outcome[name]["spearman"])
+    report.results["spearman"] = _mean(per_seed[method])
+    report.results["spearman_hoa"] = _mean(per_seed["hoa"])
+    for name, key in ((method, "spearman"), ("hoa", "spearman_hoa")):
+        if not math.isnan(report.results[key]):
+            continue
+        if name == "hoa" and hoa_without_pairs:
+            report.notes.append(
+                f"{key} is undefined (nan): HOA predicts a group's gain from its pairs' gains, "
+                f"and no target with a baseline row on {fit!r} has pair rows there"
+            )
+            continue
+        raise ConfigError(
+            f"`{key}` is undefined: no seed of {len(seeds)} gave {name} a finite Spearman "
+            f"correlation on {table.source} (its predicted or the true gains are "
+            "constant on every scored group)"
+        )
+    report.results["scored_on"] = score
+
+
+def _no_group_gains(
+    table: LongTable,
+    *,
+    fit: str,
+    score: str,
+    fit_fraction: float,
+    n_fit: int,
+    n_large: int,
+    most: int,
+) -> str:
+    """Return why no seed leaves :data:`MIN_RANKED` gains of groups of size >= 3 to score."""
+    from taskgraph.affinity.evaluation import gain_prediction_cells
+
+    owners = sorted({r.target for r in table if r.split == fit and len(r.task_set) >= 3})
+    with_base = [t for t in owners if table.get(t, (), fit) is not None]
+    if not with_base:
+        return f"no target with groups of size >= 3 has a baseline row on {fit!r}"
+    if all(table.get(t, (), score) is None for t in with_base):
+        return (
+            f"no target with groups of size >= 3 has a baseline row on {score!r}, the score "
+            "split: their gains there are undefined"
+        )
+    both = "" if fit == score else f" on both {fit!r} and {score!r}"
+    # the gains there are before any group is fitted
+    there = len(gain_prediction_cells(table, fit_fraction=0.0, fit_split=fit, score_split=score)[0])
+    if there < MIN_RANKED:
+        return (
+            f"{there} gain(s) of groups of size >= 3 with a baseline row{both}; a Spearman "
+            f"needs {MIN_RANKED}"
+        )
+    return (
+        f"`{option_name('fit_fraction')}` {fit_fraction:g} fits {n_fit} of the {n_large} groups "
+        f"of size >= 3 and leaves at most {most} of their {there} gains with a baseline "
+        f"row{both} to score; a Spearman needs {MIN_RANKED}"
+    )
+
+
+def _folds_used(
+    folds: int, used: Mapping[str, int], n_pairs: Mapping[str, int]
+) -> tuple[int | str, str | None, str]:
+    """Return ``pair_folds`` as reported, a note when a target got fewer than ``folds``, and the k's short text.
+
+    ``used``: target -> the folds cut, ``min(folds, n_pairs[target])``.
+    """
+    fewer = sorted(t for t, k in used.items() if k < folds)
+    if not fewer:
+        return folds, None, f"{folds}-fold"
+    option = f"`{option_name('folds')}` {folds}"
+    if len(fewer) == len(used):
+        sizes = sorted(set(n_pairs.values()))
+        pairs = str(sizes[0]) if len(sizes) == 1 else f"{sizes[0]} to {sizes[-1]}"
+        value: int | str = sizes[0] if len(sizes) == 1 else f"min({folds}, pairs)"
+        return (
+            value,
+            f"pair_gains: {option} is more than any target's pairs ({pairs} each): "
+            f"min({folds}, pairs) folds per target, leave-one-out for every target here",
+            "leave-one-out",
+        )
+    return (
+        f"min({folds}, pairs)",
+        f"pair_gains: {option} is more than the pairs of {len(fewer)} of {len(used)} targets "
+        f"({_names(fewer)}): min({folds}, pairs) folds per target, leave-one-out for those, "
+        f"{folds} folds for the others",
+        f"min({folds}, pairs)-fold",
+    )
 
 
 def _names(targets: Sequence[str]) -> str:
@@ -700,9 +868,16 @@ def _splits_text(fit: str, score: str) -> str:
 
 
 def _undefined(key: str, method: str) -> str:
+    why = {
+        "pairwise": "it predicts measured pairs only",
+        "hoa": "it predicts measured pairs only",
+        "textemb": "it predicts from the texts of the target and the source, and a pair without "
+        "both gets its calibrated mean",
+    }
+    reason = f" ({why[method]})" if method in why else ""
     return (
         f"{key} is undefined (nan): {method}'s predictions are the same for every held-out "
-        "source of every target (pairwise and hoa predict measured pairs only)"
+        f"source of every target{reason}"
     )
 
 

@@ -51,13 +51,17 @@ def test_json_output(table_file: Path) -> None:
     assert data["evaluations"] == ["gain_prediction", "pair_gains", "search"]
     # 4 sources per target: 3 observed leave too few to rank
     assert data["skipped"] == {"source_ranking": "no target has more than 4 pair rows"}
-    assert data["notes"] == []
+    # 4 pairs per target: the default 5 folds cut 4, and the report says the k it used
+    assert data["notes"] == [
+        "pair_gains: `--folds` 5 is more than any target's pairs (4 each): min(5, pairs) folds "
+        "per target, leave-one-out for every target here"
+    ]
     searched = {f"{kind}_{s}" for kind in ("trials_to_best", "distinct_to_best", "not_found")
                 for s in ("graph", "tpe", "random", "bandit")}  # fmt: skip
     ranking = {f"pair_spearman{s}" for s in ("", "_prior", "_diff_vs_prior", "_diff_vs_prior_se")}
     numbers = {"spearman", "spearman_hoa", "pair_folds", *ranking, *searched}
     assert set(data) == {"evaluations", "skipped", "notes", "scored_on", "pair_scored_on", *numbers}
-    assert data["scored_on"] == data["pair_scored_on"] == "test" and data["pair_folds"] == 5
+    assert data["scored_on"] == data["pair_scored_on"] == "test" and data["pair_folds"] == 4
     assert all(math.isfinite(data[k]) for k in numbers)
     # 16 auxiliary sets per target; the graph sampler never asks one twice
     assert 1 <= data["distinct_to_best_graph"] == data["trials_to_best_graph"] <= 16

@@ -78,8 +78,8 @@ def test_too_few_groups_for_a_spearman_are_skipped_not_an_error(tmp_path: Path) 
     result = runner.invoke(app, ["bench", "--table", str(path), "--seeds", "2", "--no-search"])
     assert result.exit_code == 0, result.stderr
     assert (
-        "skipped_gain_prediction: 2 group(s) of size >= 3 with a baseline row; a Spearman needs 3"
-        in result.stdout
+        "skipped_gain_prediction: 2 gain(s) of groups of size >= 3 with a baseline row on both "
+        "'val' and 'test'; a Spearman needs 3" in result.stdout
     )
 
 

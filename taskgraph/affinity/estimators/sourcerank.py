@@ -582,7 +582,10 @@ class SourceRankEstimator(AffinityEstimator):
             text_kernel[missing, :] = np.nan
             text_kernel[:, missing] = np.nan
         if any(f not in FEATURES and f not in _TEXT_FEATURES for f in self.feature_names):
-            numeric, numeric_names = feature_matrix(tasks, self.task_features)
+            # Every feature named, so a ``source:<name>`` whose tasks this fit lacks (a held-out
+            # target's only source) is a column of NaN, the average score, not a missing column.
+            names = sorted({n for per in self.task_features.values() for n in per})
+            numeric, numeric_names = feature_matrix(tasks, self.task_features, names)
         return _Features(
             matrix, text_kernel=text_kernel, numeric=numeric, numeric_names=numeric_names
         )
