@@ -31,6 +31,7 @@ from taskgraph.storage.retry import DatabaseUnavailableError
 __all__ = [
     "build_engine",
     "check_study_spec",
+    "invocation_wall_time",
     "list_studies",
     "load_study_spec",
     "resumable_spec",
@@ -271,6 +272,25 @@ def _with_fields(
     return spec_from_dict(data, source=source, options=options)
 
 
+def invocation_wall_time(
+    spec: StudySpec, wall_time: float | str | None, *, source: str, label: str | None = None
+) -> float | None:
+    """Return ``wall_time`` (seconds, or a duration such as ``10m``) checked as
+    ``budget.wall_time`` of ``spec`` would be, or ``None`` when it is ``None``.
+
+    It limits one invocation (:func:`run_spec`'s ``wall_time``) and is never stored with the
+    study.  An error names ``label`` (default: the ``wall_time`` keyword, ``--wall-time`` on
+    the command line).  Raises :class:`~taskgraph.errors.SpecError`.
+    """
+    if wall_time is None:
+        return None
+    label = label or option_name("wall_time")
+    checked = _with_fields(
+        spec, {"budget.wall_time": wall_time}, source=source, labels={"budget.wall_time": label}
+    )
+    return checked.budget.wall_time
+
+
 def _storage_url(storage: str | None, spec: StudySpec | None = None) -> str:
     from taskgraph.storage import resolve_storage_url
 
@@ -287,6 +307,7 @@ def build_engine(
     data_dir: PathLike | None = None,
     observer: EngineObserver | None = None,
     source: str = "spec",
+    wall_time: float | None = None,
 ) -> StudyEngine:
     """Return an engine for ``spec`` on ``storage_url`` with its runner's evaluator (not opened).
 
@@ -296,6 +317,7 @@ def build_engine(
     Raises :class:`~taskgraph.errors.DataNotFoundError` or
     :class:`~taskgraph.errors.DataFormatError` naming the file, and
     :class:`~taskgraph.errors.StorageError` for a database that cannot be opened.
+    ``wall_time``: this invocation's wall-time budget in seconds (see :class:`StudyEngine`).
     """
     from taskgraph.spec.checks import check_data, inline_task_defs
 
@@ -322,6 +344,7 @@ def build_engine(
         data_dir=engine_dir,
         observer=observer,
         intermediate_reports=runner.capabilities.intermediate_reports,
+        wall_time=wall_time,
     )
 
 
@@ -332,8 +355,12 @@ def run_spec(
     data_dir: PathLike | None = None,
     observer: EngineObserver | None = None,
     source: str = "spec",
+    wall_time: float | None = None,
 ) -> RunSummary:
     """Open (or continue) the study of a checked ``spec`` and run it with its runner.
+
+    ``spec`` is stored with the study; ``wall_time`` (seconds, checked by
+    :func:`invocation_wall_time`) replaces its ``budget.wall_time`` for this run only.
 
     Nothing is written before the spec's data is found (:func:`build_engine`).  The runner
     (:data:`taskgraph.registry.RUNNERS`) drives the opened engine until the budget, the wall
@@ -343,7 +370,12 @@ def run_spec(
     that name.
     """
     engine = build_engine(
-        spec, storage_url=storage_url, data_dir=data_dir, observer=observer, source=source
+        spec,
+        storage_url=storage_url,
+        data_dir=data_dir,
+        observer=observer,
+        source=source,
+        wall_time=wall_time,
     )
     try:
         engine.open()
@@ -463,7 +495,6 @@ def resumable_spec(
     *,
     storage_url: str,
     trials: int | None = None,
-    wall_time: float | str | None = None,
     runner: Mapping[str, Any] | str | None = None,
     fields: Mapping[str, Any] | None = None,
     labels: Mapping[str, str] | None = None,
@@ -475,13 +506,15 @@ def resumable_spec(
     ``runner.*`` paths, e.g. ``--address``'s ``runner.address``) apply to it; an error names
     the label of what caused it (``labels["runner.name"]``, e.g. ``--runner``, default
     ``runner``; ``labels["runner.address"]``), not the stored spec.
+    Its ``budget.wall_time`` is the one stored (the spec file's): a wall time for one resume
+    goes to :func:`run_spec` (:func:`invocation_wall_time`).
     Raises :class:`~taskgraph.errors.StorageError` when the study is unknown or was not created
     by taskgraph, and :class:`~taskgraph.errors.SpecError` for an override that does not fit.
     """
     from taskgraph.search.study import stored_spec
 
     source = f"study {name!r}"
-    spec = stored_spec(name, storage_url=storage_url, trials=trials, wall_time=wall_time)
+    spec = stored_spec(name, storage_url=storage_url, trials=trials)
     if runner is not None or fields:
         spec = _with_runner(
             spec,
@@ -508,7 +541,7 @@ def resume_study(
     """Finish a stopped or killed study with the spec it was run with.
 
     Interrupted trials are failed and retried.  ``trials`` raises (or lowers) the budget,
-    ``wall_time`` limits this run, ``runner`` replaces the runner (its stored settings are kept
+    ``wall_time`` limits this run only (the study keeps its spec's own), ``runner`` replaces the runner (its stored settings are kept
     when the name is the same), ``data`` points at the data directory on this machine.
     Raises :class:`~taskgraph.errors.StorageError` when the study does not exist.
     """
@@ -523,12 +556,17 @@ def resume_study(
         study_name(name),
         storage_url=url,
         trials=trials,
-        wall_time=wall_time,
         runner=runner,
         trust_remote_code=trust_remote_code,
     )
+    source = f"study {name!r}"
     return run_spec(
-        spec, storage_url=url, data_dir=data, observer=observer, source=f"study {name!r}"
+        spec,
+        storage_url=url,
+        data_dir=data,
+        observer=observer,
+        source=source,
+        wall_time=invocation_wall_time(spec, wall_time, source=source),
     )
 
 

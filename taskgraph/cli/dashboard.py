@@ -34,18 +34,21 @@ def dashboard(
     import threading
     from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-    import optuna
     import optuna_dashboard
 
-    from taskgraph.errors import ConfigError
-    from taskgraph.storage import mask_url, open_repository, parse_storage_url, resolve_storage_url
+    from taskgraph.errors import ConfigError, StorageError
+    from taskgraph.search.report import read_only_storage
+    from taskgraph.storage import mask_url, resolve_storage_url
 
     url = resolve_storage_url(storage)
-    # The storage layer's checks first: a missing file or an unreachable server is one line.
-    open_repository(url, create=False).close()
-    optuna_storage = optuna.storages.RDBStorage(
-        parse_storage_url(url).render_as_string(hide_password=False)
-    )
+    # The storage layer's checks first (a missing file or an unreachable server is one line);
+    # like every read-only command, the dashboard creates no table.
+    optuna_storage = read_only_storage(url)
+    if optuna_storage is None:
+        raise StorageError(
+            f"no studies in {mask_url(url)} yet (no Optuna tables): run a study first, "
+            "then start the dashboard"
+        )
 
     class QuietHandler(WSGIRequestHandler):
         # A connection that sends nothing (a browser's preconnect) is dropped after this many

@@ -34,7 +34,13 @@ from taskgraph.cli.options import (
     SpecArgument,
     StorageOption,
 )
-from taskgraph.cli.output import emit_json, emit_rows, stderr_console, stdout_console
+from taskgraph.cli.output import (
+    emit_json,
+    emit_rows,
+    print_line,
+    stderr_console,
+    stdout_console,
+)
 from taskgraph.errors import ConfigError
 
 app = typer.Typer(
@@ -73,7 +79,11 @@ SetOption = Annotated[
 ]
 WallOption = Annotated[
     str | None,
-    typer.Option("--wall-time", help="Wall-time budget of this invocation, e.g. 600, 10m, 2h."),
+    typer.Option(
+        "--wall-time",
+        help="Wall-time budget of this invocation only (not stored; without it, the spec's "
+        "budget.wall_time), e.g. 600, 10m, 2h.",
+    ),
 ]
 TrustOption = Annotated[
     bool,
@@ -87,23 +97,18 @@ TrustOption = Annotated[
 # The spec field each command-line option sets: an error in that field names the option.
 _OPTION_LABELS = {
     "budget.trials": "--trials",
-    "budget.wall_time": "--wall-time",
     "runner.name": "--runner",
     "runner.address": "--address",
 }
 
 
-def _overrides(
-    *, trials: int | None, runner: str | None, address: str | None, wall_time: str | None
-) -> dict[str, Any]:
+def _overrides(*, trials: int | None, runner: str | None, address: str | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if trials is not None:
         out["budget.trials"] = trials
     # --runner and --address are runner.name and runner.address, set before any
     # --set runner.*: the app applies those to the runner they choose.
     out.update(_runner_choice(runner, address) or {})
-    if wall_time is not None:
-        out["budget.wall_time"] = wall_time
     return out
 
 
@@ -174,6 +179,31 @@ def _stopped(stop: KeyboardInterrupt, what: str) -> NoReturn:
     how = "terminated (SIGTERM)" if terminated else "interrupted"
     stderr_console.print(f"{how}: {what}", soft_wrap=True)
     raise typer.Exit(143 if terminated else 130) from None
+
+
+def _study_exists(name: str, url: str) -> bool:
+    """Return whether study ``name`` is in the database at ``url`` (True when that cannot be
+    read: the study may well be there)."""
+    from taskgraph.search.report import read_only_storage
+    from taskgraph.storage import parse_storage_url
+    from taskgraph.storage.urls import sqlite_path
+
+    try:
+        path = sqlite_path(parse_storage_url(url))
+        if path is not None and not path.exists():
+            return False
+        storage = read_only_storage(url)
+        if storage is None:
+            return False
+        try:
+            storage.get_study_id_from_name(name)
+        except KeyError:
+            return False
+        finally:
+            storage.engine.dispose()
+    except Exception:
+        return True
+    return True
 
 
 def _resume_command(name: str, url: str) -> str:
@@ -257,7 +287,9 @@ class _ProgressObserver:
     """Shows the study's progress: a line per finished trial, and in a terminal a live bar
     (trials done / total, moving within a trial by its steps), the best so far and the ETA."""
 
-    def __init__(self, *, name: str, quiet: bool, header: str = "") -> None:
+    def __init__(
+        self, *, name: str, quiet: bool, header: str = "", budget: int | None = None
+    ) -> None:
         from taskgraph.search.engine import EngineObserver
 
         class Observer(EngineObserver):
@@ -307,7 +339,9 @@ class _ProgressObserver:
             console=stderr_console,
             disable=not self.bar,
         )
-        self.task = self.progress.add_task(name, total=None, best="-", current="")
+        # The spec's budget until the study is open: a resume that first waits out a grace
+        # period shows `0/24`, not `0/?`.
+        self.task = self.progress.add_task(name, total=budget, best="-", current="")
         self.started: dict[int, str] = {}  # trial number -> description (Ray runs several)
         self.fractions: dict[int, float] = {}  # running trial -> share of its training done
         self.budget = 0
@@ -389,7 +423,14 @@ def _quiet_transformers() -> None:
 
 
 def _run(
-    spec: Any, *, url: str, data: Path | None, quiet: bool, as_json: bool, source: str
+    spec: Any,
+    *,
+    url: str,
+    data: Path | None,
+    quiet: bool,
+    as_json: bool,
+    source: str,
+    wall_time: float | None = None,
 ) -> None:
     from taskgraph.app.studies import run_spec
     from taskgraph.search.heartbeat import terminate_as_interrupt
@@ -400,14 +441,27 @@ def _run(
         name=spec.name,
         quiet=quiet or as_json,
         header=f"study {spec.name!r}: runner {spec.runner.name}, storage {mask_url(url)}",
+        budget=spec.budget.trials,
     )
     try:
         # `kill <pid>` (SIGTERM) stops a background driver the way Ctrl-C stops a foreground one.
         with terminate_as_interrupt(), watcher.progress:
             summary = run_spec(
-                spec, storage_url=url, data_dir=data, observer=watcher.observer, source=source
+                spec,
+                storage_url=url,
+                data_dir=data,
+                observer=watcher.observer,
+                source=source,
+                wall_time=wall_time,
             )
     except KeyboardInterrupt as stop:
+        if not _study_exists(spec.name, url):
+            # Stopped while checking the data or opening the database: no resume to offer.
+            _stopped(
+                stop,
+                f"nothing was started (study {spec.name!r} was not created yet); "
+                "run the same `taskgraph study run` command again",
+            )
         _stopped(stop, f"the study is saved; finish it with `{_resume_command(spec.name, url)}`")
     progress = summary.progress
     result = summary.to_dict()
@@ -479,9 +533,12 @@ def run(
     The spec, every --set value, the data directory and every task's files are checked
     before anything is written to the database.
     """
+    from taskgraph.app.studies import invocation_wall_time
+
     _quiet_transformers()  # before the checks import transformers
     overrides = _parse_sets(sets)
-    options = _overrides(trials=trials, runner=runner, address=address, wall_time=wall_time)
+    # Not --wall-time: it limits this invocation and is not stored with the study.
+    options = _overrides(trials=trials, runner=runner, address=address)
     labels = _labels(overrides, options)
     if runner is None and address is not None:
         labels["runner.name"] = "--address"  # --address alone chose the ray runner
@@ -494,6 +551,7 @@ def run(
         quiet=quiet,
         as_json=as_json,
         source=str(spec),
+        wall_time=invocation_wall_time(checked, wall_time, source=str(spec), label="--wall-time"),
     )
 
 
@@ -517,7 +575,7 @@ def resume(
     --data points at the data directory on this machine (it may differ from the one the
     study started with; the records keep each file's fingerprint).
     """
-    from taskgraph.app.studies import resumable_spec
+    from taskgraph.app.studies import invocation_wall_time, resumable_spec
 
     _quiet_transformers()
     url = _storage(storage)
@@ -526,7 +584,6 @@ def resume(
         name,
         storage_url=url,
         trials=trials,
-        wall_time=wall_time,
         runner=None if choice is None else {"name": choice["runner.name"]},
         fields={k: v for k, v in (choice or {}).items() if k != "runner.name"},
         labels={"runner.name": "--address" if runner is None else "--runner"}
@@ -534,7 +591,8 @@ def resume(
         trust_remote_code=trust_remote_code,
     )
     source = f"study {name!r}"
-    _run(spec, url=url, data=data, quiet=quiet, as_json=as_json, source=source)
+    wall = invocation_wall_time(spec, wall_time, source=source, label="--wall-time")
+    _run(spec, url=url, data=data, quiet=quiet, as_json=as_json, source=source, wall_time=wall)
 
 
 @app.command("status")
@@ -573,16 +631,26 @@ def list_studies(
     as_json: JsonOption = False,
     as_csv: CsvOption = False,
 ) -> None:
-    """List the studies in the database with their progress."""
+    """List the studies in the database with their progress (a plain Optuna study in the same
+    database is marked "not taskgraph's")."""
     from taskgraph.app.studies import list_studies
 
-    rows = list_studies(storage=_storage(storage))
-    emit_rows(
-        rows,
-        columns=["name", "target", "n_done", "budget", "n_failed", "best_value", "baseline_value"],
-        as_json=as_json,
-        as_csv=as_csv,
-    )
+    url = _storage(storage)
+    rows = list_studies(storage=url)
+    columns = ["name", "target", "n_done", "budget", "n_failed", "best_value", "baseline_value"]
+    if not rows and not (as_json or as_csv):
+        from taskgraph.storage import mask_url
+
+        print_line(f"no studies in {mask_url(url)}")
+        return
+    if as_json or as_csv:
+        columns.append("taskgraph")
+    else:
+        rows = [
+            row if row["taskgraph"] else {**row, "name": f"{row['name']} (not taskgraph's)"}
+            for row in rows
+        ]
+    emit_rows(rows, columns=columns, as_json=as_json, as_csv=as_csv)
 
 
 @app.command("show")
@@ -870,7 +938,7 @@ def submit(
             "--cluster-address is empty: give a Ray address, or drop --cluster-address"
         )
     overrides = _parse_sets(sets)
-    options = _overrides(trials=trials, runner="ray", address=None, wall_time=None)
+    options = _overrides(trials=trials, runner="ray", address=None)
     labels = _labels(overrides, options)
     labels["runner.name"] = "study submit (the ray runner)"
     overrides.update(options)

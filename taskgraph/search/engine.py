@@ -147,6 +147,9 @@ class StudyEngine:
     look-ups (tests, tabular benchmarks).  ``intermediate_reports`` (the runner's capability)
     attaches the pruning and progress callbacks to each trial; a runner without a training
     curve (a published table) gets none, and the trainer's modules are not imported.
+    ``wall_time`` (seconds) is this invocation's wall-time budget: it replaces
+    ``spec.budget.wall_time`` in :attr:`spec` for this run only, and the study keeps the
+    spec's own value (a ``--wall-time`` given once does not limit every later resume).
     """
 
     def __init__(
@@ -161,9 +164,16 @@ class StudyEngine:
         observer: EngineObserver | None = None,
         intermediate_reports: bool = True,
         embed: Callable[..., Mapping[str, Any]] | None = None,
+        wall_time: float | None = None,
     ) -> None:
         from taskgraph.storage import open_repository, parse_storage_url
 
+        #: the spec the study is stored with (``taskgraph:spec``, ``tg_studies.spec``)
+        self.stored_spec = spec
+        if wall_time is not None:
+            budget = spec.budget.model_copy(update={"wall_time": float(wall_time)})
+            spec = spec.model_copy(update={"budget": budget})
+        #: the spec this run follows: the stored one with this invocation's wall time
         self.spec = spec
         self.storage_url = storage_url
         self.evaluator = evaluator
@@ -243,14 +253,16 @@ class StudyEngine:
                 f"the spec says {spec.objective.direction}"
             )
         # Stored without the storage URL's password: optuna-dashboard serves user attributes.
-        study.set_user_attr(SPEC_ATTR, storable_spec(spec.model_dump(mode="json")))
+        # The stored spec, not this run's: an invocation's wall time is not the study's.
+        stored = self.stored_spec.model_dump(mode="json")
+        study.set_user_attr(SPEC_ATTR, storable_spec(stored))
         study.set_user_attr(SEARCH_HASH_ATTR, spec.search_hash())
         study.set_user_attr(BUDGET_ATTR, spec.budget.trials)
         if spec.sampler.name == "graph":
             study.set_user_attr(STARTUP_ATTR, {"source": startup[0], "scores": startup[1]})
         self.repository.ensure_study(
             spec.name,
-            spec=spec.model_dump(mode="json"),
+            spec=stored,
             direction=spec.objective.direction,
             target=spec.target,
         )

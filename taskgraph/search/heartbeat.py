@@ -13,6 +13,7 @@ thread beating for every trial it is given.
 
 from __future__ import annotations
 
+import copy
 import signal
 import threading
 import warnings
@@ -24,7 +25,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
-from taskgraph.search.progress import RESULTS_ATTR
+from taskgraph.search.progress import INTERRUPTED_ATTR, INTERRUPTED_BY_ATTR, RESULTS_ATTR
 from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR
 
 __all__ = [
@@ -128,6 +129,9 @@ class RetryStaleTrial:
     Optuna's :class:`~optuna.storages.RetryHeartbeatStaleTrialCallback` does the copying (the
     parameters, user attributes and the ``failed_trial``/``retry_history`` lineage); trials for
     which :func:`always_retried` holds are copied however many retries they already had.
+    The copy does not inherit the marks of the interruption (``taskgraph:interrupted``,
+    ``taskgraph:interrupted_by``): it is a new attempt, and a retry that completes must not
+    read as interrupted in optuna-dashboard.
     """
 
     def __init__(self, *, max_retry: int | None) -> None:
@@ -138,7 +142,16 @@ class RetryStaleTrial:
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         retry = self._unlimited if always_retried(trial) else self._limited
+        if any(key in trial.user_attrs for key in _NOT_INHERITED):
+            trial = copy.copy(trial)  # the caller's trial keeps its attributes
+            trial.user_attrs = {
+                key: value for key, value in trial.user_attrs.items() if key not in _NOT_INHERITED
+            }
         retry(study, trial)
+
+
+#: user attributes of an interrupted trial that its retry does not copy
+_NOT_INHERITED = (INTERRUPTED_ATTR, INTERRUPTED_BY_ATTR)
 
 
 class Heartbeat:

@@ -44,6 +44,7 @@ __all__ = [
     "list_progress",
     "load_optuna_study",
     "open_study",
+    "read_only_storage",
     "study_names",
     "study_report",
     "trial_row",
@@ -62,35 +63,69 @@ def load_optuna_study(
             raise StorageError(f"no study {name!r} in {where}; known studies: {known}") from None
 
 
-def open_study(name: str, *, storage_url: str) -> optuna.Study:
-    """Return study ``name`` from the database at ``storage_url`` (read-only use).
+def read_only_storage(storage_url: str) -> optuna.storages.RDBStorage | None:
+    """Return Optuna's storage on the database at ``storage_url``, or ``None`` when the
+    database has no Optuna tables (no study ran there yet); it creates no table.
 
     The records database is checked first, so a missing file, an unreachable server or an
     old schema is the storage layer's one clear line rather than Optuna's error.
     """
-    from taskgraph.storage import mask_url, open_repository, parse_storage_url
+    import sqlalchemy
 
-    open_repository(storage_url, create=False).close()
-    storage = optuna.storages.RDBStorage(
-        parse_storage_url(storage_url).render_as_string(hide_password=False)
-    )
-    return load_optuna_study(name, storage=storage, where=mask_url(storage_url))
+    from taskgraph.storage import open_repository, parse_storage_url
+
+    with open_repository(storage_url, create=False) as repository:
+        # `db upgrade` on an empty database makes taskgraph's tables only; Optuna's come
+        # with the first study, and reading must not create them.
+        if not sqlalchemy.inspect(repository.engine).has_table(_OPTUNA_STUDIES_TABLE):
+            return None
+    url = parse_storage_url(storage_url).render_as_string(hide_password=False)
+    return optuna.storages.RDBStorage(url, skip_table_creation=True)
+
+
+#: the table of Optuna's RDB storage that lists its studies
+_OPTUNA_STUDIES_TABLE = "studies"
+
+
+def open_study(name: str, *, storage_url: str) -> optuna.Study:
+    """Return study ``name`` from the database at ``storage_url`` (read-only use; nothing is
+    created).
+
+    Raises :class:`StorageError` when there is no such study (naming the known ones), or
+    when the study was not created by taskgraph (it has no ``taskgraph:spec``: a plain
+    Optuna study in the same database).
+    """
+    from taskgraph.storage import mask_url
+
+    where = mask_url(storage_url)
+    storage = read_only_storage(storage_url)
+    if storage is None:
+        raise StorageError(f"no study {name!r} in {where}; known studies: (none)")
+    study = load_optuna_study(name, storage=storage, where=where)
+    if not study.user_attrs.get(SPEC_ATTR):
+        raise StorageError(f"study {name!r} was not created by taskgraph (no {SPEC_ATTR})")
+    return study
 
 
 def list_progress(*, storage_url: str) -> list[dict[str, Any]]:
-    """Return one row per study in the database: its target and its progress."""
-    from taskgraph.storage import open_repository, parse_storage_url
+    """Return one row per study in the database: its target and its progress.
 
-    open_repository(storage_url, create=False).close()
-    storage = optuna.storages.RDBStorage(
-        parse_storage_url(storage_url).render_as_string(hide_password=False)
-    )
+    A study that taskgraph did not create (no ``taskgraph:spec``: a plain Optuna study) has
+    ``"taskgraph": False`` and no target or budget; taskgraph's have ``"taskgraph": True``.
+    """
+    storage = read_only_storage(storage_url)
+    if storage is None:
+        return []
     rows = []
     with quiet_optuna():
         for name in study_names(storage):
             study = optuna.load_study(study_name=name, storage=storage)
             spec = study.user_attrs.get(SPEC_ATTR) or {}
-            rows.append({"target": spec.get("target"), **study_progress(study).to_dict()})
+            row = {"target": spec.get("target"), **study_progress(study).to_dict()}
+            if not spec:
+                row["budget"] = None  # not 0: Optuna alone has no budget
+            rows.append({**row, "taskgraph": bool(spec)})
+    storage.engine.dispose()
     return rows
 
 

@@ -11,17 +11,12 @@ from taskgraph.spec.models import StudySpec
 __all__ = ["stored_spec"]
 
 
-def stored_spec(
-    name: str,
-    *,
-    storage_url: str,
-    trials: int | None = None,
-    wall_time: float | str | None = None,
-) -> StudySpec:
+def stored_spec(name: str, *, storage_url: str, trials: int | None = None) -> StudySpec:
     """Return the spec study ``name`` was run with, as stored in the database, with overrides.
 
-    ``trials`` raises (or lowers) the budget and ``wall_time`` limits this invocation (a
-    runner given on resume is applied by :func:`taskgraph.app.studies.resumable_spec`).
+    ``trials`` raises (or lowers) the budget (a runner given on resume is applied by
+    :func:`taskgraph.app.studies.resumable_spec`).  Its ``budget.wall_time`` is the spec
+    file's own (none when the file had none): an invocation's ``--wall-time`` is never stored.
     """
     from taskgraph.errors import StorageError, option_name
     from taskgraph.search.progress import BUDGET_ATTR, SPEC_ATTR
@@ -38,12 +33,8 @@ def stored_spec(
     data["search"] = search
     budget = dict(data.get("budget") or {})
     budget["trials"] = trials if trials is not None else study.user_attrs.get(BUDGET_ATTR, 1)
-    if wall_time is not None:
-        budget["wall_time"] = wall_time
     data["budget"] = budget
     # An error in a value given as an override names its keyword (or the command line's
     # option), not the stored spec.
-    options = {"budget.wall_time": option_name("wall_time")} if wall_time is not None else {}
-    if trials is not None:
-        options["budget.trials"] = option_name("trials")
+    options = {"budget.trials": option_name("trials")} if trials is not None else {}
     return spec_from_dict(data, source=f"study {name!r}", options=options)

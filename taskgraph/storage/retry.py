@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import shlex
 import sys
 import threading
 import time
@@ -67,23 +68,32 @@ class DatabaseUnavailableError(StorageError):
     """The database server stayed unreachable for longer than the retry bound.
 
     ``reason`` says which database and why; the message ends with the command that continues
-    ``study`` (``NAME`` until the application layer, which knows the study, names it).
+    ``study`` (``NAME`` until the application layer, which knows the study, names it) on
+    ``url``, the database's URL with the password masked (the command then says so).
     """
 
-    def __init__(self, reason: str, *, study: str | None = None) -> None:
+    def __init__(self, reason: str, *, study: str | None = None, url: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.study = study
+        self.url = url
 
     def __str__(self) -> str:
+        command = f"taskgraph study resume {shlex.quote(self.study or 'NAME')}"
+        notes = f"retry bound: {DB_RETRY_ENV}"
+        if self.url is not None:
+            # Without --storage the command would continue a study in the default database.
+            command += f" --storage {shlex.quote(self.url)}"
+            if ":***@" in self.url:
+                notes = f"password masked; {notes}"
         return (
             f"{self.reason}; nothing was half-written: start the database, then continue with "
-            f"`taskgraph study resume {self.study or 'NAME'}` (retry bound: {DB_RETRY_ENV})"
+            f"`{command}` ({notes})"
         )
 
     def for_study(self, study: str) -> DatabaseUnavailableError:
         """Return this error naming ``study`` in its resume command."""
-        named = DatabaseUnavailableError(self.reason, study=study)
+        named = DatabaseUnavailableError(self.reason, study=study, url=self.url)
         named.__cause__ = self.__cause__
         return named
 
@@ -169,7 +179,9 @@ def with_connection_retry(
             waited = time.monotonic() - started
             if waited >= window:
                 _given_up.setdefault(url, started)
-                raise DatabaseUnavailableError(unavailable_message(url, error, waited)) from error
+                raise DatabaseUnavailableError(
+                    unavailable_message(url, error, waited), url=_masked(url)
+                ) from error
             delay = min(MAX_DELAY_S, FIRST_DELAY_S * 2 ** (attempt - 1)) * (0.5 + random.random())
             # The last attempt is made at the bound, not before it.
             delay = min(delay, window - waited)

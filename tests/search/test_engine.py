@@ -141,11 +141,15 @@ def test_ctrl_c_marks_the_trial_interrupted_and_resume_retries_it(
     retry = study.trials[3]
     assert retry.system_attrs["failed_trial"] == 2
     assert retry.params == interrupted.params
+    # The retry is a new attempt: it does not inherit the interruption's mark.
+    assert INTERRUPTED_ATTR not in retry.user_attrs
 
     engine = make_engine(spec, storage_url, fakes.FakeEvaluator(), fakes)
     summary = engine.run()
     engine.close()
     assert summary.progress.n_done == 5 and summary.progress.n_interrupted == 1
+    study = optuna.load_study(study_name="fake", storage=storage_url)
+    assert [t.number for t in study.trials if t.user_attrs.get(INTERRUPTED_ATTR)] == [2]
     with open_repository(storage_url) as repo:
         runs = repo.runs(study="fake")
     assert len(runs) == 5

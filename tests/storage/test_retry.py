@@ -113,7 +113,12 @@ def test_past_the_bound_one_line_names_the_database_and_the_resume_command(
     assert "\n" not in message and "s3cret" not in message
     assert message.startswith("database postgresql+psycopg://tg:***@db.example:5432/records ")
     assert "Connection refused" in message
-    assert message.endswith(f"`taskgraph study resume ner` (retry bound: {DB_RETRY_ENV})")
+    # The command names the database (as printed it would otherwise target the default one).
+    assert message.endswith(
+        "`taskgraph study resume ner --storage "
+        "'postgresql+psycopg://tg:***@db.example:5432/records'` "
+        f"(password masked; retry bound: {DB_RETRY_ENV})"
+    )
 
 
 def test_other_errors_are_raised_at_once() -> None:

@@ -222,7 +222,9 @@ def test_postgres_down_past_the_bound_is_one_error_line_and_a_resumable_study(
     assert line.startswith(
         f"error: database postgresql+psycopg://postgres@127.0.0.1:{own_postgres.port}/outage unreachable for "
     ), line
-    assert line.endswith(f"`taskgraph study resume outage` (retry bound: {DB_RETRY_ENV})"), line
+    assert line.endswith(
+        f"`taskgraph study resume outage --storage {url}` (retry bound: {DB_RETRY_ENV})"
+    ), line
     assert finished_trials(url) < budget
 
     resumed = taskgraph("study", "resume", "outage", "--storage", url, "--quiet")
