@@ -65,7 +65,8 @@ AddressOption = Annotated[
     str | None,
     typer.Option(
         "--address",
-        help="Ray cluster address, e.g. auto or ray://head:10001 (overrides runner.address); "
+        help="Ray cluster address, e.g. auto or the GCS's head:6379 (overrides runner.address; "
+        "Ray Client's ray:// is refused); "
         "switches to the ray runner.",
     ),
 ]
@@ -117,8 +118,8 @@ def _runner_choice(runner: str | None, address: str | None) -> dict[str, Any] | 
     without either); --address alone means the ray runner."""
     if address is not None and not address.strip():
         raise ConfigError(
-            "--address is empty: give a Ray cluster address (auto, host:port or "
-            "ray://host:10001), or drop --address"
+            "--address is empty: give a Ray cluster address (auto or the GCS's "
+            "host:6379), or drop --address"
         )
     if runner is None and address is None:
         return None

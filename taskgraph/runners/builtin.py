@@ -142,6 +142,28 @@ class RayRunner:
     def __init__(self, *, evaluator_factory: EvaluatorFactory | None = None) -> None:
         self.evaluator_factory = evaluator_factory
 
+    def check_spec(self, spec: StudySpec, *, source: str) -> None:
+        """Raise ``SpecError`` when a trial's ``runner.resources.cpu`` can never fit the Ray
+        that taskgraph starts itself (no ``runner.address``): Tune would wait for ever.
+
+        GPUs are checked when the study runs (:meth:`build_evaluator`): a spec is often written
+        on a machine without the GPUs it runs on.  Against a cluster the driver compares the
+        resources with the cluster's nodes once connected.
+        """
+        from taskgraph.errors import SpecError
+        from taskgraph.spec.models import RayRunnerSpec
+
+        runner = spec.runner
+        if not isinstance(runner, RayRunnerSpec) or runner.address:
+            return
+        cpus = runner.num_cpus or 2  # what RayTuneRunner gives its own Ray
+        if runner.resources.cpu > cpus:
+            raise SpecError(
+                f"{source}: runner.resources.cpu: {runner.resources.cpu:g} CPUs per trial, but "
+                f"the local Ray has {cpus} (runner.num_cpus); lower it, raise runner.num_cpus, "
+                "or give a cluster's --address"
+            )
+
     def build_evaluator(
         self, spec: StudySpec, *, data_dir: str | os.PathLike[str] | None = None
     ) -> TrialEvaluator | None:
@@ -149,11 +171,20 @@ class RayRunner:
         # error now, not a traceback after the study and its first trial are written.
         from taskgraph.spec.models import RayRunnerSpec
 
-        if isinstance(spec.runner, RayRunnerSpec) and spec.runner.address:
+        runner = spec.runner
+        gpus = runner.resources.gpu if isinstance(runner, RayRunnerSpec) else 0
+        if gpus > 0 and not getattr(runner, "address", None) and local_gpu_count() == 0:
+            raise ConfigError(
+                f"runner.resources.gpu: {gpus:g} GPUs per trial, but this machine has no GPU "
+                "for the Ray that taskgraph starts; set it to 0 or give a cluster's --address"
+            )
+        if isinstance(runner, RayRunnerSpec) and runner.address:
             from taskgraph.runners.ray.address import check_ray_address
 
             check_ray_address(
-                spec.runner.address,
+                runner.address,
+                # (--address, the spec file's, or the one stored with the study on `study
+                # resume`: the message's remedies name --address and --runner local)
                 flag=option_name("runner.address", flag="--address (runner.address)"),
             )
         ray_experiment_dir(spec)
@@ -167,6 +198,13 @@ class RayRunner:
         return RayTuneRunner(
             engine=engine, data_dir=engine.data_dir, evaluator_factory=self.evaluator_factory
         ).run()
+
+
+def local_gpu_count() -> int:
+    """Return how many CUDA GPUs this process sees (what a Ray started here would get)."""
+    import torch
+
+    return torch.cuda.device_count()
 
 
 LOCAL = LocalRunner()

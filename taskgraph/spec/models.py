@@ -448,7 +448,7 @@ class RayRunnerSpec(_Strict):
     """Ray Tune trials on a local or remote Ray cluster."""
 
     name: Literal["ray"] = "ray"
-    address: str | None = None  # None: start a local Ray; "auto" or "ray://host:10001"
+    address: str | None = None  # None: start a local Ray; "auto" or a GCS "host:6379"
     resources: RayResources = RayResources()
     max_concurrent_trials: Count = Field(default=1, ge=1, le=MAX_RAY_RESOURCES)
     num_cpus: Count | None = Field(default=None, ge=1, le=MAX_RAY_RESOURCES)  # local Ray only
@@ -462,8 +462,8 @@ class RayRunnerSpec(_Strict):
         # Ray reads "" as "no address" and starts a local Ray: never what an empty value meant.
         if value is not None and not value.strip():
             raise ValueError(
-                f"is empty ({value!r}): give a Ray cluster address (auto, host:port or "
-                "ray://host:10001), or leave it out to start a local Ray"
+                f"is empty ({value!r}): give a Ray cluster address (auto or the GCS's "
+                "host:6379), or leave it out to start a local Ray"
             )
         return value
 

@@ -159,7 +159,12 @@ def test_a_ray_address_where_nothing_answers_is_one_line_and_no_study(tmp_path: 
             errors = [line for line in err.splitlines() if not line.startswith("warning:")]
             assert code == 2 and len(errors) == 1, err
             assert errors[0].startswith("error: --address") and address in errors[0]
-            assert "no Ray cluster answers there" in errors[0]
+            expected = (
+                "Ray Client (ray://) is not supported"
+                if address.startswith("ray://")
+                else "no Ray cluster answers there"
+            )
+            assert expected in errors[0], errors[0]
             assert not db.exists()
     code, _, err = invoke("study", "run", str(write(tmp_path)), "--storage", f"sqlite:///{db}",
                           "--address", "not-an-address", "--quiet")  # fmt: skip

@@ -226,6 +226,9 @@ class TruthfulOptunaSearch(OptunaSearch):
         if result and result.get("taskgraph_outcome"):
             return TrialOutcome.from_list(json.loads(result["taskgraph_outcome"]))
         config = TrialConfig.from_dict(ot_trial.user_attrs[CONFIG_ATTR])
+        finished = utcnow()
+        # A worker that dies reports no time: the trial cost at least its time since it started.
+        elapsed = max((finished - started).total_seconds(), 0.0)
         if error:
             reason = "the Ray trial errored"
             if (
@@ -236,6 +239,7 @@ class TruthfulOptunaSearch(OptunaSearch):
                 lines = Path(tune_trial.error_file).read_text(errors="replace").strip().splitlines()
                 reason = f"Ray trial error: {lines[-1] if lines else 'unknown'}"
             res = TrialResult.failed(reason)
+            res.cost.seconds = elapsed
         else:
             # Stopped by the scheduler before its final report: pruned, at its last evaluation.
             last = reports[-1] if reports else {}
@@ -247,11 +251,11 @@ class TruthfulOptunaSearch(OptunaSearch):
                     (int(r.get("global_step", i)), float(r[METRIC])) for i, r in enumerate(reports)
                 ],
             )
-            res.cost.seconds = float(last.get("time_total_s", 0.0))
+            res.cost.seconds = float(last.get("time_total_s", elapsed))
         seed_config = config.with_seed(self.engine.spec.seeds[0])
         host = next((r["taskgraph_host"] for r in reversed(reports) if "taskgraph_host" in r), None)
         run = SeedRun(
-            config=seed_config, result=res, started_at=started, finished_at=utcnow(), host=host
+            config=seed_config, result=res, started_at=started, finished_at=finished, host=host
         )
         return TrialOutcome(runs=(run,))
 

@@ -5,15 +5,20 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import ray
 from ray import tune
 
+from taskgraph.errors import TaskgraphError
 from taskgraph.runners.builtin import ray_experiment_dir
+from taskgraph.runners.ray.address import check_ray_address
 from taskgraph.runners.ray.driver import (
     ASHASparingBaseline,
     Book,
@@ -34,7 +39,7 @@ from taskgraph.search.heartbeat import (
 from taskgraph.spec.models import RayRunnerSpec
 from taskgraph.storage.retry import DatabaseUnavailableError
 
-__all__ = ["QUIET_RAY_ENV", "RayTuneRunner"]
+__all__ = ["QUIET_RAY_ENV", "RayTuneRunner", "ray_messages_to_stderr"]
 
 #: ASHA's ``max_t``: no cap on a trial's evaluations (a trial ends when its training does).
 _NO_MAX_T = 10**9
@@ -112,10 +117,20 @@ class RayTuneRunner:
         return True
 
     def _start_ray(self) -> None:
-        if self.runner.address:
-            ray.init(
-                address=self.runner.address, log_to_driver=False, logging_level=logging.WARNING
-            )
+        address = self.runner.address
+        if address:
+            # ray.init waits 40 s, or for ever, at an address that is not a Ray GCS.
+            check_ray_address(address, flag="runner.address")
+            try:
+                ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+            except (ConnectionError, RuntimeError, ValueError, TimeoutError) as error:
+                # Ray's own text is a page (its GCS client's last traceback): one line here.
+                reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+                raise TaskgraphError(
+                    f"runner.address {address}: cannot connect to a Ray cluster there: "
+                    f"{reason or type(error).__name__}"
+                ) from None
+            _check_cluster_resources(self.runner, address=address)
         else:
             # address="local": always a new instance of our own, never a cluster that happens
             # to run on this machine (which `ray.init()` would join).
@@ -131,16 +146,25 @@ class RayTuneRunner:
         """Run Tune until the budget (or the wall time) is spent; return why it stopped."""
         engine = self.engine
         spec = engine.spec
-        study = engine.require_study()
-        progress = engine.progress()
-        engine.observer.on_open(progress)
-        stop = engine.check_stop()
+        # Ray first: a cluster that cannot be reached is one error before any trial is asked.
+        # (The app checks the address before it opens the study: RayRunner.build_evaluator.)
+        started = self._init_ray()
+        try:
+            experiment_dir = ray_experiment_dir(spec)
+            study = engine.require_study()
+            progress = engine.progress()
+            engine.observer.on_open(progress)
+            stop = engine.check_stop()
+        except BaseException:
+            if started:
+                ray.shutdown()
+            raise
         if stop is not None:
+            if started:
+                ray.shutdown()
             return stop
         remaining = progress.budget - progress.n_done - progress.n_running
         book = Book()
-        experiment_dir = ray_experiment_dir(spec)
-        started = self._init_ray()
         # OptunaSearch warns when its own tell finds the trial already told (by us, truthfully);
         # the result loggers are off, so Tune's end-of-run analysis has no files to read.
         logging.getLogger("ray.tune.search.optuna.optuna_search").setLevel(logging.ERROR)
@@ -149,7 +173,12 @@ class RayTuneRunner:
         database_gone = False
         try:
             # Optuna's log at WARNING: OptunaSearch loads the study and tells each trial.
-            with heartbeat, warnings.catch_warnings(), optuna_warnings_only():
+            with (
+                heartbeat,
+                warnings.catch_warnings(),
+                optuna_warnings_only(),
+                ray_messages_to_stderr(),
+            ):
                 warnings.simplefilter("ignore")  # Optuna's experimental/heartbeat notices
                 searcher = TruthfulOptunaSearch(
                     engine=engine,
@@ -244,3 +273,43 @@ def _database_unavailable(error: BaseException) -> DatabaseUnavailableError | No
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
+
+
+@contextmanager
+def ray_messages_to_stderr() -> Iterator[None]:
+    """Within the block, the messages Ray prints in the driver go to stderr, not stdout.
+
+    Ray's error listener prints what the cluster reports (``(raylet) A worker died or was
+    killed ...``) to ``sys.stdout``, even with ``log_to_driver=False`` and with no setting to
+    turn it off; stdout carries ``--json``'s document.
+    """
+    from ray._private import worker as ray_worker
+
+    printer = ray_worker.print_to_stdstream
+
+    def to_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:
+        printer({**data, "is_err": True}, ignore_prefix)
+
+    ray_worker.print_to_stdstream = to_stderr
+    try:
+        yield
+    finally:
+        ray_worker.print_to_stdstream = printer
+
+
+def _check_cluster_resources(runner: RayRunnerSpec, *, address: str) -> None:
+    """Warn on stderr when no node of the cluster at ``address`` can hold one trial's
+    ``runner.resources`` (Tune would wait for it for ever, unless an autoscaler adds one)."""
+    wanted = {"CPU": float(runner.resources.cpu), "GPU": float(runner.resources.gpu)}
+    nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
+    for key, amount in wanted.items():
+        if amount <= 0:
+            continue
+        largest = max((float(node.get(key, 0.0)) for node in nodes), default=0.0)
+        if amount > largest:
+            field = f"runner.resources.{key.lower()}"
+            print(
+                f"warning: {field} {amount:g}: no node of the Ray cluster at {address} has more "
+                f"than {largest:g} {key}; its trials wait until an autoscaler adds such a node",
+                file=sys.stderr,
+            )

@@ -37,14 +37,18 @@ def submit_study(
     if client is None:
         from ray.job_submission import JobSubmissionClient
 
-        from taskgraph.runners.ray.address import check_ray_address
+        from taskgraph.runners.ray.address import check_job_server_address
 
-        check_ray_address(address)
+        check_job_server_address(address)
         try:
             client = JobSubmissionClient(address)
         except (ConnectionError, ValueError, RuntimeError) as error:
+            # Ray's message names the address it tried, which may not be the one given.
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise ConfigError(f"--address {address}: {reason}") from None
+            raise ConfigError(
+                f"--address {address}: no Ray job server answers there ({reason}); study "
+                "submit needs the job server (dashboard) address, e.g. http://HEAD:8265"
+            ) from None
     engine = StudyEngine(spec=spec, storage_url=storage_url)
     try:
         engine.open()

@@ -1,0 +1,213 @@
+"""The ray runner's refusals before a study is written: addresses that are no Ray GCS, trial
+resources no node can hold; and what a run prints and records when Ray reports trouble."""
+
+from __future__ import annotations
+
+import socketserver
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from taskgraph.cli.app import app
+from taskgraph.errors import ConfigError
+from taskgraph.spec import spec_from_dict
+from taskgraph.testing import load_fakes
+
+runner = CliRunner()
+
+SPEC = """\
+name: addresses
+target: synth_target
+candidates: [synth_related]
+"""
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _run_refused(tmp_path: Path, *args: str) -> str:
+    """Return the one error line of `study run` refusing ``args``; nothing may be written."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC, encoding="utf-8")
+    db = tmp_path / "r.db"
+    code, _, err = invoke("study", "run", str(spec), "--storage", f"sqlite:///{db}", *args)
+    errors = [line for line in err.splitlines() if not line.startswith("warning:")]
+    assert code != 0 and len(errors) == 1, err
+    assert not db.exists()
+    return errors[0]
+
+
+class _Silent(socketserver.BaseRequestHandler):
+    def handle(self) -> None:  # accepts, reads, never answers (as a web or client port would not)
+        self.request.recv(1024)
+        time.sleep(30)
+
+
+@pytest.fixture
+def not_a_gcs() -> Iterator[int]:
+    """Return the port of a TCP server that is no Ray GCS (all interfaces: Ray resolves
+    127.0.0.1 to this machine's address)."""
+    server = socketserver.ThreadingTCPServer(("0.0.0.0", 0), _Silent)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_port_that_is_not_a_ray_gcs_is_one_line_within_seconds(
+    tmp_path: Path, not_a_gcs: int
+) -> None:
+    started = time.monotonic()
+    error = _run_refused(tmp_path, "--address", f"127.0.0.1:{not_a_gcs}")
+    assert time.monotonic() - started < 60
+    assert error.startswith(f"error: --address (runner.address) 127.0.0.1:{not_a_gcs}: ")
+    assert "not a Ray cluster's GCS address" in error
+
+
+def test_ray_client_and_other_schemes_are_refused_before_anything(tmp_path: Path) -> None:
+    error = _run_refused(tmp_path, "--address", "ray://127.0.0.1:10001")
+    assert "Ray Client (ray://) is not supported" in error and "study submit" in error
+    error = _run_refused(tmp_path, "--address", "http://127.0.0.1:6390")
+    assert "got a http:// address" in error
+    from taskgraph.runners.ray.address import check_ray_address
+
+    with pytest.raises(ConfigError, match=r"^runner\.address ray://h:10001: Ray Client"):
+        check_ray_address("ray://h:10001", flag="runner.address")
+
+
+def test_an_address_without_a_host_is_one_line_without_rays_traceback(tmp_path: Path) -> None:
+    error = _run_refused(tmp_path, "--address", ":6390")
+    assert error.endswith(":6390: expected host:port, got no host")
+
+
+def test_submit_names_the_address_given_and_the_job_server(tmp_path: Path) -> None:
+    from taskgraph.runners.ray.address import check_job_server_address
+
+    with pytest.raises(ConfigError, match=r"127\.0\.0\.1:6390: study submit needs the Ray job "):
+        check_job_server_address("127.0.0.1:6390")
+
+
+def test_a_trial_wanting_more_cpus_than_the_local_ray_is_refused_at_validate(
+    tmp_path: Path,
+) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC, encoding="utf-8")
+    code, _, err = invoke(
+        "study", "validate", str(spec), "--set", "runner={name: ray, resources: {cpu: 4}}"
+    )
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "runner.resources.cpu: 4 CPUs per trial, but the local Ray has 2" in err
+    code, _, err = invoke(
+        "study", "validate", str(spec),
+        "--set", "runner={name: ray, num_cpus: 4, resources: {cpu: 4}}",
+    )  # fmt: skip
+    assert code == 0, err
+    code, _, err = invoke(  # a cluster's nodes are compared once connected
+        "study", "validate", str(spec),
+        "--set", "runner={name: ray, address: auto, resources: {cpu: 4}}",
+    )  # fmt: skip
+    assert code == 0, err
+
+
+def test_a_trial_wanting_a_gpu_on_a_machine_without_one_is_refused_before_the_study(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from taskgraph.runners import builtin
+
+    spec = spec_from_dict({
+        "name": "gpu", "target": "tgt", "candidates": ["good"],
+        "runner": {"name": "ray", "resources": {"gpu": 1}},
+    })  # fmt: skip
+    monkeypatch.setattr(builtin, "local_gpu_count", lambda: 0)
+    with pytest.raises(ConfigError, match=r"^runner\.resources\.gpu: 1 GPUs per trial, but"):
+        builtin.RAY.build_evaluator(spec)
+    monkeypatch.setattr(builtin, "local_gpu_count", lambda: 1)
+    builtin.RAY.build_evaluator(spec)
+
+
+def test_a_cluster_whose_nodes_cannot_hold_a_trial_is_a_warning(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import ray
+
+    from taskgraph.runners.ray import runner as ray_runner
+
+    nodes = [
+        {"Alive": True, "Resources": {"CPU": 8.0}},
+        {"Alive": True, "Resources": {"CPU": 4.0, "GPU": 1.0}},
+        {"Alive": False, "Resources": {"CPU": 64.0, "GPU": 8.0}},
+    ]
+    monkeypatch.setattr(ray, "nodes", lambda: nodes)
+    wanted = SimpleNamespace(resources=SimpleNamespace(cpu=8, gpu=2))
+    ray_runner._check_cluster_resources(wanted, address="head:6379")  # type: ignore[arg-type]
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        "warning: runner.resources.gpu 2: no node of the Ray cluster at head:6379 has more "
+        "than 1 GPU; its trials wait until an autoscaler adds such a node\n"
+    )
+
+
+def test_ray_messages_go_to_stderr_while_the_runner_runs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from ray._private import worker as ray_worker
+
+    from taskgraph.runners.ray.runner import ray_messages_to_stderr
+
+    message = {"lines": ["A worker died or was killed"], "pid": "raylet", "is_err": False}
+    with ray_messages_to_stderr():
+        ray_worker.print_to_stdstream(dict(message), ignore_prefix=False)
+    out, err = capsys.readouterr()
+    assert out == "" and "A worker died or was killed" in err
+    ray_worker.print_to_stdstream(dict(message), ignore_prefix=False)  # restored after
+    assert "A worker died" in capsys.readouterr().out
+
+
+# Optuna warns that a storage heartbeat is meant for Study.optimize: here Tune's searcher asks.
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
+def test_a_trial_whose_worker_died_costs_its_time_since_it_started(tmp_path: Path) -> None:
+    from taskgraph.runners.ray.driver import Book, DefineByRun, TruthfulOptunaSearch
+    from taskgraph.runners.ray.worker import METRIC
+    from taskgraph.search.engine import StudyEngine
+    from taskgraph.search.outcome import utcnow
+
+    fakes = load_fakes()
+    spec = spec_from_dict({
+        "name": "died", "target": "tgt", "candidates": ["good", "bad"],
+        "runner": {"name": "ray", "experiment_dir": str(tmp_path / "tune")},
+    })  # fmt: skip
+    engine = StudyEngine(
+        spec=spec, storage_url=f"sqlite:///{tmp_path / 'd.db'}",
+        sharing_spaces=fakes.SHARING_SPACES,
+    )  # fmt: skip
+    study = engine.open()
+    book = Book()
+    heartbeat: Any = SimpleNamespace(add=lambda trial_id: None, discard=lambda trial_id: None)
+    searcher = TruthfulOptunaSearch(
+        engine=engine, book=book, heartbeat=heartbeat,
+        space=DefineByRun(space=engine.space), metric=METRIC, mode="max",
+        sampler=study.sampler, study_name=spec.name, storage=engine.storage,
+    )  # fmt: skip
+    try:
+        assert searcher.suggest("tune-1") is not None
+        book.started["tune-1"] = utcnow() - timedelta(seconds=7)
+        book.results["tune-1"] = [{METRIC: 0.5, "training_iteration": 1, "time_total_s": 2.0}]
+        outcome = searcher._outcome("tune-1", None, error=True)
+        (run,) = outcome.runs
+        assert run.result.failure_reason == "the Ray trial errored"
+        assert run.result.cost.seconds >= 7
+    finally:
+        engine.close()
