@@ -7,10 +7,8 @@ import socketserver
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -18,7 +16,6 @@ from typer.testing import CliRunner
 from taskgraph.cli.app import app
 from taskgraph.errors import ConfigError
 from taskgraph.spec import spec_from_dict
-from taskgraph.testing import load_fakes
 
 runner = CliRunner()
 
@@ -174,40 +171,3 @@ def test_ray_messages_go_to_stderr_while_the_runner_runs(
     assert out == "" and "A worker died or was killed" in err
     ray_worker.print_to_stdstream(dict(message), ignore_prefix=False)  # restored after
     assert "A worker died" in capsys.readouterr().out
-
-
-# Optuna warns that a storage heartbeat is meant for Study.optimize: here Tune's searcher asks.
-@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
-def test_a_trial_whose_worker_died_costs_its_time_since_it_started(tmp_path: Path) -> None:
-    from taskgraph.runners.ray.driver import Book, DefineByRun, TruthfulOptunaSearch
-    from taskgraph.runners.ray.worker import METRIC
-    from taskgraph.search.engine import StudyEngine
-    from taskgraph.search.outcome import utcnow
-
-    fakes = load_fakes()
-    spec = spec_from_dict({
-        "name": "died", "target": "tgt", "candidates": ["good", "bad"],
-        "runner": {"name": "ray", "experiment_dir": str(tmp_path / "tune")},
-    })  # fmt: skip
-    engine = StudyEngine(
-        spec=spec, storage_url=f"sqlite:///{tmp_path / 'd.db'}",
-        sharing_spaces=fakes.SHARING_SPACES,
-    )  # fmt: skip
-    study = engine.open()
-    book = Book()
-    heartbeat: Any = SimpleNamespace(add=lambda trial_id: None, discard=lambda trial_id: None)
-    searcher = TruthfulOptunaSearch(
-        engine=engine, book=book, heartbeat=heartbeat,
-        space=DefineByRun(space=engine.space), metric=METRIC, mode="max",
-        sampler=study.sampler, study_name=spec.name, storage=engine.storage,
-    )  # fmt: skip
-    try:
-        assert searcher.suggest("tune-1") is not None
-        book.started["tune-1"] = utcnow() - timedelta(seconds=7)
-        book.results["tune-1"] = [{METRIC: 0.5, "training_iteration": 1, "time_total_s": 2.0}]
-        outcome = searcher._outcome("tune-1", None, error=True)
-        (run,) = outcome.runs
-        assert run.result.failure_reason == "the Ray trial errored"
-        assert run.result.cost.seconds >= 7
-    finally:
-        engine.close()

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -94,29 +97,12 @@ def test_a_suggested_trial_beats_before_tune_starts_it(tmp_path: Path) -> None:
     study failed it as stale under this one."""
     import optuna
 
-    from taskgraph.runners.ray.driver import Book, DefineByRun, TruthfulOptunaSearch
     from taskgraph.runners.ray.worker import METRIC
-    from taskgraph.search.engine import StudyEngine
     from taskgraph.search.heartbeat import storage_id
 
-    fakes = load_fakes()
-    spec = spec_from_dict({
-        "name": "beats", "target": "tgt", "candidates": ["good", "bad"],
-        "runner": {"name": "ray", "experiment_dir": str(tmp_path / "tune")},
-    })  # fmt: skip
-    engine = StudyEngine(
-        spec=spec, storage_url=f"sqlite:///{tmp_path / 'b.db'}",
-        sharing_spaces=fakes.SHARING_SPACES,
-    )  # fmt: skip
-    study = engine.open()
     beating: list[int] = []
     heartbeat = SimpleNamespace(add=beating.append, discard=lambda trial_id: None)
-    searcher = TruthfulOptunaSearch(
-        engine=engine, book=Book(), heartbeat=heartbeat,
-        space=DefineByRun(space=engine.space), metric=METRIC, mode="max",
-        sampler=study.sampler, study_name=spec.name, storage=engine.storage,
-    )  # fmt: skip
-    try:
+    with _searcher(tmp_path, "beats", heartbeat) as (engine, study, searcher):
         assert searcher.suggest("tune-1") is not None
         (running,) = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
         assert beating == [storage_id(running)]
@@ -128,6 +114,53 @@ def test_a_suggested_trial_beats_before_tune_starts_it(tmp_path: Path) -> None:
         searcher.on_trial_result("tune-1", {METRIC: 0.5, "training_iteration": 1})
         searcher.on_trial_complete("tune-1", {METRIC: 0.5, "taskgraph_outcome": "[]"})
         assert study.trials[running.number].state == optuna.trial.TrialState.FAIL
+
+
+# Optuna warns that a storage heartbeat is meant for Study.optimize: here Tune's searcher
+# asks and tells, as TruthfulOptunaSearch does in a real run.
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
+def test_a_trial_whose_worker_died_costs_its_time_since_it_started(tmp_path: Path) -> None:
+    """A worker that dies reports no time: the failed trial was recorded at 0 s."""
+    from taskgraph.runners.ray.worker import METRIC
+    from taskgraph.search.outcome import utcnow
+
+    heartbeat = SimpleNamespace(add=lambda trial_id: None, discard=lambda trial_id: None)
+    with _searcher(tmp_path, "died", heartbeat) as (_, _, searcher):
+        assert searcher.suggest("tune-1") is not None
+        searcher.book.started["tune-1"] = utcnow() - timedelta(seconds=7)
+        searcher.book.results["tune-1"] = [
+            {METRIC: 0.5, "training_iteration": 1, "time_total_s": 2.0}
+        ]
+        (run,) = searcher._outcome("tune-1", None, error=True).runs
+        assert run.result.failure_reason == "the Ray trial errored"
+        assert run.result.cost.seconds >= 7
+
+
+@contextmanager
+def _searcher(tmp_path: Path, name: str, heartbeat: Any) -> Iterator[tuple[Any, Any, Any]]:
+    """Yield an opened engine of a two-candidate fake study, its Optuna study and the Ray
+    driver's searcher on it (Tune's asks and tells, without Tune); the engine is closed after."""
+    from taskgraph.runners.ray.driver import Book, DefineByRun, TruthfulOptunaSearch
+    from taskgraph.runners.ray.worker import METRIC
+    from taskgraph.search.engine import StudyEngine
+
+    fakes = load_fakes()
+    spec = spec_from_dict({
+        "name": name, "target": "tgt", "candidates": ["good", "bad"],
+        "runner": {"name": "ray", "experiment_dir": str(tmp_path / "tune")},
+    })  # fmt: skip
+    engine = StudyEngine(
+        spec=spec, storage_url=f"sqlite:///{tmp_path / f'{name}.db'}",
+        sharing_spaces=fakes.SHARING_SPACES,
+    )  # fmt: skip
+    study = engine.open()
+    searcher = TruthfulOptunaSearch(
+        engine=engine, book=Book(), heartbeat=heartbeat,
+        space=DefineByRun(space=engine.space), metric=METRIC, mode="max",
+        sampler=study.sampler, study_name=spec.name, storage=engine.storage,
+    )  # fmt: skip
+    try:
+        yield engine, study, searcher
     finally:
         engine.close()
 
