@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 __all__ = [
     "direction_mismatch",
+    "first_names",
     "higher_is_better",
     "json_safe",
     "metric_direction",
@@ -34,6 +35,13 @@ _MINIMIZE = re.compile(r"(.*_)?(loss|perplexity|error|mse|mae|rmse|wer|cer)", re
 def task_set_key(tasks: Iterable[str]) -> str:
     """Return the canonical key of a task set: its names sorted and joined by ``+``."""
     return "+".join(sorted(tasks))
+
+
+def first_names(names: Iterable[str], limit: int = 5) -> str:
+    """Return up to ``limit`` names joined by commas, then how many more (a note's list)."""
+    names = list(names)
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
 
 
 def metric_direction(metric: str) -> Literal["maximize", "minimize"]:

@@ -8,7 +8,13 @@ from taskgraph.storage.records import higher_is_better as records_higher_is_bett
 from taskgraph.tasks import TaskType, list_tasks, metrics_for_type
 from taskgraph.tasks import metric_direction as tasks_metric_direction
 from taskgraph.training import stable_seed as training_stable_seed
-from taskgraph.vocabulary import higher_is_better, metric_direction, stable_seed, task_set_key
+from taskgraph.vocabulary import (
+    first_names,
+    higher_is_better,
+    metric_direction,
+    stable_seed,
+    task_set_key,
+)
 
 
 @pytest.mark.parametrize(
@@ -64,3 +70,9 @@ def test_stable_seed_has_the_width_asked_and_one_source() -> None:
     assert stable_seed("x", 2) != stable_seed("x", 1)
     with pytest.raises(ValueError, match="bits"):
         stable_seed("x", bits=65)
+
+
+def test_first_names_lists_five_then_counts_the_rest() -> None:
+    assert first_names(["a", "b"]) == "a, b"
+    assert first_names([f"t{i}" for i in range(7)]) == "t0, t1, t2, t3, t4 and 2 more"
+    assert first_names(iter("abc"), limit=2) == "a, b and 1 more"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from taskgraph.affinity.longtable import LongTable
 from taskgraph.app.arguments import filesystem_path, flag, integer, names, number, registered_name
 from taskgraph.errors import ConfigError, option_name
-from taskgraph.vocabulary import json_safe
+from taskgraph.vocabulary import first_names, json_safe
 
 if TYPE_CHECKING:
     from taskgraph.affinity.metadata import TaskMetadata
@@ -72,7 +72,7 @@ def metadata_options(
             kind = "text or feature" if method == "sourcerank" else "text"
             notes.append(
                 f"{option_name('task_metadata')}: the file has no {kind} for any of the table's "
-                f"{len(wanted)} tasks (it describes {_few(described)}): {method} gets no task "
+                f"{len(wanted)} tasks (it describes {first_names(described)}): {method} gets no task "
                 "metadata"
             )
             return {}, notes
@@ -108,7 +108,7 @@ def _coverage_notes(method: str, metadata: TaskMetadata, tasks: Sequence[str]) -
         }[method]
         notes.append(
             f"{option}: {len(lacking)} of the table's {len(tasks)} tasks have no text "
-            f"({_few(lacking)}): {effect}"
+            f"({first_names(lacking)}): {effect}"
         )
     if method == "sourcerank":
         for name in metadata.feature_names:
@@ -116,15 +116,9 @@ def _coverage_notes(method: str, metadata: TaskMetadata, tasks: Sequence[str]) -
             if lacking:
                 notes.append(
                     f"{option}: {len(lacking)} of the table's {len(tasks)} tasks lack feature "
-                    f"{name!r} ({_few(lacking)}): their source:{name} score is the average one"
+                    f"{name!r} ({first_names(lacking)}): their source:{name} score is the average one"
                 )
     return notes
-
-
-def _few(names: Sequence[str]) -> str:
-    """Return up to five names, then how many more."""
-    more = f" and {len(names) - 5} more" if len(names) > 5 else ""
-    return ", ".join(names[:5]) + more
 
 
 def bench(

@@ -41,6 +41,7 @@ from taskgraph.search.samplers import SAMPLERS, build_sampler
 from taskgraph.search.space import SearchSpace
 from taskgraph.spec.loading import spec_from_dict
 from taskgraph.spec.models import STUDY_NAME, StudySpec
+from taskgraph.vocabulary import first_names
 
 __all__ = [
     "BENCH_SAMPLERS",
@@ -523,7 +524,7 @@ def run_bench(
     if no_score_baseline:
         report.notes.append(
             f"no baseline row on {score!r} (the score split) for {len(no_score_baseline)} of "
-            f"{len(targets)} targets ({_names(no_score_baseline)}), though {fit!r} has one: "
+            f"{len(targets)} targets ({first_names(no_score_baseline)}), though {fit!r} has one: "
             f"their gains on {score!r} are undefined, so they are rank-only in pair_gains "
             f"(their pairs scored against their {score!r} values) and left out of "
             "gain_prediction"
@@ -596,7 +597,7 @@ def run_bench(
         )  # fmt: skip
         if pairs["too_few_pairs"]:
             report.notes.append(
-                f"pair_gains: {_names(pairs['too_few_pairs'])} not scored: a Spearman needs "
+                f"pair_gains: {first_names(pairs['too_few_pairs'])} not scored: a Spearman needs "
                 f"{MIN_RANKED} pair rows (of two it is +-1 whatever the predictions)"
             )
         pair_folds, folds_note, folds_text = _folds_used(
@@ -649,7 +650,7 @@ def run_bench(
         )  # fmt: skip
         if ranking["too_few_hidden"]:
             report.notes.append(
-                f"source_ranking: {_names(ranking['too_few_hidden'])} not scored: with "
+                f"source_ranking: {first_names(ranking['too_few_hidden'])} not scored: with "
                 f"{n_observed} observed, fewer than {MIN_RANKED} hidden sources are left (a "
                 "Spearman of two is +-1 whatever the ranking)"
             )
@@ -707,7 +708,7 @@ def run_bench(
         alone = [t for t in searchable if searched.get(t, (), fit) is None]
         if alone:
             report.notes.append(
-                f"search: no baseline row on {fit!r} for {_names(alone)}: the first trial of "
+                f"search: no baseline row on {fit!r} for {first_names(alone)}: the first trial of "
                 "each of their searches, the target alone as a study enqueues it, has no answer "
                 "and counts as a failed trial"
             )
@@ -851,16 +852,10 @@ def _folds_used(
     return (
         f"min({folds}, pairs)",
         f"pair_gains: {option} is more than the pairs of {len(fewer)} of {len(used)} targets "
-        f"({_names(fewer)}): min({folds}, pairs) folds per target, leave-one-out for those, "
+        f"({first_names(fewer)}): min({folds}, pairs) folds per target, leave-one-out for those, "
         f"{folds} folds for the others",
         f"min({folds}, pairs)-fold",
     )
-
-
-def _names(targets: Sequence[str]) -> str:
-    """Return up to five target names, then how many more."""
-    more = f" and {len(targets) - 5} more" if len(targets) > 5 else ""
-    return ", ".join(targets[:5]) + more
 
 
 def _splits_text(fit: str, score: str) -> str:
