@@ -394,9 +394,11 @@ def run_spec(
                 message = storage_failure_message(error)
             if message is None:
                 raise
+            from taskgraph.storage.urls import resume_command
+
             raise StorageError(
                 f"{message}; once the database can be written again, continue with "
-                f"`taskgraph study resume {spec.name}`"
+                f"`{resume_command(spec.name, storage_url)}`"
             ) from error
     finally:
         engine.close()

@@ -207,12 +207,6 @@ def _study_exists(name: str, url: str) -> bool:
     return True
 
 
-def _resume_command(name: str, url: str) -> str:
-    from taskgraph.storage import mask_url
-
-    return f"taskgraph study resume {shlex.quote(name)} --storage {shlex.quote(mask_url(url))}"
-
-
 @app.command("validate")
 def validate(
     spec: SpecArgument,
@@ -436,6 +430,7 @@ def _run(
     from taskgraph.app.studies import run_spec
     from taskgraph.search.heartbeat import terminate_as_interrupt
     from taskgraph.storage import mask_url
+    from taskgraph.storage.urls import resume_command
 
     _quiet_transformers()
     watcher = _ProgressObserver(
@@ -463,7 +458,7 @@ def _run(
                 f"nothing was started (study {spec.name!r} was not created yet); "
                 "run the same `taskgraph study run` command again",
             )
-        _stopped(stop, f"the study is saved; finish it with `{_resume_command(spec.name, url)}`")
+        _stopped(stop, f"the study is saved; finish it with `{resume_command(spec.name, url)}`")
     progress = summary.progress
     result = summary.to_dict()
     show = f"taskgraph study show {shlex.quote(spec.name)} --storage {_masked(url)}"
@@ -495,7 +490,7 @@ def _run(
         raise typer.Exit(1)
     if summary.reason == "wall_time" and not as_json:
         stderr_console.print(
-            f"wall time reached ({summary.detail}); continue with `{_resume_command(spec.name, url)}`",
+            f"wall time reached ({summary.detail}); continue with `{resume_command(spec.name, url)}`",
             soft_wrap=True,
         )
     if summary.reason == "exhausted" and not as_json:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import shlex
 import sys
 import threading
 import time
@@ -79,16 +78,14 @@ class DatabaseUnavailableError(StorageError):
         self.url = url
 
     def __str__(self) -> str:
-        command = f"taskgraph study resume {shlex.quote(self.study or 'NAME')}"
+        from taskgraph.storage.urls import resume_command
+
         notes = f"retry bound: {DB_RETRY_ENV}"
-        if self.url is not None:
-            # Without --storage the command would continue a study in the default database.
-            command += f" --storage {shlex.quote(self.url)}"
-            if ":***@" in self.url:
-                notes = f"password masked; {notes}"
+        if self.url is not None and ":***@" in self.url:
+            notes = f"password masked; {notes}"
         return (
             f"{self.reason}; nothing was half-written: start the database, then continue with "
-            f"`{command}` ({notes})"
+            f"`{resume_command(self.study, self.url)}` ({notes})"
         )
 
     def for_study(self, study: str) -> DatabaseUnavailableError:

@@ -35,6 +35,7 @@ __all__ = [
     "mask_url",
     "parse_storage_url",
     "resolve_storage_url",
+    "resume_command",
     "sqlite_path",
     "sqlite_url_relative_to",
     "storable_spec",
@@ -132,6 +133,16 @@ def mask_url(url: str | URL) -> str:
     if secret_keys:
         parsed = parsed.update_query_dict({key: _SENTINEL for key in secret_keys})
     return parsed.render_as_string(hide_password=True).replace(_SENTINEL, MASK)
+
+
+def resume_command(study: str | None, url: str | None) -> str:
+    """Return the command that continues ``study`` (``NAME`` when unknown) in the database at
+    ``url``, its password masked (``--storage`` left out when ``url`` is None)."""
+    import shlex
+
+    command = f"taskgraph study resume {shlex.quote(study or 'NAME')}"
+    # Without --storage the command would continue a study in the default database.
+    return command if url is None else f"{command} --storage {shlex.quote(mask_url(url))}"
 
 
 def _mask_text_fields(text: str) -> str:

@@ -283,7 +283,7 @@ def test_sqlite_disk_full_is_one_error_line_and_the_database_still_checks(
         line = assert_one_error_line(full, "no space left", "disk I/O error")
         assert f"sqlite:///{db}" in line, line
         # Mid-study: the line says how the study continues.
-        assert line.endswith("continue with `taskgraph study resume full`"), line
+        assert line.endswith(f"continue with `taskgraph study resume full --storage {url}`"), line
         assert 2 < finished_trials(url) < budget, "the fault did not land mid-study"
         filler.unlink(missing_ok=True)
 
