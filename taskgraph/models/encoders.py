@@ -28,9 +28,10 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
+from huggingface_hub.errors import StrictDataclassError, StrictDataclassFieldValidationError
 from transformers import (
     AutoModel,
     AutoTokenizer,
@@ -47,10 +48,12 @@ __all__ = [
     "ENCODER_NAMES",
     "TINY_BERT_DEFAULTS",
     "EncoderBundle",
+    "EncoderOptionError",
     "clear_encoder_cache",
     "encoder_config",
     "load_encoder",
     "minilm_path",
+    "tiny_bert_config",
 ]
 
 ENCODER_NAMES = ("minilm", "tiny-bert")
@@ -223,24 +226,70 @@ def _stderr_is_terminal() -> bool:
         return False
 
 
+class EncoderOptionError(ConfigError):
+    """An encoder option :func:`load_encoder` refuses; ``option`` names it, ``reason`` says why."""
+
+    def __init__(self, message: str, *, option: str, reason: str) -> None:
+        super().__init__(message)
+        self.option = option
+        self.reason = reason
+
+
+def tiny_bert_config(options: Mapping[str, Any], *, vocab_size: int | None = None) -> BertConfig:
+    """Return the :class:`BertConfig` ``"tiny-bert"`` is built with under ``options``.
+
+    Builds no model, so the spec checks call it too.  Raises :class:`EncoderOptionError`
+    naming the first option that is unknown, of the wrong type or inconsistent.
+    """
+    opts = dict(options)
+    seed = opts.pop("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        _refuse("seed", f"must be an integer, but got {seed!r}")
+    valid = {*BertConfig().to_dict(), "attn_implementation"}
+    for name in sorted(opts):
+        if name not in valid:
+            allowed = (
+                "allowed: seed and the BertConfig fields (e.g. num_hidden_layers, hidden_size, "
+                "num_attention_heads, intermediate_size)"
+            )
+            raise EncoderOptionError(
+                f"encoder 'tiny-bert': unknown option {name}; {allowed}",
+                option=name,
+                reason=f"unknown option; {allowed}",
+            )
+    for name, value in opts.items():
+        # One option at a time, so the error names it: BertConfig checks each field's type
+        # and raises huggingface_hub's StrictDataclassFieldValidationError, naming no option.
+        try:
+            BertConfig(**{name: value})
+        except StrictDataclassFieldValidationError as error:
+            _refuse(name, str(error).strip().splitlines()[-1].strip())
+    vocab = {} if vocab_size is None else {"vocab_size": vocab_size}
+    try:
+        config = BertConfig(**{**TINY_BERT_DEFAULTS, **vocab, **opts})
+    except (StrictDataclassError, TypeError, ValueError) as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ConfigError(f"encoder 'tiny-bert': {first}") from None
+    if config.hidden_size % config.num_attention_heads:
+        _refuse(
+            "hidden_size",
+            f"{config.hidden_size} must be a multiple of num_attention_heads "
+            f"({config.num_attention_heads})",
+        )
+    return config
+
+
+def _refuse(option: str, reason: str) -> NoReturn:
+    raise EncoderOptionError(
+        f"encoder 'tiny-bert': option {option}: {reason}", option=option, reason=reason
+    )
+
+
 def _tiny_bert(opts: dict[str, Any]) -> EncoderBundle:
     # The MiniLM tokenizer gives realistic subword splits without any download.
     tokenizer = _tokenizer(minilm_path())
-    seed = int(opts.pop("seed", 0))
-    fields = {**TINY_BERT_DEFAULTS, "vocab_size": tokenizer.vocab_size, **opts}
-    valid = {*BertConfig().to_dict(), "attn_implementation"}
-    unknown = sorted(set(fields) - valid)
-    if unknown:
-        raise ConfigError(
-            f"encoder 'tiny-bert': unknown option(s) {', '.join(unknown)}; allowed: seed and the "
-            "BertConfig fields (e.g. num_hidden_layers, hidden_size, num_attention_heads, intermediate_size)"
-        )
-    config = BertConfig(**fields)
-    if config.hidden_size % config.num_attention_heads:
-        raise ConfigError(
-            f"encoder 'tiny-bert': hidden_size ({config.hidden_size}) must be a multiple of "
-            f"num_attention_heads ({config.num_attention_heads})"
-        )
+    config = tiny_bert_config(opts, vocab_size=tokenizer.vocab_size)
+    seed = int(opts.get("seed", 0))
     # Seed a private generator state so that building the encoder never depends on (or disturbs)
     # the caller's global RNG position.
     with torch.random.fork_rng(devices=[]):

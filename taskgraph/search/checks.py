@@ -18,7 +18,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from taskgraph.errors import SpecError, TaskgraphError, option_name
+from taskgraph.errors import ConfigError, SpecError, TaskgraphError, option_name
 from taskgraph.spec.checks import check_inline_data, inline_task_defs
 from taskgraph.spec.domains import Domain
 from taskgraph.spec.models import RowSpec, StudySpec
@@ -294,6 +294,8 @@ def _check_encoder(spec: StudySpec, source: str) -> None:
             f"{source}: encoder.name: {name!r} is neither a known encoder nor a directory; "
             f"allowed: {', '.join(ENCODER_NAMES)}, or the path of a local Hugging Face model"
         )
+    if name == "tiny-bert":
+        _check_tiny_bert_options(spec, source)
     config = encoder_config(name, spec.encoder.options)
     if config is None:  # what the loader refuses, before every trial of a study fails on it
         raise SpecError(
@@ -313,6 +315,19 @@ def _check_encoder(spec: StudySpec, source: str) -> None:
                 f"{source}: {where}: {length} tokens, but encoder {name!r} has "
                 f"{positions} positions (max_position_embeddings); use at most {positions}"
             )
+
+
+def _check_tiny_bert_options(spec: StudySpec, source: str) -> None:
+    # The loader's own check of names, types and sizes, without building the model: a bad
+    # option otherwise failed every trial of a run as an invalid configuration.
+    from taskgraph.models.encoders import EncoderOptionError, tiny_bert_config
+
+    try:
+        tiny_bert_config(spec.encoder.options)
+    except EncoderOptionError as error:
+        raise SpecError(f"{source}: encoder.options.{error.option}: {error.reason}") from None
+    except ConfigError as error:
+        raise SpecError(f"{source}: encoder.options: {error}") from None
 
 
 def _encoder_positions(config: dict[str, Any]) -> int | None:

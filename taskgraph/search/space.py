@@ -201,6 +201,7 @@ class SearchSpace:
                 raise SpecError(
                     f"search.sharing.{arch}: unknown parameter {unknown[0]!r}; allowed: {allowed}"
                 )
+            _check_sharing_values(arch, overrides, num_layers=self.encoder_depth)
             out[arch] = {**own, **overrides}
         return out
 
@@ -577,6 +578,37 @@ def _registry_spaces(
         else:
             spaces[name] = dict(space())
     return spaces
+
+
+def _check_sharing_values(
+    arch: str, overrides: Mapping[str, Domain], *, num_layers: int | None
+) -> None:
+    """Raise SpecError for a fixed value, choice or range bound ``arch`` itself refuses.
+
+    Each is passed alone to the architecture's own ``resolve_params`` (the check
+    ``build_model`` makes), so a value every trial would fail on is refused before a study
+    is created.  An architecture that is not registered (spaces given as plain data) or has
+    no ``resolve_params`` is not checked.
+    """
+    from taskgraph.errors import ConfigError
+    from taskgraph.models.sharing import SHARING_ARCHITECTURES
+
+    try:
+        architecture = SHARING_ARCHITECTURES.get(arch)
+    except KeyError:
+        return
+    resolve = getattr(architecture, "resolve_params", None)
+    if not callable(resolve):
+        return
+    for param, domain in overrides.items():
+        for value in domain.values():  # a range's two bounds
+            try:
+                # No heads: a value's check does not depend on the tasks (only the names
+                # ``layer:<task>`` do, and those are not searchable).  An encoder of unknown
+                # depth bounds no layer number here; the trial still checks it.
+                resolve({param: value}, specs=(), num_layers=num_layers or 10**6)
+            except ConfigError as error:
+                raise SpecError(f"search.sharing.{arch}.{param}: {error}") from None
 
 
 def encoder_depth(spec: StudySpec) -> int | None:

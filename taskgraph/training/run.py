@@ -67,6 +67,7 @@ __all__ = [
     "attach_frozen_states",
     "build_task_data",
     "build_trainer",
+    "check_caps",
     "deterministic_subset",
     "train_trial",
 ]
@@ -124,6 +125,20 @@ def deterministic_subset(size: int, cap: int | None, *, key: str) -> np.ndarray:
         raise ConfigError(f"`max_examples` for {key!r} must be >= 1, but got {cap}")
     rng = np.random.default_rng(stable_seed("subset", key))
     return np.sort(rng.choice(size, size=cap, replace=False))
+
+
+def check_caps(config: TrialConfig) -> None:
+    """Raise ConfigError for a ``mixing.max_examples`` task that is not one of the trial's.
+
+    Such a cap would be silently ignored; the spec checks refuse the same for a study.
+    """
+    tasks = config.task_set
+    for name in config.mixing.max_examples:
+        if name not in tasks:
+            raise ConfigError(
+                f"mixing.max_examples.{name}: not a task of the trial; its tasks: "
+                f"{', '.join(tasks)}"
+            )
 
 
 def _mlm_info(tokenizer: Any) -> dict[str, int]:
@@ -357,6 +372,7 @@ def build_trainer(
     """Return a ready :class:`MultiTaskTrainer` for ``config`` (data loaded, model on device)."""
     from taskgraph.models import HeadSpec, build_model, load_encoder
 
+    check_caps(config)
     options = TrainingOptions.from_config(config)
     resolved = resolve_device(device)
     task_defs = {name: get_task(name, extra=tasks) for name in config.task_set}
@@ -534,6 +550,7 @@ def _train_trial(
         )
 
     try:
+        check_caps(config)  # before a pretraining stage is paid for
         if config.pretraining is not None:
             report = _pretraining_report(config, tasks=tasks, data_dir=data_dir, device=device)
         trainer = build_trainer(

@@ -65,6 +65,17 @@ def test_tiny_bert_is_seeded_small_and_configurable(
         tiny_encoder(hidden_size=30, num_attention_heads=4)
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [("num_hidden_layers", "x", "expected int, got str"), ("hidden_dropout_prob", "x", "float")],
+)
+def test_a_wrong_typed_tiny_bert_option_is_a_config_error_naming_it(
+    tiny_encoder: Callable[..., EncoderBundle], option: str, value: Any, expected: str
+) -> None:
+    with pytest.raises(ConfigError, match=rf"^encoder 'tiny-bert': option {option}: .*{expected}"):
+        tiny_encoder(**{option: value})
+
+
 def test_tiny_bert_does_not_disturb_the_global_rng(
     tiny_encoder: Callable[..., EncoderBundle],
 ) -> None:

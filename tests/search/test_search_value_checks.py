@@ -1,0 +1,106 @@
+"""`check_spec` refuses sharing-parameter values and encoder options every trial would fail on.
+
+A sharing parameter's fixed value, each choice and both bounds of a searched range go through
+the architecture's own ``resolve_params`` (what ``build_model`` runs); tiny-bert's options go
+through the loader's own check (``tiny_bert_config``), without building a model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from taskgraph.cli.app import app
+from taskgraph.errors import SpecError
+from taskgraph.search.checks import check_spec
+from taskgraph.spec import spec_from_dict
+
+
+def _spec(**overrides: Any) -> Any:
+    data: dict[str, Any] = {
+        "name": "s",
+        "target": "synth_target",
+        "candidates": ["synth_related"],
+        "encoder": {"name": "tiny-bert", "max_length": 16},
+    }
+    data.update(overrides)
+    return spec_from_dict(data)
+
+
+@pytest.mark.parametrize(
+    ("arch", "param", "domain", "message"),
+    [
+        ("hierarchical", "tagging_layer", 0, "must be a layer number >= 1"),
+        ("cross_stitch", "alpha_self", 2.0, r"must be in \(0, 1\), but got 2\.0"),
+        ("cross_stitch", "alpha_self", {"low": 0.5, "high": 1.0}, r"but got 1\.0"),
+        ("label_embedding", "label_dim", {"low": 0, "high": 4}, "integer >= 1, but got 0"),
+        ("mmoe", "num_experts", [2, 0], "integer >= 1, but got 0"),
+        ("soft", "lambda", -1.0, "number >= 0"),
+    ],
+)
+def test_a_sharing_value_the_architecture_refuses_is_refused(
+    arch: str, param: str, domain: Any, message: str
+) -> None:
+    spec = _spec(search={"sharing": {arch: {param: domain}}})
+    with pytest.raises(SpecError, match=rf"^spec: search\.sharing\.{arch}\.{param}: .*{message}"):
+        check_spec(spec)
+
+
+def test_sharing_values_the_architectures_accept_pass() -> None:
+    sharing = {
+        "hierarchical": {"tagging_layer": 1, "parsing_layer": {"low": 1, "high": 2}},
+        "cross_stitch": {"alpha_self": {"low": 0.5, "high": 0.95}, "top_k_layers": 1},
+        "label_embedding": {"label_dim": {"low": 1, "high": 4}},
+        "mmoe": {"num_experts": [2, 3]},
+    }
+    check_spec(_spec(search={"sharing": sharing}))
+
+
+@pytest.mark.parametrize(
+    ("options", "where", "message"),
+    [
+        ({"hidden_sizee": 64}, "hidden_sizee", "unknown option; allowed: seed and the BertConfig"),
+        ({"num_hidden_layers": "x"}, "num_hidden_layers", "expected int, got str"),
+        ({"hidden_size": 30, "num_attention_heads": 4}, "hidden_size", "multiple of"),
+    ],
+)
+def test_a_tiny_bert_option_the_loader_refuses_is_refused(
+    options: dict[str, Any], where: str, message: str
+) -> None:
+    spec = _spec(encoder={"name": "tiny-bert", "max_length": 16, "options": options})
+    with pytest.raises(SpecError, match=rf"^spec: encoder\.options\.{where}: .*{message}"):
+        check_spec(spec)
+
+
+def test_tiny_bert_options_the_loader_accepts_pass() -> None:
+    options = {"num_hidden_layers": 1, "hidden_size": 64, "num_attention_heads": 4, "seed": 3}
+    check_spec(_spec(encoder={"name": "tiny-bert", "max_length": 16, "options": options}))
+
+
+@pytest.mark.parametrize(
+    ("lines", "field"),
+    [
+        (
+            "encoder: {name: tiny-bert, max_length: 16}\n"
+            "search: {sharing: {cross_stitch: {alpha_self: 2.0}}}\n",
+            "search.sharing.cross_stitch.alpha_self",
+        ),
+        (
+            "encoder: {name: tiny-bert, max_length: 16, options: {hidden_sizee: 64}}\n",
+            "encoder.options.hidden_sizee",
+        ),
+    ],
+)
+def test_validate_prints_one_line_naming_the_field_and_the_file(
+    tmp_path: Path, lines: str, field: str
+) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\ntarget: synth_target\ncandidates: [synth_related]\n" + lines)
+    result = CliRunner().invoke(app, ["study", "validate", str(path)])
+    assert result.exit_code != 0
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith("error: "), result.output
+    assert field in errors[0] and "s.yaml" in errors[0]
