@@ -25,7 +25,7 @@ from taskgraph.errors import ConfigError, SpecError, StorageError, option_name
 from taskgraph.registry import RUNNERS
 from taskgraph.runners.base import Runner
 from taskgraph.search.engine import EngineObserver, RunSummary, StudyEngine
-from taskgraph.spec.models import StudySpec
+from taskgraph.spec.models import RayRunnerSpec, StudySpec
 from taskgraph.storage.retry import DatabaseUnavailableError
 
 __all__ = [
@@ -517,6 +517,7 @@ def resumable_spec(
 
     source = f"study {name!r}"
     spec = stored_spec(name, storage_url=storage_url, trials=trials)
+    stored_address = spec.runner.address if isinstance(spec.runner, RayRunnerSpec) else None
     if runner is not None or fields:
         spec = _with_runner(
             spec,
@@ -526,6 +527,16 @@ def resumable_spec(
             source=source,
         )
     check_study_spec(spec, source=source, trust_remote_code=trust_remote_code)
+    given = "runner.address" in (fields or {}) or (
+        isinstance(runner, Mapping) and "address" in runner
+    )
+    address = spec.runner.address if isinstance(spec.runner, RayRunnerSpec) else None
+    if address and address == stored_address and not given:
+        # The cluster the study ran on: a dead one is blamed on the study's stored address,
+        # not on an --address nobody gave (the runner checks the address again, by its flag).
+        from taskgraph.runners.ray.address import check_ray_address
+
+        check_ray_address(address, flag=f"runner.address stored with {source}")
     return spec
 
 

@@ -200,3 +200,37 @@ def test_a_bad_storage_url_names_where_it_came_from_and_writes_nothing(
         assert code != 0 and out == "" and err.startswith(message), err
         assert err.count("\n") == 1
         assert not list(tmp_path.glob("*.db")), list(tmp_path.iterdir())
+
+
+def test_resume_blames_a_dead_stored_ray_address_on_the_study_not_on_address(
+    tmp_path: Path,
+) -> None:
+    # The cluster the study ran on is gone: the error named `--address (runner.address)`,
+    # which the user never gave.
+    import socket
+
+    import optuna
+
+    from taskgraph.testing import run_fake_study
+
+    with socket.socket() as sock:  # a port nothing listens on: bound, never listening
+        sock.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{sock.getsockname()[1]}"
+        url = run_fake_study(
+            {"name": "gone", "target": "synth_target", "candidates": ["synth_related"],
+             "runner": {"name": "ray", "address": address}, "budget": {"trials": 1}},
+            f"sqlite:///{tmp_path / 'gone.db'}",
+        )  # fmt: skip
+        code, out, err = invoke("study", "resume", "gone", "--storage", url, "--trials", "2")
+        assert code == 2 and out == "" and err.count("\n") == 1, err
+        assert err.startswith(
+            f"error: runner.address stored with study 'gone' {address}: no Ray cluster answers"
+        ), err
+        assert "give another --address, or run with --runner local" in err
+        # An address given now is blamed on --address, as on `study run`.
+        code, _, err = invoke(
+            "study", "resume", "gone", "--storage", url, "--address", address, "--trials", "2"
+        )
+        assert code == 2 and err.startswith(f"error: --address (runner.address) {address}: "), err
+    study = optuna.load_study(study_name="gone", storage=url)
+    assert len(study.trials) == 1
