@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from taskgraph.affinity.longtable import LongRow, LongTable, read_long_csv, write_long_csv
 from taskgraph.cli.app import app
+from taskgraph.testing import write_pair_table
 
 runner = CliRunner()
 
@@ -196,36 +197,13 @@ def test_split_options_name_a_missing_split(tmp_path: Path, table_file: Path) ->
     assert "`--samplers`: unknown sampler 'cmaes'" in result.stderr
 
 
-def _pairs_table(
-    tmp_path: Path,
-    *,
-    seed: int = 2,
-    baselines: bool = True,
-    popular: float = 0.0,
-    noise: float = 0.05,
-    name: str = "pairs.csv",
-) -> Path:
-    """Seven tasks, every pair; each source helps every target by its own ``popular`` effect."""
-    tasks = [f"t{i}" for i in range(7)]
-    rng = np.random.default_rng(seed)
-    effect = dict(zip(tasks, rng.normal(0, popular, len(tasks)), strict=True)) if popular else {}
-    rows = [LongRow(t, frozenset({t}), "val", 0.6, True) for t in tasks] if baselines else []
-    rows += [
-        LongRow(t, frozenset({t, s}), "val", 0.6 * (1 + effect.get(s, 0.0) + rng.normal(0, noise)), True)
-        for t in tasks for s in tasks if s != t
-    ]  # fmt: skip
-    path = tmp_path / name
-    write_long_csv(LongTable(rows=rows), path)
-    return path
-
-
 def test_task_metadata_reaches_the_estimator_or_says_why_not(tmp_path: Path) -> None:
     from taskgraph.affinity.estimators.sourcerank import DEFAULT_FEATURES
     from taskgraph.app.bench import metadata_options
     from taskgraph.errors import ConfigError
     from taskgraph.search.benchmarking import run_bench
 
-    path = _pairs_table(tmp_path)
+    path = write_pair_table(tmp_path / "pairs.csv", seed=2)
     metadata = tmp_path / "meta.json"
     metadata.write_text(json.dumps({"tasks": {f"t{i}": {"features": {"x": i}} for i in range(7)}}))
     base = ["bench", "--table", str(path), "--seeds", "1", "--no-search"]
@@ -259,8 +237,8 @@ def test_task_metadata_reaches_the_estimator_or_says_why_not(tmp_path: Path) -> 
 
 def _pairs_without_baselines(tmp_path: Path) -> Path:
     """Pairs only, one split, no baseline row for any target (what many papers publish)."""
-    return _pairs_table(
-        tmp_path, seed=3, baselines=False, popular=0.05, noise=0.01, name="no_baselines.csv"
+    return write_pair_table(
+        tmp_path / "no_baselines.csv", seed=3, baselines=False, popular=0.05, noise=0.01
     )
 
 
@@ -307,17 +285,7 @@ def test_methods_that_need_inputs_a_table_lacks_are_refused(
 def test_each_evaluation_names_the_split_it_is_scored_on(tmp_path: Path) -> None:
     """The source ranking hides cells of the fit split and scores them there, while the one
     `scored_on: test` suggested every evaluation was scored on test."""
-    tasks = [f"t{i}" for i in range(7)]
-    rng = np.random.default_rng(4)
-    rows = []
-    for split in ("val", "test"):
-        rows += [LongRow(t, frozenset({t}), split, 0.6, True) for t in tasks]
-        rows += [
-            LongRow(t, frozenset({t, s}), split, 0.6 * (1 + rng.normal(0, 0.05)), True)
-            for t in tasks for s in tasks if s != t
-        ]  # fmt: skip
-    path = tmp_path / "two_splits.csv"
-    write_long_csv(LongTable(rows=rows), path)
+    path = write_pair_table(tmp_path / "two_splits.csv", seed=4, splits=("val", "test"))
     result = runner.invoke(
         app, ["bench", "--table", str(path), "--seeds", "1", "--no-search", "--json"]
     )
@@ -348,7 +316,7 @@ def test_an_empty_sampler_list_is_refused_unless_the_search_is_off(table_file: P
 def test_a_zero_baseline_row_makes_its_target_rank_only_not_an_error(tmp_path: Path) -> None:
     # A baseline of 0 (an F1 of 0) made every evaluation fail with a gain kind bench has no
     # option for; the target is ranked by its values, as one published without a baseline.
-    path = _pairs_table(tmp_path, popular=0.05, noise=0.01)
+    path = write_pair_table(tmp_path / "pairs.csv", seed=2, popular=0.05, noise=0.01)
     table = read_long_csv(path)
     rows = [
         LongRow(r.target, r.task_set, r.split, 0.0, True)
@@ -372,17 +340,7 @@ def test_a_zero_baseline_row_makes_its_target_rank_only_not_an_error(tmp_path: P
 
 def _pairs_per_target(tmp_path: Path, counts: dict[str, int]) -> Path:
     """Seven tasks with baselines; target ``t`` has pairs with the first ``counts[t]`` others."""
-    rng = np.random.default_rng(5)
-    tasks = [f"t{i}" for i in range(7)]
-    popular = dict(zip(tasks, rng.normal(0, 0.05, len(tasks)), strict=True))
-    rows = [LongRow(t, frozenset({t}), "val", 0.6, True) for t in tasks]
-    for t in tasks:
-        for s in [s for s in tasks if s != t][: counts[t]]:
-            value = 0.6 * (1 + popular[s] + rng.normal(0, 0.01))
-            rows.append(LongRow(t, frozenset({t, s}), "val", value, True))
-    path = tmp_path / "few.csv"
-    write_long_csv(LongTable(rows=rows), path)
-    return path
+    return write_pair_table(tmp_path / "few.csv", seed=5, popular=0.05, noise=0.01, counts=counts)
 
 
 def test_targets_with_two_ranked_items_are_not_scored_and_named(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from taskgraph.affinity.longtable import LongRow, LongTable, read_long_csv, write_long_csv
 from taskgraph.cli.app import app
+from taskgraph.testing import write_pair_table
 
 runner = CliRunner()
 HEADER = "target,task_set,split,value,higher_is_better\n"
@@ -113,22 +114,10 @@ def _pairs(
     no_baseline: dict[str, str] | None = None,
 ) -> Path:
     """Seven tasks with baselines; target ``t`` has pairs with the first ``counts[t]`` others (all 6 by default)."""
-    tasks = [f"t{i}" for i in range(7)]
-    rng = np.random.default_rng(5)
-    popular = dict(zip(tasks, rng.normal(0, 0.05, len(tasks)), strict=True))
-    rows = []
-    for split in splits:
-        rows += [
-            LongRow(t, frozenset({t}), split, 0.6, True)
-            for t in tasks if (no_baseline or {}).get(t) != split
-        ]  # fmt: skip
-        for t in tasks:
-            for s in [s for s in tasks if s != t][: (counts or {}).get(t, 6)]:
-                value = 0.6 * (1 + popular[s] + rng.normal(0, 0.01))
-                rows.append(LongRow(t, frozenset({t, s}), split, value, True))
-    path = tmp_path / "pairs.csv"
-    write_long_csv(LongTable(rows=rows), path)
-    return path
+    return write_pair_table(
+        tmp_path / "pairs.csv", seed=5, popular=0.05, noise=0.01,
+        splits=splits, counts=counts, no_baseline=no_baseline,
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------ 1. task metadata coverage
