@@ -403,8 +403,9 @@ class SearchSpace:
         """Return the configuration ``row`` trains (with ``seed``, default the first seed).
 
         Raises :class:`SpecError` naming the row when it leaves a parameter to the sampler,
-        names one its trial never suggests, gives a value outside the parameter's domain, or
-        names auxiliaries that ``search.auxiliaries`` would change.
+        names one its trial never suggests, gives a value outside the parameter's domain or
+        one its sharing architecture refuses (:func:`_sharing_refusal`), or names auxiliaries
+        that ``search.auxiliaries`` would change.
         """
         import optuna
 
@@ -433,6 +434,16 @@ class SearchSpace:
                     f"{where}: params.{name}: {value!r} is outside its domain "
                     f"{self._domain_text(distribution)}"
                 )
+        prefix = f"{config.sharing}/"
+        for name in row.params:
+            param = name.removeprefix(prefix)
+            if name.startswith(prefix) and param in config.sharing_params:
+                value = config.sharing_params[param]  # as the trial builds its model with it
+                reason = _sharing_refusal(
+                    config.sharing, param, value, num_layers=self.encoder_depth
+                )
+                if reason is not None:
+                    raise SpecError(f"{where}: params.{name}: {reason}")
         unused = sorted(set(row.params) - set(trial.distributions))
         if unused:
             raise SpecError(
@@ -585,10 +596,25 @@ def _check_sharing_values(
 ) -> None:
     """Raise SpecError for a fixed value, choice or range bound ``arch`` itself refuses.
 
-    Each is passed alone to the architecture's own ``resolve_params`` (the check
-    ``build_model`` makes), so a value every trial would fail on is refused before a study
-    is created.  An architecture that is not registered (spaces given as plain data) or has
-    no ``resolve_params`` is not checked.
+    Each is passed alone to the architecture's own check (:func:`_sharing_refusal`), as the
+    trial would get it (a bound of a float range as a float), so a value every trial would
+    fail on is refused before a study is created.
+    """
+    for param, domain in overrides.items():
+        for value in domain.values():  # a range's two bounds
+            if domain.kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)  # what suggest_float gives a trial
+            reason = _sharing_refusal(arch, param, value, num_layers=num_layers)
+            if reason is not None:
+                raise SpecError(f"search.sharing.{arch}.{param}: {reason}")
+
+
+def _sharing_refusal(arch: str, param: str, value: Any, *, num_layers: int | None) -> str | None:
+    """Return why ``arch`` refuses ``value`` of its ``param`` (None when it accepts it).
+
+    The value is passed alone to the architecture's own ``resolve_params`` (the check
+    ``build_model`` makes).  An architecture that is not registered (spaces given as plain
+    data) or has no ``resolve_params`` is not checked.
     """
     from taskgraph.errors import ConfigError
     from taskgraph.models.sharing import SHARING_ARCHITECTURES
@@ -596,19 +622,18 @@ def _check_sharing_values(
     try:
         architecture = SHARING_ARCHITECTURES.get(arch)
     except KeyError:
-        return
+        return None
     resolve = getattr(architecture, "resolve_params", None)
     if not callable(resolve):
-        return
-    for param, domain in overrides.items():
-        for value in domain.values():  # a range's two bounds
-            try:
-                # No heads: a value's check does not depend on the tasks (only the names
-                # ``layer:<task>`` do, and those are not searchable).  An encoder of unknown
-                # depth bounds no layer number here; the trial still checks it.
-                resolve({param: value}, specs=(), num_layers=num_layers or 10**6)
-            except ConfigError as error:
-                raise SpecError(f"search.sharing.{arch}.{param}: {error}") from None
+        return None
+    try:
+        # No heads: a value's check does not depend on the tasks (only the names
+        # ``layer:<task>`` do, and those are not searchable).  An encoder of unknown depth
+        # bounds no layer number here; the trial still checks it.
+        resolve({param: value}, specs=(), num_layers=num_layers or 10**6)
+    except ConfigError as error:
+        return str(error)
+    return None
 
 
 def encoder_depth(spec: StudySpec) -> int | None:

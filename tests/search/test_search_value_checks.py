@@ -7,14 +7,18 @@ through the loader's own check (``tiny_bert_config``), without building a model.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from typer.testing import CliRunner
 
 from taskgraph.cli.app import app
-from taskgraph.errors import SpecError
+from taskgraph.errors import ConfigError, SpecError
+from taskgraph.models.heads import HeadSpec
+from taskgraph.models.sharing import SHARING_ARCHITECTURES
+from taskgraph.models.sharing.hard import HardSharing
 from taskgraph.search.checks import check_spec
 from taskgraph.spec import spec_from_dict
 
@@ -57,6 +61,85 @@ def test_sharing_values_the_architectures_accept_pass() -> None:
         "mmoe": {"num_experts": [2, 3]},
     }
     check_spec(_spec(search={"sharing": sharing}))
+
+
+@pytest.mark.parametrize(
+    ("arch", "param", "domain", "message"),
+    [
+        # a float range of an integer parameter: every trial gets a float (suggest_float)
+        ("hierarchical", "tagging_layer", {"low": 1, "high": 2, "type": "float"}, "but got 1.0"),
+        ("mmoe", "num_experts", {"low": 2, "high": 4, "step": 0.5}, "but got 2.0"),
+    ],
+)
+def test_a_range_bound_is_checked_as_the_trial_gets_it(
+    arch: str, param: str, domain: Any, message: str
+) -> None:
+    spec = _spec(search={"sharing": {arch: {param: domain}}})
+    with pytest.raises(SpecError, match=rf"^spec: search\.sharing\.{arch}\.{param}: .*{message}"):
+        check_spec(spec)
+
+
+class OddWidthSharing(HardSharing):
+    """A plug-in whose own check refuses values inside its searched range (even widths)."""
+
+    name = "odd_width"
+    PARAMS: ClassVar[dict[str, Any]] = {"width": 1}
+
+    @classmethod
+    def search_space(cls, *, num_layers: int = 6) -> dict[str, dict[str, Any]]:
+        return {"width": {"type": "int", "low": 1, "high": 3}}
+
+    @classmethod
+    def resolve_params(
+        cls, params: Mapping[str, Any], *, specs: Sequence[HeadSpec], num_layers: int
+    ) -> dict[str, Any]:
+        resolved = super().resolve_params(params, specs=specs, num_layers=num_layers)
+        if resolved["width"] % 2 == 0:
+            raise ConfigError(
+                f"sharing architecture 'odd_width': width must be odd, but got {resolved['width']!r}"
+            )
+        return resolved
+
+
+@pytest.fixture
+def odd_width() -> Iterator[None]:
+    SHARING_ARCHITECTURES.register("odd_width", OddWidthSharing)
+    yield
+    SHARING_ARCHITECTURES.unregister("odd_width")
+
+
+def _row_spec(width: int) -> Any:
+    row = {"name": "r1", "auxiliaries": ["synth_related"]}
+    params = {"sharing": "odd_width", "odd_width/width": width}
+    return _spec(search={"sharing": ["hard", "odd_width"]}, rows=[{**row, "params": params}])
+
+
+@pytest.mark.usefixtures("odd_width")
+def test_a_row_value_the_architecture_refuses_is_refused() -> None:
+    # 2 lies in the searched range [1, 3] (both bounds pass), but the architecture refuses it.
+    message = r"^spec: rows\[0\] \(r1\): params\.odd_width/width: .*width must be odd, but got 2$"
+    with pytest.raises(SpecError, match=message):
+        check_spec(_row_spec(2))
+    check_spec(_row_spec(3))
+
+
+@pytest.mark.usefixtures("odd_width")
+def test_validate_refuses_the_row_in_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "name: s\ntarget: synth_target\ncandidates: [synth_related]\n"
+        "encoder: {name: tiny-bert, max_length: 16}\n"
+        "search: {sharing: [hard, odd_width]}\n"
+        "rows: [{name: r1, auxiliaries: [synth_related], "
+        "params: {sharing: odd_width, odd_width/width: 2}}]\n"
+    )
+    result = CliRunner().invoke(app, ["study", "validate", str(path)])
+    assert result.exit_code != 0
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith("error: "), result.output
+    assert "s.yaml" in errors[0] and "rows[0] (r1): params.odd_width/width: " in errors[0]
+    assert "width must be odd, but got 2" in errors[0]
+    assert [p.name for p in tmp_path.iterdir()] == ["s.yaml"]
 
 
 @pytest.mark.parametrize(
