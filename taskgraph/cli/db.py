@@ -16,6 +16,7 @@ from taskgraph.storage.migrate import (
     SchemaState,
     alembic_config,
     check_revision,
+    describe_difference,
     schema_differences,
     schema_mismatch,
     schema_state,
@@ -64,7 +65,7 @@ def upgrade_command(
     elif before == after:
         print_line(f"{masked} is already at revision {after or 'base (no taskgraph tables)'}")
     else:
-        print_line(f"upgraded {masked} from revision {before or '(empty)'} to {after}")
+        print_line(f"upgraded {masked} from revision {before or '(none)'} to {after}")
 
 
 def _missing_sqlite_file(url: str) -> bool:
@@ -136,14 +137,37 @@ def check_command(storage: StorageOption = None, as_json: JsonOption = False) ->
         raise StorageError(f"cannot open {masked}: {describe_error(error, engine.url)}") from None
     finally:
         engine.dispose()
+    described = [describe_difference(difference) for difference in differences]
+    problem: SchemaMismatchError | None = None
     if not state.at_head:
-        raise schema_mismatch(state, masked)
-    if differences:
-        raise SchemaMismatchError(
-            f"{masked} is at revision {state.head} but its tables differ from this taskgraph's "
-            f"models ({len(differences)} difference(s), first: {differences[0]})"
+        problem = schema_mismatch(state, masked)
+    elif described:
+        shown = "; ".join(described[:_SHOWN_DIFFERENCES])
+        if len(described) > _SHOWN_DIFFERENCES:
+            shown += f"; and {len(described) - _SHOWN_DIFFERENCES} more (see --json)"
+        count = f"{len(described)} difference{'s' if len(described) > 1 else ''}"
+        problem = SchemaMismatchError(
+            f"{masked} is at revision {state.head} but its tables differ from this "
+            f"taskgraph's models ({count}: {shown})"
         )
     if as_json:
-        emit_json({"storage": masked, "current": state.current, "head": state.head, "ok": True})
-    else:
+        report: dict[str, object] = {
+            "storage": masked,
+            "current": state.current,
+            "head": state.head,
+            "ok": problem is None,
+        }
+        if _is_newer(state):
+            report["newer"] = True
+        if problem is not None:
+            report["reason"] = str(problem)
+        report["differences"] = described
+        emit_json(report)
+    if problem is not None:
+        raise problem  # the error line on stderr and the exit status, with --json too
+    if not as_json:
         print_line(f"ok: {masked} is at head ({state.head}) and matches the models")
+
+
+#: how many schema differences `db check` names in its error line (--json lists them all)
+_SHOWN_DIFFERENCES = 5

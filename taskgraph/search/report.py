@@ -113,7 +113,7 @@ def list_progress(*, storage_url: str) -> list[dict[str, Any]]:
     A study that taskgraph did not create (no ``taskgraph:spec``: a plain Optuna study) has
     ``"taskgraph": False`` and no target or budget; taskgraph's have ``"taskgraph": True``.
     """
-    storage = read_only_storage(storage_url)
+    storage = _optuna_only_storage(storage_url) or read_only_storage(storage_url)
     if storage is None:
         return []
     rows = []
@@ -127,6 +127,38 @@ def list_progress(*, storage_url: str) -> list[dict[str, Any]]:
             rows.append({**row, "taskgraph": bool(spec)})
     storage.engine.dispose()
     return rows
+
+
+def _optuna_only_storage(storage_url: str) -> optuna.storages.RDBStorage | None:
+    """Return Optuna's storage on a database that holds Optuna's tables and nothing of
+    taskgraph's (plain Optuna studies: listed, never given taskgraph's schema), else ``None``.
+
+    It only reads the table names; anything else (a missing file, an unreachable server, an
+    old taskgraph schema) is left to :func:`read_only_storage` to refuse in its words.
+    """
+    import sqlalchemy
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from taskgraph.storage import parse_storage_url
+    from taskgraph.storage.migrate import schema_state
+    from taskgraph.storage.repository import open_engine
+
+    try:
+        engine = open_engine(storage_url, create=False)
+    except StorageError:
+        return None
+    try:
+        with engine.connect() as connection:
+            state = schema_state(connection)
+            has_optuna = sqlalchemy.inspect(connection).has_table(_OPTUNA_STUDIES_TABLE)
+    except SQLAlchemyError:
+        return None
+    finally:
+        engine.dispose()
+    if not (state.is_empty and has_optuna):
+        return None
+    url = parse_storage_url(storage_url).render_as_string(hide_password=False)
+    return optuna.storages.RDBStorage(url, skip_table_creation=True)
 
 
 def study_names(storage: optuna.storages.BaseStorage) -> list[str]:

@@ -40,6 +40,7 @@ __all__ = [
     "SchemaState",
     "alembic_config",
     "check_revision",
+    "describe_difference",
     "ensure_schema",
     "head_revision",
     "include_name",
@@ -160,7 +161,11 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
     check_revision(revision)
 
     def run(connection: Connection) -> tuple[str | None, str | None]:
-        before = schema_state(connection).current
+        state = schema_state(connection)
+        before = state.current
+        if before is not None and before not in _known_revisions():
+            # A newer taskgraph wrote it: Alembic would only say it cannot locate the revision.
+            raise schema_mismatch(state, mask_url(engine.url))
         try:
             config = alembic_config(connection)
             if before is not None and _is_older(config, revision, than=before):
@@ -215,7 +220,68 @@ def schema_differences(connection: Connection) -> list[Any]:
             "compare_type": True,
         },
     )
-    return list(compare_metadata(context, Base.metadata))
+    differences: list[Any] = []
+    for difference in compare_metadata(context, Base.metadata):
+        # Changes to one column come grouped in a list of ("modify_…", …) tuples.
+        differences.extend(difference if isinstance(difference, list) else [difference])
+    return differences
+
+
+def describe_difference(difference: Any) -> str:
+    """Return one difference of :func:`schema_differences` in words, from the database's side
+    ("the schema": this taskgraph's models)."""
+    kind = difference[0]
+    if kind in ("add_table", "remove_table"):
+        table = difference[1].name
+        return (
+            f"table {table} is missing"
+            if kind == "add_table"
+            else f"the database has a table {table} the schema does not"
+        )
+    if kind in ("add_column", "remove_column"):
+        table, column = difference[2], difference[3].name
+        return (
+            f"{table} is missing column {column}"
+            if kind == "add_column"
+            else f"{table} has a column {column} the schema does not"
+        )
+    if kind in ("add_index", "remove_index", "add_constraint", "remove_constraint"):
+        obj = difference[1]
+        what = "index" if kind.endswith("index") else _constraint_kind(obj)
+        table = obj.table.name if obj.table is not None else "?"
+        name = f" {obj.name}" if obj.name else ""
+        return (
+            f"{what}{name} on {table} is missing"
+            if kind.startswith("add")
+            else f"{table} has {what}{name} the schema does not"
+        )
+    if kind in ("add_fk", "remove_fk"):
+        fk = difference[1]
+        table = fk.parent.name if fk.parent is not None else "?"
+        columns = ", ".join(column.name for column in fk.columns) or "?"
+        target = fk.referred_table.name if fk.elements else "?"
+        what = f"foreign key ({columns}) -> {target}"
+        return (
+            f"{what} on {table} is missing"
+            if kind == "add_fk"
+            else f"{table} has {what} the schema does not"
+        )
+    if kind in ("modify_type", "modify_nullable", "modify_default", "modify_comment"):
+        _, _, table, column, _, existing, wanted = difference
+        if kind == "modify_nullable":
+            existing, wanted = ("nullable" if flag else "NOT NULL" for flag in (existing, wanted))
+            return f"{table}.{column} is {existing}, the schema says {wanted}"
+        what = kind.removeprefix("modify_")
+        return f"{table}.{column} has {what} {existing}, the schema says {wanted}"
+    if kind in ("add_table_comment", "remove_table_comment"):
+        return f"the comment of table {difference[1].name} differs from the schema's"
+    return f"{kind} (as Alembic reports it: {difference})"
+
+
+def _constraint_kind(constraint: Any) -> str:
+    name = type(constraint).__name__  # UniqueConstraint, CheckConstraint, ...
+    words = re.sub(r"(?<!^)(?=[A-Z])", " ", name).lower()
+    return words or "constraint"
 
 
 def ensure_schema(engine: Engine, *, create: bool) -> SchemaState:
