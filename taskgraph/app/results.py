@@ -409,7 +409,8 @@ def results_table(
     chosen = names(metrics, "metrics")
     if chosen == []:  # an empty list is not the default (the objective metric): None is
         raise ConfigError(
-            f"`metrics` names no metric (got {metrics!r}): give the target's metrics, "
+            f"`{option_name('metrics')}` names no metric (got {metrics!r}): give the target's "
+            "metrics, "
             "comma-separated, or leave it out for the objective metric"
         )
     study_name(study, "study")
@@ -444,8 +445,8 @@ def build_table(
         split = "test" if "test" in splits or not splits else spec.objective.split
     if splits and split not in splits:
         raise ConfigError(
-            f"`{option_name('split')}` {split!r}: no run of {study!r} has {target} scores on "
-            f"it; they have {', '.join(splits)}"
+            f"`{option_name('split')}` {split!r}: no run of {study!r} has scores of {target!r} "
+            f"on it; they have {', '.join(splits)}"
         )
     known = sorted({m for scores in scored for m in scores.get(split, {})})
     unknown = [m for m in metrics or () if known and m not in known]

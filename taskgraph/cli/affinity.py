@@ -41,6 +41,7 @@ from taskgraph.cli.output import (
     write_output,
 )
 from taskgraph.errors import ConfigError
+from taskgraph.storage.urls import resolve_storage_url
 
 __all__ = ["app"]
 
@@ -367,7 +368,8 @@ def graph(
     hyperprior, pooling = _setfn_options(method, hyperprior, pooling)
     _embeddings_option(method, text_embeddings)
     # Checked before any work: a device, a FIFO or a directory is refused, never replaced.
-    target = resolve_output(output)
+    # So is the records database it reads (`-o x.db --storage sqlite:///x.db`).
+    target = resolve_output(output, storage=None if table else resolve_storage_url(storage))
     with stderr_console.status(f"fitting {method}"):
         report = graph_report(
             storage=storage, table=table, min_evidence=min_evidence, method=method,

@@ -8,7 +8,11 @@ Files named by ``-o``/``--output`` go through :func:`resolve_output` and :func:`
 * a symbolic link is followed: its target is written (atomically, when it is a regular file or
   does not exist yet) and the link itself stays a link;
 * anything else that exists (a directory, a FIFO, a device such as ``/dev/full``, a socket)
-  is refused with one ``error:`` line, never replaced by a regular file.
+  is refused with one ``error:`` line, never replaced by a regular file;
+* so is a SQLite database file (a records database: its first 16 bytes are
+  ``SQLite format 3\\0``), its ``-wal``, ``-shm`` or ``-journal`` companion, and the SQLite
+  file of the storage the command reads (even while it is still empty): ``-o taskgraph.db``
+  never wipes the records.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from taskgraph.errors import ConfigError, TaskgraphError
+from taskgraph.errors import ConfigError, StorageError, TaskgraphError
+from taskgraph.storage.export import database_words, sqlite_database_of
+from taskgraph.storage.urls import mask_url, parse_storage_url, sqlite_path
 from taskgraph.vocabulary import json_safe
 
 __all__ = [
@@ -150,13 +156,19 @@ def _kind(mode: int) -> str:
 
 
 def resolve_output(
-    value: str | os.PathLike[str], *, option: str = "--output", stdout_ok: bool = True
+    value: str | os.PathLike[str],
+    *,
+    option: str = "--output",
+    stdout_ok: bool = True,
+    storage: str | None = None,
 ) -> Path | None:
     """Return the regular file an ``-o`` value names (``None``: ``-``, standard output).
 
     A symbolic link resolves to its target.  Raises :class:`ConfigError` for ``-`` when
-    ``stdout_ok`` is false, a missing directory, and an existing target that is not a regular
-    file (directory, FIFO, device, socket): those are never replaced.
+    ``stdout_ok`` is false, a missing directory, an existing target that is not a regular
+    file (directory, FIFO, device, socket), a SQLite database file or its ``-wal``/``-shm``/
+    ``-journal`` companion, and the SQLite file (or companion) of ``storage``, the storage URL
+    the command reads: those are never replaced.
     """
     text = os.fspath(value)
     if text == "-":
@@ -174,6 +186,7 @@ def resolve_output(
     if not parent.is_dir():
         what = "is not a directory" if parent.exists() else "does not exist"
         raise ConfigError(f"`{option}` {text!r}: {str(parent)!r} {what}")
+    _refuse_database(target, text, option=option, storage=storage)
     try:
         mode = target.stat().st_mode
     except FileNotFoundError:
@@ -187,6 +200,34 @@ def resolve_output(
             f"files: give another path, or '-' for standard output)"
         )
     return target
+
+
+def _refuse_database(target: Path, text: str, *, option: str, storage: str | None) -> None:
+    """Raise :class:`ConfigError` when writing ``target`` would destroy a SQLite database."""
+    hint = "give another path, or '-' for standard output"
+    database = sqlite_database_of(target)
+    if database is not None:
+        raise ConfigError(f"`{option}` {text!r}: {database_words(target, database)} ({hint})")
+    in_use = _storage_file(storage)
+    if in_use is None:
+        return
+    companions = {in_use.with_name(in_use.name + s) for s in ("-wal", "-shm", "-journal")}
+    if target == in_use or target in companions:
+        raise ConfigError(
+            f"`{option}` {text!r} is the records database this command reads "
+            f"({mask_url(storage or '')}): writing over it would destroy its records ({hint})"
+        )
+
+
+def _storage_file(storage: str | None) -> Path | None:
+    """Return the SQLite file of the storage URL ``storage`` (``None``: none, or not a file)."""
+    if storage is None:
+        return None
+    try:
+        url = parse_storage_url(storage, check_directory=False)
+    except StorageError:
+        return None  # the command reports a bad URL where it opens the database
+    return sqlite_path(url) if url.get_backend_name() == "sqlite" else None
 
 
 @contextmanager
@@ -206,6 +247,9 @@ def write_output(target: Path | None, payload: str | bytes, *, option: str = "--
     failed write leaves the destination as it was.
     """
     data = payload.encode("utf-8") if isinstance(payload, str) else payload
+    if target is not None and (database := sqlite_database_of(target)) is not None:
+        # Checked again where it is written: the file may have become one since.
+        raise ConfigError(f"`{option}` {str(target)!r}: {database_words(target, database)}")
     if target is None:
         sys.stdout.flush()
         sys.stdout.buffer.write(data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from pathlib import Path
@@ -126,15 +127,18 @@ def _check_names(repo: Repository, *, study: str | None, target: str | None) -> 
             )
 
 
-def _list_row(run: RunRecord) -> dict[str, Any]:
+def _list_row(run: RunRecord, *, table: bool = False) -> dict[str, Any]:
+    """Return a run's `records list` row: ``--json`` and ``--csv`` keep the stored times
+    (microseconds and all, so ``started_at <= finished_at`` holds); ``table``, the human
+    table, shows them to the second."""
     row = run.to_dict()
     stage = run.config.get("pretraining") or {}
     row.update(
-        trial=run.trial_number,
-        pretraining=stage.get("scheme", "none"),
-        cost_s=run.cost_seconds,
-        finished_at=run.finished_at.isoformat(timespec="seconds") if run.finished_at else None,
+        trial=run.trial_number, pretraining=stage.get("scheme", "none"), cost_s=run.cost_seconds
     )
+    if table:
+        for key, value in (("started_at", run.started_at), ("finished_at", run.finished_at)):
+            row[key] = value.isoformat(timespec="seconds") if value is not None else None
     return row
 
 
@@ -184,7 +188,7 @@ def list_command(
                     f"`--pretraining` {pretraining!r}: no run has that scheme; the runs have "
                     f"{', '.join(sorted(schemes))}"
                 )
-    rows = [_list_row(run) for run in runs]
+    rows = [_list_row(run, table=not (as_json or as_csv)) for run in runs]
     emit_rows(
         rows, columns=_LIST_COLUMNS, as_json=as_json, as_csv=as_csv, title=f"{len(rows)} runs"
     )
@@ -199,9 +203,9 @@ def show_command(
     """Show one run: its configuration, status, cost and every score."""
     with open_repository(resolve_storage_url(storage), create=False) as repo:
         run = repo.run(run_id)
-    if as_json:
-        emit_json(run.to_dict())
-        return
+        if as_json:
+            emit_json(_export_object(repo, run))
+            return
     # Stored text (a failure reason quoting a path, a setting) is printed as it is: rich
     # would read "[red]" as a style and fail on "[/data/x.csv]" as a closing tag.
     print_line(
@@ -211,7 +215,7 @@ def show_command(
     print_line(
         f"status {run.status}"
         + (f" ({run.failure_reason})" if run.failure_reason else "")
-        + f", objective {run.objective}, cost {run.cost_seconds:.1f} s on {run.device}, "
+        + f", objective {_objective(run)}, cost {run.cost_seconds:.1f} s on {run.device}, "
         f"model config {run.model_config_hash[:12]} (family {run.family})"
     )
     if run.data_selection is not None:
@@ -231,6 +235,35 @@ def show_command(
         for metric, value in sorted(metrics.items())
     ]
     emit_rows(_escaped(scores), columns=("task", "split", "metric", "value"), title="scores")
+
+
+def _objective(run: RunRecord) -> str:
+    """Return the objective as `records show` prints it: "—" with why where there is none."""
+    if run.objective is not None:
+        return str(run.objective)
+    why = {"failed": "the run failed", "pruned": "the run was pruned"}
+    return f"— ({why.get(run.status, 'not recorded')})"
+
+
+def _export_object(repo: Repository, run: RunRecord) -> dict[str, Any]:
+    """Return ``run`` as `records export -f json` writes it (``measured_in`` included).
+
+    The export is narrowed to the run's study, target, task set and model configuration (its
+    seeds, at most a handful of runs) and the run picked out by its id.
+    """
+    buffer = io.StringIO()
+    repo.export(
+        buffer,
+        format="json",
+        study=run.study,
+        target=run.target,
+        task_set=run.task_set_key,
+        model_config=run.model_config_hash,
+        status=run.status,
+    )
+    found: list[dict[str, Any]] = json.loads(buffer.getvalue())
+    # (The run is always among them; its own object, without measured_in, is the fallback.)
+    return next((obj for obj in found if obj["id"] == run.id), run.to_dict())
 
 
 def _escaped(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -337,8 +370,10 @@ def export_command(
     if output == "-" and export_format == "parquet":
         raise ConfigError("`--format parquet` needs a file: pass --output FILE.parquet")
     # Checked before the database is read: a device or a FIFO is refused, never replaced.
-    destination = resolve_output(output)
-    with open_repository(resolve_storage_url(storage), create=False) as repo:
+    # ... and so is the records database itself (`-o taskgraph.db`), never overwritten.
+    url = resolve_storage_url(storage)
+    destination = resolve_output(output, storage=url)
+    with open_repository(url, create=False) as repo:
         _check_names(repo, study=study, target=target)
         count = repo.export(
             sys.stdout if destination is None else destination,

@@ -23,6 +23,7 @@ import os
 import stat
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -34,9 +35,11 @@ __all__ = [
     "EXPORT_FORMATS",
     "FLAT_COLUMNS",
     "ScoreLabels",
+    "database_words",
     "export_runs",
     "flat_rows",
     "run_object",
+    "sqlite_database_of",
 ]
 
 EXPORT_FORMATS = ("csv", "json", "parquet")
@@ -177,6 +180,12 @@ def export_runs(
                 f"(or export {option_name('format', metavar='csv / json')})"
             ) from None
         rows = list(flat_rows(runs, labels))
+        count = len(rows)
+        # Parquet is typed: the times are timestamps (UTC), not the CSV's ISO text.
+        for row in rows:
+            for key in _TIMESTAMPS:
+                if row[key] is not None:
+                    row[key] = datetime.fromisoformat(row[key])
         table = (
             pa.Table.from_pylist(rows, schema=_arrow_schema(pa))
             if rows
@@ -185,7 +194,7 @@ def export_runs(
         buffer = io.BytesIO()
         pq.write_table(table, buffer)
         _write(path_or_stream, buffer.getvalue())
-        return len(rows)
+        return count
     text = io.StringIO()
     if format == "json":
         objects = [run_object(run, labels) for run in runs]
@@ -203,8 +212,41 @@ def export_runs(
     return count
 
 
+#: the first 16 bytes of every SQLite database file
+_SQLITE_HEADER = b"SQLite format 3\x00"
+#: files SQLite keeps beside a database ``x.db``: ``x.db-wal``, ``x.db-shm``, ``x.db-journal``
+_SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def sqlite_database_of(path: str | os.PathLike[str]) -> Path | None:
+    """Return the SQLite database that writing ``path`` would destroy, else ``None``.
+
+    That is ``path`` itself when it is a SQLite database file (its first 16 bytes are
+    ``SQLite format 3\\0``), or the database ``x.db`` of a companion ``x.db-wal``,
+    ``x.db-shm`` or ``x.db-journal``.  A file that cannot be read is not one.
+    """
+    candidate = Path(path)
+    for suffix in _SQLITE_COMPANIONS:
+        if candidate.name.endswith(suffix) and len(candidate.name) > len(suffix):
+            candidate = candidate.with_name(candidate.name[: -len(suffix)])
+            break
+    try:
+        if not stat.S_ISREG(candidate.stat().st_mode):
+            return None
+        with candidate.open("rb") as handle:
+            header = handle.read(len(_SQLITE_HEADER))
+    except OSError:
+        return None
+    return candidate if header == _SQLITE_HEADER else None
+
+
+#: the flat columns Parquet writes as timezone-aware timestamps
+_TIMESTAMPS = ("started_at", "finished_at")
+
+
 def _arrow_schema(pa: Any) -> Any:
     types = {
+        **{name: pa.timestamp("us", tz="UTC") for name in _TIMESTAMPS},
         "run_id": pa.int64(),
         "trial_number": pa.int64(),
         "seed": pa.int64(),
@@ -239,6 +281,9 @@ def _write(destination: str | os.PathLike[str] | IO[Any], payload: str | bytes) 
         mode = None
     if mode is not None and not stat.S_ISREG(mode):
         raise ConfigError(f"cannot export to {str(path)!r}: it exists and is not a regular file")
+    database = sqlite_database_of(path)
+    if database is not None:
+        raise ConfigError(f"cannot export to {str(path)!r}: {database_words(path, database)}")
     data = payload.encode("utf-8") if isinstance(payload, str) else payload
     try:
         fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -252,6 +297,16 @@ def _write(destination: str | os.PathLike[str] | IO[Any], payload: str | bytes) 
             raise
     except OSError as error:
         raise StorageError(f"cannot export to {str(path)!r}: {error.strerror or error}") from None
+
+
+def database_words(path: Path, database: Path) -> str:
+    """Say why ``path`` must not be written: it is ``database`` or one of its companions."""
+    if path == database:
+        return "it is a SQLite database: writing over it would destroy its records"
+    return (
+        f"it is the {path.name[len(database.name) :]} file of the SQLite database "
+        f"{str(database)!r}: writing over it would corrupt that database"
+    )
 
 
 def _default_mode() -> int:

@@ -85,8 +85,14 @@ CASES: dict[str, tuple[Callable[[dict[str, str]], object], list[str], str, str]]
     "results-split": (
         lambda p: taskgraph.results_table("named", storage=p["storage"], split="test"),
         ["records", "table", "named", "--storage", "{storage}", "--split", "test"],
-        "`split` 'test': no run of 'named' has tgt scores on it; they have dev",
-        "`--split` 'test': no run of 'named' has tgt scores on it; they have dev",
+        "`split` 'test': no run of 'named' has scores of 'tgt' on it; they have dev",
+        "`--split` 'test': no run of 'named' has scores of 'tgt' on it; they have dev",
+    ),
+    "results-no-metrics": (
+        lambda p: taskgraph.results_table("named", storage=p["storage"], metrics=" , "),
+        ["records", "table", "named", "--storage", "{storage}", "--metrics", " , "],
+        "`metrics` names no metric (got ' , ')",
+        "`--metrics` names no metric (got ' , ')",
     ),
     "results-metrics": (
         lambda p: taskgraph.results_table("named", storage=p["storage"], metrics="accuracy,f9"),

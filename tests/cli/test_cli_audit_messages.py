@@ -90,7 +90,7 @@ def test_upgrade_of_an_empty_database_to_base_names_no_none(tmp_path: Path) -> N
 def test_records_table_refuses_an_empty_metrics_list(study_url: str, metrics: str) -> None:
     line = error_line("records", "table", "tiny", "--storage", study_url, "--metrics", metrics)
     assert line == (
-        f"error: `metrics` names no metric (got {metrics!r}): give the target's metrics, "
+        f"error: `--metrics` names no metric (got {metrics!r}): give the target's metrics, "
         "comma-separated, or leave it out for the objective metric"
     )
 

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from taskgraph.cli.app import app
 from taskgraph.cli.output import resolve_output, write_output
 from taskgraph.errors import ConfigError
+from taskgraph.storage import open_repository
 
 runner = CliRunner()
 
@@ -151,3 +152,89 @@ def test_resolve_and_write_output(tmp_path: Path, fifo: Path) -> None:
     assert target == (tmp_path / "new.txt").resolve()
     write_output(target, "hello\n")
     assert (tmp_path / "new.txt").read_text() == "hello\n"
+
+
+# A records database is never an output file (audit 32, item 1): `-o` naming the database the
+# command reads, any other SQLite file, or a SQLite companion file is refused before anything
+# is written, and the database stays byte for byte what it was.
+
+
+def _unchanged(path: Path, before: bytes) -> None:
+    assert path.read_bytes() == before
+    assert [p.name for p in path.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_export_over_its_own_database_is_refused(one_run_url: str) -> None:
+    database = Path(one_run_url.removeprefix("sqlite:///"))
+    before = database.read_bytes()
+    code, _, err = _export(one_run_url, str(database))
+    _one_error_line(code, err, "`--output`", str(database), "is a SQLite database")
+    _unchanged(database, before)
+
+
+def test_graph_over_the_database_it_reads_is_refused(one_run_url: str) -> None:
+    database = Path(one_run_url.removeprefix("sqlite:///"))
+    before = database.read_bytes()
+    for fmt in ("png", "json"):
+        code, _, err = invoke(
+            "affinity", "graph", "--storage", one_run_url, "--format", fmt, "-o", str(database)
+        )
+        _one_error_line(code, err, "`--output`", str(database), "is a SQLite database")
+        _unchanged(database, before)
+
+
+def test_another_sqlite_file_or_a_companion_is_refused(
+    one_run_url: str, table: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "other.sqlite"
+    other.write_bytes(Path(one_run_url.removeprefix("sqlite:///")).read_bytes())
+    before = other.read_bytes()
+    for output in (other, other.with_name("other.sqlite-wal"), other.with_name("other.sqlite-shm")):
+        for code, _, err in (_export(one_run_url, str(output)), _graph(table, str(output))):
+            _one_error_line(code, err, "`--output`", output.name, "SQLite database")
+        assert not output.with_name("other.sqlite-wal").exists()
+    journal = other.with_name("other.sqlite-journal")
+    journal.write_text("old")
+    code, _, err = _graph(table, str(journal))
+    _one_error_line(code, err, "is the -journal file of the SQLite database", str(other))
+    assert journal.read_text() == "old"
+    _unchanged(other, before)
+
+
+def test_the_default_database_is_refused(
+    one_run_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TASKGRAPH_STORAGE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    Path("taskgraph.db").write_bytes(Path(one_run_url.removeprefix("sqlite:///")).read_bytes())
+    before = Path("taskgraph.db").read_bytes()
+    code, _, err = invoke("records", "export", "-o", "taskgraph.db")
+    _one_error_line(code, err, "'taskgraph.db'", "is a SQLite database")
+    _unchanged(tmp_path / "taskgraph.db", before)
+
+
+def test_the_storage_file_is_refused_while_still_empty(tmp_path: Path) -> None:
+    # Not yet a SQLite file by its header: refused as the storage in use.
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    code, _, err = invoke(
+        "affinity", "graph", "--storage", f"sqlite:///{empty}", "--format", "json", "-o", str(empty)
+    )
+    _one_error_line(code, err, "`--output`", "is the records database this command reads")
+    assert empty.read_bytes() == b""
+
+
+def test_resolve_output_refuses_databases(one_run_url: str, tmp_path: Path) -> None:
+    database = Path(one_run_url.removeprefix("sqlite:///"))
+    with pytest.raises(ConfigError, match="is a SQLite database"):
+        resolve_output(database)
+    with pytest.raises(ConfigError, match="records database this command reads"):
+        resolve_output(tmp_path / "new.db", storage=f"sqlite:///{tmp_path / 'new.db'}")
+    assert resolve_output(tmp_path / "new.db", storage="sqlite://") == tmp_path / "new.db"
+    with pytest.raises(ConfigError, match="is a SQLite database"):
+        write_output(database, "run_id\n")
+    with (
+        open_repository(one_run_url, create=False) as repo,
+        pytest.raises(ConfigError, match="is a SQLite database"),
+    ):
+        repo.export(database, format="csv")

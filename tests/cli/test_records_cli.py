@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import re
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -185,3 +186,41 @@ def test_csv_keeps_every_digit_and_the_table_aligns_decimals() -> None:
         "0.0000",
     ]
     assert _cell(2.5e-5) == "2.5e-05" and _cell(None) == "" and _cell(["a", "b"]) == "a+b"
+
+
+def test_list_json_and_csv_keep_the_stored_times(records_url):
+    # audit 32, item 2: only the human table shortens the times to the second; cut there,
+    # a run that finished 0.6 s after it started seemed to finish before it
+    started = datetime(2024, 5, 1, 12, 0, 0, 700000, tzinfo=timezone.utc)
+    with open_repository(records_url, create=False) as repo:
+        config = TrialConfig(target="pos", seed=7)
+        result = TrialResult(
+            status=TrialStatus.COMPLETE, scores={"pos": {"dev": {"f1": 0.5}}}, objective=0.5
+        )
+        repo.add_run_result(
+            study="demo",
+            trial_number=9,
+            config=config,
+            result=result,
+            started_at=started,
+            finished_at=started + timedelta(seconds=0.6),
+        )
+        stored = {run.id: run.to_dict() for run in repo.runs()}
+    code, out, _ = invoke("records", "list", "--storage", records_url, "--json")
+    assert code == 0
+    rows = json.loads(out)
+    assert {r["id"]: (r["started_at"], r["finished_at"]) for r in rows} == {
+        i: (run["started_at"], run["finished_at"]) for i, run in stored.items()
+    }
+    timed = [r for r in rows if r["started_at"] and r["finished_at"]]
+    assert timed and any("." in r["finished_at"] for r in timed)  # microseconds, as stored
+    assert all(r["started_at"] <= r["finished_at"] for r in timed)
+    code, out, _ = invoke("records", "list", "--storage", records_url, "--csv")
+    assert code == 0
+    assert {int(r["id"]): r["finished_at"] for r in csv.DictReader(io.StringIO(out))} == {
+        i: run["finished_at"] or "" for i, run in stored.items()
+    }
+    code, out, _ = invoke("records", "list", "--storage", records_url)
+    finished = [run["finished_at"] for run in stored.values() if run["finished_at"]]
+    assert code == 0 and all(text[:19] in out for text in finished)
+    assert not any(text in out for text in finished if "." in text)

@@ -41,3 +41,37 @@ def test_json_export_writes_null_for_a_nan_lookahead_entry(tmp_path):
     assert done.exit_code == 0
     (run,) = json.loads(done.stdout, parse_constant=_refuse)
     assert run["lookahead"]["values"][0][1] is None
+
+
+def test_show_json_is_the_export_object_with_measured_in(tmp_path):
+    # audit 32, item 3: `records show --json` left out `measured_in`, which the export has
+    url = f"sqlite:///{tmp_path / 'records.db'}"
+    with open_repository(url) as repo:
+        for number, aux in enumerate([(), ("pos",)]):
+            config = TrialConfig(target="ner", auxiliaries=aux, seed=number)
+            result = TrialResult(
+                status=TrialStatus.COMPLETE,
+                scores={task: {"dev": {"f1": 0.5}} for task in config.task_set},
+                objective=0.5,
+                cost=Cost(seconds=1.0),
+            )
+            repo.add_run_result(study="s", trial_number=number, config=config, result=result)
+        repo.add_run_result(
+            study="s",
+            trial_number=2,
+            config=TrialConfig(target="ner", seed=9),
+            result=TrialResult.failed("OOM"),
+        )
+    done = runner.invoke(app, ["records", "export", "--storage", url, "-o", "-", "-f", "json"])
+    assert done.exit_code == 0, done.output
+    exported = {run["id"]: run for run in json.loads(done.stdout)}
+    assert len(exported) == 3
+    for run_id, expected in exported.items():
+        done = runner.invoke(app, ["records", "show", str(run_id), "--storage", url, "--json"])
+        assert done.exit_code == 0, done.output
+        shown = json.loads(done.stdout, parse_constant=_refuse)
+        assert shown == expected and "measured_in" in shown
+    assert exported[2]["measured_in"] == {
+        "ner": {"task_set": "ner+pos", "family": exported[2]["family"]},
+        "pos": {"task_set": "ner+pos", "family": exported[2]["family"]},
+    }
