@@ -13,6 +13,7 @@ re-screen adds a screen; the latest one counts.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import time
@@ -27,7 +28,7 @@ from taskgraph.spec.models import StudySpec
 if TYPE_CHECKING:
     from taskgraph.search.engine import StudyEngine
 
-__all__ = ["screen_report", "screen_study", "study_trial_cost"]
+__all__ = ["screen_report", "screen_study", "screen_summary", "screen_tables", "study_trial_cost"]
 
 PathLike = str | os.PathLike[str]
 
@@ -73,7 +74,7 @@ def screen_study(
     from taskgraph.app.studies import build_engine, checked_spec, runner_of
     from taskgraph.registry import RUNNERS
     from taskgraph.search.recording import code_version
-    from taskgraph.search.screening import DEFAULT_PROBES, screen_config
+    from taskgraph.search.screening import screen_config, screen_probe_count
     from taskgraph.search.watching import ObserverCallback
     from taskgraph.storage import resolve_storage_url
 
@@ -91,8 +92,8 @@ def screen_study(
         raise ConfigError(
             f"{source}: a screen trains a model, but runner {spec.runner.name!r} trains none"
         )
-    n_probes = DEFAULT_PROBES if probes is None else probes
-    config = screen_config(spec, steps=steps, probes=n_probes, full_matrix=full_matrix)
+    config = screen_config(spec, steps=steps, probes=probes, full_matrix=full_matrix)
+    n_probes = screen_probe_count(config)  # the default: 20, or as many as the steps allow
     storage_url = resolve_storage_url(storage, spec_storage=spec.storage)
 
     def open_engine() -> StudyEngine:
@@ -259,8 +260,104 @@ def _report(stored: Any, repository: Any, *, target: str) -> dict[str, Any]:
         "metric": details.get("metric"),
         "split": details.get("split"),
         "full_matrix": bool(details.get("full_matrix", False)),
+        "matrix": _pairs(stored.matrix),
         "cost": cost,
     }
+
+
+def _pairs(matrix: Any) -> dict[str, dict[str, dict[str, float | None]]]:
+    """Return source -> target -> ``{"effect", "stderr"}`` of every measured entry of a
+    :class:`~taskgraph.trial.LookaheadMatrix`: Z(source -> target), how much a step on
+    ``source`` lowered ``target``'s loss, mean over the probes +- its standard error.  A
+    target-only screen measured the target's column only; ``--full-matrix`` every pair."""
+    pairs: dict[str, dict[str, dict[str, float | None]]] = {}
+    for i, source in enumerate(matrix.tasks):
+        for j, target in enumerate(matrix.tasks):
+            value = matrix.values[i][j]
+            if value is None or not math.isfinite(value):
+                continue
+            error = None
+            if matrix.stderr is not None:
+                raw = matrix.stderr[i][j]
+                error = float(raw) if raw is not None and math.isfinite(raw) else None
+            pairs.setdefault(source, {})[target] = {"effect": float(value), "stderr": error}
+    return pairs
+
+
+def _count(n: Any, noun: str) -> str:
+    """Return "1 probe", "3 probes" ("? probes" for a count not known)."""
+    return f"{n} {noun}" if n == 1 else f"{'?' if n is None else n} {noun}s"
+
+
+def screen_tables(report: Mapping[str, Any]) -> list[tuple[str, list[str], list[dict[str, str]]]]:
+    """Return the tables (title, columns, rows) of a screen's report (:func:`screen_report`)
+    for the terminal: the ranking, then, for a ``--full-matrix`` screen, Z(row -> column) of
+    every pair (standard errors in the report's ``matrix``)."""
+    cost = report["cost"]
+    probes = _count(cost.get("probes"), "probe")
+    rows = [
+        {
+            "rank": str(c["rank"]),
+            "candidate": c["candidate"],
+            "effect": f"{c['effect']:+.4f}",
+            "stderr": "-" if c["stderr"] is None else f"{c['stderr']:.4f}",
+        }
+        for c in report["candidates"]
+    ]
+    tables = [
+        (
+            f"screen {report['screen']} of {report['study']!r}: predicted effect on "
+            f"{report['target']} (mean lookahead Z(candidate -> target) over {probes}, +- "
+            "standard error)",
+            ["rank", "candidate", "effect", "stderr"],
+            rows,
+        )
+    ]
+    matrix: Mapping[str, Mapping[str, Mapping[str, Any]]] = report.get("matrix") or {}
+    if report.get("full_matrix") and matrix:
+        tasks = [report["target"], *(c["candidate"] for c in report["candidates"])]
+        tasks += sorted({t for row in matrix.values() for t in row} - set(tasks))
+        cells = [
+            {"step on": source}
+            | {
+                target: "-" if target not in matrix.get(source, {})
+                else f"{matrix[source][target]['effect']:+.4f}"
+                for target in tasks
+            }
+            for source in tasks
+        ]  # fmt: skip
+        tables.append(
+            (
+                f"full matrix: lookahead Z(row -> column) over {probes}, positive when a step on "
+                "the row's task lowered the column's loss (standard errors: --json)",
+                ["step on", *tasks],
+                cells,
+            )
+        )
+    return tables
+
+
+def screen_summary(report: Mapping[str, Any]) -> str:
+    """Return the cost line of a screen's report: seconds, steps, probes, its price in trials,
+    the target's score after the joint run."""
+    cost = report["cost"]
+    line = f"cost: {cost['seconds']:.0f} s, {_count(cost['steps'], 'step')}, "
+    line += _count(cost["probes"], "probe")
+    asked = cost.get("probes_asked")
+    if asked is not None and asked != cost["probes"]:
+        # Screens stored before probes were placed step by step ran the most a fixed gap gave.
+        every = cost.get("lookahead_every")
+        gap = "step" if every == 1 else f"{every} steps"
+        line += f" ({asked} asked; one every {gap})"
+    if cost.get("trials_equivalent") is not None:
+        line += (
+            f" = {cost['trials_equivalent']:.2f} x one trial of the study "
+            f"({cost['trial_seconds']:.0f} s)"
+        )
+    if report.get("target_score") is not None:
+        line += f"; {report['target']} {report['metric'] or 'objective'} on {report['split']} "
+        line += f"after the joint run: {report['target_score']:.4f}"
+    return line
 
 
 def study_trial_cost(name: str, *, storage: str | None = None) -> tuple[float | None, float | None]:

@@ -763,7 +763,8 @@ def screen(
             "--probes",
             min=1,
             help="Lookahead probes, exactly that many, spread evenly over the steps (at most "
-            "the steps; default: 20).",
+            "the steps, and below them while the warmup starts the learning rate at 0 at the "
+            "first step; default: 20, or as many as the steps allow).",
         ),
     ] = None,
     full_matrix: Annotated[
@@ -771,7 +772,8 @@ def screen(
         typer.Option(
             "--full-matrix",
             help="Measure every task's loss after each step (n^2 forwards per probe), not "
-            "only the target's: affinities between the candidates too.",
+            "only the target's: affinities between the candidates too (a second table; "
+            "--json: matrix).",
         ),
     ] = False,
     data: DataOption = None,
@@ -791,7 +793,7 @@ def screen(
     loss.  It is stored with the study (created if needed) without spending its trial budget;
     `study run` of the same spec then tries the candidates in the screened order.
     """
-    from taskgraph.app.screening import screen_report, screen_study
+    from taskgraph.app.screening import screen_report, screen_study, screen_summary, screen_tables
     from taskgraph.search.heartbeat import terminate_as_interrupt
 
     if show_only:
@@ -833,41 +835,9 @@ def screen(
     if as_json:
         emit_json(report)
         return
-    _print_screen(report)
-
-
-def _print_screen(report: dict[str, Any]) -> None:
-    cost = report["cost"]
-    rows = [
-        {
-            "rank": c["rank"],
-            "candidate": c["candidate"],
-            "effect": f"{c['effect']:+.4f}",
-            "stderr": "-" if c["stderr"] is None else f"{c['stderr']:.4f}",
-        }
-        for c in report["candidates"]
-    ]
-    emit_rows(
-        rows,
-        columns=["rank", "candidate", "effect", "stderr"],
-        title=f"screen {report['screen']} of {report['study']!r}: predicted effect on "
-        f"{report['target']} (mean lookahead Z(candidate -> target) over "
-        f"{cost['probes']} probes, +- standard error)",
-    )
-    line = f"cost: {cost['seconds']:.0f} s, {cost['steps']} steps, {cost['probes']} probes"
-    asked = cost.get("probes_asked")
-    if asked is not None and asked != cost["probes"]:
-        # Screens stored before probes were placed step by step ran the most a fixed gap gave.
-        line += f" ({asked} asked; one every {cost.get('lookahead_every')} steps)"
-    if cost.get("trials_equivalent") is not None:
-        line += (
-            f" = {cost['trials_equivalent']:.2f} x one trial of the study "
-            f"({cost['trial_seconds']:.0f} s)"
-        )
-    if report.get("target_score") is not None:
-        line += f"; {report['target']} {report['metric'] or 'objective'} on {report['split']} "
-        line += f"after the joint run: {report['target_score']:.4f}"
-    stdout_console.print(line, soft_wrap=True, highlight=False)
+    for title, columns, rows in screen_tables(report):
+        emit_rows(rows, columns=columns, title=title)
+    stdout_console.print(screen_summary(report), soft_wrap=True, highlight=False)
 
 
 def _selection(selection: dict[str, Any] | None) -> str:

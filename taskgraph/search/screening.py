@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from taskgraph.errors import ConfigError, TaskgraphError
+from taskgraph.errors import ConfigError, TaskgraphError, option_name
 from taskgraph.search.space import AUX_PARAM_PREFIX, SearchSpace
 from taskgraph.spec.models import StudySpec
 from taskgraph.trial import TrialConfig
@@ -38,13 +38,14 @@ __all__ = [
     "SCREEN_CHECKPOINT_KEY",
     "default_screen_steps",
     "screen_config",
+    "screen_probe_count",
     "screen_probe_steps",
     "screen_tasks",
     "startup_scores",
     "textemb_scores",
 ]
 
-#: probes of a screen unless ``--probes`` says otherwise
+#: probes of a screen unless ``--probes`` says otherwise (fewer when the steps allow fewer)
 DEFAULT_PROBES = 20
 SCREEN_CHECKPOINT_KEY = "screen"
 
@@ -106,7 +107,7 @@ def screen_config(
     spec: StudySpec,
     *,
     steps: int | None = None,
-    probes: int = DEFAULT_PROBES,
+    probes: int | None = None,
     full_matrix: bool = False,
     space: SearchSpace | None = None,
 ) -> TrialConfig:
@@ -115,16 +116,18 @@ def screen_config(
     ``steps``: optimizer steps of the joint run, every task's counted (default
     :func:`default_screen_steps`); ``probes``: lookahead probes, exactly that many, spread
     evenly over them (:func:`screen_probe_steps`: ``lookahead_every`` when a fixed gap gives
-    them, else the trainer option ``lookahead_steps``);
+    them, else the trainer option ``lookahead_steps``), at most the steps, and below them
+    while the warmup holds the first step's learning rate at 0 (no probe runs there); default
+    :data:`DEFAULT_PROBES`, or as many as the steps allow when that is fewer
+    (:func:`screen_probe_count` reads the count back from the configuration);
     ``full_matrix``: measure every task's loss after each step, not only the target's.
-    Raises :class:`ConfigError` for a bad count (more probes than steps, or a probe at every
-    step while the warmup holds the first step's learning rate at 0, where no probe runs) or
-    a spec without candidates.
+    Raises :class:`ConfigError` for a bad count (more probes than the steps allow) or a spec
+    without candidates.
     """
     if steps is not None and steps < 1:
-        raise ConfigError(f"`steps` must be >= 1, but got {steps}")
-    if probes < 1:
-        raise ConfigError(f"`probes` must be >= 1, but got {probes}")
+        raise ConfigError(f"`{option_name('steps')}` must be >= 1, but got {steps}")
+    if probes is not None and probes < 1:
+        raise ConfigError(f"`{option_name('probes')}` must be >= 1, but got {probes}")
     candidates = screen_tasks(spec)
     if not candidates:
         raise ConfigError(f"study {spec.name!r} has no candidate to screen")
@@ -132,8 +135,6 @@ def screen_config(
     trial = _MiddleTrial()
     middle = _middle_config(spec, space)
     total = steps if steps is not None else default_screen_steps(spec)
-    if probes > total:
-        raise ConfigError(f"`probes` ({probes}) must not exceed the steps ({total})")
     tasks = (spec.target, *candidates)
     # The screen sets its own probe steps, whatever the spec's trials probe.
     hyper = {
@@ -141,10 +142,20 @@ def screen_config(
         for k, v in middle.hyperparameters.items()
         if k not in ("head_options", "lookahead_steps")
     }
-    if probes == total and not _first_step_probed(hyper, total):
+    every_step = _first_step_probed(hyper, total)
+    allowed = total if every_step else max(1, total - 1)
+    if probes is None:
+        probes = min(DEFAULT_PROBES, allowed)
+    elif probes > allowed:
+        named = f"`{option_name('probes')}` ({probes})"
+        bound = (
+            f"`{option_name('steps')}` ({total})" if steps is not None else f"the steps ({total})"
+        )
+        if probes > total:
+            raise ConfigError(f"{named} must not exceed {bound}")
         raise ConfigError(
-            f"`probes` ({probes}) must be below the steps ({total}): the warmup starts the "
-            "learning rate at 0, and no probe runs at the first step"
+            f"{named} must be below {bound}: the warmup starts the learning rate at 0, and no "
+            "probe runs at the first step"
         )
     heads = spec.training.hyperparameters.get("head_options")
     if isinstance(heads, Mapping):
@@ -176,6 +187,17 @@ def screen_config(
         lookahead_every=gap,
         hyperparameters=hyper,
     )
+
+
+def screen_probe_count(config: TrialConfig) -> int:
+    """Return how many probes the screen configuration ``config`` (:func:`screen_config`)
+    runs."""
+    listed = config.hyperparameters.get("lookahead_steps")
+    if listed:
+        return len(listed)
+    if not config.lookahead_every or not config.max_steps:
+        return 0
+    return config.max_steps // config.lookahead_every
 
 
 def screen_probe_steps(total: int, probes: int) -> tuple[int, ...]:

@@ -151,10 +151,58 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path: Path) -> None:
     assert code != 0 and "a screen trains a model" in err
     code, _, err = invoke("study", "screen", str(spec), "--storage", url, "--steps", "2",
                           "--probes", "5")  # fmt: skip
-    assert code != 0 and "`probes` (5) must not exceed the steps (2)" in err
+    assert code != 0 and "`--probes` (5) must not exceed `--steps` (2)" in err
     code, _, err = invoke("study", "screen", str(spec), "--storage", url, "--show", "--steps", "5",
                           "--full-matrix")  # fmt: skip
     assert code != 0 and err.strip() == (
         "error: `--show` prints the stored screen and trains nothing: --steps, --full-matrix "
         "would not be used; drop them, or drop --show to run a screen"
     )
+
+
+def test_the_default_probes_fit_a_short_screen_and_given_counts_are_named(tmp_path: Path) -> None:
+    # max_steps 1 under step_budget target: a screen of 2 steps, too few for 20 probes.
+    spec = spec_file(tmp_path, name="short")
+    spec.write_text(spec.read_text().replace("max_steps: 4", "max_steps: 1"))
+    url = f"sqlite:///{tmp_path / 'short.db'}"
+    # The default no longer hides a missing data directory.
+    code, _, err = invoke("study", "screen", str(spec), "--storage", url, "--data",
+                          str(tmp_path / "nonexistent"))  # fmt: skip
+    assert code != 0 and "--data" in err and "does not exist" in err
+    assert len(err.strip().splitlines()) == 1
+    code, _, err = invoke("study", "screen", str(spec), "--storage", url, "--probes", "3")
+    assert code != 0 and err.strip() == "error: `--probes` (3) must not exceed the steps (2)"
+    code, _, err = invoke("study", "screen", str(spec), "--storage", url, "--steps", "20",
+                          "--probes", "20")  # fmt: skip
+    assert code != 0 and err.strip().startswith(
+        "error: `--probes` (20) must be below `--steps` (20): the warmup starts"
+    )
+    code, out, err = invoke("study", "screen", str(spec), "--storage", url, "--json")
+    assert code == 0, err
+    cost = json.loads(out)["cost"]
+    assert (cost["steps"], cost["probes"], cost["probes_asked"]) == (2, 2, 2)
+
+
+def test_a_full_matrix_screen_reports_every_pair(tmp_path: Path) -> None:
+    spec = spec_file(tmp_path, name="full")
+    url = f"sqlite:///{tmp_path / 'full.db'}"
+    code, out, err = invoke("study", "screen", str(spec), "--storage", url, "--steps", "2",
+                            "--probes", "1", "--full-matrix", "--json")  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out)
+    tasks = {"synth_target", "synth_related", "synth_conflict", "synth_unrelated"}
+    assert report["full_matrix"] is True
+    matrix = report["matrix"]
+    assert set(matrix) == tasks and all(set(row) == tasks for row in matrix.values())
+    assert all(math.isfinite(cell["effect"]) for row in matrix.values() for cell in row.values())
+    for c in report["candidates"]:  # the ranking is the matrix's target column
+        assert matrix[c["candidate"]]["synth_target"]["effect"] == c["effect"]
+    code, out, err = invoke("study", "screen", str(spec), "--storage", url, "--show", "--json")
+    assert code == 0 and json.loads(out)["matrix"] == matrix, err
+    code, out, err = invoke("study", "screen", str(spec), "--storage", url, "--show")
+    assert code == 0, err
+    assert "full matrix" in out and "step on" in out
+    effect = matrix["synth_related"]["synth_conflict"]["effect"]
+    assert f"{effect:+.4f}" in out  # a candidate-to-candidate affinity
+    # One probe, counted in the singular.
+    assert "over 1 probe," in out and "2 steps, 1 probe;" in out and "1 probes" not in out

@@ -82,10 +82,25 @@ def test_excluded_candidates_are_not_screened_and_bad_counts_are_refused() -> No
         screen_config(spec, steps=0)
     # The warmup starts the learning rate at 0: no probe runs at the first step, so a probe
     # at every step could not be had.
-    with pytest.raises(ConfigError, match="`probes` \\(10\\) must be below the steps \\(10\\)"):
+    with pytest.raises(ConfigError, match="`probes` \\(10\\) must be below `steps` \\(10\\)"):
         screen_config(spec, steps=10, probes=10)
     probed = make_spec(training={"hyperparameters": {"lookahead_lr": 1e-4}})
     assert screen_config(probed, steps=10, probes=10).lookahead_every == 1
+
+
+def test_the_default_probes_are_as_many_as_a_short_screen_allows() -> None:
+    from taskgraph.search.screening import DEFAULT_PROBES, screen_probe_count
+
+    # 10 target steps: a screen of 20, whose warmup spares the first step: 19 probes.
+    spec = make_spec(search={"max_steps": 10})
+    config = screen_config(spec)
+    assert (config.max_steps, screen_probe_count(config)) == (20, 19)
+    assert config.hyperparameters["lookahead_steps"] == list(range(2, 21))
+    # 5 steps: the warmup has no whole step, so every step is probed.
+    assert screen_probe_count(screen_config(spec, steps=5)) == 5
+    assert screen_probe_count(screen_config(spec, steps=300)) == DEFAULT_PROBES
+    with pytest.raises(ConfigError, match=r"^`probes` \(21\) must not exceed the steps \(20\)$"):
+        screen_config(spec, probes=21)
 
 
 def test_the_screen_runs_exactly_the_probes_asked_spread_over_the_run() -> None:
