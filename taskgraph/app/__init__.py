@@ -25,6 +25,7 @@ from taskgraph.app.affinity import (
     load_records,
     recommend,
     recommendation_report,
+    records_long_table,
 )
 from taskgraph.app.bench import bench
 from taskgraph.app.results import ResultsTable, results_table, write_results
@@ -59,6 +60,7 @@ __all__ = [
     "load_study_spec",
     "recommend",
     "recommendation_report",
+    "records_long_table",
     "results_table",
     "resume_study",
     "run_spec",

@@ -38,6 +38,7 @@ from taskgraph.app.arguments import flag, integer, names, number, registered_nam
 from taskgraph.errors import ConfigError, option_name
 
 if TYPE_CHECKING:
+    from taskgraph.affinity.longtable import LongTable
     from taskgraph.storage.repository import Repository
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "measured_scores",
     "recommend",
     "recommendation_report",
+    "records_long_table",
     "score_family",
     "scored_by",
 ]
@@ -150,6 +152,88 @@ def load_records(
             )
         records = [r for r in records if r.split == preferred]
     return records
+
+
+#: the long format's split names for the records' (a trainer's dev split is the table's val)
+LONG_SPLITS = {"dev": "val", "val": "val", "test": "test"}
+
+
+def records_long_table(
+    *,
+    storage: str | None = None,
+    study: str | None = None,
+    target: str | None = None,
+    task_set: str | None = None,
+    contains: str | None = None,
+    metric: str | None = None,
+    repository: Repository | None = None,
+) -> LongTable:
+    """Return the records database as a long table (``target, task_set, split, value``): what
+    ``taskgraph bench --table`` and ``affinity ... --table`` read.
+
+    One row per scored task, task set and split: the mean of the complete runs' scores (over
+    seeds, and over the configurations that trained that task set), in ``metric`` (default:
+    the studies' objective metric, as :func:`load_records` chooses it).  Splits are named as
+    the long format names them (``dev`` -> ``val``; splits other than dev, val and test are
+    left out).  ``study``: only its runs; ``target``: only that task's scores (from every task
+    set that contains it); ``task_set`` (``a+b``): only runs on exactly that set; ``contains``:
+    only runs whose set contains that task.  Raises :class:`ConfigError` when nothing is left,
+    when the studies disagree on the metric, or when one task set was trained in several model
+    families (encoder, input length, example caps, pretraining or data selection), whose scores
+    one row cannot hold.
+    """
+    from taskgraph.affinity.longtable import LongRow, LongTable
+
+    named_metric = None if metric is None else registered_name(metric, "metric")
+    if named_metric == ALL_METRICS:
+        raise ConfigError(
+            f"`{option_name('metric')}` {ALL_METRICS!r} would average different metrics into one "
+            "score: a long table holds one metric; name it"
+        )
+    wanted_set = None
+    if task_set is not None:
+        wanted_set = frozenset(t.strip() for t in task_set.split("+") if t.strip())
+        if not wanted_set:
+            raise ConfigError(f"`{option_name('task_set')}` {task_set!r} names no task")
+    with _records_database(storage, repository) as database:
+        records = database.score_records(study=study, target=target, metric=named_metric)
+        specs = database.study_specs()
+    if wanted_set is not None:
+        records = [r for r in records if r.task_set == wanted_set]
+    if contains is not None:
+        records = [r for r in records if contains in r.task_set]
+    if named_metric is None and records:
+        try:
+            chosen, _ = _objective(records, specs)
+        except ConfigError:  # its remedies include mixing the metrics, which one value cannot
+            raise ConfigError(
+                f"the records have metrics {', '.join(sorted({r.metric for r in records}))} "
+                "and their studies name no one objective metric: choose one with "
+                f"{option_name('metric', metavar='NAME')}"
+            ) from None
+        records = [r for r in records if r.metric == chosen]
+    records = [r for r in records if r.split in LONG_SPLITS]
+    if not records:
+        raise ConfigError("no complete run's scores match: nothing to write as a long table")
+    cells: dict[tuple[str, frozenset[str], str], list[ScoreRecord]] = {}
+    for record in records:
+        key = (record.task, record.task_set, LONG_SPLITS[record.split])
+        cells.setdefault(key, []).append(record)
+    rows = []
+    for (task, tasks, split), found in sorted(cells.items(), key=lambda item: (
+        item[0][0], len(item[0][1]), sorted(item[0][1]), item[0][2]
+    )):  # fmt: skip
+        families = {r.family for r in found}
+        if len(families) > 1:
+            raise ConfigError(
+                f"{task} in {'+'.join(sorted(tasks))} was trained in {len(families)} model "
+                "families (encoder, input length, example caps, pretraining or data "
+                "selection differ): a long table holds one score per task set; export one "
+                f"study of one family ({option_name('study')})"
+            )
+        value = float(np.mean([r.value for r in found]))
+        rows.append(LongRow(task, tasks, split, value, found[0].higher_is_better))
+    return LongTable(rows=rows, source=study or "")
 
 
 def _no_records_named(

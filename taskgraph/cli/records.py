@@ -17,6 +17,7 @@ from taskgraph.cli.output import (
     emit_rows,
     print_line,
     resolve_output,
+    write_output,
 )
 from taskgraph.errors import ConfigError, StorageError
 from taskgraph.storage import Repository, RunRecord, open_repository, resolve_storage_url
@@ -346,7 +347,9 @@ def export_command(
         typer.Option(
             "--format",
             "-f",
-            help="csv or parquet: one row per score record; json: one object per run "
+            help="csv or parquet: one row per score record; json: one object per run; long: "
+            "the long CSV that bench --table and affinity --table read (target,task_set,split,"
+            "value,higher_is_better: the mean of each task set's complete runs) "
             "(default: the output file's extension, else csv).",
         ),
     ] = None,
@@ -357,15 +360,33 @@ def export_command(
     contains: ContainsOption = None,
     status: StatusOption = None,
     model_config: ModelOption = None,
+    metric: Annotated[
+        str | None,
+        typer.Option(
+            "--metric",
+            help="--format long only: the metric of the table's values (default: the studies' "
+            "objective metric).",
+        ),
+    ] = None,
 ) -> None:
-    """Export the matching records as CSV, JSON or Parquet (Parquet needs pyarrow)."""
+    """Export the matching records as CSV, JSON, Parquet (needs pyarrow) or a long table."""
     _check_filters(status, task_set=task_set, model_config=model_config, study=study, target=target)
     if export_format is None:  # `-o runs.parquet` means Parquet, not CSV in a .parquet file
         suffix = Path(output).suffix.lstrip(".").lower()
         export_format = suffix if suffix in EXPORT_FORMATS else "csv"
-    if export_format not in EXPORT_FORMATS:
+    if export_format not in (*EXPORT_FORMATS, LONG_FORMAT):
         raise ConfigError(
-            f"`--format` must be one of {list(EXPORT_FORMATS)}, but got {export_format!r}"
+            f"`--format` must be one of {[*EXPORT_FORMATS, LONG_FORMAT]}, but got {export_format!r}"
+        )
+    if export_format == LONG_FORMAT:
+        _export_long(
+            output, storage=storage, study=study, target=target, task_set=task_set,
+            contains=contains, status=status, model_config=model_config, metric=metric,
+        )  # fmt: skip
+        return
+    if metric is not None:
+        raise ConfigError(
+            "`--metric` chooses the values of --format long; the other formats write every metric"
         )
     if output == "-" and export_format == "parquet":
         raise ConfigError("`--format parquet` needs a file: pass --output FILE.parquet")
@@ -387,6 +408,49 @@ def export_command(
         )
     unit = "runs" if export_format == "json" else "rows"
     print_line(f"wrote {count} {unit} to {'stdout' if output == '-' else output}", err=True)
+
+
+#: `records export --format long`: the long CSV of `bench --table` / `affinity --table`
+LONG_FORMAT = "long"
+
+
+def _export_long(
+    output: str,
+    *,
+    storage: str | None,
+    study: str | None,
+    target: str | None,
+    task_set: str | None,
+    contains: str | None,
+    status: str | None,
+    model_config: str | None,
+    metric: str | None,
+) -> None:
+    """Write the records as a long table (:func:`taskgraph.app.affinity.records_long_table`)."""
+    from taskgraph.affinity.longtable import write_long_csv
+    from taskgraph.app.affinity import records_long_table
+
+    if status not in (None, "complete"):
+        raise ConfigError(
+            f"`--status` {status!r}: a long table holds the scores of complete runs only"
+        )
+    if model_config is not None:
+        raise ConfigError(
+            "`--model-config`: a long table averages a task set's configurations; filter by "
+            "--study, --target, --task-set or --contains"
+        )
+    url = resolve_storage_url(storage)
+    destination = resolve_output(output, storage=url)
+    with open_repository(url, create=False) as repo:
+        _check_names(repo, study=study, target=target)
+        table = records_long_table(
+            study=study, target=target, task_set=task_set, contains=contains, metric=metric,
+            repository=repo,
+        )  # fmt: skip
+    text = io.StringIO(newline="")
+    count = write_long_csv(table, text)
+    write_output(destination, text.getvalue())
+    print_line(f"wrote {count} rows to {'stdout' if output == '-' else output}", err=True)
 
 
 @app.command("table")
