@@ -28,6 +28,7 @@ import math
 import os
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -36,7 +37,7 @@ os.environ["TASKGRAPH_PRETRAIN_CACHE"] = "off"
 import torch
 
 from taskgraph.cli.scripts import directory, positive_int, run_script
-from taskgraph.errors import TaskgraphError
+from taskgraph.errors import ConfigError, TaskgraphError
 from taskgraph.training import train_trial
 from taskgraph.training.masking import MASKING_SCHEMES, build_masking
 from taskgraph.trial import MixingConfig, PretrainingConfig, TrialConfig, TrialStatus
@@ -55,6 +56,27 @@ def interval(values: list[float]) -> tuple[float, float]:
     return mean, t * statistics.stdev(values) / math.sqrt(len(values))
 
 
+def positive_float(text: str) -> float:
+    """An argparse ``type``: a finite number > 0 (a learning rate)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def json_file(text: str) -> str:
+    """An argparse ``type``: a file to write whose folder exists (``~`` expanded)."""
+    path = Path(text).expanduser()
+    if not text.strip() or path.is_dir():
+        raise argparse.ArgumentTypeError(f"not a file name: {text!r}")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"no directory {path.parent} for {text}")
+    return str(path)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -65,8 +87,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=positive_int, default=100, help="pretraining steps")
     parser.add_argument("--finetune-steps", type=positive_int, default=100)
     parser.add_argument("--batch-size", type=positive_int, default=16)
-    parser.add_argument("--pretrain-lr", type=float, default=1e-4)
-    parser.add_argument("--learning-rate", type=float, default=1e-4, help="fine-tuning")
+    parser.add_argument("--pretrain-lr", type=positive_float, default=1e-4)
+    parser.add_argument("--learning-rate", type=positive_float, default=1e-4, help="fine-tuning")
     parser.add_argument(
         "--max-length", type=positive_int, default=128, help="fine-tuning input length"
     )
@@ -85,7 +107,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--data", type=directory, default=None, help="data directory (default: ../shared/data)"
     )
-    parser.add_argument("--json", default=None, help="also write every run to this JSON file")
+    parser.add_argument(
+        "--json", type=json_file, default=None, help="also write every run to this JSON file"
+    )
     parser.add_argument("--quick", action="store_true", help="a smoke test: tiny scale")
     args = parser.parse_args(argv)
     if args.quick:  # the smoke sizes are defaults: a size given on the command line still wins
@@ -192,9 +216,6 @@ def main(argv: list[str] | None = None) -> None:
                 f"{row['final_mlm_accuracy']}  trial {wall:.0f} s",
                 flush=True,
             )
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as out:
-            json.dump({"args": vars(args), "runs": runs}, out, indent=1)
     summary: dict[str, dict[str, float]] = {}
     print(
         f"\n{'scheme':9s} {'dev F1 (95% CI)':>22s} {'pretrain s':>16s} {'tokens':>9s} {'MLM acc':>8s}"
@@ -232,6 +253,12 @@ def main(argv: list[str] | None = None) -> None:
     for scheme in ("random", "adaptive"):
         if scheme in summary:
             print(f"{scheme}_seconds: {summary[scheme]['seconds']:.1f}")
+    if args.json:  # after the summary: a file that cannot be written loses no result
+        try:
+            with open(args.json, "w", encoding="utf-8") as out:
+                json.dump({"args": vars(args), "runs": runs}, out, indent=1)
+        except OSError as error:
+            raise ConfigError(f"--json: cannot write {args.json}: {error.strerror}") from None
 
 
 if __name__ == "__main__":

@@ -378,9 +378,17 @@ def _check_pretraining(spec: StudySpec, source: str) -> None:
         allowed = masking_options(str(scheme))
         for option, domain in options.items():
             if option not in allowed:
+                # `{nope:1}` (no space after the colon) is YAML for the key 'nope:1': name
+                # the option, not the key with its value glued on
+                name, colon, rest = str(option).partition(":")
+                if colon and name.strip() in allowed:
+                    raise SpecError(
+                        f"{source}: {where}.options.{scheme}.{name.strip()}: {option!r} is one "
+                        f"YAML key; write '{name.strip()}: {rest.strip()}' (a space after ':')"
+                    )
                 raise SpecError(
-                    f"{source}: {where}.options.{scheme}.{option}: unknown option of "
-                    f"{scheme!r}; allowed: {', '.join(allowed)}"
+                    f"{source}: {where}.options.{scheme}.{name.strip() or option}: unknown "
+                    f"option of {scheme!r}; allowed: {', '.join(allowed)}"
                 )
             for value in domain.values():
                 try:
@@ -392,16 +400,30 @@ def _check_pretraining(spec: StudySpec, source: str) -> None:
                     ) from None
     if not schemes:
         return
+    from taskgraph.training.pretraining import corpus_file_lines
+
     extra = inline_task_defs(spec, source=source)
+    file_lines, tasks = 0, 0
     for index, entry in enumerate(space.corpus):
-        if Path(os.path.expanduser(entry)).is_file():
-            continue
         try:
             get_task(entry, extra=extra)
+            tasks += 1
+            continue
         except TaskgraphError:
+            pass  # as the stage reads it: a task name first, else a text file
+        path = Path(os.path.expanduser(entry))
+        if not path.is_file():
             raise SpecError(
                 f"{source}: {where}.corpus[{index}]: {entry!r} is neither a task nor a text file"
-            ) from None
+            )
+        # Read it whole, a line at a time, through the stage's own reader: a file that is not
+        # UTF-8 (or unreadable) is one error now rather than every trial failing on it.
+        try:
+            file_lines += sum(1 for _ in corpus_file_lines(path, f"{where}.corpus[{index}]"))
+        except TaskgraphError as error:
+            raise SpecError(f"{source}: {error}") from None
+    if space.corpus and not tasks and not file_lines:  # files only (tasks are read later)
+        raise SpecError(f"{source}: {where}.corpus: {list(space.corpus)} holds no text")
 
 
 def _check_registry(source: str, where: str, names: Iterable[Any], module: str, attr: str) -> None:

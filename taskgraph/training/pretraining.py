@@ -42,7 +42,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,7 @@ from taskgraph.vocabulary import stable_seed
 
 __all__ = [
     "PRETRAIN_CACHE_ENV",
+    "corpus_file_lines",
     "corpus_texts",
     "pretrained_encoder_state",
     "pretraining_key",
@@ -114,10 +115,9 @@ def corpus_texts(
                 raise ConfigError(
                     f"pretraining.corpus[{index}]: {entry!r} is neither a task nor a text file"
                 ) from None
-            raw = _read_corpus_file(path, f"pretraining.corpus[{index}]")
-            text = _decode(raw, f"pretraining.corpus[{index}]: {entry}")
-            prints.append("file:" + hashlib.sha256(raw).hexdigest())
-            texts.extend(line for line in text.splitlines() if line.strip())
+            digest = hashlib.sha256()
+            texts.extend(corpus_file_lines(path, f"pretraining.corpus[{index}]", digest=digest))
+            prints.append("file:" + digest.hexdigest())
             continue
         prints.append("task:" + task_fingerprint(task, data_dir=data_dir))
         texts.extend(_texts_of(task, data_dir))
@@ -126,24 +126,33 @@ def corpus_texts(
     return texts, hashlib.sha256("|".join(prints).encode()).hexdigest()
 
 
-def _read_corpus_file(path: Path, where: str) -> bytes:
+def corpus_file_lines(path: Path, where: str, *, digest: Any = None) -> Iterator[str]:
+    """Yield the non-blank lines of the corpus file ``path``, read a line at a time.
+
+    ``where`` is the corpus entry's field (``pretraining.corpus[0]``).  A file that cannot be
+    read, or a line that is not UTF-8, is a ConfigError naming the field, the file and the
+    line; ``digest`` (a hashlib object), when given, is fed every byte of the file.  The
+    pretraining stage and the study's preflight read a corpus file through this function, so
+    both say the same thing about it.
+    """
     try:
-        return path.read_bytes()
+        with open(path, "rb") as file:
+            for number, raw in enumerate(file, start=1):
+                if digest is not None:
+                    digest.update(raw)
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as error:
+                    raise ConfigError(
+                        f"{where}: {path}, line {number}: not UTF-8 text (byte "
+                        f"0x{raw[error.start]:02x} at byte {error.start + 1} of the line); "
+                        f"save the file as UTF-8"
+                    ) from None
+                # a b"\n" never ends a UTF-8 sequence, so a line decodes as the whole file
+                # would; splitlines() also splits at the other line ends, as before
+                yield from (line for line in text.splitlines() if line.strip())
     except OSError as error:
         raise ConfigError(f"{where}: cannot read {str(path)!r}: {error.strerror}") from None
-
-
-def _decode(raw: bytes, where: str) -> str:
-    """Return ``raw`` decoded as UTF-8; else a ConfigError naming the line and the byte."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = raw.count(b"\n", 0, error.start) + 1
-        column = error.start - raw.rfind(b"\n", 0, error.start)
-        raise ConfigError(
-            f"{where}, line {line}: not UTF-8 text (byte 0x{raw[error.start]:02x} at byte "
-            f"{column} of the line); save the file as UTF-8"
-        ) from None
 
 
 def _check_window(max_length: int, encoder: Any, *, field: str) -> None:

@@ -171,7 +171,7 @@ def _word(i: int, head: str = "0", deprel: str = "root", upos: str = "NOUN") -> 
         (_word(1, head="x"), 1, "an integer HEAD"),
         (_word(1, head="-1"), 1, "an integer HEAD"),
         (_word(1) + _word(3, head="1", deprel="dep"), 2, "word ID 2"),
-        (_word(1) + _word(2, head="5", deprel="dep") + "\n", 1, "HEAD of word 2 in 0..2"),
+        (_word(1) + _word(2, head="5", deprel="dep") + "\n", 2, "HEAD of word 2 in 0..2"),
         # a word that is its own head, and a cycle 2 -> 3 -> 2: no tree (read silently before)
         (_word(1) + _word(2, head="2", deprel="dep"), 1, "HEADs that form a tree"),
         (
@@ -194,6 +194,21 @@ def test_conllu_errors_name_the_line(tmp_path: Path, text: str, line: int, expec
 def test_conllu_missing_xpos_is_an_error_for_xpos_tagging(tmp_path: Path) -> None:
     error = fails(tmp_path / "x.conllu", 1, "conllu", _word(1), TAG, "xpos")
     assert "XPOS" in error.expected
+
+
+def test_conllu_errors_about_a_word_name_its_line_not_the_sentences(tmp_path: Path) -> None:
+    # The sentence starts with comments on lines 5-6; its third word is on line 9 (its first
+    # line, a comment, was reported before).
+    first = "# sent_id = a\n# text = w1\n" + _word(1) + "\n"
+    words = _word(1, head="0") + _word(2, head="1", deprel="dep")
+    text = first + "# sent_id = b\n# text = w1 w2 w3 w4\n" + words
+    bad_head = text + _word(3, head="99", deprel="dep") + _word(4, head="1", deprel="dep")
+    error = fails(tmp_path / "h.conllu", 9, "conllu", bad_head + "\n", PARSE, "head+deprel")
+    assert str(error) == f"{tmp_path / 'h.conllu'}:9: expected HEAD of word 3 in 0..4, got 99"
+    tagged = (_word(1) + _word(2, head="1", deprel="dep")).replace("NOUN\t_", "NOUN\tNN")
+    no_xpos = "# sent_id = c\n# text = w1 w2 w3\n" + tagged + _word(3, head="1", deprel="dep")
+    error = fails(tmp_path / "x.conllu", 5, "conllu", no_xpos, TAG, "xpos")
+    assert str(error) == f"{tmp_path / 'x.conllu'}:5: expected a XPOS tag for word 3, got _"
 
 
 def _new_york(column: int, value: str) -> str:

@@ -64,6 +64,7 @@ class ConlluReader(Reader):
     ) -> Iterator[Record]:
         in_sentence = False
         words: list[list[str]] = []
+        word_lines: list[int] = []  # each word's line, for an error about that word
         start = 0
         document = ""
         for number, line in read_lines(path):
@@ -71,8 +72,10 @@ class ConlluReader(Reader):
                 if in_sentence:
                     if not words:
                         raise DataFormatError(path, start, "a sentence with words", "none")
-                    yield self._record(path, start, words, document, task_type, label_field)
-                    in_sentence, words = False, []
+                    yield self._record(
+                        path, start, words, word_lines, document, task_type, label_field
+                    )
+                    in_sentence, words, word_lines = False, [], []
                 continue
             if not in_sentence:
                 in_sentence, start = True, number
@@ -87,10 +90,11 @@ class ConlluReader(Reader):
             fields = self._check_line(path, number, line, len(words))
             if fields is not None:
                 words.append(fields)
+                word_lines.append(number)
         if in_sentence:
             if not words:
                 raise DataFormatError(path, start, "a sentence with words", "only comments")
-            yield self._record(path, start, words, document, task_type, label_field)
+            yield self._record(path, start, words, word_lines, document, task_type, label_field)
 
     @staticmethod
     def _check_line(path: Path, number: int, line: str, words: int) -> list[str] | None:
@@ -131,6 +135,7 @@ class ConlluReader(Reader):
         path: Path,
         start: int,
         words: list[list[str]],
+        word_lines: list[int],
         document: str,
         task_type: TaskType,
         label_field: str,
@@ -140,7 +145,10 @@ class ConlluReader(Reader):
         for index, head in enumerate(heads):
             if head > len(words):
                 raise DataFormatError(
-                    path, start, f"HEAD of word {index + 1} in 0..{len(words)}", str(head)
+                    path,
+                    word_lines[index],
+                    f"HEAD of word {index + 1} in 0..{len(words)}",
+                    str(head),
                 )
         if task_type is TaskType.DEPENDENCY_PARSING:
             _check_tree(path, start, heads)
@@ -155,7 +163,10 @@ class ConlluReader(Reader):
             for index, fields in enumerate(words):
                 if not fields[column] or fields[column] == "_":
                     raise DataFormatError(
-                        path, start, f"a {label_field.upper()} tag for word {index + 1}", "_"
+                        path,
+                        word_lines[index],
+                        f"a {label_field.upper()} tag for word {index + 1}",
+                        "_",
                     )
             example = TaggedSentence(tokens=forms, tags=tuple(f[column] for f in words))
         return Record(example=example, line=start, group=document, texts=(" ".join(forms),))
