@@ -104,6 +104,14 @@ def _check_filters(
         raise ConfigError(
             f"`--task-set` {task_set!r} names no task: expected names joined by '+', e.g. 'ner+pos'"
         )
+    if task_set is not None:
+        members = [name.strip() for name in task_set.split("+") if name.strip()]
+        twice = sorted({name for name in members if members.count(name) > 1})
+        if twice:  # a run's task set holds each task once: no run would ever match
+            raise ConfigError(
+                f"`--task-set` {task_set!r} names {', '.join(twice)} twice: a task set holds "
+                "each task once"
+            )
     if model_config is not None and not model_config.strip():
         raise ConfigError("`--model-config` is empty: give a hash or its prefix")
 

@@ -224,3 +224,20 @@ def test_list_json_and_csv_keep_the_stored_times(records_url):
     finished = [run["finished_at"] for run in stored.values() if run["finished_at"]]
     assert code == 0 and all(text[:19] in out for text in finished)
     assert not any(text in out for text in finished if "." in text)
+
+
+def test_a_task_set_naming_a_task_twice_is_refused_not_an_empty_result(
+    records_url: str, tmp_path: Path
+) -> None:
+    # `a+a` matched nothing and exported a header-only file with "wrote 0 rows".
+    out = tmp_path / "x.csv"
+    for command in (["list"], ["export", "-o", str(out)]):
+        code, stdout, err = invoke(
+            "records", *command, "--storage", records_url, "--task-set", "ner+ner"
+        )
+        assert code == 2 and stdout == "", (command, err)
+        assert (
+            err
+            == "error: `--task-set` 'ner+ner' names ner twice: a task set holds each task once\n"
+        )
+    assert not out.exists()
