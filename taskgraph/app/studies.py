@@ -379,6 +379,7 @@ def run_spec(
     )
     try:
         engine.open()
+        _warn_of_changed_data(engine)
         try:
             return runner_of(spec).run(engine)
         except DatabaseUnavailableError as error:
@@ -402,6 +403,35 @@ def run_spec(
             ) from error
     finally:
         engine.close()
+
+
+def changed_data(engine: StudyEngine) -> list[str]:
+    """Return the study's tasks whose dataset files differ from those of its earlier runs
+    (their recorded fingerprints), sorted; empty for a new study."""
+    recorder = engine.recorder
+    recorded = recorder.repository.study_fingerprints(engine.spec.name)
+    if not recorded:
+        return []
+    tasks = tuple(sorted({engine.spec.target, *engine.spec.candidate_names}))
+    current, _ = recorder.task_metadata(tasks)
+    return [task for task in tasks if task in recorded and task in current
+            and recorded[task] != current[task]]  # fmt: skip
+
+
+def _warn_of_changed_data(engine: StudyEngine) -> None:
+    """Say on stderr which tasks' data changed since the study's earlier runs: its new runs
+    are another data version, whose gains are kept apart from the earlier ones."""
+    import sys
+
+    changed = changed_data(engine)
+    if changed:
+        print(
+            f"warning: the data files of {', '.join(changed)} changed since study "
+            f"{engine.spec.name!r}'s earlier runs (another dataset fingerprint): the new runs' "
+            "scores of these tasks are another data version, compared only with runs on the "
+            "same data (their gains never mix the two)",
+            file=sys.stderr,
+        )
 
 
 def checked_spec(

@@ -547,6 +547,25 @@ class Repository:
             rows = session.execute(select(StudyRow.name, StudyRow.spec)).all()
         return {name: dict(spec or {}) for name, spec in rows}
 
+    def study_fingerprints(self, study: str) -> dict[str, str]:
+        """Return task -> the dataset fingerprint of the study's latest run that recorded one
+        (``{}`` for an unknown study or one without runs)."""
+        with self._reading() as connection:
+            study_id = connection.execute(
+                select(StudyRow.id).where(StudyRow.name == study)
+            ).scalar_one_or_none()
+            if study_id is None:
+                return {}
+            rows = connection.execute(
+                select(RunRow.task_fingerprints)
+                .where(RunRow.study_id == study_id, RunRow.task_fingerprints.is_not(None))
+                .order_by(RunRow.id)
+            ).all()
+        latest: dict[str, str] = {}
+        for (prints,) in rows:
+            latest.update({str(k): str(v) for k, v in dict(prints or {}).items()})
+        return latest
+
     def score_records(
         self,
         *,
@@ -576,7 +595,12 @@ class Repository:
                 query = query.where(ScoreRow.study_id == study_id)
             rows = connection.execute(query.order_by(ScoreRow.run_id, ScoreRow.id)).all()
             keys, names = self._lookups(connection, {r[0] for r in rows}, {r[-1] for r in rows})
+            fingerprints = _run_fingerprints(connection, {r[1] for r in rows})
         task_sets = {key: frozenset(key.split("+")) for key in set(keys.values())}
+        families = data_families(
+            (task, family, fingerprints.get(run_id, {}).get(task))
+            for _, run_id, task, _, _, _, family, _, _ in rows
+        )
         return [
             ScoreRecord(
                 task=task,
@@ -585,7 +609,7 @@ class Repository:
                 higher_is_better=higher_is_better(metric_),
                 split=split_,
                 metric=metric_,
-                family=family,
+                family=families.get((task, family, fingerprints.get(run_id, {}).get(task)), family),
                 seed=seed,
                 study=names.get(study_id),
                 run_id=run_id,
@@ -940,3 +964,48 @@ def records_by_task_set(records: Iterable[ScoreRecord]) -> dict[str, list[ScoreR
     for record in records:
         grouped[task_set_key(record.task_set)].append(record)
     return dict(grouped)
+
+
+#: run ids per ``IN (...)`` query (SQLite's default limit on bound parameters is far above)
+_ID_CHUNK = 900
+
+
+def _run_fingerprints(connection: Connection, run_ids: set[int]) -> dict[int, dict[str, str]]:
+    """Return run id -> {task: dataset fingerprint} of the runs ``run_ids`` (runs recorded
+    without fingerprints, e.g. a published table's, are left out)."""
+    found: dict[int, dict[str, str]] = {}
+    ordered = sorted(run_ids)
+    for start in range(0, len(ordered), _ID_CHUNK):
+        chunk = ordered[start : start + _ID_CHUNK]
+        query = select(RunRow.id, RunRow.task_fingerprints).where(RunRow.id.in_(chunk))
+        for run_id, prints in connection.execute(query):
+            if prints:
+                found[int(run_id)] = {str(k): str(v) for k, v in dict(prints).items()}
+    return found
+
+
+def data_families(
+    labels: Iterable[tuple[str, str, str | None]],
+) -> dict[tuple[str, str, str | None], str]:
+    """Return (task, family, fingerprint) -> the family a score record is read with.
+
+    A gain compares a task's scores within one model family.  Where one task's scores in one
+    family were measured on *different data* (two dataset fingerprints: a data file corrected
+    or replaced, or another task defined under the same name), they are not one family: each
+    data version gets its own, ``<family>/data:<first 12 of its fingerprint>`` (``data:?``
+    for a run recorded without one), so that a gain never sets a score on one version of the
+    data against a baseline on another.  Where every score of the task in the family has one
+    fingerprint (or none), the family is unchanged, so nothing about a study whose data never
+    changed depends on this.
+    """
+    seen: dict[tuple[str, str], set[str]] = defaultdict(set)
+    keys = set()
+    for task, family, fingerprint in labels:
+        keys.add((task, family, fingerprint))
+        if fingerprint:
+            seen[(task, family)].add(fingerprint)
+    return {
+        (task, family, fingerprint): f"{family}/data:{(fingerprint or '?')[:12]}"
+        for task, family, fingerprint in keys
+        if len(seen[(task, family)]) > 1
+    }
