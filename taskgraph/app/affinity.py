@@ -227,13 +227,37 @@ def records_long_table(
         if len(families) > 1:
             raise ConfigError(
                 f"{task} in {'+'.join(sorted(tasks))} was trained in {len(families)} model "
-                "families (encoder, input length, example caps, pretraining or data "
-                "selection differ): a long table holds one score per task set; export one "
-                f"study of one family ({option_name('study')})"
+                "families (encoder, input length, example caps, pretraining, data selection "
+                "or the task's own data files differ): a long table holds one score per task "
+                f"set; export one study of one family ({option_name('study')})"
             )
         value = float(np.mean([r.value for r in found]))
         rows.append(LongRow(task, tasks, split, value, found[0].higher_is_better))
     return LongTable(rows=rows, source=study or "")
+
+
+def _target_has_metric(
+    target: str,
+    metric: str,
+    *,
+    storage: str | None,
+    split: str | None,
+    repository: Repository | None = None,
+) -> None:
+    """Raise a ConfigError when ``target`` has records but none scored by ``metric`` (other
+    tasks' may be: the gains of ``target`` would then be fitted from nothing of its own)."""
+    with _records_database(storage, repository) as database:
+        every = database.score_records(split=split)
+    own = [r for r in every if r.task == target]
+    metrics = sorted({r.metric for r in own if r.metric})
+    # (No record of any task with ``metric``: load_records names the metric and the splits.)
+    if own and metric not in metrics and any(r.metric == metric for r in every):
+        where = f" on {split}" if split else ""
+        raise ConfigError(
+            f"`{option_name('target')}` {target!r} has no {metric} scores{where}; its records "
+            f"have metrics {', '.join(metrics)}: choose one with "
+            f"{option_name('metric', metavar='NAME')}"
+        )
 
 
 def _no_records_named(
@@ -267,9 +291,16 @@ def _objective(
     metrics = sorted({r.metric for r in records})
     objectives: dict[str, tuple[str, str | None]] = {}
     for study in sorted({r.study for r in records if r.study}):
-        objective = specs.get(study, {}).get("objective") or {}
+        spec = specs.get(study, {})
+        objective = spec.get("objective") or {}
         if objective.get("metric"):
             objectives[study] = (str(objective["metric"]), objective.get("split"))
+            continue
+        # No metric named: the study optimised its target's primary metric (the trainer's
+        # default), kept when the study's records have it (a benchmark table's do not).
+        primary = _primary_metric(spec)
+        if primary is not None and any(r.study == study and r.metric == primary for r in records):
+            objectives[study] = (primary, objective.get("split"))
     named = sorted({m for m, _ in objectives.values()})
     if len(named) > 1:
         listed = "; ".join(f"{s!r} optimises {m} on {sp}" for s, (m, sp) in objectives.items())
@@ -288,6 +319,38 @@ def _objective(
         f"with {option_name('metric', metavar='NAME')}, or mix them with "
         f"{option_name('metric', ALL_METRICS)}"
     )
+
+
+def _primary_metric(spec: Mapping[str, Any]) -> str | None:
+    """Return the primary metric of the stored ``spec``'s target task (what its trainer
+    optimises without ``objective.metric``), or None when the target cannot be resolved: a
+    benchmark table's task (``runner: tabular``), a name the catalog does not know."""
+    from taskgraph.errors import TaskgraphError
+    from taskgraph.tasks import define_task, get_task
+
+    target = spec.get("target")
+    runner = spec.get("runner")
+    runner_name = runner.get("name") if isinstance(runner, Mapping) else runner
+    if not isinstance(target, str) or runner_name == "tabular":
+        return None
+    candidates = spec.get("candidates") or ()
+    inline = [t for t in (*candidates, *(spec.get("tasks") or ())) if isinstance(t, Mapping)]
+    try:
+        definition = next((t for t in inline if t.get("name") == target), None)
+        if definition is None:
+            return get_task(target).primary_metric
+        # How the task is scored, not where its files are (they need not be here any more).
+        return define_task(
+            target,
+            format=definition["format"],
+            type=definition["type"],
+            label_field=definition["label_field"],
+            files={"train": "train"},
+            metrics=definition.get("metrics"),
+            reader_options=definition.get("reader_options"),
+        ).primary_metric
+    except (TaskgraphError, KeyError):  # a definition this version cannot read
+        return None
 
 
 def lookahead_matrices(
@@ -631,6 +694,8 @@ def recommendation_report(
     k = integer(k, "k", minimum=1)
     if max_size is not None:
         max_size = integer(max_size, "max_size", minimum=1)
+    if table is None and metric is not None and metric != ALL_METRICS:
+        _target_has_metric(target, metric, storage=storage, split=split)
     estimator, records = fit_estimator(
         method=method,
         storage=storage,
