@@ -66,11 +66,13 @@ def check_spec(
         # A benchmark table names its own tasks and was measured with one fixed model: only
         # the task set matters, so model settings are not checked (nor torch imported).
         _check_distinct_rows(spec, source, [_row_key(row) for row in spec.rows])
+        _check_table_candidates(spec, source)
         return
     _check_tasks(spec, source)
     check_inline_data(spec, source=source)  # what a spec file names (its paths are absolute)
     _check_numbers(spec, source)
     _check_mixing_tasks(spec, source)
+    _check_mixing_weights(spec, source)
     _check_encoder(spec, source)
     _check_hyperparameters(spec, source)
     _check_data_selection(spec, source)
@@ -283,6 +285,96 @@ def _check_mixing_tasks(spec: StudySpec, source: str) -> None:
                     f"{source}: {where}.{key}: not a task of the study; allowed: "
                     f"{', '.join(tasks)}, or * for every task not named"
                 )
+
+
+def _check_mixing_weights(spec: StudySpec, source: str) -> None:
+    """Refuse a mixing weight that can be 0: the task's batches would never be drawn.
+
+    An auxiliary with weight 0 is never trained, yet its run is recorded with it in the task
+    set (a gain measured for a set that was not trained); a target with weight 0 is never
+    trained either (under the target step budget every trial with an auxiliary fails).  A
+    range can be 0 when its low end is: an int range or a ``step`` grid holds its low end,
+    and the ``gp`` sampler's optimiser stops on a range's end, so such ranges are refused
+    too, whatever the sampler.
+    """
+    weights = spec.search.mixing.weights
+    auxiliaries = [task for task in spec.candidate_names if task != spec.target]
+    entries: list[tuple[str, Domain, list[str]]] = []
+    if isinstance(weights, Domain):  # one domain for every auxiliary (the target stays 1.0)
+        entries.append(("search.mixing.weights", weights, auxiliaries))
+    else:
+        for key, domain in weights.items():
+            others = [task for task in auxiliaries if task not in weights]
+            covered = others if key == "*" else [key]  # "*": every auxiliary not named
+            entries.append((f"search.mixing.weights.{key}", domain, covered))
+    for where, domain, tasks in entries:
+        zero = _zero_weight(domain) if tasks else None
+        if zero is None:
+            continue
+        if spec.target in tasks:
+            raise SpecError(
+                f"{source}: {where}: {zero}, which never draws a batch of the target "
+                f"{spec.target}: it would never be trained, and every trial with an auxiliary "
+                "would fail (the target drawn with probability 0); give it a weight above 0"
+            )
+        ranged = domain.low is not None
+        raise SpecError(
+            f"{source}: {where}: {zero}, which never draws a batch of {', '.join(tasks)}: an "
+            "auxiliary with weight 0 is never trained, and the run would be recorded as a "
+            f"task set it did not train; {'start the range above 0, or ' if ranged else ''}"
+            f"leave {'it' if len(tasks) == 1 else 'them'} out of the candidates (or the "
+            "auxiliaries' include) instead"
+        )
+
+
+def _zero_weight(domain: Domain) -> str | None:
+    """Return how ``domain`` can give a weight of 0 (None when it cannot)."""
+    if domain.low is None:  # a fixed value or choices
+        if any(not isinstance(v, bool) and v == 0 for v in domain.values()):
+            return "a weight of 0" if domain.is_fixed else "the choice 0"
+        return None
+    if domain.low != 0:
+        return None  # a range's ends are >= 0 (the models' check): low > 0 stays above 0
+    if domain.kind == "int" or domain.step is not None:
+        how = "its low end is on its grid"
+    else:
+        how = "the gp sampler's optimiser stops on a range's ends"
+    text = ", ".join(f"{key}: {value}" for key, value in domain.describe().items())
+    return f"the range {{{text}}} can draw 0 ({how})"
+
+
+def _check_table_candidates(spec: StudySpec, source: str) -> None:
+    """Refuse a candidate with no row of a tabular runner's table for the target.
+
+    Every trial whose task set holds it failed "no published result".  A table that does not
+    read, or lacks ``runner.split`` or the target, is the runner's own check
+    (``TabularRunner.check_spec``), which runs next: nothing is said here.
+    """
+    from taskgraph.spec.models import TabularRunnerSpec
+
+    runner = spec.runner
+    if not isinstance(runner, TabularRunnerSpec):
+        return
+    from taskgraph.affinity.longtable import read_long_csv
+    from taskgraph.files import read_unchanged
+
+    try:
+        table = read_unchanged(runner.table, read_long_csv)  # the runner's read, cached
+    except (TaskgraphError, OSError, ValueError):
+        return
+    sets = table.task_sets(spec.target, split=runner.split)
+    if not sets:
+        return
+    tasks = sorted(set().union(*sets) - {spec.target})
+    excluded = set(spec.search.auxiliaries.exclude)  # never drawn
+    for index, name in enumerate(spec.candidate_names):
+        if name == spec.target or name in excluded or name in tasks:
+            continue
+        raise SpecError(
+            f"{source}: candidates[{index}]: {name!r} has no row in {runner.table} (target "
+            f"{spec.target}, split {runner.split}): every trial with it would fail; the "
+            f"table's tasks: {', '.join(tasks) or '(none besides the target)'}"
+        )
 
 
 def _check_encoder(spec: StudySpec, source: str) -> None:

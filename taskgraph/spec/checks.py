@@ -80,24 +80,26 @@ def inline_task_defs(spec: StudySpec, *, source: str = "spec") -> dict[str, Any]
 def check_inline_data(
     spec: StudySpec, *, source: str = "spec", data_dir: Path | None = None
 ) -> None:
-    """Read the first :data:`INLINE_HEAD` examples of each split of the spec's inline tasks.
+    """Read the first :data:`INLINE_HEAD` examples of each split the study reads.
 
-    A file in the wrong format, or unreadable, is one error naming it before the study is
-    created (the catalog's datasets are the shared folder's, checked by their own tests).  A
-    split the study reads (``train``, ``training.eval_splits`` and the objective's split) must
-    hold an example: an empty training split failed every trial, an empty evaluation split
-    scored 0.  Without ``data_dir`` the files given by absolute paths are read (every path of
-    a spec file is absolute: ``study validate``); with it, :func:`check_data`'s directory, the
-    relative ones of a spec object, which are that directory's.
+    Those are ``train``, ``training.eval_splits`` and the objective's split, of each of the
+    spec's inline tasks.  A file in the wrong format, or unreadable, is one error naming it
+    before the study is created (the catalog's datasets are the shared folder's, checked by
+    their own tests), and each must hold an example: an empty training split failed every
+    trial, an empty evaluation split scored 0.  A split the study never reads is not read
+    (a stray ``ner_spaces.iob`` that a ``{split}`` pattern matched is no error).  Without
+    ``data_dir`` the files given by absolute paths are read (every path of a spec file is
+    absolute: ``study validate``); with it, :func:`check_data`'s directory, the relative ones
+    of a spec object, which are that directory's.
     """
     used = {"train", *spec.training.eval_splits, spec.objective.split}  # of every task
     names = [task.name for task in spec.inline_tasks()]
     for name, task in inline_task_defs(spec, source=source).items():
         where = f"{source}: {_inline_path(spec, name, names.index(name))}"
         for split, split_source in task.splits.items():
-            if (data_dir is None) != Path(split_source.file).is_absolute():
+            if split not in used or (data_dir is None) != Path(split_source.file).is_absolute():
                 continue
-            if not _read_head(task, split, where=where, data_dir=data_dir) and split in used:
+            if not _read_head(task, split, where=where, data_dir=data_dir):
                 raise SpecError(
                     f"{where} ({task.name}): split {split} ({split_source.file}) has no examples"
                 )

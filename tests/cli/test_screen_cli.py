@@ -143,7 +143,9 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path: Path) -> None:
     assert code != 0 and "no study 'unscreened'" in err and len(err.strip().splitlines()) == 1
     table = tmp_path / "table.csv"
     table.write_text("target,task_set,split,value,higher_is_better\n"
-                     "synth_target,synth_target,val,0.5,1\n")  # fmt: skip
+                     "synth_target,synth_target,val,0.5,1\n"
+                     + "".join(f"synth_target,synth_target+{c},val,0.5,1\n"
+                               for c in ("synth_related", "synth_conflict", "synth_unrelated")))  # fmt: skip
     tabular = spec_file(
         tmp_path, name="tab", runner_block=f"runner: {{name: tabular, table: {table}}}\n"
     )

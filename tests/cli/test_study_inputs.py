@@ -82,17 +82,19 @@ def test_alias_bomb_is_one_error_line(tmp_path: Path) -> None:
 
 
 def test_a_study_whose_every_trial_failed_exits_non_zero(tmp_path: Path) -> None:
-    # The table's only row for this target is a task set the study never asks, so the tabular
-    # runner fails every trial; with 2 trials and max_failures 5 the study ends on its budget,
-    # and exited 0 before.
+    # The table's only row for this target is a task set the study never asks (every
+    # candidate has a row, so validate passes; the search proposes single auxiliaries), so
+    # the tabular runner fails every trial; with 2 trials and max_failures 5 the study ends
+    # on its budget, and exited 0 before.
     table = tmp_path / "t.csv"
     table.write_text(
-        "target,task_set,split,value,higher_is_better\na,a+z,val,0.5,1\n", encoding="utf-8"
+        "target,task_set,split,value,higher_is_better\na,a+b+c,val,0.5,1\n", encoding="utf-8"
     )
     spec = write(
         tmp_path,
         "name: all_fail\ntarget: a\ncandidates: [b, c]\nsampler: {name: random, seed: 0}\n"
-        f"runner: {{name: tabular, table: {table}}}\nbudget: {{trials: 2, max_failures: 5}}\n",
+        f"runner: {{name: tabular, table: {table}}}\nbudget: {{trials: 2, max_failures: 5}}\n"
+        "search: {auxiliaries: {max_size: 1}}\n",
     )
     db = tmp_path / "t.db"
     code, out, err = invoke("study", "run", str(spec), "--storage", f"sqlite:///{db}", "-q")
