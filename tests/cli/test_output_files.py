@@ -154,7 +154,7 @@ def test_resolve_and_write_output(tmp_path: Path, fifo: Path) -> None:
     assert (tmp_path / "new.txt").read_text() == "hello\n"
 
 
-# A records database is never an output file (audit 32, item 1): `-o` naming the database the
+# A records database is never an output file: `-o` naming the database the
 # command reads, any other SQLite file, or a SQLite companion file is refused before anything
 # is written, and the database stays byte for byte what it was.
 

@@ -189,7 +189,7 @@ def test_csv_keeps_every_digit_and_the_table_aligns_decimals() -> None:
 
 
 def test_list_json_and_csv_keep_the_stored_times(records_url):
-    # audit 32, item 2: only the human table shortens the times to the second; cut there,
+    # only the human table shortens the times to the second; cut there,
     # a run that finished 0.6 s after it started seemed to finish before it
     started = datetime(2024, 5, 1, 12, 0, 0, 700000, tzinfo=timezone.utc)
     with open_repository(records_url, create=False) as repo:

@@ -44,7 +44,7 @@ def test_json_export_writes_null_for_a_nan_lookahead_entry(tmp_path):
 
 
 def test_show_json_is_the_export_object_with_measured_in(tmp_path):
-    # audit 32, item 3: `records show --json` left out `measured_in`, which the export has
+    # `records show --json` left out `measured_in`, which the export has
     url = f"sqlite:///{tmp_path / 'records.db'}"
     with open_repository(url) as repo:
         for number, aux in enumerate([(), ("pos",)]):

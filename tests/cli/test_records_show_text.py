@@ -29,7 +29,7 @@ def test_show_prints_markup_like_database_text_as_it_is(tmp_path):
 
 
 def test_show_says_why_a_run_has_no_objective(tmp_path):
-    # audit 32, item 4: a failed run printed "objective None"
+    # a failed run printed "objective None"
     url = f"sqlite:///{tmp_path / 'records.db'}"
     with open_repository(url) as repo:
         run_id = repo.add_run_result(

@@ -76,7 +76,7 @@ def test_json_lists_each_scored_tasks_task_set_and_family(storage_url, make_tria
 
 
 def test_parquet_times_are_timezone_aware_timestamps(tmp_path):
-    # audit 32, item 3: the docs call Parquet typed; the times were ISO strings
+    # the docs call Parquet typed; the times were ISO strings
     url = f"sqlite:///{tmp_path / 'r.db'}"
     started = datetime(2024, 5, 1, 12, 0, 0, 700000, tzinfo=timezone.utc)
     config = TrialConfig(target="ner", seed=0)
@@ -106,7 +106,7 @@ def test_parquet_times_are_timezone_aware_timestamps(tmp_path):
 
 
 def test_the_docs_list_the_flat_columns_as_written():
-    # audit 32, item 3: docs/storage.md said `cost_*, device`, leaving out the step counts
+    # docs/storage.md said `cost_*, device`, leaving out the step counts
     docs = (Path(__file__).parents[2] / "docs" / "storage.md").read_text()
     listed = re.search(r"run's columns \(`([^`]*)`", docs)
     assert listed is not None

@@ -1,4 +1,4 @@
-"""`study validate` refuses a mixing weight that can be 0 (audit 32).
+"""`study validate` refuses a mixing weight that can be 0.
 
 An auxiliary with weight 0 was never drawn, yet its runs were recorded as measured gains of a
 task set that was not trained; a target with weight 0 made every trial with an auxiliary fail.

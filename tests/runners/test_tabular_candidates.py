@@ -1,4 +1,4 @@
-"""`study validate` refuses a candidate with no row in a tabular runner's table (audit 32).
+"""`study validate` refuses a candidate with no row in a tabular runner's table.
 
 Every trial whose task set held it failed "no published result".
 """

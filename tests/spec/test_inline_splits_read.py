@@ -1,4 +1,4 @@
-"""`study validate` reads only the splits of an inline task that the study reads (audit 32).
+"""`study validate` reads only the splits of an inline task that the study reads.
 
 A ``{split}`` pattern makes every matching file a split; a stray file the study never reads
 (``ner_spaces.iob``) failed validate, although only the splits read must hold an example.
