@@ -321,8 +321,14 @@ def studies_command(
     storage: StorageOption = None, as_json: JsonOption = False, as_csv: CsvOption = False
 ) -> None:
     """List the studies with their number of runs per status."""
-    with open_repository(resolve_storage_url(storage), create=False) as repo:
+    url = resolve_storage_url(storage)
+    with open_repository(url, create=False) as repo:
         studies = repo.studies()
+    if not studies and not (as_json or as_csv):  # as `study list` says it (not an empty table)
+        from taskgraph.storage import mask_url
+
+        print_line(f"no studies in {mask_url(url)}")
+        return
     rows = [
         {
             "name": study.name,

@@ -241,3 +241,13 @@ def test_a_task_set_naming_a_task_twice_is_refused_not_an_empty_result(
             == "error: `--task-set` 'ner+ner' names ner twice: a task set holds each task once\n"
         )
     assert not out.exists()
+
+
+def test_studies_of_an_empty_database_says_so(tmp_path: Path) -> None:
+    # An empty table was printed where `study list` says "no studies in ...".
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    open_repository(url).close()
+    code, out, _ = invoke("records", "studies", "--storage", url)
+    assert code == 0 and out == f"no studies in {url}\n"
+    code, out, _ = invoke("records", "studies", "--storage", url, "--json")
+    assert code == 0 and json.loads(out) == []
