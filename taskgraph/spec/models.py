@@ -142,7 +142,16 @@ class InlineTaskSpec(_Strict):
         return self
 
 
-Candidate = str | InlineTaskSpec
+def _candidate_tag(value: Any) -> str:
+    # A mapping is an inline task, anything else a task name: only that branch's errors are
+    # reported (an undiscriminated union also reported "not a string" for an inline task).
+    return "InlineTaskSpec" if isinstance(value, (Mapping, InlineTaskSpec)) else "str"
+
+
+Candidate = Annotated[
+    Annotated[str, Tag("str")] | Annotated[InlineTaskSpec, Tag("InlineTaskSpec")],
+    Discriminator(_candidate_tag),
+]
 
 
 class AuxiliarySpace(_Strict):
@@ -551,6 +560,10 @@ class RowSpec(_Strict):
         return value
 
 
+def _inline_named(candidate: str | InlineTaskSpec, name: str) -> bool:
+    return isinstance(candidate, InlineTaskSpec) and candidate.name == name
+
+
 class StudySpec(_Strict):
     """A whole study: what to search, how, with what budget, and where to keep the records."""
 
@@ -591,7 +604,7 @@ class StudySpec(_Strict):
     def _name(cls, value: str) -> str:
         if not STUDY_NAME.match(value):
             raise ValueError(
-                "use letters, digits, '_', '.' and '-' (at most 100 characters, "
+                "use ASCII letters, digits, '_', '.' and '-' (at most 100 characters, "
                 f"starting with a letter or digit), got {value!r}"
             )
         return value
@@ -623,11 +636,29 @@ class StudySpec(_Strict):
     @model_validator(mode="after")
     def _tasks_consistent(self) -> StudySpec:
         names = self.candidate_names
+        clashes = sorted({n for n in names if names.count(n) > 1} | ({self.target} & set(names)))
+        for name in clashes:
+            self._refuse_builtin_inline(name)  # the real reason, not "listed twice"
         if self.target in names:
             raise ValueError(f"target {self.target!r} is also a candidate")
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"candidates listed twice: {', '.join(duplicates)}")
+        for name in clashes:
+            named = [i for i, c in enumerate(self.candidates) if c == name]
+            defined = [i for i, c in enumerate(self.candidates) if _inline_named(c, name)]
+            if named and defined:
+                raise ValueError(
+                    f"candidates list {name!r} twice: by name (candidates[{named[0]}]) and as an "
+                    f"inline task (candidates[{defined[0]}]); an inline task is a candidate "
+                    "itself, so list it once"
+                )
+        if clashes:
+            raise ValueError(f"candidates listed twice: {', '.join(clashes)}")
+        inline_names = [task.name for task in self.inline_tasks()]
+        twice = sorted({n for n in inline_names if inline_names.count(n) > 1})
+        if twice:  # one would silently replace the other (the last definition was used)
+            raise ValueError(
+                f"inline task {twice[0]!r} is defined twice (in `candidates` and `tasks`, or "
+                "twice in one of them); define it once"
+            )
         aux = self.search.auxiliaries
         unknown = sorted((set(aux.include) | set(aux.exclude)) - set(names))
         if unknown:
@@ -642,6 +673,20 @@ class StudySpec(_Strict):
             )
         self._check_rows(names)
         return self
+
+    def _refuse_builtin_inline(self, name: str) -> None:
+        # An inline task may not take a catalog task's name (define_task refuses it): where the
+        # name is also listed, that is the error to report, not a duplicate.
+        from taskgraph.tasks.catalog import BUILTIN_TASKS
+
+        if name not in BUILTIN_TASKS and not name.startswith("synth_"):
+            return
+        for index, candidate in enumerate(self.candidates):
+            if _inline_named(candidate, name):
+                raise ValueError(
+                    f"candidates[{index}].name: {name!r} is taken by a built-in task of the "
+                    f"catalog; rename the inline task (e.g. 'my_{name}')"
+                )
 
     def _check_rows(self, candidates: list[str]) -> None:
         if not self.rows:
