@@ -32,6 +32,7 @@ __all__ = [
     "EXACT_MAX_N",
     "RankAgreement",
     "ScreenEntry",
+    "matrix_entry",
     "rank_agreement",
     "screen_ranking",
     "screen_scores",
@@ -67,20 +68,27 @@ def screen_ranking(
     for name in wanted:
         if name == target or name not in matrix.tasks:
             continue
-        i = matrix.tasks.index(name)
-        value = matrix.values[i][j]
-        if value is None or not math.isfinite(value):
-            continue
-        error = None
-        if matrix.stderr is not None:
-            raw = matrix.stderr[i][j]
-            error = float(raw) if raw is not None and math.isfinite(raw) else None
-        rows.append((name, float(value), error))
+        entry = matrix_entry(matrix, matrix.tasks.index(name), j)
+        if entry is not None:
+            rows.append((name, *entry))
     rows.sort(key=lambda row: (-row[1], row[0]))
     return [
         ScreenEntry(candidate=name, effect=effect, stderr=error, rank=k + 1)
         for k, (name, effect, error) in enumerate(rows)
     ]
+
+
+def matrix_entry(matrix: LookaheadMatrix, i: int, j: int) -> tuple[float, float | None] | None:
+    """Return Z(tasks[i] -> tasks[j]) of ``matrix`` and its standard error (None when not
+    known), or None when that entry was not measured (missing or not finite)."""
+    value = matrix.values[i][j]
+    if value is None or not math.isfinite(value):
+        return None
+    error = None
+    if matrix.stderr is not None:
+        raw = matrix.stderr[i][j]
+        error = float(raw) if raw is not None and math.isfinite(raw) else None
+    return float(value), error
 
 
 def screen_scores(

@@ -13,7 +13,6 @@ re-screen adds a screen; the latest one counts.
 
 from __future__ import annotations
 
-import math
 import os
 import socket
 import time
@@ -270,17 +269,14 @@ def _pairs(matrix: Any) -> dict[str, dict[str, dict[str, float | None]]]:
     :class:`~taskgraph.trial.LookaheadMatrix`: Z(source -> target), how much a step on
     ``source`` lowered ``target``'s loss, mean over the probes +- its standard error.  A
     target-only screen measured the target's column only; ``--full-matrix`` every pair."""
+    from taskgraph.affinity.screening import matrix_entry
+
     pairs: dict[str, dict[str, dict[str, float | None]]] = {}
     for i, source in enumerate(matrix.tasks):
         for j, target in enumerate(matrix.tasks):
-            value = matrix.values[i][j]
-            if value is None or not math.isfinite(value):
-                continue
-            error = None
-            if matrix.stderr is not None:
-                raw = matrix.stderr[i][j]
-                error = float(raw) if raw is not None and math.isfinite(raw) else None
-            pairs.setdefault(source, {})[target] = {"effect": float(value), "stderr": error}
+            entry = matrix_entry(matrix, i, j)
+            if entry is not None:
+                pairs.setdefault(source, {})[target] = {"effect": entry[0], "stderr": entry[1]}
     return pairs
 
 
