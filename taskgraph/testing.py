@@ -39,6 +39,7 @@ __all__ = [
     "processes_naming",
     "run_fake_study",
     "small_filesystem",
+    "table_names",
     "unavailable",
     "write_pair_table",
     "write_rising_table",
@@ -468,3 +469,15 @@ def write_pair_table(
                 rows.append(LongRow(t, frozenset({t, s}), split, value, True))
     write_long_csv(LongTable(rows=rows), path)
     return path
+
+
+def table_names(url: str) -> set[str]:
+    """Return the names of the tables in the database at ``url`` (read-only: nothing is
+    created, which is what the read-only commands' tests check with it)."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url)
+    try:
+        return set(sqlalchemy.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()

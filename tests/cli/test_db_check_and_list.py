@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from taskgraph.cli.app import app
 from taskgraph.storage import VERSION_TABLE, head_revision, open_repository
+from taskgraph.testing import table_names
 
 runner = CliRunner()
 
@@ -27,14 +28,6 @@ def execute(url: str, *statements: str) -> None:
         with engine.begin() as connection:
             for statement in statements:
                 connection.execute(sqlalchemy.text(statement))
-    finally:
-        engine.dispose()
-
-
-def table_names(url: str) -> set[str]:
-    engine = sqlalchemy.create_engine(url)
-    try:
-        return set(sqlalchemy.inspect(engine).get_table_names())
     finally:
         engine.dispose()
 

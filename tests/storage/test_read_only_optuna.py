@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import sqlalchemy
 from typer.testing import CliRunner
 
 from taskgraph.cli.app import app
 from taskgraph.storage import mask_url, open_repository
+from taskgraph.testing import table_names
 
 runner = CliRunner()
-
-
-def table_names(url: str) -> set[str]:
-    engine = sqlalchemy.create_engine(url)
-    try:
-        return set(sqlalchemy.inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
 
 
 def test_reading_a_database_without_optuna_tables_creates_none(storage_url: str) -> None:
