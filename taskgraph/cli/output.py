@@ -32,8 +32,6 @@ from rich.console import Console
 from rich.table import Table
 
 from taskgraph.errors import ConfigError, StorageError, TaskgraphError
-from taskgraph.storage.export import database_words, sqlite_database_of
-from taskgraph.storage.urls import mask_url, parse_storage_url, sqlite_path
 from taskgraph.vocabulary import json_safe
 
 __all__ = [
@@ -204,6 +202,11 @@ def resolve_output(
 
 def _refuse_database(target: Path, text: str, *, option: str, storage: str | None) -> None:
     """Raise :class:`ConfigError` when writing ``target`` would destroy a SQLite database."""
+    # (Imported here: `taskgraph tasks ...` loads this module and must not load the storage
+    # package, which imports Alembic.)
+    from taskgraph.storage.export import database_words, sqlite_database_of
+    from taskgraph.storage.urls import mask_url
+
     hint = "give another path, or '-' for standard output"
     database = sqlite_database_of(target)
     if database is not None:
@@ -221,6 +224,8 @@ def _refuse_database(target: Path, text: str, *, option: str, storage: str | Non
 
 def _storage_file(storage: str | None) -> Path | None:
     """Return the SQLite file of the storage URL ``storage`` (``None``: none, or not a file)."""
+    from taskgraph.storage.urls import parse_storage_url, sqlite_path
+
     if storage is None:
         return None
     try:
@@ -246,6 +251,8 @@ def write_output(target: Path | None, payload: str | bytes, *, option: str = "--
     A file is written to a temporary sibling and renamed into place, so an interrupted or
     failed write leaves the destination as it was.
     """
+    from taskgraph.storage.export import database_words, sqlite_database_of
+
     data = payload.encode("utf-8") if isinstance(payload, str) else payload
     if target is not None and (database := sqlite_database_of(target)) is not None:
         # Checked again where it is written: the file may have become one since.
