@@ -54,6 +54,8 @@ def check_spec(
         source, "sampler.name", [spec.sampler.name], "taskgraph.search.samplers", "SAMPLERS"
     )
     _check_sampler_options(spec, source)
+    _check_pruner(spec, source)
+    _check_auxiliary_sizes(spec, source)
     if spec.storage is not None and spec.storage.strip():
         from taskgraph.errors import StorageError
         from taskgraph.storage.urls import parse_storage_url
@@ -111,10 +113,57 @@ def _check_sampler_options(spec: StudySpec, source: str) -> None:
     # the database was created.
     from taskgraph.search.samplers import build_sampler
 
+    if spec.sampler.name == "random" and spec.sampler.n_startup_trials is not None:
+        # RandomSampler models nothing, so it has no start-up phase: the setting did nothing.
+        raise SpecError(
+            f"{source}: sampler.n_startup_trials: the random sampler draws every trial at "
+            "random, so it has no start-up trials; remove it (tpe, gp, graph and bandit use it)"
+        )
     try:
         build_sampler(spec)
     except SpecError as error:
         raise SpecError(f"{source}: {error}") from None
+
+
+#: pruner setting -> the pruners that read it (``build_pruner``; the Ray runner's schedulers)
+_PRUNER_SETTINGS = {
+    "min_resource": ("asha", "successive_halving"),
+    "reduction_factor": ("asha", "successive_halving"),
+    "n_startup_trials": ("median",),
+    "n_warmup_steps": ("median",),
+}
+
+
+def _check_pruner(spec: StudySpec, source: str) -> None:
+    """Refuse a setting of another pruner than the one named: it would be ignored in silence.
+
+    A spec stored with a study (and one given a runner on the command line) is the model's
+    dump, which holds every setting at its default: there, only a value other than the
+    default is a setting someone wrote.
+    """
+    pruner = spec.pruner
+    written = pruner.model_fields_set
+    dumped = written >= set(_PRUNER_SETTINGS)
+    for key, users in _PRUNER_SETTINGS.items():
+        if pruner.name in users or key not in written:
+            continue
+        if dumped and getattr(pruner, key) == type(pruner).model_fields[key].default:
+            continue
+        raise SpecError(
+            f"{source}: pruner.{key}: a setting of the {users[0]} pruner, which pruner "
+            f"{pruner.name!r} ignores; remove it, or use pruner: {users[0]}"
+        )
+
+
+def _check_auxiliary_sizes(spec: StudySpec, source: str) -> None:
+    # `search.auxiliaries.max_size: 0` allows only the empty set: every trial trains the
+    # target alone, the baseline, whatever the sampler proposes.
+    if spec.search.auxiliaries.max_size == 0:
+        raise SpecError(
+            f"{source}: search.auxiliaries.max_size: max_size 0 leaves no auxiliary to search "
+            "(every trial would be the baseline, the target alone); use at least 1, or null "
+            "for no bound"
+        )
 
 
 def _row_key(row: RowSpec) -> tuple[frozenset[str], tuple[tuple[str, Any], ...]]:

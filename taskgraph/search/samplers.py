@@ -3,9 +3,10 @@
 ========  =====================================================================================
 sampler   Optuna object
 ========  =====================================================================================
-tpe       ``TPESampler(multivariate=True, group=True)``: multivariate TPE models the joint
-          effect of the ``aux/<task>`` flags; ``group`` splits the conditional space into the
-          subspaces that co-occur (Falkner et al. 2018; Optuna docs on ``group``).
+tpe       ``TPESampler(multivariate=True, group=True, constant_liar=True)``: multivariate
+          TPE models the joint effect of the ``aux/<task>`` flags; ``group`` splits the
+          conditional space into the subspaces that co-occur (Falkner et al. 2018; Optuna docs
+          on ``group``); the constant liar keeps parallel trials from proposing alike.
 gp        ``GPSampler``: Gaussian-process Bayesian optimisation (conditional parameters that
           are absent from a trial fall back to its independent sampler).
 random    ``RandomSampler``.
@@ -64,23 +65,106 @@ SAMPLERS: Registry[SamplerFactory] = Registry(kind="sampler")
 _Sampler = TypeVar("_Sampler", bound=optuna.samplers.BaseSampler)
 
 
-def _construct(cls: type[_Sampler], options: Mapping[str, Any], **fixed: Any) -> _Sampler:
+#: sampler class name -> option -> (lowest value, whether the lowest itself is refused): the
+#: numbers Optuna (or the sampler) checks only when a trial uses them, so a bad value failed
+#: every run after its start-up trials (``n_ei_candidates: 0``: "The size of samples must be
+#: positive"); the samplers' own constructor checks (``alpha``, ``max_repeats``) are theirs
+_RANGES: dict[str, dict[str, tuple[float, bool]]] = {
+    "TPESampler": {
+        "n_startup_trials": (0, False),
+        "n_ei_candidates": (1, False),
+        "prior_weight": (0, True),
+    },
+    "GPSampler": {"n_startup_trials": (0, False)},
+    "GraphGuidedSampler": {"n_startup_trials": (0, False), "max_enumeration": (1, False)},
+    "BanditSampler": {"max_redraws": (0, False), "max_enumeration": (1, False)},
+}
+
+
+def _annotation(parameter: inspect.Parameter) -> str:
+    """Return ``parameter``'s annotation as written (a string under postponed annotations)."""
+    annotation = parameter.annotation
+    if annotation is inspect.Parameter.empty:
+        return ""
+    if isinstance(annotation, str):
+        return annotation
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _is_object(annotation: str) -> bool:
+    """Return True when a keyword annotated ``annotation`` takes a function or a sampler.
+
+    Such a value (TPE's ``gamma``, ``weights``, ``constraints_func``; the ``independent_sampler``
+    of gp, graph and bandit) cannot be written in YAML: a number or a name in its place was
+    accepted by the constructor and failed at the first trial that used it.
+    """
+    return "Callable" in annotation or "Sampler" in annotation
+
+
+def _check_value(cls: type, parameter: inspect.Parameter, value: Any) -> str | None:
+    """Return why ``value`` is no value of ``parameter`` of ``cls`` (None when it is)."""
+    annotation = _annotation(parameter)
+    parts = {part.strip() for part in annotation.split("|")}
+    if value is None and ("None" in parts or parameter.default is None):
+        return None
+    kinds = parts - {"None"}
+    if isinstance(parameter.default, bool) or kinds == {"bool"}:
+        if not isinstance(value, bool):
+            return f"expected true or false, got {value!r}"  # "no" is a true string
+        return None
+    if kinds == {"int"}:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"expected an integer, got {value!r}"
+    elif kinds == {"float"}:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"expected a number, got {value!r}"
+    elif kinds == {"str"} and not isinstance(value, str):
+        return f"expected a string, got {value!r}"
+    bound = _RANGES.get(cls.__name__, {}).get(parameter.name)
+    if bound is not None and isinstance(value, int | float) and not isinstance(value, bool):
+        low, strict = bound
+        if value < low or (strict and value == low):
+            return f"must be {'>' if strict else '>='} {low:g}, got {value!r}"
+    return None
+
+
+def _construct(
+    cls: type[_Sampler],
+    options: Mapping[str, Any],
+    *,
+    given: Mapping[str, Any] | None = None,
+    **fixed: Any,
+) -> _Sampler:
     """Return ``cls(**fixed, **options)``: ``options`` from ``sampler.options`` (over the
     factory's defaults), ``fixed`` what the factory takes from the rest of the spec.
 
-    A key that is not a keyword of ``cls``, or one the factory sets itself, is refused by name
-    with the keywords allowed: the constructor's signature is the list, so it cannot drift.
+    ``given`` (default: ``options``) are the spec's own ``sampler.options``, the ones checked:
+    a key that is not a keyword of ``cls``, one the factory sets itself, or one whose value is
+    a function or a sampler (which YAML cannot give) is refused by name with the keywords
+    allowed (the constructor's signature is the list, so it cannot drift); a value of the
+    wrong type (``multivariate: "no"``, a true string) or out of range is refused too.
     """
-    allowed = sorted(set(inspect.signature(cls).parameters) - set(fixed))
-    for key in options:
+    parameters = inspect.signature(cls).parameters
+    objects = {name for name, p in parameters.items() if _is_object(_annotation(p))}
+    allowed = sorted(set(parameters) - set(fixed) - objects)
+    for key, value in (options if given is None else given).items():
         if key not in allowed:
             if key in fixed:
                 problem = f"{cls.__name__} takes it from the spec, not from sampler.options"
+            elif key in objects:
+                what = "a sampler" if "Sampler" in _annotation(parameters[key]) else "a function"
+                problem = (
+                    f"{cls.__name__} takes {what} here ({_annotation(parameters[key])}), which "
+                    "a spec cannot give; leave it out for the default"
+                )
             else:
                 problem = f"unknown option of {cls.__name__}"
             raise SpecError(
                 f"sampler.options.{key}: {problem}; allowed: {', '.join(allowed) or '(none)'}"
             )
+        wrong = _check_value(cls, parameters[key], value)
+        if wrong is not None:
+            raise SpecError(f"sampler.options.{key}: {wrong} ({cls.__name__})")
     return cls(**fixed, **options)
 
 
@@ -94,6 +178,7 @@ def _tpe(
         return _construct(
             optuna.samplers.TPESampler,
             {**options, **spec.sampler.options},
+            given=spec.sampler.options,
             seed=spec.sampler.seed,
         )
 
@@ -112,7 +197,10 @@ def _gp(
     if spec.sampler.n_startup_trials is not None:
         options["n_startup_trials"] = spec.sampler.n_startup_trials
     return _construct(
-        optuna.samplers.GPSampler, {**options, **spec.sampler.options}, seed=spec.sampler.seed
+        optuna.samplers.GPSampler,
+        {**options, **spec.sampler.options},
+        given=spec.sampler.options,
+        seed=spec.sampler.seed,
     )
 
 
@@ -149,6 +237,7 @@ def _graph(
     return _construct(
         GraphGuidedSampler,
         options,
+        given=spec.sampler.options,
         target=spec.target,
         candidates=[t for t in spec.candidate_names if t not in aux.exclude],
         min_size=aux.min_size,
@@ -182,6 +271,7 @@ def _bandit(
     return _construct(
         BanditSampler,
         options,
+        given=spec.sampler.options,
         target=spec.target,
         candidates=[t for t in spec.candidate_names if t not in aux.exclude],
         min_size=aux.min_size,
