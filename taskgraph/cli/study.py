@@ -675,7 +675,8 @@ def show(
     stdout_console.print(
         f"study {report['name']!r} (target {report['target']}, {report['direction']}): "
         f"{_done_of_budget(report['n_done'], report['budget'])}, {report['n_complete']} complete, "
-        f"{report['n_pruned']} pruned, {report['n_failed']} failed, {report['n_running']} running",
+        f"{report['n_pruned']} pruned, {report['n_failed']} failed, {report['n_running']} running"
+        + _repeats_note(report.get("n_repeats") or 0),
         soft_wrap=True,
     )
     if base is not None:
@@ -707,6 +708,11 @@ def show(
         for r in rows:
             r["selection"] = _selection_cell(r.get("data_selection"))
     columns += ["value", "measured absolute gain", "measured relative gain"]
+    if any(r.get("repeat_of") is not None for r in rows):
+        # A repeat is the earlier trial's measurement told again, not new evidence.
+        columns.insert(1, "repeat of")
+        for r in rows:
+            r["repeat of"] = "" if r.get("repeat_of") is None else f"trial {r['repeat_of']}"
     emit_rows(
         rows,
         columns=columns,
@@ -714,15 +720,28 @@ def show(
     )  # fmt: skip
     for late in report["not_converged"]:
         # A score still rising at its last evaluation understates the trial: a weak comparison.
+        # A repeat shares its earlier trial's runs: said so, not a second piece of evidence.
+        repeat = late.get("repeat_of")
         stdout_console.print(
             f"trial {late['trial']}{' (baseline)' if late['role'] == 'baseline' else ''}: "
-            f"not converged: still rising ({late['rise']:+.4f} at the last evaluation)",
+            f"not converged: still rising ({late['rise']:+.4f} at the last evaluation)"
+            + ("" if repeat is None else f"; repeat of trial {repeat}: the same measurement"),
             soft_wrap=True,
         )
     for failure in report["failures"]:
         stdout_console.print(
             f"trial {failure['trial']} failed: {failure['reason']}", soft_wrap=True
         )
+
+
+def _repeats_note(n_repeats: int) -> str:
+    """Return ``study show``'s note on repeated trials (none: empty)."""
+    if not n_repeats:
+        return ""
+    return (
+        f"; {n_repeats} repeat{'s' if n_repeats != 1 else ''} of an earlier configuration "
+        "(counted against the budget, not new measurements)"
+    )
 
 
 class _ScreenProgress:

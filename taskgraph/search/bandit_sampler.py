@@ -9,7 +9,9 @@ Here one trial is one pull:
 
 * the reward of a finished trial is 1 when its objective beats the target's single-task
   baseline trial (the study's enqueued baseline; before it finishes, the median of the values
-  seen stands in), else 0, and it updates every free auxiliary of the trial's set;
+  seen stands in), else 0, and it updates every free auxiliary of the trial's set; the
+  baseline (the target alone) is the reference, not an arm: with ``include`` it is not a valid
+  set, and the include-only set (no free auxiliary) is one to propose like any other;
 * the proposal is the arm with the largest draw when at most one free auxiliary fits
   (``max_size`` 1: exactly AutoSeM's choice of one arm); otherwise every task whose draw
   exceeds 1/2 (the posterior says "more likely to help than not"), trimmed to ``max_size`` and
@@ -103,14 +105,15 @@ class BanditSampler(SubsetSampler):
         """
         every = [t for t in study.get_trials(deepcopy=False) if t.number != exclude_trial]
         trials = [t for t in every if t.state == TrialState.COMPLETE]
+        # (free part, value, whether the trial is the target alone: the reference, no arm)
         observed: list[tuple[frozenset[str], float, bool]] = []
         for trial in trials:
             if trial.value is None or not math.isfinite(trial.value):
                 continue
-            baseline = trial.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE
-            observed.append((self._free_part(trial), float(trial.value), baseline))
+            alone = not self._auxiliaries_of(trial)  # the baseline's set is empty too
+            observed.append((self._free_part(trial), float(trial.value), alone))
         higher = study.direction == StudyDirection.MAXIMIZE
-        references = [v for s, v, baseline in observed if baseline or not s]
+        references = [v for _, v, alone in observed if alone]
         if references:
             reference = references[0]
         elif observed:
@@ -118,14 +121,22 @@ class BanditSampler(SubsetSampler):
         else:
             reference = math.nan
         counts = {t: [self.alpha, self.beta] for t in self.free}
-        for subset, value, baseline in observed:
-            if baseline or not subset:
+        for subset, value, alone in observed:
+            if alone:
                 continue
             won = value > reference if higher else value < reference
             for task in subset:
                 counts[task][0 if won else 1] += 1.0
-        evaluated = {s for s, _, _ in observed}
-        evaluated |= {self._free_part(t) for t in every if has_subset(t)}
+        # Seen are the valid sets tried: a set without every include task (the baseline, the
+        # target alone, when include is set) is not one, though its free part may look like
+        # one (the include-only set's free part is empty too).
+        include = frozenset(self.include)
+        evaluated = {
+            self._free_part(t)
+            for t in every
+            if (has_subset(t) or t.state == TrialState.COMPLETE)
+            and include <= self._auxiliaries_of(t)
+        }
         return {t: (a, b) for t, (a, b) in counts.items()}, evaluated
 
     def propose(self, study: Study, *, exclude_trial: int | None = None) -> frozenset[str]:
@@ -177,13 +188,18 @@ class BanditSampler(SubsetSampler):
                 chosen.append(int(i))
         return frozenset(self.free[i] for i in chosen)
 
-    def _free_part(self, trial: FrozenTrial) -> frozenset[str]:
+    def _auxiliaries_of(self, trial: FrozenTrial) -> frozenset[str]:
+        """Return the trial's whole auxiliary set (include tasks too; empty for the baseline)."""
         stored = trial.user_attrs.get(SUBSET_ATTR)
         if stored is not None:
-            tasks = frozenset(stored)
-        else:
-            tasks = frozenset(
-                name[len(AUX_PARAM_PREFIX) :] for name, value in trial.params.items()
-                if name.startswith(AUX_PARAM_PREFIX) and value is True
-            )  # fmt: skip
-        return tasks & frozenset(self.free)
+            return frozenset(stored) - {self.target}
+        if trial.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE:
+            return frozenset()
+        flags = frozenset(
+            name[len(AUX_PARAM_PREFIX) :] for name, value in trial.params.items()
+            if name.startswith(AUX_PARAM_PREFIX) and value is True
+        )  # fmt: skip
+        return flags | frozenset(self.include)
+
+    def _free_part(self, trial: FrozenTrial) -> frozenset[str]:
+        return self._auxiliaries_of(trial) & frozenset(self.free)

@@ -30,6 +30,7 @@ from taskgraph.search.progress import (
     BUDGET_ATTR,
     CONFIG_ATTR,
     FAILURE_ATTR,
+    REPEATS_ATTR,
     RESULTS_ATTR,
     SPEC_ATTR,
     retried_numbers,
@@ -179,6 +180,7 @@ _GAIN_ROW_KEYS = (
     "measured_relative_gain",
     "converged",
     "rise",
+    "repeat_of",
 )
 
 
@@ -289,9 +291,24 @@ def trial_row(
         "pretraining": (config.get("pretraining") or {}).get("scheme", "none"),
         "failure_reason": trial.user_attrs.get(FAILURE_ATTR),
         "retry_of": trial.system_attrs.get("failed_trial"),
+        # The earlier trial whose configuration and seeds this one repeats: its value and runs
+        # are that trial's (not trained again, not a second measurement); None otherwise.
+        "repeat_of": trial.user_attrs.get(REPEATS_ATTR),
         "params": dict(trial.params),
         "configuration": config,
     }
+
+
+def _resolve_repeats(rows: list[dict[str, Any]]) -> None:
+    """Point each row's ``repeat_of`` at the trial that trained the configuration (the engine
+    may record a repeat of a repeat: its runs are still that first trial's)."""
+    earlier = {r["trial"]: r["repeat_of"] for r in rows}
+    for row in rows:
+        number, seen = row["repeat_of"], set()
+        while earlier.get(number) is not None and number not in seen:
+            seen.add(number)
+            number = earlier[number]
+        row["repeat_of"] = number
 
 
 def study_report(study: optuna.Study, *, top: int | None = None) -> dict[str, Any]:
@@ -308,6 +325,7 @@ def study_report(study: optuna.Study, *, top: int | None = None) -> dict[str, An
     rows = [
         trial_row(t, baseline=baseline_value, direction=direction, retried=retried) for t in trials
     ]
+    _resolve_repeats(rows)
     scored = [r for r in rows if r["value"] is not None]
     sign = 1.0 if direction == "maximize" else -1.0
     scored.sort(key=lambda r: -sign * r["value"])
@@ -327,6 +345,8 @@ def study_report(study: optuna.Study, *, top: int | None = None) -> dict[str, An
         "n_interrupted": progress.n_interrupted,
         "n_running": progress.n_running,
         "n_waiting": progress.n_waiting,
+        # trials that repeated an earlier trial's configuration (each counts against the budget)
+        "n_repeats": sum(1 for r in rows if r["repeat_of"] is not None),
         "baseline": None
         if baseline_trial is None
         else {
@@ -352,7 +372,7 @@ def study_report(study: optuna.Study, *, top: int | None = None) -> dict[str, An
             {k: r[k] for k in _GAIN_ROW_KEYS} for r in (scored if top is None else scored[:top])
         ],
         "not_converged": [
-            {"trial": r["trial"], "role": r["role"], "rise": r["rise"]}
+            {"trial": r["trial"], "role": r["role"], "rise": r["rise"], "repeat_of": r["repeat_of"]}
             for r in rows
             if r["converged"] is False
         ],
