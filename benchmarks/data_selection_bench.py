@@ -153,7 +153,9 @@ def study_spec(args: argparse.Namespace, method: str, seed: int) -> Any:
                 "hyperparameters": {"max_eval_examples": args.eval},
             },
             "seeds": [seed],
-            "sampler": {"name": sampler, "seed": seed, "n_startup_trials": args.startup},
+            # (random has no start-up trials: study validate refuses the setting for it)
+            "sampler": {"name": sampler, "seed": seed}
+            | ({} if sampler == "random" else {"n_startup_trials": args.startup}),
         }
     )
 
