@@ -143,7 +143,12 @@ def screen_config(
         if k not in ("head_options", "lookahead_steps")
     }
     every_step = _first_step_probed(hyper, total)
-    allowed = total if every_step else max(1, total - 1)
+    allowed = total if every_step else total - 1
+    if allowed < 1:
+        raise ConfigError(
+            f"a screen of {total} step leaves no step to probe: the warmup starts the learning "
+            f"rate at 0, and no probe runs at the first step; give {option_name('steps')} 2 or more"
+        )
     if probes is None:
         probes = min(DEFAULT_PROBES, allowed)
     elif probes > allowed:

@@ -16,6 +16,7 @@ from taskgraph.search.progress import STARTUP_ATTR
 from taskgraph.search.screening import (
     default_screen_steps,
     screen_config,
+    screen_probe_count,
     screen_probe_steps,
     screen_tasks,
     startup_scores,
@@ -265,3 +266,12 @@ def test_startup_scores_prefer_the_latest_screen_then_the_cache_then_embeddings(
     assert startup_scores(target="tgt", candidates=candidates, screens=[],
                           embed=lambda: {"bravo": 1.0}) == ("textemb", {"bravo": 1.0})  # fmt: skip
     assert startup_scores(target="tgt", candidates=candidates, screens=[]) == ("none", {})
+
+
+def test_a_one_step_screen_whose_warmup_holds_it_is_refused_not_run_without_a_probe() -> None:
+    # The default probes were max(1, steps - 1): one probe at the only step, where the warmup
+    # holds the learning rate at 0 and no probe runs.
+    spec = make_spec(training={"hyperparameters": {"warmup_ratio": 1.0}})
+    with pytest.raises(ConfigError, match=r"^a screen of 1 step leaves no step to probe"):
+        screen_config(spec, steps=1)
+    assert screen_probe_count(screen_config(spec, steps=2)) == 1
