@@ -694,18 +694,26 @@ def recommendation_report(
     k = integer(k, "k", minimum=1)
     if max_size is not None:
         max_size = integer(max_size, "max_size", minimum=1)
-    if table is None and metric is not None and metric != ALL_METRICS:
-        _target_has_metric(target, metric, storage=storage, split=split)
-    estimator, records = fit_estimator(
-        method=method,
-        storage=storage,
-        table=table,
-        split=split,
-        metric=metric,
-        text_embeddings=text_embeddings,
-        hyperprior=hyperprior,
-        pooling=pooling,
-    )
+    # A `metric` the target was never scored by leaves it without records of its own: said
+    # so (read only where the fit found nothing of the target's, not on every call).
+    named = table is None and metric is not None and metric != ALL_METRICS
+    try:
+        estimator, records = fit_estimator(
+            method=method,
+            storage=storage,
+            table=table,
+            split=split,
+            metric=metric,
+            text_embeddings=text_embeddings,
+            hyperprior=hyperprior,
+            pooling=pooling,
+        )
+    except ConfigError:
+        if named:
+            _target_has_metric(target, str(metric), storage=storage, split=split)
+        raise
+    if named and not any(r.task == target for r in records):
+        _target_has_metric(target, str(metric), storage=storage, split=split)
     if target not in estimator.tasks:
         raise ConfigError(
             f"`{option_name('target')}` {target!r} has no records; known tasks: "
