@@ -174,9 +174,12 @@ def load_encoder(
             tokenizer = _tokenizer(path)
             with _no_progress_bars_off_terminal():
                 model = AutoModel.from_pretrained(str(path), local_files_only=True, **opts)
-        except (OSError, ValueError, TypeError) as error:
+        except (OSError, ValueError, TypeError, StrictDataclassError) as error:
+            # StrictDataclassError: a config field of the wrong type (its message is a
+            # multi-line report whose last line says which field and why).
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[-1].strip()
             raise ConfigError(
-                f"encoder {name!r}: cannot load a model from {str(path)!r}: {error}"
+                f"encoder {name!r}: cannot load a model from {str(path)!r}: {reason}"
             ) from error
         if not tokenizer.is_fast:
             raise ConfigError(
@@ -277,6 +280,37 @@ def tiny_bert_config(options: Mapping[str, Any], *, vocab_size: int | None = Non
             f"({config.num_attention_heads})",
         )
     return config
+
+
+def check_pretrained_options(name: str, options: Mapping[str, Any]) -> None:
+    """Check the ``options`` of a pretrained encoder (``"minilm"`` or a local directory) that
+    are fields of its configuration, as ``from_pretrained`` would, without loading weights.
+
+    The other options are ``from_pretrained``'s own keywords (``dtype``,
+    ``attn_implementation``, ...), which only loading can judge, so they are left alone.
+    Raises :class:`EncoderOptionError` naming the first field whose value its configuration
+    class refuses.  Does nothing when the directory's ``config.json`` cannot be read or names
+    no model type transformers knows (loading says what is wrong).
+    """
+    from transformers import CONFIG_MAPPING
+
+    config = encoder_config(name)
+    model_type = config.get("model_type") if config else None
+    if not isinstance(model_type, str) or model_type not in CONFIG_MAPPING:
+        return
+    config_class = CONFIG_MAPPING[model_type]
+    fields = set(config_class().to_dict())
+    for option in sorted(options):
+        if option not in fields:
+            continue
+        # One option at a time, so the error names it (the class's strict check does not).
+        try:
+            config_class(**{option: options[option]})
+        except (StrictDataclassError, TypeError, ValueError) as error:
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[-1].strip()
+            raise EncoderOptionError(
+                f"encoder {name!r}: option {option}: {reason}", option=option, reason=reason
+            ) from None
 
 
 def _refuse(option: str, reason: str) -> NoReturn:

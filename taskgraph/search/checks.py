@@ -437,6 +437,8 @@ def _check_encoder(spec: StudySpec, source: str) -> None:
         )
     if name == "tiny-bert":
         _check_tiny_bert_options(spec, source)
+    else:
+        _check_pretrained_options(spec, source)
     config = encoder_config(name, spec.encoder.options)
     if config is None:  # what the loader refuses, before every trial of a study fails on it
         raise SpecError(
@@ -469,6 +471,17 @@ def _check_tiny_bert_options(spec: StudySpec, source: str) -> None:
         raise SpecError(f"{source}: encoder.options.{error.option}: {error.reason}") from None
     except ConfigError as error:
         raise SpecError(f"{source}: encoder.options: {error}") from None
+
+
+def _check_pretrained_options(spec: StudySpec, source: str) -> None:
+    # The options that are fields of the encoder's configuration, of a type its class refuses;
+    # the loader's other keywords are judged by loading, once per trial.
+    from taskgraph.models.encoders import EncoderOptionError, check_pretrained_options
+
+    try:
+        check_pretrained_options(spec.encoder.name, spec.encoder.options)
+    except EncoderOptionError as error:
+        raise SpecError(f"{source}: encoder.options.{error.option}: {error.reason}") from None
 
 
 def _encoder_positions(config: dict[str, Any]) -> int | None:

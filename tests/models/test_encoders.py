@@ -76,6 +76,12 @@ def test_a_wrong_typed_tiny_bert_option_is_a_config_error_naming_it(
         tiny_encoder(**{option: value})
 
 
+def test_a_wrong_typed_pretrained_config_option_is_a_config_error_naming_it() -> None:
+    # from_pretrained raises huggingface_hub's strict-dataclass error, a traceback per trial.
+    with pytest.raises(ConfigError, match=r"^encoder 'minilm': cannot load .*num_hidden_layers"):
+        load_encoder("minilm", options={"num_hidden_layers": 2.5})
+
+
 def test_tiny_bert_does_not_disturb_the_global_rng(
     tiny_encoder: Callable[..., EncoderBundle],
 ) -> None:

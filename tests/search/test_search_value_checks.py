@@ -2,7 +2,8 @@
 
 A sharing parameter's fixed value, each choice and both bounds of a searched range go through
 the architecture's own ``resolve_params`` (what ``build_model`` runs); tiny-bert's options go
-through the loader's own check (``tiny_bert_config``), without building a model.
+through the loader's own check (``tiny_bert_config``), without building a model, and a
+pretrained encoder's options that are fields of its configuration through that class.
 """
 
 from __future__ import annotations
@@ -161,6 +162,28 @@ def test_a_tiny_bert_option_the_loader_refuses_is_refused(
 def test_tiny_bert_options_the_loader_accepts_pass() -> None:
     options = {"num_hidden_layers": 1, "hidden_size": 64, "num_attention_heads": 4, "seed": 3}
     check_spec(_spec(encoder={"name": "tiny-bert", "max_length": 16, "options": options}))
+
+
+@pytest.mark.parametrize(
+    ("options", "where", "message"),
+    [
+        ({"num_hidden_layers": 2.5}, "num_hidden_layers", "expected int, got float"),
+        ({"hidden_dropout_prob": "x"}, "hidden_dropout_prob", "hidden_dropout_prob.*str"),
+    ],
+)
+def test_a_pretrained_encoder_config_field_of_the_wrong_type_is_refused(
+    options: dict[str, Any], where: str, message: str
+) -> None:
+    # Each trial's from_pretrained refused it (a strict dataclass error, not a ConfigError).
+    spec = _spec(encoder={"name": "minilm", "max_length": 16, "options": options})
+    with pytest.raises(SpecError, match=rf"^spec: encoder\.options\.{where}: .*{message}"):
+        check_spec(spec)
+
+
+def test_pretrained_encoder_options_from_pretrained_judges_are_left_to_loading() -> None:
+    # Config fields of the right type and from_pretrained's own keywords (not config fields).
+    options = {"hidden_dropout_prob": 0.2, "dtype": "float32", "attn_implementation": "eager"}
+    check_spec(_spec(encoder={"name": "minilm", "max_length": 16, "options": options}))
 
 
 @pytest.mark.parametrize(
