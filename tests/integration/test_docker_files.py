@@ -85,3 +85,11 @@ def test_dockerfile_copies_what_exists_and_installs_the_package() -> None:
                 assert (root / source).exists(), source
     assert 'pip install ".[all]"' in text
     assert "TORCH_INDEX_URL" in text and "ARG TORCH_VERSION" in text
+
+
+def test_the_compose_file_advertises_no_address_taskgraph_refuses(compose: dict[str, Any]) -> None:
+    # `--address ray://...` is refused (Tune would run the searcher on the cluster, without the
+    # driver's database), so neither a comment nor a published port may offer it.
+    assert "ray://" not in (DOCKER / "compose.yaml").read_text()
+    ports = [p.split(":")[-1] for p in compose["services"]["ray-head"].get("ports", [])]
+    assert ports == ["8265"]  # the job server `taskgraph study submit --address` talks to
