@@ -93,6 +93,26 @@ class LongTable:
         key = (target, frozenset(task_set) | {target}, split)
         return self._index.get(key)
 
+    def target_fingerprints(self) -> dict[str, str]:
+        """Return each target's fingerprint: a sha256 of its rows (task set, split, value,
+        direction), so two tables, or two versions of one file, that publish other numbers
+        for a target give it other fingerprints (the records store it as the target's data
+        version, see :meth:`RecordWriter <taskgraph.search.recording.RecordWriter>`)."""
+        import hashlib
+        import json
+
+        rows: dict[str, list[tuple[str, str, float, bool]]] = {}
+        for row in self.rows:
+            rows.setdefault(row.target, []).append(
+                (row.task_set_key, row.split, row.value, row.higher_is_better)
+            )
+        return {
+            target: hashlib.sha256(
+                json.dumps(["long-table", sorted(published)]).encode("utf-8")
+            ).hexdigest()
+            for target, published in rows.items()
+        }
+
     @property
     def targets(self) -> list[str]:
         """Return the tasks that have rows as targets, sorted."""

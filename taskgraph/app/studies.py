@@ -328,6 +328,8 @@ def build_engine(
     engine_dir = resolved if resolved is not None else (None if chosen is None else Path(chosen))
     task_defs: dict[str, Any] | None = None
     sharing_spaces: dict[str, dict[str, Any]] | None = None
+    # A runner whose scores are not trained on the datasets says where they come from.
+    fingerprints_of = getattr(runner, "data_fingerprints", None)
     if not trains:
         # A runner that trains nothing (a published table, measured with one fixed model):
         # only the task set matters, so the architectures' own parameters (and importing
@@ -345,6 +347,7 @@ def build_engine(
         observer=observer,
         intermediate_reports=runner.capabilities.intermediate_reports,
         wall_time=wall_time,
+        source_fingerprints=fingerprints_of(spec) if fingerprints_of is not None else None,
     )
 
 

@@ -58,6 +58,12 @@ class Runner(Protocol):
     :class:`~taskgraph.errors.SpecError` for a runner setting that cannot work.  ``study
     validate`` and every command that loads a spec call it, without side effects (no cluster
     contacted, no directory created); ``tabular`` checks its table there.
+
+    A runner whose scores come from somewhere other than the tasks' datasets (a published
+    table) may define ``data_fingerprints(spec) -> dict[str, str]``: each task's fingerprint
+    of what answers its scores.  The records store it in place of the dataset's, so gains
+    never compare a task's numbers from two tables, or from a table and trained runs (each
+    data version of a task is read as a family of its own, see ``Repository.score_records``).
     """
 
     name: str

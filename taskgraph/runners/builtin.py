@@ -100,6 +100,17 @@ class TabularRunner:
     ) -> TrialEvaluator | None:
         return self._evaluator(spec, source=f"study {spec.name!r}")
 
+    def data_fingerprints(self, spec: StudySpec) -> dict[str, str]:
+        """Return each target's fingerprint of its rows in the spec's table: the data version
+        its recorded scores carry (a task the table scores is not trained on its dataset)."""
+        from taskgraph.runners.tabular import read_table
+        from taskgraph.spec.models import TabularRunnerSpec
+
+        runner = spec.runner
+        if not isinstance(runner, TabularRunnerSpec):
+            raise ValueError(f"the tabular runner needs `runner: tabular`, got {runner.name!r}")
+        return read_table(runner.table).target_fingerprints()
+
     def _evaluator(self, spec: StudySpec, *, source: str) -> TrialEvaluator:
         from taskgraph.runners.tabular import TabularEvaluator, check_table_objective, read_table
         from taskgraph.spec.models import TabularRunnerSpec

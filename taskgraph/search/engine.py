@@ -150,6 +150,8 @@ class StudyEngine:
     ``wall_time`` (seconds) is this invocation's wall-time budget: it replaces
     ``spec.budget.wall_time`` in :attr:`spec` for this run only, and the study keeps the
     spec's own value (a ``--wall-time`` given once does not limit every later resume).
+    ``source_fingerprints``: the data version each task's records carry when its scores do
+    not come from its dataset (``Runner.data_fingerprints``; see :class:`RecordWriter`).
     """
 
     def __init__(
@@ -165,6 +167,7 @@ class StudyEngine:
         intermediate_reports: bool = True,
         embed: Callable[..., Mapping[str, Any]] | None = None,
         wall_time: float | None = None,
+        source_fingerprints: Mapping[str, str] | None = None,
     ) -> None:
         from taskgraph.storage import open_repository, parse_storage_url
 
@@ -184,7 +187,11 @@ class StudyEngine:
         self.space = SearchSpace(spec=spec, sharing_spaces=sharing_spaces)
         self.repository = open_repository(storage_url)
         self.recorder = RecordWriter(
-            repository=self.repository, study=spec.name, task_defs=task_defs, data_dir=data_dir
+            repository=self.repository,
+            study=spec.name,
+            task_defs=task_defs,
+            data_dir=data_dir,
+            source_fingerprints=source_fingerprints,
         )
         # Optuna needs the URL with its driver and password, normalised as the records side does.
         url = parse_storage_url(storage_url).render_as_string(hide_password=False)

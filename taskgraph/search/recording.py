@@ -31,7 +31,10 @@ class RecordWriter:
 
     ``repository`` is the records database; ``study`` the study's name.  ``task_defs`` replaces
     the catalog look-up of each task's dataset (fingerprints) for tests and tabular runs;
-    ``data_dir`` is where the catalog's datasets are read from.
+    ``data_dir`` is where the catalog's datasets are read from.  ``source_fingerprints``
+    (task -> fingerprint), given by a runner whose scores do not come from the datasets (a
+    published table: ``Runner.data_fingerprints``), replaces the datasets' fingerprints: a
+    task it does not name gets none.
     """
 
     def __init__(
@@ -41,11 +44,15 @@ class RecordWriter:
         study: str,
         task_defs: Mapping[str, Any] | None = None,
         data_dir: str | os.PathLike[str] | None = None,
+        source_fingerprints: Mapping[str, str] | None = None,
     ) -> None:
         self.repository = repository
         self.study = study
         self.task_defs = dict(task_defs) if task_defs is not None else None
         self.data_dir = data_dir
+        self.source_fingerprints = (
+            dict(source_fingerprints) if source_fingerprints is not None else None
+        )
         self._metadata: dict[tuple[str, ...], tuple[dict[str, str], dict[str, str]]] = {}
 
     def write(self, number: int, outcome: TrialOutcome) -> None:
@@ -85,10 +92,18 @@ class RecordWriter:
                 except UnknownNameError:
                     continue  # tabular benchmarks name tasks that are not in the catalog
                 types[name] = task.type.value
+                if self.source_fingerprints is not None:
+                    continue  # not trained on its dataset: the source's fingerprint, below
                 try:
                     fingerprints[name] = task_fingerprint(task, data_dir=self.data_dir)
                 except TaskgraphError:
                     continue  # provenance is best effort; the run itself already happened
+            if self.source_fingerprints is not None:
+                fingerprints = {
+                    name: self.source_fingerprints[name]
+                    for name in task_set
+                    if name in self.source_fingerprints
+                }
             self._metadata[task_set] = (fingerprints, types)
         return self._metadata[task_set]
 
