@@ -29,6 +29,7 @@ __all__ = [
     "UnknownNameError",
     "command_line_wording",
     "option_name",
+    "worded_for_command_line",
 ]
 
 #: whether messages are worded for the command line (``--split``) or for Python (``split``)
@@ -44,6 +45,12 @@ def command_line_wording() -> Iterator[None]:
         yield
     finally:
         _COMMAND_LINE.reset(token)
+
+
+def worded_for_command_line() -> bool:
+    """Return whether messages are worded for the command line (inside
+    :func:`command_line_wording`) rather than for the Python API."""
+    return _COMMAND_LINE.get()
 
 
 def option_name(

@@ -424,11 +424,13 @@ class StudyEngine:
             differences = spec_differences(stored_spec, spec.model_dump(mode="json"))
             if not differences:
                 return  # only fields that do not define the trials differ (e.g. data_dir)
+        from taskgraph.storage.urls import resume_command
+
         which = f" ({'; '.join(differences)})" if differences else ""
         raise SpecError(
             f"study {spec.name!r} already exists in {self.repository.url} with another "
             f"spec{which}; rename the study (field `name`) or continue it with "
-            f"`taskgraph study resume {spec.name} --storage {self.repository.url}`"
+            f"`{resume_command(spec.name, self.repository.url)}`"
         )
 
     def startup_prior(

@@ -137,9 +137,18 @@ def mask_url(url: str | URL) -> str:
 
 def resume_command(study: str | None, url: str | None) -> str:
     """Return the command that continues ``study`` (``NAME`` when unknown) in the database at
-    ``url``, its password masked (``--storage`` left out when ``url`` is None)."""
+    ``url``, its password masked (``--storage`` left out when ``url`` is None).
+
+    On the command line (:func:`~taskgraph.errors.command_line_wording`) the ``taskgraph
+    study resume`` command; from Python the ``taskgraph.resume_study(...)`` call.
+    """
     import shlex
 
+    from taskgraph.errors import worded_for_command_line
+
+    if not worded_for_command_line():
+        storage = "" if url is None else f", storage={mask_url(url)!r}"
+        return f"taskgraph.resume_study({study or 'NAME'!r}{storage})"
     command = f"taskgraph study resume {shlex.quote(study or 'NAME')}"
     # Without --storage the command would continue a study in the default database.
     return command if url is None else f"{command} --storage {shlex.quote(mask_url(url))}"

@@ -9,7 +9,7 @@ from typing import Any
 import optuna
 import pytest
 
-from taskgraph.errors import SpecError
+from taskgraph.errors import SpecError, command_line_wording
 from taskgraph.search.engine import StudyEngine
 from taskgraph.search.heartbeat import quiet_optuna
 from taskgraph.search.progress import FAILURE_ATTR, INTERRUPTED_ATTR, trial_state
@@ -270,8 +270,14 @@ def test_run_again_continues_and_a_changed_spec_is_refused(
     engine.close()
     changed = make_spec(seeds=1, budget={"trials": 4}, target="other")
     engine = make_engine(changed, storage_url, fakes.FakeEvaluator(), fakes)
+    # From Python the call that continues it; on the command line the command.
     with pytest.raises(
-        SpecError, match=r"already exists .* `taskgraph study resume fake --storage"
+        SpecError, match=r"already exists .* `taskgraph\.resume_study\('fake', storage="
+    ):
+        engine.open()
+    with (
+        command_line_wording(),
+        pytest.raises(SpecError, match=r"already exists .* `taskgraph study resume fake --storage"),
     ):
         engine.open()
     engine.close()

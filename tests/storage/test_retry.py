@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from taskgraph.errors import ConfigError, StorageError
+from taskgraph.errors import ConfigError, StorageError, command_line_wording
 from taskgraph.storage import retry
 from taskgraph.storage.retry import (
     DB_RETRY_ENV,
@@ -109,7 +109,8 @@ def test_past_the_bound_one_line_names_the_database_and_the_resume_command(
     gaps = [b - a for a, b in itertools.pairwise(calls)]
     assert gaps == pytest.approx([0.25, 0.5, 1.0, 2.0, 4.0, 2.25])
     assert calls[-1] == pytest.approx(10.0)
-    message = str(caught.value.for_study("ner"))
+    with command_line_wording():
+        message = str(caught.value.for_study("ner"))
     assert "\n" not in message and "s3cret" not in message
     assert message.startswith("database postgresql+psycopg://tg:***@db.example:5432/records ")
     assert "Connection refused" in message
@@ -117,6 +118,12 @@ def test_past_the_bound_one_line_names_the_database_and_the_resume_command(
     assert message.endswith(
         "`taskgraph study resume ner --storage "
         "'postgresql+psycopg://tg:***@db.example:5432/records'` "
+        f"(password masked; retry bound: {DB_RETRY_ENV})"
+    )
+    # From Python, the call that continues it.
+    assert str(caught.value.for_study("ner")).endswith(
+        "`taskgraph.resume_study('ner', "
+        "storage='postgresql+psycopg://tg:***@db.example:5432/records')` "
         f"(password masked; retry bound: {DB_RETRY_ENV})"
     )
 
