@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from taskgraph.search.engine import EngineObserver
 
 __all__ = [
+    "duration",
     "engine_observer",
     "filesystem_path",
     "flag",
@@ -48,6 +49,16 @@ def number(value: object, keyword: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ConfigError(f"`{keyword}` must be a finite number, but got {value!r}")
     return float(value)
+
+
+def duration(value: object, keyword: str) -> float | str:
+    """Return ``value`` when it is seconds (a real number, not a bool) or a duration's text
+    (``"10m"``); the text, and the number's range, are checked where the duration is used."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real | str):
+        raise ConfigError(
+            f"`{keyword}` must be seconds (a number) or a duration such as '10m', but got {value!r}"
+        )
+    return value if isinstance(value, str) else float(value)
 
 
 def flag(value: object, keyword: str) -> bool:

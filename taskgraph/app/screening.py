@@ -69,7 +69,7 @@ def screen_study(
     created).  A failed joint run raises :class:`~taskgraph.errors.TaskgraphError` with its
     reason.
     """
-    from taskgraph.app.arguments import filesystem_path
+    from taskgraph.app.arguments import filesystem_path, flag, integer
     from taskgraph.app.studies import build_engine, checked_spec, runner_of
     from taskgraph.registry import RUNNERS
     from taskgraph.search.recording import code_version
@@ -77,6 +77,11 @@ def screen_study(
     from taskgraph.search.watching import ObserverCallback
     from taskgraph.storage import resolve_storage_url
 
+    # The command line's --steps and --probes are at least 1 too.
+    steps = None if steps is None else integer(steps, "steps", minimum=1)
+    probes = None if probes is None else integer(probes, "probes", minimum=1)
+    full_matrix = flag(full_matrix, "full_matrix")
+    flag(trust_remote_code, "trust_remote_code")
     if data is not None:  # before anything is written
         filesystem_path(data, "data")
     if observer is not None and not callable(getattr(observer, "on_trial_progress", None)):
@@ -201,10 +206,16 @@ def screen_report(
     """Return the report of study ``name``'s latest screen (or screen number ``screen``: -1,
     -2, ...), without training.
 
-    Raises :class:`~taskgraph.errors.StorageError` when the study is unknown or has no screen.
+    Raises :class:`~taskgraph.errors.StorageError` when the study is unknown, has no screen,
+    or has none of number ``screen`` (the message lists those it has).
     """
+    from taskgraph.app.arguments import integer, study_name
+    from taskgraph.errors import worded_for_command_line
     from taskgraph.storage import open_repository, resolve_storage_url
 
+    name = study_name(name)
+    if screen is not None:
+        screen = integer(screen, "screen")  # negative, as the screens' trial numbers are
     repository = open_repository(resolve_storage_url(storage), create=False)
     try:
         known = [s.name for s in repository.studies()]
@@ -212,13 +223,19 @@ def screen_report(
             listed = ", ".join(sorted(known)) or "none"
             raise StorageError(f"no study {name!r} in {repository.url} (studies: {listed})")
         screens = repository.screens(name)
-        if screen is not None:
-            screens = [s for s in screens if s.number == screen]
         if not screens:
-            which = "no screen" if screen is None else f"no screen {screen}"
-            raise StorageError(
-                f"study {name!r} has {which}; run `taskgraph study screen SPEC` for it"
+            run = (
+                "`taskgraph study screen SPEC`"
+                if worded_for_command_line()
+                else "taskgraph.screen_study(SPEC)"
             )
+            raise StorageError(f"study {name!r} has no screen; run {run} for it")
+        if screen is not None:
+            chosen = [s for s in screens if s.number == screen]
+            if not chosen:
+                numbers = ", ".join(str(s.number) for s in screens)
+                raise StorageError(f"study {name!r} has no screen {screen}; its screens: {numbers}")
+            screens = chosen
         target = screens[-1].target
         return _report(screens[-1], repository, target=target)
     finally:

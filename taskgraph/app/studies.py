@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from taskgraph.app.arguments import (
+    duration,
     engine_observer,
     filesystem_path,
     flag,
@@ -21,7 +22,13 @@ from taskgraph.app.arguments import (
     mapping,
     study_name,
 )
-from taskgraph.errors import ConfigError, SpecError, StorageError, option_name
+from taskgraph.errors import (
+    ConfigError,
+    SpecError,
+    StorageError,
+    option_name,
+    worded_for_command_line,
+)
 from taskgraph.registry import RUNNERS
 from taskgraph.runners.base import Runner
 from taskgraph.search.engine import EngineObserver, RunSummary, StudyEngine
@@ -84,7 +91,8 @@ def load_study_spec(
     try:
         return _build_spec(path, overrides, labels=labels, trust_remote_code=trust_remote_code)
     except SpecError as error:
-        named = ("--", *(f"{label}: " for label in labels.values()))
+        given = [labels.get(key) or _override_label(key) for key in overrides]
+        named = ("--", *(f"{label}: " for label in [*labels.values(), *given]))
         if not overrides or str(error).startswith(named):
             raise  # the models' error names the option (or keyword) already
         blamed = _blame_option(path, overrides, labels, trust_remote_code)
@@ -129,7 +137,11 @@ def _build_spec(
     fields = _runner_fields(rest) if runner is not None or "runner.name" in rest else {}
     # Labels only for what is overridden here: an error in the file's own runner, replaced
     # below, is the file's.
-    spec = load_spec(path, overrides=rest, options={k: v for k, v in labels.items() if k in rest})
+    options = {key: labels.get(key) or _override_label(key) for key in rest}
+    try:
+        spec = load_spec(path, overrides=rest, options=options)
+    except SpecError as error:
+        raise _named_once(error, options) from None
     if runner is not None or fields:
         spec = _with_runner(
             spec, runner or {}, fields=fields, labels=labels, source=str(path), base=path.parent
@@ -169,7 +181,7 @@ def _blame_option(
         message = failure(group)
         if message is None or message == own:
             continue
-        named_by = {key: labels.get(key) or f"--set {key}" for key in group}
+        named_by = {key: labels.get(key) or _override_label(key) for key in group}
         if message.startswith(("--", *(f"{label}: " for label in named_by.values()))):
             return ConfigError(message)  # the models' error, naming the option already
         message = re.sub(rf"^{re.escape(str(path))}(:\d+)?: ", "", message)
@@ -239,10 +251,13 @@ def _with_runner(
     data["runner"] = given
     # Most specific first: the first label whose path matches an error names it.  Nothing
     # given (a spec object whose table is only made absolute): an error is the spec's own.
-    options = {key: labels.get(key) or f"--set {key}" for key in fields}
+    options = {key: labels.get(key) or _override_label(key) for key in fields}
     if runner or fields or "runner.name" in labels:
         options["runner"] = switch_label
-    return spec_from_dict(data, source=source, options=options)
+    try:
+        return spec_from_dict(data, source=source, options=options)
+    except SpecError as error:
+        raise _named_once(error, options) from None
 
 
 def _set_dotted(node: dict[str, Any], parts: list[str], value: Any) -> None:
@@ -269,7 +284,36 @@ def _with_fields(
     for key, value in fields.items():
         _set_dotted(data, key.split("."), copy.deepcopy(value))  # not into the caller's dicts
     options = {key: (labels or {}).get(key, key) for key in fields}
-    return spec_from_dict(data, source=source, options=options)
+    try:
+        return spec_from_dict(data, source=source, options=options)
+    except SpecError as error:
+        raise _named_once(error, options) from None
+
+
+def _override_label(key: str) -> str:
+    """Return how an error names the override of spec field ``key`` when no label was given:
+    ``overrides['budget.trials']`` from Python, ``--set budget.trials`` on the command line."""
+    return option_name("set", key) if worded_for_command_line() else f"overrides[{key!r}]"
+
+
+def _named_once(error: SpecError, options: Mapping[str, str]) -> SpecError:
+    """Return ``error`` without the field path that repeats its label's unknown field.
+
+    An override of a field under an unknown one (``budgett__trials``) is named by its label,
+    then by the unknown field's path (``budgett__trials: budgett: unknown field 'budgett'``):
+    the path says nothing that the message does not.
+    """
+    message = str(error)
+    for key, label in options.items():
+        head = f"{label}: "
+        if not message.startswith(head):
+            continue
+        field, separator, rest = message[len(head) :].partition(": ")
+        parts, wanted = field.split("."), key.split(".")
+        unknown = rest.startswith(f"unknown field {parts[-1]!r}")
+        if separator and unknown and len(parts) < len(wanted) and wanted[: len(parts)] == parts:
+            return SpecError(head + rest)
+    return error
 
 
 def invocation_wall_time(
@@ -591,6 +635,10 @@ def resume_study(
     when the name is the same), ``data`` points at the data directory on this machine.
     Raises :class:`~taskgraph.errors.StorageError` when the study does not exist.
     """
+    if trials is not None:  # the command line's --trials is at least 1 too
+        trials = integer(trials, "trials", minimum=1)
+    if wall_time is not None:
+        wall_time = duration(wall_time, "wall_time")
     url = _storage_url(storage)
     if runner is not None and not isinstance(runner, str | Mapping):
         raise ConfigError(f"`runner` must be a runner name or a mapping, but got {runner!r}")
