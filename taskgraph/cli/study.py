@@ -213,13 +213,25 @@ def validate(
     sets: SetOption = None,
     as_json: JsonOption = False,
     trust_remote_code: TrustOption = False,
+    data: DataOption = None,
 ) -> None:
-    """Check a study spec: its shape, its names, and the search space it compiles to."""
+    """Check a study spec: its shape, its names, the search space it compiles to, and the
+    data directory and every task's files, as `study run` checks them before it writes."""
+    from taskgraph.app.studies import runner_of
     from taskgraph.search.space import SearchSpace
+    from taskgraph.spec.checks import check_data
 
     overrides = _parse_sets(sets)
     checked = _load_checked(
         spec, overrides, labels=_labels(overrides, {}), trust_remote_code=trust_remote_code
+    )
+    # The same check as `study run` (taskgraph.app.studies.build_engine): a spec that is
+    # "valid" here does not fail there for data that is missing.
+    data_dir = check_data(
+        checked,
+        data_dir=data,
+        source=str(spec),
+        trains=runner_of(checked).capabilities.trains,
     )
     space = SearchSpace(spec=checked)
     summary = {
@@ -235,6 +247,7 @@ def validate(
         "budget": checked.budget.model_dump(mode="json"),
         "seeds": list(checked.seeds),
         "parameters": space.describe(),
+        "data_dir": None if data_dir is None else str(data_dir),  # None: no task reads files
     }
     if as_json:
         emit_json(summary)
@@ -912,6 +925,9 @@ def submit(
     ] = None,
 ) -> None:
     """Send a study to a running Ray cluster and return at once; follow it with `study status`."""
+    from taskgraph.runners.builtin import require_ray
+
+    require_ray("study submit")  # before the spec's checks, which would name the ray runner
     from taskgraph.runners.ray import submit_study
 
     if not address.strip():  # required here: dropping it is no way out

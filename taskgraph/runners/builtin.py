@@ -6,7 +6,9 @@ neither torch nor Ray: the evaluators and the Ray driver are imported when a stu
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,7 +28,31 @@ __all__ = [
     "RayRunner",
     "TabularRunner",
     "ray_experiment_dir",
+    "ray_installed",
+    "require_ray",
 ]
+
+# How a message says which extra brings Ray (pyproject.toml's optional-dependencies).
+RAY_INSTALL = "pip install 'taskgraph[ray]'"
+
+
+def ray_installed() -> bool:
+    """Return whether Ray can be imported: found on the path, not imported (that takes
+    seconds, and this is asked before every check of a ray spec)."""
+    if "ray" in sys.modules:
+        return sys.modules["ray"] is not None  # None: its import was blocked
+    try:
+        return importlib.util.find_spec("ray") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def require_ray(what: str) -> None:
+    """Raise one ``ConfigError`` line, ``<what> needs Ray: pip install ...``, unless Ray can be
+    imported: before anything is written, instead of a ``ModuleNotFoundError`` traceback
+    once the study is in the database."""
+    if not ray_installed():
+        raise ConfigError(f"{what} needs Ray: {RAY_INSTALL}")
 
 
 def ray_experiment_dir(spec: StudySpec) -> Path:
@@ -154,8 +180,9 @@ class RayRunner:
         self.evaluator_factory = evaluator_factory
 
     def check_spec(self, spec: StudySpec, *, source: str) -> None:
-        """Raise ``SpecError`` when a trial's ``runner.resources.cpu`` can never fit the Ray
-        that taskgraph starts itself (no ``runner.address``): Tune would wait for ever.
+        """Raise ``SpecError`` when Ray is not installed (the ``ray`` extra), or when a trial's
+        ``runner.resources.cpu`` can never fit the Ray that taskgraph starts itself (no
+        ``runner.address``): Tune would wait for ever.
 
         GPUs are checked when the study runs (:meth:`build_evaluator`): a spec is often written
         on a machine without the GPUs it runs on.  Against a cluster the driver compares the
@@ -164,6 +191,13 @@ class RayRunner:
         from taskgraph.errors import SpecError
         from taskgraph.spec.models import RayRunnerSpec
 
+        if not ray_installed():
+            # Found here, by `study validate` too; otherwise the import fails only once the
+            # study and its first trial are written.
+            raise SpecError(
+                f"{source}: runner.name: the ray runner needs Ray: {RAY_INSTALL} "
+                "(or use the local runner)"
+            )
         runner = spec.runner
         if not isinstance(runner, RayRunnerSpec) or runner.address:
             return

@@ -21,13 +21,15 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from taskgraph.storage.urls import mask_secrets
+from taskgraph.errors import StorageError
+from taskgraph.storage.urls import mask_secrets, mask_url
 
 __all__ = [
     "WRITE",
     "create_storage_engine",
     "describe_error",
     "is_retryable",
+    "missing_driver_message",
     "serialize_sqlite_transactions",
 ]
 
@@ -44,11 +46,37 @@ def create_storage_engine(url: URL, *, switch_to_wal: bool = True, **kwargs: Any
     Switching to WAL writes the file; an empty file would get a database header, and a
     command that only reads must change nothing.  A file taskgraph created is in WAL already
     (the mode is stored in the file).
+
+    Raises :class:`~taskgraph.errors.StorageError` when the backend's driver is not installed
+    (psycopg comes with the ``postgres`` extra).
     """
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url, switch_to_wal=switch_to_wal, **kwargs)
     connect_args = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+    try:
+        return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+    except ImportError as error:
+        message = missing_driver_message(error, url)
+        if message is None:
+            raise
+        raise StorageError(message) from None
+
+
+# The database drivers taskgraph's extras install, by the module SQLAlchemy imports.
+_DRIVER_EXTRAS = {"psycopg": ("PostgreSQL", "postgres")}
+
+
+def missing_driver_message(error: BaseException, url: str | URL | None = None) -> str | None:
+    """Return one line naming the extra to install when ``error`` is the import of a database
+    driver that is not installed (``url`` masked), else ``None``."""
+    if not isinstance(error, ImportError):
+        return None
+    module = (error.name or "").split(".")[0]
+    if module not in _DRIVER_EXTRAS:
+        return None
+    backend, extra = _DRIVER_EXTRAS[module]
+    where = f"database {mask_url(url)}: " if url is not None else ""
+    return f"{where}{backend} needs {module}: pip install 'taskgraph[{extra}]'"
 
 
 def _sqlite_engine(url: URL, *, switch_to_wal: bool, **kwargs: Any) -> Engine:

@@ -2,9 +2,11 @@
 
 taskgraph's repository turns driver errors into :class:`~taskgraph.errors.StorageError`, but
 Optuna's storage raises its own: ``StorageInternalError`` (a failed commit, e.g. a read-only
-database file), raw SQLAlchemy errors, and a ``RuntimeError`` when its tables are at a schema
-version this Optuna does not run on.  They are the database's state, not bugs: the command
-line shows them as one ``error:`` line (password fields masked) instead of a traceback.
+database file), raw SQLAlchemy errors, a ``RuntimeError`` when its tables are at a schema
+version this Optuna does not run on, and the ``ImportError`` of a database driver that is not
+installed (psycopg without the ``postgres`` extra) from an engine Optuna creates itself.  They
+are the database's state or set-up, not bugs: the command line shows them as one ``error:``
+line (password fields masked) instead of a traceback.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import traceback
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from taskgraph.storage.engine import describe_error
+from taskgraph.storage.engine import describe_error, missing_driver_message
 from taskgraph.storage.urls import last_resolved_url, mask_secrets
 
 __all__ = ["storage_failure_message"]
@@ -34,6 +36,9 @@ def storage_failure_message(error: BaseException) -> str | None:
         return f"{prefix}: {_first_line(error)}"
     if isinstance(error, SQLAlchemyError):
         return f"{prefix}: {_first_line(error)}"
+    missing_driver = missing_driver_message(error)
+    if missing_driver is not None:
+        return f"{prefix}: {missing_driver}"
     if isinstance(error, RuntimeError) and _raised_by_optuna_storage(error):
         text = str(error).replace("$STORAGE_URL", where or "URL")
         return f"{prefix}: {mask_secrets(text.strip().splitlines()[0] if text.strip() else '')}"

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from taskgraph.errors import ConfigError
-from taskgraph.runners.ray.runner import QUIET_RAY_ENV
+from taskgraph.runners.builtin import require_ray
 from taskgraph.search.engine import StudyEngine
 from taskgraph.spec.models import StudySpec
 
@@ -29,9 +29,14 @@ def submit_study(
     with ``TASKGRAPH_STORAGE`` in its environment (so the password is not on a command line),
     and returns at once; progress is read from the database with ``taskgraph study status``.
     ``cluster_storage_url`` is the same database as the cluster reaches it (inside docker
-    compose, ``postgres:5432`` rather than ``127.0.0.1:5432``).
+    compose, ``postgres:5432`` rather than ``127.0.0.1:5432``).  Without Ray installed (the
+    ``ray`` extra), one ``ConfigError`` line and no study.
     """
     import shlex
+
+    # Imported here, not with the module: without Ray, the line above instead of a traceback.
+    require_ray("study submit")
+    from taskgraph.runners.ray.runner import QUIET_RAY_ENV
 
     # The cluster first: an address where no job API answers is one error, and no study.
     if client is None:
