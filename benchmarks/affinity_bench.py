@@ -40,7 +40,6 @@ Sections:
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Sequence
@@ -62,7 +61,7 @@ from taskgraph.affinity.evaluation import (
     evaluate_grouping,
     evaluate_source_ranking,
 )
-from taskgraph.cli.scripts import nonnegative_int, run_script
+from taskgraph.cli.scripts import ScriptParser, nonnegative_int, run_script
 from taskgraph.search.benchmarking import (
     BENCH_SAMPLERS,
     SEARCH_TRIAL_CAPS,
@@ -494,9 +493,7 @@ def search(quick: bool, first_seed: int = 0, tables: Sequence[str] = tuple(SEARC
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ScriptParser(description=__doc__)
     parser.add_argument(
         "--quick", action="store_true", help="fewer seeds (a smoke run, not the reported numbers)"
     )
@@ -508,8 +505,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--first-seed",
         type=nonnegative_int,
-        default=0,
-        help="first sampler seed of the search section",
+        default=None,
+        help="first sampler seed of the search section (default 0)",
     )
     parser.add_argument(
         "--search-tables",
@@ -538,6 +535,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         tables = [t.strip() for t in args.search_tables.split(",") if t.strip()]
         if not tables:
             parser.error(f"--search-tables names no table; known: {', '.join(SEARCH_TABLES)}")
+    if args.first_seed is not None and "search" not in only:
+        parser.error("--first-seed is an option of --only search")
     # Checked now, not when the section comes after the others (minutes later).
     unknown_candidates = sorted(set(candidates) - set(METADATA_ABLATION))
     if unknown_candidates:
@@ -579,7 +578,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         gain_levels("mimic27", seeds=1 if quick else 5)
         gain_levels("ettm1", seeds=3 if quick else 20)
     if "search" in only:
-        search(quick, first_seed=args.first_seed, tables=tables)
+        search(quick, first_seed=args.first_seed or 0, tables=tables)
 
 
 if __name__ == "__main__":

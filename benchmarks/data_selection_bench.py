@@ -36,10 +36,20 @@ from typing import Any
 
 import optuna
 
-from taskgraph.cli.scripts import directory, positive_int, run_script
+from taskgraph.cli.scripts import (
+    DATA_HELP,
+    ScriptParser,
+    check_freeze,
+    directory,
+    int_range,
+    nonnegative_int,
+    positive_int,
+    run_script,
+)
 from taskgraph.search.samplers import build_sampler
 from taskgraph.search.space import SearchSpace
 from taskgraph.spec import spec_from_dict
+from taskgraph.spec.limits import MAX_ENCODER_LENGTH
 from taskgraph.trial import TrialConfig, TrialResult, TrialStatus
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -63,14 +73,12 @@ _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument(
-        "--data", type=directory, default=None, help="data directory (default: TASKGRAPH_DATA)"
-    )
+    p = ScriptParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--data", type=directory, default=None, help=DATA_HELP)
     p.add_argument("--target", default="ncbi_disease")
     p.add_argument("--pool", default="bc5cdr_disease,bc5cdr_chem,jnlpba", help="auxiliaries")
     p.add_argument("--encoder", default="minilm")
-    p.add_argument("--max-length", type=int, default=64)
+    p.add_argument("--max-length", type=int_range(8, MAX_ENCODER_LENGTH), default=64)
     p.add_argument(
         "--target-train", type=positive_int, default=300, help="target training sentences"
     )
@@ -80,17 +88,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=positive_int, default=80, help="target steps per trial")
     p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--freeze-layers", type=int, default=4)
+    p.add_argument(
+        "--freeze-layers", type=nonnegative_int, default=4, help="at most the encoder's depth"
+    )
     p.add_argument("--target-weight", type=float, default=3.0, help="target's mixing weight")
     p.add_argument("--eval", type=positive_int, default=300, help="dev and test sentences scored")
     p.add_argument(
         "--trials", type=positive_int, default=4, help="trial budget of each searched method"
     )
-    p.add_argument("--startup", type=int, default=2, help="TPE's random start-up trials")
+    p.add_argument(
+        "--startup", type=nonnegative_int, default=2, help="TPE's random start-up trials"
+    )
     p.add_argument("--keep-low", type=float, default=0.1)
     p.add_argument("--keep-high", type=float, default=1.0)
     p.add_argument("--seeds", type=positive_int, default=3)
-    p.add_argument("--threads", type=int, default=1, help="torch threads per trial")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch threads per trial")
     p.add_argument("--methods", default="none,all,random,similarity,learned")
     p.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, 1 seed, 2 trials")
     p.add_argument(
@@ -107,6 +119,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = sorted(set(filter(None, args.methods.split(","))) - set(METHODS))
     if unknown:
         p.error(f"--methods: unknown {unknown}; choose from {', '.join(METHODS)}")
+    check_freeze(p, "--freeze-layers", args.freeze_layers, args.encoder)
     return args
 
 
@@ -307,13 +320,22 @@ def main(argv: list[str] | None = None) -> int:
             f"{method}: test f1 {mean:.4f} ± {half:.4f} (95% t interval; se {se:.4f}; "
             f"per seed {per_seed}; chosen dev f1 {dev_mean:.4f})"
         )
+    return report(results)
+
+
+def report(results: dict[str, list[dict[str, Any]]]) -> int:
+    """Print each method's ``<method>_score`` line; 1 (no score lines) when a method got none.
+
+    A method every trial of which failed has a score of nan, which is no measurement: the run
+    says which and fails, before any score line (a reader of ``name: value`` lines sees none).
+    """
+    failed = [m for m, runs in results.items() if all(math.isnan(r["test"]) for r in runs)]
+    if failed:
+        print(f"error: every trial of {', '.join(failed)} failed (reasons above)", file=sys.stderr)
+        return 1
     for method in METHODS:
         if method in results:
             print(f"{method}_score: {summary([r['test'] for r in results[method]])[0]:.4f}")
-    failed = [m for m in methods if all(math.isnan(r["test"]) for r in results[m])]
-    if failed:  # a score of nan is no measurement: say so and fail
-        print(f"error: every trial of {', '.join(failed)} failed (reasons above)", file=sys.stderr)
-        return 1
     return 0
 
 

@@ -43,7 +43,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import Engine, func, insert, select, text
 
-from taskgraph.cli.scripts import positive_int, run_script
+from taskgraph.cli.scripts import ScriptParser, positive_int, run_script
 from taskgraph.storage import Repository, open_repository
 from taskgraph.storage.schema import (
     ModelConfigRow,
@@ -366,9 +366,7 @@ FIGURES = (
 
 def main() -> None:
     """Run the benchmark and print ``name: value`` lines."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ScriptParser(description=__doc__)
     add = parser.add_argument
     add("--records", type=positive_int, default=1_000_000, help="score records to load per backend")
     add("--backends", default="sqlite,postgres", help="comma-separated: sqlite, postgres")

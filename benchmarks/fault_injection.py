@@ -49,7 +49,6 @@ study), ``cluster.py`` (Ray worker and driver, PostgreSQL restart and outage), `
 
 from __future__ import annotations
 
-import argparse
 import random
 import tempfile
 import time
@@ -59,37 +58,46 @@ from faults.cluster import CLUSTER_FAULTS, run_cluster
 from faults.common import Outcome, write_table
 from faults.driver import run_backend
 
-from taskgraph.cli.scripts import run_script
+from taskgraph.cli.scripts import (
+    ScriptParser,
+    int_range,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    run_script,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ScriptParser(
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Each backend gets --faults studies, one fault each, and each cluster fault one "
         "study; the totals cover them all.",
     )
     parser.add_argument(
-        "--faults", type=int, default=6, help="studies (one fault each) per backend [6]"
+        "--faults", type=positive_int, default=6, help="studies (one fault each) per backend [6]"
     )
-    parser.add_argument("--budget", type=int, default=5, help="trials per study [5]")
+    parser.add_argument("--budget", type=int_range(2), default=5, help="trials per study [5]")
     parser.add_argument(
         "--backends",
         default="sqlite,postgres",
         help="comma-separated: sqlite, postgres [sqlite,postgres]",
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the fault points [0]")
+    parser.add_argument(
+        "--seed", type=nonnegative_int, default=0, help="random seed of the fault points [0]"
+    )
     parser.add_argument(
         "--cluster",
         default="all",
         help=f"comma-separated cluster faults, 'all' or 'none': {', '.join(CLUSTER_FAULTS)} [all]",
     )
     parser.add_argument(
-        "--outage", type=float, default=5.0, help="seconds PostgreSQL is down in pg-restart [5]"
+        "--outage",
+        type=positive_float,
+        default=5.0,
+        help="seconds PostgreSQL is down in pg-restart [5]",
     )
     args = parser.parse_args(argv)
-    if args.faults < 1 or args.budget < 2:
-        parser.error("--faults must be >= 1 and --budget >= 2")
     backends = [b.strip() for b in args.backends.split(",") if b.strip() not in ("", "none")]
     unknown = sorted(set(backends) - {"sqlite", "postgres"})
     if unknown:

@@ -27,7 +27,20 @@ import statistics
 import time
 from typing import Any
 
-from taskgraph.cli.scripts import positive_int, run_script
+from taskgraph.cli.scripts import (
+    DATA_HELP,
+    ScriptParser,
+    check_freeze,
+    directory,
+    int_range,
+    positive_float,
+    positive_int,
+    run_script,
+)
+
+#: The fewest ``--steps``: a step's time is the gap between two step ends, and the figures are
+#: medians of those gaps (``--steps 1`` has none: a median step of nan).
+MIN_STEPS = 2
 
 
 def trial_config(args: argparse.Namespace, *, seed: int, freeze: int) -> Any:
@@ -56,24 +69,38 @@ def mean_se(values: list[float]) -> tuple[float, float]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--target", default="ncbi_disease")
+    parser = ScriptParser(description=__doc__)
+    parser.add_argument("--target", default="ncbi_disease", help="a catalog task")
     parser.add_argument(
         "--freeze",
         type=positive_int,
         default=4,
-        help="frozen bottom layers (of 6), compared with 0 (full fine-tuning)",
+        help="frozen bottom layers (1 to MiniLM's 6), compared with 0 (full fine-tuning)",
     )
     parser.add_argument("--seeds", type=positive_int, default=3)
-    parser.add_argument("--steps", type=positive_int, default=200)
+    parser.add_argument(
+        "--steps",
+        type=int_range(MIN_STEPS),
+        default=200,
+        help=f"training steps (at least {MIN_STEPS}: the step time is a median of step gaps)",
+    )
     parser.add_argument("--eval-every", type=positive_int, default=25)
     parser.add_argument("--train", type=positive_int, default=300, help="training sentences")
     parser.add_argument("--eval", type=positive_int, default=200, help="dev sentences")
-    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--lr", type=positive_float, default=1e-4)
     parser.add_argument("--threads", type=positive_int, default=1)
-    return parser.parse_args(argv)
+    parser.add_argument("--data", type=directory, default=None, help=DATA_HELP)
+    args = parser.parse_args(argv)
+    # Both found only after a full trial otherwise: checked here, before any training.
+    from taskgraph.errors import TaskgraphError
+    from taskgraph.tasks import get_task
+
+    try:
+        get_task(args.target)
+    except TaskgraphError as error:
+        parser.error(f"--target: {error}")
+    check_freeze(parser, "--freeze", args.freeze, "minilm")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -112,6 +139,7 @@ def main(argv: list[str] | None = None) -> None:
                 trial_config(args, seed=seed, freeze=freeze),
                 callbacks=[clock],
                 threads=args.threads,
+                data_dir=args.data,
             )
             wall = time.perf_counter() - started
             if result.objective is None:

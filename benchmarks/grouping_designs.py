@@ -27,7 +27,7 @@ from taskgraph.affinity.converters import convert
 from taskgraph.affinity.evaluation import evaluate_grouping
 from taskgraph.affinity.grouping import candidate_task_sets
 from taskgraph.affinity.longtable import LongTable
-from taskgraph.cli.scripts import positive_int, run_script
+from taskgraph.cli.scripts import ScriptParser, positive_int, run_script
 from taskgraph.errors import ConfigError
 
 DESIGNS = ("pairs", "triples")
@@ -127,9 +127,7 @@ def _print_regrets(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ScriptParser(description=__doc__)
     parser.add_argument("--settings", type=setting_list, default="1,2,3,4",
                         help="Standley settings (default 1,2,3,4)")  # fmt: skip
     parser.add_argument("--budgets", type=budget_list, default="2,3,4,5",

@@ -28,7 +28,6 @@ import math
 import os
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -36,7 +35,15 @@ os.environ["TASKGRAPH_PRETRAIN_CACHE"] = "off"
 
 import torch
 
-from taskgraph.cli.scripts import directory, positive_int, run_script
+from taskgraph.cli.scripts import (
+    DATA_HELP,
+    ScriptParser,
+    directory,
+    json_file,
+    positive_float,
+    positive_int,
+    run_script,
+)
 from taskgraph.errors import ConfigError, TaskgraphError
 from taskgraph.training import train_trial
 from taskgraph.training.masking import MASKING_SCHEMES, build_masking
@@ -56,31 +63,8 @@ def interval(values: list[float]) -> tuple[float, float]:
     return mean, t * statistics.stdev(values) / math.sqrt(len(values))
 
 
-def positive_float(text: str) -> float:
-    """An argparse ``type``: a finite number > 0 (a learning rate)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
-
-
-def json_file(text: str) -> str:
-    """An argparse ``type``: a file to write whose folder exists (``~`` expanded)."""
-    path = Path(text).expanduser()
-    if not text.strip() or path.is_dir():
-        raise argparse.ArgumentTypeError(f"not a file name: {text!r}")
-    if not path.parent.is_dir():
-        raise argparse.ArgumentTypeError(f"no directory {path.parent} for {text}")
-    return str(path)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ScriptParser(description=__doc__)
     parser.add_argument(
         "--schemes", default="random,adaptive", help="comma-separated; `none` adds no pretraining"
     )
@@ -104,9 +88,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--options", default="{}", help="adaptive options as JSON")
     parser.add_argument("--threads", type=positive_int, default=None)
     parser.add_argument("--device", default=None)
-    parser.add_argument(
-        "--data", type=directory, default=None, help="data directory (default: ../shared/data)"
-    )
+    parser.add_argument("--data", type=directory, default=None, help=DATA_HELP)
     parser.add_argument(
         "--json", type=json_file, default=None, help="also write every run to this JSON file"
     )

@@ -20,8 +20,9 @@ stamped in the worker):
 * ``database_write``: ``engine.finish`` (Optuna tell and the records);
 * ``other``: what is left (Tune's loop between trials).
 
-``steady`` is the median time from one trial's suggestion to the next: the per-trial cost
-once the first actor has started (which each run pays once).
+``steady`` is the median time from one trial's suggestion to the next, the first gap (which
+holds the first actor's start, paid once per run) left out: the per-trial cost once that actor
+has started.  It needs >= 4 trials (2 gaps after the first); with fewer it is nan.
 
     python benchmarks/orchestration_overhead.py --trials 20
 
@@ -37,6 +38,7 @@ import itertools
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -45,7 +47,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from taskgraph.cli.scripts import nonnegative_int, positive_int, run_script
+from taskgraph.cli.scripts import ScriptParser, json_file, nonnegative_int, positive_int, run_script
+from taskgraph.errors import ConfigError
 from taskgraph.search.engine import StudyEngine
 from taskgraph.spec import spec_from_dict
 from taskgraph.storage import open_repository
@@ -176,6 +179,24 @@ def run_ray(url: str, name: str, trials: int, reuse: bool, tune_dir: Path, clock
         engine.close()
 
 
+def steady_gap(suggested_at: list[float], name: str = "ray_reuse") -> float | None:
+    """Return the median time from one suggestion to the next, the first gap left out.
+
+    The first gap holds the first actor's start (paid once per run), which a median of a few
+    gaps would not outvote; ``None`` (with a note on stderr) when fewer than 2 gaps remain.
+    """
+    gaps = [b - a for a, b in itertools.pairwise(suggested_at)][1:]
+    if len(gaps) < 2:
+        if suggested_at:  # the local runner has no suggestion timestamps: nothing to say
+            print(
+                f"note: {name}: the steady time per trial needs >= 4 trials, "
+                f"got {len(suggested_at)}: nan",
+                file=sys.stderr,
+            )
+        return None
+    return statistics.median(gaps)
+
+
 def breakdown(url: str, study: str, clock: Clock, wall: float, trials: int) -> dict[str, float]:
     """Return the mean seconds per trial of each phase (see the module docstring)."""
     with open_repository(url) as repo:
@@ -194,12 +215,10 @@ def breakdown(url: str, study: str, clock: Clock, wall: float, trials: int) -> d
         if complete is not None:
             per["result_reporting"].append(complete - finished)
     out = {"wall": wall / trials}
-    # Steady state: the median time from one trial's suggestion to the next (the first actor's
-    # start, paid once per run, is left out).
     suggested_at = sorted(t for (kind, _), t in clock.events.items() if kind == "suggest_end")
-    gaps = [b - a for a, b in itertools.pairwise(suggested_at)]
-    if gaps:
-        out["steady"] = statistics.median(gaps)
+    steady = steady_gap(suggested_at, study)
+    if steady is not None:
+        out["steady"] = steady
     if per["trial_start"]:
         out["trial_start_median"] = statistics.median(per["trial_start"])
     for key in ("searcher", "check_stop", "database_write"):
@@ -221,16 +240,18 @@ def show(name: str, parts: dict[str, float]) -> None:
     print(f"{name}: {parts['wall']:.3f} s/trial  ({fields})", flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = ScriptParser(description=__doc__)
     parser.add_argument("--trials", type=positive_int, default=20)
     parser.add_argument(
         "--warmup", type=nonnegative_int, default=4, help="trials of the warm-up study"
     )
-    parser.add_argument("--json", type=Path, help="also write the figures here")
-    args = parser.parse_args(argv)
+    parser.add_argument("--json", type=json_file, help="also write the figures here")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
 
     import ray
 
@@ -266,14 +287,31 @@ def main(argv: list[str] | None = None) -> int:
             ray.shutdown()
     load = os.getloadavg()
     print(f"load average at end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    if args.json:
-        args.json.write_text(json.dumps({"figures": figures, "load_end": load}, indent=2))
-    print(f"trials: {args.trials}")
+    report(figures, trials=args.trials, load_end=load, json_path=args.json)
+    return 0
+
+
+def report(
+    figures: dict[str, dict[str, float]],
+    *,
+    trials: int,
+    load_end: tuple[float, float, float],
+    json_path: str | None,
+) -> None:
+    """Print the summary lines, then write ``json_path``: a file that cannot be written (its
+    folder gone while the benchmark ran) is one error line after the figures, not a loss."""
+    print(f"trials: {trials}")
     print(f"ray_fresh_actors_overhead_s_per_trial: {figures['ray_fresh_actors']['wall']:.3f}")
     print(f"ray_steady_s_per_trial: {figures['ray_reuse'].get('steady', float('nan')):.3f}")
     print(f"ray_overhead_s_per_trial: {figures['ray_reuse']['wall']:.3f}")
-    print(f"local_overhead_s_per_trial: {figures['local']['wall']:.3f}")
-    return 0
+    print(f"local_overhead_s_per_trial: {figures['local']['wall']:.3f}", flush=True)
+    if json_path:
+        try:
+            Path(json_path).write_text(
+                json.dumps({"figures": figures, "load_end": load_end}, indent=2)
+            )
+        except OSError as error:
+            raise ConfigError(f"--json: cannot write {json_path}: {error.strerror}") from None
 
 
 if __name__ == "__main__":

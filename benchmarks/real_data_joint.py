@@ -21,38 +21,54 @@ import time
 
 import torch
 
-from taskgraph.cli.scripts import directory, positive_int, run_script
+from taskgraph.cli.scripts import (
+    DATA_HELP,
+    ScriptParser,
+    directory,
+    int_range,
+    json_file,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    run_script,
+)
 from taskgraph.models import SHARING_ARCHITECTURES
 from taskgraph.training import train_trial
 from taskgraph.trial import MixingConfig, TrialConfig, TrialStatus
 
 TARGET = "tr_ner_tur2003"
 AUXILIARIES = ("ud_tr_imst_upos", "ud_tr_imst_deps")
+#: The longest ``--max-length`` (the spec's ``encoder.max_length`` bound; MiniLM reads 512).
+MAX_LENGTH = 512
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = ScriptParser(description=__doc__)
     parser.add_argument(
         "--architectures",
         default=",".join(SHARING_ARCHITECTURES.names()),
         help="comma-separated sharing architectures (default: all registered)",
     )
     parser.add_argument("--steps", type=positive_int, default=300, help="training steps per run")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--learning-rate", type=float, default=1e-4)
-    parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--max-examples", type=int, default=2000, help="training cap per task")
-    parser.add_argument("--eval-examples", type=int, default=300, help="dev cap per task")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
+    parser.add_argument("--batch-size", type=positive_int, default=16)
+    parser.add_argument("--learning-rate", type=positive_float, default=1e-4)
     parser.add_argument(
-        "--data", type=directory, default=None, help="data directory (default: ../shared/data)"
+        "--max-length", type=int_range(8, MAX_LENGTH), default=128, help="tokens per sentence"
     )
-    parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--max-examples", type=positive_int, default=2000, help="training cap per task"
+    )
+    parser.add_argument("--eval-examples", type=positive_int, default=300, help="dev cap per task")
+    parser.add_argument("--seed", type=nonnegative_int, default=0)
+    parser.add_argument(
+        "--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)"
+    )
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
+    parser.add_argument("--data", type=directory, default=None, help=DATA_HELP)
+    parser.add_argument(
+        "--json", type=json_file, default=None, help="also write the rows to this JSON file"
+    )
+    args = parser.parse_args(argv)
     names = [a for a in args.architectures.split(",") if a]
     unknown = sorted(set(names) - set(SHARING_ARCHITECTURES.names()))
     if unknown:
@@ -60,7 +76,17 @@ def main() -> None:
             f"--architectures: unknown {unknown}; choose from "
             f"{', '.join(SHARING_ARCHITECTURES.names())}"
         )
-    if args.threads:
+    if not names:
+        parser.error(
+            f"--architectures names none; choose from {', '.join(SHARING_ARCHITECTURES.names())}"
+        )
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    names = [a for a in args.architectures.split(",") if a]
+    if args.threads is not None:
         torch.set_num_threads(args.threads)
     caps = {task: args.max_examples for task in (TARGET, *AUXILIARIES)}
     rows = []
@@ -109,15 +135,15 @@ def main() -> None:
             f"| {row['architecture']} | {' | '.join(cells)} | {row['seconds']} | "
             f"{row['cpu_seconds']} |"
         )
-    if args.json:
+    for row in rows:
+        print(f"{row['architecture']}_ner_f1: {_fmt(row['ner_f1'])}", flush=True)
+    if args.json:  # after the summary lines: a file that cannot be written loses nothing
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(
                 {"args": vars(args), "threads": torch.get_num_threads(), "rows": rows},
                 handle,
                 indent=1,
             )
-    for row in rows:
-        print(f"{row['architecture']}_ner_f1: {_fmt(row['ner_f1'])}")
     failed = [row["architecture"] for row in rows if row["status"] != "complete"]
     if failed:  # a failed run has no score: say which, and fail
         raise SystemExit(f"error: the runs of {', '.join(failed)} failed (reasons above)")

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from taskgraph.affinity.screening import (
@@ -41,8 +42,8 @@ from taskgraph.affinity.screening import (
     screen_scores,
     single_auxiliary_gains,
 )
-from taskgraph.cli.scripts import positive_int, run_script
-from taskgraph.errors import ConfigError, TaskgraphError
+from taskgraph.cli.scripts import DATA_HELP, ScriptParser, positive_int, run_script
+from taskgraph.errors import ConfigError, TaskgraphError, command_line_wording
 
 
 def measured_gains(args: argparse.Namespace) -> tuple[str, dict[str, float]]:
@@ -72,6 +73,14 @@ def measured_gains(args: argparse.Namespace) -> tuple[str, dict[str, float]]:
     return target, single_auxiliary_gains(records, target)
 
 
+def database_exists(url: str) -> bool:
+    """Return False for a SQLite URL whose file is not there yet; True for any other URL."""
+    from taskgraph.storage.urls import parse_storage_url, sqlite_path
+
+    path = sqlite_path(parse_storage_url(url))
+    return path is None or path.exists()
+
+
 def screen_predictions(args: argparse.Namespace, target: str) -> tuple[dict[str, float], Any]:
     """Return (candidate -> predicted effect, the screen) of the latest screen, run if asked."""
     from taskgraph.storage import open_repository
@@ -79,7 +88,9 @@ def screen_predictions(args: argparse.Namespace, target: str) -> tuple[dict[str,
     study = args.screen_study or args.study
     storage = args.screen_storage or args.storage
     screens = []
-    if study:  # read only: a database that is not there yet is created by a screen run here
+    if study and (database_exists(storage) or not args.spec):
+        # Read only: a database that is not there yet is created by the screen run below
+        # (without --spec, reading it says there is none).
         with open_repository(storage, create=False) as repository:
             screens = repository.screens(study)
     if not screens and args.spec:
@@ -131,10 +142,12 @@ def main(
     embed: Callable[..., Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Print the agreements and return them (``embed``: the TextEmb function, for tests)."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    parser = ScriptParser(description=__doc__)
+    parser.add_argument(
+        "--storage",
+        default=None,
+        help="records database URL (default: $TASKGRAPH_STORAGE, else sqlite:///taskgraph.db)",
     )
-    parser.add_argument("--storage", default="sqlite:///taskgraph.db", help="records database URL")
     parser.add_argument("--study", help="study with the measured single-auxiliary gains")
     parser.add_argument("--table", help="long CSV of measured scores instead of --study")
     parser.add_argument("--target", help="target task (default: the study's)")
@@ -144,8 +157,8 @@ def main(
     parser.add_argument("--screen-storage", help="database of the screen (default --storage)")
     parser.add_argument("--spec", help="spec to screen when no screen is stored")
     parser.add_argument("--steps", type=positive_int, help="steps of a screen run here")
-    parser.add_argument("--probes", type=int, help="lookahead probes of a screen run here")
-    parser.add_argument("--data", help="data directory (default: TASKGRAPH_DATA, ../shared/data)")
+    parser.add_argument("--probes", type=positive_int, help="lookahead probes of a screen run here")
+    parser.add_argument("--data", help=DATA_HELP)
     parser.add_argument("--no-textemb", action="store_true", help="skip the TextEmb ranking")
     parser.add_argument("--bootstrap", type=positive_int, default=2000, help="bootstrap resamples")
     args = parser.parse_args(argv)
@@ -153,11 +166,18 @@ def main(
         parser.error("give --study or --table")
     if args.table and not args.target:
         parser.error("--table needs --target")
+    if args.table and not Path(args.table).expanduser().is_file():
+        parser.error(f"--table: no file {args.table}")
+    from taskgraph.storage.urls import resolve_storage_url
+
     try:
-        target, measured = measured_gains(args)
-        predicted, screen = screen_predictions(args, target)
+        with command_line_wording():  # errors name --storage, as the taskgraph command's do
+            args.storage = resolve_storage_url(args.storage)  # --storage, TASKGRAPH_STORAGE...
+            target, measured = measured_gains(args)
+            predicted, screen = screen_predictions(args, target)
     except TaskgraphError as error:
-        raise SystemExit(f"error: {error}") from None
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     candidates = sorted(set(measured) & set(predicted))
     print(f"target: {target}")
     print(f"n_candidates: {len(candidates)}")

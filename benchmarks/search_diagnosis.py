@@ -26,7 +26,6 @@ proposed during its start-up).
 
 from __future__ import annotations
 
-import argparse
 import statistics
 from collections import Counter
 from collections.abc import Sequence
@@ -36,7 +35,7 @@ import optuna
 
 from taskgraph.affinity.converters import convert
 from taskgraph.affinity.longtable import LongTable
-from taskgraph.cli.scripts import nonnegative_int, positive_int, run_script
+from taskgraph.cli.scripts import ScriptParser, nonnegative_int, positive_int, run_script
 from taskgraph.search.benchmarking import (
     SEARCH_TRIAL_CAPS,
     benchmark_spec,
@@ -114,9 +113,7 @@ def landscape(table: LongTable, target: str) -> dict[str, object]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ScriptParser(description=__doc__)
     parser.add_argument("--table", default="ettm1", choices=sorted(SEARCH_TRIAL_CAPS))
     parser.add_argument("--seeds", type=positive_int, default=5)
     parser.add_argument("--first-seed", type=nonnegative_int, default=100)

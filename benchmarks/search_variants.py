@@ -37,7 +37,7 @@ import numpy as np
 from taskgraph.affinity.converters import convert
 from taskgraph.affinity.longtable import LongTable
 from taskgraph.affinity.records import ScoreRecord
-from taskgraph.cli.scripts import nonnegative_int, run_script
+from taskgraph.cli.scripts import ScriptParser, nonnegative_int, run_script
 from taskgraph.search.benchmarking import (
     SEARCH_TRIAL_CAPS,
     SearchRun,
@@ -162,9 +162,7 @@ def read_lines(path: Path, parser: argparse.ArgumentParser) -> list[dict[str, An
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ScriptParser(description=__doc__)
     parser.add_argument("--table", default="mimic27", choices=sorted(SEARCH_TRIAL_CAPS))
     parser.add_argument("--seeds", type=seed_list, default=[100],
                         help="comma-separated sampler seeds (integers >= 0)")  # fmt: skip

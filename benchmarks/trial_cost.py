@@ -45,15 +45,24 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from taskgraph.cli.scripts import nonnegative_int, positive_int, run_script
+from taskgraph.cli.scripts import (
+    DATA_DEFAULT,
+    ScriptParser,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    run_script,
+)
 
 START = time.perf_counter()
 ROOT = Path(__file__).resolve().parent.parent
+#: The caches' folder when TASKGRAPH_CACHE is not set (kept after a run, reused by the next).
+DEFAULT_CACHE = Path(tempfile.gettempdir()) / "taskgraph-bench-cache"
 
 PHASES = [
     "imports",
@@ -176,9 +185,16 @@ def trial_config(args: argparse.Namespace, *, freeze: int) -> Any:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = ScriptParser(
+        description=__doc__,
+        epilog=(
+            f"The data: {DATA_DEFAULT} (no --data option).  The tokenized features and the "
+            "frozen-layer outputs are cached in $TASKGRAPH_CACHE, else "
+            f"{DEFAULT_CACHE} (about 140 MB for --config short); the cache is kept after the "
+            "run and reused by the next one (--cold clears it first; delete the folder to "
+            "free the space)."
+        ),
     )
     parser.add_argument("--config", choices=sorted(CONFIGS), default="short")
     parser.add_argument(
@@ -197,7 +213,7 @@ def main() -> None:
         help="runner.threads (default: the cores given)",
     )
     parser.add_argument(
-        "--lr", type=float, default=None, help="learning rate (default: the config's)"
+        "--lr", type=positive_float, default=None, help="learning rate (default: the config's)"
     )
     parser.add_argument(
         "--cold",
@@ -205,17 +221,11 @@ def main() -> None:
         help="clear the caches first (tokenized features and frozen-layer outputs): a first run",
     )
     parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.lr is not None and not args.lr > 0:
-        parser.error("--lr must be > 0")
+    args = parser.parse_args(argv)
     if args.prepare:
         prepare(args)
         return
-    cache = Path(
-        os.environ.setdefault(
-            "TASKGRAPH_CACHE", str(Path(tempfile.gettempdir()) / "taskgraph-bench-cache")
-        )
-    )
+    cache = Path(os.environ.setdefault("TASKGRAPH_CACHE", str(DEFAULT_CACHE)))
     if args.cold:
         for kind in ("features", "frozen"):  # both are read back by a later run
             shutil.rmtree(cache / kind, ignore_errors=True)
