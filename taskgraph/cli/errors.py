@@ -40,8 +40,12 @@ class TaskgraphGroup(TyperGroup):
                 return super().invoke(ctx)
         except TaskgraphError as error:
             # Printed here and left through typer.Exit rather than a click.ClickException,
-            # which a vendored click's main loop would not recognise.
-            typer.echo(f"error: {error}", err=True)
+            # which a vendored click's main loop would not recognise.  Worded here too: a
+            # message may be written when it is printed (the resume hint of an unreachable
+            # database names the command, not the Python call).
+            with command_line_wording():
+                printed = f"error: {error}"
+            typer.echo(printed, err=True)
             raise typer.Exit(code=error.exit_code) from error
         except Exception as error:
             if _is_usage_error(error):
