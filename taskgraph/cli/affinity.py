@@ -104,26 +104,14 @@ PoolingOption = Annotated[
 ]
 
 
-def _setfn_options(method: str, hyperprior: bool | None, pooling: str | None) -> tuple[bool, str]:
-    """Return (hyperprior, pooling) for ``method``, refusing either when given to another
-    estimator, which would ignore it."""
-    ESTIMATORS.get(method)  # an unknown method: its own line, listing the known ones
-    if method != "setfn":
-        given = [flag for flag, value in (
-            ("--pooling", pooling),
-            ("--hyperprior" if hyperprior else "--no-hyperprior", hyperprior),
-        ) if value is not None]  # fmt: skip
-        if given:
-            raise ConfigError(f"`{given[0]}` is an option of setfn, but --method is {method!r}")
-    return (True if hyperprior is None else hyperprior), (pooling or "mean")
-
-
 #: the estimators that read TextEmb vectors (``task_embeddings``)
 _EMBEDDING_METHODS = ("setfn", "textemb")
 
 
 def _embeddings_option(method: str, text_embeddings: bool) -> None:
-    # Another estimator would load MiniLM and then ignore what it computed.
+    ESTIMATORS.get(method)  # an unknown method: its own line, listing the known ones
+    # Another estimator would load MiniLM and then ignore what it computed.  (Setfn's own
+    # options, --pooling and --hyperprior, are checked by the library: from Python too.)
     if text_embeddings and method not in _EMBEDDING_METHODS:
         raise ConfigError(
             f"`--text-embeddings` is an option of {' and '.join(_EMBEDDING_METHODS)}, but "
@@ -163,7 +151,6 @@ def fit(
     With --table the records come from the CSV file and nothing is saved (`saved: False`).
     """
     _one_source(storage, table)
-    hyperprior, pooling = _setfn_options(method, hyperprior, pooling)
     _embeddings_option(method, text_embeddings)
     with stderr_console.status(f"fitting {method}"):
         summary = fit_and_save(
@@ -211,7 +198,6 @@ def top(
     _at_least(k, "-k", 1)
     _at_least(max_size, "--max-size", 1)
     _one_source(storage, table)
-    hyperprior, pooling = _setfn_options(method, hyperprior, pooling)
     _embeddings_option(method, text_embeddings)
     with stderr_console.status(f"fitting {method}"):
         report = recommendation_report(
@@ -295,7 +281,6 @@ def groups(
             "--tasks out to group every target with records"
         )
     _one_source(storage, table)
-    hyperprior, pooling = _setfn_options(method, hyperprior, pooling)
     _embeddings_option(method, text_embeddings)
     with stderr_console.status(f"fitting {method} and choosing networks"):
         report = grouping_report(
@@ -311,18 +296,10 @@ def groups(
             hyperprior=hyperprior,
             pooling=pooling,
         )
-    grouping, scores, measured = report.grouping, report.scores, report.measured
+    grouping, measured = report.grouping, report.measured
     _notes(report.notes)
     if as_json:
-        emit_json(
-            {
-                **grouping.to_dict(),
-                "scores": {
-                    t: scores[grouping.assignment[t]][t] for t in sorted(grouping.assignment)
-                },
-                "notes": list(report.notes),
-            }
-        )
+        emit_json(report.to_dict())
         return
     rows = [
         {"network": sorted(n), "serves": sorted(t for t, a in grouping.assignment.items() if a == n),
@@ -365,7 +342,6 @@ def graph(
     if fmt not in GRAPH_FORMATS:
         raise ConfigError(f"`--format` must be one of {list(GRAPH_FORMATS)}, but got {fmt!r}")
     _one_source(storage, table)
-    hyperprior, pooling = _setfn_options(method, hyperprior, pooling)
     _embeddings_option(method, text_embeddings)
     # Checked before any work: a device, a FIFO or a directory is refused, never replaced.
     # So is the records database it reads (`-o x.db --storage sqlite:///x.db`).
@@ -385,4 +361,5 @@ def graph(
         return
     with output_errors(output):
         written = write_graph(graph, target, fmt=fmt)
-    typer.echo(f"wrote {output}")
+    # On stderr, as `records export` says it: stdout is for what was asked for.
+    typer.echo(f"wrote {output}", err=True)

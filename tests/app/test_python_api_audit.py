@@ -97,7 +97,7 @@ def test_a_spec_objects_relative_table_is_read_from_the_cwd_and_stored_absolute(
         (lambda url, table: taskgraph.recommend("a", table=table, hyperprior="no"), "hyperprior"),
         (lambda url, table: taskgraph.groupings(2, table=table, hyperprior="no"), "hyperprior"),
         (lambda url, table: taskgraph.affinity_graph(table=table, hyperprior=0), "hyperprior"),
-        (lambda url, table: taskgraph.fit_and_save(table=table, hyperprior=None), "hyperprior"),
+        (lambda url, table: taskgraph.fit_and_save(table=table, hyperprior="yes"), "hyperprior"),
     ],
 )
 def test_a_flag_must_be_a_bool_not_something_truthy(
