@@ -99,7 +99,8 @@ def load_records(
     From the database, ``metric=None`` means the objective metric (and, with ``split=None``,
     split) of the studies the records come from; ``metric="all"`` keeps every metric.  The
     records returned are of one split.  Raises :class:`ConfigError` when the studies disagree
-    on the metric, when no record has it, or when several splits remain and none is named;
+    on the metric, when no record has it, when several splits remain and none is named, or
+    (``metric="all"``) when one task's metrics go in different directions (a loss, an accuracy);
     :class:`~taskgraph.errors.DataFormatError` for a bad table;
     :class:`~taskgraph.errors.StorageError` for a database that cannot be opened.
     ``repository``: an open records database to read instead of opening ``storage``.
@@ -151,7 +152,26 @@ def load_records(
                 f"the records have splits {splits}; choose one with {option_name('split')}"
             )
         records = [r for r in records if r.split == preferred]
+    if metric == ALL_METRICS:
+        _one_direction_per_task(records)
     return records
+
+
+def _one_direction_per_task(records: Sequence[ScoreRecord]) -> None:
+    """Raise a ConfigError when one task's records mix higher- and lower-is-better metrics:
+    ``metric="all"`` averages a task's metrics, and a loss and an accuracy make no mean."""
+    directions: dict[str, dict[bool, set[str]]] = {}
+    for record in records:
+        by_direction = directions.setdefault(record.task, {})
+        by_direction.setdefault(record.higher_is_better, set()).add(record.metric or "score")
+    for task, by_direction in sorted(directions.items()):
+        if len(by_direction) > 1:
+            raise ConfigError(
+                f"{option_name('metric', ALL_METRICS)} would average the metrics of {task!r}, but "
+                f"higher is better for {', '.join(sorted(by_direction[True]))} and lower for "
+                f"{', '.join(sorted(by_direction[False]))}: choose one with "
+                f"{option_name('metric', metavar='NAME')}"
+            )
 
 
 #: the long format's split names for the records' (a trainer's dev split is the table's val)
@@ -163,7 +183,7 @@ def records_long_table(
     storage: str | None = None,
     study: str | None = None,
     target: str | None = None,
-    task_set: str | None = None,
+    task_set: str | Sequence[str] | None = None,
     contains: str | None = None,
     metric: str | None = None,
     repository: Repository | None = None,
@@ -175,10 +195,14 @@ def records_long_table(
     seeds, and over the configurations that trained that task set), in ``metric`` (default:
     the studies' objective metric, as :func:`load_records` chooses it).  Splits are named as
     the long format names them (``dev`` -> ``val``; splits other than dev, val and test are
-    left out).  ``study``: only its runs; ``target``: only that task's scores (from every task
-    set that contains it); ``task_set`` (``a+b``): only runs on exactly that set; ``contains``:
-    only runs whose set contains that task.  Raises :class:`ConfigError` when nothing is left,
-    when the studies disagree on the metric, or when one task set was trained in several model
+    left out).  Each filter picks runs, and every score of a picked run is kept (its
+    auxiliaries' too), as ``records list`` picks them: ``study``: only its runs; ``target``:
+    only runs whose target is that task; ``task_set`` (``a+b`` or a list of names): only runs
+    on exactly that set; ``contains``: only runs whose set contains that task.  A study,
+    target or task no run has is refused with the known names
+    (:func:`~taskgraph.app.results.check_record_filters`).  Raises :class:`ConfigError` when
+    nothing is left (a ``metric`` the matching runs lack names the ones they have), when the
+    studies disagree on the metric, or when one task set was trained in several model
     families (encoder, input length, example caps, pretraining or data selection), whose scores
     one row cannot hold.
     """
@@ -190,18 +214,21 @@ def records_long_table(
             f"`{option_name('metric')}` {ALL_METRICS!r} would average different metrics into one "
             "score: a long table holds one metric; name it"
         )
-    wanted_set = None
-    if task_set is not None:
-        wanted_set = frozenset(t.strip() for t in task_set.split("+") if t.strip())
-        if not wanted_set:
-            raise ConfigError(f"`{option_name('task_set')}` {task_set!r} names no task")
+    from taskgraph.app.results import check_record_filters
+
     with _records_database(storage, repository) as database:
-        records = database.score_records(study=study, target=target, metric=named_metric)
+        check_record_filters(
+            database, study=study, target=target, task_set=task_set, contains=contains
+        )
+        picked = _long_table_runs(
+            database, study=study, target=target, task_set=task_set, contains=contains
+        )
+        records = _of_runs(database.score_records(study=study, metric=named_metric), picked)
+        if not records and named_metric is not None:
+            _no_scores_in_metric(
+                named_metric, _of_runs(database.score_records(study=study), picked)
+            )
         specs = database.study_specs()
-    if wanted_set is not None:
-        records = [r for r in records if r.task_set == wanted_set]
-    if contains is not None:
-        records = [r for r in records if contains in r.task_set]
     if named_metric is None and records:
         try:
             chosen, _ = _objective(records, specs)
@@ -234,6 +261,40 @@ def records_long_table(
         value = float(np.mean([r.value for r in found]))
         rows.append(LongRow(task, tasks, split, value, found[0].higher_is_better))
     return LongTable(rows=rows, source=study or "")
+
+
+def _long_table_runs(
+    database: Repository,
+    *,
+    study: str | None,
+    target: str | None,
+    task_set: str | Sequence[str] | None,
+    contains: str | None,
+) -> set[int] | None:
+    """Return the ids of the complete runs that ``target``, ``task_set`` and ``contains`` pick
+    (None: no such filter, every run): the long table picks runs as ``records list`` does."""
+    if target is None and task_set is None and contains is None:
+        return None
+    runs = database.runs(
+        study=study, target=target, task_set=task_set, contains=contains, status="complete"
+    )
+    return {run.id for run in runs}
+
+
+def _of_runs(records: Sequence[ScoreRecord], run_ids: set[int] | None) -> list[ScoreRecord]:
+    """Return the ``records`` of the runs ``run_ids`` (None: every run's)."""
+    return [r for r in records if run_ids is None or r.run_id in run_ids]
+
+
+def _no_scores_in_metric(metric: str, records: Sequence[ScoreRecord]) -> None:
+    """Raise a ConfigError naming ``metric`` and the metrics the matching runs' ``records``
+    have (nothing when they have no scores at all: the caller says nothing matches)."""
+    metrics = sorted({r.metric for r in records if r.metric})
+    if metrics:
+        raise ConfigError(
+            f"`{option_name('metric')}` {metric!r}: the matching runs have no {metric} scores; "
+            f"their metrics: {', '.join(metrics)}"
+        )
 
 
 def _target_has_metric(
@@ -289,18 +350,7 @@ def _objective(
     is what the studies optimised.
     """
     metrics = sorted({r.metric for r in records})
-    objectives: dict[str, tuple[str, str | None]] = {}
-    for study in sorted({r.study for r in records if r.study}):
-        spec = specs.get(study, {})
-        objective = spec.get("objective") or {}
-        if objective.get("metric"):
-            objectives[study] = (str(objective["metric"]), objective.get("split"))
-            continue
-        # No metric named: the study optimised its target's primary metric (the trainer's
-        # default), kept when the study's records have it (a benchmark table's do not).
-        primary = _primary_metric(spec)
-        if primary is not None and any(r.study == study and r.metric == primary for r in records):
-            objectives[study] = (primary, objective.get("split"))
+    objectives = _study_objectives(records, specs)
     named = sorted({m for m, _ in objectives.values()})
     if len(named) > 1:
         listed = "; ".join(f"{s!r} optimises {m} on {sp}" for s, (m, sp) in objectives.items())
@@ -319,6 +369,54 @@ def _objective(
         f"with {option_name('metric', metavar='NAME')}, or mix them with "
         f"{option_name('metric', ALL_METRICS)}"
     )
+
+
+def _study_objectives(
+    records: Sequence[ScoreRecord], specs: Mapping[str, Mapping[str, Any]]
+) -> dict[str, tuple[str, str | None]]:
+    """Return each study's objective (metric, split) that its ``records`` are read in by
+    default; a study naming no metric whose records lack its target's primary one has none."""
+    objectives: dict[str, tuple[str, str | None]] = {}
+    for study in sorted({r.study for r in records if r.study}):
+        spec = specs.get(study, {})
+        objective = spec.get("objective") or {}
+        if objective.get("metric"):
+            objectives[study] = (str(objective["metric"]), objective.get("split"))
+            continue
+        # No metric named: the study optimised its target's primary metric (the trainer's
+        # default), kept when the study's records have it (a benchmark table's do not).
+        primary = _primary_metric(spec)
+        if primary is not None and any(r.study == study and r.metric == primary for r in records):
+            objectives[study] = (primary, objective.get("split"))
+    return objectives
+
+
+def _target_objectives_differ(target: str, *, storage: str | None, split: str | None) -> None:
+    """Raise a ConfigError when the studies with records of ``target`` read them in different
+    metrics by default, naming those studies (not other targets') and each one's metric."""
+    with _records_database(storage) as database:
+        own = [r for r in database.score_records(split=split) if r.task == target]
+        specs = database.study_specs()
+    objectives = _study_objectives(own, specs)
+    read_in: dict[str, str] = {}
+    said = []
+    for study in sorted({r.study for r in own if r.study}):
+        if study in objectives:
+            metric, on = objectives[study]
+            read_in[study] = metric
+            said.append(f"{study!r} optimises {metric}" + (f" on {on}" if on else ""))
+            continue
+        # No objective metric of its own (a benchmark table's `loss`): its records' metric.
+        metrics = sorted({r.metric for r in own if r.study == study and r.metric})
+        read_in[study] = " and ".join(metrics)
+        said.append(f"{study!r} names none, its records have {read_in[study]}")
+    if len(set(read_in.values())) > 1:
+        raise ConfigError(
+            f"`{option_name('target')}` {target!r} is scored by studies with different "
+            f"objective metrics ({'; '.join(said)}); choose one with "
+            f"{option_name('metric', metavar='NAME')}, or mix them with "
+            f"{option_name('metric', ALL_METRICS)}"
+        )
 
 
 def _primary_metric(spec: Mapping[str, Any]) -> str | None:
@@ -455,6 +553,16 @@ def _without_baseline_note(tasks: Sequence[str], consequence: str) -> str:
     )
 
 
+def _families_note(n_families: int, compared: str) -> str:
+    """Return the note that the records come from ``n_families`` model families, and how
+    ``compared`` their scores are (``affinity top`` and ``affinity graph`` say it alike)."""
+    return f"the records come from {n_families} model families; {compared}"
+
+
+#: the estimators that read only a target's gains from single auxiliary tasks (pairs)
+_PAIR_METHODS = ("pairwise", "hoa")
+
+
 def _within(records: Sequence[ScoreRecord], tasks: Sequence[str]) -> list[ScoreRecord]:
     return [r for r in records if r.task_set <= set(tasks) and math.isfinite(r.value)]
 
@@ -550,22 +658,24 @@ def fit_estimator(
     split: str | None = None,
     metric: str | None = None,
     text_embeddings: bool = False,
-    hyperprior: bool = True,
-    pooling: str = "mean",
+    hyperprior: bool | None = None,
+    pooling: str | None = None,
     repository: Repository | None = None,
 ) -> tuple[AffinityEstimator, list[ScoreRecord]]:
     """Return the estimator ``method`` fitted on the records, and those records.
 
     ``text_embeddings`` adds TextEmb vectors of catalog tasks (loads MiniLM with torch); a
     ConfigError when no task of the records is one.
-    ``hyperprior`` (setfn) fits its variances with a weak prior.  The records database is
+    ``hyperprior`` (setfn; default True) fits its variances with a weak prior; ``pooling``
+    (setfn; default ``mean``) is how a set's members combine: either given with another
+    ``method``, which would ignore it, is refused.  The records database is
     opened once (or ``repository``, an open one, is read).  Raises
     :class:`~taskgraph.errors.UnknownNameError` for an unknown method (before any work) and
-    :class:`~taskgraph.errors.ConfigError` when there is nothing to fit, or for both
-    ``storage`` and ``table``.
+    :class:`~taskgraph.errors.ConfigError` when there is nothing to fit, for a setfn option
+    with another method, or for both ``storage`` and ``table``.
     """
     ESTIMATORS.get(registered_name(method, "method"))  # unknown: one line listing the known ones
-    flag(hyperprior, "hyperprior")
+    prior, pool = _setfn_options(method, hyperprior, pooling)
     flag(text_embeddings, "text_embeddings")
     _one_source(storage, table)
     if table is None and repository is None:
@@ -607,10 +717,30 @@ def fit_estimator(
         records,
         lookahead=lookahead,
         embeddings=embeddings,
-        hyperprior=hyperprior,
-        pooling=pooling,
+        hyperprior=prior,
+        pooling=pool,
     )
     return estimator, records
+
+
+def _setfn_options(method: str, hyperprior: bool | None, pooling: str | None) -> tuple[bool, str]:
+    """Return setfn's (hyperprior, pooling), its defaults for None (not given); either given to
+    another estimator, which would ignore it, is refused."""
+    if hyperprior is not None:
+        flag(hyperprior, "hyperprior")
+    if pooling is not None:
+        registered_name(pooling, "pooling")
+    if method != "setfn":
+        given = [spelled for spelled, value in (
+            (option_name("pooling"), pooling),
+            (option_name("hyperprior", hyperprior,
+                         flag=None if hyperprior else "--no-hyperprior"), hyperprior),
+        ) if value is not None]  # fmt: skip
+        if given:
+            raise ConfigError(
+                f"`{given[0]}` is an option of setfn, but {option_name('method')} is {method!r}"
+            )
+    return (True if hyperprior is None else hyperprior), (pooling or "mean")
 
 
 def _one_source(storage: str | None, table: PathLike | None) -> None:
@@ -680,17 +810,21 @@ def recommendation_report(
     split: str | None = None,
     metric: str | None = None,
     text_embeddings: bool = False,
-    hyperprior: bool = True,
-    pooling: str = "mean",
+    hyperprior: bool | None = None,
+    pooling: str | None = None,
 ) -> RecommendationReport:
     """Return the ``k`` auxiliary sets with the highest predicted gain for ``target``, each
     beside its measured gains (what ``taskgraph affinity top`` prints).
 
     The estimator ``method`` is fitted on every record (:func:`fit_estimator`); predicted gains
     are relative to the target's single-task baseline unless the estimator fell back to
-    absolute gains (a zero baseline).  Raises :class:`ConfigError` when the target has no
-    records, and what :func:`fit_estimator` raises.
+    absolute gains (a zero baseline).  Notes say when the target's gains come from several
+    model families, or, for ``pairwise``/``hoa``, when no gain of the target from a single
+    auxiliary is measured.  Raises :class:`ConfigError` when ``target`` is not a name or has
+    no records, when the studies with its records would be read in different metrics by
+    default (naming them), and what :func:`fit_estimator` raises.
     """
+    target = registered_name(target, "target")  # None or 3: not "has no records"
     k = integer(k, "k", minimum=1)
     if max_size is not None:
         max_size = integer(max_size, "max_size", minimum=1)
@@ -711,6 +845,8 @@ def recommendation_report(
     except ConfigError:
         if named:
             _target_has_metric(target, str(metric), storage=storage, split=split)
+        if table is None and metric is None:
+            _target_objectives_differ(target, storage=storage, split=split)
         raise
     if named and not any(r.task == target for r in records):
         _target_has_metric(target, str(metric), storage=storage, split=split)
@@ -748,6 +884,24 @@ def recommendation_report(
                 "train the target alone in that family to use them"
             )
     notes.extend(_zero_baseline_notes(estimator, estimator.tasks))
+    families = {g.family for g in estimator.table.gains if g.target == target}
+    if len(families) > 1:
+        notes.append(
+            _families_note(
+                len(families),
+                f"the gains of {target!r} are measured against its single-task score in each "
+                "family, and a set's measured gain is their mean over the families that ran "
+                "it, as scores of different families are not comparable",
+            )
+        )
+    pairs = any(g.target == target and g.size == 1 for g in estimator.table.gains)
+    if method in _PAIR_METHODS and not pairs:
+        notes.append(
+            f"no gain of {target!r} from a single auxiliary task is measured, and {method} "
+            "reads only those: every set gets its prior (gain 0, the spread of the other "
+            "pair gains), so this ranking says nothing; run the target with one auxiliary "
+            f"at a time, or use {option_name('method', 'setfn')}"
+        )
     return RecommendationReport(
         target=target,
         method=method,
@@ -772,8 +926,8 @@ def recommend(
     split: str | None = None,
     metric: str | None = None,
     text_embeddings: bool = False,
-    hyperprior: bool = True,
-    pooling: str = "mean",
+    hyperprior: bool | None = None,
+    pooling: str | None = None,
 ) -> list[Recommendation]:
     """Return the ``k`` auxiliary sets with the highest predicted gain for ``target``.
 
@@ -805,8 +959,8 @@ def fit_and_save(
     split: str | None = None,
     metric: str | None = None,
     text_embeddings: bool = False,
-    hyperprior: bool = True,
-    pooling: str = "mean",
+    hyperprior: bool | None = None,
+    pooling: str | None = None,
 ) -> dict[str, Any]:
     """Fit ``method`` on every record and save its edges (source -> target predicted gains)
     to the records database; return a summary (the estimator's ``describe()`` plus
@@ -816,6 +970,9 @@ def fit_and_save(
     ``storage`` and ``table`` together are refused.  Raises what :func:`fit_estimator` raises.
     """
     _one_source(storage, table)
+    # Checked before the database is opened, as fit_estimator checks them before reading it.
+    ESTIMATORS.get(registered_name(method, "method"))
+    _setfn_options(method, hyperprior, pooling)
     if table is not None:
         estimator, records = fit_estimator(
             method=method, table=table, split=split, metric=metric,
@@ -860,6 +1017,18 @@ class GroupingReport:
     #: caveats to print beside the grouping (which family's scores, tasks left out)
     notes: tuple[str, ...] = ()
 
+    def to_dict(self) -> dict[str, Any]:
+        """Return what ``affinity groups --json`` prints: :meth:`Grouping.to_dict` (networks as
+        sorted lists), ``scores`` (each task's score in the network serving it) and ``notes``."""
+        grouping = self.grouping
+        return {
+            **grouping.to_dict(),
+            "scores": {
+                t: self.scores[grouping.assignment[t]][t] for t in sorted(grouping.assignment)
+            },
+            "notes": list(self.notes),
+        }
+
 
 def groupings(
     budget: float,
@@ -872,8 +1041,8 @@ def groupings(
     split: str | None = None,
     metric: str | None = None,
     text_embeddings: bool = False,
-    hyperprior: bool = True,
-    pooling: str = "mean",
+    hyperprior: bool | None = None,
+    pooling: str | None = None,
 ) -> tuple[
     Grouping, dict[frozenset[str], dict[str, float]], dict[frozenset[str], dict[str, float]]
 ]:
@@ -902,8 +1071,8 @@ def grouping_report(
     split: str | None = None,
     metric: str | None = None,
     text_embeddings: bool = False,
-    hyperprior: bool = True,
-    pooling: str = "mean",
+    hyperprior: bool | None = None,
+    pooling: str | None = None,
 ) -> GroupingReport:
     """Return the grouping of ``tasks`` under an inference ``budget`` (networks, each 1) with
     the scores it compared and notes (what ``taskgraph affinity groups`` prints).
@@ -1012,8 +1181,8 @@ def affinity_graph(
     split: str | None = None,
     metric: str | None = None,
     text_embeddings: bool = False,
-    hyperprior: bool = True,
-    pooling: str = "mean",
+    hyperprior: bool | None = None,
+    pooling: str | None = None,
 ) -> Any:
     """Return the affinity graph (a networkx ``DiGraph``; edge s -> t: gain of t from s).
 
@@ -1036,8 +1205,8 @@ def graph_report(
     split: str | None = None,
     metric: str | None = None,
     text_embeddings: bool = False,
-    hyperprior: bool = True,
-    pooling: str = "mean",
+    hyperprior: bool | None = None,
+    pooling: str | None = None,
 ) -> GraphReport:
     """Return the affinity graph with notes (what ``taskgraph affinity graph`` writes and says).
 
@@ -1065,9 +1234,12 @@ def graph_report(
     main = estimator.table.main_family()
     if len(counts) > 1 and main is not None:
         notes.append(
-            f"the records come from {len(counts)} model families; each node's baseline is its "
-            f"single-task score in one family, the one with the most records among those with "
-            f"its baseline (family {main}: {counts[main]} of {sum(counts.values())} records), "
-            "as scores of different families are not comparable; the gains pool the families"
+            _families_note(
+                len(counts),
+                "each node's baseline is its single-task score in one family, the one with the "
+                f"most records among those with its baseline (family {main}: {counts[main]} of "
+                f"{sum(counts.values())} records), as scores of different families are not "
+                "comparable; the gains pool the families",
+            )
         )
     return GraphReport(graph=_graph_of(estimator, min_evidence=min_evidence), notes=tuple(notes))

@@ -26,7 +26,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskgraph.affinity.longtable import LongRow, write_long_csv
 from taskgraph.errors import (
@@ -39,12 +39,16 @@ from taskgraph.errors import (
 from taskgraph.storage.records import RunRecord
 from taskgraph.vocabulary import higher_is_better, task_set_key
 
+if TYPE_CHECKING:
+    from taskgraph.storage.repository import Repository
+
 __all__ = [
     "Cell",
     "Paired",
     "ResultRow",
     "ResultsTable",
     "ResultsWriteError",
+    "check_record_filters",
     "check_results_folder",
     "mean_interval",
     "replace_section",
@@ -543,6 +547,147 @@ def _long_csv_rows(rows: Sequence[ResultRow]) -> dict[str, ResultRow]:
         if row.complete:
             kept.setdefault(task_set_key(row.task_set), row)
     return kept
+
+
+def check_record_filters(
+    repository: Repository,
+    *,
+    study: str | None = None,
+    target: str | None = None,
+    task_set: str | Sequence[str] | None = None,
+    contains: str | None = None,
+    model_config: str | None = None,
+    pretraining: str | None = None,
+) -> None:
+    """Return None when every name a records filter gives is one some stored run has; else raise.
+
+    A name that matches nothing would otherwise list "0 runs" or export an empty file, which
+    reads like a study without results rather than a typo.  An unknown ``study`` or ``target``
+    is a :class:`StorageError` listing the known ones (as elsewhere a study the database lacks
+    is); a task of ``task_set`` or ``contains``, a ``model_config`` hash prefix or a
+    ``pretraining`` scheme that no run has is a :class:`ConfigError` listing what the runs have
+    (``pretraining`` outside the registered schemes lists the allowed values).  A filter of the
+    wrong type is a :class:`ConfigError`.  Known names that match nothing together are no error.
+    """
+    for keyword, value in (
+        ("study", study),
+        ("target", target),
+        ("contains", contains),
+        ("model_config", model_config),
+        ("pretraining", pretraining),
+    ):
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            what = "empty" if isinstance(value, str) else f"not a name (a string): {value!r}"
+            raise ConfigError(f"`{option_name(keyword)}` is {what}")
+    members = _task_set_members(task_set)
+    if study is not None:
+        studies = sorted(s.name for s in repository.studies())
+        if study not in studies:
+            known = ", ".join(studies) or "(none)"
+            raise StorageError(f"no study {study!r} in {repository.url}; known studies: {known}")
+    if target is not None:
+        targets = repository.targets()
+        if target not in targets:
+            known = ", ".join(targets) or "(none)"
+            raise StorageError(
+                f"no run has target {target!r} in {repository.url}; known targets: {known}"
+            )
+    if members is None and contains is None and model_config is None and pretraining is None:
+        return
+    if repository.runs(
+        task_set=members, contains=contains, model_config=model_config, pretraining=pretraining,
+        limit=1,
+    ):  # fmt: skip
+        return  # one run has every name: the common case costs one short query
+    _name_no_run_has(
+        repository.runs(), task_set=task_set, members=members, contains=contains,
+        model_config=model_config, pretraining=pretraining, url=repository.url,
+    )  # fmt: skip
+
+
+def _task_set_members(task_set: object) -> list[str] | None:
+    """Return the task names of ``task_set`` (``"a+b"`` or names), checked; None stays None."""
+    if task_set is None:
+        return None
+    if isinstance(task_set, str):
+        members = [name.strip() for name in task_set.split("+") if name.strip()]
+    elif isinstance(task_set, Sequence | frozenset | set) and all(
+        isinstance(name, str) for name in task_set
+    ):
+        members = [name.strip() for name in task_set if name.strip()]
+    else:
+        raise ConfigError(
+            f"`{option_name('task_set')}` must be task names joined by '+' ('ner+pos') or a "
+            f"list of names, but got {task_set!r}"
+        )
+    if not members:
+        raise ConfigError(
+            f"`{option_name('task_set')}` {task_set!r} names no task: expected names joined by "
+            "'+', e.g. 'ner+pos'"
+        )
+    return members
+
+
+#: ``pretraining`` filter value of the runs trained without the stage
+NO_PRETRAINING = "none"
+
+
+def run_scheme(run: RunRecord) -> str:
+    """Return the pretraining scheme ``run`` trained with (``none``: without the stage)."""
+    stage = run.config.get("pretraining") or {}
+    return str(stage.get("scheme") or NO_PRETRAINING)
+
+
+def _name_no_run_has(
+    runs: Sequence[RunRecord],
+    *,
+    task_set: object,
+    members: list[str] | None,
+    contains: str | None,
+    model_config: str | None,
+    pretraining: str | None,
+    url: str,
+) -> None:
+    """Raise a ConfigError naming the first filter value none of ``runs`` has, with what they
+    have; return when every value is some run's (they only match nothing together)."""
+    tasks = sorted({task for run in runs for task in run.task_set})
+    known_tasks = ", ".join(tasks) or "(none)"
+    for keyword, asked, names in (
+        ("task_set", task_set, members or []),
+        ("contains", contains, [contains] if contains is not None else []),
+    ):
+        unknown = [name for name in names if name not in tasks]
+        if unknown:
+            raise ConfigError(
+                f"`{option_name(keyword)}` {asked!r}: no run has task "
+                f"{', '.join(map(repr, unknown))} in {url}; known tasks: {known_tasks}"
+            )
+    if model_config is not None:
+        hashes = sorted({run.model_config_hash for run in runs})
+        if not any(h.startswith(model_config.lower()) for h in hashes):
+            shown = ", ".join(h[:12] for h in hashes[:10]) + (" ..." if len(hashes) > 10 else "")
+            raise ConfigError(
+                f"`{option_name('model_config')}` {model_config!r}: no run's model "
+                f"configuration hash starts with it in {url}; the runs' hashes: "
+                f"{shown or '(none)'}"
+            )
+    if pretraining is not None:
+        from taskgraph.training.masking import MASKING_SCHEMES
+
+        schemes = sorted({run_scheme(run) for run in runs})
+        allowed = [NO_PRETRAINING, *MASKING_SCHEMES.names()]
+        allowed += [s for s in schemes if s not in allowed]  # a plug-in's, stored by its runs
+        if pretraining not in allowed:
+            raise ConfigError(
+                f"`{option_name('pretraining')}` must be one of {', '.join(allowed)} "
+                f"(none: runs without the pretraining stage), but got {pretraining!r}"
+            )
+        if pretraining not in schemes:
+            used = ", ".join(f"{s} (no pretraining)" if s == NO_PRETRAINING else s for s in schemes)
+            raise ConfigError(
+                f"`{option_name('pretraining')}` {pretraining!r}: no run used pretraining "
+                f"scheme {pretraining!r} in {url}; the runs' schemes: {used or '(no runs)'}"
+            )
 
 
 def section_markers(study: str) -> tuple[str, str]:

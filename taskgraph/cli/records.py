@@ -19,7 +19,7 @@ from taskgraph.cli.output import (
     resolve_output,
     write_output,
 )
-from taskgraph.errors import ConfigError, StorageError
+from taskgraph.errors import ConfigError
 from taskgraph.storage import Repository, RunRecord, open_repository, resolve_storage_url
 from taskgraph.storage.export import EXPORT_FORMATS
 
@@ -34,7 +34,12 @@ app = typer.Typer(
 
 StudyOption = Annotated[str | None, typer.Option("--study", help="Only runs of this study.")]
 TargetOption = Annotated[
-    str | None, typer.Option("--target", help="Only runs with this target task.")
+    str | None,
+    typer.Option(
+        "--target",
+        help="Only runs whose target task is this one (with --format long: every score of "
+        "those runs, their auxiliaries' included).",
+    ),
 ]
 TaskSetOption = Annotated[
     str | None,
@@ -66,7 +71,8 @@ PretrainingOption = Annotated[
     str | None,
     typer.Option(
         "--pretraining",
-        help="Only runs with this pretraining scheme (random, adaptive; none: without the stage).",
+        help="Only runs with this pretraining scheme (random, adaptive; none: without the stage); "
+        "a scheme no run used is refused, listing the runs' schemes.",
     ),
 ]
 
@@ -75,16 +81,18 @@ _SELECTION = {"on": True, "off": False}
 _LIST_COLUMNS = (
     "id",
     "study",
-    "trial",
+    "trial_number",
     "target",
     "task_set",
     "seed",
     "status",
     "objective",
     "pretraining",
-    "cost_s",
+    "cost_seconds",
     "finished_at",
 )
+#: what `records list` and `records export` say on stderr when known names match no run
+NO_MATCH = "no run matches these filters"
 
 
 def _check_filters(
@@ -116,35 +124,14 @@ def _check_filters(
         raise ConfigError("`--model-config` is empty: give a hash or its prefix")
 
 
-def _check_names(repo: Repository, *, study: str | None, target: str | None) -> None:
-    """Refuse a ``--study`` or ``--target`` the database does not hold, listing the ones it does.
-
-    A name that matches nothing would otherwise print "0 runs" or export an empty file, which
-    reads like a study without results rather than a typo.
-    """
-    if study is not None:
-        studies = sorted(s.name for s in repo.studies())
-        if study not in studies:
-            known = ", ".join(studies) or "(none)"
-            raise StorageError(f"no study {study!r} in {repo.url}; known studies: {known}")
-    if target is not None:
-        targets = repo.targets()
-        if target not in targets:
-            known = ", ".join(targets) or "(none)"
-            raise StorageError(
-                f"no run has target {target!r} in {repo.url}; known targets: {known}"
-            )
-
-
 def _list_row(run: RunRecord, *, table: bool = False) -> dict[str, Any]:
     """Return a run's `records list` row: ``--json`` and ``--csv`` keep the stored times
     (microseconds and all, so ``started_at <= finished_at`` holds); ``table``, the human
     table, shows them to the second."""
-    row = run.to_dict()
-    stage = run.config.get("pretraining") or {}
-    row.update(
-        trial=run.trial_number, pretraining=stage.get("scheme", "none"), cost_s=run.cost_seconds
-    )
+    from taskgraph.app.results import run_scheme
+
+    row = run.to_dict()  # trial_number and cost_seconds, as `records export` names them
+    row["pretraining"] = run_scheme(run)
     if table:
         for key, value in (("started_at", run.started_at), ("finished_at", run.finished_at)):
             row[key] = value.isoformat(timespec="seconds") if value is not None else None
@@ -170,11 +157,16 @@ def list_command(
     as_csv: CsvOption = False,
 ) -> None:
     """List runs (one line each) matching every filter given."""
+    from taskgraph.app.results import check_record_filters
+
     _check_filters(status, task_set=task_set, model_config=model_config, study=study, target=target)
     if selection is not None and selection not in _SELECTION:
         raise ConfigError(f"`--selection` must be one of ['on', 'off'], but got {selection!r}")
     with open_repository(resolve_storage_url(storage), create=False) as repo:
-        _check_names(repo, study=study, target=target)
+        check_record_filters(
+            repo, study=study, target=target, task_set=task_set, contains=contains,
+            model_config=model_config, pretraining=pretraining,
+        )  # fmt: skip
         runs = repo.runs(
             study=study,
             target=target,
@@ -187,16 +179,10 @@ def list_command(
             data_selection=None if selection is None else _SELECTION[selection],
             pretraining=pretraining,
         )
-        if not runs and pretraining is not None:
-            # A scheme no run has (a typo, or a plug-in's name) says which the runs have.
-            schemes = {
-                (r.config.get("pretraining") or {}).get("scheme", "none") for r in repo.runs()
-            }
-            if schemes and pretraining not in schemes:
-                raise ConfigError(
-                    f"`--pretraining` {pretraining!r}: no run has that scheme; the runs have "
-                    f"{', '.join(sorted(schemes))}"
-                )
+    if not runs and _filtered(study, target, task_set, contains, status, model_config,
+                              selection, pretraining):  # fmt: skip
+        # Every name is some run's (checked above): an empty result, not an error.
+        print_line(f"{NO_MATCH}", err=True)
     rows = [_list_row(run, table=not (as_json or as_csv)) for run in runs]
     emit_rows(
         rows, columns=_LIST_COLUMNS, as_json=as_json, as_csv=as_csv, title=f"{len(rows)} runs"
@@ -363,8 +349,10 @@ def export_command(
             "-f",
             help="csv or parquet: one row per score record; json: one object per run; long: "
             "the long CSV that bench --table and affinity --table read (target,task_set,split,"
-            "value,higher_is_better: the mean of each task set's complete runs) "
-            "(default: the output file's extension, else csv).",
+            "value,higher_is_better: the mean of each task set's complete runs; its target "
+            "column is the scored task, while --target picks the runs) "
+            "(default: the output file's extension, else csv).  Filters that match no run "
+            "write the header only (long: refused).",
         ),
     ] = None,
     storage: StorageOption = None,
@@ -384,6 +372,8 @@ def export_command(
     ] = None,
 ) -> None:
     """Export the matching records as CSV, JSON, Parquet (needs pyarrow) or a long table."""
+    from taskgraph.app.results import check_record_filters
+
     _check_filters(status, task_set=task_set, model_config=model_config, study=study, target=target)
     if export_format is None:  # `-o runs.parquet` means Parquet, not CSV in a .parquet file
         suffix = Path(output).suffix.lstrip(".").lower()
@@ -409,7 +399,10 @@ def export_command(
     url = resolve_storage_url(storage)
     destination = resolve_output(output, storage=url)
     with open_repository(url, create=False) as repo:
-        _check_names(repo, study=study, target=target)
+        check_record_filters(
+            repo, study=study, target=target, task_set=task_set, contains=contains,
+            model_config=model_config,
+        )  # fmt: skip
         count = repo.export(
             sys.stdout if destination is None else destination,
             format=export_format,  # type: ignore[arg-type]
@@ -421,7 +414,15 @@ def export_command(
             model_config=model_config,
         )
     unit = "runs" if export_format == "json" else "rows"
-    print_line(f"wrote {count} {unit} to {'stdout' if output == '-' else output}", err=True)
+    # Known names that match nothing together still write a whole (header-only) file.
+    why = f" ({NO_MATCH})" if count == 0 and _filtered(study, target, task_set, contains,
+                                                          status, model_config) else ""  # fmt: skip
+    print_line(f"wrote {count} {unit} to {'stdout' if output == '-' else output}{why}", err=True)
+
+
+def _filtered(*filters: object) -> bool:
+    """Return whether any filter was given (an empty result then says that none matched)."""
+    return any(value is not None for value in filters)
 
 
 #: `records export --format long`: the long CSV of `bench --table` / `affinity --table`
@@ -456,7 +457,6 @@ def _export_long(
     url = resolve_storage_url(storage)
     destination = resolve_output(output, storage=url)
     with open_repository(url, create=False) as repo:
-        _check_names(repo, study=study, target=target)
         table = records_long_table(
             study=study, target=target, task_set=task_set, contains=contains, metric=metric,
             repository=repo,

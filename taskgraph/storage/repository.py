@@ -95,9 +95,10 @@ def open_engine(url: str, *, create: bool = True) -> Engine:
     parsed = parse_storage_url(url)
     path = sqlite_path(parsed) if parsed.get_backend_name() == "sqlite" else None
     if path is not None and not create and not path.exists():
+        origin, hint = _url_origin(url)
         raise StorageError(
-            f"no records database at {str(path)!r} ({mask_url(parsed)}): run a study first, "
-            f"or pass {option_name('storage')} / set TASKGRAPH_STORAGE"
+            f"no records database at {str(path)!r} ({mask_url(parsed)}, {origin}): run a study "
+            f"first, or {hint}"
         )
     try:
         return create_storage_engine(parsed, switch_to_wal=create)
@@ -106,6 +107,21 @@ def open_engine(url: str, *, create: bool = True) -> Engine:
         raise StorageError(
             f"storage URL {mask_url(parsed)!r} is invalid: {mask_secrets(str(error), parsed)}"
         ) from None
+
+
+def _url_origin(url: str) -> tuple[str, str]:
+    """Return where ``url`` came from, as :func:`~taskgraph.storage.urls.resolve_storage_url`
+    chose it (``TASKGRAPH_STORAGE`` when it is that variable's value, the default URL when no
+    variable is set, else the ``storage`` argument: ``--storage``), and how to name another."""
+    from taskgraph.storage.urls import DEFAULT_STORAGE_URL, STORAGE_ENV
+
+    env = (os.environ.get(STORAGE_ENV) or "").strip()
+    storage = option_name("storage")
+    if env and url.strip() == env:
+        return f"from {STORAGE_ENV}", f"set {STORAGE_ENV} to an existing database"
+    if not env and url.strip() == DEFAULT_STORAGE_URL:
+        return "the default", f"pass {storage} / set {STORAGE_ENV}"
+    return f"given by {storage}", f"pass the {storage} of an existing database"
 
 
 @contextmanager
@@ -432,7 +448,18 @@ class Repository:
         ``contains``: the task set contains this task; ``model_config``: a hash or its prefix;
         ``data_selection``: whether example-level data selection was on.
         ``pretraining``: the pretraining scheme (``none``: runs without the stage).
+        A filter of the wrong type, a ``status`` other than complete, pruned or failed, a
+        ``limit`` below 1 and a ``study`` the database lacks (named with the known ones) are
+        a :class:`ConfigError`.
         """
+        _check_run_filters(
+            study=study, target=target, task_set=task_set, status=status, contains=contains,
+            model_config=model_config, data_selection=data_selection, pretraining=pretraining,
+        )  # fmt: skip
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+            raise ConfigError(f"`{option_name('limit')}` must be an integer, but got {limit!r}")
+        if limit is not None and limit < 1:
+            raise ConfigError(f"`{option_name('limit')}` must be >= 1, but got {limit}")
         query = self._run_query(
             study=study,
             target=target,
@@ -447,7 +474,21 @@ class Repository:
         if limit is not None:
             query = query.limit(limit)
         with self._factory.session() as session:
-            return [_run_record(row) for row in session.execute(query).unique().scalars()]
+            found = [_run_record(row) for row in session.execute(query).unique().scalars()]
+        if not found and study is not None:
+            self._check_study(study)  # only here: a name checked on every call costs a query
+        return found
+
+    def _check_study(self, study: str) -> None:
+        """Raise a ConfigError naming ``study`` and the known studies when there is no such
+        study."""
+        with self._factory.session() as session:
+            names = [str(n) for n in session.execute(select(StudyRow.name)).scalars()]
+        if study not in names:
+            raise ConfigError(
+                f"`{option_name('study')}` {study!r}: no such study in {self.url}; known studies: "
+                f"{', '.join(sorted(names)) or '(none)'}"
+            )
 
     def run(self, run_id: int) -> RunRecord:
         """Return the run with id ``run_id``; StorageError if there is none."""
@@ -936,6 +977,12 @@ class Repository:
         """
         from taskgraph.storage.export import export_runs
 
+        _check_run_filters(
+            study=study, target=target, task_set=task_set, status=status, contains=contains,
+            model_config=model_config,
+        )  # fmt: skip
+        if study is not None:  # before anything is written: an unknown name writes no file
+            self._check_study(study)
         query = self._run_query(
             study=study,
             target=target,
@@ -956,6 +1003,53 @@ class Repository:
                 for row in rows
             }
         return export_runs(runs, path_or_stream, format=format, labels=labels)
+
+
+#: the statuses a run is stored with (``TrialStatus``)
+_STATUSES = tuple(status.value for status in TrialStatus)
+
+
+def _check_run_filters(
+    *,
+    study: object,
+    target: object,
+    task_set: object,
+    status: object,
+    contains: object,
+    model_config: object,
+    data_selection: object = None,
+    pretraining: object = None,
+) -> None:
+    """Raise a ConfigError naming a filter of :meth:`Repository.runs` of the wrong type, or a
+    ``status`` no run can have (a filter that could match nothing by mistake)."""
+    for keyword, value in (
+        ("study", study),
+        ("target", target),
+        ("contains", contains),
+        ("model_config", model_config),
+        ("pretraining", pretraining),
+    ):
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"`{option_name(keyword)}` must be a string, but got {value!r}")
+    if task_set is not None and not (
+        isinstance(task_set, str)
+        or (
+            isinstance(task_set, Sequence | set | frozenset)
+            and all(isinstance(name, str) for name in task_set)
+        )
+    ):
+        raise ConfigError(
+            f"`{option_name('task_set')}` must be a key 'a+b' or task names, but got {task_set!r}"
+        )
+    if status is not None and status not in _STATUSES:
+        raise ConfigError(
+            f"`{option_name('status')}` must be one of {list(_STATUSES)}, but got {status!r}"
+        )
+    if data_selection is not None and not isinstance(data_selection, bool):
+        raise ConfigError(
+            f"`{option_name('data_selection')}` must be True, False or None, but got "
+            f"{data_selection!r}"
+        )
 
 
 def records_by_task_set(records: Iterable[ScoreRecord]) -> dict[str, list[ScoreRecord]]:

@@ -144,7 +144,7 @@ def test_export_formats(records_url, tmp_path):
         (("records", "show", "99"), "no run with id 99"),
         (
             ("records", "list", "--pretraining", "adaptiv"),
-            "`--pretraining` 'adaptiv': no run has that scheme; the runs have none",
+            "`--pretraining` must be one of none, adaptive, random",
         ),
         (("records", "list", "--json", "--csv"), "`--json` and `--csv` exclude each other"),
     ],

@@ -104,8 +104,9 @@ def test_model_config_is_a_literal_prefix(study_db: tuple[str, Path]) -> None:
         code, out, err = invoke(
             "records", "list", "--storage", url, "--model-config", wildcard, "--csv"
         )
-        assert code == 0, err
-        assert out.strip().splitlines()[1:] == [], wildcard  # the header, no row
+        # A wildcard is no prefix of any hash: refused as a hash no run has, not a match.
+        assert code == 2 and out == "", wildcard
+        assert "no run's model configuration hash starts with it" in err, err
     code, out, _ = invoke("records", "list", "--storage", url, "--model-config", prefix, "--csv")
     assert len(out.strip().splitlines()) == 1 + sum(
         r.model_config_hash.startswith(prefix) for r in runs

@@ -83,7 +83,8 @@ def test_filters_select_by_study_target_task_set_status_and_model(storage_url, m
         assert ids(repo.runs(model_config=soft.model_config_hash()[:8])) == [b]
         assert ids(repo.runs(model_config=cfg.model_config_hash())) == [a, c]  # same M
         assert ids(repo.runs(limit=2, newest_first=True)) == [c, b]
-        assert repo.runs(study="nobody") == []
+        with pytest.raises(ConfigError, match="known studies: a, b"):
+            repo.runs(study="nobody")
 
 
 def test_score_records_of_a_target_come_from_every_task_set_that_contains_it(
