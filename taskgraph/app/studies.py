@@ -159,7 +159,7 @@ def _runner_fields(overrides: dict[str, Any]) -> dict[str, Any]:
 
 def _blame_option(
     path: Path, overrides: Mapping[str, Any], labels: Mapping[str, str], trust: bool
-) -> ConfigError | None:
+) -> SpecError | None:
     # Only on failure: apply the overrides one group at a time; the first whose error is not
     # the file's own is the culprit.  (Cheap: the spec is small and the checks' imports are
     # done.)  A runner switch and the `runner.*` fields are one group, as `_build_spec`
@@ -183,15 +183,15 @@ def _blame_option(
             continue
         named_by = {key: labels.get(key) or _override_label(key) for key in group}
         if message.startswith(("--", *(f"{label}: " for label in named_by.values()))):
-            return ConfigError(message)  # the models' error, naming the option already
+            return SpecError(message)  # the models' error, naming the option already
         message = re.sub(rf"^{re.escape(str(path))}(:\d+)?: ", "", message)
         named = [key for key in group if message.startswith(f"{key}: ")]
         if named or len(group) == 1:
             key = (named or list(group))[0]
-            return ConfigError(f"{named_by[key]}: {message.removeprefix(f'{key}: ')}")
+            return SpecError(f"{named_by[key]}: {message.removeprefix(f'{key}: ')}")
         # A field that no option set (`target: ... has no rows in <table>`): the runner
         # they chose and its settings, together.
-        return ConfigError(f"{', '.join(named_by.values())}: {message}")
+        return SpecError(f"{', '.join(named_by.values())}: {message}")
     return None
 
 

@@ -233,3 +233,22 @@ def test_the_python_snippets_of_the_docs_run_as_written(
     assert snippets
     for snippet in snippets:
         exec(compile(snippet, doc, "exec"), {"__name__": "snippet"})
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ({"sampler__name": "nosuch"}, "sampler__name: unknown sampler 'nosuch'"),
+        ({"candidates": ["nosuchtask"]}, "unknown task 'nosuchtask'"),
+        ({"budget__trials": 0}, "budget__trials: "),
+    ],
+)
+def test_a_spec_field_keyword_that_does_not_fit_is_a_spec_error(
+    override: dict[str, Any], named: str, tmp_path: Path
+) -> None:
+    # Whichever check catches it (the models' or the one that blames an override), a spec
+    # field given as a keyword is a SpecError, as the README says.
+    url = f"sqlite:///{tmp_path / 'never.db'}"
+    with pytest.raises(SpecError, match=re.escape(named)):
+        taskgraph.run_study(ROOT / "searchspaces/demo.yaml", storage=url, **override)
+    assert not (tmp_path / "never.db").exists()
