@@ -112,27 +112,43 @@ def test_no_torch_below_models_or_in_the_command_line() -> None:
 
 
 def _is_runner_name(node: ast.AST) -> bool:
-    # `<...>.runner.name` or a variable called `runner` followed by `.name`
-    if not (isinstance(node, ast.Attribute) and node.attr == "name"):
-        return False
-    owner = node.value
-    return (isinstance(owner, ast.Attribute) and owner.attr == "runner") or (
-        isinstance(owner, ast.Name) and owner.id == "runner"
+    # Anything that reads a runner: `spec.runner.name`, `runner_name`, `self.runner`,
+    # `stored["runner"]["name"]`, `runner.get("name")`, `spec.get("runner")`.
+    return any(
+        (isinstance(part, ast.Name) and "runner" in part.id.lower())
+        or (isinstance(part, ast.Attribute) and "runner" in part.attr.lower())
+        or (isinstance(part, ast.Constant) and part.value == "runner")
+        for part in ast.walk(node)
     )
 
 
-def test_no_runner_name_tests_outside_runners() -> None:
+def _names_a_runner(node: ast.AST) -> bool:
+    # "ray", or a collection of runner names: `... in ("tabular", "local")`
+    items = node.elts if isinstance(node, (ast.Tuple, ast.List, ast.Set)) else [node]
+    return any(isinstance(i, ast.Constant) and i.value in RUNNER_NAMES for i in items)
+
+
+def _runner_name_tests(tree: ast.AST) -> list[int]:
+    """Return the lines of ``tree`` that compare a runner's name with a built-in runner's."""
     found = []
-    for _, relative, tree in _modules():
-        if relative.startswith("runners/"):
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Compare):
             continue
-        for node in ast.walk(tree):
-            if not isinstance(node, ast.Compare):
-                continue
-            sides = [node.left, *node.comparators]
-            names = [s for s in sides if isinstance(s, ast.Constant) and s.value in RUNNER_NAMES]
-            if names and any(_is_runner_name(side) for side in sides):
-                found.append(f"{relative}:{node.lineno}")
+        sides = [node.left, *node.comparators]
+        if any(map(_names_a_runner, sides)) and any(
+            _is_runner_name(side) for side in sides if not _names_a_runner(side)
+        ):
+            found.append(node.lineno)
+    return found
+
+
+def test_no_runner_name_tests_outside_runners() -> None:
+    found = [
+        f"{relative}:{line}"
+        for _, relative, tree in _modules()
+        if not relative.startswith("runners/")
+        for line in _runner_name_tests(tree)
+    ]
     assert not found, f"runner chosen by name (use its RunnerCapabilities): {found}"
 
 
@@ -147,3 +163,14 @@ def test_the_checker_sees_an_upward_import(tmp_path: Path) -> None:
     compare = ast.parse("spec.runner.name == 'ray'").body[0]
     assert isinstance(compare, ast.Expr) and isinstance(compare.value, ast.Compare)
     assert _is_runner_name(compare.value.left)
+    # A runner's name read from a stored spec (a dict) is found too; other names are not.
+    chosen = [
+        "spec.runner.name == 'ray'",
+        "runner_name == 'tabular'",
+        "'tabular' == stored['runner']['name']",
+        "runner.get('name') in ('tabular', 'local')",
+        "spec.get('runner') != 'local'",
+    ]
+    assert [_runner_name_tests(ast.parse(code)) for code in chosen] == [[1]] * len(chosen)
+    others = ["task.name == 'local'", "mode == 'ray'", "runner_name == 'mine'"]
+    assert [_runner_name_tests(ast.parse(code)) for code in others] == [[]] * len(others)

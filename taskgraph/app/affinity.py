@@ -6,8 +6,8 @@ The composition behind ``taskgraph affinity top/groups/graph``, as a documented 
 long CSV format.  Bad input raises :class:`~taskgraph.errors.ConfigError` naming it.
 
 ``taskgraph/cli/affinity.py`` parses options, calls one function of this module per command
-(:func:`fit_and_save`, :func:`recommendation_report`, :func:`groupings`,
-:func:`affinity_graph`) and prints what it returns.
+(:func:`fit_and_save`, :func:`recommendation_report`, :func:`grouping_report`,
+:func:`graph_report`) and prints what it returns.
 """
 
 from __future__ import annotations
@@ -421,15 +421,21 @@ def _target_objectives_differ(target: str, *, storage: str | None, split: str | 
 
 def _primary_metric(spec: Mapping[str, Any]) -> str | None:
     """Return the primary metric of the stored ``spec``'s target task (what its trainer
-    optimises without ``objective.metric``), or None when the target cannot be resolved: a
-    benchmark table's task (``runner: tabular``), a name the catalog does not know."""
+    optimises without ``objective.metric``), or None when the target cannot be resolved: the
+    task of a runner that trains nothing (``runner: tabular``'s published table), a name the
+    catalog does not know."""
     from taskgraph.errors import TaskgraphError
+    from taskgraph.registry import RUNNERS
     from taskgraph.tasks import define_task, get_task
 
     target = spec.get("target")
     runner = spec.get("runner")
     runner_name = runner.get("name") if isinstance(runner, Mapping) else runner
-    if not isinstance(target, str) or runner_name == "tabular":
+    try:
+        trains = RUNNERS.get(runner_name).capabilities.trains if runner_name else True
+    except TaskgraphError:  # a plug-in runner not loaded here: its target may be a catalog task
+        trains = True
+    if not isinstance(target, str) or not trains:
         return None
     candidates = spec.get("candidates") or ()
     inline = [t for t in (*candidates, *(spec.get("tasks") or ())) if isinstance(t, Mapping)]

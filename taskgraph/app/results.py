@@ -40,6 +40,7 @@ from taskgraph.storage.records import RunRecord
 from taskgraph.vocabulary import higher_is_better, task_set_key
 
 if TYPE_CHECKING:
+    from taskgraph.spec.models import StudySpec
     from taskgraph.storage.repository import Repository
 
 __all__ = [
@@ -438,9 +439,7 @@ def build_table(
     split: str | None = None,
 ) -> ResultsTable:
     """Return the table of ``runs`` under the stored spec ``spec_data`` (see the module docstring)."""
-    from taskgraph.spec import spec_from_dict
-
-    spec = spec_from_dict(spec_data, source=f"the stored spec of {study!r}")
+    spec = _stored_spec(spec_data, source=f"the stored spec of {study!r}")
     target = spec.target
     objective = spec.objective.metric or _primary_metric(target, runs)
     scored = [run.scores.get(target, {}) for run in runs]
@@ -479,6 +478,26 @@ def build_table(
         rows=tuple(rows),
         notes=tuple(notes),
     )
+
+
+def _stored_spec(spec_data: Mapping[str, Any], *, source: str) -> StudySpec:
+    """Return the stored ``spec_data`` validated for reading its records, not for running it.
+
+    A table reads no runner setting, so a runner this process has not registered (a plug-in
+    that is not loaded, or no longer installed) is validated as ``local``: the records of a
+    plug-in's study are read without importing it.  Anything else wrong with the stored spec
+    is the error :func:`~taskgraph.spec.spec_from_dict` gives.
+    """
+    from taskgraph.registry import RUNNERS
+    from taskgraph.spec import spec_from_dict
+
+    data = dict(spec_data)
+    runner = data.get("runner")
+    name = runner.get("name") if isinstance(runner, Mapping) else runner
+    # names(), not `in`: a lookup that misses would load (and could fail on) the plug-ins.
+    if isinstance(name, str) and name not in RUNNERS.names():
+        data["runner"] = {"name": "local"}
+    return spec_from_dict(data, source=source)
 
 
 def _primary_metric(target: str, runs: Sequence[RunRecord]) -> str:

@@ -6,7 +6,10 @@ The library does the work; commands parse options, call it, and print.  Every
 
 Command groups are imported when they are first used (click's lazy-group pattern):
 ``taskgraph tasks list`` does not pay for importing SciPy, Alembic and Optuna, which the
-affinity, db and study groups need (about a second per call).
+affinity, db and study groups need (about a second per call).  Plug-ins (the
+``taskgraph.plugins`` entry points, ``TASKGRAPH_PLUGINS``) are not loaded here either: a registry
+loads them when a lookup misses (:func:`taskgraph.registry.load_plugins`), so a command that
+names only built-in runners, samplers or estimators imports none.
 """
 
 from __future__ import annotations

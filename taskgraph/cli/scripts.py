@@ -23,7 +23,6 @@ __all__ = [
     "directory",
     "int_range",
     "json_file",
-    "nonnegative_float",
     "nonnegative_int",
     "positive_float",
     "positive_int",
@@ -81,14 +80,6 @@ def positive_float(text: str) -> float:
     value = _number(text)
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
-
-
-def nonnegative_float(text: str) -> float:
-    """An argparse ``type``: a finite number >= 0 (a duration in seconds)."""
-    value = _number(text)
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return value
 
 
