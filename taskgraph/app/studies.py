@@ -1,7 +1,8 @@
 """Studies: the one place that composes spec -> engine -> runner -> storage.
 
 Every function here is a documented Python API (exported from :mod:`taskgraph`) and the call
-behind one ``taskgraph study`` command; the CLI only parses arguments and prints.
+behind a ``taskgraph study`` command, which parses arguments, calls it and prints (``study
+submit`` alone calls :func:`taskgraph.runners.ray.submit_study` directly).
 """
 
 from __future__ import annotations
