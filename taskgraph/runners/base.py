@@ -32,8 +32,10 @@ class RunnerCapabilities:
     ``trains``: its trials train models on task data (``False`` for a published table: the
     spec's model settings are not checked, no task file is looked for, torch is not
     imported).  ``intermediate_reports``: its trials report a training curve (pruning and
-    progress callbacks are attached).  ``checkpoints``: a retried trial resumes its training.
-    ``parallel``: several trials run at once.
+    progress callbacks are attached).  ``checkpoints``: the runner can resume a retried trial's
+    training from its checkpoint (the ``local`` runner, unless its spec says
+    ``checkpoints: false``); nothing in taskgraph branches on it, it tells a caller or a
+    plug-in what an interrupted trial costs.  ``parallel``: several trials run at once.
     """
 
     trains: bool = True

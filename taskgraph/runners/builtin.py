@@ -7,18 +7,23 @@ neither torch nor Ray: the evaluators and the Ray driver are imported when a stu
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import sys
+from contextlib import suppress
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from taskgraph.errors import ConfigError, option_name
 from taskgraph.runners.base import RunnerCapabilities, TrialEvaluator
 
 if TYPE_CHECKING:
     from taskgraph.runners.ray.worker import EvaluatorFactory
-    from taskgraph.search.engine import RunSummary, StudyEngine
+    from taskgraph.search.engine import EngineObserver, RunSummary, StudyEngine
+    from taskgraph.search.outcome import TrialOutcome
+    from taskgraph.search.progress import StudyProgress, TrialStep
     from taskgraph.spec.models import StudySpec
+    from taskgraph.trial import TrialConfig
 
 __all__ = [
     "LOCAL",
@@ -31,6 +36,8 @@ __all__ = [
     "ray_installed",
     "require_ray",
 ]
+
+logger = logging.getLogger(__name__)
 
 # How a message says which extra brings Ray (pyproject.toml's optional-dependencies).
 RAY_INSTALL = "pip install 'taskgraph[ray]'"
@@ -75,10 +82,25 @@ def ray_experiment_dir(spec: StudySpec) -> Path:
 
 
 class LocalRunner:
-    """``local``: trains each trial in this process, one at a time (the engine's own loop)."""
+    """``local``: trains each trial in this process, one at a time (the engine's own loop).
+
+    With ``runner.checkpoints`` (the default) each (trial, seed) checkpoints under
+    ``runner.checkpoint_dir`` (default ``$TASKGRAPH_CACHE/checkpoints``), so a trial retried
+    after Ctrl-C, ``kill`` or a crash resumes its training; a trial's folder is removed once
+    the trial is finished (:mod:`taskgraph.runners.local`).
+    """
 
     name = "local"
-    capabilities = RunnerCapabilities(trains=True, intermediate_reports=True)
+    capabilities = RunnerCapabilities(trains=True, intermediate_reports=True, checkpoints=True)
+
+    def check_spec(self, spec: StudySpec, *, source: str) -> None:
+        """Raise ``SpecError`` when ``runner.checkpoint_dir`` cannot be created or written
+        (nothing is created here)."""
+        from taskgraph.errors import SpecError
+
+        problem = _checkpoint_problem(spec)
+        if problem is not None:
+            raise SpecError(f"{source}: runner.checkpoint_dir: {problem}")
 
     def build_evaluator(
         self, spec: StudySpec, *, data_dir: str | os.PathLike[str] | None = None
@@ -86,6 +108,13 @@ class LocalRunner:
         from taskgraph.runners.local import LocalEvaluator
         from taskgraph.spec.checks import inline_task_defs
 
+        # Checked before the study is created: an unusable folder is one line, not a study
+        # whose every trial fails.
+        problem = _checkpoint_problem(spec)
+        if problem is not None:
+            raise ConfigError(f"runner.checkpoint_dir: {problem}")
+        # The checkpoint folder is the study's in its database: run() sets it, once the
+        # study is opened.
         return LocalEvaluator(
             tasks=inline_task_defs(spec),
             data_dir=data_dir,
@@ -94,7 +123,107 @@ class LocalRunner:
         )
 
     def run(self, engine: StudyEngine) -> RunSummary:
-        return engine.run()
+        """Run the engine's loop, checkpointing each trial under the study's folder and
+        removing the folders of finished trials (before, after each trial, and after)."""
+        from taskgraph.runners.local import LocalEvaluator, checkpoint_base_problem
+
+        base = _checkpoint_base(engine.spec)
+        evaluator = engine.evaluator
+        if base is None or not isinstance(evaluator, LocalEvaluator):
+            return engine.run()
+        if evaluator.checkpoint_root is None:
+            # An explicit runner.checkpoint_dir was checked by build_evaluator; the default
+            # one, in the cache, may be unusable (a read-only home): then a retried trial
+            # trains from the start, as without checkpoints, rather than the study refused.
+            problem = checkpoint_base_problem(base)
+            if problem is not None:
+                logger.warning(
+                    "no checkpoints (a retried trial trains from the start): %s", problem
+                )
+                return engine.run()
+            evaluator.checkpoint_root = _study_folder(engine, base)
+        sweeper = _CheckpointSweeper(
+            inner=engine.observer, folder=evaluator.checkpoint_root, engine=engine
+        )
+        sweeper.sweep()
+        engine.observer = cast("EngineObserver", sweeper)
+        try:
+            return engine.run()
+        finally:
+            engine.observer = sweeper.inner
+            sweeper.sweep()
+
+
+def _checkpoint_base(spec: StudySpec) -> Path | None:
+    """Return the folder ``spec``'s local runner checkpoints under (``None``: it does not)."""
+    from taskgraph.runners.local import checkpoint_base
+
+    runner = spec.runner
+    if not getattr(runner, "checkpoints", False):
+        return None
+    return checkpoint_base(getattr(runner, "checkpoint_dir", None))
+
+
+def _checkpoint_problem(spec: StudySpec) -> str | None:
+    """Return why ``spec``'s explicit ``runner.checkpoint_dir`` cannot hold checkpoints."""
+    from taskgraph.runners.local import checkpoint_base_problem
+
+    if getattr(spec.runner, "checkpoint_dir", None) is None:
+        return None  # the cache's folder: checked when the study runs (LocalRunner.run)
+    base = _checkpoint_base(spec)
+    return None if base is None else checkpoint_base_problem(base)
+
+
+def _study_folder(engine: StudyEngine, base: Path) -> Path:
+    """Return the opened study's checkpoint folder under ``base``."""
+    from taskgraph.runners.local import study_checkpoint_folder
+    from taskgraph.storage.urls import mask_url, parse_storage_url, sqlite_path
+
+    url = parse_storage_url(engine.storage_url)
+    path = sqlite_path(url) if url.get_backend_name() == "sqlite" else None
+    # A SQLite file by its absolute path (a relative URL names another file in another
+    # folder); any other database by its masked URL.
+    database = str(path) if path is not None else mask_url(engine.storage_url)
+    study_id = engine.storage.get_study_id_from_name(engine.spec.name)
+    return study_checkpoint_folder(base, study=engine.spec.name, database=f"{database}#{study_id}")
+
+
+class _CheckpointSweeper:
+    """The engine's observer, every hook passed on, that also removes finished trials'
+    checkpoints after each trial."""
+
+    def __init__(self, *, inner: EngineObserver, folder: Path, engine: StudyEngine) -> None:
+        self.inner = inner
+        self.folder = folder
+        self.engine = engine
+
+    def sweep(self) -> None:
+        from taskgraph.runners.local import remove_finished_checkpoints
+
+        # Disk space is all that is at stake: a database or file system error here must not
+        # replace the one (or the result) the run ends with.
+        with suppress(Exception):
+            remove_finished_checkpoints(self.folder, self.engine.require_study())
+
+    def on_open(self, progress: StudyProgress) -> None:
+        self.inner.on_open(progress)
+
+    def on_wait(self, seconds: float, n_running: int) -> None:
+        self.inner.on_wait(seconds, n_running)
+
+    def on_trial_start(self, number: int, config: TrialConfig) -> None:
+        self.inner.on_trial_start(number, config)
+
+    def on_trial_progress(self, number: int, step: TrialStep) -> None:
+        self.inner.on_trial_progress(number, step)
+
+    def on_trial_end(self, number: int, outcome: TrialOutcome, progress: StudyProgress) -> None:
+        self.sweep()
+        self.inner.on_trial_end(number, outcome, progress)
+
+    def __getattr__(self, name: str) -> Any:
+        # Anything else a caller's observer has (the CLI's reads its own attributes).
+        return getattr(self.inner, name)
 
 
 class TabularRunner:

@@ -1,26 +1,56 @@
-"""The ``local`` runner: trains each trial in this process with the multi-task trainer."""
+"""The ``local`` runner: trains each trial in this process with the multi-task trainer.
+
+Checkpoints (``runner.checkpoints``, on by default): each (trial, seed) trains in
+``<checkpoint_dir>/<study>-<database>/trial-<N>/seed-<S>``, where ``N`` is the number of the
+trial's first try (the engine's ``checkpoint_key``), so a retry after Ctrl-C, ``kill`` or a
+crash resumes the first try's training.  ``<database>`` is a short hash of the database and
+study id: two studies of one name in two databases never share a folder.  A trial folder is
+removed once no try of its trial waits or runs (:func:`remove_finished_checkpoints`): after
+each trial, and when the runner starts and stops.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
+import re
+import shutil
 import traceback
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskgraph.tasks.types import TaskDef
 from taskgraph.trial import TrialConfig, TrialResult
 
-__all__ = ["LocalEvaluator"]
+if TYPE_CHECKING:
+    import optuna
+
+__all__ = [
+    "LocalEvaluator",
+    "checkpoint_base",
+    "checkpoint_base_problem",
+    "remove_finished_checkpoints",
+    "study_checkpoint_folder",
+]
+
+logger = logging.getLogger(__name__)
+
+_TRIAL_FOLDER = re.compile(r"trial-(\d+)")
 
 
 class LocalEvaluator:
     """Evaluates a trial by training it in-process (:func:`taskgraph.training.train_trial`).
 
     ``tasks`` holds the study's inline task definitions (catalog tasks are looked up by
-    name); ``checkpoint_root``, when given, gets one folder per (trial, seed) so a killed run
-    resumes its training where it stopped.  ``threads`` is the number of cores each trial
-    gets (torch's intra-op threads; ``None``: the cores this process may use).
+    name); ``checkpoint_root``, when given, gets one folder per (trial, seed),
+    ``<checkpoint_key>/seed-<S>``, so a killed run resumes its training where it stopped.  A
+    folder there that holds another configuration's checkpoint (a study deleted and created
+    again under its name) is emptied and the trial trains from the start: it is never resumed.
+    ``threads`` is the number of cores each trial gets (torch's intra-op threads; ``None``: the
+    cores this process may use).
     """
 
     def __init__(
@@ -54,6 +84,8 @@ class LocalEvaluator:
         if self.checkpoint_root is not None and checkpoint_key is not None:
             checkpoint_dir = self.checkpoint_root / checkpoint_key / f"seed-{config.seed}"
         try:
+            if checkpoint_dir is not None:
+                _discard_foreign_checkpoint(checkpoint_dir, config)
             return train_trial(
                 config,
                 tasks=self.tasks or None,
@@ -68,3 +100,89 @@ class LocalEvaluator:
             last = traceback.extract_tb(error.__traceback__)[-1:]
             where = f" at {last[0].filename}:{last[0].lineno}" if last else ""
             return TrialResult.failed(f"{type(error).__name__}: {error}{where}")
+
+
+def _discard_foreign_checkpoint(directory: Path, config: TrialConfig) -> None:
+    """Empty ``directory`` when its checkpoint belongs to another configuration than ``config``
+    (the trainer's :class:`~taskgraph.training.checkpoint.CheckpointStore` would refuse it)."""
+    from taskgraph.errors import ConfigError
+    from taskgraph.training.checkpoint import CheckpointStore
+
+    if not (directory / "config.json").is_file():
+        return
+    try:
+        CheckpointStore(directory=directory, config=config)
+    except ConfigError as error:
+        logger.warning("%s: removed, training starts over", error)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def checkpoint_base(setting: str | os.PathLike[str] | None) -> Path:
+    """Return the absolute folder a local runner's checkpoints go under: ``setting`` (``~``
+    expanded, relative to the working directory), or ``$TASKGRAPH_CACHE/checkpoints``."""
+    from taskgraph.tasks.cache import cache_dir
+
+    path = Path(setting).expanduser() if setting is not None else cache_dir() / "checkpoints"
+    return path.absolute()
+
+
+def checkpoint_base_problem(path: Path) -> str | None:
+    """Return why ``path`` cannot hold checkpoints, or ``None`` when it can; creates nothing.
+
+    A missing folder is fine when its nearest existing parent is a writable folder.
+    """
+    if path.exists():
+        if not path.is_dir():
+            return f"{str(path)!r} is not a folder"
+        if not os.access(path, os.W_OK | os.X_OK):
+            return f"{str(path)!r} is not writable"
+        return None
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"cannot create {str(path)!r}: {str(parent)!r} is not a folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"cannot create {str(path)!r}: {str(parent)!r} is not writable"
+    return None
+
+
+def study_checkpoint_folder(base: Path, *, study: str, database: str) -> Path:
+    """Return the folder of study ``study``'s checkpoints under ``base``.
+
+    Named ``<study>-<hash>``: the study name made safe for any file system, and a short hash
+    of ``database`` (what identifies the study's database and its row there), so that two
+    studies of one name in two databases never share a folder.
+    """
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", study).strip("._-")[:80] or "study"
+    digest = hashlib.sha256(f"{study}\0{database}".encode()).hexdigest()[:8]
+    return base / f"{safe}-{digest}"
+
+
+def remove_finished_checkpoints(folder: Path, study: optuna.Study) -> list[int]:
+    """Remove the ``trial-N`` folders under ``folder`` whose trial is finished; return the N.
+
+    A trial is finished when no try of it (the trial itself, or a retry whose
+    ``failed_trial`` is ``N``) waits or runs: it completed, was pruned, failed, or was
+    interrupted with no retry left.  ``folder`` itself goes once empty.
+    """
+    from optuna.trial import TrialState
+
+    if not folder.is_dir():
+        return []
+    live = {
+        int(trial.system_attrs.get("failed_trial", trial.number))
+        for trial in study.get_trials(
+            deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)
+        )
+    }
+    removed: list[int] = []
+    for child in folder.iterdir():
+        match = _TRIAL_FOLDER.fullmatch(child.name)
+        if match is None or not child.is_dir() or int(match.group(1)) in live:
+            continue
+        shutil.rmtree(child, ignore_errors=True)
+        removed.append(int(match.group(1)))
+    with suppress(OSError):
+        folder.rmdir()  # only when empty
+    return sorted(removed)

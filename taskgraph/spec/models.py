@@ -440,10 +440,27 @@ class LocalRunnerSpec(_Strict):
     """Train in-process, one trial at a time.
 
     ``threads``: torch's intra-op threads per trial (default: the cores this process may use).
+    ``checkpoints``: each (trial, seed) checkpoints its training, so that a trial retried after
+    Ctrl-C, ``kill`` or a crash resumes where it stopped; its folder is removed once the trial
+    is finished.  ``checkpoint_dir``: where, default ``$TASKGRAPH_CACHE/checkpoints``
+    (:func:`taskgraph.runners.local.checkpoint_base`).
     """
 
     name: Literal["local"] = "local"
     threads: Count | None = Field(default=None, ge=1, le=MAX_RAY_RESOURCES)
+    checkpoints: bool = True
+    checkpoint_dir: str | None = None
+
+    @field_validator("checkpoint_dir")
+    @classmethod
+    def _checkpoint_dir_nonempty(cls, value: str | None) -> str | None:
+        # An empty path would be the working directory: never what an empty value meant.
+        if value is not None and not value.strip():
+            raise ValueError(
+                f"is empty ({value!r}): give a folder, leave it out for "
+                "$TASKGRAPH_CACHE/checkpoints, or turn checkpoints off with checkpoints: false"
+            )
+        return value
 
 
 class RayResources(_Strict):

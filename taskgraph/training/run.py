@@ -11,7 +11,9 @@ Failures become ``TrialResult.failed(reason)`` with a reason that starts with it
 ``data error: ...`` (a missing or malformed data file: the file, the line, what was
 expected), ``invalid configuration: ...`` (any other :class:`~taskgraph.errors.TaskgraphError`,
 e.g. an unknown task or sharing name) or ``exception: TypeName: ...``.  ``KeyboardInterrupt`` still propagates:
-an interrupted run resumes from its checkpoint directory.
+an interrupted run resumes when ``train_trial`` is called again with the same ``checkpoint_dir``
+(in a study the ``local`` runner gives each (trial, seed) one that its retries share:
+:mod:`taskgraph.runners.local`).
 """
 
 from __future__ import annotations
