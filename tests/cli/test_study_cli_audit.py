@@ -118,7 +118,10 @@ def test_resume_names_the_runner_option(demo: Path) -> None:
     args = ("study", "resume", "demo", "--runner", "local", "--address", "auto")
     code, _, err = invoke(*args, "--storage", url, "-q")
     assert code == 2
-    assert err.strip() == "error: --address: unknown field 'address'; allowed: name, threads"
+    assert (
+        err.strip()
+        == "error: --address: unknown field 'address'; allowed: checkpoint_dir, checkpoints, name, threads"
+    )
 
 
 def test_trials_past_a_lowered_budget_never_read_as_a_fraction(demo: Path) -> None:

@@ -149,3 +149,20 @@ def test_help_says_what_runner_and_address_override() -> None:
         assert code == 0
         assert "overrides runner.name" in flat and "overrides runner.address" in flat
         assert "switches to the ray runner" in flat
+
+
+def test_a_runner_setting_on_a_spec_without_runner_sets_the_default_runners(
+    tmp_path: Path,
+) -> None:
+    # The file names no runner (the local one by default): `--set runner.threads=2` was
+    # "runner: needs a `name` key", a runner of that one setting and no name.
+    text = (REPO / "searchspaces" / "demo.yaml").read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if not line.startswith("runner:")]
+    spec_file = tmp_path / "demo.yaml"
+    spec_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    spec = load_study_spec(spec_file, {"runner.threads": 2})
+    assert spec.runner.name == "local" and spec.runner.threads == 2
+    code, out, err = invoke("study", "validate", str(spec_file), "--set", "runner.threads=2")
+    assert code == 0 and "runner local" in out, err
+    code, _, err = invoke("study", "validate", str(spec_file), "--set", "runner.threads=x")
+    assert code == 2 and err.startswith("error: --set runner.threads: "), err
