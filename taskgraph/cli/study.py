@@ -508,6 +508,14 @@ def _run(
         )
     if summary.reason == "exhausted" and not as_json:
         stderr_console.print(f"stopped before the budget: {summary.detail}", soft_wrap=True)
+    if summary.reason == "budget" and progress.n_running and not as_json:
+        # The budget counts running trials: another driver's (or a killed one's) hold it.
+        stderr_console.print(
+            f"{progress.n_running} trial(s) of another driver are still running and hold the "
+            "rest of the budget; if that driver is gone, "
+            f"`{resume_command(spec.name, url)}` retries them once their heartbeat is stale",
+            soft_wrap=True,
+        )
 
 
 def _done_of_budget(n_done: int, budget: int | None) -> str:

@@ -166,3 +166,29 @@ def test_a_runner_setting_on_a_spec_without_runner_sets_the_default_runners(
     assert code == 0 and "runner local" in out, err
     code, _, err = invoke("study", "validate", str(spec_file), "--set", "runner.threads=x")
     assert code == 2 and err.startswith("error: --set runner.threads: "), err
+
+
+def test_a_budget_held_by_another_drivers_running_trials_says_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A driver whose sibling was killed mid-trial stops at the budget (done + running) with
+    # that trial RUNNING: the summary said nothing of it, nor how to retry it.
+    from taskgraph.app import studies
+    from taskgraph.search.engine import RunSummary
+    from taskgraph.search.progress import StudyProgress
+
+    def run_spec(spec: Any, **kwargs: Any) -> RunSummary:
+        progress = StudyProgress(
+            name=spec.name, direction="maximize", budget=12, n_complete=11, n_pruned=0,
+            n_failed=0, n_interrupted=0, n_running=1, n_waiting=0, best_value=0.9,
+            best_number=3, baseline_value=0.5, baseline_number=0,
+        )  # fmt: skip
+        return RunSummary(progress=progress, reason="budget")
+
+    monkeypatch.setattr(studies, "run_spec", run_spec)
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    code, out, err = invoke("study", "run", str(REPO / "searchspaces/demo.yaml"), "--storage", url)
+    assert code == 0, err
+    assert "11/12 trials" in out
+    assert "1 trial(s) of another driver are still running" in err
+    assert f"`taskgraph study resume demo --storage {url}`" in err
