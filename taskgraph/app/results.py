@@ -23,10 +23,10 @@ import math
 import os
 import re
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from taskgraph.affinity.longtable import LongRow, write_long_csv
 from taskgraph.errors import (
@@ -588,16 +588,12 @@ def check_record_filters(
     (``pretraining`` outside the registered schemes lists the allowed values).  A filter of the
     wrong type is a :class:`ConfigError`.  Known names that match nothing together are no error.
     """
-    for keyword, value in (
-        ("study", study),
-        ("target", target),
-        ("contains", contains),
-        ("model_config", model_config),
-        ("pretraining", pretraining),
-    ):
-        if value is not None and (not isinstance(value, str) or not value.strip()):
-            what = "empty" if isinstance(value, str) else f"not a name (a string): {value!r}"
-            raise ConfigError(f"`{option_name(keyword)}` is {what}")
+    from taskgraph.storage.repository import check_run_filters
+
+    check_run_filters(
+        study=study, target=target, task_set=task_set, contains=contains,
+        model_config=model_config, pretraining=pretraining,
+    )  # fmt: skip
     members = _task_set_members(task_set)
     if study is not None:
         studies = sorted(s.name for s in repository.studies())
@@ -625,20 +621,14 @@ def check_record_filters(
 
 
 def _task_set_members(task_set: object) -> list[str] | None:
-    """Return the task names of ``task_set`` (``"a+b"`` or names), checked; None stays None."""
+    """Return the task names of ``task_set`` (``"a+b"`` or names; its type was checked by
+    ``check_run_filters``); None stays None."""
     if task_set is None:
         return None
-    if isinstance(task_set, str):
-        members = [name.strip() for name in task_set.split("+") if name.strip()]
-    elif isinstance(task_set, Sequence | frozenset | set) and all(
-        isinstance(name, str) for name in task_set
-    ):
-        members = [name.strip() for name in task_set if name.strip()]
-    else:
-        raise ConfigError(
-            f"`{option_name('task_set')}` must be task names joined by '+' ('ner+pos') or a "
-            f"list of names, but got {task_set!r}"
-        )
+    names = (
+        task_set.split("+") if isinstance(task_set, str) else list(cast(Iterable[str], task_set))
+    )
+    members = [name.strip() for name in names if name.strip()]
     if not members:
         raise ConfigError(
             f"`{option_name('task_set')}` {task_set!r} names no task: expected names joined by "

@@ -60,6 +60,7 @@ from taskgraph.vocabulary import task_set_key
 __all__ = [
     "SCREEN_MODE",
     "Repository",
+    "check_run_filters",
     "open_engine",
     "open_repository",
     "records_by_task_set",
@@ -452,7 +453,7 @@ class Repository:
         ``limit`` below 1 and a ``study`` the database lacks (named with the known ones) are
         a :class:`ConfigError`.
         """
-        _check_run_filters(
+        check_run_filters(
             study=study, target=target, task_set=task_set, status=status, contains=contains,
             model_config=model_config, data_selection=data_selection, pretraining=pretraining,
         )  # fmt: skip
@@ -977,7 +978,7 @@ class Repository:
         """
         from taskgraph.storage.export import export_runs
 
-        _check_run_filters(
+        check_run_filters(
             study=study, target=target, task_set=task_set, status=status, contains=contains,
             model_config=model_config,
         )  # fmt: skip
@@ -1009,19 +1010,20 @@ class Repository:
 _STATUSES = tuple(status.value for status in TrialStatus)
 
 
-def _check_run_filters(
+def check_run_filters(
     *,
-    study: object,
-    target: object,
-    task_set: object,
-    status: object,
-    contains: object,
-    model_config: object,
+    study: object = None,
+    target: object = None,
+    task_set: object = None,
+    status: object = None,
+    contains: object = None,
+    model_config: object = None,
     data_selection: object = None,
     pretraining: object = None,
 ) -> None:
-    """Raise a ConfigError naming a filter of :meth:`Repository.runs` of the wrong type, or a
-    ``status`` no run can have (a filter that could match nothing by mistake)."""
+    """Raise a ConfigError naming a filter of :meth:`Repository.runs` of the wrong type, an
+    empty name, or a ``status`` no run can have (a filter that could match nothing by mistake).
+    """
     for keyword, value in (
         ("study", study),
         ("target", target),
@@ -1029,8 +1031,9 @@ def _check_run_filters(
         ("model_config", model_config),
         ("pretraining", pretraining),
     ):
-        if value is not None and not isinstance(value, str):
-            raise ConfigError(f"`{option_name(keyword)}` must be a string, but got {value!r}")
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            what = "empty" if isinstance(value, str) else f"not a name (a string): {value!r}"
+            raise ConfigError(f"`{option_name(keyword)}` is {what}")
     if task_set is not None and not (
         isinstance(task_set, str)
         or (
@@ -1039,7 +1042,8 @@ def _check_run_filters(
         )
     ):
         raise ConfigError(
-            f"`{option_name('task_set')}` must be a key 'a+b' or task names, but got {task_set!r}"
+            f"`{option_name('task_set')}` must be task names joined by '+' ('ner+pos') or a "
+            f"list of names, but got {task_set!r}"
         )
     if status is not None and status not in _STATUSES:
         raise ConfigError(

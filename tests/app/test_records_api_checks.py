@@ -67,8 +67,9 @@ def test_long_table_names_a_bad_argument(
         ({"status": "complet"}, "`status` must be one of ['complete', 'pruned', 'failed']"),
         ({"limit": "3"}, "`limit` must be an integer, but got '3'"),
         ({"limit": 0}, "`limit` must be >= 1"),
-        ({"study": 3}, "`study` must be a string"),
-        ({"task_set": 3}, "`task_set` must be a key"),
+        ({"study": 3}, "`study` is not a name (a string)"),
+        ({"task_set": 3}, "`task_set` must be task names joined by"),
+        ({"contains": " "}, "`contains` is empty"),
     ],
 )
 def test_repository_runs_refuses_bad_filters(
