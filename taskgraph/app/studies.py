@@ -135,10 +135,7 @@ def _build_spec(
         raise SpecError(
             f"{path}: runner: must be a runner name or a mapping, got {type(runner).__name__}"
         )
-    # The `runner.*` overrides apply to the runner chosen: the switch's, else the file's (or
-    # the default runner where the file names none: `--set runner.threads=2` on a spec
-    # without `runner:` sets the local runner's threads, not a runner without a name).
-    fields = _runner_fields(rest)
+    fields = _runner_fields(rest) if runner is not None or "runner.name" in rest else {}
     # Labels only for what is overridden here: an error in the file's own runner, replaced
     # below, is the file's.
     options = {key: labels.get(key) or _override_label(key) for key in rest}

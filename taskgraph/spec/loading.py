@@ -310,6 +310,10 @@ def _set_path(data: dict[str, Any], keys: list[str], value: Any) -> None:
         child = node.get(key)
         if isinstance(child, str) and key in ("runner", "sampler", "pruner", "encoder"):
             child = {"name": child}  # expand the `runner: local` shorthand before overriding
+        if child is None and node is data and key == "runner":
+            # A spec without `runner:` runs the local one: `--set runner.threads=2` sets its
+            # field (a runner of that one field and no name is no runner).
+            child = {"name": "local"}
         if not isinstance(child, dict):
             child = {}
         node[key] = child
