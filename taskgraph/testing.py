@@ -43,6 +43,7 @@ __all__ = [
     "unavailable",
     "write_pair_table",
     "write_rising_table",
+    "write_sst2_data",
 ]
 
 
@@ -481,3 +482,16 @@ def table_names(url: str) -> set[str]:
         return set(sqlalchemy.inspect(engine).get_table_names())
     finally:
         engine.dispose()
+
+
+def write_sst2_data(root: Path) -> Path:
+    """Write a data directory ``root`` holding 16 sentences of the catalog task ``sst2`` in each
+    of its splits (labels alternating), and return ``root``."""
+    folder = root / "sst2"
+    folder.mkdir(parents=True)
+    rows = ["sentence\tlabel"] + [
+        f"{'a fine film' if i % 2 else 'a dull film'} number {i}\t{i % 2}" for i in range(16)
+    ]
+    for split in ("train", "dev", "test"):
+        (folder / f"{split}.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return root

@@ -19,6 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from taskgraph.cli.app import app
+from taskgraph.testing import write_sst2_data
 
 REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -51,18 +52,6 @@ def tiny_spec(tmp_path: Path, *, name: str = "tiny", target: str = "synth_target
     path = tmp_path / f"{name}.yaml"
     path.write_text(TINY.format(name=name, target=target))
     return path
-
-
-def sst2_data(root: Path) -> Path:
-    """Write a data directory holding a few sentences of the catalog task ``sst2``."""
-    folder = root / "sst2"
-    folder.mkdir(parents=True)
-    rows = ["sentence\tlabel"] + [
-        f"{'a fine film' if i % 2 else 'a dull film'} number {i}\t{i % 2}" for i in range(16)
-    ]
-    for split in ("train", "dev", "test"):
-        (folder / f"{split}.tsv").write_text("\n".join(rows) + "\n")
-    return root
 
 
 def status(name: str, url: str) -> dict[str, Any]:
@@ -141,7 +130,7 @@ def test_wall_time_error_names_the_option(tmp_path: Path) -> None:
 
 def test_resume_takes_a_corrected_data_directory(tmp_path: Path) -> None:
     spec = tiny_spec(tmp_path, name="moved", target="sst2")
-    first = sst2_data(tmp_path / "first")
+    first = write_sst2_data(tmp_path / "first")
     url = f"sqlite:///{tmp_path / 't.db'}"
     code, _, err = invoke(
         "study", "run", str(spec), "--storage", url, "--data", str(first), "--trials", "1"

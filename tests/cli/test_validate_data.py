@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from taskgraph.cli.app import app
+from taskgraph.testing import write_sst2_data
 
 REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -40,16 +41,6 @@ def write_spec(tmp_path: Path, *, target: str = "sst2", name: str = "check") -> 
     path = tmp_path / f"{name}.yaml"
     path.write_text(SPEC.format(name=name, target=target))
     return path
-
-
-def sst2_data(root: Path) -> Path:
-    """Write a data directory holding a few sentences of the catalog task ``sst2``."""
-    folder = root / "sst2"
-    folder.mkdir(parents=True)
-    rows = ["sentence\tlabel"] + [f"film number {i}\t{i % 2}" for i in range(8)]
-    for split in ("train", "dev", "test"):
-        (folder / f"{split}.tsv").write_text("\n".join(rows) + "\n")
-    return root
 
 
 def one_error_line(code: int, out: str, err: str) -> str:
@@ -104,7 +95,7 @@ def test_missing_task_file_names_the_task(tmp_path: Path) -> None:
 
 def test_data_option_valid_and_json_names_the_directory(tmp_path: Path) -> None:
     spec = write_spec(tmp_path)
-    data = sst2_data(tmp_path / "data")
+    data = write_sst2_data(tmp_path / "data")
     code, out, err = invoke("study", "validate", str(spec), "--data", str(data))
     assert code == 0 and out.startswith("valid"), err
     code, out, err = invoke("study", "validate", str(spec), "--data", str(data), "--json")
