@@ -153,10 +153,12 @@ def run_script(main: Callable[[], object]) -> int:
     """
     from taskgraph.errors import TaskgraphError, command_line_wording
 
-    try:
-        with command_line_wording():  # messages name options (--storage), not keywords
+    # Messages name options (--storage), not keywords: also where one is written when it is
+    # printed (an unreachable database's resume hint), as the taskgraph command prints them.
+    with command_line_wording():
+        try:
             outcome = main()
-    except TaskgraphError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        except TaskgraphError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     return outcome if isinstance(outcome, int) else 0

@@ -41,3 +41,18 @@ def test_a_taskgraph_error_in_a_script_is_one_line(capsys: pytest.CaptureFixture
     assert run_script(main) == 2
     assert capsys.readouterr().err == "error: `budget` must be > 0, but got -1\n"
     assert run_script(lambda: 3) == 3 and run_script(lambda: {"a": 1}) == 0
+
+
+def test_a_message_written_when_printed_is_worded_for_the_command_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # An unreachable database's error writes its resume hint when it is printed: a script
+    # prints it as the taskgraph command does, naming the command, not the Python call.
+    from taskgraph.storage.retry import DatabaseUnavailableError
+
+    def main() -> None:
+        raise DatabaseUnavailableError("database gone", study="s", url="sqlite:///x.db")
+
+    assert run_script(main) == 2
+    line = capsys.readouterr().err
+    assert "`taskgraph study resume s --storage sqlite:///x.db`" in line, line
