@@ -177,7 +177,7 @@ def load_encoder(
         except (OSError, ValueError, TypeError, StrictDataclassError) as error:
             # StrictDataclassError: a config field of the wrong type (its message is a
             # multi-line report whose last line says which field and why).
-            reason = (str(error).strip().splitlines() or [type(error).__name__])[-1].strip()
+            reason = _last_line(error)
             raise ConfigError(
                 f"encoder {name!r}: cannot load a model from {str(path)!r}: {reason}"
             ) from error
@@ -266,7 +266,7 @@ def tiny_bert_config(options: Mapping[str, Any], *, vocab_size: int | None = Non
         try:
             BertConfig(**{name: value})
         except StrictDataclassFieldValidationError as error:
-            _refuse(name, str(error).strip().splitlines()[-1].strip())
+            _refuse(name, _last_line(error))
     vocab = {} if vocab_size is None else {"vocab_size": vocab_size}
     try:
         config = BertConfig(**{**TINY_BERT_DEFAULTS, **vocab, **opts})
@@ -307,10 +307,16 @@ def check_pretrained_options(name: str, options: Mapping[str, Any]) -> None:
         try:
             config_class(**{option: options[option]})
         except (StrictDataclassError, TypeError, ValueError) as error:
-            reason = (str(error).strip().splitlines() or [type(error).__name__])[-1].strip()
+            reason = _last_line(error)
             raise EncoderOptionError(
                 f"encoder {name!r}: option {option}: {reason}", option=option, reason=reason
             ) from None
+
+
+def _last_line(error: BaseException) -> str:
+    """Return the last line of ``error``'s message (its type when it has none): a strict
+    dataclass error is a multi-line report whose last line says which field and why."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[-1].strip()
 
 
 def _refuse(option: str, reason: str) -> NoReturn:
