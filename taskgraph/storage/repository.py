@@ -112,16 +112,18 @@ def open_engine(url: str, *, create: bool = True) -> Engine:
 
 def _url_origin(url: str) -> tuple[str, str]:
     """Return where ``url`` came from, as :func:`~taskgraph.storage.urls.resolve_storage_url`
-    chose it (``TASKGRAPH_STORAGE`` when it is that variable's value, the default URL when no
-    variable is set, else the ``storage`` argument: ``--storage``), and how to name another."""
-    from taskgraph.storage.urls import DEFAULT_STORAGE_URL, STORAGE_ENV
+    chose it (a URL it never chose was given directly: the ``storage`` argument), and how to
+    name another."""
+    from taskgraph.storage.urls import STORAGE_ENV, storage_url_origin
 
-    env = (os.environ.get(STORAGE_ENV) or "").strip()
     storage = option_name("storage")
-    if env and url.strip() == env:
+    origin = storage_url_origin(url)
+    if origin == "env":
         return f"from {STORAGE_ENV}", f"set {STORAGE_ENV} to an existing database"
-    if not env and url.strip() == DEFAULT_STORAGE_URL:
+    if origin == "default":
         return "the default", f"pass {storage} / set {STORAGE_ENV}"
+    if origin == "spec":
+        return "the spec's storage field", "point it at an existing database"
     return f"given by {storage}", f"pass the {storage} of an existing database"
 
 

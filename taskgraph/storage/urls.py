@@ -20,7 +20,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -39,10 +39,13 @@ __all__ = [
     "sqlite_path",
     "sqlite_url_relative_to",
     "storable_spec",
+    "storage_url_origin",
 ]
 
 STORAGE_ENV = "TASKGRAPH_STORAGE"
 DEFAULT_STORAGE_URL = "sqlite:///taskgraph.db"
+#: where a resolved storage URL came from (:func:`storage_url_origin`)
+StorageOrigin = Literal["option", "env", "spec", "default"]
 
 _SUPPORTED = {"sqlite": ("sqlite", "pysqlite"), "postgresql": ("postgresql", "psycopg")}
 MASK = "***"
@@ -81,13 +84,15 @@ def resolve_storage_url(option: str | None = None, *, spec_storage: str | None =
             f"{option_name('storage')} is empty: give a database URL, e.g. sqlite:///taskgraph.db"
         )
     chosen, origin = DEFAULT_STORAGE_URL, "the default"
-    for candidate, where in (
-        (option, option_name("storage")),
-        (os.environ.get(STORAGE_ENV), STORAGE_ENV),
-        (spec_storage, "the spec's storage field"),
-    ):
+    source: StorageOrigin = "default"
+    candidates: tuple[tuple[str | None, str, StorageOrigin], ...] = (
+        (option, option_name("storage"), "option"),
+        (os.environ.get(STORAGE_ENV), STORAGE_ENV, "env"),
+        (spec_storage, "the spec's storage field", "spec"),
+    )
+    for candidate, where, kind in candidates:
         if candidate is not None and candidate.strip():
-            chosen, origin = candidate.strip(), where
+            chosen, origin, source = candidate.strip(), where, kind
             break
     try:
         parse_storage_url(chosen)
@@ -96,10 +101,20 @@ def resolve_storage_url(option: str | None = None, *, spec_storage: str | None =
     # Remembered (masked) so that a failure raised by Optuna's storage, which does not say
     # which database it was, can be reported with it.
     _resolved.append(mask_url(chosen))
+    _origins[chosen] = source
     return chosen
 
 
 _resolved: list[str] = []
+#: resolved URL -> where :func:`resolve_storage_url` took it from (:data:`StorageOrigin`)
+_origins: dict[str, StorageOrigin] = {}
+
+
+def storage_url_origin(url: str) -> StorageOrigin | None:
+    """Return where :func:`resolve_storage_url` took ``url`` from: ``option`` (``--storage``,
+    the ``storage`` keyword), ``env`` (``TASKGRAPH_STORAGE``), ``spec`` (its ``storage``
+    field) or ``default``; ``None`` for a URL it never chose."""
+    return _origins.get(url.strip())
 
 
 def last_resolved_url() -> str | None:

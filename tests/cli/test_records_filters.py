@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from taskgraph.cli.app import app
+from taskgraph.errors import StorageError
 from taskgraph.storage import open_repository
 from taskgraph.trial import Cost, TrialConfig, TrialResult, TrialStatus
 
@@ -151,3 +152,17 @@ def test_missing_database_names_where_its_url_came_from(
     assert code == 1 and "from TASKGRAPH_STORAGE" in err
     assert "set TASKGRAPH_STORAGE to an existing database" in err
     assert not (tmp_path / "nope.db").exists()
+
+
+def test_a_missing_database_from_a_specs_storage_field_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Where the URL came from is what resolve_storage_url chose it from, not a guess from
+    # its value: a spec's storage field was named "given by storage".
+    from taskgraph.storage import resolve_storage_url
+
+    monkeypatch.delenv("TASKGRAPH_STORAGE", raising=False)
+    url = resolve_storage_url(None, spec_storage=f"sqlite:///{tmp_path / 'spec.db'}")
+    with pytest.raises(StorageError, match=r"the spec's storage field\): run a study first"):
+        open_repository(url, create=False)
+    assert not (tmp_path / "spec.db").exists()
