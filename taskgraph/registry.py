@@ -146,8 +146,7 @@ class Registry(Generic[T]):
         A name not registered loads the plug-ins (:func:`load_plugins`) and is looked up again.
         """
         if name not in self:
-            known = ", ".join(sorted(self._entries)) or "(none)"
-            raise UnknownNameError(f"unknown {self.kind} {name!r}; known: {known} ({PLUGIN_HINT})")
+            raise UnknownNameError(self.unknown(name))
         entry = self._entries[name]
         if isinstance(entry, str) and ":" in entry:
             module_name, _, attr = entry.partition(":")
@@ -155,6 +154,11 @@ class Registry(Generic[T]):
             self._entries[name] = obj
             return cast(T, obj)
         return cast(T, entry)
+
+    def unknown(self, name: object) -> str:
+        """Return the line that refuses ``name``: the known names and how plug-ins add more."""
+        known = ", ".join(sorted(self._entries)) or "(none)"
+        return f"unknown {self.kind} {name!r}; known: {known} ({PLUGIN_HINT})"
 
     def unregister(self, name: str) -> None:
         """Remove ``name`` (a plug-in that a test or a session registered for a while)."""

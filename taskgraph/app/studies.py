@@ -239,9 +239,7 @@ def _with_runner(
         given["name"] = fields.pop("runner.name")
     name = given.get("name", current.get("name"))
     if not isinstance(name, str) or name not in RUNNERS:
-        raise SpecError(
-            f"{switch_label}: unknown runner {name!r}; allowed: {', '.join(RUNNERS.names())}"
-        )
+        raise SpecError(f"{switch_label}: {RUNNERS.unknown(name)}")
     if name == current.get("name"):
         given = {**current, **given}
     for key, value in fields.items():

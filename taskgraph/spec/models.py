@@ -613,7 +613,7 @@ class StudySpec(_Strict):
                 raise ValueError("needs a `name` key")
             name = value["name"]
             if not isinstance(name, str) or name not in RUNNERS:
-                raise ValueError(f"unknown runner {name!r}; allowed: {', '.join(RUNNERS.names())}")
+                raise ValueError(RUNNERS.unknown(name))
         return value
 
     @field_validator("name")

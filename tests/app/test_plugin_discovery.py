@@ -104,6 +104,18 @@ def test_a_plugin_runner_runs_resumes_and_is_read_from_the_command_line(plugin_d
     )
     assert code == 0, err
     assert "alone" in out
+    code, out, err = taskgraph_cli(
+        "study", "show", "fixed_demo", "--storage", url, plugins=None, **cli
+    )
+    assert code == 0, err
+    assert "3/3 trials, 3 complete" in out
+    # Resuming needs the runner: refused in one line that says where plug-ins come from.
+    code, _, err = taskgraph_cli(
+        "study", "resume", "fixed_demo", "--storage", url, "-q", plugins=None, **cli
+    )
+    assert code == 2
+    assert err.strip().endswith("entry points or TASKGRAPH_PLUGINS)")
+    assert "unknown runner 'fixed'" in err and len(err.strip().splitlines()) == 1
     # Resuming runs the study's runner: `module:callable` registers it in a fresh process.
     code, out, err = taskgraph_cli(
         "study", "resume", "fixed_demo", "--storage", url, "--trials", "4", "-q",

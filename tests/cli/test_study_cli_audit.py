@@ -113,7 +113,10 @@ def test_resume_names_the_runner_option(demo: Path) -> None:
     url = run_demo(demo, trials=1)
     code, _, err = invoke("study", "resume", "demo", "--runner", "foo", "--storage", url, "-q")
     assert code == 2
-    assert err.strip() == "error: --runner: unknown runner 'foo'; allowed: local, ray, tabular"
+    assert err.strip() == (
+        "error: --runner: unknown runner 'foo'; known: local, ray, tabular (a plug-in adds more "
+        "through the 'taskgraph.plugins' entry points or TASKGRAPH_PLUGINS)"
+    )
     # An address for a runner that takes none names --address, as `study run` does.
     args = ("study", "resume", "demo", "--runner", "local", "--address", "auto")
     code, _, err = invoke(*args, "--storage", url, "-q")

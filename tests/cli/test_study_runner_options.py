@@ -106,7 +106,7 @@ def test_runner_name_override_comes_before_the_runner_sets_in_the_python_api() -
 def test_runner_option_errors_name_the_option(captured: dict[str, Any], tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'e.db'}"
     for args, message in (
-        (["--runner", "bogus"], "error: --runner: unknown runner 'bogus'; allowed: "),
+        (["--runner", "bogus"], "error: --runner: unknown runner 'bogus'; known: "),
         (["--runner", "local", "--address", "auto"], "error: --address: unknown field 'address'"),
         (["--runner", "ray", "--set", "runner.resources.gpu=-1"],
          "error: --set runner.resources.gpu: "),
