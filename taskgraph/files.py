@@ -1,4 +1,4 @@
-"""Reading a file once while it is unchanged.
+"""Reading a file once while it is unchanged; a temporary file to write one atomically.
 
 A command may ask for one file several times (``study validate`` then ``study run`` read a
 tabular runner's table; the spec checks, the search space and each engine read an encoder's
@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import functools
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["clear_unchanged", "read_unchanged"]
+__all__ = ["clear_unchanged", "read_unchanged", "temporary_sibling"]
 
 T = TypeVar("T")
 
@@ -48,3 +49,16 @@ def _read(reader: Callable[[Path], Any], path: str, *_status: object) -> Any:
     # The status fields only tell versions of the file apart; ``path`` is read as given, so
     # the reader's messages name the file as its caller did.
     return reader(Path(path))
+
+
+def temporary_sibling(path: Path) -> tuple[int, str]:
+    """Return ``tempfile.mkstemp`` of a hidden temporary file beside ``path`` (renamed over it
+    once written).  A folder that takes no new file (read-only, or procfs, which answers "No
+    such file or directory") raises an ``OSError`` that says so rather than naming ``path``."""
+    try:
+        return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise OSError(
+            error.errno, f"its folder {str(path.parent)!r} takes no new file ({reason})"
+        ) from None

@@ -22,7 +22,6 @@ import json
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 from taskgraph.errors import ConfigError, StorageError, TaskgraphError
+from taskgraph.files import temporary_sibling
 from taskgraph.vocabulary import json_safe
 
 __all__ = [
@@ -263,7 +263,7 @@ def write_output(target: Path | None, payload: str | bytes, *, option: str = "--
         sys.stdout.buffer.flush()
         return
     with output_errors(target, option=option):
-        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        fd, temp = temporary_sibling(target)
         try:
             os.fchmod(fd, file_mode(target))
             with os.fdopen(fd, "wb") as handle:

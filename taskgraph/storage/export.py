@@ -21,13 +21,13 @@ import io
 import json
 import os
 import stat
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Literal
 
 from taskgraph.errors import ConfigError, StorageError, option_name
+from taskgraph.files import temporary_sibling
 from taskgraph.storage.records import RunRecord
 from taskgraph.vocabulary import json_safe
 
@@ -286,7 +286,7 @@ def _write(destination: str | os.PathLike[str] | IO[Any], payload: str | bytes) 
         raise ConfigError(f"cannot export to {str(path)!r}: {database_words(path, database)}")
     data = payload.encode("utf-8") if isinstance(payload, str) else payload
     try:
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, temp = temporary_sibling(path)
         try:
             os.fchmod(fd, stat.S_IMODE(mode) if mode is not None else _default_mode())
             with os.fdopen(fd, "wb") as handle:

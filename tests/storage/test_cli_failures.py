@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from taskgraph.cli.app import app
+from taskgraph.errors import StorageError
 from taskgraph.storage import open_repository
 
 runner = CliRunner()
@@ -144,3 +145,19 @@ def test_read_only_commands_leave_an_empty_file_empty(tmp_path: Path, args: tupl
         one_error_line(code, err, "taskgraph")
     assert path.stat().st_size == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.db"]
+
+
+def test_an_output_in_a_folder_that_takes_no_file_says_so(
+    study_db: tuple[str, Path], tmp_path: Path
+) -> None:
+    # procfs answers "No such file or directory" to a new file beside /proc/version, which
+    # exists: the line must blame the folder, not claim the file is missing.
+    url, _ = study_db
+    for path in ("/proc/version", "/proc/taskgraph-export.csv"):
+        code, _, err = invoke("records", "export", "-f", "long", "-o", path, "--storage", url)
+        one_error_line(code, err, f"cannot write `--output` {path!r}: its folder '/proc' takes")
+    with open_repository(url) as repository, pytest.raises(StorageError) as caught:
+        repository.export("/proc/version", format="csv")
+    assert str(caught.value).startswith(
+        "cannot export to '/proc/version': its folder '/proc' takes"
+    )
