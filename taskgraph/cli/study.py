@@ -311,8 +311,8 @@ class _ProgressObserver:
             def on_wait(inner, seconds: float, n_running: int) -> None:
                 stderr_console.print(
                     f"{n_running} trial(s) are marked running (a killed earlier run, or another "
-                    f"driver of this study); waiting {seconds:g} s: those whose heartbeat goes "
-                    "stale are retried, a live driver's are left to it",
+                    f"driver of this study); waiting until each beats again (a live driver's, "
+                    f"left to it) or at most {seconds:g} s (then those gone stale are retried)",
                     soft_wrap=True,
                 )
 

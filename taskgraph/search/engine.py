@@ -43,6 +43,7 @@ from taskgraph.search.heartbeat import (
     RetryStaleTrial,
     always_retried,
     deferred_interrupt,
+    fail_stale_trials,
     make_optuna_storage,
     optuna_warnings_only,
     quiet_optuna,
@@ -265,6 +266,11 @@ class StudyEngine:
         study.set_user_attr(SPEC_ATTR, storable_spec(stored))
         study.set_user_attr(SEARCH_HASH_ATTR, spec.search_hash())
         study.set_user_attr(BUDGET_ATTR, spec.budget.trials)
+        # optuna-dashboard's name for the objective (otherwise "Objective 0").
+        metric = f"{spec.target} {self._objective_metric()} on {spec.objective.split}"
+        with quiet_optuna():
+            if study.metric_names != [metric]:
+                study.set_metric_names([metric])
         if spec.sampler.name == "graph":
             study.set_user_attr(STARTUP_ATTR, {"source": startup[0], "scores": startup[1]})
         self.repository.ensure_study(
@@ -277,6 +283,18 @@ class StudyEngine:
         trials = self._recover_and_queue(study)
         self._reconcile(trials)
         return study
+
+    def _objective_metric(self) -> str:
+        """Return the objective's metric: the spec's, else the catalog's primary metric of the
+        target (a task the catalog does not know, such as a table's, says "score")."""
+        from taskgraph.tasks import get_task
+
+        if self.spec.objective.metric is not None:
+            return self.spec.objective.metric
+        try:
+            return get_task(self.spec.target).primary_metric
+        except KeyError:
+            return "score"
 
     def _fill_queue(self, study: optuna.Study, trials: list[FrozenTrial]) -> list[FrozenTrial]:
         """Re-queue lost trials and a failed baseline, enqueue the first trials and the family
@@ -473,7 +491,7 @@ class StudyEngine:
         The trials are read once under the setup lock; only when some are running (a wait
         follows, outside the lock) are they read again.
         """
-        optuna.storages.fail_stale_trials(study)
+        fail_stale_trials(study, self.storage)
         # Two drivers opening the study at once would each re-queue the same lost trial.
         with setup_lock(self.storage_url):
             trials = study.get_trials(deepcopy=False)
@@ -487,14 +505,43 @@ class StudyEngine:
         # is dead goes stale a little later, still within the wait below.)
         for trial in running:
             self.storage.record_heartbeat(storage_id(trial))
-        # Trials of a run stopped moments ago still look alive: wait one grace period,
+        # Trials of a run stopped moments ago still look alive: wait up to one grace period,
         # then whatever is still beating belongs to a live driver and is left alone.
         wait = self.spec.recovery.grace_period + self.spec.recovery.heartbeat_interval
         self.observer.on_wait(wait, len(running))
-        time.sleep(wait)
-        optuna.storages.fail_stale_trials(study)
+        self._wait_for_running([storage_id(t) for t in running], wait)
+        fail_stale_trials(study, self.storage)
         with setup_lock(self.storage_url):
             return self._fill_queue(study, study.get_trials(deepcopy=False))
+
+    def _wait_for_running(self, trial_ids: Sequence[int], wait: float) -> None:
+        """Sleep until each of ``trial_ids`` (just beaten by this driver) has beaten again or
+        finished, which only a live driver does, or until ``wait`` seconds have passed (a dead
+        driver's trial is stale by then).
+
+        Drivers started beside a running one thus wait about one heartbeat interval rather
+        than a whole grace period; a killed driver's trial still costs the full wait.
+        """
+        beaten = self.storage.heartbeat_times(trial_ids)
+        deadline = time.monotonic() + wait
+        poll = min(1.0, self.spec.recovery.heartbeat_interval / 4)
+        pending = set(trial_ids)
+        while pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(poll, left))
+            running = {
+                trial_id
+                for trial_id in pending
+                if self.storage.get_trial(trial_id).state == TrialState.RUNNING
+            }
+            now = self.storage.heartbeat_times(pending & running)
+            pending = {
+                trial_id
+                for trial_id in pending & running
+                if trial_id not in beaten or now.get(trial_id) == beaten[trial_id]
+            }
 
     def _requeue_lost(self, study: optuna.Study, trials: Sequence[FrozenTrial]) -> bool:
         """Retry the interrupted trials of ``trials`` that must run again and have no retry;

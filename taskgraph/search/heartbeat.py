@@ -20,13 +20,23 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial
 
-from taskgraph.search.progress import INTERRUPTED_ATTR, INTERRUPTED_BY_ATTR, RESULTS_ATTR
+from taskgraph.search.progress import (
+    FAILURE_ATTR,
+    INTERRUPTED_ATTR,
+    INTERRUPTED_BY_ATTR,
+    RESULTS_ATTR,
+    RETRY_OF_ATTR,
+)
 from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR
+
+if TYPE_CHECKING:
+    from taskgraph.storage.optuna_rdb import RetryingRDBStorage
 
 __all__ = [
     "HELD_SIGNALS",
@@ -35,6 +45,7 @@ __all__ = [
     "Terminated",
     "always_retried",
     "deferred_interrupt",
+    "fail_stale_trials",
     "keep_terminate_as_interrupt",
     "make_optuna_storage",
     "optuna_warnings_only",
@@ -88,7 +99,7 @@ def optuna_warnings_only() -> Iterator[None]:
 
 def make_optuna_storage(
     url: str, *, heartbeat_interval: int, grace_period: int, max_retry: int
-) -> optuna.storages.RDBStorage:
+) -> RetryingRDBStorage:
     """Return Optuna's RDB storage on ``url`` with heartbeats and retry of stale trials; its
     calls ride out a database server restart (:mod:`taskgraph.storage.optuna_rdb`)."""
     from taskgraph.storage.engine import POSTGRES_CONNECT_TIMEOUT_S
@@ -131,7 +142,9 @@ class RetryStaleTrial:
     which :func:`always_retried` holds are copied however many retries they already had.
     The copy does not inherit the marks of the interruption (``taskgraph:interrupted``,
     ``taskgraph:interrupted_by``): it is a new attempt, and a retry that completes must not
-    read as interrupted in optuna-dashboard.
+    read as interrupted in optuna-dashboard.  It carries ``taskgraph:retry_of``, the number of
+    the trial it runs again (the lineage Optuna keeps is in system attributes, which
+    optuna-dashboard does not show).
     """
 
     def __init__(self, *, max_retry: int | None) -> None:
@@ -142,16 +155,42 @@ class RetryStaleTrial:
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         retry = self._unlimited if always_retried(trial) else self._limited
-        if any(key in trial.user_attrs for key in _NOT_INHERITED):
-            trial = copy.copy(trial)  # the caller's trial keeps its attributes
-            trial.user_attrs = {
-                key: value for key, value in trial.user_attrs.items() if key not in _NOT_INHERITED
-            }
+        number = trial.number
+        trial = copy.copy(trial)  # the caller's trial keeps its attributes
+        trial.user_attrs = {
+            **{k: v for k, v in trial.user_attrs.items() if k not in _NOT_INHERITED},
+            RETRY_OF_ATTR: number,
+        }
         retry(study, trial)
 
 
 #: user attributes of an interrupted trial that its retry does not copy
 _NOT_INHERITED = (INTERRUPTED_ATTR, INTERRUPTED_BY_ATTR)
+
+
+#: ``taskgraph:interrupted_by`` of a trial failed because its heartbeat stopped
+STALE_REASON = "its driver stopped beating (killed, lost or paused past the grace period)"
+
+
+def fail_stale_trials(study: optuna.Study, storage: RetryingRDBStorage) -> None:
+    """``optuna.storages.fail_stale_trials``, marking each stale trial first as interrupted.
+
+    Optuna fails a stale trial with nothing on it, so optuna-dashboard showed a trial of a
+    killed driver as a plain failure; the mark (``taskgraph:interrupted`` and
+    ``taskgraph:interrupted_by``) says what :func:`~taskgraph.search.progress.trial_state`
+    reads it as.  A trial that stored its failure before the kill keeps that failure alone.
+    ``storage`` is the study's.  Only trials still stale when Optuna looks are failed (one
+    that beats again in between keeps running, with the mark: a window of milliseconds).
+    """
+    for trial_id in storage.stale_trial_ids(storage.get_study_id_from_name(study.study_name)):
+        if FAILURE_ATTR in storage.get_trial(trial_id).user_attrs:
+            continue
+        try:
+            storage.set_trial_user_attr(trial_id, INTERRUPTED_ATTR, True)
+            storage.set_trial_user_attr(trial_id, INTERRUPTED_BY_ATTR, STALE_REASON)
+        except UpdateFinishedTrialError:
+            continue  # another driver failed it first (and marked it)
+    optuna.storages.fail_stale_trials(study)
 
 
 class Heartbeat:

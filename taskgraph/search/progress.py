@@ -56,6 +56,9 @@ RESULTS_ATTR = "taskgraph:results"  # every seed's SeedRun: a lost records write
 INTERRUPTED_ATTR = "taskgraph:interrupted"  # Ctrl-C: failed, not counted, retried
 # what else interrupted it ("ValueError: ..."); not FAILURE_ATTR, which would count it failed
 INTERRUPTED_BY_ATTR = "taskgraph:interrupted_by"
+# the trial a retry runs again (Optuna keeps the lineage in system attributes, which
+# optuna-dashboard does not show)
+RETRY_OF_ATTR = "taskgraph:retry_of"
 REPEATS_ATTR = "taskgraph:repeats"  # the earlier trial whose configuration and seeds this repeats
 
 #: Spec fields that do not define a study's trials: a study continues under another value.

@@ -22,11 +22,14 @@ short of its budget.
 
 from __future__ import annotations
 
+import datetime
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
 
 import optuna
+import sqlalchemy
+from optuna.storages._rdb import models as optuna_models
 from optuna.trial import TrialState
 
 from taskgraph.storage.retry import with_connection_retry
@@ -101,6 +104,31 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
             return optuna.storages.RDBStorage.set_trial_state_values(self, trial_id, state, values)
 
         return with_connection_retry(tell, url=self.url, what="optuna set_trial_state_values")
+
+    def stale_trial_ids(self, study_id: int) -> list[int]:
+        """Return the ids of the study's RUNNING trials whose heartbeat is older than the grace
+        period: what ``optuna.storages.fail_stale_trials`` fails (Optuna's own query)."""
+        return self._get_stale_trial_ids(study_id)
+
+    def heartbeat_times(self, trial_ids: Collection[int]) -> dict[int, datetime.datetime]:
+        """Return the last heartbeat of each of ``trial_ids`` that has one, by the database's
+        clock (what ``record_heartbeat`` writes and ``fail_stale_trials`` compares).
+
+        Optuna has no public read of a heartbeat; this reads its ``trial_heartbeats`` table
+        through Optuna's own model, so the column types are Optuna's.
+        """
+        if not trial_ids:
+            return {}
+        beat = optuna_models.TrialHeartbeatModel
+        query = sqlalchemy.select(beat.trial_id, beat.heartbeat).where(
+            beat.trial_id.in_(list(trial_ids))
+        )
+
+        def read() -> dict[int, datetime.datetime]:
+            with self.engine.connect() as connection:
+                return {int(row[0]): row[1] for row in connection.execute(query)}
+
+        return with_connection_retry(read, url=self.url, what="optuna heartbeat_times")
 
 
 for _name in _DATABASE_CALLS:

@@ -12,7 +12,13 @@ import pytest
 from taskgraph.errors import SpecError, command_line_wording
 from taskgraph.search.engine import StudyEngine
 from taskgraph.search.heartbeat import quiet_optuna
-from taskgraph.search.progress import FAILURE_ATTR, INTERRUPTED_ATTR, trial_state
+from taskgraph.search.progress import (
+    FAILURE_ATTR,
+    INTERRUPTED_ATTR,
+    INTERRUPTED_BY_ATTR,
+    RETRY_OF_ATTR,
+    trial_state,
+)
 from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR, SUBSET_ATTR
 from taskgraph.spec import StudySpec, spec_from_dict
 from taskgraph.storage import open_repository
@@ -140,6 +146,7 @@ def test_ctrl_c_marks_the_trial_interrupted_and_resume_retries_it(
     assert interrupted.user_attrs[INTERRUPTED_ATTR] is True
     retry = study.trials[3]
     assert retry.system_attrs["failed_trial"] == 2
+    assert retry.user_attrs[RETRY_OF_ATTR] == 2
     assert retry.params == interrupted.params
     # The retry is a new attempt: it does not inherit the interruption's mark.
     assert INTERRUPTED_ATTR not in retry.user_attrs
@@ -189,6 +196,69 @@ def test_a_killed_driver_trial_goes_stale_and_is_retried(
     study = optuna.load_study(study_name="fake", storage=storage_url)
     retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == orphan.number]
     assert len(retried) == 1 and retried[0].state == optuna.trial.TrialState.COMPLETE
+    # What optuna-dashboard shows (user attributes only): the stale trial reads as
+    # interrupted, with why, and its retry names it.
+    stale = study.trials[orphan.number]
+    assert stale.user_attrs[INTERRUPTED_ATTR] is True
+    assert stale.user_attrs[INTERRUPTED_BY_ATTR].startswith("its driver stopped beating")
+    assert retried[0].user_attrs[RETRY_OF_ATTR] == orphan.number
+    assert INTERRUPTED_ATTR not in retried[0].user_attrs
+    assert study.metric_names == ["tgt score on dev"]  # not a catalog task
+
+
+@pytest.mark.parametrize("sibling", ["beats", "finishes"])
+def test_a_live_siblings_trial_is_left_alone_without_waiting_the_grace_period(
+    storage_url: str, fakes: ModuleType, sibling: str
+) -> None:
+    # A driver started beside a running one: the sibling's trial beats again (or is told)
+    # within a heartbeat interval, so the new driver stops waiting then, not after the whole
+    # grace period, and leaves the trial to its driver.
+    import threading
+    import time
+
+    from taskgraph.search.heartbeat import Heartbeat, make_optuna_storage
+
+    recovery = {"heartbeat_interval": 1, "grace_period": 30}
+    spec = make_spec(seeds=1, budget={"trials": 3}, recovery=recovery)
+    engine = make_engine(spec, storage_url, fakes.FakeEvaluator(), fakes)
+    engine.run(max_trials=1)
+    engine.close()
+    storage = make_optuna_storage(storage_url, heartbeat_interval=1, grace_period=30, max_retry=3)
+    study = optuna.load_study(study_name="fake", storage=storage)
+    with quiet_optuna():
+        theirs = study.ask()
+    tell = threading.Timer(1.5, lambda: study.tell(theirs, 0.5))
+    waits: list[float] = []
+
+    class Observer(fakes_observer()):  # type: ignore[misc]
+        def on_wait(self, seconds: float, n_running: int) -> None:
+            waits.append(seconds)
+
+    with Heartbeat(storage=storage, interval=1) as beating:
+        beating.add(theirs._trial_id)
+        if sibling == "finishes":
+            beating.discard(theirs._trial_id)
+            tell.start()
+        started = time.monotonic()
+        engine = StudyEngine(
+            spec=spec,
+            storage_url=storage_url,
+            evaluator=fakes.FakeEvaluator(),
+            sharing_spaces=fakes.SHARING_SPACES,
+            observer=Observer(),
+        )
+        summary = engine.run()
+        waited = time.monotonic() - started
+        engine.close()
+    if sibling == "finishes":
+        tell.join()
+    assert waits == [31]  # the most it would wait: grace period + interval
+    assert waited < 15, waited  # it stopped once the sibling's trial beat again (or ended)
+    state = storage.get_trial(theirs._trial_id).state
+    expected = "RUNNING" if sibling == "beats" else "COMPLETE"
+    assert state.name == expected  # never failed as stale
+    assert summary.progress.n_interrupted == 0
+    storage.engine.dispose()
 
 
 class _AlwaysFails:
@@ -527,3 +597,19 @@ def test_opening_a_new_study_reads_its_trials_again_only_after_enqueuing(
     waiting = engine.require_study().get_trials(deepcopy=False)
     assert [t.user_attrs.get(ROLE_ATTR) for t in waiting] == [BASELINE_ROLE]
     engine.close()
+
+
+def test_the_objective_is_named_for_optuna_dashboard(storage_url: str, fakes: ModuleType) -> None:
+    # optuna-dashboard labels the objective by the study's metric names ("Objective 0" else);
+    # without a metric in the spec, the catalog's primary metric of the target names it.
+    spec = make_spec(target="synth_target", candidates=["synth_related"])
+    engine = make_engine(spec, storage_url, fakes.FakeEvaluator(), fakes)
+    assert engine._objective_metric() == "accuracy"
+    engine.close()
+    spec = make_spec(objective={"metric": "f1", "split": "test", "direction": "maximize"})
+    engine = make_engine(spec, storage_url, fakes.FakeEvaluator(), fakes)
+    engine.run(max_trials=1)
+    engine.close()
+    assert optuna.load_study(study_name="fake", storage=storage_url).metric_names == [
+        "tgt f1 on test"
+    ]
