@@ -76,6 +76,7 @@ from taskgraph.search.space import (
     FAMILY_ATTR,
     ROLE_ATTR,
     ROW_ATTR,
+    SUBSET_ATTR,
     SearchSpace,
     is_first_baseline,
 )
@@ -387,7 +388,8 @@ class StudyEngine:
         the pretraining stage reaches several families, and the first baseline is of one of
         them: each other family a complete trial lands in gets a baseline with that trial's
         family-defining parameters fixed (:meth:`SearchSpace.family_baseline`), marked
-        ``taskgraph:family``.  It counts against ``budget.trials`` like any trial; with
+        ``taskgraph:family``, unless a complete trial of the target alone is already in that
+        family (a pretraining study without auxiliaries: every trial is one).  It counts against ``budget.trials`` like any trial; with
         ``budget.baselines: one`` none is enqueued.  A family baseline that fails is enqueued
         again up to ``recovery.max_retry`` times, as the first one is.  Nothing is enqueued
         while the first baseline waits unsampled: its family is not known yet.
@@ -402,6 +404,13 @@ class StudyEngine:
         failures: dict[str, int] = {}
         for trial in trials:
             if trial.user_attrs.get(ROLE_ATTR) != BASELINE_ROLE:
+                # A complete trial of the target alone is its family's single-task run (gains
+                # take any such run as the baseline): a baseline enqueued for it would repeat it.
+                alone = trial.user_attrs.get(SUBSET_ATTR) == []
+                if alone and states[trial.number] == "complete":
+                    family = self._family(trial)
+                    if family is not None:
+                        covered.add(family)
                 continue
             state = states[trial.number]
             family = trial.user_attrs.get(FAMILY_ATTR) or self._family(trial)

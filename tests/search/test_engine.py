@@ -531,6 +531,32 @@ def test_each_model_family_a_trial_lands_in_gets_its_own_baseline(
     assert [t.user_attrs.get(FAMILY_ATTR) for t in waiting] == list(missing)
 
 
+def test_a_family_with_a_complete_target_alone_trial_gets_no_extra_baseline(
+    storage_url: str, fakes: ModuleType
+) -> None:
+    # A study without auxiliaries (a pretraining or cap study): every trial is the target
+    # alone, so each family already has its single-task run; a baseline enqueued for it
+    # repeated that trial and cost a budget slot.
+    from taskgraph.search.progress import CONFIG_ATTR
+    from taskgraph.search.space import FAMILY_ATTR
+    from taskgraph.trial import TrialConfig
+
+    spec = make_spec(
+        candidates=["good"], sampler={"name": "random", "seed": 0}, seeds=1,
+        search={"mixing": {"max_examples": {"tgt": [50, 100]}}, "auxiliaries": {"max_size": 0}},
+        budget={"trials": 6},
+    )  # fmt: skip
+    engine = make_engine(spec, storage_url, fakes.FakeEvaluator(), fakes)
+    engine.run()
+    engine.close()
+    study = optuna.load_study(study_name="fake", storage=storage_url)
+    assert all(t.user_attrs[SUBSET_ATTR] == [] for t in study.trials)
+    families = {TrialConfig.from_dict(t.user_attrs[CONFIG_ATTR]).family_key() for t in study.trials}
+    assert len(families) == 2  # both caps were tried
+    assert not [t.number for t in study.trials if FAMILY_ATTR in t.user_attrs]
+    assert sum(t.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE for t in study.trials) == 1
+
+
 def test_a_failed_family_baseline_is_queued_again_up_to_max_retry(
     storage_url: str, fakes: ModuleType
 ) -> None:
