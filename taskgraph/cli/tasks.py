@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from taskgraph.cli.options import DataOption, JsonOption
-from taskgraph.errors import ConfigError, DataNotFoundError
+from taskgraph.errors import ConfigError, DataFormatError, DataNotFoundError
 from taskgraph.tasks import (
     TaskDef,
     TaskType,
@@ -26,6 +26,7 @@ from taskgraph.tasks import (
     task_fingerprint,
 )
 from taskgraph.tasks.fingerprints import file_sha256
+from taskgraph.tasks.loading import split_path
 
 from .output import emit_json, print_table, stderr_console, stdout_console
 
@@ -50,12 +51,18 @@ def _present(
     tasks: list[TaskDef], data: Path | None
 ) -> tuple[list[TaskDef], list[tuple[TaskDef, DataNotFoundError]]]:
     """Split ``tasks`` into those whose every split file is in ``data`` and those missing one
-    (with the error that names the file)."""
+    (with the error that names the file).
+
+    A path that is there but is no file (a directory) counts as present: reading it fails,
+    and :func:`_counts` reports the task as unreadable rather than as having no data.
+    """
     present: list[TaskDef] = []
     missing: list[tuple[TaskDef, DataNotFoundError]] = []
     for task in tasks:
         try:
             for split in task.splits if task.format != "synthetic" else ():
+                if split_path(task, split, data_dir=data).exists():
+                    continue
                 split_file(task, split, data_dir=data)
         except DataNotFoundError as error:
             missing.append((task, error))
@@ -64,14 +71,44 @@ def _present(
     return present, missing
 
 
-def _counts(tasks: list[TaskDef], data: Path | None) -> dict[str, dict[str, int]]:
-    """Return split sizes per task, counting the uncached ones under a progress bar."""
+def _unreadable_line(error: Exception) -> str:
+    """Return the one line that says why a data file could not be read."""
+    if isinstance(error, OSError) and not isinstance(error, DataNotFoundError) and error.filename:
+        return f"{error.filename}: {error.strerror or error}"  # e.g. no permission
+    return str(error)
+
+
+def _counts(
+    tasks: list[TaskDef], data: Path | None, *, unreadable: dict[str, str] | None = None
+) -> dict[str, dict[str, int | None]]:
+    """Return split sizes per task, counting the uncached ones under a progress bar.
+
+    Without ``unreadable`` a file that cannot be read raises; with it, such a split's size is
+    ``None`` and the first error of each such task is put there, by task name.
+    """
+
+    def count(task: TaskDef, split: str) -> int | None:
+        try:
+            return count_examples(task, split, data_dir=data)
+        except (DataFormatError, DataNotFoundError, OSError) as error:
+            if unreadable is None:
+                raise
+            unreadable.setdefault(task.name, _unreadable_line(error))
+            return None
+
+    def is_cached(task: TaskDef, split: str) -> bool:
+        try:
+            return cached_count(task, split, data_dir=data) is not None
+        except (DataNotFoundError, OSError):
+            return False  # counting it says why
+
     pending = [
         (task, split)
         for task in tasks
         for split in task.splits
-        if task.format != "synthetic" and cached_count(task, split, data_dir=data) is None
+        if task.format != "synthetic" and not is_cached(task, split)
     ]
+    sizes: dict[str, dict[str, int | None]] = {task.name: {} for task in tasks}
     if pending:
         columns = (
             TextColumn("{task.description}"),
@@ -88,15 +125,18 @@ def _counts(tasks: list[TaskDef], data: Path | None) -> dict[str, dict[str, int]
             bar = progress.add_task("counting examples", total=len(pending))
             for task, split in pending:
                 progress.update(bar, description=f"counting {task.name} {split}")
-                count_examples(task, split, data_dir=data)
+                sizes[task.name][split] = count(task, split)
                 progress.advance(bar)
     return {
-        task.name: {split: count_examples(task, split, data_dir=data) for split in task.splits}
+        task.name: {
+            split: sizes[task.name][split] if split in sizes[task.name] else count(task, split)
+            for split in task.splits
+        }
         for task in tasks
     }
 
 
-def _row(task: TaskDef, splits: dict[str, int]) -> dict[str, Any]:
+def _row(task: TaskDef, splits: dict[str, int | None]) -> dict[str, Any]:
     return {
         "name": task.name,
         "type": task.type.value,
@@ -137,16 +177,25 @@ def list_command(
     tasks = [task for task in tasks if wanted is None or task.type is wanted]
     # A data directory with some of the datasets (a user's own) lists those, and names the rest.
     present, missing = _present(tasks, directory)
-    counts = _counts(present, directory)
-    rows = [_row(task, counts[task.name]) for task in present]
     if missing and not present:  # a wrong directory, not a partial one
         raise DataNotFoundError(f"no task has its data in {directory}: {missing[0][1]}")
+    # One broken file must not hide the catalog: its task is listed as unreadable (sizes of
+    # the splits that could not be read are null) and a note says why; the exit stays 0.
+    unreadable: dict[str, str] = {}
+    counts = _counts(present, directory, unreadable=unreadable)
+    rows = [
+        {**_row(task, counts[task.name]), "error": unreadable.get(task.name)} for task in present
+    ]
     if missing:
         stderr_console.print(
             f"note: {len(missing)} of {len(tasks)} tasks have no data in {directory}: "
             + ", ".join(task.name for task, _ in missing),
             soft_wrap=True,
             markup=False,
+        )
+    for name, error in unreadable.items():
+        stderr_console.print(
+            f"note: task {name} is unreadable: {error}", soft_wrap=True, markup=False
         )
     if as_json:
         emit_json(rows)
@@ -157,8 +206,10 @@ def list_command(
     table.add_column("splits")
     table.add_column("metric", no_wrap=True)
     for row in rows:
-        splits = "  ".join(f"{s} {n:,}" for s, n in row["splits"].items())
-        table.add_row(row["name"], row["type"], splits, row["metrics"][0])
+        splits = "  ".join(
+            f"{s} {'unreadable' if n is None else f'{n:,}'}" for s, n in row["splits"].items()
+        )
+        table.add_row(escape(row["name"]), row["type"], splits, escape(row["metrics"][0]))
     print_table(table)
 
 

@@ -37,6 +37,7 @@ from taskgraph.storage.urls import mask_url
 
 __all__ = [
     "VERSION_TABLE",
+    "NoRecordsError",
     "SchemaState",
     "alembic_config",
     "check_revision",
@@ -284,12 +285,30 @@ def _constraint_kind(constraint: Any) -> str:
     return words or "constraint"
 
 
+class NoRecordsError(StorageError):
+    """A database without any taskgraph table, opened by a command that creates none.
+
+    Its message suggests running a study or ``taskgraph db upgrade``; a command for which the
+    schema alone is not enough (the dashboard needs Optuna's tables, which only a study
+    creates) catches it and gives its own hint.  :attr:`masked` is the database's URL with
+    the password masked.
+    """
+
+    def __init__(self, masked: str) -> None:
+        self.masked = masked
+        super().__init__(
+            f"{masked} holds no taskgraph records yet: run a study, or create the schema "
+            f"with `taskgraph db upgrade --storage {masked}`"
+        )
+
+
 def ensure_schema(engine: Engine, *, create: bool) -> SchemaState:
     """Return the schema state after making sure this code can use the database.
 
     A database without any taskgraph table is created at head when ``create`` is true (under
-    the migration lock, so concurrent openers create it once).  An older schema raises
-    :class:`SchemaMismatchError` naming ``taskgraph db upgrade``; a newer one names the fix too.
+    the migration lock, so concurrent openers create it once), else it raises
+    :class:`NoRecordsError`.  An older schema raises :class:`SchemaMismatchError` naming
+    ``taskgraph db upgrade``; a newer one names the fix too.
     """
     masked = mask_url(engine.url)
     try:
@@ -306,10 +325,7 @@ def ensure_schema(engine: Engine, *, create: bool) -> SchemaState:
         state = _locked(engine, schema_state)
     if state.is_empty:
         if not create:
-            raise StorageError(
-                f"{masked} holds no taskgraph records yet: run a study, or create the schema "
-                f"with `taskgraph db upgrade --storage {masked}`"
-            )
+            raise NoRecordsError(masked)
         upgrade(engine)
         with engine.connect() as connection:
             return schema_state(connection)

@@ -46,6 +46,7 @@ __all__ = [
     "label_vocabulary",
     "load_examples",
     "split_file",
+    "split_path",
     "task_fingerprint",
 ]
 
@@ -73,15 +74,34 @@ def split_file(
     """Return the existing file that ``split`` of ``task`` is read from.
 
     Raises :class:`ConfigError` for an unknown split and :class:`DataNotFoundError` naming the
-    path when the data directory or the file does not exist.
+    path when the data directory or the file does not exist, or when the path is a directory
+    (or another non-file) instead of a file: that is what the message then says.
+    """
+    path = split_path(task, split, data_dir=data_dir)
+    if not path.is_file():
+        if not path.exists():
+            problem = "does not exist"
+        elif path.is_dir():
+            problem = "is a directory, not a file"
+        else:  # a FIFO, socket or device would block or mislead a reader
+            problem = "is not a regular file"
+        raise DataNotFoundError(
+            f"data file of task {task.name!r} split {split!r} {problem}: {path}"
+        )
+    return path
+
+
+def split_path(
+    task: TaskDef, split: str, *, data_dir: str | os.PathLike[str] | None = None
+) -> Path:
+    """Return the path that ``split`` of ``task`` is read from, whether or not it exists.
+
+    Raises :class:`ConfigError` for an unknown split and :class:`DataNotFoundError` when the
+    data directory does not exist (a task's relative file is resolved against it).
     """
     path = Path(_source(task, split).file)
     if not path.is_absolute():
         path = resolve_data_dir(data_dir) / path
-    if not path.is_file():
-        raise DataNotFoundError(
-            f"data file of task {task.name!r} split {split!r} does not exist: {path}"
-        )
     return path
 
 

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from taskgraph.cli.app import app
 from taskgraph.search.engine import StudyEngine
 from taskgraph.spec import spec_from_dict
-from taskgraph.testing import load_fakes
+from taskgraph.testing import load_fakes, unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 TASKGRAPH = Path(sys.executable).with_name("taskgraph")
@@ -33,9 +33,10 @@ def get_json(url: str) -> Any:
 class Dashboard:
     """A `taskgraph dashboard` subprocess on a free port; stopped by its own pid."""
 
-    def __init__(self, storage: str) -> None:
+    def __init__(self, storage: str, *, host: str | None = None) -> None:
+        where = ["--host", host] if host is not None else []
         self.process = subprocess.Popen(
-            [str(TASKGRAPH), "dashboard", "--storage", storage, "--port", "0"],
+            [str(TASKGRAPH), "dashboard", "--storage", storage, "--port", "0", *where],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -44,7 +45,10 @@ class Dashboard:
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()  # the address, printed before serving
-        assert "http://127.0.0.1:" in line, line
+        shown = "127.0.0.1" if host is None else f"[{host}]" if ":" in host else host
+        if f"http://{shown}:" not in line:
+            self.stop()  # not left running when it says something else
+            pytest.fail(f"expected the address http://{shown}:PORT, got {line!r}")
         self.address = line.split(" at ")[1].split()[0]
         self.base = self.address.removesuffix("/dashboard")
 
@@ -153,3 +157,42 @@ def test_an_idle_connection_neither_stalls_requests_nor_blocks_sigterm(fake_db: 
         if server.process.poll() is None:
             os.kill(server.process.pid, signal.SIGKILL)
             server.process.wait()
+
+
+def test_an_ipv6_host_is_served_and_printed_in_brackets(fake_db: str) -> None:
+    # The server was IPv4-only: `--host ::1` failed with "Address family for hostname not
+    # supported".
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError as error:
+        unavailable(f"IPv6 loopback is not available here: {error}")
+    server = Dashboard(fake_db, host="::1")
+    try:
+        assert server.address.startswith("http://[::1]:")
+        assert server.address.endswith("/dashboard")
+        summary, trials = study_trials(server.base, "fake")
+        assert summary["study_name"] == "fake" and len(trials) == 3
+    finally:
+        assert server.stop() == 0
+
+
+def test_an_empty_database_gets_the_dashboards_hint(tmp_path: Path) -> None:
+    # `db upgrade`, the storage layer's hint, made no Optuna table: the dashboard then
+    # refused again, asking for a study.  Both say to run a study.
+    runner = CliRunner()
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    url = f"sqlite:///{empty}"
+    before = runner.invoke(app, ["dashboard", "--storage", url, "--port", "0"])
+    assert runner.invoke(app, ["db", "upgrade", "--storage", url]).exit_code == 0
+    after = runner.invoke(app, ["dashboard", "--storage", url, "--port", "0"])
+    for result in (before, after):
+        assert result.exit_code == 1 and result.stdout == ""
+        assert result.stderr.strip().splitlines() == [
+            f"error: no studies in {url} yet (no Optuna tables): run a study first, "
+            "then start the dashboard"
+        ]
+    assert "db upgrade" not in before.stderr

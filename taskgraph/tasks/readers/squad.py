@@ -5,7 +5,7 @@ is_impossible?}}``.  Version 2.0 questions with ``is_impossible: true`` must hav
 all other questions need at least one.  Every answer must occur in the context at its
 ``answer_start``.  JSON has to be parsed whole, so this reader holds one file in memory; it
 decodes with a position-tracking decoder so that each error names the line of the object at
-fault.
+fault (and invalid JSON the line and column where decoding stopped).
 
 Option ``group_by``: ``"title"`` (default; the article is the unit of carved splits) or
 ``"id_prefix"`` (the part of the question id before the first ``:``, e.g. a BioASQ question
@@ -58,7 +58,10 @@ def load_located_json(path: Path) -> Any:
     try:
         return decoder.decode(text)
     except json.JSONDecodeError as error:
-        raise DataFormatError(path, error.lineno, "valid JSON", error.msg) from None
+        # The column matters: SQuAD files are often one line of megabytes.
+        at = "" if error.msg.endswith(" at") else " at"
+        got = f"{error.msg}{at} column {error.colno}"
+        raise DataFormatError(path, error.lineno, "valid JSON", got) from None
     except RecursionError:
         raise DataFormatError(path, 1, "valid JSON", "nesting too deep") from None
 
