@@ -64,6 +64,8 @@ FLAT_COLUMNS = (
     "transfer_mode",
     "encoder",
     "sharing",
+    "pretraining",
+    "selection_keep",
     "task",
     "split",
     "metric",
@@ -108,6 +110,10 @@ def flat_rows(
             "transfer_mode": run.transfer_mode,
             "encoder": run.config.get("encoder"),
             "sharing": run.config.get("sharing"),
+            # Two of the settings that make families: the masked-LM stage's scheme ("none":
+            # without one) and the kept share of data selection (empty: no selection).
+            "pretraining": str((run.config.get("pretraining") or {}).get("scheme") or "none"),
+            "selection_keep": (run.data_selection or {}).get("keep"),
             "cost_seconds": run.cost_seconds,
             "cost_examples": run.cost_examples,
             "cost_tokens": run.cost_tokens,
@@ -251,6 +257,7 @@ def _arrow_schema(pa: Any) -> Any:
         "trial_number": pa.int64(),
         "seed": pa.int64(),
         "objective": pa.float64(),
+        "selection_keep": pa.float64(),
         "value": pa.float64(),
         "cost_seconds": pa.float64(),
         "cost_examples": pa.int64(),

@@ -106,3 +106,33 @@ def test_study_show_prints_the_selection(tmp_path: Path) -> None:
         "keep": 0.5,
         "kept": {"pos": {"kept": 3, "pool": 6, "examples": 10}},
     }
+
+
+def test_the_flat_export_names_the_selection_and_pretraining(
+    records_url: str, tmp_path: Path
+) -> None:
+    # The family hash alone did not say what told two runs apart.
+    import csv
+
+    out = tmp_path / "runs.csv"
+    code, text = invoke("records", "export", "--storage", records_url, "-o", str(out))
+    assert code == 0, text
+    with out.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    keep = {(row["trial_number"], row["selection_keep"]) for row in rows}
+    default = str(DataSelectionConfig(features=("jsd", "ttr")).keep)
+    assert keep == {("0", ""), ("1", default), ("2", "0.5")}
+    assert {row["pretraining"] for row in rows} == {"none"}
+    from taskgraph.trial import PretrainingConfig
+
+    adaptive = TrialConfig(target="ner", pretraining=PretrainingConfig(scheme="adaptive"))
+    result = TrialResult(
+        status=TrialStatus.COMPLETE, scores={"ner": {"dev": {"f1": 0.4}}}, objective=0.4
+    )
+    with open_repository(records_url) as repo:
+        repo.add_run_result(study="sel", trial_number=3, config=adaptive, result=result)
+    code, text = invoke("records", "export", "--storage", records_url, "-o", str(out))
+    assert code == 0, text
+    with out.open(newline="") as handle:
+        schemes = {row["trial_number"]: row["pretraining"] for row in csv.DictReader(handle)}
+    assert schemes["3"] == "adaptive" and schemes["0"] == "none"
