@@ -231,6 +231,15 @@ def _check_data_selection(spec: StudySpec, source: str) -> None:
                 f"{source}: search.data_selection.features: unknown feature {feature!r}; "
                 f"allowed: {', '.join(SELECTION_FEATURES)}"
             )
+    # selection/* parameters are suggested only in trials with auxiliaries: in a study that
+    # never has one they would be counted as searched yet never drawn.
+    excluded = set(spec.search.auxiliaries.exclude)
+    if not [t for t in spec.candidate_names if t != spec.target and t not in excluded]:
+        raise SpecError(
+            f"{source}: search.data_selection: the study has no auxiliary tasks to select from "
+            "(no candidate besides the target that is not excluded); remove data_selection, "
+            "or add candidates"
+        )
 
 
 def _check_tasks(spec: StudySpec, source: str) -> None:
@@ -506,6 +515,40 @@ def _check_hyperparameters(spec: StudySpec, source: str) -> None:
                 f"{source}: {where}.{unknown[0]}: unknown trainer setting; allowed: "
                 f"{', '.join(sorted(known))}"
             )
+    _check_freeze_layers(spec, source)
+
+
+def _check_freeze_layers(spec: StudySpec, source: str) -> None:
+    """Refuse a ``freeze_layers`` that is not a layer count of the encoder.
+
+    The model build refuses it (``taskgraph.models.frozen.freeze_bottom``), so every trial
+    drawing such a value would fail after the study was created.  The depth is read from the
+    encoder's configuration (``config.json``, or tiny-bert's options) without loading it.
+    """
+    from taskgraph.search.space import encoder_depth
+
+    depth = encoder_depth(spec)
+    name = spec.encoder.name
+    searched = spec.search.hyperparameters.get("freeze_layers")
+    values: list[tuple[str, Any]] = []
+    if searched is not None:
+        values = [("search.hyperparameters.freeze_layers", v) for v in searched.values()]
+    elif "freeze_layers" in spec.training.hyperparameters:
+        values = [
+            (
+                "training.hyperparameters.freeze_layers",
+                spec.training.hyperparameters["freeze_layers"],
+            )
+        ]
+    for where, value in values:
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if whole and value >= 0 and (depth is None or value <= depth):
+            continue
+        bounds = f"in [0, {depth}]" if depth is not None else ">= 0"
+        layers = f" (encoder {name!r} has {depth} layers)" if depth is not None else ""
+        raise SpecError(
+            f"{source}: {where}: must be a whole number of layers {bounds}{layers}, got {value!r}"
+        )
 
 
 def _check_pretraining(spec: StudySpec, source: str) -> None:

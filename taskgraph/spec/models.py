@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -176,6 +177,46 @@ class AuxiliarySpace(_Strict):
         return self
 
 
+def _domain_or_map(value: Any) -> str:
+    # A mapping whose keys are all a domain's (`{low: 1, high: -1}`) is one domain, anything
+    # else a mapping of names to domains: only that branch's error is reported (a plain union
+    # read a reversed range as the names `low` and `high`).
+    if isinstance(value, Mapping) and not isinstance(value, Domain):
+        return "Domain" if value and set(value) <= set(Domain.model_fields) else "dict"
+    return "Domain"
+
+
+def _mixing_weight(domain: Domain) -> Domain:
+    return check_numbers(domain, integer=False, low=0.0, high=1e6)
+
+
+def _mixing_cap(domain: Domain) -> Domain:
+    return check_numbers(domain, integer=True, low=1, high=MAX_CAP_EXAMPLES, allow_none=True)
+
+
+def _selection_weight(domain: Domain) -> Domain:
+    return check_numbers(domain, integer=False, low=-1e3, high=1e3)
+
+
+# Each value is checked where it sits, so an error names the task or feature of a mapping
+# (`search.mixing.weights.ud_tr_imst_upos: must be >= 0 ...`).
+MixingWeight = Annotated[Domain, AfterValidator(_mixing_weight)]
+MixingWeights = Annotated[
+    Annotated[MixingWeight, Tag("Domain")] | Annotated[dict[str, MixingWeight], Tag("dict")],
+    Discriminator(_domain_or_map),
+]
+MixingCap = Annotated[Domain, AfterValidator(_mixing_cap)]
+MixingCaps = Annotated[
+    Annotated[MixingCap, Tag("Domain")] | Annotated[dict[str, MixingCap], Tag("dict")],
+    Discriminator(_domain_or_map),
+]
+SelectionWeight = Annotated[Domain, AfterValidator(_selection_weight)]
+SelectionWeights = Annotated[
+    Annotated[SelectionWeight, Tag("Domain")] | Annotated[dict[str, SelectionWeight], Tag("dict")],
+    Discriminator(_domain_or_map),
+]
+
+
 class MixingSpace(_Strict):
     """Task-level data selection: sampling scheme, temperature, per-task weights and caps.
 
@@ -185,28 +226,13 @@ class MixingSpace(_Strict):
 
     scheme: Domain = Domain(value="proportional")
     temperature: Domain = Domain(value=2.0)
-    weights: Domain | dict[str, Domain] = Domain(value=1.0)
-    max_examples: Domain | dict[str, Domain] | None = None
+    weights: MixingWeights = Domain(value=1.0)
+    max_examples: MixingCaps | None = None
 
     @field_validator("temperature")
     @classmethod
     def _temperature(cls, value: Domain) -> Domain:
         return check_numbers(value, integer=False, low=0.0, high=1e6, low_open=True)
-
-    @field_validator("weights")
-    @classmethod
-    def _weights(cls, value: Domain | dict[str, Domain]) -> Domain | dict[str, Domain]:
-        for domain in value.values() if isinstance(value, dict) else (value,):
-            check_numbers(domain, integer=False, low=0.0, high=1e6)
-        return value
-
-    @field_validator("max_examples")
-    @classmethod
-    def _caps(cls, value: Domain | dict[str, Domain] | None) -> Domain | dict[str, Domain] | None:
-        for domain in value.values() if isinstance(value, dict) else (value,):
-            if domain is not None:
-                check_numbers(domain, integer=True, low=1, high=MAX_CAP_EXAMPLES, allow_none=True)
-        return value
 
 
 class DataSelectionSpace(_Strict):
@@ -214,13 +240,14 @@ class DataSelectionSpace(_Strict):
 
     Each auxiliary example is scored ``w · z`` (``z``: its ``features``, standardised over its
     dataset) and the top ``keep`` share of each auxiliary is trained on.  ``weights`` is one
-    domain for every feature or a mapping feature -> domain (``"*"``: every feature not named);
-    the sampler searches each weight and ``keep`` (Optuna parameters ``selection/<feature>`` and
-    ``selection/keep``).  Feature names are checked by ``taskgraph.search.checks``.
+    domain for every feature or a mapping feature -> domain (``"*"``: every feature not named;
+    without it every feature must be named); the sampler searches each weight and ``keep``
+    (Optuna parameters ``selection/<feature>`` and ``selection/keep``).  Feature names are
+    checked by ``taskgraph.search.checks``.
     """
 
     features: tuple[str, ...]
-    weights: Domain | dict[str, Domain] = Domain(low=-1.0, high=1.0)
+    weights: SelectionWeights = Domain(low=-1.0, high=1.0)
     keep: Domain = Domain(low=0.1, high=1.0)
 
     @field_validator("features")
@@ -231,13 +258,6 @@ class DataSelectionSpace(_Strict):
         twice = sorted({f for f in value if value.count(f) > 1})
         if twice:
             raise ValueError(f"features listed twice: {', '.join(twice)}")
-        return value
-
-    @field_validator("weights")
-    @classmethod
-    def _weights(cls, value: Domain | dict[str, Domain]) -> Domain | dict[str, Domain]:
-        for domain in value.values() if isinstance(value, dict) else (value,):
-            check_numbers(domain, integer=False, low=-1e3, high=1e3)
         return value
 
     @field_validator("keep")
@@ -253,6 +273,15 @@ class DataSelectionSpace(_Strict):
                 raise ValueError(
                     f"weights: {unknown[0]!r} is not one of the features "
                     f"({', '.join(self.features)})"
+                )
+            # A feature left out would silently get weight 0 (never scored), which reads as
+            # a typo more often than as a choice: an explicit 0 or "*" says what is meant.
+            unnamed = [f for f in self.features if f not in self.weights]
+            if unnamed and "*" not in self.weights:
+                raise ValueError(
+                    f"weights: no weight for {', '.join(unnamed)}; name "
+                    f'{"it" if len(unnamed) == 1 else "them"}, or add "*": <domain> for '
+                    "every feature not named (0 leaves a feature out of the score)"
                 )
         return self
 

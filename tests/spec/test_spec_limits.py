@@ -100,7 +100,8 @@ def test_a_billion_seeds_is_refused_before_building_them(tmp_path: Path) -> None
         ("search: {learning_rate: 1e-5}\n", "search.learning_rate", "write 1.0e-5"),
         ("search: {epochs: {low: 1, high: 3, step: 0}}\n", "search.epochs", "step must be > 0"),
         ("search: {mixing: {temperature: 0}}\n", "search.mixing.temperature", "> 0"),
-        ("search: {mixing: {weights: {synth_b: -1.0}}}\n", "search.mixing.weights", ">= 0"),
+        # a mapping's error names its key (the task)
+        ("search: {mixing: {weights: {synth_b: -1.0}}}\n", "search.mixing.weights.synth_b", ">= 0"),
         ("search: {mixing: {max_examples: 0}}\n", "search.mixing.max_examples", ">= 1"),
         ("search: {sharing: {soft: {lambda: .nan}}}\n", "search.sharing.soft.lambda", "finite"),
         ("budget: {wall_time: .nan}\n", "budget.wall_time", "finite"),
