@@ -186,6 +186,8 @@ def records_long_table(
     task_set: str | Sequence[str] | None = None,
     contains: str | None = None,
     metric: str | None = None,
+    pretraining: str | None = None,
+    family: str | None = None,
     repository: Repository | None = None,
 ) -> LongTable:
     """Return the records database as a long table (``target, task_set, split, value``): what
@@ -198,13 +200,16 @@ def records_long_table(
     left out).  Each filter picks runs, and every score of a picked run is kept (its
     auxiliaries' too), as ``records list`` picks them: ``study``: only its runs; ``target``:
     only runs whose target is that task; ``task_set`` (``a+b`` or a list of names): only runs
-    on exactly that set; ``contains``: only runs whose set contains that task.  A study,
-    target or task no run has is refused with the known names
+    on exactly that set; ``contains``: only runs whose set contains that task;
+    ``pretraining``: only runs with that pretraining scheme (``none``: without the stage);
+    ``family``: only the scores of that model family (its hash or a prefix, as the error below
+    lists them).  A study, target, task or scheme no run has is refused with the known names
     (:func:`~taskgraph.app.results.check_record_filters`).  Raises :class:`ConfigError` when
-    nothing is left (a ``metric`` the matching runs lack names the ones they have), when the
-    studies disagree on the metric, or when one task set was trained in several model
-    families (encoder, input length, example caps, pretraining or data selection), whose scores
-    one row cannot hold.
+    nothing is left (a ``metric`` the matching runs lack names the ones they have; a
+    ``family`` no score has lists the families), when the studies disagree on the metric, or
+    when one task set was trained in several model families (encoder, input length, example
+    caps, pretraining or data selection), whose scores one row cannot hold: the message names
+    each family by its pretraining scheme and data selection and the filter that picks one.
     """
     from taskgraph.affinity.longtable import LongRow, LongTable
 
@@ -216,14 +221,20 @@ def records_long_table(
         )
     from taskgraph.app.results import check_record_filters
 
+    if family is not None and (not isinstance(family, str) or not family.strip()):
+        raise ConfigError(f"`{option_name('family')}` is empty: give a family hash or its prefix")
     with _records_database(storage, repository) as database:
         check_record_filters(
-            database, study=study, target=target, task_set=task_set, contains=contains
-        )
+            database, study=study, target=target, task_set=task_set, contains=contains,
+            pretraining=pretraining,
+        )  # fmt: skip
         picked = _long_table_runs(
-            database, study=study, target=target, task_set=task_set, contains=contains
-        )
+            database, study=study, target=target, task_set=task_set, contains=contains,
+            pretraining=pretraining,
+        )  # fmt: skip
         records = _of_runs(database.score_records(study=study, metric=named_metric), picked)
+        if family is not None:
+            records = _of_family(records, family.strip().lower())
         if not records and named_metric is not None:
             _no_scores_in_metric(
                 named_metric, _of_runs(database.score_records(study=study), picked)
@@ -252,12 +263,8 @@ def records_long_table(
     )):  # fmt: skip
         families = {r.family for r in found}
         if len(families) > 1:
-            raise ConfigError(
-                f"{task} in {'+'.join(sorted(tasks))} was trained in {len(families)} model "
-                "families (encoder, input length, example caps, pretraining, data selection "
-                "or the task's own data files differ): a long table holds one score per task "
-                f"set; export one study of one family ({option_name('study')})"
-            )
+            with _records_database(storage, repository) as database:
+                _several_families(task, tasks, found, database, study=study)
         value = float(np.mean([r.value for r in found]))
         rows.append(LongRow(task, tasks, split, value, found[0].higher_is_better))
     return LongTable(rows=rows, source=study or "")
@@ -270,15 +277,87 @@ def _long_table_runs(
     target: str | None,
     task_set: str | Sequence[str] | None,
     contains: str | None,
+    pretraining: str | None = None,
 ) -> set[int] | None:
-    """Return the ids of the complete runs that ``target``, ``task_set`` and ``contains`` pick
-    (None: no such filter, every run): the long table picks runs as ``records list`` does."""
-    if target is None and task_set is None and contains is None:
+    """Return the ids of the complete runs that ``target``, ``task_set``, ``contains`` and
+    ``pretraining`` pick (None: no such filter, every run): the long table picks runs as
+    ``records list`` does."""
+    if target is None and task_set is None and contains is None and pretraining is None:
         return None
     runs = database.runs(
-        study=study, target=target, task_set=task_set, contains=contains, status="complete"
-    )
+        study=study, target=target, task_set=task_set, contains=contains, status="complete",
+        pretraining=pretraining,
+    )  # fmt: skip
     return {run.id for run in runs}
+
+
+def _of_family(records: Sequence[ScoreRecord], family: str) -> list[ScoreRecord]:
+    """Return the ``records`` whose model family starts with ``family``; raise a ConfigError
+    listing the records' families when none does."""
+    kept = [r for r in records if r.family.lower().startswith(family)]
+    if records and not kept:
+        known = sorted({r.family[:_FAMILY_SHOWN] for r in records})
+        raise ConfigError(
+            f"`{option_name('family')}` {family!r}: no score's model family starts with it; "
+            f"the families: {', '.join(known)}"
+        )
+    return kept
+
+
+#: the characters of a family hash an error names (as `records list` shortens config hashes)
+_FAMILY_SHOWN = 12
+
+
+def _several_families(
+    task: str,
+    tasks: frozenset[str],
+    found: Sequence[ScoreRecord],
+    database: Repository,
+    *,
+    study: str | None,
+) -> None:
+    """Raise the ConfigError of a task set whose scores ``found`` span several model families:
+    each family named by its hash prefix, pretraining scheme and data selection, and the
+    filter that picks one (``--pretraining`` where the schemes tell them apart)."""
+    from taskgraph.app.results import run_scheme
+
+    ids = {r.run_id for r in found}
+    runs = {run.id: run for run in database.runs(study=study, status="complete") if run.id in ids}
+    described: dict[str, set[str]] = {}
+    schemes: dict[str, set[str]] = {}
+    for record in found:
+        run = None if record.run_id is None else runs.get(record.run_id)
+        if run is None:  # a record read without its run (not from the database)
+            continue
+        scheme = run_scheme(run)
+        selection = run.config.get("data_selection") or {}
+        label = f"pretraining {scheme}" + (
+            f", selection keep {selection.get('keep')}" if selection else ""
+        )
+        described.setdefault(record.family, set()).add(label)
+        schemes.setdefault(record.family, set()).add(scheme)
+    families = sorted({r.family for r in found})
+    shown = "; ".join(
+        f"{name[:_FAMILY_SHOWN]}: {' / '.join(sorted(described.get(name, set()))) or '?'}"
+        for name in families
+    )
+    family_option = option_name("family", metavar="PREFIX")
+    per_family = [schemes.get(name, set()) for name in families]
+    if all(len(s) == 1 for s in per_family) and len({min(s) for s in per_family}) == len(families):
+        names = ", ".join(sorted(min(s) for s in per_family))
+        hint = f"{option_name('pretraining', metavar='SCHEME')} ({names}) or {family_option}"
+    else:
+        hint = family_option
+    studies = sorted({r.study for r in found if r.study is not None})
+    if len(studies) > 1:  # one study is often one family
+        hint = f"{option_name('study', metavar='NAME')} ({', '.join(studies)}), {hint}"
+    labels = [frozenset(described.get(name, set())) for name in families]
+    if len(set(labels)) < len(families):  # the same scheme and selection: something else differs
+        shown += "; encoder, input length, example caps or the task's own data files differ"
+    raise ConfigError(
+        f"{task} in {'+'.join(sorted(tasks))} was trained in {len(families)} model families "
+        f"({shown}): a long table holds one score per task set; pick one family with {hint}"
+    )
 
 
 def _of_runs(records: Sequence[ScoreRecord], run_ids: set[int] | None) -> list[ScoreRecord]:

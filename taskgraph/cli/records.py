@@ -76,7 +76,18 @@ PretrainingOption = Annotated[
     ),
 ]
 
+FamilyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--family",
+        help="--format long only: only the scores of this model family (its hash or a prefix, "
+        "as the error on a task set of several families lists them).",
+    ),
+]
+
 _STATUSES = ("complete", "pruned", "failed")
+#: the largest `records list --limit`: a SQL BIGINT, the most a database takes as a LIMIT
+_MAX_LIMIT = 2**63 - 1
 _SELECTION = {"on": True, "off": False}
 _LIST_COLUMNS = (
     "id",
@@ -151,7 +162,11 @@ def list_command(
     pretraining: PretrainingOption = None,
     limit: Annotated[
         int | None,
-        typer.Option("--limit", min=1, help="Show at most this many runs (newest first)."),
+        # The bound of a SQL integer (SQLite's and PostgreSQL's BIGINT): more is a usage error,
+        # not the driver's OverflowError.
+        typer.Option(
+            "--limit", min=1, max=_MAX_LIMIT, help="Show at most this many runs (newest first)."
+        ),
     ] = None,
     as_json: JsonOption = False,
     as_csv: CsvOption = False,
@@ -362,6 +377,8 @@ def export_command(
     contains: ContainsOption = None,
     status: StatusOption = None,
     model_config: ModelOption = None,
+    pretraining: PretrainingOption = None,
+    family: FamilyOption = None,
     metric: Annotated[
         str | None,
         typer.Option(
@@ -386,8 +403,17 @@ def export_command(
         _export_long(
             output, storage=storage, study=study, target=target, task_set=task_set,
             contains=contains, status=status, model_config=model_config, metric=metric,
+            pretraining=pretraining, family=family,
         )  # fmt: skip
         return
+    for option, value in (("--pretraining", pretraining), ("--family", family)):
+        if value is not None:
+            # The runs' pretraining scheme is in each row's config (json: its object).
+            raise ConfigError(
+                f"`{option}` picks the scores of --format long; {export_format} writes every "
+                "run with its configuration: filter by --study, --target, --task-set, "
+                "--contains, --status or --model-config"
+            )
     if metric is not None:
         raise ConfigError(
             "`--metric` chooses the values of --format long; the other formats write every metric"
@@ -440,6 +466,8 @@ def _export_long(
     status: str | None,
     model_config: str | None,
     metric: str | None,
+    pretraining: str | None = None,
+    family: str | None = None,
 ) -> None:
     """Write the records as a long table (:func:`taskgraph.app.affinity.records_long_table`)."""
     from taskgraph.affinity.longtable import write_long_csv
@@ -459,7 +487,7 @@ def _export_long(
     with open_repository(url, create=False) as repo:
         table = records_long_table(
             study=study, target=target, task_set=task_set, contains=contains, metric=metric,
-            repository=repo,
+            pretraining=pretraining, family=family, repository=repo,
         )  # fmt: skip
     text = io.StringIO(newline="")
     count = write_long_csv(table, text)

@@ -170,6 +170,15 @@ def _storage(option: str | None, spec: Any = None) -> str:
     return resolve_storage_url(option, spec_storage=None if spec is None else spec.storage)
 
 
+def _reresolved(url: str) -> str | None:
+    """Return the ``storage`` to hand a library call that resolves it again: ``None`` where
+    ``url`` is the default or ``TASKGRAPH_STORAGE``'s (resolved again, the URL itself would
+    read as given by ``--storage``), else ``url``."""
+    from taskgraph.storage.urls import storage_url_origin
+
+    return None if storage_url_origin(url) in ("default", "env") else url
+
+
 def _stopped(stop: KeyboardInterrupt, what: str) -> NoReturn:
     """Say how the command was stopped and ``what`` became of its work; exit 130 after Ctrl-C,
     143 after SIGTERM (raised under ``terminate_as_interrupt``, also when a library turned
@@ -296,7 +305,14 @@ class _ProgressObserver:
     (trials done / total, moving within a trial by its steps), the best so far and the ETA."""
 
     def __init__(
-        self, *, name: str, quiet: bool, header: str = "", budget: int | None = None
+        self,
+        *,
+        name: str,
+        quiet: bool,
+        header: str = "",
+        budget: int | None = None,
+        searches_pretraining: bool = False,
+        searches_selection: bool = False,
     ) -> None:
         from taskgraph.search.engine import EngineObserver
 
@@ -318,7 +334,11 @@ class _ProgressObserver:
 
             def on_trial_start(inner, number: int, config: Any) -> None:
                 aux = "+".join(config.auxiliaries) or "target alone"
-                self.started[number] = f"trial {number}: {aux} ({config.sharing})"
+                self.started[number] = f"trial {number}: {aux} ({config.sharing})" + _stages(
+                    config,
+                    pretraining=self.searches_pretraining,
+                    selection=self.searches_selection,
+                )
                 self.fractions[number] = 0.0
                 self.describe(self.started[number])
 
@@ -334,6 +354,9 @@ class _ProgressObserver:
         self.observer = Observer()
         self.quiet = quiet
         self.header = header
+        # Trials that differ only in these read alike without them ("target alone (hard)").
+        self.searches_pretraining = searches_pretraining
+        self.searches_selection = searches_selection
         # Not a terminal (a log file, CI, `make demo | tee`): only the lines, no bar, whose
         # redraws a log cannot show.  In a terminal the lines print above the live bar.
         self.bar = not quiet and stderr_console.is_terminal
@@ -451,6 +474,8 @@ def _run(
         quiet=quiet or as_json,
         header=f"study {spec.name!r}: runner {spec.runner.name}, storage {mask_url(url)}",
         budget=spec.budget.trials,
+        searches_pretraining=spec.search.pretraining.enabled,
+        searches_selection=spec.search.data_selection is not None,
     )
     try:
         # `kill <pid>` (SIGTERM) stops a background driver the way Ctrl-C stops a foreground one.
@@ -700,14 +725,24 @@ def show(
         + _repeats_note(report.get("n_repeats") or 0),
         soft_wrap=True,
     )
+    # The trials' pretraining is named where some trial pretrained (as the table's column).
+    pretrained = any(r.get("pretraining", "none") != "none" for r in report["gains"]) or any(
+        _pretraining_of(shown.get("configuration"), searched=False)
+        for shown in (base, best)
+        if shown is not None
+    )
     if base is not None:
         stdout_console.print(
-            f"baseline (target alone, trial {base['trial']}): {base['score']:.4f}", soft_wrap=True
+            f"baseline (target alone"
+            f"{_pretraining_of(base.get('configuration'), searched=pretrained)}, "
+            f"trial {base['trial']}): {base['score']:.4f}",
+            soft_wrap=True,
         )
     if best is not None:
-        aux = "+".join(best["auxiliaries"] or []) or "(none)"
+        aux = "+".join(best["auxiliaries"] or []) or "target alone"
         stdout_console.print(
-            f"best (trial {best['trial']}): {best['score']:.4f} with {aux}, sharing "
+            f"best (trial {best['trial']}): {best['score']:.4f} with {aux}"
+            f"{_pretraining_of(best.get('configuration'), searched=pretrained)}, sharing "
             f"{best['configuration'].get('sharing')}"
             + _measured(best["measured_absolute_gain"], best["measured_relative_gain"])
             + _selection(best.get("data_selection")),
@@ -854,14 +889,14 @@ def screen(
     )
     url = _storage(storage, checked)
     if show_only:
-        report = screen_report(checked.name, storage=url)
+        report = screen_report(checked.name, storage=_reresolved(url))
     else:
         watcher = _ScreenProgress(name=checked.name, quiet=quiet or as_json)
         try:
             with terminate_as_interrupt(), watcher.progress:
                 report = screen_study(
                     checked,
-                    storage=url,
+                    storage=_reresolved(url),
                     data=data,
                     steps=steps,
                     probes=probes,
@@ -878,6 +913,31 @@ def screen(
     for title, columns, rows in screen_tables(report):
         emit_rows(rows, columns=columns, title=title)
     stdout_console.print(screen_summary(report), soft_wrap=True, highlight=False)
+
+
+def _stages(config: Any, *, pretraining: bool, selection: bool) -> str:
+    """Return a trial's ", pretraining random, selection keep 0.42" for its progress line:
+    the stages it ran, and "no pretraining" / "no selection" where the study searches them."""
+    text = ""
+    if config.pretraining is not None:
+        text += f", pretraining {config.pretraining.scheme}"
+    elif pretraining:
+        text += ", no pretraining"
+    if config.data_selection is not None:
+        text += f", selection keep {config.data_selection.keep:.2f}"
+    elif selection and config.auxiliaries:  # the target alone has nothing to select
+        text += ", no selection"
+    return text
+
+
+def _pretraining_of(configuration: dict[str, Any] | None, *, searched: bool) -> str:
+    """Return ", pretraining random" for `study show`'s baseline and best lines (", no
+    pretraining" where the study searches the stage, else empty)."""
+    stage = (configuration or {}).get("pretraining") or {}
+    scheme = stage.get("scheme") if isinstance(stage, dict) else None
+    if scheme and scheme != "none":
+        return f", pretraining {scheme}"
+    return ", no pretraining" if searched else ""
 
 
 def _selection(selection: dict[str, Any] | None) -> str:

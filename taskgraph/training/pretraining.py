@@ -177,7 +177,11 @@ def stage_precision(device: torch.device) -> str:
 def _windows(texts: Sequence[str], tokenizer: Any, *, max_length: int) -> np.ndarray:
     """Return (N, max_length) token ids: each text cut into [CLS] piece [SEP] windows, padded."""
     width = max_length - 2
-    pieces = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    # Texts are tokenized whole and cut into windows below, so a text longer than the model's
+    # positions is expected: verbose=False drops transformers' "Token indices sequence length
+    # is longer than the specified maximum" warning, the only one a call without padding or
+    # truncation gives (another call of the same tokenizer still warns).
+    pieces = tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
     rows: list[list[int]] = []
     cls, sep = int(tokenizer.cls_token_id), int(tokenizer.sep_token_id)
     for ids in pieces:

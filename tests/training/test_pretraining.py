@@ -3,6 +3,7 @@ checkpoint cache (a second trial reuses it), the corpus, and what goes into the 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -227,3 +228,39 @@ def test_frozen_layer_outputs_of_a_pretrained_encoder_are_cached_apart() -> None
     assert prints[0] != prints[1]
     outputs = [t.data["synth_target"].train.tensors[FROZEN_KEY] for t in trainers]  # type: ignore[union-attr]
     assert not torch.equal(outputs[0], outputs[1])
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_a_text_longer_than_the_model_is_windowed_without_transformers_length_warning(
+    tmp_path: Path,
+) -> None:
+    from transformers.utils import logging as hf_logging
+
+    from taskgraph.models.encoders import load_encoder
+
+    tokenizer = load_encoder("tiny-bert", options=SMALL_BERT).tokenizer
+    tokenizer.deprecation_warnings.pop("sequence-length-is-longer-than-the-specified-maximum", None)
+    handler = _Records()
+    logger = hf_logging.get_logger("transformers")
+    logger.addHandler(handler)
+    try:
+        text = tmp_path / "long.txt"
+        text.write_text(" ".join(["alpha beta gamma delta"] * 200) + "\n")  # 800 > 512 pieces
+        result = train_trial(config(corpus=(str(text),)), tasks=FAMILY.tasks)
+        assert result.status is TrialStatus.COMPLETE, result.failure_reason
+        windows = stage._windows(["alpha beta " * 400], tokenizer, max_length=64)
+        assert windows.shape == (13, 64)  # 800 pieces in windows of 62
+        assert not [m for m in handler.messages if "Token indices sequence length" in m]
+        # Only the windowing call is quiet: the tokenizer still warns where it is used whole.
+        tokenizer("alpha beta " * 400, add_special_tokens=False)
+        assert [m for m in handler.messages if "Token indices sequence length" in m]
+    finally:
+        logger.removeHandler(handler)

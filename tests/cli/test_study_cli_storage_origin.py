@@ -1,0 +1,49 @@
+"""Without --storage or TASKGRAPH_STORAGE the study commands name the default database as
+the default, as `records list` does (they used to say it was given by --storage)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from taskgraph.cli.app import app
+
+runner = CliRunner()
+SPEC = Path(__file__).resolve().parents[2] / "searchspaces" / "quick" / "masking.yaml"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["study", "list"],
+        ["study", "status", "x"],
+        ["study", "show", "x"],
+        ["study", "resume", "x"],
+        ["study", "screen", str(SPEC), "--show"],
+        ["records", "list"],
+    ],
+)
+def test_a_missing_default_database_is_named_the_default(
+    args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TASKGRAPH_STORAGE", raising=False)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "(sqlite:///taskgraph.db, the default): run a study first, or pass --storage / set " \
+        "TASKGRAPH_STORAGE" in result.output  # fmt: skip
+    assert "given by --storage" not in result.output
+    assert not (tmp_path / "taskgraph.db").exists()
+
+
+def test_the_variable_and_the_option_are_still_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TASKGRAPH_STORAGE", "sqlite:///from_env.db")
+    result = runner.invoke(app, ["study", "show", "x"])
+    assert "(sqlite:///from_env.db, from TASKGRAPH_STORAGE)" in result.output
+    result = runner.invoke(app, ["study", "show", "x", "--storage", "sqlite:///given.db"])
+    assert "(sqlite:///given.db, given by --storage)" in result.output
