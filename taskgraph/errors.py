@@ -22,9 +22,11 @@ __all__ = [
     "ConfigError",
     "DataFormatError",
     "DataNotFoundError",
+    "NotFoundError",
     "SchemaMismatchError",
     "SpecError",
     "StorageError",
+    "StorageURLError",
     "TaskgraphError",
     "UnknownNameError",
     "command_line_wording",
@@ -76,7 +78,12 @@ def option_name(
 
 
 class TaskgraphError(Exception):
-    """Base class: an error caused by the user's input or environment, not by a bug."""
+    """Base class: an error caused by the user's input or environment, not by a bug.
+
+    Its :attr:`exit_code` is the CLI's exit status: 2 when what the user gave is wrong (the
+    command line, a spec, a file, database or name they named: :class:`ConfigError` and its
+    kin), 1 when the environment or a run failed (this class, :class:`StorageError`).
+    """
 
     exit_code = 1
 
@@ -97,9 +104,13 @@ class UnknownNameError(ConfigError, KeyError):
 class DataNotFoundError(TaskgraphError, FileNotFoundError):
     """A data directory or data file does not exist."""
 
+    exit_code = 2  # a path the user gave (an option, a spec, the data directory)
+
 
 class DataFormatError(TaskgraphError, ValueError):
     """A data file is malformed: ``file:line: expected ..., got ...``."""
+
+    exit_code = 2  # the content of a file the user gave
 
     def __init__(self, path: object, line: int | None, expected: str, got: str) -> None:
         self.path = str(path)
@@ -118,6 +129,21 @@ class SpecError(TaskgraphError, ValueError):
 
 class StorageError(TaskgraphError):
     """The records database could not be reached or a write failed (password masked)."""
+
+
+class NotFoundError(StorageError, ConfigError):
+    """The database has no such study, target, run or screen, the study was not created by
+    taskgraph, or the SQLite file named does not exist.
+
+    A :class:`StorageError` for the handlers of the storage layer's failures, but a name or a
+    file the user gave (exit 2), not a failure of the database (exit 1).
+    """
+
+
+class StorageURLError(StorageError, ConfigError):
+    """A storage URL is malformed or names what taskgraph cannot use (an unsupported
+    database or driver, an in-memory database, a SQLite file in a missing directory or a
+    directory itself): exit 2, where an unreachable server is a :class:`StorageError`."""
 
 
 class SchemaMismatchError(StorageError):

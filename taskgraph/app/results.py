@@ -32,7 +32,7 @@ from taskgraph.affinity.longtable import LongRow, write_long_csv
 from taskgraph.errors import (
     ConfigError,
     DataNotFoundError,
-    StorageError,
+    NotFoundError,
     TaskgraphError,
     option_name,
 )
@@ -405,7 +405,7 @@ def results_table(
     list is refused, a metric named twice is shown once); ``split`` the split they are read
     from (default: ``test`` where the runs have it, else the objective's split).  A split or
     metric that none of the runs has is a ConfigError listing the ones they have.  Raises
-    :class:`~taskgraph.errors.StorageError` (as the other study functions do) when the study
+    :class:`~taskgraph.errors.NotFoundError` (as the other study functions do) when the study
     is not in the database.
     """
     from taskgraph.app.arguments import names, study_name
@@ -424,7 +424,7 @@ def results_table(
         specs = repo.study_specs()
         if study not in specs:
             known = ", ".join(sorted(specs)) or "(none)"
-            raise StorageError(f"no study {study!r} in {repo.url}; known studies: {known}")
+            raise NotFoundError(f"no study {study!r} in {repo.url}; known studies: {known}")
         # A screen (`study screen`) is a joint run of every candidate, not a row of the table.
         runs = [r for r in repo.runs(study=study) if r.transfer_mode != SCREEN_MODE]
     return build_table(study, specs[study], runs, metrics=chosen, split=split)
@@ -582,7 +582,7 @@ def check_record_filters(
 
     A name that matches nothing would otherwise list "0 runs" or export an empty file, which
     reads like a study without results rather than a typo.  An unknown ``study`` or ``target``
-    is a :class:`StorageError` listing the known ones (as elsewhere a study the database lacks
+    is a :class:`NotFoundError` listing the known ones (as elsewhere a study the database lacks
     is); a task of ``task_set`` or ``contains``, a ``model_config`` hash prefix or a
     ``pretraining`` scheme that no run has is a :class:`ConfigError` listing what the runs have
     (``pretraining`` outside the registered schemes lists the allowed values).  A filter of the
@@ -599,12 +599,12 @@ def check_record_filters(
         studies = sorted(s.name for s in repository.studies())
         if study not in studies:
             known = ", ".join(studies) or "(none)"
-            raise StorageError(f"no study {study!r} in {repository.url}; known studies: {known}")
+            raise NotFoundError(f"no study {study!r} in {repository.url}; known studies: {known}")
     if target is not None:
         targets = repository.targets()
         if target not in targets:
             known = ", ".join(targets) or "(none)"
-            raise StorageError(
+            raise NotFoundError(
                 f"no run has target {target!r} in {repository.url}; known targets: {known}"
             )
     if members is None and contains is None and model_config is None and pretraining is None:

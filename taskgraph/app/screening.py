@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from taskgraph.errors import ConfigError, StorageError, TaskgraphError
+from taskgraph.errors import ConfigError, NotFoundError, TaskgraphError
 from taskgraph.spec.models import StudySpec
 
 if TYPE_CHECKING:
@@ -206,7 +206,7 @@ def screen_report(
     """Return the report of study ``name``'s latest screen (or screen number ``screen``: -1,
     -2, ...), without training.
 
-    Raises :class:`~taskgraph.errors.StorageError` when the study is unknown, has no screen,
+    Raises :class:`~taskgraph.errors.NotFoundError` when the study is unknown, has no screen,
     or has none of number ``screen`` (the message lists those it has).
     """
     from taskgraph.app.arguments import integer, study_name
@@ -221,7 +221,7 @@ def screen_report(
         known = [s.name for s in repository.studies()]
         if name not in known:
             listed = ", ".join(sorted(known)) or "none"
-            raise StorageError(f"no study {name!r} in {repository.url} (studies: {listed})")
+            raise NotFoundError(f"no study {name!r} in {repository.url} (studies: {listed})")
         screens = repository.screens(name)
         if not screens:
             run = (
@@ -229,12 +229,14 @@ def screen_report(
                 if worded_for_command_line()
                 else "taskgraph.screen_study(SPEC)"
             )
-            raise StorageError(f"study {name!r} has no screen; run {run} for it")
+            raise NotFoundError(f"study {name!r} has no screen; run {run} for it")
         if screen is not None:
             chosen = [s for s in screens if s.number == screen]
             if not chosen:
                 numbers = ", ".join(str(s.number) for s in screens)
-                raise StorageError(f"study {name!r} has no screen {screen}; its screens: {numbers}")
+                raise NotFoundError(
+                    f"study {name!r} has no screen {screen}; its screens: {numbers}"
+                )
             screens = chosen
         target = screens[-1].target
         return _report(screens[-1], repository, target=target)

@@ -57,10 +57,11 @@ class TaskgraphGroup(TyperGroup):
                 # --help, usage errors, typer.Exit: the command line's own (typer vendors
                 # click), nothing to translate and no reason to import the storage layer.
                 raise
-            line = _file_refused_line(error)
-            if line is not None:
+            refused = _file_refused(error)
+            if refused is not None:
+                line, code = refused
                 typer.echo(f"error: {line}", err=True)
-                raise typer.Exit(code=1) from error
+                raise typer.Exit(code=code) from error
             # Optuna's storage reports a read-only file, a failed commit or tables at another
             # schema version with its own exceptions: the database's state, not a bug.
             from taskgraph.storage.failures import storage_failure_message
@@ -72,17 +73,16 @@ class TaskgraphGroup(TyperGroup):
             raise typer.Exit(code=1) from error
 
 
-# What the file system refuses about a named file: its permissions, its kind, the file system
-# itself.  A missing file is left out: the commands check that what they are given exists, so
-# an ENOENT that gets this far is a path computed wrongly (a bug) and keeps its traceback.
-_REFUSALS = frozenset(
+# What the file system refuses about a named file, by exit status.  The path itself is wrong
+# (its kind, a loop of links, a name too long): the user's input, exit 2.  The environment
+# refuses a path that is right (its permissions, a read-only or full file system): exit 1.
+# A missing file is left out: the commands check that what they are given exists, so an
+# ENOENT that gets this far is a path computed wrongly (a bug) and keeps its traceback.
+_WRONG_PATHS = frozenset({errno.EISDIR, errno.ENOTDIR, errno.ELOOP, errno.ENAMETOOLONG})
+_ENVIRONMENT_REFUSALS = frozenset(
     {
         errno.EACCES,
         errno.EPERM,
-        errno.EISDIR,
-        errno.ENOTDIR,
-        errno.ELOOP,
-        errno.ENAMETOOLONG,
         errno.EROFS,
         errno.ENOSPC,
         getattr(errno, "EDQUOT", errno.ENOSPC),  # not on every platform
@@ -90,16 +90,23 @@ _REFUSALS = frozenset(
 )
 
 
-def _file_refused_line(error: Exception) -> str | None:
-    """Return ``FILE: reason`` for an OSError about a named file the user's input pointed to
-    (unreadable, a directory, a read-only file system...), else ``None``."""
-    if not isinstance(error, OSError) or error.errno not in _REFUSALS or not error.filename:
+def _file_refused(error: Exception) -> tuple[str, int] | None:
+    """Return ``FILE: reason`` and the exit status for an OSError about a named file the
+    user's input pointed to (a directory, unreadable, a read-only file system...), else
+    ``None``."""
+    if not isinstance(error, OSError) or not error.filename:
+        return None
+    if error.errno in _WRONG_PATHS:
+        code = 2
+    elif error.errno in _ENVIRONMENT_REFUSALS:
+        code = 1
+    else:
         return None
     where = str(error.filename)
     if error.filename2:  # a rename or link names both ends
         where = f"{where} -> {error.filename2}"
     reason = error.strerror or str(error)
-    return f"{where}: {reason[:1].lower()}{reason[1:]}"
+    return f"{where}: {reason[:1].lower()}{reason[1:]}", code
 
 
 def _is_usage_error(error: Exception) -> bool:

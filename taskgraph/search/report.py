@@ -24,7 +24,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
-from taskgraph.errors import StorageError
+from taskgraph.errors import NotFoundError, StorageError
 from taskgraph.search.heartbeat import quiet_optuna
 from taskgraph.search.progress import (
     BUDGET_ATTR,
@@ -55,13 +55,14 @@ __all__ = [
 def load_optuna_study(
     name: str, *, storage: optuna.storages.BaseStorage, where: str
 ) -> optuna.Study:
-    """Return study ``name`` from ``storage``; a missing one is a StorageError listing the known."""
+    """Return study ``name`` from ``storage``; a missing one is a NotFoundError listing the
+    known ones."""
     with quiet_optuna():
         try:
             return optuna.load_study(study_name=name, storage=storage)
         except KeyError:
             known = ", ".join(study_names(storage)) or "(none)"
-            raise StorageError(f"no study {name!r} in {where}; known studies: {known}") from None
+            raise NotFoundError(f"no study {name!r} in {where}; known studies: {known}") from None
 
 
 def read_only_storage(storage_url: str) -> optuna.storages.RDBStorage | None:
@@ -92,19 +93,19 @@ def open_study(name: str, *, storage_url: str) -> optuna.Study:
     """Return study ``name`` from the database at ``storage_url`` (read-only use; nothing is
     created).
 
-    Raises :class:`StorageError` when there is no such study (naming the known ones), or
-    when the study was not created by taskgraph (it has no ``taskgraph:spec``: a plain
-    Optuna study in the same database).
+    Raises :class:`~taskgraph.errors.NotFoundError` when there is no such study (naming the
+    known ones), or when the study was not created by taskgraph (it has no ``taskgraph:spec``:
+    a plain Optuna study in the same database).
     """
     from taskgraph.storage import mask_url
 
     where = mask_url(storage_url)
     storage = read_only_storage(storage_url)
     if storage is None:
-        raise StorageError(f"no study {name!r} in {where}; known studies: (none)")
+        raise NotFoundError(f"no study {name!r} in {where}; known studies: (none)")
     study = load_optuna_study(name, storage=storage, where=where)
     if not study.user_attrs.get(SPEC_ATTR):
-        raise StorageError(f"study {name!r} was not created by taskgraph (no {SPEC_ATTR})")
+        raise NotFoundError(f"study {name!r} was not created by taskgraph (no {SPEC_ATTR})")
     return study
 
 

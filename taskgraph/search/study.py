@@ -18,7 +18,7 @@ def stored_spec(name: str, *, storage_url: str, trials: int | None = None) -> St
     :func:`taskgraph.app.studies.resumable_spec`).  Its ``budget.wall_time`` is the spec
     file's own (none when the file had none): an invocation's ``--wall-time`` is never stored.
     """
-    from taskgraph.errors import StorageError, option_name
+    from taskgraph.errors import NotFoundError, option_name
     from taskgraph.search.progress import BUDGET_ATTR, SPEC_ATTR
     from taskgraph.search.report import open_study
     from taskgraph.spec import spec_from_dict
@@ -26,7 +26,7 @@ def stored_spec(name: str, *, storage_url: str, trials: int | None = None) -> St
     study = open_study(name, storage_url=storage_url)
     data = dict(study.user_attrs.get(SPEC_ATTR) or {})
     if not data:
-        raise StorageError(f"study {name!r} was not created by taskgraph (it has no spec)")
+        raise NotFoundError(f"study {name!r} was not created by taskgraph (it has no spec)")
     search = dict(data.get("search") or {})
     # A study stored before `search.step_budget` existed was trained under the total budget.
     search.setdefault("step_budget", "total")

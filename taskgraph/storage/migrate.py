@@ -170,7 +170,7 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
         try:
             config = alembic_config(connection)
             if before is not None and _is_older(config, revision, than=before):
-                raise StorageError(
+                raise ConfigError(
                     f"cannot upgrade {mask_url(engine.url)} to revision {revision}: it is at "
                     f"{before}, which is newer (taskgraph's migrations only go up)"
                 )

@@ -23,7 +23,13 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 from sqlalchemy import Connection, Engine, Select, bindparam, func, select
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from taskgraph.errors import ConfigError, StorageError, option_name
+from taskgraph.errors import (
+    ConfigError,
+    NotFoundError,
+    StorageError,
+    StorageURLError,
+    option_name,
+)
 from taskgraph.storage.engine import create_storage_engine, describe_error
 from taskgraph.storage.migrate import ensure_schema
 from taskgraph.storage.records import (
@@ -92,12 +98,12 @@ def open_repository(url: str, *, create: bool = True) -> Repository:
 
 def open_engine(url: str, *, create: bool = True) -> Engine:
     """Return an engine on ``url`` after validating it; with ``create=False`` a missing SQLite
-    file is a :class:`StorageError` (and is not created)."""
+    file is a :class:`~taskgraph.errors.NotFoundError` (and is not created)."""
     parsed = parse_storage_url(url)
     path = sqlite_path(parsed) if parsed.get_backend_name() == "sqlite" else None
     if path is not None and not create and not path.exists():
         origin, hint = _url_origin(url)
-        raise StorageError(
+        raise NotFoundError(
             f"no records database at {str(path)!r} ({mask_url(parsed)}, {origin}): run a study "
             f"first, or {hint}"
         )
@@ -105,7 +111,7 @@ def open_engine(url: str, *, create: bool = True) -> Engine:
         return create_storage_engine(parsed, switch_to_wal=create)
     except (ArgumentError, ValueError, TypeError) as error:
         # e.g. "?port=abc": SQLAlchemy rejects the URL's arguments when building the engine.
-        raise StorageError(
+        raise StorageURLError(
             f"storage URL {mask_url(parsed)!r} is invalid: {mask_secrets(str(error), parsed)}"
         ) from None
 
@@ -483,25 +489,25 @@ class Repository:
         return found
 
     def _check_study(self, study: str) -> None:
-        """Raise a ConfigError naming ``study`` and the known studies when there is no such
+        """Raise a NotFoundError naming ``study`` and the known studies when there is no such
         study."""
         with self._factory.session() as session:
             names = [str(n) for n in session.execute(select(StudyRow.name)).scalars()]
         if study not in names:
-            raise ConfigError(
+            raise NotFoundError(
                 f"`{option_name('study')}` {study!r}: no such study in {self.url}; known studies: "
                 f"{', '.join(sorted(names)) or '(none)'}"
             )
 
     def run(self, run_id: int) -> RunRecord:
-        """Return the run with id ``run_id``; StorageError if there is none."""
+        """Return the run with id ``run_id``; NotFoundError if there is none."""
         if not _INT64_MIN <= run_id <= _INT64_MAX:
             # Ids are 64-bit: the driver would raise OverflowError for a larger number.
-            raise StorageError(f"no run with id {run_id} in {self.url}")
+            raise NotFoundError(f"no run with id {run_id} in {self.url}")
         with self._factory.session() as session:
             row = session.get(RunRow, run_id)
             if row is None:
-                raise StorageError(f"no run with id {run_id} in {self.url}")
+                raise NotFoundError(f"no run with id {run_id} in {self.url}")
             return _run_record(row)
 
     def baselines(

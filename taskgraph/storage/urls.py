@@ -25,7 +25,7 @@ from typing import Any, Literal
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from taskgraph.errors import ConfigError, StorageError, option_name
+from taskgraph.errors import ConfigError, StorageURLError, option_name
 
 __all__ = [
     "DEFAULT_STORAGE_URL",
@@ -69,9 +69,9 @@ def resolve_storage_url(option: str | None = None, *, spec_storage: str | None =
     """Return the storage URL: ``option``, else ``$TASKGRAPH_STORAGE``, else the spec's, else the default.
 
     The chosen URL is checked (:func:`parse_storage_url`) and a bad one is a
-    :class:`StorageError` that names where it came from (``--storage``, ``TASKGRAPH_STORAGE``
-    or the spec's ``storage`` field).  An empty ``--storage`` is refused rather than read as
-    "not given"; an empty environment variable counts as unset.
+    :class:`~taskgraph.errors.StorageURLError` that names where it came from (``--storage``,
+    ``TASKGRAPH_STORAGE`` or the spec's ``storage`` field).  An empty ``--storage`` is refused
+    rather than read as "not given"; an empty environment variable counts as unset.
     """
     if option is not None and not isinstance(option, str):
         hint = (
@@ -96,8 +96,8 @@ def resolve_storage_url(option: str | None = None, *, spec_storage: str | None =
             break
     try:
         parse_storage_url(chosen)
-    except StorageError as error:
-        raise StorageError(f"{origin}: {error}") from None
+    except StorageURLError as error:
+        raise StorageURLError(f"{origin}: {error}") from None
     # Remembered (masked) so that a failure raised by Optuna's storage, which does not say
     # which database it was, can be reported with it.
     _resolved.append(mask_url(chosen))
@@ -222,7 +222,8 @@ def storable_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def parse_storage_url(url: str, *, check_directory: bool = True) -> URL:
-    """Return the parsed, normalised URL; raise :class:`StorageError` naming what is wrong.
+    """Return the parsed, normalised URL; raise :class:`~taskgraph.errors.StorageURLError`
+    naming what is wrong.
 
     Checks the syntax, the dialect and driver, and for a SQLite file (not in memory, no query
     parameters) that its directory exists and that it is not a directory itself, unless
@@ -240,23 +241,23 @@ def parse_storage_url(url: str, *, check_directory: bool = True) -> URL:
     if path is None:
         # Optuna and the records each open their own connection: an in-memory database
         # would be two empty databases.
-        raise StorageError(
+        raise StorageURLError(
             f"storage URL {mask_url(url)!r} is an in-memory SQLite database, which the study's "
             "connections cannot share: use a file, e.g. 'sqlite:///taskgraph.db'"
         )
     if parsed.query:
-        raise StorageError(
+        raise StorageURLError(
             f"storage URL {mask_url(url)!r} has query parameters "
             f"({', '.join(sorted(parsed.query))}), which taskgraph's SQLite connections do not "
             "take: give the file alone"
         )
     if check_directory and not path.parent.is_dir():
-        raise StorageError(
+        raise StorageURLError(
             f"storage URL {mask_url(url)!r}: directory {str(path.parent)!r} does not exist"
         )
     if check_directory and path.is_dir():
         # SQLite would only say "unable to open database file".
-        raise StorageError(
+        raise StorageURLError(
             f"storage URL {mask_url(url)!r}: {str(path)!r} is a directory, not a database file"
         )
     return parsed
@@ -271,14 +272,14 @@ def _parsed(url: str) -> URL:
     for a message: masking parses it too.
     """
     if _ambiguous_userinfo(url):
-        raise StorageError(
+        raise StorageURLError(
             f"storage URL {mask_url(url)!r} has more than one '@' after '://': percent-encode "
             "every '@' but the one before the host (e.g. in the password) as '%40'"
         )
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as error:
-        raise StorageError(
+        raise StorageURLError(
             f"storage URL {mask_url(url)!r} is malformed: expected e.g. 'sqlite:///taskgraph.db' "
             f"or 'postgresql+psycopg://user:password@host:5432/dbname' ({error})"
         ) from None
@@ -286,13 +287,13 @@ def _parsed(url: str) -> URL:
     if backend == "postgres":  # Heroku-style alias
         backend = "postgresql"
     if backend not in _SUPPORTED:
-        raise StorageError(
+        raise StorageURLError(
             f"storage URL {mask_url(url)!r} has unsupported database {backend!r}: "
             f"expected one of {sorted(_SUPPORTED)} (e.g. 'sqlite:///taskgraph.db')"
         )
     allowed = _SUPPORTED[backend]
     if driver and driver not in allowed:
-        raise StorageError(
+        raise StorageURLError(
             f"storage URL {mask_url(url)!r} uses driver {driver!r}: taskgraph supports "
             f"'{backend}+{allowed[1]}'"
         )
@@ -300,7 +301,7 @@ def _parsed(url: str) -> URL:
         return parsed.set(drivername="sqlite")
     parsed = parsed.set(drivername="postgresql+psycopg")
     if not parsed.database:
-        raise StorageError(f"storage URL {mask_url(url)!r} names no database (…/dbname)")
+        raise StorageURLError(f"storage URL {mask_url(url)!r} names no database (…/dbname)")
     return parsed
 
 

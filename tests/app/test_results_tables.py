@@ -249,7 +249,7 @@ def test_the_command_prints_and_writes(storage: str, tmp_path: Path) -> None:
     )
     assert (tmp_path / "table.csv").is_file()
     missing = runner.invoke(app, ["records", "table", "nope", "--storage", storage])
-    assert missing.exit_code == 1 and missing.stderr.startswith("error: no study 'nope'")
+    assert missing.exit_code == 2 and missing.stderr.startswith("error: no study 'nope'")
     # a folder the table cannot go to is the error, before the table is printed
     for folder, message in (
         (tmp_path / "none", f"error: --write {tmp_path / 'none'}: not a directory"),

@@ -123,7 +123,7 @@ def test_ctrl_c_stops_the_dashboard(fake_db: str) -> None:
 def test_dashboard_errors_are_one_line(tmp_path: Path, fake_db: str) -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["dashboard", "--storage", f"sqlite:///{tmp_path / 'none.db'}"])
-    assert result.exit_code == 1 and "no records database" in result.stderr
+    assert result.exit_code == 2 and "no records database" in result.stderr
     assert not (tmp_path / "none.db").exists()
     result = runner.invoke(app, ["dashboard", "--storage", fake_db, "--port", "70000"])
     assert result.exit_code == 2 and "--port" in result.stderr

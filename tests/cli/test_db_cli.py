@@ -47,7 +47,7 @@ def test_upgrade_current_check_on_the_old_schema_file(tmp_path):
 def test_upgrade_creates_a_new_database_but_current_and_check_do_not(tmp_path):
     url = f"sqlite:///{tmp_path / 'new.db'}"
     code, _, err = invoke("db", "current", "--storage", url)
-    assert code == 1 and "no records database" in err and not (tmp_path / "new.db").exists()
+    assert code == 2 and "no records database" in err and not (tmp_path / "new.db").exists()
     code, out, _ = invoke("db", "upgrade", "--storage", url, "--json")
     assert code == 0 and json.loads(out) == {"storage": url, "before": None, "after": "0005"}
     code, out, _ = invoke("db", "current", "--storage", url)
@@ -58,7 +58,7 @@ def test_an_older_revision_is_refused_not_reported_as_reached(tmp_path):
     url = f"sqlite:///{tmp_path / 'new.db'}"
     assert invoke("db", "upgrade", "--storage", url, "--revision", "0002")[0] == 0
     code, out, err = invoke("db", "upgrade", "--storage", url, "--revision", "0001")
-    assert code == 1 and out == ""
+    assert code == 2 and out == ""  # the revision asked for is wrong, not the environment
     assert err.strip() == (
         f"error: cannot upgrade {url} to revision 0001: it is at 0002, which is newer "
         "(taskgraph's migrations only go up)"
@@ -73,7 +73,7 @@ def test_bad_url_is_one_line_and_masked(tmp_path):
     )
     assert code == 1 and "u:***@" in err and "pw-secret" not in err and err.count("\n") == 1
     code, _, err = invoke("db", "upgrade", "--storage", f"sqlite:///{tmp_path}/no/such/x.db")
-    assert code == 1 and "does not exist" in err
+    assert code == 2 and "does not exist" in err
 
 
 def test_db_commands_have_help():

@@ -157,12 +157,12 @@ def test_bad_arguments_are_one_line(records_url, args, message):
 def test_bad_storage_is_one_masked_line_and_creates_nothing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, _, err = invoke("records", "list", "--storage", "sqlite:///missing/dir/x.db")
-    assert code == 1 and "directory" in err and err.count("\n") == 1
+    assert code == 2 and "directory" in err and err.count("\n") == 1
     code, _, err = invoke("records", "list", "--storage", "postgresql://me:hunter2@127.0.0.1:1/db")
     assert code == 1 and "me:***@" in err and "hunter2" not in err
     monkeypatch.setenv("TASKGRAPH_STORAGE", f"sqlite:///{tmp_path / 'env.db'}")
     code, _, err = invoke("records", "list")
-    assert code == 1 and "env.db" in err
+    assert code == 2 and "env.db" in err
     assert list(tmp_path.iterdir()) == []
 
 

@@ -145,11 +145,11 @@ def test_missing_database_names_where_its_url_came_from(
     monkeypatch.delenv("TASKGRAPH_STORAGE", raising=False)
     missing = f"sqlite:///{tmp_path / 'nope.db'}"
     code, _, err = invoke("study", "list", "--storage", missing)
-    assert code == 1 and "no records database" in err and "given by --storage" in err
+    assert code == 2 and "no records database" in err and "given by --storage" in err
     assert "or pass --storage / set TASKGRAPH_STORAGE" not in err
     monkeypatch.setenv("TASKGRAPH_STORAGE", missing)
     code, _, err = invoke("records", "list")
-    assert code == 1 and "from TASKGRAPH_STORAGE" in err
+    assert code == 2 and "from TASKGRAPH_STORAGE" in err
     assert "set TASKGRAPH_STORAGE to an existing database" in err
     assert not (tmp_path / "nope.db").exists()
 

@@ -159,9 +159,9 @@ def test_status_list_and_table_output(fake_study: str) -> None:
 
 def test_unknown_study_and_missing_database(fake_study: str, tmp_path: Path) -> None:
     code, _, err = invoke("study", "show", "nope", "--storage", fake_study)
-    assert code == 1 and "no study 'nope'" in err and "known studies: fake" in err
+    assert code == 2 and "no study 'nope'" in err and "known studies: fake" in err
     code, _, err = invoke("study", "status", "x", "--storage", f"sqlite:///{tmp_path / 'none.db'}")
-    assert code == 1 and "no records database" in err
+    assert code == 2 and "no records database" in err
     assert not (tmp_path / "none.db").exists()
 
 
@@ -174,7 +174,7 @@ def test_storage_precedence_option_over_env(
     code, _, err = invoke(
         "study", "status", "fake", "--storage", f"sqlite:///{tmp_path / 'other.db'}"
     )
-    assert code == 1 and "other.db" in err
+    assert code == 2 and "other.db" in err
 
 
 def test_resume_checks_the_stored_spec(fake_study: str) -> None:

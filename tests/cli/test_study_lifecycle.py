@@ -107,7 +107,7 @@ def test_a_plain_optuna_study_is_not_read_as_taskgraphs(demo: Path) -> None:
     study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
     for command in ("show", "status"):
         code, out, err = invoke("study", command, "plain_optuna", "--storage", url)
-        assert code == 1, out
+        assert code == 2, out
         assert err == (
             "error: study 'plain_optuna' was not created by taskgraph (no taskgraph:spec)\n"
         )

@@ -76,7 +76,7 @@ def test_missing_data_directory_writes_nothing(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     code, _, err = invoke("study", "run", str(spec), "--storage", url, "--data", str(empty))
-    assert code == 1 and f"{spec}: target: data file of task 'sst2'" in err
+    assert code == 2 and f"{spec}: target: data file of task 'sst2'" in err
     assert str(empty / "sst2") in err and "from --data" in err
     assert not db.exists()
     # A data_dir field in the spec that does not exist names that field.

@@ -141,21 +141,27 @@ def _validate_raising(monkeypatch: pytest.MonkeyPatch, error: OSError) -> Any:
 
 
 @pytest.mark.parametrize(
-    ("error", "line"),
+    ("error", "code", "line"),
     [
-        (PermissionError(errno.EACCES, "Permission denied", "x.yaml"), "x.yaml: permission denied"),
-        (IsADirectoryError(errno.EISDIR, "Is a directory", "d"), "d: is a directory"),
+        (
+            PermissionError(errno.EACCES, "Permission denied", "x.yaml"),
+            1,
+            "x.yaml: permission denied",
+        ),
+        # the path given is the wrong kind: the input, not the environment
+        (IsADirectoryError(errno.EISDIR, "Is a directory", "d"), 2, "d: is a directory"),
         (
             OSError(errno.EROFS, "Read-only file system", "a.tmp", None, "a"),
+            1,
             "a.tmp -> a: read-only file system",
         ),
     ],
 )
 def test_a_refused_file_is_one_line_in_process(
-    monkeypatch: pytest.MonkeyPatch, error: OSError, line: str
+    monkeypatch: pytest.MonkeyPatch, error: OSError, code: int, line: str
 ) -> None:
     result = _validate_raising(monkeypatch, error)
-    assert (result.exit_code, result.stdout, result.stderr) == (1, "", f"error: {line}\n")
+    assert (result.exit_code, result.stdout, result.stderr) == (code, "", f"error: {line}\n")
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ def test_more_than_one_at_sign_is_refused_with_the_fix(url):
 
 def test_the_command_line_says_it_in_one_error_line():
     result = CliRunner().invoke(app, ["db", "upgrade", "--storage", URL])
-    assert result.exit_code == 1 and result.stdout == ""
+    assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
     assert "%40" in result.stderr and MASKED in result.stderr
     assert not any(piece in result.stderr for piece in PIECES)

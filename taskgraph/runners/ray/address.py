@@ -3,8 +3,10 @@
 ``ray.init(address="host:port")`` with nothing listening there waits for minutes, with a port
 that is not a Ray GCS (the Ray Client port 10001, a web server) it waits 40 s or for ever, and
 with ``address="auto"`` and no cluster on this machine it raises after the driver has created
-the study in the database.  :func:`check_ray_address` answers in a few seconds, with one
-:class:`~taskgraph.errors.ConfigError` naming the address, before anything is written:
+the study in the database.  :func:`check_ray_address` answers in a few seconds, with one line
+naming the address, before anything is written: a :class:`~taskgraph.errors.ConfigError`
+(exit 2) for an address that is malformed or not a GCS's, a :class:`ClusterUnavailableError`
+(exit 1) where nothing answers:
 
 * ``auto`` (or ``host:port``, a cluster's GCS address) is resolved as ``ray.init`` resolves it
   (``RAY_ADDRESS``, then the cluster this machine last started), and a Ray GCS must answer
@@ -23,9 +25,14 @@ from __future__ import annotations
 import socket
 from urllib.parse import urlsplit
 
-from taskgraph.errors import ConfigError
+from taskgraph.errors import ConfigError, TaskgraphError
 
-__all__ = ["check_job_server_address", "check_ray_address", "split_host_port"]
+__all__ = [
+    "ClusterUnavailableError",
+    "check_job_server_address",
+    "check_ray_address",
+    "split_host_port",
+]
 
 #: seconds a cluster address gets to accept a TCP connection and answer as a Ray GCS
 CONNECT_TIMEOUT_S = 5.0
@@ -36,6 +43,11 @@ _GCS_PROBE = "/ray.rpc.NodeInfoGcsService/GetClusterId"
 _HOW_TO_START = (
     "start one with `ray start --head`, give another --address, or run with --runner local"
 )
+
+
+class ClusterUnavailableError(TaskgraphError):
+    """No Ray cluster (or job server) answers at a well-formed address: the environment, not
+    the input (exit 1), as an unreachable database server is."""
 
 
 def split_host_port(address: str) -> tuple[str, int]:
@@ -50,7 +62,8 @@ def split_host_port(address: str) -> tuple[str, int]:
 
 
 def check_ray_address(address: str, *, flag: str = "--address") -> None:
-    """Raise :class:`ConfigError` unless a Ray GCS answers at Ray address ``address``.
+    """Raise :class:`ConfigError` for a malformed address or one that is not a Ray GCS's, and
+    :class:`ClusterUnavailableError` where no cluster answers at Ray address ``address``.
 
     ``local`` (a Ray of the driver's own) needs no check.  ``flag`` names the option (or spec
     field) the address came from, for the message.
@@ -88,8 +101,9 @@ def check_ray_address(address: str, *, flag: str = "--address") -> None:
 
 
 def check_job_server_address(address: str, *, flag: str = "--address") -> None:
-    """Raise :class:`ConfigError` unless ``address`` is an ``http(s)://host:port`` that accepts
-    a connection (``study submit``'s Ray job server, the dashboard)."""
+    """Raise :class:`ConfigError` unless ``address`` is an ``http(s)://host:port``, and
+    :class:`ClusterUnavailableError` unless it accepts a connection (``study submit``'s Ray job
+    server, the dashboard)."""
     scheme = address.split("://", 1)[0].lower() if "://" in address else ""
     if scheme not in ("http", "https"):
         raise ConfigError(
@@ -114,7 +128,7 @@ def _check_connects(host: str, port: int, *, what: str, remedy: str = _HOW_TO_ST
         socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as error:
         reason = error.strerror or str(error) or type(error).__name__
-        raise ConfigError(f"{what}: {reason}; {remedy}") from None
+        raise ClusterUnavailableError(f"{what}: {reason}; {remedy}") from None
 
 
 def _gcs_refusal(target: str) -> str | None:
@@ -147,13 +161,17 @@ def _gcs_refusal(target: str) -> str | None:
 def _resolve_gcs_address(address: str, *, flag: str) -> str:
     """Return ``auto`` or a GCS ``host:port`` resolved as ``ray.init`` resolves it (``RAY_ADDRESS``,
     then the cluster this machine last started); ``address`` itself where this Ray has no
-    such function (the connection check then uses it as written)."""
+    such function (the connection check then uses it as written).  ``auto`` with no cluster
+    started is a :class:`ClusterUnavailableError`, an address Ray cannot read a ConfigError."""
     try:
         from ray._private.services import canonicalize_bootstrap_address_or_die
     except ImportError:
         return address
     try:
         return str(canonicalize_bootstrap_address_or_die(address))
-    except (ConnectionError, ValueError) as error:
+    except ConnectionError as error:
+        reason = str(error).splitlines()[0]
+        raise ClusterUnavailableError(f"{flag} {address}: {reason}") from None
+    except ValueError as error:
         reason = str(error).splitlines()[0]
         raise ConfigError(f"{flag} {address}: {reason}") from None
