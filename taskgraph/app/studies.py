@@ -693,6 +693,18 @@ def study_summary(
     return study_report(open_study(study_name(name), storage_url=_storage_url(storage)), top=top)
 
 
+def study_spec(name: str, *, storage: str | None = None) -> dict[str, Any]:
+    """Return the spec study ``name`` was created with, as stored (``taskgraph study show
+    --spec``): the storage URL's password masked, ``budget.trials`` the study's budget now.
+
+    optuna-dashboard shows the stored spec cut at 1024 characters; this is it whole.
+    Raises :class:`~taskgraph.errors.StorageError` as :func:`study_summary` does.
+    """
+    from taskgraph.search.study import stored_spec_data
+
+    return stored_spec_data(study_name(name), storage_url=_storage_url(storage))
+
+
 def study_status(name: str, *, storage: str | None = None) -> dict[str, Any]:
     """Return how far study ``name`` is (``taskgraph study status --json``).
 

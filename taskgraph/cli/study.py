@@ -706,10 +706,29 @@ def show(
         ),
     ] = None,
     as_json: JsonOption = False,
+    spec: Annotated[
+        bool,
+        typer.Option(
+            "--spec",
+            help="Print the spec the study was created with (YAML; JSON with --json), whole: "
+            "optuna-dashboard cuts it at 1024 characters.",
+        ),
+    ] = False,
 ) -> None:
     """Show a study: baseline, best task set and configuration, gains of the top trials."""
-    from taskgraph.app.studies import study_summary
+    from taskgraph.app.studies import study_spec, study_summary
 
+    if spec:
+        if top is not None:
+            raise ConfigError("`--top` lists trials; `--spec` prints the spec alone: give one")
+        stored = study_spec(name, storage=_storage(storage))
+        if as_json:
+            emit_json(stored)
+        else:
+            import yaml
+
+            typer.echo(yaml.safe_dump(stored, sort_keys=False, allow_unicode=True), nl=False)
+        return
     if top is None and not as_json:
         top = 10
     report = study_summary(name, storage=_storage(storage), top=top)

@@ -141,3 +141,28 @@ def test_trials_past_a_lowered_budget_never_read_as_a_fraction(demo: Path) -> No
         "3 complete, 0 pruned, 0 failed, 0 running\n"
     )
     assert "3/2" not in out
+
+
+def test_show_spec_prints_the_stored_spec_whole(demo: Path) -> None:
+    # optuna-dashboard cuts the stored spec at 1024 characters: this prints it whole, in a
+    # form `study validate` takes back.
+    import json
+
+    import yaml
+
+    url = run_demo(demo, trials=1)
+    code, out, err = invoke("study", "show", "demo", "--spec", "--storage", url)
+    assert code == 0, err
+    stored = yaml.safe_load(out)
+    assert stored["name"] == "demo" and stored["runner"]["name"] == "tabular"
+    assert stored["budget"]["trials"] == 1
+    code, text, err = invoke("study", "show", "demo", "--spec", "--json", "--storage", url)
+    assert code == 0 and json.loads(text) == stored, err
+    again = demo.parent / "again.yaml"
+    again.write_text(out)
+    code, out, err = invoke("study", "validate", str(again))
+    assert code == 0 and out.startswith(f"valid {again}: study 'demo'"), err
+    code, _, err = invoke("study", "show", "demo", "--spec", "--top", "2", "--storage", url)
+    assert code == 2 and err.strip() == (
+        "error: `--top` lists trials; `--spec` prints the spec alone: give one"
+    )
