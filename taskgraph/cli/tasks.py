@@ -26,7 +26,7 @@ from taskgraph.tasks import (
     task_fingerprint,
 )
 from taskgraph.tasks.fingerprints import file_sha256
-from taskgraph.tasks.loading import split_path
+from taskgraph.tasks.loading import split_path, unseen_labels
 
 from .output import emit_json, print_table, stderr_console, stdout_console
 
@@ -237,6 +237,8 @@ def show_command(
             "reader_options": dict(task.reader_options),
             "fingerprint": task_fingerprint(task, data_dir=directory),
             "labels": label_vocabulary(task, data_dir=directory),
+            # Labels of dev/test that no training example has: a model cannot learn them.
+            "unseen_labels": unseen_labels(task, data_dir=directory),
         }
         info["splits"] = splits
     if as_json:
@@ -255,6 +257,13 @@ def show_command(
     labels = info["labels"]
     listed = escape(" ".join(labels)) if labels else "(none)"
     out.print(f"  labels ({len(labels)}): {listed}", soft_wrap=True)
+    for split, unseen in info["unseen_labels"].items():
+        stderr_console.print(
+            f"note: {split} has {len(unseen)} label(s) no training example has, which a model "
+            f"cannot learn: {' '.join(unseen)}",
+            soft_wrap=True,
+            markup=False,
+        )
     table = Table(title="splits")
     for column in ("split", "examples", "sha256", "made from"):
         table.add_column(column)

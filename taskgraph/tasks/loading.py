@@ -48,6 +48,7 @@ __all__ = [
     "split_file",
     "split_path",
     "task_fingerprint",
+    "unseen_labels",
 ]
 
 SYNTHETIC = "synthetic"
@@ -284,6 +285,37 @@ def label_vocabulary(task: TaskDef, *, data_dir: str | os.PathLike[str] | None =
         labels.update(cached)
     _LABELS[memo_key] = sorted(labels)
     return list(_LABELS[memo_key])
+
+
+def unseen_labels(
+    task: TaskDef, *, data_dir: str | os.PathLike[str] | None = None
+) -> dict[str, list[str]]:
+    """Return, per split other than ``train``, the labels it has that no training example has.
+
+    A model cannot learn them, so they cap the split's score (a dependency relation only in
+    the test file, a fine NER type only in dev).  Read from the split's own examples (carved
+    splits carved), cached by the task's fingerprint; empty for tasks without labels and for
+    a task without a ``train`` split.
+    """
+    if "train" not in task.splits or task.type in (TaskType.EXTRACTIVE_QA, TaskType.MASKED_LM):
+        return {}
+    key = f"{task_fingerprint(task, data_dir=data_dir)}|{task.label_field}"
+    cached = default_cache().get("split_labels", key)
+    if not isinstance(cached, dict):
+        cached = {}
+        for split in task.splits:
+            found: set[str] = set()
+            for example in iter_examples(task, split, data_dir=data_dir):
+                found.update(_labels_of(example))
+            cached[split] = sorted(found)
+        default_cache().put("split_labels", key, cached)
+    train = set(cached.get("train", ()))
+    unseen = {
+        split: [label for label in labels if label not in train]
+        for split, labels in cached.items()
+        if split != "train"
+    }
+    return {split: labels for split, labels in unseen.items() if labels}
 
 
 def has_unanswerable(task: TaskDef, *, data_dir: str | os.PathLike[str] | None = None) -> bool:

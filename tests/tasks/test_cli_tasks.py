@@ -144,3 +144,22 @@ def test_list_on_a_partial_data_directory_lists_what_is_there(
     result = runner.invoke(app, ["tasks", "list", "--data", str(empty)])
     assert result.exit_code != 0 and result.stdout == ""
     assert result.stderr.startswith(f"error: no task has its data in {empty}: data file of task")
+
+
+def test_show_names_labels_that_no_training_example_has(data_dir: Path) -> None:
+    # CLTT's test file has relations its training file never shows: a model cannot learn
+    # them, which caps the score; the count comes from the split's own examples.
+    result = runner.invoke(app, ["tasks", "show", "ud_cs_cltt_deps", "--data", str(data_dir)])
+    assert result.exit_code == 0, result.output
+    assert (
+        "note: test has 3 label(s) no training example has, which a model cannot learn: "
+        "compound csubj:pass det:nummod"
+    ) in result.stderr
+    result = runner.invoke(
+        app, ["tasks", "show", "ud_cs_cltt_deps", "--data", str(data_dir), "--json"]
+    )
+    unseen = json.loads(result.stdout)["unseen_labels"]
+    assert unseen == {"dev": ["csubj:pass"], "test": ["compound", "csubj:pass", "det:nummod"]}
+    result = runner.invoke(app, ["tasks", "show", "wnut17", "--data", str(data_dir), "--json"])
+    assert json.loads(result.stdout)["unseen_labels"] == {}
+    assert "no training example has" not in result.stderr
