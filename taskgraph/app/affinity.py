@@ -35,7 +35,7 @@ from taskgraph.affinity.grouping import (
 from taskgraph.affinity.recommend import Recommendation, recommend_auxiliaries
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.app.arguments import flag, integer, names, number, registered_name
-from taskgraph.errors import ConfigError, option_name
+from taskgraph.errors import ConfigError, StorageError, option_name
 
 if TYPE_CHECKING:
     from taskgraph.affinity.longtable import LongTable
@@ -927,6 +927,8 @@ def recommendation_report(
             hyperprior=hyperprior,
             pooling=pooling,
         )
+    except StorageError:
+        raise  # an unknown study or a bad URL (also a ConfigError): nothing to add to it
     except ConfigError:
         if named:
             _target_has_metric(target, str(metric), storage=storage, split=split)
