@@ -66,8 +66,8 @@ AddressOption = Annotated[
     typer.Option(
         "--address",
         help="Ray cluster address, e.g. auto or the GCS's head:6379 (overrides runner.address; "
-        "Ray Client's ray:// is refused); "
-        "switches to the ray runner.",
+        "Ray Client's ray:// is refused); local: taskgraph's own Ray on this machine (leaves "
+        "a dead cluster stored with a study); switches to the ray runner.",
     ),
 ]
 SetOption = Annotated[
@@ -348,8 +348,12 @@ class _ProgressObserver:
             def on_trial_end(inner, number: int, outcome: Any, progress: Any) -> None:
                 self.fractions.pop(number, None)
                 self.update(progress)
+                ended = self.started.pop(number, f"trial {number}")
                 if not self.quiet:
-                    self.log_trial(self.started.pop(number, f"trial {number}"), outcome, progress)
+                    self.log_trial(ended, outcome, progress)
+                # The live line described this trial (its last step): show one still running
+                # (Ray runs several), else nothing, never a trial that has ended.
+                self.describe(next(reversed(self.started.values()), ""))
 
         self.observer = Observer()
         self.quiet = quiet

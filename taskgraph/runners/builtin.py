@@ -311,13 +311,16 @@ class RayRunner:
     def check_spec(self, spec: StudySpec, *, source: str) -> None:
         """Raise ``SpecError`` when Ray is not installed (the ``ray`` extra), or when a trial's
         ``runner.resources.cpu`` can never fit the Ray that taskgraph starts itself (no
-        ``runner.address``): Tune would wait for ever.
+        ``runner.address``, or ``local``): Tune would wait for ever.
 
         GPUs are checked when the study runs (:meth:`build_evaluator`): a spec is often written
         on a machine without the GPUs it runs on.  Against a cluster the driver compares the
-        resources with the cluster's nodes once connected.
+        resources with the cluster's nodes once connected, and ``runner.num_cpus`` (the local
+        Ray's size) is a warning on stderr, not a refusal: a spec written for local runs may
+        be sent to a cluster.
         """
         from taskgraph.errors import SpecError
+        from taskgraph.runners.ray.address import cluster_address
         from taskgraph.spec.models import RayRunnerSpec
 
         if not ray_installed():
@@ -328,7 +331,17 @@ class RayRunner:
                 "(or use the local runner)"
             )
         runner = spec.runner
-        if not isinstance(runner, RayRunnerSpec) or runner.address:
+        if not isinstance(runner, RayRunnerSpec):
+            return
+        address = cluster_address(runner.address)
+        if address is not None:
+            if runner.num_cpus is not None:
+                print(
+                    f"warning: {source}: runner.num_cpus {runner.num_cpus} is ignored with "
+                    f"runner.address {address}: it sizes only the local Ray taskgraph starts "
+                    "(the cluster's nodes give their own CPUs)",
+                    file=sys.stderr,
+                )
             return
         cpus = runner.num_cpus or 2  # what RayTuneRunner gives its own Ray
         if runner.resources.cpu > cpus:
@@ -343,22 +356,23 @@ class RayRunner:
     ) -> TrialEvaluator | None:
         # Called before the study is created: an address where no cluster answers is one
         # error now, not a traceback after the study and its first trial are written.
+        from taskgraph.runners.ray.address import check_ray_address, cluster_address
         from taskgraph.spec.models import RayRunnerSpec
 
         runner = spec.runner
+        # None: the Ray taskgraph starts (no address, or `local`)
+        address = cluster_address(runner.address) if isinstance(runner, RayRunnerSpec) else None
         gpus = runner.resources.gpu if isinstance(runner, RayRunnerSpec) else 0
-        if gpus > 0 and not getattr(runner, "address", None) and local_gpu_count() == 0:
+        if gpus > 0 and address is None and local_gpu_count() == 0:
             raise ConfigError(
                 f"runner.resources.gpu: {gpus:g} GPUs per trial, but this machine has no GPU "
                 "for the Ray that taskgraph starts; set it to 0 or give a cluster's --address"
             )
-        if isinstance(runner, RayRunnerSpec) and runner.address:
-            from taskgraph.runners.ray.address import check_ray_address
-
+        if address is not None:
             check_ray_address(
-                runner.address,
+                address,
                 # (--address, the spec file's, or the one stored with the study on `study
-                # resume`: the message's remedies name --address and --runner local)
+                # resume`: the remedies name --address, `--address local` and --runner local)
                 flag=option_name("runner.address", flag="--address (runner.address)"),
             )
         ray_experiment_dir(spec)

@@ -228,7 +228,10 @@ def test_resume_blames_a_dead_stored_ray_address_on_the_study_not_on_address(
         assert err.startswith(
             f"error: runner.address stored with study 'gone' {address}: no Ray cluster answers"
         ), err
-        assert "give another --address, or run with --runner local" in err
+        assert (
+            "give another --address, `--address local` for a Ray of this machine, or run with "
+            "--runner local"
+        ) in err
         # An address given now is blamed on --address, as on `study run`.
         code, _, err = invoke(
             "study", "resume", "gone", "--storage", url, "--address", address, "--trials", "2"

@@ -172,3 +172,31 @@ def test_resume_studys_wall_time_keyword_is_not_stored(demo: Path) -> None:
     summary = taskgraph.resume_study("demo", storage=url, trials=3, wall_time=1e-6)
     assert summary.reason == "wall_time"
     assert stored_wall_times(url) == (None, None)
+
+
+def test_the_live_line_never_shows_a_trial_that_has_ended() -> None:
+    # Under Ray the result on which ASHA stops a trial is its last progress: the live line
+    # kept showing "step 12/24" of the pruned trial until the command exited.
+    from taskgraph.cli.study import _ProgressObserver
+    from taskgraph.search.progress import StudyProgress, TrialStep
+    from taskgraph.trial import TrialConfig
+
+    watcher = _ProgressObserver(name="demo", quiet=True, budget=4)
+    progress = StudyProgress(
+        name="demo", direction="maximize", budget=4, n_complete=1, n_pruned=0, n_failed=0,
+        n_interrupted=0, n_running=1, n_waiting=0, best_value=0.5, best_number=0,
+        baseline_value=0.5, baseline_number=0,
+    )  # fmt: skip
+    observer = watcher.observer
+
+    def current() -> str:
+        return str(watcher.progress.tasks[0].fields["current"])
+
+    observer.on_trial_start(1, TrialConfig(target="t", auxiliaries=("a",)))
+    observer.on_trial_start(2, TrialConfig(target="t", auxiliaries=("b",)))
+    observer.on_trial_progress(1, TrialStep(step=12, max_steps=24, objective=0.7))
+    assert current().startswith("trial 1: a (hard), step 12/24")
+    observer.on_trial_end(1, None, progress)
+    assert current() == "trial 2: b (hard)"  # the one still running
+    observer.on_trial_end(2, None, progress)
+    assert current() == ""

@@ -3,6 +3,7 @@ resources no node can hold; and what a run prints and records when Ray reports t
 
 from __future__ import annotations
 
+import socket
 import socketserver
 import threading
 import time
@@ -171,3 +172,140 @@ def test_ray_messages_go_to_stderr_while_the_runner_runs(
     assert out == "" and "A worker died or was killed" in err
     ray_worker.print_to_stdstream(dict(message), ignore_prefix=False)  # restored after
     assert "A worker died" in capsys.readouterr().out
+
+
+def _closed_address() -> tuple[socket.socket, str]:
+    """Return a bound, never listening socket (keep it open) and its 127.0.0.1:PORT."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock, f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_address_local_starts_the_same_local_ray_as_no_address(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`local` went through the cluster branch: `ray.init(address="local")` without num_cpus
+    (a Ray of every core) and with a dashboard, then a check of the cluster's nodes."""
+    import ray
+
+    from taskgraph.runners.ray import runner as ray_runner
+    from taskgraph.runners.ray.address import check_ray_address
+    from taskgraph.spec.models import RayRunnerSpec
+
+    check_ray_address("local", flag="runner.address")  # no cluster to look for
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(ray, "init", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(ray, "nodes", lambda: pytest.fail("no cluster to compare with"))
+    for address in (None, "local"):
+        this = SimpleNamespace(runner=RayRunnerSpec(address=address, num_cpus=3))
+        ray_runner.RayTuneRunner._start_ray(this)  # type: ignore[arg-type]
+    assert calls[0] == calls[1]
+    assert calls[1]["address"] == "local" and calls[1]["num_cpus"] == 3
+    assert calls[1]["include_dashboard"] is False
+    from taskgraph.runners.ray.address import cluster_address
+
+    assert cluster_address("local") is None and cluster_address(None) is None
+    assert cluster_address("auto") == "auto"
+
+
+def test_address_local_gets_the_local_rays_cpu_check(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC, encoding="utf-8")
+    code, _, err = invoke(
+        "study", "validate", str(spec),
+        "--set", "runner={name: ray, address: local, resources: {cpu: 4}}",
+    )  # fmt: skip
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "runner.resources.cpu: 4 CPUs per trial, but the local Ray has 2" in err
+
+
+def test_resume_from_a_dead_stored_address_with_address_local(tmp_path: Path) -> None:
+    """The address stored with the study (by `study submit` or `study run --address`) could
+    not be left once its cluster was gone: `--address local` is the way, and the error says so."""
+    from taskgraph.testing import run_fake_study
+
+    sock, address = _closed_address()
+    with sock:
+        url = run_fake_study(
+            {"name": "gone", "target": "synth_target", "candidates": ["synth_related"],
+             "runner": {"name": "ray", "address": address, "resources": {"cpu": 4}},
+             "budget": {"trials": 1}},
+            f"sqlite:///{tmp_path / 'gone.db'}",
+        )  # fmt: skip
+        for runner_args in ((), ("--runner", "ray")):
+            code, _, err = invoke("study", "resume", "gone", "--storage", url, *runner_args)
+            assert code == 1 and err.count("\n") == 1, err
+            assert err.startswith(f"error: runner.address stored with study 'gone' {address}: ")
+            assert err.rstrip().endswith(
+                "give another --address, `--address local` for a Ray of this machine, or run "
+                "with --runner local"
+            ), err
+        # `--address local` replaces the stored address with the local Ray and its checks
+        # (here: 4 CPUs per trial do not fit its 2), before anything runs.
+        code, _, err = invoke(
+            "study", "resume", "gone", "--storage", url, "--address", "local", "--trials", "2"
+        )
+    assert code == 2 and err.count("\n") == 1, err
+    assert "runner.resources.cpu: 4 CPUs per trial, but the local Ray has 2" in err
+
+
+def test_num_cpus_with_a_cluster_address_is_a_warning(tmp_path: Path) -> None:
+    """`runner.num_cpus` sizes only the local Ray taskgraph starts: with an address it was
+    silently ignored."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC, encoding="utf-8")
+    code, _, err = invoke(
+        "study", "validate", str(spec), "--set", "runner={name: ray, address: auto, num_cpus: 1}"
+    )
+    assert code == 0, err
+    (line,) = err.splitlines()
+    assert line.startswith("warning: ") and "runner.num_cpus 1 is ignored" in line
+    assert "runner.address auto" in line
+    for local in ("", "address: local, "):  # the local Ray: num_cpus is its size
+        code, _, err = invoke(
+            "study", "validate", str(spec), "--set", f"runner={{name: ray, {local}num_cpus: 1}}"
+        )
+        assert code == 0 and err == "", err
+    sock, address = _closed_address()
+    with sock:  # once per command, before the address's own error
+        spec_run = tmp_path / "run"
+        spec_run.mkdir()
+        run_spec = spec_run / "spec.yaml"
+        run_spec.write_text(SPEC, encoding="utf-8")
+        code, _, err = invoke(
+            "study", "run", str(run_spec), "--storage", f"sqlite:///{spec_run / 'r.db'}",
+            "--address", address, "--set", "runner.num_cpus=1",
+        )  # fmt: skip
+    lines = err.splitlines()
+    assert code == 1 and len(lines) == 2, err
+    assert lines[0].startswith("warning: ") and f"runner.address {address}" in lines[0]
+    assert lines[1].startswith(f"error: --address (runner.address) {address}: no Ray cluster")
+    assert not (spec_run / "r.db").exists()
+
+
+def test_submit_to_a_job_server_that_refuses_is_the_environment_not_the_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refused connection was a ConfigError (exit 2, the input); it is exit 1, as the
+    address check's own refusal is; no study is written."""
+    from taskgraph.errors import TaskgraphError
+    from taskgraph.runners.ray import address as ray_address
+    from taskgraph.runners.ray.address import ClusterUnavailableError
+    from taskgraph.runners.ray.submit import submit_study
+
+    spec = spec_from_dict({
+        "name": "refused", "target": "synth_target", "candidates": ["synth_related"],
+        "runner": {"name": "ray"},
+    })  # fmt: skip
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    # The port closes between the address check and the client (the head just went away).
+    monkeypatch.setattr(ray_address, "check_job_server_address", lambda address: None)
+    sock, address = _closed_address()
+    with sock, pytest.raises(TaskgraphError) as raised:
+        submit_study(spec, storage_url=url, address=f"http://{address}")
+    assert isinstance(raised.value, ClusterUnavailableError), raised.value
+    assert not isinstance(raised.value, ConfigError)
+    assert str(raised.value).startswith(
+        f"--address http://{address}: no Ray job server answers there ("
+    )
+    assert not (tmp_path / "s.db").exists()

@@ -136,6 +136,36 @@ def test_a_trial_whose_worker_died_costs_its_time_since_it_started(tmp_path: Pat
         assert run.result.cost.seconds >= 7
 
 
+def test_a_trial_told_ended_shows_no_more_progress() -> None:
+    """With an ASHA pruner `[4/4] trial 3: ... pruned at 0.7152` was printed, then the live line
+    kept `trial 3: ..., step 12/24, last evaluation 0.7152` (running) until the command exited:
+    the callback passed on a result of a trial whose end was already told."""
+    from taskgraph.runners.ray.driver import Book, DriverCallback
+    from taskgraph.runners.ray.worker import METRIC, PAYLOAD
+
+    shown: list[tuple[int, int, float | None]] = []
+    observer = SimpleNamespace(
+        on_trial_progress=lambda number, step: shown.append((number, step.step, step.objective))
+    )
+    engine: Any = SimpleNamespace(observer=observer, spec=SimpleNamespace(seeds=(0,)))
+    heartbeat: Any = SimpleNamespace()  # no trial starts here: nothing beats
+    book = Book()
+    callback = DriverCallback(book=book, heartbeat=heartbeat, engine=engine)
+    trial = SimpleNamespace(trial_id="tune-3", config={PAYLOAD: {"number": 3, "trial_id": 4}})
+
+    def result(step: int, value: float, **extra: Any) -> dict[str, Any]:
+        return {METRIC: value, "max_steps": 24, "global_step": step, **extra}
+
+    callback.on_trial_result(1, [], trial, result(6, 0.70))
+    assert shown == [(3, 6, 0.70)]
+    book.finished.add("tune-3")  # told pruned (or failed, or complete): its end line printed
+    callback.on_trial_result(2, [], trial, result(12, 0.7152, done=True))
+    assert shown == [(3, 6, 0.70)]
+    # still in the book: the trial's outcome and curve read every result
+    assert [r["global_step"] for r in book.results["tune-3"]] == [6, 12]
+    assert book.stopped_by_scheduler == {"tune-3"}
+
+
 @contextmanager
 def _searcher(tmp_path: Path, name: str, heartbeat: Any) -> Iterator[tuple[Any, Any, Any]]:
     """Yield an opened engine of a two-candidate fake study, its Optuna study and the Ray

@@ -14,7 +14,10 @@ naming the address, before anything is written: a :class:`~taskgraph.errors.Conf
 * ``ray://host:port`` (Ray Client) is refused: Tune would run the driver's searcher on the
   cluster, away from the study's database connection.  The driver runs on a cluster node
   (``--address auto`` there) or is submitted (``study submit --address http://HEAD:8265``);
-* any other ``scheme://`` is refused.
+* any other ``scheme://`` is refused;
+* ``local`` (:data:`LOCAL_ADDRESS`) is no cluster: taskgraph's own local Ray, exactly as no
+  address (:func:`cluster_address` reads it as None), so that a resume can leave a cluster
+  stored with the study that is gone.
 
 :func:`check_job_server_address` checks ``study submit``'s job server (dashboard) address.
 A cluster that answers and then fails is reported by Ray itself, later.
@@ -28,9 +31,11 @@ from urllib.parse import urlsplit
 from taskgraph.errors import ConfigError, TaskgraphError
 
 __all__ = [
+    "LOCAL_ADDRESS",
     "ClusterUnavailableError",
     "check_job_server_address",
     "check_ray_address",
+    "cluster_address",
     "split_host_port",
 ]
 
@@ -40,14 +45,27 @@ CONNECT_TIMEOUT_S = 5.0
 #: the GCS method the probe calls: what ``ray.init``'s own GCS client calls first
 _GCS_PROBE = "/ray.rpc.NodeInfoGcsService/GetClusterId"
 
+#: ``runner.address`` (``--address``) meaning taskgraph's own local Ray, as no address does
+LOCAL_ADDRESS = "local"
+
 _HOW_TO_START = (
-    "start one with `ray start --head`, give another --address, or run with --runner local"
+    "start one with `ray start --head`, give another --address, `--address local` for a Ray "
+    "of this machine, or run with --runner local"
 )
 
 
 class ClusterUnavailableError(TaskgraphError):
     """No Ray cluster (or job server) answers at a well-formed address: the environment, not
     the input (exit 1), as an unreachable database server is."""
+
+
+def cluster_address(address: str | None) -> str | None:
+    """Return the cluster ``runner.address`` names, or None for taskgraph's own local Ray
+    (no address, or ``local``: ``ray.init(address="local")`` would start a Ray with every core
+    and a dashboard, not the one ``runner.num_cpus`` sizes)."""
+    if address is None or address.strip().lower() == LOCAL_ADDRESS:
+        return None
+    return address
 
 
 def split_host_port(address: str) -> tuple[str, int]:
@@ -65,10 +83,10 @@ def check_ray_address(address: str, *, flag: str = "--address") -> None:
     """Raise :class:`ConfigError` for a malformed address or one that is not a Ray GCS's, and
     :class:`ClusterUnavailableError` where no cluster answers at Ray address ``address``.
 
-    ``local`` (a Ray of the driver's own) needs no check.  ``flag`` names the option (or spec
-    field) the address came from, for the message.
+    ``local`` (taskgraph's own local Ray, :func:`cluster_address`) needs no check.  ``flag``
+    names the option (or spec field) the address came from, for the message.
     """
-    if address == "local":
+    if cluster_address(address) is None:
         return
     if "://" in address:
         scheme = address.split("://", 1)[0].lower()

@@ -82,9 +82,14 @@ class DriverCallback(tune.Callback):
             # is stopped because the experiment ends (time budget) gets no such result.
             if result.get("done") and not result.get("taskgraph_final"):
                 self.book.stopped_by_scheduler.add(trial.trial_id)
+            # A trial already told (its end line printed) shows no more progress: a result
+            # that reaches the callback after its end would put it back on the live line,
+            # as running, until the command exits.
+            ended = trial.trial_id in self.book.finished
         live = self.engine is not None
         if (
             live
+            and not ended
             and METRIC in result
             and "max_steps" in result
             and not result.get("taskgraph_final")

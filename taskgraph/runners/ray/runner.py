@@ -18,7 +18,7 @@ from ray import tune
 
 from taskgraph.errors import TaskgraphError
 from taskgraph.runners.builtin import ray_experiment_dir
-from taskgraph.runners.ray.address import check_ray_address
+from taskgraph.runners.ray.address import check_ray_address, cluster_address
 from taskgraph.runners.ray.driver import (
     ASHASparingBaseline,
     Book,
@@ -117,7 +117,7 @@ class RayTuneRunner:
         return True
 
     def _start_ray(self) -> None:
-        address = self.runner.address
+        address = cluster_address(self.runner.address)  # `local`: as no address
         if address:
             # ray.init waits 40 s, or for ever, at an address that is not a Ray GCS.
             check_ray_address(address, flag="runner.address")
@@ -133,7 +133,7 @@ class RayTuneRunner:
             _check_cluster_resources(self.runner, address=address)
         else:
             # address="local": always a new instance of our own, never a cluster that happens
-            # to run on this machine (which `ray.init()` would join).
+            # to run on this machine (which `ray.init()` would join); sized by num_cpus.
             ray.init(
                 address="local",
                 num_cpus=self.runner.num_cpus or 2,

@@ -42,17 +42,28 @@ def submit_study(
     if client is None:
         from ray.job_submission import JobSubmissionClient
 
-        from taskgraph.runners.ray.address import check_job_server_address
+        from taskgraph.runners.ray.address import (
+            ClusterUnavailableError,
+            check_job_server_address,
+        )
 
         check_job_server_address(address)
         try:
             client = JobSubmissionClient(address)
-        except (ConnectionError, ValueError, RuntimeError) as error:
-            # Ray's message names the address it tried, which may not be the one given.
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        except ConnectionError as error:
+            # Nothing answers (the connection refused, the head gone since the check): the
+            # environment, exit 1, as check_job_server_address says of a closed port.
+            raise ClusterUnavailableError(
+                f"--address {address}: no Ray job server answers there "
+                f"({_first_line(error)}); start one with `ray start --head "
+                "--include-dashboard=true` or correct the address"
+            ) from None
+        except (ValueError, RuntimeError) as error:
+            # Something answers that is no job server (a 404, another Ray version): the
+            # address given is wrong, exit 2.
             raise ConfigError(
-                f"--address {address}: no Ray job server answers there ({reason}); study "
-                "submit needs the job server (dashboard) address, e.g. http://HEAD:8265"
+                f"--address {address}: no Ray job server answers there ({_first_line(error)});"
+                " study submit needs the job server (dashboard) address, e.g. http://HEAD:8265"
             ) from None
     engine = StudyEngine(spec=spec, storage_url=storage_url)
     try:
@@ -74,3 +85,9 @@ def submit_study(
         metadata={"study": spec.name},
     )
     return job_id
+
+
+def _first_line(error: BaseException) -> str:
+    # Ray's message names the address it tried, which may not be the one given.
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
