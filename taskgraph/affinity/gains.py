@@ -104,6 +104,9 @@ class GainTable:
     zero_baselines: list[tuple[str, str, str, str]] = field(default_factory=list)
     #: family -> finite records counted (which family holds most of the evidence)
     family_records: dict[str, int] = field(default_factory=dict)
+    #: (family, target, auxiliaries) whose gain pools runs that trained the auxiliaries on
+    #: different data (a data file changed between runs: ``ScoreRecord.partner_data``)
+    mixed_partner_data: list[tuple[str, str, frozenset[str]]] = field(default_factory=list)
 
     @property
     def targets(self) -> list[str]:
@@ -200,6 +203,7 @@ def compute_gains(
     )
     family_records: dict[str, int] = defaultdict(int)
     runs: dict[tuple[tuple[str, str, str, str], frozenset[str]], set[int]] = defaultdict(set)
+    partners: dict[tuple[tuple[str, str, str, str], frozenset[str]], set[str]] = defaultdict(set)
     direction: dict[tuple[str, str, str, str], bool] = {}
     for record in records:
         if (split is not None and record.split != split) or (
@@ -213,6 +217,8 @@ def compute_gains(
         family_records[record.family] += 1
         if record.run_id is not None:
             runs[(key, record.task_set)].add(record.run_id)
+        if record.partner_data:
+            partners[(key, record.task_set)].add(record.partner_data)
         direction[key] = record.higher_is_better
     table = GainTable(gains=[], kind=kind, family_records=dict(family_records))
     for key, by_set in groups.items():
@@ -265,6 +271,10 @@ def compute_gains(
                     run_ids=frozenset(runs.get((key, task_set), ())),
                 )
             )
+            if len(partners.get((key, task_set), ())) > 1:
+                entry = (family, task, task_set - {task})
+                if entry not in table.mixed_partner_data:
+                    table.mixed_partner_data.append(entry)
     table.gains.sort(key=lambda g: (g.target, len(g.auxiliaries), sorted(g.auxiliaries), g.family))
     return table
 

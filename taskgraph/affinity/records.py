@@ -26,6 +26,9 @@ class ScoreRecord:
     seed: int = 0
     study: str | None = None
     run_id: int | None = None
+    #: which data the other members of the task set were trained on: a short hash of their
+    #: dataset fingerprints ("" where the run recorded none, e.g. a published table)
+    partner_data: str = ""
 
     def __post_init__(self) -> None:
         if self.task not in self.task_set:

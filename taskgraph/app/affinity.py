@@ -981,6 +981,18 @@ def recommendation_report(
                 "it, as scores of different families are not comparable",
             )
         )
+    mixed = sorted(
+        "+".join(sorted(aux))
+        for _, task, aux in estimator.table.mixed_partner_data
+        if task == target
+    )
+    if mixed:
+        notes.append(
+            f"{len(mixed)} auxiliary set(s) of {target!r} ran on more than one version of their "
+            f"auxiliaries' data (a data file changed between runs), and their measured gains "
+            f"pool the versions: {', '.join(mixed[:5])}{', ...' if len(mixed) > 5 else ''}; "
+            "each run's `task_fingerprints` (`records export -f json`) tell the versions apart"
+        )
     pairs = any(g.target == target and g.size == 1 for g in estimator.table.gains)
     if method in _PAIR_METHODS and not pairs:
         notes.append(

@@ -663,6 +663,9 @@ class Repository:
                 seed=seed,
                 study=names.get(study_id),
                 run_id=run_id,
+                partner_data=partner_data(
+                    task, task_sets[keys[task_set_id]], fingerprints.get(run_id, {})
+                ),
             )
             for task_set_id, run_id, task, split_, metric_, value, family, seed, study_id in rows
         ]
@@ -1074,6 +1077,19 @@ def records_by_task_set(records: Iterable[ScoreRecord]) -> dict[str, list[ScoreR
 
 #: run ids per ``IN (...)`` query (SQLite's default limit on bound parameters is far above)
 _ID_CHUNK = 900
+
+
+def partner_data(task: str, task_set: frozenset[str], fingerprints: Mapping[str, str]) -> str:
+    """Return a short hash of the dataset fingerprints of ``task_set``'s members other than
+    ``task`` (``ScoreRecord.partner_data``): two runs of one task set whose auxiliaries were
+    trained on different data get different values.  Empty when none was recorded."""
+    import hashlib
+    import json
+
+    partners = sorted((t, fingerprints[t]) for t in task_set if t != task and t in fingerprints)
+    if not partners:
+        return ""
+    return hashlib.sha256(json.dumps(partners).encode()).hexdigest()[:12]
 
 
 def _run_fingerprints(connection: Connection, run_ids: set[int]) -> dict[int, dict[str, str]]:

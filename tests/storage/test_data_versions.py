@@ -118,3 +118,35 @@ def test_a_study_whose_data_changed_since_its_earlier_runs_says_so(
         second.close()
     err = capsys.readouterr().err
     assert err.startswith("warning: the data files of my_ner changed since study 'versions'")
+
+
+def test_an_auxiliarys_changed_data_is_noted_where_its_gains_pool_the_versions(
+    tmp_path: Path,
+) -> None:
+    # The target's data never changed, pos's did between two runs of ner+pos: both runs are
+    # one family for ner (its data is the same), so the gain pools them; it must say so.
+    from taskgraph.app.affinity import recommendation_report
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    with open_repository(url) as repo:
+        _add(repo, "s", 0, (), 0.50, {"ner": V1})
+        _add(repo, "s", 1, ("pos",), 0.60, {"ner": V1, "pos": "p" * 64})
+        _add(repo, "s", 2, ("pos",), 0.56, {"ner": V1, "pos": "q" * 64})
+        _add(repo, "s", 3, ("chunk",), 0.52, {"ner": V1, "chunk": "c" * 64})
+    table = compute_gains(load_records(storage=url, metric="f1"))
+    assert [(t, a) for _, t, a in table.mixed_partner_data] == [("ner", frozenset({"pos"}))]
+    assert _gain_of_pos(url) == [pytest.approx(0.16)]  # pooled, as the note says
+    report = recommendation_report("ner", storage=url, metric="f1", method="pairwise")
+    assert any(
+        "1 auxiliary set(s) of 'ner' ran on more than one version of their auxiliaries' data"
+        in note
+        and "pool the versions: pos;" in note
+        for note in report.notes
+    ), report.notes
+    # One version per set: no note.
+    other = f"sqlite:///{tmp_path / 'o.db'}"
+    with open_repository(other) as repo:
+        _add(repo, "s", 0, (), 0.50, {"ner": V1})
+        _add(repo, "s", 1, ("pos",), 0.60, {"ner": V1, "pos": "p" * 64})
+        _add(repo, "s", 2, ("pos",), 0.58, {"ner": V1, "pos": "p" * 64})
+    assert compute_gains(load_records(storage=other, metric="f1")).mixed_partner_data == []
