@@ -34,7 +34,7 @@ from taskgraph.affinity.grouping import (
 )
 from taskgraph.affinity.recommend import Recommendation, recommend_auxiliaries
 from taskgraph.affinity.records import ScoreRecord
-from taskgraph.app.arguments import flag, integer, names, number, registered_name
+from taskgraph.app.arguments import flag, integer, names, number, registered_name, storage_url
 from taskgraph.errors import ConfigError, StorageError, option_name
 
 if TYPE_CHECKING:
@@ -77,9 +77,9 @@ def _records_database(
     if repository is not None:
         yield repository
         return
-    from taskgraph.storage import open_repository, resolve_storage_url
+    from taskgraph.storage import open_repository
 
-    opened = open_repository(resolve_storage_url(storage), create=False)
+    opened = open_repository(storage_url(storage), create=False)
     try:
         yield opened
     finally:

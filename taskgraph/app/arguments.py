@@ -29,6 +29,7 @@ __all__ = [
     "names",
     "number",
     "registered_name",
+    "storage_url",
     "study_name",
 ]
 
@@ -130,3 +131,19 @@ def names(value: str | Iterable[str] | None, keyword: str) -> list[str] | None:
     if not all(isinstance(item, str) for item in items):
         raise ConfigError(f"`{keyword}` must be names (strings), but got {value!r}")
     return list(dict.fromkeys(item.strip() for item in items if item.strip()))
+
+
+def storage_url(storage: str | None, *, spec_storage: str | None = None) -> str:
+    """Return the storage URL of ``storage`` (else the environment's, ``spec_storage``, the
+    default), as :func:`~taskgraph.storage.resolve_storage_url` chooses it.
+
+    A URL it already chose (the command line resolves ``--storage`` before it calls in) is
+    returned as it is: resolved again it would be recorded as given by ``--storage``, and a
+    missing default database would be reported as the option's.
+    """
+    from taskgraph.storage import resolve_storage_url
+    from taskgraph.storage.urls import storage_url_origin
+
+    if isinstance(storage, str) and storage.strip() and storage_url_origin(storage) is not None:
+        return storage.strip()
+    return resolve_storage_url(storage, spec_storage=spec_storage)

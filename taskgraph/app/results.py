@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from taskgraph.affinity.longtable import LongRow, write_long_csv
+from taskgraph.app.arguments import storage_url
 from taskgraph.errors import (
     ConfigError,
     DataNotFoundError,
@@ -409,7 +410,7 @@ def results_table(
     is not in the database.
     """
     from taskgraph.app.arguments import names, study_name
-    from taskgraph.storage import SCREEN_MODE, open_repository, resolve_storage_url
+    from taskgraph.storage import SCREEN_MODE, open_repository
 
     chosen = names(metrics, "metrics")
     if chosen == []:  # an empty list is not the default (the objective metric): None is
@@ -420,7 +421,7 @@ def results_table(
         )
     study_name(study, "study")
 
-    with open_repository(resolve_storage_url(storage), create=False) as repo:
+    with open_repository(storage_url(storage), create=False) as repo:
         specs = repo.study_specs()
         if study not in specs:
             known = ", ".join(sorted(specs)) or "(none)"

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from taskgraph.app.arguments import storage_url as resolved_url
 from taskgraph.errors import ConfigError, NotFoundError, TaskgraphError
 from taskgraph.spec.models import StudySpec
 
@@ -75,7 +76,6 @@ def screen_study(
     from taskgraph.search.recording import code_version
     from taskgraph.search.screening import screen_config, screen_probe_count
     from taskgraph.search.watching import ObserverCallback
-    from taskgraph.storage import resolve_storage_url
 
     # The command line's --steps and --probes are at least 1 too.
     steps = None if steps is None else integer(steps, "steps", minimum=1)
@@ -98,7 +98,7 @@ def screen_study(
         )
     config = screen_config(spec, steps=steps, probes=probes, full_matrix=full_matrix)
     n_probes = screen_probe_count(config)  # the default: 20, or as many as the steps allow
-    storage_url = resolve_storage_url(storage, spec_storage=spec.storage)
+    storage_url = resolved_url(storage, spec_storage=spec.storage)
 
     def open_engine() -> StudyEngine:
         engine = build_engine(spec, storage_url=storage_url, data_dir=data, source=source)
@@ -211,12 +211,12 @@ def screen_report(
     """
     from taskgraph.app.arguments import integer, study_name
     from taskgraph.errors import worded_for_command_line
-    from taskgraph.storage import open_repository, resolve_storage_url
+    from taskgraph.storage import open_repository
 
     name = study_name(name)
     if screen is not None:
         screen = integer(screen, "screen")  # negative, as the screens' trial numbers are
-    repository = open_repository(resolve_storage_url(storage), create=False)
+    repository = open_repository(resolved_url(storage), create=False)
     try:
         known = [s.name for s in repository.studies()]
         if name not in known:
@@ -378,9 +378,9 @@ def screen_summary(report: Mapping[str, Any]) -> str:
 def study_trial_cost(name: str, *, storage: str | None = None) -> tuple[float | None, float | None]:
     """Return the mean seconds of one complete trial of study ``name`` (its seeds' runs summed)
     and of one run (one seed); ``(None, None)`` before the first complete trial."""
-    from taskgraph.storage import open_repository, resolve_storage_url
+    from taskgraph.storage import open_repository
 
-    repository = open_repository(resolve_storage_url(storage), create=False)
+    repository = open_repository(resolved_url(storage), create=False)
     try:
         return _trial_cost(repository, name)
     finally:

@@ -21,6 +21,7 @@ from taskgraph.app.arguments import (
     flag,
     integer,
     mapping,
+    storage_url,
     study_name,
 )
 from taskgraph.errors import (
@@ -335,22 +336,8 @@ def invocation_wall_time(
 
 
 def _storage_url(storage: str | None, spec: StudySpec | None = None) -> str:
-    """Return the storage URL of ``storage`` (else the environment's, the spec's, the default).
-
-    A URL :func:`~taskgraph.storage.resolve_storage_url` already chose (the command line
-    resolves ``--storage`` before it calls in) is returned as it is: resolved again it would
-    be recorded as given by ``--storage``, and a missing default database would be reported
-    as the option's.
-    """
-    from taskgraph.storage import resolve_storage_url
-    from taskgraph.storage.urls import storage_url_origin
-
-    if isinstance(storage, str) and storage.strip() and storage_url_origin(storage) is not None:
-        return storage.strip()
-    return resolve_storage_url(storage, spec_storage=None if spec is None else spec.storage)
-
-
-# -- running ---------------------------------------------------------------------------------
+    """Return :func:`~taskgraph.app.arguments.storage_url` of ``storage`` and ``spec``'s."""
+    return storage_url(storage, spec_storage=None if spec is None else spec.storage)
 
 
 def build_engine(

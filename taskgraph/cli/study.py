@@ -170,15 +170,6 @@ def _storage(option: str | None, spec: Any = None) -> str:
     return resolve_storage_url(option, spec_storage=None if spec is None else spec.storage)
 
 
-def _reresolved(url: str) -> str | None:
-    """Return the ``storage`` to hand a library call that resolves it again: ``None`` where
-    ``url`` is the default or ``TASKGRAPH_STORAGE``'s (resolved again, the URL itself would
-    read as given by ``--storage``), else ``url``."""
-    from taskgraph.storage.urls import storage_url_origin
-
-    return None if storage_url_origin(url) in ("default", "env") else url
-
-
 def _stopped(stop: KeyboardInterrupt, what: str) -> NoReturn:
     """Say how the command was stopped and ``what`` became of its work; exit 130 after Ctrl-C,
     143 after SIGTERM (raised under ``terminate_as_interrupt``, also when a library turned
@@ -912,14 +903,14 @@ def screen(
     )
     url = _storage(storage, checked)
     if show_only:
-        report = screen_report(checked.name, storage=_reresolved(url))
+        report = screen_report(checked.name, storage=url)
     else:
         watcher = _ScreenProgress(name=checked.name, quiet=quiet or as_json)
         try:
             with terminate_as_interrupt(), watcher.progress:
                 report = screen_study(
                     checked,
-                    storage=_reresolved(url),
+                    storage=url,
                     data=data,
                     steps=steps,
                     probes=probes,

@@ -47,3 +47,18 @@ def test_the_variable_and_the_option_are_still_named(
     assert "(sqlite:///from_env.db, from TASKGRAPH_STORAGE)" in result.output
     result = runner.invoke(app, ["study", "show", "x", "--storage", "sqlite:///given.db"])
     assert "(sqlite:///given.db, given by --storage)" in result.output
+
+
+def test_a_screen_of_a_spec_with_a_storage_field_names_the_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The command line resolved the spec's URL; the screen resolved it again and called it
+    # --storage's.
+    monkeypatch.delenv("TASKGRAPH_STORAGE", raising=False)
+    spec = tmp_path / "s.yaml"
+    url = f"sqlite:///{tmp_path / 'none.db'}"
+    spec.write_text(SPEC.read_text() + f"storage: {url}\n")
+    result = runner.invoke(app, ["study", "screen", str(spec), "--show"])
+    assert result.exit_code == 2, result.output
+    assert f"({url}, the spec's storage field)" in result.output
+    assert not (tmp_path / "none.db").exists()
