@@ -39,6 +39,7 @@ from taskgraph.search.graph_sampler import popular_source_scores
 from taskgraph.search.heartbeat import optuna_warnings_only, quiet_optuna
 from taskgraph.search.samplers import SAMPLERS, build_sampler
 from taskgraph.search.space import SearchSpace
+from taskgraph.spec.limits import MAX_SEEDS, MAX_TRIALS
 from taskgraph.spec.loading import spec_from_dict
 from taskgraph.spec.models import STUDY_NAME, StudySpec
 from taskgraph.vocabulary import first_names
@@ -464,16 +465,22 @@ def run_bench(
         gain_prediction_cells,
     )
 
-    if seeds < 1:
-        raise ConfigError(f"`{option_name('seeds')}` must be >= 1, but got {seeds}")
-    if max_trials < 1:  # 0 would report every sampler as finding the best set at once
-        raise ConfigError(f"`{option_name('max_trials')}` must be >= 1, but got {max_trials}")
+    # Upper bounds as a study's (MAX_SEEDS, MAX_TRIALS): more would run for days, or fail
+    # inside with a benchmark spec's field name.
+    if not 1 <= seeds <= MAX_SEEDS:
+        raise ConfigError(f"`{option_name('seeds')}` must be in [1, {MAX_SEEDS}], but got {seeds}")
+    if (
+        not 1 <= max_trials <= MAX_TRIALS
+    ):  # 0 would report every sampler as finding the best set at once
+        raise ConfigError(
+            f"`{option_name('max_trials')}` must be in [1, {MAX_TRIALS}], but got {max_trials}"
+        )
     if not 0.0 <= fit_fraction <= 1.0:
         raise ConfigError(
             f"`{option_name('fit_fraction')}` must be in [0, 1], but got {fit_fraction}"
         )
-    if folds < 2:
-        raise ConfigError(f"`{option_name('folds')}` must be >= 2, but got {folds}")
+    if not 2 <= folds <= MAX_SEEDS:
+        raise ConfigError(f"`{option_name('folds')}` must be in [2, {MAX_SEEDS}], but got {folds}")
     if max_size is not None and max_size < 1:
         raise ConfigError(f"`{option_name('max_size')}` must be >= 1, but got {max_size}")
     unknown = [s for s in samplers if (("graph" if s == "graph_cold" else s) not in SAMPLERS)]

@@ -121,8 +121,8 @@ CASES: dict[str, tuple[Callable[[dict[str, str]], object], list[str], str, str]]
     "bench-range": (
         lambda p: taskgraph.bench(p["table"], seeds=0),
         ["bench", "--table", "{table}", "--seeds", "0"],
-        "`seeds` must be >= 1, but got 0",
-        "`--seeds` must be >= 1, but got 0",
+        "`seeds` must be in [1, 1000], but got 0",
+        "`--seeds` must be in [1, 1000], but got 0",
     ),
     "bench-pooling": (
         lambda p: taskgraph.bench(p["table"], method="hoa", pooling="sum"),

@@ -118,7 +118,14 @@ def test_bad_input(tmp_path: Path, table_file: Path) -> None:
     )
     trials = runner.invoke(app, ["bench", "--table", str(table_file), "--max-trials", "0"])
     assert trials.exit_code != 0 and trials.stdout == ""
-    assert trials.stderr.strip() == "error: `--max-trials` must be >= 1, but got 0"
+    assert trials.stderr.strip() == "error: `--max-trials` must be in [1, 100000], but got 0"
+    # As many seeds as a run could not finish in days: refused before anything runs (it ran).
+    for option, value, bounds in (("--seeds", "99999999999999999999", "[1, 1000]"),
+                                  ("--max-trials", "100000000", "[1, 100000]"),
+                                  ("--folds", "5000", "[2, 1000]")):  # fmt: skip
+        huge = runner.invoke(app, ["bench", "--table", str(table_file), option, value])
+        assert huge.exit_code == 2 and huge.stdout == ""
+        assert huge.stderr.strip() == f"error: `{option}` must be in {bounds}, but got {value}"
     assert "--fit-fraction" in runner.invoke(app, ["bench", "--help"]).stdout
 
 
