@@ -212,7 +212,7 @@ def audit_study(name: str, url: str, *, seeds: int) -> StudyAudit:
 
     import optuna
 
-    from taskgraph.search.progress import CONFIG_ATTR, RESULTS_ATTR, retried_numbers, trial_state
+    from taskgraph.search.progress import CONFIG_ATTR, retried_numbers, trial_results, trial_state
     from taskgraph.storage import open_repository
     from taskgraph.trial import config_hash
 
@@ -226,7 +226,7 @@ def audit_study(name: str, url: str, *, seeds: int) -> StudyAudit:
         for seed in (range(1) if states[t.number] == "failed" else range(seeds))
     }
     discarded = sum(
-        len(t.user_attrs.get(RESULTS_ATTR) or ())
+        len(trial_results(t) or ())
         for t in trials
         if states[t.number] == "interrupted" and t.number not in retried
     )

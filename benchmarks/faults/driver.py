@@ -92,7 +92,7 @@ def check(name: str, url: str, *, budget: int, seeds: int) -> tuple[bool, int, i
     """Return (exact, expected, lost, duplicated, detail) for the resumed study."""
     import optuna
 
-    from taskgraph.search.progress import RESULTS_ATTR, retried_numbers, trial_state
+    from taskgraph.search.progress import retried_numbers, trial_results, trial_state
     from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR
     from taskgraph.storage import open_repository
 
@@ -106,7 +106,7 @@ def check(name: str, url: str, *, budget: int, seeds: int) -> tuple[bool, int, i
     # Runs stored on a killed trial (it trained, was not told) are recorded by its retry;
     # without a retry they are lost as surely as a missing record.
     discarded = sum(
-        len(t.user_attrs.get(RESULTS_ATTR) or ())
+        len(trial_results(t) or ())
         for t in trials
         if states[t.number] == "interrupted" and t.number not in retried
     )

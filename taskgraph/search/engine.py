@@ -4,7 +4,7 @@ One URL holds both Optuna's tables and taskgraph's ``tg_`` tables, so optuna-das
 every trial and the affinity code sees every record.  The driver (never a worker) finishes each
 trial in this order, which makes interruptions at any point safe:
 
-1. the seeds' runs are stored on the Optuna trial (user attribute ``taskgraph:results``);
+1. the seeds' runs are stored on the Optuna trial (system attribute ``taskgraph:results``);
 2. the trial is told its true state (COMPLETE with the mean objective, PRUNED, or FAILED with
    the reason in ``taskgraph:failure``);
 3. each seed's run is written to the records database in one transaction, idempotently on
@@ -67,6 +67,7 @@ from taskgraph.search.progress import (
     retried_numbers,
     spec_differences,
     study_progress,
+    trial_results,
     trial_state,
 )
 from taskgraph.search.recording import RecordWriter
@@ -611,9 +612,10 @@ class StudyEngine:
             # failed by the heartbeat and retried with those runs: only the retry counts, so
             # only the retry is recorded (recording both would store one training twice).
             counted = trial_state(trial, retried=retried) in ("complete", "pruned", "failed")
-            if not counted or RESULTS_ATTR not in trial.user_attrs:
+            saved = trial_results(trial)
+            if not counted or saved is None:
                 continue
-            outcome = TrialOutcome.from_list(trial.user_attrs[RESULTS_ATTR])
+            outcome = TrialOutcome.from_list(saved)
             missing = tuple(
                 run for run in outcome.runs if (trial.number, run.config.seed) not in stored
             )
@@ -651,7 +653,9 @@ class StudyEngine:
     def _finish(self, trial: optuna.Trial, outcome: TrialOutcome) -> None:
         study = self.require_study()
         status = outcome.status
-        trial.set_user_attr(RESULTS_ATTR, outcome.to_list())
+        # A system attribute: machine data, which optuna-dashboard would show cut at 1024
+        # characters among the user attributes.
+        self.storage.set_trial_system_attr(storage_id(trial), RESULTS_ATTR, outcome.to_list())
         trial.set_user_attr(STATUS_ATTR, status.value)
         if status is TrialStatus.FAILED:
             trial.set_user_attr(FAILURE_ATTR, outcome.failure_reason)
@@ -817,8 +821,8 @@ class StudyEngine:
             if (
                 trial.number != number
                 and attrs.get(STATUS_ATTR) == TrialStatus.COMPLETE.value
-                and RESULTS_ATTR in attrs
                 and CONFIG_ATTR in attrs
+                and trial_results(trial) is not None
                 and self._config_hash(trial) == wanted
             ):
                 return trial
@@ -832,7 +836,7 @@ class StudyEngine:
         return digest
 
     def _evaluate(self, trial: optuna.Trial) -> TrialOutcome:
-        saved = trial.user_attrs.get(RESULTS_ATTR)
+        saved = trial_results(self.storage.get_trial(storage_id(trial)))
         if saved:
             # A retry of a trial that finished training but was not told: reuse its runs.
             return TrialOutcome.from_list(saved)
@@ -846,7 +850,7 @@ class StudyEngine:
             # ignore duplicated samples?").  Its value is told again; its runs are not recorded
             # twice (RecordWriter).
             trial.set_user_attr(REPEATS_ATTR, earlier.number)
-            return TrialOutcome.from_list(earlier.user_attrs[RESULTS_ATTR])
+            return TrialOutcome.from_list(trial_results(earlier) or [])
         callbacks: list[Any] = []
         # Every trial reports its curve (the pruner's evidence, the dashboard's plots); the
         # baseline is never pruned: every other trial's gain is measured against it.

@@ -30,8 +30,8 @@ from taskgraph.search.progress import (
     FAILURE_ATTR,
     INTERRUPTED_ATTR,
     INTERRUPTED_BY_ATTR,
-    RESULTS_ATTR,
     RETRY_OF_ATTR,
+    trial_results,
 )
 from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR
 
@@ -129,9 +129,7 @@ def always_retried(trial: FrozenTrial) -> bool:
     whose seeds' runs were stored on it before the kill costs nothing to retry: the retry
     reuses the runs, which are recorded then instead of lost.
     """
-    return trial.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE or bool(
-        trial.user_attrs.get(RESULTS_ATTR)
-    )
+    return trial.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE or bool(trial_results(trial))
 
 
 class RetryStaleTrial:

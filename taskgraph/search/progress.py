@@ -40,6 +40,7 @@ __all__ = [
     "retried_numbers",
     "spec_differences",
     "study_progress",
+    "trial_results",
     "trial_state",
 ]
 
@@ -52,7 +53,9 @@ STARTUP_ATTR = "taskgraph:startup"  # the graph sampler's start-up prior: {sourc
 CONFIG_ATTR = "taskgraph:config"  # the TrialConfig (first seed) as a dict
 STATUS_ATTR = "taskgraph:status"  # the true state: complete / pruned / failed
 FAILURE_ATTR = "taskgraph:failure"  # why an evaluated trial failed
-RESULTS_ATTR = "taskgraph:results"  # every seed's SeedRun: a lost records write can be redone
+# every seed's SeedRun: a lost records write can be redone.  A *system* attribute (read with
+# trial_results): optuna-dashboard shows user attributes, cut at 1024 characters.
+RESULTS_ATTR = "taskgraph:results"
 INTERRUPTED_ATTR = "taskgraph:interrupted"  # Ctrl-C: failed, not counted, retried
 # what else interrupted it ("ValueError: ..."); not FAILURE_ATTR, which would count it failed
 INTERRUPTED_BY_ATTR = "taskgraph:interrupted_by"
@@ -67,6 +70,18 @@ REPEATS_ATTR = "taskgraph:repeats"  # the earlier trial whose configuration and 
 NOT_THE_STUDY = frozenset({"budget", "runner", "storage", "description", "data_dir"})
 
 EngineState = Literal["complete", "pruned", "failed", "interrupted", "running", "waiting"]
+
+
+def trial_results(trial: FrozenTrial) -> list[Any] | None:
+    """Return the seeds' runs stored on ``trial`` (``taskgraph:results``), ``None`` if none.
+
+    A system attribute, which a retry inherits from the trial it reruns (Optuna's retry
+    callback copies them); databases written before kept it as a user attribute.
+    """
+    saved = trial.system_attrs.get(RESULTS_ATTR)
+    if saved is None:
+        saved = trial.user_attrs.get(RESULTS_ATTR)
+    return None if saved is None else list(saved)
 
 
 def retried_numbers(trials: Iterable[FrozenTrial]) -> set[int]:

@@ -31,10 +31,10 @@ from taskgraph.search.progress import (
     CONFIG_ATTR,
     FAILURE_ATTR,
     REPEATS_ATTR,
-    RESULTS_ATTR,
     SPEC_ATTR,
     retried_numbers,
     study_progress,
+    trial_results,
     trial_state,
 )
 from taskgraph.search.space import ROLE_ATTR, SUBSET_ATTR, is_first_baseline
@@ -198,7 +198,7 @@ def convergence(trial: FrozenTrial, *, direction: str) -> dict[str, Any] | None:
     deviation of the final objective (with two seeds or more), at least
     :data:`CONVERGENCE_TOLERANCE`.  ``None`` when no seed evaluated twice.
     """
-    runs = trial.user_attrs.get(RESULTS_ATTR) or []
+    runs = trial_results(trial) or []
     sign = 1.0 if direction == "maximize" else -1.0
     rises: list[float] = []
     finals: list[float] = []
@@ -232,7 +232,7 @@ def selection_summary(trial: FrozenTrial) -> dict[str, Any] | None:
     if not isinstance(selection, dict) or not config.get("auxiliaries"):
         return None
     kept: dict[str, dict[str, Any]] = {}
-    for run in trial.user_attrs.get(RESULTS_ATTR) or []:
+    for run in trial_results(trial) or []:
         for name, record in ((run.get("result") or {}).get("selection") or {}).items():
             kept[name] = {k: record.get(k) for k in ("kept", "pool", "examples")}
         break

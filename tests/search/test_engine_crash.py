@@ -21,7 +21,7 @@ import pytest
 from taskgraph.search import heartbeat
 from taskgraph.search.crashpoints import CRASH_EXIT, POINTS, install
 from taskgraph.search.engine import StudyEngine
-from taskgraph.search.progress import RESULTS_ATTR, retried_numbers, trial_state
+from taskgraph.search.progress import RESULTS_ATTR, retried_numbers, trial_results, trial_state
 from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR
 from taskgraph.spec import spec_from_dict
 from taskgraph.storage import open_repository
@@ -195,12 +195,14 @@ def test_stored_runs_are_recorded_when_no_retry_is_left(
     data = spec_data(seeds=2, recovery={"heartbeat_interval": 1, "grace_period": 2, "max_retry": 0})
     crash_driver(data, storage_url, "stored", 2, fakes)
     killed = optuna.load_study(study_name="crash", storage=storage_url).trials[1]
-    stored = killed.user_attrs[RESULTS_ATTR]
+    stored = trial_results(killed)
+    # Machine data, out of optuna-dashboard's user attributes (cut at 1024 characters there).
+    assert stored and RESULTS_ATTR in killed.system_attrs and RESULTS_ATTR not in killed.user_attrs
     summary, evaluator = resume(data, storage_url, fakes)
     assert summary.progress.n_done == 4 and summary.progress.n_interrupted == 1
     trials = assert_exact(data, storage_url)
     retry = next(t for t in trials if t.system_attrs.get("failed_trial") == killed.number)
-    assert trial_state(retry) == "complete" and retry.user_attrs[RESULTS_ATTR] == stored
+    assert trial_state(retry) == "complete" and trial_results(retry) == stored
     # The resume trained only the 2 new trials' seeds; the retry's runs are the stored ones.
     assert len(evaluator.calls) == 2 * 2
     with open_repository(storage_url) as repo:

@@ -19,7 +19,7 @@ from taskgraph.runners.ray.worker import METRIC, PAYLOAD
 from taskgraph.search.engine import StudyEngine
 from taskgraph.search.heartbeat import Heartbeat, quiet_optuna, storage_id
 from taskgraph.search.outcome import SeedRun, TrialOutcome, utcnow
-from taskgraph.search.progress import CONFIG_ATTR, RESULTS_ATTR, TrialStep
+from taskgraph.search.progress import CONFIG_ATTR, TrialStep, trial_results
 from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR, SearchSpace
 from taskgraph.search.watching import phase_position
 from taskgraph.trial import TrialConfig, TrialResult, TrialStatus
@@ -277,7 +277,7 @@ class DefineByRun:
             "number": trial.number,
             "role": trial.user_attrs.get(ROLE_ATTR, "search"),
         }
-        saved = trial.user_attrs.get(RESULTS_ATTR)
+        saved = trial_results(trial.storage.get_trial(storage_id(trial)))
         if saved:
             payload["saved"] = saved
             payload["config"] = trial.user_attrs.get(CONFIG_ATTR)
