@@ -13,6 +13,7 @@ search space, which sit above the spec.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable
 from dataclasses import fields
 from pathlib import Path
@@ -219,6 +220,18 @@ def _check_layer_ranges(spec: StudySpec, source: str, space: SearchSpace) -> Non
                 )
 
 
+#: the warnings printed so far: a command checks its spec more than once (loading, then
+#: building the engine), and says each thing once
+_WARNED: set[str] = set()
+
+
+def _warn_once(line: str) -> None:
+    """Print ``line`` on stderr unless this process printed it already."""
+    if line not in _WARNED:
+        _WARNED.add(line)
+        print(line, file=sys.stderr)
+
+
 def _check_data_selection(spec: StudySpec, source: str) -> None:
     selection = spec.search.data_selection
     if selection is None:
@@ -230,6 +243,18 @@ def _check_data_selection(spec: StudySpec, source: str) -> None:
             raise SpecError(
                 f"{source}: search.data_selection.features: unknown feature {feature!r}; "
                 f"allowed: {', '.join(SELECTION_FEATURES)}"
+            )
+    # A feature a weights mapping leaves out gets weight 0 (never scored): a typo more often
+    # than a choice, so it is said; not refused, as a stored study's spec may have one.
+    weights = selection.weights
+    if isinstance(weights, dict) and "*" not in weights:
+        unnamed = [f for f in selection.features if f not in weights]
+        if unnamed:
+            _warn_once(
+                f"warning: {source}: search.data_selection.weights names no weight for "
+                f"{', '.join(unnamed)}: weight 0, left out of the score (name "
+                f'{"it" if len(unnamed) == 1 else "them"}, or add "*": <domain> for every '
+                "feature not named)"
             )
     # selection/* parameters are suggested only in trials with auxiliaries: in a study that
     # never has one they would be counted as searched yet never drawn.

@@ -241,7 +241,8 @@ class DataSelectionSpace(_Strict):
     Each auxiliary example is scored ``w · z`` (``z``: its ``features``, standardised over its
     dataset) and the top ``keep`` share of each auxiliary is trained on.  ``weights`` is one
     domain for every feature or a mapping feature -> domain (``"*"``: every feature not named;
-    without it every feature must be named); the sampler searches each weight and ``keep``
+    without it a feature not named has weight 0, which ``taskgraph.search.checks`` warns of);
+    the sampler searches each weight and ``keep``
     (Optuna parameters ``selection/<feature>`` and ``selection/keep``).  Feature names are
     checked by ``taskgraph.search.checks``.
     """
@@ -273,15 +274,6 @@ class DataSelectionSpace(_Strict):
                 raise ValueError(
                     f"weights: {unknown[0]!r} is not one of the features "
                     f"({', '.join(self.features)})"
-                )
-            # A feature left out would silently get weight 0 (never scored), which reads as
-            # a typo more often than as a choice: an explicit 0 or "*" says what is meant.
-            unnamed = [f for f in self.features if f not in self.weights]
-            if unnamed and "*" not in self.weights:
-                raise ValueError(
-                    f"weights: no weight for {', '.join(unnamed)}; name "
-                    f'{"it" if len(unnamed) == 1 else "them"}, or add "*": <domain> for '
-                    "every feature not named (0 leaves a feature out of the score)"
                 )
         return self
 

@@ -1,6 +1,6 @@
 """A setting that takes one domain or a name -> domain mapping (mixing weights and caps,
 selection weights): a reversed range reads as a range, a mapping's error names its key, and a
-partial selection-weight map without ``"*"`` is refused."""
+partial selection-weight map without ``"*"`` is a warning."""
 
 from __future__ import annotations
 
@@ -70,14 +70,28 @@ def test_a_bad_value_of_a_mapping_names_its_key(tmp_path: Path, text: str, expec
     assert error_of(tmp_path, text) == expected
 
 
-def test_a_partial_selection_weight_map_is_refused(tmp_path: Path) -> None:
-    text = (
-        "search:\n  data_selection:\n    features: [jsd, ttr, types]\n"
-        "    weights: {jsd: {low: -1, high: 1}, types: 0.5}\n"
+def test_a_partial_selection_weight_map_is_said_not_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A feature left out gets weight 0: said once, on stderr; not refused, as a study stored
+    # with such a map must still load (resume, study show).
+    from taskgraph.search.checks import _check_data_selection
+
+    path = tmp_path / "spec.yaml"
+    path.write_text(
+        MINIMAL + "search:\n  data_selection:\n    features: [jsd, ttr, types]\n"
+        "    weights: {jsd: {low: -1, high: 1}, types: 0.5}\n",
+        encoding="utf-8",
     )
-    message = error_of(tmp_path, text)
-    assert message.startswith("search.data_selection: weights: no weight for ttr; name it")
-    assert '"*"' in message
+    spec = load_spec(path)
+    assert spec.search.data_selection is not None
+    _check_data_selection(spec, "s.yaml")
+    _check_data_selection(spec, "s.yaml")  # a command checks its spec more than once
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(
+        "warning: s.yaml: search.data_selection.weights names no weight for ttr: weight 0"
+    )
+    assert '"*"' in err
 
 
 @pytest.mark.parametrize(
