@@ -505,34 +505,39 @@ class StudyEngine:
         # Two drivers opening the study at once would each re-queue the same lost trial.
         with setup_lock(self.storage_url):
             trials = study.get_trials(deepcopy=False)
-            running = [t for t in trials if t.state == TrialState.RUNNING]
+            running = [storage_id(t) for t in trials if t.state == TrialState.RUNNING]
             if not running:
                 return self._fill_queue(study, trials)
-        # A driver killed between ``study.ask()`` and the trial's first heartbeat leaves a
-        # RUNNING trial without a heartbeat row, which Optuna never finds stale: beat once
-        # for every running trial, so each is judged by the same grace period.  (A live
-        # driver's trial beats again within an interval; one that was already beating and
-        # is dead goes stale a little later, still within the wait below.)
-        for trial in running:
-            self.storage.record_heartbeat(storage_id(trial))
+            # A driver killed between ``study.ask()`` and the trial's first heartbeat leaves a
+            # RUNNING trial without a heartbeat row, which Optuna never finds stale: beat
+            # once for each such trial, so it goes stale one grace period from now.  Only
+            # those: a trial that has a row is beaten by its driver alone, so a change of its
+            # heartbeat from here on means that driver is alive (another driver opening the
+            # study meanwhile finds the row, under this lock, and beats nothing).
+            seen = self.storage.heartbeat_times(running)
+            for trial_id in running:
+                if trial_id not in seen:
+                    self.storage.record_heartbeat(trial_id)
+            beaten = self.storage.heartbeat_times(running)
         # Trials of a run stopped moments ago still look alive: wait up to one grace period,
         # then whatever is still beating belongs to a live driver and is left alone.
         wait = self.spec.recovery.grace_period + self.spec.recovery.heartbeat_interval
         self.observer.on_wait(wait, len(running))
-        self._wait_for_running([storage_id(t) for t in running], wait)
+        self._wait_for_running(beaten, running, wait)
         fail_stale_trials(study, self.storage)
         with setup_lock(self.storage_url):
             return self._fill_queue(study, study.get_trials(deepcopy=False))
 
-    def _wait_for_running(self, trial_ids: Sequence[int], wait: float) -> None:
-        """Sleep until each of ``trial_ids`` (just beaten by this driver) has beaten again or
-        finished, which only a live driver does, or until ``wait`` seconds have passed (a dead
-        driver's trial is stale by then).
+    def _wait_for_running(
+        self, beaten: Mapping[int, Any], trial_ids: Sequence[int], wait: float
+    ) -> None:
+        """Sleep until each of ``trial_ids`` has beaten since ``beaten`` (their heartbeats as
+        read under the setup lock) or finished, which only their live driver does, or until
+        ``wait`` seconds have passed (a dead driver's trial is stale by then).
 
         Drivers started beside a running one thus wait about one heartbeat interval rather
         than a whole grace period; a killed driver's trial still costs the full wait.
         """
-        beaten = self.storage.heartbeat_times(trial_ids)
         deadline = time.monotonic() + wait
         poll = min(1.0, self.spec.recovery.heartbeat_interval / 4)
         pending = set(trial_ids)
@@ -546,10 +551,10 @@ class StudyEngine:
                 for trial_id in pending
                 if self.storage.get_trial(trial_id).state == TrialState.RUNNING
             }
-            now = self.storage.heartbeat_times(pending & running)
+            now = self.storage.heartbeat_times(running)
             pending = {
                 trial_id
-                for trial_id in pending & running
+                for trial_id in running
                 if trial_id not in beaten or now.get(trial_id) == beaten[trial_id]
             }
 

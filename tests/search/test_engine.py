@@ -261,6 +261,47 @@ def test_a_live_siblings_trial_is_left_alone_without_waiting_the_grace_period(
     storage.engine.dispose()
 
 
+def test_another_driver_opening_meanwhile_does_not_make_a_dead_trial_look_alive(
+    storage_url: str, fakes: ModuleType
+) -> None:
+    # Every opening driver beat every running trial, so a second opener's beat read, to the
+    # first, as the dead driver beating again: it stopped waiting and left the trial RUNNING.
+    # Now only a trial without a heartbeat row is beaten, under the setup lock.
+    import threading
+
+    from taskgraph.search.heartbeat import make_optuna_storage
+
+    recovery = {"heartbeat_interval": 1, "grace_period": 4}
+    spec = make_spec(seeds=1, budget={"trials": 3}, recovery=recovery)
+    engine = make_engine(spec, storage_url, fakes.FakeEvaluator(), fakes)
+    engine.run(max_trials=1)
+    engine.close()
+    storage = make_optuna_storage(storage_url, heartbeat_interval=1, grace_period=4, max_retry=3)
+    study = optuna.load_study(study_name="fake", storage=storage)
+    with quiet_optuna():
+        dead = study.ask()  # killed before its first heartbeat: no row
+    summaries: dict[str, Any] = {}
+
+    def drive(name: str, delay: float) -> None:
+        import time
+
+        time.sleep(delay)
+        driver = make_engine(spec, storage_url, fakes.FakeEvaluator(), fakes)
+        summaries[name] = driver.run(max_trials=1)
+        driver.close()
+
+    threads = [threading.Thread(target=drive, args=(n, d)) for n, d in (("b", 0), ("c", 1.5))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert storage.get_trial(dead._trial_id).state == optuna.trial.TrialState.FAIL
+    trials = optuna.load_study(study_name="fake", storage=storage_url).trials
+    assert [t.system_attrs.get("failed_trial") for t in trials].count(dead.number) == 1
+    assert summaries["b"].progress.n_interrupted == 1
+    storage.engine.dispose()
+
+
 class _AlwaysFails:
     def evaluate(
         self, config: Any, *, callbacks: Any = (), checkpoint_key: str | None = None
