@@ -126,6 +126,8 @@ class PostgresServer:
         if self.watchdog is not None:  # this stop is the one that counts
             self.watchdog.kill()
             self.watchdog.wait(timeout=10)
+            if self.watchdog.stdin is not None:
+                self.watchdog.stdin.close()
         try:
             if not self.halted:
                 _run(
@@ -137,19 +139,14 @@ class PostgresServer:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
-# The watchdog: polls the process that started the server and, once it is gone, stops the
-# server (immediate shutdown: nobody is connected any more) and deletes its directory.
+# The watchdog: reads its stdin, a pipe whose write end only the starting process holds,
+# until end of file, which the kernel gives once that process is gone (killed, even when its
+# parent has not reaped it yet, or exited); then it stops the server (immediate shutdown:
+# nobody is connected any more) and deletes its directory.
 _WATCHDOG = """
-import os, shutil, subprocess, sys, time
-parent, root, *stop = sys.argv[1:]
-while True:
-    try:
-        os.kill(int(parent), 0)
-    except ProcessLookupError:
-        break
-    except PermissionError:
-        pass
-    time.sleep(1)
+import shutil, subprocess, sys
+root, *stop = sys.argv[1:]
+sys.stdin.buffer.read()
 subprocess.run(stop, capture_output=True, timeout=60, check=False)
 shutil.rmtree(root, ignore_errors=True)
 """
@@ -158,8 +155,8 @@ shutil.rmtree(root, ignore_errors=True)
 def _start_watchdog(server: PostgresServer) -> subprocess.Popen[bytes]:
     stop = _command(server, ["pg_ctl", "-D", str(server.data_dir), "-m", "immediate", "stop"])
     return subprocess.Popen(
-        [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(server.root), *stop],
-        stdin=subprocess.DEVNULL,
+        [sys.executable, "-c", _WATCHDOG, str(server.root), *stop],
+        stdin=subprocess.PIPE,  # held open by this process (server.watchdog.stdin)
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         # Its own session: killing the test run's process group leaves it to clean up.
