@@ -104,14 +104,21 @@ def load_study_spec(
 
 
 def check_study_spec(
-    spec: StudySpec, *, source: str = "spec", trust_remote_code: bool = False
+    spec: StudySpec, *, source: str = "spec", trust_remote_code: bool = False, stored: bool = False
 ) -> None:
-    """Check ``spec``'s names against the registries, as its runner needs (raises ``SpecError``)."""
+    """Check ``spec``'s names against the registries, as its runner needs (raises ``SpecError``).
+
+    ``stored``: the spec a study was created with (resume): the checks a stored study may
+    predate warn instead (:func:`taskgraph.search.checks.check_spec`)."""
     from taskgraph.search.checks import check_spec
 
     runner = runner_of(spec)
     check_spec(
-        spec, source=source, trust_remote_code=trust_remote_code, trains=runner.capabilities.trains
+        spec,
+        source=source,
+        trust_remote_code=trust_remote_code,
+        trains=runner.capabilities.trains,
+        stored=stored,
     )
     runner_check = getattr(runner, "check_spec", None)
     if callable(runner_check):  # an optional hook (taskgraph.runners.base.Runner)
@@ -599,7 +606,7 @@ def resumable_spec(
             labels=labels or {"runner.name": "runner"},
             source=source,
         )
-    check_study_spec(spec, source=source, trust_remote_code=trust_remote_code)
+    check_study_spec(spec, source=source, trust_remote_code=trust_remote_code, stored=True)
     given = "runner.address" in (fields or {}) or (
         isinstance(runner, Mapping) and "address" in runner
     )

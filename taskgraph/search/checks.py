@@ -32,13 +32,23 @@ __all__ = ["check_spec"]
 
 
 def check_spec(
-    spec: StudySpec, *, source: str = "spec", trust_remote_code: bool = False, trains: bool = True
+    spec: StudySpec,
+    *,
+    source: str = "spec",
+    trust_remote_code: bool = False,
+    trains: bool = True,
+    stored: bool = False,
 ) -> None:
     """Raise :class:`SpecError` for the first name in ``spec`` that nothing knows.
 
     ``trains`` is the runner's capability (:class:`~taskgraph.runners.base.RunnerCapabilities`):
     ``False`` for a runner that trains nothing (a published table), whose spec is checked
     for its sampler only.
+
+    ``stored``: the spec a study was created with (``study resume``), which cannot be edited:
+    the checks added after studies were stored under looser rules (data selection without an
+    auxiliary, a ``freeze_layers`` beyond the encoder's depth) warn instead of refusing, so
+    such a study still resumes, as it ran before (its trials that drew such a value fail).
 
     ``trust_remote_code`` (the CLI's ``--trust-remote-code``) allows
     ``encoder.options.trust_remote_code: true``; without it such a spec is refused, since
@@ -77,8 +87,8 @@ def check_spec(
     _check_mixing_tasks(spec, source)
     _check_mixing_weights(spec, source)
     _check_encoder(spec, source)
-    _check_hyperparameters(spec, source)
-    _check_data_selection(spec, source)
+    _check_hyperparameters(spec, source, stored=stored)
+    _check_data_selection(spec, source, stored=stored)
     _check_registry(
         source,
         "search.loss_weighting",
@@ -232,7 +242,14 @@ def _warn_once(line: str) -> None:
         print(line, file=sys.stderr)
 
 
-def _check_data_selection(spec: StudySpec, source: str) -> None:
+def _refuse_or_warn(line: str, *, stored: bool) -> None:
+    """Raise ``SpecError(line)``, or, for a stored study's spec, print it once as a warning."""
+    if not stored:
+        raise SpecError(line)
+    _warn_once(f"warning: {line}")
+
+
+def _check_data_selection(spec: StudySpec, source: str, *, stored: bool = False) -> None:
     selection = spec.search.data_selection
     if selection is None:
         return
@@ -260,10 +277,11 @@ def _check_data_selection(spec: StudySpec, source: str) -> None:
     # never has one they would be counted as searched yet never drawn.
     excluded = set(spec.search.auxiliaries.exclude)
     if not [t for t in spec.candidate_names if t != spec.target and t not in excluded]:
-        raise SpecError(
+        _refuse_or_warn(
             f"{source}: search.data_selection: the study has no auxiliary tasks to select from "
             "(no candidate besides the target that is not excluded); remove data_selection, "
-            "or add candidates"
+            "or add candidates",
+            stored=stored,
         )
 
 
@@ -524,7 +542,7 @@ def _encoder_positions(config: dict[str, Any]) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _check_hyperparameters(spec: StudySpec, source: str) -> None:
+def _check_hyperparameters(spec: StudySpec, source: str, *, stored: bool = False) -> None:
     from taskgraph.training import TrainingOptions
 
     known = {f.name for f in fields(TrainingOptions)} - {"tasks_per_step_override"} | {
@@ -540,10 +558,10 @@ def _check_hyperparameters(spec: StudySpec, source: str) -> None:
                 f"{source}: {where}.{unknown[0]}: unknown trainer setting; allowed: "
                 f"{', '.join(sorted(known))}"
             )
-    _check_freeze_layers(spec, source)
+    _check_freeze_layers(spec, source, stored=stored)
 
 
-def _check_freeze_layers(spec: StudySpec, source: str) -> None:
+def _check_freeze_layers(spec: StudySpec, source: str, *, stored: bool = False) -> None:
     """Refuse a ``freeze_layers`` that is not a layer count of the encoder.
 
     The model build refuses it (``taskgraph.models.frozen.freeze_bottom``), so every trial
@@ -571,9 +589,11 @@ def _check_freeze_layers(spec: StudySpec, source: str) -> None:
             continue
         bounds = f"in [0, {depth}]" if depth is not None else ">= 0"
         layers = f" (encoder {name!r} has {depth} layers)" if depth is not None else ""
-        raise SpecError(
-            f"{source}: {where}: must be a whole number of layers {bounds}{layers}, got {value!r}"
+        _refuse_or_warn(
+            f"{source}: {where}: must be a whole number of layers {bounds}{layers}, got {value!r}",
+            stored=stored,
         )
+        return
 
 
 def _check_pretraining(spec: StudySpec, source: str) -> None:
