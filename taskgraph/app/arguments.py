@@ -137,13 +137,15 @@ def storage_url(storage: str | None, *, spec_storage: str | None = None) -> str:
     """Return the storage URL of ``storage`` (else the environment's, ``spec_storage``, the
     default), as :func:`~taskgraph.storage.resolve_storage_url` chooses it.
 
-    A URL it already chose (the command line resolves ``--storage`` before it calls in) is
-    returned as it is: resolved again it would be recorded as given by ``--storage``, and a
-    missing default database would be reported as the option's.
+    A URL it already chose (a :class:`~taskgraph.storage.urls.ResolvedURL`: the command line
+    resolves ``--storage`` before it calls in) is returned as it is: resolved again it would
+    be recorded as given by ``--storage``, and a missing default database would be reported as
+    the option's.  Any other string is the caller's ``storage``, even when its text is a URL
+    chosen before (the default, say): only the value knows where it came from.
     """
     from taskgraph.storage import resolve_storage_url
-    from taskgraph.storage.urls import storage_url_origin
+    from taskgraph.storage.urls import ResolvedURL
 
-    if isinstance(storage, str) and storage.strip() and storage_url_origin(storage) is not None:
-        return storage.strip()
+    if isinstance(storage, ResolvedURL):
+        return storage
     return resolve_storage_url(storage, spec_storage=spec_storage)

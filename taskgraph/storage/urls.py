@@ -30,6 +30,7 @@ from taskgraph.errors import ConfigError, StorageURLError, option_name
 __all__ = [
     "DEFAULT_STORAGE_URL",
     "STORAGE_ENV",
+    "ResolvedURL",
     "last_resolved_url",
     "mask_secrets",
     "mask_url",
@@ -65,13 +66,42 @@ _URL_TRAILER = ".,;:)]}"
 _SENTINEL = "TASKGRAPHMASKEDPASSWORD"
 
 
-def resolve_storage_url(option: str | None = None, *, spec_storage: str | None = None) -> str:
+class ResolvedURL(str):
+    """A storage URL as :func:`resolve_storage_url` chose it, with ``origin``: where it took it
+    from (:data:`StorageOrigin`).
+
+    It is the URL's text everywhere a string goes (SQLAlchemy, Optuna, JSON, the environment).
+    The origin travels with the value rather than being looked up by its text: the same text
+    may be the default in one call and given explicitly in the next.  A string operation
+    (``strip``, slicing, an f-string) gives a plain ``str``, which has no origin.
+    """
+
+    origin: StorageOrigin
+
+    def __new__(cls, url: str, *, origin: StorageOrigin) -> ResolvedURL:
+        resolved = super().__new__(cls, url)
+        resolved.origin = origin
+        return resolved
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # str's own pickling would rebuild it from the text alone (without its origin).
+        return (_rebuild_resolved_url, (str(self), self.origin))
+
+
+def _rebuild_resolved_url(url: str, origin: StorageOrigin) -> ResolvedURL:
+    return ResolvedURL(url, origin=origin)
+
+
+def resolve_storage_url(
+    option: str | None = None, *, spec_storage: str | None = None
+) -> ResolvedURL:
     """Return the storage URL: ``option``, else ``$TASKGRAPH_STORAGE``, else the spec's, else the default.
 
     The chosen URL is checked (:func:`parse_storage_url`) and a bad one is a
     :class:`~taskgraph.errors.StorageURLError` that names where it came from (``--storage``,
     ``TASKGRAPH_STORAGE`` or the spec's ``storage`` field).  An empty ``--storage`` is refused
-    rather than read as "not given"; an empty environment variable counts as unset.
+    rather than read as "not given"; an empty environment variable counts as unset.  The
+    URL is returned as a :class:`ResolvedURL`, which carries where it came from.
     """
     if option is not None and not isinstance(option, str):
         hint = (
@@ -101,20 +131,17 @@ def resolve_storage_url(option: str | None = None, *, spec_storage: str | None =
     # Remembered (masked) so that a failure raised by Optuna's storage, which does not say
     # which database it was, can be reported with it.
     _resolved.append(mask_url(chosen))
-    _origins[chosen] = source
-    return chosen
+    return ResolvedURL(chosen, origin=source)
 
 
 _resolved: list[str] = []
-#: resolved URL -> where :func:`resolve_storage_url` took it from (:data:`StorageOrigin`)
-_origins: dict[str, StorageOrigin] = {}
 
 
 def storage_url_origin(url: str) -> StorageOrigin | None:
     """Return where :func:`resolve_storage_url` took ``url`` from: ``option`` (``--storage``,
     the ``storage`` keyword), ``env`` (``TASKGRAPH_STORAGE``), ``spec`` (its ``storage``
-    field) or ``default``; ``None`` for a URL it never chose."""
-    return _origins.get(url.strip())
+    field) or ``default``; ``None`` for a plain string, which it never chose."""
+    return url.origin if isinstance(url, ResolvedURL) else None
 
 
 def last_resolved_url() -> str | None:
