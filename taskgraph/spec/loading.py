@@ -1,4 +1,4 @@
-"""Read a study spec from YAML: ``${ENV}`` expansion, validation, one-line errors.
+"""Read a study spec from YAML or JSON: ``${ENV}`` expansion, validation, one-line errors.
 
 Every error is a :class:`~taskgraph.errors.SpecError` of the form
 ``FILE:LINE: FIELD.PATH: what is wrong; allowed: ...`` so the user can go straight to it.
@@ -9,10 +9,15 @@ The YAML is read with a loader that counts nodes as it composes them, aliases ex
 refuses a document past :data:`~taskgraph.spec.limits.MAX_SPEC_NODES` nodes or
 :data:`~taskgraph.spec.limits.MAX_SPEC_DEPTH` levels: an alias bomb of a few hundred bytes
 would otherwise make ``${VAR}`` expansion walk billions of copies.
+
+A file ending in ``.json`` is read as JSON (``study show NAME --spec --json`` writes one): YAML
+1.1 would read its numbers such as ``5e-05`` as text.  The same limits, the refusal of a key
+given twice and the line numbers of field errors apply to it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -32,6 +37,8 @@ __all__ = ["expand_env", "load_spec", "spec_from_dict"]
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _TASK_NAME = re.compile(r"[a-z][a-z0-9_]*")  # taskgraph.tasks.user: a task name, not a path
 _MERGE_TAG = "tag:yaml.org,2002:merge"  # the `<<` key
+# A JSON string, a bracket or separator, or any other scalar (number, true, false, null).
+_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[][{}:,]|[^\s\][{}:,"]+')
 
 
 class _BoundedLoader(yaml.SafeLoader):
@@ -166,8 +173,16 @@ class _BoundedLoader(yaml.SafeLoader):
         return key_node  # a list or mapping key: unhashable once built, PyYAML's error names it
 
 
-def _read_yaml(file: Path) -> tuple[str, Any]:
-    """Return the parsed YAML of ``file``; every problem is one SpecError line naming it."""
+def _read_spec(file: Path) -> tuple[str, Any]:
+    """Return the text of ``file`` and its data, parsed as JSON if it ends in ``.json``."""
+    text = _read_text(file)
+    if file.suffix.lower() == ".json":
+        return text, _parse_json(text, file)
+    return text, _parse_yaml(text, file)
+
+
+def _read_text(file: Path) -> str:
+    """Return the UTF-8 text of ``file``; a file too large or not UTF-8 is one SpecError line."""
     size = file.stat().st_size
     if size > MAX_SPEC_BYTES:
         raise SpecError(
@@ -182,10 +197,15 @@ def _read_yaml(file: Path) -> tuple[str, Any]:
             f"{file}:{number}: not UTF-8 text: byte 0x{data[error.start]:02x} at byte offset "
             f"{error.start} cannot be decoded"
         ) from None
+    return text
+
+
+def _parse_yaml(text: str, file: Path) -> Any:
+    """Return the parsed YAML ``text`` of ``file``; every problem is one SpecError line."""
     loader: _BoundedLoader | None = None
     try:
         loader = _BoundedLoader(text, source=str(file))  # refuses control characters
-        return text, loader.get_single_data()
+        return loader.get_single_data()
     except SpecError:
         raise  # the loader's own limits, already one line naming the file
     except yaml.YAMLError as error:
@@ -196,6 +216,116 @@ def _read_yaml(file: Path) -> tuple[str, Any]:
     finally:
         if loader is not None:
             loader.dispose()
+
+
+def _parse_json(text: str, file: Path) -> Any:
+    """Return the parsed JSON ``text`` of ``file``; every problem is one SpecError line."""
+    text = text.removeprefix("\ufeff")  # a BOM does not make the file invalid
+    too_deep = False
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise SpecError(
+            f"{file}:{error.lineno}: not valid JSON: {error.msg} (column {error.colno})"
+        ) from None
+    except RecursionError:
+        # Past Python's recursion limit, so past MAX_SPEC_DEPTH: the walk below says where.
+        too_deep = True
+    except ValueError as error:
+        # An integer of more digits than Python converts (sys.get_int_max_str_digits()).
+        raise SpecError(f"{file}: not valid JSON: {_single_line(str(error))}") from None
+    _json_lines(text, source=str(file))
+    if too_deep:
+        raise SpecError(f"{file}: lists and mappings nested deeper than {MAX_SPEC_DEPTH} levels")
+    return data
+
+
+def _json_lines(text: str, *, source: str) -> dict[tuple[str | int, ...], int]:
+    """Return the 1-based line of every mapping key and list item of JSON ``text``, by path.
+
+    A mapping's field is found at its key's line, a list item where it starts, as
+    :func:`_line_of` finds them in YAML.  The walk also refuses what :class:`_BoundedLoader`
+    refuses in YAML, as a SpecError naming ``source`` and the line: lists and mappings nested
+    past MAX_SPEC_DEPTH, a list or mapping of more than MAX_SPEC_NODES values (scalars, keys,
+    lists and mappings each count 1) and a key given twice in one mapping (JSON would keep
+    the last silently).  ``text`` is valid JSON: the tokens are not checked for syntax.
+    """
+    lines: dict[tuple[str | int, ...], int] = {}
+    stack: list[_JsonContainer] = []
+    line, last, nodes = 1, 0, 0  # line of offset `last`; values so far
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group()
+        line += text.count("\n", last, match.start())
+        last = match.start()
+        top = stack[-1] if stack else None
+        if token in (",", ":"):
+            if token == "," and top is not None:
+                top.next_item()
+            continue
+        if token in ("]", "}"):
+            if top is not None:
+                stack.pop()
+                if nodes - top.nodes_before > MAX_SPEC_NODES:
+                    raise SpecError(
+                        f"{source}:{top.line}: the spec holds more than {MAX_SPEC_NODES} values "
+                        "(scalars, lists and mappings)"
+                    )
+            continue
+        nodes += 1
+        if len(stack) + 1 > MAX_SPEC_DEPTH:
+            raise SpecError(
+                f"{source}:{line}: lists and mappings nested deeper than {MAX_SPEC_DEPTH} levels"
+            )
+        path: tuple[str | int, ...] = ()
+        if top is not None and top.expects_key:
+            key = _json_key(token)
+            first = top.keys.get(key)
+            if first is not None:
+                raise SpecError(f"{source}:{line}: duplicate key {key!r} (first on line {first})")
+            top.keys[key] = line
+            top.key = key
+            top.expects_key = False
+            lines[(*top.path, key)] = line
+            continue
+        if top is not None:
+            path = (*top.path, top.key if top.mapping else top.index)
+            lines.setdefault(path, line)
+        if token in ("[", "{"):
+            stack.append(
+                _JsonContainer(path=path, mapping=token == "{", line=line, nodes_before=nodes - 1)
+            )
+    return lines
+
+
+def _json_key(token: str) -> str:
+    """Return the key a JSON string token spells (the token itself where it spells none)."""
+    try:
+        key = json.loads(token)
+    except ValueError:
+        return token  # only in text json.loads refused for its depth: the walk goes on
+    return key if isinstance(key, str) else token
+
+
+class _JsonContainer:
+    """A list or mapping :func:`_json_lines` is inside: where it is, and the item it is at."""
+
+    def __init__(
+        self, *, path: tuple[str | int, ...], mapping: bool, line: int, nodes_before: int
+    ) -> None:
+        self.path = path
+        self.mapping = mapping
+        self.line = line
+        self.nodes_before = nodes_before  # values counted before this list or mapping
+        self.keys: dict[str, int] = {}  # key -> its line, in a mapping
+        self.key = ""  # the mapping's key whose value comes next
+        self.expects_key = mapping
+        self.index = 0  # the list item that comes next
+
+    def next_item(self) -> None:
+        if self.mapping:
+            self.expects_key = True
+        else:
+            self.index += 1
 
 
 def _single_line(text: str) -> str:
@@ -233,7 +363,7 @@ def load_spec(
     overrides: Mapping[str, Any] | None = None,
     options: Mapping[str, str] | None = None,
 ) -> StudySpec:
-    """Return the validated :class:`StudySpec` in the YAML file at ``path``.
+    """Return the validated :class:`StudySpec` in the YAML (or ``.json``) file at ``path``.
 
     ``overrides`` maps dotted field paths to values applied before validation, for command
     line options such as ``--trials`` (``{"budget.trials": 3}``).  An error in an overridden
@@ -249,7 +379,7 @@ def load_spec(
         raise SpecError(f"{file}: not a regular file: give the study's YAML file")
     if not file.is_file():
         raise SpecError(f"{file}: spec file not found")
-    text, raw = _read_yaml(file)
+    text, raw = _read_spec(file)
     if not isinstance(raw, Mapping):
         raise SpecError(
             f"{file}: expected a mapping of spec fields at the top level, got {type(raw).__name__}"
@@ -416,7 +546,10 @@ def _one_line(
         if path and ([str(p) for p in path[: len(parts)]] == parts or parts[: len(path)] == path):
             inner = "" if dotted == key else f"{dotted or '(top level)'}: "
             return f"{label}: {inner}{message}{suffix}"
-    line = _line_of(text, path) if text else None
+    line = None
+    if text:
+        as_json = Path(source).suffix.lower() == ".json"  # as load_spec read the file
+        line = _json_line_of(text, path) if as_json else _line_of(text, path)
     where = f"{source}:{line}" if line else source
     return f"{where}: {dotted or '(top level)'}: {message}{suffix}"
 
@@ -495,6 +628,27 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
     for arg in get_args(annotation):
         found.extend(m for m in _models_in(arg) if m not in found)
     return found
+
+
+def _json_line_of(text: str, path: list[Any]) -> int | None:
+    """Return the 1-based line of the deepest JSON value found along ``path``."""
+    text = text.removeprefix("\ufeff")
+    try:
+        json.loads(text)  # lines are only read off valid JSON
+        lines = _json_lines(text, source="spec")
+    except (ValueError, RecursionError, SpecError):
+        return None
+    line = None
+    found: tuple[str | int, ...] = ()
+    for item in path:
+        for key in (item, str(item)):  # an integer in a path may be a mapping's key
+            if (*found, key) in lines:
+                found = (*found, key)
+                line = lines[found]
+                break
+        else:
+            break
+    return line
 
 
 def _line_of(text: str, path: list[Any]) -> int | None:

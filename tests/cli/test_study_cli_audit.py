@@ -150,6 +150,10 @@ def test_show_spec_prints_the_stored_spec_whole(demo: Path) -> None:
 
     import yaml
 
+    # A learning rate that JSON writes as 5e-05, which YAML 1.1 would read as text.
+    spec = demo.read_text()
+    demo.write_text(spec.replace("learning_rate: {low: 1.0e-3,", "learning_rate: {low: 5.0e-5,"))
+    assert demo.read_text() != spec
     url = run_demo(demo, trials=1)
     code, out, err = invoke("study", "show", "demo", "--spec", "--storage", url)
     assert code == 0, err
@@ -158,10 +162,16 @@ def test_show_spec_prints_the_stored_spec_whole(demo: Path) -> None:
     assert stored["budget"]["trials"] == 1
     code, text, err = invoke("study", "show", "demo", "--spec", "--json", "--storage", url)
     assert code == 0 and json.loads(text) == stored, err
+    assert '"low": 5e-05' in text
     again = demo.parent / "again.yaml"
     again.write_text(out)
     code, out, err = invoke("study", "validate", str(again))
     assert code == 0 and out.startswith(f"valid {again}: study 'demo'"), err
+    # The --json form, redirected to a .json file, is read back as JSON.
+    again_json = demo.parent / "again.json"
+    again_json.write_text(text)
+    code, out, err = invoke("study", "validate", str(again_json))
+    assert code == 0 and out.startswith(f"valid {again_json}: study 'demo'"), err
     code, _, err = invoke("study", "show", "demo", "--spec", "--top", "2", "--storage", url)
     assert code == 2 and err.strip() == (
         "error: `--top` lists trials; `--spec` prints the spec alone: give one"
