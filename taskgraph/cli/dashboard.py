@@ -38,7 +38,7 @@ def dashboard(
 
     import optuna_dashboard
 
-    from taskgraph.errors import ConfigError, StorageError
+    from taskgraph.errors import ConfigError, NotFoundError
     from taskgraph.search.report import read_only_storage
     from taskgraph.storage import mask_url, resolve_storage_url
     from taskgraph.storage.migrate import NoRecordsError
@@ -53,7 +53,7 @@ def dashboard(
     except NoRecordsError:
         optuna_storage = None
     if optuna_storage is None:
-        raise StorageError(
+        raise NotFoundError(
             f"no studies in {mask_url(url)} yet (no Optuna tables): run a study first, "
             "then start the dashboard"
         )

@@ -30,7 +30,7 @@ from sqlalchemy import Engine, inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from taskgraph.errors import ConfigError, SchemaMismatchError, StorageError
+from taskgraph.errors import ConfigError, NotFoundError, SchemaMismatchError, StorageError
 from taskgraph.storage.engine import WRITE, describe_error
 from taskgraph.storage.schema import Base
 from taskgraph.storage.urls import mask_url
@@ -285,13 +285,14 @@ def _constraint_kind(constraint: Any) -> str:
     return words or "constraint"
 
 
-class NoRecordsError(StorageError):
+class NoRecordsError(NotFoundError):
     """A database without any taskgraph table, opened by a command that creates none.
 
     Its message suggests running a study or ``taskgraph db upgrade``; a command for which the
     schema alone is not enough (the dashboard needs Optuna's tables, which only a study
     creates) catches it and gives its own hint.  :attr:`masked` is the database's URL with
-    the password masked.
+    the password masked.  Exit 2, as an unknown study: the database named holds nothing of
+    taskgraph's.
     """
 
     def __init__(self, masked: str) -> None:

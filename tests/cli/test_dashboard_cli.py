@@ -190,7 +190,7 @@ def test_an_empty_database_gets_the_dashboards_hint(tmp_path: Path) -> None:
     assert runner.invoke(app, ["db", "upgrade", "--storage", url]).exit_code == 0
     after = runner.invoke(app, ["dashboard", "--storage", url, "--port", "0"])
     for result in (before, after):
-        assert result.exit_code == 1 and result.stdout == ""
+        assert result.exit_code == 2 and result.stdout == ""
         assert result.stderr.strip().splitlines() == [
             f"error: no studies in {url} yet (no Optuna tables): run a study first, "
             "then start the dashboard"

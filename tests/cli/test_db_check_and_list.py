@@ -136,5 +136,5 @@ def test_study_list_lists_plain_optuna_studies_without_creating_tables(tmp_path)
     url = f"sqlite:///{tmp_path / 'other.db'}"
     execute(url, "CREATE TABLE foo (a INTEGER)")
     code, out, err = invoke("study", "list", "--storage", url)
-    assert code == 1 and out == "" and "holds no taskgraph records yet" in err
+    assert code == 2 and out == "" and "holds no taskgraph records yet" in err
     assert table_names(url) == {"foo"}

@@ -20,7 +20,7 @@ def test_reading_a_database_without_optuna_tables_creates_none(storage_url: str)
         (["study", "list", "--json"], 0, "[]"),
         (["study", "show", "x"], 2, f"error: no study 'x' in {mask_url(storage_url)}"),
         (["study", "status", "x"], 2, f"error: no study 'x' in {mask_url(storage_url)}"),
-        (["dashboard", "--port", "0"], 1, f"error: no studies in {mask_url(storage_url)} yet"),
+        (["dashboard", "--port", "0"], 2, f"error: no studies in {mask_url(storage_url)} yet"),
     ]:
         result = runner.invoke(app, [*args, "--storage", storage_url])
         assert result.exit_code == code, (args, result.output)
