@@ -21,6 +21,7 @@ from taskgraph.app.studies import build_engine
 from taskgraph.cli.app import app
 from taskgraph.runners import RUNNERS
 from taskgraph.runners.local import LocalEvaluator
+from taskgraph.search.progress import trial_results
 from taskgraph.spec import spec_from_dict
 from taskgraph.spec.models import StudySpec
 from taskgraph.testing import KillAtStep
@@ -151,10 +152,9 @@ def test_a_retried_trial_resumes_where_ctrl_c_stopped_it(tmp_path: Path) -> None
     # Exactly the uninterrupted run's curve and result.
     assert done[1].value == whole.value
     assert done[1].intermediate_values == whole.intermediate_values
-    assert (
-        done[1].user_attrs["taskgraph:results"][0]["result"]["scores"]
-        == (whole.user_attrs["taskgraph:results"][0]["result"]["scores"])
-    )
+    assert (trial_results(done[1]) or [])[0]["result"]["scores"] == (trial_results(whole) or [])[0][
+        "result"
+    ]["scores"]
     # The trial is finished: its checkpoint folder is gone, and the study's with it.
     assert folders(root) == []
 
