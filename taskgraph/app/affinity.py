@@ -319,8 +319,6 @@ def _several_families(
     """Raise the ConfigError of a task set whose scores ``found`` span several model families:
     each family named by its hash prefix, pretraining scheme and data selection, and the
     filter that picks one (``--pretraining`` where the schemes tell them apart)."""
-    from taskgraph.app.results import run_scheme
-
     ids = {r.run_id for r in found}
     runs = {run.id: run for run in database.runs(study=study, status="complete") if run.id in ids}
     described: dict[str, set[str]] = {}
@@ -329,7 +327,7 @@ def _several_families(
         run = None if record.run_id is None else runs.get(record.run_id)
         if run is None:  # a record read without its run (not from the database)
             continue
-        scheme = run_scheme(run)
+        scheme = run.pretraining_scheme
         selection = run.config.get("data_selection") or {}
         label = f"pretraining {scheme}" + (
             f", selection keep {selection.get('keep')}" if selection else ""

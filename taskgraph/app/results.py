@@ -37,7 +37,7 @@ from taskgraph.errors import (
     TaskgraphError,
     option_name,
 )
-from taskgraph.storage.records import RunRecord
+from taskgraph.storage.records import NO_PRETRAINING, RunRecord
 from taskgraph.vocabulary import higher_is_better, task_set_key
 
 if TYPE_CHECKING:
@@ -638,16 +638,6 @@ def _task_set_members(task_set: object) -> list[str] | None:
     return members
 
 
-#: ``pretraining`` filter value of the runs trained without the stage
-NO_PRETRAINING = "none"
-
-
-def run_scheme(run: RunRecord) -> str:
-    """Return the pretraining scheme ``run`` trained with (``none``: without the stage)."""
-    stage = run.config.get("pretraining") or {}
-    return str(stage.get("scheme") or NO_PRETRAINING)
-
-
 def _name_no_run_has(
     runs: Sequence[RunRecord],
     *,
@@ -684,7 +674,7 @@ def _name_no_run_has(
     if pretraining is not None:
         from taskgraph.training.masking import MASKING_SCHEMES
 
-        schemes = sorted({run_scheme(run) for run in runs})
+        schemes = sorted({run.pretraining_scheme for run in runs})
         allowed = [NO_PRETRAINING, *MASKING_SCHEMES.names()]
         allowed += [s for s in schemes if s not in allowed]  # a plug-in's, stored by its runs
         if pretraining not in allowed:

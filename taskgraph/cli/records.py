@@ -139,10 +139,8 @@ def _list_row(run: RunRecord, *, table: bool = False) -> dict[str, Any]:
     """Return a run's `records list` row: ``--json`` and ``--csv`` keep the stored times
     (microseconds and all, so ``started_at <= finished_at`` holds); ``table``, the human
     table, shows them to the second."""
-    from taskgraph.app.results import run_scheme
-
     row = run.to_dict()  # trial_number and cost_seconds, as `records export` names them
-    row["pretraining"] = run_scheme(run)
+    row["pretraining"] = run.pretraining_scheme
     if table:
         for key, value in (("started_at", run.started_at), ("finished_at", run.finished_at)):
             row[key] = value.isoformat(timespec="seconds") if value is not None else None

@@ -112,7 +112,7 @@ def flat_rows(
             "sharing": run.config.get("sharing"),
             # Two of the settings that make families: the masked-LM stage's scheme ("none":
             # without one) and the kept share of data selection (empty: no selection).
-            "pretraining": str((run.config.get("pretraining") or {}).get("scheme") or "none"),
+            "pretraining": run.pretraining_scheme,
             "selection_keep": (run.data_selection or {}).get("keep"),
             "cost_seconds": run.cost_seconds,
             "cost_examples": run.cost_examples,

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from taskgraph.affinity.records import ScoreRecord
 
 __all__ = [
+    "NO_PRETRAINING",
     "AffinityEdgeRecord",
     "RecordColumns",
     "RunRecord",
@@ -32,6 +33,9 @@ __all__ = [
 ]
 
 Scores = dict[str, dict[str, dict[str, float | None]]]
+#: the pretraining scheme of a run trained without the masked-LM stage
+#: (:attr:`RunRecord.pretraining_scheme`, ``records --pretraining none``)
+NO_PRETRAINING = "none"
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,14 @@ class RunRecord:
         """
         selection = self.config.get("data_selection")
         return dict(selection) if isinstance(selection, Mapping) else None
+
+    @property
+    def pretraining_scheme(self) -> str:
+        """Return the masked-LM pretraining scheme the run trained with (:data:`NO_PRETRAINING`:
+        without the stage): what ``records --pretraining`` filters by."""
+        stage = self.config.get("pretraining")
+        scheme = stage.get("scheme") if isinstance(stage, Mapping) else None
+        return str(scheme or NO_PRETRAINING)
 
     @property
     def pretraining_report(self) -> dict[str, Any] | None:

@@ -33,6 +33,7 @@ from taskgraph.errors import (
 from taskgraph.storage.engine import create_storage_engine, describe_error
 from taskgraph.storage.migrate import ensure_schema
 from taskgraph.storage.records import (
+    NO_PRETRAINING,
     AffinityEdgeRecord,
     RecordColumns,
     RunRecord,
@@ -433,7 +434,7 @@ class Repository:
             # The run's TrialConfig JSON: {"pretraining": null} or {"pretraining": {"scheme": ..}}.
             scheme = RunRow.config["pretraining"]["scheme"].as_string()
             query = query.where(
-                scheme.is_(None) if pretraining == "none" else scheme == pretraining
+                scheme.is_(None) if pretraining == NO_PRETRAINING else scheme == pretraining
             )
         return query
 
