@@ -390,8 +390,9 @@ class StudyEngine:
         them: each other family a complete trial lands in gets a baseline with that trial's
         family-defining parameters fixed (:meth:`SearchSpace.family_baseline`), marked
         ``taskgraph:family``, unless a complete trial of the target alone is already in that
-        family (a pretraining study without auxiliaries: every trial is one).  It counts against ``budget.trials`` like any trial; with
-        ``budget.baselines: one`` none is enqueued.  A family baseline that fails is enqueued
+        family (a pretraining study without auxiliaries: every trial is one).  It counts
+        against ``budget.trials`` like any trial; with ``budget.baselines: one`` none is
+        enqueued.  A family baseline that fails is enqueued
         again up to ``recovery.max_retry`` times, as the first one is.  Nothing is enqueued
         while the first baseline waits unsampled: its family is not known yet.
         """
@@ -841,7 +842,10 @@ class StudyEngine:
         return digest
 
     def _evaluate(self, trial: optuna.Trial) -> TrialOutcome:
-        saved = trial_results(self.storage.get_trial(storage_id(trial)))
+        # The stored trial, read once: its runs (a retry's) and its lineage (a system
+        # attribute neither the sampler nor the steps below change).
+        frozen = self.storage.get_trial(storage_id(trial))
+        saved = trial_results(frozen)
         if saved:
             # A retry of a trial that finished training but was not told: reuse its runs.
             return TrialOutcome.from_list(saved)
@@ -868,7 +872,6 @@ class StudyEngine:
             may_prune = self.spec.pruner.name != "none" and not baseline
             callbacks.append(OptunaPruningCallback(trial=trial, may_prune=may_prune))
         # A retried trial keeps the number of the trial it replaces as its checkpoint key.
-        frozen = self.storage.get_trial(storage_id(trial))
         original = frozen.system_attrs.get("failed_trial", trial.number)
         evaluator = self.evaluator
         assert evaluator is not None  # run() checked it
