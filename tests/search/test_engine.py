@@ -206,6 +206,28 @@ def test_a_killed_driver_trial_goes_stale_and_is_retried(
     assert study.metric_names == ["tgt score on dev"]  # not a catalog task
 
 
+def _a_running_trial(
+    storage_url: str, fakes: ModuleType, *, grace_period: int
+) -> tuple[StudySpec, Any, optuna.Study, optuna.Trial]:
+    """Run the baseline of a 3-trial study (heartbeat every 1 s), then ask for a trial as
+    another driver would, without beating it; return the spec, that driver's storage, its
+    study and the running trial."""
+    from taskgraph.search.heartbeat import make_optuna_storage
+
+    recovery = {"heartbeat_interval": 1, "grace_period": grace_period}
+    spec = make_spec(seeds=1, budget={"trials": 3}, recovery=recovery)
+    engine = make_engine(spec, storage_url, fakes.FakeEvaluator(), fakes)
+    engine.run(max_trials=1)
+    engine.close()
+    storage = make_optuna_storage(
+        storage_url, heartbeat_interval=1, grace_period=grace_period, max_retry=3
+    )
+    study = optuna.load_study(study_name="fake", storage=storage)
+    with quiet_optuna():
+        trial = study.ask()
+    return spec, storage, study, trial
+
+
 @pytest.mark.parametrize("sibling", ["beats", "finishes"])
 def test_a_live_siblings_trial_is_left_alone_without_waiting_the_grace_period(
     storage_url: str, fakes: ModuleType, sibling: str
@@ -216,17 +238,9 @@ def test_a_live_siblings_trial_is_left_alone_without_waiting_the_grace_period(
     import threading
     import time
 
-    from taskgraph.search.heartbeat import Heartbeat, make_optuna_storage
+    from taskgraph.search.heartbeat import Heartbeat
 
-    recovery = {"heartbeat_interval": 1, "grace_period": 30}
-    spec = make_spec(seeds=1, budget={"trials": 3}, recovery=recovery)
-    engine = make_engine(spec, storage_url, fakes.FakeEvaluator(), fakes)
-    engine.run(max_trials=1)
-    engine.close()
-    storage = make_optuna_storage(storage_url, heartbeat_interval=1, grace_period=30, max_retry=3)
-    study = optuna.load_study(study_name="fake", storage=storage)
-    with quiet_optuna():
-        theirs = study.ask()
+    spec, storage, study, theirs = _a_running_trial(storage_url, fakes, grace_period=30)
     tell = threading.Timer(1.5, lambda: study.tell(theirs, 0.5))
     waits: list[float] = []
 
@@ -269,17 +283,8 @@ def test_another_driver_opening_meanwhile_does_not_make_a_dead_trial_look_alive(
     # Now only a trial without a heartbeat row is beaten, under the setup lock.
     import threading
 
-    from taskgraph.search.heartbeat import make_optuna_storage
-
-    recovery = {"heartbeat_interval": 1, "grace_period": 4}
-    spec = make_spec(seeds=1, budget={"trials": 3}, recovery=recovery)
-    engine = make_engine(spec, storage_url, fakes.FakeEvaluator(), fakes)
-    engine.run(max_trials=1)
-    engine.close()
-    storage = make_optuna_storage(storage_url, heartbeat_interval=1, grace_period=4, max_retry=3)
-    study = optuna.load_study(study_name="fake", storage=storage)
-    with quiet_optuna():
-        dead = study.ask()  # killed before its first heartbeat: no row
+    # killed before its first heartbeat: no row
+    spec, storage, _, dead = _a_running_trial(storage_url, fakes, grace_period=4)
     summaries: dict[str, Any] = {}
 
     def drive(name: str, delay: float) -> None:
