@@ -11,9 +11,7 @@ from typer.testing import CliRunner
 
 from taskgraph.cli.app import app
 from taskgraph.cli.study import _ProgressObserver
-from taskgraph.search.engine import StudyEngine
-from taskgraph.spec import spec_from_dict
-from taskgraph.testing import load_fakes
+from taskgraph.testing import run_fake_study
 from taskgraph.trial import DataSelectionConfig, PretrainingConfig, TrialConfig
 
 runner = CliRunner()
@@ -22,9 +20,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def masking_study(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Return the URL of study `masking`: the target alone under three pretraining schemes."""
-    fakes = load_fakes()
-    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'masking.db'}"
-    spec = spec_from_dict(
+    return run_fake_study(
         {
             "name": "masking",
             "target": "tgt",
@@ -32,15 +28,9 @@ def masking_study(tmp_path_factory: pytest.TempPathFactory) -> str:
             "search": {"pretraining": {"scheme": ["none", "random", "adaptive"], "steps": 3}},
             "sampler": {"name": "random", "seed": 0},
             "budget": {"trials": 4},
-        }
+        },
+        f"sqlite:///{tmp_path_factory.mktemp('db') / 'masking.db'}",
     )
-    engine = StudyEngine(
-        spec=spec, storage_url=url, evaluator=fakes.FakeEvaluator(),
-        sharing_spaces=fakes.SHARING_SPACES,
-    )  # fmt: skip
-    engine.run()
-    engine.close()
-    return url
 
 
 def test_show_names_the_pretraining_of_the_baseline_and_the_best(masking_study: str) -> None:
@@ -61,18 +51,11 @@ def test_show_names_the_pretraining_of_the_baseline_and_the_best(masking_study: 
 
 
 def test_show_of_a_study_without_pretraining_is_as_before(tmp_path: Path) -> None:
-    fakes = load_fakes()
-    url = f"sqlite:///{tmp_path / 'plain.db'}"
-    spec = spec_from_dict(
+    url = run_fake_study(
         {"name": "plain", "target": "tgt", "candidates": ["good"],
-         "sampler": {"name": "random", "seed": 0}, "budget": {"trials": 2}}
+         "sampler": {"name": "random", "seed": 0}, "budget": {"trials": 2}},
+        f"sqlite:///{tmp_path / 'plain.db'}",
     )  # fmt: skip
-    engine = StudyEngine(
-        spec=spec, storage_url=url, evaluator=fakes.FakeEvaluator(),
-        sharing_spaces=fakes.SHARING_SPACES,
-    )  # fmt: skip
-    engine.run()
-    engine.close()
     result = runner.invoke(app, ["study", "show", "plain", "--storage", url])
     assert result.exit_code == 0, result.output
     assert "baseline (target alone, trial 0): " in result.stdout
