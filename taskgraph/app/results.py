@@ -50,6 +50,7 @@ __all__ = [
     "ResultRow",
     "ResultsTable",
     "ResultsWriteError",
+    "check_record_family",
     "check_record_filters",
     "check_results_folder",
     "mean_interval",
@@ -619,6 +620,38 @@ def check_record_filters(
         repository.runs(), task_set=task_set, members=members, contains=contains,
         model_config=model_config, pretraining=pretraining, url=repository.url,
     )  # fmt: skip
+
+
+def check_record_family(
+    repository: Repository,
+    family: str,
+    *,
+    study: str | None = None,
+    target: str | None = None,
+    task_set: str | Sequence[str] | None = None,
+    contains: str | None = None,
+    status: str | None = None,
+    model_config: str | None = None,
+    data_selection: bool | None = None,
+    pretraining: str | None = None,
+) -> None:
+    """Return None when the runs the other filters pick have a score of model family
+    ``family`` (a hash or its prefix) or pick no run; else raise the :class:`ConfigError` of
+    ``records export`` (every format): the prefix and the families those runs have.
+
+    ``records list --family`` calls it when nothing matched: a prefix that none of the picked
+    runs' families starts with is a typo, not an empty result.
+    """
+    from taskgraph.storage.repository import check_run_filters, no_family_error
+
+    check_run_filters(family=family)
+    prefix = family.strip().lower()
+    families = repository.families(
+        study=study, target=target, task_set=task_set, contains=contains, status=status,
+        model_config=model_config, data_selection=data_selection, pretraining=pretraining,
+    )  # fmt: skip
+    if families and not any(name.startswith(prefix) for name in families):
+        raise no_family_error(family, families)
 
 
 def _task_set_members(task_set: object) -> list[str] | None:

@@ -80,8 +80,11 @@ FamilyOption = Annotated[
     str | None,
     typer.Option(
         "--family",
-        help="--format long only: only the scores of this model family (its hash or a prefix, "
-        "as the error on a task set of several families lists them).",
+        help="Only the scores of this model family (its hash or a prefix, as `records show` and "
+        "the export's family column give it, or as the long format's error on a task set of "
+        "several families lists them): export writes the rows of that family (json: each "
+        "run's scores of it), list the runs with a score of it; a prefix that none of the "
+        "runs the other filters pick has is refused, listing their families.",
     ),
 ]
 
@@ -158,6 +161,7 @@ def list_command(
     model_config: ModelOption = None,
     selection: SelectionOption = None,
     pretraining: PretrainingOption = None,
+    family: FamilyOption = None,
     limit: Annotated[
         int | None,
         # The bound of a SQL integer (SQLite's and PostgreSQL's BIGINT): more is a usage error,
@@ -170,7 +174,7 @@ def list_command(
     as_csv: CsvOption = False,
 ) -> None:
     """List runs (one line each) matching every filter given."""
-    from taskgraph.app.results import check_record_filters
+    from taskgraph.app.results import check_record_family, check_record_filters
 
     _check_filters(status, task_set=task_set, model_config=model_config, study=study, target=target)
     if selection is not None and selection not in _SELECTION:
@@ -180,6 +184,7 @@ def list_command(
             repo, study=study, target=target, task_set=task_set, contains=contains,
             model_config=model_config, pretraining=pretraining,
         )  # fmt: skip
+        data_selection = None if selection is None else _SELECTION[selection]
         runs = repo.runs(
             study=study,
             target=target,
@@ -189,11 +194,18 @@ def list_command(
             model_config=model_config,
             limit=limit,
             newest_first=True,
-            data_selection=None if selection is None else _SELECTION[selection],
+            data_selection=data_selection,
             pretraining=pretraining,
+            family=family,
         )
+        if not runs and family is not None:  # a family none of the picked runs has: refused
+            check_record_family(
+                repo, family, study=study, target=target, task_set=task_set, contains=contains,
+                status=status, model_config=model_config, data_selection=data_selection,
+                pretraining=pretraining,
+            )  # fmt: skip
     if not runs and _filtered(study, target, task_set, contains, status, model_config,
-                              selection, pretraining):  # fmt: skip
+                              selection, pretraining, family):  # fmt: skip
         # Every name is some run's (checked above): an empty result, not an error.
         print_line(f"{NO_MATCH}", err=True)
     rows = [_list_row(run, table=not (as_json or as_csv)) for run in runs]
@@ -404,14 +416,6 @@ def export_command(
             pretraining=pretraining, family=family,
         )  # fmt: skip
         return
-    for option, value in (("--pretraining", pretraining), ("--family", family)):
-        if value is not None:
-            # The runs' pretraining scheme is in each row's config (json: its object).
-            raise ConfigError(
-                f"`{option}` picks the scores of --format long; {export_format} writes every "
-                "run with its configuration: filter by --study, --target, --task-set, "
-                "--contains, --status or --model-config"
-            )
     if metric is not None:
         raise ConfigError(
             "`--metric` chooses the values of --format long; the other formats write every metric"
@@ -425,7 +429,7 @@ def export_command(
     with open_repository(url, create=False) as repo:
         check_record_filters(
             repo, study=study, target=target, task_set=task_set, contains=contains,
-            model_config=model_config,
+            model_config=model_config, pretraining=pretraining,
         )  # fmt: skip
         count = repo.export(
             sys.stdout if destination is None else destination,
@@ -436,11 +440,14 @@ def export_command(
             contains=contains,
             status=status,
             model_config=model_config,
+            pretraining=pretraining,
+            family=family,
         )
     unit = "runs" if export_format == "json" else "rows"
     # Known names that match nothing together still write a whole (header-only) file.
     why = f" ({NO_MATCH})" if count == 0 and _filtered(study, target, task_set, contains,
-                                                          status, model_config) else ""  # fmt: skip
+                                                          status, model_config, pretraining,
+                                                          family) else ""  # fmt: skip
     print_line(f"wrote {count} {unit} to {'stdout' if output == '-' else output}{why}", err=True)
 
 

@@ -20,7 +20,7 @@ from itertools import accumulate
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import Connection, Engine, Select, bindparam, func, select
+from sqlalchemy import Connection, Engine, Select, and_, bindparam, func, or_, select
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from taskgraph.errors import (
@@ -68,9 +68,11 @@ __all__ = [
     "SCREEN_MODE",
     "Repository",
     "check_run_filters",
+    "no_family_error",
     "open_engine",
     "open_repository",
     "records_by_task_set",
+    "row_families",
 ]
 
 #: ``tg_runs.transfer_mode`` of a screen's joint run (:meth:`Repository.add_screen`)
@@ -397,6 +399,7 @@ class Repository:
         model_config: str | None,
         data_selection: bool | None = None,
         pretraining: str | None = None,
+        family: str | None = None,
     ) -> Select[RunRow]:
         query = select(RunRow)
         if data_selection is not None:
@@ -436,6 +439,20 @@ class Repository:
             query = query.where(
                 scheme.is_(None) if pretraining == NO_PRETRAINING else scheme == pretraining
             )
+        if family is not None:
+            # A run is in the family when one of its export rows is: a score of that family,
+            # or (a run without scores has one row) the run's own family.  Families are
+            # lower-case hex; autoescape keeps '%' and '_' literal.
+            prefix = family.strip().lower()
+            query = query.where(
+                or_(
+                    RunRow.scores.any(ScoreRow.family.startswith(prefix, autoescape=True)),
+                    and_(
+                        ~RunRow.scores.any(),
+                        RunRow.family.startswith(prefix, autoescape=True),
+                    ),
+                )
+            )
         return query
 
     def runs(
@@ -451,6 +468,7 @@ class Repository:
         newest_first: bool = False,
         data_selection: bool | None = None,
         pretraining: str | None = None,
+        family: str | None = None,
     ) -> list[RunRecord]:
         """Return the runs matching every filter given, in insertion order.
 
@@ -458,6 +476,8 @@ class Repository:
         ``contains``: the task set contains this task; ``model_config``: a hash or its prefix;
         ``data_selection``: whether example-level data selection was on.
         ``pretraining``: the pretraining scheme (``none``: runs without the stage).
+        ``family``: a model family hash or its prefix: runs with a score of that family (a run
+        without scores: its own family), the runs that :meth:`export` keeps rows of.
         A filter of the wrong type, a ``status`` other than complete, pruned or failed, a
         ``limit`` below 1 and a ``study`` the database lacks (named with the known ones) are
         a :class:`ConfigError`.
@@ -465,6 +485,7 @@ class Repository:
         check_run_filters(
             study=study, target=target, task_set=task_set, status=status, contains=contains,
             model_config=model_config, data_selection=data_selection, pretraining=pretraining,
+            family=family,
         )  # fmt: skip
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
             raise ConfigError(f"`{option_name('limit')}` must be an integer, but got {limit!r}")
@@ -479,6 +500,7 @@ class Repository:
             model_config=model_config,
             data_selection=data_selection,
             pretraining=pretraining,
+            family=family,
         )
         query = query.order_by(RunRow.id.desc() if newest_first else RunRow.id)
         if limit is not None:
@@ -488,6 +510,35 @@ class Repository:
         if not found and study is not None:
             self._check_study(study)  # only here: a name checked on every call costs a query
         return found
+
+    def families(
+        self,
+        *,
+        study: str | None = None,
+        target: str | None = None,
+        task_set: TaskSetFilter = None,
+        status: str | None = None,
+        contains: str | None = None,
+        model_config: str | None = None,
+        data_selection: bool | None = None,
+        pretraining: str | None = None,
+    ) -> set[str]:
+        """Return the model families of the matching runs' export rows: their scores'
+        families (a run without scores: its own), what :meth:`runs` and :meth:`export` match
+        ``family`` against.  The filters are those of :meth:`runs`."""
+        check_run_filters(
+            study=study, target=target, task_set=task_set, status=status, contains=contains,
+            model_config=model_config, data_selection=data_selection, pretraining=pretraining,
+        )  # fmt: skip
+        picked = self._run_query(
+            study=study, target=target, task_set=task_set, status=status, contains=contains,
+            model_config=model_config, data_selection=data_selection, pretraining=pretraining,
+        ).with_only_columns(RunRow.id)  # fmt: skip
+        scored = select(ScoreRow.family).where(ScoreRow.run_id.in_(picked)).distinct()
+        bare = select(RunRow.family).where(RunRow.id.in_(picked), ~RunRow.scores.any())
+        with self._factory.session() as session:
+            found = set(session.execute(scored).scalars())
+            return found | set(session.execute(bare.distinct()).scalars())
 
     def _check_study(self, study: str) -> None:
         """Raise a NotFoundError naming ``study`` and the known studies when there is no such
@@ -980,6 +1031,8 @@ class Repository:
         status: str | None = None,
         contains: str | None = None,
         model_config: str | None = None,
+        pretraining: str | None = None,
+        family: str | None = None,
     ) -> int:
         """Write the matching records to a file or stream; return how many rows were written.
 
@@ -987,12 +1040,19 @@ class Repository:
         score record with its run's columns (a run without scores keeps one row).  Each score
         is labelled with the task set and family it was stored with (``tg_scores``), which a
         sequential run's sources and a capped auxiliary do not share with their run.
+
+        ``pretraining``: only runs with that pretraining scheme (``none``: without the stage),
+        as :meth:`runs` picks them.  ``family``: only the scores of that model family (its
+        hash or a prefix), as ``records export --format long`` keeps them: the rows whose
+        ``family`` column starts with it (json: each run's scores of that family, runs with
+        none left out).  A ``family`` that none of the other filters' rows has is a
+        :class:`ConfigError` listing their families (nothing is written).
         """
         from taskgraph.storage.export import export_runs
 
         check_run_filters(
             study=study, target=target, task_set=task_set, status=status, contains=contains,
-            model_config=model_config,
+            model_config=model_config, pretraining=pretraining, family=family,
         )  # fmt: skip
         if study is not None:  # before anything is written: an unknown name writes no file
             self._check_study(study)
@@ -1003,9 +1063,12 @@ class Repository:
             status=status,
             contains=contains,
             model_config=model_config,
+            pretraining=pretraining,
         ).order_by(RunRow.id)
         with self._factory.session() as session:
             rows = session.execute(query).unique().scalars().all()
+            if family is not None:
+                rows = _of_family(rows, family)
             runs = [_run_record(row) for row in rows]
             used = {score.task_set_id for row in rows for score in row.scores}
             keys, _ = self._lookups(session.connection(), used, set())
@@ -1015,7 +1078,50 @@ class Repository:
                 }
                 for row in rows
             }
+        if family is not None:  # a run keeps the scores of the family (its rows in csv)
+            prefix = family.strip().lower()
+            runs = [
+                replace(
+                    run,
+                    scores={
+                        task: splits
+                        for task, splits in run.scores.items()
+                        if labels[run.id].get(task, ("", run.family))[1].startswith(prefix)
+                    },
+                )
+                for run in runs
+            ]
         return export_runs(runs, path_or_stream, format=format, labels=labels)
+
+
+#: the characters of a family hash an error names (as `records export -f long` names them)
+_FAMILY_SHOWN = 12
+
+
+def row_families(row: RunRow) -> set[str]:
+    """Return the model families of a run's export rows: its scores' (the run's own where it
+    has no scores, whose one row carries it)."""
+    return {score.family for score in row.scores} or {row.family}
+
+
+def _of_family(rows: Sequence[RunRow], family: str) -> list[RunRow]:
+    """Return the ``rows`` with an export row of model family ``family`` (a hash prefix);
+    raise :func:`no_family_error` when ``rows`` has rows and none is of it."""
+    prefix = family.strip().lower()
+    kept = [row for row in rows if any(f.startswith(prefix) for f in row_families(row))]
+    if rows and not kept:
+        raise no_family_error(family, {f for row in rows for f in row_families(row)})
+    return kept
+
+
+def no_family_error(family: str, families: Iterable[str]) -> ConfigError:
+    """Return the error of a ``family`` prefix that none of ``families`` (those the other
+    filters picked) starts with, listing them as ``records export --format long`` does."""
+    known = sorted({name[:_FAMILY_SHOWN] for name in families})
+    return ConfigError(
+        f"`{option_name('family')}` {family.strip().lower()!r}: no score's model family starts "
+        f"with it; the families: {', '.join(known)}"
+    )
 
 
 #: the statuses a run is stored with (``TrialStatus``)
@@ -1032,10 +1138,15 @@ def check_run_filters(
     model_config: object = None,
     data_selection: object = None,
     pretraining: object = None,
+    family: object = None,
 ) -> None:
     """Raise a ConfigError naming a filter of :meth:`Repository.runs` of the wrong type, an
     empty name, or a ``status`` no run can have (a filter that could match nothing by mistake).
     """
+    if family is not None and not isinstance(family, str):
+        raise ConfigError(f"`{option_name('family')}` is not a name (a string): {family!r}")
+    if family is not None and not family.strip():  # as `records export --format long` says it
+        raise ConfigError(f"`{option_name('family')}` is empty: give a family hash or its prefix")
     for keyword, value in (
         ("study", study),
         ("target", target),

@@ -72,13 +72,25 @@ def test_family_picks_the_scores_of_one_family(url: str) -> None:
     assert "`--family` 'zzzz': no score's model family starts with it; the families: " in err
 
 
-def test_pretraining_and_family_filter_the_long_format_only(url: str) -> None:
-    for option in ("--pretraining", "--family"):
+def test_pretraining_and_family_filter_every_format(url: str) -> None:
+    """The csv, json and parquet formats take them too (tests/cli/test_records_family_filters.py),
+    refusing a value as the long format does."""
+    expected = {
+        "--pretraining": "`--pretraining` must be one of none, ",
+        "--family": "`--family` 'x': no score's model family starts with it; the families: ",
+    }
+    for option, words in expected.items():
         result = runner.invoke(
             app, ["records", "export", "-f", "csv", "-o", "-", "--storage", url, option, "x"]
         )
         assert result.exit_code == 2 and result.stdout == ""
-        assert f"`{option}` picks the scores of --format long; csv writes" in result.stderr
+        assert words in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    result = runner.invoke(
+        app, ["records", "export", "-f", "csv", "-o", "-", "--storage", url,
+              "--pretraining", "random"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert sorted(line.split(",")[2] for line in result.stdout.splitlines()[1:]) == ["1", "3"]
 
 
 @pytest.mark.parametrize("limit", ["99999999999999999999", str(2**63)])
