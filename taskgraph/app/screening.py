@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taskgraph.app.arguments import storage_url as resolved_url
-from taskgraph.errors import ConfigError, NotFoundError, TaskgraphError
+from taskgraph.errors import ConfigError, NotFoundError, TaskgraphError, option_name
+from taskgraph.spec.limits import MAX_STEPS
 from taskgraph.spec.models import StudySpec
 
 if TYPE_CHECKING:
@@ -79,6 +80,9 @@ def screen_study(
 
     # The command line's --steps and --probes are at least 1 too.
     steps = None if steps is None else integer(steps, "steps", minimum=1)
+    if steps is not None and steps > MAX_STEPS:
+        # A typo (an extra zero or three) would train for days: bounded as search.max_steps.
+        raise ConfigError(f"`{option_name('steps')}` must be in [1, {MAX_STEPS}], but got {steps}")
     probes = None if probes is None else integer(probes, "probes", minimum=1)
     full_matrix = flag(full_matrix, "full_matrix")
     flag(trust_remote_code, "trust_remote_code")

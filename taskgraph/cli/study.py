@@ -42,6 +42,7 @@ from taskgraph.cli.output import (
     stdout_console,
 )
 from taskgraph.errors import ConfigError
+from taskgraph.spec.limits import MAX_STEPS
 
 app = typer.Typer(
     rich_markup_mode="markdown",
@@ -162,6 +163,45 @@ def _labels(sets: dict[str, Any], options: dict[str, Any]) -> dict[str, str]:
     labels = {key: f"--set {key}" for key in sets}
     labels.update({key: _OPTION_LABELS.get(key, key) for key in options})
     return labels
+
+
+_MISSING = object()
+
+
+def _set_value(key: str, set_key: str, value: Any) -> Any:
+    """Return the value that ``--set set_key=value`` gives spec field ``key`` (``_MISSING``
+    where it gives none): the field itself, or inside a mapping set whole (``--set
+    'budget={trials: 3}'``; ``--set runner=ray`` is the runner's name)."""
+    if set_key == key:
+        return value
+    if not key.startswith(set_key + "."):
+        return _MISSING
+    if set_key == "runner" and isinstance(value, str):
+        value = {"name": value}  # the spec's `runner: ray` shorthand
+    for part in key.removeprefix(set_key + ".").split("."):
+        if not isinstance(value, dict) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
+def _refuse_conflicts(
+    sets: dict[str, Any], options: dict[str, Any], labels: dict[str, str], *, fixed: str = ""
+) -> None:
+    """Refuse a ``--set`` that gives a spec field another value than the option that sets it
+    (``--set budget.trials=3 --trials 4``): neither silently wins.  ``labels`` name the
+    options (``--address`` for the ray runner it implies); ``fixed`` is the key an option
+    sets that the user cannot drop (`study submit`'s ray runner)."""
+    for key, value in options.items():
+        for set_key, set_value in sets.items():
+            given = _set_value(key, set_key, set_value)
+            if given is _MISSING or given == value:
+                continue
+            way_out = f"drop --set {set_key}" if key == fixed else "give one"
+            raise ConfigError(
+                f"{labels.get(key, key)} and --set {set_key} both set spec field {key} "
+                f"({value!r} and {given!r}): {way_out}"
+            )
 
 
 def _storage(option: str | None, spec: Any = None) -> str:
@@ -577,8 +617,11 @@ def run(
     # Not --wall-time: it limits this invocation and is not stored with the study.
     options = _overrides(trials=trials, runner=runner, address=address)
     labels = _labels(overrides, options)
+    named = dict(labels)
     if runner is None and address is not None:
         labels["runner.name"] = "--address"  # --address alone chose the ray runner
+        named["runner.name"] = "--address (the ray runner)"
+    _refuse_conflicts(overrides, options, named)  # before anything else: neither wins
     overrides.update(options)
     checked = _load_checked(spec, overrides, labels=labels, trust_remote_code=trust_remote_code)
     _run(
@@ -843,7 +886,8 @@ def screen(
             "--steps",
             min=1,
             help="Optimizer steps of the joint run, every task's counted (default: about one "
-            "run of a one-auxiliary trial: max_steps, twice that under step_budget: target).",
+            "run of a one-auxiliary trial: max_steps, twice that under step_budget: target; "
+            f"at most {MAX_STEPS}).",
         ),
     ] = None,
     probes: Annotated[
@@ -1024,6 +1068,7 @@ def submit(
     options = _overrides(trials=trials, runner="ray", address=None)
     labels = _labels(overrides, options)
     labels["runner.name"] = "study submit (the ray runner)"
+    _refuse_conflicts(overrides, options, labels, fixed="runner.name")
     overrides.update(options)
     checked = _load_checked(spec, overrides, labels=labels, trust_remote_code=trust_remote_code)
     url = _storage(storage, checked)

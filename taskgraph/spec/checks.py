@@ -134,18 +134,21 @@ def check_data(
     :class:`ConfigError` for a missing ``--data``, :class:`SpecError` for a missing
     ``data_dir`` field, :class:`DataNotFoundError` naming the task, its field and the path for
     a missing file.  ``trains`` is the runner's capability: a runner that trains nothing (a
-    published table) reads no task data, and nothing is checked.
+    published table) reads no task data, and nothing but an explicit ``data_dir`` is checked
+    (it returns None).
     """
     from taskgraph.tasks import get_task, resolve_data_dir, split_file
     from taskgraph.tasks.loading import SYNTHETIC
 
-    if not trains:
-        return None  # e.g. a published table reads no task data
     resolved: Path | None = None
     origin = ""
     if data_dir is not None:
         origin = option_name("data")  # run_study's keyword, the command line's option
+        # Given explicitly, it must exist whatever the runner: `study run/resume --data` with
+        # a mistyped directory was accepted by the tabular runner, which reads no data.
         resolved = _data_directory(data_dir, origin, ConfigError)
+    if not trains:
+        return None  # e.g. a published table reads no task data
     elif spec.data_dir is not None:
         resolved = _data_directory(spec.data_dir, f"{source}: data_dir", SpecError)
         origin = "the spec's data_dir"
@@ -197,7 +200,9 @@ def _read_head(task: Any, split: str, *, where: str, data_dir: Path | None) -> i
     """Return how many of the first :data:`INLINE_HEAD` examples of ``split`` there are.
 
     A malformed line is a :class:`~taskgraph.errors.DataFormatError` naming the spec field,
-    the file and the line; a file that cannot be read is a :class:`SpecError` naming it.
+    the file and the line; a file that is missing or a directory is a :class:`SpecError`
+    naming it (exit 2), one the file system refuses to read (permission denied) a
+    :class:`TaskgraphError` (exit 1, the environment).
     """
     from taskgraph.tasks import iter_examples
 
@@ -210,8 +215,12 @@ def _read_head(task: Any, split: str, *, where: str, data_dir: Path | None) -> i
             error.expected,
             error.got,
         ) from None
-    except OSError as error:  # e.g. no permission to read it
-        raise SpecError(
+    except OSError as error:
+        message = (
             f"{where} (task {task.name!r}, split {split}): cannot read "
             f"{task.splits[split].file}: {error.strerror or error}"
-        ) from None
+        )
+        if isinstance(error, FileNotFoundError | IsADirectoryError | NotADirectoryError):
+            raise SpecError(message) from None  # the file the spec names is wrong: exit 2
+        # No permission to read it, an I/O error: the environment failed (exit 1).
+        raise TaskgraphError(message) from None

@@ -550,8 +550,23 @@ def _one_line(
     if text:
         as_json = Path(source).suffix.lower() == ".json"  # as load_spec read the file
         line = _json_line_of(text, path) if as_json else _line_of(text, path)
+        if as_json:
+            message = _json_number_hint(message)
     where = f"{source}:{line}" if line else source
     return f"{where}: {dotted or '(top level)'}: {message}{suffix}"
+
+
+# The domains' hint for a number YAML read as text ("write 5.0e-05"): in a JSON file the
+# number was quoted, and the advice is to drop the quotes (JSON reads 5e-05 as a number).
+_YAML_NUMBER_HINT = re.compile(r" \(YAML reads (?P<value>.+?) as text(?:; write [^)]*)?\)")
+
+
+def _json_number_hint(message: str) -> str:
+    """Return ``message`` with its YAML hint for a quoted number worded for a JSON file."""
+    return _YAML_NUMBER_HINT.sub(
+        lambda match: f" (a quoted number is text in JSON; write {match['value']} unquoted)",
+        message,
+    )
 
 
 _TYPE_KINDS = frozenset({"int_type", "float_type", "bool_type", "string_type", "finite_number"})

@@ -82,3 +82,23 @@ def test_a_json_spec_past_the_node_limit_is_refused_without_alias_advice(tmp_pat
     assert message.startswith(f"{path}:")
     assert f"the spec holds more than {MAX_SPEC_NODES} values" in message
     assert "alias" not in message
+
+
+@pytest.mark.parametrize(("quoted", "hint"), [("5e-05", "5e-05"), ("0.001", "0.001")])
+def test_a_quoted_number_in_json_is_told_to_drop_the_quotes(
+    tmp_path: Path, quoted: str, hint: str
+) -> None:
+    # YAML's hint ("write 5.0e-05") is wrong for JSON, which reads 5e-05 as a number.
+    spec = {**MINIMAL, "search": {"learning_rate": quoted}}
+    path = write(tmp_path, json.dumps(spec, indent=2))
+    message = load_error(path)
+    assert message == (
+        f"{path}:9: search.learning_rate: expected a number, got {quoted!r} "
+        f"(a quoted number is text in JSON; write {hint} unquoted)"
+    )
+    assert "YAML" not in message
+
+
+def test_a_quoted_number_in_yaml_keeps_the_yaml_hint(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: s1\ntarget: synth_a\nsearch:\n  learning_rate: 5e-05\n", "s.yaml")
+    assert load_error(path).endswith("(YAML reads 5e-05 as text; write 5.0e-05)")

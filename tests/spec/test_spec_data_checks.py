@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from taskgraph.app.studies import load_study_spec
 from taskgraph.cli.app import app
-from taskgraph.errors import ConfigError, SpecError
+from taskgraph.errors import ConfigError, SpecError, TaskgraphError
 from taskgraph.spec.checks import check_data
 
 runner = CliRunner()
@@ -138,8 +138,39 @@ def test_an_unreadable_data_file_is_refused_by_validate(
         return real_open(path, *args, **kwargs)  # type: ignore[call-overload]
 
     monkeypatch.setattr(Path, "open", guarded_open)
-    assert spec_error(spec) == (
-        f"{spec}: tasks[0] (task 'my_ner', split dev): cannot read {locked}: Permission denied"
+    says = f"{spec}: tasks[0] (task 'my_ner', split dev): cannot read {locked}: Permission denied"
+    # The environment refused the read (README "Exit status"): exit 1, not a bad spec's 2.
+    with pytest.raises(TaskgraphError) as info:
+        load_study_spec(spec)
+    assert not isinstance(info.value, SpecError) and info.value.exit_code == 1
+    assert str(info.value) == says
+    result = runner.invoke(app, ["study", "validate", str(spec)])
+    assert (result.exit_code, result.stdout, result.stderr) == (1, "", f"error: {says}\n")
+    db = tmp_path / "e.db"
+    result = runner.invoke(app, ["study", "run", str(spec), "--storage", f"sqlite:///{db}"])
+    assert (result.exit_code, result.stderr) == (1, f"error: {says}\n")
+    assert not db.exists()
+
+
+def test_a_data_file_that_turned_into_a_directory_is_still_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What the spec names is wrong (a folder where a file was expected): the user's, exit 2.
+    spec = write_spec(tmp_path, {"train": SENTENCES, "dev": SENTENCES})
+    folder = tmp_path / "data" / "dev.iob"
+    real_open = Path.open
+
+    def guarded_open(path: Path, *args: object, **kwargs: object) -> object:
+        if path == folder:
+            raise IsADirectoryError(21, "Is a directory", str(path))
+        return real_open(path, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(Path, "open", guarded_open)
+    result = runner.invoke(app, ["study", "validate", str(spec)])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"error: {spec}: tasks[0] (task 'my_ner', split dev): cannot read {folder}: "
+        "Is a directory\n"
     )
 
 
