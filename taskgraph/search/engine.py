@@ -38,6 +38,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from taskgraph.errors import SpecError, StorageError
 from taskgraph.evaluator import TrialEvaluator
+from taskgraph.search.dashboard_notes import write_study_note, write_trial_note
 from taskgraph.search.heartbeat import (
     Heartbeat,
     RetryStaleTrial,
@@ -265,7 +266,10 @@ class StudyEngine:
         # Stored without the storage URL's password: optuna-dashboard serves user attributes.
         # The stored spec, not this run's: an invocation's wall time is not the study's.
         stored = self.stored_spec.model_dump(mode="json")
-        study.set_user_attr(SPEC_ATTR, storable_spec(stored))
+        storable = storable_spec(stored)
+        study.set_user_attr(SPEC_ATTR, storable)
+        # optuna-dashboard cuts the attribute at 1024 characters; its note shows the spec whole.
+        write_study_note(study, storable, replace=stored_attrs.get(SPEC_ATTR) != storable)
         study.set_user_attr(SEARCH_HASH_ATTR, spec.search_hash())
         study.set_user_attr(BUDGET_ATTR, spec.budget.trials)
         # optuna-dashboard's name for the objective (otherwise "Objective 0").
@@ -850,7 +854,9 @@ class StudyEngine:
             # A retry of a trial that finished training but was not told: reuse its runs.
             return TrialOutcome.from_list(saved)
         config = self.space.suggest(trial)
-        trial.set_user_attr(CONFIG_ATTR, config.to_dict())
+        config_data = config.to_dict()
+        trial.set_user_attr(CONFIG_ATTR, config_data)
+        write_trial_note(trial, config_data)  # optuna-dashboard cuts a long one's attribute
         self.observer.on_trial_start(trial.number, config)
         earlier = self._same_configuration(trial.number, config)
         if earlier is not None:
