@@ -33,9 +33,9 @@ class RunnerCapabilities:
     spec's model settings are not checked, no task file is looked for, torch is not
     imported).  ``intermediate_reports``: its trials report a training curve (pruning and
     progress callbacks are attached).  ``checkpoints``: the runner can resume a retried trial's
-    training from its checkpoint (the ``local`` runner, unless its spec says
-    ``checkpoints: false``); nothing in taskgraph branches on it, it tells a caller or a
-    plug-in what an interrupted trial costs.  ``parallel``: several trials run at once.
+    training from its checkpoint (the ``local`` and ``ray`` runners, unless the spec says
+    ``runner.checkpoints: false``); nothing in taskgraph branches on it, it tells a caller or
+    a plug-in what an interrupted trial costs.  ``parallel``: several trials run at once.
     """
 
     trains: bool = True

@@ -303,7 +303,9 @@ class RayRunner:
     """
 
     name = "ray"
-    capabilities = RunnerCapabilities(trains=True, intermediate_reports=True, parallel=True)
+    capabilities = RunnerCapabilities(
+        trains=True, intermediate_reports=True, parallel=True, checkpoints=True
+    )
 
     def __init__(self, *, evaluator_factory: EvaluatorFactory | None = None) -> None:
         self.evaluator_factory = evaluator_factory

@@ -492,7 +492,12 @@ class RayResources(_Strict):
 
 
 class RayRunnerSpec(_Strict):
-    """Ray Tune trials on a local or remote Ray cluster."""
+    """Ray Tune trials on a local or remote Ray cluster.
+
+    ``checkpoints``: each (trial, seed) checkpoints its training through Tune (persisted under
+    ``experiment_dir``), so that a trial Tune starts again, or a retry after Ctrl-C or a
+    killed driver, resumes where it stopped (docs/search.md, ``ray``).
+    """
 
     name: Literal["ray"] = "ray"
     address: str | None = None  # None: start a local Ray; "auto" or a GCS "host:6379"
@@ -502,6 +507,7 @@ class RayRunnerSpec(_Strict):
     # torch's intra-op threads in each trial (default: resources.cpu, at least one)
     threads: Count | None = Field(default=None, ge=1, le=MAX_RAY_RESOURCES)
     experiment_dir: str | None = None  # Tune's state; default: ~/.taskgraph/ray/<study>
+    checkpoints: bool = True
 
     @field_validator("address")
     @classmethod

@@ -39,7 +39,7 @@ class _Trial:
 def _result(step: int, value: float) -> dict[str, Any]:
     from taskgraph.runners.ray.worker import METRIC
 
-    return {"training_iteration": step, METRIC: value}
+    return {"training_iteration": step, "evaluation": step, METRIC: value}
 
 
 def test_the_median_rule_spares_a_baseline_behind_better_trials_at_every_result() -> None:
@@ -167,7 +167,9 @@ def test_a_trial_told_ended_shows_no_more_progress() -> None:
 
 
 @contextmanager
-def _searcher(tmp_path: Path, name: str, heartbeat: Any) -> Iterator[tuple[Any, Any, Any]]:
+def _searcher(
+    tmp_path: Path, name: str, heartbeat: Any, **spec_fields: Any
+) -> Iterator[tuple[Any, Any, Any]]:
     """Yield an opened engine of a two-candidate fake study, its Optuna study and the Ray
     driver's searcher on it (Tune's asks and tells, without Tune); the engine is closed after."""
     from taskgraph.runners.ray.driver import Book, DefineByRun, TruthfulOptunaSearch
@@ -177,7 +179,7 @@ def _searcher(tmp_path: Path, name: str, heartbeat: Any) -> Iterator[tuple[Any, 
     fakes = load_fakes()
     spec = spec_from_dict({
         "name": name, "target": "tgt", "candidates": ["good", "bad"],
-        "runner": {"name": "ray", "experiment_dir": str(tmp_path / "tune")},
+        "runner": {"name": "ray", "experiment_dir": str(tmp_path / "tune")}, **spec_fields,
     })  # fmt: skip
     engine = StudyEngine(
         spec=spec, storage_url=f"sqlite:///{tmp_path / f'{name}.db'}",
@@ -221,3 +223,27 @@ def test_an_unusable_experiment_dir_is_one_line_before_the_study_exists(tmp_path
     })  # fmt: skip
     with pytest.raises(ConfigError, match=r"runner\.experiment_dir: cannot create .*file/tune"):
         RAY.build_evaluator(spec)
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
+def test_a_ray_trial_with_a_long_configuration_gets_a_dashboard_note(tmp_path: Path) -> None:
+    """optuna-dashboard cuts an attribute at 1024 characters: the Ray driver writes the
+    trial's configuration whole in its note, as the local engine does."""
+    import json
+
+    import yaml
+    from optuna_dashboard._note import get_note_from_system_attrs
+
+    from taskgraph.search.progress import CONFIG_ATTR
+
+    heartbeat = SimpleNamespace(add=lambda trial_id: None, discard=lambda trial_id: None)
+    long_search = {"hyperparameters": {f"option_{i:02d}": {"value": 0.5 + i} for i in range(40)}}
+    with _searcher(tmp_path, "notes", heartbeat, search=long_search) as (_, study, searcher):
+        assert searcher.suggest("tune-1") is not None
+        (trial,) = study.get_trials()
+        config = trial.user_attrs[CONFIG_ATTR]
+        assert len(json.dumps(config)) > 1024
+        attrs = study._storage.get_study_system_attrs(study._study_id)
+        note = get_note_from_system_attrs(attrs, trial._trial_id)["body"]
+        block = note.split("```yaml\n", 1)[1].rsplit("```", 1)[0]
+        assert yaml.safe_load(block) == config

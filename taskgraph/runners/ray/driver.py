@@ -7,15 +7,18 @@ import json
 import math
 import os
 import pickle
+import shutil
 import threading
 from pathlib import Path
 from typing import Any
 
+from optuna.exceptions import UpdateFinishedTrialError
 from ray import tune
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from taskgraph.runners.ray.worker import METRIC, PAYLOAD
+from taskgraph.runners.ray.worker import CHECKPOINT_ONLY, EVALUATION, METRIC, PAYLOAD
+from taskgraph.search.dashboard_notes import write_trial_note
 from taskgraph.search.engine import StudyEngine
 from taskgraph.search.heartbeat import Heartbeat, quiet_optuna, storage_id
 from taskgraph.search.outcome import SeedRun, TrialOutcome, utcnow
@@ -25,14 +28,22 @@ from taskgraph.search.watching import phase_position
 from taskgraph.trial import TrialConfig, TrialResult, TrialStatus
 
 __all__ = [
+    "CHECKPOINT_ATTR",
     "ASHASparingBaseline",
     "Book",
     "DefineByRun",
     "DriverCallback",
     "MedianSparingBaseline",
     "TruthfulOptunaSearch",
+    "remove_finished_checkpoints",
     "trial_name",
 ]
+
+
+#: system attribute: the path of the trial's latest checkpoint persisted by Tune (under the
+#: experiment's ``storage_path``).  Optuna's retry callback copies system attributes to the
+#: retry, whose worker resumes from it; the retry's own checkpoints then replace it.
+CHECKPOINT_ATTR = "taskgraph:ray_checkpoint"
 
 
 class Book:
@@ -45,6 +56,7 @@ class Book:
         self.started: dict[str, Any] = {}
         self.finished: set[str] = set()
         self.stopped_by_scheduler: set[str] = set()
+        self.checkpoints: dict[str, set[str]] = {}  # Tune trial id -> its persisted checkpoints
 
 
 class DriverCallback(tune.Callback):
@@ -72,6 +84,27 @@ class DriverCallback(tune.Callback):
             self.engine.observer.on_trial_start(
                 int(payload["number"]), TrialConfig.from_dict(payload["config"])
             )
+
+    def on_checkpoint(
+        self, iteration: int, trials: list[Any], trial: Any, checkpoint: Any, **info: Any
+    ) -> None:
+        """Note the checkpoint Tune persisted on the Optuna trial (:data:`CHECKPOINT_ATTR`)."""
+        path = str(checkpoint.path)
+        with self.book.lock:
+            self.book.checkpoints.setdefault(trial.trial_id, set()).add(path)
+        if self.engine is None:
+            return
+        payload = trial.config[PAYLOAD]
+        try:
+            self.engine.storage.set_trial_system_attr(
+                int(payload["trial_id"]), CHECKPOINT_ATTR, path
+            )
+        except UpdateFinishedTrialError:
+            return  # another driver failed it as stale: its retry resumes what it last noted
+        # The checkpoint this try resumed (an earlier try's) is superseded: one per trial.
+        retried = payload.get("checkpoint")
+        if retried and retried != path:
+            remove_checkpoints({retried})
 
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
@@ -159,11 +192,13 @@ class TruthfulOptunaSearch(OptunaSearch):
         value = result.get(self.metric)
         if isinstance(value, float) and math.isnan(value):
             return  # a failed trial's final report: nothing for the pruner's curve
-        if result.get("taskgraph_final"):
-            return  # the outcome is told in on_trial_complete, not reported as a step
+        if result.get("taskgraph_final") or result.get(CHECKPOINT_ONLY):
+            return  # the outcome is told in on_trial_complete; a checkpoint is no evaluation
         if self._finished_elsewhere(trial_id):
             return
-        super().on_trial_result(trial_id, result)
+        # The step is the evaluation index, not Tune's training_iteration (which checkpoint
+        # reports also advance).
+        super().on_trial_result(trial_id, {**result, "training_iteration": _evaluation(result)})
 
     def _finished_elsewhere(self, trial_id: str) -> bool:
         """Return whether the Optuna trial behind ``trial_id`` was finished by someone else.
@@ -206,10 +241,14 @@ class TruthfulOptunaSearch(OptunaSearch):
             # Tune withholds from the searcher the result on which its scheduler stopped the
             # trial; report it so Optuna keeps the pruned trial's value and curve.
             with self.book.lock:
-                reports = [r for r in self.book.results.get(trial_id, []) if METRIC in r]
+                reports = [
+                    r
+                    for r in self.book.results.get(trial_id, [])
+                    if METRIC in r and not r.get(CHECKPOINT_ONLY)
+                ]
             reported = set(ot_trial.storage.get_trial(storage_id(ot_trial)).intermediate_values)
             for report in reports:
-                step = int(report.get("training_iteration", 0))
+                step = _evaluation(report)
                 value = report[METRIC]
                 if step not in reported and isinstance(value, float) and math.isfinite(value):
                     ot_trial.report(value, step)
@@ -217,6 +256,14 @@ class TruthfulOptunaSearch(OptunaSearch):
             self.engine.finish(self.engine.trial(storage_id(ot_trial)), outcome)
         with self.book.lock:
             self.book.finished.add(trial_id)
+            tune_trial = self.book.trials.get(trial_id)
+            persisted = self.book.checkpoints.pop(trial_id, set())
+        # Told: no try of it runs again, so its checkpoints (and the one it resumed) go, as
+        # the local runner deletes a finished trial's folder.
+        if tune_trial is not None:
+            retried = tune_trial.config.get(PAYLOAD, {}).get("checkpoint")
+            persisted |= {retried} if retried else set()
+        remove_checkpoints(persisted)
         progress = self.engine.progress()
         self.engine.observer.on_trial_end(ot_trial.number, outcome, progress)
 
@@ -225,7 +272,9 @@ class TruthfulOptunaSearch(OptunaSearch):
         with self.book.lock:
             tune_trial = self.book.trials.get(trial_id)
             reports = [
-                r for r in self.book.results.get(trial_id, []) if not r.get("taskgraph_final")
+                r
+                for r in self.book.results.get(trial_id, [])
+                if not r.get("taskgraph_final") and not r.get(CHECKPOINT_ONLY)
             ]
             started = self.book.started.get(trial_id, utcnow())
         if result and result.get("taskgraph_outcome"):
@@ -277,13 +326,21 @@ class DefineByRun:
             "number": trial.number,
             "role": trial.user_attrs.get(ROLE_ATTR, "search"),
         }
-        saved = trial_results(trial.storage.get_trial(storage_id(trial)))
+        frozen = trial.storage.get_trial(storage_id(trial))
+        saved = trial_results(frozen)
+        # A retried trial keeps the number of its first try as its checkpoint key (the local
+        # runner's), and resumes the latest checkpoint an earlier try persisted.
+        payload["checkpoint_key"] = f"trial-{frozen.system_attrs.get('failed_trial', trial.number)}"
+        checkpoint = frozen.system_attrs.get(CHECKPOINT_ATTR)
+        if checkpoint:
+            payload["checkpoint"] = str(checkpoint)
         if saved:
             payload["saved"] = saved
             payload["config"] = trial.user_attrs.get(CONFIG_ATTR)
             return {PAYLOAD: payload}
         config = self.space.suggest(trial)
         trial.set_user_attr(CONFIG_ATTR, config.to_dict())
+        write_trial_note(trial, config.to_dict())  # what the dashboard cuts, whole
         payload["config"] = config.to_dict()
         return {PAYLOAD: payload}
 
@@ -293,6 +350,8 @@ class SparesBaseline:
     against it), though its results still shape the scheduler's rungs and medians."""
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
+        if result.get(CHECKPOINT_ONLY):
+            return tune.schedulers.TrialScheduler.CONTINUE  # a checkpoint is no evaluation
         decision: str = super().on_trial_result(tune_controller, trial, result)  # type: ignore[misc]
         if trial.config.get(PAYLOAD, {}).get("role") == BASELINE_ROLE:
             # The median rule remembers a trial it decided to stop and asserts, at the trial's
@@ -310,6 +369,43 @@ class ASHASparingBaseline(SparesBaseline, tune.schedulers.ASHAScheduler):
 
 class MedianSparingBaseline(SparesBaseline, tune.schedulers.MedianStoppingRule):
     pass
+
+
+def _evaluation(result: dict[str, Any]) -> int:
+    """Return the evaluation index of a worker's report (Tune's iteration if it has none)."""
+    return int(result.get(EVALUATION, result.get("training_iteration", 0)))
+
+
+def remove_finished_checkpoints(study: Any) -> None:
+    """Delete the persisted checkpoints of ``study``'s finished trials that no try of theirs
+    waits for: what the searcher did not delete as it told them (a trial interrupted with no
+    retry left, a driver killed before it could).  The local runner's
+    ``remove_finished_checkpoints``, for the paths noted in :data:`CHECKPOINT_ATTR`."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    live = {
+        int(t.system_attrs.get("failed_trial", t.number))
+        for t in trials
+        if t.state in (TrialState.WAITING, TrialState.RUNNING)
+    }
+    remove_checkpoints(
+        {
+            str(t.system_attrs[CHECKPOINT_ATTR])
+            for t in trials
+            if CHECKPOINT_ATTR in t.system_attrs
+            and t.state.is_finished()
+            and int(t.system_attrs.get("failed_trial", t.number)) not in live
+        }
+    )
+
+
+def remove_checkpoints(paths: set[str]) -> None:
+    """Delete the persisted Tune checkpoints at ``paths`` (``checkpoint_<n>`` folders only)."""
+    for path in paths:
+        folder = Path(path)
+        if folder.name.startswith("checkpoint_") and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def trial_name(trial: Any) -> str:

@@ -26,9 +26,16 @@ from taskgraph.runners.ray.driver import (
     DriverCallback,
     MedianSparingBaseline,
     TruthfulOptunaSearch,
+    remove_finished_checkpoints,
     trial_name,
 )
-from taskgraph.runners.ray.worker import METRIC, EvaluatorFactory, local_evaluator, train_in_worker
+from taskgraph.runners.ray.worker import (
+    EVALUATION,
+    METRIC,
+    EvaluatorFactory,
+    local_evaluator,
+    train_in_worker,
+)
 from taskgraph.search.engine import RunSummary, StudyEngine
 from taskgraph.search.heartbeat import (
     Heartbeat,
@@ -84,7 +91,8 @@ class RayTuneRunner:
         mode = "max" if self.engine.spec.objective.direction == "maximize" else "min"
         if pruner.name in ("asha", "successive_halving"):
             return ASHASparingBaseline(
-                time_attr="training_iteration",
+                # the evaluation index: checkpoint reports also advance training_iteration
+                time_attr=EVALUATION,
                 metric=METRIC,
                 mode=mode,
                 grace_period=pruner.min_resource,
@@ -97,7 +105,7 @@ class RayTuneRunner:
             )
         if pruner.name == "median":
             return MedianSparingBaseline(
-                time_attr="training_iteration",
+                time_attr=EVALUATION,
                 metric=METRIC,
                 mode=mode,
                 grace_period=float(max(pruner.n_warmup_steps, 1)),
@@ -217,10 +225,17 @@ class RayTuneRunner:
                         callbacks=[DriverCallback(book=book, heartbeat=heartbeat, engine=engine)],
                         verbose=0,
                         # A trial whose worker died (killed, out of memory, its node lost)
-                        # starts again from scratch, up to recovery.max_retry times; then it is
-                        # recorded failed with Ray's reason.  (Training errors never get here:
-                        # the evaluator returns them as failed results.)
+                        # starts again from its last checkpoint, up to recovery.max_retry
+                        # times; then it is recorded failed with Ray's reason.  (Training
+                        # errors never get here: the evaluator returns them as failed results.)
                         failure_config=tune.FailureConfig(max_failures=spec.recovery.max_retry),
+                        # Workers report each checkpoint of their trainer (every seed's folder):
+                        # Tune persists it under storage_path and keeps the latest only.  A
+                        # trial Tune starts again resumes it (tune.get_checkpoint); a retry
+                        # after a killed or interrupted driver finds its path on the Optuna
+                        # trial (driver.CHECKPOINT_ATTR).  A told trial's checkpoints are
+                        # deleted by the searcher.
+                        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                     ),
                 )
                 tuner.fit()
@@ -236,6 +251,7 @@ class RayTuneRunner:
         finally:
             if not database_gone:
                 self._interrupt_unfinished(book, searcher if "searcher" in locals() else None)
+                remove_finished_checkpoints(study)
             if started:
                 ray.shutdown()
         stop = engine.check_stop()

@@ -5,8 +5,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
+import shutil
 import socket
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -18,17 +22,27 @@ from taskgraph.training.callbacks import TrainerCallback, TrainerControl, Traine
 from taskgraph.trial import TrialConfig
 
 __all__ = [
+    "CHECKPOINT_ONLY",
+    "EVALUATION",
     "METRIC",
     "PAYLOAD",
     "EvaluatorFactory",
+    "TuneCheckpointCallback",
     "TuneReportCallback",
     "local_evaluator",
     "train_in_worker",
     "worker_host",
 ]
 
+logger = logging.getLogger(__name__)
+
 METRIC = "objective"
 PAYLOAD = "taskgraph"
+#: the evaluation index (1, 2, 3...) of a report: the schedulers' and the searcher's step
+EVALUATION = "evaluation"
+#: marks a report made only to hand Tune a checkpoint (no evaluation): schedulers and the
+#: searcher pass over it
+CHECKPOINT_ONLY = "taskgraph_checkpoint_only"
 
 EvaluatorFactory = Callable[[StudySpec, "str | None"], Any]
 
@@ -44,10 +58,15 @@ def worker_host() -> str:
 
 
 class TuneReportCallback(TrainerCallback):
-    """Trainer callback in a Ray worker: reports each evaluation's objective to Tune."""
+    """Trainer callback in a Ray worker: reports each evaluation's objective to Tune.
+
+    ``evaluations`` counts them (1, 2, 3...), carrying on from a restored checkpoint's
+    ``objective_history``: the schedulers' and the searcher's step (``evaluation``).
+    """
 
     def __init__(self) -> None:
         self.evaluations = 0
+        self.objective: float | None = None
 
     def on_evaluate(
         self,
@@ -61,17 +80,54 @@ class TuneReportCallback(TrainerCallback):
         objective = kwargs.get("objective")
         if objective is None:
             return None
-        self.evaluations += 1
+        self.evaluations = max(self.evaluations + 1, len(state.objective_history))
+        self.objective = float(objective)
         tune.report(
             {
                 METRIC: float(objective),
-                "evaluation": self.evaluations,
+                EVALUATION: self.evaluations,
                 "global_step": state.global_step,
                 "max_steps": state.max_steps,  # the driver's progress display
                 "phase": state.phase,
                 "taskgraph_scores": json.dumps(metrics or {}),
                 "taskgraph_host": worker_host(),  # a pruned trial's record is written from it
             }
+        )
+        return None
+
+
+class TuneCheckpointCallback(TrainerCallback):
+    """Trainer callback in a Ray worker (every seed): hands each checkpoint to Tune.
+
+    The trainer writes its checkpoint under ``folder/seed-<S>``; after each save the whole
+    ``folder`` (every seed trained so far) is reported with ``tune.report(...,
+    checkpoint=Checkpoint.from_directory(folder))``, which persists it under the experiment's
+    ``storage_path`` (Tune keeps the latest one only: ``CheckpointConfig(num_to_keep=1)``).
+    The report repeats the last evaluation's objective (Tune wants the metric in every report)
+    and is marked :data:`CHECKPOINT_ONLY`: the schedulers and the searcher pass over it.
+    """
+
+    def __init__(self, *, folder: Path, reporter: TuneReportCallback) -> None:
+        self.folder = folder
+        self.reporter = reporter
+        self.saves = 0
+
+    def on_save(
+        self, args: TrialConfig, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl | None:
+        """Report the checkpoint folder to Tune."""
+        objective = self.reporter.objective
+        self.saves += 1
+        tune.report(
+            {
+                METRIC: float("nan") if objective is None else objective,
+                EVALUATION: self.reporter.evaluations,
+                CHECKPOINT_ONLY: True,
+                "global_step": state.global_step,
+                "phase": state.phase,
+                "seed": args.seed,
+            },
+            checkpoint=tune.Checkpoint.from_directory(str(self.folder)),
         )
         return None
 
@@ -105,7 +161,15 @@ def train_in_worker(
     data_dir: str | None,
     evaluator_factory: EvaluatorFactory,
 ) -> None:
-    """Train one trial in a Ray worker: every seed, then one final report with the outcome."""
+    """Train one trial in a Ray worker: every seed, then one final report with the outcome.
+
+    Each seed trains with a checkpoint folder (the local runner's ``<key>/seed-<S>``, here in a
+    temporary folder of the worker) that starts from the trial's latest checkpoint: Tune's own
+    (``tune.get_checkpoint()``, when Tune starts the trial again after its worker died) or the
+    one the payload names (``checkpoint``: the persisted checkpoint of the trial this one
+    retries, after a killed or interrupted driver).  The temporary folder goes when the trial
+    ends; Tune keeps the persisted copy.
+    """
     from taskgraph.spec import spec_from_dict
 
     payload = config[PAYLOAD]
@@ -115,12 +179,36 @@ def train_in_worker(
         outcome = TrialOutcome.from_list(saved)  # a retry of a trial that trained but was not told
     else:
         evaluator = evaluator_factory(spec, data_dir)
-        outcome = run_seeds(
-            TrialConfig.from_dict(payload["config"]),
-            seeds=spec.seeds,
-            evaluate=lambda c, cbs: evaluator.evaluate(c, callbacks=cbs),
-            first_seed_callbacks=[TuneReportCallback()],
-        )
+        key = str(payload.get("checkpoint_key") or f"trial-{payload.get('number', 0)}")
+        root = Path(tempfile.mkdtemp(prefix="taskgraph-ray-"))
+        try:
+            folder = root / key
+            # runner.checkpoints: false trains every try from the start, as the local runner's
+            checkpoints = getattr(spec.runner, "checkpoints", True) and _use_checkpoints(
+                evaluator, root
+            )
+            if checkpoints:
+                restore_checkpoint(folder, payload.get("checkpoint"))
+            reporter = TuneReportCallback()
+            saver = (
+                [TuneCheckpointCallback(folder=folder, reporter=reporter)] if checkpoints else []
+            )
+
+            def evaluate(config: TrialConfig, callbacks: Sequence[Any]) -> Any:
+                if not checkpoints:
+                    return evaluator.evaluate(config, callbacks=callbacks)
+                return evaluator.evaluate(
+                    config, callbacks=[*callbacks, *saver], checkpoint_key=key
+                )
+
+            outcome = run_seeds(
+                TrialConfig.from_dict(payload["config"]),
+                seeds=spec.seeds,
+                evaluate=evaluate,
+                first_seed_callbacks=[reporter],
+            )
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
         host = worker_host()
         outcome = TrialOutcome(runs=tuple(dataclasses.replace(r, host=host) for r in outcome.runs))
     value = outcome.value
@@ -129,7 +217,41 @@ def train_in_worker(
     tune.report(
         {
             METRIC: float("nan") if value is None else float(value),
+            # one past the last evaluation, as Tune's own training_iteration counts it
+            EVALUATION: len(outcome.runs[0].result.intermediate) + 1 if outcome.runs else 1,
             "taskgraph_final": True,
             "taskgraph_outcome": json.dumps(outcome.to_list()),
         }
     )
+
+
+def _use_checkpoints(evaluator: Any, root: Path) -> bool:
+    """Point ``evaluator``'s checkpoints at ``root``; return whether it checkpoints at all
+    (the local runner's evaluator does; a test's fake has no ``checkpoint_root``)."""
+    if not hasattr(evaluator, "checkpoint_root"):
+        return False
+    evaluator.checkpoint_root = root
+    return True
+
+
+def restore_checkpoint(folder: Path, retried: str | None) -> str | None:
+    """Fill ``folder`` with the trial's latest checkpoint; return where it came from.
+
+    Tune's own checkpoint of this trial comes first (the trial started again after its worker
+    died), then ``retried``, the persisted checkpoint of the trial this one retries.  One that
+    is gone (deleted, or on storage this node does not see) is logged and skipped: the trial
+    trains from the start.  A seed folder of another configuration is never resumed: the
+    evaluator empties it (``CheckpointStore``'s key).
+    """
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None and retried:
+        if not Path(retried).is_dir():
+            logger.warning(
+                "checkpoint %s of the retried trial is gone: training starts over", retried
+            )
+            return None
+        checkpoint = tune.Checkpoint(retried)
+    if checkpoint is None:
+        return None
+    checkpoint.to_directory(str(folder))
+    return str(checkpoint.path)
