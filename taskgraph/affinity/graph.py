@@ -67,7 +67,8 @@ def affinity_graph(
     """Return the graph of ``estimator``'s pair predictions: an edge s -> t for every source and target.
 
     ``targets`` defaults to the tasks with records, ``tasks`` (sources) to every known task;
-    edges backed by fewer than ``min_evidence`` runs are left out.
+    edges backed by fewer than ``min_evidence`` runs are left out, and counted in the graph's
+    attributes ``min_evidence`` and ``left_out_edges`` (so an export and its picture say so).
     """
     sources = sorted(tasks if tasks is not None else estimator.tasks)
     target_list = sorted(targets if targets is not None else estimator.targets)
@@ -87,12 +88,14 @@ def affinity_graph(
         if len(gain.auxiliaries) == 1:
             (source,) = gain.auxiliaries
             pair_gains_of.setdefault((gain.target, source), []).append(gain)
+    left_out = 0
     for target in target_list:
         others = [s for s in sources if s != target]
         means, stds = estimator.predict_many(target, [{s} for s in others])
         for source, mean, std in zip(others, means, stds, strict=True):
             evidence = estimator.n_evidence(target, {source})
             if evidence < min_evidence:
+                left_out += 1
                 continue
             # GraphML has no null: an unknown std is -1, an unmeasured pair has no measured key.
             measured = _finite(measured_gain(estimator.table.gains, target, {source}))
@@ -102,6 +105,8 @@ def affinity_graph(
                            **({measured_key: measured} if measured is not None else {}),
                            "evidence_runs": int(evidence), "pair_runs": int(alone),
                            "method": estimator.name})  # fmt: skip
+    if min_evidence > 0:
+        graph.graph.update(min_evidence=int(min_evidence), left_out_edges=left_out)
     return graph
 
 
@@ -146,6 +151,13 @@ def _dot(graph: nx.DiGraph) -> str:
     predicted, std_key, measured_key = _keys(graph)
     top = max((abs(d[predicted]) for _, _, d in graph.edges(data=True)), default=1.0) or 1.0
     lines = ["digraph affinity {", "  rankdir=LR;", "  node [shape=box];"]
+    left_out = int(graph.graph.get("left_out_edges", 0) or 0)
+    if left_out:  # said in the file too: a reader of the DOT alone sees fewer edges
+        lines.insert(
+            1,
+            f"  // {left_out} edges with fewer than {graph.graph.get('min_evidence')} runs "
+            "left out (min evidence)",
+        )
     for node, data in graph.nodes(data=True):
         # DOT's own line break (a backslash and n) must survive quoting, so it is added after.
         label = (
@@ -413,6 +425,12 @@ def draw_graph(graph: nx.DiGraph) -> Any:
         else f"the {len(drawn)} edges of largest |gain| drawn, of {len(edges)}; "
         f"gain printed on {len(placed)}"
     )
+    left_out = int(graph.graph.get("left_out_edges", 0) or 0)
+    if left_out:
+        shown += (
+            f"; {left_out} edge{'s' if left_out != 1 else ''} with fewer than "
+            f"{graph.graph.get('min_evidence')} runs left out (min evidence)"
+        )
     method = graph.graph.get("method", "")
     axis.set_title(
         f"task affinity{f' ({method})' if method else ''}: edge s \u2192 t = predicted {kind} gain "

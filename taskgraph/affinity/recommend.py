@@ -30,7 +30,13 @@ from taskgraph.affinity.estimators.base import AffinityEstimator
 from taskgraph.affinity.gains import GainKind, gain_key, measured_gain
 from taskgraph.errors import ConfigError
 
-__all__ = ["BEAM_WIDTH", "EXHAUSTIVE_LIMIT", "Recommendation", "recommend_auxiliaries"]
+__all__ = [
+    "BEAM_WIDTH",
+    "EXHAUSTIVE_LIMIT",
+    "Recommendation",
+    "rank_auxiliaries",
+    "recommend_auxiliaries",
+]
 
 EXHAUSTIVE_LIMIT = 8192
 BEAM_WIDTH = 64
@@ -137,6 +143,22 @@ def recommend_auxiliaries(
     max_size: int | None = None,
 ) -> list[Recommendation]:
     """Return the ``k`` auxiliary sets with the highest predicted gain for ``target``, best first."""
+    return rank_auxiliaries(model_or_graph, target, k, candidates=candidates, max_size=max_size)[0]
+
+
+def rank_auxiliaries(
+    model_or_graph: AffinityEstimator | nx.DiGraph,
+    target: str,
+    k: int = 5,
+    *,
+    candidates: Sequence[str] | None = None,
+    max_size: int | None = None,
+    evidence_only: bool = False,
+) -> tuple[list[Recommendation], int]:
+    """Return :func:`recommend_auxiliaries`' list and how many sets were left out for having
+    no evidence (``evidence_only``: a set no run, pair or matrix backs is left out before
+    ranking; its prediction is the estimator's placeholder prior, not a prediction from
+    anything measured)."""
     if k < 1:
         raise ConfigError(f"`k` must be >= 1, but got {k}")
     if isinstance(model_or_graph, nx.DiGraph):
@@ -177,7 +199,8 @@ def recommend_auxiliaries(
     else:
         sets = _beam(pool, top, lambda batch: score(batch)[0])
     means, stds, evidence = score(sets)
-    order = sorted(range(len(sets)), key=lambda i: (-means[i], len(sets[i]), sorted(sets[i])))[:k]
+    kept = [i for i in range(len(sets)) if not evidence_only or evidence[i] > 0]
+    order = sorted(kept, key=lambda i: (-means[i], len(sets[i]), sorted(sets[i])))[:k]
     return [
         Recommendation(
             auxiliaries=tuple(sorted(sets[i])),
@@ -188,7 +211,7 @@ def recommend_auxiliaries(
             gain_kind=kind,
         )
         for i in order
-    ]
+    ], len(sets) - len(kept)
 
 
 def _beam(pool: Sequence[str], max_size: int, predict: object) -> list[frozenset[str]]:

@@ -32,7 +32,7 @@ from taskgraph.affinity.grouping import (
     predicted_network_scores,
     select_networks,
 )
-from taskgraph.affinity.recommend import Recommendation, recommend_auxiliaries
+from taskgraph.affinity.recommend import Recommendation, rank_auxiliaries
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.app.arguments import flag, integer, names, number, registered_name, storage_url
 from taskgraph.errors import ConfigError, StorageError, option_name
@@ -294,13 +294,11 @@ def _long_table_runs(
 def _of_family(records: Sequence[ScoreRecord], family: str) -> list[ScoreRecord]:
     """Return the ``records`` whose model family starts with ``family``; raise a ConfigError
     listing the records' families when none does."""
+    from taskgraph.storage.repository import no_family_error
+
     kept = [r for r in records if r.family.lower().startswith(family)]
     if records and not kept:
-        known = sorted({r.family[:_FAMILY_SHOWN] for r in records})
-        raise ConfigError(
-            f"`{option_name('family')}` {family!r}: no score's model family starts with it; "
-            f"the families: {', '.join(known)}"
-        )
+        raise no_family_error(family, {r.family for r in records})
     return kept
 
 
@@ -553,19 +551,25 @@ def fit_records(
     embeddings: Mapping[str, np.ndarray],
     hyperprior: bool = True,
     pooling: str = "mean",
+    matrices_alone: bool = False,
 ) -> AffinityEstimator:
     """Return estimator ``method`` fitted on ``records`` (with lookahead matrices and task
     embeddings where the method uses them; ``hyperprior``: setfn's MAP-II variances;
     ``pooling``: how setfn combines a set's members, ``mean``, ``sum`` or ``auto``).
 
     Raises :class:`ConfigError` when there are no records, or none with a single-task
-    baseline of its family to measure a gain against.
+    baseline of its family to measure a gain against; with ``matrices_alone`` (a ranking,
+    ``affinity top``) the ``lookahead`` estimator is fitted on its matrices without any
+    (uncalibrated: its ``calibrated`` is False).
     """
     if pooling not in POOLINGS:
         raise ConfigError(
             f"`{option_name('pooling')}` must be mean, sum or auto, but got {pooling!r}"
         )
-    if not records:
+    # The lookahead estimator ranks from the matrices alone (a screen, no trained trial):
+    # uncalibrated, which `affinity top` says.
+    alone = matrices_alone and method == "lookahead" and bool(lookahead)
+    if not records and not alone:
         raise ConfigError(
             "no score records to fit on (run a study, or pass "
             f"{option_name('table', metavar='FILE')})"
@@ -602,7 +606,7 @@ def fit_records(
             zero_baselines="leave_out",
         )
     )  # fmt: skip
-    if not estimator.table.gains and method != "textemb":
+    if not estimator.table.gains and method != "textemb" and not alone:
         raise ConfigError(f"no gains to fit: {estimator.table.why_empty()}")
     return estimator
 
@@ -644,6 +648,8 @@ def _families_note(n_families: int, compared: str) -> str:
 
 #: the estimators that read only a target's gains from single auxiliary tasks (pairs)
 _PAIR_METHODS = ("pairwise", "hoa")
+#: the estimators whose prediction for a set nothing backs is a placeholder prior
+_EVIDENCE_METHODS = (*_PAIR_METHODS, "lookahead")
 
 
 def _within(records: Sequence[ScoreRecord], tasks: Sequence[str]) -> list[ScoreRecord]:
@@ -744,6 +750,7 @@ def fit_estimator(
     hyperprior: bool | None = None,
     pooling: str | None = None,
     repository: Repository | None = None,
+    matrices_alone: bool = False,
 ) -> tuple[AffinityEstimator, list[ScoreRecord]]:
     """Return the estimator ``method`` fitted on the records, and those records.
 
@@ -752,7 +759,8 @@ def fit_estimator(
     ``hyperprior`` (setfn; default True) fits its variances with a weak prior; ``pooling``
     (setfn; default ``mean``) is how a set's members combine: either given with another
     ``method``, which would ignore it, is refused.  The records database is
-    opened once (or ``repository``, an open one, is read).  Raises
+    opened once (or ``repository``, an open one, is read).  ``matrices_alone``: see
+    :func:`fit_records` (a ranking from lookahead matrices without score records).  Raises
     :class:`~taskgraph.errors.UnknownNameError` for an unknown method (before any work) and
     :class:`~taskgraph.errors.ConfigError` when there is nothing to fit, for a setfn option
     with another method, or for both ``storage`` and ``table``.
@@ -766,6 +774,7 @@ def fit_estimator(
             return fit_estimator(
                 method=method, storage=storage, split=split, metric=metric,
                 text_embeddings=text_embeddings, hyperprior=hyperprior, pooling=pooling, repository=database,
+                matrices_alone=matrices_alone,
             )  # fmt: skip
     records = load_records(
         storage=storage, table=table, split=split, metric=metric, repository=repository
@@ -802,8 +811,34 @@ def fit_estimator(
         embeddings=embeddings,
         hyperprior=prior,
         pooling=pool,
+        matrices_alone=matrices_alone,
     )
     return estimator, records
+
+
+def _known_tasks(
+    option: str, asked: Sequence[str], *, storage: str | None, table: PathLike | None
+) -> None:
+    """Raise a ConfigError naming the tasks of ``asked`` that no record (of any metric or
+    split) and no lookahead matrix of the source holds; nothing when the source cannot be
+    read (its own error is raised by the caller)."""
+    try:
+        if table is not None:
+            known = {t for r in load_records(table=table) for t in r.task_set}
+        else:
+            with _records_database(storage) as database:
+                known = {t for r in database.score_records() for t in r.task_set}
+                known |= {t for m in database.lookahead_matrices() for t in m.matrix.tasks}
+    except ConfigError:
+        return
+    unknown = [t for t in dict.fromkeys(asked) if t not in known]
+    if not unknown or not known:
+        return
+    shown = ", ".join(repr(t) for t in unknown)
+    raise ConfigError(
+        f"`{option}` {shown}: no record holds {'it' if len(unknown) == 1 else 'them'}; known "
+        f"tasks: {', '.join(sorted(known))}"
+    )
 
 
 def _setfn_options(method: str, hyperprior: bool | None, pooling: str | None) -> tuple[bool, str]:
@@ -859,15 +894,28 @@ class RecommendationReport:
     measured_absolute: tuple[float | None, ...]
     #: caveats to print beside the table (a target without a baseline: cold start)
     notes: tuple[str, ...] = ()
+    #: lookahead only: whether its scores were calibrated into gains on measured pair gains
+    #: (False: the "predicted gain" is a raw lookahead score, a ranking only); None otherwise
+    calibrated: bool | None = None
 
     def to_rows(self) -> list[dict[str, Any]]:
         """Return one JSON-ready dict per set: :meth:`Recommendation.to_dict` plus
-        ``measured_absolute_gain``."""
+        ``measured_absolute_gain``.  For ``lookahead`` the evidence is
+        ``evidence_lookahead_matrices`` (matrices, not runs), and uncalibrated predictions are
+        ``lookahead_score`` and ``lookahead_score_std`` (not gains)."""
         key = gain_key("measured", "absolute")
-        return [
-            {**r.to_dict(), key: a}
-            for r, a in zip(self.recommendations, self.measured_absolute, strict=True)
-        ]
+        rows = []
+        for r, a in zip(self.recommendations, self.measured_absolute, strict=True):
+            row = {**r.to_dict(), key: a}
+            if self.method == "lookahead":
+                renamed = {"evidence_runs": "evidence_lookahead_matrices"}
+                if not self.calibrated:
+                    predicted = gain_key("predicted", self.gain_kind)
+                    renamed[predicted] = "lookahead_score"
+                    renamed[f"{predicted}_std"] = "lookahead_score_std"
+                row = {renamed.get(name, name): value for name, value in row.items()}
+            rows.append(row)
+        return rows
 
     def to_dict(self) -> dict[str, Any]:
         """Return what ``affinity top --json`` prints: the target, method, gain kind, scores
@@ -879,6 +927,7 @@ class RecommendationReport:
             "scored_by": self.scored_by,
             "recommendations": self.to_rows(),
             "notes": list(self.notes),
+            **({} if self.calibrated is None else {"calibrated": self.calibrated}),
         }
 
 
@@ -924,10 +973,13 @@ def recommendation_report(
             text_embeddings=text_embeddings,
             hyperprior=hyperprior,
             pooling=pooling,
+            matrices_alone=True,  # lookahead ranks from a screen alone (uncalibrated, noted)
         )
     except StorageError:
         raise  # an unknown study or a bad URL (also a ConfigError): nothing to add to it
     except ConfigError:
+        # A name no record or matrix holds is the first thing wrong, whatever the fit found.
+        _known_tasks(option_name("target"), [target], storage=storage, table=table)
         if named:
             _target_has_metric(target, str(metric), storage=storage, split=split)
         if table is None and metric is None:
@@ -949,15 +1001,36 @@ def recommendation_report(
             f"({metric_name or 'score'} on {split_name}), so its gains relative to that baseline are undefined: nothing to "
             "recommend from"
         )
-    recommendations = tuple(recommend_auxiliaries(estimator, target, k, max_size=max_size))
+    # Pair methods and lookahead give a set nothing backs a placeholder (their prior):
+    # left out rather than ranked as a prediction (docs/affinity.md, "affinity top").
+    found, without = rank_auxiliaries(
+        estimator, target, k, max_size=max_size, evidence_only=method in _EVIDENCE_METHODS
+    )
+    recommendations = tuple(found)
     absolute = compute_gains(records, kind="absolute").gains
     notes: list[str] = []
-    if target not in estimator.targets:
+    calibrated = bool(getattr(estimator, "calibrated", False)) if method == "lookahead" else None
+    if calibrated is False:
+        notes.append(
+            "lookahead is uncalibrated: fewer than 3 single-auxiliary gains were measured to "
+            "turn its scores into gains, so the values are raw lookahead scores (the mean "
+            "relative drop in the target's loss after a step on an auxiliary): a "
+            "ranking, not a predicted gain; run the target with one auxiliary at a time to "
+            "calibrate it"
+        )
+    if without:
+        unit = "lookahead matrix" if method == "lookahead" else "measured single-auxiliary gain"
+        notes.append(
+            f"{without} auxiliary set(s) have no evidence for {method} (no {unit} of "
+            f"{target!r} with any of their tasks) and are left out: their value would be "
+            "the estimator's prior, not a prediction"
+        )
+    if records and target not in estimator.targets:
         notes.append(
             f"{target!r} has no single-task baseline among the records, so none of its gains "
             "is measured: the predictions come from the other targets' records (cold start)"
         )
-    else:
+    elif records:  # (none: lookahead from the matrices alone, no gain measured)
         left_out = compute_gains(
             [r for r in records if r.task == target], zero_baselines="leave_out"
         ).n_without_baseline
@@ -995,15 +1068,15 @@ def recommendation_report(
     if method in _PAIR_METHODS and not pairs:
         notes.append(
             f"no gain of {target!r} from a single auxiliary task is measured, and {method} "
-            "reads only those: every set gets its prior (gain 0, the spread of the other "
-            "pair gains), so this ranking says nothing; run the target with one auxiliary "
-            f"at a time, or use {option_name('method', 'setfn')}"
+            "reads only those: no set has evidence, so there is nothing to rank; run the "
+            f"target with one auxiliary at a time, or use {option_name('method', 'setfn')}"
         )
     return RecommendationReport(
         target=target,
         method=method,
         gain_kind=estimator.gain_kind,
-        scored_by=scored_by(records),
+        scored_by=scored_by(records) if records else "lookahead matrices only",
+        calibrated=calibrated,
         recommendations=recommendations,
         measured_absolute=tuple(
             measured_gain(absolute, target, r.auxiliaries) for r in recommendations
@@ -1188,16 +1261,23 @@ def grouping_report(
         raise ConfigError("`tasks` names no task; pass None to group every target with records")
     if max_size is not None:
         max_size = integer(max_size, "max_size", minimum=1)
-    estimator, records = fit_estimator(
-        method=method,
-        storage=storage,
-        table=table,
-        split=split,
-        metric=metric,
-        text_embeddings=text_embeddings,
-        hyperprior=hyperprior,
-        pooling=pooling,
-    )
+    try:
+        estimator, records = fit_estimator(
+            method=method,
+            storage=storage,
+            table=table,
+            split=split,
+            metric=metric,
+            text_embeddings=text_embeddings,
+            hyperprior=hyperprior,
+            pooling=pooling,
+        )
+    except StorageError:
+        raise
+    except ConfigError:
+        if tasks:  # a task no record holds is named before what the fit found
+            _known_tasks(option_name("tasks"), tasks, storage=storage, table=table)
+        raise
     chosen = sorted(set(tasks)) if tasks else estimator.targets
     unknown = [t for t in chosen if t not in estimator.targets]
     if unknown:
@@ -1339,4 +1419,11 @@ def graph_report(
                 "comparable; the gains pool the families",
             )
         )
-    return GraphReport(graph=_graph_of(estimator, min_evidence=min_evidence), notes=tuple(notes))
+    graph = _graph_of(estimator, min_evidence=min_evidence)
+    left_out_edges = int(graph.graph.get("left_out_edges", 0))
+    if left_out_edges:
+        notes.append(
+            f"{left_out_edges} edge{'s' if left_out_edges != 1 else ''} left out by "
+            f"{option_name('min_evidence', min_evidence)} (backed by fewer runs)"
+        )
+    return GraphReport(graph=graph, notes=tuple(notes))

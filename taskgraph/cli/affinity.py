@@ -209,23 +209,44 @@ def top(
         _notes(report.notes)  # in the object, and on stderr as without --json
         return
     kind = report.gain_kind
+    value = f"predicted {kind} gain" if report.calibrated is not False else "lookahead score"
+    evidence = "lookahead matrices" if method == "lookahead" else "runs"
     # Headers and auxiliaries with spaces wrap in a narrow terminal instead of being cut.
     display = [
         {"auxiliaries": " + ".join(r.auxiliaries),
-         f"predicted {kind} gain ± std": f"{r.predicted_gain:+.4f} ± {r.std:.4f}",
+         f"{value} ± std": f"{r.predicted_gain:+.4f} ± {r.std:.4f}",
          f"measured {kind} gain": _signed(r.measured_gain),
          "measured absolute gain": _signed(absolute),
-         "runs": r.evidence_runs}
+         evidence: r.evidence_runs}
         for r, absolute in zip(report.recommendations, report.measured_absolute, strict=True)
     ]  # fmt: skip
     columns = list(display[0]) if display else ["auxiliaries"]
     if kind == "absolute":  # the two measured columns would say the same
         columns.remove("measured absolute gain")
     emit_rows(display, columns=columns,
-              title=f"auxiliary sets for {target} ({report.scored_by}): {method}'s predicted "
-                    f"{kind} gain, shrunk toward what the other sets show, beside the gain as "
+              title=f"auxiliary sets for {target} ({report.scored_by}): "
+                    f"{_predicted_title(method, kind, report.calibrated)}, beside the gain as "
                     "measured where the set ran (not run: empty)")  # fmt: skip
     _notes(report.notes)
+
+
+def _predicted_title(method: str, kind: str, calibrated: bool | None) -> str:
+    """Return what ``method``'s number in ``affinity top`` is (docs/affinity.md, estimators)."""
+    if method == "lookahead":
+        if not calibrated:
+            return (
+                "lookahead's uncalibrated score (the mean relative drop in the target's loss "
+                "after a step on a task of the set: a ranking, not a gain)"
+            )
+        return f"lookahead's score calibrated on the measured single-auxiliary {kind} gains"
+    described = {
+        "setfn": f"setfn's predicted {kind} gain, shrunk toward what the other sets show",
+        "pairwise": f"pairwise's sum of the measured single-auxiliary {kind} gains",
+        "hoa": f"hoa's mean of the measured single-auxiliary {kind} gains",
+        "sourcerank": f"sourcerank's predicted {kind} gain, learned from the other targets",
+        "textemb": f"textemb's {kind} gain from task-text similarity",
+    }
+    return described.get(method, f"{method}'s predicted {kind} gain")
 
 
 def _notes(notes: tuple[str, ...]) -> None:

@@ -14,6 +14,7 @@ create the schema exactly once.
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -316,9 +317,12 @@ def ensure_schema(engine: Engine, *, create: bool) -> SchemaState:
         with engine.connect() as connection:
             state = schema_state(connection)
     except SQLAlchemyError as error:
-        raise StorageError(
-            f"cannot open the records database {masked}: {describe_error(error, engine.url)}"
-        ) from None
+        message = f"cannot open the records database {masked}: {describe_error(error, engine.url)}"
+        if _not_a_database(error):
+            # A file the user named that is no SQLite database (a CSV, a text file): exit 2,
+            # as a SQLite file of another program is; a locked one stays a StorageError.
+            raise NotFoundError(message) from None
+        raise StorageError(message) from None
     if not state.at_head and not state.is_empty:
         # Its two reads (the version table, then the tables) may straddle another opener's
         # commit of the schema: tables seen, no version yet.  Read again under the migration
@@ -333,6 +337,20 @@ def ensure_schema(engine: Engine, *, create: bool) -> SchemaState:
     if state.at_head:
         return state
     raise schema_mismatch(state, masked)
+
+
+#: SQLite's result code for a file that is not a database (SQLITE_NOTADB)
+_SQLITE_NOTADB = 26
+
+
+def _not_a_database(error: SQLAlchemyError) -> bool:
+    """Return whether ``error`` is SQLite's "file is not a database" (the file's header is
+    not SQLite's), not a lock, a permission or an I/O failure."""
+    orig = getattr(error, "orig", None)
+    if not isinstance(orig, sqlite3.DatabaseError):
+        return False
+    code = getattr(orig, "sqlite_errorcode", None)
+    return code == _SQLITE_NOTADB or "file is not a database" in str(orig)
 
 
 def schema_mismatch(state: SchemaState, masked: str) -> SchemaMismatchError:

@@ -140,7 +140,9 @@ def test_lookahead_is_calibrated_on_measured_pairs_with_the_documented_orientati
     model = LookaheadEstimator(lookahead=[matrix]).fit(measured)
     assert model.beta == pytest.approx(0.1) and model.alpha == pytest.approx(0.0, abs=1e-9)
     assert model.predict("d", {"a"})[0] == pytest.approx(truth[("d", frozenset({"a"}))])
-    assert model.n_evidence("d", {"a", "b"}) == 2
+    # One matrix holds both pairs: it is counted once (one screen or joint run, not two).
+    assert model.n_evidence("d", {"a", "b"}) == 1
+    assert LookaheadEstimator(lookahead=[matrix, matrix]).fit(measured).n_evidence("d", {"a"}) == 2
 
 
 def test_textemb_ranks_by_cosine_without_records_of_the_target() -> None:

@@ -78,6 +78,8 @@ def files(tmp_path: Path) -> dict[str, str]:
     )
     folder = tmp_path / "folder"
     folder.mkdir()
+    not_db = tmp_path / "not.db"
+    not_db.write_text("hello\n", encoding="utf-8")
     return {
         "spec": str(spec),
         "bad_spec": str(bad_spec),
@@ -85,6 +87,7 @@ def files(tmp_path: Path) -> dict[str, str]:
         "folder": str(folder),
         "missing": str(tmp_path / "missing.yaml"),
         "no_db": f"sqlite:///{tmp_path / 'none.db'}",
+        "not_db": f"sqlite:///{not_db}",
     }
 
 
@@ -100,6 +103,7 @@ USAGE_ERRORS = [
     ),
     pytest.param(("records", "list", "--storage", "bogus://x"), id="bad storage URL"),
     pytest.param(("records", "list", "--storage", "{no_db}"), id="missing SQLite file"),
+    pytest.param(("records", "list", "--storage", "{not_db}"), id="a file that is no database"),
     pytest.param(("study", "show", "nope", "--storage", "{records}"), id="unknown study"),
     pytest.param(
         ("records", "table", "nope", "--storage", "{records}"), id="unknown study (table)"

@@ -9,13 +9,14 @@ The gain of ``t`` from ``S`` is predicted as ``alpha + beta * mean_{s in S} Z(s 
 pair gains were also measured, ``alpha`` and ``beta`` are their least-squares calibration and
 the standard deviation is the calibration's residual spread; without pair gains ``beta = 1``,
 ``alpha = 0`` (the ranking is what the matrix can give) and the standard deviation is the
-spread of ``Z``.
+spread of ``Z``: the values are then lookahead scores, not gains (``calibrated`` False).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -58,10 +59,20 @@ class LookaheadEstimator(AffinityEstimator):
 
     def _fit(self, table: GainTable) -> None:
         self.z = average_lookahead(self.lookahead)
+        # Which matrices hold each pair: a set's evidence counts each matrix once.
+        self.holders: dict[tuple[str, str], set[int]] = {}
+        for index, matrix in enumerate(self.lookahead):
+            for i, source in enumerate(matrix.tasks):
+                for j, target in enumerate(matrix.tasks):
+                    if source != target and math.isfinite(matrix.values[i][j]):
+                        self.holders.setdefault((target, source), set()).add(index)
         measured = pair_gains(table.gains)
         common = [pair for pair in measured if pair in self.z]
         z_values = [v for v, _ in self.z.values()]
-        if len(common) >= 3:
+        #: whether alpha and beta were fitted on measured pair gains (else the predictions
+        #: are raw lookahead scores: a ranking, not a gain)
+        self.calibrated = len(common) >= 3
+        if self.calibrated:
             x = np.array([self.z[p][0] for p in common])
             y = np.array([measured[p][0] for p in common])
             design = np.column_stack([np.ones_like(x), x])
@@ -87,6 +98,14 @@ class LookaheadEstimator(AffinityEstimator):
         )
 
     def n_evidence(self, target: str, task_set: object) -> int:
-        """Return how many lookahead measurements relate ``target`` to the tasks of ``task_set``."""
+        """Return how many lookahead matrices relate ``target`` to a task of ``task_set``
+        (each matrix once: one matrix is one screen or joint run)."""
         auxiliaries = frozenset(task_set) - {target}  # type: ignore[call-overload]
-        return sum(self.z[(target, s)][1] for s in auxiliaries if (target, s) in self.z)
+        found: set[int] = set()
+        for source in auxiliaries:
+            found |= self.holders.get((target, source), set())
+        return len(found)
+
+    def describe(self) -> dict[str, Any]:
+        """Return the base description plus whether the scores were calibrated into gains."""
+        return {**super().describe(), "calibrated": bool(self.calibrated)}
