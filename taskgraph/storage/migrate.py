@@ -318,9 +318,10 @@ def ensure_schema(engine: Engine, *, create: bool) -> SchemaState:
             state = schema_state(connection)
     except SQLAlchemyError as error:
         message = f"cannot open the records database {masked}: {describe_error(error, engine.url)}"
-        if _not_a_database(error):
-            # A file the user named that is no SQLite database (a CSV, a text file): exit 2,
-            # as a SQLite file of another program is; a locked one stays a StorageError.
+        if _not_a_database(error) or _no_such_database(error):
+            # A file the user named that is no SQLite database (a CSV, a text file), or a
+            # database name the server does not have: exit 2, as a missing SQLite file is; a
+            # locked database or an unreachable server stays a StorageError (exit 1).
             raise NotFoundError(message) from None
         raise StorageError(message) from None
     if not state.at_head and not state.is_empty:
@@ -351,6 +352,19 @@ def _not_a_database(error: SQLAlchemyError) -> bool:
         return False
     code = getattr(orig, "sqlite_errorcode", None)
     return code == _SQLITE_NOTADB or "file is not a database" in str(orig)
+
+
+_NO_SUCH_DATABASE = re.compile(r'database "[^"]*" does not exist')
+
+
+def _no_such_database(error: SQLAlchemyError) -> bool:
+    """Return whether ``error`` is a PostgreSQL server's refusal of a database name it does
+    not have (``FATAL: database "x" does not exist``, SQLSTATE 3D000), which the user gave in
+    the URL; not a refused password, an unreachable server or a full disk."""
+    orig = getattr(error, "orig", None)
+    if orig is None or isinstance(orig, sqlite3.Error):
+        return False
+    return getattr(orig, "sqlstate", None) == "3D000" or bool(_NO_SUCH_DATABASE.search(str(orig)))
 
 
 def schema_mismatch(state: SchemaState, masked: str) -> SchemaMismatchError:

@@ -179,7 +179,8 @@ def mask_url(url: str | URL) -> str:
 
 def resume_command(study: str | None, url: str | None) -> str:
     """Return the command that continues ``study`` (``NAME`` when unknown) in the database at
-    ``url``, its password masked (``--storage`` left out when ``url`` is None).
+    ``url``, its password masked (``--storage`` left out when ``url`` is None, or when it came
+    from ``$TASKGRAPH_STORAGE`` with a password: the variable gives it again, unmasked).
 
     On the command line (:func:`~taskgraph.errors.command_line_wording`) the ``taskgraph
     study resume`` command; from Python the ``taskgraph.resume_study(...)`` call.
@@ -188,6 +189,10 @@ def resume_command(study: str | None, url: str | None) -> str:
 
     from taskgraph.errors import worded_for_command_line
 
+    if isinstance(url, ResolvedURL) and url.origin == "env" and mask_url(url) != str(url):
+        # Its password would be masked (a command that cannot be pasted): $TASKGRAPH_STORAGE,
+        # which gave it, gives it again without --storage.
+        url = None
     if not worded_for_command_line():
         storage = "" if url is None else f", storage={mask_url(url)!r}"
         return f"taskgraph.resume_study({study or 'NAME'!r}{storage})"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.exc import DatabaseError, OperationalError
@@ -35,3 +36,18 @@ def test_only_not_a_database_is_told_apart(orig: sqlite3.Error, user: bool) -> N
 
     kind = DatabaseError if type(orig) is sqlite3.DatabaseError else OperationalError
     assert _not_a_database(kind("SELECT 1", {}, orig)) is user
+
+
+@pytest.mark.postgres
+def test_a_database_name_the_server_does_not_have_is_the_users(postgres_server: Any) -> None:
+    """A reachable PostgreSQL server without the URL's database: what the user gave is wrong
+    (exit 2, as a missing SQLite file is)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(postgres_server.url)
+    missing = url.set(database="taskgraph_no_such_db").render_as_string(hide_password=False)
+    with pytest.raises(
+        NotFoundError, match='database "taskgraph_no_such_db" does not exist'
+    ) as raised:
+        open_repository(missing)
+    assert raised.value.exit_code == 2

@@ -101,3 +101,24 @@ def test_the_stored_spec_holds_no_password(
         stored = connection.execute(select(StudyRow.spec)).scalars().all()
     assert stored and all(SECRET not in json.dumps(spec) for spec in stored)
     assert stored[0]["storage"] == mask_url(spec_storage)
+
+
+def test_a_resume_hint_for_a_password_url_from_the_environment_can_be_pasted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The hint masks the password: from $TASKGRAPH_STORAGE it leaves --storage out (the
+    variable gives the URL again, unmasked); given another way it names it, masked."""
+    from taskgraph.errors import command_line_wording
+    from taskgraph.storage.urls import ResolvedURL, resolve_storage_url, resume_command
+
+    url = "postgresql+psycopg://me:s3cret@127.0.0.1:5432/records"
+    monkeypatch.setenv("TASKGRAPH_STORAGE", url)
+    resolved = resolve_storage_url(None)
+    assert resolved.origin == "env"
+    with command_line_wording():
+        assert resume_command("demo", resolved) == "taskgraph study resume demo"
+        given = resume_command("demo", ResolvedURL(url, origin="option"))
+        assert "s3cret" not in given and "--storage" in given
+        plain = "sqlite:////tmp/records.db"  # no password: the URL is named, whatever its origin
+        assert resume_command("demo", ResolvedURL(plain, origin="env")).endswith(plain)
+    assert resume_command("demo", resolved) == "taskgraph.resume_study('demo')"
