@@ -229,7 +229,12 @@ def judge(
     )
 
 
+def good(outcome: Outcome) -> bool:
+    """Whether the fault was injected and the study is exact with nothing lost or duplicated."""
+    return outcome.injected and outcome.completed and not (outcome.lost or outcome.duplicated)
+
+
 def report(outcome: Outcome, label: str, detail: str) -> None:
-    """Print one line per study: ``ok`` when exact with nothing lost or duplicated, else ``BAD``."""
-    good = outcome.completed and not (outcome.lost or outcome.duplicated)
-    print(f"  {'ok ' if good else 'BAD'} {label} {detail}", flush=True)
+    """Print one line per study: ``ok`` when its fault was injected and the study is exact with
+    nothing lost or duplicated, else ``BAD`` (a fault not injected says so in ``detail``)."""
+    print(f"  {'ok ' if good(outcome) else 'BAD'} {label} {detail}", flush=True)

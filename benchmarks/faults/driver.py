@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,7 @@ def kill_9(spec: Path, url: str, rng: random.Random, budget: int) -> tuple[bool,
                 break
             time.sleep(0.02)
         if process.poll() is not None:
-            return False, f"finished before the kill (after {after} trials)"
+            return False, f"fault not injected: finished before the kill (after {after} trials)"
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
         return True, f"kill -9 after {after} trials + {delay:.2f} s"
@@ -74,60 +74,76 @@ def kill_9(spec: Path, url: str, rng: random.Random, budget: int) -> tuple[bool,
 
 
 def crash(
-    spec: Path, url: str, rng: random.Random, budget: int, seeds: int, point: str
-) -> tuple[bool, str, str]:
-    """Run the study crashing (os._exit) at ``point``, reached a random number of times."""
+    spec: Path,
+    database: Callable[[str], str],
+    rng: random.Random,
+    budget: int,
+    seeds: int,
+    point: str,
+) -> tuple[bool, str, str, str]:
+    """Run the study crashing (os._exit) at ``point``, reached a random number of times.
+
+    Return (injected, point, detail, url of the study's database).  A trial that repeats a
+    configuration the study already trained is answered from the earlier trial's runs
+    (docs/search.md), so it never reaches ``training`` nor writes a record: a random ``hit``
+    can exceed the times a point is reached and the study finish without its fault.  Then the
+    study runs again in a fresh database with a smaller ``hit``; the sampler is seeded, so a
+    run reaches the point the same number of times up to its crash, and ``hit`` 1 always
+    crashes (the baseline trains and is recorded first).
+    """
     reaches = budget * seeds if point in ("record_written", "in_record") else budget
     hit = rng.randint(1, reaches)
-    crashing = [sys.executable, "-m", "taskgraph.cli.crashpoints", point, str(hit)]
-    done = run(
-        [*crashing, "study", "run", str(spec), "--storage", url, "--quiet"], env(), timeout=300
-    )
-    if done.returncode != CRASH_EXIT:
-        return False, point, f"exited {done.returncode}: {done.stderr.strip()[-300:]}"
-    return True, point, f"os._exit at {point} #{hit}"
+    missed: list[int] = []
+    attempt = 0
+    while True:
+        url = database("" if not attempt else f"_{attempt}")
+        crashing = [sys.executable, "-m", "taskgraph.cli.crashpoints", point, str(hit)]
+        done = run(
+            [*crashing, "study", "run", str(spec), "--storage", url, "--quiet"], env(), timeout=300
+        )
+        again = f" (not reached at #{', #'.join(map(str, missed))})" if missed else ""
+        if done.returncode == CRASH_EXIT:
+            return True, point, f"os._exit at {point} #{hit}{again}", url
+        if done.returncode != 0 or hit == 1:
+            detail = f"fault not injected: exited {done.returncode}{again}"
+            return False, point, f"{detail}: {done.stderr.strip()[-300:]}", url
+        missed.append(hit)
+        hit = rng.randint(1, hit - 1)
+        attempt += 1
 
 
 def check(name: str, url: str, *, budget: int, seeds: int) -> tuple[bool, int, int, int, str]:
-    """Return (exact, expected, lost, duplicated, detail) for the resumed study."""
+    """Return (exact, expected, lost, duplicated, detail) for the resumed study.
+
+    The records are audited by :func:`taskgraph.testing.audit_study`: one per seed of every
+    counted trial, except that a trial repeating a configuration the study already trained
+    has its record in the earlier trial's run.
+    """
     import optuna
 
-    from taskgraph.search.progress import retried_numbers, trial_results, trial_state
+    from taskgraph.search.progress import retried_numbers, trial_state
     from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR
-    from taskgraph.storage import open_repository
+    from taskgraph.testing import audit_study
 
+    audit = audit_study(name, url, seeds=seeds)
     trials = optuna.load_study(study_name=name, storage=url).get_trials()
     retried = retried_numbers(trials)
-    states = {t.number: trial_state(t, retried=retried) for t in trials}
-    counted = [t for t in trials if states[t.number] in ("complete", "pruned", "failed")]
-    # The table answers every configuration and nothing is pruned: every counted trial is
-    # complete and has one run per seed.
-    expected = {(t.number, seed) for t in counted for seed in range(seeds)}
-    # Runs stored on a killed trial (it trained, was not told) are recorded by its retry;
-    # without a retry they are lost as surely as a missing record.
-    discarded = sum(
-        len(trial_results(t) or ())
-        for t in trials
-        if states[t.number] == "interrupted" and t.number not in retried
-    )
-    with open_repository(url) as repo:
-        keys = Counter((r.trial_number, r.seed) for r in repo.runs(study=name))
-    lost = len(expected - set(keys)) + discarded
-    duplicated = sum(n - 1 for n in keys.values()) + len(set(keys) - expected)
-    state_counts = Counter(states.values())
     baseline = any(
-        t.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE and states[t.number] == "complete"
+        t.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE
+        and trial_state(t, retried=retried) == "complete"
         for t in trials
     )
+    # The table answers every configuration and nothing is pruned: every counted trial is
+    # complete.
     exact = (
-        len(counted) == budget
-        and state_counts["complete"] == budget
-        and not state_counts["running"]
-        and not state_counts["waiting"]
+        audit.counted == budget
+        and audit.states.get("complete", 0) == budget
+        and not audit.states.get("running")
+        and not audit.states.get("waiting")
         and baseline
     )
-    detail = f"after resume {dict(state_counts)}" + ("" if baseline else ", no baseline")
-    return exact, len(expected), lost, duplicated, detail
+    detail = f"after resume {audit.states}" + ("" if baseline else ", no baseline")
+    return exact, audit.expected, audit.lost, audit.duplicated, detail
 
 
 def study_exists(name: str, url: str) -> bool:
@@ -149,7 +165,7 @@ def one_study(
     *,
     backend: str,
     index: int,
-    url: str,
+    database: Callable[[str], str],
     work: Path,
     table: Path,
     budget: int,
@@ -165,16 +181,22 @@ def one_study(
         spec, name=name, table=table, budget=budget, seeds=seeds, max_retry=max_retry, seed=index
     )
     if fault == "kill -9":
+        url = database("")
         injected, detail = kill_9(spec, url, rng, budget)
     else:
         # The crash studies take the points in turn (every point is hit once in six).
         point = POINTS[(crash_index + index // 2) % len(POINTS)]
-        injected, point, detail = crash(spec, url, rng, budget, seeds, point)
+        injected, point, detail, url = crash(spec, database, rng, budget, seeds, point)
         fault = f"crash:{point}"
     detail = f"{detail}, {left_behind(url)}"
     # A driver killed before it created the study leaves nothing to resume: run it again.
     again = ["study", "resume", name] if study_exists(name, url) else ["study", "run", str(spec)]
     resumed = run([*TASKGRAPH, *again, "--storage", url, "--quiet"], env())
+    if resumed.returncode == 2 and "`taskgraph study run SPEC`" in resumed.stderr:
+        # Killed after Optuna's row and before the spec: resume refuses the study and says
+        # that `study run` with its spec takes it over.
+        detail += ", study created without its spec: study run again"
+        resumed = run([*TASKGRAPH, "study", "run", str(spec), "--storage", url, "--quiet"], env())
     if resumed.returncode != 0:
         return Outcome(
             backend=backend,
@@ -221,14 +243,17 @@ def run_backend(
     outcomes: list[Outcome] = []
     try:
         for index in range(faults):
-            if server is not None:
-                url = str(server.create_database(f"fi_{index}"))
-            else:
-                url = f"sqlite:///{work / f'fi_{index}.db'}"
+
+            def database(suffix: str, index: int = index) -> str:
+                """A fresh database for study ``index`` (``suffix`` tells a rerun's apart)."""
+                if server is not None:
+                    return str(server.create_database(f"fi_{index}{suffix}"))
+                return f"sqlite:///{work / f'fi_{index}{suffix}.db'}"
+
             outcome = one_study(
                 backend=backend,
                 index=index,
-                url=url,
+                database=database,
                 work=work,
                 table=table,
                 budget=budget,

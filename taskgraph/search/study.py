@@ -20,20 +20,23 @@ def stored_spec_data(name: str, *, storage_url: str, trials: int | None = None) 
     The storage URL in it is masked (it was stored so); ``budget.wall_time`` is the spec
     file's own: an invocation's ``--wall-time`` is never stored.
     """
-    from taskgraph.errors import NotFoundError
     from taskgraph.search.progress import BUDGET_ATTR, SPEC_ATTR
-    from taskgraph.search.report import open_study
+    from taskgraph.search.report import not_taskgraphs, open_study
 
     study = open_study(name, storage_url=storage_url)
     data = dict(study.user_attrs.get(SPEC_ATTR) or {})
     if not data:
-        raise NotFoundError(f"study {name!r} was not created by taskgraph (it has no spec)")
+        raise not_taskgraphs(name, study)  # open_study refuses these already
     search = dict(data.get("search") or {})
     # A study stored before `search.step_budget` existed was trained under the total budget.
     search.setdefault("step_budget", "total")
     data["search"] = search
     budget = dict(data.get("budget") or {})
-    budget["trials"] = trials if trials is not None else study.user_attrs.get(BUDGET_ATTR, 1)
+    if trials is None:
+        # A driver killed after the spec was stored and before the budget was leaves no
+        # budget attribute: the spec's own budget is the study's (not 1).
+        trials = study.user_attrs.get(BUDGET_ATTR, budget.get("trials", 1))
+    budget["trials"] = trials
     data["budget"] = budget
     return data
 
