@@ -13,7 +13,9 @@ TaskWeb and Bingel, are scored on their one split with the target's row held out
 Sections run only when named in ``--only``: ``ranking_ablation`` (sourcerank's validation
 table), ``ranking_metadata`` (its candidates with task metadata), ``ranking_ceiling`` (how well
 one linear weighting of sourcerank's scores ranks the sources when fitted on the answers),
-``gain_levels`` (how much of the gain-prediction Spearman is each target's level).
+``gain_levels`` (how much of the gain-prediction Spearman is each target's level),
+``pooling_aside`` (``pooling="auto"`` against ``mean`` on the five tables kept aside for the
+choice of the default: Taskonomy and Standley's four settings, 20 fit seeds, about 5 minutes).
 
 Sections:
 
@@ -81,6 +83,7 @@ EXTRA_SECTIONS = (
     "ranking_metadata",
     "ranking_ceiling",
     "gain_levels",
+    "pooling_aside",
 )  # run only when named in --only
 
 
@@ -134,6 +137,38 @@ def gain_prediction(name: str, seeds: int) -> None:
         emit(f"{name}_spearman_{label}_pooling_auto_diff_vs_mean", float(np.mean(paired)))
         emit(f"{name}_spearman_{label}_pooling_auto_diff_vs_mean_se_over_seeds", _se(paired))
     emit(f"{name}_pooling_auto_chose_sum", f"{chosen.count('sum')}/{len(chosen)}")
+
+
+#: The tables kept aside for deciding setfn's default pooling (docs/affinity.md, "strong
+#: evidence for summed members"): groups of three or more, not MIMIC-27 or ETTm1.
+POOLING_ASIDE_TABLES = ("taskonomy5", "standley_s1", "standley_s2", "standley_s3", "standley_s4")
+
+
+def pooling_aside(seeds: int) -> None:
+    """``pooling="auto"`` minus ``mean``, validation Spearman of the held-out groups, paired over
+    fit seeds, on each table kept aside (the rule: no table below zero by more than two
+    standard errors, and the mean over tables not below zero, for ``auto`` to be the default)."""
+    means = []
+    for name in POOLING_ASIDE_TABLES:
+        table = convert(name)
+        paired: list[float] = []
+        chosen: list[str] = []
+        for seed in range(seeds):
+            values = {}
+            for pooling in ("mean", "auto"):
+                result = evaluate_gain_prediction(
+                    table, ["setfn"], fit_fraction=0.1, seed=seed,
+                    options={"setfn": {"pooling": pooling}},
+                    on_fit=(lambda m, e, seen=chosen: seen.append(e.describe()["pooling"]))
+                    if pooling == "auto" else None,
+                )  # fmt: skip
+                values[pooling] = result["setfn"]["spearman_val"]
+            paired.append(values["auto"] - values["mean"])
+        means.append(float(np.mean(paired)))
+        emit(f"{name}_spearman_val_pooling_auto_diff_vs_mean", means[-1])
+        emit(f"{name}_spearman_val_pooling_auto_diff_vs_mean_se_over_seeds", _se(paired))
+        emit(f"{name}_pooling_auto_chose_sum", f"{chosen.count('sum')}/{len(chosen)}")
+    emit("pooling_aside_mean_diff_vs_mean", float(np.mean(means)))
 
 
 def gain_levels(name: str, seeds: int) -> None:
@@ -577,6 +612,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if "gain_levels" in only:
         gain_levels("mimic27", seeds=1 if quick else 5)
         gain_levels("ettm1", seeds=3 if quick else 20)
+    if "pooling_aside" in only:
+        pooling_aside(seeds=3 if quick else 20)
     if "search" in only:
         search(quick, first_seed=args.first_seed or 0, tables=tables)
 

@@ -78,6 +78,38 @@ def test_setfn_pooling_auto_picks_how_the_members_combine(pooling: str) -> None:
         SetFunctionEstimator(pooling="max")
 
 
+@pytest.mark.parametrize(("bonus", "chosen"), [(1.0, "mean"), (2.9, "mean"), (3.5, "sum")])
+def test_setfn_pooling_auto_adds_only_on_strong_evidence(
+    bonus: float, chosen: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``auto`` keeps ``sum`` only when its log evidence beats ``mean``'s by more than 3 (ETTm1's
+    fits differ by a coin flip's worth, under 2.5, and flipped to sum in half of them)."""
+    import dataclasses
+
+    from taskgraph.affinity.estimators import setfn
+
+    truth = additive_truth(seed=4, pooling="mean")
+    rng = np.random.default_rng(1)
+    seen = {key for key in truth if len(key[1]) == 1 or rng.random() < 0.25}
+    records = records_from(truth, lambda t, a: (t, a) in seen)
+    mean_fit = SetFunctionEstimator(pooling="mean").fit(records)
+    sum_fit = SetFunctionEstimator(pooling="sum").fit(records)
+    gap = sum_fit.fit_.log_posterior - mean_fit.fit_.log_posterior  # sum's evidence is worse
+    model = SetFunctionEstimator(pooling="auto")
+    plain = setfn.fit_evidence
+
+    def favour_sum(*args, **kwargs):  # type: ignore[no-untyped-def]
+        fit = plain(*args, **kwargs)
+        if model.pooling == "sum":  # lift every sum fit to `bonus` above the best mean fit
+            lifted = fit.log_posterior - gap + bonus
+            fit = dataclasses.replace(fit, log_posterior=lifted, log_evidence=lifted)
+        return fit
+
+    monkeypatch.setattr(setfn, "fit_evidence", favour_sum)
+    model.fit(records)
+    assert model.describe()["pooling"] == chosen
+
+
 def test_setfn_shares_source_effects_across_targets() -> None:
     # Every target gains the same from each source; target "f" has seen only one source.
     effect = dict(zip(TASKS, np.linspace(-0.05, 0.05, len(TASKS)), strict=True))
