@@ -17,6 +17,7 @@ from taskgraph.storage.migrate import (
     alembic_config,
     check_revision,
     describe_difference,
+    open_error,
     schema_differences,
     schema_mismatch,
     schema_state,
@@ -86,8 +87,8 @@ def current_command(storage: StorageOption = None, as_json: JsonOption = False) 
     except StorageError:
         raise
     except Exception as error:
-        raise StorageError(
-            f"cannot open {mask_url(url)}: {describe_error(error, engine.url)}"
+        raise open_error(
+            error, f"cannot open {mask_url(url)}: {describe_error(error, engine.url)}"
         ) from None
     finally:
         engine.dispose()
@@ -134,7 +135,9 @@ def check_command(storage: StorageOption = None, as_json: JsonOption = False) ->
     except StorageError:
         raise
     except Exception as error:
-        raise StorageError(f"cannot open {masked}: {describe_error(error, engine.url)}") from None
+        raise open_error(
+            error, f"cannot open {masked}: {describe_error(error, engine.url)}"
+        ) from None
     finally:
         engine.dispose()
     described = [describe_difference(difference) for difference in differences]

@@ -47,6 +47,7 @@ __all__ = [
     "head_revision",
     "include_name",
     "include_object",
+    "open_error",
     "schema_differences",
     "schema_state",
     "upgrade",
@@ -206,8 +207,8 @@ def _locked(engine: Engine, work: Callable[[Connection], T]) -> T:
                 )
             return work(connection)
     except SQLAlchemyError as error:
-        raise StorageError(
-            f"migrating {masked} failed: {describe_error(error, engine.url)}"
+        raise open_error(
+            error, f"migrating {masked} failed: {describe_error(error, engine.url)}"
         ) from None
 
 
@@ -317,13 +318,10 @@ def ensure_schema(engine: Engine, *, create: bool) -> SchemaState:
         with engine.connect() as connection:
             state = schema_state(connection)
     except SQLAlchemyError as error:
-        message = f"cannot open the records database {masked}: {describe_error(error, engine.url)}"
-        if _not_a_database(error) or _no_such_database(error):
-            # A file the user named that is no SQLite database (a CSV, a text file), or a
-            # database name the server does not have: exit 2, as a missing SQLite file is; a
-            # locked database or an unreachable server stays a StorageError (exit 1).
-            raise NotFoundError(message) from None
-        raise StorageError(message) from None
+        raise open_error(
+            error,
+            f"cannot open the records database {masked}: {describe_error(error, engine.url)}",
+        ) from None
     if not state.at_head and not state.is_empty:
         # Its two reads (the version table, then the tables) may straddle another opener's
         # commit of the schema: tables seen, no version yet.  Read again under the migration
@@ -338,6 +336,19 @@ def ensure_schema(engine: Engine, *, create: bool) -> SchemaState:
     if state.at_head:
         return state
     raise schema_mismatch(state, masked)
+
+
+def open_error(error: Exception, message: str) -> StorageError:
+    """Return the error to raise for ``error`` met opening a database, worded ``message``.
+
+    A file the user named that is no SQLite database (a CSV, a text file), or a database name
+    the server does not have, is what the user gave: :class:`NotFoundError` (exit 2), as a
+    missing SQLite file is.  Anything else (a locked database, an unreachable server, a full
+    disk) is the environment's: :class:`StorageError` (exit 1).
+    """
+    if isinstance(error, SQLAlchemyError) and (_not_a_database(error) or _no_such_database(error)):
+        return NotFoundError(message)
+    return StorageError(message)
 
 
 #: SQLite's result code for a file that is not a database (SQLITE_NOTADB)

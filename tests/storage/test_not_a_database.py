@@ -51,3 +51,21 @@ def test_a_database_name_the_server_does_not_have_is_the_users(postgres_server: 
     ) as raised:
         open_repository(missing)
     assert raised.value.exit_code == 2
+
+
+@pytest.mark.parametrize("command", [["current"], ["check"], ["upgrade"]])
+def test_db_commands_on_a_file_that_is_no_database_exit_2(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """`taskgraph db current|check|upgrade` follow the exit-status rule as `records list`
+    does: a file that is not a database is what the user gave (2), and it is left as it was."""
+    from typer.testing import CliRunner
+
+    from taskgraph.cli.app import app
+
+    path = tmp_path / "n.db"
+    path.write_text("hello\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["db", *command, "--storage", f"sqlite:///{path}"])
+    assert result.exit_code == 2, result.output
+    assert "file is not a database" in result.output
+    assert path.read_text(encoding="utf-8") == "hello\n"
