@@ -829,7 +829,12 @@ def show(
     emit_rows(
         rows,
         columns=columns,
-        title="trials by score (absolute gain = value - baseline; relative = that / baseline)",
+        title=(
+            "trials by score (absolute gain = value - baseline; relative = that / baseline)"
+            if report.get("direction", "maximize") == "maximize"
+            else "trials by score (lower is better: absolute gain = baseline - value; "
+            "relative = that / baseline)"
+        ),
     )  # fmt: skip
     for late in report["not_converged"]:
         # A score still rising at its last evaluation understates the trial: a weak comparison.
