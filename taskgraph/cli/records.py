@@ -22,6 +22,7 @@ from taskgraph.cli.output import (
 from taskgraph.errors import ConfigError
 from taskgraph.storage import Repository, RunRecord, open_repository, resolve_storage_url
 from taskgraph.storage.export import EXPORT_FORMATS
+from taskgraph.storage.repository import check_run_filters
 
 __all__ = ["app"]
 
@@ -109,35 +110,6 @@ _LIST_COLUMNS = (
 NO_MATCH = "no run matches these filters"
 
 
-def _check_filters(
-    status: str | None,
-    *,
-    task_set: str | None = None,
-    model_config: str | None = None,
-    study: str | None = None,
-    target: str | None = None,
-) -> None:
-    for option, value in (("--study", study), ("--target", target)):
-        if value is not None and not value.strip():
-            raise ConfigError(f"`{option}` is empty: give a {option[2:]} name")
-    if status is not None and status not in _STATUSES:
-        raise ConfigError(f"`--status` must be one of {list(_STATUSES)}, but got {status!r}")
-    if task_set is not None and not any(name.strip() for name in task_set.split("+")):
-        raise ConfigError(
-            f"`--task-set` {task_set!r} names no task: expected names joined by '+', e.g. 'ner+pos'"
-        )
-    if task_set is not None:
-        members = [name.strip() for name in task_set.split("+") if name.strip()]
-        twice = sorted({name for name in members if members.count(name) > 1})
-        if twice:  # a run's task set holds each task once: no run would ever match
-            raise ConfigError(
-                f"`--task-set` {task_set!r} names {', '.join(twice)} twice: a task set holds "
-                "each task once"
-            )
-    if model_config is not None and not model_config.strip():
-        raise ConfigError("`--model-config` is empty: give a hash or its prefix")
-
-
 def _list_row(run: RunRecord, *, table: bool = False) -> dict[str, Any]:
     """Return a run's `records list` row: ``--json`` and ``--csv`` keep the stored times
     (microseconds and all, so ``started_at <= finished_at`` holds); ``table``, the human
@@ -176,7 +148,9 @@ def list_command(
     """List runs (one line each) matching every filter given."""
     from taskgraph.app.results import check_record_family, check_record_filters
 
-    _check_filters(status, task_set=task_set, model_config=model_config, study=study, target=target)
+    check_run_filters(
+        status=status, task_set=task_set, model_config=model_config, study=study, target=target
+    )
     if selection is not None and selection not in _SELECTION:
         raise ConfigError(f"`--selection` must be one of ['on', 'off'], but got {selection!r}")
     with open_repository(resolve_storage_url(storage), create=False) as repo:
@@ -401,7 +375,9 @@ def export_command(
     """Export the matching records as CSV, JSON, Parquet (needs pyarrow) or a long table."""
     from taskgraph.app.results import check_record_filters
 
-    _check_filters(status, task_set=task_set, model_config=model_config, study=study, target=target)
+    check_run_filters(
+        status=status, task_set=task_set, model_config=model_config, study=study, target=target
+    )
     if export_format is None:  # `-o runs.parquet` means Parquet, not CSV in a .parquet file
         suffix = Path(output).suffix.lstrip(".").lower()
         export_format = suffix if suffix in EXPORT_FORMATS else "csv"

@@ -65,6 +65,7 @@ if TYPE_CHECKING:
 from taskgraph.vocabulary import task_set_key
 
 __all__ = [
+    "RECORDS_IDENTITY_ATTR",
     "SCREEN_MODE",
     "Repository",
     "check_run_filters",
@@ -77,6 +78,10 @@ __all__ = [
 
 #: ``tg_runs.transfer_mode`` of a screen's joint run (:meth:`Repository.add_screen`)
 SCREEN_MODE = "screen"
+
+#: the Optuna study's system attribute that ties it to its records study
+#: (:meth:`Repository.study_identity`); see ``StudyEngine._check_records``
+RECORDS_IDENTITY_ATTR = "taskgraph:records_study"
 
 TaskSetFilter = str | Sequence[str] | None
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -190,6 +195,12 @@ def _aware(value: datetime | None) -> datetime | None:
     return value
 
 
+def _deleted(result: Any) -> int:
+    """Return how many rows a DELETE removed (0 where the driver cannot tell)."""
+    count = getattr(result, "rowcount", None)
+    return max(int(count), 0) if isinstance(count, int) else 0
+
+
 def _finite_or_none(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
@@ -298,6 +309,65 @@ class Repository:
             self._factory,
             lambda s: ensure_study_row(s, name, direction=direction, target=target, spec=spec),
         )
+
+    def study_identity(self, name: str) -> str | None:
+        """Return the identity of study ``name``'s records (``None``: no records study).
+
+        ``<tg_studies.id>@<created_at in UTC>``: a study deleted and created again under its
+        name gets another (SQLite may reuse the id, never with the same creation time).  The
+        engine ties the Optuna study to it (``RECORDS_IDENTITY_ATTR``), so that records
+        left by a study deleted outside taskgraph never mix with a new study's.
+        """
+        with self._factory.session() as session:
+            row = session.execute(
+                select(StudyRow.id, StudyRow.created_at).where(StudyRow.name == name)
+            ).one_or_none()
+        if row is None:
+            return None
+        created = _aware(row[1]) or row[1]
+        return f"{int(row[0])}@{created.astimezone(timezone.utc).isoformat()}"
+
+    def delete_study(self, name: str, *, optuna_study_id: int | None = None) -> dict[str, int]:
+        """Delete study ``name``'s records and, given its id, the Optuna study; one transaction.
+
+        Deleted: the study's row, its runs (screens included), their scores and lookahead
+        matrices, and Optuna's study ``optuna_study_id`` with everything Optuna keeps of it
+        (trials, parameters, values, attributes, heartbeats: Optuna's own cascade, as
+        ``optuna.delete_study``).  Shared rows (tasks, task sets, model configurations) and
+        affinity fits stay.  Returns how many rows went, by kind.
+        """
+        from optuna.storages._rdb import models as optuna_models
+        from sqlalchemy import delete
+
+        def work(session: Any) -> dict[str, int]:
+            counts = {"runs": 0, "scores": 0, "lookahead_matrices": 0, "optuna_trials": 0}
+            study_id = session.execute(
+                select(StudyRow.id).where(StudyRow.name == name)
+            ).scalar_one_or_none()
+            if study_id is not None:
+                runs = select(RunRow.id).where(RunRow.study_id == study_id)
+                counts["lookahead_matrices"] = _deleted(
+                    session.execute(delete(LookaheadRow).where(LookaheadRow.run_id.in_(runs)))
+                )
+                counts["scores"] = _deleted(
+                    session.execute(
+                        delete(ScoreRow).where(
+                            or_(ScoreRow.study_id == study_id, ScoreRow.run_id.in_(runs))
+                        )
+                    )
+                )
+                counts["runs"] = _deleted(
+                    session.execute(delete(RunRow).where(RunRow.study_id == study_id))
+                )
+                session.execute(delete(StudyRow).where(StudyRow.id == study_id))
+            if optuna_study_id is not None:
+                study = session.get(optuna_models.StudyModel, optuna_study_id)
+                if study is not None:
+                    counts["optuna_trials"] = len(getattr(study, "trials", ()))
+                    session.delete(study)  # Optuna's models cascade to everything of the study
+            return counts
+
+        return run_write(self._factory, work)
 
     def add_run_result(
         self,
@@ -1128,6 +1198,14 @@ def no_family_error(family: str, families: Iterable[str]) -> ConfigError:
 _STATUSES = tuple(status.value for status in TrialStatus)
 
 
+#: what an empty name filter should have been
+_GIVE = {
+    "study": "a study name",
+    "target": "a target name",
+    "model_config": "a hash or its prefix",
+}
+
+
 def check_run_filters(
     *,
     study: object = None,
@@ -1156,7 +1234,22 @@ def check_run_filters(
     ):
         if value is not None and (not isinstance(value, str) or not value.strip()):
             what = "empty" if isinstance(value, str) else f"not a name (a string): {value!r}"
+            if isinstance(value, str) and keyword in _GIVE:
+                what += f": give {_GIVE[keyword]}"
             raise ConfigError(f"`{option_name(keyword)}` is {what}")
+    if isinstance(task_set, str):
+        members = [name.strip() for name in task_set.split("+") if name.strip()]
+        if not members:
+            raise ConfigError(
+                f"`{option_name('task_set')}` {task_set!r} names no task: expected names "
+                "joined by '+', e.g. 'ner+pos'"
+            )
+        twice = sorted({name for name in members if members.count(name) > 1})
+        if twice:  # a run's task set holds each task once: no run would ever match
+            raise ConfigError(
+                f"`{option_name('task_set')}` {task_set!r} names {', '.join(twice)} twice: a "
+                "task set holds each task once"
+            )
     if task_set is not None and not (
         isinstance(task_set, str)
         or (
