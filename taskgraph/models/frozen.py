@@ -43,6 +43,7 @@ from taskgraph.models.layerwise import (
 )
 
 __all__ = [
+    "FREEZE_ARCHITECTURES",
     "FROZEN_KEY",
     "freeze_bottom",
     "frozen_fingerprint",
@@ -52,7 +53,8 @@ __all__ = [
 ]
 
 FROZEN_KEY = "frozen_hidden"  # the batch key holding the frozen prefix's output (B, L, H)
-_SUPPORTED = ("hard", "label_embedding")
+#: the sharing architectures whose build implements ``freeze_layers`` (study checks read it)
+FREEZE_ARCHITECTURES = ("hard", "label_embedding")
 # Where the config came from, not what it computes: a package and a directory holding the same
 # model give the same frozen outputs and should share them.  (The weights' dtypes are hashed
 # with the weights themselves.)
@@ -68,10 +70,10 @@ _PROVENANCE_KEYS = (
 
 def _parts(model: nn.Module, architecture: str) -> EncoderParts:
     encoder = getattr(model, "encoder", None)
-    if architecture not in _SUPPORTED or not isinstance(encoder, nn.Module):
+    if architecture not in FREEZE_ARCHITECTURES or not isinstance(encoder, nn.Module):
         raise ConfigError(
             f"hyperparameter `freeze_layers` is implemented for the sharing architectures "
-            f"{', '.join(_SUPPORTED)}, not {architecture!r}"
+            f"{', '.join(FREEZE_ARCHITECTURES)}, not {architecture!r}"
         )
     return split_encoder(encoder, architecture=architecture)  # type: ignore[arg-type]
 

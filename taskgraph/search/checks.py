@@ -559,6 +559,7 @@ def _check_hyperparameters(spec: StudySpec, source: str, *, stored: bool = False
                 f"{', '.join(sorted(known))}"
             )
     _check_freeze_layers(spec, source, stored=stored)
+    _check_head_options(spec, source, stored=stored)
 
 
 def _check_freeze_layers(spec: StudySpec, source: str, *, stored: bool = False) -> None:
@@ -594,6 +595,96 @@ def _check_freeze_layers(spec: StudySpec, source: str, *, stored: bool = False) 
             stored=stored,
         )
         return
+    _check_freeze_sharing(spec, source, [(w, v) for w, v in values if v != 0], stored=stored)
+
+
+def _check_freeze_sharing(
+    spec: StudySpec, source: str, values: list[tuple[str, Any]], *, stored: bool = False
+) -> None:
+    """Refuse a ``freeze_layers`` above 0 that a searched sharing architecture cannot run.
+
+    The model build refuses it for the architectures that do not run the encoder as one block
+    (``taskgraph.models.frozen``, whose list is read here), so each trial drawing one of them
+    failed.  A study searching a supported and an unsupported architecture is refused too,
+    rather than searched over the supported ones only: dropping an architecture the spec names
+    would change the search in silence, and a ``freeze_layers`` meant for one of them is more
+    likely a slip than a wish to give it up.
+    """
+    if not values:
+        return
+    from taskgraph.models.frozen import FREEZE_ARCHITECTURES as supported  # the build's own
+
+    searched = list(spec.search.sharing)
+    unsupported = [name for name in searched if name not in supported]
+    if not unsupported:
+        return
+    where, value = values[0]
+    some = len(unsupported) < len(searched)
+    fix = (
+        f"remove {', '.join(unsupported)} from search.sharing"
+        if some
+        else f"use sharing {' or '.join(supported)}"
+    )
+    _refuse_or_warn(
+        f"{source}: {where}: freeze_layers {value!r} is implemented for the sharing "
+        f"architectures {', '.join(supported)}, not {', '.join(map(repr, unsupported))} "
+        f"(search.sharing); every trial drawing {'it' if len(unsupported) == 1 else 'them'} "
+        f"would fail: {fix}, or set freeze_layers to 0",
+        stored=stored,
+    )
+
+
+def _check_head_options(spec: StudySpec, source: str, *, stored: bool = False) -> None:
+    """Refuse ``head_options`` for a task not in the study, or an option its head does not take.
+
+    A trial keeps the head options of its own tasks (``SearchSpace``), so a task name that is
+    no task of the study (a typo) was dropped in silence, and its options never applied; an
+    option the task's head does not take failed every trial with that task at the model build
+    (``taskgraph.models.heads.base.validate_options``, run here on each head's own
+    ``OPTIONS``).
+    """
+    from taskgraph.models.heads.base import HeadSpec, validate_options
+    from taskgraph.models.heads.factory import HEAD_CLASSES
+    from taskgraph.tasks import get_task
+
+    entries: list[tuple[str, Any]] = []
+    searched = spec.search.hyperparameters.get("head_options")
+    if searched is not None:
+        entries = [("search.hyperparameters.head_options", v) for v in searched.values()]
+    elif "head_options" in spec.training.hyperparameters:
+        fixed = spec.training.hyperparameters["head_options"]
+        entries = [("training.hyperparameters.head_options", fixed)]
+    tasks = list(dict.fromkeys([spec.target, *spec.candidate_names]))
+    extra = inline_task_defs(spec, source=source)
+    for where, value in entries:
+        if not isinstance(value, dict):
+            _refuse_or_warn(
+                f"{source}: {where}: expected a mapping of task to head options, got {value!r}",
+                stored=stored,
+            )
+            return
+        for task, options in value.items():
+            if task not in tasks:
+                _refuse_or_warn(
+                    f"{source}: {where}.{task}: not a task of the study, so its head options "
+                    f"would be ignored; the study's tasks: {', '.join(tasks)}",
+                    stored=stored,
+                )
+                return
+            if not isinstance(options, dict):
+                _refuse_or_warn(
+                    f"{source}: {where}.{task}: expected a mapping of head options, got "
+                    f"{options!r}",
+                    stored=stored,
+                )
+                return
+            task_type = get_task(task, extra=extra).type
+            head = HeadSpec(task=task, type=task_type, num_labels=1, options=options)
+            try:
+                validate_options(head, HEAD_CLASSES[task_type].OPTIONS)
+            except ConfigError as error:
+                _refuse_or_warn(f"{source}: {where}.{task}: {error}", stored=stored)
+                return
 
 
 def _check_pretraining(spec: StudySpec, source: str) -> None:

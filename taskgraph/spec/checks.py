@@ -124,7 +124,9 @@ def check_data(
     The files of the spec's inline (user-defined) tasks given by relative paths (a spec
     object's) are also read, their first :data:`INLINE_HEAD` examples per split
     (:func:`check_inline_data`; ``study validate`` reads the others), so a file in the wrong
-    format, or an empty split, is one error before the study is created.
+    format, or an empty split, is one error before the study is created.  So is a
+    classification split the study scores whose first examples carry no label (RTE's
+    ``test_unlabeled`` in ``training.eval_splits``): every trial failed on it.
 
     The directory is ``data_dir`` (``run_study``'s ``data``, the ``--data`` option: messages
     name it so), else the spec's ``data_dir``, else ``TASKGRAPH_DATA``, else
@@ -172,6 +174,7 @@ def check_data(
             except DataNotFoundError as error:
                 hint = f" (data directory {resolved}, from {origin})" if resolved else ""
                 raise DataNotFoundError(f"{source}: {where}: {error}{hint}") from None
+        _check_scored_labels(spec, task, source=source, data_dir=resolved)
     if resolved is not None:
         check_inline_data(spec, source=source, data_dir=resolved)
     return resolved
@@ -196,8 +199,50 @@ def _data_directory(
 INLINE_HEAD = 20
 
 
+def _check_scored_labels(spec: StudySpec, task: Any, *, source: str, data_dir: Path | None) -> None:
+    """Refuse a split the study scores ``task`` on whose first examples carry no label.
+
+    Every task of a trial is scored on each split of ``training.eval_splits`` it has, and the
+    target on the objective's split too (``taskgraph.training.run.build_task_data``); a split
+    of unlabeled rows (RTE's ``test_unlabeled``, a TSV reader's ``unlabeled_value``) failed
+    each trial at its first evaluation ("gold example 0 has no label"), after the study was
+    written.  Only classification examples can lack their label; the first
+    :data:`INLINE_HEAD` examples of each such split are read.
+    """
+    from taskgraph.tasks.types import TaskType, TextExample
+
+    if task.type not in (TaskType.SENTENCE_CLASSIFICATION, TaskType.SENTENCE_PAIR_CLASSIFICATION):
+        return
+    scored = [("training.eval_splits", split) for split in spec.training.eval_splits]
+    if task.name == spec.target:
+        scored.append(("objective.split", spec.objective.split))
+    checked: set[str] = set()
+    for field, split in scored:
+        if split not in task.splits or split in checked:
+            continue
+        checked.add(split)
+        where = f"{source}: {field}"
+        for index, example in enumerate(_head(task, split, where=where, data_dir=data_dir)):
+            if isinstance(example, TextExample) and example.label is None:
+                fix = (
+                    f"every task is scored on each eval split it has: remove {split}"
+                    if field == "training.eval_splits"
+                    else "the objective is read from it: name a labeled split"
+                )
+                raise SpecError(
+                    f"{where}: split {split!r} of task {task.name} is unlabeled (example "
+                    f"{index} of {task.splits[split].file} has no label), so it cannot be "
+                    f"scored; {fix}"
+                )
+
+
 def _read_head(task: Any, split: str, *, where: str, data_dir: Path | None) -> int:
-    """Return how many of the first :data:`INLINE_HEAD` examples of ``split`` there are.
+    """Return how many of the first :data:`INLINE_HEAD` examples of ``split`` there are."""
+    return len(_head(task, split, where=where, data_dir=data_dir))
+
+
+def _head(task: Any, split: str, *, where: str, data_dir: Path | None) -> list[Any]:
+    """Return the first :data:`INLINE_HEAD` examples of ``split``.
 
     A malformed line is a :class:`~taskgraph.errors.DataFormatError` naming the spec field,
     the file and the line; a file that is missing or a directory is a :class:`SpecError`
@@ -207,7 +252,7 @@ def _read_head(task: Any, split: str, *, where: str, data_dir: Path | None) -> i
     from taskgraph.tasks import iter_examples
 
     try:
-        return sum(1 for _ in iter_examples(task, split, data_dir=data_dir, limit=INLINE_HEAD))
+        return list(iter_examples(task, split, data_dir=data_dir, limit=INLINE_HEAD))
     except DataFormatError as error:
         raise DataFormatError(
             f"{where} (task {task.name!r}, split {split}): {error.path}",

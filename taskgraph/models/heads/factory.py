@@ -13,7 +13,7 @@ from taskgraph.models.heads.qa import SpanQAHead
 from taskgraph.models.heads.tagging import TokenTaggingHead
 from taskgraph.tasks.types import TaskType
 
-__all__ = ["CLASSIFIER_TASK_TYPES", "build_head"]
+__all__ = ["CLASSIFIER_TASK_TYPES", "HEAD_CLASSES", "build_head"]
 
 #: task types whose head ends in a (replaceable) label classifier: label embedding applies.
 CLASSIFIER_TASK_TYPES = frozenset(
@@ -23,6 +23,17 @@ CLASSIFIER_TASK_TYPES = frozenset(
         TaskType.SENTENCE_PAIR_CLASSIFICATION,
     }
 )
+
+#: task type -> the head class :func:`build_head` builds for it; its ``OPTIONS`` are the head
+#: options a task of that type accepts (``study validate`` checks a spec's against them).
+HEAD_CLASSES: dict[TaskType, type[TaskHead]] = {
+    TaskType.TOKEN_TAGGING: TokenTaggingHead,
+    TaskType.SENTENCE_CLASSIFICATION: SequenceClassificationHead,
+    TaskType.SENTENCE_PAIR_CLASSIFICATION: SequenceClassificationHead,
+    TaskType.DEPENDENCY_PARSING: BiaffineParserHead,
+    TaskType.EXTRACTIVE_QA: SpanQAHead,
+    TaskType.MASKED_LM: MaskedLMHead,
+}
 
 
 def build_head(
