@@ -25,6 +25,7 @@ __version__ = "0.1.0"
 _API = {
     "run_study": "taskgraph.app.studies",
     "resume_study": "taskgraph.app.studies",
+    "delete_study": "taskgraph.app.studies",
     "study_summary": "taskgraph.app.studies",
     "study_status": "taskgraph.app.studies",
     "list_studies": "taskgraph.app.studies",
@@ -47,6 +48,7 @@ __all__ = [
     "__version__",
     "affinity_graph",
     "bench",
+    "delete_study",
     "fit_and_save",
     "fit_estimator",
     "graph_report",
@@ -80,6 +82,7 @@ if TYPE_CHECKING:
     from taskgraph.app.results import results_table
     from taskgraph.app.screening import screen_report, screen_study
     from taskgraph.app.studies import (
+        delete_study,
         list_studies,
         load_study_spec,
         resume_study,

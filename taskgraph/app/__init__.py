@@ -32,6 +32,7 @@ from taskgraph.app.results import ResultsTable, results_table, write_results
 from taskgraph.app.screening import screen_report, screen_study
 from taskgraph.app.studies import (
     build_engine,
+    delete_study,
     list_studies,
     load_study_spec,
     resume_study,
@@ -50,6 +51,7 @@ __all__ = [
     "affinity_graph",
     "bench",
     "build_engine",
+    "delete_study",
     "fit_and_save",
     "fit_estimator",
     "graph_report",

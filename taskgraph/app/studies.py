@@ -40,6 +40,7 @@ from taskgraph.storage.retry import DatabaseUnavailableError
 __all__ = [
     "build_engine",
     "check_study_spec",
+    "delete_study",
     "invocation_wall_time",
     "list_studies",
     "load_study_spec",
@@ -718,3 +719,140 @@ def list_studies(*, storage: str | None = None) -> list[dict[str, Any]]:
     from taskgraph.search.report import list_progress
 
     return list_progress(storage_url=_storage_url(storage))
+
+
+# -- deleting --------------------------------------------------------------------------------
+
+
+def delete_study(name: str, *, storage: str | None = None) -> dict[str, Any]:
+    """Delete study ``name``: the Optuna study and every record of it, in one transaction.
+
+    Its runs (screens included), their scores and lookahead matrices, its row in
+    ``tg_studies`` and Optuna's study with its trials go; another study, the shared tasks,
+    task sets and model configurations, and affinity fits stay.  Records whose Optuna study
+    was deleted outside taskgraph (``optuna delete-study``) are deleted the same way.  Then
+    the local runner's checkpoint folder of the study, where it is found, goes too.
+
+    Returns what was deleted (``name``, ``runs``, ``scores``, ``lookahead_matrices``,
+    ``optuna_trials``, ``checkpoints``: the folder removed or ``None``).
+    Raises :class:`~taskgraph.errors.NotFoundError` naming the known studies when there is
+    no such study, and :class:`~taskgraph.errors.StorageError` when a trial of the study is
+    running (its heartbeat fresh: another driver is running it).
+    """
+    import shutil
+
+    from taskgraph.errors import NotFoundError
+    from taskgraph.search.heartbeat import quiet_optuna
+    from taskgraph.search.report import read_only_storage, study_names
+    from taskgraph.storage import mask_url, open_repository
+    from taskgraph.storage.locks import setup_lock
+
+    name = study_name(name)
+    url = _storage_url(storage)
+    where = mask_url(url)
+    with open_repository(url, create=False) as repository, setup_lock(url):
+        optuna_storage = read_only_storage(url)
+        optuna_id: int | None = None
+        optuna_names: list[str] = []
+        checkpoints = None
+        try:
+            if optuna_storage is not None:
+                with quiet_optuna():
+                    optuna_names = study_names(optuna_storage)
+                    if name in optuna_names:
+                        optuna_id = optuna_storage.get_study_id_from_name(name)
+                        attrs = optuna_storage.get_study_user_attrs(optuna_id)
+                        _refuse_running(name, url, optuna_storage, optuna_id, attrs)
+                        checkpoints = _checkpoint_folder(name, url, optuna_id, attrs)
+        finally:
+            if optuna_storage is not None:
+                optuna_storage.engine.dispose()
+        record_names = [summary.name for summary in repository.studies()]
+        if optuna_id is None and name not in record_names:
+            known = ", ".join(sorted({*optuna_names, *record_names})) or "(none)"
+            raise NotFoundError(f"no study {name!r} in {where}; known studies: {known}")
+        counts = repository.delete_study(name, optuna_study_id=optuna_id)
+    removed = None
+    if checkpoints is not None and checkpoints.is_dir():
+        shutil.rmtree(checkpoints, ignore_errors=True)
+        removed = str(checkpoints)
+    return {"name": name, **counts, "checkpoints": removed}
+
+
+def _refuse_running(
+    name: str, url: str, storage: Any, study_id: int, attrs: Mapping[str, Any]
+) -> None:
+    """Raise :class:`StorageError` naming the study's trials that run with a fresh heartbeat
+    (younger than the study's ``recovery.grace_period``): a live driver is running them.
+
+    A running trial without a heartbeat (its driver killed before the first beat) or with a
+    stale one is what ``study resume`` would fail as interrupted: it does not stop the delete.
+    """
+    import optuna
+
+    from taskgraph.search.heartbeat import quiet_optuna, storage_id
+    from taskgraph.spec.models import RecoverySpec
+    from taskgraph.storage import parse_storage_url
+    from taskgraph.storage.optuna_rdb import RetryingRDBStorage
+
+    running = storage.get_all_trials(
+        study_id, deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)
+    )
+    if not running:
+        return
+    spec = attrs.get("taskgraph:spec")
+    recovery = spec.get("recovery") if isinstance(spec, Mapping) else None
+    try:
+        settings = RecoverySpec.model_validate(recovery or {})
+    except ValueError:
+        settings = RecoverySpec()
+    raw = parse_storage_url(url).render_as_string(hide_password=False)
+    with quiet_optuna():
+        beats = RetryingRDBStorage(
+            raw,
+            skip_table_creation=True,
+            heartbeat_interval=settings.heartbeat_interval,
+            grace_period=settings.grace_period,
+        )
+    try:
+        ids = {storage_id(t): t.number for t in running}
+        beaten = beats.heartbeat_times(list(ids))
+        stale = set(beats.stale_trial_ids(study_id))
+    finally:
+        beats.engine.dispose()
+    fresh = sorted(
+        number for trial_id, number in ids.items() if trial_id in beaten and trial_id not in stale
+    )
+    if fresh:
+        from taskgraph.storage import mask_url
+
+        trials = ", ".join(str(number) for number in fresh)
+        raise StorageError(
+            f"study {name!r} in {mask_url(url)} is running: trial(s) {trials} beat within the "
+            f"last {settings.grace_period}s (another driver runs them); stop that driver, or "
+            "wait until it finishes, then delete the study"
+        )
+
+
+def _checkpoint_folder(name: str, url: str, study_id: int, attrs: Mapping[str, Any]) -> Path | None:
+    """Return the local runner's checkpoint folder of the study (``None``: another runner, or
+    checkpoints off), as ``taskgraph.runners.builtin`` names it."""
+    from taskgraph.runners.local import checkpoint_base, study_checkpoint_folder
+    from taskgraph.storage import mask_url, parse_storage_url
+    from taskgraph.storage.urls import sqlite_path
+
+    spec = attrs.get("taskgraph:spec")
+    runner = spec.get("runner") if isinstance(spec, Mapping) else None
+    if not isinstance(runner, Mapping) or runner.get("name") != "local":
+        return None
+    if runner.get("checkpoints") is False:
+        return None
+    setting = runner.get("checkpoint_dir")
+    if setting is not None and not isinstance(setting, str):
+        return None
+    parsed = parse_storage_url(url)
+    path = sqlite_path(parsed) if parsed.get_backend_name() == "sqlite" else None
+    database = str(path) if path is not None else mask_url(url)
+    return study_checkpoint_folder(
+        checkpoint_base(setting), study=name, database=f"{database}#{study_id}"
+    )

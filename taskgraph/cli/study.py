@@ -733,6 +733,55 @@ def list_studies(
     emit_rows(rows, columns=columns, as_json=as_json, as_csv=as_csv)
 
 
+def _on_terminal() -> bool:
+    """Return whether stdin is a terminal (where `study delete` may ask)."""
+    return sys.stdin.isatty()
+
+
+@app.command("delete")
+def delete(
+    name: Annotated[str, typer.Argument(help="Study name.")],
+    storage: StorageOption = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Delete without asking (needed off a terminal).")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete a study: its Optuna study and trials and every record of it, in one transaction.
+
+    Its runs, scores, screens and lookahead matrices go; other studies, and the tasks, task
+    sets and model configurations they share, stay.  Records left by a study deleted with
+    `optuna delete-study` are deleted the same way.  A study whose trials another driver is
+    running (fresh heartbeat) is refused.  Without --yes it asks first, and refuses when
+    stdin is not a terminal.
+    """
+    from taskgraph.app.studies import delete_study
+    from taskgraph.storage import mask_url
+
+    url = _storage(storage)
+    if not yes:
+        if not _on_terminal():
+            raise ConfigError(
+                f"`taskgraph study delete {name}` asks for confirmation, and stdin is not a "
+                "terminal: pass --yes to delete the study"
+            )
+        if not typer.confirm(
+            f"Delete study {name!r} and all its records in {mask_url(url)}?", err=True
+        ):
+            print_line("nothing deleted", err=True)
+            raise typer.Exit(1)
+    deleted = delete_study(name, storage=url)
+    if as_json:
+        emit_json(deleted)
+        return
+    folder = deleted["checkpoints"]
+    print_line(
+        f"deleted study {name!r} from {mask_url(url)}: {deleted['optuna_trials']} Optuna "
+        f"trial(s), {deleted['runs']} run(s), {deleted['scores']} score(s)"
+        + (f", checkpoints {folder}" if folder else "")
+    )
+
+
 @app.command("show")
 def show(
     name: Annotated[str, typer.Argument(help="Study name.")],

@@ -85,7 +85,8 @@ from taskgraph.search.space import (
 from taskgraph.spec.models import StudySpec
 from taskgraph.storage.engine import serialize_sqlite_transactions
 from taskgraph.storage.locks import setup_lock
-from taskgraph.storage.urls import storable_spec
+from taskgraph.storage.repository import RECORDS_IDENTITY_ATTR
+from taskgraph.storage.urls import mask_url, storable_spec
 from taskgraph.trial import TrialConfig, TrialStatus, config_hash
 from taskgraph.vocabulary import task_set_key
 
@@ -245,6 +246,25 @@ class StudyEngine:
         if spec.sampler.name == "graph":
             screens = self.repository.screens(spec.name)
             startup = self.startup_prior(cached=stored_attrs.get(STARTUP_ATTR), screens=screens)
+        # Under the setup lock from the records check to the tie: two drivers creating one
+        # study see each other's whole creation, never half of it.
+        with setup_lock(self.storage_url):
+            study = self._create_study(spec, prior_records, startup, screens, stored_attrs)
+        self.study = study
+        trials = self._recover_and_queue(study)
+        self._reconcile(trials)
+        return study
+
+    def _create_study(
+        self,
+        spec: StudySpec,
+        prior_records: Sequence[Any] | None,
+        startup: tuple[str, dict[str, float]],
+        screens: list[Any],
+        stored_attrs: Mapping[str, Any],
+    ) -> optuna.Study:
+        """Create or load the Optuna study, store its spec and tie it to its records study."""
+        self._check_records()
         study = optuna.create_study(
             study_name=spec.name,
             storage=self.storage,
@@ -285,10 +305,59 @@ class StudyEngine:
             direction=spec.objective.direction,
             target=spec.target,
         )
-        self.study = study
-        trials = self._recover_and_queue(study)
-        self._reconcile(trials)
+        identity = self.repository.study_identity(spec.name)
+        study_id = self.storage.get_study_id_from_name(spec.name)
+        if self.storage.get_study_system_attrs(study_id).get(RECORDS_IDENTITY_ATTR) != identity:
+            self.storage.set_study_system_attr(study_id, RECORDS_IDENTITY_ATTR, identity)
         return study
+
+    def _check_records(self) -> None:
+        """Refuse, before anything is written, a study whose name has records of another study.
+
+        The Optuna study carries the identity of its records study
+        (``RECORDS_IDENTITY_ATTR``, :meth:`Repository.study_identity`).  Records under the
+        name with no Optuna study, or with an Optuna study tied to other records, belong to a
+        study deleted outside taskgraph (``optuna delete-study``): the new study's runs would
+        be dropped as repeats of the old ones (one run per study, trial and seed) and the old
+        spec kept.  Adopted instead: records that hold no spec (written through the Repository
+        alone, e.g. a screen stored first: no study ran on them), and, by an Optuna study
+        written before the tie existed (it has ``taskgraph:spec`` but no tie), the records it
+        finds: nothing tells them apart, and refusing would stop every study of an existing
+        database.
+        """
+        name = self.spec.name
+        records = self.repository.study_identity(name)
+        if records is None:
+            return
+        try:
+            study_id = self.storage.get_study_id_from_name(name)
+        except KeyError:
+            study_id = None
+        # Records without a spec were written through the Repository alone (a screen stored
+        # before its study ran): no study has run on them, this one takes them.
+        opened = self.repository.study_has_spec(name)
+        if study_id is None:
+            if not opened:
+                return
+            why = "that no Optuna study holds (a study deleted outside taskgraph leaves them)"
+        else:
+            tied = self.storage.get_study_system_attrs(study_id).get(RECORDS_IDENTITY_ATTR)
+            if tied == records:
+                return
+            if tied is None and (
+                not opened or SPEC_ATTR in self.storage.get_study_user_attrs(study_id)
+            ):
+                return  # written before the tie, or records no study ran on: adopted
+            why = (
+                "from another study of that name than the Optuna study (deleted and created again)"
+            )
+        from taskgraph.storage.urls import delete_command
+
+        raise SpecError(
+            f"study {name!r} has records in {mask_url(self.storage_url)} {why}; they would mix "
+            f"with this study's: remove them with `{delete_command(name, self.storage_url)}`, "
+            "or rename the study (field `name`)"
+        )
 
     def _objective_metric(self) -> str:
         """Return the objective's metric: the spec's, else the catalog's primary metric of the

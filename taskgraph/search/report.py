@@ -106,24 +106,26 @@ def open_study(name: str, *, storage_url: str) -> optuna.Study:
         raise NotFoundError(f"no study {name!r} in {where}; known studies: (none)")
     study = load_optuna_study(name, storage=storage, where=where)
     if not study.user_attrs.get(SPEC_ATTR):
-        raise not_taskgraphs(name, study)
+        raise not_taskgraphs(name, study, storage_url=storage_url)
     return study
 
 
-def not_taskgraphs(name: str, study: optuna.Study) -> NotFoundError:
+def not_taskgraphs(name: str, study: optuna.Study, *, storage_url: str) -> NotFoundError:
     """Return the error for study ``name``, which has no ``taskgraph:spec``.
 
     A study with no taskgraph attribute and no trial is what a ``taskgraph study run`` killed
     while it created the study leaves (Optuna's row is written before the spec): the error
     says how to take it over or remove it.  Any other is a plain Optuna study.
     """
+    from taskgraph.storage.urls import delete_command
+
     ours = any(key.startswith("taskgraph:") for key in study.user_attrs)
     if not ours and not study.get_trials(deepcopy=False):
         return NotFoundError(
             f"study {name!r} has no {SPEC_ATTR} and no trials: a `taskgraph study run` stopped "
             "while it created the study leaves it so; `taskgraph study run SPEC` with the spec "
-            f"it was started from takes it over, or `optuna delete-study --study-name {name} "
-            "--storage URL` removes it"
+            f"it was started from takes it over, or `{delete_command(name, storage_url)}` "
+            "removes it"
         )
     return NotFoundError(f"study {name!r} was not created by taskgraph (no {SPEC_ATTR})")
 

@@ -26,7 +26,7 @@ def stored_spec_data(name: str, *, storage_url: str, trials: int | None = None) 
     study = open_study(name, storage_url=storage_url)
     data = dict(study.user_attrs.get(SPEC_ATTR) or {})
     if not data:
-        raise not_taskgraphs(name, study)  # open_study refuses these already
+        raise not_taskgraphs(name, study, storage_url=storage_url)  # open_study refuses these
     search = dict(data.get("search") or {})
     # A study stored before `search.step_budget` existed was trained under the total budget.
     search.setdefault("step_budget", "total")

@@ -327,6 +327,16 @@ class Repository:
         created = _aware(row[1]) or row[1]
         return f"{int(row[0])}@{created.astimezone(timezone.utc).isoformat()}"
 
+    def study_has_spec(self, name: str) -> bool:
+        """Return whether study ``name``'s records hold a spec: a study engine opened them
+        (records written through :meth:`add_run_result` or :meth:`add_screen` alone hold
+        none until a study of that name runs)."""
+        with self._factory.session() as session:
+            spec = session.execute(
+                select(StudyRow.spec).where(StudyRow.name == name)
+            ).scalar_one_or_none()
+        return spec is not None
+
     def delete_study(self, name: str, *, optuna_study_id: int | None = None) -> dict[str, int]:
         """Delete study ``name``'s records and, given its id, the Optuna study; one transaction.
 

@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_STORAGE_URL",
     "STORAGE_ENV",
     "ResolvedURL",
+    "delete_command",
     "last_resolved_url",
     "mask_secrets",
     "mask_url",
@@ -198,6 +199,23 @@ def resume_command(study: str | None, url: str | None) -> str:
         return f"taskgraph.resume_study({study or 'NAME'!r}{storage})"
     command = f"taskgraph study resume {shlex.quote(study or 'NAME')}"
     # Without --storage the command would continue a study in the default database.
+    return command if url is None else f"{command} --storage {shlex.quote(mask_url(url))}"
+
+
+def delete_command(study: str, url: str | None) -> str:
+    """Return the command that deletes ``study`` and its records in the database at ``url``,
+    worded as :func:`resume_command` words its command (``taskgraph study delete`` on the
+    command line, ``taskgraph.delete_study(...)`` from Python)."""
+    import shlex
+
+    from taskgraph.errors import worded_for_command_line
+
+    if isinstance(url, ResolvedURL) and url.origin == "env" and mask_url(url) != str(url):
+        url = None  # $TASKGRAPH_STORAGE gives it again, password and all
+    if not worded_for_command_line():
+        storage = "" if url is None else f", storage={mask_url(url)!r}"
+        return f"taskgraph.delete_study({study!r}{storage})"
+    command = f"taskgraph study delete {shlex.quote(study)}"
     return command if url is None else f"{command} --storage {shlex.quote(mask_url(url))}"
 
 

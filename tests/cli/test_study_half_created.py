@@ -57,8 +57,8 @@ def test_a_half_created_study_says_study_run_takes_it_over(demo: Path) -> None:
     advice = (
         "error: study 'demo' has no taskgraph:spec and no trials: a `taskgraph study run` "
         "stopped while it created the study leaves it so; `taskgraph study run SPEC` with the "
-        "spec it was started from takes it over, or `optuna delete-study --study-name demo "
-        "--storage URL` removes it\n"
+        f"spec it was started from takes it over, or `taskgraph study delete demo --storage "
+        f"{url}` removes it\n"
     )
     for command in ("resume", "status", "show"):
         code, out, err = invoke("study", command, "demo", "--storage", url)
@@ -78,7 +78,8 @@ def test_a_half_created_study_says_study_run_takes_it_over(demo: Path) -> None:
 def test_the_other_advice_deletes_the_half_created_study(demo: Path) -> None:
     url = f"sqlite:///{demo.parent / 'half.db'}"
     half_created(url, "demo")
-    optuna.delete_study(study_name="demo", storage=url)  # what `optuna delete-study` runs
+    code, _, err = invoke("study", "delete", "demo", "--storage", url, "--yes")
+    assert code == 0, err
     code, _, err = invoke("study", "resume", "demo", "--storage", url)
     assert code == 2
     assert err.startswith("error: no study 'demo' in "), err
