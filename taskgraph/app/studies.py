@@ -705,10 +705,13 @@ def study_status(name: str, *, storage: str | None = None) -> dict[str, Any]:
 
     Raises :class:`~taskgraph.errors.StorageError` as :func:`study_summary` does.
     """
-    from taskgraph.search.progress import study_progress
+    from taskgraph.search.progress import SPEC_ATTR, study_progress
     from taskgraph.search.report import open_study
 
-    return study_progress(open_study(study_name(name), storage_url=_storage_url(storage))).to_dict()
+    study = open_study(study_name(name), storage_url=_storage_url(storage))
+    spec = study.user_attrs.get(SPEC_ATTR) or {}
+    # The fields `study list --json` gives the same study (open_study refuses one not taskgraph's).
+    return {"target": spec.get("target"), **study_progress(study).to_dict(), "taskgraph": True}
 
 
 def list_studies(*, storage: str | None = None) -> list[dict[str, Any]]:

@@ -149,9 +149,11 @@ def test_show_json_has_the_promised_fields(fake_study: str) -> None:
 def test_status_list_and_table_output(fake_study: str) -> None:
     code, out, _ = invoke("study", "status", "fake", "--storage", fake_study, "--json")
     assert code == 0 and json.loads(out)["n_done"] == 6 and json.loads(out)["budget"] == 6
+    status = json.loads(out)
     code, out, _ = invoke("study", "list", "--storage", fake_study, "--json")
     rows = json.loads(out)
     assert [r["name"] for r in rows] == ["fake"] and rows[0]["target"] == "tgt"
+    assert status == rows[0]  # one study, the same fields from either command
     code, out, _ = invoke("study", "show", "fake", "--storage", fake_study)
     assert code == 0 and "baseline (target alone" in out and "best (trial" in out
     assert "measured gain +0." in out and "% of the baseline)" in out
