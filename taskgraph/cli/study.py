@@ -320,6 +320,16 @@ class _EtaColumn(ProgressColumn):
         return Text(f"ETA {shown}", style="progress.remaining")
 
 
+class _TrialsDoneColumn(ProgressColumn):
+    """``done/total``: the trials that have ended.  The bar moves within a running trial by its
+    steps (``completed`` counts its share), but a trial at its last step still has its final
+    evaluation to run: rich's ``MofNCompleteColumn`` rounded ``completed`` and showed it done."""
+
+    def render(self, task: Task) -> Text:
+        total = "?" if task.total is None else str(int(task.total))
+        return Text(f"{task.fields.get('done', 0)}/{total}", style="progress.download")
+
+
 class _StudyProgress(Progress):
     """The study's bar, then the running trial on a line of its own (it is long: the task
     set, the step, the last evaluation), as rich's docs show for a custom display."""
@@ -398,7 +408,7 @@ class _ProgressObserver:
         self.progress = _StudyProgress(
             TextColumn("[bold]{task.description}"),
             BarColumn(bar_width=20),
-            MofNCompleteColumn(),
+            _TrialsDoneColumn(),
             TextColumn("trials, best {task.fields[best]}"),
             TimeElapsedColumn(),
             _EtaColumn(self),
@@ -407,7 +417,7 @@ class _ProgressObserver:
         )
         # The spec's budget until the study is open: a resume that first waits out a grace
         # period shows `0/24`, not `0/?`.
-        self.task = self.progress.add_task(name, total=budget, best="-", current="")
+        self.task = self.progress.add_task(name, total=budget, best="-", current="", done=0)
         self.started: dict[int, str] = {}  # trial number -> description (Ray runs several)
         self.fractions: dict[int, float] = {}  # running trial -> share of its training done
         self.budget = 0
@@ -472,6 +482,7 @@ class _ProgressObserver:
             total=max(progress.budget, progress.n_done),  # never "24/20" after --trials 20
             completed=progress.n_done + sum(self.fractions.values()),
             best=best,
+            done=progress.n_done,
         )
 
 
