@@ -275,8 +275,10 @@ def _selection_line(selection: dict[str, Any]) -> str:
         f"{name} {rec.get('kept')}/{rec.get('pool', rec.get('examples'))}"
         for name, rec in sorted((selection.get("kept") or {}).items())
     )
+    keep = selection.get("keep")
+    shown = f"{keep:.2f}" if isinstance(keep, float) else str(keep)  # as the weights are
     return (
-        f"data selection: keep {selection.get('keep')}"
+        f"data selection: keep {shown}"
         + (f" by {weights}" if weights else "")
         + (f"; kept {kept}" if kept else "")
     )

@@ -80,7 +80,7 @@ def test_the_run_keeps_the_selected_ids(records_url: str) -> None:
     assert run.trial_result().selection == kept()
     code, out = invoke("records", "show", str(run.id), "--storage", records_url)
     assert code == 0, out
-    assert "data selection: keep 0.5 by jsd +0.80; kept pos 3/6" in out
+    assert "data selection: keep 0.50 by jsd +0.80; kept pos 3/6" in out
 
 
 def test_family_of_selected_runs_differs_from_plain_runs(records_url: str) -> None:
