@@ -980,6 +980,14 @@ def screen(
         bool,
         typer.Option("--show", help="Print the study's latest screen; train nothing."),
     ] = False,
+    which: Annotated[
+        int | None,
+        typer.Option(
+            "--screen",
+            help="With --show: which stored screen, by its number: -1 the study's first, -2 "
+            "its second (default: the latest; the error lists those it has).",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     as_json: JsonOption = False,
     trust_remote_code: TrustOption = False,
@@ -994,6 +1002,8 @@ def screen(
     from taskgraph.app.screening import screen_report, screen_study, screen_summary, screen_tables
     from taskgraph.search.heartbeat import terminate_as_interrupt
 
+    if which is not None and not show_only:
+        raise ConfigError("`--screen` picks a stored screen to print: give it with --show")
     if show_only:
         training = [
             flag for flag, given in (("--steps", steps is not None), ("--probes", probes is not None),
@@ -1012,7 +1022,7 @@ def screen(
     )
     url = _storage(storage, checked)
     if show_only:
-        report = screen_report(checked.name, storage=url)
+        report = screen_report(checked.name, storage=url, screen=which)
     else:
         watcher = _ScreenProgress(name=checked.name, quiet=quiet or as_json)
         try:

@@ -98,6 +98,18 @@ def test_the_screen_is_stored_with_the_study_and_reported_as_json(
     code, out, err = invoke("study", "screen", str(spec), "--storage", url, "--show")
     assert code == 0, err
     assert all(name in out for name in names) and "cost:" in out and "3 probes" in out
+    # --screen picks a stored screen by number (-1 the first); one the study lacks is named.
+    code, out, err = invoke(
+        "study", "screen", str(spec), "--storage", url, "--show", "--screen", "-1", "--json"
+    )
+    assert code == 0, err
+    assert json.loads(out)["screen"] == -1
+    code, _, err = invoke(
+        "study", "screen", str(spec), "--storage", url, "--show", "--screen", "-9"
+    )
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    code, _, err = invoke("study", "screen", str(spec), "--storage", url, "--screen", "-1")
+    assert code == 2 and "give it with --show" in err
 
 
 def test_study_run_starts_from_the_screened_ranking(
