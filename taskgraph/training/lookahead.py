@@ -26,11 +26,21 @@ compare magnitudes.  Signs and row/column rankings are comparable as they are.
 
 **The step**: our optimizer is AdamW, whose real updates are scaled per parameter, so a plain
 SGD step of size lr would be orders of magnitude smaller than a training step.  The lookahead
-step is the Adam-preconditioned one: ``step_i = lr * g_i / (sqrt(v_hat) + eps)`` with the
-optimizer's current second-moment estimate ``v_hat`` (before the first update, when there is
-none, ``lr * g_i / (|g_i| + eps)``, which is Adam's own first step); weight decay and momentum
-are left out so that the step depends on task i alone.  ``lookahead_lr`` in the trial's
-hyperparameters overrides lr.
+step is the one Adam would take next on task i's gradient alone: with the optimizer's second
+moment ``v`` after ``t`` updates,
+
+    v' = beta2 * v + (1 - beta2) * g_i^2,   v_hat' = v' / (1 - beta2^(t + 1)),
+    step_i = lr * g_i / (sqrt(v_hat') + eps)
+
+(before the first update, when there is no ``v``, ``lr * g_i / (|g_i| + eps)``, which is the
+same formula at ``t = 0``: Adam's own first step).  Weight decay and momentum are left out so
+that the step depends on task i alone.  Because ``g_i`` enters its own denominator, no entry
+moves by more than ``lr * sqrt((1 - beta2^(t + 1)) / (1 - beta2))`` (about ``lr * sqrt(t + 1)``
+early on), as no Adam update does; dividing by the current ``v_hat`` alone would let another
+task's gradient move the entries the training steps have barely touched yet (``v_hat`` near 0
+early in a run: the last LayerNorm's bias after span steps, whose loss it cannot change, and
+parts of the attention) by up to ``lr * g_i / eps``.
+``lookahead_lr`` in the trial's hyperparameters overrides lr.
 
 Parameters the optimizer trains at a multiple of the run's rate (cross-stitch units) take the
 same multiple of the probe's step.
@@ -68,6 +78,18 @@ __all__ = ["ROW_SPARSE_MIN_ROWS", "LookaheadAffinity", "ReusedGradient"]
 # Shared matrices with at least this many rows (word embeddings) get row-sparse lookahead steps:
 # a batch's gradient touches only the rows of its tokens, so only those rows move.
 ROW_SPARSE_MIN_ROWS = 4096
+
+
+@dataclass(frozen=True)
+class _NextAdam:
+    """A shared parameter's Adam state for its next update (after ``t`` updates):
+    ``v_hat' = decay * v + gain * g^2`` with ``decay = beta2 / (1 - beta2^(t+1))`` and
+    ``gain = (1 - beta2) / (1 - beta2^(t+1))``."""
+
+    v: torch.Tensor
+    decay: float
+    gain: float
+    eps: float
 
 
 @dataclass
@@ -116,10 +138,9 @@ class LookaheadAffinity:
         self.total_sq = torch.zeros(n, n, dtype=torch.float64, device=device)
         self.count = 0
 
-    def _adam_state(
-        self, optimizer: torch.optim.Optimizer | None
-    ) -> list[tuple[torch.Tensor, float, float]] | None:
-        """Return (v, sqrt(bias correction), eps) per shared parameter; None before an update."""
+    def _adam_state(self, optimizer: torch.optim.Optimizer | None) -> list[_NextAdam] | None:
+        """Return each shared parameter's Adam state for its next update; None before an
+        update."""
         if optimizer is None:
             return None
         group_of = {id(p): g for g in optimizer.param_groups for p in g["params"]}
@@ -129,23 +150,27 @@ class LookaheadAffinity:
             group = group_of.get(id(param))
             if group is None or "exp_avg_sq" not in state or "step" not in state:
                 return None
-            correction = math.sqrt(1 - group["betas"][1] ** float(state["step"]))
-            out.append((state["exp_avg_sq"], correction, float(group["eps"])))
+            beta2 = float(group["betas"][1])
+            correction = 1 - beta2 ** (float(state["step"]) + 1)
+            out.append(
+                _NextAdam(
+                    v=state["exp_avg_sq"],
+                    decay=beta2 / correction,
+                    gain=(1 - beta2) / correction,
+                    eps=float(group["eps"]),
+                )
+            )
         return out
 
-    def _dense_denominators(
-        self, adam: list[tuple[torch.Tensor, float, float]] | None
-    ) -> list[torch.Tensor] | None:
-        """Return ``sqrt(v_hat) + eps`` for the dense shared parameters (None: first step)."""
+    def _dense_bases(self, adam: list[_NextAdam] | None) -> list[torch.Tensor] | None:
+        """Return ``beta2 * v / (1 - beta2^(t+1))`` for the dense shared parameters: the part
+        of the next ``v_hat`` every task's step shares (None: first step)."""
         if adam is None:
             return None
         dense = [a for a, sparse in zip(adam, self.sparse, strict=True) if not sparse]
         if not dense:
             return []
-        roots = list(torch._foreach_sqrt([v for v, _, _ in dense]))
-        torch._foreach_div_(roots, [c for _, c, _ in dense])
-        torch._foreach_add_(roots, [e for _, _, e in dense])
-        return roots
+        return list(torch._foreach_mul([a.v for a in dense], [a.decay for a in dense]))
 
     def _lr_scales(self, optimizer: torch.optim.Optimizer | None) -> list[float]:
         """Return each shared parameter's learning rate over the optimizer's first group's.
@@ -163,22 +188,30 @@ class LookaheadAffinity:
     def _step(
         self,
         grads: Sequence[torch.Tensor | None],
-        adam: list[tuple[torch.Tensor, float, float]] | None,
-        dense_denominators: list[torch.Tensor] | None,
+        adam: list[_NextAdam] | None,
+        dense_bases: list[torch.Tensor] | None,
         lrs: Sequence[float],
     ) -> tuple[dict[str, torch.Tensor], list[tuple[nn.Parameter, torch.Tensor, torch.Tensor]]]:
         """Return the moved dense parameters by name, and (param, rows, new rows) of sparse ones.
 
-        ``lrs``: each shared parameter's step size.
+        The step is Adam's next update on ``grads`` alone (module docstring, "The step"):
+        ``lr * g / (sqrt(v_hat') + eps)`` with ``v_hat' = base + gain * g^2``.  ``lrs``: each
+        shared parameter's step size.
         """
         dense_params: list[torch.Tensor] = []
         dense_grads: list[torch.Tensor] = []
         dense_names: list[str] = []
         dense_steps: list[float] = []
+        dense_bases_present: list[torch.Tensor] = []
+        dense_gains: list[float] = []
+        dense_eps: list[float] = []
         sparse_moves = []
+        dense_index = -1
         for index, (name, param, grad) in enumerate(
             zip(self.names, self.params, grads, strict=True)
         ):
+            if not self.sparse[index]:
+                dense_index += 1
             if grad is None:
                 continue  # no gradient: the step leaves this parameter where it is
             lr = lrs[index]
@@ -188,8 +221,14 @@ class LookaheadAffinity:
                 if adam is None:
                     denominator = g.abs().add_(1e-8)
                 else:
-                    v, correction, eps = adam[index]
-                    denominator = v.index_select(0, rows).sqrt_().div_(correction).add_(eps)
+                    a = adam[index]
+                    denominator = (
+                        a.v.index_select(0, rows)
+                        .mul_(a.decay)
+                        .addcmul_(g, g, value=a.gain)
+                        .sqrt_()
+                        .add_(a.eps)
+                    )
                 new = param.index_select(0, rows).addcdiv_(g, denominator, value=-lr)
                 sparse_moves.append((param, rows, new))
             else:
@@ -197,20 +236,22 @@ class LookaheadAffinity:
                 dense_params.append(param)
                 dense_grads.append(grad)
                 dense_steps.append(-lr)
+                if adam is not None and dense_bases is not None:
+                    dense_bases_present.append(dense_bases[dense_index])
+                    dense_gains.append(adam[index].gain)
+                    dense_eps.append(adam[index].eps)
         if not dense_params:
             return {}, sparse_moves
-        if dense_denominators is None:
+        if adam is None or dense_bases is None:
             # Adam's first update: lr * g / (|g| + eps).
             denominators = list(torch._foreach_abs(dense_grads))
             torch._foreach_add_(denominators, 1e-8)
         else:
-            present = {id(p) for p in dense_params}
-            all_dense = [
-                p for p, sparse in zip(self.params, self.sparse, strict=True) if not sparse
-            ]
-            denominators = [
-                d for p, d in zip(all_dense, dense_denominators, strict=True) if id(p) in present
-            ]
+            denominators = list(
+                torch._foreach_addcmul(dense_bases_present, dense_grads, dense_grads, dense_gains)
+            )
+            torch._foreach_sqrt_(denominators)
+            torch._foreach_add_(denominators, dense_eps)
         moved = torch._foreach_addcdiv(dense_params, dense_grads, denominators, dense_steps)
         return dict(zip(dense_names, moved, strict=True)), sparse_moves
 
@@ -257,10 +298,10 @@ class LookaheadAffinity:
             )
             with torch.no_grad():
                 adam = self._adam_state(optimizer)
-                dense_denominators = self._dense_denominators(adam)
+                dense_bases = self._dense_bases(adam)
                 lrs = [lr * scale for scale in self._lr_scales(optimizer)]
                 for i, grads in enumerate(gradients):
-                    moved, sparse_moves = self._step(grads, adam, dense_denominators, lrs)
+                    moved, sparse_moves = self._step(grads, adam, dense_bases, lrs)
                     saved = [param.index_select(0, rows) for param, rows, _ in sparse_moves]
                     try:
                         # Row-sparse moves are applied in place and undone exactly below.
