@@ -1297,13 +1297,16 @@ _ID_CHUNK = 900
 def partner_data(task: str, task_set: frozenset[str], fingerprints: Mapping[str, str]) -> str:
     """Return a short hash of the dataset fingerprints of ``task_set``'s members other than
     ``task`` (``ScoreRecord.partner_data``): two runs of one task set whose auxiliaries were
-    trained on different data get different values.  Empty when none was recorded."""
+    trained on different data get different values.  Empty (not compared) unless every
+    partner's was recorded: a run that recorded some partners' would otherwise read as trained
+    on other data than one that recorded them all."""
     import hashlib
     import json
 
-    partners = sorted((t, fingerprints[t]) for t in task_set if t != task and t in fingerprints)
-    if not partners:
+    others = [t for t in task_set if t != task]
+    if not others or any(t not in fingerprints for t in others):
         return ""
+    partners = sorted((t, fingerprints[t]) for t in others)
     return hashlib.sha256(json.dumps(partners).encode()).hexdigest()[:12]
 
 

@@ -150,3 +150,18 @@ def test_an_auxiliarys_changed_data_is_noted_where_its_gains_pool_the_versions(
         _add(repo, "s", 1, ("pos",), 0.60, {"ner": V1, "pos": "p" * 64})
         _add(repo, "s", 2, ("pos",), 0.58, {"ner": V1, "pos": "p" * 64})
     assert compute_gains(load_records(storage=other, metric="f1")).mixed_partner_data == []
+
+
+def test_partner_data_compares_only_runs_that_recorded_every_partner() -> None:
+    """A run that recorded some partners' fingerprints is not 'other data' than one that
+    recorded them all (its hash would differ though no data did): it is not compared."""
+    from taskgraph.storage.repository import partner_data
+
+    both = {"ner": "n1", "pos": "p1", "chunk": "c1"}
+    task_set = frozenset({"ner", "pos", "chunk"})
+    assert partner_data("ner", task_set, both) == partner_data("ner", task_set, dict(both))
+    assert partner_data("ner", task_set, both) != partner_data(
+        "ner", task_set, {**both, "pos": "p2"}
+    )
+    assert partner_data("ner", task_set, {"ner": "n1", "pos": "p1"}) == ""  # chunk's missing
+    assert partner_data("ner", frozenset({"ner"}), both) == ""  # the target alone: no partner
