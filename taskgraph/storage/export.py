@@ -147,7 +147,8 @@ def flat_rows(
 
 
 def run_object(run: RunRecord, labels: ScoreLabels | None = None) -> dict[str, Any]:
-    """Return a run's JSON export object: ``RunRecord.to_dict()`` with ``measured_in``.
+    """Return a run's JSON export object: ``RunRecord.to_dict()`` with ``measured_in`` and
+    ``pretraining`` (the scheme, ``none`` without the stage).
 
     ``measured_in`` maps each scored task to the task set and family of its scores (the
     run's where ``labels`` has none); NaN and infinities become ``None``.
@@ -159,6 +160,9 @@ def run_object(run: RunRecord, labels: ScoreLabels | None = None) -> dict[str, A
         task_set, family = measured_in.get(task, (run.task_set_key, run.family))
         labelled[task] = {"task_set": task_set, "family": family}
     data["measured_in"] = labelled
+    # The scheme by name, as `records list --json` and the csv/parquet rows give it (the
+    # configuration holds the whole stage).
+    data["pretraining"] = run.pretraining_scheme
     return json_safe(data)
 
 

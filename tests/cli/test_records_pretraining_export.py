@@ -107,3 +107,16 @@ def test_a_run_id_past_a_sql_integer_is_no_such_run(url: str) -> None:
     result = runner.invoke(app, ["records", "show", "99999999999999999999", "--storage", url])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "no run with id 99999999999999999999" in result.output
+
+
+def test_json_export_names_each_runs_scheme_as_list_does(url: str) -> None:
+    """`records export` json gives `pretraining` as `records list --json` does (it held only
+    the configuration's stage)."""
+    import json
+
+    listed = runner.invoke(app, ["records", "list", "--storage", url, "--json"])
+    exported = runner.invoke(app, ["records", "export", "-f", "json", "-o", "-", "--storage", url])
+    assert listed.exit_code == exported.exit_code == 0, exported.stderr
+    by_trial = {r["trial_number"]: r["pretraining"] for r in json.loads(listed.stdout)}
+    assert by_trial == {n: scheme or "none" for n, (scheme, _) in TRIALS.items()}
+    assert {r["trial_number"]: r["pretraining"] for r in json.loads(exported.stdout)} == by_trial
