@@ -138,6 +138,11 @@ def _parse_sets(values: list[str] | None) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set expects dotted.path=value, got {item!r}")
+        if not raw.strip():  # YAML reads it as null, which every field then calls "None"
+            raise ConfigError(
+                f"--set {key.strip()}= has no value: give one (null for none, '\"\"' for an "
+                "empty string)"
+            )
         try:
             out[key.strip()] = yaml.safe_load(raw)
         except yaml.YAMLError:
