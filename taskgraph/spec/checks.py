@@ -151,7 +151,7 @@ def check_data(
         resolved = _data_directory(data_dir, origin, ConfigError)
     if not trains:
         return None  # e.g. a published table reads no task data
-    elif spec.data_dir is not None:
+    if data_dir is None and spec.data_dir is not None:  # --data points at moved data
         resolved = _data_directory(spec.data_dir, f"{source}: data_dir", SpecError)
         origin = "the spec's data_dir"
     extra = inline_task_defs(spec, source=source)

@@ -78,3 +78,25 @@ def test_run_with_the_tabular_runner_refuses_a_missing_data_directory(demo: Path
     # An existing directory is fine: the tabular runner still reads nothing from it.
     code, _, err = run_tabular(demo, f"sqlite:///{database}", "--data", str(demo.parent))
     assert code == 0, err
+
+
+@pytest.mark.parametrize("spec_dir_exists", [False, True])
+def test_data_overrides_the_specs_data_dir_for_a_runner_that_trains(
+    tmp_path: Path, spec_dir_exists: bool
+) -> None:
+    """`--data DIR` points at moved data: the spec's data_dir (gone, or another folder) is not
+    used (a regression of the check that made --data apply to every runner)."""
+    import os
+
+    from taskgraph.spec import load_spec
+    from taskgraph.spec.checks import check_data
+
+    data = os.environ.get("TASKGRAPH_DATA") or str(
+        Path(__file__).resolve().parents[3] / "shared" / "data"
+    )
+    moved = tmp_path / "moved_away"
+    if spec_dir_exists:
+        moved.mkdir()
+    root = Path(__file__).resolve().parents[2]
+    spec = load_spec(root / "searchspaces" / "demo.yaml", overrides={"data_dir": str(moved)})
+    assert check_data(spec, data_dir=data) == Path(data).resolve()
