@@ -737,7 +737,10 @@ def delete_study(name: str, *, storage: str | None = None) -> dict[str, Any]:
     the local runner's checkpoint folder of the study, where it is found, goes too.
 
     Returns what was deleted (``name``, ``runs``, ``scores``, ``lookahead_matrices``,
-    ``optuna_trials``, ``checkpoints``: the folder removed or ``None``).
+    ``optuna_trials``, ``checkpoints``: the local runner's folder removed or ``None``,
+    ``tune_checkpoints``: the Ray runner's persisted checkpoints removed).  An Optuna study
+    taskgraph did not create (no spec, trials of its own, no records) is refused
+    (:class:`~taskgraph.errors.NotFoundError`), as every other command refuses it.
     Raises :class:`~taskgraph.errors.NotFoundError` naming the known studies when there is
     no such study, and :class:`~taskgraph.errors.StorageError` when a trial of the study is
     running (its heartbeat fresh: another driver is running it).
@@ -745,7 +748,9 @@ def delete_study(name: str, *, storage: str | None = None) -> dict[str, Any]:
     import shutil
 
     from taskgraph.errors import NotFoundError
+    from taskgraph.runners.local import remove_tune_checkpoints
     from taskgraph.search.heartbeat import quiet_optuna
+    from taskgraph.search.progress import RAY_CHECKPOINT_ATTR, SPEC_ATTR
     from taskgraph.search.report import read_only_storage, study_names
     from taskgraph.storage import mask_url, open_repository
     from taskgraph.storage.locks import setup_lock
@@ -758,6 +763,8 @@ def delete_study(name: str, *, storage: str | None = None) -> dict[str, Any]:
         optuna_id: int | None = None
         optuna_names: list[str] = []
         checkpoints = None
+        tune_checkpoints: set[str] = set()
+        record_names = [summary.name for summary in repository.studies()]
         try:
             if optuna_storage is not None:
                 with quiet_optuna():
@@ -765,12 +772,26 @@ def delete_study(name: str, *, storage: str | None = None) -> dict[str, Any]:
                     if name in optuna_names:
                         optuna_id = optuna_storage.get_study_id_from_name(name)
                         attrs = optuna_storage.get_study_user_attrs(optuna_id)
+                        trials = optuna_storage.get_all_trials(optuna_id, deepcopy=False)
+                        if SPEC_ATTR not in attrs and trials and name not in record_names:
+                            # Another program's Optuna study sharing the database: every
+                            # other command refuses it as not taskgraph's (a half-created one,
+                            # no attribute and no trial, is deleted: its advice says so).
+                            raise NotFoundError(
+                                f"study {name!r} in {where} was not created by taskgraph (no "
+                                f"{SPEC_ATTR}, {len(trials)} trial(s)): delete it with Optuna "
+                                "(optuna delete-study) if that is what you want"
+                            )
                         _refuse_running(name, url, optuna_storage, optuna_id, attrs)
                         checkpoints = _checkpoint_folder(name, url, optuna_id, attrs)
+                        tune_checkpoints = {
+                            str(t.system_attrs[RAY_CHECKPOINT_ATTR])
+                            for t in trials
+                            if RAY_CHECKPOINT_ATTR in t.system_attrs
+                        }
         finally:
             if optuna_storage is not None:
                 optuna_storage.engine.dispose()
-        record_names = [summary.name for summary in repository.studies()]
         if optuna_id is None and name not in record_names:
             known = ", ".join(sorted({*optuna_names, *record_names})) or "(none)"
             raise NotFoundError(f"no study {name!r} in {where}; known studies: {known}")
@@ -779,7 +800,9 @@ def delete_study(name: str, *, storage: str | None = None) -> dict[str, Any]:
     if checkpoints is not None and checkpoints.is_dir():
         shutil.rmtree(checkpoints, ignore_errors=True)
         removed = str(checkpoints)
-    return {"name": name, **counts, "checkpoints": removed}
+    # The Ray runner's checkpoints its interrupted trials persisted under experiment_dir.
+    tune_removed = remove_tune_checkpoints(tune_checkpoints)
+    return {"name": name, **counts, "checkpoints": removed, "tune_checkpoints": tune_removed}
 
 
 def _refuse_running(
@@ -840,9 +863,11 @@ def _refuse_running(
 def _checkpoint_folder(name: str, url: str, study_id: int, attrs: Mapping[str, Any]) -> Path | None:
     """Return the local runner's checkpoint folder of the study (``None``: another runner, or
     checkpoints off), as ``taskgraph.runners.builtin`` names it."""
-    from taskgraph.runners.local import checkpoint_base, study_checkpoint_folder
-    from taskgraph.storage import mask_url, parse_storage_url
-    from taskgraph.storage.urls import sqlite_path
+    from taskgraph.runners.local import (
+        checkpoint_base,
+        checkpoint_database,
+        study_checkpoint_folder,
+    )
 
     spec = attrs.get("taskgraph:spec")
     runner = spec.get("runner") if isinstance(spec, Mapping) else None
@@ -853,9 +878,6 @@ def _checkpoint_folder(name: str, url: str, study_id: int, attrs: Mapping[str, A
     setting = runner.get("checkpoint_dir")
     if setting is not None and not isinstance(setting, str):
         return None
-    parsed = parse_storage_url(url)
-    path = sqlite_path(parsed) if parsed.get_backend_name() == "sqlite" else None
-    database = str(path) if path is not None else mask_url(url)
     return study_checkpoint_folder(
-        checkpoint_base(setting), study=name, database=f"{database}#{study_id}"
+        checkpoint_base(setting), study=name, database=checkpoint_database(url, study_id)
     )

@@ -767,9 +767,10 @@ def delete(
 
     Its runs, scores, screens and lookahead matrices go; other studies, and the tasks, task
     sets and model configurations they share, stay.  Records left by a study deleted with
-    `optuna delete-study` are deleted the same way.  A study whose trials another driver is
-    running (fresh heartbeat) is refused.  Without --yes it asks first, and refuses when
-    stdin is not a terminal.
+    `optuna delete-study` are deleted the same way, and so are the study's checkpoints (the
+    local runner's folder, the Ray runner's persisted ones).  A study whose trials another
+    driver is running (fresh heartbeat), and an Optuna study taskgraph did not create, are
+    refused.  Without --yes it asks first, and refuses when stdin is not a terminal.
     """
     from taskgraph.app.studies import delete_study
     from taskgraph.storage import mask_url
@@ -791,10 +792,12 @@ def delete(
         emit_json(deleted)
         return
     folder = deleted["checkpoints"]
+    tune = deleted["tune_checkpoints"]
     print_line(
         f"deleted study {name!r} from {mask_url(url)}: {deleted['optuna_trials']} Optuna "
         f"trial(s), {deleted['runs']} run(s), {deleted['scores']} score(s)"
         + (f", checkpoints {folder}" if folder else "")
+        + (f", {len(tune)} Ray checkpoint(s)" if tune else "")
     )
 
 

@@ -176,16 +176,11 @@ def _checkpoint_problem(spec: StudySpec) -> str | None:
 
 def _study_folder(engine: StudyEngine, base: Path) -> Path:
     """Return the opened study's checkpoint folder under ``base``."""
-    from taskgraph.runners.local import study_checkpoint_folder
-    from taskgraph.storage.urls import mask_url, parse_storage_url, sqlite_path
+    from taskgraph.runners.local import checkpoint_database, study_checkpoint_folder
 
-    url = parse_storage_url(engine.storage_url)
-    path = sqlite_path(url) if url.get_backend_name() == "sqlite" else None
-    # A SQLite file by its absolute path (a relative URL names another file in another
-    # folder); any other database by its masked URL.
-    database = str(path) if path is not None else mask_url(engine.storage_url)
     study_id = engine.storage.get_study_id_from_name(engine.spec.name)
-    return study_checkpoint_folder(base, study=engine.spec.name, database=f"{database}#{study_id}")
+    database = checkpoint_database(engine.storage_url, study_id)
+    return study_checkpoint_folder(base, study=engine.spec.name, database=database)
 
 
 class _CheckpointSweeper:

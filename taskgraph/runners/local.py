@@ -17,7 +17,7 @@ import os
 import re
 import shutil
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,7 +32,9 @@ __all__ = [
     "LocalEvaluator",
     "checkpoint_base",
     "checkpoint_base_problem",
+    "checkpoint_database",
     "remove_finished_checkpoints",
+    "remove_tune_checkpoints",
     "study_checkpoint_folder",
 ]
 
@@ -157,6 +159,31 @@ def study_checkpoint_folder(base: Path, *, study: str, database: str) -> Path:
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", study).strip("._-")[:80] or "study"
     digest = hashlib.sha256(f"{study}\0{database}".encode()).hexdigest()[:8]
     return base / f"{safe}-{digest}"
+
+
+def checkpoint_database(storage_url: str, study_id: int) -> str:
+    """Return what :func:`study_checkpoint_folder` hashes as a study's database: a SQLite file
+    by its absolute path (a relative URL names another file in another folder), any other
+    database by its masked URL, and the study's id there."""
+    from taskgraph.storage.urls import mask_url, parse_storage_url, sqlite_path
+
+    url = parse_storage_url(storage_url)
+    path = sqlite_path(url) if url.get_backend_name() == "sqlite" else None
+    database = str(path) if path is not None else mask_url(storage_url)
+    return f"{database}#{study_id}"
+
+
+def remove_tune_checkpoints(paths: Iterable[str]) -> list[str]:
+    """Delete the Ray runner's persisted Tune checkpoints at ``paths`` (``checkpoint_<n>``
+    folders only: a path of any other name is left alone); return those deleted.  Here rather
+    than in :mod:`taskgraph.runners.ray` so that ``study delete`` needs no Ray."""
+    removed = []
+    for path in paths:
+        folder = Path(path)
+        if folder.name.startswith("checkpoint_") and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(str(folder))
+    return removed
 
 
 def remove_finished_checkpoints(folder: Path, study: optuna.Study) -> list[int]:

@@ -29,6 +29,7 @@ __all__ = [
     "INTERRUPTED_ATTR",
     "INTERRUPTED_BY_ATTR",
     "NOT_THE_STUDY",
+    "RAY_CHECKPOINT_ATTR",
     "RESULTS_ATTR",
     "SEARCH_HASH_ATTR",
     "SPEC_ATTR",
@@ -56,6 +57,9 @@ FAILURE_ATTR = "taskgraph:failure"  # why an evaluated trial failed
 # every seed's SeedRun: a lost records write can be redone.  A *system* attribute (read with
 # trial_results): optuna-dashboard shows user attributes, cut at 1024 characters.
 RESULTS_ATTR = "taskgraph:results"
+#: (system) the path of a Ray trial's latest checkpoint persisted by Tune; Optuna's retry
+#: callback copies it to the retry, which resumes from it (taskgraph.runners.ray.driver)
+RAY_CHECKPOINT_ATTR = "taskgraph:ray_checkpoint"
 INTERRUPTED_ATTR = "taskgraph:interrupted"  # Ctrl-C: failed, not counted, retried
 # what else interrupted it ("ValueError: ..."); not FAILURE_ATTR, which would count it failed
 INTERRUPTED_BY_ATTR = "taskgraph:interrupted_by"

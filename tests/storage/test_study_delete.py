@@ -198,3 +198,42 @@ def test_records_no_study_ran_on_are_taken_by_the_first_study_of_their_name(stor
     study_id = storage.get_study_id_from_name("demo")
     assert storage.get_study_system_attrs(study_id)[RECORDS_IDENTITY_ATTR] == identity
     storage.engine.dispose()
+
+
+def test_delete_removes_the_ray_runners_persisted_checkpoints_only(sqlite_url, demo):
+    """The Ray runner's checkpoints persisted under experiment_dir (a trial's
+    taskgraph:ray_checkpoint) go with the study; a path that is no Tune checkpoint stays."""
+    from taskgraph.search.progress import RAY_CHECKPOINT_ATTR
+
+    run(demo, sqlite_url, "demo", trials=2)
+    tune = demo.parent / "tune" / "demo-run" / "trial_x"
+    persisted, other = tune / "checkpoint_000003", tune / "not_a_checkpoint"
+    for folder in (persisted, other):
+        (folder / "trial-1" / "seed-0").mkdir(parents=True)
+    study = optuna.load_study(study_name="demo", storage=sqlite_url)
+    for path in (persisted, other):  # interrupted Ray trials, their checkpoints noted
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState.FAIL, system_attrs={RAY_CHECKPOINT_ATTR: str(path)}
+            )
+        )
+
+    deleted = delete_study("demo", storage=sqlite_url)
+
+    assert deleted["tune_checkpoints"] == [str(persisted)]
+    assert not persisted.exists() and other.is_dir()
+
+
+def test_an_optuna_study_taskgraph_did_not_create_is_refused(storage_url, demo):
+    """Every other command refuses another program's Optuna study; delete must not destroy
+    it (a half-created study of taskgraph's, no attribute and no trial, is deleted)."""
+    run(demo, storage_url, "demo", trials=2)
+    mine = optuna.create_study(study_name="mine", storage=storage_url)
+    mine.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=3)
+    with pytest.raises(NotFoundError, match=r"'mine' .* was not created by taskgraph") as raised:
+        delete_study("mine", storage=storage_url)
+    assert raised.value.exit_code == 2
+    assert optuna_trials(storage_url)["mine"] == 3
+    optuna.create_study(study_name="half", storage=storage_url)  # a kill while creating it
+    assert delete_study("half", storage=storage_url)["optuna_trials"] == 0
+    assert "half" not in optuna_trials(storage_url) and "demo" in optuna_trials(storage_url)

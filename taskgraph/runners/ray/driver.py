@@ -7,7 +7,6 @@ import json
 import math
 import os
 import pickle
-import shutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,13 @@ from ray import tune
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from taskgraph.runners.local import remove_tune_checkpoints
 from taskgraph.runners.ray.worker import CHECKPOINT_ONLY, EVALUATION, METRIC, PAYLOAD
 from taskgraph.search.dashboard_notes import write_trial_note
 from taskgraph.search.engine import StudyEngine
 from taskgraph.search.heartbeat import Heartbeat, quiet_optuna, storage_id
 from taskgraph.search.outcome import SeedRun, TrialOutcome, utcnow
-from taskgraph.search.progress import CONFIG_ATTR, TrialStep, trial_results
+from taskgraph.search.progress import CONFIG_ATTR, RAY_CHECKPOINT_ATTR, TrialStep, trial_results
 from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR, SearchSpace
 from taskgraph.search.watching import phase_position
 from taskgraph.trial import TrialConfig, TrialResult, TrialStatus
@@ -43,7 +43,7 @@ __all__ = [
 #: system attribute: the path of the trial's latest checkpoint persisted by Tune (under the
 #: experiment's ``storage_path``).  Optuna's retry callback copies system attributes to the
 #: retry, whose worker resumes from it; the retry's own checkpoints then replace it.
-CHECKPOINT_ATTR = "taskgraph:ray_checkpoint"
+CHECKPOINT_ATTR = RAY_CHECKPOINT_ATTR
 
 
 class Book:
@@ -402,10 +402,7 @@ def remove_finished_checkpoints(study: Any) -> None:
 
 def remove_checkpoints(paths: set[str]) -> None:
     """Delete the persisted Tune checkpoints at ``paths`` (``checkpoint_<n>`` folders only)."""
-    for path in paths:
-        folder = Path(path)
-        if folder.name.startswith("checkpoint_") and folder.is_dir():
-            shutil.rmtree(folder, ignore_errors=True)
+    remove_tune_checkpoints(paths)
 
 
 def trial_name(trial: Any) -> str:
