@@ -10,16 +10,20 @@ trial with the same pretraining already ran it.
   the path of a UTF-8 text file (one passage a line, blank lines skipped; a file that is not
   UTF-8 is a ConfigError naming its line).  An empty corpus means the trial's own tasks.
   Texts are tokenized without truncation and cut into windows of ``max_length - 2`` word
-  pieces (``[CLS] ... [SEP]``), so long passages are used whole; a window longer than the
+  pieces (``[CLS] ... [SEP]``), so long passages are used whole; a chunk of fewer than 4 word
+  pieces (a short text, or the tail of a long one) is dropped.  A window longer than the
   encoder's ``max_position_embeddings`` is a ConfigError before anything runs.
   ``max_sequences`` keeps a fixed random subset of the windows.  Up to 5 % of the windows
   (at most 64) are held out to measure the accuracy curve and are never trained on.
 * **Loop.**  ``steps`` AdamW steps (``learning_rate``, 10 % linear warmup then linear decay,
   no weight decay on biases and LayerNorms, gradient clipping at 1.0) of ``batch_size``
-  windows drawn in seeded random order (epochs), masked by the scheme
-  (:mod:`taskgraph.training.masking`) and corrupted 80/10/10.  The masked-LM head
-  (:class:`~taskgraph.models.heads.masked_lm.MaskedLMHead`, tied to the word embeddings) is
-  trained with the encoder and discarded afterwards: fine-tuning starts from the encoder only.
+  windows drawn in seeded random order (epochs; the seed has no scheme in it, so every scheme
+  trains on the same windows at the same step), masked by the scheme
+  (:mod:`taskgraph.training.masking`; no special token of the tokenizer, ``[UNK]`` included,
+  is ever masked) and corrupted 80/10/10 with draws that do not depend on the scheme either.
+  The masked-LM head (:class:`~taskgraph.models.heads.masked_lm.MaskedLMHead`, tied to the
+  word embeddings) is trained with the encoder and discarded afterwards: fine-tuning starts
+  from the encoder only.
 * **Curve.**  Masked-token accuracy (top-1) on the held-out windows with fixed random masks
   (the same masks for every scheme and every evaluation) at step 0, every
   ``max(steps // 10, 1)`` steps and at the end: ``[[step, accuracy], ...]``.
@@ -70,7 +74,7 @@ __all__ = [
 ]
 
 PRETRAIN_CACHE_ENV = "TASKGRAPH_PRETRAIN_CACHE"
-_VERSION = 2
+_VERSION = 3  # 3: scheme-free window order and corruption draws, [UNK] never masked
 _HELD_OUT = 64
 _MEMORY = FeatureCache(directory=None, memory_items=4)
 
@@ -350,12 +354,11 @@ def run_pretraining(
     )
     n_held = min(_HELD_OUT, max(1, len(ids) // 20))
     held, train = ids[np.sort(order[:n_held])], ids[np.sort(order[n_held:])]
-    special = np.isin(
-        train, [tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id]
-    )
-    held_special = np.isin(
-        held, [tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id]
-    )
+    # never masked: every special token of the tokenizer ([CLS], [SEP], [PAD], [UNK], [MASK]
+    # for BERT), as Hugging Face's DataCollatorForLanguageModeling leaves them
+    special_ids = sorted({int(i) for i in tokenizer.all_special_ids})
+    special = np.isin(train, special_ids)
+    held_special = np.isin(held, special_ids)
     vocab = len(tokenizer)
     mask_id = int(tokenizer.mask_token_id)
     pad_id = int(tokenizer.pad_token_id)
@@ -381,7 +384,15 @@ def run_pretraining(
         return max(0.0, (pre.steps - step) / max(1, pre.steps - warmup))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    rng = np.random.default_rng(stable_seed(seed, "pretraining-masks", pre.scheme))
+    # Four generators, so that the schemes of one seed share everything but the choice of
+    # positions: the window order (no scheme in its seed), the adaptive scheme's refresh
+    # passes (drawn apart, so they never shift the order), the choice (the scheme's own), and
+    # the 80/10/10 corruption, one generator per step from a scheme-free seed, so a position
+    # both schemes mask at a step is corrupted alike whatever else either masked.
+    order_rng = np.random.default_rng(stable_seed(seed, "pretraining-order"))
+    refresh_rng = np.random.default_rng(stable_seed(seed, "pretraining-refresh"))
+    choice_rng = np.random.default_rng(stable_seed(seed, "pretraining-masks", pre.scheme))
+    corruption_seed = stable_seed(seed, "pretraining-corruption")
     held_rng = np.random.default_rng(stable_seed("pretraining-held-out-masks"))
     held_chosen = (held_rng.random(held.shape) < 0.15) & ~held_special
     held_inputs, held_labels = corrupt(
@@ -434,7 +445,7 @@ def run_pretraining(
     record(0)
     cursor = 0
     refresh_cursor = 0
-    permutation = rng.permutation(len(train))
+    permutation = order_rng.permutation(len(train))
     tokens = masked = 0
     model.train()
     head.train()
@@ -442,9 +453,9 @@ def run_pretraining(
         if isinstance(masking, AdaptiveMasking) and step % masking.refresh_every == 0:
             rows = (refresh_cursor + np.arange(masking.refresh_size)) % len(train)
             refresh_cursor = int((refresh_cursor + masking.refresh_size) % len(train))
-            chosen = (rng.random(train[rows].shape) < masking.mask_rate) & ~special[rows]
+            chosen = (refresh_rng.random(train[rows].shape) < masking.mask_rate) & ~special[rows]
             inputs, labels = corrupt(
-                train[rows], chosen, mask_token_id=mask_id, vocab_size=vocab, rng=rng
+                train[rows], chosen, mask_token_id=mask_id, vocab_size=vocab, rng=refresh_rng
             )
             model.eval()
             head.eval()
@@ -455,13 +466,16 @@ def run_pretraining(
             masking.observe(rows, train[rows], chosen, _scatter(chosen, losses))
             masking.observe_refresh(float(right.float().mean()) if right.numel() else 0.0)
         if cursor + pre.batch_size > len(permutation):
-            permutation = rng.permutation(len(train))
+            permutation = order_rng.permutation(len(train))
             cursor = 0
         rows = permutation[cursor : cursor + pre.batch_size]
         cursor += pre.batch_size
         batch = train[rows]
-        chosen = masking.choose(rows, batch, ~special[rows], rng)
-        inputs, labels = corrupt(batch, chosen, mask_token_id=mask_id, vocab_size=vocab, rng=rng)
+        chosen = masking.choose(rows, batch, ~special[rows], choice_rng)
+        step_rng = np.random.default_rng([corruption_seed, step])
+        inputs, labels = corrupt(
+            batch, chosen, mask_token_id=mask_id, vocab_size=vocab, rng=step_rng
+        )
         losses, _ = forward(batch, inputs, labels)
         loss = losses.mean() if losses.numel() else losses.sum()
         if not math.isfinite(float(loss.detach())):

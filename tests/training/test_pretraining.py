@@ -3,11 +3,13 @@ checkpoint cache (a second trial reuses it), the corpus, and what goes into the 
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -264,3 +266,97 @@ def test_a_text_longer_than_the_model_is_windowed_without_transformers_length_wa
         assert [m for m in handler.messages if "Token indices sequence length" in m]
     finally:
         logger.removeHandler(handler)
+
+
+ONE_LAYER_BERT = {**SMALL_BERT, "num_hidden_layers": 1}
+
+
+def _recorded_stage(
+    scheme: str, texts: list[str], **values: Any
+) -> tuple[list[list[int]], list[tuple[np.ndarray, np.ndarray, Any]], dict[str, Any]]:
+    """Run the stage on ``texts``; return (training windows per step, corrupt calls, report).
+
+    A corrupt call is (input_ids, chosen, its generator's state before the call).
+    """
+    from taskgraph.models import load_encoder
+    from taskgraph.training import masking
+
+    windows: list[list[int]] = []
+    calls: list[tuple[np.ndarray, np.ndarray, Any]] = []
+    original_corrupt = stage.corrupt
+
+    def corrupt(input_ids: np.ndarray, chosen: np.ndarray, **kwargs: Any) -> Any:
+        calls.append((input_ids, chosen, copy.deepcopy(kwargs["rng"].bit_generator.state)))
+        return original_corrupt(input_ids, chosen, **kwargs)
+
+    encoder = load_encoder("tiny-bert", options=ONE_LAYER_BERT)
+    pre = PretrainingConfig(scheme=scheme, **{"steps": 3, "batch_size": 4, **values})
+    with pytest.MonkeyPatch.context() as patch:
+        for cls in (masking.RandomMasking, masking.AdaptiveMasking):
+
+            def recording(
+                self: Any, rows: np.ndarray, *args: Any, _choose: Any = cls.choose
+            ) -> Any:
+                windows.append(rows.tolist())
+                return _choose(self, rows, *args)
+
+            patch.setattr(cls, "choose", recording)
+        patch.setattr(stage, "corrupt", corrupt)
+        _, report = stage.run_pretraining(
+            pre, encoder, texts, seed=0, max_length=16, device=torch.device("cpu")
+        )
+    return windows, calls, report
+
+
+def test_random_and_adaptive_pretraining_train_on_the_same_windows_at_a_seed() -> None:
+    """The schemes differ only in which positions they mask: at one seed every step trains
+    on the same windows (across epochs and the adaptive scheme's refresh passes) and draws
+    the same 80/10/10 corruption."""
+    texts = [f"the quick brown fox number {i} jumps over the lazy dog again" for i in range(40)]
+    options = {"refresh_every": 3, "refresh_size": 8}
+    runs = {
+        scheme: _recorded_stage(
+            scheme, texts, steps=25, options=options if scheme == "adaptive" else {}
+        )
+        for scheme in ("random", "adaptive")
+    }
+    (random_windows, random_calls, report), (adaptive_windows, adaptive_calls, _) = (
+        runs["random"],
+        runs["adaptive"],
+    )
+    assert report["sequences"] * 2 < 25 * 4  # more than two epochs
+    assert len(random_windows) == len(adaptive_windows) == 25
+    assert random_windows == adaptive_windows
+    # the training steps' corruption generators (the refresh passes corrupt 8 windows)
+    states = [
+        [state for ids, _, state in calls if len(ids) == 4]
+        for calls in (random_calls, adaptive_calls)
+    ]
+    assert len(states[0]) == len(states[1]) >= 25
+    assert states[0] == states[1]
+    # ... while the positions chosen do differ
+    assert any(
+        not np.array_equal(a[1], b[1])
+        for a, b in zip(
+            [c for c in random_calls if len(c[0]) == 4],
+            [c for c in adaptive_calls if len(c[0]) == 4],
+            strict=True,
+        )
+    )
+
+
+@pytest.mark.parametrize("scheme", ["random", "adaptive"])
+def test_no_special_token_is_ever_masked_unk_included(scheme: str) -> None:
+    """As docs/training.md says ("non-special tokens") and as Hugging Face's
+    DataCollatorForLanguageModeling does: [UNK] (here a snowman) is never chosen, in the
+    training batches, the refresh passes or the held-out masks."""
+    texts = [f"a snowman \u2603 stands by \u2603 the lazy dog {i} \u2603 again" for i in range(40)]
+    options: dict[str, Any] = {"mask_rate": 0.9}
+    if scheme == "adaptive":
+        options.update(refresh_every=2, refresh_size=8)
+    _, calls, _ = _recorded_stage(scheme, texts, steps=8, options=options)
+    unk = 100  # the tiny-bert tokenizer's [UNK]
+    assert sum(int((ids == unk).sum()) for ids, _, _ in calls) > 100
+    assert sum(int(chosen.sum()) for _, chosen, _ in calls) > 100
+    for ids, chosen, _ in calls:
+        assert not chosen[np.isin(ids, [0, 100, 101, 102, 103])].any()

@@ -107,8 +107,8 @@ def test_an_auxiliary_gives_the_target_as_many_updates_as_the_baseline(
 
 
 def test_pcgrad_target_updates_match_the_baseline() -> None:
-    # A gradient weighting draws one batch per task each step; a step that draws the target
-    # (once or more) is one target update.
+    # A gradient weighting draws tasks_per_step batches each step (independent draws, so not
+    # always every task); a step that draws the target (once or more) is one target update.
     cfg = config(auxiliaries=("synth_related",), loss_weighting="pcgrad", eval_every=None)
     _, outcome, _ = train_counting(cfg)
     _, base, _ = train_counting(config(loss_weighting="pcgrad", eval_every=None))

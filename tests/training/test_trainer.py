@@ -218,7 +218,8 @@ def test_weightings_and_sampling_schemes_train(weighting: str, scheme: str) -> N
     )
     result = run(cfg)
     assert result.status is TrialStatus.COMPLETE, result.failure_reason
-    # PCGrad draws one batch per task each step; the others one batch per step.
+    # PCGrad draws tasks_per_step batches (as many as tasks by default, drawn independently)
+    # each step; the others one per step.
     per_step = 2 if weighting == "pcgrad" else 1
     assert result.cost.examples <= 10 * 8 * per_step
     assert result.cost.examples > 10 * 4 * per_step

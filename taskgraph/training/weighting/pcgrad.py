@@ -7,8 +7,17 @@ tasks j, onto the normal plane of g_j whenever the two conflict (g_i . g_j < 0):
 gradients.  Task-specific parameters get their own task's gradient unchanged.  The projection
 is written without data-dependent branches, so it never waits on the device.
 
-PCGrad needs the gradients of several tasks at one step: the trainer draws one batch per task
-in the task set for each step (more precisely ``tasks_per_step`` draws from the sampler).
+PCGrad needs the gradients of several tasks at one step.  The trainer does **not** give it one
+batch per task: each step makes ``tasks_per_step`` independent draws from the mixing
+distribution (default: as many draws as tasks), so a step holds two or more distinct tasks
+only by chance, and a step with one task is a plain gradient step with nothing to project.
+With two tasks and 2 draws that chance is 2p(1 - p): measured on a 120-example auxiliary and
+an 8-example target (target step budget, 200 target steps), 46 % of the steps (120 of 261)
+under uniform mixing and 12 % (192 of 1,639) under proportional mixing.  Yu et al. project
+every task's gradient at every step; no option does that here (every mixing scheme draws with
+replacement).  The nearest is uniform mixing with a larger ``tasks_per_step``: with two tasks
+and k draws a step holds both with probability 1 - 2^(1 - k) (75 % at k = 3, 94 % at k = 5).
+See docs/training.md, "Loss weighting".
 """
 
 from __future__ import annotations
