@@ -186,6 +186,19 @@ def resume_command(study: str | None, url: str | None) -> str:
     On the command line (:func:`~taskgraph.errors.command_line_wording`) the ``taskgraph
     study resume`` command; from Python the ``taskgraph.resume_study(...)`` call.
     """
+    return _study_command("resume", study or "NAME", url)
+
+
+def delete_command(study: str, url: str | None) -> str:
+    """Return the command that deletes ``study`` and its records in the database at ``url``,
+    worded as :func:`resume_command` words its command (``taskgraph study delete`` on the
+    command line, ``taskgraph.delete_study(...)`` from Python)."""
+    return _study_command("delete", study, url)
+
+
+def _study_command(verb: str, study: str, url: str | None) -> str:
+    """Return ``taskgraph study VERB STUDY [--storage URL]`` (from Python
+    ``taskgraph.VERB_study(STUDY[, storage=URL])``), the URL's password masked."""
     import shlex
 
     from taskgraph.errors import worded_for_command_line
@@ -196,26 +209,9 @@ def resume_command(study: str | None, url: str | None) -> str:
         url = None
     if not worded_for_command_line():
         storage = "" if url is None else f", storage={mask_url(url)!r}"
-        return f"taskgraph.resume_study({study or 'NAME'!r}{storage})"
-    command = f"taskgraph study resume {shlex.quote(study or 'NAME')}"
-    # Without --storage the command would continue a study in the default database.
-    return command if url is None else f"{command} --storage {shlex.quote(mask_url(url))}"
-
-
-def delete_command(study: str, url: str | None) -> str:
-    """Return the command that deletes ``study`` and its records in the database at ``url``,
-    worded as :func:`resume_command` words its command (``taskgraph study delete`` on the
-    command line, ``taskgraph.delete_study(...)`` from Python)."""
-    import shlex
-
-    from taskgraph.errors import worded_for_command_line
-
-    if isinstance(url, ResolvedURL) and url.origin == "env" and mask_url(url) != str(url):
-        url = None  # $TASKGRAPH_STORAGE gives it again, password and all
-    if not worded_for_command_line():
-        storage = "" if url is None else f", storage={mask_url(url)!r}"
-        return f"taskgraph.delete_study({study!r}{storage})"
-    command = f"taskgraph study delete {shlex.quote(study)}"
+        return f"taskgraph.{verb}_study({study!r}{storage})"
+    command = f"taskgraph study {verb} {shlex.quote(study)}"
+    # Without --storage the command would name a study in the default database.
     return command if url is None else f"{command} --storage {shlex.quote(mask_url(url))}"
 
 
