@@ -862,22 +862,9 @@ def _refuse_running(
 
 def _checkpoint_folder(name: str, url: str, study_id: int, attrs: Mapping[str, Any]) -> Path | None:
     """Return the local runner's checkpoint folder of the study (``None``: another runner, or
-    checkpoints off), as ``taskgraph.runners.builtin`` names it."""
-    from taskgraph.runners.local import (
-        checkpoint_base,
-        checkpoint_database,
-        study_checkpoint_folder,
-    )
+    checkpoints off): the runners package reads its own setting from the stored spec."""
+    from taskgraph.runners.local import stored_study_checkpoint_folder
 
-    spec = attrs.get("taskgraph:spec")
-    runner = spec.get("runner") if isinstance(spec, Mapping) else None
-    if not isinstance(runner, Mapping) or runner.get("name") != "local":
-        return None
-    if runner.get("checkpoints") is False:
-        return None
-    setting = runner.get("checkpoint_dir")
-    if setting is not None and not isinstance(setting, str):
-        return None
-    return study_checkpoint_folder(
-        checkpoint_base(setting), study=name, database=checkpoint_database(url, study_id)
+    return stored_study_checkpoint_folder(
+        attrs.get("taskgraph:spec"), study=name, storage_url=url, study_id=study_id
     )

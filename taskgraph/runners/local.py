@@ -35,6 +35,7 @@ __all__ = [
     "checkpoint_database",
     "remove_finished_checkpoints",
     "remove_tune_checkpoints",
+    "stored_study_checkpoint_folder",
     "study_checkpoint_folder",
 ]
 
@@ -171,6 +172,27 @@ def checkpoint_database(storage_url: str, study_id: int) -> str:
     path = sqlite_path(url) if url.get_backend_name() == "sqlite" else None
     database = str(path) if path is not None else mask_url(storage_url)
     return f"{database}#{study_id}"
+
+
+def stored_study_checkpoint_folder(
+    stored_spec: object, *, study: str, storage_url: str, study_id: int
+) -> Path | None:
+    """Return the checkpoint folder of a study from its stored spec (``taskgraph:spec``), as
+    the local runner names it when it runs; ``None`` when the study has none (another runner,
+    ``checkpoints: false``, a setting that is not a path)."""
+    runner = stored_spec.get("runner") if isinstance(stored_spec, Mapping) else None
+    if not isinstance(runner, Mapping) or runner.get("name") != "local":
+        return None
+    if runner.get("checkpoints") is False:
+        return None
+    setting = runner.get("checkpoint_dir")
+    if setting is not None and not isinstance(setting, str):
+        return None
+    return study_checkpoint_folder(
+        checkpoint_base(setting),
+        study=study,
+        database=checkpoint_database(storage_url, study_id),
+    )
 
 
 def remove_tune_checkpoints(paths: Iterable[str]) -> list[str]:

@@ -191,8 +191,14 @@ def test_a_ray_trial_retried_after_ctrl_c_resumes_each_seeds_checkpoint(
         log=log, fired=tmp_path / "fired", database=database, seed=seed1, driver=os.getpid()
     )
 
-    with pytest.raises(KeyboardInterrupt):
-        run_study(spec, url, watch)
+    # Ctrl-C raises KeyboardInterrupt here even where this process was started with SIGINT
+    # ignored (a background job: `nohup ... &`, as CI may run the suite).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_study(spec, url, watch)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     first, retry = optuna.load_study(study_name="raycheck", storage=url).get_trials()
     assert first.state == optuna.trial.TrialState.FAIL
     assert retry.state == optuna.trial.TrialState.WAITING
