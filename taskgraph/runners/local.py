@@ -33,6 +33,7 @@ __all__ = [
     "checkpoint_base",
     "checkpoint_base_problem",
     "checkpoint_database",
+    "live_trial_numbers",
     "remove_finished_checkpoints",
     "remove_tune_checkpoints",
     "stored_study_checkpoint_folder",
@@ -208,6 +209,18 @@ def remove_tune_checkpoints(paths: Iterable[str]) -> list[str]:
     return removed
 
 
+def live_trial_numbers(trials: Iterable[optuna.trial.FrozenTrial]) -> set[int]:
+    """Return the numbers of the first tries of ``trials`` that wait or run (themselves or a
+    retry, whose ``failed_trial`` names its first try): their checkpoints are still needed."""
+    from optuna.trial import TrialState
+
+    return {
+        int(trial.system_attrs.get("failed_trial", trial.number))
+        for trial in trials
+        if trial.state in (TrialState.WAITING, TrialState.RUNNING)
+    }
+
+
 def remove_finished_checkpoints(folder: Path, study: optuna.Study) -> list[int]:
     """Remove the ``trial-N`` folders under ``folder`` whose trial is finished; return the N.
 
@@ -219,12 +232,9 @@ def remove_finished_checkpoints(folder: Path, study: optuna.Study) -> list[int]:
 
     if not folder.is_dir():
         return []
-    live = {
-        int(trial.system_attrs.get("failed_trial", trial.number))
-        for trial in study.get_trials(
-            deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)
-        )
-    }
+    live = live_trial_numbers(
+        study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))
+    )
     removed: list[int] = []
     for child in folder.iterdir():
         match = _TRIAL_FOLDER.fullmatch(child.name)

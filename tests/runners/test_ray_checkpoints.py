@@ -243,7 +243,8 @@ def test_checkpoints_of_finished_trials_with_no_try_waiting_are_removed(tmp_path
     trial waits for (one interrupted with no retry left); a retry's checkpoint stays."""
     from optuna.trial import TrialState, create_trial
 
-    from taskgraph.runners.ray.driver import CHECKPOINT_ATTR, remove_finished_checkpoints
+    from taskgraph.runners.ray.driver import remove_finished_checkpoints
+    from taskgraph.search.progress import RAY_CHECKPOINT_ATTR as CHECKPOINT_ATTR
 
     study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}")
     done, waited = tmp_path / "a" / "checkpoint_000003", tmp_path / "b" / "checkpoint_000001"

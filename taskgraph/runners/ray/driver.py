@@ -16,7 +16,7 @@ from ray import tune
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from taskgraph.runners.local import remove_tune_checkpoints
+from taskgraph.runners.local import live_trial_numbers, remove_tune_checkpoints
 from taskgraph.runners.ray.worker import CHECKPOINT_ONLY, EVALUATION, METRIC, PAYLOAD
 from taskgraph.search.dashboard_notes import write_trial_note
 from taskgraph.search.engine import StudyEngine
@@ -28,7 +28,6 @@ from taskgraph.search.watching import phase_position
 from taskgraph.trial import TrialConfig, TrialResult, TrialStatus
 
 __all__ = [
-    "CHECKPOINT_ATTR",
     "ASHASparingBaseline",
     "Book",
     "DefineByRun",
@@ -38,12 +37,6 @@ __all__ = [
     "remove_finished_checkpoints",
     "trial_name",
 ]
-
-
-#: system attribute: the path of the trial's latest checkpoint persisted by Tune (under the
-#: experiment's ``storage_path``).  Optuna's retry callback copies system attributes to the
-#: retry, whose worker resumes from it; the retry's own checkpoints then replace it.
-CHECKPOINT_ATTR = RAY_CHECKPOINT_ATTR
 
 
 class Book:
@@ -88,7 +81,7 @@ class DriverCallback(tune.Callback):
     def on_checkpoint(
         self, iteration: int, trials: list[Any], trial: Any, checkpoint: Any, **info: Any
     ) -> None:
-        """Note the checkpoint Tune persisted on the Optuna trial (:data:`CHECKPOINT_ATTR`)."""
+        """Note the checkpoint Tune persisted on the Optuna trial (:data:`RAY_CHECKPOINT_ATTR`)."""
         path = str(checkpoint.path)
         with self.book.lock:
             self.book.checkpoints.setdefault(trial.trial_id, set()).add(path)
@@ -97,14 +90,14 @@ class DriverCallback(tune.Callback):
         payload = trial.config[PAYLOAD]
         try:
             self.engine.storage.set_trial_system_attr(
-                int(payload["trial_id"]), CHECKPOINT_ATTR, path
+                int(payload["trial_id"]), RAY_CHECKPOINT_ATTR, path
             )
         except UpdateFinishedTrialError:
             return  # another driver failed it as stale: its retry resumes what it last noted
         # The checkpoint this try resumed (an earlier try's) is superseded: one per trial.
         retried = payload.get("checkpoint")
         if retried and retried != path:
-            remove_checkpoints({retried})
+            remove_tune_checkpoints({retried})
 
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
@@ -263,7 +256,7 @@ class TruthfulOptunaSearch(OptunaSearch):
         if tune_trial is not None:
             retried = tune_trial.config.get(PAYLOAD, {}).get("checkpoint")
             persisted |= {retried} if retried else set()
-        remove_checkpoints(persisted)
+        remove_tune_checkpoints(persisted)
         progress = self.engine.progress()
         self.engine.observer.on_trial_end(ot_trial.number, outcome, progress)
 
@@ -331,7 +324,7 @@ class DefineByRun:
         # A retried trial keeps the number of its first try as its checkpoint key (the local
         # runner's), and resumes the latest checkpoint an earlier try persisted.
         payload["checkpoint_key"] = f"trial-{frozen.system_attrs.get('failed_trial', trial.number)}"
-        checkpoint = frozen.system_attrs.get(CHECKPOINT_ATTR)
+        checkpoint = frozen.system_attrs.get(RAY_CHECKPOINT_ATTR)
         if checkpoint:
             payload["checkpoint"] = str(checkpoint)
         if saved:
@@ -380,29 +373,18 @@ def remove_finished_checkpoints(study: Any) -> None:
     """Delete the persisted checkpoints of ``study``'s finished trials that no try of theirs
     waits for: what the searcher did not delete as it told them (a trial interrupted with no
     retry left, a driver killed before it could).  The local runner's
-    ``remove_finished_checkpoints``, for the paths noted in :data:`CHECKPOINT_ATTR`."""
-    from optuna.trial import TrialState
-
+    ``remove_finished_checkpoints``, for the paths noted in :data:`RAY_CHECKPOINT_ATTR`."""
     trials = study.get_trials(deepcopy=False)
-    live = {
-        int(t.system_attrs.get("failed_trial", t.number))
-        for t in trials
-        if t.state in (TrialState.WAITING, TrialState.RUNNING)
-    }
-    remove_checkpoints(
+    live = live_trial_numbers(trials)
+    remove_tune_checkpoints(
         {
-            str(t.system_attrs[CHECKPOINT_ATTR])
+            str(t.system_attrs[RAY_CHECKPOINT_ATTR])
             for t in trials
-            if CHECKPOINT_ATTR in t.system_attrs
+            if RAY_CHECKPOINT_ATTR in t.system_attrs
             and t.state.is_finished()
             and int(t.system_attrs.get("failed_trial", t.number)) not in live
         }
     )
-
-
-def remove_checkpoints(paths: set[str]) -> None:
-    """Delete the persisted Tune checkpoints at ``paths`` (``checkpoint_<n>`` folders only)."""
-    remove_tune_checkpoints(paths)
 
 
 def trial_name(trial: Any) -> str:

@@ -233,7 +233,7 @@ class RayTuneRunner:
                         # Tune persists it under storage_path and keeps the latest only.  A
                         # trial Tune starts again resumes it (tune.get_checkpoint); a retry
                         # after a killed or interrupted driver finds its path on the Optuna
-                        # trial (driver.CHECKPOINT_ATTR).  A told trial's checkpoints are
+                        # trial (RAY_CHECKPOINT_ATTR).  A told trial's checkpoints are
                         # deleted by the searcher.
                         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                     ),
