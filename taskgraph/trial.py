@@ -31,10 +31,36 @@ __all__ = [
     "TrialStatus",
     "canonical_json",
     "config_hash",
+    "setting_differences",
 ]
 
 TransferMode = Literal["joint", "sequential"]
 StepBudget = Literal["target", "total"]
+
+#: Sharing architectures whose model of a task trained alone is the plain fine-tuned encoder
+#: with the task's head: hard sharing; soft sharing (one column, nothing to tie it to: the
+#: penalty is 0); cross-stitch (a fixed 1 x 1 alpha of 1).  Hierarchical sharing (a tagging
+#: or parsing task reads a lower layer), label embeddings (a factorised classifier) and MMoE
+#: (a gated mixture of expert layers) change the single-task model too.
+PLAIN_SINGLE_TASK_SHARING = frozenset({"hard", "soft", "cross_stitch"})
+
+#: Trainer settings (``TrialConfig.hyperparameters``) that cannot change a task's score when it
+#: trains alone: multi-task or sequential-transfer bookkeeping, logging and checkpointing, and
+#: the evaluation batch size.  Every other key is compared by :meth:`TrialConfig.alone_settings`.
+_NOT_ALONE_SETTINGS = frozenset(
+    {
+        "tasks_per_step",
+        "lookahead_lr",
+        "lookahead_targets",
+        "lookahead_steps",
+        "log_every",
+        "checkpoint_every",
+        "eval_batch_size",
+        "source_epochs",
+        "source_max_steps",
+        "source_tasks",
+    }
+)
 
 
 def canonical_json(value: Any) -> str:
@@ -264,9 +290,56 @@ class TrialConfig:
             family["pretraining"] = json.loads(canonical_json(asdict(self.pretraining)))
         return config_hash(family)[:16]
 
+    def alone_settings(self, task: str | None = None) -> dict[str, Any]:
+        """Return the settings outside :meth:`family_key` that change how ``task`` (default:
+        the target) trains when it is trained alone, as JSON-ready values.
+
+        A gain sets a run against the single-task runs of its family, whose own settings a
+        search may have sampled differently: the learning rate, batch size, steps and epochs,
+        the loss weighting, the trainer's settings that reach one task (warmup, weight decay,
+        clipping, frozen layers, the task's head options, the evaluation cap), and the sharing
+        architecture where its single-task model is not the plain one
+        (:data:`PLAIN_SINGLE_TASK_SHARING`: those read as ``"plain"``).  Where a run and its
+        baseline differ in any of these, the measured gain holds that setting's effect besides
+        the transfer (:func:`setting_differences`, ``GainTable.mixed_settings``).
+        """
+        task = self.target if task is None else task
+        hyper: dict[str, Any] = {
+            key: value
+            for key, value in self.hyperparameters.items()
+            if key not in _NOT_ALONE_SETTINGS and key != "head_options"
+        }
+        head_options = self.hyperparameters.get("head_options")
+        if isinstance(head_options, Mapping) and head_options.get(task):
+            hyper["head_options"] = head_options[task]
+        plain = self.sharing in PLAIN_SINGLE_TASK_SHARING
+        settings: dict[str, Any] = {
+            "learning_rate": self.learning_rate,
+            "batch_size": self.batch_size,
+            "max_steps": self.max_steps,
+            "epochs": None if self.max_steps is not None else self.epochs,
+            "early_stopping_patience": self.early_stopping_patience,
+            "loss_weighting": self.loss_weighting,
+            "sharing": "plain" if plain else self.sharing,
+            "sharing_params": {} if plain else dict(self.sharing_params),
+            **{f"hyperparameters.{key}": value for key, value in hyper.items()},
+        }
+        return json.loads(canonical_json(settings))
+
     def with_seed(self, seed: int) -> TrialConfig:
         """Return a copy with another seed."""
         return replace(self, seed=seed)
+
+
+def setting_differences(*settings: Mapping[str, Any]) -> list[str]:
+    """Return the names of the settings whose values differ among ``settings`` (each an
+    :meth:`TrialConfig.alone_settings`), sorted; a name missing from one of them differs."""
+    names = sorted({name for item in settings for name in item})
+    return [
+        name
+        for name in names
+        if len({canonical_json(item.get(name, "<unset>")) for item in settings}) > 1
+    ]
 
 
 class TrialStatus(str, Enum):

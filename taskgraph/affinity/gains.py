@@ -45,6 +45,7 @@ import numpy as np
 
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.errors import ConfigError
+from taskgraph.trial import setting_differences
 
 __all__ = [
     "Gain",
@@ -58,6 +59,7 @@ __all__ = [
 ]
 
 GainKind = Literal["relative", "absolute"]
+Settings = tuple[tuple[str, str], ...]  # ScoreRecord.settings
 GAIN_KINDS: tuple[GainKind, ...] = ("relative", "absolute")
 ZeroBaselines = Literal["raise", "leave_out"]
 
@@ -107,6 +109,13 @@ class GainTable:
     #: (family, target, auxiliaries) whose gain pools runs that trained the auxiliaries on
     #: different data (a data file changed between runs: ``ScoreRecord.partner_data``)
     mixed_partner_data: list[tuple[str, str, frozenset[str]]] = field(default_factory=list)
+    #: (family, target, auxiliaries, setting names) whose runs and single-task baseline runs
+    #: were trained with different settings outside the family (a searched learning rate,
+    #: sharing architecture, ...: ``ScoreRecord.settings``), so whose measured gain holds
+    #: those settings' effect besides the transfer
+    mixed_settings: list[tuple[str, str, frozenset[str], tuple[str, ...]]] = field(
+        default_factory=list
+    )
 
     @property
     def targets(self) -> list[str]:
@@ -204,6 +213,9 @@ def compute_gains(
     family_records: dict[str, int] = defaultdict(int)
     runs: dict[tuple[tuple[str, str, str, str], frozenset[str]], set[int]] = defaultdict(set)
     partners: dict[tuple[tuple[str, str, str, str], frozenset[str]], set[str]] = defaultdict(set)
+    settings: dict[tuple[tuple[str, str, str, str], frozenset[str]], set[Settings]] = defaultdict(
+        set
+    )
     direction: dict[tuple[str, str, str, str], bool] = {}
     for record in records:
         if (split is not None and record.split != split) or (
@@ -219,6 +231,8 @@ def compute_gains(
             runs[(key, record.task_set)].add(record.run_id)
         if record.partner_data:
             partners[(key, record.task_set)].add(record.partner_data)
+        if record.settings:
+            settings[(key, record.task_set)].add(record.settings)
         direction[key] = record.higher_is_better
     table = GainTable(gains=[], kind=kind, family_records=dict(family_records))
     for key, by_set in groups.items():
@@ -275,6 +289,14 @@ def compute_gains(
                 entry = (family, task, task_set - {task})
                 if entry not in table.mixed_partner_data:
                     table.mixed_partner_data.append(entry)
+            compared = settings.get((key, task_set), set()) | settings.get(
+                (key, frozenset({task})), set()
+            )
+            if len(compared) > 1:
+                names = tuple(setting_differences(*(dict(item) for item in compared)))
+                mixed = (family, task, task_set - {task}, names)
+                if mixed not in table.mixed_settings:
+                    table.mixed_settings.append(mixed)
     table.gains.sort(key=lambda g: (g.target, len(g.auxiliaries), sorted(g.auxiliaries), g.family))
     return table
 

@@ -29,6 +29,10 @@ class ScoreRecord:
     #: which data the other members of the task set were trained on: a short hash of their
     #: dataset fingerprints ("" where the run recorded none, e.g. a published table)
     partner_data: str = ""
+    #: the run's settings that change how ``task`` trains alone, outside its family
+    #: (``TrialConfig.alone_settings``) as sorted (name, JSON value) pairs; () where unknown
+    #: (a published table): gains say when a set's runs and its baseline's differ in them
+    settings: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.task not in self.task_set:

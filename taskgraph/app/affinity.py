@@ -626,6 +626,45 @@ def _zero_baseline_notes(estimator: AffinityEstimator, tasks: Sequence[str]) -> 
     return notes
 
 
+def _mixed_settings_notes(estimator: AffinityEstimator, tasks: Sequence[str]) -> list[str]:
+    """Return a note per task of ``tasks`` with measured gains whose runs and single-task
+    baseline were trained with different settings (``GainTable.mixed_settings``)."""
+    sets: dict[str, list[str]] = {}
+    names: dict[str, set[str]] = {}
+    for _, task, auxiliaries, differing in estimator.table.mixed_settings:
+        if task in tasks:
+            sets.setdefault(task, []).append("+".join(sorted(auxiliaries)))
+            names.setdefault(task, set()).update(differing)
+    total = {
+        task: len({g.auxiliaries for g in estimator.table.gains if g.target == task})
+        for task in sets
+    }
+    if len(sets) > 1:
+        count = sum(len(set(mixed)) for mixed in sets.values())
+        every = sorted(set().union(*names.values()))
+        return [
+            f"{count} of the {sum(total.values())} measured gains of {len(sets)} targets "
+            f"({', '.join(repr(t) for t in sorted(sets))}) set runs against a single-task "
+            f"baseline trained with other settings ({', '.join(every)}; the studies "
+            "searched them, or several studies were pooled), so each holds those settings' "
+            "effect besides the transfer; `affinity top --target NAME` lists them; fix the "
+            "settings in the spec (or train each target alone with each) to measure the "
+            "transfer alone"
+        ]
+    notes = []
+    for task, mixed in sorted(sets.items()):
+        shown = sorted(set(mixed))
+        notes.append(
+            f"{len(shown)} of the {total[task]} measured gains of {task!r} set runs against a "
+            f"single-task baseline trained with other settings ({', '.join(sorted(names[task]))}"
+            "; the study searched them, or several studies were pooled), so each holds those "
+            "settings' effect besides the transfer: "
+            f"{', '.join(shown[:5])}{', ...' if len(shown) > 5 else ''}; fix them in the spec "
+            "(or train the target alone with each) to measure the transfer alone"
+        )
+    return notes
+
+
 def _without_baseline(estimator: AffinityEstimator, records: Sequence[ScoreRecord]) -> list[str]:
     """Return the targets of ``records`` that the fitted ``estimator`` has no baseline of, sorted."""
     return sorted({r.task for r in records} - set(estimator.targets))
@@ -1042,6 +1081,7 @@ def recommendation_report(
                 "train the target alone in that family to use them"
             )
     notes.extend(_zero_baseline_notes(estimator, estimator.tasks))
+    notes.extend(_mixed_settings_notes(estimator, [target]))
     families = {g.family for g in estimator.table.gains if g.target == target}
     if len(families) > 1:
         notes.append(
@@ -1289,7 +1329,7 @@ def grouping_report(
     within = _within(records, chosen)
     family, counts = _score_family(within, chosen)
     baselines, higher, measured = _measured_scores(within, chosen, family=family, counts=counts)
-    notes = _zero_baseline_notes(estimator, chosen)
+    notes = _zero_baseline_notes(estimator, chosen) + _mixed_settings_notes(estimator, chosen)
     left_out = [] if tasks else _without_baseline(estimator, records)
     if left_out:
         notes.append(_without_baseline_note(left_out, "the grouping leaves them out"))
@@ -1404,6 +1444,7 @@ def graph_report(
         pooling=pooling,
     )
     notes = _zero_baseline_notes(estimator, estimator.tasks)
+    notes.extend(_mixed_settings_notes(estimator, estimator.tasks))
     left_out = _without_baseline(estimator, records)
     if left_out:
         notes.append(_without_baseline_note(left_out, "no edge points to them"))

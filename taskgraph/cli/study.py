@@ -904,6 +904,16 @@ def show(
             "relative = that / baseline)"
         ),
     )  # fmt: skip
+    differing = [r for r in report["gains"] if r.get("differs_from_baseline")]
+    if differing:
+        names = sorted({name for r in differing for name in r["differs_from_baseline"]})
+        stdout_console.print(
+            f"{len(differing)} of the {len(report['gains'])} trials shown differ from the "
+            f"baseline in settings the study searched ({', '.join(names)}): their measured "
+            "gains hold those settings' effect besides the transfer (`--json`: each trial's "
+            "`differs_from_baseline`); fix them in the spec to measure the transfer alone",
+            soft_wrap=True,
+        )
     for late in report["not_converged"]:
         # A score still rising at its last evaluation understates the trial: a weak comparison.
         # A repeat shares its earlier trial's runs: said so, not a second piece of evidence.

@@ -18,7 +18,7 @@ when the trial has several seeds, and at least :data:`CONVERGENCE_TOLERANCE`.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import optuna
@@ -38,10 +38,12 @@ from taskgraph.search.progress import (
     trial_state,
 )
 from taskgraph.search.space import ROLE_ATTR, SUBSET_ATTR, is_first_baseline
+from taskgraph.trial import TrialConfig, setting_differences
 
 __all__ = [
     "CONVERGENCE_TOLERANCE",
     "convergence",
+    "differs_from_baseline",
     "list_progress",
     "load_optuna_study",
     "not_taskgraphs",
@@ -200,6 +202,7 @@ _GAIN_ROW_KEYS = (
     "value",
     "measured_absolute_gain",
     "measured_relative_gain",
+    "differs_from_baseline",
     "converged",
     "rise",
     "repeat_of",
@@ -277,16 +280,38 @@ def _relative(gain: float | None, baseline: float | None) -> float | None:
     return gain / abs(baseline)
 
 
+def differs_from_baseline(
+    configuration: Mapping[str, Any] | None, baseline: Mapping[str, Any] | None
+) -> list[str] | None:
+    """Return the settings outside the model family in which a trial's configuration and the
+    baseline trial's differ (``TrialConfig.alone_settings``: a searched learning rate, sharing
+    architecture, ...), sorted; ``None`` when either configuration is missing or unreadable.
+
+    A measured gain against a baseline that differs in some holds their effect besides the
+    transfer.
+    """
+    if not configuration or not baseline:
+        return None
+    try:
+        ours = TrialConfig.from_dict(configuration).alone_settings()
+        theirs = TrialConfig.from_dict(baseline).alone_settings()
+    except (TypeError, ValueError):
+        return None
+    return setting_differences(ours, theirs)
+
+
 def trial_row(
     trial: FrozenTrial,
     *,
     baseline: float | None,
     direction: str,
     retried: Collection[int] = (),
+    baseline_configuration: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Return one trial as a JSON-ready row: state, task set, value, measured gains, configuration.
 
     ``retried``: numbers of the trials another trial retries (see ``retried_numbers``).
+    ``baseline_configuration``: the baseline trial's, for ``differs_from_baseline``.
     """
     config = trial.user_attrs.get(CONFIG_ATTR) or {}
     auxiliaries = trial.user_attrs.get(SUBSET_ATTR)
@@ -304,6 +329,11 @@ def trial_row(
         "value": value,
         "measured_absolute_gain": _gain(value, baseline, direction),
         "measured_relative_gain": _relative(_gain(value, baseline, direction), baseline),
+        # the settings outside the family in which this trial and the baseline differ (their
+        # effect is in the measured gain); None where there is no value or no baseline
+        "differs_from_baseline": differs_from_baseline(config, baseline_configuration)
+        if value is not None
+        else None,
         # None: not complete, or fewer than two evaluations to judge by.
         "converged": None if curve is None else curve["converged"],
         "rise": None if curve is None else curve["rise"],
@@ -343,9 +373,19 @@ def study_report(study: optuna.Study, *, top: int | None = None) -> dict[str, An
         None,
     )
     baseline_value = baseline_trial.value if baseline_trial is not None else None
+    baseline_configuration = (
+        baseline_trial.user_attrs.get(CONFIG_ATTR) if baseline_trial is not None else None
+    )
     retried = retried_numbers(trials)
     rows = [
-        trial_row(t, baseline=baseline_value, direction=direction, retried=retried) for t in trials
+        trial_row(
+            t,
+            baseline=baseline_value,
+            direction=direction,
+            retried=retried,
+            baseline_configuration=baseline_configuration,
+        )
+        for t in trials
     ]
     _resolve_repeats(rows)
     scored = [r for r in rows if r["value"] is not None]
@@ -387,6 +427,7 @@ def study_report(study: optuna.Study, *, top: int | None = None) -> dict[str, An
             "score": best["value"],
             "measured_absolute_gain": best["measured_absolute_gain"],
             "measured_relative_gain": best["measured_relative_gain"],
+            "differs_from_baseline": best["differs_from_baseline"],
             "data_selection": best["data_selection"],
             "configuration": best["configuration"],
         },

@@ -57,7 +57,13 @@ from taskgraph.storage.schema import (
 from taskgraph.storage.session import SessionFactory, run_write
 from taskgraph.storage.urls import mask_secrets, mask_url, parse_storage_url, sqlite_path
 from taskgraph.storage.writes import ensure_study_row, insert_run, recorded_repeat, utcnow
-from taskgraph.trial import LookaheadMatrix, TrialConfig, TrialResult, TrialStatus
+from taskgraph.trial import (
+    LookaheadMatrix,
+    TrialConfig,
+    TrialResult,
+    TrialStatus,
+    canonical_json,
+)
 
 if TYPE_CHECKING:
     from taskgraph.affinity.records import ScoreRecord
@@ -778,7 +784,9 @@ class Repository:
             rows = connection.execute(query.order_by(ScoreRow.run_id, ScoreRow.id)).all()
             keys, names = self._lookups(connection, {r[0] for r in rows}, {r[-1] for r in rows})
             fingerprints = _run_fingerprints(connection, {r[1] for r in rows})
+            configs = _run_model_configs(connection, {r[1] for r in rows})
         task_sets = {key: frozenset(key.split("+")) for key in set(keys.values())}
+        settings = _AloneSettings(configs)
         families = data_families(
             (task, family, fingerprints.get(run_id, {}).get(task))
             for _, run_id, task, _, _, _, family, _, _ in rows
@@ -798,6 +806,7 @@ class Repository:
                 partner_data=partner_data(
                     task, task_sets[keys[task_set_id]], fingerprints.get(run_id, {})
                 ),
+                settings=settings.of(run_id, task),
             )
             for task_set_id, run_id, task, split_, metric_, value, family, seed, study_id in rows
         ]
@@ -1322,6 +1331,56 @@ def _run_fingerprints(connection: Connection, run_ids: set[int]) -> dict[int, di
             if prints:
                 found[int(run_id)] = {str(k): str(v) for k, v in dict(prints).items()}
     return found
+
+
+def _run_model_configs(
+    connection: Connection, run_ids: set[int]
+) -> tuple[dict[int, int], dict[int, dict[str, Any]]]:
+    """Return (run id -> model configuration id, configuration id -> its stored JSON) of the
+    runs ``run_ids``."""
+    runs: dict[int, int] = {}
+    ordered = sorted(run_ids)
+    for start in range(0, len(ordered), _ID_CHUNK):
+        chunk = ordered[start : start + _ID_CHUNK]
+        query = select(RunRow.id, RunRow.model_config_id).where(RunRow.id.in_(chunk))
+        runs.update({int(run): int(config) for run, config in connection.execute(query)})
+    configs: dict[int, dict[str, Any]] = {}
+    wanted = sorted(set(runs.values()))
+    for start in range(0, len(wanted), _ID_CHUNK):
+        chunk = wanted[start : start + _ID_CHUNK]
+        query = select(ModelConfigRow.id, ModelConfigRow.config).where(ModelConfigRow.id.in_(chunk))
+        for config_id, config in connection.execute(query):
+            configs[int(config_id)] = dict(config) if isinstance(config, Mapping) else {}
+    return runs, configs
+
+
+class _AloneSettings:
+    """Each (run, task)'s ``TrialConfig.alone_settings`` as ScoreRecord.settings pairs, computed
+    once per (model configuration, task); () for a configuration that cannot be read back."""
+
+    def __init__(self, configs: tuple[dict[int, int], dict[int, dict[str, Any]]]) -> None:
+        self._runs, self._configs = configs
+        self._cache: dict[tuple[int, str], tuple[tuple[str, str], ...]] = {}
+
+    def of(self, run_id: int, task: str) -> tuple[tuple[str, str], ...]:
+        config_id = self._runs.get(run_id)
+        if config_id is None:
+            return ()
+        key = (config_id, task)
+        if key not in self._cache:
+            self._cache[key] = self._settings(self._configs.get(config_id, {}), task)
+        return self._cache[key]
+
+    @staticmethod
+    def _settings(stored: Mapping[str, Any], task: str) -> tuple[tuple[str, str], ...]:
+        try:
+            config = TrialConfig.from_dict({**stored, "target": task, "auxiliaries": ()})
+        except (TypeError, ValueError):  # a configuration written by another taskgraph
+            return ()
+        return tuple(
+            (name, canonical_json(value))
+            for name, value in sorted(config.alone_settings(task).items())
+        )
 
 
 def data_families(

@@ -53,3 +53,20 @@ def test_gains_point_in_the_direction_of_improvement(
     assert "gain" not in report["best"]  # one word for two numbers: named apart
     assert report["n_complete"] + report["n_failed"] == 6
     assert len(report["failures"]) == report["n_failed"]
+
+
+def test_each_trial_names_the_settings_it_and_the_baseline_differ_in(
+    storage_url: str, fakes: ModuleType
+) -> None:
+    # The baseline samples a searched learning rate too: a trial that drew another one has
+    # that change in its measured gain, and the report says so per trial.
+    report = run_fake(storage_url, fakes, search={"learning_rate": {"low": 1e-5, "high": 1e-3}})
+    assert len(report["gains"]) >= 3
+    for row in report["gains"]:
+        if row["trial"] == report["baseline"]["trial"]:
+            assert row["differs_from_baseline"] == []
+        else:
+            assert row["differs_from_baseline"] == ["learning_rate"], row
+    assert report["best"]["differs_from_baseline"] is not None
+    fixed = run_fake(storage_url.replace(".db", "2.db"), fakes, search={"learning_rate": 1e-4})
+    assert all(row["differs_from_baseline"] == [] for row in fixed["gains"])

@@ -1,0 +1,97 @@
+"""A measured gain whose runs and single-task baseline were trained with other settings says so.
+
+The model family (``TrialConfig.family_key``) keys a baseline by encoder, input length, the
+target's cap, data selection and pretraining; a study that searches the learning rate or the
+sharing architecture samples the baseline's own, so its gains hold that change besides the
+transfer.  ``ScoreRecord.settings`` carries each run's ``TrialConfig.alone_settings``, and
+``GainTable.mixed_settings``, ``affinity top`` and ``study show`` name the differences.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from taskgraph.affinity.gains import compute_gains
+from taskgraph.affinity.records import ScoreRecord
+from taskgraph.app.affinity import load_records, recommendation_report
+from taskgraph.storage import open_repository
+from taskgraph.trial import Cost, TrialConfig, TrialResult, TrialStatus, setting_differences
+
+
+def _add(repo, number: int, aux: tuple[str, ...], f1: float, **settings) -> None:
+    config = TrialConfig(target="ner", auxiliaries=aux, **settings)
+    scores = {"ner": {"dev": {"f1": f1}}} | {t: {"dev": {"f1": 0.9}} for t in aux}
+    result = TrialResult(
+        status=TrialStatus.COMPLETE, scores=scores, objective=f1, cost=Cost(seconds=1.0)
+    )
+    repo.add_run_result(study="s", trial_number=number, config=config, result=result)
+
+
+def test_alone_settings_name_what_changes_a_task_trained_alone() -> None:
+    base = TrialConfig(target="ner", learning_rate=1e-4)
+    # Soft sharing and cross-stitch of one task are the plain model; so is hard sharing.
+    for sharing in ("soft", "cross_stitch"):
+        other = TrialConfig(target="ner", learning_rate=1e-4, sharing=sharing,
+                            sharing_params={"top_k_layers": 2})  # fmt: skip
+        assert setting_differences(base.alone_settings(), other.alone_settings()) == []
+    hierarchical = TrialConfig(target="ner", learning_rate=1e-4, sharing="hierarchical",
+                               sharing_params={"tagging_layer": 1})  # fmt: skip
+    assert setting_differences(base.alone_settings(), hierarchical.alone_settings()) == [
+        "sharing",
+        "sharing_params",
+    ]
+    faster = TrialConfig(target="ner", learning_rate=3e-4)
+    assert setting_differences(base.alone_settings(), faster.alone_settings()) == ["learning_rate"]
+    # Another task's head options and multi-task bookkeeping do not change ner alone; its own
+    # head options and the warmup do.
+    quiet = TrialConfig(
+        target="ner",
+        auxiliaries=("pos",),
+        learning_rate=1e-4,
+        hyperparameters={"head_options": {"pos": {"crf": True}}, "lookahead_lr": 0.1},
+    )
+    assert setting_differences(base.alone_settings(), quiet.alone_settings()) == []
+    crf = TrialConfig(target="ner", learning_rate=1e-4,
+                      hyperparameters={"head_options": {"ner": {"crf": True}}})  # fmt: skip
+    warm = TrialConfig(target="ner", learning_rate=1e-4, hyperparameters={"warmup_ratio": 0.3})
+    assert setting_differences(base.alone_settings(), crf.alone_settings()) == [
+        "hyperparameters.head_options"
+    ]
+    assert setting_differences(base.alone_settings(), warm.alone_settings()) == [
+        "hyperparameters.warmup_ratio"
+    ]
+    # The auxiliary's view of a run: its own head options count.
+    assert quiet.alone_settings("pos")["hyperparameters.head_options"] == {"crf": True}
+
+
+def test_gains_name_settings_their_baseline_was_trained_without(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    with open_repository(url) as repo:
+        _add(repo, 0, (), 0.50, learning_rate=1e-4)
+        _add(repo, 1, ("pos",), 0.60, learning_rate=1e-4)
+        _add(repo, 2, ("chunk",), 0.70, learning_rate=1e-3)
+        _add(repo, 3, ("tags",), 0.55, learning_rate=1e-4, sharing="mmoe",
+             sharing_params={"num_experts": 4})  # fmt: skip
+    records = load_records(storage=url, metric="f1")
+    assert all(r.settings for r in records)
+    table = compute_gains(records)
+    mixed = {"+".join(sorted(aux)): names for _, task, aux, names in table.mixed_settings}
+    assert mixed == {"chunk": ("learning_rate",), "tags": ("sharing", "sharing_params")}
+    report = recommendation_report("ner", storage=url, metric="f1", method="pairwise")
+    note = next(n for n in report.notes if "other settings" in n)
+    assert note.startswith("2 of the 3 measured gains of 'ner' set runs against a single-task")
+    assert "(learning_rate, sharing, sharing_params;" in note and ": chunk, tags;" in note
+
+
+def test_records_without_settings_or_with_equal_ones_are_not_flagged() -> None:
+    same = (("learning_rate", "0.0001"),)
+    records = [
+        ScoreRecord("t", frozenset({"t"}), 0.5, settings=same),
+        ScoreRecord("t", frozenset({"t", "u"}), 0.6, settings=same),
+        ScoreRecord("t", frozenset({"t", "v"}), 0.7),  # a published table's row
+    ]
+    table = compute_gains(records)
+    assert [g.mean for g in table.gains] == [pytest.approx(0.2), pytest.approx(0.4)]
+    assert table.mixed_settings == []
