@@ -95,3 +95,31 @@ def test_records_without_settings_or_with_equal_ones_are_not_flagged() -> None:
     table = compute_gains(records)
     assert [g.mean for g in table.gains] == [pytest.approx(0.2), pytest.approx(0.4)]
     assert table.mixed_settings == []
+
+
+def test_the_graph_says_once_which_targets_gains_hold_other_settings(tmp_path: Path) -> None:
+    from taskgraph.app.affinity import graph_report
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    with open_repository(url) as repo:
+        for number, (target, aux, f1, rate) in enumerate(
+            [
+                ("ner", (), 0.5, 1e-4),
+                ("ner", ("pos",), 0.6, 1e-3),
+                ("pos", (), 0.8, 1e-4),
+                ("pos", ("ner",), 0.85, 1e-3),
+                ("chunk", (), 0.7, 1e-4),
+                ("chunk", ("pos",), 0.75, 1e-4),
+            ]
+        ):
+            config = TrialConfig(target=target, auxiliaries=aux, learning_rate=rate)
+            scores = {target: {"dev": {"f1": f1}}}
+            result = TrialResult(
+                status=TrialStatus.COMPLETE, scores=scores, objective=f1, cost=Cost(seconds=1.0)
+            )
+            repo.add_run_result(study="s", trial_number=number, config=config, result=result)
+    report = graph_report(storage=url, metric="f1", method="pairwise")
+    notes = [n for n in report.notes if "other settings" in n]
+    assert len(notes) == 1, report.notes
+    assert notes[0].startswith("2 of the 2 measured gains of 2 targets ('ner', 'pos') set runs")
+    assert "(learning_rate;" in notes[0]
