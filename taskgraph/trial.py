@@ -292,7 +292,8 @@ class TrialConfig:
 
     def alone_settings(self, task: str | None = None) -> dict[str, Any]:
         """Return the settings outside :meth:`family_key` that change how ``task`` (default:
-        the target) trains when it is trained alone, as JSON-ready values.
+        the target) trains when it is trained alone, as JSON-ready values (a sequential
+        run's source: its phase's steps or epochs, ``source_max_steps`` / ``source_epochs``).
 
         A gain sets a run against the single-task runs of its family, whose own settings a
         search may have sampled differently: the learning rate, batch size, steps and epochs,
@@ -313,11 +314,19 @@ class TrialConfig:
         if isinstance(head_options, Mapping) and head_options.get(task):
             hyper["head_options"] = head_options[task]
         plain = self.sharing in PLAIN_SINGLE_TASK_SHARING
+        max_steps, epochs = self.max_steps, self.epochs
+        if task in self.source_phase_tasks():  # its scores are the source phase's
+            source_steps = self.hyperparameters.get("source_max_steps")
+            source_epochs = self.hyperparameters.get("source_epochs")
+            if source_steps is not None:
+                max_steps = source_steps
+            elif source_epochs is not None:
+                max_steps, epochs = None, source_epochs
         settings: dict[str, Any] = {
             "learning_rate": self.learning_rate,
             "batch_size": self.batch_size,
-            "max_steps": self.max_steps,
-            "epochs": None if self.max_steps is not None else self.epochs,
+            "max_steps": max_steps,
+            "epochs": None if max_steps is not None else epochs,
             "early_stopping_patience": self.early_stopping_patience,
             "loss_weighting": self.loss_weighting,
             "sharing": "plain" if plain else self.sharing,

@@ -560,6 +560,44 @@ def _check_hyperparameters(spec: StudySpec, source: str, *, stored: bool = False
             )
     _check_freeze_layers(spec, source, stored=stored)
     _check_head_options(spec, source, stored=stored)
+    _check_source_tasks(spec, source, stored=stored)
+
+
+def _check_source_tasks(spec: StudySpec, source: str, *, stored: bool = False) -> None:
+    """Refuse a ``source_tasks`` entry that is not a candidate auxiliary of the study.
+
+    A sequential trial trains the named sources first; one naming none of the trial's
+    auxiliaries fails at the model build (``TrainingOptions.phases``), so a name that is no
+    candidate (a typo, or the target) made every sequential trial that had no other source
+    fail after the baseline had trained.
+    """
+    entries: list[tuple[str, Any]] = []
+    searched = spec.search.hyperparameters.get("source_tasks")
+    if searched is not None:
+        entries = [("search.hyperparameters.source_tasks", v) for v in searched.values()]
+    elif "source_tasks" in spec.training.hyperparameters:
+        fixed = spec.training.hyperparameters["source_tasks"]
+        entries = [("training.hyperparameters.source_tasks", fixed)]
+    candidates = list(spec.candidate_names)
+    for where, value in entries:
+        if value is None:
+            continue
+        names = value
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            _refuse_or_warn(
+                f"{source}: {where}: expected a list of candidate task names, got {value!r}",
+                stored=stored,
+            )
+            return
+        for name in names:
+            if name not in candidates:
+                what = "the target" if name == spec.target else "not a candidate of the study"
+                _refuse_or_warn(
+                    f"{source}: {where}: {name!r} is {what}, so no sequential trial could "
+                    f"train it first; the candidates: {', '.join(candidates)}",
+                    stored=stored,
+                )
+                return
 
 
 def _check_freeze_layers(spec: StudySpec, source: str, *, stored: bool = False) -> None:

@@ -292,7 +292,8 @@ class TaskSetRecords:
         return f"TaskSetRecords({self.task_set!r}, {len(self)} records)"
 
     def score_records(self) -> list[ScoreRecord]:
-        """Return the records as the affinity code's ScoreRecords."""
+        """Return the records as the affinity code's ScoreRecords (without ``settings``, which
+        :meth:`Repository.score_records` reads from the runs' configurations)."""
         members = frozenset(self.task_set.split("+"))
         return [record.score_record(members) for record in self]
 

@@ -120,3 +120,23 @@ def test_head_options_the_heads_take_are_accepted() -> None:
 
 def test_every_task_type_has_a_head_class() -> None:
     assert set(HEAD_CLASSES) == set(TaskType)
+
+
+@pytest.mark.parametrize(
+    ("sources", "said"),
+    [
+        (["wikiann_en_ner"], "'wikiann_en_ner' is not a candidate of the study"),
+        (["tr_ner_tur2003"], "'tr_ner_tur2003' is the target"),
+        ("ud_tr_imst_deps", "expected a list of candidate task names, got 'ud_tr_imst_deps'"),
+    ],
+)
+def test_source_tasks_naming_no_candidate_are_refused(sources: Any, said: str) -> None:
+    # Every sequential trial without another source failed at the model build, after the
+    # baseline had trained.
+    message = _error(_spec(hyperparameters={"source_tasks": sources}))
+    assert message.startswith("spec: training.hyperparameters.source_tasks: "), message
+    assert said in message
+
+
+def test_source_tasks_among_the_candidates_are_accepted() -> None:
+    check_spec(_spec(hyperparameters={"source_tasks": ["ud_tr_imst_deps"]}))

@@ -123,3 +123,34 @@ def test_the_graph_says_once_which_targets_gains_hold_other_settings(tmp_path: P
     assert len(notes) == 1, report.notes
     assert notes[0].startswith("2 of the 2 measured gains of 2 targets ('ner', 'pos') set runs")
     assert "(learning_rate;" in notes[0]
+
+
+def test_a_source_scored_alone_is_a_baseline_only_when_trained_as_one() -> None:
+    from taskgraph.storage.writes import task_family
+    from taskgraph.trial import DataSelectionConfig
+
+    def sequential(keep: float, **hyper) -> TrialConfig:
+        selection = DataSelectionConfig(features=("jsd",), weights={"jsd": 1.0}, keep=keep)
+        return TrialConfig(target="ner", auxiliaries=("pos",), transfer_mode="sequential",
+                           data_selection=selection, max_steps=4,
+                           hyperparameters=hyper)  # fmt: skip
+
+    # pos trained alone in the same family: its real baseline
+    alone = TrialConfig(
+        target="pos",
+        max_steps=4,
+        data_selection=DataSelectionConfig(features=("jsd",), weights={"jsd": 0.5}, keep=0.3),
+    )
+    # The source phase trained pos on 20 % of its data, chosen for ner: not pos's baseline.
+    selected = task_family(sequential(0.2), "pos", within=("pos",))
+    assert selected.startswith(alone.family_key() + "/selected:")
+    assert selected != task_family(sequential(0.4), "pos", within=("pos",))
+    # All of its data kept: the source phase is pos trained alone.
+    assert task_family(sequential(1.0), "pos", within=("pos",)) == alone.family_key()
+    # The source phase's own steps are the source's step setting.
+    longer = sequential(1.0, source_max_steps=30)
+    assert longer.alone_settings("pos")["max_steps"] == 30
+    assert longer.alone_settings("ner")["max_steps"] == 4
+    assert setting_differences(longer.alone_settings("pos"), alone.alone_settings()) == [
+        "max_steps"
+    ]
