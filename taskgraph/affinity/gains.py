@@ -56,6 +56,7 @@ __all__ = [
     "gain_key",
     "measured_gain",
     "pair_gains",
+    "seed_mean",
 ]
 
 GainKind = Literal["relative", "absolute"]
@@ -184,6 +185,21 @@ def _mean_var(by_seed: Mapping[int, Sequence[float]]) -> tuple[float, float | No
     mean = float(array.mean())
     var = float(array.var(ddof=1)) if len(array) > 1 else None
     return mean, var, len(array)
+
+
+def seed_mean(records: Iterable[ScoreRecord]) -> float:
+    """Return the mean of ``records`` (one task set's scores in one family) as gains take it.
+
+    Each seed's records are averaged first, then the seeds' means (:func:`compute_gains`): a
+    seed trained again (several studies running one configuration) repeats one measurement,
+    so it weighs as much as any other seed.
+    """
+    by_seed: dict[int, list[float]] = defaultdict(list)
+    for record in records:
+        by_seed[record.seed].append(record.value)
+    if not by_seed:
+        raise ValueError("seed_mean needs at least one record")
+    return _mean_var(by_seed)[0]
 
 
 def compute_gains(

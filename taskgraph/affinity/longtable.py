@@ -32,6 +32,8 @@ __all__ = [
     "LONG_HEADER",
     "MAX_BENCH_VALUE",
     "SPLITS",
+    "TABLE_LOSS_METRIC",
+    "TABLE_METRIC",
     "LongRow",
     "LongTable",
     "check_magnitudes",
@@ -41,6 +43,12 @@ __all__ = [
 
 LONG_HEADER = ("target", "task_set", "split", "value", "higher_is_better")
 SPLITS = ("val", "test")
+#: the metric names of a table's records (:meth:`LongTable.to_records`): a row names no
+#: metric, so a higher-is-better one is a "score" and a lower-is-better one a "loss", the names
+#: the tabular runner records a table's rows under (``taskgraph.runners.tabular.TABULAR_METRIC``
+#: and ``TABULAR_LOSS_METRIC``; this layer cannot import that one)
+TABLE_METRIC = "score"
+TABLE_LOSS_METRIC = "loss"
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +150,12 @@ class LongTable:
         return result
 
     def to_records(self, *, split: str | None = None, family: str = "") -> list[ScoreRecord]:
-        """Return the rows (of ``split`` only when given) as score records of one family."""
+        """Return the rows (of ``split`` only when given) as score records of one family.
+
+        A row names no metric: its record's metric is named after its direction,
+        :data:`TABLE_METRIC` or :data:`TABLE_LOSS_METRIC` (what outputs say the gains are
+        scored by, e.g. ``loss on val``).
+        """
         return [
             ScoreRecord(
                 task=row.target,
@@ -150,6 +163,7 @@ class LongTable:
                 value=row.value,
                 higher_is_better=row.higher_is_better,
                 split=row.split,
+                metric=TABLE_METRIC if row.higher_is_better else TABLE_LOSS_METRIC,
                 family=family or self.source,
                 study=self.source or None,
             )

@@ -23,7 +23,7 @@ import numpy as np
 
 from taskgraph.affinity.estimators.base import ESTIMATORS, AffinityEstimator, make_estimator
 from taskgraph.affinity.estimators.setfn import POOLINGS, SMALL_DATA_HYPERPRIOR
-from taskgraph.affinity.gains import GainKind, compute_gains, gain_key, measured_gain
+from taskgraph.affinity.gains import GainKind, compute_gains, gain_key, measured_gain, seed_mean
 from taskgraph.affinity.graph import affinity_graph as _graph_of
 from taskgraph.affinity.graph import graph_edges
 from taskgraph.affinity.grouping import (
@@ -193,8 +193,10 @@ def records_long_table(
     """Return the records database as a long table (``target, task_set, split, value``): what
     ``taskgraph bench --table`` and ``affinity ... --table`` read.
 
-    One row per scored task, task set and split: the mean of the complete runs' scores (over
-    seeds, and over the configurations that trained that task set), in ``metric`` (default:
+    One row per scored task, task set and split: the mean of the complete runs' scores as
+    gains take it (:func:`~taskgraph.affinity.gains.seed_mean`: each seed's runs averaged
+    first, over the configurations that trained that task set, then the seeds), so the
+    table's measured gains are the database's; in ``metric`` (default:
     the studies' objective metric, as :func:`load_records` chooses it).  Splits are named as
     the long format names them (``dev`` -> ``val``; splits other than dev, val and test are
     left out).  Each filter picks runs, and every score of a picked run is kept (its
@@ -265,7 +267,9 @@ def records_long_table(
         if len(families) > 1:
             with _records_database(storage, repository) as database:
                 _several_families(task, tasks, found, database, study=study)
-        value = float(np.mean([r.value for r in found]))
+        # As gains average them: each seed's runs first, then the seeds (a repeated seed is
+        # one measurement), so the table's gains are the database's.
+        value = seed_mean(found)
         rows.append(LongRow(task, tasks, split, value, found[0].higher_is_better))
     return LongTable(rows=rows, source=study or "")
 

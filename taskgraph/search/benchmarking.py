@@ -615,6 +615,9 @@ def run_bench(
         versus = pairs["versus_prior"][method]["spearman"]
         if math.isnan(pairs[method]["spearman"]):
             report.notes.append(_undefined("pair_spearman", method))
+        scored_targets = sorted(pair_targets - set(pairs["too_few_pairs"]))
+        if note := _one_target_se("pair_spearman_diff_vs_prior", method, versus, scored_targets):
+            report.notes.append(note)
         report.results.update({
             "pair_folds": pair_folds,
             "pair_spearman": pairs[method]["spearman"],
@@ -669,6 +672,9 @@ def run_bench(
         versus = ranking["versus_prior"][method]["spearman"]
         if math.isnan(ranking[method]["spearman"]):
             report.notes.append(_undefined("ranking_spearman", method))
+        scored_targets = [t for t in rankable if t not in ranking["too_few_hidden"]]
+        if note := _one_target_se("ranking_spearman_diff_vs_prior", method, versus, scored_targets):
+            report.notes.append(note)
         report.results.update({
             "ranking_spearman": ranking[method]["spearman"],
             "ranking_spearman_prior": ranking["prior"]["spearman"],
@@ -880,6 +886,21 @@ def _undefined(key: str, method: str) -> str:
     return (
         f"{key} is undefined (nan): {method}'s predictions are the same for every held-out "
         f"source of every target{reason}"
+    )
+
+
+def _one_target_se(
+    key: str, method: str, versus: Mapping[str, float], scored: Sequence[str]
+) -> str | None:
+    """Return the note of ``key``'s standard error when it is nan for want of a second target
+    (the difference is over targets, and one target scored by ``method`` and the prior has no
+    spread), else None; ``scored``: the targets the evaluation scored (named when one)."""
+    if not math.isnan(versus["se"]) or math.isnan(versus["diff"]):
+        return None
+    only = f" ({scored[0]!r})" if len(scored) == 1 else ""
+    return (
+        f"{key}_se is undefined (nan): a standard error over targets needs two or more targets "
+        f"scored by both {method} and the popular-source prior, and only one was{only}"
     )
 
 
