@@ -232,6 +232,10 @@ def compute_gains(
     settings: dict[tuple[tuple[str, str, str, str], frozenset[str]], set[Settings]] = defaultdict(
         set
     )
+    # key -> alone settings -> seed -> the single-task values trained with those settings
+    matched: dict[tuple[str, str, str, str], dict[Settings, dict[int, list[float]]]] = (
+        defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    )
     direction: dict[tuple[str, str, str, str], bool] = {}
     for record in records:
         if (split is not None and record.split != split) or (
@@ -249,6 +253,8 @@ def compute_gains(
             partners[(key, record.task_set)].add(record.partner_data)
         if record.settings:
             settings[(key, record.task_set)].add(record.settings)
+            if len(record.task_set) == 1:
+                matched[key][record.settings][record.seed].append(record.value)
         direction[key] = record.higher_is_better
     table = GainTable(gains=[], kind=kind, family_records=dict(family_records))
     for key, by_set in groups.items():
@@ -272,9 +278,22 @@ def compute_gains(
                 f"baseline, but its single-task score is {b_mean}; compute absolute gains "
                 "(kind='absolute') or leave the task out (zero_baselines='leave_out')"
             )
+        pooled = (b_mean, b_var, b_seeds)
         for task_set, by_seed in by_set.items():
             if len(task_set) == 1:
                 continue
+            b_mean, b_var, b_seeds = pooled
+            ours = settings.get((key, task_set), set())
+            compared = ours | settings.get((key, frozenset({task})), set())
+            alike = matched.get(key, {}).get(next(iter(ours))) if len(ours) == 1 else None
+            if alike is not None and len(matched[key]) > 1:
+                # The family holds baselines trained with several settings (a searched
+                # learning rate, budget.baselines: per_setting): the set is measured against
+                # those trained as it was, like with like.
+                alike_mean, alike_var, alike_seeds = _mean_var(alike)
+                if kind == "absolute" or abs(alike_mean) >= 1e-12:
+                    b_mean, b_var, b_seeds = alike_mean, alike_var, alike_seeds
+                    compared = ours
             s_mean, s_var, s_seeds = _mean_var(by_seed)
             # One side with a single seed borrows the other side's seed variance.
             var_s = s_var if s_var is not None else b_var
@@ -305,9 +324,6 @@ def compute_gains(
                 entry = (family, task, task_set - {task})
                 if entry not in table.mixed_partner_data:
                     table.mixed_partner_data.append(entry)
-            compared = settings.get((key, task_set), set()) | settings.get(
-                (key, frozenset({task})), set()
-            )
             if len(compared) > 1:
                 names = tuple(setting_differences(*(dict(item) for item in compared)))
                 mixed = (family, task, task_set - {task}, names)

@@ -154,3 +154,22 @@ def test_a_source_scored_alone_is_a_baseline_only_when_trained_as_one() -> None:
     assert setting_differences(longer.alone_settings("pos"), alone.alone_settings()) == [
         "max_steps"
     ]
+
+
+def test_a_set_is_measured_against_the_baselines_trained_as_it_was() -> None:
+    slow, fast, faster = ((("learning_rate", rate),) for rate in ("0.0001", "0.001", "0.003"))
+    records = [
+        ScoreRecord("t", frozenset({"t"}), 0.5, settings=slow),
+        ScoreRecord("t", frozenset({"t"}), 0.6, settings=fast),
+        ScoreRecord("t", frozenset({"t", "u"}), 0.66, settings=fast),
+        ScoreRecord("t", frozenset({"t", "v"}), 0.66, settings=faster),
+    ]
+    table = compute_gains(records)
+    gains = {"+".join(sorted(g.auxiliaries)): g.mean for g in table.gains}
+    # u against the baseline of its own learning rate (0.6), not the pooled 0.55
+    assert gains["u"] == pytest.approx(0.1)
+    # v has no baseline of its learning rate: the pooled one, and the note
+    assert gains["v"] == pytest.approx(0.2)
+    assert [(sorted(aux), names) for *_, aux, names in table.mixed_settings] == [
+        (["v"], ("learning_rate",))
+    ]
