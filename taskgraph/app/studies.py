@@ -26,6 +26,7 @@ from taskgraph.app.arguments import (
 )
 from taskgraph.errors import (
     ConfigError,
+    DataFormatError,
     SpecError,
     StorageError,
     option_name,
@@ -385,6 +386,7 @@ def build_engine(
         sharing_spaces = {name: {} for name in spec.search.sharing}
     else:
         task_defs = inline_task_defs(spec)
+        _read_inline_data(spec, task_defs, data_dir=resolved, source=source)
     return StudyEngine(
         spec=spec,
         storage_url=storage_url,
@@ -397,6 +399,45 @@ def build_engine(
         wall_time=wall_time,
         source_fingerprints=fingerprints_of(spec) if fingerprints_of is not None else None,
     )
+
+
+def _read_inline_data(
+    spec: StudySpec,
+    task_defs: Mapping[str, Any],
+    *,
+    data_dir: PathLike | None = None,
+    source: str = "spec",
+) -> None:
+    """Read, in full, each split the study reads of each of its inline tasks (``task_defs``).
+
+    ``study validate`` reads the first examples of each (``check_data``); a malformed line
+    further down failed every trial of the study, each after the study was written.  The
+    splits are those :func:`~taskgraph.spec.checks.check_inline_data` reads (``train``,
+    ``training.eval_splits``, the objective's split); the catalog's tasks are not read.  The
+    reading is :func:`~taskgraph.tasks.count_examples`'s, whose count is cached until the file
+    changes: trials read the count from there instead of the file, and a study resumed on
+    unchanged files reads nothing again.  A malformed line is a
+    :class:`~taskgraph.errors.DataFormatError` naming the task, the split, the file and the line.
+    """
+    from taskgraph.tasks import count_examples
+    from taskgraph.tasks.loading import SYNTHETIC
+
+    used = {"train", *spec.training.eval_splits, spec.objective.split}
+    for name, task in task_defs.items():
+        if task.format == SYNTHETIC:
+            continue
+        for split in task.splits:
+            if split not in used:
+                continue
+            try:
+                count_examples(task, split, data_dir=data_dir)
+            except DataFormatError as error:
+                raise DataFormatError(
+                    f"{source}: task {name!r} (split {split}): {error.path}",
+                    error.line,
+                    error.expected,
+                    error.got,
+                ) from None
 
 
 def run_spec(
@@ -681,11 +722,15 @@ def study_summary(
     Raises :class:`~taskgraph.errors.StorageError` naming the known studies when ``name`` is
     not one of them, or when the database cannot be opened.
     """
-    from taskgraph.search.report import open_study, study_report
+    from taskgraph.search.report import open_study, study_report, target_data_versions
 
     if top is not None:
         top = integer(top, "top", minimum=1)
-    return study_report(open_study(study_name(name), storage_url=_storage_url(storage)), top=top)
+    url = _storage_url(storage)
+    study = open_study(study_name(name), storage_url=url)
+    # Gains are measured within one version of the target's data (the records' fingerprints).
+    versions = target_data_versions(study.study_name, storage_url=url)
+    return study_report(study, top=top, data_versions=versions)
 
 
 def study_spec(name: str, *, storage: str | None = None) -> dict[str, Any]:

@@ -870,6 +870,11 @@ def show(
             f"{_pretraining_of(best.get('configuration'), searched=pretrained)}, sharing "
             f"{best['configuration'].get('sharing')}"
             + _measured(best["measured_absolute_gain"], best["measured_relative_gain"])
+            + (
+                ", no measured gain (no baseline on its version of the target's data)"
+                if base is not None and best.get("no_baseline_because")
+                else ""
+            )
             + _selection(best.get("data_selection")),
             soft_wrap=True,
         )
@@ -912,6 +917,17 @@ def show(
             f"baseline in settings the study searched ({', '.join(names)}): their measured "
             "gains hold those settings' effect besides the transfer (`--json`: each trial's "
             "`differs_from_baseline`); fix them in the spec to measure the transfer alone",
+            soft_wrap=True,
+        )
+    # Trials on a version of the target's data that no complete baseline ran on: a gain
+    # against another version's baseline would hold the data's change besides the transfer.
+    unmeasured = [r for r in report["gains"] if r.get("no_baseline_because")]
+    if unmeasured and base is not None:
+        numbers = ", ".join(str(r["trial"]) for r in sorted(unmeasured, key=lambda r: r["trial"]))
+        stdout_console.print(
+            f"no measured gain for trial{'s' if len(unmeasured) != 1 else ''} {numbers}: "
+            f"{unmeasured[0]['no_baseline_because']} (`--json`: each trial's "
+            "`no_baseline_because`)",
             soft_wrap=True,
         )
     for late in report["not_converged"]:

@@ -27,6 +27,7 @@ it RUNNING for the heartbeat.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
@@ -71,7 +72,7 @@ from taskgraph.search.progress import (
     trial_results,
     trial_state,
 )
-from taskgraph.search.recording import RecordWriter
+from taskgraph.search.recording import RecordWriter, code_version
 from taskgraph.search.samplers import build_pruner, build_sampler
 from taskgraph.search.space import (
     BASELINE_ROLE,
@@ -141,6 +142,21 @@ def _repeat_held(run: Any, held: set[tuple[str, str, str, int]]) -> bool:
     config = run.config
     key = (config.model_config_hash(), task_set_key(config.task_set), config.target, config.seed)
     return key in held
+
+
+def _trained_by(trial: FrozenTrial, trials: Sequence[FrozenTrial]) -> int:
+    """Return the number of the trial whose runs ``trial``'s are: the trial its repeat
+    (``taskgraph:repeats``) points at, followed to one that trained, else its own."""
+    by_number = {t.number: t for t in trials}
+    number, seen = trial.number, set()
+    while number not in seen:
+        seen.add(number)
+        earlier = by_number.get(number)
+        repeats = None if earlier is None else earlier.user_attrs.get(REPEATS_ATTR)
+        if not isinstance(repeats, int):
+            break
+        number = repeats
+    return number
 
 
 class StudyEngine:
@@ -698,10 +714,19 @@ class StudyEngine:
             missing = tuple(
                 run for run in outcome.runs if (trial.number, run.config.seed) not in stored
             )
+            # A repeat's complete runs are the earlier trial's records; another trial's
+            # complete run of the same configuration is its record too, unless it was on
+            # other data (the data changed in between: this trial trained again).
+            repeat = trial.user_attrs.get(REPEATS_ATTR) is not None
             if missing:
                 if held is None:
                     held = self.repository.complete_run_keys(self.spec.name)
-                missing = tuple(run for run in missing if not _repeat_held(run, held))
+                missing = tuple(
+                    run
+                    for run in missing
+                    if not _repeat_held(run, held)
+                    or (not repeat and self._on_other_data(trial.number, run))
+                )
             if missing:
                 self.write_records(trial.number, TrialOutcome(runs=missing))
                 written += len(missing)
@@ -769,8 +794,30 @@ class StudyEngine:
             RetryStaleTrial(max_retry=self.spec.recovery.max_retry)(study, frozen)
 
     def write_records(self, number: int, outcome: TrialOutcome) -> None:
-        """Write each seed's run of trial ``number`` to the records database."""
-        self.recorder.write(number, outcome)
+        """Write each seed's run of trial ``number`` to the records database.
+
+        A complete run whose configuration and seed another trial holds as a complete run on
+        the same data is that run's record (a repeat: not written again); one the study holds
+        only as runs on other data (:meth:`_on_other_data`) is written beside them: the same
+        training on another data version is a new measurement.
+        """
+        for run in outcome.runs:
+            if not self._on_other_data(number, run):
+                self.recorder.write(number, TrialOutcome(runs=(run,)))
+                continue
+            fingerprints, types = self.recorder.task_metadata(run.config.task_set)
+            self.repository.add_run_result(
+                study=self.spec.name,
+                trial_number=number,
+                config=run.config,
+                result=run.result,
+                started_at=run.started_at,
+                finished_at=run.finished_at,
+                task_fingerprints=fingerprints,
+                task_types=types,
+                host=run.host or socket.gethostname(),
+                code_version=code_version(),
+            )
 
     # -- the local ask/tell loop -------------------------------------------------------------
 
@@ -892,20 +939,64 @@ class StudyEngine:
         return None
 
     def _same_configuration(self, number: int, config: TrialConfig) -> FrozenTrial | None:
-        """Return the latest complete trial (not ``number``) that trained ``config``, if any."""
+        """Return the latest complete trial (not ``number``) that trained ``config`` on the
+        data its tasks have now, if any.
+
+        The same configuration is the same training only on the same data: a trial whose
+        runs recorded other dataset fingerprints of a task of ``config`` (its file edited
+        since, or read from another ``--data`` directory) measured something else, and
+        ``config`` is trained again.  A repeat's data is that of the trial it repeats.
+        """
         wanted = config_hash(config.to_dict())
         study = self.require_study()
-        for trial in reversed(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))):
+        trials = study.get_trials(deepcopy=False)
+        versions: dict[int, dict[str, str]] | None = None
+        for trial in reversed(trials):
             attrs = trial.user_attrs
             if (
                 trial.number != number
+                and trial.state == TrialState.COMPLETE
                 and attrs.get(STATUS_ATTR) == TrialStatus.COMPLETE.value
                 and CONFIG_ATTR in attrs
                 and trial_results(trial) is not None
                 and self._config_hash(trial) == wanted
             ):
-                return trial
+                if versions is None:
+                    versions = self._recorded_data(number, config)
+                if versions.get(_trained_by(trial, trials)) == self._current_data(config):
+                    return trial
         return None
+
+    def _current_data(self, config: TrialConfig) -> dict[str, str]:
+        """Return the dataset fingerprint of each task of ``config`` now (what its runs record)."""
+        return self.recorder.task_metadata(config.task_set)[0]
+
+    def _recorded_data(self, number: int, config: TrialConfig) -> dict[int, dict[str, str]]:
+        """Return trial number -> the dataset fingerprints recorded by the study's complete runs
+        of ``config``'s model configuration, task set, target and seed (not trial ``number``'s)."""
+        runs = self.repository.runs(
+            study=self.spec.name,
+            model_config=config.model_config_hash(),
+            task_set=config.task_set,
+            status=TrialStatus.COMPLETE.value,
+        )
+        return {
+            run.trial_number: dict(run.task_fingerprints)
+            for run in runs
+            if run.trial_number != number
+            and run.seed == config.seed
+            and run.target == config.target
+        }
+
+    def _on_other_data(self, number: int, run: Any) -> bool:
+        """Return whether ``run`` (of trial ``number``) is a complete run whose configuration,
+        task set and seed the study holds only as runs on other data (other dataset
+        fingerprints): a new measurement, recorded beside them, not a repeat."""
+        if run.result.status is not TrialStatus.COMPLETE:
+            return False
+        earlier = self._recorded_data(number, run.config)
+        current = self._current_data(run.config)
+        return bool(earlier) and all(prints != current for prints in earlier.values())
 
     def _config_hash(self, trial: FrozenTrial) -> str:
         """Return the hash of ``trial``'s stored configuration (computed once per trial)."""

@@ -7,7 +7,9 @@ trial against the baseline trial, not an affinity model's prediction), in the di
 improvement: ``measured_absolute_gain`` is ``value - baseline`` when maximising, ``baseline -
 value`` when minimising, in the metric's units, so a positive gain always means the auxiliary
 tasks helped; ``measured_relative_gain`` divides it by ``|baseline|`` (the unit of ``taskgraph
-affinity``'s gains: 0.1 = +10 %).
+affinity``'s gains: 0.1 = +10 %).  The baseline trial is one on the same version of the
+target's data (dataset fingerprint, from the records): a trial run after the target's file
+changed is not measured against a baseline trained on the old file.
 
 **Convergence.**  A complete trial whose objective was still rising at its last evaluation
 (last minus previous evaluation, in the direction of improvement, averaged over its seeds) by
@@ -51,6 +53,7 @@ __all__ = [
     "read_only_storage",
     "study_names",
     "study_report",
+    "target_data_versions",
     "trial_row",
 ]
 
@@ -203,6 +206,9 @@ _GAIN_ROW_KEYS = (
     "measured_absolute_gain",
     "measured_relative_gain",
     "differs_from_baseline",
+    "baseline_trial",
+    "data_version",
+    "no_baseline_because",
     "converged",
     "rise",
     "repeat_of",
@@ -307,11 +313,17 @@ def trial_row(
     direction: str,
     retried: Collection[int] = (),
     baseline_configuration: Mapping[str, Any] | None = None,
+    baseline_trial: int | None = None,
+    data_version: str | None = None,
+    no_baseline_because: str | None = None,
 ) -> dict[str, Any]:
     """Return one trial as a JSON-ready row: state, task set, value, measured gains, configuration.
 
     ``retried``: numbers of the trials another trial retries (see ``retried_numbers``).
-    ``baseline_configuration``: the baseline trial's, for ``differs_from_baseline``.
+    ``baseline_configuration``: the baseline trial's, for ``differs_from_baseline``;
+    ``baseline_trial``: its number.  ``data_version``: the dataset fingerprint of the
+    target that the trial's runs recorded; ``no_baseline_because``: why a complete trial has
+    no measured gain (no baseline on its data version).
     """
     config = trial.user_attrs.get(CONFIG_ATTR) or {}
     auxiliaries = trial.user_attrs.get(SUBSET_ATTR)
@@ -334,6 +346,11 @@ def trial_row(
         "differs_from_baseline": differs_from_baseline(config, baseline_configuration)
         if value is not None
         else None,
+        # the baseline trial the gains are measured against (None: no gain)
+        "baseline_trial": baseline_trial if value is not None and baseline is not None else None,
+        # the target's dataset fingerprint its runs recorded (None: unknown, or none recorded)
+        "data_version": data_version,
+        "no_baseline_because": no_baseline_because if value is not None else None,
         # None: not complete, or fewer than two evaluations to judge by.
         "converged": None if curve is None else curve["converged"],
         "rise": None if curve is None else curve["rise"],
@@ -363,30 +380,101 @@ def _resolve_repeats(rows: list[dict[str, Any]]) -> None:
         row["repeat_of"] = number
 
 
-def study_report(study: optuna.Study, *, top: int | None = None) -> dict[str, Any]:
-    """Return the study's summary: counts, baseline, best trial, trials with their measured gains (best first)."""
+def _trained_by(trials: list[FrozenTrial]) -> dict[int, int]:
+    """Return trial number -> the number of the trial whose runs it has (a repeat's, followed
+    to the trial that trained; any other trial's own)."""
+    earlier: dict[int, int] = {}
+    for trial in trials:
+        repeats = trial.user_attrs.get(REPEATS_ATTR)
+        if isinstance(repeats, int):
+            earlier[trial.number] = repeats
+    found: dict[int, int] = {}
+    for trial in trials:
+        number, seen = trial.number, set()
+        while number in earlier and number not in seen:
+            seen.add(number)
+            number = earlier[number]
+        found[trial.number] = number
+    return found
+
+
+def _short(fingerprint: str | None) -> str:
+    return "none recorded" if fingerprint is None else fingerprint[:12]
+
+
+def target_data_versions(name: str, *, storage_url: str) -> dict[int, str | None]:
+    """Return trial number -> the dataset fingerprint of study ``name``'s target that the
+    trial's records carry (``None``: its runs recorded none), for the trials with records.
+
+    What :func:`study_report` keeps gains within one data version by; a study with no
+    records (none written yet) gives ``{}``.
+    """
+    from taskgraph.storage import open_repository
+
+    with open_repository(storage_url, create=False) as repository:
+        try:
+            runs = repository.runs(study=name)
+        except NotFoundError:
+            return {}
+    return {run.trial_number: run.task_fingerprints.get(run.target) for run in runs}
+
+
+def study_report(
+    study: optuna.Study,
+    *,
+    top: int | None = None,
+    data_versions: Mapping[int, str | None] | None = None,
+) -> dict[str, Any]:
+    """Return the study's summary: counts, baseline, best trial, trials with their measured gains (best first).
+
+    ``data_versions``: trial number -> the target's dataset fingerprint its records carry
+    (:func:`target_data_versions`).  Each trial is measured against the newest complete
+    baseline trial on the same version of the target's data: a gain never compares scores
+    of two data versions.  A complete trial with no such baseline has no gain, and its
+    ``no_baseline_because`` says why.  Without ``data_versions`` every trial counts as one
+    version (the newest complete baseline is every trial's).
+    """
     progress = study_progress(study)
     direction = progress.direction
     trials = study.get_trials(deepcopy=False)
-    baseline_trial = next(
-        (t for t in trials if is_first_baseline(t) and trial_state(t) == "complete"),
-        None,
-    )
-    baseline_value = baseline_trial.value if baseline_trial is not None else None
-    baseline_configuration = (
-        baseline_trial.user_attrs.get(CONFIG_ATTR) if baseline_trial is not None else None
-    )
+    trained_by = _trained_by(trials)
+    versions = dict(data_versions or {})
+
+    def version(trial: FrozenTrial) -> str | None:
+        # A repeat's runs (and records) are the trial's it repeats.
+        return versions.get(trained_by[trial.number])
+
+    baselines = [t for t in trials if is_first_baseline(t) and trial_state(t) == "complete"]
+    baseline_trial = baselines[0] if baselines else None
+    newest: dict[str | None, FrozenTrial] = {version(t): t for t in baselines}
+    target = (study.user_attrs.get(SPEC_ATTR) or {}).get("target")
     retried = retried_numbers(trials)
-    rows = [
-        trial_row(
-            t,
-            baseline=baseline_value,
-            direction=direction,
-            retried=retried,
-            baseline_configuration=baseline_configuration,
+    rows = []
+    for t in trials:
+        ours = version(t)
+        base = newest.get(ours)
+        why = None
+        if base is None and baselines:
+            why = (
+                f"no complete baseline trial on this version of {target}'s data "
+                f"(dataset fingerprint {_short(ours)}; the baselines ran on "
+                f"{', '.join(sorted({_short(version(b)) for b in baselines}))}): a gain "
+                "never compares two versions of the data"
+            )
+        elif base is None:
+            why = "no complete baseline trial"
+        rows.append(
+            trial_row(
+                t,
+                baseline=None if base is None else base.value,
+                direction=direction,
+                retried=retried,
+                baseline_configuration=None if base is None else base.user_attrs.get(CONFIG_ATTR),
+                baseline_trial=None if base is None else base.number,
+                data_version=ours,
+                no_baseline_because=why,
+            )
         )
-        for t in trials
-    ]
     _resolve_repeats(rows)
     scored = [r for r in rows if r["value"] is not None]
     sign = 1.0 if direction == "maximize" else -1.0
@@ -409,12 +497,15 @@ def study_report(study: optuna.Study, *, top: int | None = None) -> dict[str, An
         "n_waiting": progress.n_waiting,
         # trials that repeated an earlier trial's configuration (each counts against the budget)
         "n_repeats": sum(1 for r in rows if r["repeat_of"] is not None),
+        # the first complete baseline; each trial's gain is measured against the newest
+        # complete baseline on its data version (its row's `baseline_trial`)
         "baseline": None
         if baseline_trial is None
         else {
             "trial": baseline_trial.number,
             "task_set": [spec.get("target")],
-            "score": baseline_value,
+            "score": baseline_trial.value,
+            "data_version": version(baseline_trial),
             "converged": (convergence(baseline_trial, direction=direction) or {}).get("converged"),
             "configuration": baseline_trial.user_attrs.get(CONFIG_ATTR),
         },
@@ -428,6 +519,8 @@ def study_report(study: optuna.Study, *, top: int | None = None) -> dict[str, An
             "measured_absolute_gain": best["measured_absolute_gain"],
             "measured_relative_gain": best["measured_relative_gain"],
             "differs_from_baseline": best["differs_from_baseline"],
+            "baseline_trial": best["baseline_trial"],
+            "no_baseline_because": best["no_baseline_because"],
             "data_selection": best["data_selection"],
             "configuration": best["configuration"],
         },
