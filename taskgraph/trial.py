@@ -47,7 +47,7 @@ PLAIN_SINGLE_TASK_SHARING = frozenset({"hard", "soft", "cross_stitch"})
 #: Trainer settings (``TrialConfig.hyperparameters``) that cannot change a task's score when it
 #: trains alone: multi-task or sequential-transfer bookkeeping, logging and checkpointing, and
 #: the evaluation batch size.  Every other key is compared by :meth:`TrialConfig.alone_settings`.
-_NOT_ALONE_SETTINGS = frozenset(
+NOT_ALONE_SETTINGS = frozenset(
     {
         "tasks_per_step",
         "lookahead_lr",
@@ -308,7 +308,7 @@ class TrialConfig:
         hyper: dict[str, Any] = {
             key: value
             for key, value in self.hyperparameters.items()
-            if key not in _NOT_ALONE_SETTINGS and key != "head_options"
+            if key not in NOT_ALONE_SETTINGS and key != "head_options"
         }
         head_options = self.hyperparameters.get("head_options")
         if isinstance(head_options, Mapping) and head_options.get(task):

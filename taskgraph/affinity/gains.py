@@ -187,6 +187,33 @@ def _mean_var(by_seed: Mapping[int, Sequence[float]]) -> tuple[float, float | No
     return mean, var, len(array)
 
 
+def _difference(
+    ours: Mapping[int, Sequence[float]],
+    base: Mapping[int, Sequence[float]],
+    *,
+    kind: GainKind,
+    sign: float,
+) -> tuple[float, float]:
+    """Return (gain, standard error) of the values ``ours`` against ``base`` (seed -> values).
+
+    Unpaired; a side with one seed borrows the other side's seed variance; one seed on each
+    side gives a NaN error; a relative gain's error by the delta method.
+    """
+    s_mean, s_var, s_seeds = _mean_var(ours)
+    b_mean, b_var, b_seeds = _mean_var(base)
+    var_s = s_var if s_var is not None else b_var
+    var_b = b_var if b_var is not None else s_var
+    if var_s is None or var_b is None:
+        se = math.nan
+    elif kind == "absolute":
+        se = math.sqrt(var_s / s_seeds + var_b / b_seeds)
+    else:
+        ratio = s_mean / b_mean
+        se = math.sqrt(var_s / s_seeds + ratio**2 * var_b / b_seeds) / abs(b_mean)
+    diff = s_mean - b_mean
+    return sign * (diff if kind == "absolute" else diff / abs(b_mean)), se
+
+
 def seed_mean(records: Iterable[ScoreRecord]) -> float:
     """Return the mean of ``records`` (one task set's scores in one family) as gains take it.
 
@@ -232,9 +259,13 @@ def compute_gains(
     settings: dict[tuple[tuple[str, str, str, str], frozenset[str]], set[Settings]] = defaultdict(
         set
     )
+    # (key, task set) -> alone settings -> seed -> values
+    by_settings: dict[
+        tuple[tuple[str, str, str, str], frozenset[str]], dict[Settings, dict[int, list[float]]]
+    ] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     # key -> alone settings -> seed -> the single-task values trained with those settings
-    matched: dict[tuple[str, str, str, str], dict[Settings, dict[int, list[float]]]] = (
-        defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    matched: dict[tuple[str, str, str, str], dict[Settings, dict[int, list[float]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(list))
     )
     direction: dict[tuple[str, str, str, str], bool] = {}
     for record in records:
@@ -253,6 +284,7 @@ def compute_gains(
             partners[(key, record.task_set)].add(record.partner_data)
         if record.settings:
             settings[(key, record.task_set)].add(record.settings)
+            by_settings[(key, record.task_set)][record.settings][record.seed].append(record.value)
             if len(record.task_set) == 1:
                 matched[key][record.settings][record.seed].append(record.value)
         direction[key] = record.higher_is_better
@@ -278,35 +310,34 @@ def compute_gains(
                 f"baseline, but its single-task score is {b_mean}; compute absolute gains "
                 "(kind='absolute') or leave the task out (zero_baselines='leave_out')"
             )
-        pooled = (b_mean, b_var, b_seeds)
+        alike = matched.get(key, {})
         for task_set, by_seed in by_set.items():
             if len(task_set) == 1:
                 continue
-            b_mean, b_var, b_seeds = pooled
-            ours = settings.get((key, task_set), set())
-            compared = ours | settings.get((key, frozenset({task})), set())
-            alike = matched.get(key, {}).get(next(iter(ours))) if len(ours) == 1 else None
-            if alike is not None and len(matched[key]) > 1:
+            ours = by_settings.get((key, task_set), {})
+            compared = set(ours) | settings.get((key, frozenset({task})), set())
+            covered = sum(len(v) for g in ours.values() for v in g.values()) == sum(
+                len(v) for v in by_seed.values()
+            )
+            if (
+                len(alike) > 1
+                and ours
+                and covered
+                and all(
+                    g in alike and (kind == "absolute" or abs(_mean_var(alike[g])[0]) >= 1e-12)
+                    for g in ours
+                )
+            ):
                 # The family holds baselines trained with several settings (a searched
-                # learning rate, budget.baselines: per_setting): the set is measured against
-                # those trained as it was, like with like.
-                alike_mean, alike_var, alike_seeds = _mean_var(alike)
-                if kind == "absolute" or abs(alike_mean) >= 1e-12:
-                    b_mean, b_var, b_seeds = alike_mean, alike_var, alike_seeds
-                    compared = ours
-            s_mean, s_var, s_seeds = _mean_var(by_seed)
-            # One side with a single seed borrows the other side's seed variance.
-            var_s = s_var if s_var is not None else b_var
-            var_b = b_var if b_var is not None else s_var
-            if var_s is None or var_b is None:
-                se = math.nan
-            elif kind == "absolute":
-                se = math.sqrt(var_s / s_seeds + var_b / b_seeds)
+                # learning rate, budget.baselines: per_setting): each of the set's settings
+                # is measured against the baseline runs trained alike, and the differences
+                # are averaged with equal weight (errors pooled as pair_gains pools families).
+                parts = [_difference(ours[g], alike[g], kind=kind, sign=sign) for g in ours]
+                mean = float(np.mean([m for m, _ in parts]))
+                se = math.sqrt(sum(e**2 for _, e in parts)) / len(parts)
+                compared = set()
             else:
-                ratio = s_mean / b_mean
-                se = math.sqrt(var_s / s_seeds + ratio**2 * var_b / b_seeds) / abs(b_mean)
-            diff = s_mean - b_mean
-            mean = sign * (diff if kind == "absolute" else diff / abs(b_mean))
+                mean, se = _difference(by_seed, baseline, kind=kind, sign=sign)
             table.gains.append(
                 Gain(
                     target=task,

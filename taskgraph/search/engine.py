@@ -144,6 +144,11 @@ def _repeat_held(run: Any, held: set[tuple[str, str, str, int]]) -> bool:
     return key in held
 
 
+#: ``budget.baselines`` values that enqueue a baseline for each kind of trial that completes
+#: (its model family; with ``per_setting``, its family and alone settings)
+_BASELINE_PER_TRIAL_KIND = ("per_family", "per_setting")
+
+
 def _trained_by(trial: FrozenTrial, trials: Sequence[FrozenTrial]) -> int:
     """Return the number of the trial whose runs ``trial``'s are: the trial its repeat
     (``taskgraph:repeats``) points at, followed to one that trained, else its own."""
@@ -400,7 +405,7 @@ class StudyEngine:
             self._requeue_failed_baseline,
             self._enqueue_first_trials,
         ]
-        if self.spec.budget.baselines == "per_family":
+        if self.spec.budget.baselines in _BASELINE_PER_TRIAL_KIND:
             steps.append(self._enqueue_family_baselines)
         wrote = False
         for step in steps:
@@ -460,10 +465,15 @@ class StudyEngine:
         return False
 
     def _family(self, trial: FrozenTrial) -> str | None:
-        """Return the model family of ``trial``'s configuration (``None`` before it has one)."""
+        """Return the model family of ``trial``'s configuration (``None`` before it has one);
+        under ``budget.baselines: per_setting`` with its alone settings' hash
+        (``<family>/settings:<hash>``), so that each gets a baseline of its own."""
         family = self._families.get(trial.number)
         if family is None and CONFIG_ATTR in trial.user_attrs:
-            family = TrialConfig.from_dict(trial.user_attrs[CONFIG_ATTR]).family_key()
+            config = TrialConfig.from_dict(trial.user_attrs[CONFIG_ATTR])
+            family = config.family_key()
+            if self.spec.budget.baselines == "per_setting":
+                family = f"{family}/settings:{config_hash(config.alone_settings())[:12]}"
             self._families[trial.number] = family
         return family
 
@@ -485,7 +495,7 @@ class StudyEngine:
         again up to ``recovery.max_retry`` times, as the first one is.  Nothing is enqueued
         while the first baseline waits unsampled: its family is not known yet.
         """
-        if self.spec.budget.baselines != "per_family":
+        if self.spec.budget.baselines not in _BASELINE_PER_TRIAL_KIND:
             return False
         if trials is None:
             trials = study.get_trials(deepcopy=False)
@@ -525,7 +535,9 @@ class StudyEngine:
             if family is None or family in covered:
                 continue
             covered.add(family)
-            params, attrs = self.space.family_baseline(trial.params, family)
+            params, attrs = self.space.family_baseline(
+                trial.params, family, settings=self.spec.budget.baselines == "per_setting"
+            )
             study.enqueue_trial(params, user_attrs=attrs)
             wrote = True
         return wrote
@@ -771,7 +783,10 @@ class StudyEngine:
             study.tell(trial, state=TrialState.PRUNED)
         else:
             study.tell(trial, outcome.value)
-        if status is not TrialStatus.PRUNED and self.spec.budget.baselines == "per_family":
+        if (
+            status is not TrialStatus.PRUNED
+            and self.spec.budget.baselines in _BASELINE_PER_TRIAL_KIND
+        ):
             with setup_lock(self.storage_url):
                 self._enqueue_family_baselines(study)
         self.write_records(trial.number, outcome)

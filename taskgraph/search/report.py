@@ -39,8 +39,8 @@ from taskgraph.search.progress import (
     trial_results,
     trial_state,
 )
-from taskgraph.search.space import ROLE_ATTR, SUBSET_ATTR, is_first_baseline
-from taskgraph.trial import TrialConfig, setting_differences
+from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR, SUBSET_ATTR, is_first_baseline
+from taskgraph.trial import TrialConfig, canonical_json, setting_differences
 
 __all__ = [
     "CONVERGENCE_TOLERANCE",
@@ -306,6 +306,19 @@ def differs_from_baseline(
     return setting_differences(ours, theirs)
 
 
+def _setting_kind(trial: FrozenTrial) -> str | None:
+    """Return the model family and alone settings of ``trial``'s configuration as one key
+    (``TrialConfig.family_key`` and ``alone_settings``), or None without a readable one."""
+    configuration = trial.user_attrs.get(CONFIG_ATTR)
+    if not configuration:
+        return None
+    try:
+        config = TrialConfig.from_dict(configuration)
+    except (TypeError, ValueError):
+        return None
+    return f"{config.family_key()}/{canonical_json(config.alone_settings())}"
+
+
 def trial_row(
     trial: FrozenTrial,
     *,
@@ -447,12 +460,22 @@ def study_report(
     baselines = [t for t in trials if is_first_baseline(t) and trial_state(t) == "complete"]
     baseline_trial = baselines[0] if baselines else None
     newest: dict[str | None, FrozenTrial] = {version(t): t for t in baselines}
+    # A baseline trial of the trial's own family and alone settings on its data version (the
+    # ones `budget.baselines: per_setting` enqueues) measures it like with like.
+    alike: dict[tuple[str | None, str], FrozenTrial] = {}
+    for t in trials:
+        if t.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE and trial_state(t) == "complete":
+            kind = _setting_kind(t)
+            if kind is not None:
+                alike[(version(t), kind)] = t
     target = (study.user_attrs.get(SPEC_ATTR) or {}).get("target")
     retried = retried_numbers(trials)
     rows = []
     for t in trials:
         ours = version(t)
-        base = newest.get(ours)
+        kind = _setting_kind(t) if alike else None
+        base = alike.get((ours, kind)) if kind is not None else None
+        base = base or newest.get(ours)
         why = None
         if base is None and baselines:
             why = (

@@ -376,15 +376,38 @@ class SearchSpace:
             if name in (cap, "pretraining") or name.startswith("pretraining/")
         }
 
+    @staticmethod
+    def setting_params(params: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the parameters among a trial's ``params`` that set how its target trains
+        alone outside the model family (:meth:`TrialConfig.alone_settings`): the learning
+        rate, batch size, steps, epochs, loss weighting, sharing architecture and its
+        parameters, and the trainer settings (``hp/<key>``) other than multi-task bookkeeping.
+        """
+        from taskgraph.trial import NOT_ALONE_SETTINGS
+
+        plain = ("learning_rate", "batch_size", "max_steps", "epochs", "loss_weighting", "sharing")
+        sharing = params.get("sharing")
+        return {
+            name: value
+            for name, value in params.items()
+            if name in plain
+            or (sharing is not None and name.startswith(f"{sharing}/"))
+            or (name.startswith("hp/") and name[3:] not in NOT_ALONE_SETTINGS)
+        }
+
     def family_baseline(
-        self, params: Mapping[str, Any], family: str
+        self, params: Mapping[str, Any], family: str, *, settings: bool = False
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Return (params, user attributes) of the baseline of another trial's model family.
 
         ``params`` are that trial's; the baseline fixes its family-defining parameters
-        (:meth:`family_params`) and leaves the rest to the sampler, like the first baseline.
+        (:meth:`family_params`), with ``settings`` its alone settings' too
+        (:meth:`setting_params`, ``budget.baselines: per_setting``), and leaves the rest to
+        the sampler, like the first baseline.
         """
         fixed = {**self.baseline_params(), **self.family_params(params)}
+        if settings:
+            fixed.update(self.setting_params(params))
         return fixed, {**self.baseline_user_attrs(), FAMILY_ATTR: family}
 
     def row_params(self, row: RowSpec) -> dict[str, Any]:

@@ -402,15 +402,18 @@ class BudgetSpec(_Strict):
 
     ``baselines``: ``per_family`` spends a trial on the single-task baseline of each model
     family a complete trial lands in (a searched target cap or pretraining stage makes
-    several), so every trial's records have a baseline to give gains against; ``one`` trains
-    only the study's first baseline.
+    several), so every trial's records have a baseline to give gains against;
+    ``per_setting`` one for each family and set of alone settings (a searched learning rate,
+    sharing architecture, ...: ``TrialConfig.alone_settings``), so every gain compares runs
+    trained alike and measures the transfer alone (a continuous learning rate makes about
+    every trial its own); ``one`` trains only the study's first baseline.
     """
 
     trials: Count = Field(default=20, ge=1, le=MAX_TRIALS)
     # seconds per `run`/`resume` invocation; None: unlimited
     wall_time: Number | None = Field(default=None, le=MAX_WALL_TIME)
     max_failures: Count = Field(default=5, ge=0, le=MAX_FAILURES)
-    baselines: Literal["per_family", "one"] = "per_family"
+    baselines: Literal["per_family", "per_setting", "one"] = "per_family"
 
     @field_validator("wall_time", mode="before")
     @classmethod

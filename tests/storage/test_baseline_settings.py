@@ -173,3 +173,20 @@ def test_a_set_is_measured_against_the_baselines_trained_as_it_was() -> None:
     assert [(sorted(aux), names) for *_, aux, names in table.mixed_settings] == [
         (["v"], ("learning_rate",))
     ]
+
+
+def test_a_set_run_with_two_settings_is_measured_against_each_ones_baseline() -> None:
+    slow, fast = ((("learning_rate", rate),) for rate in ("0.0001", "0.001"))
+    records = [
+        ScoreRecord("t", frozenset({"t"}), 0.5, settings=slow),
+        ScoreRecord("t", frozenset({"t"}), 0.8, settings=fast),
+        ScoreRecord("t", frozenset({"t", "u"}), 0.55, settings=slow),  # +10 % of 0.5
+        ScoreRecord("t", frozenset({"t", "u"}), 0.96, settings=fast),  # +20 % of 0.8
+    ]
+    table = compute_gains(records)
+    (gain,) = table.gains
+    assert gain.mean == pytest.approx(0.15)  # the mean of +10 % and +20 %, like with like
+    assert gain.n_records == 2 and table.mixed_settings == []
+    # The pooled baseline (0.65) would have given (0.755 - 0.65) / 0.65 = +16.2 %.
+    absolute = compute_gains(records, kind="absolute").gains[0]
+    assert absolute.mean == pytest.approx((0.05 + 0.16) / 2)
