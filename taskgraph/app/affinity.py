@@ -1465,6 +1465,19 @@ def graph_report(
             )
         )
     graph = _graph_of(estimator, min_evidence=min_evidence)
+    if estimator.gain_kind == "relative" and records:
+        # The measured gain in the metric's units beside the relative one, as `top` gives it.
+        absolute = compute_gains(
+            records,
+            kind="absolute",
+            split=estimator.split,
+            metric=estimator.metric,
+            zero_baselines="leave_out",
+        ).gains
+        for source, target, data in graph.edges(data=True):
+            value = measured_gain(absolute, target, {source})
+            if value is not None and math.isfinite(value):
+                data[gain_key("measured", "absolute")] = value
     left_out_edges = int(graph.graph.get("left_out_edges", 0))
     if left_out_edges:
         notes.append(

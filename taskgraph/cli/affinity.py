@@ -375,6 +375,8 @@ def graph(
         )  # fmt: skip
     graph = report.graph
     _notes(report.notes)
+    if fmt == "json":  # the export carries its caveats too (GraphML and DOT hold no lists)
+        graph.graph["notes"] = list(report.notes)
     if target is None:  # `-o -`: written to a scratch file, then copied to standard output
         with tempfile.TemporaryDirectory() as scratch:
             written = write_graph(graph, Path(scratch) / f"graph.{fmt}", fmt=fmt)

@@ -190,3 +190,28 @@ def test_a_set_run_with_two_settings_is_measured_against_each_ones_baseline() ->
     # The pooled baseline (0.65) would have given (0.755 - 0.65) / 0.65 = +16.2 %.
     absolute = compute_gains(records, kind="absolute").gains[0]
     assert absolute.mean == pytest.approx((0.05 + 0.16) / 2)
+
+
+def test_the_json_graph_carries_measured_absolute_gains_and_the_notes(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from taskgraph.cli.app import app
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    with open_repository(url) as repo:
+        _add(repo, 0, (), 0.50, learning_rate=1e-4)
+        _add(repo, 1, ("pos",), 0.60, learning_rate=1e-3)
+    out = tmp_path / "g.json"
+    result = CliRunner().invoke(
+        app,
+        ["affinity", "graph", "--format", "json", "-o", str(out), "--storage", url,
+         "--metric", "f1", "--method", "pairwise"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    (edge,) = [e for e in data["edges"] if e["source"] == "pos" and e["target"] == "ner"]
+    assert edge["measured_relative_gain"] == pytest.approx(0.2)
+    assert edge["measured_absolute_gain"] == pytest.approx(0.1)
+    assert any("other settings (learning_rate" in note for note in data["graph"]["notes"])
