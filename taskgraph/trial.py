@@ -44,6 +44,11 @@ StepBudget = Literal["target", "total"]
 #: (a gated mixture of expert layers) change the single-task model too.
 PLAIN_SINGLE_TASK_SHARING = frozenset({"hard", "soft", "cross_stitch"})
 
+#: Loss weightings that train a task alone as the plain sum does: PCGrad has nothing to
+#: project with one task.  Uncertainty weighting learns a scale of the one loss (an effective
+#: learning rate), so it is compared as itself.
+PLAIN_SINGLE_TASK_WEIGHTING = frozenset({"equal", "pcgrad"})
+
 #: Trainer settings (``TrialConfig.hyperparameters``) that cannot change a task's score when it
 #: trains alone: multi-task or sequential-transfer bookkeeping, logging and checkpointing, and
 #: the evaluation batch size.  Every other key is compared by :meth:`TrialConfig.alone_settings`.
@@ -328,7 +333,9 @@ class TrialConfig:
             "max_steps": max_steps,
             "epochs": None if max_steps is not None else epochs,
             "early_stopping_patience": self.early_stopping_patience,
-            "loss_weighting": self.loss_weighting,
+            "loss_weighting": "equal"
+            if self.loss_weighting in PLAIN_SINGLE_TASK_WEIGHTING
+            else self.loss_weighting,
             "sharing": "plain" if plain else self.sharing,
             "sharing_params": {} if plain else dict(self.sharing_params),
             **{f"hyperparameters.{key}": value for key, value in hyper.items()},

@@ -42,6 +42,13 @@ def test_alone_settings_name_what_changes_a_task_trained_alone() -> None:
         "sharing",
         "sharing_params",
     ]
+    # PCGrad of one task is the plain sum; uncertainty weighting scales the one loss.
+    pcgrad = TrialConfig(target="ner", learning_rate=1e-4, loss_weighting="pcgrad")
+    assert setting_differences(base.alone_settings(), pcgrad.alone_settings()) == []
+    uncertainty = TrialConfig(target="ner", learning_rate=1e-4, loss_weighting="uncertainty")
+    assert setting_differences(base.alone_settings(), uncertainty.alone_settings()) == [
+        "loss_weighting"
+    ]
     faster = TrialConfig(target="ner", learning_rate=3e-4)
     assert setting_differences(base.alone_settings(), faster.alone_settings()) == ["learning_rate"]
     # Another task's head options and multi-task bookkeeping do not change ner alone; its own
