@@ -9,11 +9,17 @@ section 3.3).  Each task is served by the best chosen network for it.
   solved by HiGHS through :func:`scipy.optimize.milp`: binary ``x_S`` (train network S),
   ``y_{t,S}`` (task t served by S), ``sum_S y_{t,S} = 1``, ``y_{t,S} <= x_S``,
   ``sum_S cost_S x_S <= budget``.  For fixed ``x`` the best ``y`` is an assignment, so ``y``
-  may stay continuous.
-* **Heuristic** beyond that: the candidates are cut to the singles plus the
+  may stay continuous.  HiGHS runs to a relative MIP gap of 0 (its default, 1e-4, stops at a
+  grouping up to 0.01 % worse than the best and would still be called exact).
+* **Heuristic** beyond that: the candidates are cut to the singles, the
   :data:`HEURISTIC_POOL` networks with the best average per-task improvement over the
-  singles, and the same program is solved exactly on that pool.  The result is exact for the
-  pool, not for the full set of networks.
+  singles, the network of every task (when it is a candidate) and a greedy disjoint cover
+  (largest networks first, by improvement), so that the pool holds a grouping within any
+  budget the candidates can meet with disjoint networks; the same program is solved exactly
+  on that pool.  The result is exact for the pool, not for the full set of networks.
+
+The budget is compared with a relative tolerance of :data:`BUDGET_RTOL` (``budget`` networks
+of cost 1 buy ``floor(budget * (1 + BUDGET_RTOL))`` of them: 0.9999999999 buys none).
 
 Scores come from measurements or from an estimator (:func:`predicted_network_scores`).
 """
@@ -30,13 +36,15 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import lil_matrix
 
 from taskgraph.affinity.estimators.base import AffinityEstimator
-from taskgraph.errors import ConfigError
+from taskgraph.errors import ConfigError, TaskgraphError
 from taskgraph.vocabulary import task_set_key
 
 __all__ = [
+    "BUDGET_RTOL",
     "EXACT_MAX_CANDIDATES",
     "HEURISTIC_POOL",
     "Grouping",
+    "affordable_networks",
     "brute_force_networks",
     "candidate_task_sets",
     "predicted_network_scores",
@@ -45,6 +53,8 @@ __all__ = [
 
 EXACT_MAX_CANDIDATES = 1023  # every subset of 10 tasks
 HEURISTIC_POOL = 400
+#: relative tolerance of the budget: float noise (3 * 0.1 * 10) buys what it meant, no more
+BUDGET_RTOL = 1e-12
 
 NetworkScores = Mapping[frozenset[str], Mapping[str, float]]
 
@@ -72,6 +82,16 @@ class Grouping:
         }
 
 
+def _budget_limit(budget: float) -> float:
+    """Return ``budget`` plus its tolerance (:data:`BUDGET_RTOL`, relative, at least absolute)."""
+    return budget + BUDGET_RTOL * max(1.0, abs(budget))
+
+
+def affordable_networks(budget: float) -> int:
+    """Return how many networks of cost 1 ``budget`` buys (:data:`BUDGET_RTOL`)."""
+    return math.floor(_budget_limit(budget))
+
+
 def _validate(scores: NetworkScores, tasks: Sequence[str], budget: float) -> None:
     if not budget > 0:  # also catches NaN, which HiGHS reports only as a "model error"
         raise ConfigError(f"`budget` must be > 0, but got {budget}")
@@ -96,11 +116,21 @@ def select_networks(
     task_list = sorted(tasks) if tasks is not None else sorted({t for n in scores for t in n})
     candidates = {n: s for n, s in scores.items() if set(n) & set(task_list)}
     _validate(candidates, task_list, budget)
-    exact = len(candidates) <= EXACT_MAX_CANDIDATES
+    n_candidates = len(candidates)
+    exact = n_candidates <= EXACT_MAX_CANDIDATES
+
+    def cost_of(network: frozenset[str]) -> float:
+        return float((costs or {}).get(network, 1.0))
+
     if not exact:
-        candidates = _heuristic_pool(candidates, task_list, higher_is_better)
+        candidates = _heuristic_pool(candidates, task_list, higher_is_better, cost_of=cost_of)
     networks = list(candidates)
-    cost = np.array([float((costs or {}).get(n, 1.0)) for n in networks])
+    cost = np.array([cost_of(n) for n in networks])
+    limit = _budget_limit(budget)
+    if all(float(c).is_integer() for c in cost):
+        # Integral costs spend an integral budget: HiGHS's feasibility tolerance (about 1e-6)
+        # would otherwise let a network costing 1 into a budget of 0.9999999999.
+        limit = float(math.floor(limit))
     sign = -1.0 if higher_is_better else 1.0
     pairs = [(j, t) for j, n in enumerate(networks) for t in sorted(n) if t in task_list]
     n_x, n_y = len(networks), len(pairs)
@@ -115,21 +145,28 @@ def select_networks(
         matrix[len(task_list) + k, j] = -1.0
     matrix[len(task_list) + n_y, :n_x] = cost
     lower = np.concatenate([np.ones(len(task_list)), np.full(n_y, -np.inf), [-np.inf]])
-    upper = np.concatenate([np.ones(len(task_list)), np.zeros(n_y), [budget + 1e-9]])
+    upper = np.concatenate([np.ones(len(task_list)), np.zeros(n_y), [limit]])
     result = milp(
         objective,
         constraints=LinearConstraint(matrix.tocsr(), lower, upper),
         integrality=np.concatenate([np.ones(n_x), np.zeros(n_y)]),
         bounds=Bounds(0, 1),
+        # Gap 0: "exact" is the best grouping, not one within HiGHS's default gap of 1e-4.
+        options={"mip_rel_gap": 0.0},
     )
+    if result.x is None and not exact:
+        # The pool holds a disjoint cover of the tasks, so this is a budget that no disjoint
+        # grouping meets (or HiGHS failed): not proof that no grouping of all candidates fits.
+        raise TaskgraphError(
+            f"the heuristic found no grouping of {len(task_list)} tasks within budget "
+            f"{budget:g} among its {len(networks)} of {n_candidates} candidate networks "
+            f"(the exact search is limited to {EXACT_MAX_CANDIDATES}): {result.message}"
+        )
     if result.x is None:
         raise ConfigError(
             f"no grouping of {len(task_list)} tasks fits budget {budget}: {result.message}"
         )
     chosen = [networks[j] for j in range(n_x) if result.x[j] > 0.5]
-
-    def cost_of(network: frozenset[str]) -> float:
-        return float((costs or {}).get(network, 1.0))
 
     return _grouping(candidates, chosen, task_list, cost_of=cost_of,
                      higher_is_better=higher_is_better, exact=exact,
@@ -162,7 +199,11 @@ def _grouping(
 
 
 def _heuristic_pool(
-    scores: NetworkScores, tasks: Sequence[str], higher_is_better: bool
+    scores: NetworkScores,
+    tasks: Sequence[str],
+    higher_is_better: bool,
+    *,
+    cost_of: Callable[[frozenset[str]], float] = lambda n: 1.0,
 ) -> dict[frozenset[str], Mapping[str, float]]:
     sign = 1.0 if higher_is_better else -1.0
     singles = {frozenset({t}): scores[frozenset({t})] for t in tasks if frozenset({t}) in scores}
@@ -180,7 +221,38 @@ def _heuristic_pool(
     ]
     pool = dict(singles)
     pool.update({n: scores[n] for n in others})
+    everything = frozenset(tasks)
+    if everything in scores:
+        pool[everything] = scores[everything]
+    pool.update({n: scores[n] for n in _greedy_cover(scores, tasks, improvement, cost_of)})
     return pool
+
+
+def _greedy_cover(
+    scores: NetworkScores,
+    tasks: Sequence[str],
+    improvement: Callable[[frozenset[str]], float],
+    cost_of: Callable[[frozenset[str]], float],
+) -> list[frozenset[str]]:
+    """Return disjoint networks covering ``tasks``: most tasks per cost first, then the best
+    improvement (so ``ceil(n / k)`` networks when every set of up to ``k`` tasks is a candidate)."""
+    wanted = set(tasks)
+
+    def key(network: frozenset[str]) -> tuple[float, float, list[str]]:
+        cost = cost_of(network)
+        per_cost = len(network & wanted) / cost if cost > 0 else math.inf
+        return (-per_cost, -improvement(network), sorted(network))
+
+    uncovered = set(wanted)
+    cover: list[frozenset[str]] = []
+    for network in sorted(scores, key=key):
+        served = network & wanted
+        if served and served <= uncovered:
+            cover.append(network)
+            uncovered -= served
+            if not uncovered:
+                break
+    return cover
 
 
 def brute_force_networks(
@@ -195,7 +267,7 @@ def brute_force_networks(
     networks = list(scores)
     best: tuple[float, tuple[frozenset[str], ...]] | None = None
     sign = -1.0 if higher_is_better else 1.0
-    for size in range(1, math.floor(budget + 1e-9) + 1):
+    for size in range(1, affordable_networks(budget) + 1):
         for combo in itertools.combinations(networks, size):
             if set(task_list) - {t for n in combo for t in n}:
                 continue
@@ -230,6 +302,8 @@ def predicted_network_scores(
 ) -> dict[frozenset[str], dict[str, float]]:
     """Return per-task scores of ``networks``: measured where given, else baseline turned by the predicted gain.
 
+    A network with measured scores of some of its members keeps those and predicts the others.
+
     A relative gain ``g`` turns baseline ``b`` into ``b + sign * g * |b|`` (``sign`` = +1 when
     higher is better), an absolute gain into ``b + sign * g``.
     """
@@ -237,11 +311,12 @@ def predicted_network_scores(
     result: dict[frozenset[str], dict[str, float]] = {}
     relative = estimator.gain_kind == "relative"
     for network in networks:
-        if network in measured and set(network) <= set(measured[network]):
-            result[network] = {t: float(measured[network][t]) for t in network}
-            continue
+        known = measured.get(network, {})
         per_task: dict[str, float] = {}
         for task in network:
+            if task in known:
+                per_task[task] = float(known[task])
+                continue
             base = baselines[task]
             gain = estimator.predict(task, network)[0] if len(network) > 1 else 0.0
             sign = 1.0 if higher_is_better[task] else -1.0

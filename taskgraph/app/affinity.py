@@ -28,6 +28,7 @@ from taskgraph.affinity.graph import affinity_graph as _graph_of
 from taskgraph.affinity.graph import graph_edges
 from taskgraph.affinity.grouping import (
     Grouping,
+    affordable_networks,
     candidate_task_sets,
     predicted_network_scores,
     select_networks,
@@ -734,7 +735,8 @@ def measured_scores(
 ) -> tuple[dict[str, float], dict[str, bool], dict[frozenset[str], dict[str, float]]]:
     """Return baselines, directions and measured per-task scores of the task sets within ``tasks``.
 
-    Scores of one model family: ``family``, else :func:`score_family`'s.
+    Scores of one model family: ``family``, else :func:`score_family`'s.  A task set with
+    records of only some of its members holds those members' scores (partly measured).
     """
     within = _within(records, tasks)
     chosen, counts = _score_family(within, tasks)
@@ -768,11 +770,9 @@ def _measured_scores(
         if family is None or record.family == family:
             values.setdefault(record.task_set, {}).setdefault(record.task, []).append(record.value)
             higher[record.task] = record.higher_is_better
-    measured = {
-        n: {t: float(np.mean(v)) for t, v in per.items()}
-        for n, per in values.items()
-        if set(per) == set(n)
-    }
+    # Every member with records, also of a set whose other members have none (partly
+    # measured: predicted_network_scores predicts only those others).
+    measured = {n: {t: float(np.mean(v)) for t, v in per.items()} for n, per in values.items()}
     baselines = {t: measured[frozenset({t})][t] for t in tasks if frozenset({t}) in measured}
     missing = [t for t in tasks if t not in baselines]
     if missing:
@@ -1222,7 +1222,8 @@ class GroupingReport:
     """The grouping chosen under a budget, the scores it was chosen from, and caveats.
 
     ``scores``: the predicted (or measured) per-task scores of each candidate network;
-    ``measured``: the measured ones by network, of one model family (:func:`score_family`).
+    ``measured``: the measured ones by network, of one model family (:func:`score_family`),
+    a network with records of only some members holding those members' (partly measured).
     """
 
     grouping: Grouping
@@ -1231,15 +1232,47 @@ class GroupingReport:
     #: caveats to print beside the grouping (which family's scores, tasks left out)
     notes: tuple[str, ...] = ()
 
+    def measured_members(self, network: frozenset[str]) -> list[str]:
+        """Return the members of ``network`` with a measured score, sorted."""
+        return sorted(set(network) & set(self.measured.get(network, {})))
+
+    @property
+    def predicted_tasks(self) -> list[str]:
+        """Return the tasks whose score in the network serving them is predicted, sorted:
+        ``grouping.total`` rests on predictions unless this is empty."""
+        assignment = self.grouping.assignment
+        return sorted(t for t, n in assignment.items() if t not in self.measured.get(n, {}))
+
     def to_dict(self) -> dict[str, Any]:
         """Return what ``affinity groups --json`` prints: :meth:`Grouping.to_dict` (networks as
-        sorted lists), ``scores`` (each task's score in the network serving it) and ``notes``."""
+        sorted lists), ``scores`` (each task's score in the network serving it),
+        ``network_details`` (per network of ``networks``: ``network``, ``serves``, ``measured``
+        (every member's score measured), ``partly`` (some but not all) and ``predicted`` (the
+        members whose score is predicted)), ``total_measured`` (``total`` is a sum of measured
+        scores only; else ``predicted_tasks`` names the tasks whose score is predicted) and
+        ``notes``."""
         grouping = self.grouping
+        details = []
+        for network in grouping.networks:
+            known = self.measured_members(network)
+            details.append(
+                {
+                    "network": sorted(network),
+                    "serves": sorted(t for t, n in grouping.assignment.items() if n == network),
+                    "measured": len(known) == len(network),
+                    "partly": 0 < len(known) < len(network),
+                    "predicted": sorted(set(network) - set(known)),
+                }
+            )
+        predicted = self.predicted_tasks
         return {
             **grouping.to_dict(),
             "scores": {
                 t: self.scores[grouping.assignment[t]][t] for t in sorted(grouping.assignment)
             },
+            "network_details": details,
+            "total_measured": not predicted,
+            "predicted_tasks": predicted,
             "notes": list(self.notes),
         }
 
@@ -1363,18 +1396,28 @@ def grouping_report(
     grouping = select_networks(
         scores, budget=budget, tasks=chosen, higher_is_better=all(higher.values())
     )
+    report = GroupingReport(grouping=grouping, scores=scores, measured=measured)
+    predicted = report.predicted_tasks
+    if predicted:
+        some = "" if len(predicted) == len(chosen) else f"{len(predicted)} of {len(chosen)} "
+        notes.append(
+            f"the total score is {'partly ' if some else ''}predicted: the scores of {some}"
+            "tasks in the networks "
+            f"serving them were never measured and are {method}'s predictions "
+            f"({', '.join(predicted)})"
+        )
     return GroupingReport(grouping=grouping, scores=scores, measured=measured, notes=tuple(notes))
 
 
 def _check_coverage(n_tasks: int, budget: float, size: int, *, default_size: bool) -> None:
     """Raise a ConfigError when ``budget`` networks of at most ``size`` tasks cannot serve
     ``n_tasks`` tasks, naming the option that limits them."""
-    networks = math.floor(budget + 1e-9)  # each network costs 1
+    networks = affordable_networks(budget)  # each network costs 1 (select_networks' tolerance)
     if budget <= 0 or networks * size >= n_tasks:  # a budget <= 0: select_networks says so
         return
     if networks < 1:
         raise ConfigError(
-            f"`{option_name('budget')}` {budget:g} pays for no network (each costs 1)"
+            f"`{option_name('budget')}` {budget:.15g} pays for no network (each costs 1)"
         )
     max_size, budget_name = option_name("max_size"), option_name("budget")
     why = f"{max_size} defaults to 3 above 10 tasks" if default_size else max_size

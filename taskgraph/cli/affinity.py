@@ -317,18 +317,30 @@ def groups(
             hyperprior=hyperprior,
             pooling=pooling,
         )
-    grouping, measured = report.grouping, report.measured
+    grouping = report.grouping
     _notes(report.notes)
     if as_json:
         emit_json(report.to_dict())
         return
-    rows = [
-        {"network": sorted(n), "serves": sorted(t for t, a in grouping.assignment.items() if a == n),
-         "measured": "yes" if n in measured else "no (predicted)"}
-        for n in grouping.networks
-    ]  # fmt: skip
+    rows = []
+    for detail in report.to_dict()["network_details"]:
+        predicted = ", ".join(detail["predicted"])
+        measured = (
+            "yes" if detail["measured"]
+            else f"partly ({predicted} predicted)" if detail["partly"]
+            else "no (predicted)"
+        )  # fmt: skip
+        rows.append(
+            {"network": detail["network"], "serves": detail["serves"], "measured": measured}
+        )
+    predicted_tasks = report.predicted_tasks
+    kind = (
+        "" if not predicted_tasks
+        else " (predicted)" if len(predicted_tasks) == len(grouping.assignment)
+        else " (partly predicted)"
+    )  # fmt: skip
     emit_rows(rows, columns=["network", "serves", "measured"],
-              title=f"budget {budget:g}: total score {grouping.total:.5g} ({grouping.method})")  # fmt: skip
+              title=f"budget {budget:g}: total score {grouping.total:.5g}{kind} ({grouping.method})")  # fmt: skip
 
 
 @app.command("graph")

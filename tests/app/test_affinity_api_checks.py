@@ -147,7 +147,8 @@ def test_grouping_report_to_dict_is_what_groups_json_prints(url: str) -> None:
     assert code == 0, err
     assert json.loads(json.dumps(report.to_dict())) == json.loads(out)
     assert set(report.to_dict()) == {
-        "networks", "assignment", "total", "cost", "exact", "method", "scores", "notes"
+        "networks", "assignment", "total", "cost", "exact", "method", "scores", "notes",
+        "network_details", "total_measured", "predicted_tasks",
     }  # fmt: skip
 
 
