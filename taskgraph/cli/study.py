@@ -270,8 +270,10 @@ def validate(
     checked = _load_checked(
         spec, overrides, labels=_labels(overrides, {}), trust_remote_code=trust_remote_code
     )
-    # The same check as `study run` (taskgraph.app.studies.build_engine): a spec that is
-    # "valid" here does not fail there for data that is missing.
+    # The same checks as `study run` (taskgraph.app.studies.build_engine): a spec that is
+    # "valid" here does not fail there for data that is missing, or for a database URL
+    # (`$TASKGRAPH_STORAGE`, else the spec's `storage`) whose directory does not exist.
+    _storage(None, checked)
     data_dir = check_data(
         checked,
         data_dir=data,

@@ -367,3 +367,19 @@ def test_a_malformed_file_of_an_inline_task_is_one_line_before_the_study(tmp_pat
     assert err.startswith(f"error: {spec}: tasks[0] (task 'my_ner', split dev): ")
     assert f"{data / 'dev.iob'}:4: expected" in err
     assert not db.exists()
+
+
+def test_validate_refuses_a_spec_storage_in_a_missing_folder_as_run_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TASKGRAPH_STORAGE", raising=False)
+    spec = tiny_spec(tmp_path)
+    missing = tmp_path / "nodir" / "s.db"
+    spec.write_text(spec.read_text() + f"storage: sqlite:///{missing}\n")
+    results = [invoke("study", command, str(spec)) for command in ("validate", "run")]
+    for code, out, err in results:
+        assert code == 2, (out, err)
+        assert err.startswith("error: the spec's storage field: storage URL ")
+        assert f"directory '{missing.parent}' does not exist" in err
+    assert results[0][2] == results[1][2]  # the same line
+    assert not missing.parent.exists()
