@@ -34,7 +34,7 @@ from taskgraph.errors import (
 )
 from taskgraph.registry import RUNNERS
 from taskgraph.runners.base import Runner
-from taskgraph.search.engine import EngineObserver, RunSummary, StudyEngine
+from taskgraph.search.engine import EngineObserver, RunSummary, StudyEngine, StudyVanishedError
 from taskgraph.spec.models import RayRunnerSpec, StudySpec
 from taskgraph.storage.retry import DatabaseUnavailableError
 
@@ -478,6 +478,13 @@ def run_spec(
             # The storage layer does not know the study: the resume command names it here.
             raise error.for_study(spec.name) from error.__cause__
         except Exception as error:
+            # The study deleted under the driver (Optuna's KeyError, whatever the runner or
+            # Tune wrapped it in, or what was made of it): one error; resuming is no advice.
+            if isinstance(error, StudyVanishedError):
+                raise
+            vanished = engine.vanished_error()
+            if vanished is not None:
+                raise vanished from error
             # A write that failed mid-study (disk full, read-only file): the database is as
             # the last committed transaction left it, and the study continues from there.
             message = str(error) if isinstance(error, StorageError) else None
@@ -787,8 +794,10 @@ def delete_study(name: str, *, storage: str | None = None) -> dict[str, Any]:
     taskgraph did not create (no spec, trials of its own, no records) is refused
     (:class:`~taskgraph.errors.NotFoundError`), as every other command refuses it.
     Raises :class:`~taskgraph.errors.NotFoundError` naming the known studies when there is
-    no such study, and :class:`~taskgraph.errors.StorageError` when a trial of the study is
-    running (its heartbeat fresh: another driver is running it).
+    no such study, and :class:`~taskgraph.errors.StorageError` when a driver runs the study
+    (it holds the study's liveness lock, :mod:`taskgraph.storage.locks`, for its whole life;
+    one that died holds nothing) or a trial of it is running with a fresh heartbeat (a driver
+    of a taskgraph without that lock).
     """
     import shutil
 
@@ -798,12 +807,25 @@ def delete_study(name: str, *, storage: str | None = None) -> dict[str, Any]:
     from taskgraph.search.progress import RAY_CHECKPOINT_ATTR, SPEC_ATTR
     from taskgraph.search.report import read_only_storage, study_names
     from taskgraph.storage import mask_url, open_repository
-    from taskgraph.storage.locks import setup_lock
+    from taskgraph.storage.locks import no_driver, setup_lock
 
     name = study_name(name)
     url = _storage_url(storage)
     where = mask_url(url)
-    with open_repository(url, create=False) as repository, setup_lock(url):
+    with (
+        open_repository(url, create=False) as repository,
+        setup_lock(url),
+        no_driver(url, name) as free,
+    ):
+        if not free:
+            # A driver holds the study's liveness lock from opening it until it stops,
+            # between trials too; held here until the delete is done, a driver starting
+            # meanwhile waits and then creates the study anew.
+            raise StorageError(
+                f"study {name!r} in {where} is being run by a driver (`taskgraph study run`, "
+                "`resume` or a Ray job holds it); stop that driver, or wait until it finishes, "
+                "then delete the study"
+            )
         optuna_storage = read_only_storage(url)
         optuna_id: int | None = None
         optuna_names: list[str] = []

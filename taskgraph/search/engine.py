@@ -85,17 +85,22 @@ from taskgraph.search.space import (
 )
 from taskgraph.spec.models import StudySpec
 from taskgraph.storage.engine import serialize_sqlite_transactions
-from taskgraph.storage.locks import setup_lock
+from taskgraph.storage.locks import DriverLock, hold_driver_lock, setup_lock
 from taskgraph.storage.repository import RECORDS_IDENTITY_ATTR
 from taskgraph.storage.urls import mask_url, storable_spec
 from taskgraph.trial import TrialConfig, TrialStatus, config_hash
 from taskgraph.vocabulary import task_set_key
 
-__all__ = ["EngineObserver", "RunSummary", "StopReason", "StudyEngine"]
+__all__ = ["EngineObserver", "RunSummary", "StopReason", "StudyEngine", "StudyVanishedError"]
 
 
 #: ``exhausted``: the sampler has nothing left to propose (the graph sampler's ``max_repeats``).
 StopReason = Literal["budget", "wall_time", "max_failures", "exhausted"]
+
+
+class StudyVanishedError(StorageError):
+    """The study was deleted while this driver ran it (by a taskgraph without the liveness
+    lock, or by ``optuna delete-study``): the driver stops, writing nothing more of it."""
 
 
 class EngineObserver:
@@ -236,9 +241,15 @@ class StudyEngine:
         # computed once, not at every new trial over the whole study.
         self._config_hashes: dict[int, str] = {}
         self._families: dict[int, str] = {}
+        # The study's liveness lock, held shared from open() to close(): `study delete`
+        # refuses the study while a driver holds it (taskgraph.storage.locks).
+        self._driver_lock: DriverLock | None = None
 
     def close(self) -> None:
-        """Release database connections."""
+        """Release database connections and the study's liveness lock."""
+        lock, self._driver_lock = self._driver_lock, None
+        if lock is not None:
+            lock.release()
         self.repository.close()
         self.storage.remove_session()
         self.storage.engine.dispose()
@@ -246,9 +257,37 @@ class StudyEngine:
     # -- opening -----------------------------------------------------------------------------
 
     def open(self, *, prior_records: Sequence[Any] | None = None) -> optuna.Study:
-        """Return the study, created or loaded, with stale trials retried and records repaired."""
+        """Return the study, created or loaded, with stale trials retried and records repaired.
+
+        Takes the study's liveness lock first (shared with its other drivers, held until
+        :meth:`close`; it waits while a ``study delete`` of it runs): ``study delete`` refuses
+        a study a driver holds.
+        """
+        if self._driver_lock is None:
+            self._driver_lock = hold_driver_lock(self.storage_url, self.spec.name)
         with quiet_optuna(), optuna_warnings_only():
             return self._open(prior_records)
+
+    def vanished_error(self) -> StudyVanishedError | None:
+        """Return the error saying the opened study is gone from the database (deleted, or
+        deleted and created again, behind this driver's back), or ``None`` while it is there
+        (or cannot be read: that error is the one to report)."""
+        if self.study is None:
+            return None
+        try:
+            with quiet_optuna():
+                study_id: int | None = self.storage.get_study_id_from_name(self.spec.name)
+        except KeyError:
+            study_id = None
+        except Exception:
+            return None
+        if study_id == self.study._study_id:
+            return None
+        return StudyVanishedError(
+            f"study {self.spec.name!r} in {mask_url(self.storage_url)} was deleted while this "
+            "driver ran it (by `optuna delete-study`, or a taskgraph that does not check for "
+            "running drivers); the driver stopped, the result of a trial it was finishing is lost"
+        )
 
     def _open(self, prior_records: Sequence[Any] | None) -> optuna.Study:
         spec = self.spec
@@ -340,8 +379,10 @@ class StudyEngine:
         name with no Optuna study, or with an Optuna study tied to other records, belong to a
         study deleted outside taskgraph (``optuna delete-study``): the new study's runs would
         be dropped as repeats of the old ones (one run per study, trial and seed) and the old
-        spec kept.  Adopted instead: records that hold no spec (written through the Repository
-        alone, e.g. a screen stored first: no study ran on them), and, by an Optuna study
+        spec kept.  Adopted instead: records that hold no spec and no trial's run (written
+        through the Repository alone, e.g. a screen stored first: no study ran on them; runs of
+        trials under no spec are a deleted study's driver's late write, refused), and, by an
+        Optuna study
         written before the tie existed (it has ``taskgraph:spec`` but no tie), the records it
         finds: nothing tells them apart, and refusing would stop every study of an existing
         database.
@@ -358,9 +399,16 @@ class StudyEngine:
         # before its study ran): no study has run on them, this one takes them.
         opened = self.repository.study_has_spec(name)
         if study_id is None:
-            if not opened:
+            # Spec-less records holding runs of trials (numbers from 0; a screen's are
+            # negative) were written by a driver of a study deleted under it: its late write
+            # created the records again.  A new study would drop its own runs as repeats.
+            trained = any(number >= 0 for number, _ in self.repository.run_keys(name))
+            if not opened and not trained:
                 return
-            why = "that no Optuna study holds (a study deleted outside taskgraph leaves them)"
+            why = (
+                "that no Optuna study holds (a study deleted outside taskgraph, or deleted "
+                "while a driver still wrote to it, leaves them)"
+            )
         else:
             tied = self.storage.get_study_system_attrs(study_id).get(RECORDS_IDENTITY_ATTR)
             if tied == records:
@@ -844,7 +892,15 @@ class StudyEngine:
         if self.evaluator is None:
             raise RuntimeError("StudyEngine.run needs an evaluator (the local or tabular runner)")
         with quiet_optuna(), optuna_warnings_only():
-            return self._run(max_trials)
+            try:
+                return self._run(max_trials)
+            except KeyError as error:
+                # Optuna's "Record does not exist.": the study (or a trial of it) was deleted
+                # under the loop; one error, not a traceback from wherever it surfaced.
+                vanished = self.vanished_error()
+                if vanished is None:
+                    raise
+                raise vanished from error
 
     def _run(self, max_trials: int | None) -> RunSummary:
         study = self.study or self.open()

@@ -12,14 +12,27 @@ alembic_version.version_num``), and each driver that finds no baseline trial enq
 * PostgreSQL: a session-level advisory lock on a connection of its own, released on unlock or
   when the connection drops (the holder died).
 * An in-memory SQLite database lives in one process: nothing to lock across processes.
+
+A study's *liveness lock* (:func:`hold_driver_lock`, :func:`no_driver`) says whether a driver
+is running it: every driver (``study run``/``resume``, local or Ray) holds it shared from
+opening the study until it closes, and ``study delete`` try-takes it exclusively, refusing the
+study when it cannot.  SQLite: a ``flock`` on ``NAME.db.driver-<hash of the study
+name>.lock`` beside the database; PostgreSQL: a session-level advisory lock keyed by the study
+name, on a connection of its own held for the driver's life.  Both go when the holder dies
+(``kill -9`` included), so a dead driver never holds up a delete.  A driver whose PostgreSQL
+connection drops loses its lock (a delete may then go through); it finds its study gone and
+stops with one error.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, text
 from sqlalchemy.engine import URL
@@ -27,12 +40,19 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from taskgraph.errors import StorageError
-from taskgraph.locking import file_lock
+from taskgraph.locking import file_lock, lock_descriptor
 from taskgraph.storage.engine import create_storage_engine, describe_error
 from taskgraph.storage.retry import with_connection_retry
 from taskgraph.storage.urls import mask_url, parse_storage_url, sqlite_path
 
-__all__ = ["lock_file", "setup_lock"]
+__all__ = [
+    "DriverLock",
+    "driver_lock_file",
+    "hold_driver_lock",
+    "lock_file",
+    "no_driver",
+    "setup_lock",
+]
 
 # Arbitrary constant key of the PostgreSQL advisory lock; not the migration lock's key (a
 # driver holding this one upgrades the schema on another connection, under that one).
@@ -125,3 +145,141 @@ def _advisory_lock(url: URL) -> Iterator[None]:
             connection.close()
     finally:
         engine.dispose()
+
+
+# -- a study's liveness lock -------------------------------------------------------------------
+
+
+def _driver_digest(study: str) -> bytes:
+    return hashlib.blake2b(study.encode("utf-8"), digest_size=8, person=b"tg-driver").digest()
+
+
+def driver_lock_file(url: str | URL, study: str) -> Path | None:
+    """Return the liveness lock file of ``study`` in a SQLite database (``None``: PostgreSQL
+    or in-memory): ``NAME.db.driver-<hash>.lock`` beside it, one per study name."""
+    path = lock_file(url)
+    if path is None:
+        return None
+    database = path.name.removesuffix(".lock")
+    return path.with_name(f"{database}.driver-{_driver_digest(study).hex()}.lock")
+
+
+def _driver_key(study: str) -> int:
+    # The advisory lock's bigint key: 64 bits of the name's hash (not the setup lock's key).
+    return int.from_bytes(_driver_digest(study), "big", signed=True)
+
+
+class DriverLock:
+    """A driver's hold on its study's liveness lock (shared with the study's other drivers);
+    :meth:`release` lets it go (idempotent)."""
+
+    def __init__(
+        self, *, fd: int | None = None, connection: Connection | None = None, engine: Any = None
+    ) -> None:
+        self._fd = fd
+        self._connection = connection
+        self._engine = engine
+
+    def release(self) -> None:
+        """Release the lock (closing its descriptor, or unlocking and closing its connection)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            # Closing the session releases its advisory locks: no unlock needed, nor one
+            # that could fail on a connection already gone.
+            with suppress(SQLAlchemyError):
+                connection.close()
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.dispose()
+
+
+def hold_driver_lock(url: str | URL, study: str) -> DriverLock:
+    """Take ``study``'s liveness lock shared (waiting while a ``study delete`` holds it) and
+    return the hold; the driver keeps it until it closes.  Raises :class:`StorageError`."""
+    parsed = parse_storage_url(url) if isinstance(url, str) else url
+    if parsed.get_backend_name() == "sqlite":
+        path = driver_lock_file(parsed, study)
+        if path is None:
+            return DriverLock()
+        try:
+            fd = lock_descriptor(path, shared=True)
+        except OSError as error:
+            raise StorageError(
+                f"cannot create the lock file {str(path)!r} of {mask_url(parsed)}: "
+                f"{error.strerror or error}"
+            ) from None
+        return DriverLock(fd=fd)
+    engine = create_storage_engine(parsed, poolclass=NullPool)
+    try:
+        connection = _advisory_connection(
+            engine, parsed, "SELECT pg_advisory_lock_shared(:key)", _driver_key(study)
+        )
+    except BaseException:
+        engine.dispose()
+        raise
+    return DriverLock(connection=connection, engine=engine)
+
+
+@contextmanager
+def no_driver(url: str | URL, study: str) -> Iterator[bool]:
+    """Try to take ``study``'s liveness lock exclusively, without waiting, for the block.
+
+    Yields ``True`` when it was taken (no driver runs the study; none can start one until the
+    block ends: a new driver waits), ``False`` when a driver holds it.
+    """
+    parsed = parse_storage_url(url) if isinstance(url, str) else url
+    if parsed.get_backend_name() == "sqlite":
+        path = driver_lock_file(parsed, study)
+        if path is None:
+            yield True
+            return
+        try:
+            fd = lock_descriptor(path, wait=False)
+        except OSError as error:
+            raise StorageError(
+                f"cannot create the lock file {str(path)!r} of {mask_url(parsed)}: "
+                f"{error.strerror or error}"
+            ) from None
+        try:
+            yield fd is not None
+        finally:
+            if fd is not None:
+                os.close(fd)
+        return
+    engine = create_storage_engine(parsed, poolclass=NullPool)
+    try:
+        key = _driver_key(study)
+        connection = _advisory_connection(engine, parsed, "SELECT pg_try_advisory_lock(:key)", key)
+        try:
+            taken = bool(connection.info["taskgraph_locked"])
+            yield taken
+        finally:
+            connection.close()  # the session's end releases its lock
+    finally:
+        engine.dispose()
+
+
+def _advisory_connection(engine: Any, url: URL, statement: str, key: int) -> Connection:
+    """Return an autocommit connection of ``engine`` that ran ``statement`` with ``key``
+    (its result in ``connection.info["taskgraph_locked"]``); retried while the server starts."""
+
+    def lock() -> Connection:
+        connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            result = connection.execute(text(statement), {"key": key}).scalar()
+        except BaseException:
+            connection.close()
+            raise
+        connection.info["taskgraph_locked"] = result is None or bool(result)
+        return connection
+
+    try:
+        return with_connection_retry(lock, url=url, what="liveness lock")
+    except SQLAlchemyError as error:
+        raise StorageError(
+            f"cannot take the liveness lock of a study in {mask_url(url)}: "
+            f"{describe_error(error, url)}"
+        ) from None
