@@ -108,7 +108,8 @@ def screen_study(
         engine = build_engine(spec, storage_url=storage_url, data_dir=data, source=source)
         try:
             engine.embed = _no_embeddings
-            engine.open()
+            # A screen spends no trial: a study that exists keeps its stored spec and budget.
+            engine.open(keep_stored=True)
         except BaseException:
             engine.close()
             raise

@@ -256,17 +256,20 @@ class StudyEngine:
 
     # -- opening -----------------------------------------------------------------------------
 
-    def open(self, *, prior_records: Sequence[Any] | None = None) -> optuna.Study:
+    def open(
+        self, *, prior_records: Sequence[Any] | None = None, keep_stored: bool = False
+    ) -> optuna.Study:
         """Return the study, created or loaded, with stale trials retried and records repaired.
 
         Takes the study's liveness lock first (shared with its other drivers, held until
         :meth:`close`; it waits while a ``study delete`` of it runs): ``study delete`` refuses
-        a study a driver holds.
+        a study a driver holds.  ``keep_stored``: a study that exists keeps its stored spec and
+        trial budget (``study screen`` opens it with its spec file, and spends no trial).
         """
         if self._driver_lock is None:
             self._driver_lock = hold_driver_lock(self.storage_url, self.spec.name)
         with quiet_optuna(), optuna_warnings_only():
-            return self._open(prior_records)
+            return self._open(prior_records, keep_stored=keep_stored)
 
     def vanished_error(self) -> StudyVanishedError | None:
         """Return the error saying the opened study is gone from the database (deleted, or
@@ -289,7 +292,7 @@ class StudyEngine:
             "running drivers); the driver stopped, the result of a trial it was finishing is lost"
         )
 
-    def _open(self, prior_records: Sequence[Any] | None) -> optuna.Study:
+    def _open(self, prior_records: Sequence[Any] | None, *, keep_stored: bool) -> optuna.Study:
         spec = self.spec
         if prior_records is None and spec.sampler.name == "graph":
             prior_records = self.prior_records()
@@ -309,7 +312,9 @@ class StudyEngine:
         # Under the setup lock from the records check to the tie: two drivers creating one
         # study see each other's whole creation, never half of it.
         with setup_lock(self.storage_url):
-            study = self._create_study(spec, prior_records, startup, screens, stored_attrs)
+            study = self._create_study(
+                spec, prior_records, startup, screens, stored_attrs, keep_stored=keep_stored
+            )
         self.study = study
         trials = self._recover_and_queue(study)
         self._reconcile(trials)
@@ -322,8 +327,11 @@ class StudyEngine:
         startup: tuple[str, dict[str, float]],
         screens: list[Any],
         stored_attrs: Mapping[str, Any],
+        *,
+        keep_stored: bool = False,
     ) -> optuna.Study:
-        """Create or load the Optuna study, store its spec and tie it to its records study."""
+        """Create or load the Optuna study, store its spec and tie it to its records study
+        (``keep_stored``: a study that has a stored spec keeps it, and its budget)."""
         self._check_records()
         study = optuna.create_study(
             study_name=spec.name,
@@ -346,12 +354,13 @@ class StudyEngine:
         # Stored without the storage URL's password: optuna-dashboard serves user attributes.
         # The stored spec, not this run's: an invocation's wall time is not the study's.
         stored = self.stored_spec.model_dump(mode="json")
-        storable = storable_spec(stored)
-        study.set_user_attr(SPEC_ATTR, storable)
-        # optuna-dashboard cuts the attribute at 1024 characters; its note shows the spec whole.
-        write_study_note(study, storable, replace=stored_attrs.get(SPEC_ATTR) != storable)
-        study.set_user_attr(SEARCH_HASH_ATTR, spec.search_hash())
-        study.set_user_attr(BUDGET_ATTR, spec.budget.trials)
+        if not (keep_stored and SPEC_ATTR in stored_attrs):
+            storable = storable_spec(stored)
+            study.set_user_attr(SPEC_ATTR, storable)
+            # optuna-dashboard cuts the attribute at 1024 characters; its note shows the whole.
+            write_study_note(study, storable, replace=stored_attrs.get(SPEC_ATTR) != storable)
+            study.set_user_attr(SEARCH_HASH_ATTR, spec.search_hash())
+            study.set_user_attr(BUDGET_ATTR, spec.budget.trials)
         # optuna-dashboard's name for the objective (otherwise "Objective 0").
         metric = f"{spec.target} {self._objective_metric()} on {spec.objective.split}"
         with quiet_optuna():

@@ -220,3 +220,27 @@ def test_a_full_matrix_screen_reports_every_pair(tmp_path: Path) -> None:
     assert f"{effect:+.4f}" in out  # a candidate-to-candidate affinity
     # One probe, counted in the singular.
     assert "over 1 probe," in out and "2 steps, 1 probe;" in out and "1 probes" not in out
+
+
+def test_a_screen_of_an_existing_study_keeps_its_stored_budget_and_spec(tmp_path: Path) -> None:
+    # The screen opens the study with its spec file, whose budget may differ from the one the
+    # study ran with: it spends no trial, so it must not change what `study resume` runs.
+    spec = spec_file(tmp_path)
+    url = f"sqlite:///{tmp_path / 'kept.db'}"
+    code, _, err = invoke("study", "run", str(spec), "--storage", url, "--set", "budget.trials=1")
+    assert code == 0, err
+
+    def stored() -> tuple[Any, Any]:
+        code, out, err = invoke("study", "status", "tiny", "--storage", url, "--json")
+        assert code == 0, err
+        code, spec_out, err = invoke("study", "show", "tiny", "--spec", "--storage", url)
+        assert code == 0, err
+        return json.loads(out)["budget"], spec_out
+
+    before = stored()
+    assert before[0] == 1
+    code, _, err = invoke(
+        "study", "screen", str(spec), "--storage", url, "--steps", "4", "--probes", "1"
+    )
+    assert code == 0, err
+    assert stored() == before
