@@ -27,7 +27,6 @@ it RUNNING for the heartbeat.
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
@@ -72,7 +71,7 @@ from taskgraph.search.progress import (
     trial_results,
     trial_state,
 )
-from taskgraph.search.recording import RecordWriter, code_version
+from taskgraph.search.recording import RecordWriter
 from taskgraph.search.samplers import build_pruner, build_sampler
 from taskgraph.search.space import (
     BASELINE_ROLE,
@@ -874,21 +873,10 @@ class StudyEngine:
         training on another data version is a new measurement.
         """
         for run in outcome.runs:
-            if not self._on_other_data(number, run):
-                self.recorder.write(number, TrialOutcome(runs=(run,)))
-                continue
-            fingerprints, types = self.recorder.task_metadata(run.config.task_set)
-            self.repository.add_run_result(
-                study=self.spec.name,
-                trial_number=number,
-                config=run.config,
-                result=run.result,
-                started_at=run.started_at,
-                finished_at=run.finished_at,
-                task_fingerprints=fingerprints,
-                task_types=types,
-                host=run.host or socket.gethostname(),
-                code_version=code_version(),
+            self.recorder.write(
+                number,
+                TrialOutcome(runs=(run,)),
+                skip_repeat=not self._on_other_data(number, run),
             )
 
     # -- the local ask/tell loop -------------------------------------------------------------
