@@ -85,3 +85,25 @@ def optuna_at_info() -> Iterator[OptunaRecords]:
     finally:
         logger.removeHandler(handler)
         optuna.logging.set_verbosity(before)
+
+
+@pytest.fixture
+def tabular_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Return a copy of the demo spec with a score table (``tab.csv``) beside it; cwd is that
+    folder.  Every subset of up to two of the demo's candidates has a score on val and test,
+    higher with more and longer-named auxiliaries, so a `runner: tabular` study of it trains
+    nothing and finishes in a second."""
+    import itertools
+    import shutil
+
+    candidates = ["synth_related", "synth_conflict", "synth_unrelated", "synth_cls_related"]
+    monkeypatch.chdir(tmp_path)
+    lines = ["target,task_set,split,value,higher_is_better"]
+    for size in range(3):
+        for subset in itertools.combinations(candidates, size):
+            key = "+".join(["synth_target", *subset])
+            score = 0.5 + 0.01 * len(subset) + 0.001 * sum(map(len, subset))
+            lines += [f"synth_target,{key},{split},{score:.4f},1" for split in ("val", "test")]
+    (tmp_path / "tab.csv").write_text("\n".join(lines) + "\n")
+    demo = Path(__file__).resolve().parents[1] / "searchspaces" / "demo.yaml"
+    return Path(shutil.copy(demo, tmp_path / "demo.yaml"))

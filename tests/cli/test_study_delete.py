@@ -4,9 +4,7 @@ repro (a study deleted with Optuna and run again under its name) refused up fron
 
 from __future__ import annotations
 
-import itertools
 import json
-import shutil
 from pathlib import Path
 
 import optuna
@@ -19,8 +17,6 @@ from taskgraph.cli.app import app
 from taskgraph.storage import open_repository
 
 runner = CliRunner()
-REPO = Path(__file__).resolve().parents[2]
-CANDIDATES = ["synth_related", "synth_conflict", "synth_unrelated", "synth_cls_related"]
 
 
 def invoke(*args: str, input: str | None = None) -> tuple[int, str, str]:
@@ -29,17 +25,8 @@ def invoke(*args: str, input: str | None = None) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Return a copy of the demo spec with a score table beside it; cwd is that folder."""
-    monkeypatch.chdir(tmp_path)
-    lines = ["target,task_set,split,value,higher_is_better"]
-    for size in range(3):
-        for subset in itertools.combinations(CANDIDATES, size):
-            key = "+".join(["synth_target", *subset])
-            score = 0.5 + 0.01 * len(subset) + 0.001 * sum(map(len, subset))
-            lines += [f"synth_target,{key},{split},{score:.4f},1" for split in ("val", "test")]
-    (tmp_path / "tab.csv").write_text("\n".join(lines) + "\n")
-    return Path(shutil.copy(REPO / "searchspaces" / "demo.yaml", tmp_path / "demo.yaml"))
+def demo(tabular_demo: Path) -> Path:
+    return tabular_demo  # tests/conftest.py
 
 
 @pytest.fixture

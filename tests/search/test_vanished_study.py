@@ -7,8 +7,6 @@ would drop its own run of that trial as a repeat: refused, exit 2, naming ``stud
 
 from __future__ import annotations
 
-import itertools
-import shutil
 from pathlib import Path
 
 import optuna
@@ -21,22 +19,10 @@ from taskgraph.errors import SpecError, StorageError
 from taskgraph.search.recording import RecordWriter
 from taskgraph.storage import open_repository
 
-REPO = Path(__file__).resolve().parents[2]
-CANDIDATES = ["synth_related", "synth_conflict", "synth_unrelated", "synth_cls_related"]
-
 
 @pytest.fixture
-def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Return a copy of the demo spec with a score table beside it; cwd is that folder."""
-    monkeypatch.chdir(tmp_path)
-    lines = ["target,task_set,split,value,higher_is_better"]
-    for size in range(3):
-        for subset in itertools.combinations(CANDIDATES, size):
-            key = "+".join(["synth_target", *subset])
-            score = 0.5 + 0.01 * len(subset) + 0.001 * sum(map(len, subset))
-            lines += [f"synth_target,{key},{split},{score:.4f},1" for split in ("val", "test")]
-    (tmp_path / "tab.csv").write_text("\n".join(lines) + "\n")
-    return Path(shutil.copy(REPO / "searchspaces" / "demo.yaml", tmp_path / "demo.yaml"))
+def demo(tabular_demo: Path) -> Path:
+    return tabular_demo  # tests/conftest.py
 
 
 def run_cli(demo: Path, url: str, trials: int = 3) -> tuple[int, str]:
@@ -60,7 +46,7 @@ def delete_before_writing(
     ``optuna delete-study`` does, after trial ``trial`` is told, just before its records."""
     original = RecordWriter.write
 
-    def write(self: RecordWriter, number: int, outcome: object) -> None:
+    def write(self: RecordWriter, number: int, outcome: object, **options: object) -> None:
         if number == trial:
             if records:
                 storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
@@ -70,7 +56,7 @@ def delete_before_writing(
                     repository.delete_study(self.study, optuna_study_id=study_id)
             else:
                 optuna.delete_study(study_name=self.study, storage=url)
-        original(self, number, outcome)  # type: ignore[arg-type]
+        original(self, number, outcome, **options)  # type: ignore[arg-type]
 
     monkeypatch.setattr(RecordWriter, "write", write)
 

@@ -10,9 +10,7 @@ advisory lock).
 
 from __future__ import annotations
 
-import itertools
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,21 +26,10 @@ from taskgraph.cli.app import app
 from taskgraph.errors import StorageError
 from taskgraph.storage.locks import driver_lock_file, hold_driver_lock, no_driver
 
-REPO = Path(__file__).resolve().parents[2]
-CANDIDATES = ["synth_related", "synth_conflict", "synth_unrelated", "synth_cls_related"]
-
 
 @pytest.fixture
-def demo(tmp_path: Path) -> Path:
-    """Return a copy of the demo spec with a score table beside it."""
-    lines = ["target,task_set,split,value,higher_is_better"]
-    for size in range(3):
-        for subset in itertools.combinations(CANDIDATES, size):
-            key = "+".join(["synth_target", *subset])
-            score = 0.5 + 0.01 * len(subset) + 0.001 * sum(map(len, subset))
-            lines += [f"synth_target,{key},{split},{score:.4f},1" for split in ("val", "test")]
-    (tmp_path / "tab.csv").write_text("\n".join(lines) + "\n")
-    return Path(shutil.copy(REPO / "searchspaces" / "demo.yaml", tmp_path / "demo.yaml"))
+def demo(tabular_demo: Path) -> Path:
+    return tabular_demo  # tests/conftest.py
 
 
 def engine_of(demo: Path, url: str, trials: int = 4):

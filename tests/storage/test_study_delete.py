@@ -8,8 +8,6 @@ refused before anything is written; ``delete_study`` removes both sides at once.
 
 from __future__ import annotations
 
-import itertools
-import shutil
 from pathlib import Path
 
 import optuna
@@ -23,21 +21,10 @@ from taskgraph.storage.migrate import schema_differences
 from taskgraph.storage.repository import RECORDS_IDENTITY_ATTR
 from taskgraph.storage.schema import LookaheadRow, RunRow, ScoreRow, StudyRow, TaskSetRow
 
-REPO = Path(__file__).resolve().parents[2]
-CANDIDATES = ["synth_related", "synth_conflict", "synth_unrelated", "synth_cls_related"]
-
 
 @pytest.fixture
-def demo(tmp_path: Path) -> Path:
-    """Return a copy of the demo spec with a score table beside it."""
-    lines = ["target,task_set,split,value,higher_is_better"]
-    for size in range(3):
-        for subset in itertools.combinations(CANDIDATES, size):
-            key = "+".join(["synth_target", *subset])
-            score = 0.5 + 0.01 * len(subset) + 0.001 * sum(map(len, subset))
-            lines += [f"synth_target,{key},{split},{score:.4f},1" for split in ("val", "test")]
-    (tmp_path / "tab.csv").write_text("\n".join(lines) + "\n")
-    return Path(shutil.copy(REPO / "searchspaces" / "demo.yaml", tmp_path / "demo.yaml"))
+def demo(tabular_demo: Path) -> Path:
+    return tabular_demo  # tests/conftest.py
 
 
 def run(demo: Path, url: str, name: str = "demo", trials: int = 3, **overrides: object) -> None:
