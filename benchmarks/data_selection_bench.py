@@ -203,8 +203,8 @@ def run_method(args: argparse.Namespace, method: str, seed: int) -> dict[str, An
             continue
         study.tell(trial, result.objective)
         test = result.score(args.target, "test", "f1")
-        kept = {
-            name: f"{rec['kept']}/{rec['examples']}"
+        kept = {  # keep applies to the capped pool, not the whole training split
+            name: f"{rec['kept']}/{rec.get('pool', rec['examples'])} (of {rec['examples']})"
             for name, rec in (result.selection or {}).items()
         }
         selection = config.data_selection

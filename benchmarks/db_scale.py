@@ -370,7 +370,12 @@ def main() -> None:
     add = parser.add_argument
     add("--records", type=positive_int, default=1_000_000, help="score records to load per backend")
     add("--backends", default="sqlite,postgres", help="comma-separated: sqlite, postgres")
-    add("--tasks", type=positive_int, default=33, help="distinct tasks (the data pool has 33)")
+    add(
+        "--tasks",
+        type=positive_int,
+        default=33,
+        help=f"distinct tasks (the data pool has 33; at least {max(SIZE_WEIGHTS)})",
+    )
     add("--batch", type=positive_int, default=10_000, help="score records per executemany batch")
     add("--queries", type=positive_int, default=100, help="hot queries timed per variant")
     add("--baseline-queries", type=positive_int, default=10, help="queries timed without the index")
@@ -378,12 +383,19 @@ def main() -> None:
         "--trial-writes", type=positive_int, default=300, help="runs written through add_run_result"
     )
     args = parser.parse_args()
+    if args.tasks < max(SIZE_WEIGHTS):  # draw_task_set samples sets of up to that many tasks
+        parser.error(
+            f"--tasks {args.tasks}: needs at least {max(SIZE_WEIGHTS)} tasks "
+            f"(the task sets drawn have up to {max(SIZE_WEIGHTS)})"
+        )
     # A SIGTERM (timeout, kill) unwinds like Ctrl-C, so the PostgreSQL we started is stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     unknown = set(backends) - {"sqlite", "postgres"}
     if unknown:
         parser.error(f"--backends: unknown {sorted(unknown)}; expected sqlite and/or postgres")
+    if not backends:
+        parser.error(f"--backends {args.backends!r} names none; expected sqlite and/or postgres")
     print(f"cpu_cores: {os.cpu_count()}")
     print(f"load_average_1m_start: {os.getloadavg()[0]:.1f}", flush=True)
     with tempfile.TemporaryDirectory(prefix="taskgraph-dbscale-") as tmp:

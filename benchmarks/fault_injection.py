@@ -58,7 +58,7 @@ from pathlib import Path
 
 from faults.cluster import CLUSTER_FAULTS, run_cluster
 from faults.common import Outcome, good, write_table
-from faults.driver import run_backend
+from faults.driver import run_backend, settings_used
 
 from taskgraph.cli.scripts import (
     ScriptParser,
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         if backends:
             print(
                 f"fault injection: {args.faults} studies per backend ({', '.join(backends)}), "
-                f"{args.budget} trials each, tabular runner, seeds 1 and 2, max_retry 3 and 0",
+                f"{args.budget} trials each, tabular runner, {settings_used(args.faults)}",
                 flush=True,
             )
         for backend in backends:

@@ -198,7 +198,11 @@ def steady_gap(suggested_at: list[float], name: str = "ray_reuse") -> float | No
 
 
 def breakdown(url: str, study: str, clock: Clock, wall: float, trials: int) -> dict[str, float]:
-    """Return the mean seconds per trial of each phase (see the module docstring)."""
+    """Return the mean seconds per trial of each phase (see the module docstring).
+
+    A phase this run has no timestamps for (the local runner has no searcher, no trial start
+    and no result reporting of its own) is left out, not written as 0.
+    """
     with open_repository(url) as repo:
         runs = {r.trial_number: r for r in repo.runs(study=study)}
     per: dict[str, list[float]] = defaultdict(list)
@@ -223,13 +227,15 @@ def breakdown(url: str, study: str, clock: Clock, wall: float, trials: int) -> d
         out["trial_start_median"] = statistics.median(per["trial_start"])
     for key in ("searcher", "check_stop", "database_write"):
         values = clock.calls.get(key, [])
-        out[key] = sum(values) / trials if values else 0.0
+        if values:
+            out[key] = sum(values) / trials
     for key in ("trial_start", "work", "result_reporting"):
-        out[key] = statistics.fmean(per[key]) if per[key] else 0.0
+        if per[key]:
+            out[key] = statistics.fmean(per[key])
     # check_stop runs inside the searcher's suggest (Ray) or the loop (local): not added twice.
     accounted = sum(out[k] for k in PHASES if k != "check_stop" and k in out)
     if not clock.calls.get("searcher"):
-        accounted += out["check_stop"]
+        accounted += out.get("check_stop", 0.0)
     out["other"] = out["wall"] - accounted
     return out
 
@@ -259,8 +265,11 @@ def main(argv: list[str] | None = None) -> int:
 
     for key, value in QUIET_RAY_ENV.items():
         os.environ.setdefault(key, value)
-    load = os.getloadavg()
-    print(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
+    load_start = os.getloadavg()
+    print(
+        f"load average at start: {load_start[0]:.2f} {load_start[1]:.2f} {load_start[2]:.2f}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="tg-overhead-") as tmp:
         root = Path(tmp)
         figures: dict[str, dict[str, float]] = {}
@@ -287,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
             ray.shutdown()
     load = os.getloadavg()
     print(f"load average at end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    report(figures, trials=args.trials, load_end=load, json_path=args.json)
+    report(figures, trials=args.trials, load_start=load_start, load_end=load, json_path=args.json)
     return 0
 
 
@@ -297,9 +306,11 @@ def report(
     trials: int,
     load_end: tuple[float, float, float],
     json_path: str | None,
+    load_start: tuple[float, float, float] | None = None,
 ) -> None:
-    """Print the summary lines, then write ``json_path``: a file that cannot be written (its
-    folder gone while the benchmark ran) is one error line after the figures, not a loss."""
+    """Print the summary lines, then write ``json_path`` (the figures, ``trials`` and the load
+    averages at start and end): a file that cannot be written (its folder gone while the
+    benchmark ran) is one error line after the figures, not a loss."""
     print(f"trials: {trials}")
     print(f"ray_fresh_actors_overhead_s_per_trial: {figures['ray_fresh_actors']['wall']:.3f}")
     print(f"ray_steady_s_per_trial: {figures['ray_reuse'].get('steady', float('nan')):.3f}")
@@ -308,7 +319,15 @@ def report(
     if json_path:
         try:
             Path(json_path).write_text(
-                json.dumps({"figures": figures, "load_end": load_end}, indent=2)
+                json.dumps(
+                    {
+                        "trials": trials,
+                        "load_start": load_start,
+                        "load_end": load_end,
+                        "figures": figures,
+                    },
+                    indent=2,
+                )
             )
         except OSError as error:
             raise ConfigError(f"--json: cannot write {json_path}: {error.strerror}") from None

@@ -7,7 +7,7 @@ fixed random subset) and evaluated on ``--eval-examples`` dev sentences; uniform
 equal loss weighting, AdamW with linear warmup/decay.  It reproduces the table in
 docs/training.md:
 
-    python benchmarks/real_data_joint.py --data ../shared/data
+    python benchmarks/real_data_joint.py --data ../shared/data --threads 1
     python benchmarks/real_data_joint.py --architectures hard,soft --steps 100
 
 Ends with one ``<architecture>_ner_f1: X`` line per architecture.
@@ -34,6 +34,7 @@ from taskgraph.cli.scripts import (
 )
 from taskgraph.models import SHARING_ARCHITECTURES
 from taskgraph.training import train_trial
+from taskgraph.training.runtime import resolve_threads
 from taskgraph.trial import MixingConfig, TrialConfig, TrialStatus
 
 TARGET = "tr_ner_tur2003"
@@ -61,7 +62,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--eval-examples", type=positive_int, default=300, help="dev cap per task")
     parser.add_argument("--seed", type=nonnegative_int, default=0)
     parser.add_argument(
-        "--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)"
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="torch CPU threads (default: the cores this process may use)",
     )
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
     parser.add_argument("--data", type=directory, default=None, help=DATA_HELP)
@@ -108,7 +112,9 @@ def main(argv: list[str] | None = None) -> None:
         )
         started = time.perf_counter()
         cpu_started = time.process_time()
-        result = train_trial(config, data_dir=args.data, device=args.device, progress=True)
+        result = train_trial(
+            config, data_dir=args.data, device=args.device, threads=args.threads, progress=True
+        )
         row = {
             "architecture": architecture,
             "status": result.status.value,
@@ -140,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:  # after the summary lines: a file that cannot be written loses nothing
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(
-                {"args": vars(args), "threads": torch.get_num_threads(), "rows": rows},
+                {"args": vars(args), "threads": resolve_threads(args.threads), "rows": rows},
                 handle,
                 indent=1,
             )

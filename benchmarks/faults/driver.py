@@ -161,6 +161,21 @@ def study_exists(name: str, url: str) -> bool:
         engine.dispose()
 
 
+def study_settings(index: int) -> tuple[int, int]:
+    """Return study ``index``'s ``(seeds, max_retry)``: seeds 1 1 2 2 ..., max_retry 3 (four
+    studies), then 0 (four), and so on."""
+    return 1 + (index // 2) % 2, 3 if (index // 4) % 2 == 0 else 0
+
+
+def settings_used(faults: int) -> str:
+    """Say which seeds and max_retry values studies ``0 .. faults - 1`` use, e.g. ``seeds 1,
+    max_retry 3`` for two studies, ``seeds 1 and 2, max_retry 3 and 0`` from five on."""
+    settings = [study_settings(index) for index in range(faults)]
+    seeds = sorted({s for s, _ in settings})
+    retries = sorted({r for _, r in settings}, reverse=True)
+    return f"seeds {' and '.join(map(str, seeds))}, max_retry {' and '.join(map(str, retries))}"
+
+
 def one_study(
     *,
     backend: str,
@@ -172,8 +187,7 @@ def one_study(
     rng: random.Random,
     crash_index: int,
 ) -> Outcome:
-    seeds = 1 + (index // 2) % 2
-    max_retry = 3 if (index // 4) % 2 == 0 else 0
+    seeds, max_retry = study_settings(index)
     fault = "kill -9" if index % 2 == 0 else "crash"
     name = f"fi{index}"
     spec = work / f"{backend}-{name}.yaml"
