@@ -1006,7 +1006,7 @@ class StudyEngine:
                 return line if len(line) <= limit else line[: limit - 3] + "..."
         return None
 
-    def _same_configuration(self, number: int, config: TrialConfig) -> FrozenTrial | None:
+    def same_configuration(self, number: int, config: TrialConfig) -> FrozenTrial | None:
         """Return the latest complete trial (not ``number``) that trained ``config`` on the
         data its tasks have now, if any.
 
@@ -1086,7 +1086,7 @@ class StudyEngine:
         trial.set_user_attr(CONFIG_ATTR, config_data)
         write_trial_note(trial, config_data)  # optuna-dashboard cuts a long one's attribute
         self.observer.on_trial_start(trial.number, config)
-        earlier = self._same_configuration(trial.number, config)
+        earlier = self.same_configuration(trial.number, config)
         if earlier is not None:
             # The sampler asked for a configuration the study already trained with these
             # seeds: the same training would give the same result (Optuna's FAQ, "How can I

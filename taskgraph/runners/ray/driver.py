@@ -8,6 +8,7 @@ import math
 import os
 import pickle
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,13 @@ from taskgraph.search.dashboard_notes import write_trial_note
 from taskgraph.search.engine import StudyEngine
 from taskgraph.search.heartbeat import Heartbeat, quiet_optuna, storage_id
 from taskgraph.search.outcome import SeedRun, TrialOutcome, utcnow
-from taskgraph.search.progress import CONFIG_ATTR, RAY_CHECKPOINT_ATTR, TrialStep, trial_results
+from taskgraph.search.progress import (
+    CONFIG_ATTR,
+    RAY_CHECKPOINT_ATTR,
+    REPEATS_ATTR,
+    TrialStep,
+    trial_results,
+)
 from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR, SearchSpace
 from taskgraph.search.watching import phase_position
 from taskgraph.trial import TrialConfig, TrialResult, TrialStatus
@@ -308,10 +315,26 @@ class TruthfulOptunaSearch(OptunaSearch):
 
 
 class DefineByRun:
-    """OptunaSearch's ``space``: suggests a trial's configuration (plain data, picklable)."""
+    """OptunaSearch's ``space``: suggests a trial's configuration (plain data, picklable).
 
-    def __init__(self, *, space: SearchSpace) -> None:
+    ``same_configuration``: the engine's repeat check (``StudyEngine.same_configuration``):
+    a configuration the study already trained with these seeds on the same data is not
+    trained again; the trial gets ``taskgraph:repeats`` and the earlier trial's runs, which the
+    worker reports without training (its ``saved`` path), as the local runner does.  Left out
+    when Tune pickles the searcher (it holds the engine's database connections).
+    """
+
+    def __init__(
+        self,
+        *,
+        space: SearchSpace,
+        same_configuration: Callable[[int, TrialConfig], Any] | None = None,
+    ) -> None:
         self.space = space
+        self.same_configuration = same_configuration
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "same_configuration": None}
 
     def __call__(self, trial: Any) -> dict[str, Any]:
         payload: dict[str, Any] = {
@@ -335,6 +358,15 @@ class DefineByRun:
         trial.set_user_attr(CONFIG_ATTR, config.to_dict())
         write_trial_note(trial, config.to_dict())  # what the dashboard cuts, whole
         payload["config"] = config.to_dict()
+        earlier = (
+            self.same_configuration(trial.number, config)
+            if self.same_configuration is not None
+            else None
+        )
+        runs = trial_results(earlier) if earlier is not None else None
+        if earlier is not None and runs:
+            trial.set_user_attr(REPEATS_ATTR, earlier.number)
+            payload["saved"] = runs
         return {PAYLOAD: payload}
 
 

@@ -61,6 +61,10 @@ QUIET_RAY_ENV = {
     # Ctrl-C raises KeyboardInterrupt in the driver instead of Tune's "resume with
     # Tuner.restore" path: the study is resumed with `taskgraph study resume`.
     "TUNE_DISABLE_SIGINT_HANDLER": "1",
+    # With CheckpointConfig(num_to_keep=1) each trial checkpoint forces an experiment-state
+    # snapshot (the local files the study is resumed from are the records, not these), and
+    # Tune warned about it three lines at a time, several times a study.
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
 }
 
 
@@ -192,7 +196,9 @@ class RayTuneRunner:
                     engine=engine,
                     book=book,
                     heartbeat=heartbeat,
-                    space=DefineByRun(space=engine.space),
+                    space=DefineByRun(
+                        space=engine.space, same_configuration=engine.same_configuration
+                    ),
                     metric=METRIC,
                     mode="max" if spec.objective.direction == "maximize" else "min",
                     # the engine's own sampler (the graph sampler's prior records included)
