@@ -342,6 +342,12 @@ class TrialConfig:
         }
         return json.loads(canonical_json(settings))
 
+    def setting_family_key(self) -> str:
+        """Return :meth:`family_key` with a hash of the target's :meth:`alone_settings`
+        (``<family>/settings:<hash>``): what ``budget.baselines: per_setting`` gives a baseline
+        each, and what ``study show`` matches a trial's baseline by."""
+        return f"{self.family_key()}/settings:{config_hash(self.alone_settings())[:12]}"
+
     def with_seed(self, seed: int) -> TrialConfig:
         """Return a copy with another seed."""
         return replace(self, seed=seed)

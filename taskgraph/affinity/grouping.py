@@ -14,9 +14,12 @@ section 3.3).  Each task is served by the best chosen network for it.
 * **Heuristic** beyond that: the candidates are cut to the singles, the
   :data:`HEURISTIC_POOL` networks with the best average per-task improvement over the
   singles, the network of every task (when it is a candidate) and a greedy disjoint cover
-  (largest networks first, by improvement), so that the pool holds a grouping within any
-  budget the candidates can meet with disjoint networks; the same program is solved exactly
-  on that pool.  The result is exact for the pool, not for the full set of networks.
+  (largest networks first, by improvement): with every subset of up to k tasks a candidate
+  (what ``affinity groups`` builds) that cover uses ``ceil(n / k)`` networks, so the pool
+  holds a grouping within any budget the coverage check lets through; with other candidate
+  lists a greedy cover can miss one (a budget the candidates meet only with a particular
+  disjoint cover), and the error says the pool was searched, not that no grouping exists.
+  The same program is solved exactly on the pool: exact for the pool, not for every network.
 
 The budget is compared with a relative tolerance of :data:`BUDGET_RTOL` (``budget`` networks
 of cost 1 buy ``floor(budget * (1 + BUDGET_RTOL))`` of them: 0.9999999999 buys none).

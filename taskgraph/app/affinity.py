@@ -197,7 +197,10 @@ def records_long_table(
     One row per scored task, task set and split: the mean of the complete runs' scores as
     gains take it (:func:`~taskgraph.affinity.gains.seed_mean`: each seed's runs averaged
     first, over the configurations that trained that task set, then the seeds), so the
-    table's measured gains are the database's; in ``metric`` (default:
+    table's measured gains are the database's, except where a family holds baselines trained
+    with several settings (``budget.baselines: per_setting``, ``ScoreRecord.settings``): the
+    database measures each set against the baselines trained as it was, a long table holds
+    one pooled value per cell; in ``metric`` (default:
     the studies' objective metric, as :func:`load_records` chooses it).  Splits are named as
     the long format names them (``dev`` -> ``val``; splits other than dev, val and test are
     left out).  Each filter picks runs, and every score of a picked run is kept (its
@@ -269,7 +272,8 @@ def records_long_table(
             with _records_database(storage, repository) as database:
                 _several_families(task, tasks, found, database, study=study)
         # As gains average them: each seed's runs first, then the seeds (a repeated seed is
-        # one measurement), so the table's gains are the database's.
+        # one measurement), so the table's gains are the database's (but for families with
+        # baselines of several settings, which one value per cell cannot hold).
         value = seed_mean(found)
         rows.append(LongRow(task, tasks, split, value, found[0].higher_is_better))
     return LongTable(rows=rows, source=study or "")

@@ -294,6 +294,9 @@ def validate(
         "budget": checked.budget.model_dump(mode="json"),
         "seeds": list(checked.seeds),
         "parameters": space.describe(),
+        # searched settings that change the target trained alone: a baseline of its own for
+        # each under `budget.baselines: per_setting`, else gains hold their change too
+        "searched_alone_settings": space.searched_alone_settings(),
         "data_dir": None if data_dir is None else str(data_dir),  # None: no task reads files
     }
     if as_json:
@@ -307,6 +310,15 @@ def validate(
         f"{len(checked.seeds)} seed(s)",
         soft_wrap=True,
     )
+    searched = summary["searched_alone_settings"]
+    if searched and checked.budget.baselines != "per_setting":
+        stdout_console.print(
+            f"note: the space searches {', '.join(searched)}, which change the target trained "
+            "alone: the baseline draws its own, so a trial that draws others measures that "
+            "change besides the transfer (`study show` and the affinity commands name it); "
+            "`budget.baselines: per_setting` trains a baseline for each, or fix them",
+            soft_wrap=True,
+        )
 
 
 class _EtaColumn(ProgressColumn):

@@ -68,6 +68,7 @@ from taskgraph.search.progress import (
     retried_numbers,
     spec_differences,
     study_progress,
+    trained_by,
     trial_results,
     trial_state,
 )
@@ -151,21 +152,6 @@ def _repeat_held(run: Any, held: set[tuple[str, str, str, int]]) -> bool:
 #: ``budget.baselines`` values that enqueue a baseline for each kind of trial that completes
 #: (its model family; with ``per_setting``, its family and alone settings)
 _BASELINE_PER_TRIAL_KIND = ("per_family", "per_setting")
-
-
-def _trained_by(trial: FrozenTrial, trials: Sequence[FrozenTrial]) -> int:
-    """Return the number of the trial whose runs ``trial``'s are: the trial its repeat
-    (``taskgraph:repeats``) points at, followed to one that trained, else its own."""
-    by_number = {t.number: t for t in trials}
-    number, seen = trial.number, set()
-    while number not in seen:
-        seen.add(number)
-        earlier = by_number.get(number)
-        repeats = None if earlier is None else earlier.user_attrs.get(REPEATS_ATTR)
-        if not isinstance(repeats, int):
-            break
-        number = repeats
-    return number
 
 
 class StudyEngine:
@@ -527,9 +513,10 @@ class StudyEngine:
         family = self._families.get(trial.number)
         if family is None and CONFIG_ATTR in trial.user_attrs:
             config = TrialConfig.from_dict(trial.user_attrs[CONFIG_ATTR])
-            family = config.family_key()
             if self.spec.budget.baselines == "per_setting":
-                family = f"{family}/settings:{config_hash(config.alone_settings())[:12]}"
+                family = config.setting_family_key()
+            else:
+                family = config.family_key()
             self._families[trial.number] = family
         return family
 
@@ -1019,6 +1006,7 @@ class StudyEngine:
         study = self.require_study()
         trials = study.get_trials(deepcopy=False)
         versions: dict[int, dict[str, str]] | None = None
+        trained: dict[int, int] | None = None
         for trial in reversed(trials):
             attrs = trial.user_attrs
             if (
@@ -1029,9 +1017,10 @@ class StudyEngine:
                 and trial_results(trial) is not None
                 and self._config_hash(trial) == wanted
             ):
-                if versions is None:
+                if versions is None or trained is None:
                     versions = self._recorded_data(number, config)
-                if versions.get(_trained_by(trial, trials)) == self._current_data(config):
+                    trained = trained_by(trials)
+                if versions.get(trained[trial.number]) == self._current_data(config):
                     return trial
         return None
 

@@ -41,6 +41,7 @@ __all__ = [
     "retried_numbers",
     "spec_differences",
     "study_progress",
+    "trained_by",
     "trial_results",
     "trial_state",
 ]
@@ -267,3 +268,21 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
             out.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
         return out
     return {prefix: value}
+
+
+def trained_by(trials: Sequence[Any]) -> dict[int, int]:
+    """Return trial number -> the number of the trial whose runs it has: a repeat's
+    (``taskgraph:repeats``), followed to the trial that trained; any other trial's own."""
+    earlier: dict[int, int] = {}
+    for trial in trials:
+        repeats = trial.user_attrs.get(REPEATS_ATTR)
+        if isinstance(repeats, int):
+            earlier[trial.number] = repeats
+    found: dict[int, int] = {}
+    for trial in trials:
+        number, seen = trial.number, set()
+        while number in earlier and number not in seen:
+            seen.add(number)
+            number = earlier[number]
+        found[trial.number] = number
+    return found

@@ -36,11 +36,12 @@ from taskgraph.search.progress import (
     SPEC_ATTR,
     retried_numbers,
     study_progress,
+    trained_by,
     trial_results,
     trial_state,
 )
 from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR, SUBSET_ATTR, is_first_baseline
-from taskgraph.trial import TrialConfig, canonical_json, setting_differences
+from taskgraph.trial import TrialConfig, setting_differences
 
 __all__ = [
     "CONVERGENCE_TOLERANCE",
@@ -316,7 +317,7 @@ def _setting_kind(trial: FrozenTrial) -> str | None:
         config = TrialConfig.from_dict(configuration)
     except (TypeError, ValueError):
         return None
-    return f"{config.family_key()}/{canonical_json(config.alone_settings())}"
+    return config.setting_family_key()
 
 
 def trial_row(
@@ -393,24 +394,6 @@ def _resolve_repeats(rows: list[dict[str, Any]]) -> None:
         row["repeat_of"] = number
 
 
-def _trained_by(trials: list[FrozenTrial]) -> dict[int, int]:
-    """Return trial number -> the number of the trial whose runs it has (a repeat's, followed
-    to the trial that trained; any other trial's own)."""
-    earlier: dict[int, int] = {}
-    for trial in trials:
-        repeats = trial.user_attrs.get(REPEATS_ATTR)
-        if isinstance(repeats, int):
-            earlier[trial.number] = repeats
-    found: dict[int, int] = {}
-    for trial in trials:
-        number, seen = trial.number, set()
-        while number in earlier and number not in seen:
-            seen.add(number)
-            number = earlier[number]
-        found[trial.number] = number
-    return found
-
-
 def _short(fingerprint: str | None) -> str:
     return "none recorded" if fingerprint is None else fingerprint[:12]
 
@@ -450,12 +433,12 @@ def study_report(
     progress = study_progress(study)
     direction = progress.direction
     trials = study.get_trials(deepcopy=False)
-    trained_by = _trained_by(trials)
+    trained = trained_by(trials)
     versions = dict(data_versions or {})
 
     def version(trial: FrozenTrial) -> str | None:
         # A repeat's runs (and records) are the trial's it repeats.
-        return versions.get(trained_by[trial.number])
+        return versions.get(trained[trial.number])
 
     baselines = [t for t in trials if is_first_baseline(t) and trial_state(t) == "complete"]
     baseline_trial = baselines[0] if baselines else None

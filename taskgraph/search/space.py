@@ -395,6 +395,39 @@ class SearchSpace:
             or (name.startswith("hp/") and name[3:] not in NOT_ALONE_SETTINGS)
         }
 
+    def searched_alone_settings(self) -> list[str]:
+        """Return the searched parameters (:meth:`describe`'s names) that set how the target
+        trains alone outside its model family (:meth:`setting_params`), sharing
+        architectures whose single-task model is the plain one left out.
+
+        Under ``budget.baselines: per_family`` the baseline samples its own values of these,
+        so a trial that draws others measures that change besides the transfer.
+        """
+        from taskgraph.trial import (
+            NOT_ALONE_SETTINGS,
+            PLAIN_SINGLE_TASK_SHARING,
+            PLAIN_SINGLE_TASK_WEIGHTING,
+        )
+
+        plain = {
+            "sharing": PLAIN_SINGLE_TASK_SHARING,
+            "loss_weighting": PLAIN_SINGLE_TASK_WEIGHTING,
+        }
+        names: list[str] = []
+        for name, domain in self.describe().items():
+            prefix = name.split("/", 1)[0]
+            if name in plain:
+                if not set(domain) <= plain[name]:
+                    names.append(name)
+            elif name in ("learning_rate", "batch_size", "max_steps", "epochs"):
+                names.append(name)
+            elif name.startswith("hp/"):
+                if name[3:] not in NOT_ALONE_SETTINGS:
+                    names.append(name)
+            elif "/" in name and prefix in self.sharing and prefix not in PLAIN_SINGLE_TASK_SHARING:
+                names.append(name)
+        return names
+
     def family_baseline(
         self, params: Mapping[str, Any], family: str, *, settings: bool = False
     ) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -785,8 +785,11 @@ class Repository:
             keys, names = self._lookups(connection, {r[0] for r in rows}, {r[-1] for r in rows})
             fingerprints = _run_fingerprints(connection, {r[1] for r in rows})
             configs = _run_model_configs(connection, {r[1] for r in rows})
+            run_task_sets, _ = self._lookups(
+                connection, {shape[2] for shape in configs[0].values()}, set()
+            )
         task_sets = {key: frozenset(key.split("+")) for key in set(keys.values())}
-        settings = _AloneSettings(configs)
+        settings = _AloneSettings(configs, run_task_sets)
         families = data_families(
             (task, family, fingerprints.get(run_id, {}).get(task))
             for _, run_id, task, _, _, _, family, _, _ in rows
@@ -1333,54 +1336,78 @@ def _run_fingerprints(connection: Connection, run_ids: set[int]) -> dict[int, di
     return found
 
 
+#: a run as its alone settings need it: (model configuration id, target, task set id)
+_RunShape = tuple[int, str, int]
+
+
 def _run_model_configs(
     connection: Connection, run_ids: set[int]
-) -> tuple[dict[int, int], dict[int, dict[str, Any]]]:
-    """Return (run id -> model configuration id, configuration id -> its stored JSON) of the
-    runs ``run_ids``."""
-    runs: dict[int, int] = {}
+) -> tuple[dict[int, _RunShape], dict[int, dict[str, Any]]]:
+    """Return (run id -> (model configuration id, target, task set id), configuration id ->
+    its stored JSON) of the runs ``run_ids``."""
+    runs: dict[int, _RunShape] = {}
     ordered = sorted(run_ids)
     for start in range(0, len(ordered), _ID_CHUNK):
         chunk = ordered[start : start + _ID_CHUNK]
-        query = select(RunRow.id, RunRow.model_config_id).where(RunRow.id.in_(chunk))
-        runs.update({int(run): int(config) for run, config in connection.execute(query)})
+        query = select(RunRow.id, RunRow.model_config_id, RunRow.target, RunRow.task_set_id).where(
+            RunRow.id.in_(chunk)
+        )
+        for run, config, target, task_set in connection.execute(query):
+            runs[int(run)] = (int(config), str(target), int(task_set))
     configs: dict[int, dict[str, Any]] = {}
-    wanted = sorted(set(runs.values()))
+    wanted = sorted({shape[0] for shape in runs.values()})
     for start in range(0, len(wanted), _ID_CHUNK):
         chunk = wanted[start : start + _ID_CHUNK]
-        query = select(ModelConfigRow.id, ModelConfigRow.config).where(ModelConfigRow.id.in_(chunk))
-        for config_id, config in connection.execute(query):
+        stored = select(ModelConfigRow.id, ModelConfigRow.config).where(
+            ModelConfigRow.id.in_(chunk)
+        )
+        for config_id, config in connection.execute(stored):
             configs[int(config_id)] = dict(config) if isinstance(config, Mapping) else {}
     return runs, configs
 
 
 class _AloneSettings:
     """Each (run, task)'s ``TrialConfig.alone_settings`` as ScoreRecord.settings pairs, computed
-    once per (model configuration, task); () for a configuration that cannot be read back."""
+    once per (model configuration, run target, run task set, task); () for a configuration
+    that cannot be read back.
 
-    def __init__(self, configs: tuple[dict[int, int], dict[int, dict[str, Any]]]) -> None:
+    The stored model configuration holds no task set: the run's target and task set are put
+    back, so a sequential run's source reads its source phase's steps.
+    """
+
+    def __init__(
+        self,
+        configs: tuple[dict[int, _RunShape], dict[int, dict[str, Any]]],
+        task_set_keys: Mapping[int, str],
+    ) -> None:
         self._runs, self._configs = configs
-        self._cache: dict[tuple[int, str], tuple[tuple[str, str], ...]] = {}
+        self._task_set_keys = task_set_keys
+        self._cache: dict[tuple[_RunShape, str], tuple[tuple[str, str], ...]] = {}
 
     def of(self, run_id: int, task: str) -> tuple[tuple[str, str], ...]:
-        config_id = self._runs.get(run_id)
-        if config_id is None:
+        shape = self._runs.get(run_id)
+        if shape is None:
             return ()
-        key = (config_id, task)
+        key = (shape, task)
         if key not in self._cache:
-            self._cache[key] = self._settings(self._configs.get(config_id, {}), task)
+            config_id, target, task_set_id = shape
+            members = self._task_set_keys.get(task_set_id, target).split("+")
+            self._cache[key] = self._settings(
+                self._configs.get(config_id, {}), target, members, task
+            )
         return self._cache[key]
 
     @staticmethod
-    def _settings(stored: Mapping[str, Any], task: str) -> tuple[tuple[str, str], ...]:
+    def _settings(
+        stored: Mapping[str, Any], target: str, members: list[str], task: str
+    ) -> tuple[tuple[str, str], ...]:
+        auxiliaries = tuple(t for t in members if t != target)
         try:
-            config = TrialConfig.from_dict({**stored, "target": task, "auxiliaries": ()})
-        except (TypeError, ValueError):  # a configuration written by another taskgraph
+            config = TrialConfig.from_dict({**stored, "target": target, "auxiliaries": auxiliaries})
+            settings = config.alone_settings(task)
+        except (TypeError, ValueError, AttributeError):  # written by another taskgraph
             return ()
-        return tuple(
-            (name, canonical_json(value))
-            for name, value in sorted(config.alone_settings(task).items())
-        )
+        return tuple((name, canonical_json(value)) for name, value in sorted(settings.items()))
 
 
 def data_families(

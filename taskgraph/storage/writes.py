@@ -188,18 +188,20 @@ def task_family(config: TrialConfig, task: str, *, within: Iterable[str] | None 
     """Return the model family of ``task``'s score in this run (its baseline's family_key).
 
     ``within``: the task set the score was measured in, when not the run's (a sequential
-    run's sources are scored at the end of their own phase).  A source scored alone after
-    training on a selected share of its data (``data_selection.keep < 1``) gets the family
-    ``<family>/selected:<hash of the target, weights and keep>``: never a baseline of the task.
+    run's sources are scored at the end of their own phase).  A source scored after training
+    on a selected share of its data (``data_selection.keep < 1``), alone or with other
+    sources, gets the family ``<family>/selected:<hash of the target, weights and keep>``:
+    never compared with the task trained on all of its data.
     """
     if task == config.target:
         return config.family_key()
     others = tuple(t for t in (within or config.task_set) if t != task)
     family = replace(config, target=task, auxiliaries=others).family_key()
     selection = config.data_selection
-    if within is not None and not others and selection is not None and selection.keep < 1:
-        # A source trained alone on the share of its data chosen for this target is not its
-        # single-task baseline (trained on all of it): a family of its own, per selection.
+    if within is not None and selection is not None and selection.keep < 1:
+        # A source trained on the share of its data chosen for this target (alone, or with
+        # other sources: each is selected) is not the task trained on all of it: a family of
+        # its own, per selection, never its single-task baseline or a joint run's score.
         chosen = {"for": config.target, "weights": dict(selection.weights), "keep": selection.keep}
         family = f"{family}/selected:{config_hash(chosen)[:12]}"
     return family

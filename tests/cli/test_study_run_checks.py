@@ -383,3 +383,23 @@ def test_validate_refuses_a_spec_storage_in_a_missing_folder_as_run_does(
         assert f"directory '{missing.parent}' does not exist" in err
     assert results[0][2] == results[1][2]  # the same line
     assert not missing.parent.exists()
+
+
+def test_validate_names_the_searched_settings_that_change_the_target_alone() -> None:
+    demo = str(REPO / "searchspaces" / "demo.yaml")
+    code, out, err = invoke("study", "validate", demo, "--json")
+    assert code == 0, err
+    assert json.loads(out)["searched_alone_settings"] == [
+        "sharing", "hierarchical/tagging_layer", "hierarchical/parsing_layer", "learning_rate",
+    ]  # fmt: skip
+    code, out, err = invoke("study", "validate", demo)
+    assert code == 0, err
+    said = " ".join(out.split())
+    assert "note: the space searches sharing, hierarchical/tagging_layer" in said
+    assert "`budget.baselines: per_setting` trains a baseline for each" in said
+    # With a baseline per setting, or nothing of the kind searched, no note.
+    code, out, _ = invoke("study", "validate", demo, "--set", "budget.baselines=per_setting")
+    assert code == 0 and "note:" not in out
+    fixed = str(REPO / "searchspaces" / "results" / "bioner_transfer_ncbi_disease.yaml")
+    code, out, _ = invoke("study", "validate", fixed, "--json")
+    assert code == 0 and json.loads(out)["searched_alone_settings"] == []

@@ -222,3 +222,41 @@ def test_the_json_graph_carries_measured_absolute_gains_and_the_notes(tmp_path: 
     assert edge["measured_relative_gain"] == pytest.approx(0.2)
     assert edge["measured_absolute_gain"] == pytest.approx(0.1)
     assert any("other settings (learning_rate" in note for note in data["graph"]["notes"])
+
+
+def test_a_sources_phase_steps_are_read_back_from_the_database(tmp_path: Path) -> None:
+    # The stored model configuration has no task set: without the run's target and set put
+    # back, the source read the target's 4 steps, and its 30-step score joined pos's baseline.
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+
+    def add(repo, number: int, config: TrialConfig, scores) -> None:
+        result = TrialResult(
+            status=TrialStatus.COMPLETE, scores=scores, objective=0.5, cost=Cost(seconds=1.0)
+        )
+        repo.add_run_result(study="s", trial_number=number, config=config, result=result)
+
+    with open_repository(url) as repo:
+        add(repo, 0, TrialConfig(target="pos", max_steps=4), {"pos": {"dev": {"f1": 0.5}}})
+        sequential = TrialConfig(target="ner", auxiliaries=("pos",), transfer_mode="sequential",
+                                 max_steps=4, hyperparameters={"source_max_steps": 30})  # fmt: skip
+        add(repo, 1, sequential, {"ner": {"dev": {"f1": 0.6}}, "pos": {"dev": {"f1": 0.9}}})
+        joint = TrialConfig(target="pos", auxiliaries=("ner",), max_steps=4)
+        add(repo, 2, joint, {"pos": {"dev": {"f1": 0.6}}, "ner": {"dev": {"f1": 0.1}}})
+    records = [r for r in load_records(storage=url, metric="f1") if r.task == "pos"]
+    steps = {r.run_id: dict(r.settings)["max_steps"] for r in records}
+    assert steps == {1: "4", 2: "30", 3: "4"}
+    table = compute_gains(load_records(storage=url, metric="f1"))
+    (gain,) = [g for g in table.gains if g.target == "pos"]
+    assert gain.mean == pytest.approx(0.2)  # against the 4-step baseline alone
+    assert table.mixed_settings == []
+
+
+def test_sources_trained_together_on_selected_data_are_not_the_full_data_task() -> None:
+    from taskgraph.storage.writes import task_family
+    from taskgraph.trial import DataSelectionConfig
+
+    selection = DataSelectionConfig(features=("jsd",), weights={"jsd": 1.0}, keep=0.2)
+    config = TrialConfig(target="ner", auxiliaries=("chunk", "pos"), transfer_mode="sequential",
+                         data_selection=selection)  # fmt: skip
+    for task in ("chunk", "pos"):
+        assert "/selected:" in task_family(config, task, within=("chunk", "pos"))
