@@ -260,3 +260,21 @@ def test_sources_trained_together_on_selected_data_are_not_the_full_data_task() 
                          data_selection=selection)  # fmt: skip
     for task in ("chunk", "pos"):
         assert "/selected:" in task_family(config, task, within=("chunk", "pos"))
+
+
+def test_a_stored_configuration_that_cannot_be_read_back_has_unknown_settings(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    with open_repository(url) as repo:
+        _add(repo, 0, (), 0.50)
+        _add(repo, 1, ("pos",), 0.60)
+    with sqlite3.connect(tmp_path / "r.db") as connection:  # a row written by another program
+        connection.execute(
+            "update tg_model_configs set config = json_set(config, '$.hyperparameters', null)"
+        )
+    records = load_records(storage=url, metric="f1")
+    assert [r.settings for r in records if r.task == "ner"] == [(), ()]
+    assert [g.mean for g in compute_gains(records).gains] == [pytest.approx(0.2)]
