@@ -856,15 +856,11 @@ class StudyEngine:
 
         A complete run whose configuration and seed another trial holds as a complete run on
         the same data is that run's record (a repeat: not written again); one the study holds
-        only as runs on other data (:meth:`_on_other_data`) is written beside them: the same
-        training on another data version is a new measurement.
+        only as runs on other data is written beside them: the same training on another data
+        version is a new measurement (``Repository.add_run_result`` compares the runs'
+        dataset fingerprints, in the write's own retried transaction).
         """
-        for run in outcome.runs:
-            self.recorder.write(
-                number,
-                TrialOutcome(runs=(run,)),
-                skip_repeat=not self._on_other_data(number, run),
-            )
+        self.recorder.write(number, outcome)
 
     # -- the local ask/tell loop -------------------------------------------------------------
 

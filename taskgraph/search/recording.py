@@ -55,14 +55,14 @@ class RecordWriter:
         )
         self._metadata: dict[tuple[str, ...], tuple[dict[str, str], dict[str, str]]] = {}
 
-    def write(self, number: int, outcome: TrialOutcome, *, skip_repeat: bool = True) -> None:
+    def write(self, number: int, outcome: TrialOutcome) -> None:
         """Write each seed's run of trial ``number`` (a retried write changes nothing).
 
         A complete run whose configuration, task set and seed the study already holds as a
         complete run of another trial is not written again: a sampler that proposes a set it
         has seen trains the same model on the same data, and counting it twice would make the
-        gains look measured twice (their standard error collapses to 0).  ``skip_repeat=False``
-        writes it anyway: the engine's, for a run on another version of the data.
+        gains look measured twice (their standard error collapses to 0).  A run held only on
+        another version of the data (other dataset fingerprints) is written: a new measurement.
         """
         for run in outcome.runs:
             fingerprints, types = self.task_metadata(run.config.task_set)
@@ -77,7 +77,7 @@ class RecordWriter:
                 task_types=types,
                 host=run.host or socket.gethostname(),
                 code_version=code_version(),
-                skip_repeat=skip_repeat,
+                skip_repeat=True,
             )
 
     def task_metadata(self, task_set: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:

@@ -405,8 +405,9 @@ class Repository:
         Idempotent on (study, trial_number, config.seed): a retried write returns the id of
         the run already stored and writes nothing.  An unknown study is created with the
         config's objective direction and target.  ``skip_repeat``: a complete result whose
-        configuration and seed another trial of the study holds as a complete run is not
-        written; that run's id is returned (what a study's repeated trials do).
+        configuration and seed another trial of the study holds as a complete run on the same
+        data (the same ``task_fingerprints``) is not written; that run's id is returned (what a
+        study's repeated trials do).  One held only on other data is written beside it.
         """
 
         def work(session: Any) -> int:
@@ -419,7 +420,11 @@ class Repository:
             )
             if skip_repeat and result.status is TrialStatus.COMPLETE:
                 earlier = recorded_repeat(
-                    session, study_id=study_id, trial_number=trial_number, config=config
+                    session,
+                    study_id=study_id,
+                    trial_number=trial_number,
+                    config=config,
+                    task_fingerprints=task_fingerprints or {},
                 )
                 if earlier is not None:
                     return earlier

@@ -147,15 +147,22 @@ def _ensure_tasks(
 
 
 def recorded_repeat(
-    session: Session, *, study_id: int, trial_number: int, config: TrialConfig
+    session: Session,
+    *,
+    study_id: int,
+    trial_number: int,
+    config: TrialConfig,
+    task_fingerprints: Mapping[str, str] | None = None,
 ) -> int | None:
     """Return the id of another trial's complete run of ``config`` (same seed) in the study.
 
     Such a run is the same training on the same data: a second record of it would count one
-    measurement twice (see ``Repository.add_run_result(skip_repeat=True)``).
+    measurement twice (see ``Repository.add_run_result(skip_repeat=True)``).  With
+    ``task_fingerprints`` (the run's data now), only a run that recorded the same ones is
+    that: the same configuration trained on another version of the data is a new measurement.
     """
     query = (
-        select(RunRow.id)
+        select(RunRow.id, RunRow.task_fingerprints)
         .join(ModelConfigRow, RunRow.model_config_id == ModelConfigRow.id)
         .join(TaskSetRow, RunRow.task_set_id == TaskSetRow.id)
         .where(
@@ -168,10 +175,11 @@ def recorded_repeat(
             TaskSetRow.key == task_set_key(config.task_set),
         )
         .order_by(RunRow.id)
-        .limit(1)
     )
-    found = session.execute(query).scalar_one_or_none()
-    return None if found is None else int(found)
+    for run_id, prints in session.execute(query):
+        if task_fingerprints is None or dict(prints or {}) == dict(task_fingerprints):
+            return int(run_id)
+    return None
 
 
 def _ensure_model_config(session: Session, config: TrialConfig) -> int:

@@ -46,7 +46,7 @@ def delete_before_writing(
     ``optuna delete-study`` does, after trial ``trial`` is told, just before its records."""
     original = RecordWriter.write
 
-    def write(self: RecordWriter, number: int, outcome: object, **options: object) -> None:
+    def write(self: RecordWriter, number: int, outcome: object) -> None:
         if number == trial:
             if records:
                 storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
@@ -56,7 +56,7 @@ def delete_before_writing(
                     repository.delete_study(self.study, optuna_study_id=study_id)
             else:
                 optuna.delete_study(study_name=self.study, storage=url)
-        original(self, number, outcome, **options)  # type: ignore[arg-type]
+        original(self, number, outcome)  # type: ignore[arg-type]
 
     monkeypatch.setattr(RecordWriter, "write", write)
 

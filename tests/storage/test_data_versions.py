@@ -165,3 +165,28 @@ def test_partner_data_compares_only_runs_that_recorded_every_partner() -> None:
     )
     assert partner_data("ner", task_set, {"ner": "n1", "pos": "p1"}) == ""  # chunk's missing
     assert partner_data("ner", frozenset({"ner"}), both) == ""  # the target alone: no partner
+
+
+def test_a_repeat_is_skipped_only_on_the_same_data(tmp_path: Path) -> None:
+    # The check runs inside the write's own (retried) transaction: a read outside it did not
+    # survive a PostgreSQL restart (tests/storage/test_server_faults.py).
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    config = TrialConfig(target="ner", auxiliaries=("pos",))
+    result = TrialResult(
+        status=TrialStatus.COMPLETE,
+        scores={"ner": {"dev": {"f1": 0.6}}},
+        objective=0.6,
+        cost=Cost(seconds=1.0),
+    )
+    with open_repository(url) as repo:
+
+        def write(number: int, prints: dict[str, str]) -> int:
+            return repo.add_run_result(study="s", trial_number=number, config=config,
+                                       result=result, task_fingerprints=prints,
+                                       skip_repeat=True)  # fmt: skip
+
+        first = write(0, {"ner": V1})
+        assert write(1, {"ner": V1}) == first  # the same training: not written again
+        other = write(2, {"ner": V2})  # the file changed: a new measurement
+        assert other != first
+        assert sorted(r.trial_number for r in repo.runs(study="s")) == [0, 2]
