@@ -571,13 +571,7 @@ def _check_source_tasks(spec: StudySpec, source: str, *, stored: bool = False) -
     candidate (a typo, or the target) made every sequential trial that had no other source
     fail after the baseline had trained.
     """
-    entries: list[tuple[str, Any]] = []
-    searched = spec.search.hyperparameters.get("source_tasks")
-    if searched is not None:
-        entries = [("search.hyperparameters.source_tasks", v) for v in searched.values()]
-    elif "source_tasks" in spec.training.hyperparameters:
-        fixed = spec.training.hyperparameters["source_tasks"]
-        entries = [("training.hyperparameters.source_tasks", fixed)]
+    entries = _trainer_setting_values(spec, "source_tasks")
     candidates = list(spec.candidate_names)
     for where, value in entries:
         if value is None:
@@ -600,6 +594,18 @@ def _check_source_tasks(spec: StudySpec, source: str, *, stored: bool = False) -
                 return
 
 
+def _trainer_setting_values(spec: StudySpec, key: str) -> list[tuple[str, Any]]:
+    """Return (where, value) for each value trainer setting ``key`` can take in the study:
+    each choice of ``search.hyperparameters.<key>``, else the fixed
+    ``training.hyperparameters.<key>``, else none."""
+    searched = spec.search.hyperparameters.get(key)
+    if searched is not None:
+        return [(f"search.hyperparameters.{key}", v) for v in searched.values()]
+    if key in spec.training.hyperparameters:
+        return [(f"training.hyperparameters.{key}", spec.training.hyperparameters[key])]
+    return []
+
+
 def _check_freeze_layers(spec: StudySpec, source: str, *, stored: bool = False) -> None:
     """Refuse a ``freeze_layers`` that is not a layer count of the encoder.
 
@@ -611,17 +617,7 @@ def _check_freeze_layers(spec: StudySpec, source: str, *, stored: bool = False) 
 
     depth = encoder_depth(spec)
     name = spec.encoder.name
-    searched = spec.search.hyperparameters.get("freeze_layers")
-    values: list[tuple[str, Any]] = []
-    if searched is not None:
-        values = [("search.hyperparameters.freeze_layers", v) for v in searched.values()]
-    elif "freeze_layers" in spec.training.hyperparameters:
-        values = [
-            (
-                "training.hyperparameters.freeze_layers",
-                spec.training.hyperparameters["freeze_layers"],
-            )
-        ]
+    values = _trainer_setting_values(spec, "freeze_layers")
     for where, value in values:
         whole = isinstance(value, int) and not isinstance(value, bool)
         if whole and value >= 0 and (depth is None or value <= depth):
@@ -685,13 +681,7 @@ def _check_head_options(spec: StudySpec, source: str, *, stored: bool = False) -
     from taskgraph.models.heads.factory import HEAD_CLASSES
     from taskgraph.tasks import get_task
 
-    entries: list[tuple[str, Any]] = []
-    searched = spec.search.hyperparameters.get("head_options")
-    if searched is not None:
-        entries = [("search.hyperparameters.head_options", v) for v in searched.values()]
-    elif "head_options" in spec.training.hyperparameters:
-        fixed = spec.training.hyperparameters["head_options"]
-        entries = [("training.hyperparameters.head_options", fixed)]
+    entries = _trainer_setting_values(spec, "head_options")
     tasks = list(dict.fromkeys([spec.target, *spec.candidate_names]))
     extra = inline_task_defs(spec, source=source)
     for where, value in entries:

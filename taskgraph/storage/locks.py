@@ -196,6 +196,20 @@ class DriverLock:
             engine.dispose()
 
 
+def _driver_descriptor(
+    path: Path, url: URL, *, shared: bool = False, wait: bool = True
+) -> int | None:
+    """Return :func:`~taskgraph.locking.lock_descriptor` of the liveness lock file ``path``
+    (``None``: not waiting, and held); a file that cannot be created is a StorageError."""
+    try:
+        return lock_descriptor(path, shared=shared, wait=wait)
+    except OSError as error:
+        raise StorageError(
+            f"cannot create the lock file {str(path)!r} of {mask_url(url)}: "
+            f"{error.strerror or error}"
+        ) from None
+
+
 def hold_driver_lock(url: str | URL, study: str) -> DriverLock:
     """Take ``study``'s liveness lock shared (waiting while a ``study delete`` holds it) and
     return the hold; the driver keeps it until it closes.  Raises :class:`StorageError`."""
@@ -204,14 +218,7 @@ def hold_driver_lock(url: str | URL, study: str) -> DriverLock:
         path = driver_lock_file(parsed, study)
         if path is None:
             return DriverLock()
-        try:
-            fd = lock_descriptor(path, shared=True)
-        except OSError as error:
-            raise StorageError(
-                f"cannot create the lock file {str(path)!r} of {mask_url(parsed)}: "
-                f"{error.strerror or error}"
-            ) from None
-        return DriverLock(fd=fd)
+        return DriverLock(fd=_driver_descriptor(path, parsed, shared=True))
     engine = create_storage_engine(parsed, poolclass=NullPool)
     try:
         connection = _advisory_connection(
@@ -236,13 +243,7 @@ def no_driver(url: str | URL, study: str) -> Iterator[bool]:
         if path is None:
             yield True
             return
-        try:
-            fd = lock_descriptor(path, wait=False)
-        except OSError as error:
-            raise StorageError(
-                f"cannot create the lock file {str(path)!r} of {mask_url(parsed)}: "
-                f"{error.strerror or error}"
-            ) from None
+        fd = _driver_descriptor(path, parsed, wait=False)
         try:
             yield fd is not None
         finally:
