@@ -14,9 +14,8 @@ import functools
 import os
 import signal
 import sqlite3
-import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,23 +33,6 @@ pytestmark = pytest.mark.ray
 
 KILLED_AT = 7  # after the checkpoint of step 6 (checkpoint_every: 2), before the one of step 8
 SMALL = {"hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64}
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    """One local Ray (2 CPUs); the runner leaves a caller's Ray up."""
-    import ray
-
-    from taskgraph.runners.ray import QUIET_RAY_ENV
-
-    for key, value in QUIET_RAY_ENV.items():
-        os.environ.setdefault(key, value)
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers import it by value
-    try:
-        yield
-    finally:
-        ray.shutdown()
 
 
 def study_spec(name: str, experiment_dir: Path, *, checkpoints: bool = True) -> StudySpec:

@@ -7,10 +7,7 @@ without training, so ``study show`` marks it and measures it like the trial it r
 
 from __future__ import annotations
 
-import os
 import pickle
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,22 +22,6 @@ from taskgraph.storage import open_repository
 from taskgraph.testing import load_fakes
 
 pytestmark = pytest.mark.ray
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    import ray
-
-    from taskgraph.runners.ray import QUIET_RAY_ENV
-
-    for key, value in QUIET_RAY_ENV.items():
-        os.environ.setdefault(key, value)
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    try:
-        yield
-    finally:
-        ray.shutdown()
 
 
 def fake_factory(spec: Any, data_dir: Any) -> Any:

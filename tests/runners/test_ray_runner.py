@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,25 +24,6 @@ pytestmark = pytest.mark.ray
 
 REPO = Path(__file__).resolve().parents[2]
 TASKGRAPH = Path(sys.executable).with_name("taskgraph")
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    """One local Ray (2 CPUs) for the in-process tests; the runner leaves a caller's Ray up."""
-    import ray
-
-    from taskgraph.runners.ray import QUIET_RAY_ENV
-
-    for key, value in QUIET_RAY_ENV.items():
-        os.environ.setdefault(key, value)
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    # The workers cannot import this test module by name: ship it by value (the fakes live in
-    # taskgraph.testing, which they import like any package module).
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    try:
-        yield
-    finally:
-        ray.shutdown()
 
 
 def fake_factory(spec: Any, data_dir: Any) -> Any:
