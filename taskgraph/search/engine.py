@@ -139,14 +139,22 @@ class RunSummary:
         return f"RunSummary(study={self.progress.name!r}, done={done}, reason={self.reason!r})"
 
 
-def _repeat_held(run: Any, held: set[tuple[str, str, str, int]]) -> bool:
+def _repeat_held(
+    run: Any,
+    held: Mapping[tuple[str, str, str, int], list[dict[str, str]]],
+    *,
+    data: Mapping[str, str] | None,
+) -> bool:
     """Return whether ``run`` is complete and another trial's complete run in ``held`` has its
-    configuration, task set and seed (so the record writer would not write it)."""
+    configuration, task set and seed, on the dataset fingerprints ``data`` (``None``: on any
+    data), so that the record writer would not write it."""
     if run.result.status is not TrialStatus.COMPLETE:
         return False
     config = run.config
     key = (config.model_config_hash(), task_set_key(config.task_set), config.target, config.seed)
-    return key in held
+    if key not in held:
+        return False
+    return data is None or dict(data) in held[key]
 
 
 #: ``budget.baselines`` values that enqueue a baseline for each kind of trial that completes
@@ -754,7 +762,7 @@ class StudyEngine:
         runs, and a retry marks as retried only a trial that was already interrupted.
         """
         stored = self.repository.run_keys(self.spec.name)
-        held: set[tuple[str, str, str, int]] | None = None
+        held: dict[tuple[str, str, str, int], list[dict[str, str]]] | None = None
         retried = retried_numbers(trials)
         written = 0
         for trial in trials:
@@ -775,12 +783,13 @@ class StudyEngine:
             repeat = trial.user_attrs.get(REPEATS_ATTR) is not None
             if missing:
                 if held is None:
-                    held = self.repository.complete_run_keys(self.spec.name)
+                    held = self.repository.complete_run_data(self.spec.name)
                 missing = tuple(
                     run
                     for run in missing
-                    if not _repeat_held(run, held)
-                    or (not repeat and self._on_other_data(trial.number, run))
+                    if not _repeat_held(
+                        run, held, data=None if repeat else self._current_data(run.config)
+                    )
                 )
             if missing:
                 self.write_records(trial.number, TrialOutcome(runs=missing))
@@ -1040,16 +1049,6 @@ class StudyEngine:
             and run.seed == config.seed
             and run.target == config.target
         }
-
-    def _on_other_data(self, number: int, run: Any) -> bool:
-        """Return whether ``run`` (of trial ``number``) is a complete run whose configuration,
-        task set and seed the study holds only as runs on other data (other dataset
-        fingerprints): a new measurement, recorded beside them, not a repeat."""
-        if run.result.status is not TrialStatus.COMPLETE:
-            return False
-        earlier = self._recorded_data(number, run.config)
-        current = self._current_data(run.config)
-        return bool(earlier) and all(prints != current for prints in earlier.values())
 
     def _config_hash(self, trial: FrozenTrial) -> str:
         """Return the hash of ``trial``'s stored configuration (computed once per trial)."""

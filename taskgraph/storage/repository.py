@@ -691,21 +691,30 @@ class Repository:
         with self._factory.session() as session:
             return {(int(number), int(seed)) for number, seed in session.execute(query)}
 
-    def complete_run_keys(self, study: str) -> set[tuple[str, str, str, int]]:
-        """Return (model config hash, task set key, target, seed) of ``study``'s complete runs.
+    def complete_run_data(
+        self, study: str
+    ) -> dict[tuple[str, str, str, int], list[dict[str, str]]]:
+        """Return (model config hash, task set key, target, seed) of ``study``'s complete runs
+        -> the dataset fingerprints each of them recorded.
 
-        What :func:`~taskgraph.storage.writes.recorded_repeat` matches: a repeated trial's run
-        with one of these keys is never written (the earlier trial's run is its record).
+        What :func:`~taskgraph.storage.writes.recorded_repeat` matches: a run of one of these
+        keys on the same data is never written again (the earlier trial's run is its record).
         """
         query = (
-            select(ModelConfigRow.hash, TaskSetRow.key, RunRow.target, RunRow.seed)
+            select(
+                ModelConfigRow.hash, TaskSetRow.key, RunRow.target, RunRow.seed,
+                RunRow.task_fingerprints,
+            )
             .join(RunRow.study)
             .join(ModelConfigRow, RunRow.model_config_id == ModelConfigRow.id)
             .join(TaskSetRow, RunRow.task_set_id == TaskSetRow.id)
             .where(StudyRow.name == study, RunRow.status == TrialStatus.COMPLETE.value)
-        )
+        )  # fmt: skip
+        found: dict[tuple[str, str, str, int], list[dict[str, str]]] = defaultdict(list)
         with self._factory.session() as session:
-            return {(str(h), str(k), str(t), int(s)) for h, k, t, s in session.execute(query)}
+            for h, k, t, seed, prints in session.execute(query):
+                found[(str(h), str(k), str(t), int(seed))].append(dict(prints or {}))
+        return dict(found)
 
     def studies(self) -> list[StudySummary]:
         """Return every study with its number of runs per status."""

@@ -109,3 +109,39 @@ def test_on_unchanged_data_a_later_run_still_repeats(storage_url: str, fakes: Mo
     assert all(_key(t) in old_keys for t in later)  # two configurations, both seen
     assert evaluator.calls == []  # nothing trained again on the same data
     assert all(REPEATS_ATTR in t.user_attrs for t in later)
+
+
+def test_opening_again_writes_a_lost_run_on_the_new_data(
+    storage_url: str, fakes: ModuleType
+) -> None:
+    # A run trained on the new data and lost before it was written (a crash) is written when
+    # the study is opened again, although the same configuration's run on the old data is
+    # held: that one is another measurement, not this one.
+    import sqlite3
+
+    _run(storage_url, fakes, 4, V1)
+    _run(storage_url, fakes, 10, V2)
+    with open_repository(storage_url) as repo:
+        runs = repo.runs(study="dv")
+    on_v1 = {(r.model_config_hash, r.task_set) for r in runs if r.task_fingerprints["tgt"] == "v1"}
+    lost = next(
+        r
+        for r in runs
+        if r.task_fingerprints["tgt"] == "v2" and (r.model_config_hash, r.task_set) in on_v1
+    )
+    with sqlite3.connect(storage_url.removeprefix("sqlite:///")) as connection:
+        connection.execute("delete from tg_scores where run_id = ?", (lost.id,))
+        connection.execute("delete from tg_runs where id = ?", (lost.id,))
+    engine = StudyEngine(
+        spec=_spec(10), storage_url=storage_url, evaluator=fakes.FakeEvaluator(),
+        sharing_spaces=fakes.SHARING_SPACES, source_fingerprints=V2,
+    )  # fmt: skip
+    try:
+        engine.open()
+        # open() repairs first: the lost run is back, with the new fingerprint
+        assert engine.reconcile() == 0
+    finally:
+        engine.close()
+    with open_repository(storage_url) as repo:
+        back = [r for r in repo.runs(study="dv") if r.trial_number == lost.trial_number]
+    assert [r.task_fingerprints["tgt"] for r in back] == ["v2"]
