@@ -382,18 +382,6 @@ def trial_row(
     }
 
 
-def _resolve_repeats(rows: list[dict[str, Any]]) -> None:
-    """Point each row's ``repeat_of`` at the trial that trained the configuration (the engine
-    may record a repeat of a repeat: its runs are still that first trial's)."""
-    earlier = {r["trial"]: r["repeat_of"] for r in rows}
-    for row in rows:
-        number, seen = row["repeat_of"], set()
-        while earlier.get(number) is not None and number not in seen:
-            seen.add(number)
-            number = earlier[number]
-        row["repeat_of"] = number
-
-
 def _short(fingerprint: str | None) -> str:
     return "none recorded" if fingerprint is None else fingerprint[:12]
 
@@ -446,17 +434,18 @@ def study_report(
     # A baseline trial of the trial's own family and alone settings on its data version (the
     # ones `budget.baselines: per_setting` enqueues) measures it like with like.
     alike: dict[tuple[str | None, str], FrozenTrial] = {}
+    kinds = {t.number: _setting_kind(t) for t in trials}
     for t in trials:
-        if t.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE and trial_state(t) == "complete":
-            kind = _setting_kind(t)
-            if kind is not None:
-                alike[(version(t), kind)] = t
+        kind = kinds[t.number]
+        baseline = t.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE
+        if kind is not None and baseline and trial_state(t) == "complete":
+            alike[(version(t), kind)] = t
     target = (study.user_attrs.get(SPEC_ATTR) or {}).get("target")
     retried = retried_numbers(trials)
     rows = []
     for t in trials:
         ours = version(t)
-        kind = _setting_kind(t) if alike else None
+        kind = kinds[t.number]
         base = alike.get((ours, kind)) if kind is not None else None
         base = base or newest.get(ours)
         why = None
@@ -481,7 +470,9 @@ def study_report(
                 no_baseline_because=why,
             )
         )
-    _resolve_repeats(rows)
+        if rows[-1]["repeat_of"] is not None:
+            # A repeat of a repeat: its runs are the trial's that trained.
+            rows[-1]["repeat_of"] = trained[t.number]
     scored = [r for r in rows if r["value"] is not None]
     sign = 1.0 if direction == "maximize" else -1.0
     scored.sort(key=lambda r: -sign * r["value"])
