@@ -256,17 +256,10 @@ def compute_gains(
     family_records: dict[str, int] = defaultdict(int)
     runs: dict[tuple[tuple[str, str, str, str], frozenset[str]], set[int]] = defaultdict(set)
     partners: dict[tuple[tuple[str, str, str, str], frozenset[str]], set[str]] = defaultdict(set)
-    settings: dict[tuple[tuple[str, str, str, str], frozenset[str]], set[Settings]] = defaultdict(
-        set
-    )
-    # (key, task set) -> alone settings -> seed -> values
+    # (key, task set) -> alone settings -> seed -> values (the baseline's: task set {task})
     by_settings: dict[
         tuple[tuple[str, str, str, str], frozenset[str]], dict[Settings, dict[int, list[float]]]
     ] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
-    # key -> alone settings -> seed -> the single-task values trained with those settings
-    matched: dict[tuple[str, str, str, str], dict[Settings, dict[int, list[float]]]] = defaultdict(
-        lambda: defaultdict(lambda: defaultdict(list))
-    )
     direction: dict[tuple[str, str, str, str], bool] = {}
     for record in records:
         if (split is not None and record.split != split) or (
@@ -283,10 +276,7 @@ def compute_gains(
         if record.partner_data:
             partners[(key, record.task_set)].add(record.partner_data)
         if record.settings:
-            settings[(key, record.task_set)].add(record.settings)
             by_settings[(key, record.task_set)][record.settings][record.seed].append(record.value)
-            if len(record.task_set) == 1:
-                matched[key][record.settings][record.seed].append(record.value)
         direction[key] = record.higher_is_better
     table = GainTable(gains=[], kind=kind, family_records=dict(family_records))
     for key, by_set in groups.items():
@@ -310,12 +300,12 @@ def compute_gains(
                 f"baseline, but its single-task score is {b_mean}; compute absolute gains "
                 "(kind='absolute') or leave the task out (zero_baselines='leave_out')"
             )
-        alike = matched.get(key, {})
+        alike = by_settings.get((key, frozenset({task})), {})
         for task_set, by_seed in by_set.items():
             if len(task_set) == 1:
                 continue
             ours = by_settings.get((key, task_set), {})
-            compared = set(ours) | settings.get((key, frozenset({task})), set())
+            compared = set(ours) | set(alike)
             covered = sum(len(v) for g in ours.values() for v in g.values()) == sum(
                 len(v) for v in by_seed.values()
             )
