@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-import taskgraph.cli.study as study_cli
+import taskgraph.cli.study.manage as study_cli
 from taskgraph.cli.app import app
 from taskgraph.storage import open_repository
 

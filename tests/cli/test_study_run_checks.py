@@ -220,7 +220,7 @@ def test_terminal_shows_each_trial_above_the_bar(
 def test_progress_moves_within_a_trial_and_estimates_the_time_left(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from taskgraph.cli import study as study_cli
+    from taskgraph.cli.study import progress as study_cli
     from taskgraph.search.progress import StudyProgress, TrialStep
     from taskgraph.trial import TrialConfig
 

@@ -25,7 +25,7 @@ def invoke(*args: str) -> tuple[int, str, str]:
 @pytest.fixture
 def captured(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Return what `study run` and `study submit` would run, in place of running it."""
-    from taskgraph.cli import study as study_cli
+    from taskgraph.cli.study import run as study_cli
     from taskgraph.runners import ray as ray_runner
 
     seen: dict[str, Any] = {}

@@ -136,7 +136,7 @@ def _validate_raising(monkeypatch: pytest.MonkeyPatch, error: OSError) -> Any:
     def refuse(*args: object, **kwargs: object) -> None:
         raise error
 
-    monkeypatch.setattr("taskgraph.cli.study._load_checked", refuse)
+    monkeypatch.setattr("taskgraph.cli.study.validate._load_checked", refuse)
     return runner.invoke(app, ["study", "validate", str(REPO / "searchspaces" / "demo.yaml")])
 
 

@@ -1,0 +1,82 @@
+"""``taskgraph study validate``: check a spec, its search space and its data, write nothing."""
+
+from __future__ import annotations
+
+from taskgraph.cli.options import DataOption, JsonOption, SpecArgument
+from taskgraph.cli.output import emit_json, stdout_console
+from taskgraph.cli.study._common import (
+    SetOption,
+    TrustOption,
+    _labels,
+    _load_checked,
+    _parse_sets,
+    _storage,
+)
+
+
+def validate(
+    spec: SpecArgument,
+    sets: SetOption = None,
+    as_json: JsonOption = False,
+    trust_remote_code: TrustOption = False,
+    data: DataOption = None,
+) -> None:
+    """Check a study spec: its shape, its names, the search space it compiles to, and the
+    data directory and every task's files, as `study run` checks them before it writes."""
+    from taskgraph.app.studies import runner_of
+    from taskgraph.search.space import SearchSpace
+    from taskgraph.spec.checks import check_data
+
+    overrides = _parse_sets(sets)
+    checked = _load_checked(
+        spec, overrides, labels=_labels(overrides, {}), trust_remote_code=trust_remote_code
+    )
+    # The same checks as `study run` (taskgraph.app.studies.build_engine): a spec that is
+    # "valid" here does not fail there for data that is missing, or for a database URL
+    # (`$TASKGRAPH_STORAGE`, else the spec's `storage`) whose directory does not exist.
+    _storage(None, checked)
+    data_dir = check_data(
+        checked,
+        data_dir=data,
+        source=str(spec),
+        trains=runner_of(checked).capabilities.trains,
+    )
+    space = SearchSpace(spec=checked)
+    summary = {
+        "valid": True,
+        "file": str(spec),
+        "name": checked.name,
+        "target": checked.target,
+        "candidates": checked.candidate_names,
+        "sharing": list(checked.search.sharing),
+        "sampler": checked.sampler.name,
+        "pruner": checked.pruner.name,
+        "runner": checked.runner.name,
+        "budget": checked.budget.model_dump(mode="json"),
+        "seeds": list(checked.seeds),
+        "parameters": space.describe(),
+        # searched settings that change the target trained alone: a baseline of its own for
+        # each under `budget.baselines: per_setting`, else gains hold their change too
+        "searched_alone_settings": space.searched_alone_settings(),
+        "data_dir": None if data_dir is None else str(data_dir),  # None: no task reads files
+    }
+    if as_json:
+        emit_json(summary)
+        return
+    stdout_console.print(
+        f"[green]valid[/green] {spec}: study {checked.name!r}, target {checked.target}, "
+        f"{len(checked.candidate_names)} candidates, {len(summary['parameters'])} searched "
+        f"parameters, sampler {checked.sampler.name}, pruner {checked.pruner.name}, "
+        f"runner {checked.runner.name}, budget {checked.budget.trials} trials x "
+        f"{len(checked.seeds)} seed(s)",
+        soft_wrap=True,
+    )
+    searched = summary["searched_alone_settings"]
+    if searched and checked.budget.baselines != "per_setting":
+        stdout_console.print(
+            f"note: the space searches {', '.join(searched)}, which change the target trained "
+            "alone: the baseline draws its own, so a trial that draws others measures that "
+            "change besides the transfer (`study show` and the affinity commands name it); "
+            "`budget.baselines: per_setting` trains a baseline for each, or fix them",
+            soft_wrap=True,
+        )
