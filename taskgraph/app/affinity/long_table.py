@@ -1,0 +1,230 @@
+"""The records database as a long table (``target, task_set, split, value``).
+
+:func:`records_long_table` is what ``taskgraph records export --format long`` writes and
+``taskgraph bench --table`` reads: one seed-averaged score per task, task set and split, of
+one model family per task set (the error names the families and the filter that picks one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from taskgraph.affinity.gains import seed_mean
+from taskgraph.affinity.records import ScoreRecord
+from taskgraph.app.affinity.objectives import ALL_METRICS, _objective
+from taskgraph.app.affinity.records import _records_database
+from taskgraph.app.arguments import registered_name
+from taskgraph.errors import ConfigError, option_name
+
+if TYPE_CHECKING:
+    from taskgraph.affinity.longtable import LongTable
+    from taskgraph.storage.repository import Repository
+
+__all__ = ["LONG_SPLITS", "records_long_table"]
+
+
+#: the long format's split names for the records' (a trainer's dev split is the table's val)
+LONG_SPLITS = {"dev": "val", "val": "val", "test": "test"}
+
+
+def records_long_table(
+    *,
+    storage: str | None = None,
+    study: str | None = None,
+    target: str | None = None,
+    task_set: str | Sequence[str] | None = None,
+    contains: str | None = None,
+    metric: str | None = None,
+    pretraining: str | None = None,
+    family: str | None = None,
+    repository: Repository | None = None,
+) -> LongTable:
+    """Return the records database as a long table (``target, task_set, split, value``): what
+    ``taskgraph bench --table`` and ``affinity ... --table`` read.
+
+    One row per scored task, task set and split: the mean of the complete runs' scores as
+    gains take it (:func:`~taskgraph.affinity.gains.seed_mean`: each seed's runs averaged
+    first, over the configurations that trained that task set, then the seeds), so the
+    table's measured gains are the database's, except where a family holds baselines trained
+    with several settings (``budget.baselines: per_setting``, ``ScoreRecord.settings``): the
+    database measures each set against the baselines trained as it was, a long table holds
+    one pooled value per cell; in ``metric`` (default:
+    the studies' objective metric, as :func:`load_records` chooses it).  Splits are named as
+    the long format names them (``dev`` -> ``val``; splits other than dev, val and test are
+    left out).  Each filter picks runs, and every score of a picked run is kept (its
+    auxiliaries' too), as ``records list`` picks them: ``study``: only its runs; ``target``:
+    only runs whose target is that task; ``task_set`` (``a+b`` or a list of names): only runs
+    on exactly that set; ``contains``: only runs whose set contains that task;
+    ``pretraining``: only runs with that pretraining scheme (``none``: without the stage);
+    ``family``: only the scores of that model family (its hash or a prefix, as the error below
+    lists them).  A study, target, task or scheme no run has is refused with the known names
+    (:func:`~taskgraph.app.results.check_record_filters`).  Raises :class:`ConfigError` when
+    nothing is left (a ``metric`` the matching runs lack names the ones they have; a
+    ``family`` no score has lists the families), when the studies disagree on the metric, or
+    when one task set was trained in several model families (encoder, input length, example
+    caps, pretraining or data selection), whose scores one row cannot hold: the message names
+    each family by its pretraining scheme and data selection and the filter that picks one.
+    """
+    from taskgraph.affinity.longtable import LongRow, LongTable
+
+    named_metric = None if metric is None else registered_name(metric, "metric")
+    if named_metric == ALL_METRICS:
+        raise ConfigError(
+            f"`{option_name('metric')}` {ALL_METRICS!r} would average different metrics into one "
+            "score: a long table holds one metric; name it"
+        )
+    from taskgraph.app.results import check_record_filters
+
+    if family is not None and (not isinstance(family, str) or not family.strip()):
+        raise ConfigError(f"`{option_name('family')}` is empty: give a family hash or its prefix")
+    with _records_database(storage, repository) as database:
+        check_record_filters(
+            database, study=study, target=target, task_set=task_set, contains=contains,
+            pretraining=pretraining,
+        )  # fmt: skip
+        picked = _long_table_runs(
+            database, study=study, target=target, task_set=task_set, contains=contains,
+            pretraining=pretraining,
+        )  # fmt: skip
+        records = _of_runs(database.score_records(study=study, metric=named_metric), picked)
+        if family is not None:
+            records = _of_family(records, family.strip().lower())
+        if not records and named_metric is not None:
+            _no_scores_in_metric(
+                named_metric, _of_runs(database.score_records(study=study), picked)
+            )
+        specs = database.study_specs()
+    if named_metric is None and records:
+        try:
+            chosen, _ = _objective(records, specs)
+        except ConfigError:  # its remedies include mixing the metrics, which one value cannot
+            raise ConfigError(
+                f"the records have metrics {', '.join(sorted({r.metric for r in records}))} "
+                "and their studies name no one objective metric: choose one with "
+                f"{option_name('metric', metavar='NAME')}"
+            ) from None
+        records = [r for r in records if r.metric == chosen]
+    records = [r for r in records if r.split in LONG_SPLITS]
+    if not records:
+        raise ConfigError("no complete run's scores match: nothing to write as a long table")
+    cells: dict[tuple[str, frozenset[str], str], list[ScoreRecord]] = {}
+    for record in records:
+        key = (record.task, record.task_set, LONG_SPLITS[record.split])
+        cells.setdefault(key, []).append(record)
+    rows = []
+    for (task, tasks, split), found in sorted(cells.items(), key=lambda item: (
+        item[0][0], len(item[0][1]), sorted(item[0][1]), item[0][2]
+    )):  # fmt: skip
+        families = {r.family for r in found}
+        if len(families) > 1:
+            with _records_database(storage, repository) as database:
+                _several_families(task, tasks, found, database, study=study)
+        # As gains average them: each seed's runs first, then the seeds (a repeated seed is
+        # one measurement), so the table's gains are the database's (but for families with
+        # baselines of several settings, which one value per cell cannot hold).
+        value = seed_mean(found)
+        rows.append(LongRow(task, tasks, split, value, found[0].higher_is_better))
+    return LongTable(rows=rows, source=study or "")
+
+
+def _long_table_runs(
+    database: Repository,
+    *,
+    study: str | None,
+    target: str | None,
+    task_set: str | Sequence[str] | None,
+    contains: str | None,
+    pretraining: str | None = None,
+) -> set[int] | None:
+    """Return the ids of the complete runs that ``target``, ``task_set``, ``contains`` and
+    ``pretraining`` pick (None: no such filter, every run): the long table picks runs as
+    ``records list`` does."""
+    if target is None and task_set is None and contains is None and pretraining is None:
+        return None
+    runs = database.runs(
+        study=study, target=target, task_set=task_set, contains=contains, status="complete",
+        pretraining=pretraining,
+    )  # fmt: skip
+    return {run.id for run in runs}
+
+
+def _of_family(records: Sequence[ScoreRecord], family: str) -> list[ScoreRecord]:
+    """Return the ``records`` whose model family starts with ``family``; raise a ConfigError
+    listing the records' families when none does."""
+    from taskgraph.storage.repository import no_family_error
+
+    kept = [r for r in records if r.family.lower().startswith(family)]
+    if records and not kept:
+        raise no_family_error(family, {r.family for r in records})
+    return kept
+
+
+#: the characters of a family hash an error names (as `records list` shortens config hashes)
+_FAMILY_SHOWN = 12
+
+
+def _several_families(
+    task: str,
+    tasks: frozenset[str],
+    found: Sequence[ScoreRecord],
+    database: Repository,
+    *,
+    study: str | None,
+) -> None:
+    """Raise the ConfigError of a task set whose scores ``found`` span several model families:
+    each family named by its hash prefix, pretraining scheme and data selection, and the
+    filter that picks one (``--pretraining`` where the schemes tell them apart)."""
+    ids = {r.run_id for r in found}
+    runs = {run.id: run for run in database.runs(study=study, status="complete") if run.id in ids}
+    described: dict[str, set[str]] = {}
+    schemes: dict[str, set[str]] = {}
+    for record in found:
+        run = None if record.run_id is None else runs.get(record.run_id)
+        if run is None:  # a record read without its run (not from the database)
+            continue
+        scheme = run.pretraining_scheme
+        selection = run.config.get("data_selection") or {}
+        label = f"pretraining {scheme}" + (
+            f", selection keep {selection.get('keep')}" if selection else ""
+        )
+        described.setdefault(record.family, set()).add(label)
+        schemes.setdefault(record.family, set()).add(scheme)
+    families = sorted({r.family for r in found})
+    shown = "; ".join(
+        f"{name[:_FAMILY_SHOWN]}: {' / '.join(sorted(described.get(name, set()))) or '?'}"
+        for name in families
+    )
+    family_option = option_name("family", metavar="PREFIX")
+    per_family = [schemes.get(name, set()) for name in families]
+    if all(len(s) == 1 for s in per_family) and len({min(s) for s in per_family}) == len(families):
+        names = ", ".join(sorted(min(s) for s in per_family))
+        hint = f"{option_name('pretraining', metavar='SCHEME')} ({names}) or {family_option}"
+    else:
+        hint = family_option
+    studies = sorted({r.study for r in found if r.study is not None})
+    if len(studies) > 1:  # one study is often one family
+        hint = f"{option_name('study', metavar='NAME')} ({', '.join(studies)}), {hint}"
+    labels = [frozenset(described.get(name, set())) for name in families]
+    if len(set(labels)) < len(families):  # the same scheme and selection: something else differs
+        shown += "; encoder, input length, example caps or the task's own data files differ"
+    raise ConfigError(
+        f"{task} in {'+'.join(sorted(tasks))} was trained in {len(families)} model families "
+        f"({shown}): a long table holds one score per task set; pick one family with {hint}"
+    )
+
+
+def _of_runs(records: Sequence[ScoreRecord], run_ids: set[int] | None) -> list[ScoreRecord]:
+    """Return the ``records`` of the runs ``run_ids`` (None: every run's)."""
+    return [r for r in records if run_ids is None or r.run_id in run_ids]
+
+
+def _no_scores_in_metric(metric: str, records: Sequence[ScoreRecord]) -> None:
+    """Raise a ConfigError naming ``metric`` and the metrics the matching runs' ``records``
+    have (nothing when they have no scores at all: the caller says nothing matches)."""
+    metrics = sorted({r.metric for r in records if r.metric})
+    if metrics:
+        raise ConfigError(
+            f"`{option_name('metric')}` {metric!r}: the matching runs have no {metric} scores; "
+            f"their metrics: {', '.join(metrics)}"
+        )
