@@ -277,7 +277,13 @@ def compute_gains(
             partners[(key, record.task_set)].add(record.partner_data)
         if record.settings:
             by_settings[(key, record.task_set)][record.settings][record.seed].append(record.value)
-        direction[key] = record.higher_is_better
+        if direction.setdefault(key, record.higher_is_better) != record.higher_is_better:
+            raise ConfigError(
+                f"records of task {record.task!r} ({record.family or 'no family'}, split "
+                f"{record.split!r}, metric {record.metric!r}) disagree on `higher_is_better`: "
+                "some say higher is better, some lower; give every record of one metric "
+                "the same direction"
+            )
     table = GainTable(gains=[], kind=kind, family_records=dict(family_records))
     for key, by_set in groups.items():
         family, task, split_name, metric_name = key

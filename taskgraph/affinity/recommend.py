@@ -26,7 +26,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from taskgraph.affinity.estimators.base import AffinityEstimator
+from taskgraph.affinity.estimators.base import AffinityEstimator, as_task_set
 from taskgraph.affinity.gains import GainKind, gain_key, measured_gain
 from taskgraph.errors import ConfigError
 
@@ -161,6 +161,8 @@ def rank_auxiliaries(
     anything measured)."""
     if k < 1:
         raise ConfigError(f"`k` must be >= 1, but got {k}")
+    if candidates is not None:
+        candidates = sorted(as_task_set(candidates, "`candidates`"))
     if isinstance(model_or_graph, nx.DiGraph):
         graph_model = _GraphModel(model_or_graph)
         pool = sorted(

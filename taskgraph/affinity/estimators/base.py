@@ -21,9 +21,52 @@ from taskgraph.affinity.records import ScoreRecord
 from taskgraph.errors import ConfigError
 from taskgraph.registry import Registry
 
-__all__ = ["ESTIMATORS", "AffinityEstimator", "NotFittedError", "make_estimator"]
+__all__ = [
+    "ESTIMATORS",
+    "AffinityEstimator",
+    "NotFittedError",
+    "as_task_set",
+    "make_estimator",
+    "query_task_sets",
+    "task_sets_of",
+]
 
 E = TypeVar("E", bound="AffinityEstimator")
+
+
+def as_task_set(task_set: Iterable[str], what: str) -> frozenset[str]:
+    """Return ``task_set`` as a frozenset of task names; a string is refused, not read as letters.
+
+    ``what`` names the argument in the message, e.g. ``"`task_set`"``.
+    """
+    if isinstance(task_set, str):
+        names = [n.strip() for n in task_set.split(",") if n.strip()]
+        example = "{" + ", ".join(map(repr, names)) + "}" if names else "a set or list of names"
+        raise ConfigError(
+            f"{what} must be a collection of task names, not the string {task_set!r}; "
+            f"pass {example}"
+        )
+    return frozenset(task_set)
+
+
+def task_sets_of(task_sets: Iterable[Iterable[str]]) -> list[frozenset[str]]:
+    """Return ``task_sets`` as a list of frozensets, refusing a string for the list or a member."""
+    if isinstance(task_sets, str):
+        raise ConfigError(
+            f"`task_sets` must be a sequence of task sets, not the string {task_sets!r}; "
+            f"pass a list of sets such as [{{{task_sets!r}}}]"
+        )
+    return [as_task_set(s, f"`task_sets[{i}]`") for i, s in enumerate(task_sets)]
+
+
+def query_task_sets(
+    queries: Iterable[tuple[str, Iterable[str]]],
+) -> list[tuple[str, frozenset[str]]]:
+    """Return ``sample_gains``' queries with each task set a frozenset (a string is refused)."""
+    return [
+        (target, as_task_set(task_set, f"the task set of `queries[{i}]`"))
+        for i, (target, task_set) in enumerate(queries)
+    ]
 
 
 class NotFittedError(ConfigError):
@@ -88,7 +131,7 @@ class AffinityEstimator(abc.ABC):
 
     def predict(self, target: str, task_set: Iterable[str]) -> tuple[float, float]:
         """Return (mean, std) of the gain of ``target`` trained with ``task_set`` (target optional in it)."""
-        auxiliaries = frozenset(task_set) - {target}
+        auxiliaries = as_task_set(task_set, "`task_set`") - {target}
         self.table  # noqa: B018 -- raises NotFittedError before any work
         if not auxiliaries:
             return 0.0, 0.0
@@ -99,7 +142,7 @@ class AffinityEstimator(abc.ABC):
         self, target: str, task_sets: Sequence[Iterable[str]]
     ) -> tuple[np.ndarray, np.ndarray]:
         """Return arrays of means and standard deviations for several task sets of ``target``."""
-        pairs = [self.predict(target, s) for s in task_sets]
+        pairs = [self.predict(target, s) for s in task_sets_of(task_sets)]
         if not pairs:
             return np.zeros(0), np.zeros(0)
         means, stds = zip(*pairs, strict=True)
@@ -117,7 +160,7 @@ class AffinityEstimator(abc.ABC):
         The default draws each query independently from ``N(mean, std)``; estimators with a joint
         posterior override it so that draws are coherent across queries (Thompson sampling).
         """
-        moments = [self.predict(t, s) for t, s in queries]
+        moments = [self.predict(t, s) for t, s in query_task_sets(queries)]
         means = np.array([m for m, _ in moments], dtype=float)
         stds = np.array([s for _, s in moments], dtype=float)
         return means + stds * rng.standard_normal((n_samples, len(queries)))
@@ -127,7 +170,7 @@ class AffinityEstimator(abc.ABC):
 
         Runs, not records: a run scored on several metrics or splits counts once.
         """
-        auxiliaries = frozenset(task_set) - {target}
+        auxiliaries = as_task_set(task_set, "`task_set`") - {target}
         return evidence_runs(
             g for g in self.table.gains if g.target == target and g.auxiliaries & auxiliaries
         )

@@ -15,12 +15,12 @@ spread of ``Z``: the values are then lookahead scores, not gains (``calibrated``
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
-from taskgraph.affinity.estimators.base import AffinityEstimator, pooled_std
+from taskgraph.affinity.estimators.base import AffinityEstimator, as_task_set, pooled_std
 from taskgraph.affinity.gains import GainKind, GainTable, pair_gains
 from taskgraph.trial import LookaheadMatrix
 
@@ -97,10 +97,10 @@ class LookaheadEstimator(AffinityEstimator):
             len(known)
         )
 
-    def n_evidence(self, target: str, task_set: object) -> int:
+    def n_evidence(self, target: str, task_set: Iterable[str]) -> int:
         """Return how many lookahead matrices relate ``target`` to a task of ``task_set``
         (each matrix once: one matrix is one screen or joint run)."""
-        auxiliaries = frozenset(task_set) - {target}  # type: ignore[call-overload]
+        auxiliaries = as_task_set(task_set, "`task_set`") - {target}
         found: set[int] = set()
         for source in auxiliaries:
             found |= self.holders.get((target, source), set())

@@ -13,17 +13,21 @@ Both read only the gains of a target from single auxiliary tasks (``g(t | {t, s}
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 
-from taskgraph.affinity.estimators.base import AffinityEstimator, pooled_std
+from taskgraph.affinity.estimators.base import AffinityEstimator, as_task_set, pooled_std
 from taskgraph.affinity.gains import GainTable, evidence_runs, pair_gains
+from taskgraph.errors import ConfigError
 
 __all__ = ["HigherOrderEstimator", "PairwiseEstimator"]
 
 
 class _PairBased(AffinityEstimator):
     def _fit(self, table: GainTable) -> None:
+        if not table.tasks:
+            raise ConfigError(f"no gains to fit: {table.why_empty()}")
         self.pairs = dict(pair_gains(table.gains))
         means = [m for m, _, _ in self.pairs.values()]
         self.prior_std = pooled_std(means, fallback=1.0)
@@ -39,9 +43,9 @@ class _PairBased(AffinityEstimator):
         mean, se, _ = found
         return mean, se if math.isfinite(se) else self.default_se
 
-    def n_evidence(self, target: str, task_set: object) -> int:
+    def n_evidence(self, target: str, task_set: Iterable[str]) -> int:
         """Return the number of runs that measured a pair of ``target`` with a task of ``task_set``."""
-        auxiliaries = frozenset(task_set) - {target}  # type: ignore[call-overload]
+        auxiliaries = as_task_set(task_set, "`task_set`") - {target}
         return evidence_runs(
             g for g in self.table.gains
             if g.target == target and len(g.auxiliaries) == 1 and g.auxiliaries <= auxiliaries

@@ -58,7 +58,7 @@ from typing import Any
 
 import numpy as np
 
-from taskgraph.affinity.estimators.base import AffinityEstimator
+from taskgraph.affinity.estimators.base import AffinityEstimator, query_task_sets, task_sets_of
 from taskgraph.affinity.evidence import EvidenceFit, fit_evidence
 from taskgraph.affinity.gains import GainKind, GainTable, pair_gains
 from taskgraph.affinity.similarity import embedding_similarity, profile_similarity
@@ -325,7 +325,7 @@ class SetFunctionEstimator(AffinityEstimator):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Return means and standard deviations for many task sets at once (vectorised)."""
         self.table  # noqa: B018 -- raises NotFittedError when not fitted
-        auxes = [frozenset(s) - {target} for s in task_sets]
+        auxes = [s - {target} for s in task_sets_of(task_sets)]
         means = np.zeros(len(auxes))
         stds = np.zeros(len(auxes))
         nonempty = [i for i, a in enumerate(auxes) if a]
@@ -373,8 +373,8 @@ class SetFunctionEstimator(AffinityEstimator):
         params = (
             self.fit_.mean[None, :] + rng.standard_normal((n_samples, len(self.fit_.mean))) @ chol.T
         )
-        for column, (target, task_set) in enumerate(queries):
-            aux = frozenset(task_set) - {target}
+        for column, (target, task_set) in enumerate(query_task_sets(queries)):
+            aux = task_set - {target}
             if not aux:
                 continue
             if target not in self.index:
