@@ -16,7 +16,8 @@ Here one trial is one pull:
   (``max_size`` 1: exactly AutoSeM's choice of one arm); otherwise every task whose draw
   exceeds 1/2 (the posterior says "more likely to help than not"), trimmed to ``max_size`` and
   filled to ``min_size`` by draw;
-* a set the study has already tried, in any state (complete, pruned, failed, running), is
+* a set the study has already tried, in any state (complete, pruned, failed, running: from
+  the moment it was proposed, so trials run in parallel see each other's sets), is
   redrawn (up to ``max_redraws`` draws; then the
   not yet evaluated arm with the best posterior mean, or a random unevaluated set: up to
   ``max_redraws`` uniform draws, then one chosen uniformly from the list of those left when
@@ -41,7 +42,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from taskgraph.errors import ConfigError
 from taskgraph.search.space import AUX_PARAM_PREFIX, BASELINE_ROLE, ROLE_ATTR, SUBSET_ATTR
-from taskgraph.search.subset_sampler import SubsetSampler, has_subset
+from taskgraph.search.subset_sampler import (
+    SubsetSampler,
+    check_sampler_arguments,
+    has_subset,
+    proposed_set,
+)
 
 __all__ = ["BanditSampler"]
 
@@ -67,6 +73,11 @@ class BanditSampler(SubsetSampler):
     ) -> None:
         if alpha <= 0 or beta <= 0:
             raise ConfigError(f"`alpha` and `beta` must be > 0, but got {alpha} and {beta}")
+        check_sampler_arguments(
+            "BanditSampler", target=target, candidates=candidates, include=include,
+            exclude=exclude, min_size=min_size, max_size=max_size,
+            counts={"max_redraws": (max_redraws, False), "max_enumeration": (max_enumeration, False)},
+        )  # fmt: skip
         self.target = target
         self.include = tuple(sorted(set(include) - {target}))
         self.free = tuple(sorted(set(candidates) - set(include) - set(exclude) - {target}))
@@ -195,6 +206,9 @@ class BanditSampler(SubsetSampler):
             return frozenset(stored) - {self.target}
         if trial.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE:
             return frozenset()
+        proposal = proposed_set(trial)  # a running trial: its flags may not all be there yet
+        if proposal is not None:
+            return proposal | frozenset(self.include)
         flags = frozenset(
             name[len(AUX_PARAM_PREFIX) :] for name, value in trial.params.items()
             if name.startswith(AUX_PARAM_PREFIX) and value is True

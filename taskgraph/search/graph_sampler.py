@@ -42,7 +42,10 @@ How a subset is proposed:
    expected improvement) chooses among the sets proposed fewer than ``max_repeats`` times
    (default 3), so a repeat goes to the set the model deems worth another configuration of
    the other parameters.  Every trial of the study counts, whatever its state (complete,
-   pruned, failed, running): no set is proposed more than ``max_repeats`` times.  When every
+   pruned, failed, running): no set is proposed more than ``max_repeats`` times.  A running
+   trial counts from the moment its set is proposed, before its objective suggests the flags
+   (:data:`~taskgraph.search.subset_sampler.PROPOSAL_ATTR`), so this holds for trials run in
+   parallel too (``study.optimize(..., n_jobs=4)``).  When every
    valid set has reached the limit, :meth:`GraphGuidedSampler.exhausted` says so and the
    local engine stops the study (reason ``exhausted``); a driver that asks anyway gets the
    least-proposed set, with a warning.
@@ -67,7 +70,12 @@ from taskgraph.affinity.gains import compute_gains
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.errors import ConfigError
 from taskgraph.search.space import AUX_PARAM_PREFIX, SUBSET_ATTR
-from taskgraph.search.subset_sampler import SubsetSampler, has_subset
+from taskgraph.search.subset_sampler import (
+    SubsetSampler,
+    check_sampler_arguments,
+    has_subset,
+    proposed_set,
+)
 
 __all__ = ["GraphGuidedSampler", "popular_source_scores", "startup_order"]
 
@@ -107,6 +115,12 @@ class GraphGuidedSampler(SubsetSampler):
             raise ConfigError(f"`acquisition` must be 'thompson' or 'ei', but got {acquisition!r}")
         if isinstance(max_repeats, bool) or not isinstance(max_repeats, int) or max_repeats < 1:
             raise ConfigError(f"`max_repeats` must be an integer >= 1, but got {max_repeats!r}")
+        check_sampler_arguments(
+            "GraphGuidedSampler", target=target, candidates=candidates, include=include,
+            exclude=exclude, min_size=min_size, max_size=max_size,
+            counts={"n_startup_trials": (n_startup_trials, True),
+                    "max_enumeration": (max_enumeration, False)},
+        )  # fmt: skip
         self.target = target
         self.include = tuple(sorted(set(include) - {target}))
         self.free = tuple(sorted(set(candidates) - set(include) - set(exclude) - {target}))
@@ -215,6 +229,9 @@ class GraphGuidedSampler(SubsetSampler):
         stored = trial.user_attrs.get(SUBSET_ATTR)
         if stored is not None:
             return frozenset(stored) - {self.target}
+        proposal = proposed_set(trial)  # a running trial: its flags may not all be there yet
+        if proposal is not None:
+            return proposal | frozenset(self.include)
         flags = {
             name[len(AUX_PARAM_PREFIX):] for name, value in trial.params.items()
             if name.startswith(AUX_PARAM_PREFIX) and value is True

@@ -3,11 +3,18 @@
 :class:`SubsetSampler` claims the ``aux/<task>`` flags of its free candidates as its relative
 search space, fills them from :meth:`SubsetSampler.propose_for` (the one method a subclass
 writes) and hands every other parameter to an inner sampler (TPE by default).
+
+A proposal is recorded on its trial at once (the system attribute :data:`PROPOSAL_ATTR`), not
+only when the objective suggests the flags: trials run in parallel (``study.optimize(...,
+n_jobs=4)``, several drivers on one storage) then see each other's sets between the proposal
+and the suggestions, and a lock makes choosing and recording one step for the threads of a
+process, so two of them cannot choose the same set.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,9 +23,22 @@ from optuna.samplers import BaseSampler
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
+from taskgraph.errors import ConfigError
 from taskgraph.search.space import AUX_PARAM_PREFIX, SUBSET_ATTR
 
-__all__ = ["SubsetSampler", "has_subset"]
+__all__ = [
+    "PROPOSAL_ATTR",
+    "SubsetSampler",
+    "check_sampler_arguments",
+    "has_subset",
+    "proposed_set",
+]
+
+#: system attribute of a trial: the sorted free auxiliaries a subset sampler proposed for it
+PROPOSAL_ATTR = "taskgraph:proposed_auxiliaries"
+# One lock for every subset sampler of the process: a seeded study builds one sampler per
+# trial (TrialSeededSampler), so a lock of the instance would not keep its threads apart.
+_PROPOSAL_LOCK = threading.Lock()
 
 
 class SubsetSampler(BaseSampler):
@@ -47,8 +67,25 @@ class SubsetSampler(BaseSampler):
         """Return the proposed set as ``{"aux/<task>": bool}`` for the flags in ``search_space``."""
         if not search_space:
             return {}
-        subset = self.propose_for(study, trial)
-        return {name: name[len(AUX_PARAM_PREFIX) :] in subset for name in search_space}
+        # Flags fixed by ``enqueue_trial`` win over the proposal (Optuna uses them first).
+        fixed = trial.system_attrs.get("fixed_params") or {}
+        with _PROPOSAL_LOCK:
+            if all(name in fixed for name in search_space):
+                subset: frozenset[str] = frozenset()
+                values = {}
+            else:
+                subset = self.propose_for(study, trial)
+                values = {name: name[len(AUX_PARAM_PREFIX) :] in subset for name in search_space}
+            chosen = sorted(
+                name[len(AUX_PARAM_PREFIX) :]
+                for name in search_space
+                if (fixed[name] if name in fixed else values[name]) is True
+            )
+            # Recorded before the lock is released: the next proposal (another thread, or a
+            # driver on the same storage) counts this trial's set as proposed.
+            study._storage.set_trial_system_attr(trial._trial_id, PROPOSAL_ATTR, chosen)
+            trial.system_attrs[PROPOSAL_ATTR] = chosen
+        return values
 
     def sample_independent(
         self,
@@ -79,10 +116,80 @@ class SubsetSampler(BaseSampler):
 def has_subset(trial: FrozenTrial) -> bool:
     """Return whether ``trial`` has its auxiliary set yet (the subset samplers count it as seen).
 
-    A waiting trial, or a running one between ask and its first suggestion, has none.
+    A trial has one from the moment a subset sampler proposed it (:data:`PROPOSAL_ATTR`), or
+    once it suggested a flag; a waiting trial, or a running one not yet sampled, has none.
     """
     if trial.state == TrialState.WAITING:
         return False
-    return SUBSET_ATTR in trial.user_attrs or any(
-        name.startswith(AUX_PARAM_PREFIX) for name in trial.params
+    return (
+        SUBSET_ATTR in trial.user_attrs
+        or PROPOSAL_ATTR in trial.system_attrs
+        or any(name.startswith(AUX_PARAM_PREFIX) for name in trial.params)
     )
+
+
+def proposed_set(trial: FrozenTrial) -> frozenset[str] | None:
+    """Return the free auxiliaries proposed for ``trial`` while it runs, else None.
+
+    A running trial may have suggested only some of its flags: its proposal is its set.  A
+    finished trial's flags are all there, and they are what it trained (a flag fixed by hand,
+    an objective that suggests only some), so for it this returns None and its flags count.
+    """
+    stored = trial.system_attrs.get(PROPOSAL_ATTR)
+    if trial.state != TrialState.RUNNING or stored is None:
+        return None
+    return frozenset(stored)
+
+
+def check_sampler_arguments(
+    sampler: str,
+    *,
+    target: str,
+    candidates: Sequence[str],
+    include: Sequence[str],
+    exclude: Sequence[str],
+    min_size: int,
+    max_size: int | None,
+    counts: dict[str, tuple[Any, bool]],
+) -> None:
+    """Raise ConfigError, naming the argument and its value, for what ``sampler`` cannot use.
+
+    The bounds of ``counts`` (argument -> (value, whether None is allowed)) are the ones a
+    spec's ``sampler.options`` are checked against (:data:`taskgraph.search.samplers._RANGES`),
+    so a sampler built by hand refuses what a spec refuses, with the same lowest values.
+    """
+    from taskgraph.search.samplers import _RANGES  # that module imports the samplers lazily
+
+    if not isinstance(target, str) or not target:
+        raise ConfigError(f"`target` must be a task name, but got {target!r}")
+    for name, names in (("candidates", candidates), ("include", include), ("exclude", exclude)):
+        _check_names(name, names)
+    unknown = sorted(set(include) - set(candidates) - {target})
+    if unknown:
+        raise ConfigError(
+            f"`include` names tasks that are not candidates: {', '.join(map(repr, unknown))}"
+        )
+    sizes: dict[str, tuple[Any, bool]] = {
+        "min_size": (min_size, False),
+        "max_size": (max_size, True),
+    }
+    bounds = _RANGES.get(sampler, {})
+    for name, (value, optional) in {**sizes, **counts}.items():
+        if value is None and optional:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"`{name}` must be an integer, but got {value!r}")
+        low = int(bounds.get(name, (0, False))[0])
+        if value < low:
+            raise ConfigError(f"`{name}` must be >= {low}, but got {value!r}")
+
+
+def _check_names(name: str, names: Iterable[str]) -> None:
+    if isinstance(names, str):
+        raise ConfigError(
+            f"`{name}` must be a list of task names, but got the string {names!r} "
+            f"(pass a list: {name}=[...])"
+        )
+    for task in names:
+        if not isinstance(task, str) or not task:
+            raise ConfigError(f"`{name}` must hold task names, but got {task!r}")
