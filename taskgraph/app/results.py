@@ -10,6 +10,16 @@ objective metric (per seed, the row's run minus the first row's run of the same 
 standard error and paired t-test), its seeds, failed runs and cost (training seconds per run,
 mean and total).
 
+A difference never compares two versions of the target's data.  Where the study's runs trained
+the target on more than one version of its data (a data file changed between runs: the runs'
+``task_fingerprints``, told apart as :func:`~taskgraph.storage.repository.data_families` tells
+the affinity records' apart), each configuration's runs of each version are a row of their own:
+the latest version's (that of the study's latest run) under the configuration's name, each
+earlier version's marked ``(data:<fingerprint>, earlier data)`` after it.  A row's Δ is taken
+from the first row's configuration on the row's own version (none where that configuration has
+no run on it), and the long CSV keeps the latest version's rows only.  Runs recorded without
+fingerprints (older databases) are one version, as before.
+
 :func:`results_table` reads the records; :meth:`ResultsTable.to_markdown` renders the table,
 :meth:`ResultsTable.long_rows` gives the long CSV of ``taskgraph bench`` (one row per task set
 and split: the mean of the objective metric; a row whose task set an earlier row already has is
@@ -190,6 +200,19 @@ class ResultRow:
     name: str
     task_set: tuple[str, ...]
     runs: tuple[RunRecord, ...] = ()
+    #: the target's data version its runs trained on (``data:<first 12 of the dataset
+    #: fingerprint>``, ``data:?`` for runs recorded without one) where the study's runs are on
+    #: several versions; None where they are on one
+    data_version: str | None = None
+    #: whether ``data_version`` is an earlier one than the study's latest run's
+    earlier_data: bool = False
+
+    @property
+    def title(self) -> str:
+        """Return the row's name as the table shows it: with its data version when earlier."""
+        if self.earlier_data:
+            return f"{self.name} ({self.data_version}, earlier data)"
+        return self.name
 
     @property
     def complete(self) -> list[RunRecord]:
@@ -290,14 +313,14 @@ class ResultsTable:
         for row in self.rows:
             auxiliaries = [t for t in row.task_set if t != self.target]
             cells = [row.cell(self.split, m, task=self.target).text() for m in self.metrics]
-            paired = "" if row is self.rows[0] else self.paired(row).text()
+            paired = "" if self._is_reference(row) else self.paired(row).text()
             mean, total = row.seconds
             seeds = str(len(row.complete)) + row.incomplete_note()
             lines.append(
                 "| "
                 + " | ".join(
                     [
-                        row.name,
+                        row.title,
                         ", ".join(f"`{t}`" for t in auxiliaries) or "(none)",
                         *cells,
                         paired,
@@ -314,7 +337,13 @@ class ResultsTable:
             f"Study `{self.study}`, target `{self.target}`, split `{self.split}`; each cell the "
             "mean over seeds ± the half-width of its 95 % t-interval; Δ: the per-seed "
             f"difference in {self.objective_metric} from the {self.rows[0].name if self.rows else ''} "
-            "run of the same seed, mean ± its standard error (paired t-test p; no spread: "
+            "run of the same seed"
+            + (
+                f" on the same version of {self.target}'s data"
+                if any(row.data_version for row in self.rows)
+                else ""
+            )
+            + ", mean ± its standard error (paired t-test p; no spread: "
             "every seed differs by the same amount, where a t-test gives no p); cost = "
             "training seconds of a run (the trainer's clock, evaluations included), "
             f"{total:.0f} s in all."
@@ -322,9 +351,25 @@ class ResultsTable:
         lines.extend(f"{note}" for note in self.notes)
         return "\n".join(lines) + "\n"
 
+    def _is_reference(self, row: ResultRow) -> bool:
+        """Return whether ``row`` is of the first row's configuration (on any data version)."""
+        return bool(self.rows) and row.name == self.rows[0].name
+
+    def reference(self, row: ResultRow) -> ResultRow | None:
+        """Return the row ``row``'s Δ is taken from: the first row's configuration on
+        ``row``'s version of the target's data (None where it has no row of that version)."""
+        return next(
+            (r for r in self.rows if self._is_reference(r) and r.data_version == row.data_version),
+            None,
+        )
+
     def paired(self, row: ResultRow) -> Paired:
-        """Return ``row``'s paired difference from the first row in the objective metric."""
-        return row.paired(self.rows[0], self.split, self.objective_metric, task=self.target)
+        """Return ``row``'s paired difference from the first row's configuration in the
+        objective metric, on the same version of the target's data (none without one)."""
+        reference = self.reference(row)
+        if reference is None:
+            return Paired(differences=())
+        return row.paired(reference, self.split, self.objective_metric, task=self.target)
 
     def long_rows(self) -> list[LongRow]:
         """Return the long-format rows: the objective metric's mean per task set and split."""
@@ -357,8 +402,10 @@ class ResultsTable:
             "metrics": list(self.metrics),
             "rows": [
                 {
-                    "name": row.name,
+                    "name": row.title,
                     "task_set": list(row.task_set),
+                    "data_version": row.data_version,
+                    "earlier_data": row.earlier_data,
                     "seeds": [r.seed for r in row.complete],
                     "failed": row.n_failed,
                     "pruned": row.n_pruned,
@@ -374,18 +421,19 @@ class ResultsTable:
                         for c in [row.cell(self.split, metric, task=self.target)]
                     },
                     "paired_difference": None
-                    if index == 0
+                    if self._is_reference(row)
                     else {
                         "metric": self.objective_metric,
-                        "reference": self.rows[0].name,
+                        "reference": None if ref is None else ref.title,
                         "differences": list(d.differences),
                         "mean": None if not d.differences else d.mean,
                         "se": None if math.isnan(d.se) else d.se,
                         "p_value": None if math.isnan(d.p_value) else d.p_value,
                     },
                 }
-                for index, row in enumerate(self.rows)
+                for row in self.rows
                 for d in [self.paired(row)]
+                for ref in [self.reference(row)]
             ],
             "notes": list(self.notes),
         }
@@ -461,15 +509,44 @@ def build_table(
             f"{', '.join(unknown)} on {split}; its metrics there: {', '.join(known)}"
         )
     notes: list[str] = []
-    rows = _rows_of(spec, runs, notes)
+    rows = _by_data_version(_rows_of(spec, runs, notes), runs, target)
+    latest = next(
+        (row.data_version for row in rows if row.data_version and not row.earlier_data), None
+    )
+    if latest is not None:
+        versions = len({row.data_version for row in rows if row.runs})
+        notes.append(
+            f"The runs trained {target} on {versions} versions of its data (a data file "
+            f"changed between runs; `records export -f json` gives each run's "
+            f'`task_fingerprints`): rows marked "earlier data" ran on an earlier one than '
+            f"the latest ({latest}); a Δ compares runs on one version only, and the long CSV "
+            "keeps the latest version's rows."
+        )
+    reference = rows[0].name if rows else None
+    for row in rows:
+        # One data version: a row without a reference run has an empty Δ, as ever.
+        if (
+            row.data_version is not None
+            and row.name != reference
+            and row.complete
+            and not any(
+                r.name == reference and r.data_version == row.data_version and r.complete
+                for r in rows
+            )
+        ):
+            notes.append(
+                f"Row {row.title} has no Δ: {reference} has no complete run on its version "
+                f"({row.data_version}) of {target}'s data, and a difference never compares "
+                "two versions."
+            )
     kept = _long_csv_rows(rows)
     for row in rows:
         # What long_rows leaves out: a row with complete runs whose task set another row has.
         first = kept.get(task_set_key(row.task_set))
-        if first is not None and first is not row and row.complete:
+        if first is not None and first is not row and row.complete and not row.earlier_data:
             notes.append(
-                f"Row {row.name} has the task set of {first.name}: the long CSV (one score per "
-                f"task set) keeps {first.name}."
+                f"Row {row.title} has the task set of {first.title}: the long CSV (one score "
+                f"per task set) keeps {first.title}."
             )
     return ResultsTable(
         study=study,
@@ -561,11 +638,56 @@ def _rows_of(spec: Any, runs: Sequence[RunRecord], notes: list[str]) -> list[Res
     ]
 
 
+def _by_data_version(
+    rows: Sequence[ResultRow], runs: Sequence[RunRecord], target: str
+) -> list[ResultRow]:
+    """Return ``rows`` with each row's runs split by the version of ``target``'s data they
+    trained on, where ``runs`` are on several (else ``rows`` as they are).
+
+    A run's version is its recorded dataset fingerprint of the target, labelled as the
+    affinity records label a data version (:func:`data_families`).  Each row keeps the
+    latest version's runs (that of the latest run of all) under its name, followed by a row
+    per earlier version (latest first) marked ``earlier_data``; a row without runs is of the
+    latest version.
+    """
+    from taskgraph.storage.repository import data_families
+
+    labels = data_families((target, "", run.task_fingerprints.get(target)) for run in runs)
+    if not labels:
+        return list(rows)
+
+    def version(run: RunRecord) -> str:
+        return labels[(target, "", run.task_fingerprints.get(target))].lstrip("/")
+
+    latest = version(max(runs, key=lambda run: run.id))
+    out: list[ResultRow] = []
+    for row in rows:
+        groups: dict[str, list[RunRecord]] = {}
+        for run in row.runs:
+            groups.setdefault(version(run), []).append(run)
+        order = sorted(
+            groups,
+            key=lambda v: (v != latest, -max(run.id for run in groups[v])),
+        )
+        for v in order or [latest]:
+            out.append(
+                ResultRow(
+                    name=row.name,
+                    task_set=row.task_set,
+                    runs=tuple(groups.get(v, ())),
+                    data_version=v,
+                    earlier_data=v != latest,
+                )
+            )
+    return out
+
+
 def _long_csv_rows(rows: Sequence[ResultRow]) -> dict[str, ResultRow]:
-    """Return the row the long CSV keeps per task set key: the first with complete runs."""
+    """Return the row the long CSV keeps per task set key: the first with complete runs of
+    the latest version of the target's data (a long CSV has no column for the version)."""
     kept: dict[str, ResultRow] = {}
     for row in rows:
-        if row.complete:
+        if row.complete and not row.earlier_data:
             kept.setdefault(task_set_key(row.task_set), row)
     return kept
 

@@ -8,8 +8,10 @@ gains, with notes on the evidence; :func:`recommend` returns the ranking alone;
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskgraph.affinity.estimators.base import ESTIMATORS
 from taskgraph.affinity.gains import GainKind, compute_gains, gain_key, measured_gain
@@ -35,6 +37,9 @@ from taskgraph.app.affinity.records import (
 )
 from taskgraph.app.arguments import integer, registered_name
 from taskgraph.errors import ConfigError, StorageError, option_name
+
+if TYPE_CHECKING:
+    from taskgraph.affinity.records import ScoreRecord
 
 __all__ = ["RecommendationReport", "fit_and_save", "recommend", "recommendation_report"]
 
@@ -200,15 +205,25 @@ def recommendation_report(
             "is measured: the predictions come from the other targets' records (cold start)"
         )
     elif records:  # (none: lookahead from the matrices alone, no gain measured)
-        left_out = compute_gains(
-            [r for r in records if r.task == target], zero_baselines="leave_out"
-        ).n_without_baseline
-        if left_out:
+        own = [r for r in records if r.task == target]
+        left_out = compute_gains(own, zero_baselines="leave_out").n_without_baseline
+        # A family that is a version of the target's data (`<family>/data:<fingerprint>`,
+        # repository.data_families) lacks a baseline because the data changed, not the model.
+        on_other_data = _records_on_unbaselined_data(own, target)
+        if on_other_data:
             notes.append(
-                f"{left_out} of {target!r}'s records are of a model family without a "
-                f"single-task baseline of {target!r} (another encoder, input length, cap of "
-                "the target, pretraining or data selection) and are left out of its gains: "
-                "train the target alone in that family to use them"
+                f"{on_other_data} of {target!r}'s records are on another version of "
+                f"{target!r}'s data (a data file changed between runs) than its single-task "
+                "baselines and are left out of its gains, as a gain never compares two "
+                f"versions of the data: train {target!r} alone on that version of its data "
+                "to use them"
+            )
+        if left_out > on_other_data:
+            notes.append(
+                f"{left_out - on_other_data} of {target!r}'s records are of a model family "
+                f"without a single-task baseline of {target!r} (another encoder, input "
+                "length, cap of the target, pretraining or data selection) and are left out "
+                "of its gains: train the target alone in that family to use them"
             )
     notes.extend(_zero_baseline_notes(estimator, estimator.tasks))
     notes.extend(_mixed_settings_notes(estimator, [target]))
@@ -253,6 +268,25 @@ def recommendation_report(
         ),
         notes=tuple(notes),
     )
+
+
+def _records_on_unbaselined_data(records: Sequence[ScoreRecord], target: str) -> int:
+    """Return how many of ``target``'s finite ``records`` are in a data-version family
+    (``<family>/data:<fingerprint>``) with no single-task record of ``target`` on the same
+    split and metric: the part of :attr:`GainTable.n_without_baseline` that another version
+    of the target's data, not another model, explains."""
+    alone = frozenset({target})
+    keys = [
+        (r.family, r.split, r.metric)
+        for r in records
+        if r.task == target and math.isfinite(r.value)
+    ]
+    baselined = {
+        (r.family, r.split, r.metric)
+        for r in records
+        if r.task == target and r.task_set == alone and math.isfinite(r.value)
+    }
+    return sum(1 for key in keys if key not in baselined and "/data:" in key[0])
 
 
 def recommend(
