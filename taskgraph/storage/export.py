@@ -32,12 +32,16 @@ from taskgraph.storage.records import RunRecord
 from taskgraph.vocabulary import json_safe
 
 __all__ = [
+    "DATA_MARK",
     "EXPORT_FORMATS",
     "FLAT_COLUMNS",
     "ScoreLabels",
     "database_words",
     "export_runs",
+    "family_parts",
     "flat_rows",
+    "in_family",
+    "of_family",
     "run_object",
     "sqlite_database_of",
 ]
@@ -59,6 +63,7 @@ FLAT_COLUMNS = (
     "objective",
     "model_config_hash",
     "family",
+    "data_version",
     "run_task_set",
     "run_family",
     "transfer_mode",
@@ -105,6 +110,10 @@ def flat_rows(
             "objective": run.objective,
             "model_config_hash": run.model_config_hash,
             "family": run.family,
+            # The run's data version of the row's task (its target's for a run without
+            # scores): the first characters of its dataset fingerprint, empty where the run
+            # recorded none (what `--family HASH/data:VERSION` picks).
+            "data_version": _data_version(run, run.target),
             "run_task_set": run.task_set_key,
             "run_family": run.family,
             "transfer_mode": run.transfer_mode,
@@ -139,11 +148,83 @@ def flat_rows(
                 **base,
                 "task_set": task_set,
                 "family": family,
+                "data_version": _data_version(run, task),
                 "task": task,
                 "split": split,
                 "metric": metric,
                 "value": value,
             }
+
+
+#: the characters of a dataset fingerprint a data version shows (as a family's ``/data:``)
+_VERSION_SHOWN = 12
+
+
+def _data_version(run: RunRecord, task: str) -> str | None:
+    """Return the data version of ``task``'s scores in ``run`` (None: not recorded)."""
+    fingerprint = run.task_fingerprints.get(task)
+    return fingerprint[:_VERSION_SHOWN] if fingerprint else None
+
+
+#: what joins a model family and a data version (``<family>/data:<version>``), as
+#: :func:`~taskgraph.storage.repository.data_families` names a family measured on several
+DATA_MARK = "/data:"
+
+
+def family_parts(family: str) -> tuple[str, str | None]:
+    """Return a ``--family`` value's (hash prefix, data version prefix or None): a family
+    hash or its prefix, optionally with ``/data:`` and a data version or its prefix
+    (``c2c3f805d173/data:95439abd`` as the long format's error and the csv's ``family`` and
+    ``data_version`` columns give them)."""
+    base, mark, version = family.strip().lower().partition(DATA_MARK)
+    return base, (version if mark else None)
+
+
+def in_family(family: str, name: str, fingerprint: str | None) -> bool:
+    """Return whether a score of model family ``name`` (with or without its ``/data:``
+    version) measured on data ``fingerprint`` (None: not recorded, the version ``?``) is of
+    the ``--family`` value ``family`` (:func:`family_parts`)."""
+    base, version = family_parts(family)
+    if not name.lower().partition(DATA_MARK)[0].startswith(base):
+        return False
+    return version is None or (fingerprint or "?").lower().startswith(version)
+
+
+def of_family(
+    runs: Sequence[RunRecord], labels: ScoreLabels | None, family: str
+) -> list[RunRecord]:
+    """Return ``runs`` with only their scores of ``family`` (:func:`in_family`, a data version
+    included), runs left without any dropped (a run without scores is kept when its own
+    family and its target's data are); raise the ConfigError of
+    :func:`~taskgraph.storage.repository.no_family_error`, naming the runs' families with
+    their data versions, when ``runs`` has runs and none is of it."""
+    from dataclasses import replace
+
+    from taskgraph.storage.repository import data_families, no_family_error
+
+    entries: list[tuple[str, str, str | None]] = []
+    kept = []
+    for run in runs:
+        measured_in = (labels or {}).get(run.id, {})
+        if not run.scores:
+            fingerprint = run.task_fingerprints.get(run.target)
+            entries.append((run.target, run.family, fingerprint))
+            if in_family(family, run.family, fingerprint):
+                kept.append(run)
+            continue
+        scores = {}
+        for task, splits in run.scores.items():
+            name = measured_in.get(task, (run.task_set_key, run.family))[1]
+            fingerprint = run.task_fingerprints.get(task)
+            entries.append((task, name, fingerprint))
+            if in_family(family, name, fingerprint):
+                scores[task] = splits
+        if scores:
+            kept.append(replace(run, scores=scores))
+    if runs and not kept:
+        versions = data_families(entries)
+        raise no_family_error(family, {versions.get(entry, entry[1]) for entry in entries})
+    return kept
 
 
 def run_object(run: RunRecord, labels: ScoreLabels | None = None) -> dict[str, Any]:

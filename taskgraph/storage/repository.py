@@ -1212,18 +1212,55 @@ def row_families(row: RunRow) -> set[str]:
 
 def _of_family(rows: Sequence[RunRow], family: str) -> list[RunRow]:
     """Return the ``rows`` with an export row of model family ``family`` (a hash prefix);
-    raise :func:`no_family_error` when ``rows`` has rows and none is of it."""
-    prefix = family.strip().lower()
-    kept = [row for row in rows if any(f.startswith(prefix) for f in row_families(row))]
+    raise :func:`no_family_error` when ``rows`` has rows and none is of it, naming their
+    families as the long format does (with the data version where a task's scores in one
+    family were measured on several).
+
+    A value with a data version (``HASH/data:VERSION``) is refused here: :meth:`Repository.export`
+    keeps a run's scores by family alone, so it would write the picked runs without their
+    scores; ``records export`` picks data versions itself
+    (:func:`~taskgraph.storage.export.of_family`).
+    """
+    from taskgraph.storage.export import family_parts, in_family
+
+    base, version = family_parts(family)
+    if version is not None:
+        raise ConfigError(
+            f"`{option_name('family')}` {family.strip().lower()!r}: Repository.export picks a "
+            "family by its hash; a data version (/data:) is picked by `taskgraph records "
+            "export` (taskgraph.storage.export.of_family)"
+        )
+    kept = [row for row in rows if any(in_family(base, f, None) for f in row_families(row))]
     if rows and not kept:
-        raise no_family_error(family, {f for row in rows for f in row_families(row)})
+        entries = [
+            (score.task, score.family, (row.task_fingerprints or {}).get(score.task))
+            for row in rows
+            for score in row.scores
+        ] + [
+            (row.target, row.family, (row.task_fingerprints or {}).get(row.target))
+            for row in rows
+            if not row.scores
+        ]
+        versions = data_families(entries)
+        raise no_family_error(family, {versions.get(entry, entry[1]) for entry in entries})
     return kept
 
 
 def no_family_error(family: str, families: Iterable[str]) -> ConfigError:
-    """Return the error of a ``family`` prefix that none of ``families`` (those the other
-    filters picked) starts with, listing them as ``records export --format long`` does."""
-    known = sorted({name[:_FAMILY_SHOWN] for name in families})
+    """Return the error of a ``family`` value that none of ``families`` (those the other
+    filters picked, ``<family>/data:<version>`` where a task's scores in one family were
+    measured on several data versions) is of, listing them as ``records export --format
+    long`` does: each family's hash prefix and its data version, a value ``--family`` takes
+    in every format."""
+    from taskgraph.storage.export import DATA_MARK
+
+    known = sorted(
+        {
+            name.partition(DATA_MARK)[0][:_FAMILY_SHOWN]
+            + (DATA_MARK + name.partition(DATA_MARK)[2] if DATA_MARK in name else "")
+            for name in families
+        }
+    )
     return ConfigError(
         f"`{option_name('family')}` {family.strip().lower()!r}: no score's model family starts "
         f"with it; the families: {', '.join(known)}"
@@ -1261,6 +1298,11 @@ def check_run_filters(
         raise ConfigError(f"`{option_name('family')}` is not a name (a string): {family!r}")
     if family is not None and not family.strip():  # as `records export --format long` says it
         raise ConfigError(f"`{option_name('family')}` is empty: give a family hash or its prefix")
+    if family is not None and family.strip().lower().partition("/data:")[::2] == ("", ""):
+        raise ConfigError(
+            f"`{option_name('family')}` {family.strip()!r} names neither a family nor a data "
+            "version: give a family hash or its prefix (HASH or HASH/data:VERSION)"
+        )
     for keyword, value in (
         ("study", study),
         ("target", target),

@@ -16,6 +16,7 @@ from taskgraph.app.affinity.objectives import ALL_METRICS, _objective
 from taskgraph.app.affinity.records import _records_database
 from taskgraph.app.arguments import registered_name
 from taskgraph.errors import ConfigError, option_name
+from taskgraph.storage.export import DATA_MARK
 
 if TYPE_CHECKING:
     from taskgraph.affinity.longtable import LongTable
@@ -39,6 +40,7 @@ def records_long_table(
     pretraining: str | None = None,
     family: str | None = None,
     repository: Repository | None = None,
+    notes: list[str] | None = None,
 ) -> LongTable:
     """Return the records database as a long table (``target, task_set, split, value``): what
     ``taskgraph bench --table`` and ``affinity ... --table`` read.
@@ -49,7 +51,8 @@ def records_long_table(
     table's measured gains are the database's, except where a family holds baselines trained
     with several settings (``budget.baselines: per_setting``, ``ScoreRecord.settings``): the
     database measures each set against the baselines trained as it was, a long table holds
-    one pooled value per cell; in ``metric`` (default:
+    one pooled value per cell (``notes``, a list given: a line per such cell's target is
+    appended, what ``records export -f long`` prints as a warning); in ``metric`` (default:
     the studies' objective metric, as :func:`load_records` chooses it).  Splits are named as
     the long format names them (``dev`` -> ``val``; splits other than dev, val and test are
     left out).  Each filter picks runs, and every score of a picked run is kept (its
@@ -58,7 +61,9 @@ def records_long_table(
     on exactly that set; ``contains``: only runs whose set contains that task;
     ``pretraining``: only runs with that pretraining scheme (``none``: without the stage);
     ``family``: only the scores of that model family (its hash or a prefix, as the error below
-    lists them).  A study, target, task or scheme no run has is refused with the known names
+    lists them; ``HASH/data:VERSION``: of that family measured on that data version, a
+    prefix of the scored task's dataset fingerprint, as a family whose task's data changed
+    is listed).  A study, target, task or scheme no run has is refused with the known names
     (:func:`~taskgraph.app.results.check_record_filters`).  Raises :class:`ConfigError` when
     nothing is left (a ``metric`` the matching runs lack names the ones they have; a
     ``family`` no score has lists the families), when the studies disagree on the metric, or
@@ -89,7 +94,7 @@ def records_long_table(
         )  # fmt: skip
         records = _of_runs(database.score_records(study=study, metric=named_metric), picked)
         if family is not None:
-            records = _of_family(records, family.strip().lower())
+            records = _of_family(records, family.strip().lower(), database, study=study)
         if not records and named_metric is not None:
             _no_scores_in_metric(
                 named_metric, _of_runs(database.score_records(study=study), picked)
@@ -113,6 +118,7 @@ def records_long_table(
         key = (record.task, record.task_set, LONG_SPLITS[record.split])
         cells.setdefault(key, []).append(record)
     rows = []
+    pooled: set[str] = set()
     for (task, tasks, split), found in sorted(cells.items(), key=lambda item: (
         item[0][0], len(item[0][1]), sorted(item[0][1]), item[0][2]
     )):  # fmt: skip
@@ -125,6 +131,17 @@ def records_long_table(
         # baselines of several settings, which one value per cell cannot hold).
         value = seed_mean(found)
         rows.append(LongRow(task, tasks, split, value, found[0].higher_is_better))
+        if len(tasks) == 1 and len({r.settings for r in found if r.settings}) > 1:
+            pooled.add(task)
+    if pooled and notes is not None:
+        names = ", ".join(sorted(pooled))
+        notes.append(
+            f"the baselines of {names} were trained with several settings (budget.baselines: "
+            "per_setting): the database measures each task set against the baselines trained "
+            "as it was, a long table holds one baseline per cell, pooling those settings, so "
+            "its measured gains differ from the database's; run `taskgraph affinity ...` on "
+            "the database for them"
+        )
     return LongTable(rows=rows, source=study or "")
 
 
@@ -149,12 +166,28 @@ def _long_table_runs(
     return {run.id for run in runs}
 
 
-def _of_family(records: Sequence[ScoreRecord], family: str) -> list[ScoreRecord]:
-    """Return the ``records`` whose model family starts with ``family``; raise a ConfigError
-    listing the records' families when none does."""
+def _of_family(
+    records: Sequence[ScoreRecord], family: str, database: Repository, *, study: str | None
+) -> list[ScoreRecord]:
+    """Return the ``records`` of model family ``family`` (a hash prefix, optionally with
+    ``/data:`` and a data version prefix: :func:`~taskgraph.storage.export.in_family`); raise
+    a ConfigError listing the records' families when none is."""
+    from taskgraph.storage.export import family_parts, in_family
     from taskgraph.storage.repository import no_family_error
 
-    kept = [r for r in records if r.family.lower().startswith(family)]
+    prints: dict[int, dict[str, str]] = {}
+    if family_parts(family)[1] is not None:  # the scored task's data, from its run
+        ids = {r.run_id for r in records}
+        prints = {
+            run.id: run.task_fingerprints
+            for run in database.runs(study=study, status="complete")
+            if run.id in ids
+        }
+    kept = [
+        r
+        for r in records
+        if in_family(family, r.family, prints.get(r.run_id or -1, {}).get(r.task))
+    ]
     if records and not kept:
         raise no_family_error(family, {r.family for r in records})
     return kept
@@ -192,7 +225,7 @@ def _several_families(
         schemes.setdefault(record.family, set()).add(scheme)
     families = sorted({r.family for r in found})
     shown = "; ".join(
-        f"{name[:_FAMILY_SHOWN]}: {' / '.join(sorted(described.get(name, set()))) or '?'}"
+        f"{_shown(name)}: {' / '.join(sorted(described.get(name, set()))) or '?'}"
         for name in families
     )
     family_option = option_name("family", metavar="PREFIX")
@@ -205,13 +238,29 @@ def _several_families(
     studies = sorted({r.study for r in found if r.study is not None})
     if len(studies) > 1:  # one study is often one family
         hint = f"{option_name('study', metavar='NAME')} ({', '.join(studies)}), {hint}"
-    labels = [frozenset(described.get(name, set())) for name in families]
-    if len(set(labels)) < len(families):  # the same scheme and selection: something else differs
+    bases = {name: name.partition(DATA_MARK)[0] for name in families}
+    if any(DATA_MARK in name for name in families):
+        shown += (
+            f"; a /data: version is {task}'s data (the first characters of its dataset "
+            "fingerprint, the csv export's data_version): its data files changed between the "
+            "runs"
+        )
+    labels: dict[str, frozenset[str]] = {}
+    for name in families:  # the families apart from their data versions
+        labels[bases[name]] = labels.get(bases[name], frozenset()) | described.get(name, set())
+    if len(set(labels.values())) < len(labels):  # the same scheme and selection: else differs
         shown += "; encoder, input length, example caps or the task's own data files differ"
     raise ConfigError(
         f"{task} in {'+'.join(sorted(tasks))} was trained in {len(families)} model families "
         f"({shown}): a long table holds one score per task set; pick one family with {hint}"
     )
+
+
+def _shown(name: str) -> str:
+    """Return a family as an error names it: its hash prefix, and its data version where it
+    has one (``c2c3f805d173/data:95439abd3540``, a value ``--family`` takes)."""
+    base, mark, version = name.partition(DATA_MARK)
+    return base[:_FAMILY_SHOWN] + (mark + version if mark else "")
 
 
 def _of_runs(records: Sequence[ScoreRecord], run_ids: set[int] | None) -> list[ScoreRecord]:
