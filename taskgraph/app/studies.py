@@ -794,75 +794,38 @@ def delete_study(name: str, *, storage: str | None = None) -> dict[str, Any]:
     taskgraph did not create (no spec, trials of its own, no records) is refused
     (:class:`~taskgraph.errors.NotFoundError`), as every other command refuses it.
     Raises :class:`~taskgraph.errors.NotFoundError` naming the known studies when there is
-    no such study, and :class:`~taskgraph.errors.StorageError` when a driver runs the study
-    (it holds the study's liveness lock, :mod:`taskgraph.storage.locks`, for its whole life;
-    one that died holds nothing) or a trial of it is running with a fresh heartbeat (a driver
-    of a taskgraph without that lock).
+    no such study (checked before any lock is taken, so no lock file is left for it), and
+    :class:`~taskgraph.errors.StorageError` when a driver runs the study: every driver
+    (``study run``/``resume``/``screen``, the Python API, local or Ray) holds the study's
+    liveness lock, :mod:`taskgraph.storage.locks`, for its whole life, and one that died
+    holds nothing.  Once that lock is taken here, a trial left RUNNING (its heartbeat fresh
+    or not) belongs to a dead driver: it does not stop the delete.
     """
     import shutil
 
-    from taskgraph.errors import NotFoundError
     from taskgraph.runners.local import remove_tune_checkpoints
-    from taskgraph.search.heartbeat import quiet_optuna
-    from taskgraph.search.progress import RAY_CHECKPOINT_ATTR, SPEC_ATTR
-    from taskgraph.search.report import read_only_storage, study_names
     from taskgraph.storage import mask_url, open_repository
     from taskgraph.storage.locks import no_driver, setup_lock
 
     name = study_name(name)
     url = _storage_url(storage)
     where = mask_url(url)
-    with (
-        open_repository(url, create=False) as repository,
-        setup_lock(url),
-        no_driver(url, name) as free,
-    ):
-        if not free:
-            # A driver holds the study's liveness lock from opening it until it stops,
-            # between trials too; held here until the delete is done, a driver starting
-            # meanwhile waits and then creates the study anew.
-            raise StorageError(
-                f"study {name!r} in {where} is being run by a driver (`taskgraph study run`, "
-                "`resume` or a Ray job holds it); stop that driver, or wait until it finishes, "
-                "then delete the study"
-            )
-        optuna_storage = read_only_storage(url)
-        optuna_id: int | None = None
-        optuna_names: list[str] = []
-        checkpoints = None
-        tune_checkpoints: set[str] = set()
-        record_names = [summary.name for summary in repository.studies()]
-        try:
-            if optuna_storage is not None:
-                with quiet_optuna():
-                    optuna_names = study_names(optuna_storage)
-                    if name in optuna_names:
-                        optuna_id = optuna_storage.get_study_id_from_name(name)
-                        attrs = optuna_storage.get_study_user_attrs(optuna_id)
-                        trials = optuna_storage.get_all_trials(optuna_id, deepcopy=False)
-                        if SPEC_ATTR not in attrs and trials and name not in record_names:
-                            # Another program's Optuna study sharing the database: every
-                            # other command refuses it as not taskgraph's (a half-created one,
-                            # no attribute and no trial, is deleted: its advice says so).
-                            raise NotFoundError(
-                                f"study {name!r} in {where} was not created by taskgraph (no "
-                                f"{SPEC_ATTR}, {len(trials)} trial(s)): delete it with Optuna "
-                                "(optuna delete-study) if that is what you want"
-                            )
-                        _refuse_running(name, url, optuna_storage, optuna_id, attrs)
-                        checkpoints = _checkpoint_folder(name, url, optuna_id, attrs)
-                        tune_checkpoints = {
-                            str(t.system_attrs[RAY_CHECKPOINT_ATTR])
-                            for t in trials
-                            if RAY_CHECKPOINT_ATTR in t.system_attrs
-                        }
-        finally:
-            if optuna_storage is not None:
-                optuna_storage.engine.dispose()
-        if optuna_id is None and name not in record_names:
-            known = ", ".join(sorted({*optuna_names, *record_names})) or "(none)"
-            raise NotFoundError(f"no study {name!r} in {where}; known studies: {known}")
-        counts = repository.delete_study(name, optuna_study_id=optuna_id)
+    with open_repository(url, create=False) as repository:
+        # Refuse a name that is no study before locking: the locks create their files.
+        _find_study(name, url, where, repository)
+        with setup_lock(url), no_driver(url, name) as free:
+            if not free:
+                # A driver holds the study's liveness lock from opening it until it stops,
+                # between trials too; held here until the delete is done, a driver starting
+                # meanwhile waits and then creates the study anew.
+                raise StorageError(
+                    f"study {name!r} in {where} is being run by a driver (`taskgraph study "
+                    "run`, `resume` or a Ray job holds it); stop that driver, or wait until it "
+                    "finishes, then delete the study"
+                )
+            # Again under the locks: another delete may have gone through meanwhile.
+            optuna_id, checkpoints, tune_checkpoints = _find_study(name, url, where, repository)
+            counts = repository.delete_study(name, optuna_study_id=optuna_id)
     removed = None
     if checkpoints is not None and checkpoints.is_dir():
         shutil.rmtree(checkpoints, ignore_errors=True)
@@ -872,59 +835,56 @@ def delete_study(name: str, *, storage: str | None = None) -> dict[str, Any]:
     return {"name": name, **counts, "checkpoints": removed, "tune_checkpoints": tune_removed}
 
 
-def _refuse_running(
-    name: str, url: str, storage: Any, study_id: int, attrs: Mapping[str, Any]
-) -> None:
-    """Raise :class:`StorageError` naming the study's trials that run with a fresh heartbeat
-    (younger than the study's ``recovery.grace_period``): a live driver is running them.
+def _find_study(
+    name: str, url: str, where: str, repository: Any
+) -> tuple[int | None, Path | None, set[str]]:
+    """Return study ``name``'s Optuna id (``None``: records only), the local runner's
+    checkpoint folder of it and the Ray runner's persisted checkpoints of its trials.
 
-    A running trial without a heartbeat (its driver killed before the first beat) or with a
-    stale one is what ``study resume`` would fail as interrupted: it does not stop the delete.
+    Raises :class:`~taskgraph.errors.NotFoundError` when there is no such study, or the
+    Optuna study of that name is another program's.
     """
-    import optuna
+    from taskgraph.errors import NotFoundError
+    from taskgraph.search.heartbeat import quiet_optuna
+    from taskgraph.search.progress import RAY_CHECKPOINT_ATTR, SPEC_ATTR
+    from taskgraph.search.report import read_only_storage, study_names
 
-    from taskgraph.search.heartbeat import quiet_optuna, storage_id
-    from taskgraph.spec.models import RecoverySpec
-    from taskgraph.storage import parse_storage_url
-    from taskgraph.storage.optuna_rdb import RetryingRDBStorage
-
-    running = storage.get_all_trials(
-        study_id, deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)
-    )
-    if not running:
-        return
-    spec = attrs.get("taskgraph:spec")
-    recovery = spec.get("recovery") if isinstance(spec, Mapping) else None
+    optuna_storage = read_only_storage(url)
+    optuna_id: int | None = None
+    optuna_names: list[str] = []
+    checkpoints = None
+    tune_checkpoints: set[str] = set()
+    record_names = [summary.name for summary in repository.studies()]
     try:
-        settings = RecoverySpec.model_validate(recovery or {})
-    except ValueError:
-        settings = RecoverySpec()
-    raw = parse_storage_url(url).render_as_string(hide_password=False)
-    with quiet_optuna():
-        beats = RetryingRDBStorage(
-            raw,
-            skip_table_creation=True,
-            heartbeat_interval=settings.heartbeat_interval,
-            grace_period=settings.grace_period,
-        )
-    try:
-        ids = {storage_id(t): t.number for t in running}
-        beaten = beats.heartbeat_times(list(ids))
-        stale = set(beats.stale_trial_ids(study_id))
+        if optuna_storage is not None:
+            with quiet_optuna():
+                optuna_names = study_names(optuna_storage)
+                if name in optuna_names:
+                    optuna_id = optuna_storage.get_study_id_from_name(name)
+                    attrs = optuna_storage.get_study_user_attrs(optuna_id)
+                    trials = optuna_storage.get_all_trials(optuna_id, deepcopy=False)
+                    if SPEC_ATTR not in attrs and trials and name not in record_names:
+                        # Another program's Optuna study sharing the database: every other
+                        # command refuses it as not taskgraph's (a half-created one, no
+                        # attribute and no trial, is deleted: its advice says so).
+                        raise NotFoundError(
+                            f"study {name!r} in {where} was not created by taskgraph (no "
+                            f"{SPEC_ATTR}, {len(trials)} trial(s)): delete it with Optuna "
+                            "(optuna delete-study) if that is what you want"
+                        )
+                    checkpoints = _checkpoint_folder(name, url, optuna_id, attrs)
+                    tune_checkpoints = {
+                        str(t.system_attrs[RAY_CHECKPOINT_ATTR])
+                        for t in trials
+                        if RAY_CHECKPOINT_ATTR in t.system_attrs
+                    }
     finally:
-        beats.engine.dispose()
-    fresh = sorted(
-        number for trial_id, number in ids.items() if trial_id in beaten and trial_id not in stale
-    )
-    if fresh:
-        from taskgraph.storage import mask_url
-
-        trials = ", ".join(str(number) for number in fresh)
-        raise StorageError(
-            f"study {name!r} in {mask_url(url)} is running: trial(s) {trials} beat within the "
-            f"last {settings.grace_period}s (another driver runs them); stop that driver, or "
-            "wait until it finishes, then delete the study"
-        )
+        if optuna_storage is not None:
+            optuna_storage.engine.dispose()
+    if optuna_id is None and name not in record_names:
+        known = ", ".join(sorted({*optuna_names, *record_names})) or "(none)"
+        raise NotFoundError(f"no study {name!r} in {where}; known studies: {known}")
+    return optuna_id, checkpoints, tune_checkpoints
 
 
 def _checkpoint_folder(name: str, url: str, study_id: int, attrs: Mapping[str, Any]) -> Path | None:

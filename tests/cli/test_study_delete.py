@@ -9,12 +9,12 @@ from pathlib import Path
 
 import optuna
 import pytest
-from sqlalchemy import text
 from typer.testing import CliRunner
 
 import taskgraph.cli.study.manage as study_cli
 from taskgraph.cli.app import app
 from taskgraph.storage import open_repository
+from taskgraph.storage.locks import hold_driver_lock
 
 runner = CliRunner()
 
@@ -115,24 +115,25 @@ def test_an_unknown_study_names_the_known_ones(demo, url):
     assert err.strip() == f"error: no study 'nope' in {url}; known studies: demo, other"
 
 
-def test_a_study_another_driver_runs_is_refused_until_its_heartbeat_goes_stale(demo, url):
+def test_a_study_another_driver_runs_is_refused_while_it_holds_the_liveness_lock(demo, url):
     two_studies(demo, url)
     storage = optuna.storages.RDBStorage(url, heartbeat_interval=10, grace_period=30)
     study = optuna.load_study(study_name="demo", storage=storage)
     trial = study.ask()  # RUNNING, beating: what a live driver's trial looks like
     storage.record_heartbeat(trial._trial_id)
+    storage.engine.dispose()
     before = runs_by_study(url)
-
-    code, _, err = invoke("study", "delete", "demo", "--storage", url, "--yes")
+    lock = hold_driver_lock(url, "demo")  # ... and the lock that driver holds
+    try:
+        code, _, err = invoke("study", "delete", "demo", "--storage", url, "--yes")
+    finally:
+        lock.release()
 
     assert code == 1
     assert err.count("\n") == 1
-    assert f"study 'demo' in {url} is running: trial(s) {trial.number} beat" in err
+    assert f"study 'demo' in {url} is being run by a driver" in err
     assert runs_by_study(url) == before and optuna_studies(url)["demo"] == 4
-    # Its driver was killed long ago: a stale heartbeat does not hold the study.
-    with storage.engine.begin() as connection:
-        connection.execute(text("UPDATE trial_heartbeats SET heartbeat = '2000-01-01 00:00:00'"))
-    storage.engine.dispose()
+    # Its driver is gone (killed: it holds nothing): the fresh heartbeat does not hold the study.
     code, _, err = invoke("study", "delete", "demo", "--storage", url, "--yes")
     assert code == 0, err
     assert optuna_studies(url) == {"other": 2}

@@ -87,9 +87,10 @@ def delete(
     Its runs, scores, screens and lookahead matrices go; other studies, and the tasks, task
     sets and model configurations they share, stay.  Records left by a study deleted with
     `optuna delete-study` are deleted the same way, and so are the study's checkpoints (the
-    local runner's folder, the Ray runner's persisted ones).  A study whose trials another
-    driver is running (fresh heartbeat), and an Optuna study taskgraph did not create, are
-    refused.  Without --yes it asks first, and refuses when stdin is not a terminal.
+    local runner's folder, the Ray runner's persisted ones).  A study a driver is running
+    (every `study run`/`resume` holds the study from start to end; a killed driver holds
+    nothing), and an Optuna study taskgraph did not create, are refused.  Without --yes it
+    asks first, and refuses when stdin is not a terminal.
     """
     from taskgraph.app.studies import delete_study
     from taskgraph.storage import mask_url
