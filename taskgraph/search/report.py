@@ -7,9 +7,11 @@ trial against the baseline trial, not an affinity model's prediction), in the di
 improvement: ``measured_absolute_gain`` is ``value - baseline`` when maximising, ``baseline -
 value`` when minimising, in the metric's units, so a positive gain always means the auxiliary
 tasks helped; ``measured_relative_gain`` divides it by ``|baseline|`` (the unit of ``taskgraph
-affinity``'s gains: 0.1 = +10 %).  The baseline trial is one on the same version of the
-target's data (dataset fingerprint, from the records): a trial run after the target's file
-changed is not measured against a baseline trained on the old file.
+affinity``'s gains: 0.1 = +10 %).  The baseline trial is one of the trial's own model family
+(``TrialConfig.family_key``) on the same version of the target's data (dataset fingerprint,
+from the records): a trial run after the target's file changed is not measured against a
+baseline trained on the old file, nor a trial with another example cap of the target against
+the baseline of the first.
 
 **Convergence.**  A complete trial whose objective was still rising at its last evaluation
 (last minus previous evaluation, in the direction of improvement, averaged over its seeds) by
@@ -307,9 +309,10 @@ def differs_from_baseline(
     return setting_differences(ours, theirs)
 
 
-def _setting_kind(trial: FrozenTrial) -> str | None:
-    """Return the model family and alone settings of ``trial``'s configuration as one key
-    (``TrialConfig.family_key`` and ``alone_settings``), or None without a readable one."""
+def _setting_kind(trial: FrozenTrial) -> tuple[str, str] | None:
+    """Return the model family of ``trial``'s configuration and the family with its alone
+    settings as one key (``TrialConfig.family_key`` and ``setting_family_key``), or None
+    without a readable one."""
     configuration = trial.user_attrs.get(CONFIG_ATTR)
     if not configuration:
         return None
@@ -317,7 +320,25 @@ def _setting_kind(trial: FrozenTrial) -> str | None:
         config = TrialConfig.from_dict(configuration)
     except (TypeError, ValueError):
         return None
-    return config.setting_family_key()
+    return config.family_key(), config.setting_family_key()
+
+
+def _no_family_baseline(family: str | None, spec: Mapping[str, Any], others: list[str]) -> str:
+    """Return why a trial of model family ``family`` has no gain: no complete baseline trial
+    of that family (``others``: the families that have one)."""
+    budget = spec.get("budget")
+    one = isinstance(budget, Mapping) and budget.get("baselines") == "one"
+    return (
+        f"no complete baseline trial of its model family (family key {family}: encoder, "
+        f"input length, {spec.get('target')}'s example cap, data-selection features, "
+        f"pretraining stage; the baselines are of {', '.join(others)}"
+        + (
+            "; `budget.baselines: one` runs none for the other families"
+            if one
+            else "; the study enqueues one when a trial of the family completes"
+        )
+        + "): a gain never compares two model families"
+    )
 
 
 def trial_row(
@@ -412,11 +433,14 @@ def study_report(
     """Return the study's summary: counts, baseline, best trial, trials with their measured gains (best first).
 
     ``data_versions``: trial number -> the target's dataset fingerprint its records carry
-    (:func:`target_data_versions`).  Each trial is measured against the newest complete
-    baseline trial on the same version of the target's data: a gain never compares scores
-    of two data versions.  A complete trial with no such baseline has no gain, and its
+    (:func:`target_data_versions`).  Each trial is measured against a complete baseline trial
+    of its own model family (``TrialConfig.family_key``) on the same version of the target's
+    data: the one of its alone settings too where there is one (``budget.baselines:
+    per_setting``), else the family's newest (its ``differs_from_baseline`` names the settings
+    they differ in).  A gain never compares scores of two data versions or two model
+    families: a complete trial with no such baseline has no gain, and its
     ``no_baseline_because`` says why.  Without ``data_versions`` every trial counts as one
-    version (the newest complete baseline is every trial's).
+    version.
     """
     progress = study_progress(study)
     direction = progress.direction
@@ -430,32 +454,60 @@ def study_report(
 
     baselines = [t for t in trials if is_first_baseline(t) and trial_state(t) == "complete"]
     baseline_trial = baselines[0] if baselines else None
+    # A trial without a readable configuration (no family to match) keeps the newest first
+    # baseline on its data version.
     newest: dict[str | None, FrozenTrial] = {version(t): t for t in baselines}
-    # A baseline trial of the trial's own family and alone settings on its data version (the
-    # ones `budget.baselines: per_setting` enqueues) measures it like with like.
+    keys = {t.number: _setting_kind(t) for t in trials}
+    families = {n: None if k is None else k[0] for n, k in keys.items()}
+    kinds = {n: None if k is None else k[1] for n, k in keys.items()}
+    # Each family's single-task runs, oldest first: its complete baseline trials (the first,
+    # the family's, each setting's), or where it has none, its complete trials of the target
+    # alone (the engine enqueues no baseline for a family that has one).
+    complete = [t for t in trials if trial_state(t) == "complete"]
+    singles: dict[str, list[FrozenTrial]] = {}
+    for t in complete:
+        family = families[t.number]
+        if family is not None and t.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE:
+            singles.setdefault(family, []).append(t)
+    with_baseline = set(singles)
+    for t in complete:
+        family = families[t.number]
+        alone = t.user_attrs.get(SUBSET_ATTR) == [] and t.user_attrs.get(ROLE_ATTR) != BASELINE_ROLE
+        if family is not None and alone and family not in with_baseline:
+            singles.setdefault(family, []).append(t)
+    # A single-task run of the trial's own family and alone settings on its data version (the
+    # baselines `budget.baselines: per_setting` enqueues) measures it like with like; else the
+    # family's newest on that version (the settings they differ in are named).
     alike: dict[tuple[str | None, str], FrozenTrial] = {}
-    kinds = {t.number: _setting_kind(t) for t in trials}
-    for t in trials:
-        kind = kinds[t.number]
-        baseline = t.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE
-        if kind is not None and baseline and trial_state(t) == "complete":
-            alike[(version(t), kind)] = t
-    target = (study.user_attrs.get(SPEC_ATTR) or {}).get("target")
+    kin: dict[tuple[str | None, str], FrozenTrial] = {}
+    for family, runs in singles.items():
+        for t in runs:
+            alike[(version(t), str(kinds[t.number]))] = t
+            kin[(version(t), family)] = t
+    spec = study.user_attrs.get(SPEC_ATTR) or {}
+    target = spec.get("target")
     retried = retried_numbers(trials)
     rows = []
     for t in trials:
         ours = version(t)
-        kind = kinds[t.number]
-        base = alike.get((ours, kind)) if kind is not None else None
-        base = base or newest.get(ours)
+        kind, family = kinds[t.number], families[t.number]
+        if kind is None or family is None:
+            base = newest.get(ours)
+            theirs = baselines
+        else:
+            base = alike.get((ours, kind)) or kin.get((ours, family))
+            theirs = singles.get(family, [])
         why = None
-        if base is None and baselines:
+        if base is None and theirs:
             why = (
                 f"no complete baseline trial on this version of {target}'s data "
-                f"(dataset fingerprint {_short(ours)}; the baselines ran on "
-                f"{', '.join(sorted({_short(version(b)) for b in baselines}))}): a gain "
+                f"(dataset fingerprint {_short(ours)}; the baselines"
+                f"{'' if family is None else ' of its model family'} ran on "
+                f"{', '.join(sorted({_short(version(b)) for b in theirs}))}): a gain "
                 "never compares two versions of the data"
             )
+        elif base is None and family is not None and singles:
+            why = _no_family_baseline(family, spec, sorted(singles))
         elif base is None:
             why = "no complete baseline trial"
         rows.append(
@@ -477,7 +529,6 @@ def study_report(
     sign = 1.0 if direction == "maximize" else -1.0
     scored.sort(key=lambda r: -sign * r["value"])
     best = scored[0] if scored else None
-    spec = study.user_attrs.get(SPEC_ATTR) or {}
     return {
         "name": study.study_name,
         "target": spec.get("target"),
@@ -494,8 +545,8 @@ def study_report(
         "n_waiting": progress.n_waiting,
         # trials that repeated an earlier trial's configuration (each counts against the budget)
         "n_repeats": sum(1 for r in rows if r["repeat_of"] is not None),
-        # the first complete baseline; each trial's gain is measured against the newest
-        # complete baseline on its data version (its row's `baseline_trial`)
+        # the first complete baseline; each trial's gain is measured against a complete
+        # baseline of its own model family on its data version (its row's `baseline_trial`)
         "baseline": None
         if baseline_trial is None
         else {
