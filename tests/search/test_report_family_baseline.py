@@ -112,3 +112,35 @@ def test_a_family_without_a_baseline_gets_no_gain_and_a_reason(tmp_path: Path) -
     assert "no measured gain for trials 3, 4: no complete baseline trial of its model family" in (
         text
     )
+
+
+def test_the_text_names_each_reason_for_its_own_trials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trials left without a gain for different reasons each get their own line (the first
+    trial's reason was printed for all), and the best line names no reason of its own."""
+    import taskgraph.app.studies as studies
+
+    url = _study(tmp_path, seed=0, trials=6, baselines="one")
+    report = studies.study_summary("fam", storage=url)
+    rows = sorted(report["gains"], key=lambda r: r["trial"])
+    unmeasured = [r["trial"] for r in rows if r.get("no_baseline_because")]
+    assert len(unmeasured) >= 2, rows  # the cap-100 trials: their family has no baseline
+    version = "no complete baseline trial on this version of tgt's data"
+    for r in rows:
+        if r["trial"] == unmeasured[-1]:
+            r["no_baseline_because"] = version  # as a trial on edited data would have it
+    best = next(r for r in rows if r["trial"] == unmeasured[0])
+    report["best"] = {
+        **report["best"], "trial": best["trial"], "score": best["value"],
+        "measured_absolute_gain": None, "measured_relative_gain": None,
+        "no_baseline_because": best["no_baseline_because"],
+    }  # fmt: skip
+    monkeypatch.setattr(studies, "study_summary", lambda *args, **kwargs: report)
+    text = _show(url)
+    family = " ".join(best["no_baseline_because"].split())
+    first = ", ".join(map(str, unmeasured[:-1]))
+    plural = "s" if len(unmeasured) > 2 else ""
+    assert f"no measured gain for trial{plural} {first}: {family}" in text
+    assert f"no measured gain for trial {unmeasured[-1]}: {version}" in text
+    assert "no baseline on its version of the target's data" not in text

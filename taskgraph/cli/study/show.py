@@ -82,7 +82,7 @@ def show(
             f"{best['configuration'].get('sharing')}"
             + _measured(best["measured_absolute_gain"], best["measured_relative_gain"])
             + (
-                ", no measured gain (no baseline on its version of the target's data)"
+                ", no measured gain (see below)"
                 if base is not None and best.get("no_baseline_because")
                 else ""
             )
@@ -130,17 +130,21 @@ def show(
             "`differs_from_baseline`); fix them in the spec to measure the transfer alone",
             soft_wrap=True,
         )
-    # Trials on a version of the target's data that no complete baseline ran on: a gain
-    # against another version's baseline would hold the data's change besides the transfer.
-    unmeasured = [r for r in report["gains"] if r.get("no_baseline_because")]
-    if unmeasured and base is not None:
-        numbers = ", ".join(str(r["trial"]) for r in sorted(unmeasured, key=lambda r: r["trial"]))
-        stdout_console.print(
-            f"no measured gain for trial{'s' if len(unmeasured) != 1 else ''} {numbers}: "
-            f"{unmeasured[0]['no_baseline_because']} (`--json`: each trial's "
-            "`no_baseline_because`)",
-            soft_wrap=True,
-        )
+    # Trials with no complete baseline of their model family on their version of the target's
+    # data: a gain against another family's or version's baseline would hold that difference
+    # besides the transfer.  One line per reason.
+    unmeasured: dict[str, list[int]] = {}
+    for r in sorted(report["gains"], key=lambda r: r["trial"]):
+        if r.get("no_baseline_because"):
+            unmeasured.setdefault(r["no_baseline_because"], []).append(r["trial"])
+    if base is not None:
+        for reason, trials in unmeasured.items():
+            numbers = ", ".join(map(str, trials))
+            stdout_console.print(
+                f"no measured gain for trial{'s' if len(trials) != 1 else ''} {numbers}: "
+                f"{reason} (`--json`: each trial's `no_baseline_because`)",
+                soft_wrap=True,
+            )
     for late in report["not_converged"]:
         # A score still rising at its last evaluation understates the trial: a weak comparison.
         # A repeat shares its earlier trial's runs: said so, not a second piece of evidence.
