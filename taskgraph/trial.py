@@ -427,6 +427,12 @@ class TrialResult:
     split in file order (``taskgraph.tasks.selection.decode_ids``).
     ``pretraining``: the report of the masked-LM stage (scheme, corpus fingerprint, steps,
     tokens, seconds, masked-token accuracy curve, whether it came from the cache), or ``None``.
+    ``data_fingerprints``: each task's dataset fingerprint
+    (:func:`taskgraph.tasks.task_fingerprint`) of the files the trainer read, so that the run is
+    recorded with the data version it was trained and scored on even when a file changes while
+    the study runs; ``None`` when the runner does not say (a published table, a fake, a result
+    stored before the field existed): the records then get the fingerprints of the files as they
+    are when written.
     """
 
     status: TrialStatus
@@ -438,6 +444,7 @@ class TrialResult:
     intermediate: list[tuple[int, float]] = field(default_factory=list)
     selection: dict[str, dict[str, Any]] | None = None
     pretraining: dict[str, Any] | None = None
+    data_fingerprints: dict[str, str] | None = None
 
     @classmethod
     def failed(cls, reason: str, *, cost: Cost | None = None) -> TrialResult:
@@ -476,6 +483,11 @@ class TrialResult:
             intermediate=[(int(s), float(v)) for s, v in data.get("intermediate", [])],
             selection=data.get("selection"),
             pretraining=data.get("pretraining"),
+            data_fingerprints=(
+                {str(k): str(v) for k, v in data["data_fingerprints"].items()}
+                if data.get("data_fingerprints") is not None
+                else None
+            ),
         )
 
     def score(self, task: str, split: str, metric: str) -> float | None:

@@ -565,7 +565,10 @@ class StudyEngine:
                         covered.add(family)
                 continue
             state = states[trial.number]
-            family = trial.user_attrs.get(FAMILY_ATTR) or self._family(trial)
+            # The key of its configuration under the mode in force: the stored attribute is
+            # the key of the mode it was enqueued under (``budget.baselines`` may have changed
+            # between runs of the study), so it serves only while the trial is unsampled.
+            family = self._family(trial) or trial.user_attrs.get(FAMILY_ATTR)
             if family is None:
                 if state in ("waiting", "running"):
                     return False
@@ -779,7 +782,9 @@ class StudyEngine:
             )
             # A repeat's complete runs are the earlier trial's records; another trial's
             # complete run of the same configuration is its record too, unless it was on
-            # other data (the data changed in between: this trial trained again).
+            # other data (the data changed in between: this trial trained again).  The data a
+            # run was trained on is what its stored result says (the files may have changed
+            # since, or changed back), and what it is written with.
             repeat = trial.user_attrs.get(REPEATS_ATTR) is not None
             if missing:
                 if held is None:
@@ -788,7 +793,11 @@ class StudyEngine:
                     run
                     for run in missing
                     if not _repeat_held(
-                        run, held, data=None if repeat else self._current_data(run.config)
+                        run,
+                        held,
+                        data=None
+                        if repeat
+                        else self.recorder.run_fingerprints(run.config, run.result),
                     )
                 )
             if missing:
@@ -1030,7 +1039,8 @@ class StudyEngine:
         return None
 
     def _current_data(self, config: TrialConfig) -> dict[str, str]:
-        """Return the dataset fingerprint of each task of ``config`` now (what its runs record)."""
+        """Return the dataset fingerprint of each task of ``config`` now, computed afresh (a
+        file may have changed since the study opened): what a run trained now would record."""
         return self.recorder.task_metadata(config.task_set)[0]
 
     def _recorded_data(self, number: int, config: TrialConfig) -> dict[int, dict[str, str]]:

@@ -2,8 +2,8 @@
 
 Each seed's run of a trial becomes one record (:meth:`Repository.add_run_result`, one
 transaction, idempotent on (study, trial, seed)) with its provenance: dataset fingerprints of
-the tasks, the host and the code version.  The graph-guided sampler starts from the records of
-*other* studies (:meth:`RecordWriter.prior_records`).
+the data the run was trained on, the host and the code version.  The graph-guided sampler
+starts from the records of *other* studies (:meth:`RecordWriter.prior_records`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from taskgraph.search.outcome import TrialOutcome
 
 if TYPE_CHECKING:
     from taskgraph.storage.repository import Repository
+    from taskgraph.trial import TrialConfig, TrialResult
 
 __all__ = ["RecordWriter", "code_version"]
 
@@ -53,10 +54,16 @@ class RecordWriter:
         self.source_fingerprints = (
             dict(source_fingerprints) if source_fingerprints is not None else None
         )
-        self._metadata: dict[tuple[str, ...], tuple[dict[str, str], dict[str, str]]] = {}
+        # Per task set, the type of each task the catalog knows (what a task is never changes
+        # while the study runs; its files may, so fingerprints are never kept here).
+        self._types: dict[tuple[str, ...], dict[str, str]] = {}
 
     def write(self, number: int, outcome: TrialOutcome) -> None:
         """Write each seed's run of trial ``number`` (a retried write changes nothing).
+
+        Each run is recorded with the dataset fingerprints of the data it was trained on
+        (:meth:`run_fingerprints`), not of the files as they are now: a file edited while the
+        study runs must not relabel the runs that read it before.
 
         A complete run whose configuration, task set and seed the study already holds as a
         complete run of another trial is not written again: a sampler that proposes a set it
@@ -65,7 +72,6 @@ class RecordWriter:
         another version of the data (other dataset fingerprints) is written: a new measurement.
         """
         for run in outcome.runs:
-            fingerprints, types = self.task_metadata(run.config.task_set)
             self.repository.add_run_result(
                 study=self.study,
                 trial_number=number,
@@ -73,40 +79,64 @@ class RecordWriter:
                 result=run.result,
                 started_at=run.started_at,
                 finished_at=run.finished_at,
-                task_fingerprints=fingerprints,
-                task_types=types,
+                task_fingerprints=self.run_fingerprints(run.config, run.result),
+                task_types=self.task_types(run.config.task_set),
                 host=run.host or socket.gethostname(),
                 code_version=code_version(),
                 skip_repeat=True,
             )
 
-    def task_metadata(self, task_set: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:
-        """Return (fingerprint, type) per task of ``task_set`` that the catalog knows."""
-        if task_set not in self._metadata:
-            from taskgraph.tasks import get_task, task_fingerprint
+    def run_fingerprints(self, config: TrialConfig, result: TrialResult) -> dict[str, str]:
+        """Return the dataset fingerprint of each task of ``config`` that ``result`` was
+        trained on: the runner's source fingerprints when it has them, else those the trainer
+        read (:attr:`TrialResult.data_fingerprints`), else (a result that does not say: a fake
+        runner, a result stored before the field existed) those of the files now."""
+        trained = result.data_fingerprints
+        if self.source_fingerprints is not None or trained is None:
+            return self.task_metadata(config.task_set)[0]
+        return {name: trained[name] for name in config.task_set if name in trained}
 
-            fingerprints: dict[str, str] = {}
-            types: dict[str, str] = {}
+    def task_types(self, task_set: tuple[str, ...]) -> dict[str, str]:
+        """Return the type of each task of ``task_set`` that the catalog knows."""
+        types = self._types.get(task_set)
+        if types is None:
+            from taskgraph.tasks import get_task
+
+            types = {}
             for name in task_set:
                 try:
-                    task = get_task(name, extra=self.task_defs)
+                    types[name] = get_task(name, extra=self.task_defs).type.value
                 except UnknownNameError:
                     continue  # tabular benchmarks name tasks that are not in the catalog
-                types[name] = task.type.value
-                if self.source_fingerprints is not None:
-                    continue  # not trained on its dataset: the source's fingerprint, below
-                try:
-                    fingerprints[name] = task_fingerprint(task, data_dir=self.data_dir)
-                except TaskgraphError:
-                    continue  # provenance is best effort; the run itself already happened
-            if self.source_fingerprints is not None:
-                fingerprints = {
-                    name: self.source_fingerprints[name]
-                    for name in task_set
-                    if name in self.source_fingerprints
-                }
-            self._metadata[task_set] = (fingerprints, types)
-        return self._metadata[task_set]
+            self._types[task_set] = types
+        return dict(types)
+
+    def task_metadata(self, task_set: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:
+        """Return (fingerprint, type) per task of ``task_set`` that the catalog knows, the
+        fingerprints of the files as they are now (computed at each call: a file may change
+        while the study runs; :func:`~taskgraph.tasks.fingerprints.file_sha256` caches each
+        file's digest by its size and times, so an unchanged file is not read again)."""
+        from taskgraph.tasks import get_task, task_fingerprint
+
+        types = self.task_types(task_set)
+        if self.source_fingerprints is not None:
+            # not trained on its datasets: the source's fingerprints
+            fingerprints = {
+                name: self.source_fingerprints[name]
+                for name in task_set
+                if name in self.source_fingerprints
+            }
+            return fingerprints, types
+        fingerprints = {}
+        for name in task_set:
+            if name not in types:
+                continue
+            try:
+                task = get_task(name, extra=self.task_defs)
+                fingerprints[name] = task_fingerprint(task, data_dir=self.data_dir)
+            except TaskgraphError:
+                continue  # provenance is best effort; the run itself already happened
+        return fingerprints, types
 
     def prior_records(self, *, split: str, metric: str | None) -> list[Any]:
         """Return the score records of *other* studies on ``split`` and ``metric``.

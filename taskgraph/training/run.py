@@ -170,10 +170,12 @@ def _encoded(
     """
     cache = feature_cache()
     key = ""
+    fingerprint = ""
     if cache is not None:
+        fingerprint = task_fingerprint(task, data_dir=data_dir)
         key = cache.key(
             {
-                "task": task_fingerprint(task, data_dir=data_dir),
+                "task": fingerprint,
                 "split": split,
                 "tokenizer": tokenizer_fingerprint(tokenizer),
                 "max_length": max_length,
@@ -194,7 +196,9 @@ def _encoded(
     encoded = encode_examples(
         task, examples, tokenizer, labels=labels, max_length=max_length, doc_stride=doc_stride
     )
-    if cache is not None:
+    # A file edited between the key's fingerprint and the read would store the new examples
+    # under the old data's key (the trial itself then fails: _changed_task).
+    if cache is not None and task_fingerprint(task, data_dir=data_dir) == fingerprint:
         cache.put(key, (examples if keep_examples else [], encoded))
     return examples, encoded
 
@@ -472,6 +476,24 @@ def _data_selection(
     )
 
 
+def _task_fingerprints(
+    config: TrialConfig,
+    *,
+    tasks: Mapping[str, TaskDef] | None,
+    data_dir: str | os.PathLike[str] | None,
+) -> dict[str, str]:
+    """Return the dataset fingerprint of each task of ``config`` (its files as they are now)."""
+    return {
+        name: task_fingerprint(get_task(name, extra=tasks), data_dir=data_dir)
+        for name in config.task_set
+    }
+
+
+def _changed_task(before: Mapping[str, str], after: Mapping[str, str]) -> str | None:
+    """Return the first task whose fingerprint differs between ``before`` and ``after``."""
+    return next((name for name in sorted(before) if before[name] != after.get(name)), None)
+
+
 def _device_name(device: str | torch.device | None, threads: int) -> str:
     try:
         return describe_device(resolve_device(device), threads=threads)
@@ -529,6 +551,9 @@ def _train_trial(
     start = time.perf_counter()
     trainer: MultiTaskTrainer | None = None
     report: dict[str, Any] | None = None
+    # The dataset fingerprints of the data the trainer read: what the run's records carry,
+    # whatever the files hold by the time they are written (they may change meanwhile).
+    loaded: dict[str, str] | None = None
 
     def stage() -> tuple[float, int]:
         # The pretraining stage's cost, when this trial ran it (a cached one cost nothing).
@@ -551,10 +576,16 @@ def _train_trial(
             pretrain_tokens=tokens,
         )
 
+    def failed(reason: str) -> TrialResult:
+        result = TrialResult.failed(reason, cost=cost())
+        result.data_fingerprints = loaded
+        return result
+
     try:
         check_caps(config)  # before a pretraining stage is paid for
         if config.pretraining is not None:
             report = _pretraining_report(config, tasks=tasks, data_dir=data_dir, device=device)
+        before = _task_fingerprints(config, tasks=tasks, data_dir=data_dir)
         trainer = build_trainer(
             config,
             tasks=tasks,
@@ -564,6 +595,16 @@ def _train_trial(
             checkpoint_dir=checkpoint_dir,
             progress=progress,
         )
+        # Every split is in memory now: the same fingerprints as before reading them mean the
+        # trainer read one version of each task's data, the one recorded with the run.
+        after = _task_fingerprints(config, tasks=tasks, data_dir=data_dir)
+        changed = _changed_task(before, after)
+        if changed is not None:
+            return failed(
+                f"data error: the files of task {changed!r} changed while the trial read them; "
+                "it was not trained on one version of its data"
+            )
+        loaded = after
         outcome = trainer.train()
         seconds, tokens = stage()
         return TrialResult(
@@ -590,26 +631,25 @@ def _train_trial(
             }
             or None,
             pretraining=report,
+            data_fingerprints=loaded,
         )
     except NonFiniteLossError as error:
-        return TrialResult.failed(f"NaN loss: {error}", cost=cost())
+        return failed(f"NaN loss: {error}")
     except torch.OutOfMemoryError as error:
-        return TrialResult.failed(f"out of memory (CUDA): {_first_line(error)}", cost=cost())
+        return failed(f"out of memory (CUDA): {_first_line(error)}")
     except MemoryError as error:
-        return TrialResult.failed(f"out of memory (CPU): {_first_line(error)}", cost=cost())
+        return failed(f"out of memory (CPU): {_first_line(error)}")
     except (DataFormatError, DataNotFoundError) as error:
-        return TrialResult.failed(f"data error: {error}", cost=cost())
+        return failed(f"data error: {error}")
     except TaskgraphError as error:
-        return TrialResult.failed(f"invalid configuration: {error}", cost=cost())
+        return failed(f"invalid configuration: {error}")
     except (KeyboardInterrupt, SystemExit, GeneratorExit):
         raise
     except BaseException as error:
         # Not only Exception: a Rust panic in the tokenizers library (pyo3's PanicException)
         # derives from BaseException and must not crash the study either.
         logger.exception("trial %s failed", config.task_set_key)
-        return TrialResult.failed(
-            f"exception: {type(error).__name__}: {_first_line(error)}", cost=cost()
-        )
+        return failed(f"exception: {type(error).__name__}: {_first_line(error)}")
     finally:
         trainer = None
         gc.collect()
