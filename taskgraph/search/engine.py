@@ -915,14 +915,25 @@ class StudyEngine:
                     )
                 # Checking the budget and asking are one step across drivers: several drivers
                 # on one study each saw room for one more trial and overshot the budget.
-                with setup_lock(self.storage_url), deferred_interrupt():
-                    stop = self.check_stop(started=started)
-                    if stop is not None:
-                        return stop
-                    # Asking is not interruptible: a Ctrl-C here would leave a RUNNING trial
-                    # that only the heartbeat's grace period could reclaim.
-                    trial = study.ask()
-                    beat.add(storage_id(trial))
+                trial = None
+                try:
+                    with setup_lock(self.storage_url), deferred_interrupt():
+                        stop = self.check_stop(started=started)
+                        if stop is not None:
+                            return stop
+                        # Asking is not interruptible: a Ctrl-C here would leave a RUNNING
+                        # trial that only the heartbeat's grace period could reclaim.
+                        trial = study.ask()
+                        beat.add(storage_id(trial))
+                except KeyboardInterrupt:
+                    # A Ctrl-C or SIGTERM held while asking is delivered as the block ends,
+                    # with the trial asked: it is failed as interrupted and queued again, as
+                    # one that arrives while the trial trains.
+                    if trial is not None:
+                        with deferred_interrupt():
+                            self.interrupt(trial)
+                        beat.discard(storage_id(trial))
+                    raise
                 try:
                     outcome = self._evaluate(trial)
                 except KeyboardInterrupt:
@@ -942,11 +953,17 @@ class StudyEngine:
                             self.interrupt(trial, reason=f"{type(error).__name__}: {error}")
                     beat.discard(storage_id(trial))
                     raise
-                with deferred_interrupt():
-                    # Telling and recording are one step as far as Ctrl-C is concerned; a
-                    # second Ctrl-C waits until the trial is safely stored.
-                    self.finish(trial, outcome)
-                    beat.discard(storage_id(trial))
+                try:
+                    with deferred_interrupt():
+                        # Telling and recording are one step as far as Ctrl-C is concerned; a
+                        # second Ctrl-C waits until the trial is safely stored.
+                        self.finish(trial, outcome)
+                        beat.discard(storage_id(trial))
+                except KeyboardInterrupt:
+                    # Held while the trial was told and recorded, delivered after: the trial
+                    # is stored, so it is shown as any finished trial before the run stops.
+                    self.observer.on_trial_end(trial.number, outcome, self.progress())
+                    raise
                 new += 1
                 self.observer.on_trial_end(trial.number, outcome, self.progress())
 

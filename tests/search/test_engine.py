@@ -685,3 +685,75 @@ def test_the_objective_is_named_for_optuna_dashboard(storage_url: str, fakes: Mo
     assert optuna.load_study(study_name="fake", storage=storage_url).metric_names == [
         "tgt f1 on test"
     ]
+
+
+def test_a_signal_held_while_asking_interrupts_the_asked_trial(
+    storage_url: str, fakes: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (or SIGTERM) that arrives while a trial is asked is delivered once the ask is
+    done: the asked trial is failed as interrupted and queued again at once, not left RUNNING
+    for a resume to wait a grace period on (and `study delete` to refuse meanwhile)."""
+    import os
+    import signal
+
+    spec = make_spec(seeds=1, budget={"trials": 4})
+    engine = make_engine(spec, storage_url, fakes.FakeEvaluator(), fakes)
+    real_ask = optuna.Study.ask
+    asked: list[int] = []
+
+    def ask(self: optuna.Study, *args: Any, **kwargs: Any) -> optuna.Trial:
+        trial = real_ask(self, *args, **kwargs)
+        asked.append(trial.number)
+        if len(asked) == 2:  # the user presses Ctrl-C while trial 1 is being asked
+            os.kill(os.getpid(), signal.SIGINT)
+        return trial
+
+    monkeypatch.setattr(optuna.Study, "ask", ask)
+    with pytest.raises(KeyboardInterrupt):
+        engine.run()
+    engine.close()
+    monkeypatch.setattr(optuna.Study, "ask", real_ask)
+    study = optuna.load_study(study_name="fake", storage=storage_url)
+    states = [trial_state(t) for t in study.trials]
+    assert states == ["complete", "interrupted", "waiting"]
+    assert study.trials[1].user_attrs[INTERRUPTED_ATTR] is True
+    assert study.trials[2].user_attrs[RETRY_OF_ATTR] == 1
+
+
+def test_a_signal_held_while_recording_still_shows_the_finished_trial(
+    storage_url: str, fakes: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Ctrl-C held while a trial is told and recorded stops the run after it; the trial is
+    stored, and the observer is told it ended (its progress line was missing)."""
+    import os
+    import signal
+
+    ended: list[int] = []
+
+    class Observer(fakes_observer()):  # type: ignore[misc]
+        def on_trial_end(self, number: int, outcome: Any, progress: Any) -> None:
+            ended.append(number)
+
+    spec = make_spec(seeds=1, budget={"trials": 4})
+    engine = StudyEngine(
+        spec=spec,
+        storage_url=storage_url,
+        evaluator=fakes.FakeEvaluator(),
+        sharing_spaces=fakes.SHARING_SPACES,
+        observer=Observer(),
+    )
+    real_finish = StudyEngine.finish
+
+    def finish(self: StudyEngine, trial: Any, outcome: Any) -> Any:
+        result = real_finish(self, trial, outcome)
+        if trial.number == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return result
+
+    monkeypatch.setattr(StudyEngine, "finish", finish)
+    with pytest.raises(KeyboardInterrupt):
+        engine.run()
+    engine.close()
+    study = optuna.load_study(study_name="fake", storage=storage_url)
+    assert [trial_state(t) for t in study.trials] == ["complete", "complete"]
+    assert ended == [0, 1]
