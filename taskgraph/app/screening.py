@@ -132,7 +132,10 @@ def screen_study(
             raise TaskgraphError(f"the screen of study {spec.name!r} failed: {reason}")
         if engine is None:
             engine = open_engine()
-        fingerprints, types = engine.recorder.task_metadata(config.task_set)
+        # The data the screen trained on, as its trainer read it (not the files as they
+        # are now: one edited while the screen ran would label it with the new version).
+        fingerprints = engine.recorder.run_fingerprints(config, result)
+        types = engine.recorder.task_types(config.task_set)
         objective = result.objective
         stored = engine.repository.add_screen(
             study=spec.name,

@@ -80,3 +80,39 @@ def test_a_screen_that_does_not_finish_leaves_no_study(
         assert path.stat().st_size == 0
     else:
         assert _studies(path) == ([], [])
+
+
+def test_a_screen_records_the_data_its_trainer_read(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The screen's run carries the dataset fingerprints its trainer reported (the data it
+    read), not those of the files when the record is written."""
+    import json
+    from dataclasses import replace
+
+    build = LocalRunner.build_evaluator
+    read = {"synth_target": "a" * 64, "synth_related": "b" * 64, "synth_conflict": "c" * 64}
+
+    class Reporting:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def evaluate(self, config: Any, **kwargs: Any) -> TrialResult:
+            result = self.inner.evaluate(config, **kwargs)
+            assert result.data_fingerprints  # the trainer says what it read
+            return replace(result, data_fingerprints=read)
+
+    monkeypatch.setattr(
+        LocalRunner,
+        "build_evaluator",
+        lambda self, spec, data_dir=None: Reporting(build(self, spec, data_dir=data_dir)),
+    )
+    path = tmp_path / "screen.db"
+    screen_study(
+        spec_from_dict(SPEC), storage=f"sqlite:///{path}", data=data_dir, steps=4, probes=2
+    )
+    with sqlite3.connect(path) as connection:
+        stored = [
+            json.loads(r[0]) for r in connection.execute("SELECT task_fingerprints FROM tg_runs")
+        ]
+    assert stored == [read]
