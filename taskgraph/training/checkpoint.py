@@ -85,6 +85,11 @@ class CheckpointStore:
         """Return the resumable checkpoint (tensors on the CPU)."""
         return torch.load(self.path, map_location="cpu", weights_only=False)
 
+    def discard(self) -> None:
+        """Remove the resumable checkpoint and the best weights (the trial starts afresh)."""
+        self.path.unlink(missing_ok=True)
+        self.best_path.unlink(missing_ok=True)
+
     def load_best(self) -> dict[str, torch.Tensor] | None:
         """Return the best weights, or None when none were saved."""
         if not self.best_path.is_file():

@@ -605,6 +605,7 @@ def _train_trial(
                 "it was not trained on one version of its data"
             )
         loaded = after
+        trainer.data_fingerprints = loaded  # a checkpoint saved on other data is not resumed
         outcome = trainer.train()
         seconds, tokens = stage()
         return TrialResult(

@@ -20,6 +20,7 @@ still catches it); token and example counts come from CPU-side lengths.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -52,6 +53,8 @@ from taskgraph.training.weighting import LossWeighting
 from taskgraph.trial import LookaheadMatrix, TrialConfig, TrialStatus
 
 __all__ = ["MultiTaskTrainer", "NonFiniteLossError", "TaskData", "TrainingOutcome"]
+
+logger = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(TaskgraphError):
@@ -124,6 +127,9 @@ class MultiTaskTrainer:
         self.store = (
             CheckpointStore(directory=checkpoint_dir, config=config) if checkpoint_dir else None
         )
+        # The dataset fingerprint of each task's data as read for this run (set by
+        # ``train_trial``): a checkpoint saved on other data is not resumed.
+        self.data_fingerprints: dict[str, str] | None = None
         self.state = TrainerState()
         self.control = TrainerControl()
         self.objective_metric = (
@@ -166,6 +172,10 @@ class MultiTaskTrainer:
     def _train(self) -> TrainingOutcome:
         start = time.perf_counter()
         resume = self.store.load() if self.store and self.store.exists() else None
+        if resume is not None and self._checkpoint_on_other_data(resume):
+            assert self.store is not None
+            self.store.discard()
+            resume = None
         phases = self._phases()
         first_phase = int(resume["phase_index"]) if resume else 0
         phase_scores: dict[str, dict[str, dict[str, float]]] = {}
@@ -539,9 +549,32 @@ class MultiTaskTrainer:
             "phase_scores": phase_scores,
             "last_metrics": self._last_metrics,
             "seconds": self.elapsed_before + time.perf_counter() - start,
+            "data_fingerprints": self.data_fingerprints,
         }
         self.store.save(payload)
         self._call("on_save", checkpoint_dir=str(self.store.directory))
+
+    def _checkpoint_on_other_data(self, payload: dict[str, Any]) -> bool:
+        """Return whether ``payload`` was saved on other data than this run reads (a task's
+        files edited between the interrupted attempt and this one): its weights and best
+        weights would carry the old data into a run recorded on the new.  A checkpoint that
+        does not say (saved before fingerprints were kept), or a run that does not know its
+        data, is resumed as before."""
+        saved = payload.get("data_fingerprints")
+        if saved is None or self.data_fingerprints is None or saved == self.data_fingerprints:
+            return False
+        changed = sorted(
+            name
+            for name in {*saved, *self.data_fingerprints}
+            if saved.get(name) != self.data_fingerprints.get(name)
+        )
+        logger.warning(
+            "the checkpoint in %s was saved on other data (%s changed since): training "
+            "this trial from the start",
+            self.store.directory if self.store is not None else "?",
+            ", ".join(changed),
+        )
+        return True
 
     def _restore(self, payload: dict[str, Any], parts: Phase) -> None:
         self.model.load_state_dict(payload["model"])

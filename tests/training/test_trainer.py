@@ -593,3 +593,33 @@ def test_the_objective_is_reported_when_its_split_is_not_in_eval_splits() -> Non
     dev = result.scores["synth_target"]["dev"]["accuracy"]
     assert result.objective == dev == max(value for _, value in result.intermediate)
     assert "test" in result.scores["synth_target"]
+
+
+def test_a_checkpoint_saved_on_other_data_is_not_resumed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trial killed, its data edited, then run again trains from the start: resuming the
+    checkpoint would carry weights fitted on the old data into a run recorded on the new."""
+    import taskgraph.training.run as run_module
+
+    cfg = config(auxiliaries=("synth_related",), max_steps=24, eval_every=8)
+    version = {"name": "v1"}
+    monkeypatch.setattr(
+        run_module,
+        "_task_fingerprints",
+        lambda config, **kwargs: {task: version["name"] for task in config.task_set},
+    )
+    uninterrupted = run(cfg, checkpoint_dir=tmp_path / "a")
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, checkpoint_dir=tmp_path / "b", callbacks=[KillAtStep(13)])
+    version["name"] = "v2"  # the files changed before the retry
+    steps: list[int] = []
+
+    class Steps(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            steps.append(state.global_step)
+
+    again = run(cfg, checkpoint_dir=tmp_path / "b", callbacks=[Steps()])
+    assert steps == list(range(1, 25))
+    assert again.scores == uninterrupted.scores
+    assert again.data_fingerprints == {task: "v2" for task in cfg.task_set}
