@@ -273,6 +273,7 @@ def label_vocabulary(task: TaskDef, *, data_dir: str | os.PathLike[str] | None =
     if memo_key in _LABELS:
         return list(_LABELS[memo_key])
     labels = set()
+    unchanged = True
     for path, sha256 in contents.items():
         key = f"{sha256}|{_reading_key(task)}|{task.type.value}|{task.label_field}"
         cached = default_cache().get("labels", key)
@@ -281,10 +282,16 @@ def label_vocabulary(task: TaskDef, *, data_dir: str | os.PathLike[str] | None =
             for record in _records(task, path):
                 found.update(_labels_of(record.example))
             cached = sorted(found)
-            default_cache().put("labels", key, cached)
+            # A file edited between its digest and its reading: the labels read are not
+            # those of the digest, so they are not kept under it.
+            if file_sha256(path) == sha256:
+                default_cache().put("labels", key, cached)
+            else:
+                unchanged = False
         labels.update(cached)
-    _LABELS[memo_key] = sorted(labels)
-    return list(_LABELS[memo_key])
+    if unchanged:
+        _LABELS[memo_key] = sorted(labels)
+    return sorted(labels)
 
 
 def unseen_labels(

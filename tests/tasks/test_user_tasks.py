@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -293,4 +294,29 @@ def test_label_set_follows_an_edited_file_in_the_same_process(tmp_path: Path) ->
     path.write_text("a\tB-ORG\nb\tO\nc\tO\n", encoding="utf-8")
     assert label_vocabulary(task) == ["B-ORG", "O"]
     path.write_text("a\tB-PER\nb\tO\n", encoding="utf-8")  # back to the first contents
+    assert label_vocabulary(task) == ["B-PER", "O"]
+
+
+def test_labels_read_from_a_file_edited_while_read_are_not_kept_under_its_old_digest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The labels of a file edited between its digest and its reading belong to no digest:
+    kept under the old one, they came back once the file was restored."""
+    monkeypatch.setenv("TASKGRAPH_CACHE", str(tmp_path / "cache"))
+    root = _corpus(tmp_path / "d", {"train.tsv": IOB, "dev.tsv": IOB})
+    task = define_task(
+        "edited_ner", format="iob", type="token_tagging", label_field="ner", path=str(root)
+    )
+    edited = IOB + "\nParis\tB-LOC\n"
+    real_records = loading._records
+
+    def records_after_an_edit(task: Any, path: Any) -> Any:
+        Path(path).write_text(edited, encoding="utf-8")  # the edit lands as it is read
+        return real_records(task, path)
+
+    monkeypatch.setattr(loading, "_records", records_after_an_edit)
+    assert "B-LOC" in label_vocabulary(task)
+    monkeypatch.setattr(loading, "_records", real_records)
+    for name in ("train.tsv", "dev.tsv"):  # back to the first version
+        (root / name).write_text(IOB, encoding="utf-8")
     assert label_vocabulary(task) == ["B-PER", "O"]
