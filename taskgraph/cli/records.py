@@ -21,13 +21,7 @@ from taskgraph.cli.output import (
 )
 from taskgraph.errors import ConfigError
 from taskgraph.storage import Repository, RunRecord, open_repository, resolve_storage_url
-from taskgraph.storage.export import (
-    EXPORT_FORMATS,
-    ScoreLabels,
-    export_runs,
-    family_parts,
-    of_family,
-)
+from taskgraph.storage.export import EXPORT_FORMATS
 from taskgraph.storage.repository import check_run_filters
 
 __all__ = ["app"]
@@ -167,7 +161,6 @@ def list_command(
             model_config=model_config, pretraining=pretraining,
         )  # fmt: skip
         data_selection = None if selection is None else _SELECTION[selection]
-        versioned = family is not None and family_parts(family)[1] is not None
         runs = repo.runs(
             study=study,
             target=target,
@@ -175,22 +168,13 @@ def list_command(
             contains=contains,
             status=status,
             model_config=model_config,
-            limit=None if versioned else limit,
+            limit=limit,
             newest_first=True,
             data_selection=data_selection,
             pretraining=pretraining,
-            family=None if versioned else family,
+            family=family,
         )
-        if versioned:  # a family and data version (HASH/data:VERSION): the runs export keeps
-            assert family is not None
-            found, _ = _of_data_version(
-                repo, family, study=study, target=target, task_set=task_set,
-                contains=contains, status=status, model_config=model_config,
-                pretraining=pretraining,
-            )  # fmt: skip
-            picked = {run.id for run in found}
-            runs = [run for run in runs if run.id in picked][:limit]
-        if not runs and family is not None and not versioned:  # a family no run has: refused
+        if not runs and family is not None:  # a family none of the picked runs has: refused
             check_record_family(
                 repo, family, study=study, target=target, task_set=task_set, contains=contains,
                 status=status, model_config=model_config, data_selection=data_selection,
@@ -427,65 +411,24 @@ def export_command(
             repo, study=study, target=target, task_set=task_set, contains=contains,
             model_config=model_config, pretraining=pretraining,
         )  # fmt: skip
-        if family is not None and family_parts(family)[1] is not None:
-            count = _export_data_version(
-                repo, sys.stdout if destination is None else destination, export_format,
-                family, study=study, target=target, task_set=task_set, contains=contains,
-                status=status, model_config=model_config, pretraining=pretraining,
-            )  # fmt: skip
-        else:
-            count = repo.export(
-                sys.stdout if destination is None else destination,
-                format=export_format,  # type: ignore[arg-type]
-                study=study,
-                target=target,
-                task_set=task_set,
-                contains=contains,
-                status=status,
-                model_config=model_config,
-                pretraining=pretraining,
-                family=family,
-            )
+        count = repo.export(
+            sys.stdout if destination is None else destination,
+            format=export_format,  # type: ignore[arg-type]
+            study=study,
+            target=target,
+            task_set=task_set,
+            contains=contains,
+            status=status,
+            model_config=model_config,
+            pretraining=pretraining,
+            family=family,
+        )
     unit = "runs" if export_format == "json" else "rows"
     # Known names that match nothing together still write a whole (header-only) file.
     why = f" ({NO_MATCH})" if count == 0 and _filtered(study, target, task_set, contains,
                                                           status, model_config, pretraining,
                                                           family) else ""  # fmt: skip
     print_line(f"wrote {count} {unit} to {'stdout' if output == '-' else output}{why}", err=True)
-
-
-def _export_data_version(
-    repo: Repository,
-    destination: Any,
-    export_format: str,
-    family: str,
-    **filters: Any,
-) -> int:
-    """Export the runs ``filters`` pick with their scores of ``family`` measured on its data
-    version (``HASH/data:VERSION``), as ``Repository.export`` writes a family's scores;
-    return the rows (json: runs) written."""
-    runs, labels = _of_data_version(repo, family, **filters)
-    return export_runs(runs, destination, format=export_format, labels=labels)  # type: ignore[arg-type]
-
-
-def _of_data_version(
-    repo: Repository, family: str, **filters: Any
-) -> tuple[list[RunRecord], ScoreLabels]:
-    """Return the runs ``filters`` (those of ``Repository.export``) pick, each with only its
-    scores of ``family`` measured on its data version
-    (:func:`~taskgraph.storage.export.of_family`: refused, listing the families, when no run
-    has one), and each score's own task set and family as the export labels them."""
-    buffer = io.StringIO()
-    repo.export(buffer, format="json", **filters)
-    labels = {
-        int(found["id"]): {
-            task: (label["task_set"], label["family"])
-            for task, label in (found.get("measured_in") or {}).items()
-        }
-        for found in json.loads(buffer.getvalue())
-    }
-    runs = [run for run in repo.runs(**filters) if run.id in labels]
-    return of_family(runs, labels, family), labels
 
 
 def _filtered(*filters: object) -> bool:

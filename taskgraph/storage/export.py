@@ -41,7 +41,6 @@ __all__ = [
     "family_parts",
     "flat_rows",
     "in_family",
-    "of_family",
     "run_object",
     "sqlite_database_of",
 ]
@@ -188,43 +187,6 @@ def in_family(family: str, name: str, fingerprint: str | None) -> bool:
     if not name.lower().partition(DATA_MARK)[0].startswith(base):
         return False
     return version is None or (fingerprint or "?").lower().startswith(version)
-
-
-def of_family(
-    runs: Sequence[RunRecord], labels: ScoreLabels | None, family: str
-) -> list[RunRecord]:
-    """Return ``runs`` with only their scores of ``family`` (:func:`in_family`, a data version
-    included), runs left without any dropped (a run without scores is kept when its own
-    family and its target's data are); raise the ConfigError of
-    :func:`~taskgraph.storage.repository.no_family_error`, naming the runs' families with
-    their data versions, when ``runs`` has runs and none is of it."""
-    from dataclasses import replace
-
-    from taskgraph.storage.repository import data_families, no_family_error
-
-    entries: list[tuple[str, str, str | None]] = []
-    kept = []
-    for run in runs:
-        measured_in = (labels or {}).get(run.id, {})
-        if not run.scores:
-            fingerprint = run.task_fingerprints.get(run.target)
-            entries.append((run.target, run.family, fingerprint))
-            if in_family(family, run.family, fingerprint):
-                kept.append(run)
-            continue
-        scores = {}
-        for task, splits in run.scores.items():
-            name = measured_in.get(task, (run.task_set_key, run.family))[1]
-            fingerprint = run.task_fingerprints.get(task)
-            entries.append((task, name, fingerprint))
-            if in_family(family, name, fingerprint):
-                scores[task] = splits
-        if scores:
-            kept.append(replace(run, scores=scores))
-    if runs and not kept:
-        versions = data_families(entries)
-        raise no_family_error(family, {versions.get(entry, entry[1]) for entry in entries})
-    return kept
 
 
 def run_object(run: RunRecord, labels: ScoreLabels | None = None) -> dict[str, Any]:

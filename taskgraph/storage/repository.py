@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
-from itertools import accumulate
+from itertools import accumulate, islice
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Literal
 
@@ -533,8 +533,12 @@ class Repository:
         if family is not None:
             # A run is in the family when one of its export rows is: a score of that family,
             # or (a run without scores has one row) the run's own family.  Families are
-            # lower-case hex; autoescape keeps '%' and '_' literal.
-            prefix = family.strip().lower()
+            # lower-case hex; autoescape keeps '%' and '_' literal.  A data version
+            # (HASH/data:VERSION) is in the run's fingerprints: this picks the family's runs,
+            # a superset that `_in_family_row` narrows.
+            from taskgraph.storage.export import family_parts
+
+            prefix = family_parts(family)[0]
             query = query.where(
                 or_(
                     RunRow.scores.any(ScoreRow.family.startswith(prefix, autoescape=True)),
@@ -568,7 +572,10 @@ class Repository:
         ``data_selection``: whether example-level data selection was on.
         ``pretraining``: the pretraining scheme (``none``: runs without the stage).
         ``family``: a model family hash or its prefix: runs with a score of that family (a run
-        without scores: its own family), the runs that :meth:`export` keeps rows of.
+        without scores: its own family), the runs that :meth:`export` keeps rows of;
+        ``HASH/data:VERSION``: of that family measured on that data version (a prefix of the
+        scored task's dataset fingerprint, a run without scores its target's), ``limit``
+        counting the runs left.
         A filter of the wrong type, a ``status`` other than complete, pruned or failed, a
         ``limit`` below 1 and a ``study`` the database lacks (named with the known ones) are
         a :class:`ConfigError`.
@@ -594,10 +601,15 @@ class Repository:
             family=family,
         )
         query = query.order_by(RunRow.id.desc() if newest_first else RunRow.id)
-        if limit is not None:
+        versioned = family is not None and _data_version_of(family) is not None
+        if limit is not None and not versioned:
             query = query.limit(limit)
         with self._factory.session() as session:
-            found = [_run_record(row) for row in session.execute(query).unique().scalars()]
+            rows: Iterable[RunRow] = session.execute(query).unique().scalars()
+            if versioned:  # the data version is not in SQL: the limit counts the runs left
+                assert family is not None
+                rows = (row for row in rows if _in_family_row(row, family))
+            found = [_run_record(row) for row in islice(rows, limit)]
         if not found and study is not None:
             self._check_study(study)  # only here: a name checked on every call costs a query
         return found
@@ -616,7 +628,10 @@ class Repository:
     ) -> set[str]:
         """Return the model families of the matching runs' export rows: their scores'
         families (a run without scores: its own), what :meth:`runs` and :meth:`export` match
-        ``family`` against.  The filters are those of :meth:`runs`."""
+        ``family`` against; where a task's scores in one family were measured on several
+        data versions, each is ``<family>/data:<version>`` (:func:`data_families`), as the
+        error of a ``family`` none of them is of lists them.  The filters are those of
+        :meth:`runs`."""
         check_run_filters(
             study=study, target=target, task_set=task_set, status=status, contains=contains,
             model_config=model_config, data_selection=data_selection, pretraining=pretraining,
@@ -625,11 +640,24 @@ class Repository:
             study=study, target=target, task_set=task_set, status=status, contains=contains,
             model_config=model_config, data_selection=data_selection, pretraining=pretraining,
         ).with_only_columns(RunRow.id)  # fmt: skip
-        scored = select(ScoreRow.family).where(ScoreRow.run_id.in_(picked)).distinct()
-        bare = select(RunRow.family).where(RunRow.id.in_(picked), ~RunRow.scores.any())
-        with self._factory.session() as session:
-            found = set(session.execute(scored).scalars())
-            return found | set(session.execute(bare.distinct()).scalars())
+        scored = (
+            select(ScoreRow.run_id, ScoreRow.task, ScoreRow.family)
+            .where(ScoreRow.run_id.in_(picked))
+            .distinct()
+        )
+        bare = select(RunRow.id, RunRow.target, RunRow.family).where(
+            RunRow.id.in_(picked), ~RunRow.scores.any()
+        )
+        with self._reading() as connection:
+            found: list[tuple[int, str, str]] = [
+                (int(run_id), str(task), str(name))
+                for query in (scored, bare)
+                for run_id, task, name in connection.execute(query)
+            ]
+            prints = _run_fingerprints(connection, {run_id for run_id, _, _ in found})
+        entries = [(task, name, prints.get(run_id, {}).get(task)) for run_id, task, name in found]
+        versions = data_families(entries)
+        return {versions.get(entry, entry[1]) for entry in entries}
 
     def _check_study(self, study: str) -> None:
         """Raise a NotFoundError naming ``study`` and the known studies when there is no such
@@ -1151,10 +1179,12 @@ class Repository:
         as :meth:`runs` picks them.  ``family``: only the scores of that model family (its
         hash or a prefix), as ``records export --format long`` keeps them: the rows whose
         ``family`` column starts with it (json: each run's scores of that family, runs with
-        none left out).  A ``family`` that none of the other filters' rows has is a
+        none left out); ``HASH/data:VERSION``: the scores of that family measured on that
+        data version (a prefix of the scored task's dataset fingerprint, the rows'
+        ``data_version``).  A ``family`` that none of the other filters' rows has is a
         :class:`ConfigError` listing their families (nothing is written).
         """
-        from taskgraph.storage.export import export_runs
+        from taskgraph.storage.export import export_runs, in_family
 
         check_run_filters(
             study=study, target=target, task_set=task_set, status=status, contains=contains,
@@ -1185,14 +1215,17 @@ class Repository:
                 for row in rows
             }
         if family is not None:  # a run keeps the scores of the family (its rows in csv)
-            prefix = family.strip().lower()
             runs = [
                 replace(
                     run,
                     scores={
                         task: splits
                         for task, splits in run.scores.items()
-                        if labels[run.id].get(task, ("", run.family))[1].startswith(prefix)
+                        if in_family(
+                            family,
+                            labels[run.id].get(task, ("", run.family))[1],
+                            run.task_fingerprints.get(task),
+                        )
                     },
                 )
                 for run in runs
@@ -1210,37 +1243,39 @@ def row_families(row: RunRow) -> set[str]:
     return {score.family for score in row.scores} or {row.family}
 
 
+def _row_entries(row: RunRow) -> list[tuple[str, str, str | None]]:
+    """Return a run's export rows as (task, family, dataset fingerprint or None): each
+    score's (a run without scores: its one row, its target with the run's own family)."""
+    prints = row.task_fingerprints or {}
+    if row.scores:
+        return [(score.task, score.family, prints.get(score.task)) for score in row.scores]
+    return [(row.target, row.family, prints.get(row.target))]
+
+
+def _data_version_of(family: str) -> str | None:
+    """Return the data version a ``family`` value names (``HASH/data:VERSION``), else None."""
+    from taskgraph.storage.export import family_parts
+
+    return family_parts(family)[1]
+
+
+def _in_family_row(row: RunRow, family: str) -> bool:
+    """Return whether one of a run's export rows is of ``family`` (a hash prefix, optionally
+    with ``/data:`` and a data version prefix: :func:`~taskgraph.storage.export.in_family`)."""
+    from taskgraph.storage.export import in_family
+
+    return any(in_family(family, name, print_) for _, name, print_ in _row_entries(row))
+
+
 def _of_family(rows: Sequence[RunRow], family: str) -> list[RunRow]:
-    """Return the ``rows`` with an export row of model family ``family`` (a hash prefix);
-    raise :func:`no_family_error` when ``rows`` has rows and none is of it, naming their
-    families as the long format does (with the data version where a task's scores in one
-    family were measured on several).
-
-    A value with a data version (``HASH/data:VERSION``) is refused here: :meth:`Repository.export`
-    keeps a run's scores by family alone, so it would write the picked runs without their
-    scores; ``records export`` picks data versions itself
-    (:func:`~taskgraph.storage.export.of_family`).
-    """
-    from taskgraph.storage.export import family_parts, in_family
-
-    base, version = family_parts(family)
-    if version is not None:
-        raise ConfigError(
-            f"`{option_name('family')}` {family.strip().lower()!r}: Repository.export picks a "
-            "family by its hash; a data version (/data:) is picked by `taskgraph records "
-            "export` (taskgraph.storage.export.of_family)"
-        )
-    kept = [row for row in rows if any(in_family(base, f, None) for f in row_families(row))]
+    """Return the ``rows`` with an export row of model family ``family`` (a hash prefix,
+    optionally with ``/data:`` and a data version prefix, :func:`_in_family_row`); raise
+    :func:`no_family_error` when ``rows`` has rows and none is of it, naming their families
+    as the long format does (with the data version where a task's scores in one family were
+    measured on several)."""
+    kept = [row for row in rows if _in_family_row(row, family)]
     if rows and not kept:
-        entries = [
-            (score.task, score.family, (row.task_fingerprints or {}).get(score.task))
-            for row in rows
-            for score in row.scores
-        ] + [
-            (row.target, row.family, (row.task_fingerprints or {}).get(row.target))
-            for row in rows
-            if not row.scores
-        ]
+        entries = [entry for row in rows for entry in _row_entries(row)]
         versions = data_families(entries)
         raise no_family_error(family, {versions.get(entry, entry[1]) for entry in entries})
     return kept

@@ -170,17 +170,3 @@ def test_baselines_of_one_setting_export_without_a_warning(tmp_path: Path) -> No
     done = _export(url, tmp_path / "long.csv", "long")
     assert done.exit_code == 0, done.stderr
     assert "warning:" not in done.stderr
-
-
-def test_repository_export_refuses_a_data_version_it_cannot_pick(versions: str) -> None:
-    # Repository.export keeps a run's scores by family alone: given a data version it would
-    # write the picked runs without their scores; it says that `records export` picks it.
-    import io
-
-    from taskgraph.errors import ConfigError
-
-    with (
-        open_repository(versions, create=False) as repo,
-        pytest.raises(ConfigError, match="picked by `taskgraph records export`"),
-    ):
-        repo.export(io.StringIO(), format="csv", family=f"/data:{V1[:6]}")
