@@ -12,7 +12,7 @@ mean and total).
 
 A difference never compares two versions of the target's data.  Where the study's runs trained
 the target on more than one version of its data (a data file changed between runs: the runs'
-``task_fingerprints``, told apart as :func:`~taskgraph.storage.repository.data_families` tells
+``task_fingerprints``, told apart as :func:`~taskgraph.storage.score_reads.data_families` tells
 the affinity records' apart), each configuration's runs of each version are a row of their own:
 the latest version's (that of the study's latest run) under the configuration's name, each
 earlier version's marked ``(data:<fingerprint>, earlier data)`` after it.  A row's Δ is taken
@@ -650,7 +650,7 @@ def _by_data_version(
     per earlier version (latest first) marked ``earlier_data``; a row without runs is of the
     latest version.
     """
-    from taskgraph.storage.repository import data_families
+    from taskgraph.storage.score_reads import data_families
 
     labels = data_families((target, "", run.task_fingerprints.get(target)) for run in runs)
     if not labels:

@@ -166,7 +166,7 @@ def _data_version(run: RunRecord, task: str) -> str | None:
 
 
 #: what joins a model family and a data version (``<family>/data:<version>``), as
-#: :func:`~taskgraph.storage.repository.data_families` names a family measured on several
+#: :func:`~taskgraph.storage.score_reads.data_families` names a family measured on several
 DATA_MARK = "/data:"
 
 

@@ -4,6 +4,11 @@
 (creating it in a brand-new database).  The repository writes each trial's run and scores in
 one transaction, idempotently, and answers the queries the search engine, the affinity code
 and the CLI need, as plain frozen dataclasses.
+
+Beside it: :mod:`~taskgraph.storage.filters` checks the run filters and picks runs by model
+family, :mod:`~taskgraph.storage.score_reads` reads back what score records carry (data
+versions, partner data, alone settings), and :mod:`~taskgraph.storage.run_rows` turns stored
+rows into records.
 """
 
 from __future__ import annotations
@@ -31,6 +36,14 @@ from taskgraph.errors import (
     option_name,
 )
 from taskgraph.storage.engine import create_storage_engine, describe_error
+from taskgraph.storage.filters import (
+    _data_version_of,
+    _in_family_row,
+    _of_family,
+    check_run_filters,
+    no_family_error,
+    row_families,
+)
 from taskgraph.storage.migrate import ensure_schema
 from taskgraph.storage.records import (
     NO_PRETRAINING,
@@ -43,6 +56,7 @@ from taskgraph.storage.records import (
     TaskSetRecords,
     higher_is_better,
 )
+from taskgraph.storage.run_rows import _aware, _lookahead_matrix, _run_record
 from taskgraph.storage.schema import (
     AffinityEdgeRow,
     AffinityFitRow,
@@ -54,15 +68,21 @@ from taskgraph.storage.schema import (
     TaskSetMemberRow,
     TaskSetRow,
 )
+from taskgraph.storage.score_reads import (
+    _AloneSettings,
+    _run_fingerprints,
+    _run_model_configs,
+    data_families,
+    partner_data,
+    records_by_task_set,
+)
 from taskgraph.storage.session import SessionFactory, run_write
 from taskgraph.storage.urls import mask_secrets, mask_url, parse_storage_url, sqlite_path
 from taskgraph.storage.writes import ensure_study_row, insert_run, recorded_repeat, utcnow
 from taskgraph.trial import (
-    LookaheadMatrix,
     TrialConfig,
     TrialResult,
     TrialStatus,
-    canonical_json,
 )
 
 if TYPE_CHECKING:
@@ -75,9 +95,11 @@ __all__ = [
     "SCREEN_MODE",
     "Repository",
     "check_run_filters",
+    "data_families",
     "no_family_error",
     "open_engine",
     "open_repository",
+    "partner_data",
     "records_by_task_set",
     "row_families",
 ]
@@ -194,13 +216,6 @@ def _task_set_key(task_set: str | Sequence[str]) -> str:
     return task_set_key(name.strip() for name in names if name.strip())
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    # SQLite hands timestamps back naive; they were written in UTC.
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value
-
-
 def _deleted(result: Any) -> int:
     """Return how many rows a DELETE removed (0 where the driver cannot tell)."""
     count = getattr(result, "rowcount", None)
@@ -209,64 +224,6 @@ def _deleted(result: Any) -> int:
 
 def _finite_or_none(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
-
-
-def _nan_rows(rows: Sequence[Sequence[float | None]]) -> list[list[float]]:
-    # Entries stored as NULL (not measured, or not finite) read back as NaN.
-    return [[float("nan") if v is None else float(v) for v in row] for row in rows]
-
-
-def _lookahead_matrix(row: LookaheadRow, config: Mapping[str, Any] | None) -> LookaheadMatrix:
-    """Return the stored matrix; a screen keeps its standard errors in its run's config."""
-    screen = (config or {}).get("screen")
-    stderr = screen.get("stderr") if isinstance(screen, Mapping) else None
-    return LookaheadMatrix(
-        tasks=list(row.tasks),
-        values=_nan_rows(row.values),
-        n_probes=row.n_probes,
-        stderr=_nan_rows(stderr) if stderr is not None else None,
-    )
-
-
-def _run_record(row: RunRow) -> RunRecord:
-    scores: dict[str, dict[str, dict[str, float | None]]] = {}
-    for score in row.scores:
-        scores.setdefault(score.task, {}).setdefault(score.split, {})[score.metric] = score.value
-    lookahead = None
-    if row.lookahead is not None:
-        lookahead = _lookahead_matrix(row.lookahead, row.config)
-    created_at = _aware(row.created_at)
-    assert created_at is not None
-    return RunRecord(
-        id=row.id,
-        study=row.study.name,
-        trial_number=row.trial_number,
-        target=row.target,
-        task_set=tuple(row.task_set.key.split("+")),
-        seed=row.seed,
-        status=row.status,
-        failure_reason=row.failure_reason,
-        objective=row.objective,
-        cost_seconds=row.cost_seconds,
-        cost_examples=row.cost_examples,
-        cost_tokens=row.cost_tokens,
-        device=row.device,
-        target_steps=row.target_steps,
-        total_steps=row.total_steps,
-        started_at=_aware(row.started_at),
-        finished_at=_aware(row.finished_at),
-        created_at=created_at,
-        code_version=row.code_version,
-        host=row.host,
-        model_config_hash=row.model_config.hash,
-        family=row.family,
-        transfer_mode=row.transfer_mode,
-        config=dict(row.config),
-        scores=scores,
-        task_fingerprints=dict(row.task_fingerprints or {}),
-        intermediate=[(int(s), float(v)) for s, v in (row.intermediate or []) if v is not None],
-        lookahead=lookahead,
-    )
 
 
 class Repository:
@@ -1231,298 +1188,3 @@ class Repository:
                 for run in runs
             ]
         return export_runs(runs, path_or_stream, format=format, labels=labels)
-
-
-#: the characters of a family hash an error names (as `records export -f long` names them)
-_FAMILY_SHOWN = 12
-
-
-def row_families(row: RunRow) -> set[str]:
-    """Return the model families of a run's export rows: its scores' (the run's own where it
-    has no scores, whose one row carries it)."""
-    return {score.family for score in row.scores} or {row.family}
-
-
-def _row_entries(row: RunRow) -> list[tuple[str, str, str | None]]:
-    """Return a run's export rows as (task, family, dataset fingerprint or None): each
-    score's (a run without scores: its one row, its target with the run's own family)."""
-    prints = row.task_fingerprints or {}
-    if row.scores:
-        return [(score.task, score.family, prints.get(score.task)) for score in row.scores]
-    return [(row.target, row.family, prints.get(row.target))]
-
-
-def _data_version_of(family: str) -> str | None:
-    """Return the data version a ``family`` value names (``HASH/data:VERSION``), else None."""
-    from taskgraph.storage.export import family_parts
-
-    return family_parts(family)[1]
-
-
-def _in_family_row(row: RunRow, family: str) -> bool:
-    """Return whether one of a run's export rows is of ``family`` (a hash prefix, optionally
-    with ``/data:`` and a data version prefix: :func:`~taskgraph.storage.export.in_family`)."""
-    from taskgraph.storage.export import in_family
-
-    return any(in_family(family, name, print_) for _, name, print_ in _row_entries(row))
-
-
-def _of_family(rows: Sequence[RunRow], family: str) -> list[RunRow]:
-    """Return the ``rows`` with an export row of model family ``family`` (a hash prefix,
-    optionally with ``/data:`` and a data version prefix, :func:`_in_family_row`); raise
-    :func:`no_family_error` when ``rows`` has rows and none is of it, naming their families
-    as the long format does (with the data version where a task's scores in one family were
-    measured on several)."""
-    kept = [row for row in rows if _in_family_row(row, family)]
-    if rows and not kept:
-        entries = [entry for row in rows for entry in _row_entries(row)]
-        versions = data_families(entries)
-        raise no_family_error(family, {versions.get(entry, entry[1]) for entry in entries})
-    return kept
-
-
-def no_family_error(family: str, families: Iterable[str]) -> ConfigError:
-    """Return the error of a ``family`` value that none of ``families`` (those the other
-    filters picked, ``<family>/data:<version>`` where a task's scores in one family were
-    measured on several data versions) is of, listing them as ``records export --format
-    long`` does: each family's hash prefix and its data version, a value ``--family`` takes
-    in every format."""
-    from taskgraph.storage.export import DATA_MARK
-
-    known = sorted(
-        {
-            name.partition(DATA_MARK)[0][:_FAMILY_SHOWN]
-            + (DATA_MARK + name.partition(DATA_MARK)[2] if DATA_MARK in name else "")
-            for name in families
-        }
-    )
-    return ConfigError(
-        f"`{option_name('family')}` {family.strip().lower()!r}: no score's model family starts "
-        f"with it; the families: {', '.join(known)}"
-    )
-
-
-#: the statuses a run is stored with (``TrialStatus``)
-_STATUSES = tuple(status.value for status in TrialStatus)
-
-
-#: what an empty name filter should have been
-_GIVE = {
-    "study": "a study name",
-    "target": "a target name",
-    "model_config": "a hash or its prefix",
-}
-
-
-def check_run_filters(
-    *,
-    study: object = None,
-    target: object = None,
-    task_set: object = None,
-    status: object = None,
-    contains: object = None,
-    model_config: object = None,
-    data_selection: object = None,
-    pretraining: object = None,
-    family: object = None,
-) -> None:
-    """Raise a ConfigError naming a filter of :meth:`Repository.runs` of the wrong type, an
-    empty name, or a ``status`` no run can have (a filter that could match nothing by mistake).
-    """
-    if family is not None and not isinstance(family, str):
-        raise ConfigError(f"`{option_name('family')}` is not a name (a string): {family!r}")
-    if family is not None and not family.strip():  # as `records export --format long` says it
-        raise ConfigError(f"`{option_name('family')}` is empty: give a family hash or its prefix")
-    if family is not None and family.strip().lower().partition("/data:")[::2] == ("", ""):
-        raise ConfigError(
-            f"`{option_name('family')}` {family.strip()!r} names neither a family nor a data "
-            "version: give a family hash or its prefix (HASH or HASH/data:VERSION)"
-        )
-    for keyword, value in (
-        ("study", study),
-        ("target", target),
-        ("contains", contains),
-        ("model_config", model_config),
-        ("pretraining", pretraining),
-    ):
-        if value is not None and (not isinstance(value, str) or not value.strip()):
-            what = "empty" if isinstance(value, str) else f"not a name (a string): {value!r}"
-            if isinstance(value, str) and keyword in _GIVE:
-                what += f": give {_GIVE[keyword]}"
-            raise ConfigError(f"`{option_name(keyword)}` is {what}")
-    if isinstance(task_set, str):
-        members = [name.strip() for name in task_set.split("+") if name.strip()]
-        if not members:
-            raise ConfigError(
-                f"`{option_name('task_set')}` {task_set!r} names no task: expected names "
-                "joined by '+', e.g. 'ner+pos'"
-            )
-        twice = sorted({name for name in members if members.count(name) > 1})
-        if twice:  # a run's task set holds each task once: no run would ever match
-            raise ConfigError(
-                f"`{option_name('task_set')}` {task_set!r} names {', '.join(twice)} twice: a "
-                "task set holds each task once"
-            )
-    if task_set is not None and not (
-        isinstance(task_set, str)
-        or (
-            isinstance(task_set, Sequence | set | frozenset)
-            and all(isinstance(name, str) for name in task_set)
-        )
-    ):
-        raise ConfigError(
-            f"`{option_name('task_set')}` must be task names joined by '+' ('ner+pos') or a "
-            f"list of names, but got {task_set!r}"
-        )
-    if status is not None and status not in _STATUSES:
-        raise ConfigError(
-            f"`{option_name('status')}` must be one of {list(_STATUSES)}, but got {status!r}"
-        )
-    if data_selection is not None and not isinstance(data_selection, bool):
-        raise ConfigError(
-            f"`{option_name('data_selection')}` must be True, False or None, but got "
-            f"{data_selection!r}"
-        )
-
-
-def records_by_task_set(records: Iterable[ScoreRecord]) -> dict[str, list[ScoreRecord]]:
-    """Return ``records`` grouped by their canonical task set key."""
-    grouped: dict[str, list[ScoreRecord]] = defaultdict(list)
-    for record in records:
-        grouped[task_set_key(record.task_set)].append(record)
-    return dict(grouped)
-
-
-#: run ids per ``IN (...)`` query (SQLite's default limit on bound parameters is far above)
-_ID_CHUNK = 900
-
-
-def partner_data(task: str, task_set: frozenset[str], fingerprints: Mapping[str, str]) -> str:
-    """Return a short hash of the dataset fingerprints of ``task_set``'s members other than
-    ``task`` (``ScoreRecord.partner_data``): two runs of one task set whose auxiliaries were
-    trained on different data get different values.  Empty (not compared) unless every
-    partner's was recorded: a run that recorded some partners' would otherwise read as trained
-    on other data than one that recorded them all."""
-    import hashlib
-    import json
-
-    others = [t for t in task_set if t != task]
-    if not others or any(t not in fingerprints for t in others):
-        return ""
-    partners = sorted((t, fingerprints[t]) for t in others)
-    return hashlib.sha256(json.dumps(partners).encode()).hexdigest()[:12]
-
-
-def _run_fingerprints(connection: Connection, run_ids: set[int]) -> dict[int, dict[str, str]]:
-    """Return run id -> {task: dataset fingerprint} of the runs ``run_ids`` (runs recorded
-    without fingerprints, e.g. a published table's, are left out)."""
-    found: dict[int, dict[str, str]] = {}
-    ordered = sorted(run_ids)
-    for start in range(0, len(ordered), _ID_CHUNK):
-        chunk = ordered[start : start + _ID_CHUNK]
-        query = select(RunRow.id, RunRow.task_fingerprints).where(RunRow.id.in_(chunk))
-        for run_id, prints in connection.execute(query):
-            if prints:
-                found[int(run_id)] = {str(k): str(v) for k, v in dict(prints).items()}
-    return found
-
-
-#: a run as its alone settings need it: (model configuration id, target, task set id)
-_RunShape = tuple[int, str, int]
-
-
-def _run_model_configs(
-    connection: Connection, run_ids: set[int]
-) -> tuple[dict[int, _RunShape], dict[int, dict[str, Any]]]:
-    """Return (run id -> (model configuration id, target, task set id), configuration id ->
-    its stored JSON) of the runs ``run_ids``."""
-    runs: dict[int, _RunShape] = {}
-    ordered = sorted(run_ids)
-    for start in range(0, len(ordered), _ID_CHUNK):
-        chunk = ordered[start : start + _ID_CHUNK]
-        query = select(RunRow.id, RunRow.model_config_id, RunRow.target, RunRow.task_set_id).where(
-            RunRow.id.in_(chunk)
-        )
-        for run, config, target, task_set in connection.execute(query):
-            runs[int(run)] = (int(config), str(target), int(task_set))
-    configs: dict[int, dict[str, Any]] = {}
-    wanted = sorted({shape[0] for shape in runs.values()})
-    for start in range(0, len(wanted), _ID_CHUNK):
-        chunk = wanted[start : start + _ID_CHUNK]
-        stored = select(ModelConfigRow.id, ModelConfigRow.config).where(
-            ModelConfigRow.id.in_(chunk)
-        )
-        for config_id, config in connection.execute(stored):
-            configs[int(config_id)] = dict(config) if isinstance(config, Mapping) else {}
-    return runs, configs
-
-
-class _AloneSettings:
-    """Each (run, task)'s ``TrialConfig.alone_settings`` as ScoreRecord.settings pairs, computed
-    once per (model configuration, run target, run task set, task); () for a configuration
-    that cannot be read back.
-
-    The stored model configuration holds no task set: the run's target and task set are put
-    back, so a sequential run's source reads its source phase's steps.
-    """
-
-    def __init__(
-        self,
-        configs: tuple[dict[int, _RunShape], dict[int, dict[str, Any]]],
-        task_set_keys: Mapping[int, str],
-    ) -> None:
-        self._runs, self._configs = configs
-        self._task_set_keys = task_set_keys
-        self._cache: dict[tuple[_RunShape, str], tuple[tuple[str, str], ...]] = {}
-
-    def of(self, run_id: int, task: str) -> tuple[tuple[str, str], ...]:
-        shape = self._runs.get(run_id)
-        if shape is None:
-            return ()
-        key = (shape, task)
-        if key not in self._cache:
-            config_id, target, task_set_id = shape
-            members = self._task_set_keys.get(task_set_id, target).split("+")
-            self._cache[key] = self._settings(
-                self._configs.get(config_id, {}), target, members, task
-            )
-        return self._cache[key]
-
-    @staticmethod
-    def _settings(
-        stored: Mapping[str, Any], target: str, members: list[str], task: str
-    ) -> tuple[tuple[str, str], ...]:
-        auxiliaries = tuple(t for t in members if t != target)
-        try:
-            config = TrialConfig.from_dict({**stored, "target": target, "auxiliaries": auxiliaries})
-            settings = config.alone_settings(task)
-        except (TypeError, ValueError, AttributeError):  # written by another taskgraph
-            return ()
-        return tuple((name, canonical_json(value)) for name, value in sorted(settings.items()))
-
-
-def data_families(
-    labels: Iterable[tuple[str, str, str | None]],
-) -> dict[tuple[str, str, str | None], str]:
-    """Return (task, family, fingerprint) -> the family a score record is read with.
-
-    A gain compares a task's scores within one model family.  Where one task's scores in one
-    family were measured on *different data* (two dataset fingerprints: a data file corrected
-    or replaced, or another task defined under the same name), they are not one family: each
-    data version gets its own, ``<family>/data:<first 12 of its fingerprint>`` (``data:?``
-    for a run recorded without one), so that a gain never sets a score on one version of the
-    data against a baseline on another.  Where every score of the task in the family has one
-    fingerprint (or none), the family is unchanged, so nothing about a study whose data never
-    changed depends on this.
-    """
-    seen: dict[tuple[str, str], set[str]] = defaultdict(set)
-    keys = set()
-    for task, family, fingerprint in labels:
-        keys.add((task, family, fingerprint))
-        if fingerprint:
-            seen[(task, family)].add(fingerprint)
-    return {
-        (task, family, fingerprint): f"{family}/data:{(fingerprint or '?')[:12]}"
-        for task, family, fingerprint in keys
-        if len(seen[(task, family)]) > 1
-    }

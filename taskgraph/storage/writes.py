@@ -236,7 +236,7 @@ def _utc(value: datetime | None) -> datetime | None:
     """Return ``value`` in UTC; a naive datetime is taken to be UTC already.
 
     SQLite keeps a timestamp's wall-clock digits and drops its offset (read back as UTC, see
-    ``repository._aware``): 12:00 at +02:00 would come back as 12:00 UTC, two hours late.
+    ``run_rows._aware``): 12:00 at +02:00 would come back as 12:00 UTC, two hours late.
     Naive values follow the records' convention (naive means UTC), on PostgreSQL too, where
     the server would otherwise read them in its session time zone.
     """

@@ -208,7 +208,7 @@ def recommendation_report(
         own = [r for r in records if r.task == target]
         left_out = compute_gains(own, zero_baselines="leave_out").n_without_baseline
         # A family that is a version of the target's data (`<family>/data:<fingerprint>`,
-        # repository.data_families) lacks a baseline because the data changed, not the model.
+        # score_reads.data_families) lacks a baseline because the data changed, not the model.
         on_other_data = _records_on_unbaselined_data(own, target)
         if on_other_data:
             notes.append(
