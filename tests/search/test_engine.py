@@ -757,3 +757,25 @@ def test_a_signal_held_while_recording_still_shows_the_finished_trial(
     study = optuna.load_study(study_name="fake", storage=storage_url)
     assert [trial_state(t) for t in study.trials] == ["complete", "complete"]
     assert ended == [0, 1]
+
+
+def test_study_show_names_the_interrupted_trial_and_its_waiting_retry(
+    storage_url: str, fakes: ModuleType
+) -> None:
+    """The text header said '0 running' and nothing else after a Ctrl-C: the interrupted
+    trial and its queued retry were only in `--json`."""
+    from typer.testing import CliRunner
+
+    from taskgraph.cli.app import app
+
+    spec = make_spec(seeds=1, budget={"trials": 5})
+    engine = make_engine(spec, storage_url, fakes.FakeEvaluator(interrupt_on=3), fakes)
+    with pytest.raises(KeyboardInterrupt):
+        engine.run()
+    engine.close()
+    result = CliRunner().invoke(
+        app, ["study", "show", "fake", "--storage", storage_url], env={"COLUMNS": "250"}
+    )
+    assert result.exit_code == 0, result.output
+    header = result.output.splitlines()[0]
+    assert header.endswith("0 running, 1 interrupted, 1 waiting for `study resume`"), header

@@ -58,6 +58,7 @@ def show(
         f"study {report['name']!r} (target {report['target']}, {report['direction']}): "
         f"{_done_of_budget(report['n_done'], report['budget'])}, {report['n_complete']} complete, "
         f"{report['n_pruned']} pruned, {report['n_failed']} failed, {report['n_running']} running"
+        + _interrupted_note(report.get("n_interrupted") or 0, report.get("n_waiting") or 0)
         + _repeats_note(report.get("n_repeats") or 0),
         soft_wrap=True,
     )
@@ -159,6 +160,17 @@ def show(
         stdout_console.print(
             f"trial {failure['trial']} failed: {failure['reason']}", soft_wrap=True
         )
+
+
+def _interrupted_note(interrupted: int, waiting: int) -> str:
+    """Return the header's words for trials a stopped driver interrupted (they do not count
+    against the budget) and the trials queued to run, e.g. their retries ('' for none)."""
+    parts = []
+    if interrupted:
+        parts.append(f"{interrupted} interrupted")
+    if waiting:
+        parts.append(f"{waiting} waiting for `study resume`")
+    return "".join(f", {part}" for part in parts)
 
 
 def _repeats_note(n_repeats: int) -> str:
