@@ -17,7 +17,8 @@ Here one trial is one pull:
   exceeds 1/2 (the posterior says "more likely to help than not"), trimmed to ``max_size`` and
   filled to ``min_size`` by draw;
 * a set the study has already tried, in any state (complete, pruned, failed, running: from
-  the moment it was proposed, so trials run in parallel see each other's sets), is
+  the moment it was proposed, so trials run in parallel see each other's sets; not a trial
+  interrupted by its driver, whose retry runs the set and counts once it runs), is
   redrawn (up to ``max_redraws`` draws; then the
   not yet evaluated arm with the best posterior mean, or a random unevaluated set: up to
   ``max_redraws`` uniform draws, then one chosen uniformly from the list of those left when
@@ -45,7 +46,7 @@ from taskgraph.search.space import AUX_PARAM_PREFIX, BASELINE_ROLE, ROLE_ATTR, S
 from taskgraph.search.subset_sampler import (
     SubsetSampler,
     check_sampler_arguments,
-    has_subset,
+    counted_trials,
     proposed_set,
 )
 
@@ -112,9 +113,12 @@ class BanditSampler(SubsetSampler):
 
         Rewards come from complete trials.  Seen are the sets of every trial but
         ``exclude_trial`` (the one being sampled) whatever its state: a pruned, failed or
-        still running set is not proposed again while an unseen one is left.
+        still running set is not proposed again while an unseen one is left.  An interrupted
+        trial is not seen: its retry runs the set
+        (:func:`~taskgraph.search.subset_sampler.counted_trials`).
         """
-        every = [t for t in study.get_trials(deepcopy=False) if t.number != exclude_trial]
+        study_trials = study.get_trials(deepcopy=False)
+        every = [t for t in study_trials if t.number != exclude_trial]
         trials = [t for t in every if t.state == TrialState.COMPLETE]
         # (free part, value, whether the trial is the target alone: the reference, no arm)
         observed: list[tuple[frozenset[str], float, bool]] = []
@@ -142,10 +146,11 @@ class BanditSampler(SubsetSampler):
         # target alone, when include is set) is not one, though its free part may look like
         # one (the include-only set's free part is empty too).
         include = frozenset(self.include)
+        counted = {t.number for t in counted_trials(study_trials, exclude_trial=exclude_trial)}
         evaluated = {
             self._free_part(t)
             for t in every
-            if (has_subset(t) or t.state == TrialState.COMPLETE)
+            if (t.number in counted or t.state == TrialState.COMPLETE)
             and include <= self._auxiliaries_of(t)
         }
         return {t: (a, b) for t, (a, b) in counts.items()}, evaluated

@@ -42,7 +42,10 @@ How a subset is proposed:
    expected improvement) chooses among the sets proposed fewer than ``max_repeats`` times
    (default 3), so a repeat goes to the set the model deems worth another configuration of
    the other parameters.  Every trial of the study counts, whatever its state (complete,
-   pruned, failed, running): no set is proposed more than ``max_repeats`` times.  A running
+   pruned, failed, running): no set is proposed more than ``max_repeats`` times.  A trial
+   interrupted by its driver (Ctrl-C, a killed or lost driver) does not count: its retry runs
+   the same set and counts once it runs
+   (:func:`~taskgraph.search.subset_sampler.counted_trials`).  A running
    trial counts from the moment its set is proposed, before its objective suggests the flags
    (:data:`~taskgraph.search.subset_sampler.PROPOSAL_ATTR`), so this holds for trials run in
    parallel too (``study.optimize(..., n_jobs=4)``).  When every
@@ -73,7 +76,7 @@ from taskgraph.search.space import AUX_PARAM_PREFIX, SUBSET_ATTR
 from taskgraph.search.subset_sampler import (
     SubsetSampler,
     check_sampler_arguments,
-    has_subset,
+    counted_trials,
     proposed_set,
 )
 
@@ -177,9 +180,11 @@ class GraphGuidedSampler(SubsetSampler):
         Records: complete trials with their value, pruned trials with their step-matched value
         (module docstring).  Counts: every trial but ``exclude_trial`` (the one being sampled)
         whatever its state, by the free part of its set (sets without the include tasks, from
-        trials enqueued by hand, are not this sampler's to count).
+        trials enqueued by hand, are not this sampler's to count), except interrupted trials,
+        whose retries count instead (:func:`~taskgraph.search.subset_sampler.counted_trials`).
         """
-        trials = [t for t in study.get_trials(deepcopy=False) if t.number != exclude_trial]
+        every = study.get_trials(deepcopy=False)
+        trials = [t for t in every if t.number != exclude_trial]
         higher = study.direction == StudyDirection.MAXIMIZE
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         baseline = next(
@@ -207,7 +212,9 @@ class GraphGuidedSampler(SubsetSampler):
         include = set(self.include)
         proposed: Counter[frozenset[str]] = Counter(
             aux - include
-            for aux in (self._auxiliaries_of(t) for t in trials if has_subset(t))
+            for aux in (
+                self._auxiliaries_of(t) for t in counted_trials(every, exclude_trial=exclude_trial)
+            )
             if include <= aux
         )
         return records, proposed

@@ -9,12 +9,16 @@ only when the objective suggests the flags: trials run in parallel (``study.opti
 n_jobs=4)``, several drivers on one storage) then see each other's sets between the proposal
 and the suggestions, and a lock makes choosing and recording one step for the threads of a
 process, so two of them cannot choose the same set.
+
+A trial interrupted by its driver (Ctrl-C, a killed or lost driver: :func:`is_interrupted`)
+is no proposal of its set: its retry runs the same parameters (and carries the proposal), so
+:func:`counted_trials` leaves it out and the set counts once, by the retry.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,13 +28,16 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from taskgraph.errors import ConfigError
+from taskgraph.search.progress import FAILURE_ATTR, INTERRUPTED_ATTR, retried_numbers
 from taskgraph.search.space import AUX_PARAM_PREFIX, SUBSET_ATTR
 
 __all__ = [
     "PROPOSAL_ATTR",
     "SubsetSampler",
     "check_sampler_arguments",
+    "counted_trials",
     "has_subset",
+    "is_interrupted",
     "proposed_set",
 ]
 
@@ -114,7 +121,8 @@ class SubsetSampler(BaseSampler):
 
 
 def has_subset(trial: FrozenTrial) -> bool:
-    """Return whether ``trial`` has its auxiliary set yet (the subset samplers count it as seen).
+    """Return whether ``trial`` has its auxiliary set yet (the subset samplers count it as seen,
+    unless it was interrupted: :func:`counted_trials`).
 
     A trial has one from the moment a subset sampler proposed it (:data:`PROPOSAL_ATTR`), or
     once it suggested a flag; a waiting trial, or a running one not yet sampled, has none.
@@ -126,6 +134,37 @@ def has_subset(trial: FrozenTrial) -> bool:
         or PROPOSAL_ATTR in trial.system_attrs
         or any(name.startswith(AUX_PARAM_PREFIX) for name in trial.params)
     )
+
+
+def is_interrupted(trial: FrozenTrial, *, retried: Collection[int] = ()) -> bool:
+    """Return whether ``trial`` failed because its driver stopped, not on its own.
+
+    Such a trial is failed with ``taskgraph:interrupted`` (Ctrl-C, an exception of the driver,
+    a driver killed or lost: the heartbeat marks it) and without a failure reason of its own,
+    or another trial retries it (``retried``: :func:`~taskgraph.search.progress.retried_numbers`
+    of the study's trials), whatever it carries.  A failure of its own (no mark, or a reason
+    and no retry) is not an interruption: that trial's set counts as proposed.
+    """
+    if trial.state != TrialState.FAIL:
+        return False
+    if trial.number in retried:
+        return True
+    return bool(trial.user_attrs.get(INTERRUPTED_ATTR)) and FAILURE_ATTR not in trial.user_attrs
+
+
+def counted_trials(
+    trials: Sequence[FrozenTrial], *, exclude_trial: int | None = None
+) -> list[FrozenTrial]:
+    """Return the trials of ``trials`` (a study's, all of them) that count as a proposal of
+    their set: those that have it (:func:`has_subset`) but the interrupted ones
+    (:func:`is_interrupted`; the retry runs the set, and counts from the moment it runs) and
+    ``exclude_trial`` (the number of the trial being sampled)."""
+    retried = retried_numbers(trials)
+    return [
+        t
+        for t in trials
+        if t.number != exclude_trial and has_subset(t) and not is_interrupted(t, retried=retried)
+    ]
 
 
 def proposed_set(trial: FrozenTrial) -> frozenset[str] | None:
