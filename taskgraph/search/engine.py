@@ -157,9 +157,24 @@ def _repeat_held(
     return data is None or dict(data) in held[key]
 
 
+def _family_key(trial: FrozenTrial) -> str | None:
+    """Return the model family (``TrialConfig.family_key``) of ``trial``'s configuration;
+    before it has one, that of the family baseline it was enqueued as (``taskgraph:family``,
+    without a ``per_setting`` key's settings), else ``None``."""
+    if CONFIG_ATTR not in trial.user_attrs:
+        family = trial.user_attrs.get(FAMILY_ATTR)
+        return family.split("/settings:")[0] if isinstance(family, str) else None
+    return TrialConfig.from_dict(trial.user_attrs[CONFIG_ATTR]).family_key()
+
+
 #: ``budget.baselines`` values that enqueue a baseline for each kind of trial that completes
 #: (its model family; with ``per_setting``, its family and alone settings)
 _BASELINE_PER_TRIAL_KIND = ("per_family", "per_setting")
+
+#: The target's dataset fingerprint (data version) a baseline trial was enqueued to train on,
+#: on the baselines enqueued for a family or a new data version (its failures count against
+#: the retries of that version's baseline)
+DATA_VERSION_ATTR = "taskgraph:data_version"
 
 
 class StudyEngine:
@@ -454,6 +469,7 @@ class StudyEngine:
             self._requeue_lost,
             self._requeue_failed_baseline,
             self._enqueue_first_trials,
+            self._enqueue_data_baseline,
         ]
         if self.spec.budget.baselines in _BASELINE_PER_TRIAL_KIND:
             steps.append(self._enqueue_family_baselines)
@@ -491,6 +507,76 @@ class StudyEngine:
             study.enqueue_trial(space.baseline_params(), user_attrs=space.baseline_user_attrs())
         else:
             study.enqueue_trial(space.row_params(alone), user_attrs=space.row_user_attrs(alone))
+
+    def _enqueue_data_baseline(self, study: optuna.Study, trials: Sequence[FrozenTrial]) -> bool:
+        """Enqueue the first baseline's configuration again when no baseline of its model
+        family is on the target's current data version; return whether it did.
+
+        ``study show`` measures a trial against a baseline on the same version of the
+        target's data (its dataset fingerprint): after the target's files are edited between
+        runs, every later trial would have no gain.  When the study has a complete first
+        baseline but no baseline trial of its model family (``TrialConfig.family_key``) is
+        complete on the current version, waiting or running, the first baseline's parameters
+        are enqueued as a baseline marked with the version (``taskgraph:data_version``): the
+        same configuration, trained afresh (a repeat is one on the same data,
+        :meth:`same_configuration`).  One per data version whatever ``budget.baselines``; it
+        counts against ``budget.trials`` like the family baselines, and one that fails is
+        enqueued again up to ``recovery.max_retry`` times.
+        """
+        retried = retried_numbers(trials)
+        states = {t.number: trial_state(t, retried=retried) for t in trials}
+        firsts = [t for t in trials if is_first_baseline(t) and states[t.number] == "complete"]
+        if not firsts or CONFIG_ATTR not in firsts[0].user_attrs:
+            return False  # the first baseline is yet to train (the steps before see to it)
+        first = firsts[0]
+        family = _family_key(first)
+        current = self._target_data()
+        versions: dict[int, str | None] | None = None
+        failures = 0
+        for trial in trials:
+            if trial.user_attrs.get(ROLE_ATTR) != BASELINE_ROLE:
+                continue
+            theirs = _family_key(trial)
+            # an unsampled first baseline (no configuration yet) is of the first one's family
+            if theirs != family and not (theirs is None and is_first_baseline(trial)):
+                continue
+            state = states[trial.number]
+            if state in ("waiting", "running"):
+                return False
+            elif state == "complete":
+                if versions is None:
+                    versions = self._data_versions(trials)
+                # a trial whose runs are not recorded yet trained on the data as it is now
+                if versions.get(trial.number, current) == current:
+                    return False
+            elif state == "failed":
+                attrs = trial.user_attrs
+                if DATA_VERSION_ATTR in attrs and attrs[DATA_VERSION_ATTR] == current:
+                    failures += 1
+        if failures > self.spec.recovery.max_retry:
+            return False  # given up on
+        attrs = {ROLE_ATTR: BASELINE_ROLE, DATA_VERSION_ATTR: current}
+        if ROW_ATTR in first.user_attrs:
+            attrs[ROW_ATTR] = first.user_attrs[ROW_ATTR]
+        study.enqueue_trial(dict(first.params), user_attrs=attrs)
+        return True
+
+    def _target_data(self) -> str | None:
+        """Return the target's dataset fingerprint now (``None``: not known)."""
+        target = self.spec.target
+        return self.recorder.task_metadata((target,))[0].get(target)
+
+    def _data_versions(self, trials: Sequence[FrozenTrial]) -> dict[int, str | None]:
+        """Return trial number -> the target's dataset fingerprint its runs recorded (a
+        repeat's: those of the trial it repeats; ``None``: none recorded), for the trials with
+        recorded runs: the data version ``study show`` measures the trial on
+        (:func:`taskgraph.search.report.target_data_versions`)."""
+        runs = self.repository.runs(study=self.spec.name)
+        recorded = {run.trial_number: run.task_fingerprints.get(run.target) for run in runs}
+        trained = trained_by(trials)
+        return {
+            t.number: recorded[trained[t.number]] for t in trials if trained[t.number] in recorded
+        }
 
     def _requeue_failed_baseline(
         self, study: optuna.Study, trials: Sequence[FrozenTrial] | None = None
@@ -531,20 +617,25 @@ class StudyEngine:
     def _enqueue_family_baselines(
         self, study: optuna.Study, trials: Sequence[FrozenTrial] | None = None
     ) -> bool:
-        """Enqueue a baseline for each model family of a complete trial that has none; return
-        whether any was enqueued.  ``trials``: the study's (read when not given).
+        """Enqueue a baseline for each model family of a complete trial that has none on the
+        target's current data version; return whether any was enqueued.  ``trials``: the
+        study's (read when not given).
 
         A gain compares a trial with the single-task run of its own model family
-        (:meth:`TrialConfig.family_key`).  A space that searches the target's example cap or
-        the pretraining stage reaches several families, and the first baseline is of one of
-        them: each other family a complete trial lands in gets a baseline with that trial's
-        family-defining parameters fixed (:meth:`SearchSpace.family_baseline`), marked
-        ``taskgraph:family``, unless a complete trial of the target alone is already in that
-        family (a pretraining study without auxiliaries: every trial is one).  It counts
-        against ``budget.trials`` like any trial; with ``budget.baselines: one`` none is
-        enqueued.  A family baseline that fails is enqueued
-        again up to ``recovery.max_retry`` times, as the first one is.  Nothing is enqueued
-        while the first baseline waits unsampled: its family is not known yet.
+        (:meth:`TrialConfig.family_key`) on the same version of the target's data (its dataset
+        fingerprint).  A space that searches the target's example cap or the pretraining stage
+        reaches several families, and the first baseline is of one of them: each other family
+        a complete trial lands in gets a baseline with that trial's family-defining parameters
+        fixed (:meth:`SearchSpace.family_baseline`), marked ``taskgraph:family``, unless a
+        complete trial of the target alone is already in that family (a pretraining study
+        without auxiliaries: every trial is one; as ``study show`` takes it, only while the
+        family has no complete baseline trial).  After the target's data changed, a family
+        gets one again when a trial on the new data lands in it: only trials on the current
+        data are answered (no baseline can train on the old).  It counts against
+        ``budget.trials`` like any trial; with ``budget.baselines: one`` none is enqueued.  A
+        family baseline that fails is enqueued again up to ``recovery.max_retry`` times, as
+        the first one is.  Nothing is enqueued while the first baseline waits unsampled: its
+        family is not known yet.
         """
         if self.spec.budget.baselines not in _BASELINE_PER_TRIAL_KIND:
             return False
@@ -552,19 +643,29 @@ class StudyEngine:
             trials = study.get_trials(deepcopy=False)
         retried = retried_numbers(trials)
         states = {t.number: trial_state(t, retried=retried) for t in trials}
-        covered: set[str] = set()
-        failures: dict[str, int] = {}
+        current = self._target_data()
+        recorded = self._data_versions(trials)
+
+        def version(trial: FrozenTrial) -> str | None:
+            # a trial whose runs are not recorded yet (just told) trained on the data as it is
+            return recorded.get(trial.number, current)
+
+        # (family, data version) pairs that have their single-task run
+        covered: set[tuple[str, str | None]] = set()
+        failures: dict[tuple[str, str | None], int] = {}
+        # families with a complete baseline trial: a trial of the target alone is not theirs
+        with_baseline: set[str] = set()
+        alone: list[tuple[str, str | None]] = []
         for trial in trials:
+            state = states[trial.number]
             if trial.user_attrs.get(ROLE_ATTR) != BASELINE_ROLE:
                 # A complete trial of the target alone is its family's single-task run (gains
                 # take any such run as the baseline): a baseline enqueued for it would repeat it.
-                alone = trial.user_attrs.get(SUBSET_ATTR) == []
-                if alone and states[trial.number] == "complete":
+                if trial.user_attrs.get(SUBSET_ATTR) == [] and state == "complete":
                     family = self._family(trial)
                     if family is not None:
-                        covered.add(family)
+                        alone.append((family, version(trial)))
                 continue
-            state = states[trial.number]
             # The key of its configuration under the mode in force: the stored attribute is
             # the key of the mode it was enqueued under (``budget.baselines`` may have changed
             # between runs of the study), so it serves only while the trial is unsampled.
@@ -574,11 +675,18 @@ class StudyEngine:
                     return False
                 continue
             if state == "failed":
-                failures[family] = failures.get(family, 0) + 1
-                if failures[family] > self.spec.recovery.max_retry:
-                    covered.add(family)  # given up on
-            elif state != "interrupted":  # an interrupted baseline's retry is waiting
-                covered.add(family)
+                # the data version it was enqueued for (before there was one: the current)
+                key = (family, trial.user_attrs.get(DATA_VERSION_ATTR, current))
+                failures[key] = failures.get(key, 0) + 1
+                if failures[key] > self.spec.recovery.max_retry:
+                    covered.add(key)  # given up on
+            elif state in ("complete", "pruned"):
+                covered.add((family, version(trial)))
+                if state == "complete":
+                    with_baseline.add(family)
+            elif state != "interrupted":  # waiting or running: it trains on the current data
+                covered.add((family, current))
+        covered.update(key for key in alone if key[0] not in with_baseline)
         wrote = False
         for trial in trials:
             if trial.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE or states[trial.number] != (
@@ -586,12 +694,13 @@ class StudyEngine:
             ):
                 continue
             family = self._family(trial)
-            if family is None or family in covered:
+            if family is None or version(trial) != current or (family, current) in covered:
                 continue
-            covered.add(family)
+            covered.add((family, current))
             params, attrs = self.space.family_baseline(
                 trial.params, family, settings=self.spec.budget.baselines == "per_setting"
             )
+            attrs[DATA_VERSION_ATTR] = current
             study.enqueue_trial(params, user_attrs=attrs)
             wrote = True
         return wrote
@@ -839,7 +948,9 @@ class StudyEngine:
             study.tell(trial, state=TrialState.FAIL)
             if trial.user_attrs.get(ROLE_ATTR) == BASELINE_ROLE:
                 with setup_lock(self.storage_url):
-                    self._requeue_failed_baseline(study)
+                    if not self._requeue_failed_baseline(study):
+                        # a baseline on the target's new data version is retried as soon
+                        self._enqueue_data_baseline(study, study.get_trials(deepcopy=False))
         elif status is TrialStatus.PRUNED:
             study.tell(trial, state=TrialState.PRUNED)
         else:

@@ -22,11 +22,12 @@ from taskgraph.search.progress import REPEATS_ATTR
 from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR
 from taskgraph.spec import StudySpec, spec_from_dict
 from taskgraph.testing import SHARING_SPACES, FakeEvaluator
+from taskgraph.trial import Cost, TrialConfig, TrialResult
 
 runner = CliRunner()
 
 
-def _spec(trials: int) -> StudySpec:
+def _spec(trials: int, *, max_failures: int = 0) -> StudySpec:
     return spec_from_dict(
         {
             "name": "dvs",
@@ -37,23 +38,42 @@ def _spec(trials: int) -> StudySpec:
             "sampler": {"name": "random", "seed": 0},
             "pruner": "none",
             "seeds": 1,
-            "budget": {"trials": trials, "max_failures": 0},
+            "budget": {"trials": trials, "max_failures": max_failures},
+            "recovery": {"max_retry": 0},
         }
     )
 
 
-def _engine(url: str, trials: int, target_print: str) -> StudyEngine:
+class _FailAlone(FakeEvaluator):
+    """Fails every training of the target alone (a baseline that cannot train)."""
+
+    def evaluate(self, config: TrialConfig, **kwargs: Any) -> TrialResult:
+        if not config.auxiliaries:
+            return TrialResult.failed("fake failure: out of memory", cost=Cost(seconds=0.01))
+        return super().evaluate(config, **kwargs)
+
+
+def _engine(
+    url: str, trials: int, target_print: str, evaluator: FakeEvaluator | None = None
+) -> StudyEngine:
     return StudyEngine(
-        spec=_spec(trials),
+        spec=_spec(trials, max_failures=0 if evaluator is None else 1),
         storage_url=url,
-        evaluator=FakeEvaluator(),
+        evaluator=evaluator or FakeEvaluator(),
         sharing_spaces=SHARING_SPACES,
         source_fingerprints={"tgt": target_print, "good": "g1"},
     )
 
 
-def _run(url: str, trials: int, target_print: str, *, new_baseline: bool = False) -> None:
-    engine = _engine(url, trials, target_print)
+def _run(
+    url: str,
+    trials: int,
+    target_print: str,
+    *,
+    new_baseline: bool = False,
+    evaluator: FakeEvaluator | None = None,
+) -> None:
+    engine = _engine(url, trials, target_print, evaluator)
     try:
         study = engine.open()
         if new_baseline:
@@ -79,30 +99,51 @@ def url(tmp_path: Path) -> str:
     return url
 
 
-def test_trials_on_new_data_get_no_gain_against_the_old_baseline(url: str) -> None:
+def test_resuming_on_new_data_trains_a_baseline_on_it(url: str) -> None:
+    # Opened on v2, the study enqueued the first baseline's configuration again: trial 4.
+    study = optuna.load_study(study_name="dvs", storage=url)
+    assert study.trials[4].user_attrs[ROLE_ATTR] == BASELINE_ROLE
+    assert REPEATS_ATTR not in study.trials[4].user_attrs  # trained afresh on v2
     report = _show(url, "--json")
     rows = {row["trial"]: row for row in report["gains"]}
     assert len(rows) == 10
     assert report["baseline"]["trial"] == 0 and report["baseline"]["data_version"] == "v1"
     for number, row in rows.items():
         assert row["data_version"] == ("v1" if number < 4 else "v2")
-        if number < 4:
-            assert row["baseline_trial"] == 0 and row["no_baseline_because"] is None
-            assert row["measured_absolute_gain"] == pytest.approx(row["value"] - 0.5)
-            assert row["differs_from_baseline"] == []
-        else:
-            assert row["measured_absolute_gain"] is None
-            assert row["measured_relative_gain"] is None
-            assert row["baseline_trial"] is None and row["differs_from_baseline"] is None
-            assert (
-                "no complete baseline trial on this version of tgt's data"
-                in (row["no_baseline_because"])
-            )
+        assert row["baseline_trial"] == (0 if number < 4 else 4), number
+        assert row["no_baseline_because"] is None
+        assert row["measured_absolute_gain"] == pytest.approx(row["value"] - 0.5)
+        assert row["differs_from_baseline"] == []
+    assert "no measured gain" not in _show(url)
+
+
+def test_trials_on_new_data_get_no_gain_against_the_old_baseline(url: str) -> None:
+    # On v3 the baseline fails (recovery.max_retry: 0, given up): the trials on v3 have no
+    # baseline on their data version, and are never measured against v1's or v2's.
+    _run(url, 14, "v3", evaluator=_FailAlone())
+    study = optuna.load_study(study_name="dvs", storage=url)
+    assert study.trials[10].user_attrs[ROLE_ATTR] == BASELINE_ROLE
+    assert study.trials[10].state == optuna.trial.TrialState.FAIL
+    report = _show(url, "--json")
+    rows = {row["trial"]: row for row in report["gains"]}
+    later = sorted(n for n in rows if n > 10)
+    assert later
+    for number in later:
+        row = rows[number]
+        assert row["data_version"] == "v3"
+        assert row["measured_absolute_gain"] is None
+        assert row["measured_relative_gain"] is None
+        assert row["baseline_trial"] is None and row["differs_from_baseline"] is None
+        assert (
+            "no complete baseline trial on this version of tgt's data"
+            in (row["no_baseline_because"])
+        )
     best = report["best"]  # the best value, its gain by the same rule
     assert best["measured_absolute_gain"] == rows[best["trial"]]["measured_absolute_gain"]
     assert best["no_baseline_because"] == rows[best["trial"]]["no_baseline_because"]
     text = _show(url)
-    assert "no measured gain for trials 4, 5, 6, 7, 8, 9" in " ".join(text.split())
+    listed = ", ".join(str(n) for n in later)
+    assert f"no measured gain for trials {listed}" in " ".join(text.split())
 
 
 def test_a_baseline_on_the_new_data_measures_the_trials_on_it(url: str) -> None:
