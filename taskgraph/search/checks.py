@@ -785,6 +785,49 @@ def _check_pretraining(spec: StudySpec, source: str) -> None:
             raise SpecError(f"{source}: {error}") from None
     if space.corpus and not tasks and not file_lines:  # files only (tasks are read later)
         raise SpecError(f"{source}: {where}.corpus: {list(space.corpus)} holds no text")
+    if space.corpus:
+        _check_corpus_windows(spec, source, extra)
+
+
+def _check_corpus_windows(spec: StudySpec, source: str, extra: dict[str, Any]) -> None:
+    """Refuse a named corpus that gives the stage fewer than 2 windows (every trial fails).
+
+    Counted as the stage counts them (:func:`~taskgraph.training.pretraining.corpus_windows`),
+    with the encoder's tokenizer only; when that cannot be read, a corpus without a single
+    text is refused.  A task whose data cannot be read here is left to the stage to judge
+    (a runner's workers may read another data directory).
+    """
+    from taskgraph.training.pretraining import (
+        corpus_entry_texts,
+        corpus_windows,
+        encoder_tokenizer,
+    )
+
+    space = spec.search.pretraining
+    corpus = list(space.corpus)
+    length = space.max_length or spec.encoder.max_length
+    field = "search.pretraining.max_length" if space.max_length else "encoder.max_length"
+    try:
+        tokenizer = encoder_tokenizer(spec.encoder.name)
+    except TaskgraphError:
+        tokenizer = None
+    try:
+        if tokenizer is None:
+            empty = next(corpus_entry_texts(corpus, tasks=extra), None) is None
+        else:
+            windows = corpus_windows(corpus, tokenizer, max_length=length, tasks=extra, at_most=2)
+    except (TaskgraphError, OSError):
+        return
+    if tokenizer is None:
+        if empty:
+            raise SpecError(f"{source}: search.pretraining.corpus: {corpus} holds no text")
+        return
+    if windows < 2:
+        raise SpecError(
+            f"{source}: search.pretraining.corpus: {corpus} gives {windows} window(s) of "
+            f"{length} tokens ({field}); the pretraining stage needs at least 2 (a text "
+            f"of fewer than 4 word pieces gives none): add text or name a longer corpus"
+        )
 
 
 def _check_registry(source: str, where: str, names: Iterable[Any], module: str, attr: str) -> None:

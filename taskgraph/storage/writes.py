@@ -196,20 +196,22 @@ def task_family(config: TrialConfig, task: str, *, within: Iterable[str] | None 
     """Return the model family of ``task``'s score in this run (its baseline's family_key).
 
     ``within``: the task set the score was measured in, when not the run's (a sequential
-    run's sources are scored at the end of their own phase).  A source scored after training
-    on a selected share of its data (``data_selection.keep < 1``), alone or with other
-    sources, gets the family ``<family>/selected:<hash of the target, weights and keep>``:
-    never compared with the task trained on all of its data.
+    run's sources are scored at the end of their own phase).  An auxiliary scored after
+    training on a selected share of its data (``data_selection.keep < 1``), jointly with the
+    target or as a sequential source (alone or with other sources), gets the family
+    ``<family>/selected:<hash of the target, weights and keep>``: never compared with the
+    task trained on all of its data.  The target's data are never selected.
     """
     if task == config.target:
         return config.family_key()
     others = tuple(t for t in (within or config.task_set) if t != task)
     family = replace(config, target=task, auxiliaries=others).family_key()
     selection = config.data_selection
-    if within is not None and selection is not None and selection.keep < 1:
-        # A source trained on the share of its data chosen for this target (alone, or with
-        # other sources: each is selected) is not the task trained on all of it: a family of
-        # its own, per selection, never its single-task baseline or a joint run's score.
+    if selection is not None and selection.keep < 1 and task in config.auxiliaries:
+        # An auxiliary trained on the share of its data chosen for this target (with the
+        # target, or in a source phase alone or with other sources: each is selected) is not
+        # the task trained on all of it: a family of its own, per selection, never its
+        # single-task baseline.
         chosen = {"for": config.target, "weights": dict(selection.weights), "keep": selection.keep}
         family = f"{family}/selected:{config_hash(chosen)[:12]}"
     return family

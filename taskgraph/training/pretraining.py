@@ -46,7 +46,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -56,7 +56,7 @@ import torch
 import torch.nn.functional as F
 
 from taskgraph.errors import ConfigError, TaskgraphError
-from taskgraph.tasks import get_task, load_examples, task_fingerprint
+from taskgraph.tasks import get_task, iter_examples, task_fingerprint
 from taskgraph.tasks.cache import FeatureCache, cache_dir
 from taskgraph.tasks.types import ParsedSentence, QAExample, TaggedSentence, TaskDef, TextExample
 from taskgraph.training.masking import AdaptiveMasking, build_masking, corrupt
@@ -65,8 +65,11 @@ from taskgraph.vocabulary import stable_seed
 
 __all__ = [
     "PRETRAIN_CACHE_ENV",
+    "corpus_entry_texts",
     "corpus_file_lines",
     "corpus_texts",
+    "corpus_windows",
+    "encoder_tokenizer",
     "pretrained_encoder_state",
     "pretraining_key",
     "run_pretraining",
@@ -80,11 +83,16 @@ _MEMORY = FeatureCache(directory=None, memory_items=4)
 
 
 def _texts_of(task: TaskDef, data_dir: str | os.PathLike[str] | None) -> list[str]:
+    return list(_iter_texts_of(task, data_dir))
+
+
+def _iter_texts_of(task: TaskDef, data_dir: str | os.PathLike[str] | None) -> Iterator[str]:
+    """Yield the non-blank texts of ``task``'s train split, an example at a time."""
     if "train" not in task.splits:
         raise ConfigError(f"pretraining.corpus: task {task.name!r} has no train split")
-    texts: list[str] = []
     contexts: set[str] = set()
-    for example in load_examples(task, "train", data_dir=data_dir):
+    for example in iter_examples(task, "train", data_dir=data_dir):
+        texts: list[str] = []
         if isinstance(example, (TaggedSentence, ParsedSentence)):
             texts.append(" ".join(example.tokens))
         elif isinstance(example, QAExample):
@@ -96,7 +104,7 @@ def _texts_of(task: TaskDef, data_dir: str | os.PathLike[str] | None) -> list[st
             texts.append(example.text)
             if example.text_pair is not None:
                 texts.append(example.text_pair)
-    return [t for t in texts if t.strip()]
+        yield from (t for t in texts if t.strip())
 
 
 def corpus_texts(
@@ -128,6 +136,80 @@ def corpus_texts(
     if not texts:
         raise ConfigError(f"pretraining.corpus: {list(entries)} holds no text")
     return texts, hashlib.sha256("|".join(prints).encode()).hexdigest()
+
+
+def corpus_windows(
+    entries: Sequence[str],
+    tokenizer: Any,
+    *,
+    max_length: int,
+    tasks: Mapping[str, TaskDef] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    at_most: int | None = None,
+) -> int:
+    """Return how many windows of ``max_length`` tokens the corpus ``entries`` gives the stage.
+
+    The entries are read as :func:`corpus_texts` reads them (a task name first, else a text
+    file) and cut as the stage cuts them (``[CLS] ... [SEP]``, chunks of fewer than 4 word
+    pieces dropped), before ``max_sequences``; with ``at_most``, reading stops once that many
+    are found.  Only the tokenizer is needed (:func:`encoder_tokenizer`), so a study's
+    preflight counts what every trial's stage would, without loading the encoder.
+    """
+    count = 0
+    batch: list[str] = []
+
+    def flush() -> None:
+        nonlocal count
+        if batch:
+            count += len(_window_chunks(batch, tokenizer, width=max_length - 2))
+            batch.clear()
+
+    for text in corpus_entry_texts(entries, tasks=tasks, data_dir=data_dir):
+        batch.append(text)
+        if len(batch) >= 256:
+            flush()
+            if at_most is not None and count >= at_most:
+                return count
+    flush()
+    return count if at_most is None else min(count, at_most)
+
+
+def corpus_entry_texts(
+    entries: Sequence[str],
+    *,
+    tasks: Mapping[str, TaskDef] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+) -> Iterator[str]:
+    """Yield the texts of the corpus ``entries`` as :func:`corpus_texts` reads them, lazily."""
+    for index, entry in enumerate(entries):
+        try:
+            task = get_task(entry, extra=tasks)
+        except TaskgraphError:
+            path = Path(os.path.expanduser(entry))
+            if not path.is_file():
+                raise ConfigError(
+                    f"pretraining.corpus[{index}]: {entry!r} is neither a task nor a text file"
+                ) from None
+            yield from corpus_file_lines(path, f"pretraining.corpus[{index}]")
+            continue
+        yield from _iter_texts_of(task, data_dir)
+
+
+def encoder_tokenizer(name: str) -> Any:
+    """Return the tokenizer the stage cuts windows with for encoder ``name``, without its model.
+
+    ``tiny-bert`` uses MiniLM's (as :func:`~taskgraph.models.load_encoder` builds it); a
+    directory's is read from its files.  Raises ConfigError when it cannot be read.
+    """
+    from taskgraph.models.encoders import _tokenizer, minilm_path
+
+    path = minilm_path() if name in ("tiny-bert", "minilm") else Path(os.path.expanduser(name))
+    try:
+        return _tokenizer(path)
+    except (OSError, ValueError, TypeError) as error:
+        raise ConfigError(
+            f"encoder {name!r}: cannot read a tokenizer from {str(path)!r}"
+        ) from error
 
 
 def corpus_file_lines(path: Path, where: str, *, digest: Any = None) -> Iterator[str]:
@@ -180,23 +262,28 @@ def stage_precision(device: torch.device) -> str:
 
 def _windows(texts: Sequence[str], tokenizer: Any, *, max_length: int) -> np.ndarray:
     """Return (N, max_length) token ids: each text cut into [CLS] piece [SEP] windows, padded."""
-    width = max_length - 2
+    cls, sep = int(tokenizer.cls_token_id), int(tokenizer.sep_token_id)
+    rows = [[cls, *chunk, sep] for chunk in _window_chunks(texts, tokenizer, width=max_length - 2)]
+    out = np.full((len(rows), max_length), int(tokenizer.pad_token_id), dtype=np.int64)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out
+
+
+def _window_chunks(texts: Iterable[str], tokenizer: Any, *, width: int) -> list[list[int]]:
+    """Return the word pieces of each window of ``texts``: ``width`` at most, 4 at least."""
     # Texts are tokenized whole and cut into windows below, so a text longer than the model's
     # positions is expected: verbose=False drops transformers' "Token indices sequence length
     # is longer than the specified maximum" warning, the only one a call without padding or
     # truncation gives (another call of the same tokenizer still warns).
     pieces = tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
-    rows: list[list[int]] = []
-    cls, sep = int(tokenizer.cls_token_id), int(tokenizer.sep_token_id)
+    chunks: list[list[int]] = []
     for ids in pieces:
         for start in range(0, len(ids), width):
             chunk = ids[start : start + width]
             if len(chunk) >= 4:
-                rows.append([cls, *chunk, sep])
-    out = np.full((len(rows), max_length), int(tokenizer.pad_token_id), dtype=np.int64)
-    for i, row in enumerate(rows):
-        out[i, : len(row)] = row
-    return out
+                chunks.append(list(chunk))
+    return chunks
 
 
 def pretraining_key(config: TrialConfig, corpus_fingerprint: str, *, precision: str) -> str:
