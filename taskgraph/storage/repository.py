@@ -14,6 +14,7 @@ rows into records.
 from __future__ import annotations
 
 import gc
+import hashlib
 import math
 import os
 from collections import Counter, defaultdict
@@ -25,7 +26,7 @@ from itertools import accumulate, islice
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import Connection, Engine, Select, and_, bindparam, func, or_, select
+from sqlalchemy import Connection, Engine, Select, and_, bindparam, func, or_, select, text
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from taskgraph.errors import (
@@ -216,6 +217,35 @@ def _task_set_key(task_set: str | Sequence[str]) -> str:
     return task_set_key(name.strip() for name in names if name.strip())
 
 
+def _measurement_key(study: str, config: TrialConfig) -> int:
+    """Return the advisory lock key of one measurement: (study, model config, task set, seed).
+
+    64 bits of a BLAKE2b hash, signed for PostgreSQL's bigint, as the liveness lock's key is
+    made (:mod:`taskgraph.storage.locks`), with its own personalisation so the two never meet.
+    """
+    parts = (study, config.model_config_hash(), task_set_key(config.task_set), str(config.seed))
+    digest = hashlib.blake2b(
+        "\0".join(parts).encode("utf-8"), digest_size=8, person=b"tg-measure"
+    ).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _lock_measurement(session: Any, *, study: str, config: TrialConfig) -> None:
+    """Serialise the write transactions of one measurement until this one ends (PostgreSQL).
+
+    At READ COMMITTED, writers of the same configuration and seed running at once would each
+    find no earlier run and each insert one.  A transaction-level advisory lock makes the later
+    writer wait, and its next statement sees the earlier one's committed run.  The lock goes
+    with the transaction (commit, rollback, lost connection), so a retried write takes it anew.
+    SQLite needs none: its write transactions already run one at a time (BEGIN IMMEDIATE).
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    session.execute(
+        text("SELECT pg_advisory_xact_lock(:key)"), {"key": _measurement_key(study, config)}
+    )
+
+
 def _deleted(result: Any) -> int:
     """Return how many rows a DELETE removed (0 where the driver cannot tell)."""
     count = getattr(result, "rowcount", None)
@@ -365,6 +395,7 @@ class Repository:
         configuration and seed another trial of the study holds as a complete run on the same
         data (the same ``task_fingerprints``) is not written; that run's id is returned (what a
         study's repeated trials do).  One held only on other data is written beside it.
+        Writers of one measurement at once (parallel drivers) store it once and all get its id.
         """
 
         def work(session: Any) -> int:
@@ -376,6 +407,9 @@ class Repository:
                 spec=None,
             )
             if skip_repeat and result.status is TrialStatus.COMPLETE:
+                # Parallel drivers may write this measurement at once: each must see the
+                # other's run before deciding to insert (see _lock_measurement).
+                _lock_measurement(session, study=study, config=config)
                 earlier = recorded_repeat(
                     session,
                     study_id=study_id,

@@ -69,7 +69,10 @@ def records_long_table(
     ``family`` no score has lists the families), when the studies disagree on the metric, or
     when one task set was trained in several model families (encoder, input length, example
     caps, pretraining or data selection), whose scores one row cannot hold: the message names
-    each family by its pretraining scheme and data selection and the filter that picks one.
+    each family by its pretraining scheme and data selection and the filter that picks one;
+    or when a task's scores were measured on several versions of its data, in one task set or
+    across them (a gain would set one version against the other): the message names each as
+    ``HASH/data:VERSION``, the ``family`` that picks it.
     """
     from taskgraph.affinity.longtable import LongRow, LongTable
 
@@ -100,6 +103,7 @@ def records_long_table(
                 named_metric, _of_runs(database.score_records(study=study), picked)
             )
         specs = database.study_specs()
+        prints = _run_fingerprints(database, records, study=study)
     if named_metric is None and records:
         try:
             chosen, _ = _objective(records, specs)
@@ -133,6 +137,7 @@ def records_long_table(
         rows.append(LongRow(task, tasks, split, value, found[0].higher_is_better))
         if len(tasks) == 1 and len({r.settings for r in found if r.settings}) > 1:
             pooled.add(task)
+    _one_data_version(records, prints)
     if pooled and notes is not None:
         names = ", ".join(sorted(pooled))
         notes.append(
@@ -143,6 +148,59 @@ def records_long_table(
             "the database for them"
         )
     return LongTable(rows=rows, source=study or "")
+
+
+def _run_fingerprints(
+    database: Repository, records: Sequence[ScoreRecord], *, study: str | None
+) -> dict[int, dict[str, str]]:
+    """Return run id -> its task fingerprints (the data each task was read from), for the
+    runs of ``records``."""
+    ids = {r.run_id for r in records if r.run_id is not None}
+    if not ids:
+        return {}
+    return {
+        run.id: dict(run.task_fingerprints)
+        for run in database.runs(study=study, status="complete")
+        if run.id in ids
+    }
+
+
+def _one_data_version(records: Sequence[ScoreRecord], prints: dict[int, dict[str, str]]) -> None:
+    """Raise a ConfigError when a task's scores were measured on several versions of its data.
+
+    The cells of one task are compared with each other (a gain sets a task set's value
+    against the task's own alone): a task set measured on a task's new data next to the
+    task alone on its old data would be a gain the database refuses to measure.  The error
+    names each version as ``--family`` takes it (``HASH/data:VERSION``).  Runs recorded
+    without a fingerprint have no version (as ``data_families`` treats them).
+    """
+    versions: dict[str, dict[str, set[str]]] = {}
+    for record in records:
+        fingerprint = prints.get(record.run_id or -1, {}).get(record.task)
+        if not fingerprint:
+            continue
+        base = record.family.partition(DATA_MARK)[0]
+        versions.setdefault(record.task, {}).setdefault(fingerprint[:_FAMILY_SHOWN], set()).add(
+            base
+        )
+    mixed = {task: found for task, found in versions.items() if len(found) > 1}
+    if not mixed:
+        return
+    task = min(mixed)
+    shown = ", ".join(
+        f"{_shown(base)}{DATA_MARK}{version}"
+        for version, bases in sorted(mixed[task].items())
+        for base in sorted(bases)
+    )
+    others = sorted(mixed)[1:]
+    also = f" (and of {', '.join(others)})" if others else ""
+    raise ConfigError(
+        f"{task}'s scores were measured on {len(mixed[task])} versions of its data{also} "
+        f"({shown}): its data files changed between the runs, and a long table setting task "
+        "sets on one version against the task's scores on another would measure gains the "
+        "database refuses to; pick one version with "
+        f"{option_name('family', metavar='HASH/data:VERSION')}"
+    )
 
 
 def _long_table_runs(
