@@ -90,7 +90,9 @@ class TrainerCallback:
     def on_train_begin(
         self, args: TrialConfig, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> TrainerControl | None:
-        """Called once before the first step (also after resuming from a checkpoint)."""
+        """Called once before the first step of each phase (also after resuming from a
+        checkpoint); ``data_fingerprints`` in kwargs: the dataset fingerprint of each task's
+        data as the trainer read it (None where the trainer was built without them)."""
         return None
 
     def on_step_end(

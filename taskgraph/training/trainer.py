@@ -289,7 +289,7 @@ class MultiTaskTrainer:
         self.state.max_steps = total
         per_step = options.tasks_per_step(len(tasks), self.weighting)
         self.model.train()
-        self._call("on_train_begin")
+        self._call("on_train_begin", data_fingerprints=self.data_fingerprints)
         while self.state.global_step < total and not self._stopping():
             probe = self.lookahead is not None and options.probes_after(
                 self.state.global_step + 1, config

@@ -18,7 +18,15 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from taskgraph.runners.local import live_trial_numbers, remove_tune_checkpoints
-from taskgraph.runners.ray.worker import CHECKPOINT_ONLY, EVALUATION, METRIC, PAYLOAD
+from taskgraph.runners.ray.worker import (
+    CHECKPOINT_ONLY,
+    COST,
+    DATA,
+    DEVICE,
+    EVALUATION,
+    METRIC,
+    PAYLOAD,
+)
 from taskgraph.search.dashboard_notes import write_trial_note
 from taskgraph.search.engine import StudyEngine
 from taskgraph.search.heartbeat import Heartbeat, quiet_optuna, storage_id
@@ -293,6 +301,7 @@ class TruthfulOptunaSearch(OptunaSearch):
                 lines = Path(tune_trial.error_file).read_text(errors="replace").strip().splitlines()
                 reason = f"Ray trial error: {lines[-1] if lines else 'unknown'}"
             res = TrialResult.failed(reason)
+            _from_reports(res, reports)
             res.cost.seconds = elapsed
         else:
             # Stopped by the scheduler before its final report: pruned, at its last evaluation.
@@ -305,6 +314,7 @@ class TruthfulOptunaSearch(OptunaSearch):
                     (int(r.get("global_step", i)), float(r[METRIC])) for i, r in enumerate(reports)
                 ],
             )
+            _from_reports(res, reports)
             res.cost.seconds = float(last.get("time_total_s", elapsed))
         seed_config = config.with_seed(self.engine.spec.seeds[0])
         host = next((r["taskgraph_host"] for r in reversed(reports) if "taskgraph_host" in r), None)
@@ -394,6 +404,30 @@ class ASHASparingBaseline(SparesBaseline, tune.schedulers.ASHAScheduler):
 
 class MedianSparingBaseline(SparesBaseline, tune.schedulers.MedianStoppingRule):
     pass
+
+
+def _from_reports(result: TrialResult, reports: list[dict[str, Any]]) -> None:
+    """Fill ``result`` (a trial that sent no final report: stopped by the scheduler, or its
+    worker died) from its worker's evaluation reports: the fingerprints of the data it trained
+    on (the latest try's; the record would otherwise take the files' at write time) and its
+    cost by its last report (steps, examples, tokens, device)."""
+    fingerprints = _latest(reports, DATA)
+    if fingerprints is not None:
+        result.data_fingerprints = {str(k): str(v) for k, v in fingerprints.items()}
+    cost = _latest(reports, COST)
+    if cost is not None:
+        for name in ("examples", "tokens", "target_steps", "total_steps"):
+            setattr(result.cost, name, int(cost.get(name, 0)))
+    device = _latest(reports, DEVICE)
+    if device is not None:
+        result.cost.device = str(device["device"])
+        result.cost.threads = int(device.get("threads", 0))
+
+
+def _latest(reports: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
+    """Return the JSON object under ``key`` of the latest report that has one."""
+    value = next((r[key] for r in reversed(reports) if r.get(key)), None)
+    return json.loads(value) if isinstance(value, str) else None
 
 
 def _evaluation(result: dict[str, Any]) -> int:

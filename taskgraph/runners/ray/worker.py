@@ -23,12 +23,16 @@ from taskgraph.trial import TrialConfig
 
 __all__ = [
     "CHECKPOINT_ONLY",
+    "COST",
+    "DATA",
+    "DEVICE",
     "EVALUATION",
     "METRIC",
     "PAYLOAD",
     "EvaluatorFactory",
     "TuneCheckpointCallback",
     "TuneReportCallback",
+    "data_fingerprints",
     "local_evaluator",
     "train_in_worker",
     "worker_host",
@@ -43,6 +47,13 @@ EVALUATION = "evaluation"
 #: marks a report made only to hand Tune a checkpoint (no evaluation): schedulers and the
 #: searcher pass over it
 CHECKPOINT_ONLY = "taskgraph_checkpoint_only"
+#: a report's cost so far (JSON: examples, tokens, target_steps, total_steps)
+COST = "taskgraph_cost"
+#: the dataset fingerprint of each task the trial trains on (JSON), in its first report
+DATA = "taskgraph_data"
+#: the device the trial trains on (JSON: the cost's ``device`` and ``threads``), in its first
+#: report
+DEVICE = "taskgraph_device"
 
 EvaluatorFactory = Callable[[StudySpec, "str | None"], Any]
 
@@ -62,11 +73,46 @@ class TuneReportCallback(TrainerCallback):
 
     ``evaluations`` counts them (1, 2, 3...), carrying on from a restored checkpoint's
     ``objective_history``: the schedulers' and the searcher's step (``evaluation``).
+
+    A trial the scheduler stops never sends its final report: the driver writes its record
+    from these.  Each carries the cost so far (:data:`COST`: steps, examples, tokens); the
+    first one after training begins also carries the dataset fingerprints of the data the
+    trial trains on (:data:`DATA`, taken by ``fingerprints`` when training begins, right after
+    the trainer read every split) and the device.  Nothing else is repeated: Tune keeps every
+    report.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        fingerprints: Callable[[TrialConfig], dict[str, str] | None] | None = None,
+        threads: int = 0,
+    ) -> None:
         self.evaluations = 0
         self.objective: float | None = None
+        self.fingerprints = fingerprints
+        self.threads = threads  # torch's intra-op threads the trainer runs with (0: unknown)
+        self._begun = False
+        self._once: dict[str, Any] = {}
+
+    def on_train_begin(
+        self, args: TrialConfig, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> TrainerControl | None:
+        """Take the data's fingerprints and the device, for the next report (first phase only:
+        a later phase trains on the same data)."""
+        if self._begun:
+            return None
+        self._begun = True
+        # The trainer's own fingerprints (of the data it read); else the files as they are now.
+        loaded = kwargs.get("data_fingerprints")
+        if loaded is None and self.fingerprints is not None:
+            loaded = self.fingerprints(args)
+        if loaded is not None:
+            self._once[DATA] = json.dumps(loaded, sort_keys=True)
+        device = _model_device(kwargs.get("model"), threads=self.threads)
+        if device is not None:
+            self._once[DEVICE] = json.dumps({"device": device, "threads": self.threads})
+        return None
 
     def on_evaluate(
         self,
@@ -82,6 +128,7 @@ class TuneReportCallback(TrainerCallback):
             return None
         self.evaluations = max(self.evaluations + 1, len(state.objective_history))
         self.objective = float(objective)
+        once, self._once = self._once, {}
         tune.report(
             {
                 METRIC: float(objective),
@@ -91,8 +138,51 @@ class TuneReportCallback(TrainerCallback):
                 "phase": state.phase,
                 "taskgraph_scores": json.dumps(metrics or {}),
                 "taskgraph_host": worker_host(),  # a pruned trial's record is written from it
+                COST: json.dumps(
+                    {
+                        "examples": state.examples,
+                        "tokens": state.tokens,
+                        "target_steps": state.target_steps,
+                        "total_steps": state.total_steps,
+                    }
+                ),
+                **once,
             }
         )
+        return None
+
+
+def _model_device(model: Any, *, threads: int) -> str | None:
+    """Return the cost's device string of ``model`` (``cpu/N threads``, ``cuda:NAME``), or
+    ``None`` for a model without parameters (a test's fake)."""
+    from taskgraph.training.runtime import describe_device
+
+    parameters = getattr(model, "parameters", None)
+    if parameters is None:
+        return None
+    first = next(iter(parameters()), None)
+    if first is None:
+        return None
+    return describe_device(first.device, threads=threads or None)
+
+
+def data_fingerprints(
+    config: TrialConfig, *, tasks: dict[str, Any], data_dir: str | None
+) -> dict[str, str] | None:
+    """Return the dataset fingerprint of each task of ``config`` (its files as they are now),
+    or ``None`` where a task is not the catalog's or the study's (a test's fake names) or its
+    files cannot be read: the record then falls back to the files when it is written."""
+    from taskgraph.errors import TaskgraphError
+    from taskgraph.tasks import get_task
+    from taskgraph.tasks.loading import task_fingerprint
+
+    try:
+        return {
+            name: task_fingerprint(get_task(name, extra=tasks), data_dir=data_dir)
+            for name in config.task_set
+        }
+    except (TaskgraphError, OSError) as error:
+        logger.warning("no data fingerprints for the trial's reports: %s", error)
         return None
 
 
@@ -171,6 +261,7 @@ def train_in_worker(
     ends; Tune keeps the persisted copy.
     """
     from taskgraph.spec import spec_from_dict
+    from taskgraph.spec.checks import inline_task_defs
 
     payload = config[PAYLOAD]
     spec = spec_from_dict(json.loads(spec_json))
@@ -189,7 +280,12 @@ def train_in_worker(
             )
             if checkpoints:
                 restore_checkpoint(folder, payload.get("checkpoint"))
-            reporter = TuneReportCallback()
+            reporter = TuneReportCallback(
+                fingerprints=functools.partial(
+                    data_fingerprints, tasks=inline_task_defs(spec), data_dir=data_dir
+                ),
+                threads=_threads(evaluator),
+            )
             saver = (
                 [TuneCheckpointCallback(folder=folder, reporter=reporter)] if checkpoints else []
             )
@@ -223,6 +319,20 @@ def train_in_worker(
             "taskgraph_outcome": json.dumps(outcome.to_list()),
         }
     )
+
+
+def _threads(evaluator: Any) -> int:
+    """Return torch's intra-op threads ``evaluator`` trains with, as ``train_trial`` counts
+    them (0 when it does not say: a test's fake)."""
+    from taskgraph.errors import TaskgraphError
+    from taskgraph.training.runtime import resolve_threads
+
+    if not hasattr(evaluator, "threads"):
+        return 0
+    try:
+        return resolve_threads(evaluator.threads)
+    except TaskgraphError:
+        return 0  # the trial fails with this error, unreported
 
 
 def _use_checkpoints(evaluator: Any, root: Path) -> bool:
