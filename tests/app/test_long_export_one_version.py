@@ -106,3 +106,29 @@ def test_one_data_version_per_task_exports(tmp_path: Path) -> None:
         ("ner", "ner+pos", 0.62),
         ("pos", "ner+pos", 0.9),
     }
+
+
+def test_task_sets_of_one_task_in_two_model_families_are_refused(tmp_path: Path) -> None:
+    """Each cell held one family, but ner alone was trained with one input length and ner+pos
+    with another: a gain read from the table would compare the two models."""
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    with open_repository(url) as repo:
+        for number, (aux, length, f1) in enumerate([((), 64, 0.50), (("pos",), 128, 0.62)]):
+            config = TrialConfig(target="ner", auxiliaries=aux, max_length=length)
+            scores = {"ner": {"dev": {"f1": f1}}} | {t: {"dev": {"f1": 0.9}} for t in aux}
+            repo.add_run_result(
+                study="s",
+                trial_number=number,
+                config=config,
+                result=TrialResult(
+                    status=TrialStatus.COMPLETE, scores=scores, objective=f1, cost=Cost(1.0)
+                ),
+            )
+    out = tmp_path / "long.csv"
+    refused = _export(url, out)
+    assert refused.exit_code == 2, (refused.exit_code, refused.stdout, refused.stderr)
+    assert not out.exists()
+    lines = [line for line in refused.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "ner's task sets were trained in 2 model families" in lines[0]
+    with pytest.raises(ConfigError, match="ner's task sets were trained in 2 model families"):
+        records_long_table(storage=url, target="ner", metric="f1")

@@ -137,6 +137,7 @@ def records_long_table(
         rows.append(LongRow(task, tasks, split, value, found[0].higher_is_better))
         if len(tasks) == 1 and len({r.settings for r in found if r.settings}) > 1:
             pooled.add(task)
+    _one_family_per_task(cells, storage, repository, study=study)
     _one_data_version(records, prints)
     if pooled and notes is not None:
         names = ", ".join(sorted(pooled))
@@ -255,17 +256,39 @@ def _of_family(
 _FAMILY_SHOWN = 12
 
 
+def _one_family_per_task(
+    cells: dict[tuple[str, frozenset[str], str], list[ScoreRecord]],
+    storage: str | None,
+    repository: Repository | None,
+    *,
+    study: str | None,
+) -> None:
+    """Raise the ConfigError of :func:`_several_families` for a task whose task sets were
+    trained in different model families (its data versions apart, which
+    :func:`_one_data_version` names): each cell holds one family, but a gain sets a task
+    set's value against the task's alone, so the table would compare two encoders, input
+    lengths, caps, pretraining schemes or selections."""
+    by_task: dict[str, list[ScoreRecord]] = {}
+    for (task, _, _), found in cells.items():
+        by_task.setdefault(task, []).extend(found)
+    for task, found in sorted(by_task.items()):
+        if len({r.family.partition(DATA_MARK)[0] for r in found}) > 1:
+            with _records_database(storage, repository) as database:
+                _several_families(task, None, found, database, study=study)
+
+
 def _several_families(
     task: str,
-    tasks: frozenset[str],
+    tasks: frozenset[str] | None,
     found: Sequence[ScoreRecord],
     database: Repository,
     *,
     study: str | None,
 ) -> None:
-    """Raise the ConfigError of a task set whose scores ``found`` span several model families:
-    each family named by its hash prefix, pretraining scheme and data selection, and the
-    filter that picks one (``--pretraining`` where the schemes tell them apart)."""
+    """Raise the ConfigError of a task set whose scores ``found`` span several model families
+    (``tasks`` None: the task's task sets together): each family named by its hash prefix,
+    pretraining scheme and data selection, and the filter that picks one (``--pretraining``
+    where the schemes tell them apart)."""
     ids = {r.run_id for r in found}
     runs = {run.id: run for run in database.runs(study=study, status="complete") if run.id in ids}
     described: dict[str, set[str]] = {}
@@ -308,6 +331,12 @@ def _several_families(
         labels[bases[name]] = labels.get(bases[name], frozenset()) | described.get(name, set())
     if len(set(labels.values())) < len(labels):  # the same scheme and selection: else differs
         shown += "; encoder, input length, example caps or the task's own data files differ"
+    if tasks is None:
+        raise ConfigError(
+            f"{task}'s task sets were trained in {len(families)} model families ({shown}): a "
+            "long table's gains set each task set against the task alone, which would compare "
+            f"the families; pick one family with {hint}"
+        )
     raise ConfigError(
         f"{task} in {'+'.join(sorted(tasks))} was trained in {len(families)} model families "
         f"({shown}): a long table holds one score per task set; pick one family with {hint}"
