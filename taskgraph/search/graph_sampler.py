@@ -148,11 +148,29 @@ class GraphGuidedSampler(SubsetSampler):
         self.last_estimator: AffinityEstimator | None = None
         self.startup_scores = dict(startup_scores or {})
         self._startup_order: list[str] | None = None  # fixed at the first start-up proposal
+        # The last fit and the records it was fitted on: prepare() fits before the proposal
+        # lock, and the proposal under it reuses the fit while its records are the same.
+        self._fitted: tuple[tuple[ScoreRecord, ...], AffinityEstimator | None] | None = None
 
     # ------------------------------------------------------------------ Optuna API
     def propose_for(self, study: Study, trial: FrozenTrial) -> frozenset[str]:
         """Return the free auxiliaries of ``trial``'s set (:meth:`propose`)."""
         return self.propose(study, exclude_trial=trial.number)
+
+    def prepare(self, study: Study, trial: FrozenTrial) -> None:
+        """Fit the estimator on the study's records as they are now, before the proposal lock
+        (:func:`~taskgraph.search.subset_sampler.proposal_lock`): other drivers do not wait on
+        the fit.  :meth:`propose`, under the lock, reads the trials again and reuses this fit
+        when they give the same records (else it fits again).  Nothing while a start-up set
+        is pending (the proposal fits nothing)."""
+        study_records, proposed = self._study_records(study, exclude_trial=trial.number)
+        prior = self._prior_records()
+        informed = self._informed(prior)
+        if not informed and self._startup_order is None:
+            return  # the first proposal: a start-up set, whose order is fixed under the lock
+        if self._pending_startup(set(proposed), informed=informed):
+            return
+        self._fit(prior + study_records)
 
     # ------------------------------------------------------------------ proposal
     def _free_bounds(self) -> tuple[int, int]:
@@ -246,6 +264,16 @@ class GraphGuidedSampler(SubsetSampler):
         return frozenset(flags) | frozenset(self.include)
 
     def _fit(self, records: list[ScoreRecord]) -> AffinityEstimator | None:
+        """Return the estimator fitted on ``records`` (the last fit when it had the same)."""
+        key = tuple(records)
+        fitted = self._fitted
+        if fitted is not None and fitted[0] == key:
+            return fitted[1]
+        estimator = self._fit_new(records)
+        self._fitted = (key, estimator)
+        return estimator
+
+    def _fit_new(self, records: list[ScoreRecord]) -> AffinityEstimator | None:
         if not any(len(r.task_set) > 1 for r in records):
             return None
         try:
@@ -272,14 +300,7 @@ class GraphGuidedSampler(SubsetSampler):
         study_records, proposed = self._study_records(study, exclude_trial=exclude_trial)
         evaluated = set(proposed)
         prior = self._prior_records()
-        informed = any(r.task == self.target and len(r.task_set) > 1 for r in prior)
-        startup = self._startup_sets(informed=informed)
-        n_startup = (
-            len(startup)
-            if self.n_startup_trials is None
-            else min(self.n_startup_trials, len(startup))
-        )
-        pending = [s for s in startup[:n_startup] if s not in evaluated]
+        pending = self._pending_startup(evaluated, informed=self._informed(prior))
         if pending:
             return pending[0]
         estimator = self._fit(prior + study_records)
@@ -312,6 +333,23 @@ class GraphGuidedSampler(SubsetSampler):
         z = (means - best) / np.maximum(stds, 1e-12)
         improvement = (means - best) * norm.cdf(z) + stds * norm.pdf(z)
         return pool[int(np.argmax(improvement))]
+
+    def _informed(self, prior: list[ScoreRecord]) -> bool:
+        """Return whether ``prior`` has gain records of the target (no start-up but the
+        baseline)."""
+        return any(r.task == self.target and len(r.task_set) > 1 for r in prior)
+
+    def _pending_startup(
+        self, evaluated: set[frozenset[str]], *, informed: bool
+    ) -> list[frozenset[str]]:
+        """Return the start-up sets not proposed yet, in their order."""
+        startup = self._startup_sets(informed=informed)
+        n_startup = (
+            len(startup)
+            if self.n_startup_trials is None
+            else min(self.n_startup_trials, len(startup))
+        )
+        return [s for s in startup[:n_startup] if s not in evaluated]
 
     def _startup_sets(self, *, informed: bool) -> list[frozenset[str]]:
         # A target known from earlier studies needs only the baseline of this study.

@@ -7,8 +7,13 @@ writes) and hands every other parameter to an inner sampler (TPE by default).
 A proposal is recorded on its trial at once (the system attribute :data:`PROPOSAL_ATTR`), not
 only when the objective suggests the flags: trials run in parallel (``study.optimize(...,
 n_jobs=4)``, several drivers on one storage) then see each other's sets between the proposal
-and the suggestions, and a lock makes choosing and recording one step for the threads of a
-process, so two of them cannot choose the same set.
+and the suggestions.  Choosing and recording are one step (:func:`proposal_lock`): for the
+threads of a process (a lock of the module), and on a database storage for every process on it
+(the database's setup lock, :func:`taskgraph.storage.locks.setup_lock`: a ``flock`` beside the
+SQLite file, a PostgreSQL advisory lock), so two drivers cannot choose the same set.  The slow
+part of a proposal (the graph sampler's estimator fit) runs before the lock
+(:meth:`SubsetSampler.prepare`); under it the trials are read again, and the set chosen from
+them.
 
 A trial interrupted by its driver (Ctrl-C, a killed or lost driver: :func:`is_interrupted`)
 is no proposal of its set: its retry runs the same parameters (and carries the proposal), so
@@ -18,18 +23,23 @@ is no proposal of its set: its retry runs the same parameters (and carries the p
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.samplers import BaseSampler
+from optuna.storages import BaseStorage, RDBStorage, _CachedStorage
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.engine import URL
 
-from taskgraph.errors import ConfigError
+from taskgraph.errors import ConfigError, StorageURLError
 from taskgraph.search.progress import FAILURE_ATTR, INTERRUPTED_ATTR, retried_numbers
 from taskgraph.search.space import AUX_PARAM_PREFIX, SUBSET_ATTR
+from taskgraph.storage.locks import setup_lock
+from taskgraph.storage.urls import parse_storage_url
 
 __all__ = [
     "PROPOSAL_ATTR",
@@ -38,6 +48,8 @@ __all__ = [
     "counted_trials",
     "has_subset",
     "is_interrupted",
+    "proposal_lock",
+    "proposal_lock_url",
     "proposed_set",
 ]
 
@@ -45,7 +57,48 @@ __all__ = [
 PROPOSAL_ATTR = "taskgraph:proposed_auxiliaries"
 # One lock for every subset sampler of the process: a seeded study builds one sampler per
 # trial (TrialSeededSampler), so a lock of the instance would not keep its threads apart.
+# Taken inside the setup lock (proposal_lock), never around it: no thread waits for the setup
+# lock while holding this one, so a thread that sampled under the setup lock could not deadlock.
 _PROPOSAL_LOCK = threading.Lock()
+
+
+def proposal_lock_url(storage: BaseStorage) -> URL | None:
+    """Return the database URL whose setup lock keeps proposals on ``storage`` apart across
+    processes, or ``None`` where the module's thread lock does alone.
+
+    ``None``: a storage that is no :class:`~optuna.storages.RDBStorage` (Optuna's in-memory
+    one, a journal file), an in-memory SQLite database (one process), or a URL taskgraph does
+    not lock (another database, a SQLite URL with query parameters).  The URL is normalised as
+    the engine's own ``setup_lock(storage_url)`` normalises it (its Optuna storage's URL is
+    that normal form), so a thread already holding the setup lock takes it again for free.
+    """
+    backend = storage._backend if isinstance(storage, _CachedStorage) else storage
+    if not isinstance(backend, RDBStorage):
+        return None
+    try:
+        return parse_storage_url(backend.url, check_directory=False)
+    except StorageURLError:
+        return None
+
+
+@contextmanager
+def proposal_lock(storage: BaseStorage) -> Iterator[None]:
+    """Hold the lock under which a subset sampler chooses a set and records it.
+
+    The threads of this process take turns on a module lock; on a database storage
+    (:func:`proposal_lock_url`) the processes on it take turns too, on its setup lock
+    (:func:`taskgraph.storage.locks.setup_lock`).  No caller samples while holding that lock
+    (the engine's ask step samples nothing: the set is sampled when the objective first
+    suggests), and if one did it would not wait on itself: the setup lock is reentrant within
+    a thread, and this module's lock is taken inside it, never around it.
+    """
+    url = proposal_lock_url(storage)
+    if url is None:
+        with _PROPOSAL_LOCK:
+            yield
+        return
+    with setup_lock(url), _PROPOSAL_LOCK:
+        yield
 
 
 class SubsetSampler(BaseSampler):
@@ -57,8 +110,14 @@ class SubsetSampler(BaseSampler):
     _independent: BaseSampler
 
     def propose_for(self, study: Study, trial: FrozenTrial) -> frozenset[str]:
-        """Return the free auxiliaries of ``trial``'s set."""
+        """Return the free auxiliaries of ``trial``'s set (called under :func:`proposal_lock`:
+        read the study's trials here, not before)."""
         raise NotImplementedError
+
+    def prepare(self, study: Study, trial: FrozenTrial) -> None:
+        """Do the slow part of the next :meth:`propose_for` before the lock (the estimator
+        fit); what it computes may be stale by then, and :meth:`propose_for` must check.
+        Nothing by default."""
 
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
@@ -76,8 +135,12 @@ class SubsetSampler(BaseSampler):
             return {}
         # Flags fixed by ``enqueue_trial`` win over the proposal (Optuna uses them first).
         fixed = trial.system_attrs.get("fixed_params") or {}
-        with _PROPOSAL_LOCK:
-            if all(name in fixed for name in search_space):
+        every_flag_fixed = all(name in fixed for name in search_space)
+        if not every_flag_fixed:
+            self.prepare(study, trial)
+        # Choosing and recording are one step for every thread and driver process.
+        with proposal_lock(study._storage):
+            if every_flag_fixed:
                 subset: frozenset[str] = frozenset()
                 values = {}
             else:
@@ -88,8 +151,8 @@ class SubsetSampler(BaseSampler):
                 for name in search_space
                 if (fixed[name] if name in fixed else values[name]) is True
             )
-            # Recorded before the lock is released: the next proposal (another thread, or a
-            # driver on the same storage) counts this trial's set as proposed.
+            # Recorded before the lock is released: the next proposal (another thread, or
+            # another driver process on the same database) counts this trial's set as proposed.
             study._storage.set_trial_system_attr(trial._trial_id, PROPOSAL_ATTR, chosen)
             trial.system_attrs[PROPOSAL_ATTR] = chosen
         return values
