@@ -45,6 +45,7 @@ from taskgraph.search.heartbeat import (
     always_retried,
     deferred_interrupt,
     fail_stale_trials,
+    keep_every_beat,
     make_optuna_storage,
     optuna_warnings_only,
     quiet_optuna,
@@ -85,7 +86,12 @@ from taskgraph.search.space import (
 )
 from taskgraph.spec.models import StudySpec
 from taskgraph.storage.engine import serialize_sqlite_transactions
-from taskgraph.storage.locks import DriverLock, hold_driver_lock, setup_lock
+from taskgraph.storage.locks import (
+    DriverLock,
+    DriverLockLostError,
+    hold_driver_lock,
+    setup_lock,
+)
 from taskgraph.storage.repository import RECORDS_IDENTITY_ATTR
 from taskgraph.storage.urls import mask_url, storable_spec
 from taskgraph.trial import TrialConfig, TrialStatus, config_hash
@@ -100,7 +106,15 @@ StopReason = Literal["budget", "wall_time", "max_failures", "exhausted"]
 
 class StudyVanishedError(StorageError):
     """The study was deleted while this driver ran it (by a taskgraph without the liveness
-    lock, or by ``optuna delete-study``): the driver stops, writing nothing more of it."""
+    lock, by ``optuna delete-study``, or while the driver's lock was down with its PostgreSQL
+    connection): the driver stops, writing nothing more of it."""
+
+
+# How a study was deleted under a driver whose PostgreSQL liveness lock dropped.
+_LOCK_DOWN = (
+    "while its liveness lock was down with its PostgreSQL connection: a server restart, an "
+    "idle timeout or a terminated backend"
+)
 
 
 class EngineObserver:
@@ -250,11 +264,14 @@ class StudyEngine:
         self._config_hashes: dict[int, str] = {}
         self._families: dict[int, str] = {}
         # The study's liveness lock, held shared from open() to close(): `study delete`
-        # refuses the study while a driver holds it (taskgraph.storage.locks).
+        # refuses the study while a driver holds it (taskgraph.storage.locks).  Kept at every
+        # heartbeat and before each new trial (keep_driver_lock); set once it was found lost.
         self._driver_lock: DriverLock | None = None
+        self._lock_lost: StudyVanishedError | None = None
 
     def close(self) -> None:
         """Release database connections and the study's liveness lock."""
+        keep_every_beat(self.storage, None)
         lock, self._driver_lock = self._driver_lock, None
         if lock is not None:
             lock.release()
@@ -276,28 +293,74 @@ class StudyEngine:
         """
         if self._driver_lock is None:
             self._driver_lock = hold_driver_lock(self.storage_url, self.spec.name)
+            # Every heartbeat on this storage (the local loop's, the Ray driver's) keeps it.
+            keep_every_beat(self.storage, self.keep_driver_lock)
         with quiet_optuna(), optuna_warnings_only():
             return self._open(prior_records, keep_stored=keep_stored)
+
+    def keep_driver_lock(self) -> None:
+        """Check that the study's liveness lock is held, taking it again when its PostgreSQL
+        connection dropped (:meth:`~taskgraph.storage.locks.DriverLock.keep`; a no-op on
+        SQLite), at every heartbeat and before each new trial (:meth:`check_stop`).
+
+        Raises :class:`StudyVanishedError`, then at every call, when a ``study delete`` held
+        the lock, or had deleted the study, by the time it was taken again.
+        """
+        lost = self._lock_lost
+        lock = self._driver_lock
+        if lost is None and lock is not None:
+            try:
+                taken_again = lock.keep()
+            except DriverLockLostError:
+                lost = self._vanished(_LOCK_DOWN)
+            else:
+                # Taken again after a delete that went through while the lock was down.
+                if taken_again and self._study_gone():
+                    lost = self._vanished(_LOCK_DOWN)
+            if lost is not None:
+                self._lock_lost = lost
+        if lost is not None:
+            raise lost
 
     def vanished_error(self) -> StudyVanishedError | None:
         """Return the error saying the opened study is gone from the database (deleted, or
         deleted and created again, behind this driver's back), or ``None`` while it is there
-        (or cannot be read: that error is the one to report)."""
+        (or cannot be read: that error is the one to report).
+
+        A liveness lock down with its PostgreSQL connection is kept first
+        (:meth:`keep_driver_lock`), so that a study deleted while it was down says so.
+        """
         if self.study is None:
+            return self._lock_lost
+        with suppress(Exception):  # what it found is in self._lock_lost
+            self.keep_driver_lock()
+        if self._lock_lost is not None:
+            return self._lock_lost
+        if not self._study_gone():
             return None
+        return self._vanished(
+            "by `optuna delete-study`, or a taskgraph that does not check for running drivers"
+        )
+
+    def _study_gone(self) -> bool:
+        """Return whether the opened study is no longer in the database (``False`` while it
+        is, and when it cannot be read)."""
+        if self.study is None:
+            return False
         try:
             with quiet_optuna():
                 study_id: int | None = self.storage.get_study_id_from_name(self.spec.name)
         except KeyError:
             study_id = None
         except Exception:
-            return None
-        if study_id == self.study._study_id:
-            return None
+            return False
+        return study_id != self.study._study_id
+
+    def _vanished(self, how: str) -> StudyVanishedError:
         return StudyVanishedError(
             f"study {self.spec.name!r} in {mask_url(self.storage_url)} was deleted while this "
-            "driver ran it (by `optuna delete-study`, or a taskgraph that does not check for "
-            "running drivers); the driver stopped, the result of a trial it was finishing is lost"
+            f"driver ran it ({how}); the driver stopped, the result of a trial it was "
+            "finishing is lost"
         )
 
     def _open(self, prior_records: Sequence[Any] | None, *, keep_stored: bool) -> optuna.Study:
@@ -1100,8 +1163,10 @@ class StudyEngine:
         time (``budget.wall_time``, counted from ``started``, a :func:`time.monotonic` value;
         not checked when ``started`` is ``None``); a sampler with nothing left to propose
         (``exhausted``).  Running trials count against the budget, so several drivers on one
-        study never start more trials than it allows.
+        study never start more trials than it allows.  The study's liveness lock is kept
+        first (:meth:`keep_driver_lock`: raises :class:`StudyVanishedError` once it was lost).
         """
+        self.keep_driver_lock()
         progress = self.progress()
         spec = self.spec
         if progress.n_failed > spec.budget.max_failures:

@@ -8,7 +8,9 @@ heartbeat is older than ``grace_period`` and hands it to the storage's
 :class:`optuna.storages.RetryHeartbeatStaleTrialCallback`, which enqueues a copy, with two
 kinds of trial retried whatever ``recovery.max_retry`` says).  ``study.optimize`` runs such a
 heartbeat thread itself; the ask/tell loop and the Ray driver use :class:`Heartbeat`, one
-thread beating for every trial it is given.
+thread beating for every trial it is given, which also runs at every beat what
+:func:`keep_every_beat` registered for its storage (the engine keeps its study's liveness lock
+so: :meth:`taskgraph.storage.locks.DriverLock.keep`).
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import copy
 import signal
 import threading
 import warnings
+import weakref
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +49,7 @@ __all__ = [
     "always_retried",
     "deferred_interrupt",
     "fail_stale_trials",
+    "keep_every_beat",
     "keep_terminate_as_interrupt",
     "make_optuna_storage",
     "optuna_warnings_only",
@@ -191,9 +195,36 @@ def fail_stale_trials(study: optuna.Study, storage: RetryingRDBStorage) -> None:
     optuna.storages.fail_stale_trials(study)
 
 
+# Per Optuna storage, what each Heartbeat on it also calls at every beat (keep_every_beat).
+_KEEPERS: weakref.WeakKeyDictionary[Any, Callable[[], object]] = weakref.WeakKeyDictionary()
+_KEEPERS_LOCK = threading.Lock()
+
+
+def keep_every_beat(storage: Any, keep: Callable[[], object] | None) -> None:
+    """Have every :class:`Heartbeat` on ``storage`` call ``keep()`` at each beat, after the
+    trials' heartbeats (``None``: no longer).
+
+    The engine registers the keeping of its study's liveness lock when it opens the study and
+    removes it when it closes, so the local loop's heartbeat and the Ray driver's keep it alike.
+    ``keep`` runs on the heartbeat thread: what it raises is dropped there (it must keep what
+    it found for the driver's own next call), and it must not block for long.
+    """
+    with _KEEPERS_LOCK:
+        if keep is None:
+            _KEEPERS.pop(storage, None)
+        else:
+            _KEEPERS[storage] = keep
+
+
+def _keeper(storage: Any) -> Callable[[], object] | None:
+    with _KEEPERS_LOCK:
+        return _KEEPERS.get(storage)
+
+
 class Heartbeat:
     """A background thread recording a heartbeat for each trial id given to :meth:`add`
-    (until :meth:`discard`); a context manager that starts and stops the thread."""
+    (until :meth:`discard`), and running what :func:`keep_every_beat` registered for its
+    storage; a context manager that starts and stops (joins) the thread."""
 
     def __init__(self, *, storage: optuna.storages.RDBStorage, interval: float) -> None:
         self.storage = storage
@@ -223,6 +254,10 @@ class Heartbeat:
                     self.storage.record_heartbeat(trial_id)
                 except Exception:  # a finished trial or a database hiccup: the next beat retries
                     continue
+            keep = _keeper(self.storage)
+            if keep is not None:
+                with suppress(Exception):  # kept by the keeper for the driver's next call
+                    keep()
 
     def __enter__(self) -> Heartbeat:
         self._thread = threading.Thread(target=self._beat, name="taskgraph-heartbeat", daemon=True)

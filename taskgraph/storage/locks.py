@@ -19,9 +19,13 @@ opening the study until it closes, and ``study delete`` try-takes it exclusively
 study when it cannot.  SQLite: a ``flock`` on ``NAME.db.driver-<hash of the study
 name>.lock`` beside the database; PostgreSQL: a session-level advisory lock keyed by the study
 name, on a connection of its own held for the driver's life.  Both go when the holder dies
-(``kill -9`` included), so a dead driver never holds up a delete.  A driver whose PostgreSQL
-connection drops loses its lock (a delete may then go through); it finds its study gone and
-stops with one error.
+(``kill -9`` included), so a dead driver never holds up a delete.  A PostgreSQL lock also goes
+with its connection (a server restart, an idle or proxy timeout, ``pg_terminate_backend``):
+the driver calls :meth:`DriverLock.keep` at every heartbeat and before each new trial, which
+finds the connection gone, connects again (a short connect timeout; a server still away is
+tried again at the next call) and takes the lock again; a ``study delete`` holding it then
+is the study being deleted (:class:`DriverLockLostError`).  Between the connection dropping
+and the driver's next call (at most about one heartbeat interval) a delete can go through.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
@@ -47,6 +51,7 @@ from taskgraph.storage.urls import mask_url, parse_storage_url, sqlite_path
 
 __all__ = [
     "DriverLock",
+    "DriverLockLostError",
     "driver_lock_file",
     "hold_driver_lock",
     "lock_file",
@@ -164,6 +169,16 @@ def driver_lock_file(url: str | URL, study: str) -> Path | None:
     return path.with_name(f"{database}.driver-{_driver_digest(study).hex()}.lock")
 
 
+#: seconds :meth:`DriverLock.keep` waits to connect again (libpq's least is 2): the driver's
+#: heartbeat thread calls it, and a server still away is tried again at the next beat.
+DRIVER_LOCK_RECONNECT_TIMEOUT_S = 3
+
+
+class DriverLockLostError(StorageError):
+    """A driver's PostgreSQL liveness lock dropped with its connection, and a ``study delete``
+    held the study's lock when the driver took it again: the study is being deleted."""
+
+
 def _driver_key(study: str) -> int:
     # The advisory lock's bigint key: 64 bits of the name's hash (not the setup lock's key).
     return int.from_bytes(_driver_digest(study), "big", signed=True)
@@ -171,29 +186,89 @@ def _driver_key(study: str) -> int:
 
 class DriverLock:
     """A driver's hold on its study's liveness lock (shared with the study's other drivers);
-    :meth:`release` lets it go (idempotent)."""
+    :meth:`keep` takes a PostgreSQL lock again after its connection dropped, :meth:`release`
+    lets it go (idempotent).  Thread-safe: the heartbeat thread keeps it."""
 
     def __init__(
-        self, *, fd: int | None = None, connection: Connection | None = None, engine: Any = None
+        self,
+        *,
+        fd: int | None = None,
+        connection: Connection | None = None,
+        engine: Any = None,
+        key: int = 0,
+        what: str = "",
     ) -> None:
         self._fd = fd
         self._connection = connection
         self._engine = engine
+        self._key = key
+        self._what = what  # "study 'NAME' in URL" (password masked), for the error
+        self._guard = threading.Lock()
+        self._lost: DriverLockLostError | None = None
+
+    def keep(self) -> bool:
+        """Check that a PostgreSQL lock's connection is alive (one ``SELECT 1``); when it is
+        gone, connect again and take the lock shared again.
+
+        Returns whether the lock was taken again just now (the caller checks that its study
+        is still there: a delete may have gone through while the lock was down), ``False``
+        when it was held, when the server cannot be reached yet (the next call tries again;
+        the connect waits :data:`DRIVER_LOCK_RECONNECT_TIMEOUT_S` at most) and for a lock that
+        cannot drop (SQLite's ``flock``) or was released.  Raises
+        :class:`DriverLockLostError` (then at every call until :meth:`release`) when a ``study
+        delete`` holds the lock: the study is being deleted under the driver.
+        """
+        with self._guard:
+            if self._engine is None:
+                return False
+            if self._lost is not None:
+                raise self._lost
+            if self._connection is not None:
+                try:
+                    self._connection.execute(text("SELECT 1"))
+                    return False
+                except SQLAlchemyError:
+                    # The session is gone, and its advisory lock with it.
+                    with suppress(SQLAlchemyError):
+                        self._connection.close()
+                    self._connection = None
+            try:
+                connection = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            except SQLAlchemyError:
+                return False  # the server is still away
+            try:
+                taken = connection.execute(
+                    text("SELECT pg_try_advisory_lock_shared(:key)"), {"key": self._key}
+                ).scalar()
+            except SQLAlchemyError:
+                with suppress(SQLAlchemyError):
+                    connection.close()
+                return False
+            if not taken:
+                connection.close()
+                self._lost = DriverLockLostError(
+                    f"the liveness lock of {self._what} dropped with its PostgreSQL "
+                    "connection, and a `study delete` took it before this driver took it again"
+                )
+                raise self._lost
+            self._connection = connection
+            return True
 
     def release(self) -> None:
         """Release the lock (closing its descriptor, or unlocking and closing its connection)."""
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            os.close(fd)
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            # Closing the session releases its advisory locks: no unlock needed, nor one
-            # that could fail on a connection already gone.
-            with suppress(SQLAlchemyError):
-                connection.close()
-        engine, self._engine = self._engine, None
-        if engine is not None:
-            engine.dispose()
+        with self._guard:
+            fd, self._fd = self._fd, None
+            if fd is not None:
+                os.close(fd)
+            connection, self._connection = self._connection, None
+            if connection is not None:
+                # Closing the session releases its advisory locks: no unlock needed, nor one
+                # that could fail on a connection already gone.
+                with suppress(SQLAlchemyError):
+                    connection.close()
+            engine, self._engine = self._engine, None
+            if engine is not None:
+                engine.dispose()
 
 
 def _driver_descriptor(
@@ -220,14 +295,35 @@ def hold_driver_lock(url: str | URL, study: str) -> DriverLock:
             return DriverLock()
         return DriverLock(fd=_driver_descriptor(path, parsed, shared=True))
     engine = create_storage_engine(parsed, poolclass=NullPool)
+    # TCP keepalives: the connection sits idle for the driver's life, and a firewall or NAT
+    # that drops idle connections would take the lock with it.
+    params: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 60, "keepalives_interval": 10}
+    _connect_params(engine, params)
+    key = _driver_key(study)
     try:
         connection = _advisory_connection(
-            engine, parsed, "SELECT pg_advisory_lock_shared(:key)", _driver_key(study)
+            engine, parsed, "SELECT pg_advisory_lock_shared(:key)", key
         )
     except BaseException:
         engine.dispose()
         raise
-    return DriverLock(connection=connection, engine=engine)
+    # Connections made again by DriverLock.keep (on the heartbeat thread) wait a short time.
+    params["connect_timeout"] = DRIVER_LOCK_RECONNECT_TIMEOUT_S
+    return DriverLock(
+        connection=connection,
+        engine=engine,
+        key=key,
+        what=f"study {study!r} in {mask_url(parsed)}",
+    )
+
+
+def _connect_params(engine: Any, params: dict[str, Any]) -> None:
+    """Have every connection of ``engine`` connect with libpq's ``params`` (read at each
+    connect: a change applies to later connections)."""
+
+    @event.listens_for(engine, "do_connect")
+    def connect(dialect: Any, record: Any, args: Any, kwargs: dict[str, Any]) -> None:
+        kwargs.update(params)
 
 
 @contextmanager
