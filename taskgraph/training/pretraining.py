@@ -82,10 +82,6 @@ _HELD_OUT = 64
 _MEMORY = FeatureCache(directory=None, memory_items=4)
 
 
-def _texts_of(task: TaskDef, data_dir: str | os.PathLike[str] | None) -> list[str]:
-    return list(_iter_texts_of(task, data_dir))
-
-
 def _iter_texts_of(task: TaskDef, data_dir: str | os.PathLike[str] | None) -> Iterator[str]:
     """Yield the non-blank texts of ``task``'s train split, an example at a time."""
     if "train" not in task.splits:
@@ -107,6 +103,24 @@ def _iter_texts_of(task: TaskDef, data_dir: str | os.PathLike[str] | None) -> It
         yield from (t for t in texts if t.strip())
 
 
+def _corpus_sources(
+    entries: Sequence[str], tasks: Mapping[str, TaskDef] | None
+) -> Iterator[tuple[str, TaskDef | Path]]:
+    """Yield each corpus entry's name in messages and what it names: a task (looked up first)
+    or a text file; an entry that is neither is a ConfigError naming it."""
+    for index, entry in enumerate(entries):
+        where = f"pretraining.corpus[{index}]"
+        try:
+            task = get_task(entry, extra=tasks)
+        except TaskgraphError:
+            path = Path(os.path.expanduser(entry))
+            if not path.is_file():
+                raise ConfigError(f"{where}: {entry!r} is neither a task nor a text file") from None
+            yield where, path
+        else:
+            yield where, task
+
+
 def corpus_texts(
     config: TrialConfig,
     *,
@@ -118,21 +132,14 @@ def corpus_texts(
     entries = config.pretraining.corpus or config.task_set
     texts: list[str] = []
     prints: list[str] = []
-    for index, entry in enumerate(entries):
-        try:
-            task = get_task(entry, extra=tasks)
-        except TaskgraphError:
-            path = Path(os.path.expanduser(entry))
-            if not path.is_file():
-                raise ConfigError(
-                    f"pretraining.corpus[{index}]: {entry!r} is neither a task nor a text file"
-                ) from None
+    for where, source in _corpus_sources(entries, tasks):
+        if isinstance(source, Path):
             digest = hashlib.sha256()
-            texts.extend(corpus_file_lines(path, f"pretraining.corpus[{index}]", digest=digest))
+            texts.extend(corpus_file_lines(source, where, digest=digest))
             prints.append("file:" + digest.hexdigest())
-            continue
-        prints.append("task:" + task_fingerprint(task, data_dir=data_dir))
-        texts.extend(_texts_of(task, data_dir))
+        else:
+            prints.append("task:" + task_fingerprint(source, data_dir=data_dir))
+            texts.extend(_iter_texts_of(source, data_dir))
     if not texts:
         raise ConfigError(f"pretraining.corpus: {list(entries)} holds no text")
     return texts, hashlib.sha256("|".join(prints).encode()).hexdigest()
@@ -181,18 +188,11 @@ def corpus_entry_texts(
     data_dir: str | os.PathLike[str] | None = None,
 ) -> Iterator[str]:
     """Yield the texts of the corpus ``entries`` as :func:`corpus_texts` reads them, lazily."""
-    for index, entry in enumerate(entries):
-        try:
-            task = get_task(entry, extra=tasks)
-        except TaskgraphError:
-            path = Path(os.path.expanduser(entry))
-            if not path.is_file():
-                raise ConfigError(
-                    f"pretraining.corpus[{index}]: {entry!r} is neither a task nor a text file"
-                ) from None
-            yield from corpus_file_lines(path, f"pretraining.corpus[{index}]")
-            continue
-        yield from _iter_texts_of(task, data_dir)
+    for where, source in _corpus_sources(entries, tasks):
+        if isinstance(source, Path):
+            yield from corpus_file_lines(source, where)
+        else:
+            yield from _iter_texts_of(source, data_dir)
 
 
 def encoder_tokenizer(name: str) -> Any:
