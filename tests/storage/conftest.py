@@ -7,12 +7,14 @@ part of the backend contract suite and runs against both.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from taskgraph.storage.testing import PostgresServer
+from taskgraph.testing import unavailable
 from taskgraph.trial import Cost, LookaheadMatrix, TrialConfig, TrialResult, TrialStatus
 
 DATA = Path(__file__).parent / "data"
@@ -25,6 +27,24 @@ def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'records.db'}"
     server = request.getfixturevalue("postgres_server")
     return str(server.create_database(f"t_{uuid.uuid4().hex[:16]}"))
+
+
+@pytest.fixture(scope="module")
+def own_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the requesting module's own, which its tests may stop and start
+    again (the session's ``postgres_server`` is shared).  Skipped locally, failed under
+    CI=true, when no server can start."""
+    from taskgraph.errors import StorageError
+    from taskgraph.storage.testing import start_postgres
+
+    try:
+        server = start_postgres()
+    except StorageError as error:
+        unavailable(f"PostgreSQL cannot start: {error}")
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ that got in first makes the driver stop with one ``StudyVanishedError`` line.  S
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,6 @@ from taskgraph.search.engine import StudyEngine, StudyVanishedError
 from taskgraph.search.heartbeat import Heartbeat
 from taskgraph.storage.locks import hold_driver_lock, no_driver
 from taskgraph.storage.testing import PostgresServer
-from taskgraph.testing import unavailable
 
 BEAT_S = 0.5
 
@@ -198,21 +196,6 @@ def test_a_sqlite_lock_cannot_drop(tmp_path):
 
 
 # -- a server restart ---------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def own_postgres() -> Iterator[PostgresServer]:
-    """A PostgreSQL server of this module's own (stopped and started again here)."""
-    from taskgraph.storage.testing import start_postgres
-
-    try:
-        server = start_postgres()
-    except StorageError as error:
-        unavailable(f"PostgreSQL cannot start: {error}")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.postgres

@@ -23,7 +23,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -135,22 +134,6 @@ def assert_exact(name: str, url: str, budget: int) -> None:
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def own_postgres() -> Iterator[PostgresServer]:
-    """A PostgreSQL server of this module's own (these tests stop it and start it again)."""
-    from taskgraph.errors import StorageError
-    from taskgraph.storage.testing import start_postgres
-
-    try:
-        server = start_postgres()
-    except StorageError as error:
-        unavailable(f"PostgreSQL cannot start: {error}")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _read_lines(process: subprocess.Popen[str], lines: list[str]) -> None:
