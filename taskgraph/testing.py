@@ -36,6 +36,7 @@ __all__ = [
     "limit_file_size",
     "load_fakes",
     "noop_evaluator_factory",
+    "optuna_trial_counts",
     "processes_naming",
     "run_fake_study",
     "small_filesystem",
@@ -273,6 +274,20 @@ def trial_states(url: str) -> dict[int, str]:
         return {}
     finally:
         engine.dispose()
+
+
+def optuna_trial_counts(url: str) -> dict[str, int]:
+    """Return each Optuna study's name in the storage at ``url`` with its number of trials."""
+    import optuna
+
+    storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
+    try:
+        return {
+            s.study_name: len(storage.get_all_trials(s._study_id, deepcopy=False))
+            for s in storage.get_all_studies()
+        }
+    finally:
+        storage.engine.dispose()
 
 
 def _process_table() -> dict[int, tuple[int, str]]:

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from taskgraph.app.studies import delete_study
 from taskgraph.cli.app import app
 from taskgraph.storage.locks import driver_lock_file, lock_file
-from taskgraph.testing import TRIAL_SECONDS_ENV
+from taskgraph.testing import TRIAL_SECONDS_ENV, optuna_trial_counts
 
 runner = CliRunner()
 
@@ -37,17 +37,6 @@ def run_demo(demo: Path, url: str, *args: str) -> None:
         "--storage", url, "-q", *args,
     )  # fmt: skip
     assert code == 0, err
-
-
-def optuna_studies(url: str) -> dict[str, int]:
-    storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
-    try:
-        return {
-            s.study_name: len(storage.get_all_trials(s._study_id, deepcopy=False))
-            for s in storage.get_all_studies()
-        }
-    finally:
-        storage.engine.dispose()
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed")
@@ -68,7 +57,7 @@ def test_a_dead_drivers_trial_with_a_fresh_heartbeat_does_not_hold_the_delete(
 
     assert code == 0, err
     assert "deleted study 'demo'" in out and "3 Optuna trial(s)" in out
-    assert optuna_studies(url) == {"other": 1}
+    assert optuna_trial_counts(url) == {"other": 1}
 
 
 def test_delete_right_after_a_kill_9_of_the_driver_goes_through(tabular_demo: Path) -> None:
@@ -98,7 +87,7 @@ def test_delete_right_after_a_kill_9_of_the_driver_goes_through(tabular_demo: Pa
     deleted = delete_study("demo", storage=url)  # at once: the heartbeat is seconds old
 
     assert deleted["name"] == "demo" and deleted["optuna_trials"] == 1
-    assert optuna_studies(url) == {}
+    assert optuna_trial_counts(url) == {}
 
 
 def _beating(url: str) -> bool:
@@ -149,4 +138,4 @@ def test_deleting_no_study_beside_one_leaves_no_lock_file_for_that_name(tabular_
     assert code == 2
     assert err.strip() == f"error: no study 'nosuch' in {url}; known studies: demo"
     assert not nosuch.exists()
-    assert optuna_studies(url) == {"demo": 1}
+    assert optuna_trial_counts(url) == {"demo": 1}

@@ -15,6 +15,7 @@ import taskgraph.cli.study.manage as study_cli
 from taskgraph.cli.app import app
 from taskgraph.storage import open_repository
 from taskgraph.storage.locks import hold_driver_lock
+from taskgraph.testing import optuna_trial_counts
 
 runner = CliRunner()
 
@@ -50,17 +51,6 @@ def runs_by_study(url: str) -> dict[str, list[tuple[int, str]]]:
     return {name: sorted(rows) for name, rows in out.items()}
 
 
-def optuna_studies(url: str) -> dict[str, int]:
-    storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
-    try:
-        return {
-            s.study_name: len(storage.get_all_trials(s._study_id, deepcopy=False))
-            for s in storage.get_all_studies()
-        }
-    finally:
-        storage.engine.dispose()
-
-
 def two_studies(demo: Path, url: str) -> None:
     assert tabular(demo, url, "--trials", "3")[0] == 0
     assert tabular(demo, url, "--trials", "2", "--set", "name=other")[0] == 0
@@ -78,7 +68,7 @@ def test_delete_removes_the_study_and_its_records_only_and_db_check_stays_ok(dem
     assert deleted["name"] == "demo" and deleted["runs"] == len(before["demo"])
     assert deleted["optuna_trials"] == 3 and deleted["scores"] > 0
     assert runs_by_study(url) == {"other": before["other"]}
-    assert optuna_studies(url) == {"other": 2}
+    assert optuna_trial_counts(url) == {"other": 2}
     code, out, err = invoke("db", "check", "--storage", url)
     assert code == 0 and out.startswith("ok"), out + err
     code, out, _ = invoke("study", "list", "--storage", url, "--json")
@@ -91,7 +81,7 @@ def test_delete_without_yes_off_a_terminal_is_refused_and_deletes_nothing(demo, 
     code, _, err = invoke("study", "delete", "demo", "--storage", url)
     assert code == 2
     assert err.count("\n") == 1 and "--yes" in err and "not a terminal" in err
-    assert runs_by_study(url) == before and optuna_studies(url) == {"demo": 3, "other": 2}
+    assert runs_by_study(url) == before and optuna_trial_counts(url) == {"demo": 3, "other": 2}
 
 
 def test_delete_asks_on_a_terminal(demo, url, monkeypatch):
@@ -132,11 +122,11 @@ def test_a_study_another_driver_runs_is_refused_while_it_holds_the_liveness_lock
     assert code == 1
     assert err.count("\n") == 1
     assert f"study 'demo' in {url} is being run by a driver" in err
-    assert runs_by_study(url) == before and optuna_studies(url)["demo"] == 4
+    assert runs_by_study(url) == before and optuna_trial_counts(url)["demo"] == 4
     # Its driver is gone (killed: it holds nothing): the fresh heartbeat does not hold the study.
     code, _, err = invoke("study", "delete", "demo", "--storage", url, "--yes")
     assert code == 0, err
-    assert optuna_studies(url) == {"other": 2}
+    assert optuna_trial_counts(url) == {"other": 2}
 
 
 def test_the_auditors_repro_is_refused_then_recorded_after_study_delete(demo, url):
@@ -151,7 +141,7 @@ def test_the_auditors_repro_is_refused_then_recorded_after_study_delete(demo, ur
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("error: study 'demo' has records in")
     assert f"`taskgraph study delete demo --storage {url}`" in err
-    assert optuna_studies(url) == {} and runs_by_study(url) == old  # nothing written
+    assert optuna_trial_counts(url) == {} and runs_by_study(url) == old  # nothing written
 
     assert invoke("study", "delete", "demo", "--storage", url, "--yes")[0] == 0
     code, _, err = tabular(demo, url, *again)

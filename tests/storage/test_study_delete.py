@@ -20,6 +20,7 @@ from taskgraph.storage import open_repository
 from taskgraph.storage.migrate import schema_differences
 from taskgraph.storage.repository import RECORDS_IDENTITY_ATTR
 from taskgraph.storage.schema import LookaheadRow, RunRow, ScoreRow, StudyRow, TaskSetRow
+from taskgraph.testing import optuna_trial_counts
 
 
 @pytest.fixture
@@ -30,17 +31,6 @@ def demo(tabular_demo: Path) -> Path:
 def run(demo: Path, url: str, name: str = "demo", trials: int = 3, **overrides: object) -> None:
     runner = {"name": "tabular", "table": str(demo.parent / "tab.csv")}
     run_study(demo, storage=url, runner=runner, name=name, budget__trials=trials, **overrides)
-
-
-def optuna_trials(url: str) -> dict[str, int]:
-    storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
-    try:
-        return {
-            s.study_name: len(storage.get_all_trials(s._study_id, deepcopy=False))
-            for s in storage.get_all_studies()
-        }
-    finally:
-        storage.engine.dispose()
 
 
 def record_counts(url: str) -> dict[str, tuple[int, int]]:
@@ -73,7 +63,7 @@ def test_delete_removes_that_study_and_its_optuna_trials_and_nothing_else(storag
     assert deleted["runs"] == before["demo"][0] and deleted["scores"] == before["demo"][1]
     assert deleted["optuna_trials"] == 3
     assert record_counts(storage_url) == {"other": before["other"]}
-    assert optuna_trials(storage_url) == {"other": 4}
+    assert optuna_trial_counts(storage_url) == {"other": 4}
     with open_repository(storage_url, create=False) as repo, repo.engine.connect() as c:
         assert schema_differences(c) == []  # what `taskgraph db check` compares
         assert c.execute(select(func.count()).select_from(TaskSetRow)).scalar_one() == task_sets
@@ -99,14 +89,14 @@ def test_a_study_deleted_by_optuna_and_run_again_is_refused_before_anything_is_w
         run(demo, storage_url, "demo", trials=2, sampler__seed=7)
     message = str(refused.value)
     assert "study 'demo' has records" in message and "delete_study('demo'" in message
-    assert optuna_trials(storage_url) == {}  # no Optuna study was created
+    assert optuna_trial_counts(storage_url) == {}  # no Optuna study was created
     assert record_counts(storage_url) == old
 
     # Deleted through taskgraph, the name starts afresh: the new study's runs are recorded.
     assert delete_study("demo", storage=storage_url)["optuna_trials"] == 0
     assert record_counts(storage_url) == {}
     run(demo, storage_url, "demo", trials=2, sampler__seed=7)
-    assert optuna_trials(storage_url) == {"demo": 2}
+    assert optuna_trial_counts(storage_url) == {"demo": 2}
     with open_repository(storage_url, create=False) as repo:
         assert {r.trial_number for r in repo.runs(study="demo", status=None)} <= {0, 1}
         assert repo.runs(study="demo", status=None)
@@ -119,7 +109,7 @@ def test_a_plain_optuna_study_made_under_an_old_name_is_refused(storage_url, dem
     optuna.create_study(study_name="demo", storage=storage_url, direction="maximize")
     with pytest.raises(SpecError, match="another study of that name than the Optuna study"):
         run(demo, storage_url, "demo", trials=4)
-    assert optuna_trials(storage_url) == {"demo": 0}
+    assert optuna_trial_counts(storage_url) == {"demo": 0}
 
 
 def test_a_study_written_before_the_tie_adopts_its_records(storage_url, demo):
@@ -135,7 +125,7 @@ def test_a_study_written_before_the_tie_adopts_its_records(storage_url, demo):
                 )
             )
     run(demo, storage_url, "demo", trials=3)  # continues: the records are adopted
-    assert optuna_trials(storage_url) == {"demo": 3}
+    assert optuna_trial_counts(storage_url) == {"demo": 3}
     storage = optuna.storages.RDBStorage(storage_url, skip_table_creation=True)
     study_id = storage.get_study_id_from_name("demo")
     assert storage.get_study_system_attrs(study_id)[RECORDS_IDENTITY_ATTR] == identity
@@ -169,7 +159,7 @@ def test_delete_removes_the_local_runners_checkpoint_folder_of_the_study(sqlite_
 
 
 def test_records_no_study_ran_on_are_taken_by_the_first_study_of_their_name(storage_url, demo):
-    from taskgraph.testing import complete_result
+    from taskgraph.testing import complete_result, optuna_trial_counts
     from taskgraph.trial import TrialConfig
 
     # Written through the Repository alone (as a screen stored before its study runs).
@@ -180,7 +170,7 @@ def test_records_no_study_ran_on_are_taken_by_the_first_study_of_their_name(stor
         )
         identity = repo.study_identity("demo")
     run(demo, storage_url, "demo", trials=2)
-    assert optuna_trials(storage_url) == {"demo": 2}
+    assert optuna_trial_counts(storage_url) == {"demo": 2}
     storage = optuna.storages.RDBStorage(storage_url, skip_table_creation=True)
     study_id = storage.get_study_id_from_name("demo")
     assert storage.get_study_system_attrs(study_id)[RECORDS_IDENTITY_ATTR] == identity
@@ -220,7 +210,9 @@ def test_an_optuna_study_taskgraph_did_not_create_is_refused(storage_url, demo):
     with pytest.raises(NotFoundError, match=r"'mine' .* was not created by taskgraph") as raised:
         delete_study("mine", storage=storage_url)
     assert raised.value.exit_code == 2
-    assert optuna_trials(storage_url)["mine"] == 3
+    assert optuna_trial_counts(storage_url)["mine"] == 3
     optuna.create_study(study_name="half", storage=storage_url)  # a kill while creating it
     assert delete_study("half", storage=storage_url)["optuna_trials"] == 0
-    assert "half" not in optuna_trials(storage_url) and "demo" in optuna_trials(storage_url)
+    assert "half" not in optuna_trial_counts(storage_url) and "demo" in optuna_trial_counts(
+        storage_url
+    )
