@@ -646,7 +646,8 @@ def _by_data_version(
 
     A run's version is its recorded dataset fingerprint of the target, labelled as the
     affinity records label a data version (:func:`data_families`).  Each row keeps the
-    latest version's runs (that of the latest run of all) under its name, followed by a row
+    latest version's runs (that of the latest complete run; of the latest run where none is
+    complete) under its name, followed by a row
     per earlier version (latest first) marked ``earlier_data``; a row without runs is of the
     latest version.
     """
@@ -659,7 +660,10 @@ def _by_data_version(
     def version(run: RunRecord) -> str:
         return labels[(target, "", run.task_fingerprints.get(target))].lstrip("/")
 
-    latest = version(max(runs, key=lambda run: run.id))
+    # The latest complete run's version: a failed run on new data (no scores) would make
+    # every scored row an earlier version's.
+    complete = [run for run in runs if run.status == "complete"] or list(runs)
+    latest = version(max(complete, key=lambda run: run.id))
     out: list[ResultRow] = []
     for row in rows:
         groups: dict[str, list[RunRecord]] = {}

@@ -139,3 +139,23 @@ def test_affinity_top_says_the_records_are_on_another_version_of_the_data(
     assert notes[0].startswith("2 of 'ner''s records are on another version of 'ner''s data")
     assert "train 'ner' alone on that version of its data" in notes[0]
     assert "encoder" not in notes[0]
+
+
+def test_a_failed_run_on_new_data_does_not_make_the_scored_rows_earlier(tmp_path: Path) -> None:
+    """The latest version is the latest complete run's: a baseline that failed on new data
+    (no scores) made every scored row an earlier version's, and --write kept none."""
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    runs = _retrained_on_new_data(url)
+    with open_repository(url) as repo:
+        repo.add_run_result(
+            study="s",
+            trial_number=3,
+            config=TrialConfig(target="ner"),
+            result=TrialResult.failed("boom"),
+            task_fingerprints={"ner": "c" * 64},
+        )
+        runs = repo.runs(study="s")
+    table = build_table("s", SPEC, runs, split="dev")
+    pos = next(row for row in table.rows if row.title == "pos")
+    assert not pos.earlier_data and pos.cell("dev", "f1", task="ner").values == (0.60, 0.60)
+    assert table.long_rows()
