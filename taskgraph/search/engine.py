@@ -583,14 +583,18 @@ class StudyEngine:
         are enqueued as a baseline marked with the version (``taskgraph:data_version``): the
         same configuration, trained afresh (a repeat is one on the same data,
         :meth:`same_configuration`).  One per data version whatever ``budget.baselines``; it
-        counts against ``budget.trials`` like the family baselines, and one that fails is
-        enqueued again up to ``recovery.max_retry`` times.
+        counts against ``budget.trials`` like the family baselines (none is enqueued while
+        the budget is spent: it would wait for a resume that never runs it), and one that
+        fails is enqueued again up to ``recovery.max_retry`` times.
         """
         retried = retried_numbers(trials)
         states = {t.number: trial_state(t, retried=retried) for t in trials}
         firsts = [t for t in trials if is_first_baseline(t) and states[t.number] == "complete"]
         if not firsts or CONFIG_ATTR not in firsts[0].user_attrs:
             return False  # the first baseline is yet to train (the steps before see to it)
+        done = sum(state in ("complete", "pruned", "failed") for state in states.values())
+        if done >= self.spec.budget.trials:
+            return False  # no trial left to train it in: a resume with a larger budget will
         first = firsts[0]
         family = _family_key(first)
         current = self._target_data()

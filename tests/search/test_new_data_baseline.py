@@ -215,3 +215,16 @@ def test_a_failed_baseline_on_the_new_data_is_retried_then_given_up(url: str) ->
     finally:
         engine.close()
     assert len(_trials(url)) == 14
+
+
+def test_a_resume_with_its_budget_spent_leaves_no_baseline_waiting(url: str) -> None:
+    """With no trial left, a baseline enqueued on the new data waited for a `study resume`
+    that never ran it ('1 waiting'); it is enqueued once the budget leaves room."""
+    _run(url, _spec(4, "one"), "v1")
+    _run(url, _spec(4, "one"), "v2")
+    trials = _trials(url)
+    assert len(trials) == 4 and all(t.state != TrialState.WAITING for t in trials)
+    _run(url, _spec(6, "one"), "v2")
+    trials = _trials(url)
+    assert [t.number for t in _baselines(trials)] == [0, 4]
+    assert trials[4].state == TrialState.COMPLETE
