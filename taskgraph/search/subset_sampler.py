@@ -13,7 +13,10 @@ threads of a process (a lock of the module), and on a database storage for every
 SQLite file, a PostgreSQL advisory lock), so two drivers cannot choose the same set.  The slow
 part of a proposal (the graph sampler's estimator fit) runs before the lock
 (:meth:`SubsetSampler.prepare`); under it the trials are read again, and the set chosen from
-them.
+them.  A trial whose every flag ``enqueue_trial`` fixed (a row, a baseline, a requeued or
+family baseline) needs no choice: its set is recorded as it starts (when it is asked:
+:meth:`SubsetSampler.before_trial`), not when its objective first suggests, so a proposal made
+in between (another thread or driver) counts it.
 
 A trial interrupted by its driver (Ctrl-C, a killed or lost driver: :func:`is_interrupted`)
 is no proposal of its set: its retry runs the same parameters (and carries the proposal), so
@@ -134,27 +137,20 @@ class SubsetSampler(BaseSampler):
         if not search_space:
             return {}
         # Flags fixed by ``enqueue_trial`` win over the proposal (Optuna uses them first).
-        fixed = trial.system_attrs.get("fixed_params") or {}
+        fixed = _fixed_params(trial)
         every_flag_fixed = all(name in fixed for name in search_space)
         if not every_flag_fixed:
             self.prepare(study, trial)
         # Choosing and recording are one step for every thread and driver process.
         with proposal_lock(study._storage):
             if every_flag_fixed:
-                subset: frozenset[str] = frozenset()
                 values = {}
             else:
                 subset = self.propose_for(study, trial)
                 values = {name: name[len(AUX_PARAM_PREFIX) :] in subset for name in search_space}
-            chosen = sorted(
-                name[len(AUX_PARAM_PREFIX) :]
-                for name in search_space
-                if (fixed[name] if name in fixed else values[name]) is True
-            )
             # Recorded before the lock is released: the next proposal (another thread, or
             # another driver process on the same database) counts this trial's set as proposed.
-            study._storage.set_trial_system_attr(trial._trial_id, PROPOSAL_ATTR, chosen)
-            trial.system_attrs[PROPOSAL_ATTR] = chosen
+            _record_set(study, trial, search_space, {**values, **fixed})
         return values
 
     def sample_independent(
@@ -168,8 +164,31 @@ class SubsetSampler(BaseSampler):
         return self._independent.sample_independent(study, trial, param_name, param_distribution)
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        """Let the inner sampler prepare the trial."""
+        """Record the set of a trial whose every flag ``enqueue_trial`` fixed, then let the
+        inner sampler prepare the trial.
+
+        Optuna calls this as the trial is asked (running from then on).  Such a trial's set is
+        known then, and it counts as proposed from then (:data:`PROPOSAL_ATTR`), not only once
+        its objective first suggests a flag: the engine asks under its setup lock but samples
+        later, in the objective, and a proposal made in between (another thread or driver) did
+        not see the set (before: it proposed it again, past ``max_repeats``).  A waiting trial
+        does not count yet (:func:`has_subset`), nor one whose flags are not all fixed (its
+        set is chosen when it samples).
+        """
+        self._record_fixed_set(study, trial)
         self._independent.before_trial(study, trial)
+
+    def _record_fixed_set(self, study: Study, trial: FrozenTrial) -> None:
+        if trial.state != TrialState.RUNNING or PROPOSAL_ATTR in trial.system_attrs:
+            return  # (a retry carries its original's proposal: the same parameters)
+        fixed = _fixed_params(trial)
+        if not any(name.startswith(AUX_PARAM_PREFIX) for name in fixed):
+            return  # no lock taken for the trials the sampler proposes
+        search_space = self.infer_relative_search_space(study, trial)
+        if not search_space or not all(name in fixed for name in search_space):
+            return
+        with proposal_lock(study._storage):
+            _record_set(study, trial, search_space, fixed)
 
     def after_trial(
         self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
@@ -183,12 +202,34 @@ class SubsetSampler(BaseSampler):
         self._independent.reseed_rng()
 
 
+def _fixed_params(trial: FrozenTrial) -> dict[str, Any]:
+    """Return the parameters ``enqueue_trial`` fixed for ``trial`` (Optuna's own system
+    attribute ``fixed_params``; none for a trial the sampler samples)."""
+    fixed = trial.system_attrs.get("fixed_params")
+    return fixed if isinstance(fixed, dict) else {}
+
+
+def _record_set(
+    study: Study,
+    trial: FrozenTrial,
+    search_space: Collection[str],
+    values: dict[str, Any],
+) -> None:
+    """Record on ``trial`` (stored and cached) the free auxiliaries whose flag of
+    ``search_space`` is True in ``values`` as its proposal (:data:`PROPOSAL_ATTR`)."""
+    chosen = sorted(name[len(AUX_PARAM_PREFIX) :] for name in search_space if values[name] is True)
+    study._storage.set_trial_system_attr(trial._trial_id, PROPOSAL_ATTR, chosen)
+    trial.system_attrs[PROPOSAL_ATTR] = chosen
+
+
 def has_subset(trial: FrozenTrial) -> bool:
     """Return whether ``trial`` has its auxiliary set yet (the subset samplers count it as seen,
     unless it was interrupted: :func:`counted_trials`).
 
-    A trial has one from the moment a subset sampler proposed it (:data:`PROPOSAL_ATTR`), or
-    once it suggested a flag; a waiting trial, or a running one not yet sampled, has none.
+    A trial has one from the moment a subset sampler proposed it (:data:`PROPOSAL_ATTR`; for a
+    trial whose every flag ``enqueue_trial`` fixed, as it is asked:
+    :meth:`SubsetSampler.before_trial`), or once it suggested a flag; a waiting trial, or a
+    running one not yet sampled, has none.
     """
     if trial.state == TrialState.WAITING:
         return False
