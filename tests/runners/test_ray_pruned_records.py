@@ -114,6 +114,7 @@ def test_the_trainers_own_fingerprints_win_over_the_files_now(
 
     reports: list[dict[str, Any]] = []
     monkeypatch.setattr(worker.tune, "report", lambda metrics, **kwargs: reports.append(metrics))
+    monkeypatch.setattr(worker, "worker_host", lambda: "node-a")  # (asking Ray starts one)
     now = {"tgt": "e" * 64}  # the file was edited after the trainer read it
     read = {"tgt": "f" * 64}
     reporter = worker.TuneReportCallback(fingerprints=lambda config: now, threads=1)
