@@ -116,7 +116,7 @@ class RecordWriter:
         fingerprints of the files as they are now (computed at each call: a file may change
         while the study runs; :func:`~taskgraph.tasks.fingerprints.file_sha256` caches each
         file's digest by its size and times, so an unchanged file is not read again)."""
-        from taskgraph.tasks import get_task, task_fingerprint
+        from taskgraph.tasks.loading import task_set_fingerprints
 
         types = self.task_types(task_set)
         if self.source_fingerprints is not None:
@@ -131,9 +131,10 @@ class RecordWriter:
         for name in task_set:
             if name not in types:
                 continue
-            try:
-                task = get_task(name, extra=self.task_defs)
-                fingerprints[name] = task_fingerprint(task, data_dir=self.data_dir)
+            try:  # one task at a time: a task that cannot be read leaves the others' prints
+                fingerprints.update(
+                    task_set_fingerprints((name,), tasks=self.task_defs, data_dir=self.data_dir)
+                )
             except TaskgraphError:
                 continue  # provenance is best effort; the run itself already happened
         return fingerprints, types

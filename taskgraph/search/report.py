@@ -404,7 +404,9 @@ def trial_row(
 
 
 def _short(fingerprint: str | None) -> str:
-    return "none recorded" if fingerprint is None else fingerprint[:12]
+    from taskgraph.storage.export import SHOWN_CHARS
+
+    return "none recorded" if fingerprint is None else fingerprint[:SHOWN_CHARS]
 
 
 def target_data_versions(name: str, *, storage_url: str) -> dict[int, str | None]:

@@ -35,6 +35,7 @@ __all__ = [
     "DATA_MARK",
     "EXPORT_FORMATS",
     "FLAT_COLUMNS",
+    "SHOWN_CHARS",
     "ScoreLabels",
     "database_words",
     "export_runs",
@@ -42,6 +43,7 @@ __all__ = [
     "flat_rows",
     "in_family",
     "run_object",
+    "shown_family",
     "sqlite_database_of",
 ]
 
@@ -155,19 +157,27 @@ def flat_rows(
             }
 
 
-#: the characters of a dataset fingerprint a data version shows (as a family's ``/data:``)
-_VERSION_SHOWN = 12
+#: the characters of a family hash or a dataset fingerprint that is shown (a data version, as
+#: a family's ``/data:`` names it; a family in an error, as ``records list`` shortens hashes)
+SHOWN_CHARS = 12
 
 
 def _data_version(run: RunRecord, task: str) -> str | None:
     """Return the data version of ``task``'s scores in ``run`` (None: not recorded)."""
     fingerprint = run.task_fingerprints.get(task)
-    return fingerprint[:_VERSION_SHOWN] if fingerprint else None
+    return fingerprint[:SHOWN_CHARS] if fingerprint else None
 
 
 #: what joins a model family and a data version (``<family>/data:<version>``), as
 #: :func:`~taskgraph.storage.score_reads.data_families` names a family measured on several
 DATA_MARK = "/data:"
+
+
+def shown_family(name: str) -> str:
+    """Return a model family as an error names it: its hash prefix, and its data version
+    where it has one (``c2c3f805d173/data:95439abd3540``, a value ``--family`` takes)."""
+    base, mark, version = name.partition(DATA_MARK)
+    return base[:SHOWN_CHARS] + mark + version
 
 
 def family_parts(family: str) -> tuple[str, str | None]:

@@ -3,7 +3,7 @@ family selection of ``--family``.
 
 :func:`check_run_filters` rejects a filter of the wrong type, an empty name or a status no
 run can have before any query runs.  :func:`row_families`, :func:`_in_family_row` and
-:func:`_of_family` pick runs by model family (a hash prefix, optionally with
+:func:`_rows_of_family` pick runs by model family (a hash prefix, optionally with
 ``/data:<version>``), and :func:`no_family_error` is the one error every command gives for a
 family that matches nothing, listing the families there are.
 """
@@ -13,15 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from taskgraph.errors import ConfigError, option_name
+from taskgraph.storage.export import DATA_MARK, in_family, shown_family
 from taskgraph.storage.schema import RunRow
 from taskgraph.storage.score_reads import data_families
 from taskgraph.trial import TrialStatus
 
 __all__ = ["check_run_filters", "no_family_error", "row_families"]
-
-
-#: the characters of a family hash an error names (as `records export -f long` names them)
-_FAMILY_SHOWN = 12
 
 
 def row_families(row: RunRow) -> set[str]:
@@ -39,23 +36,14 @@ def _row_entries(row: RunRow) -> list[tuple[str, str, str | None]]:
     return [(row.target, row.family, prints.get(row.target))]
 
 
-def _data_version_of(family: str) -> str | None:
-    """Return the data version a ``family`` value names (``HASH/data:VERSION``), else None."""
-    from taskgraph.storage.export import family_parts
-
-    return family_parts(family)[1]
-
-
 def _in_family_row(row: RunRow, family: str) -> bool:
     """Return whether one of a run's export rows is of ``family`` (a hash prefix, optionally
     with ``/data:`` and a data version prefix: :func:`~taskgraph.storage.export.in_family`)."""
-    from taskgraph.storage.export import in_family
-
     return any(in_family(family, name, print_) for _, name, print_ in _row_entries(row))
 
 
-def _of_family(rows: Sequence[RunRow], family: str) -> list[RunRow]:
-    """Return the ``rows`` with an export row of model family ``family`` (a hash prefix,
+def _rows_of_family(rows: Sequence[RunRow], family: str) -> list[RunRow]:
+    """Return the run ``rows`` with an export row of model family ``family`` (a hash prefix,
     optionally with ``/data:`` and a data version prefix, :func:`_in_family_row`); raise
     :func:`no_family_error` when ``rows`` has rows and none is of it, naming their families
     as the long format does (with the data version where a task's scores in one family were
@@ -74,15 +62,7 @@ def no_family_error(family: str, families: Iterable[str]) -> ConfigError:
     measured on several data versions) is of, listing them as ``records export --format
     long`` does: each family's hash prefix and its data version, a value ``--family`` takes
     in every format."""
-    from taskgraph.storage.export import DATA_MARK
-
-    known = sorted(
-        {
-            name.partition(DATA_MARK)[0][:_FAMILY_SHOWN]
-            + (DATA_MARK + name.partition(DATA_MARK)[2] if DATA_MARK in name else "")
-            for name in families
-        }
-    )
+    known = sorted({shown_family(name) for name in families})
     return ConfigError(
         f"`{option_name('family')}` {family.strip().lower()!r}: no score's model family starts "
         f"with it; the families: {', '.join(known)}"
@@ -120,7 +100,7 @@ def check_run_filters(
         raise ConfigError(f"`{option_name('family')}` is not a name (a string): {family!r}")
     if family is not None and not family.strip():  # as `records export --format long` says it
         raise ConfigError(f"`{option_name('family')}` is empty: give a family hash or its prefix")
-    if family is not None and family.strip().lower().partition("/data:")[::2] == ("", ""):
+    if family is not None and family.strip().lower().partition(DATA_MARK)[::2] == ("", ""):
         raise ConfigError(
             f"`{option_name('family')}` {family.strip()!r} names neither a family nor a data "
             "version: give a family hash or its prefix (HASH or HASH/data:VERSION)"

@@ -37,10 +37,10 @@ from taskgraph.errors import (
     option_name,
 )
 from taskgraph.storage.engine import create_storage_engine, describe_error
+from taskgraph.storage.export import family_parts
 from taskgraph.storage.filters import (
-    _data_version_of,
     _in_family_row,
-    _of_family,
+    _rows_of_family,
     check_run_filters,
     no_family_error,
     row_families,
@@ -527,8 +527,6 @@ class Repository:
             # lower-case hex; autoescape keeps '%' and '_' literal.  A data version
             # (HASH/data:VERSION) is in the run's fingerprints: this picks the family's runs,
             # a superset that `_in_family_row` narrows.
-            from taskgraph.storage.export import family_parts
-
             prefix = family_parts(family)[0]
             query = query.where(
                 or_(
@@ -592,7 +590,7 @@ class Repository:
             family=family,
         )
         query = query.order_by(RunRow.id.desc() if newest_first else RunRow.id)
-        versioned = family is not None and _data_version_of(family) is not None
+        versioned = family is not None and family_parts(family)[1] is not None
         if limit is not None and not versioned:
             query = query.limit(limit)
         with self._factory.session() as session:
@@ -1195,7 +1193,7 @@ class Repository:
         with self._factory.session() as session:
             rows = session.execute(query).unique().scalars().all()
             if family is not None:
-                rows = _of_family(rows, family)
+                rows = _rows_of_family(rows, family)
             runs = [_run_record(row) for row in rows]
             used = {score.task_set_id for row in rows for score in row.scores}
             keys, _ = self._lookups(session.connection(), used, set())

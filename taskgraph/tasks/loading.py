@@ -15,12 +15,13 @@ import importlib
 import itertools
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from taskgraph.errors import ConfigError, DataNotFoundError
 from taskgraph.tasks.cache import default_cache
+from taskgraph.tasks.catalog import get_task
 from taskgraph.tasks.datadir import resolve_data_dir
 from taskgraph.tasks.fingerprints import file_sha256
 from taskgraph.tasks.readers import Record, get_reader
@@ -48,6 +49,7 @@ __all__ = [
     "split_file",
     "split_path",
     "task_fingerprint",
+    "task_set_fingerprints",
     "unseen_labels",
 ]
 
@@ -400,3 +402,20 @@ def task_fingerprint(task: TaskDef, *, data_dir: str | os.PathLike[str] | None =
         payload["reader_version"] = _READER_VERSION
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def task_set_fingerprints(
+    task_set: Iterable[str],
+    *,
+    tasks: Mapping[str, TaskDef] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+) -> dict[str, str]:
+    """Return the :func:`task_fingerprint` of each task named in ``task_set`` (its files as
+    they are now); ``tasks`` are inline task definitions (by name) besides the catalog.
+
+    Raises what :func:`~taskgraph.tasks.catalog.get_task` and :func:`task_fingerprint` raise
+    for a task it cannot read (an unknown name, a missing or unreadable file).
+    """
+    return {
+        name: task_fingerprint(get_task(name, extra=tasks), data_dir=data_dir) for name in task_set
+    }

@@ -42,6 +42,7 @@ from taskgraph.tasks import (
 )
 from taskgraph.tasks.cache import FEATURE_CACHE_ENV, FeatureCache, cache_dir, feature_cache
 from taskgraph.tasks.features import EncodedSplit, encode_examples, tokenizer_fingerprint
+from taskgraph.tasks.loading import task_set_fingerprints
 from taskgraph.tasks.types import Example, TaskDef, TaskType
 from taskgraph.training.batching import TaskTensors
 from taskgraph.training.callbacks import TrainerCallback
@@ -482,11 +483,9 @@ def _task_fingerprints(
     tasks: Mapping[str, TaskDef] | None,
     data_dir: str | os.PathLike[str] | None,
 ) -> dict[str, str]:
-    """Return the dataset fingerprint of each task of ``config`` (its files as they are now)."""
-    return {
-        name: task_fingerprint(get_task(name, extra=tasks), data_dir=data_dir)
-        for name in config.task_set
-    }
+    """Return the dataset fingerprint of each task of ``config`` (its files as they are now):
+    :func:`~taskgraph.tasks.loading.task_set_fingerprints` (a test replaces this name)."""
+    return task_set_fingerprints(config.task_set, tasks=tasks, data_dir=data_dir)
 
 
 def _changed_task(before: Mapping[str, str], after: Mapping[str, str]) -> str | None:

@@ -16,7 +16,7 @@ from taskgraph.app.affinity.objectives import ALL_METRICS, _objective
 from taskgraph.app.affinity.records import _records_database
 from taskgraph.app.arguments import registered_name
 from taskgraph.errors import ConfigError, option_name
-from taskgraph.storage.export import DATA_MARK
+from taskgraph.storage.export import DATA_MARK, SHOWN_CHARS, family_parts, in_family, shown_family
 
 if TYPE_CHECKING:
     from taskgraph.affinity.longtable import LongTable
@@ -97,7 +97,7 @@ def records_long_table(
         )  # fmt: skip
         records = _of_runs(database.score_records(study=study, metric=named_metric), picked)
         if family is not None:
-            records = _of_family(records, family.strip().lower(), database, study=study)
+            records = _records_of_family(records, family.strip().lower(), database, study=study)
         if not records and named_metric is not None:
             _no_scores_in_metric(
                 named_metric, _of_runs(database.score_records(study=study), picked)
@@ -181,15 +181,13 @@ def _one_data_version(records: Sequence[ScoreRecord], prints: dict[int, dict[str
         if not fingerprint:
             continue
         base = record.family.partition(DATA_MARK)[0]
-        versions.setdefault(record.task, {}).setdefault(fingerprint[:_FAMILY_SHOWN], set()).add(
-            base
-        )
+        versions.setdefault(record.task, {}).setdefault(fingerprint[:SHOWN_CHARS], set()).add(base)
     mixed = {task: found for task, found in versions.items() if len(found) > 1}
     if not mixed:
         return
     task = min(mixed)
     shown = ", ".join(
-        f"{_shown(base)}{DATA_MARK}{version}"
+        f"{shown_family(base)}{DATA_MARK}{version}"
         for version, bases in sorted(mixed[task].items())
         for base in sorted(bases)
     )
@@ -225,13 +223,13 @@ def _long_table_runs(
     return {run.id for run in runs}
 
 
-def _of_family(
+def _records_of_family(
     records: Sequence[ScoreRecord], family: str, database: Repository, *, study: str | None
 ) -> list[ScoreRecord]:
-    """Return the ``records`` of model family ``family`` (a hash prefix, optionally with
-    ``/data:`` and a data version prefix: :func:`~taskgraph.storage.export.in_family`); raise
-    a ConfigError listing the records' families when none is."""
-    from taskgraph.storage.export import family_parts, in_family
+    """Return the score ``records`` of model family ``family`` (a hash prefix, optionally with
+    ``/data:`` and a data version prefix: :func:`~taskgraph.storage.export.in_family`, as the
+    storage's ``_of_family`` picks runs); raise a ConfigError listing the records' families
+    when none is."""
     from taskgraph.storage.repository import no_family_error
 
     prints: dict[int, dict[str, str]] = {}
@@ -250,10 +248,6 @@ def _of_family(
     if records and not kept:
         raise no_family_error(family, {r.family for r in records})
     return kept
-
-
-#: the characters of a family hash an error names (as `records list` shortens config hashes)
-_FAMILY_SHOWN = 12
 
 
 def _one_family_per_task(
@@ -306,7 +300,7 @@ def _several_families(
         schemes.setdefault(record.family, set()).add(scheme)
     families = sorted({r.family for r in found})
     shown = "; ".join(
-        f"{_shown(name)}: {' / '.join(sorted(described.get(name, set()))) or '?'}"
+        f"{shown_family(name)}: {' / '.join(sorted(described.get(name, set()))) or '?'}"
         for name in families
     )
     family_option = option_name("family", metavar="PREFIX")
@@ -341,13 +335,6 @@ def _several_families(
         f"{task} in {'+'.join(sorted(tasks))} was trained in {len(families)} model families "
         f"({shown}): a long table holds one score per task set; pick one family with {hint}"
     )
-
-
-def _shown(name: str) -> str:
-    """Return a family as an error names it: its hash prefix, and its data version where it
-    has one (``c2c3f805d173/data:95439abd3540``, a value ``--family`` takes)."""
-    base, mark, version = name.partition(DATA_MARK)
-    return base[:_FAMILY_SHOWN] + (mark + version if mark else "")
 
 
 def _of_runs(records: Sequence[ScoreRecord], run_ids: set[int] | None) -> list[ScoreRecord]:

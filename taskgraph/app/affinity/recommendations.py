@@ -37,6 +37,7 @@ from taskgraph.app.affinity.records import (
 )
 from taskgraph.app.arguments import integer, registered_name
 from taskgraph.errors import ConfigError, StorageError, option_name
+from taskgraph.storage.export import DATA_MARK
 
 if TYPE_CHECKING:
     from taskgraph.affinity.records import ScoreRecord
@@ -286,7 +287,7 @@ def _records_on_unbaselined_data(records: Sequence[ScoreRecord], target: str) ->
         for r in records
         if r.task == target and r.task_set == alone and math.isfinite(r.value)
     }
-    return sum(1 for key in keys if key not in baselined and "/data:" in key[0])
+    return sum(1 for key in keys if key not in baselined and DATA_MARK in key[0])
 
 
 def recommend(

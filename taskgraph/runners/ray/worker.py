@@ -173,14 +173,10 @@ def data_fingerprints(
     or ``None`` where a task is not the catalog's or the study's (a test's fake names) or its
     files cannot be read: the record then falls back to the files when it is written."""
     from taskgraph.errors import TaskgraphError
-    from taskgraph.tasks import get_task
-    from taskgraph.tasks.loading import task_fingerprint
+    from taskgraph.tasks.loading import task_set_fingerprints
 
     try:
-        return {
-            name: task_fingerprint(get_task(name, extra=tasks), data_dir=data_dir)
-            for name in config.task_set
-        }
+        return task_set_fingerprints(config.task_set, tasks=tasks, data_dir=data_dir)
     except (TaskgraphError, OSError) as error:
         logger.warning("no data fingerprints for the trial's reports: %s", error)
         return None
