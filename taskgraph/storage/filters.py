@@ -105,6 +105,13 @@ def check_run_filters(
             f"`{option_name('family')}` {family.strip()!r} names neither a family nor a data "
             "version: give a family hash or its prefix (HASH or HASH/data:VERSION)"
         )
+    if family is not None:
+        _, mark, version = family.strip().partition(DATA_MARK)
+        if mark and not version.strip():  # an empty version would match every version
+            raise ConfigError(
+                f"`{option_name('family')}` {family.strip()!r}: the data version after "
+                f"{DATA_MARK!r} is empty: give one (HASH/data:VERSION) or leave {DATA_MARK!r} out"
+            )
     for keyword, value in (
         ("study", study),
         ("target", target),

@@ -228,3 +228,21 @@ def test_a_resume_with_its_budget_spent_leaves_no_baseline_waiting(url: str) -> 
     trials = _trials(url)
     assert [t.number for t in _baselines(trials)] == [0, 4]
     assert trials[4].state == TrialState.COMPLETE
+
+
+def test_study_show_names_the_baseline_of_trials_measured_against_another(url: str) -> None:
+    """The text printed the first baseline in its header and gains against the new-data one
+    without saying so: a `baseline` column names it where it is not the header's."""
+    _run(url, _spec(4, "one"), "v1")
+    _run(url, _spec(6, "one"), "v2")
+    result = runner.invoke(app, ["study", "show", "nd", "--storage", url], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert "baseline (target alone, trial 0)" in result.output
+    lines = {
+        int(line.split("│")[1]): line
+        for line in result.output.splitlines()
+        if line.count("│") > 3 and line.split("│")[1].strip().isdigit()
+    }
+    assert set(lines) == set(range(6)), result.output
+    for number, line in lines.items():
+        assert ("trial 4 (" in line) == (number >= 4), line

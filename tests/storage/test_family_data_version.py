@@ -105,3 +105,15 @@ def test_a_data_version_no_run_has_is_refused_listing_the_versions(versions: str
             f"{family}/data:{V2[:12]}",
             family,  # pos: one data version
         }
+
+
+def test_an_empty_data_version_is_refused(versions: str) -> None:
+    """`HASH/data:` with nothing after the mark matched every data version silently."""
+    with open_repository(versions, create=False) as repo:
+        family = repo.runs()[0].family[:12]
+        for call in (
+            lambda: repo.runs(family=f"{family}/data:"),
+            lambda: repo.export(io.StringIO(), format="csv", family=f"{family}/data: "),
+        ):
+            with pytest.raises(ConfigError, match="the data version after '/data:' is empty"):
+                call()

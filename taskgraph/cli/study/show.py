@@ -106,6 +106,20 @@ def show(
         for r in rows:
             r["selection"] = _selection_cell(r.get("data_selection"))
     columns += ["value", "measured absolute gain", "measured relative gain"]
+    # A trial measured against another baseline than the header's (a baseline of its own model
+    # family or settings, or on a newer version of the target's data): the column says which.
+    shown_base = None if base is None else base["trial"]
+    if any(r.get("baseline_trial") not in (None, shown_base) for r in rows):
+        columns.append("baseline")
+        values = {r["trial"]: r["value"] for r in report["gains"]}
+        for r in rows:
+            other = r.get("baseline_trial")
+            r["baseline"] = (
+                ""
+                if other is None
+                else f"trial {other}"
+                + (f" ({values[other]:.4f})" if isinstance(values.get(other), float) else "")
+            )
     if any(r.get("repeat_of") is not None for r in rows):
         # A repeat is the earlier trial's measurement told again, not new evidence.
         columns.insert(1, "repeat of")
