@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -687,6 +688,20 @@ def test_the_objective_is_named_for_optuna_dashboard(storage_url: str, fakes: Mo
     ]
 
 
+@pytest.fixture
+def interactive_ctrl_c() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt, as in an interactive shell (a background job, as CI
+    may run the tests, inherits SIGINT ignored, and an ignored signal stays ignored)."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("interactive_ctrl_c")
 def test_a_signal_held_while_asking_interrupts_the_asked_trial(
     storage_url: str, fakes: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -720,6 +735,7 @@ def test_a_signal_held_while_asking_interrupts_the_asked_trial(
     assert study.trials[2].user_attrs[RETRY_OF_ATTR] == 1
 
 
+@pytest.mark.usefixtures("interactive_ctrl_c")
 def test_a_signal_held_while_recording_still_shows_the_finished_trial(
     storage_url: str, fakes: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
