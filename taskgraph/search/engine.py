@@ -638,8 +638,7 @@ class StudyEngine:
         repeat's: those of the trial it repeats; ``None``: none recorded), for the trials with
         recorded runs: the data version ``study show`` measures the trial on
         (:func:`taskgraph.search.report.target_data_versions`)."""
-        runs = self.repository.runs(study=self.spec.name)
-        recorded = {run.trial_number: run.task_fingerprints.get(run.target) for run in runs}
+        recorded = self.repository.trial_fingerprints(self.spec.name, self.spec.target)
         trained = trained_by(trials)
         return {
             t.number: recorded[trained[t.number]] for t in trials if trained[t.number] in recorded

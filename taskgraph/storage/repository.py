@@ -708,6 +708,22 @@ class Repository:
         with self._factory.session() as session:
             return {(int(number), int(seed)) for number, seed in session.execute(query)}
 
+    def trial_fingerprints(self, study: str, task: str) -> dict[int, str | None]:
+        """Return trial number -> the dataset fingerprint of ``task`` that the trial's latest
+        run of ``study`` recorded (``None``: none), in one light query (no scores, no
+        configurations): what the engine reads after each trial to tell data versions apart."""
+        query = (
+            select(RunRow.trial_number, RunRow.task_fingerprints)
+            .join(RunRow.study)
+            .where(StudyRow.name == study)
+            .order_by(RunRow.id)
+        )
+        with self._factory.session() as session:
+            return {
+                int(number): dict(prints or {}).get(task)
+                for number, prints in session.execute(query)
+            }
+
     def complete_run_data(
         self, study: str
     ) -> dict[tuple[str, str, str, int], list[dict[str, str]]]:
