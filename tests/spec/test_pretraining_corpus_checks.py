@@ -1,6 +1,7 @@
-"""A pretraining corpus file is read before a study exists: a file that is not UTF-8, holds
-no text, or is too short for the stage's windows (a file or a task), is one error line from ``study validate`` and from ``study run`` (and no database),
-the message the pretraining stage gives, naming the spec field, the file and the line."""
+"""A pretraining corpus is read before a study exists: a file that is not UTF-8, holds no
+text, or a file or task too short for the stage's windows, is one error line from ``study
+validate`` and from ``study run`` (and no database), the message the pretraining stage gives,
+naming the spec field, the file and the line."""
 
 from __future__ import annotations
 
