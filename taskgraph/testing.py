@@ -37,6 +37,7 @@ __all__ = [
     "load_fakes",
     "noop_evaluator_factory",
     "optuna_trial_counts",
+    "postgres_or_unavailable",
     "processes_naming",
     "run_fake_study",
     "small_filesystem",
@@ -70,6 +71,24 @@ SHARING_SPACES: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 EFFECTS = {"good": 0.2, "bad": -0.15, "meh": 0.01}
+
+
+@contextmanager
+def postgres_or_unavailable() -> Iterator[Any]:
+    """Yield a PostgreSQL server started for tests (127.0.0.1, a free port; an empty
+    ``taskgraph`` database), stopped and its directory deleted afterwards; when none can start,
+    :func:`unavailable` (skipped locally, failed under ``CI=true``)."""
+    from taskgraph.errors import StorageError
+    from taskgraph.storage.testing import start_postgres
+
+    try:
+        server = start_postgres()
+    except StorageError as error:
+        unavailable(f"PostgreSQL cannot start: {error}")
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def known_objective(config: TrialConfig) -> float:

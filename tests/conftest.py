@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from taskgraph.tasks.datadir import resolve_data_dir
-from taskgraph.testing import OptunaRecords, unavailable
+from taskgraph.testing import OptunaRecords, postgres_or_unavailable, unavailable
 
 if TYPE_CHECKING:
     from taskgraph.storage.testing import PostgresServer
@@ -55,17 +55,8 @@ def postgres_server() -> Iterator[PostgresServer]:
     returns the URL of another empty one.  Skipped locally, failed under CI=true, when no
     server can start.  Stopped (and its directory deleted) at the end of the session.
     """
-    from taskgraph.errors import StorageError
-    from taskgraph.storage.testing import start_postgres
-
-    try:
-        server = start_postgres()
-    except StorageError as error:
-        unavailable(f"PostgreSQL cannot start: {error}")
-    try:
+    with postgres_or_unavailable() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from taskgraph.storage.testing import PostgresServer
-from taskgraph.testing import unavailable
+from taskgraph.testing import postgres_or_unavailable
 from taskgraph.trial import Cost, LookaheadMatrix, TrialConfig, TrialResult, TrialStatus
 
 DATA = Path(__file__).parent / "data"
@@ -34,17 +34,8 @@ def own_postgres() -> Iterator[PostgresServer]:
     """A PostgreSQL server of the requesting module's own, which its tests may stop and start
     again (the session's ``postgres_server`` is shared).  Skipped locally, failed under
     CI=true, when no server can start."""
-    from taskgraph.errors import StorageError
-    from taskgraph.storage.testing import start_postgres
-
-    try:
-        server = start_postgres()
-    except StorageError as error:
-        unavailable(f"PostgreSQL cannot start: {error}")
-    try:
+    with postgres_or_unavailable() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
