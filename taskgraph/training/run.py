@@ -477,17 +477,6 @@ def _data_selection(
     )
 
 
-def _task_fingerprints(
-    config: TrialConfig,
-    *,
-    tasks: Mapping[str, TaskDef] | None,
-    data_dir: str | os.PathLike[str] | None,
-) -> dict[str, str]:
-    """Return the dataset fingerprint of each task of ``config`` (its files as they are now):
-    :func:`~taskgraph.tasks.loading.task_set_fingerprints` (a test replaces this name)."""
-    return task_set_fingerprints(config.task_set, tasks=tasks, data_dir=data_dir)
-
-
 def _changed_task(before: Mapping[str, str], after: Mapping[str, str]) -> str | None:
     """Return the first task whose fingerprint differs between ``before`` and ``after``."""
     return next((name for name in sorted(before) if before[name] != after.get(name)), None)
@@ -584,7 +573,7 @@ def _train_trial(
         check_caps(config)  # before a pretraining stage is paid for
         if config.pretraining is not None:
             report = _pretraining_report(config, tasks=tasks, data_dir=data_dir, device=device)
-        before = _task_fingerprints(config, tasks=tasks, data_dir=data_dir)
+        before = task_set_fingerprints(config.task_set, tasks=tasks, data_dir=data_dir)
         trainer = build_trainer(
             config,
             tasks=tasks,
@@ -596,7 +585,7 @@ def _train_trial(
         )
         # Every split is in memory now: the same fingerprints as before reading them mean the
         # trainer read one version of each task's data, the one recorded with the run.
-        after = _task_fingerprints(config, tasks=tasks, data_dir=data_dir)
+        after = task_set_fingerprints(config.task_set, tasks=tasks, data_dir=data_dir)
         changed = _changed_task(before, after)
         if changed is not None:
             return failed(

@@ -606,8 +606,8 @@ def test_a_checkpoint_saved_on_other_data_is_not_resumed(
     version = {"name": "v1"}
     monkeypatch.setattr(
         run_module,
-        "_task_fingerprints",
-        lambda config, **kwargs: {task: version["name"] for task in config.task_set},
+        "task_set_fingerprints",
+        lambda task_set, **kwargs: {task: version["name"] for task in task_set},
     )
     uninterrupted = run(cfg, checkpoint_dir=tmp_path / "a")
     with pytest.raises(KeyboardInterrupt):
