@@ -61,11 +61,12 @@ def _worker_reports(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     monkeypatch.setattr(worker.tune, "report", lambda metrics, **kwargs: reports.append(metrics))
     monkeypatch.setattr(worker, "worker_host", lambda: "node-a ray-node:1")
     fingerprints = {"tgt": "f" * 64, "good": "a" * 64}
-    reporter = worker.TuneReportCallback(fingerprints=lambda config: fingerprints, threads=2)
+    reporter = worker.TuneReportCallback(threads=2)
     config = TrialConfig(target="tgt", auxiliaries=("good",))
     state, control = TrainerState(max_steps=24), TrainerControl()
     model = torch.nn.Linear(2, 2)
-    reporter.on_train_begin(config, state, control, model=model)
+    # what the trainer passes: the fingerprints of the data it read
+    reporter.on_train_begin(config, state, control, model=model, data_fingerprints=fingerprints)
     for step, value in ((6, 0.5), (12, 0.75)):
         state.global_step = state.total_steps = state.target_steps = step
         state.examples, state.tokens = step * 16, step * 100
@@ -99,49 +100,6 @@ def test_a_pruned_or_died_trial_keeps_the_data_and_cost_of_its_reports(
         (run,) = searcher._outcome("tune-1", None, error=False).runs
         assert run.result.intermediate == [(6, 0.5), (12, 0.75)]
         assert run.result.cost.seconds == 6.0
-
-
-def test_the_trainers_own_fingerprints_win_over_the_files_now(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The trainer passes the fingerprints of the data it read to on_train_begin: the report
-    carries those, not the files' as they are when training begins (edited meanwhile)."""
-    import json
-
-    import torch
-
-    from taskgraph.runners.ray import worker
-
-    reports: list[dict[str, Any]] = []
-    monkeypatch.setattr(worker.tune, "report", lambda metrics, **kwargs: reports.append(metrics))
-    monkeypatch.setattr(worker, "worker_host", lambda: "node-a")  # (asking Ray starts one)
-    now = {"tgt": "e" * 64}  # the file was edited after the trainer read it
-    read = {"tgt": "f" * 64}
-    reporter = worker.TuneReportCallback(fingerprints=lambda config: now, threads=1)
-    config, state, control = TrialConfig(target="tgt"), TrainerState(max_steps=4), TrainerControl()
-    reporter.on_train_begin(
-        config, state, control, model=torch.nn.Linear(2, 2), data_fingerprints=read
-    )
-    reporter.on_evaluate(config, state, control, metrics={}, objective=0.5)
-    assert json.loads(reports[0][worker.DATA]) == read
-
-
-def test_the_worker_fingerprints_the_study_tasks_as_the_trainer_does(tmp_path: Path) -> None:
-    from taskgraph.runners.ray.worker import data_fingerprints
-    from taskgraph.spec.checks import inline_task_defs
-    from taskgraph.tasks import get_task
-    from taskgraph.tasks.loading import task_fingerprint
-
-    _write_data(tmp_path / "data")
-    spec = spec_from_dict(_spec_dict(tmp_path, "fp"))
-    tasks = inline_task_defs(spec)
-    config = TrialConfig(target="tgt", auxiliaries=("aux1",))
-    loaded = data_fingerprints(config, tasks=tasks, data_dir=None)
-    assert loaded == {
-        name: task_fingerprint(get_task(name, extra=tasks)) for name in ("tgt", "aux1")
-    }
-    # a task it cannot fingerprint: no fingerprints (the record falls back), no crash
-    assert data_fingerprints(TrialConfig(target="nope"), tasks=tasks, data_dir=None) is None
 
 
 # --------------------------------------------------------------------- one real Ray run

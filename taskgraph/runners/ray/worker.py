@@ -32,7 +32,6 @@ __all__ = [
     "EvaluatorFactory",
     "TuneCheckpointCallback",
     "TuneReportCallback",
-    "data_fingerprints",
     "local_evaluator",
     "train_in_worker",
     "worker_host",
@@ -77,20 +76,13 @@ class TuneReportCallback(TrainerCallback):
     A trial the scheduler stops never sends its final report: the driver writes its record
     from these.  Each carries the cost so far (:data:`COST`: steps, examples, tokens); the
     first one after training begins also carries the dataset fingerprints of the data the
-    trial trains on (:data:`DATA`, taken by ``fingerprints`` when training begins, right after
-    the trainer read every split) and the device.  Nothing else is repeated: Tune keeps every
+    trainer read (:data:`DATA`, which the trainer passes to ``on_train_begin``) and the device.  Nothing else is repeated: Tune keeps every
     report.
     """
 
-    def __init__(
-        self,
-        *,
-        fingerprints: Callable[[TrialConfig], dict[str, str] | None] | None = None,
-        threads: int = 0,
-    ) -> None:
+    def __init__(self, *, threads: int = 0) -> None:
         self.evaluations = 0
         self.objective: float | None = None
-        self.fingerprints = fingerprints
         self.threads = threads  # torch's intra-op threads the trainer runs with (0: unknown)
         self._begun = False
         self._once: dict[str, Any] = {}
@@ -103,10 +95,8 @@ class TuneReportCallback(TrainerCallback):
         if self._begun:
             return None
         self._begun = True
-        # The trainer's own fingerprints (of the data it read); else the files as they are now.
+        # The trainer's fingerprints of the data it read (none: the record takes the files').
         loaded = kwargs.get("data_fingerprints")
-        if loaded is None and self.fingerprints is not None:
-            loaded = self.fingerprints(args)
         if loaded is not None:
             self._once[DATA] = json.dumps(loaded, sort_keys=True)
         device = _model_device(kwargs.get("model"), threads=self.threads)
@@ -164,22 +154,6 @@ def _model_device(model: Any, *, threads: int) -> str | None:
     if first is None:
         return None
     return describe_device(first.device, threads=threads or None)
-
-
-def data_fingerprints(
-    config: TrialConfig, *, tasks: dict[str, Any], data_dir: str | None
-) -> dict[str, str] | None:
-    """Return the dataset fingerprint of each task of ``config`` (its files as they are now),
-    or ``None`` where a task is not the catalog's or the study's (a test's fake names) or its
-    files cannot be read: the record then falls back to the files when it is written."""
-    from taskgraph.errors import TaskgraphError
-    from taskgraph.tasks.loading import task_set_fingerprints
-
-    try:
-        return task_set_fingerprints(config.task_set, tasks=tasks, data_dir=data_dir)
-    except (TaskgraphError, OSError) as error:
-        logger.warning("no data fingerprints for the trial's reports: %s", error)
-        return None
 
 
 class TuneCheckpointCallback(TrainerCallback):
@@ -257,7 +231,6 @@ def train_in_worker(
     ends; Tune keeps the persisted copy.
     """
     from taskgraph.spec import spec_from_dict
-    from taskgraph.spec.checks import inline_task_defs
 
     payload = config[PAYLOAD]
     spec = spec_from_dict(json.loads(spec_json))
@@ -276,12 +249,7 @@ def train_in_worker(
             )
             if checkpoints:
                 restore_checkpoint(folder, payload.get("checkpoint"))
-            reporter = TuneReportCallback(
-                fingerprints=functools.partial(
-                    data_fingerprints, tasks=inline_task_defs(spec), data_dir=data_dir
-                ),
-                threads=_threads(evaluator),
-            )
+            reporter = TuneReportCallback(threads=_threads(evaluator))
             saver = (
                 [TuneCheckpointCallback(folder=folder, reporter=reporter)] if checkpoints else []
             )
