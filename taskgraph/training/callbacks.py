@@ -91,8 +91,10 @@ class TrainerCallback:
         self, args: TrialConfig, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> TrainerControl | None:
         """Called once before the first step of each phase (also after resuming from a
-        checkpoint); ``data_fingerprints`` in kwargs: the dataset fingerprint of each task's
-        data as the trainer read it (None where the trainer was built without them)."""
+        checkpoint); in kwargs, ``data_fingerprints``: the dataset fingerprint of each task's
+        data as the trainer read it (None where the trainer was built without them),
+        ``pretraining``: the report of the masked-LM stage the encoder came from (None without
+        one) and ``selection``: what data selection kept (:attr:`TrialResult.selection`)."""
         return None
 
     def on_step_end(

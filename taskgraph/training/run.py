@@ -594,6 +594,7 @@ def _train_trial(
             )
         loaded = after
         trainer.data_fingerprints = loaded  # a checkpoint saved on other data is not resumed
+        trainer.pretraining = report
         outcome = trainer.train()
         seconds, tokens = stage()
         return TrialResult(
@@ -613,12 +614,7 @@ def _train_trial(
             ),
             lookahead=outcome.lookahead,
             intermediate=outcome.intermediate,
-            selection={
-                name: dict(task_data.selection)
-                for name, task_data in trainer.data.items()
-                if task_data.selection is not None
-            }
-            or None,
+            selection=trainer.selection(),
             pretraining=report,
             data_fingerprints=loaded,
         )

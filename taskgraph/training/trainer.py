@@ -130,6 +130,10 @@ class MultiTaskTrainer:
         # The dataset fingerprint of each task's data as read for this run (set by
         # ``train_trial``): a checkpoint saved on other data is not resumed.
         self.data_fingerprints: dict[str, str] | None = None
+        # The report of the masked-LM stage this trial's encoder came from (set by
+        # ``train_trial``): handed to ``on_train_begin`` with the data's fingerprints, so a
+        # runner whose trial may end without a result (Ray: stopped by the scheduler) has it.
+        self.pretraining: dict[str, Any] | None = None
         self.state = TrainerState()
         self.control = TrainerControl()
         self.objective_metric = (
@@ -289,7 +293,12 @@ class MultiTaskTrainer:
         self.state.max_steps = total
         per_step = options.tasks_per_step(len(tasks), self.weighting)
         self.model.train()
-        self._call("on_train_begin", data_fingerprints=self.data_fingerprints)
+        self._call(
+            "on_train_begin",
+            data_fingerprints=self.data_fingerprints,
+            pretraining=self.pretraining,
+            selection=self.selection(),
+        )
         while self.state.global_step < total and not self._stopping():
             probe = self.lookahead is not None and options.probes_after(
                 self.state.global_step + 1, config
@@ -325,6 +334,15 @@ class MultiTaskTrainer:
             self.control.should_evaluate = self.control.should_save = False
         self._check_finite()
         return self.control.should_prune
+
+    def selection(self) -> dict[str, dict[str, Any]] | None:
+        """Return what example-level data selection kept of each auxiliary's training split
+        (:attr:`TrialResult.selection`), or ``None`` without selection."""
+        return {
+            name: dict(task_data.selection)
+            for name, task_data in self.data.items()
+            if task_data.selection is not None
+        } or None
 
     def _call(self, event: str, **kwargs: Any) -> None:
         """Run callback hook ``event`` (callbacks also get the model, as in transformers)."""

@@ -51,7 +51,14 @@ def _searcher(tmp_path: Path, name: str) -> Iterator[Any]:
         engine.close()
 
 
-def _worker_reports(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+#: what the trainer passes to ``on_train_begin`` besides the fingerprints (a stage this trial ran)
+PRETRAINING = {"scheme": "uniform", "steps": 8, "tokens": 4096, "seconds": 2.5, "cached": False}
+SELECTION = {"good": {"examples": 40, "pool": 40, "kept": 20, "selected": "AAA=", "sha256": "x"}}
+
+
+def _worker_reports(
+    monkeypatch: pytest.MonkeyPatch, *, pretraining: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """Return the reports a worker's reporter makes over two evaluations of a real model."""
     import torch
 
@@ -66,7 +73,10 @@ def _worker_reports(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     state, control = TrainerState(max_steps=24), TrainerControl()
     model = torch.nn.Linear(2, 2)
     # what the trainer passes: the fingerprints of the data it read
-    reporter.on_train_begin(config, state, control, model=model, data_fingerprints=fingerprints)
+    reporter.on_train_begin(
+        config, state, control, model=model, data_fingerprints=fingerprints,
+        pretraining=pretraining, selection=SELECTION,
+    )  # fmt: skip
     for step, value in ((6, 0.5), (12, 0.75)):
         state.global_step = state.total_steps = state.target_steps = step
         state.examples, state.tokens = step * 16, step * 100
@@ -100,6 +110,30 @@ def test_a_pruned_or_died_trial_keeps_the_data_and_cost_of_its_reports(
         (run,) = searcher._outcome("tune-1", None, error=False).runs
         assert run.result.intermediate == [(6, 0.5), (12, 0.75)]
         assert run.result.cost.seconds == 6.0
+        assert run.result.selection == SELECTION
+        assert run.result.pretraining is None
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
+@pytest.mark.parametrize("cached", [False, True])
+def test_a_pruned_trial_keeps_its_pretraining_stage_and_its_cost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cached: bool
+) -> None:
+    # A finished trial's cost includes the stage it ran (train_trial); a pruned one's was
+    # only the fine-tuning's, and its record had no pretraining report.
+    stage = {**PRETRAINING, "cached": cached}
+    reports = _worker_reports(monkeypatch, pretraining=stage)
+    with _searcher(tmp_path, "pretrained") as searcher:
+        assert searcher.suggest("tune-1") is not None
+        searcher.book.results["tune-1"] = reports
+        for error in (False, True):
+            (run,) = searcher._outcome("tune-1", None, error=error).runs
+            result = run.result
+            assert result.pretraining == stage
+            ran = 0 if cached else 1
+            assert result.cost.pretrain_seconds == ran * 2.5
+            assert result.cost.pretrain_tokens == ran * 4096
+            assert result.cost.tokens == 12 * 100 + ran * 4096
 
 
 # --------------------------------------------------------------------- one real Ray run

@@ -79,6 +79,24 @@ def test_a_trial_with_adaptive_pretraining_records_its_stage(stage_runs: list[st
     assert TrialResult.from_dict(result.to_dict()).pretraining == result.to_dict()["pretraining"]
 
 
+def test_the_trainer_hands_the_stage_report_to_on_train_begin() -> None:
+    # What a runner whose trial can end without a result (Ray: stopped by the scheduler)
+    # records the stage and its cost from.
+    from taskgraph.training.callbacks import TrainerCallback
+
+    seen: list[dict[str, Any]] = []
+
+    class Begin(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            seen.append(kwargs)
+
+    result = train_trial(config(), tasks=FAMILY.tasks, callbacks=[Begin()])
+    assert result.status is TrialStatus.COMPLETE, result.failure_reason
+    assert seen and seen[0]["pretraining"] == result.pretraining is not None
+    assert seen[0]["pretraining"]["cached"] is False
+    assert "selection" in seen[0] and seen[0]["selection"] is None  # no data selection here
+
+
 def test_a_second_trial_reuses_the_cached_checkpoint(
     cache_dir: Path, stage_runs: list[str]
 ) -> None:

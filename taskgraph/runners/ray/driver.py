@@ -26,6 +26,8 @@ from taskgraph.runners.ray.worker import (
     EVALUATION,
     METRIC,
     PAYLOAD,
+    PRETRAINING,
+    SELECTION,
 )
 from taskgraph.search.dashboard_notes import write_trial_note
 from taskgraph.search.engine import StudyEngine
@@ -409,15 +411,25 @@ class MedianSparingBaseline(SparesBaseline, tune.schedulers.MedianStoppingRule):
 def _from_reports(result: TrialResult, reports: list[dict[str, Any]]) -> None:
     """Fill ``result`` (a trial that sent no final report: stopped by the scheduler, or its
     worker died) from its worker's evaluation reports: the fingerprints of the data it trained
-    on (the latest try's; the record would otherwise take the files' at write time) and its
-    cost by its last report (steps, examples, tokens, device)."""
+    on (the latest try's; the record would otherwise take the files' at write time), what data
+    selection kept, the pretraining stage's report, and its cost by its last report (steps,
+    examples, tokens, device; the pretraining stage's, when this trial ran it, as in a final
+    result).  The caller sets the seconds."""
     fingerprints = _latest(reports, DATA)
     if fingerprints is not None:
         result.data_fingerprints = {str(k): str(v) for k, v in fingerprints.items()}
+    result.selection = _latest(reports, SELECTION)
+    result.pretraining = _latest(reports, PRETRAINING)
     cost = _latest(reports, COST)
     if cost is not None:
         for name in ("examples", "tokens", "target_steps", "total_steps"):
             setattr(result.cost, name, int(cost.get(name, 0)))
+    stage = result.pretraining
+    if stage is not None and not stage.get("cached"):
+        # What train_trial adds to a finished trial's cost (the stage ran in this trial).
+        result.cost.pretrain_seconds = float(stage["seconds"])
+        result.cost.pretrain_tokens = int(stage["tokens"])
+        result.cost.tokens += result.cost.pretrain_tokens
     device = _latest(reports, DEVICE)
     if device is not None:
         result.cost.device = str(device["device"])

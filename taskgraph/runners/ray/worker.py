@@ -53,6 +53,10 @@ DATA = "taskgraph_data"
 #: the device the trial trains on (JSON: the cost's ``device`` and ``threads``), in its first
 #: report
 DEVICE = "taskgraph_device"
+#: the report of the masked-LM stage the trial's encoder came from (JSON), in its first report
+PRETRAINING = "taskgraph_pretraining"
+#: what example-level data selection kept of each auxiliary (JSON), in its first report
+SELECTION = "taskgraph_selection"
 
 EvaluatorFactory = Callable[[StudySpec, "str | None"], Any]
 
@@ -75,9 +79,10 @@ class TuneReportCallback(TrainerCallback):
 
     A trial the scheduler stops never sends its final report: the driver writes its record
     from these.  Each carries the cost so far (:data:`COST`: steps, examples, tokens); the
-    first one after training begins also carries the dataset fingerprints of the data the
-    trainer read (:data:`DATA`, which the trainer passes to ``on_train_begin``) and the device.  Nothing else is repeated: Tune keeps every
-    report.
+    first one after training begins also carries what the trainer passes to ``on_train_begin``:
+    the dataset fingerprints of the data it read (:data:`DATA`), the pretraining stage's report
+    (:data:`PRETRAINING`: its cost is part of the trial's) and what data selection kept
+    (:data:`SELECTION`), and the device.  Nothing else is repeated: Tune keeps every report.
     """
 
     def __init__(self, *, threads: int = 0) -> None:
@@ -90,8 +95,8 @@ class TuneReportCallback(TrainerCallback):
     def on_train_begin(
         self, args: TrialConfig, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> TrainerControl | None:
-        """Take the data's fingerprints and the device, for the next report (first phase only:
-        a later phase trains on the same data)."""
+        """Take the data's fingerprints, the pretraining report, the selection and the device,
+        for the next report (first phase only: a later phase trains on the same data)."""
         if self._begun:
             return None
         self._begun = True
@@ -99,6 +104,9 @@ class TuneReportCallback(TrainerCallback):
         loaded = kwargs.get("data_fingerprints")
         if loaded is not None:
             self._once[DATA] = json.dumps(loaded, sort_keys=True)
+        for key, value in ((PRETRAINING, "pretraining"), (SELECTION, "selection")):
+            if kwargs.get(value) is not None:
+                self._once[key] = json.dumps(kwargs[value], sort_keys=True)
         device = _model_device(kwargs.get("model"), threads=self.threads)
         if device is not None:
             self._once[DEVICE] = json.dumps({"device": device, "threads": self.threads})
