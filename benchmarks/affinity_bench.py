@@ -42,15 +42,18 @@ Sections:
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from scipy.optimize import minimize_scalar
 from scipy.stats import spearmanr
 
 from taskgraph.affinity.converters import convert
+from taskgraph.affinity.estimators import make_estimator
 from taskgraph.affinity.estimators.base import AffinityEstimator
 from taskgraph.affinity.estimators.sourcerank import (
     DEFAULT_FEATURES,
@@ -171,7 +174,7 @@ def pooling_aside(seeds: int) -> None:
     emit("pooling_aside_mean_diff_vs_mean", float(np.mean(means)))
 
 
-def gain_levels(name: str, seeds: int) -> None:
+def gain_levels(name: str, seeds: int, refit_per_target: bool = True) -> None:
     """Split ``setfn``'s gain-prediction score into each target's level and its groups' order.
 
     Same protocol and fit seeds as :func:`gain_prediction`.  Rows: ``setfn``; its level only
@@ -179,10 +182,22 @@ def gain_levels(name: str, seeds: int) -> None:
     mean of the target's fitted gains of 2+ auxiliaries, ``setfn``'s level where it has none),
     alone and plus ``setfn``'s order within the target; and two oracles scored on test only:
     each target's mean validation truth of the scored groups, and the validation truth itself.
+
+    Candidates (docs/affinity.md, "shrinking ETTm1's levels"): each target's observed level
+    shrunk toward ``setfn``'s by a normal-normal empirical-Bayes weight, ``setfn``'s order kept
+    (:func:`_eb_offsets`): ``eb_mom`` (setfn's level over the scored groups, pooled within-target
+    variance, tau^2 by moments), ``eb_mom_fitted`` (setfn's level at the target's fitted larger
+    groups), ``eb_mom_own_var`` (each target's own variance), ``eb_ml`` (tau^2 by marginal
+    likelihood); ``eb_mom_level_only`` is ``eb_mom``'s level without the order (a diagnostic).
+    Those four shrink toward a level fitted on the same gains, so their weights come out about
+    0; two shrink toward a level fitted without them: ``eb_loo`` (a refit without the target's
+    own larger groups, one per target: ``refit_per_target``) and ``eb_pairs`` (one refit on
+    singles and pairs).  ``_diff_vs_setfn`` lines are paired over fit seeds.
     """
     table = convert(name)
     rows: dict[str, list[tuple[float, float]]] = {}
     fitted: list[AffinityEstimator] = []  # one fit per seed
+    weight_means: dict[str, list[float]] = {}
     for seed in range(seeds):
         result = evaluate_gain_prediction(
             table, ["setfn"], fit_fraction=0.1, seed=seed, keep_predictions=True,
@@ -191,21 +206,53 @@ def gain_levels(name: str, seeds: int) -> None:
         targets = np.array([target for target, _ in result["queries"]])
         predicted = result["setfn"]["predicted"]
         level, observed, oracle = (np.zeros(len(targets)) for _ in range(3))
-        for target in set(targets):
+        larger = [g for g in fitted[-1].table.gains if len(g.auxiliaries) >= 2]
+        seen_by: dict[str, list[float]] = {}
+        scored_level: dict[str, float] = {}
+        fitted_level: dict[str, float] = {}
+        for target in sorted(set(targets)):
             mask = targets == target
-            level[mask] = predicted[mask].mean()
-            seen = [
-                g.mean
-                for g in fitted[-1].table.gains
-                if g.target == target and len(g.auxiliaries) >= 2
-            ]
-            observed[mask] = np.mean(seen) if seen else level[mask]
+            level[mask] = scored_level[target] = predicted[mask].mean()
+            groups = [g for g in larger if g.target == target]
+            seen_by[target] = [g.mean for g in groups]
+            observed[mask] = np.mean(seen_by[target]) if groups else level[mask]
             oracle[mask] = result["truth_val"][mask].mean()
+            fitted_level[target] = (
+                float(fitted[-1].predict_many(target, [g.auxiliaries for g in groups])[0].mean())
+                if groups
+                else scored_level[target]
+            )
+        prior_levels = {"eb_pairs": _refit_levels(fitted[-1], result["queries"], None)}
+        if refit_per_target:
+            prior_levels["eb_loo"] = {
+                target: _refit_levels(fitted[-1], result["queries"], target)[target]
+                if seen_by[target]
+                else scored_level[target]  # nothing to leave out: the fit itself
+                for target in scored_level
+            }
+        fits = {
+            **{variant: _eb_offsets(seen_by, prior) for variant, prior in prior_levels.items()},
+            "eb_mom": _eb_offsets(seen_by, scored_level),
+            "eb_mom_fitted": _eb_offsets(seen_by, fitted_level),
+            "eb_mom_own_var": _eb_offsets(seen_by, scored_level, own_variance=True),
+            "eb_ml": _eb_offsets(seen_by, scored_level, tau="ml"),
+        }
+        shifts = {variant: shift for variant, (shift, _) in fits.items()}
+        # The refits' candidates move the level from setfn's to the refit's, then shrink.
+        for variant, prior in prior_levels.items():
+            shifts[variant] = {t: shifts[variant][t] + prior[t] - scored_level[t] for t in prior}
+        for variant, (_, weights) in fits.items():  # the mean weight on the observed level
+            weight_means.setdefault(variant, []).append(float(np.mean(list(weights.values()))))
         variants = {
             "setfn": predicted,
             "setfn_level": level,
             "observed_level": observed,
             "observed_level_plus_setfn_order": observed + predicted - level,
+            **{
+                variant: predicted + np.array([shift[t] for t in targets])
+                for variant, shift in shifts.items()
+            },
+            "eb_mom_level_only": level + np.array([shifts["eb_mom"][t] for t in targets]),
             "oracle_level": oracle,
             "oracle_val_truth": result["truth_val"],
         }
@@ -213,12 +260,90 @@ def gain_levels(name: str, seeds: int) -> None:
             rows.setdefault(variant, []).append(
                 (spearmanr(values, result["truth_val"])[0], spearmanr(values, result["truth"])[0])
             )
+    base = np.array(rows["setfn"])
     for variant, scores in rows.items():
         val, test = np.array(scores).T
         if not variant.startswith("oracle"):  # the oracles are the validation truth
             emit(f"{name}_level_{variant}_val", float(val.mean()))
+            emit(f"{name}_level_{variant}_val_se_over_seeds", _se(list(val)))
         emit(f"{name}_level_{variant}", float(test.mean()))
         emit(f"{name}_level_{variant}_se_over_seeds", _se(list(test)))
+        if variant.startswith("eb_"):
+            for column, label in ((0, "val"), (1, "test")):
+                paired = list(np.array(scores)[:, column] - base[:, column])
+                emit(f"{name}_level_{variant}_{label}_diff_vs_setfn", float(np.mean(paired)))
+                emit(f"{name}_level_{variant}_{label}_diff_vs_setfn_se_over_seeds", _se(paired))
+            if variant in weight_means:
+                emit(f"{name}_level_{variant}_mean_weight", float(np.mean(weight_means[variant])))
+
+
+def _refit_levels(
+    estimator: AffinityEstimator,
+    queries: Sequence[tuple[str, frozenset[str]]],
+    left_out: str | None,
+) -> dict[str, float]:
+    """Refit ``estimator`` without ``left_out``'s gains of 2+ auxiliaries (every target's when
+    ``None``) and return each target's mean prediction over its scored groups."""
+    table = estimator.table
+    kept = [
+        g
+        for g in table.gains
+        if len(g.auxiliaries) < 2 or (left_out is not None and g.target != left_out)
+    ]
+    refit = make_estimator("setfn").fit_gains(dataclasses.replace(table, gains=kept))
+    by_target: dict[str, list[frozenset[str]]] = {}
+    for target, auxiliaries in queries:
+        by_target.setdefault(target, []).append(auxiliaries)
+    return {t: float(refit.predict_many(t, groups)[0].mean()) for t, groups in by_target.items()}
+
+
+def _eb_offsets(
+    observed: Mapping[str, Sequence[float]],
+    level: Mapping[str, float],
+    *,
+    own_variance: bool = False,
+    tau: str = "moments",
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Return each target's shift ``w_t (ybar_t - m_t)`` of ``setfn``'s level ``m_t = level[t]``,
+    and its weight ``w_t``.
+
+    The normal-normal model: the mean ``ybar_t`` of the target's ``n_t`` observed gains is
+    ``N(theta_t, sigma_t^2 / n_t)`` and its true level ``theta_t ~ N(m_t, tau^2)``; the shift
+    moves ``m_t`` to the posterior mean, ``w_t = tau^2 / (tau^2 + sigma_t^2 / n_t)``.
+    ``sigma^2`` is the within-target variance pooled over targets, or each target's own
+    (``own_variance``; targets with fewer than two gains are not shifted); ``tau^2`` by the
+    method of moments (``"moments"``) or the marginal likelihood (``"ml"``), floored at 0
+    (then nothing is shifted).  Nothing here is tuned.
+    """
+    shifts, weights = dict.fromkeys(level, 0.0), dict.fromkeys(level, 0.0)
+    seen = {t: np.asarray(observed.get(t, ()), dtype=float) for t in level}
+    used = [t for t in level if len(seen[t]) >= (2 if own_variance else 1)]
+    if own_variance:
+        noise = {t: float(np.var(seen[t], ddof=1)) / len(seen[t]) for t in used}
+    else:
+        dof = sum(len(seen[t]) for t in used) - len(used)
+        if dof < 1:
+            return shifts, weights
+        pooled = sum(float(((seen[t] - seen[t].mean()) ** 2).sum()) for t in used) / dof
+        noise = {t: pooled / len(seen[t]) for t in used}
+    if not used:
+        return shifts, weights
+    resid = np.array([seen[t].mean() - level[t] for t in used])
+    v = np.array([noise[t] for t in used])
+    if tau == "moments":
+        tau2 = max(0.0, float(np.mean(resid**2 - v)))
+    else:
+
+        def negative_log_likelihood(t2: float) -> float:
+            return float(0.5 * np.sum(np.log(t2 + v) + resid**2 / (t2 + v)))
+
+        upper = float(10 * np.max(resid**2)) + 1e-12
+        best = minimize_scalar(negative_log_likelihood, bounds=(0.0, upper), method="bounded")
+        tau2 = float(best.x) if best.fun < negative_log_likelihood(0.0) else 0.0
+    for t, r, noise_t in zip(used, resid, v, strict=True):
+        weights[t] = tau2 / (tau2 + noise_t) if tau2 + noise_t > 0 else 0.0
+        shifts[t] = float(weights[t] * r)
+    return shifts, weights
 
 
 def _se(values: Sequence[float]) -> float:
@@ -610,7 +735,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         ranking_ceiling("bingel")
         ranking_ceiling("taskweb")
     if "gain_levels" in only:
-        gain_levels("mimic27", seeds=1 if quick else 5)
+        # eb_loo refits once per target: 27 fits of about 30 s per MIMIC-27 seed, so ETTm1 only
+        gain_levels("mimic27", seeds=1 if quick else 5, refit_per_target=False)
         gain_levels("ettm1", seeds=3 if quick else 20)
     if "pooling_aside" in only:
         pooling_aside(seeds=3 if quick else 20)
