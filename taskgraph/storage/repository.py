@@ -20,7 +20,7 @@ import os
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from itertools import accumulate, islice
 from types import TracebackType
@@ -256,6 +256,30 @@ def _finite_or_none(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+@dataclass(frozen=True, kw_only=True)
+class _RunFilters:
+    """The filters of :meth:`Repository.runs` (those not given are None), given once to both
+    the check and the query."""
+
+    study: str | None = None
+    target: str | None = None
+    task_set: TaskSetFilter = None
+    status: str | None = None
+    contains: str | None = None
+    model_config: str | None = None
+    data_selection: bool | None = None
+    pretraining: str | None = None
+    family: str | None = None
+
+    def check(self) -> None:
+        """Raise what :func:`check_run_filters` raises for these filters."""
+        check_run_filters(
+            study=self.study, target=self.target, task_set=self.task_set, status=self.status,
+            contains=self.contains, model_config=self.model_config,
+            data_selection=self.data_selection, pretraining=self.pretraining, family=self.family,
+        )  # fmt: skip
+
+
 class Repository:
     """Reads and writes (task set, model, score) records; use as a context manager."""
 
@@ -470,64 +494,59 @@ class Repository:
 
     # ---------------------------------------------------------------- reads
 
-    def _run_query(
-        self,
-        *,
-        study: str | None,
-        target: str | None,
-        task_set: TaskSetFilter,
-        status: str | None,
-        contains: str | None,
-        model_config: str | None,
-        data_selection: bool | None = None,
-        pretraining: str | None = None,
-        family: str | None = None,
-    ) -> Select[RunRow]:
+    def _run_query(self, filters: _RunFilters) -> Select[RunRow]:
+        """Return the query of the runs matching ``filters`` (``family``: see :meth:`runs`)."""
         query = select(RunRow)
-        if data_selection is not None:
+        if filters.data_selection is not None:
             # The key is in a run's configuration only when selection was on (to_dict drops
             # None); `as_string` is JSON_EXTRACT on SQLite, ->> on PostgreSQL: NULL if absent.
             selected = RunRow.config["data_selection"].as_string()
-            query = query.where(selected.isnot(None) if data_selection else selected.is_(None))
-        if study is not None:
-            query = query.where(RunRow.study.has(StudyRow.name == study))
-        if target is not None:
-            query = query.where(RunRow.target == target)
-        if task_set is not None:
-            key = _task_set_key(task_set)
+            query = query.where(
+                selected.isnot(None) if filters.data_selection else selected.is_(None)
+            )
+        if filters.study is not None:
+            query = query.where(RunRow.study.has(StudyRow.name == filters.study))
+        if filters.target is not None:
+            query = query.where(RunRow.target == filters.target)
+        if filters.task_set is not None:
+            key = _task_set_key(filters.task_set)
             if not key:
                 raise ConfigError(
-                    f"`task_set` {task_set!r} names no task: expected names joined by '+', "
-                    f"e.g. 'ner+pos'"
+                    f"`task_set` {filters.task_set!r} names no task: expected names joined by "
+                    "'+', e.g. 'ner+pos'"
                 )
             query = query.where(RunRow.task_set.has(TaskSetRow.key == key))
-        if status is not None:
-            query = query.where(RunRow.status == status)
-        if contains is not None:
-            members = select(TaskSetMemberRow.task_set_id).where(TaskSetMemberRow.task == contains)
+        if filters.status is not None:
+            query = query.where(RunRow.status == filters.status)
+        if filters.contains is not None:
+            members = select(TaskSetMemberRow.task_set_id).where(
+                TaskSetMemberRow.task == filters.contains
+            )
             query = query.where(RunRow.task_set_id.in_(members))
-        if model_config is not None:
-            if not model_config:
+        if filters.model_config is not None:
+            if not filters.model_config:
                 raise ConfigError("`model_config` is empty: give a hash or its prefix")
             # autoescape: '%' and '_' are characters of the prefix, not LIKE wildcards.
             # Hashes are lower-case hex: SQLite's LIKE ignores case, PostgreSQL's does not.
-            prefix = model_config.lower()
+            prefix = filters.model_config.lower()
             query = query.where(
                 RunRow.model_config.has(ModelConfigRow.hash.startswith(prefix, autoescape=True))
             )
-        if pretraining is not None:
+        if filters.pretraining is not None:
             # The run's TrialConfig JSON: {"pretraining": null} or {"pretraining": {"scheme": ..}}.
             scheme = RunRow.config["pretraining"]["scheme"].as_string()
             query = query.where(
-                scheme.is_(None) if pretraining == NO_PRETRAINING else scheme == pretraining
+                scheme.is_(None)
+                if filters.pretraining == NO_PRETRAINING
+                else scheme == filters.pretraining
             )
-        if family is not None:
+        if filters.family is not None:
             # A run is in the family when one of its export rows is: a score of that family,
             # or (a run without scores has one row) the run's own family.  Families are
             # lower-case hex; autoescape keeps '%' and '_' literal.  A data version
             # (HASH/data:VERSION) is in the run's fingerprints: this picks the family's runs,
             # a superset that `_in_family_row` narrows.
-            prefix = family_parts(family)[0]
+            prefix = family_parts(filters.family)[0]
             query = query.where(
                 or_(
                     RunRow.scores.any(ScoreRow.family.startswith(prefix, autoescape=True)),
@@ -569,27 +588,17 @@ class Repository:
         ``limit`` below 1 and a ``study`` the database lacks (named with the known ones) are
         a :class:`ConfigError`.
         """
-        check_run_filters(
+        filters = _RunFilters(
             study=study, target=target, task_set=task_set, status=status, contains=contains,
             model_config=model_config, data_selection=data_selection, pretraining=pretraining,
             family=family,
         )  # fmt: skip
+        filters.check()
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
             raise ConfigError(f"`{option_name('limit')}` must be an integer, but got {limit!r}")
         if limit is not None and limit < 1:
             raise ConfigError(f"`{option_name('limit')}` must be >= 1, but got {limit}")
-        query = self._run_query(
-            study=study,
-            target=target,
-            task_set=task_set,
-            status=status,
-            contains=contains,
-            model_config=model_config,
-            data_selection=data_selection,
-            pretraining=pretraining,
-            family=family,
-        )
-        query = query.order_by(RunRow.id.desc() if newest_first else RunRow.id)
+        query = self._run_query(filters).order_by(RunRow.id.desc() if newest_first else RunRow.id)
         versioned = family is not None and family_parts(family)[1] is not None
         if limit is not None and not versioned:
             query = query.limit(limit)
@@ -621,14 +630,12 @@ class Repository:
         data versions, each is ``<family>/data:<version>`` (:func:`data_families`), as the
         error of a ``family`` none of them is of lists them.  The filters are those of
         :meth:`runs`."""
-        check_run_filters(
+        filters = _RunFilters(
             study=study, target=target, task_set=task_set, status=status, contains=contains,
             model_config=model_config, data_selection=data_selection, pretraining=pretraining,
         )  # fmt: skip
-        picked = self._run_query(
-            study=study, target=target, task_set=task_set, status=status, contains=contains,
-            model_config=model_config, data_selection=data_selection, pretraining=pretraining,
-        ).with_only_columns(RunRow.id)  # fmt: skip
+        filters.check()
+        picked = self._run_query(filters).with_only_columns(RunRow.id)
         scored = (
             select(ScoreRow.run_id, ScoreRow.task, ScoreRow.family)
             .where(ScoreRow.run_id.in_(picked))
@@ -678,14 +685,9 @@ class Repository:
         status: str | None = "complete",
     ) -> list[RunRecord]:
         """Return the single-task runs (|S| = 1), of task ``target`` when given."""
-        query = self._run_query(
-            study=study,
-            target=target,
-            task_set=None,
-            status=status,
-            contains=None,
-            model_config=None,
-        ).where(RunRow.task_set.has(TaskSetRow.size == 1))
+        query = self._run_query(_RunFilters(study=study, target=target, status=status)).where(
+            RunRow.task_set.has(TaskSetRow.size == 1)
+        )
         with self._factory.session() as session:
             return [
                 _run_record(row)
@@ -1191,21 +1193,15 @@ class Repository:
         """
         from taskgraph.storage.export import export_runs, in_family
 
-        check_run_filters(
+        filters = _RunFilters(
             study=study, target=target, task_set=task_set, status=status, contains=contains,
             model_config=model_config, pretraining=pretraining, family=family,
         )  # fmt: skip
+        filters.check()
         if study is not None:  # before anything is written: an unknown name writes no file
             self._check_study(study)
-        query = self._run_query(
-            study=study,
-            target=target,
-            task_set=task_set,
-            status=status,
-            contains=contains,
-            model_config=model_config,
-            pretraining=pretraining,
-        ).order_by(RunRow.id)
+        # The family is not in SQL here: its rows are picked below, each score by its own.
+        query = self._run_query(replace(filters, family=None)).order_by(RunRow.id)
         with self._factory.session() as session:
             rows = session.execute(query).unique().scalars().all()
             if family is not None:

@@ -26,9 +26,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -166,6 +166,44 @@ def _first_subwords(word_ids: Sequence[int | None]) -> list[int]:
     return starts
 
 
+#: a sentence of words: tagged (tagging) or parsed (parsing)
+_Sentence = TypeVar("_Sentence", TaggedSentence, ParsedSentence)
+
+
+def _encode_sentences(
+    sentences: Sequence[_Sentence],
+    tokenizer: Any,
+    *,
+    max_length: int,
+    task_type: TaskType,
+    sentence_feature: Callable[[_Sentence, list[int], list[int]], Feature],
+) -> EncodedSplit:
+    """Return the features of word-level ``sentences``: ``sentence_feature(sentence,
+    input_ids, starts)`` gives a sentence's feature from its first-subword positions
+    (``starts``, one per word kept); the words cut by ``max_length`` are counted."""
+    _require_fast(tokenizer)
+    encoded = _encode_words(tokenizer, [s.tokens for s in sentences], max_length)
+    features: list[Feature] = []
+    meta: list[Feature] = []
+    truncated_words = truncated_examples = 0
+    for sentence, (input_ids, word_ids) in zip(sentences, encoded, strict=True):
+        starts = _first_subwords(word_ids)
+        features.append(sentence_feature(sentence, input_ids, starts))
+        missing = len(sentence.tokens) - len(starts)
+        truncated_words += missing
+        truncated_examples += missing > 0
+        meta.append({"n_words": len(sentence.tokens)})
+    return EncodedSplit(
+        task_type=task_type,
+        features=features,
+        example_index=list(range(len(sentences))),
+        n_examples=len(sentences),
+        meta=meta,
+        truncated_words=truncated_words,
+        truncated_examples=truncated_examples,
+    )
+
+
 def encode_tagging(
     sentences: Sequence[TaggedSentence],
     tokenizer: Any,
@@ -174,31 +212,18 @@ def encode_tagging(
     max_length: int,
 ) -> EncodedSplit:
     """Return token-tagging features: each word's label on its first subword, -100 elsewhere."""
-    _require_fast(tokenizer)
-    encoded = _encode_words(tokenizer, [s.tokens for s in sentences], max_length)
-    features: list[Feature] = []
-    meta: list[Feature] = []
-    truncated_words = truncated_examples = 0
-    for sentence, (input_ids, word_ids) in zip(sentences, encoded, strict=True):
-        starts = _first_subwords(word_ids)
+
+    def tagged(sentence: TaggedSentence, input_ids: list[int], starts: list[int]) -> Feature:
         labels = [IGNORE_INDEX] * len(input_ids)
         for word, position in enumerate(starts):
             labels[position] = _label_id(label_to_id, sentence.tags[word])
-        missing = len(sentence.tokens) - len(starts)
-        truncated_words += missing
-        truncated_examples += missing > 0
         # word_starts lets a CRF head find the words without looking at the gold labels.
-        features.append({"input_ids": input_ids, "labels": labels, "word_starts": starts})
-        meta.append({"n_words": len(sentence.tokens)})
-    return EncodedSplit(
-        task_type=TaskType.TOKEN_TAGGING,
-        features=features,
-        example_index=list(range(len(sentences))),
-        n_examples=len(sentences),
-        meta=meta,
-        truncated_words=truncated_words,
-        truncated_examples=truncated_examples,
-    )
+        return {"input_ids": input_ids, "labels": labels, "word_starts": starts}
+
+    return _encode_sentences(
+        sentences, tokenizer, max_length=max_length, task_type=TaskType.TOKEN_TAGGING,
+        sentence_feature=tagged,
+    )  # fmt: skip
 
 
 def encode_parsing(
@@ -212,13 +237,8 @@ def encode_parsing(
 
     A kept word whose head was truncated away gets ``-100`` for head and label (not trained on).
     """
-    _require_fast(tokenizer)
-    encoded = _encode_words(tokenizer, [s.tokens for s in sentences], max_length)
-    features: list[Feature] = []
-    meta: list[Feature] = []
-    truncated_words = truncated_examples = 0
-    for sentence, (input_ids, word_ids) in zip(sentences, encoded, strict=True):
-        starts = _first_subwords(word_ids)
+
+    def parsed(sentence: ParsedSentence, input_ids: list[int], starts: list[int]) -> Feature:
         kept = len(starts)
         heads: list[int] = []
         deprels: list[int] = []
@@ -230,22 +250,12 @@ def encode_parsing(
             else:
                 heads.append(head)
                 deprels.append(_label_id(deprel_to_id, sentence.deprels[word]))
-        missing = len(sentence.tokens) - kept
-        truncated_words += missing
-        truncated_examples += missing > 0
-        features.append(
-            {"input_ids": input_ids, "word_starts": starts, "heads": heads, "deprels": deprels}
-        )
-        meta.append({"n_words": len(sentence.tokens)})
-    return EncodedSplit(
-        task_type=TaskType.DEPENDENCY_PARSING,
-        features=features,
-        example_index=list(range(len(sentences))),
-        n_examples=len(sentences),
-        meta=meta,
-        truncated_words=truncated_words,
-        truncated_examples=truncated_examples,
-    )
+        return {"input_ids": input_ids, "word_starts": starts, "heads": heads, "deprels": deprels}
+
+    return _encode_sentences(
+        sentences, tokenizer, max_length=max_length, task_type=TaskType.DEPENDENCY_PARSING,
+        sentence_feature=parsed,
+    )  # fmt: skip
 
 
 def encode_classification(

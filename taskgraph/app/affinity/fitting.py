@@ -9,7 +9,8 @@ them beside their results.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,7 +27,7 @@ from taskgraph.app.affinity.records import (
     lookahead_matrices,
 )
 from taskgraph.app.arguments import flag, registered_name
-from taskgraph.errors import ConfigError, option_name
+from taskgraph.errors import ConfigError, StorageError, option_name
 
 if TYPE_CHECKING:
     from taskgraph.storage.repository import Repository
@@ -132,21 +133,19 @@ def fit_estimator(
     prior, pool = _setfn_options(method, hyperprior, pooling)
     flag(text_embeddings, "text_embeddings")
     _one_source(storage, table)
-    if table is None and repository is None:
-        with _records_database(storage) as database:
-            return fit_estimator(
-                method=method, storage=storage, split=split, metric=metric,
-                text_embeddings=text_embeddings, hyperprior=hyperprior, pooling=pooling, repository=database,
-                matrices_alone=matrices_alone,
-            )  # fmt: skip
-    records = load_records(
-        storage=storage, table=table, split=split, metric=metric, repository=repository
+    # The records database is opened once for the records and the matrices (not with a table).
+    opened = (
+        nullcontext(repository) if table is not None else _records_database(storage, repository)
     )
-    lookahead = (
-        lookahead_matrices(storage, table, repository=repository)
-        if method in ("setfn", "lookahead")
-        else []
-    )
+    with opened as database:
+        records = load_records(
+            storage=storage, table=table, split=split, metric=metric, repository=database
+        )
+        lookahead = (
+            lookahead_matrices(storage, table, repository=database)
+            if method in ("setfn", "lookahead")
+            else []
+        )
     embeddings: dict[str, np.ndarray] = {}
     if text_embeddings:
         from taskgraph.models.task_embeddings import task_text_embeddings
@@ -177,6 +176,21 @@ def fit_estimator(
         matrices_alone=matrices_alone,
     )
     return estimator, records
+
+
+@contextmanager
+def _explained(explain: Callable[[], None]) -> Iterator[None]:
+    """Run ``explain`` first where the block (an affinity report's fit) raises a ConfigError:
+    it raises what is wrong with the report's own arguments, which comes before what the fit
+    found.  A StorageError (an unknown study or a bad URL, also a ConfigError) is raised as is.
+    """
+    try:
+        yield
+    except StorageError:
+        raise
+    except ConfigError:
+        explain()
+        raise
 
 
 def _setfn_options(method: str, hyperprior: bool | None, pooling: str | None) -> tuple[bool, str]:
@@ -265,6 +279,22 @@ def _without_baseline_note(tasks: Sequence[str], consequence: str) -> str:
         f"measured gains, so {consequence}: {', '.join(repr(t) for t in tasks)}; add their "
         "single-task scores to include them"
     )
+
+
+def _baseline_notes(
+    estimator: AffinityEstimator,
+    tasks: Sequence[str],
+    records: Sequence[ScoreRecord],
+    consequence: str,
+) -> list[str]:
+    """Return the notes on the baselines of ``tasks`` (zero ones, ones trained with other
+    settings), then the one naming the targets of ``records`` without a baseline, so
+    ``consequence``."""
+    notes = _zero_baseline_notes(estimator, tasks) + _mixed_settings_notes(estimator, tasks)
+    left_out = _without_baseline(estimator, records)
+    if left_out:
+        notes.append(_without_baseline_note(left_out, consequence))
+    return notes
 
 
 def _families_note(n_families: int, compared: str) -> str:

@@ -14,11 +14,8 @@ from typing import Any
 from taskgraph.affinity.gains import compute_gains, gain_key, measured_gain
 from taskgraph.affinity.graph import affinity_graph as _graph_of
 from taskgraph.app.affinity.fitting import (
+    _baseline_notes,
     _families_note,
-    _mixed_settings_notes,
-    _without_baseline,
-    _without_baseline_note,
-    _zero_baseline_notes,
     fit_estimator,
 )
 from taskgraph.app.affinity.records import PathLike
@@ -81,20 +78,10 @@ def graph_report(
     """
     min_evidence = integer(min_evidence, "min_evidence", minimum=0)
     estimator, records = fit_estimator(
-        method=method,
-        storage=storage,
-        table=table,
-        split=split,
-        metric=metric,
-        text_embeddings=text_embeddings,
-        hyperprior=hyperprior,
-        pooling=pooling,
-    )
-    notes = _zero_baseline_notes(estimator, estimator.tasks)
-    notes.extend(_mixed_settings_notes(estimator, estimator.tasks))
-    left_out = _without_baseline(estimator, records)
-    if left_out:
-        notes.append(_without_baseline_note(left_out, "no edge points to them"))
+        method=method, storage=storage, table=table, split=split, metric=metric,
+        text_embeddings=text_embeddings, hyperprior=hyperprior, pooling=pooling,
+    )  # fmt: skip
+    notes = _baseline_notes(estimator, estimator.tasks, records, "no edge points to them")
     counts = estimator.table.family_records
     main = estimator.table.main_family()
     if len(counts) > 1 and main is not None:

@@ -20,16 +20,14 @@ from taskgraph.affinity.grouping import (
     select_networks,
 )
 from taskgraph.app.affinity.fitting import (
-    _mixed_settings_notes,
-    _without_baseline,
-    _without_baseline_note,
-    _zero_baseline_notes,
+    _baseline_notes,
+    _explained,
     fit_estimator,
 )
 from taskgraph.app.affinity.records import PathLike, _known_tasks
 from taskgraph.app.affinity.scores import _measured_scores, _score_family, _within
 from taskgraph.app.arguments import integer, names, number
-from taskgraph.errors import ConfigError, StorageError, option_name
+from taskgraph.errors import ConfigError, option_name
 
 __all__ = ["GroupingReport", "grouping_report", "groupings"]
 
@@ -155,23 +153,16 @@ def grouping_report(
         raise ConfigError("`tasks` names no task; pass None to group every target with records")
     if max_size is not None:
         max_size = integer(max_size, "max_size", minimum=1)
-    try:
-        estimator, records = fit_estimator(
-            method=method,
-            storage=storage,
-            table=table,
-            split=split,
-            metric=metric,
-            text_embeddings=text_embeddings,
-            hyperprior=hyperprior,
-            pooling=pooling,
-        )
-    except StorageError:
-        raise
-    except ConfigError:
+
+    def explain() -> None:
         if tasks:  # a task no record holds is named before what the fit found
             _known_tasks(option_name("tasks"), tasks, storage=storage, table=table)
-        raise
+
+    with _explained(explain):
+        estimator, records = fit_estimator(
+            method=method, storage=storage, table=table, split=split, metric=metric,
+            text_embeddings=text_embeddings, hyperprior=hyperprior, pooling=pooling,
+        )  # fmt: skip
     chosen = sorted(set(tasks)) if tasks else estimator.targets
     unknown = [t for t in chosen if t not in estimator.targets]
     if unknown:
@@ -183,10 +174,9 @@ def grouping_report(
     within = _within(records, chosen)
     family, counts = _score_family(within, chosen)
     baselines, higher, measured = _measured_scores(within, chosen, family=family, counts=counts)
-    notes = _zero_baseline_notes(estimator, chosen) + _mixed_settings_notes(estimator, chosen)
-    left_out = [] if tasks else _without_baseline(estimator, records)
-    if left_out:
-        notes.append(_without_baseline_note(left_out, "the grouping leaves them out"))
+    # Tasks named: the others are not left out by the grouping, so no note names them.
+    unnamed = [] if tasks else records
+    notes = _baseline_notes(estimator, chosen, unnamed, "the grouping leaves them out")
     if len(counts) > 1:
         used = counts[family] if family is not None else 0
         notes.append(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ from taskgraph.affinity.graph import affinity_graph as _graph_of
 from taskgraph.affinity.graph import graph_edges
 from taskgraph.affinity.recommend import Recommendation, rank_auxiliaries
 from taskgraph.app.affinity.fitting import (
+    _explained,
     _families_note,
     _mixed_settings_notes,
     _setfn_options,
@@ -36,7 +38,7 @@ from taskgraph.app.affinity.records import (
     scored_by,
 )
 from taskgraph.app.arguments import integer, registered_name
-from taskgraph.errors import ConfigError, StorageError, option_name
+from taskgraph.errors import ConfigError, option_name
 from taskgraph.storage.export import DATA_MARK
 
 if TYPE_CHECKING:
@@ -138,28 +140,21 @@ def recommendation_report(
     # A `metric` the target was never scored by leaves it without records of its own: said
     # so (read only where the fit found nothing of the target's, not on every call).
     named = table is None and metric is not None and metric != ALL_METRICS
-    try:
-        estimator, records = fit_estimator(
-            method=method,
-            storage=storage,
-            table=table,
-            split=split,
-            metric=metric,
-            text_embeddings=text_embeddings,
-            hyperprior=hyperprior,
-            pooling=pooling,
-            matrices_alone=True,  # lookahead ranks from a screen alone (uncalibrated, noted)
-        )
-    except StorageError:
-        raise  # an unknown study or a bad URL (also a ConfigError): nothing to add to it
-    except ConfigError:
+
+    def explain() -> None:
         # A name no record or matrix holds is the first thing wrong, whatever the fit found.
         _known_tasks(option_name("target"), [target], storage=storage, table=table)
         if named:
             _target_has_metric(target, str(metric), storage=storage, split=split)
         if table is None and metric is None:
             _target_objectives_differ(target, storage=storage, split=split)
-        raise
+
+    with _explained(explain):
+        estimator, records = fit_estimator(
+            method=method, storage=storage, table=table, split=split, metric=metric,
+            text_embeddings=text_embeddings, hyperprior=hyperprior, pooling=pooling,
+            matrices_alone=True,  # lookahead ranks from a screen alone (uncalibrated, noted)
+        )  # fmt: skip
     if named and not any(r.task == target for r in records):
         _target_has_metric(target, str(metric), storage=storage, split=split)
     if target not in estimator.tasks:
@@ -348,31 +343,22 @@ def fit_and_save(
     # Checked before the database is opened, as fit_estimator checks them before reading it.
     ESTIMATORS.get(registered_name(method, "method"))
     _setfn_options(method, hyperprior, pooling)
-    if table is not None:
+    # A table: no database is opened and nothing saved; else one connection: read, fit, save.
+    with nullcontext() if table is not None else _records_database(storage) as database:
         estimator, records = fit_estimator(
-            method=method, table=table, split=split, metric=metric,
+            method=method, storage=storage, table=table, split=split, metric=metric,
             text_embeddings=text_embeddings, hyperprior=hyperprior, pooling=pooling,
+            repository=database,
         )  # fmt: skip
         edges = graph_edges(_graph_of(estimator))
-        return {
-            **estimator.describe(),
-            "records": len(records),
-            "edges": len(edges),
-            "saved": False,
-        }
-    with _records_database(storage) as database:  # one connection: read, fit, save
-        estimator, records = fit_estimator(
-            method=method, storage=storage, split=split, metric=metric,
-            text_embeddings=text_embeddings, hyperprior=hyperprior, pooling=pooling, repository=database,
-        )  # fmt: skip
-        edges = graph_edges(_graph_of(estimator))
-        predicted = gain_key("predicted", estimator.gain_kind)
-        # The stored edge keeps its columns: gain (the predicted one), std, n_evidence.
-        database.save_affinity_edges(
-            [{"source": e["source"], "target": e["target"], "gain": e[predicted],
-              "std": e[f"{predicted}_std"], "n_evidence": e["evidence_runs"]}
-             for e in edges],
-            method=method,
-        )  # fmt: skip
-    saved = True
+        if database is not None:
+            predicted = gain_key("predicted", estimator.gain_kind)
+            # The stored edge keeps its columns: gain (the predicted one), std, n_evidence.
+            database.save_affinity_edges(
+                [{"source": e["source"], "target": e["target"], "gain": e[predicted],
+                  "std": e[f"{predicted}_std"], "n_evidence": e["evidence_runs"]}
+                 for e in edges],
+                method=method,
+            )  # fmt: skip
+    saved = database is not None
     return {**estimator.describe(), "records": len(records), "edges": len(edges), "saved": saved}
