@@ -1,3 +1,4 @@
-"""The ``taskgraph`` command line: one module per command group, assembled in :mod:`.app`."""
+"""The ``taskgraph`` command line: one module per command group (``study`` a package of one module
+per command), assembled in :mod:`.app`."""
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ __all__ = ["app"]
 app = typer.Typer(
     rich_markup_mode="markdown",
     add_completion=False,
-    help="List, show and export the records database.",
+    help="List, show, tabulate and export the records database, and list its studies.",
     no_args_is_help=True,
 )
 

@@ -1,4 +1,4 @@
-"""The records repository: the only place that talks SQL to the records database.
+"""The records repository: the queries and writes made on the records database.
 
 ``open_repository(url)`` validates the URL, connects, and makes sure the schema is at head
 (creating it in a brand-new database).  The repository writes each trial's run and scores in

@@ -2,7 +2,7 @@
 
 A *task* is a :class:`TaskDef`: a name, where its data lives, how to read it and how to score
 it.  Readers turn files into *examples*, one dataclass per task family.  Predictions handed to
-the metrics use the shapes documented on :func:`taskgraph.tasks.metrics.score_predictions`.
+the metrics use the shapes documented on :func:`taskgraph.tasks.scoring.score_predictions`.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ class GroupingReport:
     """The grouping chosen under a budget, the scores it was chosen from, and caveats.
 
     ``scores``: the predicted (or measured) per-task scores of each candidate network;
-    ``measured``: the measured ones by network, of one model family (:func:`score_family`),
+    ``measured``: the measured ones by network, of one model family (:func:`~taskgraph.app.affinity.scores.score_family`),
     a network with records of only some members holding those members' (partly measured).
     """
 
@@ -141,7 +141,7 @@ def grouping_report(
 
     ``tasks`` defaults to every target with records and a baseline (a note names the others;
     an empty list is refused); ``max_size``
-    to all sizes up to 10 tasks, else 3.  Measured scores and baselines are of one model family (:func:`score_family`;
+    to all sizes up to 10 tasks, else 3.  Measured scores and baselines are of one model family (:func:`~taskgraph.app.affinity.scores.score_family`;
     a note names it when the records hold several).  Raises :class:`ConfigError` for tasks
     without a baseline, tasks whose scores go in different directions, or a budget that
     networks of ``max_size`` tasks cannot cover.

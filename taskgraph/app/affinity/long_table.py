@@ -53,7 +53,7 @@ def records_long_table(
     database measures each set against the baselines trained as it was, a long table holds
     one pooled value per cell (``notes``, a list given: a line per such cell's target is
     appended, what ``records export -f long`` prints as a warning); in ``metric`` (default:
-    the studies' objective metric, as :func:`load_records` chooses it).  Splits are named as
+    the studies' objective metric, as :func:`~taskgraph.app.affinity.records.load_records` chooses it).  Splits are named as
     the long format names them (``dev`` -> ``val``; splits other than dev, val and test are
     left out).  Each filter picks runs, and every score of a picked run is kept (its
     auxiliaries' too), as ``records list`` picks them: ``study``: only its runs; ``target``:

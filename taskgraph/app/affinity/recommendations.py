@@ -269,7 +269,7 @@ def recommendation_report(
 def _records_on_unbaselined_data(records: Sequence[ScoreRecord], target: str) -> int:
     """Return how many of ``target``'s finite ``records`` are in a data-version family
     (``<family>/data:<fingerprint>``) with no single-task record of ``target`` on the same
-    split and metric: the part of :attr:`GainTable.n_without_baseline` that another version
+    split and metric: the part of :attr:`~taskgraph.affinity.gains.GainTable.n_without_baseline` that another version
     of the target's data, not another model, explains."""
     alone = frozenset({target})
     keys = [
