@@ -495,7 +495,9 @@ def build_table(
     scored = [run.scores.get(target, {}) for run in runs]
     splits = sorted({s for scores in scored for s in scores})
     if split is None:
-        split = "test" if "test" in splits or not splits else spec.objective.split
+        # no scores yet (every run failed, or none ran): the objective's split, which the
+        # runs are scored on, not a `test` the target may not have
+        split = "test" if "test" in splits else spec.objective.split
     if splits and split not in splits:
         raise ConfigError(
             f"`{option_name('split')}` {split!r}: no run of {study!r} has scores of {target!r} "

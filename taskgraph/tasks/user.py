@@ -76,7 +76,7 @@ def define_task(
     if not isinstance(label_field, str) or not label_field:
         raise ConfigError(f"`label_field` must be a non-empty string, but got {label_field!r}")
     reader.check(task_type, label_field, options)
-    chosen = _metrics(task_type, metrics, options)
+    chosen = _metrics(task_type, metrics, options, conllu=format == "conllu")
     if (files is None) == (path is None):
         raise ConfigError(f"task {name!r}: give exactly one of `files` and `path`")
     root = Path(base_dir) if base_dir is not None else None
@@ -107,7 +107,11 @@ def _task_type(value: str | TaskType) -> TaskType:
 
 
 def _metrics(
-    task_type: TaskType, metrics: Sequence[str] | None, options: Mapping[str, Any]
+    task_type: TaskType,
+    metrics: Sequence[str] | None,
+    options: Mapping[str, Any],
+    *,
+    conllu: bool = False,
 ) -> tuple[str, ...]:
     if metrics is None:
         return _DEFAULT_METRICS[task_type]
@@ -132,6 +136,20 @@ def _metrics(
             "`metrics` has binary 'f1', which needs `reader_options.positive_label` "
             "(or use 'macro_f1')"
         )
+    if task_type is TaskType.TOKEN_TAGGING and (conllu or options.get("scheme") == "none"):
+        # entity scores read B-/I- spans; plain labels (POS, IOBES) failed every trial at scoring
+        spans = [m for m in metrics if re.fullmatch(r"(f1|precision|recall)(_.+)?", m)]
+        if spans and conllu:
+            raise ConfigError(
+                f"`metrics` has entity score {spans[0]!r}, but CoNLL-U tags (upos, xpos) are "
+                "plain labels, not IOB spans: use 'accuracy'"
+            )
+        if spans:
+            raise ConfigError(
+                f"`metrics` has entity score {spans[0]!r}, but `reader_options.scheme` is "
+                "'none' (tags are plain labels, not IOB spans): use 'accuracy', or set "
+                "`reader_options.scheme` to 'iob2' or 'iob1'"
+            )
     return tuple(metrics)
 
 

@@ -332,3 +332,20 @@ def test_the_long_csv_note_names_the_row_the_csv_keeps(storage: str) -> None:
     soft = table.rows[2].cell("dev", "accuracy", task="tgt").mean
     kept = [r for r in table.long_rows() if r.task_set_key == "good+tgt"]
     assert [r.value for r in kept] == pytest.approx([soft])
+
+
+def test_without_scores_the_default_split_is_the_objectives(storage: str) -> None:
+    # Every run failed (no scores) or none ran: the footer and `--json` said split `test`,
+    # a split the target may not have; the runs are scored on the objective's split.
+    import dataclasses
+
+    with open_repository(storage) as repo:
+        runs = repo.runs(study="table")
+    failed = [dataclasses.replace(r, status="failed", scores={}) for r in runs]
+    spec = {**SPEC, "objective": {"metric": "accuracy", "split": "val"}}
+    for given in (failed, []):
+        table = build_table("table", spec, given)
+        assert table.split == "val"
+        assert "split `val`" in table.to_markdown()
+        assert table.to_dict()["split"] == "val"
+    assert build_table("table", SPEC, failed).split == "dev"  # the default objective split

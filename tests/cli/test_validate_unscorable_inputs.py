@@ -131,3 +131,30 @@ def test_an_unlabeled_objective_split_is_refused(tmp_path: Path) -> None:
     line = refused("study", "validate", str(spec), "--data", str(data))
     assert line.startswith(f"error: {spec}: objective.split: split 'test_unlabeled' of task rte")
     assert line.endswith("the objective is read from it: name a labeled split"), line
+
+
+def test_entity_scores_of_plain_tags_are_refused_by_validate_and_run(tmp_path: Path) -> None:
+    # `scheme: none` reads IOBES or POS tags as plain labels; f1 of them failed every trial
+    # after the study was written ("entity scores need IOB tags ... has 'S-PER'").
+    data = tmp_path / "iobes"
+    data.mkdir()
+    for split in ("train", "dev"):
+        (data / f"{split}.tsv").write_text("John\tS-PER\nran\tO\n\n" * 4, encoding="utf-8")
+    spec = write_spec(tmp_path, target="synth_target", candidates="[my_tags]")
+    task = (
+        "tasks:\n  - {name: my_tags, format: iob, type: token_tagging, label_field: ner, "
+        f"path: {data}, reader_options: {{scheme: none}}, metrics: [accuracy, f1]}}\n"
+    )
+    spec.write_text(spec.read_text() + task)
+    line = refused("study", "validate", str(spec))
+    assert line == (
+        f"error: {spec}: tasks[0]: `metrics` has entity score 'f1', but `reader_options.scheme` "
+        "is 'none' (tags are plain labels, not IOB spans): use 'accuracy', or set "
+        "`reader_options.scheme` to 'iob2' or 'iob1'"
+    )
+    db = tmp_path / "run.db"
+    assert refused("study", "run", str(spec), "--storage", f"sqlite:///{db}", "--quiet") == line
+    assert not db.exists()
+    spec.write_text(spec.read_text().replace("metrics: [accuracy, f1]", "metrics: [accuracy]"))
+    result = runner.invoke(app, ["study", "validate", str(spec)])
+    assert result.exit_code == 0, result.stderr

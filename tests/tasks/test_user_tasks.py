@@ -152,6 +152,55 @@ def test_classification_f1_needs_a_positive_label(tmp_path: Path) -> None:
     assert task.metrics == ("macro_f1",)
 
 
+@pytest.mark.parametrize("metric", ["f1", "precision", "recall", "f1_PER", "recall_NN"])
+def test_entity_scores_need_an_iob_scheme(tmp_path: Path, metric: str) -> None:
+    # With scheme none the tags are plain labels (POS, IOBES): the study was created and every
+    # trial failed at scoring ("entity scores need IOB tags ..."), so validation refuses it.
+    arguments: dict[str, Any] = {
+        "format": "iob",
+        "type": "token_tagging",
+        "label_field": "ner",
+        "files": {"train": "x.tsv"},
+        "base_dir": tmp_path,
+    }
+    with pytest.raises(ConfigError) as caught:
+        define_task(
+            "tags", metrics=["accuracy", metric], reader_options={"scheme": "none"}, **arguments
+        )
+    assert str(caught.value) == (
+        f"`metrics` has entity score {metric!r}, but `reader_options.scheme` is 'none' (tags "
+        "are plain labels, not IOB spans): use 'accuracy', or set `reader_options.scheme` to "
+        "'iob2' or 'iob1'"
+    )
+    plain = define_task("tags", reader_options={"scheme": "none"}, **arguments)
+    assert plain.metrics == ("accuracy",)
+    scored = define_task(
+        "tags", metrics=["accuracy"], reader_options={"scheme": "none"}, **arguments
+    )
+    assert scored.metrics == ("accuracy",)
+    for scheme in ("iob2", "iob1"):
+        entities = define_task(
+            "tags", metrics=[metric], reader_options={"scheme": scheme}, **arguments
+        )
+        assert entities.metrics == (metric,)
+    assert define_task("tags", metrics=[metric], **arguments).metrics == (metric,)
+
+
+@pytest.mark.parametrize("label_field", ["upos", "xpos"])
+def test_entity_scores_of_conllu_tags_are_refused(tmp_path: Path, label_field: str) -> None:
+    # CoNLL-U tags are POS labels: entity scores failed every trial at scoring.
+    arguments: dict[str, Any] = {
+        "format": "conllu",
+        "type": "token_tagging",
+        "label_field": label_field,
+        "files": {"train": "x.conllu"},
+        "base_dir": tmp_path,
+    }
+    with pytest.raises(ConfigError, match=r"entity score 'f1', but CoNLL-U tags .* 'accuracy'"):
+        define_task("pos", metrics=["accuracy", "f1"], **arguments)
+    assert define_task("pos", metrics=["accuracy"], **arguments).metrics == ("accuracy",)
+
+
 def test_unknown_names_splits_and_files(tmp_path: Path) -> None:
     with pytest.raises(UnknownNameError, match="unknown task 'nope'; known: anatem, bc2gm"):
         get_task("nope")
