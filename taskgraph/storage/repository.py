@@ -109,7 +109,7 @@ __all__ = [
 SCREEN_MODE = "screen"
 
 #: the Optuna study's system attribute that ties it to its records study
-#: (:meth:`Repository.study_identity`); see ``StudyEngine._check_records``
+#: (:meth:`Repository.study_identity`); see ``StudyCreator.check_records`` (``taskgraph/search/creation.py``)
 RECORDS_IDENTITY_ATTR = "taskgraph:records_study"
 
 TaskSetFilter = str | Sequence[str] | None

@@ -96,7 +96,7 @@ def test_a_study_without_a_note_gets_one_when_resumed(
     storage_url: str, fakes: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A study created before notes were written: the engine's note writer off for its run.
-    monkeypatch.setattr("taskgraph.search.engine.write_study_note", lambda *a, **k: False)
+    monkeypatch.setattr("taskgraph.search.creation.write_study_note", lambda *a, **k: False)
     study = _run(storage_url, fakes, trials=1)
     assert _note(study) == ""
     monkeypatch.undo()

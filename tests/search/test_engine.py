@@ -677,7 +677,7 @@ def test_the_objective_is_named_for_optuna_dashboard(storage_url: str, fakes: Mo
     # without a metric in the spec, the catalog's primary metric of the target names it.
     spec = make_spec(target="synth_target", candidates=["synth_related"])
     engine = make_engine(spec, storage_url, fakes.FakeEvaluator(), fakes)
-    assert engine._objective_metric() == "accuracy"
+    assert engine.creator.objective_metric() == "accuracy"
     engine.close()
     spec = make_spec(objective={"metric": "f1", "split": "test", "direction": "maximize"})
     engine = make_engine(spec, storage_url, fakes.FakeEvaluator(), fakes)

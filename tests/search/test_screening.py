@@ -174,7 +174,7 @@ def test_the_first_proposals_follow_the_screened_ranking(
 def test_the_screens_are_evidence_for_the_sampler_model(
     storage_url: str, fakes: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from taskgraph.search import engine as engine_module
+    from taskgraph.search import creation as creation_module
     from taskgraph.search.samplers import build_sampler
 
     # Past the start-up (the baseline and 4 singles): the model, fitted with the screen, repeats.
@@ -186,7 +186,7 @@ def test_the_screens_are_evidence_for_the_sampler_model(
         given.update(kwargs)
         return build_sampler(*args, **kwargs)
 
-    monkeypatch.setattr(engine_module, "build_sampler", spy)
+    monkeypatch.setattr(creation_module, "build_sampler", spy)
     sets = _first_sets(storage_url, spec, fakes, embed=_fail_if_called)
     assert len(sets) == 7 and sets[:5] == [[], ["bravo"], ["delta"], ["alpha"], ["charlie"]]
     (matrix,) = given["lookahead"]
