@@ -6,16 +6,24 @@ import math
 
 import pytest
 
-from taskgraph.affinity.gains import compute_gains, pair_gains
+from taskgraph.affinity.gains import (
+    Gain,
+    compute_gains,
+    evidence_runs,
+    measured_gain,
+    pair_gains,
+)
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.errors import ConfigError
 
 
 def rec(
-    task: str, tasks: str, value: float, *, seed: int = 0, hib: bool = True, family: str = ""
-) -> ScoreRecord:
+    task: str, tasks: str, value: float, *, seed: int = 0, hib: bool = True, family: str = "",
+    split: str = "dev", metric: str = "",
+) -> ScoreRecord:  # fmt: skip
     return ScoreRecord(task=task, task_set=frozenset(tasks.split("+")), value=value, seed=seed,
-                       higher_is_better=hib, family=family)  # fmt: skip
+                       higher_is_better=hib, family=family, split=split,
+                       metric=metric)  # fmt: skip
 
 
 def test_seed_average_and_standard_error_absolute() -> None:
@@ -95,9 +103,14 @@ def test_records_of_one_seed_repeat_one_measurement() -> None:
     # Two distinct seeds, one repeated: the repeat is averaged before the spread is taken.
     records = [rec("a", "a", 0.5, seed=0), rec("a", "a", 0.7, seed=1), rec("a", "a", 0.7, seed=1)]
     records += [rec("a", "a+b", 0.8, seed=0), rec("a", "a+b", 0.9, seed=1)]
-    (gain,) = compute_gains(records, kind="absolute").gains
+    table = compute_gains(records, kind="absolute")
+    (gain,) = table.gains
     assert gain.mean == pytest.approx(0.85 - 0.6)
     assert gain.stderr == pytest.approx(math.sqrt(0.005 / 2 + 0.02 / 2))
+    # The baseline counts its three records (runs), not its two seeds; its error is the
+    # spread of the two seed means (0.5, 0.7): sqrt(0.02 / 2).
+    mean, se, count = table.baselines[("", "a", "dev", "")]
+    assert mean == pytest.approx(0.6) and se == pytest.approx(0.1) and count == 3
 
 
 def test_a_pair_from_several_families_combines_the_families_own_errors() -> None:
@@ -131,3 +144,111 @@ def test_the_baseline_of_a_task_is_of_the_family_with_the_most_records() -> None
     assert table.main_family() == "small"
     assert table.baseline_value("a") == pytest.approx(0.5)
     assert table.baseline_value("b") is None
+
+
+def test_a_relative_gain_over_a_negative_baseline_keeps_its_sign() -> None:
+    # A Matthews correlation or an R^2 can be below 0: rising from -0.5 to -0.4 is an
+    # improvement of 0.1 / |-0.5| = +20 %, not -20 %, and -0.5 is no zero baseline.
+    records = [rec("a", "a", -0.5), rec("a", "a+b", -0.4)]
+    for table in (compute_gains(records), compute_gains(records, zero_baselines="leave_out")):
+        (gain,) = table.gains
+        assert gain.mean == pytest.approx(0.2) and table.zero_baselines == []
+    # Lower is better: the same rise is a loss of 20 %.
+    (worse,) = compute_gains(
+        [rec("a", "a", -0.5, hib=False), rec("a", "a+b", -0.4, hib=False)]
+    ).gains
+    assert worse.mean == pytest.approx(-0.2)
+
+
+def test_split_and_metric_choose_the_records_compared() -> None:
+    records = [
+        rec("a", "a", 0.5, split="dev", metric="f1"),
+        rec("a", "a+b", 0.6, split="dev", metric="f1"),
+        rec("a", "a", 0.5, split="test", metric="f1"),
+        rec("a", "a+b", 0.8, split="test", metric="f1"),
+        rec("a", "a", 0.4, split="dev", metric="accuracy"),
+        rec("a", "a+b", 0.45, split="dev", metric="accuracy"),
+    ]
+    dev = compute_gains(records, split="dev", metric="f1", kind="absolute").gains
+    assert [(g.split, g.metric) for g in dev] == [("dev", "f1")]
+    assert dev[0].mean == pytest.approx(0.1)
+    test = compute_gains(records, split="test", kind="absolute").gains
+    assert [(g.split, g.metric) for g in test] == [("test", "f1")]
+    assert test[0].mean == pytest.approx(0.3)
+    accuracy = compute_gains(records, metric="accuracy", kind="absolute").gains
+    assert [(g.split, g.metric) for g in accuracy] == [("dev", "accuracy")]
+    assert accuracy[0].mean == pytest.approx(0.05)
+    both = compute_gains(records, metric="f1", kind="absolute").gains
+    assert sorted((g.split, round(g.mean, 6)) for g in both) == [("dev", 0.1), ("test", 0.3)]
+
+
+def test_a_non_finite_record_is_left_out() -> None:
+    # A diverged run (NaN) is no score: it neither poisons the mean nor counts as a record.
+    records = [rec("a", "a", 0.5), rec("a", "a+b", 0.6), rec("a", "a+b", math.nan, seed=1)]
+    (gain,) = compute_gains(records, kind="absolute").gains
+    assert gain.mean == pytest.approx(0.1) and gain.n_records == 1
+    assert compute_gains(records, kind="absolute").family_records == {"": 2}
+
+
+def test_the_standard_error_of_a_relative_gain_by_the_delta_method() -> None:
+    # Gain (S - B) / |B| = S / B - 1 (B > 0): by the delta method its variance is about
+    # (var(S) + (S / B)^2 var(B)) / B^2, with var(S) and var(B) those of the seed means.
+    records = [rec("a", "a", v, seed=i) for i, v in enumerate([0.5, 0.6])]
+    records += [rec("a", "a+b", v, seed=i) for i, v in enumerate([0.7, 0.9])]
+    (gain,) = compute_gains(records).gains
+    # S = 0.8, B = 0.55; var([0.7, 0.9]) = 0.02, var([0.5, 0.6]) = 0.005 (ddof=1)
+    assert gain.mean == pytest.approx(0.25 / 0.55)
+    expected = math.sqrt(0.02 / 2 + (0.8 / 0.55) ** 2 * 0.005 / 2) / 0.55
+    assert expected == pytest.approx(0.2248, abs=1e-4)
+    assert gain.stderr == pytest.approx(expected)
+    # Three baseline seeds against two: each side divides by its own seed count.
+    records = [rec("a", "a", v, seed=i) for i, v in enumerate([0.5, 0.6, 0.7])]
+    records += [rec("a", "a+b", v, seed=i) for i, v in enumerate([0.7, 0.9])]
+    (gain,) = compute_gains(records).gains
+    # S = 0.8, B = 0.6; var([0.5, 0.6, 0.7]) = 0.01
+    assert gain.stderr == pytest.approx(math.sqrt(0.02 / 2 + (0.8 / 0.6) ** 2 * 0.01 / 3) / 0.6)
+    # A negative baseline: the error is still positive (divided by |B|).
+    records = [rec("a", "a", v, seed=i) for i, v in enumerate([-0.5, -0.6])]
+    records += [rec("a", "a+b", v, seed=i) for i, v in enumerate([-0.4, -0.3])]
+    (gain,) = compute_gains(records).gains
+    # S = -0.35, B = -0.55; both variances 0.005
+    assert gain.mean == pytest.approx(0.2 / 0.55)
+    assert gain.stderr > 0
+    assert gain.stderr == pytest.approx(
+        math.sqrt(0.005 / 2 + (0.35 / 0.55) ** 2 * 0.005 / 2) / 0.55
+    )
+
+
+def test_pair_gains_take_single_auxiliary_gains_only() -> None:
+    records = [rec("a", "a", 0.5), rec("a", "a+b", 0.6), rec("a", "a+b+c", 0.7)]
+    table = compute_gains(records, kind="absolute")
+    assert len(table.gains) == 2
+    ((pair, (mean, _, n)),) = pair_gains(table.gains).items()
+    assert pair == ("a", "b") and mean == pytest.approx(0.1) and n == 1
+
+
+def gain(
+    aux: str, mean: float, *, runs: tuple[int, ...] = (), n: int = 1, family: str = ""
+) -> Gain:
+    return Gain(target="a", auxiliaries=frozenset(aux.split("+")), mean=mean, stderr=math.nan,
+                n_records=n, family=family, run_ids=frozenset(runs))  # fmt: skip
+
+
+def test_evidence_runs_count_each_run_once_and_anonymous_records_each() -> None:
+    gains = [
+        gain("b", 0.1, runs=(1, 2), n=2),
+        gain("c", 0.1, runs=(2, 3), n=2),  # run 2 scored both: one run
+        gain("b+c", 0.1, n=3),  # a published table: three records, three runs
+        gain("d", 0.1, n=2),
+    ]
+    assert evidence_runs(gains) == 3 + 5
+    assert evidence_runs([]) == 0
+
+
+def test_the_measured_gain_is_the_mean_over_families() -> None:
+    gains = [gain("b", 0.1, family="small"), gain("b", 0.3, family="large"), gain("b+c", 0.9)]
+    assert measured_gain(gains, "a", ["b"]) == pytest.approx(0.2)
+    assert measured_gain(gains, "a", ["a", "b"]) == pytest.approx(0.2)  # the target is no auxiliary
+    assert measured_gain(gains, "a", ["b", "c"]) == pytest.approx(0.9)
+    assert measured_gain(gains, "a", ["c"]) is None
+    assert measured_gain(gains, "b", ["a"]) is None

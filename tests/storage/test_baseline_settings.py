@@ -9,6 +9,7 @@ transfer.  ``ScoreRecord.settings`` carries each run's ``TrialConfig.alone_setti
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -197,6 +198,57 @@ def test_a_set_run_with_two_settings_is_measured_against_each_ones_baseline() ->
     # The pooled baseline (0.65) would have given (0.755 - 0.65) / 0.65 = +16.2 %.
     absolute = compute_gains(records, kind="absolute").gains[0]
     assert absolute.mean == pytest.approx((0.05 + 0.16) / 2)
+
+
+def test_a_set_with_records_of_unknown_settings_is_measured_against_the_pooled_baseline() -> None:
+    # One of the set's records carries no settings (a published table): the per-setting
+    # baselines cannot cover it, so the whole set is compared with the pooled baseline.
+    slow, fast = ((("learning_rate", rate),) for rate in ("0.0001", "0.001"))
+    records = [
+        ScoreRecord("t", frozenset({"t"}), 0.5, settings=slow),
+        ScoreRecord("t", frozenset({"t"}), 0.8, settings=fast),
+        ScoreRecord("t", frozenset({"t", "u"}), 0.55, settings=slow),
+        ScoreRecord("t", frozenset({"t", "u"}), 0.9, seed=1),
+    ]
+    table = compute_gains(records, kind="absolute")
+    (gain,) = table.gains
+    # (0.55 + 0.9) / 2 against (0.5 + 0.8) / 2, not 0.55 against the slow baseline's 0.5
+    assert gain.n_records == 2 and gain.mean == pytest.approx(0.725 - 0.65)
+    assert [(sorted(aux), names) for *_, aux, names in table.mixed_settings] == [
+        (["u"], ("learning_rate",))
+    ]
+
+
+def test_a_zero_baseline_of_one_setting_falls_back_to_the_pooled_baseline() -> None:
+    # The slow learning rate's baseline scored 0: a gain relative to it is undefined, so the
+    # set is measured against the pooled (non-zero) baseline, and the note says so.
+    slow, fast = ((("learning_rate", rate),) for rate in ("0.0001", "0.001"))
+    records = [
+        ScoreRecord("t", frozenset({"t"}), 0.0, settings=slow),
+        ScoreRecord("t", frozenset({"t"}), 0.0, settings=slow, seed=1),
+        ScoreRecord("t", frozenset({"t"}), 0.8, settings=fast),
+        ScoreRecord("t", frozenset({"t", "u"}), 0.1, settings=slow),
+        ScoreRecord("t", frozenset({"t", "u"}), 0.96, settings=fast),
+    ]
+    table = compute_gains(records)
+    (gain,) = table.gains
+    # pooled: the set's 0.53 against the seed means 0.4 (seed 0) and 0.0 (seed 1): 0.2
+    assert math.isfinite(gain.mean) and gain.mean == pytest.approx((0.53 - 0.2) / 0.2)
+    assert table.zero_baselines == [] and len(table.mixed_settings) == 1
+    # An absolute gain needs no division: each setting against its own baseline.
+    absolute_table = compute_gains(records, kind="absolute")
+    (absolute,) = absolute_table.gains
+    assert absolute.mean == pytest.approx((0.1 + 0.16) / 2)
+    assert absolute_table.mixed_settings == []
+    # A negative baseline of one setting (a Matthews correlation) is no zero one.
+    records = [
+        ScoreRecord("t", frozenset({"t"}), -0.5, settings=slow),
+        ScoreRecord("t", frozenset({"t"}), 0.8, settings=fast),
+        ScoreRecord("t", frozenset({"t", "u"}), -0.4, settings=slow),  # +20 % of |-0.5|
+        ScoreRecord("t", frozenset({"t", "u"}), 0.96, settings=fast),  # +20 % of 0.8
+    ]
+    (negative,) = compute_gains(records).gains
+    assert negative.mean == pytest.approx(0.2)
 
 
 def test_the_json_graph_carries_measured_absolute_gains_and_the_notes(tmp_path: Path) -> None:
