@@ -319,3 +319,23 @@ def test_features_read_after_a_file_changed_are_not_cached_under_the_old_data(
     monkeypatch.setattr(run, "load_examples", real_load)
     (tmp_path / "dev.iob").write_text(first, encoding="utf-8")  # back as it was
     assert encoded()[0].tokens[0] == word
+
+
+def test_a_runners_source_fingerprints_win_over_what_the_result_says(tmp_path: Path) -> None:
+    # A published table's runner names the table's version of each task: a result that also
+    # carries fingerprints (as any trainer's does) must not replace them.
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    result = TrialResult(
+        status=TrialStatus.COMPLETE, objective=0.5, scores={"a": {"dev": {"acc": 0.5}}},
+        cost=Cost(seconds=0.1), data_fingerprints={"a": "T"},
+    )  # fmt: skip
+    config = TrialConfig(target="a")
+    now = utcnow()
+    run = SeedRun(config=config, result=result, started_at=now, finished_at=now)
+    with open_repository(url) as repo:
+        writer = RecordWriter(
+            repository=repo, study="fp", task_defs={}, source_fingerprints={"a": "S"}
+        )
+        assert writer.run_fingerprints(config, result) == {"a": "S"}
+        writer.write(0, TrialOutcome(runs=(run,)))
+    assert _recorded(url) == {0: {"a": "S"}}

@@ -300,3 +300,47 @@ def test_skip_repeat_keeps_one_record_of_a_configuration_and_seed(storage_url, m
     assert runs == {
         ("s", 0, 0): first, ("s", 3, 1): seed_1, ("t", 3, 0): elsewhere, ("s", 4, 0): failure,
     }  # fmt: skip
+
+
+def test_skip_repeat_does_not_count_a_failed_run_as_a_repeat(storage_url, make_trial):
+    # Only a complete run is a measurement: the same configuration and seed failed in an
+    # earlier trial must not swallow the later complete one.
+    config, failed = make_trial("ner", ("pos",), status=TrialStatus.FAILED)
+    _, result = make_trial("ner", ("pos",), value=0.6)
+    with open_repository(storage_url) as repo:
+        failed_id = repo.add_run_result(
+            study="s", trial_number=0, config=config, result=failed, skip_repeat=True
+        )
+        complete_id = repo.add_run_result(
+            study="s", trial_number=1, config=config, result=result, skip_repeat=True
+        )
+        complete = repo.runs(status="complete")
+        records = repo.score_records(split="dev", metric="f1")
+    assert complete_id != failed_id
+    assert [(r.id, r.trial_number) for r in complete] == [(complete_id, 1)]
+    assert complete[0].trial_result().scores == result.scores
+    assert sorted((r.task, r.value) for r in records) == [
+        ("ner", pytest.approx(0.6)),
+        ("pos", pytest.approx(0.61)),
+    ]
+
+
+def test_scores_of_a_failed_result_keep_its_status(storage_url, make_trial):
+    # A run that failed after an evaluation still stores what it measured, as failed scores:
+    # the records (complete by default) must not read them as measurements.
+    config, _ = make_trial("ner", ("pos",))
+    failed = TrialResult(
+        status=TrialStatus.FAILED,
+        scores={"ner": {"dev": {"f1": 0.4}}, "pos": {"dev": {"f1": 0.3}}},
+        failure_reason="diverged after the first evaluation",
+    )
+    with open_repository(storage_url) as repo:
+        run_id = repo.add_run_result(study="s", trial_number=0, config=config, result=failed)
+        assert repo.run(run_id).status == "failed"
+        assert repo.score_records() == []
+        assert repo.score_records(status="complete") == []
+        stored = repo.score_records(status="failed")
+        assert sorted((r.run_id, r.task, r.value) for r in stored) == [
+            (run_id, "ner", pytest.approx(0.4)),
+            (run_id, "pos", pytest.approx(0.3)),
+        ]
