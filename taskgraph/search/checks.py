@@ -558,9 +558,41 @@ def _check_hyperparameters(spec: StudySpec, source: str, *, stored: bool = False
                 f"{source}: {where}.{unknown[0]}: unknown trainer setting; allowed: "
                 f"{', '.join(sorted(known))}"
             )
+    _check_setting_values(spec, source, stored=stored)
     _check_freeze_layers(spec, source, stored=stored)
     _check_head_options(spec, source, stored=stored)
     _check_source_tasks(spec, source, stored=stored)
+
+
+def _check_setting_values(spec: StudySpec, source: str, *, stored: bool = False) -> None:
+    """Refuse a scalar trainer setting of the wrong type or out of its range.
+
+    Each trial checks its settings (``TrainingOptions``), so a ``doc_stride: abc`` or a
+    ``warmup_ratio: 5`` failed every trial after the study was created.  The rules are the
+    trainer's own (``taskgraph.training.options.SETTINGS``); for a searched range its ends
+    are checked, and that it gives integers where the setting counts something.
+    ``freeze_layers`` has its own check, against the encoder's depth.
+    """
+    from taskgraph.training.options import SETTINGS
+
+    for key, setting in SETTINGS.items():
+        if key == "freeze_layers":
+            continue
+        searched = spec.search.hyperparameters.get(key)
+        if searched is not None and setting.kind == "integer" and searched.kind == "float":
+            _refuse_or_warn(
+                f"{source}: search.hyperparameters.{key}: must be {setting.describe()}, got "
+                f"the float range {searched.describe()}",
+                stored=stored,
+            )
+            return
+        for where, value in _trainer_setting_values(spec, key):
+            if not setting.admits(value):
+                _refuse_or_warn(
+                    f"{source}: {where}: must be {setting.describe()}, got {value!r}",
+                    stored=stored,
+                )
+                return
 
 
 def _check_source_tasks(spec: StudySpec, source: str, *, stored: bool = False) -> None:

@@ -33,16 +33,79 @@ freeze_layers          0          freeze the embeddings and the bottom k encoder
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from taskgraph.errors import ConfigError
-from taskgraph.training.weighting import LossWeighting
 from taskgraph.trial import TrialConfig
 
-__all__ = ["TrainingOptions"]
+if TYPE_CHECKING:  # the weightings import torch; the spec checks read SETTINGS without it
+    from taskgraph.training.weighting import LossWeighting
+
+__all__ = ["SETTINGS", "Setting", "TrainingOptions"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What a scalar trainer setting takes: a ``flag`` (true or false), or a number (an
+    ``integer`` one for counts) ``>= low`` (``> low`` when ``low_open``, and ``< 1`` too when
+    ``below_one``); ``null`` too when ``nullable``.  A boolean is never a number here."""
+
+    kind: Literal["flag", "integer", "number"]
+    low: float = 0.0
+    low_open: bool = False
+    below_one: bool = False
+    nullable: bool = False
+
+    def describe(self) -> str:
+        """Return what the setting must be, as in "must be an integer >= 1"."""
+        if self.kind == "flag":
+            return "true or false"
+        what = "an integer" if self.kind == "integer" else "a number"
+        if self.below_one:
+            bound = f"in [{self.low:g}, 1)"
+        else:
+            bound = f"{'>' if self.low_open else '>='} {self.low:g}"
+        return f"{what} {bound}{' or null' if self.nullable else ''}"
+
+    def admits(self, value: Any) -> bool:
+        """Return whether ``value`` is one the setting takes."""
+        if value is None:
+            return self.nullable
+        if self.kind == "flag":
+            return isinstance(value, bool)
+        kinds = int if self.kind == "integer" else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value):
+            return False
+        too_low = value <= self.low if self.low_open else value < self.low
+        return not too_low and not (self.below_one and value >= 1)
+
+
+# The scalar settings by their spec names (``tasks_per_step``, not the field's name); the
+# others (head_options, lookahead_targets, lookahead_steps, source_tasks) are checked against
+# the trial's tasks and steps.  Counts are >= 1: log_every 0 divides by zero, a batch size,
+# tasks_per_step or max_eval_examples of 0 draws or evaluates nothing, and a doc_stride of 0
+# gives QA windows that share no token, so an answer across a boundary is in no window.
+# The spec checks (taskgraph.search.checks) read this table too, before a study is created.
+SETTINGS: dict[str, Setting] = {
+    "warmup_ratio": Setting("number", below_one=True),
+    "weight_decay": Setting("number"),
+    "grad_clip": Setting("number", nullable=True),  # 0 or null: no clipping
+    "tasks_per_step": Setting("integer", low=1, nullable=True),
+    "lookahead_lr": Setting("number", low_open=True, nullable=True),
+    "log_every": Setting("integer", low=1),
+    "checkpoint_every": Setting("integer", low=1, nullable=True),
+    "max_eval_examples": Setting("integer", low=1, nullable=True),
+    "eval_batch_size": Setting("integer", low=1),
+    "doc_stride": Setting("integer", low=1),
+    "group_by_length": Setting("flag"),
+    "source_epochs": Setting("number", low_open=True, nullable=True),
+    "source_max_steps": Setting("integer", low=1, nullable=True),
+    "freeze_layers": Setting("integer"),  # at most the encoder's depth: the model build checks
+}
 
 
 @dataclass(frozen=True)
@@ -100,41 +163,11 @@ class TrainingOptions:
         return options
 
     def _validate(self, config: TrialConfig) -> None:
-        checks = [
-            ("warmup_ratio", 0.0 <= self.warmup_ratio < 1.0, "in [0, 1)"),
-            ("weight_decay", self.weight_decay >= 0, ">= 0"),
-            ("grad_clip", self.grad_clip is None or self.grad_clip >= 0, ">= 0"),
-            ("log_every", self.log_every >= 1, ">= 1"),
-            ("eval_batch_size", self.eval_batch_size >= 1, ">= 1"),
-            ("doc_stride", self.doc_stride >= 1, ">= 1"),
-            (
-                "tasks_per_step",
-                self.tasks_per_step_override is None or self.tasks_per_step_override >= 1,
-                ">= 1",
-            ),
-            (
-                "checkpoint_every",
-                self.checkpoint_every is None or self.checkpoint_every >= 1,
-                ">= 1",
-            ),
-            (
-                "max_eval_examples",
-                self.max_eval_examples is None or self.max_eval_examples >= 1,
-                ">= 1",
-            ),
-            ("lookahead_lr", self.lookahead_lr is None or self.lookahead_lr > 0, "> 0"),
-            ("freeze_layers", self.freeze_layers >= 0, ">= 0"),
-            (
-                "source_max_steps",
-                self.source_max_steps is None or self.source_max_steps >= 1,
-                ">= 1",
-            ),
-            ("source_epochs", self.source_epochs is None or self.source_epochs > 0, "> 0"),
-        ]
-        for name, ok, expected in checks:
-            if not ok:
+        for name, setting in SETTINGS.items():
+            value = getattr(self, "tasks_per_step_override" if name == "tasks_per_step" else name)
+            if not setting.admits(value):
                 raise ConfigError(
-                    f"hyperparameter `{name}` must be {expected}, but got {getattr(self, name if name != 'tasks_per_step' else 'tasks_per_step_override')!r}"
+                    f"hyperparameter `{name}` must be {setting.describe()}, but got {value!r}"
                 )
         for name, value, in_range in [
             ("learning_rate", config.learning_rate, config.learning_rate > 0),
