@@ -96,6 +96,30 @@ def test_tagging_without_crf_scores_first_subwords_only() -> None:
     assert unlabelled.loss is None and head.decode(unlabelled, batch) == decoded
 
 
+def test_crf_loss_is_per_word_nll_of_the_gold_word_tags() -> None:
+    # Gold tags are read at each word's first sub-word, and the summed NLL is divided by the
+    # number of words (token_mean), not returned as a sum.
+    head = _head(HeadSpec("ner", TaskType.TOKEN_TAGGING, 3, {"crf": True}))
+    with torch.no_grad():
+        for parameter in head.crf.parameters():
+            parameter.normal_(0, 2.0)
+    torch.manual_seed(1)
+    hidden = torch.randn(2, 7, HIDDEN)
+    labels = torch.full((2, 7), -100)
+    labels[0, [1, 2, 4]] = torch.tensor([2, 0, 1])
+    labels[1, [3, 5]] = torch.tensor([1, 2])
+    batch = {"labels": labels, "attention_mask": torch.ones(2, 7, dtype=torch.long)}
+    with torch.no_grad():
+        output = head(hidden, batch)
+        starts, mask = word_positions(batch)
+        assert starts.tolist() == [[1, 2, 4], [3, 5, 0]]
+        emissions = output.logits.gather(1, starts.unsqueeze(-1).expand(-1, -1, 3)).float()
+        tags = torch.tensor([[2, 0, 1], [1, 2, 0]])
+        nll = -head.crf(emissions, tags, mask=mask, reduction="sum")
+    assert output.loss is not None
+    assert float(output.loss) == pytest.approx(float(nll) / 5, rel=1e-5)
+
+
 def test_crf_rows_without_words_are_skipped() -> None:
     head = _head(HeadSpec("ner", TaskType.TOKEN_TAGGING, 3, {"crf": True}))
     labels = torch.tensor([[-100, 1, 2, -100], [-100, -100, -100, -100]])
@@ -179,6 +203,60 @@ def test_parser_loss_uses_gold_heads_and_decodes_trees() -> None:
     assert trees[0].heads == [2, 0, 2] and trees[0].deprels == [1, 0, 2]
     assert trees[1].heads == [0] and trees[1].deprels == [0]
     assert all(is_well_formed_tree([0, *t.heads]) for t in trees)
+
+
+def _random_parser() -> nn.Module:
+    head = _head(HeadSpec("deps", TaskType.DEPENDENCY_PARSING, 3, {"arc_size": 8, "label_size": 4}))
+    with torch.no_grad():
+        for parameter in head.parameters():
+            parameter.normal_(0, 0.5)
+    return head
+
+
+def test_parser_label_loss_is_scored_at_the_gold_heads() -> None:
+    # With random weights the predicted heads differ from the gold ones, so relation scores
+    # taken at the predicted heads give another loss.
+    head = _random_parser()
+    torch.manual_seed(2)
+    hidden = torch.randn(1, 6, HIDDEN)
+    batch = {
+        "word_starts": torch.tensor([[1, 2, 4]]),
+        "word_mask": torch.tensor([[True, True, True]]),
+        "heads": torch.tensor([[2, 0, 2]]),
+        "deprels": torch.tensor([[1, 0, 2]]),
+    }
+    with torch.no_grad():
+        output = head(hidden, batch)
+        arcs, _ = output.logits
+        assert arcs[0].argmax(dim=-1).tolist() != [2, 0, 2]
+        gold = head.label_scores(
+            output.extra["label_dep"], output.extra["label_head"], batch["heads"]
+        )
+        expected = F.cross_entropy(arcs[0], batch["heads"][0]) + F.cross_entropy(
+            gold[0], batch["deprels"][0]
+        )
+    assert output.loss is not None
+    assert float(output.loss) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_parser_decode_returns_a_tree_when_greedy_heads_form_a_cycle() -> None:
+    head = _random_parser()
+    never = -1e9
+    # Rows: words 1..3; columns: ROOT, 1, 2, 3.  Greedy heads are 1 <- 2, 2 <- 1 (a cycle) and
+    # 3 <- ROOT; the best tree is 1 <- 2 <- 3 <- ROOT (5 + 1 + 5 against 5 + 0 + 5 for 2 <- 1 <- 3).
+    arcs = torch.tensor([[[0.0, never, 5.0, 0.0], [0.0, 5.0, never, 1.0], [5.0, 0.0, 0.0, never]]])
+    output = HeadOutput(
+        loss=None,
+        logits=(arcs, torch.zeros(1, 3, 3)),
+        extra={
+            "label_dep": torch.zeros(1, 3, 4),
+            "label_head": torch.zeros(1, 4, 4),
+            "word_mask": torch.tensor([[True, True, True]]),
+        },
+    )
+    tree = head.decode(output, {})[0]
+    assert is_well_formed_tree([0, *tree.heads])
+    assert tree.heads == [2, 3, 0]
 
 
 def test_classification_pooling() -> None:

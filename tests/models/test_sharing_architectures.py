@@ -11,7 +11,7 @@ from taskgraph.errors import ConfigError, UnknownNameError
 from taskgraph.models import EncoderBundle, HeadSpec, build_model
 from taskgraph.models.layerwise import run_layers
 from taskgraph.models.sharing.cross_stitch import CrossStitchSharing, initial_alpha
-from taskgraph.models.sharing.hierarchical import HierarchicalSharing
+from taskgraph.models.sharing.hierarchical import HierarchicalSharing, default_layer
 from taskgraph.models.sharing.label_embedding import LabelEmbeddingClassifier, LabelEmbeddingSharing
 from taskgraph.models.sharing.mmoe import MixtureOfExpertsSharing
 from taskgraph.models.sharing.soft import SoftSharing
@@ -117,6 +117,15 @@ def test_hierarchical_reads_the_chosen_layer_and_owns_layers_one_task_reads(
         )
 
 
+def test_hierarchical_default_layers_round_up_for_an_odd_layer_count() -> None:
+    # ceil(N/2) for tagging, ceil(2N/3) for parsing, N for sentence tasks (docs/models.md).
+    assert default_layer(TaskType.TOKEN_TAGGING, 5) == 3
+    assert default_layer(TaskType.DEPENDENCY_PARSING, 5) == 4
+    assert default_layer(TaskType.SENTENCE_CLASSIFICATION, 5) == 5
+    assert default_layer(TaskType.TOKEN_TAGGING, 1) == 1
+    assert default_layer(TaskType.DEPENDENCY_PARSING, 1) == 1
+
+
 def test_soft_sharing_penalty_is_lambda_times_pairwise_squared_distance(
     tiny_encoder: Callable[..., EncoderBundle], three_tasks: list[HeadSpec], batches: Batches
 ) -> None:
@@ -153,6 +162,26 @@ def test_soft_sharing_penalty_is_lambda_times_pairwise_squared_distance(
         build_model(
             sharing="soft", encoder=tiny_encoder(), heads=three_tasks, params={"top_k_layers": 0}
         )
+
+
+def test_soft_sharing_penalises_a_model_of_two_tasks(
+    tiny_encoder: Callable[..., EncoderBundle], three_tasks: list[HeadSpec]
+) -> None:
+    two = [spec for spec in three_tasks if spec.task in ("ner", "topic")]
+    model = build_model(sharing="soft", encoder=tiny_encoder(), heads=two, params={"lambda": 2.0})
+    assert isinstance(model, SoftSharing) and list(model.tasks) == ["ner", "topic"]
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for parameter in model.column("topic").parameters():
+            parameter.add_(0.01 * torch.randn_like(parameter))
+        distance = sum(
+            float(((a - b) ** 2).sum())
+            for a, b in zip(
+                model.column("ner").parameters(), model.column("topic").parameters(), strict=True
+            )
+        )
+    assert distance > 0
+    assert float(model.regularization_loss().detach()) == pytest.approx(2.0 * distance, rel=1e-4)
 
 
 def test_cross_stitch_alpha_starts_near_identity_and_identity_means_independent_columns(
@@ -213,6 +242,59 @@ def test_a_single_task_cross_stitch_model_has_fixed_alphas_and_runs_its_column_a
     model.train()
     model("topic", batch).loss.backward()
     assert all(alpha.grad is None for alpha in model.alphas)
+
+
+def _cross_stitch_with_perturbed_columns(
+    tiny_encoder: Callable[..., EncoderBundle], three_tasks: list[HeadSpec], top_k_layers: int
+) -> tuple[CrossStitchSharing, list[str]]:
+    model = build_model(
+        sharing="cross_stitch",
+        encoder=tiny_encoder(),
+        heads=three_tasks,
+        params={"top_k_layers": top_k_layers},
+    ).eval()
+    assert isinstance(model, CrossStitchSharing)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for parameter in model.columns.parameters():  # columns start as equal copies
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    return model, list(model.specs)
+
+
+def _cyclic_alpha(names: list[str]) -> torch.Tensor:
+    """Row t names the one column task t reads: deps <- ner, ner <- topic, topic <- deps."""
+    alpha = torch.zeros(3, 3)
+    for reader, source in (("deps", "ner"), ("ner", "topic"), ("topic", "deps")):
+        alpha[names.index(reader), names.index(source)] = 1.0
+    return alpha
+
+
+def test_cross_stitch_mixes_row_t_of_alpha_into_task_t(
+    tiny_encoder: Callable[..., EncoderBundle], three_tasks: list[HeadSpec], batches: Batches
+) -> None:
+    # An asymmetric alpha: reading a column instead of a row picks another task's column.
+    model, names = _cross_stitch_with_perturbed_columns(tiny_encoder, three_tasks, 1)
+    batch = batches["deps"]
+    with torch.no_grad():
+        model.alphas[0].copy_(_cyclic_alpha(names))
+        hidden, bias = model.encode_shared(batch)
+        expected = run_layers(model.column("ner"), hidden, bias)
+        assert torch.allclose(model.encode("deps", batch), expected, atol=1e-6)
+
+
+def test_cross_stitch_intermediate_mix_uses_rows(
+    tiny_encoder: Callable[..., EncoderBundle], three_tasks: list[HeadSpec], batches: Batches
+) -> None:
+    # The mix after the first layer feeds deps' second layer with ner's first-layer output.
+    model, names = _cross_stitch_with_perturbed_columns(tiny_encoder, three_tasks, 2)
+    batch = batches["deps"]
+    with torch.no_grad():
+        model.alphas[0].copy_(_cyclic_alpha(names))
+        model.alphas[1].copy_(torch.eye(3))
+        hidden, bias = model.encode_shared(batch)
+        after_first = run_layers(model.column("ner")[:1], hidden, bias)
+        expected = run_layers(model.column("deps")[1:], after_first, bias)
+        assert torch.allclose(model.encode("deps", batch), expected, atol=1e-6)
 
 
 def test_label_embedding_scores_against_one_shared_label_matrix(

@@ -183,6 +183,11 @@ def test_classification_hand_worked() -> None:
     assert m.binary_f1(gold, ["n"] * 8, positive="p") == 0.0
 
 
+def test_macro_f1_counts_labels_that_only_the_predictions_use() -> None:
+    # "b" is never gold but is predicted once: its F1 of 0 enters the mean.
+    assert m.macro_f1(["a", "a"], ["a", "b"]) == pytest.approx((2 / 3 + 0.0) / 2)
+
+
 def test_multiclass_mcc_hand_worked() -> None:
     # confusion (rows gold a,b,c / cols pred): [[2,1,0],[0,2,0],[1,0,1]]
     gold = ["a", "a", "a", "b", "b", "c", "c"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from taskgraph.tasks import (
     metric_direction,
     score_predictions,
 )
+from taskgraph.tasks.scoring import _merge
 from taskgraph.tasks.types import ParsedSentence, TaggedSentence, TextExample
 
 
@@ -186,6 +188,29 @@ def test_classification_scores(data_dir: Path) -> None:
     hidden = load_examples(rte, "test_unlabeled", data_dir=data_dir, limit=5)
     with pytest.raises(ConfigError, match="no label"):
         score_predictions(rte, hidden, ["entailment"] * 5)
+
+
+def test_scored_answers_of_snippets_merge_best_score_first() -> None:
+    assert _merge([[("b", 1.0), ("a", 3.0)], [("c", 2.0)]]) == ["a", "c", "b"]
+    # one text from two snippets keeps its best score (5), so it ranks above "y" (3)
+    assert _merge([[("x", 1.0), ("y", 3.0)], [("X", 5.0)]]) == ["X", "y"]
+
+
+def test_masked_lm_loss_is_per_token(tmp_path: Path) -> None:
+    (tmp_path / "dev.tsv").write_text("a b c\nd\n", encoding="utf-8")
+    task = define_task(
+        "words",
+        format="tsv",
+        type="masked_lm",
+        label_field="text",
+        path=str(tmp_path),
+        reader_options={"text_column": 0},
+    )
+    gold = [TextExample("a b c"), TextExample("d")]
+    # (summed loss, masked-token count) per example: 8 over 4 tokens, not 8 over 2 examples
+    scores = score_predictions(task, gold, [(6.0, 3), (2.0, 1)])
+    assert scores["loss"] == pytest.approx(2.0)
+    assert scores["perplexity"] == pytest.approx(math.exp(2.0))
 
 
 def test_prediction_count_and_type_are_checked(data_dir: Path) -> None:

@@ -105,3 +105,17 @@ def test_scores_come_with_the_answers_for_merging_snippets(tok) -> None:  # type
     assert ("slept", 4.0) in scored and ("", -6.0) in scored
     without_null = decode_qa([_example()], encoded, start, end, allow_null=False, with_scores=True)
     assert without_null[0][:1] == [("the mat", 10.0)] and ("", -6.0) not in without_null[0]
+
+
+def test_max_answer_length_counts_tokens_inclusively(tok) -> None:  # type: ignore[no-untyped-def]
+    encoded = encode_qa([_example()], tok, max_length=16, doc_stride=4, max_query_length=8)
+    # window 0: start 12, ends 13 ("the mat", 2 tokens) and 14 ("the mat.", 3 tokens)
+    start, end = _logits(encoded, [(0, 12, 14, 9.0)], low=-np.inf)
+    end[0, 13] = 1.0
+    start[:, 0] = end[:, 0] = 0.0
+    ranked = decode_qa([_example()], encoded, start, end, allow_null=False, max_answer_length=3)
+    assert ranked[0] == ["the mat.", "the mat"]
+    ranked = decode_qa([_example()], encoded, start, end, allow_null=False, max_answer_length=2)
+    assert ranked[0] == ["the mat"]
+    ranked = decode_qa([_example()], encoded, start, end, allow_null=False, max_answer_length=1)
+    assert ranked[0] == []

@@ -274,6 +274,54 @@ def test_callback_prune_stop_and_hook_order() -> None:
     assert [s for s, _ in stopped.intermediate] == [10]
 
 
+def test_a_task_drawn_twice_in_a_step_is_averaged_and_only_target_draws_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from taskgraph.training.phase import Phase
+
+    schedule = [
+        ["synth_target", "synth_target"],
+        ["synth_related"],
+        ["synth_related", "synth_related"],
+        ["synth_target", "synth_related"],
+    ]
+    monkeypatch.setattr(Phase, "draw", lambda self, step, count: list(schedule[step]))
+    cfg = config(auxiliaries=("synth_related",), max_steps=len(schedule), eval_every=100)
+    trainer = build_trainer(cfg, tasks=TASKS, device="cpu")
+    calls: list[tuple[str, float]] = []  # the model's losses of the current step
+    steps: list[tuple[list[tuple[str, float]], dict[str, float]]] = []
+    forward = trainer.model.forward
+    backward = trainer.weighting.backward
+
+    def recording_forward(task, batch):  # type: ignore[no-untyped-def]
+        output = forward(task, batch)
+        if trainer.model.training:
+            assert output.loss is not None
+            calls.append((task, float(output.loss.detach())))
+        return output
+
+    def recording_backward(losses, **kwargs):  # type: ignore[no-untyped-def]
+        steps.append((list(calls), {t: float(loss.detach()) for t, loss in losses.items()}))
+        calls.clear()
+        return backward(losses, **kwargs)
+
+    monkeypatch.setattr(trainer.model, "forward", recording_forward)
+    monkeypatch.setattr(trainer.weighting, "backward", recording_backward)
+    outcome = trainer.train()
+    assert outcome.status is TrialStatus.COMPLETE
+    assert [[task for task, _ in seen] for seen, _ in steps] == schedule
+    for seen, losses in steps:
+        assert set(losses) == {task for task, _ in seen}
+        for task, loss in losses.items():
+            own = [value for name, value in seen if name == task]
+            # the mean of the task's batches, not their sum: a task drawn twice weighs the same
+            assert loss == pytest.approx(sum(own) / len(own), rel=1e-5)
+    assert steps[0][0][0][1] != steps[0][0][1][1]  # two different batches of the target
+    # steps 1 and 4 drew the target; steps 2 and 3 trained the auxiliary alone
+    assert outcome.total_steps == 4
+    assert outcome.target_steps == 2
+
+
 def test_early_stopping_on_the_objective() -> None:
     # With lr = 0 nothing improves after the first evaluation: patience 2 stops at step 15.
     result = run(config(learning_rate=1e-12, max_steps=50, eval_every=5, early_stopping_patience=2))
