@@ -62,3 +62,12 @@ def test_the_baseline_does_not_mark_the_include_only_set_as_seen() -> None:
     assert counts == {"a": (2.0, 1.0)}
     assert evaluated == {frozenset({"a"})}
     assert sampler.propose(study) == frozenset()  # {i} alone, not a repeat of {i, a}
+
+
+def test_the_include_tasks_take_their_room_in_max_size() -> None:
+    # max_size 2 with one include task: one free auxiliary at most, whatever the draws.
+    sampler = BanditSampler(target="t", candidates=["x", "a", "b", "c", "d"], include=["x"],
+                            max_size=2, seed=0)  # fmt: skip
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    sizes = {len(sampler.propose(study)) for _ in range(50)}
+    assert sizes == {1}

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import itertools
+import math
+from typing import Any
 
 import numpy as np
 import optuna
 import pytest
+from optuna.distributions import CategoricalDistribution
 
 from taskgraph.errors import ConfigError
 from taskgraph.search.bandit_sampler import BanditSampler
 from taskgraph.search.benchmarking import run_search
-from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR
+from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR, SUBSET_ATTR
 from tests.search.test_graph_sampler import SOURCES, additive_table, ask_subset
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -96,3 +99,75 @@ def test_pruned_failed_and_running_sets_are_not_proposed_again() -> None:
     # Every single has been tried: the empty set is the one valid set not seen yet.
     _, chosen = ask_subset(study, ["a", "b", "c"])
     assert set(chosen) == set(), chosen
+
+
+def _done(subset: list[str], value: float, **attrs: Any) -> optuna.trial.FrozenTrial:
+    """A complete trial of ``subset`` (its stored auxiliaries) over candidates a, b, c."""
+    flags = CategoricalDistribution([False, True])
+    return optuna.trial.create_trial(
+        params={f"aux/{t}": t in subset for t in "abc"},
+        distributions={f"aux/{t}": flags for t in "abc"},
+        value=value,
+        user_attrs={SUBSET_ATTR: subset, **attrs},
+        state=optuna.trial.TrialState.COMPLETE,
+    )
+
+
+def test_a_non_finite_value_is_no_win_and_no_loss() -> None:
+    sampler = BanditSampler(target="t", candidates=["a", "b", "c"], seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.add_trial(_done([], 0.5, **{ROLE_ATTR: BASELINE_ROLE}))
+    study.add_trial(_done(["a"], math.inf))
+    study.add_trial(_done(["b"], -math.inf))
+    study.add_trial(_done(["c"], 0.6))
+    counts, evaluated = sampler.posterior(study)
+    assert counts == {"a": (1.0, 1.0), "b": (1.0, 1.0), "c": (2.0, 1.0)}
+    assert evaluated == {frozenset(), frozenset("a"), frozenset("b"), frozenset("c")}
+
+
+def test_the_first_baseline_trial_is_the_reference() -> None:
+    sampler = BanditSampler(target="t", candidates=["a", "b", "c"], seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.add_trial(_done([], 0.5, **{ROLE_ATTR: BASELINE_ROLE}))
+    study.add_trial(_done(["a"], 0.7))
+    study.add_trial(_done([], 0.9))  # the target alone again (another configuration)
+    counts, _ = sampler.posterior(study)
+    assert counts["a"] == (2.0, 1.0)  # 0.7 beat the first baseline's 0.5
+
+
+def test_a_draw_takes_the_largest_thetas_first() -> None:
+    tasks = ["t0", "t1", "t2", "t3"]
+
+    def draw(theta: list[float], *, min_size: int = 0, max_size: int | None = None) -> Any:
+        sampler = BanditSampler(target="t", candidates=tasks, min_size=min_size,
+                                max_size=max_size, seed=0)  # fmt: skip
+        return sampler._from_draw(np.array(theta))
+
+    # Three draws above 1/2, room for two: the two largest.
+    assert draw([0.9, 0.8, 0.6, 0.1], max_size=2) == {"t0", "t1"}
+    # One above 1/2, three needed: filled with the next largest, t3 then t1.
+    assert draw([0.9, 0.2, 0.1, 0.4], min_size=3) == {"t0", "t3", "t1"}
+    # One arm per trial: the largest draw, whatever its value.
+    assert draw([0.2, 0.1, 0.4, 0.3], max_size=1) == {"t2"}
+
+
+def test_past_the_redraws_one_arm_is_the_best_posterior_mean_not_yet_tried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sampler = BanditSampler(target="t", candidates=["a", "b", "c"], max_size=1, max_redraws=0,
+                            seed=0)  # fmt: skip
+    counts = {"a": (1.0, 5.0), "b": (5.0, 1.0), "c": (3.0, 3.0)}
+    monkeypatch.setattr(sampler, "posterior", lambda study, **_: (counts, set()))
+    assert sampler.propose(optuna.create_study()) == {"b"}
+    monkeypatch.setattr(sampler, "posterior", lambda study, **_: (counts, {frozenset("b")}))
+    assert sampler.propose(optuna.create_study()) == {"c"}
+
+
+def test_past_the_redraws_a_set_left_is_chosen_at_random(monkeypatch: pytest.MonkeyPatch) -> None:
+    uniform = {t: (1.0, 1.0) for t in "abc"}
+    chosen = set()
+    for seed in range(8):
+        sampler = BanditSampler(target="t", candidates=["a", "b", "c"], max_redraws=0, seed=seed)
+        monkeypatch.setattr(sampler, "posterior", lambda study, **_: (uniform, set()))
+        chosen.add(sampler.propose(optuna.create_study()))
+    assert len(chosen) > 1  # not the first set left (the empty one) for every seed

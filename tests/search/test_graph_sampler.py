@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import statistics
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,11 @@ from taskgraph.affinity.longtable import LongRow, LongTable, write_long_csv
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.errors import ConfigError
 from taskgraph.search.benchmarking import run_search
-from taskgraph.search.graph_sampler import GraphGuidedSampler, startup_order
+from taskgraph.search.graph_sampler import (
+    GraphGuidedSampler,
+    popular_source_scores,
+    startup_order,
+)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 SOURCES = ("s1", "s2", "s3", "s4", "s5")
@@ -122,7 +127,8 @@ def test_study_records_use_the_baseline_trial_and_stored_subsets() -> None:
     # The baseline trial stays a single-task record although "b" is always included.
     assert values == {"t": 0.5, "b+t": 0.6}
     assert all(isinstance(r, ScoreRecord) and r.task == "t" for r in records)
-    assert set(proposed) == {frozenset()}  # only the free part of sets that hold the include tasks
+    # Only sets that hold the include tasks count (the free part): the baseline trial does not.
+    assert proposed == Counter({frozenset(): 1})
 
 
 def test_a_spec_with_sampler_graph_runs_on_the_tabular_runner(tmp_path: Path) -> None:
@@ -306,3 +312,125 @@ def test_past_max_enumeration_the_pool_is_one_task_flips_plus_random_sets() -> N
     flips = {proposed ^ {t} for t in free}  # c0 or c1 removed, one of six added
     # Every flip (and swap: tests/search/test_graph_sampler_swaps.py), topped up with random sets.
     assert flips <= pool and len(pool) == 40
+
+
+def test_a_pruned_trial_is_matched_to_the_trial_without_auxiliaries() -> None:
+    sampler = GraphGuidedSampler(target="t", candidates=["a", "b"], seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    for subset, curve, value in (
+        (["b"], {2: 0.70}, 0.80),  # complete before the baseline: not the reference
+        ([], {2: 0.55}, 0.60),
+        (["a"], {2: 0.35}, None),
+    ):
+        trial = study.ask()
+        trial.set_user_attr("auxiliaries", subset)
+        for step, v in curve.items():
+            trial.report(v, step=step)
+        if value is None:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            study.tell(trial, value)
+    records, _ = sampler._study_records(study)
+    values = {"+".join(sorted(r.task_set)): r.value for r in records}
+    # 0.20 below the baseline at step 2 (not 0.35 below b's trial): 0.60 - 0.20.
+    assert values == {"b+t": 0.80, "t": 0.60, "a+t": pytest.approx(0.40)}
+
+
+def test_the_model_takes_over_after_n_startup_trials(monkeypatch: pytest.MonkeyPatch) -> None:
+    sampler = GraphGuidedSampler(target="t", candidates=list(SOURCES), n_startup_trials=2, seed=0)
+    fits: list[int] = []
+
+    def fit(records: list[ScoreRecord]) -> None:
+        fits.append(len(records))
+
+    monkeypatch.setattr(sampler, "_fit", fit)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    chosen = []
+    for _ in range(3):
+        trial, subset = ask_subset(study, list(SOURCES))
+        chosen.append(subset)
+        study.tell(trial, 1.0 + 0.1 * len(subset))
+    # The baseline and one single (two start-up sets of six), then the model: fitted on both.
+    assert chosen[0] == frozenset() and len(chosen[1]) == 1
+    assert fits and set(fits) == {2}  # no fit before the third proposal
+
+
+class _FixedModel:
+    """An affinity estimator whose posterior of each set is fixed: (mean, std)."""
+
+    def __init__(self, posterior: dict[frozenset[str], tuple[float, float]]) -> None:
+        self.posterior = posterior
+
+    def predict(self, target: str, task_set: frozenset[str]) -> tuple[float, float]:
+        return self.posterior[task_set]
+
+    def predict_many(self, target: str, sets: list[frozenset[str]]) -> tuple[Any, Any]:
+        means, stds = zip(*(self.posterior[s] for s in sets), strict=True)
+        return np.array(means), np.array(stds)
+
+
+def test_expected_improvement_proposes_the_set_most_likely_to_beat_the_best(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sampler = GraphGuidedSampler(target="t", candidates=["a", "b", "c"], max_size=1,
+                                 acquisition="ei", n_startup_trials=0, seed=0)  # fmt: skip
+    model = _FixedModel({
+        frozenset(): (0.2, 0.0),  # the best set evaluated so far
+        frozenset({"a"}): (0.7, 0.01),  # surely better: expected improvement 0.5
+        frozenset({"b"}): (0.2, 1.0),  # as good on average, uncertain: 0.4
+        frozenset({"c"}): (0.0, 0.001),  # surely worse: 0
+    })  # fmt: skip
+    monkeypatch.setattr(sampler, "_fit", lambda records: model)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    trial = study.ask()
+    trial.set_user_attr("auxiliaries", [])
+    study.tell(trial, 0.2)
+    assert sampler.propose(study) == frozenset({"a"})
+
+
+def test_a_source_seen_alone_is_scored_by_its_gains_alone() -> None:
+    records = [
+        ScoreRecord(task="u", task_set=frozenset(s), value=v, higher_is_better=True, split="val")
+        for s, v in (({"u"}, 1.0), ({"u", "a"}, 1.1), ({"u", "a", "b"}, 0.5))
+    ]
+    scores = popular_source_scores(["a", "b", "c"], target="t", prior_records=records)
+    # a: +10% alone (its -50% in the triple is ignored); b, never alone: -50% within; c: unseen.
+    assert scores == {"a": pytest.approx(0.1), "b": pytest.approx(-0.5)}
+
+
+def test_past_max_repeats_the_least_proposed_set_is_proposed_again() -> None:
+    sampler = GraphGuidedSampler(target="t", candidates=["a", "b"], max_repeats=1, seed=0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    for subset in ([], [], ["a"], ["b"], ["a", "b"]):
+        trial = study.ask()
+        trial.set_user_attr("auxiliaries", subset)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    # Every set reached the limit: the least proposed (the baseline twice), smallest first.
+    with pytest.warns(UserWarning, match="max_repeats=1 times; proposing \\['a'\\] again"):
+        assert sampler.propose(study) == frozenset({"a"})
+
+
+def test_at_max_enumeration_every_set_is_listed_without_random_draws() -> None:
+    sampler = GraphGuidedSampler(target="t", candidates=["a", "b", "c"], max_enumeration=8,
+                                 seed=0)  # fmt: skip
+    state = sampler._rng.bit_generator.state
+    pool = sampler._candidate_sets({frozenset({"a"})})
+    assert len(pool) == 8 and set(pool) == {
+        frozenset(c) for k in range(4) for c in itertools.combinations("abc", k)
+    }
+    assert sampler._rng.bit_generator.state == state
+
+
+def test_a_set_whose_neighbours_pass_the_cap_gives_a_random_share() -> None:
+    free = [f"c{i}" for i in range(8)]
+    proposed = frozenset({"c0"})
+    # {c0}'s neighbours: the empty set, seven pairs and seven swaps; room for five.
+    neighbours = {proposed ^ {t} for t in free} | {frozenset({t}) for t in free[1:]}
+    pools = []
+    for seed in range(6):
+        sampler = GraphGuidedSampler(target="t", candidates=free, max_size=3, max_enumeration=5,
+                                     seed=seed)  # fmt: skip
+        pool = frozenset(sampler._candidate_sets({proposed}))
+        assert len(pool) == 5 and pool <= neighbours
+        pools.append(pool)
+    assert len(set(pools)) > 1  # not the first five by name for every seed
