@@ -15,7 +15,10 @@ sets of 1-4 tasks drawn from ``--tasks`` names, mostly pairs and triples), then 
   ``--queries`` calls after a warm-up), beside the same call with the query's index
   ``ix_tg_scores_hot`` dropped;
 * the same with ``include_auxiliaries=True`` (every task's records in those runs, through the
-  task-set membership index).
+  task-set membership index);
+* ``Repository.export`` as JSON and CSV of the runs whose target is the first task, per run
+  and as a ratio to ``Repository.runs`` reading the same runs (wall and this process's CPU):
+  what an export costs beyond reading its runs.
 
 PostgreSQL is started by the script itself (``taskgraph.storage.testing.start_postgres`` with
 fsync on) on 127.0.0.1 and stopped at the end.  Headline figures are printed as ``name: value``
@@ -25,6 +28,7 @@ lines.  Timings depend on the machine and on whatever else runs on it.
 from __future__ import annotations
 
 import argparse
+import io
 import itertools
 import os
 import random
@@ -275,6 +279,28 @@ def latencies(
     return times, cpu, statistics.fmean(sizes)
 
 
+def export_costs(repo: Repository, target: str) -> dict[str, float]:
+    """Return the JSON and CSV export's ms per run of ``target``'s runs, and their ratio (wall
+    and CPU) to reading the same runs with ``Repository.runs``, the baseline."""
+    out: dict[str, float] = {}
+
+    def timed(call: Any) -> tuple[float, float]:
+        start, start_cpu = time.perf_counter(), time.process_time()
+        call()
+        return time.perf_counter() - start, time.process_time() - start_cpu
+
+    runs = len(repo.runs(target=target))  # warm-up, and the count
+    out["export_runs"] = runs
+    read, read_cpu = timed(lambda: repo.runs(target=target))
+    out["read_ms_per_run"] = 1000 * read / max(runs, 1)
+    for name in ("json", "csv"):
+        wall, cpu = timed(lambda name=name: repo.export(io.StringIO(), format=name, target=target))
+        out[f"export_{name}_ms_per_run"] = 1000 * wall / max(runs, 1)
+        out[f"export_{name}_over_read"] = wall / read
+        out[f"export_{name}_over_read_cpu"] = cpu / read_cpu
+    return out
+
+
 def p(values: list[float], q: float) -> float:
     """Return the ``q``-quantile (0..1) of ``values``, nearest rank."""
     ordered = sorted(values)
@@ -334,6 +360,7 @@ def bench_backend(name: str, args: argparse.Namespace, workdir: Path) -> dict[st
             times, _, size = latencies(repo, tasks, args.queries, include_auxiliaries=True)
             out["all_tasks_rows_per_query"] = size
             out["all_tasks_p50_ms"], out["all_tasks_p95_ms"] = p(times, 0.5), p(times, 0.95)
+            out.update(export_costs(repo, tasks[0]))
             with repo.engine.begin() as connection:
                 connection.execute(text("DROP INDEX ix_tg_scores_hot"))
             times, _, _ = latencies(repo, tasks, args.baseline_queries)
@@ -361,6 +388,14 @@ FIGURES = (
     ("all_tasks_rows_per_query", "{:.0f}"),
     ("all_tasks_p50_ms", "{:.1f}"),
     ("all_tasks_p95_ms", "{:.1f}"),
+    ("export_runs", "{:.0f}"),
+    ("read_ms_per_run", "{:.3f}"),
+    ("export_json_ms_per_run", "{:.3f}"),
+    ("export_json_over_read", "{:.2f}"),
+    ("export_json_over_read_cpu", "{:.2f}"),
+    ("export_csv_ms_per_run", "{:.3f}"),
+    ("export_csv_over_read", "{:.2f}"),
+    ("export_csv_over_read_cpu", "{:.2f}"),
 )
 
 

@@ -475,9 +475,12 @@ def results_table(
         if study not in specs:
             known = ", ".join(sorted(specs)) or "(none)"
             raise NotFoundError(f"no study {study!r} in {repo.url}; known studies: {known}")
+        # The stored spec first: one that cannot be read is refused before the runs are
+        # (which, for a study of ~10^4 runs, take most of a minute).
+        spec = _stored_spec(specs[study], source=f"the stored spec of {study!r}")
         # A screen (`study screen`) is a joint run of every candidate, not a row of the table.
         runs = [r for r in repo.runs(study=study) if r.transfer_mode != SCREEN_MODE]
-    return build_table(study, specs[study], runs, metrics=chosen, split=split)
+    return _table(study, spec, runs, metrics=chosen, split=split)
 
 
 def build_table(
@@ -490,6 +493,18 @@ def build_table(
 ) -> ResultsTable:
     """Return the table of ``runs`` under the stored spec ``spec_data`` (see the module docstring)."""
     spec = _stored_spec(spec_data, source=f"the stored spec of {study!r}")
+    return _table(study, spec, runs, metrics=metrics, split=split)
+
+
+def _table(
+    study: str,
+    spec: StudySpec,
+    runs: Sequence[RunRecord],
+    *,
+    metrics: Sequence[str] | None,
+    split: str | None,
+) -> ResultsTable:
+    """Return the table of ``runs`` under ``spec``, the study's stored spec read."""
     target = spec.target
     objective = spec.objective.metric or _primary_metric(target, runs)
     scored = [run.scores.get(target, {}) for run in runs]
