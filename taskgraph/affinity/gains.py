@@ -48,8 +48,10 @@ from taskgraph.errors import ConfigError
 from taskgraph.trial import setting_differences
 
 __all__ = [
+    "EvidenceIndex",
     "Gain",
     "GainKind",
+    "GainLookup",
     "GainTable",
     "compute_gains",
     "evidence_runs",
@@ -403,3 +405,74 @@ def measured_gain(gains: Iterable[Gain], target: str, auxiliaries: Iterable[str]
     wanted = frozenset(auxiliaries) - {target}
     means = [g.mean for g in gains if g.target == target and g.auxiliaries == wanted]
     return float(np.mean(means)) if means else None
+
+
+class GainLookup:
+    """:func:`measured_gain` for many queries: the gains indexed once by (target, auxiliaries).
+
+    ``lookup.measured(target, auxiliaries)`` equals ``measured_gain(gains, target,
+    auxiliaries)`` (the same means averaged in the same order) without a scan of every gain.
+    """
+
+    def __init__(self, gains: Iterable[Gain]) -> None:
+        self._means: dict[tuple[str, frozenset[str]], list[float]] = defaultdict(list)
+        for gain in gains:
+            self._means[(gain.target, gain.auxiliaries)].append(gain.mean)
+
+    def measured(self, target: str, auxiliaries: Iterable[str]) -> float | None:
+        """Return the measured gain of ``target`` from exactly ``auxiliaries``, or None."""
+        means = self._means.get((target, frozenset(auxiliaries) - {target}))
+        return float(np.mean(means)) if means else None
+
+
+class EvidenceIndex:
+    """:func:`evidence_runs` of a target's gains that include one of a set of sources, indexed once.
+
+    ``index.runs(target, sources)`` equals ``evidence_runs(g for g in gains if g.target ==
+    target and g.auxiliaries & sources)`` (``pairs_only``: single-auxiliary gains alone, ``len(
+    g.auxiliaries) == 1``).  Each (target, source) holds the runs behind its gains as a bit
+    mask (a bit per run id of the target) and its gains without run ids as another (a bit per
+    such gain, weighed by its records), so a set's runs are the union of its sources' masks:
+    a run or a gain behind several of the sources is counted once, as the scan counts it.
+    """
+
+    def __init__(self, gains: Iterable[Gain], *, pairs_only: bool = False) -> None:
+        self._masks: dict[tuple[str, str], tuple[int, int]] = {}
+        #: target -> records of each of its gains without run ids (bit i of an anonymous mask)
+        self._anonymous: dict[str, list[int]] = {}
+        positions: dict[str, dict[int, int]] = {}
+        for gain in gains:
+            if pairs_only and len(gain.auxiliaries) != 1:
+                continue
+            runs, anonymous = 0, 0
+            if gain.run_ids:
+                bits = positions.setdefault(gain.target, {})
+                for run in gain.run_ids:
+                    runs |= 1 << bits.setdefault(run, len(bits))
+            else:
+                weights = self._anonymous.setdefault(gain.target, [])
+                anonymous = 1 << len(weights)
+                weights.append(gain.n_records)
+            for source in gain.auxiliaries:
+                known_runs, known_anonymous = self._masks.get((gain.target, source), (0, 0))
+                self._masks[(gain.target, source)] = (
+                    known_runs | runs,
+                    known_anonymous | anonymous,
+                )
+
+    def runs(self, target: str, sources: Iterable[str]) -> int:
+        """Return how many runs stand behind the gains of ``target`` with a task of ``sources``."""
+        runs, anonymous = 0, 0
+        for source in sources:
+            found = self._masks.get((target, source))
+            if found is not None:
+                runs |= found[0]
+                anonymous |= found[1]
+        total = runs.bit_count()
+        if anonymous:
+            weights = self._anonymous[target]
+            while anonymous:
+                lowest = anonymous & -anonymous
+                total += weights[lowest.bit_length() - 1]
+                anonymous ^= lowest
+        return total

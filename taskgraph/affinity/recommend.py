@@ -27,7 +27,7 @@ import networkx as nx
 import numpy as np
 
 from taskgraph.affinity.estimators.base import AffinityEstimator, as_task_set
-from taskgraph.affinity.gains import GainKind, gain_key, measured_gain
+from taskgraph.affinity.gains import GainKind, GainLookup, gain_key
 from taskgraph.errors import ConfigError
 
 __all__ = [
@@ -170,8 +170,12 @@ def rank_auxiliaries(
             - {target}
         )
 
-        def score(sets: Sequence[frozenset[str]]) -> tuple[np.ndarray, np.ndarray, list[int]]:
-            return graph_model.score(target, sets)
+        def predict(sets: Sequence[frozenset[str]]) -> tuple[np.ndarray, np.ndarray]:
+            means, stds, _ = graph_model.score(target, sets)
+            return means, stds
+
+        def evidence_of(aux: frozenset[str]) -> int:
+            return graph_model.score(target, [aux])[2][0]
 
         def measured(aux: frozenset[str]) -> float | None:
             return graph_model.measured(target, aux)
@@ -180,13 +184,19 @@ def rank_auxiliaries(
     else:
         estimator = model_or_graph
         pool = sorted(set(candidates if candidates is not None else estimator.tasks) - {target})
+        lookup: GainLookup | None = None
 
-        def score(sets: Sequence[frozenset[str]]) -> tuple[np.ndarray, np.ndarray, list[int]]:
-            means, stds = estimator.predict_many(target, sets)
-            return means, stds, [estimator.n_evidence(target, s) for s in sets]
+        def predict(sets: Sequence[frozenset[str]]) -> tuple[np.ndarray, np.ndarray]:
+            return estimator.predict_many(target, sets)
+
+        def evidence_of(aux: frozenset[str]) -> int:
+            return estimator.n_evidence(target, aux)
 
         def measured(aux: frozenset[str]) -> float | None:
-            return measured_gain(estimator.table.gains, target, aux)
+            nonlocal lookup
+            if lookup is None:  # the gains indexed once, for the sets returned
+                lookup = GainLookup(estimator.table.gains)
+            return lookup.measured(target, aux)
 
         kind = estimator.gain_kind
 
@@ -199,16 +209,24 @@ def rank_auxiliaries(
     if total <= EXHAUSTIVE_LIMIT:
         sets = list(_enumerate(pool, top))
     else:
-        sets = _beam(pool, top, lambda batch: score(batch)[0])
-    means, stds, evidence = score(sets)
-    kept = [i for i in range(len(sets)) if not evidence_only or evidence[i] > 0]
+        # The beam ranks by predicted gain alone: evidence is counted for the sets kept below.
+        sets = _beam(pool, top, lambda batch: predict(batch)[0])
+    means, stds = predict(sets)
+    # Evidence is counted where it is used: for every set when a set without it is left out
+    # (the count of those is returned), else for the k sets returned.
+    evidence: dict[int, int] = {}
+    if evidence_only:
+        evidence = {i: evidence_of(sets[i]) for i in range(len(sets))}
+        kept = [i for i in range(len(sets)) if evidence[i] > 0]
+    else:
+        kept = list(range(len(sets)))
     order = sorted(kept, key=lambda i: (-means[i], len(sets[i]), sorted(sets[i])))[:k]
     return [
         Recommendation(
             auxiliaries=tuple(sorted(sets[i])),
             predicted_gain=float(means[i]),
             std=float(stds[i]),
-            evidence_runs=int(evidence[i]),
+            evidence_runs=int(evidence[i] if i in evidence else evidence_of(sets[i])),
             measured_gain=measured(sets[i]),
             gain_kind=kind,
         )

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from taskgraph.affinity.gains import GainKind, GainTable, compute_gains, evidence_runs
+from taskgraph.affinity.gains import EvidenceIndex, GainKind, GainTable, compute_gains
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.errors import ConfigError
 from taskgraph.registry import Registry
@@ -89,6 +89,8 @@ class AffinityEstimator(abc.ABC):
         self.split = split
         self.metric = metric
         self._table: GainTable | None = None
+        #: pairs_only -> the fitted table's evidence index (built on first use, once per fit)
+        self._evidence: dict[bool, EvidenceIndex] = {}
 
     def fit(self: E, records: Iterable[ScoreRecord]) -> E:
         """Return ``self`` fitted on the gains computed from ``records``."""
@@ -99,6 +101,7 @@ class AffinityEstimator(abc.ABC):
     def fit_gains(self: E, table: GainTable) -> E:
         """Return ``self`` fitted on an already computed gain table."""
         self._table = table
+        self._evidence = {}
         self._fit(table)
         return self
 
@@ -171,9 +174,17 @@ class AffinityEstimator(abc.ABC):
         Runs, not records: a run scored on several metrics or splits counts once.
         """
         auxiliaries = as_task_set(task_set, "`task_set`") - {target}
-        return evidence_runs(
-            g for g in self.table.gains if g.target == target and g.auxiliaries & auxiliaries
-        )
+        return self._evidence_index().runs(target, auxiliaries)
+
+    def _evidence_index(self, *, pairs_only: bool = False) -> EvidenceIndex:
+        """Return the index of the fitted table's runs by (target, source), built once per fit
+        (``pairs_only``: of its single-auxiliary gains alone)."""
+        table = self.table  # raises NotFittedError before any work
+        cache: dict[bool, EvidenceIndex] = self.__dict__.setdefault("_evidence", {})
+        index = cache.get(pairs_only)
+        if index is None:
+            index = cache[pairs_only] = EvidenceIndex(table.gains, pairs_only=pairs_only)
+        return index
 
     def describe(self) -> dict[str, Any]:
         """Return the fitted state in a few JSON-ready numbers (for logs and the CLI)."""

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from taskgraph.affinity.estimators.base import AffinityEstimator, as_task_set, pooled_std
-from taskgraph.affinity.gains import GainTable, evidence_runs, pair_gains
+from taskgraph.affinity.gains import GainTable, pair_gains
 from taskgraph.errors import ConfigError
 
 __all__ = ["HigherOrderEstimator", "PairwiseEstimator"]
@@ -46,10 +46,7 @@ class _PairBased(AffinityEstimator):
     def n_evidence(self, target: str, task_set: Iterable[str]) -> int:
         """Return the number of runs that measured a pair of ``target`` with a task of ``task_set``."""
         auxiliaries = as_task_set(task_set, "`task_set`") - {target}
-        return evidence_runs(
-            g for g in self.table.gains
-            if g.target == target and len(g.auxiliaries) == 1 and g.auxiliaries <= auxiliaries
-        )  # fmt: skip
+        return self._evidence_index(pairs_only=True).runs(target, auxiliaries)
 
 
 class PairwiseEstimator(_PairBased):

@@ -8,11 +8,13 @@ returns the graph alone.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from taskgraph.affinity.gains import compute_gains, gain_key, measured_gain
+from taskgraph.affinity.gains import GainLookup, compute_gains, gain_key
 from taskgraph.affinity.graph import affinity_graph as _graph_of
+from taskgraph.affinity.records import ScoreRecord
 from taskgraph.app.affinity.fitting import (
     _baseline_notes,
     _families_note,
@@ -95,17 +97,20 @@ def graph_report(
             )
         )
     graph = _graph_of(estimator, min_evidence=min_evidence)
-    if estimator.gain_kind == "relative" and records:
-        # The measured gain in the metric's units beside the relative one, as `top` gives it.
-        absolute = compute_gains(
-            records,
-            kind="absolute",
-            split=estimator.split,
-            metric=estimator.metric,
-            zero_baselines="leave_out",
-        ).gains
+    if estimator.gain_kind == "relative" and records and graph.number_of_edges():
+        # The measured gain in the metric's units beside the relative one, as `top` gives it:
+        # an edge's is a pair's, so only the records of pairs and baselines are read.
+        absolute = GainLookup(
+            compute_gains(
+                _pair_records(records, split=estimator.split, metric=estimator.metric),
+                kind="absolute",
+                split=estimator.split,
+                metric=estimator.metric,
+                zero_baselines="leave_out",
+            ).gains
+        )
         for source, target, data in graph.edges(data=True):
-            value = measured_gain(absolute, target, {source})
+            value = absolute.measured(target, {source})
             if value is not None and math.isfinite(value):
                 data[gain_key("measured", "absolute")] = value
     left_out_edges = int(graph.graph.get("left_out_edges", 0))
@@ -115,3 +120,27 @@ def graph_report(
             f"{option_name('min_evidence', min_evidence)} (backed by fewer runs)"
         )
     return GraphReport(graph=graph, notes=tuple(notes))
+
+
+def _pair_records(
+    records: Iterable[ScoreRecord], *, split: str | None, metric: str | None
+) -> Iterator[ScoreRecord]:
+    """Return the records that a pair's gain reads (task sets of one or two tasks), in order.
+
+    Each (family, task, split, metric) also keeps the records up to its first that
+    :func:`compute_gains` counts, whatever its task set: the gains then come out in the
+    order of the whole records' (gains of one pair on several scores are averaged in that
+    order, so a pair's measured gain is the same to the last bit).
+    """
+    counted: set[tuple[str, str, str, str]] = set()
+    for record in records:
+        key = (record.family, record.task, record.split, record.metric)
+        if len(record.task_set) > 2 and key in counted:
+            continue
+        if (
+            (split is None or record.split == split)
+            and (metric is None or record.metric == metric)
+            and math.isfinite(record.value)
+        ):
+            counted.add(key)
+        yield record
