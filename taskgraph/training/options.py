@@ -77,9 +77,10 @@ class Setting:
             return self.nullable
         if self.kind == "flag":
             return isinstance(value, bool)
-        kinds = int if self.kind == "integer" else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             return False
+        if not math.isfinite(value) or (self.kind == "integer" and not float(value).is_integer()):
+            return False  # an integral float (YAML's `2.0`, which ran before) is a count
         too_low = value <= self.low if self.low_open else value < self.low
         return not too_low and not (self.below_one and value >= 1)
 
@@ -158,6 +159,11 @@ class TrainingOptions:
             values["lookahead_targets"] = tuple(values["lookahead_targets"])
         if isinstance(values.get("lookahead_steps"), list):
             values["lookahead_steps"] = tuple(values["lookahead_steps"])
+        for name, setting in SETTINGS.items():
+            key = "tasks_per_step_override" if name == "tasks_per_step" else name
+            value = values.get(key)
+            if setting.kind == "integer" and isinstance(value, float) and value.is_integer():
+                values[key] = int(value)  # `log_every: 2.0` counts steps as 2 does
         options = cls(**values)
         options._validate(config)
         return options

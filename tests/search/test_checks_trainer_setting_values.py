@@ -20,7 +20,7 @@ BAD_FIXED = [
     ("doc_stride", "abc", "must be an integer >= 1, got 'abc'"),
     ("doc_stride", -5, "must be an integer >= 1, got -5"),
     ("doc_stride", 0, "must be an integer >= 1, got 0"),
-    ("doc_stride", 64.0, "must be an integer >= 1, got 64.0"),
+    ("doc_stride", 64.5, "must be an integer >= 1, got 64.5"),
     ("doc_stride", True, "must be an integer >= 1, got True"),
     ("warmup_ratio", 5, "must be a number in [0, 1), got 5"),
     ("warmup_ratio", "0.1", "must be a number in [0, 1), got '0.1'"),
@@ -99,6 +99,7 @@ def test_a_searched_setting_replaces_the_fixed_one() -> None:
         {"grad_clip": 0, "log_every": 1, "checkpoint_every": None, "eval_batch_size": 1},
         {"group_by_length": False, "source_epochs": 0.5, "source_max_steps": 3},
         {"tasks_per_step": 1, "max_eval_examples": 60, "doc_stride": 128},
+        {"log_every": 2.0, "checkpoint_every": 100.0},  # YAML's 2.0: ran before, still runs
     ],
 )
 def test_settings_in_range_are_accepted(fixed: dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ def _options(**hyperparameters: Any) -> TrainingOptions:
     ("key", "value", "wanted"),
     [
         ("doc_stride", "abc", "hyperparameter `doc_stride` must be an integer >= 1, but got 'abc'"),
-        ("doc_stride", 64.0, "hyperparameter `doc_stride` must be an integer >= 1, but got 64.0"),
+        ("doc_stride", 64.5, "hyperparameter `doc_stride` must be an integer >= 1, but got 64.5"),
         ("doc_stride", True, "hyperparameter `doc_stride` must be an integer >= 1, but got True"),
         ("doc_stride", None, "hyperparameter `doc_stride` must be an integer >= 1, but got None"),
         (
@@ -78,8 +78,8 @@ def _options(**hyperparameters: Any) -> TrainingOptions:
         ),
         (
             "source_max_steps",
-            2.0,
-            "hyperparameter `source_max_steps` must be an integer >= 1 or null, but got 2.0",
+            2.5,
+            "hyperparameter `source_max_steps` must be an integer >= 1 or null, but got 2.5",
         ),
         (
             "freeze_layers",
@@ -112,6 +112,20 @@ def test_settings_of_the_right_types_are_kept() -> None:
     )
     assert (options.doc_stride, options.warmup_ratio, options.tasks_per_step_override) == (1, 0, 2)
     assert options.group_by_length is False and options.source_epochs == 1
+
+
+def test_an_integral_float_count_is_the_integer_it_ran_as() -> None:
+    # `log_every: 2.0` (YAML) ran before the settings table: a stored study that has it must
+    # not fail every trial on resume.
+    options = _options(
+        log_every=2.0, checkpoint_every=100.0, source_max_steps=200.0, doc_stride=64.0
+    )
+    assert (options.log_every, options.checkpoint_every) == (2, 100)
+    assert (options.source_max_steps, options.doc_stride) == (200, 64)
+    assert all(
+        type(v) is int
+        for v in (options.log_every, options.checkpoint_every, options.source_max_steps)
+    )
 
 
 def test_every_scalar_setting_has_a_rule_and_a_default_it_admits() -> None:
