@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+from dataclasses import replace
+from types import SimpleNamespace
 from typing import Any
 
 import optuna
@@ -12,11 +16,13 @@ from hypothesis import strategies as st
 from taskgraph.errors import SpecError
 from taskgraph.search.space import (
     BASELINE_ROLE,
+    FAMILY_ATTR,
     ROLE_ATTR,
     SUBSET_ATTR,
     SearchSpace,
     aux_param,
     domain_from_plain,
+    is_first_baseline,
     repair_subset,
 )
 from taskgraph.spec import spec_from_dict
@@ -260,3 +266,139 @@ def test_a_spec_range_past_the_encoder_depth_is_refused(
         return
     with pytest.raises(SpecError, match=f"s.yaml: search.sharing.*{refused} the 2 layers"):
         check_spec(spec, source="s.yaml")
+
+
+def fixed(space: SearchSpace, params: dict[str, Any], **attrs: Any) -> tuple[Any, Any]:
+    """Return the configuration a trial with exactly ``params`` gets, and the trial.
+
+    Optuna's ``FixedTrial`` refuses a parameter it was not given, and its ``params`` are
+    the ones suggested: both pin down which parameters a trial is asked for.
+    """
+    trial = optuna.trial.FixedTrial(params)
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
+    return space.suggest(trial), trial
+
+
+def only(*chosen: str) -> dict[str, bool]:
+    return {aux_param(t): t in chosen for t in CANDIDATES}
+
+
+def test_a_sequential_transfer_mode_reaches_the_config() -> None:
+    space = make_space(transfer_mode=["joint", "sequential"])
+    config, _ = fixed(space, {**only("a"), "transfer_mode": "sequential"})
+    assert config.transfer_mode == "sequential"
+    config, _ = fixed(space, {**only("a"), "transfer_mode": "joint"})
+    assert config.transfer_mode == "joint"
+
+
+@pytest.mark.parametrize("scheme", ["temperature", "annealed"])
+def test_the_temperature_is_searched_for_both_temperature_schemes(scheme: str) -> None:
+    space = make_space(
+        mixing={"scheme": ["proportional", scheme], "temperature": {"low": 0.5, "high": 5.0}}
+    )
+    config, trial = fixed(space, {**only("a"), "mixing/scheme": scheme, "mixing/temperature": 3.0})
+    assert config.mixing.scheme == scheme
+    assert config.mixing.temperature == 3.0
+    assert "mixing/temperature" in trial.params
+
+
+def test_only_the_studys_first_baseline_is_the_first_baseline() -> None:
+    def attrs(**values: Any) -> SimpleNamespace:
+        return SimpleNamespace(user_attrs=values)
+
+    assert is_first_baseline(attrs(**{ROLE_ATTR: BASELINE_ROLE}))
+    # A baseline enqueued for another model family is measured against, not measured by.
+    assert not is_first_baseline(attrs(**{ROLE_ATTR: BASELINE_ROLE, FAMILY_ATTR: "x"}))
+    assert not is_first_baseline(attrs())
+    assert not is_first_baseline(attrs(**{FAMILY_ATTR: "x"}))
+
+
+def _documented_repair(
+    chosen: set[str], *, free: list[str], min_size: int, max_size: int | None
+) -> tuple[str, ...]:
+    """The repair rule of docs/search.md, written out again (no include).
+
+    Too many: drop the chosen tasks with the largest rank; too few: add the unchosen tasks
+    with the smallest rank; rank(t) = sha256("<sorted sampled set joined by +>|t").
+    """
+    key = "+".join(sorted(chosen))
+
+    def rank(task: str) -> str:
+        return hashlib.sha256(f"{key}|{task}".encode()).hexdigest()
+
+    kept = sorted(chosen, key=rank)
+    if max_size is not None:
+        kept = kept[:max_size]
+    unchosen = sorted((t for t in free if t not in chosen), key=rank)
+    kept += unchosen[: max(min_size - len(kept), 0)]
+    return tuple(sorted(kept))
+
+
+def test_repair_trims_and_tops_up_by_the_documented_rank() -> None:
+    # Examples where the rank keeps neither the first names nor the tasks whose own hash
+    # is smallest (the rank hashes the sampled set with the task).
+    assert repair_subset(["a", "b", "c"], free=CANDIDATES, max_size=1) == ("b",)
+    assert repair_subset(["a", "b", "d", "e"], free=CANDIDATES, max_size=2) == ("d", "e")
+    assert repair_subset(["a"], free=CANDIDATES, min_size=3) == ("a", "b", "d")
+    for n in range(len(CANDIDATES) + 1):
+        for sample_ in itertools.combinations(CANDIDATES, n):
+            for max_size in range(n):
+                assert repair_subset(
+                    sample_, free=CANDIDATES, max_size=max_size
+                ) == _documented_repair(
+                    set(sample_), free=CANDIDATES, min_size=0, max_size=max_size
+                ), (sample_, max_size)
+            for min_size in range(n + 1, len(CANDIDATES) + 1):
+                assert repair_subset(
+                    sample_, free=CANDIDATES, min_size=min_size
+                ) == _documented_repair(
+                    set(sample_), free=CANDIDATES, min_size=min_size, max_size=None
+                ), (sample_, min_size)
+
+
+def test_a_star_weight_covers_the_auxiliaries_not_the_target() -> None:
+    # The target is the reference weight (1.0) unless the mapping names it.
+    space = make_space(mixing={"weights": {"a": 0.5, "*": {"low": 0.25, "high": 2.0}}})
+    config, trial = fixed(space, {**only("a", "b"), "weight/b": 1.5})
+    assert set(trial.params) == set(only()) | {"weight/b"}
+    assert dict(config.mixing.weights) == {"a": 0.5, "b": 1.5}
+    named = make_space(mixing={"weights": {"t": 2.0, "*": {"low": 0.25, "high": 2.0}}})
+    config, _ = fixed(named, {**only("b"), "weight/b": 0.5})
+    assert dict(config.mixing.weights) == {"t": 2.0, "b": 0.5}
+
+
+def test_the_baseline_is_asked_for_no_weight() -> None:
+    space = make_space(mixing={"weights": {"t": {"low": 0.5, "high": 2.0}, "*": [0.5, 2.0]}})
+    config, trial = fixed(space, only(), **space.baseline_user_attrs())
+    assert config.auxiliaries == ()
+    assert not any(name.startswith("weight/") for name in trial.params)
+    assert dict(config.mixing.weights) == {}
+
+
+@pytest.mark.parametrize("weights", [1.0, {"*": 1.0}, {"t": 1.0, "a": 1.0, "*": [1.0]}])
+def test_a_fixed_weight_of_one_is_the_default(weights: Any) -> None:
+    # An unsearched weight of 1 leaves the model configuration (and its hash) as it is in a
+    # study that never mentions weights.
+    config, trial = fixed(make_space(mixing={"weights": weights}), only("a", "b"))
+    assert not any(name.startswith("weight/") for name in trial.params)
+    assert dict(config.mixing.weights) == {}
+    plain, _ = fixed(make_space(), only("a", "b"))
+    assert config.model_config_hash() == plain.model_config_hash()
+    unweighted = replace(config, mixing=replace(config.mixing, weights={}))
+    assert config.model_config_hash() == unweighted.model_config_hash()
+
+
+def test_a_trial_gets_the_head_options_of_its_own_tasks() -> None:
+    options = {task: {"dropout": 0.1} for task in ["t", *CANDIDATES]}
+    data = {
+        "name": "s",
+        "target": "t",
+        "candidates": CANDIDATES,
+        "training": {"hyperparameters": {"head_options": options}},
+    }
+    space = SearchSpace(spec=spec_from_dict(data), sharing_spaces=SPACES)
+    config, _ = fixed(space, only("b", "d"))
+    assert config.hyperparameters["head_options"] == {t: {"dropout": 0.1} for t in "tbd"}
+    baseline, _ = fixed(space, only(), **space.baseline_user_attrs())
+    assert baseline.hyperparameters["head_options"] == {"t": {"dropout": 0.1}}

@@ -93,3 +93,21 @@ def test_a_selected_auxiliarys_score_is_never_set_against_its_full_data_baseline
     # The target's gains are measured as before, against its own single-task baseline.
     (gain,) = [g for g in table.gains if g.target == "ncbi_disease"]
     assert gain.mean == pytest.approx(((0.33 - 0.30) / 0.30 + (0.36 - 0.30) / 0.30) / 2)
+
+
+def test_the_same_selection_for_another_target_is_another_family() -> None:
+    # The share of an auxiliary's data is chosen for the run's target: the same weights and
+    # keep picked for another target select other examples.
+    def run(target: str) -> TrialConfig:
+        return TrialConfig(
+            target=target,
+            auxiliaries=("bc5cdr_chem",),
+            data_selection=_selection(0.5),
+            max_steps=4,
+        )
+
+    ncbi = task_family(run("ncbi_disease"), "bc5cdr_chem")
+    disease = task_family(run("bc5cdr_disease"), "bc5cdr_chem")
+    plain = _alone("bc5cdr_chem").family_key()
+    assert ncbi.startswith(plain + "/selected:") and disease.startswith(plain + "/selected:")
+    assert ncbi != disease

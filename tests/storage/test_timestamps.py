@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -52,3 +54,28 @@ def test_a_naive_timestamp_is_utc_whatever_the_servers_session_zone(postgres_ser
         )
     with open_repository(url) as repo:
         assert repo.run(run_id).started_at == naive.replace(tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def kolkata(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Run the test with the process's local time zone at +05:30 (restored afterwards)."""
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        yield
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_a_naive_timestamp_is_utc_not_the_machines_local_time(storage_url, make_trial, kolkata):
+    naive = datetime(2026, 6, 1, 12, 0)
+    assert naive.astimezone().utcoffset() == timedelta(hours=5, minutes=30)  # the zone took
+    config, result = make_trial("ner")
+    with open_repository(storage_url) as repo:
+        run_id = repo.add_run_result(
+            study="tz", trial_number=0, config=config, result=result, started_at=naive
+        )
+        run = repo.run(run_id)
+    assert run.started_at == naive.replace(tzinfo=timezone.utc)
+    assert run.started_at.isoformat() == "2026-06-01T12:00:00+00:00"
