@@ -221,7 +221,8 @@ class MixingSpace(_Strict):
     """Task-level data selection: sampling scheme, temperature, per-task weights and caps.
 
     ``weights`` and ``max_examples`` take one domain for every task, or a mapping from task
-    name to domain where the key ``"*"`` stands for every task not named.
+    name to domain where the key ``"*"`` stands for every task not named (for ``weights``,
+    every auxiliary not named: the target keeps weight 1 unless named).
     """
 
     scheme: Domain = Domain(value="proportional")
