@@ -13,6 +13,7 @@ from taskgraph.errors import ConfigError, DataFormatError, UnknownNameError
 from taskgraph.tasks import get_reader
 from taskgraph.tasks.readers import Record
 from taskgraph.tasks.readers.iob import iob1_to_iob2
+from taskgraph.tasks.splits import allocate_parts
 from taskgraph.tasks.types import (
     Answer,
     ParsedSentence,
@@ -483,3 +484,76 @@ def test_reader_option_errors(
 def test_unknown_format_lists_the_known_ones() -> None:
     with pytest.raises(UnknownNameError, match="known: conllu, iob, squad, tsv"):
         get_reader("xml")
+
+
+# -- carving units ---------------------------------------------------------------------------
+
+
+def _conllu_sentence(*words: str) -> str:
+    lines = [
+        f"{i}\t{w}\t_\tX\t_\t_\t{0 if i == 1 else 1}\t{'root' if i == 1 else 'dep'}\t_\t_"
+        for i, w in enumerate(words, 1)
+    ]
+    return "\n".join(lines) + "\n\n"
+
+
+def test_conllu_documents_sharing_a_sentence_are_carved_together(tmp_path: Path) -> None:
+    shared = _conllu_sentence("The", "same", "sentence")
+    text = (
+        "# newdoc id = d1\n"
+        + shared
+        + _conllu_sentence("Only", "in", "one")
+        + "# newdoc id = d2\n"
+        + _conllu_sentence("Only", "in", "two")
+        + shared
+    )
+    records = read(tmp_path / "docs.conllu", "conllu", text, PARSE, "head+deprel")
+    assert [r.group for r in records] == ["d1", "d1", "d2", "d2"]
+    assert records[0].texts == records[3].texts == ("The same sentence",)
+    # two documents of two sentences, halved: only the shared sentence keeps them together
+    parts = allocate_parts([(r.group, r.texts) for r in records], [0.5, 0.5])
+    assert len(set(parts)) == 1
+
+
+def test_squad_untitled_articles_are_separate_groups(tmp_path: Path) -> None:
+    articles = [
+        {
+            "paragraphs": [
+                {
+                    "context": f"context {a}",
+                    "qas": [
+                        {
+                            "id": f"q{a}",
+                            "question": "Q?",
+                            "answers": [{"text": "context", "answer_start": 0}],
+                        }
+                    ],
+                }
+            ]
+        }
+        for a in range(3)
+    ]
+    records = read(
+        tmp_path / "u.json",
+        "squad",
+        json.dumps({"data": articles}),
+        TaskType.EXTRACTIVE_QA,
+        "answers",
+    )
+    assert len({r.group for r in records}) == 3
+    assert len({r.example.group for r in records}) == 3  # type: ignore[union-attr]
+
+
+def test_tsv_csv_stray_quote_names_its_line(tmp_path: Path) -> None:
+    error = fails(
+        tmp_path / "s.tsv",
+        2,
+        "tsv",
+        'a\t1\n"b" c\t0\nd\t1\n',
+        TaskType.SENTENCE_CLASSIFICATION,
+        "label",
+        quoting="csv",
+        text_column=0,
+        label_column=1,
+    )
+    assert error.expected == "a well-quoted TSV row"

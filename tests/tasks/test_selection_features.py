@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -195,3 +196,37 @@ def test_selection_record_round_trips_the_ids() -> None:
     assert record["examples"] == 10 and record["kept"] == 3
     assert sel.decode_ids(str(record["selected"]), 10) == [0, 3, 9]
     assert sel.decode_ids(sel.encode_ids([], 5), 5) == []
+
+
+def test_bitmask_format_by_hand() -> None:
+    # bit i = example i, least significant bit first within each byte, then base64
+    assert sel.encode_ids([0], 8) == "AQ=="  # 0b00000001
+    assert sel.encode_ids([0, 1, 2], 8) == "Bw=="  # 0b00000111
+    assert sel.encode_ids([9], 16) == "AAI="  # bytes 0x00 0x02
+    assert sel.decode_ids("AAI=", 16) == [9]
+    assert sel.decode_ids("Bw==", 5) == [0, 1, 2]
+
+
+def test_selection_record_digest_by_hand() -> None:
+    record = sel.selection_record([2, 0], 3)
+    # the sha256 of the sorted ids joined by commas
+    assert record["sha256"] == hashlib.sha256(b"0,2").hexdigest()
+    assert record == {"examples": 3, "kept": 2, "selected": "BQ==", "sha256": record["sha256"]}
+
+
+def test_negative_weights_reverse_the_scores() -> None:
+    values = np.array([[1.0], [2.0], [4.0]])
+    up = sel.selection_scores(values, {"x": 1.0}, features=("x",))
+    down = sel.selection_scores(values, {"x": -1.0}, features=("x",))
+    assert down.tolist() == pytest.approx((-up).tolist())
+    assert down[0] > down[2]
+
+
+def test_ngram_overlap_lowercases_the_example() -> None:
+    target = {1: {("the",), ("cat",)}, 2: {("the", "cat")}}
+    assert sel.ngram_overlap(["The", "CAT"], target, orders=(1, 2)) == 1.0
+
+
+def test_standardise_keeps_a_small_spread() -> None:
+    # a real, if small, spread is scaled like any other; only a constant column becomes 0
+    assert sel.standardise(np.array([[0.0], [1e-4]]))[:, 0].tolist() == pytest.approx([-1.0, 1.0])

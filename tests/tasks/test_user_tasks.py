@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import os
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -18,6 +21,7 @@ from taskgraph.tasks import (
     dataset_fingerprints,
     define_task,
     get_task,
+    has_unanswerable,
     iter_examples,
     label_vocabulary,
     list_tasks,
@@ -26,7 +30,9 @@ from taskgraph.tasks import (
     task_fingerprint,
 )
 from taskgraph.tasks.fingerprints import file_sha256
+from taskgraph.tasks.splits import format_carve
 from taskgraph.tasks.synthetic import synthetic_task_names
+from taskgraph.tasks.types import SplitSource
 
 IOB = "John\tB-PER\nran\tO\n\nMary\tB-PER\n"
 
@@ -369,3 +375,79 @@ def test_labels_read_from_a_file_edited_while_read_are_not_kept_under_its_old_di
     for name in ("train.tsv", "dev.tsv"):  # back to the first version
         (root / name).write_text(IOB, encoding="utf-8")
     assert label_vocabulary(task) == ["B-PER", "O"]
+
+
+def _carved_rows(tmp_path: Path, name: str, parts: tuple[tuple[str, float], ...]) -> TaskDef:
+    """A 100-row TSV task whose splits are carved from one file by ``parts``."""
+    path = tmp_path / "rows.tsv"
+    if not path.exists():
+        path.write_text("".join(f"sentence {i}\t{'ab'[i % 2]}\n" for i in range(100)))
+    task = define_task(
+        name,
+        format="tsv",
+        type="sentence_classification",
+        label_field="label",
+        files={"train": str(path)},
+        reader_options={"text_column": 0, "label_column": 1},
+    )
+    splits = {part: SplitSource(str(path), format_carve(parts, part)) for part, _ in parts}
+    return dataclasses.replace(task, splits=MappingProxyType(splits))
+
+
+def test_two_carves_of_one_file_keep_their_own_counts_and_parts(tmp_path: Path) -> None:
+    # every row is its own group, so the parts are exactly the fractions of 100
+    a = _carved_rows(tmp_path, "carve_a", (("train", 0.9), ("dev", 0.1)))
+    b = _carved_rows(tmp_path, "carve_b", (("train", 0.5), ("dev", 0.5)))
+    assert count_examples(a, "train") == 90 and len(load_examples(a, "train")) == 90
+    # the same file and reader: only the fractions tell the cached count and allocation apart
+    assert count_examples(b, "train") == 50
+    assert len(load_examples(b, "train")) == 50
+    assert count_examples(a, "dev") == 10 and count_examples(b, "dev") == 50
+    assert task_fingerprint(a) != task_fingerprint(b)  # the carve rule is part of the data
+
+
+def test_a_limit_reads_exactly_that_many_examples(tmp_path: Path) -> None:
+    carved = _carved_rows(tmp_path, "carve_limit", (("train", 0.9), ("dev", 0.1)))
+    whole = define_task(
+        "whole_limit",
+        format="tsv",
+        type="sentence_classification",
+        label_field="label",
+        files={"train": str(tmp_path / "rows.tsv")},
+        reader_options={"text_column": 0, "label_column": 1},
+    )
+    for task in (whole, carved):
+        for limit in (0, 3):
+            assert len(load_examples(task, "train", limit=limit)) == limit
+        assert len(list(iter_examples(task, "train", limit=3))) == 3
+
+
+def _squad(*impossible: bool) -> str:
+    qas = [
+        {"id": f"q{i}", "question": "What?", "answers": [], "is_impossible": True}
+        if flag
+        else {"id": f"q{i}", "question": "What?", "answers": [{"text": "x", "answer_start": 0}]}
+        for i, flag in enumerate(impossible)
+    ]
+    return json.dumps({"data": [{"title": "t", "paragraphs": [{"context": "x y", "qas": qas}]}]})
+
+
+def test_unanswerable_questions_in_any_file_count(tmp_path: Path) -> None:
+    # the files are read in sorted order: the unanswerable question is in the first one only
+    root = _corpus(tmp_path / "qa", {"a.json": _squad(False, True), "b.json": _squad(False)})
+    task = define_task(
+        "qa_two_files",
+        format="squad",
+        type="extractive_qa",
+        label_field="answers",
+        files={"train": str(root / "a.json"), "dev": str(root / "b.json")},
+    )
+    assert has_unanswerable(task)
+    only_b = define_task(
+        "qa_one_file",
+        format="squad",
+        type="extractive_qa",
+        label_field="answers",
+        files={"train": str(root / "b.json")},
+    )
+    assert not has_unanswerable(only_b)
