@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from taskgraph.affinity.longtable import read_long_csv
 from taskgraph.app.results import (
+    Cell,
     Paired,
     ResultRow,
     build_table,
@@ -75,6 +76,14 @@ def test_mean_interval_hand_computed() -> None:
     assert mean == 2.0 and math.isnan(half)
     with pytest.raises(ConfigError, match="at least one number"):
         mean_interval([])
+
+
+def test_a_one_seed_cell_shows_its_value_alone() -> None:
+    # one seed has no interval: the value alone, no "± nan"
+    assert Cell(values=(0.5,)).text() == "0.500"
+    assert Cell(values=(0.5,)).text(digits=2) == "0.50"
+    assert Cell(values=()).text() == "not run"
+    assert Cell(values=(0.5, 0.5)).text() == "0.500 ± 0.000"
 
 
 def test_paired_difference_hand_computed() -> None:

@@ -55,6 +55,17 @@ def test_direction_and_seed_noise_decide() -> None:
     assert convergence(trial_with([[0.5]]), direction="maximize") is None
 
 
+def test_the_rise_is_the_mean_over_the_seeds() -> None:
+    # One seed still rising by 0.05, the other falling by 0.03: on average it rose by 0.01,
+    # within the seeds' noise (best objectives 0.55 and 0.61: sd 0.042), so it converged;
+    # the first seed's rise alone (0.05) would say it had not.
+    mixed = convergence(trial_with([[0.50, 0.55], [0.61, 0.58]]), direction="maximize")
+    assert mixed is not None
+    assert mixed["rise"] == pytest.approx(0.01)
+    assert mixed["noise"] == pytest.approx(0.06 / 2**0.5)
+    assert mixed["converged"] is True
+
+
 def test_study_show_says_which_trials_had_not_converged(
     storage_url: str, fakes: ModuleType
 ) -> None:

@@ -5,10 +5,13 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
+import optuna
 import pytest
+from optuna.trial import TrialState, create_trial
 
 from taskgraph.search.engine import StudyEngine
-from taskgraph.search.report import study_report
+from taskgraph.search.progress import STATUS_ATTR
+from taskgraph.search.report import study_report, trial_row
 from taskgraph.spec import spec_from_dict
 
 
@@ -70,3 +73,39 @@ def test_each_trial_names_the_settings_it_and_the_baseline_differ_in(
     assert report["best"]["differs_from_baseline"] is not None
     fixed = run_fake(storage_url.replace(".db", "2.db"), fakes, search={"learning_rate": 1e-4})
     assert all(row["differs_from_baseline"] == [] for row in fixed["gains"])
+
+
+def test_pruned_trials_have_no_value_or_gain_and_cannot_be_best() -> None:
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.6))
+    study.add_trial(create_trial(state=TrialState.PRUNED, value=0.9))
+    # Ray Tune reports a trial its scheduler stopped as COMPLETE; the true state is the attribute
+    study.add_trial(
+        create_trial(state=TrialState.COMPLETE, value=0.95, user_attrs={STATUS_ATTR: "pruned"})
+    )
+    trials = study.get_trials(deepcopy=False)
+    for pruned in trials[1:]:
+        row = trial_row(pruned, baseline=0.5, direction="maximize")
+        assert row["state"] == "pruned"
+        assert row["value"] is None
+        assert row["measured_absolute_gain"] is None
+        assert row["measured_relative_gain"] is None
+    report = study_report(study)
+    assert report["best"]["trial"] == 0
+    assert report["best"]["score"] == 0.6
+    assert [row["trial"] for row in report["gains"]] == [0]
+
+
+@pytest.mark.parametrize(
+    ("direction", "value", "absolute", "relative"),
+    [("maximize", -1.0, 1.0, 0.5), ("minimize", -3.0, 1.0, 0.5)],
+)
+def test_relative_gain_over_a_negative_baseline_keeps_the_sign_of_the_gain(
+    direction: str, value: float, absolute: float, relative: float
+) -> None:
+    study = optuna.create_study(direction=direction)
+    study.add_trial(create_trial(state=TrialState.COMPLETE, value=value))
+    row = trial_row(study.get_trials()[0], baseline=-2.0, direction=direction)
+    assert row["measured_absolute_gain"] == pytest.approx(absolute)
+    # an improvement is a positive relative gain even when the baseline score is negative
+    assert row["measured_relative_gain"] == pytest.approx(relative)

@@ -26,6 +26,7 @@ from taskgraph.search.progress import (
     retried_numbers,
     trial_state,
 )
+from taskgraph.search.report import study_report
 from taskgraph.search.space import SUBSET_ATTR
 from taskgraph.search.subset_sampler import PROPOSAL_ATTR, SubsetSampler
 from taskgraph.spec import spec_from_dict
@@ -215,6 +216,7 @@ def test_the_engine_runs_the_whole_budget_after_an_interruption(
     second = engine(fakes.FakeEvaluator())
     summary = second.run()
     trials = second.require_study().get_trials()
+    report = study_report(second.require_study())
     second.close()
     assert summary.reason == "budget", (summary.reason, summary.detail)
     assert summary.progress.n_done == 8 and summary.progress.n_interrupted == 1
@@ -225,3 +227,11 @@ def test_the_engine_runs_the_whole_budget_after_an_interruption(
         if s == "complete"
     )  # fmt: skip
     assert len(sets) == 4 and set(sets.values()) == {2}, sets
+    # The report lists only the failures that count (none here), not the interruption, and
+    # counts every trial it holds: the counted ones and the interrupted one.
+    interrupted = [t.number for t, s in zip(trials, states, strict=True) if s == "interrupted"]
+    assert len(interrupted) == 1
+    assert len(report["failures"]) == report["n_failed"] == states.count("failed")
+    assert interrupted[0] not in [f["trial"] for f in report["failures"]]
+    assert report["n_interrupted"] == 1
+    assert report["n_trials"] == len(trials) == report["n_done"] + report["n_interrupted"]
