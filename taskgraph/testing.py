@@ -41,6 +41,7 @@ __all__ = [
     "processes_naming",
     "run_fake_study",
     "small_filesystem",
+    "spec_check_error",
     "table_names",
     "unavailable",
     "write_pair_table",
@@ -529,3 +530,20 @@ def write_sst2_data(root: Path) -> Path:
     for split in ("train", "dev", "test"):
         (folder / f"{split}.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     return root
+
+
+def spec_check_error(spec: Any) -> str:
+    """Return the message of the :class:`~taskgraph.errors.SpecError` that the spec checks
+    (``taskgraph.search.checks.check_spec``) raise for ``spec``: one line, as the command line
+    prints it.  An AssertionError when the checks accept the spec or the message has several
+    lines."""
+    from taskgraph.errors import SpecError
+    from taskgraph.search.checks import check_spec
+
+    try:
+        check_spec(spec)
+    except SpecError as error:
+        message = str(error)
+        assert "\n" not in message, message
+        return message
+    raise AssertionError("the spec checks accepted the spec")

@@ -1,8 +1,10 @@
-"""`taskgraph.testing`'s table writers: the rows they promise, and reproducible numbers."""
+"""`taskgraph.testing`'s helpers: the rows its table writers promise, reproducible numbers, the spec-check helper."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import pytest
 
 from taskgraph.affinity.longtable import read_long_csv
 from taskgraph.testing import write_pair_table
@@ -34,3 +36,19 @@ def test_write_pair_table_writes_the_rows_asked_for(tmp_path: Path) -> None:
     assert len(list(read_long_csv(bare))) == 7 * 6
     again = write_pair_table(tmp_path / "again.csv", seed=3, baselines=False)
     assert again.read_text() == bare.read_text()
+
+
+def test_spec_check_error_gives_the_one_line_refusal_and_fails_on_an_accepted_spec() -> None:
+    from taskgraph.spec import spec_from_dict
+    from taskgraph.testing import spec_check_error
+
+    def spec(**hyperparameters: object) -> object:
+        return spec_from_dict({
+            "name": "s", "target": "synth_target", "candidates": ["synth_related"],
+            "encoder": {"name": "tiny-bert", "max_length": 16},
+            "training": {"hyperparameters": hyperparameters},
+        })  # fmt: skip
+
+    assert "doc_stride: must be an integer >= 1, got 0" in spec_check_error(spec(doc_stride=0))
+    with pytest.raises(AssertionError, match="accepted"):
+        spec_check_error(spec(doc_stride=16))

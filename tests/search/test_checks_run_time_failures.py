@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from taskgraph.errors import SpecError
 from taskgraph.models.frozen import FREEZE_ARCHITECTURES as FREEZE_SHARING
 from taskgraph.models.heads.factory import HEAD_CLASSES
 from taskgraph.search.checks import check_spec
 from taskgraph.spec import spec_from_dict
 from taskgraph.tasks.types import TaskType
+from taskgraph.testing import spec_check_error as _error
 
 
 def _spec(
@@ -33,14 +33,6 @@ def _spec(
             "training": {"hyperparameters": hyperparameters or {}},
         }
     )
-
-
-def _error(spec: Any) -> str:
-    with pytest.raises(SpecError) as info:
-        check_spec(spec)
-    message = str(info.value)
-    assert "\n" not in message
-    return message
 
 
 @pytest.mark.parametrize("sharing", ["soft", "cross_stitch", "hierarchical", "mmoe"])

@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from taskgraph.cli.app import app
-from taskgraph.errors import SpecError
 from taskgraph.search.checks import check_spec
 from taskgraph.spec import spec_from_dict
+from taskgraph.testing import spec_check_error as _error
 
 BAD_FIXED = [
     ("doc_stride", "abc", "must be an integer >= 1, got 'abc'"),
@@ -46,14 +46,6 @@ def _spec(*, fixed: dict[str, Any] | None = None, searched: dict[str, Any] | Non
             "training": {"hyperparameters": fixed or {}},
         }
     )
-
-
-def _error(spec: Any) -> str:
-    with pytest.raises(SpecError) as info:
-        check_spec(spec)
-    message = str(info.value)
-    assert "\n" not in message
-    return message
 
 
 @pytest.mark.parametrize(("key", "value", "said"), BAD_FIXED)

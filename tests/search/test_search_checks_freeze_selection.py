@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from taskgraph.cli.app import app
-from taskgraph.errors import SpecError
 from taskgraph.search.checks import check_spec
 from taskgraph.spec import spec_from_dict
+from taskgraph.testing import spec_check_error as _error
 
 SPECS = Path(__file__).resolve().parents[2] / "searchspaces"
 
@@ -27,14 +27,6 @@ def _spec(**search: Any) -> Any:
             "search": search,
         }
     )
-
-
-def _error(spec: Any) -> str:
-    with pytest.raises(SpecError) as info:
-        check_spec(spec)
-    message = str(info.value)
-    assert "\n" not in message
-    return message
 
 
 @pytest.mark.parametrize(
