@@ -29,7 +29,7 @@ from typing import Any, Literal
 import networkx as nx
 
 from taskgraph.affinity.estimators.base import AffinityEstimator
-from taskgraph.affinity.gains import Gain, GainKind, GainLookup, evidence_runs, gain_key
+from taskgraph.affinity.gains import Gain, GainKind, evidence_runs, gain_key, measured_gain
 from taskgraph.errors import ConfigError
 
 __all__ = [
@@ -88,7 +88,6 @@ def affinity_graph(
         if len(gain.auxiliaries) == 1:
             (source,) = gain.auxiliaries
             pair_gains_of.setdefault((gain.target, source), []).append(gain)
-    lookup = GainLookup(gains)  # each edge's measured gain without a scan of every gain
     left_out = 0
     for target in target_list:
         others = [s for s in sources if s != target]
@@ -99,8 +98,10 @@ def affinity_graph(
                 left_out += 1
                 continue
             # GraphML has no null: an unknown std is -1, an unmeasured pair has no measured key.
-            measured = _finite(lookup.measured(target, {source}))
-            alone = evidence_runs(pair_gains_of.get((target, source), ()))
+            # the pair's own gains (not a scan of every gain, per edge)
+            pair = pair_gains_of.get((target, source), [])
+            measured = _finite(measured_gain(pair, target, {source}))
+            alone = evidence_runs(pair)
             graph.add_edge(source, target, **{predicted: float(mean),
                            std_key: _finite(std) if _finite(std) is not None else -1.0,
                            **({measured_key: measured} if measured is not None else {}),

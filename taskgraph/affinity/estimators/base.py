@@ -180,10 +180,9 @@ class AffinityEstimator(abc.ABC):
         """Return the index of the fitted table's runs by (target, source), built once per fit
         (``pairs_only``: of its single-auxiliary gains alone)."""
         table = self.table  # raises NotFittedError before any work
-        cache: dict[bool, EvidenceIndex] = self.__dict__.setdefault("_evidence", {})
-        index = cache.get(pairs_only)
+        index = self._evidence.get(pairs_only)
         if index is None:
-            index = cache[pairs_only] = EvidenceIndex(table.gains, pairs_only=pairs_only)
+            index = self._evidence[pairs_only] = EvidenceIndex(table.gains, pairs_only=pairs_only)
         return index
 
     def describe(self) -> dict[str, Any]:
