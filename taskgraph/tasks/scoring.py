@@ -32,7 +32,7 @@ from taskgraph.tasks.types import (
 )
 from taskgraph.vocabulary import metric_direction
 
-__all__ = ["metric_direction", "metrics_for_type", "score_predictions"]
+__all__ = ["is_entity_metric", "metric_direction", "metrics_for_type", "score_predictions"]
 
 _CLASSIFICATION = frozenset({"accuracy", "f1", "macro_f1", "mcc"})
 _METRICS: dict[TaskType, frozenset[str]] = {
@@ -111,11 +111,17 @@ def _typed(task: TaskDef, gold: Sequence[Example]) -> list[Any]:
     return list(gold)
 
 
+def is_entity_metric(name: str) -> bool:
+    """Return whether ``name`` is a token-tagging entity-span score: ``f1``, ``precision`` or
+    ``recall``, or one of them for one entity type (``f1_PER``)."""
+    return re.fullmatch(r"(f1|precision|recall)(_.+)?", name) is not None
+
+
 def _tagging(task: TaskDef, gold: list[TaggedSentence], pred: Sequence[Any]) -> dict[str, float]:
     gold_tags = [g.tags for g in gold]
     pred_tags = [tuple(p) for p in pred]
     scores = {"accuracy": m.tagging_accuracy(gold_tags, pred_tags)}
-    if any(re.fullmatch(r"(f1|precision|recall)(_.+)?", name) for name in task.metrics):
+    if any(is_entity_metric(name) for name in task.metrics):
         scores.update(m.entity_scores(gold_tags, pred_tags))
     return scores
 

@@ -19,7 +19,7 @@ from taskgraph.errors import ConfigError, DataNotFoundError
 from taskgraph.tasks.catalog import BUILTIN_TASKS
 from taskgraph.tasks.datadir import resolve_data_dir
 from taskgraph.tasks.readers import get_reader
-from taskgraph.tasks.scoring import metrics_for_type
+from taskgraph.tasks.scoring import is_entity_metric, metrics_for_type
 from taskgraph.tasks.types import SplitSource, TaskDef, TaskType
 
 __all__ = ["SPLIT_ALIASES", "define_task"]
@@ -120,8 +120,7 @@ def _metrics(
     allowed = metrics_for_type(task_type)
     for metric in metrics:
         if metric not in allowed and not (
-            task_type is TaskType.TOKEN_TAGGING
-            and re.fullmatch(r"(f1|precision|recall)_.+", metric)
+            task_type is TaskType.TOKEN_TAGGING and is_entity_metric(metric)
         ):
             raise ConfigError(
                 f"`metrics` entry {metric!r} is not available for {task_type.value}; "
@@ -138,7 +137,7 @@ def _metrics(
         )
     if task_type is TaskType.TOKEN_TAGGING and (conllu or options.get("scheme") == "none"):
         # entity scores read B-/I- spans; plain labels (POS, IOBES) failed every trial at scoring
-        spans = [m for m in metrics if re.fullmatch(r"(f1|precision|recall)(_.+)?", m)]
+        spans = [m for m in metrics if is_entity_metric(m)]
         if spans and conllu:
             raise ConfigError(
                 f"`metrics` has entity score {spans[0]!r}, but CoNLL-U tags (upos, xpos) are "
