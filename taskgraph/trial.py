@@ -396,6 +396,14 @@ class Cost:
     pretrain_seconds: float = 0.0
     pretrain_tokens: int = 0
 
+    @staticmethod
+    def of_pretraining(report: Mapping[str, Any] | None) -> tuple[float, int]:
+        """Return the (seconds, tokens) a trial paid for its pretraining stage, from the
+        stage's report: (0, 0) without a stage, or when its checkpoint came from the cache."""
+        if report is None or report.get("cached"):
+            return 0.0, 0
+        return float(report["seconds"]), int(report["tokens"])
+
 
 @dataclass
 class LookaheadMatrix:

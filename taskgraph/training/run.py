@@ -543,15 +543,9 @@ def _train_trial(
     # whatever the files hold by the time they are written (they may change meanwhile).
     loaded: dict[str, str] | None = None
 
-    def stage() -> tuple[float, int]:
-        # The pretraining stage's cost, when this trial ran it (a cached one cost nothing).
-        if report is None or report.get("cached"):
-            return 0.0, 0
-        return float(report["seconds"]), int(report["tokens"])
-
     def cost() -> Cost:
         state = trainer.state if trainer is not None else None
-        seconds, tokens = stage()
+        seconds, tokens = Cost.of_pretraining(report)
         return Cost(
             seconds=time.perf_counter() - start,
             examples=state.examples if state else 0,
@@ -596,7 +590,7 @@ def _train_trial(
         trainer.data_fingerprints = loaded  # a checkpoint saved on other data is not resumed
         trainer.pretraining = report
         outcome = trainer.train()
-        seconds, tokens = stage()
+        seconds, tokens = Cost.of_pretraining(report)
         return TrialResult(
             status=outcome.status,
             scores=outcome.scores,

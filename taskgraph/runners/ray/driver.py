@@ -42,7 +42,7 @@ from taskgraph.search.progress import (
 )
 from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR, SearchSpace
 from taskgraph.search.watching import phase_position
-from taskgraph.trial import TrialConfig, TrialResult, TrialStatus
+from taskgraph.trial import Cost, TrialConfig, TrialResult, TrialStatus
 
 __all__ = [
     "ASHASparingBaseline",
@@ -424,12 +424,10 @@ def _from_reports(result: TrialResult, reports: list[dict[str, Any]]) -> None:
     if cost is not None:
         for name in ("examples", "tokens", "target_steps", "total_steps"):
             setattr(result.cost, name, int(cost.get(name, 0)))
-    stage = result.pretraining
-    if stage is not None and not stage.get("cached"):
-        # What train_trial adds to a finished trial's cost (the stage ran in this trial).
-        result.cost.pretrain_seconds = float(stage["seconds"])
-        result.cost.pretrain_tokens = int(stage["tokens"])
-        result.cost.tokens += result.cost.pretrain_tokens
+    # What train_trial adds to a finished trial's cost (the stage, when this trial ran it).
+    seconds, tokens = Cost.of_pretraining(result.pretraining)
+    result.cost.pretrain_seconds, result.cost.pretrain_tokens = seconds, tokens
+    result.cost.tokens += tokens
     device = _latest(reports, DEVICE)
     if device is not None:
         result.cost.device = str(device["device"])
