@@ -136,6 +136,10 @@ class TrainingOptions:
     def from_config(cls, config: TrialConfig) -> TrainingOptions:
         """Return the options of ``config.hyperparameters``; unknown keys are a ConfigError."""
         values = dict(config.hyperparameters)
+        for name, setting in SETTINGS.items():
+            value = values.get(name)
+            if setting.kind == "integer" and isinstance(value, float) and value.is_integer():
+                values[name] = int(value)  # `log_every: 2.0` counts steps as 2 does
         if "tasks_per_step" in values:
             values["tasks_per_step_override"] = values.pop("tasks_per_step")
         known = {f.name for f in fields(cls)}
@@ -159,11 +163,6 @@ class TrainingOptions:
             values["lookahead_targets"] = tuple(values["lookahead_targets"])
         if isinstance(values.get("lookahead_steps"), list):
             values["lookahead_steps"] = tuple(values["lookahead_steps"])
-        for name, setting in SETTINGS.items():
-            key = "tasks_per_step_override" if name == "tasks_per_step" else name
-            value = values.get(key)
-            if setting.kind == "integer" and isinstance(value, float) and value.is_integer():
-                values[key] = int(value)  # `log_every: 2.0` counts steps as 2 does
         options = cls(**values)
         options._validate(config)
         return options
