@@ -214,7 +214,7 @@ def _heuristic_pool(
     def improvement(network: frozenset[str]) -> float:
         gains = [
             sign * (scores[network][t] - singles[frozenset({t})][t])
-            for t in network
+            for t in sorted(network)  # name order: the mean must not follow the hash seed
             if frozenset({t}) in singles
         ]
         return float(np.mean(gains)) if gains else -math.inf

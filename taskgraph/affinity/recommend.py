@@ -93,7 +93,11 @@ class _GraphModel:
     ) -> tuple[np.ndarray, np.ndarray, list[int]]:
         means, stds, evidence = [], [], []
         for aux in sets:
-            edges = [self.graph.edges[s, target] for s in aux if self.graph.has_edge(s, target)]
+            # In name order: a frozenset's order follows PYTHONHASHSEED, and the mean's and
+            # the variance's last digits would follow it.
+            edges = [
+                self.graph.edges[s, target] for s in sorted(aux) if self.graph.has_edge(s, target)
+            ]
             if not edges:
                 means.append(0.0)
                 stds.append(math.inf)

@@ -90,7 +90,9 @@ class LookaheadEstimator(AffinityEstimator):
         return sorted(set(super().tasks) | {t for pair in self.z for t in pair})
 
     def _predict(self, target: str, auxiliaries: frozenset[str]) -> tuple[float, float]:
-        known = [self.z[(target, s)][0] for s in auxiliaries if (target, s) in self.z]
+        # In name order: a frozenset's order follows PYTHONHASHSEED, and so would the mean's
+        # last digits.
+        known = [self.z[(target, s)][0] for s in sorted(auxiliaries) if (target, s) in self.z]
         if not known:
             return float(self.alpha), self.residual_std * 2.0
         return float(self.alpha + self.beta * np.mean(known)), self.residual_std / math.sqrt(

@@ -57,7 +57,9 @@ class PairwiseEstimator(_PairBased):
     def _predict(self, target: str, auxiliaries: frozenset[str]) -> tuple[float, float]:
         mean = 0.0
         var = 0.0
-        for source in auxiliaries:
+        # In name order: a frozenset's order follows PYTHONHASHSEED, and float addition is not
+        # associative, so another order could change the last digits between runs.
+        for source in sorted(auxiliaries):
             pair = self._pair(target, source)
             if pair is None:
                 var += self.prior_std**2
@@ -73,7 +75,8 @@ class HigherOrderEstimator(_PairBased):
     name = "hoa"
 
     def _predict(self, target: str, auxiliaries: frozenset[str]) -> tuple[float, float]:
-        known = [p for s in auxiliaries if (p := self._pair(target, s)) is not None]
+        # In name order, as in ``pairwise``: the mean's last digits must not follow the hash seed.
+        known = [p for s in sorted(auxiliaries) if (p := self._pair(target, s)) is not None]
         if not known:
             return 0.0, self.prior_std
         mean = float(np.mean([m for m, _ in known]))

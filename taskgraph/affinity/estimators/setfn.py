@@ -347,7 +347,8 @@ class SetFunctionEstimator(AffinityEstimator):
         b0 = int(self.offsets[_B])
         variances = self.fit_.group_variances
         for slot, aux in zip(where, auxes, strict=True):
-            known = [self.index[s] for s in aux if s in self.index]
+            # In name order: the sum's last digits must not follow the hash seed.
+            known = [self.index[s] for s in sorted(aux) if s in self.index]
             weight = float(self._member_weights(np.array([len(aux)]))[0])
             means[slot] = (
                 float(np.sum(self.fit_.mean[b0 + np.array(known, dtype=int)])) * weight

@@ -73,7 +73,9 @@ class TextEmbEstimator(AffinityEstimator):
         return sorted(set(super().tasks) | set(self.embeddings))
 
     def _predict(self, target: str, auxiliaries: frozenset[str]) -> tuple[float, float]:
-        sims = [c for s in auxiliaries if (c := self._cos(target, s)) is not None]
+        # In name order: a frozenset's order follows PYTHONHASHSEED, and so would the mean's
+        # last digits.
+        sims = [c for s in sorted(auxiliaries) if (c := self._cos(target, s)) is not None]
         if not sims:
             return float(self.alpha), 2.0 * self.residual_std
         return float(self.alpha + self.beta * np.mean(sims)), self.residual_std
