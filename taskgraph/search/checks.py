@@ -559,6 +559,7 @@ def _check_hyperparameters(spec: StudySpec, source: str, *, stored: bool = False
                 f"{', '.join(sorted(known))}"
             )
     _check_setting_values(spec, source, stored=stored)
+    _check_doc_stride(spec, source, stored=stored)
     _check_freeze_layers(spec, source, stored=stored)
     _check_head_options(spec, source, stored=stored)
     _check_source_tasks(spec, source, stored=stored)
@@ -593,6 +594,42 @@ def _check_setting_values(spec: StudySpec, source: str, *, stored: bool = False)
                     stored=stored,
                 )
                 return
+
+
+def _check_doc_stride(spec: StudySpec, source: str, *, stored: bool = False) -> None:
+    """Refuse a ``doc_stride`` the spec sets that the study's QA windows cannot take.
+
+    Consecutive QA windows of ``max_length`` tokens must share fewer than half of them
+    (``taskgraph.tasks.features.encode_qa``).  The encoding clamps the stride to
+    ``max_length // 2 - 1`` so that the default (128) works with short windows; a stride the
+    spec names was clamped the same way, in silence (``doc_stride: 200`` with
+    ``max_length: 128`` trained with 63).  Only a study with an extractive QA task uses it.
+    """
+    from taskgraph.tasks import get_task
+    from taskgraph.tasks.types import TaskType
+    from taskgraph.training.options import SETTINGS
+
+    entries = _trainer_setting_values(spec, "doc_stride")
+    if not entries:
+        return  # the default, clamped to the windows
+    extra = inline_task_defs(spec, source=source)
+    tasks = dict.fromkeys([spec.target, *spec.candidate_names])
+    qa = [t for t in tasks if get_task(t, extra=extra).type is TaskType.EXTRACTIVE_QA]
+    if not qa:
+        return
+    max_length = spec.encoder.max_length
+    limit = max_length // 2
+    for where, value in entries:
+        if not SETTINGS["doc_stride"].admits(value) or value < limit:
+            continue  # a value of the wrong type is _check_setting_values' to refuse
+        named = ", ".join(map(repr, qa))
+        _refuse_or_warn(
+            f"{source}: {where}: must be < {limit} (encoder.max_length {max_length} // 2) "
+            f"for the extractive QA task{'s' if len(qa) > 1 else ''} {named}, got {value!r}; "
+            f"QA windows of {max_length} tokens must overlap by less than half",
+            stored=stored,
+        )
+        return
 
 
 def _check_source_tasks(spec: StudySpec, source: str, *, stored: bool = False) -> None:

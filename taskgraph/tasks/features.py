@@ -508,6 +508,8 @@ def encode_examples(
             _typed(examples, QAExample, task),
             tokenizer,
             max_length=max_length,
+            # Clamped for the default (128), which short windows cannot take; a doc_stride a
+            # spec sets is refused before the study when too large (search.checks).
             doc_stride=min(doc_stride, max_length // 2 - 1),
         )
     if kind is TaskType.MASKED_LM:

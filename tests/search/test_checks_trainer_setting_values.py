@@ -35,13 +35,19 @@ BAD_FIXED = [
 ]
 
 
-def _spec(*, fixed: dict[str, Any] | None = None, searched: dict[str, Any] | None = None) -> Any:
+def _spec(
+    *,
+    fixed: dict[str, Any] | None = None,
+    searched: dict[str, Any] | None = None,
+    candidates: tuple[str, ...] = ("synth_related",),
+    max_length: int = 16,
+) -> Any:
     return spec_from_dict(
         {
             "name": "s",
             "target": "synth_target",
-            "candidates": ["synth_related"],
-            "encoder": {"name": "tiny-bert", "max_length": 16},
+            "candidates": list(candidates),
+            "encoder": {"name": "tiny-bert", "max_length": max_length},
             "search": {"hyperparameters": searched or {}},
             "training": {"hyperparameters": fixed or {}},
         }
@@ -110,12 +116,64 @@ def test_searched_settings_in_range_are_accepted() -> None:
     )
 
 
-def _write(tmp_path: Path, key: str, value: Any) -> Path:
+#: a study with an extractive QA task (squad2) among its candidates, windows of 128 tokens
+QA = ("synth_related", "squad2")
+QA_LIMIT = "must be < 64 (encoder.max_length 128 // 2) for the extractive QA task 'squad2'"
+
+
+@pytest.mark.parametrize(
+    ("fixed", "searched", "where", "got"),
+    [
+        ({"doc_stride": 200}, None, "training", 200),  # was trained with 63, in silence
+        ({"doc_stride": 64}, None, "training", 64),  # the first value that crosses
+        (None, {"doc_stride": {"low": 16, "high": 96, "step": 16}}, "search", 96),
+        (None, {"doc_stride": [32, 100]}, "search", 100),
+        ({"doc_stride": 32}, {"doc_stride": [32, 64]}, "search", 64),
+    ],
+)
+def test_a_doc_stride_the_qa_windows_cannot_take_is_refused(
+    fixed: dict[str, Any] | None, searched: dict[str, Any] | None, where: str, got: int
+) -> None:
+    spec = _spec(fixed=fixed, searched=searched, candidates=QA, max_length=128)
+    assert _error(spec) == (
+        f"spec: {where}.hyperparameters.doc_stride: {QA_LIMIT}, got {got}; QA windows of "
+        "128 tokens must overlap by less than half"
+    )
+
+
+@pytest.mark.parametrize(
+    ("fixed", "searched", "candidates"),
+    [
+        ({"doc_stride": 200}, None, ("synth_related",)),  # no QA task: the stride is unused
+        (None, {"doc_stride": [64, 200]}, ("synth_related",)),
+        ({"doc_stride": 63}, None, QA),  # the largest the windows take
+        (None, {"doc_stride": {"low": 16, "high": 63}}, QA),
+        ({"doc_stride": 200}, {"doc_stride": [32, 63]}, QA),  # the searched one is used
+        (None, None, QA),  # the default 128 is clamped to the windows
+    ],
+)
+def test_a_doc_stride_below_half_the_window_or_without_qa_is_accepted(
+    fixed: dict[str, Any] | None, searched: dict[str, Any] | None, candidates: tuple[str, ...]
+) -> None:
+    check_spec(_spec(fixed=fixed, searched=searched, candidates=candidates, max_length=128))
+
+
+def test_a_stored_study_with_a_too_large_doc_stride_warns_and_resumes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    check_spec(_spec(fixed={"doc_stride": 77}, candidates=QA, max_length=128), stored=True)
+    assert capsys.readouterr().err.splitlines() == [
+        f"warning: spec: training.hyperparameters.doc_stride: {QA_LIMIT}, got 77; QA windows "
+        "of 128 tokens must overlap by less than half"
+    ]
+
+
+def _write(tmp_path: Path, key: str, value: Any, *, candidates: str = "synth_related") -> Path:
     path = tmp_path / "study.yaml"
     path.write_text(
         "name: bad_setting\n"
         "target: synth_target\n"
-        "candidates: [synth_related]\n"
+        f"candidates: [{candidates}]\n"
         "encoder: {name: tiny-bert, max_length: 16}\n"
         "search: {max_steps: 2, batch_size: 4}\n"
         f"training: {{hyperparameters: {{{key}: {value}}}}}\n"
@@ -155,3 +213,22 @@ def test_study_validate_and_run_refuse_in_one_line_and_write_nothing(
     assert "Traceback" not in result.output
     assert not database.exists()  # no study created, no trial failed
     assert sorted(p.name for p in tmp_path.iterdir()) == ["study.yaml"]
+
+
+def test_study_validate_and_run_refuse_a_doc_stride_the_qa_windows_cannot_take(
+    tmp_path: Path,
+) -> None:
+    path = _write(tmp_path, "doc_stride", "8", candidates="synth_related, squad2")
+    wanted = (
+        f"error: {path}: training.hyperparameters.doc_stride: must be < 8 (encoder.max_length "
+        "16 // 2) for the extractive QA task 'squad2', got 8; QA windows of 16 tokens must "
+        "overlap by less than half"
+    )
+    for command in (["study", "validate"], ["study", "run"]):
+        database = tmp_path / "study.db"
+        extra = ["--storage", f"sqlite:///{database}", "-q"] if command[1] == "run" else []
+        result = CliRunner().invoke(app, [*command, str(path), *extra])
+        assert result.exit_code == 2, result.output
+        assert result.stderr.strip().splitlines() == [wanted]
+        assert "Traceback" not in result.output
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["study.yaml"]
