@@ -2,6 +2,19 @@
 
 SQLite by default (nothing to start), PostgreSQL at scale, sharing one URL with Optuna's own
 storage.  Open it with :func:`open_repository`; the URL comes from :func:`resolve_storage_url`.
+
+Where things are: :class:`Repository` (``repository.py``: opening the database and every
+write) inherits its queries from one module per concept: ``run_queries.py`` (runs by filter,
+studies, the engine's per-trial queries), ``record_reads.py`` (the score records the affinity
+model reads: the hot path), ``screen_reads.py`` (screens, lookahead matrices, affinity fits)
+and ``run_export.py`` (runs written to a file), over ``reading.py`` (their shared state and
+read connection).  Rows in and out: ``schema.py`` (the ``tg_`` tables), ``writes.py`` (a
+run's rows inserted), ``run_rows.py`` and ``score_reads.py`` (rows read back as records),
+``records.py`` (the record dataclasses), ``filters.py`` (run filters), ``export.py`` (export
+formats).  The database: ``urls.py``, ``engine.py``, ``session.py``, ``retry.py`` and
+``optuna_rdb.py`` (a server that restarts), ``failures.py``, ``migrate.py`` (with
+``migrations/``), ``locks.py`` (the setup lock, drivers' liveness locks); ``testing.py``
+starts a throwaway PostgreSQL for the tests.
 """
 
 from __future__ import annotations
