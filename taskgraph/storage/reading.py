@@ -6,19 +6,25 @@
 :class:`~taskgraph.storage.repository.Repository` sets up (its engine, session factory and the
 caches of names that never change), the masked URL, :meth:`~RepositoryReader._reading` (a
 connection whose driver errors become one masked :class:`~taskgraph.errors.StorageError`) and
-:meth:`~RepositoryReader._lookups` (task set keys and study names by id, cached).
+:meth:`~RepositoryReader._lookups` (task set keys and study names by id, cached).  Each query
+is decorated with :func:`retried_read`: run again, whole, while the server's connection is
+lost, for the bound of :mod:`taskgraph.storage.retry` (as the writes are by
+:func:`~taskgraph.storage.session.run_write`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from taskgraph.errors import StorageError
 from taskgraph.storage.engine import describe_error
+from taskgraph.storage.retry import with_connection_retry
 from taskgraph.storage.schema import (
     StudyRow,
     TaskSetRow,
@@ -26,7 +32,29 @@ from taskgraph.storage.schema import (
 from taskgraph.storage.session import SessionFactory
 from taskgraph.storage.urls import mask_url
 
-__all__ = ["RepositoryReader"]
+__all__ = ["RepositoryReader", "retried_read"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+S = TypeVar("S", bound="RepositoryReader")
+
+
+def retried_read(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
+    """Return ``method`` (a read of the records database) run whole, again, while the server's
+    connection is lost, for a bounded time (:func:`~taskgraph.storage.retry.with_connection_retry`,
+    logged as ``records <method>``); past the bound it raises
+    :class:`~taskgraph.storage.retry.DatabaseUnavailableError`.  A read changes nothing, so
+    running it again is safe."""
+
+    @functools.wraps(method)
+    def call(self: S, *args: P.args, **kwargs: P.kwargs) -> R:
+        return with_connection_retry(
+            lambda: method(self, *args, **kwargs),
+            url=self.engine.url,
+            what=f"records {method.__name__}",
+        )
+
+    return call
 
 
 class RepositoryReader:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, select
 
-from taskgraph.storage.reading import RepositoryReader
+from taskgraph.storage.reading import RepositoryReader, retried_read
 from taskgraph.storage.records import (
     RecordColumns,
     TaskSetRecords,
@@ -93,6 +93,7 @@ class RecordReads(RepositoryReader):
 
     _hot_statements: dict[tuple[bool, bool, bool, bool], tuple[list[Any], Any]]
 
+    @retried_read
     def score_records(
         self,
         *,
@@ -153,6 +154,7 @@ class RecordReads(RepositoryReader):
             for task_set_id, run_id, task, split_, metric_, value, family, seed, study_id in rows
         ]
 
+    @retried_read
     def records_containing(
         self,
         target: str,

@@ -52,6 +52,7 @@ from taskgraph.storage.filters import (
     row_families,
 )
 from taskgraph.storage.migrate import ensure_schema
+from taskgraph.storage.reading import retried_read
 from taskgraph.storage.record_reads import RecordReads
 from taskgraph.storage.records import StoredScreen
 from taskgraph.storage.run_export import RunExport
@@ -235,6 +236,7 @@ class Repository(RunExport, RunQueries, RecordReads, ScreenReads):
             lambda s: ensure_study_row(s, name, direction=direction, target=target, spec=spec),
         )
 
+    @retried_read
     def study_identity(self, name: str) -> str | None:
         """Return the identity of study ``name``'s records (``None``: no records study).
 
@@ -252,6 +254,7 @@ class Repository(RunExport, RunQueries, RecordReads, ScreenReads):
         created = _aware(row[1]) or row[1]
         return f"{int(row[0])}@{created.astimezone(timezone.utc).isoformat()}"
 
+    @retried_read
     def study_has_spec(self, name: str) -> bool:
         """Return whether study ``name``'s records hold a spec: a study engine opened them
         (records written through :meth:`add_run_result` or :meth:`add_screen` alone hold

@@ -2,7 +2,8 @@
 
 A PostgreSQL server that is restarted (a failover, a maintenance restart, a crash) refuses
 connections for a few seconds and breaks the ones it had.  Every database call of a study
-(taskgraph's records through :func:`taskgraph.storage.session.run_write`, Optuna's through
+(taskgraph's record writes through :func:`taskgraph.storage.session.run_write`, its record
+reads through :func:`taskgraph.storage.reading.retried_read`, Optuna's through
 :class:`taskgraph.storage.optuna_rdb.RetryingRDBStorage`) is retried then, whole, with
 exponential backoff and jitter, for at most ``TASKGRAPH_DB_RETRY_S`` seconds (default 60;
 ``0`` turns the retry off).  Each retry is logged.  Past the bound the call raises

@@ -30,7 +30,7 @@ from taskgraph.storage.filters import (
     _in_family_row,
     check_run_filters,
 )
-from taskgraph.storage.reading import RepositoryReader
+from taskgraph.storage.reading import RepositoryReader, retried_read
 from taskgraph.storage.records import (
     NO_PRETRAINING,
     RunRecord,
@@ -154,6 +154,7 @@ class RunQueries(RepositoryReader):
             )
         return query
 
+    @retried_read
     def runs(
         self,
         *,
@@ -208,6 +209,7 @@ class RunQueries(RepositoryReader):
             self._check_study(study)  # only here: a name checked on every call costs a query
         return found
 
+    @retried_read
     def families(
         self,
         *,
@@ -262,6 +264,7 @@ class RunQueries(RepositoryReader):
                 f"{', '.join(sorted(names)) or '(none)'}"
             )
 
+    @retried_read
     def run(self, run_id: int) -> RunRecord:
         """Return the run with id ``run_id``; NotFoundError if there is none."""
         if not _INT64_MIN <= run_id <= _INT64_MAX:
@@ -273,6 +276,7 @@ class RunQueries(RepositoryReader):
                 raise NotFoundError(f"no run with id {run_id} in {self.url}")
             return _run_record(row)
 
+    @retried_read
     def baselines(
         self,
         *,
@@ -290,12 +294,14 @@ class RunQueries(RepositoryReader):
                 for row in session.execute(query.order_by(RunRow.id)).unique().scalars()
             ]
 
+    @retried_read
     def trial_numbers(self, study: str) -> set[int]:
         """Return the Optuna trial numbers already stored for ``study`` (every status)."""
         query = select(RunRow.trial_number).join(RunRow.study).where(StudyRow.name == study)
         with self._factory.session() as session:
             return set(session.execute(query).scalars())
 
+    @retried_read
     def run_keys(self, study: str) -> set[tuple[int, int]]:
         """Return the (Optuna trial number, seed) of every run stored for ``study``."""
         query = (
@@ -306,6 +312,7 @@ class RunQueries(RepositoryReader):
         with self._factory.session() as session:
             return {(int(number), int(seed)) for number, seed in session.execute(query)}
 
+    @retried_read
     def trial_fingerprints(self, study: str, task: str) -> dict[int, str | None]:
         """Return trial number -> the dataset fingerprint of ``task`` that the trial's latest
         run of ``study`` recorded (``None``: none), in one light query (no scores, no
@@ -322,6 +329,7 @@ class RunQueries(RepositoryReader):
                 for number, prints in session.execute(query)
             }
 
+    @retried_read
     def complete_run_data(
         self, study: str
     ) -> dict[tuple[str, str, str, int], list[dict[str, str]]]:
@@ -347,6 +355,7 @@ class RunQueries(RepositoryReader):
                 found[(str(h), str(k), str(t), int(seed))].append(dict(prints or {}))
         return dict(found)
 
+    @retried_read
     def studies(self) -> list[StudySummary]:
         """Return every study with its number of runs per status."""
         counts: dict[int, dict[str, int]] = defaultdict(dict)
@@ -368,18 +377,21 @@ class RunQueries(RepositoryReader):
                 for row in rows
             ]
 
+    @retried_read
     def targets(self) -> list[str]:
         """Return the target tasks of the stored runs, sorted (none: an empty list)."""
         query = select(RunRow.target).distinct().order_by(RunRow.target)
         with self._factory.session() as session:
             return [str(target) for target in session.execute(query).scalars()]
 
+    @retried_read
     def study_specs(self) -> dict[str, dict[str, Any]]:
         """Return each study's stored spec by name (``{}`` for a study stored without one)."""
         with self._factory.session() as session:
             rows = session.execute(select(StudyRow.name, StudyRow.spec)).all()
         return {name: dict(spec or {}) for name, spec in rows}
 
+    @retried_read
     def study_fingerprints(self, study: str) -> dict[str, str]:
         """Return task -> the dataset fingerprint of the study's latest run that recorded one
         (``{}`` for an unknown study or one without runs)."""

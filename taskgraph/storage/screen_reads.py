@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from taskgraph.storage.reading import RepositoryReader
+from taskgraph.storage.reading import RepositoryReader, retried_read
 from taskgraph.storage.records import (
     AffinityEdgeRecord,
     StoredLookahead,
@@ -38,6 +38,7 @@ class ScreenReads(RepositoryReader):
     """The screen, lookahead and affinity fit reads of
     :class:`~taskgraph.storage.repository.Repository`."""
 
+    @retried_read
     def screens(self, study: str) -> list[StoredScreen]:
         """Return the screens of ``study``, oldest first (none: an empty list)."""
         query = (
@@ -71,6 +72,7 @@ class ScreenReads(RepositoryReader):
                 )  # fmt: skip
             return out
 
+    @retried_read
     def lookahead_matrices(self, *, study: str | None = None) -> list[StoredLookahead]:
         """Return every stored lookahead matrix with its run (of ``study`` when given)."""
         query = (
@@ -93,6 +95,7 @@ class ScreenReads(RepositoryReader):
                 for row, name, key, config in session.execute(query)
             ]
 
+    @retried_read
     def affinity_edges(self, *, method: str | None = None) -> list[AffinityEdgeRecord]:
         """Return the edges of the latest fit of each method (or of ``method`` only)."""
         latest = select(func.max(AffinityFitRow.id)).group_by(AffinityFitRow.method)
