@@ -173,6 +173,9 @@ def test_select_top_keeps_the_best_share() -> None:
     assert sel.select_top(scores, 0.25).tolist() == [1]
     assert sel.select_top(scores, 0.3).tolist() == [1, 2]  # ceil(1.2) = 2
     assert sel.select_top(scores, 0.01).tolist() == [1]  # at least one
+    # even when keep · n rounds up to nothing
+    assert sel.select_top(np.arange(10.0), 1e-12).tolist() == [9]
+    assert sel.select_top(np.array([]), 0.5).tolist() == []
     assert sel.select_top(scores, 1.0).tolist() == [0, 1, 2, 3]
     with pytest.raises(ValueError, match="`keep` must be in"):
         sel.select_top(scores, 0.0)

@@ -11,7 +11,7 @@ import pytest
 
 import taskgraph.training.selection as selection_module
 from taskgraph.errors import ConfigError
-from taskgraph.tasks.selection import SELECTION_FEATURES, decode_ids
+from taskgraph.tasks.selection import SELECTION_FEATURES, decode_ids, selection_record
 from taskgraph.tasks.synthetic import synthetic_family
 from taskgraph.training import train_trial
 from taskgraph.training.selection import select_auxiliaries
@@ -145,6 +145,37 @@ def test_out_of_range_keep_or_weight_is_a_config_error(
     result = train_trial(config(data_selection=chosen), tasks=TASKS)
     assert result.status is TrialStatus.FAILED
     assert (result.failure_reason or "").startswith(f"invalid configuration: {message}")
+
+
+def test_a_capped_pool_records_the_kept_examples_by_their_file_ids() -> None:
+    # The features' rows are a capped pool of the training split: the record names the
+    # examples by their place in the file, the positions index the pool.
+    pool = np.array([10, 11, 20, 30, 40, 50])
+    values = np.zeros((len(pool), len(SELECTION_FEATURES)))
+    values[:, SELECTION_FEATURES.index("ttr")] = [0.0, 5.0, 1.0, 4.0, 2.0, 3.0]
+    features = selection_module.AuxiliaryFeatures(values=values, pool=pool, size=60, seconds=0.0)
+    chosen = DataSelectionConfig(features=("ttr",), weights={"ttr": 1.0}, keep=0.5)
+    kept = selection_module.select(features, chosen, name="synth_related")
+    assert kept.positions.tolist() == [1, 3, 5]
+    assert kept.record == {**selection_record([11, 30, 50], 60), "pool": 6}
+    assert decode_ids(kept.record["selected"], 60) == [11, 30, 50]
+
+
+def test_equal_scores_keep_a_random_subset_per_auxiliary() -> None:
+    # All weights 0: every example ties, and each auxiliary keeps its own random half (the
+    # same one each time), not one shared set of positions.
+    features = selection_module.AuxiliaryFeatures(
+        values=np.zeros((40, len(SELECTION_FEATURES))), pool=np.arange(40), size=40, seconds=0.0
+    )
+    chosen = DataSelectionConfig(features=("jsd",), weights={"jsd": 0.0}, keep=0.5)
+    kept = {
+        name: selection_module.select(features, chosen, name=name).positions.tolist()
+        for name in ("aux_one", "aux_two", "aux_three")
+    }
+    assert all(len(positions) == 20 for positions in kept.values())
+    assert len({tuple(positions) for positions in kept.values()}) == 3
+    again = selection_module.select(features, chosen, name="aux_one").positions.tolist()
+    assert again == kept["aux_one"]
 
 
 def test_family_key_separates_selected_data_but_not_its_weights() -> None:
