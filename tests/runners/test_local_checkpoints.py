@@ -20,7 +20,11 @@ from typer.testing import CliRunner
 from taskgraph.app.studies import build_engine
 from taskgraph.cli.app import app
 from taskgraph.runners import RUNNERS
-from taskgraph.runners.local import LocalEvaluator
+from taskgraph.runners.local import (
+    LocalEvaluator,
+    checkpoint_base_problem,
+    stored_study_checkpoint_folder,
+)
 from taskgraph.search.progress import trial_results
 from taskgraph.spec import spec_from_dict
 from taskgraph.spec.models import StudySpec
@@ -353,3 +357,74 @@ def test_study_validate_refuses_an_empty_checkpoint_dir(tmp_path: Path) -> None:
     assert code != 0
     [line] = stderr.strip().splitlines()
     assert "runner.checkpoint_dir" in line and "is empty" in line
+
+
+def test_a_checkpoint_dir_several_levels_below_a_writable_folder_is_fine(tmp_path: Path) -> None:
+    assert checkpoint_base_problem(tmp_path / "missing" / "deeper" / "checkpoints") is None
+    assert not (tmp_path / "missing").exists()  # creates nothing
+
+
+def test_an_existing_checkpoint_dir_that_is_not_writable_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from taskgraph.runners import local
+
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    real_access = local.os.access
+    # tests run as root, who may write anywhere: the folder says it is read-only
+    monkeypatch.setattr(
+        local.os, "access", lambda path, mode: Path(path) != folder and real_access(path, mode)
+    )
+    assert checkpoint_base_problem(folder) == f"{str(folder)!r} is not writable"
+    assert checkpoint_base_problem(folder / "new") == (
+        f"cannot create {str(folder / 'new')!r}: {str(folder)!r} is not writable"
+    )
+    assert checkpoint_base_problem(tmp_path) is None
+
+
+@pytest.mark.parametrize(
+    "runner",
+    [{"name": "ray"}, {"name": "tabular"}, {"name": "local", "checkpoints": False}, None],
+)
+def test_a_stored_spec_without_local_checkpoints_has_no_checkpoint_folder(
+    tmp_path: Path, runner: dict[str, Any] | None
+) -> None:
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    stored = {"name": "demo", "runner": runner}
+    assert stored_study_checkpoint_folder(stored, study="demo", storage_url=url, study_id=1) is None
+    local = {"name": "demo", "runner": {"name": "local", "checkpoint_dir": str(tmp_path)}}
+    folder = stored_study_checkpoint_folder(local, study="demo", storage_url=url, study_id=1)
+    assert folder is not None and folder.parent == tmp_path and folder.name.startswith("demo-")
+
+
+def test_a_trials_checkpoint_goes_as_soon_as_it_ends(tmp_path: Path) -> None:
+    """The local runner's observer sweeps after every trial, not only at the end of the run: a
+    long study would otherwise keep every finished trial's checkpoints until it ends."""
+    from types import SimpleNamespace
+
+    from taskgraph.runners.builtin import _CheckpointSweeper
+
+    folder = tmp_path / "demo-1234abcd"
+    for name in ("trial-0/seed-0", "trial-1/seed-0"):
+        (folder / name).mkdir(parents=True)
+    state = optuna.trial.TrialState
+    running = [SimpleNamespace(number=1, state=state.RUNNING, system_attrs={})]
+
+    def get_trials(deepcopy: bool = True, states: Any = None) -> list[Any]:
+        return [t for t in running if states is None or t.state in states]
+
+    study = SimpleNamespace(get_trials=get_trials)
+    ended: list[int] = []
+    inner = SimpleNamespace(on_trial_end=lambda number, outcome, progress: ended.append(number))
+    sweeper = _CheckpointSweeper(
+        inner=inner,  # type: ignore[arg-type]
+        folder=folder,
+        engine=SimpleNamespace(require_study=lambda: study),  # type: ignore[arg-type]
+    )
+    sweeper.on_trial_end(0, None, None)  # type: ignore[arg-type]
+    assert ended == [0]
+    assert folders(folder) == ["trial-1", "trial-1/seed-0"]  # trial 1 runs on: kept
+    running.clear()
+    sweeper.on_trial_end(1, None, None)  # type: ignore[arg-type]
+    assert ended == [0, 1] and not folder.exists()

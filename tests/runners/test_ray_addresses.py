@@ -135,6 +135,27 @@ def test_a_trial_wanting_a_gpu_on_a_machine_without_one_is_refused_before_the_st
     builtin.RAY.build_evaluator(spec)
 
 
+def test_a_trial_wanting_a_gpu_is_left_to_a_clusters_nodes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a cluster's address, this machine's GPUs do not count: its nodes run the trials."""
+    from taskgraph.runners import builtin
+    from taskgraph.runners.ray import address
+
+    spec = spec_from_dict({
+        "name": "gpu", "target": "tgt", "candidates": ["good"],
+        "runner": {
+            "name": "ray", "address": "head:6379", "resources": {"gpu": 1},
+            "experiment_dir": str(tmp_path / "tune"),
+        },
+    })  # fmt: skip
+    monkeypatch.setattr(builtin, "local_gpu_count", lambda: 0)
+    checked: list[str] = []
+    monkeypatch.setattr(address, "check_ray_address", lambda address, flag: checked.append(address))
+    assert builtin.RAY.build_evaluator(spec) is None
+    assert checked == ["head:6379"]
+
+
 def test_a_cluster_whose_nodes_cannot_hold_a_trial_is_a_warning(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -309,3 +330,111 @@ def test_submit_to_a_job_server_that_refuses_is_the_environment_not_the_input(
         f"--address http://{address}: no Ray job server answers there ("
     )
     assert not (tmp_path / "s.db").exists()
+
+
+def test_local_in_any_case_and_spacing_is_no_cluster() -> None:
+    from taskgraph.runners.ray.address import check_ray_address, cluster_address
+
+    for written in ("local", " LOCAL ", "Local"):
+        assert cluster_address(written) is None
+        check_ray_address(written)  # nothing to check: taskgraph's own Ray
+    assert cluster_address("head:6379") == "head:6379"
+
+
+def test_an_address_without_a_port_is_refused(tmp_path: Path) -> None:
+    from taskgraph.runners.ray.address import split_host_port
+
+    assert split_host_port("http://head:8265") == ("head", 8265)
+    assert split_host_port("head:6379") == ("head", 6379)
+    for address in ("http://head", "head"):
+        with pytest.raises(ValueError, match=f"^expected host:port, got '{address}'$"):
+            split_host_port(address)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC, encoding="utf-8")
+    db = tmp_path / "s.db"
+    code, _, err = invoke(
+        "study", "submit", str(spec), "--address", "http://head", "--storage", f"sqlite:///{db}"
+    )
+    errors = [line for line in err.splitlines() if not line.startswith("warning:")]
+    assert code == 2 and len(errors) == 1, err
+    assert errors[0].endswith("http://head: expected host:port, got 'http://head'")
+    assert not db.exists()
+
+
+def test_an_https_job_server_address_is_accepted(not_a_gcs: int) -> None:
+    from taskgraph.runners.ray.address import check_job_server_address
+
+    check_job_server_address(f"https://127.0.0.1:{not_a_gcs}")
+    check_job_server_address(f"HTTP://127.0.0.1:{not_a_gcs}")
+    with pytest.raises(ConfigError, match="study submit needs the Ray job server"):
+        check_job_server_address(f"tcp://127.0.0.1:{not_a_gcs}")
+
+
+def test_a_gcs_that_refuses_the_probe_for_its_token_is_a_gcs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Ray GCS with token authentication answers the probe UNAUTHENTICATED (or
+    PERMISSION_DENIED): a GCS all the same; a gRPC server without the method is not one."""
+    import grpc
+
+    from taskgraph.runners.ray.address import _gcs_refusal
+
+    class Refusal(grpc.RpcError):
+        def __init__(self, code: grpc.StatusCode) -> None:
+            self._code = code
+
+        def code(self) -> grpc.StatusCode:
+            return self._code
+
+    answer: list[grpc.StatusCode] = []
+
+    def call(request: bytes, timeout: float) -> bytes:
+        raise Refusal(answer[-1])
+
+    closed: list[str] = []
+    channel = SimpleNamespace(
+        unary_unary=lambda method, **kwargs: call, close=lambda: closed.append("closed")
+    )
+    monkeypatch.setattr(grpc, "insecure_channel", lambda target: channel)
+    for code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+        answer.append(code)
+        assert _gcs_refusal("head:6379") is None
+    answer.append(grpc.StatusCode.UNIMPLEMENTED)
+    assert _gcs_refusal("head:6379") == "a gRPC server answers, but not Ray's GCS"
+    answer.append(grpc.StatusCode.DEADLINE_EXCEEDED)
+    assert _gcs_refusal("head:6379") == "no Ray GCS answered within 5 s"
+    assert closed == ["closed"] * 4
+
+
+def test_address_auto_with_no_cluster_is_the_environment_not_the_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ray._private import services
+
+    from taskgraph.runners.ray.address import ClusterUnavailableError, check_ray_address
+
+    def no_cluster(address: str) -> str:
+        raise ConnectionError("Could not find any running Ray instance.\nmore lines")
+
+    monkeypatch.setattr(services, "canonicalize_bootstrap_address_or_die", no_cluster)
+    with pytest.raises(ClusterUnavailableError) as raised:
+        check_ray_address("auto")
+    assert not isinstance(raised.value, ConfigError)
+    assert str(raised.value) == "--address auto: Could not find any running Ray instance."
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC, encoding="utf-8")
+    db = tmp_path / "r.db"
+    code, _, err = invoke(
+        "study", "run", str(spec), "--storage", f"sqlite:///{db}", "--address", "auto"
+    )
+    errors = [line for line in err.splitlines() if not line.startswith("warning:")]
+    assert code == 1 and len(errors) == 1, err
+    assert errors[0].endswith("auto: Could not find any running Ray instance.")
+    assert not db.exists()
+
+    def unreadable(address: str) -> str:
+        raise ValueError("Malformed address\nmore lines")
+
+    monkeypatch.setattr(services, "canonicalize_bootstrap_address_or_die", unreadable)
+    with pytest.raises(ConfigError, match=r"^--address head:x: Malformed address$"):
+        check_ray_address("head:x")

@@ -136,6 +136,103 @@ def test_a_trial_whose_worker_died_costs_its_time_since_it_started(tmp_path: Pat
         assert run.result.cost.seconds >= 7
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
+def test_a_pruned_trials_run_has_the_first_seed_and_its_last_reports_host(
+    tmp_path: Path,
+) -> None:
+    """A trial stopped by the scheduler is recorded from the driver: its one run carries the
+    spec's first seed (the seed it trained with) and the host of its latest report."""
+    from taskgraph.runners.ray.worker import METRIC
+    from taskgraph.trial import TrialStatus
+
+    heartbeat = SimpleNamespace(add=lambda trial_id: None, discard=lambda trial_id: None)
+    with _searcher(tmp_path, "pruned", heartbeat, seeds=[1, 2]) as (_, _, searcher):
+        assert searcher.suggest("tune-1") is not None
+        searcher.book.results["tune-1"] = [
+            {METRIC: 0.5, "global_step": 6, "taskgraph_host": "node-a", "time_total_s": 1.0},
+            {METRIC: 0.6, "global_step": 12, "taskgraph_host": "node-b", "time_total_s": 2.0},
+        ]
+        (run,) = searcher._outcome("tune-1", None, error=False).runs
+        assert run.result.status is TrialStatus.PRUNED
+        assert run.result.intermediate == [(6, 0.5), (12, 0.6)]
+        assert run.config.seed == 1
+        assert run.host == "node-b"
+        # a worker that died is recorded the same way
+        (died,) = searcher._outcome("tune-1", None, error=True).runs
+        assert (died.config.seed, died.host) == (1, "node-b")
+
+
+def test_finished_checkpoints_are_kept_while_a_retry_of_their_trial_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A failed first try's checkpoint is what its retry (``failed_trial``) resumes from: it is
+    removed only once no retry of that trial waits or runs."""
+    import optuna
+
+    from taskgraph.runners.ray import driver
+    from taskgraph.runners.ray.driver import RAY_CHECKPOINT_ATTR
+
+    removed: list[set[str]] = []
+    monkeypatch.setattr(driver, "remove_tune_checkpoints", removed.append)
+    state = optuna.trial.TrialState
+
+    def trial(number: int, st: Any, **attrs: Any) -> Any:
+        return SimpleNamespace(number=number, state=st, system_attrs=attrs)
+
+    trials = [
+        trial(0, state.FAIL, **{RAY_CHECKPOINT_ATTR: "/ckpt/0"}),
+        trial(1, state.WAITING, failed_trial=0),  # the retry of trial 0
+        trial(2, state.COMPLETE, **{RAY_CHECKPOINT_ATTR: "/ckpt/2"}),
+    ]
+    study = SimpleNamespace(get_trials=lambda deepcopy=True: trials)
+    driver.remove_finished_checkpoints(study)
+    assert removed == [{"/ckpt/2"}]
+    trials[1] = trial(1, state.RUNNING, failed_trial=0)
+    driver.remove_finished_checkpoints(study)
+    assert removed[-1] == {"/ckpt/2"}
+    trials[1] = trial(1, state.COMPLETE, failed_trial=0)  # the retry ended: nothing waits
+    driver.remove_finished_checkpoints(study)
+    assert removed[-1] == {"/ckpt/0", "/ckpt/2"}
+
+
+def test_a_failed_trials_final_report_carries_its_last_evaluation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A trial that fails after evaluating has no value: its final report gives Tune the last
+    objective the scheduler saw, one evaluation past the last one."""
+    import json
+    import math
+
+    from taskgraph.runners.ray import worker
+    from taskgraph.search.outcome import SeedRun, TrialOutcome, utcnow
+    from taskgraph.trial import TrialConfig, TrialResult
+
+    reports: list[dict[str, Any]] = []
+    monkeypatch.setattr(worker.tune, "report", lambda metrics, **kwargs: reports.append(metrics))
+    spec = {"name": "final", "target": "tgt", "candidates": ["good"], "runner": {"name": "ray"}}
+    result = TrialResult.failed("out of memory")
+    result.intermediate = [(6, 0.5), (12, 0.7)]
+    now = utcnow()
+    run = SeedRun(config=TrialConfig(target="tgt"), result=result, started_at=now, finished_at=now)
+
+    def final_report(outcome: TrialOutcome) -> dict[str, Any]:
+        reports.clear()
+        worker.train_in_worker(
+            {worker.PAYLOAD: {"saved": outcome.to_list(), "number": 0}},
+            spec_json=json.dumps(spec), data_dir=None, evaluator_factory=None,  # type: ignore[arg-type]
+        )  # fmt: skip
+        (report,) = reports
+        assert report["taskgraph_final"] is True
+        return report
+
+    report = final_report(TrialOutcome(runs=(run,)))
+    assert report[worker.METRIC] == 0.7
+    assert report[worker.EVALUATION] == 3
+    result.intermediate = []  # failed before its first evaluation
+    report = final_report(TrialOutcome(runs=(run,)))
+    assert math.isnan(report[worker.METRIC]) and report[worker.EVALUATION] == 1
+
+
 def test_a_trial_told_ended_shows_no_more_progress() -> None:
     """With an ASHA pruner `[4/4] trial 3: ... pruned at 0.7152` was printed, then the live line
     kept `trial 3: ..., step 12/24, last evaluation 0.7152` (running) until the command exited:
