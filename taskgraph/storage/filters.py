@@ -2,9 +2,8 @@
 family selection of ``--family``.
 
 :func:`check_run_filters` rejects a filter of the wrong type, an empty name or a status no
-run can have before any query runs.  :func:`row_families`, :func:`_in_family_row` and
-:func:`_rows_of_family` pick runs by model family (a hash prefix, optionally with
-``/data:<version>``), and :func:`no_family_error` is the one error every command gives for a
+run can have before any query runs.  :func:`_in_family_row` and :func:`_rows_of_family` pick
+runs by model family (a hash prefix, optionally with ``/data:<version>``), and :func:`no_family_error` is the one error every command gives for a
 family that matches nothing, listing the families there are.
 """
 
@@ -18,13 +17,7 @@ from taskgraph.storage.schema import RunRow
 from taskgraph.storage.score_reads import data_families
 from taskgraph.trial import TrialStatus
 
-__all__ = ["check_run_filters", "no_family_error", "row_families"]
-
-
-def row_families(row: RunRow) -> set[str]:
-    """Return the model families of a run's export rows: its scores' (the run's own where it
-    has no scores, whose one row carries it)."""
-    return {score.family for score in row.scores} or {row.family}
+__all__ = ["check_run_filters", "no_family_error"]
 
 
 def _row_entries(row: RunRow) -> list[tuple[str, str, str | None]]:

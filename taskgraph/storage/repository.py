@@ -49,7 +49,6 @@ from taskgraph.storage.engine import create_storage_engine
 from taskgraph.storage.filters import (
     check_run_filters,
     no_family_error,
-    row_families,
 )
 from taskgraph.storage.migrate import ensure_schema
 from taskgraph.storage.reading import retried_read
@@ -93,7 +92,6 @@ __all__ = [
     "open_repository",
     "partner_data",
     "records_by_task_set",
-    "row_families",
 ]
 
 #: the Optuna study's system attribute that ties it to its records study
