@@ -3,8 +3,9 @@ family selection of ``--family``.
 
 :func:`check_run_filters` rejects a filter of the wrong type, an empty name or a status no
 run can have before any query runs.  :func:`_in_family_row` and :func:`_rows_of_family` pick
-runs by model family (a hash prefix, optionally with ``/data:<version>``), and :func:`no_family_error` is the one error every command gives for a
-family that matches nothing, listing the families there are.
+runs by model family (a hash prefix, optionally with ``/data:<version>``), and
+:func:`no_family_error` is the one error every command gives for a family that matches
+nothing, listing the families there are.
 """
 
 from __future__ import annotations
