@@ -376,17 +376,21 @@ class SearchSpace:
             if name in (cap, "pretraining") or name.startswith("pretraining/")
         }
 
-    @staticmethod
-    def setting_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    def setting_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Return the parameters among a trial's ``params`` that set how its target trains
         alone outside the model family (:meth:`TrialConfig.alone_settings`): the learning
         rate, batch size, steps, epochs, loss weighting, sharing architecture and its
         parameters, and the trainer settings (``hp/<key>``) other than multi-task bookkeeping.
+
+        The architecture is the trial's ``sharing`` parameter, or the space's only one (a
+        single architecture is never suggested, but its own parameters are).
         """
         from taskgraph.trial import NOT_ALONE_SETTINGS
 
         plain = ("learning_rate", "batch_size", "max_steps", "epochs", "loss_weighting", "sharing")
         sharing = params.get("sharing")
+        if sharing is None and len(self.sharing) == 1:
+            sharing = next(iter(self.sharing))
         return {
             name: value
             for name, value in params.items()
