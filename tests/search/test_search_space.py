@@ -402,3 +402,113 @@ def test_a_trial_gets_the_head_options_of_its_own_tasks() -> None:
     assert config.hyperparameters["head_options"] == {t: {"dropout": 0.1} for t in "tbd"}
     baseline, _ = fixed(space, only(), **space.baseline_user_attrs())
     assert baseline.hyperparameters["head_options"] == {"t": {"dropout": 0.1}}
+
+
+def test_a_single_cap_domain_caps_the_target_too() -> None:
+    # docs/search.md: a single `max_examples` domain applies to every task (weights: the
+    # auxiliaries only).
+    space = make_space(mixing={"max_examples": {"low": 10, "high": 20}})
+    config, trial = fixed(space, {**only("a"), "max_examples/t": 15, "max_examples/a": 12})
+    assert {"max_examples/t", "max_examples/a"} <= set(trial.params)
+    assert dict(config.mixing.max_examples) == {"t": 15, "a": 12}
+
+
+def test_a_baseline_carries_the_selection_features_of_its_family() -> None:
+    space = make_space(data_selection={"features": ["jsd"]})
+    config, _ = fixed(space, {**only("a"), "selection/jsd": 0.5, "selection/keep": 0.5})
+    baseline, trial = fixed(space, only(), **space.baseline_user_attrs())
+    assert not any(name.startswith("selection/") for name in trial.params)
+    assert baseline.data_selection is not None
+    assert baseline.data_selection.features == ("jsd",)
+    assert baseline.family_key() == config.family_key()
+
+
+def test_a_pretraining_option_is_named_by_its_scheme() -> None:
+    options = {"adaptive": {"q_end": {"low": 0.1, "high": 0.5}}}
+    space = make_space(pretraining={"scheme": "adaptive", "options": options})
+    config, trial = fixed(space, {**only("a"), "pretraining/adaptive/q_end": 0.3})
+    assert "pretraining/adaptive/q_end" in trial.params
+    assert config.pretraining is not None and config.pretraining.options == {"q_end": 0.3}
+
+
+PARAMS = {
+    "aux/a": True,
+    "max_examples/t": 100,
+    "max_examples/a": 50,
+    "pretraining": "random",
+    "pretraining/steps": 20,
+    "pretraining/random/x": 1,
+    "loss_weighting": "uncertainty",
+    "learning_rate": 1e-3,
+    "sharing": "soft",
+    "soft/lambda": 0.1,
+    "hierarchical/target_layer": 2,
+    "hp/warmup_ratio": 0.1,
+    "hp/tasks_per_step": 2,
+    "mixing/scheme": "temperature",
+}
+
+
+def test_the_family_parameters_are_the_target_cap_and_the_pretraining_stage() -> None:
+    space = make_space()
+    family = {
+        "max_examples/t": 100,
+        "pretraining": "random",
+        "pretraining/steps": 20,
+        "pretraining/random/x": 1,
+    }
+    assert space.family_params(PARAMS) == family
+    fixed_params, _ = space.family_baseline(PARAMS, "F")
+    assert fixed_params == {**space.baseline_params(), **family}
+
+
+def test_the_setting_parameters_are_those_that_change_the_target_alone() -> None:
+    space = make_space(sharing=["hard", "soft", "hierarchical"])
+    # the chosen architecture's parameters, not another's; multi-task bookkeeping left out
+    assert space.setting_params(PARAMS) == {
+        "loss_weighting": "uncertainty",
+        "learning_rate": 1e-3,
+        "sharing": "soft",
+        "soft/lambda": 0.1,
+        "hp/warmup_ratio": 0.1,
+    }
+    fixed_params, _ = space.family_baseline(PARAMS, "F", settings=True)
+    assert fixed_params["soft/lambda"] == 0.1 and "hp/tasks_per_step" not in fixed_params
+
+
+def test_plain_single_task_choices_are_no_alone_setting() -> None:
+    # Hard and soft sharing, equal and PCGrad weighting all train the target alone the same.
+    plain = make_space(sharing=["hard", "soft"], loss_weighting=["equal", "pcgrad"])
+    assert plain.searched_alone_settings() == []
+    mixed = make_space(sharing=["hard", "soft"], loss_weighting=["equal", "uncertainty"])
+    assert mixed.searched_alone_settings() == ["loss_weighting"]
+
+
+def test_the_temperature_is_described_only_where_a_scheme_uses_it() -> None:
+    space = make_space(mixing={"temperature": {"low": 1, "high": 3}})
+    assert "mixing/temperature" not in space.describe()
+    used = make_space(
+        mixing={"scheme": ["proportional", "annealed"], "temperature": {"low": 1, "high": 3}}
+    )
+    assert used.describe()["mixing/temperature"] == {"low": 1, "high": 3}
+
+
+def test_a_log_range_is_sampled_on_a_log_scale() -> None:
+    space = make_space(
+        mixing={"max_examples": {"low": 10, "high": 10000, "log": True}},
+        learning_rate={"low": 1e-5, "high": 1e-2, "log": True},
+        batch_size={"low": 8, "high": 64},
+        epochs={"low": 1.0, "high": 3.0},
+    )
+    params = {**only(), "max_examples/t": 100, "learning_rate": 1e-3}
+    _, trial = fixed(space, {**params, "batch_size": 16, "epochs": 2.0})
+    dists = trial.distributions
+    assert dists["max_examples/t"].log and dists["learning_rate"].log
+    assert not dists["batch_size"].log and not dists["epochs"].log
+
+
+def test_a_trial_trains_with_the_first_seed() -> None:
+    data = {"name": "s", "target": "t", "candidates": CANDIDATES, "seeds": [7, 8, 9]}
+    space = SearchSpace(spec=spec_from_dict(data), sharing_spaces=SPACES)
+    config, _ = fixed(space, only("a"))
+    assert config.seed == 7
