@@ -66,10 +66,12 @@ print("lookahead", repr(lookahead.fit_gains(GainTable(gains=[])).predict("t", ev
 textemb = TextEmbEstimator(task_embeddings={_embeddings()!r}).fit_gains(GainTable(gains=[]))
 print("textemb", repr(textemb.predict("t", every)[0]))
 
-# setfn, a target outside the fit: the mean of the auxiliaries' source effects b_s
+# setfn, a target outside the fit: the mean of the auxiliaries' source effects b_s, times the
+# pooled scale (set to 1 here, so the printed digits are the mean's)
 setfn = SetFunctionEstimator(pooling="mean").fit_gains(table)
 for s in names:
     setfn.fit_.mean[setfn.offsets[_B] + setfn.index[s]] = pairs[s][0]
+setfn.cold_scale = 1.0
 print("setfn", repr(setfn.predict("z", names)[0]))
 
 # recommend from a graph: the mean of the set's edges into the target

@@ -43,7 +43,8 @@ target.  Opt-in; why, and what it changes: ``docs/affinity.md`` ("Research log")
 
 Per-target scale: gains are divided by a shrunken per-target standard deviation before
 fitting (and multiplied back), so targets whose gains vary by 30 % and targets whose gains
-vary by 0.3 % share one noise model.
+vary by 0.3 % share one noise model.  A target with no gains of its own (one outside the
+fit included: a cold start) gets the pooled standard deviation.
 
 Why this model (its validation table against HOA, per-target ridge and its own ablations):
 ``docs/affinity.md`` ("Research log").
@@ -239,10 +240,18 @@ class SetFunctionEstimator(AffinityEstimator):
         _, self.fit_, self.eigvecs, self.kernel, self.pooling = best
 
     def _target_scales(self, targets: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Return each target's scale; set :attr:`cold_scale`, that of a target with no gains.
+
+        A target's scale is its gains' standard deviation shrunk toward the pooled one with
+        :data:`_SCALE_PSEUDO_COUNT` observations' weight, so a target with no gains of its own
+        (one of ``task_embeddings``, or a cold start outside the fit) gets the pooled one.
+        """
         if len(values) < 2:
-            return np.full(self.n, float(np.abs(values).mean()) if len(values) else 1.0) + 1e-12
+            self.cold_scale = (float(np.abs(values).mean()) if len(values) else 1.0) + 1e-12
+            return np.full(self.n, self.cold_scale)
         scale = np.ones(self.n)
         pooled = float(np.var(values)) or float(np.mean(values**2)) or 1.0
+        self.cold_scale = math.sqrt(pooled)
         for t in range(self.n):
             own = values[targets == t]
             ss = float(((own - own.mean()) ** 2).sum()) if len(own) else 0.0
@@ -344,18 +353,21 @@ class SetFunctionEstimator(AffinityEstimator):
         self, auxes: list[frozenset[str]], means: np.ndarray, stds: np.ndarray, where: list[int]
     ) -> tuple[np.ndarray, np.ndarray]:
         # A task outside the fit: general source effects b_s only, with the prior's spread.
+        # Both are on the fit's per-target unit scale; a target with no gains of its own has
+        # the pooled scale (``cold_scale``, as a target in ``task_embeddings`` without gains).
         b0 = int(self.offsets[_B])
         variances = self.fit_.group_variances
+        scale = self.cold_scale
         for slot, aux in zip(where, auxes, strict=True):
             # In name order: the sum's last digits must not follow the hash seed.
             known = [self.index[s] for s in sorted(aux) if s in self.index]
             weight = float(self._member_weights(np.array([len(aux)]))[0])
             means[slot] = (
-                float(np.sum(self.fit_.mean[b0 + np.array(known, dtype=int)])) * weight
+                float(np.sum(self.fit_.mean[b0 + np.array(known, dtype=int)])) * weight * scale
                 if known
                 else 0.0
             )
-            stds[slot] = math.sqrt(
+            stds[slot] = scale * math.sqrt(
                 variances[_A] + (variances[_B] + variances[_D]) * len(aux) * weight**2
             )
         return means, stds

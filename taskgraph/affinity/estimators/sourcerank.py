@@ -503,8 +503,10 @@ class SourceRankEstimator(AffinityEstimator):
             matrix[self.index[target], self.index[source]] = mean
         self.matrix = matrix
         self.exact = {(g.target, g.auxiliaries): g for g in table.gains if len(g.auxiliaries) >= 2}
-        # A gain measured once on each side has no standard error: use the typical one, as ``pairwise`` does.
-        known_se = [g.stderr for g in table.gains if math.isfinite(g.stderr)]
+        # A gain measured once on each side has no standard error: use the typical one, as
+        # ``pairwise`` does.  An error of exactly 0 (identical values) says nothing about the
+        # noise of another gain.  Over every gain, not only pairs: the default serves both.
+        known_se = [g.stderr for g in table.gains if math.isfinite(g.stderr) and g.stderr > 0]
         means = [m for m, _, _ in self.pairs.values()]
         self.default_se = (
             float(np.median(known_se)) if known_se else pooled_std(means, fallback=1.0)
