@@ -190,3 +190,19 @@ def test_the_candidate_kernels_are_the_profile_powers_and_the_embedding_mix() ->
     assert np.allclose(kernels["profile^3"], profile**3)
     assert np.allclose(kernels["textemb+profile"], 0.5 * (kernels["textemb"] + profile))
     assert not np.allclose(kernels["textemb"], profile)
+
+
+def test_one_gain_of_exactly_zero_leaves_the_unit_scale_as_two_do() -> None:
+    """One gain of 0 (the same score on both sides) set the scale to 1e-12, so every cold-start
+    prediction after it came out certain (std about 1e-15); two gains of 0 gave the unit scale."""
+    from taskgraph.affinity.gains import Gain, GainTable
+
+    def fitted(sources: str) -> SetFunctionEstimator:
+        gains = [Gain("t", frozenset({s}), 0.0, float("nan"), 2) for s in sources]
+        return SetFunctionEstimator().fit_gains(GainTable(gains=gains))
+
+    one, two = fitted("a"), fitted("ab")
+    assert one.cold_scale == two.cold_scale == 1.0
+    cold_one, cold_two = one.predict("z", {"a"})[1], two.predict("z", {"a"})[1]
+    assert cold_one > 1e-6 and cold_two > 1e-6
+    assert one.predict("t", {"c"})[1] > 1e-6  # the fit's own target: the same scale

@@ -247,7 +247,9 @@ class SetFunctionEstimator(AffinityEstimator):
         (one of ``task_embeddings``, or a cold start outside the fit) gets the pooled one.
         """
         if len(values) < 2:
-            self.cold_scale = (float(np.abs(values).mean()) if len(values) else 1.0) + 1e-12
+            # One gain: its size is the only scale there is; a gain of exactly 0 has none (1,
+            # as the pooled variance's fallback below).
+            self.cold_scale = (float(np.abs(values).mean()) if len(values) else 0.0) or 1.0
             return np.full(self.n, self.cold_scale)
         scale = np.ones(self.n)
         pooled = float(np.var(values)) or float(np.mean(values**2)) or 1.0
