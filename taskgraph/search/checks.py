@@ -613,7 +613,8 @@ def _check_doc_stride(spec: StudySpec, source: str, *, stored: bool = False) -> 
     if not entries:
         return  # the default, clamped to the windows
     extra = inline_task_defs(spec, source=source)
-    tasks = dict.fromkeys([spec.target, *spec.candidate_names])
+    excluded = set(spec.search.auxiliaries.exclude)  # never trained, so never windowed
+    tasks = dict.fromkeys([spec.target, *(t for t in spec.candidate_names if t not in excluded)])
     qa = [t for t in tasks if get_task(t, extra=extra).type is TaskType.EXTRACTIVE_QA]
     if not qa:
         return

@@ -158,6 +158,21 @@ def test_a_doc_stride_below_half_the_window_or_without_qa_is_accepted(
     check_spec(_spec(fixed=fixed, searched=searched, candidates=candidates, max_length=128))
 
 
+def test_an_excluded_qa_candidate_never_windows_so_its_stride_is_not_checked() -> None:
+    """A candidate in `search.auxiliaries.exclude` is never trained: the study has no QA task."""
+    spec = spec_from_dict(
+        {
+            "name": "s",
+            "target": "synth_target",
+            "candidates": list(QA),
+            "encoder": {"name": "tiny-bert", "max_length": 128},
+            "search": {"auxiliaries": {"exclude": ["squad2"]}},
+            "training": {"hyperparameters": {"doc_stride": 200}},
+        }
+    )
+    check_spec(spec)
+
+
 def test_a_stored_study_with_a_too_large_doc_stride_warns_and_resumes(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
