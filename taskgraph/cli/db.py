@@ -140,7 +140,8 @@ def check_command(storage: StorageOption = None, as_json: JsonOption = False) ->
         ) from None
     finally:
         engine.dispose()
-    described = [describe_difference(difference) for difference in differences]
+    # Alembic compares sets of tables and columns: sorted, the same schema reads the same.
+    described = sorted(describe_difference(difference) for difference in differences)
     problem: SchemaMismatchError | None = None
     if not state.at_head:
         problem = schema_mismatch(state, masked)

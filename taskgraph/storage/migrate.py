@@ -189,7 +189,11 @@ def _is_older(config: Config, revision: str, *, than: str) -> bool:
     script = ScriptDirectory.from_config(config)
     wanted = script.get_revision(revision)  # an unknown revision: alembic's CommandError
     order = [r.revision for r in script.walk_revisions()]  # head first
-    if wanted is None or wanted.revision not in order or than not in order:
+    if than not in order:
+        return False
+    if wanted is None:  # base: before every revision
+        return True
+    if wanted.revision not in order:
         return False
     return order.index(wanted.revision) > order.index(than)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -80,3 +81,55 @@ def test_db_commands_have_help():
     for command in ("upgrade", "current", "check"):
         code, out, _ = invoke("db", command, "--help")
         assert code == 0 and "--storage" in out
+
+
+def test_base_on_a_database_with_a_schema_is_refused_like_any_older_revision(tmp_path):
+    path = tmp_path / "h.db"
+    url = f"sqlite:///{path}"
+    assert invoke("db", "upgrade", "--storage", url)[0] == 0
+    for extra in ((), ("--json",)):
+        code, out, err = invoke("db", "upgrade", "--storage", url, "--revision", "base", *extra)
+        assert code == 2 and out == ""  # not "already at revision 0005", nor "missing"
+        assert err.strip() == (
+            f"error: cannot upgrade {url} to revision base: it is at 0005, which is newer "
+            "(taskgraph's migrations only go up)"
+        )
+    code, out, _ = invoke("db", "current", "--storage", url, "--json")
+    assert code == 0 and json.loads(out)["current"] == "0005"  # untouched
+
+
+def test_base_on_a_file_without_a_schema_or_no_file_does_nothing(tmp_path):
+    path = tmp_path / "other.db"
+    sqlite3.connect(path).execute("CREATE TABLE x (a)").connection.close()
+    url = f"sqlite:///{path}"
+    code, out, _ = invoke("db", "upgrade", "--storage", url, "--revision", "base")
+    assert code == 0 and out.strip() == f"{url} is already at revision base (no taskgraph tables)"
+    code, out, _ = invoke("db", "upgrade", "--storage", url, "--revision", "base", "--json")
+    assert code == 0 and json.loads(out) == {"storage": url, "before": None, "after": None}
+    missing = f"sqlite:///{tmp_path / 'missing.db'}"
+    code, out, _ = invoke("db", "upgrade", "--storage", missing, "--revision", "base", "--json")
+    assert code == 0 and json.loads(out)["missing"] is True
+    assert not (tmp_path / "missing.db").exists()
+
+
+def test_check_lists_the_differences_sorted(tmp_path):
+    # Alembic finds extra tables by a set difference: the order must not follow the hash seed.
+    path = tmp_path / "extra.db"
+    url = f"sqlite:///{path}"
+    assert invoke("db", "upgrade", "--storage", url)[0] == 0
+    connection = sqlite3.connect(path)
+    for name in ("tg_extra_e", "tg_extra_c", "tg_extra_a", "tg_extra_d", "tg_extra_b"):
+        connection.execute(f"CREATE TABLE {name} (a INTEGER)")
+    connection.commit()
+    described = [f"the database has a table tg_extra_{x} the schema does not" for x in "abcde"]
+    code, out, err = invoke("db", "check", "--storage", url, "--json")
+    assert code == 1 and json.loads(out)["differences"] == described
+    assert err.strip().endswith(f"(5 differences: {'; '.join(described)})")  # no "more"
+    connection.execute("CREATE TABLE tg_extra_0 (a INTEGER)")
+    connection.commit()
+    connection.close()
+    code, _, err = invoke("db", "check", "--storage", url)
+    first = "the database has a table tg_extra_0 the schema does not"
+    assert code == 1 and err.strip().endswith(
+        f"(6 differences: {'; '.join([first, *described[:4]])}; and 1 more (see --json))"
+    )
