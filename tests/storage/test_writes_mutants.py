@@ -1,0 +1,55 @@
+"""What a second write of a study or a task keeps (each once let a mutation of its code pass):
+a study's first stored spec, and a task's type and dataset fingerprint when a later run
+records neither."""
+
+from __future__ import annotations
+
+from sqlalchemy import create_engine, text
+
+from taskgraph.storage import open_repository
+
+
+def test_a_second_spec_does_not_replace_the_first(sqlite_url: str) -> None:
+    with open_repository(sqlite_url) as repo:
+        repo.ensure_study("s", spec={"v": 1})
+        repo.ensure_study("s", spec={"v": 2})
+        specs = repo.study_specs()
+    assert specs["s"] == {"v": 1}
+
+
+def test_a_run_without_fingerprints_keeps_the_tasks_stored_ones(
+    sqlite_url: str, make_trial
+) -> None:
+    prints = {"ner": "a" * 64, "pos": "p" * 64}
+    types = {"ner": "token_tagging", "pos": "token_tagging"}
+    with open_repository(sqlite_url) as repo:
+        config, result = make_trial("ner", ("pos",), seed=0)
+        repo.add_run_result(
+            study="s",
+            trial_number=0,
+            config=config,
+            result=result,
+            task_fingerprints=prints,
+            task_types=types,
+        )
+        config, result = make_trial("ner", ("pos",), seed=1)
+        repo.add_run_result(
+            study="s",
+            trial_number=1,
+            config=config,
+            result=result,
+            task_fingerprints={},
+            task_types={},
+        )
+    engine = create_engine(sqlite_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text("select name, type, fingerprint from tg_tasks order by name")
+            ).all()
+    finally:
+        engine.dispose()
+    assert [tuple(row) for row in rows] == [
+        ("ner", "token_tagging", "a" * 64),
+        ("pos", "token_tagging", "p" * 64),
+    ]
