@@ -12,51 +12,20 @@ from typing import Any
 
 import optuna
 import pytest
-from typer.testing import CliRunner
 
 import taskgraph.app.studies
-from taskgraph.cli.app import app
 from taskgraph.cli.output import emit_json
 from taskgraph.cli.study import _ProgressObserver
-from taskgraph.search.engine import StudyEngine
-from taskgraph.spec import spec_from_dict
 from taskgraph.storage import open_repository
-from taskgraph.testing import load_fakes
 from taskgraph.trial import Cost, PretrainingConfig, TrialConfig, TrialResult, TrialStatus
-
-runner = CliRunner()
-
-
-def invoke(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
+from tests.cli.test_study_cli import invoke, run_fake_study
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Return the URL of study `fake`: 15 trials by a fake, 11 complete, 4 failed, none pruned
     (more complete trials than `study show` lists by default)."""
-    fakes = load_fakes()
-    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'fake.db'}"
-    spec = spec_from_dict(
-        {
-            "name": "fake",
-            "target": "tgt",
-            "candidates": ["good", "bad", "meh", "boom"],
-            "search": {"sharing": ["hard", "soft"]},
-            "sampler": {"name": "random", "seed": 1},
-            "budget": {"trials": 15},
-        }
-    )
-    engine = StudyEngine(
-        spec=spec,
-        storage_url=url,
-        evaluator=fakes.FakeEvaluator(fail_with=["boom"]),
-        sharing_spaces=fakes.SHARING_SPACES,
-    )
-    engine.run()
-    engine.close()
-    return url
+    return run_fake_study(tmp_path_factory, trials=15)
 
 
 def _json_report(url: str) -> dict[str, Any]:

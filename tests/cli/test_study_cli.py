@@ -24,9 +24,9 @@ def invoke(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-@pytest.fixture(scope="module")
-def fake_study(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Return the URL of a database holding study `fake` (6 trials, one failure, by a fake)."""
+def run_fake_study(tmp_path_factory: pytest.TempPathFactory, trials: int) -> str:
+    """Run study `fake` (a fake evaluator; candidate `boom` fails) for ``trials`` trials in a
+    new SQLite database and return its URL."""
     fakes = load_fakes()
     url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'fake.db'}"
     spec = spec_from_dict(
@@ -36,7 +36,7 @@ def fake_study(tmp_path_factory: pytest.TempPathFactory) -> str:
             "candidates": ["good", "bad", "meh", "boom"],
             "search": {"sharing": ["hard", "soft"]},
             "sampler": {"name": "random", "seed": 1},
-            "budget": {"trials": 6},
+            "budget": {"trials": trials},
         }
     )
     engine = StudyEngine(
@@ -48,6 +48,12 @@ def fake_study(tmp_path_factory: pytest.TempPathFactory) -> str:
     engine.run()
     engine.close()
     return url
+
+
+@pytest.fixture(scope="module")
+def fake_study(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Return the URL of a database holding study `fake` (6 trials, one failure, by a fake)."""
+    return run_fake_study(tmp_path_factory, trials=6)
 
 
 def test_every_study_command_has_help() -> None:
