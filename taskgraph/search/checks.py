@@ -275,8 +275,7 @@ def _check_data_selection(spec: StudySpec, source: str, *, stored: bool = False)
             )
     # selection/* parameters are suggested only in trials with auxiliaries: in a study that
     # never has one they would be counted as searched yet never drawn.
-    excluded = set(spec.search.auxiliaries.exclude)
-    if not [t for t in spec.candidate_names if t != spec.target and t not in excluded]:
+    if not spec.drawable_candidates():
         _refuse_or_warn(
             f"{source}: search.data_selection: the study has no auxiliary tasks to select from "
             "(no candidate besides the target that is not excluded); remove data_selection, "
@@ -613,8 +612,7 @@ def _check_doc_stride(spec: StudySpec, source: str, *, stored: bool = False) -> 
     if not entries:
         return  # the default, clamped to the windows
     extra = inline_task_defs(spec, source=source)
-    excluded = set(spec.search.auxiliaries.exclude)  # never trained, so never windowed
-    tasks = dict.fromkeys([spec.target, *(t for t in spec.candidate_names if t not in excluded)])
+    tasks = [spec.target, *spec.drawable_candidates()]  # an excluded one never trains
     qa = [t for t in tasks if get_task(t, extra=extra).type is TaskType.EXTRACTIVE_QA]
     if not qa:
         return

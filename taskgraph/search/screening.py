@@ -85,8 +85,7 @@ class _MiddleTrial:
 
 def screen_tasks(spec: StudySpec) -> tuple[str, ...]:
     """Return the candidates a screen trains with the target (every one not excluded), sorted."""
-    excluded = set(spec.search.auxiliaries.exclude)
-    return tuple(sorted(t for t in spec.candidate_names if t not in excluded and t != spec.target))
+    return tuple(sorted(spec.drawable_candidates()))
 
 
 def default_screen_steps(spec: StudySpec) -> int:

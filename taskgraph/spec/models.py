@@ -768,6 +768,12 @@ class StudySpec(_Strict):
         """Return the candidate auxiliary task names in spec order."""
         return [c if isinstance(c, str) else c.name for c in self.candidates]
 
+    def drawable_candidates(self) -> list[str]:
+        """Return the candidates a trial can train beside the target, in spec order: every one
+        but the target and those in ``search.auxiliaries.exclude``."""
+        excluded = set(self.search.auxiliaries.exclude)
+        return [t for t in self.candidate_names if t != self.target and t not in excluded]
+
     def inline_tasks(self) -> list[InlineTaskSpec]:
         """Return every inline task definition (from ``candidates`` and ``tasks``)."""
         inline = [c for c in self.candidates if isinstance(c, InlineTaskSpec)]
