@@ -14,14 +14,16 @@ Sections run only when named in ``--only``: ``ranking_ablation`` (sourcerank's v
 table), ``ranking_metadata`` (its candidates with task metadata), ``ranking_ceiling`` (how well
 one linear weighting of sourcerank's scores ranks the sources when fitted on the answers),
 ``gain_levels`` (how much of the gain-prediction Spearman is each target's level),
-``pooling_aside`` (``pooling="auto"`` against ``mean`` on the five tables kept aside for the
-choice of the default: Taskonomy and Standley's four settings, 20 fit seeds, about 5 minutes).
+``pooling_aside`` (``setfn``'s default ``pooling="bma"`` and ``auto`` against ``mean`` on the
+five tables kept aside for the choice of the default: Taskonomy and Standley's four settings,
+20 fit seeds, about 2 minutes on one core).
 
 Sections:
 
 * ``mimic27`` / ``ettm1``: Spearman between predicted and true per-task gains on groups of size
   >= 3, fitted on singles, pairs and 10 % of the larger groups (mean and standard error over fit
-  seeds, and the paired ``setfn`` - HOA difference);
+  seeds, and the paired ``setfn`` - HOA difference; ``setfn``'s default pooling, ``bma``, and
+  its other poolings, ``mean`` (the default until 2026-12-06) and ``auto``, paired against it);
 * ``standley``: total test loss of the grouping chosen at budgets 1-5 with at most 15 measured
   subsets (settings 1-3); ``_hoa`` is Standley's protocol, ``_optimum`` measures all 31;
 * ``taskweb`` / ``bingel``: per-target Spearman, NDCG and Regret@3 of the source ranking of
@@ -123,23 +125,36 @@ def gain_prediction(name: str, seeds: int) -> None:
     diffs = [s[1] - h[1] for s, h in zip(per["setfn"], per["hoa"], strict=True)]
     emit(f"{name}_spearman_diff_vs_hoa", float(np.mean(diffs)))
     emit(f"{name}_spearman_diff_vs_hoa_se_over_seeds", _se(diffs))
-    # The opt-in pooling="auto" (mean or sum of the members' effects, by the evidence), same seeds.
-    auto: list[tuple[float, float]] = []
-    chosen: list[str] = []
+    # setfn's default pooling is "bma" (the two poolings averaged by their evidence); the
+    # other poolings on the same seeds, paired against it.
+    weights: list[float] = []
     for seed in range(seeds):
-        result = evaluate_gain_prediction(
-            table, ["setfn"], fit_fraction=0.1, seed=seed, options={"setfn": {"pooling": "auto"}},
-            on_fit=lambda method, estimator: chosen.append(estimator.describe()["pooling"]),
+        evaluate_gain_prediction(
+            table, ["setfn"], fit_fraction=0.1, seed=seed,
+            on_fit=lambda method, estimator: weights.append(
+                estimator.describe()["pooling_weights"].get("sum", 0.0)),
         )  # fmt: skip
-        auto.append((result["setfn"]["spearman_val"], result["setfn"]["spearman"]))
-    emit(f"{name}_spearman_pooling_auto", float(np.mean([t for _, t in auto])))
-    emit(f"{name}_spearman_pooling_auto_se_over_seeds", _se([t for _, t in auto]))
-    emit(f"{name}_spearman_val_pooling_auto", float(np.mean([v for v, _ in auto])))
-    for column, label in ((0, "val"), (1, "test")):
-        paired = [a[column] - m[column] for a, m in zip(auto, per["setfn"], strict=True)]
-        emit(f"{name}_spearman_{label}_pooling_auto_diff_vs_mean", float(np.mean(paired)))
-        emit(f"{name}_spearman_{label}_pooling_auto_diff_vs_mean_se_over_seeds", _se(paired))
-    emit(f"{name}_pooling_auto_chose_sum", f"{chosen.count('sum')}/{len(chosen)}")
+    emit(f"{name}_bma_mean_weight_of_sum", float(np.mean(weights)))
+    for pooling in ("mean", "auto"):
+        other: list[tuple[float, float]] = []
+        chosen: list[str] = []
+        for seed in range(seeds):
+            result = evaluate_gain_prediction(
+                table, ["setfn"], fit_fraction=0.1, seed=seed,
+                options={"setfn": {"pooling": pooling}},
+                on_fit=lambda method, estimator, seen=chosen: seen.append(
+                    estimator.describe()["pooling"]),
+            )  # fmt: skip
+            other.append((result["setfn"]["spearman_val"], result["setfn"]["spearman"]))
+        emit(f"{name}_spearman_pooling_{pooling}", float(np.mean([t for _, t in other])))
+        emit(f"{name}_spearman_pooling_{pooling}_se_over_seeds", _se([t for _, t in other]))
+        emit(f"{name}_spearman_val_pooling_{pooling}", float(np.mean([v for v, _ in other])))
+        for column, label in ((0, "val"), (1, "test")):
+            paired = [d[column] - o[column] for d, o in zip(per["setfn"], other, strict=True)]
+            emit(f"{name}_spearman_{label}_diff_vs_pooling_{pooling}", float(np.mean(paired)))
+            emit(f"{name}_spearman_{label}_diff_vs_pooling_{pooling}_se_over_seeds", _se(paired))
+        if pooling == "auto":
+            emit(f"{name}_pooling_auto_chose_sum", f"{chosen.count('sum')}/{len(chosen)}")
 
 
 #: The tables kept aside for deciding setfn's default pooling (docs/affinity.md, "strong
@@ -148,17 +163,18 @@ POOLING_ASIDE_TABLES = ("taskonomy5", "standley_s1", "standley_s2", "standley_s3
 
 
 def pooling_aside(seeds: int) -> None:
-    """``pooling="auto"`` minus ``mean``, validation Spearman of the held-out groups, paired over
-    fit seeds, on each table kept aside (the rule: no table below zero by more than two
-    standard errors, and the mean over tables not below zero, for ``auto`` to be the default)."""
-    means = []
+    """``setfn``'s default pooling (``bma``) and ``auto``, each minus ``mean``: validation Spearman
+    of the held-out groups, paired over fit seeds, on each table kept aside (the rule: no
+    table below zero by more than two standard errors, and the mean over tables not below
+    zero, for a pooling to be the default; docs/affinity.md)."""
+    means: dict[str, list[float]] = {"bma": [], "auto": []}
     for name in POOLING_ASIDE_TABLES:
         table = convert(name)
-        paired: list[float] = []
+        paired: dict[str, list[float]] = {"bma": [], "auto": []}
         chosen: list[str] = []
         for seed in range(seeds):
             values = {}
-            for pooling in ("mean", "auto"):
+            for pooling in ("mean", "bma", "auto"):
                 result = evaluate_gain_prediction(
                     table, ["setfn"], fit_fraction=0.1, seed=seed,
                     options={"setfn": {"pooling": pooling}},
@@ -166,12 +182,15 @@ def pooling_aside(seeds: int) -> None:
                     if pooling == "auto" else None,
                 )  # fmt: skip
                 values[pooling] = result["setfn"]["spearman_val"]
-            paired.append(values["auto"] - values["mean"])
-        means.append(float(np.mean(paired)))
-        emit(f"{name}_spearman_val_pooling_auto_diff_vs_mean", means[-1])
-        emit(f"{name}_spearman_val_pooling_auto_diff_vs_mean_se_over_seeds", _se(paired))
+            for pooling in paired:
+                paired[pooling].append(values[pooling] - values["mean"])
+        for pooling, diffs in paired.items():
+            means[pooling].append(float(np.mean(diffs)))
+            emit(f"{name}_spearman_val_pooling_{pooling}_diff_vs_mean", means[pooling][-1])
+            emit(f"{name}_spearman_val_pooling_{pooling}_diff_vs_mean_se_over_seeds", _se(diffs))
         emit(f"{name}_pooling_auto_chose_sum", f"{chosen.count('sum')}/{len(chosen)}")
-    emit("pooling_aside_mean_diff_vs_mean", float(np.mean(means)))
+    for pooling, values in means.items():
+        emit(f"pooling_aside_mean_{pooling}_diff_vs_mean", float(np.mean(values)))
 
 
 def gain_levels(name: str, seeds: int, refit_per_target: bool = True) -> None:

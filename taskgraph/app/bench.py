@@ -144,13 +144,14 @@ def bench(
     (``spearman``, ``spearman_hoa``, ``pair_spearman``, ``ranking_spearman``,
     ``trials_to_best_<sampler>``, ... as :func:`~taskgraph.search.benchmarking.run_bench`
     documents).  ``task_metadata``: a task-metadata file (:func:`metadata_options`).
-    ``pooling``: ``setfn``'s ``pooling`` (``mean``, ``sum`` or ``auto``; ``setfn`` only).
+    ``pooling``: ``setfn``'s ``pooling`` (``mean``, ``sum``, ``auto`` or ``bma``, its default;
+    ``setfn`` only).
     Raises :class:`~taskgraph.errors.UnknownNameError` for an unknown ``method`` (whatever the
     table), :class:`~taskgraph.errors.ConfigError` for bad arguments or an undefined Spearman, :class:`~taskgraph.errors.DataFormatError` for a bad table (a value
     beyond :data:`~taskgraph.affinity.longtable.MAX_BENCH_VALUE` included).
     """
     from taskgraph.affinity.estimators.base import ESTIMATORS
-    from taskgraph.affinity.estimators.setfn import POOLINGS
+    from taskgraph.affinity.estimators.setfn import check_pooling
     from taskgraph.search.benchmarking import CLI_SAMPLERS, run_bench
 
     # Whatever the table: one with no evaluation that fits the estimator still names it.
@@ -173,10 +174,8 @@ def bench(
             f"`{option_name('pooling')}` is an option of setfn, but {option_name('method')} is "
             f"{method!r}"
         )
-    if pooling is not None and pooling not in POOLINGS:
-        raise ConfigError(
-            f"`{option_name('pooling')}` must be mean, sum or auto, but got {pooling!r}"
-        )
+    if pooling is not None:
+        check_pooling(pooling, f"`{option_name('pooling')}`")
     if method == "lookahead":
         # The command to run is the command line's in either wording.
         raise ConfigError(

@@ -110,7 +110,7 @@ def bench(
         str | None,
         typer.Option(
             "--pooling",
-            help="setfn only: mean (its default), sum or auto, how a set's members' effects combine (docs/affinity.md).",
+            help="setfn only: how a set's members' effects combine: mean, sum, auto (the one the evidence strongly prefers) or bma (both, weighted by their evidence; the default) (docs/affinity.md).",
         ),
     ] = None,
     as_json: Annotated[

@@ -91,6 +91,12 @@ def _finite(value: float | None) -> bool:
     return value is not None and math.isfinite(value)
 
 
+#: ``setfn``'s pooling in the sampler when ``estimator_options`` name none: ``mean``, what the
+#: search-efficiency rows were measured and chosen with.  ``bma``, the estimator's own default,
+#: was chosen on gain prediction, not on search (docs/affinity.md, "averaging the poolings").
+SETFN_POOLING = "mean"
+
+
 class GraphGuidedSampler(SubsetSampler):
     """Proposes ``aux/<task>`` flags from an affinity estimator; delegates the rest (module docstring)."""
 
@@ -137,6 +143,8 @@ class GraphGuidedSampler(SubsetSampler):
             )
         self.estimator_name = estimator
         self.estimator_options = dict(estimator_options or {})
+        if estimator == "setfn":
+            self.estimator_options.setdefault("pooling", SETFN_POOLING)
         make_estimator(estimator, **self.estimator_options)  # fail now on a bad name or option
         self._prior = prior_records
         self.n_startup_trials = n_startup_trials

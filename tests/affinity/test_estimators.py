@@ -59,23 +59,108 @@ def test_setfn_pooling_auto_picks_how_the_members_combine(pooling: str) -> None:
     # Gains that add (or average) the members' effects: the matching pooling is exact, the
     # other is not, and "auto" finds the matching one by the evidence alone.
     truth = additive_truth(seed=4, pooling=pooling)
+    other = "sum" if pooling == "mean" else "mean"
     rng = np.random.default_rng(1)
     seen = {key for key in truth if len(key[1]) == 1 or rng.random() < 0.25}
     records = records_from(truth, lambda t, a: (t, a) in seen)
     held = [key for key in truth if key not in seen]
     true = np.array([truth[k] for k in held])
     errors = {}
-    for option in ("mean", "sum", "auto"):
+    for option in ("mean", "sum", "auto", "bma"):
         model = SetFunctionEstimator(pooling=option).fit(records)
         predicted = np.array([model.predict(t, a)[0] for t, a in held])
         errors[option] = float(np.abs(predicted - true).mean())
         if option == "auto":
             assert model.describe()["pooling"] == pooling
-    other = "sum" if pooling == "mean" else "mean"
+        if option == "bma":  # overwhelming evidence: the other pooling's weight rounds to 0
+            weights = model.describe()["pooling_weights"]
+            assert weights[pooling] == 1.0 and weights.get(other, 0.0) == 0.0
     assert errors[pooling] < 0.002 and errors["auto"] == errors[pooling]
+    assert errors["bma"] == pytest.approx(errors[pooling], abs=1e-9)
     assert errors[other] > 3 * errors[pooling]
-    with pytest.raises(ConfigError, match="`pooling` must be mean, sum or auto, but got 'max'"):
+    with pytest.raises(
+        ConfigError, match="`pooling` must be mean, sum, auto or bma, but got 'max'"
+    ):
         SetFunctionEstimator(pooling="max")
+
+
+def _half_mean_half_sum(noise: float = 0.05) -> list:
+    """Noisy gains halfway between averaged and summed members: the evidence is undecided."""
+    mean, summed = additive_truth(seed=0, pooling="mean"), additive_truth(seed=0, pooling="sum")
+    truth = {key: 0.5 * (mean[key] + summed[key]) for key in mean}
+    rng = np.random.default_rng(0)
+    seen = {key for key in truth if len(key[1]) == 1 or rng.random() < 0.25}
+    return records_from(truth, lambda t, a: (t, a) in seen, noise=noise, seeds=2, seed=0)
+
+
+def test_setfn_default_bma_is_the_evidence_weighted_mixture_of_the_two_poolings() -> None:
+    records = _half_mean_half_sum()
+    bma = SetFunctionEstimator().fit(records)  # the default pooling
+    mean = SetFunctionEstimator(pooling="mean").fit(records)
+    summed = SetFunctionEstimator(pooling="sum").fit(records)
+    # Bayesian model averaging with equal prior odds: sum's weight is the sigmoid of the log
+    # Bayes factor of the two fits (each at its own evidence-maximising hyperparameters).
+    log_factor = summed.fit_.log_posterior - mean.fit_.log_posterior
+    w = 1.0 / (1.0 + np.exp(-log_factor))
+    described = bma.describe()
+    assert described["pooling"] == "bma"
+    assert described["pooling_weights"] == {
+        "mean": pytest.approx(1 - w, abs=1e-6),
+        "sum": pytest.approx(w, abs=1e-6),
+    }
+    assert 0.2 < w < 0.8  # undecided, so the mixture is a real one
+    # The heavier component's kernel and evidence are the ones described.
+    heavier = mean if w < 0.5 else summed
+    assert described["log_evidence"] == heavier.describe()["log_evidence"]
+    sets = [{"b", "c"}, {"b", "c", "d"}, {"c"}, {"b", "c", "d", "e"}]
+    before = bma.predict_many("a", sets)[0]
+    for target in ("a", "outsider"):  # a fitted target, and a cold start
+        got_mean, got_std = bma.predict_many(target, sets)
+        m0, s0 = mean.predict_many(target, sets)
+        m1, s1 = summed.predict_many(target, sets)
+        expected = (1 - w) * m0 + w * m1
+        variance = (1 - w) * (s0**2 + m0**2) + w * (s1**2 + m1**2) - expected**2
+        np.testing.assert_allclose(got_mean, expected, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(got_std, np.sqrt(variance), rtol=1e-6, atol=1e-12)
+        assert bma.predict(target, sets[1]) == (
+            pytest.approx(got_mean[1]),
+            pytest.approx(got_std[1]),
+        )
+    # Posterior draws come from the mixture: their mean and spread are the mixture's.
+    # (The cold start first: the fitted target's draws after it must still be their component's.)
+    queries = [("outsider", frozenset({"b", "c"})), ("a", frozenset({"b", "c", "d"}))]
+    draws = bma.sample_gains(queries, np.random.default_rng(0), n_samples=20000)
+    for column, (target, aux) in enumerate(queries):
+        m, sd = bma.predict(target, aux)
+        assert draws[:, column].mean() == pytest.approx(m, abs=4 * sd / np.sqrt(20000))
+        assert draws[:, column].std() == pytest.approx(sd, rel=0.05)
+    # Afterwards the heavier component is active again (predictions do not drift).
+    np.testing.assert_array_equal(bma.predict_many("a", sets)[0], before)
+    assert bma.fit_ is (bma.components[0].fit if w < 0.5 else bma.components[1].fit)
+
+
+def test_setfn_poolings_coincide_without_a_set_of_two_auxiliaries(monkeypatch) -> None:
+    import taskgraph.affinity.estimators.setfn as setfn_module
+
+    truth = additive_truth(seed=2)
+    records = records_from(truth, lambda t, a: len(a) == 1)
+    calls = []
+    fit_evidence = setfn_module.fit_evidence
+    monkeypatch.setattr(
+        setfn_module, "fit_evidence", lambda *a, **k: calls.append(1) or fit_evidence(*a, **k)
+    )
+    fitted = {}
+    for pooling in ("mean", "bma", "auto"):
+        calls.clear()
+        fitted[pooling] = SetFunctionEstimator(pooling=pooling).fit(records)
+        fitted[pooling].fits_made = len(calls)
+    # One fit per kernel, not two: the poolings give the same features for single auxiliaries.
+    assert fitted["bma"].fits_made == fitted["auto"].fits_made == fitted["mean"].fits_made
+    assert fitted["bma"].describe()["pooling_weights"] == {"mean": 1.0}
+    sets = [{"b", "c"}, {"b", "c", "d"}]
+    np.testing.assert_array_equal(
+        fitted["bma"].predict_many("a", sets)[0], fitted["mean"].predict_many("a", sets)[0]
+    )
 
 
 @pytest.mark.parametrize(("bonus", "chosen"), [(1.0, "mean"), (2.9, "mean"), (3.5, "sum")])

@@ -82,7 +82,8 @@ def test_name_value_lines(table_file: Path) -> None:
 
 def test_pooling_reaches_setfn_and_auto_keeps_the_mean_of_a_mean_table(table_file: Path) -> None:
     # The table's gains are means of the members' effects: the evidence ("auto") picks the mean,
-    # giving the default's numbers exactly; "sum" is another model, so other numbers.
+    # and the default ("bma") gives "sum" a weight of exactly 0, so both give the mean's numbers
+    # exactly; "sum" is another model, so other numbers.
     def spearman(*extra: str) -> float:
         base = ["bench", "--table", str(table_file), "--seeds", "2", "--no-search", "--json"]
         result = runner.invoke(app, [*base, *extra])
@@ -90,10 +91,10 @@ def test_pooling_reaches_setfn_and_auto_keeps_the_mean_of_a_mean_table(table_fil
         return float(json.loads(result.stdout)["spearman"])
 
     default = spearman()
-    assert spearman("--pooling", "auto") == default
+    assert spearman("--pooling", "auto") == default == spearman("--pooling", "mean")
     assert abs(spearman("--pooling", "sum") - default) > 1e-3
     for extra, message in (
-        (["--pooling", "max"], "error: `--pooling` must be mean, sum or auto, but got 'max'"),
+        (["--pooling", "max"], "error: `--pooling` must be mean, sum, auto or bma, but got 'max'"),
         (
             ["--method", "hoa", "--pooling", "sum"],
             "error: `--pooling` is an option of setfn, but --method is 'hoa'",

@@ -434,3 +434,18 @@ def test_a_set_whose_neighbours_pass_the_cap_gives_a_random_share() -> None:
         assert len(pool) == 5 and pool <= neighbours
         pools.append(pool)
     assert len(set(pools)) > 1  # not the first five by name for every seed
+
+
+def test_the_sampler_fits_setfn_with_averaged_members_unless_told_otherwise() -> None:
+    # setfn's own default pooling (bma) was chosen on gain prediction; the sampler keeps the
+    # pooling its search-efficiency rows were measured with (mean) unless its options name one.
+    records = additive_table(seed=1).to_records(split="val")
+    base = {"target": "t", "candidates": list(SOURCES), "seed": 0}
+    default = GraphGuidedSampler(**base)
+    assert default.estimator_options == {"pooling": "mean"}
+    fitted = default._fit_new(records)
+    assert fitted is not None and fitted.describe()["pooling_weights"] == {"mean": 1.0}
+    told = GraphGuidedSampler(**base, estimator_options={"pooling": "bma"})
+    assert told.estimator_options == {"pooling": "bma"}
+    assert told._fit_new(records).describe()["pooling"] == "bma"
+    assert GraphGuidedSampler(**base, estimator="hoa").estimator_options == {}

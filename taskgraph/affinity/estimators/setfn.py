@@ -20,15 +20,19 @@ per-target scale, see below)::
 With one auxiliary the model is a pair-gain smoother; with larger groups the same ``d_{t,s}``
 explain mean effects, so a few larger groups correct every pair estimate of their target.
 
-Pooling (``pooling``): ``"mean"`` (the default, above) averages the members' effects ``b_s +
-d_{t,s}`` (and ``Z``); ``"sum"`` adds them, so every member moves the gain by its own amount
-whatever the group's size (the interaction and size terms are the same in both); ``"auto"``
-fits both and keeps ``sum`` only when its marginal likelihood of the fitted records is
-strongly higher (log Bayes factor above :data:`AUTO_POOLING_LOG_BAYES_FACTOR`, 3).  On
-MTG-Net's MIMIC-27 the evidence picks ``sum`` in every fit (by 190-280) and the held-out
-groups' Spearman rises from 0.578 to 0.654; on ETTm1 it picks ``sum`` in 1 fit of 20 and the
-validation Spearman is within noise of ``mean``'s.  ``mean`` stays the default
-(``docs/affinity.md``, "Research log").
+Pooling (``pooling``): ``"mean"`` averages the members' effects ``b_s + d_{t,s}`` (and ``Z``);
+``"sum"`` adds them, so every member moves the gain by its own amount whatever the group's
+size (the interaction and size terms are the same in both).  ``"bma"`` (the default) fits both
+and averages their predictions with the weights of Bayesian model averaging (Hoeting et al.
+1999): ``sum``'s weight is ``sigmoid(log evidence of sum - log evidence of mean)``, each at
+its own evidence-maximising hyperparameters, and a prediction is the two-component mixture
+(its mean the weighted mean, its variance the mixture's).  ``"auto"`` keeps one of the two,
+``sum`` only when its evidence is strongly higher (log Bayes factor above
+:data:`AUTO_POOLING_LOG_BAYES_FACTOR`, 3).  With no record of two or more auxiliaries the
+poolings coincide and one fit is made.  On MTG-Net's MIMIC-27 the evidence favours ``sum`` by
+190-280 (its weight is 1) and the held-out groups' Spearman rises from 0.578 to 0.654; on
+small tables the evidence differs by a few units either way, and averaging beat choosing on
+the validation rule that made ``bma`` the default (``docs/affinity.md``, "Research log").
 The prior variances, the noise, ``rho`` and the kernel ``K`` (identity, the "source-profile"
 similarity of how tasks help the other targets, its Hadamard square and cube, and the cosine
 similarity of task embeddings when given: Vu et al. 2020's TextEmb) are all chosen by the
@@ -54,8 +58,9 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -66,7 +71,15 @@ from taskgraph.affinity.similarity import embedding_similarity, profile_similari
 from taskgraph.errors import ConfigError
 from taskgraph.trial import LookaheadMatrix
 
-__all__ = ["POOLINGS", "SMALL_DATA_HYPERPRIOR", "SetFunctionEstimator"]
+__all__ = [
+    "DEFAULT_POOLING",
+    "POOLINGS",
+    "SMALL_DATA_HYPERPRIOR",
+    "SetFunctionEstimator",
+    "check_pooling",
+]
+
+_T = TypeVar("_T")
 
 # Parameter groups of the linear model (one prior variance each).
 _A, _B, _D, _C, _CBAR, _BETA, _I = range(7)
@@ -74,13 +87,34 @@ _MAX_TARGET_INTERACTIONS = 3000
 _SCALE_PSEUDO_COUNT = 3.0  # observations worth of the pooled spread in each target's scale
 #: log-normal (centre, width) of the variances, on the per-target unit scale
 SMALL_DATA_HYPERPRIOR = (1.0, 2.0)
-#: How a set's members' effects combine (``pooling``): averaged, added, or chosen by the evidence.
-POOLINGS = ("mean", "sum", "auto")
+#: How a set's members' effects combine (``pooling``): averaged, added, chosen by the evidence,
+#: or both averaged with the evidence's weights (module docstring).
+POOLINGS = ("mean", "sum", "auto", "bma")
+#: ``setfn``'s pooling when none is named (docs/affinity.md, "Issue 16, item 4: averaging the poolings").
+DEFAULT_POOLING = "bma"
 #: ``pooling="auto"`` adds the members' effects only when the evidence for it is strong: its log
 #: marginal likelihood above the mean's by more than 3 (Kass & Raftery 1995's "strong", 2 ln B >
 #: 6).  ETTm1's fits differ by under 2.5 in 19 of 20 (a coin flip that cost its validation
 #: Spearman 0.011), MIMIC-27's by 190-280 (docs/affinity.md, "Research log").
 AUTO_POOLING_LOG_BAYES_FACTOR = 3.0
+
+
+def check_pooling(pooling: str, name: str = "`pooling`") -> None:
+    """Raise :class:`ConfigError` naming ``name`` unless ``pooling`` is one of :data:`POOLINGS`."""
+    if pooling not in POOLINGS:
+        choices = ", ".join(POOLINGS[:-1]) + " or " + POOLINGS[-1]
+        raise ConfigError(f"{name} must be {choices}, but got {pooling!r}")
+
+
+@dataclass(frozen=True)
+class _Component:
+    """One pooling's fit: the posterior, its kernel's eigenbasis, and its weight in the mixture."""
+
+    weight: float
+    pooling: str
+    fit: EvidenceFit
+    eigvecs: np.ndarray
+    kernel: str
 
 
 class SetFunctionEstimator(AffinityEstimator):
@@ -100,13 +134,14 @@ class SetFunctionEstimator(AffinityEstimator):
         size_effect: bool = True,
         interactions: str = "shared",
         hyperprior: tuple[float, float] | None = None,
-        pooling: str = "mean",
+        pooling: str = DEFAULT_POOLING,
     ) -> None:
         super().__init__(gain_kind=gain_kind, split=split, metric=metric)
-        if pooling not in POOLINGS:
-            raise ConfigError(f"`pooling` must be mean, sum or auto, but got {pooling!r}")
+        check_pooling(pooling)
         self.pooling_option = pooling
-        self.pooling = "mean" if pooling == "auto" else pooling
+        #: the pooling the features are built with now: the fit's (the heavier one under bma)
+        self.pooling = pooling if pooling in ("mean", "sum") else "mean"
+        self.components: list[_Component] = []
         self.task_embeddings = dict(task_embeddings or {})
         self.lookahead = list(lookahead)
         self.similarity_powers = tuple(similarity_powers)
@@ -204,7 +239,12 @@ class SetFunctionEstimator(AffinityEstimator):
         if not self.size_effect:
             fixed[_C] = 1.0
         best_by_pooling: dict[str, tuple[float, EvidenceFit, np.ndarray, str, str]] = {}
-        poolings = ("mean", "sum") if self.pooling_option == "auto" else (self.pooling_option,)
+        # With no set of 2+ auxiliaries the poolings give the same features: one fit (mean).
+        poolings = (
+            ("mean", "sum")
+            if self.pooling_option in ("auto", "bma") and larger
+            else (self.pooling if self.pooling_option in ("mean", "sum") else "mean",)
+        )
         for pooling, (label, similarity) in itertools.product(
             poolings, list(self._similarities(tasks, table))
         ):
@@ -232,12 +272,41 @@ class SetFunctionEstimator(AffinityEstimator):
             )
             if pooling not in best_by_pooling or fit.log_posterior > best_by_pooling[pooling][0]:
                 best_by_pooling[pooling] = (fit.log_posterior, fit, eigvecs, label, pooling)
-        best = best_by_pooling[poolings[0]]
-        if len(poolings) == 2:  # auto: sum only on strong evidence (a kernel is chosen freely)
-            summed = best_by_pooling["sum"]
-            if summed[0] - best[0] > AUTO_POOLING_LOG_BAYES_FACTOR:
-                best = summed
-        _, self.fit_, self.eigvecs, self.kernel, self.pooling = best
+        # Each pooling with its best kernel (a kernel is chosen freely); a weight per pooling.
+        weights = {poolings[0]: 1.0}
+        if len(poolings) == 2:
+            log_factor = best_by_pooling["sum"][0] - best_by_pooling["mean"][0]
+            if self.pooling_option == "auto":  # sum only on strong evidence
+                weights = {"sum" if log_factor > AUTO_POOLING_LOG_BAYES_FACTOR else "mean": 1.0}
+            else:  # bma: the posterior model probabilities under equal prior odds
+                w_sum = 1.0 / (1.0 + math.exp(-min(max(log_factor, -700.0), 700.0)))
+                weights = {"mean": 1.0 - w_sum, "sum": w_sum}
+        self.components = [
+            _Component(weight, pooling, *best_by_pooling[pooling][1:4])
+            for pooling, weight in weights.items()
+            if weight > 0.0  # a weight of exactly 0 (a log factor beyond about 37) adds nothing
+        ]
+        self._activate(max(self.components, key=lambda c: c.weight))
+
+    def _activate(self, component: _Component) -> None:
+        """Make ``component`` the fit that features and predictions use."""
+        self.pooling = component.pooling
+        self.fit_ = component.fit
+        self.eigvecs = component.eigvecs
+        self.kernel = component.kernel
+
+    def _per_component(self, compute: Callable[[], _T]) -> list[tuple[float, _T]]:
+        """Return ``(weight, compute())`` under each component's fit; the heaviest stays active."""
+        if len(self.components) <= 1:
+            return [(1.0, compute())]
+        results = []
+        try:
+            for component in self.components:
+                self._activate(component)
+                results.append((component.weight, compute()))
+        finally:
+            self._activate(max(self.components, key=lambda c: c.weight))
+        return results
 
     def _target_scales(self, targets: np.ndarray, values: np.ndarray) -> np.ndarray:
         """Return each target's scale; set :attr:`cold_scale`, that of a target with no gains.
@@ -334,9 +403,26 @@ class SetFunctionEstimator(AffinityEstimator):
     def predict_many(
         self, target: str, task_sets: Sequence[Iterable[str]]
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Return means and standard deviations for many task sets at once (vectorised)."""
+        """Return means and standard deviations for many task sets at once (vectorised).
+
+        Under ``pooling="bma"`` the moments of the two poolings' mixture.
+        """
         self.table  # noqa: B018 -- raises NotFittedError when not fitted
         auxes = [s - {target} for s in task_sets_of(task_sets)]
+        parts = self._per_component(lambda: self._predict_active(target, auxes))
+        if len(parts) == 1:
+            return parts[0][1]
+        weights = np.array([weight for weight, _ in parts])
+        means = np.array([m for _, (m, _) in parts])
+        stds = np.array([sd for _, (_, sd) in parts])
+        mean = weights @ means
+        second = weights @ (stds**2 + means**2)
+        return mean, np.sqrt(np.clip(second - mean**2, 0.0, None))
+
+    def _predict_active(
+        self, target: str, auxes: list[frozenset[str]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return :meth:`predict_many` of the active component's fit."""
         means = np.zeros(len(auxes))
         stds = np.zeros(len(auxes))
         nonempty = [i for i, a in enumerate(auxes) if a]
@@ -383,6 +469,22 @@ class SetFunctionEstimator(AffinityEstimator):
     ) -> np.ndarray:
         """Return joint posterior draws of the queried gains (one parameter draw per sample)."""
         self.table  # noqa: B018 -- raises NotFittedError when not fitted
+        if len(self.components) <= 1:
+            return self._sample_active(queries, rng, n_samples)
+        # A mixture: each sample is a draw of the pooling (by its weight), then of its fit.
+        which = rng.choice(
+            len(self.components), size=n_samples, p=[c.weight for c in self.components]
+        )
+        parts = self._per_component(lambda: self._sample_active(queries, rng, n_samples))
+        return np.choose(which[:, None], [draws for _, draws in parts])
+
+    def _sample_active(
+        self,
+        queries: Sequence[tuple[str, Iterable[str]]],
+        rng: np.random.Generator,
+        n_samples: int,
+    ) -> np.ndarray:
+        """Return :meth:`sample_gains` of the active component's fit."""
         draws = np.zeros((n_samples, len(queries)))
         chol = np.linalg.cholesky(self.fit_.cov + 1e-12 * np.eye(len(self.fit_.mean)))
         params = (
@@ -393,8 +495,9 @@ class SetFunctionEstimator(AffinityEstimator):
             if not aux:
                 continue
             if target not in self.index:
-                mean, std = self.predict(target, aux)
-                draws[:, column] = mean + std * rng.standard_normal(n_samples)
+                # This component's cold prediction (not predict(): that would mix the components).
+                mean, std = self._predict_active(target, [frozenset(aux)])
+                draws[:, column] = mean[0] + std[0] * rng.standard_normal(n_samples)
                 continue
             rows, extra = self._encode(target, [aux])
             scale = self.scale[self.index[target]]
@@ -412,7 +515,9 @@ class SetFunctionEstimator(AffinityEstimator):
         return {
             **super().describe(),
             "kernel": self.kernel,
-            "pooling": self.pooling,
+            "pooling": self.pooling_option if self.pooling_option == "bma" else self.pooling,
+            # each pooling's weight in the predictions (one of 1 unless bma); kernel and the rest below: the heaviest's
+            "pooling_weights": {c.pooling: round(c.weight, 6) for c in self.components},
             "rho": round(self.fit_.rho, 4),
             "noise": round(self.fit_.noise, 6),
             "tau": {

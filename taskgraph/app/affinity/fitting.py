@@ -16,7 +16,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from taskgraph.affinity.estimators.base import ESTIMATORS, AffinityEstimator, make_estimator
-from taskgraph.affinity.estimators.setfn import POOLINGS, SMALL_DATA_HYPERPRIOR
+from taskgraph.affinity.estimators.setfn import (
+    DEFAULT_POOLING,
+    SMALL_DATA_HYPERPRIOR,
+    check_pooling,
+)
 from taskgraph.affinity.gains import compute_gains
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.app.affinity.records import (
@@ -42,22 +46,20 @@ def fit_records(
     lookahead: list[Any],
     embeddings: Mapping[str, np.ndarray],
     hyperprior: bool = True,
-    pooling: str = "mean",
+    pooling: str = DEFAULT_POOLING,
     matrices_alone: bool = False,
 ) -> AffinityEstimator:
     """Return estimator ``method`` fitted on ``records`` (with lookahead matrices and task
     embeddings where the method uses them; ``hyperprior``: setfn's MAP-II variances;
-    ``pooling``: how setfn combines a set's members, ``mean``, ``sum`` or ``auto``).
+    ``pooling``: how setfn combines a set's members, ``mean``, ``sum``, ``auto`` or
+    ``bma``, the default).
 
     Raises :class:`ConfigError` when there are no records, or none with a single-task
     baseline of its family to measure a gain against; with ``matrices_alone`` (a ranking,
     ``affinity top``) the ``lookahead`` estimator is fitted on its matrices without any
     (uncalibrated: its ``calibrated`` is False).
     """
-    if pooling not in POOLINGS:
-        raise ConfigError(
-            f"`{option_name('pooling')}` must be mean, sum or auto, but got {pooling!r}"
-        )
+    check_pooling(pooling, f"`{option_name('pooling')}`")
     # The lookahead estimator ranks from the matrices alone (a screen, no trained trial):
     # uncalibrated, which `affinity top` says.
     alone = matrices_alone and method == "lookahead" and bool(lookahead)
@@ -121,7 +123,7 @@ def fit_estimator(
     ``text_embeddings`` adds TextEmb vectors of catalog tasks (loads MiniLM with torch); a
     ConfigError when no task of the records is one.
     ``hyperprior`` (setfn; default True) fits its variances with a weak prior; ``pooling``
-    (setfn; default ``mean``) is how a set's members combine: either given with another
+    (setfn; default ``bma``) is how a set's members combine: either given with another
     ``method``, which would ignore it, is refused.  The records database is
     opened once (or ``repository``, an open one, is read).  ``matrices_alone``: see
     :func:`fit_records` (a ranking from lookahead matrices without score records).  Raises
@@ -210,7 +212,7 @@ def _setfn_options(method: str, hyperprior: bool | None, pooling: str | None) ->
             raise ConfigError(
                 f"`{given[0]}` is an option of setfn, but {option_name('method')} is {method!r}"
             )
-    return (True if hyperprior is None else hyperprior), (pooling or "mean")
+    return (True if hyperprior is None else hyperprior), (pooling or DEFAULT_POOLING)
 
 
 def _zero_baseline_notes(estimator: AffinityEstimator, tasks: Sequence[str]) -> list[str]:
