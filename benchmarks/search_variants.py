@@ -18,6 +18,9 @@ targets).
 target's own task family, its name up to the first ``_``, first or last) put each target's best
 single source, on validation and test.
 
+``graph_bma`` is the graph sampler with ``setfn``'s ``pooling="bma"`` (the estimator's default
+since 2026-12-06; the sampler's own default is ``mean``).
+
 Seeds from 100 are selection seeds (``benchmarks/affinity_bench.py`` reports seeds from 0).
 """
 
@@ -52,7 +55,7 @@ from taskgraph.search.benchmarking import (
 )
 from taskgraph.search.graph_sampler import popular_source_scores
 
-VARIANTS = ("sourcerank", "graph", "bandit")
+VARIANTS = ("sourcerank", "graph", "graph_bma", "bandit")
 
 
 def run_variant(
@@ -70,15 +73,17 @@ def run_variant(
     """
     options: dict[str, Any] = {}
     prior = None
-    if variant in ("graph", "sourcerank"):
+    if variant in ("graph", "graph_bma", "sourcerank"):
         candidates = search_candidates(table, target)
         startup = popular_source_scores(candidates, target=target, prior_records=records)
         options["startup_scores"] = startup
+    if variant == "graph_bma":  # setfn's own default pooling (the sampler keeps mean)
+        options["estimator_options"] = {"pooling": "bma"}
     if variant == "sourcerank":
         options.update(estimator="sourcerank", n_startup_trials=4)
         prior = [r for r in records if r.task != target and len(r.task_set) <= 2]
     run = run_search(
-        table, target, "graph" if variant == "sourcerank" else variant, seed=seed,
+        table, target, "graph" if variant in ("sourcerank", "graph_bma") else variant, seed=seed,
         max_trials=cap, max_size=search_max_size(table, target), prior_records=prior,
         sampler_options=options,
     )  # fmt: skip
