@@ -4,6 +4,7 @@ where each start-up order puts the best source (a toy table)."""
 from __future__ import annotations
 
 import json
+import types
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -34,7 +35,9 @@ def test_runs_every_variant_and_summarizes_paired(
     )
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert {(r["variant"], r["target"]) for r in lines} == {
-        (v, t) for v in ("sourcerank", "graph", "bandit") for t in ("taskonomy0", "taskonomy1")
+        (v, t)
+        for v in ("sourcerank", "graph", "graph_bma", "bandit")
+        for t in ("taskonomy0", "taskonomy1")
     }
     assert all(1 <= r["trials"] <= 64 for r in lines)
     printed = capsys.readouterr().out
@@ -45,6 +48,29 @@ def test_runs_every_variant_and_summarizes_paired(
     assert again.strip().splitlines() == [
         line for line in printed.strip().splitlines() if "_trials_to_best_" in line
     ]
+
+
+def test_graph_bma_is_the_graph_sampler_with_bma_pooling(
+    module: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = {}
+
+    def fake_run_search(table, target, sampler, **kwargs):
+        seen[sampler] = kwargs["sampler_options"]
+        return types.SimpleNamespace(trials=3)
+
+    monkeypatch.setattr(module, "run_search", fake_run_search)
+    table = module.convert("taskonomy5")
+    records = table.to_records(split="val")
+    for variant in ("graph", "graph_bma"):
+        seen.clear()
+        module.run_variant(table, "taskonomy0", variant, seed=0, cap=10, records=records)
+        assert list(seen) == ["graph"]
+        options = seen["graph"]
+        assert options.get("estimator_options") == (
+            {"pooling": "bma"} if variant == "graph_bma" else None
+        )
+        assert "startup_scores" in options
 
 
 def test_summary_counts_the_paired_difference(module: ModuleType) -> None:
