@@ -72,9 +72,9 @@ def test_setfn_pooling_auto_picks_how_the_members_combine(pooling: str) -> None:
         errors[option] = float(np.abs(predicted - true).mean())
         if option == "auto":
             assert model.describe()["pooling"] == pooling
-        if option == "bma":  # overwhelming evidence: the other pooling's weight rounds to 0
-            weights = model.describe()["pooling_weights"]
-            assert weights[pooling] == 1.0 and weights.get(other, 0.0) == 0.0
+        if option == "bma":  # overwhelming evidence either way: the other pooling is left out
+            assert model.describe()["pooling_weights"] == {pooling: 1.0}
+            assert [c.pooling for c in model.components] == [pooling]
     assert errors[pooling] < 0.002 and errors["auto"] == errors[pooling]
     assert errors["bma"] == pytest.approx(errors[pooling], abs=1e-9)
     assert errors[other] > 3 * errors[pooling]
@@ -337,3 +337,54 @@ def test_pairwise_never_falls_back_to_an_error_of_zero() -> None:
     model = PairwiseEstimator().fit(seeds)
     assert model.pairs[("a", "b")][1] == 0.0
     assert model.default_se > 0 and model.predict("c", {"a"})[1] > 0
+
+
+def test_setfn_bma_counts_pairs_of_auxiliaries_as_larger_sets() -> None:
+    # Summed truth seen through singles and pairs only: two auxiliaries already tell the
+    # poolings apart, so bma fits both and follows the evidence to sum.
+    records = records_from(additive_truth(seed=4, pooling="sum"), lambda t, a: len(a) <= 2)
+    bma = SetFunctionEstimator().fit(records)
+    summed = SetFunctionEstimator(pooling="sum").fit(records)
+    assert bma.describe()["pooling_weights"] == {"sum": 1.0}
+    assert bma.predict("a", {"b", "c"}) == summed.predict("a", {"b", "c"})
+
+
+def test_setfn_bma_describes_its_heavier_pooling_right_after_the_fit() -> None:
+    # Undecided evidence leaning to sum (the summed truth with noise): the described kernel and
+    # evidence are sum's from the start, not only after a prediction re-activates it.
+    truth = additive_truth(seed=0, pooling="sum")
+    rng = np.random.default_rng(0)
+    seen = {key for key in truth if len(key[1]) == 1 or rng.random() < 0.25}
+    records = records_from(truth, lambda t, a: (t, a) in seen, noise=0.05, seeds=2, seed=0)
+    bma = SetFunctionEstimator().fit(records)
+    weights = bma.describe()["pooling_weights"]
+    assert 0.5 < weights["sum"] < 0.999, weights
+    alone = SetFunctionEstimator(pooling="sum").fit(records).describe()
+    described = bma.describe()
+    assert (described["log_evidence"], described["tau"]) == (alone["log_evidence"], alone["tau"])
+
+
+def test_a_single_pooling_draws_as_its_own_fit_does() -> None:
+    # One component: no draw of which pooling to use, so a seed's draws are the plain fit's
+    # (the graph sampler's Thompson proposals do not change with bma's arrival).
+    records = _half_mean_half_sum()
+    model = SetFunctionEstimator(pooling="mean").fit(records)
+    queries = [("a", frozenset({"b", "c"})), ("outsider", frozenset({"b"}))]
+    np.testing.assert_array_equal(
+        model.sample_gains(queries, np.random.default_rng(0), n_samples=3),
+        model._sample_active(queries, np.random.default_rng(0), 3),
+    )
+
+
+def test_auto_keeps_mean_at_exactly_the_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    import taskgraph.affinity.estimators.setfn as setfn_module
+
+    records = _half_mean_half_sum()
+    factor = (
+        SetFunctionEstimator(pooling="sum").fit(records).fit_.log_posterior
+        - SetFunctionEstimator(pooling="mean").fit(records).fit_.log_posterior
+    )
+    monkeypatch.setattr(setfn_module, "AUTO_POOLING_LOG_BAYES_FACTOR", factor)
+    assert SetFunctionEstimator(pooling="auto").fit(records).describe()["pooling"] == "mean"
+    monkeypatch.setattr(setfn_module, "AUTO_POOLING_LOG_BAYES_FACTOR", factor - 1e-9)
+    assert SetFunctionEstimator(pooling="auto").fit(records).describe()["pooling"] == "sum"

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from taskgraph.affinity.longtable import LongRow, LongTable, write_long_csv
+from taskgraph.app.affinity.fitting import fit_records
 from taskgraph.cli.app import app
 from taskgraph.runners.tabular import TabularEvaluator
 from taskgraph.storage import open_repository
@@ -705,3 +706,42 @@ def test_groups_say_the_default_max_size_is_why_a_budget_is_infeasible(tmp_path:
                             "--method", "hoa", "--max-size", "4", "--json")  # fmt: skip
     assert code == 0, err
     assert json.loads(out)["cost"] <= 3
+
+
+def _undecided_table(noise: float) -> LongTable:
+    """Every subset of four tasks; gains halfway between the partners' mean and sum effects, noisy."""
+    rng = np.random.default_rng(1)
+    effect = {(t, s): float(rng.normal(0, 0.05)) for t in TASKS for s in TASKS if s != t}
+    rows = []
+    for size in range(1, 5):
+        for combo in itertools.combinations(TASKS, size):
+            for t in combo:
+                parts = [effect[(t, s)] for s in combo if s != t]
+                gain = 0.5 * (np.mean(parts) + np.sum(parts)) if parts else 0.0
+                value = 0.5 * (1 + gain + (rng.normal(0, noise) if parts else 0.0))
+                rows.append(LongRow(t, frozenset(combo), "val", float(value), True))
+    return LongTable(rows=rows, source="undecided")
+
+
+def test_fit_averages_both_poolings_by_default_and_refuses_an_empty_pooling(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "undecided.csv"
+    write_long_csv(_undecided_table(noise=0.01), path)
+    code, out, err = invoke("affinity", "fit", "--table", str(path), "--json")
+    assert code == 0, err
+    fitted = json.loads(out)
+    assert fitted["pooling"] == "bma"
+    assert set(fitted["pooling_weights"]) == {"mean", "sum"}
+    assert sum(fitted["pooling_weights"].values()) == pytest.approx(1.0, abs=1e-5)
+    code, out, err = invoke("affinity", "fit", "--table", str(path), "--json", "--pooling", "mean")
+    assert code == 0 and json.loads(out)["pooling_weights"] == {"mean": 1.0}, err
+    code, out, err = invoke(
+        "affinity", "top", "--table", str(path), "--target", "a", "--pooling", ""
+    )
+    assert (code, out) == (2, "")
+    assert err.strip() == "error: `--pooling` must be mean, sum, auto or bma, but got ''"
+    # The library's default is the command's.
+    records = _undecided_table(noise=0.01).to_records(split="val")
+    library = fit_records("setfn", records, lookahead=[], embeddings={})
+    assert library.describe()["pooling_weights"] == fitted["pooling_weights"]

@@ -84,7 +84,9 @@ _T = TypeVar("_T")
 # Parameter groups of the linear model (one prior variance each).
 _A, _B, _D, _C, _CBAR, _BETA, _I = range(7)
 _MAX_TARGET_INTERACTIONS = 3000
-_SCALE_PSEUDO_COUNT = 3.0  # observations worth of the pooled spread in each target's scale
+_SCALE_PSEUDO_COUNT = 3.0
+#: a bma component weighing less is left out (log Bayes factor beyond about 27.6 either way)
+_NEGLIGIBLE_WEIGHT = 1e-12  # observations worth of the pooled spread in each target's scale
 #: log-normal (centre, width) of the variances, on the per-target unit scale
 SMALL_DATA_HYPERPRIOR = (1.0, 2.0)
 #: How a set's members' effects combine (``pooling``): averaged, added, chosen by the evidence,
@@ -281,10 +283,13 @@ class SetFunctionEstimator(AffinityEstimator):
             else:  # bma: the posterior model probabilities under equal prior odds
                 w_sum = 1.0 / (1.0 + math.exp(-min(max(log_factor, -700.0), 700.0)))
                 weights = {"mean": 1.0 - w_sum, "sum": w_sum}
+        # A weight below _NEGLIGIBLE_WEIGHT cannot move a prediction: that pooling is left out
+        # (one fit to predict with, the draws of a plain fit), whichever pooling it is.
+        kept = {pooling: w for pooling, w in weights.items() if w >= _NEGLIGIBLE_WEIGHT}
+        total = sum(kept.values())
         self.components = [
-            _Component(weight, pooling, *best_by_pooling[pooling][1:4])
-            for pooling, weight in weights.items()
-            if weight > 0.0  # a weight of exactly 0 (a log factor beyond about 37) adds nothing
+            _Component(weight / total, pooling, *best_by_pooling[pooling][1:4])
+            for pooling, weight in kept.items()
         ]
         self._activate(max(self.components, key=lambda c: c.weight))
 

@@ -212,7 +212,9 @@ def _setfn_options(method: str, hyperprior: bool | None, pooling: str | None) ->
             raise ConfigError(
                 f"`{given[0]}` is an option of setfn, but {option_name('method')} is {method!r}"
             )
-    return (True if hyperprior is None else hyperprior), (pooling or DEFAULT_POOLING)
+    return (True if hyperprior is None else hyperprior), (
+        DEFAULT_POOLING if pooling is None else pooling
+    )
 
 
 def _zero_baseline_notes(estimator: AffinityEstimator, tasks: Sequence[str]) -> list[str]:
