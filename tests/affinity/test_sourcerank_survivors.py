@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -330,3 +331,22 @@ def test_more_than_ten_targets_are_held_out_in_ten_interleaved_folds(
     SourceRankEstimator(max_draws=1, features=["popular_z"]).fit(records)
     held_out = [sorted(set(range(12)) - set(t)) for t in trained_on]
     assert held_out == [[0, 10], [1, 11], *([k] for k in range(2, 10))]
+
+
+def test_a_target_no_source_changes_is_left_out_of_the_cross_validation() -> None:
+    # t00's gains are all 0: no draw of its hidden sources can be ranked (Spearman undefined).
+    # It used to make every cross-validated Spearman NaN: the ridge fell to the grid's first
+    # value, no alternative could be kept, and numpy warned "Mean of empty slice".
+    gains = _two_camps(n=8, seed=1)
+    for source in [f"t{i:02d}" for i in range(1, 8)]:
+        gains[("t00", source)] = 0.0
+    records = _pair_table(gains).to_records(split="val")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = SourceRankEstimator(max_draws=5).fit(records)
+    scores = fit.describe()["cv_spearman"]
+    assert all(math.isfinite(score) for score in scores.values())
+    per_target = fit._cv_per_target
+    assert np.isnan(per_target).sum() == 1  # t00, and only t00
+    assert scores[str(fit.ridge)] == pytest.approx(np.nanmean(per_target), abs=1e-4)
+    assert fit.ridge == max(fit.cv_spearman, key=lambda lam: fit.cv_spearman[lam])

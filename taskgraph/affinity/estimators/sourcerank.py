@@ -567,8 +567,9 @@ class SourceRankEstimator(AffinityEstimator):
         chosen = tried[0]
         for candidate in tried[1:]:
             diff = candidate.per_target - tried[0].per_target
+            diff = diff[np.isfinite(diff)]  # the targets both lists could rank
             se = float(diff.std(ddof=1) / math.sqrt(len(diff))) if len(diff) > 1 else math.inf
-            if float(diff.mean()) > se and candidate.score > chosen.score:
+            if len(diff) and float(diff.mean()) > se and _above(candidate.score, chosen.score):
                 chosen = candidate
         self.cv_spearman = chosen.cv_spearman
         self._use(chosen.names)
@@ -683,13 +684,15 @@ class SourceRankEstimator(AffinityEstimator):
                 for u in fold:
                     x, y = examples[u]
                     predicted = x @ w
-                    rhos[lam].append(float(np.nanmean(_spearman_rows(predicted, y))))
+                    rhos[lam].append(_mean_defined(_spearman_rows(predicted, y)))
                     squared[lam].append(float(np.mean((predicted - y) ** 2)))
         best: tuple[float, float, float] | None = None
         for lam in self.ridge_grid:
-            score = float(np.mean(rhos[lam]))
+            # A target none of whose draws can be ranked (its hidden gains all equal) says
+            # nothing about the ridge: it is left out of the mean, not allowed to make it NaN.
+            score = _mean_defined(np.array(rhos[lam]))
             self.cv_spearman[lam] = score
-            if best is None or score > best[0] + 1e-12:
+            if best is None or _above(score, best[0] + 1e-12):
                 best = (score, lam, math.sqrt(float(np.mean(squared[lam]))))
         assert best is not None
         self._cv_per_target = np.array(rhos[best[1]])  # in fold order, the same for every list
@@ -793,6 +796,19 @@ def _draws(
 def _ridge(gram: np.ndarray, moment: np.ndarray, count: int, strength: float) -> np.ndarray:
     """Return ridge weights with a penalty of ``strength`` per example."""
     return np.linalg.solve(gram + strength * max(count, 1) * np.eye(len(gram)), moment)
+
+
+def _mean_defined(values: np.ndarray) -> float:
+    """Return the mean of the finite ``values``; NaN when there are none (without numpy's warning)."""
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if len(finite) else math.nan
+
+
+def _above(score: float, than: float) -> bool:
+    """Return whether ``score`` beats ``than``; an undefined (NaN) score beats nothing and loses to any."""
+    if math.isnan(score):
+        return False
+    return math.isnan(than) or score > than
 
 
 def _spearman_rows(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
