@@ -16,6 +16,7 @@ from taskgraph.affinity.estimators import (
     TextEmbEstimator,
     make_estimator,
 )
+from taskgraph.affinity.estimators.setfn import SMALL_DATA_HYPERPRIOR
 from taskgraph.errors import ConfigError, UnknownNameError
 from taskgraph.trial import LookaheadMatrix
 
@@ -365,15 +366,26 @@ def test_setfn_bma_describes_its_heavier_pooling_right_after_the_fit() -> None:
 
 
 def test_a_single_pooling_draws_as_its_own_fit_does() -> None:
-    # One component: no draw of which pooling to use, so a seed's draws are the plain fit's
-    # (the graph sampler's Thompson proposals do not change with bma's arrival).
+    # One component: no draw of which pooling to use, so a seed's draws are the plain fit's,
+    # the very numbers setfn drew before bma existed (commit 0a43556, same records and seed):
+    # the graph-guided sampler's Thompson proposals do not change with bma's arrival.
     records = _half_mean_half_sum()
-    model = SetFunctionEstimator(pooling="mean").fit(records)
     queries = [("a", frozenset({"b", "c"})), ("outsider", frozenset({"b"}))]
-    np.testing.assert_array_equal(
-        model.sample_gains(queries, np.random.default_rng(0), n_samples=3),
-        model._sample_active(queries, np.random.default_rng(0), 3),
-    )
+    before = {
+        "mean": [[-0.023534012215549814, 0.023074315570391114],
+                 [-0.01165366383409672, -0.007773947447132868],
+                 [-0.01812971984102659, 0.022499071738375138]],
+        "sum": [[-0.014521049315567185, 0.013389969956779456],
+                [0.0036124556102195868, -0.00451105200492234],
+                [-0.0007840122656374771, 0.0130561601580105]],
+    }  # fmt: skip
+    for pooling, drawn in before.items():
+        model = SetFunctionEstimator(pooling=pooling).fit(records)
+        draws = model.sample_gains(queries, np.random.default_rng(0), n_samples=3)
+        np.testing.assert_allclose(draws, drawn, rtol=1e-9, atol=1e-15)
+        np.testing.assert_array_equal(
+            draws, model._sample_active(queries, np.random.default_rng(0), 3)
+        )
 
 
 def test_auto_keeps_mean_at_exactly_the_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -388,3 +400,20 @@ def test_auto_keeps_mean_at_exactly_the_threshold(monkeypatch: pytest.MonkeyPatc
     assert SetFunctionEstimator(pooling="auto").fit(records).describe()["pooling"] == "mean"
     monkeypatch.setattr(setfn_module, "AUTO_POOLING_LOG_BAYES_FACTOR", factor - 1e-9)
     assert SetFunctionEstimator(pooling="auto").fit(records).describe()["pooling"] == "sum"
+
+
+def test_with_a_hyperprior_bma_weighs_by_each_fits_map_ii_objective() -> None:
+    # The command line fits with the small-data hyperprior: each pooling's weight then comes
+    # from the objective its fit maximised (log evidence + log hyperprior), as auto compares.
+    records = _half_mean_half_sum()
+    fits = {
+        pooling: SetFunctionEstimator(pooling=pooling, hyperprior=SMALL_DATA_HYPERPRIOR).fit(
+            records
+        )
+        for pooling in ("mean", "sum", "bma")
+    }
+    posterior = fits["sum"].fit_.log_posterior - fits["mean"].fit_.log_posterior
+    evidence = fits["sum"].fit_.log_evidence - fits["mean"].fit_.log_evidence
+    expected, evidence_only = (1.0 / (1.0 + np.exp(-x)) for x in (posterior, evidence))
+    assert abs(expected - evidence_only) > 0.01  # the two readings differ on this table
+    assert fits["bma"].describe()["pooling_weights"]["sum"] == pytest.approx(expected, abs=1e-6)

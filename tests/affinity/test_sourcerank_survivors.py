@@ -350,3 +350,17 @@ def test_a_target_no_source_changes_is_left_out_of_the_cross_validation() -> Non
     assert np.isnan(per_target).sum() == 1  # t00, and only t00
     assert scores[str(fit.ridge)] == pytest.approx(np.nanmean(per_target), abs=1e-4)
     assert fit.ridge == max(fit.cv_spearman, key=lambda lam: fit.cv_spearman[lam])
+
+
+def test_an_alternative_is_still_kept_beside_a_target_no_source_changes() -> None:
+    # With t00's gains all 0, the paired comparison of the lists is over the targets both
+    # could rank; before, every score was NaN and no alternative could win.
+    gains = _two_camps(n=8, seed=1)
+    for source in [f"t{i:02d}" for i in range(1, 8)]:
+        gains[("t00", source)] = 0.0
+    records = _pair_table(gains).to_records(split="val")
+    fit = SourceRankEstimator(features=["popular_z"], alternatives=[["profile_knn"]], max_draws=5)
+    described = fit.fit(records).describe()
+    assert list(described["weights"]) == ["profile_knn"]
+    scores = described["cv_by_features"]
+    assert scores["profile_knn"] > scores["popular_z"] + 0.3

@@ -25,8 +25,11 @@ Pooling (``pooling``): ``"mean"`` averages the members' effects ``b_s + d_{t,s}`
 size (the interaction and size terms are the same in both).  ``"bma"`` (the default) fits both
 and averages their predictions with the weights of Bayesian model averaging (Hoeting et al.
 1999): ``sum``'s weight is ``sigmoid(log evidence of sum - log evidence of mean)``, each at
-its own evidence-maximising hyperparameters, and a prediction is the two-component mixture
-(its mean the weighted mean, its variance the mixture's).  ``"auto"`` keeps one of the two,
+its own evidence-maximising hyperparameters (with a ``hyperprior``, each fit's MAP-II
+objective, the log evidence plus the log hyperprior at those hyperparameters: the closer of
+the two to the models' marginal likelihoods, and what ``auto`` compares too), and a
+prediction is the two-component mixture (its mean the weighted mean, its variance the
+mixture's).  ``"auto"`` keeps one of the two,
 ``sum`` only when its evidence is strongly higher (log Bayes factor above
 :data:`AUTO_POOLING_LOG_BAYES_FACTOR`, 3).  With no record of two or more auxiliaries the
 poolings coincide and one fit is made.  On MTG-Net's MIMIC-27 the evidence favours ``sum`` by
@@ -84,9 +87,9 @@ _T = TypeVar("_T")
 # Parameter groups of the linear model (one prior variance each).
 _A, _B, _D, _C, _CBAR, _BETA, _I = range(7)
 _MAX_TARGET_INTERACTIONS = 3000
-_SCALE_PSEUDO_COUNT = 3.0
+_SCALE_PSEUDO_COUNT = 3.0  # observations worth of the pooled spread in each target's scale
 #: a bma component weighing less is left out (log Bayes factor beyond about 27.6 either way)
-_NEGLIGIBLE_WEIGHT = 1e-12  # observations worth of the pooled spread in each target's scale
+_NEGLIGIBLE_WEIGHT = 1e-12
 #: log-normal (centre, width) of the variances, on the per-target unit scale
 SMALL_DATA_HYPERPRIOR = (1.0, 2.0)
 #: How a set's members' effects combine (``pooling``): averaged, added, chosen by the evidence,
