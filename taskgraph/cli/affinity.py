@@ -98,7 +98,7 @@ PoolingOption = Annotated[
     str | None,
     typer.Option(
         "--pooling",
-        help="setfn only (refused with another --method): a set's gain from the mean of its members' effects (mean), their sum (sum), the one of the two the evidence of the records strongly prefers (auto), or both averaged with their evidence's weights (bma, the default; docs/affinity.md).",
+        help="setfn only (refused with another --method): a set's gain from the mean of its members' effects (mean), their sum (sum), the one of the two the evidence of the records strongly prefers (auto), or both averaged with their evidence's weights (bma). Default: mean with the hyperprior (the default), bma with --no-hyperprior (docs/affinity.md).",
         show_default=False,
     ),
 ]

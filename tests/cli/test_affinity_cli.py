@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from taskgraph.affinity.longtable import LongRow, LongTable, write_long_csv
-from taskgraph.app.affinity.fitting import fit_records
+from taskgraph.app.affinity.fitting import default_pooling, fit_records
 from taskgraph.cli.app import app
 from taskgraph.runners.tabular import TabularEvaluator
 from taskgraph.storage import open_repository
@@ -723,25 +723,33 @@ def _undecided_table(noise: float) -> LongTable:
     return LongTable(rows=rows, source="undecided")
 
 
-def test_fit_averages_both_poolings_by_default_and_refuses_an_empty_pooling(
+def test_fit_pools_by_the_hyperpriors_default_and_refuses_an_empty_pooling(
     tmp_path: Path,
 ) -> None:
+    # Plain evidence maximisation (as the benchmarks fit) averages both poolings by default
+    # (bma); with the hyperprior, the command line's default, bma was not better: mean.
     path = tmp_path / "undecided.csv"
     write_long_csv(_undecided_table(noise=0.01), path)
-    code, out, err = invoke("affinity", "fit", "--table", str(path), "--json")
+    code, out, err = invoke("affinity", "fit", "--table", str(path), "--json", "--no-hyperprior")
     assert code == 0, err
     fitted = json.loads(out)
     assert fitted["pooling"] == "bma"
     assert set(fitted["pooling_weights"]) == {"mean", "sum"}
     assert sum(fitted["pooling_weights"].values()) == pytest.approx(1.0, abs=1e-5)
-    code, out, err = invoke("affinity", "fit", "--table", str(path), "--json", "--pooling", "mean")
+    code, out, err = invoke("affinity", "fit", "--table", str(path), "--json")
     assert code == 0 and json.loads(out)["pooling_weights"] == {"mean": 1.0}, err
+    code, out, err = invoke("affinity", "fit", "--table", str(path), "--json", "--pooling", "bma")
+    assert code == 0 and set(json.loads(out)["pooling_weights"]) == {"mean", "sum"}, err
     code, out, err = invoke(
         "affinity", "top", "--table", str(path), "--target", "a", "--pooling", ""
     )
     assert (code, out) == (2, "")
     assert err.strip() == "error: `--pooling` must be mean, sum, auto or bma, but got ''"
-    # The library's default is the command's.
+    # The library's defaults are the command's.
     records = _undecided_table(noise=0.01).to_records(split="val")
-    library = fit_records("setfn", records, lookahead=[], embeddings={})
-    assert library.describe()["pooling_weights"] == fitted["pooling_weights"]
+    plain = fit_records("setfn", records, lookahead=[], embeddings={}, hyperprior=False)
+    assert plain.describe()["pooling_weights"] == fitted["pooling_weights"]
+    assert (
+        fit_records("setfn", records, lookahead=[], embeddings={}).describe()["pooling"] == "mean"
+    )
+    assert (default_pooling(True), default_pooling(False)) == ("mean", "bma")

@@ -36,7 +36,7 @@ from taskgraph.errors import ConfigError, StorageError, option_name
 if TYPE_CHECKING:
     from taskgraph.storage.repository import Repository
 
-__all__ = ["fit_estimator", "fit_records"]
+__all__ = ["default_pooling", "fit_estimator", "fit_records"]
 
 
 def fit_records(
@@ -46,19 +46,20 @@ def fit_records(
     lookahead: list[Any],
     embeddings: Mapping[str, np.ndarray],
     hyperprior: bool = True,
-    pooling: str = DEFAULT_POOLING,
+    pooling: str | None = None,
     matrices_alone: bool = False,
 ) -> AffinityEstimator:
     """Return estimator ``method`` fitted on ``records`` (with lookahead matrices and task
     embeddings where the method uses them; ``hyperprior``: setfn's MAP-II variances;
-    ``pooling``: how setfn combines a set's members, ``mean``, ``sum``, ``auto`` or
-    ``bma``, the default).
+    ``pooling``: how setfn combines a set's members, ``mean``, ``sum``, ``auto`` or ``bma``;
+    None: :func:`default_pooling` of ``hyperprior``).
 
     Raises :class:`ConfigError` when there are no records, or none with a single-task
     baseline of its family to measure a gain against; with ``matrices_alone`` (a ranking,
     ``affinity top``) the ``lookahead`` estimator is fitted on its matrices without any
     (uncalibrated: its ``calibrated`` is False).
     """
+    pooling = default_pooling(hyperprior) if pooling is None else pooling
     check_pooling(pooling, f"`{option_name('pooling')}`")
     # The lookahead estimator ranks from the matrices alone (a screen, no trained trial):
     # uncalibrated, which `affinity top` says.
@@ -123,7 +124,7 @@ def fit_estimator(
     ``text_embeddings`` adds TextEmb vectors of catalog tasks (loads MiniLM with torch); a
     ConfigError when no task of the records is one.
     ``hyperprior`` (setfn; default True) fits its variances with a weak prior; ``pooling``
-    (setfn; default ``bma``) is how a set's members combine: either given with another
+    (setfn; default :func:`default_pooling`) is how a set's members combine: either given with another
     ``method``, which would ignore it, is refused.  The records database is
     opened once (or ``repository``, an open one, is read).  ``matrices_alone``: see
     :func:`fit_records` (a ranking from lookahead matrices without score records).  Raises
@@ -212,9 +213,16 @@ def _setfn_options(method: str, hyperprior: bool | None, pooling: str | None) ->
             raise ConfigError(
                 f"`{given[0]}` is an option of setfn, but {option_name('method')} is {method!r}"
             )
-    return (True if hyperprior is None else hyperprior), (
-        DEFAULT_POOLING if pooling is None else pooling
-    )
+    prior = True if hyperprior is None else hyperprior
+    return prior, (default_pooling(prior) if pooling is None else pooling)
+
+
+def default_pooling(hyperprior: bool) -> str:
+    """Return setfn's pooling when none is given: ``bma`` (the estimator's default, chosen on
+    plain evidence-maximising fits) without the hyperprior, ``mean`` with it, where ``bma``
+    was not better (ETTm1's validation Spearman -0.005 ± 0.001; docs/affinity.md, "Issue 16,
+    item 4: averaging the poolings")."""
+    return "mean" if hyperprior else DEFAULT_POOLING
 
 
 def _zero_baseline_notes(estimator: AffinityEstimator, tasks: Sequence[str]) -> list[str]:
