@@ -105,8 +105,16 @@ def gain_prediction(name: str, seeds: int) -> None:
     table = convert(name)
     per: dict[str, list[tuple[float, float]]] = {"setfn": [], "hoa": []}
     start = time.perf_counter()
+    weights: list[float] = []  # the default pooling's (bma) weight of summed members per fit
+
+    def sum_weight(method: str, estimator: AffinityEstimator) -> None:
+        if method == "setfn":
+            weights.append(estimator.describe()["pooling_weights"].get("sum", 0.0))
+
     for seed in range(seeds):
-        result = evaluate_gain_prediction(table, ["setfn", "hoa"], fit_fraction=0.1, seed=seed)
+        result = evaluate_gain_prediction(
+            table, ["setfn", "hoa"], fit_fraction=0.1, seed=seed, on_fit=sum_weight
+        )
         for method in per:
             per[method].append((result[method]["spearman_val"], result[method]["spearman"]))
     log(
@@ -127,13 +135,6 @@ def gain_prediction(name: str, seeds: int) -> None:
     emit(f"{name}_spearman_diff_vs_hoa_se_over_seeds", _se(diffs))
     # setfn's default pooling is "bma" (the two poolings averaged by their evidence); the
     # other poolings on the same seeds, paired against it.
-    weights: list[float] = []
-    for seed in range(seeds):
-        evaluate_gain_prediction(
-            table, ["setfn"], fit_fraction=0.1, seed=seed,
-            on_fit=lambda method, estimator: weights.append(
-                estimator.describe()["pooling_weights"].get("sum", 0.0)),
-        )  # fmt: skip
     emit(f"{name}_bma_mean_weight_of_sum", float(np.mean(weights)))
     for pooling in ("mean", "auto"):
         other: list[tuple[float, float]] = []

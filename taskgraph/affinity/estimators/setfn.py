@@ -29,13 +29,15 @@ its own evidence-maximising hyperparameters (with a ``hyperprior``, each fit's M
 objective, the log evidence plus the log hyperprior at those hyperparameters: the closer of
 the two to the models' marginal likelihoods, and what ``auto`` compares too), and a
 prediction is the two-component mixture (its mean the weighted mean, its variance the
-mixture's).  ``"auto"`` keeps one of the two,
-``sum`` only when its evidence is strongly higher (log Bayes factor above
-:data:`AUTO_POOLING_LOG_BAYES_FACTOR`, 3).  With no record of two or more auxiliaries the
-poolings coincide and one fit is made.  On MTG-Net's MIMIC-27 the evidence favours ``sum`` by
-190-280 (its weight is 1) and the held-out groups' Spearman rises from 0.578 to 0.654; on
-small tables the evidence differs by a few units either way, and averaging beat choosing on
-the validation rule that made ``bma`` the default (``docs/affinity.md``, "Research log").
+mixture's).  ``"auto"`` keeps one of the two, ``sum`` only when its evidence is strongly
+higher (log Bayes factor above :data:`AUTO_POOLING_LOG_BAYES_FACTOR`, 3).  With no record of
+two or more auxiliaries the poolings coincide and one fit is made.  On MTG-Net's MIMIC-27 the
+evidence favours ``sum`` by 190-280 (its weight is 1) and the held-out groups' Spearman rises
+from 0.578 to 0.654; on small tables the evidence differs by a few units either way, and
+averaging beat choosing on the validation rule that made ``bma`` the default of plain fits.
+With the small-data hyperprior it did not pass that rule, so the command line, which fits with
+it, keeps ``mean`` (:func:`taskgraph.app.affinity.fitting.default_pooling`; the graph-guided
+sampler keeps ``mean`` too; ``docs/affinity.md``, "Research log").
 The prior variances, the noise, ``rho`` and the kernel ``K`` (identity, the "source-profile"
 similarity of how tasks help the other targets, its Hadamard square and cube, and the cosine
 similarity of task embeddings when given: Vu et al. 2020's TextEmb) are all chosen by the
