@@ -657,8 +657,9 @@ class SourceRankEstimator(AffinityEstimator):
     def _select(self, examples: dict[int, tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:
         """Return the ridge strength with the best cross-validated Spearman over targets, and its RMSE (z units).
 
-        Targets are held out in up to :data:`_CV_FOLDS` folds (one target per fold when there
-        are that few).  The held-out targets' rows are removed from the matrix before the
+        Targets are held out in up to :data:`_CV_FOLDS` interleaved folds (fold ``k`` holds
+        every tenth target from the ``k``-th, in the fit's task order; one target per fold when
+        there are that few).  The held-out targets' rows are removed from the matrix before the
         training targets' scores are computed: otherwise a training target's ``popular*``
         scores (means over the other rows) carry the held-out target's hidden gains, and a ridge
         that can tell the sources apart reconstructs them (``docs/affinity.md``, "Research log").
