@@ -574,6 +574,10 @@ def checked_spec(
         return spec, source
     spec, source = spec_or_path, "spec"
     runner = dotted.pop("runner", None)
+    if runner is not None and not isinstance(runner, Mapping):  # as a spec file's is refused
+        raise SpecError(
+            f"{source}: runner: must be a runner name or a mapping, got {type(runner).__name__}"
+        )
     fields = _runner_fields(dotted) if runner is not None or "runner.name" in dotted else {}
     if dotted:
         spec = _with_fields(spec, dotted, source=source, labels=labels)
