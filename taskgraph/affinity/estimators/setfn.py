@@ -68,6 +68,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
+from scipy.special import expit
 
 from taskgraph.affinity.estimators.base import AffinityEstimator, query_task_sets, task_sets_of
 from taskgraph.affinity.evidence import EvidenceFit, fit_evidence
@@ -147,7 +148,7 @@ class SetFunctionEstimator(AffinityEstimator):
         check_pooling(pooling)
         self.pooling_option = pooling
         #: the pooling the features are built with now: the fit's (the heavier one under bma)
-        self.pooling = pooling if pooling in ("mean", "sum") else "mean"
+        self.pooling = self._single_pooling()
         self.components: list[_Component] = []
         self.task_embeddings = dict(task_embeddings or {})
         self.lookahead = list(lookahead)
@@ -250,7 +251,7 @@ class SetFunctionEstimator(AffinityEstimator):
         poolings = (
             ("mean", "sum")
             if self.pooling_option in ("auto", "bma") and larger
-            else (self.pooling if self.pooling_option in ("mean", "sum") else "mean",)
+            else (self._single_pooling(),)
         )
         for pooling, (label, similarity) in itertools.product(
             poolings, list(self._similarities(tasks, table))
@@ -286,7 +287,7 @@ class SetFunctionEstimator(AffinityEstimator):
             if self.pooling_option == "auto":  # sum only on strong evidence
                 weights = {"sum" if log_factor > AUTO_POOLING_LOG_BAYES_FACTOR else "mean": 1.0}
             else:  # bma: the posterior model probabilities under equal prior odds
-                w_sum = 1.0 / (1.0 + math.exp(-min(max(log_factor, -700.0), 700.0)))
+                w_sum = float(expit(log_factor))
                 weights = {"mean": 1.0 - w_sum, "sum": w_sum}
         # A weight below _NEGLIGIBLE_WEIGHT cannot move a prediction: that pooling is left out
         # (one fit to predict with, the draws of a plain fit), whichever pooling it is.
@@ -296,7 +297,15 @@ class SetFunctionEstimator(AffinityEstimator):
             _Component(weight / total, pooling, *best_by_pooling[pooling][1:4])
             for pooling, weight in kept.items()
         ]
-        self._activate(max(self.components, key=lambda c: c.weight))
+        self._activate(self._heaviest())
+
+    def _single_pooling(self) -> str:
+        """Return the pooling of a one-fit model: the option's, or mean under auto and bma."""
+        return self.pooling_option if self.pooling_option in ("mean", "sum") else "mean"
+
+    def _heaviest(self) -> _Component:
+        """Return the component with the largest weight (the first, mean, on a tie)."""
+        return max(self.components, key=lambda c: c.weight)
 
     def _activate(self, component: _Component) -> None:
         """Make ``component`` the fit that features and predictions use."""
@@ -315,7 +324,7 @@ class SetFunctionEstimator(AffinityEstimator):
                 self._activate(component)
                 results.append((component.weight, compute()))
         finally:
-            self._activate(max(self.components, key=lambda c: c.weight))
+            self._activate(self._heaviest())
         return results
 
     def _target_scales(self, targets: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -196,9 +196,12 @@ def _explained(explain: Callable[[], None]) -> Iterator[None]:
         raise
 
 
-def _setfn_options(method: str, hyperprior: bool | None, pooling: str | None) -> tuple[bool, str]:
-    """Return setfn's (hyperprior, pooling), its defaults for None (not given); either given to
-    another estimator, which would ignore it, is refused."""
+def _setfn_options(
+    method: str, hyperprior: bool | None, pooling: str | None
+) -> tuple[bool, str | None]:
+    """Return setfn's (hyperprior, pooling), the hyperprior's default for None (not given; the
+    pooling's default follows it in :func:`fit_records`); either given to another estimator,
+    which would ignore it, is refused."""
     if hyperprior is not None:
         flag(hyperprior, "hyperprior")
     if pooling is not None:
@@ -213,8 +216,7 @@ def _setfn_options(method: str, hyperprior: bool | None, pooling: str | None) ->
             raise ConfigError(
                 f"`{given[0]}` is an option of setfn, but {option_name('method')} is {method!r}"
             )
-    prior = True if hyperprior is None else hyperprior
-    return prior, (default_pooling(prior) if pooling is None else pooling)
+    return (True if hyperprior is None else hyperprior), pooling
 
 
 def default_pooling(hyperprior: bool) -> str:
