@@ -85,10 +85,11 @@ def test_setfn_pooling_auto_picks_how_the_members_combine(pooling: str) -> None:
         SetFunctionEstimator(pooling="max")
 
 
-def _half_mean_half_sum(noise: float = 0.05) -> list:
-    """Noisy gains halfway between averaged and summed members: the evidence is undecided."""
+def _half_mean_half_sum(noise: float = 0.05, share_of_sum: float = 0.5) -> list:
+    """Noisy gains between averaged and summed members (halfway by default: the evidence is
+    undecided), every single and a quarter of the larger sets seen."""
     mean, summed = additive_truth(seed=0, pooling="mean"), additive_truth(seed=0, pooling="sum")
-    truth = {key: 0.5 * (mean[key] + summed[key]) for key in mean}
+    truth = {key: (1 - share_of_sum) * mean[key] + share_of_sum * summed[key] for key in mean}
     rng = np.random.default_rng(0)
     seen = {key for key in truth if len(key[1]) == 1 or rng.random() < 0.25}
     return records_from(truth, lambda t, a: (t, a) in seen, noise=noise, seeds=2, seed=0)
@@ -353,10 +354,7 @@ def test_setfn_bma_counts_pairs_of_auxiliaries_as_larger_sets() -> None:
 def test_setfn_bma_describes_its_heavier_pooling_right_after_the_fit() -> None:
     # Undecided evidence leaning to sum (the summed truth with noise): the described kernel and
     # evidence are sum's from the start, not only after a prediction re-activates it.
-    truth = additive_truth(seed=0, pooling="sum")
-    rng = np.random.default_rng(0)
-    seen = {key for key in truth if len(key[1]) == 1 or rng.random() < 0.25}
-    records = records_from(truth, lambda t, a: (t, a) in seen, noise=0.05, seeds=2, seed=0)
+    records = _half_mean_half_sum(share_of_sum=1.0)
     bma = SetFunctionEstimator().fit(records)
     weights = bma.describe()["pooling_weights"]
     assert 0.5 < weights["sum"] < 0.999, weights

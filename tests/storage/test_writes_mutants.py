@@ -23,24 +23,17 @@ def test_a_run_without_fingerprints_keeps_the_tasks_stored_ones(
     prints = {"ner": "a" * 64, "pos": "p" * 64}
     types = {"ner": "token_tagging", "pos": "token_tagging"}
     with open_repository(sqlite_url) as repo:
-        config, result = make_trial("ner", ("pos",), seed=0)
-        repo.add_run_result(
-            study="s",
-            trial_number=0,
-            config=config,
-            result=result,
-            task_fingerprints=prints,
-            task_types=types,
-        )
-        config, result = make_trial("ner", ("pos",), seed=1)
-        repo.add_run_result(
-            study="s",
-            trial_number=1,
-            config=config,
-            result=result,
-            task_fingerprints={},
-            task_types={},
-        )
+        # The first run records the tasks' fingerprints and types, the second neither.
+        for seed, (fingerprints, task_types) in enumerate([(prints, types), ({}, {})]):
+            config, result = make_trial("ner", ("pos",), seed=seed)
+            repo.add_run_result(
+                study="s",
+                trial_number=seed,
+                config=config,
+                result=result,
+                task_fingerprints=fingerprints,
+                task_types=task_types,
+            )
     engine = create_engine(sqlite_url)
     try:
         with engine.connect() as connection:
