@@ -75,7 +75,7 @@ def test_a_partial_selection_weight_map_is_said_not_refused(
 ) -> None:
     # A feature left out gets weight 0: said once, on stderr; not refused, as a study stored
     # with such a map must still load (resume, study show).
-    from taskgraph.search.checks import _check_data_selection
+    from taskgraph.search.checks.search_settings import _check_data_selection
 
     path = tmp_path / "spec.yaml"
     path.write_text(
