@@ -95,7 +95,7 @@ def screen_predictions(args: argparse.Namespace, target: str) -> tuple[dict[str,
             screens = repository.screens(study)
     if not screens and args.spec:
         from taskgraph.app.screening import screen_study
-        from taskgraph.app.studies import load_study_spec
+        from taskgraph.app.studies.specs import load_study_spec
 
         spec = load_study_spec(args.spec)
         print(f"running the screen of {spec.name!r} ({args.spec})", file=sys.stderr)

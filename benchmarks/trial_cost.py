@@ -252,7 +252,7 @@ def measure(args: argparse.Namespace) -> None:
         import taskgraph.training as training
         import taskgraph.training.run as run
         import taskgraph.training.trainer as trainer_module
-        from taskgraph.app.studies import build_engine as open_engine
+        from taskgraph.app.studies.running import build_engine as open_engine
         from taskgraph.cli.study import _load_checked
         from taskgraph.runners.local import LocalEvaluator
         from taskgraph.search.engine import StudyEngine

@@ -41,7 +41,7 @@ _API = {
     "graph_report": "taskgraph.app.affinity",
     "fit_estimator": "taskgraph.app.affinity",
     "bench": "taskgraph.app.bench",
-    "results_table": "taskgraph.app.results",
+    "results_table": "taskgraph.app.results.build",
 }
 
 __all__ = [
@@ -79,7 +79,7 @@ if TYPE_CHECKING:
         recommendation_report,
     )
     from taskgraph.app.bench import bench
-    from taskgraph.app.results import results_table
+    from taskgraph.app.results.build import results_table
     from taskgraph.app.screening import screen_report, screen_study
     from taskgraph.app.studies import (
         delete_study,

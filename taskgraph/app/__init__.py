@@ -28,7 +28,9 @@ from taskgraph.app.affinity import (
     records_long_table,
 )
 from taskgraph.app.bench import bench
-from taskgraph.app.results import ResultsTable, results_table, write_results
+from taskgraph.app.results.build import results_table
+from taskgraph.app.results.table import ResultsTable
+from taskgraph.app.results.writing import write_results
 from taskgraph.app.screening import screen_report, screen_study
 from taskgraph.app.studies import (
     build_engine,

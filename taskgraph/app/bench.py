@@ -1,7 +1,8 @@
 """Benchmarks: the estimators and samplers measured on a results table in the long CSV format.
 
-:func:`bench` returns what ``taskgraph bench --json`` prints; the evaluations themselves (and
-the samplers, built as a study builds them) are in :mod:`taskgraph.search.benchmarking`.
+:func:`bench` returns what ``taskgraph bench --json`` prints; the evaluations themselves are in
+:mod:`taskgraph.search.bench_report` (and the search efficiency of the samplers, built as a
+study builds them, in :mod:`taskgraph.search.benchmarking`).
 """
 
 from __future__ import annotations
@@ -142,7 +143,7 @@ def bench(
 
     Keys: ``evaluations`` (run), ``skipped`` (evaluation -> why), ``notes`` and the figures
     (``spearman``, ``spearman_hoa``, ``pair_spearman``, ``ranking_spearman``,
-    ``trials_to_best_<sampler>``, ... as :func:`~taskgraph.search.benchmarking.run_bench`
+    ``trials_to_best_<sampler>``, ... as :func:`~taskgraph.search.bench_report.run_bench`
     documents).  ``task_metadata``: a task-metadata file (:func:`metadata_options`).
     ``pooling``: ``setfn``'s ``pooling`` (``mean``, ``sum``, ``auto`` or ``bma``, its default;
     ``setfn`` only).
@@ -152,7 +153,7 @@ def bench(
     """
     from taskgraph.affinity.estimators.base import ESTIMATORS
     from taskgraph.affinity.estimators.setfn import check_pooling
-    from taskgraph.search.benchmarking import CLI_SAMPLERS, run_bench
+    from taskgraph.search.bench_report import CLI_SAMPLERS, run_bench
 
     # Whatever the table: one with no evaluation that fits the estimator still names it.
     ESTIMATORS.get(registered_name(method, "method"))  # unknown: one line listing the known ones

@@ -72,7 +72,8 @@ def screen_study(
     reason.
     """
     from taskgraph.app.arguments import filesystem_path, flag, integer
-    from taskgraph.app.studies import build_engine, checked_spec, runner_of
+    from taskgraph.app.studies.running import build_engine
+    from taskgraph.app.studies.specs import checked_spec, runner_of
     from taskgraph.registry import RUNNERS
     from taskgraph.search.recording import code_version
     from taskgraph.search.screening import screen_config, screen_probe_count

@@ -1,6 +1,6 @@
 """``taskgraph bench``: measure the affinity estimators and samplers on a results table.
 
-The command parses its options and calls :func:`taskgraph.search.benchmarking.run_bench`,
+The command parses its options and calls :func:`taskgraph.search.bench_report.run_bench`,
 which runs every evaluation the table supports (gain prediction on groups of size >= 3,
 k-fold pair gains, source ranking, search efficiency of the samplers a study uses) and says
 which it skipped and why.
@@ -18,7 +18,7 @@ from taskgraph.affinity.estimators.base import ESTIMATORS
 from taskgraph.cli.options import nonempty_path
 from taskgraph.cli.output import emit_json, stderr_console
 from taskgraph.errors import ConfigError
-from taskgraph.search.benchmarking import CLI_SAMPLERS
+from taskgraph.search.bench_report import CLI_SAMPLERS
 
 __all__ = ["bench"]
 

@@ -148,7 +148,7 @@ def list_command(
     as_csv: CsvOption = False,
 ) -> None:
     """List runs (one line each) matching every filter given."""
-    from taskgraph.app.results import check_record_family, check_record_filters
+    from taskgraph.app.results.record_filters import check_record_family, check_record_filters
 
     check_run_filters(
         status=status, task_set=task_set, model_config=model_config, study=study, target=target
@@ -377,7 +377,7 @@ def export_command(
     ] = None,
 ) -> None:
     """Export the matching records as CSV, JSON, Parquet (needs pyarrow) or a long table."""
-    from taskgraph.app.results import check_record_filters
+    from taskgraph.app.results.record_filters import check_record_filters
 
     check_run_filters(
         status=status, task_set=task_set, model_config=model_config, study=study, target=target
@@ -518,7 +518,8 @@ def table_command(
     as_json: JsonOption = False,
 ) -> None:
     """Print a study's results table: rows = configurations, mean ± 95% t-interval over seeds."""
-    from taskgraph.app.results import check_results_folder, results_table, write_results
+    from taskgraph.app.results.build import results_table
+    from taskgraph.app.results.writing import check_results_folder, write_results
 
     if write is not None:  # before the table is printed: a folder it cannot go to is the error
         check_results_folder(write, study)

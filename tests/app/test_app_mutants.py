@@ -18,7 +18,7 @@ import pytest
 
 import taskgraph.app.affinity.fitting as fitting
 import taskgraph.app.affinity.records as app_records
-import taskgraph.search.benchmarking as benchmarking
+import taskgraph.search.bench_report as bench_report
 from taskgraph.affinity.metadata import TaskMetadata
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.app.affinity.grouping import grouping_report
@@ -29,7 +29,7 @@ from taskgraph.app.affinity.recommendations import (
 from taskgraph.app.affinity.records import _target_objectives_differ, load_records
 from taskgraph.app.arguments import number
 from taskgraph.app.bench import _coverage_notes, bench
-from taskgraph.app.studies import _with_runner
+from taskgraph.app.studies.specs import _with_runner
 from taskgraph.errors import ConfigError
 from taskgraph.spec import spec_from_dict
 from taskgraph.storage import open_repository
@@ -114,7 +114,7 @@ def test_bench_metadata_covering_none_of_the_tables_tasks(
         seen.update(options)
         return _Report()
 
-    monkeypatch.setattr(benchmarking, "run_bench", run_bench)
+    monkeypatch.setattr(bench_report, "run_bench", run_bench)
     metadata = tmp_path / "md.json"
     metadata.write_text(
         '{"tasks": {"x": {"features": {"size": 1.0}}, "y": {"features": {"size": 2.0}}}}'

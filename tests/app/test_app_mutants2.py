@@ -10,8 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from taskgraph.app import records_long_table
-from taskgraph.app.results import ResultsTable, check_record_filters, write_results
-from taskgraph.app.studies import checked_spec
+from taskgraph.app.results.record_filters import check_record_filters
+from taskgraph.app.results.table import ResultsTable
+from taskgraph.app.results.writing import write_results
+from taskgraph.app.studies.specs import checked_spec
 from taskgraph.cli.app import app
 from taskgraph.spec import spec_from_dict
 from taskgraph.storage import open_repository

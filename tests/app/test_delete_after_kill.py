@@ -18,7 +18,7 @@ import optuna
 import pytest
 from typer.testing import CliRunner
 
-from taskgraph.app.studies import delete_study
+from taskgraph.app.studies.stored import delete_study
 from taskgraph.cli.app import app
 from taskgraph.storage.locks import driver_lock_file, lock_file
 from taskgraph.testing import TRIAL_SECONDS_ENV, optuna_trial_counts

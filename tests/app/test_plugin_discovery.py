@@ -14,7 +14,7 @@ import pytest
 
 import taskgraph
 from taskgraph.app.affinity import load_records
-from taskgraph.app.results import build_table
+from taskgraph.app.results.build import build_table
 from taskgraph.errors import ConfigError, SpecError, UnknownNameError
 from taskgraph.registry import PLUGINS_ENV, RUNNERS, Registry
 from taskgraph.runners.base import RunnerCapabilities

@@ -280,7 +280,7 @@ def test_screen_study_checks_its_arguments_first(
 def test_a_spec_objects_runner_errors_name_no_command_line_option() -> None:
     # Every spec object passes the runner step (its table made absolute); its own error and a
     # `runner=` keyword's named `--runner/--address`, options the caller never gave.
-    from taskgraph.app.studies import checked_spec
+    from taskgraph.app.studies.specs import checked_spec
 
     spec = taskgraph.load_study_spec(Path(__file__).parents[2] / "searchspaces" / "demo.yaml")
     own = spec.model_copy(update={"runner": spec.runner.model_copy(update={"threads": 0})})

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from taskgraph.app.results import build_table
+from taskgraph.app.results.build import build_table
 from taskgraph.storage import open_repository
 from taskgraph.trial import Cost, TrialConfig, TrialResult, TrialStatus
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 from scipy.stats import t
 
-from taskgraph.app.results import build_table
+from taskgraph.app.results.build import build_table
 from taskgraph.storage import open_repository
 from taskgraph.testing import complete_result
 from taskgraph.trial import Cost, TrialConfig

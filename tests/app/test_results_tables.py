@@ -10,17 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from taskgraph.affinity.longtable import read_long_csv
-from taskgraph.app.results import (
-    Cell,
-    Paired,
-    ResultRow,
-    build_table,
-    mean_interval,
-    replace_section,
-    results_table,
-    section_markers,
-    write_results,
-)
+from taskgraph.app.results.build import build_table, results_table
+from taskgraph.app.results.intervals import Cell, Paired, mean_interval
+from taskgraph.app.results.table import ResultRow
+from taskgraph.app.results.writing import replace_section, section_markers, write_results
 from taskgraph.cli.app import app
 from taskgraph.errors import ConfigError, StorageError
 from taskgraph.storage import open_repository
@@ -302,7 +295,7 @@ def test_pruned_runs_are_not_counted_as_failed() -> None:
     """A pruned run was stopped early by the pruner; the table said '(1 failed)' for it."""
     from types import SimpleNamespace
 
-    from taskgraph.app.results import ResultRow
+    from taskgraph.app.results.table import ResultRow
 
     def runs(*states: str) -> tuple[Any, ...]:
         return tuple(SimpleNamespace(status=s, seed=i, id=i) for i, s in enumerate(states))

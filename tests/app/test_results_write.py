@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from taskgraph.app.results import ResultsWriteError, results_table, write_results
+from taskgraph.app.results.build import results_table
+from taskgraph.app.results.writing import ResultsWriteError, write_results
 from taskgraph.cli.app import app
 from taskgraph.storage import open_repository
 from taskgraph.trial import Cost, TrialConfig, TrialResult, TrialStatus

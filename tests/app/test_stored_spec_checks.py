@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from taskgraph.app.studies import check_study_spec, resumable_spec
+from taskgraph.app.studies.running import resumable_spec
+from taskgraph.app.studies.specs import check_study_spec
 from taskgraph.errors import SpecError
 from taskgraph.spec import spec_from_dict
 from taskgraph.testing import run_fake_study

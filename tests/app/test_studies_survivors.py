@@ -12,12 +12,8 @@ from pathlib import Path
 import pytest
 
 import taskgraph
-from taskgraph.app.studies import (
-    _read_inline_data,
-    invocation_wall_time,
-    load_study_spec,
-    resumable_spec,
-)
+from taskgraph.app.studies.running import _read_inline_data, invocation_wall_time, resumable_spec
+from taskgraph.app.studies.specs import load_study_spec
 from taskgraph.errors import DataFormatError, SpecError
 from taskgraph.spec import StudySpec, load_spec
 from taskgraph.spec.checks import inline_task_defs

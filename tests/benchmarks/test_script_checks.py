@@ -280,7 +280,7 @@ def test_a_screen_study_in_a_new_database_is_screened_there(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     import taskgraph.app.screening as screening
-    import taskgraph.app.studies as studies
+    import taskgraph.app.studies.specs as studies
     from taskgraph.storage import open_repository
     from taskgraph.trial import (
         Cost,

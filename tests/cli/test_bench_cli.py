@@ -209,7 +209,7 @@ def test_task_metadata_reaches_the_estimator_or_says_why_not(tmp_path: Path) -> 
     from taskgraph.affinity.estimators.sourcerank import DEFAULT_FEATURES
     from taskgraph.app.bench import metadata_options
     from taskgraph.errors import ConfigError
-    from taskgraph.search.benchmarking import run_bench
+    from taskgraph.search.bench_report import run_bench
 
     path = write_pair_table(tmp_path / "pairs.csv", seed=2)
     metadata = tmp_path / "meta.json"

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from taskgraph.affinity.longtable import LongRow, LongTable, write_long_csv
 from taskgraph.cli.app import app
-from taskgraph.search.benchmarking import MAX_BENCH_VALUE, benchmark_spec
+from taskgraph.search.bench_report import MAX_BENCH_VALUE
+from taskgraph.search.benchmarking import benchmark_spec
 
 runner = CliRunner()
 

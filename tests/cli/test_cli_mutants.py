@@ -13,7 +13,7 @@ from typing import Any
 import optuna
 import pytest
 
-import taskgraph.app.studies
+import taskgraph.app.studies.stored
 from taskgraph.cli.output import emit_json
 from taskgraph.cli.study import _ProgressObserver
 from taskgraph.storage import open_repository
@@ -50,7 +50,7 @@ def _table(out: str) -> tuple[list[str], list[list[str]]]:
 def _show_report(monkeypatch: pytest.MonkeyPatch, url: str, report: dict[str, Any]) -> str:
     """Return `study show`'s text for the study summary ``report`` (a changed summary of the
     study at ``url``)."""
-    monkeypatch.setattr(taskgraph.app.studies, "study_summary", lambda *a, **k: report)
+    monkeypatch.setattr(taskgraph.app.studies.stored, "study_summary", lambda *a, **k: report)
     code, out, err = invoke("study", "show", "fake", "--storage", url)
     assert code == 0, err
     return out
@@ -101,7 +101,7 @@ def test_show_says_each_failure_on_a_line(study: str) -> None:
 def test_show_spec_json_is_the_stored_spec(study: str) -> None:
     code, out, err = invoke("study", "show", "fake", "--storage", study, "--spec", "--json")
     assert code == 0, err
-    assert json.loads(out) == taskgraph.app.studies.study_spec("fake", storage=study)
+    assert json.loads(out) == taskgraph.app.studies.stored.study_spec("fake", storage=study)
 
 
 def test_show_selection_column_and_the_best_lines_pool(

@@ -128,14 +128,14 @@ def test_a_plain_optuna_study_is_not_read_as_taskgraphs(demo: Path) -> None:
 def test_ctrl_c_before_the_study_exists_offers_no_resume(
     demo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import taskgraph.app.studies
+    import taskgraph.app.studies.running
 
     def interrupted(*args: Any, **kwargs: Any) -> Any:
         raise KeyboardInterrupt
 
     url = f"sqlite:///{demo.parent / 'e.db'}"
     with monkeypatch.context() as patch:
-        patch.setattr(taskgraph.app.studies, "build_engine", interrupted)
+        patch.setattr(taskgraph.app.studies.running, "build_engine", interrupted)
         code, _, err = tabular(demo, url, "--trials", "1")
     assert code == 130
     assert err == (
@@ -146,7 +146,7 @@ def test_ctrl_c_before_the_study_exists_offers_no_resume(
     # Once the study exists, Ctrl-C says how to finish it.
     code, _, err = tabular(demo, url, "--trials", "1")
     assert code == 0, err
-    monkeypatch.setattr(taskgraph.app.studies, "build_engine", interrupted)
+    monkeypatch.setattr(taskgraph.app.studies.running, "build_engine", interrupted)
     code, _, err = tabular(demo, url, "--trials", "2")
     assert code == 130
     assert err.startswith("interrupted: the study is saved; finish it with `taskgraph study resume")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from taskgraph.app.studies import load_study_spec
+from taskgraph.app.studies.specs import load_study_spec
 from taskgraph.cli.app import app
 
 runner = CliRunner()
@@ -173,7 +173,7 @@ def test_a_budget_held_by_another_drivers_running_trials_says_so(
 ) -> None:
     # A driver whose sibling was killed mid-trial stops at the budget (done + running) with
     # that trial RUNNING: the summary said nothing of it, nor how to retry it.
-    from taskgraph.app import studies
+    from taskgraph.app.studies import running
     from taskgraph.search.engine import RunSummary
     from taskgraph.search.progress import StudyProgress
 
@@ -185,7 +185,7 @@ def test_a_budget_held_by_another_drivers_running_trials_says_so(
         )  # fmt: skip
         return RunSummary(progress=progress, reason="budget")
 
-    monkeypatch.setattr(studies, "run_spec", run_spec)
+    monkeypatch.setattr(running, "run_spec", run_spec)
     url = f"sqlite:///{tmp_path / 'r.db'}"
     code, out, err = invoke("study", "run", str(REPO / "searchspaces/demo.yaml"), "--storage", url)
     assert code == 0, err

@@ -12,7 +12,7 @@ from types import ModuleType
 
 import pytest
 
-from taskgraph.app.results import results_table
+from taskgraph.app.results.build import results_table
 from taskgraph.spec import load_spec
 from taskgraph.storage import open_repository
 

@@ -17,7 +17,7 @@ import optuna
 import pytest
 from typer.testing import CliRunner
 
-from taskgraph.app.studies import build_engine
+from taskgraph.app.studies.running import build_engine
 from taskgraph.cli.app import app
 from taskgraph.runners import RUNNERS
 from taskgraph.runners.local import (

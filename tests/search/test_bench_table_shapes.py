@@ -404,7 +404,7 @@ def test_the_one_split_note_names_only_the_evaluations_that_ran(tmp_path: Path) 
 def test_progress_shows_each_evaluation_from_its_start_and_moves_per_fit(tmp_path: Path) -> None:
     # A setfn fit of MIMIC-27 takes half a minute: the pair gains (135 fits) and the source
     # ranking reported once, at their end, and nothing showed for 15 minutes.
-    from taskgraph.search.benchmarking import run_bench
+    from taskgraph.search.bench_report import run_bench
 
     steps: list[tuple[str, int, int]] = []
     run_bench(

@@ -132,7 +132,7 @@ def test_study_records_use_the_baseline_trial_and_stored_subsets() -> None:
 
 
 def test_a_spec_with_sampler_graph_runs_on_the_tabular_runner(tmp_path: Path) -> None:
-    from taskgraph.app.studies import run_spec as run_study
+    from taskgraph.app.studies.running import run_spec as run_study
     from taskgraph.spec import spec_from_dict
     from taskgraph.storage import open_repository
 
@@ -245,7 +245,7 @@ def test_the_demo_spec_through_the_engine_repeats_no_set_beyond_the_limit(
 
 
 def test_the_engine_stops_a_study_whose_sets_are_exhausted(tmp_path: Path) -> None:
-    from taskgraph.app.studies import run_spec as run_study
+    from taskgraph.app.studies.running import run_spec as run_study
     from taskgraph.spec import spec_from_dict
 
     table_path = tmp_path / "synthetic.csv"

@@ -119,7 +119,7 @@ def test_the_text_names_each_reason_for_its_own_trials(
 ) -> None:
     """Trials left without a gain for different reasons each get their own line (the first
     trial's reason was printed for all), and the best line names no reason of its own."""
-    import taskgraph.app.studies as studies
+    import taskgraph.app.studies.stored as studies
 
     url = _study(tmp_path, seed=0, trials=6, baselines="one")
     report = studies.study_summary("fam", storage=url)

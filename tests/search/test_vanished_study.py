@@ -13,7 +13,7 @@ import optuna
 import pytest
 from typer.testing import CliRunner
 
-from taskgraph.app.studies import run_study
+from taskgraph.app.studies.running import run_study
 from taskgraph.cli.app import app
 from taskgraph.errors import SpecError, StorageError
 from taskgraph.search.recording import RecordWriter

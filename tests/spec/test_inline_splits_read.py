@@ -10,7 +10,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from taskgraph.app.studies import load_study_spec
+from taskgraph.app.studies.specs import load_study_spec
 from taskgraph.cli.app import app
 
 SENTENCES = "The\tO\ncat\tB-ANIMAL\nsat\tO\n\n" * 3

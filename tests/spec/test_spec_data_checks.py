@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from taskgraph.app.studies import load_study_spec
+from taskgraph.app.studies.specs import load_study_spec
 from taskgraph.cli.app import app
 from taskgraph.errors import ConfigError, SpecError, TaskgraphError
 from taskgraph.spec.checks import check_data

@@ -74,7 +74,7 @@ def test_data_families_names_each_version_and_a_run_without_one() -> None:
 def test_a_study_whose_data_changed_since_its_earlier_runs_says_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from taskgraph.app.studies import _warn_of_changed_data, changed_data
+    from taskgraph.app.studies.running import _warn_of_changed_data, changed_data
     from taskgraph.search.engine import StudyEngine
     from taskgraph.spec import spec_from_dict
     from taskgraph.spec.checks import inline_task_defs

@@ -21,7 +21,9 @@ import optuna
 import pytest
 from typer.testing import CliRunner
 
-from taskgraph.app.studies import build_engine, delete_study, load_study_spec
+from taskgraph.app.studies.running import build_engine
+from taskgraph.app.studies.specs import load_study_spec
+from taskgraph.app.studies.stored import delete_study
 from taskgraph.cli.app import app
 from taskgraph.errors import StorageError
 from taskgraph.storage.locks import driver_lock_file, hold_driver_lock, no_driver

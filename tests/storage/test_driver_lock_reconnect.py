@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
-from taskgraph.app.studies import build_engine, delete_study, load_study_spec
+from taskgraph.app.studies.running import build_engine
+from taskgraph.app.studies.specs import load_study_spec
+from taskgraph.app.studies.stored import delete_study
 from taskgraph.errors import StorageError
 from taskgraph.search.engine import StudyEngine, StudyVanishedError
 from taskgraph.search.heartbeat import Heartbeat

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from taskgraph.app.results import check_record_family
+from taskgraph.app.results.record_filters import check_record_family
 from taskgraph.errors import ConfigError
 from taskgraph.storage import Repository, open_repository
 from taskgraph.trial import (

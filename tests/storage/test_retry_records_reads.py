@@ -25,7 +25,8 @@ import pytest
 import sqlalchemy
 from sqlalchemy import event
 
-from taskgraph.app.studies import build_engine, load_study_spec
+from taskgraph.app.studies.running import build_engine
+from taskgraph.app.studies.specs import load_study_spec
 from taskgraph.storage import open_repository
 from taskgraph.storage.repository import Repository
 from taskgraph.storage.testing import PostgresServer

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from taskgraph.app.studies import run_spec as run_study
+from taskgraph.app.studies.running import run_spec as run_study
 from taskgraph.search.progress import SPEC_ATTR
 from taskgraph.spec import load_spec
 from taskgraph.storage import mask_secrets, mask_url, open_repository, storable_spec

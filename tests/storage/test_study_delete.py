@@ -14,7 +14,8 @@ import optuna
 import pytest
 from sqlalchemy import delete, func, select
 
-from taskgraph.app.studies import delete_study, run_study
+from taskgraph.app.studies.running import run_study
+from taskgraph.app.studies.stored import delete_study
 from taskgraph.errors import NotFoundError, SpecError
 from taskgraph.storage import open_repository
 from taskgraph.storage.migrate import schema_differences

@@ -64,9 +64,10 @@ def records_long_table(
     lists them; ``HASH/data:VERSION``: of that family measured on that data version, a
     prefix of the scored task's dataset fingerprint, as a family whose task's data changed
     is listed).  A study, target, task or scheme no run has is refused with the known names
-    (:func:`~taskgraph.app.results.check_record_filters`).  Raises :class:`ConfigError` when
-    nothing is left (a ``metric`` the matching runs lack names the ones they have; a
-    ``family`` no score has lists the families), when the studies disagree on the metric, or
+    (:func:`~taskgraph.app.results.record_filters.check_record_filters`).  Raises
+    :class:`ConfigError` when nothing is left (a ``metric`` the matching runs lack names the
+    ones they have; a ``family`` no score has lists the families), when the studies disagree
+    on the metric, or
     when one task set was trained in several model families (encoder, input length, example
     caps, pretraining or data selection), whose scores one row cannot hold: the message names
     each family by its pretraining scheme and data selection and the filter that picks one;
@@ -82,7 +83,7 @@ def records_long_table(
             f"`{option_name('metric')}` {ALL_METRICS!r} would average different metrics into one "
             "score: a long table holds one metric; name it"
         )
-    from taskgraph.app.results import check_record_filters
+    from taskgraph.app.results.record_filters import check_record_filters
 
     if family is not None and (not isinstance(family, str) or not family.strip()):
         raise ConfigError(f"`{option_name('family')}` is empty: give a family hash or its prefix")

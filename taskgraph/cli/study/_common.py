@@ -126,7 +126,7 @@ def _load_checked(
     trust_remote_code: bool = False,
 ) -> Any:
     """Return the checked spec at ``path`` with ``overrides`` (:func:`taskgraph.app.load_study_spec`)."""
-    from taskgraph.app.studies import load_study_spec
+    from taskgraph.app.studies.specs import load_study_spec
 
     return load_study_spec(path, overrides, labels=labels, trust_remote_code=trust_remote_code)
 

@@ -19,7 +19,7 @@ def status(
     as_json: JsonOption = False,
 ) -> None:
     """Show how far a study is: trials done of the budget, running, failed, best so far."""
-    from taskgraph.app.studies import study_status
+    from taskgraph.app.studies.stored import study_status
 
     data = study_status(name, storage=_storage(storage))
     if as_json:
@@ -49,7 +49,7 @@ def list_studies(
 ) -> None:
     """List the studies in the database with their progress (a plain Optuna study in the same
     database is marked "not taskgraph's")."""
-    from taskgraph.app.studies import list_studies
+    from taskgraph.app.studies.stored import list_studies
 
     url = _storage(storage)
     rows = list_studies(storage=url)
@@ -92,7 +92,7 @@ def delete(
     nothing), and an Optuna study taskgraph did not create, are refused.  Without --yes it
     asks first, and refuses when stdin is not a terminal.
     """
-    from taskgraph.app.studies import delete_study
+    from taskgraph.app.studies.stored import delete_study
     from taskgraph.storage import mask_url
 
     url = _storage(storage)

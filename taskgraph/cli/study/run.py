@@ -68,7 +68,7 @@ def _run(
     source: str,
     wall_time: float | None = None,
 ) -> None:
-    from taskgraph.app.studies import run_spec
+    from taskgraph.app.studies.running import run_spec
     from taskgraph.search.heartbeat import terminate_as_interrupt
     from taskgraph.storage import mask_url
     from taskgraph.storage.urls import resume_command
@@ -168,7 +168,7 @@ def run(
     The spec, every --set value, the data directory and every task's files are checked
     before anything is written to the database.
     """
-    from taskgraph.app.studies import invocation_wall_time
+    from taskgraph.app.studies.running import invocation_wall_time
 
     _quiet_transformers()  # before the checks import transformers
     overrides = _parse_sets(sets)
@@ -212,7 +212,7 @@ def resume(
     --data points at the data directory on this machine (it may differ from the one the
     study started with; the records keep each file's fingerprint).
     """
-    from taskgraph.app.studies import invocation_wall_time, resumable_spec
+    from taskgraph.app.studies.running import invocation_wall_time, resumable_spec
 
     _quiet_transformers()
     url = _storage(storage)

@@ -33,7 +33,7 @@ def show(
     ] = False,
 ) -> None:
     """Show a study: baseline, best task set and configuration, gains of the top trials."""
-    from taskgraph.app.studies import study_spec, study_summary
+    from taskgraph.app.studies.stored import study_spec, study_summary
 
     if spec:
         if top is not None:

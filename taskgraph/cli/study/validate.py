@@ -23,7 +23,7 @@ def validate(
 ) -> None:
     """Check a study spec: its shape, its names, the search space it compiles to, and the
     data directory and every task's files, as `study run` checks them before it writes."""
-    from taskgraph.app.studies import runner_of
+    from taskgraph.app.studies.specs import runner_of
     from taskgraph.search.space import SearchSpace
     from taskgraph.spec.checks import check_data
 
@@ -31,7 +31,7 @@ def validate(
     checked = _load_checked(
         spec, overrides, labels=_labels(overrides, {}), trust_remote_code=trust_remote_code
     )
-    # The same checks as `study run` (taskgraph.app.studies.build_engine): a spec that is
+    # The same checks as `study run` (taskgraph.app.studies.running.build_engine): a spec that is
     # "valid" here does not fail there for data that is missing, or for a database URL
     # (`$TASKGRAPH_STORAGE`, else the spec's `storage`) whose directory does not exist.
     _storage(None, checked)
