@@ -68,7 +68,7 @@ def test_a_corpus_of_files_without_text_is_refused_before_the_study(tmp_path: Pa
 
 
 def test_the_reader_streams_lines_and_names_the_line(tmp_path: Path) -> None:
-    from taskgraph.training.pretraining import corpus_file_lines  # the stage's, preflight's
+    from taskgraph.training.pretraining_corpus import corpus_file_lines  # the stage's, preflight's
 
     text = tmp_path / "c.txt"
     text.write_bytes(b"one\r\n\n two \xc3\xa9\rthree\nfour \xe9\n")
@@ -138,7 +138,7 @@ def test_a_corpus_task_of_short_texts_is_refused_before_the_study(tmp_path: Path
 
 
 def test_the_preflight_counts_windows_not_lines(tmp_path: Path) -> None:
-    from taskgraph.training.pretraining import corpus_windows, encoder_tokenizer
+    from taskgraph.training.pretraining_corpus import corpus_windows, encoder_tokenizer
 
     words = " ".join(f"word{i}" for i in range(40))
     text = tmp_path / "one.txt"
@@ -156,7 +156,7 @@ def test_the_preflight_counts_windows_not_lines(tmp_path: Path) -> None:
 
 
 def test_the_count_is_the_stages(tmp_path: Path) -> None:
-    from taskgraph.training.pretraining import _windows, corpus_windows, encoder_tokenizer
+    from taskgraph.training.pretraining_corpus import _windows, corpus_windows, encoder_tokenizer
 
     texts = ["ok", "the patient was given aspirin", " ".join(["long"] * 50), "a b c d e f g"]
     text = tmp_path / "c.txt"
@@ -174,7 +174,7 @@ def test_without_a_tokenizer_the_windows_are_left_to_the_stage(
     from taskgraph.errors import SpecError
     from taskgraph.search.checks import check_spec
     from taskgraph.spec import load_spec
-    from taskgraph.training import pretraining
+    from taskgraph.training import pretraining_corpus
 
     (tmp_path / "short.txt").write_text("ok\nyes\nno\n", encoding="utf-8")
     spec = load_spec(window_spec(tmp_path, "short.txt"))
@@ -185,5 +185,5 @@ def test_without_a_tokenizer_the_windows_are_left_to_the_stage(
         raise ConfigError(f"encoder {name!r}: cannot read a tokenizer")
 
     # The corpus holds text; how many windows it gives cannot be told without the tokenizer.
-    monkeypatch.setattr(pretraining, "encoder_tokenizer", unreadable)
+    monkeypatch.setattr(pretraining_corpus, "encoder_tokenizer", unreadable)
     check_spec(spec)

@@ -16,6 +16,8 @@ import torch
 from taskgraph.errors import ConfigError
 from taskgraph.tasks.synthetic import synthetic_family
 from taskgraph.training import pretraining as stage
+from taskgraph.training import pretraining_cache as cache
+from taskgraph.training import pretraining_corpus as corpus
 from taskgraph.training import train_trial
 from taskgraph.trial import PretrainingConfig, TrialConfig, TrialResult, TrialStatus
 
@@ -41,8 +43,8 @@ def config(scheme: str = "random", **pretraining: Any) -> TrialConfig:
 @pytest.fixture(autouse=True)
 def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("TASKGRAPH_CACHE", str(tmp_path))
-    monkeypatch.delenv(stage.PRETRAIN_CACHE_ENV, raising=False)
-    stage._MEMORY.clear_memory()
+    monkeypatch.delenv(cache.PRETRAIN_CACHE_ENV, raising=False)
+    cache._MEMORY.clear_memory()
     return tmp_path
 
 
@@ -101,7 +103,7 @@ def test_a_second_trial_reuses_the_cached_checkpoint(
     cache_dir: Path, stage_runs: list[str]
 ) -> None:
     first = train_trial(config(), tasks=FAMILY.tasks)
-    stage._MEMORY.clear_memory()  # as a later process would: from the disk
+    cache._MEMORY.clear_memory()  # as a later process would: from the disk
     second = train_trial(config(), tasks=FAMILY.tasks)
     assert first.status is second.status is TrialStatus.COMPLETE
     assert stage_runs == ["random"]
@@ -118,7 +120,7 @@ def test_a_second_trial_reuses_the_cached_checkpoint(
 def test_the_cache_key_covers_scheme_parameters_seed_and_encoder() -> None:
     base = config()
     keys = {
-        stage.pretraining_key(c, "corpus", precision="fp32")
+        cache.pretraining_key(c, "corpus", precision="fp32")
         for c in (
             base,
             base.with_seed(1),
@@ -129,7 +131,7 @@ def test_the_cache_key_covers_scheme_parameters_seed_and_encoder() -> None:
         )
     }
     assert len(keys) == 6
-    assert stage.pretraining_key(base, "other corpus", precision="fp32") != stage.pretraining_key(
+    assert cache.pretraining_key(base, "other corpus", precision="fp32") != cache.pretraining_key(
         base, "corpus", precision="fp32"
     )
 
@@ -137,7 +139,7 @@ def test_the_cache_key_covers_scheme_parameters_seed_and_encoder() -> None:
 def test_the_cache_key_covers_the_devices_precision(monkeypatch: pytest.MonkeyPatch) -> None:
     # CUDA pretrains in bf16 autocast, the CPU in fp32: two checkpoints, never one shared.
     base = config()
-    assert stage.pretraining_key(base, "corpus", precision="bf16") != stage.pretraining_key(
+    assert cache.pretraining_key(base, "corpus", precision="bf16") != cache.pretraining_key(
         base, "corpus", precision="fp32"
     )
     assert stage.stage_precision(torch.device("cuda")) == "bf16"
@@ -158,7 +160,7 @@ def test_the_cache_key_covers_the_devices_precision(monkeypatch: pytest.MonkeyPa
     ]
     assert devices == ["cpu", "cuda"]
     assert reports[0]["key"] != reports[1]["key"]
-    assert reports[0]["key"] == stage.pretraining_key(
+    assert reports[0]["key"] == cache.pretraining_key(
         base, reports[0]["corpus_fingerprint"], precision="fp32"
     )
 
@@ -276,7 +278,7 @@ def test_a_text_longer_than_the_model_is_windowed_without_transformers_length_wa
         text.write_text(" ".join(["alpha beta gamma delta"] * 200) + "\n")  # 800 > 512 pieces
         result = train_trial(config(corpus=(str(text),)), tasks=FAMILY.tasks)
         assert result.status is TrialStatus.COMPLETE, result.failure_reason
-        windows = stage._windows(["alpha beta " * 400], tokenizer, max_length=64)
+        windows = corpus._windows(["alpha beta " * 400], tokenizer, max_length=64)
         assert windows.shape == (13, 64)  # 800 pieces in windows of 62
         assert not [m for m in handler.messages if "Token indices sequence length" in m]
         # Only the windowing call is quiet: the tokenizer still warns where it is used whole.

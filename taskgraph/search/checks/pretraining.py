@@ -57,7 +57,7 @@ def _check_pretraining(spec: StudySpec, source: str) -> None:
                     ) from None
     if not schemes:
         return
-    from taskgraph.training.pretraining import corpus_file_lines
+    from taskgraph.training.pretraining_corpus import corpus_file_lines
 
     extra = inline_task_defs(spec, source=source)
     file_lines, tasks = 0, 0
@@ -88,12 +88,12 @@ def _check_pretraining(spec: StudySpec, source: str) -> None:
 def _check_corpus_windows(spec: StudySpec, source: str, extra: dict[str, Any]) -> None:
     """Refuse a named corpus that gives the stage fewer than 2 windows (every trial fails).
 
-    Counted as the stage counts them (:func:`~taskgraph.training.pretraining.corpus_windows`),
+    Counted as the stage counts them (:func:`~taskgraph.training.pretraining_corpus.corpus_windows`),
     with the encoder's tokenizer only; when that cannot be read, a corpus without a single
     text is refused.  A task whose data cannot be read here is left to the stage to judge
     (a runner's workers may read another data directory).
     """
-    from taskgraph.training.pretraining import (
+    from taskgraph.training.pretraining_corpus import (
         corpus_entry_texts,
         corpus_windows,
         encoder_tokenizer,
