@@ -39,7 +39,8 @@ from taskgraph.search.heartbeat import optuna_warnings_only, quiet_optuna
 from taskgraph.search.samplers import SAMPLERS, build_sampler
 from taskgraph.search.space import SearchSpace
 from taskgraph.spec.loading import spec_from_dict
-from taskgraph.spec.models import STUDY_NAME, StudySpec
+from taskgraph.spec.models import StudySpec
+from taskgraph.spec.models.study import STUDY_NAME
 
 __all__ = [
     "BENCH_SAMPLERS",
