@@ -251,6 +251,7 @@ def measure(args: argparse.Namespace) -> None:
         import taskgraph.models
         import taskgraph.training as training
         import taskgraph.training.run as run
+        import taskgraph.training.task_data as task_data
         import taskgraph.training.trainer as trainer_module
         from taskgraph.app.studies.running import build_engine as open_engine
         from taskgraph.cli.study import _load_checked
@@ -273,7 +274,7 @@ def measure(args: argparse.Namespace) -> None:
 
     # -- instrumentation (exclusive times) ------------------------------------------------------
     for attribute in ("load_examples", "label_vocabulary", "task_fingerprint"):
-        timer.wrap(run, attribute, "data reading")
+        timer.wrap(task_data, attribute, "data reading")
     timer.wrap(run, "build_task_data", "tokenization and features")
     timer.wrap(taskgraph.models, "load_encoder", "model construction and weights")
     timer.wrap(taskgraph.models, "build_model", "model construction and weights")

@@ -203,7 +203,7 @@ def _check_scored_labels(spec: StudySpec, task: Any, *, source: str, data_dir: P
     """Refuse a split the study scores ``task`` on whose first examples carry no label.
 
     Every task of a trial is scored on each split of ``training.eval_splits`` it has, and the
-    target on the objective's split too (``taskgraph.training.run.build_task_data``); a split
+    target on the objective's split too (``taskgraph.training.task_data.build_task_data``); a split
     of unlabeled rows (RTE's ``test_unlabeled``, a TSV reader's ``unlabeled_value``) failed
     each trial at its first evaluation ("gold example 0 has no label"), after the study was
     written.  Only classification examples can lack their label; the first

@@ -27,14 +27,10 @@ if TYPE_CHECKING:
     from taskgraph.training.lookahead import LookaheadAffinity
     from taskgraph.training.options import TrainingOptions
     from taskgraph.training.qa_decoding import decode_qa
-    from taskgraph.training.run import (
-        build_task_data,
-        build_trainer,
-        deterministic_subset,
-        train_trial,
-    )
+    from taskgraph.training.run import build_trainer, train_trial
     from taskgraph.training.runtime import resolve_device, seed_everything, stable_seed
     from taskgraph.training.sampling import SAMPLING_SCHEMES, TaskSampler
+    from taskgraph.training.task_data import build_task_data, deterministic_subset
     from taskgraph.training.trainer import (
         MultiTaskTrainer,
         NonFiniteLossError,
@@ -63,11 +59,11 @@ _LAZY: dict[str, str] = {
     "TrainerState": "taskgraph.training.callbacks",
     "TrainingOptions": "taskgraph.training.options",
     "TrainingOutcome": "taskgraph.training.trainer",
-    "build_task_data": "taskgraph.training.run",
+    "build_task_data": "taskgraph.training.task_data",
     "build_trainer": "taskgraph.training.run",
     "build_weighting": "taskgraph.training.weighting",
     "decode_qa": "taskgraph.training.qa_decoding",
-    "deterministic_subset": "taskgraph.training.run",
+    "deterministic_subset": "taskgraph.training.task_data",
     "evaluate_split": "taskgraph.training.evaluation",
     "predict_split": "taskgraph.training.evaluation",
     "resolve_device": "taskgraph.training.runtime",

@@ -16,37 +16,23 @@ an interrupted run resumes when ``train_trial`` is called again with the same ``
 :mod:`taskgraph.runners.local`).
 """
 
-from __future__ import annotations
-
 import gc
-import hashlib
 import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from taskgraph.errors import ConfigError, DataFormatError, DataNotFoundError, TaskgraphError
-from taskgraph.tasks import (
-    count_examples,
-    get_task,
-    has_unanswerable,
-    label_vocabulary,
-    load_examples,
-    task_fingerprint,
-)
-from taskgraph.tasks.cache import FEATURE_CACHE_ENV, FeatureCache, cache_dir, feature_cache
-from taskgraph.tasks.features import EncodedSplit, encode_examples, tokenizer_fingerprint
+from taskgraph.errors import DataFormatError, DataNotFoundError, TaskgraphError
+from taskgraph.tasks import count_examples, get_task
 from taskgraph.tasks.loading import task_set_fingerprints
-from taskgraph.tasks.types import Example, TaskDef, TaskType
-from taskgraph.training.batching import TaskTensors
+from taskgraph.tasks.types import TaskDef
 from taskgraph.training.callbacks import TrainerCallback
-from taskgraph.training.evaluation import EvalSet
+from taskgraph.training.frozen_states import attach_frozen_states
 from taskgraph.training.options import TrainingOptions
 from taskgraph.training.runtime import (
     describe_device,
@@ -56,314 +42,15 @@ from taskgraph.training.runtime import (
     stable_seed,
     torch_threads,
 )
-from taskgraph.training.selection import (
-    Selection,
-    select_auxiliaries,
-    selected_rows,
-    subset_tensors,
-)
-from taskgraph.training.trainer import MultiTaskTrainer, NonFiniteLossError, TaskData
+from taskgraph.training.selection import Selection, select_auxiliaries
+from taskgraph.training.task_data import build_task_data, check_caps, deterministic_subset
+from taskgraph.training.trainer import MultiTaskTrainer, NonFiniteLossError
 from taskgraph.training.weighting import build_weighting
 from taskgraph.trial import Cost, TrialConfig, TrialResult
 
-__all__ = [
-    "attach_frozen_states",
-    "build_task_data",
-    "build_trainer",
-    "check_caps",
-    "deterministic_subset",
-    "train_trial",
-]
+__all__ = ["build_trainer", "train_trial"]
 
 logger = logging.getLogger(__name__)
-
-# Outputs of frozen bottom layers by (frozen weights, token ids, segment ids, attention mask): in memory for this process,
-# at most _FROZEN_BYTES of them (float32 (N, L, H): 1,500 sentences of 96 tokens of MiniLM are
-# 221 MB), and on disk under $TASKGRAPH_CACHE/frozen/ for later processes (Ray workers, a
-# resumed study), each file at most _FROZEN_FILE_BYTES.  TASKGRAPH_FEATURE_CACHE=memory keeps
-# them in memory only, =off computes them in every trial.
-_FROZEN_BYTES = 2 * 1024**3
-_FROZEN_FILE_BYTES = 1024**3
-_FROZEN_CACHES: dict[str, FeatureCache] = {}
-
-
-def _frozen_cache() -> FeatureCache | None:
-    """Return the process-wide cache of frozen outputs for the current cache settings."""
-    mode = os.environ.get(FEATURE_CACHE_ENV, "").strip().lower()
-    if mode in {"off", "0", "false", "no"}:
-        return None
-    directory = "" if mode == "memory" else str(cache_dir() / "frozen")
-    if directory not in _FROZEN_CACHES:
-        _FROZEN_CACHES[directory] = FeatureCache(
-            directory=Path(directory) if directory else None, memory_items=64
-        )
-    return _FROZEN_CACHES[directory]
-
-
-def _remember_frozen(cache: FeatureCache, key: str, hidden: torch.Tensor) -> None:
-    # A prefix too large for one file stays in this process only.
-    cache.put(key, hidden, disk=hidden.numel() * hidden.element_size() <= _FROZEN_FILE_BYTES)
-    held = cache.items()
-    total = sum(t.numel() * t.element_size() for _, t in held)
-    for old, tensor in held:  # oldest first
-        if total <= _FROZEN_BYTES or old == key:
-            break
-        cache.forget(old)
-        total -= tensor.numel() * tensor.element_size()
-
-
-_LABELED = (
-    TaskType.TOKEN_TAGGING,
-    TaskType.DEPENDENCY_PARSING,
-    TaskType.SENTENCE_CLASSIFICATION,
-    TaskType.SENTENCE_PAIR_CLASSIFICATION,
-)
-
-
-def deterministic_subset(size: int, cap: int | None, *, key: str) -> np.ndarray:
-    """Return the sorted indices of a fixed random subset of ``cap`` out of ``size`` items."""
-    if cap is None or cap >= size:
-        return np.arange(size)
-    if cap < 1:
-        raise ConfigError(f"`max_examples` for {key!r} must be >= 1, but got {cap}")
-    rng = np.random.default_rng(stable_seed("subset", key))
-    return np.sort(rng.choice(size, size=cap, replace=False))
-
-
-def check_caps(config: TrialConfig) -> None:
-    """Raise ConfigError for a ``mixing.max_examples`` task that is not one of the trial's.
-
-    Such a cap would be silently ignored; the spec checks refuse the same for a study.
-    """
-    tasks = config.task_set
-    for name in config.mixing.max_examples:
-        if name not in tasks:
-            raise ConfigError(
-                f"mixing.max_examples.{name}: not a task of the trial; its tasks: "
-                f"{', '.join(tasks)}"
-            )
-
-
-def _mlm_info(tokenizer: Any) -> dict[str, int]:
-    return {"mask_token_id": int(tokenizer.mask_token_id), "vocab_size": len(tokenizer)}
-
-
-def _encoded(
-    task: TaskDef,
-    split: str,
-    tokenizer: Any,
-    *,
-    data_dir: str | os.PathLike[str] | None,
-    cap: int | None,
-    subset_key: str,
-    labels: list[str] | None,
-    max_length: int,
-    doc_stride: int,
-    keep_examples: bool,
-) -> tuple[list[Example], EncodedSplit]:
-    """Return the (capped) examples of ``split`` and their features, from the feature cache.
-
-    The key holds everything the features depend on: the task's data fingerprint (file
-    contents, carve rule, format, reader options), the split, the tokenizer's fingerprint,
-    ``max_length``, the QA stride, the label vocabulary and the subset cap.  A hit skips
-    reading the file and tokenizing.  Training splits keep no examples (only evaluation scores
-    against them), so their entries are smaller.
-    """
-    cache = feature_cache()
-    key = ""
-    fingerprint = ""
-    if cache is not None:
-        fingerprint = task_fingerprint(task, data_dir=data_dir)
-        key = cache.key(
-            {
-                "task": fingerprint,
-                "split": split,
-                "tokenizer": tokenizer_fingerprint(tokenizer),
-                "max_length": max_length,
-                "doc_stride": doc_stride if task.type is TaskType.EXTRACTIVE_QA else None,
-                "labels": labels,
-                "cap": cap,
-                "subset": subset_key,
-                "examples": keep_examples,
-            }
-        )
-        hit = cache.get(key)
-        if hit is not None:
-            examples, encoded = hit
-            return list(examples), encoded
-    examples = load_examples(task, split, data_dir=data_dir)
-    keep = deterministic_subset(len(examples), cap, key=subset_key)
-    examples = [examples[i] for i in keep]
-    encoded = encode_examples(
-        task, examples, tokenizer, labels=labels, max_length=max_length, doc_stride=doc_stride
-    )
-    # A file edited between the key's fingerprint and the read would store the new examples
-    # under the old data's key (the trial itself then fails: _changed_task).
-    if cache is not None and task_fingerprint(task, data_dir=data_dir) == fingerprint:
-        cache.put(key, (examples if keep_examples else [], encoded))
-    return examples, encoded
-
-
-def build_task_data(
-    config: TrialConfig,
-    tasks: Mapping[str, TaskDef],
-    tokenizer: Any,
-    *,
-    data_dir: str | os.PathLike[str] | None,
-    options: TrainingOptions,
-    selections: Mapping[str, Selection] | None = None,
-) -> dict[str, TaskData]:
-    """Return every task's label vocabulary, training tensors and evaluation sets.
-
-    Encoded splits come from the feature cache (:func:`taskgraph.tasks.cache.feature_cache`)
-    when an earlier trial or process tokenized the same data the same way.  ``selections``
-    (example-level data selection) keep only the chosen examples of those tasks' training
-    splits.
-    """
-    selections = selections or {}
-    out: dict[str, TaskData] = {}
-    eval_splits = list(dict.fromkeys([*config.eval_splits, config.objective.split]))
-    pad = int(tokenizer.pad_token_id)
-    for name, task in tasks.items():
-        labels = label_vocabulary(task, data_dir=data_dir) if task.type in _LABELED else None
-        if labels is not None and not labels:
-            raise ConfigError(f"task {name!r} has no labels in any split")
-        mlm = _mlm_info(tokenizer) if task.type is TaskType.MASKED_LM else None
-        if "train" not in task.splits:
-            raise ConfigError(
-                f"task {name!r} has no train split (splits: {', '.join(task.splits)})"
-            )
-        _, encoded = _encoded(
-            task,
-            "train",
-            tokenizer,
-            data_dir=data_dir,
-            cap=config.mixing.max_examples.get(name),
-            subset_key=name,
-            labels=labels,
-            max_length=config.max_length,
-            doc_stride=options.doc_stride,
-            keep_examples=False,
-        )
-        truncated = {"train": encoded.truncated_words}
-        train = TaskTensors.from_encoded(encoded, pad_token_id=pad, mlm=mlm)
-        data = TaskData(task=task, labels=labels, train=train, truncated_words=truncated)
-        chosen = selections.get(name)
-        if chosen is not None:
-            rows = selected_rows(encoded, chosen.positions)
-            data.train = subset_tensors(train, rows)
-            data.train_pool, data.selected_rows = train, rows
-            data.selection = chosen.record
-        splits = [s for s in eval_splits if s in task.splits]
-        allow_null = has_unanswerable(task, data_dir=data_dir) if splits else None
-        if name == config.target and config.objective.split not in task.splits:
-            raise ConfigError(
-                f"target task {name!r} has no {config.objective.split!r} split for the objective "
-                f"(splits: {', '.join(task.splits)})"
-            )
-        for split in splits:
-            gold, encoded = _encoded(
-                task,
-                split,
-                tokenizer,
-                data_dir=data_dir,
-                cap=options.max_eval_examples,
-                subset_key=f"{name}/{split}",
-                labels=labels,
-                max_length=config.max_length,
-                doc_stride=options.doc_stride,
-                keep_examples=True,
-            )
-            truncated[split] = encoded.truncated_words
-            data.evals[split] = EvalSet(
-                task=task,
-                split=split,
-                examples=gold,
-                encoded=encoded,
-                tensors=TaskTensors.from_encoded(encoded, pad_token_id=pad, mlm=mlm),
-                labels=labels,
-                allow_null=allow_null,
-            )
-        if any(truncated.values()):
-            logger.warning(
-                "task %s: words cut off by max_length=%d: %s", name, config.max_length, truncated
-            )
-        out[name] = data
-    return out
-
-
-#: what the frozen layers read: the outputs depend on all of these, not on the ids alone
-_FROZEN_INPUTS = ("input_ids", "token_type_ids", "attention_mask")
-
-
-def _input_digest(tensors: Mapping[str, torch.Tensor]) -> list[Any]:
-    """Return the key parts of what the frozen layers read (each input's hash and shape)."""
-    parts: list[Any] = []
-    for name in _FROZEN_INPUTS:
-        if name in tensors:
-            array = tensors[name].numpy()
-            parts += [name, hashlib.sha256(array.tobytes()).hexdigest(), list(array.shape)]
-    return parts
-
-
-def attach_frozen_states(
-    model: Any,
-    data: Mapping[str, TaskData],
-    config: TrialConfig,
-    *,
-    options: TrainingOptions,
-    device: torch.device,
-) -> int:
-    """Freeze the bottom ``options.freeze_layers`` layers and attach their outputs per example.
-
-    Each split's outputs are computed once per (token ids, segment ids, attention mask, frozen weights) and kept in memory
-    for later trials of this process and on disk for later processes (``_frozen_cache``).  Masked-LM splits get none (their inputs are re-masked at
-    every step) and run the frozen layers each time.  Returns the number of sequences whose
-    outputs were computed now (0 when all came from the cache).
-    """
-    from taskgraph.models.frozen import (
-        FROZEN_KEY,
-        freeze_bottom,
-        frozen_fingerprint,
-        frozen_prefix,
-    )
-
-    layers = options.freeze_layers
-    if layers == 0:
-        return 0
-    freeze_bottom(model, layers, architecture=config.sharing)
-    cache = _frozen_cache()
-    weights = frozen_fingerprint(model, architecture=config.sharing)
-    computed = 0
-    for task_data in data.values():
-        holders: list[Any] = [task_data, *task_data.evals.values()]
-        for holder in holders:
-            tensors = holder.train if isinstance(holder, TaskData) else holder.tensors
-            if isinstance(holder, TaskData) and holder.train_pool is not None:
-                tensors = holder.train_pool  # selected below, after the pool's outputs
-            if tensors is None or tensors.task_type is TaskType.MASKED_LM:
-                continue
-            key = FeatureCache.key(["frozen", weights, *_input_digest(tensors.tensors)])
-            hidden = cache.get(key) if cache is not None else None
-            if hidden is None:
-                hidden = frozen_prefix(
-                    model,
-                    tensors.tensors,
-                    architecture=config.sharing,
-                    batch_size=options.eval_batch_size,
-                    device=device,
-                )
-                computed += len(hidden)
-                if cache is not None:
-                    _remember_frozen(cache, key, hidden)
-            extended = replace(tensors, tensors={**tensors.tensors, FROZEN_KEY: hidden})
-            if isinstance(holder, TaskData) and holder.selected_rows is not None:
-                holder.train = subset_tensors(extended, holder.selected_rows)
-            elif isinstance(holder, TaskData):
-                holder.train = extended
-            else:
-                holder.tensors = extended
-    return computed
 
 
 def build_trainer(

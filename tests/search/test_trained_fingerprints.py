@@ -288,7 +288,7 @@ def test_features_read_after_a_file_changed_are_not_cached_under_the_old_data(
     # file was back as it was, a trial got the other version's examples from the cache.
     import uuid
 
-    import taskgraph.training.run as run
+    import taskgraph.training.task_data as task_data
     from taskgraph.models import load_encoder
     from taskgraph.tasks import define_task
 
@@ -301,22 +301,22 @@ def test_features_read_after_a_file_changed_are_not_cached_under_the_old_data(
         metrics=["f1"],
     )  # fmt: skip
     tokenizer = load_encoder("tiny-bert").tokenizer
-    real_load = run.load_examples
+    real_load = task_data.load_examples
 
     def edited_before_the_read(*args: Any, **kwargs: Any) -> Any:
         (tmp_path / "dev.iob").write_text("Zoe\tB-PER\nsat down\tO\n\n", encoding="utf-8")
         return real_load(*args, **kwargs)
 
     def encoded() -> list[Any]:
-        examples, _ = run._encoded(
+        examples, _ = task_data._encoded(
             task, "dev", tokenizer, data_dir=None, cap=None, subset_key="my_t/dev",
             labels=["B-PER", "O"], max_length=16, doc_stride=8, keep_examples=True,
         )  # fmt: skip
         return examples
 
-    monkeypatch.setattr(run, "load_examples", edited_before_the_read)
+    monkeypatch.setattr(task_data, "load_examples", edited_before_the_read)
     assert encoded()[0].tokens[0] == "Zoe"  # this read saw the edit
-    monkeypatch.setattr(run, "load_examples", real_load)
+    monkeypatch.setattr(task_data, "load_examples", real_load)
     (tmp_path / "dev.iob").write_text(first, encoding="utf-8")  # back as it was
     assert encoded()[0].tokens[0] == word
 

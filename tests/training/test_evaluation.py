@@ -210,7 +210,7 @@ def test_a_squad2_task_may_answer_nothing_on_a_subset_without_unanswerable_quest
 
     from taskgraph.tasks import define_task, has_unanswerable
     from taskgraph.training.options import TrainingOptions
-    from taskgraph.training.run import build_task_data
+    from taskgraph.training.task_data import build_task_data
     from taskgraph.trial import TrialConfig
 
     context = "The cat sat on the mat."

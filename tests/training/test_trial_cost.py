@@ -19,7 +19,7 @@ from taskgraph.tasks.cache import FEATURE_CACHE_ENV, FeatureCache, feature_cache
 from taskgraph.tasks.synthetic import synthetic_family
 from taskgraph.testing import unavailable
 from taskgraph.training import TrainerCallback, build_trainer, train_trial
-from taskgraph.training.run import attach_frozen_states
+from taskgraph.training.frozen_states import attach_frozen_states
 from taskgraph.training.runtime import available_cores, resolve_threads
 from taskgraph.trial import TrialConfig, TrialStatus
 
@@ -235,14 +235,14 @@ def test_frozen_layers_are_refused_where_they_do_not_apply(cache_dir: Path) -> N
 
 
 def test_frozen_outputs_stay_within_their_memory_budget(monkeypatch: pytest.MonkeyPatch) -> None:
-    import taskgraph.training.run as run
+    import taskgraph.training.frozen_states as frozen_states
 
     cache = FeatureCache(directory=None, memory_items=64)
-    monkeypatch.setattr(run, "_FROZEN_BYTES", 3 * 400)  # three tensors of 100 float32
+    monkeypatch.setattr(frozen_states, "_FROZEN_BYTES", 3 * 400)  # three tensors of 100 float32
     for name in "abcd":
-        run._remember_frozen(cache, name, torch.zeros(100))
+        frozen_states._remember_frozen(cache, name, torch.zeros(100))
     assert [key for key, _ in cache.items()] == ["b", "c", "d"]
-    run._remember_frozen(
+    frozen_states._remember_frozen(
         cache, "big", torch.zeros(1000)
     )  # over budget alone: kept, the rest dropped
     assert [key for key, _ in cache.items()] == ["big"]
@@ -252,14 +252,14 @@ def test_frozen_outputs_are_read_from_disk_by_a_later_process(cache_dir: Path) -
     """A later process (here: the memory level cleared) reads the frozen outputs from
     $TASKGRAPH_CACHE/frozen/ instead of computing them, bit for bit; other frozen weights
     (another random encoder) are another key."""
-    import taskgraph.training.run as run
+    import taskgraph.training.frozen_states as frozen_states
 
     cfg = config(hyperparameters={"freeze_layers": 1})
     first = build_trainer(cfg, tasks=TASKS)
     hidden = first.data["synth_target"].train.tensors[FROZEN_KEY]  # type: ignore[union-attr]
     files = list((cache_dir / "frozen").glob("*.pkl"))
     assert files and not list((cache_dir / "frozen").glob(".*"))
-    cache = run._frozen_cache()
+    cache = frozen_states._frozen_cache()
     assert cache is not None
     cache.clear_memory()
     later = build_trainer(cfg, tasks=TASKS)
@@ -281,7 +281,7 @@ def test_frozen_outputs_are_read_from_disk_by_a_later_process(cache_dir: Path) -
 
 def test_the_frozen_cache_key_covers_every_input_the_layers_read() -> None:
     # Same ids, different segments (a pair task) or padding: different frozen outputs.
-    from taskgraph.training.run import _input_digest
+    from taskgraph.training.frozen_states import _input_digest
 
     ids = torch.tensor([[101, 7, 102, 8, 102]])
     base = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
