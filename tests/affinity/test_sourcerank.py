@@ -11,12 +11,8 @@ from scipy.stats import spearmanr
 
 from taskgraph.affinity.converters import convert
 from taskgraph.affinity.estimators import SourceRankEstimator, make_estimator
-from taskgraph.affinity.estimators.sourcerank import (
-    DEFAULT_FEATURES,
-    RIDGE_GRID,
-    _Features,
-    _gp_mean,
-)
+from taskgraph.affinity.estimators.sourcerank import DEFAULT_FEATURES, RIDGE_GRID
+from taskgraph.affinity.estimators.sourcerank_features import _Features, _gp_mean
 from taskgraph.affinity.evaluation import evaluate_source_ranking
 from taskgraph.affinity.longtable import LongRow, LongTable
 from taskgraph.affinity.records import ScoreRecord

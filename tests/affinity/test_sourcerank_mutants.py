@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from taskgraph.affinity.estimators import SourceRankEstimator, make_estimator
-from taskgraph.affinity.estimators.sourcerank import _row_scores
+from taskgraph.affinity.estimators.sourcerank_features import _row_scores
 from taskgraph.affinity.longtable import LongRow, LongTable
 from taskgraph.affinity.records import ScoreRecord
 

@@ -14,10 +14,9 @@ from taskgraph.affinity.estimators import SourceRankEstimator
 from taskgraph.affinity.estimators.sourcerank import (
     DEFAULT_FEATURES,
     RIDGE_GRID,
-    _feature_similarity,
-    _Features,
     _spearman_rows,
 )
+from taskgraph.affinity.estimators.sourcerank_features import _feature_similarity, _Features
 from taskgraph.affinity.gains import Gain, GainTable
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.errors import ConfigError
