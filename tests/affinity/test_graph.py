@@ -84,7 +84,7 @@ def test_png_carries_the_gains_a_scale_and_labels_that_fit(tmp_path: Path) -> No
 
     import matplotlib.pyplot as plt
 
-    from taskgraph.affinity.graph import draw_graph
+    from taskgraph.affinity.graph_drawing import draw_graph
     from taskgraph.affinity.records import ScoreRecord
 
     # The demo's shape: one target, long task names, one source measured, one not.

@@ -10,7 +10,8 @@ from typing import Any
 import networkx as nx
 import pytest
 
-from taskgraph.affinity.graph import draw_graph, graph_from_edges
+from taskgraph.affinity.graph import graph_from_edges
+from taskgraph.affinity.graph_drawing import draw_graph
 
 EDGE_LABEL = re.compile(r"^[+-]\d")  # an edge's label starts with its signed gain
 
@@ -164,7 +165,7 @@ def test_cold_start_edges_are_dashed_and_faint_and_the_legend_says_so(
 
 
 def test_layout_keeps_circles_apart_whatever_their_sizes() -> None:
-    from taskgraph.affinity.graph import _layout
+    from taskgraph.affinity.graph_drawing import _layout
 
     graph = _graph(["t1", "t2", "t3"], [f"s{i}" for i in range(9)])
     diameters = {v: 40.0 + 37.0 * (i % 4) for i, v in enumerate(graph)}

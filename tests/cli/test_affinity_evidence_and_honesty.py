@@ -177,7 +177,7 @@ def test_the_drawing_title_counts_the_edges_left_out(studied: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    from taskgraph.affinity.graph import draw_graph
+    from taskgraph.affinity.graph_drawing import draw_graph
     from taskgraph.app.affinity import affinity_graph
 
     graph = affinity_graph(storage=studied, min_evidence=1)
