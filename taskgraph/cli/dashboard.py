@@ -39,7 +39,7 @@ def dashboard(
     import optuna_dashboard
 
     from taskgraph.errors import ConfigError, NotFoundError
-    from taskgraph.search.report import read_only_storage
+    from taskgraph.search.stored_studies import read_only_storage
     from taskgraph.storage import mask_url, resolve_storage_url
     from taskgraph.storage.migrate import NoRecordsError
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from taskgraph.search.engine import EngineObserver, RunSummary, StudyEngine
     from taskgraph.search.outcome import SeedRun, TrialOutcome, run_seeds
     from taskgraph.search.progress import StudyProgress, study_progress, trial_state
-    from taskgraph.search.report import list_progress, open_study, study_report
+    from taskgraph.search.report import study_report
     from taskgraph.search.samplers import SAMPLERS, build_pruner, build_sampler
     from taskgraph.search.space import (
         AUX_PARAM_PREFIX,
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         aux_param,
         repair_subset,
     )
+    from taskgraph.search.stored_studies import list_progress, open_study
     from taskgraph.search.study import stored_spec
 
 # name -> module: a Ray worker imports taskgraph.search.outcome without the engine, Optuna
@@ -51,8 +52,8 @@ _LAZY: dict[str, str] = {
     "build_pruner": "taskgraph.search.samplers",
     "build_sampler": "taskgraph.search.samplers",
     "check_spec": "taskgraph.search.checks",
-    "list_progress": "taskgraph.search.report",
-    "open_study": "taskgraph.search.report",
+    "list_progress": "taskgraph.search.stored_studies",
+    "open_study": "taskgraph.search.stored_studies",
     "repair_subset": "taskgraph.search.space",
     "run_seeds": "taskgraph.search.outcome",
     "stored_spec": "taskgraph.search.study",

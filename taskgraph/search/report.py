@@ -13,188 +13,36 @@ from the records): a trial run after the target's file changed is not measured a
 baseline trained on the old file, nor a trial with another example cap of the target against
 the baseline of the first.
 
-**Convergence.**  A complete trial whose objective was still rising at its last evaluation
-(last minus previous evaluation, in the direction of improvement, averaged over its seeds) by
-more than its noise has not converged: its score understates what more steps would give, and
-its gain is a weak comparison.  The noise is the standard deviation of the seeds' objectives
-when the trial has several seeds, and at least :data:`CONVERGENCE_TOLERANCE`.
+Opening the stored study is :mod:`taskgraph.search.stored_studies`; each trial's row (its gain,
+convergence, data selection) is :mod:`taskgraph.search.trial_rows`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial
 
-from taskgraph.errors import NotFoundError, StorageError
-from taskgraph.search.heartbeat import quiet_optuna
+from taskgraph.errors import NotFoundError
 from taskgraph.search.progress import (
     BUDGET_ATTR,
     CONFIG_ATTR,
-    FAILURE_ATTR,
-    REPEATS_ATTR,
     SPEC_ATTR,
     retried_numbers,
     study_progress,
     trained_by,
-    trial_results,
     trial_state,
 )
 from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR, SUBSET_ATTR, is_first_baseline
-from taskgraph.trial import TrialConfig, setting_differences
+from taskgraph.search.trial_rows import convergence, trial_row
+from taskgraph.trial import TrialConfig
 
 __all__ = [
-    "CONVERGENCE_TOLERANCE",
-    "convergence",
-    "differs_from_baseline",
-    "list_progress",
-    "load_optuna_study",
-    "not_taskgraphs",
-    "open_study",
-    "read_only_storage",
-    "study_names",
     "study_report",
     "target_data_versions",
-    "trial_row",
 ]
-
-
-def load_optuna_study(
-    name: str, *, storage: optuna.storages.BaseStorage, where: str
-) -> optuna.Study:
-    """Return study ``name`` from ``storage``; a missing one is a NotFoundError listing the
-    known ones."""
-    with quiet_optuna():
-        try:
-            return optuna.load_study(study_name=name, storage=storage)
-        except KeyError:
-            known = ", ".join(study_names(storage)) or "(none)"
-            raise NotFoundError(f"no study {name!r} in {where}; known studies: {known}") from None
-
-
-def read_only_storage(storage_url: str) -> optuna.storages.RDBStorage | None:
-    """Return Optuna's storage on the database at ``storage_url``, or ``None`` when the
-    database has no Optuna tables (no study ran there yet); it creates no table.
-
-    The records database is checked first, so a missing file, an unreachable server or an
-    old schema is the storage layer's one clear line rather than Optuna's error.
-    """
-    import sqlalchemy
-
-    from taskgraph.storage import open_repository, parse_storage_url
-
-    with open_repository(storage_url, create=False) as repository:
-        # `db upgrade` on an empty database makes taskgraph's tables only; Optuna's come
-        # with the first study, and reading must not create them.
-        if not sqlalchemy.inspect(repository.engine).has_table(_OPTUNA_STUDIES_TABLE):
-            return None
-    url = parse_storage_url(storage_url).render_as_string(hide_password=False)
-    return optuna.storages.RDBStorage(url, skip_table_creation=True)
-
-
-#: the table of Optuna's RDB storage that lists its studies
-_OPTUNA_STUDIES_TABLE = "studies"
-
-
-def open_study(name: str, *, storage_url: str) -> optuna.Study:
-    """Return study ``name`` from the database at ``storage_url`` (read-only use; nothing is
-    created).
-
-    Raises :class:`~taskgraph.errors.NotFoundError` when there is no such study (naming the
-    known ones), or when the study was not created by taskgraph (it has no ``taskgraph:spec``:
-    a plain Optuna study in the same database).
-    """
-    from taskgraph.storage import mask_url
-
-    where = mask_url(storage_url)
-    storage = read_only_storage(storage_url)
-    if storage is None:
-        raise NotFoundError(f"no study {name!r} in {where}; known studies: (none)")
-    study = load_optuna_study(name, storage=storage, where=where)
-    if not study.user_attrs.get(SPEC_ATTR):
-        raise not_taskgraphs(name, study, storage_url=storage_url)
-    return study
-
-
-def not_taskgraphs(name: str, study: optuna.Study, *, storage_url: str) -> NotFoundError:
-    """Return the error for study ``name``, which has no ``taskgraph:spec``.
-
-    A study with no taskgraph attribute and no trial is what a ``taskgraph study run`` killed
-    while it created the study leaves (Optuna's row is written before the spec): the error
-    says how to take it over or remove it.  Any other is a plain Optuna study.
-    """
-    from taskgraph.storage.urls import delete_command
-
-    ours = any(key.startswith("taskgraph:") for key in study.user_attrs)
-    if not ours and not study.get_trials(deepcopy=False):
-        return NotFoundError(
-            f"study {name!r} has no {SPEC_ATTR} and no trials: a `taskgraph study run` stopped "
-            "while it created the study leaves it so; `taskgraph study run SPEC` with the spec "
-            f"it was started from takes it over, or `{delete_command(name, storage_url)}` "
-            "removes it"
-        )
-    return NotFoundError(f"study {name!r} was not created by taskgraph (no {SPEC_ATTR})")
-
-
-def list_progress(*, storage_url: str) -> list[dict[str, Any]]:
-    """Return one row per study in the database: its target and its progress.
-
-    A study that taskgraph did not create (no ``taskgraph:spec``: a plain Optuna study) has
-    ``"taskgraph": False`` and no target or budget; taskgraph's have ``"taskgraph": True``.
-    """
-    storage = _optuna_only_storage(storage_url) or read_only_storage(storage_url)
-    if storage is None:
-        return []
-    rows = []
-    with quiet_optuna():
-        for name in study_names(storage):
-            study = optuna.load_study(study_name=name, storage=storage)
-            spec = study.user_attrs.get(SPEC_ATTR) or {}
-            row = {"target": spec.get("target"), **study_progress(study).to_dict()}
-            if not spec:
-                row["budget"] = None  # not 0: Optuna alone has no budget
-            rows.append({**row, "taskgraph": bool(spec)})
-    storage.engine.dispose()
-    return rows
-
-
-def _optuna_only_storage(storage_url: str) -> optuna.storages.RDBStorage | None:
-    """Return Optuna's storage on a database that holds Optuna's tables and nothing of
-    taskgraph's (plain Optuna studies: listed, never given taskgraph's schema), else ``None``.
-
-    It only reads the table names; anything else (a missing file, an unreachable server, an
-    old taskgraph schema) is left to :func:`read_only_storage` to refuse in its words.
-    """
-    import sqlalchemy
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from taskgraph.storage import parse_storage_url
-    from taskgraph.storage.migrate import schema_state
-    from taskgraph.storage.repository import open_engine
-
-    try:
-        engine = open_engine(storage_url, create=False)
-    except StorageError:
-        return None
-    try:
-        with engine.connect() as connection:
-            state = schema_state(connection)
-            has_optuna = sqlalchemy.inspect(connection).has_table(_OPTUNA_STUDIES_TABLE)
-    except SQLAlchemyError:
-        return None
-    finally:
-        engine.dispose()
-    if not (state.is_empty and has_optuna):
-        return None
-    url = parse_storage_url(storage_url).render_as_string(hide_password=False)
-    return optuna.storages.RDBStorage(url, skip_table_creation=True)
-
-
-def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
-    """Return the names of every study in ``storage``, sorted."""
-    return sorted(s.study_name for s in storage.get_all_studies())
 
 
 #: the keys of each row of the report's ``gains`` list
@@ -216,97 +64,6 @@ _GAIN_ROW_KEYS = (
     "rise",
     "repeat_of",
 )
-
-
-#: The smallest rise of the objective between the last two evaluations that counts as "still
-#: rising" (in the objective's units: 0.01 is one point of F1 or accuracy).
-CONVERGENCE_TOLERANCE = 0.01
-
-
-def convergence(trial: FrozenTrial, *, direction: str) -> dict[str, Any] | None:
-    """Return ``{"converged", "rise", "noise"}`` of a trial's learning curve, or ``None``.
-
-    ``rise``: last minus previous evaluation of the objective in the direction of improvement,
-    averaged over the seeds that evaluated at least twice; ``noise``: the seeds' standard
-    deviation of the final objective (with two seeds or more), at least
-    :data:`CONVERGENCE_TOLERANCE`.  ``None`` when no seed evaluated twice.
-    """
-    runs = trial_results(trial) or []
-    sign = 1.0 if direction == "maximize" else -1.0
-    rises: list[float] = []
-    finals: list[float] = []
-    for run in runs:
-        result = run.get("result") or {}
-        curve = [v for _, v in result.get("intermediate") or [] if v is not None]
-        if len(curve) >= 2:
-            rises.append(sign * (float(curve[-1]) - float(curve[-2])))
-        if result.get("objective") is not None:
-            finals.append(float(result["objective"]))
-    if not rises:
-        return None
-    noise = CONVERGENCE_TOLERANCE
-    if len(finals) >= 2:
-        mean = sum(finals) / len(finals)
-        sd = (sum((v - mean) ** 2 for v in finals) / (len(finals) - 1)) ** 0.5
-        noise = max(noise, sd)
-    rise = sum(rises) / len(rises)
-    return {"converged": not rise > noise, "rise": rise, "noise": noise}
-
-
-def selection_summary(trial: FrozenTrial) -> dict[str, Any] | None:
-    """Return a trial's example-level data selection: weights, keep and what each auxiliary kept.
-
-    ``None`` when the study has no data selection or the trial trained no auxiliary.  ``kept``
-    maps each auxiliary to ``{"kept", "pool", "examples"}`` (the first seed's: every seed
-    selects the same examples).
-    """
-    config = trial.user_attrs.get(CONFIG_ATTR) or {}
-    selection = config.get("data_selection")
-    if not isinstance(selection, dict) or not config.get("auxiliaries"):
-        return None
-    kept: dict[str, dict[str, Any]] = {}
-    for run in trial_results(trial) or []:
-        for name, record in ((run.get("result") or {}).get("selection") or {}).items():
-            kept[name] = {k: record.get(k) for k in ("kept", "pool", "examples")}
-        break
-    return {
-        "features": list(selection.get("features", [])),
-        "weights": dict(selection.get("weights", {})),
-        "keep": selection.get("keep"),
-        "kept": kept,
-    }
-
-
-def _gain(value: float | None, baseline: float | None, direction: str) -> float | None:
-    if value is None or baseline is None:
-        return None
-    return value - baseline if direction == "maximize" else baseline - value
-
-
-def _relative(gain: float | None, baseline: float | None) -> float | None:
-    if gain is None or baseline is None or baseline == 0:
-        return None
-    return gain / abs(baseline)
-
-
-def differs_from_baseline(
-    configuration: Mapping[str, Any] | None, baseline: Mapping[str, Any] | None
-) -> list[str] | None:
-    """Return the settings outside the model family in which a trial's configuration and the
-    baseline trial's differ (``TrialConfig.alone_settings``: a searched learning rate, sharing
-    architecture, ...), sorted; ``None`` when either configuration is missing or unreadable.
-
-    A measured gain against a baseline that differs in some holds their effect besides the
-    transfer.
-    """
-    if not configuration or not baseline:
-        return None
-    try:
-        ours = TrialConfig.from_dict(configuration).alone_settings()
-        theirs = TrialConfig.from_dict(baseline).alone_settings()
-    except (TypeError, ValueError):
-        return None
-    return setting_differences(ours, theirs)
 
 
 def _setting_kind(trial: FrozenTrial) -> tuple[str, str] | None:
@@ -339,68 +96,6 @@ def _no_family_baseline(family: str | None, spec: Mapping[str, Any], others: lis
         )
         + "): a gain never compares two model families"
     )
-
-
-def trial_row(
-    trial: FrozenTrial,
-    *,
-    baseline: float | None,
-    direction: str,
-    retried: Collection[int] = (),
-    baseline_configuration: Mapping[str, Any] | None = None,
-    baseline_trial: int | None = None,
-    data_version: str | None = None,
-    no_baseline_because: str | None = None,
-) -> dict[str, Any]:
-    """Return one trial as a JSON-ready row: state, task set, value, measured gains, configuration.
-
-    ``retried``: numbers of the trials another trial retries (see ``retried_numbers``).
-    ``baseline_configuration``: the baseline trial's, for ``differs_from_baseline``;
-    ``baseline_trial``: its number.  ``data_version``: the dataset fingerprint of the
-    target that the trial's runs recorded; ``no_baseline_because``: why a complete trial has
-    no measured gain (no baseline on its data version).
-    """
-    config = trial.user_attrs.get(CONFIG_ATTR) or {}
-    auxiliaries = trial.user_attrs.get(SUBSET_ATTR)
-    target = config.get("target")
-    state = trial_state(trial, retried=retried)
-    value = trial.value if state == "complete" else None
-    curve = convergence(trial, direction=direction) if state == "complete" else None
-    return {
-        "trial": trial.number,
-        "state": state,
-        "role": trial.user_attrs.get(ROLE_ATTR, "search"),
-        "target": target,
-        "auxiliaries": auxiliaries,
-        "task_set": sorted([target, *auxiliaries]) if target and auxiliaries is not None else None,
-        "value": value,
-        "measured_absolute_gain": _gain(value, baseline, direction),
-        "measured_relative_gain": _relative(_gain(value, baseline, direction), baseline),
-        # the settings outside the family in which this trial and the baseline differ (their
-        # effect is in the measured gain); None where there is no value or no baseline
-        "differs_from_baseline": differs_from_baseline(config, baseline_configuration)
-        if value is not None
-        else None,
-        # the baseline trial the gains are measured against (None: no gain)
-        "baseline_trial": baseline_trial if value is not None and baseline is not None else None,
-        # the target's dataset fingerprint its runs recorded (None: unknown, or none recorded)
-        "data_version": data_version,
-        "no_baseline_because": no_baseline_because if value is not None else None,
-        # None: not complete, or fewer than two evaluations to judge by.
-        "converged": None if curve is None else curve["converged"],
-        "rise": None if curve is None else curve["rise"],
-        "sharing": config.get("sharing"),
-        "data_selection": selection_summary(trial),
-        # the masked-LM pretraining scheme ("none": no stage); see spec/pretraining.py
-        "pretraining": (config.get("pretraining") or {}).get("scheme", "none"),
-        "failure_reason": trial.user_attrs.get(FAILURE_ATTR),
-        "retry_of": trial.system_attrs.get("failed_trial"),
-        # The earlier trial whose configuration and seeds this one repeats: its value and runs
-        # are that trial's (not trained again, not a second measurement); None otherwise.
-        "repeat_of": trial.user_attrs.get(REPEATS_ATTR),
-        "params": dict(trial.params),
-        "configuration": config,
-    }
 
 
 def _short(fingerprint: str | None) -> str:

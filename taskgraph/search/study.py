@@ -21,7 +21,7 @@ def stored_spec_data(name: str, *, storage_url: str, trials: int | None = None) 
     file's own: an invocation's ``--wall-time`` is never stored.
     """
     from taskgraph.search.progress import BUDGET_ATTR, SPEC_ATTR
-    from taskgraph.search.report import not_taskgraphs, open_study
+    from taskgraph.search.stored_studies import not_taskgraphs, open_study
 
     study = open_study(name, storage_url=storage_url)
     data = dict(study.user_attrs.get(SPEC_ATTR) or {})

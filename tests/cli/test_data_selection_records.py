@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from taskgraph.cli.app import app
 from taskgraph.search.progress import CONFIG_ATTR, RESULTS_ATTR
-from taskgraph.search.report import selection_summary
 from taskgraph.search.space import SUBSET_ATTR
+from taskgraph.search.trial_rows import selection_summary
 from taskgraph.storage import open_repository
 from taskgraph.tasks.selection import decode_ids, selection_record
 from taskgraph.trial import Cost, DataSelectionConfig, TrialConfig, TrialResult, TrialStatus

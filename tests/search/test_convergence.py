@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from taskgraph.cli.app import app
 from taskgraph.search.engine import StudyEngine
 from taskgraph.search.progress import RESULTS_ATTR
-from taskgraph.search.report import CONVERGENCE_TOLERANCE, convergence, study_report
+from taskgraph.search.report import study_report
+from taskgraph.search.trial_rows import CONVERGENCE_TOLERANCE, convergence
 from taskgraph.spec import spec_from_dict
 
 

@@ -11,7 +11,8 @@ from optuna.trial import TrialState, create_trial
 
 from taskgraph.search.engine import StudyEngine
 from taskgraph.search.progress import STATUS_ATTR
-from taskgraph.search.report import study_report, trial_row
+from taskgraph.search.report import study_report
+from taskgraph.search.trial_rows import trial_row
 from taskgraph.spec import spec_from_dict
 
 

@@ -1,7 +1,7 @@
 """study_report and trial_row edge cases: which baseline, how many gains, who has not converged.
 
 Each test pins one documented behaviour that a changed line of ``taskgraph/search/report.py``
-would break (a mutation audit found none of them asserted).
+or ``trial_rows.py`` would break (a mutation audit found none of them asserted).
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import pytest
 from optuna.trial import TrialState
 
 from taskgraph.search.progress import CONFIG_ATTR, FAILURE_ATTR, RESULTS_ATTR, SPEC_ATTR
-from taskgraph.search.report import CONVERGENCE_TOLERANCE, convergence, study_report, trial_row
+from taskgraph.search.report import study_report
 from taskgraph.search.space import BASELINE_ROLE, FAMILY_ATTR, ROLE_ATTR, SearchSpace
+from taskgraph.search.trial_rows import CONVERGENCE_TOLERANCE, convergence, trial_row
 from taskgraph.spec import spec_from_dict
 
 

@@ -28,7 +28,8 @@ def study_summary(
     Raises :class:`~taskgraph.errors.StorageError` naming the known studies when ``name`` is
     not one of them, or when the database cannot be opened.
     """
-    from taskgraph.search.report import open_study, study_report, target_data_versions
+    from taskgraph.search.report import study_report, target_data_versions
+    from taskgraph.search.stored_studies import open_study
 
     if top is not None:
         top = integer(top, "top", minimum=1)
@@ -57,7 +58,7 @@ def study_status(name: str, *, storage: str | None = None) -> dict[str, Any]:
     Raises :class:`~taskgraph.errors.StorageError` as :func:`study_summary` does.
     """
     from taskgraph.search.progress import SPEC_ATTR, study_progress
-    from taskgraph.search.report import open_study
+    from taskgraph.search.stored_studies import open_study
 
     study = open_study(study_name(name), storage_url=_storage_url(storage))
     spec = study.user_attrs.get(SPEC_ATTR) or {}
@@ -70,7 +71,7 @@ def list_studies(*, storage: str | None = None) -> list[dict[str, Any]]:
 
     Raises :class:`~taskgraph.errors.StorageError` when the database cannot be opened.
     """
-    from taskgraph.search.report import list_progress
+    from taskgraph.search.stored_studies import list_progress
 
     return list_progress(storage_url=_storage_url(storage))
 
@@ -146,7 +147,7 @@ def _find_study(
     from taskgraph.errors import NotFoundError
     from taskgraph.search.heartbeat import quiet_optuna
     from taskgraph.search.progress import RAY_CHECKPOINT_ATTR, SPEC_ATTR
-    from taskgraph.search.report import read_only_storage, study_names
+    from taskgraph.search.stored_studies import read_only_storage, study_names
 
     optuna_storage = read_only_storage(url)
     optuna_id: int | None = None

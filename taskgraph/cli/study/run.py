@@ -36,7 +36,7 @@ from taskgraph.cli.study.progress import _ProgressObserver
 def _study_exists(name: str, url: str) -> bool:
     """Return whether study ``name`` is in the database at ``url`` (True when that cannot be
     read: the study may well be there)."""
-    from taskgraph.search.report import read_only_storage
+    from taskgraph.search.stored_studies import read_only_storage
     from taskgraph.storage import parse_storage_url
     from taskgraph.storage.urls import sqlite_path
 
