@@ -17,6 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "taskgraph"
 RANK = {
     "errors": 0,
     "trial": 0,
+    "trial_result": 0,
     "registry": 0,
     "evaluator": 0,
     "vocabulary": 0,
