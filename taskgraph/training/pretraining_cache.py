@@ -33,8 +33,8 @@ _MEMORY = FeatureCache(directory=None, memory_items=4)
 def pretraining_key(config: TrialConfig, corpus_fingerprint: str, *, precision: str) -> str:
     """Return the cache key of ``config``'s pretraining stage run in ``precision``.
 
-    ``precision`` is :func:`stage_precision` of the device: a bf16 (CUDA) checkpoint is not
-    the fp32 (CPU) one.  The seed is part of the key: each seed pretrains separately.
+    ``precision`` is :func:`~taskgraph.training.pretraining.stage_precision` of the device: a
+    bf16 (CUDA) checkpoint is not the fp32 (CPU) one.  The seed is part of the key: each seed pretrains separately.
     """
     assert config.pretraining is not None
     encoder_options = dict(config.encoder_options)

@@ -16,6 +16,8 @@ an interrupted run resumes when ``train_trial`` is called again with the same ``
 :mod:`taskgraph.runners.local`).
 """
 
+from __future__ import annotations
+
 import gc
 import logging
 import os

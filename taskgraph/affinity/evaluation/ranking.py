@@ -62,8 +62,9 @@ def evaluate_source_ranking(
     ``split``: the one split fitted and scored (default ``val``, else the table's only one).
     A target without a baseline row is ranked against its values (``result["rank_only"]``).
     ``min_ranked``: the fewest hidden sources a target's Spearman is computed on (default 2:
-    every target ranked; ``taskgraph bench`` passes :data:`MIN_RANKED`, as a Spearman of two is
-    +-1 whatever the predictions); a target with fewer keeps its NDCG and regret, and
+    every target ranked; ``taskgraph bench`` passes
+    :data:`~taskgraph.affinity.evaluation.metrics.MIN_RANKED`, as a Spearman of two is +-1
+    whatever the predictions); a target with fewer keeps its NDCG and regret, and
     ``result["too_few_hidden"]`` names it.  ``on_progress(done, total)`` is called before
     the first draw and after every draw (its fits done).
     """

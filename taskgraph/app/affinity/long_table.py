@@ -67,10 +67,9 @@ def records_long_table(
     (:func:`~taskgraph.app.results.record_filters.check_record_filters`).  Raises
     :class:`ConfigError` when nothing is left (a ``metric`` the matching runs lack names the
     ones they have; a ``family`` no score has lists the families), when the studies disagree
-    on the metric, or
-    when one task set was trained in several model families (encoder, input length, example
-    caps, pretraining or data selection), whose scores one row cannot hold: the message names
-    each family by its pretraining scheme and data selection and the filter that picks one;
+    on the metric, or when one task set was trained in several model families (encoder,
+    input length, example caps, pretraining or data selection), whose scores one row cannot
+    hold: the message names each family by its pretraining scheme and data selection and the filter that picks one;
     or when a task's scores were measured on several versions of its data, in one task set or
     across them (a gain would set one version against the other): the message names each as
     ``HASH/data:VERSION``, the ``family`` that picks it.

@@ -299,10 +299,11 @@ def resumable_spec(
 ) -> StudySpec:
     """Return the stored spec of study ``name`` with the overrides, checked for its runner.
 
-    ``runner`` replaces the runner as :func:`load_study_spec`'s does, then ``fields`` (dotted
-    ``runner.*`` paths, e.g. ``--address``'s ``runner.address``) apply to it; an error names
-    the label of what caused it (``labels["runner.name"]``, e.g. ``--runner``, default
-    ``runner``; ``labels["runner.address"]``), not the stored spec.
+    ``runner`` replaces the runner as :func:`~taskgraph.app.studies.specs.load_study_spec`'s
+    does, then ``fields`` (dotted ``runner.*`` paths, e.g. ``--address``'s
+    ``runner.address``) apply to it; an error names the label of what caused it
+    (``labels["runner.name"]``, e.g. ``--runner``, default ``runner``;
+    ``labels["runner.address"]``), not the stored spec.
     Its ``budget.wall_time`` is the one stored (the spec file's): a wall time for one resume
     goes to :func:`run_spec` (:func:`invocation_wall_time`).
     Raises :class:`~taskgraph.errors.StorageError` when the study is unknown or was not created
