@@ -83,10 +83,12 @@ class BanditSampler(SubsetSampler):
         self.include = tuple(sorted(set(include) - {target}))
         self.free = tuple(sorted(set(candidates) - set(include) - set(exclude) - {target}))
         self.low = max(min_size - len(self.include), 0)
+        # Not clamped at 0: more include tasks than max_size leave no subset, refused below
+        # as a spec refuses it (clamped, the include-only set was proposed above max_size).
         self.high = (
             len(self.free)
             if max_size is None
-            else min(max(max_size - len(self.include), 0), len(self.free))
+            else min(max_size - len(self.include), len(self.free))
         )
         if self.low > self.high:
             raise ConfigError(
