@@ -147,6 +147,15 @@ class GainTable:
                 "baseline (a task set of the target alone, same family) to compare with; "
                 "run or add the targets' single-task baselines"
             )
+        if self.n_without_baseline:
+            # Baselines exist, but of other targets (or families) than the task sets' own.
+            with_baseline = sorted({key[1] for key in self.baselines})
+            return (
+                f"the {self.n_without_baseline} records of task sets with auxiliary tasks have "
+                "no single-task baseline of their target (a task set of the target alone, same "
+                f"family) to compare with; the baselines there are of {with_baseline} only; "
+                "run or add the other targets' single-task baselines"
+            )
         if self.baselines and not self.gains:
             return (
                 "the records are single-task baselines only: no task set with an auxiliary "
