@@ -22,7 +22,7 @@ from taskgraph.search.graph_sampler import (
     startup_order,
 )
 from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR, SUBSET_ATTR
-from tests.search.test_graph_sampler import ask_subset
+from tests.search.test_graph_sampler import _FixedModel, ask_subset
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 FLAG = CategoricalDistribution([False, True])
@@ -132,20 +132,6 @@ def test_without_a_model_the_set_is_drawn_at_random() -> None:
         chosen.add(sampler.propose(study))
         assert sampler.last_estimator is None
     assert len(chosen) > 1
-
-
-class _FixedModel:
-    """An affinity estimator whose posterior of each set is fixed: (mean, std)."""
-
-    def __init__(self, posterior: dict[frozenset[str], tuple[float, float]]) -> None:
-        self.posterior = posterior
-
-    def predict(self, target: str, task_set: frozenset[str]) -> tuple[float, float]:
-        return self.posterior[task_set]
-
-    def predict_many(self, target: str, sets: list[frozenset[str]]) -> tuple[Any, Any]:
-        means, stds = zip(*(self.posterior[s] for s in sets), strict=True)
-        return np.array(means), np.array(stds)
 
 
 def test_expected_improvement_is_over_the_best_set_seen_not_the_worst(
