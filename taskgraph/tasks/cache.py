@@ -121,7 +121,7 @@ def default_cache() -> TaskCache:
 
 
 FEATURE_CACHE_ENV = "TASKGRAPH_FEATURE_CACHE"
-# bump when the encoding of a split changes (features.py), so stale files are never read
+# bump when the encoding of a split changes (tasks/features/), so stale files are never read
 # (2: classification counts truncation; a sentence-final word with no subword is [UNK])
 _FEATURES_VERSION = 2
 
