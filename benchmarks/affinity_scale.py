@@ -85,7 +85,7 @@ def per_call(function: Callable[[], object], repeats: int) -> float:
 def scan_evidence(estimator: AffinityEstimator, target: str, task_set: frozenset[str]) -> int:
     """Return ``n_evidence`` as a scan of every gain (the estimators' count before the index)."""
     from taskgraph.affinity.estimators.pairwise import _PairBased
-    from taskgraph.affinity.gains import evidence_runs
+    from taskgraph.affinity.gain_queries import evidence_runs
 
     gains = estimator.table.gains
     auxiliaries = task_set - {target}

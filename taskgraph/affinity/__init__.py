@@ -18,7 +18,8 @@ from taskgraph.affinity.estimators import (
     TextEmbEstimator,
     make_estimator,
 )
-from taskgraph.affinity.gains import Gain, GainKind, GainTable, compute_gains, pair_gains
+from taskgraph.affinity.gain_queries import pair_gains
+from taskgraph.affinity.gains import Gain, GainKind, GainTable, compute_gains
 from taskgraph.affinity.graph import affinity_graph, read_graph, write_graph
 from taskgraph.affinity.grouping import Grouping, predicted_network_scores, select_networks
 from taskgraph.affinity.longtable import LongRow, LongTable, read_long_csv, write_long_csv

@@ -31,6 +31,9 @@ A relative gain divides by the baseline, so a task whose single-task score is 0 
 has none: :func:`compute_gains` raises, or with ``zero_baselines="leave_out"`` leaves that
 task's gains out and lists it in :attr:`GainTable.zero_baselines`, so the other targets keep
 theirs.
+
+Questions asked of computed gains (a pair pooled over families, the measured gain of a task
+set, the runs behind gains) are in :mod:`taskgraph.affinity.gain_queries`.
 """
 
 from __future__ import annotations
@@ -48,16 +51,11 @@ from taskgraph.errors import ConfigError
 from taskgraph.trial import setting_differences
 
 __all__ = [
-    "EvidenceIndex",
     "Gain",
     "GainKind",
-    "GainLookup",
     "GainTable",
     "compute_gains",
-    "evidence_runs",
     "gain_key",
-    "measured_gain",
-    "pair_gains",
     "seed_mean",
 ]
 
@@ -369,119 +367,3 @@ def compute_gains(
                     table.mixed_settings.append(mixed)
     table.gains.sort(key=lambda g: (g.target, len(g.auxiliaries), sorted(g.auxiliaries), g.family))
     return table
-
-
-def pair_gains(gains: Iterable[Gain]) -> Mapping[tuple[str, str], tuple[float, float, int]]:
-    """Return ``(target, auxiliary) -> (mean, stderr, n_observations)`` over single-auxiliary gains.
-
-    Observations of the same pair from several families are averaged with equal weight; the
-    standard error of that mean comes from the families' own errors,
-    ``sqrt(sum(se_f ** 2)) / n``, and is unknown (NaN) when one of them is.  (The spread of
-    the family means is not an error of their mean: two families that agree would give 0
-    whatever their seed noise.)
-    """
-    collected: dict[tuple[str, str], list[Gain]] = defaultdict(list)
-    for gain in gains:
-        if len(gain.auxiliaries) == 1:
-            (source,) = gain.auxiliaries
-            collected[(gain.target, source)].append(gain)
-    result: dict[tuple[str, str], tuple[float, float, int]] = {}
-    for pair, items in collected.items():
-        means = np.array([g.mean for g in items])
-        errors = np.array([g.stderr for g in items])
-        se = float(math.sqrt(float(np.sum(errors**2))) / len(items))  # NaN when one is NaN
-        result[pair] = (float(means.mean()), se, len(items))
-    return result
-
-
-def evidence_runs(gains: Iterable[Gain]) -> int:
-    """Return how many runs stand behind ``gains``: each run once, whatever its metrics and splits.
-
-    Gains from records without run ids (published tables) count their records, one per run.
-    """
-    ids: set[int] = set()
-    anonymous = 0
-    for gain in gains:
-        if gain.run_ids:
-            ids |= gain.run_ids
-        else:
-            anonymous += gain.n_records
-    return len(ids) + anonymous
-
-
-def measured_gain(gains: Iterable[Gain], target: str, auxiliaries: Iterable[str]) -> float | None:
-    """Return the measured gain of ``target`` from exactly ``auxiliaries`` (mean over families), or None."""
-    wanted = frozenset(auxiliaries) - {target}
-    means = [g.mean for g in gains if g.target == target and g.auxiliaries == wanted]
-    return float(np.mean(means)) if means else None
-
-
-class GainLookup:
-    """:func:`measured_gain` for many queries: the gains indexed once by (target, auxiliaries).
-
-    ``lookup.measured(target, auxiliaries)`` equals ``measured_gain(gains, target,
-    auxiliaries)`` (the same means averaged in the same order) without a scan of every gain.
-    """
-
-    def __init__(self, gains: Iterable[Gain]) -> None:
-        self._means: dict[tuple[str, frozenset[str]], list[float]] = defaultdict(list)
-        for gain in gains:
-            self._means[(gain.target, gain.auxiliaries)].append(gain.mean)
-
-    def measured(self, target: str, auxiliaries: Iterable[str]) -> float | None:
-        """Return the measured gain of ``target`` from exactly ``auxiliaries``, or None."""
-        means = self._means.get((target, frozenset(auxiliaries) - {target}))
-        return float(np.mean(means)) if means else None
-
-
-class EvidenceIndex:
-    """:func:`evidence_runs` of a target's gains that include one of a set of sources, indexed once.
-
-    ``index.runs(target, sources)`` equals ``evidence_runs(g for g in gains if g.target ==
-    target and g.auxiliaries & sources)`` (``pairs_only``: single-auxiliary gains alone, ``len(
-    g.auxiliaries) == 1``).  Each (target, source) holds the runs behind its gains as a bit
-    mask (a bit per run id of the target) and its gains without run ids as another (a bit per
-    such gain, weighed by its records), so a set's runs are the union of its sources' masks:
-    a run or a gain behind several of the sources is counted once, as the scan counts it.
-    """
-
-    def __init__(self, gains: Iterable[Gain], *, pairs_only: bool = False) -> None:
-        self._masks: dict[tuple[str, str], tuple[int, int]] = {}
-        #: target -> records of each of its gains without run ids (bit i of an anonymous mask)
-        self._anonymous: dict[str, list[int]] = {}
-        positions: dict[str, dict[int, int]] = {}
-        for gain in gains:
-            if pairs_only and len(gain.auxiliaries) != 1:
-                continue
-            runs, anonymous = 0, 0
-            if gain.run_ids:
-                bits = positions.setdefault(gain.target, {})
-                for run in gain.run_ids:
-                    runs |= 1 << bits.setdefault(run, len(bits))
-            else:
-                weights = self._anonymous.setdefault(gain.target, [])
-                anonymous = 1 << len(weights)
-                weights.append(gain.n_records)
-            for source in gain.auxiliaries:
-                known_runs, known_anonymous = self._masks.get((gain.target, source), (0, 0))
-                self._masks[(gain.target, source)] = (
-                    known_runs | runs,
-                    known_anonymous | anonymous,
-                )
-
-    def runs(self, target: str, sources: Iterable[str]) -> int:
-        """Return how many runs stand behind the gains of ``target`` with a task of ``sources``."""
-        runs, anonymous = 0, 0
-        for source in sources:
-            found = self._masks.get((target, source))
-            if found is not None:
-                runs |= found[0]
-                anonymous |= found[1]
-        total = runs.bit_count()
-        if anonymous:
-            weights = self._anonymous[target]
-            while anonymous:
-                lowest = anonymous & -anonymous
-                total += weights[lowest.bit_length() - 1]
-                anonymous ^= lowest
-        return total

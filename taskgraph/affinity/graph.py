@@ -25,7 +25,8 @@ from typing import Any, Literal
 import networkx as nx
 
 from taskgraph.affinity.estimators.base import AffinityEstimator
-from taskgraph.affinity.gains import Gain, GainKind, evidence_runs, gain_key, measured_gain
+from taskgraph.affinity.gain_queries import evidence_runs, measured_gain
+from taskgraph.affinity.gains import Gain, GainKind, gain_key
 from taskgraph.errors import ConfigError
 
 __all__ = [

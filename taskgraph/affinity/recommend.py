@@ -27,7 +27,8 @@ import networkx as nx
 import numpy as np
 
 from taskgraph.affinity.estimators.base import AffinityEstimator, as_task_set
-from taskgraph.affinity.gains import GainKind, GainLookup, gain_key
+from taskgraph.affinity.gain_queries import GainLookup
+from taskgraph.affinity.gains import GainKind, gain_key
 from taskgraph.errors import ConfigError
 
 __all__ = [

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from taskgraph.affinity.gains import compute_gains, pair_gains
+from taskgraph.affinity.gain_queries import pair_gains
+from taskgraph.affinity.gains import compute_gains
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.errors import ConfigError
 from taskgraph.trial import LookaheadMatrix

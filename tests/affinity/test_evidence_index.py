@@ -21,14 +21,8 @@ import pytest
 from taskgraph.affinity import recommend
 from taskgraph.affinity.estimators import HigherOrderEstimator, PairwiseEstimator
 from taskgraph.affinity.estimators.base import AffinityEstimator
-from taskgraph.affinity.gains import (
-    Gain,
-    GainTable,
-    compute_gains,
-    evidence_runs,
-    gain_key,
-    measured_gain,
-)
+from taskgraph.affinity.gain_queries import evidence_runs, measured_gain
+from taskgraph.affinity.gains import Gain, GainTable, compute_gains, gain_key
 from taskgraph.affinity.graph import affinity_graph, graph_edges
 from taskgraph.affinity.recommend import Recommendation, rank_auxiliaries
 from taskgraph.affinity.records import ScoreRecord
@@ -145,7 +139,7 @@ def test_n_evidence_follows_a_new_fit() -> None:
 
 @pytest.mark.parametrize("seed", range(6))
 def test_evidence_index_equals_the_scan_for_every_target_and_set(seed: int) -> None:
-    from taskgraph.affinity.gains import EvidenceIndex
+    from taskgraph.affinity.gain_queries import EvidenceIndex
 
     table = random_table(seed)
     any_index = EvidenceIndex(table.gains)
@@ -158,7 +152,7 @@ def test_evidence_index_equals_the_scan_for_every_target_and_set(seed: int) -> N
 
 @pytest.mark.parametrize("seed", range(6))
 def test_indexed_measured_gain_equals_the_scan_for_every_target_and_set(seed: int) -> None:
-    from taskgraph.affinity.gains import GainLookup
+    from taskgraph.affinity.gain_queries import GainLookup
 
     table = random_table(seed)
     lookup = GainLookup(table.gains)
@@ -328,7 +322,7 @@ def _records(seed: int) -> list[ScoreRecord]:
 def test_pair_records_give_the_pair_gains_of_all_records_to_the_bit(
     seed: int, split: str | None, metric: str | None
 ) -> None:
-    from taskgraph.affinity.gains import GainLookup
+    from taskgraph.affinity.gain_queries import GainLookup
     from taskgraph.app.affinity.graph import _pair_records
 
     records = _records(seed)

@@ -6,13 +6,8 @@ import math
 
 import pytest
 
-from taskgraph.affinity.gains import (
-    Gain,
-    compute_gains,
-    evidence_runs,
-    measured_gain,
-    pair_gains,
-)
+from taskgraph.affinity.gain_queries import evidence_runs, measured_gain, pair_gains
+from taskgraph.affinity.gains import Gain, compute_gains
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.errors import ConfigError
 

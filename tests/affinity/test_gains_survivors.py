@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from taskgraph.affinity.gains import compute_gains, evidence_runs
+from taskgraph.affinity.gain_queries import evidence_runs
+from taskgraph.affinity.gains import compute_gains
 from taskgraph.affinity.records import ScoreRecord
 
 Settings = tuple[tuple[str, str], ...]

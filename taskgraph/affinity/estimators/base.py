@@ -16,7 +16,8 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from taskgraph.affinity.gains import EvidenceIndex, GainKind, GainTable, compute_gains
+from taskgraph.affinity.gain_queries import EvidenceIndex
+from taskgraph.affinity.gains import GainKind, GainTable, compute_gains
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.errors import ConfigError
 from taskgraph.registry import Registry

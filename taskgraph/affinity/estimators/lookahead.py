@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from taskgraph.affinity.estimators.base import AffinityEstimator, as_task_set, pooled_std
-from taskgraph.affinity.gains import GainKind, GainTable, pair_gains
+from taskgraph.affinity.gain_queries import pair_gains
+from taskgraph.affinity.gains import GainKind, GainTable
 from taskgraph.trial import LookaheadMatrix
 
 __all__ = ["LookaheadEstimator", "average_lookahead"]

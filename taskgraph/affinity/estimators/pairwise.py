@@ -18,7 +18,8 @@ from collections.abc import Iterable
 import numpy as np
 
 from taskgraph.affinity.estimators.base import AffinityEstimator, as_task_set, pooled_std
-from taskgraph.affinity.gains import GainTable, pair_gains
+from taskgraph.affinity.gain_queries import pair_gains
+from taskgraph.affinity.gains import GainTable
 from taskgraph.errors import ConfigError
 
 __all__ = ["HigherOrderEstimator", "PairwiseEstimator"]

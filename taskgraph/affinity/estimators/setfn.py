@@ -72,7 +72,8 @@ from scipy.special import expit
 
 from taskgraph.affinity.estimators.base import AffinityEstimator, query_task_sets, task_sets_of
 from taskgraph.affinity.evidence import EvidenceFit, fit_evidence
-from taskgraph.affinity.gains import GainKind, GainTable, pair_gains
+from taskgraph.affinity.gain_queries import pair_gains
+from taskgraph.affinity.gains import GainKind, GainTable
 from taskgraph.affinity.similarity import embedding_similarity, profile_similarity
 from taskgraph.errors import ConfigError
 from taskgraph.trial import LookaheadMatrix

@@ -15,7 +15,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from taskgraph.affinity.estimators.base import AffinityEstimator, pooled_std
-from taskgraph.affinity.gains import GainKind, GainTable, pair_gains
+from taskgraph.affinity.gain_queries import pair_gains
+from taskgraph.affinity.gains import GainKind, GainTable
 from taskgraph.errors import ConfigError
 
 __all__ = ["TextEmbEstimator"]

@@ -66,7 +66,8 @@ from taskgraph.affinity.estimators.sourcerank_features import (
     _standardise,
     metadata_alternatives,
 )
-from taskgraph.affinity.gains import GainKind, GainTable, pair_gains
+from taskgraph.affinity.gain_queries import pair_gains
+from taskgraph.affinity.gains import GainKind, GainTable
 from taskgraph.affinity.metadata import feature_matrix
 from taskgraph.affinity.similarity import embedding_similarity
 from taskgraph.errors import ConfigError

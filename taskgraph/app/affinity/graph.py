@@ -12,7 +12,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from taskgraph.affinity.gains import GainLookup, compute_gains, gain_key
+from taskgraph.affinity.gain_queries import GainLookup
+from taskgraph.affinity.gains import compute_gains, gain_key
 from taskgraph.affinity.graph import affinity_graph as _graph_of
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.app.affinity.fitting import (

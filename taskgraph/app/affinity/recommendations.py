@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from taskgraph.affinity.estimators.base import ESTIMATORS
-from taskgraph.affinity.gains import GainKind, compute_gains, gain_key, measured_gain
+from taskgraph.affinity.gain_queries import measured_gain
+from taskgraph.affinity.gains import GainKind, compute_gains, gain_key
 from taskgraph.affinity.graph import affinity_graph as _graph_of
 from taskgraph.affinity.graph import graph_edges
 from taskgraph.affinity.recommend import Recommendation, rank_auxiliaries
