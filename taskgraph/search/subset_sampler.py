@@ -39,6 +39,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import URL
 
 from taskgraph.errors import ConfigError, StorageURLError
+from taskgraph.search.heartbeat import storage_id
 from taskgraph.search.progress import FAILURE_ATTR, INTERRUPTED_ATTR, retried_numbers
 from taskgraph.search.space import AUX_PARAM_PREFIX, SUBSET_ATTR
 from taskgraph.storage.locks import setup_lock
@@ -218,7 +219,7 @@ def _record_set(
     """Record on ``trial`` (stored and cached) the free auxiliaries whose flag of
     ``search_space`` is True in ``values`` as its proposal (:data:`PROPOSAL_ATTR`)."""
     chosen = sorted(name[len(AUX_PARAM_PREFIX) :] for name in search_space if values[name] is True)
-    study._storage.set_trial_system_attr(trial._trial_id, PROPOSAL_ATTR, chosen)
+    study._storage.set_trial_system_attr(storage_id(trial), PROPOSAL_ATTR, chosen)
     trial.system_attrs[PROPOSAL_ATTR] = chosen
 
 
