@@ -67,3 +67,20 @@ def test_pcgrad_backward_sets_projected_shared_grads() -> None:
     other = build_weighting("pcgrad", tasks=["a", "b"], seed=5)
     other.load_extra_state(state)
     assert other.rng.bit_generator.state == weighting.rng.bit_generator.state
+
+
+def test_pcgrad_leaves_a_shared_parameter_no_task_reads_without_a_gradient() -> None:
+    # Two tasks (so the projection runs) and a shared parameter neither reads (e.g. encoder
+    # layers above every task's layer in hierarchical sharing): it keeps grad None, as under
+    # equal weighting, so AdamW neither decays it nor moves it by momentum.
+    used = nn.Parameter(torch.tensor([1.0, 2.0]))
+    unread = nn.Parameter(torch.tensor([5.0]))
+    losses = {"a": (used * torch.tensor([1.0, 0.0])).sum(), "b": (used * used).sum()}
+    build_weighting("pcgrad", tasks=["a", "b"]).backward(losses, shared=[used, unread], others=[])
+    assert unread.grad is None
+    assert used.grad is not None
+    assert used.grad.tolist() == pytest.approx([3.0, 4.0])  # (1, 0) . (2, 4) > 0: no projection
+    build_weighting("equal", tasks=["a", "b"]).backward(
+        {"a": (used * used).sum(), "b": used.sum()}, shared=[used, unread], others=[]
+    )
+    assert unread.grad is None

@@ -74,10 +74,14 @@ class PCGradWeighting(LossWeighting):
             total.backward()
             return total.detach()
         flat = []
+        # A shared parameter no task of the step reads keeps no gradient (None), as under
+        # every other weighting: a zero would let AdamW decay it and move it by momentum.
+        used = [False] * len(shared)
         for task in names:
             grads = torch.autograd.grad(
                 losses[task], list(shared), retain_graph=True, allow_unused=True
             )
+            used = [u or g is not None for u, g in zip(used, grads, strict=True)]
             flat.append(
                 torch.cat(
                     [
@@ -94,10 +98,11 @@ class PCGradWeighting(LossWeighting):
         if others:
             total.backward(inputs=list(others))
         offset = 0
-        for p in shared:
+        for p, read in zip(shared, used, strict=True):
             size = p.numel()
-            piece = combined[offset : offset + size].view_as(p).to(p.dtype)
-            p.grad = piece if p.grad is None else p.grad + piece
+            if read:
+                piece = combined[offset : offset + size].view_as(p).to(p.dtype)
+                p.grad = piece if p.grad is None else p.grad + piece
             offset += size
         return total.detach()
 
