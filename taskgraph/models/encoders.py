@@ -20,6 +20,7 @@ cost compute and leave parameters that no task trains.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import sys
@@ -54,6 +55,7 @@ __all__ = [
     "load_encoder",
     "minilm_path",
     "tiny_bert_config",
+    "weights_fingerprint",
 ]
 
 ENCODER_NAMES = ("minilm", "tiny-bert")
@@ -341,3 +343,23 @@ def _tiny_bert(opts: dict[str, Any]) -> EncoderBundle:
 def _drop_pooler(model: PreTrainedModel) -> None:
     if getattr(model, "pooler", None) is not None:
         model.pooler = None  # type: ignore[assignment]
+
+
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """Return a sha256 of ``model``'s state dict: every tensor's name, dtype, shape and bytes.
+
+    What a cache of something computed from an encoder's weights keys on besides its name: a
+    directory whose weights were replaced, or another directory at the same relative path,
+    gives another fingerprint.  Costs one pass over the weights (about 0.1 s for MiniLM).
+    """
+    digest = hashlib.sha256()
+    hash_tensors(digest, model.state_dict())
+    return digest.hexdigest()
+
+
+def hash_tensors(digest: Any, state: Mapping[str, torch.Tensor]) -> None:
+    """Feed ``digest`` (a hashlib object) every tensor of ``state``: name, dtype, shape, bytes."""
+    for name, tensor in state.items():
+        data = tensor.detach().to("cpu").contiguous()
+        digest.update(f"{name}|{data.dtype}|{tuple(data.shape)}".encode())
+        digest.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")

@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from taskgraph.errors import ConfigError
+from taskgraph.models.encoders import hash_tensors
 from taskgraph.models.layerwise import (
     EncoderParts,
     attention_bias,
@@ -119,10 +120,7 @@ def frozen_fingerprint(model: nn.Module, *, architecture: str) -> str:
     settings["attn_implementation"] = getattr(parts.config, "_attn_implementation", None)
     digest.update(json.dumps(settings, sort_keys=True).encode())
     for module in (parts.embeddings, *parts.layers[:layers]):
-        for name, tensor in module.state_dict().items():
-            data = tensor.detach().to("cpu").contiguous()
-            digest.update(f"{name}|{data.dtype}|{tuple(data.shape)}".encode())
-            digest.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
+        hash_tensors(digest, module.state_dict())
     return digest.hexdigest()
 
 

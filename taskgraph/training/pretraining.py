@@ -52,6 +52,7 @@ import torch
 import torch.nn.functional as F
 
 from taskgraph.errors import ConfigError
+from taskgraph.models.encoders import weights_fingerprint
 from taskgraph.tasks.types import TaskDef
 from taskgraph.training.masking import AdaptiveMasking, build_masking, corrupt
 from taskgraph.training.pretraining_cache import _read, _write, pretraining_key
@@ -94,7 +95,12 @@ def pretrained_encoder_state(
     device = device or torch.device("cpu")
     _check_window(pre.max_length or config.max_length, encoder, field=_window_field(pre))
     texts, fingerprint = corpus_texts(config, tasks=tasks, data_dir=data_dir)
-    key = pretraining_key(config, fingerprint, precision=stage_precision(device))
+    key = pretraining_key(
+        config,
+        fingerprint,
+        precision=stage_precision(device),
+        weights=weights_fingerprint(encoder.model),
+    )
     hit = _read(key)
     if hit is not None:
         state, report = hit

@@ -30,11 +30,15 @@ _VERSION = 3  # 3: scheme-free window order and corruption draws, [UNK] never ma
 _MEMORY = FeatureCache(directory=None, memory_items=4)
 
 
-def pretraining_key(config: TrialConfig, corpus_fingerprint: str, *, precision: str) -> str:
+def pretraining_key(
+    config: TrialConfig, corpus_fingerprint: str, *, precision: str, weights: str
+) -> str:
     """Return the cache key of ``config``'s pretraining stage run in ``precision``.
 
     ``precision`` is :func:`~taskgraph.training.pretraining.stage_precision` of the device: a
     bf16 (CUDA) checkpoint is not the fp32 (CPU) one.  The seed is part of the key: each seed pretrains separately.
+    ``weights`` is the starting encoder's :func:`~taskgraph.models.encoders.weights_fingerprint`:
+    an encoder directory whose weights changed under the same path is another stage.
     """
     assert config.pretraining is not None
     encoder_options = dict(config.encoder_options)
@@ -46,6 +50,7 @@ def pretraining_key(config: TrialConfig, corpus_fingerprint: str, *, precision: 
         "pretraining": asdict(config.pretraining),
         "seed": config.seed,
         "encoder": [config.encoder, encoder_options],
+        "weights": weights,
         "max_length": config.pretraining.max_length or config.max_length,
         "precision": precision,
     }

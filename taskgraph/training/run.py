@@ -19,6 +19,7 @@ an interrupted run resumes when ``train_trial`` is called again with the same ``
 from __future__ import annotations
 
 import gc
+import hashlib
 import logging
 import os
 import time
@@ -155,6 +156,9 @@ def _data_selection(
         weight = embeddings.weight
         assert isinstance(weight, torch.Tensor)
         table = weight.detach().float().cpu().numpy()
+        # The features read the table: a directory whose weights changed under the same name
+        # must not get the cached features of the old ones.
+        encoder_key.append(hashlib.sha256(table.tobytes()).hexdigest())
     return select_auxiliaries(
         config,
         task_defs,

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from taskgraph.errors import ConfigError
+from taskgraph.models.encoders import weights_fingerprint
 from taskgraph.tasks.synthetic import synthetic_family
 from taskgraph.training import pretraining as stage
 from taskgraph.training import pretraining_cache as cache
@@ -120,7 +121,7 @@ def test_a_second_trial_reuses_the_cached_checkpoint(
 def test_the_cache_key_covers_scheme_parameters_seed_and_encoder() -> None:
     base = config()
     keys = {
-        cache.pretraining_key(c, "corpus", precision="fp32")
+        cache.pretraining_key(c, "corpus", precision="fp32", weights="w")
         for c in (
             base,
             base.with_seed(1),
@@ -131,17 +132,21 @@ def test_the_cache_key_covers_scheme_parameters_seed_and_encoder() -> None:
         )
     }
     assert len(keys) == 6
-    assert cache.pretraining_key(base, "other corpus", precision="fp32") != cache.pretraining_key(
-        base, "corpus", precision="fp32"
+    assert cache.pretraining_key(
+        base, "other corpus", precision="fp32", weights="w"
+    ) != cache.pretraining_key(base, "corpus", precision="fp32", weights="w")
+    # an encoder directory whose weights changed under the same path: another stage
+    assert cache.pretraining_key(base, "corpus", precision="fp32", weights="w") != (
+        cache.pretraining_key(base, "corpus", precision="fp32", weights="v")
     )
 
 
 def test_the_cache_key_covers_the_devices_precision(monkeypatch: pytest.MonkeyPatch) -> None:
     # CUDA pretrains in bf16 autocast, the CPU in fp32: two checkpoints, never one shared.
     base = config()
-    assert cache.pretraining_key(base, "corpus", precision="bf16") != cache.pretraining_key(
-        base, "corpus", precision="fp32"
-    )
+    assert cache.pretraining_key(
+        base, "corpus", precision="bf16", weights="w"
+    ) != cache.pretraining_key(base, "corpus", precision="fp32", weights="w")
     assert stage.stage_precision(torch.device("cuda")) == "bf16"
     assert stage.stage_precision(torch.device("cpu")) == "fp32"
     # and the stage keys its checkpoint by the device it runs on (no GPU needed: the run is
@@ -153,7 +158,9 @@ def test_the_cache_key_covers_the_devices_precision(monkeypatch: pytest.MonkeyPa
         return {}, {}
 
     monkeypatch.setattr(stage, "run_pretraining", stub)
-    encoder = SimpleNamespace(model=SimpleNamespace(config=SimpleNamespace()))
+    model = torch.nn.Linear(2, 1)
+    model.config = SimpleNamespace()  # what the stage's window check reads
+    encoder = SimpleNamespace(model=model)
     reports = [
         stage.pretrained_encoder_state(base, encoder, tasks=FAMILY.tasks, device=torch.device(d))[1]
         for d in ("cpu", "cuda")
@@ -161,7 +168,10 @@ def test_the_cache_key_covers_the_devices_precision(monkeypatch: pytest.MonkeyPa
     assert devices == ["cpu", "cuda"]
     assert reports[0]["key"] != reports[1]["key"]
     assert reports[0]["key"] == cache.pretraining_key(
-        base, reports[0]["corpus_fingerprint"], precision="fp32"
+        base,
+        reports[0]["corpus_fingerprint"],
+        precision="fp32",
+        weights=weights_fingerprint(model),
     )
 
 
