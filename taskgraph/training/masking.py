@@ -232,13 +232,11 @@ class AdaptiveMasking:
         self, rows: np.ndarray, input_ids: np.ndarray, chosen: np.ndarray, losses: np.ndarray
     ) -> None:
         """Record the loss at every ``chosen`` position (``losses``: (B, L), any value elsewhere)."""
-        width = input_ids.shape[1]
         batch_rows, cols = np.nonzero(chosen)
         values = losses[batch_rows, cols].astype(np.float32)
         if values.size == 0:
             return
         self.difficulty[rows[batch_rows], cols] = values
-        del width
         tokens = input_ids[batch_rows, cols]
         np.add.at(self.token_sum, tokens, values.astype(np.float64))
         np.add.at(self.token_count, tokens, 1)
