@@ -138,7 +138,14 @@ def _permutation_rhos(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _exact_p(null: np.ndarray, rho: float) -> float:
-    """Return the two-sided p-value of ``rho``: the share of ``null`` at least as extreme."""
+    """Return the two-sided p-value of ``rho``: the share of ``null`` at least as extreme.
+
+    NaN when ``rho`` is (every prediction or every gain the same: nothing to test), as scipy's
+    p-value is beyond :data:`EXACT_MAX_N` candidates; no comparison with NaN is ever true, so
+    counting would say p = 0.
+    """
+    if not math.isfinite(rho):
+        return math.nan
     return float(np.mean(np.abs(null) >= abs(rho) - 1e-12))
 
 

@@ -28,7 +28,6 @@ def profile_similarity(pair_matrix: np.ndarray, *, min_targets: int = 3) -> np.n
     None when fewer than ``min_targets`` targets or fewer than two sources have measurements.
     """
     matrix = np.asarray(pair_matrix, dtype=float)
-    n = matrix.shape[0]
     measured_rows = ~np.all(np.isnan(matrix), axis=1)
     if measured_rows.sum() < min_targets:
         return None
@@ -46,7 +45,7 @@ def profile_similarity(pair_matrix: np.ndarray, *, min_targets: int = 3) -> np.n
     kernel = profiles @ profiles.T
     kernel[~present, :] = 0.0
     kernel[:, ~present] = 0.0
-    kernel[np.diag_indices(n)] = 1.0
+    np.fill_diagonal(kernel, 1.0)  # sources x sources: as many as the matrix has columns
     return kernel
 
 
