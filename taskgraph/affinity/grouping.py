@@ -22,7 +22,9 @@ section 3.3).  Each task is served by the best chosen network for it.
   The same program is solved exactly on the pool: exact for the pool, not for every network.
 
 The budget is compared with a relative tolerance of :data:`BUDGET_RTOL` (``budget`` networks
-of cost 1 buy ``floor(budget * (1 + BUDGET_RTOL))`` of them: 0.9999999999 buys none).
+of cost 1 buy ``floor(budget * (1 + BUDGET_RTOL))`` of them: 0.9999999999 buys none).  HiGHS
+accepts a constraint broken by up to its feasibility tolerance (about 1e-6): a choice it
+returns that costs more than that is cut off and the program solved again.
 
 Scores come from measurements or from an estimator (:func:`predicted_network_scores`).
 """
@@ -36,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import lil_matrix
+from scipy.sparse import csr_matrix, lil_matrix, vstack
 
 from taskgraph.affinity.estimators.base import AffinityEstimator
 from taskgraph.errors import ConfigError, TaskgraphError
@@ -85,6 +87,17 @@ class Grouping:
         }
 
 
+#: how many times a choice HiGHS returns over the budget (by its feasibility tolerance) is
+#: cut off before the search gives up
+_MAX_BUDGET_CUTS = 100
+
+
+def _check_budget(budget: float) -> None:
+    # NaN would reach HiGHS as a "model error"; infinity would overflow the count of networks.
+    if not (budget > 0 and math.isfinite(budget)):
+        raise ConfigError(f"`budget` must be a finite number > 0, but got {budget}")
+
+
 def _budget_limit(budget: float) -> float:
     """Return ``budget`` plus its tolerance (:data:`BUDGET_RTOL`, relative, at least absolute)."""
     return budget + BUDGET_RTOL * max(1.0, abs(budget))
@@ -92,16 +105,32 @@ def _budget_limit(budget: float) -> float:
 
 def affordable_networks(budget: float) -> int:
     """Return how many networks of cost 1 ``budget`` buys (:data:`BUDGET_RTOL`)."""
+    _check_budget(budget)
     return math.floor(_budget_limit(budget))
 
 
-def _validate(scores: NetworkScores, tasks: Sequence[str], budget: float) -> None:
-    if not budget > 0:  # also catches NaN, which HiGHS reports only as a "model error"
-        raise ConfigError(f"`budget` must be > 0, but got {budget}")
+def _validate(
+    scores: NetworkScores,
+    tasks: Sequence[str],
+    budget: float,
+    costs: Mapping[frozenset[str], float] | None,
+) -> None:
+    _check_budget(budget)
     for network, per_task in scores.items():
         missing = set(network) - set(per_task)
         if missing:
             raise ConfigError(f"network {task_set_key(network)} has no score for {sorted(missing)}")
+        for task in sorted(network):
+            if not math.isfinite(float(per_task[task])):
+                raise ConfigError(
+                    f"network {task_set_key(network)}: the score of {task} is "
+                    f"{per_task[task]}, not a finite number"
+                )
+    for network, cost in (costs or {}).items():
+        if not (math.isfinite(float(cost)) and cost >= 0):
+            raise ConfigError(
+                f"`costs`: network {task_set_key(network)} costs {cost}, not a finite number >= 0"
+            )
     uncovered = set(tasks) - {t for network in scores for t in network}
     if uncovered:
         raise ConfigError(f"no candidate network contains {sorted(uncovered)}")
@@ -116,9 +145,9 @@ def select_networks(
     higher_is_better: bool = False,
 ) -> Grouping:
     """Return the best grouping of ``tasks`` under ``budget`` (module docstring); cost 1 per network by default."""
-    task_list = sorted(tasks) if tasks is not None else sorted({t for n in scores for t in n})
+    task_list = sorted(set(tasks) if tasks is not None else {t for n in scores for t in n})
     candidates = {n: s for n, s in scores.items() if set(n) & set(task_list)}
-    _validate(candidates, task_list, budget)
+    _validate(candidates, task_list, budget, costs)
     n_candidates = len(candidates)
     exact = n_candidates <= EXACT_MAX_CANDIDATES
 
@@ -149,14 +178,34 @@ def select_networks(
     matrix[len(task_list) + n_y, :n_x] = cost
     lower = np.concatenate([np.ones(len(task_list)), np.full(n_y, -np.inf), [-np.inf]])
     upper = np.concatenate([np.ones(len(task_list)), np.zeros(n_y), [limit]])
-    result = milp(
-        objective,
-        constraints=LinearConstraint(matrix.tocsr(), lower, upper),
-        integrality=np.concatenate([np.ones(n_x), np.zeros(n_y)]),
-        bounds=Bounds(0, 1),
-        # Gap 0: "exact" is the best grouping, not one within HiGHS's default gap of 1e-4.
-        options={"mip_rel_gap": 0.0},
-    )
+    cuts: list[list[int]] = []
+    while True:
+        cut_rows = lil_matrix((len(cuts), n_x + n_y))
+        for row, picked in enumerate(cuts):
+            cut_rows[row, picked] = 1.0  # not all of these networks again
+        result = milp(
+            objective,
+            constraints=LinearConstraint(
+                vstack([matrix.tocsr(), csr_matrix(cut_rows)]).tocsr(),
+                np.concatenate([lower, np.full(len(cuts), -np.inf)]),
+                np.concatenate([upper, [len(picked) - 1.0 for picked in cuts]]),
+            ),
+            integrality=np.concatenate([np.ones(n_x), np.zeros(n_y)]),
+            bounds=Bounds(0, 1),
+            # Gap 0: "exact" is the best grouping, not one within HiGHS's default gap of 1e-4.
+            options={"mip_rel_gap": 0.0},
+        )
+        if result.x is None:
+            break
+        picked = [j for j in range(n_x) if result.x[j] > 0.5]
+        if float(cost[picked].sum()) <= limit:
+            break
+        if len(cuts) == _MAX_BUDGET_CUTS:
+            raise TaskgraphError(
+                f"HiGHS kept returning groupings above budget {budget:g} (within its "
+                f"feasibility tolerance): {len(cuts)} cut off"
+            )
+        cuts.append(picked)
     if result.x is None and not exact:
         # The pool holds a disjoint cover of the tasks, so this is a budget that no disjoint
         # grouping meets (or HiGHS failed): not proof that no grouping of all candidates fits.
@@ -266,7 +315,7 @@ def brute_force_networks(
     higher_is_better: bool = False,
 ) -> Grouping:
     """Return the best grouping by enumerating every combination of networks (tests; tiny inputs)."""
-    task_list = sorted(tasks) if tasks is not None else sorted({t for n in scores for t in n})
+    task_list = sorted(set(tasks) if tasks is not None else {t for n in scores for t in n})
     networks = list(scores)
     best: tuple[float, tuple[frozenset[str], ...]] | None = None
     sign = -1.0 if higher_is_better else 1.0

@@ -42,9 +42,9 @@ def test_budget_errors_name_the_problem() -> None:
     scores = {frozenset({"a"}): {"a": 1.0}, frozenset({"b"}): {"b": 1.0}}
     with pytest.raises(ConfigError, match="budget 1"):
         select_networks(scores, budget=1)
-    with pytest.raises(ConfigError, match="`budget` must be > 0"):
+    with pytest.raises(ConfigError, match="`budget` must be a finite number > 0"):
         select_networks(scores, budget=0)
-    with pytest.raises(ConfigError, match="`budget` must be > 0, but got nan"):
+    with pytest.raises(ConfigError, match="`budget` must be a finite number > 0, but got nan"):
         select_networks(scores, budget=float("nan"))
     with pytest.raises(ConfigError, match=r"no candidate network contains \['c'\]"):
         select_networks(scores, budget=2, tasks=["a", "b", "c"])

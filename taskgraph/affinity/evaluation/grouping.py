@@ -39,7 +39,9 @@ def evaluate_grouping(
     ``triples`` every single and then triples (a design to compare with it);
     ``adaptive`` measures the singles and the all-task set, then repeatedly measures an
     unmeasured network of the grouping chosen under a posterior draw (Thompson sampling).
-    ``optimum`` measures everything (the reference, ignoring ``max_evaluations``).
+    ``optimum`` measures everything (the reference, ignoring ``max_evaluations``).  A
+    ``max_evaluations`` below what a design measures first (the singles; adaptive, also the
+    all-task set) raises :class:`ConfigError`.
     ``method`` ``measured`` chooses among the measured networks only (no estimator); a budget
     they cannot cover raises :class:`ConfigError`.  Per budget the result holds ``total`` (the
     scored split), ``val_total`` (the same grouping on validation, the selection criterion),
@@ -57,6 +59,14 @@ def evaluate_grouping(
     higher = all(hib.values())
     if method == "measured" and strategy == "adaptive":
         raise ConfigError("the adaptive strategy needs an estimator; `measured` has none")
+    # Every design measures each single (the baselines) first; adaptive the all-task set too.
+    first = len(tasks) + (1 if strategy == "adaptive" else 0)
+    if strategy != "optimum" and max_evaluations < first:
+        raise ConfigError(
+            f"`max_evaluations` {max_evaluations} is below the {first} task sets the "
+            f"{strategy} design measures first (the {len(tasks)} singles"
+            + (" and the all-task set)" if strategy == "adaptive" else ")")
+        )
     networks = candidate_task_sets(tasks)
     missing = [n for n in networks if n not in val]
     if missing:
@@ -143,6 +153,8 @@ def _adaptive_measurements(
     baselines = {t: val[frozenset({t})][t] for t in tasks}
     while len(measured) < min(max_evaluations, len(networks)):
         estimator = _build(method, options).fit(_records(val, measured, hib))
+        # as predicted_network_scores turns a gain into a score: relative or absolute
+        relative = estimator.gain_kind == "relative"
         open_sets = [n for n in networks if n not in measured]
         queries = [(t, n) for n in open_sets for t in sorted(n)]
         pick: frozenset[str] | None = None
@@ -150,7 +162,8 @@ def _adaptive_measurements(
             sampled = {n: dict(val[n]) for n in measured}
             for (t, n), gain in zip(queries, draw, strict=True):
                 sign = 1.0 if hib[t] else -1.0
-                sampled.setdefault(n, {})[t] = baselines[t] + sign * gain * abs(baselines[t])
+                scale = abs(baselines[t]) if relative else 1.0
+                sampled.setdefault(n, {})[t] = baselines[t] + sign * gain * scale
             grouping = select_networks(sampled, budget=budget, tasks=tasks, higher_is_better=higher)
             fresh = [n for n in grouping.networks if n not in measured]
             if fresh:
