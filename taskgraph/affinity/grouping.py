@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -120,14 +121,14 @@ def _validate(
         missing = set(network) - set(per_task)
         if missing:
             raise ConfigError(f"network {task_set_key(network)} has no score for {sorted(missing)}")
-        for task in sorted(network):
+        for task in sorted(set(network) & set(tasks)):  # only the scores a grouping sums
             if not math.isfinite(float(per_task[task])):
                 raise ConfigError(
                     f"network {task_set_key(network)}: the score of {task} is "
                     f"{per_task[task]}, not a finite number"
                 )
     for network, cost in (costs or {}).items():
-        if not (math.isfinite(float(cost)) and cost >= 0):
+        if not (isinstance(cost, numbers.Real) and math.isfinite(float(cost)) and cost >= 0):
             raise ConfigError(
                 f"`costs`: network {task_set_key(network)} costs {cost}, not a finite number >= 0"
             )
@@ -188,7 +189,7 @@ def select_networks(
             constraints=LinearConstraint(
                 vstack([matrix.tocsr(), csr_matrix(cut_rows)]).tocsr(),
                 np.concatenate([lower, np.full(len(cuts), -np.inf)]),
-                np.concatenate([upper, [len(picked) - 1.0 for picked in cuts]]),
+                np.concatenate([upper, [len(cut) - 1.0 for cut in cuts]]),
             ),
             integrality=np.concatenate([np.ones(n_x), np.zeros(n_y)]),
             bounds=Bounds(0, 1),
@@ -205,7 +206,9 @@ def select_networks(
                 f"HiGHS kept returning groupings above budget {budget:g} (within its "
                 f"feasibility tolerance): {len(cuts)} cut off"
             )
-        cuts.append(picked)
+        # Only the paid networks: free ones switched on beside them change no cost, and a cut
+        # naming them would let HiGHS return the same paid networks with other free ones.
+        cuts.append([j for j in picked if cost[j] > 0])
     if result.x is None and not exact:
         # The pool holds a disjoint cover of the tasks, so this is a budget that no disjoint
         # grouping meets (or HiGHS failed): not proof that no grouping of all candidates fits.

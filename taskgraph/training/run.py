@@ -141,6 +141,7 @@ def _data_selection(
     if selection is None or not config.auxiliaries:
         return {}
     from taskgraph.models import load_encoder
+    from taskgraph.models.encoders import hash_tensors
 
     pools: dict[str, tuple[np.ndarray, int]] = {}
     for name in (config.target, *config.auxiliaries):
@@ -158,7 +159,9 @@ def _data_selection(
         table = weight.detach().float().cpu().numpy()
         # The features read the table: a directory whose weights changed under the same name
         # must not get the cached features of the old ones.
-        encoder_key.append(hashlib.sha256(table.tobytes()).hexdigest())
+        digest = hashlib.sha256()
+        hash_tensors(digest, {"embeddings": weight})
+        encoder_key.append(digest.hexdigest())
     return select_auxiliaries(
         config,
         task_defs,

@@ -10,6 +10,7 @@ which network each Thompson step measures follows from the draws.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -481,3 +482,38 @@ def test_max_evaluations_below_what_a_design_measures_first_is_refused(
         evaluate_grouping(table_of(THREE), "hoa", budgets=[2], strategy=strategy,
                           max_evaluations=first - 1)  # fmt: skip
     evaluate_grouping(table_of(THREE), "hoa", budgets=[2], strategy=strategy, max_evaluations=first)
+
+
+def test_free_networks_beside_paid_ones_over_the_budget_end_in_no_grouping() -> None:
+    # a and b cost 0.5 each (1.0 > 0.999999), a+b 10; c..g and their pairs cost nothing.  A cut
+    # that named the free networks HiGHS switched on let it return the same paid pair with
+    # other free ones, until the cuts ran out (TaskgraphError instead of "no grouping fits").
+    scores: dict[frozenset[str], dict[str, float]] = {net(t): {t: 1.0} for t in "abcdefg"}
+    costs = {net("a"): 0.5, net("b"): 0.5, net("a+b"): 10.0}
+    for x, y in itertools.combinations("cdefg", 2):
+        scores[net(f"{x}+{y}")] = {x: 5.0, y: 5.0}
+        costs[net(f"{x}+{y}")] = 0.0
+    costs.update({net(t): 0.0 for t in "cdefg"})
+    scores[net("a+b")] = {"a": 0.9, "b": 0.9}
+    with pytest.raises(ConfigError, match=r"no grouping of 7 tasks fits budget 0\.999999"):
+        select_networks(scores, budget=0.999999, costs=costs)
+    assert select_networks(scores, budget=1.0, costs=costs).cost == 1.0
+
+
+def test_a_score_no_grouping_sums_may_be_missing_a_number() -> None:
+    # b's score in a+b is NaN, but only a is grouped: nothing sums it.
+    scores = {net("a"): {"a": 1.0}, net("b"): {"b": 1.0}, net("a+b"): {"a": 0.5, "b": float("nan")}}
+    assert select_networks(scores, budget=1, tasks=["a"]).networks == (net("a+b"),)
+
+
+def test_a_cost_that_is_no_number_is_refused() -> None:
+    scores = uniform({"a": 1.0, "b": 1.0, "a+b": 0.5})
+    with pytest.raises(ConfigError, match=r"`costs`: network a\+b costs x, not"):
+        select_networks(scores, budget=1, costs={net("a+b"): "x"})  # type: ignore[dict-item]
+    assert select_networks(scores, budget=1, costs={net("a+b"): np.int64(1)}).cost == 1.0
+
+
+def test_adaptive_on_one_task_measures_its_one_set() -> None:
+    table = table_of({"a": 1.0})
+    result = evaluate_grouping(table, "hoa", budgets=[1], strategy="adaptive", max_evaluations=1)
+    assert result[1]["n_measured"] == 1

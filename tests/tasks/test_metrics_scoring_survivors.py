@@ -1,6 +1,6 @@
 """Metric, scoring and QA-decoding rules that a mutation audit found untested.
 
-References where one is installed: seqeval (per-type entity scores), scikit-learn (macro F1,
+References: seqeval (per-type entity scores), scikit-learn (macro F1,
 MCC), the official SQuAD v2 normalisation restated; otherwise hand-worked values.
 """
 

@@ -60,10 +60,10 @@ def evaluate_grouping(
     if method == "measured" and strategy == "adaptive":
         raise ConfigError("the adaptive strategy needs an estimator; `measured` has none")
     # Every design measures each single (the baselines) first; adaptive the all-task set too.
-    first = len(tasks) + (1 if strategy == "adaptive" else 0)
-    if strategy != "optimum" and max_evaluations < first:
+    initial = len(tasks) + (1 if strategy == "adaptive" and len(tasks) > 1 else 0)
+    if strategy != "optimum" and max_evaluations < initial:
         raise ConfigError(
-            f"`max_evaluations` {max_evaluations} is below the {first} task sets the "
+            f"`max_evaluations` {max_evaluations} is below the {initial} task sets the "
             f"{strategy} design measures first (the {len(tasks)} singles"
             + (" and the all-task set)" if strategy == "adaptive" else ")")
         )

@@ -110,7 +110,8 @@ def evaluate_source_ranking(
         for observed in draws[target]:
             hidden = [s for s in sources if s not in observed]
             # The target's rows of observed sources only: a group {target, observed, hidden}
-            # carries a hidden source's effect into the fit (the pair gains' rule, in gains.py).
+            # carries a hidden source's effect into the fit (the pair gains' rule, in
+            # gain_queries.py).
             fit = with_stand_in_baselines(
                 [r for r in records if r.task != target or r.auxiliaries <= observed]
             )
