@@ -8,7 +8,10 @@ trainer option ``lookahead_steps`` lists), with one probe batch per task:
 
 where ``theta_s`` are the shared parameters (``model.shared_parameters()``) and ``step_i`` is the
 update one step on task i's gradient alone would make.  Z > 0: a step on i lowers j's loss.
-The result averages Z over all probes, with the standard error of each mean.  ``measure``
+The result averages Z over all probes, with the standard error of each mean.  A probe whose
+``L_j`` before the step is exactly 0 (float32 cross-entropy of an easy batch late in training)
+has no Z for column j: that entry is left out of its cell's mean, which counts its own probes,
+instead of turning the cell into NaN for the rest of the run.  ``measure``
 limits the columns: a screen (:mod:`taskgraph.search.screening`) measures only the target's
 loss after each task's step, ``n`` forwards per probe instead of ``n^2``; the other entries
 are NaN.
@@ -136,6 +139,8 @@ class LookaheadAffinity:
         n = len(self.tasks)
         self.total = torch.zeros(n, n, dtype=torch.float64, device=device)
         self.total_sq = torch.zeros(n, n, dtype=torch.float64, device=device)
+        #: probes behind each cell's sums: those whose Z was a finite number
+        self.counts = torch.zeros(n, n, dtype=torch.float64, device=device)
         self.count = 0
 
     def _adam_state(self, optimizer: torch.optim.Optimizer | None) -> list[_NextAdam] | None:
@@ -317,8 +322,11 @@ class LookaheadAffinity:
                             param.index_copy_(0, rows, original)
         finally:
             model.train(was_training)
-        self.total += matrix
-        self.total_sq += matrix * matrix
+        finite = torch.isfinite(matrix)  # NaN: a column not measured, or a zero loss before
+        kept = torch.where(finite, matrix, torch.zeros_like(matrix))
+        self.total += kept
+        self.total_sq += kept * kept
+        self.counts += finite
         self.count += 1
         return matrix
 
@@ -327,17 +335,15 @@ class LookaheadAffinity:
         before the first probe)."""
         if self.count == 0:
             return None
-        n = self.count
-        mean = self.total / n
-        if n > 1:
-            variance = ((self.total_sq - n * mean * mean) / (n - 1)).clamp(min=0.0)
-            stderr = (variance / n).sqrt()
-        else:
-            stderr = torch.full_like(mean, math.nan)
+        n = self.counts
+        nan = torch.full_like(n, math.nan)
+        mean = torch.where(n > 0, self.total / n.clamp(min=1.0), nan)
+        variance = ((self.total_sq - n * mean * mean) / (n - 1).clamp(min=1.0)).clamp(min=0.0)
+        stderr = torch.where(n > 1, (variance / n.clamp(min=1.0)).sqrt(), nan)
         return LookaheadMatrix(
             tasks=list(self.tasks),
             values=mean.cpu().tolist(),
-            n_probes=n,
+            n_probes=self.count,
             stderr=stderr.cpu().tolist(),
         )
 
@@ -346,6 +352,7 @@ class LookaheadAffinity:
         return {
             "total": self.total.cpu(),
             "total_sq": self.total_sq.cpu(),
+            "counts": self.counts.cpu(),
             "count": self.count,
             "streams": {t: s.state_dict() for t, s in self.streams.items()},
         }
@@ -356,5 +363,14 @@ class LookaheadAffinity:
         # Checkpoints written before the standard errors were kept: zeros (errors understated).
         self.total_sq = state.get("total_sq", torch.zeros_like(state["total"])).to(self.device)
         self.count = int(state["count"])
+        # Checkpoints written before the per-cell counts: every probe in every cell with a
+        # finite sum (a NaN one, unmeasured or poisoned by a zero loss, starts again at 0).
+        counts = state.get("counts")
+        if counts is None:
+            finite = torch.isfinite(self.total)
+            counts = torch.where(finite, float(self.count), 0.0).to(self.total.dtype)
+            self.total = torch.where(finite, self.total, 0.0)
+            self.total_sq = torch.where(finite, self.total_sq, 0.0)
+        self.counts = counts.to(self.device)
         for task, stream_state in state["streams"].items():
             self.streams[task].load_state_dict(stream_state)

@@ -425,3 +425,32 @@ def test_parameters_trained_at_a_multiple_of_the_rate_take_that_multiple_of_the_
     a, b = 0.05, 0.5
     assert float(matrix[0, 0]) == pytest.approx(1 - ((a - 1) ** 2 + (b - 1) ** 2) / 2, rel=1e-5)
     assert float(matrix[0, 1]) == pytest.approx(1 - ((a - 1) ** 2 + 10) / 11, rel=1e-5)
+
+
+def test_a_probe_with_a_loss_of_zero_before_leaves_that_entry_out_of_the_mean() -> None:
+    # At theta = (1, 2) the helper's loss is exactly 0 (float32 cross-entropy of an easy batch
+    # reaches 0 too): Z(. -> helper) = 1 - after / 0 has no value.  That probe's entries of the
+    # helper column are left out; they made the column NaN for the rest of the run.
+    model = Quadratic()
+    affinity = _affinity(model)
+    with torch.no_grad():
+        model.theta.copy_(torch.tensor([1.0, 2.0]))
+    first = affinity.probe(optimizer=None, lr=0.1)
+    assert not math.isfinite(float(first[1, 0]))  # offset -> helper: 1 - after / 0
+    with torch.no_grad():
+        model.theta.copy_(torch.tensor([0.0, 0.0]))
+    second = affinity.probe(optimizer=None, lr=0.1)
+    third = affinity.probe(optimizer=None, lr=0.1)
+    result = affinity.result()
+    assert result is not None and result.n_probes == 3
+    # the helper column: the mean of the two probes that measured it
+    assert result.values[1][0] == pytest.approx((float(second[1, 0]) + float(third[1, 0])) / 2)
+    assert result.stderr is not None and result.stderr[1][0] == pytest.approx(0.0, abs=1e-12)
+    # the offset column: all three probes
+    expected = (float(first[0, 1]) + float(second[0, 1]) + float(third[0, 1])) / 3
+    assert result.values[0][1] == pytest.approx(expected)
+    # and the counts survive a checkpoint
+    restored = _affinity(Quadratic())
+    restored.load_state_dict(affinity.state_dict())
+    again = restored.result()
+    assert again is not None and again.values == result.values
