@@ -64,7 +64,12 @@ def screen_ranking(
             f"the lookahead matrix has no task {target!r} (its tasks: {', '.join(matrix.tasks)})"
         )
     j = matrix.tasks.index(target)
-    wanted = [t for t in matrix.tasks if t != target] if candidates is None else list(candidates)
+    # A candidate named twice is one candidate (one rank), as a spec's candidates are.
+    wanted = (
+        [t for t in matrix.tasks if t != target]
+        if candidates is None
+        else list(dict.fromkeys(candidates))
+    )
     rows: list[tuple[str, float, float | None]] = []
     for name in wanted:
         if name == target or name not in matrix.tasks:

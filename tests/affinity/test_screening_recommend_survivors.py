@@ -69,6 +69,16 @@ def test_a_target_named_among_the_candidates_is_not_ranked_against_itself() -> N
     assert [e.candidate for e in screen_ranking(matrix, "t", ["t", "a"])] == ["a"]
 
 
+def test_a_candidate_named_twice_is_ranked_once() -> None:
+    matrix = LookaheadMatrix(
+        tasks=["t", "a", "b"],
+        values=[[NAN, NAN, NAN], [0.1, NAN, NAN], [0.3, NAN, NAN]],
+        n_probes=2,
+    )
+    ranking = screen_ranking(matrix, "t", ["a", "b", "a"])
+    assert [(e.candidate, e.rank) for e in ranking] == [("b", 1), ("a", 2)]
+
+
 def test_single_auxiliary_gains_are_absolute_sign_normalised_and_of_the_target_only() -> None:
     def record(task: str, aux: tuple[str, ...], value: float, higher: bool) -> ScoreRecord:
         return ScoreRecord(task=task, task_set=frozenset({task, *aux}), value=value,
