@@ -11,7 +11,6 @@ from torch import nn
 from taskgraph.tasks.features import EncodedSplit
 from taskgraph.tasks.types import TaskType
 from taskgraph.training import BatchStream, LookaheadAffinity, TaskTensors
-from taskgraph.training.lookahead import ReusedGradient
 
 
 class Output:
@@ -133,18 +132,6 @@ def test_adam_state_preconditions_the_step_and_results_average() -> None:
 
 def test_no_probe_no_matrix() -> None:
     assert _affinity(Quadratic()).result() is None
-
-
-def test_reused_training_gradient_gives_the_same_probe() -> None:
-    model = Quadratic()
-    fresh = _affinity(model).probe(optimizer=None, lr=0.1)
-    grad = torch.autograd.grad(model("helper", {}).loss * 0.25, model.theta)[0]
-    reused = _affinity(model).probe(
-        optimizer=None,
-        lr=0.1,
-        reuse=ReusedGradient(task="helper", batch={}, grads=[grad], scale=0.25),
-    )
-    assert torch.allclose(fresh, reused, rtol=1e-6)
 
 
 class Embedding(nn.Module):

@@ -153,10 +153,12 @@ def _trained_quadratic() -> tuple[Quadratic, torch.optim.Optimizer]:
     return model, optimizer
 
 
-def test_a_reused_gradient_is_divided_by_its_loss_weight_under_adam_state() -> None:
-    # Before any update the step is lr * sign(g), blind to g's scale; after one, v sets the
-    # scale, so a gradient of 0.25 x the loss must be divided back before the step.
-    model, optimizer = _trained_quadratic()
+@pytest.mark.parametrize("trained", [False, True])
+def test_a_reused_gradient_is_divided_by_its_loss_weight(trained: bool) -> None:
+    # The training step's gradient of 0.25 x the loss gives the probe a fresh gradient gives.
+    # Before any update the step is lr * sign(g), blind to g's scale; after one (trained), v
+    # sets the scale, so only then does a gradient not divided back change the probe.
+    model, optimizer = _trained_quadratic() if trained else (Quadratic(), None)
     fresh = _affinity(model).probe(optimizer=optimizer, lr=0.05)
     grad = torch.autograd.grad(model("helper", {}).loss * 0.25, model.theta)[0]
     reused = _affinity(model).probe(
