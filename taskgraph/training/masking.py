@@ -64,6 +64,7 @@ import numpy as np
 
 from taskgraph.errors import ConfigError
 from taskgraph.registry import Registry
+from taskgraph.tasks.features.masked_lm import corrupt
 
 __all__ = [
     "MASKING_SCHEMES",
@@ -73,27 +74,6 @@ __all__ = [
     "corrupt",
     "masking_options",
 ]
-
-IGNORE_INDEX = -100
-
-
-def corrupt(
-    input_ids: np.ndarray,
-    chosen: np.ndarray,
-    *,
-    mask_token_id: int,
-    vocab_size: int,
-    rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Return (inputs, labels): BERT's 80/10/10 corruption of the ``chosen`` positions."""
-    inputs = input_ids.copy()
-    labels = np.where(chosen, input_ids, IGNORE_INDEX)
-    draw = rng.random(inputs.shape)
-    to_mask = chosen & (draw < 0.8)
-    to_random = chosen & (draw >= 0.8) & (draw < 0.9)
-    inputs[to_mask] = mask_token_id
-    inputs[to_random] = rng.integers(0, vocab_size, size=int(to_random.sum()))
-    return inputs, labels
 
 
 @dataclass

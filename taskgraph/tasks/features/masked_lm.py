@@ -50,9 +50,21 @@ def mask_tokens(
     """
     if not 0.0 < probability < 1.0:
         raise ConfigError(f"`probability` must be in (0, 1), but got {probability}")
+    chosen = (rng.random(input_ids.shape) < probability) & (special_tokens_mask == 0)
+    return corrupt(input_ids, chosen, mask_token_id=mask_token_id, vocab_size=vocab_size, rng=rng)
+
+
+def corrupt(
+    input_ids: np.ndarray,
+    chosen: np.ndarray,
+    *,
+    mask_token_id: int,
+    vocab_size: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return (inputs, labels): BERT's 80/10/10 corruption of the ``chosen`` positions."""
     inputs = input_ids.copy()
-    chosen = (rng.random(inputs.shape) < probability) & (special_tokens_mask == 0)
-    labels = np.where(chosen, inputs, IGNORE_INDEX)
+    labels = np.where(chosen, input_ids, IGNORE_INDEX)
     draw = rng.random(inputs.shape)
     to_mask = chosen & (draw < 0.8)
     to_random = chosen & (draw >= 0.8) & (draw < 0.9)
