@@ -19,7 +19,6 @@ an interrupted run resumes when ``train_trial`` is called again with the same ``
 from __future__ import annotations
 
 import gc
-import hashlib
 import logging
 import os
 import time
@@ -141,7 +140,7 @@ def _data_selection(
     if selection is None or not config.auxiliaries:
         return {}
     from taskgraph.models import load_encoder
-    from taskgraph.models.encoders import hash_tensors
+    from taskgraph.models.encoders import weights_fingerprint
 
     pools: dict[str, tuple[np.ndarray, int]] = {}
     for name in (config.target, *config.auxiliaries):
@@ -159,9 +158,7 @@ def _data_selection(
         table = weight.detach().float().cpu().numpy()
         # The features read the table: a directory whose weights changed under the same name
         # must not get the cached features of the old ones.
-        digest = hashlib.sha256()
-        hash_tensors(digest, {"embeddings": weight})
-        encoder_key.append(digest.hexdigest())
+        encoder_key.append(weights_fingerprint(embeddings))
     return select_auxiliaries(
         config,
         task_defs,
