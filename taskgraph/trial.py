@@ -180,6 +180,9 @@ class TrialConfig:
     auxiliaries: tuple[str, ...] = ()
     encoder: str = "minilm"  # "minilm", "tiny-bert", or a local Hugging Face model directory
     encoder_options: Mapping[str, Any] = field(default_factory=dict)
+    # A directory encoder's files when the trial was configured (taskgraph.encoder_files);
+    # None for the built-in encoders, whose name pins their weights.
+    encoder_version: str | None = None
     sharing: str = "hard"
     sharing_params: Mapping[str, Any] = field(default_factory=dict)
     mixing: MixingConfig = field(default_factory=MixingConfig)
@@ -219,12 +222,13 @@ class TrialConfig:
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict (tuples become lists).
 
-        ``data_selection`` is left out when unset, so configurations (and their hashes) of
-        studies without it are what they were before the field existed.
+        ``data_selection`` and ``encoder_version`` are left out when unset, so configurations
+        (and their hashes) of studies without them are what they were before the fields existed.
         """
         data = json.loads(canonical_json(asdict(self)))
-        if data.get("data_selection") is None:
-            data.pop("data_selection", None)
+        for optional in ("data_selection", "encoder_version"):
+            if data.get(optional) is None:
+                data.pop(optional, None)
         return data
 
     @classmethod
@@ -281,9 +285,11 @@ class TrialConfig:
         Gains compare ``score(t | S, M)`` with ``score(t | {t}, M')`` where M' is the
         single-task run of the same family: same encoder, input length and target budget, and
         the same pretraining stage (a differently pretrained encoder is another model; a run
-        without one keeps the key it had before the stage existed).  A model trained on
-        selected auxiliary data is another family too (keyed by the selection's feature set,
-        not its per-trial weights, so a study's baseline shares it).
+        without one keeps the key it had before the stage existed).  An encoder directory is
+        keyed by its files too (``encoder_version``): weights saved over the old ones at the same
+        path are another model.  A model trained on selected auxiliary data is another family
+        too (keyed by the selection's feature set, not its per-trial weights, so a study's
+        baseline shares it).
         """
         target_cap = self.mixing.max_examples.get(self.target)
         family: dict[str, Any] = {
@@ -292,6 +298,8 @@ class TrialConfig:
             "max_length": self.max_length,
             "target_max_examples": target_cap,
         }
+        if self.encoder_version is not None:
+            family["encoder_version"] = self.encoder_version
         if self.data_selection is not None:
             family["data_selection"] = list(self.data_selection.features)
         if self.pretraining is not None:

@@ -42,6 +42,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from taskgraph.encoder_files import BUILTIN_ENCODERS, encoder_version
 from taskgraph.errors import ConfigError
 from taskgraph.files import clear_unchanged, read_unchanged
 
@@ -58,7 +59,7 @@ __all__ = [
     "weights_fingerprint",
 ]
 
-ENCODER_NAMES = ("minilm", "tiny-bert")
+ENCODER_NAMES = BUILTIN_ENCODERS
 
 # Small enough that a forward/backward pass on a batch of 8 short sentences takes milliseconds.
 TINY_BERT_DEFAULTS: dict[str, Any] = {
@@ -101,8 +102,8 @@ def clear_encoder_cache() -> None:
     clear_unchanged()
 
 
-def _tokenizer(path: Path) -> PreTrainedTokenizerBase:
-    key = str(path.resolve())
+def _tokenizer(path: Path, version: str | None) -> PreTrainedTokenizerBase:
+    key = f"{path.resolve()}|{version}"
     if key not in _TOKENIZERS:
         _TOKENIZERS[key] = AutoTokenizer.from_pretrained(
             str(path), local_files_only=True, use_fast=True
@@ -170,10 +171,13 @@ def load_encoder(
         raise ConfigError(
             f"encoder {name!r}: {str(path)!r} has no config.json, so it is not a model directory"
         )
-    key = json.dumps([str(path.resolve()), opts], sort_keys=True, default=repr)
+    # Keyed by the directory's files too: weights saved over the old ones under the same path
+    # are loaded again, not served from memory (what TrialConfig.encoder_version records).
+    version = encoder_version(name)
+    key = json.dumps([str(path.resolve()), opts, version], sort_keys=True, default=repr)
     if key not in _LOADED:
         try:
-            tokenizer = _tokenizer(path)
+            tokenizer = _tokenizer(path, version)
             with _no_progress_bars_off_terminal():
                 model = AutoModel.from_pretrained(str(path), local_files_only=True, **opts)
         except (OSError, ValueError, TypeError, StrictDataclassError) as error:
@@ -329,7 +333,7 @@ def _refuse(option: str, reason: str) -> NoReturn:
 
 def _tiny_bert(opts: dict[str, Any]) -> EncoderBundle:
     # The MiniLM tokenizer gives realistic subword splits without any download.
-    tokenizer = _tokenizer(minilm_path())
+    tokenizer = _tokenizer(minilm_path(), None)
     config = tiny_bert_config(opts, vocab_size=tokenizer.vocab_size)
     seed = int(opts.get("seed", 0))
     # Seed a private generator state so that building the encoder never depends on (or disturbs)

@@ -10,11 +10,13 @@ setup lock, when the study opens (:meth:`QueuePlanner.fill`) and after each tria
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import optuna
 from optuna.trial import FrozenTrial
 
+from taskgraph.encoder_files import encoder_version
 from taskgraph.search.progress import CONFIG_ATTR, retried_numbers, trained_by, trial_state
 from taskgraph.search.space import (
     BASELINE_ROLE,
@@ -43,6 +45,16 @@ def family_key(trial: FrozenTrial) -> str | None:
         family = trial.user_attrs.get(FAMILY_ATTR)
         return family.split("/settings:")[0] if isinstance(family, str) else None
     return TrialConfig.from_dict(trial.user_attrs[CONFIG_ATTR]).family_key()
+
+
+def _family_now(trial: FrozenTrial) -> str:
+    """Return the model family ``trial``'s configuration has when configured now: with its
+    encoder directory's files as they are now (``TrialConfig.encoder_version``), so that a
+    baseline is trained again once the weights were replaced under the same path."""
+    config = TrialConfig.from_dict(trial.user_attrs[CONFIG_ATTR])
+    if config.encoder_version is not None:
+        config = replace(config, encoder_version=encoder_version(config.encoder))
+    return config.family_key()
 
 
 #: ``budget.baselines`` values that enqueue a baseline for each kind of trial that completes
@@ -133,7 +145,9 @@ class QueuePlanner:
 
     def enqueue_data_baseline(self, study: optuna.Study, trials: Sequence[FrozenTrial]) -> bool:
         """Enqueue the first baseline's configuration again when no baseline of its model
-        family is on the target's current data version; return whether it did.
+        family is on the target's current data version; return whether it did.  The family is
+        the one a trial configured now has: after an encoder directory's weights were
+        replaced, the new weights' (``TrialConfig.encoder_version``).
 
         ``study show`` measures a trial against a baseline on the same version of the
         target's data (its dataset fingerprint): after the target's files are edited between
@@ -157,7 +171,7 @@ class QueuePlanner:
         if done >= self.spec.budget.trials:
             return False  # no trial left to train it in: a resume with a larger budget will
         first = firsts[0]
-        family = family_key(first)
+        family = _family_now(first)
         current = self._target_data()
         versions: dict[int, str | None] | None = None
         failures = 0

@@ -39,6 +39,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from taskgraph.encoder_files import encoder_version
 from taskgraph.errors import SpecError
 from taskgraph.spec.domains import Domain, Scalar
 from taskgraph.spec.models import RowSpec, StudySpec
@@ -247,6 +248,8 @@ class SearchSpace:
             auxiliaries=auxiliaries,
             encoder=spec.encoder.name,
             encoder_options=dict(spec.encoder.options),
+            # Read at every trial: weights replaced while the study runs are another family.
+            encoder_version=encoder_version(spec.encoder.name),
             sharing=sharing,
             sharing_params=sharing_params,
             mixing=mixing,

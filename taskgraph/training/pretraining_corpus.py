@@ -151,11 +151,12 @@ def encoder_tokenizer(name: str) -> Any:
     ``tiny-bert`` uses MiniLM's (as :func:`~taskgraph.models.load_encoder` builds it); a
     directory's is read from its files.  Raises ConfigError when it cannot be read.
     """
+    from taskgraph.encoder_files import encoder_version
     from taskgraph.models.encoders import _tokenizer, minilm_path
 
     path = minilm_path() if name in ("tiny-bert", "minilm") else Path(os.path.expanduser(name))
     try:
-        return _tokenizer(path)
+        return _tokenizer(path, encoder_version(name))
     except (OSError, ValueError, TypeError) as error:
         raise ConfigError(
             f"encoder {name!r}: cannot read a tokenizer from {str(path)!r}"

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from taskgraph.encoder_files import encoder_version
 from taskgraph.errors import DataFormatError, DataNotFoundError, TaskgraphError
 from taskgraph.tasks import count_examples, get_task
 from taskgraph.tasks.loading import task_set_fingerprints
@@ -218,6 +219,29 @@ def train_trial(
         )
 
 
+def _encoder_changed(config: TrialConfig) -> str | None:
+    """Return the failure reason of a trial whose encoder directory's files are not those it
+    was configured with (``config.encoder_version``), else None.
+
+    The version is part of the run's model family: training on other weights than it names
+    would record a run under the wrong family.  The next trial the study configures reads
+    the files again and is of the new weights' family.  (A Ray worker reads its own copy:
+    a node whose copy differs from the driver's fails its trials this way.)
+    """
+    if config.encoder_version is None:
+        return None
+    now = encoder_version(config.encoder)
+    if now == config.encoder_version:
+        return None
+    found = "no directory here" if now is None else f"here version {now[:12]}"
+    return (
+        f"encoder error: the files of encoder {config.encoder!r} are not those the trial was "
+        f"configured with (version {config.encoder_version[:12]}, {found}): they changed since, "
+        "or this machine has another copy; it would have trained other weights than its model "
+        "family names"
+    )
+
+
 def _train_trial(
     config: TrialConfig,
     *,
@@ -257,6 +281,8 @@ def _train_trial(
         return result
 
     try:
+        if (moved := _encoder_changed(config)) is not None:
+            return failed(moved)
         check_caps(config)  # before a pretraining stage is paid for
         if config.pretraining is not None:
             report = _pretraining_report(config, tasks=tasks, data_dir=data_dir, device=device)
@@ -279,6 +305,8 @@ def _train_trial(
                 f"data error: the files of task {changed!r} changed while the trial read them; "
                 "it was not trained on one version of its data"
             )
+        if (moved := _encoder_changed(config)) is not None:  # while it was being loaded
+            return failed(moved)
         loaded = after
         trainer.data_fingerprints = loaded  # a checkpoint saved on other data is not resumed
         trainer.pretraining = report
