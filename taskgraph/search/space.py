@@ -467,12 +467,19 @@ class SearchSpace:
 
         Raises :class:`SpecError` naming the row when it leaves a parameter to the sampler,
         names one its trial never suggests, gives a value outside the parameter's domain or
-        one its sharing architecture refuses (:func:`_sharing_refusal`), or names auxiliaries
+        one its sharing architecture refuses (:func:`_sharing_refusal`), names an ``aux/<task>``
+        parameter (the row's ``auxiliaries`` say which tasks it trains), or names auxiliaries
         that ``search.auxiliaries`` would change.
         """
         import optuna
 
         where = f"rows[{self.spec.rows.index(row)}] ({row.name})"
+        flags = sorted(name for name in row.params if name.startswith(AUX_PARAM_PREFIX))
+        if flags:  # they would override the row's own list (row_params)
+            raise SpecError(
+                f"{where}: params.{flags[0]}: a row names its auxiliary tasks in `auxiliaries`, "
+                f"not as {AUX_PARAM_PREFIX}<task> parameters"
+            )
         params = self.row_params(row)
         trial = optuna.trial.FixedTrial(params)
         for key, value in self.row_user_attrs(row).items():

@@ -98,6 +98,14 @@ def test_a_budget_smaller_than_the_rows_is_refused() -> None:
             {"name": "r", "auxiliaries": ["good"], "params": {"sharing": "hard", "lr": 1}},
             "params.lr: not a parameter this row's trial suggests; it suggests: sharing",
         ),
+        (  # the flag would have overridden the row's own list of auxiliaries
+            {"name": "r", "auxiliaries": ["good"], "params": {"sharing": "hard", "aux/bad": True}},
+            "params.aux/bad: a row names its auxiliary tasks in `auxiliaries`, not as aux/<task>",
+        ),
+        (
+            {"name": "r", "auxiliaries": ["good"], "params": {"sharing": "hard", "aux/good": True}},
+            "params.aux/good: a row names its auxiliary tasks in `auxiliaries`",
+        ),
     ],
 )
 def test_a_row_must_fix_exactly_its_parameters_within_their_domains(
