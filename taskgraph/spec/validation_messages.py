@@ -38,7 +38,10 @@ def _one_line(
     kind = first["type"]
     ctx = first.get("ctx") or {}
     if kind == "extra_forbidden":
-        _, model = _user_path(tuple(first["loc"])[:-1])
+        # The last location is the user's own key, whatever it holds ("x[0]" looks like one of
+        # pydantic's branch labels, which _user_path drops).
+        parent, model = _user_path(tuple(first["loc"])[:-1])
+        path = [*parent, str(first["loc"][-1])]
         keys = sorted(model.model_fields) if model is not None else []
         message = f"unknown field {path[-1]!r}" + (f"; allowed: {', '.join(keys)}" if keys else "")
     elif kind == "missing":

@@ -155,3 +155,20 @@ def test_an_inline_task_defined_twice_is_refused(tmp_path: Path) -> None:
 def test_a_study_name_outside_ascii_is_refused_saying_ascii(tmp_path: Path) -> None:
     message = error_of(tmp_path, "name: tüt\ntarget: synth_a\ncandidates: [synth_b]\n")
     assert "use ASCII letters, digits" in message
+
+
+@pytest.mark.parametrize(
+    ("key", "where"),
+    [("x[0]", "x[0]"), ("search", "search.y[1]")],
+)
+def test_an_unknown_key_that_looks_like_an_index_is_named(
+    tmp_path: Path, key: str, where: str
+) -> None:
+    # Keys holding "[" read as pydantic's branch labels and were dropped from the path: an
+    # IndexError traceback instead of the error.
+    value = '{"y[1]": 2}' if key == "search" else "1"
+    text = f'name: t\ntarget: synth_a\ncandidates: [synth_b]\n"{key}": {value}\n'
+    unknown = where.rsplit(".", 1)[-1]
+    assert error_of(tmp_path, text).startswith(
+        f"{tmp_path / 's.yaml'}:4: {where}: unknown field {unknown!r}; allowed: "
+    )
