@@ -51,6 +51,7 @@ __all__ = [
     "TINY_BERT_DEFAULTS",
     "EncoderBundle",
     "EncoderOptionError",
+    "check_encoder_directory",
     "clear_encoder_cache",
     "encoder_config",
     "load_encoder",
@@ -132,6 +133,8 @@ def encoder_config(name: str, options: Mapping[str, Any] | None = None) -> dict[
     if name == "tiny-bert":
         return {**TINY_BERT_DEFAULTS, **dict(options or {})}
     directory = minilm_path() if name == "minilm" else Path(os.path.expanduser(name))
+    if not (directory / "config.json").is_file():  # a device or a FIFO would never end
+        return None
     try:
         config = read_unchanged(directory / "config.json", _read_config)
     except (OSError, ValueError):
@@ -171,6 +174,7 @@ def load_encoder(
         raise ConfigError(
             f"encoder {name!r}: {str(path)!r} has no config.json, so it is not a model directory"
         )
+    _check_tokenizer_files(f"encoder {name!r}", path)
     # Keyed by the directory's files too: weights saved over the old ones under the same path
     # are loaded again, not served from memory (what TrialConfig.encoder_version records).
     version = encoder_version(name)
@@ -317,6 +321,99 @@ def check_pretrained_options(name: str, options: Mapping[str, Any]) -> None:
             raise EncoderOptionError(
                 f"encoder {name!r}: option {option}: {reason}", option=option, reason=reason
             ) from None
+
+
+#: the weight files ``AutoModel.from_pretrained`` loads from a directory (one of them, or the
+#: index of its shards)
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+
+
+#: a tokenizer's own files (one is needed): without any, transformers builds an empty
+#: tokenizer of the model's type (five special tokens) instead of refusing
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+)
+
+
+def _check_tokenizer_files(where: str, path: Path) -> None:
+    if not any((path / file).is_file() for file in TOKENIZER_FILES):
+        raise ConfigError(
+            f"{where}: {str(path)!r} has no tokenizer files (tokenizer.json, or the vocabulary "
+            "of a slow tokenizer such as vocab.txt)"
+        )
+
+
+def check_encoder_directory(name: str) -> None:
+    """Check that the encoder directory ``name`` is one :func:`load_encoder` can load, without
+    loading its weights: its ``config.json`` names a model type transformers knows, it has
+    weights (:data:`WEIGHT_FILES`; a safetensors file's header is read whole, so a truncated
+    file is found) and a fast tokenizer.
+
+    Raises :class:`ConfigError` with one line saying what is missing or broken; what the
+    check cannot see (a ``.bin`` file cut short) is still reported when a trial loads it.
+    """
+    from transformers import CONFIG_MAPPING
+
+    path = Path(os.path.expanduser(name))
+    where = f"encoder {name!r}"
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise ConfigError(
+            f"{where}: {str(path)!r} has no config.json, so it is not a model directory"
+        )
+    try:
+        # (read_unchanged: the checks and the search space read it again from memory)
+        config = read_unchanged(config_file, _read_config)
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(
+            f"{where}: cannot read {str(config_file)!r}: {_last_line(error)}"
+        ) from None
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{where}: {str(config_file)!r} is not JSON: {error}") from None
+    model_type = config.get("model_type") if isinstance(config, dict) else None
+    if not isinstance(model_type, str) or model_type not in CONFIG_MAPPING:
+        shown = "none" if model_type is None else repr(model_type)
+        raise ConfigError(
+            f"{where}: {str(config_file)!r} names no model type transformers knows "
+            f"(model_type: {shown})"
+        )
+    weights = [file for file in WEIGHT_FILES if (path / file).is_file()]
+    if not weights:
+        raise ConfigError(
+            f"{where}: {str(path)!r} has no weights ({' or '.join(WEIGHT_FILES[::2])})"
+        )
+    if weights[0] == "model.safetensors":
+        _check_safetensors(where, path / "model.safetensors")
+    _check_tokenizer_files(where, path)
+    try:
+        tokenizer = _tokenizer(path, encoder_version(name))
+    except Exception as error:
+        raise ConfigError(
+            f"{where}: cannot load a tokenizer from {str(path)!r}: {_last_line(error)}"
+        ) from None
+    if not tokenizer.is_fast:
+        raise ConfigError(f"{where}: {str(path)!r} has no fast tokenizer (tokenizer.json)")
+
+
+def _check_safetensors(where: str, file: Path) -> None:
+    """Raise ConfigError when ``file``'s header does not describe the whole file."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(file), framework="pt"):
+            pass
+    except (SafetensorError, OSError) as error:
+        raise ConfigError(f"{where}: {str(file)!r} is unreadable: {_last_line(error)}") from None
 
 
 def _last_line(error: BaseException) -> str:

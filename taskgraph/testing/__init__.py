@@ -13,7 +13,8 @@ not torch.  One module per concept:
   trials and tables (:func:`audit_study`);
 - :mod:`~taskgraph.testing.faults`: a training run killed at a step, processes to kill, a
   filesystem to fill;
-- :mod:`~taskgraph.testing.tables`: long score tables and a small sst2 data directory.
+- :mod:`~taskgraph.testing.tables`: long score tables, a small sst2 data directory and a
+  small encoder directory.
 """
 
 from __future__ import annotations
@@ -49,7 +50,12 @@ from taskgraph.testing.studies import (
     table_names,
     trial_states,
 )
-from taskgraph.testing.tables import write_pair_table, write_rising_table, write_sst2_data
+from taskgraph.testing.tables import (
+    write_pair_table,
+    write_rising_table,
+    write_sst2_data,
+    write_tiny_encoder,
+)
 
 __all__ = [
     "EFFECTS",
@@ -81,6 +87,7 @@ __all__ = [
     "write_pair_table",
     "write_rising_table",
     "write_sst2_data",
+    "write_tiny_encoder",
 ]
 
 

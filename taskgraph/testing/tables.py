@@ -1,5 +1,5 @@
 """Input files written for tests: long score tables with known shapes, a small sst2 data
-directory."""
+directory, a small encoder directory."""
 
 from __future__ import annotations
 
@@ -80,3 +80,16 @@ def write_sst2_data(root: Path) -> Path:
     for split in ("train", "dev", "test"):
         (folder / f"{split}.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     return root
+
+
+def write_tiny_encoder(path: Path, *, seed: int = 0, **config: int) -> Path:
+    """Write a random tiny BERT (``tiny-bert``, its weights drawn with ``seed``, ``config``
+    overriding its sizes) and MiniLM's tokenizer as a Hugging Face model directory ``path``
+    (weights, ``config.json``, tokenizer files: what the encoder checks ask of a directory),
+    and return it.  Loads torch."""
+    from taskgraph.models.encoders import load_encoder
+
+    bundle = load_encoder("tiny-bert", options={**config, "seed": seed})
+    bundle.model.save_pretrained(str(path))
+    bundle.tokenizer.save_pretrained(str(path))
+    return path

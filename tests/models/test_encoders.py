@@ -126,6 +126,9 @@ def test_missing_or_invalid_directories_are_config_errors(tmp_path: Path) -> Non
     with pytest.raises(ConfigError, match=r"has no config\.json"):
         load_encoder(str(tmp_path))
     (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="has no tokenizer files"):
+        load_encoder(str(tmp_path))
+    (tmp_path / "vocab.txt").write_text("[PAD]\n[UNK]\n")
     with pytest.raises(ConfigError, match="cannot load a model from"):
         load_encoder(str(tmp_path))
 

@@ -13,13 +13,11 @@ from taskgraph.errors import SpecError
 from taskgraph.models.encoders import encoder_config
 from taskgraph.search.checks import check_spec
 from taskgraph.spec import spec_from_dict
+from taskgraph.testing import write_tiny_encoder
 
 
 def _encoder_dir(folder: Path, *, layers: int) -> Path:
-    folder.mkdir(exist_ok=True)
-    config = {"model_type": "bert", "num_hidden_layers": layers, "max_position_embeddings": 512}
-    (folder / "config.json").write_text(json.dumps(config))
-    return folder
+    return write_tiny_encoder(folder, num_hidden_layers=layers)
 
 
 @pytest.fixture

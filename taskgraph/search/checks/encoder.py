@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def _check_encoder(spec: StudySpec, source: str) -> None:
-    from taskgraph.models.encoders import ENCODER_NAMES, encoder_config
+    from taskgraph.models.encoders import ENCODER_NAMES, check_encoder_directory, encoder_config
 
     name = spec.encoder.name
     if name not in ENCODER_NAMES and not Path(os.path.expanduser(name)).is_dir():
@@ -29,6 +29,12 @@ def _check_encoder(spec: StudySpec, source: str) -> None:
     if name == "tiny-bert":
         _check_tiny_bert_options(spec, source)
     else:
+        if name not in ENCODER_NAMES:
+            # Every trial would fail on a directory the loader refuses, after the study exists.
+            try:
+                check_encoder_directory(name)
+            except ConfigError as error:
+                raise SpecError(f"{source}: encoder.name: {error}") from None
         _check_pretrained_options(spec, source)
     config = encoder_config(name, spec.encoder.options)
     if config is None:  # what the loader refuses, before every trial of a study fails on it
