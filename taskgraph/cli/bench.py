@@ -147,7 +147,7 @@ def bench(
     # (0 done) and moves per fit: one setfn fit of MIMIC-27 takes half a minute.
     data = load_bench_table(table)
     with Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),

@@ -47,8 +47,11 @@ __all__ = [
     "write_output",
 ]
 
-stdout_console = Console()
-stderr_console = Console(stderr=True)
+# Neither reads markup or emoji codes: the text printed holds task names, paths and stored
+# failure reasons, where "x[/]y" would be a closing tag (a MarkupError traceback), "[bold]z"
+# would print as "z" and "file.tsv:100:" as an emoji.  What is meant as styled is a rich Text.
+stdout_console = Console(markup=False, emoji=False)
+stderr_console = Console(stderr=True, markup=False, emoji=False)
 
 
 def emit_json(value: Any) -> None:
@@ -106,7 +109,7 @@ def print_table(table: Table) -> None:
     if stdout_console.is_terminal:
         stdout_console.print(table)
     else:  # a pipe or a log has no width: the table takes what it needs, not rich's 80 columns
-        Console(file=sys.stdout, width=_UNBOUNDED).print(table)
+        Console(file=sys.stdout, width=_UNBOUNDED, markup=False, emoji=False).print(table)
 
 
 #: the width a table may take when standard output is not a terminal

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from taskgraph.cli.options import DataOption, JsonOption
 from taskgraph.errors import ConfigError, DataFormatError, DataNotFoundError
@@ -111,7 +111,7 @@ def _counts(
     sizes: dict[str, dict[str, int | None]] = {task.name: {} for task in tasks}
     if pending:
         columns = (
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
@@ -209,7 +209,7 @@ def list_command(
         splits = "  ".join(
             f"{s} {'unreadable' if n is None else f'{n:,}'}" for s, n in row["splits"].items()
         )
-        table.add_row(escape(row["name"]), row["type"], splits, escape(row["metrics"][0]))
+        table.add_row(row["name"], row["type"], splits, row["metrics"][0])
     print_table(table)
 
 
@@ -245,17 +245,17 @@ def show_command(
         emit_json(info)
         return
     out = stdout_console
-    # Descriptions and labels are text, not markup: `[c(w) >= K/2]` would be read as a tag.
-    # soft_wrap: a pipe gets whole lines (a long description or path), not 80 columns.
-    out.print(f"[bold]{escape(task.name)}[/bold]  {escape(task.description)}", soft_wrap=True)
+    # Descriptions and labels are text, never markup (the consoles read none): `[c(w) >= K/2]`
+    # would be a tag.  soft_wrap: a pipe gets whole lines (a long description or path).
+    out.print(Text.assemble((task.name, "bold"), "  ", task.description), soft_wrap=True)
     for key in ("type", "format", "dataset", "label_field", "metrics", "fingerprint"):
         value = info[key]
-        shown = escape(", ".join(value) if isinstance(value, list) else str(value))
+        shown = ", ".join(value) if isinstance(value, list) else str(value)
         out.print(f"  {key}: {shown}", soft_wrap=True)
     if task.reader_options:
-        out.print(f"  reader_options: {escape(str(info['reader_options']))}", soft_wrap=True)
+        out.print(f"  reader_options: {info['reader_options']}", soft_wrap=True)
     labels = info["labels"]
-    listed = escape(" ".join(labels)) if labels else "(none)"
+    listed = " ".join(labels) if labels else "(none)"
     out.print(f"  labels ({len(labels)}): {listed}", soft_wrap=True)
     for split, unseen in info["unseen_labels"].items():
         stderr_console.print(

@@ -174,8 +174,12 @@ class ProgressCallback(TrainerCallback):
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.close()
+        # A format string: braces in a task name are doubled so that they print as they are.
+        label = f"training {args.task_set_key} ({state.phase})".replace("{", "{{").replace(
+            "}", "}}"
+        )
         self._progress = Progress(
-            TextColumn(f"training {args.task_set_key} ({state.phase})"),
+            TextColumn(label, markup=False),
             BarColumn(),
             TextColumn("{task.completed}/{task.total} steps"),
             TimeRemainingColumn(),

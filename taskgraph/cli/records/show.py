@@ -7,7 +7,6 @@ import json
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from taskgraph.cli.options import JsonOption, StorageOption
 from taskgraph.cli.output import emit_json, emit_rows, print_line
@@ -46,14 +45,14 @@ def show_command(
         for key, value in sorted(run.config.items())
         if value not in (None, {}, [], ())
     ]
-    emit_rows(_escaped(settings), columns=("setting", "value"), title="configuration")
+    emit_rows(settings, columns=("setting", "value"), title="configuration")
     scores = [
         {"task": task, "split": split, "metric": metric, "value": value}
         for task, splits in sorted(run.scores.items())
         for split, metrics in sorted(splits.items())
         for metric, value in sorted(metrics.items())
     ]
-    emit_rows(_escaped(scores), columns=("task", "split", "metric", "value"), title="scores")
+    emit_rows(scores, columns=("task", "split", "metric", "value"), title="scores")
 
 
 def _objective(run: RunRecord) -> str:
@@ -83,14 +82,6 @@ def _export_object(repo: Repository, run: RunRecord) -> dict[str, Any]:
     found: list[dict[str, Any]] = json.loads(buffer.getvalue())
     # (The run is always among them; its own object, without measured_in, is the fallback.)
     return next((obj for obj in found if obj["id"] == run.id), run.to_dict())
-
-
-def _escaped(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Return table rows whose strings rich's table prints literally (markup escaped)."""
-    return [
-        {key: escape(value) if isinstance(value, str) else value for key, value in row.items()}
-        for row in rows
-    ]
 
 
 def _selection_line(selection: dict[str, Any]) -> str:

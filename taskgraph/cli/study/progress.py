@@ -128,10 +128,10 @@ class _ProgressObserver:
         # redraws a log cannot show.  In a terminal the lines print above the live bar.
         self.bar = not quiet and stderr_console.is_terminal
         self.progress = _StudyProgress(
-            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.description}", style="bold", markup=False),
             BarColumn(bar_width=20),
             _TrialsDoneColumn(),
-            TextColumn("trials, best {task.fields[best]}"),
+            TextColumn("trials, best {task.fields[best]}", markup=False),
             TimeElapsedColumn(),
             _EtaColumn(self),
             console=stderr_console,

@@ -35,7 +35,7 @@ class _ScreenProgress:
 
     def __init__(self, *, name: str, quiet: bool) -> None:
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.description}", style="bold", markup=False),
             BarColumn(bar_width=30),
             MofNCompleteColumn(),
             TextColumn("steps"),

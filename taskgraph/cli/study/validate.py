@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rich.text import Text
+
 from taskgraph.cli.options import DataOption, JsonOption, SpecArgument
 from taskgraph.cli.output import emit_json, stdout_console
 from taskgraph.cli.study._common import (
@@ -64,7 +66,8 @@ def validate(
         emit_json(summary)
         return
     stdout_console.print(
-        f"[green]valid[/green] {spec}: study {checked.name!r}, target {checked.target}, "
+        Text("valid", style="green"),
+        f"{spec}: study {checked.name!r}, target {checked.target}, "
         f"{len(checked.candidate_names)} candidates, {len(summary['parameters'])} searched "
         f"parameters, sampler {checked.sampler.name}, pruner {checked.pruner.name}, "
         f"runner {checked.runner.name}, budget {checked.budget.trials} trials x "
