@@ -233,7 +233,12 @@ def _read_text(file: Path) -> str:
 
     A byte-order mark is dropped: Excel's "CSV UTF-8" starts the file with one.
     """
-    data = file.read_bytes()
+    try:
+        data = file.read_bytes()
+    except OSError as error:  # a regular file the system cannot read (EIO, a permission)
+        raise DataNotFoundError(
+            f"table file cannot be read: {file}: {error.strerror or error}"
+        ) from None
     try:
         # not "utf-8-sig": its error offsets would not count the mark's three bytes
         return data.decode("utf-8").removeprefix("\ufeff")

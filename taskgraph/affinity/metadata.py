@@ -48,16 +48,26 @@ class TaskMetadata:
 def load_task_metadata(path: str | PathLike[str]) -> TaskMetadata:
     """Return the task metadata of the JSON file at ``path``.
 
-    Raises :class:`ConfigError` naming the file and the field when the file is missing, is not
-    JSON, or a task's ``texts`` is not a list of strings or ``features`` not a mapping of numbers.
+    Raises :class:`ConfigError` naming the file and the field when the file is missing, not a
+    regular file (a FIFO would wait and a device never end), unreadable, not JSON, a task's
+    ``texts`` is not a list of strings or ``features`` not a mapping of numbers, or no task
+    has either (a misspelled key).
     """
     where = Path(path)
+    if where.exists() and not where.is_file():
+        raise ConfigError(
+            f"task metadata {where}: not a regular file (a directory, device, FIFO or socket)"
+        )
     try:
-        document = json.loads(where.read_text())
+        document = json.loads(where.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"task metadata {where}: no such file") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"task metadata {where}: not JSON ({error})") from None
+    except OSError as error:
+        raise ConfigError(
+            f"task metadata {where}: cannot read it: {error.strerror or error}"
+        ) from None
     tasks = document.get("tasks") if isinstance(document, dict) else None
     if not isinstance(tasks, dict) or not tasks:
         raise ConfigError(
@@ -93,6 +103,12 @@ def load_task_metadata(path: str | PathLike[str]) -> TaskMetadata:
             numbers[name] = float(value)
         if numbers:
             features[task] = numbers
+    if not texts and not features:
+        keys = sorted({key for entry in tasks.values() for key in entry})
+        raise ConfigError(
+            f"task metadata {where}: no task has 'texts' or 'features' (the tasks' keys: "
+            f"{', '.join(keys) or 'none'})"
+        )
     return TaskMetadata(texts=texts, features=features)
 
 
