@@ -48,6 +48,11 @@ def inline_task_defs(spec: StudySpec, *, source: str = "spec") -> dict[str, Any]
                 raise SpecError(
                     f"{source}: {where}.files.{split}: is a directory, not a file: {file}"
                 )
+            if Path(file).exists() and not Path(file).is_file():
+                raise SpecError(
+                    f"{source}: {where}.files.{split}: not a regular file (a device, FIFO or "
+                    f"socket): {file}"
+                )
             if not Path(file).is_file():
                 raise SpecError(f"{source}: {where}.files.{split}: file not found: {file}")
         if task.path is not None and "{split}" not in task.path and Path(task.path).is_absolute():

@@ -113,6 +113,16 @@ def test_a_directory_given_as_a_file_says_so(tmp_path: Path) -> None:
     )
 
 
+def test_a_device_given_as_a_file_says_so(tmp_path: Path) -> None:
+    # It said "file not found: /dev/zero".
+    spec = write_spec(tmp_path, {"train": SENTENCES, "dev": SENTENCES})
+    (tmp_path / "data" / "dev.iob").unlink()
+    (tmp_path / "data" / "dev.iob").symlink_to("/dev/zero")
+    assert spec_error(spec) == (
+        f"{spec}: tasks[0].files.dev: not a regular file (a device, FIFO or socket): /dev/zero"
+    )
+
+
 def test_a_file_given_as_the_task_folder_says_so(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, {"train": SENTENCES})
     text = spec.read_text(encoding="utf-8").replace(
