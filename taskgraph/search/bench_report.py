@@ -179,7 +179,8 @@ def run_bench(
             source=table.source,
         )
         report.notes.append(
-            f"a baseline row of 0 for {', '.join(zero)}: a gain relative to it is undefined, so "
+            f"a baseline row of 0 (below 1e-12 in magnitude) for {', '.join(zero)}: a gain "
+            "relative to it is undefined, so "
             "the affinity evaluations treat those rows as missing (rank-only)"
         )
     fit_rows = [r for r in table if r.split == fit]

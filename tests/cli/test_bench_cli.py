@@ -339,8 +339,8 @@ def test_a_zero_baseline_row_makes_its_target_rank_only_not_an_error(tmp_path: P
     data = json.loads(result.stdout)
     assert data["evaluations"] == ["pair_gains", "source_ranking"]
     assert data["notes"][0] == (
-        "a baseline row of 0 for t0: a gain relative to it is undefined, so the affinity "
-        "evaluations treat those rows as missing (rank-only)"
+        "a baseline row of 0 (below 1e-12 in magnitude) for t0: a gain relative to it is "
+        "undefined, so the affinity evaluations treat those rows as missing (rank-only)"
     )
     assert any("for 1 of 7 targets (t0): rank-only" in n for n in data["notes"])
     assert math.isfinite(data["pair_spearman"]) and math.isfinite(data["ranking_spearman"])
