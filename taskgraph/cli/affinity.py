@@ -379,6 +379,12 @@ def graph(
     # Checked before any work: a device, a FIFO or a directory is refused, never replaced.
     # So is the records database it reads (`-o x.db --storage sqlite:///x.db`).
     target = resolve_output(output, storage=None if table else resolve_storage_url(storage))
+    suffix = output.suffix.lower().removeprefix(".")
+    if suffix in GRAPH_FORMATS and suffix != fmt:  # `--format png -o g.json`: likely a slip
+        typer.echo(
+            f"warning: `--output` {output} ends in .{suffix}, but `--format {fmt}` writes {fmt}",
+            err=True,
+        )
     with stderr_console.status(f"fitting {method}"):
         report = graph_report(
             storage=storage, table=table, min_evidence=min_evidence, method=method,

@@ -137,8 +137,21 @@ def test_graph_export(table_file: Path, tmp_path: Path, fmt: str) -> None:
     assert code == 0, err
     # "wrote FILE" is a message, on stderr as `records export` prints it: stdout stays empty.
     assert output.is_file() and f"wrote {output}" in err and not out
+    assert "warning" not in err
     if fmt == "graphml":
         assert nx.read_graphml(output).number_of_edges() == 12
+
+
+def test_a_graph_written_under_another_formats_suffix_is_warned_of(
+    table_file: Path, tmp_path: Path
+) -> None:
+    output = tmp_path / "graph.json"
+    code, _, err = invoke(
+        "affinity", "graph", "--table", str(table_file), "--format", "png", "-o", str(output)
+    )
+    assert code == 0, err
+    assert f"warning: `--output` {output} ends in .json, but `--format png` writes png" in err
+    assert output.read_bytes().startswith(b"\x89PNG")
 
 
 @pytest.mark.parametrize(
