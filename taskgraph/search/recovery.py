@@ -74,13 +74,15 @@ class TrialRecovery:
     ) -> list[FrozenTrial]:
         """Fail stale trials, then fill the queue (:meth:`_fill_queue`); return the trials.
 
-        The trials are read once under the setup lock; only when some are running (a wait
-        follows, outside the lock, announced to ``on_wait`` with its seconds and the number of
-        running trials) are they read again.
+        Stale trials are failed and the trials read once under the setup lock; only when some
+        are running (a wait follows, outside the lock, announced to ``on_wait`` with its
+        seconds and the number of running trials) is it done again.
         """
-        fail_stale_trials(study, self.storage)
-        # Two drivers opening the study at once would each re-queue the same lost trial.
+        # Two drivers opening the study at once would each re-queue the same lost trial, and
+        # each fail (and retry) the same stale one: SQLite takes no row lock on a trial, so
+        # both saw it running.  Failing stale trials is short: it is done under the lock too.
         with setup_lock(self.storage_url):
+            fail_stale_trials(study, self.storage)
             trials = study.get_trials(deepcopy=False)
             running = [storage_id(t) for t in trials if t.state == TrialState.RUNNING]
             if not running:
@@ -101,8 +103,8 @@ class TrialRecovery:
         wait = self.spec.recovery.grace_period + self.spec.recovery.heartbeat_interval
         on_wait(wait, len(running))
         self._wait_for_running(beaten, running, wait)
-        fail_stale_trials(study, self.storage)
         with setup_lock(self.storage_url):
+            fail_stale_trials(study, self.storage)
             return self._fill_queue(study, study.get_trials(deepcopy=False))
 
     def _fill_queue(self, study: optuna.Study, trials: list[FrozenTrial]) -> list[FrozenTrial]:
