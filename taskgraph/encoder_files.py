@@ -31,27 +31,32 @@ def encoder_version(name: str) -> str | None:
     """Return the sha256 of the encoder directory ``name``'s files, or None.
 
     None for a built-in encoder (:data:`BUILTIN_ENCODERS`) and for a path that is not a
-    directory (loading it says what is wrong).  Every regular file under the directory counts,
-    by its path relative to it and its contents (weights, ``config.json``, tokenizer files: each
-    changes the model); hidden files and folders (``.cache``, ``.git``) and documentation
-    (``README.md``, ``*.rst``, a ``LICENSE``) do not.
+    directory (loading it says what is wrong).  The directory's own regular files count, by
+    name and contents (weights, ``config.json``, tokenizer files: what ``from_pretrained``
+    reads); subfolders (a Trainer's ``checkpoint-*``, ``runs``, ``onnx``) do not, nor do
+    hidden files and documentation (``README.md``, ``*.rst``, a ``LICENSE``).  A file that
+    vanishes while it is read is left out; one that cannot be read is a :class:`ConfigError`.
     """
     if name in BUILTIN_ENCODERS:
         return None
     root = Path(os.path.expanduser(name))
     if not root.is_dir():
         return None
+    from taskgraph.errors import ConfigError
     from taskgraph.tasks.fingerprints import file_sha256
 
     digest = hashlib.sha256()
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for file in sorted(f for f in files if not _ignored(f)):
-            path = Path(folder) / file
-            if not path.is_file():
-                continue  # a dangling link or a socket: nothing a loader reads
-            relative = path.relative_to(root).as_posix()
-            digest.update(f"{relative}\0{file_sha256(path)}\n".encode())
+    for path in sorted(root.iterdir()):
+        if _ignored(path.name) or not path.is_file():
+            continue  # a folder, a dangling link or a socket: nothing the loader reads
+        try:
+            digest.update(f"{path.name}\0{file_sha256(path)}\n".encode())
+        except FileNotFoundError:
+            continue  # removed meanwhile (something writes into the directory)
+        except OSError as error:
+            raise ConfigError(
+                f"encoder {name!r}: cannot read {str(path)!r}: {error.strerror or error}"
+            ) from None
     return digest.hexdigest()
 
 

@@ -24,6 +24,7 @@ RANK = {
     "locking": 0,
     "files": 0,
     "tasks": 1,
+    "encoder_files": 1,  # an encoder directory's version: file digests (tasks.fingerprints)
     "affinity": 1,
     "models": 2,
     "storage": 2,

@@ -235,10 +235,10 @@ def _read_text(file: Path) -> str:
     """
     try:
         data = file.read_bytes()
-    except OSError as error:  # a regular file the system cannot read (EIO, a permission)
-        raise DataNotFoundError(
-            f"table file cannot be read: {file}: {error.strerror or error}"
-        ) from None
+    except OSError as error:
+        # A read that fails (EIO) names no file, unlike an open that fails: name it, so the
+        # command line says it in one line with the exit status of its errno.
+        raise OSError(error.errno, error.strerror, str(file)) from None
     try:
         # not "utf-8-sig": its error offsets would not count the mark's three bytes
         return data.decode("utf-8").removeprefix("\ufeff")

@@ -49,7 +49,7 @@ def load_task_metadata(path: str | PathLike[str]) -> TaskMetadata:
     """Return the task metadata of the JSON file at ``path``.
 
     Raises :class:`ConfigError` naming the file and the field when the file is missing, not a
-    regular file (a FIFO would wait and a device never end), unreadable, not JSON, a task's
+    regular file (a FIFO would wait and a device never end), not JSON, a task's
     ``texts`` is not a list of strings or ``features`` not a mapping of numbers, or no task
     has either (a misspelled key).
     """
@@ -65,9 +65,9 @@ def load_task_metadata(path: str | PathLike[str]) -> TaskMetadata:
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"task metadata {where}: not JSON ({error})") from None
     except OSError as error:
-        raise ConfigError(
-            f"task metadata {where}: cannot read it: {error.strerror or error}"
-        ) from None
+        # A permission names the file; a read that fails (EIO) does not: name it, so the
+        # command line says it in one line with the exit status of its errno.
+        raise OSError(error.errno, error.strerror, str(where)) from None
     tasks = document.get("tasks") if isinstance(document, dict) else None
     if not isinstance(tasks, dict) or not tasks:
         raise ConfigError(

@@ -75,13 +75,15 @@ class TaskgraphGroup(TyperGroup):
 
 # What the file system refuses about a named file, by exit status.  The path itself is wrong
 # (its kind, a loop of links, a name too long): the user's input, exit 2.  The environment
-# refuses a path that is right (its permissions, a read-only or full file system): exit 1.
+# refuses a path that is right (its permissions, a read-only or full file system, a device
+# that fails to read: EIO): exit 1.
 # A missing file is left out: the commands check that what they are given exists, so an
 # ENOENT that gets this far is a path computed wrongly (a bug) and keeps its traceback.
 _WRONG_PATHS = frozenset({errno.EISDIR, errno.ENOTDIR, errno.ELOOP, errno.ENAMETOOLONG})
 _ENVIRONMENT_REFUSALS = frozenset(
     {
         errno.EACCES,
+        errno.EIO,
         errno.EPERM,
         errno.EROFS,
         errno.ENOSPC,

@@ -222,7 +222,7 @@ def show_command(
     """Show one task: files, fingerprints, split sizes and how splits are made, label set."""
     task = get_task(name)
     directory = None if task.format == "synthetic" else resolve_data_dir(data)
-    with stderr_console.status(f"reading {task.name}"):
+    with stderr_console.status(Text(f"reading {task.name}")):
         counts = _counts([task], directory)[task.name]
         splits: dict[str, dict[str, Any]] = {}
         for split, source in task.splits.items():

@@ -340,8 +340,11 @@ TOKENIZER_FILES = (
     "vocab.txt",
     "vocab.json",
     "spiece.model",
+    "spm.model",
+    "sentencepiece.model",
     "sentencepiece.bpe.model",
     "tokenizer.model",
+    "bpe.codes",
 )
 
 
@@ -353,7 +356,7 @@ def _check_tokenizer_files(where: str, path: Path) -> None:
         )
 
 
-def check_encoder_directory(name: str) -> None:
+def check_encoder_directory(name: str, options: Mapping[str, Any] | None = None) -> None:
     """Check that the encoder directory ``name`` is one :func:`load_encoder` can load, without
     loading its weights: its ``config.json`` names a model type transformers knows, it has
     weights (:data:`WEIGHT_FILES`; a safetensors file's header is read whole, so a truncated
@@ -361,6 +364,8 @@ def check_encoder_directory(name: str) -> None:
 
     Raises :class:`ConfigError` with one line saying what is missing or broken; what the
     check cannot see (a ``.bin`` file cut short) is still reported when a trial loads it.
+    ``options`` (the spec's ``encoder.options``): with ``trust_remote_code`` a config that
+    names its own code (``auto_map``) may name a model type transformers does not know.
     """
     from transformers import CONFIG_MAPPING
 
@@ -381,7 +386,10 @@ def check_encoder_directory(name: str) -> None:
     except json.JSONDecodeError as error:
         raise ConfigError(f"{where}: {str(config_file)!r} is not JSON: {error}") from None
     model_type = config.get("model_type") if isinstance(config, dict) else None
-    if not isinstance(model_type, str) or model_type not in CONFIG_MAPPING:
+    # A model of its own code (`auto_map`) loads under `trust_remote_code`: its type is its own.
+    remote = isinstance(config, dict) and "auto_map" in config
+    remote = remote and bool((options or {}).get("trust_remote_code"))
+    if not remote and (not isinstance(model_type, str) or model_type not in CONFIG_MAPPING):
         shown = "none" if model_type is None else repr(model_type)
         raise ConfigError(
             f"{where}: {str(config_file)!r} names no model type transformers knows "

@@ -52,9 +52,9 @@ def _family_now(trial: FrozenTrial) -> str:
     encoder directory's files as they are now (``TrialConfig.encoder_version``), so that a
     baseline is trained again once the weights were replaced under the same path."""
     config = TrialConfig.from_dict(trial.user_attrs[CONFIG_ATTR])
-    if config.encoder_version is not None:
-        config = replace(config, encoder_version=encoder_version(config.encoder))
-    return config.family_key()
+    # Also for a baseline configured before versions were recorded: the trials configured
+    # now carry one, and so must the baseline they are measured against.
+    return replace(config, encoder_version=encoder_version(config.encoder)).family_key()
 
 
 #: ``budget.baselines`` values that enqueue a baseline for each kind of trial that completes

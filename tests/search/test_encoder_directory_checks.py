@@ -11,7 +11,10 @@ special tokens) instead of refusing: trials trained on it.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -54,7 +57,6 @@ BROKEN: list[tuple[Callable[[Path], None], str]] = [
     (_truncated, "model.safetensors' is unreadable: Error while deserializing header"),
     (_no_tokenizer, "has no tokenizer files (tokenizer.json, or the vocabulary"),
     (_empty_config, "names no model type transformers knows (model_type: none)"),
-    (_device_config, "has no config.json, so it is not a model directory"),
 ]
 
 
@@ -84,6 +86,39 @@ def test_a_broken_directory_is_one_error_naming_it(
         check_encoder_directory(str(encoder))
     assert str(error.value).startswith(f"encoder {str(encoder)!r}: "), str(error.value)
     assert reason in str(error.value), str(error.value)
+
+
+def test_a_config_that_is_a_device_is_refused_without_reading_it(
+    saved: Path, tmp_path: Path
+) -> None:
+    # In a child process given 60 s: a regression would read /dev/zero until memory ran out.
+    encoder = _copy(saved, tmp_path / "enc")
+    _device_config(encoder)
+    code = (
+        "import sys\n"
+        "from taskgraph.errors import ConfigError\n"
+        "from taskgraph.models.encoders import check_encoder_directory\n"
+        "try:\n"
+        "    check_encoder_directory(sys.argv[1])\n"
+        "except ConfigError as error:\n"
+        "    print(error)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(encoder)], capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip().endswith("has no config.json, so it is not a model directory")
+
+
+def test_a_custom_code_model_may_name_its_own_type_under_trust_remote_code(
+    saved: Path, tmp_path: Path
+) -> None:
+    encoder = _copy(saved, tmp_path / "enc")
+    config = json.loads((encoder / "config.json").read_text(encoding="utf-8"))
+    config.update(model_type="my_bert", auto_map={"AutoModel": "modeling.MyBert"})
+    (encoder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(ConfigError, match="names no model type transformers knows"):
+        check_encoder_directory(str(encoder))
+    check_encoder_directory(str(encoder), {"trust_remote_code": True})
 
 
 def test_the_loader_refuses_a_directory_without_tokenizer_files(

@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 from taskgraph.cli.app import app
 from taskgraph.encoder_files import encoder_version
+from taskgraph.errors import ConfigError
 from taskgraph.search.engine import StudyEngine
 from taskgraph.search.progress import CONFIG_ATTR
 from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR
@@ -63,13 +64,19 @@ def test_the_version_follows_the_files_that_make_the_model(tmp_path: Path) -> No
     assert second not in (None, first)
     (encoder / "model.safetensors").write_bytes(b"weights, first version")
     assert encoder_version(str(encoder)) == first
-    # a tokenizer file in a subfolder counts, and so does its name
-    (encoder / "1_Pooling").mkdir()
-    (encoder / "1_Pooling" / "config.json").write_text("{}", encoding="utf-8")
-    pooled = encoder_version(str(encoder))
-    assert pooled != first
-    (encoder / "1_Pooling" / "config.json").rename(encoder / "1_Pooling" / "other.json")
-    assert encoder_version(str(encoder)) not in (first, pooled)
+    # a file's name counts; a subfolder (a Trainer's checkpoint-*, runs) is not read by the loader
+    (encoder / "checkpoint-500").mkdir()
+    (encoder / "checkpoint-500" / "model.safetensors").write_bytes(b"a checkpoint")
+    assert encoder_version(str(encoder)) == first
+    (encoder / "model.safetensors").rename(encoder / "pytorch_model.bin")
+    assert encoder_version(str(encoder)) not in (None, first, second)
+
+
+def test_a_file_that_cannot_be_read_is_one_error(tmp_path: Path) -> None:
+    encoder = _directory(tmp_path / "enc")
+    (encoder / "vocab.txt").symlink_to("/proc/self/mem")  # a regular file whose read fails
+    with pytest.raises(ConfigError, match=r"encoder '.*enc': cannot read '.*vocab.txt': "):
+        encoder_version(str(encoder))
 
 
 def test_builtin_encoders_and_missing_paths_have_no_version(tmp_path: Path) -> None:
@@ -92,7 +99,7 @@ def test_the_version_is_part_of_the_family_and_absent_when_unset() -> None:
 # -- a study ------------------------------------------------------------------------------------
 
 
-def _spec(trials: int, encoder: Path) -> StudySpec:
+def _spec(trials: int, encoder: Path, baselines: str = "per_family") -> StudySpec:
     return spec_from_dict(
         {
             "name": "ev",
@@ -104,7 +111,7 @@ def _spec(trials: int, encoder: Path) -> StudySpec:
             "sampler": {"name": "random", "seed": 0},
             "pruner": "none",
             "seeds": 1,
-            "budget": {"trials": trials, "max_failures": 5},
+            "budget": {"trials": trials, "max_failures": 5, "baselines": baselines},
         }
     )
 
@@ -168,6 +175,26 @@ def test_a_study_resumed_on_replaced_weights_trains_a_baseline_of_them(tmp_path:
     # resumed again on the same files: no other baseline
     _run(url, _spec(8, encoder))
     assert [n for n, (_, base) in _versions(url).items() if base] == [0, 3]
+
+
+def test_a_study_begun_before_versions_were_recorded_gets_a_baseline_of_its_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import taskgraph.search.space as space
+
+    encoder = _directory(tmp_path / "enc")
+    url = f"sqlite:///{tmp_path / 'records.db'}"
+    with monkeypatch.context() as before:  # a taskgraph that recorded no version
+        before.setattr(space, "encoder_version", lambda name: None)
+        _run(url, _spec(3, encoder, "one"))
+    _run(url, _spec(6, encoder, "one"))
+    versions = _versions(url)
+    now = encoder_version(str(encoder))
+    assert [versions[n] for n in range(3)] == [(None, True), (None, False), (None, False)]
+    assert [versions[n] for n in range(3, 6)] == [(now, True), (now, False), (now, False)]
+    shown = runner.invoke(app, ["study", "show", "ev", "--storage", url, "--json"])
+    rows = {row["trial"]: row for row in json.loads(shown.stdout)["gains"]}
+    assert [rows[n]["baseline_trial"] for n in (4, 5)] == [3, 3]
 
 
 # -- loading and training -----------------------------------------------------------------------

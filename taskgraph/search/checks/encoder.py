@@ -32,7 +32,7 @@ def _check_encoder(spec: StudySpec, source: str) -> None:
         if name not in ENCODER_NAMES:
             # Every trial would fail on a directory the loader refuses, after the study exists.
             try:
-                check_encoder_directory(name)
+                check_encoder_directory(name, spec.encoder.options)
             except ConfigError as error:
                 raise SpecError(f"{source}: encoder.name: {error}") from None
         _check_pretrained_options(spec, source)
