@@ -15,6 +15,8 @@ not torch.  One module per concept:
   filesystem to fill;
 - :mod:`~taskgraph.testing.tables`: long score tables, a small sst2 data directory and a
   small encoder directory.
+- :mod:`~taskgraph.testing.queueing`: the queue planner outside an engine (imported by name:
+  it loads the search layer).
 """
 
 from __future__ import annotations

@@ -32,7 +32,6 @@ from taskgraph.errors import SpecError
 from taskgraph.search.graph_sampler import GraphGuidedSampler
 from taskgraph.search.progress import (
     CONFIG_ATTR,
-    FAILURE_ATTR,
     REPEATS_ATTR,
     RESULTS_ATTR,
     STATUS_ATTR,
@@ -43,6 +42,12 @@ from taskgraph.search.samplers import TrialSeededSampler, build_sampler
 from taskgraph.search.space import BASELINE_ROLE, FAMILY_ATTR, ROLE_ATTR, ROW_ATTR, SearchSpace
 from taskgraph.spec import StudySpec, spec_from_dict
 from taskgraph.testing import SHARING_SPACES
+from taskgraph.testing.queueing import (
+    planner_on_data,
+    run_next_trial,
+    seeded_study,
+    waiting_trials,
+)
 from taskgraph.trial import LookaheadMatrix, TrialConfig, TrialStatus
 from taskgraph.vocabulary import task_set_key
 
@@ -172,26 +177,6 @@ def test_the_spec_own_lookahead_is_not_replaced_by_the_study_screens() -> None:
 # ------------------------------------------------------------------------ the queue planner
 
 
-class _Repository:
-    """``trial_fingerprints``: the target's data version each trial's runs recorded."""
-
-    def __init__(self, prints: dict[int, str | None]) -> None:
-        self.prints = prints
-
-    def trial_fingerprints(self, study: str, task: str) -> dict[int, str | None]:
-        return dict(self.prints)
-
-
-class _Recorder:
-    """``task_metadata``: every task's data version now is ``current``."""
-
-    def __init__(self, current: str) -> None:
-        self.current = current
-
-    def task_metadata(self, task_set: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:
-        return {t: self.current for t in task_set}, {}
-
-
 def _queue_spec(**overrides: Any) -> StudySpec:
     data: dict[str, Any] = {
         "name": "qp",
@@ -207,56 +192,6 @@ def _queue_spec(**overrides: Any) -> StudySpec:
     return spec_from_dict(data)
 
 
-def _planner(
-    spec: StudySpec, *, current: str = "v1", prints: dict[int, str | None] | None = None
-) -> tuple[QueuePlanner, SearchSpace]:
-    space = SearchSpace(spec=spec, sharing_spaces=SHARING_SPACES)
-    planner = QueuePlanner(
-        spec=spec,
-        space=space,
-        repository=_Repository(prints or {}),  # type: ignore[arg-type]
-        recorder=_Recorder(current),  # type: ignore[arg-type]
-    )
-    return planner, space
-
-
-def _study() -> optuna.Study:
-    return optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
-
-
-def _train(
-    study: optuna.Study,
-    space: SearchSpace,
-    params: dict[str, Any] | None = None,
-    attrs: dict[str, Any] | None = None,
-    *,
-    state: str = "complete",
-    repeats: int | None = None,
-) -> int:
-    """Run the next trial as the engine does (enqueued with ``params`` and ``attrs`` when
-    given, else the first waiting one): its configuration stored, then told ``state``."""
-    if params is not None or attrs is not None:
-        study.enqueue_trial(params or {}, user_attrs=attrs or {})
-    trial = study.ask()
-    trial.set_user_attr(CONFIG_ATTR, space.suggest(trial).to_dict())
-    if repeats is not None:
-        trial.set_user_attr(REPEATS_ATTR, repeats)
-    if state == "failed":
-        trial.set_user_attr(FAILURE_ATTR, "fake failure: out of memory")
-        study.tell(trial, state=TrialState.FAIL)
-    elif state == "interrupted":  # failed without a reason: lost, not evaluated
-        study.tell(trial, state=TrialState.FAIL)
-    elif state == "pruned":
-        study.tell(trial, state=TrialState.PRUNED)
-    else:
-        study.tell(trial, 0.5)
-    return trial.number
-
-
-def _waiting(study: optuna.Study) -> list[FrozenTrial]:
-    return study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-
-
 def _trials(study: optuna.Study) -> list[FrozenTrial]:
     return study.get_trials(deepcopy=False)
 
@@ -269,29 +204,29 @@ ROWS = [
 
 
 def test_the_baseline_and_each_row_are_enqueued_once_and_a_row_alone_is_the_baseline() -> None:
-    planner, space = _planner(_queue_spec(rows=ROWS))
-    study = _study()
+    planner, space = planner_on_data(_queue_spec(rows=ROWS))
+    study = seeded_study()
     planner.fill(study, _trials(study))
-    first, joint = _waiting(study)
+    first, joint = waiting_trials(study)
     # The row of the target alone is the baseline, with its own parameters; not enqueued twice.
     assert first.user_attrs == {ROW_ATTR: "alone", ROLE_ATTR: BASELINE_ROLE}
     assert first.system_attrs["fixed_params"]["learning_rate"] == 1e-3
     assert joint.user_attrs == {ROW_ATTR: "joint"}
-    _train(study, space)  # the baseline trains; the driver stops; the study is reopened
+    run_next_trial(study, space)  # the baseline trains; the driver stops; the study is reopened
     planner.fill(study, _trials(study))
-    assert [t.user_attrs.get(ROW_ATTR) for t in _waiting(study)] == ["joint"]
-    _train(study, space)
+    assert [t.user_attrs.get(ROW_ATTR) for t in waiting_trials(study)] == ["joint"]
+    run_next_trial(study, space)
     planner.fill(study, _trials(study))
-    assert _waiting(study) == []
+    assert waiting_trials(study) == []
 
 
 def test_the_data_baseline_keeps_the_row_name_of_the_first_baseline() -> None:
-    planner, space = _planner(_queue_spec(rows=ROWS[:1]), current="v2", prints={0: "v1"})
-    study = _study()
+    planner, space = planner_on_data(_queue_spec(rows=ROWS[:1]), current="v2", prints={0: "v1"})
+    study = seeded_study()
     planner.enqueue_baseline(study)
-    _train(study, space)
+    run_next_trial(study, space)
     assert planner.enqueue_data_baseline(study, _trials(study))
-    (waiting,) = _waiting(study)
+    (waiting,) = waiting_trials(study)
     assert waiting.user_attrs == {
         ROLE_ATTR: BASELINE_ROLE, DATA_VERSION_ATTR: "v2", ROW_ATTR: "alone"
     }  # fmt: skip
@@ -303,62 +238,62 @@ def test_failed_trials_count_against_the_budget_of_the_data_baseline(
 ) -> None:
     # The baseline and two failed trials: three of the budget done.
     spec = _queue_spec(budget={"trials": trials, "baselines": "one"})
-    planner, space = _planner(spec, current="v2", prints={0: "v1"})
-    study = _study()
+    planner, space = planner_on_data(spec, current="v2", prints={0: "v1"})
+    study = seeded_study()
     planner.enqueue_baseline(study)
-    _train(study, space)
-    _train(study, space, WITH_GOOD, {}, state="failed")
-    _train(study, space, WITH_GOOD, {}, state="failed")
+    run_next_trial(study, space)
+    run_next_trial(study, space, WITH_GOOD, {}, state="failed")
+    run_next_trial(study, space, WITH_GOOD, {}, state="failed")
     assert planner.enqueue_data_baseline(study, _trials(study)) is enqueued
-    assert len(_waiting(study)) == int(enqueued)
+    assert len(waiting_trials(study)) == int(enqueued)
 
 
 def test_no_data_baseline_while_one_runs_or_an_unsampled_baseline_waits() -> None:
-    planner, space = _planner(_queue_spec(), current="v2", prints={0: "v1"})
-    study = _study()
+    planner, space = planner_on_data(_queue_spec(), current="v2", prints={0: "v1"})
+    study = seeded_study()
     planner.enqueue_baseline(study)
-    _train(study, space)
+    run_next_trial(study, space)
     assert planner.enqueue_data_baseline(study, _trials(study))
     study.ask()  # the data baseline runs, not sampled yet
     assert not planner.enqueue_data_baseline(study, _trials(study))
-    assert _waiting(study) == []
+    assert waiting_trials(study) == []
 
 
 def test_an_unsampled_first_baseline_waiting_holds_back_the_data_baseline() -> None:
     # A lost first baseline re-queued: it will train on the current data.
-    planner, space = _planner(_queue_spec(), current="v2", prints={0: "v1"})
-    study = _study()
+    planner, space = planner_on_data(_queue_spec(), current="v2", prints={0: "v1"})
+    study = seeded_study()
     planner.enqueue_baseline(study)
-    _train(study, space)
+    run_next_trial(study, space)
     study.enqueue_trial(space.baseline_params(), user_attrs=space.baseline_user_attrs())
     assert not planner.enqueue_data_baseline(study, _trials(study))
-    assert len(_waiting(study)) == 1
+    assert len(waiting_trials(study)) == 1
 
 
 def test_the_data_baseline_retries_max_retry_times_on_its_own_version() -> None:
     # Two failures on v2 do not count against v3's baseline; one on v3 is retried once.
-    planner, space = _planner(_queue_spec(), current="v3", prints={0: "v1"})
-    study = _study()
+    planner, space = planner_on_data(_queue_spec(), current="v3", prints={0: "v1"})
+    study = seeded_study()
     planner.enqueue_baseline(study)
-    _train(study, space)
+    run_next_trial(study, space)
     old = {ROLE_ATTR: BASELINE_ROLE, DATA_VERSION_ATTR: "v2"}
-    _train(study, space, {}, old, state="failed")
-    _train(study, space, {}, old, state="failed")
+    run_next_trial(study, space, {}, old, state="failed")
+    run_next_trial(study, space, {}, old, state="failed")
     assert planner.enqueue_data_baseline(study, _trials(study))
-    _train(study, space, state="failed")
+    run_next_trial(study, space, state="failed")
     assert planner.enqueue_data_baseline(study, _trials(study))  # the retry
-    assert _waiting(study)[0].user_attrs[DATA_VERSION_ATTR] == "v3"
-    _train(study, space, state="failed")
+    assert waiting_trials(study)[0].user_attrs[DATA_VERSION_ATTR] == "v3"
+    run_next_trial(study, space, state="failed")
     assert not planner.enqueue_data_baseline(study, _trials(study))  # given up on
 
 
 def test_a_repeated_baseline_is_on_the_data_of_the_trial_it_repeats() -> None:
     # Trial 1 repeats trial 0 (no runs of its own): both on v1, so v2 has no baseline yet.
-    planner, space = _planner(_queue_spec(), current="v2", prints={0: "v1"})
-    study = _study()
+    planner, space = planner_on_data(_queue_spec(), current="v2", prints={0: "v1"})
+    study = seeded_study()
     planner.enqueue_baseline(study)
-    first = _train(study, space)
-    _train(study, space, {}, space.baseline_user_attrs(), repeats=first)
+    first = run_next_trial(study, space)
+    run_next_trial(study, space, {}, space.baseline_user_attrs(), repeats=first)
     assert planner.enqueue_data_baseline(study, _trials(study))
 
 
@@ -366,44 +301,44 @@ CAPPED = {"mixing": {"max_examples": {"tgt": [50, 100]}}}
 
 
 def test_a_failed_trial_of_the_target_alone_is_no_single_task_run_of_its_family() -> None:
-    planner, space = _planner(
+    planner, space = planner_on_data(
         _queue_spec(search=CAPPED, budget={"trials": 20, "baselines": "per_family"})
     )
-    study = _study()
-    _train(study, space, {**space.baseline_params(), "max_examples/tgt": 50},
+    study = seeded_study()
+    run_next_trial(study, space, {**space.baseline_params(), "max_examples/tgt": 50},
            space.baseline_user_attrs())  # fmt: skip
-    _train(study, space, {**WITH_GOOD, "max_examples/tgt": 100}, {})
-    _train(study, space, {"aux/good": False, "aux/meh": False, "max_examples/tgt": 100}, {},
+    run_next_trial(study, space, {**WITH_GOOD, "max_examples/tgt": 100}, {})
+    run_next_trial(study, space, {"aux/good": False, "aux/meh": False, "max_examples/tgt": 100}, {},
            state="failed")  # fmt: skip
     assert planner.enqueue_family_baselines(study)
-    (waiting,) = _waiting(study)
+    (waiting,) = waiting_trials(study)
     assert waiting.system_attrs["fixed_params"]["max_examples/tgt"] == 100
 
 
 def test_no_family_baseline_while_the_first_baseline_waits_unsampled() -> None:
-    planner, space = _planner(_queue_spec(budget={"trials": 20, "baselines": "per_family"}))
-    study = _study()
-    _train(study, space, WITH_GOOD, {})
+    planner, space = planner_on_data(_queue_spec(budget={"trials": 20, "baselines": "per_family"}))
+    study = seeded_study()
+    run_next_trial(study, space, WITH_GOOD, {})
     planner.enqueue_baseline(study)
     assert not planner.enqueue_family_baselines(study)
-    assert len(_waiting(study)) == 1  # the first baseline, whose family is not known yet
+    assert len(waiting_trials(study)) == 1  # the first baseline, whose family is not known yet
 
 
 def _per_family_on_v2() -> tuple[QueuePlanner, SearchSpace, optuna.Study]:
     """A per-family study whose first baseline trained on v1; the target's data is v2 now."""
     spec = _queue_spec(budget={"trials": 20, "baselines": "per_family"}, recovery={"max_retry": 0})
-    planner, space = _planner(spec, current="v2", prints={0: "v1"})
-    study = _study()
+    planner, space = planner_on_data(spec, current="v2", prints={0: "v1"})
+    study = seeded_study()
     planner.enqueue_baseline(study)
-    _train(study, space)
+    run_next_trial(study, space)
     return planner, space, study
 
 
 def test_a_pruned_trial_asks_no_family_baseline() -> None:
     planner, space, study = _per_family_on_v2()
-    _train(study, space, WITH_GOOD, {}, state="pruned")
+    run_next_trial(study, space, WITH_GOOD, {}, state="pruned")
     assert not planner.enqueue_family_baselines(study)
-    _train(study, space, WITH_GOOD, {})
+    run_next_trial(study, space, WITH_GOOD, {})
     assert planner.enqueue_family_baselines(study)  # a complete one does
 
 
@@ -412,18 +347,18 @@ def test_family_baseline_failures_on_old_data_do_not_count_on_the_new() -> None:
     # Its family baseline on v1 failed and was given up on (max_retry 0).
     family = planner._family(_trials(study)[0])
     old = {ROLE_ATTR: BASELINE_ROLE, FAMILY_ATTR: family, DATA_VERSION_ATTR: "v1"}
-    _train(study, space, {}, old, state="failed")
-    _train(study, space, WITH_GOOD, {})
+    run_next_trial(study, space, {}, old, state="failed")
+    run_next_trial(study, space, WITH_GOOD, {})
     assert planner.enqueue_family_baselines(study)
-    assert _waiting(study)[0].user_attrs[DATA_VERSION_ATTR] == "v2"
+    assert waiting_trials(study)[0].user_attrs[DATA_VERSION_ATTR] == "v2"
 
 
 def test_an_interrupted_family_baseline_covers_nothing() -> None:
     planner, space, study = _per_family_on_v2()
     family = planner._family(_trials(study)[0])
     lost = {ROLE_ATTR: BASELINE_ROLE, FAMILY_ATTR: family, DATA_VERSION_ATTR: "v2"}
-    _train(study, space, {}, lost, state="interrupted")
-    _train(study, space, WITH_GOOD, {})
+    run_next_trial(study, space, {}, lost, state="interrupted")
+    run_next_trial(study, space, WITH_GOOD, {})
     assert planner.enqueue_family_baselines(study)
 
 
@@ -486,7 +421,7 @@ def _told(
 def test_the_latest_trial_with_the_configuration_is_the_one_repeated() -> None:
     # Trial 1 repeated trial 0 (it has no runs of its own): the next repeat names trial 1.
     config = _joint_config()
-    study = _study()
+    study = seeded_study()
     study.add_trial(_told(config))
     study.add_trial(_told(config, attrs={REPEATS_ATTR: 0}))
     found = _finder(config, 0).same_configuration(study, 2, config)
@@ -507,7 +442,7 @@ def test_the_latest_trial_with_the_configuration_is_the_one_repeated() -> None:
 )
 def test_only_a_complete_told_trial_with_its_runs_is_repeated(trial: dict[str, Any]) -> None:
     config = _joint_config()
-    study = _study()
+    study = seeded_study()
     study.add_trial(_told(config, **trial))
     assert _finder(config, 0).same_configuration(study, 1, config) is None
     study.add_trial(_told(config))  # the same configuration, complete, told: repeated
@@ -526,7 +461,7 @@ def test_a_trial_data_is_that_of_its_run_of_the_configuration_seed() -> None:
                         seed=config.seed + 1, target=config.target),
     ]  # fmt: skip
     finder = RepeatFinder(study_name="qp", repository=_Runs(runs), recorder=_Prints())  # type: ignore[arg-type]
-    study = _study()
+    study = seeded_study()
     study.add_trial(_told(config))
     found = finder.same_configuration(study, 1, config)
     assert found is not None and found.number == 0
@@ -555,14 +490,14 @@ def test_a_waiting_settings_baseline_of_the_first_family_holds_back_the_data_bas
     # Under per_setting its `taskgraph:family` carries `/settings:<hash>`; its family is the
     # first baseline's all the same, and it trains on the data now.
     spec = _queue_spec(budget={"trials": 20, "baselines": "per_setting"})
-    planner, space = _planner(spec, current="v2", prints={0: "v1"})
-    study = _study()
+    planner, space = planner_on_data(spec, current="v2", prints={0: "v1"})
+    study = seeded_study()
     study.enqueue_trial({**space.baseline_params(), "learning_rate": 1e-4},
                         user_attrs=space.baseline_user_attrs())  # fmt: skip
-    _train(study, space)
-    _train(study, space, {**WITH_GOOD, "learning_rate": 1e-3}, {})
+    run_next_trial(study, space)
+    run_next_trial(study, space, {**WITH_GOOD, "learning_rate": 1e-3}, {})
     assert planner.enqueue_family_baselines(study)
-    (waiting,) = _waiting(study)
+    (waiting,) = waiting_trials(study)
     assert "/settings:" in waiting.user_attrs[FAMILY_ATTR]
     assert not planner.enqueue_data_baseline(study, _trials(study))
-    assert len(_waiting(study)) == 1
+    assert len(waiting_trials(study)) == 1
