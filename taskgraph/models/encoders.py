@@ -170,10 +170,7 @@ def load_encoder(
             f"encoder {name!r}: no such directory {str(path)!r} (use {known} or a local "
             "Hugging Face model directory)"
         )
-    if not (path / "config.json").is_file():
-        raise ConfigError(
-            f"encoder {name!r}: {str(path)!r} has no config.json, so it is not a model directory"
-        )
+    _check_config_file(f"encoder {name!r}", path)
     _check_tokenizer_files(f"encoder {name!r}", path)
     # Keyed by the directory's files too: weights saved over the old ones under the same path
     # are loaded again, not served from memory (what TrialConfig.encoder_version records).
@@ -348,6 +345,17 @@ TOKENIZER_FILES = (
 )
 
 
+def _check_config_file(where: str, path: Path) -> Path:
+    """Return the model directory ``path``'s ``config.json``; ConfigError when it is no regular
+    file (missing, or a device or FIFO that a read would never finish)."""
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise ConfigError(
+            f"{where}: {str(path)!r} has no config.json, so it is not a model directory"
+        )
+    return config_file
+
+
 def _check_tokenizer_files(where: str, path: Path) -> None:
     if not any((path / file).is_file() for file in TOKENIZER_FILES):
         raise ConfigError(
@@ -371,11 +379,7 @@ def check_encoder_directory(name: str, options: Mapping[str, Any] | None = None)
 
     path = Path(os.path.expanduser(name))
     where = f"encoder {name!r}"
-    config_file = path / "config.json"
-    if not config_file.is_file():
-        raise ConfigError(
-            f"{where}: {str(path)!r} has no config.json, so it is not a model directory"
-        )
+    config_file = _check_config_file(where, path)
     try:
         # (read_unchanged: the checks and the search space read it again from memory)
         config = read_unchanged(config_file, _read_config)
