@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from taskgraph.encoder_files import encoder_version
-from taskgraph.errors import DataFormatError, DataNotFoundError, TaskgraphError
+from taskgraph.errors import ConfigError, DataFormatError, DataNotFoundError, TaskgraphError
 from taskgraph.tasks import count_examples, get_task
 from taskgraph.tasks.loading import task_set_fingerprints
 from taskgraph.tasks.types import TaskDef
@@ -50,6 +50,7 @@ from taskgraph.training.task_data import build_task_data, check_caps, determinis
 from taskgraph.training.trainer import MultiTaskTrainer, NonFiniteLossError
 from taskgraph.training.weighting import build_weighting
 from taskgraph.trial import Cost, TrialConfig, TrialResult
+from taskgraph.vocabulary import direction_mismatch, metric_direction
 
 __all__ = ["build_trainer", "train_trial"]
 
@@ -73,6 +74,7 @@ def build_trainer(
     options = TrainingOptions.from_config(config)
     resolved = resolve_device(device)
     task_defs = {name: get_task(name, extra=tasks) for name in config.task_set}
+    _check_objective_direction(config, task_defs[config.target])
     seed_everything(config.seed)
     encoder_options = dict(config.encoder_options)
     if config.encoder == "tiny-bert":
@@ -127,6 +129,32 @@ def build_trainer(
         checkpoint_dir=str(Path(checkpoint_dir)) if checkpoint_dir is not None else None,
         progress=progress,
     )
+
+
+def _check_objective_direction(config: TrialConfig, target: TaskDef) -> None:
+    """Raise ConfigError when ``config.objective.direction`` goes against its metric's own.
+
+    The trainer keeps the weights of the best evaluation by the metric's direction
+    (:func:`~taskgraph.vocabulary.metric_direction`), whatever the objective says: a caller
+    that believed the other direction would read the best result as the worst.  A study's
+    spec checks refuse the same; a config built by hand is checked here.
+    """
+    metric = config.objective.metric or target.primary_metric
+    wanted = metric_direction(metric)
+    if config.objective.direction != wanted:
+        scores = (
+            f"{metric} is"
+            if config.objective.metric
+            else f"{metric} (the primary metric of {target.name}) is"
+        )
+        raise ConfigError(
+            direction_mismatch(
+                source="TrialConfig",
+                direction=config.objective.direction,
+                wanted=wanted,
+                scores=scores,
+            )
+        )
 
 
 def _data_selection(
@@ -284,6 +312,7 @@ def _train_trial(
         if (moved := _encoder_changed(config)) is not None:
             return failed(moved)
         check_caps(config)  # before a pretraining stage is paid for
+        _check_objective_direction(config, get_task(config.target, extra=tasks))
         if config.pretraining is not None:
             report = _pretraining_report(config, tasks=tasks, data_dir=data_dir, device=device)
         before = task_set_fingerprints(config.task_set, tasks=tasks, data_dir=data_dir)

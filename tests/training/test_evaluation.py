@@ -156,7 +156,7 @@ def test_a_masked_lm_task_is_scored_by_its_perplexity(tmp_path) -> None:  # type
     from taskgraph.tasks.synthetic import synthetic_family
     from taskgraph.tasks.user import define_task
     from taskgraph.training import train_trial
-    from taskgraph.trial import TrialConfig, TrialStatus
+    from taskgraph.trial import Objective, TrialConfig, TrialStatus
 
     words = [
         "alpha",
@@ -191,6 +191,7 @@ def test_a_masked_lm_task_is_scored_by_its_perplexity(tmp_path) -> None:  # type
         eval_every=2,
         max_length=32,
         step_budget="total",
+        objective=Objective(direction="minimize"),  # perplexity is lower-is-better
     )
     result = train_trial(config, tasks=tasks)
     assert result.status is TrialStatus.COMPLETE, result.failure_reason
