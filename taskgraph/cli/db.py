@@ -6,13 +6,16 @@ from typing import Annotated
 
 import typer
 from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection
 
 from taskgraph.cli.options import JsonOption, StorageOption
 from taskgraph.cli.output import emit_json, print_line
-from taskgraph.errors import SchemaMismatchError, StorageError
+from taskgraph.errors import NotFoundError, SchemaMismatchError, StorageError
 from taskgraph.storage import mask_url, parse_storage_url, resolve_storage_url
 from taskgraph.storage.engine import describe_error
 from taskgraph.storage.migrate import (
+    TABLE_PREFIX,
     SchemaState,
     alembic_config,
     check_revision,
@@ -84,6 +87,7 @@ def current_command(storage: StorageOption = None, as_json: JsonOption = False) 
     try:
         with engine.connect() as connection:
             state = schema_state(connection)
+            others = _other_tables(connection) if state.is_empty else []
     except StorageError:
         raise
     except Exception as error:
@@ -93,6 +97,10 @@ def current_command(storage: StorageOption = None, as_json: JsonOption = False) 
     finally:
         engine.dispose()
     masked = mask_url(url)
+    if others:
+        # Not "empty": the user named another application's database (a wrong path?), their
+        # mistake as much as a file that is no database at all (exit 2).
+        raise NotFoundError(_not_taskgraph(masked, others))
     newer = _is_newer(state)
     if as_json:
         report: dict[str, object] = {
@@ -111,6 +119,26 @@ def current_command(storage: StorageOption = None, as_json: JsonOption = False) 
     if state.is_empty:
         where = "empty: run `taskgraph db upgrade` or a study to create it"
     print_line(f"{masked}: revision {state.current or '(none)'}, head {state.head} ({where})")
+
+
+def _other_tables(connection: Connection) -> list[str]:
+    """Return the database's tables that are not taskgraph's, sorted."""
+    return sorted(
+        name for name in inspect(connection).get_table_names() if not name.startswith(TABLE_PREFIX)
+    )
+
+
+def _not_taskgraph(masked: str, tables: list[str]) -> str:
+    """Return the error line for a database that holds ``tables`` and nothing of taskgraph's."""
+    shown = ", ".join(tables[:_SHOWN_TABLES])
+    if len(tables) > _SHOWN_TABLES:
+        shown += f" and {len(tables) - _SHOWN_TABLES} more"
+    count = f"{len(tables)} other table{'s' if len(tables) > 1 else ''}"
+    return (
+        f"{masked} is not a taskgraph database: it has no {TABLE_PREFIX}* tables, only {count} "
+        f"({shown}); pass the --storage of a taskgraph database, or add taskgraph's tables to "
+        f"it with `taskgraph db upgrade --storage {masked}`"
+    )
 
 
 def _is_newer(state: SchemaState) -> bool:
@@ -175,3 +203,5 @@ def check_command(storage: StorageOption = None, as_json: JsonOption = False) ->
 
 #: how many schema differences `db check` names in its error line (--json lists them all)
 _SHOWN_DIFFERENCES = 5
+#: how many of a foreign database's tables `db current` names in its error line
+_SHOWN_TABLES = 5

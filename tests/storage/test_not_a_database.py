@@ -69,3 +69,45 @@ def test_db_commands_on_a_file_that_is_no_database_exit_2(
     assert result.exit_code == 2, result.output
     assert "file is not a database" in result.output
     assert path.read_text(encoding="utf-8") == "hello\n"
+
+
+def test_db_current_on_another_applications_sqlite_file_says_it_is_not_taskgraphs(
+    tmp_path: Path,
+) -> None:
+    """A SQLite database with tables but none of taskgraph's is not "empty": `db current`
+    names the file and says it is not a taskgraph database, exit 2 as for a file that is no
+    database, and adds nothing to it; a 0-byte file is still empty and a missing one is not
+    created."""
+    from typer.testing import CliRunner
+
+    from taskgraph.cli.app import app
+
+    path = tmp_path / "notes.db"
+    connection = sqlite3.connect(path)
+    connection.execute("CREATE TABLE notes (id INTEGER, body TEXT)")
+    connection.commit()
+    connection.close()
+    before = path.read_bytes()
+    url = f"sqlite:///{path}"
+    for flags in ([], ["--json"]):
+        result = CliRunner().invoke(app, ["db", "current", "--storage", url, *flags])
+        assert result.exit_code == 2, result.output
+        assert result.output.strip().splitlines() == [
+            f"error: {url} is not a taskgraph database: it has no tg_* tables, only 1 other "
+            f"table (notes); pass the --storage of a taskgraph database, or add taskgraph's "
+            f"tables to it with `taskgraph db upgrade --storage {url}`"
+        ]
+    assert path.read_bytes() == before
+
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    result = CliRunner().invoke(app, ["db", "current", "--storage", f"sqlite:///{empty}"])
+    assert result.exit_code == 0, result.output
+    assert "(empty: run `taskgraph db upgrade` or a study to create it)" in result.output
+    assert empty.stat().st_size == 0
+
+    missing = tmp_path / "missing.db"
+    result = CliRunner().invoke(app, ["db", "current", "--storage", f"sqlite:///{missing}"])
+    assert result.exit_code == 2, result.output
+    assert "no records database at" in result.output
+    assert not missing.exists()
