@@ -169,7 +169,9 @@ def _check_mixing_weights(spec: StudySpec, source: str) -> None:
     too, whatever the sampler.
     """
     weights = spec.search.mixing.weights
-    auxiliaries = [task for task in spec.candidate_names if task != spec.target]
+    # An excluded candidate is never drawn, so a weight of 0 for it trains nothing less.
+    auxiliaries = spec.drawable_candidates()
+    excluded = set(spec.search.auxiliaries.exclude) - {spec.target}
     entries: list[tuple[str, Domain, list[str]]] = []
     if isinstance(weights, Domain):  # one domain for every auxiliary (the target stays 1.0)
         entries.append(("search.mixing.weights", weights, auxiliaries))
@@ -177,6 +179,7 @@ def _check_mixing_weights(spec: StudySpec, source: str) -> None:
         for key, domain in weights.items():
             others = [task for task in auxiliaries if task not in weights]
             covered = others if key == "*" else [key]  # "*": every auxiliary not named
+            covered = [task for task in covered if task not in excluded]
             entries.append((f"search.mixing.weights.{key}", domain, covered))
     for where, domain, tasks in entries:
         zero = _zero_weight(domain) if tasks else None

@@ -116,7 +116,9 @@ def _check_source_tasks(spec: StudySpec, source: str, *, stored: bool = False) -
     fail after the baseline had trained.
     """
     entries = _trainer_setting_values(spec, "source_tasks")
-    candidates = list(spec.candidate_names)
+    # What a trial can draw: an excluded candidate is never among a trial's auxiliaries.
+    candidates = spec.drawable_candidates()
+    excluded = set(spec.search.auxiliaries.exclude)
     for where, value in entries:
         if value is None:
             continue
@@ -129,7 +131,13 @@ def _check_source_tasks(spec: StudySpec, source: str, *, stored: bool = False) -
             return
         for name in names:
             if name not in candidates:
-                what = "the target" if name == spec.target else "not a candidate of the study"
+                what = (
+                    "the target"
+                    if name == spec.target
+                    else "excluded from the search (search.auxiliaries.exclude)"
+                    if name in excluded
+                    else "not a candidate of the study"
+                )
                 _refuse_or_warn(
                     f"{source}: {where}: {name!r} is {what}, so no sequential trial could "
                     f"train it first; the candidates: {', '.join(candidates)}",

@@ -1,0 +1,75 @@
+"""Spec checks that name tasks a trial can draw: a candidate in ``search.auxiliaries.exclude``
+is never among a trial's auxiliaries, so a setting that relies on it is refused, and a setting
+that would leave it out is not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from taskgraph.search.checks import check_spec
+from taskgraph.spec import spec_from_dict
+from taskgraph.testing import spec_check_error
+
+
+def _spec(**overrides: Any) -> Any:
+    data: dict[str, Any] = {
+        "name": "s",
+        "target": "synth_target",
+        "candidates": ["synth_related", "synth_conflict"],
+        "encoder": {"name": "tiny-bert", "max_length": 16},
+    }
+    data.update(overrides)
+    return spec_from_dict(data)
+
+
+def test_source_tasks_naming_an_excluded_candidate_is_refused() -> None:
+    # Accepted before: every sequential trial with an auxiliary then failed at the model build
+    # ("`source_tasks` (synth_conflict) names none of the trial's auxiliaries").
+    spec = _spec(
+        search={"transfer_mode": "sequential", "auxiliaries": {"exclude": ["synth_conflict"]}},
+        training={"hyperparameters": {"source_tasks": ["synth_conflict"]}},
+    )
+    assert spec_check_error(spec) == (
+        "spec: training.hyperparameters.source_tasks: 'synth_conflict' is excluded from the "
+        "search (search.auxiliaries.exclude), so no sequential trial could train it first; "
+        "the candidates: synth_related"
+    )
+
+
+def test_source_tasks_naming_a_drawable_candidate_passes() -> None:
+    spec = _spec(
+        search={"transfer_mode": "sequential", "auxiliaries": {"exclude": ["synth_conflict"]}},
+        training={"hyperparameters": {"source_tasks": ["synth_related"]}},
+    )
+    check_spec(spec, trains=False)
+
+
+def test_a_zero_weight_that_covers_only_excluded_candidates_passes() -> None:
+    # Refused before, as if it kept synth_conflict from being trained: it is never drawn anyway.
+    spec = _spec(
+        search={
+            "auxiliaries": {"exclude": ["synth_conflict"]},
+            "mixing": {"weights": {"synth_related": 1.0, "*": 0}},
+        }
+    )
+    check_spec(spec, trains=False)
+    named = _spec(
+        search={
+            "auxiliaries": {"exclude": ["synth_conflict"]},
+            "mixing": {"weights": {"synth_conflict": 0}},
+        }
+    )
+    check_spec(named, trains=False)
+
+
+def test_a_zero_weight_of_a_drawable_candidate_is_still_refused() -> None:
+    spec = _spec(
+        search={
+            "auxiliaries": {"exclude": ["synth_conflict"]},
+            "mixing": {"weights": {"*": 0}},
+        }
+    )
+    message = spec_check_error(spec)
+    assert message.startswith(
+        "spec: search.mixing.weights.*: a weight of 0, which never draws a batch of synth_related:"
+    ), message
