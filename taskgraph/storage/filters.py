@@ -100,7 +100,8 @@ def check_run_filters(
             "version: give a family hash or its prefix (HASH or HASH/data:VERSION)"
         )
     if family is not None:
-        _, mark, version = family.strip().partition(DATA_MARK)
+        # Lower-cased as family_parts reads it: `HASH/DATA:` is `HASH/data:` there.
+        _, mark, version = family.strip().lower().partition(DATA_MARK)
         if mark and not version.strip():  # an empty version would match every version
             raise ConfigError(
                 f"`{option_name('family')}` {family.strip()!r}: the data version after "
