@@ -33,8 +33,10 @@ def inline_task_defs(spec: StudySpec, *, source: str = "spec") -> dict[str, Any]
 
     Files are not read here (:func:`check_inline_data` reads them); a file or folder given by
     an absolute path (every path of a spec file is made absolute) must exist and be of its
-    kind.  A relative one, from a spec object, is the data directory's (as
-    :func:`taskgraph.tasks.define_task` reads it), checked by :func:`check_data`.
+    kind.  A relative one, from a spec object, is the data directory's, checked by
+    :func:`check_data`: a relative file is looked up when it is read, a relative ``path`` here
+    (its split files are listed now), in the spec's ``data_dir``, else ``TASKGRAPH_DATA``,
+    else the default folder (:func:`path_base`).
     """
     from taskgraph.tasks import define_task
 
@@ -70,9 +72,16 @@ def inline_task_defs(spec: StudySpec, *, source: str = "spec") -> dict[str, Any]
                 path=task.path,
                 metrics=task.metrics,
                 reader_options=task.reader_options,
+                base_dir=None if task.path is None or _absolute(task.path) else path_base(spec),
             )
         except TaskgraphError as error:
-            raise SpecError(f"{source}: {where}: {error}") from None
+            listed = ""
+            if task.path is not None and not _absolute(task.path):
+                listed = (
+                    " (a relative `path` is listed in the spec's data_dir, else TASKGRAPH_DATA, "
+                    "else the default folder)"
+                )
+            raise SpecError(f"{source}: {where}: {error}{listed}") from None
         if "train" not in definition.splits:
             raise SpecError(
                 f"{source}: {where} ({task.name}): no train split to train on "
@@ -80,6 +89,33 @@ def inline_task_defs(spec: StudySpec, *, source: str = "spec") -> dict[str, Any]
             )
         defs[task.name] = definition
     return defs
+
+
+def path_base(spec: StudySpec) -> Path:
+    """Return the folder a relative ``path`` of the spec's inline tasks is listed in: the spec's
+    ``data_dir``, else ``TASKGRAPH_DATA``, else the default folder (a run's ``--data`` is not
+    known where task definitions are built: :func:`check_data` refuses the two together)."""
+    from taskgraph.tasks import resolve_data_dir
+
+    if spec.data_dir is not None:
+        return Path(spec.data_dir).expanduser().resolve()
+    return resolve_data_dir(None)
+
+
+def _relative_paths(spec: StudySpec) -> list[tuple[str, str]]:
+    """Return ``(field, path)`` of each inline task whose ``path`` is relative."""
+    names = [task.name for task in spec.inline_tasks()]
+    return [
+        (f"{_inline_path(spec, task.name, names.index(task.name))}.path", task.path)
+        for task in spec.inline_tasks()
+        if task.path is not None and not _absolute(task.path)
+    ]
+
+
+def _absolute(path: str) -> bool:
+    """Return whether ``path`` names the same file wherever the data directory is (as
+    :func:`taskgraph.tasks.define_task` reads it: ``~`` is the home folder)."""
+    return Path(path).expanduser().is_absolute()
 
 
 def check_inline_data(
@@ -156,6 +192,18 @@ def check_data(
         resolved = _data_directory(data_dir, origin, ConfigError)
     if not trains:
         return None  # e.g. a published table reads no task data
+    if resolved is not None and (relative := _relative_paths(spec)):
+        where, path = relative[0]
+        listed = path_base(spec)
+        if listed != resolved:
+            # A relative `path`'s split files are listed where the task is defined, before
+            # any --data is known: they would come from another folder than the rest.
+            raise SpecError(
+                f"{source}: {where}: {path!r} is relative, and its split files are listed in "
+                f"{listed}, not in the `{origin}` directory {resolved}; give the spec's "
+                "`data_dir` instead, an absolute `path`, or `files` (relative files are read "
+                f"from the `{origin}` directory)"
+            )
     if data_dir is None and spec.data_dir is not None:  # --data points at moved data
         resolved = _data_directory(spec.data_dir, f"{source}: data_dir", SpecError)
         origin = "the spec's data_dir"

@@ -84,7 +84,11 @@ def define_task(
         splits = _from_files(files, root)
     else:
         assert path is not None
-        splits = _from_path(path, root if root is not None else resolve_data_dir(None))
+        # Only a relative path is the data directory's: an absolute one needs none to exist.
+        relative = isinstance(path, str) and not Path(path).expanduser().is_absolute()
+        splits = _from_path(
+            path, root if root is not None or not relative else resolve_data_dir(None)
+        )
     return TaskDef(
         name=name,
         type=task_type,
@@ -172,7 +176,7 @@ def _from_files(files: Mapping[str, str], root: Path | None) -> dict[str, SplitS
     return splits
 
 
-def _from_path(path: str, root: Path) -> dict[str, SplitSource]:
+def _from_path(path: str, root: Path | None) -> dict[str, SplitSource]:
     if not isinstance(path, str) or not path:
         raise ConfigError(f"`path` must be a directory or a '{{split}}' pattern, but got {path!r}")
     full = Path(_resolve(path, root))
