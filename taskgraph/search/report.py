@@ -226,6 +226,19 @@ def study_report(
     sign = 1.0 if direction == "maximize" else -1.0
     scored.sort(key=lambda r: -sign * r["value"])
     best = scored[0] if scored else None
+    # Trials that reached the best value too (a metric at its ceiling, a small dev set): the
+    # best is only the first of them, not a winner.  A repeat tells its trial's value again.
+    tied = (
+        []
+        if best is None
+        else [
+            r["trial"]
+            for r in scored
+            if r["value"] == best["value"]
+            and r["trial"] != best["trial"]
+            and r["repeat_of"] is None
+        ]
+    )
     return {
         "name": study.study_name,
         "target": spec.get("target"),
@@ -268,6 +281,7 @@ def study_report(
             "no_baseline_because": best["no_baseline_because"],
             "data_selection": best["data_selection"],
             "configuration": best["configuration"],
+            "tied_trials": sorted(tied),
         },
         "gains": [
             {k: r[k] for k in _GAIN_ROW_KEYS} for r in (scored if top is None else scored[:top])

@@ -87,7 +87,8 @@ def show(
                 if base is not None and best.get("no_baseline_because")
                 else ""
             )
-            + _selection(best.get("data_selection")),
+            + _selection(best.get("data_selection"))
+            + _tied_note(best.get("tied_trials") or [], best["score"]),
             soft_wrap=True,
         )
     # Headers with spaces wrap in a narrow terminal; the JSON keys name the same numbers.
@@ -195,6 +196,22 @@ def _repeats_note(n_repeats: int) -> str:
         f"; {n_repeats} repeat{'s' if n_repeats != 1 else ''} of an earlier configuration "
         "(counted against the budget, not new measurements)"
     )
+
+
+def _tied_note(tied: list[int], score: float) -> str:
+    """Return the best line's note on trials that reached the same value ("" when none)."""
+    if not tied:
+        return ""
+    shown = ", ".join(str(t) for t in tied[:_SHOWN_TIES])
+    more = f" and {len(tied) - _SHOWN_TIES} more" if len(tied) > _SHOWN_TIES else ""
+    return (
+        f"; tied at {score:.4f} with {len(tied)} other trial{'s' if len(tied) > 1 else ''} "
+        f"({shown}{more}): the study cannot tell them apart, this one only came first"
+    )
+
+
+#: how many trials tied with the best `study show` names
+_SHOWN_TIES = 8
 
 
 def _pretraining_of(configuration: dict[str, Any] | None, *, searched: bool) -> str:
