@@ -175,9 +175,10 @@ def test_export_over_its_own_database_is_refused(one_run_url: str) -> None:
 def test_graph_over_the_database_it_reads_is_refused(one_run_url: str) -> None:
     database = Path(one_run_url.removeprefix("sqlite:///"))
     before = database.read_bytes()
-    for fmt in ("png", "json"):
+    for fmt in ("png", "json", None):  # None: the suffix .db names no format, said second
+        chosen = [] if fmt is None else ["--format", fmt]
         code, _, err = invoke(
-            "affinity", "graph", "--storage", one_run_url, "--format", fmt, "-o", str(database)
+            "affinity", "graph", "--storage", one_run_url, *chosen, "-o", str(database)
         )
         _one_error_line(code, err, "`--output`", str(database), "is a SQLite database")
         _unchanged(database, before)

@@ -135,6 +135,28 @@ def test_export_formats(records_url, tmp_path):
     assert code == 0 and isinstance(json.loads(as_json.read_text()), list)
 
 
+def test_an_extension_that_names_no_format_needs_format(records_url, tmp_path):
+    # `-o out.xlsx` wrote CSV into out.xlsx and said nothing, exit 0.
+    xlsx = tmp_path / "out.xlsx"
+    code, out, err = invoke("records", "export", "--storage", records_url, "-o", str(xlsx))
+    assert (code, out) == (2, "") and err == (
+        f"error: `--output` {str(xlsx)!r} ends in .xlsx, which names no export format: give "
+        "`--format` (csv, json, parquet, long) or a file ending in .csv, .json or .parquet\n"
+    )
+    assert not xlsx.exists()
+    code, _, err = invoke(
+        "records", "export", "--storage", records_url, "-o", str(xlsx), "--format", "json"
+    )
+    assert code == 0, err
+    assert isinstance(json.loads(xlsx.read_text()), list)
+    # No extension, or standard output: CSV, as before.
+    plain = tmp_path / "records"
+    code, _, err = invoke("records", "export", "--storage", records_url, "-o", str(plain))
+    assert code == 0 and plain.read_text().startswith("run_id,"), err
+    code, out, err = invoke("records", "export", "--storage", records_url, "-o", "-")
+    assert code == 0 and out.startswith("run_id,"), err
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

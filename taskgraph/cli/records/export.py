@@ -49,7 +49,8 @@ def export_command(
             "the long CSV that bench --table and affinity --table read (target,task_set,split,"
             "value,higher_is_better: the mean of each task set's complete runs; its target "
             "column is the scored task, while --target picks the runs) "
-            "(default: the output file's extension, else csv).  Filters that match no run "
+            "(default: the output file's extension, .csv, .json or .parquet; csv for '-' or "
+            "a name without one; another extension needs --format).  Filters that match no run "
             "write the header only (long: refused).",
         ),
     ] = None,
@@ -77,9 +78,8 @@ def export_command(
     check_run_filters(
         status=status, task_set=task_set, model_config=model_config, study=study, target=target
     )
-    if export_format is None:  # `-o runs.parquet` means Parquet, not CSV in a .parquet file
-        suffix = Path(output).suffix.lstrip(".").lower()
-        export_format = suffix if suffix in EXPORT_FORMATS else "csv"
+    if export_format is None:
+        export_format = _format_from_suffix(output, storage=storage)
     if export_format not in (*EXPORT_FORMATS, LONG_FORMAT):
         raise ConfigError(
             f"`--format` must be one of {[*EXPORT_FORMATS, LONG_FORMAT]}, but got {export_format!r}"
@@ -128,6 +128,27 @@ def export_command(
 
 #: `records export --format long`: the long CSV of `bench --table` / `affinity --table`
 LONG_FORMAT = "long"
+
+
+def _format_from_suffix(output: str, *, storage: str | None) -> str:
+    """Return the export format that ``output``'s suffix names: csv for ``-`` or no suffix.
+
+    `-o runs.parquet` means Parquet, not CSV in a .parquet file; and `-o runs.xlsx` is
+    refused rather than given CSV under a name that promises something else.
+    """
+    suffix = Path(output).suffix.lower()
+    if output == "-" or not suffix:
+        return "csv"
+    if suffix.removeprefix(".") in EXPORT_FORMATS:
+        return suffix.removeprefix(".")
+    # What `-o` names is refused as such first: `-o taskgraph.db` is the records database,
+    # which matters more than its suffix.
+    resolve_output(output, storage=resolve_storage_url(storage))
+    raise ConfigError(
+        f"`--output` {output!r} ends in {suffix}, which names no export format: give "
+        f"`--format` ({', '.join([*EXPORT_FORMATS, LONG_FORMAT])}) or a file ending in "
+        f"{', '.join('.' + name for name in EXPORT_FORMATS[:-1])} or .{EXPORT_FORMATS[-1]}"
+    )
 
 
 def _export_long(
