@@ -210,7 +210,8 @@ def top(
         return
     kind = report.gain_kind
     value = f"predicted {kind} gain" if report.calibrated is not False else "lookahead score"
-    evidence = "lookahead matrices" if method == "lookahead" else "runs"
+    # Not "runs": it counts every run behind the prediction, not the runs of the set alone.
+    evidence = "lookahead matrices" if method == "lookahead" else "evidence runs"
     # Headers and auxiliaries with spaces wrap in a narrow terminal instead of being cut.
     display = [
         {"auxiliaries": " + ".join(r.auxiliaries),
@@ -345,9 +346,6 @@ def groups(
 
 @app.command("graph")
 def graph(
-    fmt: Annotated[
-        str, typer.Option("--format", help=f"Output format: {', '.join(GRAPH_FORMATS)}.")
-    ],
     output: Annotated[
         Path,
         typer.Option(
@@ -358,6 +356,15 @@ def graph(
             "atomically); a symlink is written through; a device, FIFO or directory is refused.",
         ),
     ],
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help=f"Output format: {', '.join(GRAPH_FORMATS)} (default: the output file's "
+            "suffix; needed with '-o -').",
+            show_default=False,
+        ),
+    ] = None,
     min_evidence: Annotated[
         int,
         typer.Option("--min-evidence", min=0, help="Leave out edges backed by fewer runs."),
@@ -372,13 +379,15 @@ def graph(
     pooling: PoolingOption = None,
 ) -> None:
     """Export the affinity graph (edge s -> t: gain of t from s) as GraphML, JSON, DOT or PNG."""
-    if fmt not in GRAPH_FORMATS:
+    if fmt is not None and fmt not in GRAPH_FORMATS:
         raise ConfigError(f"`--format` must be one of {list(GRAPH_FORMATS)}, but got {fmt!r}")
     _one_source(storage, table)
     _embeddings_option(method, text_embeddings)
     # Checked before any work: a device, a FIFO or a directory is refused, never replaced.
     # So is the records database it reads (`-o x.db --storage sqlite:///x.db`).
     target = resolve_output(output, storage=None if table else resolve_storage_url(storage))
+    if fmt is None:  # after the checks of `-o`: `-o taskgraph.db` is refused as the database
+        fmt = _graph_format_from_suffix(output)
     suffix = output.suffix.lower().removeprefix(".")
     if suffix in GRAPH_FORMATS and suffix != fmt:  # `--format png -o g.json`: likely a slip
         typer.echo(
@@ -404,3 +413,19 @@ def graph(
         written = write_graph(graph, target, fmt=fmt)
     # On stderr, as `records export` says it: stdout is for what was asked for.
     typer.echo(f"wrote {output}", err=True)
+
+
+def _graph_format_from_suffix(output: Path) -> str:
+    """Return the graph format that ``output``'s suffix names (``-o g.png``: png)."""
+    formats = ", ".join(GRAPH_FORMATS)
+    if str(output) == "-":  # standard output has no name to tell the format by
+        raise ConfigError(f"`--output -` (standard output) needs `--format` ({formats})")
+    suffix = output.suffix.lower()
+    if suffix.removeprefix(".") in GRAPH_FORMATS:
+        return suffix.removeprefix(".")
+    ending = f"{', '.join('.' + name for name in GRAPH_FORMATS[:-1])} or .{GRAPH_FORMATS[-1]}"
+    found = f"ends in {suffix}, which names no graph format" if suffix else "has no suffix"
+    raise ConfigError(
+        f"`--output` {str(output)!r} {found}: give `--format` ({formats}) or a file ending "
+        f"in {ending}"
+    )

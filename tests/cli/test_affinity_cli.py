@@ -142,6 +142,45 @@ def test_graph_export(table_file: Path, tmp_path: Path, fmt: str) -> None:
         assert nx.read_graphml(output).number_of_edges() == 12
 
 
+@pytest.mark.parametrize("fmt", ["graphml", "json", "dot", "png"])
+def test_graph_format_defaults_to_the_outputs_suffix(
+    table_file: Path, tmp_path: Path, fmt: str
+) -> None:
+    # `-o g.png` without --format failed: "Missing option '--format'".
+    output = tmp_path / f"graph.{fmt.upper()}"
+    code, out, err = invoke(
+        "affinity", "graph", "--table", str(table_file), "-o", str(output), "--method", "pairwise"
+    )
+    assert code == 0 and not out and "warning" not in err, err
+    written = output.read_bytes()
+    starts = {"graphml": b"<?xml", "json": b"{", "dot": b"digraph", "png": b"\x89PNG"}
+    assert written.startswith(starts[fmt]), written[:20]
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("g.svg", "error: `--output` '{out}' ends in .svg, which names no graph format: give "
+         "`--format` (graphml, json, dot, png) or a file ending in .graphml, .json, .dot or .png"),
+        ("graph", "error: `--output` '{out}' has no suffix: give `--format` (graphml, json, "
+         "dot, png) or a file ending in .graphml, .json, .dot or .png"),
+        ("-", "error: `--output -` (standard output) needs `--format` (graphml, json, dot, png)"),
+    ],
+)  # fmt: skip
+def test_a_graph_output_that_names_no_format_needs_format(
+    table_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    output = tmp_path / name if name != "-" else "-"
+    code, out, err = invoke("affinity", "graph", "--table", str(table_file), "-o", str(output))
+    assert (code, out, err) == (2, "", message.format(out=output) + "\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["toy.csv"]
+    if name != "-":  # with --format, any name is fine
+        code, _, err = invoke("affinity", "graph", "--table", str(table_file), "-o",
+                              str(output), "--format", "json", "--method", "pairwise")  # fmt: skip
+        assert code == 0 and "graph" in json.loads(output.read_text()), err
+
+
 def test_a_graph_written_under_another_formats_suffix_is_warned_of(
     table_file: Path, tmp_path: Path
 ) -> None:
