@@ -289,7 +289,7 @@ def parse_storage_url(url: str, *, check_directory: bool = True) -> URL:
         # would be two empty databases.
         raise StorageURLError(
             f"storage URL {mask_url(url)!r} is an in-memory SQLite database, which the study's "
-            "connections cannot share: use a file, e.g. 'sqlite:///taskgraph.db'"
+            f"connections cannot share: {_file_url_hint(url, parsed)}"
         )
     if parsed.query:
         raise StorageURLError(
@@ -307,6 +307,16 @@ def parse_storage_url(url: str, *, check_directory: bool = True) -> URL:
             f"storage URL {mask_url(url)!r}: {str(path)!r} is a directory, not a database file"
         )
     return parsed
+
+
+def _file_url_hint(url: str, parsed: URL) -> str:
+    """Return how to name a file instead of the in-memory SQLite database ``url``."""
+    scheme, _, rest = url.partition("://")
+    # `sqlite://demo.db`: the name went into the host part, and SQLite opens no file for a
+    # host; a third slash makes it the path.  A user, password or port is no file name.
+    if parsed.host and not (parsed.username or parsed.password or parsed.port):
+        return f"did you mean {f'{scheme}:///{rest}'!r} (three slashes)?"
+    return "use a file, e.g. 'sqlite:///taskgraph.db'"
 
 
 @functools.lru_cache(maxsize=32)

@@ -189,6 +189,9 @@ def test_a_bad_storage_url_names_where_it_came_from_and_writes_nothing(
     for args, env, message in (
         (["--storage", ""], None, "error: --storage is empty: give a database URL"),
         (["--storage", "sqlite://"], None, "error: --storage: storage URL 'sqlite://' is an in-memory"),
+        (["--storage", "sqlite://demo.db"], None, "error: --storage: storage URL 'sqlite://demo.db' "
+         "is an in-memory SQLite database, which the study's connections cannot share: did you "
+         "mean 'sqlite:///demo.db' (three slashes)?"),
         (["--storage", "sqlite:///x.db?mode=ro"], None, "error: --storage: storage URL "
          "'sqlite:///x.db?mode=ro' has query parameters (mode)"),
         ([], "bogus://", f"error: TASKGRAPH_STORAGE: {unsupported}"),

@@ -64,6 +64,25 @@ def test_bad_urls_are_one_line_storage_errors_without_the_password(url, message)
     assert "topsecret" not in text and "\n" not in text
 
 
+@pytest.mark.parametrize(
+    ("url", "hint"),
+    [
+        ("sqlite://demo.db", "did you mean 'sqlite:///demo.db' (three slashes)?"),
+        ("sqlite+pysqlite://demo.db", "did you mean 'sqlite+pysqlite:///demo.db' (three slashes)?"),
+        ("sqlite://", "use a file, e.g. 'sqlite:///taskgraph.db'"),
+        ("sqlite://alice:topsecret@host", "use a file, e.g. 'sqlite:///taskgraph.db'"),
+    ],
+)
+def test_two_slashes_before_a_file_name_suggest_three(url, hint):
+    # `sqlite://demo.db` puts the name in the host part: SQLite opened an in-memory database,
+    # refused with no word of the missing slash.
+    with pytest.raises(StorageError) as error:
+        parse_storage_url(url)
+    text = str(error.value)
+    assert "is an in-memory SQLite database, which the study's connections cannot share: " in text
+    assert text.endswith(hint) and "topsecret" not in text
+
+
 def test_unreachable_server_is_one_masked_line():
     with pytest.raises(StorageError) as error:
         open_repository("postgresql+psycopg://alice:topsecret@127.0.0.1:1/db")
