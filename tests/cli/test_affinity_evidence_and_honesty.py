@@ -115,7 +115,10 @@ def test_setfn_keeps_its_title(studied: str) -> None:
     code, out, err = invoke("affinity", "top", "--target", "ner", "--storage", studied)
     assert code == 0, err
     flat = " ".join(out.split())
-    assert "setfn's predicted relative gain, shrunk toward" in flat and "runs" in flat
+    assert "setfn's predicted relative gain, shrunk toward" in flat
+    # The runs behind the prediction, not the set's own: a bare "runs" read as the latter.
+    header = next(line for line in out.splitlines() if "auxiliaries" in line)
+    assert [c.strip() for c in header.strip("┃│ ").split("┃")][-1] == "evidence runs", out
     code, out, _ = invoke("affinity", "top", "--target", "ner", "--storage", studied, "--json")
     assert "calibrated" not in json.loads(out)
 

@@ -259,26 +259,49 @@ def _mixed_settings_notes(estimator: AffinityEstimator, tasks: Sequence[str]) ->
         count = sum(len(set(mixed)) for mixed in sets.values())
         every = sorted(set().union(*names.values()))
         return [
-            f"{count} of the {sum(total.values())} measured gains of {len(sets)} targets "
-            f"({', '.join(repr(t) for t in sorted(sets))}) set runs against a single-task "
-            f"baseline trained with other settings ({', '.join(every)}; the studies "
-            "searched them, or several studies were pooled), so each holds those settings' "
-            "effect besides the transfer; `affinity top --target NAME` lists them; fix the "
-            "settings in the spec (or train each target alone with each) to measure the "
-            "transfer alone"
+            f"{_gains_counted(count, sum(total.values()))} of {len(sets)} targets "
+            f"({', '.join(repr(t) for t in sorted(sets))}) {_compare(count)} runs with their "
+            f"target's single-task baseline trained with other settings ({', '.join(every)}; the "
+            "studies searched them, or several studies were pooled), so "
+            f"{_each_gain(count)} the effect of those settings with the transfer; "
+            "`affinity top --target NAME` lists them; to measure the transfer alone, fix "
+            "those settings in the spec (or train each target alone with each value)"
         ]
     notes = []
     for task, mixed in sorted(sets.items()):
         shown = sorted(set(mixed))
+        listed = f"{', '.join(shown[:5])}{', ...' if len(shown) > 5 else ''}"
         notes.append(
-            f"{len(shown)} of the {total[task]} measured gains of {task!r} set runs against a "
-            f"single-task baseline trained with other settings ({', '.join(sorted(names[task]))}"
-            "; the study searched them, or several studies were pooled), so each holds those "
-            "settings' effect besides the transfer: "
-            f"{', '.join(shown[:5])}{', ...' if len(shown) > 5 else ''}; fix them in the spec "
-            "(or train the target alone with each) to measure the transfer alone"
+            f"{_gains_counted(len(shown), total[task])} of {task!r} (auxiliary "
+            f"{'set' if len(shown) == 1 else 'sets'} {listed}) {_compare(len(shown))} runs "
+            "with a single-task baseline trained with other settings "
+            f"({', '.join(sorted(names[task]))}; the study searched them, or several studies "
+            f"were pooled), so {_each_gain(len(shown))} the effect of those settings with the "
+            f"transfer; to measure the transfer alone, fix those settings in the spec (or "
+            f"train {task!r} alone with each value)"
         )
     return notes
+
+
+def _gains_counted(count: int, total: int) -> str:
+    """Return ``count`` of ``total`` measured gains in words: "all 8 measured gains"."""
+    if total == 1:
+        return "the only measured gain"
+    if count == total == 2:
+        return "both measured gains"
+    if count == total:
+        return f"all {total} measured gains"
+    return f"{count} of the {total} measured gains"
+
+
+def _compare(count: int) -> str:
+    """Return the verb "compare" agreeing with ``count`` gains."""
+    return "compares" if count == 1 else "compare"
+
+
+def _each_gain(count: int) -> str:
+    """Return the subject and verb that say ``count`` gains mix two effects."""
+    return "this gain mixes" if count == 1 else "each of these gains mixes"
 
 
 def _without_baseline(estimator: AffinityEstimator, records: Sequence[ScoreRecord]) -> list[str]:
