@@ -291,6 +291,14 @@ def parse_storage_url(url: str, *, check_directory: bool = True) -> URL:
             f"storage URL {mask_url(url)!r} is an in-memory SQLite database, which the study's "
             f"connections cannot share: {_file_url_hint(url, parsed)}"
         )
+    if parsed.host or parsed.username or parsed.password or parsed.port:
+        # `sqlite://demo/x.db`: SQLite has no host, and SQLAlchemy drops it: the file would be
+        # x.db in the working directory, not demo/x.db.
+        raise StorageURLError(
+            f"storage URL {mask_url(url)!r} has a host part, which SQLite ignores (the file "
+            f"would be {parsed.database!r} in the working directory): "
+            f"{_file_url_hint(url, parsed)}"
+        )
     if parsed.query:
         raise StorageURLError(
             f"storage URL {mask_url(url)!r} has query parameters "

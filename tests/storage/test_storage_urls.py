@@ -99,3 +99,18 @@ def test_a_file_that_is_not_a_database_is_a_storage_error(tmp_path):
     with pytest.raises(StorageError, match="file is not a database"):
         open_repository(f"sqlite:///{path}")
     assert path.read_text().startswith("just text")
+
+
+def test_a_host_part_before_a_sqlite_path_is_refused(tmp_path, monkeypatch):
+    # `sqlite://demo/x.db`: SQLAlchemy drops the host, so the records went to ./x.db in silence.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()
+    with pytest.raises(StorageError) as error:
+        parse_storage_url("sqlite://demo/x.db")
+    assert str(error.value) == (
+        "storage URL 'sqlite://demo/x.db' has a host part, which SQLite ignores (the file would "
+        "be 'x.db' in the working directory): did you mean 'sqlite:///demo/x.db' (three "
+        "slashes)?"
+    )
+    assert list(tmp_path.iterdir()) == [tmp_path / "demo"]  # nothing created
+    parse_storage_url("sqlite:///demo/x.db")  # the three slashes are accepted
