@@ -719,8 +719,9 @@ def test_groups_name_the_targets_left_out_for_want_of_a_baseline(no_ab_baseline:
     report = json.loads(out)
     assert set(report["assignment"]) == {"c", "d"}
     assert report["notes"] == [
-        f"{WITHOUT_BASELINE}the grouping leaves them out: 'a', 'b'; add their single-task "
-        "scores to include them"
+        f"{WITHOUT_BASELINE}the grouping leaves them out: 'a', 'b'; a score of each task "
+        "trained alone would include them (a study with it as the target trains one; a table "
+        "needs its row of the task alone)"
     ]
     code, out, err = invoke("affinity", "groups", "--table", str(no_ab_baseline), "--budget",
                             "1", "--tasks", "c,d", "--json")  # fmt: skip

@@ -313,8 +313,9 @@ def _without_baseline_note(tasks: Sequence[str], consequence: str) -> str:
     """Return the note that ``tasks`` have records but no single-task baseline, so ``consequence``."""
     return (
         "targets without a single-task baseline (a task set of the target alone) have no "
-        f"measured gains, so {consequence}: {', '.join(repr(t) for t in tasks)}; add their "
-        "single-task scores to include them"
+        f"measured gains, so {consequence}: {', '.join(repr(t) for t in tasks)}; a score of "
+        "each task trained alone would include them (a study with it as the target trains "
+        "one; a table needs its row of the task alone)"
     )
 
 
