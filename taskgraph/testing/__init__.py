@@ -43,12 +43,14 @@ from taskgraph.testing.faults import (
     small_filesystem,
 )
 from taskgraph.testing.studies import (
+    TINY_TRAINING_SPEC,
     OptunaRecords,
     StudyAudit,
     audit_study,
     optuna_trial_counts,
     run_fake_study,
     spec_check_error,
+    synthetic_spec,
     table_names,
     trial_states,
 )
@@ -62,6 +64,7 @@ from taskgraph.testing.tables import (
 __all__ = [
     "EFFECTS",
     "SHARING_SPACES",
+    "TINY_TRAINING_SPEC",
     "TRIAL_SECONDS_ENV",
     "FakeEvaluator",
     "KillAtStep",
@@ -83,6 +86,7 @@ __all__ = [
     "run_fake_study",
     "small_filesystem",
     "spec_check_error",
+    "synthetic_spec",
     "table_names",
     "trial_states",
     "unavailable",

@@ -165,6 +165,41 @@ def table_names(url: str) -> set[str]:
         engine.dispose()
 
 
+#: a study that trains for real in seconds: tiny-bert, two synthetic candidates one at a time,
+#: 4 steps, 16 examples per task (the Python API's and the screen's tests)
+TINY_TRAINING_SPEC: dict[str, Any] = {
+    "name": "tiny",
+    "target": "synth_target",
+    "candidates": ["synth_related", "synth_conflict"],
+    "encoder": {"name": "tiny-bert", "max_length": 16},
+    "search": {
+        "auxiliaries": {"max_size": 1},
+        "sharing": ["hard"],
+        "max_steps": 4,
+        "batch_size": 4,
+        "mixing": {"max_examples": {"*": 16}},
+    },
+    "training": {"eval_every": 2, "hyperparameters": {"max_eval_examples": 8}},
+    "sampler": {"name": "graph", "seed": 0},
+    "budget": {"trials": 2},
+}
+
+
+def synthetic_spec(**fields: Any) -> Any:
+    """Return a spec object of the synthetic target and two candidates on tiny-bert (2 layers,
+    16 tokens), ``fields`` set over it: what a spec check needs and no more."""
+    from taskgraph.spec import spec_from_dict
+
+    data: dict[str, Any] = {
+        "name": "s",
+        "target": "synth_target",
+        "candidates": ["synth_related", "synth_conflict"],
+        "encoder": {"name": "tiny-bert", "max_length": 16},
+    }
+    data.update(fields)
+    return spec_from_dict(data)
+
+
 def spec_check_error(spec: Any) -> str:
     """Return the message of the :class:`~taskgraph.errors.SpecError` that the spec checks
     (``taskgraph.search.checks.check_spec``) raise for ``spec``: one line, as the command line

@@ -29,27 +29,12 @@ from taskgraph.runners.builtin import LocalRunner
 from taskgraph.spec import spec_from_dict
 from taskgraph.spec.limits import MAX_STEPS
 from taskgraph.storage import open_repository
-from taskgraph.testing import run_fake_study, write_rising_table
+from taskgraph.testing import TINY_TRAINING_SPEC, run_fake_study, write_rising_table
 from taskgraph.trial import Cost, LookaheadMatrix, Objective, TrialConfig, TrialResult, TrialStatus
 
 NAN = math.nan
 
-TINY: dict[str, Any] = {
-    "name": "tiny",
-    "target": "synth_target",
-    "candidates": ["synth_related", "synth_conflict"],
-    "encoder": {"name": "tiny-bert", "max_length": 16},
-    "search": {
-        "auxiliaries": {"max_size": 1},
-        "sharing": ["hard"],
-        "max_steps": 4,
-        "batch_size": 4,
-        "mixing": {"max_examples": {"*": 16}},
-    },
-    "training": {"eval_every": 2, "hyperparameters": {"max_eval_examples": 8}},
-    "sampler": {"name": "graph", "seed": 0},
-    "budget": {"trials": 2},
-}
+TINY = TINY_TRAINING_SPEC
 
 
 # --- evidence.py ----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import pytest
 import taskgraph
 from taskgraph.errors import ConfigError, SpecError, StorageError, command_line_wording
 from taskgraph.spec import spec_from_dict
-from taskgraph.testing import write_rising_table
+from taskgraph.testing import TINY_TRAINING_SPEC, write_rising_table
 
 ROOT = Path(__file__).parents[2]
 
@@ -27,22 +27,7 @@ sampler: {name: graph, seed: 0}
 runner: {name: tabular, table: results.csv}
 """
 
-TINY = {
-    "name": "tiny",
-    "target": "synth_target",
-    "candidates": ["synth_related", "synth_conflict"],
-    "encoder": {"name": "tiny-bert", "max_length": 16},
-    "search": {
-        "auxiliaries": {"max_size": 1},
-        "sharing": ["hard"],
-        "max_steps": 4,
-        "batch_size": 4,
-        "mixing": {"max_examples": {"*": 16}},
-    },
-    "training": {"eval_every": 2, "hyperparameters": {"max_eval_examples": 8}},
-    "sampler": {"name": "graph", "seed": 0},
-    "budget": {"trials": 2},
-}
+TINY = TINY_TRAINING_SPEC
 
 
 @pytest.fixture

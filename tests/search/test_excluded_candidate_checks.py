@@ -4,28 +4,14 @@ that would leave it out is not."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from taskgraph.search.checks import check_spec
-from taskgraph.spec import spec_from_dict
-from taskgraph.testing import spec_check_error
-
-
-def _spec(**overrides: Any) -> Any:
-    data: dict[str, Any] = {
-        "name": "s",
-        "target": "synth_target",
-        "candidates": ["synth_related", "synth_conflict"],
-        "encoder": {"name": "tiny-bert", "max_length": 16},
-    }
-    data.update(overrides)
-    return spec_from_dict(data)
+from taskgraph.testing import spec_check_error, synthetic_spec
 
 
 def test_source_tasks_naming_an_excluded_candidate_is_refused() -> None:
     # Accepted before: every sequential trial with an auxiliary then failed at the model build
     # ("`source_tasks` (synth_conflict) names none of the trial's auxiliaries").
-    spec = _spec(
+    spec = synthetic_spec(
         search={"transfer_mode": "sequential", "auxiliaries": {"exclude": ["synth_conflict"]}},
         training={"hyperparameters": {"source_tasks": ["synth_conflict"]}},
     )
@@ -37,7 +23,7 @@ def test_source_tasks_naming_an_excluded_candidate_is_refused() -> None:
 
 
 def test_source_tasks_naming_a_drawable_candidate_passes() -> None:
-    spec = _spec(
+    spec = synthetic_spec(
         search={"transfer_mode": "sequential", "auxiliaries": {"exclude": ["synth_conflict"]}},
         training={"hyperparameters": {"source_tasks": ["synth_related"]}},
     )
@@ -46,14 +32,14 @@ def test_source_tasks_naming_a_drawable_candidate_passes() -> None:
 
 def test_a_zero_weight_that_covers_only_excluded_candidates_passes() -> None:
     # Refused before, as if it kept synth_conflict from being trained: it is never drawn anyway.
-    spec = _spec(
+    spec = synthetic_spec(
         search={
             "auxiliaries": {"exclude": ["synth_conflict"]},
             "mixing": {"weights": {"synth_related": 1.0, "*": 0}},
         }
     )
     check_spec(spec, trains=False)
-    named = _spec(
+    named = synthetic_spec(
         search={
             "auxiliaries": {"exclude": ["synth_conflict"]},
             "mixing": {"weights": {"synth_conflict": 0}},
@@ -63,7 +49,7 @@ def test_a_zero_weight_that_covers_only_excluded_candidates_passes() -> None:
 
 
 def test_a_zero_weight_of_a_drawable_candidate_is_still_refused() -> None:
-    spec = _spec(
+    spec = synthetic_spec(
         search={
             "auxiliaries": {"exclude": ["synth_conflict"]},
             "mixing": {"weights": {"*": 0}},

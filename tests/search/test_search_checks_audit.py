@@ -17,7 +17,7 @@ from taskgraph.cli.app import app
 from taskgraph.errors import SpecError
 from taskgraph.search.checks import check_spec
 from taskgraph.spec import spec_from_dict
-from taskgraph.testing import write_tiny_encoder
+from taskgraph.testing import synthetic_spec, write_tiny_encoder
 
 #: sampler -> an option its constructor takes ("" for RandomSampler, which takes none)
 AN_OPTION = {
@@ -29,23 +29,12 @@ AN_OPTION = {
 }
 
 
-def _spec(**overrides: Any) -> Any:
-    data: dict[str, Any] = {
-        "name": "s",
-        "target": "synth_target",
-        "candidates": ["synth_related", "synth_conflict"],
-        "encoder": {"name": "tiny-bert", "max_length": 16},
-    }
-    data.update(overrides)
-    return spec_from_dict(data)
-
-
 @pytest.mark.parametrize("trains", [True, False])
 @pytest.mark.parametrize("sampler", sorted(AN_OPTION))
 def test_an_unknown_sampler_option_is_refused_with_the_allowed_ones(
     sampler: str, trains: bool
 ) -> None:
-    spec = _spec(sampler={"name": sampler, "options": {"nosuch": 1}})
+    spec = synthetic_spec(sampler={"name": sampler, "options": {"nosuch": 1}})
     with pytest.raises(
         SpecError, match=r"^spec: sampler\.options\.nosuch: unknown option"
     ) as error:
@@ -55,7 +44,7 @@ def test_an_unknown_sampler_option_is_refused_with_the_allowed_ones(
 
 
 def test_a_sampler_option_the_spec_sets_is_refused() -> None:
-    spec = _spec(sampler={"name": "tpe", "options": {"seed": 3}})
+    spec = synthetic_spec(sampler={"name": "tpe", "options": {"seed": 3}})
     with pytest.raises(SpecError, match=r"sampler\.options\.seed: TPESampler takes it from"):
         check_spec(spec)
 
@@ -72,7 +61,7 @@ def test_a_sampler_option_the_spec_sets_is_refused() -> None:
 def test_a_sampler_option_value_the_sampler_refuses_is_refused(
     sampler: str, options: dict[str, Any], message: str
 ) -> None:
-    spec = _spec(sampler={"name": sampler, "seed": 0, "options": options})
+    spec = synthetic_spec(sampler={"name": sampler, "seed": 0, "options": options})
     with pytest.raises(SpecError, match=rf"^spec: sampler\.options: .*{message}"):
         check_spec(spec)
 
@@ -87,7 +76,7 @@ def test_a_sampler_option_value_the_sampler_refuses_is_refused(
     ],
 )
 def test_known_sampler_options_pass(sampler: str, options: dict[str, Any]) -> None:
-    check_spec(_spec(sampler={"name": sampler, "options": options}))
+    check_spec(synthetic_spec(sampler={"name": sampler, "options": options}))
 
 
 def test_a_run_with_an_unknown_sampler_option_writes_nothing(tmp_path: Path) -> None:
@@ -134,7 +123,7 @@ def test_a_directory_that_is_not_a_model_is_refused(
     folder.mkdir()
     if config is not None:
         (folder / "config.json").write_text(config)
-    spec = _spec(encoder={"name": str(folder)})
+    spec = synthetic_spec(encoder={"name": str(folder)})
     with pytest.raises(SpecError, match=r"encoder\.name: encoder '.*/m': ") as error:
         check_spec(spec)
     assert reason in str(error.value), str(error.value)
@@ -142,7 +131,7 @@ def test_a_directory_that_is_not_a_model_is_refused(
 
 def test_a_model_directory_still_passes(tmp_path: Path) -> None:
     folder = write_tiny_encoder(tmp_path / "m", num_hidden_layers=2, max_position_embeddings=64)
-    check_spec(_spec(encoder={"name": str(folder), "max_length": 16}))
+    check_spec(synthetic_spec(encoder={"name": str(folder), "max_length": 16}))
 
 
 @pytest.mark.parametrize(
@@ -152,7 +141,7 @@ def test_a_model_directory_still_passes(tmp_path: Path) -> None:
 def test_an_unknown_task_in_a_mixing_mapping_is_refused(
     field: str, mapping: dict[str, Any]
 ) -> None:
-    spec = _spec(search={"mixing": {field: mapping}})
+    spec = synthetic_spec(search={"mixing": {field: mapping}})
     with pytest.raises(SpecError, match=rf"search\.mixing\.{field}\.nosuch: not a task") as error:
         check_spec(spec)
     assert "allowed: synth_target, synth_related, synth_conflict" in str(error.value)
@@ -163,7 +152,7 @@ def test_mixing_mappings_of_the_study_tasks_pass() -> None:
         "weights": {"synth_target": 2.0, "synth_related": 0.5, "*": 1.5},
         "max_examples": {"synth_conflict": 8, "*": 16},
     }
-    check_spec(_spec(search={"mixing": mixing}))
+    check_spec(synthetic_spec(search={"mixing": mixing}))
 
 
 def test_an_eval_split_no_task_has_is_refused() -> None:
@@ -171,8 +160,8 @@ def test_an_eval_split_no_task_has_is_refused() -> None:
     with pytest.raises(
         SpecError, match=r"training\.eval_splits: no task of the study has a split 'nosuch'"
     ):
-        check_spec(_spec(training={"eval_splits": ["nosuch", "test"]}))
-    check_spec(_spec(training={"eval_splits": ["dev", "test"]}))
+        check_spec(synthetic_spec(training={"eval_splits": ["nosuch", "test"]}))
+    check_spec(synthetic_spec(training={"eval_splits": ["dev", "test"]}))
 
 
 def test_an_eval_split_some_task_lacks_is_taken() -> None:

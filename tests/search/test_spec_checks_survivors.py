@@ -7,38 +7,24 @@ refused with a message naming the field the user wrote.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from taskgraph.errors import SpecError
 from taskgraph.search.checks import check_spec
-from taskgraph.spec import spec_from_dict
-from taskgraph.testing import spec_check_error
-
-
-def _spec(**overrides: Any) -> Any:
-    data: dict[str, Any] = {
-        "name": "s",
-        "target": "synth_target",
-        "candidates": ["synth_related", "synth_conflict"],
-        "encoder": {"name": "tiny-bert", "max_length": 16},  # 2 layers
-    }
-    data.update(overrides)
-    return spec_from_dict(data)
+from taskgraph.testing import spec_check_error, synthetic_spec
 
 
 def test_successive_halving_takes_the_asha_settings() -> None:
     # `successive_halving` is another name of `asha`: its settings are its own, not another
     # pruner's (mutant: reduction_factor read by asha only).
     pruner = {"name": "successive_halving", "min_resource": 2, "reduction_factor": 4}
-    check_spec(_spec(pruner=pruner), trains=False)
+    check_spec(synthetic_spec(pruner=pruner), trains=False)
 
 
 def test_an_unknown_training_hyperparameter_is_refused_naming_its_section() -> None:
     # Only `search.hyperparameters` checked (mutant): the typo was ignored in silence; or the
     # message named `search.hyperparameters` for a key the user wrote under `training`.
-    message = spec_check_error(_spec(training={"hyperparameters": {"warmup_ration": 0.1}}))
+    message = spec_check_error(synthetic_spec(training={"hyperparameters": {"warmup_ration": 0.1}}))
     assert message.startswith(
         "spec: training.hyperparameters.warmup_ration: unknown trainer setting; allowed: "
     ), message
@@ -46,7 +32,7 @@ def test_an_unknown_training_hyperparameter_is_refused_naming_its_section() -> N
 
 def test_every_choice_of_a_searched_source_tasks_is_checked_past_a_null() -> None:
     # A null choice ("no sources") must not end the check of the choices after it.
-    spec = _spec(search={"hyperparameters": {"source_tasks": [None, "synth_related"]}})
+    spec = synthetic_spec(search={"hyperparameters": {"source_tasks": [None, "synth_related"]}})
     assert spec_check_error(spec) == (
         "spec: search.hyperparameters.source_tasks: expected a list of candidate task names, "
         "got 'synth_related'"
@@ -56,7 +42,9 @@ def test_every_choice_of_a_searched_source_tasks_is_checked_past_a_null() -> Non
 @pytest.mark.parametrize("value", [True, False])
 def test_a_boolean_freeze_layers_is_refused(value: bool) -> None:
     # `freeze_layers: true` is no layer count, though Python counts True as 1.
-    message = spec_check_error(_spec(training={"hyperparameters": {"freeze_layers": value}}))
+    message = spec_check_error(
+        synthetic_spec(training={"hyperparameters": {"freeze_layers": value}})
+    )
     assert message == (
         "spec: training.hyperparameters.freeze_layers: must be a whole number of layers in "
         f"[0, 2] (encoder 'tiny-bert' has 2 layers), got {value!r}"
@@ -65,7 +53,7 @@ def test_a_boolean_freeze_layers_is_refused(value: bool) -> None:
 
 def test_an_objective_split_the_target_lacks_is_refused() -> None:
     # Every trial would score the target on a split it does not have.
-    message = spec_check_error(_spec(objective={"split": "dev_ood"}))
+    message = spec_check_error(synthetic_spec(objective={"split": "dev_ood"}))
     assert message == (
         "spec: objective.split: synth_target has no split 'dev_ood'; allowed: train, dev, test"
     )
@@ -78,4 +66,4 @@ def test_table_rows_of_one_auxiliary_set_in_another_order_are_refused() -> None:
         {"name": "two", "auxiliaries": ["synth_conflict", "synth_related"]},
     ]
     with pytest.raises(SpecError, match=r"^spec: rows\[1\] \(two\) trains the same configuration "):
-        check_spec(_spec(rows=rows), trains=False)
+        check_spec(synthetic_spec(rows=rows), trains=False)
