@@ -132,7 +132,8 @@ def build_trainer(
 
 
 def _check_objective_direction(config: TrialConfig, target: TaskDef) -> None:
-    """Raise ConfigError when ``config.objective.direction`` goes against its metric's own.
+    """Raise ConfigError when ``config.objective`` names a metric the target does not have, or
+    a direction against its metric's own.
 
     The trainer keeps the weights of the best evaluation by the metric's direction
     (:func:`~taskgraph.vocabulary.metric_direction`), whatever the objective says: a caller
@@ -140,6 +141,11 @@ def _check_objective_direction(config: TrialConfig, target: TaskDef) -> None:
     spec checks refuse the same; a config built by hand is checked here.
     """
     metric = config.objective.metric or target.primary_metric
+    if metric not in target.metrics:  # as a study's spec checks say it
+        raise ConfigError(
+            f"TrialConfig: objective.metric: {metric!r} is not a metric of {target.name}; "
+            f"allowed: {', '.join(target.metrics)}"
+        )
     wanted = metric_direction(metric)
     if config.objective.direction != wanted:
         scores = (

@@ -80,3 +80,18 @@ def test_the_metric_s_own_direction_trains(encoder_loads: list[str]) -> None:
     assert result.status is TrialStatus.COMPLETE, result.failure_reason
     assert result.objective is not None
     assert encoder_loads  # the recording fixture sees the loads the refusal test expects none of
+
+
+@pytest.mark.parametrize("metric", ["los", "f1"])
+def test_a_metric_the_target_does_not_have_fails_the_trial_naming_its_metrics(
+    encoder_loads: list[str], metric: str
+) -> None:
+    # "los" was told to maximise (a wrong hint); "f1" trained to its first evaluation and then
+    # failed as "not reported".
+    result = train_trial(_config(Objective(metric=metric, direction="minimize")), tasks=TASKS)
+    assert result.status is TrialStatus.FAILED
+    assert result.failure_reason == (
+        f"invalid configuration: TrialConfig: objective.metric: {metric!r} is not a metric of "
+        "synth_target; allowed: accuracy"
+    )
+    assert encoder_loads == []

@@ -252,10 +252,14 @@ def test_a_nan_loss_before_a_callbacks_stop_fails_the_trial() -> None:
 
 # ----------------------------------------------------------------- best scores, patience
 def test_a_minimised_objective_keeps_its_lowest_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
-    scores = ScriptedScores([0.9, 0.3, 0.6], metric="val_loss")
+    scores = ScriptedScores([0.9, 0.3, 0.6], metric="loss")
     scores.install(monkeypatch)
-    cfg = config(max_steps=6, eval_every=2, objective=Objective(metric="val_loss"))
-    result = run(cfg)
+    # A target scored by a lower-is-better metric (train_trial refuses a metric the target
+    # does not have, or the other direction).
+    tasks = {**TASKS, TARGET: dataclasses.replace(TASKS[TARGET], metrics=("loss",))}
+    objective = Objective(metric="loss", direction="minimize")
+    cfg = config(max_steps=6, eval_every=2, objective=objective)
+    result = train_trial(cfg, tasks=tasks, device="cpu")
     assert result.status is TrialStatus.COMPLETE, result.failure_reason
     assert [value for _, value in result.intermediate] == [0.9, 0.3, 0.6]
     assert result.objective == 0.3
