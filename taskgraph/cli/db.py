@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from taskgraph.cli.options import JsonOption, StorageOption
 from taskgraph.cli.output import emit_json, print_line
-from taskgraph.errors import NotFoundError, SchemaMismatchError, StorageError
+from taskgraph.errors import SchemaMismatchError, StorageError
 from taskgraph.storage import mask_url, parse_storage_url, resolve_storage_url
 from taskgraph.storage.engine import describe_error
 from taskgraph.storage.migrate import (
@@ -97,10 +97,6 @@ def current_command(storage: StorageOption = None, as_json: JsonOption = False) 
     finally:
         engine.dispose()
     masked = mask_url(url)
-    if others:
-        # Not "empty": the user named another application's database (a wrong path?), their
-        # mistake as much as a file that is no database at all (exit 2).
-        raise NotFoundError(_not_taskgraph(masked, others))
     newer = _is_newer(state)
     if as_json:
         report: dict[str, object] = {
@@ -111,6 +107,8 @@ def current_command(storage: StorageOption = None, as_json: JsonOption = False) 
         }
         if newer:
             report["newer"] = True
+        if others:
+            report["other_tables"] = others
         emit_json(report)
         return
     where = "at head" if state.at_head else "behind: run `taskgraph db upgrade`"
@@ -118,6 +116,10 @@ def current_command(storage: StorageOption = None, as_json: JsonOption = False) 
         where = "newer than this taskgraph knows: upgrade taskgraph"
     if state.is_empty:
         where = "empty: run `taskgraph db upgrade` or a study to create it"
+    if others:
+        # Not "empty": another application's tables (Optuna's, or a wrong path?).  Not an
+        # error: taskgraph's prefixed tables may share a database with others.
+        where = _beside_others(others)
     print_line(f"{masked}: revision {state.current or '(none)'}, head {state.head} ({where})")
 
 
@@ -128,16 +130,16 @@ def _other_tables(connection: Connection) -> list[str]:
     )
 
 
-def _not_taskgraph(masked: str, tables: list[str]) -> str:
-    """Return the error line for a database that holds ``tables`` and nothing of taskgraph's."""
+def _beside_others(tables: list[str]) -> str:
+    """Return what `db current` says of a database that holds ``tables`` and none of
+    taskgraph's."""
     shown = ", ".join(tables[:_SHOWN_TABLES])
     if len(tables) > _SHOWN_TABLES:
         shown += f" and {len(tables) - _SHOWN_TABLES} more"
     count = f"{len(tables)} other table{'s' if len(tables) > 1 else ''}"
     return (
-        f"{masked} is not a taskgraph database: it has no {TABLE_PREFIX}* tables, only {count} "
-        f"({shown}); pass the --storage of a taskgraph database, or add taskgraph's tables to "
-        f"it with `taskgraph db upgrade --storage {masked}`"
+        f"no {TABLE_PREFIX}* tables, {count}: {shown}; is it the database you meant?  "
+        "`taskgraph db upgrade` adds taskgraph's tables beside them"
     )
 
 
@@ -203,5 +205,5 @@ def check_command(storage: StorageOption = None, as_json: JsonOption = False) ->
 
 #: how many schema differences `db check` names in its error line (--json lists them all)
 _SHOWN_DIFFERENCES = 5
-#: how many of a foreign database's tables `db current` names in its error line
+#: how many of another application's tables `db current` names
 _SHOWN_TABLES = 5

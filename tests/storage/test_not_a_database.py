@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -71,13 +72,12 @@ def test_db_commands_on_a_file_that_is_no_database_exit_2(
     assert path.read_text(encoding="utf-8") == "hello\n"
 
 
-def test_db_current_on_another_applications_sqlite_file_says_it_is_not_taskgraphs(
+def test_db_current_on_another_applications_sqlite_file_names_its_tables(
     tmp_path: Path,
 ) -> None:
     """A SQLite database with tables but none of taskgraph's is not "empty": `db current`
-    names the file and says it is not a taskgraph database, exit 2 as for a file that is no
-    database, and adds nothing to it; a 0-byte file is still empty and a missing one is not
-    created."""
+    names its tables (exit 0: taskgraph's prefixed tables may share a database), and adds
+    nothing to it; a 0-byte file is still empty and a missing one is not created."""
     from typer.testing import CliRunner
 
     from taskgraph.cli.app import app
@@ -89,14 +89,15 @@ def test_db_current_on_another_applications_sqlite_file_says_it_is_not_taskgraph
     connection.close()
     before = path.read_bytes()
     url = f"sqlite:///{path}"
-    for flags in ([], ["--json"]):
-        result = CliRunner().invoke(app, ["db", "current", "--storage", url, *flags])
-        assert result.exit_code == 2, result.output
-        assert result.output.strip().splitlines() == [
-            f"error: {url} is not a taskgraph database: it has no tg_* tables, only 1 other "
-            f"table (notes); pass the --storage of a taskgraph database, or add taskgraph's "
-            f"tables to it with `taskgraph db upgrade --storage {url}`"
-        ]
+    result = CliRunner().invoke(app, ["db", "current", "--storage", url])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().endswith(
+        "(no tg_* tables, 1 other table: notes; is it the database you meant?  "
+        "`taskgraph db upgrade` adds taskgraph's tables beside them)"
+    ), result.output
+    result = CliRunner().invoke(app, ["db", "current", "--storage", url, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["other_tables"] == ["notes"]
     assert path.read_bytes() == before
 
     empty = tmp_path / "empty.db"
