@@ -62,6 +62,11 @@ def inline_task_defs(spec: StudySpec, *, source: str = "spec") -> dict[str, Any]
                 raise SpecError(f"{source}: {where}.path: is a file, not a directory: {task.path}")
             if not Path(task.path).exists():
                 raise SpecError(f"{source}: {where}.path: not found: {task.path}")
+        base = None
+        if task.path is not None and not _absolute(task.path):
+            base = path_base(spec)
+            if base is None:
+                raise _unlisted(source, f"{where}.path", task.path)
         try:
             definition = define_task(
                 task.name,
@@ -72,7 +77,7 @@ def inline_task_defs(spec: StudySpec, *, source: str = "spec") -> dict[str, Any]
                 path=task.path,
                 metrics=task.metrics,
                 reader_options=task.reader_options,
-                base_dir=None if task.path is None or _absolute(task.path) else path_base(spec),
+                base_dir=base,
             )
         except TaskgraphError as error:
             listed = ""
@@ -91,15 +96,31 @@ def inline_task_defs(spec: StudySpec, *, source: str = "spec") -> dict[str, Any]
     return defs
 
 
-def path_base(spec: StudySpec) -> Path:
+def path_base(spec: StudySpec) -> Path | None:
     """Return the folder a relative ``path`` of the spec's inline tasks is listed in: the spec's
-    ``data_dir``, else ``TASKGRAPH_DATA``, else the default folder (a run's ``--data`` is not
-    known where task definitions are built: :func:`check_data` refuses the two together)."""
+    ``data_dir``, else ``TASKGRAPH_DATA``, else the default folder; ``None`` when there is
+    none of the three (a run's ``--data`` is not known where task definitions are built:
+    :func:`check_data` refuses a relative ``path`` with it).  A ``TASKGRAPH_DATA`` that names
+    no folder raises :class:`DataNotFoundError` saying so."""
     from taskgraph.tasks import resolve_data_dir
 
     if spec.data_dir is not None:
         return Path(spec.data_dir).expanduser().resolve()
-    return resolve_data_dir(None)
+    try:
+        return resolve_data_dir(None)
+    except DataNotFoundError:
+        if os.environ.get("TASKGRAPH_DATA"):
+            raise
+        return None
+
+
+def _unlisted(source: str, where: str, path: str) -> SpecError:
+    """Return the error for a relative ``path`` (at ``where``) with no folder to list it in."""
+    return SpecError(
+        f"{source}: {where}: {path!r} is relative, and no folder is there to list its split "
+        "files in (no spec `data_dir`, no TASKGRAPH_DATA, no ../shared/data): give the spec's "
+        "`data_dir`, an absolute `path`, or `files`"
+    )
 
 
 def _relative_paths(spec: StudySpec) -> list[tuple[str, str]]:
@@ -195,6 +216,8 @@ def check_data(
     if resolved is not None and (relative := _relative_paths(spec)):
         where, path = relative[0]
         listed = path_base(spec)
+        if listed is None:
+            raise _unlisted(source, where, path)
         if listed != resolved:
             # A relative `path`'s split files are listed where the task is defined, before
             # any --data is known: they would come from another folder than the rest.

@@ -89,3 +89,26 @@ def test_an_absolute_path_needs_no_data_directory(
     monkeypatch.setenv("TASKGRAPH_DATA", str(tmp_path / "no_such_folder"))
     task = inline_task_defs(spec(str(root / "mine")))["my_ner"]
     assert Path(task.splits["train"].file) == root / "mine" / "train.iob"
+
+
+def test_a_relative_path_without_any_folder_to_list_it_in_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No spec data_dir, no TASKGRAPH_DATA, no default folder: the advice was "pass data_dir or
+    # set TASKGRAPH_DATA", and a --data given already could not help.
+    import taskgraph.tasks.datadir
+
+    monkeypatch.delenv("TASKGRAPH_DATA", raising=False)
+    monkeypatch.setattr(taskgraph.tasks.datadir, "_default_candidates", lambda: [tmp_path / "no"])
+    given = write_task(tmp_path / "given")
+    unlisted = (
+        "'mine' is relative, and no folder is there to list its split files in (no spec "
+        "`data_dir`, no TASKGRAPH_DATA, no ../shared/data): give the spec's `data_dir`, an "
+        "absolute `path`, or `files`"
+    )
+    with pytest.raises(SpecError) as caught:
+        check_data(spec("mine"), data_dir=given)
+    assert str(caught.value) == f"spec: tasks[0].path: {unlisted}"
+    with pytest.raises(SpecError) as caught:
+        check_spec(spec("mine"))
+    assert str(caught.value) == f"spec: tasks[0].path: {unlisted}"
