@@ -294,10 +294,11 @@ def parse_storage_url(url: str, *, check_directory: bool = True) -> URL:
     if parsed.host or parsed.username or parsed.password or parsed.port:
         # `sqlite://demo/x.db`: SQLite has no host, and SQLAlchemy drops it: the file would be
         # x.db in the working directory, not demo/x.db.
+        part = "a host part" if parsed.host else "a user or port part"
+        where = "" if Path(str(parsed.database)).is_absolute() else " in the working directory"
         raise StorageURLError(
-            f"storage URL {mask_url(url)!r} has a host part, which SQLite ignores (the file "
-            f"would be {parsed.database!r} in the working directory): "
-            f"{_file_url_hint(url, parsed)}"
+            f"storage URL {mask_url(url)!r} has {part}, which SQLite ignores (the file would be "
+            f"{parsed.database!r}{where}): {_file_url_hint(url, parsed)}"
         )
     if parsed.query:
         raise StorageURLError(
@@ -320,9 +321,12 @@ def parse_storage_url(url: str, *, check_directory: bool = True) -> URL:
 def _file_url_hint(url: str, parsed: URL) -> str:
     """Return how to name a file instead of the in-memory SQLite database ``url``."""
     scheme, _, rest = url.partition("://")
+    rest = rest.partition("?")[0]  # query parameters are refused on their own
     # `sqlite://demo.db`: the name went into the host part, and SQLite opens no file for a
-    # host; a third slash makes it the path.  A user, password or port is no file name.
-    if parsed.host and not (parsed.username or parsed.password or parsed.port):
+    # host; a third slash makes it the path.  A user, password or port is no file name, nor
+    # is a host before an absolute path (`sqlite://demo//tmp/x.db`).
+    absolute = Path(str(parsed.database or "")).is_absolute()
+    if parsed.host and not (parsed.username or parsed.password or parsed.port or absolute):
         return f"did you mean {f'{scheme}:///{rest}'!r} (three slashes)?"
     return "use a file, e.g. 'sqlite:///taskgraph.db'"
 

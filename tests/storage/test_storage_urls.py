@@ -114,3 +114,27 @@ def test_a_host_part_before_a_sqlite_path_is_refused(tmp_path, monkeypatch):
     )
     assert list(tmp_path.iterdir()) == [tmp_path / "demo"]  # nothing created
     parse_storage_url("sqlite:///demo/x.db")  # the three slashes are accepted
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        # a user is no host, and its password is masked
+        ("sqlite://u:pw@/x.db", "storage URL 'sqlite://u:***@/x.db' has a user or port part, "
+         "which SQLite ignores (the file would be 'x.db' in the working directory): use a file, "
+         "e.g. 'sqlite:///taskgraph.db'"),
+        # an absolute path after a host is not in the working directory, nor is a third slash
+        # the answer
+        ("sqlite://demo//tmp/x.db", "storage URL 'sqlite://demo//tmp/x.db' has a host part, which "
+         "SQLite ignores (the file would be '/tmp/x.db'): use a file, e.g. "
+         "'sqlite:///taskgraph.db'"),
+        # the hint leaves out query parameters, which are refused on their own
+        ("sqlite://demo.db?mode=ro", "storage URL 'sqlite://demo.db?mode=ro' is an in-memory "
+         "SQLite database, which the study's connections cannot share: did you mean "
+         "'sqlite:///demo.db' (three slashes)?"),
+    ],
+)  # fmt: skip
+def test_the_host_part_messages_say_what_the_url_holds(url: str, message: str) -> None:
+    with pytest.raises(StorageError) as error:
+        parse_storage_url(url)
+    assert str(error.value) == message
