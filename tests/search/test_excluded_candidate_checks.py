@@ -17,9 +17,18 @@ def test_source_tasks_naming_an_excluded_candidate_is_refused() -> None:
     )
     assert spec_check_error(spec) == (
         "spec: training.hyperparameters.source_tasks: 'synth_conflict' is excluded from the "
-        "search (search.auxiliaries.exclude), so no sequential trial could train it first; "
-        "the candidates: synth_related"
+        "search (search.auxiliaries.exclude), as is every name of the list, so no sequential "
+        "trial could train it first; the candidates: synth_related"
     )
+
+
+def test_an_excluded_name_beside_a_drawable_one_passes() -> None:
+    # The list acts as its drawable names: trials that draw synth_related train it first.
+    spec = synthetic_spec(
+        search={"transfer_mode": "sequential", "auxiliaries": {"exclude": ["synth_conflict"]}},
+        training={"hyperparameters": {"source_tasks": ["synth_related", "synth_conflict"]}},
+    )
+    check_spec(spec, trains=False)
 
 
 def test_source_tasks_naming_a_drawable_candidate_passes() -> None:

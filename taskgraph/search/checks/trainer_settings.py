@@ -113,7 +113,8 @@ def _check_source_tasks(spec: StudySpec, source: str, *, stored: bool = False) -
     A sequential trial trains the named sources first; one naming none of the trial's
     auxiliaries fails at the model build (``TrainingOptions.phases``), so a name that is no
     candidate (a typo, or the target) made every sequential trial that had no other source
-    fail after the baseline had trained.
+    fail after the baseline had trained; so did a list of candidates that
+    ``search.auxiliaries.exclude`` keeps out of every trial.
     """
     entries = _trainer_setting_values(spec, "source_tasks")
     # What a trial can draw: an excluded candidate is never among a trial's auxiliaries.
@@ -129,12 +130,18 @@ def _check_source_tasks(spec: StudySpec, source: str, *, stored: bool = False) -
                 stored=stored,
             )
             return
+        # An excluded name beside a drawable one is harmless (the list acts as the drawable
+        # names alone); a list of excluded names only fails every sequential trial.
+        every_excluded = bool(names) and all(name in excluded for name in names)
         for name in names:
+            if name in excluded and name != spec.target and not every_excluded:
+                continue
             if name not in candidates:
                 what = (
                     "the target"
                     if name == spec.target
-                    else "excluded from the search (search.auxiliaries.exclude)"
+                    else "excluded from the search (search.auxiliaries.exclude), as is every "
+                    "name of the list"
                     if name in excluded
                     else "not a candidate of the study"
                 )
