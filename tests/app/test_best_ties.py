@@ -34,11 +34,12 @@ class CappedEvaluator(FakeEvaluator):
         return dataclasses.replace(result, objective=capped, scores=scores)
 
 
-def run(url: str, capped: bool) -> None:
+def run(url: str, capped: bool, direction: str = "maximize") -> None:
     spec = spec_from_dict(
         {
             "name": "ties",
             "target": "tgt",
+            "objective": {"direction": direction},
             "candidates": ["good", "meh"],
             "search": {"sharing": ["hard"]},
             "sampler": {"name": "random", "seed": 0},
@@ -102,3 +103,44 @@ def test_a_best_without_ties_has_none(tmp_path: Any) -> None:
     assert report["best"]["tied_trials"] == []
     result = CliRunner().invoke(app, ["study", "show", "ties", "--storage", url])
     assert result.exit_code == 0 and "tied at" not in result.output
+
+
+def test_a_repeat_of_the_best_is_no_tie(tmp_path: Any) -> None:
+    # A repeat tells its trial's value again: it is the same measurement, not a second trial
+    # at the best value.
+    url = f"sqlite:///{tmp_path / 'repeat.db'}"
+    spec = spec_from_dict(
+        {
+            "name": "ties",
+            "target": "tgt",
+            "candidates": ["good"],
+            "search": {"sharing": ["hard"], "auxiliaries": {"min_size": 1}},
+            "sampler": {"name": "random", "seed": 0},
+            "pruner": "none",
+            "seeds": 1,
+            "budget": {"trials": 3},
+        }
+    )
+    engine = StudyEngine(
+        spec=spec, storage_url=url, evaluator=FakeEvaluator(), sharing_spaces=SHARING_SPACES
+    )
+    try:
+        engine.run()
+    finally:
+        engine.close()
+    report = taskgraph.study_summary("ties", storage=url)
+    repeats = [r for r in report["gains"] if r["repeat_of"] is not None]
+    assert [r["repeat_of"] for r in repeats] == [report["best"]["trial"]], report["gains"]
+    assert repeats[0]["value"] == report["best"]["score"]
+    assert report["best"]["tied_trials"] == []
+
+
+def test_a_minimised_objective_ties_at_its_lowest_value(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path / 'min.db'}"
+    run(url, capped=True, direction="minimize")
+    report = taskgraph.study_summary("ties", storage=url)
+    lowest = min(r["value"] for r in report["gains"])
+    assert report["best"]["score"] == lowest == 0.5  # the baseline, alone at the bottom
+    # the two trials at the ceiling tie at the worst value, not the best
+    assert sum(r["value"] == CEILING for r in report["gains"]) == 2
+    assert report["best"]["tied_trials"] == []
