@@ -43,7 +43,6 @@ from taskgraph.testing.faults import (
     small_filesystem,
 )
 from taskgraph.testing.studies import (
-    TINY_TRAINING_SPEC,
     OptunaRecords,
     StudyAudit,
     audit_study,
@@ -52,6 +51,7 @@ from taskgraph.testing.studies import (
     spec_check_error,
     synthetic_spec,
     table_names,
+    tiny_training_spec,
     trial_states,
 )
 from taskgraph.testing.tables import (
@@ -64,7 +64,6 @@ from taskgraph.testing.tables import (
 __all__ = [
     "EFFECTS",
     "SHARING_SPACES",
-    "TINY_TRAINING_SPEC",
     "TRIAL_SECONDS_ENV",
     "FakeEvaluator",
     "KillAtStep",
@@ -88,6 +87,7 @@ __all__ = [
     "spec_check_error",
     "synthetic_spec",
     "table_names",
+    "tiny_training_spec",
     "trial_states",
     "unavailable",
     "write_pair_table",

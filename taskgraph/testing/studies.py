@@ -165,24 +165,25 @@ def table_names(url: str) -> set[str]:
         engine.dispose()
 
 
-#: a study that trains for real in seconds: tiny-bert, two synthetic candidates one at a time,
-#: 4 steps, 16 examples per task (the Python API's and the screen's tests)
-TINY_TRAINING_SPEC: dict[str, Any] = {
-    "name": "tiny",
-    "target": "synth_target",
-    "candidates": ["synth_related", "synth_conflict"],
-    "encoder": {"name": "tiny-bert", "max_length": 16},
-    "search": {
-        "auxiliaries": {"max_size": 1},
-        "sharing": ["hard"],
-        "max_steps": 4,
-        "batch_size": 4,
-        "mixing": {"max_examples": {"*": 16}},
-    },
-    "training": {"eval_every": 2, "hyperparameters": {"max_eval_examples": 8}},
-    "sampler": {"name": "graph", "seed": 0},
-    "budget": {"trials": 2},
-}
+def tiny_training_spec() -> dict[str, Any]:
+    """Return the fields of a study that trains for real in seconds: tiny-bert, two synthetic
+    candidates one at a time, 4 steps, 16 examples per task (a new copy each call)."""
+    return {
+        "name": "tiny",
+        "target": "synth_target",
+        "candidates": ["synth_related", "synth_conflict"],
+        "encoder": {"name": "tiny-bert", "max_length": 16},
+        "search": {
+            "auxiliaries": {"max_size": 1},
+            "sharing": ["hard"],
+            "max_steps": 4,
+            "batch_size": 4,
+            "mixing": {"max_examples": {"*": 16}},
+        },
+        "training": {"eval_every": 2, "hyperparameters": {"max_eval_examples": 8}},
+        "sampler": {"name": "graph", "seed": 0},
+        "budget": {"trials": 2},
+    }
 
 
 def synthetic_spec(**fields: Any) -> Any:

@@ -29,12 +29,12 @@ from taskgraph.runners.builtin import LocalRunner
 from taskgraph.spec import spec_from_dict
 from taskgraph.spec.limits import MAX_STEPS
 from taskgraph.storage import open_repository
-from taskgraph.testing import TINY_TRAINING_SPEC, run_fake_study, write_rising_table
+from taskgraph.testing import run_fake_study, tiny_training_spec, write_rising_table
 from taskgraph.trial import Cost, LookaheadMatrix, Objective, TrialConfig, TrialResult, TrialStatus
 
 NAN = math.nan
 
-TINY = TINY_TRAINING_SPEC
+TINY = tiny_training_spec()
 
 
 # --- evidence.py ----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import pytest
 import taskgraph
 from taskgraph.errors import ConfigError, SpecError, StorageError, command_line_wording
 from taskgraph.spec import spec_from_dict
-from taskgraph.testing import TINY_TRAINING_SPEC, write_rising_table
+from taskgraph.testing import tiny_training_spec, write_rising_table
 
 ROOT = Path(__file__).parents[2]
 
@@ -27,7 +27,7 @@ sampler: {name: graph, seed: 0}
 runner: {name: tabular, table: results.csv}
 """
 
-TINY = TINY_TRAINING_SPEC
+TINY = tiny_training_spec()
 
 
 @pytest.fixture
