@@ -43,6 +43,7 @@ from taskgraph.testing.faults import (
     small_filesystem,
 )
 from taskgraph.testing.studies import (
+    SMALL_BERT,
     OptunaRecords,
     StudyAudit,
     audit_study,
@@ -52,6 +53,7 @@ from taskgraph.testing.studies import (
     synthetic_spec,
     table_names,
     tiny_training_spec,
+    tiny_trial_config,
     trial_states,
 )
 from taskgraph.testing.tables import (
@@ -64,6 +66,7 @@ from taskgraph.testing.tables import (
 __all__ = [
     "EFFECTS",
     "SHARING_SPACES",
+    "SMALL_BERT",
     "TRIAL_SECONDS_ENV",
     "FakeEvaluator",
     "KillAtStep",
@@ -88,6 +91,7 @@ __all__ = [
     "synthetic_spec",
     "table_names",
     "tiny_training_spec",
+    "tiny_trial_config",
     "trial_states",
     "unavailable",
     "write_pair_table",

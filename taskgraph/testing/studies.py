@@ -165,6 +165,29 @@ def table_names(url: str) -> set[str]:
         engine.dispose()
 
 
+#: a 2-layer random BERT small enough for a trainer test to take about a second
+SMALL_BERT: dict[str, int] = {"hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128}
+
+
+def tiny_trial_config(**overrides: Any) -> Any:
+    """Return a ``TrialConfig`` of the synthetic target alone on :data:`SMALL_BERT` (8 steps of
+    8 examples, an evaluation every 4), ``overrides`` set over it."""
+    from taskgraph.trial import TrialConfig
+
+    values: dict[str, Any] = {
+        "target": "synth_target",
+        "encoder": "tiny-bert",
+        "encoder_options": SMALL_BERT,
+        "max_steps": 8,
+        "batch_size": 8,
+        "learning_rate": 1e-3,
+        "eval_every": 4,
+        "max_length": 32,
+    }
+    values.update(overrides)
+    return TrialConfig(**values)
+
+
 def tiny_training_spec() -> dict[str, Any]:
     """Return the fields of a study that trains for real in seconds: tiny-bert, two synthetic
     candidates one at a time, 4 steps, 16 examples per task (a new copy each call)."""

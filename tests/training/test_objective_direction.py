@@ -14,11 +14,11 @@ import pytest
 import taskgraph.models
 from taskgraph.errors import ConfigError
 from taskgraph.tasks.synthetic import synthetic_family
+from taskgraph.testing import SMALL_BERT
 from taskgraph.training import build_trainer, train_trial
 from taskgraph.trial import Objective, TrialConfig, TrialStatus
 
 TASKS = synthetic_family(target_train=8, aux_train=16, eval_size=8).tasks
-SMALL_BERT = {"hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128}
 
 
 def _config(objective: Objective) -> TrialConfig:

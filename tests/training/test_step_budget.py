@@ -18,7 +18,7 @@ import torch
 from taskgraph.search.space import SearchSpace
 from taskgraph.spec import load_spec
 from taskgraph.tasks.synthetic import synthetic_family
-from taskgraph.testing import KillAtStep
+from taskgraph.testing import KillAtStep, tiny_trial_config
 from taskgraph.training import TrainerCallback, TrainerControl, TrainerState, build_trainer
 from taskgraph.training.runtime import stable_seed
 from taskgraph.training.sampling import TaskSampler
@@ -27,23 +27,7 @@ from taskgraph.trial import MixingConfig, TrialConfig, TrialStatus
 # Small auxiliaries (24 sentences against the target's 8) keep the proportional runs short.
 FAMILY = synthetic_family(target_train=8, aux_train=24, eval_size=20)
 TASKS = FAMILY.tasks
-SMALL_BERT = {"hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128}
 REPO = Path(__file__).resolve().parents[2]
-
-
-def config(**overrides: Any) -> TrialConfig:
-    values: dict[str, Any] = {
-        "target": "synth_target",
-        "encoder": "tiny-bert",
-        "encoder_options": SMALL_BERT,
-        "max_steps": 8,
-        "batch_size": 8,
-        "learning_rate": 1e-3,
-        "eval_every": 4,
-        "max_length": 32,
-    }
-    values.update(overrides)
-    return TrialConfig(**values)
 
 
 class Evaluations(TrainerCallback):
@@ -91,8 +75,10 @@ def test_the_default_budget_counts_target_steps() -> None:
 def test_an_auxiliary_gives_the_target_as_many_updates_as_the_baseline(
     auxiliaries: tuple[str, ...], mixing: MixingConfig
 ) -> None:
-    base_batches, base, base_evals = train_counting(config())
-    batches, outcome, evals = train_counting(config(auxiliaries=auxiliaries, mixing=mixing))
+    base_batches, base, base_evals = train_counting(tiny_trial_config())
+    batches, outcome, evals = train_counting(
+        tiny_trial_config(auxiliaries=auxiliaries, mixing=mixing)
+    )
     assert base_batches == Counter({"synth_target": 8})
     assert batches["synth_target"] == base_batches["synth_target"] == 8
     auxiliary_batches = sum(batches[a] for a in auxiliaries)
@@ -109,23 +95,27 @@ def test_an_auxiliary_gives_the_target_as_many_updates_as_the_baseline(
 def test_pcgrad_target_updates_match_the_baseline() -> None:
     # A gradient weighting draws tasks_per_step batches each step (independent draws, so not
     # always every task); a step that draws the target (once or more) is one target update.
-    cfg = config(auxiliaries=("synth_related",), loss_weighting="pcgrad", eval_every=None)
+    cfg = tiny_trial_config(
+        auxiliaries=("synth_related",), loss_weighting="pcgrad", eval_every=None
+    )
     _, outcome, _ = train_counting(cfg)
-    _, base, _ = train_counting(config(loss_weighting="pcgrad", eval_every=None))
+    _, base, _ = train_counting(tiny_trial_config(loss_weighting="pcgrad", eval_every=None))
     assert outcome.target_steps == base.target_steps == 8
     assert outcome.total_steps >= 8
 
 
 def test_epochs_under_the_target_budget_are_passes_over_the_target() -> None:
     # 8 target sentences in batches of 8: one target step per epoch, whatever the auxiliary.
-    cfg = config(auxiliaries=("synth_related",), max_steps=None, epochs=3, eval_every=None)
+    cfg = tiny_trial_config(
+        auxiliaries=("synth_related",), max_steps=None, epochs=3, eval_every=None
+    )
     batches, outcome, evals = train_counting(cfg)
     assert batches["synth_target"] == outcome.target_steps == 3
     assert [t for _, _, t in evals.seen] == [1, 2, 3]  # once per target epoch
 
 
 def test_total_budget_counts_every_step_and_draws_as_before() -> None:
-    cfg = config(auxiliaries=("synth_related",), step_budget="total", max_steps=16)
+    cfg = tiny_trial_config(auxiliaries=("synth_related",), step_budget="total", max_steps=16)
     batches, outcome, evals = train_counting(cfg)
     assert sum(batches.values()) == outcome.total_steps == 16
     assert outcome.target_steps == batches["synth_target"] < 16
@@ -143,7 +133,7 @@ def test_total_budget_counts_every_step_and_draws_as_before() -> None:
 
 
 def test_sequential_target_phase_has_the_target_budget() -> None:
-    cfg = config(
+    cfg = tiny_trial_config(
         auxiliaries=("synth_related",),
         transfer_mode="sequential",
         hyperparameters={"source_max_steps": 5},
@@ -157,7 +147,7 @@ def test_sequential_target_phase_has_the_target_budget() -> None:
 def test_sequential_transfer_with_a_weighted_source_trains_both_phases() -> None:
     # The trial's mixing weights name the source; the target phase trains the target alone
     # (its sampler was given the trial's weights and refused the source's).
-    cfg = config(
+    cfg = tiny_trial_config(
         auxiliaries=("synth_related",),
         transfer_mode="sequential",
         mixing=MixingConfig(weights={"synth_related": 0.5}),
@@ -170,7 +160,7 @@ def test_sequential_transfer_with_a_weighted_source_trains_both_phases() -> None
 
 def test_source_tasks_train_first_and_the_other_auxiliaries_join_the_target() -> None:
     # SQuAD first, then BioASQ with NER jointly: the shape of the biomedical QA table's rows.
-    cfg = config(
+    cfg = tiny_trial_config(
         auxiliaries=("synth_related", "synth_unrelated"),
         transfer_mode="sequential",
         mixing=MixingConfig(scheme="uniform"),
@@ -191,21 +181,21 @@ def test_source_tasks_naming_no_auxiliary_is_a_clear_error() -> None:
     from taskgraph.errors import ConfigError
     from taskgraph.training import TrainingOptions
 
-    cfg = config(
+    cfg = tiny_trial_config(
         auxiliaries=("synth_unrelated",),
         transfer_mode="sequential",
         hyperparameters={"source_tasks": ["synth_related"]},
     )
     with pytest.raises(ConfigError, match="names none of the trial's auxiliaries"):
         TrainingOptions.from_config(cfg)
-    joint = TrainingOptions.from_config(config(hyperparameters={"source_tasks": ["x"]}))
-    assert joint.phases(config()) == [("joint", ["synth_target"])]
+    joint = TrainingOptions.from_config(tiny_trial_config(hyperparameters={"source_tasks": ["x"]}))
+    assert joint.phases(tiny_trial_config()) == [("joint", ["synth_target"])]
 
 
 def test_target_that_is_never_drawn_is_a_clear_error() -> None:
     from taskgraph.training import train_trial
 
-    cfg = config(
+    cfg = tiny_trial_config(
         auxiliaries=("synth_related",),
         mixing=MixingConfig(weights={"synth_target": 0.0}),
     )
@@ -218,7 +208,9 @@ def test_target_that_is_never_drawn_is_a_clear_error() -> None:
 def test_results_record_both_counts() -> None:
     from taskgraph.training import train_trial
 
-    result = train_trial(config(auxiliaries=("synth_related",)), tasks=TASKS, device="cpu")
+    result = train_trial(
+        tiny_trial_config(auxiliaries=("synth_related",)), tasks=TASKS, device="cpu"
+    )
     assert result.cost.target_steps == 8 and result.cost.total_steps > 8
     again = type(result).from_dict(result.to_dict())
     assert (again.cost.target_steps, again.cost.total_steps) == (8, result.cost.total_steps)
@@ -246,7 +238,7 @@ def test_search_space_passes_the_step_budget(tmp_path: Path) -> None:
 def test_killed_run_resumes_on_the_same_plan(tmp_path: Path) -> None:
     from taskgraph.training import train_trial
 
-    cfg = config(auxiliaries=("synth_related",), mixing=MixingConfig(scheme="uniform"))
+    cfg = tiny_trial_config(auxiliaries=("synth_related",), mixing=MixingConfig(scheme="uniform"))
     evaluations = Evaluations()
     whole = train_trial(
         cfg, tasks=TASKS, device="cpu", checkpoint_dir=tmp_path / "a", callbacks=[evaluations]
@@ -288,7 +280,7 @@ def test_the_source_phase_budget(
     from taskgraph.training.options import TrainingOptions
     from taskgraph.training.phase import phase_budget
 
-    cfg = config(
+    cfg = tiny_trial_config(
         auxiliaries=("synth_related",), transfer_mode="sequential", hyperparameters=hyperparameters
     )
     options = TrainingOptions.from_config(cfg)
@@ -305,4 +297,4 @@ def test_a_source_budget_below_one_step_is_refused(hyperparameters: dict[str, An
 
     name = next(iter(hyperparameters))
     with pytest.raises(ConfigError, match=f"hyperparameter `{name}` must be"):
-        TrainingOptions.from_config(config(hyperparameters=hyperparameters))
+        TrainingOptions.from_config(tiny_trial_config(hyperparameters=hyperparameters))

@@ -24,7 +24,7 @@ import torch
 
 from taskgraph.errors import ConfigError
 from taskgraph.tasks.synthetic import synthetic_family
-from taskgraph.testing import KillAtStep
+from taskgraph.testing import KillAtStep, tiny_trial_config
 from taskgraph.training import (
     TrainerCallback,
     TrainerControl,
@@ -46,23 +46,7 @@ from taskgraph.trial import (
 
 FAMILY = synthetic_family(target_train=8, aux_train=24, eval_size=20)
 TASKS = FAMILY.tasks
-SMALL_BERT = {"hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128}
 TARGET = "synth_target"
-
-
-def config(**overrides: Any) -> TrialConfig:
-    values: dict[str, Any] = {
-        "target": TARGET,
-        "encoder": "tiny-bert",
-        "encoder_options": SMALL_BERT,
-        "max_steps": 8,
-        "batch_size": 8,
-        "learning_rate": 1e-3,
-        "eval_every": 4,
-        "max_length": 32,
-    }
-    values.update(overrides)
-    return TrialConfig(**values)
 
 
 def run(cfg: TrialConfig, **kwargs: Any) -> TrialResult:
@@ -162,7 +146,7 @@ def test_target_epochs_of_two_steps_end_and_evaluate_on_the_target_clock() -> No
             epochs.append((state.target_step, state.epoch))
 
     evaluations = Evaluations()
-    cfg = config(
+    cfg = tiny_trial_config(
         auxiliaries=("synth_related",), batch_size=4, max_steps=None, epochs=2, eval_every=None
     )
     result = run(cfg, callbacks=[evaluations, Epochs()])
@@ -173,18 +157,20 @@ def test_target_epochs_of_two_steps_end_and_evaluate_on_the_target_clock() -> No
 
 
 def test_the_last_step_is_evaluated_when_eval_every_does_not_divide_the_budget() -> None:
-    result = run(config(max_steps=5, eval_every=2))
+    result = run(tiny_trial_config(max_steps=5, eval_every=2))
     assert [step for step, _ in result.intermediate] == [2, 4, 5]
 
 
 def test_a_callback_asks_for_one_evaluation() -> None:
-    result = run(config(), callbacks=[AtStep("should_evaluate", 3)])
+    result = run(tiny_trial_config(), callbacks=[AtStep("should_evaluate", 3)])
     assert [step for step, _ in result.intermediate] == [3, 4, 8]
 
 
 def test_a_prune_at_a_step_end_ends_training_without_evaluating() -> None:
     evaluations = Evaluations()
-    result = run(config(eval_every=2), callbacks=[AtStep("should_prune", 4), evaluations])
+    result = run(
+        tiny_trial_config(eval_every=2), callbacks=[AtStep("should_prune", 4), evaluations]
+    )
     assert result.status is TrialStatus.PRUNED
     assert result.cost.total_steps == 4  # not trained on to step 8
     assert [step for step, _ in result.intermediate] == [2]
@@ -193,7 +179,7 @@ def test_a_prune_at_a_step_end_ends_training_without_evaluating() -> None:
 
 def test_checkpoint_every_saves_on_its_steps(tmp_path: Path) -> None:
     evaluations = Evaluations()
-    cfg = config(max_steps=7, eval_every=100, hyperparameters={"checkpoint_every": 3})
+    cfg = tiny_trial_config(max_steps=7, eval_every=100, hyperparameters={"checkpoint_every": 3})
     result = run(cfg, checkpoint_dir=tmp_path, callbacks=[evaluations])
     assert result.status is TrialStatus.COMPLETE, result.failure_reason
     assert evaluations.saves == [3, 6, 7]  # and after the evaluation that ends the run
@@ -235,7 +221,9 @@ def test_a_nan_model_is_never_evaluated_for_the_pruner() -> None:
             reported.append(kwargs["objective"])
             control.should_prune = True
 
-    result = run(config(max_steps=10, eval_every=5), callbacks=[Poison(3), PruneAlways()])
+    result = run(
+        tiny_trial_config(max_steps=10, eval_every=5), callbacks=[Poison(3), PruneAlways()]
+    )
     assert result.status is TrialStatus.FAILED
     assert (result.failure_reason or "").startswith("NaN loss")
     assert reported == []
@@ -244,7 +232,8 @@ def test_a_nan_model_is_never_evaluated_for_the_pruner() -> None:
 def test_a_nan_loss_before_a_callbacks_stop_fails_the_trial() -> None:
     # The loss of step 3 is NaN; the stop at its end comes before any log or evaluation.
     result = run(
-        config(max_steps=10, eval_every=5), callbacks=[Poison(2), AtStep("should_stop", 3)]
+        tiny_trial_config(max_steps=10, eval_every=5),
+        callbacks=[Poison(2), AtStep("should_stop", 3)],
     )
     assert result.status is TrialStatus.FAILED
     assert (result.failure_reason or "").startswith("NaN loss")
@@ -258,7 +247,7 @@ def test_a_minimised_objective_keeps_its_lowest_evaluation(monkeypatch: pytest.M
     # does not have, or the other direction).
     tasks = {**TASKS, TARGET: dataclasses.replace(TASKS[TARGET], metrics=("loss",))}
     objective = Objective(metric="loss", direction="minimize")
-    cfg = config(max_steps=6, eval_every=2, objective=objective)
+    cfg = tiny_trial_config(max_steps=6, eval_every=2, objective=objective)
     result = train_trial(cfg, tasks=tasks, device="cpu")
     assert result.status is TrialStatus.COMPLETE, result.failure_reason
     assert [value for _, value in result.intermediate] == [0.9, 0.3, 0.6]
@@ -270,7 +259,7 @@ def test_patience_counts_the_evaluations_since_the_last_improvement(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ScriptedScores([0.5, 0.4, 0.6, 0.5, 0.4, 0.3]).install(monkeypatch)
-    result = run(config(max_steps=6, eval_every=1, early_stopping_patience=2))
+    result = run(tiny_trial_config(max_steps=6, eval_every=1, early_stopping_patience=2))
     # 0.6 at step 3 improved: the two evaluations after it stop the run, not the one before.
     assert [step for step, _ in result.intermediate] == [1, 2, 3, 4, 5]
     assert result.objective == 0.6
@@ -281,7 +270,7 @@ def test_the_final_scores_are_measured_with_the_best_evaluations_weights(
 ) -> None:
     scores = ScriptedScores([0.2, 0.9, 0.4])
     scores.install(monkeypatch)
-    result = run(config(max_steps=6, eval_every=2, eval_splits=("dev", "test")))
+    result = run(tiny_trial_config(max_steps=6, eval_every=2, eval_splits=("dev", "test")))
     assert result.status is TrialStatus.COMPLETE, result.failure_reason
     assert result.objective == 0.9
     best, last = scores.weights_scored(0.9), scores.weights_scored(0.4)
@@ -296,7 +285,7 @@ def test_a_resumed_run_scores_the_best_weights_saved_before_it_was_killed(
     # The best evaluation is the first, before the kill; the resumed run never improves on it.
     scores = ScriptedScores([0.9, 0.2, 0.4])
     scores.install(monkeypatch)
-    cfg = config(max_steps=6, eval_every=2, eval_splits=("dev", "test"))
+    cfg = tiny_trial_config(max_steps=6, eval_every=2, eval_splits=("dev", "test"))
     whole = run(cfg, checkpoint_dir=tmp_path / "a")
     with pytest.raises(KeyboardInterrupt):
         run(cfg, checkpoint_dir=tmp_path / "b", callbacks=[KillAtStep(3)])
@@ -311,7 +300,7 @@ def test_a_resumed_run_scores_the_best_weights_saved_before_it_was_killed(
 # ----------------------------------------------------------------- sequential transfer
 def test_a_stop_in_the_source_phase_ends_that_phase_only() -> None:
     steps = Steps()
-    cfg = config(
+    cfg = tiny_trial_config(
         auxiliaries=("synth_related",),
         transfer_mode="sequential",
         hyperparameters={"source_max_steps": 6},
@@ -327,7 +316,7 @@ def test_the_target_phase_counts_its_epochs_from_zero() -> None:
     # The source phase ends at epoch 1.0 (3 steps of its 24 sentences in batches of 8); the
     # target phase's first epoch still ends, and is evaluated, at its first step.
     evaluations = Evaluations()
-    cfg = config(
+    cfg = tiny_trial_config(
         auxiliaries=("synth_related",),
         transfer_mode="sequential",
         max_steps=None,
@@ -341,7 +330,7 @@ def test_the_target_phase_counts_its_epochs_from_zero() -> None:
 
 
 def test_a_run_killed_in_the_target_phase_resumes_there(tmp_path: Path) -> None:
-    cfg = config(
+    cfg = tiny_trial_config(
         auxiliaries=("synth_related",),
         transfer_mode="sequential",
         hyperparameters={"source_max_steps": 4},
@@ -362,7 +351,7 @@ def test_a_run_killed_in_the_target_phase_resumes_there(tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------- resuming
 def test_a_resumed_run_adds_the_killed_tries_seconds(tmp_path: Path) -> None:
-    cfg = config(max_steps=8, eval_every=4)
+    cfg = tiny_trial_config(max_steps=8, eval_every=4)
     with pytest.raises(KeyboardInterrupt):
         run(cfg, checkpoint_dir=tmp_path, callbacks=[KillAtStep(6)])
     path = tmp_path / "checkpoint.pt"
@@ -375,7 +364,7 @@ def test_a_resumed_run_adds_the_killed_tries_seconds(tmp_path: Path) -> None:
 
 
 def test_a_resumed_run_pruned_before_it_evaluates_keeps_its_last_scores(tmp_path: Path) -> None:
-    cfg = config(max_steps=12, eval_every=4)
+    cfg = tiny_trial_config(max_steps=12, eval_every=4)
     with pytest.raises(KeyboardInterrupt):
         run(cfg, checkpoint_dir=tmp_path, callbacks=[KillAtStep(6)])
     pruned = run(cfg, checkpoint_dir=tmp_path, callbacks=[AtStep("should_prune", 5)])
@@ -388,7 +377,7 @@ def test_a_resumed_run_pruned_before_it_evaluates_keeps_its_last_scores(tmp_path
 def test_a_resumed_run_logs_the_losses_of_the_uninterrupted_one(tmp_path: Path) -> None:
     # Logs every 3 steps, checkpoints every 4: the checkpoint of step 4 holds step 4's loss,
     # which the log of step 6 averages with steps 5 and 6.
-    cfg = config(max_steps=8, eval_every=4, hyperparameters={"log_every": 3})
+    cfg = tiny_trial_config(max_steps=8, eval_every=4, hyperparameters={"log_every": 3})
 
     def losses(directory: Path, callbacks: Sequence[TrainerCallback] = ()) -> list[float]:
         trainer = build_trainer(
@@ -411,7 +400,7 @@ def test_a_resumed_pcgrad_run_equals_the_uninterrupted_one(
     # evaluation better than the last: the final scores are the last weights').
     scores = ScriptedScores([i / 10 for i in range(1, 10)])
     scores.install(monkeypatch)
-    cfg = config(
+    cfg = tiny_trial_config(
         auxiliaries=("synth_related", "synth_conflict"),
         loss_weighting="pcgrad",
         mixing=MixingConfig(scheme="uniform"),
@@ -454,12 +443,12 @@ def test_the_feature_cache_keeps_capped_and_whole_training_splits_apart(
     monkeypatch.setenv("TASKGRAPH_FEATURE_CACHE", "memory")
     family = synthetic_family(seed=17, target_train=8, aux_train=24, eval_size=12)
     tasks = {name: family.tasks[name] for name in (TARGET, "synth_related")}
-    capped = config(
+    capped = tiny_trial_config(
         auxiliaries=("synth_related",),
         mixing=MixingConfig(max_examples={"synth_related": 10}),
     )
     first = _task_data(capped, tasks)
-    second = _task_data(config(auxiliaries=("synth_related",)), tasks)
+    second = _task_data(tiny_trial_config(auxiliaries=("synth_related",)), tasks)
     assert len(first["synth_related"].train) == 10
     assert len(second["synth_related"].train) == 24
 
@@ -467,7 +456,9 @@ def test_the_feature_cache_keeps_capped_and_whole_training_splits_apart(
 def test_a_selection_trains_on_the_kept_examples_only() -> None:
     selection = DataSelectionConfig(features=("ttr",), weights={"ttr": 1.0}, keep=0.25)
     trainer = build_trainer(
-        config(auxiliaries=("synth_related",), data_selection=selection), tasks=TASKS, device="cpu"
+        tiny_trial_config(auxiliaries=("synth_related",), data_selection=selection),
+        tasks=TASKS,
+        device="cpu",
     )
     data = trainer.data["synth_related"]
     assert data.selection is not None and data.selection["kept"] == 6  # a quarter of 24
@@ -479,4 +470,4 @@ def test_a_target_without_the_objective_split_is_refused_before_training() -> No
     task = TASKS[TARGET]
     no_dev = dataclasses.replace(task, splits={k: v for k, v in task.splits.items() if k != "dev"})
     with pytest.raises(ConfigError, match=r"target task 'synth_target' has no 'dev' split"):
-        _task_data(config(eval_splits=("test",)), {TARGET: no_dev})
+        _task_data(tiny_trial_config(eval_splits=("test",)), {TARGET: no_dev})
