@@ -4,7 +4,6 @@ cases the mutation audit of taskgraph/app/affinity/recommendations.py found unte
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pytest
@@ -14,14 +13,11 @@ from taskgraph.storage import open_repository
 from taskgraph.testing import write_pair_table
 from taskgraph.trial import (
     Cost,
-    LookaheadMatrix,
-    Objective,
     TrialConfig,
     TrialResult,
     TrialStatus,
 )
-
-OBJECTIVE = Objective(metric="f1", split="dev", direction="maximize")
+from tests.cli.test_affinity_evidence_and_honesty import store_screen
 
 
 class _Runs:
@@ -175,20 +171,9 @@ def test_each_sets_measured_absolute_gain_is_its_own(tmp_path: Path) -> None:
 
 def test_lookahead_from_a_screen_alone_has_no_pair_method_note(tmp_path: Path) -> None:
     # The note that pairwise and hoa read only pair gains is not about lookahead's matrices.
-    nan = math.nan
-    matrix = LookaheadMatrix(
-        tasks=["chunk", "ner", "pos"],
-        values=[[nan, 0.2, nan], [nan, nan, nan], [nan, -0.1, nan]],
-        n_probes=4,
-    )
-    config = TrialConfig(target="ner", auxiliaries=("chunk", "pos"), objective=OBJECTIVE)
-    result = TrialResult(
-        status=TrialStatus.COMPLETE, scores={"ner": {"dev": {"f1": 0.5}}}, objective=0.5,
-        cost=Cost(seconds=1.0), lookahead=matrix,
-    )  # fmt: skip
     url = f"sqlite:///{tmp_path / 'screen.db'}"
     with open_repository(url) as repo:
-        repo.add_screen(study="s", config=config, result=result, details={})
+        store_screen(repo)
     report = recommendation_report("ner", storage=url, method="lookahead")
     assert report.recommendations and report.calibrated is False
     assert not any("single auxiliary task is measured" in n for n in report.notes), report.notes

@@ -44,7 +44,7 @@ def _result(scores: dict[str, float], matrix: LookaheadMatrix | None = None) -> 
     )
 
 
-def _screen(repo: object) -> None:
+def store_screen(repo: object) -> None:
     """Store a screen of ``ner`` with ``chunk`` and ``pos``: Z(chunk -> ner) 0.2, Z(pos -> ner) -0.1."""
     nan = math.nan
     matrix = LookaheadMatrix(
@@ -71,7 +71,7 @@ def screened(tmp_path: Path) -> str:
     """A database with a screen of ``ner`` and no trained trial."""
     url = f"sqlite:///{tmp_path / 'screen.db'}"
     with open_repository(url) as repo:
-        _screen(repo)
+        store_screen(repo)
     return url
 
 
@@ -81,7 +81,7 @@ def studied(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'study.db'}"
     with open_repository(url) as repo:
         _trials(repo)
-        _screen(repo)
+        store_screen(repo)
     return url
 
 
