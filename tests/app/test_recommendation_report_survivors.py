@@ -34,6 +34,7 @@ class _Runs:
         scores: dict[str, float],
         *,
         encoder: str = "minilm",
+        learning_rate: float = 5e-5,
         prints: dict[str, str] | None = None,
     ) -> None:
         result = TrialResult(
@@ -42,7 +43,9 @@ class _Runs:
             objective=scores[target],
             cost=Cost(seconds=1.0),
         )
-        config = TrialConfig(target=target, auxiliaries=aux, encoder=encoder)
+        config = TrialConfig(
+            target=target, auxiliaries=aux, encoder=encoder, learning_rate=learning_rate
+        )
         self.repo.add_run_result(  # type: ignore[attr-defined]
             study="s", trial_number=self.number, config=config, result=result,
             task_fingerprints=prints,
@@ -106,20 +109,11 @@ def test_top_names_only_its_targets_gains_with_other_settings(tmp_path: Path) ->
     # ner's and pos's gains both hold a searched learning rate; `top --target ner` is about ner.
     url = f"sqlite:///{tmp_path / 'r.db'}"
     with open_repository(url) as repo:
-        for number, (target, aux, f1, rate) in enumerate(
-            [
-                ("ner", (), 0.5, 1e-4),
-                ("ner", ("pos",), 0.6, 1e-3),
-                ("pos", (), 0.8, 1e-4),
-                ("pos", ("ner",), 0.85, 1e-3),
-            ]
-        ):
-            config = TrialConfig(target=target, auxiliaries=aux, learning_rate=rate)
-            result = TrialResult(
-                status=TrialStatus.COMPLETE, scores={target: {"dev": {"f1": f1}}},
-                objective=f1, cost=Cost(seconds=1.0),
-            )  # fmt: skip
-            repo.add_run_result(study="s", trial_number=number, config=config, result=result)
+        runs = _Runs(repo)
+        runs.add("ner", (), {"ner": 0.5}, learning_rate=1e-4)
+        runs.add("ner", ("pos",), {"ner": 0.6}, learning_rate=1e-3)
+        runs.add("pos", (), {"pos": 0.8}, learning_rate=1e-4)
+        runs.add("pos", ("ner",), {"pos": 0.85}, learning_rate=1e-3)
     report = recommendation_report("ner", storage=url, metric="f1", method="pairwise")
     (note,) = [n for n in report.notes if "other settings" in n]
     assert "of 'ner' (auxiliary set" in note and "'pos'" not in note, note
