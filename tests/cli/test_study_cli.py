@@ -115,6 +115,19 @@ def test_validate_reports_one_line_with_file_and_field(tmp_path: Path) -> None:
     assert code == 2 and "candidates[0]: unknown" in err and "synth_nope" in err
 
 
+def test_validate_json_answers_on_stdout_when_the_spec_is_refused(tmp_path: Path) -> None:
+    """A script that reads `--json` gets ``"valid": false`` and the error, not an empty stdout;
+    the one error line and the exit status are those of every refused spec."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ntarget: synth_target\ncandidates: [synth_related]\nsampler: cmaes\n")
+    code, out, err = invoke("study", "validate", str(bad), "--json")
+    assert code == 2
+    answer = json.loads(out)
+    assert answer == {"valid": False, "file": str(bad), "error": err.strip()[len("error: ") :]}
+    assert "unknown sampler 'cmaes'" in answer["error"]
+    assert err.strip().count("\n") == 0
+
+
 def test_run_refuses_a_bad_spec_and_writes_nothing(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(

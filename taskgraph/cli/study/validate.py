@@ -14,6 +14,7 @@ from taskgraph.cli.study._common import (
     _parse_sets,
     _storage,
 )
+from taskgraph.errors import TaskgraphError
 
 
 def validate(
@@ -25,6 +26,27 @@ def validate(
 ) -> None:
     """Check a study spec: its shape, its names, the search space it compiles to, and the
     data directory and every task's files, as `study run` checks them before it writes."""
+    if not as_json:
+        _validate(spec, sets, as_json=False, trust_remote_code=trust_remote_code, data=data)
+        return
+    try:
+        _validate(spec, sets, as_json=True, trust_remote_code=trust_remote_code, data=data)
+    except TaskgraphError as error:
+        # A script reads the answer from stdout either way; the error line still goes to
+        # stderr and the exit status is the error's (the command group prints both).
+        emit_json({"valid": False, "file": str(spec), "error": str(error)})
+        raise
+
+
+def _validate(
+    spec: SpecArgument,
+    sets: SetOption,
+    *,
+    as_json: bool,
+    trust_remote_code: bool,
+    data: DataOption,
+) -> None:
+    """Print what `study validate` found in a valid spec; raise TaskgraphError otherwise."""
     from taskgraph.app.studies.specs import runner_of
     from taskgraph.search.space import SearchSpace
     from taskgraph.spec.checks import check_data
