@@ -13,13 +13,13 @@ import taskgraph.training.selection as selection_module
 from taskgraph.errors import ConfigError
 from taskgraph.tasks.selection import SELECTION_FEATURES, decode_ids, selection_record
 from taskgraph.tasks.synthetic import synthetic_family
+from taskgraph.testing import SMALL_BERT
 from taskgraph.training import train_trial
 from taskgraph.training.selection import select_auxiliaries
 from taskgraph.trial import DataSelectionConfig, TrialConfig, TrialResult, TrialStatus
 
 FAMILY = synthetic_family(target_train=8, aux_train=120, eval_size=40)
 TASKS = FAMILY.tasks
-SMALL_BERT = {"hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128}
 
 
 @pytest.fixture(autouse=True)

@@ -14,13 +14,13 @@ import torch
 
 from taskgraph.models.encoders import clear_encoder_cache, load_encoder, weights_fingerprint
 from taskgraph.tasks.synthetic import synthetic_family
+from taskgraph.testing import SMALL_BERT
 from taskgraph.training import pretraining as stage
 from taskgraph.training import pretraining_cache
 from taskgraph.training.run import _data_selection
 from taskgraph.trial import DataSelectionConfig, PretrainingConfig, TrialConfig
 
 FAMILY = synthetic_family(target_train=8, aux_train=120, eval_size=40)
-SMALL_BERT = {"hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128}
 
 
 @pytest.fixture(autouse=True)

@@ -19,6 +19,7 @@ from taskgraph.tasks.features import EncodedSplit
 from taskgraph.tasks.selection import SELECTION_FEATURES, feature_matrix
 from taskgraph.tasks.synthetic import synthetic_family
 from taskgraph.tasks.types import QAExample, TaggedSentence, TaskType, TextExample
+from taskgraph.testing import SMALL_BERT
 from taskgraph.training.masking import AdaptiveMasking, build_masking, corrupt
 from taskgraph.training.selection import (
     AuxiliaryFeatures,
@@ -33,7 +34,6 @@ from taskgraph.trial import DataSelectionConfig, TrialConfig
 
 FAMILY = synthetic_family(target_train=8, aux_train=120, eval_size=40)
 TASKS = FAMILY.tasks
-SMALL_BERT = {"hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128}
 
 
 @pytest.fixture(autouse=True)

@@ -14,13 +14,12 @@ from taskgraph.models import HeadSpec, build_model, load_encoder
 from taskgraph.models.sharing.cross_stitch import CrossStitchSharing
 from taskgraph.tasks.synthetic import synthetic_family
 from taskgraph.tasks.types import TaskType
-from taskgraph.testing import KillAtStep
+from taskgraph.testing import SMALL_BERT, KillAtStep
 from taskgraph.training import TrainerCallback, train_trial
 from taskgraph.training.phase import Phase, build_optimizer
 from taskgraph.training.weighting import build_weighting
 from taskgraph.trial import TrialConfig, TrialStatus
 
-SMALL_BERT = {"hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128}
 HEADS = [
     HeadSpec("a", TaskType.SENTENCE_CLASSIFICATION, 3),
     HeadSpec("b", TaskType.SENTENCE_CLASSIFICATION, 2),

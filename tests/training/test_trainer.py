@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from taskgraph.tasks.synthetic import synthetic_family
-from taskgraph.testing import KillAtStep
+from taskgraph.testing import SMALL_BERT, KillAtStep
 from taskgraph.training import (
     TrainerCallback,
     TrainerControl,
@@ -33,7 +33,6 @@ DEVICES = [
 
 FAMILY = synthetic_family(target_train=8, aux_train=120, eval_size=60)
 TASKS = FAMILY.tasks
-SMALL_BERT = {"hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128}
 
 
 def config(**overrides: Any) -> TrialConfig:

@@ -17,7 +17,7 @@ from taskgraph.models.frozen import FROZEN_KEY, run_top
 from taskgraph.spec import spec_from_dict
 from taskgraph.tasks.cache import FEATURE_CACHE_ENV, FeatureCache, feature_cache
 from taskgraph.tasks.synthetic import synthetic_family
-from taskgraph.testing import unavailable
+from taskgraph.testing import SMALL_BERT, unavailable
 from taskgraph.training import TrainerCallback, build_trainer, train_trial
 from taskgraph.training.frozen_states import attach_frozen_states
 from taskgraph.training.runtime import available_cores, resolve_threads
@@ -25,7 +25,6 @@ from taskgraph.trial import TrialConfig, TrialStatus
 
 FAMILY = synthetic_family(target_train=8, aux_train=60, eval_size=30)
 TASKS = FAMILY.tasks
-SMALL_BERT = {"hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128}
 
 
 def config(**overrides: Any) -> TrialConfig:
