@@ -34,11 +34,11 @@ each value lies in its domain; the results tables find a run's row by that confi
 from __future__ import annotations
 
 import hashlib
-import inspect
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+import taskgraph.search.sharing_space as sharing_space
 from taskgraph.encoder_files import encoder_version
 from taskgraph.errors import SpecError
 from taskgraph.spec.domains import Domain, Scalar
@@ -63,7 +63,6 @@ __all__ = [
     "SearchSpace",
     "SuggestingTrial",
     "aux_param",
-    "domain_from_plain",
     "is_first_baseline",
     "repair_subset",
 ]
@@ -111,25 +110,6 @@ def is_first_baseline(trial: Any) -> bool:
 def aux_param(task: str) -> str:
     """Return the Optuna parameter name of candidate ``task``'s inclusion flag."""
     return f"{AUX_PARAM_PREFIX}{task}"
-
-
-def domain_from_plain(name: str, data: Mapping[str, Any]) -> Domain:
-    """Return the :class:`Domain` of an architecture's plain-data parameter description.
-
-    Accepts ``{"type": "float"|"int", "low", "high", "log"?, "step"?}``,
-    ``{"type": "categorical", "choices": [...]}`` and ``{"value": x}``.
-    """
-    values = dict(data)
-    kind = values.pop("type", None)
-    values.pop("default", None)
-    if kind == "categorical":
-        return Domain(choices=tuple(values["choices"]))
-    if kind in ("int", "float"):
-        return Domain(type=kind, **values)
-    try:
-        return Domain.model_validate(values)
-    except ValueError as error:
-        raise SpecError(f"search space of {name}: cannot read {dict(data)!r}: {error}") from None
 
 
 def repair_subset(
@@ -182,29 +162,15 @@ class SearchSpace:
         #: spaces were given, or the encoder's config does not say)
         self.encoder_depth: int | None = None
         if sharing_spaces is None:
-            self.encoder_depth = encoder_depth(spec)
-            sharing_spaces = _registry_spaces(
+            self.encoder_depth = sharing_space.encoder_depth(spec)
+            sharing_spaces = sharing_space.registry_spaces(
                 list(spec.search.sharing), num_layers=self.encoder_depth
             )
         #: each architecture's own parameters as plain data, before the spec's overrides
         self.own_spaces = sharing_spaces
-        self.sharing = self._sharing_domains(sharing_spaces)
-
-    def _sharing_domains(
-        self, spaces: Mapping[str, Mapping[str, Mapping[str, Any]]]
-    ) -> dict[str, dict[str, Domain]]:
-        out: dict[str, dict[str, Domain]] = {}
-        for arch, overrides in self.spec.search.sharing.items():
-            own = {k: domain_from_plain(f"{arch}.{k}", v) for k, v in spaces.get(arch, {}).items()}
-            unknown = sorted(set(overrides) - set(own))
-            if unknown:
-                allowed = ", ".join(sorted(own)) or "(none)"
-                raise SpecError(
-                    f"search.sharing.{arch}: unknown parameter {unknown[0]!r}; allowed: {allowed}"
-                )
-            _check_sharing_values(arch, overrides, num_layers=self.encoder_depth)
-            out[arch] = {**own, **overrides}
-        return out
+        self.sharing = sharing_space.sharing_domains(
+            spec.search.sharing, sharing_spaces, num_layers=self.encoder_depth
+        )
 
     # -- suggestions -------------------------------------------------------------------------
 
@@ -467,7 +433,8 @@ class SearchSpace:
 
         Raises :class:`SpecError` naming the row when it leaves a parameter to the sampler,
         names one its trial never suggests, gives a value outside the parameter's domain or
-        one its sharing architecture refuses (:func:`_sharing_refusal`), names an ``aux/<task>``
+        one its sharing architecture refuses
+        (:func:`~taskgraph.search.sharing_space.sharing_refusal`), names an ``aux/<task>``
         parameter (the row's ``auxiliaries`` say which tasks it trains), or names auxiliaries
         that ``search.auxiliaries`` would change.
         """
@@ -509,7 +476,7 @@ class SearchSpace:
             param = name.removeprefix(prefix)
             if name.startswith(prefix) and param in config.sharing_params:
                 value = config.sharing_params[param]  # as the trial builds its model with it
-                reason = _sharing_refusal(
+                reason = sharing_space.sharing_refusal(
                     config.sharing, param, value, num_layers=self.encoder_depth
                 )
                 if reason is not None:
@@ -631,85 +598,3 @@ def _number(value: Scalar) -> float | int:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SpecError(f"expected a number in the search space, got {value!r}")
     return value
-
-
-def _registry_spaces(
-    names: list[str], *, num_layers: int | None = None
-) -> dict[str, Mapping[str, Mapping[str, Any]]]:
-    """Return each architecture's own space, its layer ranges written for ``num_layers``.
-
-    ``num_layers`` is the study encoder's depth (None: the architectures' default, MiniLM's 6).
-    A plug-in whose ``search_space`` takes no ``num_layers`` gets its own ranges.
-    """
-    # Imported here: the models package imports torch, which `study validate` should not pay
-    # for unless the spec names architectures.
-    from taskgraph.models.sharing import SHARING_ARCHITECTURES
-
-    spaces: dict[str, Mapping[str, Mapping[str, Any]]] = {}
-    for name in names:
-        try:
-            architecture = SHARING_ARCHITECTURES.get(name)
-        except KeyError as error:
-            raise SpecError(f"search.sharing: {error}") from None
-        space = getattr(architecture, "search_space", None)
-        if not callable(space):
-            spaces[name] = {}
-        elif num_layers is not None and "num_layers" in inspect.signature(space).parameters:
-            spaces[name] = dict(space(num_layers=num_layers))
-        else:
-            spaces[name] = dict(space())
-    return spaces
-
-
-def _check_sharing_values(
-    arch: str, overrides: Mapping[str, Domain], *, num_layers: int | None
-) -> None:
-    """Raise SpecError for a fixed value, choice or range bound ``arch`` itself refuses.
-
-    Each is passed alone to the architecture's own check (:func:`_sharing_refusal`), as the
-    trial would get it (a bound of a float range as a float), so a value every trial would
-    fail on is refused before a study is created.
-    """
-    for param, domain in overrides.items():
-        for value in domain.values():  # a range's two bounds
-            if domain.kind == "float" and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)  # what suggest_float gives a trial
-            reason = _sharing_refusal(arch, param, value, num_layers=num_layers)
-            if reason is not None:
-                raise SpecError(f"search.sharing.{arch}.{param}: {reason}")
-
-
-def _sharing_refusal(arch: str, param: str, value: Any, *, num_layers: int | None) -> str | None:
-    """Return why ``arch`` refuses ``value`` of its ``param`` (None when it accepts it).
-
-    The value is passed alone to the architecture's own ``resolve_params`` (the check
-    ``build_model`` makes).  An architecture that is not registered (spaces given as plain
-    data) or has no ``resolve_params`` is not checked.
-    """
-    from taskgraph.errors import ConfigError
-    from taskgraph.models.sharing import SHARING_ARCHITECTURES
-
-    try:
-        architecture = SHARING_ARCHITECTURES.get(arch)
-    except KeyError:
-        return None
-    resolve = getattr(architecture, "resolve_params", None)
-    if not callable(resolve):
-        return None
-    try:
-        # No heads: a value's check does not depend on the tasks (only the names
-        # ``layer:<task>`` do, and those are not searchable).  An encoder of unknown depth
-        # bounds no layer number here; the trial still checks it.
-        resolve({param: value}, specs=(), num_layers=num_layers or 10**6)
-    except ConfigError as error:
-        return str(error)
-    return None
-
-
-def encoder_depth(spec: StudySpec) -> int | None:
-    """Return the number of layers of the spec's encoder (None when its config does not say)."""
-    from taskgraph.models.encoders import encoder_config
-
-    config = encoder_config(spec.encoder.name, spec.encoder.options) or {}
-    value = config.get("num_hidden_layers")
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None

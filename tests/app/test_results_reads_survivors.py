@@ -98,10 +98,10 @@ def _add_row_run(
 @pytest.fixture
 def _fake_sharing_spaces(monkeypatch: pytest.MonkeyPatch) -> None:
     # The fake sharing spaces stand in for the registry's (which import the models).
-    import taskgraph.search.space as space
+    import taskgraph.search.sharing_space as sharing_space
     from taskgraph.testing import SHARING_SPACES
 
-    monkeypatch.setattr(space, "_registry_spaces", lambda names, **_: SHARING_SPACES)
+    monkeypatch.setattr(sharing_space, "registry_spaces", lambda names, **_: SHARING_SPACES)
 
 
 def _table(url: str, spec: dict[str, Any] | None = None, **options: Any) -> ResultsTable:

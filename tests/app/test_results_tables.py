@@ -56,9 +56,9 @@ def storage(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(autouse=True)
 def _fake_sharing_spaces(monkeypatch: pytest.MonkeyPatch) -> None:
     # The fake `soft` architecture's space stands in for the registry's.
-    import taskgraph.search.space as space
+    import taskgraph.search.sharing_space as sharing_space
 
-    monkeypatch.setattr(space, "_registry_spaces", lambda names, **_: SHARING_SPACES)
+    monkeypatch.setattr(sharing_space, "registry_spaces", lambda names, **_: SHARING_SPACES)
 
 
 def test_mean_interval_hand_computed() -> None:

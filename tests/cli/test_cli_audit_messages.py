@@ -47,9 +47,9 @@ def table_file(tmp_path: Path) -> Path:
 @pytest.fixture
 def study_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A records database with one study ('tiny', target tgt, metric accuracy) of one run."""
-    import taskgraph.search.space as space
+    import taskgraph.search.sharing_space as sharing_space
 
-    monkeypatch.setattr(space, "_registry_spaces", lambda names, **_: SHARING_SPACES)
+    monkeypatch.setattr(sharing_space, "registry_spaces", lambda names, **_: SHARING_SPACES)
     url = f"sqlite:///{tmp_path / 'records.db'}"
     spec = {
         "name": "tiny",

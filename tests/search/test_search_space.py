@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from taskgraph.errors import SpecError
+from taskgraph.search.sharing_space import domain_from_plain
 from taskgraph.search.space import (
     BASELINE_ROLE,
     FAMILY_ATTR,
@@ -21,7 +22,6 @@ from taskgraph.search.space import (
     SUBSET_ATTR,
     SearchSpace,
     aux_param,
-    domain_from_plain,
     is_first_baseline,
     repair_subset,
 )

@@ -95,13 +95,13 @@ def _check_layer_ranges(spec: StudySpec, source: str, space: SearchSpace) -> Non
     on configurations that are all the same model.  ``space`` is the spec's, built from the
     registry: its encoder depth and its spaces at that depth are reused.
     """
-    from taskgraph.search.space import _registry_spaces
+    from taskgraph.search.sharing_space import registry_spaces
 
     depth = space.encoder_depth
     if depth is None:
         return
     here = space.own_spaces
-    deeper = _registry_spaces(list(spec.search.sharing), num_layers=depth + 1)
+    deeper = registry_spaces(list(spec.search.sharing), num_layers=depth + 1)
     for arch, overrides in spec.search.sharing.items():
         for name, domain in overrides.items():
             if here[arch].get(name) == deeper[arch].get(name):

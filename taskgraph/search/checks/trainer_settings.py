@@ -172,7 +172,7 @@ def _check_freeze_layers(spec: StudySpec, source: str, *, stored: bool = False) 
     drawing such a value would fail after the study was created.  The depth is read from the
     encoder's configuration (``config.json``, or tiny-bert's options) without loading it.
     """
-    from taskgraph.search.space import encoder_depth
+    from taskgraph.search.sharing_space import encoder_depth
 
     depth = encoder_depth(spec)
     name = spec.encoder.name
