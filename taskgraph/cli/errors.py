@@ -10,7 +10,7 @@ from typer.core import TyperGroup
 
 from taskgraph.errors import TaskgraphError, command_line_wording
 
-__all__ = ["TaskgraphGroup"]
+__all__ = ["TaskgraphGroup", "refusal_line"]
 
 
 class TaskgraphGroup(TyperGroup):
@@ -90,6 +90,20 @@ _ENVIRONMENT_REFUSALS = frozenset(
         getattr(errno, "EDQUOT", errno.ENOSPC),  # not on every platform
     }
 )
+
+
+def refusal_line(error: Exception) -> str | None:
+    """Return the line (without ``error:``) :class:`TaskgraphGroup` prints for ``error``, or
+    ``None`` for an exception it lets through as a bug.
+
+    For a command that answers on stdout besides (``study validate --json``); called inside the
+    group's ``invoke``, so the message has the command line's wording.  Storage failures are
+    left out: a command that meets one has no answer of its own to give.
+    """
+    if isinstance(error, TaskgraphError):
+        return str(error)
+    refused = _file_refused(error)
+    return None if refused is None else refused[0]
 
 
 def _file_refused(error: Exception) -> tuple[str, int] | None:

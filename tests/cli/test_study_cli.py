@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,28 @@ def test_validate_json_answers_on_stdout_when_the_spec_is_refused(tmp_path: Path
     assert answer == {"valid": False, "file": str(bad), "error": err.strip()[len("error: ") :]}
     assert "unknown sampler 'cmaes'" in answer["error"]
     assert err.strip().count("\n") == 0
+
+
+def test_validate_json_answers_on_stdout_when_the_spec_file_cannot_be_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file the system refuses to read (exit 1: the environment's, not the spec's fault) is
+    answered on stdout too, not only the file errors the spec reader words itself."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("name: x\n")
+
+    def refuse(self: Path) -> bytes:  # tests run as root here: chmod would not stop a read
+        raise PermissionError(errno.EACCES, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    code, out, err = invoke("study", "validate", str(spec), "--json")
+    assert code == 1
+    assert json.loads(out) == {
+        "valid": False,
+        "file": str(spec),
+        "error": f"{spec}: permission denied",
+    }
+    assert err.strip() == f"error: {spec}: permission denied"
 
 
 def test_run_refuses_a_bad_spec_and_writes_nothing(tmp_path: Path) -> None:

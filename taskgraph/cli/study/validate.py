@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
+from taskgraph.cli.errors import refusal_line
 from taskgraph.cli.options import DataOption, JsonOption, SpecArgument
 from taskgraph.cli.output import emit_json, stdout_console
 from taskgraph.cli.study._common import (
@@ -14,7 +15,6 @@ from taskgraph.cli.study._common import (
     _parse_sets,
     _storage,
 )
-from taskgraph.errors import TaskgraphError
 
 
 def validate(
@@ -31,10 +31,12 @@ def validate(
         return
     try:
         _validate(spec, sets, as_json=True, trust_remote_code=trust_remote_code, data=data)
-    except TaskgraphError as error:
+    except Exception as error:
         # A script reads the answer from stdout either way; the error line still goes to
         # stderr and the exit status is the error's (the command group prints both).
-        emit_json({"valid": False, "file": str(spec), "error": str(error)})
+        line = refusal_line(error)
+        if line is not None:
+            emit_json({"valid": False, "file": str(spec), "error": line})
         raise
 
 
