@@ -45,6 +45,7 @@ from taskgraph.testing.faults import (
 from taskgraph.testing.studies import (
     SMALL_BERT,
     OptunaRecords,
+    RunWriter,
     StudyAudit,
     audit_study,
     optuna_trial_counts,
@@ -57,6 +58,7 @@ from taskgraph.testing.studies import (
     trial_states,
 )
 from taskgraph.testing.tables import (
+    write_long_rows,
     write_pair_table,
     write_rising_table,
     write_sst2_data,
@@ -72,6 +74,7 @@ __all__ = [
     "KillAtStep",
     "OptunaRecords",
     "PacedEvaluator",
+    "RunWriter",
     "StudyAudit",
     "audit_study",
     "complete_result",
@@ -94,6 +97,7 @@ __all__ = [
     "tiny_trial_config",
     "trial_states",
     "unavailable",
+    "write_long_rows",
     "write_pair_table",
     "write_rising_table",
     "write_sst2_data",

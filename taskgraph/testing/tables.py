@@ -7,6 +7,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 
+def write_long_rows(directory: Path, rows: Sequence[str], name: str = "t.csv") -> Path:
+    """Write ``rows`` (``target,task_set,split,value,higher_is_better`` lines, e.g.
+    ``"a,a+b,val,0.6,1"``) under the long format's header to ``directory / name``; return it."""
+    path = directory / name
+    path.write_text(
+        "target,task_set,split,value,higher_is_better\n" + "".join(f"{row}\n" for row in rows)
+    )
+    return path
+
+
 def write_rising_table(path: Path, tasks: Sequence[str], *, max_size: int) -> Path:
     """Write a long CSV of every subset of ``tasks`` up to ``max_size`` on val, in which each
     task's score rises with its partners (0.5 + 0.05 per partner + 0.01 per place); return it."""

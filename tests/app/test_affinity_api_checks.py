@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,45 +29,14 @@ from taskgraph.app.affinity import (
 from taskgraph.cli.app import app
 from taskgraph.errors import ConfigError
 from taskgraph.storage import open_repository
-from taskgraph.trial import Cost, TrialConfig, TrialResult, TrialStatus
-
-Scores = Mapping[str, Mapping[str, float]]  # task -> metric -> value on dev
+from taskgraph.testing import RunWriter
 
 
-class _Runs:
-    """Writes runs into a records database, numbering each study's trials."""
-
-    def __init__(self, repo: Any) -> None:
-        self.repo = repo
-        self.numbers: dict[str, int] = {}
-
-    def add(
-        self,
-        target: str,
-        aux: tuple[str, ...],
-        scores: Scores,
-        *,
-        study: str = "s",
-        encoder: str = "minilm",
-        seed: int = 0,
-    ) -> None:
-        number = self.numbers.get(study, 0)
-        self.numbers[study] = number + 1
-        result = TrialResult(
-            status=TrialStatus.COMPLETE,
-            scores={t: {"dev": dict(m)} for t, m in scores.items()},
-            objective=next(iter(scores[target].values())),
-            cost=Cost(seconds=1.0),
-        )
-        config = TrialConfig(target=target, auxiliaries=aux, encoder=encoder, seed=seed)
-        self.repo.add_run_result(study=study, trial_number=number, config=config, result=result)
-
-
-def _database(tmp_path: Path, write: Callable[[_Runs], None]) -> str:
+def _database(tmp_path: Path, write: Callable[[RunWriter], None]) -> str:
     tmp_path.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{tmp_path / 'records.db'}"
     with open_repository(url) as repo:
-        write(_Runs(repo))
+        write(RunWriter(repo))
     return url
 
 
@@ -75,7 +44,7 @@ def _acc(**values: float) -> dict[str, dict[str, float]]:
     return {task: {"accuracy": value} for task, value in values.items()}
 
 
-def _three_tasks(runs: _Runs) -> None:
+def _three_tasks(runs: RunWriter) -> None:
     for seed in (0, 1):
         runs.add("a", (), _acc(a=0.50 + seed / 100), seed=seed)
         runs.add("b", (), _acc(b=0.70 + seed / 100), seed=seed)
@@ -155,7 +124,7 @@ def test_grouping_report_to_dict_is_what_groups_json_prints(url: str) -> None:
 # 4. `metric="all"` never averages one task's loss with its score.
 
 
-def _loss_and_score(runs: _Runs) -> None:
+def _loss_and_score(runs: RunWriter) -> None:
     for seed in (0, 1):
         runs.add("a", (), {"a": {"score": 0.5, "loss": 2.0}}, seed=seed)
         runs.add("b", (), {"b": {"score": 0.7}}, seed=seed)
@@ -188,7 +157,7 @@ def test_metric_all_refuses_a_task_whose_metrics_go_both_ways(
 # 5. `affinity top` says when its measured gains come from several model families.
 
 
-def _two_families(runs: _Runs) -> None:
+def _two_families(runs: RunWriter) -> None:
     for encoder, shift in (("minilm", 0.0), ("tiny-bert", 0.3)):
         runs.add("a", (), _acc(a=0.50 + shift), encoder=encoder)
         runs.add("b", (), _acc(b=0.60 + shift), encoder=encoder)
@@ -210,7 +179,7 @@ def test_top_notes_that_its_gains_come_from_several_model_families(tmp_path: Pat
 # 6. The default-metric refusal names the target's studies and the metric each is read in.
 
 
-def _studies_of_two_targets(runs: _Runs) -> None:
+def _studies_of_two_targets(runs: RunWriter) -> None:
     def study(name: str, target: str, metric: str | None, aux: str, values: tuple[float, ...]):
         objective = {"metric": metric, "split": "dev", "direction": "maximize"}
         spec = {"name": name, "target": target, "candidates": [aux], "objective": objective}
@@ -244,7 +213,7 @@ def test_the_default_metric_refusal_names_the_targets_studies(tmp_path: Path) ->
 # 7. pairwise and hoa have nothing to rank by without a single-auxiliary gain of the target.
 
 
-def _only_a_triple_of_b(runs: _Runs) -> None:
+def _only_a_triple_of_b(runs: RunWriter) -> None:
     for seed in (0, 1):
         runs.add("a", (), _acc(a=0.50 + seed / 100), seed=seed)
         runs.add("b", (), _acc(b=0.70 + seed / 100), seed=seed)
@@ -288,7 +257,7 @@ def _section_snippets(title: str) -> list[str]:
 def test_the_recommendations_snippets_run_as_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def ner_pos_chunk(runs: _Runs) -> None:
+    def ner_pos_chunk(runs: RunWriter) -> None:
         for seed in (0, 1):
             runs.add("ner", (), _acc(ner=0.50 + seed / 100), seed=seed)
             runs.add("pos", (), _acc(pos=0.90 + seed / 100), seed=seed)

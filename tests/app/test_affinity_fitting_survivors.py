@@ -22,8 +22,7 @@ from taskgraph.app.affinity import (
 )
 from taskgraph.errors import ConfigError
 from taskgraph.storage import open_repository
-from tests.app.test_app_mutants import _table
-from tests.app.test_recommendation_report_survivors import _Runs
+from taskgraph.testing import RunWriter, write_long_rows
 from tests.cli.test_affinity_evidence_and_honesty import store_screen
 
 
@@ -70,7 +69,7 @@ def test_text_embeddings_are_asked_for_the_auxiliaries_too(
 ) -> None:
     # b is never a target here, but setfn and textemb read its embedding as a source.
     asked = _embedded(monkeypatch)
-    table = _table(tmp_path, ["a,a,val,0.5,1", "a,a+b,val,0.6,1"])
+    table = write_long_rows(tmp_path, ["a,a,val,0.5,1", "a,a+b,val,0.6,1"])
     with pytest.raises(ConfigError, match=r"of the records' 2 tasks \(a, b\)"):
         fit_estimator(table=table, text_embeddings=True)
     assert asked == [["a", "b"]]
@@ -82,7 +81,7 @@ def test_five_tasks_without_text_are_listed_without_an_ellipsis(
     _embedded(monkeypatch)
     rows = ["a,a,val,0.5,1", *(f"a,a+{t},val,0.6,1" for t in "bcde")]
     with pytest.raises(ConfigError) as raised:
-        fit_estimator(table=_table(tmp_path, rows), text_embeddings=True)
+        fit_estimator(table=write_long_rows(tmp_path, rows), text_embeddings=True)
     assert "of the records' 5 tasks (a, b, c, d, e) is one" in str(raised.value)
 
 
@@ -100,9 +99,9 @@ ZERO_B = [
 def test_a_grouping_of_named_tasks_has_no_note_on_another_tasks_zero_baseline(
     tmp_path: Path,
 ) -> None:
-    report = grouping_report(1, tasks=["a", "c"], table=_table(tmp_path, ZERO_B))
+    report = grouping_report(1, tasks=["a", "c"], table=write_long_rows(tmp_path, ZERO_B))
     assert not any("single-task score of 0" in n for n in report.notes), report.notes
-    every = grouping_report(3, table=_table(tmp_path, ZERO_B))
+    every = grouping_report(3, table=write_long_rows(tmp_path, ZERO_B))
     assert any(n.startswith("'b' has a single-task score of 0") for n in every.notes)
 
 
@@ -116,7 +115,7 @@ def _other_settings(
     """Write each target alone at one learning rate and with the next target at another, in
     each family; the first target also runs with each task of ``alike`` at its baseline's."""
     with open_repository(url) as repo:
-        runs = _Runs(repo)
+        runs = RunWriter(repo)
         for encoder in families:
             for i, target in enumerate(targets):
                 other = targets[(i + 1) % len(targets)]

@@ -33,15 +33,7 @@ from taskgraph.app.studies.specs import _with_runner
 from taskgraph.errors import ConfigError
 from taskgraph.spec import spec_from_dict
 from taskgraph.storage import open_repository
-
-HEADER = "target,task_set,split,value,higher_is_better\n"
-
-
-def _table(tmp_path: Path, rows: Sequence[str], name: str = "t.csv") -> Path:
-    path = tmp_path / name
-    path.write_text(HEADER + "".join(f"{row}\n" for row in rows))
-    return path
-
+from taskgraph.testing import write_long_rows
 
 # Three tasks, each measured alone and with each other task; no three-task set.
 THREE = [
@@ -119,7 +111,7 @@ def test_bench_metadata_covering_none_of_the_tables_tasks(
     metadata.write_text(
         '{"tasks": {"x": {"features": {"size": 1.0}}, "y": {"features": {"size": 2.0}}}}'
     )
-    out = bench(_table(tmp_path, THREE), method="sourcerank", task_metadata=metadata)
+    out = bench(write_long_rows(tmp_path, THREE), method="sourcerank", task_metadata=metadata)
     # Nothing of x and y reaches the estimator, and the note says why.
     assert seen["estimator_options"] == {}
     assert any(
@@ -139,12 +131,14 @@ def test_ten_tasks_default_to_one_network_of_all(tmp_path: Path) -> None:
         pair = f"{tasks[i]}+{tasks[i + 1]}"
         value = 0.52 + i / 100
         rows += [f"{tasks[i]},{pair},val,{value},1", f"{tasks[i + 1]},{pair},val,{value},1"]
-    report = grouping_report(1, table=_table(tmp_path, rows))
+    report = grouping_report(1, table=write_long_rows(tmp_path, rows))
     assert [sorted(n) for n in report.grouping.networks] == [tasks]
 
 
 def test_a_network_with_no_measured_member_is_not_partly_measured(tmp_path: Path) -> None:
-    details = grouping_report(1, table=_table(tmp_path, THREE)).to_dict()["network_details"]
+    details = grouping_report(1, table=write_long_rows(tmp_path, THREE)).to_dict()[
+        "network_details"
+    ]
     assert details == [
         {
             "network": ["a", "b", "c"],
@@ -165,7 +159,7 @@ def test_top_for_a_target_when_another_tasks_baseline_is_zero(tmp_path: Path) ->
         "b,a+b,val,0.3,1",
         "c,c,val,0.4,1",
     ]
-    report = recommendation_report("c", table=_table(tmp_path, rows))
+    report = recommendation_report("c", table=write_long_rows(tmp_path, rows))
     assert report.recommendations
     zero = [note for note in report.notes if "single-task score of 0" in note]
     assert len(zero) == 1 and zero[0].startswith("'b' has") and "'c'" not in zero[0]

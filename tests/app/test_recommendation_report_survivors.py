@@ -10,47 +10,8 @@ import pytest
 
 from taskgraph.app.affinity import recommendation_report
 from taskgraph.storage import open_repository
-from taskgraph.testing import write_pair_table
-from taskgraph.trial import (
-    Cost,
-    TrialConfig,
-    TrialResult,
-    TrialStatus,
-)
+from taskgraph.testing import RunWriter, write_pair_table
 from tests.cli.test_affinity_evidence_and_honesty import store_screen
-
-
-class _Runs:
-    """Writes runs of one study into a records database, numbering them."""
-
-    def __init__(self, repo: object) -> None:
-        self.repo = repo
-        self.number = 0
-
-    def add(
-        self,
-        target: str,
-        aux: tuple[str, ...],
-        scores: dict[str, float],
-        *,
-        encoder: str = "minilm",
-        learning_rate: float = 5e-5,
-        prints: dict[str, str] | None = None,
-    ) -> None:
-        result = TrialResult(
-            status=TrialStatus.COMPLETE,
-            scores={task: {"dev": {"f1": value}} for task, value in scores.items()},
-            objective=scores[target],
-            cost=Cost(seconds=1.0),
-        )
-        config = TrialConfig(
-            target=target, auxiliaries=aux, encoder=encoder, learning_rate=learning_rate
-        )
-        self.repo.add_run_result(  # type: ignore[attr-defined]
-            study="s", trial_number=self.number, config=config, result=result,
-            task_fingerprints=prints,
-        )  # fmt: skip
-        self.number += 1
 
 
 def test_a_zero_baseline_in_one_family_is_no_refusal_when_another_family_has_gains(
@@ -59,7 +20,7 @@ def test_a_zero_baseline_in_one_family_is_no_refusal_when_another_family_has_gai
     # Refusing on any zero baseline would turn away a target whose other family measures gains.
     url = f"sqlite:///{tmp_path / 'r.db'}"
     with open_repository(url) as repo:
-        runs = _Runs(repo)
+        runs = RunWriter(repo)
         for encoder, alone in (("minilm", 0.0), ("tiny-bert", 0.5)):
             runs.add("a", (), {"a": alone}, encoder=encoder)
             runs.add("b", (), {"b": 0.6}, encoder=encoder)
@@ -86,7 +47,7 @@ def _data_and_family_left_out(url: str) -> None:
     tiny-bert on V1, where ner never ran alone."""
     v1, v2, pos = {"ner": "a" * 64}, {"ner": "b" * 64}, {"pos": "p" * 64}
     with open_repository(url) as repo:
-        runs = _Runs(repo)
+        runs = RunWriter(repo)
         runs.add("ner", (), {"ner": 0.5}, prints=v1)
         runs.add("ner", ("pos",), {"ner": 0.55, "pos": 0.9}, prints=v1 | pos)
         runs.add("ner", ("pos",), {"ner": 0.6, "pos": 0.9}, prints=v2 | pos)
@@ -109,7 +70,7 @@ def test_top_names_only_its_targets_gains_with_other_settings(tmp_path: Path) ->
     # ner's and pos's gains both hold a searched learning rate; `top --target ner` is about ner.
     url = f"sqlite:///{tmp_path / 'r.db'}"
     with open_repository(url) as repo:
-        runs = _Runs(repo)
+        runs = RunWriter(repo)
         runs.add("ner", (), {"ner": 0.5}, learning_rate=1e-4)
         runs.add("ner", ("pos",), {"ner": 0.6}, learning_rate=1e-3)
         runs.add("pos", (), {"pos": 0.8}, learning_rate=1e-4)
@@ -123,7 +84,7 @@ def test_the_families_note_counts_the_targets_families_only(tmp_path: Path) -> N
     # Only b ran in a second family: a's gains all come from one.
     url = f"sqlite:///{tmp_path / 'r.db'}"
     with open_repository(url) as repo:
-        runs = _Runs(repo)
+        runs = RunWriter(repo)
         runs.add("a", (), {"a": 0.5})
         runs.add("b", (), {"b": 0.6})
         runs.add("a", ("b",), {"a": 0.55, "b": 0.6})
@@ -140,7 +101,7 @@ def test_the_pooled_data_versions_note_lists_five_sets_then_an_ellipsis(tmp_path
     url = f"sqlite:///{tmp_path / 'r.db'}"
     ner = {"ner": "n" * 64}
     with open_repository(url) as repo:
-        runs = _Runs(repo)
+        runs = RunWriter(repo)
         runs.add("ner", (), {"ner": 0.5}, prints=ner)
         for aux in ("a1", "a2", "a3", "a4", "a5", "a6"):
             for version in ("p", "q"):
