@@ -10,11 +10,17 @@ from optuna.trial import FrozenTrial, TrialState
 
 from taskgraph.search.progress import CONFIG_ATTR, FAILURE_ATTR, REPEATS_ATTR
 from taskgraph.search.queueing import QueuePlanner
-from taskgraph.search.space import SearchSpace
+from taskgraph.search.space import SUBSET_ATTR, SearchSpace
 from taskgraph.spec import StudySpec
 from taskgraph.testing.fakes import SHARING_SPACES
 
-__all__ = ["planner_on_data", "run_next_trial", "seeded_study", "waiting_trials"]
+__all__ = [
+    "finished_subset_trial",
+    "planner_on_data",
+    "run_next_trial",
+    "seeded_study",
+    "waiting_trials",
+]
 
 
 class _Repository:
@@ -91,3 +97,18 @@ def run_next_trial(
 def waiting_trials(study: optuna.Study) -> list[FrozenTrial]:
     """Return ``study``'s waiting (enqueued, not yet asked) trials."""
     return study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+
+
+def finished_subset_trial(
+    subset: list[str], value: float, *, flags: str = "abc", **attrs: Any
+) -> FrozenTrial:
+    """Return a complete trial of ``subset`` (its stored auxiliaries), one ``aux/<t>`` flag per
+    candidate in ``flags``, for a sampler to read."""
+    flag = optuna.distributions.CategoricalDistribution([False, True])
+    return optuna.trial.create_trial(
+        params={f"aux/{t}": t in subset for t in flags},
+        distributions={f"aux/{t}": flag for t in flags},
+        value=value,
+        user_attrs={SUBSET_ATTR: subset, **attrs},
+        state=TrialState.COMPLETE,
+    )

@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 import optuna
 import pytest
-from optuna.distributions import CategoricalDistribution
 
 from taskgraph.errors import ConfigError
 from taskgraph.search.bandit_sampler import BanditSampler
 from taskgraph.search.benchmarking import run_search
-from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR, SUBSET_ATTR
+from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR
+from taskgraph.testing.queueing import finished_subset_trial
 from tests.search.test_graph_sampler import SOURCES, additive_table, ask_subset
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -101,25 +101,13 @@ def test_pruned_failed_and_running_sets_are_not_proposed_again() -> None:
     assert set(chosen) == set(), chosen
 
 
-def _done(subset: list[str], value: float, **attrs: Any) -> optuna.trial.FrozenTrial:
-    """A complete trial of ``subset`` (its stored auxiliaries) over candidates a, b, c."""
-    flags = CategoricalDistribution([False, True])
-    return optuna.trial.create_trial(
-        params={f"aux/{t}": t in subset for t in "abc"},
-        distributions={f"aux/{t}": flags for t in "abc"},
-        value=value,
-        user_attrs={SUBSET_ATTR: subset, **attrs},
-        state=optuna.trial.TrialState.COMPLETE,
-    )
-
-
 def test_a_non_finite_value_is_no_win_and_no_loss() -> None:
     sampler = BanditSampler(target="t", candidates=["a", "b", "c"], seed=0)
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    study.add_trial(_done([], 0.5, **{ROLE_ATTR: BASELINE_ROLE}))
-    study.add_trial(_done(["a"], math.inf))
-    study.add_trial(_done(["b"], -math.inf))
-    study.add_trial(_done(["c"], 0.6))
+    study.add_trial(finished_subset_trial([], 0.5, **{ROLE_ATTR: BASELINE_ROLE}))
+    study.add_trial(finished_subset_trial(["a"], math.inf))
+    study.add_trial(finished_subset_trial(["b"], -math.inf))
+    study.add_trial(finished_subset_trial(["c"], 0.6))
     counts, evaluated = sampler.posterior(study)
     assert counts == {"a": (1.0, 1.0), "b": (1.0, 1.0), "c": (2.0, 1.0)}
     assert evaluated == {frozenset(), frozenset("a"), frozenset("b"), frozenset("c")}
@@ -128,9 +116,11 @@ def test_a_non_finite_value_is_no_win_and_no_loss() -> None:
 def test_the_first_baseline_trial_is_the_reference() -> None:
     sampler = BanditSampler(target="t", candidates=["a", "b", "c"], seed=0)
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    study.add_trial(_done([], 0.5, **{ROLE_ATTR: BASELINE_ROLE}))
-    study.add_trial(_done(["a"], 0.7))
-    study.add_trial(_done([], 0.9))  # the target alone again (another configuration)
+    study.add_trial(finished_subset_trial([], 0.5, **{ROLE_ATTR: BASELINE_ROLE}))
+    study.add_trial(finished_subset_trial(["a"], 0.7))
+    study.add_trial(
+        finished_subset_trial([], 0.9)
+    )  # the target alone again (another configuration)
     counts, _ = sampler.posterior(study)
     assert counts["a"] == (2.0, 1.0)  # 0.7 beat the first baseline's 0.5
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal
 
 import numpy as np
@@ -11,23 +12,14 @@ from optuna.distributions import CategoricalDistribution
 
 from taskgraph.search.bandit_sampler import BanditSampler
 from taskgraph.search.progress import FAILURE_ATTR, INTERRUPTED_ATTR
-from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR, SUBSET_ATTR
+from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR
 from taskgraph.search.subset_sampler import PROPOSAL_ATTR, counted_trials
+from taskgraph.testing.queueing import finished_subset_trial
 from tests.search.test_graph_sampler import ask_subset
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-def _done(subset: list[str], value: float, **attrs: Any) -> optuna.trial.FrozenTrial:
-    """Return a complete trial of ``subset`` (its stored auxiliaries) over candidates a, b, c, d."""
-    flags = CategoricalDistribution([False, True])
-    return optuna.trial.create_trial(
-        params={f"aux/{t}": t in subset for t in "abcd"},
-        distributions={f"aux/{t}": flags for t in "abcd"},
-        value=value,
-        user_attrs={SUBSET_ATTR: subset, **attrs},
-        state=optuna.trial.TrialState.COMPLETE,
-    )
+# complete trials over candidates a, b, c, d
+_done = functools.partial(finished_subset_trial, flags="abcd")
 
 
 def test_excluded_candidates_and_the_target_are_never_arms() -> None:

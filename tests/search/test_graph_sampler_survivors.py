@@ -18,8 +18,8 @@ from taskgraph.search.graph_sampler import (
     popular_source_scores,
     startup_order,
 )
+from taskgraph.testing.queueing import finished_subset_trial
 from tests.search.test_graph_sampler import ask_subset
-from tests.search.test_samplers_survivors import finished
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -35,7 +35,7 @@ def test_a_diverged_trial_gives_no_record() -> None:
     sampler = GraphGuidedSampler(target="t", candidates=["a", "b", "c"], seed=0)
     study = optuna.create_study(direction="minimize", sampler=sampler)
     for subset, value in ((["a"], 1.0), (["b"], math.inf), (["c"], 0.0)):
-        study.add_trial(finished(subset, value))
+        study.add_trial(finished_subset_trial(subset, value))
     assert _values(sampler, study) == {"a+t": 1.0, "c+t": 0.0, "t": 0.5}
 
 
@@ -44,14 +44,14 @@ def test_before_the_baseline_the_median_not_the_mean_stands_in() -> None:
     sampler = GraphGuidedSampler(target="t", candidates=["a", "b", "c"], seed=0)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     for subset, value in ((["a"], 1.0), (["b"], 0.9), (["c"], 0.0)):
-        study.add_trial(finished(subset, value))
+        study.add_trial(finished_subset_trial(subset, value))
     assert _values(sampler, study)["t"] == 0.9
 
 
 def test_a_stored_set_naming_the_target_is_the_baseline() -> None:
     sampler = GraphGuidedSampler(target="t", candidates=["a", "b"], seed=0)
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    study.add_trial(finished(["t"], 0.5, flags="ab"))
+    study.add_trial(finished_subset_trial(["t"], 0.5, flags="ab"))
     assert _values(sampler, study) == {"t": 0.5}
     assert sampler.propose(study) in {frozenset({"a"}), frozenset({"b"})}
 

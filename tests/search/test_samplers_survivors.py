@@ -11,7 +11,6 @@ import numpy as np
 import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution
-from optuna.trial import TrialState
 
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.errors import ConfigError
@@ -21,24 +20,12 @@ from taskgraph.search.graph_sampler import (
     popular_source_scores,
     startup_order,
 )
-from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR, SUBSET_ATTR
+from taskgraph.search.space import BASELINE_ROLE, ROLE_ATTR
+from taskgraph.testing.queueing import finished_subset_trial
 from tests.search.test_graph_sampler import _FixedModel, ask_subset
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 FLAG = CategoricalDistribution([False, True])
-
-
-def finished(
-    subset: list[str], value: float, *, flags: str = "abc", **attrs: Any
-) -> optuna.trial.FrozenTrial:
-    """Return a complete trial of ``subset`` (its stored auxiliaries), one flag per ``flags``."""
-    return optuna.trial.create_trial(
-        params={f"aux/{t}": t in subset for t in flags},
-        distributions={f"aux/{t}": FLAG for t in flags},
-        value=value,
-        user_attrs={SUBSET_ATTR: subset, **attrs},
-        state=TrialState.COMPLETE,
-    )
 
 
 def drive(sampler: optuna.samplers.BaseSampler, tasks: list[str], n: int) -> list[Any]:
@@ -98,11 +85,11 @@ def test_the_model_is_refitted_when_a_trial_finishes() -> None:
     sampler = GraphGuidedSampler(target="t", candidates=["a", "b", "c"], n_startup_trials=1,
                                  seed=0)  # fmt: skip
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    study.add_trial(finished([], 1.0))
-    study.add_trial(finished(["a"], 1.1))
+    study.add_trial(finished_subset_trial([], 1.0))
+    study.add_trial(finished_subset_trial(["a"], 1.1))
     sampler.propose(study)
     first = sampler.last_estimator
-    study.add_trial(finished(["b"], 0.5))
+    study.add_trial(finished_subset_trial(["b"], 0.5))
     sampler.propose(study)
     assert first is not None and sampler.last_estimator is not first
     # The new trial's evidence reaches the model: b now predicts a loss.
@@ -114,7 +101,7 @@ def test_a_zero_baseline_falls_back_to_absolute_gains() -> None:
     sampler = GraphGuidedSampler(target="t", candidates=["a", "b", "c"], seed=0)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     for subset, value in (([], 0.0), (["a"], 0.2), (["b"], -0.2), (["c"], 0.05)):
-        study.add_trial(finished(subset, value))
+        study.add_trial(finished_subset_trial(subset, value))
     assert len(sampler.propose(study)) == 2
     assert sampler.last_estimator is not None
     assert sampler.last_estimator.predict("t", frozenset({"t", "a"}))[0] > 0
@@ -128,7 +115,7 @@ def test_without_a_model_the_set_is_drawn_at_random() -> None:
         sampler = GraphGuidedSampler(target="t", candidates=["a", "b", "c"], n_startup_trials=1,
                                      seed=seed)  # fmt: skip
         study = optuna.create_study(direction="maximize", sampler=sampler)
-        study.add_trial(finished([], 1.0))
+        study.add_trial(finished_subset_trial([], 1.0))
         chosen.add(sampler.propose(study))
         assert sampler.last_estimator is None
     assert len(chosen) > 1
@@ -147,8 +134,8 @@ def test_expected_improvement_is_over_the_best_set_seen_not_the_worst(
     })  # fmt: skip
     monkeypatch.setattr(sampler, "_fit", lambda records: model)
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    study.add_trial(finished([], 0.2))
-    study.add_trial(finished(["c"], 0.6))
+    study.add_trial(finished_subset_trial([], 0.2))
+    study.add_trial(finished_subset_trial(["c"], 0.6))
     assert sampler.propose(study) == frozenset({"b"})
 
 
@@ -245,7 +232,7 @@ def test_before_the_baseline_finishes_the_median_is_the_reference() -> None:
     sampler = BanditSampler(target="t", candidates=["a", "b", "c"], seed=0)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     for subset, value in ((["a"], 0.7), (["b"], 0.5), (["c"], 0.3)):
-        study.add_trial(finished(subset, value))
+        study.add_trial(finished_subset_trial(subset, value))
     counts, _ = sampler.posterior(study)
     # The median, 0.5: a beat it; b only matched it; c trailed it.
     assert counts == {"a": (2.0, 1.0), "b": (1.0, 2.0), "c": (1.0, 2.0)}
@@ -254,8 +241,8 @@ def test_before_the_baseline_finishes_the_median_is_the_reference() -> None:
 def test_matching_the_baseline_is_no_win() -> None:
     sampler = BanditSampler(target="t", candidates=["a", "b", "c"], seed=0)
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    study.add_trial(finished([], 0.5, **{ROLE_ATTR: BASELINE_ROLE}))
-    study.add_trial(finished(["a"], 0.5))
+    study.add_trial(finished_subset_trial([], 0.5, **{ROLE_ATTR: BASELINE_ROLE}))
+    study.add_trial(finished_subset_trial(["a"], 0.5))
     counts, _ = sampler.posterior(study)
     assert counts["a"] == (1.0, 2.0)
 
@@ -263,9 +250,9 @@ def test_matching_the_baseline_is_no_win() -> None:
 def test_a_lower_value_wins_when_the_study_minimizes() -> None:
     sampler = BanditSampler(target="t", candidates=["a", "b", "c"], seed=0)
     study = optuna.create_study(direction="minimize", sampler=sampler)
-    study.add_trial(finished([], 0.5, **{ROLE_ATTR: BASELINE_ROLE}))
-    study.add_trial(finished(["a"], 0.4))
-    study.add_trial(finished(["b"], 0.6))
+    study.add_trial(finished_subset_trial([], 0.5, **{ROLE_ATTR: BASELINE_ROLE}))
+    study.add_trial(finished_subset_trial(["a"], 0.4))
+    study.add_trial(finished_subset_trial(["b"], 0.6))
     counts, _ = sampler.posterior(study)
     assert counts == {"a": (2.0, 1.0), "b": (1.0, 2.0), "c": (1.0, 1.0)}
 
@@ -290,7 +277,7 @@ def test_a_running_baseline_does_not_mark_the_include_only_set_as_seen(seed: int
     # reference, not the include-only set {i}, which is the one valid set not tried yet.
     sampler = BanditSampler(target="t", candidates=["i", "a"], include=["i"], seed=seed)
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    study.add_trial(finished(["i", "a"], 0.7, flags="a"))
+    study.add_trial(finished_subset_trial(["i", "a"], 0.7, flags="a"))
     study.enqueue_trial({"aux/a": False}, user_attrs={ROLE_ATTR: BASELINE_ROLE})
     study.ask()
     _, evaluated = sampler.posterior(study)
