@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import optuna
 import pytest
-from optuna.distributions import CategoricalDistribution
 
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.errors import ConfigError
@@ -25,7 +24,6 @@ from taskgraph.testing.queueing import finished_subset_trial
 from tests.search.test_graph_sampler import _FixedModel, ask_subset
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-FLAG = CategoricalDistribution([False, True])
 
 
 def drive(sampler: optuna.samplers.BaseSampler, tasks: list[str], n: int) -> list[Any]:
