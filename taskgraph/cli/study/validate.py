@@ -48,7 +48,8 @@ def _validate(
     trust_remote_code: bool,
     data: DataOption,
 ) -> None:
-    """Print what `study validate` found in a valid spec; raise TaskgraphError otherwise."""
+    """Print what `study validate` found in a valid spec; raise (TaskgraphError, or the
+    OSError of a spec file the system refuses to read) otherwise."""
     from taskgraph.app.studies.specs import runner_of
     from taskgraph.search.space import SearchSpace
     from taskgraph.spec.checks import check_data
