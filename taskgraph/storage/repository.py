@@ -437,6 +437,11 @@ class Repository(RunExport, RunQueries, RecordReads, ScreenReads):
                 target=config.target,
                 spec=None,
             )
+            # Two screens of one study written at once (PostgreSQL, READ COMMITTED) would both
+            # take number -1 and the second insert would be dropped as a conflict: the study
+            # row's lock makes the later writer wait and then see the earlier one's run.
+            # (SQLite's write transactions already run one at a time; FOR UPDATE is left out.)
+            session.execute(select(StudyRow.id).where(StudyRow.id == study_id).with_for_update())
             lowest = session.execute(
                 select(func.min(RunRow.trial_number)).where(
                     RunRow.study_id == study_id, RunRow.trial_number < 0
