@@ -261,10 +261,14 @@ def _cross_stitch_with_perturbed_columns(
     return model, list(model.specs)
 
 
-def _cyclic_alpha(names: list[str]) -> torch.Tensor:
+#: the one column each task reads under :func:`cyclic_alpha`
+CYCLIC_READS = {"deps": "ner", "ner": "topic", "topic": "deps"}
+
+
+def cyclic_alpha(names: list[str]) -> torch.Tensor:
     """Row t names the one column task t reads: deps <- ner, ner <- topic, topic <- deps."""
     alpha = torch.zeros(3, 3)
-    for reader, source in (("deps", "ner"), ("ner", "topic"), ("topic", "deps")):
+    for reader, source in CYCLIC_READS.items():
         alpha[names.index(reader), names.index(source)] = 1.0
     return alpha
 
@@ -276,7 +280,7 @@ def test_cross_stitch_mixes_row_t_of_alpha_into_task_t(
     model, names = _cross_stitch_with_perturbed_columns(tiny_encoder, three_tasks, 1)
     batch = batches["deps"]
     with torch.no_grad():
-        model.alphas[0].copy_(_cyclic_alpha(names))
+        model.alphas[0].copy_(cyclic_alpha(names))
         hidden, bias = model.encode_shared(batch)
         expected = run_layers(model.column("ner"), hidden, bias)
         assert torch.allclose(model.encode("deps", batch), expected, atol=1e-6)
@@ -289,7 +293,7 @@ def test_cross_stitch_intermediate_mix_uses_rows(
     model, names = _cross_stitch_with_perturbed_columns(tiny_encoder, three_tasks, 2)
     batch = batches["deps"]
     with torch.no_grad():
-        model.alphas[0].copy_(_cyclic_alpha(names))
+        model.alphas[0].copy_(cyclic_alpha(names))
         model.alphas[1].copy_(torch.eye(3))
         hidden, bias = model.encode_shared(batch)
         after_first = run_layers(model.column("ner")[:1], hidden, bias)

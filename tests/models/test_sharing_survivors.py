@@ -18,6 +18,7 @@ from taskgraph.models.layerwise import run_layers
 from taskgraph.models.sharing.cross_stitch import CrossStitchSharing
 from taskgraph.models.sharing.hard import HardSharing
 from taskgraph.models.sharing.soft import SoftSharing
+from tests.models.test_sharing_architectures import CYCLIC_READS, cyclic_alpha
 
 Batches = dict[str, dict[str, torch.Tensor]]
 
@@ -132,18 +133,13 @@ def test_cross_stitch_final_mix_gives_every_task_its_own_row(
         params={"top_k_layers": 1},
     ).eval()
     assert isinstance(model, CrossStitchSharing) and isinstance(model.alphas, nn.ParameterList)
-    names = model.tasks
-    reads = {"ner": "topic", "deps": "ner", "topic": "deps"}
     batch = batches["ner"]
     torch.manual_seed(0)
     with torch.no_grad():
         for parameter in model.columns.parameters():  # make the columns distinguishable
             parameter.add_(0.05 * torch.randn_like(parameter))
-        alpha = torch.zeros(3, 3)
-        for reader, source in reads.items():
-            alpha[names.index(reader), names.index(source)] = 1.0
-        model.alphas[0].copy_(alpha)
+        model.alphas[0].copy_(cyclic_alpha(model.tasks))
         hidden, bias = model.encode_shared(batch)
-        for reader, source in reads.items():
+        for reader, source in CYCLIC_READS.items():
             expected = run_layers(model.column(source), hidden, bias)
             assert torch.allclose(model.encode(reader, batch), expected, atol=1e-6), reader
