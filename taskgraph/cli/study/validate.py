@@ -26,15 +26,12 @@ def validate(
 ) -> None:
     """Check a study spec: its shape, its names, the search space it compiles to, and the
     data directory and every task's files, as `study run` checks them before it writes."""
-    if not as_json:
-        _validate(spec, sets, as_json=False, trust_remote_code=trust_remote_code, data=data)
-        return
     try:
-        _validate(spec, sets, as_json=True, trust_remote_code=trust_remote_code, data=data)
+        _validate(spec, sets, as_json=as_json, trust_remote_code=trust_remote_code, data=data)
     except Exception as error:
         # A script reads the answer from stdout either way; the error line still goes to
         # stderr and the exit status is the error's (the command group prints both).
-        line = refusal_line(error)
+        line = refusal_line(error) if as_json else None
         if line is not None:
             emit_json({"valid": False, "file": str(spec), "error": line})
         raise
