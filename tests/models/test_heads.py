@@ -12,14 +12,20 @@ from torch import nn
 
 from taskgraph.errors import ConfigError
 from taskgraph.models import EncoderBundle, HeadSpec, build_head
-from taskgraph.models.heads import HeadOutput, QAPrediction, is_well_formed_tree
+from taskgraph.models.heads import (
+    BiaffineParserHead,
+    HeadOutput,
+    QAPrediction,
+    is_well_formed_tree,
+)
 from taskgraph.models.heads.tagging import word_positions
 from taskgraph.tasks.types import TaskType
 
 HIDDEN = 16
 
 
-def _head(spec: HeadSpec, vocab: int = 50) -> nn.Module:
+def head_of(spec: HeadSpec, vocab: int = 50) -> nn.Module:
+    """Return ``spec``'s head over a ``HIDDEN``-wide encoder, seeded, in eval mode."""
     torch.manual_seed(0)
     return build_head(spec, hidden_size=HIDDEN, word_embeddings=nn.Embedding(vocab, HIDDEN)).eval()
 
@@ -44,7 +50,7 @@ def test_word_positions_come_from_labels_left_aligned() -> None:
 
 
 def test_crf_decode_matches_brute_force_over_word_level_emissions() -> None:
-    head = _head(HeadSpec("ner", TaskType.TOKEN_TAGGING, 3, {"crf": True}))
+    head = head_of(HeadSpec("ner", TaskType.TOKEN_TAGGING, 3, {"crf": True}))
     with torch.no_grad():  # sharp random transitions so that the CRF actually matters
         for parameter in head.crf.parameters():
             parameter.normal_(0, 2.0)
@@ -75,7 +81,7 @@ def test_crf_decode_matches_brute_force_over_word_level_emissions() -> None:
 
 
 def test_tagging_without_crf_scores_first_subwords_only() -> None:
-    head = _head(HeadSpec("pos", TaskType.TOKEN_TAGGING, 4))
+    head = head_of(HeadSpec("pos", TaskType.TOKEN_TAGGING, 4))
     hidden = torch.randn(2, 5, HIDDEN)
     labels = torch.tensor([[-100, 2, -100, 3, -100], [-100, 1, -100, -100, -100]])
     output = head(hidden, {"labels": labels})
@@ -99,7 +105,7 @@ def test_tagging_without_crf_scores_first_subwords_only() -> None:
 def test_crf_loss_is_per_word_nll_of_the_gold_word_tags() -> None:
     # Gold tags are read at each word's first sub-word, and the summed NLL is divided by the
     # number of words (token_mean), not returned as a sum.
-    head = _head(HeadSpec("ner", TaskType.TOKEN_TAGGING, 3, {"crf": True}))
+    head = head_of(HeadSpec("ner", TaskType.TOKEN_TAGGING, 3, {"crf": True}))
     with torch.no_grad():
         for parameter in head.crf.parameters():
             parameter.normal_(0, 2.0)
@@ -121,7 +127,7 @@ def test_crf_loss_is_per_word_nll_of_the_gold_word_tags() -> None:
 
 
 def test_crf_rows_without_words_are_skipped() -> None:
-    head = _head(HeadSpec("ner", TaskType.TOKEN_TAGGING, 3, {"crf": True}))
+    head = head_of(HeadSpec("ner", TaskType.TOKEN_TAGGING, 3, {"crf": True}))
     labels = torch.tensor([[-100, 1, 2, -100], [-100, -100, -100, -100]])
     output = head(torch.randn(2, 4, HIDDEN), {"labels": labels})
     assert output.loss is not None and torch.isfinite(output.loss)
@@ -130,7 +136,7 @@ def test_crf_rows_without_words_are_skipped() -> None:
 
 
 def test_qa_no_answer_and_span_decoding() -> None:
-    head = _head(HeadSpec("qa", TaskType.EXTRACTIVE_QA, 0, {"top_k": 3, "max_answer_length": 2}))
+    head = head_of(HeadSpec("qa", TaskType.EXTRACTIVE_QA, 0, {"top_k": 3, "max_answer_length": 2}))
     with torch.no_grad():
         head.qa_outputs.weight.zero_()
         head.qa_outputs.bias.zero_()
@@ -176,7 +182,9 @@ def test_qa_no_answer_and_span_decoding() -> None:
 
 
 def test_parser_loss_uses_gold_heads_and_decodes_trees() -> None:
-    head = _head(HeadSpec("deps", TaskType.DEPENDENCY_PARSING, 3, {"arc_size": 8, "label_size": 4}))
+    head = head_of(
+        HeadSpec("deps", TaskType.DEPENDENCY_PARSING, 3, {"arc_size": 8, "label_size": 4})
+    )
     hidden = torch.randn(2, 6, HIDDEN)
     batch = {
         "word_starts": torch.tensor([[1, 2, 4], [1, 0, 0]]),
@@ -205,8 +213,13 @@ def test_parser_loss_uses_gold_heads_and_decodes_trees() -> None:
     assert all(is_well_formed_tree([0, *t.heads]) for t in trees)
 
 
-def _random_parser() -> nn.Module:
-    head = _head(HeadSpec("deps", TaskType.DEPENDENCY_PARSING, 3, {"arc_size": 8, "label_size": 4}))
+def random_parser(vocab: int = 50) -> BiaffineParserHead:
+    """Return a parser head with trained-looking weights (the biaffine U and label tensor start
+    at 0)."""
+    head = head_of(
+        HeadSpec("deps", TaskType.DEPENDENCY_PARSING, 3, {"arc_size": 8, "label_size": 4}), vocab
+    )
+    assert isinstance(head, BiaffineParserHead)
     with torch.no_grad():
         for parameter in head.parameters():
             parameter.normal_(0, 0.5)
@@ -216,7 +229,7 @@ def _random_parser() -> nn.Module:
 def test_parser_label_loss_is_scored_at_the_gold_heads() -> None:
     # With random weights the predicted heads differ from the gold ones, so relation scores
     # taken at the predicted heads give another loss.
-    head = _random_parser()
+    head = random_parser()
     torch.manual_seed(2)
     hidden = torch.randn(1, 6, HIDDEN)
     batch = {
@@ -240,7 +253,7 @@ def test_parser_label_loss_is_scored_at_the_gold_heads() -> None:
 
 
 def test_parser_decode_returns_a_tree_when_greedy_heads_form_a_cycle() -> None:
-    head = _random_parser()
+    head = random_parser()
     never = -1e9
     # Rows: words 1..3; columns: ROOT, 1, 2, 3.  Greedy heads are 1 <- 2, 2 <- 1 (a cycle) and
     # 3 <- ROOT; the best tree is 1 <- 2 <- 3 <- ROOT (5 + 1 + 5 against 5 + 0 + 5 for 2 <- 1 <- 3).
@@ -262,8 +275,8 @@ def test_parser_decode_returns_a_tree_when_greedy_heads_form_a_cycle() -> None:
 def test_classification_pooling() -> None:
     hidden = torch.randn(2, 4, HIDDEN)
     attention = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
-    mean = _head(HeadSpec("c", TaskType.SENTENCE_CLASSIFICATION, 3))
-    cls = _head(HeadSpec("c", TaskType.SENTENCE_PAIR_CLASSIFICATION, 3, {"pooling": "cls"}))
+    mean = head_of(HeadSpec("c", TaskType.SENTENCE_CLASSIFICATION, 3))
+    cls = head_of(HeadSpec("c", TaskType.SENTENCE_PAIR_CLASSIFICATION, 3, {"pooling": "cls"}))
     expected_mean = mean.classifier(hidden[0, :2].mean(dim=0))
     assert torch.allclose(
         mean(hidden, {"attention_mask": attention}).logits[0], expected_mean, atol=1e-6
@@ -319,14 +332,14 @@ def test_head_specs_and_options_are_validated() -> None:
         ConfigError,
         match=r"unknown token_tagging head option\(s\) crf_layer; allowed: crf, dropout",
     ):
-        _head(HeadSpec("ner", TaskType.TOKEN_TAGGING, 3, {"crf_layer": True}))
+        head_of(HeadSpec("ner", TaskType.TOKEN_TAGGING, 3, {"crf_layer": True}))
     with pytest.raises(ConfigError, match="num_labels must be >= 1"):
         HeadSpec("ner", TaskType.TOKEN_TAGGING, 0)
     with pytest.raises(ConfigError, match="unknown task type 'tagging'"):
         HeadSpec("ner", "tagging", 3)  # type: ignore[arg-type]
     assert HeadSpec("ner", "token_tagging", 3).type is TaskType.TOKEN_TAGGING  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="pooling must be one of mean, cls"):
-        _head(HeadSpec("c", TaskType.SENTENCE_CLASSIFICATION, 2, {"pooling": "max"}))
+        head_of(HeadSpec("c", TaskType.SENTENCE_CLASSIFICATION, 2, {"pooling": "max"}))
     with pytest.raises(ConfigError, match="no label classifier"):
         build_head(
             HeadSpec("d", TaskType.DEPENDENCY_PARSING, 2),
@@ -337,7 +350,7 @@ def test_head_specs_and_options_are_validated() -> None:
 
 
 def test_tagging_without_crf_gives_a_zero_loss_with_gradients_when_no_word_is_labelled() -> None:
-    head = _head(HeadSpec("pos", TaskType.TOKEN_TAGGING, 4)).train()
+    head = head_of(HeadSpec("pos", TaskType.TOKEN_TAGGING, 4)).train()
     output = head(torch.randn(2, 5, HIDDEN), {"labels": torch.full((2, 5), -100)})
     assert output.loss is not None and float(output.loss.detach()) == 0.0
     output.loss.backward()  # a step on such a batch changes nothing, but must not fail
@@ -346,7 +359,9 @@ def test_tagging_without_crf_gives_a_zero_loss_with_gradients_when_no_word_is_la
 
 
 def test_parser_gives_a_zero_loss_with_gradients_when_no_word_is_labelled() -> None:
-    head = _head(HeadSpec("deps", TaskType.DEPENDENCY_PARSING, 3, {"arc_size": 8, "label_size": 4}))
+    head = head_of(
+        HeadSpec("deps", TaskType.DEPENDENCY_PARSING, 3, {"arc_size": 8, "label_size": 4})
+    )
     head.train()
     batch = {
         "word_starts": torch.tensor([[1, 2, 4], [1, 0, 0]]),
@@ -363,7 +378,7 @@ def test_parser_gives_a_zero_loss_with_gradients_when_no_word_is_labelled() -> N
 
 
 def test_qa_gives_a_zero_loss_with_gradients_when_every_gold_position_is_past_the_window() -> None:
-    head = _head(HeadSpec("qa", TaskType.EXTRACTIVE_QA, 0)).train()
+    head = head_of(HeadSpec("qa", TaskType.EXTRACTIVE_QA, 0)).train()
     hidden = torch.randn(2, 6, HIDDEN)
     # Padding too: the masked logits' sum overflows to -inf, so the zero must not come from it.
     batch = {"attention_mask": torch.tensor([[1, 1, 1, 1, 1, 0], [1, 1, 1, 0, 0, 0]])}

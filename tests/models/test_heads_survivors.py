@@ -11,32 +11,15 @@ import torch
 from torch import nn
 
 from taskgraph.models import HeadSpec, build_head
-from taskgraph.models.heads import BiaffineParserHead, HeadOutput, QAPrediction, TaskHead
+from taskgraph.models.heads import HeadOutput, QAPrediction
 from taskgraph.models.heads.qa import context_mask
 from taskgraph.tasks.types import TaskType
-
-HIDDEN = 16
-
-
-def _build(spec: HeadSpec) -> TaskHead:
-    torch.manual_seed(0)
-    return build_head(spec, hidden_size=HIDDEN, word_embeddings=nn.Embedding(20, HIDDEN)).eval()
-
-
-def _random_parser() -> BiaffineParserHead:
-    head = _build(
-        HeadSpec("deps", TaskType.DEPENDENCY_PARSING, 3, {"arc_size": 8, "label_size": 4})
-    )
-    assert isinstance(head, BiaffineParserHead)
-    with torch.no_grad():  # trained-looking weights: the biaffine U and label tensor start at 0
-        for parameter in head.parameters():
-            parameter.normal_(0, 0.5)
-    return head
+from tests.models.test_heads import HIDDEN, head_of, random_parser
 
 
 def test_crf_batch_without_labelled_words_gives_a_zero_loss_and_empty_paths() -> None:
     # Every window of a long document can fall between labelled words.
-    head = _build(HeadSpec("ner", TaskType.TOKEN_TAGGING, 3, {"crf": True})).train()
+    head = head_of(HeadSpec("ner", TaskType.TOKEN_TAGGING, 3, {"crf": True}), vocab=20).train()
     batch = {"labels": torch.full((2, 5), -100)}
     output = head(torch.randn(2, 5, HIDDEN), batch)
     assert output.loss is not None and float(output.loss.detach()) == 0.0
@@ -52,7 +35,7 @@ PARSER_BATCH = {
 
 def test_parser_root_is_the_first_token() -> None:
     # ROOT is the [CLS] state; the last position (here neither a word nor [CLS]) plays no part.
-    head = _random_parser()
+    head = random_parser(vocab=20)
     torch.manual_seed(1)
     hidden = torch.randn(1, 6, HIDDEN)
     with torch.no_grad():
@@ -69,7 +52,7 @@ def test_parser_root_is_the_first_token() -> None:
 
 def test_parser_head_prior_scores_the_candidate_head() -> None:
     # s[i, j] = d_i U h_j + u . h_j: the prior term varies with the candidate head j.
-    head = _random_parser()
+    head = random_parser(vocab=20)
     with torch.no_grad():
         head.arc_weight.zero_()
     torch.manual_seed(1)
@@ -87,7 +70,7 @@ def test_parser_head_prior_scores_the_candidate_head() -> None:
 def test_parser_decode_scores_relations_at_the_tree_heads() -> None:
     # Greedy heads 1 <- 2, 2 <- 1 form a cycle; the tree is 1 <- 2 <- 3 <- ROOT.  Relations
     # must be scored for the tree's heads, not read off the greedy-head label scores.
-    head = _random_parser()
+    head = random_parser(vocab=20)
     never = -1e9
     arcs = torch.tensor([[[0.0, never, 5.0, 0.0], [0.0, 5.0, never, 1.0], [5.0, 0.0, 0.0, never]]])
     torch.manual_seed(3)
