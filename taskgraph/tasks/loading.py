@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from taskgraph.errors import ConfigError, DataNotFoundError
+from taskgraph.errors import ConfigError, DataFormatError, DataNotFoundError
 from taskgraph.tasks.cache import default_cache
 from taskgraph.tasks.catalog import get_task
 from taskgraph.tasks.datadir import resolve_data_dir
@@ -126,16 +126,52 @@ def _synthetic_examples(task: TaskDef, split: str) -> list[Example]:
     return list(module.generate_examples(task, split))
 
 
+def _edited_while_read(path: Path) -> DataFormatError:
+    """Return the error for a file whose contents changed while it was being read."""
+    return DataFormatError(
+        path,
+        None,
+        "one version of the file from the start to the end of a read",
+        "contents that changed while it was read (read it again once the edit is done)",
+    )
+
+
 def _allocation(
     task: TaskDef, path: Path, allocation_key: str, fractions: list[float]
 ) -> list[int]:
-    key = f"{file_sha256(path)}|{_reading_key(task)}|{allocation_key}"
+    """Return each record's part of the carve, memoised by the file's contents.
+
+    A file edited while it is read gets no allocation but :func:`_edited_while_read`'s error:
+    its parts would be of neither version, and kept under the old digest they would come back
+    (through the counts, also on disk) once the file was restored.
+    """
+    digest = file_sha256(path)
+    key = f"{digest}|{_reading_key(task)}|{allocation_key}"
     if key not in _ALLOCATIONS:
+        units = ((record.group, record.texts) for record in _records(task, path))
+        parts = allocate_parts(units, fractions)
+        if file_sha256(path) != digest:
+            raise _edited_while_read(path)
         if len(_ALLOCATIONS) >= 16:
             _ALLOCATIONS.pop(next(iter(_ALLOCATIONS)))
-        units = ((record.group, record.texts) for record in _records(task, path))
-        _ALLOCATIONS[key] = allocate_parts(units, fractions)
+        _ALLOCATIONS[key] = parts
     return _ALLOCATIONS[key]
+
+
+def _carved(
+    records: Iterator[Record], parts: list[int], wanted: int, path: Path
+) -> Iterator[Example]:
+    """Yield the examples of ``records`` whose part is ``wanted``; a file that holds more or
+    fewer records than its allocation was edited since (:func:`_edited_while_read`)."""
+    count = 0
+    for record in records:
+        if count == len(parts):
+            raise _edited_while_read(path)
+        if parts[count] == wanted:
+            yield record.example
+        count += 1
+    if count != len(parts):
+        raise _edited_while_read(path)
 
 
 def iter_examples(
@@ -163,11 +199,7 @@ def iter_examples(
         names = [name for name, _ in carve.parts]
         parts = _allocation(task, path, carve.allocation, [f for _, f in carve.parts])
         wanted = names.index(carve.part)
-        stream = (
-            record.example
-            for record, part in zip(_records(task, path), parts, strict=True)
-            if part == wanted
-        )
+        stream = _carved(_records(task, path), parts, wanted, path)
     return itertools.islice(stream, limit)
 
 
@@ -232,6 +264,7 @@ def count_examples(
         return cached
     source = _source(task, split)
     path = split_file(task, split, data_dir=data_dir)
+    key = _count_key(task, path, source)
     if source.select is None:
         counts = {"": sum(1 for _ in _records(task, path))}
         part = ""
@@ -240,7 +273,10 @@ def count_examples(
         parts = _allocation(task, path, carve.allocation, [f for _, f in carve.parts])
         counts = {name: parts.count(index) for index, (name, _) in enumerate(carve.parts)}
         part = carve.part
-    default_cache().put("counts", _count_key(task, path, source), counts)
+    # A file edited while it was counted: the count is of neither version, so not kept
+    # under either digest (returned, as the labels read are by label_vocabulary).
+    if _count_key(task, path, source) == key:
+        default_cache().put("counts", key, counts)
     return counts[part]
 
 
@@ -308,7 +344,8 @@ def unseen_labels(
     """
     if "train" not in task.splits or task.type in (TaskType.EXTRACTIVE_QA, TaskType.MASKED_LM):
         return {}
-    key = f"{task_fingerprint(task, data_dir=data_dir)}|{task.label_field}"
+    fingerprint = task_fingerprint(task, data_dir=data_dir)
+    key = f"{fingerprint}|{task.label_field}"
     cached = default_cache().get("split_labels", key)
     if not isinstance(cached, dict):
         cached = {}
@@ -317,7 +354,8 @@ def unseen_labels(
             for example in iter_examples(task, split, data_dir=data_dir):
                 found.update(_labels_of(example))
             cached[split] = sorted(found)
-        default_cache().put("split_labels", key, cached)
+        if task_fingerprint(task, data_dir=data_dir) == fingerprint:  # not edited meanwhile
+            default_cache().put("split_labels", key, cached)
     train = set(cached.get("train", ()))
     unseen = {
         split: [label for label in labels if label not in train]
@@ -345,17 +383,25 @@ def has_unanswerable(task: TaskDef, *, data_dir: str | os.PathLike[str] | None =
     paths = sorted({split_file(task, split, data_dir=data_dir) for split in task.splits})
     found = False
     for path in paths:
-        key = f"{file_sha256(path)}|{_reading_key(task)}"
-        if key not in _UNANSWERABLE:
-            cached = default_cache().get("unanswerable", key)
-            if not isinstance(cached, bool):
-                cached = any(
-                    isinstance(record.example, QAExample) and record.example.is_impossible
-                    for record in _records(task, path)
-                )
-                default_cache().put("unanswerable", key, cached)
-            _UNANSWERABLE[key] = cached
-        found = found or _UNANSWERABLE[key]
+        digest = file_sha256(path)
+        key = f"{digest}|{_reading_key(task)}"
+        if key in _UNANSWERABLE:
+            found = found or _UNANSWERABLE[key]
+            continue
+        cached = default_cache().get("unanswerable", key)
+        if not isinstance(cached, bool):
+            cached = any(
+                isinstance(record.example, QAExample) and record.example.is_impossible
+                for record in _records(task, path)
+            )
+            # A file edited while it was read: the answer is of neither version, so it is
+            # kept under neither digest (returned, as label_vocabulary returns its labels).
+            if file_sha256(path) != digest:
+                found = found or cached
+                continue
+            default_cache().put("unanswerable", key, cached)
+        _UNANSWERABLE[key] = cached
+        found = found or cached
     return found
 
 

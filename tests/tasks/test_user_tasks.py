@@ -377,7 +377,7 @@ def test_labels_read_from_a_file_edited_while_read_are_not_kept_under_its_old_di
     assert label_vocabulary(task) == ["B-PER", "O"]
 
 
-def _carved_rows(tmp_path: Path, name: str, parts: tuple[tuple[str, float], ...]) -> TaskDef:
+def carved_rows(tmp_path: Path, name: str, parts: tuple[tuple[str, float], ...]) -> TaskDef:
     """A 100-row TSV task whose splits are carved from one file by ``parts``."""
     path = tmp_path / "rows.tsv"
     if not path.exists():
@@ -396,8 +396,8 @@ def _carved_rows(tmp_path: Path, name: str, parts: tuple[tuple[str, float], ...]
 
 def test_two_carves_of_one_file_keep_their_own_counts_and_parts(tmp_path: Path) -> None:
     # every row is its own group, so the parts are exactly the fractions of 100
-    a = _carved_rows(tmp_path, "carve_a", (("train", 0.9), ("dev", 0.1)))
-    b = _carved_rows(tmp_path, "carve_b", (("train", 0.5), ("dev", 0.5)))
+    a = carved_rows(tmp_path, "carve_a", (("train", 0.9), ("dev", 0.1)))
+    b = carved_rows(tmp_path, "carve_b", (("train", 0.5), ("dev", 0.5)))
     assert count_examples(a, "train") == 90 and len(load_examples(a, "train")) == 90
     # the same file and reader: only the fractions tell the cached count and allocation apart
     assert count_examples(b, "train") == 50
@@ -407,7 +407,7 @@ def test_two_carves_of_one_file_keep_their_own_counts_and_parts(tmp_path: Path) 
 
 
 def test_a_limit_reads_exactly_that_many_examples(tmp_path: Path) -> None:
-    carved = _carved_rows(tmp_path, "carve_limit", (("train", 0.9), ("dev", 0.1)))
+    carved = carved_rows(tmp_path, "carve_limit", (("train", 0.9), ("dev", 0.1)))
     whole = define_task(
         "whole_limit",
         format="tsv",
@@ -422,7 +422,7 @@ def test_a_limit_reads_exactly_that_many_examples(tmp_path: Path) -> None:
         assert len(list(iter_examples(task, "train", limit=3))) == 3
 
 
-def _squad(*impossible: bool) -> str:
+def squad_json(*impossible: bool) -> str:
     qas = [
         {"id": f"q{i}", "question": "What?", "answers": [], "is_impossible": True}
         if flag
@@ -434,7 +434,9 @@ def _squad(*impossible: bool) -> str:
 
 def test_unanswerable_questions_in_any_file_count(tmp_path: Path) -> None:
     # the files are read in sorted order: the unanswerable question is in the first one only
-    root = _corpus(tmp_path / "qa", {"a.json": _squad(False, True), "b.json": _squad(False)})
+    root = _corpus(
+        tmp_path / "qa", {"a.json": squad_json(False, True), "b.json": squad_json(False)}
+    )
     task = define_task(
         "qa_two_files",
         format="squad",
