@@ -297,8 +297,10 @@ def _train_trial(
     def cost() -> Cost:
         state = trainer.state if trainer is not None else None
         seconds, tokens = Cost.of_pretraining(report)
+        # A resumed run's time before its kill counts, as it does on success.
+        before = trainer.elapsed_before if trainer is not None else 0.0
         return Cost(
-            seconds=time.perf_counter() - start,
+            seconds=time.perf_counter() - start + before,
             examples=state.examples if state else 0,
             tokens=(state.tokens if state else 0) + tokens,
             device=_device_name(device, threads),
@@ -312,6 +314,8 @@ def _train_trial(
     def failed(reason: str) -> TrialResult:
         result = TrialResult.failed(reason, cost=cost())
         result.data_fingerprints = loaded
+        # The stage ran and its cost is counted: its report goes with the run, as on success.
+        result.pretraining = report
         return result
 
     try:
