@@ -511,7 +511,7 @@ def test_a_repeated_configuration_is_told_again_not_trained_or_recorded_twice(
     engine.close()
 
 
-def _family_spec(**overrides: Any) -> StudySpec:
+def family_spec(**overrides: Any) -> StudySpec:
     """The target's example cap is searched: two model families, the first baseline in one."""
     return make_spec(
         candidates=["good", "meh"], sampler={"name": "random", "seed": 0}, seeds=1,
@@ -531,7 +531,7 @@ def test_each_model_family_a_trial_lands_in_gets_its_own_baseline(
     from taskgraph.search.space import FAMILY_ATTR
     from taskgraph.trial import TrialConfig
 
-    engine = make_engine(_family_spec(), storage_url, fakes.FakeEvaluator(), fakes)
+    engine = make_engine(family_spec(), storage_url, fakes.FakeEvaluator(), fakes)
     summary = engine.run()
     engine.close()
     assert summary.progress.n_done == 8
@@ -559,7 +559,7 @@ def test_each_model_family_a_trial_lands_in_gets_its_own_baseline(
 
     # With `budget.baselines: one` the study trains only the first baseline.
     engine = make_engine(
-        _family_spec(baselines="one").model_copy(update={"name": "one"}),
+        family_spec(baselines="one").model_copy(update={"name": "one"}),
         storage_url, fakes.FakeEvaluator(), fakes,
     )  # fmt: skip
     engine.run()
@@ -569,7 +569,7 @@ def test_each_model_family_a_trial_lands_in_gets_its_own_baseline(
     # Opened again under `per_family` (a database written before it existed), the study
     # enqueues the missing family's baseline at once.
     engine = make_engine(
-        _family_spec().model_copy(update={"name": "one"}), storage_url, fakes.FakeEvaluator(), fakes
+        family_spec().model_copy(update={"name": "one"}), storage_url, fakes.FakeEvaluator(), fakes
     )
     engine.open()
     engine.close()
@@ -618,7 +618,7 @@ def test_a_failed_family_baseline_is_queued_again_up_to_max_retry(
                 return TrialResult.failed("CUDA out of memory")
             return super().evaluate(config, **kwargs)  # type: ignore[no-any-return]
 
-    spec = _family_spec().model_copy(
+    spec = family_spec().model_copy(
         update={"recovery": make_spec().recovery.model_copy(update={"max_retry": 1})}
     )
     engine = make_engine(spec, storage_url, FailsFamilyBaselines(), fakes)
