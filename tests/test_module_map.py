@@ -16,9 +16,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "taskgraph"
 MAP = ROOT / "docs" / "modules.md"
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))  # run as a script: `tests` from the repository root
 
-from test_layers import RANK  # noqa: E402  (the layer of each top-level name)
+from tests.test_layers import RANK  # noqa: E402  (the layer of each top-level name)
 
 HEADER = """\
 # Module map
