@@ -1,4 +1,5 @@
-"""Parts of :func:`~taskgraph.search.bench_report.run_bench`'s evaluation sections.
+"""`taskgraph bench`'s gain-prediction section and the notes its sections print
+(:func:`~taskgraph.search.bench_report.run_bench` composes them).
 
 Gain prediction run over the seeds that leave enough gains to score, and the texts the
 sections explain themselves with: why gain prediction was skipped, how many folds the pair

@@ -1,5 +1,5 @@
-"""Stored run rows read back as records: :func:`_run_record` turns a ``tg_runs`` row (with its
-scores and lookahead matrix) into a :class:`~taskgraph.storage.records.RunRecord`.
+"""Stored run rows read back as records: a ``tg_runs`` row, with its scores and lookahead
+matrix, as a :class:`~taskgraph.storage.records.RunRecord` (:func:`_run_record`).
 
 Timestamps come back timezone-aware (:func:`_aware`), and matrix entries stored as NULL come
 back as NaN (:func:`_lookahead_matrix`).  The repository's queries use these on every row
