@@ -99,11 +99,21 @@ class CheckpointStore:
     @staticmethod
     def _atomic_save(payload: Any, path: Path) -> None:
         temporary = path.with_name(path.name + ".tmp")
-        torch.save(payload, temporary)
-        os.replace(temporary, path)
+        try:
+            torch.save(payload, temporary)
+            os.replace(temporary, path)
+        except BaseException:
+            # A save cut short (a full disk, Ctrl-C) leaves no partial copy of the weights
+            # taking the space the next save or another trial needs.
+            temporary.unlink(missing_ok=True)
+            raise
 
     @staticmethod
     def _atomic_write_text(path: Path, text: str) -> None:
         temporary = path.with_name(path.name + ".tmp")
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
+        try:
+            temporary.write_text(text, encoding="utf-8")
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise

@@ -173,6 +173,8 @@ def test_a_save_that_fails_leaves_the_previous_checkpoint_readable(tmp_path: Pat
         store.save({"step": 8, "weights": torch.zeros(3), "extra": _FailsToPickle()})
     loaded = store.load()
     assert loaded["step"] == 4 and torch.equal(loaded["weights"], torch.ones(3))
+    # and no partial copy is left taking space (a full disk would stay full)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt", "config.json"]
 
 
 def test_discarding_a_checkpoint_discards_its_best_weights_too(tmp_path: Path) -> None:
