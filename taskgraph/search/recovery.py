@@ -231,4 +231,7 @@ class TrialRecovery:
             if missing:
                 write(trial.number, TrialOutcome(runs=missing))
                 written += len(missing)
+                # Read again for the next trial: a repeat's run is held by the run of its
+                # original just written (counted once, as it is inserted once).
+                held = None
         return written
