@@ -10,8 +10,10 @@ directory belongs to; resuming into a directory of another trial is an error.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -98,22 +100,30 @@ class CheckpointStore:
 
     @staticmethod
     def _atomic_save(payload: Any, path: Path) -> None:
-        temporary = path.with_name(path.name + ".tmp")
+        temporary = _temporary(path)
         try:
             torch.save(payload, temporary)
             os.replace(temporary, path)
         except BaseException:
             # A save cut short (a full disk, Ctrl-C) leaves no partial copy of the weights
             # taking the space the next save or another trial needs.
-            temporary.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
             raise
 
     @staticmethod
     def _atomic_write_text(path: Path, text: str) -> None:
-        temporary = path.with_name(path.name + ".tmp")
+        temporary = _temporary(path)
         try:
             temporary.write_text(text, encoding="utf-8")
             os.replace(temporary, path)
         except BaseException:
-            temporary.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
             raise
+
+
+def _temporary(path: Path) -> Path:
+    """Return a name beside ``path`` for its next version, this writer's own: two savers never
+    cut each other's file, and the file gets the usual permissions (``mkstemp``'s are 0600)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")

@@ -1,10 +1,10 @@
 """A data file edited while it is read leaves nothing under its old digest.
 
-Counts, a carve's parts, the unanswerable flag and the unseen labels are kept by file contents (in memory and on
-disk).  What was read from a file that changed during the read is of neither version: kept
-under the digest taken before the read, it came back once the file was restored (found by the
-mutation audit of ``tasks/loading.py``).  A carve read against an allocation of other contents
-is one data error naming the file, not a bare ``zip()`` error.
+Counts, a carve's parts, the unanswerable flag and the unseen labels are kept by file contents
+(in memory and on disk). What was read from a file that changed during the read is of neither
+version: kept under the digest taken before the read, it came back once the file was restored
+(found by the mutation audit of ``tasks/loading.py``). A carve read against an allocation of
+other contents is one data error naming the file, not a bare ``zip()`` error.
 """
 
 from __future__ import annotations
@@ -53,7 +53,11 @@ def _edit_on_read(
 
 @pytest.fixture(autouse=True)
 def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The files' contents repeat across tests (and test files): what an earlier test left in
+    # the process's memos would answer without reading, and the edit would never land.
     monkeypatch.setenv("TASKGRAPH_CACHE", str(tmp_path / "cache"))
+    for memo in ("_ALLOCATIONS", "_UNANSWERABLE", "_LABELS"):
+        monkeypatch.setattr(loading, memo, {})
 
 
 def test_a_carve_of_a_file_edited_while_it_is_read_is_refused_and_not_kept(
@@ -127,7 +131,7 @@ def test_the_unanswerable_flag_of_a_file_edited_while_it_is_read_is_not_kept(
     path.write_text(squad_json(False), encoding="utf-8")  # back to the first contents
     # Before: True, from memory and from the disk cache (a new process too).
     assert not has_unanswerable(task)
-    loading._UNANSWERABLE.clear()  # a new process: only the disk cache is left
+    monkeypatch.setattr(loading, "_UNANSWERABLE", {})  # a new process: only the disk cache
     assert not has_unanswerable(task)
 
 
