@@ -87,14 +87,18 @@ def _write(key: str, state: dict[str, torch.Tensor], report: dict[str, Any]) -> 
     root = _disk_dir()
     if root is None:
         return
+    tmp: Path | None = None
     try:
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{key[:16]}."))
         torch.save(state, tmp / "encoder.pt")
         (tmp / "report.json").write_text(json.dumps(report), encoding="utf-8")
-        try:
-            os.replace(tmp, root / key)
-        except OSError:  # another process put it there first
+        os.replace(tmp, root / key)  # fails when another process put it there first
+        tmp = None
+    except (OSError, RuntimeError):
+        # An unwritable or full cache only costs time (torch.save reports a full disk as a
+        # RuntimeError of its zip writer): the trial goes on with the weights in memory.
+        pass
+    finally:
+        if tmp is not None:  # a partial or unneeded copy takes no space
             shutil.rmtree(tmp, ignore_errors=True)
-    except OSError:
-        pass  # an unwritable cache only costs time

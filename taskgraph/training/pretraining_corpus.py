@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from taskgraph.errors import ConfigError, TaskgraphError
+from taskgraph.errors import ConfigError, DataFormatError, TaskgraphError
 from taskgraph.tasks import get_task, iter_examples, task_fingerprint
 from taskgraph.tasks.types import ParsedSentence, QAExample, TaggedSentence, TaskDef, TextExample
 from taskgraph.trial import PretrainingConfig, TrialConfig
@@ -88,8 +88,18 @@ def corpus_texts(
             texts.extend(corpus_file_lines(source, where, digest=digest))
             prints.append("file:" + digest.hexdigest())
         else:
-            prints.append("task:" + task_fingerprint(source, data_dir=data_dir))
+            fingerprint = task_fingerprint(source, data_dir=data_dir)
             texts.extend(_iter_texts_of(source, data_dir))
+            # The stage's weights are cached under this fingerprint: texts of files edited
+            # while they were read would be kept under the version before the edit.
+            if task_fingerprint(source, data_dir=data_dir) != fingerprint:
+                raise DataFormatError(
+                    f"{where} (task {source.name!r})",
+                    None,
+                    "one version of the task's files from the start to the end of a read",
+                    "files that changed while they were read (run again once the edit is done)",
+                )
+            prints.append("task:" + fingerprint)
     if not texts:
         raise ConfigError(f"pretraining.corpus: {list(entries)} holds no text")
     return texts, hashlib.sha256("|".join(prints).encode()).hexdigest()
