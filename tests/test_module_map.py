@@ -16,7 +16,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "taskgraph"
 MAP = ROOT / "docs" / "modules.md"
-sys.path.insert(0, str(ROOT))  # run as a script: `tests` from the repository root
+if __name__ == "__main__":  # run as a script: `tests` imported from the repository root
+    sys.path.insert(0, str(ROOT))
 
 from tests.test_layers import RANK  # noqa: E402  (the layer of each top-level name)
 
