@@ -398,11 +398,20 @@ def study_trial_cost(name: str, *, storage: str | None = None) -> tuple[float | 
 
 def _trial_cost(repository: Any, study: str) -> tuple[float | None, float | None]:
     """Return the mean seconds of one complete trial of ``study`` (its seeds' runs summed) and
-    of one run (one seed); ``None`` before the first complete trial."""
+    of one run (one seed) of those trials; ``None`` before the first complete trial.
+
+    A trial is complete when every seed's run is: one whose other seed failed (a FAILED trial)
+    would count as a trial of fewer seeds, and price a trial below what it costs.
+    """
     per_trial: dict[int, list[float]] = {}
-    for run in repository.runs(study=study, status="complete"):
-        if run.trial_number >= 0 and run.transfer_mode != "screen":
-            per_trial.setdefault(run.trial_number, []).append(run.cost_seconds)
+    incomplete: set[int] = set()
+    for run in repository.runs(study=study):
+        if run.trial_number < 0 or run.transfer_mode == "screen":
+            continue
+        if run.status != "complete":
+            incomplete.add(run.trial_number)
+        per_trial.setdefault(run.trial_number, []).append(run.cost_seconds)
+    per_trial = {number: runs for number, runs in per_trial.items() if number not in incomplete}
     if not per_trial:
         return None, None
     runs = [s for seconds in per_trial.values() for s in seconds]

@@ -323,3 +323,16 @@ def test_the_cost_line_says_what_it_does_not_know_and_a_gap_of_one_step() -> Non
         },
     }
     assert screen_summary(report) == "cost: 5 s, ? steps, 2 probes (3 asked; one every step)"
+
+
+def test_a_trial_with_a_failed_seed_is_not_priced_as_a_complete_trial(tmp_path: Path) -> None:
+    # Trial 1's seed 0 completed, its seed 1 failed: the trial failed, and its one complete
+    # seed is no trial of 20 s (it made the price 22 s, and a screen more trials' worth).
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    with open_repository(url) as repository:
+        repository.ensure_study("s", target="t", spec={"target": "t", "seeds": 2})
+        _run(repository, 0, 0, 10.0)
+        _run(repository, 0, 1, 14.0)
+        _run(repository, 1, 0, 20.0)
+        _run(repository, 1, 1, 9.0, failed=True)
+    assert study_trial_cost("s", storage=url) == (24.0, 12.0)
