@@ -32,7 +32,6 @@ CONLLU = (
 )
 
 
-@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need POSIX")
 def test_a_named_pipe_in_place_of_a_data_file_is_named_as_one(tmp_path: Path) -> None:
     # A reader opening a FIFO blocks until a writer comes: refused up front, and not called
     # a directory (the user would look for a folder that is not there).
