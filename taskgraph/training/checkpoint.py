@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -100,27 +101,26 @@ class CheckpointStore:
 
     @staticmethod
     def _atomic_save(payload: Any, path: Path) -> None:
-        temporary = _temporary(path)
-        try:
-            torch.save(payload, temporary)
-            os.replace(temporary, path)
-        except BaseException:
-            # A save cut short (a full disk, Ctrl-C) leaves no partial copy of the weights
-            # taking the space the next save or another trial needs.
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
+        _replace(path, lambda temporary: torch.save(payload, temporary))
 
     @staticmethod
     def _atomic_write_text(path: Path, text: str) -> None:
-        temporary = _temporary(path)
-        try:
-            temporary.write_text(text, encoding="utf-8")
-            os.replace(temporary, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
+        _replace(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
+
+
+def _replace(path: Path, write: Callable[[Path], object]) -> None:
+    """Write ``path``'s next version with ``write`` under a temporary name, then rename it over
+    ``path``: a reader sees the old file or the new one, never half of one."""
+    temporary = _temporary(path)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        # A write cut short (a full disk, Ctrl-C) leaves no partial copy (of the weights, say)
+        # taking the space the next save or another trial needs.
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def _temporary(path: Path) -> Path:
