@@ -42,6 +42,7 @@ __all__ = [
     "count_examples",
     "dataset_fingerprints",
     "describe_split",
+    "edited_while_read",
     "has_unanswerable",
     "iter_examples",
     "label_vocabulary",
@@ -126,12 +127,14 @@ def _synthetic_examples(task: TaskDef, split: str) -> list[Example]:
     return list(module.generate_examples(task, split))
 
 
-def _edited_while_read(path: Path) -> DataFormatError:
-    """Return the error for a file whose contents changed while it was being read."""
+def edited_while_read(where: object, *, what: str = "the file") -> DataFormatError:
+    """Return the error for data (``what``: a file, a task's files) whose contents changed
+    while it was being read, naming ``where``: what was read is of neither version, and
+    nothing computed from it may be kept under the version before the edit."""
     return DataFormatError(
-        path,
+        where,
         None,
-        "one version of the file from the start to the end of a read",
+        f"one version of {what} from the start to the end of a read",
         "contents that changed while it was read (read it again once the edit is done)",
     )
 
@@ -141,7 +144,7 @@ def _allocation(
 ) -> list[int]:
     """Return each record's part of the carve, memoised by the file's contents.
 
-    A file edited while it is read gets no allocation but :func:`_edited_while_read`'s error:
+    A file edited while it is read gets no allocation but :func:`edited_while_read`'s error:
     its parts would be of neither version, and kept under the old digest they would come back
     (through the counts, also on disk) once the file was restored.
     """
@@ -151,7 +154,7 @@ def _allocation(
         units = ((record.group, record.texts) for record in _records(task, path))
         parts = allocate_parts(units, fractions)
         if file_sha256(path) != digest:
-            raise _edited_while_read(path)
+            raise edited_while_read(path)
         if len(_ALLOCATIONS) >= 16:
             _ALLOCATIONS.pop(next(iter(_ALLOCATIONS)))
         _ALLOCATIONS[key] = parts
@@ -162,16 +165,16 @@ def _carved(
     records: Iterator[Record], parts: list[int], wanted: int, path: Path
 ) -> Iterator[Example]:
     """Yield the examples of ``records`` whose part is ``wanted``; a file that holds more or
-    fewer records than its allocation was edited since (:func:`_edited_while_read`)."""
+    fewer records than its allocation was edited since (:func:`edited_while_read`)."""
     count = 0
     for record in records:
         if count == len(parts):
-            raise _edited_while_read(path)
+            raise edited_while_read(path)
         if parts[count] == wanted:
             yield record.example
         count += 1
     if count != len(parts):
-        raise _edited_while_read(path)
+        raise edited_while_read(path)
 
 
 def iter_examples(

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from taskgraph.errors import ConfigError, DataFormatError, TaskgraphError
-from taskgraph.tasks import get_task, iter_examples, task_fingerprint
+from taskgraph.errors import ConfigError, TaskgraphError
+from taskgraph.tasks import edited_while_read, get_task, iter_examples, task_fingerprint
 from taskgraph.tasks.types import ParsedSentence, QAExample, TaggedSentence, TaskDef, TextExample
 from taskgraph.trial import PretrainingConfig, TrialConfig
 
@@ -93,12 +93,7 @@ def corpus_texts(
             # The stage's weights are cached under this fingerprint: texts of files edited
             # while they were read would be kept under the version before the edit.
             if task_fingerprint(source, data_dir=data_dir) != fingerprint:
-                raise DataFormatError(
-                    f"{where} (task {source.name!r})",
-                    None,
-                    "one version of the task's files from the start to the end of a read",
-                    "files that changed while they were read (run again once the edit is done)",
-                )
+                raise edited_while_read(f"{where} (task {source.name!r})", what="its files")
             prints.append("task:" + fingerprint)
     if not texts:
         raise ConfigError(f"pretraining.corpus: {list(entries)} holds no text")
