@@ -103,6 +103,9 @@ class BanditSampler(SubsetSampler):
         self._independent = independent_sampler or TPESampler(seed=seed)
 
     # ------------------------------------------------------------------ Optuna API
+    def _free_bounds(self) -> tuple[int, int]:
+        return self.low, self.high
+
     def propose_for(self, study: Study, trial: FrozenTrial) -> frozenset[str]:
         """Return the free auxiliaries of ``trial``'s set (:meth:`propose`)."""
         return self.propose(study, exclude_trial=trial.number)

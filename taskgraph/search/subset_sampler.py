@@ -148,11 +148,40 @@ class SubsetSampler(BaseSampler):
                 values = {}
             else:
                 subset = self.propose_for(study, trial)
-                values = {name: name[len(AUX_PARAM_PREFIX) :] in subset for name in search_space}
+                proposed = {name: name[len(AUX_PARAM_PREFIX) :] in subset for name in search_space}
+                values = self._around_fixed(proposed, fixed)
             # Recorded before the lock is released: the next proposal (another thread, or
             # another driver process on the same database) counts this trial's set as proposed.
             _record_set(study, trial, search_space, {**values, **fixed})
         return values
+
+    def _free_bounds(self) -> tuple[int, int]:
+        """Return the fewest and the most free auxiliaries a proposed set may have."""
+        raise NotImplementedError
+
+    def _around_fixed(self, proposed: dict[str, bool], fixed: dict[str, Any]) -> dict[str, bool]:
+        """Return ``proposed`` with as few of its other flags changed as it takes for the set
+        that ``fixed`` (flags ``enqueue_trial`` fixed, which win) makes of it to fit the size
+        bounds.
+
+        Without this, fixing one flag of a proposal already at ``max_size`` gave a set one too
+        large, and the search space's repair, which knows nothing of fixed flags, could drop
+        the fixed task (or add back one fixed out, to reach ``min_size``).  The flags changed
+        are drawn at random among the ones not fixed.
+        """
+        if not fixed:
+            return proposed
+        low, high = self._free_bounds()
+        size = sum({**proposed, **fixed}[name] is True for name in proposed)
+        on = [name for name, value in proposed.items() if value and name not in fixed]
+        off = [name for name, value in proposed.items() if not value and name not in fixed]
+        if size > high:
+            changed, to = list(self._rng.permutation(on))[: size - high], False
+        elif size < low:
+            changed, to = list(self._rng.permutation(off))[: low - size], True
+        else:
+            return proposed
+        return {**proposed, **dict.fromkeys(map(str, changed), to)}
 
     def sample_independent(
         self,
