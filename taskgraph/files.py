@@ -1,4 +1,4 @@
-"""Reading a file once while it is unchanged; a temporary file to write one atomically.
+"""Reading a file once while it is unchanged; replacing one atomically through a temporary file.
 
 A command may ask for one file several times (``study validate`` then ``study run`` read a
 tabular runner's table; the spec checks, the search space and each engine read an encoder's
@@ -6,18 +6,29 @@ tabular runner's table; the spec checks, the search space and each engine read a
 file is the same one: known by its path, resolved path, inode, size and modification time, so
 an edited or replaced file is read again.  A file that does not read is not remembered (its
 error is raised each time).
+
+:func:`replace_file` writes a file's next version under a hidden name of its own beside it and
+renames it over the file: a reader sees the old file or the new one, never half of one, and two
+writers of one file, or a user's own ``NAME.tmp`` beside it, never cut each other's file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-import tempfile
+import secrets
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["clear_unchanged", "read_unchanged", "temporary_sibling"]
+__all__ = [
+    "clear_unchanged",
+    "read_unchanged",
+    "replace_file",
+    "temporary_sibling",
+]
 
 T = TypeVar("T")
 
@@ -51,14 +62,61 @@ def _read(reader: Callable[[Path], Any], path: str, *_status: object) -> Any:
     return reader(Path(path))
 
 
-def temporary_sibling(path: Path) -> tuple[int, str]:
-    """Return ``tempfile.mkstemp`` of a hidden temporary file beside ``path`` (renamed over it
-    once written).  A folder that takes no new file (read-only, or procfs, which answers "No
-    such file or directory") raises an ``OSError`` that says so rather than naming ``path``."""
+def replace_file(path: Path, write: Callable[[Path], object], *, suffix: str = ".tmp") -> None:
+    """Write ``path``'s next version with ``write(temporary)``, then rename it over ``path``.
+
+    The temporary file is a new, hidden, uniquely named sibling (:func:`temporary_sibling`,
+    ending in ``suffix``: a writer that picks the format from the name, such as matplotlib's
+    ``savefig``, needs ``.png``), with the permissions the file has now, else the umask's.
+    When ``write`` or the rename fails, or is interrupted (Ctrl-C), the temporary file is
+    removed, ``path`` is as it was and the error propagates.
+    """
+    fd, name = temporary_sibling(path, suffix=suffix)
+    os.close(fd)
+    temporary = Path(name)
     try:
-        return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as error:
-        reason = error.strerror or str(error)
-        raise OSError(
-            error.errno, f"its folder {str(path.parent)!r} takes no new file ({reason})"
-        ) from None
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        # A write cut short (a full disk, Ctrl-C) leaves no partial copy taking the space the
+        # next write needs; a failed removal must not hide the write's own error.
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+        raise
+
+
+def temporary_sibling(path: Path, *, suffix: str = ".tmp") -> tuple[int, str]:
+    """Return an open descriptor and the name of a new hidden file beside ``path``, its name
+    unique and ending in ``suffix`` (renamed over ``path`` once written).
+
+    The file has ``path``'s permissions where ``path`` exists, else the umask's default (the
+    kernel applies it; ``tempfile.mkstemp`` would leave 0600, and reading the umask means
+    setting it, which other threads would see).  A folder that takes no new file (read-only,
+    or procfs, which answers "No such file or directory") raises an ``OSError`` that says so
+    rather than naming ``path``.
+    """
+    try:
+        old_mode: int | None = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        old_mode = None
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        name = os.path.join(path.parent, f".{path.name}.{secrets.token_hex(4)}{suffix}")
+        try:
+            fd = os.open(name, flags, 0o666)
+        except FileExistsError:
+            continue
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise OSError(
+                error.errno, f"its folder {str(path.parent)!r} takes no new file ({reason})"
+            ) from None
+        if old_mode is not None:
+            try:
+                os.fchmod(fd, old_mode)
+            except BaseException:
+                os.close(fd)
+                os.unlink(name)
+                raise
+        return fd, name
+    raise FileExistsError(f"no free temporary name beside {str(path)!r}")

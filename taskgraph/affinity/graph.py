@@ -28,6 +28,7 @@ from taskgraph.affinity.estimators.base import AffinityEstimator
 from taskgraph.affinity.gain_queries import evidence_runs, measured_gain
 from taskgraph.affinity.gains import Gain, GainKind, gain_key
 from taskgraph.errors import ConfigError
+from taskgraph.files import replace_file
 
 __all__ = [
     "GRAPH_FORMATS",
@@ -197,10 +198,8 @@ def write_graph(graph: nx.DiGraph, path: str | os.PathLike[str], *, fmt: str | N
     chosen = (fmt or file.suffix.lstrip(".")).lower()
     if chosen not in GRAPH_FORMATS:
         raise ConfigError(f"`format` must be one of {list(GRAPH_FORMATS)}, but got {chosen!r}")
-    # matplotlib picks the format from the suffix; the temporary name keeps the output's whole
-    # name, so no sibling file (``graph.png`` for ``-o graph``) is overwritten.
-    tmp = file.with_name(file.name + (".tmp.png" if chosen == "png" else ".tmp"))
-    try:
+
+    def write(tmp: Path) -> None:
         if chosen == "graphml":
             nx.write_graphml(graph, tmp)
         elif chosen == "json":
@@ -214,10 +213,10 @@ def write_graph(graph: nx.DiGraph, path: str | os.PathLike[str], *, fmt: str | N
             from taskgraph.affinity.graph_drawing import _png
 
             _png(graph, tmp)
-        tmp.replace(file)  # nothing half-written: the file appears whole or not at all
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    # Nothing half-written: the file appears whole or not at all.  matplotlib picks the format
+    # from the suffix, so a PNG's temporary name ends in ``.png``.
+    replace_file(file, write, suffix=".tmp.png" if chosen == "png" else ".tmp")
     return file
 
 

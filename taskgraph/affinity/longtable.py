@@ -26,6 +26,7 @@ from typing import IO
 
 from taskgraph.affinity.records import ScoreRecord
 from taskgraph.errors import DataFormatError, DataNotFoundError
+from taskgraph.files import replace_file
 from taskgraph.vocabulary import task_set_key
 
 __all__ = [
@@ -299,26 +300,21 @@ def write_long_csv(
 ) -> int:
     """Write ``table`` in the long format; return the row count.
 
-    ``path``: a file, written atomically (a ``.tmp`` sibling renamed into place, removed when
-    the write fails: the ``OSError`` propagates and the file is as it was), or an open text
-    stream (``newline=""``), written as is, for a caller that stages several files.
+    ``path``: a file, written atomically (by :func:`~taskgraph.files.replace_file`: a hidden
+    temporary sibling of its own renamed into place, removed when the write fails: the
+    ``OSError`` propagates and the file is as it was), or an open text stream (``newline=""``),
+    written as is, for a caller that stages several files.
     """
     rows = list(table)
     if not isinstance(path, str | os.PathLike):
         _write_rows(rows, path)
         return len(rows)
-    file = Path(path)
-    tmp = file.with_name(file.name + ".tmp")
-    written = False  # the temporary file is ours to remove (not something already there)
-    try:
-        with tmp.open("w", newline="", encoding="utf-8") as handle:
-            written = True
+
+    def write(temporary: Path) -> None:
+        with temporary.open("w", newline="", encoding="utf-8") as handle:
             _write_rows(rows, handle)
-        tmp.replace(file)
-        written = False
-    finally:
-        if written:
-            tmp.unlink(missing_ok=True)
+
+    replace_file(Path(path), write)
     return len(rows)
 
 

@@ -31,7 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 from taskgraph.errors import ConfigError, StorageError, TaskgraphError
-from taskgraph.files import temporary_sibling
+from taskgraph.files import replace_file
 from taskgraph.vocabulary import json_safe
 
 __all__ = [
@@ -266,23 +266,4 @@ def write_output(target: Path | None, payload: str | bytes, *, option: str = "--
         sys.stdout.buffer.flush()
         return
     with output_errors(target, option=option):
-        fd, temp = temporary_sibling(target)
-        try:
-            os.fchmod(fd, file_mode(target))
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(temp, target)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-
-
-def file_mode(path: Path) -> int:
-    """Return the permissions a file written over ``path`` gets: the old file's, else the
-    umask's default (``mkstemp`` would leave 0600)."""
-    try:
-        return stat.S_IMODE(path.stat().st_mode)
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+        replace_file(target, lambda temporary: temporary.write_bytes(data))

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from taskgraph.errors import ConfigError, StorageError, option_name
-from taskgraph.files import temporary_sibling
+from taskgraph.files import replace_file
 from taskgraph.storage.records import RunRecord
 from taskgraph.vocabulary import json_safe
 
@@ -377,15 +377,7 @@ def _write(destination: str | os.PathLike[str] | IO[Any], payload: str | bytes) 
         raise ConfigError(f"cannot export to {str(path)!r}: {database_words(path, database)}")
     data = payload.encode("utf-8") if isinstance(payload, str) else payload
     try:
-        fd, temp = temporary_sibling(path)
-        try:
-            os.fchmod(fd, stat.S_IMODE(mode) if mode is not None else _default_mode())
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        replace_file(path, lambda temporary: temporary.write_bytes(data))
     except OSError as error:
         raise StorageError(f"cannot export to {str(path)!r}: {error.strerror or error}") from None
 
@@ -398,9 +390,3 @@ def database_words(path: Path, database: Path) -> str:
         f"it is the {path.name[len(database.name) :]} file of the SQLite database "
         f"{str(database)!r}: writing over it would corrupt that database"
     )
-
-
-def _default_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask

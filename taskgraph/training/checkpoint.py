@@ -10,17 +10,15 @@ directory belongs to; resuming into a directory of another trial is an error.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from taskgraph.errors import ConfigError
+from taskgraph.files import replace_file
 from taskgraph.trial import TrialConfig
 
 __all__ = ["CheckpointStore"]
@@ -101,29 +99,8 @@ class CheckpointStore:
 
     @staticmethod
     def _atomic_save(payload: Any, path: Path) -> None:
-        _replace(path, lambda temporary: torch.save(payload, temporary))
+        replace_file(path, lambda temporary: torch.save(payload, temporary))
 
     @staticmethod
     def _atomic_write_text(path: Path, text: str) -> None:
-        _replace(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
-
-
-def _replace(path: Path, write: Callable[[Path], object]) -> None:
-    """Write ``path``'s next version with ``write`` under a temporary name, then rename it over
-    ``path``: a reader sees the old file or the new one, never half of one."""
-    temporary = _temporary(path)
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        # A write cut short (a full disk, Ctrl-C) leaves no partial copy (of the weights, say)
-        # taking the space the next save or another trial needs.
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-
-
-def _temporary(path: Path) -> Path:
-    """Return a name beside ``path`` for its next version, this writer's own: two savers never
-    cut each other's file, and the file gets the usual permissions (``mkstemp``'s are 0600)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        replace_file(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))

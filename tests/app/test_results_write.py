@@ -65,15 +65,48 @@ def test_a_directory_where_the_csv_goes_is_one_line_and_nothing_is_written(stora
     assert sorted(p.name for p in results.iterdir()) == ["README.md", "s.csv"]
 
 
-def test_a_readme_that_cannot_be_staged_leaves_the_csv_as_it_was(storage, folder):
-    (folder / "README.md.tmp").mkdir()  # in the way of the README's temporary file
+def test_a_readme_that_cannot_be_staged_leaves_the_csv_as_it_was(storage, folder, monkeypatch):
+    from taskgraph.app.results import writing
+
+    original = writing.temporary_sibling
+
+    def refuse_the_readme(path: Path) -> tuple[int, str]:
+        if path.name == "README.md":
+            raise PermissionError(13, "Permission denied")
+        return original(path)
+
+    monkeypatch.setattr(writing, "temporary_sibling", refuse_the_readme)
     done = runner.invoke(
         app, ["records", "table", "s", "--storage", storage, "--write", str(folder)]
     )
-    _one_error_line(done, f"cannot write {folder / 'README.md'}")
+    _one_error_line(done, f"cannot write {folder / 'README.md'}", "Permission denied")
     assert (folder / "s.csv").read_text() == "old csv\n"  # not replaced ahead of the README
     assert (folder / "README.md").read_text() == README
-    assert not (folder / "s.csv.tmp").exists()
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "s.csv"]  # no temporary
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_files_named_like_the_temporary_files_are_left_alone(
+    storage: str, folder: Path, monkeypatch: pytest.MonkeyPatch, fails: bool
+) -> None:
+    # The temporary files were NAME.tmp: a user's own file of that name was overwritten, then
+    # renamed over the output (or removed when the write failed).
+    users = {"README.md.tmp": b"the user's README draft\n", "s.csv.tmp": b"user,csv\n"}
+    for name, data in users.items():
+        (folder / name).write_bytes(data)
+    table = results_table("s", storage=storage)
+    if fails:
+        _refuse_the_readme_rename(monkeypatch)
+        with pytest.raises(ResultsWriteError):
+            write_results(table, folder)
+        assert (folder / "README.md").read_text() == README
+        assert (folder / "s.csv").read_text() == "old csv\n"
+    else:
+        write_results(table, folder)
+        assert (folder / "s.csv").read_text().startswith("target,task_set,split,value")
+        assert "old table" not in (folder / "README.md").read_text()
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["README.md", "s.csv", *users])
+    assert all((folder / name).read_bytes() == data for name, data in users.items())
 
 
 def test_a_failed_rename_removes_both_temporary_files(storage, folder, monkeypatch):
@@ -94,11 +127,16 @@ def test_a_failed_rename_removes_both_temporary_files(storage, folder, monkeypat
     assert "old table" not in (folder / "README.md").read_text()
 
 
+def _is_temporary(path: Path, name: str) -> bool:
+    """Return whether ``path`` is the hidden temporary file of ``name`` (``.NAME.XXXX.tmp``)."""
+    return path.name.startswith(f".{name}.") and path.suffix == ".tmp"
+
+
 def _refuse_the_readme_rename(monkeypatch: pytest.MonkeyPatch) -> None:
     original = Path.replace
 
     def replace(self: Path, target: Path) -> Path:
-        if self.name == "README.md.tmp":
+        if _is_temporary(self, "README.md"):
             raise PermissionError(13, "Permission denied")
         return original(self, target)
 
@@ -153,7 +191,7 @@ def test_a_previous_csv_that_cannot_be_put_back_is_kept_and_named(
     original = Path.replace
 
     def replace(self: Path, target: Path) -> Path:
-        if self.name == "README.md.tmp" or self.suffix == ".bak":
+        if _is_temporary(self, "README.md") or self.suffix == ".bak":
             raise PermissionError(13, "Permission denied")
         return original(self, target)
 

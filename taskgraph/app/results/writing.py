@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from taskgraph.affinity.longtable import write_long_csv
 from taskgraph.errors import ConfigError, DataNotFoundError, TaskgraphError, option_name
+from taskgraph.files import temporary_sibling
 
 if TYPE_CHECKING:
     from taskgraph.app.results.table import ResultsTable
@@ -84,12 +85,13 @@ def write_results(table: ResultsTable, directory: str | os.PathLike[str]) -> lis
 
     Returns the paths written.  The README is checked before anything is written, so a
     missing section writes nothing; the README keeps its line endings (CRLF stays CRLF).  The
-    pair is all or nothing as far as the filesystem allows: both files are written to ``.tmp``
-    siblings first; the previous CSV, if any, is copied aside before the new one is renamed
-    over it, and put back (or the new CSV removed, where there was none) if the README's
-    rename then fails.  A failure raises :class:`ResultsWriteError` naming the file; no
-    ``.tmp`` file or copy is left behind, except a copy that could not be put back, which
-    the error names.
+    pair is all or nothing as far as the filesystem allows: both files are written to hidden
+    temporary siblings of their own first (:func:`~taskgraph.files.temporary_sibling`, with
+    the permissions of the file they replace); the previous CSV, if any, is copied aside
+    before the new one is renamed over it, and put back (or the new CSV removed, where there
+    was none) if the README's rename then fails.  A failure raises :class:`ResultsWriteError`
+    naming the file; no temporary file or copy is left behind, except a copy that could not
+    be put back, which the error names.
     """
     folder = Path(directory)
     readme = check_results_folder(folder, table.study)
@@ -106,13 +108,9 @@ def write_results(table: ResultsTable, directory: str | os.PathLike[str]) -> lis
     try:
         for path in targets:
             current = path
-            tmp = path.with_name(path.name + ".tmp")
-            if tmp.exists() and not tmp.is_file():
-                raise ResultsWriteError(
-                    f"cannot write {path}: its temporary file {tmp} is in the way (not a file)"
-                )
-            with tmp.open("w", newline="", encoding="utf-8") as handle:
-                staged.append(tmp)
+            fd, name = temporary_sibling(path)
+            staged.append(Path(name))
+            with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
                 if path == readme:
                     handle.write(updated)
                 else:
