@@ -20,6 +20,7 @@ __all__ = [
     "metric_direction",
     "stable_seed",
     "task_set_key",
+    "unknown_metric",
 ]
 
 # A metric whose first `_`-separated word names a score is maximised whatever follows: a
@@ -68,6 +69,15 @@ def direction_mismatch(*, source: str, direction: str, wanted: str, scores: str)
     return (
         f"{source}: objective.direction: {direction}, but {scores} {better}-is-better; "
         f"write `direction: {wanted}`"
+    )
+
+
+def unknown_metric(*, source: str, metric: str, task: str, allowed: Iterable[str]) -> str:
+    """Return the message for an objective ``metric`` the target ``task`` does not score,
+    where (``source``) and the metrics it does (``allowed``)."""
+    return (
+        f"{source}: objective.metric: {metric!r} is not a metric of {task}; "
+        f"allowed: {', '.join(allowed)}"
     )
 
 

@@ -50,7 +50,7 @@ from taskgraph.training.task_data import build_task_data, check_caps, determinis
 from taskgraph.training.trainer import MultiTaskTrainer, NonFiniteLossError
 from taskgraph.training.weighting import build_weighting
 from taskgraph.trial import Cost, TrialConfig, TrialResult
-from taskgraph.vocabulary import direction_mismatch, metric_direction
+from taskgraph.vocabulary import direction_mismatch, metric_direction, unknown_metric
 
 __all__ = ["build_trainer", "train_trial"]
 
@@ -141,10 +141,11 @@ def _check_objective_direction(config: TrialConfig, target: TaskDef) -> None:
     spec checks refuse the same; a config built by hand is checked here.
     """
     metric = config.objective.metric or target.primary_metric
-    if metric not in target.metrics:  # as a study's spec checks say it
+    if metric not in target.metrics:
         raise ConfigError(
-            f"TrialConfig: objective.metric: {metric!r} is not a metric of {target.name}; "
-            f"allowed: {', '.join(target.metrics)}"
+            unknown_metric(
+                source="TrialConfig", metric=metric, task=target.name, allowed=target.metrics
+            )
         )
     wanted = metric_direction(metric)
     if config.objective.direction != wanted:

@@ -210,3 +210,14 @@ def test_validate_prints_one_line_naming_the_field_and_the_file(
     errors = result.stderr.strip().splitlines()
     assert len(errors) == 1 and errors[0].startswith("error: "), result.output
     assert field in errors[0] and "s.yaml" in errors[0]
+
+
+def test_an_objective_metric_the_target_does_not_score_is_named_with_the_allowed_ones() -> None:
+    # The same words as a TrialConfig built by hand gets from `train_trial`
+    # (tests/training/test_objective_direction.py), with the spec's file as the source.
+    spec = _spec(objective={"metric": "f1", "direction": "maximize"})
+    with pytest.raises(SpecError) as refused:
+        check_spec(spec, source="s.yaml")
+    assert str(refused.value) == (
+        "s.yaml: objective.metric: 'f1' is not a metric of synth_target; allowed: accuracy"
+    )

@@ -12,7 +12,7 @@ from typing import Any
 from taskgraph.errors import SpecError, TaskgraphError
 from taskgraph.spec.checks import inline_task_defs
 from taskgraph.spec.models import RowSpec, StudySpec
-from taskgraph.vocabulary import direction_mismatch, metric_direction
+from taskgraph.vocabulary import direction_mismatch, metric_direction, unknown_metric
 
 
 def _check_tasks(spec: StudySpec, source: str) -> None:
@@ -30,8 +30,7 @@ def _check_tasks(spec: StudySpec, source: str) -> None:
         metric = spec.objective.metric
         if where == "target" and metric is not None and metric not in task.metrics:
             raise SpecError(
-                f"{source}: objective.metric: {metric!r} is not a metric of "
-                f"{name}; allowed: {', '.join(task.metrics)}"
+                unknown_metric(source=source, metric=metric, task=name, allowed=task.metrics)
             )
         if where == "target" and spec.objective.split not in task.splits:
             raise SpecError(
