@@ -103,6 +103,7 @@ class _ProgressObserver:
                     selection=self.searches_selection,
                 )
                 self.fractions[number] = 0.0
+                self.last_evals.pop(number, None)
                 self.describe(self.started[number])
 
             def on_trial_progress(inner, number: int, step: Any) -> None:
@@ -110,6 +111,7 @@ class _ProgressObserver:
 
             def on_trial_end(inner, number: int, outcome: Any, progress: Any) -> None:
                 self.fractions.pop(number, None)
+                self.last_evals.pop(number, None)
                 self.update(progress)
                 ended = self.started.pop(number, f"trial {number}")
                 if not self.quiet:
@@ -142,6 +144,9 @@ class _ProgressObserver:
         self.task = self.progress.add_task(name, total=budget, best="-", current="", done=0)
         self.started: dict[int, str] = {}  # trial number -> description (Ray runs several)
         self.fractions: dict[int, float] = {}  # running trial -> share of its training done
+        # running trial -> its last evaluation's words: a trial (one resumed past step 1, one
+        # of several Ray runs) never shows another's
+        self.last_evals: dict[int, str] = {}
         self.budget = 0
         self.n_done = 0
         self.n_done_at_open = 0
@@ -163,10 +168,10 @@ class _ProgressObserver:
         if step.n_seeds > 1:
             text += f" (seed {step.seed_index + 1}/{step.n_seeds})"
         if step.objective is not None:
-            self.last_eval = f", last evaluation {step.objective:.4f}"
-        elif step.step <= 1:
-            self.last_eval = ""
-        self.describe(text + getattr(self, "last_eval", ""))
+            self.last_evals[number] = f", last evaluation {step.objective:.4f}"
+        elif step.step <= 1:  # a new seed or phase starts afresh
+            self.last_evals.pop(number, None)
+        self.describe(text + self.last_evals.get(number, ""))
         self.progress.update(self.task, completed=self.n_done + sum(self.fractions.values()))
 
     def eta(self) -> float | None:
