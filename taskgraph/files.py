@@ -72,10 +72,18 @@ def replace_file(path: Path, write: Callable[[Path], object], *, suffix: str = "
     removed, ``path`` is as it was and the error propagates.
     """
     fd, name = temporary_sibling(path, suffix=suffix)
-    os.close(fd)
     temporary = Path(name)
     try:
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        read_only = not mode & stat.S_IWUSR
+        try:
+            if read_only:  # ``write`` opens the file by name: its owner must be able to
+                os.fchmod(fd, mode | stat.S_IWUSR)
+        finally:
+            os.close(fd)
         write(temporary)
+        if read_only:
+            os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:
         # A write cut short (a full disk, Ctrl-C) leaves no partial copy taking the space the
@@ -116,7 +124,8 @@ def temporary_sibling(path: Path, *, suffix: str = ".tmp") -> tuple[int, str]:
                 os.fchmod(fd, old_mode)
             except BaseException:
                 os.close(fd)
-                os.unlink(name)
+                with contextlib.suppress(OSError):  # never hides the error above
+                    os.unlink(name)
                 raise
         return fd, name
     raise FileExistsError(f"no free temporary name beside {str(path)!r}")

@@ -7,6 +7,8 @@ their output alone, and leave no file of their own behind, written or failed.
 from __future__ import annotations
 
 import os
+import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,6 +91,41 @@ def test_a_new_file_gets_the_umasks_default(tmp_path: Path, umask_027: None) -> 
     target = tmp_path / "out.txt"
     replace_file(target, lambda temporary: temporary.write_text("new"))
     assert target.stat().st_mode & 0o777 == 0o640  # not mkstemp's 0600
+
+
+def test_a_read_only_file_is_replaced_and_stays_read_only(tmp_path: Path) -> None:
+    # ``write`` opens the temporary file by name, which a non-root user could not do with a
+    # 0444 file's mode on it: it is writable while written, the old mode is put on before
+    # the rename.  (The suite runs as root, which opens it anyway: the mode is read here.)
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    target.chmod(0o444)
+    seen: list[int] = []
+
+    def write(temporary: Path) -> None:
+        seen.append(stat.S_IMODE(temporary.stat().st_mode))
+        temporary.write_text("new")
+
+    replace_file(target, write)
+    assert seen == [0o644] and stat.S_IMODE(target.stat().st_mode) == 0o444
+    assert _listing(tmp_path) == {"out.txt": b"new"}
+
+
+def test_the_umask_is_never_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Setting it to read it would give other threads' new files the mode 0666 meanwhile.
+    def refuse(mask: int) -> int:
+        raise AssertionError("os.umask called")
+
+    monkeypatch.setattr(os, "umask", refuse)
+    replace_file(tmp_path / "new.txt", lambda temporary: temporary.write_text("new"))
+    assert (tmp_path / "new.txt").read_text() == "new"
+
+
+def test_no_free_temporary_name_is_said(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(secrets, "token_hex", lambda n: "same")
+    (tmp_path / ".out.txt.same.tmp").write_text("taken")
+    with pytest.raises(FileExistsError, match="no free temporary name beside"):
+        temporary_sibling(tmp_path / "out.txt")
 
 
 def test_the_temporary_file_is_hidden_beside_the_file_and_ends_in_the_suffix(
