@@ -129,7 +129,11 @@ def _set_path(data: dict[str, Any], keys: list[str], value: Any) -> None:
 def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     # Paths in a spec are relative to the spec file, not to wherever the CLI runs.
     def absolute(value: Any) -> Any:
-        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+        if isinstance(value, str) and not value.strip():
+            # Left as it is for the spec's checks to refuse: made a path, it was the working
+            # directory (``Path("")`` is "."), never what an empty value meant.
+            return value
+        if isinstance(value, str) and not Path(value).expanduser().is_absolute():
             return str((base / value).resolve())
         return str(Path(value).expanduser()) if isinstance(value, str) else value
 

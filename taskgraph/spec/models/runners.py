@@ -92,6 +92,14 @@ class TabularRunnerSpec(_Strict):
     table: str
     split: str = "val"
 
+    @field_validator("table")
+    @classmethod
+    def _table_nonempty(cls, value: str) -> str:
+        # An empty path would be the working directory: never what an empty value meant.
+        if not value.strip():
+            raise ValueError(f"is empty ({value!r}): give the results table's CSV file")
+        return value
+
 
 class PluginRunnerSpec(BaseModel):
     """A runner a plug-in registered in :data:`taskgraph.registry.RUNNERS`.
