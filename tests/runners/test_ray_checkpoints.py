@@ -90,7 +90,9 @@ class Watch(TrainerCallback):
         if args.seed != self.seed or state.global_step != KILLED_AT or self.fired.exists():
             return None
         self.fired.touch()
-        deadline = time.monotonic() + 20  # the old code notes nothing: interrupt all the same
+        # the old code notes nothing: interrupt all the same, after a wait long enough for a
+        # driver on a loaded machine (20 s was suspected of a failure with the suite beside it)
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not self._noted():
             time.sleep(0.1)
         if self.driver is None:
