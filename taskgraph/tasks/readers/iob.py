@@ -113,6 +113,16 @@ class IobReader(Reader):
                         f"{'tab' if split_on_tab else 'whitespace'}-separated columns",
                         f"{columns} in {show(line)}",
                     )
+                if token_column % columns == tag_column % columns:
+                    # 0 and -2 of two columns are one column: every tag would be its token
+                    raise DataFormatError(
+                        path,
+                        number,
+                        "different columns for `reader_options.token_column` and "
+                        "`reader_options.tag_column`",
+                        f"{token_column} and {tag_column} are both column "
+                        f"{token_column % columns} of the {columns} columns",
+                    )
             elif len(fields) != columns:
                 raise DataFormatError(
                     path,

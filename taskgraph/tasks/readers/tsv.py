@@ -83,6 +83,14 @@ class TsvReader(Reader):
                 )
             if isinstance(value, int) and value < 0:
                 raise ConfigError(f"`reader_options.{key}` must be >= 0, but got {value}")
+        given = [(key, value) for key, value in columns.items() if value is not None]
+        for i, (key, value) in enumerate(given):
+            for other, same in given[i + 1 :]:
+                if value == same:  # a label read from the text column is the text itself
+                    raise ConfigError(
+                        f"`reader_options.{key}` and `reader_options.{other}` must name "
+                        f"different columns, but both are {value!r}"
+                    )
         names = option(options, "label_names", None, kinds=Mapping)
         if names is not None and not all(
             isinstance(k, str) and isinstance(v, str) and v for k, v in names.items()
@@ -192,6 +200,14 @@ class TsvReader(Reader):
                         f"a header with column {column!r} ({key})",
                         ", ".join(repr(f) for f in fields),
                     )
+                if fields.count(column) > 1:
+                    places = [str(i) for i, name in enumerate(fields) if name == column]
+                    raise DataFormatError(
+                        path,
+                        number,
+                        f"a header naming column {column!r} ({key}) once",
+                        f"{column!r} at columns {', '.join(places)}",
+                    )
                 indices[key] = fields.index(column)
             elif column >= len(fields):
                 raise DataFormatError(
@@ -202,6 +218,17 @@ class TsvReader(Reader):
                 )
             else:
                 indices[key] = column
+        chosen = [(key, index) for key, index in indices.items() if index is not None]
+        for i, (key, index) in enumerate(chosen):
+            for other, same in chosen[i + 1 :]:
+                if index == same:  # one by name, one by number
+                    raise DataFormatError(
+                        path,
+                        number,
+                        f"different columns for `reader_options.{key}` and "
+                        f"`reader_options.{other}`",
+                        f"both are column {index} ({fields[index]!r})",
+                    )
         return indices
 
 
