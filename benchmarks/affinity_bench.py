@@ -391,7 +391,8 @@ def source_ranking(name: str, seeds: int, setfn_seeds: int, exhaustive: bool) ->
     start = time.perf_counter()
     result = evaluate_source_ranking(table, ["sourcerank"], n_observed=3, seeds=range(seeds))
     log(
-        f"{name}: {result['n_targets']} targets x {seeds} draws (seeds) in {time.perf_counter() - start:.0f} s"
+        f"{name}: {result['n_targets'] - len(result['too_few_pairs'])} targets ranked x {seeds} "
+        f"draws (seeds) in {time.perf_counter() - start:.0f} s"
     )
     for metric in ("spearman", "ndcg", "regret@3"):
         key = metric.replace("@", "_at_")

@@ -329,9 +329,11 @@ def run_bench(
             options=options, on_fit=collect, min_ranked=MIN_RANKED,
             on_progress=lambda done, total: step("source ranking", done, total),
         )  # fmt: skip
-        if ranking["too_few_hidden"]:
+        # a target of too few pairs is not ranked at all, one of too few hidden sources gets
+        # no Spearman: to the report's reader both are targets the ranking did not score
+        if unscored := sorted({*ranking["too_few_pairs"], *ranking["too_few_hidden"]}):
             report.notes.append(
-                f"source_ranking: {first_names(ranking['too_few_hidden'])} not scored: with "
+                f"source_ranking: {first_names(unscored)} not scored: with "
                 f"{n_observed} observed, fewer than {MIN_RANKED} hidden sources are left (a "
                 "Spearman of two is +-1 whatever the ranking)"
             )

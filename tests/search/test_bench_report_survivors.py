@@ -112,6 +112,19 @@ def test_the_one_target_se_note_names_the_target_the_ranking_scored(tmp_path: Pa
     ), report.notes
 
 
+def test_targets_with_too_few_pairs_to_rank_are_named_as_not_scored(tmp_path: Path) -> None:
+    """t2's four pairs leave one hidden source beside three observed: it is not ranked at all,
+    and the report says so beside t1 (ranked, but two hidden sources get no Spearman)."""
+    counts = {"t0": 6, "t1": 5, "t2": 4, "t3": 6, **{f"t{i}": 0 for i in range(4, 7)}}
+    path = write_pair_table(tmp_path / "pairs.csv", seed=3, popular=0.05, counts=counts)
+    report = run_bench(read_long_csv(path), seeds=1, search=False)
+    assert "source_ranking" in report.evaluations
+    assert [n for n in report.notes if n.startswith("source_ranking:")] == [
+        "source_ranking: t1, t2 not scored: with 3 observed, fewer than 3 hidden sources "
+        "are left (a Spearman of two is +-1 whatever the ranking)"
+    ], report.notes
+
+
 def test_max_size_bounds_every_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The table answers groups of four; a search told to stop at two must never go past it.
     bounds: list[int | None] = []

@@ -65,7 +65,9 @@ def evaluate_source_ranking(
     every target ranked; ``taskgraph bench`` passes
     :data:`~taskgraph.affinity.evaluation.metrics.MIN_RANKED`, as a Spearman of two is +-1
     whatever the predictions); a target with fewer keeps its NDCG and regret, and
-    ``result["too_few_hidden"]`` names it.  ``on_progress(done, total)`` is called before
+    ``result["too_few_hidden"]`` names it.  A target with ``n_observed + 1`` pair rows or fewer
+    (fewer than two hidden sources) is not ranked at all: ``result["too_few_pairs"]`` names it
+    (``result["n_targets"]`` counts every target with pair rows, these included).  ``on_progress(done, total)`` is called before
     the first draw and after every draw (its fits done).
     """
     split = split or ("val" if "val" in table.splits else table.splits[0])
@@ -135,6 +137,7 @@ def evaluate_source_ranking(
         "split": split, "n_targets": len(pair_rows), "exhaustive": exhaustive,
         "rank_only": [t for t in rank_only if t in rankable],
         "too_few_hidden": [t for t in rankable if len(pair_rows[t]) - n_observed < min_ranked],
+        "too_few_pairs": [t for t in sorted(pair_rows) if t not in rankable],
     }  # fmt: skip
     result["n_draws"] = sum(len(v) for v in scores["prior"]["ndcg"].values())
     result.update({name: {m: _target_mean(scores[name][m]) for m in metrics} for name in names})
