@@ -192,9 +192,11 @@ class AffinityEstimator(abc.ABC):
 
 
 def pooled_std(values: Iterable[float], *, fallback: float = 1.0) -> float:
-    """Return the standard deviation of the finite ``values``, or ``fallback`` with fewer than two."""
+    """Return the standard deviation of the finite ``values``, or ``fallback`` with fewer than two
+    or all equal."""
     finite = [v for v in values if math.isfinite(v)]
-    if len(finite) < 2:
+    # equal values have no spread, though np.std of three 0.2s is 3.4e-17 (the mean's rounding)
+    if len(finite) < 2 or min(finite) == max(finite):
         return fallback
     return float(np.std(finite, ddof=1)) or fallback
 

@@ -531,9 +531,10 @@ class SetFunctionEstimator(AffinityEstimator):
 
     def describe(self) -> dict[str, Any]:
         """Return the chosen kernel and hyperparameters with the evidence they reached."""
+        base = super().describe()  # refuses an estimator not fitted yet
         variances = self.fit_.group_variances
         return {
-            **super().describe(),
+            **base,
             "kernel": self.kernel,
             "pooling": self.pooling_option if self.pooling_option == "bma" else self.pooling,
             # each pooling's weight in the predictions (one of 1 unless bma); kernel and the rest below: the heaviest's
