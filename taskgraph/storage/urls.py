@@ -94,7 +94,7 @@ def _rebuild_resolved_url(url: str, origin: StorageOrigin) -> ResolvedURL:
 
 
 def resolve_storage_url(
-    option: str | None = None, *, spec_storage: str | None = None
+    option: str | None = None, *, spec_storage: str | None = None, spec_origin: str | None = None
 ) -> ResolvedURL:
     """Return the storage URL: ``option``, else ``$TASKGRAPH_STORAGE``, else the spec's, else the default.
 
@@ -103,6 +103,8 @@ def resolve_storage_url(
     ``TASKGRAPH_STORAGE`` or the spec's ``storage`` field).  An empty ``--storage`` is refused
     rather than read as "not given"; an empty environment variable counts as unset.  The
     URL is returned as a :class:`ResolvedURL`, which carries where it came from.
+    ``spec_origin`` names where the spec's value came from when not the file (``--set
+    storage``).
     """
     if option is not None and not isinstance(option, str):
         hint = (
@@ -119,7 +121,7 @@ def resolve_storage_url(
     candidates: tuple[tuple[str | None, str, StorageOrigin], ...] = (
         (option, option_name("storage"), "option"),
         (os.environ.get(STORAGE_ENV), STORAGE_ENV, "env"),
-        (spec_storage, "the spec's storage field", "spec"),
+        (spec_storage, spec_origin or "the spec's storage field", "spec"),
     )
     for candidate, where, kind in candidates:
         if candidate is not None and candidate.strip():

@@ -62,3 +62,26 @@ def test_a_screen_of_a_spec_with_a_storage_field_names_the_field(
     assert result.exit_code == 2, result.output
     assert f"({url}, the spec's storage field)" in result.output
     assert not (tmp_path / "none.db").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["study", "validate"],
+        ["study", "run"],
+        ["study", "submit", "--address", "ray://127.0.0.1:1"],
+        ["study", "screen"],
+    ],
+)
+def test_a_bad_storage_set_with_set_names_the_option_not_the_spec(
+    args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The project's rule: an error in a field names the option that set it."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TASKGRAPH_STORAGE", raising=False)
+    url = f"sqlite:///{tmp_path / 'nope' / 'x.db'}"
+    result = runner.invoke(app, [*args[:2], str(SPEC), *args[2:], "--set", f"storage={url}"])
+    assert result.exit_code == 2, result.output
+    assert f"error: --set storage: storage URL {url!r}: directory " in result.output
+    assert "the spec's storage field" not in result.output
+    assert not (tmp_path / "nope").exists()

@@ -177,10 +177,16 @@ def _refuse_conflicts(
             )
 
 
-def _storage(option: str | None, spec: Any = None) -> str:
+def _storage(option: str | None, spec: Any = None, labels: dict[str, str] | None = None) -> str:
+    """Return the storage URL (``option``, else the environment's, else ``spec``'s); an error
+    in the spec's names ``--set storage`` where ``labels`` say it set the field."""
     from taskgraph.storage import resolve_storage_url
 
-    return resolve_storage_url(option, spec_storage=None if spec is None else spec.storage)
+    return resolve_storage_url(
+        option,
+        spec_storage=None if spec is None else spec.storage,
+        spec_origin=(labels or {}).get("storage"),
+    )
 
 
 def _stopped(stop: KeyboardInterrupt, what: str) -> NoReturn:

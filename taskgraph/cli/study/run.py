@@ -184,7 +184,7 @@ def run(
     checked = _load_checked(spec, overrides, labels=labels, trust_remote_code=trust_remote_code)
     _run(
         checked,
-        url=_storage(storage, checked),
+        url=_storage(storage, checked, labels),
         data=data,
         quiet=quiet,
         as_json=as_json,

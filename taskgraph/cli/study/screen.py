@@ -124,10 +124,9 @@ def screen(
             )
     _quiet_transformers()
     overrides = _parse_sets(sets)
-    checked = _load_checked(
-        spec, overrides, labels=_labels(overrides, {}), trust_remote_code=trust_remote_code
-    )
-    url = _storage(storage, checked)
+    labels = _labels(overrides, {})
+    checked = _load_checked(spec, overrides, labels=labels, trust_remote_code=trust_remote_code)
+    url = _storage(storage, checked, labels)
     if show_only:
         report = screen_report(checked.name, storage=url, screen=which)
     else:

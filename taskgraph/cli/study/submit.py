@@ -68,7 +68,7 @@ def submit(
     _refuse_conflicts(overrides, options, labels, fixed="runner.name")
     overrides.update(options)
     checked = _load_checked(spec, overrides, labels=labels, trust_remote_code=trust_remote_code)
-    url = _storage(storage, checked)
+    url = _storage(storage, checked, labels)
     if (cluster_storage or url).startswith("sqlite"):
         stderr_console.print(
             "warning: a SQLite database must be on a file system the cluster shares; use "

@@ -52,13 +52,12 @@ def _validate(
     from taskgraph.spec.checks import check_data
 
     overrides = _parse_sets(sets)
-    checked = _load_checked(
-        spec, overrides, labels=_labels(overrides, {}), trust_remote_code=trust_remote_code
-    )
+    labels = _labels(overrides, {})
+    checked = _load_checked(spec, overrides, labels=labels, trust_remote_code=trust_remote_code)
     # The same checks as `study run` (taskgraph.app.studies.running.build_engine): a spec that is
     # "valid" here does not fail there for data that is missing, or for a database URL
     # (`$TASKGRAPH_STORAGE`, else the spec's `storage`) whose directory does not exist.
-    _storage(None, checked)
+    _storage(None, checked, labels)
     data_dir = check_data(
         checked,
         data_dir=data,
