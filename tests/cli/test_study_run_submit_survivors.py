@@ -116,6 +116,10 @@ def test_a_wall_time_that_ends_before_any_trial_is_no_failure_and_says_how_to_go
         f"wall time reached (1 s); continue with `taskgraph study resume demo --storage {url}`\n"
     )
     assert ran["wall_time"] == 1.0
+    # --json: the JSON on stdout says why it stopped; stderr stays empty for the script
+    code, out, err = invoke("study", "run", str(DEMO), "--storage", url, "--json")
+    assert code == 0 and err == ""
+    assert json.loads(out)["stopped_because"] == "wall_time"
 
 
 def test_max_failures_stops_with_exit_1_and_the_reason(ran: dict[str, Any], tmp_path: Path) -> None:
