@@ -18,7 +18,15 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Strict, model_serializer, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Strict,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 __all__ = ["Domain", "DomainInput", "Scalar", "as_domain", "check_numbers", "reject_non_finite"]
 
@@ -54,6 +62,21 @@ class Domain(BaseModel):
             return {"choices": tuple(data)}
         return {"value": data}
 
+    @field_validator("value", "choices", mode="before")
+    @classmethod
+    def _scalars(cls, data: Any, info: ValidationInfo) -> Any:
+        # Said here: after this, pydantic would try each scalar type in turn and report the
+        # last failure ("Input should be a valid boolean, got [8, 16]").
+        items = data if info.field_name == "choices" and isinstance(data, (list, tuple)) else [data]
+        for item in items:
+            if isinstance(item, (list, tuple, Mapping)):
+                what = "each choice" if info.field_name == "choices" else "a fixed value"
+                raise ValueError(
+                    f"{what} must be a number, a string or true/false, got {item!r} (a list "
+                    "is a set of choices; a nested list or a mapping is no value a setting takes)"
+                )
+        return data
+
     @model_validator(mode="after")
     def _one_form(self) -> Domain:
         # `.inf` and `.nan` are YAML floats but no setting can use them (and NaN compares
@@ -69,9 +92,6 @@ class Domain(BaseModel):
                 raise ValueError(f"give either choices or low/high, not both ({DOMAIN_HELP})")
             if not self.choices:
                 raise ValueError("choices must not be empty")
-            for choice in self.choices:
-                if isinstance(choice, (list, dict)):
-                    raise ValueError(f"choices must be scalars, got {choice!r}")
         elif is_range:
             if self.low is None or self.high is None:
                 raise ValueError(f"a range needs both low and high ({DOMAIN_HELP})")

@@ -219,6 +219,13 @@ def _yaml_error(file: Path, error: yaml.YAMLError) -> str:
         and problem_mark is not None
         and context_mark.line != problem_mark.line
     ):
+        if context.startswith("while parsing a block"):
+            # A block mapping or sequence begins where the document (or the section) does:
+            # the line to fix is the one PyYAML stopped at (a bad indent, a stray bracket).
+            return (
+                f"{file}:{problem_mark.line + 1}: not valid YAML: {problem} (in the "
+                f"{context.removeprefix('while parsing a ')} from line {context_mark.line + 1})"
+            )
         return (
             f"{file}:{context_mark.line + 1}: not valid YAML: {context} here, "
             f"{problem} at line {problem_mark.line + 1}"
