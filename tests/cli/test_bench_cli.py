@@ -368,12 +368,13 @@ def test_targets_with_two_ranked_items_are_not_scored_and_named(tmp_path: Path) 
         n.startswith("pair_gains: t0 not scored: a Spearman needs 3 pair rows")
         for n in data["notes"]
     )
-    # A sixth pair for t1 only: t1 is ranked, and the others are named.
+    # A sixth pair for t1 only: t1 is ranked, and the others are named (t0 too: with two
+    # pairs it is not ranked at all)
     result = runner.invoke(app, [*base, str(_pairs_per_target(tmp_path, counts | {"t1": 6}))])
     data = json.loads(result.stdout)
     assert data["evaluations"] == ["pair_gains", "source_ranking"]
     assert any(
-        n.startswith("source_ranking: t2, t3, t4, t5, t6 not scored: with 3 observed, fewer")
+        n.startswith("source_ranking: t0, t2, t3, t4, t5 and 1 more not scored: with 3 observed")
         for n in data["notes"]
     ), data["notes"]
     assert math.isfinite(data["ranking_spearman"])

@@ -67,8 +67,9 @@ def evaluate_source_ranking(
     whatever the predictions); a target with fewer keeps its NDCG and regret, and
     ``result["too_few_hidden"]`` names it.  A target with ``n_observed + 1`` pair rows or fewer
     (fewer than two hidden sources) is not ranked at all: ``result["too_few_pairs"]`` names it
-    (``result["n_targets"]`` counts every target with pair rows, these included).  ``on_progress(done, total)`` is called before
-    the first draw and after every draw (its fits done).
+    (``result["n_targets"]`` counts every target with pair rows, these included).
+    ``on_progress(done, total)`` is called before the first draw and after every draw (its
+    fits done).
     """
     split = split or ("val" if "val" in table.splits else table.splits[0])
     records = table.to_records(split=split)
