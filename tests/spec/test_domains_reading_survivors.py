@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from taskgraph.errors import SpecError
 from taskgraph.spec import StudySpec, load_spec
 from taskgraph.spec.domains import Domain, as_domain, check_numbers, reject_non_finite
 from taskgraph.spec.limits import MAX_BATCH_SIZE, MAX_LEARNING_RATE
+from tests.spec.test_spec_limits import error_of
 
 MINIMAL = """\
 name: s1
@@ -28,19 +28,6 @@ def load(tmp_path: Path, text: str, name: str = "spec.yaml") -> StudySpec:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     return load_spec(path)
-
-
-def error_of(tmp_path: Path, text: str | bytes, name: str = "spec.yaml") -> str:
-    path = tmp_path / name
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(text, encoding="utf-8")
-    with pytest.raises(SpecError) as info:
-        load_spec(path)
-    message = str(info.value)
-    assert "\n" not in message
-    return message
 
 
 @pytest.mark.parametrize(

@@ -22,8 +22,9 @@ candidates: [synth_b, synth_c]
 """
 
 
-def error_of(tmp_path: Path, text: str | bytes) -> str:
-    path = tmp_path / "spec.yaml"
+def error_of(tmp_path: Path, text: str | bytes, name: str = "spec.yaml") -> str:
+    """Return the one-line SpecError of a spec file ``name`` holding ``text``."""
+    path = tmp_path / name
     if isinstance(text, bytes):
         path.write_bytes(text)
     else:
