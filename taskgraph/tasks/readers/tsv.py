@@ -83,14 +83,12 @@ class TsvReader(Reader):
                 )
             if isinstance(value, int) and value < 0:
                 raise ConfigError(f"`reader_options.{key}` must be >= 0, but got {value}")
-        given = [(key, value) for key, value in columns.items() if value is not None]
-        for i, (key, value) in enumerate(given):
-            for other, same in given[i + 1 :]:
-                if value == same:  # a label read from the text column is the text itself
-                    raise ConfigError(
-                        f"`reader_options.{key}` and `reader_options.{other}` must name "
-                        f"different columns, but both are {value!r}"
-                    )
+        if clash := _same_column(columns):  # a label read from the text column is the text
+            key, other, value = clash
+            raise ConfigError(
+                f"`reader_options.{key}` and `reader_options.{other}` must name "
+                f"different columns, but both are {value!r}"
+            )
         names = option(options, "label_names", None, kinds=Mapping)
         if names is not None and not all(
             isinstance(k, str) and isinstance(v, str) and v for k, v in names.items()
@@ -218,18 +216,25 @@ class TsvReader(Reader):
                 )
             else:
                 indices[key] = column
-        chosen = [(key, index) for key, index in indices.items() if index is not None]
-        for i, (key, index) in enumerate(chosen):
-            for other, same in chosen[i + 1 :]:
-                if index == same:  # one by name, one by number
-                    raise DataFormatError(
-                        path,
-                        number,
-                        f"different columns for `reader_options.{key}` and "
-                        f"`reader_options.{other}`",
-                        f"both are column {index} ({fields[index]!r})",
-                    )
+        if clash := _same_column(indices):  # one by name, one by number
+            key, other, index = clash
+            raise DataFormatError(
+                path,
+                number,
+                f"different columns for `reader_options.{key}` and `reader_options.{other}`",
+                f"both are column {index} ({fields[index]!r})",
+            )
         return indices
+
+
+def _same_column(columns: Mapping[str, Any]) -> tuple[str, str, Any] | None:
+    """Return the first two options (and their column) that name the same column, if any."""
+    given = [(key, value) for key, value in columns.items() if value is not None]
+    for i, (key, value) in enumerate(given):
+        for other, same in given[i + 1 :]:
+            if value == same:
+                return key, other, value
+    return None
 
 
 TSV = TsvReader()
