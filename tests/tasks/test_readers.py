@@ -384,6 +384,17 @@ def test_tsv_header_names_bom_quotes_and_unlabeled(tmp_path: Path) -> None:
     assert [r.line for r in records] == [2, 3]
 
 
+def test_files_joined_with_cat_lose_every_byte_order_mark_but_keep_one_inside_a_token(
+    tmp_path: Path,
+) -> None:
+    # `cat a.conll b.conll`, each saved with a BOM: the second one starts line 4.  WNUT-17's
+    # dev file has a token ending in U+FEFF ("Dubbz\ufeff"): that one is text and stays.
+    text = "\ufeffJohn\tB-PER\nsleeps\tO\n\n\ufeffMary\tB-PER\nDubbz\ufeff\tO\n"
+    records = read(tmp_path / "joined.conll", "iob", text, TAG, "ner")
+    assert [r.example.tokens for r in records] == [("John", "sleeps"), ("Mary", "Dubbz\ufeff")]
+    assert [r.example.tags for r in records] == [("B-PER", "O"), ("B-PER", "O")]
+
+
 def test_tsv_csv_quoting(tmp_path: Path) -> None:
     text = 'text\tlabel\n"a\ttab and ""quotes"""\tpos\n'
     records = read(

@@ -147,7 +147,9 @@ def read_lines(path: Path) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, text)`` for each line of a UTF-8 file, without the line ending.
 
     Decoding happens line by line so that a bad byte is reported with its line; a UTF-8 byte
-    order mark on the first line is dropped (MRPC has one).  A line longer than
+    order mark at the start of a line is dropped (MRPC's first line has one; files joined with
+    ``cat`` carry one at the start of each joined file).  One inside a line is kept: it is part
+    of the text as published (WNUT-17 has a token ending in one).  A line longer than
     :data:`MAX_LINE_CHARS` or with a word longer than :data:`MAX_WORD_CHARS` is a
     DataFormatError, raised before more than the bound is read.
     """
@@ -168,7 +170,7 @@ def read_lines(path: Path) -> Iterator[tuple[int, str]]:
                 raise DataFormatError(
                     path, number, "UTF-8 text", f"undecodable byte at column {error.start + 1}"
                 ) from None
-            if number == 1 and text.startswith("\ufeff"):
+            if text.startswith("\ufeff"):
                 text = text[1:]
             text = text.rstrip("\r\n")
             check_text(path, number, text, what="line")
