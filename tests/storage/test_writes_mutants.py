@@ -4,9 +4,8 @@ records neither."""
 
 from __future__ import annotations
 
-from sqlalchemy import create_engine, text
-
 from taskgraph.storage import open_repository
+from tests.storage.test_writes_records_survivors import stored_tasks
 
 
 def test_a_second_spec_does_not_replace_the_first(sqlite_url: str) -> None:
@@ -34,15 +33,7 @@ def test_a_run_without_fingerprints_keeps_the_tasks_stored_ones(
                 task_fingerprints=fingerprints,
                 task_types=task_types,
             )
-    engine = create_engine(sqlite_url)
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(
-                text("select name, type, fingerprint from tg_tasks order by name")
-            ).all()
-    finally:
-        engine.dispose()
-    assert [tuple(row) for row in rows] == [
+    assert stored_tasks(sqlite_url) == [
         ("ner", "token_tagging", "a" * 64),
         ("pos", "token_tagging", "p" * 64),
     ]

@@ -43,7 +43,7 @@ def test_a_study_direction_other_than_maximize_or_minimize_is_refused(sqlite_url
         assert repo.studies() == []
 
 
-def _stored_tasks(url: str) -> list[tuple[str, str | None, str | None]]:
+def stored_tasks(url: str) -> list[tuple[str, str | None, str | None]]:
     """Return (name, type, fingerprint) of every task in ``tg_tasks``, by name."""
     engine = create_engine(url)
     try:
@@ -70,7 +70,7 @@ def test_tg_tasks_keeps_the_dataset_fingerprint_last_seen(sqlite_url: str, make_
                 task_types={"ner": "token_tagging"},
             )
         runs = repo.runs(study="s")
-    assert _stored_tasks(sqlite_url) == [("ner", "token_tagging", "b" * 64)]
+    assert stored_tasks(sqlite_url) == [("ner", "token_tagging", "b" * 64)]
     # Each run keeps the fingerprint of the data it trained on.
     assert [run.task_fingerprints for run in runs] == [{"ner": "a" * 64}, {"ner": "b" * 64}]
 
