@@ -213,17 +213,18 @@ def top(
     # Not "runs": it counts every run behind the prediction, not the runs of the set alone.
     evidence = "lookahead matrices" if method == "lookahead" else "evidence runs"
     # Headers and auxiliaries with spaces wrap in a narrow terminal instead of being cut.
+    # A relative gain is shown beside the absolute one; an absolute gain is shown once.
+    columns = ["auxiliaries", f"{value} ± std", f"measured {kind} gain"]
+    columns += ["measured absolute gain"] if kind != "absolute" else []
+    columns += [evidence]
     display = [
         {"auxiliaries": " + ".join(r.auxiliaries),
          f"{value} ± std": f"{r.predicted_gain:+.4f} ± {r.std:.4f}",
-         f"measured {kind} gain": _signed(r.measured_gain),
          "measured absolute gain": _signed(absolute),
+         f"measured {kind} gain": _signed(r.measured_gain),
          evidence: r.evidence_runs}
         for r, absolute in zip(report.recommendations, report.measured_absolute, strict=True)
     ]  # fmt: skip
-    columns = list(display[0]) if display else ["auxiliaries"]
-    if kind == "absolute":  # the two measured columns would say the same
-        columns.remove("measured absolute gain")
     emit_rows(display, columns=columns,
               title=f"auxiliary sets for {target} ({report.scored_by}): "
                     f"{_predicted_title(method, kind, report.calibrated)}, beside the gain as "
