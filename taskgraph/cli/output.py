@@ -105,11 +105,22 @@ def print_line(text: str, *, err: bool = False) -> None:
 
 
 def print_table(table: Table) -> None:
-    """Print ``table`` on standard output: a terminal's width, else as wide as it needs."""
+    """Print ``table`` on standard output: a terminal's width, else as wide as it needs with
+    its title on one line above it."""
     if stdout_console.is_terminal:
         stdout_console.print(table)
-    else:  # a pipe or a log has no width: the table takes what it needs, not rich's 80 columns
-        Console(file=sys.stdout, width=_UNBOUNDED, markup=False, emoji=False).print(table)
+        return
+    # A pipe or a log has no width: the table takes what it needs, not rich's 80 columns, and
+    # its title is one line above it (rich wraps a title to the table's width, which broke a
+    # long path or sentence across lines for whoever greps it).
+    console = Console(file=sys.stdout, width=_UNBOUNDED, markup=False, emoji=False)
+    title, table.title = table.title, None
+    try:
+        if title:
+            console.print(title, soft_wrap=True)
+        console.print(table)
+    finally:
+        table.title = title
 
 
 #: the width a table may take when standard output is not a terminal

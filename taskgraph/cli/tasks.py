@@ -200,7 +200,7 @@ def list_command(
     if as_json:
         emit_json(rows)
         return
-    table = Table(title=f"{len(rows)} tasks in {directory}")
+    table = Table(title=f"{len(rows)} task{'' if len(rows) == 1 else 's'} in {directory}")
     table.add_column("name", no_wrap=True)
     table.add_column("type")
     table.add_column("splits")
