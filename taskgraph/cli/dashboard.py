@@ -76,7 +76,13 @@ def dashboard(
 
     bind_host = host.removeprefix("[").removesuffix("]")  # "[::1]", as in a URL, is "::1"
     literal6 = _is_ipv6_literal(bind_host)
-    shown = f"[{bind_host}]" if literal6 else host
+    shown = f"[{bind_host}]" if literal6 else bind_host  # brackets are for IPv6 addresses only
+    if not literal6:
+        try:  # what the socket layer does to a name; it would fail as a TypeError
+            bind_host.encode("idna")
+        except UnicodeError as error:
+            reason = str(error).rpartition("UnicodeError: ")[2].removesuffix(")")
+            raise ConfigError(f"--host {host}: not a valid host name ({reason})") from None
     try:
         server = make_server(
             bind_host,
