@@ -20,6 +20,8 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import ValidationError
+
 from taskgraph.errors import SpecError
 from taskgraph.spec.domains import Domain
 from taskgraph.spec.models import StudySpec
@@ -42,14 +44,29 @@ def domain_from_plain(name: str, data: Mapping[str, Any]) -> Domain:
     values = dict(data)
     kind = values.pop("type", None)
     values.pop("default", None)
-    if kind == "categorical":
-        return Domain(choices=tuple(values["choices"]))
-    if kind in ("int", "float"):
-        return Domain(type=kind, **values)
     try:
+        if kind == "categorical":
+            if not isinstance(values.get("choices"), list | tuple):
+                raise ValueError("a categorical parameter needs a list of `choices`")
+            return Domain(choices=tuple(values["choices"]))
+        if kind in ("int", "float"):
+            return Domain(type=kind, **values)
         return Domain.model_validate(values)
-    except ValueError as error:
-        raise SpecError(f"search space of {name}: cannot read {dict(data)!r}: {error}") from None
+    except (ValueError, TypeError) as error:  # pydantic's ValidationError is a ValueError
+        raise SpecError(
+            f"search space of {name}: cannot read {dict(data)!r}: {_reason(error)}"
+        ) from None
+
+
+def _reason(error: ValueError | TypeError) -> str:
+    """Return one line saying why a plain description is not a Domain (pydantic's first
+    error, without its multi-line report and link)."""
+    if not isinstance(error, ValidationError):
+        return str(error)
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
 
 
 def sharing_domains(
