@@ -17,9 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from taskgraph.cli.app import app
-from taskgraph.search.engine import StudyEngine
-from taskgraph.spec import spec_from_dict
-from taskgraph.testing import load_fakes, unavailable
+from taskgraph.testing import unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 TASKGRAPH = Path(sys.executable).with_name("taskgraph")
@@ -69,30 +67,6 @@ def study_trials(base: str, name: str) -> tuple[dict[str, Any], list[dict[str, A
     summary = next(s for s in summaries if s["study_name"] == name)
     detail = get_json(f"{base}/api/studies/{summary['study_id']}")
     return summary, detail["trials"]
-
-
-@pytest.fixture
-def fake_db(tmp_path: Path) -> str:
-    fakes = load_fakes()
-    url = f"sqlite:///{tmp_path / 'fake.db'}"
-    spec = spec_from_dict(
-        {
-            "name": "fake",
-            "target": "tgt",
-            "candidates": ["good", "bad"],
-            "budget": {"trials": 3},
-            "sampler": {"name": "random", "seed": 0},
-        }
-    )
-    engine = StudyEngine(
-        spec=spec,
-        storage_url=url,
-        evaluator=fakes.FakeEvaluator(),
-        sharing_spaces=fakes.SHARING_SPACES,
-    )
-    engine.run()
-    engine.close()
-    return url
 
 
 @pytest.fixture

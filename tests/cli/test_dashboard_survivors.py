@@ -20,7 +20,6 @@ import signal
 import socket
 import urllib.request
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import optuna
@@ -236,54 +235,25 @@ def listening() -> Iterator[int]:
         yield held.getsockname()[1]
 
 
-@pytest.fixture
-def study_db(tmp_path: Path) -> str:
-    """Return the URL of a records database holding one small study."""
-    from taskgraph.search.engine import StudyEngine
-    from taskgraph.spec import spec_from_dict
-    from taskgraph.testing import load_fakes
-
-    fakes = load_fakes()
-    url = f"sqlite:///{tmp_path / 'fake.db'}"
-    spec = spec_from_dict(
-        {
-            "name": "fake",
-            "target": "tgt",
-            "candidates": ["good", "bad"],
-            "budget": {"trials": 1},
-            "sampler": {"name": "random", "seed": 0},
-        }
-    )
-    engine = StudyEngine(
-        spec=spec,
-        storage_url=url,
-        evaluator=fakes.FakeEvaluator(),
-        sharing_spaces=fakes.SHARING_SPACES,
-    )
-    engine.run()
-    engine.close()
-    return url
-
-
 def test_real_bind_failures_are_one_line_naming_the_host_or_the_port(
-    study_db: str, listening: int
+    fake_db: str, listening: int
 ) -> None:
     runner = CliRunner()
-    result = runner.invoke(app, ["dashboard", "--storage", study_db, "--port", str(listening)])
+    result = runner.invoke(app, ["dashboard", "--storage", fake_db, "--port", str(listening)])
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
         f"error: --port {listening}: cannot listen on 127.0.0.1:{listening} "
         "(Address already in use)"
     ]
     # 192.0.2.1 is TEST-NET-1 (RFC 5737): an address no machine has.
-    result = runner.invoke(app, ["dashboard", "--storage", study_db, "--host", "192.0.2.1"])
+    result = runner.invoke(app, ["dashboard", "--storage", fake_db, "--host", "192.0.2.1"])
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
         "error: --host 192.0.2.1: cannot listen on 192.0.2.1:8080 (Cannot assign requested address)"
     ]
     # .invalid never resolves (RFC 6761).
     result = runner.invoke(
-        app, ["dashboard", "--storage", study_db, "--port", "0", "--host", "no-such-host.invalid"]
+        app, ["dashboard", "--storage", fake_db, "--port", "0", "--host", "no-such-host.invalid"]
     )
     assert result.exit_code == 2
     assert result.stderr.startswith(
@@ -291,8 +261,8 @@ def test_real_bind_failures_are_one_line_naming_the_host_or_the_port(
     )
 
 
-def test_requests_are_not_logged_and_stopping_says_so(study_db: str) -> None:
-    server = Dashboard(study_db)
+def test_requests_are_not_logged_and_stopping_says_so(fake_db: str) -> None:
+    server = Dashboard(fake_db)
     try:
         for _ in range(3):
             assert "study_summaries" in get_json(f"{server.base}/api/studies")
