@@ -19,22 +19,11 @@ from taskgraph.cli.app import app
 from taskgraph.cli.study import _ProgressObserver
 from taskgraph.cli.study import progress as progress_module
 from taskgraph.cli.study.progress import _EtaColumn
-from taskgraph.search.progress import StudyProgress, TrialStep
+from taskgraph.search.progress import TrialStep
 from taskgraph.trial import TrialConfig
+from tests.cli.test_study_show_screen_survivors import current_line, study_progress
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _progress(budget: int, n_complete: int, best_value: float | None = None) -> StudyProgress:
-    return StudyProgress(
-        name="s", direction="maximize", budget=budget, n_complete=n_complete, n_pruned=0,
-        n_failed=0, n_interrupted=0, n_running=0, n_waiting=0, best_value=best_value,
-        best_number=None, baseline_value=None, baseline_number=None,
-    )  # fmt: skip
-
-
-def _current(watcher: _ProgressObserver) -> str:
-    return str(watcher.progress.tasks[0].fields["current"])
 
 
 def _eta_shown(watcher: _ProgressObserver) -> str:
@@ -57,7 +46,7 @@ def test_the_eta_column_is_unknown_until_work_is_measured(monkeypatch: pytest.Mo
     monkeypatch.setattr(progress_module.time, "monotonic", lambda: clock[0])
     watcher = _ProgressObserver(name="s", quiet=True, budget=4)
     assert _eta_shown(watcher) == "ETA -:--:--"  # not open yet: nothing to go by
-    watcher.observer.on_open(_progress(4, 0))
+    watcher.observer.on_open(study_progress(4, 0))
     watcher.observer.on_trial_start(0, TrialConfig(target="t"))
     clock[0] += 60.0
     watcher.step(0, TrialStep(step=5, max_steps=10))
@@ -67,33 +56,33 @@ def test_the_eta_column_is_unknown_until_work_is_measured(monkeypatch: pytest.Mo
 
 def test_an_evaluation_of_zero_is_shown_on_the_live_line() -> None:
     watcher = _ProgressObserver(name="s", quiet=True)
-    watcher.observer.on_open(_progress(4, 0))
+    watcher.observer.on_open(study_progress(4, 0))
     watcher.observer.on_trial_start(1, TrialConfig(target="t", auxiliaries=("a",)))
     watcher.step(1, TrialStep(step=2, max_steps=4, objective=0.0))
-    assert _current(watcher) == "trial 1: a (hard), step 2/4, last evaluation 0.0000"
+    assert current_line(watcher) == "trial 1: a (hard), step 2/4, last evaluation 0.0000"
 
 
 def test_a_new_seed_at_its_first_step_drops_the_last_seeds_evaluation() -> None:
     watcher = _ProgressObserver(name="s", quiet=True)
-    watcher.observer.on_open(_progress(4, 0))
+    watcher.observer.on_open(study_progress(4, 0))
     watcher.observer.on_trial_start(1, TrialConfig(target="t", auxiliaries=("a",)))
     watcher.step(1, TrialStep(step=4, max_steps=4, n_seeds=2, objective=0.3))
-    assert _current(watcher).endswith("(seed 1/2), last evaluation 0.3000")
+    assert current_line(watcher).endswith("(seed 1/2), last evaluation 0.3000")
     watcher.step(1, TrialStep(step=1, max_steps=4, seed_index=1, n_seeds=2))
-    assert _current(watcher) == "trial 1: a (hard), step 1/4 (seed 2/2)"
+    assert current_line(watcher) == "trial 1: a (hard), step 1/4 (seed 2/2)"
 
 
 def test_no_time_is_left_once_the_trials_done_pass_a_lowered_budget() -> None:
     # `--trials 4` on a study that ran 6: nothing is left to do, not an unknown time.
     watcher = _ProgressObserver(name="s", quiet=True, budget=4)
-    watcher.observer.on_open(_progress(4, 6))
+    watcher.observer.on_open(study_progress(4, 6))
     assert watcher.eta() == 0.0
     assert _eta_shown(watcher) == "ETA 0:00:00"
 
 
 def test_the_live_display_has_no_trial_line_while_no_trial_runs() -> None:
     watcher = _ProgressObserver(name="s", quiet=True)
-    watcher.observer.on_open(_progress(4, 0))
+    watcher.observer.on_open(study_progress(4, 0))
     assert len(list(watcher.progress.get_renderables())) == 1  # the bar alone, no blank line
     watcher.observer.on_trial_start(0, TrialConfig(target="t"))
     assert len(list(watcher.progress.get_renderables())) == 2
@@ -104,7 +93,7 @@ def test_the_live_display_has_no_trial_line_while_no_trial_runs() -> None:
 
 def _log_line(capsys: pytest.CaptureFixture[str], outcome: Any) -> str:
     watcher = _ProgressObserver(name="s", quiet=True, budget=4)
-    watcher.log_trial("trial 5: a (hard)", outcome, _progress(4, 3, best_value=0.5))
+    watcher.log_trial("trial 5: a (hard)", outcome, study_progress(4, 3, best_value=0.5))
     return str(capsys.readouterr().err.strip())
 
 

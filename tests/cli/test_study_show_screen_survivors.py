@@ -130,15 +130,17 @@ def test_a_stage_named_none_reads_as_no_pretraining() -> None:
     assert _pretraining_of(none, searched=False) == ""
 
 
-def _progress(budget: int, n_complete: int) -> StudyProgress:
+def study_progress(budget: int, n_complete: int, best_value: float | None = None) -> StudyProgress:
+    """Return the progress of study "s" (maximised) with ``n_complete`` of ``budget`` trials."""
     return StudyProgress(
         name="s", direction="maximize", budget=budget, n_complete=n_complete, n_pruned=0,
-        n_failed=0, n_interrupted=0, n_running=0, n_waiting=0, best_value=None,
+        n_failed=0, n_interrupted=0, n_running=0, n_waiting=0, best_value=best_value,
         best_number=None, baseline_value=None, baseline_number=None,
     )  # fmt: skip
 
 
-def _current(watcher: _ProgressObserver) -> str:
+def current_line(watcher: _ProgressObserver) -> str:
+    """Return the live line of the running trial under ``watcher``'s bar."""
     return str(watcher.progress.tasks[0].fields["current"])
 
 
@@ -150,41 +152,41 @@ def test_the_bar_has_the_budget_before_the_study_opens() -> None:
 
 def test_the_live_line_counts_phases_and_seeds_from_one() -> None:
     watcher = _ProgressObserver(name="s", quiet=True)
-    watcher.observer.on_open(_progress(4, 0))
+    watcher.observer.on_open(study_progress(4, 0))
     watcher.observer.on_trial_start(2, TrialConfig(target="t", auxiliaries=("a",)))
     watcher.step(2, TrialStep(step=10, max_steps=20, phase_index=1, n_phases=2, n_seeds=3))
-    assert _current(watcher) == "trial 2: a (hard), step 10/20 (phase 2/2) (seed 1/3)"
+    assert current_line(watcher) == "trial 2: a (hard), step 10/20 (phase 2/2) (seed 1/3)"
 
 
 def test_a_new_trial_does_not_show_the_last_trials_evaluation() -> None:
     watcher = _ProgressObserver(name="s", quiet=True)
-    watcher.observer.on_open(_progress(4, 0))
+    watcher.observer.on_open(study_progress(4, 0))
     watcher.observer.on_trial_start(1, TrialConfig(target="t", auxiliaries=("a",)))
     watcher.step(1, TrialStep(step=4, max_steps=4, objective=0.25))
-    assert _current(watcher).endswith(", last evaluation 0.2500")
+    assert current_line(watcher).endswith(", last evaluation 0.2500")
     watcher.observer.on_trial_start(2, TrialConfig(target="t", auxiliaries=("b",)))
     watcher.step(2, TrialStep(step=1, max_steps=4))
-    assert _current(watcher) == "trial 2: b (hard), step 1/4"
+    assert current_line(watcher) == "trial 2: b (hard), step 1/4"
 
 
 def test_a_trial_resumed_past_its_first_step_does_not_show_anothers_evaluation() -> None:
     # A retried trial resumes from its checkpoint at a later step; Ray runs trials side by
     # side.  Each trial's line shows its own last evaluation only.
     watcher = _ProgressObserver(name="s", quiet=True)
-    watcher.observer.on_open(_progress(4, 0))
+    watcher.observer.on_open(study_progress(4, 0))
     watcher.observer.on_trial_start(1, TrialConfig(target="t", auxiliaries=("a",)))
     watcher.step(1, TrialStep(step=8, max_steps=8, objective=0.25))
     watcher.observer.on_trial_start(2, TrialConfig(target="t", auxiliaries=("b",)))
     watcher.step(2, TrialStep(step=5, max_steps=8))
-    assert _current(watcher) == "trial 2: b (hard), step 5/8"
+    assert current_line(watcher) == "trial 2: b (hard), step 5/8"
     watcher.step(2, TrialStep(step=6, max_steps=8, objective=0.5))
     watcher.step(1, TrialStep(step=8, max_steps=8))
-    assert _current(watcher) == "trial 1: a (hard), step 8/8, last evaluation 0.2500"
+    assert current_line(watcher) == "trial 1: a (hard), step 8/8, last evaluation 0.2500"
 
 
 def test_an_ended_trial_leaves_the_bar_and_the_live_line() -> None:
     watcher = _ProgressObserver(name="s", quiet=True)
-    watcher.observer.on_open(_progress(4, 1))
+    watcher.observer.on_open(study_progress(4, 1))
     watcher.observer.on_trial_start(1, TrialConfig(target="t", auxiliaries=("a",)))
     watcher.step(1, TrialStep(step=2, max_steps=4))
     assert watcher.progress.tasks[0].completed == pytest.approx(1.5)
@@ -192,31 +194,31 @@ def test_an_ended_trial_leaves_the_bar_and_the_live_line() -> None:
         value=0.6, last_intermediate=None, failure_reason=None,
         status=SimpleNamespace(value="complete"),
     )  # fmt: skip
-    watcher.observer.on_trial_end(1, outcome, _progress(4, 2))
+    watcher.observer.on_trial_end(1, outcome, study_progress(4, 2))
     # Its half is now the whole trial counted done, not added again.
     assert watcher.progress.tasks[0].completed == pytest.approx(2.0)
-    assert _current(watcher) == ""
+    assert current_line(watcher) == ""
 
 
 def test_no_time_is_left_once_the_budget_is_spent() -> None:
     watcher = _ProgressObserver(name="s", quiet=True)
-    watcher.observer.on_open(_progress(4, 4))
+    watcher.observer.on_open(study_progress(4, 4))
     assert watcher.eta() == 0.0  # not None, which shows as an unknown "-:--:--"
 
 
 def test_the_bar_total_never_falls_below_the_trials_done() -> None:
     # --trials lowered below what ran: `6/6`, never `6/4`.
     watcher = _ProgressObserver(name="s", quiet=True, budget=4)
-    watcher.observer.on_open(_progress(4, 6))
+    watcher.observer.on_open(study_progress(4, 6))
     assert watcher.progress.tasks[0].total == 6
 
 
 def test_quiet_prints_no_header(capsys: pytest.CaptureFixture[str]) -> None:
     loud = _ProgressObserver(name="s", quiet=False, header="study 's': 4 trials")
-    loud.observer.on_open(_progress(4, 0))
+    loud.observer.on_open(study_progress(4, 0))
     assert capsys.readouterr().err.strip() == "study 's': 4 trials"
     quiet = _ProgressObserver(name="s", quiet=True, header="study 's': 4 trials")
-    quiet.observer.on_open(_progress(4, 0))
+    quiet.observer.on_open(study_progress(4, 0))
     assert capsys.readouterr().err == ""
 
 
