@@ -27,14 +27,9 @@ from taskgraph.tasks import TaskDef, get_task, list_tasks, task_fingerprint
 from taskgraph.tasks.cache import CACHE_ENV
 from taskgraph.tasks.fingerprints import file_sha256
 from taskgraph.testing import write_sst2_data
+from tests.tasks.test_cli_tasks_unreadable import COLA_FILES, write_cola
 
 runner = CliRunner()
-
-COLA_FILES = {
-    "train": "in_domain_train.tsv",
-    "dev": "in_domain_dev.tsv",
-    "dev_ood": "out_of_domain_dev.tsv",
-}
 
 
 @pytest.fixture(autouse=True)
@@ -49,11 +44,7 @@ def data(tmp_path: Path) -> Path:
     root = write_sst2_data(tmp_path / "data")
     rows = ["sentence\tlabel"] + [f"film number {i}\t{i % 2}" for i in range(1200)]
     (root / "sst2" / "train.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    (root / "cola").mkdir()
-    for split, name in COLA_FILES.items():
-        lines = [f"src\t{i % 2}\t\tSentence number {i} of {split}." for i in range(8)]
-        (root / "cola" / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return root
+    return write_cola(root)
 
 
 def invoke(*args: str) -> Any:
